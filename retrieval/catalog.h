@@ -1,0 +1,61 @@
+/* catalog: the live product table and its FAISS vector index.
+ *
+ * Every item lives in a dense slot; the slot number is also its FAISS id, so
+ * a search hit leads straight to the item's facts and vector without another
+ * lookup. Catalog events (upserts, deletes) take the write lock; requests
+ * bracket their reads with catalog_read_begin/end and may run concurrently.
+ * The vector index is an inner-product index that supports removal, so an
+ * update is remove + add and a delete is remove; freed slots are reused. */
+#ifndef AISLE_CATALOG_H
+#define AISLE_CATALOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CATALOG_MAX_DIM 4096
+#define CATALOG_MAX_FIELD 1024 /* longest id, title, brand … accepted */
+
+typedef struct catalog_item {
+    /* All strings owned by the catalog; valid while the read lock is held. */
+    char *item_id;
+    char *title;
+    char *creator_id;
+    char *category;
+    char *brand;
+    int64_t price_cents;
+    int in_stock;
+} catalog_item;
+
+typedef struct catalog catalog;
+
+/* Creates an empty catalog for vectors of dim floats. Returns 0 or -1 (bad
+ * dim, out of memory, FAISS failure; err says which). The caller frees it
+ * with catalog_free. */
+int catalog_new(int dim, catalog **out, char *err, size_t errlen);
+void catalog_free(catalog *c);
+int catalog_dim(const catalog *c);
+
+/* Inserts or replaces the item with fields->item_id. Strings are copied;
+ * vec must hold exactly dim finite floats. Returns 0, or -1 with the reason
+ * in err, leaving the catalog as it was. */
+int catalog_upsert(catalog *c, const catalog_item *fields, const float *vec,
+                   size_t vec_len, char *err, size_t errlen);
+/* Removes the item. Returns 0, or -1 if it was not there. */
+int catalog_delete(catalog *c, const char *item_id);
+
+void catalog_read_begin(catalog *c);
+void catalog_read_end(catalog *c);
+
+/* The following need the read lock. */
+size_t catalog_count(const catalog *c);       /* live items */
+size_t catalog_slot_limit(const catalog *c);  /* slots are < this */
+/* The item in slot, or NULL when the slot is free. */
+const catalog_item *catalog_at(const catalog *c, size_t slot);
+const float *catalog_vector(const catalog *c, size_t slot);
+int catalog_lookup(const catalog *c, const char *item_id, size_t *slot);
+/* The k best items for query q by inner product, best first, into slots and
+ * scores (each k long). Returns how many were found (≤ k), or -1. */
+int catalog_search(catalog *c, const float *q, int k, size_t *slots,
+                   float *scores);
+
+#endif

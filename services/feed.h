@@ -1,0 +1,34 @@
+/* feed: keeps a server's catalog live from the aisle.catalog topic.
+ *
+ * Every server replica reads the whole topic from the beginning (its own
+ * consumer group, nothing committed), so each holds the full catalog. A
+ * message that does not parse, or whose item is invalid (an embedding of
+ * the wrong length, say), is skipped with a logged reason; a message with
+ * no value (a tombstone) deletes the item named by its key. */
+#ifndef AISLE_FEED_H
+#define AISLE_FEED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "retrieval/catalog.h"
+
+typedef struct feed feed;
+
+typedef struct feed_stats {
+    uint64_t applied;  /* upserts and deletes */
+    uint64_t rejected; /* skipped with a reason */
+} feed_stats;
+
+/* Starts consuming topic from brokers into c (borrowed; must outlive the
+ * feed) on a thread of its own. Returns 0, or -1 with err set. */
+int feed_start(const char *brokers, const char *topic, catalog *c, feed **out,
+               char *err, size_t errlen);
+/* Non-zero once every assigned partition has been read to its end at least
+ * once: the catalog is as fresh as the topic. Takes a feed*, as a callback. */
+int feed_ready(void *f);
+void feed_get_stats(feed *f, feed_stats *out);
+/* Stops the thread, leaves the group and frees f. */
+void feed_stop(feed *f);
+
+#endif

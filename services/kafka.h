@@ -1,0 +1,35 @@
+/* kafka: what every Kafka client in Aisle shares: topic names, base
+ * configuration, librdkafka's logs routed into ours, and the embedded mock
+ * cluster used by the demo, by tests and for local development. */
+#ifndef AISLE_KAFKA_H
+#define AISLE_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+
+#define KAFKA_TOPIC_SIGNALS "aisle.signals"
+#define KAFKA_TOPIC_CATALOG "aisle.catalog"
+#define KAFKA_TOPIC_DLQ "aisle.signals.dlq"
+#define KAFKA_TOPIC_CONTROL "aisle.control"
+
+/* A configuration with bootstrap.servers = brokers and Aisle's defaults.
+ * Returns NULL with err set. The caller passes it to rd_kafka_new (which
+ * takes ownership on success) or frees it with rd_kafka_conf_destroy. */
+rd_kafka_conf_t *kafka_conf_new(const char *brokers, char *err, size_t errlen);
+/* Sets one property; returns 0, or -1 with err set. */
+int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+                   char *err, size_t errlen);
+/* A producer with acks=all and idempotence, so a retried send is written
+ * once. Returns NULL with err set; free with rd_kafka_destroy. */
+rd_kafka_t *kafka_producer_new(const char *brokers, char *err, size_t errlen);
+
+typedef struct kafka_mock kafka_mock;
+
+/* Starts an in-process mock cluster of n brokers on loopback with Aisle's
+ * topics created. Returns 0, or -1 with err set; stop with kafka_mock_stop. */
+int kafka_mock_start(int n, kafka_mock **out, char *err, size_t errlen);
+/* "host:port,..." for bootstrap.servers; valid until kafka_mock_stop. */
+const char *kafka_mock_bootstraps(const kafka_mock *m);
+void kafka_mock_stop(kafka_mock *m);
+
+#endif

@@ -1,0 +1,561 @@
+/* server: gRPC core call handling for the Recommender service. */
+#include "services/server.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aisle/v1/aisle.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "ranker/rank.h"
+#include "services/clock.h"
+#include "services/log.h"
+
+#define SERVER_DEFAULT_LIMIT 10
+#define SERVER_PROFILE_ITEMS 200   /* profile items a request looks at */
+#define SERVER_POPULAR_ITEMS 200
+#define SERVER_REQUESTS_PER_METHOD 8
+
+typedef struct server_reply {
+    grpc_status_code status;
+    char msg[512];
+    uint8_t *body; /* malloc'ed packed response, owned by the reply */
+    size_t len;
+} server_reply;
+
+typedef struct server_worker server_worker;
+typedef void (*server_handler)(server_worker *w, const uint8_t *req,
+                               size_t len, server_reply *rep);
+
+typedef struct server_method {
+    const char *path;
+    server_handler handle;
+    void *handle_grpc; /* from grpc_server_register_method */
+} server_method;
+
+/* One call from request to completion; the tag of both of its batches. */
+typedef struct server_call {
+    int method; /* index into methods, or -1 for the generic request */
+    int replied;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_call_details details;
+    grpc_byte_buffer *payload;
+    grpc_byte_buffer *response;
+    grpc_slice status_msg;
+    int cancelled;
+} server_call;
+
+struct server_worker {
+    server *srv;
+    pthread_t thread;
+    profile_store *profiles;
+};
+
+struct server {
+    server_config cfg;
+    catalog *cat;
+    grpc_server *gs;
+    grpc_completion_queue *cq;
+    int port;
+    server_worker *workers;
+    int n_workers;
+    int n_threads; /* workers whose thread is running */
+    server_method methods[3];
+    int n_methods;
+    atomic_uint_fast64_t next_request_id;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int shutdown_done; /* the server's shutdown tag has arrived */
+    int accepting;     /* keep re-posting requests */
+};
+
+static char server_shutdown_tag;
+
+static void server_reply_error(server_reply *rep, grpc_status_code code,
+                               const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void server_reply_error(server_reply *rep, grpc_status_code code,
+                               const char *fmt, ...) {
+    va_list ap;
+    rep->status = code;
+    va_start(ap, fmt);
+    vsnprintf(rep->msg, sizeof(rep->msg), fmt, ap);
+    va_end(ap);
+}
+
+/* Packs msg into rep->body. */
+static void server_reply_pack(server_reply *rep, const ProtobufCMessage *msg) {
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    rep->body = malloc(len ? len : 1);
+    if (!rep->body) {
+        server_reply_error(rep, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    rep->len = protobuf_c_message_pack(msg, rep->body);
+    rep->status = GRPC_STATUS_OK;
+}
+
+static void server_request_id(server *s, char *buf, size_t len) {
+    uint64_t n = atomic_fetch_add(&s->next_request_id, 1);
+    snprintf(buf, len, "%08" PRIx64 "-%06" PRIx64,
+             (uint64_t)clock_wall_ms() & 0xffffffffu, n & 0xffffff);
+}
+
+static void server_handle_recommend(server_worker *w, const uint8_t *req,
+                                    size_t len, server_reply *rep) {
+    Aisle__V1__RecommendRequest *in;
+    Aisle__V1__RecommendResponse out = AISLE__V1__RECOMMEND_RESPONSE__INIT;
+    Aisle__V1__ScoredItem *items = NULL, **ptrs = NULL;
+    profile p = {0};
+    profile_entry *pop = NULL;
+    rank_result rr = {0};
+    int npop = 0, limit;
+    char err[256], rid[32];
+    int64_t now = clock_wall_ms();
+
+    in = aisle__v1__recommend_request__unpack(NULL, len, req);
+    if (!in) {
+        server_reply_error(rep, GRPC_STATUS_INVALID_ARGUMENT,
+                           "request body is not a valid RecommendRequest");
+        return;
+    }
+    if (!in->user_id || !*in->user_id) {
+        server_reply_error(rep, GRPC_STATUS_INVALID_ARGUMENT, "user_id is required");
+        goto out;
+    }
+    if (in->limit < 0 || in->limit > RANK_MAX_LIMIT) {
+        server_reply_error(rep, GRPC_STATUS_INVALID_ARGUMENT,
+                           "limit %d is outside 0..%d", in->limit, RANK_MAX_LIMIT);
+        goto out;
+    }
+    limit = in->limit ? in->limit : SERVER_DEFAULT_LIMIT;
+    if (profile_get(w->profiles, in->user_id, now, SERVER_PROFILE_ITEMS, &p, err,
+                    sizeof(err)) != 0) {
+        /* user_id was checked above, so this is the store failing. */
+        server_reply_error(rep, strstr(err, "user_id") ? GRPC_STATUS_INVALID_ARGUMENT
+                                                       : GRPC_STATUS_UNAVAILABLE,
+                           "%s", err);
+        goto out;
+    }
+    npop = profile_popular(w->profiles, now, SERVER_POPULAR_ITEMS, &pop, err,
+                           sizeof(err));
+    if (npop < 0) {
+        server_reply_error(rep, GRPC_STATUS_UNAVAILABLE, "%s", err);
+        goto out;
+    }
+    if (rank_recommend(w->srv->cat, &p, pop, (size_t)npop, limit, &rr, err,
+                       sizeof(err)) != 0) {
+        server_reply_error(rep, GRPC_STATUS_INTERNAL, "%s", err);
+        goto out;
+    }
+    items = calloc(rr.n ? rr.n : 1, sizeof(*items));
+    ptrs = calloc(rr.n ? rr.n : 1, sizeof(*ptrs));
+    if (!items || !ptrs) {
+        server_reply_error(rep, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < rr.n; i++) {
+        rank_hit *h = &rr.hits[i];
+        aisle__v1__scored_item__init(&items[i]);
+        items[i].item_id = h->item.item_id;
+        items[i].score = h->score;
+        items[i].reasons = h->reasons;
+        items[i].n_reasons = (size_t)h->n_reasons;
+        items[i].title = h->item.title;
+        items[i].creator_id = h->item.creator_id;
+        items[i].category = h->item.category;
+        items[i].price_cents = h->item.price_cents;
+        items[i].brand = h->item.brand;
+        ptrs[i] = &items[i];
+    }
+    server_request_id(w->srv, rid, sizeof(rid));
+    out.items = ptrs;
+    out.n_items = rr.n;
+    out.request_id = rid;
+    server_reply_pack(rep, &out.base);
+    log_debug("server", "recommend request_id=%s user=%s items=%zu", rid,
+              in->user_id, rr.n);
+out:
+    free(items);
+    free(ptrs);
+    rank_result_free(&rr);
+    profile_entries_free(pop, npop > 0 ? (size_t)npop : 0);
+    profile_clear(&p);
+    aisle__v1__recommend_request__free_unpacked(in, NULL);
+}
+
+static void server_handle_get_profile(server_worker *w, const uint8_t *req,
+                                      size_t len, server_reply *rep) {
+    Aisle__V1__GetProfileRequest *in;
+    Aisle__V1__Profile out = AISLE__V1__PROFILE__INIT;
+    Aisle__V1__WeightedId *ids = NULL, **ptrs = NULL;
+    profile p = {0};
+    size_t n;
+    char err[256];
+
+    in = aisle__v1__get_profile_request__unpack(NULL, len, req);
+    if (!in) {
+        server_reply_error(rep, GRPC_STATUS_INVALID_ARGUMENT,
+                           "request body is not a valid GetProfileRequest");
+        return;
+    }
+    if (!in->user_id || !*in->user_id) {
+        server_reply_error(rep, GRPC_STATUS_INVALID_ARGUMENT, "user_id is required");
+        goto out;
+    }
+    if (profile_get(w->profiles, in->user_id, clock_wall_ms(), SIZE_MAX >> 1, &p,
+                    err, sizeof(err)) != 0) {
+        server_reply_error(rep, strstr(err, "user_id") ? GRPC_STATUS_INVALID_ARGUMENT
+                                                       : GRPC_STATUS_UNAVAILABLE,
+                           "%s", err);
+        goto out;
+    }
+    n = p.n_items + p.n_creators;
+    ids = calloc(n ? n : 1, sizeof(*ids));
+    ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    if (!ids || !ptrs) {
+        server_reply_error(rep, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const profile_entry *e =
+            i < p.n_items ? &p.items[i] : &p.creators[i - p.n_items];
+        aisle__v1__weighted_id__init(&ids[i]);
+        ids[i].id = e->id;
+        ids[i].weight = e->weight;
+        ptrs[i] = &ids[i];
+    }
+    out.user_id = in->user_id;
+    out.items = ptrs;
+    out.n_items = p.n_items;
+    out.creators = ptrs + p.n_items;
+    out.n_creators = p.n_creators;
+    out.last_active_ms = p.last_active_ms;
+    server_reply_pack(rep, &out.base);
+out:
+    free(ids);
+    free(ptrs);
+    profile_clear(&p);
+    aisle__v1__get_profile_request__free_unpacked(in, NULL);
+}
+
+static void server_handle_health(server_worker *w, const uint8_t *req,
+                                 size_t len, server_reply *rep) {
+    Grpc__Health__V1__HealthCheckRequest *in;
+    Grpc__Health__V1__HealthCheckResponse out =
+        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    const server_config *cfg = &w->srv->cfg;
+
+    in = grpc__health__v1__health_check_request__unpack(NULL, len, req);
+    if (!in) {
+        server_reply_error(rep, GRPC_STATUS_INVALID_ARGUMENT,
+                           "request body is not a valid HealthCheckRequest");
+        return;
+    }
+    if (in->service && *in->service && strcmp(in->service, "aisle.v1.Recommender")) {
+        server_reply_error(rep, GRPC_STATUS_NOT_FOUND, "unknown service '%s'",
+                           in->service);
+    } else {
+        out.status = !cfg->ready || cfg->ready(cfg->ready_arg)
+                         ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                         : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+        server_reply_pack(rep, &out.base);
+    }
+    grpc__health__v1__health_check_request__free_unpacked(in, NULL);
+}
+
+/* Posts a request for the next call of method m (or a generic one). */
+static int server_post_request(server *s, int m) {
+    server_call *sc = calloc(1, sizeof(*sc));
+    grpc_call_error e;
+    if (!sc) return -1;
+    sc->method = m;
+    grpc_metadata_array_init(&sc->md);
+    if (m >= 0) {
+        e = grpc_server_request_registered_call(
+            s->gs, s->methods[m].handle_grpc, &sc->call, &sc->deadline, &sc->md,
+            &sc->payload, s->cq, s->cq, sc);
+    } else {
+        grpc_call_details_init(&sc->details);
+        e = grpc_server_request_call(s->gs, &sc->call, &sc->details, &sc->md,
+                                     s->cq, s->cq, sc);
+    }
+    if (e != GRPC_CALL_OK) {
+        grpc_metadata_array_destroy(&sc->md);
+        if (m < 0) grpc_call_details_destroy(&sc->details);
+        free(sc);
+        return -1;
+    }
+    return 0;
+}
+
+static void server_call_free(server_call *sc) {
+    if (sc->call) grpc_call_unref(sc->call);
+    grpc_metadata_array_destroy(&sc->md);
+    if (sc->method < 0) grpc_call_details_destroy(&sc->details);
+    if (sc->payload) grpc_byte_buffer_destroy(sc->payload);
+    if (sc->response) grpc_byte_buffer_destroy(sc->response);
+    if (sc->replied) grpc_slice_unref(sc->status_msg);
+    free(sc);
+}
+
+/* Runs the handler and starts the batch that answers the call. */
+static void server_answer(server_worker *w, server_call *sc) {
+    server *s = w->srv;
+    server_reply rep = {GRPC_STATUS_OK, "", NULL, 0};
+    grpc_op ops[4];
+    size_t nops = 0;
+
+    if (sc->method < 0) {
+        char *path = grpc_slice_to_c_string(sc->details.method);
+        server_reply_error(&rep, GRPC_STATUS_UNIMPLEMENTED,
+                           "method %s is not implemented", path);
+        gpr_free(path);
+    } else if (!sc->payload) {
+        server_reply_error(&rep, GRPC_STATUS_INVALID_ARGUMENT,
+                           "request carried no message");
+    } else {
+        grpc_byte_buffer_reader rd;
+        if (!grpc_byte_buffer_reader_init(&rd, sc->payload)) {
+            server_reply_error(&rep, GRPC_STATUS_INVALID_ARGUMENT,
+                               "request body could not be read");
+        } else {
+            grpc_slice body = grpc_byte_buffer_reader_readall(&rd);
+            grpc_byte_buffer_reader_destroy(&rd);
+            s->methods[sc->method].handle(w, GRPC_SLICE_START_PTR(body),
+                                          GRPC_SLICE_LENGTH(body), &rep);
+            grpc_slice_unref(body);
+        }
+    }
+
+    memset(ops, 0, sizeof(ops));
+    ops[nops].op = GRPC_OP_SEND_INITIAL_METADATA;
+    nops++;
+    if (rep.status == GRPC_STATUS_OK) {
+        grpc_slice body = grpc_slice_from_copied_buffer((const char *)rep.body, rep.len);
+        sc->response = grpc_raw_byte_buffer_create(&body, 1);
+        grpc_slice_unref(body);
+        ops[nops].op = GRPC_OP_SEND_MESSAGE;
+        ops[nops].data.send_message.send_message = sc->response;
+        nops++;
+    } else {
+        log_debug("server", "call failed with status %d: %s", (int)rep.status, rep.msg);
+    }
+    free(rep.body);
+    sc->status_msg = grpc_slice_from_copied_string(rep.msg);
+    sc->replied = 1;
+    ops[nops].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[nops].data.send_status_from_server.status = rep.status;
+    ops[nops].data.send_status_from_server.status_details =
+        rep.status == GRPC_STATUS_OK ? NULL : &sc->status_msg;
+    nops++;
+    ops[nops].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[nops].data.recv_close_on_server.cancelled = &sc->cancelled;
+    nops++;
+    if (grpc_call_start_batch(sc->call, ops, nops, sc, NULL) != GRPC_CALL_OK) {
+        log_error("server", "could not answer a call");
+        server_call_free(sc);
+    }
+}
+
+static void *server_worker_main(void *arg) {
+    server_worker *w = arg;
+    server *s = w->srv;
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(
+            s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+        if (ev.type != GRPC_OP_COMPLETE) continue;
+        if (ev.tag == &server_shutdown_tag) {
+            pthread_mutex_lock(&s->lock);
+            s->shutdown_done = 1;
+            pthread_cond_broadcast(&s->cond);
+            pthread_mutex_unlock(&s->lock);
+            continue;
+        }
+        server_call *sc = ev.tag;
+        if (sc->replied || !ev.success) {
+            /* The answer went out, or the request ended with the server. */
+            server_call_free(sc);
+            continue;
+        }
+        pthread_mutex_lock(&s->lock);
+        int accepting = s->accepting;
+        pthread_mutex_unlock(&s->lock);
+        if (accepting && server_post_request(s, sc->method) != 0)
+            log_error("server", "could not post a request for new calls");
+        server_answer(w, sc);
+    }
+    return NULL;
+}
+
+int server_port(const server *s) { return s->port; }
+
+int server_start(const server_config *cfg, catalog *c, server **out, char *err,
+                 size_t errlen) {
+    server *s;
+    grpc_server_credentials *creds;
+    static const struct {
+        const char *path;
+        server_handler handle;
+    } table[] = {
+        {"/aisle.v1.Recommender/Recommend", server_handle_recommend},
+        {"/aisle.v1.Recommender/GetProfile", server_handle_get_profile},
+        {"/grpc.health.v1.Health/Check", server_handle_health},
+    };
+
+    *out = NULL;
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    s->cfg = *cfg;
+    s->cat = c;
+    s->n_workers = cfg->threads > 0 ? cfg->threads : 4;
+    s->accepting = 1;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    atomic_init(&s->next_request_id, 1);
+    s->workers = calloc((size_t)s->n_workers, sizeof(*s->workers));
+    if (!s->workers) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < s->n_workers; i++) {
+        s->workers[i].srv = s;
+        if (profile_store_open(cfg->redis, &cfg->profile, &s->workers[i].profiles,
+                               err, errlen) != 0)
+            goto fail;
+    }
+
+    grpc_init();
+    s->cq = grpc_completion_queue_create_for_next(NULL);
+    s->gs = grpc_server_create(NULL, NULL);
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        s->methods[i].path = table[i].path;
+        s->methods[i].handle = table[i].handle;
+        s->methods[i].handle_grpc = grpc_server_register_method(
+            s->gs, table[i].path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        s->n_methods++;
+    }
+    grpc_server_register_completion_queue(s->gs, s->cq, NULL);
+    creds = grpc_insecure_server_credentials_create();
+    s->port = grpc_server_add_http2_port(s->gs, cfg->listen, creds);
+    grpc_server_credentials_release(creds);
+    if (s->port == 0) {
+        snprintf(err, errlen, "cannot listen on %s (bad address or port in use)",
+                 cfg->listen);
+        grpc_server_destroy(s->gs);
+        s->gs = NULL;
+        goto fail_grpc;
+    }
+    grpc_server_start(s->gs);
+    for (int m = -1; m < s->n_methods; m++)
+        for (int i = 0; i < SERVER_REQUESTS_PER_METHOD; i++)
+            if (server_post_request(s, m) != 0) {
+                snprintf(err, errlen, "cannot post requests for calls");
+                goto fail_started;
+            }
+    for (int i = 0; i < s->n_workers; i++) {
+        if (pthread_create(&s->workers[i].thread, NULL, server_worker_main,
+                           &s->workers[i]) != 0) {
+            snprintf(err, errlen, "cannot start worker threads");
+            goto fail_started;
+        }
+        s->n_threads++;
+    }
+    *out = s;
+    return 0;
+
+fail_started:
+    server_stop(s, 0);
+    return -1;
+fail_grpc:
+    grpc_completion_queue_shutdown(s->cq);
+    while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                      NULL).type != GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(s->cq);
+    grpc_shutdown();
+fail:
+    for (int i = 0; s->workers && i < s->n_workers; i++)
+        profile_store_close(s->workers[i].profiles);
+    free(s->workers);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+    return -1;
+}
+
+void server_stop(server *s, int grace_ms) {
+    struct timespec until;
+    int cancelled = 0;
+
+    pthread_mutex_lock(&s->lock);
+    s->accepting = 0;
+    pthread_mutex_unlock(&s->lock);
+    grpc_server_shutdown_and_notify(s->gs, s->cq, &server_shutdown_tag);
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += grace_ms / 1000;
+    until.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    if (s->n_threads == 0) {
+        /* No worker will see the tag: a failed start drains it here. */
+        grpc_server_cancel_all_calls(s->gs);
+        for (;;) {
+            grpc_event ev = grpc_completion_queue_next(
+                s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+            if (ev.type != GRPC_OP_COMPLETE) continue;
+            if (ev.tag == &server_shutdown_tag) break;
+            server_call_free(ev.tag);
+        }
+        s->shutdown_done = 1;
+    }
+    pthread_mutex_lock(&s->lock);
+    while (!s->shutdown_done) {
+        if (!cancelled &&
+            pthread_cond_timedwait(&s->cond, &s->lock, &until) != 0 &&
+            !s->shutdown_done) {
+            log_warn("server", "grace period over: cancelling calls in flight");
+            grpc_server_cancel_all_calls(s->gs);
+            cancelled = 1;
+        } else if (cancelled) {
+            pthread_cond_wait(&s->cond, &s->lock);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+
+    grpc_server_destroy(s->gs);
+    grpc_completion_queue_shutdown(s->cq);
+    for (int i = 0; i < s->n_threads; i++) pthread_join(s->workers[i].thread, NULL);
+    if (s->n_threads == 0) {
+        while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                          NULL).type != GRPC_QUEUE_SHUTDOWN) {
+        }
+    }
+    grpc_completion_queue_destroy(s->cq);
+    grpc_shutdown();
+    for (int i = 0; i < s->n_workers; i++) profile_store_close(s->workers[i].profiles);
+    free(s->workers);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}

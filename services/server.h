@@ -1,0 +1,41 @@
+/* server: the Recommender gRPC service on gRPC's core C API.
+ *
+ * A fixed pool of worker threads drains one completion queue. Each worker
+ * owns its Redis connection, so a request never waits for another's I/O.
+ * Registered methods are Recommender/{Recommend,GetProfile} and
+ * grpc.health.v1.Health/Check; a generic request is always outstanding so
+ * any other method is answered UNIMPLEMENTED instead of hanging. Shutdown
+ * stops accepting calls and lets in-flight calls finish, up to a grace
+ * period after which the rest are cancelled. */
+#ifndef AISLE_SERVER_H
+#define AISLE_SERVER_H
+
+#include <stddef.h>
+
+#include "retrieval/catalog.h"
+#include "services/profile.h"
+
+typedef struct server_config {
+    const char *listen; /* HOST:PORT; port 0 picks a free one */
+    const char *redis;  /* HOST:PORT */
+    int threads;        /* workers; default 4 */
+    profile_config profile;
+    /* Health reports SERVING once ready(ready_arg) is non-zero (the catalog
+     * has caught up); NULL means always ready. */
+    int (*ready)(void *arg);
+    void *ready_arg;
+} server_config;
+
+typedef struct server server;
+
+/* Starts serving. The catalog is borrowed and must outlive the server.
+ * Returns 0, or -1 with err set (bad address, port in use, no memory). Stop
+ * and free with server_stop. */
+int server_start(const server_config *cfg, catalog *c, server **out, char *err,
+                 size_t errlen);
+/* The bound port (useful when listening on port 0). */
+int server_port(const server *s);
+/* Graceful stop: in-flight calls get up to grace_ms to finish. Frees s. */
+void server_stop(server *s, int grace_ms);
+
+#endif
