@@ -4,6 +4,7 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "services/log.h"
 
@@ -68,13 +69,42 @@ rd_kafka_t *kafka_producer_new(const char *brokers, char *err, size_t errlen) {
     return rk;
 }
 
-int kafka_mock_start(int n, kafka_mock **out, char *err, size_t errlen) {
-    static const struct {
+int kafka_produce_msg(rd_kafka_t *rk, const char *topic, const char *key,
+                      const ProtobufCMessage *msg, char *err, size_t errlen) {
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(len ? len : 1);
+    rd_kafka_resp_err_t e;
+    if (!buf) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    protobuf_c_message_pack(msg, buf);
+    for (;;) {
+        /* F_FREE hands buf to librdkafka on success. */
+        e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+                              RD_KAFKA_V_KEY(key, strlen(key)),
+                              RD_KAFKA_V_VALUE(buf, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+        rd_kafka_poll(rk, 50);
+    }
+    if (e) {
+        free(buf);
+        snprintf(err, errlen, "producing to %s: %s", topic, rd_kafka_err2str(e));
+        return -1;
+    }
+    rd_kafka_poll(rk, 0);
+    return 0;
+}
+
+int kafka_mock_start(int n, int partitions, kafka_mock **out, char *err,
+                     size_t errlen) {
+    const struct {
         const char *name;
         int partitions;
     } topics[] = {
-        {KAFKA_TOPIC_SIGNALS, 8},
-        {KAFKA_TOPIC_CATALOG, 4},
+        {KAFKA_TOPIC_SIGNALS, partitions},
+        {KAFKA_TOPIC_CATALOG, partitions},
         {KAFKA_TOPIC_DLQ, 1},
         {KAFKA_TOPIC_CONTROL, 1},
     };
@@ -83,6 +113,10 @@ int kafka_mock_start(int n, kafka_mock **out, char *err, size_t errlen) {
     rd_kafka_conf_t *conf = kafka_conf_new(NULL, err, errlen);
 
     *out = NULL;
+    if (n < 1 || n > 16 || partitions < 1 || partitions > 1024) {
+        snprintf(err, errlen, "mock cluster: 1..16 brokers, 1..1024 partitions");
+        goto fail;
+    }
     if (!m || !conf) {
         if (!m) snprintf(err, errlen, "out of memory");
         goto fail;

@@ -5,6 +5,7 @@
 #define AISLE_KAFKA_H
 
 #include <librdkafka/rdkafka.h>
+#include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
 
 #define KAFKA_TOPIC_SIGNALS "aisle.signals"
@@ -23,11 +24,21 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
  * once. Returns NULL with err set; free with rd_kafka_destroy. */
 rd_kafka_t *kafka_producer_new(const char *brokers, char *err, size_t errlen);
 
+/* Serializes msg and queues it on topic with key, waiting while the local
+ * queue is full. Returns 0, or -1 with err set. Delivery is confirmed by a
+ * later rd_kafka_flush. */
+int kafka_produce_msg(rd_kafka_t *rk, const char *topic, const char *key,
+                      const ProtobufCMessage *msg, char *err, size_t errlen);
+
 typedef struct kafka_mock kafka_mock;
 
 /* Starts an in-process mock cluster of n brokers on loopback with Aisle's
- * topics created. Returns 0, or -1 with err set; stop with kafka_mock_stop. */
-int kafka_mock_start(int n, kafka_mock **out, char *err, size_t errlen);
+ * topics created, the signal and catalog topics with `partitions`
+ * partitions each (the mock keeps only a few MiB per partition, so large
+ * replays need many). Returns 0, or -1 with err set; stop with
+ * kafka_mock_stop. */
+int kafka_mock_start(int n, int partitions, kafka_mock **out, char *err,
+                     size_t errlen);
 /* "host:port,..." for bootstrap.servers; valid until kafka_mock_stop. */
 const char *kafka_mock_bootstraps(const kafka_mock *m);
 void kafka_mock_stop(kafka_mock *m);

@@ -109,7 +109,7 @@ static int profile_connect(profile_store *ps, char *err, size_t errlen) {
         snprintf(err, errlen, "redis %s:%d: %s", ps->host, ps->port,
                  ps->rc ? ps->rc->errstr : "out of memory");
         profile_disconnect(ps);
-        return -1;
+        return PROFILE_EIO;
     }
     redisSetTimeout(ps->rc, tv);
     r = redisCommand(ps->rc, "SCRIPT LOAD %s", profile_apply_lua);
@@ -119,7 +119,7 @@ static int profile_connect(profile_store *ps, char *err, size_t errlen) {
                  r && r->type == REDIS_REPLY_ERROR ? r->str : ps->rc->errstr);
         if (r) freeReplyObject(r);
         profile_disconnect(ps);
-        return -1;
+        return PROFILE_EIO;
     }
     memcpy(ps->sha, r->str, 40);
     ps->sha[40] = 0;
@@ -137,7 +137,7 @@ static int profile_fail(profile_store *ps, redisReply *r, const char *what,
                                                : "unexpected reply");
     if (r) freeReplyObject(r);
     profile_disconnect(ps);
-    return -1;
+    return PROFILE_EIO;
 }
 
 double profile_kind_weight(Aisle__V1__SignalKind kind) {
@@ -221,11 +221,11 @@ int profile_apply(profile_store *ps, Aisle__V1__Signal *const *sigs, size_t n,
     redisReply *r = NULL;
 
     if (n == 0) return 0;
-    if (profile_connect(ps, err, errlen) != 0) return -1;
+    if (profile_connect(ps, err, errlen) != 0) return PROFILE_EIO;
     applied = calloc(n, 1);
     if (!applied) {
         snprintf(err, errlen, "out of memory");
-        return -1;
+        return PROFILE_EIO;
     }
     snprintf(maxi, sizeof(maxi), "%d", ps->cfg.max_items);
     snprintf(maxc, sizeof(maxc), "%d", ps->cfg.max_creators);
@@ -329,9 +329,10 @@ int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
     char keys[4][PROFILE_KEY_MAX];
     redisReply *r = NULL;
     memset(p, 0, sizeof(*p));
-    if (profile_check_id("user_id", user_id, 1, err, errlen) != 0) return -1;
+    if (profile_check_id("user_id", user_id, 1, err, errlen) != 0)
+        return PROFILE_EINVAL;
     if (max_items == 0) max_items = 1;
-    if (profile_connect(ps, err, errlen) != 0) return -1;
+    if (profile_connect(ps, err, errlen) != 0) return PROFILE_EIO;
     profile_keys(user_id, keys);
     redisAppendCommand(ps->rc, "ZREVRANGE %s 0 %lld WITHSCORES", keys[0],
                        (long long)max_items - 1);
@@ -368,7 +369,7 @@ int profile_popular(profile_store *ps, int64_t now_ms, size_t n,
     size_t got;
     *out = NULL;
     if (n == 0) return 0;
-    if (profile_connect(ps, err, errlen) != 0) return -1;
+    if (profile_connect(ps, err, errlen) != 0) return PROFILE_EIO;
     r = redisCommand(ps->rc, "ZREVRANGE %s 0 %lld WITHSCORES",
                      PROFILE_POPULAR_KEY, (long long)n - 1);
     if (!r || r->type != REDIS_REPLY_ARRAY ||

@@ -18,6 +18,9 @@
 
 #include "aisle/v1/events.pb-c.h"
 
+#define PROFILE_EINVAL (-1) /* the caller's input is invalid */
+#define PROFILE_EIO (-2)    /* Redis failed or is unreachable */
+
 #define PROFILE_MAX_ID 256         /* longest user, item or creator id */
 #define PROFILE_LANDMARK_MS 1735689600000LL /* 2025-01-01T00:00:00Z */
 
@@ -65,21 +68,23 @@ int profile_validate(const Aisle__V1__Signal *s, int64_t now_ms, char *err,
 
 /* Applies validated signals, each atomically and at most once per event_id,
  * and bumps global popularity for the ones newly applied. Returns the number
- * newly applied (duplicates count 0), or -1 with err set when Redis failed;
+ * newly applied (duplicates count 0), or PROFILE_EIO with err set;
  * then some may have been applied and the caller retries the whole batch,
  * which de-duplication makes safe. */
 int profile_apply(profile_store *ps, Aisle__V1__Signal *const *sigs, size_t n,
                   char *err, size_t errlen);
 
 /* Reads a user's profile as of now_ms, at most max_items items. Returns 0
- * (an unknown user gives an empty profile), or -1 with err set. The caller
+ * (an unknown user gives an empty profile), PROFILE_EINVAL for a bad
+ * user_id or PROFILE_EIO, with err set. The caller
  * frees p with profile_clear. */
 int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
                 size_t max_items, profile *p, char *err, size_t errlen);
 void profile_clear(profile *p);
 
 /* The n most popular items as of now_ms, heaviest first, into *out (caller
- * frees with profile_entries_free). Returns the count, or -1 with err set. */
+ * frees with profile_entries_free). Returns the count, or PROFILE_EIO with
+ * err set. */
 int profile_popular(profile_store *ps, int64_t now_ms, size_t n,
                     profile_entry **out, char *err, size_t errlen);
 void profile_entries_free(profile_entry *e, size_t n);

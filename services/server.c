@@ -21,7 +21,6 @@
 #include "services/clock.h"
 #include "services/log.h"
 
-#define SERVER_DEFAULT_LIMIT 10
 #define SERVER_PROFILE_ITEMS 200   /* profile items a request looks at */
 #define SERVER_POPULAR_ITEMS 200
 #define SERVER_REQUESTS_PER_METHOD 8
@@ -114,17 +113,48 @@ static void server_request_id(server *s, char *buf, size_t len) {
              (uint64_t)clock_wall_ms() & 0xffffffffu, n & 0xffffff);
 }
 
+int server_recommend(catalog *c, profile_store *ps, const char *user_id,
+                     int limit, rank_result *out, char *err, size_t errlen) {
+    profile p = {0};
+    profile_entry *pop = NULL;
+    int npop, rc;
+    int64_t now = clock_wall_ms();
+
+    memset(out, 0, sizeof(*out));
+    if (limit < 0 || limit > RANK_MAX_LIMIT) {
+        snprintf(err, errlen, "limit %d is outside 0..%d", limit, RANK_MAX_LIMIT);
+        return PROFILE_EINVAL;
+    }
+    rc = profile_get(ps, user_id, now, SERVER_PROFILE_ITEMS, &p, err, errlen);
+    if (rc != 0) return rc;
+    npop = profile_popular(ps, now, SERVER_POPULAR_ITEMS, &pop, err, errlen);
+    if (npop < 0) {
+        rc = npop;
+        goto out;
+    }
+    rc = rank_recommend(c, &p, pop, (size_t)npop, limit ? limit : SERVER_DEFAULT_LIMIT,
+                        out, err, errlen) == 0 ? 0 : SERVER_EINTERNAL;
+out:
+    profile_entries_free(pop, npop > 0 ? (size_t)npop : 0);
+    profile_clear(&p);
+    return rc;
+}
+
+/* The gRPC status for a pipeline error code. */
+static grpc_status_code server_status_of(int rc) {
+    return rc == PROFILE_EINVAL ? GRPC_STATUS_INVALID_ARGUMENT
+           : rc == PROFILE_EIO  ? GRPC_STATUS_UNAVAILABLE
+                                : GRPC_STATUS_INTERNAL;
+}
+
 static void server_handle_recommend(server_worker *w, const uint8_t *req,
                                     size_t len, server_reply *rep) {
     Aisle__V1__RecommendRequest *in;
     Aisle__V1__RecommendResponse out = AISLE__V1__RECOMMEND_RESPONSE__INIT;
     Aisle__V1__ScoredItem *items = NULL, **ptrs = NULL;
-    profile p = {0};
-    profile_entry *pop = NULL;
     rank_result rr = {0};
-    int npop = 0, limit;
     char err[256], rid[32];
-    int64_t now = clock_wall_ms();
+    int rc;
 
     in = aisle__v1__recommend_request__unpack(NULL, len, req);
     if (!in) {
@@ -132,33 +162,10 @@ static void server_handle_recommend(server_worker *w, const uint8_t *req,
                            "request body is not a valid RecommendRequest");
         return;
     }
-    if (!in->user_id || !*in->user_id) {
-        server_reply_error(rep, GRPC_STATUS_INVALID_ARGUMENT, "user_id is required");
-        goto out;
-    }
-    if (in->limit < 0 || in->limit > RANK_MAX_LIMIT) {
-        server_reply_error(rep, GRPC_STATUS_INVALID_ARGUMENT,
-                           "limit %d is outside 0..%d", in->limit, RANK_MAX_LIMIT);
-        goto out;
-    }
-    limit = in->limit ? in->limit : SERVER_DEFAULT_LIMIT;
-    if (profile_get(w->profiles, in->user_id, now, SERVER_PROFILE_ITEMS, &p, err,
-                    sizeof(err)) != 0) {
-        /* user_id was checked above, so this is the store failing. */
-        server_reply_error(rep, strstr(err, "user_id") ? GRPC_STATUS_INVALID_ARGUMENT
-                                                       : GRPC_STATUS_UNAVAILABLE,
-                           "%s", err);
-        goto out;
-    }
-    npop = profile_popular(w->profiles, now, SERVER_POPULAR_ITEMS, &pop, err,
-                           sizeof(err));
-    if (npop < 0) {
-        server_reply_error(rep, GRPC_STATUS_UNAVAILABLE, "%s", err);
-        goto out;
-    }
-    if (rank_recommend(w->srv->cat, &p, pop, (size_t)npop, limit, &rr, err,
-                       sizeof(err)) != 0) {
-        server_reply_error(rep, GRPC_STATUS_INTERNAL, "%s", err);
+    rc = server_recommend(w->srv->cat, w->profiles, in->user_id, in->limit, &rr,
+                          err, sizeof(err));
+    if (rc != 0) {
+        server_reply_error(rep, server_status_of(rc), "%s", err);
         goto out;
     }
     items = calloc(rr.n ? rr.n : 1, sizeof(*items));
@@ -192,8 +199,6 @@ out:
     free(items);
     free(ptrs);
     rank_result_free(&rr);
-    profile_entries_free(pop, npop > 0 ? (size_t)npop : 0);
-    profile_clear(&p);
     aisle__v1__recommend_request__free_unpacked(in, NULL);
 }
 
@@ -205,6 +210,7 @@ static void server_handle_get_profile(server_worker *w, const uint8_t *req,
     profile p = {0};
     size_t n;
     char err[256];
+    int rc;
 
     in = aisle__v1__get_profile_request__unpack(NULL, len, req);
     if (!in) {
@@ -212,15 +218,10 @@ static void server_handle_get_profile(server_worker *w, const uint8_t *req,
                            "request body is not a valid GetProfileRequest");
         return;
     }
-    if (!in->user_id || !*in->user_id) {
-        server_reply_error(rep, GRPC_STATUS_INVALID_ARGUMENT, "user_id is required");
-        goto out;
-    }
-    if (profile_get(w->profiles, in->user_id, clock_wall_ms(), SIZE_MAX >> 1, &p,
-                    err, sizeof(err)) != 0) {
-        server_reply_error(rep, strstr(err, "user_id") ? GRPC_STATUS_INVALID_ARGUMENT
-                                                       : GRPC_STATUS_UNAVAILABLE,
-                           "%s", err);
+    rc = profile_get(w->profiles, in->user_id, clock_wall_ms(), SIZE_MAX >> 1, &p,
+                     err, sizeof(err));
+    if (rc != 0) {
+        server_reply_error(rep, server_status_of(rc), "%s", err);
         goto out;
     }
     n = p.n_items + p.n_creators;

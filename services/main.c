@@ -1,0 +1,354 @@
+/* main: the aisle binary. One executable carries every role (serve,
+ * ingest, demo, tools), so a deployment ships and versions one file; each
+ * subcommand parses its own flags and explains them under --help. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "services/cli.h"
+#include "services/clock.h"
+#include "services/demo.h"
+#include "services/feed.h"
+#include "services/ingest.h"
+#include "services/kafka.h"
+#include "services/log.h"
+#include "services/server.h"
+#include "services/synth.h"
+
+static const char main_usage[] =
+    "Usage: aisle COMMAND [FLAGS]\n"
+    "\n"
+    "Aisle: real-time personalization and shopping recommendations.\n"
+    "\n"
+    "Commands:\n"
+    "  serve       answer the Recommender gRPC service from the live catalog and profiles\n"
+    "  ingest      apply user signals from Kafka to Redis profiles (consumer-group worker)\n"
+    "  demo        run everything on embedded defaults with a generated shop\n"
+    "  kafka-mock  run an in-process Kafka mock cluster for development and tests\n"
+    "  synth       produce a generated catalog and shopper signals to Kafka\n"
+    "\n"
+    "'aisle COMMAND --help' explains each command's flags.\n";
+
+/* Flags every long-running role shares. */
+static int main_log_level(const char *cmd, const char *s) {
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) {
+            log_set_level(i);
+            return 0;
+        }
+    return cli_usage_error(cmd, "--log-level must be debug, info, warn or error");
+}
+
+static const char serve_usage[] =
+    "Usage: aisle serve --kafka-brokers LIST --redis HOST:PORT [FLAGS]\n"
+    "\n"
+    "Answers the aisle.v1.Recommender gRPC service (and grpc.health.v1) from a live\n"
+    "catalog read from Kafka and user profiles read from Redis.\n"
+    "\n"
+    "  --listen HOST:PORT     gRPC address (default 127.0.0.1:50051; port 0 picks a free one)\n"
+    "  --kafka-brokers LIST   Kafka bootstrap servers, HOST:PORT[,HOST:PORT...] (required)\n"
+    "  --redis HOST:PORT      Redis that holds the profiles (required)\n"
+    "  --dim N                embedding length of catalog items (default 32)\n"
+    "  --threads N            gRPC worker threads (default 4)\n"
+    "  --catalog-topic NAME   catalog topic (default aisle.catalog)\n"
+    "  --half-life-s S        profile decay half-life, as given to ingest (default 604800)\n"
+    "  --grace-ms MS          time in-flight calls get at shutdown (default 10000)\n"
+    "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+    "  -h, --help             show this help\n";
+
+static int main_serve(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, 'l'},      {"kafka-brokers", required_argument, 0, 'k'},
+        {"redis", required_argument, 0, 'r'},       {"dim", required_argument, 0, 'd'},
+        {"threads", required_argument, 0, 't'},     {"catalog-topic", required_argument, 0, 'c'},
+        {"half-life-s", required_argument, 0, 'H'}, {"grace-ms", required_argument, 0, 'g'},
+        {"log-level", required_argument, 0, 'L'},   {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    server_config sc = {.listen = "127.0.0.1:50051", .threads = 4};
+    const char *brokers = NULL, *topic = KAFKA_TOPIC_CATALOG;
+    long long dim = 32, v, grace = 10000;
+    catalog *cat = NULL;
+    feed *fd = NULL;
+    server *srv = NULL;
+    atomic_int *stop;
+    char err[512];
+    int c, rc = 1;
+
+    profile_config_default(&sc.profile);
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': sc.listen = optarg; break;
+        case 'k': brokers = optarg; break;
+        case 'r': sc.redis = optarg; break;
+        case 'd':
+            if (cli_int("serve", "dim", optarg, 1, CATALOG_MAX_DIM, &dim)) return CLI_EXIT_USAGE;
+            break;
+        case 't':
+            if (cli_int("serve", "threads", optarg, 1, 256, &v)) return CLI_EXIT_USAGE;
+            sc.threads = (int)v;
+            break;
+        case 'c': topic = optarg; break;
+        case 'H':
+            if (cli_double("serve", "half-life-s", optarg, 1, 1e9, &sc.profile.half_life_s))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'g':
+            if (cli_int("serve", "grace-ms", optarg, 0, 3600000, &grace)) return CLI_EXIT_USAGE;
+            break;
+        case 'L':
+            if (main_log_level("serve", optarg)) return CLI_EXIT_USAGE;
+            break;
+        case 'h': fputs(serve_usage, stdout); return 0;
+        default: return cli_usage_error("serve", "unknown or incomplete flag");
+        }
+    }
+    if (optind < argc) return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+    if (!brokers) return cli_usage_error("serve", "--kafka-brokers is required");
+    if (!sc.redis) return cli_usage_error("serve", "--redis is required");
+
+    stop = cli_stop_flag();
+    if (catalog_new((int)dim, &cat, err, sizeof(err)) ||
+        feed_start(brokers, topic, cat, &fd, err, sizeof(err)))
+        goto fail;
+    sc.ready = feed_ready;
+    sc.ready_arg = fd;
+    if (server_start(&sc, cat, &srv, err, sizeof(err))) goto fail;
+    printf("aisle serve: listening on port %d\n", server_port(srv));
+    fflush(stdout);
+    log_info("serve", "gRPC on %s (port %d), catalog from %s, profiles in %s", sc.listen,
+             server_port(srv), topic, sc.redis);
+    while (!atomic_load(stop)) clock_sleep_ms(100);
+    log_info("serve", "shutting down: in-flight calls get %lld ms", grace);
+    server_stop(srv, (int)grace);
+    srv = NULL;
+    rc = 0;
+    goto out;
+fail:
+    log_error("serve", "%s", err);
+out:
+    feed_stop(fd);
+    catalog_free(cat);
+    return rc;
+}
+
+static const char ingest_usage[] =
+    "Usage: aisle ingest --kafka-brokers LIST --redis HOST:PORT [FLAGS]\n"
+    "\n"
+    "Consumes user signals (topic aisle.signals) as a member of a consumer group and\n"
+    "applies each to its user's profile in Redis, exactly once in effect. Messages\n"
+    "that fail to parse or validate go to the dead-letter topic with the reason.\n"
+    "Run several to share the partitions.\n"
+    "\n"
+    "  --kafka-brokers LIST   Kafka bootstrap servers (required)\n"
+    "  --redis HOST:PORT      Redis that holds the profiles (required)\n"
+    "  --group NAME           consumer group (default aisle-ingest)\n"
+    "  --topic NAME           signal topic (default aisle.signals)\n"
+    "  --dlq-topic NAME       dead-letter topic (default aisle.signals.dlq)\n"
+    "  --batch N              most messages per batch (default 500)\n"
+    "  --half-life-s S        profile decay half-life (default 604800, one week)\n"
+    "  --max-items N          profile items kept per user (default 500)\n"
+    "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+    "  -h, --help             show this help\n";
+
+static int main_ingest(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"kafka-brokers", required_argument, 0, 'k'}, {"redis", required_argument, 0, 'r'},
+        {"group", required_argument, 0, 'g'},         {"topic", required_argument, 0, 't'},
+        {"dlq-topic", required_argument, 0, 'D'},     {"batch", required_argument, 0, 'b'},
+        {"half-life-s", required_argument, 0, 'H'},   {"max-items", required_argument, 0, 'm'},
+        {"log-level", required_argument, 0, 'L'},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    ingest_config cfg;
+    long long v;
+    char err[512];
+    int c;
+
+    ingest_config_default(&cfg);
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': cfg.brokers = optarg; break;
+        case 'r': cfg.redis = optarg; break;
+        case 'g': cfg.group = optarg; break;
+        case 't': cfg.topic = optarg; break;
+        case 'D': cfg.dlq_topic = optarg; break;
+        case 'b':
+            if (cli_int("ingest", "batch", optarg, 1, 100000, &v)) return CLI_EXIT_USAGE;
+            cfg.batch_max = (int)v;
+            break;
+        case 'H':
+            if (cli_double("ingest", "half-life-s", optarg, 1, 1e9, &cfg.profile.half_life_s))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'm':
+            if (cli_int("ingest", "max-items", optarg, 1, 1000000, &v)) return CLI_EXIT_USAGE;
+            cfg.profile.max_items = (int)v;
+            break;
+        case 'L':
+            if (main_log_level("ingest", optarg)) return CLI_EXIT_USAGE;
+            break;
+        case 'h': fputs(ingest_usage, stdout); return 0;
+        default: return cli_usage_error("ingest", "unknown or incomplete flag");
+        }
+    }
+    if (optind < argc) return cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);
+    if (!cfg.brokers) return cli_usage_error("ingest", "--kafka-brokers is required");
+    if (!cfg.redis) return cli_usage_error("ingest", "--redis is required");
+    if (ingest_run(&cfg, NULL, cli_stop_flag(), err, sizeof(err)) != 0) {
+        log_error("ingest", "%s", err);
+        return 1;
+    }
+    return 0;
+}
+
+static const char kafka_mock_usage[] =
+    "Usage: aisle kafka-mock [FLAGS]\n"
+    "\n"
+    "Runs librdkafka's mock Kafka cluster (the real protocol on loopback) with Aisle's\n"
+    "topics, prints 'bootstrap=HOST:PORT,...' on stdout, and serves until stopped.\n"
+    "For development and tests: it keeps only a few MiB per partition.\n"
+    "\n"
+    "  --brokers N      brokers in the cluster (default 1)\n"
+    "  --partitions N   partitions of the signal and catalog topics (default 16)\n"
+    "  -h, --help       show this help\n";
+
+static int main_kafka_mock(int argc, char **argv) {
+    static const struct option opts[] = {{"brokers", required_argument, 0, 'b'},
+                                         {"partitions", required_argument, 0, 'p'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    long long brokers = 1, parts = 16;
+    kafka_mock *m;
+    atomic_int *stop;
+    char err[512];
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'b':
+            if (cli_int("kafka-mock", "brokers", optarg, 1, 16, &brokers)) return CLI_EXIT_USAGE;
+            break;
+        case 'p':
+            if (cli_int("kafka-mock", "partitions", optarg, 1, 1024, &parts))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'h': fputs(kafka_mock_usage, stdout); return 0;
+        default: return cli_usage_error("kafka-mock", "unknown or incomplete flag");
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("kafka-mock", "unexpected argument '%s'", argv[optind]);
+    stop = cli_stop_flag();
+    if (kafka_mock_start((int)brokers, (int)parts, &m, err, sizeof(err)) != 0) {
+        log_error("kafka-mock", "%s", err);
+        return 1;
+    }
+    printf("bootstrap=%s\n", kafka_mock_bootstraps(m));
+    fflush(stdout);
+    while (!atomic_load(stop)) clock_sleep_ms(100);
+    kafka_mock_stop(m);
+    return 0;
+}
+
+static const char synth_usage[] =
+    "Usage: aisle synth --kafka-brokers LIST [FLAGS]\n"
+    "\n"
+    "Produces a generated shop to Kafka: catalog items (with embeddings) to\n"
+    "aisle.catalog, then shoppers' signals to aisle.signals. The same seed gives\n"
+    "the same shop. For demos, load tests and benchmarks.\n"
+    "\n"
+    "  --kafka-brokers LIST      Kafka bootstrap servers (required)\n"
+    "  --items N                 catalog items (default 5000; 0 sends none)\n"
+    "  --creators N              creators (default 200)\n"
+    "  --users N                 shoppers (default 200)\n"
+    "  --signals-per-user N      signals per shopper (default 30; 0 sends none)\n"
+    "  --dim N                   embedding length (default 32)\n"
+    "  --seed N                  generator seed (default 1)\n"
+    "  -h, --help                show this help\n";
+
+static int main_synth(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"kafka-brokers", required_argument, 0, 'k'}, {"items", required_argument, 0, 'i'},
+        {"creators", required_argument, 0, 'c'},      {"users", required_argument, 0, 'u'},
+        {"signals-per-user", required_argument, 0, 's'}, {"dim", required_argument, 0, 'd'},
+        {"seed", required_argument, 0, 'S'},          {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    synth_config sc;
+    const char *brokers = NULL;
+    long long items = 5000, v, per_user = 30;
+    synth_world *w = NULL;
+    rd_kafka_t *rk = NULL;
+    char err[512];
+    int c, rc = 1;
+
+    synth_config_default(&sc);
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': brokers = optarg; break;
+        case 'i':
+            if (cli_int("synth", "items", optarg, 0, 10000000, &items)) return CLI_EXIT_USAGE;
+            break;
+        case 'c':
+            if (cli_int("synth", "creators", optarg, 1, 1000000, &v)) return CLI_EXIT_USAGE;
+            sc.n_creators = (size_t)v;
+            break;
+        case 'u':
+            if (cli_int("synth", "users", optarg, 0, 10000000, &v)) return CLI_EXIT_USAGE;
+            sc.n_users = (size_t)v;
+            break;
+        case 's':
+            if (cli_int("synth", "signals-per-user", optarg, 0, 100000, &per_user))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'd':
+            if (cli_int("synth", "dim", optarg, 1, CATALOG_MAX_DIM, &v)) return CLI_EXIT_USAGE;
+            sc.dim = (int)v;
+            break;
+        case 'S':
+            if (cli_int("synth", "seed", optarg, 0, INT64_MAX, &v)) return CLI_EXIT_USAGE;
+            sc.seed = (uint64_t)v;
+            break;
+        case 'h': fputs(synth_usage, stdout); return 0;
+        default: return cli_usage_error("synth", "unknown or incomplete flag");
+        }
+    }
+    if (optind < argc) return cli_usage_error("synth", "unexpected argument '%s'", argv[optind]);
+    if (!brokers) return cli_usage_error("synth", "--kafka-brokers is required");
+    /* The world always has items for signals to point at. */
+    sc.n_items = items ? (size_t)items : 5000;
+    if (synth_world_new(&sc, &w, err, sizeof(err)) ||
+        !(rk = kafka_producer_new(brokers, err, sizeof(err))) ||
+        demo_produce_catalog(rk, w, (size_t)items, err, sizeof(err)) ||
+        demo_produce_signals(rk, w, (size_t)per_user, sc.seed, err, sizeof(err)))
+        goto out;
+    printf("produced %lld catalog items and %lld signals\n", items,
+           per_user * (long long)sc.n_users);
+    rc = 0;
+out:
+    if (rc) log_error("synth", "%s", err);
+    if (rk) rd_kafka_destroy(rk);
+    synth_world_free(w);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } cmds[] = {
+        {"serve", main_serve},   {"ingest", main_ingest},         {"demo", demo_main},
+        {"synth", main_synth},   {"kafka-mock", main_kafka_mock},
+    };
+    /* FAISS parallelizes one query over OpenMP threads; the server already
+     * runs a request per worker, so extra threads only contend. */
+    setenv("OMP_NUM_THREADS", "1", 0);
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(main_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_EXIT_USAGE : 0;
+    }
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "aisle: unknown command '%s'\n\n%s", argv[1], main_usage);
+    return CLI_EXIT_USAGE;
+}
