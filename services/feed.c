@@ -1,4 +1,9 @@
-/* feed: aisle.catalog → catalog, on one consumer thread. */
+/* feed: aisle.catalog → catalog, on one consumer thread.
+ *
+ * The consumer assigns itself every partition instead of joining a group:
+ * replicas must each read everything, and group membership would only add
+ * join delays and rebalances when replicas come and go. The partition list
+ * is refreshed now and then, so partitions added later are read too. */
 #include "services/feed.h"
 
 #include <pthread.h>
@@ -9,14 +14,18 @@
 #include <unistd.h>
 
 #include "aisle/v1/events.pb-c.h"
+#include "services/clock.h"
 #include "services/kafka.h"
 #include "services/log.h"
 
 #define FEED_MAX_PARTITIONS 4096
+#define FEED_REFRESH_MS 30000
 
 struct feed {
     rd_kafka_t *rk;
     catalog *cat;
+    char *topic;
+    int n_assigned; /* partitions 0..n_assigned-1 are assigned */
     pthread_t thread;
     atomic_int stop;
     atomic_int ready;
@@ -70,30 +79,74 @@ static void feed_apply(feed *f, const rd_kafka_message_t *m) {
     aisle__v1__catalog_item__free_unpacked(ci, NULL);
 }
 
-/* Ready when the current assignment is non-empty and every partition in it
- * has reported end-of-partition at least once. */
+/* Ready when partitions are assigned and each has reported end-of-partition
+ * at least once. */
 static void feed_check_ready(feed *f) {
+    if (atomic_load(&f->ready) || f->n_assigned == 0) return;
+    for (int p = 0; p < f->n_assigned; p++)
+        if (!f->at_end[p]) return;
+    atomic_store(&f->ready, 1);
+    log_info("feed", "catalog caught up: %llu events applied, %llu skipped",
+             (unsigned long long)atomic_load(&f->applied),
+             (unsigned long long)atomic_load(&f->rejected));
+}
+
+/* Assigns partitions that appeared since the last call, from the start;
+ * partitions already assigned keep their positions. Returns 0, or -1 when
+ * the topic's metadata could not be had (retried later). */
+static int feed_assign(feed *f) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(f->rk, f->topic, NULL);
     rd_kafka_topic_partition_list_t *parts = NULL;
-    int all = 1;
-    if (atomic_load(&f->ready)) return;
-    if (rd_kafka_assignment(f->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
-    if (parts->cnt == 0) all = 0;
-    for (int i = 0; i < parts->cnt && all; i++) {
-        int p = parts->elems[i].partition;
-        if (p < 0 || p >= FEED_MAX_PARTITIONS || !f->at_end[p]) all = 0;
+    rd_kafka_resp_err_t e;
+    int n, rc = -1;
+
+    if (!rkt) return -1;
+    e = rd_kafka_metadata(f->rk, 0, rkt, &md, 5000);
+    if (e || md->topic_cnt != 1 || md->topics[0].err) {
+        log_warn("feed", "no metadata for topic %s yet: %s", f->topic,
+                 rd_kafka_err2str(e ? e : md->topic_cnt ? md->topics[0].err
+                                                        : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+        goto out;
     }
-    rd_kafka_topic_partition_list_destroy(parts);
-    if (all) {
-        atomic_store(&f->ready, 1);
-        log_info("feed", "catalog caught up: %llu events applied, %llu skipped",
-                 (unsigned long long)atomic_load(&f->applied),
-                 (unsigned long long)atomic_load(&f->rejected));
+    n = md->topics[0].partition_cnt;
+    if (n > FEED_MAX_PARTITIONS) n = FEED_MAX_PARTITIONS;
+    rc = 0;
+    if (n <= f->n_assigned) goto out;
+    parts = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n; p++)
+        rd_kafka_topic_partition_list_add(parts, f->topic, p)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    if (f->n_assigned > 0) {
+        rd_kafka_position(f->rk, parts);
+        for (int p = 0; p < n; p++)
+            if (p >= f->n_assigned || parts->elems[p].offset < 0)
+                parts->elems[p].offset = RD_KAFKA_OFFSET_BEGINNING;
     }
+    e = rd_kafka_assign(f->rk, parts);
+    if (e) {
+        log_warn("feed", "assigning %s: %s", f->topic, rd_kafka_err2str(e));
+        rc = -1;
+        goto out;
+    }
+    log_info("feed", "reading %d partitions of %s", n, f->topic);
+    f->n_assigned = n;
+out:
+    if (parts) rd_kafka_topic_partition_list_destroy(parts);
+    if (md) rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return rc;
 }
 
 static void *feed_main(void *arg) {
     feed *f = arg;
+    int64_t next_refresh = 0;
     while (!atomic_load(&f->stop)) {
+        if (clock_mono_ms() >= next_refresh) {
+            /* Until the first assignment works, retry every second. */
+            next_refresh = clock_mono_ms() +
+                           (feed_assign(f) == 0 && f->n_assigned ? FEED_REFRESH_MS : 1000);
+        }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(f->rk, 100);
         if (!m) continue;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -112,26 +165,23 @@ static void *feed_main(void *arg) {
 
 int feed_start(const char *brokers, const char *topic, catalog *c, feed **out,
                char *err, size_t errlen) {
-    char group[128], host[64] = "host", why[512];
+    char why[512], group[96];
     rd_kafka_conf_t *conf = NULL;
-    rd_kafka_topic_partition_list_t *topics = NULL;
-    rd_kafka_resp_err_t e;
     feed *f = calloc(1, sizeof(*f));
 
     *out = NULL;
-    if (!f) {
+    if (!f || !(f->topic = strdup(topic))) {
         snprintf(err, errlen, "out of memory");
-        return -1;
+        goto fail;
     }
     f->cat = c;
-    gethostname(host, sizeof(host) - 1);
-    /* A group of its own, so this replica is assigned every partition. */
-    snprintf(group, sizeof(group), "aisle-serve-%s-%d-%lx", host, (int)getpid(),
+    /* librdkafka wants a group.id even for assign(); nothing is committed
+     * under it and no group is ever joined. */
+    snprintf(group, sizeof(group), "aisle-serve-%d-%lx", (int)getpid(),
              (unsigned long)(uintptr_t)f);
     conf = kafka_conf_new(brokers, err, errlen);
     if (!conf || kafka_conf_set(conf, "group.id", group, err, errlen) ||
         kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) ||
-        kafka_conf_set(conf, "auto.offset.reset", "earliest", err, errlen) ||
         kafka_conf_set(conf, "enable.partition.eof", "true", err, errlen))
         goto fail;
     f->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
@@ -141,14 +191,6 @@ int feed_start(const char *brokers, const char *topic, catalog *c, feed **out,
     }
     conf = NULL;
     rd_kafka_poll_set_consumer(f->rk);
-    topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
-    e = rd_kafka_subscribe(f->rk, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (e) {
-        snprintf(err, errlen, "subscribing to %s: %s", topic, rd_kafka_err2str(e));
-        goto fail;
-    }
     if (pthread_create(&f->thread, NULL, feed_main, f) != 0) {
         snprintf(err, errlen, "cannot start the catalog feed thread");
         goto fail;
@@ -157,10 +199,11 @@ int feed_start(const char *brokers, const char *topic, catalog *c, feed **out,
     return 0;
 fail:
     if (conf) rd_kafka_conf_destroy(conf);
-    if (f->rk) {
+    if (f && f->rk) {
         rd_kafka_consumer_close(f->rk);
         rd_kafka_destroy(f->rk);
     }
+    if (f) free(f->topic);
     free(f);
     return -1;
 }
@@ -178,5 +221,6 @@ void feed_stop(feed *f) {
     pthread_join(f->thread, NULL);
     rd_kafka_consumer_close(f->rk);
     rd_kafka_destroy(f->rk);
+    free(f->topic);
     free(f);
 }

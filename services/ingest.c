@@ -223,7 +223,10 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
     conf = kafka_conf_new(cfg->brokers, err, errlen);
     if (!conf || kafka_conf_set(conf, "group.id", cfg->group, err, errlen) ||
         kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) ||
-        kafka_conf_set(conf, "auto.offset.reset", "earliest", err, errlen))
+        kafka_conf_set(conf, "auto.offset.reset", "earliest", err, errlen) ||
+        /* Freshness: brokers that cannot wake a waiting fetch early (the
+         * mock cluster) would otherwise hold signals for up to 500 ms. */
+        kafka_conf_set(conf, "fetch.wait.max.ms", "20", err, errlen))
         goto out;
     w.consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (!w.consumer) {
