@@ -1,0 +1,370 @@
+/* cli.c — command-line front ends for generation and conversion.
+ *
+ * Flags are --name VALUE or --name=VALUE. Numbers are parsed strictly (the
+ * whole argument, in range) so a typo is a usage error rather than a
+ * silently different run. */
+#include "model/cli.h"
+
+#include "model/export.h"
+#include "model/gen.h"
+#include "model/model.h"
+#include "model/tok.h"
+#include "model/tpool.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLI_USAGE 2
+#define CLI_FAIL 1
+
+static const char generate_usage[] =
+    "usage: aisle generate --model PATH [--tokenizer PATH] --prompt TEXT\n"
+    "                      [--steps N] [--temperature T] [--topp P]\n"
+    "                      [--topk K] [--seed S] [--threads K]\n"
+    "\n"
+    "Continues TEXT with a llama-architecture model and prints the prompt\n"
+    "and the continuation to stdout, as llama2.c's run does.\n"
+    "\n"
+    "  --model PATH        llama2.c checkpoint (.bin), llama2.c int8 export,\n"
+    "                      or GGUF file (llama architecture)\n"
+    "  --tokenizer PATH    llama2.c tokenizer.bin; optional for a GGUF model\n"
+    "                      that carries its vocabulary\n"
+    "  --prompt TEXT       text to continue (default: empty)\n"
+    "  --steps N           positions to run, prompt tokens included; 0 or\n"
+    "                      more than the context length means the context\n"
+    "                      length (default 256)\n"
+    "  --temperature T     0 is greedy decoding; higher is more random\n"
+    "                      (default 1.0)\n"
+    "  --topp P            nucleus sampling: sample from the smallest set of\n"
+    "                      tokens whose probability exceeds P; 0 or 1 turns\n"
+    "                      it off (default 0.9)\n"
+    "  --topk K            sample only among the K most likely tokens;\n"
+    "                      0 turns it off (default 0)\n"
+    "  --seed S            random seed; the same seed gives the same text\n"
+    "                      (default: the current time)\n"
+    "  --threads K         worker threads for the matrix products\n"
+    "                      (default: the number of CPUs, at most 8)\n"
+    "\n"
+    "Generation stops at the step limit or when the model ends the text.\n"
+    "Speed is reported on stderr.\n";
+
+static const char convert_usage[] =
+    "usage: aisle model convert --in CKPT --out FILE [--type f32|f16|q8_0]\n"
+    "                           [--format gguf|llama2c] [--tokenizer PATH]\n"
+    "                           [--group-size N]\n"
+    "\n"
+    "Rewrites a model in another format.\n"
+    "\n"
+    "  --in CKPT           input: llama2.c checkpoint or export, or GGUF\n"
+    "  --out FILE          output file (replaced if it exists)\n"
+    "  --type T            weight type: f32 (default), f16 (GGUF only) or\n"
+    "                      q8_0 (int8 groups; GGUF Q8_0 or llama2.c v2)\n"
+    "  --format F          gguf (default) or llama2c (the ak42 export:\n"
+    "                      version 1 for f32, version 2 for q8_0)\n"
+    "  --tokenizer PATH    llama2.c tokenizer.bin to embed in a GGUF file\n"
+    "                      (a GGUF input's own vocabulary is kept anyway)\n"
+    "  --group-size N      llama2c q8_0 values per scale (default: the\n"
+    "                      largest of 64 or less dividing the model)\n";
+
+typedef struct cli_flag {
+    const char *name;
+    const char *val;
+} cli_flag;
+
+/* Fills flags[].val from argv; returns 0, CLI_USAGE, or -1 for --help. */
+static int cli_parse(const char *cmd, int argc, char **argv, cli_flag *flags,
+                     int n) {
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *eq, *val;
+        size_t len;
+        int f;
+
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h"))
+            return -1;
+        if (strncmp(arg, "--", 2)) {
+            fprintf(stderr, "aisle %s: unexpected argument '%s' (see --help)\n",
+                    cmd, arg);
+            return CLI_USAGE;
+        }
+        arg += 2;
+        eq = strchr(arg, '=');
+        len = eq ? (size_t)(eq - arg) : strlen(arg);
+        for (f = 0; f < n; f++)
+            if (strlen(flags[f].name) == len && !strncmp(flags[f].name, arg, len))
+                break;
+        if (f == n) {
+            fprintf(stderr, "aisle %s: unknown flag '--%.*s' (see --help)\n",
+                    cmd, (int)len, arg);
+            return CLI_USAGE;
+        }
+        if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            fprintf(stderr, "aisle %s: --%s needs a value\n", cmd,
+                    flags[f].name);
+            return CLI_USAGE;
+        }
+        flags[f].val = val;
+    }
+    return 0;
+}
+
+static int cli_long(const char *cmd, const char *flag, const char *s,
+                    long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    if (!*s || *end || errno || *out < lo || *out > hi) {
+        fprintf(stderr, "aisle %s: --%s wants an integer in [%lld, %lld], "
+                "got '%s'\n", cmd, flag, lo, hi, s);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+static int cli_float(const char *cmd, const char *flag, const char *s,
+                     float lo, float hi, float *out) {
+    char *end;
+    errno = 0;
+    *out = strtof(s, &end);
+    if (!*s || *end || errno || !(*out >= lo && *out <= hi)) {
+        fprintf(stderr, "aisle %s: --%s wants a number in [%g, %g], got '%s'\n",
+                cmd, flag, lo, hi, s);
+        return CLI_USAGE;
+    }
+    return 0;
+}
+
+static int cli_stdout(void *ud, const char *text, size_t len) {
+    (void)ud;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+static int default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 8 ? 8 : (int)n;
+}
+
+enum { G_MODEL, G_TOK, G_PROMPT, G_STEPS, G_TEMP, G_TOPP, G_TOPK, G_SEED,
+       G_THREADS, G_N };
+
+int model_cli_generate(int argc, char **argv) {
+    cli_flag fl[G_N] = {{"model", NULL},  {"tokenizer", NULL},
+                        {"prompt", NULL}, {"steps", NULL},
+                        {"temperature", NULL}, {"topp", NULL},
+                        {"topk", NULL},   {"seed", NULL},
+                        {"threads", NULL}};
+    const char *cmd = "generate", *prompt;
+    char err[512] = "";
+    long long steps = 256, topk = 0, seed = 0, threads = default_threads();
+    float temp = 1.0f, topp = 0.9f;
+    model *m = NULL;
+    tok_tokenizer *t = NULL;
+    tpool *pool = NULL;
+    model_session *s = NULL;
+    int *tokens = NULL;
+    size_t n = 0, cap;
+    gen_params p;
+    gen_stats st = {0};
+    int rc = cli_parse(cmd, argc, argv, fl, G_N);
+
+    if (rc < 0) {
+        fputs(generate_usage, stdout);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    if (!fl[G_MODEL].val) {
+        fprintf(stderr, "aisle generate: --model is required (see --help)\n");
+        return CLI_USAGE;
+    }
+    if ((fl[G_STEPS].val &&
+         cli_long(cmd, "steps", fl[G_STEPS].val, 0, INT_MAX, &steps)) ||
+        (fl[G_TEMP].val &&
+         cli_float(cmd, "temperature", fl[G_TEMP].val, 0.0f, 1e6f, &temp)) ||
+        (fl[G_TOPP].val &&
+         cli_float(cmd, "topp", fl[G_TOPP].val, 0.0f, 1.0f, &topp)) ||
+        (fl[G_TOPK].val &&
+         cli_long(cmd, "topk", fl[G_TOPK].val, 0, INT_MAX, &topk)) ||
+        (fl[G_SEED].val &&
+         cli_long(cmd, "seed", fl[G_SEED].val, 0, LLONG_MAX, &seed)) ||
+        (fl[G_THREADS].val &&
+         cli_long(cmd, "threads", fl[G_THREADS].val, 1, 256, &threads)))
+        return CLI_USAGE;
+    prompt = fl[G_PROMPT].val ? fl[G_PROMPT].val : "";
+    if (!fl[G_SEED].val || seed == 0)
+        seed = (long long)time(NULL);
+
+    rc = CLI_FAIL;
+    if (model_load(fl[G_MODEL].val, &m, err, sizeof err)) {
+        fprintf(stderr, "aisle generate: %s\n", err);
+        goto done;
+    }
+    if (fl[G_TOK].val) {
+        if (tok_load_file(fl[G_TOK].val, model_get_config(m)->vocab_size, &t,
+                          err, sizeof err)) {
+            fprintf(stderr, "aisle generate: %s\n", err);
+            goto done;
+        }
+    } else if (!model_gguf(m)) {
+        fprintf(stderr, "aisle generate: --tokenizer is required for a "
+                "llama2.c model (see --help)\n");
+        rc = CLI_USAGE;
+        goto done;
+    } else if (tok_load_gguf(model_gguf(m), &t, err, sizeof err)) {
+        fprintf(stderr, "aisle generate: %s (pass --tokenizer)\n", err);
+        goto done;
+    }
+    if (tok_vocab_size(t) != model_get_config(m)->vocab_size) {
+        fprintf(stderr, "aisle generate: tokenizer has %d tokens, model %d\n",
+                tok_vocab_size(t), model_get_config(m)->vocab_size);
+        goto done;
+    }
+    if (steps == 0 || steps > model_get_config(m)->seq_len)
+        steps = model_get_config(m)->seq_len;
+    if (threads > 1 && tpool_new((int)threads, &pool)) {
+        fprintf(stderr, "aisle generate: cannot start %lld threads\n", threads);
+        goto done;
+    }
+    cap = tok_max_tokens(prompt);
+    tokens = malloc(cap * sizeof *tokens);
+    if (!tokens || model_session_new(m, pool, (int)steps, &s) ||
+        tok_encode(t, prompt, 1, 0, tokens, cap, &n)) {
+        fprintf(stderr, "aisle generate: out of memory\n");
+        goto done;
+    }
+
+    /* run.c echoes the prompt's pieces for the positions it runs. */
+    for (size_t i = 1; i < n && i <= (size_t)steps; i++) {
+        size_t len;
+        const char *piece = tok_decode(t, tokens[i - 1], tokens[i], &len);
+        fwrite(piece, 1, len, stdout);
+    }
+    fflush(stdout);
+    if ((size_t)steps >= n) {
+        gen_params_init(&p);
+        p.temperature = temp;
+        p.topp = topp;
+        p.topk = (int)topk;
+        p.seed = (uint64_t)seed;
+        p.max_tokens = (int)(steps - (long long)n + 1);
+        if (gen_feed_tokens(s, tokens, (int)n, NULL, NULL) ||
+            gen_run(s, t, &p, cli_stdout, NULL, &st)) {
+            fprintf(stderr, "\naisle generate: generation failed\n");
+            goto done;
+        }
+    }
+    printf("\n");
+    if (st.n_tokens > 0 && st.elapsed_ns > 0)
+        fprintf(stderr, "generate: %d tokens in %.3f s, %.2f tok/s "
+                "(%lld thread%s, stop: %s)\n", st.n_tokens,
+                st.elapsed_ns / 1e9, st.n_tokens / (st.elapsed_ns / 1e9),
+                threads, threads == 1 ? "" : "s", gen_stop_name(st.reason));
+    rc = 0;
+
+done:
+    free(tokens);
+    model_session_free(s);
+    tpool_free(pool);
+    tok_free(t);
+    model_free(m);
+    return rc;
+}
+
+enum { C_IN, C_OUT, C_TYPE, C_FORMAT, C_TOK, C_GS, C_N };
+
+int model_cli_convert(int argc, char **argv) {
+    cli_flag fl[C_N] = {{"in", NULL},     {"out", NULL},
+                        {"type", NULL},   {"format", NULL},
+                        {"tokenizer", NULL}, {"group-size", NULL}};
+    const char *cmd = "model convert", *type = "f32", *format = "gguf";
+    char err[512] = "";
+    long long gs = 0;
+    model *m = NULL;
+    tok_tokenizer *t = NULL;
+    uint32_t gtype = GGUF_T_F32;
+    struct stat sb;
+    int rc = cli_parse(cmd, argc, argv, fl, C_N);
+
+    if (rc < 0) {
+        fputs(convert_usage, stdout);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    if (!fl[C_IN].val || !fl[C_OUT].val) {
+        fprintf(stderr, "aisle model convert: --in and --out are required "
+                "(see --help)\n");
+        return CLI_USAGE;
+    }
+    if (fl[C_TYPE].val)
+        type = fl[C_TYPE].val;
+    if (fl[C_FORMAT].val)
+        format = fl[C_FORMAT].val;
+    if (!strcmp(type, "f16"))
+        gtype = GGUF_T_F16;
+    else if (!strcmp(type, "q8_0"))
+        gtype = GGUF_T_Q8_0;
+    else if (strcmp(type, "f32")) {
+        fprintf(stderr, "aisle model convert: --type must be f32, f16 or "
+                "q8_0, got '%s'\n", type);
+        return CLI_USAGE;
+    }
+    if (strcmp(format, "gguf") && strcmp(format, "llama2c")) {
+        fprintf(stderr, "aisle model convert: --format must be gguf or "
+                "llama2c, got '%s'\n", format);
+        return CLI_USAGE;
+    }
+    if (!strcmp(format, "llama2c") &&
+        (gtype == GGUF_T_F16 || fl[C_TOK].val)) {
+        fprintf(stderr, "aisle model convert: --format llama2c takes --type "
+                "f32 or q8_0 and no --tokenizer\n");
+        return CLI_USAGE;
+    }
+    if (fl[C_GS].val &&
+        cli_long(cmd, "group-size", fl[C_GS].val, 1, 4096, &gs))
+        return CLI_USAGE;
+
+    rc = CLI_FAIL;
+    if (model_load(fl[C_IN].val, &m, err, sizeof err)) {
+        fprintf(stderr, "aisle model convert: %s\n", err);
+        goto done;
+    }
+    if (fl[C_TOK].val &&
+        tok_load_file(fl[C_TOK].val, model_get_config(m)->vocab_size, &t, err,
+                      sizeof err)) {
+        fprintf(stderr, "aisle model convert: %s\n", err);
+        goto done;
+    }
+    if (!t && model_gguf(m))
+        tok_load_gguf(model_gguf(m), &t, NULL, 0); /* no vocabulary is fine */
+    if (!strcmp(format, "gguf"))
+        rc = export_gguf(m, t, fl[C_OUT].val, gtype, err, sizeof err);
+    else
+        rc = export_llama2c(m, fl[C_OUT].val, gtype == GGUF_T_F32 ? 1 : 2,
+                            (int)gs, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "aisle model convert: %s\n", err);
+        rc = CLI_FAIL;
+        goto done;
+    }
+    if (!stat(fl[C_OUT].val, &sb))
+        fprintf(stderr, "wrote %s (%lld bytes)\n", fl[C_OUT].val,
+                (long long)sb.st_size);
+    rc = 0;
+
+done:
+    tok_free(t);
+    model_free(m);
+    return rc;
+}

@@ -1,0 +1,267 @@
+/* gen.c — the sampling loop and the text stream handed to callbacks.
+ *
+ * Pieces pass through two stages before the callback: a UTF-8 assembler
+ * (a token may carry one byte of a multi-byte character) and a stop-string
+ * holdback (a stop string may span several tokens and must not be shown
+ * in part). Stop conditions are checked before each forward pass, which is
+ * where the time goes, so a deadline is overrun by at most one token. */
+#include "model/gen.h"
+
+#include "model/sampler.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct gen_out {
+    char *buf; /* valid UTF-8 not yet handed to the callback */
+    size_t len, cap;
+    unsigned char seq[4]; /* incomplete character */
+    int seq_len, seq_need;
+    const gen_params *p;
+    gen_piece_fn cb;
+    void *ud;
+    int stopped; /* enum gen_stop once a stop string or callback ends it */
+    int oom;
+} gen_out;
+
+const char *gen_stop_name(int reason) {
+    static const char *const names[] = {"none",     "budget",   "eos",
+                                        "stop string", "callback", "cancel",
+                                        "deadline", "context full"};
+    return reason >= 0 && reason <= GEN_STOP_CONTEXT ? names[reason] : "?";
+}
+
+void gen_params_init(gen_params *p) { memset(p, 0, sizeof *p); }
+
+int64_t gen_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A stop condition the caller controls, or GEN_STOP_NONE. */
+static int gen_interrupted(const gen_params *p) {
+    if (!p)
+        return GEN_STOP_NONE;
+    if (p->cancel && atomic_load(p->cancel))
+        return GEN_STOP_CANCEL;
+    if (p->deadline_ns && gen_now_ns() >= p->deadline_ns)
+        return GEN_STOP_DEADLINE;
+    return GEN_STOP_NONE;
+}
+
+static void out_put(gen_out *o, const void *p, size_t n) {
+    if (n > o->cap - o->len) {
+        size_t cap = o->cap ? o->cap : 64;
+        char *nb;
+        while (cap - o->len < n)
+            cap *= 2;
+        nb = realloc(o->buf, cap);
+        if (!nb) {
+            o->oom = 1;
+            return;
+        }
+        o->buf = nb;
+        o->cap = cap;
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+}
+
+static void out_bad_seq(gen_out *o) {
+    static const char fffd[] = "\xef\xbf\xbd";
+    out_put(o, fffd, 3);
+    o->seq_len = o->seq_need = 0;
+}
+
+/* Feeds one byte through the UTF-8 assembler into buf. */
+static void out_byte(gen_out *o, unsigned char c) {
+    if (c >= 0x80 && c < 0xc0) { /* continuation */
+        if (!o->seq_need) {
+            out_bad_seq(o);
+            return;
+        }
+        o->seq[o->seq_len++] = c;
+        if (o->seq_len == o->seq_need) {
+            out_put(o, o->seq, (size_t)o->seq_len);
+            o->seq_len = o->seq_need = 0;
+        }
+        return;
+    }
+    if (o->seq_need)
+        out_bad_seq(o);
+    if (c < 0x80) {
+        out_put(o, &c, 1);
+    } else if (c >= 0xc2 && c <= 0xf4) {
+        o->seq[0] = c;
+        o->seq_len = 1;
+        o->seq_need = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+    } else {
+        out_bad_seq(o);
+    }
+}
+
+static int out_emit(gen_out *o, size_t n) {
+    if (n && o->cb(o->ud, o->buf, n)) {
+        o->stopped = GEN_STOP_CALLBACK;
+        return -1;
+    }
+    memmove(o->buf, o->buf + n, o->len - n);
+    o->len -= n;
+    return 0;
+}
+
+/* Emits what can no longer be part of a stop string. */
+static void out_flush(gen_out *o, size_t old_len) {
+    size_t hold = 0, first = o->len;
+
+    for (int i = 0; i < o->p->n_stop; i++) {
+        const char *st = o->p->stop[i];
+        size_t sl = strlen(st), from;
+        if (!sl)
+            continue;
+        /* A match must end in the new bytes. */
+        from = old_len + 1 > sl ? old_len + 1 - sl : 0;
+        for (size_t at = from; at + sl <= o->len; at++) {
+            if (at < first && !memcmp(o->buf + at, st, sl)) {
+                first = at;
+                break;
+            }
+        }
+        for (size_t k = sl - 1; k > hold; k--) {
+            if (k <= o->len && !memcmp(o->buf + o->len - k, st, k)) {
+                hold = k;
+                break;
+            }
+        }
+    }
+    if (first < o->len) {
+        if (!out_emit(o, first))
+            o->stopped = GEN_STOP_STRING;
+        return;
+    }
+    out_emit(o, o->len - hold);
+}
+
+static void out_piece(gen_out *o, const char *piece, size_t n) {
+    size_t old_len = o->len;
+    unsigned char c = n ? (unsigned char)piece[0] : 0;
+
+    /* llama2.c's safe_printf: a lone control byte is not text. */
+    if (n == 1 && c < 0x80 && !(c >= 0x20 && c < 0x7f) &&
+        !(c >= '\t' && c <= '\r'))
+        return;
+    for (size_t i = 0; i < n; i++)
+        out_byte(o, (unsigned char)piece[i]);
+    if (!o->oom)
+        out_flush(o, old_len);
+}
+
+int gen_feed_tokens(model_session *s, const int *tokens, int n,
+                    const gen_params *p, gen_stats *st) {
+    gen_stats local;
+    int64_t t0 = gen_now_ns();
+    int rc = 0;
+
+    if (!st)
+        st = &local;
+    memset(st, 0, sizeof *st);
+    for (int i = 0; i < n; i++) {
+        st->reason = gen_interrupted(p);
+        if (st->reason)
+            break;
+        rc = model_session_push(s, tokens[i]);
+        if (rc)
+            break;
+        st->n_tokens++;
+    }
+    st->elapsed_ns = gen_now_ns() - t0;
+    return rc;
+}
+
+int gen_feed_text(model_session *s, const tok_tokenizer *t, const char *text,
+                  int bos, const gen_params *p, gen_stats *st) {
+    size_t cap = tok_max_tokens(text), n;
+    int *tokens = malloc(cap * sizeof *tokens);
+    int rc;
+
+    if (!tokens)
+        return MODEL_ENOMEM;
+    rc = tok_encode(t, text, bos, 0, tokens, cap, &n);
+    if (rc == 0)
+        rc = n > INT32_MAX ? MODEL_EINVAL
+                           : gen_feed_tokens(s, tokens, (int)n, p, st);
+    else
+        rc = MODEL_ENOMEM;
+    free(tokens);
+    return rc;
+}
+
+int gen_run(model_session *s, const tok_tokenizer *t, const gen_params *p,
+            gen_piece_fn cb, void *ud, gen_stats *st) {
+    const model_config *c = model_get_config(model_session_model(s));
+    gen_out o = {.p = p, .cb = cb, .ud = ud};
+    gen_stats local;
+    sampler sam;
+    int64_t t0 = gen_now_ns();
+    int rc, prev = model_session_last(s);
+
+    if (!st)
+        st = &local;
+    memset(st, 0, sizeof *st);
+    if (prev < 0)
+        return MODEL_EINVAL;
+    rc = sampler_init(&sam, c->vocab_size, p->temperature, p->topp, p->topk,
+                      p->seed);
+    if (rc)
+        return rc == -ENOMEM ? MODEL_ENOMEM : MODEL_EINVAL;
+
+    for (;;) {
+        const char *piece;
+        size_t len;
+        float *logits;
+        int next;
+
+        if (p->max_tokens > 0 && st->n_tokens >= p->max_tokens) {
+            st->reason = GEN_STOP_BUDGET;
+            break;
+        }
+        if ((st->reason = gen_interrupted(p)))
+            break;
+        logits = model_session_logits(s);
+        if (!logits) {
+            st->reason = GEN_STOP_CONTEXT;
+            break;
+        }
+        next = sampler_sample(&sam, logits);
+        if (next == tok_bos(t) || next == tok_eos(t)) {
+            st->reason = GEN_STOP_EOS;
+            break;
+        }
+        if ((rc = model_session_push(s, next)))
+            break;
+        st->n_tokens++;
+        piece = tok_decode(t, prev, next, &len);
+        prev = next;
+        out_piece(&o, piece, len);
+        if (o.oom || o.stopped) {
+            st->reason = o.stopped;
+            break;
+        }
+    }
+    /* Held-back text was not a stop string after all: deliver it. */
+    if (!o.stopped && !o.oom) {
+        if (o.seq_need)
+            out_bad_seq(&o);
+        if (!o.oom)
+            out_emit(&o, o.len);
+    }
+    if (o.oom)
+        rc = MODEL_ENOMEM;
+    free(o.buf);
+    sampler_free(&sam);
+    st->elapsed_ns = gen_now_ns() - t0;
+    return rc;
+}

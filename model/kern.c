@@ -1,0 +1,397 @@
+/* kern.c — matrix × vector products, quantization and half conversions.
+ *
+ * The engine spends nearly all of its time here streaming weights, so the
+ * loops are written to keep the memory bus busy: a row is read once, front
+ * to back. The AVX2 versions are compiled with a target attribute rather
+ * than a global -m flag so one binary runs everywhere; kern_simd() picks
+ * them once per process when the CPU has AVX2, FMA and F16C. */
+#include "model/kern.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define KERN_X86 1
+#include <immintrin.h>
+#define KERN_AVX2 __attribute__((target("avx2,fma,f16c")))
+#endif
+
+static int kern_avx2_ok;
+static int kern_scalar_forced;
+static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
+
+static void kern_detect(void) {
+#ifdef KERN_X86
+    __builtin_cpu_init();
+    kern_avx2_ok = __builtin_cpu_supports("avx2") &&
+                   __builtin_cpu_supports("fma") &&
+                   __builtin_cpu_supports("f16c");
+#endif
+}
+
+static int kern_simd(void) {
+    pthread_once(&kern_once, kern_detect);
+    return kern_avx2_ok && !kern_scalar_forced;
+}
+
+int kern_force_scalar(int on) {
+    pthread_once(&kern_once, kern_detect);
+    kern_scalar_forced = on != 0;
+    return kern_avx2_ok;
+}
+
+/* ---------------------------------------------------------------- halves */
+
+float kern_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    float f;
+
+    if (exp == 0 && man == 0) {
+        bits = sign;
+    } else if (exp == 0) {
+        /* Subnormal half: shift until the implicit bit appears. */
+        uint32_t e = 0;
+        while (!(man & 0x400)) {
+            man <<= 1;
+            e++;
+        }
+        bits = sign | ((127 - 14 - e) << 23) | ((man & 0x3ff) << 13);
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+uint16_t kern_f32_to_f16(float f) {
+    uint32_t x, man, m, rem, half;
+    int e, shift;
+    uint16_t sign;
+
+    memcpy(&x, &f, sizeof x);
+    sign = (uint16_t)((x >> 16) & 0x8000);
+    man = x & 0x7fffff;
+    if (((x >> 23) & 0xff) == 0xff)
+        return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0));
+    e = (int)((x >> 23) & 0xff) - 127 + 15;
+    if (e >= 31)
+        return (uint16_t)(sign | 0x7c00);
+    if (e <= 0) {
+        if (e < -10)
+            return sign;
+        man |= 0x800000;
+        shift = 14 - e;
+        m = man >> shift;
+        rem = man & ((1u << shift) - 1);
+        half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (m & 1)))
+            m++; /* may carry into the smallest normal: still correct */
+        return (uint16_t)(sign | m);
+    }
+    m = man >> 13;
+    rem = man & 0x1fff;
+    m = sign | ((uint32_t)e << 10) | m;
+    if (rem > 0x1000 || (rem == 0x1000 && (m & 1)))
+        m++; /* a carry into the exponent rounds up to the next binade/inf */
+    return (uint16_t)m;
+}
+
+static float kern_q8_0_scale(const uint8_t *block) {
+    uint16_t d;
+    memcpy(&d, block, sizeof d); /* blocks are 34 bytes: unaligned */
+    return kern_f16_to_f32(d);
+}
+
+/* --------------------------------------------------------- quantization */
+
+void kern_quantize(const float *x, int n, int gs, int8_t *q, float *s) {
+    for (int g = 0; g < n / gs; g++) {
+        const float *xg = x + (size_t)g * gs;
+        float amax = 0.0f, scale, inv;
+
+        for (int i = 0; i < gs; i++) {
+            float a = fabsf(xg[i]);
+            if (a > amax)
+                amax = a;
+        }
+        scale = amax / 127.0f;
+        inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+        s[g] = scale;
+        for (int i = 0; i < gs; i++) {
+            /* NaN/inf inputs must not reach the int conversion (UB). */
+            float v = roundf(xg[i] * inv);
+            if (!(v >= -127.0f))
+                v = v != v ? 0.0f : -127.0f;
+            if (v > 127.0f)
+                v = 127.0f;
+            q[(size_t)g * gs + i] = (int8_t)v;
+        }
+    }
+}
+
+void kern_act_quantize(kern_act *a, int gs) {
+    if (a->gs == gs)
+        return;
+    kern_quantize(a->f, a->n, gs, a->q, a->s);
+    a->gs = gs;
+}
+
+size_t kern_mat_bytes(const kern_mat *w) {
+    size_t n = (size_t)w->rows * (size_t)w->cols;
+    switch (w->type) {
+    case KERN_F32: return n * 4;
+    case KERN_F16: return n * 2;
+    case KERN_Q8: return n + n / (size_t)w->gs * 4;
+    default: return n / KERN_Q8_0_BLOCK * KERN_Q8_0_BYTES;
+    }
+}
+
+void kern_mat_row(const kern_mat *w, int row, float *dst) {
+    size_t n = (size_t)w->cols, base = (size_t)row * n;
+
+    switch (w->type) {
+    case KERN_F32:
+        memcpy(dst, (const float *)w->q + base, n * sizeof *dst);
+        break;
+    case KERN_F16: {
+        const uint16_t *h = (const uint16_t *)w->q + base;
+        for (size_t j = 0; j < n; j++)
+            dst[j] = kern_f16_to_f32(h[j]);
+        break;
+    }
+    case KERN_Q8: {
+        const int8_t *q = (const int8_t *)w->q + base;
+        const float *s = w->s + base / (size_t)w->gs;
+        for (size_t j = 0; j < n; j++)
+            dst[j] = q[j] * s[j / (size_t)w->gs];
+        break;
+    }
+    default: {
+        const uint8_t *b = (const uint8_t *)w->q +
+                           base / KERN_Q8_0_BLOCK * KERN_Q8_0_BYTES;
+        for (size_t j = 0; j < n; j += KERN_Q8_0_BLOCK, b += KERN_Q8_0_BYTES) {
+            float d = kern_q8_0_scale(b);
+            for (int k = 0; k < KERN_Q8_0_BLOCK; k++)
+                dst[j + k] = (int8_t)b[2 + k] * d;
+        }
+        break;
+    }
+    }
+}
+
+/* ------------------------------------------------------- scalar kernels */
+
+static float dot_f32_scalar(const float *a, const float *b, int n) {
+    float s = 0.0f;
+    for (int j = 0; j < n; j++)
+        s += a[j] * b[j];
+    return s;
+}
+
+static void mv_scalar(const kern_mat *w, const kern_act *x, float *out,
+                      int r0, int r1) {
+    size_t n = (size_t)w->cols;
+
+    for (int i = r0; i < r1; i++) {
+        size_t base = (size_t)i * n;
+        float acc = 0.0f;
+
+        switch (w->type) {
+        case KERN_F32:
+            acc = dot_f32_scalar((const float *)w->q + base, x->f, (int)n);
+            break;
+        case KERN_F16: {
+            const uint16_t *h = (const uint16_t *)w->q + base;
+            for (size_t j = 0; j < n; j++)
+                acc += kern_f16_to_f32(h[j]) * x->f[j];
+            break;
+        }
+        case KERN_Q8: {
+            const int8_t *q = (const int8_t *)w->q + base;
+            const float *s = w->s + base / (size_t)w->gs;
+            for (size_t g = 0; g < n / (size_t)w->gs; g++) {
+                int32_t si = 0;
+                for (int k = 0; k < w->gs; k++)
+                    si += q[g * w->gs + k] * x->q[g * w->gs + k];
+                acc += (float)si * s[g] * x->s[g];
+            }
+            break;
+        }
+        default: {
+            const uint8_t *b = (const uint8_t *)w->q +
+                               base / KERN_Q8_0_BLOCK * KERN_Q8_0_BYTES;
+            for (size_t g = 0; g < n / KERN_Q8_0_BLOCK; g++) {
+                const int8_t *xq = x->q + g * KERN_Q8_0_BLOCK;
+                int32_t si = 0;
+                for (int k = 0; k < KERN_Q8_0_BLOCK; k++)
+                    si += (int8_t)b[2 + k] * xq[k];
+                acc += (float)si * kern_q8_0_scale(b) * x->s[g];
+                b += KERN_Q8_0_BYTES;
+            }
+            break;
+        }
+        }
+        out[i] = acc;
+    }
+}
+
+/* --------------------------------------------------------- AVX2 kernels */
+
+#ifdef KERN_X86
+KERN_AVX2 static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v),
+                          _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+KERN_AVX2 static float dot_f32_avx2(const float *a, const float *b, int n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int j = 0;
+    float s;
+
+    for (; j + 32 <= n; j += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 8),
+                             _mm256_loadu_ps(b + j + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 16),
+                             _mm256_loadu_ps(b + j + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 24),
+                             _mm256_loadu_ps(b + j + 24), a3);
+    }
+    for (; j + 8 <= n; j += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), a0);
+    s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; j < n; j++)
+        s += a[j] * b[j];
+    return s;
+}
+
+KERN_AVX2 static float dot_f16_avx2(const uint16_t *h, const float *x, int n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int j = 0;
+    float s;
+
+    for (; j + 16 <= n; j += 16) {
+        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + j)));
+        __m256 w1 =
+            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + j + 8)));
+        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + j), a0);
+        a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + j + 8), a1);
+    }
+    s = hsum8(_mm256_add_ps(a0, a1));
+    for (; j < n; j++)
+        s += _cvtsh_ss(h[j]) * x[j];
+    return s;
+}
+
+/* Eight int32 partial sums of 32 int8 products. maddubs wants one unsigned
+ * operand, so the sign of w moves onto x; |w| <= 128 and |x| <= 127 keep the
+ * pairwise int16 sums below saturation. */
+KERN_AVX2 static inline __m256i dot32_i8(const int8_t *w, const int8_t *x) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)w);
+    __m256i b = _mm256_loadu_si256((const __m256i *)x);
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a),
+                                     _mm256_sign_epi8(b, a));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
+                              int r0, int r1) {
+    size_t n = (size_t)w->cols;
+
+    for (int i = r0; i < r1; i++) {
+        size_t base = (size_t)i * n;
+
+        switch (w->type) {
+        case KERN_F32:
+            out[i] = dot_f32_avx2((const float *)w->q + base, x->f, (int)n);
+            break;
+        case KERN_F16:
+            out[i] = dot_f16_avx2((const uint16_t *)w->q + base, x->f, (int)n);
+            break;
+        case KERN_Q8: {
+            const int8_t *q = (const int8_t *)w->q + base;
+            const float *s = w->s + base / (size_t)w->gs;
+            size_t gs = (size_t)w->gs;
+            __m256 acc = _mm256_setzero_ps();
+            for (size_t g = 0; g < n / gs; g++) {
+                __m256i si = _mm256_setzero_si256();
+                for (size_t k = 0; k < gs; k += 32)
+                    si = _mm256_add_epi32(
+                        si, dot32_i8(q + g * gs + k, x->q + g * gs + k));
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si),
+                                      _mm256_set1_ps(s[g] * x->s[g]), acc);
+            }
+            out[i] = hsum8(acc);
+            break;
+        }
+        default: {
+            const uint8_t *b = (const uint8_t *)w->q +
+                               base / KERN_Q8_0_BLOCK * KERN_Q8_0_BYTES;
+            __m256 acc = _mm256_setzero_ps();
+            for (size_t g = 0; g < n / KERN_Q8_0_BLOCK; g++) {
+                uint16_t d;
+                memcpy(&d, b, sizeof d);
+                __m256i si = dot32_i8((const int8_t *)(b + 2),
+                                      x->q + g * KERN_Q8_0_BLOCK);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si),
+                                      _mm256_set1_ps(_cvtsh_ss(d) * x->s[g]),
+                                      acc);
+                b += KERN_Q8_0_BYTES;
+            }
+            out[i] = hsum8(acc);
+            break;
+        }
+        }
+    }
+}
+
+KERN_AVX2 static void axpy_avx2(float a, const float *x, float *y, int n) {
+    __m256 va = _mm256_set1_ps(a);
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(y + j, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + j),
+                                                _mm256_loadu_ps(y + j)));
+    for (; j < n; j++)
+        y[j] += a * x[j];
+}
+#endif
+
+/* ------------------------------------------------------------ dispatch */
+
+void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
+                 int r1) {
+#ifdef KERN_X86
+    /* The int8 SIMD loop works on whole 32-value runs inside a group. */
+    if (kern_simd() && (w->type != KERN_Q8 || w->gs % 32 == 0)) {
+        mv_avx2(w, x, out, r0, r1);
+        return;
+    }
+#endif
+    mv_scalar(w, x, out, r0, r1);
+}
+
+float kern_dot(const float *a, const float *b, int n) {
+#ifdef KERN_X86
+    if (kern_simd())
+        return dot_f32_avx2(a, b, n);
+#endif
+    return dot_f32_scalar(a, b, n);
+}
+
+void kern_axpy(float a, const float *x, float *y, int n) {
+#ifdef KERN_X86
+    if (kern_simd()) {
+        axpy_avx2(a, x, y, n);
+        return;
+    }
+#endif
+    for (int j = 0; j < n; j++)
+        y[j] += a * x[j];
+}

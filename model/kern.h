@@ -1,0 +1,75 @@
+/* kern.h — numeric kernels of the inference engine.
+ *
+ * A weight matrix is described by a kern_mat that points into memory the
+ * caller owns (usually the read-only mmap of a model file); kernels never
+ * allocate and never write to weights. An activation vector that multiplies
+ * int8 weights is quantized once into a kern_act and reused by every matrix
+ * that reads it. Every kernel has a portable scalar version and, on x86-64,
+ * an AVX2/FMA/F16C version selected at run time from the CPU's features. */
+#ifndef AISLE_MODEL_KERN_H
+#define AISLE_MODEL_KERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum kern_type {
+    KERN_F32 = 0,  /* float rows */
+    KERN_F16 = 1,  /* IEEE half rows */
+    KERN_Q8 = 2,   /* int8 rows plus a separate float scale per gs values
+                      (llama2.c version 2 export) */
+    KERN_Q8_0 = 3, /* GGUF Q8_0 blocks: half scale followed by 32 int8 */
+};
+
+#define KERN_Q8_0_BLOCK 32
+#define KERN_Q8_0_BYTES 34 /* bytes of one Q8_0 block */
+
+typedef struct kern_mat {
+    int type;        /* enum kern_type */
+    int rows, cols;  /* out_features x in_features, row-major */
+    int gs;          /* KERN_Q8: values per scale; KERN_Q8_0: 32 */
+    const void *q;   /* row data; 4-byte aligned for KERN_F32 */
+    const float *s;  /* KERN_Q8 scales, rows*cols/gs floats; else NULL */
+} kern_mat;
+
+/* An activation vector and its int8 copy. f, q and s belong to the caller;
+ * q holds n bytes and s n/gs floats for the largest gs in use. */
+typedef struct kern_act {
+    const float *f;
+    int n;
+    int8_t *q;
+    float *s;
+    int gs; /* group size q/s were computed for; 0 = not quantized yet */
+} kern_act;
+
+/* Bytes the matrix occupies, which is what one product streams from memory. */
+size_t kern_mat_bytes(const kern_mat *w);
+
+/* Quantizes a->f with groups of gs values (gs must divide a->n); a no-op when
+ * already quantized for that gs. Matrices of type KERN_Q8/Q8_0 need it
+ * before kern_matvec. */
+void kern_act_quantize(kern_act *a, int gs);
+
+/* out[i] = dot(row i of w, x) for rows r0 <= i < r1. out is indexed by row
+ * number, so parts of one product can run on different threads. */
+void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
+                 int r1);
+
+/* Row `row` of w as floats (dequantized), cols values into dst. */
+void kern_mat_row(const kern_mat *w, int row, float *dst);
+
+float kern_dot(const float *a, const float *b, int n);
+void kern_axpy(float a, const float *x, float *y, int n); /* y += a*x */
+
+/* Symmetric int8 quantization of n values (n % gs == 0): per group,
+ * scale = max|x| / 127 and q = round(x / scale). */
+void kern_quantize(const float *x, int n, int gs, int8_t *q, float *s);
+
+float kern_f16_to_f32(uint16_t h);
+uint16_t kern_f32_to_f16(float f); /* round to nearest even */
+
+/* Forces the scalar kernels (non-zero) or restores run-time selection;
+ * tests use it to compare both paths. Not thread-safe with running
+ * products. Returns whether SIMD kernels are available on this CPU. */
+int kern_force_scalar(int on);
+
+#endif

@@ -1,0 +1,113 @@
+/* model.h — llama-architecture transformer: weights and forward pass.
+ *
+ * A model is loaded once from a llama2.c checkpoint (legacy header, or the
+ * "ak42" version 1 fp32 / version 2 int8 exports) or a GGUF file (llama
+ * architecture, F32/F16/Q8_0 tensors). Weights stay in a read-only mmap of
+ * the file and the model is never written after model_load returns, so any
+ * number of threads may run sessions on it concurrently.
+ *
+ * A session is one sequence: its own KV cache and scratch buffers. It is
+ * used by one thread at a time. Tokens are pushed into it; the forward pass
+ * for a pushed token runs lazily, when the next token needs it or when
+ * model_session_logits asks for the prediction that follows it. */
+#ifndef AISLE_MODEL_MODEL_H
+#define AISLE_MODEL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/gguf.h"
+#include "model/kern.h"
+#include "model/tpool.h"
+
+/* Error codes (negative); model_strerror names them. */
+#define MODEL_EIO (-1)      /* cannot open, size or map the file */
+#define MODEL_EFORMAT (-2)  /* corrupt, truncated or unsupported file */
+#define MODEL_ENOMEM (-3)
+#define MODEL_EINVAL (-4)   /* bad argument (token id out of range, ...) */
+#define MODEL_EFULL (-5)    /* the session's context is full */
+
+const char *model_strerror(int rc);
+
+enum model_format {
+    MODEL_FMT_LEGACY = 0, /* llama2.c header of 7 ints, fp32 */
+    MODEL_FMT_AK42_V1 = 1, /* llama2.c export version 1, fp32 */
+    MODEL_FMT_AK42_V2 = 2, /* llama2.c export version 2, int8 groups */
+    MODEL_FMT_GGUF = 3,
+};
+
+typedef struct model_config {
+    int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
+    int head_size;         /* dim / n_heads */
+    int kv_dim;            /* n_kv_heads * head_size */
+    int shared_classifier; /* classifier is the embedding table */
+    float rope_theta;      /* 10000 for llama2.c files */
+    float norm_eps;        /* 1e-5 for llama2.c files */
+} model_config;
+
+/* Weight matrices, for exporters and reference checks. */
+enum model_wkind {
+    MODEL_W_EMBED, /* vocab x dim; one row read per token */
+    MODEL_W_Q, MODEL_W_K, MODEL_W_V, MODEL_W_O,
+    MODEL_W_GATE, /* w1 */
+    MODEL_W_DOWN, /* w2 */
+    MODEL_W_UP,   /* w3 */
+    MODEL_W_CLS,  /* vocab x dim; same memory as EMBED when shared */
+};
+
+enum model_nkind { MODEL_N_ATT, MODEL_N_FFN, MODEL_N_FINAL };
+
+typedef struct model model;
+typedef struct model_session model_session;
+
+/* Maps and validates the file at path. On success *out is a new model the
+ * caller frees with model_free (after every session on it). On failure
+ * returns a negative MODEL_E* code and writes a message into err. */
+int model_load(const char *path, model **out, char *err, size_t errlen);
+void model_free(model *m); /* NULL is a no-op */
+
+const model_config *model_get_config(const model *m);
+int model_format(const model *m);
+/* The parsed GGUF file (owned by m) for tok_load_gguf, or NULL. */
+const gguf_file *model_gguf(const model *m);
+/* layer is ignored for EMBED, CLS and FINAL. */
+const kern_mat *model_weight(const model *m, int kind, int layer);
+const float *model_norm(const model *m, int kind, int layer);
+/* Weight bytes one decoding step streams: every matrix plus one
+ * embedding row (the embedding counts in full when it is the classifier). */
+size_t model_bytes_per_token(const model *m);
+
+/* Creates a session for at most max_seq positions (<= 0 or more than the
+ * model's seq_len: seq_len). pool may be NULL (single-threaded) and may be
+ * shared by sessions; it must outlive the session. The caller frees *out
+ * with model_session_free. Returns 0 or MODEL_ENOMEM. */
+int model_session_new(const model *m, tpool *pool, int max_seq,
+                      model_session **out);
+void model_session_free(model_session *s); /* NULL is a no-op */
+
+/* Forgets every token: the session starts a new sequence. */
+void model_session_reset(model_session *s);
+
+/* Appends a token. The previous pending token, if any, is run through the
+ * network first (without computing logits). Returns 0, MODEL_EINVAL for an
+ * id outside the vocabulary or MODEL_EFULL when the context is full. */
+int model_session_push(model_session *s, int token);
+
+/* Logits (vocab_size floats) predicting the token after the last pushed
+ * one, computing them if needed. Valid until the next push or reset; the
+ * caller may modify them (samplers do). NULL when nothing was pushed or
+ * the context is full. */
+float *model_session_logits(model_session *s);
+
+const model *model_session_model(const model_session *s);
+int model_session_pos(const model_session *s);  /* tokens pushed */
+int model_session_last(const model_session *s); /* last token or -1 */
+int model_session_capacity(const model_session *s);
+
+/* Runs token at position pos (0 <= pos < capacity, after positions
+ * 0..pos-1) and returns its logits. A lower-level view of push+logits for
+ * tests and tools; it resets the push state to pos+1 tokens. NULL on bad
+ * arguments. */
+float *model_forward(model_session *s, int token, int pos);
+
+#endif

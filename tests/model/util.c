@@ -1,0 +1,120 @@
+/* util.c — see util.h. shared/ is found from the real location of a file
+ * in this test's runfiles: the runfiles tree links back into the
+ * workspace, and shared/ sits next to the workspace directory, wherever the
+ * clone lives. AISLE_SHARED overrides the search. */
+#include "tests/model/util.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char stories[PATH_MAX];
+static int stories_state; /* 0 unknown, 1 found, -1 missing */
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return !stat(p, &st) && S_ISDIR(st.st_mode);
+}
+
+static int try_shared(const char *shared) {
+    if (snprintf(stories, sizeof stories, "%s/models/stories260K", shared) >=
+        (int)sizeof stories)
+        return 0;
+    return is_dir(stories);
+}
+
+const char *tu_stories_dir(void) {
+    const char *env = getenv("AISLE_SHARED");
+    const char *srcdir = getenv("TEST_SRCDIR");
+    const char *ws = getenv("TEST_WORKSPACE");
+    char anchor[PATH_MAX], real[PATH_MAX];
+
+    if (stories_state)
+        return stories_state > 0 ? stories : NULL;
+    stories_state = -1;
+    if (env && try_shared(env)) {
+        stories_state = 1;
+        return stories;
+    }
+    snprintf(anchor, sizeof anchor, "%s/%s/tests/model/BUILD",
+             srcdir ? srcdir : ".", ws ? ws : "aisle");
+    if (realpath(anchor, real) || realpath("tests/model/BUILD", real)) {
+        char *cut = strstr(real, "/tests/model/BUILD");
+        if (cut) {
+            *cut = '\0';
+            strncat(real, "/../shared", sizeof real - strlen(real) - 1);
+            if (try_shared(real))
+                stories_state = 1;
+        }
+    }
+    if (stories_state < 0)
+        fprintf(stderr, "skip: shared/models/stories260K not found beside "
+                "the workspace (set AISLE_SHARED)\n");
+    return stories_state > 0 ? stories : NULL;
+}
+
+const char *tu_stories(const char *name) {
+    static char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", tu_stories_dir(), name);
+    return path;
+}
+
+const char *tu_tmp(const char *name) {
+    static char slots[8][PATH_MAX];
+    static int next;
+    static char dir[PATH_MAX];
+    char *p = slots[next++ % 8];
+
+    if (!dir[0]) {
+        const char *base = getenv("TEST_TMPDIR");
+        snprintf(dir, sizeof dir, "%s/aisle-model-XXXXXX", base ? base : "/tmp");
+        if (!mkdtemp(dir))
+            snprintf(dir, sizeof dir, "%s", base ? base : "/tmp");
+    }
+    if (snprintf(p, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX)
+        p[0] = '\0'; /* an unusable path makes the caller's check fail */
+    return p;
+}
+
+unsigned char *tu_read(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf = NULL;
+    long n;
+
+    if (!f)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET))
+        goto done;
+    buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    *size = (size_t)n;
+done:
+    fclose(f);
+    return buf;
+}
+
+int tu_write(const char *path, const void *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    int ok;
+    if (!f)
+        return -1;
+    ok = fwrite(data, 1, size, f) == size;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+int tu_copy_prefix(const char *src, const char *dst, size_t n) {
+    size_t size;
+    unsigned char *buf = tu_read(src, &size);
+    int rc;
+    if (!buf)
+        return -1;
+    rc = tu_write(dst, buf, n < size ? n : size);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,26 @@
+/* util.h — shared helpers for the model tests: locating shared/ (models
+ * live beside the repository, not in it) and scratch files. */
+#ifndef AISLE_TESTS_MODEL_UTIL_H
+#define AISLE_TESTS_MODEL_UTIL_H
+
+#include <stddef.h>
+
+/* Directory of stories260K (".../shared/models/stories260K"), or NULL after
+ * printing a skip notice when shared/ is not beside the workspace. */
+const char *tu_stories_dir(void);
+
+/* Path of a file in the stories260K directory; static storage. */
+const char *tu_stories(const char *name);
+
+/* A fresh path under the test's scratch directory; static storage rotated
+ * among 8 slots. */
+const char *tu_tmp(const char *name);
+
+/* Copies src to dst keeping only the first n bytes; 0 or -1. */
+int tu_copy_prefix(const char *src, const char *dst, size_t n);
+
+/* Reads a whole file into a malloc'd buffer (caller frees); NULL on error. */
+unsigned char *tu_read(const char *path, size_t *size);
+int tu_write(const char *path, const void *data, size_t size);
+
+#endif
