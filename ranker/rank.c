@@ -17,7 +17,7 @@
 typedef struct rank_state {
     catalog *c;
     const profile *p;
-    strmap seen;     /* profile item ids */
+    strmap seen;     /* profile item ids, dismissed ones too */
     strmap creators; /* creator id → index into p->creators */
     strmap taken;    /* item ids already in the result */
     size_t *pslots;  /* catalog slot of each profile item, or SIZE_MAX */
@@ -137,11 +137,19 @@ static int rank_personal(rank_state *st, char *err, size_t errlen) {
         wsum += fabs(p->items[i].weight);
         nlive++;
     }
+    /* Dismissed items push the user vector away from themselves. */
+    for (size_t i = 0; i < p->n_dismissed; i++) {
+        size_t slot;
+        if (catalog_lookup(st->c, p->dismissed[i].id, &slot) != 0) continue;
+        const float *v = catalog_vector(st->c, slot);
+        for (int j = 0; j < d; j++) st->u[j] -= (float)p->dismissed[i].weight * v[j];
+        wsum += fabs(p->dismissed[i].weight);
+    }
     if (nlive == 0 || wsum <= 0) return 0;
     /* Scale so scores read the same whatever the profile's total weight. */
     for (int j = 0; j < d; j++) st->u[j] /= (float)wsum;
 
-    k = (int)(st->cap + p->n_items + 16);
+    k = (int)(st->cap + p->n_items + p->n_dismissed + 16);
     if (k > RANK_MAX_CANDIDATES) k = RANK_MAX_CANDIDATES;
     slots = malloc((size_t)k * sizeof(*slots));
     scores = malloc((size_t)k * sizeof(*scores));
@@ -261,6 +269,8 @@ int rank_recommend(catalog *c, const profile *p, const profile_entry *popular,
     if (!out->hits) goto oom;
     for (size_t i = 0; i < p->n_items; i++)
         if (strmap_put(&st.seen, p->items[i].id, i) != 0) goto oom;
+    for (size_t i = 0; i < p->n_dismissed; i++)
+        if (strmap_put(&st.seen, p->dismissed[i].id, i) != 0) goto oom;
     for (size_t i = 0; i < p->n_creators; i++)
         if (strmap_put(&st.creators, p->creators[i].id, i) != 0) goto oom;
 

@@ -2,14 +2,13 @@
 #include "services/cli.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
-#include "services/log.h"
 
 static atomic_int cli_stop;
 
@@ -53,29 +52,28 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     return CLI_EXIT_USAGE;
 }
 
-static void *cli_signal_main(void *arg) {
-    sigset_t *set = arg;
-    int sig;
-    for (;;) {
-        if (sigwait(set, &sig) != 0) continue;
-        if (!atomic_exchange(&cli_stop, 1)) {
-            log_info("aisle", "%s received: finishing work in hand (again to force)",
-                     sig == SIGINT ? "SIGINT" : "SIGTERM");
-        } else {
-            log_warn("aisle", "second stop signal: exiting now");
-            _exit(130);
-        }
+/* A handler rather than a sigwait thread: libraries start threads of their
+ * own before main (OpenBLAS does), and a signal may land on any of them. */
+static void cli_on_signal(int sig) {
+    static const char first[] = "aisle: stop signal received: finishing work in hand "
+                                "(again to force)\n";
+    static const char second[] = "aisle: second stop signal: exiting now\n";
+    (void)sig;
+    if (!atomic_exchange(&cli_stop, 1)) {
+        if (write(STDERR_FILENO, first, sizeof(first) - 1) < 0) _exit(1);
+    } else {
+        if (write(STDERR_FILENO, second, sizeof(second) - 1) < 0) _exit(1);
+        _exit(130);
     }
-    return NULL;
 }
 
 atomic_int *cli_stop_flag(void) {
-    static sigset_t set;
-    static pthread_t th;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    if (pthread_create(&th, NULL, cli_signal_main, &set) == 0) pthread_detach(th);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = cli_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     return &cli_stop;
 }

@@ -21,9 +21,8 @@ int cli_double(const char *cmd, const char *flag, const char *s, double min,
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Blocks SIGINT and SIGTERM in this thread and every thread created after,
- * and starts a thread that sets the returned flag on the first of them and
- * exits the process on the second. Call before creating other threads. */
+/* Installs handlers for SIGINT and SIGTERM that set the returned flag on
+ * the first signal and exit the process on the second. */
 atomic_int *cli_stop_flag(void);
 
 #endif

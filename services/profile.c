@@ -10,40 +10,69 @@
 #define PROFILE_KEY_MAX (PROFILE_MAX_ID + 32)
 #define PROFILE_POPULAR_KEY "aisle:popular"
 
+/* Scores are kept in log space: a member's score is ln(decayed weight) +
+ * (t−L)/H·ln 2, so adding weight is a log-sum-exp and nothing overflows
+ * however far time runs from the landmark. Negative feedback (DISMISS) has
+ * its own set, so every sum stays positive. */
+#define PROFILE_LUA_LOGADD                                                    \
+    "local function logadd(key, member, a)\n"                                 \
+    "  local cur = redis.call('ZSCORE', key, member)\n"                       \
+    "  if cur then\n"                                                         \
+    "    cur = tonumber(cur)\n"                                               \
+    "    local m = math.max(cur, a)\n"                                        \
+    "    a = m + math.log(1 + math.exp(-math.abs(cur - a)))\n"                \
+    "  end\n"                                                                 \
+    "  redis.call('ZADD', key, string.format('%.17g', a), member)\n"          \
+    "end\n"                                                                   \
+    "local function trim(key, max)\n"                                         \
+    "  local n = redis.call('ZCARD', key)\n"                                  \
+    "  if n > max then redis.call('ZREMRANGEBYRANK', key, 0, n - max - 1) end\n" \
+    "end\n"
+
 /* One event, applied atomically: remember its id (or stop if already seen),
- * add its decayed weight to the item and creator, trim each set to its bound
- * by dropping the lightest members, and keep the latest activity time.
- * KEYS: items creators events meta
- * ARGV: event_id ts_ms item item_delta creator creator_delta max_items
+ * add its weight to the item (or to the dismissed set) and to the creator,
+ * trim each set to its bound by dropping the lightest (oldest) members, and
+ * keep the latest activity time.
+ * KEYS: items creators dismissed events meta
+ * ARGV: event_id ts_ms item item_log creator creator_log dismiss max_items
  *       max_creators event_window */
 static const char profile_apply_lua[] =
-    "if redis.call('ZSCORE', KEYS[3], ARGV[1]) then return 0 end\n"
-    "redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])\n"
-    "local function trim(key, max)\n"
-    "  local n = redis.call('ZCARD', key)\n"
-    "  if n > max then redis.call('ZREMRANGEBYRANK', key, 0, n - max - 1) end\n"
-    "end\n"
-    "trim(KEYS[3], tonumber(ARGV[9]))\n"
+    PROFILE_LUA_LOGADD
+    "if redis.call('ZSCORE', KEYS[4], ARGV[1]) then return 0 end\n"
+    "redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])\n"
+    "trim(KEYS[4], tonumber(ARGV[10]))\n"
     "if ARGV[3] ~= '' then\n"
-    "  redis.call('ZINCRBY', KEYS[1], ARGV[4], ARGV[3])\n"
-    "  trim(KEYS[1], tonumber(ARGV[7]))\n"
+    "  local set = ARGV[7] == '1' and KEYS[3] or KEYS[1]\n"
+    "  logadd(set, ARGV[3], tonumber(ARGV[4]))\n"
+    "  trim(set, tonumber(ARGV[8]))\n"
     "end\n"
     "if ARGV[5] ~= '' then\n"
-    "  redis.call('ZINCRBY', KEYS[2], ARGV[6], ARGV[5])\n"
-    "  trim(KEYS[2], tonumber(ARGV[8]))\n"
+    "  logadd(KEYS[2], ARGV[5], tonumber(ARGV[6]))\n"
+    "  trim(KEYS[2], tonumber(ARGV[9]))\n"
     "end\n"
-    "local last = tonumber(redis.call('HGET', KEYS[4], 'last_ms') or '0')\n"
+    "local last = tonumber(redis.call('HGET', KEYS[5], 'last_ms') or '0')\n"
     "if tonumber(ARGV[2]) > last then\n"
-    "  redis.call('HSET', KEYS[4], 'last_ms', ARGV[2])\n"
+    "  redis.call('HSET', KEYS[5], 'last_ms', ARGV[2])\n"
     "end\n"
     "return 1\n";
+
+/* Global popularity, bounded to the heaviest PROFILE_POPULAR_MAX items.
+ * KEYS: popular  ARGV: item log_weight max */
+static const char profile_popular_lua[] =
+    PROFILE_LUA_LOGADD
+    "logadd(KEYS[1], ARGV[1], tonumber(ARGV[2]))\n"
+    "trim(KEYS[1], tonumber(ARGV[3]))\n"
+    "return 1\n";
+
+#define PROFILE_POPULAR_MAX 10000
 
 struct profile_store {
     char host[256];
     int port;
     profile_config cfg;
-    redisContext *rc; /* NULL while disconnected */
-    char sha[41];     /* of profile_apply_lua once loaded */
+    redisContext *rc;    /* NULL while disconnected */
+    char sha_apply[41];  /* script hashes, loaded on connect */
+    char sha_popular[41];
 };
 
 void profile_config_default(profile_config *cfg) {
@@ -90,7 +119,6 @@ int profile_store_open(const char *addr, const profile_config *cfg,
 static void profile_disconnect(profile_store *ps) {
     if (ps->rc) redisFree(ps->rc);
     ps->rc = NULL;
-    ps->sha[0] = 0;
 }
 
 void profile_store_close(profile_store *ps) {
@@ -99,10 +127,26 @@ void profile_store_close(profile_store *ps) {
     free(ps);
 }
 
-/* Connects if needed and makes sure the apply script is loaded. */
+/* SCRIPT LOADs src into sha (41 bytes). Drops the connection on failure. */
+static int profile_load_script(profile_store *ps, const char *src, char *sha,
+                               char *err, size_t errlen) {
+    redisReply *r = redisCommand(ps->rc, "SCRIPT LOAD %s", src);
+    if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
+        snprintf(err, errlen, "redis %s:%d: loading a profile script: %s", ps->host,
+                 ps->port, r && r->type == REDIS_REPLY_ERROR ? r->str : ps->rc->errstr);
+        if (r) freeReplyObject(r);
+        profile_disconnect(ps);
+        return -1;
+    }
+    memcpy(sha, r->str, 40);
+    sha[40] = 0;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Connects if needed and makes sure the scripts are loaded. */
 static int profile_connect(profile_store *ps, char *err, size_t errlen) {
     struct timeval tv = {2, 0};
-    redisReply *r;
     if (ps->rc) return 0;
     ps->rc = redisConnectWithTimeout(ps->host, ps->port, tv);
     if (!ps->rc || ps->rc->err) {
@@ -112,18 +156,9 @@ static int profile_connect(profile_store *ps, char *err, size_t errlen) {
         return PROFILE_EIO;
     }
     redisSetTimeout(ps->rc, tv);
-    r = redisCommand(ps->rc, "SCRIPT LOAD %s", profile_apply_lua);
-    if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
-        snprintf(err, errlen, "redis %s:%d: loading the profile script: %s",
-                 ps->host, ps->port,
-                 r && r->type == REDIS_REPLY_ERROR ? r->str : ps->rc->errstr);
-        if (r) freeReplyObject(r);
-        profile_disconnect(ps);
+    if (profile_load_script(ps, profile_apply_lua, ps->sha_apply, err, errlen) ||
+        profile_load_script(ps, profile_popular_lua, ps->sha_popular, err, errlen))
         return PROFILE_EIO;
-    }
-    memcpy(ps->sha, r->str, 40);
-    ps->sha[40] = 0;
-    freeReplyObject(r);
     return 0;
 }
 
@@ -199,23 +234,25 @@ int profile_validate(const Aisle__V1__Signal *s, int64_t now_ms, char *err,
     return 0;
 }
 
-/* 2^((t−L)/H): the forward-decay factor of time t. */
-static double profile_decay(const profile_store *ps, int64_t t_ms) {
-    return exp2((double)(t_ms - PROFILE_LANDMARK_MS) /
-                (ps->cfg.half_life_s * 1000.0));
+/* (t−L)/H·ln 2: the log-space offset of time t (see the scripts). */
+static double profile_log_time(const profile_store *ps, int64_t t_ms) {
+    return (double)(t_ms - PROFILE_LANDMARK_MS) / (ps->cfg.half_life_s * 1000.0) * M_LN2;
 }
 
-static void profile_keys(const char *user, char keys[4][PROFILE_KEY_MAX]) {
-    snprintf(keys[0], PROFILE_KEY_MAX, "aisle:u:{%s}:items", user);
-    snprintf(keys[1], PROFILE_KEY_MAX, "aisle:u:{%s}:creators", user);
-    snprintf(keys[2], PROFILE_KEY_MAX, "aisle:u:{%s}:events", user);
-    snprintf(keys[3], PROFILE_KEY_MAX, "aisle:u:{%s}:meta", user);
+enum { PROFILE_KEY_ITEMS, PROFILE_KEY_CREATORS, PROFILE_KEY_DISMISSED,
+       PROFILE_KEY_EVENTS, PROFILE_KEY_META, PROFILE_NKEYS };
+
+static void profile_keys(const char *user, char keys[PROFILE_NKEYS][PROFILE_KEY_MAX]) {
+    static const char *names[PROFILE_NKEYS] = {"items", "creators", "dismissed",
+                                               "events", "meta"};
+    for (int i = 0; i < PROFILE_NKEYS; i++)
+        snprintf(keys[i], PROFILE_KEY_MAX, "aisle:u:{%s}:%s", user, names[i]);
 }
 
 int profile_apply(profile_store *ps, Aisle__V1__Signal *const *sigs, size_t n,
                   char *err, size_t errlen) {
-    char keys[4][PROFILE_KEY_MAX];
-    char ts[24], idelta[40], cdelta[40], maxi[16], maxc[16], win[16];
+    char keys[PROFILE_NKEYS][PROFILE_KEY_MAX];
+    char ts[24], ilog[40], clog[40], maxi[16], maxc[16], win[16], maxp[16];
     unsigned char *applied = NULL;
     int napplied = 0;
     redisReply *r = NULL;
@@ -230,22 +267,25 @@ int profile_apply(profile_store *ps, Aisle__V1__Signal *const *sigs, size_t n,
     snprintf(maxi, sizeof(maxi), "%d", ps->cfg.max_items);
     snprintf(maxc, sizeof(maxc), "%d", ps->cfg.max_creators);
     snprintf(win, sizeof(win), "%d", ps->cfg.event_window);
+    snprintf(maxp, sizeof(maxp), "%d", PROFILE_POPULAR_MAX);
     for (size_t i = 0; i < n; i++) {
         const Aisle__V1__Signal *s = sigs[i];
-        double w = profile_kind_weight(s->kind) * (s->weight > 0 ? s->weight : 1.0);
-        double d = w * profile_decay(ps, s->ts_ms);
+        double w = fabs(profile_kind_weight(s->kind)) * (s->weight > 0 ? s->weight : 1.0);
+        double a = log(w) + profile_log_time(ps, s->ts_ms);
         int follow = s->kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR;
+        int dismiss = s->kind == AISLE__V1__SIGNAL_KIND__DISMISS;
         profile_keys(s->user_id, keys);
         snprintf(ts, sizeof(ts), "%lld", (long long)s->ts_ms);
-        /* An item interaction also says a little about its creator. */
-        snprintf(idelta, sizeof(idelta), "%.17g", follow ? 0.0 : d);
-        snprintf(cdelta, sizeof(cdelta), "%.17g", follow ? d : 0.25 * d);
+        snprintf(ilog, sizeof(ilog), "%.17g", a);
+        /* An item interaction also says a little (a quarter) about its
+         * creator; a dismissal says nothing about the creator. */
+        snprintf(clog, sizeof(clog), "%.17g", follow ? a : a + log(0.25));
         redisAppendCommand(ps->rc,
-                           "EVALSHA %s 4 %s %s %s %s %s %s %s %s %s %s %s %s %s",
-                           ps->sha, keys[0], keys[1], keys[2], keys[3],
-                           s->event_id, ts, follow ? "" : s->item_id, idelta,
-                           s->creator_id ? s->creator_id : "", cdelta, maxi,
-                           maxc, win);
+                           "EVALSHA %s 5 %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s",
+                           ps->sha_apply, keys[0], keys[1], keys[2], keys[3], keys[4],
+                           s->event_id, ts, follow ? "" : s->item_id, ilog,
+                           dismiss || !s->creator_id ? "" : s->creator_id, clog,
+                           dismiss ? "1" : "0", maxi, maxc, win);
     }
     for (size_t i = 0; i < n; i++) {
         if (redisGetReply(ps->rc, (void **)&r) != REDIS_OK || !r ||
@@ -263,10 +303,10 @@ int profile_apply(profile_store *ps, Aisle__V1__Signal *const *sigs, size_t n,
         if (!applied[i]) continue;
         napplied++;
         if (w <= 0 || !s->item_id || !*s->item_id) continue;
-        w *= (s->weight > 0 ? s->weight : 1.0) * profile_decay(ps, s->ts_ms);
-        snprintf(idelta, sizeof(idelta), "%.17g", w);
-        redisAppendCommand(ps->rc, "ZINCRBY %s %s %s", PROFILE_POPULAR_KEY,
-                           idelta, s->item_id);
+        w *= s->weight > 0 ? s->weight : 1.0;
+        snprintf(ilog, sizeof(ilog), "%.17g", log(w) + profile_log_time(ps, s->ts_ms));
+        redisAppendCommand(ps->rc, "EVALSHA %s 1 %s %s %s %s", ps->sha_popular,
+                           PROFILE_POPULAR_KEY, s->item_id, ilog, maxp);
         applied[i] = 2;
     }
     for (size_t i = 0; i < n; i++) {
@@ -289,7 +329,7 @@ static int profile_entries_from(const profile_store *ps, const redisReply *r,
                                 int64_t now_ms, profile_entry **out,
                                 size_t *n_out) {
     size_t n = r->elements / 2;
-    double undecay = profile_decay(ps, now_ms);
+    double now_log = profile_log_time(ps, now_ms);
     profile_entry *e = NULL;
     *out = NULL;
     *n_out = 0;
@@ -302,7 +342,7 @@ static int profile_entries_from(const profile_store *ps, const redisReply *r,
             goto fail;
         e[i].id = strndup(k->str, k->len);
         if (!e[i].id) goto fail;
-        e[i].weight = strtod(v->str, NULL) / undecay;
+        e[i].weight = exp(strtod(v->str, NULL) - now_log);
     }
     *out = e;
     *n_out = n;
@@ -321,12 +361,13 @@ void profile_entries_free(profile_entry *e, size_t n) {
 void profile_clear(profile *p) {
     profile_entries_free(p->items, p->n_items);
     profile_entries_free(p->creators, p->n_creators);
+    profile_entries_free(p->dismissed, p->n_dismissed);
     memset(p, 0, sizeof(*p));
 }
 
 int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
                 size_t max_items, profile *p, char *err, size_t errlen) {
-    char keys[4][PROFILE_KEY_MAX];
+    char keys[PROFILE_NKEYS][PROFILE_KEY_MAX];
     redisReply *r = NULL;
     memset(p, 0, sizeof(*p));
     if (profile_check_id("user_id", user_id, 1, err, errlen) != 0)
@@ -338,7 +379,9 @@ int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
                        (long long)max_items - 1);
     redisAppendCommand(ps->rc, "ZREVRANGE %s 0 %d WITHSCORES", keys[1],
                        ps->cfg.max_creators - 1);
-    redisAppendCommand(ps->rc, "HGET %s last_ms", keys[3]);
+    redisAppendCommand(ps->rc, "ZREVRANGE %s 0 %lld WITHSCORES", keys[2],
+                       (long long)max_items - 1);
+    redisAppendCommand(ps->rc, "HGET %s last_ms", keys[4]);
 
     if (redisGetReply(ps->rc, (void **)&r) != REDIS_OK || !r ||
         r->type != REDIS_REPLY_ARRAY)
@@ -350,6 +393,12 @@ int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
         r->type != REDIS_REPLY_ARRAY)
         goto fail;
     if (profile_entries_from(ps, r, now_ms, &p->creators, &p->n_creators) != 0)
+        goto fail;
+    freeReplyObject(r);
+    if (redisGetReply(ps->rc, (void **)&r) != REDIS_OK || !r ||
+        r->type != REDIS_REPLY_ARRAY)
+        goto fail;
+    if (profile_entries_from(ps, r, now_ms, &p->dismissed, &p->n_dismissed) != 0)
         goto fail;
     freeReplyObject(r);
     if (redisGetReply(ps->rc, (void **)&r) != REDIS_OK || !r ||

@@ -5,9 +5,11 @@
  * Cluster slot and one Lua script can update them atomically. Weights use
  * forward decay: an event at time t adds w·2^((t−L)/H) for a fixed landmark
  * L and half-life H, and a reader divides by 2^((now−L)/H). Stored scores
- * therefore never need rescoring in the background, and the ordering of a
- * sorted set is the ordering by decayed weight. Each event is applied at most
- * once: its event_id is remembered in a per-user window of recent ids.
+ * are the logarithms of those sums, so they never overflow and never need
+ * rescoring in the background, and the order of a sorted set is the order
+ * by decayed weight. Dismissals are kept apart from positive interest. Each
+ * event is applied at most once: its event_id is remembered in a per-user
+ * window of recent ids.
  *
  * A profile_store is one connection: use one per thread. */
 #ifndef AISLE_PROFILE_H
@@ -41,6 +43,8 @@ typedef struct profile {
     size_t n_items;
     profile_entry *creators;
     size_t n_creators;
+    profile_entry *dismissed; /* negative feedback, heaviest first */
+    size_t n_dismissed;
     int64_t last_active_ms; /* 0 when the user is unknown */
 } profile;
 
@@ -57,7 +61,8 @@ int profile_store_open(const char *addr, const profile_config *cfg,
                        profile_store **out, char *err, size_t errlen);
 void profile_store_close(profile_store *ps);
 
-/* The default weight of a signal kind; DISMISS is negative. */
+/* The default weight of a signal kind; DISMISS is negative (its magnitude
+ * goes to the dismissed set). */
 double profile_kind_weight(Aisle__V1__SignalKind kind);
 
 /* Checks a decoded signal for what the profile needs: ids present and of

@@ -224,7 +224,7 @@ static void server_handle_get_profile(server_worker *w, const uint8_t *req,
         server_reply_error(rep, server_status_of(rc), "%s", err);
         goto out;
     }
-    n = p.n_items + p.n_creators;
+    n = p.n_items + p.n_creators + p.n_dismissed;
     ids = calloc(n ? n : 1, sizeof(*ids));
     ptrs = calloc(n ? n : 1, sizeof(*ptrs));
     if (!ids || !ptrs) {
@@ -232,8 +232,9 @@ static void server_handle_get_profile(server_worker *w, const uint8_t *req,
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        const profile_entry *e =
-            i < p.n_items ? &p.items[i] : &p.creators[i - p.n_items];
+        const profile_entry *e = i < p.n_items                ? &p.items[i]
+                                 : i < p.n_items + p.n_creators ? &p.creators[i - p.n_items]
+                                 : &p.dismissed[i - p.n_items - p.n_creators];
         aisle__v1__weighted_id__init(&ids[i]);
         ids[i].id = e->id;
         ids[i].weight = e->weight;
@@ -244,6 +245,8 @@ static void server_handle_get_profile(server_worker *w, const uint8_t *req,
     out.n_items = p.n_items;
     out.creators = ptrs + p.n_items;
     out.n_creators = p.n_creators;
+    out.dismissed = ptrs + p.n_items + p.n_creators;
+    out.n_dismissed = p.n_dismissed;
     out.last_active_ms = p.last_active_ms;
     server_reply_pack(rep, &out.base);
 out:

@@ -1,0 +1,136 @@
+"""Shared support for Aisle's integration tests and tools: generated protobuf
+modules, free ports, and real processes (redis-server, the Kafka mock
+cluster, aisle serve / ingest) started and stopped around a test.
+
+Run with Debian's /usr/bin/python3 (python3-grpcio, python3-protobuf,
+python3-confluent-kafka)."""
+
+import importlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_PB_DIR = None
+
+
+def protos():
+    """Compiles proto/aisle/v1/*.proto with protoc into a temp dir once and
+    returns (aisle_pb2, events_pb2)."""
+    global _PB_DIR
+    if _PB_DIR is None:
+        _PB_DIR = tempfile.mkdtemp(prefix="aisle-pb-")
+        src = os.path.join(ROOT, "proto")
+        files = [os.path.join(src, "aisle", "v1", f) for f in ("aisle.proto", "events.proto")]
+        subprocess.run(["protoc", "-I", src, "--python_out", _PB_DIR] + files, check=True)
+        sys.path.insert(0, _PB_DIR)
+    return (importlib.import_module("aisle.v1.aisle_pb2"),
+            importlib.import_module("aisle.v1.events_pb2"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def aisle_binary():
+    path = os.environ.get("AISLE_BIN") or os.path.join(ROOT, "bazel-bin", "aisle")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError("aisle binary not found at %s (bazel build //:aisle)" % path)
+    return path
+
+
+class Procs:
+    """Starts processes and stops every one of them on close()."""
+
+    def __init__(self):
+        self.procs = []
+        self.logdir = tempfile.mkdtemp(prefix="aisle-test-logs-")
+
+    def start(self, name, argv, ready_prefix=None, timeout=20):
+        """Starts argv; with ready_prefix, waits for a stdout line starting
+        with it and returns (proc, rest of that line)."""
+        log = open(os.path.join(self.logdir, name + ".log"), "wb")
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE if ready_prefix else log,
+                             stderr=log, start_new_session=True)
+        p.name, p.logfile = name, log.name
+        log.close()  # the child holds its own descriptor
+        self.procs.append(p)
+        if not ready_prefix:
+            return p, None
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            line = p.stdout.readline().decode()
+            if line.startswith(ready_prefix):
+                return p, line[len(ready_prefix):].strip()
+            if not line and p.poll() is not None:
+                break
+        raise RuntimeError("%s did not start; log: %s\n%s" % (name, log.name, self.log(p)))
+
+    def log(self, p):
+        with open(p.logfile, errors="replace") as f:
+            return f.read()[-4000:]
+
+    def redis(self):
+        port = free_port()
+        p, _ = self.start("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                    "--save", "", "--appendonly", "no"])
+        addr = "127.0.0.1:%d" % port
+        wait_for(lambda: _redis_ping(port), 10, "redis-server to answer")
+        return p, addr
+
+    def kafka(self, partitions=4):
+        p, boot = self.start("kafka", [aisle_binary(), "kafka-mock", "--partitions",
+                                       str(partitions)], "bootstrap=")
+        return p, boot
+
+    def serve(self, brokers, redis_addr, dim, extra=()):
+        p, port = self.start("serve", [aisle_binary(), "serve", "--listen", "127.0.0.1:0",
+                                       "--kafka-brokers", brokers, "--redis", redis_addr,
+                                       "--dim", str(dim)] + list(extra),
+                             "aisle serve: listening on port ")
+        return p, "127.0.0.1:" + port
+
+    def ingest(self, brokers, redis_addr, extra=()):
+        p, _ = self.start("ingest", [aisle_binary(), "ingest", "--kafka-brokers", brokers,
+                                     "--redis", redis_addr] + list(extra))
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=15):
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        return p.returncode
+
+    def close(self):
+        for p in reversed(self.procs):
+            self.stop(p)
+            if p.stdout:
+                p.stdout.close()
+
+
+def _redis_ping(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def wait_for(cond, timeout, what, interval=0.02):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(interval)
+    raise AssertionError("timed out after %gs waiting for %s" % (timeout, what))

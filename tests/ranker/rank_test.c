@@ -1,0 +1,128 @@
+/* Tests for ranker/rank over a real catalog: personalization, filters,
+ * reasons, creator boost and the popular fallback. */
+#include "ranker/rank.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tests/test.h"
+
+#define DIM 4
+
+/* Items a0..a9 near axis 0 (creator ca), b0..b9 near axis 1 (creator cb);
+ * a9 is out of stock. */
+static catalog *make_catalog(void) {
+    catalog *c;
+    char err[256], id[8];
+    if (catalog_new(DIM, &c, err, sizeof(err))) return NULL;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 10; i++) {
+            float v[DIM] = {0, 0, 0.05f * (float)i, 0};
+            v[k] = 1;
+            snprintf(id, sizeof(id), "%c%d", 'a' + k, i);
+            catalog_item it = {id, id, k ? "cb" : "ca", k ? "B" : "A", "", 100,
+                               !(k == 0 && i == 9)};
+            if (catalog_upsert(c, &it, v, DIM, err, sizeof(err))) return NULL;
+        }
+    return c;
+}
+
+static int has(const rank_result *r, const char *id) {
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->hits[i].item.item_id, id) == 0) return 1;
+    return 0;
+}
+
+static void test_personalized_and_filtered(void) {
+    catalog *c = make_catalog();
+    profile_entry items[] = {{"a0", 3.0}, {"a1", 1.0}};
+    profile p = {.items = items, .n_items = 2, .last_active_ms = 1};
+    rank_result r;
+    char err[256];
+    TEST_REQUIRE(c != NULL);
+    TEST_REQUIRE(rank_recommend(c, &p, NULL, 0, 7, &r, err, sizeof(err)) == 0);
+    TEST_CHECK(r.n == 7);
+    for (size_t i = 0; i < r.n; i++) {
+        TEST_CHECK(r.hits[i].item.item_id[0] == 'a');
+        TEST_CHECK(r.hits[i].n_reasons >= 1);
+        TEST_CHECK(strstr(r.hits[i].reasons[0], "Similar to \"a0\"") != NULL);
+        if (i) TEST_CHECK(r.hits[i - 1].score >= r.hits[i].score);
+    }
+    TEST_CHECK(!has(&r, "a0") && !has(&r, "a1"));
+    TEST_CHECK(!has(&r, "a9"));
+    rank_result_free(&r);
+    /* More than the cluster holds: the rest is filled, still no repeats. */
+    TEST_REQUIRE(rank_recommend(c, &p, NULL, 0, 30, &r, err, sizeof(err)) == 0);
+    TEST_CHECK(r.n == 17);
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
+static void test_creator_boost_and_reason(void) {
+    catalog *c = make_catalog();
+    profile_entry items[] = {{"a0", 1.0}, {"b0", 1.0}};
+    profile_entry creators[] = {{"cb", 5.0}};
+    profile p = {.items = items, .n_items = 2, .creators = creators, .n_creators = 1};
+    rank_result r;
+    char err[256];
+    TEST_REQUIRE(c != NULL);
+    TEST_REQUIRE(rank_recommend(c, &p, NULL, 0, 1, &r, err, sizeof(err)) == 0);
+    TEST_REQUIRE(r.n == 1);
+    TEST_CHECK(r.hits[0].item.item_id[0] == 'b');
+    TEST_CHECK(r.hits[0].n_reasons == 2 && strstr(r.hits[0].reasons[1], "cb") != NULL);
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
+static void test_cold_start_uses_popular(void) {
+    catalog *c = make_catalog();
+    profile p = {0};
+    profile_entry pop[] = {{"b3", 10}, {"a9", 8}, {"gone", 5}, {"a2", 1}};
+    rank_result r;
+    char err[256];
+    TEST_REQUIRE(c != NULL);
+    TEST_REQUIRE(rank_recommend(c, &p, pop, 4, 3, &r, err, sizeof(err)) == 0);
+    TEST_REQUIRE(r.n == 3);
+    TEST_CHECK_STR(r.hits[0].item.item_id, "b3");
+    TEST_CHECK_STR(r.hits[1].item.item_id, "a2"); /* a9 out of stock, gone unknown */
+    TEST_CHECK(strstr(r.hits[0].reasons[0], "Popular") != NULL);
+    TEST_CHECK(strstr(r.hits[2].reasons[0], "In stock") != NULL);
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
+static void test_dismissed_items_are_left_out_and_repel(void) {
+    catalog *c = make_catalog();
+    profile_entry items[] = {{"a0", 1.0}, {"b0", 1.0}};
+    profile_entry dismissed[] = {{"a1", 4.0}};
+    profile p = {.items = items, .n_items = 2, .dismissed = dismissed, .n_dismissed = 1};
+    rank_result r;
+    char err[256];
+    TEST_REQUIRE(c != NULL);
+    TEST_REQUIRE(rank_recommend(c, &p, NULL, 0, 5, &r, err, sizeof(err)) == 0);
+    TEST_CHECK(!has(&r, "a1"));
+    for (size_t i = 0; i < r.n; i++) TEST_CHECK(r.hits[i].item.item_id[0] == 'b');
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
+static void test_limit_is_clamped(void) {
+    catalog *c = make_catalog();
+    profile p = {0};
+    rank_result r;
+    char err[256];
+    TEST_REQUIRE(c != NULL);
+    TEST_REQUIRE(rank_recommend(c, &p, NULL, 0, 0, &r, err, sizeof(err)) == 0);
+    TEST_CHECK(r.n == 1);
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
+int main(void) {
+    TEST_RUN(test_personalized_and_filtered);
+    TEST_RUN(test_creator_boost_and_reason);
+    TEST_RUN(test_cold_start_uses_popular);
+    TEST_RUN(test_dismissed_items_are_left_out_and_repel);
+    TEST_RUN(test_limit_is_clamped);
+    return test_summary();
+}

@@ -1,0 +1,53 @@
+/* Tests for retrieval/strmap: puts, overwrites, deletes, tombstone reuse and
+ * growth past many rehashes. */
+#include "retrieval/strmap.h"
+
+#include <stdio.h>
+
+#include "tests/test.h"
+
+static void test_put_get_del(void) {
+    strmap m;
+    size_t v = 0;
+    strmap_init(&m);
+    TEST_CHECK(strmap_get(&m, "a", &v) == -1);
+    TEST_CHECK(strmap_put(&m, "a", 1) == 0);
+    TEST_CHECK(strmap_put(&m, "b", 2) == 0);
+    TEST_CHECK(strmap_put(&m, "a", 3) == 0);
+    TEST_CHECK(strmap_get(&m, "a", &v) == 0 && v == 3);
+    TEST_CHECK(m.used == 2);
+    TEST_CHECK(strmap_del(&m, "a") == 0);
+    TEST_CHECK(strmap_del(&m, "a") == -1);
+    TEST_CHECK(strmap_get(&m, "a", &v) == -1);
+    TEST_CHECK(strmap_get(&m, "b", &v) == 0 && v == 2);
+    strmap_free(&m);
+}
+
+static void test_many_with_churn(void) {
+    strmap m;
+    char key[32];
+    size_t v;
+    int bad = 0;
+    strmap_init(&m);
+    for (size_t i = 0; i < 50000; i++) {
+        snprintf(key, sizeof(key), "item-%zu", i);
+        if (strmap_put(&m, key, i)) bad++;
+        if (i % 3 == 0) {
+            snprintf(key, sizeof(key), "item-%zu", i / 2);
+            strmap_del(&m, key);
+        }
+    }
+    for (size_t i = 25000; i < 50000; i++) {
+        snprintf(key, sizeof(key), "item-%zu", i);
+        if (strmap_get(&m, key, &v) != 0 || v != i) bad++;
+    }
+    TEST_CHECK(bad == 0);
+    TEST_CHECK(m.used + m.tombs < m.cap);
+    strmap_free(&m);
+}
+
+int main(void) {
+    TEST_RUN(test_put_get_del);
+    TEST_RUN(test_many_with_churn);
+    return test_summary();
+}

@@ -1,0 +1,195 @@
+/* Tests for services/profile against a real redis-server child: applying,
+ * de-duplication, decay order, bounds, validation, popularity, and errors
+ * when Redis is away. */
+#include "services/profile.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "services/clock.h"
+#include "services/redisproc.h"
+#include "tests/test.h"
+
+static redisproc rp;
+
+static Aisle__V1__Signal sig(const char *ev, const char *user, int kind, const char *item,
+                             int64_t ts) {
+    Aisle__V1__Signal s = AISLE__V1__SIGNAL__INIT;
+    s.event_id = (char *)ev;
+    s.user_id = (char *)user;
+    s.kind = kind;
+    s.item_id = (char *)item;
+    s.creator_id = "cr";
+    s.ts_ms = ts;
+    return s;
+}
+
+static profile_store *open_store(int max_items) {
+    profile_config cfg;
+    profile_store *ps;
+    char err[256];
+    profile_config_default(&cfg);
+    cfg.half_life_s = 3600;
+    cfg.max_items = max_items;
+    return profile_store_open(rp.addr, &cfg, &ps, err, sizeof(err)) ? NULL : ps;
+}
+
+static void test_apply_dedup_and_order(void) {
+    profile_store *ps = open_store(100);
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s[4] = {
+        sig("e1", "alice", AISLE__V1__SIGNAL_KIND__VIEW, "i1", now),
+        sig("e2", "alice", AISLE__V1__SIGNAL_KIND__PURCHASE, "i2", now),
+        sig("e1", "alice", AISLE__V1__SIGNAL_KIND__VIEW, "i1", now), /* replay */
+        sig("e3", "alice", AISLE__V1__SIGNAL_KIND__VIEW, "i3", now - 3600 * 1000),
+    };
+    Aisle__V1__Signal *ptr[4] = {&s[0], &s[1], &s[2], &s[3]};
+    profile p;
+    char err[256];
+    TEST_REQUIRE(ps != NULL);
+    TEST_CHECK(profile_apply(ps, ptr, 4, err, sizeof(err)) == 3);
+    TEST_CHECK(profile_apply(ps, ptr, 4, err, sizeof(err)) == 0); /* whole batch replayed */
+    TEST_REQUIRE(profile_get(ps, "alice", now, 10, &p, err, sizeof(err)) == 0);
+    TEST_REQUIRE(p.n_items == 3);
+    TEST_CHECK_STR(p.items[0].id, "i2");
+    TEST_CHECK(fabs(p.items[0].weight - 8.0) < 1e-6);
+    TEST_CHECK(fabs(p.items[1].weight - 1.0) < 1e-6);     /* counted once */
+    TEST_CHECK(fabs(p.items[2].weight - 0.5) < 1e-6);     /* one half-life old */
+    TEST_CHECK(p.n_creators == 1 && p.last_active_ms == now);
+    TEST_CHECK(p.n_dismissed == 0);
+    profile_clear(&p);
+    /* Read an hour later, everything has halved. */
+    TEST_REQUIRE(profile_get(ps, "alice", now + 3600 * 1000, 10, &p, err, sizeof(err)) == 0);
+    TEST_CHECK(fabs(p.items[0].weight - 4.0) < 1e-6);
+    profile_clear(&p);
+    profile_store_close(ps);
+}
+
+static void test_bounded_and_unknown(void) {
+    profile_store *ps = open_store(3);
+    int64_t now = clock_wall_ms();
+    char ev[8][8], it[8][8], err[256];
+    Aisle__V1__Signal s[8], *ptr[8];
+    profile p;
+    TEST_REQUIRE(ps != NULL);
+    for (int i = 0; i < 8; i++) {
+        snprintf(ev[i], sizeof(ev[i]), "b%d", i);
+        snprintf(it[i], sizeof(it[i]), "x%d", i);
+        s[i] = sig(ev[i], "bob", AISLE__V1__SIGNAL_KIND__VIEW, it[i], now - (8 - i) * 1000);
+        ptr[i] = &s[i];
+    }
+    TEST_CHECK(profile_apply(ps, ptr, 8, err, sizeof(err)) == 8);
+    TEST_REQUIRE(profile_get(ps, "bob", now, 100, &p, err, sizeof(err)) == 0);
+    TEST_CHECK(p.n_items == 3);
+    TEST_CHECK(p.n_items == 3 && strcmp(p.items[2].id, "x5") == 0); /* oldest trimmed */
+    profile_clear(&p);
+    TEST_REQUIRE(profile_get(ps, "nobody", now, 100, &p, err, sizeof(err)) == 0);
+    TEST_CHECK(p.n_items == 0 && p.last_active_ms == 0);
+    TEST_CHECK(profile_get(ps, "", now, 100, &p, err, sizeof(err)) == PROFILE_EINVAL);
+    profile_store_close(ps);
+}
+
+static void test_validation(void) {
+    int64_t now = clock_wall_ms();
+    char err[256], big[PROFILE_MAX_ID + 2];
+    Aisle__V1__Signal s = sig("e", "u", AISLE__V1__SIGNAL_KIND__CLICK, "i", now);
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == 0);
+    s.kind = 99;
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "kind"));
+    s.kind = AISLE__V1__SIGNAL_KIND__SIGNAL_KIND_UNSPECIFIED;
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1);
+    s.kind = AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR;
+    s.creator_id = "";
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "creator_id"));
+    s = sig("e", "u", AISLE__V1__SIGNAL_KIND__CLICK, "i", now + 2 * 86400000LL);
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "future"));
+    s.ts_ms = now;
+    s.weight = NAN;
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1);
+    s.weight = 1e6f;
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1);
+    s.weight = 0;
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    s.user_id = big;
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "longer"));
+    s.user_id = "tab\there";
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "control"));
+}
+
+static void test_popular_counts_only_new_positive_events(void) {
+    profile_store *ps = open_store(100);
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s[3] = {
+        sig("p1", "carol", AISLE__V1__SIGNAL_KIND__PURCHASE, "hot", now),
+        sig("p2", "dave", AISLE__V1__SIGNAL_KIND__VIEW, "warm", now),
+        sig("p3", "dave", AISLE__V1__SIGNAL_KIND__DISMISS, "hot", now),
+    };
+    Aisle__V1__Signal *ptr[3] = {&s[0], &s[1], &s[2]};
+    profile_entry *pop;
+    char err[256];
+    int n;
+    TEST_REQUIRE(ps != NULL);
+    profile p;
+    TEST_CHECK(profile_apply(ps, ptr, 3, err, sizeof(err)) == 3);
+    TEST_CHECK(profile_apply(ps, ptr, 3, err, sizeof(err)) == 0);
+    TEST_REQUIRE(profile_get(ps, "dave", now, 10, &p, err, sizeof(err)) == 0);
+    TEST_CHECK(p.n_items == 1 && p.n_dismissed == 1);
+    TEST_CHECK(p.n_dismissed == 1 && strcmp(p.dismissed[0].id, "hot") == 0 &&
+               fabs(p.dismissed[0].weight - 4.0) < 1e-6);
+    profile_clear(&p);
+    n = profile_popular(ps, now, 10, &pop, err, sizeof(err));
+    TEST_REQUIRE(n >= 2);
+    TEST_CHECK_STR(pop[0].id, "hot");
+    TEST_CHECK(fabs(pop[0].weight - 8.0) < 1e-6);
+    profile_entries_free(pop, (size_t)n);
+    profile_store_close(ps);
+}
+
+static void test_redis_down_is_an_error_then_recovers(void) {
+    profile_store *ps = open_store(100);
+    int64_t now = clock_wall_ms();
+    char err[256];
+    profile p;
+    TEST_REQUIRE(ps != NULL);
+    TEST_REQUIRE(profile_get(ps, "alice", now, 10, &p, err, sizeof(err)) == 0);
+    profile_clear(&p);
+    redisproc_stop(&rp);
+    TEST_CHECK(profile_get(ps, "alice", now, 10, &p, err, sizeof(err)) == PROFILE_EIO);
+    TEST_CHECK(strstr(err, "redis") != NULL);
+    TEST_REQUIRE(redisproc_start(&rp, err, sizeof(err)) == 0);
+    profile_store_close(ps);
+    ps = open_store(100);
+    TEST_REQUIRE(ps != NULL);
+    TEST_CHECK(profile_get(ps, "alice", now, 10, &p, err, sizeof(err)) == 0);
+    profile_clear(&p);
+    profile_store_close(ps);
+}
+
+static void test_bad_addresses(void) {
+    profile_config cfg;
+    profile_store *ps;
+    char err[256];
+    profile_config_default(&cfg);
+    TEST_CHECK(profile_store_open("nocolon", &cfg, &ps, err, sizeof(err)) == -1);
+    TEST_CHECK(profile_store_open("h:99999", &cfg, &ps, err, sizeof(err)) == -1);
+    cfg.max_items = 0;
+    TEST_CHECK(profile_store_open("h:1", &cfg, &ps, err, sizeof(err)) == -1);
+}
+
+int main(void) {
+    char err[256];
+    if (redisproc_start(&rp, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cannot start redis-server: %s\n", err);
+        return 1;
+    }
+    TEST_RUN(test_apply_dedup_and_order);
+    TEST_RUN(test_bounded_and_unknown);
+    TEST_RUN(test_validation);
+    TEST_RUN(test_popular_counts_only_new_positive_events);
+    TEST_RUN(test_redis_down_is_an_error_then_recovers);
+    TEST_RUN(test_bad_addresses);
+    redisproc_stop(&rp);
+    return test_summary();
+}
