@@ -1,0 +1,21 @@
+/* Command-line entry points of the offline embedding job, called by the
+ * aisle binary's dispatcher with argv[0] being the subcommand name:
+ *
+ *   aisle embed train --input FILE [--format lightgcn|tsv|csv]
+ *                     [--catalog FILE] --out DIR [--holdout FRAC --seed S]
+ *                     [method parameters] [--quiet]
+ *   aisle embed eval  --train FILE (--test FILE | --holdout FRAC --seed S)
+ *                     --model DIR [--format F] [--k 10,20,50] [--quiet]
+ *
+ * Both return a process exit status: 0 on success, 2 on usage errors, 1 on
+ * anything else, with the reason on stderr. */
+#ifndef AISLE_EMBED_CLI_H
+#define AISLE_EMBED_CLI_H
+
+int embed_cli_train(int argc, char **argv);
+int embed_cli_eval(int argc, char **argv);
+
+/* "train" or "eval" followed by its arguments (argv[0] is the subcommand). */
+int embed_cli_main(int argc, char **argv);
+
+#endif

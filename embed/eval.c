@@ -1,0 +1,213 @@
+/* See eval.h. Users are scored in batches so the dense part of the formula
+ * is one matrix product per batch; the top-K cut of each user's row is a
+ * bounded min-heap, run in parallel across the batch. */
+#include "embed/eval.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EVAL_BATCH 256
+
+typedef struct {
+    float s;
+    uint32_t j;
+} eval_cand;
+
+/* a ranks below b: lower score, or same score and higher row. */
+static int eval_worse(eval_cand a, eval_cand b) {
+    return a.s < b.s || (a.s == b.s && a.j > b.j);
+}
+
+static void heap_sift_down(eval_cand *h, uint32_t n, uint32_t i) {
+    for (;;) {
+        uint32_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && eval_worse(h[l], h[m])) m = l;
+        if (r < n && eval_worse(h[r], h[m])) m = r;
+        if (m == i) return;
+        eval_cand t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+/* Best `want` rows of s (skipping -inf), best first, into out; returns the
+ * count. heap has room for want entries. */
+static uint32_t eval_top(const float *s, uint32_t n, uint32_t want, eval_cand *heap,
+                         uint32_t *out) {
+    uint32_t h = 0;
+    for (uint32_t j = 0; j < n; j++) {
+        if (s[j] == -INFINITY) continue;
+        eval_cand c = {s[j], j};
+        if (h < want) {
+            uint32_t i = h++;
+            heap[i] = c;
+            while (i > 0 && eval_worse(heap[i], heap[(i - 1) / 2])) {
+                eval_cand t = heap[i];
+                heap[i] = heap[(i - 1) / 2];
+                heap[(i - 1) / 2] = t;
+                i = (i - 1) / 2;
+            }
+        } else if (eval_worse(heap[0], c)) {
+            heap[0] = c;
+            heap_sift_down(heap, h, 0);
+        }
+    }
+    uint32_t cnt = h;
+    while (h > 0) { /* pop worst first, fill from the back */
+        out[--h] = heap[0].j;
+        heap[0] = heap[h];
+        heap_sift_down(heap, h, 0);
+    }
+    return cnt;
+}
+
+static int eval_contains(const uint32_t *set, uint32_t n, uint32_t x) {
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (set[mid] < x) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && set[lo] == x;
+}
+
+void embed_eval_user(const uint32_t *ranked, uint32_t n_ranked, const uint32_t *test,
+                     uint32_t n_test, const int *ks, int nk, double *recall, double *ndcg) {
+    if (n_test == 0) return;
+    for (int q = 0; q < nk; q++) {
+        uint32_t k = (uint32_t)ks[q], hits = 0;
+        double dcg = 0, idcg = 0;
+        for (uint32_t p = 0; p < k && p < n_ranked; p++) {
+            if (eval_contains(test, n_test, ranked[p])) {
+                hits++;
+                dcg += 1.0 / log2((double)p + 2.0);
+            }
+        }
+        for (uint32_t p = 0; p < k && p < n_test; p++) idcg += 1.0 / log2((double)p + 2.0);
+        recall[q] += (double)hits / (double)n_test;
+        ndcg[q] += dcg / idcg;
+    }
+}
+
+int embed_eval_parse_ks(const char *s, int *ks) {
+    int n = 0;
+    while (*s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > 10000 || n == EMBED_EVAL_MAXK) return -1;
+        ks[n++] = (int)v;
+        if (*end == ',') end++;
+        else if (*end != '\0') return -1;
+        s = end;
+    }
+    return n > 0 ? n : -1;
+}
+
+int embed_eval_run(const embed_model *m, const embed_data *train, const embed_data *test,
+                   const int *ks, int nk, embed_eval_result *res, embed_progress *prog) {
+    memset(res, 0, sizeof(*res));
+    uint32_t kmax = 0;
+    if (nk < 1 || nk > EMBED_EVAL_MAXK) return -1;
+    for (int q = 0; q < nk; q++) {
+        if (ks[q] < 1 || ks[q] > 10000) return -1;
+        res->k[q] = ks[q];
+        if ((uint32_t)ks[q] > kmax) kmax = (uint32_t)ks[q];
+    }
+    res->nk = nk;
+
+    uint32_t *users = malloc(((size_t)test->n_users + 1) * sizeof(*users));
+    uint64_t *off = malloc((EVAL_BATCH + 1) * sizeof(*off));
+    float *scores = malloc((size_t)EVAL_BATCH * (m->n_items ? m->n_items : 1) * sizeof(float));
+    uint32_t *bitem = NULL; /* the batch's profiles */
+    float *bweight = NULL;
+    uint64_t bcap = 0;
+    int rc = -1;
+    if (!users || !off || !scores) goto done;
+    uint32_t n_eval = 0;
+    for (uint32_t u = 0; u < test->n_users; u++) {
+        if (test->off[u + 1] == test->off[u]) continue;
+        if (u >= train->n_users || train->off[u + 1] == train->off[u]) res->n_skipped++;
+        else users[n_eval++] = u;
+    }
+    embed_progress_start(prog, "eval", "users", n_eval, prog ? prog->quiet : 1);
+    for (uint32_t b0 = 0; b0 < n_eval; b0 += EVAL_BATCH) {
+        uint32_t nb = n_eval - b0 < EVAL_BATCH ? n_eval - b0 : EVAL_BATCH;
+        /* Gather the batch's profiles into one CSR so the whole batch is
+         * scored by a single call. */
+        uint64_t need = 0;
+        for (uint32_t r = 0; r < nb; r++) {
+            uint32_t u = users[b0 + r];
+            off[r] = need;
+            need += train->off[u + 1] - train->off[u];
+        }
+        off[nb] = need;
+        if (need > bcap) {
+            uint32_t *ni = realloc(bitem, need * sizeof(*bitem));
+            if (!ni) goto done;
+            bitem = ni;
+            float *nw = realloc(bweight, need * sizeof(*bweight));
+            if (!nw) goto done;
+            bweight = nw;
+            bcap = need;
+        }
+        for (uint32_t r = 0; r < nb; r++) {
+            uint32_t u = users[b0 + r];
+            size_t n = train->off[u + 1] - train->off[u];
+            memcpy(bitem + off[r], train->item + train->off[u], n * sizeof(*bitem));
+            memcpy(bweight + off[r], train->weight + train->off[u], n * sizeof(*bweight));
+        }
+        if (embed_score_batch(m, nb, off, bitem, bweight, scores) != 0) goto done;
+        double rsum[EMBED_EVAL_MAXK] = {0}, nsum[EMBED_EVAL_MAXK] = {0};
+        int fail = 0;
+#pragma omp parallel reduction(+ : rsum[:EMBED_EVAL_MAXK], nsum[:EMBED_EVAL_MAXK]) reduction(| : fail)
+        {
+            eval_cand *heap = malloc(kmax * sizeof(*heap));
+            uint32_t *ranked = malloc(kmax * sizeof(*ranked));
+            if (!heap || !ranked) fail = 1;
+#pragma omp for schedule(dynamic, 8)
+            for (uint32_t r = 0; r < nb; r++) {
+                if (!heap || !ranked) continue;
+                uint32_t u = users[b0 + r];
+                float *s = scores + (size_t)r * m->n_items;
+                for (uint64_t e = train->off[u]; e < train->off[u + 1]; e++)
+                    if (train->item[e] < m->n_items) s[train->item[e]] = -INFINITY;
+                uint32_t got = eval_top(s, m->n_items, kmax, heap, ranked);
+                embed_eval_user(ranked, got, test->item + test->off[u],
+                                (uint32_t)(test->off[u + 1] - test->off[u]), ks, nk, rsum, nsum);
+            }
+            free(heap);
+            free(ranked);
+        }
+        if (fail) goto done;
+        for (int q = 0; q < nk; q++) {
+            res->recall[q] += rsum[q];
+            res->ndcg[q] += nsum[q];
+        }
+        embed_progress_set(prog, b0 + nb);
+    }
+    embed_progress_end(prog);
+    res->n_users = n_eval;
+    for (int q = 0; q < nk && n_eval; q++) {
+        res->recall[q] /= n_eval;
+        res->ndcg[q] /= n_eval;
+    }
+    rc = 0;
+done:
+    free(users);
+    free(off);
+    free(scores);
+    free(bitem);
+    free(bweight);
+    return rc;
+}
+
+void embed_eval_print(const embed_eval_result *res, FILE *out) {
+    fprintf(out, "%6s  %9s  %9s\n", "K", "Recall@K", "NDCG@K");
+    for (int q = 0; q < res->nk; q++)
+        fprintf(out, "%6d  %9.4f  %9.4f\n", res->k[q], res->recall[q], res->ndcg[q]);
+    fprintf(out, "users evaluated: %u", res->n_users);
+    if (res->n_skipped) fprintf(out, " (%u test users without train items skipped)", res->n_skipped);
+    fprintf(out, "\n");
+}
