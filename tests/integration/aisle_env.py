@@ -112,10 +112,16 @@ class Procs:
         return p.returncode
 
     def close(self):
+        """Stops everything; returns the names of aisle processes that did
+        not exit cleanly (a sanitizer report makes the exit status non-zero)."""
+        unclean = []
         for p in reversed(self.procs):
-            self.stop(p)
+            rc = self.stop(p)
             if p.stdout:
                 p.stdout.close()
+            if p.name != "redis" and rc != 0:
+                unclean.append("%s (exit %s): %s" % (p.name, rc, self.log(p)[-1500:]))
+        return unclean
 
 
 def _redis_ping(port):

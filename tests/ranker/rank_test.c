@@ -13,7 +13,7 @@
  * a9 is out of stock. */
 static catalog *make_catalog(void) {
     catalog *c;
-    char err[256], id[8];
+    char err[256], id[16];
     if (catalog_new(DIM, &c, err, sizeof(err))) return NULL;
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < 10; i++) {

@@ -69,7 +69,7 @@ static void test_apply_dedup_and_order(void) {
 static void test_bounded_and_unknown(void) {
     profile_store *ps = open_store(3);
     int64_t now = clock_wall_ms();
-    char ev[8][8], it[8][8], err[256];
+    char ev[8][16], it[8][16], err[256];
     Aisle__V1__Signal s[8], *ptr[8];
     profile p;
     TEST_REQUIRE(ps != NULL);
