@@ -104,7 +104,9 @@ static void out_byte(gen_out *o, unsigned char c) {
 }
 
 static int out_emit(gen_out *o, size_t n) {
-    if (n && o->cb(o->ud, o->buf, n)) {
+    if (!n)
+        return 0;
+    if (o->cb(o->ud, o->buf, n)) {
         o->stopped = GEN_STOP_CALLBACK;
         return -1;
     }
