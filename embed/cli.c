@@ -102,7 +102,7 @@ int embed_cli_train(int argc, char **argv) {
     int quiet = 0, c, rc = 1;
     embed_train_params p;
     embed_train_defaults(&p);
-    optind = 1;
+    optind = 0; /* full getopt reset: the CLI may run more than once */
     opterr = 1;
     while ((c = getopt_long(argc, argv, "i:o:h", opts, NULL)) != -1) {
         int bad = 0;
@@ -240,7 +240,7 @@ int embed_cli_eval(int argc, char **argv) {
     double frac = 0;
     uint32_t seed = 1;
     int quiet = 0, c, rc = 1, ks[EMBED_EVAL_MAXK], nk;
-    optind = 1;
+    optind = 0; /* full getopt reset: the CLI may run more than once */
     opterr = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int bad = 0;

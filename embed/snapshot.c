@@ -199,17 +199,19 @@ int embed_snapshot_write(const char *root, const embed_snapshot_parts *parts, ch
         embed_err_set(err, "%s: %s", root, strerror(errno));
         return -1;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    /* Names sort by time; a clash within the same millisecond moves on. */
-    for (long ms = ts.tv_nsec / 1000000;; ms++) {
+    /* Names sort by time; on a clash within the same millisecond, wait
+     * for the next one rather than invent a suffix that might not sort. */
+    for (;;) {
+        struct timespec ts, nap = {0, 1000000};
+        struct tm tm;
         char stamp[32];
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
         strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-        snprintf(name, sizeof(name), "snap-%s-%03ld", stamp, ms);
+        snprintf(name, sizeof(name), "snap-%s-%03ld", stamp, ts.tv_nsec / 1000000);
         if (path_join(final, root, name, err)) return -1;
         if (access(final, F_OK) != 0) break;
+        nanosleep(&nap, NULL);
     }
     char tmpname[96];
     snprintf(tmpname, sizeof(tmpname), ".tmp-%s-%ld", name, (long)getpid());

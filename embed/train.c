@@ -12,7 +12,7 @@
 void embed_train_defaults(embed_train_params *p) {
     memset(p, 0, sizeof(*p));
     p->dim = 256;
-    p->alpha = 0.3;
+    p->alpha = 0.4;
     p->sharpen = 0.3;
     p->norm_user = 0.5;
     p->norm_item = 0.5;

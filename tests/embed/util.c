@@ -43,8 +43,9 @@ const char *tu_shared_dir(const char *runfile) {
         *slash = '\0';
         snprintf(probe, sizeof(probe), "%s/WORKSPACE", real);
         if (stat(probe, &st) == 0) {
-            snprintf(path, sizeof(path), "%s/../shared", real);
-            if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return path;
+            int n = snprintf(path, sizeof(path), "%s/../shared", real);
+            if (n > 0 && n < (int)sizeof(path) && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+                return path;
             printf("SKIP: %s is absent\n", path);
             return NULL;
         }

@@ -1,0 +1,140 @@
+/* End to end: training on a synthetic clustered data set must find the
+ * clusters; the CLI trains, snapshots and evaluates; and, when the shared
+ * data sets are beside the workspace, Last.fm trains and evaluates to a
+ * sane quality. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embed/cli.h"
+#include "embed/data.h"
+#include "embed/err.h"
+#include "embed/eval.h"
+#include "embed/train.h"
+#include "tests/embed/util.h"
+#include "tests/test.h"
+
+static char dir[4096];
+
+/* 400 users in 4 taste clusters of 25 items; each user has 10 items from
+ * their cluster and one random item. Written as `user item` lines. */
+static const char *write_clusters(void) {
+    size_t cap = 1 << 20, len = 0;
+    char *text = malloc(cap);
+    if (!text) return NULL;
+    uint64_t s = 12345;
+    for (int u = 0; u < 400; u++) {
+        int c = u % 4, used[25] = {0};
+        for (int k = 0; k < 10; k++) {
+            int j;
+            do {
+                s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+                j = (int)((s >> 33) % 25);
+            } while (used[j]);
+            used[j] = 1;
+            len += (size_t)snprintf(text + len, cap - len, "u%d i%d\n", u, c * 25 + j);
+        }
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        len += (size_t)snprintf(text + len, cap - len, "u%d i%d\n", u, (int)((s >> 33) % 100));
+    }
+    const char *path = tu_write(dir, "clusters.tsv", text);
+    free(text);
+    return path;
+}
+
+static void test_learns_clusters(void) {
+    char err[EMBED_ERR_LEN];
+    const char *path = write_clusters();
+    TEST_REQUIRE(path);
+    embed_idmap users, items;
+    embed_idmap_init(&users);
+    embed_idmap_init(&items);
+    embed_data all, tr, va;
+    TEST_REQUIRE(embed_data_load(path, EMBED_FMT_TSV, &users, &items, &all, err) == 0);
+    TEST_REQUIRE(embed_data_holdout(&all, 0.2, 1, &tr, &va) == 0);
+    embed_train_params p;
+    embed_train_defaults(&p);
+    p.dim = 8;
+    p.neighbors = 30;
+    embed_model m;
+    TEST_REQUIRE(embed_train(&tr, &p, &m, 1) == 0);
+    TEST_CHECK(m.dim == 16 && m.n_items == 100);
+    const int ks[] = {10};
+    embed_eval_result res;
+    TEST_REQUIRE(embed_eval_run(&m, &tr, &va, ks, 1, &res, NULL) == 0);
+    /* Ranking within the right cluster gives about 10/17; chance ~0.11. */
+    printf("clusters: recall@10 %.3f ndcg@10 %.3f\n", res.recall[0], res.ndcg[0]);
+    TEST_CHECK(res.n_users == 400 && res.recall[0] > 0.4);
+    /* Small data lowers the rank instead of failing. */
+    embed_model_free(&m);
+    p.dim = 500;
+    TEST_REQUIRE(embed_train(&tr, &p, &m, 1) == 0);
+    TEST_CHECK(p.dim + p.svd_oversample <= 100 && m.dim == 2 * p.dim);
+    embed_model_free(&m);
+    embed_data_free(&all);
+    embed_data_free(&tr);
+    embed_data_free(&va);
+    embed_idmap_free(&users);
+    embed_idmap_free(&items);
+}
+
+static void test_cli(void) {
+    char path[4200], out[4200];
+    const char *data = write_clusters();
+    TEST_REQUIRE(data);
+    snprintf(path, sizeof(path), "%s", data);
+    snprintf(out, sizeof(out), "%s/snapshots", dir);
+    char *train[] = {"train", "--input", path, "--format", "tsv", "--out", out, "--holdout", "0.2",
+                     "--seed", "3", "--dim", "8", "--neighbors", "20", "--quiet", NULL};
+    TEST_CHECK(embed_cli_train(16, train) == 0);
+    char *eval[] = {"eval", "--train", path, "--format", "tsv", "--holdout", "0.2", "--seed", "3",
+                    "--model", out, "--k", "5,10", "--quiet", NULL};
+    TEST_CHECK(embed_cli_eval(14, eval) == 0);
+    char *bad[] = {"train", "--input", path, "--out", out, "--dim", "x", NULL};
+    TEST_CHECK(embed_cli_train(7, bad) == 2);
+    char *missing[] = {"eval", "--train", path, "--model", out, NULL};
+    TEST_CHECK(embed_cli_eval(5, missing) == 2);
+    char *nofile[] = {"train", "--input", "/nonexistent", "--out", out, "--quiet", NULL};
+    TEST_CHECK(embed_cli_train(6, nofile) == 1);
+}
+
+static void test_lastfm(void) {
+    const char *shared = tu_shared_dir("tests/embed/train_test.c");
+    if (!shared) return;
+    char trainp[4200], testp[4200], err[EMBED_ERR_LEN];
+    snprintf(trainp, sizeof(trainp), "%s/datasets/lastfm/train.txt", shared);
+    snprintf(testp, sizeof(testp), "%s/datasets/lastfm/test.txt", shared);
+    embed_idmap users, items;
+    embed_idmap_init(&users);
+    embed_idmap_init(&items);
+    embed_data tr, te;
+    TEST_REQUIRE(embed_data_load(trainp, EMBED_FMT_TSV, &users, &items, &tr, err) == 0);
+    TEST_REQUIRE(embed_data_load(testp, EMBED_FMT_TSV, &users, &items, &te, err) == 0);
+    embed_train_params p;
+    embed_train_defaults(&p);
+    p.dim = 64;
+    p.neighbors = 200;
+    embed_model m;
+    TEST_REQUIRE(embed_train(&tr, &p, &m, 1) == 0);
+    const int ks[] = {20};
+    embed_eval_result res;
+    TEST_REQUIRE(embed_eval_run(&m, &tr, &te, ks, 1, &res, NULL) == 0);
+    printf("lastfm: %u users, recall@20 %.4f ndcg@20 %.4f\n", res.n_users, res.recall[0], res.ndcg[0]);
+    TEST_CHECK(res.n_users > 1000 && res.recall[0] > 0.15);
+    embed_model_free(&m);
+    embed_data_free(&tr);
+    embed_data_free(&te);
+    embed_idmap_free(&users);
+    embed_idmap_free(&items);
+}
+
+int main(void) {
+    const char *d = tu_mkdtemp();
+    if (!d) return 1;
+    snprintf(dir, sizeof(dir), "%s", d);
+    TEST_RUN(test_learns_clusters);
+    TEST_RUN(test_cli);
+    TEST_RUN(test_lastfm);
+    tu_rmtree(dir);
+    return test_summary();
+}
