@@ -1,0 +1,265 @@
+/* bench.c — model_bench: the pieces of bench/model/run.sh.
+ *
+ *   model_bench mkckpt OUT [dim hidden layers heads kv_heads vocab seq]
+ *       writes a llama2.c legacy checkpoint with random weights
+ *   model_bench bw THREADS
+ *       streaming-read memory bandwidth, GB/s, best of several passes
+ *   model_bench gen MODEL THREADS TOKENS
+ *       greedy decoding speed from BOS: tok/s and weight bytes per token
+ *
+ * Output lines are "key value" pairs so the script can pick them up. */
+#include "model/cli.h"
+#include "model/gen.h"
+#include "model/model.h"
+#include "model/tpool.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define BENCH_X86 1
+#endif
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+
+static float rand_uniform(void) { /* [-1, 1) */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (float)((rng_state * 0x2545f4914f6cdd1dull) >> 40) / 8388608.0f -
+           1.0f;
+}
+
+/* n floats of uniform noise scaled by `scale` (or the constant 1 for norm
+ * weights when scale is 0), written in chunks. */
+static int write_floats(FILE *f, uint64_t n, float scale) {
+    float buf[4096];
+    while (n) {
+        size_t k = n < 4096 ? (size_t)n : 4096;
+        for (size_t i = 0; i < k; i++)
+            buf[i] = scale ? rand_uniform() * scale : 1.0f;
+        if (fwrite(buf, sizeof *buf, k, f) != k)
+            return -1;
+        n -= k;
+    }
+    return 0;
+}
+
+static int cmd_mkckpt(int argc, char **argv) {
+    int32_t c[7] = {768, 2048, 12, 12, 12, 32000, 1024};
+    uint64_t dim, hid, L, kvd, V, seq, hs;
+    float win, whid;
+    FILE *f;
+    int rc = 0;
+
+    if (argc < 3) {
+        fprintf(stderr, "usage: model_bench mkckpt OUT [dim hidden layers "
+                "heads kv_heads vocab seq]\n");
+        return 2;
+    }
+    for (int i = 0; i < 7 && 3 + i < argc; i++)
+        c[i] = atoi(argv[3 + i]);
+    if (c[0] <= 0 || c[1] <= 0 || c[2] <= 0 || c[3] <= 0 || c[4] <= 0 ||
+        c[5] <= 0 || c[6] <= 0) {
+        fprintf(stderr, "model_bench mkckpt: sizes must be positive\n");
+        return 2;
+    }
+    dim = (uint64_t)c[0];
+    hid = (uint64_t)c[1];
+    L = (uint64_t)c[2];
+    hs = dim / (uint64_t)c[3];
+    kvd = hs * (uint64_t)c[4];
+    V = (uint64_t)c[5];
+    seq = (uint64_t)c[6];
+    win = 1.7f / sqrtf((float)dim);
+    whid = 1.7f / sqrtf((float)hid);
+    f = fopen(argv[2], "wb");
+    if (!f) {
+        perror(argv[2]);
+        return 1;
+    }
+    /* llama2.c's legacy order; weights of size ~1/sqrt(fan_in) keep the
+     * activations finite through the layers. */
+    rc |= fwrite(c, sizeof c, 1, f) != 1;
+    rc |= write_floats(f, V * dim, 0.5f);
+    rc |= write_floats(f, L * dim, 0);
+    rc |= write_floats(f, L * dim * dim, win);
+    rc |= write_floats(f, L * dim * kvd, win);
+    rc |= write_floats(f, L * dim * kvd, win);
+    rc |= write_floats(f, L * dim * dim, win);
+    rc |= write_floats(f, L * dim, 0);
+    rc |= write_floats(f, L * dim * hid, win);
+    rc |= write_floats(f, L * dim * hid, whid);
+    rc |= write_floats(f, L * dim * hid, win);
+    rc |= write_floats(f, dim, 0);
+    rc |= write_floats(f, seq * hs, 0.0f); /* unused RoPE tables */
+    rc |= fclose(f) != 0;
+    if (rc) {
+        fprintf(stderr, "model_bench: writing %s failed\n", argv[2]);
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ bandwidth */
+
+typedef struct bw_job {
+    const uint8_t *buf;
+    size_t size;
+    uint64_t sink[64];
+} bw_job;
+
+#ifdef BENCH_X86
+__attribute__((target("avx2"))) static uint64_t read_avx2(const uint8_t *p,
+                                                          size_t n) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i + 128 <= n; i += 128) {
+        a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)(p + i)));
+        a1 = _mm256_xor_si256(a1,
+                              _mm256_load_si256((const __m256i *)(p + i + 32)));
+        a2 = _mm256_xor_si256(a2,
+                              _mm256_load_si256((const __m256i *)(p + i + 64)));
+        a3 = _mm256_xor_si256(a3,
+                              _mm256_load_si256((const __m256i *)(p + i + 96)));
+    }
+    a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
+    return (uint64_t)_mm256_extract_epi64(a0, 0) ^
+           (uint64_t)_mm256_extract_epi64(a0, 3);
+}
+#endif
+
+static uint64_t read_scalar(const uint8_t *p, size_t n) {
+    const uint64_t *q = (const uint64_t *)p;
+    uint64_t a = 0, b = 0;
+    for (size_t i = 0; i + 2 <= n / 8; i += 2) {
+        a ^= q[i];
+        b ^= q[i + 1];
+    }
+    return a ^ b;
+}
+
+static void bw_part(void *arg, int part, int nparts) {
+    bw_job *j = arg;
+    size_t chunk = j->size / (size_t)nparts / 4096 * 4096;
+    const uint8_t *p = j->buf + chunk * (size_t)part;
+#ifdef BENCH_X86
+    if (__builtin_cpu_supports("avx2")) {
+        j->sink[part % 64] += read_avx2(p, chunk);
+        return;
+    }
+#endif
+    j->sink[part % 64] += read_scalar(p, chunk);
+}
+
+static int cmd_bw(int argc, char **argv) {
+    int threads = argc > 2 ? atoi(argv[2]) : 1;
+    size_t size = (size_t)1 << 30;
+    tpool *pool = NULL;
+    bw_job j = {0};
+    double best = 0;
+
+    if (threads < 1 || (threads > 1 && tpool_new(threads, &pool))) {
+        fprintf(stderr, "model_bench bw: bad thread count\n");
+        return 2;
+    }
+    j.buf = aligned_alloc(4096, size);
+    if (!j.buf) {
+        fprintf(stderr, "model_bench bw: out of memory\n");
+        tpool_free(pool);
+        return 1;
+    }
+    madvise((void *)j.buf, size, MADV_HUGEPAGE);
+    memset((void *)j.buf, 1, size);
+    j.size = size;
+    for (int pass = 0; pass < 6; pass++) {
+        int64_t t0 = gen_now_ns();
+        double gbs;
+        tpool_run(pool, bw_part, &j);
+        gbs = (double)(j.size / (size_t)threads / 4096 * 4096 * (size_t)threads) /
+              (double)(gen_now_ns() - t0);
+        if (gbs > best)
+            best = gbs;
+    }
+    printf("bandwidth_gbs %.2f\n", best);
+    printf("sink %llu\n", (unsigned long long)(j.sink[0] & 1));
+    free((void *)j.buf);
+    tpool_free(pool);
+    return 0;
+}
+
+/* ------------------------------------------------------------ generation */
+
+static int cmd_gen(int argc, char **argv) {
+    char err[512];
+    model *m = NULL;
+    model_session *s = NULL;
+    tpool *pool = NULL;
+    int threads, tokens, warm = 4, rc = 1, token = 1;
+    int64_t t0 = 0;
+
+    if (argc < 5) {
+        fprintf(stderr, "usage: model_bench gen MODEL THREADS TOKENS\n");
+        return 2;
+    }
+    threads = atoi(argv[3]);
+    tokens = atoi(argv[4]);
+    if (model_load(argv[2], &m, err, sizeof err)) {
+        fprintf(stderr, "model_bench gen: %s\n", err);
+        return 1;
+    }
+    if (threads < 1 || tokens < 1 ||
+        (threads > 1 && tpool_new(threads, &pool)) ||
+        model_session_new(m, pool, warm + tokens + 1, &s) ||
+        model_session_push(s, token)) {
+        fprintf(stderr, "model_bench gen: setup failed\n");
+        goto done;
+    }
+    for (int i = 0; i < warm + tokens; i++) {
+        const float *logits;
+        int best = 0;
+        if (i == warm)
+            t0 = gen_now_ns();
+        logits = model_session_logits(s);
+        if (!logits)
+            goto done;
+        for (int v = 1; v < model_get_config(m)->vocab_size; v++)
+            if (logits[v] > logits[best])
+                best = v;
+        if (model_session_push(s, best))
+            goto done;
+    }
+    {
+        double secs = (double)(gen_now_ns() - t0) / 1e9;
+        const model_config *c = model_get_config(m);
+        /* Attention reads the K and V rows of every earlier position. */
+        double kv = 2.0 * c->n_layers * c->kv_dim * 4.0 *
+                    (warm + 1 + (tokens - 1) / 2.0);
+        printf("tok_per_s %.3f\n", tokens / secs);
+        printf("weight_bytes_per_token %zu\n", model_bytes_per_token(m));
+        printf("kv_bytes_per_token %.0f\n", kv);
+    }
+    rc = 0;
+done:
+    model_session_free(s);
+    tpool_free(pool);
+    model_free(m);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "mkckpt"))
+        return cmd_mkckpt(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "bw"))
+        return cmd_bw(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "gen"))
+        return cmd_gen(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "convert"))
+        return model_cli_convert(argc - 1, argv + 1);
+    fprintf(stderr, "usage: model_bench mkckpt|bw|gen|convert ...\n");
+    return 2;
+}
