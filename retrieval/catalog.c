@@ -1,11 +1,13 @@
 /* catalog: item table + FAISS inner-product index, one rwlock over both. */
 #include "retrieval/catalog.h"
 
+#include <faiss/c_api/IndexIVF_c.h>
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/impl/AuxIndexStructures_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +17,10 @@
 
 struct catalog {
     pthread_rwlock_t lock;
+    catalog_config cfg;
     int dim;
+    int nlist;           /* IVF lists, 0 while flat */
+    size_t next_rebuild; /* item count that triggers the next rebuild; 0 = none */
     catalog_item *items; /* cap entries; item_id == NULL marks a free slot */
     float *vecs;         /* cap * dim */
     size_t cap;
@@ -27,22 +32,41 @@ struct catalog {
     FaissIndex *index;   /* ids are slots */
 };
 
+/* FAISS fans single-vector adds and searches out over OpenMP threads. The
+ * callers (server workers, the catalog feed) already run concurrently, and
+ * the extra threads only spin against them, so each calling thread asks for
+ * a team of one. The setting is per thread and cheap to repeat. */
+static void catalog_one_thread(void) { omp_set_num_threads(1); }
+
 static void catalog_faiss_err(char *err, size_t errlen, const char *what) {
     const char *msg = faiss_get_last_error();
     snprintf(err, errlen, "%s: %s", what, msg ? msg : "unknown FAISS error");
 }
 
-int catalog_new(int dim, catalog **out, char *err, size_t errlen) {
+void catalog_config_default(catalog_config *cfg) {
+    cfg->dim = 32;
+    cfg->ivf_threshold = 20000;
+    cfg->nprobe = 0;
+}
+
+int catalog_new(const catalog_config *cfg, catalog **out, char *err, size_t errlen) {
     catalog *c = NULL;
+    int dim = cfg->dim;
     *out = NULL;
     if (dim <= 0 || dim > CATALOG_MAX_DIM) {
         snprintf(err, errlen, "vector dimension %d is outside 1..%d", dim,
                  CATALOG_MAX_DIM);
         return -1;
     }
+    if (cfg->nprobe < 0 || (cfg->ivf_threshold && cfg->ivf_threshold < 1000)) {
+        snprintf(err, errlen, "nprobe must be positive and the IVF threshold at least 1000");
+        return -1;
+    }
     c = calloc(1, sizeof(*c));
     if (!c) goto oom;
+    c->cfg = *cfg;
     c->dim = dim;
+    c->next_rebuild = cfg->ivf_threshold;
     strmap_init(&c->ids);
     if (pthread_rwlock_init(&c->lock, NULL) != 0) {
         free(c);
@@ -128,6 +152,50 @@ static int catalog_remove_from_index(catalog *c, size_t slot) {
 
 static char *catalog_dup(const char *s) { return strdup(s ? s : ""); }
 
+/* Replaces the index with an IVF index trained on the current vectors.
+ * Called with the write lock held. On failure the old index stays and the
+ * next attempt waits for the catalog to double. */
+static void catalog_rebuild(catalog *c) {
+    size_t n = c->count, j = 0;
+    int nlist = 1;
+    char desc[32];
+    float *x = malloc(n * (size_t)c->dim * sizeof(float));
+    idx_t *ids = malloc(n * sizeof(idx_t));
+    FaissIndex *ivf = NULL;
+    FaissIndexIVF *as_ivf;
+
+    c->next_rebuild = n * 2;
+    /* About 2·√n lists, a power of two, with at least 39 points per list
+     * for k-means. */
+    while ((size_t)nlist * 2 <= 2 * (size_t)sqrt((double)n) &&
+           (size_t)nlist * 2 * 39 <= n)
+        nlist *= 2;
+    if (!x || !ids || nlist < 16) goto out;
+    for (size_t slot = 0; slot < c->limit; slot++) {
+        if (!c->items[slot].item_id) continue;
+        memcpy(x + j * (size_t)c->dim, c->vecs + slot * (size_t)c->dim,
+               (size_t)c->dim * sizeof(float));
+        ids[j++] = (idx_t)slot;
+    }
+    snprintf(desc, sizeof(desc), "IVF%d,Flat", nlist);
+    if (faiss_index_factory(&ivf, c->dim, desc, METRIC_INNER_PRODUCT) != 0 ||
+        faiss_Index_train(ivf, (idx_t)n, x) != 0 ||
+        faiss_Index_add_with_ids(ivf, (idx_t)n, x, ids) != 0 ||
+        !(as_ivf = faiss_IndexIVF_cast(ivf)))
+        goto out;
+    faiss_IndexIVF_set_nprobe(as_ivf, (size_t)(c->cfg.nprobe ? c->cfg.nprobe
+                                               : nlist / 16 > 8 ? nlist / 16 : 8));
+    faiss_Index_free(c->index);
+    c->index = ivf;
+    ivf = NULL;
+    c->nlist = nlist;
+    c->next_rebuild = n * 10;
+out:
+    if (ivf) faiss_Index_free(ivf);
+    free(x);
+    free(ids);
+}
+
 int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
                    size_t vec_len, char *err, size_t errlen) {
     catalog_item nit = {0};
@@ -167,6 +235,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
         !nit.brand)
         goto oom;
 
+    catalog_one_thread();
     pthread_rwlock_wrlock(&c->lock);
     existed = strmap_get(&c->ids, f->item_id, &slot) == 0;
     if (existed) {
@@ -199,6 +268,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
     if (!existed) {
         if (slot == c->limit) c->limit++;
         c->count++;
+        if (c->next_rebuild && c->count >= c->next_rebuild) catalog_rebuild(c);
     }
     pthread_rwlock_unlock(&c->lock);
     return 0;
@@ -218,6 +288,7 @@ oom:
 int catalog_delete(catalog *c, const char *item_id) {
     size_t slot;
     int rc = -1;
+    catalog_one_thread();
     pthread_rwlock_wrlock(&c->lock);
     if (strmap_get(&c->ids, item_id, &slot) != 0) goto out;
     catalog_remove_from_index(c, slot);
@@ -250,11 +321,14 @@ int catalog_lookup(const catalog *c, const char *item_id, size_t *slot) {
     return strmap_get(&c->ids, item_id, slot);
 }
 
+int catalog_ivf_lists(const catalog *c) { return c->nlist; }
+
 int catalog_search(catalog *c, const float *q, int k, size_t *slots,
                    float *scores) {
     idx_t *labels;
     int n = 0;
     if (k <= 0) return 0;
+    catalog_one_thread();
     labels = malloc((size_t)k * sizeof(*labels));
     if (!labels) return -1;
     if (faiss_Index_search(c->index, 1, q, k, scores, labels) != 0) {

@@ -5,7 +5,12 @@
  * lookup. Catalog events (upserts, deletes) take the write lock; requests
  * bracket their reads with catalog_read_begin/end and may run concurrently.
  * The vector index is an inner-product index that supports removal, so an
- * update is remove + add and a delete is remove; freed slots are reused. */
+ * update is remove + add and a delete is remove; freed slots are reused.
+ * Small catalogs use an exact flat index. Once the catalog reaches
+ * ivf_threshold items it is rebuilt as an inverted-file (IVF) index with
+ * about 2·√n lists, searched through nprobe of them: a scan of a few percent
+ * of the vectors instead of all, at a small cost in recall. It is rebuilt
+ * again whenever the catalog has grown tenfold since. */
 #ifndef AISLE_CATALOG_H
 #define AISLE_CATALOG_H
 
@@ -28,10 +33,18 @@ typedef struct catalog_item {
 
 typedef struct catalog catalog;
 
-/* Creates an empty catalog for vectors of dim floats. Returns 0 or -1 (bad
- * dim, out of memory, FAISS failure; err says which). The caller frees it
- * with catalog_free. */
-int catalog_new(int dim, catalog **out, char *err, size_t errlen);
+typedef struct catalog_config {
+    int dim;              /* floats per vector */
+    size_t ivf_threshold; /* items at which to switch to IVF; 0 = never */
+    int nprobe;           /* IVF lists searched; 0 = lists/16, at least 8 */
+} catalog_config;
+
+/* dim 32, IVF from 20,000 items, automatic nprobe. */
+void catalog_config_default(catalog_config *cfg);
+
+/* Creates an empty catalog. Returns 0 or -1 (bad settings, out of memory,
+ * FAISS failure; err says which). The caller frees it with catalog_free. */
+int catalog_new(const catalog_config *cfg, catalog **out, char *err, size_t errlen);
 void catalog_free(catalog *c);
 int catalog_dim(const catalog *c);
 
@@ -57,5 +70,7 @@ int catalog_lookup(const catalog *c, const char *item_id, size_t *slot);
  * scores (each k long). Returns how many were found (≤ k), or -1. */
 int catalog_search(catalog *c, const float *q, int k, size_t *slots,
                    float *scores);
+/* IVF lists in use, or 0 while the index is flat. */
+int catalog_ivf_lists(const catalog *c);
 
 #endif

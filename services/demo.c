@@ -152,6 +152,7 @@ int demo_main(int argc, char **argv) {
     static const char *levels[] = {"debug", "info", "warn", "error"};
     server_config sc = {.listen = "127.0.0.1:50051", .threads = 4};
     synth_config wc;
+    catalog_config cc;
     long long v, per_user = 30;
     int once = 0, c, rc = 1, level = LOG_WARN;
     redisproc rp = {0};
@@ -217,8 +218,10 @@ int demo_main(int argc, char **argv) {
     printf("  redis %s, kafka %s\n", rp.addr, kafka_mock_bootstraps(mock));
 
     t0 = clock_mono_ms();
+    catalog_config_default(&cc);
+    cc.dim = wc.dim;
     if (demo_produce_catalog(rk, w, wc.n_items, err, sizeof(err)) ||
-        catalog_new(wc.dim, &cat, err, sizeof(err)) ||
+        catalog_new(&cc, &cat, err, sizeof(err)) ||
         feed_start(kafka_mock_bootstraps(mock), KAFKA_TOPIC_CATALOG, cat, &fd, err, sizeof(err)))
         goto out;
     while (!feed_ready(fd) && clock_mono_ms() - t0 < DEMO_WAIT_MS && !atomic_load(stop))

@@ -51,6 +51,9 @@ static const char serve_usage[] =
     "  --kafka-brokers LIST   Kafka bootstrap servers, HOST:PORT[,HOST:PORT...] (required)\n"
     "  --redis HOST:PORT      Redis that holds the profiles (required)\n"
     "  --dim N                embedding length of catalog items (default 32)\n"
+    "  --ivf-threshold N      catalog size at which the exact index becomes IVF\n"
+    "                         (default 20000; 0 keeps it exact)\n"
+    "  --nprobe N             IVF lists searched per query (default lists/16, at least 8)\n"
     "  --threads N            gRPC worker threads (default 4)\n"
     "  --catalog-topic NAME   catalog topic (default aisle.catalog)\n"
     "  --half-life-s S        profile decay half-life, as given to ingest (default 604800)\n"
@@ -65,10 +68,12 @@ static int main_serve(int argc, char **argv) {
         {"threads", required_argument, 0, 't'},     {"catalog-topic", required_argument, 0, 'c'},
         {"half-life-s", required_argument, 0, 'H'}, {"grace-ms", required_argument, 0, 'g'},
         {"log-level", required_argument, 0, 'L'},   {"help", no_argument, 0, 'h'},
+        {"ivf-threshold", required_argument, 0, 'I'}, {"nprobe", required_argument, 0, 'P'},
         {0, 0, 0, 0}};
     server_config sc = {.listen = "127.0.0.1:50051", .threads = 4};
+    catalog_config cc;
     const char *brokers = NULL, *topic = KAFKA_TOPIC_CATALOG;
-    long long dim = 32, v, grace = 10000;
+    long long v, grace = 10000;
     catalog *cat = NULL;
     feed *fd = NULL;
     server *srv = NULL;
@@ -77,13 +82,26 @@ static int main_serve(int argc, char **argv) {
     int c, rc = 1;
 
     profile_config_default(&sc.profile);
+    catalog_config_default(&cc);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'l': sc.listen = optarg; break;
         case 'k': brokers = optarg; break;
         case 'r': sc.redis = optarg; break;
         case 'd':
-            if (cli_int("serve", "dim", optarg, 1, CATALOG_MAX_DIM, &dim)) return CLI_EXIT_USAGE;
+            if (cli_int("serve", "dim", optarg, 1, CATALOG_MAX_DIM, &v)) return CLI_EXIT_USAGE;
+            cc.dim = (int)v;
+            break;
+        case 'I':
+            if (cli_int("serve", "ivf-threshold", optarg, 0, 1000000000, &v))
+                return CLI_EXIT_USAGE;
+            if (v && v < 1000)
+                return cli_usage_error("serve", "--ivf-threshold must be 0 or at least 1000");
+            cc.ivf_threshold = (size_t)v;
+            break;
+        case 'P':
+            if (cli_int("serve", "nprobe", optarg, 1, 65536, &v)) return CLI_EXIT_USAGE;
+            cc.nprobe = (int)v;
             break;
         case 't':
             if (cli_int("serve", "threads", optarg, 1, 256, &v)) return CLI_EXIT_USAGE;
@@ -109,7 +127,7 @@ static int main_serve(int argc, char **argv) {
     if (!sc.redis) return cli_usage_error("serve", "--redis is required");
 
     stop = cli_stop_flag();
-    if (catalog_new((int)dim, &cat, err, sizeof(err)) ||
+    if (catalog_new(&cc, &cat, err, sizeof(err)) ||
         feed_start(brokers, topic, cat, &fd, err, sizeof(err)))
         goto fail;
     sc.ready = feed_ready;
@@ -339,9 +357,6 @@ int main(int argc, char **argv) {
         {"serve", main_serve},   {"ingest", main_ingest},         {"demo", demo_main},
         {"synth", main_synth},   {"kafka-mock", main_kafka_mock},
     };
-    /* FAISS parallelizes one query over OpenMP threads; the server already
-     * runs a request per worker, so extra threads only contend. */
-    setenv("OMP_NUM_THREADS", "1", 0);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(main_usage, argc < 2 ? stderr : stdout);

@@ -13,8 +13,11 @@
  * a9 is out of stock. */
 static catalog *make_catalog(void) {
     catalog *c;
+    catalog_config cfg;
     char err[256], id[16];
-    if (catalog_new(DIM, &c, err, sizeof(err))) return NULL;
+    catalog_config_default(&cfg);
+    cfg.dim = DIM;
+    if (catalog_new(&cfg, &c, err, sizeof(err))) return NULL;
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < 10; i++) {
             float v[DIM] = {0, 0, 0.05f * (float)i, 0};

@@ -3,11 +3,22 @@
 #include "retrieval/catalog.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tests/test.h"
 
 #define DIM 4
+
+static int new_catalog(int dim, size_t ivf_threshold, catalog **c) {
+    catalog_config cfg;
+    char err[256];
+    catalog_config_default(&cfg);
+    cfg.dim = dim;
+    cfg.ivf_threshold = ivf_threshold;
+    return catalog_new(&cfg, c, err, sizeof(err));
+}
 
 static int put(catalog *c, const char *id, float x, float y, int in_stock) {
     float v[DIM] = {x, y, 0, 0};
@@ -28,9 +39,8 @@ static const char *best(catalog *c, float x, float y) {
 
 static void test_upsert_search_update_delete(void) {
     catalog *c;
-    char err[256];
     size_t slot;
-    TEST_REQUIRE(catalog_new(DIM, &c, err, sizeof(err)) == 0);
+    TEST_REQUIRE(new_catalog(DIM, 0, &c) == 0);
     TEST_CHECK(put(c, "east", 1, 0, 1) == 0);
     TEST_CHECK(put(c, "north", 0, 1, 1) == 0);
     TEST_CHECK(catalog_count(c) == 2);
@@ -56,8 +66,9 @@ static void test_invalid_items_are_refused(void) {
     char err[256];
     float v[DIM + 1] = {1, 0, 0, 0, 0};
     catalog_item it = {"x", "t", "", "", "", 5, 1};
-    TEST_CHECK(catalog_new(0, &c, err, sizeof(err)) == -1);
-    TEST_REQUIRE(catalog_new(DIM, &c, err, sizeof(err)) == 0);
+    TEST_CHECK(new_catalog(0, 0, &c) == -1);
+    TEST_CHECK(new_catalog(DIM, 10, &c) == -1);
+    TEST_REQUIRE(new_catalog(DIM, 0, &c) == 0);
     TEST_CHECK(catalog_upsert(c, &it, v, DIM + 1, err, sizeof(err)) == -1);
     TEST_CHECK(strstr(err, "embedding has 5 values") != NULL);
     v[2] = NAN;
@@ -75,10 +86,9 @@ static void test_invalid_items_are_refused(void) {
 
 static void test_search_with_fewer_items_than_k(void) {
     catalog *c;
-    char err[256];
     float q[DIM] = {1, 0, 0, 0}, sc[10];
     size_t slots[10];
-    TEST_REQUIRE(catalog_new(DIM, &c, err, sizeof(err)) == 0);
+    TEST_REQUIRE(new_catalog(DIM, 0, &c) == 0);
     TEST_CHECK(catalog_search(c, q, 10, slots, sc) == 0);
     put(c, "a", 1, 0, 1);
     put(c, "b", 0.5f, 0, 1);
@@ -87,9 +97,60 @@ static void test_search_with_fewer_items_than_k(void) {
     catalog_free(c);
 }
 
+/* Past the threshold the index becomes IVF; its answers stay close to the
+ * exact ones, and updates and deletes keep working. */
+static void test_switch_to_ivf(void) {
+    enum { N = 12000, D = 16, CL = 40, Q = 50, K = 10 };
+    catalog *exact, *ivf;
+    static float vecs[N][D];
+    uint64_t rng = 12345;
+    char id[16], err[256];
+    int agree = 0;
+    TEST_REQUIRE(new_catalog(D, 0, &exact) == 0);
+    TEST_REQUIRE(new_catalog(D, 10000, &ivf) == 0);
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < D; j++) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            float noise = (float)((rng >> 40) & 0xffff) / 65536.0f - 0.5f;
+            vecs[i][j] = (j == (i % CL) % D ? 1.0f : 0.0f) + ((i % CL) / D) * 0.3f * (j == 0) +
+                         0.3f * noise;
+        }
+        snprintf(id, sizeof(id), "i%d", i);
+        catalog_item it = {id, "", "", "", "", 1, 1};
+        TEST_REQUIRE(catalog_upsert(exact, &it, vecs[i], D, err, sizeof(err)) == 0);
+        TEST_REQUIRE(catalog_upsert(ivf, &it, vecs[i], D, err, sizeof(err)) == 0);
+    }
+    TEST_CHECK(catalog_ivf_lists(exact) == 0);
+    TEST_CHECK(catalog_ivf_lists(ivf) >= 16);
+    for (int q = 0; q < Q; q++) {
+        size_t a[K], b[K];
+        float sa[K], sb[K];
+        int na = catalog_search(exact, vecs[q * 97], K, a, sa);
+        int nb = catalog_search(ivf, vecs[q * 97], K, b, sb);
+        TEST_CHECK(na == K && nb == K);
+        for (int i = 0; i < na; i++)
+            for (int j = 0; j < nb; j++) agree += a[i] == b[j];
+    }
+    TEST_CHECK(agree >= Q * K * 8 / 10); /* recall@10 of at least 0.8 */
+    /* Updates and deletes after the switch. */
+    float far[D] = {0};
+    far[D - 1] = 50;
+    catalog_item moved = {"i5", "", "", "", "", 1, 1};
+    TEST_CHECK(catalog_upsert(ivf, &moved, far, D, err, sizeof(err)) == 0);
+    TEST_CHECK(catalog_delete(ivf, "i6") == 0);
+    size_t slot[1];
+    float sc[1];
+    TEST_CHECK(catalog_search(ivf, far, 1, slot, sc) == 1 &&
+               strcmp(catalog_at(ivf, slot[0])->item_id, "i5") == 0);
+    TEST_CHECK(catalog_count(ivf) == N - 1);
+    catalog_free(exact);
+    catalog_free(ivf);
+}
+
 int main(void) {
     TEST_RUN(test_upsert_search_update_delete);
     TEST_RUN(test_invalid_items_are_refused);
     TEST_RUN(test_search_with_fewer_items_than_k);
+    TEST_RUN(test_switch_to_ivf);
     return test_summary();
 }
