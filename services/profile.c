@@ -412,6 +412,22 @@ fail:
     return profile_fail(ps, r, "reading a profile", err, errlen);
 }
 
+int profile_delete(profile_store *ps, const char *user_id, char *err, size_t errlen) {
+    char keys[PROFILE_NKEYS][PROFILE_KEY_MAX];
+    redisReply *r;
+    int n;
+    if (profile_check_id("user_id", user_id, 1, err, errlen) != 0) return PROFILE_EINVAL;
+    if (profile_connect(ps, err, errlen) != 0) return PROFILE_EIO;
+    profile_keys(user_id, keys);
+    r = redisCommand(ps->rc, "DEL %s %s %s %s %s", keys[0], keys[1], keys[2], keys[3],
+                     keys[4]);
+    if (!r || r->type != REDIS_REPLY_INTEGER)
+        return profile_fail(ps, r, "deleting a profile", err, errlen);
+    n = r->integer > 0;
+    freeReplyObject(r);
+    return n;
+}
+
 int profile_popular(profile_store *ps, int64_t now_ms, size_t n,
                     profile_entry **out, char *err, size_t errlen) {
     redisReply *r;

@@ -87,6 +87,11 @@ int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
                 size_t max_items, profile *p, char *err, size_t errlen);
 void profile_clear(profile *p);
 
+/* Erases every key of the user. Returns 1 when something was erased, 0 when
+ * there was nothing, PROFILE_EINVAL or PROFILE_EIO with err set. Signals of
+ * the user still in flight re-create a profile as they arrive. */
+int profile_delete(profile_store *ps, const char *user_id, char *err, size_t errlen);
+
 /* The n most popular items as of now_ms, heaviest first, into *out (caller
  * frees with profile_entries_free). Returns the count, or PROFILE_EIO with
  * err set. */

@@ -74,7 +74,7 @@ struct server {
     server_worker *workers;
     int n_workers;
     int n_threads; /* workers whose thread is running */
-    server_method methods[3];
+    server_method methods[8];
     int n_methods;
     atomic_uint_fast64_t next_request_id;
     pthread_mutex_t lock;
@@ -259,6 +259,30 @@ out:
     aisle__v1__get_profile_request__free_unpacked(in, NULL);
 }
 
+static void server_handle_delete_profile(server_worker *w, const uint8_t *req,
+                                         size_t len, server_reply *rep) {
+    Aisle__V1__DeleteProfileRequest *in;
+    Aisle__V1__DeleteProfileResponse out = AISLE__V1__DELETE_PROFILE_RESPONSE__INIT;
+    char err[256];
+    int rc;
+
+    in = aisle__v1__delete_profile_request__unpack(NULL, len, req);
+    if (!in) {
+        server_reply_error(rep, GRPC_STATUS_INVALID_ARGUMENT,
+                           "request body is not a valid DeleteProfileRequest");
+        return;
+    }
+    rc = profile_delete(w->profiles, in->user_id, err, sizeof(err));
+    if (rc < 0) {
+        server_reply_error(rep, server_status_of(rc), "%s", err);
+    } else {
+        out.existed = rc == 1;
+        server_reply_pack(rep, &out.base);
+        log_info("server", "profile of user %s deleted on request", in->user_id);
+    }
+    aisle__v1__delete_profile_request__free_unpacked(in, NULL);
+}
+
 static void server_handle_health(server_worker *w, const uint8_t *req,
                                  size_t len, server_reply *rep) {
     Grpc__Health__V1__HealthCheckRequest *in;
@@ -421,6 +445,7 @@ int server_start(const server_config *cfg, catalog *c, server **out, char *err,
     } table[] = {
         {"/aisle.v1.Recommender/Recommend", server_handle_recommend},
         {"/aisle.v1.Recommender/GetProfile", server_handle_get_profile},
+        {"/aisle.v1.Recommender/DeleteProfile", server_handle_delete_profile},
         {"/grpc.health.v1.Health/Check", server_handle_health},
     };
 

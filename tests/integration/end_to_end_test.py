@@ -168,6 +168,20 @@ class EndToEnd(unittest.TestCase):
         self.assertEqual([e.id for e in p.creators], ["creator-B"])
         self.assertGreater(p.last_active_ms, 0)
 
+    def test_delete_profile_forgets_the_user(self):
+        user = "forget-" + uuid.uuid4().hex[:8]
+        self.signal(user, "A03")
+        self.producer.flush(5)
+        aisle_env.wait_for(lambda: len(self.profile(user).items) == 1, 10, "the profile")
+        resp = self.rpc("DeleteProfile", self.pb.DeleteProfileRequest(user_id=user),
+                        self.pb.DeleteProfileResponse)
+        self.assertTrue(resp.existed)
+        p = self.profile(user)
+        self.assertEqual((len(p.items), len(p.creators), p.last_active_ms), (0, 0, 0))
+        resp = self.rpc("DeleteProfile", self.pb.DeleteProfileRequest(user_id=user),
+                        self.pb.DeleteProfileResponse)
+        self.assertFalse(resp.existed)
+
     def test_replayed_event_counts_once(self):
         user = "replay-" + uuid.uuid4().hex[:8]
         ts = int(time.time() * 1000)
