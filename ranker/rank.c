@@ -17,6 +17,7 @@
 typedef struct rank_state {
     catalog *c;
     const profile *p;
+    const rank_filter *filter;
     strmap seen;     /* profile item ids, dismissed ones too */
     strmap creators; /* creator id → index into p->creators */
     strmap taken;    /* item ids already in the result */
@@ -88,11 +89,23 @@ static rank_hit *rank_push(rank_state *st, size_t slot, float score) {
     return h;
 }
 
+static int rank_field_is(const char *want, const char *have) {
+    return !want || !*want || strcmp(want, have) == 0;
+}
+
+int rank_filter_pass(const rank_filter *f, const catalog_item *it) {
+    return !f || ((f->max_price_cents <= 0 || it->price_cents <= f->max_price_cents) &&
+                  rank_field_is(f->category, it->category) &&
+                  rank_field_is(f->brand, it->brand) &&
+                  rank_field_is(f->creator_id, it->creator_id));
+}
+
 /* Whether slot may be recommended at all. */
 static int rank_eligible(rank_state *st, size_t slot) {
     const catalog_item *it = catalog_at(st->c, slot);
     size_t dummy;
-    return it && it->in_stock && strmap_get(&st->seen, it->item_id, &dummy) != 0 &&
+    return it && it->in_stock && rank_filter_pass(st->filter, it) &&
+           strmap_get(&st->seen, it->item_id, &dummy) != 0 &&
            strmap_get(&st->taken, it->item_id, &dummy) != 0;
 }
 
@@ -150,6 +163,8 @@ static int rank_personal(rank_state *st, char *err, size_t errlen) {
     for (int j = 0; j < d; j++) st->u[j] /= (float)wsum;
 
     k = (int)(st->cap + p->n_items + p->n_dismissed + 16);
+    /* A filter drops many neighbours; look further to keep the list full. */
+    if (st->filter) k *= 8;
     if (k > RANK_MAX_CANDIDATES) k = RANK_MAX_CANDIDATES;
     slots = malloc((size_t)k * sizeof(*slots));
     scores = malloc((size_t)k * sizeof(*scores));
@@ -250,9 +265,11 @@ static int rank_fill(rank_state *st, const profile_entry *popular,
     return 0;
 }
 
-int rank_recommend(catalog *c, const profile *p, const profile_entry *popular,
-                   size_t n_popular, int limit, rank_result *out, char *err,
+int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *err,
                    size_t errlen) {
+    static const profile empty;
+    const profile *p = req->profile ? req->profile : &empty;
+    int limit = req->limit;
     rank_state st;
     int rc = -1;
 
@@ -260,6 +277,7 @@ int rank_recommend(catalog *c, const profile *p, const profile_entry *popular,
     memset(&st, 0, sizeof(st));
     st.c = c;
     st.p = p;
+    st.filter = req->filter;
     st.out = out;
     st.cap = limit < 1 ? 1 : limit > RANK_MAX_LIMIT ? RANK_MAX_LIMIT : (size_t)limit;
     strmap_init(&st.seen);
@@ -276,7 +294,7 @@ int rank_recommend(catalog *c, const profile *p, const profile_entry *popular,
 
     catalog_read_begin(c);
     rc = rank_personal(&st, err, errlen);
-    if (rc == 0 && rank_fill(&st, popular, n_popular) != 0) {
+    if (rc == 0 && rank_fill(&st, req->popular, req->n_popular) != 0) {
         snprintf(err, errlen, "out of memory");
         rc = -1;
     }

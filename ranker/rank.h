@@ -20,6 +20,22 @@
 #define RANK_MAX_LIMIT 100
 #define RANK_MAX_REASONS 3
 
+/* Constraints a result must meet (a shopper's "under $50", "running"). */
+typedef struct rank_filter {
+    int64_t max_price_cents; /* 0 = no ceiling */
+    const char *category;    /* NULL or "" = any */
+    const char *brand;       /* NULL or "" = any */
+    const char *creator_id;  /* NULL or "" = any */
+} rank_filter;
+
+typedef struct rank_request {
+    const profile *profile;       /* may be empty */
+    const profile_entry *popular; /* heaviest first; may be NULL */
+    size_t n_popular;
+    int limit;                    /* clamped to 1..RANK_MAX_LIMIT */
+    const rank_filter *filter;    /* NULL = none */
+} rank_request;
+
 typedef struct rank_hit {
     catalog_item item; /* copies; owned by the result */
     float score;
@@ -32,13 +48,15 @@ typedef struct rank_result {
     size_t n;
 } rank_result;
 
-/* Ranks for profile p (may be empty), falling back to the popular list
- * (heaviest first, may be empty) and then to any in-stock items. limit is
- * clamped to 1..RANK_MAX_LIMIT. Returns 0, or -1 with err set (out of
- * memory, index failure). The caller frees out with rank_result_free. */
-int rank_recommend(catalog *c, const profile *p, const profile_entry *popular,
-                   size_t n_popular, int limit, rank_result *out, char *err,
+/* Ranks for req->profile, falling back to the popular list and then to any
+ * in-stock items, keeping only items that pass req->filter. Returns 0, or
+ * -1 with err set (out of memory, index failure). The caller frees out with
+ * rank_result_free. */
+int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *err,
                    size_t errlen);
+
+/* Whether item passes f (NULL passes everything). */
+int rank_filter_pass(const rank_filter *f, const catalog_item *item);
 void rank_result_free(rank_result *r);
 
 #endif

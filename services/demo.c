@@ -80,7 +80,7 @@ static void demo_print_user(catalog *cat, profile_store *ps, const synth_world *
     printf("\n%s likes %s and %s (budget about $%lld), favourite creator c%04zu\n", us->id,
            synth_category(w, us->cats[0]), synth_category(w, us->cats[1]),
            (long long)us->budget_cents / 100, us->fav_creator);
-    if (server_recommend(cat, ps, us->id, limit, &rr, err, sizeof(err)) != 0) {
+    if (server_recommend(cat, ps, us->id, limit, NULL, &rr, err, sizeof(err)) != 0) {
         printf("  (no recommendations: %s)\n", err);
         return;
     }
@@ -113,7 +113,7 @@ static int64_t demo_freshness(rd_kafka_t *rk, catalog *cat, profile_store *ps,
     rd_kafka_flush(rk, 5000);
     while (clock_mono_ms() - t0 < 10000) {
         rank_result rr;
-        if (server_recommend(cat, ps, w->users[u].id, 1, &rr, err, sizeof(err)) == 0) {
+        if (server_recommend(cat, ps, w->users[u].id, 1, NULL, &rr, err, sizeof(err)) == 0) {
             int hit = rr.n && strcmp(rr.hits[0].item.category, synth_category(w, k)) == 0;
             rank_result_free(&rr);
             if (hit) return clock_mono_ms() - t0;

@@ -116,8 +116,9 @@ static void server_request_id(server *s, char *buf, size_t len) {
              (uint64_t)clock_wall_ms() & 0xffffffffu, n & 0xffffff);
 }
 
-int server_recommend(catalog *c, profile_store *ps, const char *user_id,
-                     int limit, rank_result *out, char *err, size_t errlen) {
+int server_recommend(catalog *c, profile_store *ps, const char *user_id, int limit,
+                     const rank_filter *filter, rank_result *out, char *err,
+                     size_t errlen) {
     profile p = {0};
     profile_entry *pop = NULL;
     int npop, rc;
@@ -135,8 +136,8 @@ int server_recommend(catalog *c, profile_store *ps, const char *user_id,
         rc = npop;
         goto out;
     }
-    rc = rank_recommend(c, &p, pop, (size_t)npop, limit ? limit : SERVER_DEFAULT_LIMIT,
-                        out, err, errlen) == 0 ? 0 : SERVER_EINTERNAL;
+    rank_request rq = {&p, pop, (size_t)npop, limit ? limit : SERVER_DEFAULT_LIMIT, filter};
+    rc = rank_recommend(c, &rq, out, err, errlen) == 0 ? 0 : SERVER_EINTERNAL;
 out:
     profile_entries_free(pop, npop > 0 ? (size_t)npop : 0);
     profile_clear(&p);
@@ -165,7 +166,7 @@ static void server_handle_recommend(server_worker *w, const uint8_t *req,
                            "request body is not a valid RecommendRequest");
         return;
     }
-    rc = server_recommend(w->srv->cat, w->profiles, in->user_id, in->limit, &rr,
+    rc = server_recommend(w->srv->cat, w->profiles, in->user_id, in->limit, NULL, &rr,
                           err, sizeof(err));
     if (rc != 0) {
         server_reply_error(rep, server_status_of(rc), "%s", err);

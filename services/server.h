@@ -39,13 +39,14 @@ int server_start(const server_config *cfg, catalog *c, server **out, char *err,
 /* The bound port (useful when listening on port 0). */
 int server_port(const server *s);
 /* The Recommend pipeline without the transport: profile and popularity
- * from Redis, then ranking over c. limit 0 means the default. Returns 0,
- * PROFILE_EINVAL (bad user_id or limit), PROFILE_EIO (Redis), or
- * SERVER_EINTERNAL, with err set. The caller frees out with
- * rank_result_free. */
+ * from Redis, then ranking over c, keeping items that pass filter (NULL =
+ * all). limit 0 means the default. Returns 0, PROFILE_EINVAL (bad user_id
+ * or limit), PROFILE_EIO (Redis), or SERVER_EINTERNAL, with err set. The
+ * caller frees out with rank_result_free. */
 #define SERVER_EINTERNAL (-3)
-int server_recommend(catalog *c, profile_store *ps, const char *user_id,
-                     int limit, rank_result *out, char *err, size_t errlen);
+int server_recommend(catalog *c, profile_store *ps, const char *user_id, int limit,
+                     const rank_filter *filter, rank_result *out, char *err,
+                     size_t errlen);
 
 /* Graceful stop: in-flight calls get up to grace_ms to finish. Frees s. */
 void server_stop(server *s, int grace_ms);

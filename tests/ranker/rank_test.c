@@ -30,6 +30,13 @@ static catalog *make_catalog(void) {
     return c;
 }
 
+static int rank(catalog *c, const profile *p, const profile_entry *pop, size_t npop,
+                int limit, const rank_filter *f, rank_result *r) {
+    rank_request rq = {p, pop, npop, limit, f};
+    char err[256];
+    return rank_recommend(c, &rq, r, err, sizeof(err));
+}
+
 static int has(const rank_result *r, const char *id) {
     for (size_t i = 0; i < r->n; i++)
         if (strcmp(r->hits[i].item.item_id, id) == 0) return 1;
@@ -41,9 +48,8 @@ static void test_personalized_and_filtered(void) {
     profile_entry items[] = {{"a0", 3.0}, {"a1", 1.0}};
     profile p = {.items = items, .n_items = 2, .last_active_ms = 1};
     rank_result r;
-    char err[256];
     TEST_REQUIRE(c != NULL);
-    TEST_REQUIRE(rank_recommend(c, &p, NULL, 0, 7, &r, err, sizeof(err)) == 0);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, 7, NULL, &r) == 0);
     TEST_CHECK(r.n == 7);
     for (size_t i = 0; i < r.n; i++) {
         TEST_CHECK(r.hits[i].item.item_id[0] == 'a');
@@ -55,7 +61,7 @@ static void test_personalized_and_filtered(void) {
     TEST_CHECK(!has(&r, "a9"));
     rank_result_free(&r);
     /* More than the cluster holds: the rest is filled, still no repeats. */
-    TEST_REQUIRE(rank_recommend(c, &p, NULL, 0, 30, &r, err, sizeof(err)) == 0);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, 30, NULL, &r) == 0);
     TEST_CHECK(r.n == 17);
     rank_result_free(&r);
     catalog_free(c);
@@ -67,9 +73,8 @@ static void test_creator_boost_and_reason(void) {
     profile_entry creators[] = {{"cb", 5.0}};
     profile p = {.items = items, .n_items = 2, .creators = creators, .n_creators = 1};
     rank_result r;
-    char err[256];
     TEST_REQUIRE(c != NULL);
-    TEST_REQUIRE(rank_recommend(c, &p, NULL, 0, 1, &r, err, sizeof(err)) == 0);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, 1, NULL, &r) == 0);
     TEST_REQUIRE(r.n == 1);
     TEST_CHECK(r.hits[0].item.item_id[0] == 'b');
     TEST_CHECK(r.hits[0].n_reasons == 2 && strstr(r.hits[0].reasons[1], "cb") != NULL);
@@ -82,9 +87,8 @@ static void test_cold_start_uses_popular(void) {
     profile p = {0};
     profile_entry pop[] = {{"b3", 10}, {"a9", 8}, {"gone", 5}, {"a2", 1}};
     rank_result r;
-    char err[256];
     TEST_REQUIRE(c != NULL);
-    TEST_REQUIRE(rank_recommend(c, &p, pop, 4, 3, &r, err, sizeof(err)) == 0);
+    TEST_REQUIRE(rank(c, &p, pop, 4, 3, NULL, &r) == 0);
     TEST_REQUIRE(r.n == 3);
     TEST_CHECK_STR(r.hits[0].item.item_id, "b3");
     TEST_CHECK_STR(r.hits[1].item.item_id, "a2"); /* a9 out of stock, gone unknown */
@@ -100,11 +104,28 @@ static void test_dismissed_items_are_left_out_and_repel(void) {
     profile_entry dismissed[] = {{"a1", 4.0}};
     profile p = {.items = items, .n_items = 2, .dismissed = dismissed, .n_dismissed = 1};
     rank_result r;
-    char err[256];
     TEST_REQUIRE(c != NULL);
-    TEST_REQUIRE(rank_recommend(c, &p, NULL, 0, 5, &r, err, sizeof(err)) == 0);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, 5, NULL, &r) == 0);
     TEST_CHECK(!has(&r, "a1"));
     for (size_t i = 0; i < r.n; i++) TEST_CHECK(r.hits[i].item.item_id[0] == 'b');
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
+static void test_filters(void) {
+    catalog *c = make_catalog();
+    profile_entry items[] = {{"a0", 1.0}};
+    profile p = {.items = items, .n_items = 1};
+    rank_filter only_b = {.category = "B"};
+    rank_filter cheap = {.max_price_cents = 50};
+    rank_result r;
+    TEST_REQUIRE(c != NULL);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, 4, &only_b, &r) == 0);
+    TEST_CHECK(r.n == 4);
+    for (size_t i = 0; i < r.n; i++) TEST_CHECK_STR(r.hits[i].item.category, "B");
+    rank_result_free(&r);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, 4, &cheap, &r) == 0);
+    TEST_CHECK(r.n == 0); /* every item costs 100 */
     rank_result_free(&r);
     catalog_free(c);
 }
@@ -113,9 +134,8 @@ static void test_limit_is_clamped(void) {
     catalog *c = make_catalog();
     profile p = {0};
     rank_result r;
-    char err[256];
     TEST_REQUIRE(c != NULL);
-    TEST_REQUIRE(rank_recommend(c, &p, NULL, 0, 0, &r, err, sizeof(err)) == 0);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, 0, NULL, &r) == 0);
     TEST_CHECK(r.n == 1);
     rank_result_free(&r);
     catalog_free(c);
@@ -126,6 +146,7 @@ int main(void) {
     TEST_RUN(test_creator_boost_and_reason);
     TEST_RUN(test_cold_start_uses_popular);
     TEST_RUN(test_dismissed_items_are_left_out_and_repel);
+    TEST_RUN(test_filters);
     TEST_RUN(test_limit_is_clamped);
     return test_summary();
 }
