@@ -41,7 +41,9 @@ typedef void (*server_handler)(server_worker *w, const uint8_t *req,
 
 typedef struct server_method {
     const char *path;
-    server_handler handle;
+    server_handler handle;        /* unary, or */
+    server_stream_handler stream; /* server streaming */
+    void *stream_arg;
     void *handle_grpc; /* from grpc_server_register_method */
 } server_method;
 
@@ -57,7 +59,18 @@ typedef struct server_call {
     grpc_byte_buffer *response;
     grpc_slice status_msg;
     int cancelled;
+    /* Streaming calls are bound to a queue of their own, so the worker that
+     * runs the handler can wait for each send to complete. */
+    grpc_completion_queue *call_cq;
 } server_call;
+
+struct server_stream {
+    server_call *sc;
+    server_reply rep;
+    int sent_initial;
+    int close_done; /* RECV_CLOSE_ON_SERVER completed: the client is done */
+    char close_tag, send_tag;
+};
 
 struct server_worker {
     server *srv;
@@ -309,6 +322,8 @@ static void server_handle_health(server_worker *w, const uint8_t *req,
     grpc__health__v1__health_check_request__free_unpacked(in, NULL);
 }
 
+static void server_call_free(server_call *sc);
+
 /* Posts a request for the next call of method m (or a generic one). */
 static int server_post_request(server *s, int m) {
     server_call *sc = calloc(1, sizeof(*sc));
@@ -316,19 +331,23 @@ static int server_post_request(server *s, int m) {
     if (!sc) return -1;
     sc->method = m;
     grpc_metadata_array_init(&sc->md);
+    if (m >= 0 && s->methods[m].stream &&
+        !(sc->call_cq = grpc_completion_queue_create_for_pluck(NULL))) {
+        free(sc);
+        return -1;
+    }
     if (m >= 0) {
         e = grpc_server_request_registered_call(
             s->gs, s->methods[m].handle_grpc, &sc->call, &sc->deadline, &sc->md,
-            &sc->payload, s->cq, s->cq, sc);
+            &sc->payload, sc->call_cq ? sc->call_cq : s->cq, s->cq, sc);
     } else {
         grpc_call_details_init(&sc->details);
         e = grpc_server_request_call(s->gs, &sc->call, &sc->details, &sc->md,
                                      s->cq, s->cq, sc);
     }
     if (e != GRPC_CALL_OK) {
-        grpc_metadata_array_destroy(&sc->md);
-        if (m < 0) grpc_call_details_destroy(&sc->details);
-        free(sc);
+        sc->call = NULL;
+        server_call_free(sc);
         return -1;
     }
     return 0;
@@ -341,7 +360,111 @@ static void server_call_free(server_call *sc) {
     if (sc->payload) grpc_byte_buffer_destroy(sc->payload);
     if (sc->response) grpc_byte_buffer_destroy(sc->response);
     if (sc->replied) grpc_slice_unref(sc->status_msg);
+    if (sc->call_cq) {
+        /* Every tag on it has been plucked, so it is empty. */
+        grpc_completion_queue_shutdown(sc->call_cq);
+        grpc_completion_queue_destroy(sc->call_cq);
+    }
     free(sc);
+}
+
+/* Starts a batch on a streaming call and waits for it on the call's own
+ * queue. Returns 0, or -1 when the batch failed (the client is gone). */
+static int server_stream_batch(server_stream *st, const grpc_op *ops, size_t n,
+                               void *tag) {
+    grpc_event ev;
+    if (grpc_call_start_batch(st->sc->call, ops, n, tag, NULL) != GRPC_CALL_OK) return -1;
+    ev = grpc_completion_queue_pluck(st->sc->call_cq, tag,
+                                     gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    return ev.type == GRPC_OP_COMPLETE && ev.success ? 0 : -1;
+}
+
+int server_stream_cancelled(server_stream *st) {
+    if (!st->close_done) {
+        grpc_event ev = grpc_completion_queue_pluck(st->sc->call_cq, &st->close_tag,
+                                                    gpr_time_0(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_OP_COMPLETE) st->close_done = 1;
+    }
+    return st->close_done && st->sc->cancelled;
+}
+
+int server_stream_send(server_stream *st, const ProtobufCMessage *msg) {
+    grpc_op ops[2];
+    size_t n = 0, len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf;
+    grpc_slice slice;
+    grpc_byte_buffer *bb;
+    int rc;
+
+    if (server_stream_cancelled(st)) return -1;
+    buf = malloc(len ? len : 1);
+    if (!buf) return -1;
+    protobuf_c_message_pack(msg, buf);
+    slice = grpc_slice_new(buf, len, free); /* the slice frees buf */
+    bb = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+    memset(ops, 0, sizeof(ops));
+    if (!st->sent_initial) {
+        ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+        st->sent_initial = 1;
+    }
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = bb;
+    rc = server_stream_batch(st, ops, n, &st->send_tag);
+    grpc_byte_buffer_destroy(bb);
+    return rc;
+}
+
+void server_stream_fail(server_stream *st, grpc_status_code code, const char *fmt, ...) {
+    va_list ap;
+    st->rep.status = code;
+    va_start(ap, fmt);
+    vsnprintf(st->rep.msg, sizeof(st->rep.msg), fmt, ap);
+    va_end(ap);
+}
+
+/* Runs a streaming method on this worker from start to status. */
+static void server_run_stream(server_worker *w, server_call *sc, const uint8_t *req,
+                              size_t len) {
+    server *s = w->srv;
+    server_stream st;
+    grpc_op ops[2];
+    size_t n = 0;
+    gpr_timespec left;
+    server_call_ctx ctx = {s->cat, w->profiles, s->methods[sc->method].stream_arg,
+                           INT64_MAX};
+
+    memset(&st, 0, sizeof(st));
+    st.sc = sc;
+    st.rep.status = GRPC_STATUS_OK;
+    left = gpr_time_sub(gpr_convert_clock_type(sc->deadline, GPR_CLOCK_MONOTONIC),
+                        gpr_now(GPR_CLOCK_MONOTONIC));
+    if (gpr_time_cmp(sc->deadline, gpr_inf_future(sc->deadline.clock_type)) != 0)
+        ctx.deadline_ms = clock_mono_ms() + gpr_time_to_millis(left);
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[0].data.recv_close_on_server.cancelled = &sc->cancelled;
+    if (grpc_call_start_batch(sc->call, ops, 1, &st.close_tag, NULL) != GRPC_CALL_OK) {
+        log_error("server", "could not start a streaming call");
+        server_call_free(sc);
+        return;
+    }
+    s->methods[sc->method].stream(&ctx, req, len, &st);
+
+    memset(ops, 0, sizeof(ops));
+    if (!st.sent_initial) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    sc->status_msg = grpc_slice_from_copied_string(st.rep.msg);
+    sc->replied = 1;
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = st.rep.status;
+    ops[n].data.send_status_from_server.status_details =
+        st.rep.status == GRPC_STATUS_OK ? NULL : &sc->status_msg;
+    n++;
+    server_stream_batch(&st, ops, n, &st.send_tag);
+    if (!st.close_done)
+        grpc_completion_queue_pluck(sc->call_cq, &st.close_tag,
+                                    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    server_call_free(sc);
 }
 
 /* Runs the handler and starts the batch that answers the call. */
@@ -367,6 +490,11 @@ static void server_answer(server_worker *w, server_call *sc) {
         } else {
             grpc_slice body = grpc_byte_buffer_reader_readall(&rd);
             grpc_byte_buffer_reader_destroy(&rd);
+            if (s->methods[sc->method].stream) {
+                server_run_stream(w, sc, GRPC_SLICE_START_PTR(body), GRPC_SLICE_LENGTH(body));
+                grpc_slice_unref(body);
+                return;
+            }
             s->methods[sc->method].handle(w, GRPC_SLICE_START_PTR(body),
                                           GRPC_SLICE_LENGTH(body), &rep);
             grpc_slice_unref(body);
@@ -484,6 +612,14 @@ int server_start(const server_config *cfg, catalog *c, server **out, char *err,
         s->methods[i].handle_grpc = grpc_server_register_method(
             s->gs, table[i].path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
         s->n_methods++;
+    }
+    if (cfg->shop) {
+        server_method *m = &s->methods[s->n_methods++];
+        m->path = "/aisle.v1.Recommender/Shop";
+        m->stream = cfg->shop;
+        m->stream_arg = cfg->shop_arg;
+        m->handle_grpc = grpc_server_register_method(
+            s->gs, m->path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     }
     grpc_server_register_completion_queue(s->gs, s->cq, NULL);
     creds = grpc_insecure_server_credentials_create();

@@ -10,13 +10,41 @@
 #ifndef AISLE_SERVER_H
 #define AISLE_SERVER_H
 
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ranker/rank.h"
 #include "retrieval/catalog.h"
 #include "services/profile.h"
 
 #define SERVER_DEFAULT_LIMIT 10
+
+/* What a streaming handler gets for one call. */
+typedef struct server_call_ctx {
+    catalog *cat;
+    profile_store *profiles; /* the worker's own connection */
+    void *arg;               /* the handler's argument from the config */
+    int64_t deadline_ms;     /* clock_mono_ms() deadline; INT64_MAX if none */
+} server_call_ctx;
+
+typedef struct server_stream server_stream;
+
+/* A server-streaming method. It runs on a worker thread for the whole call,
+ * sends messages with server_stream_send and, on failure, sets the status
+ * with server_stream_fail; returning ends the call (OK unless failed). */
+typedef void (*server_stream_handler)(const server_call_ctx *ctx, const uint8_t *req,
+                                      size_t len, server_stream *st);
+
+/* Sends one message. Returns 0, or -1 when the client has gone or the call
+ * was cancelled: the handler should stop. */
+int server_stream_send(server_stream *st, const ProtobufCMessage *msg);
+/* Non-zero once the client has cancelled or gone; cheap to poll. */
+int server_stream_cancelled(server_stream *st);
+/* Ends the call with code and message instead of OK. */
+void server_stream_fail(server_stream *st, grpc_status_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 typedef struct server_config {
     const char *listen; /* HOST:PORT; port 0 picks a free one */
@@ -27,6 +55,9 @@ typedef struct server_config {
      * has caught up); NULL means always ready. */
     int (*ready)(void *arg);
     void *ready_arg;
+    /* Recommender/Shop; NULL leaves it unimplemented. */
+    server_stream_handler shop;
+    void *shop_arg;
 } server_config;
 
 typedef struct server server;
