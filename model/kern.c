@@ -2,9 +2,10 @@
  *
  * The engine spends nearly all of its time here streaming weights, so the
  * loops are written to keep the memory bus busy: a row is read once, front
- * to back. The AVX2 versions are compiled with a target attribute rather
- * than a global -m flag so one binary runs everywhere; kern_simd() picks
- * them once per process when the CPU has AVX2, FMA and F16C. */
+ * to back. The SIMD versions are compiled with target attributes rather
+ * than a global -m flag so one binary runs everywhere; kern_level() picks
+ * AVX2+FMA+F16C, and AVX-VNNI for int8 dot products, from the CPU's
+ * features once per process. */
 #include "model/kern.h"
 
 #include <math.h>
@@ -15,30 +16,32 @@
 #define KERN_X86 1
 #include <immintrin.h>
 #define KERN_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define KERN_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 #endif
 
-static int kern_avx2_ok;
-static int kern_scalar_forced;
+static int kern_cpu_level;       /* best level this CPU runs */
+static int kern_cap = KERN_VNNI_LEVEL;
 static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
 
 static void kern_detect(void) {
 #ifdef KERN_X86
     __builtin_cpu_init();
-    kern_avx2_ok = __builtin_cpu_supports("avx2") &&
-                   __builtin_cpu_supports("fma") &&
-                   __builtin_cpu_supports("f16c");
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        kern_cpu_level = __builtin_cpu_supports("avxvnni") ? KERN_VNNI_LEVEL
+                                                           : KERN_AVX2_LEVEL;
 #endif
 }
 
-static int kern_simd(void) {
+/* The kernel level in effect. */
+static int kern_level(void) {
     pthread_once(&kern_once, kern_detect);
-    return kern_avx2_ok && !kern_scalar_forced;
+    return kern_cpu_level < kern_cap ? kern_cpu_level : kern_cap;
 }
 
-int kern_force_scalar(int on) {
-    pthread_once(&kern_once, kern_detect);
-    kern_scalar_forced = on != 0;
-    return kern_avx2_ok;
+int kern_set_level(int level) {
+    kern_cap = level;
+    return kern_level();
 }
 
 /* ---------------------------------------------------------------- halves */
@@ -290,17 +293,7 @@ KERN_AVX2 static float dot_f16_avx2(const uint16_t *h, const float *x, int n) {
     return s;
 }
 
-/* Eight int32 partial sums of 32 int8 products. maddubs wants one unsigned
- * operand, so the sign of w moves onto x; |w| <= 128 and |x| <= 127 keep the
- * pairwise int16 sums below saturation. */
-KERN_AVX2 static inline __m256i dot32_i8(const int8_t *w, const int8_t *x) {
-    __m256i a = _mm256_loadu_si256((const __m256i *)w);
-    __m256i b = _mm256_loadu_si256((const __m256i *)x);
-    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a),
-                                     _mm256_sign_epi8(b, a));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
-
+/* fp32 and fp16 rows. */
 KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
                               int r0, int r1) {
     size_t n = (size_t)w->cols;
@@ -308,49 +301,113 @@ KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
     for (int i = r0; i < r1; i++) {
         size_t base = (size_t)i * n;
 
-        switch (w->type) {
-        case KERN_F32:
+        if (w->type == KERN_F32)
             out[i] = dot_f32_avx2((const float *)w->q + base, x->f, (int)n);
-            break;
-        case KERN_F16:
+        else
             out[i] = dot_f16_avx2((const uint16_t *)w->q + base, x->f, (int)n);
-            break;
-        case KERN_Q8: {
-            const int8_t *q = (const int8_t *)w->q + base;
-            const float *s = w->s + base / (size_t)w->gs;
-            size_t gs = (size_t)w->gs;
-            __m256 acc = _mm256_setzero_ps();
-            for (size_t g = 0; g < n / gs; g++) {
-                __m256i si = _mm256_setzero_si256();
-                for (size_t k = 0; k < gs; k += 32)
-                    si = _mm256_add_epi32(
-                        si, dot32_i8(q + g * gs + k, x->q + g * gs + k));
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si),
-                                      _mm256_set1_ps(s[g] * x->s[g]), acc);
-            }
-            out[i] = hsum8(acc);
-            break;
-        }
-        default: {
-            const uint8_t *b = (const uint8_t *)w->q +
-                               base / KERN_Q8_0_BLOCK * KERN_Q8_0_BYTES;
-            __m256 acc = _mm256_setzero_ps();
-            for (size_t g = 0; g < n / KERN_Q8_0_BLOCK; g++) {
-                uint16_t d;
-                memcpy(&d, b, sizeof d);
-                __m256i si = dot32_i8((const int8_t *)(b + 2),
-                                      x->q + g * KERN_Q8_0_BLOCK);
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si),
-                                      _mm256_set1_ps(_cvtsh_ss(d) * x->s[g]),
-                                      acc);
-                b += KERN_Q8_0_BYTES;
-            }
-            out[i] = hsum8(acc);
-            break;
-        }
-        }
     }
 }
+
+/* Eight int32 partial sums of 32 int8 products added to acc. maddubs wants
+ * one unsigned operand, so the sign of w moves onto x; |w| <= 128 and
+ * |x| <= 127 keep the pairwise int16 sums below saturation. The VNNI
+ * form sums four products straight into int32 in one instruction. */
+#define KERN_ACC32_AVX2(acc, w, x)                                            \
+    _mm256_add_epi32(                                                         \
+        acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w),   \
+                                                    _mm256_sign_epi8(x, w)),  \
+                               _mm256_set1_epi16(1)))
+#define KERN_ACC32_VNNI(acc, w, x)                                            \
+    _mm256_dpbusd_avx_epi32(acc, _mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
+
+#define KERN_LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
+
+/* The int8 row loops, instantiated for AVX2 and AVX-VNNI. Two groups per
+ * step with separate accumulators keep two dependency chains in flight;
+ * q8_row is inlined with a constant gs for the common sizes so the inner
+ * loop unrolls. Q8_0 rows are 34-byte blocks with a half-precision scale. */
+#define KERN_INT8_KERNELS(SUF, TARGET, ACC32)                                 \
+    TARGET static inline __attribute__((always_inline)) float q8_row_##SUF(  \
+        const int8_t *q, const float *s, const int8_t *xq, const float *xs,  \
+        size_t ng, size_t gs) {                                               \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;                             \
+        size_t g = 0;                                                         \
+        for (; g + 2 <= ng; g += 2) {                                         \
+            __m256i s0 = _mm256_setzero_si256(), s1 = s0;                     \
+            for (size_t k = 0; k < gs; k += 32) {                             \
+                s0 = ACC32(s0, KERN_LOAD(q + g * gs + k),                     \
+                           KERN_LOAD(xq + g * gs + k));                       \
+                s1 = ACC32(s1, KERN_LOAD(q + (g + 1) * gs + k),               \
+                           KERN_LOAD(xq + (g + 1) * gs + k));                 \
+            }                                                                 \
+            a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0),                      \
+                                 _mm256_set1_ps(s[g] * xs[g]), a0);           \
+            a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1),                      \
+                                 _mm256_set1_ps(s[g + 1] * xs[g + 1]), a1);   \
+        }                                                                     \
+        if (g < ng) {                                                         \
+            __m256i s0 = _mm256_setzero_si256();                              \
+            for (size_t k = 0; k < gs; k += 32)                               \
+                s0 = ACC32(s0, KERN_LOAD(q + g * gs + k),                     \
+                           KERN_LOAD(xq + g * gs + k));                       \
+            a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0),                      \
+                                 _mm256_set1_ps(s[g] * xs[g]), a0);           \
+        }                                                                     \
+        return hsum8(_mm256_add_ps(a0, a1));                                  \
+    }                                                                         \
+                                                                              \
+    TARGET static void q8_rows_##SUF(const kern_mat *w, const kern_act *x,    \
+                                     float *out, int r0, int r1) {            \
+        size_t n = (size_t)w->cols, gs = (size_t)w->gs, ng = n / gs;          \
+        for (int i = r0; i < r1; i++) {                                       \
+            const int8_t *q = (const int8_t *)w->q + (size_t)i * n;           \
+            const float *s = w->s + (size_t)i * ng;                           \
+            if (gs == 64)                                                     \
+                out[i] = q8_row_##SUF(q, s, x->q, x->s, ng, 64);              \
+            else if (gs == 32)                                                \
+                out[i] = q8_row_##SUF(q, s, x->q, x->s, ng, 32);              \
+            else                                                              \
+                out[i] = q8_row_##SUF(q, s, x->q, x->s, ng, gs);              \
+        }                                                                     \
+    }                                                                         \
+                                                                              \
+    TARGET static void q8_0_rows_##SUF(const kern_mat *w, const kern_act *x,  \
+                                       float *out, int r0, int r1) {          \
+        size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK;                        \
+        for (int i = r0; i < r1; i++) {                                       \
+            const uint8_t *b =                                                \
+                (const uint8_t *)w->q + (size_t)i * nb * KERN_Q8_0_BYTES;     \
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0;                         \
+            size_t g = 0;                                                     \
+            for (; g + 2 <= nb; g += 2, b += 2 * KERN_Q8_0_BYTES) {           \
+                uint16_t d0, d1;                                              \
+                __m256i z = _mm256_setzero_si256();                           \
+                memcpy(&d0, b, 2);                                            \
+                memcpy(&d1, b + KERN_Q8_0_BYTES, 2);                          \
+                a0 = _mm256_fmadd_ps(                                         \
+                    _mm256_cvtepi32_ps(ACC32(z, KERN_LOAD(b + 2),             \
+                                             KERN_LOAD(x->q + g * 32))),      \
+                    _mm256_set1_ps(_cvtsh_ss(d0) * x->s[g]), a0);             \
+                a1 = _mm256_fmadd_ps(                                         \
+                    _mm256_cvtepi32_ps(ACC32(z, KERN_LOAD(b + 36),            \
+                                             KERN_LOAD(x->q + g * 32 + 32))), \
+                    _mm256_set1_ps(_cvtsh_ss(d1) * x->s[g + 1]), a1);         \
+            }                                                                 \
+            if (g < nb) {                                                     \
+                uint16_t d0;                                                  \
+                memcpy(&d0, b, 2);                                            \
+                a0 = _mm256_fmadd_ps(                                         \
+                    _mm256_cvtepi32_ps(ACC32(_mm256_setzero_si256(),          \
+                                             KERN_LOAD(b + 2),                \
+                                             KERN_LOAD(x->q + g * 32))),      \
+                    _mm256_set1_ps(_cvtsh_ss(d0) * x->s[g]), a0);             \
+            }                                                                 \
+            out[i] = hsum8(_mm256_add_ps(a0, a1));                            \
+        }                                                                     \
+    }
+
+KERN_INT8_KERNELS(avx2, KERN_AVX2, KERN_ACC32_AVX2)
+KERN_INT8_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
 
 KERN_AVX2 static void axpy_avx2(float a, const float *x, float *y, int n) {
     __m256 va = _mm256_set1_ps(a);
@@ -368,10 +425,24 @@ KERN_AVX2 static void axpy_avx2(float a, const float *x, float *y, int n) {
 void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
                  int r1) {
 #ifdef KERN_X86
-    /* The int8 SIMD loop works on whole 32-value runs inside a group. */
-    if (kern_simd() && (w->type != KERN_Q8 || w->gs % 32 == 0)) {
-        mv_avx2(w, x, out, r0, r1);
-        return;
+    int level = kern_level();
+    if (level >= KERN_AVX2_LEVEL) {
+        int vnni = level >= KERN_VNNI_LEVEL;
+        switch (w->type) {
+        case KERN_F32:
+        case KERN_F16:
+            mv_avx2(w, x, out, r0, r1);
+            return;
+        case KERN_Q8:
+            /* The SIMD loops take whole 32-value runs inside a group. */
+            if (w->gs % 32)
+                break;
+            (vnni ? q8_rows_vnni : q8_rows_avx2)(w, x, out, r0, r1);
+            return;
+        default:
+            (vnni ? q8_0_rows_vnni : q8_0_rows_avx2)(w, x, out, r0, r1);
+            return;
+        }
     }
 #endif
     mv_scalar(w, x, out, r0, r1);
@@ -379,7 +450,7 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
 
 float kern_dot(const float *a, const float *b, int n) {
 #ifdef KERN_X86
-    if (kern_simd())
+    if (kern_level() >= KERN_AVX2_LEVEL)
         return dot_f32_avx2(a, b, n);
 #endif
     return dot_f32_scalar(a, b, n);
@@ -387,7 +458,7 @@ float kern_dot(const float *a, const float *b, int n) {
 
 void kern_axpy(float a, const float *x, float *y, int n) {
 #ifdef KERN_X86
-    if (kern_simd()) {
+    if (kern_level() >= KERN_AVX2_LEVEL) {
         axpy_avx2(a, x, y, n);
         return;
     }

@@ -5,7 +5,8 @@
  * allocate and never write to weights. An activation vector that multiplies
  * int8 weights is quantized once into a kern_act and reused by every matrix
  * that reads it. Every kernel has a portable scalar version and, on x86-64,
- * an AVX2/FMA/F16C version selected at run time from the CPU's features. */
+ * SIMD versions (AVX2/FMA/F16C, AVX-VNNI) selected at run time from the
+ * CPU's features. */
 #ifndef AISLE_MODEL_KERN_H
 #define AISLE_MODEL_KERN_H
 
@@ -67,9 +68,14 @@ void kern_quantize(const float *x, int n, int gs, int8_t *q, float *s);
 float kern_f16_to_f32(uint16_t h);
 uint16_t kern_f32_to_f16(float f); /* round to nearest even */
 
-/* Forces the scalar kernels (non-zero) or restores run-time selection;
- * tests use it to compare both paths. Not thread-safe with running
- * products. Returns whether SIMD kernels are available on this CPU. */
-int kern_force_scalar(int on);
+/* Kernel levels, each including the ones below. */
+#define KERN_SCALAR_LEVEL 0
+#define KERN_AVX2_LEVEL 1 /* AVX2 + FMA + F16C */
+#define KERN_VNNI_LEVEL 2 /* AVX2 + AVX-VNNI int8 dot products */
+
+/* Caps the kernel level (the CPU's best level is the default) so tests can
+ * compare every path; returns the level now in effect. Call it while no
+ * product runs. */
+int kern_set_level(int level);
 
 #endif

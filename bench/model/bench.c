@@ -219,7 +219,8 @@ static int cmd_gen(int argc, char **argv) {
         fprintf(stderr, "model_bench gen: setup failed\n");
         goto done;
     }
-    for (int i = 0; i < warm + tokens; i++) {
+    for (int i = 0, vocab = model_get_config(m)->vocab_size; i < warm + tokens;
+         i++) {
         const float *logits;
         int best = 0;
         if (i == warm)
@@ -227,7 +228,7 @@ static int cmd_gen(int argc, char **argv) {
         logits = model_session_logits(s);
         if (!logits)
             goto done;
-        for (int v = 1; v < model_get_config(m)->vocab_size; v++)
+        for (int v = 1; v < vocab; v++)
             if (logits[v] > logits[best])
                 best = v;
         if (model_session_push(s, best))

@@ -102,13 +102,16 @@ static void test_greedy_matches_llama2c(void) {
     if (strncmp(out.s, expected_start, strlen(expected_start)))
         fprintf(stderr, "got: %s\n", out.s);
 
-    /* Same tokens with the scalar kernels and with two threads. */
+    /* Same tokens with every kernel level and with two threads. */
     {
         text_buf other;
-        kern_force_scalar(1);
-        TEST_CHECK(run_greedy(m, t, NULL, "Once upon a time", 200, &other) == 0);
-        kern_force_scalar(0);
-        TEST_CHECK_STR(other.s, out.s);
+        for (int level = KERN_SCALAR_LEVEL; level < KERN_VNNI_LEVEL; level++) {
+            kern_set_level(level);
+            TEST_CHECK(run_greedy(m, t, NULL, "Once upon a time", 200,
+                                  &other) == 0);
+            TEST_CHECK_STR(other.s, out.s);
+        }
+        kern_set_level(KERN_VNNI_LEVEL);
         TEST_REQUIRE(tpool_new(2, &pool) == 0);
         TEST_CHECK(run_greedy(m, t, pool, "Once upon a time", 200, &other) == 0);
         TEST_CHECK_STR(other.s, out.s);
@@ -291,9 +294,9 @@ static void test_logits_match_reference(void) {
     err = max_logit_error(m, NULL, &scale);
     TEST_CHECK(err >= 0 && err < 1e-3);
     TEST_CHECK(scale > 1.0); /* the comparison saw real logits */
-    kern_force_scalar(1);
+    kern_set_level(KERN_SCALAR_LEVEL);
     err = max_logit_error(m, NULL, &scale);
-    kern_force_scalar(0);
+    kern_set_level(KERN_VNNI_LEVEL);
     TEST_CHECK(err >= 0 && err < 1e-3);
     TEST_REQUIRE(tpool_new(2, &pool) == 0);
     err = max_logit_error(m, pool, &scale);

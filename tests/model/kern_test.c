@@ -1,0 +1,251 @@
+/* kern_test.c — every kernel level against plain scalar arithmetic on
+ * random matrices of each weight type, half-precision conversions, and the
+ * thread pool. Runs without shared/. */
+#include "tests/test.h"
+
+#include "model/kern.h"
+#include "model/tpool.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng = 0x853c49e6748fea9bull;
+
+static float frand(void) { /* [-1, 1) */
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)(rng >> 40) / 8388608.0f - 1.0f;
+}
+
+typedef struct mat_case {
+    int type, rows, cols, gs;
+} mat_case;
+
+/* Builds a matrix of the case's type from random floats; *dense gets the
+ * dequantized values the kernels should be multiplying. */
+static void build(const mat_case *c, void **q, float **s, float **dense) {
+    size_t n = (size_t)c->rows * c->cols;
+    float *f = malloc(n * sizeof *f);
+    for (size_t i = 0; i < n; i++)
+        f[i] = frand();
+    *s = NULL;
+    if (c->type == KERN_F32) {
+        *q = f;
+    } else if (c->type == KERN_F16) {
+        uint16_t *h = malloc(n * 2);
+        for (size_t i = 0; i < n; i++)
+            h[i] = kern_f32_to_f16(f[i]);
+        *q = h;
+        free(f);
+    } else if (c->type == KERN_Q8) {
+        *q = malloc(n);
+        *s = malloc(n / (size_t)c->gs * sizeof **s);
+        kern_quantize(f, (int)n, c->gs, *q, *s);
+        free(f);
+    } else {
+        uint8_t *b = malloc(n / 32 * KERN_Q8_0_BYTES);
+        for (size_t k = 0; k < n / 32; k++) {
+            float d;
+            uint16_t h;
+            kern_quantize(f + k * 32, 32, 32, (int8_t *)(b + k * 34 + 2), &d);
+            h = kern_f32_to_f16(d);
+            memcpy(b + k * 34, &h, 2);
+        }
+        *q = b;
+        free(f);
+    }
+    *dense = malloc(n * sizeof **dense);
+    {
+        kern_mat w = {c->type, c->rows, c->cols, c->gs, *q, *s};
+        for (int r = 0; r < c->rows; r++)
+            kern_mat_row(&w, r, *dense + (size_t)r * c->cols);
+    }
+}
+
+static void test_matvec_all_levels(void) {
+    static const mat_case cases[] = {
+        {KERN_F32, 37, 64, 0},   {KERN_F32, 5, 77, 0},   {KERN_F16, 33, 96, 0},
+        {KERN_F16, 3, 13, 0},    {KERN_Q8, 29, 64, 64},  {KERN_Q8, 31, 192, 64},
+        {KERN_Q8, 17, 96, 32},   {KERN_Q8, 9, 384, 128}, {KERN_Q8, 11, 172, 4},
+        {KERN_Q8, 7, 320, 32},   {KERN_Q8_0, 23, 64, 32}, {KERN_Q8_0, 19, 96, 32},
+    };
+    int top = kern_set_level(KERN_VNNI_LEVEL);
+
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const mat_case *c = &cases[ci];
+        void *q;
+        float *s, *dense, x[512], out[64], want[64];
+        int8_t xq[512];
+        float xs[512];
+        kern_act act = {x, c->cols, xq, xs, 0};
+        kern_mat w = {c->type, c->rows, c->cols, c->gs, NULL, NULL};
+        int agsz = c->type == KERN_Q8_0 ? 32 : c->gs;
+
+        build(c, &q, &s, &dense);
+        w.q = q;
+        w.s = s;
+        for (int j = 0; j < c->cols; j++)
+            x[j] = frand() * 3;
+        if (agsz) {
+            kern_act_quantize(&act, agsz);
+        }
+        /* Exact reference: for int8 types, products of the quantized
+         * activation (what the kernels multiply); fp types use x. */
+        for (int r = 0; r < c->rows; r++) {
+            double acc = 0;
+            for (int j = 0; j < c->cols; j++) {
+                double xv = agsz ? (double)xq[j] * xs[j / agsz] : x[j];
+                acc += (double)dense[(size_t)r * c->cols + j] * xv;
+            }
+            want[r] = (float)acc;
+        }
+        for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
+            kern_set_level(level);
+            memset(out, 0, sizeof out);
+            /* Two disjoint row ranges, as pool parts do. */
+            kern_matvec(&w, &act, out, 0, c->rows / 2);
+            kern_matvec(&w, &act, out, c->rows / 2, c->rows);
+            for (int r = 0; r < c->rows; r++) {
+                double tol = 1e-4 * c->cols + 1e-3 * fabs(want[r]);
+                /* Q8_0 scales are rounded to half precision on write. */
+                if (c->type == KERN_Q8_0)
+                    tol += 2e-3 * c->cols;
+                TEST_CHECK(fabs(out[r] - want[r]) <= tol);
+            }
+        }
+        kern_set_level(KERN_VNNI_LEVEL);
+        free(q);
+        free(s);
+        free(dense);
+    }
+}
+
+static void test_dot_axpy_levels(void) {
+    float a[77], b[77], y[77], y2[77];
+    int top = kern_set_level(KERN_VNNI_LEVEL);
+    double want = 0;
+
+    for (int i = 0; i < 77; i++) {
+        a[i] = frand();
+        b[i] = frand();
+        want += (double)a[i] * b[i];
+        y[i] = y2[i] = frand();
+    }
+    for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
+        kern_set_level(level);
+        TEST_CHECK(fabs(kern_dot(a, b, 77) - want) < 1e-4);
+        memcpy(y, y2, sizeof y);
+        kern_axpy(0.5f, a, y, 77);
+        for (int i = 0; i < 77; i++)
+            TEST_CHECK(fabsf(y[i] - (y2[i] + 0.5f * a[i])) < 1e-6f);
+    }
+    kern_set_level(KERN_VNNI_LEVEL);
+}
+
+static void test_half_conversions(void) {
+    int bad = 0;
+    /* Every half survives a round trip through float (NaNs stay NaN). */
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = kern_f16_to_f32((uint16_t)h);
+        uint16_t back = kern_f32_to_f16(f);
+        if (f != f ? ((back & 0x7c00) != 0x7c00 || !(back & 0x3ff))
+                   : back != h)
+            bad++;
+    }
+    TEST_CHECK(bad == 0);
+    TEST_CHECK(kern_f16_to_f32(0x3c00) == 1.0f);
+    TEST_CHECK(kern_f16_to_f32(0xc000) == -2.0f);
+    TEST_CHECK(kern_f16_to_f32(0x0001) == ldexpf(1.0f, -24));
+    TEST_CHECK(kern_f32_to_f16(65520.0f) == 0x7c00); /* rounds to inf */
+    TEST_CHECK(kern_f32_to_f16(1.0f + ldexpf(1.0f, -11)) == 0x3c00); /* tie */
+    TEST_CHECK(kern_f32_to_f16(1.0f + 3 * ldexpf(1.0f, -11)) == 0x3c02);
+    TEST_CHECK(kern_f32_to_f16(ldexpf(1.0f, -26)) == 0);
+    TEST_CHECK(kern_f32_to_f16(-ldexpf(1.0f, -25) * 1.5f) == 0x8001);
+}
+
+static void test_quantize_edges(void) {
+    float x[64] = {0}, s[2];
+    int8_t q[64];
+    kern_quantize(x, 64, 32, q, s); /* all zero: scale 0, values 0 */
+    TEST_CHECK(s[0] == 0 && q[5] == 0);
+    x[3] = NAN;
+    x[40] = -8;
+    x[41] = 4;
+    kern_quantize(x, 64, 32, q, s);
+    TEST_CHECK(q[3] == 0 && q[40] == -127 && q[41] == 64);
+}
+
+/* --------------------------------------------------------------- tpool */
+
+typedef struct sum_job {
+    atomic_int hits[64];
+    atomic_long total;
+} sum_job;
+
+static void sum_part(void *arg, int part, int nparts) {
+    sum_job *j = arg;
+    long lo = 100000L * part / nparts, hi = 100000L * (part + 1) / nparts, s = 0;
+    for (long i = lo; i < hi; i++)
+        s += i;
+    atomic_fetch_add(&j->hits[part], 1);
+    atomic_fetch_add(&j->total, s);
+}
+
+static tpool *shared_pool;
+
+static void *hammer(void *arg) {
+    int *ok = arg;
+    for (int k = 0; k < 300; k++) {
+        sum_job j = {0};
+        tpool_run(shared_pool, sum_part, &j);
+        if (atomic_load(&j.total) != 100000L * 99999 / 2)
+            *ok = 0;
+    }
+    return NULL;
+}
+
+static void test_tpool(void) {
+    for (int n = 1; n <= 3; n++) {
+        tpool *p;
+        TEST_REQUIRE(tpool_new(n, &p) == 0);
+        TEST_CHECK(tpool_size(p) == n);
+        for (int k = 0; k < 200; k++) {
+            sum_job j = {0};
+            tpool_run(p, sum_part, &j);
+            TEST_CHECK(atomic_load(&j.total) == 100000L * 99999 / 2);
+        }
+        tpool_free(p);
+    }
+    {
+        sum_job j = {0};
+        tpool_run(NULL, sum_part, &j); /* NULL pool: caller alone */
+        TEST_CHECK(atomic_load(&j.hits[0]) == 1);
+    }
+    /* Several callers share one pool; jobs take turns. */
+    {
+        pthread_t th[3];
+        int ok[3] = {1, 1, 1};
+        TEST_REQUIRE(tpool_new(2, &shared_pool) == 0);
+        for (int i = 0; i < 3; i++)
+            pthread_create(&th[i], NULL, hammer, &ok[i]);
+        for (int i = 0; i < 3; i++) {
+            pthread_join(th[i], NULL);
+            TEST_CHECK(ok[i]);
+        }
+        tpool_free(shared_pool);
+    }
+    TEST_CHECK(tpool_new(0, &shared_pool) < 0);
+}
+
+int main(void) {
+    TEST_RUN(test_matvec_all_levels);
+    TEST_RUN(test_dot_axpy_levels);
+    TEST_RUN(test_half_conversions);
+    TEST_RUN(test_quantize_edges);
+    TEST_RUN(test_tpool);
+    return test_summary();
+}
