@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "embed/cli.h"
+#include "model/cli.h"
 #include "services/cli.h"
 #include "services/clock.h"
 #include "services/demo.h"
@@ -28,6 +30,9 @@ static const char main_usage[] =
     "  demo        run everything on embedded defaults with a generated shop\n"
     "  kafka-mock  run an in-process Kafka mock cluster for development and tests\n"
     "  synth       produce a generated catalog and shopper signals to Kafka\n"
+    "  embed       offline embedding jobs: 'embed train', 'embed eval'\n"
+    "  generate    write text with a llama2.c or GGUF model\n"
+    "  model       model files: 'model convert' (llama2.c checkpoint to GGUF)\n"
     "\n"
     "'aisle COMMAND --help' explains each command's flags.\n";
 
@@ -302,6 +307,16 @@ out:
     return rc;
 }
 
+/* `aisle embed train|eval` and `aisle model convert`: argv[0] is the group
+ * name; the module's entry point wants its own subcommand first. */
+static int main_embed(int argc, char **argv) { return embed_cli_main(argc - 1, argv + 1); }
+
+static int main_model(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "convert") == 0)
+        return model_cli_convert(argc - 1, argv + 1);
+    return cli_usage_error("model", "the only model command is 'convert'");
+}
+
 int main(int argc, char **argv) {
     static const struct {
         const char *name;
@@ -309,6 +324,8 @@ int main(int argc, char **argv) {
     } cmds[] = {
         {"serve", main_serve},   {"ingest", main_ingest},         {"demo", demo_main},
         {"synth", main_synth},   {"kafka-mock", mockctl_main},
+        {"embed", main_embed},   {"generate", model_cli_generate},
+        {"model", main_model},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
