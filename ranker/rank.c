@@ -94,10 +94,13 @@ static int rank_field_is(const char *want, const char *have) {
 }
 
 int rank_filter_pass(const rank_filter *f, const catalog_item *it) {
-    return !f || ((f->max_price_cents <= 0 || it->price_cents <= f->max_price_cents) &&
-                  rank_field_is(f->category, it->category) &&
-                  rank_field_is(f->brand, it->brand) &&
-                  rank_field_is(f->creator_id, it->creator_id));
+    if (!f) return 1;
+    for (size_t i = 0; i < f->n_exclude_categories; i++)
+        if (strcmp(f->exclude_categories[i], it->category) == 0) return 0;
+    return (f->max_price_cents <= 0 || it->price_cents <= f->max_price_cents) &&
+           (f->min_price_cents <= 0 || it->price_cents >= f->min_price_cents) &&
+           rank_field_is(f->category, it->category) && rank_field_is(f->brand, it->brand) &&
+           rank_field_is(f->creator_id, it->creator_id);
 }
 
 /* Whether slot may be recommended at all. */

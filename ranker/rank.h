@@ -26,6 +26,11 @@ typedef struct rank_filter {
     const char *category;    /* NULL or "" = any */
     const char *brand;       /* NULL or "" = any */
     const char *creator_id;  /* NULL or "" = any */
+    int64_t min_price_cents; /* 0 = no floor */
+    /* Categories a result must not be in ("not coffee", or what a shopper
+     * already knows when looking for something new); borrowed. */
+    const char *const *exclude_categories;
+    size_t n_exclude_categories;
 } rank_filter;
 
 typedef struct rank_request {

@@ -130,6 +130,32 @@ static void test_filters(void) {
     catalog_free(c);
 }
 
+static void test_price_floor_and_excluded_categories(void) {
+    catalog *c = make_catalog();
+    const char *not_a[] = {"A"};
+    rank_filter dear = {.min_price_cents = 150};
+    rank_filter not_in_a = {.exclude_categories = not_a, .n_exclude_categories = 1};
+    rank_filter band = {.min_price_cents = 100, .max_price_cents = 100};
+    profile p = {0};
+    rank_result r;
+    char err[256];
+    float v[DIM] = {0, 0, 1, 0};
+    catalog_item lux = {"lux", "lux", "cc", "A", "", 200, 1};
+    TEST_REQUIRE(c != NULL);
+    TEST_REQUIRE(catalog_upsert(c, &lux, v, DIM, err, sizeof(err)) == 0);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, 30, &dear, &r) == 0);
+    TEST_CHECK(r.n == 1 && has(&r, "lux"));
+    rank_result_free(&r);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, 30, &not_in_a, &r) == 0);
+    TEST_CHECK(r.n == 10);
+    for (size_t i = 0; i < r.n; i++) TEST_CHECK_STR(r.hits[i].item.category, "B");
+    rank_result_free(&r);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, 30, &band, &r) == 0);
+    TEST_CHECK(r.n == 19 && !has(&r, "lux")); /* both bounds are inclusive */
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
 static void test_limit_is_clamped(void) {
     catalog *c = make_catalog();
     profile p = {0};
@@ -147,6 +173,7 @@ int main(void) {
     TEST_RUN(test_cold_start_uses_popular);
     TEST_RUN(test_dismissed_items_are_left_out_and_repel);
     TEST_RUN(test_filters);
+    TEST_RUN(test_price_floor_and_excluded_categories);
     TEST_RUN(test_limit_is_clamped);
     return test_summary();
 }
