@@ -46,6 +46,6 @@ void embed_progress_end(embed_progress *p) {
     if (p->draw) fprintf(stderr, "\r\033[K");
     if (p->quiet) return;
     double el = embed_now() - p->t0;
-    fprintf(stderr, "%s: %llu %s in %.1f s (%.0f/s)\n", p->what, (unsigned long long)p->done,
+    fprintf(stderr, "%s: %llu %s in %.1f s (%.3g/s)\n", p->what, (unsigned long long)p->done,
             p->unit, el, el > 0 ? (double)p->done / el : 0.0);
 }

@@ -12,10 +12,10 @@
 void embed_train_defaults(embed_train_params *p) {
     memset(p, 0, sizeof(*p));
     p->dim = 256;
-    p->alpha = 0.4;
-    p->sharpen = 0.3;
+    p->alpha = 0.3;
+    p->sharpen = 0.5;
     p->norm_user = 0.5;
-    p->norm_item = 0.5;
+    p->norm_item = 0.4;
     p->lp_left = 0.5;
     p->lp_right = 0.5;
     p->lin_user = 1.0;

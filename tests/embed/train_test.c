@@ -10,6 +10,7 @@
 #include "embed/data.h"
 #include "embed/err.h"
 #include "embed/eval.h"
+#include "embed/snapshot.h"
 #include "embed/train.h"
 #include "tests/embed/util.h"
 #include "tests/test.h"
@@ -90,6 +91,19 @@ static void test_cli(void) {
     char *eval[] = {"eval", "--train", path, "--format", "tsv", "--holdout", "0.2", "--seed", "3",
                     "--model", out, "--k", "5,10", "--quiet", NULL};
     TEST_CHECK(embed_cli_eval(14, eval) == 0);
+    /* A catalog maps items to creators, whose vectors are published. */
+    char cat[4200], croot[4200], err[EMBED_ERR_LEN];
+    snprintf(cat, sizeof(cat), "%s", tu_write(dir, "catalog.csv", "item_id,title,creator_id\ni1,x,c1\ni2,y,c1\nzz,z,c2\n"));
+    snprintf(croot, sizeof(croot), "%s/with-catalog", dir);
+    char *withcat[] = {"train", "--input", path, "--format", "tsv", "--catalog", cat, "--out", croot,
+                       "--dim", "4", "--quiet", NULL};
+    TEST_CHECK(embed_cli_train(12, withcat) == 0);
+    embed_snapshot s;
+    TEST_REQUIRE(embed_snapshot_load_newest(croot, &s, 1, err) == 0);
+    int64_t i1 = embed_idmap_find(&s.items, "i1", 2);
+    TEST_CHECK(s.creators.count == 1 && i1 >= 0 && s.item_creator[i1] == 0);
+    TEST_CHECK(s.creator_vec[0] != 0 || s.creator_vec[1] != 0);
+    embed_snapshot_free(&s);
     char *bad[] = {"train", "--input", path, "--out", out, "--dim", "x", NULL};
     TEST_CHECK(embed_cli_train(7, bad) == 2);
     char *missing[] = {"eval", "--train", path, "--model", out, NULL};
