@@ -64,7 +64,7 @@ int64_t embed_idmap_intern(embed_idmap *m, const char *name, size_t len) {
     /* Keep the load factor under one half so probes stay short. */
     if ((uint64_t)(m->count + 1) * 2 > m->nslots && idmap_grow(m) != 0) return -1;
     if (m->count == m->cap) {
-        uint32_t cap = m->cap ? m->cap * 2 : 1024;
+        uint32_t cap = !m->cap ? 1024 : m->cap > UINT32_MAX / 2 ? UINT32_MAX - 1 : m->cap * 2;
         char **names = realloc(m->names, (size_t)cap * sizeof(*names));
         if (!names) return -1;
         m->names = names;
