@@ -1,11 +1,14 @@
 /* profile: Redis-backed user profiles (see profile.h for the model). */
 #include "services/profile.h"
 
-#include <hiredis/hiredis.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "services/clock.h"
+#include "services/rcluster.h"
 
 #define PROFILE_KEY_MAX (PROFILE_MAX_ID + 32)
 #define PROFILE_POPULAR_KEY "aisle:popular"
@@ -29,163 +32,187 @@
     "  if n > max then redis.call('ZREMRANGEBYRANK', key, 0, n - max - 1) end\n" \
     "end\n"
 
-/* One event, applied atomically: remember its id (or stop if already seen),
- * add its weight to the item (or to the dismissed set) and to the creator,
- * trim each set to its bound by dropping the lightest (oldest) members, and
- * keep the latest activity time.
- * KEYS: items creators dismissed events meta
- * ARGV: event_id ts_ms item item_log creator creator_log dismiss max_items
- *       max_creators event_window */
+/* A batch of one user's events from one origin, applied atomically. For
+ * each event: skip it if its offset is at or below the origin's mark or its
+ * id is remembered (a duplicate); else remember its id and add its weight
+ * to the item (or to the dismissed set), and to the creator, category and
+ * brand; note the item as seen (and purchased). Then raise the origin's
+ * mark and the latest activity time, trim each set to its bound by
+ * dropping the lightest (oldest) members, forget ids past the window and
+ * refresh the TTL. Returns one '1' (applied) or '0' (duplicate) per event.
+ * KEYS: items creators dismissed events meta seen purchased categories
+ *       brands
+ * ARGV: max_items max_creators max_categories max_seen max_purchased
+ *       window_count window_cutoff_ms now_ms ttl_s mark, then per event:
+ *       event_id offset ts_ms kind item item_log creator creator_log
+ *       category brand  (kind: d dismiss, p purchase, f follow, i other) */
 static const char profile_apply_lua[] =
     PROFILE_LUA_LOGADD
-    "if redis.call('ZSCORE', KEYS[4], ARGV[1]) then return 0 end\n"
-    "redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])\n"
-    "trim(KEYS[4], tonumber(ARGV[10]))\n"
-    "if ARGV[3] ~= '' then\n"
-    "  local set = ARGV[7] == '1' and KEYS[3] or KEYS[1]\n"
-    "  logadd(set, ARGV[3], tonumber(ARGV[4]))\n"
-    "  trim(set, tonumber(ARGV[8]))\n"
-    "end\n"
-    "if ARGV[5] ~= '' then\n"
-    "  logadd(KEYS[2], ARGV[5], tonumber(ARGV[6]))\n"
-    "  trim(KEYS[2], tonumber(ARGV[9]))\n"
-    "end\n"
+    "local mark = ARGV[10]\n"
+    "local done = -1\n"
+    "if mark ~= '' then done = tonumber(redis.call('HGET', KEYS[5], mark) or '-1') end\n"
+    "local top = done\n"
     "local last = tonumber(redis.call('HGET', KEYS[5], 'last_ms') or '0')\n"
-    "if tonumber(ARGV[2]) > last then\n"
-    "  redis.call('HSET', KEYS[5], 'last_ms', ARGV[2])\n"
+    "local last0 = last\n"
+    "local out = {}\n"
+    "for i = 11, #ARGV, 10 do\n"
+    "  local id, off, ts, kind = ARGV[i], tonumber(ARGV[i+1]), ARGV[i+2], ARGV[i+3]\n"
+    "  if (off >= 0 and off <= done) or redis.call('ZSCORE', KEYS[4], id) then\n"
+    "    out[#out+1] = '0'\n"
+    "  else\n"
+    "    out[#out+1] = '1'\n"
+    "    redis.call('ZADD', KEYS[4], ARGV[8], id)\n"
+    "    if off > top then top = off end\n"
+    "    local item, a = ARGV[i+4], tonumber(ARGV[i+5])\n"
+    "    if item ~= '' and kind == 'd' then\n"
+    "      logadd(KEYS[3], item, a)\n"
+    "    elseif item ~= '' then\n"
+    "      logadd(KEYS[1], item, a)\n"
+    "      redis.call('ZADD', KEYS[6], 'GT', ts, item)\n"
+    "      if kind == 'p' then redis.call('ZADD', KEYS[7], 'GT', ts, item) end\n"
+    "      if ARGV[i+8] ~= '' then logadd(KEYS[8], ARGV[i+8], a) end\n"
+    "      if ARGV[i+9] ~= '' then logadd(KEYS[9], ARGV[i+9], a) end\n"
+    "    end\n"
+    "    if ARGV[i+6] ~= '' then logadd(KEYS[2], ARGV[i+6], tonumber(ARGV[i+7])) end\n"
+    "    if tonumber(ts) > last then last = tonumber(ts) end\n"
+    "  end\n"
     "end\n"
-    "return 1\n";
+    "if top > done then redis.call('HSET', KEYS[5], mark, top) end\n"
+    "if last > last0 then redis.call('HSET', KEYS[5], 'last_ms', last) end\n"
+    "trim(KEYS[1], tonumber(ARGV[1]))\n"
+    "trim(KEYS[3], tonumber(ARGV[1]))\n"
+    "trim(KEYS[2], tonumber(ARGV[2]))\n"
+    "trim(KEYS[8], tonumber(ARGV[3]))\n"
+    "trim(KEYS[9], tonumber(ARGV[3]))\n"
+    "trim(KEYS[6], tonumber(ARGV[4]))\n"
+    "trim(KEYS[7], tonumber(ARGV[5]))\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[7])\n"
+    "trim(KEYS[4], tonumber(ARGV[6]))\n"
+    "if tonumber(ARGV[9]) > 0 then\n"
+    "  for k = 1, 9 do redis.call('EXPIRE', KEYS[k], ARGV[9]) end\n"
+    "end\n"
+    "return table.concat(out)\n";
 
-/* Global popularity, bounded to the heaviest PROFILE_POPULAR_MAX items.
- * KEYS: popular  ARGV: item log_weight max */
+/* Global popularity, bounded to the heaviest `max` items.
+ * KEYS: popular  ARGV: max, then pairs of item log_weight */
 static const char profile_popular_lua[] =
     PROFILE_LUA_LOGADD
-    "logadd(KEYS[1], ARGV[1], tonumber(ARGV[2]))\n"
-    "trim(KEYS[1], tonumber(ARGV[3]))\n"
+    "for i = 2, #ARGV, 2 do logadd(KEYS[1], ARGV[i], tonumber(ARGV[i+1])) end\n"
+    "trim(KEYS[1], tonumber(ARGV[1]))\n"
     "return 1\n";
 
 #define PROFILE_POPULAR_MAX 10000
 
+enum { PROFILE_SCRIPT_APPLY, PROFILE_SCRIPT_POPULAR, PROFILE_NSCRIPTS };
+
 struct profile_store {
-    char host[256];
-    int port;
     profile_config cfg;
-    redisContext *rc;    /* NULL while disconnected */
-    char sha_apply[41];  /* script hashes, loaded on connect */
-    char sha_popular[41];
+    rcluster *rc;
 };
 
+static const char *const profile_kind_names[PROFILE_KINDS] = {
+    NULL, "view", "click", "add_to_cart", "purchase", "like", "follow_creator", "dismiss"};
+
 void profile_config_default(profile_config *cfg) {
+    static const double weights[PROFILE_KINDS] = {0, 1, 2, 4, 8, 3, 5, 4};
+    memset(cfg, 0, sizeof(*cfg));
     cfg->half_life_s = 7 * 24 * 3600.0;
     cfg->max_items = 500;
     cfg->max_creators = 100;
+    cfg->max_categories = 100;
+    cfg->max_seen = 1000;
+    cfg->max_purchased = 1000;
     cfg->event_window = 10000;
+    cfg->event_window_s = 7 * 24 * 3600.0;
+    memcpy(cfg->kind_weights, weights, sizeof(weights));
+}
+
+int profile_parse_kind_weights(profile_config *cfg, const char *spec, char *err,
+                               size_t errlen) {
+    double w[PROFILE_KINDS];
+    const char *p = spec;
+    memcpy(w, cfg->kind_weights, sizeof(w));
+    while (*p) {
+        size_t len = strcspn(p, "=,");
+        int kind = 0;
+        char *end;
+        double v;
+        for (int k = 1; k < PROFILE_KINDS; k++)
+            if (strlen(profile_kind_names[k]) == len &&
+                strncasecmp(p, profile_kind_names[k], len) == 0)
+                kind = k;
+        if (!kind || p[len] != '=') {
+            snprintf(err, errlen, "'%.*s' is not KIND=WEIGHT with a kind of view, click, "
+                     "add_to_cart, purchase, like, follow_creator, dismiss", (int)len, p);
+            return -1;
+        }
+        v = strtod(p + len + 1, &end);
+        if (end == p + len + 1 || (*end && *end != ',') || !(v > 0 && v <= 1000)) {
+            snprintf(err, errlen, "weight of %s must be a number in (0, 1000]",
+                     profile_kind_names[kind]);
+            return -1;
+        }
+        w[kind] = v;
+        p = *end ? end + 1 : end;
+    }
+    memcpy(cfg->kind_weights, w, sizeof(w));
+    return 0;
 }
 
 int profile_store_open(const char *addr, const profile_config *cfg,
                        profile_store **out, char *err, size_t errlen) {
-    const char *colon = strrchr(addr, ':');
-    char *end;
-    long port;
+    static const char *const scripts[PROFILE_NSCRIPTS] = {profile_apply_lua,
+                                                          profile_popular_lua};
     profile_store *ps;
-
     *out = NULL;
-    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(ps->host)) {
-        snprintf(err, errlen, "redis address '%s' is not HOST:PORT", addr);
-        return -1;
-    }
-    port = strtol(colon + 1, &end, 10);
-    if (*end || port <= 0 || port > 65535) {
-        snprintf(err, errlen, "redis address '%s' has a bad port", addr);
-        return -1;
-    }
-    if (cfg->half_life_s <= 0 || cfg->max_items <= 0 ||
-        cfg->max_creators <= 0 || cfg->event_window <= 0) {
+    if (cfg->half_life_s <= 0 || cfg->max_items <= 0 || cfg->max_creators <= 0 ||
+        cfg->max_categories <= 0 || cfg->max_seen <= 0 || cfg->max_purchased <= 0 ||
+        cfg->event_window <= 0 || cfg->event_window_s <= 0 || cfg->ttl_s < 0) {
         snprintf(err, errlen, "profile settings must be positive");
         return -1;
+    }
+    for (int k = 1; k < PROFILE_KINDS; k++) {
+        if (!(cfg->kind_weights[k] > 0)) {
+            snprintf(err, errlen, "the weight of %s must be positive", profile_kind_names[k]);
+            return -1;
+        }
     }
     ps = calloc(1, sizeof(*ps));
     if (!ps) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    memcpy(ps->host, addr, (size_t)(colon - addr));
-    ps->port = (int)port;
+    if (rcluster_open(addr, scripts, PROFILE_NSCRIPTS, &ps->rc, err, errlen)) {
+        free(ps);
+        return -1;
+    }
     ps->cfg = *cfg;
     *out = ps;
     return 0;
 }
 
-static void profile_disconnect(profile_store *ps) {
-    if (ps->rc) redisFree(ps->rc);
-    ps->rc = NULL;
-}
-
 void profile_store_close(profile_store *ps) {
     if (!ps) return;
-    profile_disconnect(ps);
+    rcluster_close(ps->rc);
     free(ps);
 }
 
-/* SCRIPT LOADs src into sha (41 bytes). Drops the connection on failure. */
-static int profile_load_script(profile_store *ps, const char *src, char *sha,
-                               char *err, size_t errlen) {
-    redisReply *r = redisCommand(ps->rc, "SCRIPT LOAD %s", src);
-    if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
-        snprintf(err, errlen, "redis %s:%d: loading a profile script: %s", ps->host,
-                 ps->port, r && r->type == REDIS_REPLY_ERROR ? r->str : ps->rc->errstr);
-        if (r) freeReplyObject(r);
-        profile_disconnect(ps);
-        return -1;
-    }
-    memcpy(sha, r->str, 40);
-    sha[40] = 0;
-    freeReplyObject(r);
-    return 0;
-}
-
-/* Connects if needed and makes sure the scripts are loaded. */
-static int profile_connect(profile_store *ps, char *err, size_t errlen) {
-    struct timeval tv = {2, 0};
-    if (ps->rc) return 0;
-    ps->rc = redisConnectWithTimeout(ps->host, ps->port, tv);
-    if (!ps->rc || ps->rc->err) {
-        snprintf(err, errlen, "redis %s:%d: %s", ps->host, ps->port,
-                 ps->rc ? ps->rc->errstr : "out of memory");
-        profile_disconnect(ps);
-        return PROFILE_EIO;
-    }
-    redisSetTimeout(ps->rc, tv);
-    if (profile_load_script(ps, profile_apply_lua, ps->sha_apply, err, errlen) ||
-        profile_load_script(ps, profile_popular_lua, ps->sha_popular, err, errlen))
-        return PROFILE_EIO;
-    return 0;
-}
-
-/* Reports a failed exchange and drops the connection: after a partial
- * pipeline the reply stream can no longer be trusted. */
-static int profile_fail(profile_store *ps, redisReply *r, const char *what,
+/* Sends the queued commands; on 0, *r holds n replies (owned by the store
+ * until its next call). */
+static int profile_exec(profile_store *ps, const char *what, redisReply ***r, size_t *n,
                         char *err, size_t errlen) {
-    snprintf(err, errlen, "redis %s:%d: %s: %s", ps->host, ps->port, what,
-             r && r->type == REDIS_REPLY_ERROR ? r->str
-             : ps->rc && ps->rc->err           ? ps->rc->errstr
-                                               : "unexpected reply");
-    if (r) freeReplyObject(r);
-    profile_disconnect(ps);
+    char why[400];
+    if (rcluster_exec(ps->rc, r, n, why, sizeof(why)) == 0) return 0;
+    snprintf(err, errlen, "%s: %s", what, why);
     return PROFILE_EIO;
 }
 
-double profile_kind_weight(Aisle__V1__SignalKind kind) {
-    switch (kind) {
-    case AISLE__V1__SIGNAL_KIND__VIEW: return 1.0;
-    case AISLE__V1__SIGNAL_KIND__CLICK: return 2.0;
-    case AISLE__V1__SIGNAL_KIND__ADD_TO_CART: return 4.0;
-    case AISLE__V1__SIGNAL_KIND__PURCHASE: return 8.0;
-    case AISLE__V1__SIGNAL_KIND__LIKE: return 3.0;
-    case AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR: return 5.0;
-    case AISLE__V1__SIGNAL_KIND__DISMISS: return -4.0;
-    default: return 0.0;
-    }
+/* Reports an unexpected reply (an error reply carries Redis's reason). */
+static int profile_bad_reply(const redisReply *r, const char *what, char *err,
+                             size_t errlen) {
+    snprintf(err, errlen, "redis: %s: %s", what,
+             r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    return PROFILE_EIO;
 }
 
 static int profile_check_id(const char *name, const char *v, int required,
@@ -218,7 +245,7 @@ int profile_validate(const Aisle__V1__Signal *s, int64_t now_ms, char *err,
         profile_check_id("item_id", s->item_id, !follow, err, errlen) ||
         profile_check_id("creator_id", s->creator_id, follow, err, errlen))
         return -1;
-    if (profile_kind_weight(s->kind) == 0.0) {
+    if (s->kind <= 0 || s->kind >= PROFILE_KINDS) {
         snprintf(err, errlen, "unknown signal kind %d", (int)s->kind);
         return -1;
     }
@@ -239,97 +266,268 @@ static double profile_log_time(const profile_store *ps, int64_t t_ms) {
     return (double)(t_ms - PROFILE_LANDMARK_MS) / (ps->cfg.half_life_s * 1000.0) * M_LN2;
 }
 
+/* The log-space score an event adds: ln(kind weight × its multiplier) plus
+ * the offset of its time. */
+static double profile_event_log(const profile_store *ps, const Aisle__V1__Signal *s) {
+    double w = ps->cfg.kind_weights[s->kind] * (s->weight > 0 ? s->weight : 1.0);
+    return log(w) + profile_log_time(ps, s->ts_ms);
+}
+
 enum { PROFILE_KEY_ITEMS, PROFILE_KEY_CREATORS, PROFILE_KEY_DISMISSED,
-       PROFILE_KEY_EVENTS, PROFILE_KEY_META, PROFILE_NKEYS };
+       PROFILE_KEY_EVENTS, PROFILE_KEY_META, PROFILE_KEY_SEEN, PROFILE_KEY_PURCHASED,
+       PROFILE_KEY_CATEGORIES, PROFILE_KEY_BRANDS, PROFILE_NKEYS };
 
 static void profile_keys(const char *user, char keys[PROFILE_NKEYS][PROFILE_KEY_MAX]) {
-    static const char *names[PROFILE_NKEYS] = {"items", "creators", "dismissed",
-                                               "events", "meta"};
+    static const char *names[PROFILE_NKEYS] = {
+        "items", "creators", "dismissed", "events", "meta",
+        "seen",  "purchased", "categories", "brands"};
     for (int i = 0; i < PROFILE_NKEYS; i++)
         snprintf(keys[i], PROFILE_KEY_MAX, "aisle:u:{%s}:%s", user, names[i]);
 }
 
-int profile_apply(profile_store *ps, Aisle__V1__Signal *const *sigs, size_t n,
-                  char *err, size_t errlen) {
-    char keys[PROFILE_NKEYS][PROFILE_KEY_MAX];
-    char ts[24], ilog[40], clog[40], maxi[16], maxc[16], win[16], maxp[16];
-    unsigned char *applied = NULL;
-    int napplied = 0;
-    redisReply *r = NULL;
+/* Orders events by user, then origin, then arrival, so that each user's
+ * events of one origin form one run in log order. */
+static int profile_cmp_origin(const char *a, const char *b) {
+    return strcmp(a ? a : "", b ? b : "");
+}
+static int profile_cmp_event(const void *pa, const void *pb, void *base) {
+    size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
+    const profile_event *ea = (const profile_event *)base + a,
+                        *eb = (const profile_event *)base + b;
+    int c = strcmp(ea->sig->user_id, eb->sig->user_id);
+    if (!c) c = profile_cmp_origin(ea->origin, eb->origin);
+    return c ? c : (a > b) - (a < b);
+}
 
-    if (n == 0) return 0;
-    if (profile_connect(ps, err, errlen) != 0) return PROFILE_EIO;
-    applied = calloc(n, 1);
-    if (!applied) {
-        snprintf(err, errlen, "out of memory");
-        return PROFILE_EIO;
-    }
-    snprintf(maxi, sizeof(maxi), "%d", ps->cfg.max_items);
-    snprintf(maxc, sizeof(maxc), "%d", ps->cfg.max_creators);
-    snprintf(win, sizeof(win), "%d", ps->cfg.event_window);
-    snprintf(maxp, sizeof(maxp), "%d", PROFILE_POPULAR_MAX);
+/* Argument storage for one script call: numbers are formatted into `num`,
+ * 32 bytes a slot. */
+typedef struct profile_args {
+    const char **argv;
+    size_t *lens;
+    char (*num)[32];
+    int argc, n_num;
+} profile_args;
+
+static void profile_arg(profile_args *a, const char *s) {
+    a->argv[a->argc] = s ? s : "";
+    a->lens[a->argc] = strlen(a->argv[a->argc]);
+    a->argc++;
+}
+
+static void profile_arg_num(profile_args *a, const char *fmt, double v) {
+    char *slot = a->num[a->n_num++];
+    snprintf(slot, 32, fmt, v);
+    profile_arg(a, slot);
+}
+
+/* Queues the script call for events order[0..n-1] (one user, one origin). */
+static int profile_queue_run(profile_store *ps, const profile_event *ev, const size_t *order,
+                             size_t n, profile_args *a) {
+    const profile_config *cfg = &ps->cfg;
+    const Aisle__V1__Signal *first = ev[order[0]].sig;
+    char keys[PROFILE_NKEYS][PROFILE_KEY_MAX], nkeys[8];
+    int64_t now = clock_wall_ms();
+    a->argc = a->n_num = 0;
+    profile_keys(first->user_id, keys);
+    snprintf(nkeys, sizeof(nkeys), "%d", PROFILE_NKEYS);
+    profile_arg(a, "EVALSHA");
+    profile_arg(a, rcluster_sha(ps->rc, PROFILE_SCRIPT_APPLY));
+    profile_arg(a, nkeys);
+    for (int k = 0; k < PROFILE_NKEYS; k++) profile_arg(a, keys[k]);
+    profile_arg_num(a, "%.0f", cfg->max_items);
+    profile_arg_num(a, "%.0f", cfg->max_creators);
+    profile_arg_num(a, "%.0f", cfg->max_categories);
+    profile_arg_num(a, "%.0f", cfg->max_seen);
+    profile_arg_num(a, "%.0f", cfg->max_purchased);
+    profile_arg_num(a, "%.0f", cfg->event_window);
+    profile_arg_num(a, "%.0f", (double)now - cfg->event_window_s * 1000.0);
+    profile_arg_num(a, "%.0f", (double)now);
+    profile_arg_num(a, "%.0f", ceil(cfg->ttl_s));
+    profile_arg(a, ev[order[0]].origin ? ev[order[0]].origin : "");
     for (size_t i = 0; i < n; i++) {
-        const Aisle__V1__Signal *s = sigs[i];
-        double w = fabs(profile_kind_weight(s->kind)) * (s->weight > 0 ? s->weight : 1.0);
-        double a = log(w) + profile_log_time(ps, s->ts_ms);
+        const profile_event *e = &ev[order[i]];
+        const Aisle__V1__Signal *s = e->sig;
         int follow = s->kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR;
         int dismiss = s->kind == AISLE__V1__SIGNAL_KIND__DISMISS;
-        profile_keys(s->user_id, keys);
-        snprintf(ts, sizeof(ts), "%lld", (long long)s->ts_ms);
-        snprintf(ilog, sizeof(ilog), "%.17g", a);
+        double l = profile_event_log(ps, s);
+        profile_arg(a, s->event_id);
+        profile_arg_num(a, "%.0f", e->origin ? (double)e->offset : -1.0);
+        profile_arg_num(a, "%.0f", (double)s->ts_ms);
+        profile_arg(a, dismiss ? "d"
+                       : follow ? "f"
+                       : s->kind == AISLE__V1__SIGNAL_KIND__PURCHASE ? "p"
+                                                                    : "i");
+        profile_arg(a, follow ? "" : s->item_id);
+        profile_arg_num(a, "%.17g", l);
         /* An item interaction also says a little (a quarter) about its
          * creator; a dismissal says nothing about the creator. */
-        snprintf(clog, sizeof(clog), "%.17g", follow ? a : a + log(0.25));
-        redisAppendCommand(ps->rc,
-                           "EVALSHA %s 5 %s %s %s %s %s %s %s %s %s %s %s %s %s %s %s",
-                           ps->sha_apply, keys[0], keys[1], keys[2], keys[3], keys[4],
-                           s->event_id, ts, follow ? "" : s->item_id, ilog,
-                           dismiss || !s->creator_id ? "" : s->creator_id, clog,
-                           dismiss ? "1" : "0", maxi, maxc, win);
+        profile_arg(a, dismiss ? "" : s->creator_id);
+        profile_arg_num(a, "%.17g", follow ? l : l + log(0.25));
+        profile_arg(a, e->category);
+        profile_arg(a, e->brand);
+    }
+    return rcluster_append(ps->rc, keys[0], a->argc, a->argv, a->lens);
+}
+
+typedef struct profile_pop {
+    const char *item;
+    double log_w;
+} profile_pop;
+
+static int profile_cmp_pop(const void *pa, const void *pb) {
+    return strcmp(((const profile_pop *)pa)->item, ((const profile_pop *)pb)->item);
+}
+
+/* ln(e^a + e^b) without overflow. */
+static double profile_logadd(double a, double b) {
+    double m = a > b ? a : b;
+    return m + log1p(exp(-fabs(a - b)));
+}
+
+/* Adds the newly applied positive item events to global popularity, summed
+ * per item first so the one key takes one call per batch. */
+static int profile_bump_popular(profile_store *ps, const profile_event *ev,
+                                const unsigned char *applied, size_t n, char *err,
+                                size_t errlen) {
+    profile_pop *pop = calloc(n ? n : 1, sizeof(*pop));
+    const char **argv = calloc(3 + 2 * n + 2, sizeof(*argv));
+    size_t *lens = calloc(3 + 2 * n + 2, sizeof(*lens));
+    char (*num)[32] = calloc(n + 1, sizeof(*num));
+    size_t np = 0, m = 0;
+    int argc = 0, rc = PROFILE_EIO;
+    redisReply **r;
+    size_t nr;
+
+    if (!pop || !argv || !lens || !num) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        if (redisGetReply(ps->rc, (void **)&r) != REDIS_OK || !r ||
-            r->type != REDIS_REPLY_INTEGER)
-            goto fail;
-        applied[i] = r->integer == 1;
-        freeReplyObject(r);
-        r = NULL;
+        const Aisle__V1__Signal *s = ev[i].sig;
+        if (!applied[i] || s->kind == AISLE__V1__SIGNAL_KIND__DISMISS || !s->item_id ||
+            !*s->item_id || s->kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR)
+            continue;
+        pop[np].item = s->item_id;
+        pop[np++].log_w = profile_event_log(ps, s);
+    }
+    rc = 0;
+    if (np == 0) goto out;
+    qsort(pop, np, sizeof(*pop), profile_cmp_pop);
+    for (size_t i = 1; i < np; i++) {
+        if (strcmp(pop[i].item, pop[m].item) == 0)
+            pop[m].log_w = profile_logadd(pop[m].log_w, pop[i].log_w);
+        else
+            pop[++m] = pop[i];
+    }
+    np = m + 1;
+    argv[argc++] = "EVALSHA";
+    argv[argc++] = rcluster_sha(ps->rc, PROFILE_SCRIPT_POPULAR);
+    argv[argc++] = "1";
+    argv[argc++] = PROFILE_POPULAR_KEY;
+    snprintf(num[np], 32, "%d", PROFILE_POPULAR_MAX);
+    argv[argc++] = num[np];
+    for (size_t i = 0; i < np; i++) {
+        snprintf(num[i], 32, "%.17g", pop[i].log_w);
+        argv[argc++] = pop[i].item;
+        argv[argc++] = num[i];
+    }
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    rc = PROFILE_EIO;
+    if (rcluster_append(ps->rc, PROFILE_POPULAR_KEY, argc, argv, lens)) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if ((rc = profile_exec(ps, "bumping popularity", &r, &nr, err, errlen)) != 0) goto out;
+    if (r[0]->type == REDIS_REPLY_ERROR)
+        rc = profile_bad_reply(r[0], "bumping popularity", err, errlen);
+out:
+    free(pop);
+    free(argv);
+    free(lens);
+    free(num);
+    return rc;
+}
+
+int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *err,
+                  size_t errlen) {
+    size_t *order = calloc(n ? n : 1, sizeof(*order));
+    unsigned char *applied = calloc(n ? n : 1, 1);
+    size_t *run_start = calloc(n + 1, sizeof(*run_start));
+    profile_args a = {0};
+    size_t n_runs = 0, longest = 0, nr;
+    redisReply **r;
+    int napplied = 0, rc = PROFILE_EIO;
+
+    if (!order || !applied || !run_start) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (n == 0) {
+        rc = 0;
+        goto out;
+    }
+    if (rcluster_connect(ps->rc, err, errlen)) goto out;
+    for (size_t i = 0; i < n; i++) order[i] = i;
+    qsort_r(order, n, sizeof(*order), profile_cmp_event, (void *)ev);
+    for (size_t i = 0; i < n; i++) {
+        const profile_event *e = &ev[order[i]], *p = i ? &ev[order[i - 1]] : NULL;
+        if (!p || strcmp(e->sig->user_id, p->sig->user_id) ||
+            profile_cmp_origin(e->origin, p->origin)) {
+            run_start[n_runs++] = i;
+            if (n_runs > 1 && i - run_start[n_runs - 2] > longest)
+                longest = i - run_start[n_runs - 2];
+        }
+    }
+    run_start[n_runs] = n;
+    if (n - run_start[n_runs - 1] > longest) longest = n - run_start[n_runs - 1];
+    a.argv = calloc(3 + PROFILE_NKEYS + 10 + 10 * longest, sizeof(*a.argv));
+    a.lens = calloc(3 + PROFILE_NKEYS + 10 + 10 * longest, sizeof(*a.lens));
+    a.num = calloc(9 + 4 * longest, sizeof(*a.num));
+    if (!a.argv || !a.lens || !a.num) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t k = 0; k < n_runs; k++) {
+        if (profile_queue_run(ps, ev, order + run_start[k], run_start[k + 1] - run_start[k],
+                              &a)) {
+            rcluster_reset(ps->rc);
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+    }
+    if ((rc = profile_exec(ps, "applying signals", &r, &nr, err, errlen)) != 0) goto out;
+    for (size_t k = 0; k < n_runs; k++) {
+        size_t len = run_start[k + 1] - run_start[k];
+        if (r[k]->type != REDIS_REPLY_STRING || r[k]->len != len) {
+            rc = profile_bad_reply(r[k], "applying signals", err, errlen);
+            goto out;
+        }
+        for (size_t i = 0; i < len; i++) {
+            applied[order[run_start[k] + i]] = r[k]->str[i] == '1';
+            napplied += r[k]->str[i] == '1';
+        }
     }
     /* Popularity counts positive interest of newly applied events only, so a
      * replayed batch does not inflate it. */
-    for (size_t i = 0; i < n; i++) {
-        const Aisle__V1__Signal *s = sigs[i];
-        double w = profile_kind_weight(s->kind);
-        if (!applied[i]) continue;
-        napplied++;
-        if (w <= 0 || !s->item_id || !*s->item_id) continue;
-        w *= s->weight > 0 ? s->weight : 1.0;
-        snprintf(ilog, sizeof(ilog), "%.17g", log(w) + profile_log_time(ps, s->ts_ms));
-        redisAppendCommand(ps->rc, "EVALSHA %s 1 %s %s %s %s", ps->sha_popular,
-                           PROFILE_POPULAR_KEY, s->item_id, ilog, maxp);
-        applied[i] = 2;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (applied[i] != 2) continue;
-        if (redisGetReply(ps->rc, (void **)&r) != REDIS_OK || !r ||
-            r->type == REDIS_REPLY_ERROR)
-            goto fail;
-        freeReplyObject(r);
-        r = NULL;
-    }
+    rc = profile_bump_popular(ps, ev, applied, n, err, errlen);
+    if (rc == 0) rc = napplied;
+out:
+    free(order);
     free(applied);
-    return napplied;
-fail:
-    free(applied);
-    return profile_fail(ps, r, "applying signals", err, errlen);
+    free(run_start);
+    free(a.argv);
+    free(a.lens);
+    free(a.num);
+    return rc;
 }
 
-/* Turns a WITHSCORES array into decayed entries. */
+/* Turns a WITHSCORES array into entries: decayed weights, or with decay 0
+ * the scores as they are (times). */
 static int profile_entries_from(const profile_store *ps, const redisReply *r,
-                                int64_t now_ms, profile_entry **out,
+                                int64_t now_ms, int decay, profile_entry **out,
                                 size_t *n_out) {
     size_t n = r->elements / 2;
-    double now_log = profile_log_time(ps, now_ms);
+    double now_log = decay ? profile_log_time(ps, now_ms) : 0;
     profile_entry *e = NULL;
     *out = NULL;
     *n_out = 0;
@@ -342,7 +540,8 @@ static int profile_entries_from(const profile_store *ps, const redisReply *r,
             goto fail;
         e[i].id = strndup(k->str, k->len);
         if (!e[i].id) goto fail;
-        e[i].weight = exp(strtod(v->str, NULL) - now_log);
+        e[i].weight = strtod(v->str, NULL);
+        if (decay) e[i].weight = exp(e[i].weight - now_log);
     }
     *out = e;
     *n_out = n;
@@ -362,84 +561,143 @@ void profile_clear(profile *p) {
     profile_entries_free(p->items, p->n_items);
     profile_entries_free(p->creators, p->n_creators);
     profile_entries_free(p->dismissed, p->n_dismissed);
+    profile_entries_free(p->categories, p->n_categories);
+    profile_entries_free(p->brands, p->n_brands);
+    profile_entries_free(p->seen, p->n_seen);
+    profile_entries_free(p->purchased, p->n_purchased);
     memset(p, 0, sizeof(*p));
+}
+
+/* Queues ZREVRANGE key 0 max-1 WITHSCORES. */
+static int profile_queue_range(profile_store *ps, const char *key, size_t max) {
+    char stop[24];
+    const char *argv[5] = {"ZREVRANGE", key, "0", stop, "WITHSCORES"};
+    size_t lens[5];
+    snprintf(stop, sizeof(stop), "%lld", (long long)max - 1);
+    for (int i = 0; i < 5; i++) lens[i] = strlen(argv[i]);
+    return rcluster_append(ps->rc, key, 5, argv, lens);
 }
 
 int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
                 size_t max_items, profile *p, char *err, size_t errlen) {
     char keys[PROFILE_NKEYS][PROFILE_KEY_MAX];
-    redisReply *r = NULL;
+    const profile_config *cfg = &ps->cfg;
+    /* Each sorted set read, with its bound, whether it decays, and where
+     * it goes. */
+    const struct {
+        int key;
+        size_t max;
+        int decay;
+        profile_entry **out;
+        size_t *n;
+    } sets[] = {
+        {PROFILE_KEY_ITEMS, max_items, 1, &p->items, &p->n_items},
+        {PROFILE_KEY_CREATORS, (size_t)cfg->max_creators, 1, &p->creators, &p->n_creators},
+        {PROFILE_KEY_DISMISSED, max_items, 1, &p->dismissed, &p->n_dismissed},
+        {PROFILE_KEY_CATEGORIES, (size_t)cfg->max_categories, 1, &p->categories,
+         &p->n_categories},
+        {PROFILE_KEY_BRANDS, (size_t)cfg->max_categories, 1, &p->brands, &p->n_brands},
+        {PROFILE_KEY_SEEN, (size_t)cfg->max_seen, 0, &p->seen, &p->n_seen},
+        {PROFILE_KEY_PURCHASED, (size_t)cfg->max_purchased, 0, &p->purchased,
+         &p->n_purchased},
+    };
+    const size_t n_sets = sizeof(sets) / sizeof(sets[0]);
+    const char *hget[3];
+    size_t hlens[3], nr;
+    redisReply **r;
+    int rc;
+
     memset(p, 0, sizeof(*p));
     if (profile_check_id("user_id", user_id, 1, err, errlen) != 0)
         return PROFILE_EINVAL;
     if (max_items == 0) max_items = 1;
-    if (profile_connect(ps, err, errlen) != 0) return PROFILE_EIO;
     profile_keys(user_id, keys);
-    redisAppendCommand(ps->rc, "ZREVRANGE %s 0 %lld WITHSCORES", keys[0],
-                       (long long)max_items - 1);
-    redisAppendCommand(ps->rc, "ZREVRANGE %s 0 %d WITHSCORES", keys[1],
-                       ps->cfg.max_creators - 1);
-    redisAppendCommand(ps->rc, "ZREVRANGE %s 0 %lld WITHSCORES", keys[2],
-                       (long long)max_items - 1);
-    redisAppendCommand(ps->rc, "HGET %s last_ms", keys[4]);
-
-    if (redisGetReply(ps->rc, (void **)&r) != REDIS_OK || !r ||
-        r->type != REDIS_REPLY_ARRAY)
+    for (size_t i = 0; i < n_sets; i++) {
+        size_t max = sets[i].max ? sets[i].max : 1;
+        if (max > (size_t)INT32_MAX) max = INT32_MAX;
+        if (profile_queue_range(ps, keys[sets[i].key], max)) goto oom;
+    }
+    hget[0] = "HGET";
+    hget[1] = keys[PROFILE_KEY_META];
+    hget[2] = "last_ms";
+    for (int i = 0; i < 3; i++) hlens[i] = strlen(hget[i]);
+    if (rcluster_append(ps->rc, keys[PROFILE_KEY_META], 3, hget, hlens)) goto oom;
+    if ((rc = profile_exec(ps, "reading a profile", &r, &nr, err, errlen)) != 0) return rc;
+    for (size_t i = 0; i < n_sets; i++) {
+        if (r[i]->type != REDIS_REPLY_ARRAY) {
+            rc = profile_bad_reply(r[i], "reading a profile", err, errlen);
+            goto fail;
+        }
+        if (profile_entries_from(ps, r[i], now_ms, sets[i].decay, sets[i].out, sets[i].n))
+            goto oom;
+    }
+    if (r[n_sets]->type == REDIS_REPLY_STRING)
+        p->last_active_ms = strtoll(r[n_sets]->str, NULL, 10);
+    else if (r[n_sets]->type != REDIS_REPLY_NIL) {
+        rc = profile_bad_reply(r[n_sets], "reading a profile", err, errlen);
         goto fail;
-    if (profile_entries_from(ps, r, now_ms, &p->items, &p->n_items) != 0)
-        goto fail;
-    freeReplyObject(r);
-    if (redisGetReply(ps->rc, (void **)&r) != REDIS_OK || !r ||
-        r->type != REDIS_REPLY_ARRAY)
-        goto fail;
-    if (profile_entries_from(ps, r, now_ms, &p->creators, &p->n_creators) != 0)
-        goto fail;
-    freeReplyObject(r);
-    if (redisGetReply(ps->rc, (void **)&r) != REDIS_OK || !r ||
-        r->type != REDIS_REPLY_ARRAY)
-        goto fail;
-    if (profile_entries_from(ps, r, now_ms, &p->dismissed, &p->n_dismissed) != 0)
-        goto fail;
-    freeReplyObject(r);
-    if (redisGetReply(ps->rc, (void **)&r) != REDIS_OK || !r ||
-        (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL))
-        goto fail;
-    if (r->type == REDIS_REPLY_STRING) p->last_active_ms = strtoll(r->str, NULL, 10);
-    freeReplyObject(r);
+    }
     return 0;
+oom:
+    rcluster_reset(ps->rc);
+    snprintf(err, errlen, "out of memory");
+    rc = PROFILE_EIO;
 fail:
     profile_clear(p);
-    return profile_fail(ps, r, "reading a profile", err, errlen);
+    return rc;
+}
+
+/* Queues one command whose key is argv[1], and returns its single reply in
+ * *out, or an error code. */
+static int profile_one(profile_store *ps, const char *what, int argc, const char **argv,
+                       redisReply **out, char *err, size_t errlen) {
+    size_t lens[PROFILE_NKEYS + 1], nr;
+    redisReply **r;
+    int rc;
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    if (rcluster_append(ps->rc, argv[1], argc, argv, lens)) {
+        rcluster_reset(ps->rc);
+        snprintf(err, errlen, "out of memory");
+        return PROFILE_EIO;
+    }
+    if ((rc = profile_exec(ps, what, &r, &nr, err, errlen)) != 0) return rc;
+    *out = r[0];
+    return 0;
 }
 
 int profile_delete(profile_store *ps, const char *user_id, char *err, size_t errlen) {
     char keys[PROFILE_NKEYS][PROFILE_KEY_MAX];
+    const char *argv[PROFILE_NKEYS + 1] = {"DEL"};
     redisReply *r;
-    int n;
+    int rc;
     if (profile_check_id("user_id", user_id, 1, err, errlen) != 0) return PROFILE_EINVAL;
-    if (profile_connect(ps, err, errlen) != 0) return PROFILE_EIO;
     profile_keys(user_id, keys);
-    r = redisCommand(ps->rc, "DEL %s %s %s %s %s", keys[0], keys[1], keys[2], keys[3],
-                     keys[4]);
-    if (!r || r->type != REDIS_REPLY_INTEGER)
-        return profile_fail(ps, r, "deleting a profile", err, errlen);
-    n = r->integer > 0;
-    freeReplyObject(r);
-    return n;
+    for (int i = 0; i < PROFILE_NKEYS; i++) argv[i + 1] = keys[i];
+    if ((rc = profile_one(ps, "deleting a profile", PROFILE_NKEYS + 1, argv, &r, err,
+                          errlen)) != 0)
+        return rc;
+    if (r->type != REDIS_REPLY_INTEGER)
+        return profile_bad_reply(r, "deleting a profile", err, errlen);
+    return r->integer > 0;
 }
 
 int profile_popular(profile_store *ps, int64_t now_ms, size_t n,
                     profile_entry **out, char *err, size_t errlen) {
+    char stop[24];
+    const char *argv[5] = {"ZREVRANGE", PROFILE_POPULAR_KEY, "0", stop, "WITHSCORES"};
     redisReply *r;
     size_t got;
+    int rc;
     *out = NULL;
     if (n == 0) return 0;
-    if (profile_connect(ps, err, errlen) != 0) return PROFILE_EIO;
-    r = redisCommand(ps->rc, "ZREVRANGE %s 0 %lld WITHSCORES",
-                     PROFILE_POPULAR_KEY, (long long)n - 1);
-    if (!r || r->type != REDIS_REPLY_ARRAY ||
-        profile_entries_from(ps, r, now_ms, out, &got) != 0)
-        return profile_fail(ps, r, "reading popular items", err, errlen);
-    freeReplyObject(r);
+    snprintf(stop, sizeof(stop), "%lld", (long long)n - 1);
+    if ((rc = profile_one(ps, "reading popular items", 5, argv, &r, err, errlen)) != 0)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY)
+        return profile_bad_reply(r, "reading popular items", err, errlen);
+    if (profile_entries_from(ps, r, now_ms, 1, out, &got) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return PROFILE_EIO;
+    }
     return (int)got;
 }

@@ -1,0 +1,70 @@
+/* rcluster: one pipelined interface to Redis, whether the address names a
+ * standalone server or a seed of a Redis Cluster.
+ *
+ * Commands are queued with the key that decides their slot, then sent
+ * together: one pipeline per node. A standalone server is a cluster of one
+ * node that owns every slot, so callers never branch on the mode. In a
+ * cluster the slot map comes from CLUSTER SLOTS; a MOVED reply updates the
+ * map, re-reads the topology and resends; an ASK reply resends once to the
+ * importing node after ASKING, without touching the map; TRYAGAIN (a
+ * multi-key command caught half-way through a slot migration) resends after
+ * a short wait. EVALSHA of a registered script that a node does not know
+ * (NOSCRIPT: a new or restarted node) loads the script there and resends.
+ *
+ * An rcluster is not thread-safe: use one per thread. */
+#ifndef AISLE_RCLUSTER_H
+#define AISLE_RCLUSTER_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RCLUSTER_SLOTS 16384
+#define RCLUSTER_MAX_SCRIPTS 4
+
+typedef struct rcluster rcluster;
+
+/* CRC16-CCITT (XModem), the checksum Redis Cluster hashes keys with. */
+uint16_t rcluster_crc16(const char *buf, size_t len);
+/* The slot of a key: CRC16 of its hash tag (the part between the first '{'
+ * and the next '}', when that part is not empty) or of the whole key,
+ * modulo 16384. */
+int rcluster_keyslot(const char *key, size_t len);
+
+/* Prepares a connection to "host:port" (a standalone server or any node of
+ * a cluster). scripts (may be NULL) lists up to RCLUSTER_MAX_SCRIPTS Lua
+ * sources, borrowed and kept alive by the caller, that rcluster_sha names
+ * and that are loaded on each node as needed. Nothing is connected yet.
+ * Returns 0, or -1 with err set (a bad address). Free with rcluster_close. */
+int rcluster_open(const char *addr, const char *const *scripts, size_t n_scripts,
+                  rcluster **out, char *err, size_t errlen);
+void rcluster_close(rcluster *c);
+
+/* Connects when needed, learns whether the server is a cluster and its slot
+ * map, and the scripts' hashes. Returns 0, or -1 with err set. */
+int rcluster_connect(rcluster *c, char *err, size_t errlen);
+/* The SHA1 of script i; valid after rcluster_connect succeeded once. */
+const char *rcluster_sha(const rcluster *c, size_t i);
+/* 1 when the server is a Redis Cluster, 0 when standalone (after a
+ * successful rcluster_connect). */
+int rcluster_is_cluster(const rcluster *c);
+
+/* Queues a command routed by key (one of its keys; all keys of one command
+ * must share a slot). The arguments are copied. Returns 0, or -1 when out
+ * of memory (the queue is then unusable until rcluster_exec or reset). */
+int rcluster_append(rcluster *c, const char *key, int argc, const char **argv,
+                    const size_t *argvlen);
+
+/* Sends every queued command and waits for all replies, following
+ * redirections. On 0, *replies holds one reply per queued command, in queue
+ * order (error replies included), owned by c until the next rcluster_exec
+ * or rcluster_reset. On -1, err says why (a node unreachable, too many
+ * redirections); some commands may have run, and the connections involved
+ * are dropped and reconnected on the next call. The queue is empty after
+ * either. */
+int rcluster_exec(rcluster *c, redisReply ***replies, size_t *n, char *err,
+                  size_t errlen);
+/* Empties the queue and frees the last replies. */
+void rcluster_reset(rcluster *c);
+
+#endif
