@@ -121,8 +121,7 @@ static float rank_dot(const float *a, const float *b, int d) {
 typedef struct rank_cand {
     size_t slot;
     float score;
-    int because;  /* profile item index that explains it best */
-    int creator;  /* index into p->creators, or -1 */
+    int creator; /* index into p->creators, or -1 */
 } rank_cand;
 
 static int rank_cand_cmp(const void *a, const void *b) {
@@ -130,15 +129,93 @@ static int rank_cand_cmp(const void *a, const void *b) {
     return (x->score < y->score) - (x->score > y->score);
 }
 
-/* Personalized part: returns 0 (possibly adding nothing), -1 on failure. */
+/* Weight of j in slot's neighbour list, 0 when absent. */
+static float rank_neighbour_weight(const catalog *c, size_t slot, size_t j) {
+    const uint32_t *nb;
+    const float *w;
+    size_t n;
+    catalog_neighbours(c, slot, &nb, &w, &n);
+    for (size_t e = 0; e < n; e++)
+        if (nb[e] == j) return w[e];
+    return 0.0f;
+}
+
+/* The profile item that contributes most to j's score, or -1. */
+static int rank_because(const rank_state *st, size_t j) {
+    const profile *p = st->p;
+    int d = catalog_dim(st->c), best_i = -1;
+    float best = -INFINITY;
+    for (size_t i = 0; i < p->n_items; i++) {
+        float contrib;
+        if (st->pslots[i] == SIZE_MAX || p->items[i].weight <= 0) continue;
+        contrib = (float)p->items[i].weight *
+                  (rank_dot(catalog_query_vector(st->c, st->pslots[i]),
+                            catalog_vector(st->c, j), d) +
+                   rank_neighbour_weight(st->c, st->pslots[i], j));
+        if (contrib > best) {
+            best = contrib;
+            best_i = (int)i;
+        }
+    }
+    return best_i;
+}
+
+/* Adds Σ_i w_i·N_i(j) for every j in the profile items' neighbour lists
+ * into ns (dense by slot); each slot touched is listed once in *touched.
+ * Returns the number touched, or -1 when out of memory. The caller frees
+ * *ns, *mark and *touched. */
+static long rank_neighbour_scores(const rank_state *st, float **ns, unsigned char **mark,
+                                  size_t **touched) {
+    const profile *p = st->p;
+    size_t limit = catalog_slot_limit(st->c), n = 0, cap = 0;
+    *ns = NULL;
+    *mark = NULL;
+    *touched = NULL;
+    for (size_t i = 0; i < p->n_items; i++) {
+        const uint32_t *nb;
+        const float *w;
+        size_t m;
+        if (st->pslots[i] == SIZE_MAX) continue;
+        catalog_neighbours(st->c, st->pslots[i], &nb, &w, &m);
+        for (size_t e = 0; e < m; e++) {
+            size_t j = nb[e];
+            if (j >= limit) continue;
+            if (!*ns) {
+                *ns = calloc(limit, sizeof(float));
+                *mark = calloc(limit, 1);
+                if (!*ns || !*mark) return -1;
+            }
+            if (!(*mark)[j]) {
+                if (n == cap) {
+                    size_t *t = realloc(*touched, (cap = cap ? cap * 2 : 1024) * sizeof(size_t));
+                    if (!t) return -1;
+                    *touched = t;
+                }
+                (*touched)[n++] = j;
+                (*mark)[j] = 1;
+            }
+            (*ns)[j] += (float)p->items[i].weight * w[e];
+        }
+    }
+    return (long)n;
+}
+
+/* Personalized part: returns 0 (possibly adding nothing), -1 on failure.
+ * A candidate's score is u·Q[j] + (Σ_i w_i·N_i(j) + b[j]) / Σ|w|, where u is
+ * already divided by Σ|w|: the offline job's formula, scaled so scores read
+ * the same whatever a profile's total weight. Candidates are the index's
+ * top k by u·Q plus every neighbour of a profile item; with non-negative
+ * neighbour weights nothing outside both can beat the k-th index hit. */
 static int rank_personal(rank_state *st, char *err, size_t errlen) {
     const profile *p = st->p;
     int d = catalog_dim(st->c), k, n, rc = -1;
     double wsum = 0;
-    size_t *slots = NULL, nlive = 0;
-    float *scores = NULL;
+    size_t *slots = NULL, nlive = 0, *touched = NULL;
+    float *scores = NULL, *ns = NULL;
+    unsigned char *mark = NULL;
     rank_cand *cands = NULL;
     size_t ncands = 0;
+    long ntouched;
 
     st->u = calloc((size_t)d, sizeof(float));
     st->pslots = malloc((p->n_items + 1) * sizeof(size_t));
@@ -148,7 +225,7 @@ static int rank_personal(rank_state *st, char *err, size_t errlen) {
         st->pslots[i] = SIZE_MAX;
         if (catalog_lookup(st->c, p->items[i].id, &slot) != 0) continue;
         st->pslots[i] = slot;
-        const float *v = catalog_vector(st->c, slot);
+        const float *v = catalog_query_vector(st->c, slot);
         for (int j = 0; j < d; j++) st->u[j] += (float)p->items[i].weight * v[j];
         wsum += fabs(p->items[i].weight);
         nlive++;
@@ -157,38 +234,41 @@ static int rank_personal(rank_state *st, char *err, size_t errlen) {
     for (size_t i = 0; i < p->n_dismissed; i++) {
         size_t slot;
         if (catalog_lookup(st->c, p->dismissed[i].id, &slot) != 0) continue;
-        const float *v = catalog_vector(st->c, slot);
+        const float *v = catalog_query_vector(st->c, slot);
         for (int j = 0; j < d; j++) st->u[j] -= (float)p->dismissed[i].weight * v[j];
         wsum += fabs(p->dismissed[i].weight);
     }
     if (nlive == 0 || wsum <= 0) return 0;
-    /* Scale so scores read the same whatever the profile's total weight. */
     for (int j = 0; j < d; j++) st->u[j] /= (float)wsum;
 
     k = (int)(st->cap + p->n_items + p->n_dismissed + 16);
     /* A filter drops many neighbours; look further to keep the list full. */
     if (st->filter) k *= 8;
     if (k > RANK_MAX_CANDIDATES) k = RANK_MAX_CANDIDATES;
+    if ((ntouched = rank_neighbour_scores(st, &ns, &mark, &touched)) < 0) goto oom;
     slots = malloc((size_t)k * sizeof(*slots));
     scores = malloc((size_t)k * sizeof(*scores));
-    cands = malloc((size_t)k * sizeof(*cands));
+    cands = malloc(((size_t)k + (size_t)ntouched) * sizeof(*cands));
     if (!slots || !scores || !cands) goto oom;
     n = catalog_search(st->c, st->u, k, slots, scores);
     if (n < 0) {
         snprintf(err, errlen, "vector search failed");
         goto out;
     }
-    for (int i = 0; i < n; i++) {
+    /* Index hits first (their u·Q is known), then neighbours not among
+     * them; mark 2 = already a candidate. */
+    for (long i = 0; i < n + ntouched; i++) {
+        size_t j = i < n ? slots[i] : touched[i - n], ci;
         const catalog_item *it;
         rank_cand *cd;
-        size_t ci;
-        float best = -INFINITY;
-        if (!rank_eligible(st, slots[i])) continue;
-        it = catalog_at(st->c, slots[i]);
+        if (mark && mark[j] == 2) continue;
+        if (mark) mark[j] = 2;
+        if (!rank_eligible(st, j)) continue;
+        it = catalog_at(st->c, j);
         cd = &cands[ncands++];
-        cd->slot = slots[i];
-        cd->score = scores[i];
-        cd->because = -1;
+        cd->slot = j;
+        cd->score = (i < n ? scores[i] : rank_dot(st->u, catalog_vector(st->c, j), d)) +
+                    ((ns ? ns[j] : 0.0f) + catalog_bias(st->c, j)) / (float)wsum;
         cd->creator = -1;
         if (*it->creator_id && strmap_get(&st->creators, it->creator_id, &ci) == 0 &&
             p->creators[ci].weight > 0) {
@@ -196,25 +276,14 @@ static int rank_personal(rank_state *st, char *err, size_t errlen) {
             cd->creator = (int)ci;
             cd->score += RANK_CREATOR_BOOST * (float)fmin(1.0, p->creators[ci].weight / top);
         }
-        for (size_t j = 0; j < p->n_items; j++) {
-            float contrib;
-            if (st->pslots[j] == SIZE_MAX || p->items[j].weight <= 0) continue;
-            contrib = (float)p->items[j].weight *
-                      rank_dot(catalog_vector(st->c, st->pslots[j]),
-                               catalog_vector(st->c, slots[i]), d);
-            if (contrib > best) {
-                best = contrib;
-                cd->because = (int)j;
-            }
-        }
     }
     qsort(cands, ncands, sizeof(*cands), rank_cand_cmp);
     for (size_t i = 0; i < ncands && st->out->n < st->cap; i++) {
+        int because = rank_because(st, cands[i].slot);
         rank_hit *h = rank_push(st, cands[i].slot, cands[i].score);
         if (!h) goto oom;
-        if (cands[i].because >= 0) {
-            const catalog_item *src =
-                catalog_at(st->c, st->pslots[cands[i].because]);
+        if (because >= 0) {
+            const catalog_item *src = catalog_at(st->c, st->pslots[because]);
             if (rank_reason(h, "Similar to \"%s\", which you showed interest in",
                             *src->title ? src->title : src->item_id) != 0)
                 goto oom;
@@ -236,6 +305,9 @@ out:
     free(slots);
     free(scores);
     free(cands);
+    free(ns);
+    free(mark);
+    free(touched);
     return rc;
 }
 

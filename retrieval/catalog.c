@@ -15,8 +15,21 @@
 
 #include "retrieval/strmap.h"
 
+/* A snapshot's query side, in slot space (see catalog.h). */
+typedef struct catalog_model {
+    size_t n;               /* slots 0..n-1 may be covered */
+    unsigned char *covered; /* n: whether the slot's vectors are the snapshot's */
+    float *P;               /* n * dim */
+    uint64_t *nb_off;       /* n + 1 */
+    uint32_t *nb_slot;
+    float *nb_w;
+    float *bias;            /* n, or NULL */
+    char *version;
+} catalog_model;
+
 struct catalog {
     pthread_rwlock_t lock;
+    catalog_model *model; /* NULL until a snapshot is loaded */
     catalog_config cfg;
     int dim;
     int nlist;           /* IVF lists, 0 while flat */
@@ -94,8 +107,21 @@ static void catalog_item_clear(catalog_item *it) {
     memset(it, 0, sizeof(*it));
 }
 
+static void catalog_model_free(catalog_model *m) {
+    if (!m) return;
+    free(m->covered);
+    free(m->P);
+    free(m->nb_off);
+    free(m->nb_slot);
+    free(m->nb_w);
+    free(m->bias);
+    free(m->version);
+    free(m);
+}
+
 void catalog_free(catalog *c) {
     if (!c) return;
+    catalog_model_free(c->model);
     for (size_t i = 0; i < c->limit; i++) catalog_item_clear(&c->items[i]);
     free(c->items);
     free(c->vecs);
@@ -152,48 +178,73 @@ static int catalog_remove_from_index(catalog *c, size_t slot) {
 
 static char *catalog_dup(const char *s) { return strdup(s ? s : ""); }
 
-/* Replaces the index with an IVF index trained on the current vectors.
- * Called with the write lock held. On failure the old index stays and the
- * next attempt waits for the catalog to double. */
-static void catalog_rebuild(catalog *c) {
+/* Builds a fresh index over the live slots' rows of vecs: exact below the
+ * IVF threshold; above it IVF with about 2·√n lists (a power of two, at
+ * least 39 points per list for k-means). Reads the table without the lock,
+ * so only the thread that applies catalog events may call it. Returns 0
+ * with the index in *out (the caller frees it) and its lists in *nlist (0
+ * when exact), or -1. */
+static int catalog_build_index(const catalog *c, const float *vecs, FaissIndex **out,
+                               int *nlist) {
     size_t n = c->count, j = 0;
-    int nlist = 1;
-    char desc[32];
-    float *x = malloc(n * (size_t)c->dim * sizeof(float));
-    idx_t *ids = malloc(n * sizeof(idx_t));
-    FaissIndex *ivf = NULL;
+    size_t d = (size_t)c->dim;
+    char desc[32] = "IDMap,Flat";
+    float *x = malloc((n ? n : 1) * d * sizeof(float));
+    idx_t *ids = malloc((n ? n : 1) * sizeof(idx_t));
+    FaissIndex *idx = NULL;
     FaissIndexIVF *as_ivf;
+    int rc = -1;
 
-    c->next_rebuild = n * 2;
-    /* About 2·√n lists, a power of two, with at least 39 points per list
-     * for k-means. */
-    while ((size_t)nlist * 2 <= 2 * (size_t)sqrt((double)n) &&
-           (size_t)nlist * 2 * 39 <= n)
-        nlist *= 2;
-    if (!x || !ids || nlist < 16) goto out;
+    *out = NULL;
+    *nlist = 0;
+    if (c->cfg.ivf_threshold && n >= c->cfg.ivf_threshold) {
+        int l = 1;
+        while ((size_t)l * 2 <= 2 * (size_t)sqrt((double)n) && (size_t)l * 2 * 39 <= n) l *= 2;
+        if (l >= 16) *nlist = l;
+    }
+    if (!x || !ids) goto out;
     for (size_t slot = 0; slot < c->limit; slot++) {
         if (!c->items[slot].item_id) continue;
-        memcpy(x + j * (size_t)c->dim, c->vecs + slot * (size_t)c->dim,
-               (size_t)c->dim * sizeof(float));
+        memcpy(x + j * d, vecs + slot * d, d * sizeof(float));
         ids[j++] = (idx_t)slot;
     }
-    snprintf(desc, sizeof(desc), "IVF%d,Flat", nlist);
-    if (faiss_index_factory(&ivf, c->dim, desc, METRIC_INNER_PRODUCT) != 0 ||
-        faiss_Index_train(ivf, (idx_t)n, x) != 0 ||
-        faiss_Index_add_with_ids(ivf, (idx_t)n, x, ids) != 0 ||
-        !(as_ivf = faiss_IndexIVF_cast(ivf)))
+    if (*nlist) snprintf(desc, sizeof(desc), "IVF%d,Flat", *nlist);
+    if (faiss_index_factory(&idx, c->dim, desc, METRIC_INNER_PRODUCT) != 0 ||
+        (*nlist && faiss_Index_train(idx, (idx_t)n, x) != 0) ||
+        (n && faiss_Index_add_with_ids(idx, (idx_t)n, x, ids) != 0))
         goto out;
-    faiss_IndexIVF_set_nprobe(as_ivf, (size_t)(c->cfg.nprobe ? c->cfg.nprobe
-                                               : nlist / 16 > 8 ? nlist / 16 : 8));
-    faiss_Index_free(c->index);
-    c->index = ivf;
-    ivf = NULL;
-    c->nlist = nlist;
-    c->next_rebuild = n * 10;
+    if (*nlist) {
+        if (!(as_ivf = faiss_IndexIVF_cast(idx))) goto out;
+        faiss_IndexIVF_set_nprobe(as_ivf, (size_t)(c->cfg.nprobe ? c->cfg.nprobe
+                                                   : *nlist / 16 > 8 ? *nlist / 16 : 8));
+    }
+    *out = idx;
+    idx = NULL;
+    rc = 0;
 out:
-    if (ivf) faiss_Index_free(ivf);
+    if (idx) faiss_Index_free(idx);
     free(x);
     free(ids);
+    return rc;
+}
+
+/* Replaces the exact index with IVF once the catalog crosses the threshold
+ * (write lock held). On failure the old index stays and the next attempt
+ * waits for the catalog to double. */
+static void catalog_rebuild(catalog *c) {
+    FaissIndex *idx;
+    int nlist;
+    c->next_rebuild = c->count * 2;
+    if (catalog_build_index(c, c->vecs, &idx, &nlist) != 0) return;
+    faiss_Index_free(c->index);
+    c->index = idx;
+    c->nlist = nlist;
+    c->next_rebuild = c->count * 10;
+}
+
+/* Whether a loaded snapshot supplies slot's vectors. */
+static int catalog_covered(const catalog *c, size_t slot) {
+    return c->model && slot < c->model->n && c->model->covered[slot];
 }
 
 int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
@@ -208,7 +259,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
         catalog_check_field("category", f->category, 0, err, errlen) ||
         catalog_check_field("brand", f->brand, 0, err, errlen))
         return -1;
-    if (vec_len != (size_t)c->dim) {
+    if (vec_len != 0 && vec_len != (size_t)c->dim) {
         snprintf(err, errlen, "embedding has %zu values, the index needs %d",
                  vec_len, c->dim);
         return -1;
@@ -238,6 +289,17 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
     catalog_one_thread();
     pthread_rwlock_wrlock(&c->lock);
     existed = strmap_get(&c->ids, f->item_id, &slot) == 0;
+    if (!existed && vec_len == 0) {
+        snprintf(err, errlen, "a new item needs an embedding");
+        goto fail_locked;
+    }
+    if (existed && (vec_len == 0 || catalog_covered(c, slot))) {
+        /* Facts only: the vector stays (a snapshot's is authoritative). */
+        catalog_item_clear(&c->items[slot]);
+        c->items[slot] = nit;
+        pthread_rwlock_unlock(&c->lock);
+        return 0;
+    }
     if (existed) {
         if (catalog_remove_from_index(c, slot) != 0) {
             catalog_faiss_err(err, errlen, "removing the old vector");
@@ -294,7 +356,9 @@ int catalog_delete(catalog *c, const char *item_id) {
     catalog_remove_from_index(c, slot);
     strmap_del(&c->ids, item_id);
     catalog_item_clear(&c->items[slot]);
-    c->free_slots[c->n_free++] = slot;
+    /* Neighbour lists of a snapshot may name this slot: never reuse it for
+     * another item while that snapshot is loaded. */
+    if (!c->model || slot >= c->model->n) c->free_slots[c->n_free++] = slot;
     c->count--;
     rc = 0;
 out:
@@ -344,4 +408,164 @@ int catalog_search(catalog *c, const float *q, int k, size_t *slots,
     }
     free(labels);
     return n;
+}
+
+const float *catalog_query_vector(const catalog *c, size_t slot) {
+    if (catalog_covered(c, slot)) return c->model->P + slot * (size_t)c->dim;
+    return c->vecs + slot * (size_t)c->dim;
+}
+
+void catalog_neighbours(const catalog *c, size_t slot, const uint32_t **slots,
+                        const float **weights, size_t *n) {
+    *n = 0;
+    *slots = NULL;
+    *weights = NULL;
+    if (!catalog_covered(c, slot)) return;
+    *slots = c->model->nb_slot + c->model->nb_off[slot];
+    *weights = c->model->nb_w + c->model->nb_off[slot];
+    *n = (size_t)(c->model->nb_off[slot + 1] - c->model->nb_off[slot]);
+}
+
+float catalog_bias(const catalog *c, size_t slot) {
+    return catalog_covered(c, slot) && c->model->bias ? c->model->bias[slot] : 0.0f;
+}
+
+int catalog_snapshot_version(catalog *c, char *buf, size_t len) {
+    int has;
+    pthread_rwlock_rdlock(&c->lock);
+    has = c->model != NULL;
+    if (buf && len) snprintf(buf, len, "%s", has ? c->model->version : "");
+    pthread_rwlock_unlock(&c->lock);
+    return has;
+}
+
+/* Gives every snapshot item a slot (new items: id only, in stock) and
+ * records them in row_slot. Write lock held by the caller. */
+static int catalog_snapshot_slots(catalog *c, const embed_snapshot *snap, size_t *row_slot) {
+    for (uint32_t r = 0; r < snap->model.n_items; r++) {
+        const char *id = snap->items.names[r];
+        size_t slot;
+        if (strmap_get(&c->ids, id, &slot) == 0) {
+            row_slot[r] = slot;
+            continue;
+        }
+        if (c->n_free == 0 && catalog_reserve(c) != 0) return -1;
+        slot = c->n_free ? c->free_slots[--c->n_free] : c->limit;
+        catalog_item it = {strdup(id), strdup(""), strdup(""), strdup(""), strdup(""), 0, 1};
+        if (!it.item_id || !it.title || !it.creator_id || !it.category || !it.brand ||
+            strmap_put(&c->ids, id, slot) != 0) {
+            catalog_item_clear(&it);
+            if (slot != c->limit) c->n_free++;
+            return -1;
+        }
+        memset(c->vecs + slot * (size_t)c->dim, 0, (size_t)c->dim * sizeof(float));
+        c->items[slot] = it;
+        if (slot == c->limit) c->limit++;
+        c->count++;
+        row_slot[r] = slot;
+    }
+    return 0;
+}
+
+/* Builds the slot-space model and the new index vectors (no lock: only the
+ * event-applying thread writes the table). */
+static catalog_model *catalog_model_build(const catalog *c, const embed_snapshot *snap,
+                                          const size_t *row_slot, float *vecs) {
+    const embed_model *em = &snap->model;
+    size_t d = (size_t)c->dim, n = c->limit;
+    catalog_model *m = calloc(1, sizeof(*m));
+    if (!m) return NULL;
+    m->n = n;
+    m->covered = calloc(n ? n : 1, 1);
+    m->P = malloc((n ? n : 1) * d * sizeof(float));
+    m->nb_off = calloc(n + 1, sizeof(uint64_t));
+    m->nb_slot = malloc((em->nb_off[em->n_items] ? em->nb_off[em->n_items] : 1) * sizeof(uint32_t));
+    m->nb_w = malloc((em->nb_off[em->n_items] ? em->nb_off[em->n_items] : 1) * sizeof(float));
+    m->bias = em->bias ? calloc(n ? n : 1, sizeof(float)) : NULL;
+    m->version = strdup(snap->version ? snap->version : "");
+    if (!m->covered || !m->P || !m->nb_off || !m->nb_slot || !m->nb_w ||
+        (em->bias && !m->bias) || !m->version)
+        goto fail;
+    memcpy(m->P, vecs, n * d * sizeof(float));
+    for (uint32_t r = 0; r < em->n_items; r++) {
+        size_t slot = row_slot[r];
+        memcpy(vecs + slot * d, em->Q + (size_t)r * d, d * sizeof(float));
+        memcpy(m->P + slot * d, em->P + (size_t)r * d, d * sizeof(float));
+        m->covered[slot] = 1;
+        if (m->bias) m->bias[slot] = em->bias[r];
+        m->nb_off[slot + 1] = em->nb_off[r + 1] - em->nb_off[r];
+    }
+    for (size_t s = 0; s < n; s++) m->nb_off[s + 1] += m->nb_off[s];
+    for (uint32_t r = 0; r < em->n_items; r++) {
+        uint64_t o = m->nb_off[row_slot[r]];
+        for (uint64_t e = em->nb_off[r]; e < em->nb_off[r + 1]; e++, o++) {
+            m->nb_slot[o] = (uint32_t)row_slot[em->nb_item[e]];
+            m->nb_w[o] = em->nb_weight[e];
+        }
+    }
+    return m;
+fail:
+    catalog_model_free(m);
+    return NULL;
+}
+
+int catalog_load_snapshot(catalog *c, const embed_snapshot *snap, char *err,
+                          size_t errlen) {
+    size_t *row_slot = NULL;
+    float *vecs = NULL, *old_vecs;
+    catalog_model *m = NULL, *old_model;
+    FaissIndex *idx = NULL, *old_index;
+    int nlist, rc = -1;
+
+    if (snap->model.dim != (uint32_t)c->dim) {
+        snprintf(err, errlen, "snapshot %s has %u-dimensional vectors, the catalog %d",
+                 snap->version, snap->model.dim, c->dim);
+        return -1;
+    }
+    row_slot = malloc((snap->model.n_items + 1) * sizeof(*row_slot));
+    if (!row_slot) goto oom;
+    catalog_one_thread();
+    pthread_rwlock_wrlock(&c->lock);
+    rc = catalog_snapshot_slots(c, snap, row_slot);
+    pthread_rwlock_unlock(&c->lock);
+    if (rc != 0) goto oom;
+    rc = -1;
+
+    /* The expensive part runs while requests go on with the old index. */
+    vecs = malloc(c->cap * (size_t)c->dim * sizeof(float));
+    if (!vecs) goto oom;
+    memcpy(vecs, c->vecs, c->limit * (size_t)c->dim * sizeof(float));
+    if (!(m = catalog_model_build(c, snap, row_slot, vecs))) goto oom;
+    omp_set_num_threads(omp_get_num_procs());
+    if (catalog_build_index(c, vecs, &idx, &nlist) != 0) {
+        catalog_one_thread();
+        catalog_faiss_err(err, errlen, "building the index for the snapshot");
+        goto out;
+    }
+    catalog_one_thread();
+
+    pthread_rwlock_wrlock(&c->lock);
+    old_vecs = c->vecs;
+    old_index = c->index;
+    old_model = c->model;
+    c->vecs = vecs;
+    c->index = idx;
+    c->model = m;
+    c->nlist = nlist;
+    if (c->cfg.ivf_threshold) c->next_rebuild = nlist ? c->count * 10 : c->cfg.ivf_threshold;
+    pthread_rwlock_unlock(&c->lock);
+    free(old_vecs);
+    faiss_Index_free(old_index);
+    catalog_model_free(old_model);
+    vecs = NULL;
+    m = NULL;
+    rc = 0;
+    goto out;
+oom:
+    snprintf(err, errlen, "out of memory loading a snapshot");
+out:
+    free(row_slot);
+    free(vecs);
+    catalog_model_free(m);
+    return rc;
 }

@@ -10,12 +10,26 @@
  * ivf_threshold items it is rebuilt as an inverted-file (IVF) index with
  * about 2·√n lists, searched through nprobe of them: a scan of a few percent
  * of the vectors instead of all, at a small cost in recall. It is rebuilt
- * again whenever the catalog has grown tenfold since. */
+ * again whenever the catalog has grown tenfold since.
+ *
+ * A snapshot from the offline embedding job (embed/snapshot.h) can be
+ * loaded, at start or later as a hot swap: its item-side vectors replace
+ * the index vectors of the items it covers, and it adds query-side vectors,
+ * neighbour lists and biases, so a user's score is
+ *   u·Q[j] + Σ_i w_i·N_i(j) + b[j],  u = Σ_i w_i·P[i].
+ * Its vectors are authoritative for the items it covers: catalog events
+ * then update only their facts. Items new since the snapshot are indexed
+ * with their own catalog embeddings until a snapshot covers them. Items
+ * known only from a snapshot count as in stock until the catalog says
+ * otherwise. The new index is built beside the old one, so requests go on
+ * during the build and only wait for the pointer swap. */
 #ifndef AISLE_CATALOG_H
 #define AISLE_CATALOG_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "embed/snapshot.h"
 
 #define CATALOG_MAX_DIM 4096
 #define CATALOG_MAX_FIELD 1024 /* longest id, title, brand … accepted */
@@ -49,8 +63,9 @@ void catalog_free(catalog *c);
 int catalog_dim(const catalog *c);
 
 /* Inserts or replaces the item with fields->item_id. Strings are copied;
- * vec must hold exactly dim finite floats. Returns 0, or -1 with the reason
- * in err, leaving the catalog as it was. */
+ * vec must hold exactly dim finite floats, or be empty (vec_len 0) to
+ * update only the facts of an item already present. Returns 0, or -1 with
+ * the reason in err, leaving the catalog as it was. */
 int catalog_upsert(catalog *c, const catalog_item *fields, const float *vec,
                    size_t vec_len, char *err, size_t errlen);
 /* Removes the item. Returns 0, or -1 if it was not there. */
@@ -72,5 +87,23 @@ int catalog_search(catalog *c, const float *q, int k, size_t *slots,
                    float *scores);
 /* IVF lists in use, or 0 while the index is flat. */
 int catalog_ivf_lists(const catalog *c);
+
+/* Query-side vector of slot: the snapshot's P row when a snapshot covers
+ * it, else the index vector. Needs the read lock. */
+const float *catalog_query_vector(const catalog *c, size_t slot);
+/* Neighbour list of slot (slots and weights, *n of them; 0 without a
+ * snapshot) and its bias. Need the read lock. */
+void catalog_neighbours(const catalog *c, size_t slot, const uint32_t **slots,
+                        const float **weights, size_t *n);
+float catalog_bias(const catalog *c, size_t slot);
+/* Whether a snapshot is loaded; its version into buf (may be NULL). */
+int catalog_snapshot_version(catalog *c, char *buf, size_t len);
+
+/* Loads snap (see the file comment). snap->model.dim must equal the
+ * catalog's dim. Call from the thread that applies catalog events (their
+ * writes must not interleave with the build). Returns 0, or -1 with err set
+ * and the catalog as it was. snap stays the caller's. */
+int catalog_load_snapshot(catalog *c, const embed_snapshot *snap, char *err,
+                          size_t errlen);
 
 #endif

@@ -153,6 +153,7 @@ int demo_main(int argc, char **argv) {
     server_config sc = {.listen = "127.0.0.1:50051", .threads = 4};
     synth_config wc;
     catalog_config cc;
+    feed_config fc;
     long long v, per_user = 30;
     int once = 0, c, rc = 1, level = LOG_WARN;
     redisproc rp = {0};
@@ -220,9 +221,11 @@ int demo_main(int argc, char **argv) {
     t0 = clock_mono_ms();
     catalog_config_default(&cc);
     cc.dim = wc.dim;
+    feed_config_default(&fc);
+    fc.brokers = kafka_mock_bootstraps(mock);
     if (demo_produce_catalog(rk, w, wc.n_items, err, sizeof(err)) ||
         catalog_new(&cc, &cat, err, sizeof(err)) ||
-        feed_start(kafka_mock_bootstraps(mock), KAFKA_TOPIC_CATALOG, cat, &fd, err, sizeof(err)))
+        feed_start(&fc, cat, &fd, err, sizeof(err)))
         goto out;
     while (!feed_ready(fd) && clock_mono_ms() - t0 < DEMO_WAIT_MS && !atomic_load(stop))
         clock_sleep_ms(20);

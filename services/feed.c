@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "aisle/v1/events.pb-c.h"
+#include "embed/snapshot.h"
 #include "services/clock.h"
 #include "services/kafka.h"
 #include "services/log.h"
@@ -21,11 +22,18 @@
 #define FEED_MAX_PARTITIONS 4096
 #define FEED_REFRESH_MS 30000
 
+#define FEED_NTOPICS 2 /* the catalog, then the control topic */
+
 struct feed {
     rd_kafka_t *rk;
     catalog *cat;
-    char *topic;
-    int n_assigned; /* partitions 0..n_assigned-1 are assigned */
+    struct {
+        char *name;
+        int64_t start;  /* offset for newly assigned partitions */
+        int assigned;   /* partitions 0..assigned-1 are assigned */
+    } topics[FEED_NTOPICS];
+    char *snapshot_dir;
+    atomic_uint_fast64_t reloads;
     pthread_t thread;
     atomic_int stop;
     atomic_int ready;
@@ -82,8 +90,8 @@ static void feed_apply(feed *f, const rd_kafka_message_t *m) {
 /* Ready when partitions are assigned and each has reported end-of-partition
  * at least once. */
 static void feed_check_ready(feed *f) {
-    if (atomic_load(&f->ready) || f->n_assigned == 0) return;
-    for (int p = 0; p < f->n_assigned; p++)
+    if (atomic_load(&f->ready) || f->topics[0].assigned == 0) return;
+    for (int p = 0; p < f->topics[0].assigned; p++)
         if (!f->at_end[p]) return;
     atomic_store(&f->ready, 1);
     log_info("feed", "catalog caught up: %llu events applied, %llu skipped",
@@ -91,51 +99,106 @@ static void feed_check_ready(feed *f) {
              (unsigned long long)atomic_load(&f->rejected));
 }
 
-/* Assigns partitions that appeared since the last call, from the start;
- * partitions already assigned keep their positions. Returns 0, or -1 when
- * the topic's metadata could not be had (retried later). */
-static int feed_assign(feed *f) {
+/* Partition count of topic, or -1 (logged) when its metadata is missing. */
+static int feed_partitions(feed *f, const char *topic) {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(f->rk, f->topic, NULL);
-    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(f->rk, topic, NULL);
     rd_kafka_resp_err_t e;
-    int n, rc = -1;
-
+    int n = -1;
     if (!rkt) return -1;
     e = rd_kafka_metadata(f->rk, 0, rkt, &md, 5000);
     if (e || md->topic_cnt != 1 || md->topics[0].err) {
-        log_warn("feed", "no metadata for topic %s yet: %s", f->topic,
+        log_warn("feed", "no metadata for topic %s yet: %s", topic,
                  rd_kafka_err2str(e ? e : md->topic_cnt ? md->topics[0].err
                                                         : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
-        goto out;
+    } else {
+        n = md->topics[0].partition_cnt;
+        if (n > FEED_MAX_PARTITIONS) n = FEED_MAX_PARTITIONS;
     }
-    n = md->topics[0].partition_cnt;
-    if (n > FEED_MAX_PARTITIONS) n = FEED_MAX_PARTITIONS;
-    rc = 0;
-    if (n <= f->n_assigned) goto out;
-    parts = rd_kafka_topic_partition_list_new(n);
-    for (int p = 0; p < n; p++)
-        rd_kafka_topic_partition_list_add(parts, f->topic, p)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
-    if (f->n_assigned > 0) {
-        rd_kafka_position(f->rk, parts);
-        for (int p = 0; p < n; p++)
-            if (p >= f->n_assigned || parts->elems[p].offset < 0)
-                parts->elems[p].offset = RD_KAFKA_OFFSET_BEGINNING;
-    }
-    e = rd_kafka_assign(f->rk, parts);
-    if (e) {
-        log_warn("feed", "assigning %s: %s", f->topic, rd_kafka_err2str(e));
-        rc = -1;
-        goto out;
-    }
-    log_info("feed", "reading %d partitions of %s", n, f->topic);
-    f->n_assigned = n;
-out:
-    if (parts) rd_kafka_topic_partition_list_destroy(parts);
     if (md) rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+/* Assigns partitions that appeared since the last call: the catalog's from
+ * the start, the control topic's from the end (only commands sent from now
+ * on count). Partitions already assigned keep their positions. Returns 0,
+ * or -1 when metadata could not be had (retried later). */
+static int feed_assign(feed *f) {
+    rd_kafka_topic_partition_list_t *parts;
+    rd_kafka_resp_err_t e;
+    int n[FEED_NTOPICS], changed = 0, rc = 0;
+
+    for (int t = 0; t < FEED_NTOPICS; t++) {
+        n[t] = f->topics[t].name ? feed_partitions(f, f->topics[t].name) : 0;
+        /* Without the catalog there is nothing to serve; without the
+         * control topic, only reload commands are missed until it exists. */
+        if (n[t] < 0 && t == 0) return -1;
+        if (n[t] < 0) n[t] = f->topics[t].assigned;
+        changed |= n[t] > f->topics[t].assigned;
+    }
+    if (!changed) return 0;
+    parts = rd_kafka_topic_partition_list_new(n[0] + n[1]);
+    for (int t = 0; t < FEED_NTOPICS; t++)
+        for (int p = 0; p < n[t]; p++)
+            rd_kafka_topic_partition_list_add(parts, f->topics[t].name, p)->offset =
+                RD_KAFKA_OFFSET_INVALID;
+    rd_kafka_position(f->rk, parts);
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        int t = strcmp(tp->topic, f->topics[0].name) == 0 ? 0 : 1;
+        if (tp->partition >= f->topics[t].assigned || tp->offset < 0)
+            tp->offset = f->topics[t].start;
+    }
+    e = rd_kafka_assign(f->rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (e) {
+        log_warn("feed", "assigning partitions: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    for (int t = 0; t < FEED_NTOPICS; t++) {
+        if (n[t] > f->topics[t].assigned)
+            log_info("feed", "reading %d partitions of %s", n[t], f->topics[t].name);
+        f->topics[t].assigned = n[t];
+    }
     return rc;
+}
+
+/* Loads the newest valid snapshot in the snapshot directory unless it is
+ * the one loaded already. A corrupt or unreadable one is refused with a
+ * logged reason and the current one stays. */
+static void feed_reload(feed *f) {
+    embed_snapshot snap;
+    char err[512], current[256];
+    if (!f->snapshot_dir) {
+        log_warn("feed", "index reload asked for, but serve has no --snapshots directory");
+        return;
+    }
+    if (embed_snapshot_load_newest(f->snapshot_dir, &snap, 0, err) != 0) {
+        log_error("feed", "index reload refused, keeping the current index: %s", err);
+        return;
+    }
+    if (catalog_snapshot_version(f->cat, current, sizeof(current)) &&
+        strcmp(current, snap.version) == 0) {
+        log_info("feed", "index reload: already serving %s", current);
+    } else if (catalog_load_snapshot(f->cat, &snap, err, sizeof(err)) != 0) {
+        log_error("feed", "index reload to %s failed, keeping the current index: %s",
+                  snap.version, err);
+    } else {
+        log_info("feed", "index reloaded: now serving snapshot %s", snap.version);
+        atomic_fetch_add(&f->reloads, 1);
+    }
+    embed_snapshot_free(&snap);
+}
+
+/* A message on the control topic: "index reload" is the one command. */
+static void feed_control(feed *f, const rd_kafka_message_t *m) {
+    static const char reload[] = "index reload";
+    if (m->len == sizeof(reload) - 1 && memcmp(m->payload, reload, m->len) == 0)
+        feed_reload(f);
+    else
+        log_warn("feed", "unknown control command at %s[%d]@%lld ignored",
+                 rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset);
 }
 
 static void *feed_main(void *arg) {
@@ -145,16 +208,20 @@ static void *feed_main(void *arg) {
         if (clock_mono_ms() >= next_refresh) {
             /* Until the first assignment works, retry every second. */
             next_refresh = clock_mono_ms() +
-                           (feed_assign(f) == 0 && f->n_assigned ? FEED_REFRESH_MS : 1000);
+                           (feed_assign(f) == 0 && f->topics[0].assigned ? FEED_REFRESH_MS
+                                                                         : 1000);
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(f->rk, 100);
         if (!m) continue;
+        int control = m->rkt && strcmp(rd_kafka_topic_name(m->rkt), f->topics[0].name);
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (m->partition >= 0 && m->partition < FEED_MAX_PARTITIONS)
+            if (!control && m->partition >= 0 && m->partition < FEED_MAX_PARTITIONS)
                 f->at_end[m->partition] = 1;
             feed_check_ready(f);
         } else if (m->err) {
             log_warn("feed", "consumer: %s", rd_kafka_message_errstr(m));
+        } else if (control) {
+            feed_control(f, m);
         } else {
             feed_apply(f, m);
         }
@@ -163,23 +230,43 @@ static void *feed_main(void *arg) {
     return NULL;
 }
 
-int feed_start(const char *brokers, const char *topic, catalog *c, feed **out,
-               char *err, size_t errlen) {
+void feed_config_default(feed_config *cfg) {
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->topic = KAFKA_TOPIC_CATALOG;
+    cfg->control_topic = KAFKA_TOPIC_CONTROL;
+}
+
+static void feed_free(feed *f) {
+    if (!f) return;
+    if (f->rk) {
+        rd_kafka_consumer_close(f->rk);
+        rd_kafka_destroy(f->rk);
+    }
+    for (int t = 0; t < FEED_NTOPICS; t++) free(f->topics[t].name);
+    free(f->snapshot_dir);
+    free(f);
+}
+
+int feed_start(const feed_config *cfg, catalog *c, feed **out, char *err, size_t errlen) {
     char why[512], group[96];
     rd_kafka_conf_t *conf = NULL;
     feed *f = calloc(1, sizeof(*f));
 
     *out = NULL;
-    if (!f || !(f->topic = strdup(topic))) {
+    if (!f || !(f->topics[0].name = strdup(cfg->topic)) ||
+        (cfg->control_topic && !(f->topics[1].name = strdup(cfg->control_topic))) ||
+        (cfg->snapshot_dir && !(f->snapshot_dir = strdup(cfg->snapshot_dir)))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    f->topics[0].start = RD_KAFKA_OFFSET_BEGINNING;
+    f->topics[1].start = RD_KAFKA_OFFSET_END;
     f->cat = c;
     /* librdkafka wants a group.id even for assign(); nothing is committed
      * under it and no group is ever joined. */
     snprintf(group, sizeof(group), "aisle-serve-%d-%lx", (int)getpid(),
              (unsigned long)(uintptr_t)f);
-    conf = kafka_conf_new(brokers, err, errlen);
+    conf = kafka_conf_new(cfg->brokers, err, errlen);
     if (!conf || kafka_conf_set(conf, "group.id", group, err, errlen) ||
         kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) ||
         kafka_conf_set(conf, "enable.partition.eof", "true", err, errlen))
@@ -199,12 +286,7 @@ int feed_start(const char *brokers, const char *topic, catalog *c, feed **out,
     return 0;
 fail:
     if (conf) rd_kafka_conf_destroy(conf);
-    if (f && f->rk) {
-        rd_kafka_consumer_close(f->rk);
-        rd_kafka_destroy(f->rk);
-    }
-    if (f) free(f->topic);
-    free(f);
+    feed_free(f);
     return -1;
 }
 
@@ -213,14 +295,12 @@ int feed_ready(void *f) { return atomic_load(&((feed *)f)->ready); }
 void feed_get_stats(feed *f, feed_stats *out) {
     out->applied = atomic_load(&f->applied);
     out->rejected = atomic_load(&f->rejected);
+    out->reloads = atomic_load(&f->reloads);
 }
 
 void feed_stop(feed *f) {
     if (!f) return;
     atomic_store(&f->stop, 1);
     pthread_join(f->thread, NULL);
-    rd_kafka_consumer_close(f->rk);
-    rd_kafka_destroy(f->rk);
-    free(f->topic);
-    free(f);
+    feed_free(f);
 }

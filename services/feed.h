@@ -4,7 +4,12 @@
  * consumer group, nothing committed), so each holds the full catalog. A
  * message that does not parse, or whose item is invalid (an embedding of
  * the wrong length, say), is skipped with a logged reason; a message with
- * no value (a tombstone) deletes the item named by its key. */
+ * no value (a tombstone) deletes the item named by its key.
+ *
+ * The same thread reads the control topic from its end: "index reload"
+ * loads the newest valid snapshot from the snapshot directory into the
+ * catalog (see catalog_load_snapshot). Catalog events wait while it builds,
+ * so none is lost or applied to the wrong index; requests go on. */
 #ifndef AISLE_FEED_H
 #define AISLE_FEED_H
 
@@ -18,12 +23,22 @@ typedef struct feed feed;
 typedef struct feed_stats {
     uint64_t applied;  /* upserts and deletes */
     uint64_t rejected; /* skipped with a reason */
+    uint64_t reloads;  /* snapshots swapped in on command */
 } feed_stats;
 
-/* Starts consuming topic from brokers into c (borrowed; must outlive the
- * feed) on a thread of its own. Returns 0, or -1 with err set. */
-int feed_start(const char *brokers, const char *topic, catalog *c, feed **out,
-               char *err, size_t errlen);
+typedef struct feed_config {
+    const char *brokers;
+    const char *topic;         /* default aisle.catalog */
+    const char *control_topic; /* default aisle.control; NULL = none */
+    const char *snapshot_dir;  /* where reloads look; NULL = none */
+} feed_config;
+
+/* Topics default, the rest NULL. */
+void feed_config_default(feed_config *cfg);
+
+/* Starts consuming into c (borrowed; must outlive the feed) on a thread of
+ * its own. Returns 0, or -1 with err set. */
+int feed_start(const feed_config *cfg, catalog *c, feed **out, char *err, size_t errlen);
 /* Non-zero once every assigned partition has been read to its end at least
  * once: the catalog is as fresh as the topic. Takes a feed*, as a callback. */
 int feed_ready(void *f);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "embed/cli.h"
+#include "embed/snapshot.h"
 #include "model/cli.h"
 #include "services/cli.h"
 #include "services/clock.h"
@@ -33,6 +34,7 @@ static const char main_usage[] =
     "  embed       offline embedding jobs: 'embed train', 'embed eval'\n"
     "  generate    write text with a llama2.c or GGUF model\n"
     "  model       model files: 'model convert' (llama2.c checkpoint to GGUF)\n"
+    "  ctl         operator commands to running servers: 'ctl index reload'\n"
     "\n"
     "'aisle COMMAND --help' explains each command's flags.\n";
 
@@ -57,6 +59,8 @@ static const char serve_usage[] =
     "  --kafka-brokers LIST   Kafka bootstrap servers, HOST:PORT[,HOST:PORT...] (required)\n"
     "  --redis HOST:PORT      Redis that holds the profiles (required)\n"
     "  --dim N                embedding length of catalog items (default 32)\n"
+    "  --snapshots DIR        load the newest valid embedding snapshot from DIR at start\n"
+    "                         (it sets the dimension) and on 'aisle ctl index reload'\n"
     "  --ivf-threshold N      catalog size at which the exact index becomes IVF\n"
     "                         (default 20000; 0 keeps it exact)\n"
     "  --nprobe N             IVF lists searched per query (default lists/16, at least 8)\n"
@@ -75,10 +79,13 @@ static int main_serve(int argc, char **argv) {
         {"half-life-s", required_argument, 0, 'H'}, {"grace-ms", required_argument, 0, 'g'},
         {"log-level", required_argument, 0, 'L'},   {"help", no_argument, 0, 'h'},
         {"ivf-threshold", required_argument, 0, 'I'}, {"nprobe", required_argument, 0, 'P'},
+        {"snapshots", required_argument, 0, 'S'},
         {0, 0, 0, 0}};
     server_config sc = {.listen = "127.0.0.1:50051", .threads = 4};
     catalog_config cc;
-    const char *brokers = NULL, *topic = KAFKA_TOPIC_CATALOG;
+    feed_config fc;
+    embed_snapshot snap;
+    int have_snap = 0, dim_set = 0;
     long long v, grace = 10000;
     catalog *cat = NULL;
     feed *fd = NULL;
@@ -89,14 +96,17 @@ static int main_serve(int argc, char **argv) {
 
     profile_config_default(&sc.profile);
     catalog_config_default(&cc);
+    feed_config_default(&fc);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'l': sc.listen = optarg; break;
-        case 'k': brokers = optarg; break;
+        case 'k': fc.brokers = optarg; break;
         case 'r': sc.redis = optarg; break;
+        case 'S': fc.snapshot_dir = optarg; break;
         case 'd':
             if (cli_int("serve", "dim", optarg, 1, CATALOG_MAX_DIM, &v)) return CLI_EXIT_USAGE;
             cc.dim = (int)v;
+            dim_set = 1;
             break;
         case 'I':
             if (cli_int("serve", "ivf-threshold", optarg, 0, 1000000000, &v))
@@ -113,7 +123,7 @@ static int main_serve(int argc, char **argv) {
             if (cli_int("serve", "threads", optarg, 1, 256, &v)) return CLI_EXIT_USAGE;
             sc.threads = (int)v;
             break;
-        case 'c': topic = optarg; break;
+        case 'c': fc.topic = optarg; break;
         case 'H':
             if (cli_double("serve", "half-life-s", optarg, 1, 1e9, &sc.profile.half_life_s))
                 return CLI_EXIT_USAGE;
@@ -129,20 +139,41 @@ static int main_serve(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
-    if (!brokers) return cli_usage_error("serve", "--kafka-brokers is required");
+    if (!fc.brokers) return cli_usage_error("serve", "--kafka-brokers is required");
     if (!sc.redis) return cli_usage_error("serve", "--redis is required");
 
     stop = cli_stop_flag();
+    if (fc.snapshot_dir) {
+        if (embed_snapshot_load_newest(fc.snapshot_dir, &snap, 0, err) != 0) {
+            log_warn("serve", "no snapshot loaded (%s); serving catalog embeddings until "
+                     "an index reload", err);
+        } else if (dim_set && snap.model.dim != (uint32_t)cc.dim) {
+            int rc2 = cli_usage_error("serve", "--dim %d but snapshot %s has %u dimensions",
+                                      cc.dim, snap.version, snap.model.dim);
+            embed_snapshot_free(&snap);
+            return rc2;
+        } else {
+            have_snap = 1;
+            cc.dim = (int)snap.model.dim;
+        }
+    }
     if (catalog_new(&cc, &cat, err, sizeof(err)) ||
-        feed_start(brokers, topic, cat, &fd, err, sizeof(err)))
+        (have_snap && catalog_load_snapshot(cat, &snap, err, sizeof(err))))
         goto fail;
+    if (have_snap) {
+        log_info("serve", "serving snapshot %s (%u items, %u dimensions)", snap.version,
+                 snap.model.n_items, snap.model.dim);
+        embed_snapshot_free(&snap);
+        have_snap = 0;
+    }
+    if (feed_start(&fc, cat, &fd, err, sizeof(err))) goto fail;
     sc.ready = feed_ready;
     sc.ready_arg = fd;
     if (server_start(&sc, cat, &srv, err, sizeof(err))) goto fail;
     printf("aisle serve: listening on port %d\n", server_port(srv));
     fflush(stdout);
     log_info("serve", "gRPC on %s (port %d), catalog from %s, profiles in %s", sc.listen,
-             server_port(srv), topic, sc.redis);
+             server_port(srv), fc.topic, sc.redis);
     while (!atomic_load(stop)) clock_sleep_ms(100);
     log_info("serve", "shutting down: in-flight calls get %lld ms", grace);
     server_stop(srv, (int)grace);
@@ -151,6 +182,7 @@ static int main_serve(int argc, char **argv) {
     goto out;
 fail:
     log_error("serve", "%s", err);
+    if (have_snap) embed_snapshot_free(&snap);
 out:
     feed_stop(fd);
     catalog_free(cat);
@@ -307,6 +339,56 @@ out:
     return rc;
 }
 
+static const char ctl_usage[] =
+    "Usage: aisle ctl index reload --kafka-brokers LIST [FLAGS]\n"
+    "\n"
+    "Operator commands, sent to every serve replica over the control topic.\n"
+    "  index reload   load the newest valid snapshot from each replica's --snapshots\n"
+    "                 directory; replicas keep serving during the swap, and one whose\n"
+    "                 newest snapshot is corrupt keeps its current index\n"
+    "\n"
+    "  --kafka-brokers LIST    Kafka bootstrap servers (required)\n"
+    "  --control-topic NAME    control topic (default aisle.control)\n"
+    "  -h, --help              show this help\n";
+
+static int main_ctl(int argc, char **argv) {
+    static const struct option opts[] = {{"kafka-brokers", required_argument, 0, 'k'},
+                                         {"control-topic", required_argument, 0, 't'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *brokers = NULL, *topic = KAFKA_TOPIC_CONTROL;
+    static const char cmd[] = "index reload";
+    rd_kafka_t *rk;
+    rd_kafka_resp_err_t e;
+    char err[512];
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': brokers = optarg; break;
+        case 't': topic = optarg; break;
+        case 'h': fputs(ctl_usage, stdout); return 0;
+        default: return cli_usage_error("ctl", "unknown or incomplete flag");
+        }
+    }
+    if (argc - optind != 2 || strcmp(argv[optind], "index") || strcmp(argv[optind + 1], "reload"))
+        return cli_usage_error("ctl", "the command is 'index reload'");
+    if (!brokers) return cli_usage_error("ctl", "--kafka-brokers is required");
+    if (!(rk = kafka_producer_new(brokers, err, sizeof(err)))) {
+        log_error("ctl", "%s", err);
+        return 1;
+    }
+    e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE((void *)cmd, sizeof(cmd) - 1),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (!e) e = rd_kafka_flush(rk, 10000);
+    rd_kafka_destroy(rk);
+    if (e) {
+        log_error("ctl", "sending to %s: %s", topic, rd_kafka_err2str(e));
+        return 1;
+    }
+    printf("sent 'index reload' to %s\n", topic);
+    return 0;
+}
+
 /* `aisle embed train|eval` and `aisle model convert`: argv[0] is the group
  * name; the module's entry point wants its own subcommand first. */
 static int main_embed(int argc, char **argv) { return embed_cli_main(argc - 1, argv + 1); }
@@ -325,7 +407,7 @@ int main(int argc, char **argv) {
         {"serve", main_serve},   {"ingest", main_ingest},         {"demo", demo_main},
         {"synth", main_synth},   {"kafka-mock", mockctl_main},
         {"embed", main_embed},   {"generate", model_cli_generate},
-        {"model", main_model},
+        {"model", main_model},   {"ctl", main_ctl},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {

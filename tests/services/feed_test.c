@@ -64,8 +64,10 @@ static void test_feed_applies_and_skips(void) {
     produce_raw("junk", "\xff\xff\xff", 3); /* not a CatalogItem: skipped */
     TEST_REQUIRE(rd_kafka_flush(producer, 10000) == 0);
 
-    TEST_REQUIRE(feed_start(kafka_mock_bootstraps(mock), KAFKA_TOPIC_CATALOG, c, &f, err,
-                            sizeof(err)) == 0);
+    feed_config fc;
+    feed_config_default(&fc);
+    fc.brokers = kafka_mock_bootstraps(mock);
+    TEST_REQUIRE(feed_start(&fc, c, &f, err, sizeof(err)) == 0);
     TEST_CHECK(wait_until(f, 7, 2));
     catalog_read_begin(c);
     TEST_CHECK(catalog_count(c) == 2);
@@ -100,8 +102,11 @@ static void test_bad_topic_is_not_ready(void) {
     char err[256];
     catalog_config_default(&cfg);
     TEST_REQUIRE(catalog_new(&cfg, &c, err, sizeof(err)) == 0);
-    TEST_REQUIRE(feed_start(kafka_mock_bootstraps(mock), "no.such.topic", c, &f, err,
-                            sizeof(err)) == 0);
+    feed_config fc;
+    feed_config_default(&fc);
+    fc.brokers = kafka_mock_bootstraps(mock);
+    fc.topic = "no.such.topic";
+    TEST_REQUIRE(feed_start(&fc, c, &f, err, sizeof(err)) == 0);
     clock_sleep_ms(300);
     TEST_CHECK(!feed_ready(f));
     feed_stop(f);
