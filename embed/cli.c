@@ -3,6 +3,7 @@
  * and memory summary. All real work lives in the other modules. */
 #include "embed/cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -316,9 +317,95 @@ done:
     return rc;
 }
 
+/* Writes d in the LightGCN format ("user item item ..."), one line per user
+ * with items, through the id tables. Returns 0, or -1 with err set. */
+static int write_lightgcn(const char *path, const embed_data *d, const embed_idmap *users,
+                          const embed_idmap *items, char *err) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        embed_err_set(err, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    for (uint32_t u = 0; u < d->n_users; u++) {
+        if (d->off[u] == d->off[u + 1]) continue;
+        fputs(users->names[u], f);
+        for (uint64_t e = d->off[u]; e < d->off[u + 1]; e++) fprintf(f, " %s", items->names[d->item[e]]);
+        fputc('\n', f);
+    }
+    if (ferror(f) | fclose(f)) {
+        embed_err_set(err, "%s: write failed", path);
+        return -1;
+    }
+    return 0;
+}
+
+static void split_usage(void) {
+    fprintf(stderr, "usage: aisle embed split --input FILE [--format lightgcn|tsv|csv]\n"
+                    "         --holdout FRAC --seed S --train-out FILE --test-out FILE\n"
+                    "Writes the same train/validation carve that train and eval make with\n"
+                    "--holdout, as LightGCN-format files (for replaying the train part).\n");
+}
+
+int embed_cli_split(int argc, char **argv) {
+    enum { OPT_TRAIN_OUT = 300, OPT_TEST_OUT };
+    static const struct option opts[] = {
+        {"input", required_argument, 0, 'i'},           {"format", required_argument, 0, OPT_FORMAT},
+        {"holdout", required_argument, 0, OPT_HOLDOUT}, {"seed", required_argument, 0, OPT_SEED},
+        {"train-out", required_argument, 0, OPT_TRAIN_OUT},
+        {"test-out", required_argument, 0, OPT_TEST_OUT},
+        {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0},
+    };
+    const char *input = NULL, *fmtname = NULL, *train_out = NULL, *test_out = NULL;
+    double frac = 0;
+    uint32_t seed = 1;
+    embed_format fmt;
+    embed_idmap users, items;
+    embed_data train = {0}, test = {0};
+    char err[EMBED_ERR_LEN];
+    int c, rc = 1;
+    optind = 0;
+    opterr = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'i': input = optarg; break;
+        case OPT_FORMAT: fmtname = optarg; break;
+        case OPT_HOLDOUT: bad = parse_double(optarg, &frac) || frac <= 0 || frac >= 1; break;
+        case OPT_SEED: bad = parse_u32(optarg, &seed); break;
+        case OPT_TRAIN_OUT: train_out = optarg; break;
+        case OPT_TEST_OUT: test_out = optarg; break;
+        case 'h': split_usage(); return 0;
+        default: split_usage(); return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "embed split: bad value: %s\n", optarg);
+            return 2;
+        }
+    }
+    if (!input || !train_out || !test_out || frac <= 0 || optind != argc ||
+        pick_format(fmtname, input, &fmt) != 0) {
+        split_usage();
+        return 2;
+    }
+    embed_idmap_init(&users);
+    embed_idmap_init(&items);
+    if (load_split(input, fmt, frac, seed, &users, &items, &train, &test, err) != 0 ||
+        write_lightgcn(train_out, &train, &users, &items, err) != 0 ||
+        write_lightgcn(test_out, &test, &users, &items, err) != 0)
+        fprintf(stderr, "embed split: %s\n", err);
+    else
+        rc = 0;
+    embed_data_free(&train);
+    embed_data_free(&test);
+    embed_idmap_free(&users);
+    embed_idmap_free(&items);
+    return rc;
+}
+
 int embed_cli_main(int argc, char **argv) {
+    if (argc >= 1 && strcmp(argv[0], "split") == 0) return embed_cli_split(argc, argv);
     if (argc >= 1 && strcmp(argv[0], "train") == 0) return embed_cli_train(argc, argv);
     if (argc >= 1 && strcmp(argv[0], "eval") == 0) return embed_cli_eval(argc, argv);
-    fprintf(stderr, "usage: aisle embed train|eval [options]   (--help for each)\n");
+    fprintf(stderr, "usage: aisle embed train|eval|split [options]   (--help for each)\n");
     return 2;
 }

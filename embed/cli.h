@@ -14,6 +14,7 @@
 
 int embed_cli_train(int argc, char **argv);
 int embed_cli_eval(int argc, char **argv);
+int embed_cli_split(int argc, char **argv);
 
 /* "train" or "eval" followed by its arguments (argv[0] is the subcommand). */
 int embed_cli_main(int argc, char **argv);

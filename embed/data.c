@@ -65,7 +65,7 @@ static const struct {
     float weight;
 } data_kinds[] = {
     {"unspecified", 1.0f}, {"view", 1.0f},           {"click", 2.0f},
-    {"add_to_cart", 4.0f}, {"purchase", 8.0f},       {"like", 4.0f},
+    {"add_to_cart", 4.0f}, {"purchase", 8.0f},       {"like", 3.0f},
     {"follow_creator", 0}, {"dismiss", 0},
 };
 
