@@ -1,0 +1,153 @@
+#!/usr/bin/python3
+"""aisle ingest and aisle serve on a local three-master Redis Cluster (real
+redis-server processes with cluster mode on loopback ports): profiles are
+spread over the masters, each user's keys in one slot, and they equal the
+reference computed from the produced signals. Then one user's slot is
+migrated from its master to another while signals keep coming: during the
+migration the old master answers ASK (the importing master sees ASKING),
+after it MOVED; nothing is lost or counted twice."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import grpc
+from confluent_kafka import Producer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import aisle_env  # noqa: E402
+import ingest_support as sup  # noqa: E402
+
+ITEMS = ["item-%d" % i for i in range(20)]
+USERS = ["cl-user-%d" % i for i in range(40)]
+
+
+class ClusterTest(unittest.TestCase):
+    def setUp(self):
+        self.pb, self.ev = aisle_env.protos()
+        self.procs = aisle_env.Procs()
+        self.dir = tempfile.mkdtemp(prefix="aisle-cluster-")
+        self.ports = []
+        try:
+            self.start_cluster()
+            _, self.brokers = self.procs.kafka()
+            self.producer = Producer({"bootstrap.servers": self.brokers, "linger.ms": 5})
+            for i, item in enumerate(ITEMS):
+                msg = self.ev.CatalogItem(item_id=item, title=item, creator_id="c",
+                                          category="cat-%d" % (i % 3), brand="brand-%d" % (i % 2),
+                                          price_cents=100, in_stock=True,
+                                          embedding=[1.0, float(i), 0.0, 1.0])
+                self.producer.produce("aisle.catalog", key=item, value=msg.SerializeToString())
+            self.producer.flush(10)
+            seed = "127.0.0.1:%d" % self.ports[0]
+            common = ["--half-life-s", sup.HALF_LIFE]
+            _, addr = self.procs.serve(self.brokers, seed, 4, common)
+            self.procs.ingest(self.brokers, seed, common)
+            self.reader = sup.ProfileReader(grpc, self.pb, addr)
+        except Exception:
+            self.procs.close()
+            raise
+
+    def tearDown(self):
+        self.reader.close()
+        unclean = self.procs.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.assertEqual(unclean, [], "processes did not stop cleanly")
+
+    def start_cluster(self):
+        for _ in range(3):
+            port = aisle_env.free_port()
+            while port + 10000 > 65535:  # the cluster bus listens at port + 10000
+                port = aisle_env.free_port()
+            self.procs.start("redis-%d" % port, [
+                "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--cluster-enabled", "yes", "--cluster-config-file",
+                os.path.join(self.dir, "nodes-%d.conf" % port), "--dir", self.dir])
+            self.procs.procs[-1].name = "redis"  # a killed server is no failure
+            aisle_env.wait_for(lambda: aisle_env._redis_ping(port), 10, "redis-server")
+            self.ports.append(port)
+        subprocess.run(["redis-cli", "--cluster", "create"] +
+                       ["127.0.0.1:%d" % p for p in self.ports] +
+                       ["--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=60)
+        aisle_env.wait_for(lambda: all("cluster_state:ok" in sup.redis_cli(p, "CLUSTER", "INFO")
+                                       for p in self.ports), 20, "the cluster to be ok")
+
+    def produce(self, ref, signals):
+        for s in signals:
+            ref.add(s)
+            self.producer.produce("aisle.signals", key=s.user_id, value=s.SerializeToString())
+        self.producer.flush(10)
+
+    def wait_equal(self, ref, what):
+        deadline = time.time() + 30
+        while True:
+            bad = self.reader.mismatches(ref)
+            if not bad:
+                return
+            if time.time() > deadline:
+                self.fail("%s: %d users differ, e.g. %s" % (what, len(bad), bad[:3]))
+            time.sleep(0.2)
+
+    def owner(self, slot):
+        """(port, node id) of the master serving slot."""
+        for p in self.ports:
+            for line in sup.redis_cli(p, "CLUSTER", "NODES"):
+                f = line.split()
+                if "myself" in f[2] and "master" in f[2]:
+                    for r in f[8:]:
+                        lo, _, hi = r.partition("-")
+                        if not r.startswith("[") and int(lo) <= slot <= int(hi or lo):
+                            return p, f[0]
+        raise AssertionError("no master serves slot %d" % slot)
+
+    def errorstat(self, port, name):
+        for line in sup.redis_cli(port, "INFO", "errorstats"):
+            if line.startswith("errorstat_%s:count=" % name):
+                return int(line.split("=")[1])
+        return 0
+
+    def test_profiles_spread_and_survive_slot_migration(self):
+        ref = sup.Reference()
+        self.produce(ref, sup.make_signals(self.ev, 600, USERS, ITEMS, seed=1))
+        self.wait_equal(ref, "before migration")
+        # Every master holds some users' keys.
+        for p in self.ports:
+            self.assertGreater(int(sup.redis_cli(p, "DBSIZE")[0]), 0, "master %d is empty" % p)
+        # Categories and brands were learned from the catalog topic.
+        user = USERS[0]
+        cats = sup.redis_cli(self.ports[0], "ZRANGE", "aisle:u:{%s}:categories" % user, 0, -1,
+                             cluster=True)
+        self.assertTrue(cats and all(c.startswith("cat-") for c in cats), cats)
+
+        slot = int(sup.redis_cli(self.ports[0], "CLUSTER", "KEYSLOT", "{%s}" % user)[0])
+        src, src_id = self.owner(slot)
+        dst = next(p for p in self.ports if p != src)
+        dst_id = sup.redis_cli(dst, "CLUSTER", "MYID")[0]
+        sup.redis_cli(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        sup.redis_cli(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        keys = sup.redis_cli(src, "CLUSTER", "GETKEYSINSLOT", slot, 1000)
+        self.assertGreater(len(keys), 3)
+        sup.redis_cli(src, "MIGRATE", "127.0.0.1", dst, "", 0, 5000, "KEYS", *keys)
+        ask_before = self.errorstat(src, "ASK")
+
+        # Mid-migration: the old master sends the user's commands on (ASK).
+        self.produce(ref, sup.make_signals(self.ev, 40, [user], ITEMS, seed=2))
+        self.wait_equal(ref, "during migration")
+        self.assertGreater(self.errorstat(src, "ASK"), ask_before, "no ASK was followed")
+
+        for p in self.ports:
+            sup.redis_cli(p, "CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        moved_before = self.errorstat(src, "MOVED")
+        self.produce(ref, sup.make_signals(self.ev, 200, USERS, ITEMS, seed=3))
+        self.wait_equal(ref, "after migration")
+        self.assertGreater(self.errorstat(src, "MOVED"), moved_before, "no MOVED was followed")
+        self.assertEqual(int(sup.redis_cli(src, "CLUSTER", "COUNTKEYSINSLOT", slot)[0]), 0)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,112 @@
+"""Support for the ingest fault and cluster tests: a generated signal log,
+the profiles it must produce computed independently of Aisle, Redis
+commands through redis-cli, and profile reads over gRPC.
+
+The reference model is the one README describes: kind weights (view 1,
+click 2, add-to-cart 4, purchase 8, like 3, follow 5, dismiss 4) times the
+signal's multiplier; an item event adds a quarter of that to its creator, a
+follow all of it, a dismissal goes to the dismissed set only. Tests run
+ingest and serve with a half-life of 1e9 s, so decay over a test's minute
+changes weights by less than 1e-7 and the sums can be compared directly."""
+
+import random
+import subprocess
+import time
+import uuid
+from collections import defaultdict
+
+HALF_LIFE = "1000000000"
+KIND_WEIGHTS = {1: 1.0, 2: 2.0, 3: 4.0, 4: 8.0, 5: 3.0, 6: 5.0, 7: 4.0}
+FOLLOW, DISMISS = 6, 7
+
+
+class Reference:
+    """Expected profiles, from the events the test produced (each counted
+    once however often it is delivered)."""
+
+    def __init__(self):
+        self.items = defaultdict(lambda: defaultdict(float))
+        self.creators = defaultdict(lambda: defaultdict(float))
+        self.dismissed = defaultdict(lambda: defaultdict(float))
+        self.events = {}
+
+    def add(self, s):
+        if s.event_id in self.events:
+            return
+        self.events[s.event_id] = s
+        w = KIND_WEIGHTS[s.kind] * (s.weight or 1.0)
+        if s.kind == FOLLOW:
+            self.creators[s.user_id][s.creator_id] += w
+        elif s.kind == DISMISS:
+            self.dismissed[s.user_id][s.item_id] += w
+        else:
+            self.items[s.user_id][s.item_id] += w
+            self.creators[s.user_id][s.creator_id] += w / 4
+
+    def users(self):
+        return set(self.items) | set(self.creators) | set(self.dismissed)
+
+
+def make_signals(ev, n, users, items, seed):
+    """n random valid signals over users × items, each with a fresh id."""
+    rnd = random.Random(seed)
+    now = int(time.time() * 1000)
+    out = []
+    for i in range(n):
+        kind = rnd.choice(list(KIND_WEIGHTS))
+        item = rnd.choice(items)
+        out.append(ev.Signal(event_id=uuid.uuid4().hex, user_id=rnd.choice(users), kind=kind,
+                             item_id="" if kind == FOLLOW else item,
+                             creator_id="creator-%s" % item[-1], ts_ms=now - (n - i),
+                             weight=rnd.choice([0.0, 0.5, 2.0])))
+    return out
+
+
+def diff(profile, ref, user):
+    """What differs between a Profile message and the reference for user;
+    empty when they agree."""
+    def close(got, want):
+        if set(got) != set(want):
+            return "ids %s != %s" % (sorted(got), sorted(want))
+        bad = [k for k in want if abs(got[k] - want[k]) > 1e-6 * max(1.0, want[k])]
+        return "weights of %s: %s != %s" % (bad, [got[k] for k in bad],
+                                             [want[k] for k in bad]) if bad else ""
+    out = []
+    for name, got, want in (("items", profile.items, ref.items[user]),
+                            ("creators", profile.creators, ref.creators[user]),
+                            ("dismissed", profile.dismissed, ref.dismissed[user])):
+        d = close({e.id: e.weight for e in got}, dict(want))
+        if d:
+            out.append("%s %s: %s" % (user, name, d))
+    return "; ".join(out)
+
+
+def redis_cli(port, *args, cluster=False):
+    """Runs one Redis command with redis-cli; returns its output lines."""
+    argv = ["redis-cli", "-p", str(port)] + (["-c"] if cluster else []) + ["--raw"]
+    r = subprocess.run(argv + [str(a) for a in args], capture_output=True, text=True,
+                       timeout=30)
+    if r.returncode != 0:
+        raise RuntimeError("redis-cli %s: %s" % (" ".join(map(str, args)), r.stderr))
+    return r.stdout.splitlines()
+
+
+class ProfileReader:
+    """GetProfile over gRPC."""
+
+    def __init__(self, grpc, pb, addr):
+        self.pb = pb
+        self.channel = grpc.insecure_channel(addr)
+        self.call = self.channel.unary_unary(
+            "/aisle.v1.Recommender/GetProfile",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=pb.Profile.FromString)
+
+    def get(self, user):
+        return self.call(self.pb.GetProfileRequest(user_id=user), timeout=10)
+
+    def mismatches(self, ref):
+        return [d for d in (diff(self.get(u), ref, u) for u in sorted(ref.users())) if d]
+
+    def close(self):
+        self.channel.close()
