@@ -245,6 +245,15 @@ static void mv_scalar(const kern_mat *w, const kern_act *x, float *out,
 /* --------------------------------------------------------- AVX2 kernels */
 
 #ifdef KERN_X86
+/* Weights are read once per token from DRAM. In the int8 loops, which do
+ * more work per byte, the hardware prefetcher alone leaves the misses and
+ * the arithmetic serialized; asking for the data 4 KiB ahead keeps enough
+ * misses in flight to run near the streaming-read bandwidth (measured:
+ * ~90% instead of ~65% of it). The lighter fp32 loop does not gain from
+ * it. Prefetches never fault, so running past the end is harmless. */
+#define KERN_PREFETCH 4096
+#define KERN_PF(p) _mm_prefetch((const char *)(p) + KERN_PREFETCH, _MM_HINT_T0)
+
 KERN_AVX2 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v),
                           _mm256_extractf128_ps(v, 1));
@@ -322,6 +331,7 @@ KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
 
 #define KERN_LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
 
+
 /* The int8 row loops, instantiated for AVX2 and AVX-VNNI. Two groups per
  * step with separate accumulators keep two dependency chains in flight;
  * q8_row is inlined with a constant gs for the common sizes so the inner
@@ -334,6 +344,8 @@ KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
         size_t g = 0;                                                         \
         for (; g + 2 <= ng; g += 2) {                                         \
             __m256i s0 = _mm256_setzero_si256(), s1 = s0;                     \
+            for (size_t o = 0; o < 2 * gs; o += 64)                           \
+                KERN_PF(q + g * gs + o);                                      \
             for (size_t k = 0; k < gs; k += 32) {                             \
                 s0 = ACC32(s0, KERN_LOAD(q + g * gs + k),                     \
                            KERN_LOAD(xq + g * gs + k));                       \
@@ -382,6 +394,8 @@ KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
             for (; g + 2 <= nb; g += 2, b += 2 * KERN_Q8_0_BYTES) {           \
                 uint16_t d0, d1;                                              \
                 __m256i z = _mm256_setzero_si256();                           \
+                KERN_PF(b);                                                   \
+                KERN_PF(b + 64);                                              \
                 memcpy(&d0, b, 2);                                            \
                 memcpy(&d1, b + KERN_Q8_0_BYTES, 2);                          \
                 a0 = _mm256_fmadd_ps(                                         \
