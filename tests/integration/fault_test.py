@@ -1,0 +1,182 @@
+#!/usr/bin/python3
+"""aisle ingest under faults, on real parts: two workers in one group on the
+Kafka mock cluster (three brokers) and a real redis-server. While signals
+stream in, workers are killed with SIGKILL and replaced (their partitions
+move through rebalances), Redis is killed and restarted (workers pause,
+retry and resume by themselves), and malformed messages are mixed in.
+Afterwards every profile equals the reference computed here from the
+produced log (nothing lost, nothing counted twice) and the dead-letter
+topic holds exactly the bad messages."""
+
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+import grpc
+from confluent_kafka import Consumer, Producer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import aisle_env  # noqa: E402
+import ingest_support as sup  # noqa: E402
+
+ITEMS = ["item-%d" % i for i in range(30)]
+USERS = ["f-user-%d" % i for i in range(50)]
+N_GOOD = 3000
+COMMON = ["--half-life-s", sup.HALF_LIFE]
+
+
+class FaultTest(unittest.TestCase):
+    def setUp(self):
+        self.pb, self.ev = aisle_env.protos()
+        self.procs = aisle_env.Procs()
+        self.dir = tempfile.mkdtemp(prefix="aisle-fault-")
+        self.redis_port = aisle_env.free_port()
+        self.redis_addr = "127.0.0.1:%d" % self.redis_port
+        try:
+            self.redis = self.start_redis()
+            _, self.brokers = self.procs.start("kafka", [
+                aisle_env.aisle_binary(), "kafka-mock", "--brokers", "3", "--partitions", "6"],
+                "bootstrap=")
+            self.producer = Producer({"bootstrap.servers": self.brokers, "linger.ms": 5,
+                                      "enable.idempotence": True})
+            for i, item in enumerate(ITEMS):
+                msg = self.ev.CatalogItem(item_id=item, title=item, creator_id="c",
+                                          category="cat", price_cents=1, in_stock=True,
+                                          embedding=[1.0, float(i)])
+                self.producer.produce("aisle.catalog", key=item, value=msg.SerializeToString())
+            self.producer.flush(10)
+            _, addr = self.procs.serve(self.brokers, self.redis_addr, 2, COMMON)
+            self.reader = sup.ProfileReader(grpc, self.pb, addr)
+        except Exception:
+            self.procs.close()
+            raise
+
+    def tearDown(self):
+        self.reader.close()
+        unclean = self.procs.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.assertEqual(unclean, [], "processes did not stop cleanly")
+
+    def start_redis(self):
+        # Every write is on disk before it is acknowledged, so a SIGKILL
+        # loses nothing ingest was told had been written.
+        p, _ = self.procs.start("redis", [
+            "redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir])
+        aisle_env.wait_for(lambda: aisle_env._redis_ping(self.redis_port), 10, "redis-server")
+        return p
+
+    def kill(self, p):
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        self.procs.procs.remove(p)  # killed on purpose: not an unclean exit
+
+    def worker(self):
+        return self.procs.ingest(self.brokers, self.redis_addr, COMMON)
+
+    def bad_messages(self):
+        """(key, value) of messages ingest must refuse."""
+        now = int(time.time() * 1000)
+        bad = [(b"bad-garbage-%d" % i, b"\xff\xfe" + uuid.uuid4().bytes) for i in range(5)]
+        for i, fields in enumerate([dict(user_id=""), dict(kind=99), dict(weight=5000.0),
+                                    dict(ts_ms=5), dict(event_id="")]):
+            s = dict(event_id=uuid.uuid4().hex, user_id="u", kind=1, item_id="item-1",
+                     creator_id="c", ts_ms=now)
+            s.update(fields)
+            bad.append((b"bad-invalid-%d" % i, self.ev.Signal(**s).SerializeToString()))
+        bad.append((b"bad-empty", None))
+        return bad
+
+    def stream(self, ref, signals, bad, seconds):
+        """Produces signals (and the bad messages spread among them) over
+        about `seconds`."""
+        chunks = 40
+        per = len(signals) // chunks + 1
+        for c in range(chunks):
+            for s in signals[c * per:(c + 1) * per]:
+                ref.add(s)
+                self.producer.produce("aisle.signals", key=s.user_id, value=s.SerializeToString())
+            if c % (chunks // len(bad)) == 0 and bad:
+                k, v = bad.pop()
+                self.producer.produce("aisle.signals", key=k, value=v)
+            self.producer.poll(0)
+            time.sleep(seconds / chunks)
+        for k, v in bad:
+            self.producer.produce("aisle.signals", key=k, value=v)
+        self.producer.flush(30)
+
+    def dead_letters(self, want):
+        c = Consumer({"bootstrap.servers": self.brokers, "group.id": uuid.uuid4().hex,
+                      "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
+        c.subscribe(["aisle.signals.dlq"])
+        got = []
+        deadline = time.time() + 20
+        try:
+            while time.time() < deadline and len({k for k, _ in got}) < want:
+                m = c.poll(0.2)
+                if m is not None and not m.error():
+                    h = dict(m.headers() or [])
+                    got.append((m.key(), (h["aisle-origin-partition"],
+                                          h["aisle-origin-offset"])))
+        finally:
+            c.close()
+        return got
+
+    def test_kills_restarts_and_bad_input_lose_nothing_and_count_once(self):
+        ref = sup.Reference()
+        signals = sup.make_signals(self.ev, N_GOOD, USERS, ITEMS, seed=7)
+        bad = self.bad_messages()
+        bad_keys = {k for k, _ in bad}
+        workers = [self.worker(), self.worker()]
+        producer = threading.Thread(target=self.stream, args=(ref, signals, list(bad), 8))
+        producer.start()
+        try:
+            # Faults while the stream runs: each worker is killed mid-stream
+            # and replaced, and Redis dies and comes back in between.
+            for step, fault in enumerate(["kill0", "redis", "kill1", "kill0"]):
+                time.sleep(1.5)
+                if fault == "redis":
+                    self.kill(self.redis)
+                    time.sleep(1.0)
+                    self.redis = self.start_redis()
+                else:
+                    i = int(fault[-1])
+                    self.kill(workers[i])
+                    workers[i] = self.worker()
+        finally:
+            producer.join()
+
+        deadline = time.time() + 60
+        while True:
+            bad_users = self.reader.mismatches(ref)
+            if not bad_users:
+                break
+            if time.time() > deadline:
+                self.fail("%d users differ from the reference, e.g. %s" %
+                          (len(bad_users), bad_users[:3]))
+            time.sleep(0.5)
+
+        letters = self.dead_letters(len(bad_keys))
+        self.assertEqual({k for k, _ in letters}, bad_keys)
+        # A worker killed between sending a dead letter and committing sends
+        # it again after the replay: the same origin offset, never another.
+        self.assertEqual(len({o for _, o in letters}), len(bad_keys))
+        print("dead letters: %d for %d bad messages" % (len(letters), len(bad_keys)),
+              file=sys.stderr)
+        for p in workers:  # SIGTERM: finish, commit, leave the group, exit 0
+            self.assertEqual(self.procs.stop(p), 0, self.procs.log(p))
+        self.assertIn("stats: consumed", self.procs.log(workers[0]))
+        logs = "".join(open(os.path.join(self.procs.logdir, f), errors="replace").read()
+                       for f in os.listdir(self.procs.logdir) if f.startswith("ingest"))
+        print("ingest logs: %d Redis retries, %d resumes" % (logs.count("retrying in"),
+              logs.count("profile store is back")), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
