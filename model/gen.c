@@ -1,4 +1,5 @@
-/* gen.c — the sampling loop and the text stream handed to callbacks.
+/* gen.c — the sampling loop and the text stream (gen_text) handed to
+ * callbacks.
  *
  * Pieces pass through two stages before the callback: a UTF-8 assembler
  * (a token may carry one byte of a multi-byte character) and a stop-string
@@ -13,18 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-typedef struct gen_out {
-    char *buf; /* valid UTF-8 not yet handed to the callback */
-    size_t len, cap;
-    unsigned char seq[4]; /* incomplete character */
-    int seq_len, seq_need;
-    const gen_params *p;
-    gen_piece_fn cb;
-    void *ud;
-    int stopped; /* enum gen_stop once a stop string or callback ends it */
-    int oom;
-} gen_out;
 
 const char *gen_stop_name(int reason) {
     static const char *const names[] = {"none",     "budget",   "eos",
@@ -52,7 +41,7 @@ static int gen_interrupted(const gen_params *p) {
     return GEN_STOP_NONE;
 }
 
-static void out_put(gen_out *o, const void *p, size_t n) {
+static void text_put(gen_text *o, const void *p, size_t n) {
     if (n > o->cap - o->len) {
         size_t cap = o->cap ? o->cap : 64;
         char *nb;
@@ -70,40 +59,57 @@ static void out_put(gen_out *o, const void *p, size_t n) {
     o->len += n;
 }
 
-static void out_bad_seq(gen_out *o) {
+static void text_bad_seq(gen_text *o) {
     static const char fffd[] = "\xef\xbf\xbd";
-    out_put(o, fffd, 3);
+    text_put(o, fffd, 3);
     o->seq_len = o->seq_need = 0;
 }
 
 /* Feeds one byte through the UTF-8 assembler into buf. */
-static void out_byte(gen_out *o, unsigned char c) {
+/* Whether c may follow lead byte `lead` as the second byte: excludes
+ * overlong forms, UTF-16 surrogates and code points past U+10FFFF, which
+ * strict consumers (protobuf strings) reject. */
+static int text_second_ok(unsigned char lead, unsigned char c) {
+    switch (lead) {
+    case 0xe0: return c >= 0xa0;
+    case 0xed: return c < 0xa0;
+    case 0xf0: return c >= 0x90;
+    case 0xf4: return c < 0x90;
+    default: return 1;
+    }
+}
+
+static void text_byte(gen_text *o, unsigned char c) {
     if (c >= 0x80 && c < 0xc0) { /* continuation */
+        /* A bad second byte ends the lead's sequence and is then stray
+         * itself: one U+FFFD each, as the WHATWG decoder does. */
+        if (o->seq_len == 1 && !text_second_ok(o->seq[0], c))
+            text_bad_seq(o);
         if (!o->seq_need) {
-            out_bad_seq(o);
+            text_bad_seq(o);
             return;
         }
         o->seq[o->seq_len++] = c;
         if (o->seq_len == o->seq_need) {
-            out_put(o, o->seq, (size_t)o->seq_len);
+            text_put(o, o->seq, (size_t)o->seq_len);
             o->seq_len = o->seq_need = 0;
         }
         return;
     }
     if (o->seq_need)
-        out_bad_seq(o);
+        text_bad_seq(o);
     if (c < 0x80) {
-        out_put(o, &c, 1);
+        text_put(o, &c, 1);
     } else if (c >= 0xc2 && c <= 0xf4) {
         o->seq[0] = c;
         o->seq_len = 1;
         o->seq_need = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
     } else {
-        out_bad_seq(o);
+        text_bad_seq(o);
     }
 }
 
-static int out_emit(gen_out *o, size_t n) {
+static int text_emit(gen_text *o, size_t n) {
     if (!n)
         return 0;
     if (o->cb(o->ud, o->buf, n)) {
@@ -116,11 +122,11 @@ static int out_emit(gen_out *o, size_t n) {
 }
 
 /* Emits what can no longer be part of a stop string. */
-static void out_flush(gen_out *o, size_t old_len) {
+static void text_flush(gen_text *o, size_t old_len) {
     size_t hold = 0, first = o->len;
 
-    for (int i = 0; i < o->p->n_stop; i++) {
-        const char *st = o->p->stop[i];
+    for (int i = 0; i < o->n_stop; i++) {
+        const char *st = o->stop[i];
         size_t sl = strlen(st), from;
         if (!sl)
             continue;
@@ -140,25 +146,57 @@ static void out_flush(gen_out *o, size_t old_len) {
         }
     }
     if (first < o->len) {
-        if (!out_emit(o, first))
+        if (!text_emit(o, first))
             o->stopped = GEN_STOP_STRING;
         return;
     }
-    out_emit(o, o->len - hold);
+    text_emit(o, o->len - hold);
 }
 
-static void out_piece(gen_out *o, const char *piece, size_t n) {
+void gen_text_init(gen_text *o, const char *const *stop, int n_stop,
+                   gen_piece_fn cb, void *ud) {
+    memset(o, 0, sizeof *o);
+    o->stop = stop;
+    o->n_stop = n_stop;
+    o->cb = cb;
+    o->ud = ud;
+}
+
+int gen_text_push(gen_text *o, const char *piece, size_t n) {
     size_t old_len = o->len;
     unsigned char c = n ? (unsigned char)piece[0] : 0;
 
+    if (o->stopped)
+        return o->stopped;
     /* llama2.c's safe_printf: a lone control byte is not text. */
     if (n == 1 && c < 0x80 && !(c >= 0x20 && c < 0x7f) &&
         !(c >= '\t' && c <= '\r'))
-        return;
+        return 0;
     for (size_t i = 0; i < n; i++)
-        out_byte(o, (unsigned char)piece[i]);
-    if (!o->oom)
-        out_flush(o, old_len);
+        text_byte(o, (unsigned char)piece[i]);
+    if (o->oom)
+        return MODEL_ENOMEM;
+    text_flush(o, old_len);
+    return o->stopped;
+}
+
+int gen_text_finish(gen_text *o) {
+    int rc = o->stopped;
+
+    /* Held-back text was not a stop string after all: deliver it. */
+    if (!o->stopped && !o->oom) {
+        if (o->seq_need)
+            text_bad_seq(o);
+        if (!o->oom)
+            text_emit(o, o->len);
+        rc = o->stopped;
+    }
+    if (o->oom)
+        rc = MODEL_ENOMEM;
+    free(o->buf);
+    o->buf = NULL;
+    o->len = o->cap = 0;
+    return rc;
 }
 
 int gen_feed_tokens(model_session *s, const int *tokens, int n,
@@ -204,11 +242,11 @@ int gen_feed_text(model_session *s, const tok_tokenizer *t, const char *text,
 int gen_run(model_session *s, const tok_tokenizer *t, const gen_params *p,
             gen_piece_fn cb, void *ud, gen_stats *st) {
     const model_config *c = model_get_config(model_session_model(s));
-    gen_out o = {.p = p, .cb = cb, .ud = ud};
+    gen_text o;
     gen_stats local;
     sampler sam;
     int64_t t0 = gen_now_ns();
-    int rc, prev = model_session_last(s);
+    int rc, frc, prev = model_session_last(s);
 
     if (!st)
         st = &local;
@@ -219,6 +257,7 @@ int gen_run(model_session *s, const tok_tokenizer *t, const gen_params *p,
                       p->seed);
     if (rc)
         return rc == -ENOMEM ? MODEL_ENOMEM : MODEL_EINVAL;
+    gen_text_init(&o, p->stop, p->n_stop, cb, ud);
 
     for (;;) {
         const char *piece;
@@ -247,22 +286,16 @@ int gen_run(model_session *s, const tok_tokenizer *t, const gen_params *p,
         st->n_tokens++;
         piece = tok_decode(t, prev, next, &len);
         prev = next;
-        out_piece(&o, piece, len);
-        if (o.oom || o.stopped) {
-            st->reason = o.stopped;
+        rc = gen_text_push(&o, piece, len);
+        if (rc) {
+            st->reason = rc > 0 ? rc : GEN_STOP_NONE;
             break;
         }
     }
-    /* Held-back text was not a stop string after all: deliver it. */
-    if (!o.stopped && !o.oom) {
-        if (o.seq_need)
-            out_bad_seq(&o);
-        if (!o.oom)
-            out_emit(&o, o.len);
-    }
-    if (o.oom)
-        rc = MODEL_ENOMEM;
-    free(o.buf);
+    /* A callback stop while flushing changes nothing: it is over anyway. */
+    frc = gen_text_finish(&o);
+    if (rc >= 0)
+        rc = frc < 0 ? frc : 0;
     sampler_free(&sam);
     st->elapsed_ns = gen_now_ns() - t0;
     return rc;

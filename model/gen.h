@@ -62,6 +62,31 @@ typedef struct gen_stats {
 
 const char *gen_stop_name(int reason);
 
+/* The text stage between decoded pieces and the callback, usable on its
+ * own (gen_run uses one per call). Fields are private. */
+typedef struct gen_text {
+    char *buf; /* valid UTF-8 not yet handed to the callback */
+    size_t len, cap;
+    unsigned char seq[4]; /* incomplete character */
+    int seq_len, seq_need;
+    const char *const *stop;
+    int n_stop;
+    gen_piece_fn cb;
+    void *ud;
+    int stopped; /* GEN_STOP_STRING or GEN_STOP_CALLBACK once ended */
+    int oom;
+} gen_text;
+
+/* stop (n_stop strings, caller-owned, must outlive o) may be NULL. */
+void gen_text_init(gen_text *o, const char *const *stop, int n_stop,
+                   gen_piece_fn cb, void *ud);
+/* Adds a decoded piece; returns 0 to go on, GEN_STOP_STRING or
+ * GEN_STOP_CALLBACK once the stream has ended, or MODEL_ENOMEM. */
+int gen_text_push(gen_text *o, const char *piece, size_t len);
+/* Delivers held-back text (an unfinished character becomes U+FFFD) unless
+ * the stream ended, and frees o's buffer. Returns like gen_text_push. */
+int gen_text_finish(gen_text *o);
+
 /* Greedy, no budget, no deadline, no cancel flag, no stop strings. */
 void gen_params_init(gen_params *p);
 

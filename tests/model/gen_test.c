@@ -271,6 +271,69 @@ static void test_context_and_continuation(void) {
     model_session_free(s);
 }
 
+/* ------------------------------------------------------------ gen_text */
+
+static void test_text_stream_utf8(void) {
+    gen_text o;
+    sink k = {0};
+
+    gen_text_init(&o, NULL, 0, on_text, &k);
+    /* A character split over three byte tokens arrives whole. */
+    TEST_CHECK(gen_text_push(&o, "\xe2", 1) == 0 && k.n == 0);
+    TEST_CHECK(gen_text_push(&o, "\x82", 1) == 0 && k.n == 0);
+    TEST_CHECK(gen_text_push(&o, "\xac", 1) == 0);
+    TEST_CHECK_STR(k.s, "\xe2\x82\xac");
+    /* Stray continuation, truncated sequence, invalid lead: U+FFFD each. */
+    TEST_CHECK(gen_text_push(&o, "\x80", 1) == 0);
+    TEST_CHECK(gen_text_push(&o, "\xc3", 1) == 0);
+    TEST_CHECK(gen_text_push(&o, "a", 1) == 0);
+    TEST_CHECK(gen_text_push(&o, "\xff", 1) == 0);
+    /* A lone control byte is dropped; whitespace is text. */
+    TEST_CHECK(gen_text_push(&o, "\x01", 1) == 0);
+    TEST_CHECK(gen_text_push(&o, "\n", 1) == 0);
+    /* A surrogate (ED A0 80) is not UTF-8: one U+FFFD for the lead, one
+     * for each orphaned continuation byte. */
+    TEST_CHECK(gen_text_push(&o, "\xed\xa0\x80", 3) == 0);
+    TEST_CHECK(gen_text_push(&o, "\xf0\x9f", 2) == 0);
+    TEST_CHECK(gen_text_finish(&o) == 0);
+    TEST_CHECK_STR(k.s, "\xe2\x82\xac\xef\xbf\xbd\xef\xbf\xbd"
+                        "a\xef\xbf\xbd\n"
+                        "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                        "\xef\xbf\xbd");
+}
+
+static void test_text_stream_stops(void) {
+    static const char *const stops[] = {"END", "\n\n"};
+    gen_text o;
+    sink k = {0}, k2 = {0}, k3 = {0};
+
+    gen_text_init(&o, stops, 2, on_text, &k);
+    TEST_CHECK(gen_text_push(&o, "abcE", 4) == 0);
+    TEST_CHECK_STR(k.s, "abc"); /* "E" might start "END" */
+    TEST_CHECK(gen_text_push(&o, "x E", 3) == 0);
+    TEST_CHECK_STR(k.s, "abcEx ");
+    TEST_CHECK(gen_text_push(&o, "N", 1) == 0);
+    TEST_CHECK(gen_text_push(&o, "Dtail", 5) == GEN_STOP_STRING);
+    TEST_CHECK(gen_text_push(&o, "more", 4) == GEN_STOP_STRING);
+    TEST_CHECK(gen_text_finish(&o) == GEN_STOP_STRING);
+    TEST_CHECK_STR(k.s, "abcEx ");
+
+    /* Held text that never completes a stop string is delivered. */
+    gen_text_init(&o, stops, 2, on_text, &k2);
+    TEST_CHECK(gen_text_push(&o, "line\n", 5) == 0);
+    TEST_CHECK_STR(k2.s, "line");
+    TEST_CHECK(gen_text_finish(&o) == 0);
+    TEST_CHECK_STR(k2.s, "line\n");
+
+    /* The callback can end the stream. */
+    k3.stop_at = 2;
+    gen_text_init(&o, NULL, 0, on_text, &k3);
+    TEST_CHECK(gen_text_push(&o, "a", 1) == 0);
+    TEST_CHECK(gen_text_push(&o, "b", 1) == GEN_STOP_CALLBACK);
+    TEST_CHECK(gen_text_finish(&o) == GEN_STOP_CALLBACK);
+    TEST_CHECK(k3.calls == 2);
+}
+
 int main(void) {
     char err[256];
     if (tu_stories_dir()) {
@@ -291,5 +354,7 @@ int main(void) {
         model_free(m);
     }
     TEST_RUN(test_sampler_distribution);
+    TEST_RUN(test_text_stream_utf8);
+    TEST_RUN(test_text_stream_stops);
     return test_summary();
 }
