@@ -18,6 +18,7 @@
 #include "services/log.h"
 #include "services/mockctl.h"
 #include "services/server.h"
+#include "services/shop.h"
 #include "services/synth.h"
 
 static const char main_usage[] =
@@ -68,6 +69,10 @@ static const char serve_usage[] =
     "  --catalog-topic NAME   catalog topic (default aisle.catalog)\n"
     "  --half-life-s S        profile decay half-life, as given to ingest (default 604800)\n"
     "  --grace-ms MS          time in-flight calls get at shutdown (default 10000)\n"
+    "  --model PATH           language model (llama2.c or GGUF) that writes Shop answers;\n"
+    "                         without it a deterministic composer writes them\n"
+    "  --tokenizer PATH       llama2.c tokenizer.bin for --model (a GGUF model may carry its own)\n"
+    "  --model-threads N      threads per model step (default 1)\n"
     "  --log-level LEVEL      debug, info, warn or error (default info)\n"
     "  -h, --help             show this help\n";
 
@@ -80,8 +85,15 @@ static int main_serve(int argc, char **argv) {
         {"log-level", required_argument, 0, 'L'},   {"help", no_argument, 0, 'h'},
         {"ivf-threshold", required_argument, 0, 'I'}, {"nprobe", required_argument, 0, 'P'},
         {"snapshots", required_argument, 0, 'S'},
+        {"model", required_argument, 0, 'm'},       {"tokenizer", required_argument, 0, 'T'},
+        {"model-threads", required_argument, 0, 'M'},
         {0, 0, 0, 0}};
     server_config sc = {.listen = "127.0.0.1:50051", .threads = 4};
+    shop_config shc;
+    shop_engine engine = {0};
+    shop *sh = NULL;
+    const char *model_path = NULL, *tok_path = NULL;
+    long long model_threads = 1;
     catalog_config cc;
     feed_config fc;
     embed_snapshot snap;
@@ -131,6 +143,12 @@ static int main_serve(int argc, char **argv) {
         case 'g':
             if (cli_int("serve", "grace-ms", optarg, 0, 3600000, &grace)) return CLI_EXIT_USAGE;
             break;
+        case 'm': model_path = optarg; break;
+        case 'T': tok_path = optarg; break;
+        case 'M':
+            if (cli_int("serve", "model-threads", optarg, 1, 256, &model_threads))
+                return CLI_EXIT_USAGE;
+            break;
         case 'L':
             if (main_log_level("serve", optarg)) return CLI_EXIT_USAGE;
             break;
@@ -141,6 +159,7 @@ static int main_serve(int argc, char **argv) {
     if (optind < argc) return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
     if (!fc.brokers) return cli_usage_error("serve", "--kafka-brokers is required");
     if (!sc.redis) return cli_usage_error("serve", "--redis is required");
+    if (tok_path && !model_path) return cli_usage_error("serve", "--tokenizer needs --model");
 
     stop = cli_stop_flag();
     if (fc.snapshot_dir) {
@@ -169,6 +188,19 @@ static int main_serve(int argc, char **argv) {
     if (feed_start(&fc, cat, &fd, err, sizeof(err))) goto fail;
     sc.ready = feed_ready;
     sc.ready_arg = fd;
+    shop_config_default(&shc);
+    shc.redis = sc.redis;
+    shc.profile = sc.profile;
+    if (model_path) {
+        if (shop_engine_load(model_path, tok_path, (int)model_threads, &engine, err,
+                             sizeof(err)))
+            goto fail;
+        shc.engine = &engine;
+        log_info("serve", "Shop answers written by %s", model_path);
+    }
+    if (shop_new(&shc, &sh, err, sizeof(err))) goto fail;
+    sc.shop = shop_handle;
+    sc.shop_arg = sh;
     if (server_start(&sc, cat, &srv, err, sizeof(err))) goto fail;
     printf("aisle serve: listening on port %d\n", server_port(srv));
     fflush(stdout);
@@ -184,6 +216,8 @@ fail:
     log_error("serve", "%s", err);
     if (have_snap) embed_snapshot_free(&snap);
 out:
+    shop_free(sh);
+    shop_engine_free(&engine);
     feed_stop(fd);
     catalog_free(cat);
     return rc;
