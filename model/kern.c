@@ -111,6 +111,19 @@ static float kern_q8_0_scale(const uint8_t *block) {
 
 /* --------------------------------------------------------- quantization */
 
+void kern_softmax(float *x, int n) {
+    float max = x[0], sum = 0.0f;
+    for (int i = 1; i < n; i++)
+        if (x[i] > max)
+            max = x[i];
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    for (int i = 0; i < n; i++)
+        x[i] /= sum;
+}
+
 void kern_quantize(const float *x, int n, int gs, int8_t *q, float *s) {
     for (int g = 0; g < n / gs; g++) {
         const float *xg = x + (size_t)g * gs;
@@ -423,14 +436,27 @@ KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
 KERN_INT8_KERNELS(avx2, KERN_AVX2, KERN_ACC32_AVX2)
 KERN_INT8_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
 
-KERN_AVX2 static void axpy_avx2(float a, const float *x, float *y, int n) {
-    __m256 va = _mm256_set1_ps(a);
-    int j = 0;
-    for (; j + 8 <= n; j += 8)
-        _mm256_storeu_ps(y + j, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + j),
-                                                _mm256_loadu_ps(y + j)));
-    for (; j < n; j++)
-        y[j] += a * x[j];
+KERN_AVX2 static void scores_avx2(const float *q, const float *k,
+                                  size_t stride, int n, int hs, float div,
+                                  float *out) {
+    for (int t = 0; t < n; t++)
+        out[t] = dot_f32_avx2(q, k + (size_t)t * stride, hs) / div;
+}
+
+KERN_AVX2 static void mix_avx2(const float *w, const float *v, size_t stride,
+                               int n, int hs, float *out) {
+    memset(out, 0, (size_t)hs * sizeof *out);
+    for (int t = 0; t < n; t++) {
+        const float *vt = v + (size_t)t * stride;
+        __m256 a = _mm256_set1_ps(w[t]);
+        int j = 0;
+        for (; j + 8 <= hs; j += 8)
+            _mm256_storeu_ps(out + j,
+                             _mm256_fmadd_ps(a, _mm256_loadu_ps(vt + j),
+                                             _mm256_loadu_ps(out + j)));
+        for (; j < hs; j++)
+            out[j] += w[t] * vt[j];
+    }
 }
 #endif
 
@@ -462,21 +488,28 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
     mv_scalar(w, x, out, r0, r1);
 }
 
-float kern_dot(const float *a, const float *b, int n) {
-#ifdef KERN_X86
-    if (kern_level() >= KERN_AVX2_LEVEL)
-        return dot_f32_avx2(a, b, n);
-#endif
-    return dot_f32_scalar(a, b, n);
-}
-
-void kern_axpy(float a, const float *x, float *y, int n) {
+void kern_scores(const float *q, const float *k, size_t stride, int n,
+                 int hs, float div, float *out) {
 #ifdef KERN_X86
     if (kern_level() >= KERN_AVX2_LEVEL) {
-        axpy_avx2(a, x, y, n);
+        scores_avx2(q, k, stride, n, hs, div, out);
         return;
     }
 #endif
-    for (int j = 0; j < n; j++)
-        y[j] += a * x[j];
+    for (int t = 0; t < n; t++)
+        out[t] = dot_f32_scalar(q, k + (size_t)t * stride, hs) / div;
+}
+
+void kern_mix(const float *w, const float *v, size_t stride, int n, int hs,
+              float *out) {
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL) {
+        mix_avx2(w, v, stride, n, hs, out);
+        return;
+    }
+#endif
+    memset(out, 0, (size_t)hs * sizeof *out);
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < hs; j++)
+            out[j] += w[t] * v[(size_t)t * stride + j];
 }

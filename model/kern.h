@@ -58,8 +58,16 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
 /* Row `row` of w as floats (dequantized), cols values into dst. */
 void kern_mat_row(const kern_mat *w, int row, float *dst);
 
-float kern_dot(const float *a, const float *b, int n);
-void kern_axpy(float a, const float *x, float *y, int n); /* y += a*x */
+/* Attention for one head over n cached positions, k and v rows `stride`
+ * floats apart: out[t] = dot(q, k_t) / div, and out = sum_t w[t] * v_t
+ * (out overwritten, hs floats). */
+void kern_scores(const float *q, const float *k, size_t stride, int n,
+                 int hs, float div, float *out);
+void kern_mix(const float *w, const float *v, size_t stride, int n, int hs,
+              float *out);
+
+/* x[0..n) = exp(x - max) / sum, in place (n >= 1). */
+void kern_softmax(float *x, int n);
 
 /* Symmetric int8 quantization of n values (n % gs == 0): per group,
  * scale = max|x| / 127 and q = round(x / scale). */

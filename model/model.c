@@ -698,7 +698,7 @@ static void att_part(void *arg, int part, int nparts) {
     const model_config *c = &s->m->cfg;
     int hs = c->head_size, kv_mul = c->n_heads / c->n_kv_heads;
     int h0 = c->n_heads * part / nparts, h1 = c->n_heads * (part + 1) / nparts;
-    float scale = sqrtf((float)hs);
+    float root = sqrtf((float)hs); /* scores are divided by it, as run.c does */
 
     for (int h = h0; h < h1; h++) {
         const float *q = s->q + (size_t)h * hs;
@@ -706,24 +706,10 @@ static void att_part(void *arg, int part, int nparts) {
         float *xb = s->xb + (size_t)h * hs;
         size_t hoff = j->loff + (size_t)(h / kv_mul) * hs;
 
-        for (int t = 0; t <= j->pos; t++)
-            att[t] = kern_dot(q, s->kc + hoff + (size_t)t * c->kv_dim, hs) /
-                     scale;
-        {
-            float max = att[0], sum = 0.0f;
-            for (int t = 1; t <= j->pos; t++)
-                if (att[t] > max)
-                    max = att[t];
-            for (int t = 0; t <= j->pos; t++) {
-                att[t] = expf(att[t] - max);
-                sum += att[t];
-            }
-            for (int t = 0; t <= j->pos; t++)
-                att[t] /= sum;
-        }
-        memset(xb, 0, (size_t)hs * sizeof *xb);
-        for (int t = 0; t <= j->pos; t++)
-            kern_axpy(att[t], s->vc + hoff + (size_t)t * c->kv_dim, xb, hs);
+        kern_scores(q, s->kc + hoff, (size_t)c->kv_dim, j->pos + 1, hs, root,
+                    att);
+        kern_softmax(att, j->pos + 1);
+        kern_mix(att, s->vc + hoff, (size_t)c->kv_dim, j->pos + 1, hs, xb);
     }
 }
 

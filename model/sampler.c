@@ -4,8 +4,9 @@
  * probabilities never make a seeded run depend on qsort's tie order. */
 #include "model/sampler.h"
 
+#include "model/kern.h"
+
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 
 #define SAMPLER_SEED0 0x9e3779b97f4a7c15ull
@@ -46,19 +47,6 @@ int sampler_argmax(const float *v, int n) {
         if (v[i] > v[best])
             best = i;
     return best;
-}
-
-void sampler_softmax(float *x, int n) {
-    float max = x[0], sum = 0.0f;
-    for (int i = 1; i < n; i++)
-        if (x[i] > max)
-            max = x[i];
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
-    for (int i = 0; i < n; i++)
-        x[i] /= sum;
 }
 
 /* a ranks before b: more probable, or as probable with a smaller id. */
@@ -136,7 +124,7 @@ int sampler_sample(sampler *s, float *logits) {
         return sampler_argmax(logits, n);
     for (int i = 0; i < n; i++)
         logits[i] /= s->temperature;
-    sampler_softmax(logits, n);
+    kern_softmax(logits, n);
     coin = sampler_rand_f32(&s->rng);
 
     if (s->topk > 0 && s->topk < n) {

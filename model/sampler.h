@@ -36,7 +36,6 @@ void sampler_free(sampler *s);
 int sampler_sample(sampler *s, float *logits);
 
 int sampler_argmax(const float *v, int n);
-void sampler_softmax(float *x, int n);
 
 /* llama2.c's generator: xorshift64* upper bits, and a float in [0, 1). */
 uint32_t sampler_rand_u32(uint64_t *state);

@@ -124,24 +124,36 @@ static void test_matvec_all_levels(void) {
     }
 }
 
-static void test_dot_axpy_levels(void) {
-    float a[77], b[77], y[77], y2[77];
+static void test_attention_levels(void) {
+    enum { N = 9, HS = 13, STRIDE = 40 };
+    float q[HS], k[N * STRIDE], v[N * STRIDE], w[N], got[N], mix[HS];
     int top = kern_set_level(KERN_VNNI_LEVEL);
-    double want = 0;
 
-    for (int i = 0; i < 77; i++) {
-        a[i] = frand();
-        b[i] = frand();
-        want += (double)a[i] * b[i];
-        y[i] = y2[i] = frand();
+    for (int i = 0; i < HS; i++)
+        q[i] = frand();
+    for (int i = 0; i < N * STRIDE; i++) {
+        k[i] = frand();
+        v[i] = frand();
     }
+    for (int t = 0; t < N; t++)
+        w[t] = frand();
     for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
         kern_set_level(level);
-        TEST_CHECK(fabs(kern_dot(a, b, 77) - want) < 1e-4);
-        memcpy(y, y2, sizeof y);
-        kern_axpy(0.5f, a, y, 77);
-        for (int i = 0; i < 77; i++)
-            TEST_CHECK(fabsf(y[i] - (y2[i] + 0.5f * a[i])) < 1e-6f);
+        kern_scores(q, k, STRIDE, N, HS, 2.0f, got);
+        for (int t = 0; t < N; t++) {
+            double want = 0;
+            for (int i = 0; i < HS; i++)
+                want += (double)q[i] * k[t * STRIDE + i];
+            TEST_CHECK(fabs(got[t] - want / 2) < 1e-5);
+        }
+        memset(mix, 0x7f, sizeof mix); /* overwritten, not accumulated */
+        kern_mix(w, v, STRIDE, N, HS, mix);
+        for (int i = 0; i < HS; i++) {
+            double want = 0;
+            for (int t = 0; t < N; t++)
+                want += (double)w[t] * v[t * STRIDE + i];
+            TEST_CHECK(fabs(mix[i] - want) < 1e-5);
+        }
     }
     kern_set_level(KERN_VNNI_LEVEL);
 }
@@ -243,7 +255,7 @@ static void test_tpool(void) {
 
 int main(void) {
     TEST_RUN(test_matvec_all_levels);
-    TEST_RUN(test_dot_axpy_levels);
+    TEST_RUN(test_attention_levels);
     TEST_RUN(test_half_conversions);
     TEST_RUN(test_quantize_edges);
     TEST_RUN(test_tpool);
