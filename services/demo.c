@@ -15,6 +15,7 @@
 #include "services/log.h"
 #include "services/redisproc.h"
 #include "services/server.h"
+#include "services/shop.h"
 
 #define DEMO_WAIT_MS 120000
 
@@ -123,6 +124,48 @@ static int64_t demo_freshness(rd_kafka_t *rk, catalog *cat, profile_store *ps,
     return -1;
 }
 
+static int demo_shop_send(void *ud, const Aisle__V1__ShopChunk *ch) {
+    (void)ud;
+    for (size_t i = 0; i < ch->n_agents; i++)
+        printf("  [%s%s] %s\n", ch->agents[i]->agent, ch->agents[i]->used ? "" : ", unused",
+               ch->agents[i]->summary);
+    fputs(ch->text, stdout);
+    return 0;
+}
+
+static int demo_shop_cancelled(void *ud) {
+    (void)ud;
+    return 0;
+}
+
+static void demo_shop_fail(void *ud, grpc_status_code code, const char *msg) {
+    (void)ud;
+    printf("  (no answer, status %d: %s)\n", (int)code, msg);
+}
+
+/* Asks Shop the same question for shopper u in both modes and prints the
+ * answers as they stream. */
+static void demo_shop_tour(shop *sh, catalog *cat, profile_store *ps, const synth_world *w,
+                           size_t u) {
+    const synth_user *us = &w->users[u];
+    shop_sink sink = {demo_shop_send, demo_shop_cancelled, demo_shop_fail, NULL};
+    server_call_ctx ctx = {cat, ps, sh, clock_mono_ms() + 5000};
+    Aisle__V1__ShopRequest req = AISLE__V1__SHOP_REQUEST__INIT;
+    char query[128];
+
+    snprintf(query, sizeof(query), "a gift for a %s fan under $%lld",
+             synth_category(w, us->cats[0]), (long long)us->budget_cents / 100);
+    req.user_id = (char *)us->id;
+    req.query = query;
+    req.limit = 3;
+    printf("\nShop (fast): %s asks \"%s\"\n", us->id, query);
+    shop_answer(sh, &ctx, &req, &sink);
+    req.mode = AISLE__V1__SHOP_MODE__SHOP_MODE_CONTEMPLATING;
+    ctx.deadline_ms = clock_mono_ms() + 5000;
+    printf("\nShop (contemplating): the same request, from several angles at once\n");
+    shop_answer(sh, &ctx, &req, &sink);
+}
+
 static const char demo_usage[] =
     "Usage: aisle demo [FLAGS]\n"
     "\n"
@@ -151,6 +194,8 @@ int demo_main(int argc, char **argv) {
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     static const char *levels[] = {"debug", "info", "warn", "error"};
     server_config sc = {.listen = "127.0.0.1:50051", .threads = 4};
+    shop_config shc;
+    shop *sh = NULL;
     synth_config wc;
     catalog_config cc;
     feed_config fc;
@@ -241,6 +286,12 @@ int demo_main(int argc, char **argv) {
     sc.redis = rp.addr;
     sc.ready = feed_ready;
     sc.ready_arg = fd;
+    shop_config_default(&shc);
+    shc.redis = rp.addr;
+    shc.profile = sc.profile;
+    if (shop_new(&shc, &sh, err, sizeof(err))) goto out;
+    sc.shop = shop_handle;
+    sc.shop_arg = sh;
     if (server_start(&sc, cat, &srv, err, sizeof(err))) goto out;
 
     di = calloc(1, sizeof(*di));
@@ -281,6 +332,7 @@ int demo_main(int argc, char **argv) {
             printf("\nFreshness: the new interest did not lead within 10 s\n");
         demo_print_user(cat, ps, w, 0, 3);
     }
+    if (wc.n_users > 1) demo_shop_tour(sh, cat, ps, w, 1);
 
     printf("\nServing aisle.v1.Recommender on %s (port %d). Try:\n"
            "  /usr/bin/python3 tests/integration/client.py 127.0.0.1:%d %s\n",
@@ -292,6 +344,7 @@ int demo_main(int argc, char **argv) {
 out:
     if (rc) fprintf(stderr, "aisle demo: %s\n", err);
     if (srv) server_stop(srv, 5000);
+    shop_free(sh);
     if (di) {
         atomic_store(&di->stop, 1);
         if (di->started) pthread_join(di->thread, NULL);

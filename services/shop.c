@@ -318,6 +318,9 @@ static void shop_angles_from_profile(council *c, catalog *cat, const profile *p)
     }
     catalog_read_end(cat);
     if (!brand->skip && best <= 0) shop_skip(brand, "no favourite brand yet");
+    for (size_t i = 0; !fresh->skip && *fresh->want.category && i < fresh->want.n_exclude; i++)
+        if (strcmp(fresh->want.exclude[i], fresh->want.category) == 0)
+            shop_skip(fresh, "what you asked for is a category you know already");
 }
 
 /* Runs the sub-agents until merge_at. Returns 0 with *out set (the caller
