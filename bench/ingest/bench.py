@@ -1,0 +1,246 @@
+#!/usr/bin/python3
+"""Figures for `aisle ingest` on this machine, everything local (redis-server,
+the Kafka mock cluster, the workers and the load all share its cores):
+
+1. event-to-profile delay p50/p99 at a fixed offered load (default 20,000
+   signals/s): probe signals among the load are timed from produce to the
+   moment their item shows in Redis;
+2. sustained signals/s with 1 and then 2 workers (one group each) draining
+   a backlog, from committed offsets;
+3. the bound: redis-benchmark pipelining the same EVALSHA calls (one event
+   per call, which is what batches of many users come to).
+Run through bench/ingest/run.sh."""
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import aisle_env  # noqa: E402
+
+PARTITIONS = 16
+TOPIC = "aisle.signals"
+
+
+class Resp:
+    """A minimal blocking Redis client (RESP), for polling from Python."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.f = self.s.makefile("rb")
+
+    def cmd(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.s.sendall(out)
+        return self.read()
+
+    def read(self):
+        line = self.f.readline()[:-2]
+        t, rest = line[:1], line[1:]
+        if t in (b"+", b"-"):
+            return rest.decode()
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            return None if n < 0 else self.f.read(n + 2)[:-2].decode()
+        if t == b"*":
+            return [self.read() for _ in range(int(rest))]
+        raise RuntimeError("bad reply %r" % line)
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
+
+
+def committed(c):
+    """Offsets committed by c's group, summed; None when the busy mock
+    cluster did not answer in time."""
+    try:
+        parts = c.committed([TopicPartition(TOPIC, p) for p in range(PARTITIONS)], timeout=10)
+    except Exception:
+        return None
+    return sum(max(tp.offset, 0) for tp in parts)
+
+
+def end_offsets(brokers):
+    c = Consumer({"bootstrap.servers": brokers, "group.id": "bench-watermarks"})
+    try:
+        return sum(c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1]
+                   for p in range(PARTITIONS))
+    finally:
+        c.close()
+
+
+def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds):
+    """Offered load at `rate`/s with a probe every 10 ms; returns delays (ms)."""
+    rnd = random.Random(1)
+    now = int(time.time() * 1000)
+    n = rate * seconds
+    pool = [ev.Signal(event_id=uuid.uuid4().hex, user_id="u%d" % rnd.randrange(20000),
+                      kind=rnd.choice([1, 2, 3, 5]), item_id="i%d" % rnd.randrange(5000),
+                      creator_id="c%d" % rnd.randrange(200), ts_ms=now).SerializeToString()
+            for _ in range(n)]
+    w = procs.ingest(brokers, redis_addr, ["--group", "bench-delay"])
+    p = Producer({"bootstrap.servers": brokers, "linger.ms": 2, "queue.buffering.max.messages": 1000000})
+    r = Resp(port)
+    # Warm-up: wait until the worker has its partitions and applies.
+    probe_user = "probe"
+    def probe(tag):
+        s = ev.Signal(event_id=uuid.uuid4().hex, user_id=probe_user, kind=1, item_id=tag,
+                      creator_id="c", ts_ms=int(time.time() * 1000))
+        p.produce(TOPIC, key=probe_user, value=s.SerializeToString())
+        p.poll(0)
+    probe("warm")
+    p.flush(10)
+    aisle_env.wait_for(lambda: r.cmd("ZSCORE", "aisle:u:{probe}:items", "warm") is not None,
+                       60, "the worker to start applying")
+    sent = {}
+    done = threading.Event()
+    delays = []
+
+    def watch():
+        pending = {}
+        while not done.is_set() or pending or sent:
+            for k in list(sent):
+                pending[k] = sent.pop(k)
+            for k, t0 in list(pending.items()):
+                if r.cmd("ZSCORE", "aisle:u:{probe}:items", k) is not None:
+                    delays.append((time.time() - t0) * 1000)
+                    del pending[k]
+            if done.is_set() and time.time() > end_by:
+                break
+            time.sleep(0.0005)
+    end_by = time.time() + seconds + 30
+    t = threading.Thread(target=watch)
+    t.start()
+    start = time.time()
+    i = 0
+    k = 0
+    while i < n:
+        due = int((time.time() - start) * rate)
+        while i < min(due, n):
+            p.produce(TOPIC, key=b"u", value=pool[i])
+            i += 1
+        p.poll(0)
+        if (time.time() - start) * 100 > k:
+            tag = "probe-%d" % k
+            sent[tag] = time.time()
+            probe(tag)
+            k += 1
+        time.sleep(0.0005)
+    offered = n / (time.time() - start)
+    p.flush(30)
+    done.set()
+    t.join()
+    procs.stop(w)
+    return offered, delays, k
+
+
+def drain_run(procs, brokers, redis_addr, port, workers, total):
+    Resp(port).cmd("FLUSHALL")
+    group = "bench-drain-%d" % workers
+    ws = [procs.ingest(brokers, redis_addr, ["--group", group]) for _ in range(workers)]
+    samples = []
+    watcher = Consumer({"bootstrap.servers": brokers, "group.id": group})
+    while True:
+        c = committed(watcher)
+        if c is not None:
+            samples.append((time.time(), c))
+            if c >= total:
+                break
+        time.sleep(0.25)
+    watcher.close()
+    for w in ws:
+        procs.stop(w)
+    # From the first commit on: the group's join and the catalog read are
+    # start-up, not throughput.
+    t0, c0 = next((t, c) for t, c in samples if c > 0)
+    t1, c1 = samples[-1]
+    return (c1 - c0) / (t1 - t0)
+
+
+def bound(port, sha):
+    """redis-benchmark pipelining the apply script, one event per call, each
+    call a random one of 20,000 users with a fresh random event id."""
+    keys = ["aisle:u:{b__rand_int__}:%s" % k for k in
+            ("items", "creators", "dismissed", "events", "meta", "seen", "purchased",
+             "categories", "brands")]
+    now = str(int(time.time() * 1000))
+    head = ["500", "100", "100", "1000", "1000", "10000", "0", now, "0", ""]
+    event = ["e__rand_int__", "-1", now, "i", "i__rand_int__", "1.5", "c1", "0.1", "cat", "br"]
+    argv = ["redis-benchmark", "-p", str(port), "-n", "300000", "-P", "64", "-c", "4",
+            "-r", "20000", "-q", "EVALSHA", sha, "9"] + keys + head + event
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=300).stdout
+    line = [l for l in out.replace("\r", "\n").splitlines() if "requests per second" in l]
+    return float(line[-1].split(":")[1].split()[0]) if line else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=int, default=20000)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--backlog", type=int, default=300000)
+    a = ap.parse_args()
+    _, ev = aisle_env.protos()
+    procs = aisle_env.Procs()
+    try:
+        _, redis_addr = procs.redis()
+        port = int(redis_addr.split(":")[1])
+        _, brokers = procs.start("kafka", [aisle_env.aisle_binary(), "kafka-mock",
+                                           "--partitions", str(PARTITIONS)], "bootstrap=")
+        subprocess.run([aisle_env.aisle_binary(), "synth", "--kafka-brokers", brokers,
+                        "--items", "5000", "--users", "1", "--signals-per-user", "0"],
+                       check=True, capture_output=True)
+
+        offered, delays, probes = delay_run(procs, ev, brokers, redis_addr, port, a.rate,
+                                            a.seconds)
+        print("offered load: %.0f signals/s for %d s, %d probes, %d seen applied"
+              % (offered, a.seconds, probes, len(delays)))
+        if delays:
+            print("event-to-profile delay: p50 %.1f ms, p99 %.1f ms, max %.1f ms"
+                  % (statistics.median(delays), pct(delays, 99), max(delays)))
+
+        users = max(1, a.backlog // 20)
+        subprocess.run([aisle_env.aisle_binary(), "synth", "--kafka-brokers", brokers,
+                        "--items", "0", "--users", str(users), "--signals-per-user", "20"],
+                       check=True, capture_output=True)
+        total = end_offsets(brokers)
+        print("backlog: %d signals in %d partitions" % (total, PARTITIONS))
+        for workers in (1, 2):
+            rate = drain_run(procs, brokers, redis_addr, port, workers, total)
+            print("sustained with %d worker%s: %.0f signals/s"
+                  % (workers, "s" if workers > 1 else "", rate))
+
+        mon = subprocess.Popen(["redis-cli", "-p", str(port), "MONITOR"], stdout=subprocess.PIPE,
+                               text=True)
+        w = procs.ingest(brokers, redis_addr, ["--group", "bench-sha"])
+        sha = None
+        for line in mon.stdout:
+            if '"EVALSHA"' in line and '"9"' in line:
+                sha = line.split('"EVALSHA" "')[1].split('"')[0]
+                break
+        mon.kill()
+        procs.stop(w)
+        print("bound, redis-benchmark EVALSHA of the apply script (1 event a call, -P 64): "
+              "%.0f calls/s" % bound(port, sha))
+    finally:
+        procs.close()
+
+
+if __name__ == "__main__":
+    main()
