@@ -6,6 +6,8 @@
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/impl/AuxIndexStructures_c.h>
 #include <faiss/c_api/index_factory_c.h>
+#include <faiss/c_api/utils/distances_c.h>
+#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
@@ -75,6 +77,12 @@ int catalog_new(const catalog_config *cfg, catalog **out, char *err, size_t errl
         snprintf(err, errlen, "nprobe must be positive and the IVF threshold at least 1000");
         return -1;
     }
+    /* Debian's FAISS is built without SIMD, so its one-query scan is scalar;
+     * its BLAS path (OpenBLAS picks AVX2/AVX-512 kernels at run time) is
+     * several times faster, and single-threaded BLAS keeps requests from
+     * contending for cores. Both settings are process-wide. */
+    faiss_set_distance_compute_blas_threshold(1);
+    openblas_set_num_threads(1);
     c = calloc(1, sizeof(*c));
     if (!c) goto oom;
     c->cfg = *cfg;
@@ -391,6 +399,9 @@ int catalog_search(catalog *c, const float *q, int k, size_t *slots,
                    float *scores) {
     idx_t *labels;
     int n = 0;
+    /* Never ask for more than the index holds: FAISS's BLAS path leaves
+     * the surplus labels unset instead of -1. */
+    if ((idx_t)k > faiss_Index_ntotal(c->index)) k = (int)faiss_Index_ntotal(c->index);
     if (k <= 0) return 0;
     catalog_one_thread();
     labels = malloc((size_t)k * sizeof(*labels));

@@ -21,7 +21,6 @@
 #include "services/clock.h"
 #include "services/log.h"
 
-#define SERVER_PROFILE_ITEMS 200   /* profile items a request looks at */
 #define SERVER_POPULAR_ITEMS 200
 /* Calls that arrive while no request is posted wait in gRPC's pending list,
  * and shutdown cancels those instead of letting them finish; keeping many
@@ -142,7 +141,9 @@ int server_recommend(catalog *c, profile_store *ps, const char *user_id, int lim
         snprintf(err, errlen, "limit %d is outside 0..%d", limit, RANK_MAX_LIMIT);
         return PROFILE_EINVAL;
     }
-    rc = profile_get(ps, user_id, now, SERVER_PROFILE_ITEMS, &p, err, errlen);
+    /* The whole profile (bounded by the store's --max-items): every item
+     * in it counts, and every item in it is left out of the answer. */
+    rc = profile_get(ps, user_id, now, SIZE_MAX >> 1, &p, err, errlen);
     if (rc != 0) return rc;
     npop = profile_popular(ps, now, SERVER_POPULAR_ITEMS, &pop, err, errlen);
     if (npop < 0) {

@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# Offline quality bench: trains on TRAIN and evaluates on TEST (or, when
-# TEST is absent, on a validation split carved from TRAIN so no test set is
-# touched), printing Recall/NDCG@{10,20,50}, training time and peak memory.
+# Quality bench: trains on TRAIN and evaluates on TEST (or, when TEST is
+# absent, on a validation split carved from TRAIN so no test set is
+# touched), printing Recall/NDCG@{10,20,50}, training time and peak memory,
+# offline and then online through the served path (Kafka, Redis, gRPC).
 #
 #   bash bench/quality/run.sh TRAIN [TEST] [-- extra `embed train` options]
 #
 # Environment: FORMAT (lightgcn|tsv|csv, default from the file name),
 # HOLDOUT (default 0.2), SEED (default 1), OUT (snapshot root, default a
 # temporary directory that is removed afterwards).
-# The online half (replay through Kafka into Redis, Recommend over gRPC)
-# plugs in as another stage reading the same snapshot: see online_stage.
 set -euo pipefail
 
 usage() { echo "usage: bash bench/quality/run.sh TRAIN [TEST] [-- train options]" >&2; exit 2; }
@@ -32,8 +31,11 @@ if [ -z "${OUT:-}" ]; then
 fi
 
 build_stage() {
-  bazel build -c opt //embed:aisle-embed >&2
-  BIN=$(bazel info -c opt bazel-bin 2>/dev/null)/embed/aisle-embed
+  bash deploy/setup.sh
+  bazel build -c opt //:aisle >&2
+  # A private copy: bazel-bin moves when another configuration is built.
+  BIN=$OUT/aisle
+  cp "$(bazel info -c opt bazel-bin 2>/dev/null)/aisle" "$BIN"
 }
 
 # Trains into $OUT; with no TEST the training sees only the carved split.
@@ -41,20 +43,30 @@ train_stage() {
   local split=()
   [ -z "$TEST" ] && split=(--holdout "$HOLDOUT" --seed "$SEED")
   echo "== train: $TRAIN" >&2
-  "$BIN" train --input "$TRAIN" "${FMT[@]}" --out "$OUT" "${split[@]}" --quiet "${EXTRA[@]}"
+  "$BIN" embed train --input "$TRAIN" "${FMT[@]}" --out "$OUT" "${split[@]}" --quiet "${EXTRA[@]}"
 }
 
 offline_eval_stage() {
   local target=(--test "$TEST")
   [ -z "$TEST" ] && target=(--holdout "$HOLDOUT" --seed "$SEED")
   echo "== offline eval: ${TEST:-holdout $HOLDOUT of TRAIN (seed $SEED)}" >&2
-  "$BIN" eval --train "$TRAIN" "${target[@]}" "${FMT[@]}" --model "$OUT" --k 10,20,50 --quiet
+  "$BIN" embed eval --train "$TRAIN" "${target[@]}" "${FMT[@]}" --model "$OUT" --k 10,20,50 \
+    --quiet | tee "$OUT/offline.txt"
 }
 
-# Placeholder for the online half: replay TRAIN through Kafka into Redis,
-# load the newest snapshot under $OUT in the server, and score the same
-# users over gRPC Recommend.
-online_stage() { :; }
+# The online half: replay the train interactions through Kafka into Redis
+# profiles, serve the snapshot, and score the same users over gRPC.
+online_stage() {
+  local tr=$TRAIN te=$TEST
+  if [ -z "$TEST" ]; then
+    tr=$OUT/split-train.txt
+    te=$OUT/split-test.txt
+    "$BIN" embed split --input "$TRAIN" "${FMT[@]}" --holdout "$HOLDOUT" --seed "$SEED" \
+      --train-out "$tr" --test-out "$te"
+  fi
+  echo "== online: replay through Kafka and Redis, Recommend over gRPC" >&2
+  /usr/bin/python3 bench/quality/online.py "$BIN" "$OUT" "$tr" "$te" "$OUT/offline.txt"
+}
 
 build_stage
 train_stage

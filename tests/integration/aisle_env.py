@@ -89,11 +89,14 @@ class Procs:
                                        str(partitions)], "bootstrap=")
         return p, boot
 
-    def serve(self, brokers, redis_addr, dim, extra=()):
-        p, port = self.start("serve", [aisle_binary(), "serve", "--listen", "127.0.0.1:0",
-                                       "--kafka-brokers", brokers, "--redis", redis_addr,
-                                       "--dim", str(dim)] + list(extra),
-                             "aisle serve: listening on port ")
+    def serve(self, brokers, redis_addr, dim, extra=(), timeout=20):
+        """Starts aisle serve; dim None leaves it to the snapshot."""
+        argv = [aisle_binary(), "serve", "--listen", "127.0.0.1:0", "--kafka-brokers", brokers,
+                "--redis", redis_addr]
+        if dim is not None:
+            argv += ["--dim", str(dim)]
+        p, port = self.start("serve", argv + list(extra), "aisle serve: listening on port ",
+                             timeout)
         return p, "127.0.0.1:" + port
 
     def ingest(self, brokers, redis_addr, extra=()):

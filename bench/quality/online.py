@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""Online half of the quality bench: the served path must rank like the
+offline evaluation. Replays every train interaction through Kafka (aisle
+ingest) into Redis profiles, serves the snapshot with aisle serve, calls
+Recommend over gRPC for each test user (their train items are left out by
+the server, as the protocol asks), and scores the answers with the LightGCN
+protocol: Recall@K = hits / |test items|, NDCG@K with binary relevance.
+
+    online.py AISLE_BIN SNAPSHOT_ROOT TRAIN_SPLIT TEST_SPLIT [OFFLINE_TABLE]
+"""
+
+import math
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "tests", "integration"))
+import aisle_env  # noqa: E402
+
+KS = (10, 20, 50)
+PARTITIONS = 64  # the mock cluster keeps ~5 MiB per partition
+
+
+def read_lightgcn(path):
+    users = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 1:
+                users[parts[0]] = parts[1:]
+    return users
+
+
+def caught_up(brokers, group, topic):
+    c = Consumer({"bootstrap.servers": brokers, "group.id": group})
+    try:
+        parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        done = 0
+        for tp in c.committed(parts, timeout=10):
+            lo, hi = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+            done += tp.offset >= hi
+        return done == PARTITIONS
+    finally:
+        c.close()
+
+
+def score(ranked, truth):
+    out = {}
+    for k in KS:
+        hits = [1 if i in truth else 0 for i in ranked[:k]]
+        dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
+        idcg = sum(1 / math.log2(r + 2) for r in range(min(k, len(truth))))
+        out[k] = (sum(hits) / len(truth), dcg / idcg)
+    return out
+
+
+def main():
+    if len(sys.argv) not in (5, 6):
+        print(__doc__, file=sys.stderr)
+        return 2
+    os.environ["AISLE_BIN"] = sys.argv[1]
+    snaps, train_path, test_path = sys.argv[2:5]
+    pb, ev = aisle_env.protos()
+    train, test = read_lightgcn(train_path), read_lightgcn(test_path)
+    procs = aisle_env.Procs()
+    try:
+        _, redis = procs.redis()
+        _, brokers = procs.kafka(partitions=PARTITIONS)
+        t0 = time.time()
+        # Exact search, so the served ranking can equal the offline one.
+        _, addr = procs.serve(brokers, redis, None, ["--snapshots", snaps, "--ivf-threshold",
+                                                      "0", "--threads", "2", "--log-level",
+                                                      "warn"], timeout=300)
+        procs.ingest(brokers, redis, ["--max-items", "5000", "--batch", "2000",
+                                      "--log-level", "warn"])
+        prod = Producer({"bootstrap.servers": brokers, "linger.ms": 20,
+                         "queue.buffering.max.messages": 1000000})
+        ts = int(time.time() * 1000) - 60000
+        n = 0
+        for user, items in train.items():
+            for item in items:
+                s = ev.Signal(event_id="%s/%s" % (user, item), user_id=user, kind=ev.VIEW,
+                              item_id=item, ts_ms=ts)
+                while True:
+                    try:
+                        prod.produce("aisle.signals", key=user, value=s.SerializeToString())
+                        break
+                    except BufferError:
+                        prod.poll(0.05)
+                n += 1
+        prod.flush(120)
+        print("replayed %d train interactions of %d users in %.1f s" %
+              (n, len(train), time.time() - t0))
+        aisle_env.wait_for(lambda: caught_up(brokers, "aisle-ingest", "aisle.signals"), 900,
+                           "ingest to commit every signal", 1.0)
+        print("ingested into Redis profiles after %.1f s" % (time.time() - t0))
+
+        ch = grpc.insecure_channel(addr)
+        rec = ch.unary_unary("/aisle.v1.Recommender/Recommend",
+                             request_serializer=lambda m: m.SerializeToString(),
+                             response_deserializer=pb.RecommendResponse.FromString)
+
+        def one(user):
+            r = rec(pb.RecommendRequest(user_id=user, limit=max(KS)), timeout=60)
+            return score([it.item_id for it in r.items], set(test[user]))
+
+        t1 = time.time()
+        sums = {k: [0.0, 0.0] for k in KS}
+        with ThreadPoolExecutor(4) as ex:
+            for res in ex.map(one, test.keys()):
+                for k in KS:
+                    sums[k][0] += res[k][0]
+                    sums[k][1] += res[k][1]
+        dt = time.time() - t1
+        print("online: %d Recommend calls in %.1f s (%.0f/s)" % (len(test), dt, len(test) / dt))
+        offline = {}
+        if len(sys.argv) == 6:
+            with open(sys.argv[5]) as f:
+                for line in f:
+                    p = line.split()
+                    if len(p) == 3 and p[0].isdigit():
+                        offline[int(p[0])] = (float(p[1]), float(p[2]))
+        print("     K   Recall@K     NDCG@K    (offline Recall / NDCG, online vs offline)")
+        for k in KS:
+            r, g = sums[k][0] / len(test), sums[k][1] / len(test)
+            line = "%6d %10.4f %10.4f" % (k, r, g)
+            if k in offline:
+                o_r, o_g = offline[k]
+                line += "    (%.4f / %.4f, %+.2f%% / %+.2f%%)" % (
+                    o_r, o_g, 100 * (r - o_r) / o_r, 100 * (g - o_g) / o_g)
+            print(line)
+    finally:
+        procs.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+#!/usr/bin/python3
+"""Serving learned snapshots, on real parts: `aisle embed train` writes
+snapshots from interactions; `aisle serve --snapshots` ranks with their
+vectors and neighbour lists; `aisle ctl index reload` swaps in a newer one
+while serving; a corrupt newest snapshot is refused and the current one
+stays."""
+
+import os
+import random
+import subprocess
+import sys
+import time
+import unittest
+import uuid
+
+import grpc
+from confluent_kafka import Producer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import aisle_env  # noqa: E402
+
+
+def write_interactions(path, seed):
+    """Two communities: users 0-59 use items a0-a29, users 60-119 b0-b29."""
+    rng = random.Random(seed)
+    with open(path, "w") as f:
+        for u in range(120):
+            side = "a" if u < 60 else "b"
+            items = sorted(rng.sample(range(30), 8))
+            f.write("u%d %s\n" % (u, " ".join("%s%d" % (side, i) for i in items)))
+
+
+def train(snaps, data):
+    r = subprocess.run([aisle_env.aisle_binary(), "embed", "train", "--input", data, "--out",
+                        snaps, "--dim", "8", "--neighbors", "10", "--quiet"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return sorted(d for d in os.listdir(snaps) if d.startswith("snap-"))[-1]
+
+
+class Snapshots(unittest.TestCase):
+    def test_serve_reload_and_refuse(self):
+        pb, ev = aisle_env.protos()
+        work = os.environ.get("TEST_TMPDIR") or "/tmp"
+        snaps = os.path.join(work, "snaps-" + uuid.uuid4().hex[:6])
+        os.makedirs(snaps)
+        data = os.path.join(work, "interactions.txt")
+        write_interactions(data, 1)
+        first = train(snaps, data)
+        procs = aisle_env.Procs()
+        try:
+            _, redis = procs.redis()
+            _, brokers = procs.kafka()
+            serve, addr = procs.serve(brokers, redis, None, ["--snapshots", snaps])
+            procs.ingest(brokers, redis)
+            self.assertIn("serving snapshot " + first, self.wait_log(procs, serve, first))
+            ch = grpc.insecure_channel(addr)
+            rec = ch.unary_unary("/aisle.v1.Recommender/Recommend",
+                                 request_serializer=lambda m: m.SerializeToString(),
+                                 response_deserializer=pb.RecommendResponse.FromString)
+            aisle_env.wait_for(lambda: _healthy(ch), 20, "serve to be ready")
+
+            # A new shopper who touched three a-items gets the a-community.
+            prod = Producer({"bootstrap.servers": brokers})
+            for item in ("a1", "a2", "a3"):
+                prod.produce("aisle.signals", key="newbie", value=ev.Signal(
+                    event_id=uuid.uuid4().hex, user_id="newbie", kind=ev.VIEW, item_id=item,
+                    ts_ms=int(time.time() * 1000)).SerializeToString())
+            prod.flush(10)
+            aisle_env.wait_for(lambda: len(rec(pb.RecommendRequest(user_id="newbie", limit=5),
+                                               timeout=5).items[0].reasons) and
+                               any("Similar to" in r for r in rec(pb.RecommendRequest(
+                                   user_id="newbie", limit=5), timeout=5).items[0].reasons),
+                               20, "the signals to count")
+            items = rec(pb.RecommendRequest(user_id="newbie", limit=5), timeout=5).items
+            ids = [it.item_id for it in items]
+            self.assertTrue(all(i.startswith("a") for i in ids), ids)
+            self.assertFalse({"a1", "a2", "a3"} & set(ids))
+
+            # A newer snapshot is swapped in on command.
+            write_interactions(data, 2)
+            time.sleep(0.01)
+            second = train(snaps, data)
+            self.assertNotEqual(first, second)
+            self.ctl(brokers)
+            self.assertIn("now serving snapshot " + second, self.wait_log(procs, serve, second))
+            self.assertEqual(len(rec(pb.RecommendRequest(user_id="newbie", limit=5),
+                                     timeout=5).items), 5)
+
+            # A corrupt newest snapshot is refused; the current one stays.
+            time.sleep(0.01)
+            third = train(snaps, data)
+            qfile = os.path.join(snaps, third, "vectors.bin")
+            target = qfile if os.path.exists(qfile) else os.path.join(
+                snaps, third, sorted(os.listdir(os.path.join(snaps, third)))[-1])
+            with open(target, "r+b") as f:
+                f.seek(40)
+                b = f.read(1)
+                f.seek(40)
+                f.write(bytes([b[0] ^ 0xFF]))
+            self.ctl(brokers)
+            log = self.wait_log(procs, serve, "already serving " + second)
+            self.assertIn(third, log, "the refusal names the corrupt snapshot")
+            self.assertIsNone(serve.poll())
+            self.assertEqual(len(rec(pb.RecommendRequest(user_id="newbie", limit=5),
+                                     timeout=5).items), 5)
+        finally:
+            unclean = procs.close()
+        self.assertEqual(unclean, [])
+
+    def ctl(self, brokers):
+        r = subprocess.run([aisle_env.aisle_binary(), "ctl", "index", "reload",
+                            "--kafka-brokers", brokers], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def wait_log(self, procs, p, text, timeout=30):
+        aisle_env.wait_for(lambda: text in procs.log(p), timeout, "serve to log " + text, 0.1)
+        return procs.log(p)
+
+
+def _healthy(ch):
+    try:
+        return ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=1) == b"\x08\x01"
+    except grpc.RpcError:
+        return False
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
