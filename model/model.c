@@ -50,15 +50,25 @@ struct model {
     int act_gs;             /* activation group size for int8 weights */
 };
 
+/* Prompt tokens run MODEL_BATCH at a time: each weight row then comes
+ * from DRAM once per batch instead of once per token. */
+#define MODEL_BATCH 16
+#define MM_ROWS 16 /* rows a product keeps in cache while it serves a batch */
+
 struct model_session {
     const model *m;
     tpool *pool;
     int cap;
-    float *x, *xb, *xb2, *hb, *hb2, *q, *att, *logits, *kc, *vc, *rope;
-    int8_t *aq;  /* int8 copy of the activation being multiplied */
+    /* Per batch row (MODEL_BATCH rows each): residual stream, scratch,
+     * query, FFN halves, RoPE factors, and the int8 copy of the input of
+     * the product being run. */
+    float *x, *xb, *xb2, *hb, *hb2, *q, *rope;
+    int8_t *aq;
     float *as;
-    int kv;      /* positions held in the KV cache */
-    int pending; /* pushed token not yet run, or -1 */
+    float *att, *logits, *kc, *vc;
+    int kv;                  /* positions held in the KV cache */
+    int pend[MODEL_BATCH];   /* pushed tokens not yet run */
+    int npend;
     int last;
     int logits_ok;
 };
@@ -576,8 +586,8 @@ int model_session_new(const model *m, tpool *pool, int max_seq,
                       model_session **out) {
     const model_config *c = &m->cfg;
     model_session *s;
-    size_t cap, kv, big = (size_t)(c->dim > c->hidden_dim ? c->dim
-                                                          : c->hidden_dim);
+    size_t cap, kv, B = MODEL_BATCH, dim = (size_t)c->dim,
+                    hid = (size_t)c->hidden_dim, big = dim > hid ? dim : hid;
 
     *out = NULL;
     s = calloc(1, sizeof *s);
@@ -588,19 +598,19 @@ int model_session_new(const model *m, tpool *pool, int max_seq,
     s->cap = max_seq > 0 && max_seq < c->seq_len ? max_seq : c->seq_len;
     cap = (size_t)s->cap;
     kv = (size_t)c->n_layers * cap * (size_t)c->kv_dim;
-    s->x = calloc((size_t)c->dim, sizeof(float));
-    s->xb = calloc((size_t)c->dim, sizeof(float));
-    s->xb2 = calloc((size_t)c->dim, sizeof(float));
-    s->hb = calloc((size_t)c->hidden_dim, sizeof(float));
-    s->hb2 = calloc((size_t)c->hidden_dim, sizeof(float));
-    s->q = calloc((size_t)c->dim, sizeof(float));
+    s->x = calloc(B * dim, sizeof(float));
+    s->xb = calloc(B * dim, sizeof(float));
+    s->xb2 = calloc(B * dim, sizeof(float));
+    s->hb = calloc(B * hid, sizeof(float));
+    s->hb2 = calloc(B * hid, sizeof(float));
+    s->q = calloc(B * dim, sizeof(float));
+    s->rope = calloc(B * (size_t)c->head_size, sizeof(float));
+    s->aq = calloc(B * big, 1);
+    s->as = calloc(B * big, sizeof(float));
     s->att = calloc((size_t)c->n_heads * cap, sizeof(float));
     s->logits = calloc((size_t)c->vocab_size, sizeof(float));
     s->kc = calloc(kv, sizeof(float));
     s->vc = calloc(kv, sizeof(float));
-    s->rope = calloc((size_t)c->head_size, sizeof(float));
-    s->aq = calloc(big, 1);
-    s->as = calloc(big, sizeof(float));
     if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2 || !s->q || !s->att ||
         !s->logits || !s->kc || !s->vc || !s->rope || !s->aq || !s->as) {
         model_session_free(s);
@@ -632,7 +642,7 @@ void model_session_free(model_session *s) {
 
 void model_session_reset(model_session *s) {
     s->kv = 0;
-    s->pending = -1;
+    s->npend = 0;
     s->last = -1;
     s->logits_ok = 0;
 }
@@ -640,7 +650,7 @@ void model_session_reset(model_session *s) {
 const model *model_session_model(const model_session *s) { return s->m; }
 
 int model_session_pos(const model_session *s) {
-    return s->kv + (s->pending >= 0);
+    return s->kv + s->npend;
 }
 int model_session_last(const model_session *s) { return s->last; }
 int model_session_capacity(const model_session *s) { return s->cap; }
@@ -649,13 +659,16 @@ int model_session_capacity(const model_session *s) { return s->cap; }
 
 typedef struct mm_job {
     const kern_mat *w[3];
-    float *out[3];
+    float *out[3];   /* row t of the batch at out[k] + t * stride[k] */
+    size_t stride[3];
     int n;
-    const kern_act *x;
+    const kern_act *x; /* one activation per batch row */
+    int nx;
 } mm_job;
 
 /* Part `part` of the rows of up to three products sharing one input, so
- * Q/K/V and gate/up each take a single trip through the pool. */
+ * Q/K/V and gate/up each take a single trip through the pool. For a batch,
+ * each slice of MM_ROWS rows serves every batch row while it is cached. */
 static void mm_part(void *arg, int part, int nparts) {
     const mm_job *j = arg;
     int64_t total = 0, lo, hi, base = 0;
@@ -668,28 +681,46 @@ static void mm_part(void *arg, int part, int nparts) {
         int64_t rows = j->w[k]->rows;
         int64_t r0 = lo - base < 0 ? 0 : lo - base;
         int64_t r1 = hi - base > rows ? rows : hi - base;
-        if (r0 < r1)
-            kern_matvec(j->w[k], j->x, j->out[k], (int)r0, (int)r1);
+        int64_t step = j->nx == 1 ? r1 - r0 : MM_ROWS;
+        for (int64_t r = r0; r < r1; r += step) {
+            int64_t e = r + step < r1 ? r + step : r1;
+            for (int t = 0; t < j->nx; t++)
+                kern_matvec(j->w[k], &j->x[t], j->out[k] + j->stride[k] * t,
+                            (int)r, (int)e);
+        }
         base += rows;
     }
 }
 
-static void matmul(model_session *s, const float *x, int n, int count,
-                   const kern_mat *w0, float *o0, const kern_mat *w1,
-                   float *o1, const kern_mat *w2, float *o2) {
-    kern_act act = {x, n, s->aq, s->as, 0};
-    mm_job j = {{w0, w1, w2}, {o0, o1, o2}, count, &act};
+/* Runs up to three products over the n batch rows of x (rows of length
+ * len, `xstride` floats apart). */
+static void matmul(model_session *s, const float *x, size_t xstride, int len,
+                   int n, mm_job *j) {
+    kern_act act[MODEL_BATCH];
+    size_t big = (size_t)(s->m->cfg.dim > s->m->cfg.hidden_dim
+                              ? s->m->cfg.dim
+                              : s->m->cfg.hidden_dim);
+    int quant = 0;
 
-    for (int k = 0; k < count; k++)
-        if (j.w[k]->type == KERN_Q8 || j.w[k]->type == KERN_Q8_0)
-            kern_act_quantize(&act, s->m->act_gs);
-    tpool_run(s->pool, mm_part, &j);
+    for (int k = 0; k < j->n; k++)
+        quant |= j->w[k]->type == KERN_Q8 || j->w[k]->type == KERN_Q8_0;
+    for (int t = 0; t < n; t++) {
+        act[t] = (kern_act){x + xstride * t, len, s->aq + big * t,
+                            s->as + big * t, 0};
+        if (quant)
+            kern_act_quantize(&act[t], s->m->act_gs);
+    }
+    j->x = act;
+    j->nx = n;
+    tpool_run(s->pool, mm_part, j);
 }
 
 typedef struct att_job {
     model_session *s;
-    size_t loff; /* this layer's offset in the caches */
+    size_t loff;    /* this layer's offset in the caches */
     int pos;
+    const float *q; /* the token's query, all heads */
+    float *out;     /* its attention output, all heads */
 } att_job;
 
 static void att_part(void *arg, int part, int nparts) {
@@ -701,15 +732,14 @@ static void att_part(void *arg, int part, int nparts) {
     float root = sqrtf((float)hs); /* scores are divided by it, as run.c does */
 
     for (int h = h0; h < h1; h++) {
-        const float *q = s->q + (size_t)h * hs;
         float *att = s->att + (size_t)h * s->cap;
-        float *xb = s->xb + (size_t)h * hs;
         size_t hoff = j->loff + (size_t)(h / kv_mul) * hs;
 
-        kern_scores(q, s->kc + hoff, (size_t)c->kv_dim, j->pos + 1, hs, root,
-                    att);
+        kern_scores(j->q + (size_t)h * hs, s->kc + hoff, (size_t)c->kv_dim,
+                    j->pos + 1, hs, root, att);
         kern_softmax(att, j->pos + 1);
-        kern_mix(att, s->vc + hoff, (size_t)c->kv_dim, j->pos + 1, hs, xb);
+        kern_mix(att, s->vc + hoff, (size_t)c->kv_dim, j->pos + 1, hs,
+                 j->out + (size_t)h * hs);
     }
 }
 
@@ -734,75 +764,107 @@ static void rope(float *v, int n, int hs, const float *cs) {
     }
 }
 
-static void forward(model_session *s, int token, int pos, int want_logits) {
+/* Runs tokens[0..n) at positions pos0.. (n <= MODEL_BATCH, all within the
+ * session's capacity); with want_logits, the last one's logits. */
+static void forward(model_session *s, const int *tokens, int n, int pos0,
+                    int want_logits) {
     const model *m = s->m;
     const model_config *c = &m->cfg;
-    int dim = c->dim, hid = c->hidden_dim, hs = c->head_size;
+    size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim,
+           hs = (size_t)c->head_size, kvd = (size_t)c->kv_dim;
 
-    kern_mat_row(&m->embed, token, s->x);
-    for (int i = 0; i < hs; i += 2) {
-        float freq = 1.0f / powf(c->rope_theta, i / (float)hs);
-        float val = pos * freq;
-        s->rope[i] = cosf(val);
-        s->rope[i + 1] = sinf(val);
+    for (int t = 0; t < n; t++) {
+        kern_mat_row(&m->embed, tokens[t], s->x + dim * t);
+        for (size_t i = 0; i < hs; i += 2) {
+            float freq = 1.0f / powf(c->rope_theta, (float)i / (float)hs);
+            float val = (pos0 + t) * freq;
+            s->rope[hs * t + i] = cosf(val);
+            s->rope[hs * t + i + 1] = sinf(val);
+        }
     }
 
     for (int l = 0; l < c->n_layers; l++) {
-        size_t loff = (size_t)l * s->cap * c->kv_dim;
-        float *k = s->kc + loff + (size_t)pos * c->kv_dim;
-        float *v = s->vc + loff + (size_t)pos * c->kv_dim;
-        att_job aj = {s, loff, pos};
+        size_t loff = (size_t)l * s->cap * kvd;
+        float *k = s->kc + loff + (size_t)pos0 * kvd;
+        float *v = s->vc + loff + (size_t)pos0 * kvd;
+        mm_job qkv = {{model_weight(m, MODEL_W_Q, l),
+                       model_weight(m, MODEL_W_K, l),
+                       model_weight(m, MODEL_W_V, l)},
+                      {s->q, k, v}, {dim, kvd, kvd}, 3, NULL, 0};
+        mm_job o = {{model_weight(m, MODEL_W_O, l)}, {s->xb2}, {dim}, 1,
+                    NULL, 0};
+        mm_job up = {{model_weight(m, MODEL_W_GATE, l),
+                      model_weight(m, MODEL_W_UP, l)},
+                     {s->hb, s->hb2}, {hid, hid}, 2, NULL, 0};
+        mm_job down = {{model_weight(m, MODEL_W_DOWN, l)}, {s->xb}, {dim}, 1,
+                       NULL, 0};
 
-        rmsnorm(s->xb, s->x, m->norm_att[l], dim, c->norm_eps);
-        matmul(s, s->xb, dim, 3, model_weight(m, MODEL_W_Q, l), s->q,
-               model_weight(m, MODEL_W_K, l), k, model_weight(m, MODEL_W_V, l),
-               v);
-        rope(s->q, dim, hs, s->rope);
-        rope(k, c->kv_dim, hs, s->rope);
-        tpool_run(s->pool, att_part, &aj);
-        matmul(s, s->xb, dim, 1, model_weight(m, MODEL_W_O, l), s->xb2, NULL,
-               NULL, NULL, NULL);
-        for (int i = 0; i < dim; i++)
+        for (int t = 0; t < n; t++)
+            rmsnorm(s->xb + dim * t, s->x + dim * t, m->norm_att[l], c->dim,
+                    c->norm_eps);
+        matmul(s, s->xb, dim, c->dim, n, &qkv);
+        for (int t = 0; t < n; t++) {
+            att_job aj = {s, loff, pos0 + t, s->q + dim * t, s->xb + dim * t};
+            rope(s->q + dim * t, c->dim, c->head_size, s->rope + hs * t);
+            rope(k + kvd * t, c->kv_dim, c->head_size, s->rope + hs * t);
+            /* Causal: token t sees the cache up to its own position, which
+             * includes the batch rows before it. */
+            tpool_run(s->pool, att_part, &aj);
+        }
+        matmul(s, s->xb, dim, c->dim, n, &o);
+        for (size_t i = 0; i < dim * (size_t)n; i++)
             s->x[i] += s->xb2[i];
 
-        rmsnorm(s->xb, s->x, m->norm_ffn[l], dim, c->norm_eps);
-        matmul(s, s->xb, dim, 2, model_weight(m, MODEL_W_GATE, l), s->hb,
-               model_weight(m, MODEL_W_UP, l), s->hb2, NULL, NULL);
-        for (int i = 0; i < hid; i++) {
+        for (int t = 0; t < n; t++)
+            rmsnorm(s->xb + dim * t, s->x + dim * t, m->norm_ffn[l], c->dim,
+                    c->norm_eps);
+        matmul(s, s->xb, dim, c->dim, n, &up);
+        for (size_t i = 0; i < hid * (size_t)n; i++) {
             float a = s->hb[i];
             s->hb[i] = a * (1.0f / (1.0f + expf(-a))) * s->hb2[i];
         }
-        matmul(s, s->hb, hid, 1, model_weight(m, MODEL_W_DOWN, l), s->xb, NULL,
-               NULL, NULL, NULL);
-        for (int i = 0; i < dim; i++)
+        matmul(s, s->hb, hid, c->hidden_dim, n, &down);
+        for (size_t i = 0; i < dim * (size_t)n; i++)
             s->x[i] += s->xb[i];
     }
     if (want_logits) {
-        rmsnorm(s->x, s->x, m->norm_final, dim, c->norm_eps);
-        matmul(s, s->x, dim, 1, &m->cls, s->logits, NULL, NULL, NULL, NULL);
+        float *x = s->x + dim * (size_t)(n - 1);
+        mm_job cls = {{&m->cls}, {s->logits}, {0}, 1, NULL, 0};
+        rmsnorm(x, x, m->norm_final, c->dim, c->norm_eps);
+        matmul(s, x, dim, c->dim, 1, &cls);
     }
 }
 
+/* Runs every pending token; 0 or MODEL_EFULL. */
+static int flush(model_session *s, int want_logits) {
+    if (s->kv + s->npend > s->cap)
+        return MODEL_EFULL;
+    forward(s, s->pend, s->npend, s->kv, want_logits);
+    s->kv += s->npend;
+    s->npend = 0;
+    return 0;
+}
+
 int model_session_push(model_session *s, int token) {
+    int rc;
     if (token < 0 || token >= s->m->cfg.vocab_size)
         return MODEL_EINVAL;
-    if (s->pending >= 0) {
-        if (s->kv >= s->cap)
-            return MODEL_EFULL;
-        forward(s, s->pending, s->kv++, 0);
-    }
-    s->pending = token;
+    /* A token one past the context may wait (its logits will be refused);
+     * a second one cannot. */
+    if (s->kv + s->npend > s->cap)
+        return MODEL_EFULL;
+    if (s->npend == MODEL_BATCH && (rc = flush(s, 0)))
+        return rc;
+    s->pend[s->npend++] = token;
     s->last = token;
     s->logits_ok = 0;
     return 0;
 }
 
 float *model_session_logits(model_session *s) {
-    if (s->pending >= 0) {
-        if (s->kv >= s->cap)
+    if (s->npend) {
+        if (flush(s, 1))
             return NULL;
-        forward(s, s->pending, s->kv++, 1);
-        s->pending = -1;
         s->logits_ok = 1;
     }
     return s->logits_ok ? s->logits : NULL;
@@ -812,9 +874,9 @@ float *model_forward(model_session *s, int token, int pos) {
     if (token < 0 || token >= s->m->cfg.vocab_size || pos < 0 ||
         pos >= s->cap)
         return NULL;
-    forward(s, token, pos, 1);
+    forward(s, &token, 1, pos, 1);
     s->kv = pos + 1;
-    s->pending = -1;
+    s->npend = 0;
     s->last = token;
     s->logits_ok = 1;
     return s->logits;

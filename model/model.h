@@ -7,9 +7,10 @@
  * number of threads may run sessions on it concurrently.
  *
  * A session is one sequence: its own KV cache and scratch buffers. It is
- * used by one thread at a time. Tokens are pushed into it; the forward pass
- * for a pushed token runs lazily, when the next token needs it or when
- * model_session_logits asks for the prediction that follows it. */
+ * used by one thread at a time. Tokens are pushed into it and run lazily,
+ * in batches of up to 16 (a prompt reads the weights once per batch), when
+ * the batch is full or model_session_logits asks for the prediction that
+ * follows the last one. */
 #ifndef AISLE_MODEL_MODEL_H
 #define AISLE_MODEL_MODEL_H
 
@@ -88,9 +89,10 @@ void model_session_free(model_session *s); /* NULL is a no-op */
 /* Forgets every token: the session starts a new sequence. */
 void model_session_reset(model_session *s);
 
-/* Appends a token. The previous pending token, if any, is run through the
- * network first (without computing logits). Returns 0, MODEL_EINVAL for an
- * id outside the vocabulary or MODEL_EFULL when the context is full. */
+/* Appends a token; a full batch of pending tokens is run first (without
+ * computing logits). Returns 0, MODEL_EINVAL for an id outside the
+ * vocabulary or MODEL_EFULL when the context is full (one token past the
+ * capacity is still accepted, but its logits are refused). */
 int model_session_push(model_session *s, int token);
 
 /* Logits (vocab_size floats) predicting the token after the last pushed

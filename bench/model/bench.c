@@ -6,7 +6,8 @@
  *       streaming-read memory bandwidth, GB/s, best of several passes
  *   model_bench gen MODEL THREADS TOKENS
  *       greedy decoding speed from BOS: tok/s over the run and from the
- *       10th-percentile token time, weight and KV bytes per token
+ *       10th-percentile token time, weight and KV bytes per token; then
+ *       the speed of a TOKENS-long prompt (run in batches)
  *
  * Output lines are "key value" pairs so the script can pick them up. */
 #include "model/cli.h"
@@ -206,7 +207,7 @@ static int cmd_gen(int argc, char **argv) {
     model_session *s = NULL;
     tpool *pool = NULL;
     int threads, tokens, warm = 4, rc = 1, token = 1;
-    int64_t t0 = 0, *dt = NULL;
+    int64_t t0 = 0, t0_end, *dt = NULL;
 
     if (argc < 5) {
         fprintf(stderr, "usage: model_bench gen MODEL THREADS TOKENS\n");
@@ -247,8 +248,22 @@ static int cmd_gen(int argc, char **argv) {
         if (i >= warm)
             dt[i - warm] = gen_now_ns() - t1;
     }
+    t0_end = gen_now_ns();
+    /* Prompt speed: the same number of tokens pushed at once, which runs
+     * them in batches. */
     {
-        double secs = (double)(gen_now_ns() - t0) / 1e9;
+        int64_t p0;
+        model_session_reset(s);
+        p0 = gen_now_ns();
+        for (int i = 0; i < tokens; i++)
+            if (model_session_push(s, (i * 7919) % model_get_config(m)->vocab_size))
+                goto done;
+        if (!model_session_logits(s))
+            goto done;
+        printf("prompt_tok_per_s %.3f\n", tokens / ((gen_now_ns() - p0) / 1e9));
+    }
+    {
+        double secs = (double)(t0_end - t0) / 1e9;
         const model_config *c = model_get_config(m);
         /* Attention reads the K and V rows of every earlier position. */
         double kv = 2.0 * c->n_layers * c->kv_dim * 4.0 *

@@ -47,8 +47,9 @@ get() {
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (b > a) ? b : a }'; }
 
 echo "== machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '\n%-6s %-7s %8s %8s %10s %10s %12s %9s %9s\n' model threads tok/s \
-    "tok/s*" "MB/token" "bw GB/s" "GB/s used*" "of bound" "bound*"
+printf '\n%-6s %-7s %8s %8s %10s %10s %12s %9s %9s %8s\n' model threads \
+    tok/s "tok/s*" "MB/token" "bw GB/s" "GB/s used*" "of bound" "bound*" \
+    "prompt"
 for m in fp32 int8; do
     info=$("$bin" gen "$tmp/$m.bin" 1 "$TOKENS")
     bytes=$(awk '$1 == "weight_bytes_per_token" { print $2 }' <<<"$info")
@@ -57,18 +58,19 @@ for m in fp32 int8; do
         # Bandwidth is measured next to each run: on a shared host it moves
         # with the neighbours' load, and the ratio should compare like with
         # like.
-        bw=0 tps=0 fast=0
+        bw=0 tps=0 fast=0 prompt=0
         for _ in $(seq "$REPEAT"); do
             bw=$(max "$bw" "$(get bandwidth_gbs "$bin" bw "$t")")
             out=$("$bin" gen "$tmp/$m.bin" "$t" "$TOKENS")
             tps=$(max "$tps" "$(awk '$1 == "tok_per_s" { print $2 }' <<<"$out")")
             fast=$(max "$fast" "$(awk '$1 == "tok_per_s_p10" { print $2 }' <<<"$out")")
+            prompt=$(max "$prompt" "$(awk '$1 == "prompt_tok_per_s" { print $2 }' <<<"$out")")
         done
         awk -v m="$m" -v t="$t" -v tps="$tps" -v f="$fast" -v b="$bytes" \
-            -v bw="$bw" \
-            'BEGIN { printf "%-6s %-7s %8.1f %8.1f %10.1f %10.2f %12.2f %8.0f%% %8.0f%%\n",
+            -v bw="$bw" -v p="$prompt" \
+            'BEGIN { printf "%-6s %-7s %8.1f %8.1f %10.1f %10.2f %12.2f %8.0f%% %8.0f%% %8.1f\n",
                             m, t, tps, f, b / 1e6, bw, f * b / 1e9,
-                            100 * tps * b / 1e9 / bw, 100 * f * b / 1e9 / bw }'
+                            100 * tps * b / 1e9 / bw, 100 * f * b / 1e9 / bw, p }'
     done
 done
 echo
@@ -76,6 +78,7 @@ echo "tok/s: whole run; tok/s*: from the 10th-percentile token time, the"
 echo "speed when no other process takes the CPU (GB/s used* and bound* use"
 echo "it). of bound = tok/s x MB/token / bandwidth (bw GB/s: streaming"
 echo "reads at the same thread count, measured between the runs)."
+echo "prompt: tok/s for a $TOKENS-token prompt, run in batches of 16."
 echo
 echo "weight MB/token counts every matrix once, the embedding table in full"
 echo "since it is also the classifier. Attention also reads the KV cache:"
