@@ -158,6 +158,20 @@ out:
     return rc;
 }
 
+void server_scored_item(Aisle__V1__ScoredItem *out, const rank_hit *h) {
+    aisle__v1__scored_item__init(out);
+    out->item_id = h->item.item_id;
+    out->score = h->score;
+    /* protobuf-c's message fields are not const; packing only reads. */
+    out->reasons = (char **)h->reasons;
+    out->n_reasons = (size_t)h->n_reasons;
+    out->title = h->item.title;
+    out->creator_id = h->item.creator_id;
+    out->category = h->item.category;
+    out->price_cents = h->item.price_cents;
+    out->brand = h->item.brand;
+}
+
 /* The gRPC status for a pipeline error code. */
 static grpc_status_code server_status_of(int rc) {
     return rc == PROFILE_EINVAL ? GRPC_STATUS_INVALID_ARGUMENT
@@ -193,17 +207,7 @@ static void server_handle_recommend(server_worker *w, const uint8_t *req,
         goto out;
     }
     for (size_t i = 0; i < rr.n; i++) {
-        rank_hit *h = &rr.hits[i];
-        aisle__v1__scored_item__init(&items[i]);
-        items[i].item_id = h->item.item_id;
-        items[i].score = h->score;
-        items[i].reasons = h->reasons;
-        items[i].n_reasons = (size_t)h->n_reasons;
-        items[i].title = h->item.title;
-        items[i].creator_id = h->item.creator_id;
-        items[i].category = h->item.category;
-        items[i].price_cents = h->item.price_cents;
-        items[i].brand = h->item.brand;
+        server_scored_item(&items[i], &rr.hits[i]);
         ptrs[i] = &items[i];
     }
     server_request_id(w->srv, rid, sizeof(rid));

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aisle/v1/aisle.pb-c.h"
 #include "ranker/rank.h"
 #include "retrieval/catalog.h"
 #include "services/profile.h"
@@ -78,6 +79,9 @@ int server_port(const server *s);
 int server_recommend(catalog *c, profile_store *ps, const char *user_id, int limit,
                      const rank_filter *filter, rank_result *out, char *err,
                      size_t errlen);
+
+/* Points out's fields at h's (no copies: out is valid while h is). */
+void server_scored_item(Aisle__V1__ScoredItem *out, const rank_hit *h);
 
 /* Graceful stop: in-flight calls get up to grace_ms to finish. Frees s. */
 void server_stop(server *s, int grace_ms);

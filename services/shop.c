@@ -451,17 +451,7 @@ static int shop_send_first(const shop_sink *o, const char *rid, const compose_in
     static char late[] = "Did not finish in time; left out.";
 
     for (size_t i = 0; i < in->n; i++) {
-        const rank_hit *h = in->items[i];
-        aisle__v1__scored_item__init(&items[i]);
-        items[i].item_id = h->item.item_id;
-        items[i].score = h->score;
-        items[i].reasons = (char **)h->reasons;
-        items[i].n_reasons = (size_t)h->n_reasons;
-        items[i].title = h->item.title;
-        items[i].creator_id = h->item.creator_id;
-        items[i].category = h->item.category;
-        items[i].price_cents = h->item.price_cents;
-        items[i].brand = h->item.brand;
+        server_scored_item(&items[i], in->items[i]);
         iptr[i] = &items[i];
     }
     for (size_t k = 0; c && k < council_size(c); k++) {

@@ -127,6 +127,18 @@ class Procs:
         return unclean
 
 
+def healthy(channel):
+    """Whether grpc.health.v1 says SERVING (the catalog has loaded)."""
+    import grpc
+    call = channel.unary_unary("/grpc.health.v1.Health/Check",
+                               request_serializer=lambda b: b,
+                               response_deserializer=lambda b: b)
+    try:
+        return call(b"", timeout=1) == b"\x08\x01"  # field 1 (status) = SERVING
+    except grpc.RpcError:
+        return False
+
+
 def _redis_ping(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:

@@ -84,7 +84,7 @@ class Shop(unittest.TestCase):
             _, cls.addr = cls.procs.serve(cls.brokers, cls.redis, DIM)
             cls.procs.ingest(cls.brokers, cls.redis)
             cls.channel = grpc.insecure_channel(cls.addr)
-            aisle_env.wait_for(lambda: cls.healthy(cls.channel), 20, "serve to report SERVING")
+            aisle_env.wait_for(lambda: aisle_env.healthy(cls.channel), 20, "serve to report SERVING")
             aisle_env.wait_for(cls.profile_ready, 20, "the shopper's profile")
             shared = shared_dir()
             cls.stories = shared and os.path.join(shared, "models", "stories260K")
@@ -94,7 +94,7 @@ class Shop(unittest.TestCase):
                     ["--model", os.path.join(cls.stories, "stories260K.bin"),
                      "--tokenizer", os.path.join(cls.stories, "tok512.bin")])
                 cls.model_channel = grpc.insecure_channel(cls.model_addr)
-                aisle_env.wait_for(lambda: cls.healthy(cls.model_channel), 20,
+                aisle_env.wait_for(lambda: aisle_env.healthy(cls.model_channel), 20,
                                    "the model server to report SERVING")
         except Exception:
             cls.procs.close()
@@ -108,16 +108,6 @@ class Shop(unittest.TestCase):
         unclean = cls.procs.close()
         if unclean:
             raise AssertionError("processes did not stop cleanly:\n" + "\n".join(unclean))
-
-    @staticmethod
-    def healthy(channel):
-        call = channel.unary_unary("/grpc.health.v1.Health/Check",
-                                   request_serializer=lambda b: b,
-                                   response_deserializer=lambda b: b)
-        try:
-            return call(b"", timeout=1) == b"\x08\x01"
-        except grpc.RpcError:
-            return False
 
     @classmethod
     def profile_ready(cls):
@@ -230,7 +220,7 @@ class Shop(unittest.TestCase):
             for _ in it:
                 pass
         self.assertEqual(e.exception.code(), grpc.StatusCode.CANCELLED)
-        self.assertTrue(self.healthy(channel))
+        self.assertTrue(aisle_env.healthy(channel))
         self.check_stream(list(self.shop(channel, user_id=self.user, query="yoga", mode=mode)))
 
     def test_client_cancel_leaves_the_server_healthy(self):

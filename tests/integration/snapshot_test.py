@@ -58,7 +58,7 @@ class Snapshots(unittest.TestCase):
             rec = ch.unary_unary("/aisle.v1.Recommender/Recommend",
                                  request_serializer=lambda m: m.SerializeToString(),
                                  response_deserializer=pb.RecommendResponse.FromString)
-            aisle_env.wait_for(lambda: _healthy(ch), 20, "serve to be ready")
+            aisle_env.wait_for(lambda: aisle_env.healthy(ch), 20, "serve to be ready")
 
             # A new shopper who touched three a-items gets the a-community.
             prod = Producer({"bootstrap.servers": brokers})
@@ -117,13 +117,6 @@ class Snapshots(unittest.TestCase):
     def wait_log(self, procs, p, text, timeout=30):
         aisle_env.wait_for(lambda: text in procs.log(p), timeout, "serve to log " + text, 0.1)
         return procs.log(p)
-
-
-def _healthy(ch):
-    try:
-        return ch.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=1) == b"\x08\x01"
-    except grpc.RpcError:
-        return False
 
 
 if __name__ == "__main__":
