@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Serving learned snapshots, on real parts: `aisle embed train` writes
 snapshots from interactions; `aisle serve --snapshots` ranks with their
-vectors and neighbour lists; `aisle ctl index reload` swaps in a newer one
-while serving; a corrupt newest snapshot is refused and the current one
-stays."""
+vectors and neighbour lists; live catalog facts (titles, stock) apply to
+snapshot items and survive a swap; `aisle ctl index reload` swaps in a
+newer snapshot while serving; a corrupt newest snapshot is refused and the
+current one stays."""
 
 import os
 import random
@@ -77,6 +78,22 @@ class Snapshots(unittest.TestCase):
             self.assertTrue(all(i.startswith("a") for i in ids), ids)
             self.assertFalse({"a1", "a2", "a3"} & set(ids))
 
+            # Live catalog facts for snapshot items (a title for the first
+            # pick, out of stock for the second) are kept across the swap.
+            renamed, sold_out = ids[0], ids[1]
+            for item_id, in_stock in ((renamed, True), (sold_out, False)):
+                prod.produce("aisle.catalog", key=item_id, value=ev.CatalogItem(
+                    item_id=item_id, title="Live " + item_id, price_cents=1234,
+                    in_stock=in_stock).SerializeToString())
+            prod.flush(10)
+
+            def live_facts():
+                got = {it.item_id: it for it in rec(pb.RecommendRequest(
+                    user_id="newbie", limit=100), timeout=5).items}
+                return (got.get(renamed) is not None and got[renamed].title == "Live " + renamed
+                        and sold_out not in got)
+            aisle_env.wait_for(live_facts, 20, "the live facts to apply")
+
             # A newer snapshot is swapped in on command.
             write_interactions(data, 2)
             time.sleep(0.01)
@@ -86,6 +103,7 @@ class Snapshots(unittest.TestCase):
             self.assertIn("now serving snapshot " + second, self.wait_log(procs, serve, second))
             self.assertEqual(len(rec(pb.RecommendRequest(user_id="newbie", limit=5),
                                      timeout=5).items), 5)
+            self.assertTrue(live_facts(), "live facts survive the swap")
 
             # A corrupt newest snapshot is refused; the current one stays.
             time.sleep(0.01)
