@@ -27,6 +27,7 @@ typedef struct sink {
     int64_t sleep_past;          /* on call sleep_at, wait until this time */
     int sleep_at;
     const atomic_int *wait_flag; /* first call waits until it is set */
+    atomic_int *started;         /* set on the first call */
 } sink;
 
 static int on_text(void *ud, const char *text, size_t len) {
@@ -42,6 +43,7 @@ static int on_text(void *ud, const char *text, size_t len) {
     if (k->sleep_at && k->calls == k->sleep_at)
         while (gen_now_ns() < k->sleep_past)
             nanosleep(&(struct timespec){0, 1000000}, NULL);
+    if (k->started && k->calls == 1) atomic_store(k->started, 1);
     if (k->wait_flag && k->calls == 1)
         while (!atomic_load(k->wait_flag))
             nanosleep(&(struct timespec){0, 1000000}, NULL);
@@ -202,23 +204,31 @@ static void test_cancel(void) {
     TEST_CHECK(st.reason == GEN_STOP_CANCEL && st.n_tokens == 0 && k2.n == 0);
 }
 
+typedef struct cancel_pair {
+    atomic_int started, flag;
+} cancel_pair;
+
+/* Cancels once the first piece is out, however slow the run up to it (a
+ * fixed sleep could fire while the prompt is still being fed). */
 static void *cancel_later(void *arg) {
-    nanosleep(&(struct timespec){0, 5000000}, NULL);
-    atomic_store((atomic_int *)arg, 1);
+    cancel_pair *cp = arg;
+    while (!atomic_load(&cp->started)) nanosleep(&(struct timespec){0, 1000000}, NULL);
+    atomic_store(&cp->flag, 1);
     return NULL;
 }
 
 static void test_cancel_from_another_thread(void) {
-    atomic_int flag = 0;
+    cancel_pair cp = {0, 0};
     gen_params p;
     gen_stats st;
     sink k = {0};
     pthread_t th;
 
     gen_params_init(&p);
-    p.cancel = &flag;
-    k.wait_flag = &flag; /* the first piece waits for the other thread */
-    TEST_REQUIRE(pthread_create(&th, NULL, cancel_later, &flag) == 0);
+    p.cancel = &cp.flag;
+    k.started = &cp.started;
+    k.wait_flag = &cp.flag; /* the first piece waits for the other thread */
+    TEST_REQUIRE(pthread_create(&th, NULL, cancel_later, &cp) == 0);
     TEST_CHECK(generate(&p, &k, &st, 0) == 0);
     pthread_join(th, NULL);
     TEST_CHECK(st.reason == GEN_STOP_CANCEL && st.n_tokens == 1);
