@@ -7,6 +7,7 @@
 #include "model/export.h"
 
 #include "model/gguf.h"
+#include "model/msg.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -17,15 +18,6 @@
 
 #define AK42_MAGIC 0x616b3432u
 #define AK42_HEADER 256
-
-static void export_err(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ------------------------------------------------------------------ GGUF */
 
@@ -137,7 +129,7 @@ int export_gguf(const model *m, const tok_tokenizer *t, const char *path,
     int rc = -ENOMEM;
 
     if (type != GGUF_T_F32 && type != GGUF_T_F16 && type != GGUF_T_Q8_0) {
-        export_err(err, errlen, "unsupported GGUF tensor type %u", type);
+        msg_set(err, errlen, "unsupported GGUF tensor type %u", type);
         rc = -EINVAL;
         goto done;
     }
@@ -193,7 +185,7 @@ int export_gguf(const model *m, const tok_tokenizer *t, const char *path,
     goto done;
 
 oom:
-    export_err(err, errlen, "out of memory");
+    msg_set(err, errlen, "out of memory");
     rc = -ENOMEM;
 done:
     gguf_writer_free(w);
@@ -265,11 +257,11 @@ int export_llama2c(const model *m, const char *path, int version, int gs,
     int rc = -EINVAL, created = 0;
 
     if (version != 1 && version != 2) {
-        export_err(err, errlen, "llama2.c export version must be 1 or 2");
+        msg_set(err, errlen, "llama2.c export version must be 1 or 2");
         return -EINVAL;
     }
     if (c->rope_theta != 10000.0f || c->norm_eps != 1e-5f) {
-        export_err(err, errlen,
+        msg_set(err, errlen,
                    "llama2.c format cannot express rope base %g / norm eps %g",
                    c->rope_theta, c->norm_eps);
         return -EINVAL;
@@ -280,7 +272,7 @@ int export_llama2c(const model *m, const char *path, int version, int gs,
     /* dim % 4 keeps each tensor's scales 4-byte aligned in the file. */
     if (version == 2 && (gs <= 0 || c->dim % gs || c->hidden_dim % gs ||
                          c->dim % 4)) {
-        export_err(err, errlen,
+        msg_set(err, errlen,
                    "group size %d must divide dim %d and hidden_dim %d "
                    "(and dim must be a multiple of 4)",
                    gs, c->dim, c->hidden_dim);
@@ -292,13 +284,13 @@ int export_llama2c(const model *m, const char *path, int version, int gs,
     o.q = malloc((size_t)(c->dim > c->hidden_dim ? c->dim : c->hidden_dim));
     if (!o.row || !o.q) {
         rc = -ENOMEM;
-        export_err(err, errlen, "out of memory");
+        msg_set(err, errlen, "out of memory");
         goto fail;
     }
     o.f = fopen(path, "wb");
     if (!o.f) {
         rc = -EIO;
-        export_err(err, errlen, "%s: %s", path, strerror(errno));
+        msg_set(err, errlen, "%s: %s", path, strerror(errno));
         goto fail;
     }
     created = 1;
@@ -324,14 +316,14 @@ int export_llama2c(const model *m, const char *path, int version, int gs,
     if (!rc && !c->shared_classifier)
         rc = write_mat(&o, model_weight(m, MODEL_W_CLS, 0));
     if (rc) {
-        export_err(err, errlen, "%s: write failed: %s", path,
+        msg_set(err, errlen, "%s: write failed: %s", path,
                    rc == -ENOMEM ? "out of memory" : strerror(errno));
         goto fail;
     }
     rc = fclose(o.f) ? -EIO : 0;
     o.f = NULL;
     if (rc) {
-        export_err(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        msg_set(err, errlen, "%s: write failed: %s", path, strerror(errno));
         goto fail;
     }
     free(o.row);

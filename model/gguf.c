@@ -7,6 +7,7 @@
 #include "model/gguf.h"
 
 #include "model/kern.h"
+#include "model/msg.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -37,15 +38,6 @@ typedef struct gguf_rd {
     const uint8_t *p;
     size_t size, off;
 } gguf_rd;
-
-static void gguf_err(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int rd_take(gguf_rd *r, uint64_t n, const uint8_t **at) {
     if (n > r->size - r->off)
@@ -162,11 +154,11 @@ int gguf_open(const void *data, size_t size, gguf_file **out, char *err,
     if (!g)
         goto oom;
     if (rd_u32(&r, &magic) || magic != GGUF_MAGIC) {
-        gguf_err(err, errlen, "not a GGUF file (bad magic)");
+        msg_set(err, errlen, "not a GGUF file (bad magic)");
         goto fail;
     }
     if (rd_u32(&r, &g->version) || (g->version != 2 && g->version != 3)) {
-        gguf_err(err, errlen, "unsupported GGUF version %u (want 2 or 3)",
+        msg_set(err, errlen, "unsupported GGUF version %u (want 2 or 3)",
                  g->version);
         goto fail;
     }
@@ -202,7 +194,7 @@ int gguf_open(const void *data, size_t size, gguf_file **out, char *err,
         const gguf_kv *a = gguf_find_kv(g, "general.alignment");
         if (a && (gguf_get_u32(g, "general.alignment", &align) || align == 0 ||
                   (align & (align - 1)) || align > 65536)) {
-            gguf_err(err, errlen, "bad general.alignment");
+            msg_set(err, errlen, "bad general.alignment");
             goto fail;
         }
     }
@@ -213,7 +205,7 @@ int gguf_open(const void *data, size_t size, gguf_file **out, char *err,
         if (rd_str(&r, &t->name) || rd_u32(&r, &t->n_dims))
             goto bad_tensor;
         if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS) {
-            gguf_err(err, errlen, "tensor %.*s: %u dimensions",
+            msg_set(err, errlen, "tensor %.*s: %u dimensions",
                      (int)(t->name.len > 64 ? 64 : t->name.len), t->name.p,
                      t->n_dims);
             goto fail;
@@ -239,7 +231,7 @@ int gguf_open(const void *data, size_t size, gguf_file **out, char *err,
             continue; /* unsupported type: refused if a caller needs it */
         if (offset % align || offset > size - data_off ||
             t->nbytes > size - data_off - offset) {
-            gguf_err(err, errlen, "tensor %.*s lies outside the file",
+            msg_set(err, errlen, "tensor %.*s lies outside the file",
                      (int)(t->name.len > 64 ? 64 : t->name.len), t->name.p);
             goto fail;
         }
@@ -249,16 +241,16 @@ int gguf_open(const void *data, size_t size, gguf_file **out, char *err,
     return 0;
 
 bad_kv:
-    gguf_err(err, errlen, "corrupt or truncated GGUF metadata");
+    msg_set(err, errlen, "corrupt or truncated GGUF metadata");
     goto fail;
 bad_tensor:
-    gguf_err(err, errlen, "corrupt or truncated GGUF tensor table");
+    msg_set(err, errlen, "corrupt or truncated GGUF tensor table");
     goto fail;
 truncated:
-    gguf_err(err, errlen, "truncated GGUF header");
+    msg_set(err, errlen, "truncated GGUF header");
     goto fail;
 oom:
-    gguf_err(err, errlen, "out of memory");
+    msg_set(err, errlen, "out of memory");
     gguf_close(g);
     return -ENOMEM;
 fail:
@@ -584,13 +576,13 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err,
     row = malloc((size_t)maxrow * sizeof *row);
     enc = malloc((size_t)maxrow * sizeof *row);
     if (!row || !enc) {
-        gguf_err(err, errlen, "out of memory");
+        msg_set(err, errlen, "out of memory");
         rc = -ENOMEM;
         goto fail;
     }
     f = fopen(path, "wb");
     if (!f) {
-        gguf_err(err, errlen, "%s: %s", path, strerror(errno));
+        msg_set(err, errlen, "%s: %s", path, strerror(errno));
         goto fail;
     }
     created = 1;
@@ -618,7 +610,7 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err,
         for (uint64_t r = 0; r < rows; r++) {
             rc = t->fn(t->ud, r, row);
             if (rc) {
-                gguf_err(err, errlen, "cannot produce tensor %s", t->name);
+                msg_set(err, errlen, "cannot produce tensor %s", t->name);
                 goto fail;
             }
             gguf_encode_row(t->type, row, t->ne[0], enc);
@@ -637,7 +629,7 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err,
     return 0;
 
 io:
-    gguf_err(err, errlen, "%s: write failed: %s", path, strerror(errno));
+    msg_set(err, errlen, "%s: write failed: %s", path, strerror(errno));
     rc = -EIO;
 fail:
     if (f)

@@ -9,6 +9,7 @@
  * decoding reproduces llama2.c's tokens; the matrix products, which are
  * nearly all the time, are split across the session's thread pool. */
 #include "model/model.h"
+#include "model/msg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -85,15 +86,6 @@ const char *model_strerror(int rc) {
     }
 }
 
-static void model_err(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ------------------------------------------------------------ accessors */
 
 const model_config *model_get_config(const model *m) { return &m->cfg; }
@@ -132,7 +124,7 @@ static int cfg_check(model_config *c, char *err, size_t errlen) {
         c->n_kv_heads <= 0 || c->n_kv_heads > c->n_heads ||
         c->vocab_size <= 0 || c->vocab_size > MAX_VOCAB || c->seq_len <= 0 ||
         c->seq_len > MAX_SEQ) {
-        model_err(err, errlen,
+        msg_set(err, errlen,
                   "bad model config (dim %d hidden %d layers %d heads %d/%d "
                   "vocab %d seq %d)",
                   c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
@@ -141,7 +133,7 @@ static int cfg_check(model_config *c, char *err, size_t errlen) {
     }
     if (c->dim % c->n_heads || c->n_heads % c->n_kv_heads ||
         (c->dim / c->n_heads) % 2) {
-        model_err(err, errlen,
+        msg_set(err, errlen,
                   "bad model config: dim %d, %d heads, %d kv heads do not "
                   "divide into even head sizes",
                   c->dim, c->n_heads, c->n_kv_heads);
@@ -227,12 +219,12 @@ static const int layer_order[] = {MODEL_W_Q,    MODEL_W_K,    MODEL_W_V,
 static int size_error(const mcur *c, const char *path, char *err,
                       size_t errlen) {
     if (c->bad)
-        model_err(err, errlen,
+        msg_set(err, errlen,
                   "%s: truncated or corrupt: weights extend past the end of "
                   "the %zu-byte file (or are misaligned)",
                   path, c->size);
     else
-        model_err(err, errlen,
+        msg_set(err, errlen,
                   "%s: corrupt: %zu bytes of weights expected, file has %zu",
                   path, c->off, c->size);
     return MODEL_EFORMAT;
@@ -297,19 +289,19 @@ static int load_ak42(model *m, const char *path, char *err, size_t errlen) {
     int rc;
 
     if (m->map_size < AK42_HEADER) {
-        model_err(err, errlen, "%s: truncated header (%zu bytes)", path,
+        msg_set(err, errlen, "%s: truncated header (%zu bytes)", path,
                   m->map_size);
         return MODEL_EFORMAT;
     }
     memcpy(&version, b + 4, 4);
     memcpy(h, b + 8, sizeof h);
     if (version != 1 && version != 2) {
-        model_err(err, errlen, "%s: unsupported llama2.c export version %d",
+        msg_set(err, errlen, "%s: unsupported llama2.c export version %d",
                   path, version);
         return MODEL_EFORMAT;
     }
     if (b[36] > 1) {
-        model_err(err, errlen, "%s: corrupt header (shared flag %u)", path,
+        msg_set(err, errlen, "%s: corrupt header (shared flag %u)", path,
                   b[36]);
         return MODEL_EFORMAT;
     }
@@ -338,7 +330,7 @@ static int load_ak42(model *m, const char *path, char *err, size_t errlen) {
         /* Every product's input length is dim or hidden_dim; a group must
          * not straddle rows. */
         if (gs <= 0 || cfg->dim % gs || cfg->hidden_dim % gs) {
-            model_err(err, errlen,
+            msg_set(err, errlen,
                       "%s: group size %d does not divide dim %d and "
                       "hidden_dim %d",
                       path, gs, cfg->dim, cfg->hidden_dim);
@@ -363,7 +355,7 @@ static int gguf_cfg_int(const gguf_file *g, const char *key, int *out,
     if (gguf_get_u32(g, key, &v)) {
         if (!required)
             return 0;
-        model_err(err, errlen, "GGUF metadata %s missing or invalid", key);
+        msg_set(err, errlen, "GGUF metadata %s missing or invalid", key);
         return MODEL_EFORMAT;
     }
     *out = v > INT32_MAX ? INT32_MAX : (int)v;
@@ -377,18 +369,18 @@ static int gguf_mat(model *m, const char *name, int kind, kern_mat *out,
 
     kind_shape(&m->cfg, kind, &rows, &cols);
     if (!t) {
-        model_err(err, errlen, "GGUF tensor %s missing", name);
+        msg_set(err, errlen, "GGUF tensor %s missing", name);
         return MODEL_EFORMAT;
     }
     if (t->ne[0] != (uint64_t)cols || t->ne[1] != (uint64_t)rows ||
         t->ne[2] != 1 || t->ne[3] != 1) {
-        model_err(err, errlen, "GGUF tensor %s has shape %llux%llu, want %dx%d",
+        msg_set(err, errlen, "GGUF tensor %s has shape %llux%llu, want %dx%d",
                   name, (unsigned long long)t->ne[0],
                   (unsigned long long)t->ne[1], cols, rows);
         return MODEL_EFORMAT;
     }
     if (!t->data) {
-        model_err(err, errlen,
+        msg_set(err, errlen,
                   "GGUF tensor %s has unsupported type %u (F32, F16, Q8_0 "
                   "supported)",
                   name, t->type);
@@ -403,7 +395,7 @@ static int gguf_mat(model *m, const char *name, int kind, kern_mat *out,
         m->act_gs = KERN_Q8_0_BLOCK;
     }
     if ((uintptr_t)t->data % (out->type == KERN_F32 ? 4 : 2)) {
-        model_err(err, errlen, "GGUF tensor %s is misaligned", name);
+        msg_set(err, errlen, "GGUF tensor %s is misaligned", name);
         return MODEL_EFORMAT;
     }
     return 0;
@@ -415,7 +407,7 @@ static int gguf_norm(model *m, const char *name, const float **out, char *err,
     if (!t || t->type != GGUF_T_F32 || !t->data ||
         t->ne[0] != (uint64_t)m->cfg.dim || t->ne[1] != 1 || t->ne[2] != 1 ||
         t->ne[3] != 1 || (uintptr_t)t->data % 4) {
-        model_err(err, errlen, "GGUF tensor %s missing or not F32[%d]", name,
+        msg_set(err, errlen, "GGUF tensor %s missing or not F32[%d]", name,
                   m->cfg.dim);
         return MODEL_EFORMAT;
     }
@@ -438,7 +430,7 @@ static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
         return rc == -ENOMEM ? MODEL_ENOMEM : MODEL_EFORMAT;
     if (gguf_get_str(m->gguf, "general.architecture", &arch) ||
         !(arch.len == 5 && !memcmp(arch.p, "llama", 5))) {
-        model_err(err, errlen, "%s: GGUF architecture is not llama", path);
+        msg_set(err, errlen, "%s: GGUF architecture is not llama", path);
         return MODEL_EFORMAT;
     }
     *cfg = (model_config){0};
@@ -463,7 +455,7 @@ static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
                  &cfg->norm_eps);
     emb = gguf_find_tensor(m->gguf, "token_embd.weight");
     if (!emb || emb->ne[1] > MAX_VOCAB) {
-        model_err(err, errlen, "%s: GGUF tensor token_embd.weight missing",
+        msg_set(err, errlen, "%s: GGUF tensor token_embd.weight missing",
                   path);
         return MODEL_EFORMAT;
     }
@@ -471,12 +463,12 @@ static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
     if ((rc = cfg_check(cfg, err, errlen)))
         return rc;
     if (!(cfg->rope_theta > 0.0f) || !(cfg->norm_eps >= 0.0f)) {
-        model_err(err, errlen, "%s: bad rope base or norm epsilon", path);
+        msg_set(err, errlen, "%s: bad rope base or norm epsilon", path);
         return MODEL_EFORMAT;
     }
     if (!gguf_get_u32(m->gguf, "llama.rope.dimension_count", &rope_dims) &&
         rope_dims != (uint32_t)cfg->head_size) {
-        model_err(err, errlen, "%s: partial rotary embeddings unsupported",
+        msg_set(err, errlen, "%s: partial rotary embeddings unsupported",
                   path);
         return MODEL_EFORMAT;
     }
@@ -520,22 +512,22 @@ int model_load(const char *path, model **out, char *err, size_t errlen) {
     *out = NULL;
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        model_err(err, errlen, "%s: %s", path, strerror(errno));
+        msg_set(err, errlen, "%s: %s", path, strerror(errno));
         return MODEL_EIO;
     }
     m = calloc(1, sizeof *m);
     if (!m) {
         rc = MODEL_ENOMEM;
-        model_err(err, errlen, "out of memory");
+        msg_set(err, errlen, "out of memory");
         goto fail;
     }
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        model_err(err, errlen, "%s: not a regular file", path);
+        msg_set(err, errlen, "%s: not a regular file", path);
         goto fail;
     }
     if (st.st_size < LEGACY_HEADER) {
         rc = MODEL_EFORMAT;
-        model_err(err, errlen, "%s: truncated: %lld bytes is too short for a "
+        msg_set(err, errlen, "%s: truncated: %lld bytes is too short for a "
                   "model header", path, (long long)st.st_size);
         goto fail;
     }
@@ -543,7 +535,7 @@ int model_load(const char *path, model **out, char *err, size_t errlen) {
     m->map = mmap(NULL, m->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (m->map == MAP_FAILED) {
         m->map = NULL;
-        model_err(err, errlen, "%s: mmap: %s", path, strerror(errno));
+        msg_set(err, errlen, "%s: mmap: %s", path, strerror(errno));
         goto fail;
     }
     close(fd);

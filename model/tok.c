@@ -6,6 +6,7 @@
  * leftmost on ties) at a fraction of the lookups. Pieces live in one arena
  * and are found through an open-addressing hash table. */
 #include "model/tok.h"
+#include "model/msg.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -35,15 +36,6 @@ struct tok_tokenizer {
     int byte_id[256];  /* token of each raw byte; -1 if none */
     char bytes[256];   /* storage decode returns for byte tokens */
 };
-
-static void tok_err(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static uint32_t tok_hash(const char *p, size_t len) {
     uint32_t h = 2166136261u; /* FNV-1a */
@@ -194,42 +186,42 @@ int tok_load_file(const char *path, int vocab_size, tok_tokenizer **out,
     *out = NULL;
     f = fopen(path, "rb");
     if (!f) {
-        tok_err(err, errlen, "%s: %s", path, strerror(errno));
+        msg_set(err, errlen, "%s: %s", path, strerror(errno));
         return -errno;
     }
     if (fseek(f, 0, SEEK_END) || (fsize = ftell(f)) < 0 ||
         fseek(f, 0, SEEK_SET)) {
-        tok_err(err, errlen, "%s: cannot size file", path);
+        msg_set(err, errlen, "%s: cannot size file", path);
         rc = -EIO;
         goto fail;
     }
     size = (size_t)fsize;
     if (size > TOK_MAX_FILE) {
-        tok_err(err, errlen, "%s: tokenizer file too large", path);
+        msg_set(err, errlen, "%s: tokenizer file too large", path);
         goto fail;
     }
     buf = malloc(size ? size : 1);
     if (!buf) {
         rc = -ENOMEM;
-        tok_err(err, errlen, "out of memory");
+        msg_set(err, errlen, "out of memory");
         goto fail;
     }
     if (fread(buf, 1, size, f) != size) {
-        tok_err(err, errlen, "%s: read error", path);
+        msg_set(err, errlen, "%s: read error", path);
         rc = -EIO;
         goto fail;
     }
     if (size < 4) {
-        tok_err(err, errlen, "%s: truncated tokenizer header", path);
+        msg_set(err, errlen, "%s: truncated tokenizer header", path);
         goto fail;
     }
     memcpy(&max_len, buf, 4);
     if (max_len <= 0 || max_len > TOK_MAX_PIECE) {
-        tok_err(err, errlen, "%s: bad max_token_length %d", path, max_len);
+        msg_set(err, errlen, "%s: bad max_token_length %d", path, max_len);
         goto fail;
     }
     if (vocab_size > TOK_MAX_VOCAB) {
-        tok_err(err, errlen, "%s: vocabulary size %d too large", path,
+        msg_set(err, errlen, "%s: vocabulary size %d too large", path,
                 vocab_size);
         goto fail;
     }
@@ -238,30 +230,30 @@ int tok_load_file(const char *path, int vocab_size, tok_tokenizer **out,
     for (off = 4; vocab_size > 0 ? n < vocab_size : off < size; n++) {
         int32_t len;
         if (size - off < 8) {
-            tok_err(err, errlen, "%s: truncated at token %d", path, n);
+            msg_set(err, errlen, "%s: truncated at token %d", path, n);
             goto fail;
         }
         memcpy(&len, buf + off + 4, 4);
         if (len < 0 || len > max_len || (size_t)len > size - off - 8) {
-            tok_err(err, errlen, "%s: token %d has bad length %d", path, n,
+            msg_set(err, errlen, "%s: token %d has bad length %d", path, n,
                     len);
             goto fail;
         }
         off += 8 + (size_t)len;
         arena += (size_t)len;
         if (n >= TOK_MAX_VOCAB) {
-            tok_err(err, errlen, "%s: too many tokens", path);
+            msg_set(err, errlen, "%s: too many tokens", path);
             goto fail;
         }
     }
     if (n == 0) {
-        tok_err(err, errlen, "%s: empty vocabulary", path);
+        msg_set(err, errlen, "%s: empty vocabulary", path);
         goto fail;
     }
     t = tok_alloc(n, arena);
     if (!t) {
         rc = -ENOMEM;
-        tok_err(err, errlen, "out of memory");
+        msg_set(err, errlen, "out of memory");
         goto fail;
     }
     for (off = 4; t->n < n;) {
@@ -301,28 +293,28 @@ int tok_load_gguf(const gguf_file *g, tok_tokenizer **out, char *err,
     *out = NULL;
     if (!gguf_get_str(g, "tokenizer.ggml.model", &model) &&
         !(model.len == 5 && !memcmp(model.p, "llama", 5))) {
-        tok_err(err, errlen, "unsupported GGUF tokenizer model %.*s (want llama)",
+        msg_set(err, errlen, "unsupported GGUF tokenizer model %.*s (want llama)",
                 (int)(model.len > 32 ? 32 : model.len), model.p);
         goto fail;
     }
     if (gguf_get_strs(g, "tokenizer.ggml.tokens", &pieces, &n) || n == 0 ||
         n > TOK_MAX_VOCAB) {
-        tok_err(err, errlen, "GGUF file has no usable tokenizer.ggml.tokens");
+        msg_set(err, errlen, "GGUF file has no usable tokenizer.ggml.tokens");
         goto fail;
     }
     if (gguf_get_arr(g, "tokenizer.ggml.scores", &st, &ns, &scores) ||
         st != GGUF_FLOAT32 || ns != n) {
-        tok_err(err, errlen, "GGUF tokenizer.ggml.scores missing or mismatched");
+        msg_set(err, errlen, "GGUF tokenizer.ggml.scores missing or mismatched");
         goto fail;
     }
     if (!gguf_get_arr(g, "tokenizer.ggml.token_type", &tt, &nt, &types) &&
         (tt != GGUF_INT32 || nt != n)) {
-        tok_err(err, errlen, "GGUF tokenizer.ggml.token_type mismatched");
+        msg_set(err, errlen, "GGUF tokenizer.ggml.token_type mismatched");
         goto fail;
     }
     for (uint64_t i = 0; i < n; i++) {
         if (pieces[i].len > TOK_MAX_PIECE) {
-            tok_err(err, errlen, "GGUF token %llu too long",
+            msg_set(err, errlen, "GGUF token %llu too long",
                     (unsigned long long)i);
             goto fail;
         }
@@ -331,7 +323,7 @@ int tok_load_gguf(const gguf_file *g, tok_tokenizer **out, char *err,
     t = tok_alloc((int)n, arena);
     if (!t) {
         rc = -ENOMEM;
-        tok_err(err, errlen, "out of memory");
+        msg_set(err, errlen, "out of memory");
         goto fail;
     }
     if (!gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &v))
