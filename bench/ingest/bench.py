@@ -14,6 +14,7 @@ Run through bench/ingest/run.sh."""
 import argparse
 import os
 import random
+import re
 import socket
 import statistics
 import subprocess
@@ -186,8 +187,8 @@ def bound(port, sha):
     argv = ["redis-benchmark", "-p", str(port), "-n", "300000", "-P", "64", "-c", "4",
             "-r", "20000", "-q", "EVALSHA", sha, "9"] + keys + head + event
     out = subprocess.run(argv, capture_output=True, text=True, timeout=300).stdout
-    line = [l for l in out.replace("\r", "\n").splitlines() if "requests per second" in l]
-    return float(line[-1].split(":")[1].split()[0]) if line else float("nan")
+    rates = re.findall(r"([\d.]+) requests per second", out)
+    return float(rates[-1]) if rates else float("nan")
 
 
 def main():
