@@ -31,11 +31,9 @@ if [ -z "${OUT:-}" ]; then
 fi
 
 build_stage() {
-  bash deploy/setup.sh
-  bazel build -c opt //:aisle >&2
-  # A private copy: bazel-bin moves when another configuration is built.
-  BIN=$OUT/aisle
-  cp "$(bazel info -c opt bazel-bin 2>/dev/null)/aisle" "$BIN"
+  . bench/lib.sh
+  bench_aisle_bin "$OUT"
+  BIN=$AISLE_BIN
 }
 
 # Trains into $OUT; with no TEST the training sees only the carved split.

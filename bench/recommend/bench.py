@@ -56,8 +56,7 @@ def main():
                                                           "--log-level", "warn"])
         procs.ingest(brokers, redis, ["--log-level", "warn"])
         ch = grpc.insecure_channel(addr)
-        health = ch.unary_unary("/grpc.health.v1.Health/Check")
-        aisle_env.wait_for(lambda: _try(lambda: health(b"", timeout=1) == b"\x08\x01"),
+        aisle_env.wait_for(lambda: aisle_env.healthy(ch),
                            600, "the catalog to load", 0.2)
         print("catalog of %d items loaded by serve in %.1f s" % (a.items, time.time() - t0))
         get_profile = ch.unary_unary("/aisle.v1.Recommender/GetProfile",
@@ -120,13 +119,6 @@ def main():
         print("serve resident memory: %.0f MiB" % (rss / 1024))
     finally:
         procs.close()
-
-
-def _try(f):
-    try:
-        return f()
-    except grpc.RpcError:
-        return False
 
 
 if __name__ == "__main__":

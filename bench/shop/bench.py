@@ -81,8 +81,8 @@ def main():
         addrs = []
         for name, extra in servers:
             _, addr = procs.serve(brokers, redis, 32, extra + ["--log-level", "warn"])
-            health = grpc.insecure_channel(addr).unary_unary("/grpc.health.v1.Health/Check")
-            aisle_env.wait_for(lambda: _try(lambda: health(b"", timeout=1) == b"\x08\x01"),
+            health_ch = grpc.insecure_channel(addr)
+            aisle_env.wait_for(lambda: aisle_env.healthy(health_ch),
                                300, "the catalog to load", 0.2)
             addrs.append((name, addr))
         time.sleep(2)  # let ingest apply the shoppers' signals
@@ -101,13 +101,6 @@ def main():
                     1e3 * pct(done, 50), 1e3 * pct(done, 99), chunks))
     finally:
         procs.close()
-
-
-def _try(f):
-    try:
-        return f()
-    except grpc.RpcError:
-        return False
 
 
 if __name__ == "__main__":

@@ -7,9 +7,6 @@
 #   bash bench/shop/run.sh [--items N] [--users N] [--calls N]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bazel build --color=no --curses=no --noshow_progress -c opt //:aisle
-# A private copy: bazel-bin moves when another configuration is built.
-bin=$(mktemp -d)/aisle
-trap 'rm -rf "$(dirname "$bin")"' EXIT
-cp "$(bazel info -c opt bazel-bin 2>/dev/null)/aisle" "$bin"
-AISLE_BIN=$bin nice /usr/bin/python3 bench/shop/bench.py "$@"
+. bench/lib.sh
+bench_aisle_bin
+nice /usr/bin/python3 bench/shop/bench.py "$@"
