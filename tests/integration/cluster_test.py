@@ -8,14 +8,12 @@ migration the old master answers ASK (the importing master sees ASKING),
 after it MOVED; nothing is lost or counted twice."""
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
-import grpc
 from confluent_kafka import Producer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -36,27 +34,15 @@ class ClusterTest(unittest.TestCase):
             self.start_cluster()
             _, self.brokers = self.procs.kafka()
             self.producer = Producer({"bootstrap.servers": self.brokers, "linger.ms": 5})
-            for i, item in enumerate(ITEMS):
-                msg = self.ev.CatalogItem(item_id=item, title=item, creator_id="c",
-                                          category="cat-%d" % (i % 3), brand="brand-%d" % (i % 2),
-                                          price_cents=100, in_stock=True,
-                                          embedding=[1.0, float(i), 0.0, 1.0])
-                self.producer.produce("aisle.catalog", key=item, value=msg.SerializeToString())
-            self.producer.flush(10)
             seed = "127.0.0.1:%d" % self.ports[0]
-            common = ["--half-life-s", sup.HALF_LIFE]
-            _, addr = self.procs.serve(self.brokers, seed, 4, common)
-            self.procs.ingest(self.brokers, seed, common)
-            self.reader = sup.ProfileReader(grpc, self.pb, addr)
+            sup.start_shop(self, seed, ITEMS, 4)
+            self.procs.ingest(self.brokers, seed, ["--half-life-s", sup.HALF_LIFE])
         except Exception:
             self.procs.close()
             raise
 
     def tearDown(self):
-        self.reader.close()
-        unclean = self.procs.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        self.assertEqual(unclean, [], "processes did not stop cleanly")
+        sup.finish(self)
 
     def start_cluster(self):
         for _ in range(3):

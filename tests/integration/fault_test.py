@@ -9,7 +9,6 @@ produced log (nothing lost, nothing counted twice) and the dead-letter
 topic holds exactly the bad messages."""
 
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -18,7 +17,6 @@ import time
 import unittest
 import uuid
 
-import grpc
 from confluent_kafka import Consumer, Producer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -45,23 +43,13 @@ class FaultTest(unittest.TestCase):
                 "bootstrap=")
             self.producer = Producer({"bootstrap.servers": self.brokers, "linger.ms": 5,
                                       "enable.idempotence": True})
-            for i, item in enumerate(ITEMS):
-                msg = self.ev.CatalogItem(item_id=item, title=item, creator_id="c",
-                                          category="cat", price_cents=1, in_stock=True,
-                                          embedding=[1.0, float(i)])
-                self.producer.produce("aisle.catalog", key=item, value=msg.SerializeToString())
-            self.producer.flush(10)
-            _, addr = self.procs.serve(self.brokers, self.redis_addr, 2, COMMON)
-            self.reader = sup.ProfileReader(grpc, self.pb, addr)
+            sup.start_shop(self, self.redis_addr, ITEMS, 2)
         except Exception:
             self.procs.close()
             raise
 
     def tearDown(self):
-        self.reader.close()
-        unclean = self.procs.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        self.assertEqual(unclean, [], "processes did not stop cleanly")
+        sup.finish(self)
 
     def start_redis(self):
         # Every write is on disk before it is acknowledged, so a SIGKILL

@@ -10,10 +10,13 @@ ingest and serve with a half-life of 1e9 s, so decay over a test's minute
 changes weights by less than 1e-7 and the sums can be compared directly."""
 
 import random
+import shutil
 import subprocess
 import time
 import uuid
 from collections import defaultdict
+
+import grpc
 
 HALF_LIFE = "1000000000"
 KIND_WEIGHTS = {1: 1.0, 2: 2.0, 3: 4.0, 4: 8.0, 5: 3.0, 6: 5.0, 7: 4.0}
@@ -94,7 +97,7 @@ def redis_cli(port, *args, cluster=False):
 class ProfileReader:
     """GetProfile over gRPC."""
 
-    def __init__(self, grpc, pb, addr):
+    def __init__(self, pb, addr):
         self.pb = pb
         self.channel = grpc.insecure_channel(addr)
         self.call = self.channel.unary_unary(
@@ -110,3 +113,27 @@ class ProfileReader:
 
     def close(self):
         self.channel.close()
+
+
+def start_shop(test, redis_addr, items, dim):
+    """Puts items in the catalog (category cat-N, brand brand-N), starts
+    aisle serve on redis_addr and sets test.reader. test has procs,
+    producer, brokers and ev."""
+    for i, item in enumerate(items):
+        msg = test.ev.CatalogItem(item_id=item, title=item, creator_id="c",
+                                  category="cat-%d" % (i % 3), brand="brand-%d" % (i % 2),
+                                  price_cents=100, in_stock=True,
+                                  embedding=[1.0, float(i)] + [0.0] * (dim - 2))
+        test.producer.produce("aisle.catalog", key=item, value=msg.SerializeToString())
+    test.producer.flush(10)
+    _, addr = test.procs.serve(test.brokers, redis_addr, dim, ["--half-life-s", HALF_LIFE])
+    test.reader = ProfileReader(test.pb, addr)
+
+
+def finish(test):
+    """tearDown: stops everything; fails when an aisle process did not exit
+    cleanly."""
+    test.reader.close()
+    unclean = test.procs.close()
+    shutil.rmtree(test.dir, ignore_errors=True)
+    test.assertEqual(unclean, [], "processes did not stop cleanly")
