@@ -19,7 +19,7 @@ typedef struct rank_state {
     catalog *c;
     const profile *p;
     const rank_filter *filter;
-    strmap seen;     /* profile item ids, dismissed ones too */
+    strmap seen;     /* ids of profile, dismissed, seen and purchased items */
     strmap creators; /* creator id → index into p->creators */
     strmap taken;    /* item ids already in the result */
     size_t *pslots;  /* catalog slot of each profile item, or SIZE_MAX */
@@ -241,7 +241,7 @@ static int rank_personal(rank_state *st, char *err, size_t errlen) {
     if (nlive == 0 || wsum <= 0) return 0;
     for (int j = 0; j < d; j++) st->u[j] /= (float)wsum;
 
-    k = (int)(st->cap + p->n_items + p->n_dismissed + 16);
+    k = (int)(st->cap + p->n_items + p->n_dismissed + p->n_seen + p->n_purchased + 16);
     /* A filter drops many neighbours; look further to keep the list full. */
     if (st->filter) k *= 8;
     if (k > RANK_MAX_CANDIDATES) k = RANK_MAX_CANDIDATES;
@@ -364,6 +364,12 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
         if (strmap_put(&st.seen, p->items[i].id, i) != 0) goto oom;
     for (size_t i = 0; i < p->n_dismissed; i++)
         if (strmap_put(&st.seen, p->dismissed[i].id, i) != 0) goto oom;
+    /* Seen and purchased sets outlast the weighted items (which are trimmed
+     * by weight), so an old purchase is not offered again. */
+    for (size_t i = 0; i < p->n_seen; i++)
+        if (strmap_put(&st.seen, p->seen[i].id, i) != 0) goto oom;
+    for (size_t i = 0; i < p->n_purchased; i++)
+        if (strmap_put(&st.seen, p->purchased[i].id, i) != 0) goto oom;
     for (size_t i = 0; i < p->n_creators; i++)
         if (strmap_put(&st.creators, p->creators[i].id, i) != 0) goto oom;
 

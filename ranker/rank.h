@@ -3,8 +3,8 @@
  * The user vector is the weighted sum of the vectors of the items in the
  * profile, so a signal ingested a moment ago moves the very next answer.
  * Dismissed items pull it away. Candidates come from the catalog's
- * inner-product index; items the user already interacted with or dismissed,
- * and items out of stock, are left out; followed
+ * inner-product index; items the user already interacted with (seen,
+ * bought) or dismissed, and items out of stock, are left out; followed
  * creators get a small boost. Each result says why it is there: the profile
  * item it is most similar to, the creator, or its popularity. Users with no
  * usable profile get popular in-stock items. */

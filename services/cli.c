@@ -42,6 +42,30 @@ int cli_double(const char *cmd, const char *flag, const char *s, double min,
     return 0;
 }
 
+int cli_profile_option(const char *cmd, int c, const char *arg, profile_config *cfg) {
+    char err[256];
+    long long v;
+    double d;
+    switch (c) {
+    case CLI_OPT_HALF_LIFE:
+        return cli_double(cmd, "half-life-s", arg, 1, 1e9, &cfg->half_life_s) ? -1 : 1;
+    case CLI_OPT_MAX_ITEMS:
+        if (cli_int(cmd, "max-items", arg, 1, 1000000, &v)) return -1;
+        cfg->max_items = (int)v;
+        return 1;
+    case CLI_OPT_KIND_WEIGHTS:
+        if (profile_parse_kind_weights(cfg, arg, err, sizeof(err)) == 0) return 1;
+        fprintf(stderr, "aisle %s: --kind-weights: %s\n", cmd, err);
+        return -1;
+    case CLI_OPT_TTL_DAYS:
+        if (cli_double(cmd, "profile-ttl-days", arg, 0, 100000, &d)) return -1;
+        cfg->ttl_s = d * 86400.0;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     fprintf(stderr, "aisle %s: ", cmd);

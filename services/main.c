@@ -67,7 +67,7 @@ static const char serve_usage[] =
     "  --nprobe N             IVF lists searched per query (default lists/16, at least 8)\n"
     "  --threads N            gRPC worker threads (default 4)\n"
     "  --catalog-topic NAME   catalog topic (default aisle.catalog)\n"
-    "  --half-life-s S        profile decay half-life, as given to ingest (default 604800)\n"
+    CLI_PROFILE_USAGE
     "  --grace-ms MS          time in-flight calls get at shutdown (default 10000)\n"
     "  --model PATH           language model (llama2.c or GGUF) that writes Shop answers;\n"
     "                         without it a deterministic composer writes them\n"
@@ -81,7 +81,7 @@ static int main_serve(int argc, char **argv) {
         {"listen", required_argument, 0, 'l'},      {"kafka-brokers", required_argument, 0, 'k'},
         {"redis", required_argument, 0, 'r'},       {"dim", required_argument, 0, 'd'},
         {"threads", required_argument, 0, 't'},     {"catalog-topic", required_argument, 0, 'c'},
-        {"half-life-s", required_argument, 0, 'H'}, {"grace-ms", required_argument, 0, 'g'},
+        {"grace-ms", required_argument, 0, 'g'},    CLI_PROFILE_OPTIONS,
         {"log-level", required_argument, 0, 'L'},   {"help", no_argument, 0, 'h'},
         {"ivf-threshold", required_argument, 0, 'I'}, {"nprobe", required_argument, 0, 'P'},
         {"snapshots", required_argument, 0, 'S'},
@@ -136,10 +136,6 @@ static int main_serve(int argc, char **argv) {
             sc.threads = (int)v;
             break;
         case 'c': fc.topic = optarg; break;
-        case 'H':
-            if (cli_double("serve", "half-life-s", optarg, 1, 1e9, &sc.profile.half_life_s))
-                return CLI_EXIT_USAGE;
-            break;
         case 'g':
             if (cli_int("serve", "grace-ms", optarg, 0, 3600000, &grace)) return CLI_EXIT_USAGE;
             break;
@@ -153,7 +149,12 @@ static int main_serve(int argc, char **argv) {
             if (main_log_level("serve", optarg)) return CLI_EXIT_USAGE;
             break;
         case 'h': fputs(serve_usage, stdout); return 0;
-        default: return cli_usage_error("serve", "unknown or incomplete flag");
+        default:
+            switch (cli_profile_option("serve", c, optarg, &sc.profile)) {
+            case 1: break;
+            case 0: return cli_usage_error("serve", "unknown or incomplete flag");
+            default: return CLI_EXIT_USAGE;
+            }
         }
     }
     if (optind < argc) return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
@@ -237,8 +238,11 @@ static const char ingest_usage[] =
     "  --topic NAME           signal topic (default aisle.signals)\n"
     "  --dlq-topic NAME       dead-letter topic (default aisle.signals.dlq)\n"
     "  --batch N              most messages per batch (default 500)\n"
-    "  --half-life-s S        profile decay half-life (default 604800, one week)\n"
-    "  --max-items N          profile items kept per user (default 500)\n"
+    "  --catalog-topic NAME   where item categories and brands are learned\n"
+    "                         (default aisle.catalog)\n"
+    "  --kafka-opt KEY=VALUE  a librdkafka consumer setting, e.g.\n"
+    "                         session.timeout.ms=6000 (repeatable)\n"
+    CLI_PROFILE_USAGE
     "  --log-level LEVEL      debug, info, warn or error (default info)\n"
     "  -h, --help             show this help\n";
 
@@ -247,9 +251,11 @@ static int main_ingest(int argc, char **argv) {
         {"kafka-brokers", required_argument, 0, 'k'}, {"redis", required_argument, 0, 'r'},
         {"group", required_argument, 0, 'g'},         {"topic", required_argument, 0, 't'},
         {"dlq-topic", required_argument, 0, 'D'},     {"batch", required_argument, 0, 'b'},
-        {"half-life-s", required_argument, 0, 'H'},   {"max-items", required_argument, 0, 'm'},
+        {"catalog-topic", required_argument, 0, 'c'}, {"kafka-opt", required_argument, 0, 'o'},
         {"log-level", required_argument, 0, 'L'},     {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        CLI_PROFILE_OPTIONS,                          {0, 0, 0, 0}};
+    enum { MAX_OPTS = 64 };
+    const char *kafka_opts[MAX_OPTS];
     ingest_config cfg;
     long long v;
     char err[512];
@@ -267,19 +273,25 @@ static int main_ingest(int argc, char **argv) {
             if (cli_int("ingest", "batch", optarg, 1, 100000, &v)) return CLI_EXIT_USAGE;
             cfg.batch_max = (int)v;
             break;
-        case 'H':
-            if (cli_double("ingest", "half-life-s", optarg, 1, 1e9, &cfg.profile.half_life_s))
-                return CLI_EXIT_USAGE;
-            break;
-        case 'm':
-            if (cli_int("ingest", "max-items", optarg, 1, 1000000, &v)) return CLI_EXIT_USAGE;
-            cfg.profile.max_items = (int)v;
+        case 'c': cfg.catalog_topic = optarg; break;
+        case 'o':
+            if (cfg.n_kafka_opts == MAX_OPTS)
+                return cli_usage_error("ingest", "at most %d --kafka-opt flags", MAX_OPTS);
+            if (ingest_check_kafka_opt(optarg, err, sizeof(err)))
+                return cli_usage_error("ingest", "--kafka-opt: %s", err);
+            kafka_opts[cfg.n_kafka_opts++] = optarg;
+            cfg.kafka_opts = kafka_opts;
             break;
         case 'L':
             if (main_log_level("ingest", optarg)) return CLI_EXIT_USAGE;
             break;
         case 'h': fputs(ingest_usage, stdout); return 0;
-        default: return cli_usage_error("ingest", "unknown or incomplete flag");
+        default:
+            switch (cli_profile_option("ingest", c, optarg, &cfg.profile)) {
+            case 1: break;
+            case 0: return cli_usage_error("ingest", "unknown or incomplete flag");
+            default: return CLI_EXIT_USAGE;
+            }
         }
     }
     if (optind < argc) return cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);

@@ -224,13 +224,36 @@ out:
     aisle__v1__recommend_request__free_unpacked(in, NULL);
 }
 
+/* Views n profile entries as WeightedId messages in ids/ptrs (n long). */
+static void server_weighted(const profile_entry *e, size_t n, Aisle__V1__WeightedId *ids,
+                            Aisle__V1__WeightedId **ptrs) {
+    for (size_t i = 0; i < n; i++) {
+        aisle__v1__weighted_id__init(&ids[i]);
+        ids[i].id = e[i].id;
+        ids[i].weight = e[i].weight;
+        ptrs[i] = &ids[i];
+    }
+}
+
+/* Seen and purchased entries carry a time in ms as their weight. */
+static void server_timed(const profile_entry *e, size_t n, Aisle__V1__TimedId *ids,
+                         Aisle__V1__TimedId **ptrs) {
+    for (size_t i = 0; i < n; i++) {
+        aisle__v1__timed_id__init(&ids[i]);
+        ids[i].id = e[i].id;
+        ids[i].last_ms = (int64_t)e[i].weight;
+        ptrs[i] = &ids[i];
+    }
+}
+
 static void server_handle_get_profile(server_worker *w, const uint8_t *req,
                                       size_t len, server_reply *rep) {
     Aisle__V1__GetProfileRequest *in;
     Aisle__V1__Profile out = AISLE__V1__PROFILE__INIT;
     Aisle__V1__WeightedId *ids = NULL, **ptrs = NULL;
+    Aisle__V1__TimedId *tids = NULL, **tptrs = NULL;
     profile p = {0};
-    size_t n;
+    size_t nw, nt;
     char err[256];
     int rc;
 
@@ -246,34 +269,42 @@ static void server_handle_get_profile(server_worker *w, const uint8_t *req,
         server_reply_error(rep, server_status_of(rc), "%s", err);
         goto out;
     }
-    n = p.n_items + p.n_creators + p.n_dismissed;
-    ids = calloc(n ? n : 1, sizeof(*ids));
-    ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-    if (!ids || !ptrs) {
+    nw = p.n_items + p.n_creators + p.n_dismissed + p.n_categories + p.n_brands;
+    nt = p.n_seen + p.n_purchased;
+    ids = calloc(nw + 1, sizeof(*ids));
+    ptrs = calloc(nw + 1, sizeof(*ptrs));
+    tids = calloc(nt + 1, sizeof(*tids));
+    tptrs = calloc(nt + 1, sizeof(*tptrs));
+    if (!ids || !ptrs || !tids || !tptrs) {
         server_reply_error(rep, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        const profile_entry *e = i < p.n_items                ? &p.items[i]
-                                 : i < p.n_items + p.n_creators ? &p.creators[i - p.n_items]
-                                 : &p.dismissed[i - p.n_items - p.n_creators];
-        aisle__v1__weighted_id__init(&ids[i]);
-        ids[i].id = e->id;
-        ids[i].weight = e->weight;
-        ptrs[i] = &ids[i];
-    }
     out.user_id = in->user_id;
-    out.items = ptrs;
-    out.n_items = p.n_items;
-    out.creators = ptrs + p.n_items;
-    out.n_creators = p.n_creators;
-    out.dismissed = ptrs + p.n_items + p.n_creators;
-    out.n_dismissed = p.n_dismissed;
     out.last_active_ms = p.last_active_ms;
+    nw = 0;
+#define SERVER_WEIGHTED(field)                                                  \
+    server_weighted(p.field, p.n_##field, ids + nw, ptrs + nw);                 \
+    out.field = ptrs + nw;                                                      \
+    out.n_##field = p.n_##field;                                                \
+    nw += p.n_##field
+    SERVER_WEIGHTED(items);
+    SERVER_WEIGHTED(creators);
+    SERVER_WEIGHTED(dismissed);
+    SERVER_WEIGHTED(categories);
+    SERVER_WEIGHTED(brands);
+#undef SERVER_WEIGHTED
+    server_timed(p.seen, p.n_seen, tids, tptrs);
+    out.seen = tptrs;
+    out.n_seen = p.n_seen;
+    server_timed(p.purchased, p.n_purchased, tids + p.n_seen, tptrs + p.n_seen);
+    out.purchased = tptrs + p.n_seen;
+    out.n_purchased = p.n_purchased;
     server_reply_pack(rep, &out.base);
 out:
     free(ids);
     free(ptrs);
+    free(tids);
+    free(tptrs);
     profile_clear(&p);
     aisle__v1__get_profile_request__free_unpacked(in, NULL);
 }

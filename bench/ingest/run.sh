@@ -5,9 +5,6 @@
 #   bash bench/ingest/run.sh [--rate N] [--seconds N] [--backlog N]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bash deploy/setup.sh
-bazel build --color=no --curses=no --noshow_progress -c opt //:aisle
-# A private copy: bazel-bin moves when another configuration is built.
-bin=$(mktemp -d)/aisle
-cp "$(bazel info -c opt bazel-bin 2>/dev/null)/aisle" "$bin"
-AISLE_BIN=$bin exec nice /usr/bin/python3 bench/ingest/bench.py "$@"
+. bench/lib.sh
+bench_aisle_bin
+nice /usr/bin/python3 bench/ingest/bench.py "$@"

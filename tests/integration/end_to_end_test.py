@@ -160,6 +160,12 @@ class EndToEnd(unittest.TestCase):
         self.assertGreater(p.items[0].weight, p.items[1].weight)
         self.assertEqual([e.id for e in p.creators], ["creator-B"])
         self.assertGreater(p.last_active_ms, 0)
+        # Learned from the catalog topic by ingest.
+        self.assertEqual([e.id for e in p.categories], ["cat-B"])
+        self.assertEqual([e.id for e in p.brands], ["BrandB"])
+        self.assertEqual(sorted(e.id for e in p.seen), ["B05", "B06"])
+        self.assertEqual([e.id for e in p.purchased], ["B06"])
+        self.assertGreater(p.purchased[0].last_ms, 0)
 
     def test_delete_profile_forgets_the_user(self):
         user = "forget-" + uuid.uuid4().hex[:8]
