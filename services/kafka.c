@@ -149,6 +149,8 @@ fail:
     return -1;
 }
 
+rd_kafka_mock_cluster_t *kafka_mock_cluster(kafka_mock *m) { return m->cluster; }
+
 const char *kafka_mock_bootstraps(const kafka_mock *m) {
     return rd_kafka_mock_cluster_bootstraps(m->cluster);
 }

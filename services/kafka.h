@@ -39,6 +39,9 @@ typedef struct kafka_mock kafka_mock;
  * kafka_mock_stop. */
 int kafka_mock_start(int n, int partitions, kafka_mock **out, char *err,
                      size_t errlen);
+/* The librdkafka mock cluster itself, for fault injection
+ * (rdkafka_mock.h: brokers down and up, request errors). */
+struct rd_kafka_mock_cluster_s *kafka_mock_cluster(kafka_mock *m);
 /* "host:port,..." for bootstrap.servers; valid until kafka_mock_stop. */
 const char *kafka_mock_bootstraps(const kafka_mock *m);
 void kafka_mock_stop(kafka_mock *m);

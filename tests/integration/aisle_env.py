@@ -52,12 +52,12 @@ class Procs:
         self.procs = []
         self.logdir = tempfile.mkdtemp(prefix="aisle-test-logs-")
 
-    def start(self, name, argv, ready_prefix=None, timeout=20):
+    def start(self, name, argv, ready_prefix=None, timeout=20, stdin=None):
         """Starts argv; with ready_prefix, waits for a stdout line starting
         with it and returns (proc, rest of that line)."""
         log = open(os.path.join(self.logdir, name + ".log"), "wb")
         p = subprocess.Popen(argv, stdout=subprocess.PIPE if ready_prefix else log,
-                             stderr=log, start_new_session=True)
+                             stderr=log, stdin=stdin, start_new_session=True)
         p.name, p.logfile = name, log.name
         log.close()  # the child holds its own descriptor
         self.procs.append(p)
@@ -120,8 +120,9 @@ class Procs:
         unclean = []
         for p in reversed(self.procs):
             rc = self.stop(p)
-            if p.stdout:
-                p.stdout.close()
+            for f in (p.stdout, p.stdin):
+                if f:
+                    f.close()
             if p.name != "redis" and rc != 0:
                 unclean.append("%s (exit %s): %s" % (p.name, rc, self.log(p)[-1500:]))
         return unclean

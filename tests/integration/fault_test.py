@@ -3,13 +3,15 @@
 Kafka mock cluster (three brokers) and a real redis-server. While signals
 stream in, workers are killed with SIGKILL and replaced (their partitions
 move through rebalances), Redis is killed and restarted (workers pause,
-retry and resume by themselves), and malformed messages are mixed in.
+retry and resume by themselves), a broker goes down and comes back, offset
+commits fail (the batch is replayed), and malformed messages are mixed in.
 Afterwards every profile equals the reference computed here from the
 produced log (nothing lost, nothing counted twice) and the dead-letter
 topic holds exactly the bad messages."""
 
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -38,9 +40,9 @@ class FaultTest(unittest.TestCase):
         self.redis_addr = "127.0.0.1:%d" % self.redis_port
         try:
             self.redis = self.start_redis()
-            _, self.brokers = self.procs.start("kafka", [
+            self.kafka, self.brokers = self.procs.start("kafka", [
                 aisle_env.aisle_binary(), "kafka-mock", "--brokers", "3", "--partitions", "6"],
-                "bootstrap=")
+                "bootstrap=", stdin=subprocess.PIPE)
             self.producer = Producer({"bootstrap.servers": self.brokers, "linger.ms": 5,
                                       "enable.idempotence": True})
             sup.start_shop(self, self.redis_addr, ITEMS, 2)
@@ -59,6 +61,12 @@ class FaultTest(unittest.TestCase):
             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir])
         aisle_env.wait_for(lambda: aisle_env._redis_ping(self.redis_port), 10, "redis-server")
         return p
+
+    def mock(self, command):
+        """A fault command to `aisle kafka-mock` (on its stdin)."""
+        self.kafka.stdin.write((command + "\n").encode())
+        self.kafka.stdin.flush()
+        self.assertEqual(self.kafka.stdout.readline().decode().strip(), "ok", command)
 
     def kill(self, p):
         os.killpg(p.pid, signal.SIGKILL)
@@ -127,12 +135,19 @@ class FaultTest(unittest.TestCase):
         try:
             # Faults while the stream runs: each worker is killed mid-stream
             # and replaced, and Redis dies and comes back in between.
-            for step, fault in enumerate(["kill0", "redis", "kill1", "kill0"]):
-                time.sleep(1.5)
+            for fault in ["kill0", "redis", "broker", "kill1", "commits", "kill0"]:
+                time.sleep(1.2)
                 if fault == "redis":
                     self.kill(self.redis)
                     time.sleep(1.0)
                     self.redis = self.start_redis()
+                elif fault == "broker":
+                    self.mock("down 2")
+                    time.sleep(1.5)
+                    self.mock("up 2")
+                elif fault == "commits":
+                    self.mock("errors OffsetCommit REQUEST_TIMED_OUT REQUEST_TIMED_OUT "
+                              "NOT_COORDINATOR")
                 else:
                     i = int(fault[-1])
                     self.kill(workers[i])
