@@ -123,7 +123,7 @@ int facts_open(const char *brokers, const char *topic, facts **out, char *err,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (tail_open(brokers, topic, "facts", &f->t, err, errlen)) {
+    if (tail_open(brokers, topic, RD_KAFKA_OFFSET_BEGINNING, "facts", &f->t, err, errlen)) {
         free(f);
         return -1;
     }

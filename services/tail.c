@@ -18,13 +18,15 @@ struct tail {
     rd_kafka_t *rk;
     char *topic;
     char *component;
+    int64_t start;  /* offset for newly assigned partitions */
+    int warned;     /* a missing topic is reported once, not every retry */
     int n_assigned; /* partitions 0..n_assigned-1 are assigned */
     int caught_up;
     int64_t next_refresh_ms;
     unsigned char at_end[TAIL_MAX_PARTITIONS]; /* partition reached EOF once */
 };
 
-/* Assigns partitions that appeared since the last call, from the start;
+/* Assigns partitions that appeared since the last call, from t->start;
  * partitions already assigned keep their positions. Returns 0, or -1 when
  * the topic's metadata could not be had (retried later). */
 static int tail_assign(tail *t) {
@@ -37,9 +39,10 @@ static int tail_assign(tail *t) {
     if (!rkt) return -1;
     e = rd_kafka_metadata(t->rk, 0, rkt, &md, 5000);
     if (e || md->topic_cnt != 1 || md->topics[0].err) {
-        log_warn(t->component, "no metadata for topic %s yet: %s", t->topic,
-                 rd_kafka_err2str(e ? e : md->topic_cnt ? md->topics[0].err
-                                                        : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+        if (!t->warned++)
+            log_warn(t->component, "no metadata for topic %s yet (retrying): %s", t->topic,
+                     rd_kafka_err2str(e ? e : md->topic_cnt ? md->topics[0].err
+                                                            : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
         goto out;
     }
     n = md->topics[0].partition_cnt;
@@ -48,13 +51,12 @@ static int tail_assign(tail *t) {
     if (n <= t->n_assigned) goto out;
     parts = rd_kafka_topic_partition_list_new(n);
     for (int p = 0; p < n; p++)
-        rd_kafka_topic_partition_list_add(parts, t->topic, p)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_topic_partition_list_add(parts, t->topic, p)->offset = t->start;
     if (t->n_assigned > 0) {
         rd_kafka_position(t->rk, parts);
         for (int p = 0; p < n; p++)
             if (p >= t->n_assigned || parts->elems[p].offset < 0)
-                parts->elems[p].offset = RD_KAFKA_OFFSET_BEGINNING;
+                parts->elems[p].offset = t->start;
     }
     e = rd_kafka_assign(t->rk, parts);
     if (e) {
@@ -106,8 +108,8 @@ rd_kafka_message_t *tail_poll(tail *t, int timeout_ms) {
 
 int tail_caught_up(const tail *t) { return t->caught_up; }
 
-int tail_open(const char *brokers, const char *topic, const char *component, tail **out,
-              char *err, size_t errlen) {
+int tail_open(const char *brokers, const char *topic, int64_t start, const char *component,
+              tail **out, char *err, size_t errlen) {
     char why[512], group[96];
     rd_kafka_conf_t *conf = NULL;
     tail *t = calloc(1, sizeof(*t));
@@ -117,6 +119,7 @@ int tail_open(const char *brokers, const char *topic, const char *component, tai
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    t->start = start;
     /* librdkafka wants a group.id even for assign(); nothing is committed
      * under it and no group is ever joined. */
     snprintf(group, sizeof(group), "aisle-%s-%d-%lx", component, (int)getpid(),

@@ -1,5 +1,6 @@
-/* tail: reads every partition of a topic from the beginning, as a consumer
- * that assigns itself the partitions instead of joining a group.
+/* tail: reads every partition of a topic, from the beginning or from the
+ * end, as a consumer that assigns itself the partitions instead of joining
+ * a group.
  *
  * For readers that must each see the whole topic (every server replica its
  * catalog, every ingest worker the item facts): a group would only add join
@@ -11,13 +12,15 @@
 
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct tail tail;
 
-/* Starts reading topic on brokers; component names it in logs. Returns 0,
- * or -1 with err set. Free with tail_close. */
-int tail_open(const char *brokers, const char *topic, const char *component, tail **out,
-              char *err, size_t errlen);
+/* Starts reading topic on brokers from start (RD_KAFKA_OFFSET_BEGINNING,
+ * or RD_KAFKA_OFFSET_END for only what comes next); component names it in
+ * logs. Returns 0, or -1 with err set. Free with tail_close. */
+int tail_open(const char *brokers, const char *topic, int64_t start, const char *component,
+              tail **out, char *err, size_t errlen);
 /* The next message of the topic, waiting at most timeout_ms; NULL when none
  * came. End-of-partition events and consumer errors are handled here. The
  * caller frees the message with rd_kafka_message_destroy. */
