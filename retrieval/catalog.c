@@ -236,18 +236,26 @@ out:
     return rc;
 }
 
-/* Replaces the exact index with IVF once the catalog crosses the threshold
- * (write lock held). On failure the old index stays and the next attempt
- * waits for the catalog to double. */
+/* Replaces the exact index with IVF once the catalog crosses the threshold.
+ * Built without the lock (only the writer thread changes the table), so
+ * requests go on with the old index; only the swap takes the write lock. On
+ * failure the old index stays and the next attempt waits for the catalog to
+ * double. */
 static void catalog_rebuild(catalog *c) {
-    FaissIndex *idx;
-    int nlist;
+    FaissIndex *idx, *old;
+    int nlist, rc;
     c->next_rebuild = c->count * 2;
-    if (catalog_build_index(c, c->vecs, &idx, &nlist) != 0) return;
-    faiss_Index_free(c->index);
+    omp_set_num_threads(omp_get_num_procs()); /* k-means may use every core */
+    rc = catalog_build_index(c, c->vecs, &idx, &nlist);
+    catalog_one_thread();
+    if (rc != 0) return;
+    pthread_rwlock_wrlock(&c->lock);
+    old = c->index;
     c->index = idx;
     c->nlist = nlist;
     c->next_rebuild = c->count * 10;
+    pthread_rwlock_unlock(&c->lock);
+    faiss_Index_free(old);
 }
 
 /* Whether a loaded snapshot supplies slot's vectors. */
@@ -338,9 +346,9 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
     if (!existed) {
         if (slot == c->limit) c->limit++;
         c->count++;
-        if (c->next_rebuild && c->count >= c->next_rebuild) catalog_rebuild(c);
     }
     pthread_rwlock_unlock(&c->lock);
+    if (c->next_rebuild && c->count >= c->next_rebuild) catalog_rebuild(c);
     return 0;
 
 oom_locked:
@@ -547,7 +555,7 @@ int catalog_load_snapshot(catalog *c, const embed_snapshot *snap, char *err,
     if (!vecs) goto oom;
     memcpy(vecs, c->vecs, c->limit * (size_t)c->dim * sizeof(float));
     if (!(m = catalog_model_build(c, snap, row_slot, vecs))) goto oom;
-    omp_set_num_threads(omp_get_num_procs());
+    omp_set_num_threads(omp_get_num_procs()); /* k-means may use every core */
     if (catalog_build_index(c, vecs, &idx, &nlist) != 0) {
         catalog_one_thread();
         catalog_faiss_err(err, errlen, "building the index for the snapshot");

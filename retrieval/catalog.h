@@ -2,8 +2,10 @@
  *
  * Every item lives in a dense slot; the slot number is also its FAISS id, so
  * a search hit leads straight to the item's facts and vector without another
- * lookup. Catalog events (upserts, deletes) take the write lock; requests
- * bracket their reads with catalog_read_begin/end and may run concurrently.
+ * lookup. Catalog events (upserts, deletes, snapshot loads) come from one
+ * writer thread and take the write lock only to change what readers see;
+ * requests bracket their reads with catalog_read_begin/end and may run
+ * concurrently.
  * The vector index is an inner-product index that supports removal, so an
  * update is remove + add and a delete is remove; freed slots are reused.
  * Small catalogs use an exact flat index. Once the catalog reaches
