@@ -191,7 +191,7 @@ static void test_offsets_catch_replays_beyond_the_id_window(void) {
     profile_config cfg;
     profile_store *ps;
     int64_t now = clock_wall_ms();
-    char ev[6][8], err[256];
+    char ev[6][16], err[256];
     Aisle__V1__Signal s[6];
     profile_event e[6];
     profile p;
