@@ -110,6 +110,31 @@ static void test_bounded_and_unknown(void) {
     profile_store_close(ps);
 }
 
+/* Bounds hold across calls too: the set sizes the script keeps in meta
+ * stay right as events arrive one call at a time, and after a delete. */
+static void test_bounded_across_calls(void) {
+    profile_store *ps = open_store(3);
+    int64_t now = clock_wall_ms();
+    char ev[8][16], it[8][16], err[256];
+    Aisle__V1__Signal s[8], *ptr[1];
+    profile p;
+    TEST_REQUIRE(ps != NULL);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 8; i++) {
+            snprintf(ev[i], sizeof(ev[i]), "c%d-%d", round, i);
+            snprintf(it[i], sizeof(it[i]), "y%d", i);
+            s[i] = sig(ev[i], "cleo", AISLE__V1__SIGNAL_KIND__VIEW, it[i], now - (8 - i) * 1000);
+            ptr[0] = &s[i];
+            TEST_CHECK(apply(ps, ptr, 1) == 1);
+        }
+        TEST_REQUIRE(profile_get(ps, "cleo", now, 100, &p, err, sizeof(err)) == 0);
+        TEST_CHECK(p.n_items == 3 && strcmp(p.items[2].id, "y5") == 0);
+        profile_clear(&p);
+        TEST_CHECK(profile_delete(ps, "cleo", err, sizeof(err)) == 1);
+    }
+    profile_store_close(ps);
+}
+
 static void test_validation(void) {
     int64_t now = clock_wall_ms();
     char err[256], big[PROFILE_MAX_ID + 2];
@@ -331,6 +356,7 @@ int main(void) {
     }
     TEST_RUN(test_apply_dedup_and_order);
     TEST_RUN(test_bounded_and_unknown);
+    TEST_RUN(test_bounded_across_calls);
     TEST_RUN(test_validation);
     TEST_RUN(test_popular_counts_only_new_positive_events);
     TEST_RUN(test_redis_down_is_an_error_then_recovers);
