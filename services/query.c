@@ -338,7 +338,8 @@ static void query_names(const char *lc, const query_vocab *v, int kind, query_co
         } else if (best < 0 || at < best || (at == best && strlen(name) > best_len)) {
             best = at;
             best_len = strlen(name);
-            snprintf(dst, QUERY_MAX_NAME, "%s", name);
+            /* The vocabulary holds only names shorter than QUERY_MAX_NAME. */
+            memcpy(dst, name, best_len + 1);
         }
     }
 }
