@@ -86,20 +86,34 @@ static void test_apply_dedup_and_order(void) {
     profile_store_close(ps);
 }
 
+/* Eight views by user of items <item>0..7, a second apart, the last a
+ * second before now, with event ids <ev>0..7; the strings live in v. */
+typedef struct views {
+    char ev[8][24], it[8][16];
+    Aisle__V1__Signal s[8];
+    Aisle__V1__Signal *ptr[8];
+} views;
+
+static void views_make(views *v, const char *user, const char *ev, const char *item,
+                       int64_t now) {
+    for (int i = 0; i < 8; i++) {
+        snprintf(v->ev[i], sizeof(v->ev[i]), "%s%d", ev, i);
+        snprintf(v->it[i], sizeof(v->it[i]), "%s%d", item, i);
+        v->s[i] = sig(v->ev[i], user, AISLE__V1__SIGNAL_KIND__VIEW, v->it[i],
+                      now - (8 - i) * 1000);
+        v->ptr[i] = &v->s[i];
+    }
+}
+
 static void test_bounded_and_unknown(void) {
     profile_store *ps = open_store(3);
     int64_t now = clock_wall_ms();
-    char ev[8][16], it[8][16], err[256];
-    Aisle__V1__Signal s[8], *ptr[8];
+    char err[256];
+    views v;
     profile p;
     TEST_REQUIRE(ps != NULL);
-    for (int i = 0; i < 8; i++) {
-        snprintf(ev[i], sizeof(ev[i]), "b%d", i);
-        snprintf(it[i], sizeof(it[i]), "x%d", i);
-        s[i] = sig(ev[i], "bob", AISLE__V1__SIGNAL_KIND__VIEW, it[i], now - (8 - i) * 1000);
-        ptr[i] = &s[i];
-    }
-    TEST_CHECK(apply(ps, ptr, 8) == 8);
+    views_make(&v, "bob", "b", "x", now);
+    TEST_CHECK(apply(ps, v.ptr, 8) == 8);
     TEST_REQUIRE(profile_get(ps, "bob", now, 100, &p, err, sizeof(err)) == 0);
     TEST_CHECK(p.n_items == 3);
     TEST_CHECK(p.n_items == 3 && strcmp(p.items[2].id, "x5") == 0); /* oldest trimmed */
@@ -110,23 +124,18 @@ static void test_bounded_and_unknown(void) {
     profile_store_close(ps);
 }
 
-/* Bounds hold across calls too: the set sizes the script keeps in meta
- * stay right as events arrive one call at a time, and after a delete. */
+/* Bounds hold across calls too, as events arrive one call at a time, and
+ * again after a delete. */
 static void test_bounded_across_calls(void) {
     profile_store *ps = open_store(3);
     int64_t now = clock_wall_ms();
-    char ev[8][16], it[8][16], err[256];
-    Aisle__V1__Signal s[8], *ptr[1];
+    char err[256];
+    views v;
     profile p;
     TEST_REQUIRE(ps != NULL);
     for (int round = 0; round < 2; round++) {
-        for (int i = 0; i < 8; i++) {
-            snprintf(ev[i], sizeof(ev[i]), "c%d-%d", round, i);
-            snprintf(it[i], sizeof(it[i]), "y%d", i);
-            s[i] = sig(ev[i], "cleo", AISLE__V1__SIGNAL_KIND__VIEW, it[i], now - (8 - i) * 1000);
-            ptr[0] = &s[i];
-            TEST_CHECK(apply(ps, ptr, 1) == 1);
-        }
+        views_make(&v, "cleo", round ? "d" : "c", "y", now);
+        for (int i = 0; i < 8; i++) TEST_CHECK(apply(ps, &v.ptr[i], 1) == 1);
         TEST_REQUIRE(profile_get(ps, "cleo", now, 100, &p, err, sizeof(err)) == 0);
         TEST_CHECK(p.n_items == 3 && strcmp(p.items[2].id, "y5") == 0);
         profile_clear(&p);
