@@ -20,7 +20,6 @@ struct feed {
     tail *control; /* from the end: commands sent from now on; may be NULL */
     catalog *cat;
     char *snapshot_dir;
-    atomic_uint_fast64_t reloads;
     pthread_t thread;
     atomic_int stop;
     atomic_int ready;
@@ -95,7 +94,6 @@ static void feed_reload(feed *f) {
                   snap.version, err);
     } else {
         log_info("feed", "index reloaded: now serving snapshot %s", snap.version);
-        atomic_fetch_add(&f->reloads, 1);
     }
     embed_snapshot_free(&snap);
 }
@@ -176,7 +174,6 @@ int feed_ready(void *f) { return atomic_load(&((feed *)f)->ready); }
 void feed_get_stats(feed *f, feed_stats *out) {
     out->applied = atomic_load(&f->applied);
     out->rejected = atomic_load(&f->rejected);
-    out->reloads = atomic_load(&f->reloads);
 }
 
 void feed_stop(feed *f) {

@@ -23,7 +23,6 @@ typedef struct feed feed;
 typedef struct feed_stats {
     uint64_t applied;  /* upserts and deletes */
     uint64_t rejected; /* skipped with a reason */
-    uint64_t reloads;  /* snapshots swapped in on command */
 } feed_stats;
 
 typedef struct feed_config {

@@ -261,7 +261,6 @@ int rcluster_connect(rcluster *c, char *err, size_t errlen) {
 
 const char *rcluster_sha(const rcluster *c, size_t i) { return c->sha[i]; }
 
-int rcluster_is_cluster(const rcluster *c) { return c->cluster; }
 
 int rcluster_append(rcluster *c, const char *key, int argc, const char **argv,
                     const size_t *argvlen) {

@@ -45,9 +45,6 @@ void rcluster_close(rcluster *c);
 int rcluster_connect(rcluster *c, char *err, size_t errlen);
 /* The SHA1 of script i; valid after rcluster_connect succeeded once. */
 const char *rcluster_sha(const rcluster *c, size_t i);
-/* 1 when the server is a Redis Cluster, 0 when standalone (after a
- * successful rcluster_connect). */
-int rcluster_is_cluster(const rcluster *c);
 
 /* Queues a command routed by key (one of its keys; all keys of one command
  * must share a slot). The arguments are copied. Returns 0, or -1 when out
