@@ -311,33 +311,43 @@ out:
     return rc;
 }
 
-/* Fills the rest from the popular list, then from any in-stock items. */
-static int rank_fill(rank_state *st, const profile_entry *popular,
-                     size_t n_popular) {
-    double top = n_popular ? popular[0].weight : 1;
-    if (top <= 0) top = 1;
-    for (size_t i = 0; i < n_popular && st->out->n < st->cap; i++) {
+/* Fills the rest from the popular list (fetched only now that it is
+ * needed), then from any in-stock items. Returns 0, -1 when out of memory,
+ * or the popular callback's code. */
+static int rank_fill(rank_state *st, const rank_request *req, char *err, size_t errlen) {
+    profile_entry *popular = NULL;
+    int n_popular = 0, rc = -1;
+    double top;
+    if (st->out->n < st->cap && req->popular) {
+        n_popular = req->popular(req->popular_arg, &popular, err, errlen);
+        if (n_popular < 0) return n_popular;
+    }
+    top = n_popular && popular[0].weight > 0 ? popular[0].weight : 1;
+    for (int i = 0; i < n_popular && st->out->n < st->cap; i++) {
         size_t slot;
         rank_hit *h;
         if (catalog_lookup(st->c, popular[i].id, &slot) != 0 ||
             !rank_eligible(st, slot))
             continue;
-        if (!(h = rank_push(st, slot, (float)(popular[i].weight / top) * 0.01f)))
-            return -1;
-        if (rank_reason(h, "Popular right now in %s",
+        if (!(h = rank_push(st, slot, (float)(popular[i].weight / top) * 0.01f)) ||
+            rank_reason(h, "Popular right now in %s",
                         *h->item.category ? h->item.category : "the shop") != 0)
-            return -1;
+            goto out;
     }
     for (size_t slot = 0; slot < catalog_slot_limit(st->c) && st->out->n < st->cap;
          slot++) {
         rank_hit *h;
         if (!rank_eligible(st, slot)) continue;
-        if (!(h = rank_push(st, slot, 0.0f))) return -1;
-        if (rank_reason(h, "In stock now in %s",
+        if (!(h = rank_push(st, slot, 0.0f)) ||
+            rank_reason(h, "In stock now in %s",
                         *h->item.category ? h->item.category : "the shop") != 0)
-            return -1;
+            goto out;
     }
-    return 0;
+    rc = 0;
+out:
+    if (rc == -1) snprintf(err, errlen, "out of memory");
+    profile_entries_free(popular, n_popular > 0 ? (size_t)n_popular : 0);
+    return rc;
 }
 
 int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *err,
@@ -375,10 +385,7 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
 
     catalog_read_begin(c);
     rc = rank_personal(&st, err, errlen);
-    if (rc == 0 && rank_fill(&st, req->popular, req->n_popular) != 0) {
-        snprintf(err, errlen, "out of memory");
-        rc = -1;
-    }
+    if (rc == 0) rc = rank_fill(&st, req, err, errlen);
     catalog_read_end(c);
     if (rc != 0) goto fail;
     rank_state_free(&st);

@@ -33,12 +33,18 @@ typedef struct rank_filter {
     size_t n_exclude_categories;
 } rank_filter;
 
+/* Supplies the popular list, heaviest first, when a result needs filling;
+ * a profile that fills the list never pays for it. Sets *out (the ranker
+ * frees it with profile_entries_free) and returns its length, or returns a
+ * negative code with err set. */
+typedef int (*rank_popular_fn)(void *arg, profile_entry **out, char *err, size_t errlen);
+
 typedef struct rank_request {
-    const profile *profile;       /* may be empty */
-    const profile_entry *popular; /* heaviest first; may be NULL */
-    size_t n_popular;
-    int limit;                    /* clamped to 1..RANK_MAX_LIMIT */
-    const rank_filter *filter;    /* NULL = none */
+    const profile *profile;    /* may be empty */
+    rank_popular_fn popular;   /* NULL = no popular list */
+    void *popular_arg;
+    int limit;                 /* clamped to 1..RANK_MAX_LIMIT */
+    const rank_filter *filter; /* NULL = none */
 } rank_request;
 
 typedef struct rank_hit {
@@ -54,9 +60,9 @@ typedef struct rank_result {
 } rank_result;
 
 /* Ranks for req->profile, falling back to the popular list and then to any
- * in-stock items, keeping only items that pass req->filter. Returns 0, or
- * -1 with err set (out of memory, index failure). The caller frees out with
- * rank_result_free. */
+ * in-stock items, keeping only items that pass req->filter. Returns 0, -1
+ * with err set (out of memory, index failure), or the popular callback's
+ * negative code. The caller frees out with rank_result_free. */
 int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *err,
                    size_t errlen);
 

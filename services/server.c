@@ -128,13 +128,24 @@ static void server_request_id(server *s, char *buf, size_t len) {
              (uint64_t)clock_wall_ms() & 0xffffffffu, n & 0xffffff);
 }
 
+typedef struct server_popular_ctx {
+    profile_store *ps;
+    int64_t now_ms;
+} server_popular_ctx;
+
+/* The ranker's popular list: read from Redis only when a result needs it. */
+static int server_popular(void *arg, profile_entry **out, char *err, size_t errlen) {
+    const server_popular_ctx *pc = arg;
+    return profile_popular(pc->ps, pc->now_ms, SERVER_POPULAR_ITEMS, out, err, errlen);
+}
+
 int server_recommend(catalog *c, profile_store *ps, const char *user_id, int limit,
                      const rank_filter *filter, rank_result *out, char *err,
                      size_t errlen) {
     profile p = {0};
-    profile_entry *pop = NULL;
-    int npop, rc;
+    int rc;
     int64_t now = clock_wall_ms();
+    server_popular_ctx pc = {ps, now};
 
     memset(out, 0, sizeof(*out));
     if (limit < 0 || limit > RANK_MAX_LIMIT) {
@@ -145,15 +156,9 @@ int server_recommend(catalog *c, profile_store *ps, const char *user_id, int lim
      * in it counts, and every item in it is left out of the answer. */
     rc = profile_get(ps, user_id, now, SIZE_MAX >> 1, &p, err, errlen);
     if (rc != 0) return rc;
-    npop = profile_popular(ps, now, SERVER_POPULAR_ITEMS, &pop, err, errlen);
-    if (npop < 0) {
-        rc = npop;
-        goto out;
-    }
-    rank_request rq = {&p, pop, (size_t)npop, limit ? limit : SERVER_DEFAULT_LIMIT, filter};
-    rc = rank_recommend(c, &rq, out, err, errlen) == 0 ? 0 : SERVER_EINTERNAL;
-out:
-    profile_entries_free(pop, npop > 0 ? (size_t)npop : 0);
+    rank_request rq = {&p, server_popular, &pc, limit ? limit : SERVER_DEFAULT_LIMIT, filter};
+    rc = rank_recommend(c, &rq, out, err, errlen);
+    if (rc != 0 && rc != PROFILE_EIO) rc = SERVER_EINTERNAL;
     profile_clear(&p);
     return rc;
 }

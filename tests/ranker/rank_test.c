@@ -3,6 +3,7 @@
 #include "ranker/rank.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/test.h"
@@ -30,10 +31,33 @@ static catalog *make_catalog(void) {
     return c;
 }
 
+/* A popular list handed to the ranker on demand, counting the asks. */
+typedef struct pop_list {
+    const profile_entry *e;
+    size_t n;
+    int asked;
+} pop_list;
+
+static int pop_fetch(void *arg, profile_entry **out, char *err, size_t errlen) {
+    pop_list *pl = arg;
+    (void)err;
+    (void)errlen;
+    pl->asked++;
+    *out = calloc(pl->n + 1, sizeof(**out));
+    for (size_t i = 0; i < pl->n; i++) {
+        (*out)[i].id = strdup(pl->e[i].id);
+        (*out)[i].weight = pl->e[i].weight;
+    }
+    return (int)pl->n;
+}
+
+static pop_list last_pop;
+
 static int rank(catalog *c, const profile *p, const profile_entry *pop, size_t npop,
                 int limit, const rank_filter *f, rank_result *r) {
-    rank_request rq = {p, pop, npop, limit, f};
+    rank_request rq = {p, pop_fetch, &last_pop, limit, f};
     char err[256];
+    last_pop = (pop_list){pop, npop, 0};
     return rank_recommend(c, &rq, r, err, sizeof(err));
 }
 
@@ -51,6 +75,7 @@ static void test_personalized_and_filtered(void) {
     TEST_REQUIRE(c != NULL);
     TEST_REQUIRE(rank(c, &p, NULL, 0, 7, NULL, &r) == 0);
     TEST_CHECK(r.n == 7);
+    TEST_CHECK(last_pop.asked == 0); /* a full answer never reads the popular list */
     for (size_t i = 0; i < r.n; i++) {
         TEST_CHECK(r.hits[i].item.item_id[0] == 'a');
         TEST_CHECK(r.hits[i].n_reasons >= 1);
