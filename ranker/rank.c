@@ -1,6 +1,7 @@
 /* rank: candidate retrieval, filtering, scoring and reasons. */
 #include "ranker/rank.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <math.h>
 #include <stdarg.h>
@@ -8,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "retrieval/strmap.h"
+#include "services/base/strmap.h"
 
 #define RANK_CREATOR_BOOST 0.05f
 #define RANK_MAX_CANDIDATES 2000
@@ -17,7 +18,7 @@
  * rank_state_free. */
 typedef struct rank_state {
     catalog *c;
-    const profile *p;
+    const rank_profile *p;
     const rank_filter *filter;
     strmap seen;     /* ids of profile, dismissed, seen and purchased items */
     strmap creators; /* creator id → index into p->creators */
@@ -60,13 +61,13 @@ static int rank_reason(rank_hit *h, const char *fmt, ...) {
     va_list ap;
     char *s;
     int rc;
-    if (h->n_reasons == RANK_MAX_REASONS) return 0;
+    if (h->n_reasons == RANK_MAX_REASONS) return AISLE_OK;
     va_start(ap, fmt);
     rc = vasprintf(&s, fmt, ap);
     va_end(ap);
-    if (rc < 0) return -1;
+    if (rc < 0) return AISLE_ENOMEM;
     h->reasons[h->n_reasons++] = s;
-    return 0;
+    return AISLE_OK;
 }
 
 /* Appends the item in slot with score; the caller adds reasons to the
@@ -85,7 +86,7 @@ static rank_hit *rank_push(rank_state *st, size_t slot, float score) {
     st->out->n++;
     if (!h->item.item_id || !h->item.title || !h->item.creator_id ||
         !h->item.category || !h->item.brand ||
-        strmap_put(&st->taken, it->item_id, slot) != 0)
+        strmap_put(&st->taken, it->item_id, strlen(it->item_id), slot) != 0)
         return NULL;
     return h;
 }
@@ -109,8 +110,8 @@ static int rank_eligible(rank_state *st, size_t slot) {
     const catalog_item *it = catalog_at(st->c, slot);
     size_t dummy;
     return it && it->in_stock && rank_filter_pass(st->filter, it) &&
-           strmap_get(&st->seen, it->item_id, &dummy) != 0 &&
-           strmap_get(&st->taken, it->item_id, &dummy) != 0;
+           strmap_get(&st->seen, it->item_id, strlen(it->item_id), &dummy) != 0 &&
+           strmap_get(&st->taken, it->item_id, strlen(it->item_id), &dummy) != 0;
 }
 
 /* OpenBLAS's dot has SIMD kernels; learned vectors run to 512 floats. */
@@ -142,7 +143,7 @@ static float rank_neighbour_weight(const catalog *c, size_t slot, size_t j) {
 
 /* The profile item that contributes most to j's score, or -1. */
 static int rank_because(const rank_state *st, size_t j) {
-    const profile *p = st->p;
+    const rank_profile *p = st->p;
     int d = catalog_dim(st->c), best_i = -1;
     float best = -INFINITY;
     for (size_t i = 0; i < p->n_items; i++) {
@@ -166,7 +167,7 @@ static int rank_because(const rank_state *st, size_t j) {
  * *ns, *mark and *touched. */
 static long rank_neighbour_scores(const rank_state *st, float **ns, unsigned char **mark,
                                   size_t **touched) {
-    const profile *p = st->p;
+    const rank_profile *p = st->p;
     size_t limit = catalog_slot_limit(st->c), n = 0, cap = 0;
     *ns = NULL;
     *mark = NULL;
@@ -200,107 +201,146 @@ static long rank_neighbour_scores(const rank_state *st, float **ns, unsigned cha
     return (long)n;
 }
 
-/* Personalized part: returns 0 (possibly adding nothing), -1 on failure.
- * A candidate's score is u·Q[j] + (Σ_i w_i·N_i(j) + b[j]) / Σ|w|, where u is
- * already divided by Σ|w|: the offline job's formula, scaled so scores read
- * the same whatever a profile's total weight. Candidates are the index's
- * top k by u·Q plus every neighbour of a profile item; with non-negative
- * neighbour weights nothing outside both can beat the k-th index hit. */
-static int rank_personal(rank_state *st, char *err, size_t errlen) {
-    const profile *p = st->p;
-    int d = catalog_dim(st->c), k, n, rc = -1;
-    double wsum = 0;
-    size_t *slots = NULL, nlive = 0, *touched = NULL;
-    float *scores = NULL, *ns = NULL;
-    unsigned char *mark = NULL;
-    rank_cand *cands = NULL;
-    size_t ncands = 0;
-    long ntouched;
-
+/* u = (Σ_i w_i·P[i] − Σ_d w_d·P[d]) / Σ|w| over the profile's items and
+ * dismissed items, recording each profile item's slot in st->pslots.
+ * Sets *wsum to Σ|w| and returns how many profile items the catalog knows,
+ * or AISLE_ENOMEM. */
+static long rank_user_vector(rank_state *st, double *wsum) {
+    const rank_profile *p = st->p;
+    int d = catalog_dim(st->c);
+    long nlive = 0;
+    *wsum = 0;
     st->u = calloc((size_t)d, sizeof(float));
     st->pslots = malloc((p->n_items + 1) * sizeof(size_t));
-    if (!st->u || !st->pslots) goto oom;
+    if (!st->u || !st->pslots) return AISLE_ENOMEM;
     for (size_t i = 0; i < p->n_items; i++) {
         size_t slot;
         st->pslots[i] = SIZE_MAX;
-        if (catalog_lookup(st->c, p->items[i].id, &slot) != 0) continue;
+        if (catalog_lookup(st->c, p->items[i].id, &slot) != AISLE_OK) continue;
         st->pslots[i] = slot;
         const float *v = catalog_query_vector(st->c, slot);
         for (int j = 0; j < d; j++) st->u[j] += (float)p->items[i].weight * v[j];
-        wsum += fabs(p->items[i].weight);
+        *wsum += fabs(p->items[i].weight);
         nlive++;
     }
     /* Dismissed items push the user vector away from themselves. */
     for (size_t i = 0; i < p->n_dismissed; i++) {
         size_t slot;
-        if (catalog_lookup(st->c, p->dismissed[i].id, &slot) != 0) continue;
+        if (catalog_lookup(st->c, p->dismissed[i].id, &slot) != AISLE_OK) continue;
         const float *v = catalog_query_vector(st->c, slot);
         for (int j = 0; j < d; j++) st->u[j] -= (float)p->dismissed[i].weight * v[j];
-        wsum += fabs(p->dismissed[i].weight);
+        *wsum += fabs(p->dismissed[i].weight);
     }
-    if (nlive == 0 || wsum <= 0) return 0;
-    for (int j = 0; j < d; j++) st->u[j] /= (float)wsum;
+    if (nlive > 0 && *wsum > 0)
+        for (int j = 0; j < d; j++) st->u[j] /= (float)*wsum;
+    return nlive;
+}
 
-    k = (int)(st->cap + p->n_items + p->n_dismissed + p->n_seen + p->n_purchased + 16);
-    /* A filter drops many neighbours; look further to keep the list full. */
+/* How many index hits to ask for: enough for the page plus everything the
+ * profile will exclude, more when a request filter drops many. */
+static int rank_search_depth(const rank_state *st) {
+    const rank_profile *p = st->p;
+    size_t k = st->cap + p->n_items + p->n_dismissed + p->n_seen + p->n_purchased + 16;
     if (st->filter) k *= 8;
-    if (k > RANK_MAX_CANDIDATES) k = RANK_MAX_CANDIDATES;
-    if ((ntouched = rank_neighbour_scores(st, &ns, &mark, &touched)) < 0) goto oom;
-    slots = malloc((size_t)k * sizeof(*slots));
-    scores = malloc((size_t)k * sizeof(*scores));
-    cands = malloc(((size_t)k + (size_t)ntouched) * sizeof(*cands));
-    if (!slots || !scores || !cands) goto oom;
-    n = catalog_search(st->c, st->u, k, slots, scores);
-    if (n < 0) {
-        snprintf(err, errlen, "vector search failed");
-        goto out;
-    }
-    /* Index hits first (their u·Q is known), then neighbours not among
-     * them; mark 2 = already a candidate. */
+    return k > RANK_MAX_CANDIDATES ? RANK_MAX_CANDIDATES : (int)k;
+}
+
+/* The creator boost of item it: a share of RANK_CREATOR_BOOST by how much
+ * the user engages with its creator; sets *creator to the profile index. */
+static float rank_creator_boost(const rank_state *st, const catalog_item *it, int *creator) {
+    const rank_profile *p = st->p;
+    size_t ci;
+    double top;
+    *creator = -1;
+    if (!*it->creator_id ||
+        strmap_get(&st->creators, it->creator_id, strlen(it->creator_id), &ci) != AISLE_OK ||
+        p->creators[ci].weight <= 0)
+        return 0.0f;
+    top = p->creators[0].weight > 0 ? p->creators[0].weight : 1;
+    *creator = (int)ci;
+    return RANK_CREATOR_BOOST * (float)fmin(1.0, p->creators[ci].weight / top);
+}
+
+/* Eligible candidates with their scores: the n index hits (slots, scores)
+ * first, then the neighbour-list slots not among them. mark (may be NULL)
+ * is dense by slot; 2 means "already a candidate". Returns the count. */
+static size_t rank_candidates(rank_state *st, const size_t *slots, const float *scores,
+                              int n, const size_t *touched, long ntouched, const float *ns,
+                              unsigned char *mark, double wsum, rank_cand *cands) {
+    int d = catalog_dim(st->c);
+    size_t ncands = 0;
     for (long i = 0; i < n + ntouched; i++) {
-        size_t j = i < n ? slots[i] : touched[i - n], ci;
-        const catalog_item *it;
+        size_t j = i < n ? slots[i] : touched[i - n];
         rank_cand *cd;
         if (mark && mark[j] == 2) continue;
         if (mark) mark[j] = 2;
         if (!rank_eligible(st, j)) continue;
-        it = catalog_at(st->c, j);
         cd = &cands[ncands++];
         cd->slot = j;
         cd->score = (i < n ? scores[i] : rank_dot(st->u, catalog_vector(st->c, j), d)) +
                     ((ns ? ns[j] : 0.0f) + catalog_bias(st->c, j)) / (float)wsum;
-        cd->creator = -1;
-        if (*it->creator_id && strmap_get(&st->creators, it->creator_id, &ci) == 0 &&
-            p->creators[ci].weight > 0) {
-            double top = p->creators[0].weight > 0 ? p->creators[0].weight : 1;
-            cd->creator = (int)ci;
-            cd->score += RANK_CREATOR_BOOST * (float)fmin(1.0, p->creators[ci].weight / top);
-        }
+        cd->score += rank_creator_boost(st, catalog_at(st->c, j), &cd->creator);
     }
+    return ncands;
+}
+
+/* Appends cand to the result with the reasons that explain it. */
+static int rank_explain(rank_state *st, const rank_cand *cand) {
+    int because = rank_because(st, cand->slot);
+    rank_hit *h = rank_push(st, cand->slot, cand->score);
+    if (!h) return AISLE_ENOMEM;
+    if (because >= 0) {
+        const catalog_item *src = catalog_at(st->c, st->pslots[because]);
+        if (rank_reason(h, "Similar to \"%s\", which you showed interest in",
+                        *src->title ? src->title : src->item_id) != AISLE_OK)
+            return AISLE_ENOMEM;
+    }
+    if (cand->creator >= 0 &&
+        rank_reason(h, "From %s, a creator you engage with",
+                    st->p->creators[cand->creator].id) != AISLE_OK)
+        return AISLE_ENOMEM;
+    if (h->n_reasons == 0 &&
+        rank_reason(h, "Matches your recent interests in %s",
+                    *h->item.category ? h->item.category : "the catalog") != AISLE_OK)
+        return AISLE_ENOMEM;
+    return AISLE_OK;
+}
+
+/* Personalized part (possibly adding nothing). A candidate's score is
+ * u·Q[j] + (Σ_i w_i·N_i(j) + b[j]) / Σ|w|, where u is already divided by
+ * Σ|w|: the offline job's formula, scaled so scores read the same whatever
+ * a profile's total weight. Candidates are the index's top k by u·Q plus
+ * every neighbour of a profile item; with non-negative neighbour weights
+ * nothing outside both can beat the k-th index hit. */
+static int rank_personal(rank_state *st, char *err, size_t errlen) {
+    int k, n, rc = AISLE_ENOMEM;
+    double wsum;
+    size_t *slots = NULL, *touched = NULL, ncands;
+    float *scores = NULL, *ns = NULL;
+    unsigned char *mark = NULL;
+    rank_cand *cands = NULL;
+    long nlive, ntouched;
+
+    if ((nlive = rank_user_vector(st, &wsum)) < 0) goto fail;
+    if (nlive == 0 || wsum <= 0) return AISLE_OK;
+    k = rank_search_depth(st);
+    if ((ntouched = rank_neighbour_scores(st, &ns, &mark, &touched)) < 0) goto fail;
+    slots = malloc((size_t)k * sizeof(*slots));
+    scores = malloc((size_t)k * sizeof(*scores));
+    cands = malloc(((size_t)k + (size_t)ntouched) * sizeof(*cands));
+    if (!slots || !scores || !cands) goto fail;
+    if ((n = catalog_search(st->c, st->u, k, slots, scores)) < 0) {
+        rc = status_fail(AISLE_EINTERNAL, err, errlen, "vector search failed");
+        goto out;
+    }
+    ncands = rank_candidates(st, slots, scores, n, touched, ntouched, ns, mark, wsum, cands);
     qsort(cands, ncands, sizeof(*cands), rank_cand_cmp);
-    for (size_t i = 0; i < ncands && st->out->n < st->cap; i++) {
-        int because = rank_because(st, cands[i].slot);
-        rank_hit *h = rank_push(st, cands[i].slot, cands[i].score);
-        if (!h) goto oom;
-        if (because >= 0) {
-            const catalog_item *src = catalog_at(st->c, st->pslots[because]);
-            if (rank_reason(h, "Similar to \"%s\", which you showed interest in",
-                            *src->title ? src->title : src->item_id) != 0)
-                goto oom;
-        }
-        if (cands[i].creator >= 0 &&
-            rank_reason(h, "From %s, a creator you engage with",
-                        p->creators[cands[i].creator].id) != 0)
-            goto oom;
-        if (h->n_reasons == 0 &&
-            rank_reason(h, "Matches your recent interests in %s",
-                        *h->item.category ? h->item.category : "the catalog") != 0)
-            goto oom;
-    }
-    rc = 0;
+    for (size_t i = 0; i < ncands && st->out->n < st->cap; i++)
+        if (rank_explain(st, &cands[i]) != AISLE_OK) goto fail;
+    rc = AISLE_OK;
     goto out;
-oom:
-    snprintf(err, errlen, "out of memory");
+fail:
+    status_fmt(err, errlen, "out of memory");
 out:
     free(slots);
     free(scores);
@@ -312,27 +352,27 @@ out:
 }
 
 /* Fills the rest from the popular list (fetched only now that it is
- * needed), then from any in-stock items. Returns 0, -1 when out of memory,
+ * needed), then from any in-stock items. Returns AISLE_OK, AISLE_ENOMEM,
  * or the popular callback's code. */
 static int rank_fill(rank_state *st, const rank_request *req, char *err, size_t errlen) {
-    profile_entry *popular = NULL;
-    int n_popular = 0, rc = -1;
+    const rank_entry *popular = NULL;
+    size_t n_popular = 0;
     double top;
-    if (st->out->n < st->cap && req->popular) {
-        n_popular = req->popular(req->popular_arg, &popular, err, errlen);
-        if (n_popular < 0) return n_popular;
-    }
+    int rc;
+    if (st->out->n < st->cap && req->popular &&
+        (rc = req->popular(req->popular_arg, &popular, &n_popular, err, errlen)) != AISLE_OK)
+        return rc;
     top = n_popular && popular[0].weight > 0 ? popular[0].weight : 1;
-    for (int i = 0; i < n_popular && st->out->n < st->cap; i++) {
+    for (size_t i = 0; i < n_popular && st->out->n < st->cap; i++) {
         size_t slot;
         rank_hit *h;
-        if (catalog_lookup(st->c, popular[i].id, &slot) != 0 ||
+        if (catalog_lookup(st->c, popular[i].id, &slot) != AISLE_OK ||
             !rank_eligible(st, slot))
             continue;
         if (!(h = rank_push(st, slot, (float)(popular[i].weight / top) * 0.01f)) ||
             rank_reason(h, "Popular right now in %s",
-                        *h->item.category ? h->item.category : "the shop") != 0)
-            goto out;
+                        *h->item.category ? h->item.category : "the shop") != AISLE_OK)
+            goto oom;
     }
     for (size_t slot = 0; slot < catalog_slot_limit(st->c) && st->out->n < st->cap;
          slot++) {
@@ -340,60 +380,65 @@ static int rank_fill(rank_state *st, const rank_request *req, char *err, size_t 
         if (!rank_eligible(st, slot)) continue;
         if (!(h = rank_push(st, slot, 0.0f)) ||
             rank_reason(h, "In stock now in %s",
-                        *h->item.category ? h->item.category : "the shop") != 0)
-            goto out;
+                        *h->item.category ? h->item.category : "the shop") != AISLE_OK)
+            goto oom;
     }
-    rc = 0;
-out:
-    if (rc == -1) snprintf(err, errlen, "out of memory");
-    profile_entries_free(popular, n_popular > 0 ? (size_t)n_popular : 0);
-    return rc;
+    return AISLE_OK;
+oom:
+    return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+}
+
+/* Indexes the ids a result must leave out (the profile's items, dismissed,
+ * seen and purchased) and the creators the user engages with. */
+static int rank_index_profile(rank_state *st) {
+    const rank_profile *p = st->p;
+    const struct {
+        const rank_entry *e;
+        size_t n;
+    } left_out[] = {{p->items, p->n_items},
+                    {p->dismissed, p->n_dismissed},
+                    /* Seen and purchased sets outlast the weighted items
+                     * (trimmed by weight): an old purchase is not offered. */
+                    {p->seen, p->n_seen},
+                    {p->purchased, p->n_purchased}};
+    for (size_t k = 0; k < sizeof(left_out) / sizeof(left_out[0]); k++)
+        for (size_t i = 0; i < left_out[k].n; i++)
+            if (strmap_put(&st->seen, left_out[k].e[i].id, strlen(left_out[k].e[i].id), i))
+                return AISLE_ENOMEM;
+    for (size_t i = 0; i < p->n_creators; i++)
+        if (strmap_put(&st->creators, p->creators[i].id, strlen(p->creators[i].id), i))
+            return AISLE_ENOMEM;
+    return AISLE_OK;
 }
 
 int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *err,
                    size_t errlen) {
-    static const profile empty;
-    const profile *p = req->profile ? req->profile : &empty;
-    int limit = req->limit;
+    static const rank_profile empty;
     rank_state st;
-    int rc = -1;
+    int limit = req->limit, rc;
 
     memset(out, 0, sizeof(*out));
     memset(&st, 0, sizeof(st));
     st.c = c;
-    st.p = p;
+    st.p = req->profile ? req->profile : &empty;
     st.filter = req->filter;
     st.out = out;
     st.cap = limit < 1 ? 1 : limit > RANK_MAX_LIMIT ? RANK_MAX_LIMIT : (size_t)limit;
-    strmap_init(&st.seen);
-    strmap_init(&st.creators);
-    strmap_init(&st.taken);
     out->hits = calloc(st.cap, sizeof(rank_hit));
-    if (!out->hits) goto oom;
-    for (size_t i = 0; i < p->n_items; i++)
-        if (strmap_put(&st.seen, p->items[i].id, i) != 0) goto oom;
-    for (size_t i = 0; i < p->n_dismissed; i++)
-        if (strmap_put(&st.seen, p->dismissed[i].id, i) != 0) goto oom;
-    /* Seen and purchased sets outlast the weighted items (which are trimmed
-     * by weight), so an old purchase is not offered again. */
-    for (size_t i = 0; i < p->n_seen; i++)
-        if (strmap_put(&st.seen, p->seen[i].id, i) != 0) goto oom;
-    for (size_t i = 0; i < p->n_purchased; i++)
-        if (strmap_put(&st.seen, p->purchased[i].id, i) != 0) goto oom;
-    for (size_t i = 0; i < p->n_creators; i++)
-        if (strmap_put(&st.creators, p->creators[i].id, i) != 0) goto oom;
-
+    if (!out->hits || rank_index_profile(&st) != AISLE_OK) {
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+        goto fail;
+    }
     catalog_read_begin(c);
     rc = rank_personal(&st, err, errlen);
-    if (rc == 0) rc = rank_fill(&st, req, err, errlen);
+    if (rc == AISLE_OK) rc = rank_fill(&st, req, err, errlen);
     catalog_read_end(c);
-    if (rc != 0) goto fail;
+    if (rc != AISLE_OK) goto fail;
+    assert(out->n <= st.cap);
     rank_state_free(&st);
-    return 0;
-oom:
-    snprintf(err, errlen, "out of memory");
+    return AISLE_OK;
 fail:
     rank_state_free(&st);
     rank_result_free(out);
-    return -1;
+    return rc;
 }

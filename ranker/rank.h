@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "retrieval/catalog.h"
-#include "services/profile.h"
+#include "services/base/status.h"
 
 #define RANK_MAX_LIMIT 100
 #define RANK_MAX_REASONS 3
@@ -33,14 +33,38 @@ typedef struct rank_filter {
     size_t n_exclude_categories;
 } rank_filter;
 
+/* One weighted id of a profile: an item, a creator ... */
+typedef struct rank_entry {
+    const char *id;
+    double weight;
+} rank_entry;
+
+/* What the ranker needs of a user: a plain in-memory view, borrowed from
+ * whoever read the profile (the ranker never talks to a store). Weighted
+ * lists come heaviest first; seen and purchased need only their ids. */
+typedef struct rank_profile {
+    const rank_entry *items;
+    size_t n_items;
+    const rank_entry *creators;
+    size_t n_creators;
+    const rank_entry *dismissed; /* negative feedback */
+    size_t n_dismissed;
+    const rank_entry *seen;
+    size_t n_seen;
+    const rank_entry *purchased;
+    size_t n_purchased;
+} rank_profile;
+
 /* Supplies the popular list, heaviest first, when a result needs filling;
- * a profile that fills the list never pays for it. Sets *out (the ranker
- * frees it with profile_entries_free) and returns its length, or returns a
- * negative code with err set. */
-typedef int (*rank_popular_fn)(void *arg, profile_entry **out, char *err, size_t errlen);
+ * a profile that fills the list never pays for it. Sets *out to a list the
+ * callback's owner keeps (valid until rank_recommend returns) and *n to its
+ * length; returns AISLE_OK or a negative AISLE_* code with err set, which
+ * rank_recommend passes on. */
+typedef int (*rank_popular_fn)(void *arg, const rank_entry **out, size_t *n, char *err,
+                               size_t errlen);
 
 typedef struct rank_request {
-    const profile *profile;    /* may be empty */
+    const rank_profile *profile; /* NULL or empty: no personal part */
     rank_popular_fn popular;   /* NULL = no popular list */
     void *popular_arg;
     int limit;                 /* clamped to 1..RANK_MAX_LIMIT */
@@ -60,9 +84,10 @@ typedef struct rank_result {
 } rank_result;
 
 /* Ranks for req->profile, falling back to the popular list and then to any
- * in-stock items, keeping only items that pass req->filter. Returns 0, -1
- * with err set (out of memory, index failure), or the popular callback's
- * negative code. The caller frees out with rank_result_free. */
+ * in-stock items, keeping only items that pass req->filter. Returns
+ * AISLE_OK; AISLE_ENOMEM or AISLE_EINTERNAL (the index failed) with err
+ * set; or the popular callback's code. The caller frees out with
+ * rank_result_free (also after a failure). */
 int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *err,
                    size_t errlen);
 

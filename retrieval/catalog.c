@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "retrieval/strmap.h"
+#include "services/base/status.h"
+#include "services/base/strmap.h"
 
 /* A snapshot's query side, in slot space (see catalog.h). */
 typedef struct catalog_model {
@@ -69,13 +70,12 @@ int catalog_new(const catalog_config *cfg, catalog **out, char *err, size_t errl
     int dim = cfg->dim;
     *out = NULL;
     if (dim <= 0 || dim > CATALOG_MAX_DIM) {
-        snprintf(err, errlen, "vector dimension %d is outside 1..%d", dim,
-                 CATALOG_MAX_DIM);
-        return -1;
+        return status_fail(AISLE_EINVAL, err, errlen, "vector dimension %d is outside 1..%d",
+                           dim, CATALOG_MAX_DIM);
     }
     if (cfg->nprobe < 0 || (cfg->ivf_threshold && cfg->ivf_threshold < 1000)) {
-        snprintf(err, errlen, "nprobe must be positive and the IVF threshold at least 1000");
-        return -1;
+        return status_fail(AISLE_EINVAL, err, errlen,
+                           "nprobe must be positive and the IVF threshold at least 1000");
     }
     /* Debian's FAISS is built without SIMD, so its one-query scan is scalar;
      * its BLAS path (OpenBLAS picks AVX2/AVX-512 kernels at run time) is
@@ -97,13 +97,12 @@ int catalog_new(const catalog_config *cfg, catalog **out, char *err, size_t errl
                             METRIC_INNER_PRODUCT) != 0) {
         catalog_faiss_err(err, errlen, "creating the vector index");
         catalog_free(c);
-        return -1;
+        return AISLE_EINTERNAL;
     }
     *out = c;
-    return 0;
+    return AISLE_OK;
 oom:
-    snprintf(err, errlen, "out of memory");
-    return -1;
+    return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
 }
 
 static void catalog_item_clear(catalog_item *it) {
@@ -162,16 +161,13 @@ static int catalog_reserve(catalog *c) {
 static int catalog_check_field(const char *name, const char *v, int required,
                                char *err, size_t errlen) {
     if (!v || !*v) {
-        if (!required) return 0;
-        snprintf(err, errlen, "%s is empty", name);
-        return -1;
+        if (!required) return AISLE_OK;
+        return status_fail(AISLE_EINVAL, err, errlen, "%s is empty", name);
     }
-    if (strlen(v) > CATALOG_MAX_FIELD) {
-        snprintf(err, errlen, "%s is longer than %d bytes", name,
-                 CATALOG_MAX_FIELD);
-        return -1;
-    }
-    return 0;
+    if (strlen(v) > CATALOG_MAX_FIELD)
+        return status_fail(AISLE_EINVAL, err, errlen, "%s is longer than %d bytes", name,
+                           CATALOG_MAX_FIELD);
+    return AISLE_OK;
 }
 
 static int catalog_remove_from_index(catalog *c, size_t slot) {
@@ -267,30 +263,24 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
                    size_t vec_len, char *err, size_t errlen) {
     catalog_item nit = {0};
     size_t slot;
-    int existed;
+    int existed, rc;
 
     if (catalog_check_field("item_id", f->item_id, 1, err, errlen) ||
         catalog_check_field("title", f->title, 0, err, errlen) ||
         catalog_check_field("creator_id", f->creator_id, 0, err, errlen) ||
         catalog_check_field("category", f->category, 0, err, errlen) ||
         catalog_check_field("brand", f->brand, 0, err, errlen))
-        return -1;
-    if (vec_len != 0 && vec_len != (size_t)c->dim) {
-        snprintf(err, errlen, "embedding has %zu values, the index needs %d",
-                 vec_len, c->dim);
-        return -1;
-    }
-    for (size_t i = 0; i < vec_len; i++) {
-        if (!isfinite(vec[i])) {
-            snprintf(err, errlen, "embedding value %zu is not finite", i);
-            return -1;
-        }
-    }
-    if (f->price_cents < 0) {
-        snprintf(err, errlen, "price_cents %lld is negative",
-                 (long long)f->price_cents);
-        return -1;
-    }
+        return AISLE_EINVAL;
+    if (vec_len != 0 && vec_len != (size_t)c->dim)
+        return status_fail(AISLE_EINVAL, err, errlen,
+                           "embedding has %zu values, the index needs %d", vec_len, c->dim);
+    for (size_t i = 0; i < vec_len; i++)
+        if (!isfinite(vec[i]))
+            return status_fail(AISLE_EINVAL, err, errlen, "embedding value %zu is not finite",
+                               i);
+    if (f->price_cents < 0)
+        return status_fail(AISLE_EINVAL, err, errlen, "price_cents %lld is negative",
+                           (long long)f->price_cents);
     nit.item_id = catalog_dup(f->item_id);
     nit.title = catalog_dup(f->title);
     nit.creator_id = catalog_dup(f->creator_id);
@@ -304,9 +294,9 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
 
     catalog_one_thread();
     pthread_rwlock_wrlock(&c->lock);
-    existed = strmap_get(&c->ids, f->item_id, &slot) == 0;
+    existed = strmap_get(&c->ids, f->item_id, strlen(f->item_id), &slot) == 0;
     if (!existed && vec_len == 0) {
-        snprintf(err, errlen, "a new item needs an embedding");
+        rc = status_fail(AISLE_EINVAL, err, errlen, "a new item needs an embedding");
         goto fail_locked;
     }
     if (existed && (vec_len == 0 || catalog_covered(c, slot))) {
@@ -314,8 +304,9 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
         catalog_item_clear(&c->items[slot]);
         c->items[slot] = nit;
         pthread_rwlock_unlock(&c->lock);
-        return 0;
+        return AISLE_OK;
     }
+    rc = AISLE_EINTERNAL;
     if (existed) {
         if (catalog_remove_from_index(c, slot) != 0) {
             catalog_faiss_err(err, errlen, "removing the old vector");
@@ -324,7 +315,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
     } else {
         if (c->n_free == 0 && catalog_reserve(c) != 0) goto oom_locked;
         slot = c->n_free ? c->free_slots[--c->n_free] : c->limit;
-        if (strmap_put(&c->ids, f->item_id, slot) != 0) {
+        if (strmap_put(&c->ids, f->item_id, strlen(f->item_id), slot) != 0) {
             if (slot != c->limit) c->n_free++;
             goto oom_locked;
         }
@@ -335,7 +326,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
                                  &id) != 0) {
         catalog_faiss_err(err, errlen, "adding the vector");
         /* The item cannot be searched: drop it rather than keep a stale row. */
-        strmap_del(&c->ids, f->item_id);
+        strmap_del(&c->ids, f->item_id, strlen(f->item_id));
         catalog_item_clear(&c->items[slot]);
         c->free_slots[c->n_free++] = slot;
         if (existed) c->count--;
@@ -349,34 +340,33 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
     }
     pthread_rwlock_unlock(&c->lock);
     if (c->next_rebuild && c->count >= c->next_rebuild) catalog_rebuild(c);
-    return 0;
+    return AISLE_OK;
 
 oom_locked:
-    snprintf(err, errlen, "out of memory");
+    pthread_rwlock_unlock(&c->lock);
+oom:
+    catalog_item_clear(&nit);
+    return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
 fail_locked:
     pthread_rwlock_unlock(&c->lock);
     catalog_item_clear(&nit);
-    return -1;
-oom:
-    snprintf(err, errlen, "out of memory");
-    catalog_item_clear(&nit);
-    return -1;
+    return rc;
 }
 
 int catalog_delete(catalog *c, const char *item_id) {
     size_t slot;
-    int rc = -1;
+    int rc = AISLE_ENOTFOUND;
     catalog_one_thread();
     pthread_rwlock_wrlock(&c->lock);
-    if (strmap_get(&c->ids, item_id, &slot) != 0) goto out;
+    if (strmap_get(&c->ids, item_id, strlen(item_id), &slot) != 0) goto out;
     catalog_remove_from_index(c, slot);
-    strmap_del(&c->ids, item_id);
+    strmap_del(&c->ids, item_id, strlen(item_id));
     catalog_item_clear(&c->items[slot]);
     /* Neighbour lists of a snapshot may name this slot: never reuse it for
      * another item while that snapshot is loaded. */
     if (!c->model || slot >= c->model->n) c->free_slots[c->n_free++] = slot;
     c->count--;
-    rc = 0;
+    rc = AISLE_OK;
 out:
     pthread_rwlock_unlock(&c->lock);
     return rc;
@@ -398,7 +388,7 @@ const float *catalog_vector(const catalog *c, size_t slot) {
 }
 
 int catalog_lookup(const catalog *c, const char *item_id, size_t *slot) {
-    return strmap_get(&c->ids, item_id, slot);
+    return strmap_get(&c->ids, item_id, strlen(item_id), slot);
 }
 
 int catalog_ivf_lists(const catalog *c) { return c->nlist; }
@@ -413,10 +403,10 @@ int catalog_search(catalog *c, const float *q, int k, size_t *slots,
     if (k <= 0) return 0;
     catalog_one_thread();
     labels = malloc((size_t)k * sizeof(*labels));
-    if (!labels) return -1;
+    if (!labels) return AISLE_ENOMEM;
     if (faiss_Index_search(c->index, 1, q, k, scores, labels) != 0) {
         free(labels);
-        return -1;
+        return AISLE_EINTERNAL;
     }
     /* FAISS pads with -1 when fewer than k vectors exist. */
     for (int i = 0; i < k; i++) {
@@ -460,22 +450,22 @@ int catalog_snapshot_version(catalog *c, char *buf, size_t len) {
 
 /* Gives every snapshot item a slot (new items: id only, in stock) and
  * records them in row_slot. Write lock held by the caller. */
-static int catalog_snapshot_slots(catalog *c, const embed_snapshot *snap, size_t *row_slot) {
-    for (uint32_t r = 0; r < snap->model.n_items; r++) {
-        const char *id = snap->items.names[r];
+static int catalog_snapshot_slots(catalog *c, const catalog_snapshot *snap, size_t *row_slot) {
+    for (uint32_t r = 0; r < snap->n_items; r++) {
+        const char *id = snap->item_ids[r];
         size_t slot;
-        if (strmap_get(&c->ids, id, &slot) == 0) {
+        if (strmap_get(&c->ids, id, strlen(id), &slot) == 0) {
             row_slot[r] = slot;
             continue;
         }
-        if (c->n_free == 0 && catalog_reserve(c) != 0) return -1;
+        if (c->n_free == 0 && catalog_reserve(c) != 0) return AISLE_ENOMEM;
         slot = c->n_free ? c->free_slots[--c->n_free] : c->limit;
         catalog_item it = {strdup(id), strdup(""), strdup(""), strdup(""), strdup(""), 0, 1};
         if (!it.item_id || !it.title || !it.creator_id || !it.category || !it.brand ||
-            strmap_put(&c->ids, id, slot) != 0) {
+            strmap_put(&c->ids, id, strlen(id), slot) != 0) {
             catalog_item_clear(&it);
             if (slot != c->limit) c->n_free++;
-            return -1;
+            return AISLE_ENOMEM;
         }
         memset(c->vecs + slot * (size_t)c->dim, 0, (size_t)c->dim * sizeof(float));
         c->items[slot] = it;
@@ -483,14 +473,14 @@ static int catalog_snapshot_slots(catalog *c, const embed_snapshot *snap, size_t
         c->count++;
         row_slot[r] = slot;
     }
-    return 0;
+    return AISLE_OK;
 }
 
 /* Builds the slot-space model and the new index vectors (no lock: only the
  * event-applying thread writes the table). */
-static catalog_model *catalog_model_build(const catalog *c, const embed_snapshot *snap,
+static catalog_model *catalog_model_build(const catalog *c, const catalog_snapshot *snap,
                                           const size_t *row_slot, float *vecs) {
-    const embed_model *em = &snap->model;
+    const catalog_snapshot *em = snap;
     size_t d = (size_t)c->dim, n = c->limit;
     catalog_model *m = calloc(1, sizeof(*m));
     if (!m) return NULL;
@@ -528,27 +518,26 @@ fail:
     return NULL;
 }
 
-int catalog_load_snapshot(catalog *c, const embed_snapshot *snap, char *err,
+int catalog_load_snapshot(catalog *c, const catalog_snapshot *snap, char *err,
                           size_t errlen) {
     size_t *row_slot = NULL;
     float *vecs = NULL, *old_vecs;
     catalog_model *m = NULL, *old_model;
     FaissIndex *idx = NULL, *old_index;
-    int nlist, rc = -1;
+    int nlist, rc = AISLE_ENOMEM;
 
-    if (snap->model.dim != (uint32_t)c->dim) {
-        snprintf(err, errlen, "snapshot %s has %u-dimensional vectors, the catalog %d",
-                 snap->version, snap->model.dim, c->dim);
-        return -1;
-    }
-    row_slot = malloc((snap->model.n_items + 1) * sizeof(*row_slot));
+    if (snap->dim != (uint32_t)c->dim)
+        return status_fail(AISLE_EINVAL, err, errlen,
+                           "snapshot %s has %u-dimensional vectors, the catalog %d",
+                           snap->version, snap->dim, c->dim);
+    row_slot = malloc((snap->n_items + 1) * sizeof(*row_slot));
     if (!row_slot) goto oom;
     catalog_one_thread();
     pthread_rwlock_wrlock(&c->lock);
     rc = catalog_snapshot_slots(c, snap, row_slot);
     pthread_rwlock_unlock(&c->lock);
-    if (rc != 0) goto oom;
-    rc = -1;
+    if (rc != AISLE_OK) goto oom;
+    rc = AISLE_EINTERNAL;
 
     /* The expensive part runs while requests go on with the old index. */
     vecs = malloc(c->cap * (size_t)c->dim * sizeof(float));
@@ -578,10 +567,10 @@ int catalog_load_snapshot(catalog *c, const embed_snapshot *snap, char *err,
     catalog_model_free(old_model);
     vecs = NULL;
     m = NULL;
-    rc = 0;
+    rc = AISLE_OK;
     goto out;
 oom:
-    snprintf(err, errlen, "out of memory loading a snapshot");
+    rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory loading a snapshot");
 out:
     free(row_slot);
     free(vecs);

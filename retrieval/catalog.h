@@ -14,8 +14,8 @@
  * of the vectors instead of all, at a small cost in recall. It is rebuilt
  * again whenever the catalog has grown tenfold since.
  *
- * A snapshot from the offline embedding job (embed/snapshot.h) can be
- * loaded, at start or later as a hot swap: its item-side vectors replace
+ * A snapshot of a learned model (catalog_snapshot: the embedding job's
+ * output, adapted by the layer that reads it from disk) can be loaded, at start or later as a hot swap: its item-side vectors replace
  * the index vectors of the items it covers, and it adds query-side vectors,
  * neighbour lists and biases, so a user's score is
  *   u·Q[j] + Σ_i w_i·N_i(j) + b[j],  u = Σ_i w_i·P[i].
@@ -31,7 +31,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "embed/snapshot.h"
 
 #define CATALOG_MAX_DIM 4096
 #define CATALOG_MAX_FIELD 1024 /* longest id, title, brand … accepted */
@@ -58,19 +57,20 @@ typedef struct catalog_config {
 /* dim 32, IVF from 20,000 items, automatic nprobe. */
 void catalog_config_default(catalog_config *cfg);
 
-/* Creates an empty catalog. Returns 0 or -1 (bad settings, out of memory,
- * FAISS failure; err says which). The caller frees it with catalog_free. */
+/* Creates an empty catalog. Returns AISLE_OK, AISLE_EINVAL (bad
+ * settings), AISLE_ENOMEM or AISLE_EINTERNAL (FAISS), with err set. The caller frees it with catalog_free. */
 int catalog_new(const catalog_config *cfg, catalog **out, char *err, size_t errlen);
 void catalog_free(catalog *c);
 int catalog_dim(const catalog *c);
 
 /* Inserts or replaces the item with fields->item_id. Strings are copied;
  * vec must hold exactly dim finite floats, or be empty (vec_len 0) to
- * update only the facts of an item already present. Returns 0, or -1 with
+ * update only the facts of an item already present. Returns AISLE_OK, or AISLE_EINVAL (bad
+ * input), AISLE_ENOMEM or AISLE_EINTERNAL with
  * the reason in err, leaving the catalog as it was. */
 int catalog_upsert(catalog *c, const catalog_item *fields, const float *vec,
                    size_t vec_len, char *err, size_t errlen);
-/* Removes the item. Returns 0, or -1 if it was not there. */
+/* Removes the item. Returns AISLE_OK, or AISLE_ENOTFOUND. */
 int catalog_delete(catalog *c, const char *item_id);
 
 void catalog_read_begin(catalog *c);
@@ -82,9 +82,11 @@ size_t catalog_slot_limit(const catalog *c);  /* slots are < this */
 /* The item in slot, or NULL when the slot is free. */
 const catalog_item *catalog_at(const catalog *c, size_t slot);
 const float *catalog_vector(const catalog *c, size_t slot);
+/* AISLE_OK with *slot set, or AISLE_ENOTFOUND. */
 int catalog_lookup(const catalog *c, const char *item_id, size_t *slot);
 /* The k best items for query q by inner product, best first, into slots and
- * scores (each k long). Returns how many were found (≤ k), or -1. */
+ * scores (each k long). Returns how many were found (≤ k), or
+ * AISLE_ENOMEM / AISLE_EINTERNAL. */
 int catalog_search(catalog *c, const float *q, int k, size_t *slots,
                    float *scores);
 /* IVF lists in use, or 0 while the index is flat. */
@@ -101,11 +103,28 @@ float catalog_bias(const catalog *c, size_t slot);
 /* Whether a snapshot is loaded; its version into buf (may be NULL). */
 int catalog_snapshot_version(catalog *c, char *buf, size_t len);
 
-/* Loads snap (see the file comment). snap->model.dim must equal the
+/* What the catalog reads of a learned snapshot: item ids by row and, by
+ * row, the query-side vectors P, the item-side vectors Q, CSR neighbour
+ * lists and optional biases. All borrowed for the catalog_load_snapshot
+ * call only (the catalog copies what it keeps). */
+typedef struct catalog_snapshot {
+    const char *version;
+    uint32_t n_items;
+    uint32_t dim;
+    const char *const *item_ids; /* n_items */
+    const float *P;              /* n_items x dim */
+    const float *Q;              /* n_items x dim */
+    const uint64_t *nb_off;      /* n_items + 1 */
+    const uint32_t *nb_item;     /* rows, each < n_items */
+    const float *nb_weight;
+    const float *bias;           /* n_items, or NULL */
+} catalog_snapshot;
+
+/* Loads snap (see the file comment). snap->dim must equal the
  * catalog's dim. Call from the thread that applies catalog events (their
- * writes must not interleave with the build). Returns 0, or -1 with err set
- * and the catalog as it was. snap stays the caller's. */
-int catalog_load_snapshot(catalog *c, const embed_snapshot *snap, char *err,
+ * writes must not interleave with the build). Returns AISLE_OK, or a negative
+ * AISLE_* code with err set and the catalog as it was. */
+int catalog_load_snapshot(catalog *c, const catalog_snapshot *snap, char *err,
                           size_t errlen);
 
 #endif

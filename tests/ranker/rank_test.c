@@ -33,31 +33,28 @@ static catalog *make_catalog(void) {
 
 /* A popular list handed to the ranker on demand, counting the asks. */
 typedef struct pop_list {
-    const profile_entry *e;
+    const rank_entry *e;
     size_t n;
     int asked;
+    int fail; /* the code to fail with, as a store that is down would */
 } pop_list;
 
-static int pop_fetch(void *arg, profile_entry **out, char *err, size_t errlen) {
+static int pop_fetch(void *arg, const rank_entry **out, size_t *n, char *err, size_t errlen) {
     pop_list *pl = arg;
-    (void)err;
-    (void)errlen;
     pl->asked++;
-    *out = calloc(pl->n + 1, sizeof(**out));
-    for (size_t i = 0; i < pl->n; i++) {
-        (*out)[i].id = strdup(pl->e[i].id);
-        (*out)[i].weight = pl->e[i].weight;
-    }
-    return (int)pl->n;
+    if (pl->fail) return status_fail(pl->fail, err, errlen, "popular list unavailable");
+    *out = pl->e;
+    *n = pl->n;
+    return AISLE_OK;
 }
 
 static pop_list last_pop;
 
-static int rank(catalog *c, const profile *p, const profile_entry *pop, size_t npop,
+static int rank(catalog *c, const rank_profile *p, const rank_entry *pop, size_t npop,
                 int limit, const rank_filter *f, rank_result *r) {
     rank_request rq = {p, pop_fetch, &last_pop, limit, f};
     char err[256];
-    last_pop = (pop_list){pop, npop, 0};
+    last_pop = (pop_list){pop, npop, 0, 0};
     return rank_recommend(c, &rq, r, err, sizeof(err));
 }
 
@@ -69,8 +66,8 @@ static int has(const rank_result *r, const char *id) {
 
 static void test_personalized_and_filtered(void) {
     catalog *c = make_catalog();
-    profile_entry items[] = {{"a0", 3.0}, {"a1", 1.0}};
-    profile p = {.items = items, .n_items = 2, .last_active_ms = 1};
+    rank_entry items[] = {{"a0", 3.0}, {"a1", 1.0}};
+    rank_profile p = {.items = items, .n_items = 2};
     rank_result r;
     TEST_REQUIRE(c != NULL);
     TEST_REQUIRE(rank(c, &p, NULL, 0, 7, NULL, &r) == 0);
@@ -94,9 +91,9 @@ static void test_personalized_and_filtered(void) {
 
 static void test_creator_boost_and_reason(void) {
     catalog *c = make_catalog();
-    profile_entry items[] = {{"a0", 1.0}, {"b0", 1.0}};
-    profile_entry creators[] = {{"cb", 5.0}};
-    profile p = {.items = items, .n_items = 2, .creators = creators, .n_creators = 1};
+    rank_entry items[] = {{"a0", 1.0}, {"b0", 1.0}};
+    rank_entry creators[] = {{"cb", 5.0}};
+    rank_profile p = {.items = items, .n_items = 2, .creators = creators, .n_creators = 1};
     rank_result r;
     TEST_REQUIRE(c != NULL);
     TEST_REQUIRE(rank(c, &p, NULL, 0, 1, NULL, &r) == 0);
@@ -109,8 +106,8 @@ static void test_creator_boost_and_reason(void) {
 
 static void test_cold_start_uses_popular(void) {
     catalog *c = make_catalog();
-    profile p = {0};
-    profile_entry pop[] = {{"b3", 10}, {"a9", 8}, {"gone", 5}, {"a2", 1}};
+    rank_profile p = {0};
+    rank_entry pop[] = {{"b3", 10}, {"a9", 8}, {"gone", 5}, {"a2", 1}};
     rank_result r;
     TEST_REQUIRE(c != NULL);
     TEST_REQUIRE(rank(c, &p, pop, 4, 3, NULL, &r) == 0);
@@ -125,9 +122,9 @@ static void test_cold_start_uses_popular(void) {
 
 static void test_dismissed_items_are_left_out_and_repel(void) {
     catalog *c = make_catalog();
-    profile_entry items[] = {{"a0", 1.0}, {"b0", 1.0}};
-    profile_entry dismissed[] = {{"a1", 4.0}};
-    profile p = {.items = items, .n_items = 2, .dismissed = dismissed, .n_dismissed = 1};
+    rank_entry items[] = {{"a0", 1.0}, {"b0", 1.0}};
+    rank_entry dismissed[] = {{"a1", 4.0}};
+    rank_profile p = {.items = items, .n_items = 2, .dismissed = dismissed, .n_dismissed = 1};
     rank_result r;
     TEST_REQUIRE(c != NULL);
     TEST_REQUIRE(rank(c, &p, NULL, 0, 5, NULL, &r) == 0);
@@ -139,8 +136,8 @@ static void test_dismissed_items_are_left_out_and_repel(void) {
 
 static void test_filters(void) {
     catalog *c = make_catalog();
-    profile_entry items[] = {{"a0", 1.0}};
-    profile p = {.items = items, .n_items = 1};
+    rank_entry items[] = {{"a0", 1.0}};
+    rank_profile p = {.items = items, .n_items = 1};
     rank_filter only_b = {.category = "B"};
     rank_filter cheap = {.max_price_cents = 50};
     rank_result r;
@@ -161,7 +158,7 @@ static void test_price_floor_and_excluded_categories(void) {
     rank_filter dear = {.min_price_cents = 150};
     rank_filter not_in_a = {.exclude_categories = not_a, .n_exclude_categories = 1};
     rank_filter band = {.min_price_cents = 100, .max_price_cents = 100};
-    profile p = {0};
+    rank_profile p = {0};
     rank_result r;
     char err[256];
     float v[DIM] = {0, 0, 1, 0};
@@ -183,12 +180,44 @@ static void test_price_floor_and_excluded_categories(void) {
 
 static void test_limit_is_clamped(void) {
     catalog *c = make_catalog();
-    profile p = {0};
+    rank_profile p = {0};
     rank_result r;
+    char id[16], err[256];
+    float v[DIM] = {0, 0, 0, 1};
     TEST_REQUIRE(c != NULL);
     TEST_REQUIRE(rank(c, &p, NULL, 0, 0, NULL, &r) == 0);
     TEST_CHECK(r.n == 1);
     rank_result_free(&r);
+    /* Past RANK_MAX_LIMIT eligible items, a larger limit still gives the cap. */
+    for (int i = 0; i < RANK_MAX_LIMIT + 30; i++) {
+        snprintf(id, sizeof(id), "x%d", i);
+        catalog_item it = {id, id, "cx", "X", "", 100, 1};
+        TEST_REQUIRE(catalog_upsert(c, &it, v, DIM, err, sizeof(err)) == AISLE_OK);
+    }
+    TEST_REQUIRE(rank(c, &p, NULL, 0, RANK_MAX_LIMIT * 10, NULL, &r) == 0);
+    TEST_CHECK(r.n == RANK_MAX_LIMIT);
+    rank_result_free(&r);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, RANK_MAX_LIMIT + 1, NULL, &r) == 0);
+    TEST_CHECK(r.n == RANK_MAX_LIMIT);
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
+/* A failing popular list is the caller's failure, with its own code: a
+ * store that is down must reach the client as UNAVAILABLE, not INTERNAL. */
+static void test_popular_failure_keeps_its_code(void) {
+    catalog *c = make_catalog();
+    rank_profile p = {0};
+    rank_request rq = {&p, pop_fetch, &last_pop, 5, NULL};
+    rank_result r;
+    char err[256] = "";
+    TEST_REQUIRE(c != NULL);
+    last_pop = (pop_list){NULL, 0, 0, AISLE_EIO};
+    TEST_CHECK(rank_recommend(c, &rq, &r, err, sizeof(err)) == AISLE_EIO);
+    TEST_CHECK(strstr(err, "unavailable") != NULL);
+    TEST_CHECK(r.n == 0 && r.hits == NULL);
+    last_pop = (pop_list){NULL, 0, 0, AISLE_ENOMEM};
+    TEST_CHECK(rank_recommend(c, &rq, &r, err, sizeof(err)) == AISLE_ENOMEM);
     catalog_free(c);
 }
 
@@ -200,5 +229,6 @@ int main(void) {
     TEST_RUN(test_filters);
     TEST_RUN(test_price_floor_and_excluded_categories);
     TEST_RUN(test_limit_is_clamped);
+    TEST_RUN(test_popular_failure_keeps_its_code);
     return test_summary();
 }

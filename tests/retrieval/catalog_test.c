@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "services/base/status.h"
 #include "tests/test.h"
 
 #define DIM 4
@@ -51,9 +52,9 @@ static void test_upsert_search_update_delete(void) {
     TEST_CHECK(catalog_count(c) == 2);
     TEST_CHECK_STR(best(c, 0.1f, 1), "east");
     TEST_CHECK(catalog_delete(c, "east") == 0);
-    TEST_CHECK(catalog_delete(c, "east") == -1);
+    TEST_CHECK(catalog_delete(c, "east") == AISLE_ENOTFOUND);
     TEST_CHECK_STR(best(c, 0.1f, 1), "north");
-    TEST_CHECK(catalog_lookup(c, "east", &slot) == -1);
+    TEST_CHECK(catalog_lookup(c, "east", &slot) == AISLE_ENOTFOUND);
     /* The freed slot is reused. */
     TEST_CHECK(put(c, "west", -1, 0, 0) == 0);
     TEST_CHECK(catalog_slot_limit(c) == 2);

@@ -1,0 +1,427 @@
+/* main: the aisle binary. One executable carries every role (serve,
+ * ingest, demo, tools), so a deployment ships and versions one file; each
+ * subcommand parses its own flags and explains them under --help. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embed/cli.h"
+#include "model/cli.h"
+#include "services/app/cli.h"
+#include "services/base/clock.h"
+#include "services/app/demo.h"
+#include "services/app/runtime.h"
+#include "services/ingest/ingest.h"
+#include "services/kafka/kafka.h"
+#include "services/base/log.h"
+#include "services/app/mockctl.h"
+#include "services/base/status.h"
+#include "services/shop/shop.h"
+#include "services/devtools/synth.h"
+
+static const char main_usage[] =
+    "Usage: aisle COMMAND [FLAGS]\n"
+    "\n"
+    "Aisle: real-time personalization and shopping recommendations.\n"
+    "\n"
+    "Commands:\n"
+    "  serve       answer the Recommender gRPC service from the live catalog and profiles\n"
+    "  ingest      apply user signals from Kafka to Redis profiles (consumer-group worker)\n"
+    "  demo        run everything on embedded defaults with a generated shop\n"
+    "  kafka-mock  run an in-process Kafka mock cluster for development and tests\n"
+    "  synth       produce a generated catalog and shopper signals to Kafka\n"
+    "  embed       offline embedding jobs: 'embed train', 'embed eval'\n"
+    "  generate    write text with a llama2.c or GGUF model\n"
+    "  model       model files: 'model convert' (llama2.c checkpoint to GGUF)\n"
+    "  ctl         operator commands to running servers: 'ctl index reload'\n"
+    "\n"
+    "'aisle COMMAND --help' explains each command's flags.\n";
+
+/* Flags every long-running role shares. */
+static int main_log_level(const char *cmd, const char *s) {
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) {
+            log_set_level(i);
+            return 0;
+        }
+    return cli_usage_error(cmd, "--log-level must be debug, info, warn or error");
+}
+
+static const char serve_usage[] =
+    "Usage: aisle serve --kafka-brokers LIST --redis HOST:PORT [FLAGS]\n"
+    "\n"
+    "Answers the aisle.v1.Recommender gRPC service (and grpc.health.v1) from a live\n"
+    "catalog read from Kafka and user profiles read from Redis.\n"
+    "\n"
+    "  --listen HOST:PORT     gRPC address (default 127.0.0.1:50051; port 0 picks a free one)\n"
+    "  --kafka-brokers LIST   Kafka bootstrap servers, HOST:PORT[,HOST:PORT...] (required)\n"
+    "  --redis HOST:PORT      Redis that holds the profiles (required)\n"
+    "  --dim N                embedding length of catalog items (default 32)\n"
+    "  --snapshots DIR        load the newest valid embedding snapshot from DIR at start\n"
+    "                         (it sets the dimension) and on 'aisle ctl index reload'\n"
+    "  --ivf-threshold N      catalog size at which the exact index becomes IVF\n"
+    "                         (default 20000; 0 keeps it exact)\n"
+    "  --nprobe N             IVF lists searched per query (default lists/16, at least 8)\n"
+    "  --threads N            gRPC worker threads (default 4)\n"
+    "  --catalog-topic NAME   catalog topic (default aisle.catalog)\n"
+    CLI_PROFILE_USAGE
+    "  --grace-ms MS          time in-flight calls get at shutdown (default 10000)\n"
+    "  --model PATH           language model (llama2.c or GGUF) that writes Shop answers;\n"
+    "                         without it a deterministic composer writes them\n"
+    "  --tokenizer PATH       llama2.c tokenizer.bin for --model (a GGUF model may carry its own)\n"
+    "  --model-threads N      threads per model step (default 1)\n"
+    "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+    "  -h, --help             show this help\n";
+
+/* serve's flags into cfg and the model settings. Returns 0 to run, or the
+ * exit code (help printed, or a usage error). */
+static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const char **model,
+                            const char **tok, long long *model_threads, long long *grace) {
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, 'l'},      {"kafka-brokers", required_argument, 0, 'k'},
+        {"redis", required_argument, 0, 'r'},       {"dim", required_argument, 0, 'd'},
+        {"threads", required_argument, 0, 't'},     {"catalog-topic", required_argument, 0, 'c'},
+        {"grace-ms", required_argument, 0, 'g'},    CLI_PROFILE_OPTIONS,
+        {"log-level", required_argument, 0, 'L'},   {"help", no_argument, 0, 'h'},
+        {"ivf-threshold", required_argument, 0, 'I'}, {"nprobe", required_argument, 0, 'P'},
+        {"snapshots", required_argument, 0, 'S'},
+        {"model", required_argument, 0, 'm'},       {"tokenizer", required_argument, 0, 'T'},
+        {"model-threads", required_argument, 0, 'M'},
+        {0, 0, 0, 0}};
+    long long v;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': cfg->server.listen = optarg; break;
+        case 'k': cfg->feed.brokers = optarg; break;
+        case 'r': cfg->server.redis = optarg; break;
+        case 'S': cfg->feed.snapshot_dir = optarg; break;
+        case 'd':
+            if (cli_int("serve", "dim", optarg, 1, CATALOG_MAX_DIM, &v)) return CLI_EXIT_USAGE;
+            cfg->catalog.dim = (int)v;
+            cfg->dim_set = 1;
+            break;
+        case 'I':
+            if (cli_int("serve", "ivf-threshold", optarg, 0, 1000000000, &v))
+                return CLI_EXIT_USAGE;
+            if (v && v < 1000)
+                return cli_usage_error("serve", "--ivf-threshold must be 0 or at least 1000");
+            cfg->catalog.ivf_threshold = (size_t)v;
+            break;
+        case 'P':
+            if (cli_int("serve", "nprobe", optarg, 1, 65536, &v)) return CLI_EXIT_USAGE;
+            cfg->catalog.nprobe = (int)v;
+            break;
+        case 't':
+            if (cli_int("serve", "threads", optarg, 1, 256, &v)) return CLI_EXIT_USAGE;
+            cfg->server.threads = (int)v;
+            break;
+        case 'c': cfg->feed.topic = optarg; break;
+        case 'g':
+            if (cli_int("serve", "grace-ms", optarg, 0, 3600000, grace)) return CLI_EXIT_USAGE;
+            break;
+        case 'm': *model = optarg; break;
+        case 'T': *tok = optarg; break;
+        case 'M':
+            if (cli_int("serve", "model-threads", optarg, 1, 256, model_threads))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'L':
+            if (main_log_level("serve", optarg)) return CLI_EXIT_USAGE;
+            break;
+        case 'h': fputs(serve_usage, stdout); return CLI_EXIT_HELP;
+        default:
+            switch (cli_profile_option("serve", c, optarg, &cfg->server.profile)) {
+            case 1: break;
+            case 0: return cli_usage_error("serve", "unknown or incomplete flag");
+            default: return CLI_EXIT_USAGE;
+            }
+        }
+    }
+    if (optind < argc) return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+    if (!cfg->feed.brokers) return cli_usage_error("serve", "--kafka-brokers is required");
+    if (!cfg->server.redis) return cli_usage_error("serve", "--redis is required");
+    if (*tok && !*model) return cli_usage_error("serve", "--tokenizer needs --model");
+    return 0;
+}
+
+static int main_serve(int argc, char **argv) {
+    runtime_config cfg;
+    shop_engine engine = {0};
+    const char *model_path = NULL, *tok_path = NULL;
+    long long model_threads = 1, grace = 10000;
+    runtime *rt = NULL;
+    atomic_int *stop;
+    char err[512];
+    int rc;
+
+    runtime_config_default(&cfg);
+    rc = main_serve_flags(argc, argv, &cfg, &model_path, &tok_path, &model_threads, &grace);
+    if (rc) return rc == CLI_EXIT_HELP ? 0 : rc;
+    stop = cli_stop_flag();
+    if (model_path) {
+        if (shop_engine_load(model_path, tok_path, (int)model_threads, &engine, err,
+                             sizeof(err)) != AISLE_OK)
+            goto fail;
+        cfg.shop.engine = &engine;
+        log_info("serve", "Shop answers written by %s", model_path);
+    }
+    if (runtime_start(&cfg, &rt, err, sizeof(err)) != AISLE_OK) goto fail;
+    printf("aisle serve: listening on port %d\n", runtime_port(rt));
+    fflush(stdout);
+    log_info("serve", "gRPC on %s (port %d), catalog from %s, profiles in %s",
+             cfg.server.listen, runtime_port(rt), cfg.feed.topic, cfg.server.redis);
+    while (!atomic_load(stop)) clock_sleep_ms(100);
+    log_info("serve", "shutting down: in-flight calls get %lld ms", grace);
+    runtime_stop(rt, (int)grace);
+    shop_engine_free(&engine);
+    return 0;
+fail:
+    log_error("serve", "%s", err);
+    shop_engine_free(&engine);
+    return 1;
+}
+
+static const char ingest_usage[] =
+    "Usage: aisle ingest --kafka-brokers LIST --redis HOST:PORT [FLAGS]\n"
+    "\n"
+    "Consumes user signals (topic aisle.signals) as a member of a consumer group and\n"
+    "applies each to its user's profile in Redis, exactly once in effect. Messages\n"
+    "that fail to parse or validate go to the dead-letter topic with the reason.\n"
+    "Run several to share the partitions.\n"
+    "\n"
+    "  --kafka-brokers LIST   Kafka bootstrap servers (required)\n"
+    "  --redis HOST:PORT      Redis that holds the profiles (required)\n"
+    "  --group NAME           consumer group (default aisle-ingest)\n"
+    "  --topic NAME           signal topic (default aisle.signals)\n"
+    "  --dlq-topic NAME       dead-letter topic (default aisle.signals.dlq)\n"
+    "  --batch N              most messages per batch (default 500)\n"
+    "  --catalog-topic NAME   where item categories and brands are learned\n"
+    "                         (default aisle.catalog)\n"
+    "  --kafka-opt KEY=VALUE  a librdkafka consumer setting, e.g.\n"
+    "                         session.timeout.ms=6000 (repeatable)\n"
+    CLI_PROFILE_USAGE
+    "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+    "  -h, --help             show this help\n";
+
+static int main_ingest(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"kafka-brokers", required_argument, 0, 'k'}, {"redis", required_argument, 0, 'r'},
+        {"group", required_argument, 0, 'g'},         {"topic", required_argument, 0, 't'},
+        {"dlq-topic", required_argument, 0, 'D'},     {"batch", required_argument, 0, 'b'},
+        {"catalog-topic", required_argument, 0, 'c'}, {"kafka-opt", required_argument, 0, 'o'},
+        {"log-level", required_argument, 0, 'L'},     {"help", no_argument, 0, 'h'},
+        CLI_PROFILE_OPTIONS,                          {0, 0, 0, 0}};
+    enum { MAX_OPTS = 64 };
+    const char *kafka_opts[MAX_OPTS];
+    ingest_config cfg;
+    long long v;
+    char err[512];
+    int c;
+
+    ingest_config_default(&cfg);
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': cfg.brokers = optarg; break;
+        case 'r': cfg.redis = optarg; break;
+        case 'g': cfg.group = optarg; break;
+        case 't': cfg.topic = optarg; break;
+        case 'D': cfg.dlq_topic = optarg; break;
+        case 'b':
+            if (cli_int("ingest", "batch", optarg, 1, 100000, &v)) return CLI_EXIT_USAGE;
+            cfg.batch_max = (int)v;
+            break;
+        case 'c': cfg.catalog_topic = optarg; break;
+        case 'o':
+            if (cfg.n_kafka_opts == MAX_OPTS)
+                return cli_usage_error("ingest", "at most %d --kafka-opt flags", MAX_OPTS);
+            if (ingest_check_kafka_opt(optarg, err, sizeof(err)))
+                return cli_usage_error("ingest", "--kafka-opt: %s", err);
+            kafka_opts[cfg.n_kafka_opts++] = optarg;
+            cfg.kafka_opts = kafka_opts;
+            break;
+        case 'L':
+            if (main_log_level("ingest", optarg)) return CLI_EXIT_USAGE;
+            break;
+        case 'h': fputs(ingest_usage, stdout); return 0;
+        default:
+            switch (cli_profile_option("ingest", c, optarg, &cfg.profile)) {
+            case 1: break;
+            case 0: return cli_usage_error("ingest", "unknown or incomplete flag");
+            default: return CLI_EXIT_USAGE;
+            }
+        }
+    }
+    if (optind < argc) return cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);
+    if (!cfg.brokers) return cli_usage_error("ingest", "--kafka-brokers is required");
+    if (!cfg.redis) return cli_usage_error("ingest", "--redis is required");
+    if (ingest_run(&cfg, NULL, cli_stop_flag(), err, sizeof(err)) != 0) {
+        log_error("ingest", "%s", err);
+        return 1;
+    }
+    return 0;
+}
+
+static const char synth_usage[] =
+    "Usage: aisle synth --kafka-brokers LIST [FLAGS]\n"
+    "\n"
+    "Produces a generated shop to Kafka: catalog items (with embeddings) to\n"
+    "aisle.catalog, then shoppers' signals to aisle.signals. The same seed gives\n"
+    "the same shop. For demos, load tests and benchmarks.\n"
+    "\n"
+    "  --kafka-brokers LIST      Kafka bootstrap servers (required)\n"
+    "  --items N                 catalog items (default 5000; 0 sends none)\n"
+    "  --creators N              creators (default 200)\n"
+    "  --users N                 shoppers (default 200)\n"
+    "  --signals-per-user N      signals per shopper (default 30; 0 sends none)\n"
+    "  --dim N                   embedding length (default 32)\n"
+    "  --seed N                  generator seed (default 1)\n"
+    "  -h, --help                show this help\n";
+
+static int main_synth(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"kafka-brokers", required_argument, 0, 'k'}, {"items", required_argument, 0, 'i'},
+        {"creators", required_argument, 0, 'c'},      {"users", required_argument, 0, 'u'},
+        {"signals-per-user", required_argument, 0, 's'}, {"dim", required_argument, 0, 'd'},
+        {"seed", required_argument, 0, 'S'},          {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    synth_config sc;
+    const char *brokers = NULL;
+    long long items = 5000, v, per_user = 30;
+    synth_world *w = NULL;
+    rd_kafka_t *rk = NULL;
+    char err[512];
+    int c, rc = 1;
+
+    synth_config_default(&sc);
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': brokers = optarg; break;
+        case 'i':
+            if (cli_int("synth", "items", optarg, 0, 10000000, &items)) return CLI_EXIT_USAGE;
+            break;
+        case 'c':
+            if (cli_int("synth", "creators", optarg, 1, 1000000, &v)) return CLI_EXIT_USAGE;
+            sc.n_creators = (size_t)v;
+            break;
+        case 'u':
+            if (cli_int("synth", "users", optarg, 0, 10000000, &v)) return CLI_EXIT_USAGE;
+            sc.n_users = (size_t)v;
+            break;
+        case 's':
+            if (cli_int("synth", "signals-per-user", optarg, 0, 100000, &per_user))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'd':
+            if (cli_int("synth", "dim", optarg, 1, CATALOG_MAX_DIM, &v)) return CLI_EXIT_USAGE;
+            sc.dim = (int)v;
+            break;
+        case 'S':
+            if (cli_int("synth", "seed", optarg, 0, INT64_MAX, &v)) return CLI_EXIT_USAGE;
+            sc.seed = (uint64_t)v;
+            break;
+        case 'h': fputs(synth_usage, stdout); return 0;
+        default: return cli_usage_error("synth", "unknown or incomplete flag");
+        }
+    }
+    if (optind < argc) return cli_usage_error("synth", "unexpected argument '%s'", argv[optind]);
+    if (!brokers) return cli_usage_error("synth", "--kafka-brokers is required");
+    /* The world always has items for signals to point at. */
+    sc.n_items = items ? (size_t)items : 5000;
+    if (synth_world_new(&sc, &w, err, sizeof(err)) ||
+        !(rk = kafka_producer_new(brokers, err, sizeof(err))) ||
+        demo_produce_catalog(rk, w, (size_t)items, err, sizeof(err)) ||
+        demo_produce_signals(rk, w, (size_t)per_user, sc.seed, err, sizeof(err)))
+        goto out;
+    printf("produced %lld catalog items and %lld signals\n", items,
+           per_user * (long long)sc.n_users);
+    rc = 0;
+out:
+    if (rc) log_error("synth", "%s", err);
+    if (rk) rd_kafka_destroy(rk);
+    synth_world_free(w);
+    return rc;
+}
+
+static const char ctl_usage[] =
+    "Usage: aisle ctl index reload --kafka-brokers LIST [FLAGS]\n"
+    "\n"
+    "Operator commands, sent to every serve replica over the control topic.\n"
+    "  index reload   load the newest valid snapshot from each replica's --snapshots\n"
+    "                 directory; replicas keep serving during the swap, and one whose\n"
+    "                 newest snapshot is corrupt keeps its current index\n"
+    "\n"
+    "  --kafka-brokers LIST    Kafka bootstrap servers (required)\n"
+    "  --control-topic NAME    control topic (default aisle.control)\n"
+    "  -h, --help              show this help\n";
+
+static int main_ctl(int argc, char **argv) {
+    static const struct option opts[] = {{"kafka-brokers", required_argument, 0, 'k'},
+                                         {"control-topic", required_argument, 0, 't'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *brokers = NULL, *topic = KAFKA_TOPIC_CONTROL;
+    static const char cmd[] = "index reload";
+    rd_kafka_t *rk;
+    rd_kafka_resp_err_t e;
+    char err[512];
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': brokers = optarg; break;
+        case 't': topic = optarg; break;
+        case 'h': fputs(ctl_usage, stdout); return 0;
+        default: return cli_usage_error("ctl", "unknown or incomplete flag");
+        }
+    }
+    if (argc - optind != 2 || strcmp(argv[optind], "index") || strcmp(argv[optind + 1], "reload"))
+        return cli_usage_error("ctl", "the command is 'index reload'");
+    if (!brokers) return cli_usage_error("ctl", "--kafka-brokers is required");
+    if (!(rk = kafka_producer_new(brokers, err, sizeof(err)))) {
+        log_error("ctl", "%s", err);
+        return 1;
+    }
+    e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE((void *)cmd, sizeof(cmd) - 1),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (!e) e = rd_kafka_flush(rk, 10000);
+    rd_kafka_destroy(rk);
+    if (e) {
+        log_error("ctl", "sending to %s: %s", topic, rd_kafka_err2str(e));
+        return 1;
+    }
+    printf("sent 'index reload' to %s\n", topic);
+    return 0;
+}
+
+/* `aisle embed train|eval` and `aisle model convert`: argv[0] is the group
+ * name; the module's entry point wants its own subcommand first. */
+static int main_embed(int argc, char **argv) { return embed_cli_main(argc - 1, argv + 1); }
+
+static int main_model(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "convert") == 0)
+        return model_cli_convert(argc - 1, argv + 1);
+    return cli_usage_error("model", "the only model command is 'convert'");
+}
+
+int main(int argc, char **argv) {
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } cmds[] = {
+        {"serve", main_serve},   {"ingest", main_ingest},         {"demo", demo_main},
+        {"synth", main_synth},   {"kafka-mock", mockctl_main},
+        {"embed", main_embed},   {"generate", model_cli_generate},
+        {"model", main_model},   {"ctl", main_ctl},
+    };
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(main_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_EXIT_USAGE : 0;
+    }
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "aisle: unknown command '%s'\n\n%s", argv[1], main_usage);
+    return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,97 @@
+/* runtime: catalog + snapshot + feed + shop + server, in order. */
+#include "services/app/runtime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "services/base/log.h"
+#include "services/base/status.h"
+#include "services/serve/snapview.h"
+
+struct runtime {
+    catalog *cat;
+    feed *fd;
+    shop *sh;
+    server *srv;
+    recommender_config rc; /* the handlers' argument: lives as long as srv */
+};
+
+void runtime_config_default(runtime_config *cfg) {
+    *cfg = (runtime_config){.server = {.listen = "127.0.0.1:50051", .threads = 4}};
+    profile_config_default(&cfg->server.profile);
+    catalog_config_default(&cfg->catalog);
+    feed_config_default(&cfg->feed);
+    shop_config_default(&cfg->shop);
+}
+
+/* The catalog, with the newest valid snapshot of cfg->feed.snapshot_dir
+ * loaded when there is one (it sets the dimension). */
+static int runtime_catalog_new(const runtime_config *cfg, catalog **out, char *err,
+                               size_t errlen) {
+    catalog_config cc = cfg->catalog;
+    snapview sv;
+    int have = 0, rc;
+    char why[512];
+
+    if (cfg->feed.snapshot_dir) {
+        if (snapview_open_newest(cfg->feed.snapshot_dir, &sv, why, sizeof(why)) != AISLE_OK) {
+            log_warn("serve", "no snapshot loaded (%s); serving catalog embeddings until "
+                     "an index reload", why);
+        } else if (cfg->dim_set && sv.view.dim != (uint32_t)cc.dim) {
+            rc = status_fail(AISLE_EINVAL, err, errlen, "--dim %d but snapshot %s has %u dimensions",
+                             cc.dim, sv.view.version, sv.view.dim);
+            snapview_close(&sv);
+            return rc;
+        } else {
+            have = 1;
+            cc.dim = (int)sv.view.dim;
+        }
+    }
+    if ((rc = catalog_new(&cc, out, err, errlen)) == AISLE_OK && have &&
+        (rc = catalog_load_snapshot(*out, &sv.view, err, errlen)) != AISLE_OK) {
+        catalog_free(*out);
+        *out = NULL;
+    }
+    if (have && rc == AISLE_OK)
+        log_info("serve", "serving snapshot %s (%u items, %u dimensions)", sv.view.version,
+                 sv.view.n_items, sv.view.dim);
+    if (have) snapview_close(&sv);
+    return rc;
+}
+
+int runtime_start(const runtime_config *cfg, runtime **out, char *err, size_t errlen) {
+    runtime *rt = calloc(1, sizeof(*rt));
+    server_config sc = cfg->server;
+    shop_config shc = cfg->shop;
+    int rc;
+
+    *out = NULL;
+    if (!rt) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if ((rc = runtime_catalog_new(cfg, &rt->cat, err, errlen)) != AISLE_OK) goto fail;
+    if ((rc = feed_start(&cfg->feed, rt->cat, &rt->fd, err, errlen)) != AISLE_OK) goto fail;
+    shc.redis = sc.redis;
+    shc.profile = sc.profile;
+    if ((rc = shop_new(&shc, &rt->sh, err, errlen)) != AISLE_OK) goto fail;
+    rt->rc = (recommender_config){feed_ready, rt->fd, rt->sh};
+    recommender_methods(&sc, &rt->rc);
+    if ((rc = server_start(&sc, rt->cat, &rt->srv, err, errlen)) != AISLE_OK) goto fail;
+    *out = rt;
+    return AISLE_OK;
+fail:
+    runtime_stop(rt, 0);
+    return rc;
+}
+
+catalog *runtime_catalog(runtime *rt) { return rt->cat; }
+shop *runtime_shop(runtime *rt) { return rt->sh; }
+int runtime_port(const runtime *rt) { return server_port(rt->srv); }
+int runtime_ready(runtime *rt) { return feed_ready(rt->fd); }
+
+void runtime_stop(runtime *rt, int grace_ms) {
+    if (!rt) return;
+    if (rt->srv) server_stop(rt->srv, grace_ms);
+    shop_free(rt->sh);
+    if (rt->fd) feed_stop(rt->fd);
+    catalog_free(rt->cat);
+    free(rt);
+}

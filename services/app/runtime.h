@@ -1,0 +1,45 @@
+/* runtime: the serving stack, wired once for `aisle serve` and the demo.
+ *
+ * A catalog (with the newest snapshot when a directory is given), the feed
+ * that keeps it live, the Shop pipeline and the gRPC server with Aisle's
+ * methods, started in that order and stopped in reverse. */
+#ifndef AISLE_RUNTIME_H
+#define AISLE_RUNTIME_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "retrieval/catalog.h"
+#include "services/serve/feed.h"
+#include "services/serve/recommender.h"
+#include "services/serve/server.h"
+#include "services/shop/shop.h"
+
+typedef struct runtime_config {
+    server_config server;   /* listen, redis, threads, profile; methods added here */
+    catalog_config catalog; /* dim is the snapshot's when one loads */
+    int dim_set;            /* the caller fixed catalog.dim: a snapshot must agree */
+    feed_config feed;       /* brokers, topics, snapshot_dir */
+    shop_config shop;       /* redis and profile copied from server; engine may be set */
+} runtime_config;
+
+typedef struct runtime runtime;
+
+/* Defaults of every part (listen 127.0.0.1:50051, 4 threads, ...). */
+void runtime_config_default(runtime_config *cfg);
+
+/* Starts everything. Returns AISLE_OK, or a negative code with err set and
+ * nothing left running. Stop with runtime_stop. */
+int runtime_start(const runtime_config *cfg, runtime **out, char *err, size_t errlen);
+
+catalog *runtime_catalog(runtime *rt);
+shop *runtime_shop(runtime *rt);
+int runtime_port(const runtime *rt);
+/* Whether the catalog has been read to the end of the topic once. */
+int runtime_ready(runtime *rt);
+
+/* Stops the server (in-flight calls get grace_ms), then the rest; frees rt. */
+void runtime_stop(runtime *rt, int grace_ms);
+
+#endif

@@ -1,0 +1,390 @@
+/* ingest: batch loop of the signal consumer (see ingest.h for guarantees). */
+#include "services/ingest/ingest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aisle/v1/events.pb-c.h"
+#include "services/base/clock.h"
+#include "services/ingest/facts.h"
+#include "services/kafka/kafka.h"
+#include "services/base/log.h"
+
+#define INGEST_FLUSH_MS 5000
+#define INGEST_CATALOG_WAIT_MS 10000 /* catalog read before signals, at most */
+#define INGEST_ORIGIN_MAX 300        /* "topic:partition" */
+
+typedef struct ingest_batch {
+    rd_kafka_message_t **msgs;
+    Aisle__V1__Signal **sigs; /* decoded good signals, sigs[i] from msgs[at[i]] */
+    size_t *at;
+    profile_event *events;    /* one per good signal */
+    char (*origins)[INGEST_ORIGIN_MAX];
+    size_t n_msgs, n_sigs;
+} ingest_batch;
+
+typedef struct ingest_worker {
+    const ingest_config *cfg;
+    ingest_stats *stats;
+    atomic_int *stop;
+    rd_kafka_t *consumer;
+    rd_kafka_t *dlq;
+    profile_store *profiles;
+    facts *facts; /* NULL without a catalog topic */
+    int64_t next_stats_ms;
+    uint64_t last_consumed;
+} ingest_worker;
+
+void ingest_config_default(ingest_config *cfg) {
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->group = "aisle-ingest";
+    cfg->topic = KAFKA_TOPIC_SIGNALS;
+    cfg->dlq_topic = KAFKA_TOPIC_DLQ;
+    cfg->catalog_topic = KAFKA_TOPIC_CATALOG;
+    cfg->batch_max = 500;
+    cfg->stats_interval_ms = 10000;
+    profile_config_default(&cfg->profile);
+}
+
+int ingest_check_kafka_opt(const char *opt, char *err, size_t errlen) {
+    const char *eq = strchr(opt, '=');
+    if (!eq || eq == opt) {
+        snprintf(err, errlen, "'%s' is not KEY=VALUE", opt);
+        return -1;
+    }
+    return 0;
+}
+
+static void ingest_batch_reset(ingest_batch *b) {
+    for (size_t i = 0; i < b->n_msgs; i++) rd_kafka_message_destroy(b->msgs[i]);
+    for (size_t i = 0; i < b->n_sigs; i++)
+        aisle__v1__signal__free_unpacked(b->sigs[i], NULL);
+    b->n_msgs = b->n_sigs = 0;
+}
+
+/* Queues a bad message for the dead-letter topic, with where it came from
+ * and why it was refused in its headers. Returns 0, or -1 when the producer
+ * refused it. */
+static int ingest_dead_letter(ingest_worker *w, const rd_kafka_message_t *m,
+                              const char *why) {
+    char part[16], off[24];
+    rd_kafka_resp_err_t e;
+    snprintf(part, sizeof(part), "%d", (int)m->partition);
+    snprintf(off, sizeof(off), "%lld", (long long)m->offset);
+    log_warn("ingest", "dead-lettering %s[%d]@%lld: %s", rd_kafka_topic_name(m->rkt),
+             (int)m->partition, (long long)m->offset, why);
+    e = rd_kafka_producev(
+        w->dlq, RD_KAFKA_V_TOPIC(w->cfg->dlq_topic),
+        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_KEY(m->key, m->key_len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADER("aisle-origin-topic", rd_kafka_topic_name(m->rkt), -1),
+        RD_KAFKA_V_HEADER("aisle-origin-partition", part, -1),
+        RD_KAFKA_V_HEADER("aisle-origin-offset", off, -1),
+        RD_KAFKA_V_HEADER("aisle-error", why, -1), RD_KAFKA_V_END);
+    if (e) {
+        log_error("ingest", "dead-letter send refused: %s", rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
+/* Fills the batch's profile events: origin and offset, and the item's
+ * category and brand as the catalog has them now. */
+static void ingest_events(ingest_worker *w, ingest_batch *b) {
+    for (size_t i = 0; i < b->n_sigs; i++) {
+        const rd_kafka_message_t *m = b->msgs[b->at[i]];
+        profile_event *e = &b->events[i];
+        snprintf(b->origins[i], INGEST_ORIGIN_MAX, "%s:%d", rd_kafka_topic_name(m->rkt),
+                 (int)m->partition);
+        e->sig = b->sigs[i];
+        e->origin = b->origins[i];
+        e->offset = m->offset;
+        e->category = e->brand = NULL;
+        if (w->facts && e->sig->item_id && *e->sig->item_id)
+            facts_lookup(w->facts, e->sig->item_id, &e->category, &e->brand);
+    }
+}
+
+/* Decodes and validates each message; bad ones go to the dead-letter topic.
+ * Returns 0, or -1 when dead letters could not be queued. */
+static int ingest_sort(ingest_worker *w, ingest_batch *b) {
+    int64_t now = clock_wall_ms();
+    char why[256];
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        const rd_kafka_message_t *m = b->msgs[i];
+        Aisle__V1__Signal *s;
+        if (!m->payload) {
+            if (ingest_dead_letter(w, m, "message has no value")) return -1;
+            continue;
+        }
+        s = aisle__v1__signal__unpack(NULL, m->len, m->payload);
+        if (!s) {
+            if (ingest_dead_letter(w, m, "value is not a Signal")) return -1;
+            continue;
+        }
+        if (profile_validate(s, now, why, sizeof(why)) != 0) {
+            aisle__v1__signal__free_unpacked(s, NULL);
+            if (ingest_dead_letter(w, m, why)) return -1;
+            continue;
+        }
+        b->at[b->n_sigs] = i;
+        b->sigs[b->n_sigs++] = s;
+    }
+    ingest_events(w, b);
+    return 0;
+}
+
+/* Pauses or resumes all assigned partitions, so an outage does not pile up
+ * messages in memory while the consumer keeps its group membership. */
+static void ingest_pause(ingest_worker *w, int pause) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(w->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    if (pause)
+        rd_kafka_pause_partitions(w->consumer, parts);
+    else
+        rd_kafka_resume_partitions(w->consumer, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* Applies the batch's signals, retrying with backoff until Redis takes them
+ * or a stop is asked for. Returns 0 when applied, -1 when stopped first. */
+static int ingest_apply(ingest_worker *w, ingest_batch *b) {
+    int64_t backoff = 100;
+    int paused = 0;
+    char err[512];
+    for (;;) {
+        int n = profile_apply(w->profiles, b->events, b->n_sigs, err, sizeof(err));
+        if (n >= 0) {
+            if (w->stats) {
+                atomic_fetch_add(&w->stats->applied, (uint64_t)n);
+                atomic_fetch_add(&w->stats->duplicates, b->n_sigs - (uint64_t)n);
+            }
+            if (paused) {
+                ingest_pause(w, 0);
+                log_info("ingest", "profile store is back; resuming");
+            }
+            return 0;
+        }
+        if (w->stats) atomic_fetch_add(&w->stats->redis_retries, 1);
+        if (!paused) {
+            ingest_pause(w, 1);
+            paused = 1;
+        }
+        log_warn("ingest", "%s; retrying in %lld ms", err, (long long)backoff);
+        for (int64_t waited = 0; waited < backoff; waited += 100) {
+            if (atomic_load(w->stop)) return -1;
+            /* Serve group events while waiting; partitions are paused, so
+             * no message arrives here. */
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, 100);
+            if (m) rd_kafka_message_destroy(m);
+        }
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+}
+
+/* Waits for the dead letters to be acknowledged. */
+static int ingest_flush_dlq(ingest_worker *w) {
+    while (rd_kafka_outq_len(w->dlq) > 0) {
+        if (rd_kafka_flush(w->dlq, INGEST_FLUSH_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+        log_warn("ingest", "dead-letter topic is not acknowledging; still trying");
+        if (atomic_load(w->stop)) return -1;
+    }
+    return 0;
+}
+
+/* Commits the offsets after the last message of each partition in b. */
+static int ingest_commit(ingest_worker *w, ingest_batch *b) {
+    rd_kafka_topic_partition_list_t *offs =
+        rd_kafka_topic_partition_list_new((int)b->n_msgs);
+    rd_kafka_resp_err_t e;
+    for (size_t i = 0; i < b->n_msgs; i++) {
+        const rd_kafka_message_t *m = b->msgs[i];
+        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
+            offs, rd_kafka_topic_name(m->rkt), m->partition);
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(offs, rd_kafka_topic_name(m->rkt),
+                                                   m->partition);
+        if (m->offset + 1 > tp->offset) tp->offset = m->offset + 1;
+    }
+    e = rd_kafka_commit(w->consumer, offs, 0);
+    rd_kafka_topic_partition_list_destroy(offs);
+    if (e) {
+        /* After a rebalance the new owner replays these; de-duplication
+         * keeps that harmless. */
+        log_warn("ingest", "commit failed: %s", rd_kafka_err2str(e));
+        if (w->stats) atomic_fetch_add(&w->stats->commit_failures, 1);
+        return -1;
+    }
+    if (w->stats) atomic_fetch_add(&w->stats->committed, b->n_msgs);
+    return 0;
+}
+
+/* Takes up to batch_max messages, waiting at most 100 ms for the first. */
+static void ingest_fill(ingest_worker *w, ingest_batch *b) {
+    int timeout = 100;
+    while (b->n_msgs < (size_t)w->cfg->batch_max) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout);
+        if (!m) break;
+        timeout = 0;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                log_warn("ingest", "consumer: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        b->msgs[b->n_msgs++] = m;
+    }
+    if (w->stats) atomic_fetch_add(&w->stats->consumed, b->n_msgs);
+}
+
+/* Logs the counters every stats_interval_ms, for operators and tests. */
+static void ingest_log_stats(ingest_worker *w, int force) {
+    ingest_stats *s = w->stats;
+    int64_t now = clock_mono_ms();
+    uint64_t consumed;
+    if (!w->cfg->stats_interval_ms || (!force && now < w->next_stats_ms)) return;
+    consumed = atomic_load(&s->consumed);
+    log_info("ingest",
+             "stats: consumed %llu (%.0f/s), applied %llu, duplicates %llu, "
+             "dead-lettered %llu, committed %llu, redis retries %llu, commit failures %llu, "
+             "catalog items %zu",
+             (unsigned long long)consumed,
+             (double)(consumed - w->last_consumed) * 1000.0 / w->cfg->stats_interval_ms,
+             (unsigned long long)atomic_load(&s->applied),
+             (unsigned long long)atomic_load(&s->duplicates),
+             (unsigned long long)atomic_load(&s->dead_lettered),
+             (unsigned long long)atomic_load(&s->committed),
+             (unsigned long long)atomic_load(&s->redis_retries),
+             (unsigned long long)atomic_load(&s->commit_failures),
+             w->facts ? facts_count(w->facts) : (size_t)0);
+    w->last_consumed = consumed;
+    w->next_stats_ms = now + w->cfg->stats_interval_ms;
+}
+
+/* Builds the consumer: Aisle's settings, then the operator's. */
+static rd_kafka_t *ingest_consumer(const ingest_config *cfg, char *err, size_t errlen) {
+    rd_kafka_conf_t *conf = kafka_conf_new(cfg->brokers, err, errlen);
+    rd_kafka_t *rk;
+    char why[512];
+    if (!conf || kafka_conf_set(conf, "group.id", cfg->group, err, errlen) ||
+        kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) ||
+        kafka_conf_set(conf, "auto.offset.reset", "earliest", err, errlen) ||
+        /* Freshness: brokers that cannot wake a waiting fetch early (the
+         * mock cluster) would otherwise hold signals for up to 500 ms. */
+        kafka_conf_set(conf, "fetch.wait.max.ms", "20", err, errlen) ||
+        /* A worker that dies holds its partitions until its session times
+         * out: 10 s (Kafka's pre-3.0 default, not librdkafka's 45 s) keeps
+         * that stall short; heartbeats come from a thread of their own, so
+         * a long batch does not end the session. */
+        kafka_conf_set(conf, "session.timeout.ms", "10000", err, errlen) ||
+        kafka_conf_set(conf, "heartbeat.interval.ms", "1000", err, errlen))
+        goto fail;
+    for (size_t i = 0; i < cfg->n_kafka_opts; i++) {
+        char key[256];
+        const char *opt = cfg->kafka_opts[i], *eq = strchr(opt, '=');
+        if (ingest_check_kafka_opt(opt, err, errlen)) goto fail;
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - opt), opt);
+        if (kafka_conf_set(conf, key, eq + 1, err, errlen)) goto fail;
+    }
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
+    if (!rk) {
+        snprintf(err, errlen, "kafka consumer: %s", why);
+        goto fail;
+    }
+    return rk;
+fail:
+    if (conf) rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+/* Reads the catalog before the first signal, so early signals get their
+ * categories too; gives up waiting after INGEST_CATALOG_WAIT_MS. */
+static void ingest_learn_catalog(ingest_worker *w) {
+    int64_t deadline = clock_mono_ms() + INGEST_CATALOG_WAIT_MS;
+    while (!facts_caught_up(w->facts) && clock_mono_ms() < deadline && !atomic_load(w->stop))
+        facts_poll(w->facts, 100);
+    log_info("ingest", "catalog %s: %zu items known", facts_caught_up(w->facts)
+             ? "read" : "not read to its end yet (reading on)", facts_count(w->facts));
+}
+
+int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
+               char *err, size_t errlen) {
+    ingest_stats own = {0};
+    ingest_worker w = {cfg, stats ? stats : &own, stop, NULL, NULL, NULL, NULL, 0, 0};
+    ingest_batch b = {0};
+    size_t nb = cfg->batch_max > 0 ? (size_t)cfg->batch_max : 1;
+    rd_kafka_topic_partition_list_t *topics;
+    rd_kafka_resp_err_t e;
+    int rc = -1;
+
+    if (cfg->batch_max <= 0) {
+        snprintf(err, errlen, "batch size must be positive");
+        return -1;
+    }
+    b.msgs = calloc(nb, sizeof(*b.msgs));
+    b.sigs = calloc(nb, sizeof(*b.sigs));
+    b.at = calloc(nb, sizeof(*b.at));
+    b.events = calloc(nb, sizeof(*b.events));
+    b.origins = calloc(nb, sizeof(*b.origins));
+    if (!b.msgs || !b.sigs || !b.at || !b.events || !b.origins) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (profile_store_open(cfg->redis, &cfg->profile, &w.profiles, err, errlen))
+        goto out;
+    if (!(w.dlq = kafka_producer_new(cfg->brokers, err, errlen))) goto out;
+    if (cfg->catalog_topic &&
+        facts_open(cfg->brokers, cfg->catalog_topic, &w.facts, err, errlen))
+        goto out;
+    if (!(w.consumer = ingest_consumer(cfg, err, errlen))) goto out;
+    rd_kafka_poll_set_consumer(w.consumer);
+    if (w.facts) ingest_learn_catalog(&w);
+    topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, cfg->topic, RD_KAFKA_PARTITION_UA);
+    e = rd_kafka_subscribe(w.consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        snprintf(err, errlen, "subscribing to %s: %s", cfg->topic, rd_kafka_err2str(e));
+        goto out;
+    }
+    log_info("ingest", "consuming %s as group %s into redis %s", cfg->topic,
+             cfg->group, cfg->redis);
+    w.next_stats_ms = clock_mono_ms() + cfg->stats_interval_ms;
+
+    while (!atomic_load(stop)) {
+        if (w.facts) facts_poll(w.facts, 0);
+        ingest_log_stats(&w, 0);
+        ingest_fill(&w, &b);
+        if (b.n_msgs == 0) continue;
+        /* A batch whose effects are not all confirmed is not committed: the
+         * next owner of its partitions reads it again. */
+        if (ingest_sort(&w, &b) == 0 && ingest_apply(&w, &b) == 0 &&
+            ingest_flush_dlq(&w) == 0) {
+            atomic_fetch_add(&w.stats->dead_lettered, b.n_msgs - b.n_sigs);
+            ingest_commit(&w, &b);
+        }
+        ingest_batch_reset(&b);
+    }
+    rc = 0;
+    ingest_log_stats(&w, 1);
+    log_info("ingest", "stopping: leaving group %s", cfg->group);
+out:
+    ingest_batch_reset(&b);
+    free(b.msgs);
+    free(b.sigs);
+    free(b.at);
+    free(b.events);
+    free(b.origins);
+    if (w.consumer) {
+        rd_kafka_consumer_close(w.consumer);
+        rd_kafka_destroy(w.consumer);
+    }
+    facts_close(w.facts);
+    if (w.dlq) {
+        rd_kafka_flush(w.dlq, INGEST_FLUSH_MS);
+        rd_kafka_destroy(w.dlq);
+    }
+    profile_store_close(w.profiles);
+    return rc;
+}

@@ -1,0 +1,61 @@
+/* ingest: the aisle.signals consumer-group worker behind `aisle ingest`.
+ *
+ * Signals are read in batches, decoded and validated; good ones are applied
+ * to Redis profiles, bad ones are sent to the dead-letter topic with their
+ * origin and the reason. Offsets are committed only after both the profile
+ * writes and the dead-letter sends are confirmed, so a crash at any point
+ * replays at most what was not committed, and the profile store's
+ * de-duplication (by offset per user and origin, and by event_id) makes
+ * the replay harmless. While Redis is down the worker pauses its
+ * partitions, retries with backoff, commits nothing, and resumes by itself.
+ * Each worker also reads the whole catalog topic to learn the category and
+ * brand of each item (services/facts.h), and logs its counters now and then. */
+#ifndef AISLE_INGEST_H
+#define AISLE_INGEST_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "services/profile/profile.h"
+
+typedef struct ingest_config {
+    const char *brokers;
+    const char *redis;
+    const char *group;     /* consumer group; default "aisle-ingest" */
+    const char *topic;     /* default aisle.signals */
+    const char *dlq_topic; /* default aisle.signals.dlq */
+    const char *catalog_topic; /* item facts; default aisle.catalog; NULL: none */
+    int batch_max;         /* messages per batch; default 500 */
+    int stats_interval_ms; /* counters logged this often; default 10000; 0: never */
+    /* librdkafka consumer settings "key=value", applied after Aisle's own
+     * (borrowed; may be NULL when n_kafka_opts is 0). */
+    const char *const *kafka_opts;
+    size_t n_kafka_opts;
+    profile_config profile;
+} ingest_config;
+
+typedef struct ingest_stats {
+    atomic_uint_fast64_t consumed;      /* messages taken from Kafka */
+    atomic_uint_fast64_t applied;       /* newly applied to a profile */
+    atomic_uint_fast64_t duplicates;    /* already applied before */
+    atomic_uint_fast64_t dead_lettered; /* sent to the dead-letter topic */
+    atomic_uint_fast64_t committed;     /* messages whose offsets are committed */
+    atomic_uint_fast64_t redis_retries; /* batches retried while Redis failed */
+    atomic_uint_fast64_t commit_failures; /* commits refused (then replayed) */
+} ingest_stats;
+
+/* Fills the defaults above (brokers and redis stay NULL). */
+void ingest_config_default(ingest_config *cfg);
+
+/* Checks "key=value" for a librdkafka setting. Returns 0, or -1 with err
+ * set. For the --kafka-opt flag. */
+int ingest_check_kafka_opt(const char *opt, char *err, size_t errlen);
+
+/* Runs until *stop becomes non-zero, then finishes the batch in hand,
+ * commits and leaves the group. stats may be NULL. Returns 0 after a clean
+ * stop, or -1 with err set when it could not start. */
+int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
+               char *err, size_t errlen);
+
+#endif

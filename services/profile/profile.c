@@ -1,0 +1,709 @@
+/* profile: Redis-backed user profiles (see profile.h for the model). */
+#include "services/profile/profile.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "services/base/clock.h"
+#include "services/profile/rcluster.h"
+
+#define PROFILE_KEY_MAX (PROFILE_MAX_ID + 32)
+#define PROFILE_POPULAR_KEY "aisle:popular"
+
+/* Scores are kept in log space: a member's score is ln(decayed weight) +
+ * (t−L)/H·ln 2, so adding weight is a log-sum-exp and nothing overflows
+ * however far time runs from the landmark. Negative feedback (DISMISS) has
+ * its own set, so every sum stays positive. */
+#define PROFILE_LUA_LOGADD                                                    \
+    "local function logadd(key, member, a)\n"                                 \
+    "  local cur = redis.call('ZSCORE', key, member)\n"                       \
+    "  if cur then\n"                                                         \
+    "    cur = tonumber(cur)\n"                                               \
+    "    local m = math.max(cur, a)\n"                                        \
+    "    a = m + math.log(1 + math.exp(-math.abs(cur - a)))\n"                \
+    "  end\n"                                                                 \
+    "  redis.call('ZADD', key, string.format('%.17g', a), member)\n"          \
+    "  return not cur\n"                                                      \
+    "end\n"                                                                   \
+    "local function trim(key, max)\n"                                         \
+    "  local n = redis.call('ZCARD', key)\n"                                  \
+    "  if n > max then redis.call('ZREMRANGEBYRANK', key, 0, n - max - 1) end\n" \
+    "end\n"
+
+/* A batch of one user's events from one origin, applied atomically. For
+ * each event: skip it if its offset is at or below the origin's mark or its
+ * id is remembered (a duplicate); else remember its id and add its weight
+ * to the item (or to the dismissed set), and to the creator, category and
+ * brand; note the item as seen (and purchased). Then raise the origin's
+ * mark and the latest activity time, trim each set to its bound by
+ * dropping the lightest (oldest) members, forget ids past the window and
+ * refresh the TTL. Returns one '1' (applied) or '0' (duplicate) per event.
+ * KEYS: items creators dismissed events meta seen purchased categories
+ *       brands
+ * ARGV: max_items max_creators max_categories max_seen max_purchased
+ *       window_count window_cutoff_ms now_ms ttl_s mark, then per event:
+ *       event_id offset ts_ms kind item item_log creator creator_log
+ *       category brand  (kind: d dismiss, p purchase, f follow, i other) */
+static const char profile_apply_lua[] =
+    PROFILE_LUA_LOGADD
+    "local mark = ARGV[10]\n"
+    "local meta = redis.call('HMGET', KEYS[5], mark == '' and 'last_ms' or mark, 'last_ms')\n"
+    "local done = mark ~= '' and tonumber(meta[1] or '-1') or -1\n"
+    "local top = done\n"
+    "local last = tonumber(meta[2] or '0')\n"
+    "local last0 = last\n"
+    /* Only a set that gained a member can be over its bound: the others
+     * are not counted (a call per set per batch is much of the cost). */
+    "local grew = {}\n"
+    "local function add(k, member, a) if logadd(KEYS[k], member, a) then grew[k] = true end end\n"
+    "local out, any = {}, false\n"
+    "for i = 11, #ARGV, 10 do\n"
+    "  local id, off, ts, kind = ARGV[i], tonumber(ARGV[i+1]), ARGV[i+2], ARGV[i+3]\n"
+    "  if (off >= 0 and off <= done) or redis.call('ZSCORE', KEYS[4], id) then\n"
+    "    out[#out+1] = '0'\n"
+    "  else\n"
+    "    out[#out+1] = '1'\n"
+    "    any = true\n"
+    "    redis.call('ZADD', KEYS[4], ARGV[8], id)\n"
+    "    if off > top then top = off end\n"
+    "    local item, a = ARGV[i+4], tonumber(ARGV[i+5])\n"
+    "    if item ~= '' and kind == 'd' then\n"
+    "      add(3, item, a)\n"
+    "    elseif item ~= '' then\n"
+    "      add(1, item, a)\n"
+    "      if redis.call('ZADD', KEYS[6], 'GT', ts, item) == 1 then grew[6] = true end\n"
+    "      if kind == 'p' and redis.call('ZADD', KEYS[7], 'GT', ts, item) == 1 then\n"
+    "        grew[7] = true\n"
+    "      end\n"
+    "      if ARGV[i+8] ~= '' then add(8, ARGV[i+8], a) end\n"
+    "      if ARGV[i+9] ~= '' then add(9, ARGV[i+9], a) end\n"
+    "    end\n"
+    "    if ARGV[i+6] ~= '' then add(2, ARGV[i+6], tonumber(ARGV[i+7])) end\n"
+    "    if tonumber(ts) > last then last = tonumber(ts) end\n"
+    "  end\n"
+    "end\n"
+    "if top > done then redis.call('HSET', KEYS[5], mark, top) end\n"
+    "if last > last0 then redis.call('HSET', KEYS[5], 'last_ms', last) end\n"
+    "local bounds = {[1] = ARGV[1], [3] = ARGV[1], [2] = ARGV[2], [8] = ARGV[3],\n"
+    "                [9] = ARGV[3], [6] = ARGV[4], [7] = ARGV[5]}\n"
+    "for k in pairs(grew) do trim(KEYS[k], tonumber(bounds[k])) end\n"
+    "if any then\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[7])\n"
+    "  trim(KEYS[4], tonumber(ARGV[6]))\n"
+    "end\n"
+    "if tonumber(ARGV[9]) > 0 then\n"
+    "  for k = 1, 9 do redis.call('EXPIRE', KEYS[k], ARGV[9]) end\n"
+    "end\n"
+    "return table.concat(out)\n";
+
+/* Global popularity, bounded to the heaviest `max` items.
+ * KEYS: popular  ARGV: max, then pairs of item log_weight */
+static const char profile_popular_lua[] =
+    PROFILE_LUA_LOGADD
+    "for i = 2, #ARGV, 2 do logadd(KEYS[1], ARGV[i], tonumber(ARGV[i+1])) end\n"
+    "trim(KEYS[1], tonumber(ARGV[1]))\n"
+    "return 1\n";
+
+#define PROFILE_POPULAR_MAX 10000
+
+enum { PROFILE_SCRIPT_APPLY, PROFILE_SCRIPT_POPULAR, PROFILE_NSCRIPTS };
+
+struct profile_store {
+    profile_config cfg;
+    rcluster *rc;
+};
+
+static const char *const profile_kind_names[PROFILE_KINDS] = {
+    NULL, "view", "click", "add_to_cart", "purchase", "like", "follow_creator", "dismiss"};
+
+void profile_config_default(profile_config *cfg) {
+    static const double weights[PROFILE_KINDS] = {0, 1, 2, 4, 8, 3, 5, 4};
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->half_life_s = 7 * 24 * 3600.0;
+    cfg->max_items = 500;
+    cfg->max_creators = 100;
+    cfg->max_categories = 100;
+    cfg->max_seen = 1000;
+    cfg->max_purchased = 1000;
+    cfg->event_window = 10000;
+    cfg->event_window_s = 7 * 24 * 3600.0;
+    memcpy(cfg->kind_weights, weights, sizeof(weights));
+}
+
+int profile_parse_kind_weights(profile_config *cfg, const char *spec, char *err,
+                               size_t errlen) {
+    double w[PROFILE_KINDS];
+    const char *p = spec;
+    memcpy(w, cfg->kind_weights, sizeof(w));
+    while (*p) {
+        size_t len = strcspn(p, "=,");
+        int kind = 0;
+        char *end;
+        double v;
+        for (int k = 1; k < PROFILE_KINDS; k++)
+            if (strlen(profile_kind_names[k]) == len &&
+                strncasecmp(p, profile_kind_names[k], len) == 0)
+                kind = k;
+        if (!kind || p[len] != '=') {
+            snprintf(err, errlen, "'%.*s' is not KIND=WEIGHT with a kind of view, click, "
+                     "add_to_cart, purchase, like, follow_creator, dismiss", (int)len, p);
+            return -1;
+        }
+        v = strtod(p + len + 1, &end);
+        if (end == p + len + 1 || (*end && *end != ',') || !(v > 0 && v <= 1000)) {
+            snprintf(err, errlen, "weight of %s must be a number in (0, 1000]",
+                     profile_kind_names[kind]);
+            return -1;
+        }
+        w[kind] = v;
+        p = *end ? end + 1 : end;
+    }
+    memcpy(cfg->kind_weights, w, sizeof(w));
+    return 0;
+}
+
+int profile_store_open(const char *addr, const profile_config *cfg,
+                       profile_store **out, char *err, size_t errlen) {
+    static const char *const scripts[PROFILE_NSCRIPTS] = {profile_apply_lua,
+                                                          profile_popular_lua};
+    profile_store *ps;
+    *out = NULL;
+    if (cfg->half_life_s <= 0 || cfg->max_items <= 0 || cfg->max_creators <= 0 ||
+        cfg->max_categories <= 0 || cfg->max_seen <= 0 || cfg->max_purchased <= 0 ||
+        cfg->event_window <= 0 || cfg->event_window_s <= 0 || cfg->ttl_s < 0) {
+        snprintf(err, errlen, "profile settings must be positive");
+        return -1;
+    }
+    for (int k = 1; k < PROFILE_KINDS; k++) {
+        if (!(cfg->kind_weights[k] > 0)) {
+            snprintf(err, errlen, "the weight of %s must be positive", profile_kind_names[k]);
+            return -1;
+        }
+    }
+    ps = calloc(1, sizeof(*ps));
+    if (!ps) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (rcluster_open(addr, scripts, PROFILE_NSCRIPTS, &ps->rc, err, errlen)) {
+        free(ps);
+        return -1;
+    }
+    ps->cfg = *cfg;
+    *out = ps;
+    return 0;
+}
+
+void profile_store_close(profile_store *ps) {
+    if (!ps) return;
+    rcluster_close(ps->rc);
+    free(ps);
+}
+
+/* Sends the queued commands; on 0, *r holds n replies (owned by the store
+ * until its next call). */
+static int profile_exec(profile_store *ps, const char *what, redisReply ***r, size_t *n,
+                        char *err, size_t errlen) {
+    char why[400];
+    if (rcluster_exec(ps->rc, r, n, why, sizeof(why)) == 0) return 0;
+    snprintf(err, errlen, "%s: %s", what, why);
+    return AISLE_EIO;
+}
+
+/* Reports an unexpected reply (an error reply carries Redis's reason). */
+static int profile_bad_reply(const redisReply *r, const char *what, char *err,
+                             size_t errlen) {
+    snprintf(err, errlen, "redis: %s: %s", what,
+             r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    return AISLE_EIO;
+}
+
+static int profile_check_id(const char *name, const char *v, int required,
+                            char *err, size_t errlen) {
+    size_t n = v ? strlen(v) : 0;
+    if (n == 0) {
+        if (required) snprintf(err, errlen, "%s is empty", name);
+        return required ? -1 : 0;
+    }
+    if (n > PROFILE_MAX_ID) {
+        snprintf(err, errlen, "%s is longer than %d bytes", name,
+                 PROFILE_MAX_ID);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
+            snprintf(err, errlen, "%s contains a control character", name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int profile_validate(const Aisle__V1__Signal *s, int64_t now_ms, char *err,
+                     size_t errlen) {
+    const int64_t min_ts = 946684800000LL; /* 2000-01-01 */
+    int follow = s->kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR;
+    if (profile_check_id("event_id", s->event_id, 1, err, errlen) ||
+        profile_check_id("user_id", s->user_id, 1, err, errlen) ||
+        profile_check_id("item_id", s->item_id, !follow, err, errlen) ||
+        profile_check_id("creator_id", s->creator_id, follow, err, errlen))
+        return -1;
+    if (s->kind <= 0 || s->kind >= PROFILE_KINDS) {
+        snprintf(err, errlen, "unknown signal kind %d", (int)s->kind);
+        return -1;
+    }
+    if (!isfinite(s->weight) || s->weight < 0 || s->weight > 1000) {
+        snprintf(err, errlen, "weight %g is outside [0, 1000]", s->weight);
+        return -1;
+    }
+    if (s->ts_ms < min_ts || s->ts_ms > now_ms + 86400000LL) {
+        snprintf(err, errlen, "ts_ms %lld is before 2000 or in the future",
+                 (long long)s->ts_ms);
+        return -1;
+    }
+    return 0;
+}
+
+/* (t−L)/H·ln 2: the log-space offset of time t (see the scripts). */
+static double profile_log_time(const profile_store *ps, int64_t t_ms) {
+    return (double)(t_ms - PROFILE_LANDMARK_MS) / (ps->cfg.half_life_s * 1000.0) * M_LN2;
+}
+
+/* The log-space score an event adds: ln(kind weight × its multiplier) plus
+ * the offset of its time. */
+static double profile_event_log(const profile_store *ps, const Aisle__V1__Signal *s) {
+    double w = ps->cfg.kind_weights[s->kind] * (s->weight > 0 ? s->weight : 1.0);
+    return log(w) + profile_log_time(ps, s->ts_ms);
+}
+
+enum { PROFILE_KEY_ITEMS, PROFILE_KEY_CREATORS, PROFILE_KEY_DISMISSED,
+       PROFILE_KEY_EVENTS, PROFILE_KEY_META, PROFILE_KEY_SEEN, PROFILE_KEY_PURCHASED,
+       PROFILE_KEY_CATEGORIES, PROFILE_KEY_BRANDS, PROFILE_NKEYS };
+
+static void profile_keys(const char *user, char keys[PROFILE_NKEYS][PROFILE_KEY_MAX]) {
+    static const char *names[PROFILE_NKEYS] = {
+        "items", "creators", "dismissed", "events", "meta",
+        "seen",  "purchased", "categories", "brands"};
+    for (int i = 0; i < PROFILE_NKEYS; i++)
+        snprintf(keys[i], PROFILE_KEY_MAX, "aisle:u:{%s}:%s", user, names[i]);
+}
+
+/* Orders events by user, then origin, then arrival, so that each user's
+ * events of one origin form one run in log order. */
+static int profile_cmp_origin(const char *a, const char *b) {
+    return strcmp(a ? a : "", b ? b : "");
+}
+static int profile_cmp_event(const void *pa, const void *pb, void *base) {
+    size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
+    const profile_event *ea = (const profile_event *)base + a,
+                        *eb = (const profile_event *)base + b;
+    int c = strcmp(ea->sig->user_id, eb->sig->user_id);
+    if (!c) c = profile_cmp_origin(ea->origin, eb->origin);
+    return c ? c : (a > b) - (a < b);
+}
+
+/* Argument storage for one script call: numbers are formatted into `num`,
+ * 32 bytes a slot. */
+typedef struct profile_args {
+    const char **argv;
+    size_t *lens;
+    char (*num)[32];
+    int argc, n_num;
+} profile_args;
+
+static void profile_arg(profile_args *a, const char *s) {
+    a->argv[a->argc] = s ? s : "";
+    a->lens[a->argc] = strlen(a->argv[a->argc]);
+    a->argc++;
+}
+
+static void profile_arg_num(profile_args *a, const char *fmt, double v) {
+    char *slot = a->num[a->n_num++];
+    snprintf(slot, 32, fmt, v);
+    profile_arg(a, slot);
+}
+
+/* Queues the script call for events order[0..n-1] (one user, one origin). */
+static int profile_queue_run(profile_store *ps, const profile_event *ev, const size_t *order,
+                             size_t n, profile_args *a) {
+    const profile_config *cfg = &ps->cfg;
+    const Aisle__V1__Signal *first = ev[order[0]].sig;
+    char keys[PROFILE_NKEYS][PROFILE_KEY_MAX], nkeys[8];
+    int64_t now = clock_wall_ms();
+    a->argc = a->n_num = 0;
+    profile_keys(first->user_id, keys);
+    snprintf(nkeys, sizeof(nkeys), "%d", PROFILE_NKEYS);
+    profile_arg(a, "EVALSHA");
+    profile_arg(a, rcluster_sha(ps->rc, PROFILE_SCRIPT_APPLY));
+    profile_arg(a, nkeys);
+    for (int k = 0; k < PROFILE_NKEYS; k++) profile_arg(a, keys[k]);
+    profile_arg_num(a, "%.0f", cfg->max_items);
+    profile_arg_num(a, "%.0f", cfg->max_creators);
+    profile_arg_num(a, "%.0f", cfg->max_categories);
+    profile_arg_num(a, "%.0f", cfg->max_seen);
+    profile_arg_num(a, "%.0f", cfg->max_purchased);
+    profile_arg_num(a, "%.0f", cfg->event_window);
+    profile_arg_num(a, "%.0f", (double)now - cfg->event_window_s * 1000.0);
+    profile_arg_num(a, "%.0f", (double)now);
+    profile_arg_num(a, "%.0f", ceil(cfg->ttl_s));
+    profile_arg(a, ev[order[0]].origin ? ev[order[0]].origin : "");
+    for (size_t i = 0; i < n; i++) {
+        const profile_event *e = &ev[order[i]];
+        const Aisle__V1__Signal *s = e->sig;
+        int follow = s->kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR;
+        int dismiss = s->kind == AISLE__V1__SIGNAL_KIND__DISMISS;
+        double l = profile_event_log(ps, s);
+        profile_arg(a, s->event_id);
+        profile_arg_num(a, "%.0f", e->origin ? (double)e->offset : -1.0);
+        profile_arg_num(a, "%.0f", (double)s->ts_ms);
+        profile_arg(a, dismiss ? "d"
+                       : follow ? "f"
+                       : s->kind == AISLE__V1__SIGNAL_KIND__PURCHASE ? "p"
+                                                                    : "i");
+        profile_arg(a, follow ? "" : s->item_id);
+        profile_arg_num(a, "%.17g", l);
+        /* An item interaction also says a little (a quarter) about its
+         * creator; a dismissal says nothing about the creator. */
+        profile_arg(a, dismiss ? "" : s->creator_id);
+        profile_arg_num(a, "%.17g", follow ? l : l + log(0.25));
+        profile_arg(a, e->category);
+        profile_arg(a, e->brand);
+    }
+    return rcluster_append(ps->rc, keys[0], a->argc, a->argv, a->lens);
+}
+
+typedef struct profile_pop {
+    const char *item;
+    double log_w;
+} profile_pop;
+
+static int profile_cmp_pop(const void *pa, const void *pb) {
+    return strcmp(((const profile_pop *)pa)->item, ((const profile_pop *)pb)->item);
+}
+
+/* ln(e^a + e^b) without overflow. */
+static double profile_logadd(double a, double b) {
+    double m = a > b ? a : b;
+    return m + log1p(exp(-fabs(a - b)));
+}
+
+/* Adds the newly applied positive item events to global popularity, summed
+ * per item first so the one key takes one call per batch. */
+static int profile_bump_popular(profile_store *ps, const profile_event *ev,
+                                const unsigned char *applied, size_t n, char *err,
+                                size_t errlen) {
+    profile_pop *pop = calloc(n ? n : 1, sizeof(*pop));
+    const char **argv = calloc(3 + 2 * n + 2, sizeof(*argv));
+    size_t *lens = calloc(3 + 2 * n + 2, sizeof(*lens));
+    char (*num)[32] = calloc(n + 1, sizeof(*num));
+    size_t np = 0, m = 0;
+    int argc = 0, rc = AISLE_EIO;
+    redisReply **r;
+    size_t nr;
+
+    if (!pop || !argv || !lens || !num) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Aisle__V1__Signal *s = ev[i].sig;
+        if (!applied[i] || s->kind == AISLE__V1__SIGNAL_KIND__DISMISS || !s->item_id ||
+            !*s->item_id || s->kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR)
+            continue;
+        pop[np].item = s->item_id;
+        pop[np++].log_w = profile_event_log(ps, s);
+    }
+    rc = 0;
+    if (np == 0) goto out;
+    qsort(pop, np, sizeof(*pop), profile_cmp_pop);
+    for (size_t i = 1; i < np; i++) {
+        if (strcmp(pop[i].item, pop[m].item) == 0)
+            pop[m].log_w = profile_logadd(pop[m].log_w, pop[i].log_w);
+        else
+            pop[++m] = pop[i];
+    }
+    np = m + 1;
+    argv[argc++] = "EVALSHA";
+    argv[argc++] = rcluster_sha(ps->rc, PROFILE_SCRIPT_POPULAR);
+    argv[argc++] = "1";
+    argv[argc++] = PROFILE_POPULAR_KEY;
+    snprintf(num[np], 32, "%d", PROFILE_POPULAR_MAX);
+    argv[argc++] = num[np];
+    for (size_t i = 0; i < np; i++) {
+        snprintf(num[i], 32, "%.17g", pop[i].log_w);
+        argv[argc++] = pop[i].item;
+        argv[argc++] = num[i];
+    }
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    rc = AISLE_EIO;
+    if (rcluster_append(ps->rc, PROFILE_POPULAR_KEY, argc, argv, lens)) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if ((rc = profile_exec(ps, "bumping popularity", &r, &nr, err, errlen)) != 0) goto out;
+    if (r[0]->type == REDIS_REPLY_ERROR)
+        rc = profile_bad_reply(r[0], "bumping popularity", err, errlen);
+out:
+    free(pop);
+    free(argv);
+    free(lens);
+    free(num);
+    return rc;
+}
+
+int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *err,
+                  size_t errlen) {
+    size_t *order = calloc(n ? n : 1, sizeof(*order));
+    unsigned char *applied = calloc(n ? n : 1, 1);
+    size_t *run_start = calloc(n + 1, sizeof(*run_start));
+    profile_args a = {0};
+    size_t n_runs = 0, longest = 0, nr;
+    redisReply **r;
+    int napplied = 0, rc = AISLE_EIO;
+
+    if (!order || !applied || !run_start) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (n == 0) {
+        rc = 0;
+        goto out;
+    }
+    if (rcluster_connect(ps->rc, err, errlen)) goto out;
+    for (size_t i = 0; i < n; i++) order[i] = i;
+    qsort_r(order, n, sizeof(*order), profile_cmp_event, (void *)ev);
+    for (size_t i = 0; i < n; i++) {
+        const profile_event *e = &ev[order[i]], *p = i ? &ev[order[i - 1]] : NULL;
+        if (!p || strcmp(e->sig->user_id, p->sig->user_id) ||
+            profile_cmp_origin(e->origin, p->origin)) {
+            run_start[n_runs++] = i;
+            if (n_runs > 1 && i - run_start[n_runs - 2] > longest)
+                longest = i - run_start[n_runs - 2];
+        }
+    }
+    run_start[n_runs] = n;
+    if (n - run_start[n_runs - 1] > longest) longest = n - run_start[n_runs - 1];
+    a.argv = calloc(3 + PROFILE_NKEYS + 10 + 10 * longest, sizeof(*a.argv));
+    a.lens = calloc(3 + PROFILE_NKEYS + 10 + 10 * longest, sizeof(*a.lens));
+    a.num = calloc(9 + 4 * longest, sizeof(*a.num));
+    if (!a.argv || !a.lens || !a.num) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t k = 0; k < n_runs; k++) {
+        if (profile_queue_run(ps, ev, order + run_start[k], run_start[k + 1] - run_start[k],
+                              &a)) {
+            rcluster_reset(ps->rc);
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+    }
+    if ((rc = profile_exec(ps, "applying signals", &r, &nr, err, errlen)) != 0) goto out;
+    for (size_t k = 0; k < n_runs; k++) {
+        size_t len = run_start[k + 1] - run_start[k];
+        if (r[k]->type != REDIS_REPLY_STRING || r[k]->len != len) {
+            rc = profile_bad_reply(r[k], "applying signals", err, errlen);
+            goto out;
+        }
+        for (size_t i = 0; i < len; i++) {
+            applied[order[run_start[k] + i]] = r[k]->str[i] == '1';
+            napplied += r[k]->str[i] == '1';
+        }
+    }
+    /* Popularity counts positive interest of newly applied events only, so a
+     * replayed batch does not inflate it. */
+    rc = profile_bump_popular(ps, ev, applied, n, err, errlen);
+    if (rc == 0) rc = napplied;
+out:
+    free(order);
+    free(applied);
+    free(run_start);
+    free(a.argv);
+    free(a.lens);
+    free(a.num);
+    return rc;
+}
+
+/* Turns a WITHSCORES array into entries: decayed weights, or with decay 0
+ * the scores as they are (times). */
+static int profile_entries_from(const profile_store *ps, const redisReply *r,
+                                int64_t now_ms, int decay, profile_entry **out,
+                                size_t *n_out) {
+    size_t n = r->elements / 2;
+    double now_log = decay ? profile_log_time(ps, now_ms) : 0;
+    profile_entry *e = NULL;
+    *out = NULL;
+    *n_out = 0;
+    if (n == 0) return 0;
+    e = calloc(n, sizeof(*e));
+    if (!e) return -1;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *k = r->element[2 * i], *v = r->element[2 * i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            goto fail;
+        e[i].id = strndup(k->str, k->len);
+        if (!e[i].id) goto fail;
+        e[i].weight = strtod(v->str, NULL);
+        if (decay) e[i].weight = exp(e[i].weight - now_log);
+    }
+    *out = e;
+    *n_out = n;
+    return 0;
+fail:
+    profile_entries_free(e, n);
+    return -1;
+}
+
+void profile_entries_free(profile_entry *e, size_t n) {
+    if (!e) return;
+    for (size_t i = 0; i < n; i++) free(e[i].id);
+    free(e);
+}
+
+void profile_clear(profile *p) {
+    profile_entries_free(p->items, p->n_items);
+    profile_entries_free(p->creators, p->n_creators);
+    profile_entries_free(p->dismissed, p->n_dismissed);
+    profile_entries_free(p->categories, p->n_categories);
+    profile_entries_free(p->brands, p->n_brands);
+    profile_entries_free(p->seen, p->n_seen);
+    profile_entries_free(p->purchased, p->n_purchased);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Queues ZREVRANGE key 0 max-1 WITHSCORES. */
+static int profile_queue_range(profile_store *ps, const char *key, size_t max) {
+    char stop[24];
+    const char *argv[5] = {"ZREVRANGE", key, "0", stop, "WITHSCORES"};
+    size_t lens[5];
+    snprintf(stop, sizeof(stop), "%lld", (long long)max - 1);
+    for (int i = 0; i < 5; i++) lens[i] = strlen(argv[i]);
+    return rcluster_append(ps->rc, key, 5, argv, lens);
+}
+
+int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
+                size_t max_items, profile *p, char *err, size_t errlen) {
+    char keys[PROFILE_NKEYS][PROFILE_KEY_MAX];
+    const profile_config *cfg = &ps->cfg;
+    /* Each sorted set read, with its bound, whether it decays, and where
+     * it goes. */
+    const struct {
+        int key;
+        size_t max;
+        int decay;
+        profile_entry **out;
+        size_t *n;
+    } sets[] = {
+        {PROFILE_KEY_ITEMS, max_items, 1, &p->items, &p->n_items},
+        {PROFILE_KEY_CREATORS, (size_t)cfg->max_creators, 1, &p->creators, &p->n_creators},
+        {PROFILE_KEY_DISMISSED, max_items, 1, &p->dismissed, &p->n_dismissed},
+        {PROFILE_KEY_CATEGORIES, (size_t)cfg->max_categories, 1, &p->categories,
+         &p->n_categories},
+        {PROFILE_KEY_BRANDS, (size_t)cfg->max_categories, 1, &p->brands, &p->n_brands},
+        {PROFILE_KEY_SEEN, (size_t)cfg->max_seen, 0, &p->seen, &p->n_seen},
+        {PROFILE_KEY_PURCHASED, (size_t)cfg->max_purchased, 0, &p->purchased,
+         &p->n_purchased},
+    };
+    const size_t n_sets = sizeof(sets) / sizeof(sets[0]);
+    const char *hget[3];
+    size_t hlens[3], nr;
+    redisReply **r;
+    int rc;
+
+    memset(p, 0, sizeof(*p));
+    if (profile_check_id("user_id", user_id, 1, err, errlen) != 0)
+        return AISLE_EINVAL;
+    if (max_items == 0) max_items = 1;
+    profile_keys(user_id, keys);
+    for (size_t i = 0; i < n_sets; i++) {
+        size_t max = sets[i].max ? sets[i].max : 1;
+        if (max > (size_t)INT32_MAX) max = INT32_MAX;
+        if (profile_queue_range(ps, keys[sets[i].key], max)) goto oom;
+    }
+    hget[0] = "HGET";
+    hget[1] = keys[PROFILE_KEY_META];
+    hget[2] = "last_ms";
+    for (int i = 0; i < 3; i++) hlens[i] = strlen(hget[i]);
+    if (rcluster_append(ps->rc, keys[PROFILE_KEY_META], 3, hget, hlens)) goto oom;
+    if ((rc = profile_exec(ps, "reading a profile", &r, &nr, err, errlen)) != 0) return rc;
+    for (size_t i = 0; i < n_sets; i++) {
+        if (r[i]->type != REDIS_REPLY_ARRAY) {
+            rc = profile_bad_reply(r[i], "reading a profile", err, errlen);
+            goto fail;
+        }
+        if (profile_entries_from(ps, r[i], now_ms, sets[i].decay, sets[i].out, sets[i].n))
+            goto oom;
+    }
+    if (r[n_sets]->type == REDIS_REPLY_STRING)
+        p->last_active_ms = strtoll(r[n_sets]->str, NULL, 10);
+    else if (r[n_sets]->type != REDIS_REPLY_NIL) {
+        rc = profile_bad_reply(r[n_sets], "reading a profile", err, errlen);
+        goto fail;
+    }
+    return 0;
+oom:
+    rcluster_reset(ps->rc);
+    snprintf(err, errlen, "out of memory");
+    rc = AISLE_EIO;
+fail:
+    profile_clear(p);
+    return rc;
+}
+
+/* Queues one command whose key is argv[1], and returns its single reply in
+ * *out, or an error code. */
+static int profile_one(profile_store *ps, const char *what, int argc, const char **argv,
+                       redisReply **out, char *err, size_t errlen) {
+    size_t lens[PROFILE_NKEYS + 1], nr;
+    redisReply **r;
+    int rc;
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    if (rcluster_append(ps->rc, argv[1], argc, argv, lens)) {
+        rcluster_reset(ps->rc);
+        snprintf(err, errlen, "out of memory");
+        return AISLE_EIO;
+    }
+    if ((rc = profile_exec(ps, what, &r, &nr, err, errlen)) != 0) return rc;
+    *out = r[0];
+    return 0;
+}
+
+int profile_delete(profile_store *ps, const char *user_id, char *err, size_t errlen) {
+    char keys[PROFILE_NKEYS][PROFILE_KEY_MAX];
+    const char *argv[PROFILE_NKEYS + 1] = {"DEL"};
+    redisReply *r;
+    int rc;
+    if (profile_check_id("user_id", user_id, 1, err, errlen) != 0) return AISLE_EINVAL;
+    profile_keys(user_id, keys);
+    for (int i = 0; i < PROFILE_NKEYS; i++) argv[i + 1] = keys[i];
+    if ((rc = profile_one(ps, "deleting a profile", PROFILE_NKEYS + 1, argv, &r, err,
+                          errlen)) != 0)
+        return rc;
+    if (r->type != REDIS_REPLY_INTEGER)
+        return profile_bad_reply(r, "deleting a profile", err, errlen);
+    return r->integer > 0;
+}
+
+int profile_popular(profile_store *ps, int64_t now_ms, size_t n,
+                    profile_entry **out, char *err, size_t errlen) {
+    char stop[24];
+    const char *argv[5] = {"ZREVRANGE", PROFILE_POPULAR_KEY, "0", stop, "WITHSCORES"};
+    redisReply *r;
+    size_t got;
+    int rc;
+    *out = NULL;
+    if (n == 0) return 0;
+    snprintf(stop, sizeof(stop), "%lld", (long long)n - 1);
+    if ((rc = profile_one(ps, "reading popular items", 5, argv, &r, err, errlen)) != 0)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY)
+        return profile_bad_reply(r, "reading popular items", err, errlen);
+    if (profile_entries_from(ps, r, now_ms, 1, out, &got) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return AISLE_EIO;
+    }
+    return (int)got;
+}

@@ -1,0 +1,158 @@
+/* profile: user-interest profiles in Redis, shared by `aisle ingest` (which
+ * writes them) and `aisle serve` (which reads them).
+ *
+ * A user's keys share the hash tag {user_id}, so they sit in one Redis
+ * Cluster slot and one Lua script can update them atomically. Weights use
+ * forward decay: an event at time t adds w·2^((t−L)/H) for a fixed landmark
+ * L and half-life H, and a reader divides by 2^((now−L)/H). Stored scores
+ * are the logarithms of those sums, so they never overflow and never need
+ * rescoring in the background, and the order of a sorted set is the order
+ * by decayed weight. Per user: decayed items, creators, categories and
+ * brands; dismissed items (negative feedback) apart from positive interest;
+ * the seen and purchased items with the time of the latest such event; the
+ * last activity time. Every set is bounded, its lightest (oldest) members
+ * trimmed, and with a TTL configured all of a user's keys expire after that
+ * long without an event.
+ *
+ * Exactly-once effect. Each event is applied at most once, by two checks
+ * made in the same script that applies it:
+ *  - by log position: for each origin (topic and partition) the user keeps
+ *    the highest offset applied, and an event at or below it is a replay.
+ *    A user's events come through one partition (the key is the user id)
+ *    in order, so this catches every replay of the log, however old, with
+ *    no window: restarts, rebalances, offsets reset to the start. (A topic
+ *    deleted and re-created under the same name starts its offsets again
+ *    and would be taken for a replay: delete the profiles, or use a new
+ *    topic name.)
+ *  - by event_id, for the same event produced twice (at two offsets): ids
+ *    are remembered for event_window_s after they were applied, at most
+ *    event_window of them per user, oldest forgotten first. A re-sent event
+ *    outside both bounds counts again.
+ *
+ * A profile_store uses one connection per Redis node: use one per thread.
+ * The address may name a standalone server or any node of a Redis Cluster;
+ * which one is found out on connecting. */
+#ifndef AISLE_PROFILE_H
+#define AISLE_PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aisle/v1/events.pb-c.h"
+#include "services/base/status.h"
+
+
+#define PROFILE_MAX_ID 256         /* longest user, item or creator id */
+#define PROFILE_LANDMARK_MS 1735689600000LL /* 2025-01-01T00:00:00Z */
+#define PROFILE_KINDS 8 /* Aisle__V1__SignalKind values, UNSPECIFIED included */
+
+typedef struct profile_config {
+    double half_life_s;   /* decay half-life; default 7 days */
+    int max_items;        /* per user, lightest trimmed first; default 500;
+                           * the dismissed set has the same bound */
+    int max_creators;     /* default 100 */
+    int max_categories;   /* categories, and brands; default 100 */
+    int max_seen;         /* seen items, oldest trimmed; default 1000 */
+    int max_purchased;    /* default 1000 */
+    int event_window;     /* event ids remembered per user, at most; 10000 */
+    double event_window_s; /* how long an id is remembered; default 7 days */
+    double ttl_s;         /* inactive users expire after this; 0 (default): never */
+    /* Weight of one event of each kind, by Aisle__V1__SignalKind (index 0
+     * unused). Defaults: view 1, click 2, add-to-cart 4, purchase 8, like 3,
+     * follow 5, dismiss 4 (which goes to the dismissed set). */
+    double kind_weights[PROFILE_KINDS];
+} profile_config;
+
+typedef struct profile_entry {
+    char *id;      /* owned by the enclosing profile or list */
+    double weight; /* decayed to the time of the read */
+} profile_entry;
+
+typedef struct profile {
+    profile_entry *items; /* heaviest first */
+    size_t n_items;
+    profile_entry *creators;
+    size_t n_creators;
+    profile_entry *dismissed; /* negative feedback, heaviest first */
+    size_t n_dismissed;
+    profile_entry *categories; /* learned from the catalog, heaviest first */
+    size_t n_categories;
+    profile_entry *brands;
+    size_t n_brands;
+    /* For these two, weight is the time (ms) of the latest such event, and
+     * the most recent come first. */
+    profile_entry *seen;
+    size_t n_seen;
+    profile_entry *purchased;
+    size_t n_purchased;
+    int64_t last_active_ms; /* 0 when the user is unknown */
+} profile;
+
+/* One signal to apply, with what ingest knows around it. */
+typedef struct profile_event {
+    const Aisle__V1__Signal *sig; /* validated; borrowed */
+    const char *category;         /* of its item, from the catalog; NULL if unknown */
+    const char *brand;            /* likewise */
+    const char *origin;           /* "topic:partition" it was read from, or NULL */
+    int64_t offset;               /* its offset there; -1 with no origin */
+} profile_event;
+
+typedef struct profile_store profile_store;
+
+/* Fills cfg with the defaults above. */
+void profile_config_default(profile_config *cfg);
+
+/* Sets kind weights from a list such as "view=1,click=2,dismiss=6" (kind
+ * names as in events.proto, any case; kinds not named keep their weight;
+ * each weight in (0, 1000]). Returns 0, or -1 with err set and cfg
+ * unchanged. For the --kind-weights flag of ingest and serve. */
+int profile_parse_kind_weights(profile_config *cfg, const char *spec, char *err,
+                               size_t errlen);
+
+/* Prepares a store on Redis at "host:port" (standalone, or a seed node of a
+ * Redis Cluster). The store connects on first use and reconnects by itself
+ * after an error. Returns 0, or -1 with err set (bad address or settings).
+ * A store whose server is down still opens; calls then fail until it is
+ * back. Free with profile_store_close. */
+int profile_store_open(const char *addr, const profile_config *cfg,
+                       profile_store **out, char *err, size_t errlen);
+void profile_store_close(profile_store *ps);
+
+/* Checks a decoded signal for what the profile needs: ids present and of
+ * sane length, a known kind, a finite weight in [0, 1000], a time between
+ * 2000-01-01 and a day past now_ms. Returns 0, or -1 with the reason. */
+int profile_validate(const Aisle__V1__Signal *s, int64_t now_ms, char *err,
+                     size_t errlen);
+
+/* Applies validated events, each atomically and at most once (see the
+ * top of this file), one script call per user and origin for the whole
+ * batch, and bumps global popularity for the ones newly applied. Events of
+ * one user and origin must come in offset order. Returns the number newly
+ * applied (duplicates count 0), or AISLE_EIO with err set; then some may
+ * have been applied and the caller retries the whole batch, which
+ * de-duplication makes safe (popularity, an approximate figure, may then
+ * miss those). */
+int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *err,
+                  size_t errlen);
+
+/* Reads a user's profile as of now_ms, at most max_items items. Returns 0
+ * (an unknown user gives an empty profile), AISLE_EINVAL for a bad
+ * user_id or AISLE_EIO, with err set. The caller
+ * frees p with profile_clear. */
+int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
+                size_t max_items, profile *p, char *err, size_t errlen);
+void profile_clear(profile *p);
+
+/* Erases every key of the user. Returns 1 when something was erased, 0 when
+ * there was nothing, AISLE_EINVAL or AISLE_EIO with err set. Signals of
+ * the user still in flight re-create a profile as they arrive. */
+int profile_delete(profile_store *ps, const char *user_id, char *err, size_t errlen);
+
+/* The n most popular items as of now_ms, heaviest first, into *out (caller
+ * frees with profile_entries_free). Returns the count, or AISLE_EIO with
+ * err set. */
+int profile_popular(profile_store *ps, int64_t now_ms, size_t n,
+                    profile_entry **out, char *err, size_t errlen);
+void profile_entries_free(profile_entry *e, size_t n);
+
+#endif

@@ -1,0 +1,409 @@
+/* rcluster: slot routing, pipelines per node and redirections (see
+ * rcluster.h for the model). */
+#include "services/profile/rcluster.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "services/base/clock.h"
+
+#define RCLUSTER_NONE 0xffff      /* a slot no known node serves */
+#define RCLUSTER_MAX_ROUNDS 8     /* redirections followed per command */
+#define RCLUSTER_TRYAGAIN_MS 20   /* wait before resending after TRYAGAIN */
+#define RCLUSTER_MAX_NODES 1024
+
+typedef struct rcluster_node {
+    char host[256];
+    int port;
+    redisContext *ctx; /* NULL while disconnected */
+    int needs_scripts; /* answered NOSCRIPT this round */
+} rcluster_node;
+
+typedef struct rcluster_cmd {
+    char *buf; /* RESP-formatted command, from redisFormatCommandArgv */
+    int len;
+    int slot;
+    int ask_node;      /* node an ASK sent it to for one try, or -1 */
+    int sent_to;       /* node whose pipeline holds it this round, or -1 */
+    int asking;        /* sent after ASKING this round */
+    redisReply *reply; /* NULL until answered */
+} rcluster_cmd;
+
+struct rcluster {
+    char seed_host[256];
+    int seed_port;
+    const char *const *scripts;
+    size_t n_scripts;
+    char sha[RCLUSTER_MAX_SCRIPTS][41];
+    int have_sha;
+    int cluster;
+    int mapped; /* slot_node is valid */
+    rcluster_node *nodes;
+    size_t n_nodes;
+    uint16_t slot_node[RCLUSTER_SLOTS];
+    rcluster_cmd *cmds;
+    size_t n_cmds, cap_cmds;
+    int executed; /* the queue holds the last exec's commands and replies */
+    redisReply **replies; /* view handed to the caller of rcluster_exec */
+};
+
+uint16_t rcluster_crc16(const char *buf, size_t len) {
+    uint16_t crc = 0;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= (uint16_t)((unsigned char)buf[i] << 8);
+        for (int b = 0; b < 8; b++)
+            crc = crc & 0x8000 ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+    }
+    return crc;
+}
+
+int rcluster_keyslot(const char *key, size_t len) {
+    size_t s, e;
+    for (s = 0; s < len && key[s] != '{'; s++) {
+    }
+    if (s < len) {
+        for (e = s + 1; e < len && key[e] != '}'; e++) {
+        }
+        if (e < len && e > s + 1) return rcluster_crc16(key + s + 1, e - s - 1) & 16383;
+    }
+    return rcluster_crc16(key, len) & 16383;
+}
+
+/* Splits "host:port" into host (hostlen bytes) and *port. */
+static int rcluster_parse_addr(const char *addr, char *host, size_t hostlen, int *port) {
+    const char *colon = strrchr(addr, ':');
+    char *end;
+    long p;
+    if (!colon || colon == addr || (size_t)(colon - addr) >= hostlen) return -1;
+    p = strtol(colon + 1, &end, 10);
+    if (*end || p <= 0 || p > 65535) return -1;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = 0;
+    *port = (int)p;
+    return 0;
+}
+
+int rcluster_open(const char *addr, const char *const *scripts, size_t n_scripts,
+                  rcluster **out, char *err, size_t errlen) {
+    rcluster *c;
+    *out = NULL;
+    if (n_scripts > RCLUSTER_MAX_SCRIPTS) {
+        snprintf(err, errlen, "too many scripts");
+        return -1;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (rcluster_parse_addr(addr, c->seed_host, sizeof(c->seed_host), &c->seed_port)) {
+        snprintf(err, errlen, "redis address '%s' is not HOST:PORT", addr);
+        free(c);
+        return -1;
+    }
+    c->scripts = scripts;
+    c->n_scripts = n_scripts;
+    *out = c;
+    return 0;
+}
+
+static void rcluster_drop(rcluster_node *n) {
+    if (n->ctx) redisFree(n->ctx);
+    n->ctx = NULL;
+}
+
+/* Drops every connection: after a failed exchange the pipelines still open
+ * elsewhere hold replies nobody will read. */
+static void rcluster_drop_all(rcluster *c) {
+    for (size_t i = 0; i < c->n_nodes; i++) rcluster_drop(&c->nodes[i]);
+    c->mapped = 0;
+}
+
+void rcluster_reset(rcluster *c) {
+    for (size_t i = 0; i < c->n_cmds; i++) {
+        redisFreeCommand(c->cmds[i].buf);
+        if (c->cmds[i].reply) freeReplyObject(c->cmds[i].reply);
+    }
+    c->n_cmds = 0;
+    c->executed = 0;
+}
+
+void rcluster_close(rcluster *c) {
+    if (!c) return;
+    rcluster_reset(c);
+    for (size_t i = 0; i < c->n_nodes; i++) rcluster_drop(&c->nodes[i]);
+    free(c->nodes);
+    free(c->cmds);
+    free(c->replies);
+    free(c);
+}
+
+/* The index of node host:port, added when new; -1 when the table is full. */
+static int rcluster_node_index(rcluster *c, const char *host, int port) {
+    rcluster_node *grown;
+    for (size_t i = 0; i < c->n_nodes; i++)
+        if (c->nodes[i].port == port && strcmp(c->nodes[i].host, host) == 0) return (int)i;
+    if (c->n_nodes >= RCLUSTER_MAX_NODES || strlen(host) >= sizeof(grown->host)) return -1;
+    grown = realloc(c->nodes, (c->n_nodes + 1) * sizeof(*grown));
+    if (!grown) return -1;
+    c->nodes = grown;
+    memset(&grown[c->n_nodes], 0, sizeof(*grown));
+    strcpy(grown[c->n_nodes].host, host);
+    grown[c->n_nodes].port = port;
+    return (int)c->n_nodes++;
+}
+
+static int rcluster_node_connect(rcluster *c, int i, char *err, size_t errlen) {
+    rcluster_node *n = &c->nodes[i];
+    struct timeval tv = {2, 0};
+    if (n->ctx) return 0;
+    n->ctx = redisConnectWithTimeout(n->host, n->port, tv);
+    if (!n->ctx || n->ctx->err) {
+        snprintf(err, errlen, "redis %s:%d: %s", n->host, n->port,
+                 n->ctx ? n->ctx->errstr : "out of memory");
+        rcluster_drop(n);
+        return -1;
+    }
+    redisSetTimeout(n->ctx, tv);
+    return 0;
+}
+
+/* Loads every script on node i, learning their hashes the first time. */
+static int rcluster_load_scripts(rcluster *c, int i, char *err, size_t errlen) {
+    rcluster_node *n = &c->nodes[i];
+    for (size_t s = 0; s < c->n_scripts; s++) {
+        redisReply *r = redisCommand(n->ctx, "SCRIPT LOAD %s", c->scripts[s]);
+        if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
+            snprintf(err, errlen, "redis %s:%d: loading a script: %s", n->host, n->port,
+                     r && r->type == REDIS_REPLY_ERROR ? r->str : n->ctx->errstr);
+            if (r) freeReplyObject(r);
+            rcluster_drop(n);
+            return -1;
+        }
+        memcpy(c->sha[s], r->str, 41);
+        freeReplyObject(r);
+    }
+    c->have_sha = 1;
+    n->needs_scripts = 0;
+    return 0;
+}
+
+/* Fills the slot map from a CLUSTER SLOTS reply given by node `from`. */
+static int rcluster_map(rcluster *c, const redisReply *r, int from) {
+    for (size_t s = 0; s < RCLUSTER_SLOTS; s++) c->slot_node[s] = RCLUSTER_NONE;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *range = r->element[i], *master;
+        int idx;
+        if (range->type != REDIS_REPLY_ARRAY || range->elements < 3) return -1;
+        master = range->element[2];
+        if (master->type != REDIS_REPLY_ARRAY || master->elements < 2 ||
+            master->element[0]->type != REDIS_REPLY_STRING ||
+            master->element[1]->type != REDIS_REPLY_INTEGER)
+            return -1;
+        /* An empty host means "the address you reached me at". */
+        idx = rcluster_node_index(c, master->element[0]->len ? master->element[0]->str
+                                                              : c->nodes[from].host,
+                                  (int)master->element[1]->integer);
+        if (idx < 0) return -1;
+        for (long long s = range->element[0]->integer;
+             s <= range->element[1]->integer && s < RCLUSTER_SLOTS; s++)
+            if (s >= 0) c->slot_node[s] = (uint16_t)idx;
+    }
+    return 0;
+}
+
+/* Asks node i for the topology. Returns 0, or -1 with err set. */
+static int rcluster_refresh_from(rcluster *c, int i, char *err, size_t errlen) {
+    redisReply *r;
+    int rc = -1;
+    if (rcluster_node_connect(c, i, err, errlen)) return -1;
+    if (!c->have_sha && rcluster_load_scripts(c, i, err, errlen)) return -1;
+    r = redisCommand(c->nodes[i].ctx, "CLUSTER SLOTS");
+    if (!r) {
+        snprintf(err, errlen, "redis %s:%d: %s", c->nodes[i].host, c->nodes[i].port,
+                 c->nodes[i].ctx->errstr);
+        rcluster_drop(&c->nodes[i]);
+        return -1;
+    }
+    if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "cluster support disabled")) {
+        /* Standalone: this node owns every slot. */
+        for (size_t s = 0; s < RCLUSTER_SLOTS; s++) c->slot_node[s] = (uint16_t)i;
+        c->cluster = 0;
+        rc = 0;
+    } else if (r->type == REDIS_REPLY_ARRAY && rcluster_map(c, r, i) == 0) {
+        c->cluster = 1;
+        rc = 0;
+    } else {
+        snprintf(err, errlen, "redis %s:%d: CLUSTER SLOTS: %s", c->nodes[i].host,
+                 c->nodes[i].port, r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+    }
+    freeReplyObject(r);
+    c->mapped = rc == 0;
+    return rc;
+}
+
+int rcluster_connect(rcluster *c, char *err, size_t errlen) {
+    int seed;
+    if (c->mapped) return 0;
+    /* The seed first, then every node seen before: any of them may be the
+     * one still up. */
+    seed = rcluster_node_index(c, c->seed_host, c->seed_port);
+    if (seed < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (rcluster_refresh_from(c, seed, err, errlen) == 0) return 0;
+    for (size_t i = 0; i < c->n_nodes; i++)
+        if ((int)i != seed && rcluster_refresh_from(c, (int)i, err, errlen) == 0) return 0;
+    return -1;
+}
+
+const char *rcluster_sha(const rcluster *c, size_t i) { return c->sha[i]; }
+
+
+int rcluster_append(rcluster *c, const char *key, int argc, const char **argv,
+                    const size_t *argvlen) {
+    rcluster_cmd *cmd;
+    if (c->executed) rcluster_reset(c);
+    if (c->n_cmds == c->cap_cmds) {
+        size_t cap = c->cap_cmds ? c->cap_cmds * 2 : 64;
+        rcluster_cmd *grown = realloc(c->cmds, cap * sizeof(*grown));
+        redisReply **view = realloc(c->replies, cap * sizeof(*view));
+        if (grown) c->cmds = grown;
+        if (view) c->replies = view;
+        if (!grown || !view) return -1;
+        c->cap_cmds = cap;
+    }
+    cmd = &c->cmds[c->n_cmds];
+    memset(cmd, 0, sizeof(*cmd));
+    cmd->len = redisFormatCommandArgv(&cmd->buf, argc, argv, argvlen);
+    if (cmd->len < 0) return -1;
+    cmd->slot = rcluster_keyslot(key, strlen(key));
+    cmd->ask_node = cmd->sent_to = -1;
+    c->n_cmds++;
+    return 0;
+}
+
+/* The node a pending command goes to this round, or -1. */
+static int rcluster_target(const rcluster *c, const rcluster_cmd *cmd) {
+    if (cmd->ask_node >= 0) return cmd->ask_node;
+    return c->slot_node[cmd->slot] == RCLUSTER_NONE ? -1 : c->slot_node[cmd->slot];
+}
+
+/* Handles a redirection or NOSCRIPT reply to cmd, which stays pending.
+ * Returns 1 when it was one (*moved or *tryagain may be set), 0 when r is
+ * the command's answer. */
+static int rcluster_redirect(rcluster *c, rcluster_cmd *cmd, int node, const redisReply *r,
+                             int *moved, int *tryagain) {
+    char addr[300], host[256];
+    int slot, port, idx;
+    if (r->type != REDIS_REPLY_ERROR) return 0;
+    if (strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        c->nodes[node].needs_scripts = 1;
+        return 1;
+    }
+    if (strncmp(r->str, "TRYAGAIN", 8) == 0) {
+        *tryagain = 1;
+        return 1;
+    }
+    if ((strncmp(r->str, "MOVED ", 6) != 0 && strncmp(r->str, "ASK ", 4) != 0) ||
+        sscanf(strchr(r->str, ' ') + 1, "%d %299s", &slot, addr) != 2 || slot < 0 ||
+        slot >= RCLUSTER_SLOTS || rcluster_parse_addr(addr, host, sizeof(host), &port) ||
+        (idx = rcluster_node_index(c, host, port)) < 0)
+        return 0;
+    if (r->str[0] == 'M') {
+        c->slot_node[slot] = (uint16_t)idx;
+        *moved = 1;
+    } else {
+        cmd->ask_node = idx;
+    }
+    return 1;
+}
+
+/* Sends the pending commands of node i and reads their replies. Returns
+ * 0, or -1 with err set when the exchange failed. */
+static int rcluster_round_node(rcluster *c, int i, int *moved, int *tryagain, char *err,
+                               size_t errlen) {
+    rcluster_node *n = &c->nodes[i];
+    size_t sent = 0;
+    for (size_t k = 0; k < c->n_cmds; k++) {
+        rcluster_cmd *cmd = &c->cmds[k];
+        if (cmd->reply || rcluster_target(c, cmd) != i) continue;
+        if (!sent++ && rcluster_node_connect(c, i, err, errlen)) return -1;
+        cmd->asking = cmd->ask_node >= 0;
+        if (cmd->asking) redisAppendCommand(n->ctx, "ASKING");
+        redisAppendFormattedCommand(n->ctx, cmd->buf, (size_t)cmd->len);
+        cmd->sent_to = i;
+    }
+    /* Replies are matched by sent_to, not by target: a MOVED read here can
+     * re-route later commands of this very pipeline. */
+    for (size_t k = 0; k < c->n_cmds && sent; k++) {
+        rcluster_cmd *cmd = &c->cmds[k];
+        redisReply *r = NULL;
+        if (cmd->sent_to != i) continue;
+        cmd->sent_to = -1;
+        if (cmd->asking) {
+            if (redisGetReply(n->ctx, (void **)&r) != REDIS_OK) goto fail;
+            freeReplyObject(r);
+            r = NULL;
+        }
+        if (redisGetReply(n->ctx, (void **)&r) != REDIS_OK || !r) goto fail;
+        /* An ASK holds for one try: whatever came back, route by slot next. */
+        cmd->ask_node = -1;
+        if (rcluster_redirect(c, cmd, i, r, moved, tryagain))
+            freeReplyObject(r);
+        else
+            cmd->reply = r;
+    }
+    if (n->needs_scripts && rcluster_load_scripts(c, i, err, errlen)) return -1;
+    return 0;
+fail:
+    snprintf(err, errlen, "redis %s:%d: %s", n->host, n->port,
+             n->ctx->err ? n->ctx->errstr : "no reply");
+    return -1;
+}
+
+int rcluster_exec(rcluster *c, redisReply ***replies, size_t *n, char *err,
+                  size_t errlen) {
+    *replies = NULL;
+    *n = 0;
+    if (rcluster_connect(c, err, errlen)) goto fail;
+    for (int round = 0; round < RCLUSTER_MAX_ROUNDS; round++) {
+        int moved = 0, tryagain = 0, pending = 0;
+        /* Nodes can be added while a round runs (redirections): each new
+         * one is served in the next round. */
+        size_t n_nodes = c->n_nodes;
+        for (size_t k = 0; k < c->n_cmds; k++) {
+            if (c->cmds[k].reply) continue;
+            if (rcluster_target(c, &c->cmds[k]) < 0) {
+                snprintf(err, errlen, "redis cluster: slot %d is not served",
+                         c->cmds[k].slot);
+                goto fail;
+            }
+            pending = 1;
+        }
+        if (!pending) {
+            for (size_t k = 0; k < c->n_cmds; k++) c->replies[k] = c->cmds[k].reply;
+            c->executed = 1;
+            *replies = c->replies;
+            *n = c->n_cmds;
+            return 0;
+        }
+        for (size_t i = 0; i < n_nodes; i++)
+            if (rcluster_round_node(c, (int)i, &moved, &tryagain, err, errlen)) goto fail;
+        /* The MOVED reply already fixed its slot; a fresh map fixes the
+         * others that moved with it. */
+        if (moved && c->cluster) {
+            c->mapped = 0;
+            if (rcluster_connect(c, err, errlen)) goto fail;
+        }
+        if (tryagain) clock_sleep_ms(RCLUSTER_TRYAGAIN_MS);
+    }
+    snprintf(err, errlen, "redis cluster: still redirected after %d rounds",
+             RCLUSTER_MAX_ROUNDS);
+fail:
+    rcluster_drop_all(c);
+    rcluster_reset(c);
+    return -1;
+}

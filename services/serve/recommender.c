@@ -1,0 +1,222 @@
+/* recommender: decode, call the use case, encode; AISLE_* codes out. */
+#include "services/serve/recommender.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aisle/v1/aisle.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "services/base/clock.h"
+#include "services/base/log.h"
+#include "services/base/status.h"
+#include "services/recommend/recommend.h"
+
+static void recommender_recommend(const server_call_ctx *ctx, const uint8_t *req, size_t len,
+                                  server_reply *rep) {
+    Aisle__V1__RecommendRequest *in;
+    Aisle__V1__RecommendResponse out;
+    Aisle__V1__ScoredItem *items = NULL, **ptrs = NULL;
+    rank_result rr = {0};
+    char err[256];
+    int rc;
+
+    in = aisle__v1__recommend_request__unpack(NULL, len, req);
+    if (!in) {
+        server_reply_fail(rep, AISLE_EINVAL, "request body is not a valid RecommendRequest");
+        return;
+    }
+    rc = recommend_for(ctx->cat, ctx->profiles, in->user_id, in->limit, NULL, &rr, err,
+                       sizeof(err));
+    if (rc != AISLE_OK) {
+        server_reply_fail(rep, rc, "%s", err);
+        goto out;
+    }
+    items = calloc(rr.n ? rr.n : 1, sizeof(*items));
+    ptrs = calloc(rr.n ? rr.n : 1, sizeof(*ptrs));
+    if (!items || !ptrs) {
+        server_reply_fail(rep, AISLE_ENOMEM, "out of memory");
+        goto out;
+    }
+    recommend_response(&rr, ctx->request_id, items, ptrs, &out);
+    server_reply_pack(rep, &out.base);
+    log_debug("serve", "recommend request_id=%s user=%s items=%zu", ctx->request_id,
+              in->user_id, rr.n);
+out:
+    free(items);
+    free(ptrs);
+    rank_result_free(&rr);
+    aisle__v1__recommend_request__free_unpacked(in, NULL);
+}
+
+/* Views n profile entries as WeightedId messages in ids/ptrs (n long). */
+static void recommender_weighted(const profile_entry *e, size_t n, Aisle__V1__WeightedId *ids,
+                            Aisle__V1__WeightedId **ptrs) {
+    for (size_t i = 0; i < n; i++) {
+        aisle__v1__weighted_id__init(&ids[i]);
+        ids[i].id = e[i].id;
+        ids[i].weight = e[i].weight;
+        ptrs[i] = &ids[i];
+    }
+}
+
+/* Seen and purchased entries carry a time in ms as their weight. */
+static void recommender_timed(const profile_entry *e, size_t n, Aisle__V1__TimedId *ids,
+                         Aisle__V1__TimedId **ptrs) {
+    for (size_t i = 0; i < n; i++) {
+        aisle__v1__timed_id__init(&ids[i]);
+        ids[i].id = e[i].id;
+        ids[i].last_ms = (int64_t)e[i].weight;
+        ptrs[i] = &ids[i];
+    }
+}
+
+static void recommender_get_profile(const server_call_ctx *ctx, const uint8_t *req,
+                                      size_t len, server_reply *rep) {
+    Aisle__V1__GetProfileRequest *in;
+    Aisle__V1__Profile out = AISLE__V1__PROFILE__INIT;
+    Aisle__V1__WeightedId *ids = NULL, **ptrs = NULL;
+    Aisle__V1__TimedId *tids = NULL, **tptrs = NULL;
+    profile p = {0};
+    size_t nw, nt;
+    char err[256];
+    int rc;
+
+    in = aisle__v1__get_profile_request__unpack(NULL, len, req);
+    if (!in) {
+        server_reply_fail(rep, AISLE_EINVAL,
+                          "request body is not a valid GetProfileRequest");
+        return;
+    }
+    rc = profile_get(ctx->profiles, in->user_id, clock_wall_ms(), SIZE_MAX >> 1, &p,
+                     err, sizeof(err));
+    if (rc != 0) {
+        server_reply_fail(rep, rc, "%s", err);
+        goto out;
+    }
+    nw = p.n_items + p.n_creators + p.n_dismissed + p.n_categories + p.n_brands;
+    nt = p.n_seen + p.n_purchased;
+    ids = calloc(nw + 1, sizeof(*ids));
+    ptrs = calloc(nw + 1, sizeof(*ptrs));
+    tids = calloc(nt + 1, sizeof(*tids));
+    tptrs = calloc(nt + 1, sizeof(*tptrs));
+    if (!ids || !ptrs || !tids || !tptrs) {
+        server_reply_fail(rep, AISLE_ENOMEM, "out of memory");
+        goto out;
+    }
+    out.user_id = in->user_id;
+    out.last_active_ms = p.last_active_ms;
+    nw = 0;
+#define RECOMMENDER_WEIGHTED(field)                                                  \
+    recommender_weighted(p.field, p.n_##field, ids + nw, ptrs + nw);                 \
+    out.field = ptrs + nw;                                                      \
+    out.n_##field = p.n_##field;                                                \
+    nw += p.n_##field
+    RECOMMENDER_WEIGHTED(items);
+    RECOMMENDER_WEIGHTED(creators);
+    RECOMMENDER_WEIGHTED(dismissed);
+    RECOMMENDER_WEIGHTED(categories);
+    RECOMMENDER_WEIGHTED(brands);
+#undef RECOMMENDER_WEIGHTED
+    recommender_timed(p.seen, p.n_seen, tids, tptrs);
+    out.seen = tptrs;
+    out.n_seen = p.n_seen;
+    recommender_timed(p.purchased, p.n_purchased, tids + p.n_seen, tptrs + p.n_seen);
+    out.purchased = tptrs + p.n_seen;
+    out.n_purchased = p.n_purchased;
+    server_reply_pack(rep, &out.base);
+out:
+    free(ids);
+    free(ptrs);
+    free(tids);
+    free(tptrs);
+    profile_clear(&p);
+    aisle__v1__get_profile_request__free_unpacked(in, NULL);
+}
+
+static void recommender_delete_profile(const server_call_ctx *ctx, const uint8_t *req,
+                                         size_t len, server_reply *rep) {
+    Aisle__V1__DeleteProfileRequest *in;
+    Aisle__V1__DeleteProfileResponse out = AISLE__V1__DELETE_PROFILE_RESPONSE__INIT;
+    char err[256];
+    int rc;
+
+    in = aisle__v1__delete_profile_request__unpack(NULL, len, req);
+    if (!in) {
+        server_reply_fail(rep, AISLE_EINVAL,
+                          "request body is not a valid DeleteProfileRequest");
+        return;
+    }
+    rc = profile_delete(ctx->profiles, in->user_id, err, sizeof(err));
+    if (rc < 0) {
+        server_reply_fail(rep, rc, "%s", err);
+    } else {
+        out.existed = rc == 1;
+        server_reply_pack(rep, &out.base);
+        log_info("serve", "profile of user %s deleted on request", in->user_id);
+    }
+    aisle__v1__delete_profile_request__free_unpacked(in, NULL);
+}
+
+static void recommender_health(const server_call_ctx *ctx, const uint8_t *req,
+                                 size_t len, server_reply *rep) {
+    Grpc__Health__V1__HealthCheckRequest *in;
+    Grpc__Health__V1__HealthCheckResponse out =
+        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    const recommender_config *cfg = ctx->arg;
+
+    in = grpc__health__v1__health_check_request__unpack(NULL, len, req);
+    if (!in) {
+        server_reply_fail(rep, AISLE_EINVAL,
+                          "request body is not a valid HealthCheckRequest");
+        return;
+    }
+    if (in->service && *in->service && strcmp(in->service, "aisle.v1.Recommender")) {
+        server_reply_fail(rep, AISLE_ENOTFOUND, "unknown service '%s'", in->service);
+    } else {
+        out.status = !cfg->ready || cfg->ready(cfg->ready_arg)
+                         ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                         : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+        server_reply_pack(rep, &out.base);
+    }
+    grpc__health__v1__health_check_request__free_unpacked(in, NULL);
+}
+
+
+static int recommender_stream_send(void *st, const Aisle__V1__ShopChunk *chunk) {
+    return server_stream_send(st, &chunk->base);
+}
+
+static int recommender_stream_cancelled(void *st) { return server_stream_cancelled(st); }
+
+static void recommender_stream_fail(void *st, int code, const char *msg) {
+    server_stream_fail(st, code, "%s", msg);
+}
+
+static void recommender_shop(const server_call_ctx *ctx, const uint8_t *req, size_t len,
+                             server_stream *st) {
+    const recommender_config *cfg = ctx->arg;
+    shop_sink o = {recommender_stream_send, recommender_stream_cancelled,
+                   recommender_stream_fail, st};
+    shop_call call = {ctx->cat, ctx->profiles, ctx->deadline_ms, ctx->request_id};
+    Aisle__V1__ShopRequest *in = aisle__v1__shop_request__unpack(NULL, len, req);
+    if (!in) {
+        server_stream_fail(st, AISLE_EINVAL, "request body is not a valid ShopRequest");
+        return;
+    }
+    shop_answer(cfg->shop, &call, in, &o);
+    aisle__v1__shop_request__free_unpacked(in, NULL);
+}
+
+void recommender_methods(server_config *cfg, const recommender_config *rc) {
+    const server_method table[] = {
+        {"/aisle.v1.Recommender/Recommend", recommender_recommend, NULL, (void *)rc},
+        {"/aisle.v1.Recommender/GetProfile", recommender_get_profile, NULL, (void *)rc},
+        {"/aisle.v1.Recommender/DeleteProfile", recommender_delete_profile, NULL, (void *)rc},
+        {"/grpc.health.v1.Health/Check", recommender_health, NULL, (void *)rc},
+        {"/aisle.v1.Recommender/Shop", NULL, recommender_shop, (void *)rc},
+    };
+    size_t n = sizeof(table) / sizeof(table[0]) - (rc->shop ? 0 : 1);
+    assert(cfg->n_methods + n <= SERVER_MAX_METHODS);
+    for (size_t i = 0; i < n; i++) cfg->methods[cfg->n_methods++] = table[i];
+}

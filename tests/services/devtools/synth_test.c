@@ -1,0 +1,89 @@
+/* Tests for services/synth: determinism and the taste structure the demo
+ * and the benchmarks rely on. */
+#include "services/devtools/synth.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/test.h"
+
+static float dot(const float *a, const float *b, int d) {
+    float s = 0;
+    for (int i = 0; i < d; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void test_deterministic_and_normalized(void) {
+    synth_config cfg;
+    synth_world *a, *b;
+    char err[256];
+    synth_config_default(&cfg);
+    cfg.n_items = 600;
+    TEST_REQUIRE(synth_world_new(&cfg, &a, err, sizeof(err)) == 0);
+    TEST_REQUIRE(synth_world_new(&cfg, &b, err, sizeof(err)) == 0);
+    TEST_CHECK(memcmp(a->vecs, b->vecs, cfg.n_items * cfg.dim * sizeof(float)) == 0);
+    TEST_CHECK_STR(a->items[17].title, b->items[17].title);
+    for (size_t i = 0; i < cfg.n_items; i++) {
+        TEST_CHECK(fabsf(dot(a->items[i].vec, a->items[i].vec, cfg.dim) - 1) < 1e-4f);
+        TEST_CHECK(a->items[i].price_cents > 0);
+    }
+    synth_world_free(a);
+    synth_world_free(b);
+}
+
+static void test_categories_cluster(void) {
+    synth_config cfg;
+    synth_world *w;
+    char err[256];
+    double same = 0, diff = 0;
+    int ns = 0, nd = 0;
+    synth_config_default(&cfg);
+    cfg.n_items = 400;
+    TEST_REQUIRE(synth_world_new(&cfg, &w, err, sizeof(err)) == 0);
+    for (size_t i = 0; i < 200; i++)
+        for (size_t j = i + 1; j < 200; j++) {
+            float d = dot(w->items[i].vec, w->items[j].vec, cfg.dim);
+            if (w->items[i].cat == w->items[j].cat) same += d, ns++;
+            else diff += d, nd++;
+        }
+    TEST_CHECK(ns > 0 && nd > 0 && same / ns > diff / nd + 0.3);
+    synth_world_free(w);
+}
+
+static void test_signals_follow_tastes(void) {
+    synth_config cfg;
+    synth_world *w;
+    char err[256], ev[32];
+    uint64_t rng = 7;
+    int fav = 0, total = 2000;
+    synth_config_default(&cfg);
+    TEST_REQUIRE(synth_world_new(&cfg, &w, err, sizeof(err)) == 0);
+    for (int i = 0; i < total; i++) {
+        Aisle__V1__Signal s = AISLE__V1__SIGNAL__INIT;
+        synth_next_signal(w, 3, &rng, 1, ev, &s);
+        TEST_CHECK_STR(s.user_id, w->users[3].id);
+        if (s.kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR) continue;
+        int k = w->items[strtoul(s.item_id + 1, NULL, 10)].cat;
+        fav += k == w->users[3].cats[0] || k == w->users[3].cats[1];
+    }
+    TEST_CHECK(fav > total * 6 / 10);
+    synth_world_free(w);
+}
+
+static void test_bad_sizes(void) {
+    synth_config cfg;
+    synth_world *w;
+    char err[256];
+    synth_config_default(&cfg);
+    cfg.dim = 0;
+    TEST_CHECK(synth_world_new(&cfg, &w, err, sizeof(err)) == -1);
+}
+
+int main(void) {
+    TEST_RUN(test_deterministic_and_normalized);
+    TEST_RUN(test_categories_cluster);
+    TEST_RUN(test_signals_follow_tastes);
+    TEST_RUN(test_bad_sizes);
+    return test_summary();
+}

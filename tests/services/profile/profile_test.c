@@ -1,0 +1,379 @@
+/* Tests for services/profile against a real redis-server child: applying,
+ * de-duplication by event id and by offset, decay order, bounds, seen,
+ * purchased, categories and brands, TTL, deletion of every key, kind
+ * weights, validation, popularity, and errors when Redis is away. */
+#include "services/profile/profile.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "services/base/clock.h"
+#include "services/devtools/redisproc.h"
+#include "tests/test.h"
+
+static redisproc rp;
+
+/* Applies signals with no origin (de-duplication by event id only). */
+static int apply(profile_store *ps, Aisle__V1__Signal *const *sigs, size_t n) {
+    profile_event ev[16];
+    char err[256];
+    for (size_t i = 0; i < n; i++)
+        ev[i] = (profile_event){sigs[i], NULL, NULL, NULL, -1};
+    return profile_apply(ps, ev, n, err, sizeof(err));
+}
+
+/* A raw command on the test server, for looking at keys directly. */
+static redisReply *raw(const char *fmt, const char *arg) {
+    redisContext *c = redisConnect("127.0.0.1", rp.port);
+    redisReply *r = c && !c->err ? redisCommand(c, fmt, arg) : NULL;
+    if (c) redisFree(c);
+    return r;
+}
+
+static Aisle__V1__Signal sig(const char *ev, const char *user, int kind, const char *item,
+                             int64_t ts) {
+    Aisle__V1__Signal s = AISLE__V1__SIGNAL__INIT;
+    s.event_id = (char *)ev;
+    s.user_id = (char *)user;
+    s.kind = kind;
+    s.item_id = (char *)item;
+    s.creator_id = "cr";
+    s.ts_ms = ts;
+    return s;
+}
+
+static profile_store *open_store(int max_items) {
+    profile_config cfg;
+    profile_store *ps;
+    char err[256];
+    profile_config_default(&cfg);
+    cfg.half_life_s = 3600;
+    cfg.max_items = max_items;
+    return profile_store_open(rp.addr, &cfg, &ps, err, sizeof(err)) ? NULL : ps;
+}
+
+static void test_apply_dedup_and_order(void) {
+    profile_store *ps = open_store(100);
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s[4] = {
+        sig("e1", "alice", AISLE__V1__SIGNAL_KIND__VIEW, "i1", now),
+        sig("e2", "alice", AISLE__V1__SIGNAL_KIND__PURCHASE, "i2", now),
+        sig("e1", "alice", AISLE__V1__SIGNAL_KIND__VIEW, "i1", now), /* replay */
+        sig("e3", "alice", AISLE__V1__SIGNAL_KIND__VIEW, "i3", now - 3600 * 1000),
+    };
+    Aisle__V1__Signal *ptr[4] = {&s[0], &s[1], &s[2], &s[3]};
+    profile p;
+    char err[256];
+    TEST_REQUIRE(ps != NULL);
+    TEST_CHECK(apply(ps, ptr, 4) == 3);
+    TEST_CHECK(apply(ps, ptr, 4) == 0); /* whole batch replayed */
+    TEST_REQUIRE(profile_get(ps, "alice", now, 10, &p, err, sizeof(err)) == 0);
+    TEST_REQUIRE(p.n_items == 3);
+    TEST_CHECK_STR(p.items[0].id, "i2");
+    TEST_CHECK(fabs(p.items[0].weight - 8.0) < 1e-6);
+    TEST_CHECK(fabs(p.items[1].weight - 1.0) < 1e-6);     /* counted once */
+    TEST_CHECK(fabs(p.items[2].weight - 0.5) < 1e-6);     /* one half-life old */
+    TEST_CHECK(p.n_creators == 1 && p.last_active_ms == now);
+    TEST_CHECK(p.n_dismissed == 0);
+    profile_clear(&p);
+    /* Read an hour later, everything has halved. */
+    TEST_REQUIRE(profile_get(ps, "alice", now + 3600 * 1000, 10, &p, err, sizeof(err)) == 0);
+    TEST_CHECK(fabs(p.items[0].weight - 4.0) < 1e-6);
+    profile_clear(&p);
+    profile_store_close(ps);
+}
+
+/* Eight views by user of items <item>0..7, a second apart, the last a
+ * second before now, with event ids <ev>0..7; the strings live in v. */
+typedef struct views {
+    char ev[8][24], it[8][16];
+    Aisle__V1__Signal s[8];
+    Aisle__V1__Signal *ptr[8];
+} views;
+
+static void views_make(views *v, const char *user, const char *ev, const char *item,
+                       int64_t now) {
+    for (int i = 0; i < 8; i++) {
+        snprintf(v->ev[i], sizeof(v->ev[i]), "%s%d", ev, i);
+        snprintf(v->it[i], sizeof(v->it[i]), "%s%d", item, i);
+        v->s[i] = sig(v->ev[i], user, AISLE__V1__SIGNAL_KIND__VIEW, v->it[i],
+                      now - (8 - i) * 1000);
+        v->ptr[i] = &v->s[i];
+    }
+}
+
+static void test_bounded_and_unknown(void) {
+    profile_store *ps = open_store(3);
+    int64_t now = clock_wall_ms();
+    char err[256];
+    views v;
+    profile p;
+    TEST_REQUIRE(ps != NULL);
+    views_make(&v, "bob", "b", "x", now);
+    TEST_CHECK(apply(ps, v.ptr, 8) == 8);
+    TEST_REQUIRE(profile_get(ps, "bob", now, 100, &p, err, sizeof(err)) == 0);
+    TEST_CHECK(p.n_items == 3);
+    TEST_CHECK(p.n_items == 3 && strcmp(p.items[2].id, "x5") == 0); /* oldest trimmed */
+    profile_clear(&p);
+    TEST_REQUIRE(profile_get(ps, "nobody", now, 100, &p, err, sizeof(err)) == 0);
+    TEST_CHECK(p.n_items == 0 && p.last_active_ms == 0);
+    TEST_CHECK(profile_get(ps, "", now, 100, &p, err, sizeof(err)) == AISLE_EINVAL);
+    profile_store_close(ps);
+}
+
+/* Bounds hold across calls too, as events arrive one call at a time, and
+ * again after a delete. */
+static void test_bounded_across_calls(void) {
+    profile_store *ps = open_store(3);
+    int64_t now = clock_wall_ms();
+    char err[256];
+    views v;
+    profile p;
+    TEST_REQUIRE(ps != NULL);
+    for (int round = 0; round < 2; round++) {
+        views_make(&v, "cleo", round ? "d" : "c", "y", now);
+        for (int i = 0; i < 8; i++) TEST_CHECK(apply(ps, &v.ptr[i], 1) == 1);
+        TEST_REQUIRE(profile_get(ps, "cleo", now, 100, &p, err, sizeof(err)) == 0);
+        TEST_CHECK(p.n_items == 3 && strcmp(p.items[2].id, "y5") == 0);
+        profile_clear(&p);
+        TEST_CHECK(profile_delete(ps, "cleo", err, sizeof(err)) == 1);
+    }
+    profile_store_close(ps);
+}
+
+static void test_validation(void) {
+    int64_t now = clock_wall_ms();
+    char err[256], big[PROFILE_MAX_ID + 2];
+    Aisle__V1__Signal s = sig("e", "u", AISLE__V1__SIGNAL_KIND__CLICK, "i", now);
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == 0);
+    s.kind = 99;
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "kind"));
+    s.kind = AISLE__V1__SIGNAL_KIND__SIGNAL_KIND_UNSPECIFIED;
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1);
+    s.kind = AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR;
+    s.creator_id = "";
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "creator_id"));
+    s = sig("e", "u", AISLE__V1__SIGNAL_KIND__CLICK, "i", now + 2 * 86400000LL);
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "future"));
+    s.ts_ms = now;
+    s.weight = NAN;
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1);
+    s.weight = 1e6f;
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1);
+    s.weight = 0;
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    s.user_id = big;
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "longer"));
+    s.user_id = "tab\there";
+    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "control"));
+}
+
+static void test_popular_counts_only_new_positive_events(void) {
+    profile_store *ps = open_store(100);
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s[3] = {
+        sig("p1", "carol", AISLE__V1__SIGNAL_KIND__PURCHASE, "hot", now),
+        sig("p2", "dave", AISLE__V1__SIGNAL_KIND__VIEW, "warm", now),
+        sig("p3", "dave", AISLE__V1__SIGNAL_KIND__DISMISS, "hot", now),
+    };
+    Aisle__V1__Signal *ptr[3] = {&s[0], &s[1], &s[2]};
+    profile_entry *pop;
+    char err[256];
+    int n;
+    TEST_REQUIRE(ps != NULL);
+    profile p;
+    TEST_CHECK(apply(ps, ptr, 3) == 3);
+    TEST_CHECK(apply(ps, ptr, 3) == 0);
+    TEST_REQUIRE(profile_get(ps, "dave", now, 10, &p, err, sizeof(err)) == 0);
+    TEST_CHECK(p.n_items == 1 && p.n_dismissed == 1);
+    TEST_CHECK(p.n_dismissed == 1 && strcmp(p.dismissed[0].id, "hot") == 0 &&
+               fabs(p.dismissed[0].weight - 4.0) < 1e-6);
+    profile_clear(&p);
+    n = profile_popular(ps, now, 10, &pop, err, sizeof(err));
+    TEST_REQUIRE(n >= 2);
+    TEST_CHECK_STR(pop[0].id, "hot");
+    TEST_CHECK(fabs(pop[0].weight - 8.0) < 1e-6);
+    profile_entries_free(pop, (size_t)n);
+    profile_store_close(ps);
+}
+
+static void test_redis_down_is_an_error_then_recovers(void) {
+    profile_store *ps = open_store(100);
+    int64_t now = clock_wall_ms();
+    char err[256];
+    profile p;
+    TEST_REQUIRE(ps != NULL);
+    TEST_REQUIRE(profile_get(ps, "alice", now, 10, &p, err, sizeof(err)) == 0);
+    profile_clear(&p);
+    redisproc_stop(&rp);
+    TEST_CHECK(profile_get(ps, "alice", now, 10, &p, err, sizeof(err)) == AISLE_EIO);
+    TEST_CHECK(strstr(err, "redis") != NULL);
+    TEST_REQUIRE(redisproc_start(&rp, err, sizeof(err)) == 0);
+    profile_store_close(ps);
+    ps = open_store(100);
+    TEST_REQUIRE(ps != NULL);
+    TEST_CHECK(profile_get(ps, "alice", now, 10, &p, err, sizeof(err)) == 0);
+    profile_clear(&p);
+    profile_store_close(ps);
+}
+
+static void test_offsets_catch_replays_beyond_the_id_window(void) {
+    profile_config cfg;
+    profile_store *ps;
+    int64_t now = clock_wall_ms();
+    char ev[6][16], err[256];
+    Aisle__V1__Signal s[6];
+    profile_event e[6];
+    profile p;
+    profile_config_default(&cfg);
+    cfg.event_window = 2; /* ids alone would forget all but two */
+    TEST_REQUIRE(profile_store_open(rp.addr, &cfg, &ps, err, sizeof(err)) == 0);
+    for (int i = 0; i < 6; i++) {
+        snprintf(ev[i], sizeof(ev[i]), "o%d", i);
+        s[i] = sig(ev[i], "olga", AISLE__V1__SIGNAL_KIND__VIEW, "same", now);
+        e[i] = (profile_event){&s[i], NULL, NULL, "aisle.signals:3", 100 + i};
+    }
+    TEST_CHECK(profile_apply(ps, e, 4, err, sizeof(err)) == 4);
+    /* A rebalance replays offsets 100..105: only the two new ones count. */
+    TEST_CHECK(profile_apply(ps, e, 6, err, sizeof(err)) == 2);
+    TEST_CHECK(profile_apply(ps, e, 6, err, sizeof(err)) == 0);
+    /* Another origin has its own mark; the id window still catches the
+     * last ids re-sent there. */
+    e[5].origin = "aisle.signals:4";
+    TEST_CHECK(profile_apply(ps, &e[5], 1, err, sizeof(err)) == 0);
+    TEST_REQUIRE(profile_get(ps, "olga", now, 10, &p, err, sizeof(err)) == 0);
+    TEST_CHECK(p.n_items == 1 && fabs(p.items[0].weight - 6.0) < 1e-6);
+    profile_clear(&p);
+    profile_store_close(ps);
+}
+
+static void test_seen_purchased_categories_brands(void) {
+    profile_store *ps = open_store(100);
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s[4] = {
+        sig("f1", "fay", AISLE__V1__SIGNAL_KIND__VIEW, "tee", now - 2000),
+        sig("f2", "fay", AISLE__V1__SIGNAL_KIND__PURCHASE, "mug", now - 1000),
+        sig("f3", "fay", AISLE__V1__SIGNAL_KIND__CLICK, "cup", now),
+        sig("f4", "fay", AISLE__V1__SIGNAL_KIND__DISMISS, "hat", now),
+    };
+    profile_event e[4] = {
+        {&s[0], "apparel", "Acme", NULL, -1},
+        {&s[1], "kitchen", "Brew", NULL, -1},
+        {&s[2], "kitchen", NULL, NULL, -1},
+        {&s[3], "apparel", "Acme", NULL, -1},
+    };
+    profile p;
+    char err[256];
+    TEST_REQUIRE(ps != NULL);
+    TEST_REQUIRE(profile_apply(ps, e, 4, err, sizeof(err)) == 4);
+    TEST_REQUIRE(profile_get(ps, "fay", now, 10, &p, err, sizeof(err)) == 0);
+    TEST_REQUIRE(p.n_seen == 3 && p.n_purchased == 1);
+    TEST_CHECK_STR(p.seen[0].id, "cup"); /* most recent first, with its time */
+    TEST_CHECK(p.seen[0].weight == (double)now);
+    TEST_CHECK_STR(p.seen[2].id, "tee");
+    TEST_CHECK_STR(p.purchased[0].id, "mug");
+    /* kitchen: purchase 8 + click 2; apparel: view 1 (a dismissal adds
+     * nothing to a category). */
+    TEST_REQUIRE(p.n_categories == 2 && p.n_brands == 2);
+    TEST_CHECK_STR(p.categories[0].id, "kitchen");
+    TEST_CHECK(fabs(p.categories[0].weight - (8.0 * pow(2, -1000.0 / 3600000) + 2.0)) < 1e-6);
+    TEST_CHECK_STR(p.brands[0].id, "Brew");
+    TEST_CHECK(p.n_dismissed == 1 && p.n_items == 3);
+    profile_clear(&p);
+    /* Deleting erases every key of the user. */
+    TEST_CHECK(profile_delete(ps, "fay", err, sizeof(err)) == 1);
+    redisReply *r = raw("KEYS %s", "aisle:u:{fay}:*");
+    TEST_CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 0);
+    if (r) freeReplyObject(r);
+    TEST_CHECK(profile_delete(ps, "fay", err, sizeof(err)) == 0);
+    profile_store_close(ps);
+}
+
+static void test_ttl_is_set_on_every_key(void) {
+    profile_config cfg;
+    profile_store *ps;
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s = sig("t1", "tim", AISLE__V1__SIGNAL_KIND__PURCHASE, "pen", now);
+    profile_event e = {&s, "office", "Bic", "aisle.signals:0", 7};
+    char err[256];
+    redisReply *keys, *ttl;
+    profile_config_default(&cfg);
+    cfg.ttl_s = 30 * 86400;
+    TEST_REQUIRE(profile_store_open(rp.addr, &cfg, &ps, err, sizeof(err)) == 0);
+    TEST_REQUIRE(profile_apply(ps, &e, 1, err, sizeof(err)) == 1);
+    keys = raw("KEYS %s", "aisle:u:{tim}:*");
+    TEST_REQUIRE(keys && keys->type == REDIS_REPLY_ARRAY);
+    TEST_CHECK(keys->elements == 8); /* all but the dismissed set */
+    for (size_t i = 0; i < keys->elements; i++) {
+        ttl = raw("TTL %s", keys->element[i]->str);
+        TEST_CHECK(ttl && ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 29 * 86400 &&
+                   ttl->integer <= 30 * 86400);
+        if (ttl) freeReplyObject(ttl);
+    }
+    freeReplyObject(keys);
+    profile_store_close(ps);
+}
+
+static void test_kind_weights(void) {
+    profile_config cfg;
+    profile_store *ps;
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s = sig("k1", "kim", AISLE__V1__SIGNAL_KIND__CLICK, "k", now);
+    Aisle__V1__Signal *ptr = &s;
+    profile p;
+    char err[256];
+    profile_config_default(&cfg);
+    TEST_CHECK(profile_parse_kind_weights(&cfg, "Click=7.5,dismiss=9", err, sizeof(err)) == 0);
+    TEST_CHECK(cfg.kind_weights[AISLE__V1__SIGNAL_KIND__CLICK] == 7.5);
+    TEST_CHECK(cfg.kind_weights[AISLE__V1__SIGNAL_KIND__DISMISS] == 9);
+    TEST_CHECK(cfg.kind_weights[AISLE__V1__SIGNAL_KIND__VIEW] == 1);
+    TEST_CHECK(profile_parse_kind_weights(&cfg, "view=0", err, sizeof(err)) == -1 &&
+               strstr(err, "view"));
+    TEST_CHECK(profile_parse_kind_weights(&cfg, "wink=2", err, sizeof(err)) == -1 &&
+               strstr(err, "wink"));
+    TEST_CHECK(profile_parse_kind_weights(&cfg, "view=2,click", err, sizeof(err)) == -1);
+    TEST_CHECK(profile_parse_kind_weights(&cfg, "view=2x", err, sizeof(err)) == -1);
+    TEST_CHECK(cfg.kind_weights[AISLE__V1__SIGNAL_KIND__VIEW] == 1); /* unchanged */
+    TEST_REQUIRE(profile_store_open(rp.addr, &cfg, &ps, err, sizeof(err)) == 0);
+    TEST_REQUIRE(apply(ps, &ptr, 1) == 1);
+    TEST_REQUIRE(profile_get(ps, "kim", now, 10, &p, err, sizeof(err)) == 0);
+    TEST_CHECK(p.n_items == 1 && fabs(p.items[0].weight - 7.5) < 1e-6);
+    profile_clear(&p);
+    profile_store_close(ps);
+}
+
+static void test_bad_addresses(void) {
+    profile_config cfg;
+    profile_store *ps;
+    char err[256];
+    profile_config_default(&cfg);
+    TEST_CHECK(profile_store_open("nocolon", &cfg, &ps, err, sizeof(err)) == -1);
+    TEST_CHECK(profile_store_open("h:99999", &cfg, &ps, err, sizeof(err)) == -1);
+    cfg.max_items = 0;
+    TEST_CHECK(profile_store_open("h:1", &cfg, &ps, err, sizeof(err)) == -1);
+}
+
+int main(void) {
+    char err[256];
+    if (redisproc_start(&rp, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cannot start redis-server: %s\n", err);
+        return 1;
+    }
+    TEST_RUN(test_apply_dedup_and_order);
+    TEST_RUN(test_bounded_and_unknown);
+    TEST_RUN(test_bounded_across_calls);
+    TEST_RUN(test_validation);
+    TEST_RUN(test_popular_counts_only_new_positive_events);
+    TEST_RUN(test_redis_down_is_an_error_then_recovers);
+    TEST_RUN(test_offsets_catch_replays_beyond_the_id_window);
+    TEST_RUN(test_seen_purchased_categories_brands);
+    TEST_RUN(test_ttl_is_set_on_every_key);
+    TEST_RUN(test_kind_weights);
+    TEST_RUN(test_bad_addresses);
+    redisproc_stop(&rp);
+    return test_summary();
+}
