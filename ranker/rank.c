@@ -1,4 +1,4 @@
-/* rank: candidate retrieval, filtering, scoring and reasons. */
+/* rank: sources into one candidate pool, features, selection, reasons. */
 #include "ranker/rank.h"
 
 #include <assert.h>
@@ -9,25 +9,125 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ranker/lexical.h"
 #include "services/base/strmap.h"
 
 #define RANK_CREATOR_BOOST 0.05f
 #define RANK_MAX_CANDIDATES 2000
+#define RANK_TOP_CREATORS 5   /* creators the creators source draws from */
+#define RANK_CREATOR_SCAN 20000 /* newest slots it looks through */
+#define RANK_SEED_ITEMS 3     /* heaviest profile items whose neighbours are asked */
+#define RANK_SEED_RECENT 2    /* most recently seen items likewise */
+#define RANK_QUOTE 60         /* longest query quoted in a reason */
+
+/* How the profile's ids are marked in rank_state.seen. */
+enum { RANK_IN_ITEMS = 1, RANK_IN_DISMISSED = 2, RANK_IN_SEEN = 4, RANK_IN_PURCHASED = 8 };
+
+static const char *const rank_source_names[RANK_SRC_COUNT] = {
+    "profile", "neighbours", "creators", "popular", "query", "query_vector", "context", "fill"};
+
+const char *rank_source_name(int source) {
+    assert(source >= 0 && source < RANK_SRC_COUNT);
+    return rank_source_names[source];
+}
+
+/* Budgets and weights by source, in enum order. What the caller asks for
+ * in the request (words, a vector, a context item) outweighs the profile's
+ * guess: a full-strength match adds 2, a perfect personal score about 1.
+ * The exact settings keep
+ * the ranker the quality bench measures: profile and neighbours only (the
+ * request's own sources when it sets them), raw scores, no MMR, no caps. */
+static const rank_settings rank_surfaces[] = {
+    {.name = "",
+     .budget = {0, 0, 0, 0, 200, 200, 200, 0},
+     .weight = {1, 0, 0, 0, 2, 2, 2, 0},
+     .mmr_lambda = 1,
+     .context_phrase = "Similar to \"%s\", the product you are looking at"},
+    {.name = "home",
+     .budget = {200, 100, 50, 100, 200, 200, 100, 0},
+     .weight = {1, 0.05f, 0.1f, 0.1f, 2, 2, 1, 0},
+     .w_category = 0.05f,
+     .w_brand = 0.03f,
+     .mmr_lambda = 0.7f,
+     .cap_creator = 3,
+     .cap_brand = 3,
+     .context_phrase = "Similar to \"%s\", the product you are looking at"},
+    {.name = "product_page",
+     .budget = {100, 50, 20, 50, 200, 200, 300, 0},
+     .weight = {0.5f, 0.05f, 0.05f, 0.05f, 2, 2, 2, 0},
+     .w_category = 0.02f,
+     .mmr_lambda = 0.85f,
+     .cap_creator = 4,
+     .context_phrase = "Similar to \"%s\", the product you are looking at"},
+    {.name = "cart",
+     .budget = {100, 100, 20, 50, 200, 200, 300, 0},
+     .weight = {0.5f, 0.1f, 0.05f, 0.1f, 2, 2, 2, 0},
+     .w_brand = 0.05f,
+     .mmr_lambda = 0.6f,
+     .cap_creator = 2,
+     .cap_category = 4,
+     .context_phrase = "Goes with \"%s\" in your cart"},
+    {.name = "similar",
+     .budget = {0, 0, 0, 0, 200, 200, 400, 0},
+     .weight = {0.2f, 0, 0, 0, 2, 2, 2, 0},
+     .mmr_lambda = 0.9f,
+     .context_phrase = "Like \"%s\""},
+};
+
+const rank_settings *rank_surface(const char *name) {
+    for (size_t i = 0; i < sizeof(rank_surfaces) / sizeof(rank_surfaces[0]); i++)
+        if (strcmp(rank_surfaces[i].name, name ? name : "") == 0) return &rank_surfaces[i];
+    return NULL;
+}
+
+uint32_t rank_item_hash(const char *item_id) {
+    return (uint32_t)strmap_hash(item_id, strlen(item_id));
+}
+
+/* One item in the pool, with what each source and the profile say of it. */
+typedef struct rank_cand {
+    size_t slot;
+    float raw[RANK_SRC_COUNT]; /* each source's own score (its best) */
+    float search;              /* the profile search's score; NAN when not a hit */
+    float score;               /* the combined score */
+    unsigned sources;
+    int creator; /* index into p->creators, or -1 */
+} rank_cand;
 
 /* Working state of one ranking call; everything here is freed by
  * rank_state_free. */
 typedef struct rank_state {
     catalog *c;
+    const rank_request *req;
     const rank_profile *p;
     const rank_filter *filter;
-    strmap seen;     /* ids of profile, dismissed, seen and purchased items */
-    strmap creators; /* creator id → index into p->creators */
-    strmap taken;    /* item ids already in the result */
-    size_t *pslots;  /* catalog slot of each profile item, or SIZE_MAX */
-    float *u;        /* user vector */
+    const rank_settings *set;
+    strmap seen;       /* profile ids → RANK_IN_* flags */
+    strmap creators;   /* creator id → index into p->creators */
+    strmap categories; /* category → index into p->categories */
+    strmap brands;     /* brand → index into p->brands */
+    strmap taken;      /* item ids already in the result */
+    size_t *pslots;    /* catalog slot of each profile item, or SIZE_MAX */
+    float *u;          /* user vector */
+    double wsum;
+    int personal;      /* whether u means anything */
+    float *ns;         /* Σ_i w_i·N_i(j) by slot; NULL when no neighbours */
+    float *lex;        /* BM25 by slot when the request has words */
+    size_t ctx;        /* the context item's slot, or SIZE_MAX */
+    uint32_t *at;      /* pool index + 1 by slot; UINT32_MAX = ineligible */
+    rank_cand *pool;
+    size_t npool, poolcap;
+    const rank_entry *popular; /* fetched once, owned by the callback */
+    size_t n_popular;
+    int popular_read;
     rank_result *out;
     size_t cap;
 } rank_state;
+
+static int rank_cand_cmp(const void *a, const void *b) {
+    const rank_cand *x = a, *y = b;
+    return (x->score < y->score) - (x->score > y->score);
+}
 
 static void rank_hit_clear(rank_hit *h) {
     free(h->item.item_id);
@@ -49,9 +149,15 @@ void rank_result_free(rank_result *r) {
 static void rank_state_free(rank_state *st) {
     strmap_free(&st->seen);
     strmap_free(&st->creators);
+    strmap_free(&st->categories);
+    strmap_free(&st->brands);
     strmap_free(&st->taken);
     free(st->pslots);
     free(st->u);
+    free(st->ns);
+    free(st->lex);
+    free(st->at);
+    free(st->pool);
 }
 
 static int rank_reason(rank_hit *h, const char *fmt, ...)
@@ -72,7 +178,7 @@ static int rank_reason(rank_hit *h, const char *fmt, ...) {
 
 /* Appends the item in slot with score; the caller adds reasons to the
  * returned hit. NULL when out of memory. */
-static rank_hit *rank_push(rank_state *st, size_t slot, float score) {
+static rank_hit *rank_push(rank_state *st, size_t slot, float score, unsigned sources) {
     const catalog_item *it = catalog_at(st->c, slot);
     rank_hit *h = &st->out->hits[st->out->n];
     h->item.item_id = strdup(it->item_id);
@@ -83,6 +189,9 @@ static rank_hit *rank_push(rank_state *st, size_t slot, float score) {
     h->item.price_cents = it->price_cents;
     h->item.in_stock = it->in_stock;
     h->score = score;
+    h->sources = sources;
+    for (int s = 0; s < RANK_SRC_COUNT; s++)
+        if (sources & 1u << s) h->source_names[h->n_sources++] = rank_source_names[s];
     st->out->n++;
     if (!h->item.item_id || !h->item.title || !h->item.creator_id ||
         !h->item.category || !h->item.brand ||
@@ -95,23 +204,47 @@ static int rank_field_is(const char *want, const char *have) {
     return !want || !*want || strcmp(want, have) == 0;
 }
 
+static int rank_in(const char *const *list, size_t n, const char *s) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], s) == 0) return 1;
+    return 0;
+}
+
 int rank_filter_pass(const rank_filter *f, const catalog_item *it) {
     if (!f) return 1;
-    for (size_t i = 0; i < f->n_exclude_categories; i++)
-        if (strcmp(f->exclude_categories[i], it->category) == 0) return 0;
     return (f->max_price_cents <= 0 || it->price_cents <= f->max_price_cents) &&
            (f->min_price_cents <= 0 || it->price_cents >= f->min_price_cents) &&
            rank_field_is(f->category, it->category) && rank_field_is(f->brand, it->brand) &&
-           rank_field_is(f->creator_id, it->creator_id);
+           rank_field_is(f->creator_id, it->creator_id) &&
+           (!f->n_categories || rank_in(f->categories, f->n_categories, it->category)) &&
+           (!f->n_brands || rank_in(f->brands, f->n_brands, it->brand)) &&
+           (!f->n_creators || rank_in(f->creators, f->n_creators, it->creator_id)) &&
+           !rank_in(f->exclude_categories, f->n_exclude_categories, it->category) &&
+           !rank_in(f->exclude_brands, f->n_exclude_brands, it->brand) &&
+           !rank_in(f->exclude_creators, f->n_exclude_creators, it->creator_id) &&
+           !rank_in(f->exclude_item_ids, f->n_exclude_item_ids, it->item_id);
 }
 
-/* Whether slot may be recommended at all. */
+static int rank_hash_cmp(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Whether slot may be recommended at all: every source and the fill go
+ * through here, so no path lets an excluded item through. */
 static int rank_eligible(rank_state *st, size_t slot) {
     const catalog_item *it = catalog_at(st->c, slot);
     size_t dummy;
-    return it && it->in_stock && rank_filter_pass(st->filter, it) &&
-           strmap_get(&st->seen, it->item_id, strlen(it->item_id), &dummy) != 0 &&
-           strmap_get(&st->taken, it->item_id, strlen(it->item_id), &dummy) != 0;
+    uint32_t h;
+    if (!it || (!it->in_stock && !(st->filter && st->filter->include_out_of_stock)) ||
+        !rank_filter_pass(st->filter, it) || (st->lex && st->lex[slot] <= 0) ||
+        slot == st->ctx ||
+        strmap_get(&st->seen, it->item_id, strlen(it->item_id), &dummy) == 0 ||
+        strmap_get(&st->taken, it->item_id, strlen(it->item_id), &dummy) == 0)
+        return 0;
+    h = rank_item_hash(it->item_id);
+    return !st->req->n_served ||
+           !bsearch(&h, st->req->served, st->req->n_served, sizeof(h), rank_hash_cmp);
 }
 
 /* OpenBLAS's dot has SIMD kernels; learned vectors run to 512 floats. */
@@ -119,15 +252,75 @@ static float rank_dot(const float *a, const float *b, int d) {
     return cblas_sdot(d, a, 1, b, 1);
 }
 
-typedef struct rank_cand {
-    size_t slot;
-    float score;
-    int creator; /* index into p->creators, or -1 */
-} rank_cand;
+/* Offers slot to the pool from source src with score. Returns 1 when the
+ * item is (now or already) a candidate, 0 when it is not eligible, or
+ * AISLE_ENOMEM. */
+static int rank_offer(rank_state *st, size_t slot, int src, float score) {
+    rank_cand *cd;
+    if (slot >= catalog_slot_limit(st->c)) return 0;
+    if (st->at[slot] == UINT32_MAX) return 0;
+    if (!st->at[slot]) {
+        if (!rank_eligible(st, slot)) {
+            st->at[slot] = UINT32_MAX;
+            return 0;
+        }
+        if (st->npool == st->poolcap) {
+            size_t cap = st->poolcap ? st->poolcap * 2 : 256;
+            rank_cand *g = realloc(st->pool, cap * sizeof(*g));
+            if (!g) return AISLE_ENOMEM;
+            st->pool = g;
+            st->poolcap = cap;
+        }
+        cd = &st->pool[st->npool++];
+        memset(cd, 0, sizeof(*cd));
+        cd->slot = slot;
+        cd->search = NAN;
+        cd->creator = -1;
+        st->at[slot] = (uint32_t)st->npool;
+    }
+    cd = &st->pool[st->at[slot] - 1];
+    if (!(cd->sources & 1u << src) || score > cd->raw[src]) cd->raw[src] = score;
+    cd->sources |= 1u << src;
+    return 1;
+}
 
-static int rank_cand_cmp(const void *a, const void *b) {
-    const rank_cand *x = a, *y = b;
-    return (x->score < y->score) - (x->score > y->score);
+/* Offers the k best items by inner product with q from source src; the
+ * profile source keeps each hit's search score. */
+static int rank_offer_search(rank_state *st, const float *q, int k, int src, char *err,
+                             size_t errlen) {
+    size_t *slots;
+    float *scores;
+    int n, rc = AISLE_OK;
+    if (k <= 0) return AISLE_OK;
+    slots = malloc((size_t)k * sizeof(*slots));
+    scores = malloc((size_t)k * sizeof(*scores));
+    if (!slots || !scores) {
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    } else if ((n = catalog_search(st->c, q, k, slots, scores)) < 0) {
+        rc = status_fail(AISLE_EINTERNAL, err, errlen, "vector search failed");
+    } else {
+        for (int i = 0; i < n && rc == AISLE_OK; i++) {
+            int got = rank_offer(st, slots[i], src, scores[i]);
+            if (got < 0) rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+            else if (got && src == RANK_SRC_PROFILE)
+                st->pool[st->at[slots[i]] - 1].search = scores[i];
+        }
+    }
+    free(slots);
+    free(scores);
+    return rc;
+}
+
+/* How deep to search: a source's budget, more when a filter or a query
+ * drops many, never less than the page plus what the profile and earlier
+ * pages leave out. */
+static int rank_depth(const rank_state *st, int budget) {
+    const rank_profile *p = st->p;
+    size_t k = st->cap + p->n_items + p->n_dismissed + p->n_seen + p->n_purchased +
+               st->req->n_served + 16;
+    if ((size_t)budget > k) k = (size_t)budget;
+    if (st->filter || st->lex) k *= 8;
+    return k > RANK_MAX_CANDIDATES ? RANK_MAX_CANDIDATES : (int)k;
 }
 
 /* Weight of j in slot's neighbour list, 0 when absent. */
@@ -146,6 +339,7 @@ static int rank_because(const rank_state *st, size_t j) {
     const rank_profile *p = st->p;
     int d = catalog_dim(st->c), best_i = -1;
     float best = -INFINITY;
+    if (!st->personal) return -1;
     for (size_t i = 0; i < p->n_items; i++) {
         float contrib;
         if (st->pslots[i] == SIZE_MAX || p->items[i].weight <= 0) continue;
@@ -161,55 +355,14 @@ static int rank_because(const rank_state *st, size_t j) {
     return best_i;
 }
 
-/* Adds Σ_i w_i·N_i(j) for every j in the profile items' neighbour lists
- * into ns (dense by slot); each slot touched is listed once in *touched.
- * Returns the number touched, or -1 when out of memory. The caller frees
- * *ns, *mark and *touched. */
-static long rank_neighbour_scores(const rank_state *st, float **ns, unsigned char **mark,
-                                  size_t **touched) {
-    const rank_profile *p = st->p;
-    size_t limit = catalog_slot_limit(st->c), n = 0, cap = 0;
-    *ns = NULL;
-    *mark = NULL;
-    *touched = NULL;
-    for (size_t i = 0; i < p->n_items; i++) {
-        const uint32_t *nb;
-        const float *w;
-        size_t m;
-        if (st->pslots[i] == SIZE_MAX) continue;
-        catalog_neighbours(st->c, st->pslots[i], &nb, &w, &m);
-        for (size_t e = 0; e < m; e++) {
-            size_t j = nb[e];
-            if (j >= limit) continue;
-            if (!*ns) {
-                *ns = calloc(limit, sizeof(float));
-                *mark = calloc(limit, 1);
-                if (!*ns || !*mark) return -1;
-            }
-            if (!(*mark)[j]) {
-                if (n == cap) {
-                    size_t *t = realloc(*touched, (cap = cap ? cap * 2 : 1024) * sizeof(size_t));
-                    if (!t) return -1;
-                    *touched = t;
-                }
-                (*touched)[n++] = j;
-                (*mark)[j] = 1;
-            }
-            (*ns)[j] += (float)p->items[i].weight * w[e];
-        }
-    }
-    return (long)n;
-}
-
 /* u = (Σ_i w_i·P[i] − Σ_d w_d·P[d]) / Σ|w| over the profile's items and
- * dismissed items, recording each profile item's slot in st->pslots.
- * Sets *wsum to Σ|w| and returns how many profile items the catalog knows,
- * or AISLE_ENOMEM. */
-static long rank_user_vector(rank_state *st, double *wsum) {
+ * dismissed items, recording each profile item's slot in st->pslots; sets
+ * st->personal when the catalog knows a profile item. */
+static int rank_user_vector(rank_state *st) {
     const rank_profile *p = st->p;
     int d = catalog_dim(st->c);
     long nlive = 0;
-    *wsum = 0;
+    st->wsum = 0;
     st->u = calloc((size_t)d, sizeof(float));
     st->pslots = malloc((p->n_items + 1) * sizeof(size_t));
     if (!st->u || !st->pslots) return AISLE_ENOMEM;
@@ -220,7 +373,7 @@ static long rank_user_vector(rank_state *st, double *wsum) {
         st->pslots[i] = slot;
         const float *v = catalog_query_vector(st->c, slot);
         for (int j = 0; j < d; j++) st->u[j] += (float)p->items[i].weight * v[j];
-        *wsum += fabs(p->items[i].weight);
+        st->wsum += fabs(p->items[i].weight);
         nlive++;
     }
     /* Dismissed items push the user vector away from themselves. */
@@ -229,20 +382,177 @@ static long rank_user_vector(rank_state *st, double *wsum) {
         if (catalog_lookup(st->c, p->dismissed[i].id, &slot) != AISLE_OK) continue;
         const float *v = catalog_query_vector(st->c, slot);
         for (int j = 0; j < d; j++) st->u[j] -= (float)p->dismissed[i].weight * v[j];
-        *wsum += fabs(p->dismissed[i].weight);
+        st->wsum += fabs(p->dismissed[i].weight);
     }
-    if (nlive > 0 && *wsum > 0)
-        for (int j = 0; j < d; j++) st->u[j] /= (float)*wsum;
-    return nlive;
+    st->personal = nlive > 0 && st->wsum > 0;
+    if (st->personal)
+        for (int j = 0; j < d; j++) st->u[j] /= (float)st->wsum;
+    return AISLE_OK;
 }
 
-/* How many index hits to ask for: enough for the page plus everything the
- * profile will exclude, more when a request filter drops many. */
-static int rank_search_depth(const rank_state *st) {
+/* The profile source: the index's top hits for u, then every item in a
+ * profile item's neighbour list, with Σ_i w_i·N_i(j) into st->ns. With
+ * non-negative neighbour weights nothing outside both can beat the last
+ * index hit on the personal score. */
+static int rank_source_profile(rank_state *st, char *err, size_t errlen) {
     const rank_profile *p = st->p;
-    size_t k = st->cap + p->n_items + p->n_dismissed + p->n_seen + p->n_purchased + 16;
-    if (st->filter) k *= 8;
-    return k > RANK_MAX_CANDIDATES ? RANK_MAX_CANDIDATES : (int)k;
+    size_t limit = catalog_slot_limit(st->c);
+    int rc;
+    if (!st->personal) return AISLE_OK;
+    rc = rank_offer_search(st, st->u, rank_depth(st, st->set->budget[RANK_SRC_PROFILE]),
+                           RANK_SRC_PROFILE, err, errlen);
+    for (size_t i = 0; i < p->n_items && rc == AISLE_OK; i++) {
+        const uint32_t *nb;
+        const float *w;
+        size_t m;
+        if (st->pslots[i] == SIZE_MAX) continue;
+        catalog_neighbours(st->c, st->pslots[i], &nb, &w, &m);
+        for (size_t e = 0; e < m; e++) {
+            if (nb[e] >= limit) continue;
+            if (!st->ns && !(st->ns = calloc(limit, sizeof(float))))
+                return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+            st->ns[nb[e]] += (float)p->items[i].weight * w[e];
+        }
+    }
+    /* Offered after the sums, in slot order of first appearance. */
+    for (size_t i = 0; i < p->n_items && rc == AISLE_OK && st->ns; i++) {
+        const uint32_t *nb;
+        const float *w;
+        size_t m;
+        if (st->pslots[i] == SIZE_MAX) continue;
+        catalog_neighbours(st->c, st->pslots[i], &nb, &w, &m);
+        for (size_t e = 0; e < m && rc == AISLE_OK; e++)
+            if (nb[e] < limit && rank_offer(st, nb[e], RANK_SRC_NEIGHBOURS, st->ns[nb[e]]) < 0)
+                rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    }
+    return rc;
+}
+
+/* Nearest items by vector to the heaviest and the most recently seen
+ * profile items: item-to-item neighbours that need no learned lists. */
+static int rank_source_neighbours(rank_state *st, char *err, size_t errlen) {
+    const rank_profile *p = st->p;
+    int budget = st->set->budget[RANK_SRC_NEIGHBOURS], per, rc = AISLE_OK;
+    size_t seeds[RANK_SEED_ITEMS + RANK_SEED_RECENT], n = 0, slot;
+    if (budget <= 0 || !st->personal) return AISLE_OK;
+    for (size_t i = 0; i < p->n_items && n < RANK_SEED_ITEMS; i++)
+        if (st->pslots[i] != SIZE_MAX) seeds[n++] = st->pslots[i];
+    for (size_t i = 0; i < p->n_seen && n < RANK_SEED_ITEMS + RANK_SEED_RECENT; i++)
+        if (catalog_lookup(st->c, p->seen[i].id, &slot) == AISLE_OK) seeds[n++] = slot;
+    per = budget / (int)(n ? n : 1) + 1;
+    for (size_t i = 0; i < n && rc == AISLE_OK; i++)
+        rc = rank_offer_search(st, catalog_vector(st->c, seeds[i]), per, RANK_SRC_NEIGHBOURS,
+                               err, errlen);
+    return rc;
+}
+
+/* Items of the creators the user engages with most, newest slots first
+ * (slots are handed out as items arrive), scored by the creator's weight. */
+static int rank_source_creators(rank_state *st, char *err, size_t errlen) {
+    const rank_profile *p = st->p;
+    size_t limit = catalog_slot_limit(st->c), top = p->n_creators, ci;
+    int budget = st->set->budget[RANK_SRC_CREATORS], got = 0;
+    double heaviest;
+    if (budget <= 0 || top == 0 || p->creators[0].weight <= 0) return AISLE_OK;
+    if (top > RANK_TOP_CREATORS) top = RANK_TOP_CREATORS;
+    heaviest = p->creators[0].weight;
+    for (size_t k = 0; k < RANK_CREATOR_SCAN && k < limit && got < budget; k++) {
+        size_t slot = limit - 1 - k;
+        const catalog_item *it = catalog_at(st->c, slot);
+        int r;
+        if (!it || !*it->creator_id ||
+            strmap_get(&st->creators, it->creator_id, strlen(it->creator_id), &ci) ||
+            ci >= top || p->creators[ci].weight <= 0)
+            continue;
+        if ((r = rank_offer(st, slot, RANK_SRC_CREATORS,
+                            (float)(p->creators[ci].weight / heaviest))) < 0)
+            return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+        got += r;
+    }
+    return AISLE_OK;
+}
+
+/* The popular list, asked of the callback once per call. */
+static int rank_popular_list(rank_state *st, char *err, size_t errlen) {
+    int rc;
+    if (st->popular_read || !st->req->popular) return AISLE_OK;
+    st->popular_read = 1;
+    rc = st->req->popular(st->req->popular_arg, &st->popular, &st->n_popular, err, errlen);
+    if (rc != AISLE_OK) st->n_popular = 0;
+    return rc;
+}
+
+static int rank_source_popular(rank_state *st, char *err, size_t errlen) {
+    int budget = st->set->budget[RANK_SRC_POPULAR], got = 0, rc;
+    double top;
+    if (budget <= 0) return AISLE_OK;
+    if ((rc = rank_popular_list(st, err, errlen)) != AISLE_OK) return rc;
+    top = st->n_popular && st->popular[0].weight > 0 ? st->popular[0].weight : 1;
+    for (size_t i = 0; i < st->n_popular && got < budget; i++) {
+        size_t slot;
+        int r;
+        if (catalog_lookup(st->c, st->popular[i].id, &slot) != AISLE_OK) continue;
+        if ((r = rank_offer(st, slot, RANK_SRC_POPULAR, (float)(st->popular[i].weight / top))) <
+            0)
+            return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+        got += r;
+    }
+    return AISLE_OK;
+}
+
+/* The best lexical matches (st->lex is already scored). */
+static int rank_source_query(rank_state *st, char *err, size_t errlen) {
+    size_t limit = catalog_slot_limit(st->c), n = 0;
+    size_t budget = (size_t)st->set->budget[RANK_SRC_QUERY];
+    rank_cand *best;
+    if (!st->lex || budget == 0) return AISLE_OK;
+    for (size_t slot = 0; slot < limit; slot++) n += st->lex[slot] > 0;
+    if (!(best = malloc(n * sizeof(*best) + 1)))
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    n = 0;
+    for (size_t slot = 0; slot < limit; slot++)
+        if (st->lex[slot] > 0) best[n++] = (rank_cand){.slot = slot, .score = st->lex[slot]};
+    qsort(best, n, sizeof(*best), rank_cand_cmp);
+    for (size_t i = 0, got = 0; i < n && got < budget; i++) {
+        int r = rank_offer(st, best[i].slot, RANK_SRC_QUERY, best[i].score);
+        if (r < 0) {
+            free(best);
+            return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+        }
+        got += (size_t)r;
+    }
+    free(best);
+    return AISLE_OK;
+}
+
+/* The context item's learned neighbours, then its nearest by vector. */
+static int rank_source_context(rank_state *st, char *err, size_t errlen) {
+    const uint32_t *nb;
+    const float *w;
+    size_t m;
+    if (st->ctx == SIZE_MAX || st->set->budget[RANK_SRC_CONTEXT] <= 0) return AISLE_OK;
+    catalog_neighbours(st->c, st->ctx, &nb, &w, &m);
+    for (size_t e = 0; e < m; e++)
+        if (rank_offer(st, nb[e], RANK_SRC_CONTEXT,
+                       rank_dot(catalog_vector(st->c, st->ctx), catalog_vector(st->c, nb[e]),
+                                catalog_dim(st->c))) < 0)
+            return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    return rank_offer_search(st, catalog_vector(st->c, st->ctx),
+                             rank_depth(st, st->set->budget[RANK_SRC_CONTEXT]),
+                             RANK_SRC_CONTEXT, err, errlen);
+}
+
+static int rank_sources(rank_state *st, char *err, size_t errlen) {
+    int rc;
+    if ((rc = rank_source_profile(st, err, errlen)) || (rc = rank_source_neighbours(st, err, errlen)) ||
+        (rc = rank_source_creators(st, err, errlen)) || (rc = rank_source_popular(st, err, errlen)) ||
+        (rc = rank_source_query(st, err, errlen)) || (rc = rank_source_context(st, err, errlen)))
+        return rc;
+    if (st->req->query_vector && st->set->budget[RANK_SRC_VECTOR] > 0)
+        return rank_offer_search(st, st->req->query_vector,
+                                 rank_depth(st, st->set->budget[RANK_SRC_VECTOR]),
+                                 RANK_SRC_VECTOR, err, errlen);
+    return AISLE_OK;
 }
 
 /* The creator boost of item it: a share of RANK_CREATOR_BOOST by how much
@@ -261,153 +571,340 @@ static float rank_creator_boost(const rank_state *st, const catalog_item *it, in
     return RANK_CREATOR_BOOST * (float)fmin(1.0, p->creators[ci].weight / top);
 }
 
-/* Eligible candidates with their scores: the n index hits (slots, scores)
- * first, then the neighbour-list slots not among them. mark (may be NULL)
- * is dense by slot; 2 means "already a candidate". Returns the count. */
-static size_t rank_candidates(rank_state *st, const size_t *slots, const float *scores,
-                              int n, const size_t *touched, long ntouched, const float *ns,
-                              unsigned char *mark, double wsum, rank_cand *cands) {
-    int d = catalog_dim(st->c);
-    size_t ncands = 0;
-    for (long i = 0; i < n + ntouched; i++) {
-        size_t j = i < n ? slots[i] : touched[i - n];
-        rank_cand *cd;
-        if (mark && mark[j] == 2) continue;
-        if (mark) mark[j] = 2;
-        if (!rank_eligible(st, j)) continue;
-        cd = &cands[ncands++];
-        cd->slot = j;
-        cd->score = (i < n ? scores[i] : rank_dot(st->u, catalog_vector(st->c, j), d)) +
-                    ((ns ? ns[j] : 0.0f) + catalog_bias(st->c, j)) / (float)wsum;
-        cd->score += rank_creator_boost(st, catalog_at(st->c, j), &cd->creator);
-    }
-    return ncands;
+/* A share in [0, 1] of the heaviest entry's weight for name in m. */
+static float rank_affinity(const strmap *m, const rank_entry *list, const char *name) {
+    size_t i;
+    if (!*name || strmap_get(m, name, strlen(name), &i) != AISLE_OK || list[0].weight <= 0 ||
+        list[i].weight <= 0)
+        return 0.0f;
+    return (float)fmin(1.0, list[i].weight / list[0].weight);
 }
 
-/* Appends cand to the result with the reasons that explain it. */
-static int rank_explain(rank_state *st, const rank_cand *cand) {
-    int because = rank_because(st, cand->slot);
-    rank_hit *h = rank_push(st, cand->slot, cand->score);
-    if (!h) return AISLE_ENOMEM;
-    if (because >= 0) {
-        const catalog_item *src = catalog_at(st->c, st->pslots[because]);
-        if (rank_reason(h, "Similar to \"%s\", which you showed interest in",
-                        *src->title ? src->title : src->item_id) != AISLE_OK)
-            return AISLE_ENOMEM;
+/* The combined score of every candidate: the personal score (the offline
+ * formula plus the creator boost) times the profile weight, each other
+ * source's score over its best, and the category and brand affinities.
+ * Terms whose weight is 0 are skipped, so the exact settings give the
+ * personal score bit for bit. */
+static void rank_score(rank_state *st) {
+    const rank_settings *set = st->set;
+    float best[RANK_SRC_COUNT] = {0};
+    int d = catalog_dim(st->c);
+    for (size_t i = 0; i < st->npool; i++)
+        for (int s = 0; s < RANK_SRC_COUNT; s++)
+            if (st->pool[i].raw[s] > best[s]) best[s] = st->pool[i].raw[s];
+    for (size_t i = 0; i < st->npool; i++) {
+        rank_cand *cd = &st->pool[i];
+        const catalog_item *it = catalog_at(st->c, cd->slot);
+        float personal = 0.0f, boost = rank_creator_boost(st, it, &cd->creator);
+        if (st->personal) {
+            personal = (isnan(cd->search) ? rank_dot(st->u, catalog_vector(st->c, cd->slot), d)
+                                          : cd->search) +
+                       ((st->ns ? st->ns[cd->slot] : 0.0f) + catalog_bias(st->c, cd->slot)) /
+                           (float)st->wsum;
+            personal += boost;
+        }
+        cd->score = set->weight[RANK_SRC_PROFILE] * personal;
+        for (int s = RANK_SRC_PROFILE + 1; s < RANK_SRC_COUNT; s++)
+            if (set->weight[s] != 0 && (cd->sources & 1u << s) && best[s] > 0)
+                cd->score += set->weight[s] * cd->raw[s] / best[s];
+        if (set->w_category != 0)
+            cd->score += set->w_category *
+                         rank_affinity(&st->categories, st->p->categories, it->category);
+        if (set->w_brand != 0)
+            cd->score += set->w_brand * rank_affinity(&st->brands, st->p->brands, it->brand);
     }
-    if (cand->creator >= 0 &&
-        rank_reason(h, "From %s, a creator you engage with",
-                    st->p->creators[cand->creator].id) != AISLE_OK)
-        return AISLE_ENOMEM;
-    if (h->n_reasons == 0 &&
-        rank_reason(h, "Matches your recent interests in %s",
-                    *h->item.category ? h->item.category : "the catalog") != AISLE_OK)
-        return AISLE_ENOMEM;
+}
+
+/* Per-page caps: how many of the page share the item's creator, brand,
+ * category, kept in strmaps of counts. */
+typedef struct rank_caps {
+    strmap n[3];
+    int max[3];
+} rank_caps;
+
+static const char *const rank_cap_names[3] = {"creator", "brand", "category"};
+
+static const char *rank_cap_key(const catalog_item *it, int k) {
+    return k == 0 ? it->creator_id : k == 1 ? it->brand : it->category;
+}
+
+/* The first cap (0 creator, 1 brand, 2 category) slot's item would break,
+ * or -1. */
+static int rank_capped(const rank_state *st, const rank_caps *caps, size_t slot) {
+    const catalog_item *it = catalog_at(st->c, slot);
+    for (int k = 0; k < 3; k++) {
+        const char *key = rank_cap_key(it, k);
+        size_t n;
+        if (caps->max[k] > 0 && *key && strmap_get(&caps->n[k], key, strlen(key), &n) == 0 &&
+            n >= (size_t)caps->max[k])
+            return k;
+    }
+    return -1;
+}
+
+static int rank_cap_count(rank_caps *caps, const catalog_item *it) {
+    for (int k = 0; k < 3; k++) {
+        const char *key = rank_cap_key(it, k);
+        size_t n = 0;
+        if (caps->max[k] <= 0 || !*key) continue;
+        strmap_get(&caps->n[k], key, strlen(key), &n);
+        if (strmap_put(&caps->n[k], key, strlen(key), n + 1)) return AISLE_ENOMEM;
+    }
     return AISLE_OK;
 }
 
-/* Personalized part (possibly adding nothing). A candidate's score is
- * u·Q[j] + (Σ_i w_i·N_i(j) + b[j]) / Σ|w|, where u is already divided by
- * Σ|w|: the offline job's formula, scaled so scores read the same whatever
- * a profile's total weight. Candidates are the index's top k by u·Q plus
- * every neighbour of a profile item; with non-negative neighbour weights
- * nothing outside both can beat the k-th index hit. */
-static int rank_personal(rank_state *st, char *err, size_t errlen) {
-    int k, n, rc = AISLE_ENOMEM;
-    double wsum;
-    size_t *slots = NULL, *touched = NULL, ncands;
-    float *scores = NULL, *ns = NULL;
-    unsigned char *mark = NULL;
-    rank_cand *cands = NULL;
-    long nlive, ntouched;
+/* Writes cents as "$49.99" or "$50". */
+static void rank_price(char *buf, size_t len, int64_t cents) {
+    if (cents % 100)
+        snprintf(buf, len, "$%lld.%02lld", (long long)(cents / 100), (long long)(cents % 100));
+    else
+        snprintf(buf, len, "$%lld", (long long)(cents / 100));
+}
 
-    if ((nlive = rank_user_vector(st, &wsum)) < 0) goto fail;
-    if (nlive == 0 || wsum <= 0) return AISLE_OK;
-    k = rank_search_depth(st);
-    if ((ntouched = rank_neighbour_scores(st, &ns, &mark, &touched)) < 0) goto fail;
-    slots = malloc((size_t)k * sizeof(*slots));
-    scores = malloc((size_t)k * sizeof(*scores));
-    cands = malloc(((size_t)k + (size_t)ntouched) * sizeof(*cands));
-    if (!slots || !scores || !cands) goto fail;
-    if ((n = catalog_search(st->c, st->u, k, slots, scores)) < 0) {
-        rc = status_fail(AISLE_EINTERNAL, err, errlen, "vector search failed");
-        goto out;
+/* The request's filter in the shopper's words, when it asked for one. */
+static int rank_filter_reason(const rank_state *st, rank_hit *h) {
+    const rank_filter *f = st->filter;
+    char lo[32], hi[32];
+    if (!f) return AISLE_OK;
+    rank_price(lo, sizeof(lo), f->min_price_cents);
+    rank_price(hi, sizeof(hi), f->max_price_cents);
+    if (f->max_price_cents > 0 && f->min_price_cents > 0)
+        return rank_reason(h, "Between %s and %s, as you asked", lo, hi);
+    if (f->max_price_cents > 0)
+        return h->item.price_cents < f->max_price_cents
+                   ? rank_reason(h, "Under %s, as you asked", hi)
+                   : rank_reason(h, "At your %s ceiling, as you asked", hi);
+    if (f->min_price_cents > 0) return rank_reason(h, "%s or more, as you asked", lo);
+    if (f->n_categories) return rank_reason(h, "In %s, as you asked", h->item.category);
+    if (f->n_brands) return rank_reason(h, "By %s, as you asked", h->item.brand);
+    return AISLE_OK;
+}
+
+static const char *rank_title(const catalog_item *it) {
+    return *it->title ? it->title : it->item_id;
+}
+
+/* How the user met profile item i: "viewed", "bought", or engaged with. */
+static const char *rank_met(const rank_state *st, int i) {
+    const char *id = st->p->items[i].id;
+    size_t flags = 0;
+    strmap_get(&st->seen, id, strlen(id), &flags);
+    return flags & RANK_IN_PURCHASED ? "which you bought"
+           : flags & RANK_IN_SEEN    ? "which you viewed"
+                                     : "which you showed interest in";
+}
+
+/* Appends cand to the result with the reasons that explain it: its
+ * sources, then what the page's rules did (variety: a better-scored item
+ * waits; cap: one was held back by kind), then the request's filter. */
+static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int cap) {
+    const rank_request *req = st->req;
+    rank_hit *h = rank_push(st, cd->slot, cd->score, cd->sources);
+    int because = cd->sources & (1u << RANK_SRC_PROFILE | 1u << RANK_SRC_NEIGHBOURS)
+                      ? rank_because(st, cd->slot)
+                      : -1;
+    char quote[RANK_QUOTE + 4];
+    int rc = AISLE_OK;
+    if (!h) return AISLE_ENOMEM;
+    if (because >= 0)
+        rc = rank_reason(h, "Similar to \"%s\", %s",
+                         rank_title(catalog_at(st->c, st->pslots[because])),
+                         rank_met(st, because));
+    if (!rc && cd->creator >= 0 && (st->personal || cd->sources & 1u << RANK_SRC_CREATORS))
+        rc = rank_reason(h, "From %s, a creator you engage with",
+                         st->p->creators[cd->creator].id);
+    if (!rc && cd->sources & 1u << RANK_SRC_CONTEXT)
+        rc = rank_reason(h, st->set->context_phrase, rank_title(catalog_at(st->c, st->ctx)));
+    if (!rc && cd->sources & 1u << RANK_SRC_QUERY) {
+        snprintf(quote, sizeof(quote), "%.*s%s", RANK_QUOTE, req->query,
+                 strlen(req->query) > RANK_QUOTE ? "..." : "");
+        rc = rank_reason(h, "Matches your search \"%s\"", quote);
     }
-    ncands = rank_candidates(st, slots, scores, n, touched, ntouched, ns, mark, wsum, cands);
-    qsort(cands, ncands, sizeof(*cands), rank_cand_cmp);
-    for (size_t i = 0; i < ncands && st->out->n < st->cap; i++)
-        if (rank_explain(st, &cands[i]) != AISLE_OK) goto fail;
-    rc = AISLE_OK;
-    goto out;
-fail:
-    status_fmt(err, errlen, "out of memory");
-out:
-    free(slots);
-    free(scores);
-    free(cands);
-    free(ns);
-    free(mark);
-    free(touched);
+    if (!rc && cd->sources & 1u << RANK_SRC_VECTOR)
+        rc = rank_reason(h, "Looks like what you searched with");
+    if (!rc && cd->sources & 1u << RANK_SRC_POPULAR)
+        rc = rank_reason(h, "Popular right now in %s",
+                         *h->item.category ? h->item.category : "the shop");
+    if (!rc && variety) rc = rank_reason(h, "Adds variety to this page");
+    if (!rc && cap >= 0)
+        rc = rank_reason(h, "Here because this page shows at most %d per %s",
+                         cap == 0   ? st->set->cap_creator
+                         : cap == 1 ? st->set->cap_brand
+                                    : st->set->cap_category,
+                         rank_cap_names[cap]);
+    if (!rc && h->n_reasons == 0)
+        rc = rank_reason(h, "Matches your recent interests in %s",
+                         *h->item.category ? h->item.category : "the catalog");
+    if (!rc) rc = rank_filter_reason(st, h);
+    return rc;
+}
+
+static float rank_cos(const float *a, const float *b, float na, float nb, int d) {
+    return na > 0 && nb > 0 ? rank_dot(a, b, d) / (na * nb) : 0.0f;
+}
+
+/* Picks the page from the pool (sorted best first): MMR over the first
+ * window candidates — λ·relevance − (1−λ)·(the largest cosine to an item
+ * already picked) — then the rest in score order, never breaking a cap. */
+static int rank_select(rank_state *st, rank_caps *caps) {
+    const rank_settings *set = st->set;
+    size_t win = set->mmr_lambda < 1 ? 4 * st->cap + 100 : 0, np = st->npool;
+    int d = catalog_dim(st->c), rc = AISLE_OK;
+    float *maxsim = NULL, *norms = NULL, lo, span, lambda = set->mmr_lambda;
+    unsigned char *used = calloc(np + 1, 1);
+    if (win > np) win = np;
+    if (win) {
+        maxsim = calloc(win, sizeof(*maxsim));
+        norms = malloc(win * sizeof(*norms));
+    }
+    if (!used || (win && (!maxsim || !norms))) rc = AISLE_ENOMEM;
+    for (size_t i = 0; i < win && !rc; i++) {
+        const float *v = catalog_vector(st->c, st->pool[i].slot);
+        norms[i] = sqrtf(rank_dot(v, v, d));
+    }
+    /* Relevance as a share of the best score, so a second interest at two
+     * thirds of the first reads as 0.67 however the window ends; min-max
+     * only when the best is not positive. */
+    lo = win && st->pool[0].score <= 0 ? st->pool[win - 1].score : 0;
+    span = win && st->pool[0].score - lo > 0 ? st->pool[0].score - lo : 1;
+    while (!rc && st->out->n < st->cap) {
+        size_t pick = SIZE_MAX, first_free = SIZE_MAX;
+        int cap_above = -1;
+        float bestv = -INFINITY;
+        for (size_t i = 0; i < np; i++) {
+            float v;
+            if (used[i] || rank_capped(st, caps, st->pool[i].slot) >= 0) continue;
+            if (first_free == SIZE_MAX) first_free = i;
+            if (i >= win) { /* past the window: score order */
+                if (pick == SIZE_MAX) pick = i;
+                break;
+            }
+            v = lambda * (st->pool[i].score - lo) / span - (1 - lambda) * maxsim[i];
+            if (v > bestv) {
+                bestv = v;
+                pick = i;
+            }
+        }
+        if (pick == SIZE_MAX) break;
+        /* A cap counts in the reason only when it held back a better item. */
+        for (size_t i = 0; i < pick && cap_above < 0; i++)
+            if (!used[i]) cap_above = rank_capped(st, caps, st->pool[i].slot);
+        used[pick] = 1;
+        rc = rank_explain(st, &st->pool[pick], pick != first_free, cap_above);
+        if (!rc) rc = rank_cap_count(caps, catalog_at(st->c, st->pool[pick].slot));
+        for (size_t i = 0; !rc && pick < win && i < win; i++) {
+            float s;
+            if (used[i]) continue;
+            s = rank_cos(catalog_vector(st->c, st->pool[i].slot),
+                         catalog_vector(st->c, st->pool[pick].slot), norms[i], norms[pick], d);
+            if (s > maxsim[i]) maxsim[i] = s;
+        }
+    }
+    free(used);
+    free(maxsim);
+    free(norms);
     return rc;
 }
 
 /* Fills the rest from the popular list (fetched only now that it is
- * needed), then from any in-stock items. Returns AISLE_OK, AISLE_ENOMEM,
- * or the popular callback's code. */
-static int rank_fill(rank_state *st, const rank_request *req, char *err, size_t errlen) {
-    const rank_entry *popular = NULL;
-    size_t n_popular = 0;
+ * needed, unless the popular source already read it), then from any
+ * eligible item. Returns AISLE_OK, AISLE_ENOMEM, or the popular
+ * callback's code. */
+static int rank_fill(rank_state *st, rank_caps *caps, char *err, size_t errlen) {
     double top;
     int rc;
-    if (st->out->n < st->cap && req->popular &&
-        (rc = req->popular(req->popular_arg, &popular, &n_popular, err, errlen)) != AISLE_OK)
+    if (st->out->n < st->cap && (rc = rank_popular_list(st, err, errlen)) != AISLE_OK)
         return rc;
-    top = n_popular && popular[0].weight > 0 ? popular[0].weight : 1;
-    for (size_t i = 0; i < n_popular && st->out->n < st->cap; i++) {
+    top = st->n_popular && st->popular[0].weight > 0 ? st->popular[0].weight : 1;
+    for (size_t i = 0; i < st->n_popular && st->out->n < st->cap; i++) {
         size_t slot;
         rank_hit *h;
-        if (catalog_lookup(st->c, popular[i].id, &slot) != AISLE_OK ||
-            !rank_eligible(st, slot))
+        if (catalog_lookup(st->c, st->popular[i].id, &slot) != AISLE_OK ||
+            !rank_eligible(st, slot) || rank_capped(st, caps, slot) >= 0)
             continue;
-        if (!(h = rank_push(st, slot, (float)(popular[i].weight / top) * 0.01f)) ||
+        if (!(h = rank_push(st, slot, (float)(st->popular[i].weight / top) * 0.01f,
+                            1u << RANK_SRC_POPULAR)) ||
             rank_reason(h, "Popular right now in %s",
-                        *h->item.category ? h->item.category : "the shop") != AISLE_OK)
+                        *h->item.category ? h->item.category : "the shop") != AISLE_OK ||
+            rank_filter_reason(st, h) != AISLE_OK || rank_cap_count(caps, &h->item))
             goto oom;
     }
-    for (size_t slot = 0; slot < catalog_slot_limit(st->c) && st->out->n < st->cap;
-         slot++) {
-        rank_hit *h;
-        if (!rank_eligible(st, slot)) continue;
-        if (!(h = rank_push(st, slot, 0.0f)) ||
-            rank_reason(h, "In stock now in %s",
-                        *h->item.category ? h->item.category : "the shop") != AISLE_OK)
-            goto oom;
-    }
+    /* Any eligible item, within the caps; then, only when nothing else is
+     * left, past them: caps shape a page, they do not shorten it. */
+    for (int within = 1; within >= 0; within--)
+        for (size_t slot = 0; slot < catalog_slot_limit(st->c) && st->out->n < st->cap;
+             slot++) {
+            rank_hit *h;
+            if (!rank_eligible(st, slot) || (within && rank_capped(st, caps, slot) >= 0))
+                continue;
+            if (!(h = rank_push(st, slot, 0.0f, 1u << RANK_SRC_FILL)) ||
+                rank_reason(h, "In stock now in %s",
+                            *h->item.category ? h->item.category : "the shop") != AISLE_OK ||
+                rank_filter_reason(st, h) != AISLE_OK || rank_cap_count(caps, &h->item))
+                goto oom;
+        }
     return AISLE_OK;
 oom:
     return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
 }
 
 /* Indexes the ids a result must leave out (the profile's items, dismissed,
- * seen and purchased) and the creators the user engages with. */
+ * seen and purchased, flagged by kind) and the profile's creators,
+ * categories and brands. */
 static int rank_index_profile(rank_state *st) {
     const rank_profile *p = st->p;
     const struct {
         const rank_entry *e;
         size_t n;
-    } left_out[] = {{p->items, p->n_items},
-                    {p->dismissed, p->n_dismissed},
+        size_t flag;
+    } left_out[] = {{p->items, p->n_items, RANK_IN_ITEMS},
+                    {p->dismissed, p->n_dismissed, RANK_IN_DISMISSED},
                     /* Seen and purchased sets outlast the weighted items
                      * (trimmed by weight): an old purchase is not offered. */
-                    {p->seen, p->n_seen},
-                    {p->purchased, p->n_purchased}};
+                    {p->seen, p->n_seen, RANK_IN_SEEN},
+                    {p->purchased, p->n_purchased, RANK_IN_PURCHASED}};
+    const struct {
+        strmap *m;
+        const rank_entry *e;
+        size_t n;
+    } named[] = {{&st->creators, p->creators, p->n_creators},
+                 {&st->categories, p->categories, p->n_categories},
+                 {&st->brands, p->brands, p->n_brands}};
     for (size_t k = 0; k < sizeof(left_out) / sizeof(left_out[0]); k++)
-        for (size_t i = 0; i < left_out[k].n; i++)
-            if (strmap_put(&st->seen, left_out[k].e[i].id, strlen(left_out[k].e[i].id), i))
+        for (size_t i = 0; i < left_out[k].n; i++) {
+            const char *id = left_out[k].e[i].id;
+            size_t flags = 0;
+            strmap_get(&st->seen, id, strlen(id), &flags);
+            if (strmap_put(&st->seen, id, strlen(id), flags | left_out[k].flag))
                 return AISLE_ENOMEM;
-    for (size_t i = 0; i < p->n_creators; i++)
-        if (strmap_put(&st->creators, p->creators[i].id, strlen(p->creators[i].id), i))
-            return AISLE_ENOMEM;
+        }
+    for (size_t k = 0; k < sizeof(named) / sizeof(named[0]); k++)
+        for (size_t i = 0; i < named[k].n; i++)
+            if (strmap_put(named[k].m, named[k].e[i].id, strlen(named[k].e[i].id), i))
+                return AISLE_ENOMEM;
+    return AISLE_OK;
+}
+
+/* What the request itself brings: the context item's slot, the lexical
+ * scores of its words, a finite query vector. */
+static int rank_request_parts(rank_state *st, char *err, size_t errlen) {
+    const rank_request *req = st->req;
+    int d = catalog_dim(st->c);
+    if (req->context_item_id && *req->context_item_id &&
+        catalog_lookup(st->c, req->context_item_id, &st->ctx) != AISLE_OK)
+        return status_fail(AISLE_ENOTFOUND, err, errlen, "item '%s' is not in the catalog",
+                           req->context_item_id);
+    for (int j = 0; req->query_vector && j < d; j++)
+        if (!isfinite(req->query_vector[j]))
+            return status_fail(AISLE_EINVAL, err, errlen,
+                               "query_vector[%d] is not a finite number", j);
+    if (req->query && *req->query) {
+        if (!(st->lex = malloc((catalog_slot_limit(st->c) + 1) * sizeof(float))) ||
+            lexical_score(st->c, req->query, st->lex) < 0)
+            return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    }
+    if (!(st->at = calloc(catalog_slot_limit(st->c) + 1, sizeof(*st->at))))
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     return AISLE_OK;
 }
 
@@ -415,29 +912,48 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
                    size_t errlen) {
     static const rank_profile empty;
     rank_state st;
+    rank_caps caps;
     int limit = req->limit, rc;
 
     memset(out, 0, sizeof(*out));
     memset(&st, 0, sizeof(st));
+    memset(&caps, 0, sizeof(caps));
     st.c = c;
+    st.req = req;
     st.p = req->profile ? req->profile : &empty;
     st.filter = req->filter;
+    st.set = req->settings ? req->settings : rank_surface("");
+    st.ctx = SIZE_MAX;
     st.out = out;
     st.cap = limit < 1 ? 1 : limit > RANK_MAX_LIMIT ? RANK_MAX_LIMIT : (size_t)limit;
+    caps.max[0] = st.set->cap_creator;
+    caps.max[1] = st.set->cap_brand;
+    caps.max[2] = st.set->cap_category;
     out->hits = calloc(st.cap, sizeof(rank_hit));
     if (!out->hits || rank_index_profile(&st) != AISLE_OK) {
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto fail;
     }
     catalog_read_begin(c);
-    rc = rank_personal(&st, err, errlen);
-    if (rc == AISLE_OK) rc = rank_fill(&st, req, err, errlen);
+    rc = rank_request_parts(&st, err, errlen);
+    if (!rc && rank_user_vector(&st) != AISLE_OK)
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if (!rc) rc = rank_sources(&st, err, errlen);
+    if (!rc) {
+        rank_score(&st);
+        qsort(st.pool, st.npool, sizeof(*st.pool), rank_cand_cmp);
+        if (rank_select(&st, &caps) != AISLE_OK)
+            rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    }
+    if (!rc) rc = rank_fill(&st, &caps, err, errlen);
     catalog_read_end(c);
     if (rc != AISLE_OK) goto fail;
     assert(out->n <= st.cap);
+    for (int k = 0; k < 3; k++) strmap_free(&caps.n[k]);
     rank_state_free(&st);
     return AISLE_OK;
 fail:
+    for (int k = 0; k < 3; k++) strmap_free(&caps.n[k]);
     rank_state_free(&st);
     rank_result_free(out);
     return rc;

@@ -1,13 +1,24 @@
-/* rank: turns a user's profile into a ranked, filtered, explained list.
+/* rank: the recommendation pipeline over the catalog, for a plain profile
+ * view: retrieve from several sources → filter → score → diversify and cap
+ * → explain.
  *
- * The user vector is the weighted sum of the vectors of the items in the
- * profile, so a signal ingested a moment ago moves the very next answer.
- * Dismissed items pull it away. Candidates come from the catalog's
- * inner-product index; items the user already interacted with (seen,
- * bought) or dismissed, and items out of stock, are left out; followed
- * creators get a small boost. Each result says why it is there: the profile
- * item it is most similar to, the creator, or its popularity. Users with no
- * usable profile get popular in-stock items. */
+ * Sources, each with a budget from the request's settings: the profile
+ * vector (the weighted sum of the profile items' query vectors, dismissed
+ * items pulling it away), the neighbours of the profile's heaviest and most
+ * recent items, items of the creators the user engages with, the popular
+ * list, lexical matches of the request's words (BM25, lexical.h), the
+ * caller's query vector and the context item's neighbours. Candidates are
+ * merged by item; each keeps the sources that brought it. Every candidate
+ * passes the same eligibility test (stock, the profile's seen, bought and
+ * dismissed items, the request's filter, items already served on earlier
+ * pages), so a filter holds on every path. The score combines named
+ * features with the settings' weights; with the exact settings (surface "")
+ * it is the offline job's formula, u·Q[j] + (Σ_i w_i·N_i(j) + b[j]) / Σ|w|,
+ * plus a small boost for followed creators, and the order is the one the
+ * quality bench measures. MMR over item vectors and per-page caps then pick
+ * the page; short pages are filled from the popular list, then from any
+ * eligible item, so a page is short only when nothing else is eligible.
+ * Each result says why it is there. */
 #ifndef AISLE_RANK_H
 #define AISLE_RANK_H
 
@@ -17,8 +28,24 @@
 #include "retrieval/catalog.h"
 #include "services/base/status.h"
 
-#define RANK_MAX_LIMIT 100
-#define RANK_MAX_REASONS 3
+#define RANK_MAX_LIMIT 500
+#define RANK_MAX_REASONS 4
+
+/* Where a candidate came from; a hit keeps a bit for each. */
+typedef enum rank_source {
+    RANK_SRC_PROFILE,    /* the profile vector's nearest items */
+    RANK_SRC_NEIGHBOURS, /* neighbours of the profile's items */
+    RANK_SRC_CREATORS,   /* items of creators the user engages with */
+    RANK_SRC_POPULAR,    /* the popular list */
+    RANK_SRC_QUERY,      /* lexical matches of the request's words */
+    RANK_SRC_VECTOR,     /* the request's query vector */
+    RANK_SRC_CONTEXT,    /* the context item's neighbours */
+    RANK_SRC_FILL,       /* any eligible item, to fill a short page */
+    RANK_SRC_COUNT
+} rank_source;
+
+/* "profile", "neighbours", ... (the API's ScoredItem.sources names). */
+const char *rank_source_name(int source);
 
 /* Constraints a result must meet (a shopper's "under $50", "running"). */
 typedef struct rank_filter {
@@ -31,6 +58,21 @@ typedef struct rank_filter {
      * already knows when looking for something new); borrowed. */
     const char *const *exclude_categories;
     size_t n_exclude_categories;
+    /* Lists of the API's Filter, all borrowed; an empty include list means
+     * any. */
+    const char *const *categories;
+    size_t n_categories;
+    const char *const *brands;
+    size_t n_brands;
+    const char *const *exclude_brands;
+    size_t n_exclude_brands;
+    const char *const *creators;
+    size_t n_creators;
+    const char *const *exclude_creators;
+    size_t n_exclude_creators;
+    const char *const *exclude_item_ids;
+    size_t n_exclude_item_ids;
+    int include_out_of_stock; /* 0 = in stock only */
 } rank_filter;
 
 /* One weighted id of a profile: an item, a creator ... */
@@ -53,7 +95,39 @@ typedef struct rank_profile {
     size_t n_seen;
     const rank_entry *purchased;
     size_t n_purchased;
+    const rank_entry *categories; /* affinities learned from the catalog */
+    size_t n_categories;
+    const rank_entry *brands;
+    size_t n_brands;
 } rank_profile;
+
+/* Pipeline settings (a surface: home, product page, cart ...). */
+typedef struct rank_settings {
+    const char *name;
+    /* Candidates asked of each source (0 = off). The profile source asks
+     * for at least the page plus what the profile leaves out; the request's
+     * own sources (query, vector, context) run only when it sets them. */
+    int budget[RANK_SRC_COUNT];
+    /* Weight of each source's score, normalized by its best hit; the
+     * profile's weight multiplies the raw personal score. */
+    float weight[RANK_SRC_COUNT];
+    float w_category; /* affinity to the item's category, from the profile */
+    float w_brand;
+    /* MMR: λ·relevance − (1−λ)·max cosine to the items above; 1 = off. */
+    float mmr_lambda;
+    int cap_creator, cap_brand, cap_category; /* per page; 0 = none */
+    /* How a context item reads in a reason: "the product you are looking
+     * at", "in your cart" ... */
+    const char *context_phrase;
+} rank_settings;
+
+/* The named settings: "" (exact: the profile and popular fill only, no
+ * diversity or caps), "home", "product_page", "cart" and "similar" (the
+ * SimilarItems call). NULL for an unknown name. */
+const rank_settings *rank_surface(const char *name);
+
+/* The 32-bit hash that page tokens keep for each item served. */
+uint32_t rank_item_hash(const char *item_id);
 
 /* Supplies the popular list, heaviest first, when a result needs filling;
  * a profile that fills the list never pays for it. Sets *out to a list the
@@ -69,6 +143,14 @@ typedef struct rank_request {
     void *popular_arg;
     int limit;                 /* clamped to 1..RANK_MAX_LIMIT */
     const rank_filter *filter; /* NULL = none */
+    const rank_settings *settings; /* NULL = rank_surface("") */
+    const char *query;             /* NULL or "" = none */
+    const float *query_vector;     /* catalog_dim floats, or NULL */
+    const char *context_item_id;   /* NULL or "" = none */
+    /* rank_item_hash of each item served on earlier pages, ascending;
+     * they are left out. Borrowed. */
+    const uint32_t *served;
+    size_t n_served;
 } rank_request;
 
 typedef struct rank_hit {
@@ -76,6 +158,10 @@ typedef struct rank_hit {
     float score;
     char *reasons[RANK_MAX_REASONS];
     int n_reasons;
+    unsigned sources; /* bit (1u << rank_source) for each source */
+    /* The same as names (static strings), for the answer's messages. */
+    const char *source_names[RANK_SRC_COUNT];
+    int n_sources;
 } rank_hit;
 
 typedef struct rank_result {
@@ -83,15 +169,17 @@ typedef struct rank_result {
     size_t n;
 } rank_result;
 
-/* Ranks for req->profile, falling back to the popular list and then to any
- * in-stock items, keeping only items that pass req->filter. Returns
- * AISLE_OK; AISLE_ENOMEM or AISLE_EINTERNAL (the index failed) with err
- * set; or the popular callback's code. The caller frees out with
+/* Runs the pipeline for req (see the file comment). Returns AISLE_OK;
+ * AISLE_ENOTFOUND (the context item is not in the catalog), AISLE_EINVAL
+ * (a query vector with a non-finite value), AISLE_ENOMEM or
+ * AISLE_EINTERNAL (the index failed) with err set; or the popular
+ * callback's code. The caller frees out with
  * rank_result_free (also after a failure). */
 int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *err,
                    size_t errlen);
 
-/* Whether item passes f (NULL passes everything). */
+/* Whether item passes f (NULL passes everything); stock is not f's part
+ * here (the ranker checks it with f->include_out_of_stock). */
 int rank_filter_pass(const rank_filter *f, const catalog_item *item);
 void rank_result_free(rank_result *r);
 

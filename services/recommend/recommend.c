@@ -88,8 +88,11 @@ int recommend_rank(catalog *c, profile_store *ps, const recommend_user *u, int l
     if (limit < 0 || limit > RANK_MAX_LIMIT)
         return status_fail(AISLE_EINVAL, err, errlen, "limit %d is outside 0..%d", limit,
                            RANK_MAX_LIMIT);
-    rank_request rq = {&u->view, recommend_popular_get, &pp,
-                       limit ? limit : RECOMMEND_DEFAULT_LIMIT, filter};
+    rank_request rq = {.profile = &u->view,
+                       .popular = recommend_popular_get,
+                       .popular_arg = &pp,
+                       .limit = limit ? limit : RECOMMEND_DEFAULT_LIMIT,
+                       .filter = filter};
     rc = rank_recommend(c, &rq, out, err, errlen);
     profile_entries_free(pp.read, pp.n);
     free(pp.view);

@@ -1,7 +1,9 @@
 /* Tests for ranker/rank over a real catalog: personalization, filters,
- * reasons, creator boost and the popular fallback. */
+ * reasons, creator boost, the popular fallback, the request's sources,
+ * MMR, caps and paging's exclusions. */
 #include "ranker/rank.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,10 +54,29 @@ static pop_list last_pop;
 
 static int rank(catalog *c, const rank_profile *p, const rank_entry *pop, size_t npop,
                 int limit, const rank_filter *f, rank_result *r) {
-    rank_request rq = {p, pop_fetch, &last_pop, limit, f};
+    rank_request rq = {.profile = p, .popular = pop_fetch, .popular_arg = &last_pop,
+                       .limit = limit, .filter = f};
     char err[256];
     last_pop = (pop_list){pop, npop, 0, 0};
     return rank_recommend(c, &rq, r, err, sizeof(err));
+}
+
+/* rank_recommend on rq (no popular list), with err kept for the caller. */
+static int rank_req(catalog *c, rank_request rq, rank_result *r, char *err) {
+    return rank_recommend(c, &rq, r, err, 256);
+}
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int has_source(const rank_hit *h, int src) { return (h->sources & 1u << src) != 0; }
+
+static int has_reason(const rank_hit *h, const char *part) {
+    for (int i = 0; i < h->n_reasons; i++)
+        if (strstr(h->reasons[i], part)) return 1;
+    return 0;
 }
 
 static int has(const rank_result *r, const char *id) {
@@ -208,7 +229,8 @@ static void test_limit_is_clamped(void) {
 static void test_popular_failure_keeps_its_code(void) {
     catalog *c = make_catalog();
     rank_profile p = {0};
-    rank_request rq = {&p, pop_fetch, &last_pop, 5, NULL};
+    rank_request rq = {.profile = &p, .popular = pop_fetch, .popular_arg = &last_pop,
+                       .limit = 5};
     rank_result r;
     char err[256] = "";
     TEST_REQUIRE(c != NULL);
@@ -221,6 +243,188 @@ static void test_popular_failure_keeps_its_code(void) {
     catalog_free(c);
 }
 
+static void test_filter_lists(void) {
+    catalog *c = make_catalog();
+    rank_entry items[] = {{"a0", 1.0}};
+    rank_profile p = {.items = items, .n_items = 1};
+    const char *cb[] = {"cb"}, *ca[] = {"ca"}, *gone[] = {"a1", "a2"}, *ab[] = {"A", "B"};
+    rank_filter only_cb = {.creators = cb, .n_creators = 1};
+    rank_filter not_ca = {.exclude_creators = ca, .n_exclude_creators = 1};
+    rank_filter not_ids = {.exclude_item_ids = gone, .n_exclude_item_ids = 2};
+    rank_filter any_stock = {.categories = ab, .n_categories = 2, .include_out_of_stock = 1};
+    rank_result r;
+    TEST_REQUIRE(c != NULL);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, 30, &only_cb, &r) == 0);
+    TEST_CHECK(r.n == 10);
+    for (size_t i = 0; i < r.n; i++) TEST_CHECK_STR(r.hits[i].item.creator_id, "cb");
+    rank_result_free(&r);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, 30, &not_ca, &r) == 0);
+    TEST_CHECK(r.n == 10 && !has(&r, "a3"));
+    rank_result_free(&r);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, 30, &not_ids, &r) == 0);
+    TEST_CHECK(r.n == 16 && !has(&r, "a1") && !has(&r, "a2") && has(&r, "a3"));
+    rank_result_free(&r);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, 30, &any_stock, &r) == 0);
+    TEST_CHECK(r.n == 19 && has(&r, "a9")); /* out of stock, asked for */
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
+/* A user who likes A more than B: the exact ranker gives A only; MMR on
+ * the home surface brings B onto the first page and says why. */
+static void test_mmr_shows_both_interests(void) {
+    catalog *c = make_catalog();
+    rank_entry items[] = {{"a0", 3.0}, {"b0", 2.0}};
+    rank_profile p = {.items = items, .n_items = 2};
+    rank_result r;
+    char err[256];
+    int saw_b = 0;
+    TEST_REQUIRE(c != NULL);
+    TEST_REQUIRE(rank_req(c, (rank_request){.profile = &p, .limit = 4}, &r, err) == 0);
+    for (size_t i = 0; i < r.n; i++) TEST_CHECK(r.hits[i].item.item_id[0] == 'a');
+    rank_result_free(&r);
+    TEST_REQUIRE(rank_req(c, (rank_request){.profile = &p, .limit = 4,
+                                            .settings = rank_surface("home")},
+                          &r, err) == 0);
+    TEST_REQUIRE(r.n == 4);
+    TEST_CHECK(r.hits[0].item.item_id[0] == 'a');
+    for (size_t i = 0; i < r.n; i++)
+        if (r.hits[i].item.item_id[0] == 'b') {
+            saw_b = 1;
+            TEST_CHECK(has_reason(&r.hits[i], "variety"));
+            TEST_CHECK(has_source(&r.hits[i], RANK_SRC_PROFILE));
+        }
+    TEST_CHECK(saw_b);
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
+/* Adds items x0..x(n-1) on axis 3, each from its own creator. */
+static void add_singles(catalog *c, int n) {
+    char id[16], creator[16], err[256];
+    float v[DIM] = {0.3f, 0, 0, 1};
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "x%d", i);
+        snprintf(creator, sizeof(creator), "cx%d", i);
+        catalog_item it = {id, id, creator, "X", "", 100, 1};
+        TEST_REQUIRE(catalog_upsert(c, &it, v, DIM, err, sizeof(err)) == AISLE_OK);
+    }
+}
+
+static void test_creator_cap(void) {
+    catalog *c = make_catalog();
+    rank_entry items[] = {{"a0", 1.0}};
+    rank_profile p = {.items = items, .n_items = 1};
+    rank_settings capped = *rank_surface("home");
+    rank_result r;
+    char err[256];
+    int from_ca = 0, told = 0;
+    TEST_REQUIRE(c != NULL);
+    add_singles(c, 8);
+    capped.cap_creator = 2;
+    TEST_REQUIRE(rank_req(c, (rank_request){.profile = &p, .limit = 8, .settings = &capped},
+                          &r, err) == 0);
+    TEST_CHECK(r.n == 8);
+    for (size_t i = 0; i < r.n; i++) {
+        from_ca += strcmp(r.hits[i].item.creator_id, "ca") == 0;
+        told |= has_reason(&r.hits[i], "at most 2 per creator");
+    }
+    TEST_CHECK(from_ca == 2);
+    TEST_CHECK(told);
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
+static void test_request_sources(void) {
+    catalog *c = make_catalog();
+    rank_entry items[] = {{"a0", 1.0}};
+    rank_profile p = {.items = items, .n_items = 1};
+    float near_b[DIM] = {0, 1, 0, 0}, bad[DIM] = {0, NAN, 0, 0};
+    char err[256];
+    rank_result r;
+    TEST_REQUIRE(c != NULL);
+    /* A query vector near B for a user of A: B first, labelled. */
+    TEST_REQUIRE(rank_req(c, (rank_request){.profile = &p, .limit = 3, .query_vector = near_b},
+                          &r, err) == 0);
+    TEST_REQUIRE(r.n == 3);
+    for (size_t i = 0; i < r.n; i++) {
+        TEST_CHECK(r.hits[i].item.item_id[0] == 'b');
+        TEST_CHECK(has_source(&r.hits[i], RANK_SRC_VECTOR));
+        TEST_CHECK(has_reason(&r.hits[i], "searched with"));
+    }
+    rank_result_free(&r);
+    TEST_CHECK(rank_req(c, (rank_request){.limit = 3, .query_vector = bad}, &r, err) ==
+               AISLE_EINVAL);
+    TEST_CHECK(strstr(err, "query_vector[1]") != NULL);
+    /* The product page of b3: its neighbours, never b3 itself. */
+    TEST_REQUIRE(rank_req(c, (rank_request){.profile = &p, .limit = 3, .context_item_id = "b3",
+                                            .settings = rank_surface("product_page")},
+                          &r, err) == 0);
+    TEST_REQUIRE(r.n == 3);
+    for (size_t i = 0; i < r.n; i++) {
+        TEST_CHECK(r.hits[i].item.item_id[0] == 'b');
+        TEST_CHECK(has_source(&r.hits[i], RANK_SRC_CONTEXT));
+        TEST_CHECK(has_reason(&r.hits[i], "the product you are looking at"));
+    }
+    TEST_CHECK(!has(&r, "b3"));
+    rank_result_free(&r);
+    TEST_CHECK(rank_req(c, (rank_request){.limit = 3, .context_item_id = "nope"}, &r, err) ==
+               AISLE_ENOTFOUND);
+    catalog_free(c);
+}
+
+static void test_query_words_and_price(void) {
+    catalog *c = make_catalog();
+    const char *titles[] = {"Trail Runner 2", "Road shoe", "Trail shoes pro", "Coffee mug"};
+    const int64_t prices[] = {7000, 5000, 12000, 900};
+    rank_filter under80 = {.max_price_cents = 8000};
+    rank_result r;
+    char id[16], err[256];
+    float v[DIM] = {0, 0, 0, 1};
+    TEST_REQUIRE(c != NULL);
+    for (int i = 0; i < 4; i++) {
+        snprintf(id, sizeof(id), "t%d", i);
+        catalog_item it = {id, (char *)titles[i], "ct", "outdoor", "Stride", prices[i], 1};
+        TEST_REQUIRE(catalog_upsert(c, &it, v, DIM, err, sizeof(err)) == AISLE_OK);
+    }
+    TEST_REQUIRE(rank_req(c, (rank_request){.limit = 10, .query = "trail shoes",
+                                            .filter = &under80},
+                          &r, err) == 0);
+    TEST_CHECK(r.n == 2); /* t0 (trail) and t1 (shoe); t2 is too dear */
+    TEST_CHECK(has(&r, "t0") && has(&r, "t1") && !has(&r, "t2"));
+    for (size_t i = 0; i < r.n; i++) {
+        TEST_CHECK(has_source(&r.hits[i], RANK_SRC_QUERY));
+        TEST_CHECK(has_reason(&r.hits[i], "Matches your search \"trail shoes\""));
+        TEST_CHECK(has_reason(&r.hits[i], "Under $80, as you asked"));
+    }
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
+static void test_served_items_are_left_out(void) {
+    catalog *c = make_catalog();
+    rank_entry items[] = {{"a0", 1.0}};
+    rank_profile p = {.items = items, .n_items = 1};
+    uint32_t served[] = {rank_item_hash("a1"), rank_item_hash("a2"), rank_item_hash("b5")};
+    rank_result r;
+    char err[256];
+    TEST_REQUIRE(c != NULL);
+    qsort(served, 3, sizeof(served[0]), cmp_u32);
+    TEST_REQUIRE(rank_req(c, (rank_request){.profile = &p, .limit = 30, .served = served,
+                                            .n_served = 3},
+                          &r, err) == 0);
+    TEST_CHECK(r.n == 15 && !has(&r, "a1") && !has(&r, "a2") && !has(&r, "b5"));
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
+static void test_surfaces_by_name(void) {
+    TEST_CHECK(rank_surface("") != NULL && rank_surface(NULL) == rank_surface(""));
+    TEST_CHECK(rank_surface("home") && rank_surface("product_page") && rank_surface("cart"));
+    TEST_CHECK(rank_surface("homepage") == NULL);
+    TEST_CHECK_STR(rank_source_name(RANK_SRC_VECTOR), "query_vector");
+}
+
 int main(void) {
     TEST_RUN(test_personalized_and_filtered);
     TEST_RUN(test_creator_boost_and_reason);
@@ -228,6 +432,13 @@ int main(void) {
     TEST_RUN(test_dismissed_items_are_left_out_and_repel);
     TEST_RUN(test_filters);
     TEST_RUN(test_price_floor_and_excluded_categories);
+    TEST_RUN(test_filter_lists);
+    TEST_RUN(test_mmr_shows_both_interests);
+    TEST_RUN(test_creator_cap);
+    TEST_RUN(test_request_sources);
+    TEST_RUN(test_query_words_and_price);
+    TEST_RUN(test_served_items_are_left_out);
+    TEST_RUN(test_surfaces_by_name);
     TEST_RUN(test_limit_is_clamped);
     TEST_RUN(test_popular_failure_keeps_its_code);
     return test_summary();
