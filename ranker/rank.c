@@ -48,7 +48,7 @@ static const rank_settings rank_surfaces[] = {
      .weight = {1, 0.05f, 0.1f, 0.1f, 2, 2, 1, 0},
      .w_category = 0.05f,
      .w_brand = 0.03f,
-     .mmr_lambda = 0.7f,
+     .mmr_lambda = 0.5f,
      .cap_creator = 3,
      .cap_brand = 3,
      .context_phrase = "Similar to \"%s\", the product you are looking at"},
@@ -56,21 +56,20 @@ static const rank_settings rank_surfaces[] = {
      .budget = {100, 50, 20, 50, 200, 200, 300, 0},
      .weight = {0.5f, 0.05f, 0.05f, 0.05f, 2, 2, 2, 0},
      .w_category = 0.02f,
-     .mmr_lambda = 0.85f,
+     .mmr_lambda = 0.75f,
      .cap_creator = 4,
      .context_phrase = "Similar to \"%s\", the product you are looking at"},
     {.name = "cart",
      .budget = {100, 100, 20, 50, 200, 200, 300, 0},
      .weight = {0.5f, 0.1f, 0.05f, 0.1f, 2, 2, 2, 0},
      .w_brand = 0.05f,
-     .mmr_lambda = 0.6f,
+     .mmr_lambda = 0.5f,
      .cap_creator = 2,
-     .cap_category = 4,
      .context_phrase = "Goes with \"%s\" in your cart"},
     {.name = "similar",
      .budget = {0, 0, 0, 0, 200, 200, 400, 0},
      .weight = {0.2f, 0, 0, 0, 2, 2, 2, 0},
-     .mmr_lambda = 0.9f,
+     .mmr_lambda = 0.85f,
      .context_phrase = "Like \"%s\""},
 };
 
@@ -735,6 +734,9 @@ static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int ca
     if (!rc && h->n_reasons == 0)
         rc = rank_reason(h, "Matches your recent interests in %s",
                          *h->item.category ? h->item.category : "the catalog");
+    /* What the shopper asked for always shows: it takes the last place
+     * when the sources filled them all. */
+    if (!rc && h->n_reasons == RANK_MAX_REASONS) free(h->reasons[--h->n_reasons]);
     if (!rc) rc = rank_filter_reason(st, h);
     return rc;
 }
@@ -744,11 +746,13 @@ static float rank_cos(const float *a, const float *b, float na, float nb, int d)
 }
 
 /* Picks the page from the pool (sorted best first): MMR over the first
- * window candidates — λ·relevance − (1−λ)·(the largest cosine to an item
- * already picked) — then the rest in score order, never breaking a cap. */
+ * RANK_MAX_CANDIDATES — λ·relevance − (1−λ)·(the largest cosine to an item
+ * already picked) — then the rest in score order, never breaking a cap.
+ * The window is the pool, not a multiple of the page: a second interest
+ * may rank below every item of the first. */
 static int rank_select(rank_state *st, rank_caps *caps) {
     const rank_settings *set = st->set;
-    size_t win = set->mmr_lambda < 1 ? 4 * st->cap + 100 : 0, np = st->npool;
+    size_t win = set->mmr_lambda < 1 ? RANK_MAX_CANDIDATES : 0, np = st->npool;
     int d = catalog_dim(st->c), rc = AISLE_OK;
     float *maxsim = NULL, *norms = NULL, lo, span, lambda = set->mmr_lambda;
     unsigned char *used = calloc(np + 1, 1);
@@ -768,19 +772,21 @@ static int rank_select(rank_state *st, rank_caps *caps) {
     lo = win && st->pool[0].score <= 0 ? st->pool[win - 1].score : 0;
     span = win && st->pool[0].score - lo > 0 ? st->pool[0].score - lo : 1;
     while (!rc && st->out->n < st->cap) {
-        size_t pick = SIZE_MAX, first_free = SIZE_MAX;
+        size_t pick = SIZE_MAX, first_free = 0;
         int cap_above = -1;
         float bestv = -INFINITY;
-        for (size_t i = 0; i < np; i++) {
+        /* The best-scored item the caps allow; past the window, the pick. */
+        while (first_free < np &&
+               (used[first_free] || rank_capped(st, caps, st->pool[first_free].slot) >= 0))
+            first_free++;
+        if (first_free >= np) break;
+        if (first_free >= win) pick = first_free;
+        for (size_t i = first_free; first_free < win && i < win; i++) {
             float v;
-            if (used[i] || rank_capped(st, caps, st->pool[i].slot) >= 0) continue;
-            if (first_free == SIZE_MAX) first_free = i;
-            if (i >= win) { /* past the window: score order */
-                if (pick == SIZE_MAX) pick = i;
-                break;
-            }
+            if (used[i]) continue;
             v = lambda * (st->pool[i].score - lo) / span - (1 - lambda) * maxsim[i];
-            if (v > bestv) {
+            /* Caps are looked up only for a would-be pick: few per step. */
+            if (v > bestv && rank_capped(st, caps, st->pool[i].slot) < 0) {
                 bestv = v;
                 pick = i;
             }
