@@ -1,11 +1,18 @@
-/* recommend: one profile read, the ranker, the lazily read popular list. */
+/* recommend: bounds, one profile read, the ranker, the lazily read
+ * popular list, paging and the degraded answer. */
 #include "services/recommend/recommend.h"
 
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "services/base/clock.h"
 #include "services/base/status.h"
+#include "services/recommend/pagetoken.h"
+
+#define RECOMMEND_CACHE_MS 1000 /* how often a good popular list is copied aside */
 
 /* Copies n profile entries into the view's entries at dst. */
 static const rank_entry *recommend_view(const profile_entry *src, size_t n, rank_entry *dst) {
@@ -26,7 +33,8 @@ int recommend_user_load(profile_store *ps, const char *user_id, int64_t now_ms,
     if ((rc = profile_get(ps, user_id, now_ms, SIZE_MAX >> 1, &u->p, err, errlen)) != AISLE_OK)
         return rc;
     e = u->mem = malloc((p->n_items + p->n_creators + p->n_dismissed + p->n_seen +
-                         p->n_purchased + 1) * sizeof(*e));
+                         p->n_purchased + p->n_categories + p->n_brands + 1) *
+                        sizeof(*e));
     if (!e) {
         recommend_user_clear(u);
         return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
@@ -47,6 +55,11 @@ int recommend_user_load(profile_store *ps, const char *user_id, int64_t now_ms,
                                         p->n_seen),
         .n_purchased = p->n_purchased,
     };
+    e += p->n_items + p->n_creators + p->n_dismissed + p->n_seen + p->n_purchased;
+    u->view.categories = recommend_view(p->categories, p->n_categories, e);
+    u->view.n_categories = p->n_categories;
+    u->view.brands = recommend_view(p->brands, p->n_brands, e + p->n_categories);
+    u->view.n_brands = p->n_brands;
     return AISLE_OK;
 }
 
@@ -56,22 +69,90 @@ void recommend_user_clear(recommend_user *u) {
     memset(u, 0, sizeof(*u));
 }
 
-/* The popular list, read from Redis the first time the ranker asks. */
+/* The popular list, read from Redis the first time the ranker asks. With
+ * degrade set, a store that fails gives the last good list instead (the
+ * process keeps a copy, refreshed at most once a second) and marks the
+ * call degraded. */
 typedef struct recommend_popular {
     profile_store *ps;
     int64_t now_ms;
     profile_entry *read; /* owned */
     rank_entry *view;    /* owned */
     size_t n;
+    int degrade;
+    recommend_answer *answer; /* marked degraded; NULL unless degrade */
 } recommend_popular;
+
+static struct {
+    pthread_mutex_t mu;
+    profile_entry *e; /* owned */
+    size_t n;
+    int64_t at_ms;
+} recommend_cache = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+
+/* A copy of n entries (ids too); NULL when out of memory. */
+static profile_entry *recommend_entries_copy(const profile_entry *e, size_t n) {
+    profile_entry *c = calloc(n + 1, sizeof(*c));
+    for (size_t i = 0; c && i < n; i++) {
+        c[i].weight = e[i].weight;
+        if (!(c[i].id = strdup(e[i].id))) {
+            profile_entries_free(c, i);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+static void recommend_cache_keep(const profile_entry *e, size_t n, int64_t now_ms) {
+    profile_entry *copy;
+    pthread_mutex_lock(&recommend_cache.mu);
+    if (now_ms - recommend_cache.at_ms >= RECOMMEND_CACHE_MS &&
+        (copy = recommend_entries_copy(e, n))) {
+        profile_entries_free(recommend_cache.e, recommend_cache.n);
+        recommend_cache.e = copy;
+        recommend_cache.n = n;
+        recommend_cache.at_ms = now_ms;
+    }
+    pthread_mutex_unlock(&recommend_cache.mu);
+}
+
+/* The cached list into *out (a copy); 0 entries when none was kept. */
+static int recommend_cache_get(profile_entry **out, size_t *n) {
+    int rc = AISLE_OK;
+    pthread_mutex_lock(&recommend_cache.mu);
+    *n = recommend_cache.n;
+    if (!(*out = recommend_entries_copy(recommend_cache.e, recommend_cache.n))) {
+        *n = 0;
+        rc = AISLE_ENOMEM;
+    }
+    pthread_mutex_unlock(&recommend_cache.mu);
+    return rc;
+}
+
+static void recommend_degrade(recommend_answer *a, const char *why) {
+    if (a->degraded) return;
+    a->degraded = 1;
+    snprintf(a->degraded_reason, sizeof(a->degraded_reason),
+             "not personalized: the profile store is unreachable (%s)", why);
+}
 
 static int recommend_popular_get(void *arg, const rank_entry **out, size_t *n, char *err,
                                  size_t errlen) {
     recommend_popular *pp = arg;
-    int got = profile_popular(pp->ps, pp->now_ms, RECOMMEND_POPULAR_ITEMS, &pp->read, err,
-                              errlen);
-    if (got < 0) return got;
-    pp->n = (size_t)got;
+    int got = pp->answer && pp->answer->degraded
+                  ? AISLE_EUNAVAIL /* the store already failed this call */
+                  : profile_popular(pp->ps, pp->now_ms, RECOMMEND_POPULAR_ITEMS, &pp->read,
+                                    err, errlen);
+    if (got >= 0) {
+        pp->n = (size_t)got;
+        if (pp->degrade) recommend_cache_keep(pp->read, pp->n, pp->now_ms);
+    } else if (pp->degrade && (got == AISLE_EIO || got == AISLE_EUNAVAIL)) {
+        recommend_degrade(pp->answer, got == AISLE_EIO ? err : "down");
+        if (recommend_cache_get(&pp->read, &pp->n) != AISLE_OK)
+            return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    } else {
+        return got;
+    }
     if (!(pp->view = malloc((pp->n + 1) * sizeof(*pp->view))))
         return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     *out = recommend_view(pp->read, pp->n, pp->view);
@@ -81,7 +162,7 @@ static int recommend_popular_get(void *arg, const rank_entry **out, size_t *n, c
 
 int recommend_rank(catalog *c, profile_store *ps, const recommend_user *u, int limit,
                    const rank_filter *filter, rank_result *out, char *err, size_t errlen) {
-    recommend_popular pp = {ps, u->now_ms, NULL, NULL, 0};
+    recommend_popular pp = {.ps = ps, .now_ms = u->now_ms};
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -114,6 +195,197 @@ int recommend_for(catalog *c, profile_store *ps, const char *user_id, int limit,
     return rc;
 }
 
+/* The API's Filter as the ranker's (pointing into f); 0 when f asks for
+ * nothing, so an empty filter ranks exactly as none. */
+static int recommend_filter(const Aisle__V1__Filter *f, rank_filter *out) {
+    memset(out, 0, sizeof(*out));
+    if (!f) return 0;
+    /* protobuf-c's repeated strings are char **; the ranker only reads. */
+    *out = (rank_filter){
+        .max_price_cents = f->max_price_cents,
+        .min_price_cents = f->min_price_cents,
+        .exclude_categories = (const char *const *)f->exclude_categories,
+        .n_exclude_categories = f->n_exclude_categories,
+        .categories = (const char *const *)f->categories,
+        .n_categories = f->n_categories,
+        .brands = (const char *const *)f->brands,
+        .n_brands = f->n_brands,
+        .exclude_brands = (const char *const *)f->exclude_brands,
+        .n_exclude_brands = f->n_exclude_brands,
+        .creators = (const char *const *)f->creators,
+        .n_creators = f->n_creators,
+        .exclude_creators = (const char *const *)f->exclude_creators,
+        .n_exclude_creators = f->n_exclude_creators,
+        .exclude_item_ids = (const char *const *)f->exclude_item_ids,
+        .n_exclude_item_ids = f->n_exclude_item_ids,
+        .include_out_of_stock = f->include_out_of_stock,
+    };
+    return f->max_price_cents || f->min_price_cents || f->n_exclude_categories ||
+           f->n_categories || f->n_brands || f->n_exclude_brands || f->n_creators ||
+           f->n_exclude_creators || f->n_exclude_item_ids || f->include_out_of_stock;
+}
+
+static int recommend_check_filter(const Aisle__V1__Filter *f, char *err, size_t errlen) {
+    const struct {
+        const char *name;
+        size_t n;
+    } lists[] = {{"categories", f->n_categories},
+                 {"exclude_categories", f->n_exclude_categories},
+                 {"brands", f->n_brands},
+                 {"exclude_brands", f->n_exclude_brands},
+                 {"creators", f->n_creators},
+                 {"exclude_creators", f->n_exclude_creators},
+                 {"exclude_item_ids", f->n_exclude_item_ids}};
+    size_t total = 0;
+    if (f->min_price_cents < 0 || f->max_price_cents < 0)
+        return status_fail(AISLE_EINVAL, err, errlen, "filter prices must not be negative");
+    if (f->max_price_cents > 0 && f->min_price_cents > f->max_price_cents)
+        return status_fail(AISLE_EINVAL, err, errlen,
+                           "filter min_price_cents %lld is above max_price_cents %lld",
+                           (long long)f->min_price_cents, (long long)f->max_price_cents);
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        if (lists[i].n > RECOMMEND_MAX_FILTER_VALUES)
+            return status_fail(AISLE_EINVAL, err, errlen,
+                               "filter %s has %zu values; the most is %d", lists[i].name,
+                               lists[i].n, RECOMMEND_MAX_FILTER_VALUES);
+        total += lists[i].n;
+    }
+    if (total > RECOMMEND_MAX_FILTER_TOTAL)
+        return status_fail(AISLE_EINVAL, err, errlen,
+                           "filter has %zu values in all; the most is %d", total,
+                           RECOMMEND_MAX_FILTER_TOTAL);
+    return AISLE_OK;
+}
+
+/* Every bound of the request, before anything is read. */
+static int recommend_check(const catalog *c, const recommend_call *call, char *err,
+                           size_t errlen) {
+    size_t dim = (size_t)catalog_dim(c);
+    if (!call->similar && !*call->user_id)
+        return status_fail(AISLE_EINVAL, err, errlen, "user_id is empty");
+    if (call->similar && !*call->context_item_id)
+        return status_fail(AISLE_EINVAL, err, errlen, "item_id is empty");
+    if (call->limit < 0 || call->limit > RANK_MAX_LIMIT)
+        return status_fail(AISLE_EINVAL, err, errlen, "limit %d is outside 1..%d (0 means %d)",
+                           call->limit, RANK_MAX_LIMIT, RECOMMEND_DEFAULT_LIMIT);
+    if (!rank_surface(call->surface))
+        return status_fail(AISLE_EINVAL, err, errlen,
+                           "unknown surface '%s' (known: home, product_page, cart, or empty)",
+                           call->surface);
+    if (strlen(call->query) > RECOMMEND_MAX_QUERY)
+        return status_fail(AISLE_EINVAL, err, errlen, "query is %zu bytes; the most is %d",
+                           strlen(call->query), RECOMMEND_MAX_QUERY);
+    if (call->n_query_vector && call->n_query_vector != dim)
+        return status_fail(AISLE_EINVAL, err, errlen,
+                           "query_vector has %zu values; the catalog's dimension is %zu",
+                           call->n_query_vector, dim);
+    for (size_t j = 0; j < call->n_query_vector; j++)
+        if (!isfinite(call->query_vector[j]))
+            return status_fail(AISLE_EINVAL, err, errlen,
+                               "query_vector[%zu] is not a finite number", j);
+    return call->filter ? recommend_check_filter(call->filter, err, errlen) : AISLE_OK;
+}
+
+/* What a page token is bound to: everything but the limit and the token. */
+static uint64_t recommend_fingerprint(const recommend_call *call) {
+    pagetoken_fp f;
+    uint8_t *packed = NULL;
+    size_t n = call->filter ? aisle__v1__filter__get_packed_size(call->filter) : 0;
+    pagetoken_fp_init(&f);
+    pagetoken_fp_add(&f, &call->similar, sizeof(call->similar));
+    pagetoken_fp_add(&f, call->user_id, strlen(call->user_id));
+    pagetoken_fp_add(&f, call->surface, strlen(call->surface));
+    pagetoken_fp_add(&f, call->query, strlen(call->query));
+    pagetoken_fp_add(&f, call->context_item_id, strlen(call->context_item_id));
+    pagetoken_fp_add(&f, call->query_vector, call->n_query_vector * sizeof(float));
+    /* Packing is deterministic for one message; a failed allocation only
+     * weakens the binding, it cannot let a token through unsigned. */
+    if (n && (packed = malloc(n))) {
+        aisle__v1__filter__pack(call->filter, packed);
+        pagetoken_fp_add(&f, packed, n);
+    }
+    free(packed);
+    return f.h;
+}
+
+/* The next page's token over served plus this page, or NULL when the page
+ * was short (nothing more is eligible) or the session is full. */
+static int recommend_next_token(uint64_t fp, int64_t now_ms, const uint32_t *served,
+                                size_t n_served, const rank_result *rr, size_t limit,
+                                char **out) {
+    uint32_t *all;
+    int rc;
+    *out = NULL;
+    if (rr->n < limit) return AISLE_OK;
+    if (!(all = malloc((n_served + rr->n) * sizeof(*all) + 4))) return AISLE_ENOMEM;
+    memcpy(all, served, n_served * sizeof(*all));
+    for (size_t i = 0; i < rr->n; i++) all[n_served + i] = rank_item_hash(rr->hits[i].item.item_id);
+    rc = pagetoken_write(fp, now_ms, all, n_served + rr->n, out);
+    free(all);
+    return rc == AISLE_EFULL ? AISLE_OK : rc;
+}
+
+int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *call,
+                          int64_t now_ms, recommend_answer *out, char *err, size_t errlen) {
+    recommend_user u;
+    recommend_popular pp = {.ps = ps, .now_ms = now_ms, .degrade = 1, .answer = out};
+    rank_filter f;
+    uint32_t *served = NULL;
+    size_t n_served = 0;
+    uint64_t fp;
+    int rc, limit;
+
+    memset(out, 0, sizeof(*out));
+    memset(&u, 0, sizeof(u));
+    if ((rc = recommend_check(c, call, err, errlen)) != AISLE_OK) return rc;
+    fp = recommend_fingerprint(call);
+    if (*call->page_token && (rc = pagetoken_read(call->page_token, fp, now_ms, &served,
+                                                  &n_served, err, errlen)) != AISLE_OK)
+        goto fail;
+    if (*call->user_id) {
+        rc = recommend_user_load(ps, call->user_id, now_ms, &u, err, errlen);
+        if (rc == AISLE_EIO || rc == AISLE_EUNAVAIL) {
+            recommend_degrade(out, err);
+            u.now_ms = now_ms;
+        } else if (rc != AISLE_OK) {
+            goto fail;
+        }
+    }
+    limit = call->limit ? call->limit : RECOMMEND_DEFAULT_LIMIT;
+    rank_request rq = {
+        .profile = &u.view,
+        .popular = recommend_popular_get,
+        .popular_arg = &pp,
+        .limit = limit,
+        .filter = recommend_filter(call->filter, &f) ? &f : NULL,
+        .settings = rank_surface(call->similar ? "similar" : call->surface),
+        .query = call->query,
+        .query_vector = call->n_query_vector ? call->query_vector : NULL,
+        .context_item_id = call->context_item_id,
+        .served = served,
+        .n_served = n_served,
+    };
+    if ((rc = rank_recommend(c, &rq, &out->rr, err, errlen)) != AISLE_OK) goto fail;
+    if ((rc = recommend_next_token(fp, now_ms, served, n_served, &out->rr, (size_t)limit,
+                                   &out->next_page_token)) != AISLE_OK) {
+        status_fmt(err, errlen, "out of memory");
+        goto fail;
+    }
+    rc = AISLE_OK;
+fail:
+    profile_entries_free(pp.read, pp.n);
+    free(pp.view);
+    free(served);
+    recommend_user_clear(&u);
+    return rc;
+}
+
+void recommend_answer_clear(recommend_answer *a) {
+    rank_result_free(&a->rr);
+    free(a->next_page_token);
+    memset(a, 0, sizeof(*a));
+}
+
 void recommend_scored_item(Aisle__V1__ScoredItem *out, const rank_hit *h) {
     aisle__v1__scored_item__init(out);
     out->item_id = h->item.item_id;
@@ -123,20 +395,27 @@ void recommend_scored_item(Aisle__V1__ScoredItem *out, const rank_hit *h) {
     out->n_reasons = (size_t)h->n_reasons;
     out->title = h->item.title;
     out->creator_id = h->item.creator_id;
+    /* The catalog has no display names yet: the id stands in. */
+    out->creator_name = h->item.creator_id;
     out->category = h->item.category;
     out->price_cents = h->item.price_cents;
     out->brand = h->item.brand;
+    out->sources = (char **)h->source_names;
+    out->n_sources = (size_t)h->n_sources;
 }
 
-void recommend_response(const rank_result *rr, const char *request_id,
+void recommend_response(const recommend_answer *a, const char *request_id,
                         Aisle__V1__ScoredItem *items, Aisle__V1__ScoredItem **ptrs,
                         Aisle__V1__RecommendResponse *out) {
     aisle__v1__recommend_response__init(out);
-    for (size_t i = 0; i < rr->n; i++) {
-        recommend_scored_item(&items[i], &rr->hits[i]);
+    for (size_t i = 0; i < a->rr.n; i++) {
+        recommend_scored_item(&items[i], &a->rr.hits[i]);
         ptrs[i] = &items[i];
     }
     out->items = ptrs;
-    out->n_items = rr->n;
+    out->n_items = a->rr.n;
     out->request_id = (char *)request_id;
+    out->next_page_token = a->next_page_token ? a->next_page_token : "";
+    out->degraded = a->degraded;
+    out->degraded_reason = (char *)a->degraded_reason;
 }

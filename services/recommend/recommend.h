@@ -1,10 +1,14 @@
-/* recommend: the Recommend use case, below any transport.
+/* recommend: the Recommend and SimilarItems use cases, below any transport.
  *
- * Read the user's profile once, hand the ranker a plain view of it, let it
- * fill short lists from the popular list (read from Redis only when a
- * result needs it), and build the answer's messages. gRPC handlers, Shop's
- * sub-agents and the demo all go through here, so a profile read once per
- * call is seen the same by every part of that call. */
+ * Check the request's bounds, read the user's profile once, hand the ranker
+ * a plain view of it with the surface's settings, let it read the popular
+ * list from Redis only when it needs it, page with signed tokens
+ * (pagetoken.h), and build the answer's messages. When Redis cannot be
+ * reached the answer is not an error: it is non-personalized (the popular
+ * list last read, kept in memory, else any eligible items) and marked
+ * degraded with the reason. gRPC handlers, Shop's sub-agents and the demo
+ * all go through here, so a profile read once per call is seen the same by
+ * every part of that call. */
 #ifndef AISLE_RECOMMEND_H
 #define AISLE_RECOMMEND_H
 
@@ -18,6 +22,9 @@
 
 #define RECOMMEND_DEFAULT_LIMIT 10
 #define RECOMMEND_POPULAR_ITEMS 200 /* popular list read when filling */
+#define RECOMMEND_MAX_FILTER_VALUES 256 /* in one list of a Filter */
+#define RECOMMEND_MAX_FILTER_TOTAL 1024 /* in all its lists together */
+#define RECOMMEND_MAX_QUERY 1000        /* bytes of a request's words */
 
 /* One user's profile as read at one moment, and the ranker's view of it.
  * Read-only once loaded, so threads working on one call may share it. */
@@ -48,13 +55,43 @@ int recommend_rank(catalog *c, profile_store *ps, const recommend_user *u, int l
 int recommend_for(catalog *c, profile_store *ps, const char *user_id, int limit,
                   const rank_filter *filter, rank_result *out, char *err, size_t errlen);
 
+/* A Recommend or SimilarItems request as decoded (all borrowed). */
+typedef struct recommend_call {
+    const char *user_id; /* may be "" only when similar */
+    int limit;           /* 0 = RECOMMEND_DEFAULT_LIMIT, else 1..RANK_MAX_LIMIT */
+    const Aisle__V1__Filter *filter; /* NULL = none */
+    const char *query;
+    const float *query_vector;
+    size_t n_query_vector;
+    const char *context_item_id;
+    const char *surface;
+    const char *page_token;
+    int similar; /* SimilarItems: context_item_id is the item */
+} recommend_call;
+
+typedef struct recommend_answer {
+    rank_result rr;
+    char *next_page_token; /* owned; NULL when there is no further page */
+    int degraded;
+    char degraded_reason[256];
+} recommend_answer;
+
+/* Answers call over c as of now_ms. Returns AISLE_OK, AISLE_EINVAL (a bound
+ * broken, a bad page token), AISLE_ENOTFOUND (the context or similar item
+ * is not in the catalog), AISLE_ENOMEM or AISLE_EINTERNAL, with err set;
+ * Redis failures degrade the answer instead. Clear out with
+ * recommend_answer_clear (also after a failure). */
+int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *call,
+                          int64_t now_ms, recommend_answer *out, char *err, size_t errlen);
+void recommend_answer_clear(recommend_answer *a);
+
 /* Points out's fields at h's (no copies: out is valid while h is). */
 void recommend_scored_item(Aisle__V1__ScoredItem *out, const rank_hit *h);
 
-/* A RecommendResponse over rr with request_id (both borrowed): items and
- * ptrs are arrays of rr->n the caller provides and keeps until the message
- * is packed. */
-void recommend_response(const rank_result *rr, const char *request_id,
+/* A RecommendResponse over a with request_id (both borrowed): items and
+ * ptrs are arrays of a->rr.n the caller provides and keeps until the
+ * message is packed. */
+void recommend_response(const recommend_answer *a, const char *request_id,
                         Aisle__V1__ScoredItem *items, Aisle__V1__ScoredItem **ptrs,
                         Aisle__V1__RecommendResponse *out);
 

@@ -12,41 +12,77 @@
 #include "services/base/status.h"
 #include "services/recommend/recommend.h"
 
-static void recommender_recommend(const server_call_ctx *ctx, const uint8_t *req, size_t len,
-                                  server_reply *rep) {
-    Aisle__V1__RecommendRequest *in;
+/* Runs call and replies with its RecommendResponse, or the failure. */
+static void recommender_answer(const server_call_ctx *ctx, const recommend_call *call,
+                               server_reply *rep) {
     Aisle__V1__RecommendResponse out;
     Aisle__V1__ScoredItem *items = NULL, **ptrs = NULL;
-    rank_result rr = {0};
+    recommend_answer a;
     char err[256];
-    int rc;
-
-    in = aisle__v1__recommend_request__unpack(NULL, len, req);
-    if (!in) {
-        server_reply_fail(rep, AISLE_EINVAL, "request body is not a valid RecommendRequest");
-        return;
-    }
-    rc = recommend_for(ctx->cat, ctx->profiles, in->user_id, in->limit, NULL, &rr, err,
-                       sizeof(err));
+    int rc = recommend_answer_call(ctx->cat, ctx->profiles, call, clock_wall_ms(), &a, err,
+                                   sizeof(err));
     if (rc != AISLE_OK) {
         server_reply_fail(rep, rc, "%s", err);
         goto out;
     }
-    items = calloc(rr.n ? rr.n : 1, sizeof(*items));
-    ptrs = calloc(rr.n ? rr.n : 1, sizeof(*ptrs));
+    items = calloc(a.rr.n ? a.rr.n : 1, sizeof(*items));
+    ptrs = calloc(a.rr.n ? a.rr.n : 1, sizeof(*ptrs));
     if (!items || !ptrs) {
         server_reply_fail(rep, AISLE_ENOMEM, "out of memory");
         goto out;
     }
-    recommend_response(&rr, ctx->request_id, items, ptrs, &out);
+    recommend_response(&a, ctx->request_id, items, ptrs, &out);
     server_reply_pack(rep, &out.base);
-    log_debug("serve", "recommend request_id=%s user=%s items=%zu", ctx->request_id,
-              in->user_id, rr.n);
+    /* Per call, so debug only: an outage is logged by the profile store. */
+    log_debug("serve", "recommend request_id=%s user=%s items=%zu degraded=%d",
+              ctx->request_id, call->user_id, a.rr.n, a.degraded);
 out:
     free(items);
     free(ptrs);
-    rank_result_free(&rr);
+    recommend_answer_clear(&a);
+}
+
+static void recommender_recommend(const server_call_ctx *ctx, const uint8_t *req, size_t len,
+                                  server_reply *rep) {
+    Aisle__V1__RecommendRequest *in = aisle__v1__recommend_request__unpack(NULL, len, req);
+    if (!in) {
+        server_reply_fail(rep, AISLE_EINVAL, "request body is not a valid RecommendRequest");
+        return;
+    }
+    recommend_call call = {
+        .user_id = in->user_id,
+        .limit = in->limit,
+        .filter = in->filter,
+        .query = in->query,
+        .query_vector = in->query_vector,
+        .n_query_vector = in->n_query_vector,
+        .context_item_id = in->context_item_id,
+        .surface = in->surface,
+        .page_token = in->page_token,
+    };
+    recommender_answer(ctx, &call, rep);
     aisle__v1__recommend_request__free_unpacked(in, NULL);
+}
+
+static void recommender_similar(const server_call_ctx *ctx, const uint8_t *req, size_t len,
+                                server_reply *rep) {
+    Aisle__V1__SimilarItemsRequest *in = aisle__v1__similar_items_request__unpack(NULL, len, req);
+    if (!in) {
+        server_reply_fail(rep, AISLE_EINVAL, "request body is not a valid SimilarItemsRequest");
+        return;
+    }
+    recommend_call call = {
+        .user_id = in->user_id,
+        .limit = in->limit,
+        .filter = in->filter,
+        .query = "",
+        .context_item_id = in->item_id,
+        .surface = "",
+        .page_token = in->page_token,
+        .similar = 1,
+    };
+    recommender_answer(ctx, &call, rep);
+    aisle__v1__similar_items_request__free_unpacked(in, NULL);
 }
 
 /* Views n profile entries as WeightedId messages in ids/ptrs (n long). */
@@ -213,6 +249,7 @@ void recommender_methods(server_config *cfg, const recommender_config *rc) {
         {"/aisle.v1.Recommender/Recommend", recommender_recommend, NULL, (void *)rc},
         {"/aisle.v1.Recommender/GetProfile", recommender_get_profile, NULL, (void *)rc},
         {"/aisle.v1.Recommender/DeleteProfile", recommender_delete_profile, NULL, (void *)rc},
+        {"/aisle.v1.Recommender/SimilarItems", recommender_similar, NULL, (void *)rc},
         {"/grpc.health.v1.Health/Check", recommender_health, NULL, (void *)rc},
         {"/aisle.v1.Recommender/Shop", NULL, recommender_shop, (void *)rc},
     };

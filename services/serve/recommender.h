@@ -1,6 +1,7 @@
 /* recommender: Aisle's gRPC methods, as handlers for the transport.
  *
- * aisle.v1.Recommender/{Recommend, GetProfile, DeleteProfile, Shop} and
+ * aisle.v1.Recommender/{Recommend, SimilarItems, GetProfile, DeleteProfile,
+ * Shop} and
  * grpc.health.v1.Health/Check: each decodes its request, calls the use case
  * below it (services/recommend, services/shop, the profile store) and
  * encodes the answer; failures travel as AISLE_* codes. */

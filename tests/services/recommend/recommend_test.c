@@ -1,10 +1,14 @@
 /* Tests for services/recommend on a real redis-server: one read of the
  * profile gives the ranker a faithful view, the page leaves out what the
- * user has seen, and a Redis failure while filling keeps its code
- * (AISLE_EIO, which the transport turns into UNAVAILABLE). */
+ * user has seen, every bound of a call is checked, pages never repeat and
+ * their tokens cannot be forged, reused by another request or kept past
+ * their time; with Redis gone recommend_rank keeps its code (AISLE_EIO)
+ * while a call is answered degraded. */
 #include "services/recommend/recommend.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "services/base/clock.h"
@@ -85,6 +89,140 @@ static void test_one_read_and_view(void) {
     catalog_free(c);
 }
 
+/* A plain call for user, every string set as the handlers set them. */
+static recommend_call plain(const char *user, int limit) {
+    return (recommend_call){.user_id = user, .limit = limit, .query = "",
+                            .context_item_id = "", .surface = "", .page_token = ""};
+}
+
+static int call_fails(catalog *c, profile_store *ps, const recommend_call *call, int code,
+                      const char *part) {
+    recommend_answer a;
+    char err[256] = "";
+    int rc = recommend_answer_call(c, ps, call, clock_wall_ms(), &a, err, sizeof(err));
+    recommend_answer_clear(&a);
+    if (rc != code || !strstr(err, part)) {
+        fprintf(stderr, "got %d '%s', wanted %d '%s'\n", rc, err, code, part);
+        return 0;
+    }
+    return 1;
+}
+
+static void test_bounds(void) {
+    catalog *c = make_catalog();
+    profile_store *ps = open_store();
+    Aisle__V1__Filter band = AISLE__V1__FILTER__INIT, many = AISLE__V1__FILTER__INIT;
+    char *names[RECOMMEND_MAX_FILTER_VALUES + 1], longq[RECOMMEND_MAX_QUERY + 2];
+    float short_v[DIM - 1] = {0}, nan_v[DIM] = {0, NAN, 0, 0};
+    recommend_call k;
+    TEST_REQUIRE(c && ps);
+    k = plain("", 5);
+    TEST_CHECK(call_fails(c, ps, &k, AISLE_EINVAL, "user_id is empty"));
+    k = plain("u", RANK_MAX_LIMIT + 1);
+    TEST_CHECK(call_fails(c, ps, &k, AISLE_EINVAL, "limit 501 is outside 1..500"));
+    k = plain("u", -1);
+    TEST_CHECK(call_fails(c, ps, &k, AISLE_EINVAL, "limit -1"));
+    k = plain("u", 5);
+    k.surface = "homepage";
+    TEST_CHECK(call_fails(c, ps, &k, AISLE_EINVAL, "unknown surface 'homepage'"));
+    k = plain("u", 5);
+    k.query_vector = short_v;
+    k.n_query_vector = DIM - 1;
+    TEST_CHECK(call_fails(c, ps, &k, AISLE_EINVAL, "query_vector has 3 values"));
+    k.query_vector = nan_v;
+    k.n_query_vector = DIM;
+    TEST_CHECK(call_fails(c, ps, &k, AISLE_EINVAL, "query_vector[1] is not a finite"));
+    k = plain("u", 5);
+    band.min_price_cents = 500;
+    band.max_price_cents = 100;
+    k.filter = &band;
+    TEST_CHECK(call_fails(c, ps, &k, AISLE_EINVAL, "min_price_cents 500 is above"));
+    for (int i = 0; i <= RECOMMEND_MAX_FILTER_VALUES; i++) names[i] = "x";
+    many.categories = names;
+    many.n_categories = RECOMMEND_MAX_FILTER_VALUES + 1;
+    k.filter = &many;
+    TEST_CHECK(call_fails(c, ps, &k, AISLE_EINVAL, "filter categories has 257 values"));
+    k = plain("u", 5);
+    memset(longq, 'q', sizeof(longq) - 1);
+    longq[sizeof(longq) - 1] = 0;
+    k.query = longq;
+    TEST_CHECK(call_fails(c, ps, &k, AISLE_EINVAL, "query is 1001 bytes"));
+    k = plain("", 5);
+    k.similar = 1;
+    TEST_CHECK(call_fails(c, ps, &k, AISLE_EINVAL, "item_id is empty"));
+    k.context_item_id = "nope";
+    TEST_CHECK(call_fails(c, ps, &k, AISLE_ENOTFOUND, "'nope' is not in the catalog"));
+    k = plain("u", 5);
+    k.page_token = "AAAA";
+    TEST_CHECK(call_fails(c, ps, &k, AISLE_EINVAL, "page_token"));
+    profile_store_close(ps);
+    catalog_free(c);
+}
+
+/* Reads page k into ids (appending to *n) and returns its next token
+ * (owned), or NULL. */
+static char *page(catalog *c, profile_store *ps, const recommend_call *k, char ids[][8],
+                  size_t *n, size_t *got) {
+    recommend_answer a;
+    char err[256], *next = NULL;
+    *got = 0;
+    if (recommend_answer_call(c, ps, k, clock_wall_ms(), &a, err, sizeof(err)) != AISLE_OK) {
+        fprintf(stderr, "page: %s\n", err);
+        return NULL;
+    }
+    for (size_t i = 0; i < a.rr.n; i++) {
+        for (size_t j = 0; j < *n; j++) TEST_CHECK(strcmp(ids[j], a.rr.hits[i].item.item_id));
+        snprintf(ids[(*n)++], 8, "%s", a.rr.hits[i].item.item_id);
+    }
+    *got = a.rr.n;
+    if (a.next_page_token) next = strdup(a.next_page_token);
+    recommend_answer_clear(&a);
+    return next;
+}
+
+/* Four unseen items in pages of 2: two full pages, then an empty one
+ * without a token; no repeats; a token verifies only for its own request,
+ * undamaged and fresh. */
+static void test_paging(void) {
+    catalog *c = make_catalog();
+    profile_store *ps = open_store();
+    recommend_answer a;
+    recommend_call k = plain("u3", 2), other;
+    char err[256], ids[8][8], *t1, *t2, *t3, keep;
+    size_t n = 0, got;
+    TEST_REQUIRE(c && ps);
+    TEST_REQUIRE(view(ps, "u3", "a0", AISLE__V1__SIGNAL_KIND__CLICK) == 1);
+    t1 = page(c, ps, &k, ids, &n, &got);
+    TEST_REQUIRE(t1 && got == 2);
+    other = k;
+    other.page_token = t1;
+    other.user_id = "u4";
+    TEST_CHECK(call_fails(c, ps, &other, AISLE_EINVAL, "another request"));
+    other.user_id = "u3";
+    other.surface = "home";
+    TEST_CHECK(call_fails(c, ps, &other, AISLE_EINVAL, "another request"));
+    other.surface = "";
+    TEST_CHECK(recommend_answer_call(c, ps, &other, clock_wall_ms() + 2 * 3600 * 1000, &a, err,
+                                     sizeof(err)) == AISLE_EINVAL &&
+               strstr(err, "stale"));
+    recommend_answer_clear(&a);
+    keep = t1[5];
+    t1[5] = keep == 'A' ? 'B' : 'A';
+    TEST_CHECK(call_fails(c, ps, &other, AISLE_EINVAL, "does not verify"));
+    t1[5] = keep;
+    k.page_token = t1;
+    t2 = page(c, ps, &k, ids, &n, &got);
+    TEST_REQUIRE(t2 && got == 2);
+    k.page_token = t2;
+    t3 = page(c, ps, &k, ids, &n, &got);
+    TEST_CHECK(t3 == NULL && got == 0);
+    free(t1);
+    free(t2);
+    free(t3);
+    profile_store_close(ps);
+    catalog_free(c);
+}
+
 /* The profile is read, then Redis goes away before the page is filled from
  * the popular list: the code that comes back says "unavailable". */
 static void test_redis_down_while_filling(void) {
@@ -102,6 +240,14 @@ static void test_redis_down_while_filling(void) {
     TEST_CHECK(rr.n == 0);
     TEST_CHECK(recommend_for(c, ps, "u2", 3, NULL, &rr, err, sizeof(err)) == AISLE_EIO);
     recommend_user_clear(&u);
+    /* A call is answered all the same: not personalized, marked, full. */
+    recommend_answer a;
+    recommend_call k = plain("u2", 3);
+    TEST_REQUIRE(recommend_answer_call(c, ps, &k, clock_wall_ms(), &a, err, sizeof(err)) ==
+                 AISLE_OK);
+    TEST_CHECK(a.degraded && strstr(a.degraded_reason, "unreachable") != NULL);
+    TEST_CHECK(a.rr.n == 3);
+    recommend_answer_clear(&a);
     profile_store_close(ps);
     catalog_free(c);
 }
@@ -113,6 +259,8 @@ int main(void) {
         return 1;
     }
     TEST_RUN(test_one_read_and_view);
+    TEST_RUN(test_bounds);
+    TEST_RUN(test_paging);
     TEST_RUN(test_redis_down_while_filling);
     redisproc_stop(&rp);
     return test_summary();
