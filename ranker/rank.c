@@ -947,7 +947,7 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
     if (!rc) rc = rank_sources(&st, err, errlen);
     if (!rc) {
         rank_score(&st);
-        qsort(st.pool, st.npool, sizeof(*st.pool), rank_cand_cmp);
+        if (st.npool) qsort(st.pool, st.npool, sizeof(*st.pool), rank_cand_cmp);
         if (rank_select(&st, &caps) != AISLE_OK)
             rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     }

@@ -318,7 +318,7 @@ static int recommend_next_token(uint64_t fp, int64_t now_ms, const uint32_t *ser
     *out = NULL;
     if (rr->n < limit) return AISLE_OK;
     if (!(all = malloc((n_served + rr->n) * sizeof(*all) + 4))) return AISLE_ENOMEM;
-    memcpy(all, served, n_served * sizeof(*all));
+    if (n_served) memcpy(all, served, n_served * sizeof(*all));
     for (size_t i = 0; i < rr->n; i++) all[n_served + i] = rank_item_hash(rr->hits[i].item.item_id);
     rc = pagetoken_write(fp, now_ms, all, n_served + rr->n, out);
     free(all);
