@@ -325,6 +325,48 @@ static int recommend_next_token(uint64_t fp, int64_t now_ms, const uint32_t *ser
     return rc == AISLE_EFULL ? AISLE_OK : rc;
 }
 
+/* One creator's tally over a page. */
+typedef struct recommend_tally {
+    const char *id;
+    float score;
+    int n_items;
+} recommend_tally;
+
+static int recommend_tally_cmp(const void *a, const void *b) {
+    const recommend_tally *x = a, *y = b;
+    return (x->score < y->score) - (x->score > y->score);
+}
+
+/* The page's creators, by the summed scores of their items on it; those the
+ * user engages with say so. Linear scans: a page holds at most 500 items. */
+static void recommend_creators(const rank_result *rr, const rank_profile *p,
+                               recommend_answer *a) {
+    recommend_tally all[RANK_MAX_LIMIT];
+    size_t n = 0;
+    for (size_t i = 0; i < rr->n; i++) {
+        const char *id = rr->hits[i].item.creator_id;
+        size_t k = 0;
+        if (!*id) continue;
+        while (k < n && strcmp(all[k].id, id)) k++;
+        if (k == n) all[n++] = (recommend_tally){.id = id};
+        all[k].score += rr->hits[i].score;
+        all[k].n_items++;
+    }
+    if (n) qsort(all, n, sizeof(all[0]), recommend_tally_cmp);
+    for (size_t k = 0; k < n && k < RECOMMEND_MAX_CREATORS; k++) {
+        recommend_creator *c = &a->creators[a->n_creators++];
+        *c = (recommend_creator){.id = all[k].id, .score = all[k].score,
+                                 .n_items = all[k].n_items};
+        for (size_t j = 0; j < p->n_creators && !c->engaged; j++)
+            c->engaged = strcmp(p->creators[j].id, c->id) == 0 && p->creators[j].weight > 0;
+        snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]),
+                 "Made %d of the items above", c->n_items);
+        if (c->engaged)
+            snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]),
+                     "A creator you engage with");
+    }
+}
+
 int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *call,
                           int64_t now_ms, recommend_answer *out, char *err, size_t errlen) {
     recommend_user u;
@@ -366,6 +408,7 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
         .n_served = n_served,
     };
     if ((rc = rank_recommend(c, &rq, &out->rr, err, errlen)) != AISLE_OK) goto fail;
+    recommend_creators(&out->rr, &u.view, out);
     if ((rc = recommend_next_token(fp, now_ms, served, n_served, &out->rr, (size_t)limit,
                                    &out->next_page_token)) != AISLE_OK) {
         status_fmt(err, errlen, "out of memory");
@@ -404,18 +447,32 @@ void recommend_scored_item(Aisle__V1__ScoredItem *out, const rank_hit *h) {
     out->n_sources = (size_t)h->n_sources;
 }
 
-void recommend_response(const recommend_answer *a, const char *request_id,
-                        Aisle__V1__ScoredItem *items, Aisle__V1__ScoredItem **ptrs,
+void recommend_response(recommend_answer *a, const char *request_id, recommend_msgs *m,
                         Aisle__V1__RecommendResponse *out) {
     aisle__v1__recommend_response__init(out);
     for (size_t i = 0; i < a->rr.n; i++) {
-        recommend_scored_item(&items[i], &a->rr.hits[i]);
-        ptrs[i] = &items[i];
+        recommend_scored_item(&m->items[i], &a->rr.hits[i]);
+        m->ptrs[i] = &m->items[i];
     }
-    out->items = ptrs;
+    for (size_t k = 0; k < a->n_creators; k++) {
+        recommend_creator *c = &a->creators[k];
+        Aisle__V1__ScoredCreator *sc = &m->creators[k];
+        aisle__v1__scored_creator__init(sc);
+        /* protobuf-c's fields are not const; packing only reads. */
+        sc->creator_id = (char *)c->id;
+        sc->name = (char *)c->id; /* no display names in the catalog yet */
+        sc->score = c->score;
+        for (int r = 0; r < c->n_reasons; r++) c->reason_ptrs[r] = c->reasons[r];
+        sc->reasons = c->reason_ptrs;
+        sc->n_reasons = (size_t)c->n_reasons;
+        m->creator_ptrs[k] = sc;
+    }
+    out->items = m->ptrs;
     out->n_items = a->rr.n;
+    out->creators = m->creator_ptrs;
+    out->n_creators = a->n_creators;
     out->request_id = (char *)request_id;
     out->next_page_token = a->next_page_token ? a->next_page_token : "";
     out->degraded = a->degraded;
-    out->degraded_reason = (char *)a->degraded_reason;
+    out->degraded_reason = a->degraded_reason;
 }

@@ -69,8 +69,24 @@ typedef struct recommend_call {
     int similar; /* SimilarItems: context_item_id is the item */
 } recommend_call;
 
+#define RECOMMEND_MAX_CREATORS 5 /* creators suggested beside a page */
+
+/* A creator suggested beside a page: the page's items by them and whether
+ * the user already engages with them. */
+typedef struct recommend_creator {
+    const char *id;  /* borrowed from a hit of the page */
+    float score;     /* the sum of their items' scores on the page */
+    int n_items;
+    int engaged;
+    char reasons[2][96];
+    char *reason_ptrs[2]; /* into reasons, for the message */
+    int n_reasons;
+} recommend_creator;
+
 typedef struct recommend_answer {
     rank_result rr;
+    recommend_creator creators[RECOMMEND_MAX_CREATORS]; /* best first */
+    size_t n_creators;
     char *next_page_token; /* owned; NULL when there is no further page */
     int degraded;
     char degraded_reason[256];
@@ -88,11 +104,18 @@ void recommend_answer_clear(recommend_answer *a);
 /* Points out's fields at h's (no copies: out is valid while h is). */
 void recommend_scored_item(Aisle__V1__ScoredItem *out, const rank_hit *h);
 
-/* A RecommendResponse over a with request_id (both borrowed): items and
- * ptrs are arrays of a->rr.n the caller provides and keeps until the
- * message is packed. */
-void recommend_response(const recommend_answer *a, const char *request_id,
-                        Aisle__V1__ScoredItem *items, Aisle__V1__ScoredItem **ptrs,
+/* The messages a RecommendResponse points into, kept by the caller until
+ * it is packed: items and ptrs are arrays of a->rr.n. */
+typedef struct recommend_msgs {
+    Aisle__V1__ScoredItem *items;
+    Aisle__V1__ScoredItem **ptrs;
+    Aisle__V1__ScoredCreator creators[RECOMMEND_MAX_CREATORS];
+    Aisle__V1__ScoredCreator *creator_ptrs[RECOMMEND_MAX_CREATORS];
+} recommend_msgs;
+
+/* A RecommendResponse over a with request_id (both borrowed), its parts in
+ * m. */
+void recommend_response(recommend_answer *a, const char *request_id, recommend_msgs *m,
                         Aisle__V1__RecommendResponse *out);
 
 #endif

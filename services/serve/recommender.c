@@ -16,7 +16,7 @@
 static void recommender_answer(const server_call_ctx *ctx, const recommend_call *call,
                                server_reply *rep) {
     Aisle__V1__RecommendResponse out;
-    Aisle__V1__ScoredItem *items = NULL, **ptrs = NULL;
+    recommend_msgs m = {0};
     recommend_answer a;
     char err[256];
     int rc = recommend_answer_call(ctx->cat, ctx->profiles, call, clock_wall_ms(), &a, err,
@@ -25,20 +25,20 @@ static void recommender_answer(const server_call_ctx *ctx, const recommend_call 
         server_reply_fail(rep, rc, "%s", err);
         goto out;
     }
-    items = calloc(a.rr.n ? a.rr.n : 1, sizeof(*items));
-    ptrs = calloc(a.rr.n ? a.rr.n : 1, sizeof(*ptrs));
-    if (!items || !ptrs) {
+    m.items = calloc(a.rr.n ? a.rr.n : 1, sizeof(*m.items));
+    m.ptrs = calloc(a.rr.n ? a.rr.n : 1, sizeof(*m.ptrs));
+    if (!m.items || !m.ptrs) {
         server_reply_fail(rep, AISLE_ENOMEM, "out of memory");
         goto out;
     }
-    recommend_response(&a, ctx->request_id, items, ptrs, &out);
+    recommend_response(&a, ctx->request_id, &m, &out);
     server_reply_pack(rep, &out.base);
     /* Per call, so debug only: an outage is logged by the profile store. */
     log_debug("serve", "recommend request_id=%s user=%s items=%zu degraded=%d",
               ctx->request_id, call->user_id, a.rr.n, a.degraded);
 out:
-    free(items);
-    free(ptrs);
+    free(m.items);
+    free(m.ptrs);
     recommend_answer_clear(&a);
 }
 

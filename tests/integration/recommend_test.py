@@ -179,6 +179,16 @@ class RecommendApi(unittest.TestCase):
         cats = {it.category for it in home}
         self.assertEqual(cats, {"outdoor", "coffee"}, [it.item_id for it in home])
         self.assertTrue(any("variety" in r for it in home for r in it.reasons))
+        # Beside the page: its creators, best first, with why.
+        r = self.rec(user_id=user, limit=6, surface="home")
+        self.assertTrue(r.creators)
+        self.assertEqual(r.creators[0].creator_id, r.creators[0].name)
+        page = {it.creator_id for it in r.items}
+        for c in r.creators:
+            self.assertIn(c.creator_id, page)
+            self.assertTrue(any(x.startswith("Made ") for x in c.reasons), c.reasons)
+        self.assertTrue(any("A creator you engage with" in x for c in r.creators
+                            for x in c.reasons))
 
     def test_creator_cap_never_exceeded(self):
         user = self.user_with([("A001", 0)])
