@@ -15,7 +15,7 @@
 #define RANK_CREATOR_BOOST 0.05f
 #define RANK_MAX_CANDIDATES 2000
 #define RANK_TOP_CREATORS 5   /* creators the creators source draws from */
-#define RANK_CREATOR_SCAN 20000 /* newest slots it looks through */
+#define RANK_CREATOR_SCAN 5000 /* newest slots it looks through */
 #define RANK_SEED_ITEMS 3     /* heaviest profile items whose neighbours are asked */
 #define RANK_SEED_RECENT 2    /* most recently seen items likewise */
 #define RANK_QUOTE 60         /* longest query quoted in a reason */
@@ -283,42 +283,51 @@ static int rank_offer(rank_state *st, size_t slot, int src, float score) {
     return 1;
 }
 
-/* Offers the k best items by inner product with q from source src; the
- * profile source keeps each hit's search score. */
-static int rank_offer_search(rank_state *st, const float *q, int k, int src, char *err,
-                             size_t errlen) {
-    size_t *slots;
-    float *scores;
-    int n, rc = AISLE_OK;
-    if (k <= 0) return AISLE_OK;
-    slots = malloc((size_t)k * sizeof(*slots));
-    scores = malloc((size_t)k * sizeof(*scores));
-    if (!slots || !scores) {
-        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    } else if ((n = catalog_search(st->c, q, k, slots, scores)) < 0) {
-        rc = status_fail(AISLE_EINTERNAL, err, errlen, "vector search failed");
-    } else {
+/* Offers the k best items by inner product with q from source src (the
+ * profile source keeps each hit's search score); with deepen, searches
+ * again four times deeper while fewer than a page of the hits were
+ * eligible and the index had more, so a filter that drops most items
+ * costs a deeper search only when it does. */
+static int rank_offer_search(rank_state *st, const float *q, int k, int src, int deepen,
+                             char *err, size_t errlen) {
+    size_t *slots = NULL;
+    float *scores = NULL;
+    int n, eligible, rc = AISLE_OK;
+    for (; k > 0 && rc == AISLE_OK; k = k * 4 < RANK_MAX_CANDIDATES ? k * 4 : RANK_MAX_CANDIDATES) {
+        free(slots);
+        free(scores);
+        slots = malloc((size_t)k * sizeof(*slots));
+        scores = malloc((size_t)k * sizeof(*scores));
+        if (!slots || !scores) {
+            rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+            break;
+        }
+        if ((n = catalog_search(st->c, q, k, slots, scores)) < 0) {
+            rc = status_fail(AISLE_EINTERNAL, err, errlen, "vector search failed");
+            break;
+        }
+        eligible = 0;
         for (int i = 0; i < n && rc == AISLE_OK; i++) {
             int got = rank_offer(st, slots[i], src, scores[i]);
             if (got < 0) rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
             else if (got && src == RANK_SRC_PROFILE)
                 st->pool[st->at[slots[i]] - 1].search = scores[i];
+            eligible += got > 0;
         }
+        if (!deepen || (size_t)eligible >= st->cap || n < k || k >= RANK_MAX_CANDIDATES) break;
     }
     free(slots);
     free(scores);
     return rc;
 }
 
-/* How deep to search: a source's budget, more when a filter or a query
- * drops many, never less than the page plus what the profile and earlier
- * pages leave out. */
+/* How deep to search first: a source's budget, never less than the page
+ * plus what the profile and earlier pages leave out. */
 static int rank_depth(const rank_state *st, int budget) {
     const rank_profile *p = st->p;
     size_t k = st->cap + p->n_items + p->n_dismissed + p->n_seen + p->n_purchased +
                st->req->n_served + 16;
     if ((size_t)budget > k) k = (size_t)budget;
-    if (st->filter || st->lex) k *= 8;
     return k > RANK_MAX_CANDIDATES ? RANK_MAX_CANDIDATES : (int)k;
 }
 
@@ -399,7 +408,7 @@ static int rank_source_profile(rank_state *st, char *err, size_t errlen) {
     int rc;
     if (!st->personal) return AISLE_OK;
     rc = rank_offer_search(st, st->u, rank_depth(st, st->set->budget[RANK_SRC_PROFILE]),
-                           RANK_SRC_PROFILE, err, errlen);
+                           RANK_SRC_PROFILE, 1, err, errlen);
     for (size_t i = 0; i < p->n_items && rc == AISLE_OK; i++) {
         const uint32_t *nb;
         const float *w;
@@ -441,7 +450,7 @@ static int rank_source_neighbours(rank_state *st, char *err, size_t errlen) {
     per = budget / (int)(n ? n : 1) + 1;
     for (size_t i = 0; i < n && rc == AISLE_OK; i++)
         rc = rank_offer_search(st, catalog_vector(st->c, seeds[i]), per, RANK_SRC_NEIGHBOURS,
-                               err, errlen);
+                               0, err, errlen);
     return rc;
 }
 
@@ -537,8 +546,8 @@ static int rank_source_context(rank_state *st, char *err, size_t errlen) {
                                 catalog_dim(st->c))) < 0)
             return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     return rank_offer_search(st, catalog_vector(st->c, st->ctx),
-                             rank_depth(st, st->set->budget[RANK_SRC_CONTEXT]),
-                             RANK_SRC_CONTEXT, err, errlen);
+                             st->set->budget[RANK_SRC_CONTEXT], RANK_SRC_CONTEXT, 1, err,
+                             errlen);
 }
 
 static int rank_sources(rank_state *st, char *err, size_t errlen) {
@@ -548,9 +557,8 @@ static int rank_sources(rank_state *st, char *err, size_t errlen) {
         (rc = rank_source_query(st, err, errlen)) || (rc = rank_source_context(st, err, errlen)))
         return rc;
     if (st->req->query_vector && st->set->budget[RANK_SRC_VECTOR] > 0)
-        return rank_offer_search(st, st->req->query_vector,
-                                 rank_depth(st, st->set->budget[RANK_SRC_VECTOR]),
-                                 RANK_SRC_VECTOR, err, errlen);
+        return rank_offer_search(st, st->req->query_vector, st->set->budget[RANK_SRC_VECTOR],
+                                 RANK_SRC_VECTOR, 1, err, errlen);
     return AISLE_OK;
 }
 
