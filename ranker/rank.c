@@ -16,8 +16,8 @@
 #define RANK_MAX_CANDIDATES 2000
 #define RANK_TOP_CREATORS 5   /* creators the creators source draws from */
 #define RANK_CREATOR_SCAN 5000 /* newest slots it looks through */
-#define RANK_SEED_ITEMS 3     /* heaviest profile items whose neighbours are asked */
-#define RANK_SEED_RECENT 2    /* most recently seen items likewise */
+#define RANK_SEED_ITEMS 1     /* heaviest profile items whose neighbours are asked */
+#define RANK_SEED_RECENT 1    /* the most recently seen item likewise (a search each) */
 #define RANK_QUOTE 60         /* longest query quoted in a reason */
 
 /* How the profile's ids are marked in rank_state.seen. */

@@ -12,7 +12,7 @@
 #include "services/base/status.h"
 #include "services/recommend/pagetoken.h"
 
-#define RECOMMEND_CACHE_MS 1000 /* how often a good popular list is copied aside */
+#define RECOMMEND_CACHE_MS 1000 /* how long calls share one read of the popular list */
 
 /* Copies n profile entries into the view's entries at dst. */
 static const rank_entry *recommend_view(const profile_entry *src, size_t n, rank_entry *dst) {
@@ -69,64 +69,70 @@ void recommend_user_clear(recommend_user *u) {
     memset(u, 0, sizeof(*u));
 }
 
-/* The popular list, read from Redis the first time the ranker asks. With
- * degrade set, a store that fails gives the last good list instead (the
- * process keeps a copy, refreshed at most once a second) and marks the
- * call degraded. */
-typedef struct recommend_popular {
-    profile_store *ps;
-    int64_t now_ms;
-    profile_entry *read; /* owned */
-    rank_entry *view;    /* owned */
-    size_t n;
-    int degrade;
-    recommend_answer *answer; /* marked degraded; NULL unless degrade */
-} recommend_popular;
-
-static struct {
-    pthread_mutex_t mu;
+/* A popular list as read at one moment, shared by the calls that use it. */
+typedef struct recommend_popset {
+    int refs;         /* under recommend_cache.mu */
     profile_entry *e; /* owned */
+    rank_entry *view; /* owned; points into e */
     size_t n;
     int64_t at_ms;
-} recommend_cache = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+} recommend_popset;
 
-/* A copy of n entries (ids too); NULL when out of memory. */
-static profile_entry *recommend_entries_copy(const profile_entry *e, size_t n) {
-    profile_entry *c = calloc(n + 1, sizeof(*c));
-    for (size_t i = 0; c && i < n; i++) {
-        c[i].weight = e[i].weight;
-        if (!(c[i].id = strdup(e[i].id))) {
-            profile_entries_free(c, i);
-            return NULL;
-        }
-    }
-    return c;
+/* The process's last good popular list. */
+static struct {
+    pthread_mutex_t mu;
+    recommend_popset *cur;
+} recommend_cache = {PTHREAD_MUTEX_INITIALIZER, NULL};
+
+static void recommend_popset_drop(recommend_popset *s) {
+    int last;
+    if (!s) return;
+    pthread_mutex_lock(&recommend_cache.mu);
+    last = --s->refs == 0;
+    pthread_mutex_unlock(&recommend_cache.mu);
+    if (!last) return;
+    profile_entries_free(s->e, s->n);
+    free(s->view);
+    free(s);
 }
 
-static void recommend_cache_keep(const profile_entry *e, size_t n, int64_t now_ms) {
-    profile_entry *copy;
-    pthread_mutex_lock(&recommend_cache.mu);
-    if (now_ms - recommend_cache.at_ms >= RECOMMEND_CACHE_MS &&
-        (copy = recommend_entries_copy(e, n))) {
-        profile_entries_free(recommend_cache.e, recommend_cache.n);
-        recommend_cache.e = copy;
-        recommend_cache.n = n;
-        recommend_cache.at_ms = now_ms;
+/* A list over e (n entries, taken over even on failure) with one
+ * reference; NULL when out of memory. */
+static recommend_popset *recommend_popset_new(profile_entry *e, size_t n, int64_t now_ms) {
+    recommend_popset *s = calloc(1, sizeof(*s));
+    rank_entry *v = malloc((n + 1) * sizeof(*v));
+    if (!s || !v) {
+        profile_entries_free(e, n);
+        free(s);
+        free(v);
+        return NULL;
     }
-    pthread_mutex_unlock(&recommend_cache.mu);
+    recommend_view(e, n, v);
+    *s = (recommend_popset){.refs = 1, .e = e, .view = v, .n = n, .at_ms = now_ms};
+    return s;
 }
 
-/* The cached list into *out (a copy); 0 entries when none was kept. */
-static int recommend_cache_get(profile_entry **out, size_t *n) {
-    int rc = AISLE_OK;
+/* The shared list with a reference for the caller, when there is one at
+ * most max_age_ms old; else NULL. */
+static recommend_popset *recommend_cache_take(int64_t now_ms, int64_t max_age_ms) {
+    recommend_popset *s;
     pthread_mutex_lock(&recommend_cache.mu);
-    *n = recommend_cache.n;
-    if (!(*out = recommend_entries_copy(recommend_cache.e, recommend_cache.n))) {
-        *n = 0;
-        rc = AISLE_ENOMEM;
-    }
+    s = recommend_cache.cur;
+    if (s && now_ms - s->at_ms <= max_age_ms) s->refs++;
+    else s = NULL;
     pthread_mutex_unlock(&recommend_cache.mu);
-    return rc;
+    return s;
+}
+
+/* Shares s (the caller keeps its own reference). */
+static void recommend_cache_put(recommend_popset *s) {
+    recommend_popset *old;
+    pthread_mutex_lock(&recommend_cache.mu);
+    s->refs++;
+    old = recommend_cache.cur;
+    recommend_cache.cur = s;
+    pthread_mutex_unlock(&recommend_cache.mu);
+    recommend_popset_drop(old);
 }
 
 static void recommend_degrade(recommend_answer *a, const char *why) {
@@ -136,27 +142,43 @@ static void recommend_degrade(recommend_answer *a, const char *why) {
              "not personalized: the profile store is unreachable (%s)", why);
 }
 
+/* The popular list for one call, asked of Redis the first time the ranker
+ * needs it. With degrade (a whole call's answer), a list read less than
+ * RECOMMEND_CACHE_MS ago by any call is used instead of Redis, and a store
+ * that fails gives the last good list (or none: the ranker then fills from
+ * the catalog) and marks the answer degraded. Without it (recommend_rank),
+ * Redis is read and its failure returned. */
+typedef struct recommend_popular {
+    profile_store *ps;
+    int64_t now_ms;
+    recommend_popset *set; /* a reference, dropped by the call's owner */
+    int degrade;
+    recommend_answer *answer; /* marked degraded; NULL unless degrade */
+} recommend_popular;
+
 static int recommend_popular_get(void *arg, const rank_entry **out, size_t *n, char *err,
                                  size_t errlen) {
     recommend_popular *pp = arg;
-    int got = pp->answer && pp->answer->degraded
+    profile_entry *read = NULL;
+    int got;
+    if (!pp->degrade || !(pp->set = recommend_cache_take(pp->now_ms, RECOMMEND_CACHE_MS))) {
+        got = pp->answer && pp->answer->degraded
                   ? AISLE_EUNAVAIL /* the store already failed this call */
-                  : profile_popular(pp->ps, pp->now_ms, RECOMMEND_POPULAR_ITEMS, &pp->read,
-                                    err, errlen);
-    if (got >= 0) {
-        pp->n = (size_t)got;
-        if (pp->degrade) recommend_cache_keep(pp->read, pp->n, pp->now_ms);
-    } else if (pp->degrade && (got == AISLE_EIO || got == AISLE_EUNAVAIL)) {
-        recommend_degrade(pp->answer, got == AISLE_EIO ? err : "down");
-        if (recommend_cache_get(&pp->read, &pp->n) != AISLE_OK)
-            return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    } else {
-        return got;
+                  : profile_popular(pp->ps, pp->now_ms, RECOMMEND_POPULAR_ITEMS, &read, err,
+                                    errlen);
+        if (got >= 0) {
+            if (!(pp->set = recommend_popset_new(read, (size_t)got, pp->now_ms)))
+                return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+            if (pp->degrade) recommend_cache_put(pp->set);
+        } else if (pp->degrade && (got == AISLE_EIO || got == AISLE_EUNAVAIL)) {
+            recommend_degrade(pp->answer, got == AISLE_EIO ? err : "down");
+            pp->set = recommend_cache_take(pp->now_ms, INT64_MAX);
+        } else {
+            return got;
+        }
     }
-    if (!(pp->view = malloc((pp->n + 1) * sizeof(*pp->view))))
-        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    *out = recommend_view(pp->read, pp->n, pp->view);
-    *n = pp->n;
+    *out = pp->set ? pp->set->view : NULL;
+    *n = pp->set ? pp->set->n : 0;
     return AISLE_OK;
 }
 
@@ -175,8 +197,7 @@ int recommend_rank(catalog *c, profile_store *ps, const recommend_user *u, int l
                        .limit = limit ? limit : RECOMMEND_DEFAULT_LIMIT,
                        .filter = filter};
     rc = rank_recommend(c, &rq, out, err, errlen);
-    profile_entries_free(pp.read, pp.n);
-    free(pp.view);
+    recommend_popset_drop(pp.set);
     return rc;
 }
 
@@ -416,8 +437,7 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
     }
     rc = AISLE_OK;
 fail:
-    profile_entries_free(pp.read, pp.n);
-    free(pp.view);
+    recommend_popset_drop(pp.set);
     free(served);
     recommend_user_clear(&u);
     return rc;
