@@ -1,16 +1,16 @@
 #!/usr/bin/python3
 """Benchmark of the serving path (see run.sh). Starts redis-server, the Kafka
 mock cluster, aisle serve and aisle ingest; loads a generated catalog and
-shoppers through Kafka; drives Recommend with h2load; then measures how long
-a new signal takes to change a user's recommendations."""
+shoppers (one profile each) through Kafka; then, in one run against one
+server, drives an empty method (Health/Check: the transport's bound) and
+Recommend in three configurations with a load generator that draws a
+different user for every call (load.py); then measures how long a new
+signal takes to change a user's recommendations."""
 
 import argparse
 import os
-import statistics
-import struct
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
@@ -20,6 +20,7 @@ from confluent_kafka import Producer
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "tests", "integration"))
 import aisle_env  # noqa: E402
+import load  # noqa: E402
 
 
 def pct(xs, p):
@@ -30,12 +31,12 @@ def pct(xs, p):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=100000)
-    ap.add_argument("--users", type=int, default=5000)
-    ap.add_argument("--signals-per-user", type=int, default=20)
+    ap.add_argument("--users", type=int, default=100000)
+    ap.add_argument("--signals-per-user", type=int, default=10)
     ap.add_argument("--dim", type=int, default=32)
-    ap.add_argument("--requests", type=int, default=20000)
-    ap.add_argument("--connections", type=int, default=8)
-    ap.add_argument("--streams", type=int, default=4, help="concurrent streams per connection")
+    ap.add_argument("--requests", type=int, default=20000, help="calls per configuration")
+    ap.add_argument("--procs", type=int, default=4, help="load generator processes")
+    ap.add_argument("--client-threads", type=int, default=4, help="threads per process")
     ap.add_argument("--threads", type=int, default=4, help="server worker threads")
     ap.add_argument("--delay-trials", type=int, default=50)
     a = ap.parse_args()
@@ -67,32 +68,38 @@ def main():
                            600, "the signals to be ingested", 0.2)
         print("signals ingested after %.1f s" % (time.time() - t0))
 
-        # Recommend under h2load: one gRPC frame as the request body.
-        req = pb.RecommendRequest(user_id="u00042", limit=10).SerializeToString()
-        body = tempfile.NamedTemporaryFile(delete=False)
-        body.write(b"\x00" + struct.pack(">I", len(req)) + req)
-        body.close()
-        reqlog = tempfile.NamedTemporaryFile(delete=False).name
-        cmd = ["h2load", "-n", str(a.requests), "-c", str(a.connections), "-m", str(a.streams),
-               "-t", "1", "-d", body.name, "--log-file", reqlog,
-               "-H", "content-type: application/grpc", "-H", "te: trailers",
-               "http://%s/aisle.v1.Recommender/Recommend" % addr]
-        subprocess.run(cmd[:2] + ["1000"] + cmd[3:], check=True, capture_output=True)  # warm-up
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        rps = [l for l in out.splitlines() if l.startswith("finished in")][0]
-        status = [l for l in out.splitlines() if l.startswith("status codes")][0]
-        lat = []
-        with open(reqlog) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 3:
-                    lat.append(int(parts[2]) / 1000.0)
-        print("h2load Recommend, %d items, %d connections x %d streams, %d server threads:" %
-              (a.items, a.connections, a.streams, a.threads))
-        print("  " + rps)
-        print("  " + status)
-        print("  latency p50 %.2f ms, p99 %.2f ms, max %.2f ms" %
-              (pct(lat, 50), pct(lat, 99), max(lat)))
+        users = a.users
+
+        def recommend(**kw):
+            return lambda rng: pb.RecommendRequest(
+                user_id="u%05d" % rng.randrange(users), limit=10, **kw).SerializeToString()
+
+        def vector(rng):
+            return [rng.gauss(0, 1) for _ in range(a.dim)]
+
+        filt = pb.Filter(max_price_cents=20000, exclude_categories=["coffee"])
+        configs = [
+            ("empty method (Health/Check)", "/grpc.health.v1.Health/Check", lambda rng: b""),
+            ("Recommend, surface \"\" (exact: profile + neighbours)",
+             "/aisle.v1.Recommender/Recommend", recommend()),
+            ("Recommend, home: 4 sources, filter, MMR, caps",
+             "/aisle.v1.Recommender/Recommend", recommend(surface="home", filter=filt)),
+            ("Recommend, home + query_vector + context item (6 sources)",
+             "/aisle.v1.Recommender/Recommend",
+             lambda rng: pb.RecommendRequest(
+                 user_id="u%05d" % rng.randrange(users), limit=10, surface="home", filter=filt,
+                 query_vector=vector(rng),
+                 context_item_id="p%06d" % rng.randrange(a.items)).SerializeToString()),
+        ]
+        print("%d calls per row, each for a user drawn from %d; %d client processes x %d "
+              "threads; %d server threads; all on this machine's cores:" %
+              (a.requests, users, a.procs, a.client_threads, a.threads))
+        for name, method, make in configs:
+            load.run(addr, make, method, min(2000, a.requests), a.procs, a.client_threads, 7)
+            rate, lat, errors = load.run(addr, make, method, a.requests, a.procs,
+                                         a.client_threads)
+            print("  %-58s %7.0f calls/s  p50 %6.2f ms  p99 %6.2f ms  errors %d" %
+                  (name, rate, load.pct(lat, 50), load.pct(lat, 99), errors))
 
         # Event-to-recommendation delay.
         rec = ch.unary_unary("/aisle.v1.Recommender/Recommend",
