@@ -113,7 +113,12 @@ typedef struct rank_state {
     float *ns;         /* Σ_i w_i·N_i(j) by slot; NULL when no neighbours */
     float *lex;        /* BM25 by slot when the request has words */
     size_t ctx;        /* the context item's slot, or SIZE_MAX */
-    uint32_t *at;      /* pool index + 1 by slot; UINT32_MAX = ineligible */
+    /* Slots offered so far → pool index + 1, or UINT32_MAX when not
+     * eligible: open addressing, sized to the offers rather than the
+     * catalog (a dense array would be touched anew on every call). */
+    size_t *at_keys;   /* slot + 1; 0 = empty */
+    uint32_t *at_vals;
+    size_t at_cap, at_n; /* at_cap a power of two */
     rank_cand *pool;
     size_t npool, poolcap;
     const rank_entry *popular; /* fetched once, owned by the callback */
@@ -155,7 +160,8 @@ static void rank_state_free(rank_state *st) {
     free(st->u);
     free(st->ns);
     free(st->lex);
-    free(st->at);
+    free(st->at_keys);
+    free(st->at_vals);
     free(st->pool);
 }
 
@@ -251,16 +257,54 @@ static float rank_dot(const float *a, const float *b, int d) {
     return cblas_sdot(d, a, 1, b, 1);
 }
 
+/* The entry of slot in st->at_*, inserting an empty one (value 0) when
+ * absent; NULL when out of memory. */
+static uint32_t *rank_at(rank_state *st, size_t slot) {
+    size_t mask, i;
+    if (2 * (st->at_n + 1) > st->at_cap) {
+        size_t cap = st->at_cap ? st->at_cap * 2 : 1024;
+        size_t *keys = calloc(cap, sizeof(*keys));
+        uint32_t *vals = malloc(cap * sizeof(*vals));
+        if (!keys || !vals) {
+            free(keys);
+            free(vals);
+            return NULL;
+        }
+        for (size_t j = 0; j < st->at_cap; j++) {
+            if (!st->at_keys[j]) continue;
+            for (i = (st->at_keys[j] * 0x9E3779B97F4A7C15ULL) & (cap - 1); keys[i];
+                 i = (i + 1) & (cap - 1))
+                ;
+            keys[i] = st->at_keys[j];
+            vals[i] = st->at_vals[j];
+        }
+        free(st->at_keys);
+        free(st->at_vals);
+        st->at_keys = keys;
+        st->at_vals = vals;
+        st->at_cap = cap;
+    }
+    mask = st->at_cap - 1;
+    for (i = ((slot + 1) * 0x9E3779B97F4A7C15ULL) & mask; st->at_keys[i]; i = (i + 1) & mask)
+        if (st->at_keys[i] == slot + 1) return &st->at_vals[i];
+    st->at_keys[i] = slot + 1;
+    st->at_vals[i] = 0;
+    st->at_n++;
+    return &st->at_vals[i];
+}
+
 /* Offers slot to the pool from source src with score. Returns 1 when the
  * item is (now or already) a candidate, 0 when it is not eligible, or
  * AISLE_ENOMEM. */
 static int rank_offer(rank_state *st, size_t slot, int src, float score) {
     rank_cand *cd;
+    uint32_t *at;
     if (slot >= catalog_slot_limit(st->c)) return 0;
-    if (st->at[slot] == UINT32_MAX) return 0;
-    if (!st->at[slot]) {
+    if (!(at = rank_at(st, slot))) return AISLE_ENOMEM;
+    if (*at == UINT32_MAX) return 0;
+    if (!*at) {
         if (!rank_eligible(st, slot)) {
-            st->at[slot] = UINT32_MAX;
+            *at = UINT32_MAX;
             return 0;
         }
         if (st->npool == st->poolcap) {
@@ -275,9 +319,9 @@ static int rank_offer(rank_state *st, size_t slot, int src, float score) {
         cd->slot = slot;
         cd->search = NAN;
         cd->creator = -1;
-        st->at[slot] = (uint32_t)st->npool;
+        *at = (uint32_t)st->npool;
     }
-    cd = &st->pool[st->at[slot] - 1];
+    cd = &st->pool[*at - 1];
     if (!(cd->sources & 1u << src) || score > cd->raw[src]) cd->raw[src] = score;
     cd->sources |= 1u << src;
     return 1;
@@ -311,7 +355,7 @@ static int rank_offer_search(rank_state *st, const float *q, int k, int src, int
             int got = rank_offer(st, slots[i], src, scores[i]);
             if (got < 0) rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
             else if (got && src == RANK_SRC_PROFILE)
-                st->pool[st->at[slots[i]] - 1].search = scores[i];
+                st->pool[*rank_at(st, slots[i]) - 1].search = scores[i];
             eligible += got > 0;
         }
         if (!deepen || (size_t)eligible >= st->cap || n < k || k >= RANK_MAX_CANDIDATES) break;
@@ -917,8 +961,6 @@ static int rank_request_parts(rank_state *st, char *err, size_t errlen) {
             lexical_score(st->c, req->query, st->lex) < 0)
             return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     }
-    if (!(st->at = calloc(catalog_slot_limit(st->c) + 1, sizeof(*st->at))))
-        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     return AISLE_OK;
 }
 
