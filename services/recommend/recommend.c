@@ -7,12 +7,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "ranker/scorer.h"
 #include "services/base/clock.h"
+#include "services/base/log.h"
 #include "services/base/status.h"
 #include "services/recommend/pagetoken.h"
 
 #define RECOMMEND_CACHE_MS 1000 /* how long calls share one read of the popular list */
+#define RECOMMEND_SCORER_CHECK_MS 1000 /* how often the scorer file is looked at */
 
 /* Copies n profile entries into the view's entries at dst. */
 static const rank_entry *recommend_view(const profile_entry *src, size_t n, rank_entry *dst) {
@@ -278,9 +282,10 @@ static int recommend_check_filter(const Aisle__V1__Filter *f, char *err, size_t 
     return AISLE_OK;
 }
 
-/* Every bound of the request, before anything is read. */
-static int recommend_check(const catalog *c, const recommend_call *call, char *err,
-                           size_t errlen) {
+/* Every bound of the request, before anything is read; sc holds the
+ * surfaces. */
+static int recommend_check(const catalog *c, const scorer *sc, const recommend_call *call,
+                           char *err, size_t errlen) {
     size_t dim = (size_t)catalog_dim(c);
     if (!call->similar && !*call->user_id)
         return status_fail(AISLE_EINVAL, err, errlen, "user_id is empty");
@@ -289,7 +294,7 @@ static int recommend_check(const catalog *c, const recommend_call *call, char *e
     if (call->limit < 0 || call->limit > RANK_MAX_LIMIT)
         return status_fail(AISLE_EINVAL, err, errlen, "limit %d is outside 1..%d (0 means %d)",
                            call->limit, RANK_MAX_LIMIT, RECOMMEND_DEFAULT_LIMIT);
-    if (!rank_surface(call->surface))
+    if (!scorer_surface(sc, call->surface))
         return status_fail(AISLE_EINVAL, err, errlen,
                            "unknown surface '%s' (known: home, product_page, cart, or empty)",
                            call->surface);
@@ -346,6 +351,80 @@ static int recommend_next_token(uint64_t fp, int64_t now_ms, const uint32_t *ser
     return rc == AISLE_EFULL ? AISLE_OK : rc;
 }
 
+/* The surfaces' settings in use: the scorer file named by AISLE_SCORER
+ * (see ranker/scorer.h) when there is one, read again when its time or
+ * size changes (looked at no more than once a second); a file that is
+ * refused is logged and the settings in use stay. Calls hold a reference,
+ * so a reload never pulls settings from under one. */
+typedef struct recommend_scorer {
+    int refs; /* under recommend_scorers.mu */
+    scorer *sc;
+} recommend_scorer;
+
+static struct {
+    pthread_mutex_t mu;
+    recommend_scorer *cur; /* NULL: the built-in settings */
+    int64_t checked_ms;
+    struct timespec mtime;
+    off_t size;
+} recommend_scorers = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void recommend_scorer_drop(recommend_scorer *s) {
+    int last;
+    if (!s) return;
+    pthread_mutex_lock(&recommend_scorers.mu);
+    last = --s->refs == 0;
+    pthread_mutex_unlock(&recommend_scorers.mu);
+    if (last) {
+        free(s->sc);
+        free(s);
+    }
+}
+
+/* Loads path when it changed since the last look; under the lock. Returns
+ * the settings it replaces (for the caller to drop), or NULL. */
+static recommend_scorer *recommend_scorer_reload(const char *path) {
+    struct stat st;
+    recommend_scorer *fresh, *old;
+    scorer *sc;
+    char err[256];
+    if (stat(path, &st) != 0 ||
+        (st.st_mtim.tv_sec == recommend_scorers.mtime.tv_sec &&
+         st.st_mtim.tv_nsec == recommend_scorers.mtime.tv_nsec &&
+         st.st_size == recommend_scorers.size))
+        return NULL;
+    recommend_scorers.mtime = st.st_mtim;
+    recommend_scorers.size = st.st_size;
+    if (scorer_load(path, &sc, err, sizeof(err)) != AISLE_OK) {
+        log_warn("recommend", "scorer file refused, the settings in use stay: %s", err);
+        return NULL;
+    }
+    if (!(fresh = calloc(1, sizeof(*fresh)))) {
+        free(sc);
+        return NULL;
+    }
+    *fresh = (recommend_scorer){.refs = 1, .sc = sc};
+    old = recommend_scorers.cur;
+    recommend_scorers.cur = fresh;
+    log_info("recommend", "scorer file %s loaded (%zu surfaces)", path, sc->n);
+    return old;
+}
+
+/* The settings in use, with a reference for the caller (NULL: built-in). */
+static recommend_scorer *recommend_scorer_take(int64_t now_ms) {
+    const char *path = getenv("AISLE_SCORER");
+    recommend_scorer *s, *old = NULL;
+    pthread_mutex_lock(&recommend_scorers.mu);
+    if (path && *path && now_ms - recommend_scorers.checked_ms >= RECOMMEND_SCORER_CHECK_MS) {
+        recommend_scorers.checked_ms = now_ms;
+        old = recommend_scorer_reload(path);
+    }
+    if ((s = recommend_scorers.cur)) s->refs++;
+    pthread_mutex_unlock(&recommend_scorers.mu);
+    recommend_scorer_drop(old);
+    return s;
+}
+
 /* One creator's tally over a page. */
 typedef struct recommend_tally {
     const char *id;
@@ -395,12 +474,14 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
     rank_filter f;
     uint32_t *served = NULL;
     size_t n_served = 0;
+    recommend_scorer *sc;
     uint64_t fp;
     int rc, limit;
 
     memset(out, 0, sizeof(*out));
     memset(&u, 0, sizeof(u));
-    if ((rc = recommend_check(c, call, err, errlen)) != AISLE_OK) return rc;
+    sc = recommend_scorer_take(now_ms);
+    if ((rc = recommend_check(c, sc ? sc->sc : NULL, call, err, errlen)) != AISLE_OK) goto fail;
     fp = recommend_fingerprint(call);
     if (*call->page_token && (rc = pagetoken_read(call->page_token, fp, now_ms, &served,
                                                   &n_served, err, errlen)) != AISLE_OK)
@@ -421,7 +502,7 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
         .popular_arg = &pp,
         .limit = limit,
         .filter = recommend_filter(call->filter, &f) ? &f : NULL,
-        .settings = rank_surface(call->similar ? "similar" : call->surface),
+        .settings = scorer_surface(sc ? sc->sc : NULL, call->similar ? "similar" : call->surface),
         .query = call->query,
         .query_vector = call->n_query_vector ? call->query_vector : NULL,
         .context_item_id = call->context_item_id,
@@ -438,6 +519,7 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
     rc = AISLE_OK;
 fail:
     recommend_popset_drop(pp.set);
+    recommend_scorer_drop(sc);
     free(served);
     recommend_user_clear(&u);
     return rc;

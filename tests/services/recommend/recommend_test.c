@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "services/base/clock.h"
 #include "services/base/status.h"
@@ -223,6 +224,51 @@ static void test_paging(void) {
     catalog_free(c);
 }
 
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The first item of user's page on surface, now_ms later than the start. */
+static char first_of(catalog *c, profile_store *ps, const char *surface, int64_t now_ms) {
+    recommend_answer a;
+    recommend_call k = plain("u5", 1);
+    char err[256], first = 0;
+    k.surface = surface;
+    if (recommend_answer_call(c, ps, &k, now_ms, &a, err, sizeof(err)) == AISLE_OK && a.rr.n)
+        first = a.rr.hits[0].item.item_id[0];
+    else
+        fprintf(stderr, "first_of: %s\n", err);
+    recommend_answer_clear(&a);
+    return first;
+}
+
+/* AISLE_SCORER names a file read again when it changes: a new surface, a
+ * weight turned around changes the order, a corrupt file is refused and
+ * the settings in use stay. */
+static void test_scorer_file_reloads(void) {
+    catalog *c = make_catalog();
+    profile_store *ps = open_store();
+    char path[64];
+    int64_t now = clock_wall_ms();
+    TEST_REQUIRE(c && ps);
+    TEST_REQUIRE(view(ps, "u5", "a0", AISLE__V1__SIGNAL_KIND__CLICK) == 1);
+    snprintf(path, sizeof(path), "/tmp/aisle-recommend-scorer-%d.txt", (int)getpid());
+    write_text(path, "aisle-scorer 1\nsurface t\nweight profile 1\nend\n");
+    setenv("AISLE_SCORER", path, 1);
+    TEST_CHECK(first_of(c, ps, "t", now) == 'a');
+    write_text(path, "aisle-scorer 1\nsurface t\nweight profile -1\nend\n");
+    TEST_CHECK(first_of(c, ps, "t", now + 2000) == 'b');
+    write_text(path, "aisle-scorer 1\nsurface t\nweight profile 1\n");
+    TEST_CHECK(first_of(c, ps, "t", now + 4000) == 'b');
+    unsetenv("AISLE_SCORER");
+    remove(path);
+    profile_store_close(ps);
+    catalog_free(c);
+}
+
 /* The profile is read, then Redis goes away before the page is filled from
  * the popular list: the code that comes back says "unavailable". */
 static void test_redis_down_while_filling(void) {
@@ -261,6 +307,7 @@ int main(void) {
     TEST_RUN(test_one_read_and_view);
     TEST_RUN(test_bounds);
     TEST_RUN(test_paging);
+    TEST_RUN(test_scorer_file_reloads);
     TEST_RUN(test_redis_down_while_filling);
     redisproc_stop(&rp);
     return test_summary();
