@@ -39,6 +39,7 @@ def main():
     ap.add_argument("--client-threads", type=int, default=4, help="threads per process")
     ap.add_argument("--threads", type=int, default=4, help="server worker threads")
     ap.add_argument("--delay-trials", type=int, default=50)
+    ap.add_argument("--rows", type=int, default=4, help="run only the first N configurations")
     a = ap.parse_args()
     pb, ev = aisle_env.protos()
     procs = aisle_env.Procs()
@@ -94,7 +95,7 @@ def main():
         print("%d calls per row, each for a user drawn from %d; %d client processes x %d "
               "threads; %d server threads; all on this machine's cores:" %
               (a.requests, users, a.procs, a.client_threads, a.threads))
-        for name, method, make in configs:
+        for name, method, make in configs[:a.rows]:
             load.run(addr, make, method, min(2000, a.requests), a.procs, a.client_threads, 7)
             rate, lat, errors = load.run(addr, make, method, a.requests, a.procs,
                                          a.client_threads)
