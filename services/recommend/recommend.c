@@ -2,7 +2,6 @@
  * popular list, paging and the degraded answer. */
 #include "services/recommend/recommend.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,10 +304,7 @@ static int recommend_check(const catalog *c, const scorer *sc, const recommend_c
         return status_fail(AISLE_EINVAL, err, errlen,
                            "query_vector has %zu values; the catalog's dimension is %zu",
                            call->n_query_vector, dim);
-    for (size_t j = 0; j < call->n_query_vector; j++)
-        if (!isfinite(call->query_vector[j]))
-            return status_fail(AISLE_EINVAL, err, errlen,
-                               "query_vector[%zu] is not a finite number", j);
+    /* Non-finite values are the ranker's to refuse (rank_recommend). */
     return call->filter ? recommend_check_filter(call->filter, err, errlen) : AISLE_OK;
 }
 
