@@ -596,9 +596,11 @@ static int rank_source_context(rank_state *st, char *err, size_t errlen) {
 
 static int rank_sources(rank_state *st, char *err, size_t errlen) {
     int rc;
-    if ((rc = rank_source_profile(st, err, errlen)) || (rc = rank_source_neighbours(st, err, errlen)) ||
-        (rc = rank_source_creators(st, err, errlen)) || (rc = rank_source_popular(st, err, errlen)) ||
-        (rc = rank_source_query(st, err, errlen)) || (rc = rank_source_context(st, err, errlen)))
+    if ((rc = rank_source_profile(st, err, errlen)) ||
+        (rc = rank_source_neighbours(st, err, errlen)) ||
+        (rc = rank_source_creators(st, err, errlen)) ||
+        (rc = rank_source_popular(st, err, errlen)) || (rc = rank_source_query(st, err, errlen)) ||
+        (rc = rank_source_context(st, err, errlen)))
         return rc;
     if (st->req->query_vector && st->set->budget[RANK_SRC_VECTOR] > 0)
         return rank_offer_search(st, st->req->query_vector, st->set->budget[RANK_SRC_VECTOR],
