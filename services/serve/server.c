@@ -281,68 +281,80 @@ static void server_run_stream(server_worker *w, server_call *sc, const uint8_t *
     server_call_free(sc);
 }
 
-/* Runs the handler and starts the batch that answers the call. */
+/* Sends rep as the answer of a unary call: initial metadata, the message
+ * when the status is OK, the status, and the close that tells whether the
+ * client cancelled. The call is freed when the batch completes. */
+static void server_send_reply(server_call *sc, server_reply *rep) {
+    grpc_op ops[4];
+    size_t nops = 0;
+
+    memset(ops, 0, sizeof(ops));
+    ops[nops++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (rep->status == GRPC_STATUS_OK) {
+        grpc_slice body = grpc_slice_from_copied_buffer((const char *)rep->body, rep->len);
+        sc->response = grpc_raw_byte_buffer_create(&body, 1);
+        grpc_slice_unref(body);
+        ops[nops].op = GRPC_OP_SEND_MESSAGE;
+        ops[nops++].data.send_message.send_message = sc->response;
+    } else {
+        log_debug("server", "call failed with status %d: %s", (int)rep->status, rep->msg);
+    }
+    sc->status_msg = grpc_slice_from_copied_string(rep->msg);
+    sc->replied = 1;
+    ops[nops].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[nops].data.send_status_from_server.status = rep->status;
+    ops[nops++].data.send_status_from_server.status_details =
+        rep->status == GRPC_STATUS_OK ? NULL : &sc->status_msg;
+    ops[nops].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[nops++].data.recv_close_on_server.cancelled = &sc->cancelled;
+    if (grpc_call_start_batch(sc->call, ops, nops, sc, NULL) != GRPC_CALL_OK) {
+        log_error("server", "could not answer a call");
+        server_call_free(sc);
+    }
+}
+
+/* The request's bytes into *body (the caller unrefs it); AISLE_OK, or
+ * AISLE_EINVAL with rep failed. */
+static int server_read_body(server_call *sc, grpc_slice *body, server_reply *rep) {
+    grpc_byte_buffer_reader rd;
+    if (!sc->payload) {
+        server_reply_fail(rep, AISLE_EINVAL, "request carried no message");
+        return AISLE_EINVAL;
+    }
+    if (!grpc_byte_buffer_reader_init(&rd, sc->payload)) {
+        server_reply_fail(rep, AISLE_EINVAL, "request body could not be read");
+        return AISLE_EINVAL;
+    }
+    *body = grpc_byte_buffer_reader_readall(&rd);
+    grpc_byte_buffer_reader_destroy(&rd);
+    return AISLE_OK;
+}
+
+/* Runs the handler of the call's method and answers it. */
 static void server_answer(server_worker *w, server_call *sc) {
     server *s = w->srv;
     server_reply rep = {GRPC_STATUS_OK, "", NULL, 0};
-    grpc_op ops[4];
-    size_t nops = 0;
+    grpc_slice body;
 
     if (sc->method < 0) {
         char *path = grpc_slice_to_c_string(sc->details.method);
         server_reply_grpc(&rep, GRPC_STATUS_UNIMPLEMENTED, "method %s is not implemented",
                           path);
         gpr_free(path);
-    } else if (!sc->payload) {
-        server_reply_fail(&rep, AISLE_EINVAL, "request carried no message");
-    } else {
-        grpc_byte_buffer_reader rd;
-        if (!grpc_byte_buffer_reader_init(&rd, sc->payload)) {
-            server_reply_fail(&rep, AISLE_EINVAL, "request body could not be read");
-        } else {
-            grpc_slice body = grpc_byte_buffer_reader_readall(&rd);
-            grpc_byte_buffer_reader_destroy(&rd);
-            const server_method *m = &s->methods[sc->method].def;
-            if (m->stream) {
-                server_run_stream(w, sc, GRPC_SLICE_START_PTR(body), GRPC_SLICE_LENGTH(body));
-                grpc_slice_unref(body);
-                return;
-            }
-            server_call_ctx ctx = {s->cat, w->profiles, m->arg, INT64_MAX, ""};
-            server_request_id(s, ctx.request_id, sizeof(ctx.request_id));
-            m->unary(&ctx, GRPC_SLICE_START_PTR(body), GRPC_SLICE_LENGTH(body), &rep);
+    } else if (server_read_body(sc, &body, &rep) == AISLE_OK) {
+        const server_method *m = &s->methods[sc->method].def;
+        if (m->stream) {
+            server_run_stream(w, sc, GRPC_SLICE_START_PTR(body), GRPC_SLICE_LENGTH(body));
             grpc_slice_unref(body);
+            return;
         }
-    }
-
-    memset(ops, 0, sizeof(ops));
-    ops[nops].op = GRPC_OP_SEND_INITIAL_METADATA;
-    nops++;
-    if (rep.status == GRPC_STATUS_OK) {
-        grpc_slice body = grpc_slice_from_copied_buffer((const char *)rep.body, rep.len);
-        sc->response = grpc_raw_byte_buffer_create(&body, 1);
+        server_call_ctx ctx = {s->cat, w->profiles, m->arg, INT64_MAX, ""};
+        server_request_id(s, ctx.request_id, sizeof(ctx.request_id));
+        m->unary(&ctx, GRPC_SLICE_START_PTR(body), GRPC_SLICE_LENGTH(body), &rep);
         grpc_slice_unref(body);
-        ops[nops].op = GRPC_OP_SEND_MESSAGE;
-        ops[nops].data.send_message.send_message = sc->response;
-        nops++;
-    } else {
-        log_debug("server", "call failed with status %d: %s", (int)rep.status, rep.msg);
     }
+    server_send_reply(sc, &rep);
     free(rep.body);
-    sc->status_msg = grpc_slice_from_copied_string(rep.msg);
-    sc->replied = 1;
-    ops[nops].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[nops].data.send_status_from_server.status = rep.status;
-    ops[nops].data.send_status_from_server.status_details =
-        rep.status == GRPC_STATUS_OK ? NULL : &sc->status_msg;
-    nops++;
-    ops[nops].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[nops].data.recv_close_on_server.cancelled = &sc->cancelled;
-    nops++;
-    if (grpc_call_start_batch(sc->call, ops, nops, sc, NULL) != GRPC_CALL_OK) {
-        log_error("server", "could not answer a call");
-        server_call_free(sc);
-    }
 }
 
 static void *server_worker_main(void *arg) {
