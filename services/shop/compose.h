@@ -60,18 +60,18 @@ typedef struct compose_filter compose_filter;
 
 /* A filter for one answer. in (and what it points to) and v are borrowed
  * and must outlive the filter; v may be NULL (no catalog names to guard).
- * Returns 0 or -1 when out of memory; free with compose_filter_free. */
+ * Returns AISLE_OK or AISLE_ENOMEM; free with compose_filter_free. */
 int compose_filter_new(const compose_input *in, const query_vocab *v, compose_emit_fn emit,
                        void *ud, compose_filter **out);
 void compose_filter_free(compose_filter *f); /* NULL is a no-op */
 
 /* Feeds len bytes of model text. Returns 0, non-zero when emit asked to
- * stop, or -1 when out of memory. */
+ * stop, or AISLE_ENOMEM. */
 int compose_filter_feed(compose_filter *f, const char *text, size_t len);
 
 /* Flushes what was held. Returns 0 when the answer cited at least one
  * product and was emitted; 1 when it never did and nothing was emitted
- * (send compose_answer instead); non-zero from emit; or -1 (no memory). */
+ * (send compose_answer instead); non-zero from emit; or AISLE_ENOMEM. */
 int compose_filter_finish(compose_filter *f);
 
 /* Repairs so far: slots, amounts and names stripped. */
