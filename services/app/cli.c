@@ -101,3 +101,20 @@ atomic_int *cli_stop_flag(void) {
     sigaction(SIGTERM, &sa, NULL);
     return &cli_stop;
 }
+
+static atomic_int cli_reload;
+
+static void cli_on_hup(int sig) {
+    (void)sig;
+    atomic_store(&cli_reload, 1);
+}
+
+atomic_int *cli_reload_flag(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = cli_on_hup;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
+    return &cli_reload;
+}

@@ -50,4 +50,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
  * the first signal and exit the process on the second. */
 atomic_int *cli_stop_flag(void);
 
+/* Installs a SIGHUP handler that sets the returned flag: the operator's
+ * "read your files again" (TLS certificates). The poller clears it. */
+atomic_int *cli_reload_flag(void);
+
 #endif

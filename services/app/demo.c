@@ -273,6 +273,7 @@ static int demo_serve(demo *d, char *err, size_t errlen) {
     runtime_config_default(&cfg);
     if (d->listen) cfg.server.listen = d->listen;
     cfg.server.redis = d->rp.addr;
+    cfg.insecure = 1; /* a demo on loopback; it says so at start */
     cfg.catalog.dim = d->wc.dim;
     cfg.feed.brokers = kafka_mock_bootstraps(d->mock);
     if ((rc = demo_produce_catalog(d->rk, d->w, d->wc.n_items, err, errlen)) ||

@@ -64,7 +64,13 @@ static const char serve_usage[] =
     "  --ivf-threshold N      catalog size at which the exact index becomes IVF\n"
     "                         (default 20000; 0 keeps it exact)\n"
     "  --nprobe N             IVF lists searched per query (default lists/16, at least 8)\n"
-    "  --threads N            gRPC worker threads (default 4)\n"
+    "  --threads N            gRPC worker threads for unary calls (default 4)\n"
+    "  --stream-threads N     workers for Shop streams: at most N run at once (default 4)\n"
+    "  --tls-cert FILE        PEM certificate chain: serve gRPC over TLS (with --tls-key)\n"
+    "  --tls-key FILE         PEM private key of --tls-cert; both are read again on SIGHUP\n"
+    "  --tls-client-ca FILE   require client certificates that chain to this PEM CA (mTLS)\n"
+    "  --insecure             serve plaintext gRPC (only when asked for: it says so at start)\n"
+    "  --tokens-file FILE     bearer tokens, a line each: ROLE SHA256-HEX (roles app, admin)\n"
     "  --catalog-topic NAME   catalog topic (default aisle.catalog)\n"
     CLI_PROFILE_USAGE
     "  --grace-ms MS          time in-flight calls get at shutdown (default 10000)\n"
@@ -89,6 +95,9 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         {"snapshots", required_argument, 0, 'S'},
         {"model", required_argument, 0, 'm'},       {"tokenizer", required_argument, 0, 'T'},
         {"model-threads", required_argument, 0, 'M'},
+        {"tls-cert", required_argument, 0, 1100},   {"tls-key", required_argument, 0, 1101},
+        {"tls-client-ca", required_argument, 0, 1102}, {"insecure", no_argument, 0, 1103},
+        {"tokens-file", required_argument, 0, 1104}, {"stream-threads", required_argument, 0, 1105},
         {0, 0, 0, 0}};
     long long v;
     int c;
@@ -118,6 +127,15 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
             if (cli_int("serve", "threads", optarg, 1, 256, &v)) return CLI_EXIT_USAGE;
             cfg->server.threads = (int)v;
             break;
+        case 1100: cfg->tls.cert = optarg; break;
+        case 1101: cfg->tls.key = optarg; break;
+        case 1102: cfg->tls.client_ca = optarg; break;
+        case 1103: cfg->insecure = 1; break;
+        case 1104: cfg->tokens_file = optarg; break;
+        case 1105:
+            if (cli_int("serve", "stream-threads", optarg, 1, 256, &v)) return CLI_EXIT_USAGE;
+            cfg->server.stream_threads = (int)v;
+            break;
         case 'c': cfg->feed.topic = optarg; break;
         case 'g':
             if (cli_int("serve", "grace-ms", optarg, 0, 3600000, grace)) return CLI_EXIT_USAGE;
@@ -144,6 +162,9 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
     if (!cfg->feed.brokers) return cli_usage_error("serve", "--kafka-brokers is required");
     if (!cfg->server.redis) return cli_usage_error("serve", "--redis is required");
     if (*tok && !*model) return cli_usage_error("serve", "--tokenizer needs --model");
+    if (!cfg->tls.cert && !cfg->insecure)
+        return cli_usage_error("serve", "no TLS certificate: give --tls-cert and --tls-key, "
+                                        "or --insecure to serve plaintext");
     return 0;
 }
 
@@ -153,7 +174,7 @@ static int main_serve(int argc, char **argv) {
     const char *model_path = NULL, *tok_path = NULL;
     long long model_threads = 1, grace = 10000;
     runtime *rt = NULL;
-    atomic_int *stop;
+    atomic_int *stop, *reload;
     char err[512];
     int rc;
 
@@ -161,6 +182,7 @@ static int main_serve(int argc, char **argv) {
     rc = main_serve_flags(argc, argv, &cfg, &model_path, &tok_path, &model_threads, &grace);
     if (rc) return rc == CLI_EXIT_HELP ? 0 : rc;
     stop = cli_stop_flag();
+    reload = cli_reload_flag();
     if (model_path) {
         if (shop_engine_load(model_path, tok_path, (int)model_threads, &engine, err,
                              sizeof(err)) != AISLE_OK)
@@ -173,7 +195,10 @@ static int main_serve(int argc, char **argv) {
     fflush(stdout);
     log_info("serve", "gRPC on %s (port %d), catalog from %s, profiles in %s",
              cfg.server.listen, runtime_port(rt), cfg.feed.topic, cfg.server.redis);
-    while (!atomic_load(stop)) clock_sleep_ms(100);
+    while (!atomic_load(stop)) {
+        if (atomic_exchange(reload, 0)) runtime_reload_tls(rt);
+        clock_sleep_ms(100);
+    }
     log_info("serve", "shutting down: in-flight calls get %lld ms", grace);
     runtime_stop(rt, (int)grace);
     shop_engine_free(&engine);

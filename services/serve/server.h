@@ -22,6 +22,7 @@
 
 #define SERVER_MAX_METHODS 16
 #define SERVER_REQUEST_ID_LEN 32
+#define SERVER_DEFAULT_MAX_REQUEST (64 * 1024) /* bytes; gRPC's own limit is 4 MiB */
 
 /* What a handler gets for one call. */
 typedef struct server_call_ctx {
@@ -64,13 +65,19 @@ typedef struct server_method {
     server_unary_handler unary;   /* one of the two */
     server_stream_handler stream;
     void *arg;                    /* borrowed; handed to every call */
+    int role;                     /* enum auth_role a caller needs (services/serve/auth.h) */
+    size_t max_request;           /* largest request in bytes; 0: SERVER_DEFAULT_MAX_REQUEST */
 } server_method;
 
 typedef struct server_config {
     const char *listen; /* HOST:PORT; port 0 picks a free one */
     const char *redis;  /* HOST:PORT */
-    int threads;        /* workers; default 4 */
+    int threads;        /* workers for unary calls; default 4 */
+    int stream_threads; /* workers for streaming calls (Shop), which is also
+                           how many run at once; default 4 */
     profile_config profile;
+    struct tls *tls;    /* borrowed, outlives the server; NULL: plaintext */
+    struct auth *auth;  /* borrowed; NULL: every caller may call every method */
     server_method methods[SERVER_MAX_METHODS];
     size_t n_methods;
 } server_config;

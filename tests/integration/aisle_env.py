@@ -55,7 +55,9 @@ class Procs:
     def start(self, name, argv, ready_prefix=None, timeout=20, stdin=None):
         """Starts argv; with ready_prefix, waits for a stdout line starting
         with it and returns (proc, rest of that line)."""
-        log = open(os.path.join(self.logdir, name + ".log"), "wb")
+        # One log per process, also when a test starts two of a kind.
+        n = sum(1 for p in self.procs if p.name == name)
+        log = open(os.path.join(self.logdir, "%s-%d.log" % (name, n)), "wb")
         p = subprocess.Popen(argv, stdout=subprocess.PIPE if ready_prefix else log,
                              stderr=log, stdin=stdin, start_new_session=True)
         p.name, p.logfile = name, log.name
@@ -93,6 +95,8 @@ class Procs:
         """Starts aisle serve; dim None leaves it to the snapshot."""
         argv = [aisle_binary(), "serve", "--listen", "127.0.0.1:0", "--kafka-brokers", brokers,
                 "--redis", redis_addr]
+        if "--tls-cert" not in extra:
+            argv.append("--insecure")
         if dim is not None:
             argv += ["--dim", str(dim)]
         p, port = self.start("serve", argv + list(extra), "aisle serve: listening on port ",
