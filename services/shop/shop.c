@@ -47,6 +47,7 @@ void shop_config_default(shop_config *cfg) {
     profile_config_default(&cfg->profile);
     cfg->max_tokens = 96;
     cfg->contemplate_ms = 1500;
+    cfg->max_agents = 32;
     cfg->default_deadline_ms = 10000;
 }
 
@@ -56,7 +57,7 @@ int shop_new(const shop_config *cfg, shop **out, char *err, size_t errlen) {
     if (!s) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     s->cfg = *cfg;
     pthread_mutex_init(&s->lock, NULL);
-    council_group_init(&s->agents);
+    council_group_init(&s->agents, cfg->max_agents);
     atomic_init(&s->next_id, 1);
     *out = s;
     return AISLE_OK;

@@ -49,6 +49,8 @@ typedef struct shop_config {
     const shop_engine *engine;
     int max_tokens;          /* tokens a model answer may have; default 96 */
     int contemplate_ms;      /* sub-agents' time budget; default 1500 */
+    int max_agents;          /* sub-agent threads running at once, over all
+                                calls, late ones included; default 32 */
     int default_deadline_ms; /* for calls without a deadline; default 10000 */
 } shop_config;
 
