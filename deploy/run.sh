@@ -3,6 +3,7 @@
 #
 #   bash deploy/run.sh demo [aisle demo flags]   install, build, run the demo
 #   bash deploy/run.sh test                      install, build, run every test
+#   bash deploy/run.sh fuzz [SECONDS]            every fuzz target for SECONDS each (60)
 #
 # Both first install whatever is missing (deploy/setup.sh, idempotent). The
 # test run builds everything, runs the suite plainly and again under
@@ -13,8 +14,37 @@ cd "$(dirname "$0")/.."
 BAZEL_FLAGS=(--color=no --curses=no --noshow_progress)
 
 usage() {
-  echo "usage: bash deploy/run.sh demo [FLAGS] | test" >&2
+  echo "usage: bash deploy/run.sh demo [FLAGS] | test | fuzz [SECONDS]" >&2
   exit 2
+}
+
+# Runs each fuzz target (tests tagged "fuzz") under libFuzzer for $1 seconds
+# from its corpus in the tree. New inputs go to a scratch corpus, never into
+# the tree; a crash stops with the input's path, to be fixed and then kept
+# in the target's corpus/ as a regression test.
+fuzz() {
+  local seconds=$1 base="$HOME/.cache/aisle-fuzz" out failed=0
+  out=$(mktemp -d)
+  local targets
+  targets=$(bazel query --output=label 'attr(tags, "\bfuzz\b", tests(//...))' 2>/dev/null)
+  bazel --output_base="$base" build "${BAZEL_FLAGS[@]}" --config=fuzz $targets || return 1
+  local bin
+  bin=$(bazel --output_base="$base" info --config=fuzz bazel-bin 2>/dev/null)
+  for t in $targets; do
+    local pkg=${t#//}; pkg=${pkg%%:*}; local name=${t##*:}
+    mkdir -p "$out/$name"
+    echo "== fuzz $t for ${seconds}s"
+    if ! "$bin/$pkg/$name" -max_total_time="$seconds" -artifact_prefix="$out/$name/" \
+        "$out/$name" "$pkg/corpus/$name" >"$out/$name.log" 2>&1; then
+      failed=$((failed + 1))
+      tail -40 "$out/$name.log"
+      echo "fuzz: $t failed; the input is in $out/$name/ (crash-*)"
+    else
+      grep -E '^#[0-9]+ +DONE' "$out/$name.log" | tail -1
+    fi
+  done
+  echo "$(( $(echo $targets | wc -w) - failed )) passed, $failed failed"
+  [ "$failed" -eq 0 ]
 }
 
 [ $# -ge 1 ] || usage
@@ -48,6 +78,10 @@ test)
   done
   echo "$passed passed, $failed failed"
   [ "$failed" -eq 0 ]
+  ;;
+fuzz)
+  [ $# -le 1 ] || usage
+  fuzz "${1:-60}"
   ;;
 *)
   usage

@@ -10,7 +10,7 @@ PACKAGES=(
   librdkafka-dev libhiredis-dev libfaiss-dev libopenblas-dev
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libgrpc-dev grpc-proto
-  libssl-dev openssl
+  libssl-dev openssl clang libclang-rt-14-dev
   redis-server nghttp2-client
   python3-grpcio python3-protobuf python3-confluent-kafka
 )

@@ -135,6 +135,19 @@ void server_reply_pack(server_reply *rep, const ProtobufCMessage *msg) {
     rep->status = GRPC_STATUS_OK;
 }
 
+server_reply *server_reply_new(void) { return calloc(1, sizeof(server_reply)); }
+
+int server_reply_status(const server_reply *rep, const char **msg) {
+    if (msg) *msg = rep->msg;
+    return (int)rep->status;
+}
+
+void server_reply_free(server_reply *rep) {
+    if (!rep) return;
+    free(rep->body);
+    free(rep);
+}
+
 static void server_request_id(server *s, char *buf, size_t len) {
     uint64_t n = atomic_fetch_add(&s->next_request_id, 1);
     snprintf(buf, len, "%08" PRIx64 "-%06" PRIx64,

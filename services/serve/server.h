@@ -50,6 +50,13 @@ void server_reply_pack(server_reply *rep, const ProtobufCMessage *msg);
 void server_reply_fail(server_reply *rep, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A reply outside any call, to run a unary handler directly (tests and
+ * fuzzing of the handlers' decoding and validation). */
+server_reply *server_reply_new(void);
+/* The gRPC status the handler set (0 = OK) and its message. */
+int server_reply_status(const server_reply *rep, const char **msg);
+void server_reply_free(server_reply *rep); /* NULL is a no-op */
+
 /* Sends one message. Returns AISLE_OK, or AISLE_ECANCELED when the client
  * has gone or the call was cancelled (the handler should stop), or
  * AISLE_ENOMEM. */
