@@ -6,8 +6,9 @@
 #   bash deploy/run.sh fuzz [SECONDS]            every fuzz target for SECONDS each (60)
 #
 # Both first install whatever is missing (deploy/setup.sh, idempotent). The
-# test run builds everything, runs the suite plainly and again under
-# ASan+UBSan, and ends with one line "N passed, N failed".
+# test run builds everything, runs the suite plainly, again under
+# ASan+UBSan, and its thread-safe part under TSan, and ends with one line
+# "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,11 +62,16 @@ test)
   [ $# -eq 0 ] || usage
   passed=0
   failed=0
-  # One pass per configuration; a target counts once per pass.
-  for config in "" "--config=asan"; do
+  # One pass per configuration; a target counts once per pass. The
+  # ThreadSanitizer pass takes the tests tagged "tsan" (those that need no
+  # gRPC library, whose own threads TSan cannot see into).
+  tsan_targets=$(bazel query --output=label 'attr(tags, "\btsan\b", tests(//...))' 2>/dev/null)
+  for config in "" "--config=asan" "--config=tsan"; do
     log=$(mktemp)
-    echo "== bazel test //... ${config:-(plain)}"
-    bazel test "${BAZEL_FLAGS[@]}" $config --test_summary=short //... 2>&1 | tee "$log"
+    targets=//...
+    [ "$config" = "--config=tsan" ] && targets=$tsan_targets
+    echo "== bazel test ${config:-(plain)}"
+    bazel test "${BAZEL_FLAGS[@]}" $config --test_summary=short $targets 2>&1 | tee "$log"
     p=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")
     f=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FLAKY|INCOMPLETE)' "$log")
     # A build failure runs no test: count it as a failure, not silence.

@@ -264,7 +264,7 @@ static long compose_slot_at(const char *raw, size_t i, size_t *end) {
  * got (constructs starting before upto are taken whole). */
 static size_t compose_process(compose_filter *f, size_t upto) {
     const char *raw = f->raw.data;
-    size_t i = 0, e;
+    size_t i = 0, e = 0;
     while (i < upto) {
         long slot = compose_slot_at(raw, i, &e);
         query_amount a;
