@@ -564,7 +564,7 @@ static int server_run(server *s, char *err, size_t errlen) {
 
 int server_start(const server_config *cfg, catalog *c, server **out, char *err,
                  size_t errlen) {
-    server *s;
+    server *s = NULL;
     int rc;
     *out = NULL;
     if ((rc = server_alloc(cfg, c, &s, err, errlen)) != AISLE_OK) return rc;
