@@ -63,9 +63,10 @@ def h2load_loop(addr, body, rps, stop, counts):
             capture_output=True, text=True).stdout
         for line in out.splitlines():
             if line.startswith("requests:"):
+                # "requests: N total, N started, N done, N succeeded, N failed, N errored, ..."
                 parts = line.replace(",", "").split()
-                counts.add("recommend", int(parts[5]))  # succeeded
-                counts.add("recommend_failed", int(parts[7]) + int(parts[9]))  # failed, errored
+                counts.add("recommend", int(parts[7]))
+                counts.add("recommend_failed", int(parts[9]) + int(parts[11]))
 
 
 def shop_loop(ch, pb, users, stop, counts):
@@ -102,7 +103,7 @@ def probe_loop(ch, pb, users, stop, counts):
 
 
 def signal_loop(brokers, ev, users, items, rate, stop, counts):
-    prod = Producer({"bootstrap.servers": brokers, "linger.ms": 5,
+    prod = Producer({"bootstrap.servers": brokers, "linger.ms": 5, "log_level": 2,
                      "queue.buffering.max.messages": 1000000})
     kinds = [ev.VIEW, ev.VIEW, ev.VIEW, ev.CLICK, ev.ADD_TO_CART, ev.PURCHASE, ev.LIKE]
     n = 0
@@ -129,7 +130,7 @@ def signal_loop(brokers, ev, users, items, rate, stop, counts):
 
 
 def catalog_loop(brokers, ev, items, dim, stop, counts):
-    prod = Producer({"bootstrap.servers": brokers, "linger.ms": 5})
+    prod = Producer({"bootstrap.servers": brokers, "linger.ms": 5, "log_level": 2})
     n = 0
     while not stop.is_set():
         item = "p%06d" % (n * 7 % items)
