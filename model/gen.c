@@ -175,7 +175,7 @@ int gen_text_push(gen_text *o, const char *piece, size_t n) {
     for (size_t i = 0; i < n; i++)
         text_byte(o, (unsigned char)piece[i]);
     if (o->oom)
-        return MODEL_ENOMEM;
+        return AISLE_ENOMEM;
     text_flush(o, old_len);
     return o->stopped;
 }
@@ -192,7 +192,7 @@ int gen_text_finish(gen_text *o) {
         rc = o->stopped;
     }
     if (o->oom)
-        rc = MODEL_ENOMEM;
+        rc = AISLE_ENOMEM;
     free(o->buf);
     o->buf = NULL;
     o->len = o->cap = 0;
@@ -228,13 +228,13 @@ int gen_feed_text(model_session *s, const tok_tokenizer *t, const char *text,
     int rc;
 
     if (!tokens)
-        return MODEL_ENOMEM;
+        return AISLE_ENOMEM;
     rc = tok_encode(t, text, bos, 0, tokens, cap, &n);
     if (rc == 0)
-        rc = n > INT32_MAX ? MODEL_EINVAL
+        rc = n > INT32_MAX ? AISLE_EINVAL
                            : gen_feed_tokens(s, tokens, (int)n, p, st);
     else
-        rc = MODEL_ENOMEM;
+        rc = AISLE_ENOMEM;
     free(tokens);
     return rc;
 }
@@ -252,11 +252,11 @@ int gen_run(model_session *s, const tok_tokenizer *t, const gen_params *p,
         st = &local;
     memset(st, 0, sizeof *st);
     if (prev < 0)
-        return MODEL_EINVAL;
+        return AISLE_EINVAL;
     rc = sampler_init(&sam, c->vocab_size, p->temperature, p->topp, p->topk,
                       p->seed);
     if (rc)
-        return rc == -ENOMEM ? MODEL_ENOMEM : MODEL_EINVAL;
+        return rc;
     gen_text_init(&o, p->stop, p->n_stop, cb, ud);
 
     for (;;) {

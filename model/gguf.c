@@ -7,7 +7,7 @@
 #include "model/gguf.h"
 
 #include "model/kern.h"
-#include "model/msg.h"
+#include "services/base/status.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -154,11 +154,11 @@ int gguf_open(const void *data, size_t size, gguf_file **out, char *err,
     if (!g)
         goto oom;
     if (rd_u32(&r, &magic) || magic != GGUF_MAGIC) {
-        msg_set(err, errlen, "not a GGUF file (bad magic)");
+        status_fmt(err, errlen, "not a GGUF file (bad magic)");
         goto fail;
     }
     if (rd_u32(&r, &g->version) || (g->version != 2 && g->version != 3)) {
-        msg_set(err, errlen, "unsupported GGUF version %u (want 2 or 3)",
+        status_fmt(err, errlen, "unsupported GGUF version %u (want 2 or 3)",
                  g->version);
         goto fail;
     }
@@ -194,7 +194,7 @@ int gguf_open(const void *data, size_t size, gguf_file **out, char *err,
         const gguf_kv *a = gguf_find_kv(g, "general.alignment");
         if (a && (gguf_get_u32(g, "general.alignment", &align) || align == 0 ||
                   (align & (align - 1)) || align > 65536)) {
-            msg_set(err, errlen, "bad general.alignment");
+            status_fmt(err, errlen, "bad general.alignment");
             goto fail;
         }
     }
@@ -205,7 +205,7 @@ int gguf_open(const void *data, size_t size, gguf_file **out, char *err,
         if (rd_str(&r, &t->name) || rd_u32(&r, &t->n_dims))
             goto bad_tensor;
         if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS) {
-            msg_set(err, errlen, "tensor %.*s: %u dimensions",
+            status_fmt(err, errlen, "tensor %.*s: %u dimensions",
                      (int)(t->name.len > 64 ? 64 : t->name.len), t->name.p,
                      t->n_dims);
             goto fail;
@@ -231,7 +231,7 @@ int gguf_open(const void *data, size_t size, gguf_file **out, char *err,
             continue; /* unsupported type: refused if a caller needs it */
         if (offset % align || offset > size - data_off ||
             t->nbytes > size - data_off - offset) {
-            msg_set(err, errlen, "tensor %.*s lies outside the file",
+            status_fmt(err, errlen, "tensor %.*s lies outside the file",
                      (int)(t->name.len > 64 ? 64 : t->name.len), t->name.p);
             goto fail;
         }
@@ -241,21 +241,21 @@ int gguf_open(const void *data, size_t size, gguf_file **out, char *err,
     return 0;
 
 bad_kv:
-    msg_set(err, errlen, "corrupt or truncated GGUF metadata");
+    status_fmt(err, errlen, "corrupt or truncated GGUF metadata");
     goto fail;
 bad_tensor:
-    msg_set(err, errlen, "corrupt or truncated GGUF tensor table");
+    status_fmt(err, errlen, "corrupt or truncated GGUF tensor table");
     goto fail;
 truncated:
-    msg_set(err, errlen, "truncated GGUF header");
+    status_fmt(err, errlen, "truncated GGUF header");
     goto fail;
 oom:
-    msg_set(err, errlen, "out of memory");
+    status_fmt(err, errlen, "out of memory");
     gguf_close(g);
-    return -ENOMEM;
+    return AISLE_ENOMEM;
 fail:
     gguf_close(g);
-    return -EINVAL;
+    return AISLE_EFORMAT;
 }
 
 void gguf_close(gguf_file *g) {
@@ -424,7 +424,7 @@ static int wr_put(gguf_writer *w, const void *p, size_t n) {
             cap *= 2;
         nb = realloc(w->kv, cap);
         if (!nb)
-            return -ENOMEM;
+            return AISLE_ENOMEM;
         w->kv = nb;
         w->kv_cap = cap;
     }
@@ -437,47 +437,47 @@ static int wr_u32(gguf_writer *w, uint32_t v) { return wr_put(w, &v, 4); }
 static int wr_u64(gguf_writer *w, uint64_t v) { return wr_put(w, &v, 8); }
 
 static int wr_str(gguf_writer *w, const char *p, uint64_t len) {
-    return wr_u64(w, len) || wr_put(w, p, (size_t)len) ? -ENOMEM : 0;
+    return wr_u64(w, len) || wr_put(w, p, (size_t)len) ? AISLE_ENOMEM : 0;
 }
 
 /* Starts a pair: key and value type; the value follows. */
 static int wr_key(gguf_writer *w, const char *key, uint32_t type) {
     w->n_kv++;
-    return wr_str(w, key, strlen(key)) || wr_u32(w, type) ? -ENOMEM : 0;
+    return wr_str(w, key, strlen(key)) || wr_u32(w, type) ? AISLE_ENOMEM : 0;
 }
 
 int gguf_writer_u32(gguf_writer *w, const char *key, uint32_t v) {
-    return wr_key(w, key, GGUF_UINT32) || wr_u32(w, v) ? -ENOMEM : 0;
+    return wr_key(w, key, GGUF_UINT32) || wr_u32(w, v) ? AISLE_ENOMEM : 0;
 }
 
 int gguf_writer_f32(gguf_writer *w, const char *key, float v) {
-    return wr_key(w, key, GGUF_FLOAT32) || wr_put(w, &v, 4) ? -ENOMEM : 0;
+    return wr_key(w, key, GGUF_FLOAT32) || wr_put(w, &v, 4) ? AISLE_ENOMEM : 0;
 }
 
 int gguf_writer_bool(gguf_writer *w, const char *key, int v) {
     uint8_t b = v != 0;
-    return wr_key(w, key, GGUF_BOOL) || wr_put(w, &b, 1) ? -ENOMEM : 0;
+    return wr_key(w, key, GGUF_BOOL) || wr_put(w, &b, 1) ? AISLE_ENOMEM : 0;
 }
 
 int gguf_writer_str(gguf_writer *w, const char *key, const char *v) {
-    return wr_key(w, key, GGUF_STRING) || wr_str(w, v, strlen(v)) ? -ENOMEM
+    return wr_key(w, key, GGUF_STRING) || wr_str(w, v, strlen(v)) ? AISLE_ENOMEM
                                                                    : 0;
 }
 
 static int wr_arr(gguf_writer *w, const char *key, uint32_t type,
                   const void *v, uint64_t n, size_t es) {
     if (wr_key(w, key, GGUF_ARRAY) || wr_u32(w, type) || wr_u64(w, n))
-        return -ENOMEM;
+        return AISLE_ENOMEM;
     return wr_put(w, v, (size_t)n * es);
 }
 
 int gguf_writer_strs(gguf_writer *w, const char *key, const gguf_str *v,
                      uint64_t n) {
     if (wr_key(w, key, GGUF_ARRAY) || wr_u32(w, GGUF_STRING) || wr_u64(w, n))
-        return -ENOMEM;
+        return AISLE_ENOMEM;
     for (uint64_t i = 0; i < n; i++)
         if (wr_str(w, v[i].p, v[i].len))
-            return -ENOMEM;
+            return AISLE_ENOMEM;
     return 0;
 }
 
@@ -497,12 +497,12 @@ int gguf_writer_tensor(gguf_writer *w, const char *name, uint32_t type,
     gguf_wtensor *t;
 
     if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
-        return -EINVAL;
+        return AISLE_EINVAL;
     if (w->n_t == w->cap_t) {
         size_t cap = w->cap_t ? w->cap_t * 2 : 16;
         gguf_wtensor *nt = realloc(w->t, cap * sizeof *nt);
         if (!nt)
-            return -ENOMEM;
+            return AISLE_ENOMEM;
         w->t = nt;
         w->cap_t = cap;
     }
@@ -516,11 +516,11 @@ int gguf_writer_tensor(gguf_writer *w, const char *name, uint32_t type,
         gguf_tensor probe = {.n_dims = n_dims, .type = type};
         memcpy(probe.ne, t->ne, sizeof probe.ne);
         if (gguf_tensor_bytes(&probe, &t->nbytes))
-            return -EINVAL;
+            return AISLE_EINVAL;
     }
     t->name = strdup(name);
     if (!t->name)
-        return -ENOMEM;
+        return AISLE_ENOMEM;
     t->fn = fn;
     t->ud = ud;
     w->n_t++;
@@ -564,7 +564,7 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err,
     uint8_t *enc = NULL;
     uint64_t pos, off = 0, maxrow = 1;
     uint32_t head[2] = {GGUF_MAGIC, 3};
-    int rc = -EIO, created = 0;
+    int rc = AISLE_EIO, created = 0;
 
     for (size_t i = 0; i < w->n_t; i++) {
         w->t[i].offset = off;
@@ -576,13 +576,13 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err,
     row = malloc((size_t)maxrow * sizeof *row);
     enc = malloc((size_t)maxrow * sizeof *row);
     if (!row || !enc) {
-        msg_set(err, errlen, "out of memory");
-        rc = -ENOMEM;
+        status_fmt(err, errlen, "out of memory");
+        rc = AISLE_ENOMEM;
         goto fail;
     }
     f = fopen(path, "wb");
     if (!f) {
-        msg_set(err, errlen, "%s: %s", path, strerror(errno));
+        status_fmt(err, errlen, "%s: %s", path, strerror(errno));
         goto fail;
     }
     created = 1;
@@ -610,7 +610,7 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err,
         for (uint64_t r = 0; r < rows; r++) {
             rc = t->fn(t->ud, r, row);
             if (rc) {
-                msg_set(err, errlen, "cannot produce tensor %s", t->name);
+                status_fmt(err, errlen, "cannot produce tensor %s", t->name);
                 goto fail;
             }
             gguf_encode_row(t->type, row, t->ne[0], enc);
@@ -629,8 +629,8 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err,
     return 0;
 
 io:
-    msg_set(err, errlen, "%s: write failed: %s", path, strerror(errno));
-    rc = -EIO;
+    status_fmt(err, errlen, "%s: write failed: %s", path, strerror(errno));
+    rc = AISLE_EIO;
 fail:
     if (f)
         fclose(f);

@@ -79,7 +79,7 @@ typedef int (*gguf_row_fn)(void *ud, uint64_t row, float *dst);
 gguf_writer *gguf_writer_new(void); /* NULL on OOM; free with _free */
 void gguf_writer_free(gguf_writer *w);
 
-/* Metadata setters copy key and value; 0 or -ENOMEM. */
+/* Metadata setters copy key and value; 0 or AISLE_ENOMEM. */
 int gguf_writer_u32(gguf_writer *w, const char *key, uint32_t v);
 int gguf_writer_f32(gguf_writer *w, const char *key, float v);
 int gguf_writer_bool(gguf_writer *w, const char *key, int v);

@@ -9,7 +9,7 @@
  * decoding reproduces llama2.c's tokens; the matrix products, which are
  * nearly all the time, are split across the session's thread pool. */
 #include "model/model.h"
-#include "model/msg.h"
+#include "services/base/status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,18 +74,6 @@ struct model_session {
     int logits_ok;
 };
 
-const char *model_strerror(int rc) {
-    switch (rc) {
-    case 0: return "ok";
-    case MODEL_EIO: return "I/O error";
-    case MODEL_EFORMAT: return "corrupt or unsupported model file";
-    case MODEL_ENOMEM: return "out of memory";
-    case MODEL_EINVAL: return "invalid argument";
-    case MODEL_EFULL: return "context full";
-    default: return "unknown error";
-    }
-}
-
 /* ------------------------------------------------------------ accessors */
 
 const model_config *model_get_config(const model *m) { return &m->cfg; }
@@ -124,20 +112,20 @@ static int cfg_check(model_config *c, char *err, size_t errlen) {
         c->n_kv_heads <= 0 || c->n_kv_heads > c->n_heads ||
         c->vocab_size <= 0 || c->vocab_size > MAX_VOCAB || c->seq_len <= 0 ||
         c->seq_len > MAX_SEQ) {
-        msg_set(err, errlen,
+        status_fmt(err, errlen,
                   "bad model config (dim %d hidden %d layers %d heads %d/%d "
                   "vocab %d seq %d)",
                   c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
                   c->vocab_size, c->seq_len);
-        return MODEL_EFORMAT;
+        return AISLE_EFORMAT;
     }
     if (c->dim % c->n_heads || c->n_heads % c->n_kv_heads ||
         (c->dim / c->n_heads) % 2) {
-        msg_set(err, errlen,
+        status_fmt(err, errlen,
                   "bad model config: dim %d, %d heads, %d kv heads do not "
                   "divide into even head sizes",
                   c->dim, c->n_heads, c->n_kv_heads);
-        return MODEL_EFORMAT;
+        return AISLE_EFORMAT;
     }
     c->head_size = c->dim / c->n_heads;
     c->kv_dim = c->head_size * c->n_kv_heads;
@@ -171,7 +159,7 @@ static int model_alloc_layers(model *m) {
     m->w = calloc(L * N_LAYER_W, sizeof *m->w);
     m->norm_att = calloc(L, sizeof *m->norm_att);
     m->norm_ffn = calloc(L, sizeof *m->norm_ffn);
-    return m->w && m->norm_att && m->norm_ffn ? 0 : MODEL_ENOMEM;
+    return m->w && m->norm_att && m->norm_ffn ? 0 : AISLE_ENOMEM;
 }
 
 static kern_mat *lw(model *m, int kind, int l) {
@@ -219,15 +207,15 @@ static const int layer_order[] = {MODEL_W_Q,    MODEL_W_K,    MODEL_W_V,
 static int size_error(const mcur *c, const char *path, char *err,
                       size_t errlen) {
     if (c->bad)
-        msg_set(err, errlen,
+        status_fmt(err, errlen,
                   "%s: truncated or corrupt: weights extend past the end of "
                   "the %zu-byte file (or are misaligned)",
                   path, c->size);
     else
-        msg_set(err, errlen,
+        status_fmt(err, errlen,
                   "%s: corrupt: %zu bytes of weights expected, file has %zu",
                   path, c->off, c->size);
-    return MODEL_EFORMAT;
+    return AISLE_EFORMAT;
 }
 
 static int load_legacy(model *m, const char *path, char *err, size_t errlen) {
@@ -289,21 +277,21 @@ static int load_ak42(model *m, const char *path, char *err, size_t errlen) {
     int rc;
 
     if (m->map_size < AK42_HEADER) {
-        msg_set(err, errlen, "%s: truncated header (%zu bytes)", path,
+        status_fmt(err, errlen, "%s: truncated header (%zu bytes)", path,
                   m->map_size);
-        return MODEL_EFORMAT;
+        return AISLE_EFORMAT;
     }
     memcpy(&version, b + 4, 4);
     memcpy(h, b + 8, sizeof h);
     if (version != 1 && version != 2) {
-        msg_set(err, errlen, "%s: unsupported llama2.c export version %d",
+        status_fmt(err, errlen, "%s: unsupported llama2.c export version %d",
                   path, version);
-        return MODEL_EFORMAT;
+        return AISLE_EFORMAT;
     }
     if (b[36] > 1) {
-        msg_set(err, errlen, "%s: corrupt header (shared flag %u)", path,
+        status_fmt(err, errlen, "%s: corrupt header (shared flag %u)", path,
                   b[36]);
-        return MODEL_EFORMAT;
+        return AISLE_EFORMAT;
     }
     *cfg = (model_config){h[0], h[1], h[2], h[3], h[4], h[5], h[6],
                           0, 0, b[36], 10000.0f, 1e-5f};
@@ -330,11 +318,11 @@ static int load_ak42(model *m, const char *path, char *err, size_t errlen) {
         /* Every product's input length is dim or hidden_dim; a group must
          * not straddle rows. */
         if (gs <= 0 || cfg->dim % gs || cfg->hidden_dim % gs) {
-            msg_set(err, errlen,
+            status_fmt(err, errlen,
                       "%s: group size %d does not divide dim %d and "
                       "hidden_dim %d",
                       path, gs, cfg->dim, cfg->hidden_dim);
-            return MODEL_EFORMAT;
+            return AISLE_EFORMAT;
         }
         m->act_gs = gs;
         m->embed = take_q8(m, &c, MODEL_W_EMBED, gs);
@@ -355,8 +343,8 @@ static int gguf_cfg_int(const gguf_file *g, const char *key, int *out,
     if (gguf_get_u32(g, key, &v)) {
         if (!required)
             return 0;
-        msg_set(err, errlen, "GGUF metadata %s missing or invalid", key);
-        return MODEL_EFORMAT;
+        status_fmt(err, errlen, "GGUF metadata %s missing or invalid", key);
+        return AISLE_EFORMAT;
     }
     *out = v > INT32_MAX ? INT32_MAX : (int)v;
     return 0;
@@ -369,22 +357,22 @@ static int gguf_mat(model *m, const char *name, int kind, kern_mat *out,
 
     kind_shape(&m->cfg, kind, &rows, &cols);
     if (!t) {
-        msg_set(err, errlen, "GGUF tensor %s missing", name);
-        return MODEL_EFORMAT;
+        status_fmt(err, errlen, "GGUF tensor %s missing", name);
+        return AISLE_EFORMAT;
     }
     if (t->ne[0] != (uint64_t)cols || t->ne[1] != (uint64_t)rows ||
         t->ne[2] != 1 || t->ne[3] != 1) {
-        msg_set(err, errlen, "GGUF tensor %s has shape %llux%llu, want %dx%d",
+        status_fmt(err, errlen, "GGUF tensor %s has shape %llux%llu, want %dx%d",
                   name, (unsigned long long)t->ne[0],
                   (unsigned long long)t->ne[1], cols, rows);
-        return MODEL_EFORMAT;
+        return AISLE_EFORMAT;
     }
     if (!t->data) {
-        msg_set(err, errlen,
+        status_fmt(err, errlen,
                   "GGUF tensor %s has unsupported type %u (F32, F16, Q8_0 "
                   "supported)",
                   name, t->type);
-        return MODEL_EFORMAT;
+        return AISLE_EFORMAT;
     }
     *out = (kern_mat){KERN_F32, rows, cols, 0, t->data, NULL};
     if (t->type == GGUF_T_F16) {
@@ -395,8 +383,8 @@ static int gguf_mat(model *m, const char *name, int kind, kern_mat *out,
         m->act_gs = KERN_Q8_0_BLOCK;
     }
     if ((uintptr_t)t->data % (out->type == KERN_F32 ? 4 : 2)) {
-        msg_set(err, errlen, "GGUF tensor %s is misaligned", name);
-        return MODEL_EFORMAT;
+        status_fmt(err, errlen, "GGUF tensor %s is misaligned", name);
+        return AISLE_EFORMAT;
     }
     return 0;
 }
@@ -407,9 +395,9 @@ static int gguf_norm(model *m, const char *name, const float **out, char *err,
     if (!t || t->type != GGUF_T_F32 || !t->data ||
         t->ne[0] != (uint64_t)m->cfg.dim || t->ne[1] != 1 || t->ne[2] != 1 ||
         t->ne[3] != 1 || (uintptr_t)t->data % 4) {
-        msg_set(err, errlen, "GGUF tensor %s missing or not F32[%d]", name,
+        status_fmt(err, errlen, "GGUF tensor %s missing or not F32[%d]", name,
                   m->cfg.dim);
-        return MODEL_EFORMAT;
+        return AISLE_EFORMAT;
     }
     *out = t->data;
     return 0;
@@ -427,11 +415,11 @@ static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
     int rc;
 
     if ((rc = gguf_open(m->map, m->map_size, &m->gguf, err, errlen)))
-        return rc == -ENOMEM ? MODEL_ENOMEM : MODEL_EFORMAT;
+        return rc;
     if (gguf_get_str(m->gguf, "general.architecture", &arch) ||
         !(arch.len == 5 && !memcmp(arch.p, "llama", 5))) {
-        msg_set(err, errlen, "%s: GGUF architecture is not llama", path);
-        return MODEL_EFORMAT;
+        status_fmt(err, errlen, "%s: GGUF architecture is not llama", path);
+        return AISLE_EFORMAT;
     }
     *cfg = (model_config){0};
     cfg->rope_theta = 10000.0f;
@@ -455,22 +443,22 @@ static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
                  &cfg->norm_eps);
     emb = gguf_find_tensor(m->gguf, "token_embd.weight");
     if (!emb || emb->ne[1] > MAX_VOCAB) {
-        msg_set(err, errlen, "%s: GGUF tensor token_embd.weight missing",
+        status_fmt(err, errlen, "%s: GGUF tensor token_embd.weight missing",
                   path);
-        return MODEL_EFORMAT;
+        return AISLE_EFORMAT;
     }
     cfg->vocab_size = (int)emb->ne[1];
     if ((rc = cfg_check(cfg, err, errlen)))
         return rc;
     if (!(cfg->rope_theta > 0.0f) || !(cfg->norm_eps >= 0.0f)) {
-        msg_set(err, errlen, "%s: bad rope base or norm epsilon", path);
-        return MODEL_EFORMAT;
+        status_fmt(err, errlen, "%s: bad rope base or norm epsilon", path);
+        return AISLE_EFORMAT;
     }
     if (!gguf_get_u32(m->gguf, "llama.rope.dimension_count", &rope_dims) &&
         rope_dims != (uint32_t)cfg->head_size) {
-        msg_set(err, errlen, "%s: partial rotary embeddings unsupported",
+        status_fmt(err, errlen, "%s: partial rotary embeddings unsupported",
                   path);
-        return MODEL_EFORMAT;
+        return AISLE_EFORMAT;
     }
     if ((rc = model_alloc_layers(m)))
         return rc;
@@ -507,27 +495,27 @@ int model_load(const char *path, model **out, char *err, size_t errlen) {
     model *m = NULL;
     struct stat st;
     uint32_t magic = 0;
-    int fd, rc = MODEL_EIO;
+    int fd, rc = AISLE_EIO;
 
     *out = NULL;
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        msg_set(err, errlen, "%s: %s", path, strerror(errno));
-        return MODEL_EIO;
+        status_fmt(err, errlen, "%s: %s", path, strerror(errno));
+        return AISLE_EIO;
     }
     m = calloc(1, sizeof *m);
     if (!m) {
-        rc = MODEL_ENOMEM;
-        msg_set(err, errlen, "out of memory");
+        rc = AISLE_ENOMEM;
+        status_fmt(err, errlen, "out of memory");
         goto fail;
     }
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        msg_set(err, errlen, "%s: not a regular file", path);
+        status_fmt(err, errlen, "%s: not a regular file", path);
         goto fail;
     }
     if (st.st_size < LEGACY_HEADER) {
-        rc = MODEL_EFORMAT;
-        msg_set(err, errlen, "%s: truncated: %lld bytes is too short for a "
+        rc = AISLE_EFORMAT;
+        status_fmt(err, errlen, "%s: truncated: %lld bytes is too short for a "
                   "model header", path, (long long)st.st_size);
         goto fail;
     }
@@ -535,7 +523,7 @@ int model_load(const char *path, model **out, char *err, size_t errlen) {
     m->map = mmap(NULL, m->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (m->map == MAP_FAILED) {
         m->map = NULL;
-        msg_set(err, errlen, "%s: mmap: %s", path, strerror(errno));
+        status_fmt(err, errlen, "%s: mmap: %s", path, strerror(errno));
         goto fail;
     }
     close(fd);
@@ -584,7 +572,7 @@ int model_session_new(const model *m, tpool *pool, int max_seq,
     *out = NULL;
     s = calloc(1, sizeof *s);
     if (!s)
-        return MODEL_ENOMEM;
+        return AISLE_ENOMEM;
     s->m = m;
     s->pool = pool;
     s->cap = max_seq > 0 && max_seq < c->seq_len ? max_seq : c->seq_len;
@@ -606,7 +594,7 @@ int model_session_new(const model *m, tpool *pool, int max_seq,
     if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2 || !s->q || !s->att ||
         !s->logits || !s->kc || !s->vc || !s->rope || !s->aq || !s->as) {
         model_session_free(s);
-        return MODEL_ENOMEM;
+        return AISLE_ENOMEM;
     }
     model_session_reset(s);
     *out = s;
@@ -827,10 +815,10 @@ static void forward(model_session *s, const int *tokens, int n, int pos0,
     }
 }
 
-/* Runs every pending token; 0 or MODEL_EFULL. */
+/* Runs every pending token; 0 or AISLE_EFULL. */
 static int flush(model_session *s, int want_logits) {
     if (s->kv + s->npend > s->cap)
-        return MODEL_EFULL;
+        return AISLE_EFULL;
     forward(s, s->pend, s->npend, s->kv, want_logits);
     s->kv += s->npend;
     s->npend = 0;
@@ -840,11 +828,11 @@ static int flush(model_session *s, int want_logits) {
 int model_session_push(model_session *s, int token) {
     int rc;
     if (token < 0 || token >= s->m->cfg.vocab_size)
-        return MODEL_EINVAL;
+        return AISLE_EINVAL;
     /* A token one past the context may wait (its logits will be refused);
      * a second one cannot. */
     if (s->kv + s->npend > s->cap)
-        return MODEL_EFULL;
+        return AISLE_EFULL;
     if (s->npend == MODEL_BATCH && (rc = flush(s, 0)))
         return rc;
     s->pend[s->npend++] = token;

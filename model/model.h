@@ -18,17 +18,19 @@
 #include <stdint.h>
 
 #include "model/gguf.h"
+#include "services/base/status.h"
 #include "model/kern.h"
 #include "model/tpool.h"
 
-/* Error codes (negative); model_strerror names them. */
-#define MODEL_EIO (-1)      /* cannot open, size or map the file */
-#define MODEL_EFORMAT (-2)  /* corrupt, truncated or unsupported file */
-#define MODEL_ENOMEM (-3)
-#define MODEL_EINVAL (-4)   /* bad argument (token id out of range, ...) */
-#define MODEL_EFULL (-5)    /* the session's context is full */
-
-const char *model_strerror(int rc);
+/* Errors are negative AISLE_* codes (services/base/status.h): AISLE_EIO
+ * (cannot open, size or map a file), AISLE_EFORMAT (corrupt, truncated or
+ * unsupported file), AISLE_ENOMEM, AISLE_EINVAL (bad argument such as a
+ * token id out of range), AISLE_EFULL (the session's context is full).
+ *
+ * services/shop.c still spells two of them the old way; these aliases keep
+ * it building until its owner moves it to the AISLE_* names. */
+#define MODEL_EINVAL AISLE_EINVAL
+#define MODEL_ENOMEM AISLE_ENOMEM
 
 enum model_format {
     MODEL_FMT_LEGACY = 0, /* llama2.c header of 7 ints, fp32 */
@@ -63,7 +65,7 @@ typedef struct model_session model_session;
 
 /* Maps and validates the file at path. On success *out is a new model the
  * caller frees with model_free (after every session on it). On failure
- * returns a negative MODEL_E* code and writes a message into err. */
+ * returns a negative AISLE_* code and writes a message into err. */
 int model_load(const char *path, model **out, char *err, size_t errlen);
 void model_free(model *m); /* NULL is a no-op */
 
@@ -81,7 +83,7 @@ size_t model_bytes_per_token(const model *m);
 /* Creates a session for at most max_seq positions (<= 0 or more than the
  * model's seq_len: seq_len). pool may be NULL (single-threaded) and may be
  * shared by sessions; it must outlive the session. The caller frees *out
- * with model_session_free. Returns 0 or MODEL_ENOMEM. */
+ * with model_session_free. Returns 0 or AISLE_ENOMEM. */
 int model_session_new(const model *m, tpool *pool, int max_seq,
                       model_session **out);
 void model_session_free(model_session *s); /* NULL is a no-op */
@@ -90,8 +92,8 @@ void model_session_free(model_session *s); /* NULL is a no-op */
 void model_session_reset(model_session *s);
 
 /* Appends a token; a full batch of pending tokens is run first (without
- * computing logits). Returns 0, MODEL_EINVAL for an id outside the
- * vocabulary or MODEL_EFULL when the context is full (one token past the
+ * computing logits). Returns 0, AISLE_EINVAL for an id outside the
+ * vocabulary or AISLE_EFULL when the context is full (one token past the
  * capacity is still accepted, but its logits are refused). */
 int model_session_push(model_session *s, int token);
 

@@ -6,7 +6,7 @@
  * leftmost on ties) at a fraction of the lookups. Pieces live in one arena
  * and are found through an open-addressing hash table. */
 #include "model/tok.h"
-#include "model/msg.h"
+#include "services/base/status.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -181,47 +181,47 @@ int tok_load_file(const char *path, int vocab_size, tok_tokenizer **out,
     size_t size, off, arena = 0;
     int32_t max_len, n = 0;
     long fsize;
-    int rc = -EINVAL;
+    int rc = AISLE_EFORMAT;
 
     *out = NULL;
     f = fopen(path, "rb");
     if (!f) {
-        msg_set(err, errlen, "%s: %s", path, strerror(errno));
-        return -errno;
+        status_fmt(err, errlen, "%s: %s", path, strerror(errno));
+        return AISLE_EIO;
     }
     if (fseek(f, 0, SEEK_END) || (fsize = ftell(f)) < 0 ||
         fseek(f, 0, SEEK_SET)) {
-        msg_set(err, errlen, "%s: cannot size file", path);
-        rc = -EIO;
+        status_fmt(err, errlen, "%s: cannot size file", path);
+        rc = AISLE_EIO;
         goto fail;
     }
     size = (size_t)fsize;
     if (size > TOK_MAX_FILE) {
-        msg_set(err, errlen, "%s: tokenizer file too large", path);
+        status_fmt(err, errlen, "%s: tokenizer file too large", path);
         goto fail;
     }
     buf = malloc(size ? size : 1);
     if (!buf) {
-        rc = -ENOMEM;
-        msg_set(err, errlen, "out of memory");
+        rc = AISLE_ENOMEM;
+        status_fmt(err, errlen, "out of memory");
         goto fail;
     }
     if (fread(buf, 1, size, f) != size) {
-        msg_set(err, errlen, "%s: read error", path);
-        rc = -EIO;
+        status_fmt(err, errlen, "%s: read error", path);
+        rc = AISLE_EIO;
         goto fail;
     }
     if (size < 4) {
-        msg_set(err, errlen, "%s: truncated tokenizer header", path);
+        status_fmt(err, errlen, "%s: truncated tokenizer header", path);
         goto fail;
     }
     memcpy(&max_len, buf, 4);
     if (max_len <= 0 || max_len > TOK_MAX_PIECE) {
-        msg_set(err, errlen, "%s: bad max_token_length %d", path, max_len);
+        status_fmt(err, errlen, "%s: bad max_token_length %d", path, max_len);
         goto fail;
     }
     if (vocab_size > TOK_MAX_VOCAB) {
-        msg_set(err, errlen, "%s: vocabulary size %d too large", path,
+        status_fmt(err, errlen, "%s: vocabulary size %d too large", path,
                 vocab_size);
         goto fail;
     }
@@ -230,30 +230,30 @@ int tok_load_file(const char *path, int vocab_size, tok_tokenizer **out,
     for (off = 4; vocab_size > 0 ? n < vocab_size : off < size; n++) {
         int32_t len;
         if (size - off < 8) {
-            msg_set(err, errlen, "%s: truncated at token %d", path, n);
+            status_fmt(err, errlen, "%s: truncated at token %d", path, n);
             goto fail;
         }
         memcpy(&len, buf + off + 4, 4);
         if (len < 0 || len > max_len || (size_t)len > size - off - 8) {
-            msg_set(err, errlen, "%s: token %d has bad length %d", path, n,
+            status_fmt(err, errlen, "%s: token %d has bad length %d", path, n,
                     len);
             goto fail;
         }
         off += 8 + (size_t)len;
         arena += (size_t)len;
         if (n >= TOK_MAX_VOCAB) {
-            msg_set(err, errlen, "%s: too many tokens", path);
+            status_fmt(err, errlen, "%s: too many tokens", path);
             goto fail;
         }
     }
     if (n == 0) {
-        msg_set(err, errlen, "%s: empty vocabulary", path);
+        status_fmt(err, errlen, "%s: empty vocabulary", path);
         goto fail;
     }
     t = tok_alloc(n, arena);
     if (!t) {
-        rc = -ENOMEM;
-        msg_set(err, errlen, "out of memory");
+        rc = AISLE_ENOMEM;
+        status_fmt(err, errlen, "out of memory");
         goto fail;
     }
     for (off = 4; t->n < n;) {
@@ -288,33 +288,33 @@ int tok_load_gguf(const gguf_file *g, tok_tokenizer **out, char *err,
     uint32_t st, tt, v;
     tok_tokenizer *t = NULL;
     size_t arena = 0;
-    int rc = -EINVAL, flag;
+    int rc = AISLE_EFORMAT, flag;
 
     *out = NULL;
     if (!gguf_get_str(g, "tokenizer.ggml.model", &model) &&
         !(model.len == 5 && !memcmp(model.p, "llama", 5))) {
-        msg_set(err, errlen, "unsupported GGUF tokenizer model %.*s (want llama)",
+        status_fmt(err, errlen, "unsupported GGUF tokenizer model %.*s (want llama)",
                 (int)(model.len > 32 ? 32 : model.len), model.p);
         goto fail;
     }
     if (gguf_get_strs(g, "tokenizer.ggml.tokens", &pieces, &n) || n == 0 ||
         n > TOK_MAX_VOCAB) {
-        msg_set(err, errlen, "GGUF file has no usable tokenizer.ggml.tokens");
+        status_fmt(err, errlen, "GGUF file has no usable tokenizer.ggml.tokens");
         goto fail;
     }
     if (gguf_get_arr(g, "tokenizer.ggml.scores", &st, &ns, &scores) ||
         st != GGUF_FLOAT32 || ns != n) {
-        msg_set(err, errlen, "GGUF tokenizer.ggml.scores missing or mismatched");
+        status_fmt(err, errlen, "GGUF tokenizer.ggml.scores missing or mismatched");
         goto fail;
     }
     if (!gguf_get_arr(g, "tokenizer.ggml.token_type", &tt, &nt, &types) &&
         (tt != GGUF_INT32 || nt != n)) {
-        msg_set(err, errlen, "GGUF tokenizer.ggml.token_type mismatched");
+        status_fmt(err, errlen, "GGUF tokenizer.ggml.token_type mismatched");
         goto fail;
     }
     for (uint64_t i = 0; i < n; i++) {
         if (pieces[i].len > TOK_MAX_PIECE) {
-            msg_set(err, errlen, "GGUF token %llu too long",
+            status_fmt(err, errlen, "GGUF token %llu too long",
                     (unsigned long long)i);
             goto fail;
         }
@@ -322,8 +322,8 @@ int tok_load_gguf(const gguf_file *g, tok_tokenizer **out, char *err,
     }
     t = tok_alloc((int)n, arena);
     if (!t) {
-        rc = -ENOMEM;
-        msg_set(err, errlen, "out of memory");
+        rc = AISLE_ENOMEM;
+        status_fmt(err, errlen, "out of memory");
         goto fail;
     }
     if (!gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &v))
@@ -383,11 +383,11 @@ int tok_encode(const tok_tokenizer *t, const char *text, int bos, int eos,
     size_t n = 0, len = strlen(text);
     int *pair = NULL;
     char *buf = NULL;
-    int rc = -ENOMEM;
+    int rc = AISLE_ENOMEM;
 
     *n_tokens = 0;
     if (cap < len + 3)
-        return -ENOSPC;
+        return AISLE_EFULL;
     buf = malloc((size_t)t->max_len * 2 + 4);
     pair = malloc((len + 3) * sizeof *pair);
     if (!buf || !pair)

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "model/gguf.h"
+#include "services/base/status.h"
 
 /* Token kinds; the values are GGUF's tokenizer.ggml.token_type codes. */
 enum tok_type {
@@ -54,7 +55,7 @@ int tok_type(const tok_tokenizer *t, int id);
 size_t tok_max_tokens(const char *text);
 
 /* Encodes NUL-terminated text into tokens[0..*n_tokens). Returns 0,
- * -ENOSPC when cap is too small (see tok_max_tokens), or -ENOMEM. */
+ * AISLE_EFULL when cap is too small (see tok_max_tokens), or AISLE_ENOMEM. */
 int tok_encode(const tok_tokenizer *t, const char *text, int bos, int eos,
                int *tokens, size_t cap, size_t *n_tokens);
 

@@ -153,7 +153,7 @@ static void test_legacy_checkpoint(void) {
     check_truncations(src, 512, 4);
     check_header_flips(src, 0, 0);
     TEST_CHECK(load_and_poke(tu_tmp("does-not-exist.bin"), err, sizeof err) ==
-               MODEL_EIO);
+               AISLE_EIO);
     TEST_CHECK(strstr(err, "does-not-exist") != NULL);
 }
 
