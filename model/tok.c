@@ -4,9 +4,10 @@
  * keeps the merged id and score of each pair and recomputes only the two
  * pairs next to a merge, which picks exactly the same merges (best score,
  * leftmost on ties) at a fraction of the lookups. Pieces live in one arena
- * and are found through an open-addressing hash table. */
+ * and are found through the shared byte-string map (strmap). */
 #include "model/tok.h"
 #include "services/base/status.h"
+#include "services/base/strmap.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -27,8 +28,7 @@ struct tok_tokenizer {
     uint32_t *len;
     float *score;
     uint8_t *type;
-    int *ht;           /* ids by piece hash; -1 = empty */
-    uint32_t ht_mask;
+    strmap ids;        /* piece -> lowest id spelling it */
     uint32_t max_len;  /* longest piece */
     int bos, eos, unk;
     int space;         /* " " token used as the dummy prefix; -1 if none */
@@ -37,22 +37,10 @@ struct tok_tokenizer {
     char bytes[256];   /* storage decode returns for byte tokens */
 };
 
-static uint32_t tok_hash(const char *p, size_t len) {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)p[i]) * 16777619u;
-    return h;
-}
-
 /* Lowest id whose piece is exactly p[0..len), or -1. */
 static int tok_find(const tok_tokenizer *t, const char *p, size_t len) {
-    for (uint32_t h = tok_hash(p, len) & t->ht_mask;; h = (h + 1) & t->ht_mask) {
-        int id = t->ht[h];
-        if (id < 0)
-            return -1;
-        if (t->len[id] == len && !memcmp(t->arena + t->off[id], p, len))
-            return id;
-    }
+    size_t id;
+    return strmap_get(&t->ids, p, len, &id) == AISLE_OK ? (int)id : -1;
 }
 
 void tok_free(tok_tokenizer *t) {
@@ -63,27 +51,22 @@ void tok_free(tok_tokenizer *t) {
     free(t->len);
     free(t->score);
     free(t->type);
-    free(t->ht);
+    strmap_free(&t->ids);
     free(t);
 }
 
 /* Allocates a tokenizer for n pieces totalling at most arena bytes. */
 static tok_tokenizer *tok_alloc(int n, size_t arena) {
     tok_tokenizer *t = calloc(1, sizeof *t);
-    uint32_t cap = 1;
 
     if (!t)
         return NULL;
-    while (cap < (uint32_t)n * 2)
-        cap <<= 1;
-    t->ht_mask = cap - 1;
     t->arena = malloc(arena + (size_t)n);
     t->off = malloc((size_t)n * sizeof *t->off);
     t->len = malloc((size_t)n * sizeof *t->len);
     t->score = malloc((size_t)n * sizeof *t->score);
     t->type = malloc((size_t)n);
-    t->ht = malloc((size_t)cap * sizeof *t->ht);
-    if (!t->arena || !t->off || !t->len || !t->score || !t->type || !t->ht) {
+    if (!t->arena || !t->off || !t->len || !t->score || !t->type) {
         tok_free(t);
         return NULL;
     }
@@ -137,16 +120,14 @@ static int tok_byte_value(const char *p, size_t len) {
     return tok_hex(p[3]) * 16 + tok_hex(p[4]);
 }
 
-/* Indexes the pieces once all are added. */
-static void tok_finish(tok_tokenizer *t) {
-    memset(t->ht, 0xff, (size_t)(t->ht_mask + 1) * sizeof *t->ht);
+/* Indexes the pieces once all are added; AISLE_OK or AISLE_ENOMEM. */
+static int tok_finish(tok_tokenizer *t) {
     for (int b = 0; b < 256; b++) {
         t->byte_id[b] = -1;
         t->bytes[b] = (char)b;
     }
     for (int id = 0; id < t->n; id++) {
         const char *p = t->arena + t->off[id];
-        uint32_t h = tok_hash(p, t->len[id]) & t->ht_mask;
         int b = tok_byte_value(p, t->len[id]);
 
         if (t->len[id] > t->max_len)
@@ -159,104 +140,101 @@ static void tok_finish(tok_tokenizer *t) {
             t->type[id] = TOK_NORMAL; /* decode relies on the <0xXX> form */
         }
         /* Keep the first id of duplicate pieces: lookups return it. */
-        for (;; h = (h + 1) & t->ht_mask) {
-            int o = t->ht[h];
-            if (o < 0) {
-                t->ht[h] = id;
-                break;
-            }
-            if (t->len[o] == t->len[id] &&
-                !memcmp(t->arena + t->off[o], p, t->len[id]))
-                break;
-        }
+        if (tok_find(t, p, t->len[id]) < 0 &&
+            strmap_put(&t->ids, p, t->len[id], (size_t)id) != AISLE_OK)
+            return AISLE_ENOMEM;
     }
     t->space = tok_find(t, " ", 1);
+    return AISLE_OK;
 }
 
-int tok_load_file(const char *path, int vocab_size, tok_tokenizer **out,
-                  char *err, size_t errlen) {
-    FILE *f = NULL;
-    uint8_t *buf = NULL;
-    tok_tokenizer *t = NULL;
-    size_t size, off, arena = 0;
-    int32_t max_len, n = 0;
+/* Reads the whole file at path into *data (malloc'd, the caller frees). */
+static int tok_read_all(const char *path, uint8_t **data, size_t *size,
+                        char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
     long fsize;
-    int rc = AISLE_EFORMAT;
+    int rc = AISLE_EIO;
 
-    *out = NULL;
-    f = fopen(path, "rb");
-    if (!f) {
-        status_fmt(err, errlen, "%s: %s", path, strerror(errno));
-        return AISLE_EIO;
-    }
+    *data = NULL;
+    if (!f)
+        return status_fail(AISLE_EIO, err, errlen, "%s: %s", path,
+                           strerror(errno));
     if (fseek(f, 0, SEEK_END) || (fsize = ftell(f)) < 0 ||
         fseek(f, 0, SEEK_SET)) {
         status_fmt(err, errlen, "%s: cannot size file", path);
-        rc = AISLE_EIO;
         goto fail;
     }
-    size = (size_t)fsize;
-    if (size > TOK_MAX_FILE) {
-        status_fmt(err, errlen, "%s: tokenizer file too large", path);
+    *size = (size_t)fsize;
+    if (*size > TOK_MAX_FILE) {
+        rc = status_fail(AISLE_EFORMAT, err, errlen,
+                         "%s: tokenizer file too large", path);
         goto fail;
     }
-    buf = malloc(size ? size : 1);
-    if (!buf) {
-        rc = AISLE_ENOMEM;
-        status_fmt(err, errlen, "out of memory");
+    *data = malloc(*size ? *size : 1);
+    if (!*data) {
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto fail;
     }
-    if (fread(buf, 1, size, f) != size) {
+    if (fread(*data, 1, *size, f) != *size) {
         status_fmt(err, errlen, "%s: read error", path);
-        rc = AISLE_EIO;
         goto fail;
     }
-    if (size < 4) {
-        status_fmt(err, errlen, "%s: truncated tokenizer header", path);
-        goto fail;
-    }
-    memcpy(&max_len, buf, 4);
-    if (max_len <= 0 || max_len > TOK_MAX_PIECE) {
-        status_fmt(err, errlen, "%s: bad max_token_length %d", path, max_len);
-        goto fail;
-    }
-    if (vocab_size > TOK_MAX_VOCAB) {
-        status_fmt(err, errlen, "%s: vocabulary size %d too large", path,
-                vocab_size);
-        goto fail;
-    }
+    fclose(f);
+    return AISLE_OK;
 
-    /* First pass validates every entry and counts the arena. */
+fail:
+    fclose(f);
+    free(*data);
+    *data = NULL;
+    return rc;
+}
+
+/* Validates a tokenizer.bin image: the header and every entry (vocab_size
+ * of them, or all when <= 0). Sets the entry count and their total bytes. */
+static int tok_bin_scan(const uint8_t *buf, size_t size, int vocab_size,
+                        const char *path, int *count, size_t *arena,
+                        char *err, size_t errlen) {
+    int32_t max_len;
+    size_t off;
+    int n = 0;
+
+    *arena = 0;
+    if (size < 4)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: truncated tokenizer header", path);
+    memcpy(&max_len, buf, 4);
+    if (max_len <= 0 || max_len > TOK_MAX_PIECE)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: bad max_token_length %d", path, max_len);
+    if (vocab_size > TOK_MAX_VOCAB)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: vocabulary size %d too large", path,
+                           vocab_size);
     for (off = 4; vocab_size > 0 ? n < vocab_size : off < size; n++) {
         int32_t len;
-        if (size - off < 8) {
-            status_fmt(err, errlen, "%s: truncated at token %d", path, n);
-            goto fail;
-        }
+        if (size - off < 8)
+            return status_fail(AISLE_EFORMAT, err, errlen,
+                               "%s: truncated at token %d", path, n);
         memcpy(&len, buf + off + 4, 4);
-        if (len < 0 || len > max_len || (size_t)len > size - off - 8) {
-            status_fmt(err, errlen, "%s: token %d has bad length %d", path, n,
-                    len);
-            goto fail;
-        }
+        if (len < 0 || len > max_len || (size_t)len > size - off - 8)
+            return status_fail(AISLE_EFORMAT, err, errlen,
+                               "%s: token %d has bad length %d", path, n, len);
         off += 8 + (size_t)len;
-        arena += (size_t)len;
-        if (n >= TOK_MAX_VOCAB) {
-            status_fmt(err, errlen, "%s: too many tokens", path);
-            goto fail;
-        }
+        *arena += (size_t)len;
+        if (n >= TOK_MAX_VOCAB)
+            return status_fail(AISLE_EFORMAT, err, errlen,
+                               "%s: too many tokens", path);
     }
-    if (n == 0) {
-        status_fmt(err, errlen, "%s: empty vocabulary", path);
-        goto fail;
-    }
-    t = tok_alloc(n, arena);
-    if (!t) {
-        rc = AISLE_ENOMEM;
-        status_fmt(err, errlen, "out of memory");
-        goto fail;
-    }
-    for (off = 4; t->n < n;) {
+    if (n == 0)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: empty vocabulary", path);
+    *count = n;
+    return AISLE_OK;
+}
+
+/* Adds the n entries of a scanned tokenizer.bin image to t. */
+static void tok_bin_add(tok_tokenizer *t, const uint8_t *buf, int n) {
+    for (size_t off = 4; t->n < n;) {
         float score;
         int32_t len;
         memcpy(&score, buf + off, 4);
@@ -266,15 +244,33 @@ int tok_load_file(const char *path, int vocab_size, tok_tokenizer **out,
                 t->n == t->bos || t->n == t->eos ? TOK_CONTROL : TOK_NORMAL, 0);
         off += 8 + (size_t)len;
     }
-    tok_finish(t);
-    fclose(f);
+}
+
+int tok_load_file(const char *path, int vocab_size, tok_tokenizer **out,
+                  char *err, size_t errlen) {
+    uint8_t *buf = NULL; /* the file, owned here */
+    tok_tokenizer *t = NULL;
+    size_t size = 0, arena = 0;
+    int n = 0, rc;
+
+    *out = NULL;
+    if ((rc = tok_read_all(path, &buf, &size, err, errlen)) ||
+        (rc = tok_bin_scan(buf, size, vocab_size, path, &n, &arena, err,
+                           errlen)))
+        goto fail;
+    rc = AISLE_ENOMEM;
+    if (!(t = tok_alloc(n, arena)))
+        goto fail;
+    tok_bin_add(t, buf, n);
+    if ((rc = tok_finish(t)))
+        goto fail;
     free(buf);
     *out = t;
-    return 0;
+    return AISLE_OK;
 
 fail:
-    if (f)
-        fclose(f);
+    if (rc == AISLE_ENOMEM)
+        status_fmt(err, errlen, "out of memory");
     free(buf);
     tok_free(t);
     return rc;
@@ -346,7 +342,10 @@ int tok_load_gguf(const gguf_file *g, tok_tokenizer **out, char *err,
             type = TOK_CONTROL;
         tok_add(t, pieces[i].p, (size_t)pieces[i].len, score, type, 1);
     }
-    tok_finish(t);
+    if ((rc = tok_finish(t))) {
+        status_fmt(err, errlen, "out of memory");
+        goto fail;
+    }
     free(pieces);
     *out = t;
     return 0;
