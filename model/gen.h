@@ -26,6 +26,7 @@
 
 #include "model/model.h"
 #include "model/tok.h"
+#include "services/base/buf.h"
 
 /* Receives len bytes of text (not NUL-terminated, valid only during the
  * call). Returning non-zero stops generation (GEN_STOP_CALLBACK). */
@@ -65,8 +66,7 @@ const char *gen_stop_name(int reason);
 /* The text stage between decoded pieces and the callback, usable on its
  * own (gen_run uses one per call). Fields are private. */
 typedef struct gen_text {
-    char *buf; /* valid UTF-8 not yet handed to the callback */
-    size_t len, cap;
+    buf text;  /* valid UTF-8 not yet handed to the callback */
     unsigned char seq[4]; /* incomplete character */
     int seq_len, seq_need;
     const char *const *stop;
@@ -74,7 +74,6 @@ typedef struct gen_text {
     gen_piece_fn cb;
     void *ud;
     int stopped; /* GEN_STOP_STRING or GEN_STOP_CALLBACK once ended */
-    int oom;
 } gen_text;
 
 /* stop (n_stop strings, caller-owned, must outlive o) may be NULL. */
