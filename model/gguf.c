@@ -7,6 +7,7 @@
 #include "model/gguf.h"
 
 #include "model/kern.h"
+#include "services/base/buf.h"
 #include "services/base/status.h"
 
 #include <errno.h>
@@ -390,8 +391,7 @@ typedef struct gguf_wtensor {
 } gguf_wtensor;
 
 struct gguf_writer {
-    uint8_t *kv; /* serialized key-value section */
-    size_t kv_len, kv_cap;
+    buf kv; /* serialized key-value section; OOM is sticky */
     uint64_t n_kv;
     gguf_wtensor *t;
     size_t n_t, cap_t;
@@ -412,25 +412,13 @@ void gguf_writer_free(gguf_writer *w) {
     for (size_t i = 0; i < w->n_t; i++)
         free(w->t[i].name);
     free(w->t);
-    free(w->kv);
+    buf_free(&w->kv);
     free(w);
 }
 
 static int wr_put(gguf_writer *w, const void *p, size_t n) {
-    if (n > w->kv_cap - w->kv_len) {
-        size_t cap = w->kv_cap ? w->kv_cap : 256;
-        uint8_t *nb;
-        while (cap - w->kv_len < n)
-            cap *= 2;
-        nb = realloc(w->kv, cap);
-        if (!nb)
-            return AISLE_ENOMEM;
-        w->kv = nb;
-        w->kv_cap = cap;
-    }
-    memcpy(w->kv + w->kv_len, p, n);
-    w->kv_len += n;
-    return 0;
+    buf_put(&w->kv, p, n);
+    return buf_status(&w->kv);
 }
 
 static int wr_u32(gguf_writer *w, uint32_t v) { return wr_put(w, &v, 4); }
@@ -588,9 +576,9 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err,
     created = 1;
     if (fwrite(head, 4, 2, f) != 2 || fwrite(&(uint64_t){w->n_t}, 8, 1, f) != 1 ||
         fwrite(&w->n_kv, 8, 1, f) != 1 ||
-        fwrite(w->kv, 1, w->kv_len, f) != w->kv_len)
+        fwrite(w->kv.data, 1, w->kv.len, f) != w->kv.len)
         goto io;
-    pos = 24 + w->kv_len;
+    pos = 24 + w->kv.len;
     for (size_t i = 0; i < w->n_t; i++) {
         gguf_wtensor *t = &w->t[i];
         uint64_t len = strlen(t->name);
