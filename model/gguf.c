@@ -116,23 +116,53 @@ static int rd_skip_value(gguf_rd *r, uint32_t type, int depth) {
     return rd_take(r, gguf_vsize(type), &at);
 }
 
-/* Bytes of a tensor of the given type; -1 for unsupported types, overflow
- * or a Q8_0 row that is not whole blocks. */
+typedef struct gguf_tinfo {
+    const char *name;
+    uint32_t elems, bytes; /* block; 0 = layout not known here */
+} gguf_tinfo;
+
+static const gguf_tinfo gguf_types[GGUF_T_COUNT] = {
+    [0] = {"F32", 1, 4},      [1] = {"F16", 1, 2},
+    [2] = {"Q4_0", 32, 18},   [3] = {"Q4_1", 32, 20},
+    [6] = {"Q5_0", 32, 22},   [7] = {"Q5_1", 32, 24},
+    [8] = {"Q8_0", 32, 34},   [9] = {"Q8_1", 0, 0},
+    [10] = {"Q2_K", 0, 0},    [11] = {"Q3_K", 0, 0},
+    [12] = {"Q4_K", 256, 144}, [13] = {"Q5_K", 256, 176},
+    [14] = {"Q6_K", 256, 210}, [15] = {"Q8_K", 0, 0},
+    [16] = {"IQ2_XXS", 0, 0}, [17] = {"IQ2_XS", 0, 0},
+    [18] = {"IQ3_XXS", 0, 0}, [19] = {"IQ1_S", 0, 0},
+    [20] = {"IQ4_NL", 0, 0},  [21] = {"IQ3_S", 0, 0},
+    [22] = {"IQ2_S", 0, 0},   [23] = {"IQ4_XS", 0, 0},
+    [24] = {"I8", 0, 0},      [25] = {"I16", 0, 0},
+    [26] = {"I32", 0, 0},     [27] = {"I64", 0, 0},
+    [28] = {"F64", 0, 0},     [29] = {"IQ1_M", 0, 0},
+    [30] = {"BF16", 1, 2},    [34] = {"TQ1_0", 0, 0},
+    [35] = {"TQ2_0", 0, 0},
+};
+
+const char *gguf_type_name(uint32_t type) {
+    return type < GGUF_T_COUNT ? gguf_types[type].name : NULL;
+}
+
+int gguf_type_block(uint32_t type, uint32_t *elems, uint32_t *bytes) {
+    if (type >= GGUF_T_COUNT || !gguf_types[type].elems)
+        return AISLE_ENOTFOUND;
+    *elems = gguf_types[type].elems;
+    *bytes = gguf_types[type].bytes;
+    return AISLE_OK;
+}
+
+/* Bytes of a tensor; -1 for types of unknown layout, overflow or rows
+ * that are not whole blocks. */
 static int gguf_tensor_bytes(const gguf_tensor *t, uint64_t *out) {
+    uint32_t be, bb;
     uint64_t n = 1;
     for (uint32_t d = 0; d < t->n_dims; d++)
         if (t->ne[d] == 0 || __builtin_mul_overflow(n, t->ne[d], &n))
             return -1;
-    switch (t->type) {
-    case GGUF_T_F32: return __builtin_mul_overflow(n, 4, out) ? -1 : 0;
-    case GGUF_T_F16: return __builtin_mul_overflow(n, 2, out) ? -1 : 0;
-    case GGUF_T_Q8_0:
-        if (t->ne[0] % KERN_Q8_0_BLOCK)
-            return -1;
-        *out = n / KERN_Q8_0_BLOCK * KERN_Q8_0_BYTES;
-        return 0;
-    default: return -1;
-    }
+    if (gguf_type_block(t->type, &be, &bb) || t->ne[0] % be)
+        return -1;
+    return __builtin_mul_overflow(n / be, (uint64_t)bb, out) ? -1 : 0;
 }
 
 static const gguf_kv *gguf_find_kv(const gguf_file *g, const char *key) {
@@ -143,120 +173,130 @@ static const gguf_kv *gguf_find_kv(const gguf_file *g, const char *key) {
     return NULL;
 }
 
-int gguf_open(const void *data, size_t size, gguf_file **out, char *err,
-              size_t errlen) {
-    gguf_rd r = {data, size, 0};
-    gguf_file *g = NULL;
-    uint32_t magic, align = GGUF_ALIGN_DEFAULT;
-    size_t data_off;
+/* Up to 64 bytes of a name for messages. */
+#define GGUF_NAME(s) (int)((s).len > 64 ? 64 : (s).len), (s).p
 
-    *out = NULL;
-    g = calloc(1, sizeof *g);
-    if (!g)
-        goto oom;
-    if (rd_u32(&r, &magic) || magic != GGUF_MAGIC) {
-        status_fmt(err, errlen, "not a GGUF file (bad magic)");
-        goto fail;
-    }
-    if (rd_u32(&r, &g->version) || (g->version != 2 && g->version != 3)) {
-        status_fmt(err, errlen, "unsupported GGUF version %u (want 2 or 3)",
-                 g->version);
-        goto fail;
-    }
-    if (rd_u64(&r, &g->n_tensors) || rd_u64(&r, &g->n_kv))
-        goto truncated;
+static int gguf_read_header(gguf_rd *r, gguf_file *g, char *err,
+                            size_t errlen) {
+    uint32_t magic;
+    if (rd_u32(r, &magic) || magic != GGUF_MAGIC)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "not a GGUF file (bad magic)");
+    if (rd_u32(r, &g->version) || (g->version != 2 && g->version != 3))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "unsupported GGUF version %u (want 2 or 3)",
+                           g->version);
     /* Each key-value pair takes at least 13 bytes and each tensor info 24,
      * so larger counts cannot fit: refuse before allocating for them. */
-    if (g->n_kv > (size - r.off) / 13 || g->n_tensors > (size - r.off) / 24)
-        goto truncated;
+    if (rd_u64(r, &g->n_tensors) || rd_u64(r, &g->n_kv) ||
+        g->n_kv > (r->size - r->off) / 13 ||
+        g->n_tensors > (r->size - r->off) / 24)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "truncated GGUF header");
     g->kv = calloc(g->n_kv ? g->n_kv : 1, sizeof *g->kv);
     g->tensors = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *g->tensors);
     if (!g->kv || !g->tensors)
-        goto oom;
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    return AISLE_OK;
+}
 
+static int gguf_read_kvs(gguf_rd *r, gguf_file *g, char *err, size_t errlen) {
     for (uint64_t i = 0; i < g->n_kv; i++) {
         gguf_kv *kv = &g->kv[i];
-        if (rd_str(&r, &kv->key) || rd_u32(&r, &kv->type) ||
+        size_t before;
+        if (rd_str(r, &kv->key) || rd_u32(r, &kv->type) ||
             !gguf_vtype_ok(kv->type))
-            goto bad_kv;
+            goto bad;
+        before = r->off;
         if (kv->type == GGUF_ARRAY) {
-            size_t before = r.off;
-            if (rd_skip_array(&r, &kv->arr_type, &kv->arr_n, 1))
-                goto bad_kv;
-            kv->val = r.p + before + 12; /* past item type and count */
+            if (rd_skip_array(r, &kv->arr_type, &kv->arr_n, 1))
+                goto bad;
+            kv->val = r->p + before + 12; /* past item type and count */
         } else {
-            kv->val = r.p + r.off;
-            if (rd_skip_value(&r, kv->type, 0))
-                goto bad_kv;
+            kv->val = r->p + before;
+            if (rd_skip_value(r, kv->type, 0))
+                goto bad;
         }
     }
+    return AISLE_OK;
+bad:
+    return status_fail(AISLE_EFORMAT, err, errlen,
+                       "corrupt or truncated GGUF metadata");
+}
 
-    {
-        const gguf_kv *a = gguf_find_kv(g, "general.alignment");
-        if (a && (gguf_get_u32(g, "general.alignment", &align) || align == 0 ||
-                  (align & (align - 1)) || align > 65536)) {
-            status_fmt(err, errlen, "bad general.alignment");
-            goto fail;
-        }
-    }
-
+static int gguf_read_infos(gguf_rd *r, gguf_file *g, char *err,
+                           size_t errlen) {
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         gguf_tensor *t = &g->tensors[i];
-        uint64_t offset;
-        if (rd_str(&r, &t->name) || rd_u32(&r, &t->n_dims))
-            goto bad_tensor;
-        if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS) {
-            status_fmt(err, errlen, "tensor %.*s: %u dimensions",
-                     (int)(t->name.len > 64 ? 64 : t->name.len), t->name.p,
-                     t->n_dims);
-            goto fail;
-        }
+        if (rd_str(r, &t->name) || rd_u32(r, &t->n_dims))
+            goto bad;
+        if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS)
+            return status_fail(AISLE_EFORMAT, err, errlen,
+                               "tensor %.*s: %u dimensions",
+                               GGUF_NAME(t->name), t->n_dims);
         for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++)
             t->ne[d] = 1;
         for (uint32_t d = 0; d < t->n_dims; d++)
-            if (rd_u64(&r, &t->ne[d]))
-                goto bad_tensor;
-        if (rd_u32(&r, &t->type) || rd_u64(&r, &offset))
-            goto bad_tensor;
-        t->data = (const void *)(uintptr_t)offset; /* resolved below */
+            if (rd_u64(r, &t->ne[d]))
+                goto bad;
+        if (rd_u32(r, &t->type) || rd_u64(r, &t->offset))
+            goto bad;
     }
+    return AISLE_OK;
+bad:
+    return status_fail(AISLE_EFORMAT, err, errlen,
+                       "corrupt or truncated GGUF tensor table");
+}
 
-    data_off = (r.off + align - 1) / align * align;
-    if (data_off > size)
-        goto truncated;
+/* Points each tensor of a known type into the data section that starts at
+ * the aligned end of the header, checking that it lies inside the image. */
+static int gguf_place(gguf_rd *r, gguf_file *g, char *err, size_t errlen) {
+    uint32_t align = GGUF_ALIGN_DEFAULT;
+    size_t data_off;
+
+    if (gguf_find_kv(g, "general.alignment") &&
+        (gguf_get_u32(g, "general.alignment", &align) || align == 0 ||
+         (align & (align - 1)) || align > 65536))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "bad general.alignment");
+    data_off = (r->off + align - 1) / align * align;
+    if (data_off > r->size)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "truncated GGUF header");
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         gguf_tensor *t = &g->tensors[i];
-        uint64_t offset = (uint64_t)(uintptr_t)t->data;
-        t->data = NULL;
         if (gguf_tensor_bytes(t, &t->nbytes))
-            continue; /* unsupported type: refused if a caller needs it */
-        if (offset % align || offset > size - data_off ||
-            t->nbytes > size - data_off - offset) {
-            status_fmt(err, errlen, "tensor %.*s lies outside the file",
-                     (int)(t->name.len > 64 ? 64 : t->name.len), t->name.p);
-            goto fail;
-        }
-        t->data = r.p + data_off + offset;
+            continue; /* unknown layout: refused if a caller needs it */
+        if (t->offset % align || t->offset > r->size - data_off ||
+            t->nbytes > r->size - data_off - t->offset)
+            return status_fail(AISLE_EFORMAT, err, errlen,
+                               "tensor %.*s lies outside the file",
+                               GGUF_NAME(t->name));
+        t->data = r->p + data_off + t->offset;
     }
-    *out = g;
-    return 0;
+    return AISLE_OK;
+}
 
-bad_kv:
-    status_fmt(err, errlen, "corrupt or truncated GGUF metadata");
-    goto fail;
-bad_tensor:
-    status_fmt(err, errlen, "corrupt or truncated GGUF tensor table");
-    goto fail;
-truncated:
-    status_fmt(err, errlen, "truncated GGUF header");
-    goto fail;
-oom:
-    status_fmt(err, errlen, "out of memory");
-    gguf_close(g);
-    return AISLE_ENOMEM;
+int gguf_open(const void *data, size_t size, gguf_file **out, char *err,
+              size_t errlen) {
+    gguf_rd r = {data, size, 0};
+    gguf_file *g = calloc(1, sizeof *g); /* the caller's on success */
+    int rc;
+
+    *out = NULL;
+    if (!g)
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if ((rc = gguf_read_header(&r, g, err, errlen)) ||
+        (rc = gguf_read_kvs(&r, g, err, errlen)) ||
+        (rc = gguf_read_infos(&r, g, err, errlen)) ||
+        (rc = gguf_place(&r, g, err, errlen)))
+        goto fail;
+    *out = g;
+    return AISLE_OK;
+
 fail:
     gguf_close(g);
-    return AISLE_EFORMAT;
+    return rc;
 }
 
 void gguf_close(gguf_file *g) {
@@ -484,8 +524,9 @@ int gguf_writer_tensor(gguf_writer *w, const char *name, uint32_t type,
                        void *ud) {
     gguf_wtensor *t;
 
-    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
-        return AISLE_EINVAL;
+    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS ||
+        (type != GGUF_T_F32 && type != GGUF_T_F16 && type != GGUF_T_Q8_0))
+        return AISLE_EINVAL; /* gguf_encode_row writes only these */
     if (w->n_t == w->cap_t) {
         size_t cap = w->cap_t ? w->cap_t * 2 : 16;
         gguf_wtensor *nt = realloc(w->t, cap * sizeof *nt);

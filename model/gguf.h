@@ -22,8 +22,35 @@ enum gguf_vtype {
     GGUF_FLOAT64 = 12,
 };
 
-/* ggml tensor types this engine reads and writes. */
-enum gguf_ttype { GGUF_T_F32 = 0, GGUF_T_F16 = 1, GGUF_T_Q8_0 = 8 };
+/* ggml tensor type codes (the numbers are ggml's). The reader knows the
+ * block layout of those marked *, which the engine computes with; other
+ * tensors parse but have no data pointer, and a model that needs one is
+ * refused with the type's name. The writer writes F32, F16 and Q8_0. */
+enum gguf_ttype {
+    GGUF_T_F32 = 0,   /* * */
+    GGUF_T_F16 = 1,   /* * */
+    GGUF_T_Q4_0 = 2,  /* * 32 values: f16 scale, 16 bytes of nibbles */
+    GGUF_T_Q4_1 = 3,  /* * 32: f16 scale, f16 min, 16 bytes */
+    GGUF_T_Q5_0 = 6,  /* * 32: f16 scale, 4 bytes of 5th bits, 16 bytes */
+    GGUF_T_Q5_1 = 7,  /* * 32: f16 scale, f16 min, 4 + 16 bytes */
+    GGUF_T_Q8_0 = 8,  /* * 32: f16 scale, 32 int8 */
+    GGUF_T_Q8_1 = 9,
+    GGUF_T_Q2_K = 10,
+    GGUF_T_Q3_K = 11,
+    GGUF_T_Q4_K = 12, /* * 256: f16 d, f16 dmin, 12 bytes of 6-bit scales, 128 */
+    GGUF_T_Q5_K = 13, /* * 256: as Q4_K plus 32 bytes of 5th bits */
+    GGUF_T_Q6_K = 14, /* * 256: 128 low nibbles, 64 of high bits, 16 scales, f16 d */
+    GGUF_T_Q8_K = 15,
+    GGUF_T_BF16 = 30, /* * */
+    GGUF_T_COUNT = 40,
+};
+
+/* The type's name as ggml spells it ("Q4_K"); "type N" style for unknown
+ * codes is the caller's job: NULL then. */
+const char *gguf_type_name(uint32_t type);
+/* Values per block and bytes per block of a type the reader knows
+ * (AISLE_OK), else AISLE_ENOTFOUND. */
+int gguf_type_block(uint32_t type, uint32_t *elems, uint32_t *bytes);
 
 #define GGUF_MAX_DIMS 4
 
@@ -37,7 +64,9 @@ typedef struct gguf_tensor {
     uint32_t n_dims;
     uint64_t ne[GGUF_MAX_DIMS]; /* ne[0] is the row length; unused dims 1 */
     uint32_t type;              /* enum gguf_ttype */
-    const void *data;           /* inside the image, bounds-checked */
+    uint64_t offset;            /* in the data section, as the file says */
+    const void *data;           /* inside the image, bounds-checked; NULL
+                                   for a type of unknown layout */
     uint64_t nbytes;
 } gguf_tensor;
 
