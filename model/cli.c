@@ -158,30 +158,26 @@ static int default_threads(void) {
 enum { G_MODEL, G_TOK, G_PROMPT, G_STEPS, G_TEMP, G_TOPP, G_TOPK, G_SEED,
        G_THREADS, G_N };
 
-int model_cli_generate(int argc, char **argv) {
+typedef struct gen_opts {
+    const char *model, *tok, *prompt;
+    long long steps, topk, seed, threads;
+    float temp, topp;
+} gen_opts;
+
+/* Fills o from argv; 0, CLI_USAGE, or -1 after printing --help. */
+static int gen_parse(int argc, char **argv, gen_opts *o) {
     cli_flag fl[G_N] = {{"model", NULL},  {"tokenizer", NULL},
                         {"prompt", NULL}, {"steps", NULL},
                         {"temperature", NULL}, {"topp", NULL},
                         {"topk", NULL},   {"seed", NULL},
                         {"threads", NULL}};
-    const char *cmd = "generate", *prompt;
-    char err[512] = "";
-    long long steps = 256, topk = 0, seed = 0, threads = default_threads();
-    float temp = 1.0f, topp = 0.9f;
-    model *m = NULL;
-    tok_tokenizer *t = NULL;
-    tpool *pool = NULL;
-    model_session *s = NULL;
-    int *tokens = NULL;
-    size_t n = 0, cap;
-    gen_params p;
-    gen_stats st = {0};
+    const char *cmd = "generate";
     int rc = cli_parse(cmd, argc, argv, fl, G_N);
 
-    if (rc < 0) {
+    *o = (gen_opts){NULL, NULL, NULL, 256, 0, 0, default_threads(), 1.0f,
+                    0.9f};
+    if (rc < 0)
         fputs(generate_usage, stdout);
-        return 0;
-    }
     if (rc)
         return rc;
     if (!fl[G_MODEL].val) {
@@ -189,90 +185,128 @@ int model_cli_generate(int argc, char **argv) {
         return CLI_USAGE;
     }
     if ((fl[G_STEPS].val &&
-         cli_long(cmd, "steps", fl[G_STEPS].val, 0, INT_MAX, &steps)) ||
+         cli_long(cmd, "steps", fl[G_STEPS].val, 0, INT_MAX, &o->steps)) ||
         (fl[G_TEMP].val &&
-         cli_float(cmd, "temperature", fl[G_TEMP].val, 0.0f, 1e6f, &temp)) ||
+         cli_float(cmd, "temperature", fl[G_TEMP].val, 0.0f, 1e6f, &o->temp)) ||
         (fl[G_TOPP].val &&
-         cli_float(cmd, "topp", fl[G_TOPP].val, 0.0f, 1.0f, &topp)) ||
+         cli_float(cmd, "topp", fl[G_TOPP].val, 0.0f, 1.0f, &o->topp)) ||
         (fl[G_TOPK].val &&
-         cli_long(cmd, "topk", fl[G_TOPK].val, 0, INT_MAX, &topk)) ||
+         cli_long(cmd, "topk", fl[G_TOPK].val, 0, INT_MAX, &o->topk)) ||
         (fl[G_SEED].val &&
-         cli_long(cmd, "seed", fl[G_SEED].val, 0, LLONG_MAX, &seed)) ||
+         cli_long(cmd, "seed", fl[G_SEED].val, 0, LLONG_MAX, &o->seed)) ||
         (fl[G_THREADS].val &&
-         cli_long(cmd, "threads", fl[G_THREADS].val, 1, 256, &threads)))
+         cli_long(cmd, "threads", fl[G_THREADS].val, 1, 256, &o->threads)))
         return CLI_USAGE;
-    prompt = fl[G_PROMPT].val ? fl[G_PROMPT].val : "";
-    if (!fl[G_SEED].val || seed == 0)
-        seed = (long long)time(NULL);
+    o->model = fl[G_MODEL].val;
+    o->tok = fl[G_TOK].val;
+    o->prompt = fl[G_PROMPT].val ? fl[G_PROMPT].val : "";
+    if (!fl[G_SEED].val || o->seed == 0)
+        o->seed = (long long)time(NULL);
+    return 0;
+}
 
-    rc = CLI_FAIL;
-    if (model_load(fl[G_MODEL].val, &m, err, sizeof err)) {
-        fprintf(stderr, "aisle generate: %s\n", err);
-        goto done;
+/* Loads the model and its tokenizer (tok_path, or the GGUF's own
+ * vocabulary). 0, CLI_USAGE or CLI_FAIL after a message; the caller frees
+ * *m and *t either way. */
+static int cli_load(const char *cmd, const char *model_path,
+                    const char *tok_path, model **m, tok_tokenizer **t) {
+    char err[512] = "";
+
+    if (model_load(model_path, m, err, sizeof err)) {
+        fprintf(stderr, "aisle %s: %s\n", cmd, err);
+        return CLI_FAIL;
     }
-    if (fl[G_TOK].val) {
-        if (tok_load_file(fl[G_TOK].val, model_get_config(m)->vocab_size, &t,
-                          err, sizeof err)) {
-            fprintf(stderr, "aisle generate: %s\n", err);
-            goto done;
+    if (tok_path) {
+        if (tok_load_file(tok_path, model_get_config(*m)->vocab_size, t, err,
+                          sizeof err)) {
+            fprintf(stderr, "aisle %s: %s\n", cmd, err);
+            return CLI_FAIL;
         }
-    } else if (!model_gguf(m)) {
-        fprintf(stderr, "aisle generate: --tokenizer is required for a "
-                "llama2.c model (see --help)\n");
-        rc = CLI_USAGE;
-        goto done;
-    } else if (tok_load_gguf(model_gguf(m), &t, err, sizeof err)) {
-        fprintf(stderr, "aisle generate: %s (pass --tokenizer)\n", err);
-        goto done;
+    } else if (!model_gguf(*m)) {
+        fprintf(stderr, "aisle %s: --tokenizer is required for a llama2.c "
+                "model (see --help)\n", cmd);
+        return CLI_USAGE;
+    } else if (tok_load_gguf(model_gguf(*m), t, err, sizeof err)) {
+        fprintf(stderr, "aisle %s: %s (pass --tokenizer)\n", cmd, err);
+        return CLI_FAIL;
     }
-    if (tok_vocab_size(t) != model_get_config(m)->vocab_size) {
-        fprintf(stderr, "aisle generate: tokenizer has %d tokens, model %d\n",
-                tok_vocab_size(t), model_get_config(m)->vocab_size);
-        goto done;
+    if (tok_vocab_size(*t) != model_get_config(*m)->vocab_size) {
+        fprintf(stderr, "aisle %s: tokenizer has %d tokens, model %d\n", cmd,
+                tok_vocab_size(*t), model_get_config(*m)->vocab_size);
+        return CLI_FAIL;
     }
-    if (steps == 0 || steps > model_get_config(m)->seq_len)
-        steps = model_get_config(m)->seq_len;
-    if (threads > 1 && tpool_new((int)threads, &pool)) {
-        fprintf(stderr, "aisle generate: cannot start %lld threads\n", threads);
-        goto done;
-    }
-    cap = tok_max_tokens(prompt);
-    tokens = malloc(cap * sizeof *tokens);
-    if (!tokens || model_session_new(m, pool, (int)steps, &s) ||
-        tok_encode(t, prompt, 1, 0, tokens, cap, &n)) {
-        fprintf(stderr, "aisle generate: out of memory\n");
-        goto done;
-    }
+    return 0;
+}
 
-    /* run.c echoes the prompt's pieces for the positions it runs. */
-    for (size_t i = 1; i < n && i <= (size_t)steps; i++) {
+/* Echoes the prompt's pieces for the positions it runs, as run.c does,
+ * then samples up to the step limit. */
+static int gen_stream(const gen_opts *o, const tok_tokenizer *t,
+                      model_session *s, const int *tokens, size_t n,
+                      gen_stats *st) {
+    gen_params p;
+
+    for (size_t i = 1; i < n && i <= (size_t)o->steps; i++) {
         size_t len;
         const char *piece = tok_decode(t, tokens[i - 1], tokens[i], &len);
         fwrite(piece, 1, len, stdout);
     }
     fflush(stdout);
-    if ((size_t)steps >= n) {
-        gen_params_init(&p);
-        p.temperature = temp;
-        p.topp = topp;
-        p.topk = (int)topk;
-        p.seed = (uint64_t)seed;
-        p.max_tokens = (int)(steps - (long long)n + 1);
-        if (gen_feed_tokens(s, tokens, (int)n, NULL, NULL) ||
-            gen_run(s, t, &p, cli_stdout, NULL, &st)) {
-            fprintf(stderr, "\naisle generate: generation failed\n");
-            goto done;
-        }
+    if ((size_t)o->steps < n)
+        return 0;
+    gen_params_init(&p);
+    p.temperature = o->temp;
+    p.topp = o->topp;
+    p.topk = (int)o->topk;
+    p.seed = (uint64_t)o->seed;
+    p.max_tokens = (int)(o->steps - (long long)n + 1);
+    if (gen_feed_tokens(s, tokens, (int)n, NULL, NULL) ||
+        gen_run(s, t, &p, cli_stdout, NULL, st)) {
+        fprintf(stderr, "\naisle generate: generation failed\n");
+        return CLI_FAIL;
     }
+    return 0;
+}
+
+int model_cli_generate(int argc, char **argv) {
+    gen_opts o;
+    model *m = NULL;
+    tok_tokenizer *t = NULL;
+    tpool *pool = NULL;
+    model_session *s = NULL;
+    int *tokens = NULL; /* the prompt's ids, owned here */
+    size_t n = 0, cap;
+    gen_stats st = {0};
+    int rc = gen_parse(argc, argv, &o);
+
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if ((rc = cli_load("generate", o.model, o.tok, &m, &t)))
+        goto fail;
+    rc = CLI_FAIL;
+    if (o.steps == 0 || o.steps > model_get_config(m)->seq_len)
+        o.steps = model_get_config(m)->seq_len;
+    if (o.threads > 1 && tpool_new((int)o.threads, &pool)) {
+        fprintf(stderr, "aisle generate: cannot start %lld threads\n",
+                o.threads);
+        goto fail;
+    }
+    cap = tok_max_tokens(o.prompt);
+    tokens = malloc(cap * sizeof *tokens);
+    if (!tokens || model_session_new(m, pool, (int)o.steps, &s) ||
+        tok_encode(t, o.prompt, 1, 0, tokens, cap, &n)) {
+        fprintf(stderr, "aisle generate: out of memory\n");
+        goto fail;
+    }
+    if ((rc = gen_stream(&o, t, s, tokens, n, &st)))
+        goto fail;
     printf("\n");
     if (st.n_tokens > 0 && st.elapsed_ns > 0)
         fprintf(stderr, "generate: %d tokens in %.3f s, %.2f tok/s "
                 "(%lld thread%s, stop: %s)\n", st.n_tokens,
                 st.elapsed_ns / 1e9, st.n_tokens / (st.elapsed_ns / 1e9),
-                threads, threads == 1 ? "" : "s", gen_stop_name(st.reason));
-    rc = 0;
+                o.threads, o.threads == 1 ? "" : "s", gen_stop_name(st.reason));
 
-done:
+fail:
     free(tokens);
     model_session_free(s);
     tpool_free(pool);
