@@ -8,6 +8,10 @@
  * features once per process. */
 #include "model/kern.h"
 
+#include "model/quant.h"
+#include "services/base/status.h"
+
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
@@ -156,14 +160,35 @@ void kern_act_quantize(kern_act *a, int gs) {
     a->gs = gs;
 }
 
+float kern_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 size_t kern_mat_bytes(const kern_mat *w) {
     size_t n = (size_t)w->rows * (size_t)w->cols;
+    int be, bb;
     switch (w->type) {
     case KERN_F32: return n * 4;
-    case KERN_F16: return n * 2;
+    case KERN_F16:
+    case KERN_BF16: return n * 2;
     case KERN_Q8: return n + n / (size_t)w->gs * 4;
-    default: return n / KERN_Q8_0_BLOCK * KERN_Q8_0_BYTES;
+    default:
+        if (quant_block(w->type, &be, &bb))
+            return 0;
+        return n / (size_t)be * (size_t)bb;
     }
+}
+
+/* Start of row `row` of a block-quantized matrix. */
+static const uint8_t *block_row(const kern_mat *w, int row) {
+    int be, bb;
+    int ok = quant_block(w->type, &be, &bb) == AISLE_OK;
+    assert(ok && w->cols % be == 0);
+    (void)ok;
+    return (const uint8_t *)w->q + (size_t)row * (size_t)(w->cols / be) * bb;
 }
 
 void kern_mat_row(const kern_mat *w, int row, float *dst) {
@@ -173,10 +198,12 @@ void kern_mat_row(const kern_mat *w, int row, float *dst) {
     case KERN_F32:
         memcpy(dst, (const float *)w->q + base, n * sizeof *dst);
         break;
-    case KERN_F16: {
+    case KERN_F16:
+    case KERN_BF16: {
         const uint16_t *h = (const uint16_t *)w->q + base;
         for (size_t j = 0; j < n; j++)
-            dst[j] = kern_f16_to_f32(h[j]);
+            dst[j] = w->type == KERN_F16 ? kern_f16_to_f32(h[j])
+                                         : kern_bf16_to_f32(h[j]);
         break;
     }
     case KERN_Q8: {
@@ -186,16 +213,9 @@ void kern_mat_row(const kern_mat *w, int row, float *dst) {
             dst[j] = q[j] * s[j / (size_t)w->gs];
         break;
     }
-    default: {
-        const uint8_t *b = (const uint8_t *)w->q +
-                           base / KERN_Q8_0_BLOCK * KERN_Q8_0_BYTES;
-        for (size_t j = 0; j < n; j += KERN_Q8_0_BLOCK, b += KERN_Q8_0_BYTES) {
-            float d = kern_q8_0_scale(b);
-            for (int k = 0; k < KERN_Q8_0_BLOCK; k++)
-                dst[j + k] = (int8_t)b[2 + k] * d;
-        }
+    default:
+        quant_dequant(w->type, block_row(w, row), n, dst);
         break;
-    }
     }
 }
 
@@ -237,9 +257,15 @@ static void mv_scalar(const kern_mat *w, const kern_act *x, float *out,
             }
             break;
         }
-        default: {
-            const uint8_t *b = (const uint8_t *)w->q +
-                               base / KERN_Q8_0_BLOCK * KERN_Q8_0_BYTES;
+        case KERN_BF16: {
+            const uint16_t *h = (const uint16_t *)w->q + base;
+            for (size_t j = 0; j < n; j++)
+                acc += kern_bf16_to_f32(h[j]) * x->f[j];
+            break;
+        }
+        case KERN_Q8_0: {
+            /* int8 x int8 per block, as the SIMD kernels compute it. */
+            const uint8_t *b = block_row(w, i);
             for (size_t g = 0; g < n / KERN_Q8_0_BLOCK; g++) {
                 const int8_t *xq = x->q + g * KERN_Q8_0_BLOCK;
                 int32_t si = 0;
@@ -250,6 +276,9 @@ static void mv_scalar(const kern_mat *w, const kern_act *x, float *out,
             }
             break;
         }
+        default:
+            acc = quant_dot(w->type, block_row(w, i), x->f, n);
+            break;
         }
         out[i] = acc;
     }
@@ -479,9 +508,11 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
                 break;
             (vnni ? q8_rows_vnni : q8_rows_avx2)(w, x, out, r0, r1);
             return;
-        default:
+        case KERN_Q8_0:
             (vnni ? q8_0_rows_vnni : q8_0_rows_avx2)(w, x, out, r0, r1);
             return;
+        default:
+            break;
         }
     }
 #endif

@@ -19,6 +19,15 @@ enum kern_type {
     KERN_Q8 = 2,   /* int8 rows plus a separate float scale per gs values
                       (llama2.c version 2 export) */
     KERN_Q8_0 = 3, /* GGUF Q8_0 blocks: half scale followed by 32 int8 */
+    KERN_BF16 = 4, /* bfloat16 rows: the top half of a float */
+    /* GGUF block formats, decoded by quant.c (layouts there). */
+    KERN_Q4_0 = 5,
+    KERN_Q4_1 = 6,
+    KERN_Q5_0 = 7,
+    KERN_Q5_1 = 8,
+    KERN_Q4_K = 9,
+    KERN_Q5_K = 10,
+    KERN_Q6_K = 11,
 };
 
 #define KERN_Q8_0_BLOCK 32
@@ -27,7 +36,8 @@ enum kern_type {
 typedef struct kern_mat {
     int type;        /* enum kern_type */
     int rows, cols;  /* out_features x in_features, row-major */
-    int gs;          /* KERN_Q8: values per scale; KERN_Q8_0: 32 */
+    int gs;          /* KERN_Q8: values per scale; block types: values per
+                        block (32, or 256 for the K-quants) */
     const void *q;   /* row data; 4-byte aligned for KERN_F32 */
     const float *s;  /* KERN_Q8 scales, rows*cols/gs floats; else NULL */
 } kern_mat;
@@ -74,6 +84,7 @@ void kern_softmax(float *x, int n);
 void kern_quantize(const float *x, int n, int gs, int8_t *q, float *s);
 
 float kern_f16_to_f32(uint16_t h);
+float kern_bf16_to_f32(uint16_t h);
 uint16_t kern_f32_to_f16(float f); /* round to nearest even */
 
 /* Kernel levels, each including the ones below. */

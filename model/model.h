@@ -46,7 +46,18 @@ typedef struct model_config {
     int shared_classifier; /* classifier is the embedding table */
     float rope_theta;      /* 10000 for llama2.c files */
     float norm_eps;        /* 1e-5 for llama2.c files */
+    int arch;              /* enum model_arch */
+    int q_dim;             /* n_heads * head_size: dim unless the file says */
+    int rope_neox;         /* RoPE rotates (i, i + head_size/2), not (2i, 2i+1) */
 } model_config;
+
+/* Architectures: llama (also every llama2.c file); qwen2 adds Q/K/V
+ * biases and rotates halves; qwen3 drops the biases for per-head RMSNorm
+ * of Q and K. */
+enum model_arch { MODEL_ARCH_LLAMA = 0, MODEL_ARCH_QWEN2, MODEL_ARCH_QWEN3 };
+
+/* "llama", "qwen2", "qwen3". */
+const char *model_arch_name(int arch);
 
 /* Weight matrices, for exporters and reference checks. */
 enum model_wkind {
@@ -58,7 +69,15 @@ enum model_wkind {
     MODEL_W_CLS,  /* vocab x dim; same memory as EMBED when shared */
 };
 
-enum model_nkind { MODEL_N_ATT, MODEL_N_FFN, MODEL_N_FINAL };
+enum model_nkind { MODEL_N_ATT, MODEL_N_FFN, MODEL_N_FINAL,
+                   MODEL_N_Q, MODEL_N_K /* qwen3's per-head norms */ };
+
+/* Bias vectors of the Q, K and V projections (qwen2), or NULL. */
+enum model_bkind { MODEL_B_Q, MODEL_B_K, MODEL_B_V };
+
+/* Rows one forward pass runs together: prompt tokens of one session, or
+ * one token each of up to this many sessions (model_batch_step). */
+#define MODEL_BATCH 16
 
 typedef struct model model;
 typedef struct model_session model_session;
@@ -76,6 +95,7 @@ const gguf_file *model_gguf(const model *m);
 /* layer is ignored for EMBED, CLS and FINAL. */
 const kern_mat *model_weight(const model *m, int kind, int layer);
 const float *model_norm(const model *m, int kind, int layer);
+const float *model_bias(const model *m, int kind, int layer);
 /* Weight bytes one decoding step streams: every matrix plus one
  * embedding row (the embedding counts in full when it is the classifier). */
 size_t model_bytes_per_token(const model *m);

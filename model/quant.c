@@ -1,0 +1,194 @@
+/* quant.c — decoding ggml's quantized blocks (see quant.h).
+ *
+ * Layouts, all little-endian with half-precision (f16) scales:
+ *   Q4_0  d, 16 bytes: value j is (low nibble of byte j) - 8 for j < 16,
+ *         (high nibble of byte j-16) - 8 after; times d.
+ *   Q4_1  d, m, 16 bytes: d * nibble + m.
+ *   Q5_0  d, 32 fifth bits (uint32), 16 bytes: (nibble | bit << 4) - 16.
+ *   Q5_1  d, m, 32 fifth bits, 16 bytes: d * (nibble | bit << 4) + m.
+ *   Q8_0  d, 32 int8.
+ *   Q4_K  d, dmin, 12 bytes of eight 6-bit (scale, min) pairs, 128 bytes:
+ *         each 64 values take 32 bytes, low nibbles first then high;
+ *         value = d * scale * q - dmin * min for its 32-value sub-block.
+ *   Q5_K  as Q4_K with 32 bytes of fifth bits before the nibbles.
+ *   Q6_K  128 bytes of low nibbles, 64 of high 2-bit pairs, 16 int8 scales
+ *         (one per 16 values), then d: value = d * scale * (q - 32). */
+#include "model/quant.h"
+
+#include "model/kern.h"
+#include "services/base/status.h"
+
+#include <assert.h>
+#include <string.h>
+
+#define QK 32
+#define QK_K 256
+
+static float f16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2); /* blocks are not aligned */
+    return kern_f16_to_f32(h);
+}
+
+static void dq_q4_0(const uint8_t *b, float *y) {
+    float d = f16(b);
+    for (int j = 0; j < QK / 2; j++) {
+        y[j] = ((b[2 + j] & 0x0f) - 8) * d;
+        y[j + QK / 2] = ((b[2 + j] >> 4) - 8) * d;
+    }
+}
+
+static void dq_q4_1(const uint8_t *b, float *y) {
+    float d = f16(b), m = f16(b + 2);
+    for (int j = 0; j < QK / 2; j++) {
+        y[j] = (b[4 + j] & 0x0f) * d + m;
+        y[j + QK / 2] = (b[4 + j] >> 4) * d + m;
+    }
+}
+
+/* The 32 five-bit values of a Q5 block: nibbles at qs, fifth bits in qh. */
+static void q5_values(const uint8_t *qh_p, const uint8_t *qs, int *v) {
+    uint32_t qh;
+    memcpy(&qh, qh_p, 4);
+    for (int j = 0; j < QK / 2; j++) {
+        v[j] = (qs[j] & 0x0f) | (int)(((qh >> j) & 1) << 4);
+        v[j + QK / 2] = (qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+    }
+}
+
+static void dq_q5_0(const uint8_t *b, float *y) {
+    float d = f16(b);
+    int v[QK];
+    q5_values(b + 2, b + 6, v);
+    for (int j = 0; j < QK; j++)
+        y[j] = (v[j] - 16) * d;
+}
+
+static void dq_q5_1(const uint8_t *b, float *y) {
+    float d = f16(b), m = f16(b + 2);
+    int v[QK];
+    q5_values(b + 4, b + 8, v);
+    for (int j = 0; j < QK; j++)
+        y[j] = v[j] * d + m;
+}
+
+static void dq_q8_0(const uint8_t *b, float *y) {
+    float d = f16(b);
+    for (int j = 0; j < QK; j++)
+        y[j] = (int8_t)b[2 + j] * d;
+}
+
+/* Scale and min of sub-block j (0..7) from the 12 packed bytes: the first
+ * four pairs are the low 6 bits of bytes 0-7; the last four take their low
+ * 4 bits from bytes 8-11 and their top 2 bits from bytes 0-7. */
+static void k_scale_min(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* Q4_K and Q5_K share everything but the fifth bit (qh NULL for Q4_K). */
+static void dq_k45(const uint8_t *b, const uint8_t *qh, const uint8_t *qs,
+                   float *y) {
+    float d = f16(b), dmin = f16(b + 2);
+    const uint8_t *scales = b + 4;
+
+    for (int j = 0; j < QK_K / 64; j++) {
+        int sc0, m0, sc1, m1;
+        k_scale_min(2 * j, scales, &sc0, &m0);
+        k_scale_min(2 * j + 1, scales, &sc1, &m1);
+        for (int l = 0; l < 32; l++) {
+            int lo = qs[l] & 0x0f, hi = qs[l] >> 4;
+            if (qh) {
+                lo |= ((qh[l] >> (2 * j)) & 1) << 4;
+                hi |= ((qh[l] >> (2 * j + 1)) & 1) << 4;
+            }
+            y[l] = d * sc0 * lo - dmin * m0;
+            y[l + 32] = d * sc1 * hi - dmin * m1;
+        }
+        qs += 32;
+        y += 64;
+    }
+}
+
+static void dq_q4_k(const uint8_t *b, float *y) { dq_k45(b, NULL, b + 16, y); }
+static void dq_q5_k(const uint8_t *b, float *y) {
+    dq_k45(b, b + 16, b + 48, y);
+}
+
+static void dq_q6_k(const uint8_t *b, float *y) {
+    const uint8_t *ql = b, *qh = b + 128;
+    const int8_t *sc = (const int8_t *)(b + 192);
+    float d = f16(b + 208);
+
+    for (int half = 0; half < 2; half++) {
+        for (int l = 0; l < 32; l++) {
+            int is = l / 16;
+            int q1 = ((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) - 32;
+            int q2 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+            y[l] = d * sc[is] * q1;
+            y[l + 32] = d * sc[is + 2] * q2;
+            y[l + 64] = d * sc[is + 4] * q3;
+            y[l + 96] = d * sc[is + 6] * q4;
+        }
+        y += 128;
+        ql += 64;
+        qh += 32;
+        sc += 8;
+    }
+}
+
+typedef struct quant_fmt {
+    int elems, bytes;
+    void (*dq)(const uint8_t *blk, float *y);
+} quant_fmt;
+
+/* Indexed by enum kern_type; unset entries are not block types. */
+static const quant_fmt fmts[] = {
+    [KERN_Q8_0] = {QK, 34, dq_q8_0},   [KERN_Q4_0] = {QK, 18, dq_q4_0},
+    [KERN_Q4_1] = {QK, 20, dq_q4_1},   [KERN_Q5_0] = {QK, 22, dq_q5_0},
+    [KERN_Q5_1] = {QK, 24, dq_q5_1},   [KERN_Q4_K] = {QK_K, 144, dq_q4_k},
+    [KERN_Q5_K] = {QK_K, 176, dq_q5_k}, [KERN_Q6_K] = {QK_K, 210, dq_q6_k},
+};
+
+static const quant_fmt *fmt_of(int type) {
+    if (type < 0 || (size_t)type >= sizeof fmts / sizeof fmts[0] ||
+        !fmts[type].dq)
+        return NULL;
+    return &fmts[type];
+}
+
+int quant_block(int type, int *elems, int *bytes) {
+    const quant_fmt *f = fmt_of(type);
+    if (!f)
+        return AISLE_ENOTFOUND;
+    *elems = f->elems;
+    *bytes = f->bytes;
+    return AISLE_OK;
+}
+
+void quant_dequant(int type, const uint8_t *blocks, size_t n, float *y) {
+    const quant_fmt *f = fmt_of(type);
+    assert(f && n % (size_t)f->elems == 0);
+    for (size_t i = 0; i < n; i += (size_t)f->elems, blocks += f->bytes)
+        f->dq(blocks, y + i);
+}
+
+float quant_dot(int type, const uint8_t *blocks, const float *x, size_t n) {
+    const quant_fmt *f = fmt_of(type);
+    float y[QK_K], acc = 0.0f;
+
+    assert(f && n % (size_t)f->elems == 0);
+    for (size_t i = 0; i < n; i += (size_t)f->elems, blocks += f->bytes) {
+        f->dq(blocks, y);
+        for (int j = 0; j < f->elems; j++)
+            acc += y[j] * x[i + (size_t)j];
+    }
+    return acc;
+}

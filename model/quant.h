@@ -1,0 +1,24 @@
+/* quant.h — ggml's block-quantized weight formats, decoded in plain C.
+ *
+ * GGUF files store most matrices as blocks: a run of 32 (or, for the
+ * K-quants, 256) values sharing half-precision scales, with the values in
+ * 4, 5, 6 or 8 bits. This module knows each layout and turns blocks back
+ * into floats. It is the reference the SIMD kernels in kern.c are tested
+ * against, and the scalar fallback for CPUs without them. */
+#ifndef AISLE_MODEL_QUANT_H
+#define AISLE_MODEL_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Values and bytes per block of a block type (enum kern_type); AISLE_OK,
+ * or AISLE_ENOTFOUND for a type that is not made of blocks. */
+int quant_block(int type, int *elems, int *bytes);
+
+/* Decodes the n values (a whole number of blocks) that start at blocks. */
+void quant_dequant(int type, const uint8_t *blocks, size_t n, float *y);
+
+/* dot(decoded blocks, x) over n values, decoding one block at a time. */
+float quant_dot(int type, const uint8_t *blocks, const float *x, size_t n);
+
+#endif
