@@ -259,7 +259,7 @@ int gen_run(model_session *s, const tok_tokenizer *t, const gen_params *p,
             break;
         }
         next = sampler_sample(&sam, logits);
-        if (next == tok_bos(t) || next == tok_eos(t)) {
+        if (next == tok_bos(t) || tok_is_eog(t, next)) {
             st->reason = GEN_STOP_EOS;
             break;
         }

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define GGUF_ALIGN_DEFAULT 32
@@ -173,6 +176,41 @@ static const gguf_kv *gguf_find_kv(const gguf_file *g, const char *key) {
     return NULL;
 }
 
+int gguf_map(const char *path, gguf_image *img, char *err, size_t errlen) {
+    struct stat st;
+    void *p;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = AISLE_EIO;
+
+    img->data = NULL;
+    img->size = 0;
+    if (fd < 0)
+        return status_fail(AISLE_EIO, err, errlen, "%s: %s", path,
+                           strerror(errno));
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size == 0) {
+        rc = status_fail(AISLE_EFORMAT, err, errlen,
+                         "%s: not a regular, non-empty file", path);
+        goto fail;
+    }
+    p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+        status_fmt(err, errlen, "%s: mmap: %s", path, strerror(errno));
+        goto fail;
+    }
+    img->data = p;
+    img->size = (size_t)st.st_size;
+    rc = AISLE_OK;
+fail:
+    close(fd);
+    return rc;
+}
+
+void gguf_unmap(gguf_image *img) {
+    if (img->data)
+        munmap((void *)img->data, img->size);
+    img->data = NULL;
+    img->size = 0;
+}
+
 /* Up to 64 bytes of a name for messages. */
 #define GGUF_NAME(s) (int)((s).len > 64 ? 64 : (s).len), (s).p
 
@@ -260,7 +298,8 @@ static int gguf_place(gguf_rd *r, gguf_file *g, char *err, size_t errlen) {
         return status_fail(AISLE_EFORMAT, err, errlen,
                            "bad general.alignment");
     data_off = (r->off + align - 1) / align * align;
-    if (data_off > r->size)
+    /* A vocab-only file may end with its metadata, unpadded. */
+    if (data_off > r->size && g->n_tensors)
         return status_fail(AISLE_EFORMAT, err, errlen,
                            "truncated GGUF header");
     for (uint64_t i = 0; i < g->n_tensors; i++) {

@@ -72,6 +72,18 @@ typedef struct gguf_tensor {
 
 typedef struct gguf_file gguf_file;
 
+/* A whole file mapped read-only (any file: model_load maps llama2.c
+ * checkpoints with it too). */
+typedef struct gguf_image {
+    const void *data;
+    size_t size;
+} gguf_image;
+
+/* Maps path; AISLE_OK, or AISLE_EIO / AISLE_EFORMAT (empty or not a
+ * regular file) with a message. Undo with gguf_unmap. */
+int gguf_map(const char *path, gguf_image *img, char *err, size_t errlen);
+void gguf_unmap(gguf_image *img); /* an unmapped image is a no-op */
+
 /* Parses the image [data, data+size). On success *out is a new gguf_file
  * that the caller frees with gguf_close (the image itself stays the
  * caller's). On failure returns a negative code and writes a message. */

@@ -12,16 +12,11 @@
 #include "services/base/status.h"
 
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define AK42_MAGIC 0x616b3432u
 #define AK42_HEADER 256
@@ -41,8 +36,7 @@
 struct model {
     model_config cfg;
     int format;
-    void *map;
-    size_t map_size;
+    gguf_image img;         /* the file, mapped read-only */
     gguf_file *gguf;
     kern_mat embed, cls;
     kern_mat *w;            /* n_layers * N_LAYER_W */
@@ -255,12 +249,12 @@ static int size_error(const mcur *c, const char *path, char *err,
 }
 
 static int load_legacy(model *m, const char *path, char *err, size_t errlen) {
-    mcur c = {m->map, m->map_size, LEGACY_HEADER, 0};
+    mcur c = {m->img.data, m->img.size, LEGACY_HEADER, 0};
     model_config *cfg = &m->cfg;
     int32_t h[7];
     int rc;
 
-    memcpy(h, m->map, sizeof h);
+    memcpy(h, m->img.data, sizeof h);
     *cfg = (model_config){h[0], h[1], h[2], h[3], h[4], h[5], h[6],
                           0, 0, h[5] > 0, 10000.0f, 1e-5f,
                           MODEL_ARCH_LLAMA, 0, 0};
@@ -307,15 +301,15 @@ static kern_mat take_q8(model *m, mcur *c, int kind, int gs) {
 }
 
 static int load_ak42(model *m, const char *path, char *err, size_t errlen) {
-    const uint8_t *b = m->map;
-    mcur c = {m->map, m->map_size, AK42_HEADER, 0};
+    const uint8_t *b = m->img.data;
+    mcur c = {m->img.data, m->img.size, AK42_HEADER, 0};
     model_config *cfg = &m->cfg;
     int32_t version, h[7], gs = 0;
     int rc;
 
-    if (m->map_size < AK42_HEADER) {
+    if (m->img.size < AK42_HEADER) {
         status_fmt(err, errlen, "%s: truncated header (%zu bytes)", path,
-                  m->map_size);
+                  m->img.size);
         return AISLE_EFORMAT;
     }
     memcpy(&version, b + 4, 4);
@@ -579,7 +573,7 @@ static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
     model_config *cfg = &m->cfg;
     int rc;
 
-    if ((rc = gguf_open(m->map, m->map_size, &m->gguf, err, errlen)) ||
+    if ((rc = gguf_open(m->img.data, m->img.size, &m->gguf, err, errlen)) ||
         (rc = gguf_arch(m, path, err, errlen)) ||
         (rc = gguf_config(m, path, err, errlen)) ||
         (rc = model_alloc_layers(m)))
@@ -603,44 +597,22 @@ static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
 }
 
 int model_load(const char *path, model **out, char *err, size_t errlen) {
-    model *m = NULL;
-    struct stat st;
+    model *m = calloc(1, sizeof *m); /* the caller's on success */
     uint32_t magic = 0;
-    int fd, rc = AISLE_EIO;
+    int rc;
 
     *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        status_fmt(err, errlen, "%s: %s", path, strerror(errno));
-        return AISLE_EIO;
-    }
-    m = calloc(1, sizeof *m);
-    if (!m) {
-        rc = AISLE_ENOMEM;
-        status_fmt(err, errlen, "out of memory");
+    if (!m)
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if ((rc = gguf_map(path, &m->img, err, errlen)))
+        goto fail;
+    if (m->img.size < LEGACY_HEADER) {
+        rc = status_fail(AISLE_EFORMAT, err, errlen,
+                         "%s: truncated: %zu bytes is too short for a model "
+                         "header", path, m->img.size);
         goto fail;
     }
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        status_fmt(err, errlen, "%s: not a regular file", path);
-        goto fail;
-    }
-    if (st.st_size < LEGACY_HEADER) {
-        rc = AISLE_EFORMAT;
-        status_fmt(err, errlen, "%s: truncated: %lld bytes is too short for a "
-                  "model header", path, (long long)st.st_size);
-        goto fail;
-    }
-    m->map_size = (size_t)st.st_size;
-    m->map = mmap(NULL, m->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m->map == MAP_FAILED) {
-        m->map = NULL;
-        status_fmt(err, errlen, "%s: mmap: %s", path, strerror(errno));
-        goto fail;
-    }
-    close(fd);
-    fd = -1;
-
-    memcpy(&magic, m->map, 4);
+    memcpy(&magic, m->img.data, 4);
     if (magic == GGUF_MAGIC)
         rc = load_gguf(m, path, err, errlen);
     else if (magic == AK42_MAGIC)
@@ -653,8 +625,6 @@ int model_load(const char *path, model **out, char *err, size_t errlen) {
     return 0;
 
 fail:
-    if (fd >= 0)
-        close(fd);
     model_free(m);
     return rc;
 }
@@ -663,8 +633,7 @@ void model_free(model *m) {
     if (!m)
         return;
     gguf_close(m->gguf);
-    if (m->map)
-        munmap(m->map, m->map_size);
+    gguf_unmap(&m->img);
     free(m->w);
     free(m->norm_att);
     free(m->norm_ffn);
