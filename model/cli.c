@@ -5,11 +5,13 @@
  * silently different run. */
 #include "model/cli.h"
 
+#include "model/chat.h"
 #include "model/export.h"
 #include "model/gen.h"
 #include "model/model.h"
 #include "model/tok.h"
 #include "model/tpool.h"
+#include "services/base/buf.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -77,6 +79,10 @@ typedef struct cli_flag {
     const char *val;
 } cli_flag;
 
+/* The initial value of a switch (a flag without a value): after parsing,
+ * a switch given on the command line holds "1", one left out cli_off. */
+static const char cli_off[] = "";
+
 /* Fills flags[].val from argv; returns 0, CLI_USAGE, or -1 for --help. */
 static int cli_parse(const char *cmd, int argc, char **argv, cli_flag *flags,
                      int n) {
@@ -103,7 +109,9 @@ static int cli_parse(const char *cmd, int argc, char **argv, cli_flag *flags,
                     cmd, (int)len, arg);
             return CLI_USAGE;
         }
-        if (eq) {
+        if (flags[f].val == cli_off && !eq) {
+            val = "1";
+        } else if (eq) {
             val = eq + 1;
         } else if (i + 1 < argc) {
             val = argv[++i];
@@ -401,4 +409,347 @@ done:
     tok_free(t);
     model_free(m);
     return rc;
+}
+
+/* ------------------------------------------- tokenize, logits and info */
+
+static const char tokenize_usage[] =
+    "usage: aisle model tokenize --model FILE (--text TEXT | --text-file F)\n"
+    "                            [--no-bos] [--special]\n"
+    "\n"
+    "Prints the token ids of the text on one line, space-separated.\n"
+    "\n"
+    "  --model FILE        GGUF model or vocab-only GGUF file\n"
+    "  --text TEXT         the text\n"
+    "  --text-file F       the text is the whole of file F\n"
+    "  --no-bos            no BOS even where the vocabulary adds one\n"
+    "  --special           parse control tokens written in the text\n"
+    "                      (<|im_start|>, <s>, ...) as those tokens\n";
+
+static const char logits_usage[] =
+    "usage: aisle model logits --model FILE --tokens-file FILE [--top K]\n"
+    "                          [--threads N]\n"
+    "\n"
+    "Feeds the ids of the tokens file one at a time from position 0 and\n"
+    "prints one JSON line per position: {\"pos\": i, \"top\": [[id, logit],\n"
+    "...]} with the K highest logits, highest first.\n"
+    "\n"
+    "  --model FILE        model (GGUF or llama2.c)\n"
+    "  --tokens-file FILE  whitespace-separated token ids\n"
+    "  --top K             logits per line (default 40)\n"
+    "  --threads N         worker threads (default 1)\n";
+
+static const char info_usage[] =
+    "usage: aisle model info --model FILE\n"
+    "\n"
+    "Prints the architecture, shapes, tensor types, tokenizer, chat\n"
+    "template and the weight bytes read per decoded token.\n";
+
+/* The whole file at path as a NUL-terminated string (caller frees). */
+static char *cli_slurp(const char *cmd, const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    buf b = {0};
+    char chunk[65536];
+    size_t n;
+
+    if (!f) {
+        fprintf(stderr, "aisle %s: %s: %s\n", cmd, path, strerror(errno));
+        return NULL;
+    }
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_put(&b, chunk, n);
+    if (ferror(f))
+        fprintf(stderr, "aisle %s: %s: read error\n", cmd, path);
+    *len = b.len;
+    if (ferror(f) || buf_status(&b)) {
+        fclose(f);
+        buf_free(&b);
+        return NULL;
+    }
+    fclose(f);
+    if (!b.data)
+        buf_putc(&b, '\0'), b.len = 0; /* an empty file is empty text */
+    return buf_take(&b);
+}
+
+enum { T_MODEL, T_TEXT, T_FILE, T_NOBOS, T_SPECIAL, T_N };
+
+static int cli_tokenize(int argc, char **argv) {
+    cli_flag fl[T_N] = {{"model", NULL}, {"text", NULL}, {"text-file", NULL},
+                        {"no-bos", cli_off}, {"special", cli_off}};
+    const char *cmd = "model tokenize";
+    char err[512] = "", *text = NULL;
+    tok_tokenizer *t = NULL;
+    int *ids = NULL, rc = cli_parse(cmd, argc, argv, fl, T_N), flags;
+    size_t len = 0, n = 0;
+
+    if (rc < 0)
+        fputs(tokenize_usage, stdout);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (!fl[T_MODEL].val || !fl[T_TEXT].val == !fl[T_FILE].val) {
+        fprintf(stderr, "aisle %s: --model and one of --text or --text-file "
+                "are required (see --help)\n", cmd);
+        return CLI_USAGE;
+    }
+    rc = CLI_FAIL;
+    if (fl[T_TEXT].val) {
+        len = strlen(fl[T_TEXT].val);
+        text = strdup(fl[T_TEXT].val);
+    } else {
+        text = cli_slurp(cmd, fl[T_FILE].val, &len);
+    }
+    if (!text)
+        goto fail;
+    if (tok_load_path(fl[T_MODEL].val, &t, err, sizeof err)) {
+        fprintf(stderr, "aisle %s: %s\n", cmd, err);
+        goto fail;
+    }
+    flags = (fl[T_NOBOS].val == cli_off ? TOK_ADD_BOS : 0) |
+            (fl[T_SPECIAL].val == cli_off ? 0 : TOK_SPECIAL);
+    if (!(ids = malloc((2 * len + 3) * sizeof *ids)) ||
+        tok_encode_ex(t, text, len, flags, ids, 2 * len + 3, &n)) {
+        fprintf(stderr, "aisle %s: out of memory\n", cmd);
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++)
+        printf(i ? " %d" : "%d", ids[i]);
+    printf("\n");
+    rc = 0;
+
+fail:
+    free(ids);
+    free(text);
+    tok_free(t);
+    return rc;
+}
+
+/* Parses whitespace-separated ids below vocab into *ids (caller frees). */
+static int cli_ids(const char *cmd, const char *text, int vocab, int **ids,
+                   int *n) {
+    int cap = 0;
+    const char *p = text;
+    char *end;
+
+    *ids = NULL;
+    *n = 0;
+    for (;; p = end) {
+        long v;
+        errno = 0;
+        v = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        if (errno || v < 0 || v >= vocab) {
+            fprintf(stderr, "aisle %s: token id %.20s is outside the "
+                    "vocabulary (%d tokens)\n", cmd, p, vocab);
+            return CLI_FAIL;
+        }
+        if (*n == cap) {
+            int *g = realloc(*ids, (size_t)(cap = cap ? 2 * cap : 256) *
+                                       sizeof *g);
+            if (!g)
+                return CLI_FAIL;
+            *ids = g;
+        }
+        (*ids)[(*n)++] = (int)v;
+    }
+    while (*p == ' ' || (*p >= '\t' && *p <= '\r'))
+        p++;
+    if (*p) {
+        fprintf(stderr, "aisle %s: tokens file has '%.20s' where an id "
+                "belongs\n", cmd, p);
+        return CLI_FAIL;
+    }
+    return 0;
+}
+
+/* Prints the k highest of n logits as a JSON line for position pos; top
+ * has room for k ids. */
+static void print_top(int pos, const float *lg, int n, int k, int *top) {
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        int j = m < k ? m++ : k;
+        if (j == k && lg[i] <= lg[top[k - 1]])
+            continue;
+        if (j == k)
+            j = k - 1;
+        /* Insertion keeps top sorted, highest first (ties: lower id). */
+        while (j > 0 && lg[top[j - 1]] < lg[i]) {
+            top[j] = top[j - 1];
+            j--;
+        }
+        top[j] = i;
+    }
+    printf("{\"pos\": %d, \"top\": [", pos);
+    for (int i = 0; i < m; i++)
+        printf("%s[%d, %.5f]", i ? ", " : "", top[i], lg[top[i]]);
+    printf("]}\n");
+}
+
+enum { L_MODEL, L_TOKENS, L_TOP, L_THREADS, L_N };
+
+static int cli_logits(int argc, char **argv) {
+    cli_flag fl[L_N] = {{"model", NULL}, {"tokens-file", NULL},
+                        {"top", NULL}, {"threads", NULL}};
+    const char *cmd = "model logits";
+    char err[512] = "", *text = NULL;
+    long long k = 40, threads = 1;
+    model *m = NULL;
+    model_session *s = NULL;
+    tpool *pool = NULL;
+    int *ids = NULL, *top = NULL, n = 0, vocab;
+    size_t len;
+    int rc = cli_parse(cmd, argc, argv, fl, L_N);
+
+    if (rc < 0)
+        fputs(logits_usage, stdout);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (!fl[L_MODEL].val || !fl[L_TOKENS].val) {
+        fprintf(stderr, "aisle %s: --model and --tokens-file are required "
+                "(see --help)\n", cmd);
+        return CLI_USAGE;
+    }
+    if ((fl[L_TOP].val &&
+         cli_long(cmd, "top", fl[L_TOP].val, 1, 1 << 22, &k)) ||
+        (fl[L_THREADS].val &&
+         cli_long(cmd, "threads", fl[L_THREADS].val, 1, 256, &threads)))
+        return CLI_USAGE;
+    rc = CLI_FAIL;
+    if (model_load(fl[L_MODEL].val, &m, err, sizeof err)) {
+        fprintf(stderr, "aisle %s: %s\n", cmd, err);
+        goto fail;
+    }
+    vocab = model_get_config(m)->vocab_size;
+    if (!(text = cli_slurp(cmd, fl[L_TOKENS].val, &len)) ||
+        cli_ids(cmd, text, vocab, &ids, &n))
+        goto fail;
+    if (n > model_get_config(m)->seq_len) {
+        fprintf(stderr, "aisle %s: %d tokens exceed the context of %d\n", cmd,
+                n, model_get_config(m)->seq_len);
+        goto fail;
+    }
+    if (k > vocab)
+        k = vocab;
+    if ((threads > 1 && tpool_new((int)threads, &pool)) ||
+        model_session_new(m, pool, n, &s) ||
+        !(top = malloc((size_t)k * sizeof *top))) {
+        fprintf(stderr, "aisle %s: out of memory\n", cmd);
+        goto fail;
+    }
+    for (int i = 0; i < n; i++) {
+        const float *lg;
+        if (model_session_push(s, ids[i]) || !(lg = model_session_logits(s)))
+            goto fail;
+        print_top(i, lg, vocab, (int)k, top);
+    }
+    rc = 0;
+
+fail:
+    free(top);
+    free(ids);
+    free(text);
+    model_session_free(s);
+    tpool_free(pool);
+    model_free(m);
+    return rc;
+}
+
+/* "F32 x2, Q8_0 x7" for the matrices of m. */
+static void print_types(const model *m) {
+    const model_config *c = model_get_config(m);
+    int count[KERN_Q6_K + 1] = {0}, first = 1;
+
+    count[model_weight(m, MODEL_W_EMBED, 0)->type]++;
+    if (!c->shared_classifier)
+        count[model_weight(m, MODEL_W_CLS, 0)->type]++;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int k = MODEL_W_Q; k <= MODEL_W_UP; k++)
+            count[model_weight(m, k, l)->type]++;
+    printf("matrix types:");
+    for (int t = 0; t <= KERN_Q6_K; t++)
+        if (count[t]) {
+            printf("%s %s x%d", first ? "" : ",", kern_type_name(t), count[t]);
+            first = 0;
+        }
+    printf(" (norms and biases F32)\n");
+}
+
+static void print_tokenizer(const tok_tokenizer *t) {
+    if (!t) {
+        printf("tokenizer: none in the file\n");
+        return;
+    }
+    if (tok_kind(t) == TOK_BPE)
+        printf("tokenizer: byte-level BPE (gpt2), pre-tokenizer %s",
+               tok_pre(t));
+    else
+        printf("tokenizer: SentencePiece (llama)");
+    printf(", %d tokens, BOS %d%s, EOS %d\n", tok_vocab_size(t), tok_bos(t),
+           tok_adds_bos(t) ? " (added)" : " (not added)", tok_eos(t));
+}
+
+static void print_template(const model *m) {
+    int fmt;
+    if (chat_select(model_gguf(m), NULL, "--template", &fmt, NULL, 0))
+        printf("chat template: none recognised\n");
+    else
+        printf("chat template: %s\n", chat_name(fmt));
+}
+
+static int cli_info(int argc, char **argv) {
+    cli_flag fl[1] = {{"model", NULL}};
+    const char *cmd = "model info";
+    char err[512] = "";
+    model *m = NULL;
+    tok_tokenizer *t = NULL;
+    int rc = cli_parse(cmd, argc, argv, fl, 1);
+    const model_config *c;
+
+    if (rc < 0)
+        fputs(info_usage, stdout);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (!fl[0].val) {
+        fprintf(stderr, "aisle %s: --model is required (see --help)\n", cmd);
+        return CLI_USAGE;
+    }
+    if (model_load(fl[0].val, &m, err, sizeof err)) {
+        fprintf(stderr, "aisle %s: %s\n", cmd, err);
+        return CLI_FAIL;
+    }
+    c = model_get_config(m);
+    if (model_gguf(m))
+        tok_load_gguf(model_gguf(m), &t, NULL, 0); /* none is fine here */
+    printf("architecture: %s\n", model_arch_name(c->arch));
+    printf("shape: dim %d, ffn %d, layers %d, heads %d, kv heads %d, head "
+           "size %d, vocab %d, context %d\n", c->dim, c->hidden_dim,
+           c->n_layers, c->n_heads, c->n_kv_heads, c->head_size,
+           c->vocab_size, c->seq_len);
+    printf("rope: theta %g, %s pairs; rms norm eps %g; output %s\n",
+           c->rope_theta, c->rope_neox ? "neox (i, i+d/2)" : "adjacent",
+           c->norm_eps, c->shared_classifier ? "tied to the embedding"
+                                              : "separate");
+    print_types(m);
+    print_tokenizer(t);
+    print_template(m);
+    printf("bytes per token: %zu\n", model_bytes_per_token(m));
+    tok_free(t);
+    model_free(m);
+    return 0;
+}
+
+int model_cli_model(int argc, char **argv) {
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {{"convert", model_cli_convert}, {"tokenize", cli_tokenize},
+                {"logits", cli_logits},         {"info", cli_info}};
+
+    for (size_t i = 0; argc >= 2 && i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[1], cmds[i].name))
+            return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "aisle model: unknown command '%s' (convert, tokenize, "
+            "logits, info)\n", argc >= 2 ? argv[1] : "");
+    return CLI_USAGE;
 }

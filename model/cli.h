@@ -17,4 +17,8 @@ int model_cli_generate(int argc, char **argv);
  *   [--format gguf|llama2c] [--tokenizer PATH] [--group-size N] */
 int model_cli_convert(int argc, char **argv);
 
+/* aisle model convert|tokenize|logits|info ...: argv[1] names the
+ * command (see each one's --help). */
+int model_cli_model(int argc, char **argv);
+
 #endif

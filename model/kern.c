@@ -167,6 +167,13 @@ float kern_bf16_to_f32(uint16_t h) {
     return f;
 }
 
+const char *kern_type_name(int type) {
+    static const char *const names[] = {"F32",  "F16",  "int8 groups", "Q8_0",
+                                        "BF16", "Q4_0", "Q4_1", "Q5_0",
+                                        "Q5_1", "Q4_K", "Q5_K", "Q6_K"};
+    return type >= 0 && type <= KERN_Q6_K ? names[type] : "?";
+}
+
 size_t kern_mat_bytes(const kern_mat *w) {
     size_t n = (size_t)w->rows * (size_t)w->cols;
     int be, bb;

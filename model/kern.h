@@ -52,6 +52,9 @@ typedef struct kern_act {
     int gs; /* group size q/s were computed for; 0 = not quantized yet */
 } kern_act;
 
+/* "Q4_K", ... */
+const char *kern_type_name(int type);
+
 /* Bytes the matrix occupies, which is what one product streams from memory. */
 size_t kern_mat_bytes(const kern_mat *w);
 
