@@ -1052,3 +1052,96 @@ float *model_forward(model_session *s, int token, int pos) {
     s->logits_ok = 1;
     return s->sc.logits;
 }
+
+/* ------------------------------------------- batches and shared prefixes */
+
+int model_batch_new(const model *m, tpool *pool, model_batch **out) {
+    model_batch *b = calloc(1, sizeof *b); /* the caller's on success */
+
+    *out = NULL;
+    if (!b || scratch_new(&m->cfg, MODEL_BATCH, &b->sc)) {
+        free(b);
+        return AISLE_ENOMEM;
+    }
+    b->m = m;
+    b->pool = pool;
+    *out = b;
+    return AISLE_OK;
+}
+
+void model_batch_free(model_batch *b) {
+    if (!b)
+        return;
+    scratch_free(&b->sc);
+    free(b);
+}
+
+/* Checks a step's arguments before anything changes. */
+static int batch_check(const model_batch *b, model_session *const *seqs,
+                       const int *tokens, int n) {
+    if (n < 1 || n > MODEL_BATCH)
+        return AISLE_EINVAL;
+    for (int i = 0; i < n; i++) {
+        if (seqs[i]->m != b->m || tokens[i] < 0 ||
+            tokens[i] >= b->m->cfg.vocab_size)
+            return AISLE_EINVAL;
+        if (seqs[i]->kv + seqs[i]->npend >= seqs[i]->cap)
+            return AISLE_EFULL;
+        for (int j = 0; j < i; j++)
+            if (seqs[j] == seqs[i])
+                return AISLE_EINVAL; /* one row per sequence and step */
+    }
+    return AISLE_OK;
+}
+
+int model_batch_step(model_batch *b, model_session *const *seqs,
+                     const int *tokens, int n) {
+    fwd f = {b->m, b->pool, &b->sc};
+    fwd_row rows[MODEL_BATCH];
+    size_t vocab = (size_t)b->m->cfg.vocab_size;
+    int rc = batch_check(b, seqs, tokens, n);
+
+    if (rc)
+        return rc;
+    for (int i = 0; i < n; i++) {
+        /* Prompt tokens still pending run first, in the session's own
+         * batches; then every sequence is at its cache's end. */
+        if (seqs[i]->npend && (rc = flush(seqs[i], 0)))
+            return rc;
+        rows[i] = (fwd_row){seqs[i], seqs[i]->kv};
+    }
+    forward(&f, tokens, rows, n, 0);
+    for (int i = 0; i < n; i++) {
+        model_session *s = seqs[i];
+        memcpy(s->sc.logits, b->sc.logits + vocab * (size_t)i,
+               vocab * sizeof(float));
+        s->kv++;
+        s->last = tokens[i];
+        s->logits_ok = 1;
+    }
+    return AISLE_OK;
+}
+
+int model_session_copy_prefix(model_session *dst, const model_session *src,
+                               int n) {
+    const model_config *c = &src->m->cfg;
+    size_t kvd = (size_t)c->kv_dim;
+
+    if (dst->m != src->m || n < 0 || n > src->kv || n > dst->cap)
+        return AISLE_EINVAL;
+    for (int l = 0; l < c->n_layers; l++) {
+        size_t so = (size_t)l * src->cap * kvd, d = (size_t)l * dst->cap * kvd;
+        memcpy(dst->kc + d, src->kc + so, (size_t)n * kvd * sizeof(float));
+        memcpy(dst->vc + d, src->vc + so, (size_t)n * kvd * sizeof(float));
+    }
+    model_session_reset(dst);
+    dst->kv = n;
+    if (n == src->kv && !src->npend) {
+        /* The whole sequence: its last token and prediction come too. */
+        dst->last = src->last;
+        dst->logits_ok = src->logits_ok;
+        memcpy(dst->sc.logits, src->sc.logits,
+               (size_t)c->vocab_size * sizeof(float));
+    }
+    return AISLE_OK;
+}

@@ -134,4 +134,42 @@ int model_session_capacity(const model_session *s);
  * arguments. */
 float *model_forward(model_session *s, int token, int pos);
 
+/* ------------------------------------------------------------------
+ * Serving many sequences: a shared prefix and batched decoding.
+ *
+ * A system prompt is prefilled once into its own session; each request's
+ * session then starts from a copy of that KV cache instead of running the
+ * prompt again. Sequences that are decoding at the same time (Shop's
+ * sub-agents, concurrent calls) step together: one forward pass runs one
+ * token of each, so every weight row is read once per step for all of
+ * them instead of once per sequence. */
+
+/* Copies the first n positions (n <= model_session_pos(src), which must
+ * have nothing pending beyond them) of src's KV cache into dst, which
+ * forgets its own sequence and continues from position n. When n is the
+ * whole of src, src's last token and logits come too, so dst can be
+ * sampled from at once. src is only read: many sessions may copy from one
+ * prefilled session concurrently. 0, or AISLE_EINVAL (another model, n out
+ * of range). */
+int model_session_copy_prefix(model_session *dst, const model_session *src,
+                               int n);
+
+/* Working memory for steps of up to MODEL_BATCH sequences of model m on
+ * pool (may be NULL; must outlive b). One thread at a time; free with
+ * model_batch_free. 0 or AISLE_ENOMEM. */
+typedef struct model_batch model_batch;
+int model_batch_new(const model *m, tpool *pool, model_batch **out);
+void model_batch_free(model_batch *b); /* NULL is a no-op */
+
+/* One decoding step for n sequences (1 <= n <= MODEL_BATCH, distinct
+ * sessions of b's model): appends tokens[i] to seqs[i] and runs all n in
+ * one forward pass; then model_session_logits(seqs[i]) is the prediction
+ * after tokens[i]. Tokens a session has pending (a prompt) run first in
+ * its own batches. Returns 0, AISLE_EINVAL (bad token, a session twice,
+ * another model, n out of range) or AISLE_EFULL (a session is full);
+ * on an error nothing is appended. The caller owns the sessions for the
+ * step's duration. */
+int model_batch_step(model_batch *b, model_session *const *seqs,
+                     const int *tokens, int n);
+
 #endif
