@@ -107,11 +107,6 @@ uint16_t kern_f32_to_f16(float f) {
     return (uint16_t)m;
 }
 
-static float kern_q8_0_scale(const uint8_t *block) {
-    uint16_t d;
-    memcpy(&d, block, sizeof d); /* blocks are 34 bytes: unaligned */
-    return kern_f16_to_f32(d);
-}
 
 /* --------------------------------------------------------- quantization */
 
@@ -157,7 +152,23 @@ void kern_act_quantize(kern_act *a, int gs) {
     if (a->gs == gs)
         return;
     kern_quantize(a->f, a->n, gs, a->q, a->s);
+    for (int g = 0; g < a->n / gs; g++) {
+        int32_t t = 0;
+        for (int k = 0; k < gs; k++)
+            t += a->q[g * gs + k];
+        a->sum[g] = a->s[g] * (float)t;
+    }
     a->gs = gs;
+}
+
+int kern_needs_act(const kern_mat *w) {
+    switch (w->type) {
+    case KERN_F32:
+    case KERN_F16:
+    case KERN_BF16: return 0;
+    case KERN_Q8: return w->gs;
+    default: return 32;
+    }
 }
 
 float kern_bf16_to_f32(uint16_t h) {
@@ -228,6 +239,26 @@ void kern_mat_row(const kern_mat *w, int row, float *dst) {
 
 /* ------------------------------------------------------- scalar kernels */
 
+/* Row i of a block-quantized matrix times the int8 activation. */
+static float dot_blocks_scalar(const kern_mat *w, int i, const kern_act *x) {
+    const uint8_t *row = block_row(w, i);
+    float acc = 0.0f;
+
+    for (int g = 0; g < w->cols / 32; g++) {
+        int8_t q[32];
+        const int8_t *xq = x->q + (size_t)g * 32;
+        int32_t s0 = 0, s1 = 0;
+        float a[2], b;
+        quant_unpack32(w->type, row, g, q, a, &b);
+        for (int k = 0; k < 16; k++) {
+            s0 += q[k] * xq[k];
+            s1 += q[k + 16] * xq[k + 16];
+        }
+        acc += x->s[g] * (a[0] * (float)s0 + a[1] * (float)s1) + b * x->sum[g];
+    }
+    return acc;
+}
+
 static float dot_f32_scalar(const float *a, const float *b, int n) {
     float s = 0.0f;
     for (int j = 0; j < n; j++)
@@ -270,21 +301,8 @@ static void mv_scalar(const kern_mat *w, const kern_act *x, float *out,
                 acc += kern_bf16_to_f32(h[j]) * x->f[j];
             break;
         }
-        case KERN_Q8_0: {
-            /* int8 x int8 per block, as the SIMD kernels compute it. */
-            const uint8_t *b = block_row(w, i);
-            for (size_t g = 0; g < n / KERN_Q8_0_BLOCK; g++) {
-                const int8_t *xq = x->q + g * KERN_Q8_0_BLOCK;
-                int32_t si = 0;
-                for (int k = 0; k < KERN_Q8_0_BLOCK; k++)
-                    si += (int8_t)b[2 + k] * xq[k];
-                acc += (float)si * kern_q8_0_scale(b) * x->s[g];
-                b += KERN_Q8_0_BYTES;
-            }
-            break;
-        }
-        default:
-            acc = quant_dot(w->type, block_row(w, i), x->f, n);
+        default: /* blocks: int8 x int8 per group, as the SIMD kernels */
+            acc = dot_blocks_scalar(w, i, x);
             break;
         }
         out[i] = acc;
@@ -351,7 +369,22 @@ KERN_AVX2 static float dot_f16_avx2(const uint16_t *h, const float *x, int n) {
     return s;
 }
 
-/* fp32 and fp16 rows. */
+KERN_AVX2 static float dot_bf16_avx2(const uint16_t *h, const float *x, int n) {
+    __m256 a0 = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256i w = _mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + j))),
+            16);
+        a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(w), _mm256_loadu_ps(x + j), a0);
+    }
+    float s = hsum8(a0);
+    for (; j < n; j++)
+        s += kern_bf16_to_f32(h[j]) * x[j];
+    return s;
+}
+
+/* fp32, fp16 and bf16 rows. */
 KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
                               int r0, int r1) {
     size_t n = (size_t)w->cols;
@@ -361,8 +394,10 @@ KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
 
         if (w->type == KERN_F32)
             out[i] = dot_f32_avx2((const float *)w->q + base, x->f, (int)n);
-        else
+        else if (w->type == KERN_F16)
             out[i] = dot_f16_avx2((const uint16_t *)w->q + base, x->f, (int)n);
+        else
+            out[i] = dot_bf16_avx2((const uint16_t *)w->q + base, x->f, (int)n);
     }
 }
 
@@ -472,6 +507,171 @@ KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
 KERN_INT8_KERNELS(avx2, KERN_AVX2, KERN_ACC32_AVX2)
 KERN_INT8_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
 
+KERN_AVX2 static inline __m256i nib_lo(__m256i v) {
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+}
+KERN_AVX2 static inline __m256i nib_hi(__m256i v) {
+    return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f));
+}
+
+/* 16 bytes of packed nibbles as 32 values: low nibbles, then high. */
+KERN_AVX2 static inline __m256i nibbles32(const uint8_t *p) {
+    __m128i v = _mm_loadu_si128((const __m128i *)p), m = _mm_set1_epi8(0x0f);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m),
+                            _mm_and_si128(v, m));
+}
+
+/* Bit j of the 32 bits at p as byte j: 0x10 where set, else 0 (the fifth
+ * bit of a Q5 value). Each byte picks its source byte of the broadcast
+ * word, then tests its own bit. */
+KERN_AVX2 static inline __m256i fifth_bits(const uint8_t *p) {
+    uint32_t u;
+    __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull), v;
+    memcpy(&u, p, 4);
+    v = _mm256_shuffle_epi8(
+        _mm256_set1_epi32((int)u),
+        _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2,
+                         2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+KERN_AVX2 static inline float f16at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* The GGUF block rows, instantiated for AVX2 and AVX-VNNI: each 32-value
+ * group becomes 32 int8 weights, multiplied with the int8 activation into
+ * eight int32 lanes (lanes 0-3 hold values 0-15, lanes 4-7 values 16-31,
+ * which Q6_K's per-16 scales need), then scaled in float. Offsets (the
+ * mins of Q4_1, Q5_1, Q4_K, Q5_K) use the activation's group sums. */
+#define KERN_BLOCK_KERNELS(SUF, TARGET, ACC32)                                \
+    TARGET static inline __m256 grp_##SUF(__m256 acc, __m256i w,             \
+                                          const int8_t *xq, __m256 scale) {  \
+        return _mm256_fmadd_ps(                                               \
+            _mm256_cvtepi32_ps(ACC32(_mm256_setzero_si256(), w,              \
+                                     KERN_LOAD(xq))),                         \
+            scale, acc);                                                      \
+    }                                                                         \
+                                                                              \
+    /* Q4_0, Q4_1, Q5_0, Q5_1: one block per group. */                        \
+    TARGET static float q45_row_##SUF(int type, const uint8_t *b,            \
+                                      const kern_act *x, int ng) {           \
+        int one = type == KERN_Q4_1 || type == KERN_Q5_1;                    \
+        int five = type == KERN_Q5_0 || type == KERN_Q5_1;                   \
+        int bytes = 18 + 2 * one + 4 * five;                                  \
+        __m256i bias = _mm256_set1_epi8(one ? 0 : five ? 16 : 8);            \
+        __m256 acc = _mm256_setzero_ps();                                     \
+        float off = 0.0f;                                                     \
+        for (int g = 0; g < ng; g++, b += bytes) {                            \
+            const uint8_t *qs = b + 2 + 2 * one + 4 * five;                   \
+            __m256i w = nibbles32(qs);                                        \
+            KERN_PF(b);                                                       \
+            if (five)                                                         \
+                w = _mm256_or_si256(w, fifth_bits(b + 2 + 2 * one));         \
+            w = _mm256_sub_epi8(w, bias);                                     \
+            acc = grp_##SUF(acc, w, x->q + 32 * g,                            \
+                            _mm256_set1_ps(f16at(b) * x->s[g]));              \
+            if (one)                                                          \
+                off += f16at(b + 2) * x->sum[g];                              \
+        }                                                                     \
+        return hsum8(acc) + off;                                              \
+    }                                                                         \
+                                                                              \
+    /* Q4_K and Q5_K: 256-value blocks of eight groups. */                    \
+    TARGET static float qk45_row_##SUF(int type, const uint8_t *b,           \
+                                       const kern_act *x, int nb) {          \
+        int five = type == KERN_Q5_K;                                         \
+        __m256 acc = _mm256_setzero_ps();                                     \
+        float off = 0.0f;                                                     \
+        for (int k = 0; k < nb; k++, b += five ? 176 : 144) {                 \
+            const uint8_t *qs = b + (five ? 48 : 16);                         \
+            __m256i qh = five ? KERN_LOAD(b + 16) : _mm256_setzero_si256();  \
+            float d = f16at(b), dmin = f16at(b + 2);                          \
+            int sc[8], m[8];                                                  \
+            quant_k_scales(b, sc, m);                                         \
+            for (int c = 0; c < 4; c++) {                                     \
+                int g = 8 * k + 2 * c;                                        \
+                __m256i v = KERN_LOAD(qs + 32 * c), lo = nib_lo(v),           \
+                        hi = nib_hi(v);                                       \
+                KERN_PF(qs + 32 * c);                                         \
+                if (five) {                                                   \
+                    __m256i one = _mm256_set1_epi8(1);                        \
+                    __m256i b0 = _mm256_and_si256(                            \
+                        _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c)), one); \
+                    __m256i b1 = _mm256_and_si256(                            \
+                        _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c + 1)),   \
+                        one);                                                 \
+                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(b0, 4));       \
+                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(b1, 4));       \
+                }                                                             \
+                acc = grp_##SUF(acc, lo, x->q + 32 * g,                       \
+                                _mm256_set1_ps(d * sc[2 * c] * x->s[g]));     \
+                acc = grp_##SUF(acc, hi, x->q + 32 * (g + 1),                 \
+                                _mm256_set1_ps(d * sc[2 * c + 1] *            \
+                                               x->s[g + 1]));                 \
+                off -= dmin * (m[2 * c] * x->sum[g] +                         \
+                               m[2 * c + 1] * x->sum[g + 1]);                 \
+            }                                                                 \
+        }                                                                     \
+        return hsum8(acc) + off;                                              \
+    }                                                                         \
+                                                                              \
+    /* Q6_K: 256-value blocks, two halves of four groups, a scale per 16. */  \
+    TARGET static float q6k_row_##SUF(const uint8_t *b, const kern_act *x,   \
+                                      int nb) {                               \
+        __m256 acc = _mm256_setzero_ps();                                     \
+        __m256i m30 = _mm256_set1_epi8(0x30), m32 = _mm256_set1_epi8(32);     \
+        for (int k = 0; k < nb; k++, b += 210) {                              \
+            float d = f16at(b + 208);                                         \
+            const int8_t *sc = (const int8_t *)(b + 192);                     \
+            for (int h = 0; h < 2; h++) {                                     \
+                __m256i l0 = KERN_LOAD(b + 64 * h),                           \
+                        l1 = KERN_LOAD(b + 64 * h + 32),                      \
+                        qh = KERN_LOAD(b + 128 + 32 * h);                     \
+                __m256i w[4] = {                                              \
+                    _mm256_or_si256(nib_lo(l0), _mm256_and_si256(             \
+                                        _mm256_slli_epi16(qh, 4), m30)),      \
+                    _mm256_or_si256(nib_lo(l1), _mm256_and_si256(             \
+                                        _mm256_slli_epi16(qh, 2), m30)),      \
+                    _mm256_or_si256(nib_hi(l0), _mm256_and_si256(qh, m30)),   \
+                    _mm256_or_si256(nib_hi(l1), _mm256_and_si256(             \
+                                        _mm256_srli_epi16(qh, 2), m30))};     \
+                KERN_PF(b + 64 * h);                                          \
+                for (int q = 0; q < 4; q++) {                                 \
+                    int g = 8 * k + 4 * h + q;                                \
+                    const int8_t *s2 = sc + 8 * h + 2 * q;                    \
+                    float ds = d * x->s[g];                                   \
+                    acc = grp_##SUF(acc, _mm256_sub_epi8(w[q], m32),          \
+                                    x->q + 32 * g,                            \
+                                    _mm256_set_m128(                          \
+                                        _mm_set1_ps(ds * s2[1]),              \
+                                        _mm_set1_ps(ds * s2[0])));            \
+                }                                                             \
+            }                                                                 \
+        }                                                                     \
+        return hsum8(acc);                                                    \
+    }                                                                         \
+                                                                              \
+    TARGET static void blocks_rows_##SUF(const kern_mat *w, const kern_act *x, \
+                                         float *out, int r0, int r1) {        \
+        for (int i = r0; i < r1; i++) {                                       \
+            const uint8_t *row = block_row(w, i);                             \
+            if (w->type == KERN_Q6_K)                                         \
+                out[i] = q6k_row_##SUF(row, x, w->cols / 256);                \
+            else if (w->type == KERN_Q4_K || w->type == KERN_Q5_K)            \
+                out[i] = qk45_row_##SUF(w->type, row, x, w->cols / 256);      \
+            else                                                              \
+                out[i] = q45_row_##SUF(w->type, row, x, w->cols / 32);        \
+        }                                                                     \
+    }
+
+KERN_BLOCK_KERNELS(avx2, KERN_AVX2, KERN_ACC32_AVX2)
+KERN_BLOCK_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
+
+
 KERN_AVX2 static void scores_avx2(const float *q, const float *k,
                                   size_t stride, int n, int hs, float div,
                                   float *out) {
@@ -507,6 +707,7 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
         switch (w->type) {
         case KERN_F32:
         case KERN_F16:
+        case KERN_BF16:
             mv_avx2(w, x, out, r0, r1);
             return;
         case KERN_Q8:
@@ -519,7 +720,8 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
             (vnni ? q8_0_rows_vnni : q8_0_rows_avx2)(w, x, out, r0, r1);
             return;
         default:
-            break;
+            (vnni ? blocks_rows_vnni : blocks_rows_avx2)(w, x, out, r0, r1);
+            return;
         }
     }
 #endif

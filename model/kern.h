@@ -42,15 +42,20 @@ typedef struct kern_mat {
     const float *s;  /* KERN_Q8 scales, rows*cols/gs floats; else NULL */
 } kern_mat;
 
-/* An activation vector and its int8 copy. f, q and s belong to the caller;
- * q holds n bytes and s n/gs floats for the largest gs in use. */
+/* An activation vector and its int8 copy. f, q, s and sum belong to the
+ * caller; q holds n bytes, s and sum n/gs floats for the smallest gs in
+ * use. */
 typedef struct kern_act {
     const float *f;
     int n;
     int8_t *q;
     float *s;
+    float *sum; /* per group: s * (sum of q), for weights with an offset */
     int gs; /* group size q/s were computed for; 0 = not quantized yet */
 } kern_act;
+
+/* The activation group size type multiplies with: 0 for float types. */
+int kern_needs_act(const kern_mat *w);
 
 /* "Q4_K", ... */
 const char *kern_type_name(int type);
@@ -59,8 +64,9 @@ const char *kern_type_name(int type);
 size_t kern_mat_bytes(const kern_mat *w);
 
 /* Quantizes a->f with groups of gs values (gs must divide a->n); a no-op when
- * already quantized for that gs. Matrices of type KERN_Q8/Q8_0 need it
- * before kern_matvec. */
+ * already quantized for that gs. Every matrix type but F32, F16 and BF16
+ * needs it before kern_matvec: KERN_Q8 with its own gs, the GGUF block
+ * types with 32 (kern_needs_act). */
 void kern_act_quantize(kern_act *a, int gs);
 
 /* out[i] = dot(row i of w, x) for rows r0 <= i < r1. out is indexed by row

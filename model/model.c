@@ -59,7 +59,7 @@ struct model {
 typedef struct scratch {
     float *x, *xb, *xb2, *hb, *hb2, *q, *k, *v, *rope;
     int8_t *aq;
-    float *as;
+    float *as, *asum;
     float *logits;
     int nlog;
 } scratch;
@@ -447,8 +447,8 @@ static int gguf_mat(model *m, const char *name, int kind, kern_mat *out,
     }
     gguf_type_block(t->type, &be, &bb);
     *out = (kern_mat){kt, rows, cols, be > 1 ? (int)be : 0, t->data, NULL};
-    if (kt == KERN_Q8_0)
-        m->act_gs = KERN_Q8_0_BLOCK;
+    if (kern_needs_act(out))
+        m->act_gs = 32; /* every GGUF block type works in groups of 32 */
     if ((uintptr_t)t->data % (kt == KERN_F32 ? 4 : 2))
         return status_fail(AISLE_EFORMAT, err, errlen,
                            "GGUF tensor %s is misaligned", name);
@@ -661,6 +661,7 @@ static void scratch_free(scratch *sc) {
     free(sc->rope);
     free(sc->aq);
     free(sc->as);
+    free(sc->asum);
     free(sc->logits);
     memset(sc, 0, sizeof *sc);
 }
@@ -683,10 +684,12 @@ static int scratch_new(const model_config *c, int nlog, scratch *sc) {
     sc->rope = calloc(B * (size_t)c->head_size, sizeof(float));
     sc->aq = calloc(B * big, 1);
     sc->as = calloc(B * big, sizeof(float));
+    sc->asum = calloc(B * big, sizeof(float));
     sc->logits = calloc((size_t)nlog * (size_t)c->vocab_size, sizeof(float));
     sc->nlog = nlog;
     if (!sc->x || !sc->xb || !sc->xb2 || !sc->hb || !sc->hb2 || !sc->q ||
-        !sc->k || !sc->v || !sc->rope || !sc->aq || !sc->as || !sc->logits) {
+        !sc->k || !sc->v || !sc->rope || !sc->aq || !sc->as || !sc->asum ||
+        !sc->logits) {
         scratch_free(sc);
         return AISLE_ENOMEM;
     }
@@ -800,10 +803,10 @@ static void matmul(const fwd *f, const float *x, size_t xstride, int len,
 
     assert(n <= MODEL_BATCH);
     for (int k = 0; k < j->n; k++)
-        quant |= j->w[k]->type == KERN_Q8 || j->w[k]->type == KERN_Q8_0;
+        quant |= kern_needs_act(j->w[k]) != 0;
     for (int t = 0; t < n; t++) {
         act[t] = (kern_act){x + xstride * t, len, f->sc->aq + big * t,
-                            f->sc->as + big * t, 0};
+                            f->sc->as + big * t, f->sc->asum + big * t, 0};
         if (quant)
             kern_act_quantize(&act[t], f->m->act_gs);
     }

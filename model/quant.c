@@ -91,6 +91,11 @@ static void k_scale_min(int j, const uint8_t *q, int *sc, int *m) {
     }
 }
 
+void quant_k_scales(const uint8_t *blk, int *sc, int *m) {
+    for (int j = 0; j < 8; j++)
+        k_scale_min(j, blk + 4, &sc[j], &m[j]);
+}
+
 /* Q4_K and Q5_K share everything but the fifth bit (qh NULL for Q4_K). */
 static void dq_k45(const uint8_t *b, const uint8_t *qh, const uint8_t *qs,
                    float *y) {
@@ -180,15 +185,78 @@ void quant_dequant(int type, const uint8_t *blocks, size_t n, float *y) {
         f->dq(blocks, y + i);
 }
 
-float quant_dot(int type, const uint8_t *blocks, const float *x, size_t n) {
+/* Group g (values 32g..32g+31) of a row as int8 values w with scales a[0]
+ * (first 16 values) and a[1] (last 16) and offset b: value = a * w + b. */
+void quant_unpack32(int type, const uint8_t *row, int g, int8_t *w, float *a,
+                    float *b) {
     const quant_fmt *f = fmt_of(type);
-    float y[QK_K], acc = 0.0f;
+    const uint8_t *blk;
+    int sub;
 
-    assert(f && n % (size_t)f->elems == 0);
-    for (size_t i = 0; i < n; i += (size_t)f->elems, blocks += f->bytes) {
-        f->dq(blocks, y);
-        for (int j = 0; j < f->elems; j++)
-            acc += y[j] * x[i + (size_t)j];
+    assert(f);
+    blk = row + (size_t)(g * QK / f->elems) * (size_t)f->bytes;
+    sub = g % (f->elems / QK); /* 32-value group within a K-quant block */
+    *b = 0.0f;
+    switch (type) {
+    case KERN_Q8_0:
+        for (int j = 0; j < QK; j++)
+            w[j] = (int8_t)blk[2 + j];
+        a[0] = f16(blk);
+        break;
+    case KERN_Q4_0:
+    case KERN_Q4_1: {
+        const uint8_t *qs = blk + (type == KERN_Q4_0 ? 2 : 4);
+        int off = type == KERN_Q4_0 ? 8 : 0;
+        for (int j = 0; j < QK / 2; j++) {
+            w[j] = (int8_t)((qs[j] & 0x0f) - off);
+            w[j + QK / 2] = (int8_t)((qs[j] >> 4) - off);
+        }
+        a[0] = f16(blk);
+        if (type == KERN_Q4_1)
+            *b = f16(blk + 2);
+        break;
     }
-    return acc;
+    case KERN_Q5_0:
+    case KERN_Q5_1: {
+        int v[QK], one = type == KERN_Q5_1;
+        q5_values(blk + (one ? 4 : 2), blk + (one ? 8 : 6), v);
+        for (int j = 0; j < QK; j++)
+            w[j] = (int8_t)(v[j] - (one ? 0 : 16));
+        a[0] = f16(blk);
+        if (one)
+            *b = f16(blk + 2);
+        break;
+    }
+    case KERN_Q4_K:
+    case KERN_Q5_K: {
+        const uint8_t *qs = blk + (type == KERN_Q4_K ? 16 : 48) + 32 * (sub / 2);
+        const uint8_t *qh = type == KERN_Q5_K ? blk + 16 : NULL;
+        int sc, m, hi = sub & 1;
+        k_scale_min(sub, blk + 4, &sc, &m);
+        for (int l = 0; l < 32; l++) {
+            int q = hi ? qs[l] >> 4 : qs[l] & 0x0f;
+            if (qh)
+                q |= ((qh[l] >> sub) & 1) << 4;
+            w[l] = (int8_t)q;
+        }
+        a[0] = f16(blk) * sc;
+        *b = -f16(blk + 2) * m;
+        break;
+    }
+    default: { /* KERN_Q6_K: group sub of 8; halves of 128 values */
+        int half = sub / 4, k = sub % 4;
+        const uint8_t *ql = blk + 64 * half + (k & 1) * 32;
+        const uint8_t *qh = blk + 128 + 32 * half;
+        const int8_t *sc = (const int8_t *)(blk + 192) + 8 * half + 2 * k;
+        float d = f16(blk + 208);
+        for (int l = 0; l < 32; l++) {
+            int lo = k < 2 ? ql[l] & 0x0f : ql[l] >> 4;
+            w[l] = (int8_t)((lo | (((qh[l] >> (2 * k)) & 3) << 4)) - 32);
+        }
+        a[0] = d * sc[0];
+        a[1] = d * sc[1];
+        return;
+    }
+    }
+    a[1] = a[0];
 }

@@ -18,7 +18,14 @@ int quant_block(int type, int *elems, int *bytes);
 /* Decodes the n values (a whole number of blocks) that start at blocks. */
 void quant_dequant(int type, const uint8_t *blocks, size_t n, float *y);
 
-/* dot(decoded blocks, x) over n values, decoding one block at a time. */
-float quant_dot(int type, const uint8_t *blocks, const float *x, size_t n);
+/* Group g (values 32g..32g+31) of a row of blocks as 32 small integers w
+ * with two scales and an offset: value j = a[j / 16] * w[j] + b. This is
+ * what an int8 dot product with a quantized activation multiplies (the
+ * scalar kernel, and the reference for the SIMD ones). */
+void quant_unpack32(int type, const uint8_t *row, int g, int8_t *w, float *a,
+                    float *b);
+
+/* The eight 6-bit (scale, min) pairs of a Q4_K or Q5_K block. */
+void quant_k_scales(const uint8_t *blk, int *sc, int *m);
 
 #endif
