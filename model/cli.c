@@ -57,7 +57,8 @@ static const char generate_usage[] =
     "Speed is reported on stderr.\n";
 
 static const char convert_usage[] =
-    "usage: aisle model convert --in CKPT --out FILE [--type f32|f16|q8_0]\n"
+    "usage: aisle model convert --in CKPT --out FILE\n"
+    "                           [--type f32|f16|q8_0|q4_k_m]\n"
     "                           [--format gguf|llama2c] [--tokenizer PATH]\n"
     "                           [--group-size N]\n"
     "\n"
@@ -65,8 +66,10 @@ static const char convert_usage[] =
     "\n"
     "  --in CKPT           input: llama2.c checkpoint or export, or GGUF\n"
     "  --out FILE          output file (replaced if it exists)\n"
-    "  --type T            weight type: f32 (default), f16 (GGUF only) or\n"
-    "                      q8_0 (int8 groups; GGUF Q8_0 or llama2.c v2)\n"
+    "  --type T            weight type: f32 (default), f16 (GGUF only),\n"
+    "                      q8_0 (int8 groups; GGUF Q8_0 or llama2.c v2) or\n"
+    "                      q4_k_m (GGUF only: Q4_K matrices, Q6_K embedding\n"
+    "                      and classifier)\n"
     "  --format F          gguf (default) or llama2c (the ak42 export:\n"
     "                      version 1 for f32, version 2 for q8_0)\n"
     "  --tokenizer PATH    llama2.c tokenizer.bin to embed in a GGUF file\n"
@@ -357,9 +360,11 @@ int model_cli_convert(int argc, char **argv) {
         gtype = GGUF_T_F16;
     else if (!strcmp(type, "q8_0"))
         gtype = GGUF_T_Q8_0;
+    else if (!strcmp(type, "q4_k_m"))
+        gtype = GGUF_T_Q4_K;
     else if (strcmp(type, "f32")) {
-        fprintf(stderr, "aisle model convert: --type must be f32, f16 or "
-                "q8_0, got '%s'\n", type);
+        fprintf(stderr, "aisle model convert: --type must be f32, f16, "
+                "q8_0 or q4_k_m, got '%s'\n", type);
         return CLI_USAGE;
     }
     if (strcmp(format, "gguf") && strcmp(format, "llama2c")) {
@@ -368,7 +373,7 @@ int model_cli_convert(int argc, char **argv) {
         return CLI_USAGE;
     }
     if (!strcmp(format, "llama2c") &&
-        (gtype == GGUF_T_F16 || fl[C_TOK].val)) {
+        (gtype == GGUF_T_F16 || gtype == GGUF_T_Q4_K || fl[C_TOK].val)) {
         fprintf(stderr, "aisle model convert: --format llama2c takes --type "
                 "f32 or q8_0 and no --tokenizer\n");
         return CLI_USAGE;

@@ -38,12 +38,21 @@ static int row_norm(void *ud, uint64_t row, float *dst) {
     return 0;
 }
 
+/* The type a matrix is written as: the requested one, or the next one
+ * whose blocks its rows fill (Q4_K or Q6_K, then Q8_0, then F32). */
+static uint32_t fit_type(uint32_t type, int cols) {
+    if ((type == GGUF_T_Q4_K || type == GGUF_T_Q6_K) && cols % 256)
+        type = GGUF_T_Q8_0;
+    if (type == GGUF_T_Q8_0 && cols % KERN_Q8_0_BLOCK)
+        type = GGUF_T_F32;
+    return type;
+}
+
 static int add_mat(gguf_writer *w, const char *name, const kern_mat *m,
                    uint32_t type) {
     uint64_t ne[2] = {(uint64_t)m->cols, (uint64_t)m->rows};
-    if (type == GGUF_T_Q8_0 && m->cols % KERN_Q8_0_BLOCK)
-        type = GGUF_T_F32;
-    return gguf_writer_tensor(w, name, type, 2, ne, row_mat, (void *)m);
+    return gguf_writer_tensor(w, name, fit_type(type, m->cols), 2, ne, row_mat,
+                              (void *)m);
 }
 
 static int add_norm(gguf_writer *w, const char *name, norm_src *src) {
@@ -128,8 +137,17 @@ int export_gguf(const model *m, const tok_tokenizer *t, const char *path,
     char name[64];
     int rc = AISLE_ENOMEM;
 
-    if (type != GGUF_T_F32 && type != GGUF_T_F16 && type != GGUF_T_Q8_0) {
+    if (type != GGUF_T_F32 && type != GGUF_T_F16 && type != GGUF_T_Q8_0 &&
+        type != GGUF_T_Q4_K) {
         status_fmt(err, errlen, "unsupported GGUF tensor type %u", type);
+        rc = AISLE_EINVAL;
+        goto done;
+    }
+    if (c->arch != MODEL_ARCH_LLAMA || c->q_dim != c->dim) {
+        /* Biases, Q/K norms and neox RoPE have no place in what this
+         * writes: refuse rather than write a different model. */
+        status_fmt(err, errlen, "only llama-architecture models can be "
+                   "converted (this one is %s)", model_arch_name(c->arch));
         rc = AISLE_EINVAL;
         goto done;
     }
@@ -138,7 +156,10 @@ int export_gguf(const model *m, const tok_tokenizer *t, const char *path,
     if (gguf_writer_str(w, "general.architecture", "llama") ||
         gguf_writer_str(w, "general.name", "aisle export") ||
         gguf_writer_u32(w, "general.file_type",
-                        type == GGUF_T_F32 ? 0 : type == GGUF_T_F16 ? 1 : 7) ||
+                        type == GGUF_T_F32   ? 0
+                        : type == GGUF_T_F16 ? 1
+                        : type == GGUF_T_Q8_0 ? 7
+                                              : 15) ||
         gguf_writer_u32(w, "llama.context_length", (uint32_t)c->seq_len) ||
         gguf_writer_u32(w, "llama.embedding_length", (uint32_t)c->dim) ||
         gguf_writer_u32(w, "llama.block_count", (uint32_t)c->n_layers) ||
@@ -157,8 +178,9 @@ int export_gguf(const model *m, const tok_tokenizer *t, const char *path,
     if (t && (rc = add_vocab(w, t)))
         goto oom;
 
+    /* Q4_K_M keeps the embedding and the classifier in Q6_K. */
     rc = add_mat(w, "token_embd.weight", model_weight(m, MODEL_W_EMBED, 0),
-                 type);
+                 type == GGUF_T_Q4_K ? GGUF_T_Q6_K : type);
     for (int l = 0; !rc && l < c->n_layers; l++) {
         norms[2 * l] = (norm_src){model_norm(m, MODEL_N_ATT, l), c->dim};
         norms[2 * l + 1] = (norm_src){model_norm(m, MODEL_N_FFN, l), c->dim};
@@ -178,7 +200,8 @@ int export_gguf(const model *m, const tok_tokenizer *t, const char *path,
     if (!rc)
         rc = add_norm(w, "output_norm.weight", &norms[2 * c->n_layers]);
     if (!rc && !c->shared_classifier)
-        rc = add_mat(w, "output.weight", model_weight(m, MODEL_W_CLS, 0), type);
+        rc = add_mat(w, "output.weight", model_weight(m, MODEL_W_CLS, 0),
+                     type == GGUF_T_Q4_K ? GGUF_T_Q6_K : type);
     if (rc)
         goto oom;
     rc = gguf_writer_write(w, path, err, errlen);

@@ -7,9 +7,11 @@
 #include "model/gguf.h"
 
 #include "model/kern.h"
+#include "model/quant.h"
 #include "services/base/buf.h"
 #include "services/base/status.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -564,7 +566,8 @@ int gguf_writer_tensor(gguf_writer *w, const char *name, uint32_t type,
     gguf_wtensor *t;
 
     if (n_dims < 1 || n_dims > GGUF_MAX_DIMS ||
-        (type != GGUF_T_F32 && type != GGUF_T_F16 && type != GGUF_T_Q8_0))
+        (type != GGUF_T_F32 && type != GGUF_T_F16 && type != GGUF_T_Q8_0 &&
+         type != GGUF_T_Q4_K && type != GGUF_T_Q6_K))
         return AISLE_EINVAL; /* gguf_encode_row writes only these */
     if (w->n_t == w->cap_t) {
         size_t cap = w->cap_t ? w->cap_t * 2 : 16;
@@ -613,15 +616,9 @@ static void gguf_encode_row(uint32_t type, const float *row, uint64_t n,
             memcpy(out + j * 2, &h, 2);
         }
     } else {
-        for (uint64_t b = 0; b < n / KERN_Q8_0_BLOCK; b++) {
-            uint8_t *blk = out + b * KERN_Q8_0_BYTES;
-            float d;
-            uint16_t h;
-            kern_quantize(row + b * KERN_Q8_0_BLOCK, KERN_Q8_0_BLOCK,
-                          KERN_Q8_0_BLOCK, (int8_t *)(blk + 2), &d);
-            h = kern_f32_to_f16(d);
-            memcpy(blk, &h, 2);
-        }
+        int rc = quant_encode(quant_kern_type(type), row, (size_t)n, out);
+        assert(rc == AISLE_OK); /* gguf_writer_tensor checked type and row */
+        (void)rc;
     }
 }
 

@@ -6,7 +6,7 @@
  * tensor data returned by the getters point into the caller's image and
  * live as long as it does. The writer builds a file from metadata and
  * tensors whose rows it pulls through a callback, converting each row to
- * the requested tensor type (F32, F16 or Q8_0). */
+ * the requested tensor type (F32, F16, Q8_0, Q4_K or Q6_K). */
 #ifndef AISLE_MODEL_GGUF_H
 #define AISLE_MODEL_GGUF_H
 
@@ -25,7 +25,8 @@ enum gguf_vtype {
 /* ggml tensor type codes (the numbers are ggml's). The reader knows the
  * block layout of those marked *, which the engine computes with; other
  * tensors parse but have no data pointer, and a model that needs one is
- * refused with the type's name. The writer writes F32, F16 and Q8_0. */
+ * refused with the type's name. The writer writes F32, F16, Q8_0, Q4_K and
+ * Q6_K. */
 enum gguf_ttype {
     GGUF_T_F32 = 0,   /* * */
     GGUF_T_F16 = 1,   /* * */

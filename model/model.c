@@ -9,6 +9,8 @@
  * decoding reproduces llama2.c's tokens; the matrix products, which are
  * nearly all the time, are split across the session's thread pool. */
 #include "model/model.h"
+
+#include "model/quant.h"
 #include "services/base/status.h"
 
 #include <assert.h>
@@ -395,24 +397,6 @@ static void gguf_cfg_f32(const model *m, const char *name, float *out) {
     gguf_get_f32(m->gguf, arch_key(m, name, key, sizeof key), out);
 }
 
-/* The engine's matrix type for a GGUF tensor type; -1 when unsupported. */
-static int kern_type_of(uint32_t t) {
-    switch (t) {
-    case GGUF_T_F32: return KERN_F32;
-    case GGUF_T_F16: return KERN_F16;
-    case GGUF_T_BF16: return KERN_BF16;
-    case GGUF_T_Q8_0: return KERN_Q8_0;
-    case GGUF_T_Q4_0: return KERN_Q4_0;
-    case GGUF_T_Q4_1: return KERN_Q4_1;
-    case GGUF_T_Q5_0: return KERN_Q5_0;
-    case GGUF_T_Q5_1: return KERN_Q5_1;
-    case GGUF_T_Q4_K: return KERN_Q4_K;
-    case GGUF_T_Q5_K: return KERN_Q5_K;
-    case GGUF_T_Q6_K: return KERN_Q6_K;
-    default: return -1;
-    }
-}
-
 #define SUPPORTED_TYPES \
     "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K"
 
@@ -433,7 +417,7 @@ static int gguf_mat(model *m, const char *name, int kind, kern_mat *out,
                            "GGUF tensor %s has shape %llux%llu, want %dx%d",
                            name, (unsigned long long)t->ne[0],
                            (unsigned long long)t->ne[1], cols, rows);
-    kt = kern_type_of(t->type);
+    kt = quant_kern_type(t->type);
     if (kt < 0 || !t->data) {
         tname = gguf_type_name(t->type);
         if (tname)

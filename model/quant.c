@@ -15,10 +15,12 @@
  *         (one per 16 values), then d: value = d * scale * (q - 32). */
 #include "model/quant.h"
 
+#include "model/gguf.h"
 #include "model/kern.h"
 #include "services/base/status.h"
 
 #include <assert.h>
+#include <math.h>
 #include <string.h>
 
 #define QK 32
@@ -259,4 +261,135 @@ void quant_unpack32(int type, const uint8_t *row, int g, int8_t *w, float *a,
     }
     }
     a[1] = a[0];
+}
+
+int quant_kern_type(uint32_t gguf_type) {
+    switch (gguf_type) {
+    case GGUF_T_F32: return KERN_F32;
+    case GGUF_T_F16: return KERN_F16;
+    case GGUF_T_BF16: return KERN_BF16;
+    case GGUF_T_Q8_0: return KERN_Q8_0;
+    case GGUF_T_Q4_0: return KERN_Q4_0;
+    case GGUF_T_Q4_1: return KERN_Q4_1;
+    case GGUF_T_Q5_0: return KERN_Q5_0;
+    case GGUF_T_Q5_1: return KERN_Q5_1;
+    case GGUF_T_Q4_K: return KERN_Q4_K;
+    case GGUF_T_Q5_K: return KERN_Q5_K;
+    case GGUF_T_Q6_K: return KERN_Q6_K;
+    default: return -1;
+    }
+}
+
+static void put_f16(uint8_t *p, float v) {
+    uint16_t h = kern_f32_to_f16(v);
+    memcpy(p, &h, 2);
+}
+
+static int clampi(float v, int lo, int hi) {
+    int q = (int)lrintf(v);
+    return q < lo ? lo : q > hi ? hi : q;
+}
+
+static void enc_q8_0(const float *x, uint8_t *b) {
+    float d;
+    kern_quantize(x, QK, QK, (int8_t *)(b + 2), &d);
+    put_f16(b, d);
+}
+
+/* Q4_K by each sub-block's range: scale (max - min) / 15 and offset -min
+ * (min clipped to <= 0, as the format's offset is never positive), both
+ * then quantized to 6 bits against the block's largest. */
+static void enc_q4_k(const float *x, uint8_t *b) {
+    float scale[8], mins[8], ms = 0.0f, mm = 0.0f, d, dmin;
+    int sc[8], m[8];
+
+    for (int j = 0; j < 8; j++) {
+        float lo = 0.0f, hi = x[32 * j];
+        for (int l = 0; l < 32; l++) {
+            lo = fminf(lo, x[32 * j + l]);
+            hi = fmaxf(hi, x[32 * j + l]);
+        }
+        scale[j] = (hi - lo) / 15.0f;
+        mins[j] = -lo;
+        ms = fmaxf(ms, scale[j]);
+        mm = fmaxf(mm, mins[j]);
+    }
+    put_f16(b, ms / 63.0f);
+    put_f16(b + 2, mm / 63.0f);
+    d = f16(b);
+    dmin = f16(b + 2);
+    for (int j = 0; j < 8; j++) {
+        sc[j] = d > 0.0f ? clampi(scale[j] / d, 0, 63) : 0;
+        m[j] = dmin > 0.0f ? clampi(mins[j] / dmin, 0, 63) : 0;
+    }
+    for (int j = 0; j < 4; j++) {
+        b[4 + j] = (uint8_t)(sc[j] | ((sc[j + 4] >> 4) << 6));
+        b[8 + j] = (uint8_t)(m[j] | ((m[j + 4] >> 4) << 6));
+        b[12 + j] = (uint8_t)((sc[j + 4] & 0x0f) | ((m[j + 4] & 0x0f) << 4));
+    }
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++) {
+            int q[2];
+            for (int h = 0; h < 2; h++) {
+                int j = 2 * c + h;
+                float ds = d * sc[j];
+                q[h] = ds > 0.0f
+                           ? clampi((x[32 * j + l] + dmin * m[j]) / ds, 0, 15)
+                           : 0;
+            }
+            b[16 + 32 * c + l] = (uint8_t)(q[0] | (q[1] << 4));
+        }
+}
+
+/* Q6_K: a scale per 16 values, quantized to int8 against the block's
+ * largest. */
+static void enc_q6_k(const float *x, uint8_t *b) {
+    float scale[16], mx = 0.0f, d;
+    int8_t *sc = (int8_t *)(b + 192);
+    int q[256];
+
+    for (int s = 0; s < 16; s++) {
+        float v = 0.0f; /* the value of largest magnitude, signed */
+        for (int l = 0; l < 16; l++)
+            if (fabsf(x[16 * s + l]) > fabsf(v))
+                v = x[16 * s + l];
+        /* It maps to -32, the end of the range that has no +32. */
+        scale[s] = -v / 32.0f;
+        mx = fmaxf(mx, fabsf(scale[s]));
+    }
+    put_f16(b + 208, mx / 127.0f);
+    d = f16(b + 208);
+    for (int s = 0; s < 16; s++) {
+        float ds;
+        sc[s] = (int8_t)(d > 0.0f ? clampi(scale[s] / d, -127, 127) : 0);
+        ds = d * sc[s];
+        for (int l = 0; l < 16; l++)
+            q[16 * s + l] = ds != 0.0f ? clampi(x[16 * s + l] / ds, -32, 31) + 32
+                                       : 32;
+    }
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            const int *v = q + 128 * h + l;
+            b[64 * h + l] = (uint8_t)((v[0] & 0x0f) | ((v[64] & 0x0f) << 4));
+            b[64 * h + 32 + l] =
+                (uint8_t)((v[32] & 0x0f) | ((v[96] & 0x0f) << 4));
+            b[128 + 32 * h + l] = (uint8_t)((v[0] >> 4) | ((v[32] >> 4) << 2) |
+                                            ((v[64] >> 4) << 4) |
+                                            ((v[96] >> 4) << 6));
+        }
+}
+
+int quant_encode(int type, const float *x, size_t n, uint8_t *out) {
+    const quant_fmt *f = fmt_of(type);
+    void (*enc)(const float *, uint8_t *) =
+        type == KERN_Q8_0 ? enc_q8_0
+        : type == KERN_Q4_K ? enc_q4_k
+        : type == KERN_Q6_K ? enc_q6_k
+                            : NULL;
+
+    if (!enc || n % (size_t)f->elems)
+        return AISLE_EINVAL;
+    for (size_t i = 0; i < n; i += (size_t)f->elems, out += f->bytes)
+        enc(x + i, out);
+    return AISLE_OK;
 }

@@ -25,6 +25,16 @@ void quant_dequant(int type, const uint8_t *blocks, size_t n, float *y);
 void quant_unpack32(int type, const uint8_t *row, int g, int8_t *w, float *a,
                     float *b);
 
+/* The engine's type (enum kern_type) for a GGUF tensor type; -1 when it
+ * has none. */
+int quant_kern_type(uint32_t gguf_type);
+
+/* Encodes n values (whole blocks) as Q8_0, Q4_K or Q6_K into out: plain
+ * round-to-nearest against each block's range (llama.cpp's quantizer
+ * searches for better scales; this one is for tests and benchmarks).
+ * AISLE_OK, or AISLE_EINVAL for another type or partial blocks. */
+int quant_encode(int type, const float *x, size_t n, uint8_t *out);
+
 /* The eight 6-bit (scale, min) pairs of a Q4_K or Q5_K block. */
 void quant_k_scales(const uint8_t *blk, int *sc, int *m);
 

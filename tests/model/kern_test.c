@@ -5,6 +5,7 @@
 
 #include "model/kern.h"
 #include "model/quant.h"
+#include "services/base/status.h"
 #include "model/tpool.h"
 
 #include <math.h>
@@ -293,7 +294,34 @@ static void test_tpool(void) {
     TEST_CHECK(tpool_new(0, &shared_pool) < 0);
 }
 
+/* quant_encode then quant_dequant stays within each format's step. */
+static void test_encode_round_trip(void) {
+    static const struct {
+        int type;
+        float tol;
+    } cases[] = {{KERN_Q8_0, 0.005f}, {KERN_Q4_K, 0.1f}, {KERN_Q6_K, 0.03f}};
+    float x[512], y[512];
+    uint8_t blocks[512 / 32 * 34];
+
+    for (int i = 0; i < 512; i++)
+        x[i] = frand();
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        float worst = 0.0f;
+        TEST_REQUIRE(quant_encode(cases[c].type, x, 512, blocks) == 0);
+        quant_dequant(cases[c].type, blocks, 512, y);
+        for (int i = 0; i < 512; i++)
+            worst = fmaxf(worst, fabsf(x[i] - y[i]));
+        TEST_CHECK(worst < cases[c].tol);
+        if (worst >= cases[c].tol)
+            fprintf(stderr, "%s round trip error %g\n",
+                    kern_type_name(cases[c].type), worst);
+    }
+    TEST_CHECK(quant_encode(KERN_Q5_0, x, 512, blocks) == AISLE_EINVAL);
+    TEST_CHECK(quant_encode(KERN_Q4_K, x, 100, blocks) == AISLE_EINVAL);
+}
+
 int main(void) {
+    TEST_RUN(test_encode_round_trip);
     TEST_RUN(test_matvec_all_levels);
     TEST_RUN(test_attention_levels);
     TEST_RUN(test_half_conversions);
