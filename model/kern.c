@@ -542,129 +542,173 @@ KERN_AVX2 static inline float f16at(const uint8_t *p) {
     return _cvtsh_ss(h);
 }
 
-/* The GGUF block rows, instantiated for AVX2 and AVX-VNNI: each 32-value
- * group becomes 32 int8 weights, multiplied with the int8 activation into
- * eight int32 lanes (lanes 0-3 hold values 0-15, lanes 4-7 values 16-31,
- * which Q6_K's per-16 scales need), then scaled in float. Offsets (the
- * mins of Q4_1, Q5_1, Q4_K, Q5_K) use the activation's group sums. */
+/* Unpacking a block into int8 groups of 32: weights w[q] with scales
+ * a0[q] (values 0-15), a1[q] (16-31) and offset bo[q], so that value j of
+ * group q is a * w + bo. Returns the number of groups (1, or 8 for the
+ * K-quants). */
+KERN_AVX2 static inline int up_q45(int type, const uint8_t *b, __m256i *w,
+                                   float *a0, float *a1, float *bo) {
+    int one = type == KERN_Q4_1 || type == KERN_Q5_1;
+    int five = type == KERN_Q5_0 || type == KERN_Q5_1;
+    __m256i v = nibbles32(b + 2 + 2 * one + 4 * five);
+    if (five)
+        v = _mm256_or_si256(v, fifth_bits(b + 2 + 2 * one));
+    w[0] = _mm256_sub_epi8(v, _mm256_set1_epi8(one ? 0 : five ? 16 : 8));
+    a0[0] = a1[0] = f16at(b);
+    bo[0] = one ? f16at(b + 2) : 0.0f;
+    return 1;
+}
+
+KERN_AVX2 static inline int up_q8_0(const uint8_t *b, __m256i *w, float *a0,
+                                    float *a1, float *bo) {
+    w[0] = KERN_LOAD(b + 2);
+    a0[0] = a1[0] = f16at(b);
+    bo[0] = 0.0f;
+    return 1;
+}
+
+KERN_AVX2 static inline int up_qk45(int type, const uint8_t *b, __m256i *w,
+                                    float *a0, float *a1, float *bo) {
+    int five = type == KERN_Q5_K;
+    const uint8_t *qs = b + (five ? 48 : 16);
+    __m256i qh = five ? KERN_LOAD(b + 16) : _mm256_setzero_si256();
+    __m256i one = _mm256_set1_epi8(1);
+    float d = f16at(b), dmin = f16at(b + 2);
+    uint32_t u[3], sc_lo, m_lo, sc_hi, m_hi;
+    __m256 scv, mv;
+
+    /* quant_k_scale_min for all eight pairs at once, a byte per pair:
+     * the low 6 bits of bytes 0-7, or the nibbles of bytes 8-11 with the
+     * top 2 bits of bytes 0-7 (moved down to bits 4-5). */
+    memcpy(u, b + 4, 12);
+    sc_lo = u[0] & 0x3f3f3f3fu;
+    m_lo = u[1] & 0x3f3f3f3fu;
+    sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u);
+    m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u);
+    scv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+        _mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo)));
+    mv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+        _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo)));
+    for (int c = 0; c < 4; c++) {
+        __m256i v = KERN_LOAD(qs + 32 * c);
+        w[2 * c] = nib_lo(v);
+        w[2 * c + 1] = nib_hi(v);
+        if (five) {
+            __m256i b0 = _mm256_and_si256(
+                _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c)), one);
+            __m256i b1 = _mm256_and_si256(
+                _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c + 1)), one);
+            w[2 * c] = _mm256_or_si256(w[2 * c], _mm256_slli_epi16(b0, 4));
+            w[2 * c + 1] =
+                _mm256_or_si256(w[2 * c + 1], _mm256_slli_epi16(b1, 4));
+        }
+    }
+    _mm256_storeu_ps(a0, _mm256_mul_ps(scv, _mm256_set1_ps(d)));
+    _mm256_storeu_ps(a1, _mm256_mul_ps(scv, _mm256_set1_ps(d)));
+    _mm256_storeu_ps(bo, _mm256_mul_ps(mv, _mm256_set1_ps(-dmin)));
+    return 8;
+}
+
+KERN_AVX2 static inline int up_q6k(const uint8_t *b, __m256i *w, float *a0,
+                                   float *a1, float *bo) {
+    __m256i m30 = _mm256_set1_epi8(0x30), m32 = _mm256_set1_epi8(32);
+    const int8_t *sc = (const int8_t *)(b + 192);
+    float d = f16at(b + 208);
+
+    for (int h = 0; h < 2; h++) {
+        __m256i l0 = KERN_LOAD(b + 64 * h), l1 = KERN_LOAD(b + 64 * h + 32),
+                qh = KERN_LOAD(b + 128 + 32 * h);
+        __m256i *o = w + 4 * h;
+        o[0] = _mm256_or_si256(nib_lo(l0),
+                               _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+        o[1] = _mm256_or_si256(nib_lo(l1),
+                               _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+        o[2] = _mm256_or_si256(nib_hi(l0), _mm256_and_si256(qh, m30));
+        o[3] = _mm256_or_si256(nib_hi(l1),
+                               _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+        for (int q = 0; q < 4; q++)
+            o[q] = _mm256_sub_epi8(o[q], m32);
+    }
+    for (int q = 0; q < 8; q++) {
+        a0[q] = d * sc[2 * q];
+        a1[q] = d * sc[2 * q + 1];
+        bo[q] = 0.0f;
+    }
+    return 8;
+}
+
+KERN_AVX2 static inline int unpack_block(int type, const uint8_t *b,
+                                         __m256i *w, float *a0, float *a1,
+                                         float *bo) {
+    switch (type) {
+    case KERN_Q8_0: return up_q8_0(b, w, a0, a1, bo);
+    case KERN_Q4_K:
+    case KERN_Q5_K: return up_qk45(type, b, w, a0, a1, bo);
+    case KERN_Q6_K: return up_q6k(b, w, a0, a1, bo);
+    default: return up_q45(type, b, w, a0, a1, bo);
+    }
+}
+
+/* Block-quantized rows times nx int8 activations, instantiated for AVX2
+ * and AVX-VNNI: each block is unpacked once into int8 groups, and every
+ * activation multiplies them into eight int32 lanes (lanes 0-3 hold values
+ * 0-15, lanes 4-7 values 16-31, which Q6_K's per-16 scales need), scaled in
+ * float. Offsets (the mins of Q4_1, Q5_1, Q4_K, Q5_K) use the activations'
+ * group sums. A prompt's batch thus pays for the unpacking once. Each
+ * activation's arithmetic is the same whatever nx is, and the same as
+ * q8_0_rows for Q8_0, so a sequence's logits do not depend on what it was
+ * batched with: with int8 activations a last-bit difference could flip a
+ * rounding in the next layer and grow. */
 #define KERN_BLOCK_KERNELS(SUF, TARGET, ACC32)                                \
-    TARGET static inline __m256 grp_##SUF(__m256 acc, __m256i w,             \
-                                          const int8_t *xq, __m256 scale) {  \
-        return _mm256_fmadd_ps(                                               \
-            _mm256_cvtepi32_ps(ACC32(_mm256_setzero_si256(), w,              \
-                                     KERN_LOAD(xq))),                         \
-            scale, acc);                                                      \
-    }                                                                         \
-                                                                              \
-    /* Q4_0, Q4_1, Q5_0, Q5_1: one block per group. */                        \
-    TARGET static float q45_row_##SUF(int type, const uint8_t *b,            \
-                                      const kern_act *x, int ng) {           \
-        int one = type == KERN_Q4_1 || type == KERN_Q5_1;                    \
-        int five = type == KERN_Q5_0 || type == KERN_Q5_1;                   \
-        int bytes = 18 + 2 * one + 4 * five;                                  \
-        __m256i bias = _mm256_set1_epi8(one ? 0 : five ? 16 : 8);            \
-        __m256 acc = _mm256_setzero_ps();                                     \
-        float off = 0.0f;                                                     \
-        for (int g = 0; g < ng; g++, b += bytes) {                            \
-            const uint8_t *qs = b + 2 + 2 * one + 4 * five;                   \
-            __m256i w = nibbles32(qs);                                        \
-            KERN_PF(b);                                                       \
-            if (five)                                                         \
-                w = _mm256_or_si256(w, fifth_bits(b + 2 + 2 * one));         \
-            w = _mm256_sub_epi8(w, bias);                                     \
-            acc = grp_##SUF(acc, w, x->q + 32 * g,                            \
-                            _mm256_set1_ps(f16at(b) * x->s[g]));              \
-            if (one)                                                          \
-                off += f16at(b + 2) * x->sum[g];                              \
-        }                                                                     \
-        return hsum8(acc) + off;                                              \
-    }                                                                         \
-                                                                              \
-    /* Q4_K and Q5_K: 256-value blocks of eight groups. */                    \
-    TARGET static float qk45_row_##SUF(int type, const uint8_t *b,           \
-                                       const kern_act *x, int nb) {          \
-        int five = type == KERN_Q5_K;                                         \
-        __m256 acc = _mm256_setzero_ps();                                     \
-        float off = 0.0f;                                                     \
-        for (int k = 0; k < nb; k++, b += five ? 176 : 144) {                 \
-            const uint8_t *qs = b + (five ? 48 : 16);                         \
-            __m256i qh = five ? KERN_LOAD(b + 16) : _mm256_setzero_si256();  \
-            float d = f16at(b), dmin = f16at(b + 2);                          \
-            int sc[8], m[8];                                                  \
-            quant_k_scales(b, sc, m);                                         \
-            for (int c = 0; c < 4; c++) {                                     \
-                int g = 8 * k + 2 * c;                                        \
-                __m256i v = KERN_LOAD(qs + 32 * c), lo = nib_lo(v),           \
-                        hi = nib_hi(v);                                       \
-                KERN_PF(qs + 32 * c);                                         \
-                if (five) {                                                   \
-                    __m256i one = _mm256_set1_epi8(1);                        \
-                    __m256i b0 = _mm256_and_si256(                            \
-                        _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c)), one); \
-                    __m256i b1 = _mm256_and_si256(                            \
-                        _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c + 1)),   \
-                        one);                                                 \
-                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(b0, 4));       \
-                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(b1, 4));       \
-                }                                                             \
-                acc = grp_##SUF(acc, lo, x->q + 32 * g,                       \
-                                _mm256_set1_ps(d * sc[2 * c] * x->s[g]));     \
-                acc = grp_##SUF(acc, hi, x->q + 32 * (g + 1),                 \
-                                _mm256_set1_ps(d * sc[2 * c + 1] *            \
-                                               x->s[g + 1]));                 \
-                off -= dmin * (m[2 * c] * x->sum[g] +                         \
-                               m[2 * c + 1] * x->sum[g + 1]);                 \
-            }                                                                 \
-        }                                                                     \
-        return hsum8(acc) + off;                                              \
-    }                                                                         \
-                                                                              \
-    /* Q6_K: 256-value blocks, two halves of four groups, a scale per 16. */  \
-    TARGET static float q6k_row_##SUF(const uint8_t *b, const kern_act *x,   \
-                                      int nb) {                               \
-        __m256 acc = _mm256_setzero_ps();                                     \
-        __m256i m30 = _mm256_set1_epi8(0x30), m32 = _mm256_set1_epi8(32);     \
-        for (int k = 0; k < nb; k++, b += 210) {                              \
-            float d = f16at(b + 208);                                         \
-            const int8_t *sc = (const int8_t *)(b + 192);                     \
-            for (int h = 0; h < 2; h++) {                                     \
-                __m256i l0 = KERN_LOAD(b + 64 * h),                           \
-                        l1 = KERN_LOAD(b + 64 * h + 32),                      \
-                        qh = KERN_LOAD(b + 128 + 32 * h);                     \
-                __m256i w[4] = {                                              \
-                    _mm256_or_si256(nib_lo(l0), _mm256_and_si256(             \
-                                        _mm256_slli_epi16(qh, 4), m30)),      \
-                    _mm256_or_si256(nib_lo(l1), _mm256_and_si256(             \
-                                        _mm256_slli_epi16(qh, 2), m30)),      \
-                    _mm256_or_si256(nib_hi(l0), _mm256_and_si256(qh, m30)),   \
-                    _mm256_or_si256(nib_hi(l1), _mm256_and_si256(             \
-                                        _mm256_srli_epi16(qh, 2), m30))};     \
-                KERN_PF(b + 64 * h);                                          \
-                for (int q = 0; q < 4; q++) {                                 \
-                    int g = 8 * k + 4 * h + q;                                \
-                    const int8_t *s2 = sc + 8 * h + 2 * q;                    \
-                    float ds = d * x->s[g];                                   \
-                    acc = grp_##SUF(acc, _mm256_sub_epi8(w[q], m32),          \
-                                    x->q + 32 * g,                            \
-                                    _mm256_set_m128(                          \
-                                        _mm_set1_ps(ds * s2[1]),              \
-                                        _mm_set1_ps(ds * s2[0])));            \
-                }                                                             \
-            }                                                                 \
-        }                                                                     \
-        return hsum8(acc);                                                    \
-    }                                                                         \
-                                                                              \
-    TARGET static void blocks_rows_##SUF(const kern_mat *w, const kern_act *x, \
-                                         float *out, int r0, int r1) {        \
+    TARGET static void blocks_##SUF(const kern_mat *w, const kern_act *x,    \
+                                    int nx, float *out, size_t stride,       \
+                                    int r0, int r1) {                         \
+        int elems, bytes, nb;                                                 \
+        quant_block(w->type, &elems, &bytes);                                 \
+        nb = w->cols / elems;                                                 \
         for (int i = r0; i < r1; i++) {                                       \
-            const uint8_t *row = block_row(w, i);                             \
-            if (w->type == KERN_Q6_K)                                         \
-                out[i] = q6k_row_##SUF(row, x, w->cols / 256);                \
-            else if (w->type == KERN_Q4_K || w->type == KERN_Q5_K)            \
-                out[i] = qk45_row_##SUF(w->type, row, x, w->cols / 256);      \
-            else                                                              \
-                out[i] = q45_row_##SUF(w->type, row, x, w->cols / 32);        \
+            const uint8_t *blk = block_row(w, i);                             \
+            /* Two accumulators per activation (even and odd groups) so    \
+             * consecutive groups do not wait on each other. */             \
+            __m256 acc[2][KERN_MAX_ACTS], offv[KERN_MAX_ACTS];                \
+            float off[KERN_MAX_ACTS];                                         \
+            for (int t = 0; t < nx; t++) {                                    \
+                acc[0][t] = acc[1][t] = offv[t] = _mm256_setzero_ps();        \
+                off[t] = 0.0f;                                                \
+            }                                                                 \
+            for (int k = 0, g0 = 0; k < nb; k++, blk += bytes) {             \
+                __m256i wv[8];                                                \
+                float a0[8], a1[8], bo[8];                                    \
+                int ng = unpack_block(w->type, blk, wv, a0, a1, bo);          \
+                KERN_PF(blk);                                                 \
+                for (int t = 0; t < nx; t++) {                                \
+                    /* A K-quant block's eight offsets at once. */           \
+                    if (ng == 8)                                              \
+                        offv[t] = _mm256_fmadd_ps(                            \
+                            _mm256_loadu_ps(bo),                              \
+                            _mm256_loadu_ps(x[t].sum + g0), offv[t]);         \
+                    else                                                      \
+                        off[t] += bo[0] * x[t].sum[g0];                       \
+                }                                                             \
+                for (int q = 0; q < ng; q++, g0++)                            \
+                    for (int t = 0; t < nx; t++) {                            \
+                        float xs = x[t].s[g0];                                \
+                        __m256i p = ACC32(_mm256_setzero_si256(), wv[q],      \
+                                          KERN_LOAD(x[t].q + 32 * g0));       \
+                        /* One scale for all 32 but in Q6_K. */             \
+                        __m256 sv = a0[q] == a1[q]                            \
+                                        ? _mm256_set1_ps(a0[q] * xs)          \
+                                        : _mm256_set_m128(                    \
+                                              _mm_set1_ps(a1[q] * xs),        \
+                                              _mm_set1_ps(a0[q] * xs));       \
+                        acc[g0 & 1][t] = _mm256_fmadd_ps(                     \
+                            _mm256_cvtepi32_ps(p), sv, acc[g0 & 1][t]);       \
+                    }                                                         \
+            }                                                                 \
+            for (int t = 0; t < nx; t++)                                      \
+                out[stride * (size_t)t + (size_t)i] =                         \
+                    hsum8(_mm256_add_ps(acc[0][t], acc[1][t])) +              \
+                    hsum8(offv[t]) + off[t];                                  \
         }                                                                     \
     }
 
@@ -720,12 +764,30 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
             (vnni ? q8_0_rows_vnni : q8_0_rows_avx2)(w, x, out, r0, r1);
             return;
         default:
-            (vnni ? blocks_rows_vnni : blocks_rows_avx2)(w, x, out, r0, r1);
+            (vnni ? blocks_vnni : blocks_avx2)(w, x, 1, out, 0, r0, r1);
             return;
         }
     }
 #endif
     mv_scalar(w, x, out, r0, r1);
+}
+
+void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
+                   size_t stride, int r0, int r1) {
+    assert(nx >= 1 && nx <= KERN_MAX_ACTS);
+#ifdef KERN_X86
+    if (nx > 1 && kern_level() >= KERN_AVX2_LEVEL &&
+        kern_needs_act(w) == 32 && w->type != KERN_Q8_0) {
+        /* The GGUF block types that need unpacking. Q8_0 rows need none:
+         * q8_0_rows once per activation is faster, on the same cached
+         * rows, with the same arithmetic. */
+        (kern_level() >= KERN_VNNI_LEVEL ? blocks_vnni : blocks_avx2)(
+            w, x, nx, out, stride, r0, r1);
+        return;
+    }
+#endif
+    for (int t = 0; t < nx; t++)
+        kern_matvec(w, &x[t], out + stride * (size_t)t, r0, r1);
 }
 
 void kern_scores(const float *q, const float *k, size_t stride, int n,

@@ -74,6 +74,14 @@ void kern_act_quantize(kern_act *a, int gs);
 void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
                  int r1);
 
+/* kern_matvec for nx activations x[0..nx) (nx <= KERN_MAX_ACTS), the
+ * product with x[t] into out + t * stride: block-quantized rows are then
+ * unpacked once for all of them, which is what makes a prompt's batch
+ * cheaper than its tokens one by one. */
+#define KERN_MAX_ACTS 16
+void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
+                   size_t stride, int r0, int r1);
+
 /* Row `row` of w as floats (dequantized), cols values into dst. */
 void kern_mat_row(const kern_mat *w, int row, float *dst);
 

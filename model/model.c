@@ -53,6 +53,7 @@ struct model {
 /* Prompt tokens run MODEL_BATCH at a time: each weight row then comes
  * from DRAM once per batch instead of once per token. */
 #define MM_ROWS 16 /* rows a product keeps in cache while it serves a batch */
+_Static_assert(MODEL_BATCH <= KERN_MAX_ACTS, "a batch is one kern_matvec_n");
 
 /* Per-row working memory of a forward pass over up to MODEL_BATCH rows:
  * residual stream, normed input (also the attention output), product
@@ -760,9 +761,8 @@ static void mm_part(void *arg, int part, int nparts) {
         int64_t step = j->nx == 1 ? r1 - r0 : MM_ROWS;
         for (int64_t r = r0; r < r1; r += step) {
             int64_t e = r + step < r1 ? r + step : r1;
-            for (int t = 0; t < j->nx; t++)
-                kern_matvec(j->w[k], &j->x[t], j->out[k] + j->stride[k] * t,
-                            (int)r, (int)e);
+            kern_matvec_n(j->w[k], j->x, j->nx, j->out[k], j->stride[k],
+                          (int)r, (int)e);
         }
         base += rows;
     }

@@ -80,24 +80,6 @@ static void dq_q8_0(const uint8_t *b, float *y) {
         y[j] = (int8_t)b[2 + j] * d;
 }
 
-/* Scale and min of sub-block j (0..7) from the 12 packed bytes: the first
- * four pairs are the low 6 bits of bytes 0-7; the last four take their low
- * 4 bits from bytes 8-11 and their top 2 bits from bytes 0-7. */
-static void k_scale_min(int j, const uint8_t *q, int *sc, int *m) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
-void quant_k_scales(const uint8_t *blk, int *sc, int *m) {
-    for (int j = 0; j < 8; j++)
-        k_scale_min(j, blk + 4, &sc[j], &m[j]);
-}
-
 /* Q4_K and Q5_K share everything but the fifth bit (qh NULL for Q4_K). */
 static void dq_k45(const uint8_t *b, const uint8_t *qh, const uint8_t *qs,
                    float *y) {
@@ -106,8 +88,8 @@ static void dq_k45(const uint8_t *b, const uint8_t *qh, const uint8_t *qs,
 
     for (int j = 0; j < QK_K / 64; j++) {
         int sc0, m0, sc1, m1;
-        k_scale_min(2 * j, scales, &sc0, &m0);
-        k_scale_min(2 * j + 1, scales, &sc1, &m1);
+        quant_k_scale_min(2 * j, scales, &sc0, &m0);
+        quant_k_scale_min(2 * j + 1, scales, &sc1, &m1);
         for (int l = 0; l < 32; l++) {
             int lo = qs[l] & 0x0f, hi = qs[l] >> 4;
             if (qh) {
@@ -234,7 +216,7 @@ void quant_unpack32(int type, const uint8_t *row, int g, int8_t *w, float *a,
         const uint8_t *qs = blk + (type == KERN_Q4_K ? 16 : 48) + 32 * (sub / 2);
         const uint8_t *qh = type == KERN_Q5_K ? blk + 16 : NULL;
         int sc, m, hi = sub & 1;
-        k_scale_min(sub, blk + 4, &sc, &m);
+        quant_k_scale_min(sub, blk + 4, &sc, &m);
         for (int l = 0; l < 32; l++) {
             int q = hi ? qs[l] >> 4 : qs[l] & 0x0f;
             if (qh)

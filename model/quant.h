@@ -35,7 +35,20 @@ int quant_kern_type(uint32_t gguf_type);
  * AISLE_OK, or AISLE_EINVAL for another type or partial blocks. */
 int quant_encode(int type, const float *x, size_t n, uint8_t *out);
 
-/* The eight 6-bit (scale, min) pairs of a Q4_K or Q5_K block. */
-void quant_k_scales(const uint8_t *blk, int *sc, int *m);
+/* Scale and min of sub-block j (0..7) of a Q4_K or Q5_K block from its 12
+ * packed bytes q: the first four pairs are the low 6 bits of bytes 0-7;
+ * the last four take their low 4 bits from bytes 8-11 and their top 2 bits
+ * from bytes 0-7. */
+static inline void quant_k_scale_min(int j, const uint8_t *q, int *sc,
+                                     int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
 
 #endif

@@ -155,6 +155,8 @@ static void test_qwen2(void) {
         return;
     snprintf(path, sizeof path, "%s/qwen2-Q8_0.gguf", tu_gguf_dir());
     check_model(path);
+    snprintf(path, sizeof path, "%s/qwen2-Q4_K_M.gguf", tu_gguf_dir());
+    check_model(path);
 }
 
 int main(void) {

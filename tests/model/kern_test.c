@@ -320,7 +320,54 @@ static void test_encode_round_trip(void) {
     TEST_CHECK(quant_encode(KERN_Q4_K, x, 100, blocks) == AISLE_EINVAL);
 }
 
+/* kern_matvec_n with several activations equals kern_matvec with each. */
+static void test_matvec_n(void) {
+    static const mat_case cases[] = {
+        {KERN_Q8_0, 9, 96, 32},  {KERN_Q4_0, 7, 64, 32},  {KERN_Q5_1, 5, 96, 32},
+        {KERN_Q4_K, 6, 512, 256}, {KERN_Q5_K, 4, 256, 256},
+        {KERN_Q6_K, 5, 256, 256}, {KERN_F32, 5, 64, 0},
+    };
+    int top = kern_set_level(KERN_VNNI_LEVEL);
+
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const mat_case *c = &cases[ci];
+        enum { NX = 3 };
+        void *q;
+        float *s, *dense, x[NX][512], xs[NX][512], xsum[NX][512];
+        float one[16], many[NX * 16];
+        int8_t xq[NX][512];
+        kern_act act[NX];
+        kern_mat w = {c->type, c->rows, c->cols, c->gs, NULL, NULL};
+
+        build(c, &q, &s, &dense);
+        w.q = q;
+        w.s = s;
+        for (int t = 0; t < NX; t++) {
+            for (int j = 0; j < c->cols; j++)
+                x[t][j] = frand();
+            act[t] = (kern_act){x[t], c->cols, xq[t], xs[t], xsum[t], 0};
+            if (kern_needs_act(&w))
+                kern_act_quantize(&act[t], kern_needs_act(&w));
+        }
+        for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
+            kern_set_level(level);
+            kern_matvec_n(&w, act, NX, many, 16, 0, c->rows);
+            for (int t = 0; t < NX; t++) {
+                kern_matvec(&w, &act[t], one, 0, c->rows);
+                for (int r = 0; r < c->rows; r++)
+                    TEST_CHECK(fabsf(one[r] - many[16 * t + r]) <=
+                               1e-4f * (1.0f + fabsf(one[r])));
+            }
+        }
+        kern_set_level(KERN_VNNI_LEVEL);
+        free(q);
+        free(s);
+        free(dense);
+    }
+}
+
 int main(void) {
+    TEST_RUN(test_matvec_n);
     TEST_RUN(test_encode_round_trip);
     TEST_RUN(test_matvec_all_levels);
     TEST_RUN(test_attention_levels);
