@@ -1,8 +1,9 @@
-/* model.h — llama-architecture transformer: weights and forward pass.
+/* model.h — the transformer: weights, forward pass, sessions, batches.
  *
  * A model is loaded once from a llama2.c checkpoint (legacy header, or the
- * "ak42" version 1 fp32 / version 2 int8 exports) or a GGUF file (llama
- * architecture, F32/F16/Q8_0 tensors). Weights stay in a read-only mmap of
+ * "ak42" version 1 fp32 / version 2 int8 exports) or a GGUF file (llama,
+ * qwen2 or qwen3 architecture; F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
+ * Q5_1, Q4_K, Q5_K or Q6_K matrices). Weights stay in a read-only mmap of
  * the file and the model is never written after model_load returns, so any
  * number of threads may run sessions on it concurrently.
  *
