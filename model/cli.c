@@ -473,7 +473,7 @@ static char *cli_slurp(const char *cmd, const char *path, size_t *len) {
     }
     fclose(f);
     if (!b.data)
-        buf_putc(&b, '\0'), b.len = 0; /* an empty file is empty text */
+        return strdup(""); /* an empty file is empty text */
     return buf_take(&b);
 }
 
