@@ -663,7 +663,7 @@ KERN_AVX2 static inline int unpack_block(int type, const uint8_t *b,
     TARGET static void blocks_##SUF(const kern_mat *w, const kern_act *x,    \
                                     int nx, float *out, size_t stride,       \
                                     int r0, int r1) {                         \
-        int elems, bytes, nb;                                                 \
+        int elems, bytes, nb, ng = 0, q6 = w->type == KERN_Q6_K;              \
         quant_block(w->type, &elems, &bytes);                                 \
         nb = w->cols / elems;                                                 \
         for (int i = r0; i < r1; i++) {                                       \
@@ -676,34 +676,41 @@ KERN_AVX2 static inline int unpack_block(int type, const uint8_t *b,
                 acc[0][t] = acc[1][t] = offv[t] = _mm256_setzero_ps();        \
                 off[t] = 0.0f;                                                \
             }                                                                 \
-            for (int k = 0, g0 = 0; k < nb; k++, blk += bytes) {             \
+            for (int k = 0, g0 = 0; k < nb; k++, blk += bytes, g0 += ng) {    \
                 __m256i wv[8];                                                \
                 float a0[8], a1[8], bo[8];                                    \
-                int ng = unpack_block(w->type, blk, wv, a0, a1, bo);          \
+                ng = unpack_block(w->type, blk, wv, a0, a1, bo);              \
                 KERN_PF(blk);                                                 \
                 for (int t = 0; t < nx; t++) {                                \
-                    /* A K-quant block's eight offsets at once. */           \
-                    if (ng == 8)                                              \
+                    const float *xs = x[t].s + g0;                            \
+                    float s0[8], s1[8];                                       \
+                    if (ng == 8) {                                            \
+                        /* A K-quant block: its eight scales times the     \
+                         * activation's and its offsets, at once. */       \
+                        __m256 xv = _mm256_loadu_ps(xs);                      \
+                        _mm256_storeu_ps(s0, _mm256_mul_ps(_mm256_loadu_ps(a0), xv)); \
+                        _mm256_storeu_ps(s1, _mm256_mul_ps(_mm256_loadu_ps(a1), xv)); \
                         offv[t] = _mm256_fmadd_ps(                            \
                             _mm256_loadu_ps(bo),                              \
                             _mm256_loadu_ps(x[t].sum + g0), offv[t]);         \
-                    else                                                      \
+                    } else {                                                  \
+                        s0[0] = a0[0] * xs[0];                                \
+                        s1[0] = a1[0] * xs[0];                                \
                         off[t] += bo[0] * x[t].sum[g0];                       \
-                }                                                             \
-                for (int q = 0; q < ng; q++, g0++)                            \
-                    for (int t = 0; t < nx; t++) {                            \
-                        float xs = x[t].s[g0];                                \
-                        __m256i p = ACC32(_mm256_setzero_si256(), wv[q],      \
-                                          KERN_LOAD(x[t].q + 32 * g0));       \
-                        /* One scale for all 32 but in Q6_K. */             \
-                        __m256 sv = a0[q] == a1[q]                            \
-                                        ? _mm256_set1_ps(a0[q] * xs)          \
-                                        : _mm256_set_m128(                    \
-                                              _mm_set1_ps(a1[q] * xs),        \
-                                              _mm_set1_ps(a0[q] * xs));       \
-                        acc[g0 & 1][t] = _mm256_fmadd_ps(                     \
-                            _mm256_cvtepi32_ps(p), sv, acc[g0 & 1][t]);       \
                     }                                                         \
+                    for (int q = 0; q < ng; q++) {                            \
+                        __m256i p = ACC32(_mm256_setzero_si256(), wv[q],      \
+                                          KERN_LOAD(x[t].q + 32 * (g0 + q))); \
+                        /* Q6_K scales each half of a group on its own. */ \
+                        __m256 sv = q6 ? _mm256_set_m128(                     \
+                                             _mm_broadcast_ss(&s1[q]),        \
+                                             _mm_broadcast_ss(&s0[q]))        \
+                                       : _mm256_broadcast_ss(&s0[q]);         \
+                        int h = (g0 + q) & 1;                                 \
+                        acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sv, \
+                                                    acc[h][t]);               \
+                    }                                                         \
+                }                                                             \
             }                                                                 \
             for (int t = 0; t < nx; t++)                                      \
                 out[stride * (size_t)t + (size_t)i] =                         \
