@@ -419,6 +419,11 @@ static int gguf_mat(model *m, const char *name, int kind, kern_mat *out,
                            name, (unsigned long long)t->ne[0],
                            (unsigned long long)t->ne[1], cols, rows);
     kt = quant_kern_type(t->type);
+    if (kt >= 0 && !t->data && !gguf_type_block(t->type, &be, &bb))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "GGUF tensor %s: rows of %d values are not whole "
+                           "%s blocks of %u", name, cols,
+                           gguf_type_name(t->type), be);
     if (kt < 0 || !t->data) {
         tname = gguf_type_name(t->type);
         if (tname)
