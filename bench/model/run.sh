@@ -25,6 +25,7 @@
 #   bash bench/model/run.sh              # TOKENS=128 REPEAT=3 by default
 #   MODEL_BENCH=/path/to/model_bench bash bench/model/run.sh  # no Bazel
 #   LLAMA_BENCH=~/llama.cpp/build/bin/llama-bench bash bench/model/run.sh
+#   QWEN=1 bash bench/model/run.sh       # also a Qwen2.5-0.5B-shaped model
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -41,12 +42,23 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/aisle-model-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-echo "== writing a random 110M checkpoint and its GGUF conversions in $tmp"
-"$bin" mkckpt "$tmp/ckpt.bin" 768 2048 12 12 12 32000 1024
-for m in f32 q8_0 q4_k_m; do
-    "$bin" convert --in "$tmp/ckpt.bin" --out "$tmp/$m.gguf" --type "$m"
+# Model shapes: dim hidden layers heads kv_heads vocab seq. QWEN=1 adds a
+# Qwen2.5-0.5B-shaped one (llama architecture: its biases cost nothing
+# measurable; 2 GB of F32, and slow on 2 cores).
+declare -A shape=([110m]="768 2048 12 12 12 32000 1024"
+                  [qwen0.5b]="896 4864 24 14 2 151936 1024")
+shapes="110m${QWEN:+ qwen0.5b}"
+models=()
+for sh in $shapes; do
+    echo "== writing a random $sh checkpoint and its GGUF conversions in $tmp"
+    # shellcheck disable=SC2086 # the shape is a list of numbers
+    "$bin" mkckpt "$tmp/ckpt.bin" ${shape[$sh]}
+    for m in f32 q8_0 q4_k_m; do
+        "$bin" convert --in "$tmp/ckpt.bin" --out "$tmp/$sh-$m.gguf" --type "$m"
+        models+=("$sh-$m")
+    done
+    rm "$tmp/ckpt.bin"
 done
-rm "$tmp/ckpt.bin"
 
 # get KEY CMD...: the value of the "KEY value" line CMD prints.
 get() {
@@ -60,10 +72,10 @@ min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == 0 || b < a) ? b : a }'; }
 
 declare -A ours
 echo "== machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '\n%-7s %-7s %8s %8s %10s %10s %12s %9s %9s %8s\n' model threads \
+printf '\n%-16s %-7s %8s %8s %10s %10s %12s %9s %9s %8s\n' model threads \
     tok/s "tok/s*" "MB/token" "bw GB/s" "GB/s used*" "of bound" "bound*" \
     "prompt"
-for m in f32 q8_0 q4_k_m; do
+for m in "${models[@]}"; do
     info=$("$bin" gen "$tmp/$m.gguf" 1 8)
     bytes=$(awk '$1 == "weight_bytes_per_token" { print $2 }' <<<"$info")
     for t in 1 2; do
@@ -82,7 +94,7 @@ for m in f32 q8_0 q4_k_m; do
         ours[$m.$t.pp]=$prompt
         awk -v m="$m" -v t="$t" -v tps="$tps" -v f="$fast" -v b="$bytes" \
             -v bw="$bw" -v p="$prompt" \
-            'BEGIN { printf "%-7s %-7s %8.1f %8.1f %10.1f %10.2f %12.2f %8.0f%% %8.0f%% %8.1f\n",
+            'BEGIN { printf "%-16s %-7s %8.1f %8.1f %10.1f %10.2f %12.2f %8.0f%% %8.0f%% %8.1f\n",
                             m, t, tps, f, b / 1e6, bw, f * b / 1e9,
                             100 * tps * b / 1e9 / bw, 100 * f * b / 1e9 / bw, p }'
     done
@@ -98,19 +110,19 @@ echo "it is also the classifier; the KV cache read by attention is not."
 
 echo
 echo "== five sequences decoded together (1 thread, $TOKENS steps)"
-for m in q8_0 q4_k_m; do
+for m in 110m-q8_0 110m-q4_k_m; do
     one=0 five=0
     for _ in $(seq "$REPEAT"); do
         one=$(max "$one" "$(get batch_tok_per_s "$bin" batch "$tmp/$m.gguf" 1 "$TOKENS" 1)")
         five=$(max "$five" "$(get batch_tok_per_s "$bin" batch "$tmp/$m.gguf" 1 "$TOKENS" 5)")
     done
     awk -v m="$m" -v a="$one" -v b="$five" \
-        'BEGIN { printf "%-7s one sequence %7.1f tok/s, five together %7.1f tok/s (%.2fx)\n", m, a, b, b / a }'
+        'BEGIN { printf "%-12s one sequence %7.1f tok/s, five together %7.1f tok/s (%.2fx)\n", m, a, b, b / a }'
 done
 
 echo
 echo "== time to first token, 400-token prompt (1 thread)"
-for m in q8_0 q4_k_m; do
+for m in 110m-q8_0 110m-q4_k_m; do
     cold=0 warm=0
     for _ in $(seq "$REPEAT"); do
         out=$("$bin" ttft "$tmp/$m.gguf" 1 400 350)
@@ -123,9 +135,9 @@ done
 if [ -n "${LLAMA_BENCH:-}" ]; then
     echo
     echo "== llama.cpp: $LLAMA_BENCH (prompt $TOKENS, decode $TOKENS)"
-    printf '%-7s %-7s %10s %10s %8s %10s %10s %8s\n' model threads \
+    printf '%-16s %-7s %10s %10s %8s %10s %10s %8s\n' model threads \
         "ll pp t/s" "our pp" ratio "ll tg t/s" "our tg" ratio
-    for m in f32 q8_0 q4_k_m; do
+    for m in "${models[@]}"; do
         for t in 1 2; do
             csv=$("$LLAMA_BENCH" -m "$tmp/$m.gguf" -t "$t" -p "$TOKENS" \
                 -n "$TOKENS" -r "$REPEAT" -o csv)
@@ -138,7 +150,7 @@ if [ -n "${LLAMA_BENCH:-}" ]; then
                 END { print pp, tg }' <<<"$csv")
             awk -v m="$m" -v t="$t" -v lp="$pp" -v lt="$tg" \
                 -v op="${ours[$m.$t.pp]}" -v ot="${ours[$m.$t.tg]}" \
-                'BEGIN { printf "%-7s %-7s %10.1f %10.1f %7.2fx %10.1f %10.1f %7.2fx\n",
+                'BEGIN { printf "%-16s %-7s %10.1f %10.1f %7.2fx %10.1f %10.1f %7.2fx\n",
                                 m, t, lp, op, op / lp, lt, ot, ot / lt }'
         done
     done
