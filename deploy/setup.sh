@@ -8,7 +8,7 @@ set -euo pipefail
 PACKAGES=(
   bazel-bootstrap gcc g++ dpkg-dev
   librdkafka-dev libhiredis-dev libfaiss-dev libopenblas-dev
-  libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+  libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libpcre2-dev
   libgrpc-dev grpc-proto
   libssl-dev openssl clang libclang-rt-14-dev
   redis-server nghttp2-client

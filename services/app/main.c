@@ -33,7 +33,7 @@ static const char main_usage[] =
     "  synth       produce a generated catalog and shopper signals to Kafka\n"
     "  embed       offline embedding jobs: 'embed train', 'embed eval'\n"
     "  generate    write text with a llama2.c or GGUF model\n"
-    "  model       model files: 'model convert' (llama2.c checkpoint to GGUF)\n"
+    "  model       model files: 'model convert|tokenize|logits|info'\n"
     "  ctl         operator commands to running servers: 'ctl index reload'\n"
     "\n"
     "'aisle COMMAND --help' explains each command's flags.\n";
@@ -424,11 +424,7 @@ static int main_ctl(int argc, char **argv) {
  * name; the module's entry point wants its own subcommand first. */
 static int main_embed(int argc, char **argv) { return embed_cli_main(argc - 1, argv + 1); }
 
-static int main_model(int argc, char **argv) {
-    if (argc >= 2 && strcmp(argv[1], "convert") == 0)
-        return model_cli_convert(argc - 1, argv + 1);
-    return cli_usage_error("model", "the only model command is 'convert'");
-}
+static int main_model(int argc, char **argv) { return model_cli_model(argc, argv); }
 
 int main(int argc, char **argv) {
     static const struct {

@@ -78,7 +78,7 @@ int shop_engine_load(const char *model_path, const char *tok_path, int threads,
     }
     if (rc == 0 && threads > 1 && tpool_new(threads, &e->pool) != 0) {
         snprintf(err, errlen, "cannot start %d model threads", threads);
-        rc = MODEL_ENOMEM;
+        rc = AISLE_ENOMEM;
     }
     if (rc != 0) shop_engine_free(e);
     return rc;
