@@ -78,13 +78,16 @@ static const char serve_usage[] =
     "                         without it a deterministic composer writes them\n"
     "  --tokenizer PATH       llama2.c tokenizer.bin for --model (a GGUF model may carry its own)\n"
     "  --model-threads N      threads per model step (default 1)\n"
+    "  --chat-template NAME   chatml, llama3, zephyr, mistral, gemma or phi3 (default: the\n"
+    "                         GGUF file's own; llama2.c files take plain prompts)\n"
     "  --log-level LEVEL      debug, info, warn or error (default info)\n"
     "  -h, --help             show this help\n";
 
 /* serve's flags into cfg and the model settings. Returns 0 to run, or the
  * exit code (help printed, or a usage error). */
 static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const char **model,
-                            const char **tok, long long *model_threads, long long *grace) {
+                            const char **tok, const char **chat_template,
+                            long long *model_threads, long long *grace) {
     static const struct option opts[] = {
         {"listen", required_argument, 0, 'l'},      {"kafka-brokers", required_argument, 0, 'k'},
         {"redis", required_argument, 0, 'r'},       {"dim", required_argument, 0, 'd'},
@@ -98,6 +101,7 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         {"tls-cert", required_argument, 0, 1100},   {"tls-key", required_argument, 0, 1101},
         {"tls-client-ca", required_argument, 0, 1102}, {"insecure", no_argument, 0, 1103},
         {"tokens-file", required_argument, 0, 1104}, {"stream-threads", required_argument, 0, 1105},
+        {"chat-template", required_argument, 0, 1106},
         {0, 0, 0, 0}};
     long long v;
     int c;
@@ -132,6 +136,7 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         case 1102: cfg->tls.client_ca = optarg; break;
         case 1103: cfg->insecure = 1; break;
         case 1104: cfg->tokens_file = optarg; break;
+        case 1106: *chat_template = optarg; break;
         case 1105:
             if (cli_int("serve", "stream-threads", optarg, 1, 256, &v)) return CLI_EXIT_USAGE;
             cfg->server.stream_threads = (int)v;
@@ -162,6 +167,7 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
     if (!cfg->feed.brokers) return cli_usage_error("serve", "--kafka-brokers is required");
     if (!cfg->server.redis) return cli_usage_error("serve", "--redis is required");
     if (*tok && !*model) return cli_usage_error("serve", "--tokenizer needs --model");
+    if (*chat_template && !*model) return cli_usage_error("serve", "--chat-template needs --model");
     if (!cfg->tls.cert && !cfg->insecure)
         return cli_usage_error("serve", "no TLS certificate: give --tls-cert and --tls-key, "
                                         "or --insecure to serve plaintext");
@@ -171,7 +177,7 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
 static int main_serve(int argc, char **argv) {
     runtime_config cfg;
     shop_engine engine = {0};
-    const char *model_path = NULL, *tok_path = NULL;
+    const char *model_path = NULL, *tok_path = NULL, *chat_template = NULL;
     long long model_threads = 1, grace = 10000;
     runtime *rt = NULL;
     atomic_int *stop, *reload;
@@ -179,13 +185,14 @@ static int main_serve(int argc, char **argv) {
     int rc;
 
     runtime_config_default(&cfg);
-    rc = main_serve_flags(argc, argv, &cfg, &model_path, &tok_path, &model_threads, &grace);
+    rc = main_serve_flags(argc, argv, &cfg, &model_path, &tok_path, &chat_template,
+                          &model_threads, &grace);
     if (rc) return rc == CLI_EXIT_HELP ? 0 : rc;
     stop = cli_stop_flag();
     reload = cli_reload_flag();
     if (model_path) {
-        if (shop_engine_load(model_path, tok_path, (int)model_threads, &engine, err,
-                             sizeof(err)) != AISLE_OK)
+        if (shop_engine_load(model_path, tok_path, (int)model_threads, chat_template, &engine,
+                             err, sizeof(err)) != AISLE_OK)
             goto fail;
         cfg.shop.engine = &engine;
         log_info("serve", "Shop answers written by %s", model_path);
