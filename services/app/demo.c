@@ -249,6 +249,7 @@ static int demo_flags(int argc, char **argv, demo *d) {
     }
     if (optind < argc) return cli_usage_error("demo", "unexpected argument '%s'", argv[optind]);
     log_set_level(level);
+    log_set_format(LOG_FORMAT_TEXT); /* a person reads the demo's terminal */
     return 0;
 }
 
