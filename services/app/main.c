@@ -16,6 +16,7 @@
 #include "services/kafka/kafka.h"
 #include "services/base/log.h"
 #include "services/app/mockctl.h"
+#include "services/app/ops.h"
 #include "services/base/status.h"
 #include "services/shop/shop.h"
 #include "services/devtools/synth.h"
@@ -40,14 +41,28 @@ static const char main_usage[] =
 
 /* Flags every long-running role shares. */
 static int main_log_level(const char *cmd, const char *s) {
-    static const char *names[] = {"debug", "info", "warn", "error"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0) {
-            log_set_level(i);
-            return 0;
-        }
-    return cli_usage_error(cmd, "--log-level must be debug, info, warn or error");
+    int level;
+    if (log_parse_level(s, &level))
+        return cli_usage_error(cmd, "--log-level must be debug, info, warn or error");
+    log_set_level(level);
+    return 0;
 }
+
+static int main_log_format(const char *cmd, const char *s) {
+    int format;
+    if (log_parse_format(s, &format)) return cli_usage_error(cmd, "--log-format must be json or text");
+    log_set_format(format);
+    return 0;
+}
+
+#define MAIN_LOG_USAGE                                                                  \
+    "  --log-level LEVEL      debug, info, warn or error (default info)\n"              \
+    "  --log-format FORMAT    json (one object per line, the default) or text\n"
+
+#define MAIN_HTTP_USAGE(port)                                                            \
+    "  --http-listen HOST:PORT  metrics, /healthz and /readyz (default 127.0.0.1:" port \
+    ";\n"                                                                                \
+    "                         port 0 picks a free one)\n"
 
 static const char serve_usage[] =
     "Usage: aisle serve --kafka-brokers LIST --redis HOST:PORT [FLAGS]\n"
@@ -72,13 +87,15 @@ static const char serve_usage[] =
     "                         without it a deterministic composer writes them\n"
     "  --tokenizer PATH       llama2.c tokenizer.bin for --model (a GGUF model may carry its own)\n"
     "  --model-threads N      threads per model step (default 1)\n"
-    "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+    MAIN_HTTP_USAGE("9464")
+    MAIN_LOG_USAGE
     "  -h, --help             show this help\n";
 
 /* serve's flags into cfg and the model settings. Returns 0 to run, or the
  * exit code (help printed, or a usage error). */
 static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const char **model,
-                            const char **tok, long long *model_threads, long long *grace) {
+                            const char **tok, long long *model_threads, long long *grace,
+                            const char **http) {
     static const struct option opts[] = {
         {"listen", required_argument, 0, 'l'},      {"kafka-brokers", required_argument, 0, 'k'},
         {"redis", required_argument, 0, 'r'},       {"dim", required_argument, 0, 'd'},
@@ -89,6 +106,7 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         {"snapshots", required_argument, 0, 'S'},
         {"model", required_argument, 0, 'm'},       {"tokenizer", required_argument, 0, 'T'},
         {"model-threads", required_argument, 0, 'M'},
+        {"http-listen", required_argument, 0, 'H'}, {"log-format", required_argument, 0, 'F'},
         {0, 0, 0, 0}};
     long long v;
     int c;
@@ -131,6 +149,10 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         case 'L':
             if (main_log_level("serve", optarg)) return CLI_EXIT_USAGE;
             break;
+        case 'F':
+            if (main_log_format("serve", optarg)) return CLI_EXIT_USAGE;
+            break;
+        case 'H': *http = optarg; break;
         case 'h': fputs(serve_usage, stdout); return CLI_EXIT_HELP;
         default:
             switch (cli_profile_option("serve", c, optarg, &cfg->server.profile)) {
@@ -150,15 +172,17 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
 static int main_serve(int argc, char **argv) {
     runtime_config cfg;
     shop_engine engine = {0};
-    const char *model_path = NULL, *tok_path = NULL;
+    const char *model_path = NULL, *tok_path = NULL, *http = "127.0.0.1:9464";
     long long model_threads = 1, grace = 10000;
     runtime *rt = NULL;
+    ops *op = NULL;
     atomic_int *stop;
     char err[512];
     int rc;
 
     runtime_config_default(&cfg);
-    rc = main_serve_flags(argc, argv, &cfg, &model_path, &tok_path, &model_threads, &grace);
+    rc = main_serve_flags(argc, argv, &cfg, &model_path, &tok_path, &model_threads, &grace,
+                          &http);
     if (rc) return rc == CLI_EXIT_HELP ? 0 : rc;
     stop = cli_stop_flag();
     if (model_path) {
@@ -169,17 +193,24 @@ static int main_serve(int argc, char **argv) {
         log_info("serve", "Shop answers written by %s", model_path);
     }
     if (runtime_start(&cfg, &rt, err, sizeof(err)) != AISLE_OK) goto fail;
+    if (ops_start_serve(http, cfg.server.redis, rt, &op, err, sizeof(err)) != AISLE_OK)
+        goto fail;
+    /* The HTTP line first: a caller waiting for "listening" then has both. */
+    printf("aisle serve: http on port %d\n", ops_port(op));
     printf("aisle serve: listening on port %d\n", runtime_port(rt));
     fflush(stdout);
-    log_info("serve", "gRPC on %s (port %d), catalog from %s, profiles in %s",
-             cfg.server.listen, runtime_port(rt), cfg.feed.topic, cfg.server.redis);
+    log_info("serve", "gRPC on %s (port %d), http on %s (port %d), catalog from %s, profiles in %s",
+             cfg.server.listen, runtime_port(rt), http, ops_port(op), cfg.feed.topic,
+             cfg.server.redis);
     while (!atomic_load(stop)) clock_sleep_ms(100);
     log_info("serve", "shutting down: in-flight calls get %lld ms", grace);
+    ops_stop(op);
     runtime_stop(rt, (int)grace);
     shop_engine_free(&engine);
     return 0;
 fail:
     log_error("serve", "%s", err);
+    runtime_stop(rt, 0);
     shop_engine_free(&engine);
     return 1;
 }
@@ -203,7 +234,8 @@ static const char ingest_usage[] =
     "  --kafka-opt KEY=VALUE  a librdkafka consumer setting, e.g.\n"
     "                         session.timeout.ms=6000 (repeatable)\n"
     CLI_PROFILE_USAGE
-    "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+    MAIN_HTTP_USAGE("9465")
+    MAIN_LOG_USAGE
     "  -h, --help             show this help\n";
 
 static int main_ingest(int argc, char **argv) {
@@ -213,13 +245,16 @@ static int main_ingest(int argc, char **argv) {
         {"dlq-topic", required_argument, 0, 'D'},     {"batch", required_argument, 0, 'b'},
         {"catalog-topic", required_argument, 0, 'c'}, {"kafka-opt", required_argument, 0, 'o'},
         {"log-level", required_argument, 0, 'L'},     {"help", no_argument, 0, 'h'},
+        {"http-listen", required_argument, 0, 'H'},   {"log-format", required_argument, 0, 'F'},
         CLI_PROFILE_OPTIONS,                          {0, 0, 0, 0}};
     enum { MAX_OPTS = 64 };
-    const char *kafka_opts[MAX_OPTS];
+    const char *kafka_opts[MAX_OPTS], *http = "127.0.0.1:9465";
     ingest_config cfg;
+    ingest_stats stats = {0};
+    ops *op = NULL;
     long long v;
     char err[512];
-    int c;
+    int c, rc;
 
     ingest_config_default(&cfg);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -245,6 +280,10 @@ static int main_ingest(int argc, char **argv) {
         case 'L':
             if (main_log_level("ingest", optarg)) return CLI_EXIT_USAGE;
             break;
+        case 'F':
+            if (main_log_format("ingest", optarg)) return CLI_EXIT_USAGE;
+            break;
+        case 'H': http = optarg; break;
         case 'h': fputs(ingest_usage, stdout); return 0;
         default:
             switch (cli_profile_option("ingest", c, optarg, &cfg.profile)) {
@@ -257,11 +296,16 @@ static int main_ingest(int argc, char **argv) {
     if (optind < argc) return cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);
     if (!cfg.brokers) return cli_usage_error("ingest", "--kafka-brokers is required");
     if (!cfg.redis) return cli_usage_error("ingest", "--redis is required");
-    if (ingest_run(&cfg, NULL, cli_stop_flag(), err, sizeof(err)) != 0) {
+    if (ops_start_ingest(http, cfg.redis, &stats, &op, err, sizeof(err)) != AISLE_OK) {
         log_error("ingest", "%s", err);
         return 1;
     }
-    return 0;
+    printf("aisle ingest: http on port %d\n", ops_port(op));
+    fflush(stdout);
+    rc = ingest_run(&cfg, &stats, cli_stop_flag(), err, sizeof(err));
+    ops_stop(op);
+    if (rc != 0) log_error("ingest", "%s", err);
+    return rc ? 1 : 0;
 }
 
 static const char synth_usage[] =

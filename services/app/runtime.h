@@ -38,6 +38,8 @@ shop *runtime_shop(runtime *rt);
 int runtime_port(const runtime *rt);
 /* Whether the catalog has been read to the end of the topic once. */
 int runtime_ready(runtime *rt);
+/* The catalog feed's counters (events applied and skipped). */
+void runtime_feed_stats(runtime *rt, feed_stats *out);
 
 /* Stops the server (in-flight calls get grace_ms), then the rest; frees rt. */
 void runtime_stop(runtime *rt, int grace_ms);

@@ -91,8 +91,8 @@ class Procs:
 
     def serve(self, brokers, redis_addr, dim, extra=(), timeout=20):
         """Starts aisle serve; dim None leaves it to the snapshot."""
-        argv = [aisle_binary(), "serve", "--listen", "127.0.0.1:0", "--kafka-brokers", brokers,
-                "--redis", redis_addr]
+        argv = [aisle_binary(), "serve", "--listen", "127.0.0.1:0", "--http-listen",
+                "127.0.0.1:0", "--kafka-brokers", brokers, "--redis", redis_addr]
         if dim is not None:
             argv += ["--dim", str(dim)]
         p, port = self.start("serve", argv + list(extra), "aisle serve: listening on port ",
@@ -100,8 +100,9 @@ class Procs:
         return p, "127.0.0.1:" + port
 
     def ingest(self, brokers, redis_addr, extra=()):
-        p, _ = self.start("ingest", [aisle_binary(), "ingest", "--kafka-brokers", brokers,
-                                     "--redis", redis_addr] + list(extra))
+        p, _ = self.start("ingest", [aisle_binary(), "ingest", "--http-listen", "127.0.0.1:0",
+                                     "--kafka-brokers", brokers, "--redis", redis_addr]
+                          + list(extra))
         return p
 
     def stop(self, p, sig=signal.SIGTERM, timeout=15):
