@@ -9,6 +9,7 @@
 #include "embed/cli.h"
 #include "model/cli.h"
 #include "services/app/cli.h"
+#include "services/app/config.h"
 #include "services/base/clock.h"
 #include "services/app/demo.h"
 #include "services/app/runtime.h"
@@ -36,6 +37,7 @@ static const char main_usage[] =
     "  generate    write text with a llama2.c or GGUF model\n"
     "  model       model files: 'model convert' (llama2.c checkpoint to GGUF)\n"
     "  ctl         operator commands to running servers: 'ctl index reload'\n"
+    "  config      the YAML configuration file: 'config check FILE', 'config example'\n"
     "\n"
     "'aisle COMMAND --help' explains each command's flags.\n";
 
@@ -70,6 +72,8 @@ static const char serve_usage[] =
     "Answers the aisle.v1.Recommender gRPC service (and grpc.health.v1) from a live\n"
     "catalog read from Kafka and user profiles read from Redis.\n"
     "\n"
+    "  --config FILE          settings from a YAML file ('aisle config example');\n"
+    "                         the flags given here override it\n"
     "  --listen HOST:PORT     gRPC address (default 127.0.0.1:50051; port 0 picks a free one)\n"
     "  --kafka-brokers LIST   Kafka bootstrap servers, HOST:PORT[,HOST:PORT...] (required)\n"
     "  --redis HOST:PORT      Redis that holds the profiles (required)\n"
@@ -162,6 +166,7 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
             }
         }
     }
+    cli_flags_done();
     if (optind < argc) return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
     if (!cfg->feed.brokers) return cli_usage_error("serve", "--kafka-brokers is required");
     if (!cfg->server.redis) return cli_usage_error("serve", "--redis is required");
@@ -180,6 +185,7 @@ static int main_serve(int argc, char **argv) {
     char err[512];
     int rc;
 
+    if ((rc = config_apply("serve", &argc, &argv))) return rc;
     runtime_config_default(&cfg);
     rc = main_serve_flags(argc, argv, &cfg, &model_path, &tok_path, &model_threads, &grace,
                           &http);
@@ -223,6 +229,8 @@ static const char ingest_usage[] =
     "that fail to parse or validate go to the dead-letter topic with the reason.\n"
     "Run several to share the partitions.\n"
     "\n"
+    "  --config FILE          settings from a YAML file ('aisle config example');\n"
+    "                         the flags given here override it\n"
     "  --kafka-brokers LIST   Kafka bootstrap servers (required)\n"
     "  --redis HOST:PORT      Redis that holds the profiles (required)\n"
     "  --group NAME           consumer group (default aisle-ingest)\n"
@@ -238,7 +246,12 @@ static const char ingest_usage[] =
     MAIN_LOG_USAGE
     "  -h, --help             show this help\n";
 
-static int main_ingest(int argc, char **argv) {
+enum { MAIN_MAX_KAFKA_OPTS = 64 };
+
+/* ingest's flags into cfg (kafka_opts: room for MAIN_MAX_KAFKA_OPTS) and
+ * the HTTP address. Returns 0 to run, or the exit code as serve's does. */
+static int main_ingest_flags(int argc, char **argv, ingest_config *cfg, const char **kafka_opts,
+                             const char **http) {
     static const struct option opts[] = {
         {"kafka-brokers", required_argument, 0, 'k'}, {"redis", required_argument, 0, 'r'},
         {"group", required_argument, 0, 'g'},         {"topic", required_argument, 0, 't'},
@@ -247,35 +260,30 @@ static int main_ingest(int argc, char **argv) {
         {"log-level", required_argument, 0, 'L'},     {"help", no_argument, 0, 'h'},
         {"http-listen", required_argument, 0, 'H'},   {"log-format", required_argument, 0, 'F'},
         CLI_PROFILE_OPTIONS,                          {0, 0, 0, 0}};
-    enum { MAX_OPTS = 64 };
-    const char *kafka_opts[MAX_OPTS], *http = "127.0.0.1:9465";
-    ingest_config cfg;
-    ingest_stats stats = {0};
-    ops *op = NULL;
     long long v;
     char err[512];
-    int c, rc;
+    int c;
 
-    ingest_config_default(&cfg);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'k': cfg.brokers = optarg; break;
-        case 'r': cfg.redis = optarg; break;
-        case 'g': cfg.group = optarg; break;
-        case 't': cfg.topic = optarg; break;
-        case 'D': cfg.dlq_topic = optarg; break;
+        case 'k': cfg->brokers = optarg; break;
+        case 'r': cfg->redis = optarg; break;
+        case 'g': cfg->group = optarg; break;
+        case 't': cfg->topic = optarg; break;
+        case 'D': cfg->dlq_topic = optarg; break;
         case 'b':
             if (cli_int("ingest", "batch", optarg, 1, 100000, &v)) return CLI_EXIT_USAGE;
-            cfg.batch_max = (int)v;
+            cfg->batch_max = (int)v;
             break;
-        case 'c': cfg.catalog_topic = optarg; break;
+        case 'c': cfg->catalog_topic = optarg; break;
         case 'o':
-            if (cfg.n_kafka_opts == MAX_OPTS)
-                return cli_usage_error("ingest", "at most %d --kafka-opt flags", MAX_OPTS);
+            if (cfg->n_kafka_opts == MAIN_MAX_KAFKA_OPTS)
+                return cli_usage_error("ingest", "at most %d --kafka-opt flags",
+                                       MAIN_MAX_KAFKA_OPTS);
             if (ingest_check_kafka_opt(optarg, err, sizeof(err)))
                 return cli_usage_error("ingest", "--kafka-opt: %s", err);
-            kafka_opts[cfg.n_kafka_opts++] = optarg;
-            cfg.kafka_opts = kafka_opts;
+            kafka_opts[cfg->n_kafka_opts++] = optarg;
+            cfg->kafka_opts = kafka_opts;
             break;
         case 'L':
             if (main_log_level("ingest", optarg)) return CLI_EXIT_USAGE;
@@ -283,19 +291,35 @@ static int main_ingest(int argc, char **argv) {
         case 'F':
             if (main_log_format("ingest", optarg)) return CLI_EXIT_USAGE;
             break;
-        case 'H': http = optarg; break;
-        case 'h': fputs(ingest_usage, stdout); return 0;
+        case 'H': *http = optarg; break;
+        case 'h': fputs(ingest_usage, stdout); return CLI_EXIT_HELP;
         default:
-            switch (cli_profile_option("ingest", c, optarg, &cfg.profile)) {
+            switch (cli_profile_option("ingest", c, optarg, &cfg->profile)) {
             case 1: break;
             case 0: return cli_usage_error("ingest", "unknown or incomplete flag");
             default: return CLI_EXIT_USAGE;
             }
         }
     }
+    cli_flags_done();
     if (optind < argc) return cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);
-    if (!cfg.brokers) return cli_usage_error("ingest", "--kafka-brokers is required");
-    if (!cfg.redis) return cli_usage_error("ingest", "--redis is required");
+    if (!cfg->brokers) return cli_usage_error("ingest", "--kafka-brokers is required");
+    if (!cfg->redis) return cli_usage_error("ingest", "--redis is required");
+    return 0;
+}
+
+static int main_ingest(int argc, char **argv) {
+    const char *kafka_opts[MAIN_MAX_KAFKA_OPTS], *http = "127.0.0.1:9465";
+    ingest_config cfg;
+    ingest_stats stats = {0};
+    ops *op = NULL;
+    char err[512];
+    int rc;
+
+    if ((rc = config_apply("ingest", &argc, &argv))) return rc;
+    ingest_config_default(&cfg);
+    if ((rc = main_ingest_flags(argc, argv, &cfg, kafka_opts, &http)))
+        return rc == CLI_EXIT_HELP ? 0 : rc;
     if (ops_start_ingest(http, cfg.redis, &stats, &op, err, sizeof(err)) != AISLE_OK) {
         log_error("ingest", "%s", err);
         return 1;
@@ -397,32 +421,43 @@ static const char ctl_usage[] =
     "                 directory; replicas keep serving during the swap, and one whose\n"
     "                 newest snapshot is corrupt keeps its current index\n"
     "\n"
+    "  --config FILE           settings from a YAML file (flags given here override it)\n"
     "  --kafka-brokers LIST    Kafka bootstrap servers (required)\n"
     "  --control-topic NAME    control topic (default aisle.control)\n"
     "  -h, --help              show this help\n";
 
-static int main_ctl(int argc, char **argv) {
+/* ctl's flags; the command words are left in argv[optind..]. */
+static int main_ctl_flags(int argc, char **argv, const char **brokers, const char **topic) {
     static const struct option opts[] = {{"kafka-brokers", required_argument, 0, 'k'},
                                          {"control-topic", required_argument, 0, 't'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': *brokers = optarg; break;
+        case 't': *topic = optarg; break;
+        case 'h': fputs(ctl_usage, stdout); return CLI_EXIT_HELP;
+        default: return cli_usage_error("ctl", "unknown or incomplete flag");
+        }
+    }
+    cli_flags_done();
+    if (!*brokers) return cli_usage_error("ctl", "--kafka-brokers is required");
+    return 0;
+}
+
+static int main_ctl(int argc, char **argv) {
     const char *brokers = NULL, *topic = KAFKA_TOPIC_CONTROL;
     static const char cmd[] = "index reload";
     rd_kafka_t *rk;
     rd_kafka_resp_err_t e;
     char err[512];
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'k': brokers = optarg; break;
-        case 't': topic = optarg; break;
-        case 'h': fputs(ctl_usage, stdout); return 0;
-        default: return cli_usage_error("ctl", "unknown or incomplete flag");
-        }
-    }
+    int rc;
+
+    if ((rc = config_apply("ctl", &argc, &argv))) return rc;
+    if ((rc = main_ctl_flags(argc, argv, &brokers, &topic))) return rc == CLI_EXIT_HELP ? 0 : rc;
     if (argc - optind != 2 || strcmp(argv[optind], "index") || strcmp(argv[optind + 1], "reload"))
         return cli_usage_error("ctl", "the command is 'index reload'");
-    if (!brokers) return cli_usage_error("ctl", "--kafka-brokers is required");
     if (!(rk = kafka_producer_new(brokers, err, sizeof(err)))) {
         log_error("ctl", "%s", err);
         return 1;
@@ -437,6 +472,72 @@ static int main_ctl(int argc, char **argv) {
     }
     printf("sent 'index reload' to %s\n", topic);
     return 0;
+}
+
+static const char config_usage[] =
+    "Usage: aisle config check FILE\n"
+    "       aisle config example\n"
+    "\n"
+    "  check FILE   validate FILE for serve, ingest and ctl and print the effective\n"
+    "               configuration (each value, and whether the file or the default set\n"
+    "               it); an error names the file, the line and the reason; exit 0 when\n"
+    "               valid, 1 when not\n"
+    "  example      print a commented file with every setting and its default\n";
+
+/* Runs cmd's own flag parser over what c gives it. Returns 0 when valid. */
+static int main_config_check_one(const config *c, const char *cmd) {
+    const char *kafka_opts[MAIN_MAX_KAFKA_OPTS], *http = NULL, *model = NULL, *tok = NULL;
+    const char *brokers = NULL, *topic = NULL, **origins;
+    long long model_threads, grace;
+    runtime_config rcfg;
+    ingest_config icfg;
+    char **argv;
+    int argc, rc;
+
+    if (config_argv(c, cmd, &argc, &argv, &origins) != AISLE_OK) return 1;
+    cli_set_origins(origins, argc);
+    optind = 0; /* a fresh scan for each command */
+    runtime_config_default(&rcfg);
+    ingest_config_default(&icfg);
+    if (strcmp(cmd, "serve") == 0)
+        rc = main_serve_flags(argc, argv, &rcfg, &model, &tok, &model_threads, &grace, &http);
+    else if (strcmp(cmd, "ingest") == 0)
+        rc = main_ingest_flags(argc, argv, &icfg, kafka_opts, &http);
+    else
+        rc = main_ctl_flags(argc, argv, &brokers, &topic);
+    cli_flags_done();
+    return rc;
+}
+
+static int main_config(int argc, char **argv) {
+    static const char *const cmds[] = {"serve", "ingest", "ctl"};
+    config *c;
+    char err[1024];
+    int bad = 0;
+
+    if (argc == 2 && strcmp(argv[1], "example") == 0) {
+        config_print_example(stdout);
+        return 0;
+    }
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(config_usage, stdout);
+        return 0;
+    }
+    if (argc != 3 || strcmp(argv[1], "check"))
+        return cli_usage_error("config", "the commands are 'check FILE' and 'example'");
+    if (config_load(argv[2], &c, err, sizeof(err)) != AISLE_OK) {
+        fprintf(stderr, "aisle config: %s\n", err);
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (main_config_check_one(c, cmds[i])) {
+            fprintf(stderr, "aisle config: %s is not a valid configuration for '%s'\n", argv[2],
+                    cmds[i]);
+            bad = 1;
+        }
+    if (!bad) config_print_effective(c, stdout);
+    config_free(c);
+    return bad;
 }
 
 /* `aisle embed train|eval` and `aisle model convert`: argv[0] is the group
@@ -458,6 +559,7 @@ int main(int argc, char **argv) {
         {"synth", main_synth},   {"kafka-mock", mockctl_main},
         {"embed", main_embed},   {"generate", model_cli_generate},
         {"model", main_model},   {"ctl", main_ctl},
+        {"config", main_config},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
