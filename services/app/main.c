@@ -320,7 +320,7 @@ static int main_ingest(int argc, char **argv) {
     ingest_config_default(&cfg);
     if ((rc = main_ingest_flags(argc, argv, &cfg, kafka_opts, &http)))
         return rc == CLI_EXIT_HELP ? 0 : rc;
-    if (ops_start_ingest(http, cfg.redis, &stats, &op, err, sizeof(err)) != AISLE_OK) {
+    if (ops_start_ingest(http, &cfg, &stats, &op, err, sizeof(err)) != AISLE_OK) {
         log_error("ingest", "%s", err);
         return 1;
     }

@@ -8,7 +8,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "services/app/lag.h"
 #include "services/base/status.h"
+#include "services/obs/hooks.h"
 #include "services/obs/http.h"
 #include "services/obs/metrics.h"
 
@@ -19,6 +21,7 @@ struct ops {
     const char *redis;
     runtime *rt;          /* serve, or NULL */
     ingest_stats *stats;  /* ingest, or NULL */
+    lag *lag;             /* ingest: owned */
     metrics_collector collect;
 };
 
@@ -169,6 +172,7 @@ static void ops_collect_ingest(void *arg) {
     metrics_set(metrics_counter("aisle_ingest_commit_failures_total",
                                 "Offset commits refused (the batch is replayed)", NULL),
                 NULL, (double)atomic_load(&s->commit_failures));
+    lag_collect(o->lag);
 }
 
 static int ops_start(ops *o, const char *listen, obs_http_handler ready, ops **out, char *err,
@@ -177,6 +181,7 @@ static int ops_start(ops *o, const char *listen, obs_http_handler ready, ops **o
                            .routes = {{"/readyz", "text/plain; charset=utf-8", ready, o}},
                            .n_routes = 1};
     int rc;
+    obs_hooks_register(); /* every family is listed from the first scrape */
     if ((rc = metrics_collector_add(o->collect, o)) != AISLE_OK) {
         status_fmt(err, errlen, "too many metrics collectors");
         goto fail;
@@ -192,7 +197,7 @@ fail:
 static ops *ops_new(const char *redis, runtime *rt, ingest_stats *stats,
                     metrics_collector collect) {
     ops *o = calloc(1, sizeof(*o));
-    if (o) *o = (ops){NULL, redis, rt, stats, collect};
+    if (o) *o = (ops){NULL, redis, rt, stats, NULL, collect};
     return o;
 }
 
@@ -204,11 +209,16 @@ int ops_start_serve(const char *listen, const char *redis, runtime *rt, ops **ou
     return ops_start(o, listen, ops_ready_serve, out, err, errlen);
 }
 
-int ops_start_ingest(const char *listen, const char *redis, ingest_stats *stats, ops **out,
-                     char *err, size_t errlen) {
-    ops *o = ops_new(redis, NULL, stats, ops_collect_ingest);
+int ops_start_ingest(const char *listen, const ingest_config *cfg, ingest_stats *stats,
+                     ops **out, char *err, size_t errlen) {
+    ops *o = ops_new(cfg->redis, NULL, stats, ops_collect_ingest);
+    int rc;
     *out = NULL;
     if (!o) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if ((rc = lag_new(cfg, &o->lag, err, errlen)) != AISLE_OK) {
+        ops_stop(o);
+        return rc;
+    }
     return ops_start(o, listen, ops_ready_ingest, out, err, errlen);
 }
 
@@ -218,5 +228,6 @@ void ops_stop(ops *o) {
     if (!o) return;
     obs_http_stop(o->http); /* no request runs a check after this */
     metrics_collector_remove(o->collect, o);
+    lag_free(o->lag);
     free(o);
 }

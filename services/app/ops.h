@@ -21,9 +21,10 @@ typedef struct ops ops;
  * with err set. */
 int ops_start_serve(const char *listen, const char *redis, runtime *rt, ops **out, char *err,
                     size_t errlen);
-/* The same for an ingest worker whose counters are *stats (borrowed). */
-int ops_start_ingest(const char *listen, const char *redis, ingest_stats *stats, ops **out,
-                     char *err, size_t errlen);
+/* The same for an ingest worker running cfg, whose counters are *stats
+ * (both borrowed); it also reports the group's lag (services/app/lag.h). */
+int ops_start_ingest(const char *listen, const ingest_config *cfg, ingest_stats *stats,
+                     ops **out, char *err, size_t errlen);
 int ops_port(const ops *o);
 /* Stops the endpoint and its collectors; NULL is a no-op. */
 void ops_stop(ops *o);

@@ -49,6 +49,8 @@ static double hooks_seconds_since(int64_t start_us) {
     return (double)(clock_mono_us() - start_us) / 1e6;
 }
 
+void obs_hooks_register(void) { pthread_once(&hooks_once, hooks_init); }
+
 void obs_rpc_begin(const char *path) {
     const char *slash = path ? strrchr(path, '/') : NULL;
     pthread_once(&hooks_once, hooks_init);

@@ -12,6 +12,10 @@
 
 #include <stdint.h>
 
+/* Creates the hooks' families now, so a scrape lists them (with their
+ * help) before the first call; the hooks create them anyway. */
+void obs_hooks_register(void);
+
 /* path: "/package.Service/Method" (borrowed until obs_rpc_end), or NULL for
  * a method the server does not serve (labelled "unknown", so a client
  * cannot create series at will). */

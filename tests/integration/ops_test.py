@@ -150,6 +150,14 @@ class Ops(unittest.TestCase):
         self.assertEqual(m[dead] - before[dead], 1)
         self.assertGreaterEqual(m["aisle_ingest_consumed_messages_total"], 6)
 
+        def lag():
+            return [v for k, v in scrape(self.ingest_http).items()
+                    if k.startswith("aisle_ingest_consumer_lag_messages{partition=")]
+        # One series per partition of the signal topic; all caught up once
+        # the batch is committed.
+        aisle_env.wait_for(lambda: len(lag()) == 4 and sum(lag()) == 0, 20,
+                           "the group's lag to reach 0", 0.2)
+
     def test_4_json_logs_carry_the_request_id(self):
         rid = self.recommend("log-user").request_id
         self.assertTrue(rid)
