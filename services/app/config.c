@@ -80,6 +80,11 @@ static const config_key config_keys[] = {
     {"ingest.batch", CONFIG_INGEST, "batch", "500", NULL, 0, "most messages per batch"},
     {"ingest.kafka_options", CONFIG_INGEST, "kafka-opt", NULL, "session.timeout.ms=6000", 1,
      "librdkafka consumer settings KEY=VALUE (secrets come from the environment)"},
+    {"ctl.server", CONFIG_CTL, "server", "127.0.0.1:50051", NULL, 0,
+     "the serve replica ctl's gRPC commands talk to"},
+    {"ctl.http", CONFIG_CTL, "http", "127.0.0.1:9464", NULL, 0,
+     "that replica's HTTP address, for index status and catalog get"},
+    {"ctl.timeout_ms", CONFIG_CTL, "timeout-ms", "10000", NULL, 0, "deadline of each call"},
     {"ctl.control_topic", CONFIG_CTL, "control-topic", "aisle.control", NULL, 0,
      "control topic that every serve replica reads"},
 };

@@ -10,6 +10,7 @@
 #include "model/cli.h"
 #include "services/app/cli.h"
 #include "services/app/config.h"
+#include "services/app/ctl.h"
 #include "services/base/clock.h"
 #include "services/app/demo.h"
 #include "services/app/runtime.h"
@@ -36,7 +37,7 @@ static const char main_usage[] =
     "  embed       offline embedding jobs: 'embed train', 'embed eval'\n"
     "  generate    write text with a llama2.c or GGUF model\n"
     "  model       model files: 'model convert' (llama2.c checkpoint to GGUF)\n"
-    "  ctl         operator commands to running servers: 'ctl index reload'\n"
+    "  ctl         talk to running servers: recommend, profile, shop, index, catalog\n"
     "  config      the YAML configuration file: 'config check FILE', 'config example'\n"
     "\n"
     "'aisle COMMAND --help' explains each command's flags.\n";
@@ -413,67 +414,6 @@ out:
     return rc;
 }
 
-static const char ctl_usage[] =
-    "Usage: aisle ctl index reload --kafka-brokers LIST [FLAGS]\n"
-    "\n"
-    "Operator commands, sent to every serve replica over the control topic.\n"
-    "  index reload   load the newest valid snapshot from each replica's --snapshots\n"
-    "                 directory; replicas keep serving during the swap, and one whose\n"
-    "                 newest snapshot is corrupt keeps its current index\n"
-    "\n"
-    "  --config FILE           settings from a YAML file (flags given here override it)\n"
-    "  --kafka-brokers LIST    Kafka bootstrap servers (required)\n"
-    "  --control-topic NAME    control topic (default aisle.control)\n"
-    "  -h, --help              show this help\n";
-
-/* ctl's flags; the command words are left in argv[optind..]. */
-static int main_ctl_flags(int argc, char **argv, const char **brokers, const char **topic) {
-    static const struct option opts[] = {{"kafka-brokers", required_argument, 0, 'k'},
-                                         {"control-topic", required_argument, 0, 't'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'k': *brokers = optarg; break;
-        case 't': *topic = optarg; break;
-        case 'h': fputs(ctl_usage, stdout); return CLI_EXIT_HELP;
-        default: return cli_usage_error("ctl", "unknown or incomplete flag");
-        }
-    }
-    cli_flags_done();
-    if (!*brokers) return cli_usage_error("ctl", "--kafka-brokers is required");
-    return 0;
-}
-
-static int main_ctl(int argc, char **argv) {
-    const char *brokers = NULL, *topic = KAFKA_TOPIC_CONTROL;
-    static const char cmd[] = "index reload";
-    rd_kafka_t *rk;
-    rd_kafka_resp_err_t e;
-    char err[512];
-    int rc;
-
-    if ((rc = config_apply("ctl", &argc, &argv))) return rc;
-    if ((rc = main_ctl_flags(argc, argv, &brokers, &topic))) return rc == CLI_EXIT_HELP ? 0 : rc;
-    if (argc - optind != 2 || strcmp(argv[optind], "index") || strcmp(argv[optind + 1], "reload"))
-        return cli_usage_error("ctl", "the command is 'index reload'");
-    if (!(rk = kafka_producer_new(brokers, err, sizeof(err)))) {
-        log_error("ctl", "%s", err);
-        return 1;
-    }
-    e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE((void *)cmd, sizeof(cmd) - 1),
-                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-    if (!e) e = rd_kafka_flush(rk, 10000);
-    rd_kafka_destroy(rk);
-    if (e) {
-        log_error("ctl", "sending to %s: %s", topic, rd_kafka_err2str(e));
-        return 1;
-    }
-    printf("sent 'index reload' to %s\n", topic);
-    return 0;
-}
-
 static const char config_usage[] =
     "Usage: aisle config check FILE\n"
     "       aisle config example\n"
@@ -487,7 +427,7 @@ static const char config_usage[] =
 /* Runs cmd's own flag parser over what c gives it. Returns 0 when valid. */
 static int main_config_check_one(const config *c, const char *cmd) {
     const char *kafka_opts[MAIN_MAX_KAFKA_OPTS], *http = NULL, *model = NULL, *tok = NULL;
-    const char *brokers = NULL, *topic = NULL, **origins;
+    const char **origins;
     long long model_threads, grace;
     runtime_config rcfg;
     ingest_config icfg;
@@ -504,7 +444,7 @@ static int main_config_check_one(const config *c, const char *cmd) {
     else if (strcmp(cmd, "ingest") == 0)
         rc = main_ingest_flags(argc, argv, &icfg, kafka_opts, &http);
     else
-        rc = main_ctl_flags(argc, argv, &brokers, &topic);
+        rc = ctl_check_flags(argc, argv);
     cli_flags_done();
     return rc;
 }
@@ -558,7 +498,7 @@ int main(int argc, char **argv) {
         {"serve", main_serve},   {"ingest", main_ingest},         {"demo", demo_main},
         {"synth", main_synth},   {"kafka-mock", mockctl_main},
         {"embed", main_embed},   {"generate", model_cli_generate},
-        {"model", main_model},   {"ctl", main_ctl},
+        {"model", main_model},   {"ctl", ctl_main},
         {"config", main_config},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

@@ -8,6 +8,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "services/app/admin.h"
 #include "services/app/lag.h"
 #include "services/base/status.h"
 #include "services/obs/hooks.h"
@@ -181,6 +182,10 @@ static int ops_start(ops *o, const char *listen, obs_http_handler ready, ops **o
                            .routes = {{"/readyz", "text/plain; charset=utf-8", ready, o}},
                            .n_routes = 1};
     int rc;
+    if (o->rt && (rc = admin_routes(&cfg, o->rt)) != AISLE_OK) {
+        status_fmt(err, errlen, "too many http routes");
+        goto fail;
+    }
     obs_hooks_register(); /* every family is listed from the first scrape */
     if ((rc = metrics_collector_add(o->collect, o)) != AISLE_OK) {
         status_fmt(err, errlen, "too many metrics collectors");
