@@ -112,9 +112,9 @@ static int admin_catalog_search(void *arg, obs_http_request *r, buf *body) {
 
 int admin_routes(obs_http_config *cfg, runtime *rt) {
     const obs_http_route routes[] = {
-        {"/api/index", admin_json, admin_index, rt},
-        {"/api/catalog/item", admin_json, admin_catalog_item, rt},
-        {"/api/catalog/search", admin_json, admin_catalog_search, rt},
+        {"/api/index", admin_json, admin_index, rt, NULL},
+        {"/api/catalog/item", admin_json, admin_catalog_item, rt, NULL},
+        {"/api/catalog/search", admin_json, admin_catalog_search, rt, NULL},
     };
     size_t n = sizeof(routes) / sizeof(routes[0]);
     if (cfg->n_routes + n > OBS_HTTP_MAX_ROUTES) return AISLE_EFULL;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "services/app/admin.h"
+#include "services/app/console.h"
 #include "services/app/lag.h"
 #include "services/base/status.h"
 #include "services/obs/hooks.h"
@@ -23,6 +24,7 @@ struct ops {
     runtime *rt;          /* serve, or NULL */
     ingest_stats *stats;  /* ingest, or NULL */
     lag *lag;             /* ingest: owned */
+    rpc_client *rpc;      /* serve: the console's client of its own server; owned */
     metrics_collector collect;
 };
 
@@ -179,10 +181,11 @@ static void ops_collect_ingest(void *arg) {
 static int ops_start(ops *o, const char *listen, obs_http_handler ready, ops **out, char *err,
                      size_t errlen) {
     obs_http_config cfg = {.listen = listen,
-                           .routes = {{"/readyz", "text/plain; charset=utf-8", ready, o}},
+                           .routes = {{"/readyz", "text/plain; charset=utf-8", ready, o, NULL}},
                            .n_routes = 1};
     int rc;
-    if (o->rt && (rc = admin_routes(&cfg, o->rt)) != AISLE_OK) {
+    if (o->rt && ((rc = admin_routes(&cfg, o->rt)) != AISLE_OK ||
+                  (rc = console_routes(&cfg, o->rpc)) != AISLE_OK)) {
         status_fmt(err, errlen, "too many http routes");
         goto fail;
     }
@@ -202,15 +205,18 @@ fail:
 static ops *ops_new(const char *redis, runtime *rt, ingest_stats *stats,
                     metrics_collector collect) {
     ops *o = calloc(1, sizeof(*o));
-    if (o) *o = (ops){NULL, redis, rt, stats, NULL, collect};
+    if (o) *o = (ops){NULL, redis, rt, stats, NULL, NULL, collect};
     return o;
 }
 
-int ops_start_serve(const char *listen, const char *redis, runtime *rt, ops **out, char *err,
-                    size_t errlen) {
+int ops_start_serve(const char *listen, const char *redis, runtime *rt, const char *grpc_target,
+                    ops **out, char *err, size_t errlen) {
     ops *o = ops_new(redis, rt, NULL, ops_collect_serve);
     *out = NULL;
-    if (!o) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if (!o || !(o->rpc = rpc_open(grpc_target))) {
+        ops_stop(o);
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    }
     return ops_start(o, listen, ops_ready_serve, out, err, errlen);
 }
 
@@ -234,5 +240,6 @@ void ops_stop(ops *o) {
     obs_http_stop(o->http); /* no request runs a check after this */
     metrics_collector_remove(o->collect, o);
     lag_free(o->lag);
+    rpc_close(o->rpc);
     free(o);
 }

@@ -6,8 +6,11 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "services/base/status.h"
 #include "services/obs/metrics.h"
@@ -18,12 +21,113 @@ struct obs_http {
     int port;
 };
 
+/* A live request (conn), or a stream's copy of its query arguments. */
 struct obs_http_request {
     struct MHD_Connection *conn;
+    char **args; /* name, value, name, value ... (owned) */
+    size_t n_args;
 };
 
 const char *obs_http_query(obs_http_request *r, const char *name) {
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (r->conn) return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    for (size_t i = 0; i + 1 < r->n_args; i += 2)
+        if (strcmp(r->args[i], name) == 0) return r->args[i + 1];
+    return NULL;
+}
+
+/* A streamed answer: the handler's thread writes into one end of a socket
+ * pair, libmicrohttpd's reader callback reads the other. Closing the
+ * reader's end (the client went) makes the writer's sends fail. */
+struct obs_http_stream {
+    const obs_http_route *route;
+    obs_http_request req;
+    int fds[2]; /* [0] read by libmicrohttpd, [1] written by the handler */
+    pthread_t thread;
+};
+
+int obs_http_write(obs_http_stream *st, const char *data, size_t n) {
+    while (n) {
+        ssize_t w = send(st->fds[1], data, n, MSG_NOSIGNAL);
+        if (w <= 0) return -1;
+        data += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static enum MHD_Result obs_http_copy_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value) {
+    obs_http_request *r = cls;
+    char **args = realloc(r->args, (r->n_args + 2) * sizeof(char *));
+    (void)kind;
+    if (!args) return MHD_NO;
+    r->args = args;
+    args[r->n_args] = strdup(key);
+    args[r->n_args + 1] = strdup(value ? value : "");
+    r->n_args += 2;
+    return args[r->n_args - 2] && args[r->n_args - 1] ? MHD_YES : MHD_NO;
+}
+
+static void obs_http_args_free(obs_http_request *r) {
+    for (size_t i = 0; i < r->n_args; i++) free(r->args[i]);
+    free(r->args);
+}
+
+static void *obs_http_stream_main(void *arg) {
+    obs_http_stream *st = arg;
+    st->route->stream(st->route->arg, &st->req, st);
+    close(st->fds[1]); /* the end of the body */
+    return NULL;
+}
+
+static ssize_t obs_http_stream_read(void *cls, uint64_t pos, char *out, size_t max) {
+    obs_http_stream *st = cls;
+    ssize_t n = read(st->fds[0], out, max);
+    (void)pos;
+    if (n > 0) return n;
+    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void obs_http_stream_free(void *cls) {
+    obs_http_stream *st = cls;
+    close(st->fds[0]); /* a handler still writing now fails and returns */
+    pthread_join(st->thread, NULL);
+    obs_http_args_free(&st->req);
+    free(st);
+}
+
+/* Starts route's handler on its thread and queues the streamed response. */
+static enum MHD_Result obs_http_start_stream(struct MHD_Connection *conn,
+                                             const obs_http_route *route) {
+    obs_http_stream *st = calloc(1, sizeof(*st));
+    struct MHD_Response *resp;
+    enum MHD_Result rc;
+
+    if (!st) return MHD_NO;
+    st->route = route;
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, st->fds) != 0) {
+        free(st);
+        return MHD_NO;
+    }
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, obs_http_copy_arg, &st->req);
+    if (pthread_create(&st->thread, NULL, obs_http_stream_main, st) != 0) {
+        close(st->fds[0]);
+        close(st->fds[1]);
+        obs_http_args_free(&st->req);
+        free(st);
+        return MHD_NO;
+    }
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, obs_http_stream_read, st,
+                                             obs_http_stream_free);
+    if (!resp) {
+        obs_http_stream_free(st);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, route->content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    rc = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return rc;
 }
 
 static int obs_http_metrics(void *arg, obs_http_request *r, buf *body) {
@@ -40,8 +144,8 @@ static int obs_http_healthz(void *arg, obs_http_request *r, buf *body) {
 }
 
 static const obs_http_route obs_http_builtin[] = {
-    {"/metrics", "text/plain; version=0.0.4; charset=utf-8", obs_http_metrics, NULL},
-    {"/healthz", "text/plain; charset=utf-8", obs_http_healthz, NULL},
+    {"/metrics", "text/plain; version=0.0.4; charset=utf-8", obs_http_metrics, NULL, NULL},
+    {"/healthz", "text/plain; charset=utf-8", obs_http_healthz, NULL, NULL},
 };
 
 static const obs_http_route *obs_http_find(const obs_http *h, const char *url) {
@@ -78,7 +182,7 @@ static enum MHD_Result obs_http_answer(void *cls, struct MHD_Connection *conn, c
                                        const char *upload, size_t *upload_len, void **state) {
     obs_http *h = cls;
     const obs_http_route *route;
-    obs_http_request req = {conn};
+    obs_http_request req = {conn, NULL, 0};
     buf body = {0};
     int status;
 
@@ -94,6 +198,7 @@ static enum MHD_Result obs_http_answer(void *cls, struct MHD_Connection *conn, c
         buf_printf(&body, "no such path: %s\n", url);
         return obs_http_send(conn, MHD_HTTP_NOT_FOUND, "text/plain", &body);
     }
+    if (route->stream) return obs_http_start_stream(conn, route);
     status = route->fn(route->arg, &req, &body);
     return obs_http_send(conn, status, route->content_type, &body);
 }

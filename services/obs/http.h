@@ -23,11 +23,21 @@ const char *obs_http_query(obs_http_request *r, const char *name);
 /* Writes the body into body and returns the HTTP status (200, 503, ...). */
 typedef int (*obs_http_handler)(void *arg, obs_http_request *r, buf *body);
 
+/* A streamed answer (status 200, chunked): the handler runs on a thread of
+ * its own and writes the body piece by piece with obs_http_write, each
+ * piece sent as soon as it is written. r is a copy of the request that
+ * lives until the handler returns. */
+typedef struct obs_http_stream obs_http_stream;
+typedef void (*obs_http_stream_handler)(void *arg, obs_http_request *r, obs_http_stream *st);
+/* Sends n bytes. Returns 0, or -1 once the client has gone (stop then). */
+int obs_http_write(obs_http_stream *st, const char *data, size_t n);
+
 typedef struct obs_http_route {
     const char *path;         /* exact match, "/readyz" */
     const char *content_type; /* "text/plain; charset=utf-8", ... */
-    obs_http_handler fn;
+    obs_http_handler fn;      /* one of fn and stream */
     void *arg;                /* borrowed; must outlive the server */
+    obs_http_stream_handler stream;
 } obs_http_route;
 
 typedef struct obs_http_config {

@@ -138,11 +138,23 @@ static int ready_route(void *arg, obs_http_request *r, buf *body) {
     return *(int *)arg ? 200 : 503;
 }
 
+/* Writes "n=N" and then N lines, each as its own piece. */
+static void counting_stream(void *arg, obs_http_request *r, obs_http_stream *st) {
+    const char *n = obs_http_query(r, "n");
+    char line[32];
+    (void)arg;
+    for (int i = 0; n && i < atoi(n); i++) {
+        int len = snprintf(line, sizeof(line), "line %d\n", i);
+        if (obs_http_write(st, line, (size_t)len)) return;
+    }
+}
+
 static void test_endpoint_routes(void) {
     int ready = 0;
     obs_http_config cfg = {.listen = "127.0.0.1:0",
-                           .routes = {{"/readyz", "text/plain", ready_route, &ready}},
-                           .n_routes = 1};
+                           .routes = {{"/readyz", "text/plain", ready_route, &ready, NULL},
+                                      {"/count", "text/plain", NULL, NULL, counting_stream}},
+                           .n_routes = 2};
     obs_http *h;
     char err[256], *s;
     TEST_REQUIRE(obs_http_start(&cfg, &h, err, sizeof(err)) == AISLE_OK);
@@ -161,6 +173,9 @@ static void test_endpoint_routes(void) {
     ready = 1;
     TEST_REQUIRE((s = http_get(obs_http_port(h), "/readyz")) != NULL);
     TEST_CHECK(strstr(s, " 200 ") && strstr(s, "ready -\n"));
+    free(s);
+    TEST_REQUIRE((s = http_get(obs_http_port(h), "/count?n=3")) != NULL);
+    TEST_CHECK(strstr(s, " 200 ") && strstr(s, "\r\n\r\nline 0\nline 1\nline 2\n"));
     free(s);
     TEST_REQUIRE((s = http_get(obs_http_port(h), "/nope")) != NULL);
     TEST_CHECK(strstr(s, " 404 ") != NULL);
