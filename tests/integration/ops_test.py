@@ -124,6 +124,16 @@ class Ops(unittest.TestCase):
             self.recommend("")
         self.assertEqual(scrape(self.serve_http)[bad], 1)
 
+    def test_1b_shop_time_to_first_chunk(self):
+        call = self.channel.unary_stream("/aisle.v1.Recommender/Shop",
+                                         request_serializer=lambda m: m.SerializeToString(),
+                                         response_deserializer=self.pb.ShopChunk.FromString)
+        chunks = list(call(self.pb.ShopRequest(user_id="m1", query="items", limit=2), timeout=10))
+        self.assertTrue(chunks[-1].done)
+        m = scrape(self.serve_http)
+        self.assertEqual(m['aisle_rpc_first_message_seconds_count{method="Shop"}'], 1)
+        self.assertEqual(m['aisle_rpc_duration_seconds_count{method="Shop",code="OK"}'], 1)
+
     def test_2_serve_gauges(self):
         m = scrape(self.serve_http)
         self.assertEqual(m["aisle_catalog_items"], 40)
