@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 import unittest
@@ -203,6 +204,41 @@ class Ops(unittest.TestCase):
         self.assertGreater(m["aisle_redis_errors_total"], 0)
         self.assertEqual(m['aisle_rpc_duration_seconds_count{method="Recommend",'
                            'code="UNAVAILABLE"}'], 1)
+
+
+class CatalogBehind(unittest.TestCase):
+    """/readyz says not ready while the catalog cannot be read to its end
+    (the broker is down from the start), and ready once it has been."""
+
+    def test_readyz_waits_for_the_catalog(self):
+        procs = aisle_env.Procs()
+        try:
+            _, redis = procs.redis()
+            kafka, brokers = procs.start("kafka", [aisle_env.aisle_binary(), "kafka-mock",
+                                                   "--partitions", "2"], "bootstrap=",
+                                         stdin=subprocess.PIPE)
+            subprocess.run([aisle_env.aisle_binary(), "synth", "--kafka-brokers", brokers,
+                            "--items", "200", "--users", "0"], check=True, capture_output=True)
+            def mock(command):
+                kafka.stdin.write((command + "\n").encode())
+                kafka.stdin.flush()
+                self.assertEqual(kafka.stdout.readline().decode().strip(), "ok")
+            mock("down 1")
+            _, http = procs.start("serve", [
+                aisle_env.aisle_binary(), "serve", "--listen", "127.0.0.1:0", "--http-listen",
+                "127.0.0.1:0", "--kafka-brokers", brokers, "--redis", redis],
+                "aisle serve: http on port ")
+            time.sleep(1)
+            status, body, _ = http_get(int(http), "/readyz")
+            self.assertEqual(status, 503, body)
+            self.assertIn("FAIL catalog", body)
+            self.assertIn("ok   redis", body)
+            mock("up 1")
+            aisle_env.wait_for(lambda: http_get(int(http), "/readyz")[0] == 200, 30,
+                               "readiness once the broker is back", 0.2)
+            self.assertIn("200 items indexed", http_get(int(http), "/readyz")[1])
+        finally:
+            self.assertEqual(procs.close(), [])
 
 
 if __name__ == "__main__":
