@@ -87,6 +87,8 @@ static const config_key config_keys[] = {
     {"ctl.timeout_ms", CONFIG_CTL, "timeout-ms", "10000", NULL, 0, "deadline of each call"},
     {"ctl.control_topic", CONFIG_CTL, "control-topic", "aisle.control", NULL, 0,
      "control topic that every serve replica reads"},
+    {"ctl.signal_topic", CONFIG_CTL, "signal-topic", "aisle.signals", NULL, 0,
+     "where 'ctl track' sends signals"},
 };
 #undef SI
 enum { CONFIG_N_KEYS = sizeof(config_keys) / sizeof(config_keys[0]) };

@@ -9,17 +9,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "proto/aisle/v1/aisle.pb-c.h"
+#include "proto/aisle/v1/events.pb-c.h"
 #include "services/app/cli.h"
 #include "services/app/config.h"
 #include "services/app/pbjson.h"
 #include "services/app/rpc.h"
 #include "services/base/buf.h"
+#include "services/base/clock.h"
 #include "services/base/log.h"
 #include "services/base/status.h"
 #include "services/kafka/kafka.h"
@@ -39,7 +42,10 @@ static const char ctl_usage[] =
     "Over HTTP to --http (serve's --http-listen):\n"
     "  index status               the index kind, size, snapshot and catalog feed\n"
     "  catalog get ITEM           one catalog item's facts\n"
-    "Over Kafka to every serve replica:\n"
+    "  catalog search TEXT...     items whose title, id, brand or category contains TEXT\n"
+    "Over Kafka (--kafka-brokers):\n"
+    "  track USER KIND ID         send a signal: KIND view, click, add_to_cart, purchase,\n"
+    "                             like, dismiss (ID an item) or follow_creator (ID a creator)\n"
     "  index reload               load the newest valid snapshot from each replica's\n"
     "                             --snapshots directory; replicas keep serving during the\n"
     "                             swap, and one whose newest snapshot is corrupt keeps its\n"
@@ -54,10 +60,11 @@ static const char ctl_usage[] =
     "  --json                  JSON instead of tables\n"
     "  --kafka-brokers LIST    Kafka bootstrap servers (index reload)\n"
     "  --control-topic NAME    control topic (default aisle.control)\n"
+    "  --signal-topic NAME     signal topic for track (default aisle.signals)\n"
     "  -h, --help              show this help\n";
 
 typedef struct ctl_opts {
-    const char *brokers, *control_topic, *server, *http;
+    const char *brokers, *control_topic, *signal_topic, *server, *http;
     long long limit, timeout_ms;
     int json, contemplating;
 } ctl_opts;
@@ -69,13 +76,16 @@ static int ctl_flags(int argc, char **argv, ctl_opts *o) {
         {"server", required_argument, 0, 's'},        {"http", required_argument, 0, 'H'},
         {"limit", required_argument, 0, 'n'},         {"mode", required_argument, 0, 'm'},
         {"timeout-ms", required_argument, 0, 'T'},    {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
+        {"signal-topic", required_argument, 0, 'S'},  {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     int c;
-    *o = (ctl_opts){NULL, KAFKA_TOPIC_CONTROL, "127.0.0.1:50051", "127.0.0.1:9464", 0, 10000, 0, 0};
+    *o = (ctl_opts){NULL,  KAFKA_TOPIC_CONTROL, KAFKA_TOPIC_SIGNALS, "127.0.0.1:50051",
+                    "127.0.0.1:9464", 0, 10000, 0, 0};
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'k': o->brokers = optarg; break;
         case 't': o->control_topic = optarg; break;
+        case 'S': o->signal_topic = optarg; break;
         case 's': o->server = optarg; break;
         case 'H': o->http = optarg; break;
         case 'n':
@@ -336,7 +346,50 @@ static void ctl_print_flat_json(const char *s) {
     putchar('\n');
 }
 
-static int ctl_admin(const ctl_opts *o, const char *path) {
+/* The value of "key": in one flat JSON object s (up to its end), written
+ * into out unquoted; "" when absent. */
+static void ctl_json_field(const char *s, const char *end, const char *key, char *out,
+                           size_t len) {
+    char pat[64];
+    const char *p;
+    size_t n = 0;
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    *out = '\0';
+    if (!(p = strstr(s, pat)) || p >= end) return;
+    p += strlen(pat);
+    if (*p == '"') {
+        for (p++; *p && *p != '"' && n + 1 < len; p++) {
+            if (*p == '\\' && p[1]) p++;
+            out[n++] = *p;
+        }
+    } else {
+        while (*p && *p != ',' && *p != '}' && n + 1 < len) out[n++] = *p++;
+    }
+    out[n] = '\0';
+}
+
+/* {"items":[{...},...]} as one line per item. */
+static void ctl_print_item_list(const char *s) {
+    char id[256], title[1024], cat[256], brand[256], cents[32], price[32];
+    const char *obj = strchr(s, '[');
+    printf("%-14s %10s  %s\n", "ITEM", "PRICE", "TITLE (CATEGORY, BRAND)");
+    while (obj && (obj = strchr(obj + 1, '{'))) {
+        const char *end = strchr(obj, '}');
+        if (!end) break;
+        ctl_json_field(obj, end, "item_id", id, sizeof(id));
+        ctl_json_field(obj, end, "title", title, sizeof(title));
+        ctl_json_field(obj, end, "category", cat, sizeof(cat));
+        ctl_json_field(obj, end, "brand", brand, sizeof(brand));
+        ctl_json_field(obj, end, "price_cents", cents, sizeof(cents));
+        ctl_price(price, sizeof(price), atoll(cents));
+        printf("%-14s %10s  %s (%s, %s)\n", id, price, title, cat, brand);
+        obj = end;
+    }
+}
+
+/* GETs path from serve's admin endpoints and prints it: as it is with
+ * --json, else as a table (list: an {"items": [...]} answer). */
+static int ctl_admin(const ctl_opts *o, const char *path, int list) {
     buf body = {0};
     char err[512];
     int status = 0, rc;
@@ -350,25 +403,100 @@ static int ctl_admin(const ctl_opts *o, const char *path) {
         fprintf(stderr, "aisle ctl: http %d: %s", status, buf_str(&body));
     else if (o->json)
         fputs(buf_str(&body), stdout);
+    else if (list)
+        ctl_print_item_list(buf_str(&body));
     else
         ctl_print_flat_json(buf_str(&body));
     buf_free(&body);
     return rc;
 }
 
+/* Appends s to b percent-encoded, for a query parameter. */
+static void ctl_url_encode(buf *b, const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("-_.~", *p))
+            buf_putc(b, (char)*p);
+        else
+            buf_printf(b, "%%%02X", *p);
+}
+
 static int ctl_catalog_get(const ctl_opts *o, const char *item) {
     buf path = {0};
     int rc;
     buf_puts(&path, "/api/catalog/item?id=");
-    for (const unsigned char *p = (const unsigned char *)item; *p; p++)
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            strchr("-_.~", *p))
-            buf_putc(&path, (char)*p);
-        else
-            buf_printf(&path, "%%%02X", *p);
-    rc = ctl_admin(o, buf_str(&path));
+    ctl_url_encode(&path, item);
+    rc = ctl_admin(o, buf_str(&path), 0);
     buf_free(&path);
     return rc;
+}
+
+static int ctl_catalog_search(const ctl_opts *o, int nwords, char **words) {
+    buf path = {0}, q = {0};
+    int rc;
+    for (int i = 0; i < nwords; i++) buf_printf(&q, "%s%s", i ? " " : "", words[i]);
+    buf_puts(&path, "/api/catalog/search?q=");
+    ctl_url_encode(&path, buf_str(&q));
+    rc = ctl_admin(o, buf_str(&path), 1);
+    buf_free(&path);
+    buf_free(&q);
+    return rc;
+}
+
+/* A random event id: 32 hex digits. */
+static void ctl_event_id(char *out, size_t len) {
+    unsigned char r[16] = {0};
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        /* Unique enough for one process's few signals: time and pid. */
+        int64_t t = clock_wall_ms();
+        memcpy(r, &t, sizeof(t));
+        r[8] = (unsigned char)getpid();
+    }
+    for (size_t i = 0; i < sizeof(r) && 2 * i + 2 < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", r[i]);
+}
+
+static int ctl_track(const ctl_opts *o, const char *user, const char *kind, const char *id) {
+    Aisle__V1__Signal sig = AISLE__V1__SIGNAL__INIT;
+    const ProtobufCEnumValue *k;
+    char upper[32], event_id[40], err[512];
+    rd_kafka_t *rk;
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; kind[i] && i + 1 < sizeof(upper); i++)
+        upper[i] = (char)(kind[i] >= 'a' && kind[i] <= 'z' ? kind[i] - 32 : kind[i]);
+    upper[i] = '\0';
+    k = protobuf_c_enum_descriptor_get_value_by_name(&aisle__v1__signal_kind__descriptor, upper);
+    if (!k || k->value == AISLE__V1__SIGNAL_KIND__SIGNAL_KIND_UNSPECIFIED)
+        return cli_usage_error("ctl", "unknown signal kind '%s'", kind);
+    if (!o->brokers) return cli_usage_error("ctl", "track needs --kafka-brokers");
+    ctl_event_id(event_id, sizeof(event_id));
+    sig.event_id = event_id;
+    sig.user_id = (char *)user;
+    sig.kind = (Aisle__V1__SignalKind)k->value;
+    if (k->value == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR)
+        sig.creator_id = (char *)id;
+    else
+        sig.item_id = (char *)id;
+    sig.ts_ms = clock_wall_ms();
+    if (!(rk = kafka_producer_new(o->brokers, err, sizeof(err)))) {
+        fprintf(stderr, "aisle ctl: %s\n", err);
+        return CTL_EXIT_UNAVAILABLE;
+    }
+    if (kafka_produce_msg(rk, o->signal_topic, user, &sig.base, err, sizeof(err)) ||
+        rd_kafka_flush(rk, (int)o->timeout_ms)) {
+        fprintf(stderr, "aisle ctl: sending to %s: %s\n", o->signal_topic,
+                *err ? err : "not delivered in time");
+        rc = CTL_EXIT_UNAVAILABLE;
+    }
+    rd_kafka_destroy(rk);
+    if (rc) return rc;
+    if (o->json)
+        printf("{\"event_id\":\"%s\",\"topic\":\"%s\"}\n", event_id, o->signal_topic);
+    else
+        printf("sent %s by %s on %s (event %s)\n", kind, user, id, event_id);
+    return 0;
 }
 
 static int ctl_index_reload(const ctl_opts *o) {
@@ -435,10 +563,12 @@ int ctl_main(int argc, char **argv) {
     if (ctl_is(n, w, "recommend", NULL, 1) || ctl_is(n, w, "profile", "get", 1) ||
         ctl_is(n, w, "profile", "delete", 1) || ctl_is(n, w, "shop", NULL, -2))
         return ctl_grpc(&o, n, w);
-    if (ctl_is(n, w, "index", "status", 0)) return ctl_admin(&o, "/api/index");
+    if (ctl_is(n, w, "index", "status", 0)) return ctl_admin(&o, "/api/index", 0);
     if (ctl_is(n, w, "index", "reload", 0)) return ctl_index_reload(&o);
     if (ctl_is(n, w, "catalog", "get", 1)) return ctl_catalog_get(&o, w[2]);
+    if (ctl_is(n, w, "catalog", "search", -1)) return ctl_catalog_search(&o, n - 2, w + 2);
+    if (ctl_is(n, w, "track", NULL, 3)) return ctl_track(&o, w[1], w[2], w[3]);
     return cli_usage_error("ctl", "unknown command; the commands are recommend USER, profile "
-                                  "get|delete USER, shop USER QUERY, index status|reload, "
-                                  "catalog get ITEM");
+                                  "get|delete USER, shop USER QUERY, track USER KIND ID, index "
+                                  "status|reload, catalog get ITEM|search TEXT");
 }

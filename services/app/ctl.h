@@ -7,9 +7,10 @@
  *   1  the call failed 3  unavailable (server or its Redis down, deadline passed)
  *
  * recommend, profile and shop speak gRPC to serve's Recommender service
- * (services/app/rpc.h); index status and catalog get read serve's admin
- * endpoints on its HTTP address (services/app/admin.h), which the API does
- * not carry; index reload goes over the control topic to every replica. */
+ * (services/app/rpc.h); index status and catalog get|search read serve's
+ * admin endpoints on its HTTP address (services/app/admin.h), which the API
+ * does not carry; track produces a signal to aisle.signals, as apps do; index
+ * reload goes over the control topic to every replica. */
 #ifndef AISLE_CTL_H
 #define AISLE_CTL_H
 

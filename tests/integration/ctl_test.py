@@ -122,6 +122,22 @@ class Ctl(unittest.TestCase):
         aisle_env.wait_for(lambda: "no --snapshots directory" in self.procs.log(self.serve), 20,
                            "serve to get the reload", 0.2)
 
+    def test_track_and_catalog_search(self):
+        r = self.ctl("track", "ctl-tracked", "click", "k07")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"sent click by ctl-tracked on k07 \(event [0-9a-f]{32}\)")
+        aisle_env.wait_for(lambda: self.ctl("profile", "get", "ctl-tracked").returncode == 0, 20,
+                           "the tracked click in the profile", 0.2)
+        p = json.loads(self.ctl("profile", "get", "ctl-tracked", "--json").stdout)
+        self.assertEqual([i["id"] for i in p["items"]], ["k07"])
+        self.assertEqual(self.ctl("track", "u", "stare", "k07").returncode, 2)
+        r = self.ctl("catalog", "search", "thing", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Coffee thing 2 (coffee, Crema)", r.stdout)
+        found = json.loads(self.ctl("catalog", "search", "thing 2", "--json").stdout)["items"]
+        self.assertEqual({i["item_id"] for i in found}, {"k02", "k20", "k21", "k22", "k23", "k24",
+                                                         "k25", "k26", "k27", "k28", "k29"})
+
     def test_exit_codes(self):
         self.assertEqual(self.ctl("recommend", "").returncode, 1)  # INVALID_ARGUMENT
         r = self.ctl("recommend", USER, server="127.0.0.1:1")
