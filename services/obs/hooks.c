@@ -13,6 +13,7 @@ static _Thread_local int64_t hooks_start_us;
 
 static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
 static metrics_family *hooks_rpc, *hooks_first, *hooks_redis, *hooks_redis_errors;
+static metrics_family *hooks_tokens, *hooks_gen_seconds;
 
 static void hooks_init(void) {
     hooks_rpc = metrics_histogram("aisle_rpc_duration_seconds",
@@ -32,6 +33,12 @@ static void hooks_init(void) {
                                          "or cluster routing)",
                                          NULL);
     metrics_add(hooks_redis_errors, NULL, 0); /* a rate needs the zero too */
+    hooks_tokens = metrics_counter("aisle_model_generated_tokens_total",
+                                   "Tokens the language model sampled for Shop answers", NULL);
+    hooks_gen_seconds = metrics_counter("aisle_model_generation_seconds_total",
+                                        "Time the language model spent sampling them", NULL);
+    metrics_add(hooks_tokens, NULL, 0);
+    metrics_add(hooks_gen_seconds, NULL, 0);
 }
 
 /* The names gRPC gives its status codes, by number. */
@@ -73,4 +80,10 @@ void obs_redis_done(int ok, int64_t start_us) {
     pthread_once(&hooks_once, hooks_init);
     metrics_observe(hooks_redis, NULL, hooks_seconds_since(start_us));
     if (!ok) metrics_add(hooks_redis_errors, NULL, 1);
+}
+
+void obs_model_generated(int n_tokens, int64_t elapsed_ns) {
+    pthread_once(&hooks_once, hooks_init);
+    metrics_add(hooks_tokens, NULL, n_tokens > 0 ? n_tokens : 0);
+    metrics_add(hooks_gen_seconds, NULL, elapsed_ns > 0 ? (double)elapsed_ns / 1e9 : 0);
 }

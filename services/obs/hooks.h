@@ -28,4 +28,8 @@ void obs_rpc_end(int grpc_code);
  * start_us and succeeded or not. */
 void obs_redis_done(int ok, int64_t start_us);
 
+/* One model generation: n tokens sampled in elapsed_ns (tokens per second
+ * is the ratio of the two counters' rates). */
+void obs_model_generated(int n_tokens, int64_t elapsed_ns);
+
 #endif

@@ -11,6 +11,7 @@
 #include "aisle/v1/aisle.pb-c.h"
 #include "services/base/clock.h"
 #include "services/base/status.h"
+#include "services/obs/hooks.h"
 #include "services/shop/compose.h"
 #include "services/shop/council.h"
 #include "services/base/log.h"
@@ -415,6 +416,7 @@ static int shop_speak(shop *s, const shop_sink *o, const compose_input *in, cons
     if (gen_feed_text(sess, s->cfg.engine->tok, prompt, 1, &p, &gs) != 0 || gs.reason != GEN_STOP_NONE)
         goto out; /* no room for the prompt, or out of time already */
     if (gen_run(sess, s->cfg.engine->tok, &p, shop_piece, &talk, &gs) != 0) goto out;
+    obs_model_generated(gs.n_tokens, gs.elapsed_ns);
     if (o->cancelled(o->ud)) {
         rc = -1;
         goto out;

@@ -38,6 +38,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def shared_dir():
+    """shared/ beside the workspace (datasets, models): found from the real
+    path of this file (the runfiles tree links back into the workspace), or
+    AISLE_SHARED; None when there is none."""
+    if os.environ.get("AISLE_SHARED"):
+        return os.environ["AISLE_SHARED"]
+    d = os.path.dirname(os.path.realpath(__file__))
+    while d != os.path.dirname(d):
+        if os.path.exists(os.path.join(d, "WORKSPACE")):
+            return os.path.join(os.path.dirname(d), "shared")
+        d = os.path.dirname(d)
+    return None
+
+
 def aisle_binary():
     path = os.environ.get("AISLE_BIN") or os.path.join(ROOT, "bazel-bin", "aisle")
     if not os.access(path, os.X_OK):

@@ -206,6 +206,43 @@ class Ops(unittest.TestCase):
                            'code="UNAVAILABLE"}'], 1)
 
 
+class ModelTokens(unittest.TestCase):
+    """With a language model writing Shop answers, its tokens and their time
+    are counted (tokens per second is the ratio of the rates)."""
+
+    def test_model_tokens_are_counted(self):
+        shared = aisle_env.shared_dir()
+        stories = shared and os.path.join(shared, "models", "stories260K")
+        if not stories or not os.path.exists(os.path.join(stories, "stories260K.bin")):
+            self.skipTest("no shared/models/stories260K beside the workspace")
+        pb, ev = aisle_env.protos()
+        procs = aisle_env.Procs()
+        try:
+            _, redis = procs.redis()
+            _, brokers = procs.kafka()
+            subprocess.run([aisle_env.aisle_binary(), "synth", "--kafka-brokers", brokers,
+                            "--items", "100", "--users", "0", "--dim", str(DIM)], check=True,
+                           capture_output=True)
+            serve, http = procs.start("serve", [
+                aisle_env.aisle_binary(), "serve", "--listen", "127.0.0.1:0", "--http-listen",
+                "127.0.0.1:0", "--kafka-brokers", brokers, "--redis", redis, "--dim", str(DIM),
+                "--model", os.path.join(stories, "stories260K.bin"),
+                "--tokenizer", os.path.join(stories, "tok512.bin")], "aisle serve: http on port ")
+            addr = "127.0.0.1:" + serve.stdout.readline().decode().rsplit(" ", 1)[1].strip()
+            aisle_env.wait_for(lambda: http_get(int(http), "/readyz")[0] == 200, 20, "ready")
+            with grpc.insecure_channel(addr) as ch:
+                call = ch.unary_stream("/aisle.v1.Recommender/Shop",
+                                       request_serializer=lambda m: m.SerializeToString(),
+                                       response_deserializer=pb.ShopChunk.FromString)
+                self.assertTrue(list(call(pb.ShopRequest(user_id="m", query="toys"),
+                                          timeout=20))[-1].done)
+            m = scrape(int(http))
+            self.assertGreater(m["aisle_model_generated_tokens_total"], 0)
+            self.assertGreater(m["aisle_model_generation_seconds_total"], 0)
+        finally:
+            self.assertEqual(procs.close(), [])
+
+
 class CatalogBehind(unittest.TestCase):
     """/readyz says not ready while the catalog cannot be read to its end
     (the broker is down from the start), and ready once it has been."""
