@@ -62,10 +62,9 @@ static int main_log_format(const char *cmd, const char *s) {
     "  --log-level LEVEL      debug, info, warn or error (default info)\n"              \
     "  --log-format FORMAT    json (one object per line, the default) or text\n"
 
-#define MAIN_HTTP_USAGE(port)                                                            \
-    "  --http-listen HOST:PORT  metrics, /healthz and /readyz (default 127.0.0.1:" port \
-    ";\n"                                                                                \
-    "                         port 0 picks a free one)\n"
+#define MAIN_HTTP_USAGE(port, what)                                                      \
+    "  --http-listen HOST:PORT  /metrics, /healthz, /readyz" what "\n"                      \
+    "                         (default 127.0.0.1:" port "; port 0 picks a free one)\n"
 
 static const char serve_usage[] =
     "Usage: aisle serve --kafka-brokers LIST --redis HOST:PORT [FLAGS]\n"
@@ -92,7 +91,7 @@ static const char serve_usage[] =
     "                         without it a deterministic composer writes them\n"
     "  --tokenizer PATH       llama2.c tokenizer.bin for --model (a GGUF model may carry its own)\n"
     "  --model-threads N      threads per model step (default 1)\n"
-    MAIN_HTTP_USAGE("9464")
+    MAIN_HTTP_USAGE("9464", ", the console at /console")
     MAIN_LOG_USAGE
     "  -h, --help             show this help\n";
 
@@ -256,7 +255,7 @@ static const char ingest_usage[] =
     "  --kafka-opt KEY=VALUE  a librdkafka consumer setting, e.g.\n"
     "                         session.timeout.ms=6000 (repeatable)\n"
     CLI_PROFILE_USAGE
-    MAIN_HTTP_USAGE("9465")
+    MAIN_HTTP_USAGE("9465", "")
     MAIN_LOG_USAGE
     "  -h, --help             show this help\n";
 
