@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "services/base/clock.h"
 #include "services/base/log.h"
 #include "services/base/status.h"
 #include "services/kafka/kafka.h"
@@ -85,6 +86,7 @@ void lag_collect(lag *l) {
         "Messages of the signal topic the consumer group has not committed yet, by partition "
         "(the group's lag: the same from every worker)",
         "partition");
+    int64_t deadline = clock_mono_ms() + LAG_TIMEOUT_MS;
     rd_kafka_topic_partition_list_t *parts = lag_committed(l);
     char id[16];
 
@@ -93,10 +95,13 @@ void lag_collect(lag *l) {
         log_debug("ingest", "lag of %s unknown: Kafka did not answer in time", l->topic);
         return;
     }
-    for (int i = 0; i < parts->cnt; i++) {
+    /* One budget for all the partitions, so a slow broker cannot hold a
+     * scrape past Prometheus's timeout. */
+    for (int i = 0; i < parts->cnt && clock_mono_ms() < deadline; i++) {
         int64_t lo, hi, done = parts->elems[i].offset;
         if (rd_kafka_query_watermark_offsets(l->rk, l->topic, parts->elems[i].partition, &lo, &hi,
-                                             LAG_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                                             (int)(deadline - clock_mono_ms())) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
             continue;
         /* Nothing committed yet: the group starts from the oldest message. */
         if (done < 0) done = lo;

@@ -19,7 +19,8 @@ typedef struct lag lag;
 int lag_new(const ingest_config *cfg, lag **out, char *err, size_t errlen);
 /* Sets aisle_ingest_consumer_lag_messages{partition} for every partition;
  * leaves no series when Kafka does not answer in time (lag unknown). Takes
- * a few Kafka round trips; call from one thread at a time (a collector). */
+ * a few Kafka round trips, about 4 s at most; call from one thread at a
+ * time (a collector). */
 void lag_collect(lag *l);
 void lag_free(lag *l);
 
