@@ -12,7 +12,7 @@
 #include "services/base/buf.h"
 #include "services/base/status.h"
 
-enum { CONFIG_SERVE = 1, CONFIG_INGEST = 2, CONFIG_CTL = 4 };
+enum { CONFIG_SERVE = 1, CONFIG_INGEST = 2, CONFIG_CTL = 4, CONFIG_SYNTH = 8, CONFIG_DEMO = 16 };
 
 /* One key of the file: the flag it stands for in each command it applies
  * to. def is the flag's default as the command has it (the example shows
@@ -30,7 +30,7 @@ typedef struct config_key {
 
 #define SI (CONFIG_SERVE | CONFIG_INGEST)
 static const config_key config_keys[] = {
-    {"kafka.brokers", SI | CONFIG_CTL, "kafka-brokers", "localhost:9092", NULL, 0,
+    {"kafka.brokers", SI | CONFIG_CTL | CONFIG_SYNTH, "kafka-brokers", "localhost:9092", NULL, 0,
      "Kafka bootstrap servers, HOST:PORT[,HOST:PORT...] (required)"},
     {"redis.address", SI, "redis", "localhost:6379", NULL, 0,
      "Redis with the profiles: a standalone server or any node of a Redis Cluster (required)"},
@@ -42,7 +42,8 @@ static const config_key config_keys[] = {
      "weight of each signal kind"},
     {"profile.ttl_days", SI, "profile-ttl-days", "0", NULL, 0,
      "forget users inactive this many days (0: never)"},
-    {"log.level", SI, "log-level", "info", NULL, 0, "debug, info, warn or error"},
+    {"log.level", SI | CONFIG_DEMO, "log-level", "info", NULL, 0,
+     "debug, info, warn or error (the demo's own default is warn)"},
     {"log.format", SI, "log-format", "json", NULL, 0,
      "json (one object per line) or text (for a terminal)"},
     {"serve.listen", CONFIG_SERVE, "listen", "127.0.0.1:50051", NULL, 0,
@@ -89,6 +90,22 @@ static const config_key config_keys[] = {
      "control topic that every serve replica reads"},
     {"ctl.signal_topic", CONFIG_CTL, "signal-topic", "aisle.signals", NULL, 0,
      "where 'ctl track' sends signals"},
+    {"synth.items", CONFIG_SYNTH, "items", "5000", NULL, 0, "catalog items produced (0: none)"},
+    {"synth.creators", CONFIG_SYNTH, "creators", "200", NULL, 0, "creators of the generated shop"},
+    {"synth.users", CONFIG_SYNTH, "users", "200", NULL, 0, "shoppers"},
+    {"synth.signals_per_user", CONFIG_SYNTH, "signals-per-user", "30", NULL, 0,
+     "signals produced per shopper (0: none)"},
+    {"synth.dim", CONFIG_SYNTH, "dim", "32", NULL, 0, "embedding length"},
+    {"synth.seed", CONFIG_SYNTH, "seed", "1", NULL, 0, "generator seed: the same seed, the same shop"},
+    {"demo.listen", CONFIG_DEMO, "listen", "127.0.0.1:50051", NULL, 0, "the demo's gRPC address"},
+    {"demo.http.listen", CONFIG_DEMO, "http-listen", "127.0.0.1:9464", NULL, 0,
+     "the demo's metrics and console"},
+    {"demo.items", CONFIG_DEMO, "items", "5000", NULL, 0, "catalog items"},
+    {"demo.users", CONFIG_DEMO, "users", "200", NULL, 0, "shoppers"},
+    {"demo.signals_per_user", CONFIG_DEMO, "signals-per-user", "30", NULL, 0,
+     "signals per shopper"},
+    {"demo.dim", CONFIG_DEMO, "dim", "32", NULL, 0, "embedding length"},
+    {"demo.seed", CONFIG_DEMO, "seed", "1", NULL, 0, "generator seed"},
 };
 #undef SI
 enum { CONFIG_N_KEYS = sizeof(config_keys) / sizeof(config_keys[0]) };
@@ -96,7 +113,8 @@ enum { CONFIG_N_KEYS = sizeof(config_keys) / sizeof(config_keys[0]) };
 static const struct {
     const char *name;
     unsigned bit;
-} config_cmds[] = {{"serve", CONFIG_SERVE}, {"ingest", CONFIG_INGEST}, {"ctl", CONFIG_CTL}};
+} config_cmds[] = {{"serve", CONFIG_SERVE}, {"ingest", CONFIG_INGEST}, {"ctl", CONFIG_CTL},
+                   {"synth", CONFIG_SYNTH}, {"demo", CONFIG_DEMO}};
 
 /* A value the file gave, in file order. */
 typedef struct config_entry {
@@ -443,11 +461,11 @@ static const char *config_leaf(const char *key) {
 }
 
 void config_print_example(FILE *out) {
-    fputs("# Aisle configuration: every setting of aisle serve, ingest and ctl, with its\n"
-          "# default. Flags given on the command line override the file. Secrets never\n"
-          "# go here: AISLE_KAFKA_SASL_USERNAME and AISLE_KAFKA_SASL_PASSWORD come from\n"
-          "# the environment. Use with 'aisle serve --config FILE'; check a file with\n"
-          "# 'aisle config check FILE'.\n",
+    fputs("# Aisle configuration: every setting of aisle serve, ingest, ctl, synth and\n"
+          "# demo, with its default. Flags given on the command line override the file.\n"
+          "# Secrets never go here: AISLE_KAFKA_SASL_USERNAME and AISLE_KAFKA_SASL_PASSWORD\n"
+          "# come from the environment. Use with 'aisle serve --config FILE'; check a file\n"
+          "# with 'aisle config check FILE'.\n",
           out);
     for (size_t i = 0; i < CONFIG_N_KEYS; i++) {
         const config_key *k = &config_keys[i];

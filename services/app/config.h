@@ -1,5 +1,6 @@
-/* config: one YAML file (libyaml) for the settings of serve, ingest and
- * ctl; command-line flags override it; secrets come from the environment.
+/* config: one YAML file (libyaml) for the settings of serve, ingest, ctl,
+ * synth and demo; command-line flags override it; secrets come from the
+ * environment.
  *
  * Every key of the file names one flag of one or more commands (the table
  * in config.c), so the file is read by turning it into flags: `aisle serve
@@ -32,7 +33,7 @@ typedef struct config config;
 int config_load(const char *path, config **out, char *err, size_t errlen);
 void config_free(config *c);
 
-/* For command cmd ("serve", "ingest", "ctl"): when argv holds --config FILE
+/* For command cmd ("serve", "ingest", "ctl", "synth", "demo"): when argv holds --config FILE
  * (or --config=FILE), loads FILE and replaces *argc and *argv with argv[0], the
  * file's flags for cmd, then the rest of argv without --config, and tells
  * cli_set_origins where each came from. The new argv lives until the

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "services/app/cli.h"
+#include "services/app/config.h"
 #include "services/app/ops.h"
 #include "services/base/clock.h"
 #include "services/app/runtime.h"
@@ -188,6 +189,7 @@ static const char demo_usage[] =
     "  --seed N               generator seed (default 1)\n"
     "  --once                 exit after the tour instead of serving on\n"
     "  --log-level LEVEL      debug, info, warn or error (default warn)\n"
+    "  --config FILE          settings from a YAML file (flags given here override it)\n"
     "  -h, --help             show this help\n";
 
 /* Everything the demo starts, stopped in reverse by demo_stop. */
@@ -255,6 +257,7 @@ static int demo_flags(int argc, char **argv, demo *d) {
         default: return cli_usage_error("demo", "unknown or incomplete flag");
         }
     }
+    cli_flags_done();
     if (optind < argc) return cli_usage_error("demo", "unexpected argument '%s'", argv[optind]);
     log_set_level(level);
     log_set_format(LOG_FORMAT_TEXT); /* a person reads the demo's terminal */
@@ -373,11 +376,18 @@ static void demo_stop(demo *d) {
     redisproc_stop(&d->rp);
 }
 
+int demo_check_flags(int argc, char **argv) {
+    demo d = {.per_user = 30};
+    synth_config_default(&d.wc);
+    return demo_flags(argc, argv, &d);
+}
+
 int demo_main(int argc, char **argv) {
     demo d = {.per_user = 30};
     char err[512];
     int rc;
 
+    if ((rc = config_apply("demo", &argc, &argv))) return rc;
     synth_config_default(&d.wc);
     if ((rc = demo_flags(argc, argv, &d))) return rc == CLI_EXIT_HELP ? 0 : rc;
     d.stop = cli_stop_flag();

@@ -359,56 +359,72 @@ static const char synth_usage[] =
     "  --signals-per-user N      signals per shopper (default 30; 0 sends none)\n"
     "  --dim N                   embedding length (default 32)\n"
     "  --seed N                  generator seed (default 1)\n"
+    "  --config FILE             settings from a YAML file (flags given here override it)\n"
     "  -h, --help                show this help\n";
 
-static int main_synth(int argc, char **argv) {
+/* synth's flags into sc, the brokers, the items and the signals per user.
+ * Returns 0 to run, or the exit code as serve's does. */
+static int main_synth_flags(int argc, char **argv, synth_config *sc, const char **brokers,
+                            long long *items, long long *per_user) {
     static const struct option opts[] = {
         {"kafka-brokers", required_argument, 0, 'k'}, {"items", required_argument, 0, 'i'},
         {"creators", required_argument, 0, 'c'},      {"users", required_argument, 0, 'u'},
         {"signals-per-user", required_argument, 0, 's'}, {"dim", required_argument, 0, 'd'},
         {"seed", required_argument, 0, 'S'},          {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    synth_config sc;
-    const char *brokers = NULL;
-    long long items = 5000, v, per_user = 30;
-    synth_world *w = NULL;
-    rd_kafka_t *rk = NULL;
-    char err[512];
-    int c, rc = 1;
+    long long v;
+    int c;
 
-    synth_config_default(&sc);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'k': brokers = optarg; break;
+        case 'k': *brokers = optarg; break;
         case 'i':
-            if (cli_int("synth", "items", optarg, 0, 10000000, &items)) return CLI_EXIT_USAGE;
+            if (cli_int("synth", "items", optarg, 0, 10000000, items)) return CLI_EXIT_USAGE;
             break;
         case 'c':
             if (cli_int("synth", "creators", optarg, 1, 1000000, &v)) return CLI_EXIT_USAGE;
-            sc.n_creators = (size_t)v;
+            sc->n_creators = (size_t)v;
             break;
         case 'u':
             if (cli_int("synth", "users", optarg, 0, 10000000, &v)) return CLI_EXIT_USAGE;
-            sc.n_users = (size_t)v;
+            sc->n_users = (size_t)v;
             break;
         case 's':
-            if (cli_int("synth", "signals-per-user", optarg, 0, 100000, &per_user))
+            if (cli_int("synth", "signals-per-user", optarg, 0, 100000, per_user))
                 return CLI_EXIT_USAGE;
             break;
         case 'd':
             if (cli_int("synth", "dim", optarg, 1, CATALOG_MAX_DIM, &v)) return CLI_EXIT_USAGE;
-            sc.dim = (int)v;
+            sc->dim = (int)v;
             break;
         case 'S':
             if (cli_int("synth", "seed", optarg, 0, INT64_MAX, &v)) return CLI_EXIT_USAGE;
-            sc.seed = (uint64_t)v;
+            sc->seed = (uint64_t)v;
             break;
-        case 'h': fputs(synth_usage, stdout); return 0;
+        case 'h': fputs(synth_usage, stdout); return CLI_EXIT_HELP;
         default: return cli_usage_error("synth", "unknown or incomplete flag");
         }
     }
+    cli_flags_done();
     if (optind < argc) return cli_usage_error("synth", "unexpected argument '%s'", argv[optind]);
-    if (!brokers) return cli_usage_error("synth", "--kafka-brokers is required");
+    if (!*brokers) return cli_usage_error("synth", "--kafka-brokers is required");
+    return 0;
+}
+
+static int main_synth(int argc, char **argv) {
+    synth_config sc;
+    const char *brokers = NULL;
+    long long items = 5000, per_user = 30;
+    synth_world *w = NULL;
+    rd_kafka_t *rk = NULL;
+    char err[512];
+    int rc;
+
+    if ((rc = config_apply("synth", &argc, &argv))) return rc;
+    synth_config_default(&sc);
+    if ((rc = main_synth_flags(argc, argv, &sc, &brokers, &items, &per_user)))
+        return rc == CLI_EXIT_HELP ? 0 : rc;
+    rc = 1;
     /* The world always has items for signals to point at. */
     sc.n_items = items ? (size_t)items : 5000;
     if (synth_world_new(&sc, &w, err, sizeof(err)) ||
@@ -430,7 +446,7 @@ static const char config_usage[] =
     "Usage: aisle config check FILE\n"
     "       aisle config example\n"
     "\n"
-    "  check FILE   validate FILE for serve, ingest and ctl and print the effective\n"
+    "  check FILE   validate FILE for serve, ingest, ctl, synth and demo and print the effective\n"
     "               configuration (each value, and whether the file or the default set\n"
     "               it); an error names the file, the line and the reason; exit 0 when\n"
     "               valid, 1 when not\n"
@@ -439,8 +455,9 @@ static const char config_usage[] =
 /* Runs cmd's own flag parser over what c gives it. Returns 0 when valid. */
 static int main_config_check_one(const config *c, const char *cmd) {
     const char *kafka_opts[MAIN_MAX_KAFKA_OPTS], *http = NULL, *model = NULL, *tok = NULL;
-    const char **origins;
-    long long model_threads, grace;
+    const char **origins, *brokers = NULL;
+    long long model_threads, grace, items, per_user;
+    synth_config scfg;
     runtime_config rcfg;
     ingest_config icfg;
     char **argv;
@@ -451,10 +468,15 @@ static int main_config_check_one(const config *c, const char *cmd) {
     optind = 0; /* a fresh scan for each command */
     runtime_config_default(&rcfg);
     ingest_config_default(&icfg);
+    synth_config_default(&scfg);
     if (strcmp(cmd, "serve") == 0)
         rc = main_serve_flags(argc, argv, &rcfg, &model, &tok, &model_threads, &grace, &http);
     else if (strcmp(cmd, "ingest") == 0)
         rc = main_ingest_flags(argc, argv, &icfg, kafka_opts, &http);
+    else if (strcmp(cmd, "synth") == 0)
+        rc = main_synth_flags(argc, argv, &scfg, &brokers, &items, &per_user);
+    else if (strcmp(cmd, "demo") == 0)
+        rc = demo_check_flags(argc, argv);
     else
         rc = ctl_check_flags(argc, argv);
     cli_flags_done();
@@ -462,7 +484,7 @@ static int main_config_check_one(const config *c, const char *cmd) {
 }
 
 static int main_config(int argc, char **argv) {
-    static const char *const cmds[] = {"serve", "ingest", "ctl"};
+    static const char *const cmds[] = {"serve", "ingest", "ctl", "synth", "demo"};
     config *c;
     char err[1024];
     int bad = 0;
