@@ -13,6 +13,7 @@ PACKAGES=(
   libssl-dev openssl clang libclang-rt-14-dev
   redis-server nghttp2-client
   python3-grpcio python3-protobuf python3-confluent-kafka
+  libmicrohttpd-dev libyaml-dev python3-yaml chromium python3-grpc-tools
 )
 FAISS_C_LIB=/usr/local/lib/libfaiss_c.a
 

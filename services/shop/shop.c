@@ -11,6 +11,7 @@
 #include "aisle/v1/aisle.pb-c.h"
 #include "services/base/clock.h"
 #include "services/base/status.h"
+#include "services/obs/hooks.h"
 #include "services/shop/compose.h"
 #include "services/shop/council.h"
 #include "services/base/log.h"
@@ -416,6 +417,7 @@ static int shop_speak(shop *s, const shop_sink *o, const compose_input *in, cons
     p.deadline_ns = (deadline_ms - SHOP_SEND_RESERVE_MS) * 1000000LL;
     if (speaker_say(s->cfg.engine->speaker, request, &p, shop_piece, &talk, &gs) != AISLE_OK)
         goto out; /* no room for the prompt: the composer answers */
+    obs_model_generated(gs.n_tokens, gs.elapsed_ns);
     if (o->cancelled(o->ud)) {
         rc = -1;
         goto out;
