@@ -3,18 +3,51 @@
 #
 #   bash deploy/run.sh demo [aisle demo flags]   install, build, run the demo
 #   bash deploy/run.sh test                      install, build, run every test
+#   bash deploy/run.sh fuzz [SECONDS]            every fuzz target for SECONDS each (60)
 #
 # Both first install whatever is missing (deploy/setup.sh, idempotent). The
-# test run builds everything, runs the suite plainly and again under
-# ASan+UBSan, and ends with one line "N passed, N failed".
+# test run builds everything, runs the suite plainly, again under
+# ASan+UBSan, and its thread-safe part under TSan, and ends with one line
+# "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 BAZEL_FLAGS=(--color=no --curses=no --noshow_progress)
 
 usage() {
-  echo "usage: bash deploy/run.sh demo [FLAGS] | test" >&2
+  echo "usage: bash deploy/run.sh demo [FLAGS] | test | fuzz [SECONDS]" >&2
   exit 2
+}
+
+# Runs each fuzz target (tests tagged "fuzz") under libFuzzer for $1 seconds
+# from its corpus in the tree. New inputs go to a scratch corpus, never into
+# the tree; a crash stops with the input's path, to be fixed and then kept
+# in the target's corpus/ as a regression test.
+fuzz() {
+  local seconds=$1 base="$HOME/.cache/aisle-fuzz" out failed=0
+  out=$(mktemp -d)
+  local targets
+  targets=$(bazel query --output=label 'attr(tags, "\bfuzz\b", tests(//...))' 2>/dev/null)
+  # No convenience symlinks: they would point the workspace's bazel-* links at
+  # this output base, and the ordinary build would then read them as sources.
+  bazel --output_base="$base" build "${BAZEL_FLAGS[@]}" --config=fuzz --symlink_prefix=/ $targets || return 1
+  local bin
+  bin=$(bazel --output_base="$base" info --config=fuzz bazel-bin 2>/dev/null)
+  for t in $targets; do
+    local pkg=${t#//}; pkg=${pkg%%:*}; local name=${t##*:}
+    mkdir -p "$out/$name"
+    echo "== fuzz $t for ${seconds}s"
+    if ! "$bin/$pkg/$name" -max_total_time="$seconds" -artifact_prefix="$out/$name/" \
+        "$out/$name" "$pkg/corpus/$name" >"$out/$name.log" 2>&1; then
+      failed=$((failed + 1))
+      tail -40 "$out/$name.log"
+      echo "fuzz: $t failed; the input is in $out/$name/ (crash-*)"
+    else
+      grep -E '^#[0-9]+ +DONE' "$out/$name.log" | tail -1
+    fi
+  done
+  echo "$(( $(echo $targets | wc -w) - failed )) passed, $failed failed"
+  [ "$failed" -eq 0 ]
 }
 
 [ $# -ge 1 ] || usage
@@ -31,11 +64,16 @@ test)
   [ $# -eq 0 ] || usage
   passed=0
   failed=0
-  # One pass per configuration; a target counts once per pass.
-  for config in "" "--config=asan"; do
+  # One pass per configuration; a target counts once per pass. The
+  # ThreadSanitizer pass takes the tests tagged "tsan" (those that need no
+  # gRPC library, whose own threads TSan cannot see into).
+  tsan_targets=$(bazel query --output=label 'attr(tags, "\btsan\b", tests(//...))' 2>/dev/null)
+  for config in "" "--config=asan" "--config=tsan"; do
     log=$(mktemp)
-    echo "== bazel test //... ${config:-(plain)}"
-    bazel test "${BAZEL_FLAGS[@]}" $config --test_summary=short //... 2>&1 | tee "$log"
+    targets=//...
+    [ "$config" = "--config=tsan" ] && targets=$tsan_targets
+    echo "== bazel test ${config:-(plain)}"
+    bazel test "${BAZEL_FLAGS[@]}" $config --test_summary=short $targets 2>&1 | tee "$log"
     p=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")
     f=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FLAKY|INCOMPLETE)' "$log")
     # A build failure runs no test: count it as a failure, not silence.
@@ -48,6 +86,10 @@ test)
   done
   echo "$passed passed, $failed failed"
   [ "$failed" -eq 0 ]
+  ;;
+fuzz)
+  [ $# -le 1 ] || usage
+  fuzz "${1:-60}"
   ;;
 *)
   usage

@@ -45,6 +45,8 @@ struct catalog {
     size_t *free_slots;  /* stack of reusable slots, at most cap */
     size_t n_free;
     strmap ids;          /* item_id → slot */
+    strmap deleted;      /* ids the catalog topic deleted: a snapshot must not
+                          * bring them back */
     FaissIndex *index;   /* ids are slots */
 };
 
@@ -57,6 +59,20 @@ static void catalog_one_thread(void) { omp_set_num_threads(1); }
 static void catalog_faiss_err(char *err, size_t errlen, const char *what) {
     const char *msg = faiss_get_last_error();
     snprintf(err, errlen, "%s: %s", what, msg ? msg : "unknown FAISS error");
+}
+
+/* Writers first: requests hold the read lock briefly but without pause
+ * under load, and glibc's default lets a stream of overlapping readers keep
+ * the catalog feed (updates, stock changes, snapshot swaps) waiting for
+ * good. With writers preferred, a waiting writer stops new readers. */
+static int catalog_lock_init(pthread_rwlock_t *lock) {
+    pthread_rwlockattr_t attr;
+    int rc;
+    if (pthread_rwlockattr_init(&attr) != 0) return -1;
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    rc = pthread_rwlock_init(lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    return rc;
 }
 
 void catalog_config_default(catalog_config *cfg) {
@@ -89,7 +105,8 @@ int catalog_new(const catalog_config *cfg, catalog **out, char *err, size_t errl
     c->dim = dim;
     c->next_rebuild = cfg->ivf_threshold;
     strmap_init(&c->ids);
-    if (pthread_rwlock_init(&c->lock, NULL) != 0) {
+    strmap_init(&c->deleted);
+    if (catalog_lock_init(&c->lock) != 0) {
         free(c);
         goto oom;
     }
@@ -134,6 +151,7 @@ void catalog_free(catalog *c) {
     free(c->vecs);
     free(c->free_slots);
     strmap_free(&c->ids);
+    strmap_free(&c->deleted);
     if (c->index) faiss_Index_free(c->index);
     pthread_rwlock_destroy(&c->lock);
     free(c);
@@ -337,6 +355,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
     if (!existed) {
         if (slot == c->limit) c->limit++;
         c->count++;
+        strmap_del(&c->deleted, f->item_id, strlen(f->item_id));
     }
     pthread_rwlock_unlock(&c->lock);
     if (c->next_rebuild && c->count >= c->next_rebuild) catalog_rebuild(c);
@@ -358,7 +377,11 @@ int catalog_delete(catalog *c, const char *item_id) {
     int rc = AISLE_ENOTFOUND;
     catalog_one_thread();
     pthread_rwlock_wrlock(&c->lock);
-    if (strmap_get(&c->ids, item_id, strlen(item_id), &slot) != 0) goto out;
+    /* Marked even when unknown (a snapshot may know it). Best effort:
+     * without memory for the mark a later snapshot could bring the item
+     * back, as it did before marks existed. */
+    strmap_put(&c->deleted, item_id, strlen(item_id), 1);
+    if (strmap_get(&c->ids, item_id, strlen(item_id), &slot) != AISLE_OK) goto out;
     catalog_remove_from_index(c, slot);
     strmap_del(&c->ids, item_id, strlen(item_id));
     catalog_item_clear(&c->items[slot]);
@@ -458,6 +481,10 @@ static int catalog_snapshot_slots(catalog *c, const catalog_snapshot *snap, size
             row_slot[r] = slot;
             continue;
         }
+        if (strmap_get(&c->deleted, id, strlen(id), &slot) == AISLE_OK) {
+            row_slot[r] = SIZE_MAX; /* deleted since the snapshot was trained */
+            continue;
+        }
         if (c->n_free == 0 && catalog_reserve(c) != 0) return AISLE_ENOMEM;
         slot = c->n_free ? c->free_slots[--c->n_free] : c->limit;
         catalog_item it = {strdup(id), strdup(""), strdup(""), strdup(""), strdup(""), 0, 1};
@@ -496,20 +523,26 @@ static catalog_model *catalog_model_build(const catalog *c, const catalog_snapsh
         (em->bias && !m->bias) || !m->version)
         goto fail;
     memcpy(m->P, vecs, n * d * sizeof(float));
+    /* Rows of deleted items (row_slot SIZE_MAX) are left out, and so are
+     * neighbour entries that point at them. */
     for (uint32_t r = 0; r < em->n_items; r++) {
         size_t slot = row_slot[r];
+        if (slot == SIZE_MAX) continue;
         memcpy(vecs + slot * d, em->Q + (size_t)r * d, d * sizeof(float));
         memcpy(m->P + slot * d, em->P + (size_t)r * d, d * sizeof(float));
         m->covered[slot] = 1;
         if (m->bias) m->bias[slot] = em->bias[r];
-        m->nb_off[slot + 1] = em->nb_off[r + 1] - em->nb_off[r];
+        for (uint64_t e = em->nb_off[r]; e < em->nb_off[r + 1]; e++)
+            m->nb_off[slot + 1] += row_slot[em->nb_item[e]] != SIZE_MAX;
     }
     for (size_t s = 0; s < n; s++) m->nb_off[s + 1] += m->nb_off[s];
     for (uint32_t r = 0; r < em->n_items; r++) {
+        if (row_slot[r] == SIZE_MAX) continue;
         uint64_t o = m->nb_off[row_slot[r]];
-        for (uint64_t e = em->nb_off[r]; e < em->nb_off[r + 1]; e++, o++) {
+        for (uint64_t e = em->nb_off[r]; e < em->nb_off[r + 1]; e++) {
+            if (row_slot[em->nb_item[e]] == SIZE_MAX) continue;
             m->nb_slot[o] = (uint32_t)row_slot[em->nb_item[e]];
-            m->nb_w[o] = em->nb_weight[e];
+            m->nb_w[o++] = em->nb_weight[e];
         }
     }
     return m;

@@ -23,7 +23,8 @@
  * then update only their facts. Items new since the snapshot are indexed
  * with their own catalog embeddings until a snapshot covers them. Items
  * known only from a snapshot count as in stock until the catalog says
- * otherwise. The new index is built beside the old one, so requests go on
+ * otherwise; items the catalog deleted stay deleted, whatever a snapshot
+ * trained before the deletion says. The new index is built beside the old one, so requests go on
  * during the build and only wait for the pointer swap. */
 #ifndef AISLE_CATALOG_H
 #define AISLE_CATALOG_H

@@ -6,6 +6,7 @@
 
 #include "services/base/log.h"
 #include "services/base/status.h"
+#include "services/serve/auth.h"
 #include "services/serve/snapview.h"
 
 struct runtime {
@@ -13,6 +14,8 @@ struct runtime {
     feed *fd;
     shop *sh;
     server *srv;
+    tls *tls;              /* NULL for plaintext */
+    auth *auth;            /* NULL without a tokens file */
     recommender_config rc; /* the handlers' argument: lives as long as srv */
 };
 
@@ -59,6 +62,31 @@ static int runtime_catalog_new(const runtime_config *cfg, catalog **out, char *e
     return rc;
 }
 
+/* Transport security and access control, as configured. */
+static int runtime_security(const runtime_config *cfg, runtime *rt, char *err, size_t errlen) {
+    int rc;
+    if (!cfg->tls.cert != !cfg->tls.key)
+        return status_fail(AISLE_EINVAL, err, errlen, "--tls-cert and --tls-key go together");
+    if (cfg->tls.client_ca && !cfg->tls.cert)
+        return status_fail(AISLE_EINVAL, err, errlen, "--tls-client-ca needs --tls-cert and --tls-key");
+    if (!cfg->tls.cert && !cfg->insecure)
+        return status_fail(AISLE_EINVAL, err, errlen,
+                           "no TLS certificate: give --tls-cert and --tls-key, or --insecure "
+                           "to serve plaintext");
+    if (cfg->tls.cert && (rc = tls_open(&cfg->tls, &rt->tls, err, errlen)) != AISLE_OK) return rc;
+    if (!cfg->tls.cert)
+        log_warn("serve", "serving gRPC WITHOUT TLS (--insecure): anyone on the network can read "
+                 "and change what passes");
+    if (cfg->tokens_file) {
+        if ((rc = auth_load(cfg->tokens_file, &rt->auth, err, errlen)) != AISLE_OK) return rc;
+        log_info("serve", "access control: %zu tokens from %s", auth_count(rt->auth),
+                 cfg->tokens_file);
+    } else {
+        log_warn("serve", "no --tokens-file: every caller may call every method");
+    }
+    return AISLE_OK;
+}
+
 int runtime_start(const runtime_config *cfg, runtime **out, char *err, size_t errlen) {
     runtime *rt = calloc(1, sizeof(*rt));
     server_config sc = cfg->server;
@@ -67,6 +95,9 @@ int runtime_start(const runtime_config *cfg, runtime **out, char *err, size_t er
 
     *out = NULL;
     if (!rt) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if ((rc = runtime_security(cfg, rt, err, errlen)) != AISLE_OK) goto fail;
+    sc.tls = rt->tls;
+    sc.auth = rt->auth;
     if ((rc = runtime_catalog_new(cfg, &rt->cat, err, errlen)) != AISLE_OK) goto fail;
     if ((rc = feed_start(&cfg->feed, rt->cat, &rt->fd, err, errlen)) != AISLE_OK) goto fail;
     shc.redis = sc.redis;
@@ -86,6 +117,11 @@ catalog *runtime_catalog(runtime *rt) { return rt->cat; }
 shop *runtime_shop(runtime *rt) { return rt->sh; }
 int runtime_port(const runtime *rt) { return server_port(rt->srv); }
 int runtime_ready(runtime *rt) { return feed_ready(rt->fd); }
+void runtime_feed_stats(runtime *rt, feed_stats *out) { feed_get_stats(rt->fd, out); }
+
+void runtime_reload_tls(runtime *rt) {
+    if (rt->tls) tls_reload(rt->tls);
+}
 
 void runtime_stop(runtime *rt, int grace_ms) {
     if (!rt) return;
@@ -93,5 +129,7 @@ void runtime_stop(runtime *rt, int grace_ms) {
     shop_free(rt->sh);
     if (rt->fd) feed_stop(rt->fd);
     catalog_free(rt->cat);
+    tls_free(rt->tls);
+    auth_free(rt->auth);
     free(rt);
 }

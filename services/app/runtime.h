@@ -14,6 +14,7 @@
 #include "services/serve/feed.h"
 #include "services/serve/recommender.h"
 #include "services/serve/server.h"
+#include "services/serve/tls.h"
 #include "services/shop/shop.h"
 
 typedef struct runtime_config {
@@ -22,6 +23,9 @@ typedef struct runtime_config {
     int dim_set;            /* the caller fixed catalog.dim: a snapshot must agree */
     feed_config feed;       /* brokers, topics, snapshot_dir */
     shop_config shop;       /* redis and profile copied from server; engine may be set */
+    tls_config tls;         /* cert and key set: gRPC over TLS (client_ca: mTLS) */
+    int insecure;           /* plaintext gRPC, asked for explicitly */
+    const char *tokens_file; /* bearer tokens and roles; NULL: no access control */
 } runtime_config;
 
 typedef struct runtime runtime;
@@ -29,8 +33,9 @@ typedef struct runtime runtime;
 /* Defaults of every part (listen 127.0.0.1:50051, 4 threads, ...). */
 void runtime_config_default(runtime_config *cfg);
 
-/* Starts everything. Returns AISLE_OK, or a negative code with err set and
- * nothing left running. Stop with runtime_stop. */
+/* Starts everything. Refuses (AISLE_EINVAL) to serve plaintext unless
+ * cfg->insecure says so, and then warns. Returns AISLE_OK, or a negative
+ * code with err set and nothing left running. Stop with runtime_stop. */
 int runtime_start(const runtime_config *cfg, runtime **out, char *err, size_t errlen);
 
 catalog *runtime_catalog(runtime *rt);
@@ -38,6 +43,12 @@ shop *runtime_shop(runtime *rt);
 int runtime_port(const runtime *rt);
 /* Whether the catalog has been read to the end of the topic once. */
 int runtime_ready(runtime *rt);
+/* The catalog feed's counters (events applied and skipped). */
+void runtime_feed_stats(runtime *rt, feed_stats *out);
+
+/* Reads the TLS files again before the next handshake (SIGHUP); a no-op
+ * for a plaintext server. */
+void runtime_reload_tls(runtime *rt);
 
 /* Stops the server (in-flight calls get grace_ms), then the rest; frees rt. */
 void runtime_stop(runtime *rt, int grace_ms);

@@ -16,6 +16,9 @@ const char *status_str(int code) {
     case AISLE_EUNAVAIL: return "unavailable";
     case AISLE_ECANCELED: return "cancelled";
     case AISLE_EINTERNAL: return "internal error";
+    case AISLE_EUNAUTH: return "unauthenticated";
+    case AISLE_EDENIED: return "permission denied";
+    case AISLE_ETIMEDOUT: return "deadline exceeded";
     default: return "unknown status";
     }
 }

@@ -22,6 +22,9 @@ enum {
     AISLE_EUNAVAIL = -7,  /* a dependency is down for now: retry later */
     AISLE_ECANCELED = -8, /* the caller gave up or the deadline passed */
     AISLE_EINTERNAL = -9, /* a broken invariant or a library's failure */
+    AISLE_EUNAUTH = -10,  /* no credentials, or ones nobody issued */
+    AISLE_EDENIED = -11,  /* known credentials without the right for this */
+    AISLE_ETIMEDOUT = -12, /* the deadline passed before the work started */
 };
 
 /* A short name for code ("invalid argument", ...); "unknown status" for a

@@ -707,3 +707,17 @@ int profile_popular(profile_store *ps, int64_t now_ms, size_t n,
     }
     return (int)got;
 }
+
+int profile_ping(profile_store *ps, char *err, size_t errlen) {
+    const char *argv[1] = {"PING"};
+    size_t len[1] = {4}, nr;
+    redisReply **r;
+    int rc;
+    if (rcluster_append(ps->rc, "ping", 1, argv, len) != 0)
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if ((rc = profile_exec(ps, "ping", &r, &nr, err, errlen)) != AISLE_OK) return rc;
+    rc = nr == 1 && r[0]->type != REDIS_REPLY_ERROR ? AISLE_OK
+                                                     : profile_bad_reply(r[0], "ping", err, errlen);
+    rcluster_reset(ps->rc);
+    return rc;
+}

@@ -155,4 +155,8 @@ int profile_popular(profile_store *ps, int64_t now_ms, size_t n,
                     profile_entry **out, char *err, size_t errlen);
 void profile_entries_free(profile_entry *e, size_t n);
 
+/* Whether the store answers (a PING on the node of one slot). Returns
+ * AISLE_OK, or AISLE_EIO with err set. For readiness and health. */
+int profile_ping(profile_store *ps, char *err, size_t errlen);
+
 #endif

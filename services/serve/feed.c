@@ -33,44 +33,44 @@ static void feed_reject(feed *f, const rd_kafka_message_t *m, const char *why) {
              (int)m->partition, (long long)m->offset, why);
 }
 
-static void feed_apply(feed *f, const rd_kafka_message_t *m) {
+int feed_apply_message(catalog *c, const void *key, size_t key_len, const void *value,
+                       size_t len, char *err, size_t errlen) {
     Aisle__V1__CatalogItem *ci;
-    char err[256];
+    int rc = AISLE_OK;
 
-    if (!m->payload) {
+    if (!value) {
         /* A tombstone: the key names the deleted item. */
         char id[CATALOG_MAX_FIELD + 1];
-        if (!m->key || m->key_len == 0 || m->key_len > CATALOG_MAX_FIELD) {
-            feed_reject(f, m, "tombstone without a usable key");
-            return;
-        }
-        memcpy(id, m->key, m->key_len);
-        id[m->key_len] = 0;
-        catalog_delete(f->cat, id);
-        atomic_fetch_add(&f->applied, 1);
-        return;
+        if (!key || key_len == 0 || key_len > CATALOG_MAX_FIELD)
+            return status_fail(AISLE_EINVAL, err, errlen, "tombstone without a usable key");
+        memcpy(id, key, key_len);
+        id[key_len] = 0;
+        catalog_delete(c, id);
+        return AISLE_OK;
     }
-    ci = aisle__v1__catalog_item__unpack(NULL, m->len, m->payload);
-    if (!ci) {
-        feed_reject(f, m, "value is not a CatalogItem");
-        return;
-    }
+    if (!(ci = aisle__v1__catalog_item__unpack(NULL, len, value)))
+        return status_fail(AISLE_EFORMAT, err, errlen, "value is not a CatalogItem");
     if (!ci->item_id || !*ci->item_id) {
-        feed_reject(f, m, "item_id is empty");
+        rc = status_fail(AISLE_EINVAL, err, errlen, "item_id is empty");
     } else if (ci->deleted) {
-        catalog_delete(f->cat, ci->item_id);
-        atomic_fetch_add(&f->applied, 1);
+        catalog_delete(c, ci->item_id);
     } else {
         catalog_item fields = {ci->item_id, ci->title, ci->creator_id,
                                ci->category, ci->brand, ci->price_cents,
                                ci->in_stock};
-        if (catalog_upsert(f->cat, &fields, ci->embedding, ci->n_embedding, err,
-                           sizeof(err)) != 0)
-            feed_reject(f, m, err);
-        else
-            atomic_fetch_add(&f->applied, 1);
+        rc = catalog_upsert(c, &fields, ci->embedding, ci->n_embedding, err, errlen);
     }
     aisle__v1__catalog_item__free_unpacked(ci, NULL);
+    return rc;
+}
+
+static void feed_apply(feed *f, const rd_kafka_message_t *m) {
+    char err[256];
+    if (feed_apply_message(f->cat, m->key, m->key_len, m->payload, m->len, err, sizeof(err)) !=
+        AISLE_OK)
+        feed_reject(f, m, err);
+    else
+        atomic_fetch_add(&f->applied, 1);
 }
 
 /* Loads the newest valid snapshot in the snapshot directory unless it is

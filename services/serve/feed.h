@@ -42,6 +42,13 @@ int feed_start(const feed_config *cfg, catalog *c, feed **out, char *err, size_t
  * once: the catalog is as fresh as the topic. Takes a feed*, as a callback. */
 int feed_ready(void *f);
 void feed_get_stats(feed *f, feed_stats *out);
+/* Applies one message of the catalog topic to c: a CatalogItem value
+ * upserts (or, with deleted set, deletes); a NULL value is a tombstone for
+ * the item named by key. Returns AISLE_OK, or AISLE_EFORMAT / AISLE_EINVAL
+ * with the reason in err, leaving the catalog as it was. */
+int feed_apply_message(catalog *c, const void *key, size_t key_len, const void *value,
+                       size_t len, char *err, size_t errlen);
+
 /* Stops the thread, leaves the group and frees f. */
 void feed_stop(feed *f);
 

@@ -14,6 +14,9 @@ grpc_status_code grpcstatus_of(int code) {
     case AISLE_ENOMEM:
     case AISLE_EFULL: return GRPC_STATUS_RESOURCE_EXHAUSTED;
     case AISLE_ECANCELED: return GRPC_STATUS_CANCELLED;
+    case AISLE_EUNAUTH: return GRPC_STATUS_UNAUTHENTICATED;
+    case AISLE_EDENIED: return GRPC_STATUS_PERMISSION_DENIED;
+    case AISLE_ETIMEDOUT: return GRPC_STATUS_DEADLINE_EXCEEDED;
     default: return GRPC_STATUS_INTERNAL;
     }
 }

@@ -6,7 +6,9 @@
 
 /* AISLE_OK → OK; bad input → INVALID_ARGUMENT; a store or server down →
  * UNAVAILABLE; missing → NOT_FOUND; memory or capacity → RESOURCE_EXHAUSTED;
- * cancelled → CANCELLED; anything else → INTERNAL. */
+ * cancelled → CANCELLED; no or unknown credentials → UNAUTHENTICATED; the
+ * wrong role → PERMISSION_DENIED; deadline passed → DEADLINE_EXCEEDED;
+ * anything else → INTERNAL. */
 grpc_status_code grpcstatus_of(int code);
 
 #endif

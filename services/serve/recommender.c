@@ -11,6 +11,7 @@
 #include "services/base/log.h"
 #include "services/base/status.h"
 #include "services/recommend/recommend.h"
+#include "services/serve/auth.h"
 
 /* Runs call and replies with its RecommendResponse, or the failure. */
 static void recommender_answer(const server_call_ctx *ctx, const recommend_call *call,
@@ -210,9 +211,13 @@ static void recommender_health(const server_call_ctx *ctx, const uint8_t *req,
     if (in->service && *in->service && strcmp(in->service, "aisle.v1.Recommender")) {
         server_reply_fail(rep, AISLE_ENOTFOUND, "unknown service '%s'", in->service);
     } else {
-        out.status = !cfg->ready || cfg->ready(cfg->ready_arg)
-                         ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-                         : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+        /* Serving means able to answer: the catalog caught up and Redis
+         * reachable (without it, personal answers cannot be given). */
+        char err[256];
+        int ok = (!cfg->ready || cfg->ready(cfg->ready_arg)) &&
+                 profile_ping(ctx->profiles, err, sizeof(err)) == AISLE_OK;
+        out.status = ok ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                        : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
         server_reply_pack(rep, &out.base);
     }
     grpc__health__v1__health_check_request__free_unpacked(in, NULL);
@@ -245,13 +250,19 @@ static void recommender_shop(const server_call_ctx *ctx, const uint8_t *req, siz
 }
 
 void recommender_methods(server_config *cfg, const recommender_config *rc) {
+    void *arg = (void *)rc;
+    /* Who may call what: shoppers' apps read and shop; erasing a profile
+     * is for operators; health is open to probes. Shop's request is a
+     * query of at most a kilobyte and a few fields. */
     const server_method table[] = {
-        {"/aisle.v1.Recommender/Recommend", recommender_recommend, NULL, (void *)rc},
-        {"/aisle.v1.Recommender/GetProfile", recommender_get_profile, NULL, (void *)rc},
-        {"/aisle.v1.Recommender/DeleteProfile", recommender_delete_profile, NULL, (void *)rc},
-        {"/aisle.v1.Recommender/SimilarItems", recommender_similar, NULL, (void *)rc},
-        {"/grpc.health.v1.Health/Check", recommender_health, NULL, (void *)rc},
-        {"/aisle.v1.Recommender/Shop", NULL, recommender_shop, (void *)rc},
+        {"/aisle.v1.Recommender/Recommend", recommender_recommend, NULL, arg, AUTH_ROLE_APP, 0},
+        {"/aisle.v1.Recommender/GetProfile", recommender_get_profile, NULL, arg, AUTH_ROLE_APP,
+         4096},
+        {"/aisle.v1.Recommender/DeleteProfile", recommender_delete_profile, NULL, arg,
+         AUTH_ROLE_ADMIN, 4096},
+        {"/aisle.v1.Recommender/SimilarItems", recommender_similar, NULL, arg, AUTH_ROLE_APP, 0},
+        {"/grpc.health.v1.Health/Check", recommender_health, NULL, arg, AUTH_ROLE_NONE, 4096},
+        {"/aisle.v1.Recommender/Shop", NULL, recommender_shop, arg, AUTH_ROLE_APP, 16384},
     };
     size_t n = sizeof(table) / sizeof(table[0]) - (rc->shop ? 0 : 1);
     assert(cfg->n_methods + n <= SERVER_MAX_METHODS);

@@ -19,7 +19,10 @@
 #include "services/base/clock.h"
 #include "services/base/log.h"
 #include "services/base/status.h"
+#include "services/obs/hooks.h"
+#include "services/serve/auth.h"
 #include "services/serve/grpcstatus.h"
+#include "services/serve/tls.h"
 
 /* Calls that arrive while no request is posted wait in gRPC's pending list,
  * and shutdown cancels those instead of letting them finish; keeping many
@@ -68,6 +71,7 @@ struct server_stream {
 
 struct server_worker {
     server *srv;
+    grpc_completion_queue *cq; /* its pool's queue: unary calls, or streams */
     pthread_t thread;
     profile_store *profiles;
 };
@@ -76,10 +80,13 @@ struct server {
     server_config cfg;
     catalog *cat;
     grpc_server *gs;
-    grpc_completion_queue *cq;
+    /* Unary calls and streaming calls are matched on different queues, each
+     * drained by its own workers, so long Shop streams never hold the
+     * workers that Recommend and Health need. */
+    grpc_completion_queue *cq, *stream_cq;
     int port;
-    server_worker *workers;
-    int n_workers;
+    server_worker *workers; /* n_unary on cq, then the stream workers */
+    int n_workers, n_unary;
     int n_threads; /* workers whose thread is running */
     server_registered methods[SERVER_MAX_METHODS];
     int n_methods;
@@ -129,10 +136,24 @@ void server_reply_pack(server_reply *rep, const ProtobufCMessage *msg) {
     rep->status = GRPC_STATUS_OK;
 }
 
+server_reply *server_reply_new(void) { return calloc(1, sizeof(server_reply)); }
+
+int server_reply_status(const server_reply *rep, const char **msg) {
+    if (msg) *msg = rep->msg;
+    return (int)rep->status;
+}
+
+void server_reply_free(server_reply *rep) {
+    if (!rep) return;
+    free(rep->body);
+    free(rep);
+}
+
 static void server_request_id(server *s, char *buf, size_t len) {
     uint64_t n = atomic_fetch_add(&s->next_request_id, 1);
     snprintf(buf, len, "%08" PRIx64 "-%06" PRIx64,
              (uint64_t)clock_wall_ms() & 0xffffffffu, n & 0xffffff);
+    log_set_request_id(buf); /* this worker's log lines name the call until obs_rpc_end */
 }
 
 static void server_call_free(server_call *sc);
@@ -150,9 +171,10 @@ static int server_post_request(server *s, int m) {
         return -1;
     }
     if (m >= 0) {
+        grpc_completion_queue *notify = sc->call_cq ? s->stream_cq : s->cq;
         e = grpc_server_request_registered_call(
             s->gs, s->methods[m].handle_grpc, &sc->call, &sc->deadline, &sc->md,
-            &sc->payload, sc->call_cq ? sc->call_cq : s->cq, s->cq, sc);
+            &sc->payload, sc->call_cq ? sc->call_cq : s->cq, notify, sc);
     } else {
         grpc_call_details_init(&sc->details);
         e = grpc_server_request_call(s->gs, &sc->call, &sc->details, &sc->md,
@@ -221,6 +243,7 @@ int server_stream_send(server_stream *st, const ProtobufCMessage *msg) {
     if (!st->sent_initial) {
         ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
         st->sent_initial = 1;
+        obs_rpc_first_message();
     }
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n++].data.send_message.send_message = bb;
@@ -236,24 +259,75 @@ void server_stream_fail(server_stream *st, int code, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* The request's bytes into *body (the caller unrefs it); AISLE_OK, or
+ * AISLE_EINVAL with rep failed. */
+static int server_read_body(server_call *sc, grpc_slice *body, server_reply *rep) {
+    grpc_byte_buffer_reader rd;
+    if (!sc->payload) {
+        server_reply_fail(rep, AISLE_EINVAL, "request carried no message");
+        return AISLE_EINVAL;
+    }
+    if (!grpc_byte_buffer_reader_init(&rd, sc->payload)) {
+        server_reply_fail(rep, AISLE_EINVAL, "request body could not be read");
+        return AISLE_EINVAL;
+    }
+    *body = grpc_byte_buffer_reader_readall(&rd);
+    grpc_byte_buffer_reader_destroy(&rd);
+    return AISLE_OK;
+}
+
+/* Time left before the call's deadline, in ms; INT64_MAX without one. */
+static int64_t server_time_left(const server_call *sc) {
+    gpr_timespec left;
+    if (gpr_time_cmp(sc->deadline, gpr_inf_future(sc->deadline.clock_type)) == 0)
+        return INT64_MAX;
+    left = gpr_time_sub(gpr_convert_clock_type(sc->deadline, GPR_CLOCK_MONOTONIC),
+                        gpr_now(GPR_CLOCK_MONOTONIC));
+    return gpr_time_to_millis(left);
+}
+
+/* Reads the request and checks what the transport checks for every method:
+ * a body within the method's size limit, credentials with the method's
+ * role, time left before the deadline. AISLE_OK with *body set (the caller
+ * unrefs it), or a code with rep failed and the handler not to be run. */
+static int server_admit(server *s, server_call *sc, grpc_slice *body, server_reply *rep) {
+    const server_method *m = &s->methods[sc->method].def;
+    size_t max = m->max_request ? m->max_request : SERVER_DEFAULT_MAX_REQUEST;
+    int rc;
+    if ((rc = auth_check(s->cfg.auth, &sc->md, m->role)) != AISLE_OK) {
+        server_reply_fail(rep, rc, rc == AISLE_EUNAUTH ? "a valid bearer token is required"
+                                                       : "this token may not call %s",
+                          m->path);
+        return rc;
+    }
+    if (server_time_left(sc) <= 0) {
+        server_reply_fail(rep, AISLE_ETIMEDOUT, "the deadline passed before the call started");
+        return AISLE_ETIMEDOUT;
+    }
+    if ((rc = server_read_body(sc, body, rep)) != AISLE_OK) return rc;
+    if (GRPC_SLICE_LENGTH(*body) > max) {
+        server_reply_fail(rep, AISLE_EFULL, "request of %zu bytes; %s takes at most %zu",
+                          (size_t)GRPC_SLICE_LENGTH(*body), m->path, max);
+        grpc_slice_unref(*body);
+        return AISLE_EFULL;
+    }
+    return AISLE_OK;
+}
+
 /* Runs a streaming method on this worker from start to status. */
-static void server_run_stream(server_worker *w, server_call *sc, const uint8_t *req,
-                              size_t len) {
+static void server_run_stream(server_worker *w, server_call *sc) {
     server *s = w->srv;
     server_stream st;
     grpc_op ops[2];
     size_t n = 0;
-    gpr_timespec left;
-    server_call_ctx ctx = {s->cat, w->profiles, s->methods[sc->method].def.arg, INT64_MAX,
-                           ""};
+    int64_t left = server_time_left(sc);
+    grpc_slice body;
+    server_call_ctx ctx = {s->cat, w->profiles, s->methods[sc->method].def.arg,
+                           left == INT64_MAX ? INT64_MAX : clock_mono_ms() + left, ""};
 
     memset(&st, 0, sizeof(st));
     st.sc = sc;
     st.rep.status = GRPC_STATUS_OK;
-    left = gpr_time_sub(gpr_convert_clock_type(sc->deadline, GPR_CLOCK_MONOTONIC),
-                        gpr_now(GPR_CLOCK_MONOTONIC));
-    if (gpr_time_cmp(sc->deadline, gpr_inf_future(sc->deadline.clock_type)) != 0)
-        ctx.deadline_ms = clock_mono_ms() + gpr_time_to_millis(left);
     memset(ops, 0, sizeof(ops));
     ops[0].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[0].data.recv_close_on_server.cancelled = &sc->cancelled;
@@ -263,7 +337,13 @@ static void server_run_stream(server_worker *w, server_call *sc, const uint8_t *
         server_call_free(sc);
         return;
     }
-    s->methods[sc->method].def.stream(&ctx, req, len, &st);
+    /* A call refused here still ends through this stream's own queue: its
+     * batches never reach the workers' queue. */
+    if (server_admit(s, sc, &body, &st.rep) == AISLE_OK) {
+        s->methods[sc->method].def.stream(&ctx, GRPC_SLICE_START_PTR(body),
+                                          GRPC_SLICE_LENGTH(body), &st);
+        grpc_slice_unref(body);
+    }
 
     memset(ops, 0, sizeof(ops));
     if (!st.sent_initial) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -278,71 +358,67 @@ static void server_run_stream(server_worker *w, server_call *sc, const uint8_t *
     if (!st.close_done)
         grpc_completion_queue_pluck(sc->call_cq, &st.close_tag,
                                     gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    obs_rpc_end(st.rep.status);
     server_call_free(sc);
 }
 
-/* Runs the handler and starts the batch that answers the call. */
-static void server_answer(server_worker *w, server_call *sc) {
-    server *s = w->srv;
-    server_reply rep = {GRPC_STATUS_OK, "", NULL, 0};
+/* Sends rep as the answer of a unary call: initial metadata, the message
+ * when the status is OK, the status, and the close that tells whether the
+ * client cancelled. The call is freed when the batch completes. */
+static void server_send_reply(server_call *sc, server_reply *rep) {
     grpc_op ops[4];
     size_t nops = 0;
 
+    memset(ops, 0, sizeof(ops));
+    ops[nops++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (rep->status == GRPC_STATUS_OK) {
+        grpc_slice body = grpc_slice_from_copied_buffer((const char *)rep->body, rep->len);
+        sc->response = grpc_raw_byte_buffer_create(&body, 1);
+        grpc_slice_unref(body);
+        ops[nops].op = GRPC_OP_SEND_MESSAGE;
+        ops[nops++].data.send_message.send_message = sc->response;
+    } else {
+        log_debug("server", "call failed with status %d: %s", (int)rep->status, rep->msg);
+    }
+    sc->status_msg = grpc_slice_from_copied_string(rep->msg);
+    sc->replied = 1;
+    ops[nops].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[nops].data.send_status_from_server.status = rep->status;
+    ops[nops++].data.send_status_from_server.status_details =
+        rep->status == GRPC_STATUS_OK ? NULL : &sc->status_msg;
+    ops[nops].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[nops++].data.recv_close_on_server.cancelled = &sc->cancelled;
+    if (grpc_call_start_batch(sc->call, ops, nops, sc, NULL) != GRPC_CALL_OK) {
+        log_error("server", "could not answer a call");
+        server_call_free(sc);
+    }
+}
+
+/* Runs the handler of the call's method and answers it. */
+static void server_answer(server_worker *w, server_call *sc) {
+    server *s = w->srv;
+    server_reply rep = {GRPC_STATUS_OK, "", NULL, 0};
+    grpc_slice body;
+
+    obs_rpc_begin(sc->method < 0 ? NULL : s->methods[sc->method].def.path);
     if (sc->method < 0) {
         char *path = grpc_slice_to_c_string(sc->details.method);
         server_reply_grpc(&rep, GRPC_STATUS_UNIMPLEMENTED, "method %s is not implemented",
                           path);
         gpr_free(path);
-    } else if (!sc->payload) {
-        server_reply_fail(&rep, AISLE_EINVAL, "request carried no message");
-    } else {
-        grpc_byte_buffer_reader rd;
-        if (!grpc_byte_buffer_reader_init(&rd, sc->payload)) {
-            server_reply_fail(&rep, AISLE_EINVAL, "request body could not be read");
-        } else {
-            grpc_slice body = grpc_byte_buffer_reader_readall(&rd);
-            grpc_byte_buffer_reader_destroy(&rd);
-            const server_method *m = &s->methods[sc->method].def;
-            if (m->stream) {
-                server_run_stream(w, sc, GRPC_SLICE_START_PTR(body), GRPC_SLICE_LENGTH(body));
-                grpc_slice_unref(body);
-                return;
-            }
-            server_call_ctx ctx = {s->cat, w->profiles, m->arg, INT64_MAX, ""};
-            server_request_id(s, ctx.request_id, sizeof(ctx.request_id));
-            m->unary(&ctx, GRPC_SLICE_START_PTR(body), GRPC_SLICE_LENGTH(body), &rep);
-            grpc_slice_unref(body);
-        }
-    }
-
-    memset(ops, 0, sizeof(ops));
-    ops[nops].op = GRPC_OP_SEND_INITIAL_METADATA;
-    nops++;
-    if (rep.status == GRPC_STATUS_OK) {
-        grpc_slice body = grpc_slice_from_copied_buffer((const char *)rep.body, rep.len);
-        sc->response = grpc_raw_byte_buffer_create(&body, 1);
+    } else if (s->methods[sc->method].def.stream) {
+        server_run_stream(w, sc);
+        return;
+    } else if (server_admit(s, sc, &body, &rep) == AISLE_OK) {
+        const server_method *m = &s->methods[sc->method].def;
+        server_call_ctx ctx = {s->cat, w->profiles, m->arg, INT64_MAX, ""};
+        server_request_id(s, ctx.request_id, sizeof(ctx.request_id));
+        m->unary(&ctx, GRPC_SLICE_START_PTR(body), GRPC_SLICE_LENGTH(body), &rep);
         grpc_slice_unref(body);
-        ops[nops].op = GRPC_OP_SEND_MESSAGE;
-        ops[nops].data.send_message.send_message = sc->response;
-        nops++;
-    } else {
-        log_debug("server", "call failed with status %d: %s", (int)rep.status, rep.msg);
     }
+    server_send_reply(sc, &rep);
+    obs_rpc_end(rep.status);
     free(rep.body);
-    sc->status_msg = grpc_slice_from_copied_string(rep.msg);
-    sc->replied = 1;
-    ops[nops].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[nops].data.send_status_from_server.status = rep.status;
-    ops[nops].data.send_status_from_server.status_details =
-        rep.status == GRPC_STATUS_OK ? NULL : &sc->status_msg;
-    nops++;
-    ops[nops].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[nops].data.recv_close_on_server.cancelled = &sc->cancelled;
-    nops++;
-    if (grpc_call_start_batch(sc->call, ops, nops, sc, NULL) != GRPC_CALL_OK) {
-        log_error("server", "could not answer a call");
-        server_call_free(sc);
-    }
 }
 
 static void *server_worker_main(void *arg) {
@@ -350,7 +426,7 @@ static void *server_worker_main(void *arg) {
     server *s = w->srv;
     for (;;) {
         grpc_event ev = grpc_completion_queue_next(
-            s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+            w->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
         if (ev.type != GRPC_OP_COMPLETE) continue;
         if (ev.tag == &server_shutdown_tag) {
@@ -398,7 +474,8 @@ static int server_alloc(const server_config *cfg, catalog *c, server **out, char
     if (!(s = calloc(1, sizeof(*s)))) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     s->cfg = *cfg;
     s->cat = c;
-    s->n_workers = cfg->threads > 0 ? cfg->threads : 4;
+    s->n_unary = cfg->threads > 0 ? cfg->threads : 4;
+    s->n_workers = s->n_unary + (cfg->stream_threads > 0 ? cfg->stream_threads : 4);
     s->accepting = 1;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
@@ -421,12 +498,42 @@ static int server_alloc(const server_config *cfg, catalog *c, server **out, char
     return AISLE_OK;
 }
 
+/* Shuts both queues down, drains what is left and destroys them. */
+static void server_queues_destroy(server *s) {
+    grpc_completion_queue *q[2] = {s->cq, s->stream_cq};
+    for (int i = 0; i < 2; i++) {
+        grpc_completion_queue_shutdown(q[i]);
+        while (grpc_completion_queue_next(q[i], gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN) {
+        }
+        grpc_completion_queue_destroy(q[i]);
+    }
+}
+
 /* Creates the gRPC server, registers the methods and binds the address. */
+/* The largest request any method takes: gRPC refuses bigger messages
+ * before buffering them (its own default is 4 MiB). */
+static size_t server_max_request(const server_config *cfg) {
+    size_t max = 0;
+    for (size_t i = 0; i < cfg->n_methods; i++) {
+        size_t m = cfg->methods[i].max_request ? cfg->methods[i].max_request
+                                               : SERVER_DEFAULT_MAX_REQUEST;
+        if (m > max) max = m;
+    }
+    return max;
+}
+
 static int server_listen(server *s, char *err, size_t errlen) {
     grpc_server_credentials *creds;
+    grpc_arg arg = {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                    {.integer = (int)server_max_request(&s->cfg)}};
+    grpc_channel_args args = {1, &arg};
     grpc_init();
     s->cq = grpc_completion_queue_create_for_next(NULL);
-    s->gs = grpc_server_create(NULL, NULL);
+    s->stream_cq = grpc_completion_queue_create_for_next(NULL);
+    for (int i = 0; i < s->n_workers; i++)
+        s->workers[i].cq = i < s->n_unary ? s->cq : s->stream_cq;
+    s->gs = grpc_server_create(&args, NULL);
     for (size_t i = 0; i < s->cfg.n_methods; i++) {
         server_registered *m = &s->methods[s->n_methods++];
         m->def = s->cfg.methods[i];
@@ -435,16 +542,13 @@ static int server_listen(server *s, char *err, size_t errlen) {
             s->gs, m->def.path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     }
     grpc_server_register_completion_queue(s->gs, s->cq, NULL);
-    creds = grpc_insecure_server_credentials_create();
+    grpc_server_register_completion_queue(s->gs, s->stream_cq, NULL);
+    creds = s->cfg.tls ? tls_credentials(s->cfg.tls) : grpc_insecure_server_credentials_create();
     s->port = grpc_server_add_http2_port(s->gs, s->cfg.listen, creds);
     grpc_server_credentials_release(creds);
     if (s->port != 0) return AISLE_OK;
     grpc_server_destroy(s->gs);
-    grpc_completion_queue_shutdown(s->cq);
-    while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN) {
-    }
-    grpc_completion_queue_destroy(s->cq);
+    server_queues_destroy(s);
     grpc_shutdown();
     return status_fail(AISLE_EINVAL, err, errlen,
                        "cannot listen on %s (bad address or port in use)", s->cfg.listen);
@@ -466,7 +570,7 @@ static int server_run(server *s, char *err, size_t errlen) {
 
 int server_start(const server_config *cfg, catalog *c, server **out, char *err,
                  size_t errlen) {
-    server *s;
+    server *s = NULL;
     int rc;
     *out = NULL;
     if ((rc = server_alloc(cfg, c, &s, err, errlen)) != AISLE_OK) return rc;
@@ -500,7 +604,8 @@ void server_stop(server *s, int grace_ms) {
         until.tv_nsec -= 1000000000L;
     }
     if (s->n_threads == 0) {
-        /* No worker will see the tag: a failed start drains it here. */
+        /* No worker will see the tag: a failed start drains it here (the
+         * posted stream requests end on their queue, freed below). */
         grpc_server_cancel_all_calls(s->gs);
         for (;;) {
             grpc_event ev = grpc_completion_queue_next(
@@ -528,13 +633,21 @@ void server_stop(server *s, int grace_ms) {
 
     grpc_server_destroy(s->gs);
     grpc_completion_queue_shutdown(s->cq);
+    grpc_completion_queue_shutdown(s->stream_cq);
     for (int i = 0; i < s->n_threads; i++) pthread_join(s->workers[i].thread, NULL);
     if (s->n_threads == 0) {
-        while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                          NULL).type != GRPC_QUEUE_SHUTDOWN) {
-        }
+        grpc_completion_queue *q[2] = {s->cq, s->stream_cq};
+        for (int i = 0; i < 2; i++)
+            for (;;) {
+                grpc_event ev = grpc_completion_queue_next(
+                    q[i], gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+                if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+                /* a request posted on the stream queue ends here */
+                if (ev.type == GRPC_OP_COMPLETE) server_call_free(ev.tag);
+            }
     }
     grpc_completion_queue_destroy(s->cq);
+    grpc_completion_queue_destroy(s->stream_cq);
     grpc_shutdown();
     server_free(s);
 }

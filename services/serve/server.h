@@ -22,6 +22,7 @@
 
 #define SERVER_MAX_METHODS 16
 #define SERVER_REQUEST_ID_LEN 32
+#define SERVER_DEFAULT_MAX_REQUEST (64 * 1024) /* bytes; gRPC's own limit is 4 MiB */
 
 /* What a handler gets for one call. */
 typedef struct server_call_ctx {
@@ -49,6 +50,13 @@ void server_reply_pack(server_reply *rep, const ProtobufCMessage *msg);
 void server_reply_fail(server_reply *rep, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A reply outside any call, to run a unary handler directly (tests and
+ * fuzzing of the handlers' decoding and validation). */
+server_reply *server_reply_new(void);
+/* The gRPC status the handler set (0 = OK) and its message. */
+int server_reply_status(const server_reply *rep, const char **msg);
+void server_reply_free(server_reply *rep); /* NULL is a no-op */
+
 /* Sends one message. Returns AISLE_OK, or AISLE_ECANCELED when the client
  * has gone or the call was cancelled (the handler should stop), or
  * AISLE_ENOMEM. */
@@ -64,13 +72,19 @@ typedef struct server_method {
     server_unary_handler unary;   /* one of the two */
     server_stream_handler stream;
     void *arg;                    /* borrowed; handed to every call */
+    int role;                     /* enum auth_role a caller needs (services/serve/auth.h) */
+    size_t max_request;           /* largest request in bytes; 0: SERVER_DEFAULT_MAX_REQUEST */
 } server_method;
 
 typedef struct server_config {
     const char *listen; /* HOST:PORT; port 0 picks a free one */
     const char *redis;  /* HOST:PORT */
-    int threads;        /* workers; default 4 */
+    int threads;        /* workers for unary calls; default 4 */
+    int stream_threads; /* workers for streaming calls (Shop), which is also
+                           how many run at once; default 4 */
     profile_config profile;
+    struct tls *tls;    /* borrowed, outlives the server; NULL: plaintext */
+    struct auth *auth;  /* borrowed; NULL: every caller may call every method */
     server_method methods[SERVER_MAX_METHODS];
     size_t n_methods;
 } server_config;

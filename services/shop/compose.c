@@ -7,122 +7,61 @@
 #include <string.h>
 #include <strings.h>
 
+#include "services/base/buf.h"
+
 #define COMPOSE_PROMPT_QUERY 200 /* request bytes quoted in the prompt */
 #define COMPOSE_MAX_SLOT 9999
 
-/* A growable string; after a failed append, oom stays set and the text is
- * no longer extended. */
-typedef struct compose_buf {
-    char *s;
-    size_t len, cap;
-    int oom;
-} compose_buf;
-
-static void compose_put(compose_buf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        char *g;
-        while (cap < b->len + n + 1) cap *= 2;
-        if (!(g = realloc(b->s, cap))) {
-            b->oom = 1;
-            return;
-        }
-        b->s = g;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void compose_puts(compose_buf *b, const char *s) { compose_put(b, s, strlen(s)); }
-
-static void compose_printf(compose_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void compose_printf(compose_buf *b, const char *fmt, ...) {
-    char small[512], *big = NULL;
-    va_list ap;
-    int n;
-    va_start(ap, fmt);
-    n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n < sizeof(small)) {
-        compose_put(b, small, (size_t)n);
-        return;
-    }
-    va_start(ap, fmt);
-    n = vasprintf(&big, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->oom = 1;
-        return;
-    }
-    compose_put(b, big, (size_t)n);
-    free(big);
-}
-
-/* The string, handed to the caller; NULL when an append failed. */
-static char *compose_take(compose_buf *b) {
-    if (b->oom || !b->s) {
-        free(b->s);
-        return b->oom ? NULL : strdup("");
-    }
-    return b->s;
-}
-
 /* "Title ($12.99, Brand, by c0001)": how every answer names an item. */
-static void compose_item(compose_buf *b, const rank_hit *h) {
+static void compose_item(buf *b, const rank_hit *h) {
     char price[48];
     query_money(h->item.price_cents, "$", 0, price, sizeof(price));
-    compose_printf(b, "%s (%s", *h->item.title ? h->item.title : h->item.item_id, price);
-    if (*h->item.brand) compose_printf(b, ", %s", h->item.brand);
-    if (*h->item.creator_id) compose_printf(b, ", by %s", h->item.creator_id);
-    compose_puts(b, ")");
+    buf_printf(b, "%s (%s", *h->item.title ? h->item.title : h->item.item_id, price);
+    if (*h->item.brand) buf_printf(b, ", %s", h->item.brand);
+    if (*h->item.creator_id) buf_printf(b, ", by %s", h->item.creator_id);
+    buf_puts(b, ")");
 }
 
 /* How item breaks q ("not in running, above $5"); nothing when it does not. */
-static void compose_outside(compose_buf *b, const query_constraints *q, const catalog_item *it) {
+static void compose_outside(buf *b, const query_constraints *q, const catalog_item *it) {
     char m[48];
     size_t start = b->len;
 #define COMPOSE_SEP (b->len > start ? ", " : "")
     if (*q->category && strcmp(q->category, it->category))
-        compose_printf(b, "%snot in %s", COMPOSE_SEP, q->category);
+        buf_printf(b, "%snot in %s", COMPOSE_SEP, q->category);
     if (*q->brand && strcmp(q->brand, it->brand))
-        compose_printf(b, "%snot from %s", COMPOSE_SEP, q->brand);
+        buf_printf(b, "%snot from %s", COMPOSE_SEP, q->brand);
     if (*q->creator_id && strcmp(q->creator_id, it->creator_id))
-        compose_printf(b, "%snot by %s", COMPOSE_SEP, q->creator_id);
+        buf_printf(b, "%snot by %s", COMPOSE_SEP, q->creator_id);
     for (size_t i = 0; i < q->n_exclude; i++)
         if (strcmp(q->exclude[i], it->category) == 0)
-            compose_printf(b, "%sin %s", COMPOSE_SEP, it->category);
+            buf_printf(b, "%sin %s", COMPOSE_SEP, it->category);
     if (q->max_price_cents && it->price_cents > q->max_price_cents) {
         query_money(q->max_price_cents, q->currency, 1, m, sizeof(m));
-        compose_printf(b, "%sabove %s", COMPOSE_SEP, m);
+        buf_printf(b, "%sabove %s", COMPOSE_SEP, m);
     }
     if (q->min_price_cents && it->price_cents < q->min_price_cents) {
         query_money(q->min_price_cents, q->currency, 1, m, sizeof(m));
-        compose_printf(b, "%sbelow %s", COMPOSE_SEP, m);
+        buf_printf(b, "%sbelow %s", COMPOSE_SEP, m);
     }
 #undef COMPOSE_SEP
 }
 
 /* A ranker reason reads as the second half of a sentence: "similar to ...". */
-static void compose_reason(compose_buf *b, const rank_hit *h) {
+static void compose_reason(buf *b, const rank_hit *h) {
     const char *r = h->n_reasons ? h->reasons[0] : "";
     if (!*r) return;
-    compose_puts(b, " \xe2\x80\x94 ");
+    buf_puts(b, " \xe2\x80\x94 ");
     if (r[0] >= 'A' && r[0] <= 'Z') {
         char c = (char)(r[0] + 32);
-        compose_put(b, &c, 1);
+        buf_put(b, &c, 1);
         r++;
     }
-    compose_puts(b, r);
+    buf_puts(b, r);
 }
 
 char *compose_answer(const compose_input *in) {
-    compose_buf b = {0};
+    buf b = {0};
     char desc[512];
     size_t agents = 0;
 
@@ -133,65 +72,64 @@ char *compose_answer(const compose_input *in) {
         agents += j == i;
     }
     if (in->n == 0) {
-        compose_printf(&b, "Nothing%s%s is in the catalog right now.\n", *desc ? " " : "",
+        buf_printf(&b, "Nothing%s%s is in the catalog right now.\n", *desc ? " " : "",
                        desc);
-        return compose_take(&b);
+        return buf_take(&b);
     }
     if (in->fit != COMPOSE_FIT)
-        compose_printf(&b,
+        buf_printf(&b,
                        "Nothing %s is available right now. The closest %s, outside "
                        "what you asked:\n",
                        desc, in->n == 1 ? "item" : "items");
     else if (in->n == 1)
-        compose_printf(&b, "Here is one pick%s%s", *desc ? " " : "", desc);
+        buf_printf(&b, "Here is one pick%s%s", *desc ? " " : "", desc);
     else
-        compose_printf(&b, "Here are %zu picks%s%s", in->n, *desc ? " " : "", desc);
+        buf_printf(&b, "Here are %zu picks%s%s", in->n, *desc ? " " : "", desc);
     if (in->fit == COMPOSE_FIT && agents > 1)
-        compose_printf(&b, ", from %zu angles:\n", agents);
+        buf_printf(&b, ", from %zu angles:\n", agents);
     else if (in->fit == COMPOSE_FIT)
-        compose_puts(&b, ":\n");
+        buf_puts(&b, ":\n");
     for (size_t i = 0; i < in->n; i++) {
         const rank_hit *h = in->items[i];
-        compose_puts(&b, "- ");
+        buf_puts(&b, "- ");
         if (in->angles) {
             const char *a = in->angles[i];
-            compose_printf(&b, "%c%s: ", a[0] >= 'a' && a[0] <= 'z' ? a[0] - 32 : a[0], a + 1);
+            buf_printf(&b, "%c%s: ", a[0] >= 'a' && a[0] <= 'z' ? a[0] - 32 : a[0], a + 1);
         }
         compose_item(&b, h);
         if (in->fit != COMPOSE_FIT) {
-            compose_buf why = {0};
+            buf why = {0};
             compose_outside(&why, in->q, &h->item);
-            if (why.oom) b.oom = 1;
-            else if (why.len) compose_printf(&b, " (%s)", why.s);
-            free(why.s);
+            if (buf_status(&why)) b.oom = 1;
+            else if (why.len) buf_printf(&b, " (%s)", why.data);
+            buf_free(&why);
         }
         compose_reason(&b, h);
-        compose_puts(&b, ".\n");
+        buf_puts(&b, ".\n");
     }
-    return compose_take(&b);
+    return buf_take(&b);
 }
 
-char *compose_prompt(const compose_input *in, const char *query) {
-    compose_buf b = {0};
+char *compose_request(const compose_input *in, const char *query) {
+    buf b = {0};
     size_t n = 0;
 
-    compose_puts(&b, "A shopper asks: ");
+    buf_puts(&b, "A shopper asks: ");
     /* The request is the shopper's text: it must not look like a slot or
      * break the prompt's layout. */
     for (; query[n] && n < COMPOSE_PROMPT_QUERY; n++) {
         char c = query[n] == '[' || query[n] == ']' || query[n] == '\n' ? ' ' : query[n];
-        compose_put(&b, &c, 1);
+        buf_put(&b, &c, 1);
     }
-    compose_puts(&b, "\nProducts:\n");
+    buf_puts(&b, "\nProducts:\n");
     for (size_t i = 0; i < in->n; i++) {
         char price[48];
         const catalog_item *it = &in->items[i]->item;
         query_money(it->price_cents, "$", 0, price, sizeof(price));
-        compose_printf(&b, "[%zu] %s, %s%s%s\n", i + 1, *it->title ? it->title : it->item_id,
+        buf_printf(&b, "[%zu] %s, %s%s%s\n", i + 1, *it->title ? it->title : it->item_id,
                        price, *it->brand ? ", " : "", it->brand);
     }
-    compose_puts(&b, "Answer in two sentences. Name products only as [1], [2].\nAnswer:");
-    return compose_take(&b);
+    return buf_take(&b);
 }
 
 /* --- the slot filter --- */
@@ -203,8 +141,8 @@ struct compose_filter {
     const char **forbidden; /* catalog names not among the chosen items' */
     size_t n_forbidden;
     int hold_words;  /* trailing words held until the next piece */
-    compose_buf raw; /* model text not yet looked at */
-    compose_buf out; /* repaired text not yet emitted */
+    buf raw; /* model text not yet looked at */
+    buf out; /* repaired text not yet emitted */
     char last;       /* last byte of repaired text, or 0 at the start */
     int cited, repairs;
 };
@@ -215,8 +153,8 @@ int compose_filter_cited(const compose_filter *f) { return f->cited; }
 void compose_filter_free(compose_filter *f) {
     if (!f) return;
     free(f->forbidden);
-    free(f->raw.s);
-    free(f->out.s);
+    buf_free(&f->raw);
+    buf_free(&f->out);
     free(f);
 }
 
@@ -236,7 +174,7 @@ int compose_filter_new(const compose_input *in, const query_vocab *v, compose_em
     size_t cap = query_vocab_count(v, QUERY_BRAND) + query_vocab_count(v, QUERY_CREATOR);
 
     *out = NULL;
-    if (!f) return -1;
+    if (!f) return AISLE_ENOMEM;
     f->in = in;
     f->emit = emit;
     f->ud = ud;
@@ -253,7 +191,7 @@ int compose_filter_new(const compose_input *in, const query_vocab *v, compose_em
     return 0;
 fail:
     compose_filter_free(f);
-    return -1;
+    return AISLE_ENOMEM;
 }
 
 /* Whether the word s[0..n) appears as a word in the chosen items' facts. */
@@ -297,7 +235,7 @@ static void compose_out(compose_filter *f, const char *s, size_t n) {
     /* An answer starts at its first visible character. */
     while (!f->last && n && (*s == ' ' || *s == '\n' || *s == '\t')) s++, n--;
     if (!n) return;
-    compose_put(&f->out, s, n);
+    buf_put(&f->out, s, n);
     f->last = s[n - 1];
 }
 
@@ -324,8 +262,8 @@ static long compose_slot_at(const char *raw, size_t i, size_t *end) {
 /* Repairs f->raw from the start until at least upto; returns how far it
  * got (constructs starting before upto are taken whole). */
 static size_t compose_process(compose_filter *f, size_t upto) {
-    const char *raw = f->raw.s;
-    size_t i = 0, e;
+    const char *raw = f->raw.data;
+    size_t i = 0, e = 0;
     while (i < upto) {
         long slot = compose_slot_at(raw, i, &e);
         query_amount a;
@@ -376,30 +314,30 @@ static size_t compose_process(compose_filter *f, size_t upto) {
 /* Emits the repaired text once the answer has cited a product. */
 static int compose_release(compose_filter *f) {
     int rc = 0;
-    if (f->out.oom || f->raw.oom) return -1;
+    if (buf_status(&f->out) || buf_status(&f->raw)) return AISLE_ENOMEM;
     if (f->cited && f->out.len) {
-        rc = f->emit(f->ud, f->out.s, f->out.len);
-        f->out.len = 0;
+        rc = f->emit(f->ud, f->out.data, f->out.len);
+        buf_reset(&f->out);
     }
     return rc;
 }
 
 /* Drops the first n bytes of raw. */
 static void compose_consume(compose_filter *f, size_t n) {
-    memmove(f->raw.s, f->raw.s + n, f->raw.len - n + 1);
+    memmove(f->raw.data, f->raw.data + n, f->raw.len - n + 1);
     f->raw.len -= n;
 }
 
 int compose_filter_feed(compose_filter *f, const char *text, size_t len) {
     size_t cut, words = 0;
-    compose_put(&f->raw, text, len);
-    if (f->raw.oom) return -1;
+    buf_put(&f->raw, text, len);
+    if (buf_status(&f->raw)) return AISLE_ENOMEM;
     /* Hold the last hold_words words (the last may be incomplete), which
      * also holds a slot still waiting for its ']'. */
     cut = f->raw.len;
     while (cut > 0 && words < (size_t)f->hold_words) {
-        while (cut > 0 && f->raw.s[cut - 1] == ' ') cut--;
-        while (cut > 0 && f->raw.s[cut - 1] != ' ' && f->raw.s[cut - 1] != '\n') cut--;
+        while (cut > 0 && f->raw.data[cut - 1] == ' ') cut--;
+        while (cut > 0 && f->raw.data[cut - 1] != ' ' && f->raw.data[cut - 1] != '\n') cut--;
         words++;
     }
     compose_consume(f, compose_process(f, cut));

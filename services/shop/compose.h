@@ -48,10 +48,15 @@ typedef struct compose_input {
  * string the caller frees, or NULL when out of memory. */
 char *compose_answer(const compose_input *in);
 
-/* The model's prompt: the request (brackets and newlines removed, cut to a
- * couple of hundred bytes), the slot list and the instruction. Caller
- * frees; NULL when out of memory. */
-char *compose_prompt(const compose_input *in, const char *query);
+/* What the model is told on every call (the system turn of a chat model;
+ * after the request in a plain prompt). */
+#define COMPOSE_INSTRUCTIONS \
+    "You help a shopper choose. Answer in two sentences. Name products only as [1], [2]."
+
+/* The call's own part of the model's prompt: the request (brackets and
+ * newlines removed, cut to a couple of hundred bytes) and the slot list.
+ * Caller frees; NULL when out of memory. */
+char *compose_request(const compose_input *in, const char *query);
 
 /* Receives repaired text; returns non-zero to stop (the client is gone). */
 typedef int (*compose_emit_fn)(void *ud, const char *text, size_t len);
@@ -60,18 +65,18 @@ typedef struct compose_filter compose_filter;
 
 /* A filter for one answer. in (and what it points to) and v are borrowed
  * and must outlive the filter; v may be NULL (no catalog names to guard).
- * Returns 0 or -1 when out of memory; free with compose_filter_free. */
+ * Returns AISLE_OK or AISLE_ENOMEM; free with compose_filter_free. */
 int compose_filter_new(const compose_input *in, const query_vocab *v, compose_emit_fn emit,
                        void *ud, compose_filter **out);
 void compose_filter_free(compose_filter *f); /* NULL is a no-op */
 
 /* Feeds len bytes of model text. Returns 0, non-zero when emit asked to
- * stop, or -1 when out of memory. */
+ * stop, or AISLE_ENOMEM. */
 int compose_filter_feed(compose_filter *f, const char *text, size_t len);
 
 /* Flushes what was held. Returns 0 when the answer cited at least one
  * product and was emitted; 1 when it never did and nothing was emitted
- * (send compose_answer instead); non-zero from emit; or -1 (no memory). */
+ * (send compose_answer instead); non-zero from emit; or AISLE_ENOMEM. */
 int compose_filter_finish(compose_filter *f);
 
 /* Repairs so far: slots, amounts and names stripped. */

@@ -2,6 +2,7 @@
 #include "services/shop/council.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,10 +30,28 @@ typedef struct council_job {
     void *arg;
 } council_job;
 
-void council_group_init(council_group *g) {
+void council_group_init(council_group *g, int max_running) {
     pthread_mutex_init(&g->lock, NULL);
     pthread_cond_init(&g->cond, NULL);
     g->running = 0;
+    g->max_running = max_running;
+}
+
+/* Takes a place in the group for one more thread, unless it is full. */
+static int council_group_enter(council_group *g) {
+    int ok;
+    pthread_mutex_lock(&g->lock);
+    ok = !g->max_running || g->running < g->max_running;
+    g->running += ok;
+    pthread_mutex_unlock(&g->lock);
+    return ok;
+}
+
+static void council_group_leave(council_group *g) {
+    pthread_mutex_lock(&g->lock);
+    g->running--;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
 }
 
 void council_group_drain(council_group *g) {
@@ -95,10 +114,7 @@ static void *council_thread(void *arg) {
     pthread_mutex_unlock(&j->c->lock);
     council_unref(j->c);
     free(j);
-    pthread_mutex_lock(&g->lock);
-    g->running--;
-    pthread_cond_broadcast(&g->cond);
-    pthread_mutex_unlock(&g->lock);
+    council_group_leave(g);
     return NULL;
 }
 
@@ -109,22 +125,26 @@ void council_start(council *c, council_group *g, council_fn fn, void *arg) {
     for (size_t i = 0; i < c->n; i++) {
         council_job *j;
         pthread_t t;
-        if (c->agents[i].skip) {
-            c->agents[i].finished = 1;
+        council_agent *a = &c->agents[i];
+        if (!a->skip && !council_group_enter(g)) {
+            a->skip = 1;
+            snprintf(a->summary, sizeof(a->summary), "%s: not run, too many sub-agents busy.",
+                     a->angle);
+        }
+        if (a->skip) {
+            a->finished = 1;
             continue;
         }
-        if (!(j = malloc(sizeof(*j)))) continue;
-        *j = (council_job){c, &c->agents[i], g, fn, arg};
+        if (!(j = malloc(sizeof(*j)))) {
+            council_group_leave(g);
+            continue;
+        }
+        *j = (council_job){c, a, g, fn, arg};
         pthread_mutex_lock(&c->lock);
         c->refs++;
         pthread_mutex_unlock(&c->lock);
-        pthread_mutex_lock(&g->lock);
-        g->running++;
-        pthread_mutex_unlock(&g->lock);
         if (pthread_create(&t, &attr, council_thread, j) != 0) {
-            pthread_mutex_lock(&g->lock);
-            g->running--;
-            pthread_mutex_unlock(&g->lock);
+            council_group_leave(g);
             free(j);
             council_unref(c); /* never the last: the request holds one */
         }

@@ -47,10 +47,14 @@ typedef void (*council_fn)(council_agent *a, void *arg);
 typedef struct council_group {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int running; /* agent threads not yet finished */
+    int running;     /* agent threads not yet finished */
+    int max_running; /* at most this many at once; 0: no cap */
 } council_group;
 
-void council_group_init(council_group *g);
+/* max_running caps the agent threads of every council of the group, late
+ * ones included, so a burst of requests cannot start threads without
+ * bound; 0 means no cap. */
+void council_group_init(council_group *g, int max_running);
 /* Waits until no agent thread of the group runs, then destroys it. */
 void council_group_drain(council_group *g);
 
@@ -65,8 +69,10 @@ size_t council_size(const council *c);
 council_agent *council_agent_at(council *c, size_t i);
 
 /* Starts a thread per agent that is not skipped, running fn(agent, arg);
- * arg must stay valid until council_group_drain(g) returns. An agent whose
- * thread cannot start just never finishes. */
+ * arg must stay valid until council_group_drain(g) returns. An agent that
+ * would pass the group's cap is not run: it finishes at once with nothing
+ * found and a summary that says so. An agent whose thread cannot start
+ * just never finishes. */
 void council_start(council *c, council_group *g, council_fn fn, void *arg);
 
 /* Waits until every agent finished, deadline_ms (clock_mono_ms) passes or

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "services/base/status.h"
 #include "services/base/strmap.h"
 
 struct query_vocab {
@@ -49,7 +50,7 @@ int query_vocab_build(catalog *c, query_vocab **out) {
     int rc = 0;
 
     *out = NULL;
-    if (!v) return -1;
+    if (!v) return AISLE_ENOMEM;
     v->max_words = 1;
     for (int k = 0; k < QUERY_KINDS; k++) strmap_init(&seen[k]);
     catalog_read_begin(c);
@@ -64,10 +65,10 @@ int query_vocab_build(catalog *c, query_vocab **out) {
     for (int k = 0; k < QUERY_KINDS; k++) strmap_free(&seen[k]);
     if (rc) {
         query_vocab_free(v);
-        return -1;
+        return AISLE_ENOMEM;
     }
     *out = v;
-    return 0;
+    return AISLE_OK;
 }
 
 size_t query_vocab_count(const query_vocab *v, int kind) { return v ? v->n[kind] : 0; }
@@ -371,7 +372,8 @@ void query_parse(const char *text, const query_vocab *v, query_constraints *out)
 }
 
 int query_exclude(query_constraints *q, const char *category) {
-    if (q->n_exclude == QUERY_MAX_EXCLUDE || strlen(category) >= QUERY_MAX_NAME) return -1;
+    if (q->n_exclude == QUERY_MAX_EXCLUDE || strlen(category) >= QUERY_MAX_NAME)
+        return AISLE_EFULL;
     for (size_t i = 0; i < q->n_exclude; i++)
         if (strcmp(q->exclude[i], category) == 0) return 0;
     strcpy(q->exclude[q->n_exclude++], category);

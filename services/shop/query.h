@@ -30,8 +30,8 @@ enum query_kind { QUERY_CATEGORY, QUERY_BRAND, QUERY_CREATOR, QUERY_KINDS };
  * moment. Immutable once built, so threads may share one. */
 typedef struct query_vocab query_vocab;
 
-/* Collects the names in c (taking its read lock). Returns 0 or -1 when out
- * of memory. The caller frees *out with query_vocab_free. */
+/* Collects the names in c (taking its read lock). Returns AISLE_OK or
+ * AISLE_ENOMEM. The caller frees *out with query_vocab_free. */
 int query_vocab_build(catalog *c, query_vocab **out);
 void query_vocab_free(query_vocab *v); /* NULL is a no-op */
 size_t query_vocab_count(const query_vocab *v, int kind);
@@ -60,8 +60,8 @@ typedef struct query_filter {
  * only). Never fails: what cannot be read is left out. */
 void query_parse(const char *text, const query_vocab *v, query_constraints *out);
 
-/* Adds an excluded category; returns 0, or -1 when the list is full or the
- * name too long. */
+/* Adds an excluded category; returns AISLE_OK, or AISLE_EFULL when the list
+ * is full or the name too long. */
 int query_exclude(query_constraints *q, const char *category);
 
 /* Points qf->f at q's constraints; valid while q is unchanged. */

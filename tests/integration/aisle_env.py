@@ -38,6 +38,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def shared_dir():
+    """shared/ beside the workspace (datasets, models): found from the real
+    path of this file (the runfiles tree links back into the workspace), or
+    AISLE_SHARED; None when there is none."""
+    if os.environ.get("AISLE_SHARED"):
+        return os.environ["AISLE_SHARED"]
+    d = os.path.dirname(os.path.realpath(__file__))
+    while d != os.path.dirname(d):
+        if os.path.exists(os.path.join(d, "WORKSPACE")):
+            return os.path.join(os.path.dirname(d), "shared")
+        d = os.path.dirname(d)
+    return None
+
+
 def aisle_binary():
     path = os.environ.get("AISLE_BIN") or os.path.join(ROOT, "bazel-bin", "aisle")
     if not os.access(path, os.X_OK):
@@ -55,7 +69,9 @@ class Procs:
     def start(self, name, argv, ready_prefix=None, timeout=20, stdin=None):
         """Starts argv; with ready_prefix, waits for a stdout line starting
         with it and returns (proc, rest of that line)."""
-        log = open(os.path.join(self.logdir, name + ".log"), "wb")
+        # One log per process, also when a test starts two of a kind.
+        n = sum(1 for p in self.procs if p.name == name)
+        log = open(os.path.join(self.logdir, "%s-%d.log" % (name, n)), "wb")
         p = subprocess.Popen(argv, stdout=subprocess.PIPE if ready_prefix else log,
                              stderr=log, stdin=stdin, start_new_session=True)
         p.name, p.logfile = name, log.name
@@ -91,8 +107,10 @@ class Procs:
 
     def serve(self, brokers, redis_addr, dim, extra=(), timeout=20):
         """Starts aisle serve; dim None leaves it to the snapshot."""
-        argv = [aisle_binary(), "serve", "--listen", "127.0.0.1:0", "--kafka-brokers", brokers,
-                "--redis", redis_addr]
+        argv = [aisle_binary(), "serve", "--listen", "127.0.0.1:0", "--http-listen",
+                "127.0.0.1:0", "--kafka-brokers", brokers, "--redis", redis_addr]
+        if "--tls-cert" not in extra:
+            argv.append("--insecure")
         if dim is not None:
             argv += ["--dim", str(dim)]
         p, port = self.start("serve", argv + list(extra), "aisle serve: listening on port ",
@@ -100,8 +118,9 @@ class Procs:
         return p, "127.0.0.1:" + port
 
     def ingest(self, brokers, redis_addr, extra=()):
-        p, _ = self.start("ingest", [aisle_binary(), "ingest", "--kafka-brokers", brokers,
-                                     "--redis", redis_addr] + list(extra))
+        p, _ = self.start("ingest", [aisle_binary(), "ingest", "--http-listen", "127.0.0.1:0",
+                                     "--kafka-brokers", brokers, "--redis", redis_addr]
+                          + list(extra))
         return p
 
     def stop(self, p, sig=signal.SIGTERM, timeout=15):

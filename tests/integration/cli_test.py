@@ -36,6 +36,7 @@ class Cli(unittest.TestCase):
         cases = [
             (["serve", "--bogus"], "unknown"),
             (["serve", "--redis", "x:1"], "--kafka-brokers is required"),
+            (["serve", "--kafka-brokers", "k:1", "--redis", "r:1"], "--insecure"),
             (["ingest", "--kafka-brokers", "x:1"], "--redis is required"),
             (["serve", "--kafka-brokers", "k:1", "--redis", "r:1", "--dim", "0"], "--dim"),
             (["demo", "--items", "lots"], "--items must be a whole number"),
@@ -50,7 +51,7 @@ class Cli(unittest.TestCase):
 
     def test_unreachable_listen_address_is_an_error(self):
         r = run("serve", "--listen", "256.1.1.1:1", "--kafka-brokers", "127.0.0.1:1",
-                "--redis", "127.0.0.1:1")
+                "--redis", "127.0.0.1:1", "--insecure")
         self.assertEqual(r.returncode, 1)
         self.assertIn("cannot listen", r.stderr)
 

@@ -4,6 +4,8 @@
 #include "ranker/rank.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -425,7 +427,53 @@ static void test_surfaces_by_name(void) {
     TEST_CHECK_STR(rank_source_name(RANK_SRC_VECTOR), "query_vector");
 }
 
+/* Requests rank while the catalog feed upserts, moves and deletes items
+ * (run under --config=tsan too): every answer is whole and only names items
+ * that existed. */
+typedef struct churn {
+    catalog *c;
+    atomic_int stop;
+    atomic_int bad;
+} churn;
+
+static void *churn_reader(void *arg) {
+    churn *ch = arg;
+    rank_entry items[] = {{"a0", 1.0}, {"b1", 1.0}, {"n3", 2.0}};
+    rank_profile p = {.items = items, .n_items = 3};
+    rank_request rq = {.profile = &p, .limit = 8, .settings = rank_surface("home")};
+    while (!atomic_load(&ch->stop)) {
+        rank_result r;
+        char err[256];
+        if (rank_recommend(ch->c, &rq, &r, err, sizeof(err)) != AISLE_OK) atomic_fetch_add(&ch->bad, 1);
+        for (size_t i = 0; i < r.n; i++)
+            if (!r.hits[i].item.item_id || !*r.hits[i].item.item_id) atomic_fetch_add(&ch->bad, 1);
+        rank_result_free(&r);
+    }
+    return NULL;
+}
+
+static void test_concurrent_updates(void) {
+    churn ch = {make_catalog(), 0, 0};
+    pthread_t t[3];
+    char id[16], err[256];
+    TEST_REQUIRE(ch.c != NULL);
+    for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, churn_reader, &ch);
+    for (int round = 0; round < 300; round++) {
+        float v[DIM] = {0};
+        v[round % DIM] = 1;
+        snprintf(id, sizeof(id), "n%d", round % 40);
+        catalog_item it = {id, id, "cn", "N", "", 100, round % 3 != 0};
+        TEST_CHECK(catalog_upsert(ch.c, &it, v, DIM, err, sizeof(err)) == AISLE_OK);
+        if (round % 5 == 0) catalog_delete(ch.c, id);
+    }
+    atomic_store(&ch.stop, 1);
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    TEST_CHECK(atomic_load(&ch.bad) == 0);
+    catalog_free(ch.c);
+}
+
 int main(void) {
+    TEST_RUN(test_concurrent_updates);
     TEST_RUN(test_personalized_and_filtered);
     TEST_RUN(test_creator_boost_and_reason);
     TEST_RUN(test_cold_start_uses_popular);

@@ -70,7 +70,7 @@ static void test_merge_drops_the_late_agent(void) {
     size_t n;
     TEST_REQUIRE(c != NULL);
     gate_open = 0;
-    council_group_init(&g);
+    council_group_init(&g, 0);
     council_agent_at(c, 3)->skip = 1;
     council_start(c, &g, agent_fn, NULL);
     TEST_CHECK(council_wait(c, clock_mono_ms() + 50, NULL, NULL) == 3);
@@ -98,11 +98,32 @@ static void test_merge_respects_the_limit(void) {
     const rank_hit *picks[2];
     const char *angles[2];
     TEST_REQUIRE(c != NULL);
-    council_group_init(&g);
+    council_group_init(&g, 0);
     council_start(c, &g, agent_fn, NULL);
     TEST_CHECK(council_wait(c, clock_mono_ms() + 60000, NULL, NULL) == 2);
     TEST_CHECK(council_merge(c, 2, picks, angles) == 2);
     council_release(c);
+    council_group_drain(&g);
+}
+
+/* With a cap of two threads, the other agents of a council are not run:
+ * they finish at once, unused, and say why. */
+static void test_cap_on_agent_threads(void) {
+    council_group g;
+    council *c = make(3);
+    TEST_REQUIRE(c != NULL);
+    gate_open = 0;
+    council_group_init(&g, 2);
+    council_agent_at(c, 0)->kind = 2; /* the first two hold their threads */
+    council_agent_at(c, 1)->kind = 2;
+    council_agent_at(c, 2)->kind = 0;
+    council_start(c, &g, agent_fn, NULL);
+    council_agent *third = council_agent_at(c, 2);
+    TEST_CHECK(third->skip && third->finished);
+    TEST_CHECK(strstr(third->summary, "not run") != NULL);
+    TEST_CHECK(council_wait(c, clock_mono_ms() + 50, NULL, NULL) == 1);
+    council_release(c);
+    open_gate();
     council_group_drain(&g);
 }
 
@@ -114,7 +135,7 @@ static void test_stop_ends_the_wait(void) {
     int asked = 0;
     TEST_REQUIRE(c != NULL);
     gate_open = 0;
-    council_group_init(&g);
+    council_group_init(&g, 0);
     council_start(c, &g, agent_fn, NULL);
     TEST_CHECK(council_wait(c, clock_mono_ms() + 60000, always, &asked) < 3);
     TEST_CHECK(asked);
@@ -126,6 +147,7 @@ static void test_stop_ends_the_wait(void) {
 int main(void) {
     TEST_RUN(test_merge_drops_the_late_agent);
     TEST_RUN(test_merge_respects_the_limit);
+    TEST_RUN(test_cap_on_agent_threads);
     TEST_RUN(test_stop_ends_the_wait);
     return test_summary();
 }
