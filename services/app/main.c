@@ -16,6 +16,7 @@
 #include "services/kafka/kafka.h"
 #include "services/base/log.h"
 #include "services/app/mockctl.h"
+#include "services/app/report.h"
 #include "services/base/status.h"
 #include "services/shop/shop.h"
 #include "services/devtools/synth.h"
@@ -35,6 +36,7 @@ static const char main_usage[] =
     "  generate    write text with a llama2.c or GGUF model\n"
     "  model       model files: 'model convert' (llama2.c checkpoint to GGUF)\n"
     "  ctl         operator commands to running servers: 'ctl index reload'\n"
+    "  report      experiment results from exposures and signals\n"
     "\n"
     "'aisle COMMAND --help' explains each command's flags.\n";
 
@@ -439,6 +441,7 @@ int main(int argc, char **argv) {
         {"synth", main_synth},   {"kafka-mock", mockctl_main},
         {"embed", main_embed},   {"generate", model_cli_generate},
         {"model", main_model},   {"ctl", main_ctl},
+        {"report", report_main},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
