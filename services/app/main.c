@@ -11,6 +11,7 @@
 #include "services/app/cli.h"
 #include "services/base/clock.h"
 #include "services/app/demo.h"
+#include "services/app/expctl.h"
 #include "services/app/runtime.h"
 #include "services/ingest/ingest.h"
 #include "services/kafka/kafka.h"
@@ -36,6 +37,7 @@ static const char main_usage[] =
     "  generate    write text with a llama2.c or GGUF model\n"
     "  model       model files: 'model convert' (llama2.c checkpoint to GGUF)\n"
     "  ctl         operator commands to running servers: 'ctl index reload'\n"
+    "  exp         A/B experiments and run-time toggles: 'exp set', 'exp list', 'exp assign' ...\n"
     "  report      experiment results from exposures and signals\n"
     "\n"
     "'aisle COMMAND --help' explains each command's flags.\n";
@@ -441,7 +443,7 @@ int main(int argc, char **argv) {
         {"synth", main_synth},   {"kafka-mock", mockctl_main},
         {"embed", main_embed},   {"generate", model_cli_generate},
         {"model", main_model},   {"ctl", main_ctl},
-        {"report", report_main},
+        {"report", report_main}, {"exp", expctl_main},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {

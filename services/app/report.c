@@ -166,7 +166,8 @@ int report_main(int argc, char **argv) {
         case 'x': expect = optarg; break;
         case 'H': html = optarg; break;
         case 'w':
-            if (cli_double("report", "window-h", optarg, 0.001, 24 * 365, &hours)) return CLI_EXIT_USAGE;
+            if (cli_double("report", "window-h", optarg, 0.001, 24 * 365, &hours))
+                return CLI_EXIT_USAGE;
             break;
         case 'a':
             if (cli_double("report", "alpha", optarg, 1e-6, 0.5, &cfg.alpha)) return CLI_EXIT_USAGE;

@@ -191,7 +191,8 @@ static int exp_compile_variants(exp_exp *x, char *err, size_t errlen) {
     if (!x->v) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     x->nv = e->n_variants;
     uint64_t total = 0, seen = 0;
-    for (size_t i = 0; i < e->n_variants; i++) total += e->variants[i]->weight ? e->variants[i]->weight : 1;
+    for (size_t i = 0; i < e->n_variants; i++)
+        total += e->variants[i]->weight ? e->variants[i]->weight : 1;
     for (size_t i = 0; i < e->n_variants; i++) {
         const Aisle__V1__Variant *v = e->variants[i];
         if (!exp_ident(v->name))
@@ -248,7 +249,8 @@ static int exp_compile_one(exp_set *s, size_t i, char *err, size_t errlen) {
                            e->name, e->layer);
     if (!e->salt[0])
         return status_fail(AISLE_EINVAL, err, errlen, "experiment '%s' has no salt", e->name);
-    if (e->share_bp == 0 || e->share_bp > EXP_BUCKETS || e->offset_bp + (uint64_t)e->share_bp > EXP_BUCKETS)
+    if (e->share_bp == 0 || e->share_bp > EXP_BUCKETS ||
+        e->offset_bp + (uint64_t)e->share_bp > EXP_BUCKETS)
         return status_fail(AISLE_EINVAL, err, errlen,
                            "experiment '%s': share %.2f %% at offset %.2f %% does not fit in "
                            "(0, 100 %%]", e->name, e->share_bp / 100.0, e->offset_bp / 100.0);
@@ -461,6 +463,16 @@ int exp_set_put_holdout(const exp_set *s, const char *salt, uint32_t share_bp, e
     h.share_bp = share_bp;
     d.holdout = &h;
     return exp_set_build(&d, out, err, errlen);
+}
+
+const param_value *exp_variant_overrides(const exp_variant *v, size_t *n) {
+    *n = v->n_over;
+    return v->over;
+}
+
+const param_value *exp_set_toggles(const exp_set *s, size_t *n) {
+    *n = s->n_toggles;
+    return s->toggles;
 }
 
 void exp_assign(const exp_set *s, const char *user_id, exp_assignment *out) {

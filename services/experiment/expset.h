@@ -95,6 +95,10 @@ typedef struct exp_assignment {
     exp_pick picks[EXP_MAX_LAYERS];
 } exp_assignment;
 
+/* The parsed overrides of a variant, and the set's toggles (n set). */
+const param_value *exp_variant_overrides(const exp_variant *v, size_t *n);
+const param_value *exp_set_toggles(const exp_set *s, size_t *n);
+
 /* Assigns user_id under s. */
 void exp_assign(const exp_set *s, const char *user_id, exp_assignment *out);
 /* The effective value of parameter name for the assigned user: the variant

@@ -320,7 +320,8 @@ static void report_wilson(uint64_t x, uint64_t n, double *p, double *lo, double 
         return;
     }
     double z = STATS_Z95, q = (double)x / n, d = 1 + z * z / n;
-    double c = (q + z * z / (2.0 * n)) / d, h = z * sqrt(q * (1 - q) / n + z * z / (4.0 * n * n)) / d;
+    double c = (q + z * z / (2.0 * n)) / d,
+           h = z * sqrt(q * (1 - q) / n + z * z / (4.0 * n * n)) / d;
     *p = q;
     *lo = c - h;
     *hi = c + h;
@@ -379,7 +380,8 @@ static int report_experiment(const exp_report *r, const rwork *w, size_t i, exp_
         a->variant = d->vars[v];
         a->pages = w->pages[i][v];
         a->expected_share = d->weights[v];
-        for (int k = 0; k < REPORT_OUTCOMES; k++) a->events[k] = w->events[i][v * REPORT_OUTCOMES + k];
+        for (int k = 0; k < REPORT_OUTCOMES; k++)
+            a->events[k] = w->events[i][v * REPORT_OUTCOMES + k];
     }
     for (size_t u = 0; u < r->n_users; u++) {
         uint32_t v = w->user_var[i][u];
@@ -523,8 +525,9 @@ static void report_svg_rates(const exp_report_exp *e, int k, buf *b) {
                    ylo, cx, yhi);
         buf_printf(b, "<text x=\"%d\" y=\"205\" font-size=\"11\" text-anchor=\"middle\">%s</text>",
                    cx, x->variant);
-        buf_printf(b, "<text x=\"%d\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\">%.2f%%</text>",
-                   cx, yhi - 4, 100 * x->rate[k]);
+        buf_printf(
+            b, "<text x=\"%d\" y=\"%.1f\" font-size=\"10\" text-anchor=\"middle\">%.2f%%</text>",
+            cx, yhi - 4, 100 * x->rate[k]);
     }
     buf_puts(b, "</svg>\n");
 }
@@ -542,7 +545,8 @@ static void report_svg_lift(const exp_report_exp *e, int k, buf *b) {
                report_outcome[k]);
     buf_printf(b, "<line x1=\"250\" y1=\"5\" x2=\"250\" y2=\"%d\" stroke=\"#999\" "
                   "stroke-dasharray=\"3\"/>", h - 20);
-    buf_printf(b, "<text x=\"250\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">0</text>", h - 5);
+    buf_printf(b, "<text x=\"250\" y=\"%d\" font-size=\"10\" text-anchor=\"middle\">0</text>",
+               h - 5);
     for (size_t a = 1; a < e->n_arms; a++) {
         const exp_report_arm *x = &e->arms[a];
         int y = 30 * (int)a;
@@ -577,7 +581,9 @@ void exp_report_html(const exp_report *r, buf *b) {
     for (size_t i = 0; i < r->n_res; i++) {
         const exp_report_exp *e = &r->res[i];
         buf_printf(b, "<h2>%s</h2>\n", e->name);
-        if (e->srm) buf_puts(b, "<p class=\"bad\">Sample ratio mismatch: do not trust these results.</p>\n");
+        if (e->srm)
+            buf_puts(b,
+                     "<p class=\"bad\">Sample ratio mismatch: do not trust these results.</p>\n");
         for (int k = 0; k < REPORT_OUTCOMES; k++) {
             buf_printf(b, "<h3>%s: users with one, by variant; lift vs control</h3>\n",
                        report_outcome[k]);
@@ -594,7 +600,8 @@ int exp_delim_write(FILE *f, const ProtobufCMessage *m) {
     if (!body) return AISLE_ENOMEM;
     protobuf_c_message_pack(m, body);
     size_t n = 0;
-    for (size_t v = len; n == 0 || v; v >>= 7) head[n++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
+    for (size_t v = len; n == 0 || v; v >>= 7)
+        head[n++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
     int ok = fwrite(head, 1, n, f) == n && fwrite(body, 1, len, f) == len;
     free(body);
     return ok ? AISLE_OK : AISLE_EIO;

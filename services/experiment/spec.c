@@ -12,7 +12,8 @@ long exp_spec_share(const char *s) {
     int digits = 0, fdigits = 0;
     for (; isdigit((unsigned char)*s) && digits < 4; s++, digits++) whole = whole * 10 + (*s - '0');
     if (*s == '.')
-        for (s++; isdigit((unsigned char)*s) && fdigits < 2; s++, fdigits++) frac = frac * 10 + (*s - '0');
+        for (s++; isdigit((unsigned char)*s) && fdigits < 2; s++, fdigits++)
+            frac = frac * 10 + (*s - '0');
     if (fdigits == 1) frac *= 10;
     if (*s == '%') s++;
     long bp = whole * 100 + frac;
@@ -105,7 +106,8 @@ int exp_spec_parse(const char *const *words, size_t n, Aisle__V1__Experiment **o
     aisle__v1__experiment__init(e);
     Aisle__V1__Variant *cur = NULL;
     int rc = AISLE_OK;
-    for (size_t i = 0; i < n && rc == AISLE_OK; i++) rc = exp_spec_word(e, &cur, words[i], err, errlen);
+    for (size_t i = 0; i < n && rc == AISLE_OK; i++)
+        rc = exp_spec_word(e, &cur, words[i], err, errlen);
     if (rc == AISLE_OK && !e->name[0]) rc = status_fail(AISLE_EINVAL, err, errlen, "no name=");
     if (rc == AISLE_OK && !e->share_bp) rc = status_fail(AISLE_EINVAL, err, errlen, "no share=");
     if (rc != AISLE_OK) goto fail;

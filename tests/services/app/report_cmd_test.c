@@ -157,7 +157,8 @@ static void test_bad_flags(void) {
     char *none[] = {"report", NULL};
     char *half[] = {"report", "--exposures", path_e, NULL};
     char *alpha[] = {"report", "--kafka-brokers", "x", "--alpha", "2", NULL};
-    char *expect[] = {"report", "--exposures", path_e, "--signals", path_s, "--expect", "a=b", NULL};
+    char *expect[] = {"report", "--exposures", path_e, "--signals",
+                      path_s,   "--expect",    "a=b",  NULL};
     TEST_CHECK(run(1, none) == 2);
     TEST_CHECK(run(3, half) == 2);
     TEST_CHECK(run(5, alpha) == 2);

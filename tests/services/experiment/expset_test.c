@@ -227,8 +227,10 @@ static void expect_refused(const char *spec, const char *msg) {
 }
 
 static void test_validation(void) {
-    expect_refused("name=big layer=rank share=50% variant=a", "shares add up to 110.00 %, over 100 %");
-    expect_refused("name=x layer=rank share=10% variant=a rank.foo=1", "unknown parameter 'rank.foo'");
+    expect_refused("name=big layer=rank share=50% variant=a",
+                   "shares add up to 110.00 %, over 100 %");
+    expect_refused("name=x layer=rank share=10% variant=a rank.foo=1",
+                   "unknown parameter 'rank.foo'");
     expect_refused("name=x layer=rank share=10% variant=a rank.mmr_lambda=1.5",
                    "rank.mmr_lambda: '1.5' is not a number in [0, 1]");
     expect_refused("name=x layer=rank share=10% variant=a rank.creator_cap=2.5", "not an integer");

@@ -137,7 +137,8 @@ static void test_full_reload(void) {
     exp_set *s;
     TEST_REQUIRE(exp_store_load(st, &s, NULL, err, sizeof(err)) == AISLE_OK);
     exp_set *next;
-    TEST_REQUIRE(exp_set_put_toggle(s, "rank.creator_cap", "4", &next, err, sizeof(err)) == AISLE_OK);
+    TEST_REQUIRE(exp_set_put_toggle(s, "rank.creator_cap", "4", &next, err, sizeof(err)) ==
+                 AISLE_OK);
     size_t len;
     uint8_t *bytes = exp_set_encode(next, &len);
     redisContext *c = redisConnect("127.0.0.1", rp.port);
