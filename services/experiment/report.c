@@ -285,15 +285,16 @@ static size_t report_exposures(const exp_report *r, rwork *w, int64_t until) {
     return n;
 }
 
+/* The position of item on page x, or -1. */
 static int report_shows(const exp_report *r, const rexposure *x, uint32_t item) {
     for (uint32_t k = 0; k < x->n_items; k++)
-        if (r->item_pool[x->item_off + k] == item) return 1;
-    return 0;
+        if (r->item_pool[x->item_off + k] == item) return (int)k;
+    return -1;
 }
 
 /* Credits signal s to the latest exposure before it, within the window,
- * that showed its item. */
-static void report_attribute(const exp_report *r, rwork *w, const rsignal *s) {
+ * that showed its item; raises that item's grade when grades is given. */
+static void report_attribute(const exp_report *r, rwork *w, const rsignal *s, int8_t *grades) {
     uint32_t lo = w->first[s->user], hi = w->first[s->user + 1];
     while (lo < hi) { /* the first exposure after s */
         uint32_t mid = lo + (hi - lo) / 2;
@@ -303,7 +304,10 @@ static void report_attribute(const exp_report *r, rwork *w, const rsignal *s) {
     for (uint32_t i = lo; i-- > w->first[s->user];) {
         const rexposure *x = &r->ex[w->order[i]];
         if (s->ts - x->ts > r->cfg.window_ms) return;
-        if (!report_shows(r, x, s->item)) continue;
+        int pos = report_shows(r, x, s->item);
+        if (pos < 0) continue;
+        int8_t *g = grades ? &grades[x->item_off + pos] : NULL;
+        if (g && *g < s->kind) *g = (int8_t)s->kind;
         for (uint32_t k = 0; k < x->n_vars; k++) {
             rvar v = r->var_pool[x->var_off + k];
             w->events[v.exp][v.var * REPORT_OUTCOMES + s->kind]++;
@@ -415,7 +419,7 @@ int exp_report_compute(exp_report *r, int64_t until_ms, const exp_report_exp **o
     if (rc != AISLE_OK) goto fail;
     report_exposures(r, &w, until_ms);
     for (size_t i = 0; i < r->n_sig; i++)
-        if (r->sig[i].ts <= until_ms) report_attribute(r, &w, &r->sig[i]);
+        if (r->sig[i].ts <= until_ms) report_attribute(r, &w, &r->sig[i], NULL);
     r->res = calloc(r->n_defs ? r->n_defs : 1, sizeof(*r->res));
     if (!r->res) {
         rc = AISLE_ENOMEM;
@@ -623,4 +627,24 @@ int exp_delim_read(FILE *f, buf *b) {
     b->len = len;
     b->data[len] = 0;
     return 1;
+}
+
+int exp_report_outcomes(exp_report *r, int64_t until_ms, int8_t **grades, size_t *n) {
+    rwork w;
+    int8_t *g = malloc(r->n_ip ? r->n_ip : 1);
+    int rc = g ? report_work_new(r, &w) : AISLE_ENOMEM;
+    if (rc == AISLE_OK) {
+        memset(g, -1, r->n_ip);
+        report_exposures(r, &w, until_ms);
+        for (size_t i = 0; i < r->n_sig; i++)
+            if (r->sig[i].ts <= until_ms) report_attribute(r, &w, &r->sig[i], g);
+    }
+    if (g) report_work_free(r, &w);
+    if (rc != AISLE_OK) {
+        free(g);
+        return rc;
+    }
+    *grades = g;
+    *n = r->n_ip;
+    return AISLE_OK;
 }

@@ -74,6 +74,12 @@ int exp_report_expect(exp_report *r, const char *experiment, const char *variant
  * the same data can be read as of any day. *out (n experiments, by name)
  * is owned by r, valid until the next compute or free. */
 int exp_report_compute(exp_report *r, int64_t until_ms, const exp_report_exp **out, size_t *n);
+/* The strongest outcome attributed to each item of each exposure, by the
+ * same rule as the results: (*grades)[j] for the j-th item added over all
+ * exposures in the order they were added; -1 none, else REPORT_CLICK,
+ * REPORT_CART or REPORT_PURCHASE. *grades is the caller's to free. The
+ * training labels of `aisle rank train`. */
+int exp_report_outcomes(exp_report *r, int64_t until_ms, int8_t **grades, size_t *n);
 /* The last results as a text table / as an HTML page with SVG plots. */
 void exp_report_text(const exp_report *r, buf *out);
 void exp_report_html(const exp_report *r, buf *out);
