@@ -186,7 +186,8 @@ static int ltr_boost(const ltr_split *tr, uint32_t nf, const ltr_train_config *c
     BoosterHandle b = NULL;
     char v[32];
     int rc = ltr_xgb(XGDMatrixCreateFromMat(tr->x, tr->rows, nf, NAN, &m), err, errlen);
-    if (rc == AISLE_OK) rc = ltr_xgb(XGDMatrixSetFloatInfo(m, "label", tr->y, tr->rows), err, errlen);
+    if (rc == AISLE_OK)
+        rc = ltr_xgb(XGDMatrixSetFloatInfo(m, "label", tr->y, tr->rows), err, errlen);
     if (rc == AISLE_OK)
         rc = ltr_xgb(XGDMatrixSetUIntInfo(m, "group", tr->groups, tr->pages), err, errlen);
     if (rc == AISLE_OK) rc = ltr_xgb(XGBoosterCreate(&m, 1, &b), err, errlen);

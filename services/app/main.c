@@ -17,6 +17,7 @@
 #include "services/kafka/kafka.h"
 #include "services/base/log.h"
 #include "services/app/mockctl.h"
+#include "services/app/rank.h"
 #include "services/app/report.h"
 #include "services/base/status.h"
 #include "services/shop/shop.h"
@@ -39,6 +40,7 @@ static const char main_usage[] =
     "  ctl         operator commands to running servers: 'ctl index reload'\n"
     "  exp         A/B experiments and run-time toggles: 'exp set', 'exp list', 'exp assign' ...\n"
     "  report      experiment results from exposures and signals\n"
+    "  rank        learned ranker: 'rank train' (XGBoost LambdaMART), 'rank check MODEL'\n"
     "\n"
     "'aisle COMMAND --help' explains each command's flags.\n";
 
@@ -444,6 +446,7 @@ int main(int argc, char **argv) {
         {"embed", main_embed},   {"generate", model_cli_generate},
         {"model", main_model},   {"ctl", main_ctl},
         {"report", report_main}, {"exp", expctl_main},
+        {"rank", rank_main},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {

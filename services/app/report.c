@@ -41,27 +41,26 @@ static const char report_usage[] =
     "  --until-ms T          only events up to time T (a report as of then)\n"
     "  --html FILE           also write the report as a page with plots\n";
 
-typedef int (*report_add_fn)(exp_report *r, const uint8_t *data, size_t len);
-
-static int report_add_exposure(exp_report *r, const uint8_t *data, size_t len) {
-    Aisle__V1__Exposure *e = aisle__v1__exposure__unpack(NULL, len, data);
-    if (!e) return AISLE_EFORMAT;
-    int rc = exp_report_add_exposure(r, e);
-    aisle__v1__exposure__free_unpacked(e, NULL);
-    return rc;
-}
-
-static int report_add_signal(exp_report *r, const uint8_t *data, size_t len) {
-    Aisle__V1__Signal *s = aisle__v1__signal__unpack(NULL, len, data);
-    if (!s) return AISLE_EFORMAT;
-    int rc = exp_report_add_signal(r, s);
-    aisle__v1__signal__free_unpacked(s, NULL);
+/* Decodes one message of a topic or file and hands it to sink; is_signal
+ * tells which kind. */
+static int report_decode(const report_sink *sink, int is_signal, const uint8_t *data,
+                         size_t len) {
+    int rc = AISLE_EFORMAT;
+    if (is_signal) {
+        Aisle__V1__Signal *m = aisle__v1__signal__unpack(NULL, len, data);
+        if (m) rc = sink->signal(sink->ctx, m);
+        aisle__v1__signal__free_unpacked(m, NULL);
+    } else {
+        Aisle__V1__Exposure *m = aisle__v1__exposure__unpack(NULL, len, data);
+        if (m) rc = sink->exposure(sink->ctx, m);
+        aisle__v1__exposure__free_unpacked(m, NULL);
+    }
     return rc;
 }
 
 /* Adds every message of a file; a message that does not parse is counted
  * and skipped, a truncated file is an error. */
-static int report_file(exp_report *r, const char *path, report_add_fn add) {
+static int report_file(const report_sink *sink, int is_signal, const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         log_error("report", "cannot open %s", path);
@@ -71,7 +70,7 @@ static int report_file(exp_report *r, const char *path, report_add_fn add) {
     long n = 0, bad = 0;
     int rc;
     while ((rc = exp_delim_read(f, &b)) == 1) {
-        int a = add(r, (const uint8_t *)b.data, b.len);
+        int a = report_decode(sink, is_signal, (const uint8_t *)b.data, b.len);
         if (a == AISLE_ENOMEM) break;
         bad += a != AISLE_OK;
         n++;
@@ -85,7 +84,8 @@ static int report_file(exp_report *r, const char *path, report_add_fn add) {
 }
 
 /* Adds every message of topic, reading until each partition's end. */
-static int report_topic(exp_report *r, const char *brokers, const char *topic, report_add_fn add) {
+static int report_topic(const report_sink *sink, int is_signal, const char *brokers) {
+    const char *topic = is_signal ? KAFKA_TOPIC_SIGNALS : EXPOSURE_TOPIC;
     char err[512];
     tail *t;
     if (tail_open(brokers, topic, RD_KAFKA_OFFSET_BEGINNING, "report", &t, err, sizeof(err))) {
@@ -97,7 +97,7 @@ static int report_topic(exp_report *r, const char *brokers, const char *topic, r
     for (;;) {
         rd_kafka_message_t *m = tail_poll(t, 200);
         if (m) {
-            bad += add(r, m->payload, m->len) != AISLE_OK;
+            bad += report_decode(sink, is_signal, m->payload, m->len) != AISLE_OK;
             n++;
             rd_kafka_message_destroy(m);
         } else if (tail_caught_up(t)) {
@@ -112,6 +112,21 @@ static int report_topic(exp_report *r, const char *brokers, const char *topic, r
     tail_close(t);
     log_info("report", "%s: %ld messages%s", topic, n, bad ? " (some did not parse)" : "");
     return 0;
+}
+
+int report_read(const char *brokers, const char *exposures, const char *signals,
+                const report_sink *sink) {
+    int rc = brokers ? report_topic(sink, 0, brokers) : report_file(sink, 0, exposures);
+    if (rc == 0) rc = brokers ? report_topic(sink, 1, brokers) : report_file(sink, 1, signals);
+    return rc;
+}
+
+static int report_sink_exposure(void *r, const Aisle__V1__Exposure *e) {
+    return exp_report_add_exposure(r, e);
+}
+
+static int report_sink_signal(void *r, const Aisle__V1__Signal *s) {
+    return exp_report_add_signal(r, s);
 }
 
 /* "EXP:VAR=W,EXP:VAR=W". */
@@ -190,12 +205,8 @@ int report_main(int argc, char **argv) {
     exp_report *r;
     if (exp_report_new(&cfg, &r) != AISLE_OK) return 1;
     int rc = expect ? report_expect(r, expect) : 0;
-    if (rc == 0)
-        rc = brokers ? report_topic(r, brokers, EXPOSURE_TOPIC, report_add_exposure)
-                     : report_file(r, exposures, report_add_exposure);
-    if (rc == 0)
-        rc = brokers ? report_topic(r, brokers, KAFKA_TOPIC_SIGNALS, report_add_signal)
-                     : report_file(r, signals, report_add_signal);
+    report_sink sink = {r, report_sink_exposure, report_sink_signal};
+    if (rc == 0) rc = report_read(brokers, exposures, signals, &sink);
     const exp_report_exp *res;
     size_t n;
     if (rc == 0 && exp_report_compute(r, until, &res, &n) != AISLE_OK) rc = -1;
