@@ -95,6 +95,12 @@ static int ltr_model_wrap(BoosterHandle b, uint32_t n_features, ltr_model **out,
         XGBoosterFree(b);
         return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     }
+    /* Scoring runs on serve's worker threads: no OpenMP team of its own. */
+    if (XGBoosterSetParam(b, "nthread", "1") != 0) {
+        XGBoosterFree(b);
+        free(m);
+        return ltr_xgb_fail(AISLE_EINTERNAL, err, errlen, "xgboost");
+    }
     atomic_init(&m->refs, 1);
     m->booster = b;
     m->n_features = n_features;
@@ -147,9 +153,9 @@ static int ltr_read_file(const char *path, uint8_t **data, size_t *n, char *err,
 }
 
 int ltr_model_load(const char *path, ltr_model **out, char *err, size_t errlen) {
-    uint8_t *data;
-    size_t n;
-    uint32_t features;
+    uint8_t *data = NULL;
+    size_t n = 0;
+    uint32_t features = 0;
     BoosterHandle b = NULL;
     int rc = ltr_read_file(path, &data, &n, err, errlen);
     if (rc != AISLE_OK) return rc;
@@ -184,19 +190,25 @@ int ltr_model_save(ltr_model *m, const char *path, char *err, size_t errlen) {
 
 int ltr_model_score(ltr_model *m, const float *rows, size_t n, float *out, char *err,
                     size_t errlen) {
-    DMatrixHandle d;
-    bst_ulong len = 0;
+    /* In-place prediction over the caller's rows: no DMatrix per call. */
+    static const char config[] = "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, "
+                                 "\"iteration_end\": 0, \"strict_shape\": false, \"cache_id\": 0, "
+                                 "\"missing\": NaN}";
+    char values[160];
+    const bst_ulong *shape;
+    bst_ulong dim;
     const float *res;
     if (n == 0) return AISLE_OK;
-    if (XGDMatrixCreateFromMat(rows, n, m->n_features, NAN, &d) != 0)
-        return ltr_xgb_fail(AISLE_EINTERNAL, err, errlen, "xgboost");
+    snprintf(values, sizeof(values),
+             "{\"data\": [%llu, true], \"shape\": [%zu, %u], \"typestr\": \"<f4\", "
+             "\"version\": 3}",
+             (unsigned long long)(uintptr_t)rows, n, m->n_features);
     pthread_mutex_lock(&m->lock);
-    int rc = XGBoosterPredict(m->booster, d, 0, 0, 0, &len, &res) == 0 && len == n
+    int rc = XGBoosterPredictFromDense(m->booster, values, config, NULL, &shape, &dim, &res) == 0
                  ? AISLE_OK
                  : ltr_xgb_fail(AISLE_EINTERNAL, err, errlen, "xgboost");
     if (rc == AISLE_OK) memcpy(out, res, n * sizeof(*out)); /* res is the booster's */
     pthread_mutex_unlock(&m->lock);
-    XGDMatrixFree(d);
     return rc;
 }
 
