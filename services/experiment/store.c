@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "services/base/clock.h"
 #include "services/base/status.h"
 #include "services/profile/rcluster.h"
 
@@ -19,7 +20,9 @@ static const char exp_cas_lua[] =
     "redis.call('SET', KEYS[2], ARGV[3])\n"
     "return 1\n";
 
-#define EXP_STORE_RETRIES 8
+/* Each lost compare-and-set means another edit won; backing off a little
+ * longer each time lets a slow writer through on a busy machine. */
+#define EXP_STORE_RETRIES 32
 
 struct exp_store {
     rcluster *rc;
@@ -123,6 +126,7 @@ int exp_store_update(exp_store *st, exp_edit_fn edit, const void *arg, exp_set *
         if (rc == AISLE_OK && stored) *stored = next;
         else exp_set_release(next);
         if (rc != AISLE_EFULL) return rc;
+        clock_sleep_ms(1 + attempt % 8);
     }
     return status_fail(AISLE_EUNAVAIL, err, errlen,
                        "experiment store: %d concurrent writers in a row came first; try again",

@@ -48,6 +48,11 @@ static void test_siphash_vectors(void) {
     TEST_CHECK(exp_siphash(k, m, 0) == 0x726fdb47dd0e0e31ULL);
     TEST_CHECK(exp_siphash(k, m, 15) == 0xa129ca6149be45e5ULL);
     TEST_CHECK(exp_siphash(k, m, 8) == 0x93f5f5799a932462ULL);
+    /* Any id length: hashed in pieces, never copied. */
+    static char longid[5000];
+    memset(longid, 'x', sizeof(longid) - 1);
+    TEST_CHECK(exp_bucket("salt", longid) < EXP_BUCKETS);
+    TEST_CHECK(exp_bucket("ab", "c") != exp_bucket("a", "bc"));
 }
 
 static void test_bucket_uniform(void) {

@@ -163,7 +163,10 @@ static void *writer(void *arg) {
     if (exp_store_open(rp.addr, &st, e, sizeof(e)) != AISLE_OK) return (void *)1;
     for (int i = 0; i < 25; i++) {
         snprintf(param, sizeof(param), "sources.w%d_%d.budget", id, i);
-        fails += exp_store_put_toggle(st, param, "10", NULL, e, sizeof(e)) != AISLE_OK;
+        if (exp_store_put_toggle(st, param, "10", NULL, e, sizeof(e)) != AISLE_OK) {
+            fprintf(stderr, "writer %d: %s\n", id, e);
+            fails++;
+        }
     }
     exp_store_close(st);
     return (void *)(intptr_t)fails;
