@@ -540,6 +540,21 @@ const param_value *exp_assignment_param(const exp_assignment *a, const char *nam
     return exp_find(a->set->toggles, a->set->n_toggles, name);
 }
 
+size_t exp_assignment_params(const exp_assignment *a, const param_value **out, size_t max) {
+    size_t count = 0;
+    for (size_t i = 0; i <= a->n; i++) {
+        size_t n;
+        const param_value *v = i < a->n ? exp_variant_overrides(a->picks[i].v, &n)
+                                        : exp_set_toggles(a->set, &n);
+        for (size_t k = 0; k < n; k++) {
+            if (exp_assignment_param(a, v[k].name) != &v[k]) continue; /* overridden */
+            if (count < max) out[count] = &v[k];
+            count++;
+        }
+    }
+    return count;
+}
+
 double exp_assignment_num(const exp_assignment *a, const char *name, double dflt) {
     const param_value *v = exp_assignment_param(a, name);
     return v && v->def->type != PARAM_PATH && v->def->type != PARAM_NAME ? v->num : dflt;

@@ -104,6 +104,10 @@ void exp_assign(const exp_set *s, const char *user_id, exp_assignment *out);
 /* The effective value of parameter name for the assigned user: the variant
  * that overrides it, else a toggle, else NULL (the pipeline's default). */
 const param_value *exp_assignment_param(const exp_assignment *a, const char *name);
+/* Every parameter the assignment sets, each once, as it takes effect (the
+ * variants' overrides, then the toggles no variant overrides): up to max
+ * into out; returns how many there are. */
+size_t exp_assignment_params(const exp_assignment *a, const param_value **out, size_t max);
 /* The effective number (FLOAT, INT; ENUM's choice index) or dflt. */
 double exp_assignment_num(const exp_assignment *a, const char *name, double dflt);
 /* The effective text or dflt. */

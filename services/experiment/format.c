@@ -97,27 +97,18 @@ void exp_format_set_json(const exp_set *s, buf *out) {
     buf_puts(out, "}\n");
 }
 
-/* Every parameter the assignment sets, each once, with its effective
- * value: the picks' variants' overrides, then the toggles. */
 static void exp_format_params(const exp_assignment *a, buf *out, int json) {
-    int first = 1;
-    for (size_t i = 0; i <= a->n; i++) {
-        size_t n;
-        const param_value *v = i < a->n ? exp_variant_overrides(a->picks[i].v, &n)
-                                        : exp_set_toggles(a->set, &n);
-        for (size_t k = 0; k < n; k++) {
-            const param_value *eff = exp_assignment_param(a, v[k].name);
-            if (eff != &v[k]) continue; /* shown where it takes effect */
-            if (json) {
-                if (!first) buf_putc(out, ',');
-                exp_format_json_str(out, v[k].name);
-                buf_putc(out, ':');
-                exp_format_json_str(out, v[k].text);
-            } else {
-                buf_printf(out, "  %s = %s\n", v[k].name, v[k].text);
-            }
-            first = 0;
+    const param_value *v[256];
+    size_t n = exp_assignment_params(a, v, 256);
+    for (size_t i = 0; i < n && i < 256; i++) {
+        if (!json) {
+            buf_printf(out, "  %s = %s\n", v[i]->name, v[i]->text);
+            continue;
         }
+        if (i) buf_putc(out, ',');
+        exp_format_json_str(out, v[i]->name);
+        buf_putc(out, ':');
+        exp_format_json_str(out, v[i]->text);
     }
 }
 
