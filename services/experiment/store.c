@@ -143,21 +143,22 @@ static int exp_edit_delete(const exp_set *cur, const void *arg, exp_set **next, 
     return exp_set_delete_experiment(cur, arg, next, err, errlen);
 }
 
-typedef struct exp_pair {
-    const char *a, *b;
-    uint32_t n;
-} exp_pair;
+/* The arguments of a toggle or holdout edit. */
+typedef struct exp_edit_args {
+    const char *name, *value; /* the parameter and value, or the holdout's salt */
+    uint32_t share_bp;
+} exp_edit_args;
 
 static int exp_edit_toggle(const exp_set *cur, const void *arg, exp_set **next, char *err,
                            size_t errlen) {
-    const exp_pair *p = arg;
-    return exp_set_put_toggle(cur, p->a, p->b, next, err, errlen);
+    const exp_edit_args *p = arg;
+    return exp_set_put_toggle(cur, p->name, p->value, next, err, errlen);
 }
 
 static int exp_edit_holdout(const exp_set *cur, const void *arg, exp_set **next, char *err,
                             size_t errlen) {
-    const exp_pair *p = arg;
-    return exp_set_put_holdout(cur, p->a, p->n, next, err, errlen);
+    const exp_edit_args *p = arg;
+    return exp_set_put_holdout(cur, p->name, p->share_bp, next, err, errlen);
 }
 
 int exp_store_put_experiment(exp_store *st, const Aisle__V1__Experiment *e, exp_set **stored,
@@ -172,12 +173,12 @@ int exp_store_delete_experiment(exp_store *st, const char *name, exp_set **store
 
 int exp_store_put_toggle(exp_store *st, const char *param, const char *value, exp_set **stored,
                          char *err, size_t errlen) {
-    exp_pair p = {param, value, 0};
+    exp_edit_args p = {param, value, 0};
     return exp_store_update(st, exp_edit_toggle, &p, stored, err, errlen);
 }
 
 int exp_store_put_holdout(exp_store *st, const char *salt, uint32_t share_bp, exp_set **stored,
                           char *err, size_t errlen) {
-    exp_pair p = {salt, NULL, share_bp};
+    exp_edit_args p = {salt, NULL, share_bp};
     return exp_store_update(st, exp_edit_holdout, &p, stored, err, errlen);
 }
