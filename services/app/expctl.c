@@ -41,12 +41,12 @@ static void expctl_print_params(void) {
     const param_def *d = param_registry(&n);
     static const char *const types[] = {"float", "int", "enum", "path", "name"};
     for (size_t i = 0; i < n; i++) {
-        printf("%-22s %-5s ", d[i].name, types[d[i].type]);
+        char range[64] = "";
         if (d[i].type == PARAM_FLOAT || d[i].type == PARAM_INT)
-            printf("%g..%-10g", d[i].min, d[i].max);
-        else
-            printf("%-13s", d[i].choices ? d[i].choices : "");
-        printf(" %s\n", d[i].help);
+            snprintf(range, sizeof(range), "%g..%g", d[i].min, d[i].max);
+        else if (d[i].choices)
+            snprintf(range, sizeof(range), "%s", d[i].choices);
+        printf("%-22s %-5s %-19s %s\n", d[i].name, types[d[i].type], range, d[i].help);
     }
 }
 
