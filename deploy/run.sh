@@ -28,7 +28,9 @@ fuzz() {
   out=$(mktemp -d)
   local targets
   targets=$(bazel query --output=label 'attr(tags, "\bfuzz\b", tests(//...))' 2>/dev/null)
-  bazel --output_base="$base" build "${BAZEL_FLAGS[@]}" --config=fuzz $targets || return 1
+  # No convenience symlinks: they would point the workspace's bazel-* links at
+  # this output base, and the ordinary build would then read them as sources.
+  bazel --output_base="$base" build "${BAZEL_FLAGS[@]}" --config=fuzz --symlink_prefix=/ $targets || return 1
   local bin
   bin=$(bazel --output_base="$base" info --config=fuzz bazel-bin 2>/dev/null)
   for t in $targets; do

@@ -8,11 +8,12 @@ set -euo pipefail
 PACKAGES=(
   bazel-bootstrap gcc g++ dpkg-dev
   librdkafka-dev libhiredis-dev libfaiss-dev libopenblas-dev
-  libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+  libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libpcre2-dev
   libgrpc-dev grpc-proto
   libssl-dev openssl clang libclang-rt-14-dev
   redis-server nghttp2-client libxgboost-dev
   python3-grpcio python3-protobuf python3-confluent-kafka
+  libmicrohttpd-dev libyaml-dev python3-yaml chromium python3-grpc-tools
 )
 FAISS_C_LIB=/usr/local/lib/libfaiss_c.a
 

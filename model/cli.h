@@ -13,8 +13,12 @@
  * (steps counts positions including the prompt) and speed to stderr. */
 int model_cli_generate(int argc, char **argv);
 
-/* aisle model convert --in CKPT --out FILE [--type f32|f16|q8_0]
+/* aisle model convert --in CKPT --out FILE [--type f32|f16|q8_0|q4_k_m]
  *   [--format gguf|llama2c] [--tokenizer PATH] [--group-size N] */
 int model_cli_convert(int argc, char **argv);
+
+/* aisle model convert|tokenize|logits|info ...: argv[1] names the
+ * command (see each one's --help). */
+int model_cli_model(int argc, char **argv);
 
 #endif

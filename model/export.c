@@ -7,7 +7,7 @@
 #include "model/export.h"
 
 #include "model/gguf.h"
-#include "model/msg.h"
+#include "services/base/status.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -38,12 +38,21 @@ static int row_norm(void *ud, uint64_t row, float *dst) {
     return 0;
 }
 
+/* The type a matrix is written as: the requested one, or the next one
+ * whose blocks its rows fill (Q4_K or Q6_K, then Q8_0, then F32). */
+static uint32_t fit_type(uint32_t type, int cols) {
+    if ((type == GGUF_T_Q4_K || type == GGUF_T_Q6_K) && cols % 256)
+        type = GGUF_T_Q8_0;
+    if (type == GGUF_T_Q8_0 && cols % KERN_Q8_0_BLOCK)
+        type = GGUF_T_F32;
+    return type;
+}
+
 static int add_mat(gguf_writer *w, const char *name, const kern_mat *m,
                    uint32_t type) {
     uint64_t ne[2] = {(uint64_t)m->cols, (uint64_t)m->rows};
-    if (type == GGUF_T_Q8_0 && m->cols % KERN_Q8_0_BLOCK)
-        type = GGUF_T_F32;
-    return gguf_writer_tensor(w, name, type, 2, ne, row_mat, (void *)m);
+    return gguf_writer_tensor(w, name, fit_type(type, m->cols), 2, ne, row_mat,
+                              (void *)m);
 }
 
 static int add_norm(gguf_writer *w, const char *name, norm_src *src) {
@@ -54,7 +63,7 @@ static int add_norm(gguf_writer *w, const char *name, norm_src *src) {
 /* Vocabulary in GGUF's spelling: spaces as U+2581 and control tokens
  * without the newlines llama2.c's exporter puts around them. */
 static int add_vocab(gguf_writer *w, const tok_tokenizer *t) {
-    int n = tok_vocab_size(t), rc = -ENOMEM;
+    int n = tok_vocab_size(t), rc = AISLE_ENOMEM;
     gguf_str *strs = calloc((size_t)n, sizeof *strs);
     float *scores = calloc((size_t)n, sizeof *scores);
     int32_t *types = calloc((size_t)n, sizeof *types);
@@ -126,11 +135,20 @@ int export_gguf(const model *m, const tok_tokenizer *t, const char *path,
     gguf_writer *w = gguf_writer_new();
     norm_src *norms = calloc((size_t)c->n_layers * 2 + 1, sizeof *norms);
     char name[64];
-    int rc = -ENOMEM;
+    int rc = AISLE_ENOMEM;
 
-    if (type != GGUF_T_F32 && type != GGUF_T_F16 && type != GGUF_T_Q8_0) {
-        msg_set(err, errlen, "unsupported GGUF tensor type %u", type);
-        rc = -EINVAL;
+    if (type != GGUF_T_F32 && type != GGUF_T_F16 && type != GGUF_T_Q8_0 &&
+        type != GGUF_T_Q4_K) {
+        status_fmt(err, errlen, "unsupported GGUF tensor type %u", type);
+        rc = AISLE_EINVAL;
+        goto done;
+    }
+    if (c->arch != MODEL_ARCH_LLAMA || c->q_dim != c->dim) {
+        /* Biases, Q/K norms and neox RoPE have no place in what this
+         * writes: refuse rather than write a different model. */
+        status_fmt(err, errlen, "only llama-architecture models can be "
+                   "converted (this one is %s)", model_arch_name(c->arch));
+        rc = AISLE_EINVAL;
         goto done;
     }
     if (!w || !norms)
@@ -138,7 +156,10 @@ int export_gguf(const model *m, const tok_tokenizer *t, const char *path,
     if (gguf_writer_str(w, "general.architecture", "llama") ||
         gguf_writer_str(w, "general.name", "aisle export") ||
         gguf_writer_u32(w, "general.file_type",
-                        type == GGUF_T_F32 ? 0 : type == GGUF_T_F16 ? 1 : 7) ||
+                        type == GGUF_T_F32   ? 0
+                        : type == GGUF_T_F16 ? 1
+                        : type == GGUF_T_Q8_0 ? 7
+                                              : 15) ||
         gguf_writer_u32(w, "llama.context_length", (uint32_t)c->seq_len) ||
         gguf_writer_u32(w, "llama.embedding_length", (uint32_t)c->dim) ||
         gguf_writer_u32(w, "llama.block_count", (uint32_t)c->n_layers) ||
@@ -157,8 +178,9 @@ int export_gguf(const model *m, const tok_tokenizer *t, const char *path,
     if (t && (rc = add_vocab(w, t)))
         goto oom;
 
+    /* Q4_K_M keeps the embedding and the classifier in Q6_K. */
     rc = add_mat(w, "token_embd.weight", model_weight(m, MODEL_W_EMBED, 0),
-                 type);
+                 type == GGUF_T_Q4_K ? GGUF_T_Q6_K : type);
     for (int l = 0; !rc && l < c->n_layers; l++) {
         norms[2 * l] = (norm_src){model_norm(m, MODEL_N_ATT, l), c->dim};
         norms[2 * l + 1] = (norm_src){model_norm(m, MODEL_N_FFN, l), c->dim};
@@ -178,15 +200,16 @@ int export_gguf(const model *m, const tok_tokenizer *t, const char *path,
     if (!rc)
         rc = add_norm(w, "output_norm.weight", &norms[2 * c->n_layers]);
     if (!rc && !c->shared_classifier)
-        rc = add_mat(w, "output.weight", model_weight(m, MODEL_W_CLS, 0), type);
+        rc = add_mat(w, "output.weight", model_weight(m, MODEL_W_CLS, 0),
+                     type == GGUF_T_Q4_K ? GGUF_T_Q6_K : type);
     if (rc)
         goto oom;
     rc = gguf_writer_write(w, path, err, errlen);
     goto done;
 
 oom:
-    msg_set(err, errlen, "out of memory");
-    rc = -ENOMEM;
+    status_fmt(err, errlen, "out of memory");
+    rc = AISLE_ENOMEM;
 done:
     gguf_writer_free(w);
     free(norms);
@@ -205,7 +228,7 @@ typedef struct ak42_out {
 } ak42_out;
 
 static int write_all(ak42_out *o, const void *p, size_t n) {
-    return fwrite(p, 1, n, o->f) == n ? 0 : -EIO;
+    return fwrite(p, 1, n, o->f) == n ? 0 : AISLE_EIO;
 }
 
 static int write_mat(ak42_out *o, const kern_mat *w) {
@@ -216,7 +239,7 @@ static int write_mat(ak42_out *o, const kern_mat *w) {
         float *ns = realloc(o->s, (size_t)w->rows * cols / (size_t)o->gs *
                                       sizeof *ns);
         if (!ns)
-            return -ENOMEM;
+            return AISLE_ENOMEM;
         o->s = ns;
         o->s_cap = (size_t)w->rows * cols / (size_t)o->gs;
     }
@@ -254,17 +277,17 @@ int export_llama2c(const model *m, const char *path, int version, int gs,
                     c->n_kv_heads, c->vocab_size, c->seq_len};
     uint32_t magic = AK42_MAGIC;
     ak42_out o = {0};
-    int rc = -EINVAL, created = 0;
+    int rc = AISLE_EINVAL, created = 0;
 
     if (version != 1 && version != 2) {
-        msg_set(err, errlen, "llama2.c export version must be 1 or 2");
-        return -EINVAL;
+        status_fmt(err, errlen, "llama2.c export version must be 1 or 2");
+        return AISLE_EINVAL;
     }
     if (c->rope_theta != 10000.0f || c->norm_eps != 1e-5f) {
-        msg_set(err, errlen,
+        status_fmt(err, errlen,
                    "llama2.c format cannot express rope base %g / norm eps %g",
                    c->rope_theta, c->norm_eps);
-        return -EINVAL;
+        return AISLE_EINVAL;
     }
     if (version == 2 && gs == 0)
         for (gs = 64; gs > 1 && (c->dim % gs || c->hidden_dim % gs); gs--)
@@ -272,25 +295,25 @@ int export_llama2c(const model *m, const char *path, int version, int gs,
     /* dim % 4 keeps each tensor's scales 4-byte aligned in the file. */
     if (version == 2 && (gs <= 0 || c->dim % gs || c->hidden_dim % gs ||
                          c->dim % 4)) {
-        msg_set(err, errlen,
+        status_fmt(err, errlen,
                    "group size %d must divide dim %d and hidden_dim %d "
                    "(and dim must be a multiple of 4)",
                    gs, c->dim, c->hidden_dim);
-        return -EINVAL;
+        return AISLE_EINVAL;
     }
     o.gs = version == 2 ? gs : 0;
     o.row = malloc((size_t)(c->dim > c->hidden_dim ? c->dim : c->hidden_dim) *
                    sizeof *o.row);
     o.q = malloc((size_t)(c->dim > c->hidden_dim ? c->dim : c->hidden_dim));
     if (!o.row || !o.q) {
-        rc = -ENOMEM;
-        msg_set(err, errlen, "out of memory");
+        rc = AISLE_ENOMEM;
+        status_fmt(err, errlen, "out of memory");
         goto fail;
     }
     o.f = fopen(path, "wb");
     if (!o.f) {
-        rc = -EIO;
-        msg_set(err, errlen, "%s: %s", path, strerror(errno));
+        rc = AISLE_EIO;
+        status_fmt(err, errlen, "%s: %s", path, strerror(errno));
         goto fail;
     }
     created = 1;
@@ -316,14 +339,14 @@ int export_llama2c(const model *m, const char *path, int version, int gs,
     if (!rc && !c->shared_classifier)
         rc = write_mat(&o, model_weight(m, MODEL_W_CLS, 0));
     if (rc) {
-        msg_set(err, errlen, "%s: write failed: %s", path,
-                   rc == -ENOMEM ? "out of memory" : strerror(errno));
+        status_fmt(err, errlen, "%s: write failed: %s", path,
+                   rc == AISLE_ENOMEM ? "out of memory" : strerror(errno));
         goto fail;
     }
-    rc = fclose(o.f) ? -EIO : 0;
+    rc = fclose(o.f) ? AISLE_EIO : 0;
     o.f = NULL;
     if (rc) {
-        msg_set(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        status_fmt(err, errlen, "%s: write failed: %s", path, strerror(errno));
         goto fail;
     }
     free(o.row);

@@ -13,9 +13,10 @@
 #include "model/model.h"
 #include "model/tok.h"
 
-/* Writes m as GGUF v3, llama architecture, with matrices stored as `type`
- * (GGUF_T_F32, GGUF_T_F16 or GGUF_T_Q8_0; a matrix whose rows are not
- * whole Q8_0 blocks stays F32). Norms are always F32. When t is non-NULL
+/* Writes m (llama architecture) as GGUF v3, with matrices stored as `type`
+ * (GGUF_T_F32, GGUF_T_F16, GGUF_T_Q8_0, or GGUF_T_Q4_K for a Q4_K_M-style
+ * mix: Q4_K matrices, Q6_K embedding and classifier; a matrix whose rows
+ * are not whole blocks falls back to Q8_0, then F32). Norms are always F32. When t is non-NULL
  * its vocabulary is embedded as tokenizer.ggml.* metadata. Returns 0 or a
  * negative code with a message in err. */
 int export_gguf(const model *m, const tok_tokenizer *t, const char *path,

@@ -41,27 +41,9 @@ static int gen_interrupted(const gen_params *p) {
     return GEN_STOP_NONE;
 }
 
-static void text_put(gen_text *o, const void *p, size_t n) {
-    if (n > o->cap - o->len) {
-        size_t cap = o->cap ? o->cap : 64;
-        char *nb;
-        while (cap - o->len < n)
-            cap *= 2;
-        nb = realloc(o->buf, cap);
-        if (!nb) {
-            o->oom = 1;
-            return;
-        }
-        o->buf = nb;
-        o->cap = cap;
-    }
-    memcpy(o->buf + o->len, p, n);
-    o->len += n;
-}
-
 static void text_bad_seq(gen_text *o) {
     static const char fffd[] = "\xef\xbf\xbd";
-    text_put(o, fffd, 3);
+    buf_put(&o->text, fffd, 3);
     o->seq_len = o->seq_need = 0;
 }
 
@@ -91,7 +73,7 @@ static void text_byte(gen_text *o, unsigned char c) {
         }
         o->seq[o->seq_len++] = c;
         if (o->seq_len == o->seq_need) {
-            text_put(o, o->seq, (size_t)o->seq_len);
+            buf_put(&o->text, o->seq, (size_t)o->seq_len);
             o->seq_len = o->seq_need = 0;
         }
         return;
@@ -99,7 +81,7 @@ static void text_byte(gen_text *o, unsigned char c) {
     if (o->seq_need)
         text_bad_seq(o);
     if (c < 0x80) {
-        text_put(o, &c, 1);
+        buf_put(&o->text, &c, 1);
     } else if (c >= 0xc2 && c <= 0xf4) {
         o->seq[0] = c;
         o->seq_len = 1;
@@ -112,18 +94,20 @@ static void text_byte(gen_text *o, unsigned char c) {
 static int text_emit(gen_text *o, size_t n) {
     if (!n)
         return 0;
-    if (o->cb(o->ud, o->buf, n)) {
+    if (o->cb(o->ud, o->text.data, n)) {
         o->stopped = GEN_STOP_CALLBACK;
         return -1;
     }
-    memmove(o->buf, o->buf + n, o->len - n);
-    o->len -= n;
+    /* The held-back tail moves to the front; a shrink cannot fail. */
+    memmove(o->text.data, o->text.data + n, o->text.len - n + 1);
+    o->text.len -= n;
     return 0;
 }
 
 /* Emits what can no longer be part of a stop string. */
 static void text_flush(gen_text *o, size_t old_len) {
-    size_t hold = 0, first = o->len;
+    const char *b = buf_str(&o->text);
+    size_t len = o->text.len, hold = 0, first = len;
 
     for (int i = 0; i < o->n_stop; i++) {
         const char *st = o->stop[i];
@@ -132,25 +116,25 @@ static void text_flush(gen_text *o, size_t old_len) {
             continue;
         /* A match must end in the new bytes. */
         from = old_len + 1 > sl ? old_len + 1 - sl : 0;
-        for (size_t at = from; at + sl <= o->len; at++) {
-            if (at < first && !memcmp(o->buf + at, st, sl)) {
+        for (size_t at = from; at + sl <= len; at++) {
+            if (at < first && !memcmp(b + at, st, sl)) {
                 first = at;
                 break;
             }
         }
         for (size_t k = sl - 1; k > hold; k--) {
-            if (k <= o->len && !memcmp(o->buf + o->len - k, st, k)) {
+            if (k <= len && !memcmp(b + len - k, st, k)) {
                 hold = k;
                 break;
             }
         }
     }
-    if (first < o->len) {
+    if (first < len) {
         if (!text_emit(o, first))
             o->stopped = GEN_STOP_STRING;
         return;
     }
-    text_emit(o, o->len - hold);
+    text_emit(o, len - hold);
 }
 
 void gen_text_init(gen_text *o, const char *const *stop, int n_stop,
@@ -163,7 +147,7 @@ void gen_text_init(gen_text *o, const char *const *stop, int n_stop,
 }
 
 int gen_text_push(gen_text *o, const char *piece, size_t n) {
-    size_t old_len = o->len;
+    size_t old_len = o->text.len;
     unsigned char c = n ? (unsigned char)piece[0] : 0;
 
     if (o->stopped)
@@ -174,8 +158,8 @@ int gen_text_push(gen_text *o, const char *piece, size_t n) {
         return 0;
     for (size_t i = 0; i < n; i++)
         text_byte(o, (unsigned char)piece[i]);
-    if (o->oom)
-        return MODEL_ENOMEM;
+    if (buf_status(&o->text))
+        return AISLE_ENOMEM;
     text_flush(o, old_len);
     return o->stopped;
 }
@@ -184,18 +168,16 @@ int gen_text_finish(gen_text *o) {
     int rc = o->stopped;
 
     /* Held-back text was not a stop string after all: deliver it. */
-    if (!o->stopped && !o->oom) {
+    if (!o->stopped && !buf_status(&o->text)) {
         if (o->seq_need)
             text_bad_seq(o);
-        if (!o->oom)
-            text_emit(o, o->len);
+        if (!buf_status(&o->text))
+            text_emit(o, o->text.len);
         rc = o->stopped;
     }
-    if (o->oom)
-        rc = MODEL_ENOMEM;
-    free(o->buf);
-    o->buf = NULL;
-    o->len = o->cap = 0;
+    if (buf_status(&o->text))
+        rc = AISLE_ENOMEM;
+    buf_free(&o->text);
     return rc;
 }
 
@@ -228,13 +210,13 @@ int gen_feed_text(model_session *s, const tok_tokenizer *t, const char *text,
     int rc;
 
     if (!tokens)
-        return MODEL_ENOMEM;
+        return AISLE_ENOMEM;
     rc = tok_encode(t, text, bos, 0, tokens, cap, &n);
     if (rc == 0)
-        rc = n > INT32_MAX ? MODEL_EINVAL
+        rc = n > INT32_MAX ? AISLE_EINVAL
                            : gen_feed_tokens(s, tokens, (int)n, p, st);
     else
-        rc = MODEL_ENOMEM;
+        rc = AISLE_ENOMEM;
     free(tokens);
     return rc;
 }
@@ -252,11 +234,11 @@ int gen_run(model_session *s, const tok_tokenizer *t, const gen_params *p,
         st = &local;
     memset(st, 0, sizeof *st);
     if (prev < 0)
-        return MODEL_EINVAL;
+        return AISLE_EINVAL;
     rc = sampler_init(&sam, c->vocab_size, p->temperature, p->topp, p->topk,
                       p->seed);
     if (rc)
-        return rc == -ENOMEM ? MODEL_ENOMEM : MODEL_EINVAL;
+        return rc;
     gen_text_init(&o, p->stop, p->n_stop, cb, ud);
 
     for (;;) {
@@ -277,7 +259,7 @@ int gen_run(model_session *s, const tok_tokenizer *t, const gen_params *p,
             break;
         }
         next = sampler_sample(&sam, logits);
-        if (next == tok_bos(t) || next == tok_eos(t)) {
+        if (next == tok_bos(t) || tok_is_eog(t, next)) {
             st->reason = GEN_STOP_EOS;
             break;
         }

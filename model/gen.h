@@ -26,6 +26,7 @@
 
 #include "model/model.h"
 #include "model/tok.h"
+#include "services/base/buf.h"
 
 /* Receives len bytes of text (not NUL-terminated, valid only during the
  * call). Returning non-zero stops generation (GEN_STOP_CALLBACK). */
@@ -65,8 +66,7 @@ const char *gen_stop_name(int reason);
 /* The text stage between decoded pieces and the callback, usable on its
  * own (gen_run uses one per call). Fields are private. */
 typedef struct gen_text {
-    char *buf; /* valid UTF-8 not yet handed to the callback */
-    size_t len, cap;
+    buf text;  /* valid UTF-8 not yet handed to the callback */
     unsigned char seq[4]; /* incomplete character */
     int seq_len, seq_need;
     const char *const *stop;
@@ -74,14 +74,13 @@ typedef struct gen_text {
     gen_piece_fn cb;
     void *ud;
     int stopped; /* GEN_STOP_STRING or GEN_STOP_CALLBACK once ended */
-    int oom;
 } gen_text;
 
 /* stop (n_stop strings, caller-owned, must outlive o) may be NULL. */
 void gen_text_init(gen_text *o, const char *const *stop, int n_stop,
                    gen_piece_fn cb, void *ud);
 /* Adds a decoded piece; returns 0 to go on, GEN_STOP_STRING or
- * GEN_STOP_CALLBACK once the stream has ended, or MODEL_ENOMEM. */
+ * GEN_STOP_CALLBACK once the stream has ended, or AISLE_ENOMEM. */
 int gen_text_push(gen_text *o, const char *piece, size_t len);
 /* Delivers held-back text (an unfinished character becomes U+FFFD) unless
  * the stream ended, and frees o's buffer. Returns like gen_text_push. */
@@ -94,7 +93,7 @@ int64_t gen_now_ns(void); /* CLOCK_MONOTONIC */
 
 /* Pushes tokens into the session, checking p's cancel flag and deadline
  * between tokens (p may be NULL). Returns 0 (st->reason NONE, CANCEL or
- * DEADLINE) or a negative MODEL_E* code. st may be NULL. */
+ * DEADLINE) or a negative AISLE_* code. st may be NULL. */
 int gen_feed_tokens(model_session *s, const int *tokens, int n,
                     const gen_params *p, gen_stats *st);
 
@@ -105,7 +104,7 @@ int gen_feed_text(model_session *s, const tok_tokenizer *t, const char *text,
 /* Samples until a stop condition; see the file comment. Sampled tokens
  * stay in the session, so a later feed continues the same sequence.
  * Returns 0 with the reason in st (may be NULL), or a negative MODEL_E*
- * code (MODEL_EINVAL when nothing was fed, MODEL_ENOMEM). */
+ * code (AISLE_EINVAL when nothing was fed, AISLE_ENOMEM). */
 int gen_run(model_session *s, const tok_tokenizer *t, const gen_params *p,
             gen_piece_fn cb, void *ud, gen_stats *st);
 

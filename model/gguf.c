@@ -7,13 +7,19 @@
 #include "model/gguf.h"
 
 #include "model/kern.h"
-#include "model/msg.h"
+#include "model/quant.h"
+#include "services/base/buf.h"
+#include "services/base/status.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define GGUF_ALIGN_DEFAULT 32
@@ -115,23 +121,53 @@ static int rd_skip_value(gguf_rd *r, uint32_t type, int depth) {
     return rd_take(r, gguf_vsize(type), &at);
 }
 
-/* Bytes of a tensor of the given type; -1 for unsupported types, overflow
- * or a Q8_0 row that is not whole blocks. */
+typedef struct gguf_tinfo {
+    const char *name;
+    uint32_t elems, bytes; /* block; 0 = layout not known here */
+} gguf_tinfo;
+
+static const gguf_tinfo gguf_types[GGUF_T_COUNT] = {
+    [0] = {"F32", 1, 4},      [1] = {"F16", 1, 2},
+    [2] = {"Q4_0", 32, 18},   [3] = {"Q4_1", 32, 20},
+    [6] = {"Q5_0", 32, 22},   [7] = {"Q5_1", 32, 24},
+    [8] = {"Q8_0", 32, 34},   [9] = {"Q8_1", 0, 0},
+    [10] = {"Q2_K", 0, 0},    [11] = {"Q3_K", 0, 0},
+    [12] = {"Q4_K", 256, 144}, [13] = {"Q5_K", 256, 176},
+    [14] = {"Q6_K", 256, 210}, [15] = {"Q8_K", 0, 0},
+    [16] = {"IQ2_XXS", 0, 0}, [17] = {"IQ2_XS", 0, 0},
+    [18] = {"IQ3_XXS", 0, 0}, [19] = {"IQ1_S", 0, 0},
+    [20] = {"IQ4_NL", 0, 0},  [21] = {"IQ3_S", 0, 0},
+    [22] = {"IQ2_S", 0, 0},   [23] = {"IQ4_XS", 0, 0},
+    [24] = {"I8", 0, 0},      [25] = {"I16", 0, 0},
+    [26] = {"I32", 0, 0},     [27] = {"I64", 0, 0},
+    [28] = {"F64", 0, 0},     [29] = {"IQ1_M", 0, 0},
+    [30] = {"BF16", 1, 2},    [34] = {"TQ1_0", 0, 0},
+    [35] = {"TQ2_0", 0, 0},
+};
+
+const char *gguf_type_name(uint32_t type) {
+    return type < GGUF_T_COUNT ? gguf_types[type].name : NULL;
+}
+
+int gguf_type_block(uint32_t type, uint32_t *elems, uint32_t *bytes) {
+    if (type >= GGUF_T_COUNT || !gguf_types[type].elems)
+        return AISLE_ENOTFOUND;
+    *elems = gguf_types[type].elems;
+    *bytes = gguf_types[type].bytes;
+    return AISLE_OK;
+}
+
+/* Bytes of a tensor; -1 for types of unknown layout, overflow or rows
+ * that are not whole blocks. */
 static int gguf_tensor_bytes(const gguf_tensor *t, uint64_t *out) {
+    uint32_t be, bb;
     uint64_t n = 1;
     for (uint32_t d = 0; d < t->n_dims; d++)
         if (t->ne[d] == 0 || __builtin_mul_overflow(n, t->ne[d], &n))
             return -1;
-    switch (t->type) {
-    case GGUF_T_F32: return __builtin_mul_overflow(n, 4, out) ? -1 : 0;
-    case GGUF_T_F16: return __builtin_mul_overflow(n, 2, out) ? -1 : 0;
-    case GGUF_T_Q8_0:
-        if (t->ne[0] % KERN_Q8_0_BLOCK)
-            return -1;
-        *out = n / KERN_Q8_0_BLOCK * KERN_Q8_0_BYTES;
-        return 0;
-    default: return -1;
-    }
+    if (gguf_type_block(t->type, &be, &bb) || t->ne[0] % be)
+        return -1;
+    return __builtin_mul_overflow(n / be, (uint64_t)bb, out) ? -1 : 0;
 }
 
 static const gguf_kv *gguf_find_kv(const gguf_file *g, const char *key) {
@@ -142,120 +178,166 @@ static const gguf_kv *gguf_find_kv(const gguf_file *g, const char *key) {
     return NULL;
 }
 
-int gguf_open(const void *data, size_t size, gguf_file **out, char *err,
-              size_t errlen) {
-    gguf_rd r = {data, size, 0};
-    gguf_file *g = NULL;
-    uint32_t magic, align = GGUF_ALIGN_DEFAULT;
-    size_t data_off;
+int gguf_map(const char *path, gguf_image *img, char *err, size_t errlen) {
+    struct stat st;
+    void *p;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = AISLE_EIO;
 
-    *out = NULL;
-    g = calloc(1, sizeof *g);
-    if (!g)
-        goto oom;
-    if (rd_u32(&r, &magic) || magic != GGUF_MAGIC) {
-        msg_set(err, errlen, "not a GGUF file (bad magic)");
+    img->data = NULL;
+    img->size = 0;
+    if (fd < 0)
+        return status_fail(AISLE_EIO, err, errlen, "%s: %s", path,
+                           strerror(errno));
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size == 0) {
+        rc = status_fail(AISLE_EFORMAT, err, errlen,
+                         "%s: not a regular, non-empty file", path);
         goto fail;
     }
-    if (rd_u32(&r, &g->version) || (g->version != 2 && g->version != 3)) {
-        msg_set(err, errlen, "unsupported GGUF version %u (want 2 or 3)",
-                 g->version);
+    p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+        status_fmt(err, errlen, "%s: mmap: %s", path, strerror(errno));
         goto fail;
     }
-    if (rd_u64(&r, &g->n_tensors) || rd_u64(&r, &g->n_kv))
-        goto truncated;
+    img->data = p;
+    img->size = (size_t)st.st_size;
+    rc = AISLE_OK;
+fail:
+    close(fd);
+    return rc;
+}
+
+void gguf_unmap(gguf_image *img) {
+    if (img->data)
+        munmap((void *)img->data, img->size);
+    img->data = NULL;
+    img->size = 0;
+}
+
+/* Up to 64 bytes of a name for messages. */
+#define GGUF_NAME(s) (int)((s).len > 64 ? 64 : (s).len), (s).p
+
+static int gguf_read_header(gguf_rd *r, gguf_file *g, char *err,
+                            size_t errlen) {
+    uint32_t magic;
+    if (rd_u32(r, &magic) || magic != GGUF_MAGIC)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "not a GGUF file (bad magic)");
+    if (rd_u32(r, &g->version) || (g->version != 2 && g->version != 3))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "unsupported GGUF version %u (want 2 or 3)",
+                           g->version);
     /* Each key-value pair takes at least 13 bytes and each tensor info 24,
      * so larger counts cannot fit: refuse before allocating for them. */
-    if (g->n_kv > (size - r.off) / 13 || g->n_tensors > (size - r.off) / 24)
-        goto truncated;
+    if (rd_u64(r, &g->n_tensors) || rd_u64(r, &g->n_kv) ||
+        g->n_kv > (r->size - r->off) / 13 ||
+        g->n_tensors > (r->size - r->off) / 24)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "truncated GGUF header");
     g->kv = calloc(g->n_kv ? g->n_kv : 1, sizeof *g->kv);
     g->tensors = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *g->tensors);
     if (!g->kv || !g->tensors)
-        goto oom;
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    return AISLE_OK;
+}
 
+static int gguf_read_kvs(gguf_rd *r, gguf_file *g, char *err, size_t errlen) {
     for (uint64_t i = 0; i < g->n_kv; i++) {
         gguf_kv *kv = &g->kv[i];
-        if (rd_str(&r, &kv->key) || rd_u32(&r, &kv->type) ||
+        size_t before;
+        if (rd_str(r, &kv->key) || rd_u32(r, &kv->type) ||
             !gguf_vtype_ok(kv->type))
-            goto bad_kv;
+            goto bad;
+        before = r->off;
         if (kv->type == GGUF_ARRAY) {
-            size_t before = r.off;
-            if (rd_skip_array(&r, &kv->arr_type, &kv->arr_n, 1))
-                goto bad_kv;
-            kv->val = r.p + before + 12; /* past item type and count */
+            if (rd_skip_array(r, &kv->arr_type, &kv->arr_n, 1))
+                goto bad;
+            kv->val = r->p + before + 12; /* past item type and count */
         } else {
-            kv->val = r.p + r.off;
-            if (rd_skip_value(&r, kv->type, 0))
-                goto bad_kv;
+            kv->val = r->p + before;
+            if (rd_skip_value(r, kv->type, 0))
+                goto bad;
         }
     }
+    return AISLE_OK;
+bad:
+    return status_fail(AISLE_EFORMAT, err, errlen,
+                       "corrupt or truncated GGUF metadata");
+}
 
-    {
-        const gguf_kv *a = gguf_find_kv(g, "general.alignment");
-        if (a && (gguf_get_u32(g, "general.alignment", &align) || align == 0 ||
-                  (align & (align - 1)) || align > 65536)) {
-            msg_set(err, errlen, "bad general.alignment");
-            goto fail;
-        }
-    }
-
+static int gguf_read_infos(gguf_rd *r, gguf_file *g, char *err,
+                           size_t errlen) {
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         gguf_tensor *t = &g->tensors[i];
-        uint64_t offset;
-        if (rd_str(&r, &t->name) || rd_u32(&r, &t->n_dims))
-            goto bad_tensor;
-        if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS) {
-            msg_set(err, errlen, "tensor %.*s: %u dimensions",
-                     (int)(t->name.len > 64 ? 64 : t->name.len), t->name.p,
-                     t->n_dims);
-            goto fail;
-        }
+        if (rd_str(r, &t->name) || rd_u32(r, &t->n_dims))
+            goto bad;
+        if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS)
+            return status_fail(AISLE_EFORMAT, err, errlen,
+                               "tensor %.*s: %u dimensions",
+                               GGUF_NAME(t->name), t->n_dims);
         for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++)
             t->ne[d] = 1;
         for (uint32_t d = 0; d < t->n_dims; d++)
-            if (rd_u64(&r, &t->ne[d]))
-                goto bad_tensor;
-        if (rd_u32(&r, &t->type) || rd_u64(&r, &offset))
-            goto bad_tensor;
-        t->data = (const void *)(uintptr_t)offset; /* resolved below */
+            if (rd_u64(r, &t->ne[d]))
+                goto bad;
+        if (rd_u32(r, &t->type) || rd_u64(r, &t->offset))
+            goto bad;
     }
+    return AISLE_OK;
+bad:
+    return status_fail(AISLE_EFORMAT, err, errlen,
+                       "corrupt or truncated GGUF tensor table");
+}
 
-    data_off = (r.off + align - 1) / align * align;
-    if (data_off > size)
-        goto truncated;
+/* Points each tensor of a known type into the data section that starts at
+ * the aligned end of the header, checking that it lies inside the image. */
+static int gguf_place(gguf_rd *r, gguf_file *g, char *err, size_t errlen) {
+    uint32_t align = GGUF_ALIGN_DEFAULT;
+    size_t data_off;
+
+    if (gguf_find_kv(g, "general.alignment") &&
+        (gguf_get_u32(g, "general.alignment", &align) || align == 0 ||
+         (align & (align - 1)) || align > 65536))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "bad general.alignment");
+    data_off = (r->off + align - 1) / align * align;
+    /* A vocab-only file may end with its metadata, unpadded. */
+    if (data_off > r->size && g->n_tensors)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "truncated GGUF header");
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         gguf_tensor *t = &g->tensors[i];
-        uint64_t offset = (uint64_t)(uintptr_t)t->data;
-        t->data = NULL;
         if (gguf_tensor_bytes(t, &t->nbytes))
-            continue; /* unsupported type: refused if a caller needs it */
-        if (offset % align || offset > size - data_off ||
-            t->nbytes > size - data_off - offset) {
-            msg_set(err, errlen, "tensor %.*s lies outside the file",
-                     (int)(t->name.len > 64 ? 64 : t->name.len), t->name.p);
-            goto fail;
-        }
-        t->data = r.p + data_off + offset;
+            continue; /* unknown layout: refused if a caller needs it */
+        if (t->offset % align || t->offset > r->size - data_off ||
+            t->nbytes > r->size - data_off - t->offset)
+            return status_fail(AISLE_EFORMAT, err, errlen,
+                               "tensor %.*s lies outside the file",
+                               GGUF_NAME(t->name));
+        t->data = r->p + data_off + t->offset;
     }
-    *out = g;
-    return 0;
+    return AISLE_OK;
+}
 
-bad_kv:
-    msg_set(err, errlen, "corrupt or truncated GGUF metadata");
-    goto fail;
-bad_tensor:
-    msg_set(err, errlen, "corrupt or truncated GGUF tensor table");
-    goto fail;
-truncated:
-    msg_set(err, errlen, "truncated GGUF header");
-    goto fail;
-oom:
-    msg_set(err, errlen, "out of memory");
-    gguf_close(g);
-    return -ENOMEM;
+int gguf_open(const void *data, size_t size, gguf_file **out, char *err,
+              size_t errlen) {
+    gguf_rd r = {data, size, 0};
+    gguf_file *g = calloc(1, sizeof *g); /* the caller's on success */
+    int rc;
+
+    *out = NULL;
+    if (!g)
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if ((rc = gguf_read_header(&r, g, err, errlen)) ||
+        (rc = gguf_read_kvs(&r, g, err, errlen)) ||
+        (rc = gguf_read_infos(&r, g, err, errlen)) ||
+        (rc = gguf_place(&r, g, err, errlen)))
+        goto fail;
+    *out = g;
+    return AISLE_OK;
+
 fail:
     gguf_close(g);
-    return -EINVAL;
+    return rc;
 }
 
 void gguf_close(gguf_file *g) {
@@ -390,8 +472,7 @@ typedef struct gguf_wtensor {
 } gguf_wtensor;
 
 struct gguf_writer {
-    uint8_t *kv; /* serialized key-value section */
-    size_t kv_len, kv_cap;
+    buf kv; /* serialized key-value section; OOM is sticky */
     uint64_t n_kv;
     gguf_wtensor *t;
     size_t n_t, cap_t;
@@ -412,72 +493,60 @@ void gguf_writer_free(gguf_writer *w) {
     for (size_t i = 0; i < w->n_t; i++)
         free(w->t[i].name);
     free(w->t);
-    free(w->kv);
+    buf_free(&w->kv);
     free(w);
 }
 
 static int wr_put(gguf_writer *w, const void *p, size_t n) {
-    if (n > w->kv_cap - w->kv_len) {
-        size_t cap = w->kv_cap ? w->kv_cap : 256;
-        uint8_t *nb;
-        while (cap - w->kv_len < n)
-            cap *= 2;
-        nb = realloc(w->kv, cap);
-        if (!nb)
-            return -ENOMEM;
-        w->kv = nb;
-        w->kv_cap = cap;
-    }
-    memcpy(w->kv + w->kv_len, p, n);
-    w->kv_len += n;
-    return 0;
+    buf_put(&w->kv, p, n);
+    return buf_status(&w->kv);
 }
 
 static int wr_u32(gguf_writer *w, uint32_t v) { return wr_put(w, &v, 4); }
 static int wr_u64(gguf_writer *w, uint64_t v) { return wr_put(w, &v, 8); }
 
 static int wr_str(gguf_writer *w, const char *p, uint64_t len) {
-    return wr_u64(w, len) || wr_put(w, p, (size_t)len) ? -ENOMEM : 0;
+    return wr_u64(w, len) || wr_put(w, p, (size_t)len) ? AISLE_ENOMEM : 0;
 }
 
 /* Starts a pair: key and value type; the value follows. */
 static int wr_key(gguf_writer *w, const char *key, uint32_t type) {
     w->n_kv++;
-    return wr_str(w, key, strlen(key)) || wr_u32(w, type) ? -ENOMEM : 0;
+    return wr_str(w, key, strlen(key)) || wr_u32(w, type) ? AISLE_ENOMEM : 0;
 }
 
 int gguf_writer_u32(gguf_writer *w, const char *key, uint32_t v) {
-    return wr_key(w, key, GGUF_UINT32) || wr_u32(w, v) ? -ENOMEM : 0;
+    return wr_key(w, key, GGUF_UINT32) || wr_u32(w, v) ? AISLE_ENOMEM : 0;
 }
 
 int gguf_writer_f32(gguf_writer *w, const char *key, float v) {
-    return wr_key(w, key, GGUF_FLOAT32) || wr_put(w, &v, 4) ? -ENOMEM : 0;
+    return wr_key(w, key, GGUF_FLOAT32) || wr_put(w, &v, 4) ? AISLE_ENOMEM : 0;
 }
 
 int gguf_writer_bool(gguf_writer *w, const char *key, int v) {
     uint8_t b = v != 0;
-    return wr_key(w, key, GGUF_BOOL) || wr_put(w, &b, 1) ? -ENOMEM : 0;
+    return wr_key(w, key, GGUF_BOOL) || wr_put(w, &b, 1) ? AISLE_ENOMEM : 0;
 }
 
 int gguf_writer_str(gguf_writer *w, const char *key, const char *v) {
-    return wr_key(w, key, GGUF_STRING) || wr_str(w, v, strlen(v)) ? -ENOMEM
+    return wr_key(w, key, GGUF_STRING) || wr_str(w, v, strlen(v)) ? AISLE_ENOMEM
                                                                    : 0;
 }
 
 static int wr_arr(gguf_writer *w, const char *key, uint32_t type,
                   const void *v, uint64_t n, size_t es) {
     if (wr_key(w, key, GGUF_ARRAY) || wr_u32(w, type) || wr_u64(w, n))
-        return -ENOMEM;
+        return AISLE_ENOMEM;
     return wr_put(w, v, (size_t)n * es);
 }
 
 int gguf_writer_strs(gguf_writer *w, const char *key, const gguf_str *v,
                      uint64_t n) {
     if (wr_key(w, key, GGUF_ARRAY) || wr_u32(w, GGUF_STRING) || wr_u64(w, n))
-        return -ENOMEM;
+        return AISLE_ENOMEM;
     for (uint64_t i = 0; i < n; i++)
         if (wr_str(w, v[i].p, v[i].len))
-            return -ENOMEM;
+            return AISLE_ENOMEM;
     return 0;
 }
 
@@ -496,13 +565,15 @@ int gguf_writer_tensor(gguf_writer *w, const char *name, uint32_t type,
                        void *ud) {
     gguf_wtensor *t;
 
-    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
-        return -EINVAL;
+    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS ||
+        (type != GGUF_T_F32 && type != GGUF_T_F16 && type != GGUF_T_Q8_0 &&
+         type != GGUF_T_Q4_K && type != GGUF_T_Q6_K))
+        return AISLE_EINVAL; /* gguf_encode_row writes only these */
     if (w->n_t == w->cap_t) {
         size_t cap = w->cap_t ? w->cap_t * 2 : 16;
         gguf_wtensor *nt = realloc(w->t, cap * sizeof *nt);
         if (!nt)
-            return -ENOMEM;
+            return AISLE_ENOMEM;
         w->t = nt;
         w->cap_t = cap;
     }
@@ -516,11 +587,11 @@ int gguf_writer_tensor(gguf_writer *w, const char *name, uint32_t type,
         gguf_tensor probe = {.n_dims = n_dims, .type = type};
         memcpy(probe.ne, t->ne, sizeof probe.ne);
         if (gguf_tensor_bytes(&probe, &t->nbytes))
-            return -EINVAL;
+            return AISLE_EINVAL;
     }
     t->name = strdup(name);
     if (!t->name)
-        return -ENOMEM;
+        return AISLE_ENOMEM;
     t->fn = fn;
     t->ud = ud;
     w->n_t++;
@@ -545,15 +616,9 @@ static void gguf_encode_row(uint32_t type, const float *row, uint64_t n,
             memcpy(out + j * 2, &h, 2);
         }
     } else {
-        for (uint64_t b = 0; b < n / KERN_Q8_0_BLOCK; b++) {
-            uint8_t *blk = out + b * KERN_Q8_0_BYTES;
-            float d;
-            uint16_t h;
-            kern_quantize(row + b * KERN_Q8_0_BLOCK, KERN_Q8_0_BLOCK,
-                          KERN_Q8_0_BLOCK, (int8_t *)(blk + 2), &d);
-            h = kern_f32_to_f16(d);
-            memcpy(blk, &h, 2);
-        }
+        int rc = quant_encode(quant_kern_type(type), row, (size_t)n, out);
+        assert(rc == AISLE_OK); /* gguf_writer_tensor checked type and row */
+        (void)rc;
     }
 }
 
@@ -564,7 +629,7 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err,
     uint8_t *enc = NULL;
     uint64_t pos, off = 0, maxrow = 1;
     uint32_t head[2] = {GGUF_MAGIC, 3};
-    int rc = -EIO, created = 0;
+    int rc = AISLE_EIO, created = 0;
 
     for (size_t i = 0; i < w->n_t; i++) {
         w->t[i].offset = off;
@@ -576,21 +641,21 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err,
     row = malloc((size_t)maxrow * sizeof *row);
     enc = malloc((size_t)maxrow * sizeof *row);
     if (!row || !enc) {
-        msg_set(err, errlen, "out of memory");
-        rc = -ENOMEM;
+        status_fmt(err, errlen, "out of memory");
+        rc = AISLE_ENOMEM;
         goto fail;
     }
     f = fopen(path, "wb");
     if (!f) {
-        msg_set(err, errlen, "%s: %s", path, strerror(errno));
+        status_fmt(err, errlen, "%s: %s", path, strerror(errno));
         goto fail;
     }
     created = 1;
     if (fwrite(head, 4, 2, f) != 2 || fwrite(&(uint64_t){w->n_t}, 8, 1, f) != 1 ||
         fwrite(&w->n_kv, 8, 1, f) != 1 ||
-        fwrite(w->kv, 1, w->kv_len, f) != w->kv_len)
+        fwrite(w->kv.data, 1, w->kv.len, f) != w->kv.len)
         goto io;
-    pos = 24 + w->kv_len;
+    pos = 24 + w->kv.len;
     for (size_t i = 0; i < w->n_t; i++) {
         gguf_wtensor *t = &w->t[i];
         uint64_t len = strlen(t->name);
@@ -610,7 +675,7 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err,
         for (uint64_t r = 0; r < rows; r++) {
             rc = t->fn(t->ud, r, row);
             if (rc) {
-                msg_set(err, errlen, "cannot produce tensor %s", t->name);
+                status_fmt(err, errlen, "cannot produce tensor %s", t->name);
                 goto fail;
             }
             gguf_encode_row(t->type, row, t->ne[0], enc);
@@ -629,8 +694,8 @@ int gguf_writer_write(gguf_writer *w, const char *path, char *err,
     return 0;
 
 io:
-    msg_set(err, errlen, "%s: write failed: %s", path, strerror(errno));
-    rc = -EIO;
+    status_fmt(err, errlen, "%s: write failed: %s", path, strerror(errno));
+    rc = AISLE_EIO;
 fail:
     if (f)
         fclose(f);

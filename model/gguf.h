@@ -6,7 +6,7 @@
  * tensor data returned by the getters point into the caller's image and
  * live as long as it does. The writer builds a file from metadata and
  * tensors whose rows it pulls through a callback, converting each row to
- * the requested tensor type (F32, F16 or Q8_0). */
+ * the requested tensor type (F32, F16, Q8_0, Q4_K or Q6_K). */
 #ifndef AISLE_MODEL_GGUF_H
 #define AISLE_MODEL_GGUF_H
 
@@ -22,8 +22,36 @@ enum gguf_vtype {
     GGUF_FLOAT64 = 12,
 };
 
-/* ggml tensor types this engine reads and writes. */
-enum gguf_ttype { GGUF_T_F32 = 0, GGUF_T_F16 = 1, GGUF_T_Q8_0 = 8 };
+/* ggml tensor type codes (the numbers are ggml's). The reader knows the
+ * block layout of those marked *, which the engine computes with; other
+ * tensors parse but have no data pointer, and a model that needs one is
+ * refused with the type's name. The writer writes F32, F16, Q8_0, Q4_K and
+ * Q6_K. */
+enum gguf_ttype {
+    GGUF_T_F32 = 0,   /* * */
+    GGUF_T_F16 = 1,   /* * */
+    GGUF_T_Q4_0 = 2,  /* * 32 values: f16 scale, 16 bytes of nibbles */
+    GGUF_T_Q4_1 = 3,  /* * 32: f16 scale, f16 min, 16 bytes */
+    GGUF_T_Q5_0 = 6,  /* * 32: f16 scale, 4 bytes of 5th bits, 16 bytes */
+    GGUF_T_Q5_1 = 7,  /* * 32: f16 scale, f16 min, 4 + 16 bytes */
+    GGUF_T_Q8_0 = 8,  /* * 32: f16 scale, 32 int8 */
+    GGUF_T_Q8_1 = 9,
+    GGUF_T_Q2_K = 10,
+    GGUF_T_Q3_K = 11,
+    GGUF_T_Q4_K = 12, /* * 256: f16 d, f16 dmin, 12 bytes of 6-bit scales, 128 */
+    GGUF_T_Q5_K = 13, /* * 256: as Q4_K plus 32 bytes of 5th bits */
+    GGUF_T_Q6_K = 14, /* * 256: 128 low nibbles, 64 of high bits, 16 scales, f16 d */
+    GGUF_T_Q8_K = 15,
+    GGUF_T_BF16 = 30, /* * */
+    GGUF_T_COUNT = 40,
+};
+
+/* The type's name as ggml spells it ("Q4_K"); "type N" style for unknown
+ * codes is the caller's job: NULL then. */
+const char *gguf_type_name(uint32_t type);
+/* Values per block and bytes per block of a type the reader knows
+ * (AISLE_OK), else AISLE_ENOTFOUND. */
+int gguf_type_block(uint32_t type, uint32_t *elems, uint32_t *bytes);
 
 #define GGUF_MAX_DIMS 4
 
@@ -37,11 +65,25 @@ typedef struct gguf_tensor {
     uint32_t n_dims;
     uint64_t ne[GGUF_MAX_DIMS]; /* ne[0] is the row length; unused dims 1 */
     uint32_t type;              /* enum gguf_ttype */
-    const void *data;           /* inside the image, bounds-checked */
+    uint64_t offset;            /* in the data section, as the file says */
+    const void *data;           /* inside the image, bounds-checked; NULL
+                                   for a type of unknown layout */
     uint64_t nbytes;
 } gguf_tensor;
 
 typedef struct gguf_file gguf_file;
+
+/* A whole file mapped read-only (any file: model_load maps llama2.c
+ * checkpoints with it too). */
+typedef struct gguf_image {
+    const void *data;
+    size_t size;
+} gguf_image;
+
+/* Maps path; AISLE_OK, or AISLE_EIO / AISLE_EFORMAT (empty or not a
+ * regular file) with a message. Undo with gguf_unmap. */
+int gguf_map(const char *path, gguf_image *img, char *err, size_t errlen);
+void gguf_unmap(gguf_image *img); /* an unmapped image is a no-op */
 
 /* Parses the image [data, data+size). On success *out is a new gguf_file
  * that the caller frees with gguf_close (the image itself stays the
@@ -79,7 +121,7 @@ typedef int (*gguf_row_fn)(void *ud, uint64_t row, float *dst);
 gguf_writer *gguf_writer_new(void); /* NULL on OOM; free with _free */
 void gguf_writer_free(gguf_writer *w);
 
-/* Metadata setters copy key and value; 0 or -ENOMEM. */
+/* Metadata setters copy key and value; 0 or AISLE_ENOMEM. */
 int gguf_writer_u32(gguf_writer *w, const char *key, uint32_t v);
 int gguf_writer_f32(gguf_writer *w, const char *key, float v);
 int gguf_writer_bool(gguf_writer *w, const char *key, int v);

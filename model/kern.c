@@ -8,12 +8,17 @@
  * features once per process. */
 #include "model/kern.h"
 
+#include "model/quant.h"
+#include "services/base/status.h"
+
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define KERN_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #define KERN_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define KERN_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
@@ -23,15 +28,25 @@ static int kern_cpu_level;       /* best level this CPU runs */
 static int kern_cap = KERN_VNNI_LEVEL;
 static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
 
-static void kern_detect(void) {
 #ifdef KERN_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
-        kern_cpu_level = __builtin_cpu_supports("avxvnni") ? KERN_VNNI_LEVEL
-                                                           : KERN_AVX2_LEVEL;
-#endif
+/* CPUID and XGETBV directly rather than __builtin_cpu_supports: clang 14
+ * knows neither "f16c" nor "avxvnni" there, and the fuzz build uses clang.
+ * The OS must save the YMM registers (XCR0 bits 1 and 2) for AVX to work. */
+static void kern_detect(void) {
+    unsigned a, b, c, d, xlo, xhi;
+    int avx2, vnni;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || !(c & bit_FMA) ||
+        !(c & bit_F16C))
+        return;
+    __asm__("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    if ((xlo & 6) != 6) return;
+    avx2 = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_AVX2);
+    vnni = __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)); /* AVX-VNNI */
+    if (avx2) kern_cpu_level = vnni ? KERN_VNNI_LEVEL : KERN_AVX2_LEVEL;
 }
+#else
+static void kern_detect(void) {}
+#endif
 
 /* The kernel level in effect. */
 static int kern_level(void) {
@@ -103,11 +118,6 @@ uint16_t kern_f32_to_f16(float f) {
     return (uint16_t)m;
 }
 
-static float kern_q8_0_scale(const uint8_t *block) {
-    uint16_t d;
-    memcpy(&d, block, sizeof d); /* blocks are 34 bytes: unaligned */
-    return kern_f16_to_f32(d);
-}
 
 /* --------------------------------------------------------- quantization */
 
@@ -153,17 +163,61 @@ void kern_act_quantize(kern_act *a, int gs) {
     if (a->gs == gs)
         return;
     kern_quantize(a->f, a->n, gs, a->q, a->s);
+    for (int g = 0; g < a->n / gs; g++) {
+        int32_t t = 0;
+        for (int k = 0; k < gs; k++)
+            t += a->q[g * gs + k];
+        a->sum[g] = a->s[g] * (float)t;
+    }
     a->gs = gs;
+}
+
+int kern_needs_act(const kern_mat *w) {
+    switch (w->type) {
+    case KERN_F32:
+    case KERN_F16:
+    case KERN_BF16: return 0;
+    case KERN_Q8: return w->gs;
+    default: return 32;
+    }
+}
+
+float kern_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+const char *kern_type_name(int type) {
+    static const char *const names[] = {"F32",  "F16",  "int8 groups", "Q8_0",
+                                        "BF16", "Q4_0", "Q4_1", "Q5_0",
+                                        "Q5_1", "Q4_K", "Q5_K", "Q6_K"};
+    return type >= 0 && type <= KERN_Q6_K ? names[type] : "?";
 }
 
 size_t kern_mat_bytes(const kern_mat *w) {
     size_t n = (size_t)w->rows * (size_t)w->cols;
+    int be, bb;
     switch (w->type) {
     case KERN_F32: return n * 4;
-    case KERN_F16: return n * 2;
+    case KERN_F16:
+    case KERN_BF16: return n * 2;
     case KERN_Q8: return n + n / (size_t)w->gs * 4;
-    default: return n / KERN_Q8_0_BLOCK * KERN_Q8_0_BYTES;
+    default:
+        if (quant_block(w->type, &be, &bb))
+            return 0;
+        return n / (size_t)be * (size_t)bb;
     }
+}
+
+/* Start of row `row` of a block-quantized matrix. */
+static const uint8_t *block_row(const kern_mat *w, int row) {
+    int be, bb;
+    int ok = quant_block(w->type, &be, &bb) == AISLE_OK;
+    assert(ok && w->cols % be == 0);
+    (void)ok;
+    return (const uint8_t *)w->q + (size_t)row * (size_t)(w->cols / be) * bb;
 }
 
 void kern_mat_row(const kern_mat *w, int row, float *dst) {
@@ -173,10 +227,12 @@ void kern_mat_row(const kern_mat *w, int row, float *dst) {
     case KERN_F32:
         memcpy(dst, (const float *)w->q + base, n * sizeof *dst);
         break;
-    case KERN_F16: {
+    case KERN_F16:
+    case KERN_BF16: {
         const uint16_t *h = (const uint16_t *)w->q + base;
         for (size_t j = 0; j < n; j++)
-            dst[j] = kern_f16_to_f32(h[j]);
+            dst[j] = w->type == KERN_F16 ? kern_f16_to_f32(h[j])
+                                         : kern_bf16_to_f32(h[j]);
         break;
     }
     case KERN_Q8: {
@@ -186,20 +242,33 @@ void kern_mat_row(const kern_mat *w, int row, float *dst) {
             dst[j] = q[j] * s[j / (size_t)w->gs];
         break;
     }
-    default: {
-        const uint8_t *b = (const uint8_t *)w->q +
-                           base / KERN_Q8_0_BLOCK * KERN_Q8_0_BYTES;
-        for (size_t j = 0; j < n; j += KERN_Q8_0_BLOCK, b += KERN_Q8_0_BYTES) {
-            float d = kern_q8_0_scale(b);
-            for (int k = 0; k < KERN_Q8_0_BLOCK; k++)
-                dst[j + k] = (int8_t)b[2 + k] * d;
-        }
+    default:
+        quant_dequant(w->type, block_row(w, row), n, dst);
         break;
-    }
     }
 }
 
 /* ------------------------------------------------------- scalar kernels */
+
+/* Row i of a block-quantized matrix times the int8 activation. */
+static float dot_blocks_scalar(const kern_mat *w, int i, const kern_act *x) {
+    const uint8_t *row = block_row(w, i);
+    float acc = 0.0f;
+
+    for (int g = 0; g < w->cols / 32; g++) {
+        int8_t q[32];
+        const int8_t *xq = x->q + (size_t)g * 32;
+        int32_t s0 = 0, s1 = 0;
+        float a[2], b;
+        quant_unpack32(w->type, row, g, q, a, &b);
+        for (int k = 0; k < 16; k++) {
+            s0 += q[k] * xq[k];
+            s1 += q[k + 16] * xq[k + 16];
+        }
+        acc += x->s[g] * (a[0] * (float)s0 + a[1] * (float)s1) + b * x->sum[g];
+    }
+    return acc;
+}
 
 static float dot_f32_scalar(const float *a, const float *b, int n) {
     float s = 0.0f;
@@ -237,19 +306,15 @@ static void mv_scalar(const kern_mat *w, const kern_act *x, float *out,
             }
             break;
         }
-        default: {
-            const uint8_t *b = (const uint8_t *)w->q +
-                               base / KERN_Q8_0_BLOCK * KERN_Q8_0_BYTES;
-            for (size_t g = 0; g < n / KERN_Q8_0_BLOCK; g++) {
-                const int8_t *xq = x->q + g * KERN_Q8_0_BLOCK;
-                int32_t si = 0;
-                for (int k = 0; k < KERN_Q8_0_BLOCK; k++)
-                    si += (int8_t)b[2 + k] * xq[k];
-                acc += (float)si * kern_q8_0_scale(b) * x->s[g];
-                b += KERN_Q8_0_BYTES;
-            }
+        case KERN_BF16: {
+            const uint16_t *h = (const uint16_t *)w->q + base;
+            for (size_t j = 0; j < n; j++)
+                acc += kern_bf16_to_f32(h[j]) * x->f[j];
             break;
         }
+        default: /* blocks: int8 x int8 per group, as the SIMD kernels */
+            acc = dot_blocks_scalar(w, i, x);
+            break;
         }
         out[i] = acc;
     }
@@ -315,7 +380,22 @@ KERN_AVX2 static float dot_f16_avx2(const uint16_t *h, const float *x, int n) {
     return s;
 }
 
-/* fp32 and fp16 rows. */
+KERN_AVX2 static float dot_bf16_avx2(const uint16_t *h, const float *x, int n) {
+    __m256 a0 = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256i w = _mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + j))),
+            16);
+        a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(w), _mm256_loadu_ps(x + j), a0);
+    }
+    float s = hsum8(a0);
+    for (; j < n; j++)
+        s += kern_bf16_to_f32(h[j]) * x[j];
+    return s;
+}
+
+/* fp32, fp16 and bf16 rows. */
 KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
                               int r0, int r1) {
     size_t n = (size_t)w->cols;
@@ -325,8 +405,10 @@ KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
 
         if (w->type == KERN_F32)
             out[i] = dot_f32_avx2((const float *)w->q + base, x->f, (int)n);
-        else
+        else if (w->type == KERN_F16)
             out[i] = dot_f16_avx2((const uint16_t *)w->q + base, x->f, (int)n);
+        else
+            out[i] = dot_bf16_avx2((const uint16_t *)w->q + base, x->f, (int)n);
     }
 }
 
@@ -436,6 +518,222 @@ KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
 KERN_INT8_KERNELS(avx2, KERN_AVX2, KERN_ACC32_AVX2)
 KERN_INT8_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
 
+KERN_AVX2 static inline __m256i nib_lo(__m256i v) {
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+}
+KERN_AVX2 static inline __m256i nib_hi(__m256i v) {
+    return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f));
+}
+
+/* 16 bytes of packed nibbles as 32 values: low nibbles, then high. */
+KERN_AVX2 static inline __m256i nibbles32(const uint8_t *p) {
+    __m128i v = _mm_loadu_si128((const __m128i *)p), m = _mm_set1_epi8(0x0f);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m),
+                            _mm_and_si128(v, m));
+}
+
+/* Bit j of the 32 bits at p as byte j: 0x10 where set, else 0 (the fifth
+ * bit of a Q5 value). Each byte picks its source byte of the broadcast
+ * word, then tests its own bit. */
+KERN_AVX2 static inline __m256i fifth_bits(const uint8_t *p) {
+    uint32_t u;
+    __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull), v;
+    memcpy(&u, p, 4);
+    v = _mm256_shuffle_epi8(
+        _mm256_set1_epi32((int)u),
+        _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2,
+                         2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+KERN_AVX2 static inline float f16at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* Unpacking a block into int8 groups of 32: weights w[q] with scales
+ * a0[q] (values 0-15), a1[q] (16-31) and offset bo[q], so that value j of
+ * group q is a * w + bo. Returns the number of groups (1, or 8 for the
+ * K-quants). */
+KERN_AVX2 static inline int up_q45(int type, const uint8_t *b, __m256i *w,
+                                   float *a0, float *a1, float *bo) {
+    int one = type == KERN_Q4_1 || type == KERN_Q5_1;
+    int five = type == KERN_Q5_0 || type == KERN_Q5_1;
+    __m256i v = nibbles32(b + 2 + 2 * one + 4 * five);
+    if (five)
+        v = _mm256_or_si256(v, fifth_bits(b + 2 + 2 * one));
+    w[0] = _mm256_sub_epi8(v, _mm256_set1_epi8(one ? 0 : five ? 16 : 8));
+    a0[0] = a1[0] = f16at(b);
+    bo[0] = one ? f16at(b + 2) : 0.0f;
+    return 1;
+}
+
+KERN_AVX2 static inline int up_q8_0(const uint8_t *b, __m256i *w, float *a0,
+                                    float *a1, float *bo) {
+    w[0] = KERN_LOAD(b + 2);
+    a0[0] = a1[0] = f16at(b);
+    bo[0] = 0.0f;
+    return 1;
+}
+
+KERN_AVX2 static inline int up_qk45(int type, const uint8_t *b, __m256i *w,
+                                    float *a0, float *a1, float *bo) {
+    int five = type == KERN_Q5_K;
+    const uint8_t *qs = b + (five ? 48 : 16);
+    __m256i qh = five ? KERN_LOAD(b + 16) : _mm256_setzero_si256();
+    __m256i one = _mm256_set1_epi8(1);
+    float d = f16at(b), dmin = f16at(b + 2);
+    uint32_t u[3], sc_lo, m_lo, sc_hi, m_hi;
+    __m256 scv, mv;
+
+    /* quant_k_scale_min for all eight pairs at once, a byte per pair:
+     * the low 6 bits of bytes 0-7, or the nibbles of bytes 8-11 with the
+     * top 2 bits of bytes 0-7 (moved down to bits 4-5). */
+    memcpy(u, b + 4, 12);
+    sc_lo = u[0] & 0x3f3f3f3fu;
+    m_lo = u[1] & 0x3f3f3f3fu;
+    sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u);
+    m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u);
+    scv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+        _mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo)));
+    mv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+        _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo)));
+    for (int c = 0; c < 4; c++) {
+        __m256i v = KERN_LOAD(qs + 32 * c);
+        w[2 * c] = nib_lo(v);
+        w[2 * c + 1] = nib_hi(v);
+        if (five) {
+            __m256i b0 = _mm256_and_si256(
+                _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c)), one);
+            __m256i b1 = _mm256_and_si256(
+                _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c + 1)), one);
+            w[2 * c] = _mm256_or_si256(w[2 * c], _mm256_slli_epi16(b0, 4));
+            w[2 * c + 1] =
+                _mm256_or_si256(w[2 * c + 1], _mm256_slli_epi16(b1, 4));
+        }
+    }
+    _mm256_storeu_ps(a0, _mm256_mul_ps(scv, _mm256_set1_ps(d)));
+    _mm256_storeu_ps(a1, _mm256_mul_ps(scv, _mm256_set1_ps(d)));
+    _mm256_storeu_ps(bo, _mm256_mul_ps(mv, _mm256_set1_ps(-dmin)));
+    return 8;
+}
+
+KERN_AVX2 static inline int up_q6k(const uint8_t *b, __m256i *w, float *a0,
+                                   float *a1, float *bo) {
+    __m256i m30 = _mm256_set1_epi8(0x30), m32 = _mm256_set1_epi8(32);
+    const int8_t *sc = (const int8_t *)(b + 192);
+    float d = f16at(b + 208);
+
+    for (int h = 0; h < 2; h++) {
+        __m256i l0 = KERN_LOAD(b + 64 * h), l1 = KERN_LOAD(b + 64 * h + 32),
+                qh = KERN_LOAD(b + 128 + 32 * h);
+        __m256i *o = w + 4 * h;
+        o[0] = _mm256_or_si256(nib_lo(l0),
+                               _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+        o[1] = _mm256_or_si256(nib_lo(l1),
+                               _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+        o[2] = _mm256_or_si256(nib_hi(l0), _mm256_and_si256(qh, m30));
+        o[3] = _mm256_or_si256(nib_hi(l1),
+                               _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+        for (int q = 0; q < 4; q++)
+            o[q] = _mm256_sub_epi8(o[q], m32);
+    }
+    for (int q = 0; q < 8; q++) {
+        a0[q] = d * sc[2 * q];
+        a1[q] = d * sc[2 * q + 1];
+        bo[q] = 0.0f;
+    }
+    return 8;
+}
+
+KERN_AVX2 static inline int unpack_block(int type, const uint8_t *b,
+                                         __m256i *w, float *a0, float *a1,
+                                         float *bo) {
+    switch (type) {
+    case KERN_Q8_0: return up_q8_0(b, w, a0, a1, bo);
+    case KERN_Q4_K:
+    case KERN_Q5_K: return up_qk45(type, b, w, a0, a1, bo);
+    case KERN_Q6_K: return up_q6k(b, w, a0, a1, bo);
+    default: return up_q45(type, b, w, a0, a1, bo);
+    }
+}
+
+/* Block-quantized rows times nx int8 activations, instantiated for AVX2
+ * and AVX-VNNI: each block is unpacked once into int8 groups, and every
+ * activation multiplies them into eight int32 lanes (lanes 0-3 hold values
+ * 0-15, lanes 4-7 values 16-31, which Q6_K's per-16 scales need), scaled in
+ * float. Offsets (the mins of Q4_1, Q5_1, Q4_K, Q5_K) use the activations'
+ * group sums. A prompt's batch thus pays for the unpacking once. Each
+ * activation's arithmetic is the same whatever nx is, and the same as
+ * q8_0_rows for Q8_0, so a sequence's logits do not depend on what it was
+ * batched with: with int8 activations a last-bit difference could flip a
+ * rounding in the next layer and grow. */
+#define KERN_BLOCK_KERNELS(SUF, TARGET, ACC32)                                \
+    TARGET static void blocks_##SUF(const kern_mat *w, const kern_act *x,    \
+                                    int nx, float *out, size_t stride,       \
+                                    int r0, int r1) {                         \
+        int elems, bytes, nb, ng = 0, q6 = w->type == KERN_Q6_K;              \
+        quant_block(w->type, &elems, &bytes);                                 \
+        nb = w->cols / elems;                                                 \
+        for (int i = r0; i < r1; i++) {                                       \
+            const uint8_t *blk = block_row(w, i);                             \
+            /* Two accumulators per activation (even and odd groups) so    \
+             * consecutive groups do not wait on each other. */             \
+            __m256 acc[2][KERN_MAX_ACTS], offv[KERN_MAX_ACTS];                \
+            float off[KERN_MAX_ACTS];                                         \
+            for (int t = 0; t < nx; t++) {                                    \
+                acc[0][t] = acc[1][t] = offv[t] = _mm256_setzero_ps();        \
+                off[t] = 0.0f;                                                \
+            }                                                                 \
+            for (int k = 0, g0 = 0; k < nb; k++, blk += bytes, g0 += ng) {    \
+                __m256i wv[8];                                                \
+                float a0[8], a1[8], bo[8];                                    \
+                ng = unpack_block(w->type, blk, wv, a0, a1, bo);              \
+                KERN_PF(blk);                                                 \
+                for (int t = 0; t < nx; t++) {                                \
+                    const float *xs = x[t].s + g0;                            \
+                    float s0[8], s1[8];                                       \
+                    if (ng == 8) {                                            \
+                        /* A K-quant block: its eight scales times the     \
+                         * activation's and its offsets, at once. */       \
+                        __m256 xv = _mm256_loadu_ps(xs);                      \
+                        _mm256_storeu_ps(s0, _mm256_mul_ps(_mm256_loadu_ps(a0), xv)); \
+                        _mm256_storeu_ps(s1, _mm256_mul_ps(_mm256_loadu_ps(a1), xv)); \
+                        offv[t] = _mm256_fmadd_ps(                            \
+                            _mm256_loadu_ps(bo),                              \
+                            _mm256_loadu_ps(x[t].sum + g0), offv[t]);         \
+                    } else {                                                  \
+                        s0[0] = a0[0] * xs[0];                                \
+                        s1[0] = a1[0] * xs[0];                                \
+                        off[t] += bo[0] * x[t].sum[g0];                       \
+                    }                                                         \
+                    for (int q = 0; q < ng; q++) {                            \
+                        __m256i p = ACC32(_mm256_setzero_si256(), wv[q],      \
+                                          KERN_LOAD(x[t].q + 32 * (g0 + q))); \
+                        /* Q6_K scales each half of a group on its own. */ \
+                        __m256 sv = q6 ? _mm256_set_m128(                     \
+                                             _mm_broadcast_ss(&s1[q]),        \
+                                             _mm_broadcast_ss(&s0[q]))        \
+                                       : _mm256_broadcast_ss(&s0[q]);         \
+                        int h = (g0 + q) & 1;                                 \
+                        acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sv, \
+                                                    acc[h][t]);               \
+                    }                                                         \
+                }                                                             \
+            }                                                                 \
+            for (int t = 0; t < nx; t++)                                      \
+                out[stride * (size_t)t + (size_t)i] =                         \
+                    hsum8(_mm256_add_ps(acc[0][t], acc[1][t])) +              \
+                    hsum8(offv[t]) + off[t];                                  \
+        }                                                                     \
+    }
+
+KERN_BLOCK_KERNELS(avx2, KERN_AVX2, KERN_ACC32_AVX2)
+KERN_BLOCK_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
+
+
 KERN_AVX2 static void scores_avx2(const float *q, const float *k,
                                   size_t stride, int n, int hs, float div,
                                   float *out) {
@@ -471,6 +769,7 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
         switch (w->type) {
         case KERN_F32:
         case KERN_F16:
+        case KERN_BF16:
             mv_avx2(w, x, out, r0, r1);
             return;
         case KERN_Q8:
@@ -479,13 +778,34 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
                 break;
             (vnni ? q8_rows_vnni : q8_rows_avx2)(w, x, out, r0, r1);
             return;
-        default:
+        case KERN_Q8_0:
             (vnni ? q8_0_rows_vnni : q8_0_rows_avx2)(w, x, out, r0, r1);
+            return;
+        default:
+            (vnni ? blocks_vnni : blocks_avx2)(w, x, 1, out, 0, r0, r1);
             return;
         }
     }
 #endif
     mv_scalar(w, x, out, r0, r1);
+}
+
+void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
+                   size_t stride, int r0, int r1) {
+    assert(nx >= 1 && nx <= KERN_MAX_ACTS);
+#ifdef KERN_X86
+    if (nx > 1 && kern_level() >= KERN_AVX2_LEVEL &&
+        kern_needs_act(w) == 32 && w->type != KERN_Q8_0) {
+        /* The GGUF block types that need unpacking. Q8_0 rows need none:
+         * q8_0_rows once per activation is faster, on the same cached
+         * rows, with the same arithmetic. */
+        (kern_level() >= KERN_VNNI_LEVEL ? blocks_vnni : blocks_avx2)(
+            w, x, nx, out, stride, r0, r1);
+        return;
+    }
+#endif
+    for (int t = 0; t < nx; t++)
+        kern_matvec(w, &x[t], out + stride * (size_t)t, r0, r1);
 }
 
 void kern_scores(const float *q, const float *k, size_t stride, int n,

@@ -19,6 +19,15 @@ enum kern_type {
     KERN_Q8 = 2,   /* int8 rows plus a separate float scale per gs values
                       (llama2.c version 2 export) */
     KERN_Q8_0 = 3, /* GGUF Q8_0 blocks: half scale followed by 32 int8 */
+    KERN_BF16 = 4, /* bfloat16 rows: the top half of a float */
+    /* GGUF block formats, decoded by quant.c (layouts there). */
+    KERN_Q4_0 = 5,
+    KERN_Q4_1 = 6,
+    KERN_Q5_0 = 7,
+    KERN_Q5_1 = 8,
+    KERN_Q4_K = 9,
+    KERN_Q5_K = 10,
+    KERN_Q6_K = 11,
 };
 
 #define KERN_Q8_0_BLOCK 32
@@ -27,33 +36,51 @@ enum kern_type {
 typedef struct kern_mat {
     int type;        /* enum kern_type */
     int rows, cols;  /* out_features x in_features, row-major */
-    int gs;          /* KERN_Q8: values per scale; KERN_Q8_0: 32 */
+    int gs;          /* KERN_Q8: values per scale; block types: values per
+                        block (32, or 256 for the K-quants) */
     const void *q;   /* row data; 4-byte aligned for KERN_F32 */
     const float *s;  /* KERN_Q8 scales, rows*cols/gs floats; else NULL */
 } kern_mat;
 
-/* An activation vector and its int8 copy. f, q and s belong to the caller;
- * q holds n bytes and s n/gs floats for the largest gs in use. */
+/* An activation vector and its int8 copy. f, q, s and sum belong to the
+ * caller; q holds n bytes, s and sum n/gs floats for the smallest gs in
+ * use. */
 typedef struct kern_act {
     const float *f;
     int n;
     int8_t *q;
     float *s;
+    float *sum; /* per group: s * (sum of q), for weights with an offset */
     int gs; /* group size q/s were computed for; 0 = not quantized yet */
 } kern_act;
+
+/* The activation group size type multiplies with: 0 for float types. */
+int kern_needs_act(const kern_mat *w);
+
+/* "Q4_K", ... */
+const char *kern_type_name(int type);
 
 /* Bytes the matrix occupies, which is what one product streams from memory. */
 size_t kern_mat_bytes(const kern_mat *w);
 
 /* Quantizes a->f with groups of gs values (gs must divide a->n); a no-op when
- * already quantized for that gs. Matrices of type KERN_Q8/Q8_0 need it
- * before kern_matvec. */
+ * already quantized for that gs. Every matrix type but F32, F16 and BF16
+ * needs it before kern_matvec: KERN_Q8 with its own gs, the GGUF block
+ * types with 32 (kern_needs_act). */
 void kern_act_quantize(kern_act *a, int gs);
 
 /* out[i] = dot(row i of w, x) for rows r0 <= i < r1. out is indexed by row
  * number, so parts of one product can run on different threads. */
 void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
                  int r1);
+
+/* kern_matvec for nx activations x[0..nx) (nx <= KERN_MAX_ACTS), the
+ * product with x[t] into out + t * stride: block-quantized rows are then
+ * unpacked once for all of them, which is what makes a prompt's batch
+ * cheaper than its tokens one by one. */
+#define KERN_MAX_ACTS 16
+void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
+                   size_t stride, int r0, int r1);
 
 /* Row `row` of w as floats (dequantized), cols values into dst. */
 void kern_mat_row(const kern_mat *w, int row, float *dst);
@@ -74,6 +101,7 @@ void kern_softmax(float *x, int n);
 void kern_quantize(const float *x, int n, int gs, int8_t *q, float *s);
 
 float kern_f16_to_f32(uint16_t h);
+float kern_bf16_to_f32(uint16_t h);
 uint16_t kern_f32_to_f16(float f); /* round to nearest even */
 
 /* Kernel levels, each including the ones below. */

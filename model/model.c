@@ -9,18 +9,16 @@
  * decoding reproduces llama2.c's tokens; the matrix products, which are
  * nearly all the time, are split across the session's thread pool. */
 #include "model/model.h"
-#include "model/msg.h"
 
-#include <errno.h>
-#include <fcntl.h>
+#include "model/quant.h"
+#include "services/base/status.h"
+
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define AK42_MAGIC 0x616b3432u
 #define AK42_HEADER 256
@@ -40,33 +38,41 @@
 struct model {
     model_config cfg;
     int format;
-    void *map;
-    size_t map_size;
+    gguf_image img;         /* the file, mapped read-only */
     gguf_file *gguf;
     kern_mat embed, cls;
     kern_mat *w;            /* n_layers * N_LAYER_W */
     const float **norm_att; /* n_layers pointers */
     const float **norm_ffn;
     const float *norm_final;
+    const float **bias;     /* n_layers * 3 (Q, K, V); NULL entries: none */
+    const float **qk_norm;  /* n_layers * 2 (Q, K), qwen3 only */
     int act_gs;             /* activation group size for int8 weights */
 };
 
 /* Prompt tokens run MODEL_BATCH at a time: each weight row then comes
  * from DRAM once per batch instead of once per token. */
-#define MODEL_BATCH 16
 #define MM_ROWS 16 /* rows a product keeps in cache while it serves a batch */
+_Static_assert(MODEL_BATCH <= KERN_MAX_ACTS, "a batch is one kern_matvec_n");
+
+/* Per-row working memory of a forward pass over up to MODEL_BATCH rows:
+ * residual stream, normed input (also the attention output), product
+ * output, FFN halves, query, new keys and values, RoPE factors, the int8
+ * copy of a product's input, and logits for nlog rows. */
+typedef struct scratch {
+    float *x, *xb, *xb2, *hb, *hb2, *q, *k, *v, *rope;
+    int8_t *aq;
+    float *as, *asum;
+    float *logits;
+    int nlog;
+} scratch;
 
 struct model_session {
     const model *m;
     tpool *pool;
     int cap;
-    /* Per batch row (MODEL_BATCH rows each): residual stream, scratch,
-     * query, FFN halves, RoPE factors, and the int8 copy of the input of
-     * the product being run. */
-    float *x, *xb, *xb2, *hb, *hb2, *q, *rope;
-    int8_t *aq;
-    float *as;
-    float *att, *logits, *kc, *vc;
+    scratch sc;              /* sc.logits (one row) are the session's */
+    float *att, *kc, *vc;
     int kv;                  /* positions held in the KV cache */
     int pend[MODEL_BATCH];   /* pushed tokens not yet run */
     int npend;
@@ -74,17 +80,11 @@ struct model_session {
     int logits_ok;
 };
 
-const char *model_strerror(int rc) {
-    switch (rc) {
-    case 0: return "ok";
-    case MODEL_EIO: return "I/O error";
-    case MODEL_EFORMAT: return "corrupt or unsupported model file";
-    case MODEL_ENOMEM: return "out of memory";
-    case MODEL_EINVAL: return "invalid argument";
-    case MODEL_EFULL: return "context full";
-    default: return "unknown error";
-    }
-}
+struct model_batch {
+    const model *m;
+    tpool *pool;
+    scratch sc; /* MODEL_BATCH rows of logits */
+};
 
 /* ------------------------------------------------------------ accessors */
 
@@ -101,9 +101,21 @@ const kern_mat *model_weight(const model *m, int kind, int layer) {
 }
 
 const float *model_norm(const model *m, int kind, int layer) {
-    if (kind == MODEL_N_FINAL)
-        return m->norm_final;
-    return kind == MODEL_N_ATT ? m->norm_att[layer] : m->norm_ffn[layer];
+    switch (kind) {
+    case MODEL_N_FINAL: return m->norm_final;
+    case MODEL_N_ATT: return m->norm_att[layer];
+    case MODEL_N_FFN: return m->norm_ffn[layer];
+    default: return m->qk_norm[(size_t)layer * 2 + (size_t)(kind - MODEL_N_Q)];
+    }
+}
+
+const float *model_bias(const model *m, int kind, int layer) {
+    return m->bias[(size_t)layer * 3 + (size_t)kind];
+}
+
+const char *model_arch_name(int arch) {
+    static const char *const names[] = {"llama", "qwen2", "qwen3"};
+    return arch >= 0 && arch <= MODEL_ARCH_QWEN3 ? names[arch] : "?";
 }
 
 size_t model_bytes_per_token(const model *m) {
@@ -124,23 +136,27 @@ static int cfg_check(model_config *c, char *err, size_t errlen) {
         c->n_kv_heads <= 0 || c->n_kv_heads > c->n_heads ||
         c->vocab_size <= 0 || c->vocab_size > MAX_VOCAB || c->seq_len <= 0 ||
         c->seq_len > MAX_SEQ) {
-        msg_set(err, errlen,
+        status_fmt(err, errlen,
                   "bad model config (dim %d hidden %d layers %d heads %d/%d "
                   "vocab %d seq %d)",
                   c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
                   c->vocab_size, c->seq_len);
-        return MODEL_EFORMAT;
+        return AISLE_EFORMAT;
     }
-    if (c->dim % c->n_heads || c->n_heads % c->n_kv_heads ||
-        (c->dim / c->n_heads) % 2) {
-        msg_set(err, errlen,
+    /* A head size of 0 means dim / n_heads, as llama2.c files imply. */
+    if ((!c->head_size && c->dim % c->n_heads) || c->n_heads % c->n_kv_heads ||
+        (c->head_size ? c->head_size : c->dim / c->n_heads) % 2 ||
+        c->head_size < 0 || c->head_size > MAX_DIM) {
+        status_fmt(err, errlen,
                   "bad model config: dim %d, %d heads, %d kv heads do not "
                   "divide into even head sizes",
                   c->dim, c->n_heads, c->n_kv_heads);
-        return MODEL_EFORMAT;
+        return AISLE_EFORMAT;
     }
-    c->head_size = c->dim / c->n_heads;
+    if (!c->head_size)
+        c->head_size = c->dim / c->n_heads;
     c->kv_dim = c->head_size * c->n_kv_heads;
+    c->q_dim = c->head_size * c->n_heads;
     return 0;
 }
 
@@ -171,7 +187,11 @@ static int model_alloc_layers(model *m) {
     m->w = calloc(L * N_LAYER_W, sizeof *m->w);
     m->norm_att = calloc(L, sizeof *m->norm_att);
     m->norm_ffn = calloc(L, sizeof *m->norm_ffn);
-    return m->w && m->norm_att && m->norm_ffn ? 0 : MODEL_ENOMEM;
+    m->bias = calloc(L * 3, sizeof *m->bias);
+    m->qk_norm = calloc(L * 2, sizeof *m->qk_norm);
+    return m->w && m->norm_att && m->norm_ffn && m->bias && m->qk_norm
+               ? 0
+               : AISLE_ENOMEM;
 }
 
 static kern_mat *lw(model *m, int kind, int l) {
@@ -181,7 +201,8 @@ static kern_mat *lw(model *m, int kind, int l) {
 /* Rows and columns of each matrix kind. */
 static void kind_shape(const model_config *c, int kind, int *rows, int *cols) {
     switch (kind) {
-    case MODEL_W_Q: case MODEL_W_O: *rows = c->dim; *cols = c->dim; break;
+    case MODEL_W_Q: *rows = c->q_dim; *cols = c->dim; break;
+    case MODEL_W_O: *rows = c->dim; *cols = c->q_dim; break;
     case MODEL_W_K: case MODEL_W_V: *rows = c->kv_dim; *cols = c->dim; break;
     case MODEL_W_GATE: case MODEL_W_UP:
         *rows = c->hidden_dim; *cols = c->dim; break;
@@ -219,26 +240,27 @@ static const int layer_order[] = {MODEL_W_Q,    MODEL_W_K,    MODEL_W_V,
 static int size_error(const mcur *c, const char *path, char *err,
                       size_t errlen) {
     if (c->bad)
-        msg_set(err, errlen,
+        status_fmt(err, errlen,
                   "%s: truncated or corrupt: weights extend past the end of "
                   "the %zu-byte file (or are misaligned)",
                   path, c->size);
     else
-        msg_set(err, errlen,
+        status_fmt(err, errlen,
                   "%s: corrupt: %zu bytes of weights expected, file has %zu",
                   path, c->off, c->size);
-    return MODEL_EFORMAT;
+    return AISLE_EFORMAT;
 }
 
 static int load_legacy(model *m, const char *path, char *err, size_t errlen) {
-    mcur c = {m->map, m->map_size, LEGACY_HEADER, 0};
+    mcur c = {m->img.data, m->img.size, LEGACY_HEADER, 0};
     model_config *cfg = &m->cfg;
     int32_t h[7];
     int rc;
 
-    memcpy(h, m->map, sizeof h);
+    memcpy(h, m->img.data, sizeof h);
     *cfg = (model_config){h[0], h[1], h[2], h[3], h[4], h[5], h[6],
-                          0, 0, h[5] > 0, 10000.0f, 1e-5f};
+                          0, 0, h[5] > 0, 10000.0f, 1e-5f,
+                          MODEL_ARCH_LLAMA, 0, 0};
     /* Negative vocab_size flags a separate classifier; guard the negation. */
     cfg->vocab_size = h[5] == INT32_MIN ? 0 : abs(h[5]);
     if ((rc = cfg_check(cfg, err, errlen)))
@@ -282,31 +304,32 @@ static kern_mat take_q8(model *m, mcur *c, int kind, int gs) {
 }
 
 static int load_ak42(model *m, const char *path, char *err, size_t errlen) {
-    const uint8_t *b = m->map;
-    mcur c = {m->map, m->map_size, AK42_HEADER, 0};
+    const uint8_t *b = m->img.data;
+    mcur c = {m->img.data, m->img.size, AK42_HEADER, 0};
     model_config *cfg = &m->cfg;
     int32_t version, h[7], gs = 0;
     int rc;
 
-    if (m->map_size < AK42_HEADER) {
-        msg_set(err, errlen, "%s: truncated header (%zu bytes)", path,
-                  m->map_size);
-        return MODEL_EFORMAT;
+    if (m->img.size < AK42_HEADER) {
+        status_fmt(err, errlen, "%s: truncated header (%zu bytes)", path,
+                  m->img.size);
+        return AISLE_EFORMAT;
     }
     memcpy(&version, b + 4, 4);
     memcpy(h, b + 8, sizeof h);
     if (version != 1 && version != 2) {
-        msg_set(err, errlen, "%s: unsupported llama2.c export version %d",
+        status_fmt(err, errlen, "%s: unsupported llama2.c export version %d",
                   path, version);
-        return MODEL_EFORMAT;
+        return AISLE_EFORMAT;
     }
     if (b[36] > 1) {
-        msg_set(err, errlen, "%s: corrupt header (shared flag %u)", path,
+        status_fmt(err, errlen, "%s: corrupt header (shared flag %u)", path,
                   b[36]);
-        return MODEL_EFORMAT;
+        return AISLE_EFORMAT;
     }
     *cfg = (model_config){h[0], h[1], h[2], h[3], h[4], h[5], h[6],
-                          0, 0, b[36], 10000.0f, 1e-5f};
+                          0, 0, b[36], 10000.0f, 1e-5f,
+                          MODEL_ARCH_LLAMA, 0, 0};
     if ((rc = cfg_check(cfg, err, errlen)))
         return rc;
     if ((rc = model_alloc_layers(m)))
@@ -330,11 +353,11 @@ static int load_ak42(model *m, const char *path, char *err, size_t errlen) {
         /* Every product's input length is dim or hidden_dim; a group must
          * not straddle rows. */
         if (gs <= 0 || cfg->dim % gs || cfg->hidden_dim % gs) {
-            msg_set(err, errlen,
+            status_fmt(err, errlen,
                       "%s: group size %d does not divide dim %d and "
                       "hidden_dim %d",
                       path, gs, cfg->dim, cfg->hidden_dim);
-            return MODEL_EFORMAT;
+            return AISLE_EFORMAT;
         }
         m->act_gs = gs;
         m->embed = take_q8(m, &c, MODEL_W_EMBED, gs);
@@ -349,136 +372,207 @@ static int load_ak42(model *m, const char *path, char *err, size_t errlen) {
     return 0;
 }
 
-static int gguf_cfg_int(const gguf_file *g, const char *key, int *out,
+/* Metadata key "<arch>.<name>" of the model's architecture. */
+static const char *arch_key(const model *m, const char *name, char *buf,
+                            size_t len) {
+    snprintf(buf, len, "%s.%s", model_arch_name(m->cfg.arch), name);
+    return buf;
+}
+
+static int gguf_cfg_int(const model *m, const char *name, int *out,
                         int required, char *err, size_t errlen) {
+    char key[96];
     uint32_t v;
-    if (gguf_get_u32(g, key, &v)) {
+    if (gguf_get_u32(m->gguf, arch_key(m, name, key, sizeof key), &v)) {
         if (!required)
             return 0;
-        msg_set(err, errlen, "GGUF metadata %s missing or invalid", key);
-        return MODEL_EFORMAT;
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "GGUF metadata %s missing or invalid", key);
     }
     *out = v > INT32_MAX ? INT32_MAX : (int)v;
     return 0;
 }
 
+static void gguf_cfg_f32(const model *m, const char *name, float *out) {
+    char key[96];
+    gguf_get_f32(m->gguf, arch_key(m, name, key, sizeof key), out);
+}
+
+#define SUPPORTED_TYPES \
+    "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K"
+
 static int gguf_mat(model *m, const char *name, int kind, kern_mat *out,
                     char *err, size_t errlen) {
     const gguf_tensor *t = gguf_find_tensor(m->gguf, name);
-    int rows, cols;
+    const char *tname;
+    int rows, cols, kt;
+    uint32_t be, bb;
 
     kind_shape(&m->cfg, kind, &rows, &cols);
-    if (!t) {
-        msg_set(err, errlen, "GGUF tensor %s missing", name);
-        return MODEL_EFORMAT;
-    }
+    if (!t)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "GGUF tensor %s missing", name);
     if (t->ne[0] != (uint64_t)cols || t->ne[1] != (uint64_t)rows ||
-        t->ne[2] != 1 || t->ne[3] != 1) {
-        msg_set(err, errlen, "GGUF tensor %s has shape %llux%llu, want %dx%d",
-                  name, (unsigned long long)t->ne[0],
-                  (unsigned long long)t->ne[1], cols, rows);
-        return MODEL_EFORMAT;
+        t->ne[2] != 1 || t->ne[3] != 1)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "GGUF tensor %s has shape %llux%llu, want %dx%d",
+                           name, (unsigned long long)t->ne[0],
+                           (unsigned long long)t->ne[1], cols, rows);
+    kt = quant_kern_type(t->type);
+    if (kt >= 0 && !t->data && !gguf_type_block(t->type, &be, &bb))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "GGUF tensor %s: rows of %d values are not whole "
+                           "%s blocks of %u", name, cols,
+                           gguf_type_name(t->type), be);
+    if (kt < 0 || !t->data) {
+        tname = gguf_type_name(t->type);
+        if (tname)
+            return status_fail(AISLE_EFORMAT, err, errlen,
+                               "GGUF tensor %s has type %s, which is not "
+                               "supported (" SUPPORTED_TYPES ")",
+                               name, tname);
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "GGUF tensor %s has unknown type %u (supported: "
+                           SUPPORTED_TYPES ")", name, t->type);
     }
-    if (!t->data) {
-        msg_set(err, errlen,
-                  "GGUF tensor %s has unsupported type %u (F32, F16, Q8_0 "
-                  "supported)",
-                  name, t->type);
-        return MODEL_EFORMAT;
-    }
-    *out = (kern_mat){KERN_F32, rows, cols, 0, t->data, NULL};
-    if (t->type == GGUF_T_F16) {
-        out->type = KERN_F16;
-    } else if (t->type == GGUF_T_Q8_0) {
-        out->type = KERN_Q8_0;
-        out->gs = KERN_Q8_0_BLOCK;
-        m->act_gs = KERN_Q8_0_BLOCK;
-    }
-    if ((uintptr_t)t->data % (out->type == KERN_F32 ? 4 : 2)) {
-        msg_set(err, errlen, "GGUF tensor %s is misaligned", name);
-        return MODEL_EFORMAT;
-    }
+    gguf_type_block(t->type, &be, &bb);
+    *out = (kern_mat){kt, rows, cols, be > 1 ? (int)be : 0, t->data, NULL};
+    if (kern_needs_act(out))
+        m->act_gs = 32; /* every GGUF block type works in groups of 32 */
+    if ((uintptr_t)t->data % (kt == KERN_F32 ? 4 : 2))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "GGUF tensor %s is misaligned", name);
     return 0;
 }
 
-static int gguf_norm(model *m, const char *name, const float **out, char *err,
-                     size_t errlen) {
+/* An F32 vector of n floats; a missing optional one leaves *out NULL. */
+static int gguf_vec(model *m, const char *name, int n, int required,
+                    const float **out, char *err, size_t errlen) {
     const gguf_tensor *t = gguf_find_tensor(m->gguf, name);
+    if (!t && !required)
+        return 0;
     if (!t || t->type != GGUF_T_F32 || !t->data ||
-        t->ne[0] != (uint64_t)m->cfg.dim || t->ne[1] != 1 || t->ne[2] != 1 ||
-        t->ne[3] != 1 || (uintptr_t)t->data % 4) {
-        msg_set(err, errlen, "GGUF tensor %s missing or not F32[%d]", name,
-                  m->cfg.dim);
-        return MODEL_EFORMAT;
-    }
+        t->ne[0] != (uint64_t)n || t->ne[1] != 1 || t->ne[2] != 1 ||
+        t->ne[3] != 1 || (uintptr_t)t->data % 4)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "GGUF tensor %s missing or not F32[%d]", name, n);
     *out = t->data;
     return 0;
 }
 
-static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
-    static const char *const names[N_LAYER_W] = {
-        "attn_q", "attn_k", "attn_v", "attn_output",
-        "ffn_gate", "ffn_down", "ffn_up"};
+/* general.architecture, refused unless this engine runs it. */
+static int gguf_arch(model *m, const char *path, char *err, size_t errlen) {
+    gguf_str a;
+    if (gguf_get_str(m->gguf, "general.architecture", &a))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: GGUF general.architecture missing", path);
+    for (int i = MODEL_ARCH_LLAMA; i <= MODEL_ARCH_QWEN3; i++) {
+        const char *n = model_arch_name(i);
+        if (a.len == strlen(n) && !memcmp(a.p, n, a.len)) {
+            m->cfg.arch = i;
+            m->cfg.rope_neox = i != MODEL_ARCH_LLAMA;
+            return 0;
+        }
+    }
+    return status_fail(AISLE_EFORMAT, err, errlen,
+                       "%s: GGUF architecture '%.*s' is not supported "
+                       "(llama, qwen2, qwen3)",
+                       path, (int)(a.len > 64 ? 64 : a.len), a.p);
+}
+
+/* Shapes and constants from "<arch>.*" metadata. */
+static int gguf_config(model *m, const char *path, char *err, size_t errlen) {
     model_config *cfg = &m->cfg;
     const gguf_tensor *emb;
-    gguf_str arch;
-    uint32_t rope_dims;
-    char name[64];
-    int rc;
+    int rope_dims = 0, rc;
 
-    if ((rc = gguf_open(m->map, m->map_size, &m->gguf, err, errlen)))
-        return rc == -ENOMEM ? MODEL_ENOMEM : MODEL_EFORMAT;
-    if (gguf_get_str(m->gguf, "general.architecture", &arch) ||
-        !(arch.len == 5 && !memcmp(arch.p, "llama", 5))) {
-        msg_set(err, errlen, "%s: GGUF architecture is not llama", path);
-        return MODEL_EFORMAT;
-    }
-    *cfg = (model_config){0};
     cfg->rope_theta = 10000.0f;
     cfg->norm_eps = 1e-5f;
-    if ((rc = gguf_cfg_int(m->gguf, "llama.embedding_length", &cfg->dim, 1, err,
+    if ((rc = gguf_cfg_int(m, "embedding_length", &cfg->dim, 1, err, errlen)) ||
+        (rc = gguf_cfg_int(m, "feed_forward_length", &cfg->hidden_dim, 1, err,
                            errlen)) ||
-        (rc = gguf_cfg_int(m->gguf, "llama.feed_forward_length",
-                           &cfg->hidden_dim, 1, err, errlen)) ||
-        (rc = gguf_cfg_int(m->gguf, "llama.block_count", &cfg->n_layers, 1, err,
+        (rc = gguf_cfg_int(m, "block_count", &cfg->n_layers, 1, err, errlen)) ||
+        (rc = gguf_cfg_int(m, "attention.head_count", &cfg->n_heads, 1, err,
                            errlen)) ||
-        (rc = gguf_cfg_int(m->gguf, "llama.attention.head_count",
-                           &cfg->n_heads, 1, err, errlen)) ||
-        (rc = gguf_cfg_int(m->gguf, "llama.context_length", &cfg->seq_len, 1,
-                           err, errlen)))
+        (rc = gguf_cfg_int(m, "context_length", &cfg->seq_len, 1, err,
+                           errlen)))
         return rc;
     cfg->n_kv_heads = cfg->n_heads;
-    gguf_cfg_int(m->gguf, "llama.attention.head_count_kv", &cfg->n_kv_heads, 0,
-                 err, errlen);
-    gguf_get_f32(m->gguf, "llama.rope.freq_base", &cfg->rope_theta);
-    gguf_get_f32(m->gguf, "llama.attention.layer_norm_rms_epsilon",
-                 &cfg->norm_eps);
+    gguf_cfg_int(m, "attention.head_count_kv", &cfg->n_kv_heads, 0, err,
+                 errlen);
+    gguf_cfg_int(m, "attention.key_length", &cfg->head_size, 0, err, errlen);
+    gguf_cfg_int(m, "rope.dimension_count", &rope_dims, 0, err, errlen);
+    gguf_cfg_f32(m, "rope.freq_base", &cfg->rope_theta);
+    gguf_cfg_f32(m, "attention.layer_norm_rms_epsilon", &cfg->norm_eps);
     emb = gguf_find_tensor(m->gguf, "token_embd.weight");
-    if (!emb || emb->ne[1] > MAX_VOCAB) {
-        msg_set(err, errlen, "%s: GGUF tensor token_embd.weight missing",
-                  path);
-        return MODEL_EFORMAT;
-    }
+    if (!emb || emb->ne[1] > MAX_VOCAB)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: GGUF tensor token_embd.weight missing", path);
     cfg->vocab_size = (int)emb->ne[1];
     if ((rc = cfg_check(cfg, err, errlen)))
         return rc;
-    if (!(cfg->rope_theta > 0.0f) || !(cfg->norm_eps >= 0.0f)) {
-        msg_set(err, errlen, "%s: bad rope base or norm epsilon", path);
-        return MODEL_EFORMAT;
+    if (!(cfg->rope_theta > 0.0f) || !(cfg->norm_eps >= 0.0f))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: bad rope base or norm epsilon", path);
+    if (rope_dims && rope_dims != cfg->head_size)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: partial rotary embeddings unsupported", path);
+    return 0;
+}
+
+/* One layer's tensors; biases are optional (qwen2 has them), the Q/K
+ * norms are required for qwen3. */
+static int gguf_layer(model *m, int l, char *err, size_t errlen) {
+    static const char *const names[N_LAYER_W] = {
+        "attn_q", "attn_k", "attn_v", "attn_output",
+        "ffn_gate", "ffn_down", "ffn_up"};
+    static const char *const bias[3] = {"attn_q", "attn_k", "attn_v"};
+    const model_config *c = &m->cfg;
+    int blen[3] = {c->q_dim, c->kv_dim, c->kv_dim}, qk = c->arch == MODEL_ARCH_QWEN3;
+    char name[64];
+    int rc;
+
+    snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
+    if ((rc = gguf_vec(m, name, c->dim, 1, &m->norm_att[l], err, errlen)))
+        return rc;
+    snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
+    if ((rc = gguf_vec(m, name, c->dim, 1, &m->norm_ffn[l], err, errlen)))
+        return rc;
+    for (int k = 0; k < N_LAYER_W; k++) {
+        snprintf(name, sizeof name, "blk.%d.%s.weight", l, names[k]);
+        if ((rc = gguf_mat(m, name, layer_order[k], lw(m, layer_order[k], l),
+                           err, errlen)))
+            return rc;
     }
-    if (!gguf_get_u32(m->gguf, "llama.rope.dimension_count", &rope_dims) &&
-        rope_dims != (uint32_t)cfg->head_size) {
-        msg_set(err, errlen, "%s: partial rotary embeddings unsupported",
-                  path);
-        return MODEL_EFORMAT;
+    for (int k = 0; k < 3; k++) {
+        snprintf(name, sizeof name, "blk.%d.%s.bias", l, bias[k]);
+        if ((rc = gguf_vec(m, name, blen[k], 0, &m->bias[(size_t)l * 3 + k],
+                           err, errlen)))
+            return rc;
     }
-    if ((rc = model_alloc_layers(m)))
+    snprintf(name, sizeof name, "blk.%d.attn_q_norm.weight", l);
+    if ((rc = gguf_vec(m, name, c->head_size, qk, &m->qk_norm[(size_t)l * 2],
+                       err, errlen)))
+        return rc;
+    snprintf(name, sizeof name, "blk.%d.attn_k_norm.weight", l);
+    return gguf_vec(m, name, c->head_size, qk, &m->qk_norm[(size_t)l * 2 + 1],
+                    err, errlen);
+}
+
+static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
+    model_config *cfg = &m->cfg;
+    int rc;
+
+    if ((rc = gguf_open(m->img.data, m->img.size, &m->gguf, err, errlen)) ||
+        (rc = gguf_arch(m, path, err, errlen)) ||
+        (rc = gguf_config(m, path, err, errlen)) ||
+        (rc = model_alloc_layers(m)))
         return rc;
     m->format = MODEL_FMT_GGUF;
-
     if ((rc = gguf_mat(m, "token_embd.weight", MODEL_W_EMBED, &m->embed, err,
                        errlen)) ||
-        (rc = gguf_norm(m, "output_norm.weight", &m->norm_final, err, errlen)))
+        (rc = gguf_vec(m, "output_norm.weight", cfg->dim, 1, &m->norm_final,
+                       err, errlen)))
         return rc;
     cfg->shared_classifier = !gguf_find_tensor(m->gguf, "output.weight");
     if (cfg->shared_classifier)
@@ -486,62 +580,29 @@ static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
     else if ((rc = gguf_mat(m, "output.weight", MODEL_W_CLS, &m->cls, err,
                             errlen)))
         return rc;
-    for (int l = 0; l < cfg->n_layers; l++) {
-        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
-        if ((rc = gguf_norm(m, name, &m->norm_att[l], err, errlen)))
+    for (int l = 0; l < cfg->n_layers; l++)
+        if ((rc = gguf_layer(m, l, err, errlen)))
             return rc;
-        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
-        if ((rc = gguf_norm(m, name, &m->norm_ffn[l], err, errlen)))
-            return rc;
-        for (int k = 0; k < N_LAYER_W; k++) {
-            snprintf(name, sizeof name, "blk.%d.%s.weight", l, names[k]);
-            if ((rc = gguf_mat(m, name, layer_order[k],
-                               lw(m, layer_order[k], l), err, errlen)))
-                return rc;
-        }
-    }
     return 0;
 }
 
 int model_load(const char *path, model **out, char *err, size_t errlen) {
-    model *m = NULL;
-    struct stat st;
+    model *m = calloc(1, sizeof *m); /* the caller's on success */
     uint32_t magic = 0;
-    int fd, rc = MODEL_EIO;
+    int rc;
 
     *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        msg_set(err, errlen, "%s: %s", path, strerror(errno));
-        return MODEL_EIO;
-    }
-    m = calloc(1, sizeof *m);
-    if (!m) {
-        rc = MODEL_ENOMEM;
-        msg_set(err, errlen, "out of memory");
+    if (!m)
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if ((rc = gguf_map(path, &m->img, err, errlen)))
+        goto fail;
+    if (m->img.size < LEGACY_HEADER) {
+        rc = status_fail(AISLE_EFORMAT, err, errlen,
+                         "%s: truncated: %zu bytes is too short for a model "
+                         "header", path, m->img.size);
         goto fail;
     }
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        msg_set(err, errlen, "%s: not a regular file", path);
-        goto fail;
-    }
-    if (st.st_size < LEGACY_HEADER) {
-        rc = MODEL_EFORMAT;
-        msg_set(err, errlen, "%s: truncated: %lld bytes is too short for a "
-                  "model header", path, (long long)st.st_size);
-        goto fail;
-    }
-    m->map_size = (size_t)st.st_size;
-    m->map = mmap(NULL, m->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m->map == MAP_FAILED) {
-        m->map = NULL;
-        msg_set(err, errlen, "%s: mmap: %s", path, strerror(errno));
-        goto fail;
-    }
-    close(fd);
-    fd = -1;
-
-    memcpy(&magic, m->map, 4);
+    memcpy(&magic, m->img.data, 4);
     if (magic == GGUF_MAGIC)
         rc = load_gguf(m, path, err, errlen);
     else if (magic == AK42_MAGIC)
@@ -554,8 +615,6 @@ int model_load(const char *path, model **out, char *err, size_t errlen) {
     return 0;
 
 fail:
-    if (fd >= 0)
-        close(fd);
     model_free(m);
     return rc;
 }
@@ -564,49 +623,89 @@ void model_free(model *m) {
     if (!m)
         return;
     gguf_close(m->gguf);
-    if (m->map)
-        munmap(m->map, m->map_size);
+    gguf_unmap(&m->img);
     free(m->w);
     free(m->norm_att);
     free(m->norm_ffn);
+    free(m->bias);
+    free(m->qk_norm);
     free(m);
 }
 
 /* ------------------------------------------------------------- sessions */
 
+/* Widest row of xb: the normed input (dim) or the attention output (q_dim). */
+static size_t xb_width(const model_config *c) {
+    return (size_t)(c->dim > c->q_dim ? c->dim : c->q_dim);
+}
+
+static void scratch_free(scratch *sc) {
+    free(sc->x);
+    free(sc->xb);
+    free(sc->xb2);
+    free(sc->hb);
+    free(sc->hb2);
+    free(sc->q);
+    free(sc->k);
+    free(sc->v);
+    free(sc->rope);
+    free(sc->aq);
+    free(sc->as);
+    free(sc->asum);
+    free(sc->logits);
+    memset(sc, 0, sizeof *sc);
+}
+
+/* Allocates sc for MODEL_BATCH rows and nlog rows of logits. */
+static int scratch_new(const model_config *c, int nlog, scratch *sc) {
+    size_t B = MODEL_BATCH, dim = (size_t)c->dim, xd = xb_width(c),
+           hid = (size_t)c->hidden_dim, kvd = (size_t)c->kv_dim,
+           big = xd > hid ? xd : hid;
+
+    memset(sc, 0, sizeof *sc);
+    sc->x = calloc(B * dim, sizeof(float));
+    sc->xb = calloc(B * xd, sizeof(float));
+    sc->xb2 = calloc(B * dim, sizeof(float));
+    sc->hb = calloc(B * hid, sizeof(float));
+    sc->hb2 = calloc(B * hid, sizeof(float));
+    sc->q = calloc(B * (size_t)c->q_dim, sizeof(float));
+    sc->k = calloc(B * kvd, sizeof(float));
+    sc->v = calloc(B * kvd, sizeof(float));
+    sc->rope = calloc(B * (size_t)c->head_size, sizeof(float));
+    sc->aq = calloc(B * big, 1);
+    sc->as = calloc(B * big, sizeof(float));
+    sc->asum = calloc(B * big, sizeof(float));
+    sc->logits = calloc((size_t)nlog * (size_t)c->vocab_size, sizeof(float));
+    sc->nlog = nlog;
+    if (!sc->x || !sc->xb || !sc->xb2 || !sc->hb || !sc->hb2 || !sc->q ||
+        !sc->k || !sc->v || !sc->rope || !sc->aq || !sc->as || !sc->asum ||
+        !sc->logits) {
+        scratch_free(sc);
+        return AISLE_ENOMEM;
+    }
+    return AISLE_OK;
+}
+
 int model_session_new(const model *m, tpool *pool, int max_seq,
                       model_session **out) {
     const model_config *c = &m->cfg;
-    model_session *s;
-    size_t cap, kv, B = MODEL_BATCH, dim = (size_t)c->dim,
-                    hid = (size_t)c->hidden_dim, big = dim > hid ? dim : hid;
+    model_session *s = calloc(1, sizeof *s); /* the caller's on success */
+    size_t cap, kv;
 
     *out = NULL;
-    s = calloc(1, sizeof *s);
     if (!s)
-        return MODEL_ENOMEM;
+        return AISLE_ENOMEM;
     s->m = m;
     s->pool = pool;
     s->cap = max_seq > 0 && max_seq < c->seq_len ? max_seq : c->seq_len;
     cap = (size_t)s->cap;
     kv = (size_t)c->n_layers * cap * (size_t)c->kv_dim;
-    s->x = calloc(B * dim, sizeof(float));
-    s->xb = calloc(B * dim, sizeof(float));
-    s->xb2 = calloc(B * dim, sizeof(float));
-    s->hb = calloc(B * hid, sizeof(float));
-    s->hb2 = calloc(B * hid, sizeof(float));
-    s->q = calloc(B * dim, sizeof(float));
-    s->rope = calloc(B * (size_t)c->head_size, sizeof(float));
-    s->aq = calloc(B * big, 1);
-    s->as = calloc(B * big, sizeof(float));
     s->att = calloc((size_t)c->n_heads * cap, sizeof(float));
-    s->logits = calloc((size_t)c->vocab_size, sizeof(float));
     s->kc = calloc(kv, sizeof(float));
     s->vc = calloc(kv, sizeof(float));
-    if (!s->x || !s->xb || !s->xb2 || !s->hb || !s->hb2 || !s->q || !s->att ||
-        !s->logits || !s->kc || !s->vc || !s->rope || !s->aq || !s->as) {
+    if (!s->att || !s->kc || !s->vc || scratch_new(c, 1, &s->sc)) {
         model_session_free(s);
-        return MODEL_ENOMEM;
+        return AISLE_ENOMEM;
     }
     model_session_reset(s);
     *out = s;
@@ -616,19 +715,10 @@ int model_session_new(const model *m, tpool *pool, int max_seq,
 void model_session_free(model_session *s) {
     if (!s)
         return;
-    free(s->x);
-    free(s->xb);
-    free(s->xb2);
-    free(s->hb);
-    free(s->hb2);
-    free(s->q);
+    scratch_free(&s->sc);
     free(s->att);
-    free(s->logits);
     free(s->kc);
     free(s->vc);
-    free(s->rope);
-    free(s->aq);
-    free(s->as);
     free(s);
 }
 
@@ -676,35 +766,42 @@ static void mm_part(void *arg, int part, int nparts) {
         int64_t step = j->nx == 1 ? r1 - r0 : MM_ROWS;
         for (int64_t r = r0; r < r1; r += step) {
             int64_t e = r + step < r1 ? r + step : r1;
-            for (int t = 0; t < j->nx; t++)
-                kern_matvec(j->w[k], &j->x[t], j->out[k] + j->stride[k] * t,
-                            (int)r, (int)e);
+            kern_matvec_n(j->w[k], j->x, j->nx, j->out[k], j->stride[k],
+                          (int)r, (int)e);
         }
         base += rows;
     }
 }
 
+/* One forward pass: the model, its pool and the scratch it runs in. */
+typedef struct fwd {
+    const model *m;
+    tpool *pool;
+    scratch *sc;
+} fwd;
+
 /* Runs up to three products over the n batch rows of x (rows of length
  * len, `xstride` floats apart). */
-static void matmul(model_session *s, const float *x, size_t xstride, int len,
+static void matmul(const fwd *f, const float *x, size_t xstride, int len,
                    int n, mm_job *j) {
+    const model_config *c = &f->m->cfg;
     kern_act act[MODEL_BATCH];
-    size_t big = (size_t)(s->m->cfg.dim > s->m->cfg.hidden_dim
-                              ? s->m->cfg.dim
-                              : s->m->cfg.hidden_dim);
+    size_t hid = (size_t)c->hidden_dim, xd = xb_width(c),
+           big = xd > hid ? xd : hid;
     int quant = 0;
 
+    assert(n <= MODEL_BATCH);
     for (int k = 0; k < j->n; k++)
-        quant |= j->w[k]->type == KERN_Q8 || j->w[k]->type == KERN_Q8_0;
+        quant |= kern_needs_act(j->w[k]) != 0;
     for (int t = 0; t < n; t++) {
-        act[t] = (kern_act){x + xstride * t, len, s->aq + big * t,
-                            s->as + big * t, 0};
+        act[t] = (kern_act){x + xstride * t, len, f->sc->aq + big * t,
+                            f->sc->as + big * t, f->sc->asum + big * t, 0};
         if (quant)
-            kern_act_quantize(&act[t], s->m->act_gs);
+            kern_act_quantize(&act[t], f->m->act_gs);
     }
     j->x = act;
     j->nx = n;
-    tpool_run(s->pool, mm_part, j);
+    tpool_run(f->pool, mm_part, j);
 }
 
 typedef struct att_job {
@@ -745,93 +842,164 @@ static void rmsnorm(float *o, const float *x, const float *w, int n,
         o[i] = w[i] * (ss * x[i]);
 }
 
-/* Rotates consecutive pairs (v[i], v[i+1]) by the position's angle for
- * their index within the head, as llama2.c does. */
-static void rope(float *v, int n, int hs, const float *cs) {
-    for (int i = 0; i < n; i += 2) {
-        int k = i % hs;
-        float v0 = v[i], v1 = v[i + 1];
-        v[i] = v0 * cs[k] - v1 * cs[k + 1];
-        v[i + 1] = v0 * cs[k + 1] + v1 * cs[k];
+/* Rotates the n values of v (whole heads of hs) by the position's angles
+ * cs (cos, sin per pair index): consecutive pairs (2i, 2i+1) as llama2.c
+ * and GGUF llama files expect, or with neox the halves (i, i + hs/2) as
+ * qwen's do. */
+static void rope(float *v, int n, int hs, const float *cs, int neox) {
+    int half = hs / 2;
+    for (int h = 0; h < n; h += hs) {
+        for (int i = 0; i < half; i++) {
+            int a = neox ? h + i : h + 2 * i, b = neox ? a + half : a + 1;
+            float v0 = v[a], v1 = v[b], co = cs[2 * i], si = cs[2 * i + 1];
+            v[a] = v0 * co - v1 * si;
+            v[b] = v0 * si + v1 * co;
+        }
     }
 }
 
-/* Runs tokens[0..n) at positions pos0.. (n <= MODEL_BATCH, all within the
- * session's capacity); with want_logits, the last one's logits. */
-static void forward(model_session *s, const int *tokens, int n, int pos0,
-                    int want_logits) {
-    const model *m = s->m;
-    const model_config *c = &m->cfg;
-    size_t dim = (size_t)c->dim, hid = (size_t)c->hidden_dim,
-           hs = (size_t)c->head_size, kvd = (size_t)c->kv_dim;
+static void add_vec(float *x, const float *b, int n) {
+    if (b)
+        for (int i = 0; i < n; i++)
+            x[i] += b[i];
+}
+
+/* A batch row: the sequence it extends and its position there. */
+typedef struct fwd_row {
+    model_session *s;
+    int pos;
+} fwd_row;
+
+/* Embeds each row's token and computes its RoPE factors. */
+static void fwd_embed(const fwd *f, const int *tokens, const fwd_row *rows,
+                      int n) {
+    const model_config *c = &f->m->cfg;
+    size_t dim = (size_t)c->dim, hs = (size_t)c->head_size;
 
     for (int t = 0; t < n; t++) {
-        kern_mat_row(&m->embed, tokens[t], s->x + dim * t);
+        kern_mat_row(&f->m->embed, tokens[t], f->sc->x + dim * t);
         for (size_t i = 0; i < hs; i += 2) {
             float freq = 1.0f / powf(c->rope_theta, (float)i / (float)hs);
-            float val = (pos0 + t) * freq;
-            s->rope[hs * t + i] = cosf(val);
-            s->rope[hs * t + i + 1] = sinf(val);
+            float val = rows[t].pos * freq;
+            f->sc->rope[hs * t + i] = cosf(val);
+            f->sc->rope[hs * t + i + 1] = sinf(val);
         }
-    }
-
-    for (int l = 0; l < c->n_layers; l++) {
-        size_t loff = (size_t)l * s->cap * kvd;
-        float *k = s->kc + loff + (size_t)pos0 * kvd;
-        float *v = s->vc + loff + (size_t)pos0 * kvd;
-        mm_job qkv = {{model_weight(m, MODEL_W_Q, l),
-                       model_weight(m, MODEL_W_K, l),
-                       model_weight(m, MODEL_W_V, l)},
-                      {s->q, k, v}, {dim, kvd, kvd}, 3, NULL, 0};
-        mm_job o = {{model_weight(m, MODEL_W_O, l)}, {s->xb2}, {dim}, 1,
-                    NULL, 0};
-        mm_job up = {{model_weight(m, MODEL_W_GATE, l),
-                      model_weight(m, MODEL_W_UP, l)},
-                     {s->hb, s->hb2}, {hid, hid}, 2, NULL, 0};
-        mm_job down = {{model_weight(m, MODEL_W_DOWN, l)}, {s->xb}, {dim}, 1,
-                       NULL, 0};
-
-        for (int t = 0; t < n; t++)
-            rmsnorm(s->xb + dim * t, s->x + dim * t, m->norm_att[l], c->dim,
-                    c->norm_eps);
-        matmul(s, s->xb, dim, c->dim, n, &qkv);
-        for (int t = 0; t < n; t++) {
-            att_job aj = {s, loff, pos0 + t, s->q + dim * t, s->xb + dim * t};
-            rope(s->q + dim * t, c->dim, c->head_size, s->rope + hs * t);
-            rope(k + kvd * t, c->kv_dim, c->head_size, s->rope + hs * t);
-            /* Causal: token t sees the cache up to its own position, which
-             * includes the batch rows before it. */
-            tpool_run(s->pool, att_part, &aj);
-        }
-        matmul(s, s->xb, dim, c->dim, n, &o);
-        for (size_t i = 0; i < dim * (size_t)n; i++)
-            s->x[i] += s->xb2[i];
-
-        for (int t = 0; t < n; t++)
-            rmsnorm(s->xb + dim * t, s->x + dim * t, m->norm_ffn[l], c->dim,
-                    c->norm_eps);
-        matmul(s, s->xb, dim, c->dim, n, &up);
-        for (size_t i = 0; i < hid * (size_t)n; i++) {
-            float a = s->hb[i];
-            s->hb[i] = a * (1.0f / (1.0f + expf(-a))) * s->hb2[i];
-        }
-        matmul(s, s->hb, hid, c->hidden_dim, n, &down);
-        for (size_t i = 0; i < dim * (size_t)n; i++)
-            s->x[i] += s->xb[i];
-    }
-    if (want_logits) {
-        float *x = s->x + dim * (size_t)(n - 1);
-        mm_job cls = {{&m->cls}, {s->logits}, {0}, 1, NULL, 0};
-        rmsnorm(x, x, m->norm_final, c->dim, c->norm_eps);
-        matmul(s, x, dim, c->dim, 1, &cls);
     }
 }
 
-/* Runs every pending token; 0 or MODEL_EFULL. */
+/* Biases, Q/K norms and RoPE on row t's new query and key, then its key and
+ * value into the row's cache. */
+static void fwd_qk(const fwd *f, int l, int t, const fwd_row *row) {
+    const model *m = f->m;
+    const model_config *c = &m->cfg;
+    size_t kvd = (size_t)c->kv_dim, hs = (size_t)c->head_size;
+    size_t at = (size_t)l * row->s->cap * kvd + (size_t)row->pos * kvd;
+    float *q = f->sc->q + (size_t)c->q_dim * t, *k = f->sc->k + kvd * t,
+          *v = f->sc->v + kvd * t;
+    const float *qn = model_norm(m, MODEL_N_Q, l), *kn = model_norm(m, MODEL_N_K, l);
+
+    add_vec(q, model_bias(m, MODEL_B_Q, l), c->q_dim);
+    add_vec(k, model_bias(m, MODEL_B_K, l), c->kv_dim);
+    add_vec(v, model_bias(m, MODEL_B_V, l), c->kv_dim);
+    for (int h = 0; qn && h < c->n_heads; h++)
+        rmsnorm(q + hs * h, q + hs * h, qn, c->head_size, c->norm_eps);
+    for (int h = 0; kn && h < c->n_kv_heads; h++)
+        rmsnorm(k + hs * h, k + hs * h, kn, c->head_size, c->norm_eps);
+    rope(q, c->q_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox);
+    rope(k, c->kv_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox);
+    memcpy(row->s->kc + at, k, kvd * sizeof *k);
+    memcpy(row->s->vc + at, v, kvd * sizeof *v);
+}
+
+/* Attention block of layer l for n rows, residual included. */
+static void fwd_attention(const fwd *f, int l, const fwd_row *rows, int n) {
+    const model *m = f->m;
+    const model_config *c = &m->cfg;
+    scratch *sc = f->sc;
+    size_t dim = (size_t)c->dim, xd = xb_width(c), kvd = (size_t)c->kv_dim,
+           qd = (size_t)c->q_dim;
+    mm_job qkv = {{model_weight(m, MODEL_W_Q, l), model_weight(m, MODEL_W_K, l),
+                   model_weight(m, MODEL_W_V, l)},
+                  {sc->q, sc->k, sc->v}, {qd, kvd, kvd}, 3, NULL, 0};
+    mm_job o = {{model_weight(m, MODEL_W_O, l)}, {sc->xb2}, {dim}, 1, NULL, 0};
+
+    for (int t = 0; t < n; t++)
+        rmsnorm(sc->xb + xd * t, sc->x + dim * t, m->norm_att[l], c->dim,
+                c->norm_eps);
+    matmul(f, sc->xb, xd, c->dim, n, &qkv);
+    for (int t = 0; t < n; t++) {
+        size_t loff = (size_t)l * rows[t].s->cap * kvd;
+        att_job aj = {rows[t].s, loff, rows[t].pos, sc->q + qd * t,
+                      sc->xb + xd * t};
+        fwd_qk(f, l, t, &rows[t]);
+        /* Causal: a row sees its cache up to its own position, which
+         * includes the rows of its sequence before it in this batch. */
+        tpool_run(f->pool, att_part, &aj);
+    }
+    matmul(f, sc->xb, xd, c->q_dim, n, &o);
+    for (size_t i = 0; i < dim * (size_t)n; i++)
+        sc->x[i] += sc->xb2[i];
+}
+
+/* SwiGLU feed-forward block of layer l for n rows, residual included. */
+static void fwd_ffn(const fwd *f, int l, int n) {
+    const model *m = f->m;
+    const model_config *c = &m->cfg;
+    scratch *sc = f->sc;
+    size_t dim = (size_t)c->dim, xd = xb_width(c), hid = (size_t)c->hidden_dim;
+    mm_job up = {{model_weight(m, MODEL_W_GATE, l), model_weight(m, MODEL_W_UP, l)},
+                 {sc->hb, sc->hb2}, {hid, hid}, 2, NULL, 0};
+    mm_job down = {{model_weight(m, MODEL_W_DOWN, l)}, {sc->xb2}, {dim}, 1,
+                   NULL, 0};
+
+    for (int t = 0; t < n; t++)
+        rmsnorm(sc->xb + xd * t, sc->x + dim * t, m->norm_ffn[l], c->dim,
+                c->norm_eps);
+    matmul(f, sc->xb, xd, c->dim, n, &up);
+    for (size_t i = 0; i < hid * (size_t)n; i++) {
+        float a = sc->hb[i];
+        sc->hb[i] = a * (1.0f / (1.0f + expf(-a))) * sc->hb2[i];
+    }
+    matmul(f, sc->hb, hid, c->hidden_dim, n, &down);
+    for (size_t i = 0; i < dim * (size_t)n; i++)
+        sc->x[i] += sc->xb2[i];
+}
+
+/* Runs tokens[t] at rows[t] for t < n (n <= MODEL_BATCH, positions within
+ * each session's capacity), and the logits of rows from..n-1 into
+ * sc->logits (from == n: none). */
+static void forward(const fwd *f, const int *tokens, const fwd_row *rows,
+                    int n, int from) {
+    const model_config *c = &f->m->cfg;
+    scratch *sc = f->sc;
+    size_t dim = (size_t)c->dim, xd = xb_width(c);
+
+    assert(n >= 1 && n <= MODEL_BATCH && n - from <= sc->nlog);
+    fwd_embed(f, tokens, rows, n);
+    for (int l = 0; l < c->n_layers; l++) {
+        fwd_attention(f, l, rows, n);
+        fwd_ffn(f, l, n);
+    }
+    if (from < n) {
+        mm_job cls = {{&f->m->cls}, {sc->logits}, {(size_t)c->vocab_size}, 1,
+                      NULL, 0};
+        for (int t = from; t < n; t++)
+            rmsnorm(sc->xb + xd * (size_t)(t - from), sc->x + dim * t,
+                    f->m->norm_final, c->dim, c->norm_eps);
+        matmul(f, sc->xb, xd, c->dim, n - from, &cls);
+    }
+}
+
+/* Runs every pending token; 0 or AISLE_EFULL. */
 static int flush(model_session *s, int want_logits) {
+    fwd f = {s->m, s->pool, &s->sc};
+    fwd_row rows[MODEL_BATCH];
+
     if (s->kv + s->npend > s->cap)
-        return MODEL_EFULL;
-    forward(s, s->pend, s->npend, s->kv, want_logits);
+        return AISLE_EFULL;
+    for (int t = 0; t < s->npend; t++)
+        rows[t] = (fwd_row){s, s->kv + t};
+    forward(&f, s->pend, rows, s->npend, want_logits ? s->npend - 1 : s->npend);
     s->kv += s->npend;
     s->npend = 0;
     return 0;
@@ -840,11 +1008,11 @@ static int flush(model_session *s, int want_logits) {
 int model_session_push(model_session *s, int token) {
     int rc;
     if (token < 0 || token >= s->m->cfg.vocab_size)
-        return MODEL_EINVAL;
+        return AISLE_EINVAL;
     /* A token one past the context may wait (its logits will be refused);
      * a second one cannot. */
     if (s->kv + s->npend > s->cap)
-        return MODEL_EFULL;
+        return AISLE_EFULL;
     if (s->npend == MODEL_BATCH && (rc = flush(s, 0)))
         return rc;
     s->pend[s->npend++] = token;
@@ -859,17 +1027,113 @@ float *model_session_logits(model_session *s) {
             return NULL;
         s->logits_ok = 1;
     }
-    return s->logits_ok ? s->logits : NULL;
+    return s->logits_ok ? s->sc.logits : NULL;
 }
 
 float *model_forward(model_session *s, int token, int pos) {
+    fwd f = {s->m, s->pool, &s->sc};
+    fwd_row row = {s, pos};
+
     if (token < 0 || token >= s->m->cfg.vocab_size || pos < 0 ||
         pos >= s->cap)
         return NULL;
-    forward(s, &token, 1, pos, 1);
+    forward(&f, &token, &row, 1, 0);
     s->kv = pos + 1;
     s->npend = 0;
     s->last = token;
     s->logits_ok = 1;
-    return s->logits;
+    return s->sc.logits;
+}
+
+/* ------------------------------------------- batches and shared prefixes */
+
+int model_batch_new(const model *m, tpool *pool, model_batch **out) {
+    model_batch *b = calloc(1, sizeof *b); /* the caller's on success */
+
+    *out = NULL;
+    if (!b || scratch_new(&m->cfg, MODEL_BATCH, &b->sc)) {
+        free(b);
+        return AISLE_ENOMEM;
+    }
+    b->m = m;
+    b->pool = pool;
+    *out = b;
+    return AISLE_OK;
+}
+
+void model_batch_free(model_batch *b) {
+    if (!b)
+        return;
+    scratch_free(&b->sc);
+    free(b);
+}
+
+/* Checks a step's arguments before anything changes. */
+static int batch_check(const model_batch *b, model_session *const *seqs,
+                       const int *tokens, int n) {
+    if (n < 1 || n > MODEL_BATCH)
+        return AISLE_EINVAL;
+    for (int i = 0; i < n; i++) {
+        if (seqs[i]->m != b->m || tokens[i] < 0 ||
+            tokens[i] >= b->m->cfg.vocab_size)
+            return AISLE_EINVAL;
+        if (seqs[i]->kv + seqs[i]->npend >= seqs[i]->cap)
+            return AISLE_EFULL;
+        for (int j = 0; j < i; j++)
+            if (seqs[j] == seqs[i])
+                return AISLE_EINVAL; /* one row per sequence and step */
+    }
+    return AISLE_OK;
+}
+
+int model_batch_step(model_batch *b, model_session *const *seqs,
+                     const int *tokens, int n) {
+    fwd f = {b->m, b->pool, &b->sc};
+    fwd_row rows[MODEL_BATCH];
+    size_t vocab = (size_t)b->m->cfg.vocab_size;
+    int rc = batch_check(b, seqs, tokens, n);
+
+    if (rc)
+        return rc;
+    for (int i = 0; i < n; i++) {
+        /* Prompt tokens still pending run first, in the session's own
+         * batches; then every sequence is at its cache's end. */
+        if (seqs[i]->npend && (rc = flush(seqs[i], 0)))
+            return rc;
+        rows[i] = (fwd_row){seqs[i], seqs[i]->kv};
+    }
+    forward(&f, tokens, rows, n, 0);
+    for (int i = 0; i < n; i++) {
+        model_session *s = seqs[i];
+        memcpy(s->sc.logits, b->sc.logits + vocab * (size_t)i,
+               vocab * sizeof(float));
+        s->kv++;
+        s->last = tokens[i];
+        s->logits_ok = 1;
+    }
+    return AISLE_OK;
+}
+
+int model_session_copy_prefix(model_session *dst, const model_session *src,
+                               int n) {
+    const model_config *c = &src->m->cfg;
+    size_t kvd = (size_t)c->kv_dim;
+
+    if (dst->m != src->m || n < 0 || n > src->kv || n > dst->cap)
+        return AISLE_EINVAL;
+    for (int l = 0; l < c->n_layers; l++) {
+        size_t so = (size_t)l * src->cap * kvd, d = (size_t)l * dst->cap * kvd;
+        memcpy(dst->kc + d, src->kc + so, (size_t)n * kvd * sizeof(float));
+        memcpy(dst->vc + d, src->vc + so, (size_t)n * kvd * sizeof(float));
+    }
+    model_session_reset(dst);
+    dst->kv = n;
+    if (n == src->kv && !src->npend) {
+        /* The whole sequence: its last token and prediction come too. */
+        dst->last = src->last;
+        dst->logits_ok = src->logits_ok;
+        memcpy(dst->sc.logits, src->sc.logits,
+               (size_t)c->vocab_size * sizeof(float));
+    }
+    return AISLE_OK;
 }

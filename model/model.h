@@ -1,8 +1,9 @@
-/* model.h — llama-architecture transformer: weights and forward pass.
+/* model.h — the transformer: weights, forward pass, sessions, batches.
  *
  * A model is loaded once from a llama2.c checkpoint (legacy header, or the
- * "ak42" version 1 fp32 / version 2 int8 exports) or a GGUF file (llama
- * architecture, F32/F16/Q8_0 tensors). Weights stay in a read-only mmap of
+ * "ak42" version 1 fp32 / version 2 int8 exports) or a GGUF file (llama,
+ * qwen2 or qwen3 architecture; F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
+ * Q5_1, Q4_K, Q5_K or Q6_K matrices). Weights stay in a read-only mmap of
  * the file and the model is never written after model_load returns, so any
  * number of threads may run sessions on it concurrently.
  *
@@ -18,17 +19,14 @@
 #include <stdint.h>
 
 #include "model/gguf.h"
+#include "services/base/status.h"
 #include "model/kern.h"
 #include "model/tpool.h"
 
-/* Error codes (negative); model_strerror names them. */
-#define MODEL_EIO (-1)      /* cannot open, size or map the file */
-#define MODEL_EFORMAT (-2)  /* corrupt, truncated or unsupported file */
-#define MODEL_ENOMEM (-3)
-#define MODEL_EINVAL (-4)   /* bad argument (token id out of range, ...) */
-#define MODEL_EFULL (-5)    /* the session's context is full */
-
-const char *model_strerror(int rc);
+/* Errors are negative AISLE_* codes (services/base/status.h): AISLE_EIO
+ * (cannot open, size or map a file), AISLE_EFORMAT (corrupt, truncated or
+ * unsupported file), AISLE_ENOMEM, AISLE_EINVAL (bad argument such as a
+ * token id out of range), AISLE_EFULL (the session's context is full). */
 
 enum model_format {
     MODEL_FMT_LEGACY = 0, /* llama2.c header of 7 ints, fp32 */
@@ -44,7 +42,18 @@ typedef struct model_config {
     int shared_classifier; /* classifier is the embedding table */
     float rope_theta;      /* 10000 for llama2.c files */
     float norm_eps;        /* 1e-5 for llama2.c files */
+    int arch;              /* enum model_arch */
+    int q_dim;             /* n_heads * head_size: dim unless the file says */
+    int rope_neox;         /* RoPE rotates (i, i + head_size/2), not (2i, 2i+1) */
 } model_config;
+
+/* Architectures: llama (also every llama2.c file); qwen2 adds Q/K/V
+ * biases and rotates halves; qwen3 drops the biases for per-head RMSNorm
+ * of Q and K. */
+enum model_arch { MODEL_ARCH_LLAMA = 0, MODEL_ARCH_QWEN2, MODEL_ARCH_QWEN3 };
+
+/* "llama", "qwen2", "qwen3". */
+const char *model_arch_name(int arch);
 
 /* Weight matrices, for exporters and reference checks. */
 enum model_wkind {
@@ -56,14 +65,22 @@ enum model_wkind {
     MODEL_W_CLS,  /* vocab x dim; same memory as EMBED when shared */
 };
 
-enum model_nkind { MODEL_N_ATT, MODEL_N_FFN, MODEL_N_FINAL };
+enum model_nkind { MODEL_N_ATT, MODEL_N_FFN, MODEL_N_FINAL,
+                   MODEL_N_Q, MODEL_N_K /* qwen3's per-head norms */ };
+
+/* Bias vectors of the Q, K and V projections (qwen2), or NULL. */
+enum model_bkind { MODEL_B_Q, MODEL_B_K, MODEL_B_V };
+
+/* Rows one forward pass runs together: prompt tokens of one session, or
+ * one token each of up to this many sessions (model_batch_step). */
+#define MODEL_BATCH 16
 
 typedef struct model model;
 typedef struct model_session model_session;
 
 /* Maps and validates the file at path. On success *out is a new model the
  * caller frees with model_free (after every session on it). On failure
- * returns a negative MODEL_E* code and writes a message into err. */
+ * returns a negative AISLE_* code and writes a message into err. */
 int model_load(const char *path, model **out, char *err, size_t errlen);
 void model_free(model *m); /* NULL is a no-op */
 
@@ -74,6 +91,7 @@ const gguf_file *model_gguf(const model *m);
 /* layer is ignored for EMBED, CLS and FINAL. */
 const kern_mat *model_weight(const model *m, int kind, int layer);
 const float *model_norm(const model *m, int kind, int layer);
+const float *model_bias(const model *m, int kind, int layer);
 /* Weight bytes one decoding step streams: every matrix plus one
  * embedding row (the embedding counts in full when it is the classifier). */
 size_t model_bytes_per_token(const model *m);
@@ -81,7 +99,7 @@ size_t model_bytes_per_token(const model *m);
 /* Creates a session for at most max_seq positions (<= 0 or more than the
  * model's seq_len: seq_len). pool may be NULL (single-threaded) and may be
  * shared by sessions; it must outlive the session. The caller frees *out
- * with model_session_free. Returns 0 or MODEL_ENOMEM. */
+ * with model_session_free. Returns 0 or AISLE_ENOMEM. */
 int model_session_new(const model *m, tpool *pool, int max_seq,
                       model_session **out);
 void model_session_free(model_session *s); /* NULL is a no-op */
@@ -90,8 +108,8 @@ void model_session_free(model_session *s); /* NULL is a no-op */
 void model_session_reset(model_session *s);
 
 /* Appends a token; a full batch of pending tokens is run first (without
- * computing logits). Returns 0, MODEL_EINVAL for an id outside the
- * vocabulary or MODEL_EFULL when the context is full (one token past the
+ * computing logits). Returns 0, AISLE_EINVAL for an id outside the
+ * vocabulary or AISLE_EFULL when the context is full (one token past the
  * capacity is still accepted, but its logits are refused). */
 int model_session_push(model_session *s, int token);
 
@@ -111,5 +129,43 @@ int model_session_capacity(const model_session *s);
  * tests and tools; it resets the push state to pos+1 tokens. NULL on bad
  * arguments. */
 float *model_forward(model_session *s, int token, int pos);
+
+/* ------------------------------------------------------------------
+ * Serving many sequences: a shared prefix and batched decoding.
+ *
+ * A system prompt is prefilled once into its own session; each request's
+ * session then starts from a copy of that KV cache instead of running the
+ * prompt again. Sequences that are decoding at the same time (Shop's
+ * sub-agents, concurrent calls) step together: one forward pass runs one
+ * token of each, so every weight row is read once per step for all of
+ * them instead of once per sequence. */
+
+/* Copies the first n positions (n <= model_session_pos(src), which must
+ * have nothing pending beyond them) of src's KV cache into dst, which
+ * forgets its own sequence and continues from position n. When n is the
+ * whole of src, src's last token and logits come too, so dst can be
+ * sampled from at once. src is only read: many sessions may copy from one
+ * prefilled session concurrently. 0, or AISLE_EINVAL (another model, n out
+ * of range). */
+int model_session_copy_prefix(model_session *dst, const model_session *src,
+                               int n);
+
+/* Working memory for steps of up to MODEL_BATCH sequences of model m on
+ * pool (may be NULL; must outlive b). One thread at a time; free with
+ * model_batch_free. 0 or AISLE_ENOMEM. */
+typedef struct model_batch model_batch;
+int model_batch_new(const model *m, tpool *pool, model_batch **out);
+void model_batch_free(model_batch *b); /* NULL is a no-op */
+
+/* One decoding step for n sequences (1 <= n <= MODEL_BATCH, distinct
+ * sessions of b's model): appends tokens[i] to seqs[i] and runs all n in
+ * one forward pass; then model_session_logits(seqs[i]) is the prediction
+ * after tokens[i]. Tokens a session has pending (a prompt) run first in
+ * its own batches. Returns 0, AISLE_EINVAL (bad token, a session twice,
+ * another model, n out of range) or AISLE_EFULL (a session is full);
+ * on an error nothing is appended. The caller owns the sessions for the
+ * step's duration. */
+int model_batch_step(model_batch *b, model_session *const *seqs,
+                     const int *tokens, int n);
 
 #endif

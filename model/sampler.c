@@ -5,6 +5,7 @@
 #include "model/sampler.h"
 
 #include "model/kern.h"
+#include "services/base/status.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -15,14 +16,14 @@ int sampler_init(sampler *s, int vocab_size, float temperature, float topp,
                  int topk, uint64_t seed) {
     s->cand = NULL;
     if (vocab_size < 1 || !(temperature >= 0.0f))
-        return -EINVAL;
+        return AISLE_EINVAL;
     s->vocab_size = vocab_size;
     s->temperature = temperature;
     s->topp = topp;
     s->topk = topk;
     s->rng = seed ? seed : SAMPLER_SEED0;
     s->cand = malloc((size_t)vocab_size * sizeof *s->cand);
-    return s->cand ? 0 : -ENOMEM;
+    return s->cand ? 0 : AISLE_ENOMEM;
 }
 
 void sampler_free(sampler *s) {

@@ -25,8 +25,8 @@ typedef struct sampler {
 } sampler;
 
 /* Initializes s; seed 0 is replaced by a fixed non-zero constant because a
- * zero xorshift state never changes. Returns 0, -EINVAL for a bad vocab
- * size or negative temperature, or -ENOMEM. Free with sampler_free. */
+ * zero xorshift state never changes. Returns 0, AISLE_EINVAL for a bad vocab
+ * size or negative temperature, or AISLE_ENOMEM. Free with sampler_free. */
 int sampler_init(sampler *s, int vocab_size, float temperature, float topp,
                  int topk, uint64_t seed);
 void sampler_free(sampler *s);

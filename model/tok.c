@@ -1,12 +1,17 @@
-/* tok.c — vocabulary loading, BPE encoding and piece decoding.
+/* tok.c — vocabulary loading, special tokens, SentencePiece encoding and
+ * decoding (byte-level BPE is in tok_bpe.c).
  *
- * llama2.c's encoder rescans every adjacent pair after each merge. This one
- * keeps the merged id and score of each pair and recomputes only the two
- * pairs next to a merge, which picks exactly the same merges (best score,
- * leftmost on ties) at a fraction of the lookups. Pieces live in one arena
- * and are found through an open-addressing hash table. */
+ * The SentencePiece encoder keeps the current symbols as spans of the
+ * text and, for each adjacent pair, the id and score of the piece their
+ * concatenation spells, recomputing only the two pairs next to a merge.
+ * That picks exactly llama.cpp's merges (best score, leftmost on ties) at
+ * a fraction of the lookups. Pieces live in one arena and are found
+ * through the shared byte-string map (strmap). */
 #include "model/tok.h"
-#include "model/msg.h"
+
+#include "model/tok_int.h"
+#include "services/base/status.h"
+#include "services/base/strmap.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -19,40 +24,10 @@
 #define TOK_MAX_PIECE 4096
 #define TOK_MAX_FILE ((size_t)256 << 20)
 
-struct tok_tokenizer {
-    int n;
-    char *arena;       /* every piece, each NUL-terminated */
-    size_t arena_len;
-    size_t *off;       /* piece i starts at arena + off[i] */
-    uint32_t *len;
-    float *score;
-    uint8_t *type;
-    int *ht;           /* ids by piece hash; -1 = empty */
-    uint32_t ht_mask;
-    uint32_t max_len;  /* longest piece */
-    int bos, eos, unk;
-    int space;         /* " " token used as the dummy prefix; -1 if none */
-    int add_prefix;
-    int byte_id[256];  /* token of each raw byte; -1 if none */
-    char bytes[256];   /* storage decode returns for byte tokens */
-};
 
-static uint32_t tok_hash(const char *p, size_t len) {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)p[i]) * 16777619u;
-    return h;
-}
-
-/* Lowest id whose piece is exactly p[0..len), or -1. */
-static int tok_find(const tok_tokenizer *t, const char *p, size_t len) {
-    for (uint32_t h = tok_hash(p, len) & t->ht_mask;; h = (h + 1) & t->ht_mask) {
-        int id = t->ht[h];
-        if (id < 0)
-            return -1;
-        if (t->len[id] == len && !memcmp(t->arena + t->off[id], p, len))
-            return id;
-    }
+int tok_find(const tok_tokenizer *t, const char *p, size_t len) {
+    size_t id;
+    return strmap_get(&t->ids, p, len, &id) == AISLE_OK ? (int)id : -1;
 }
 
 void tok_free(tok_tokenizer *t) {
@@ -63,33 +38,32 @@ void tok_free(tok_tokenizer *t) {
     free(t->len);
     free(t->score);
     free(t->type);
-    free(t->ht);
+    free(t->special);
+    strmap_free(&t->ids);
+    tok_bpe_free(t);
     free(t);
 }
 
 /* Allocates a tokenizer for n pieces totalling at most arena bytes. */
 static tok_tokenizer *tok_alloc(int n, size_t arena) {
     tok_tokenizer *t = calloc(1, sizeof *t);
-    uint32_t cap = 1;
 
     if (!t)
         return NULL;
-    while (cap < (uint32_t)n * 2)
-        cap <<= 1;
-    t->ht_mask = cap - 1;
     t->arena = malloc(arena + (size_t)n);
     t->off = malloc((size_t)n * sizeof *t->off);
     t->len = malloc((size_t)n * sizeof *t->len);
     t->score = malloc((size_t)n * sizeof *t->score);
     t->type = malloc((size_t)n);
-    t->ht = malloc((size_t)cap * sizeof *t->ht);
-    if (!t->arena || !t->off || !t->len || !t->score || !t->type || !t->ht) {
+    if (!t->arena || !t->off || !t->len || !t->score || !t->type) {
         tok_free(t);
         return NULL;
     }
     t->bos = 1;
     t->eos = 2;
     t->unk = 0;
+    t->eot = -1;
+    t->add_bos = 1;
     t->add_prefix = 1;
     return t;
 }
@@ -137,20 +111,40 @@ static int tok_byte_value(const char *p, size_t len) {
     return tok_hex(p[3]) * 16 + tok_hex(p[4]);
 }
 
-/* Indexes the pieces once all are added. */
-static void tok_finish(tok_tokenizer *t) {
-    memset(t->ht, 0xff, (size_t)(t->ht_mask + 1) * sizeof *t->ht);
+static int by_length_desc(const void *a, const void *b, void *t) {
+    const tok_tokenizer *tk = t;
+    uint32_t la = tk->len[*(const int *)a], lb = tk->len[*(const int *)b];
+    if (la != lb)
+        return la > lb ? -1 : 1;
+    return *(const int *)a - *(const int *)b;
+}
+
+/* The tokens split out of text before encoding, longest first so a token
+ * that contains another wins. */
+static int tok_index_special(tok_tokenizer *t) {
+    t->special = malloc((size_t)t->n * sizeof *t->special);
+    if (!t->special)
+        return AISLE_ENOMEM;
+    for (int id = 0; id < t->n; id++)
+        if (t->len[id] && (t->type[id] == TOK_CONTROL ||
+                           t->type[id] == TOK_USER ||
+                           t->type[id] == TOK_UNKNOWN))
+            t->special[t->n_special++] = id;
+    qsort_r(t->special, (size_t)t->n_special, sizeof *t->special,
+            by_length_desc, t);
+    return AISLE_OK;
+}
+
+/* Indexes the pieces once all are added; AISLE_OK or AISLE_ENOMEM. */
+static int tok_finish(tok_tokenizer *t) {
     for (int b = 0; b < 256; b++) {
         t->byte_id[b] = -1;
         t->bytes[b] = (char)b;
     }
     for (int id = 0; id < t->n; id++) {
         const char *p = t->arena + t->off[id];
-        uint32_t h = tok_hash(p, t->len[id]) & t->ht_mask;
-        int b = tok_byte_value(p, t->len[id]);
+        int b = t->kind == TOK_SPM ? tok_byte_value(p, t->len[id]) : -1;
 
-        if (t->len[id] > t->max_len)
-            t->max_len = t->len[id];
         if (b >= 0 && t->type[id] != TOK_CONTROL) {
             t->type[id] = TOK_BYTE;
             if (t->byte_id[b] < 0)
@@ -159,104 +153,101 @@ static void tok_finish(tok_tokenizer *t) {
             t->type[id] = TOK_NORMAL; /* decode relies on the <0xXX> form */
         }
         /* Keep the first id of duplicate pieces: lookups return it. */
-        for (;; h = (h + 1) & t->ht_mask) {
-            int o = t->ht[h];
-            if (o < 0) {
-                t->ht[h] = id;
-                break;
-            }
-            if (t->len[o] == t->len[id] &&
-                !memcmp(t->arena + t->off[o], p, t->len[id]))
-                break;
-        }
+        if (tok_find(t, p, t->len[id]) < 0 &&
+            strmap_put(&t->ids, p, t->len[id], (size_t)id) != AISLE_OK)
+            return AISLE_ENOMEM;
     }
     t->space = tok_find(t, " ", 1);
+    return tok_index_special(t);
 }
 
-int tok_load_file(const char *path, int vocab_size, tok_tokenizer **out,
-                  char *err, size_t errlen) {
-    FILE *f = NULL;
-    uint8_t *buf = NULL;
-    tok_tokenizer *t = NULL;
-    size_t size, off, arena = 0;
-    int32_t max_len, n = 0;
+/* Reads the whole file at path into *data (malloc'd, the caller frees). */
+static int tok_read_all(const char *path, uint8_t **data, size_t *size,
+                        char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
     long fsize;
-    int rc = -EINVAL;
+    int rc = AISLE_EIO;
 
-    *out = NULL;
-    f = fopen(path, "rb");
-    if (!f) {
-        msg_set(err, errlen, "%s: %s", path, strerror(errno));
-        return -errno;
-    }
+    *data = NULL;
+    if (!f)
+        return status_fail(AISLE_EIO, err, errlen, "%s: %s", path,
+                           strerror(errno));
     if (fseek(f, 0, SEEK_END) || (fsize = ftell(f)) < 0 ||
         fseek(f, 0, SEEK_SET)) {
-        msg_set(err, errlen, "%s: cannot size file", path);
-        rc = -EIO;
+        status_fmt(err, errlen, "%s: cannot size file", path);
         goto fail;
     }
-    size = (size_t)fsize;
-    if (size > TOK_MAX_FILE) {
-        msg_set(err, errlen, "%s: tokenizer file too large", path);
+    *size = (size_t)fsize;
+    if (*size > TOK_MAX_FILE) {
+        rc = status_fail(AISLE_EFORMAT, err, errlen,
+                         "%s: tokenizer file too large", path);
         goto fail;
     }
-    buf = malloc(size ? size : 1);
-    if (!buf) {
-        rc = -ENOMEM;
-        msg_set(err, errlen, "out of memory");
+    *data = malloc(*size ? *size : 1);
+    if (!*data) {
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto fail;
     }
-    if (fread(buf, 1, size, f) != size) {
-        msg_set(err, errlen, "%s: read error", path);
-        rc = -EIO;
+    if (fread(*data, 1, *size, f) != *size) {
+        status_fmt(err, errlen, "%s: read error", path);
         goto fail;
     }
-    if (size < 4) {
-        msg_set(err, errlen, "%s: truncated tokenizer header", path);
-        goto fail;
-    }
-    memcpy(&max_len, buf, 4);
-    if (max_len <= 0 || max_len > TOK_MAX_PIECE) {
-        msg_set(err, errlen, "%s: bad max_token_length %d", path, max_len);
-        goto fail;
-    }
-    if (vocab_size > TOK_MAX_VOCAB) {
-        msg_set(err, errlen, "%s: vocabulary size %d too large", path,
-                vocab_size);
-        goto fail;
-    }
+    fclose(f);
+    return AISLE_OK;
 
-    /* First pass validates every entry and counts the arena. */
+fail:
+    fclose(f);
+    free(*data);
+    *data = NULL;
+    return rc;
+}
+
+/* Validates a tokenizer.bin image: the header and every entry (vocab_size
+ * of them, or all when <= 0). Sets the entry count and their total bytes. */
+static int tok_bin_scan(const uint8_t *buf, size_t size, int vocab_size,
+                        const char *path, int *count, size_t *arena,
+                        char *err, size_t errlen) {
+    int32_t max_len;
+    size_t off;
+    int n = 0;
+
+    *arena = 0;
+    if (size < 4)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: truncated tokenizer header", path);
+    memcpy(&max_len, buf, 4);
+    if (max_len <= 0 || max_len > TOK_MAX_PIECE)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: bad max_token_length %d", path, max_len);
+    if (vocab_size > TOK_MAX_VOCAB)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: vocabulary size %d too large", path,
+                           vocab_size);
     for (off = 4; vocab_size > 0 ? n < vocab_size : off < size; n++) {
         int32_t len;
-        if (size - off < 8) {
-            msg_set(err, errlen, "%s: truncated at token %d", path, n);
-            goto fail;
-        }
+        if (size - off < 8)
+            return status_fail(AISLE_EFORMAT, err, errlen,
+                               "%s: truncated at token %d", path, n);
         memcpy(&len, buf + off + 4, 4);
-        if (len < 0 || len > max_len || (size_t)len > size - off - 8) {
-            msg_set(err, errlen, "%s: token %d has bad length %d", path, n,
-                    len);
-            goto fail;
-        }
+        if (len < 0 || len > max_len || (size_t)len > size - off - 8)
+            return status_fail(AISLE_EFORMAT, err, errlen,
+                               "%s: token %d has bad length %d", path, n, len);
         off += 8 + (size_t)len;
-        arena += (size_t)len;
-        if (n >= TOK_MAX_VOCAB) {
-            msg_set(err, errlen, "%s: too many tokens", path);
-            goto fail;
-        }
+        *arena += (size_t)len;
+        if (n >= TOK_MAX_VOCAB)
+            return status_fail(AISLE_EFORMAT, err, errlen,
+                               "%s: too many tokens", path);
     }
-    if (n == 0) {
-        msg_set(err, errlen, "%s: empty vocabulary", path);
-        goto fail;
-    }
-    t = tok_alloc(n, arena);
-    if (!t) {
-        rc = -ENOMEM;
-        msg_set(err, errlen, "out of memory");
-        goto fail;
-    }
-    for (off = 4; t->n < n;) {
+    if (n == 0)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: empty vocabulary", path);
+    *count = n;
+    return AISLE_OK;
+}
+
+/* Adds the n entries of a scanned tokenizer.bin image to t. */
+static void tok_bin_add(tok_tokenizer *t, const uint8_t *buf, int n) {
+    for (size_t off = 4; t->n < n;) {
         float score;
         int32_t len;
         memcpy(&score, buf + off, 4);
@@ -266,100 +257,234 @@ int tok_load_file(const char *path, int vocab_size, tok_tokenizer **out,
                 t->n == t->bos || t->n == t->eos ? TOK_CONTROL : TOK_NORMAL, 0);
         off += 8 + (size_t)len;
     }
-    tok_finish(t);
-    fclose(f);
+}
+
+int tok_load_file(const char *path, int vocab_size, tok_tokenizer **out,
+                  char *err, size_t errlen) {
+    uint8_t *buf = NULL; /* the file, owned here */
+    tok_tokenizer *t = NULL;
+    size_t size = 0, arena = 0;
+    int n = 0, rc;
+
+    *out = NULL;
+    if ((rc = tok_read_all(path, &buf, &size, err, errlen)) ||
+        (rc = tok_bin_scan(buf, size, vocab_size, path, &n, &arena, err,
+                           errlen)))
+        goto fail;
+    rc = AISLE_ENOMEM;
+    if (!(t = tok_alloc(n, arena)))
+        goto fail;
+    t->llama2c = 1;
+    tok_bin_add(t, buf, n);
+    if ((rc = tok_finish(t)))
+        goto fail;
     free(buf);
     *out = t;
-    return 0;
+    return AISLE_OK;
 
 fail:
-    if (f)
-        fclose(f);
+    if (rc == AISLE_ENOMEM)
+        status_fmt(err, errlen, "out of memory");
     free(buf);
     tok_free(t);
     return rc;
+}
+
+/* The vocabulary arrays of g, checked against each other. */
+typedef struct gguf_vocab {
+    gguf_str model, pre;
+    gguf_str *pieces; /* malloc'd array pointing into g */
+    uint64_t n;
+    const void *scores, *types; /* float32 / int32 items, or NULL */
+    gguf_str *merges; /* malloc'd, BPE only */
+    uint64_t n_merges;
+} gguf_vocab;
+
+static int str_is(gguf_str s, const char *lit) {
+    return s.len == strlen(lit) && !memcmp(s.p, lit, s.len);
+}
+
+static int gguf_vocab_read(const gguf_file *g, gguf_vocab *v, char *err,
+                           size_t errlen) {
+    uint32_t st, tt;
+    uint64_t ns, nt;
+
+    if (gguf_get_str(g, "tokenizer.ggml.model", &v->model))
+        v->model = (gguf_str){"llama", 5};
+    if (!str_is(v->model, "llama") && !str_is(v->model, "gpt2"))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "unsupported GGUF tokenizer model '%.*s' (llama "
+                           "and gpt2 are supported)",
+                           (int)(v->model.len > 32 ? 32 : v->model.len),
+                           v->model.p);
+    if (gguf_get_str(g, "tokenizer.ggml.pre", &v->pre))
+        v->pre = (gguf_str){NULL, 0};
+    if (gguf_get_strs(g, "tokenizer.ggml.tokens", &v->pieces, &v->n) ||
+        v->n == 0 || v->n > TOK_MAX_VOCAB)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "GGUF file has no usable tokenizer.ggml.tokens");
+    if (!gguf_get_arr(g, "tokenizer.ggml.scores", &st, &ns, &v->scores) &&
+        (st != GGUF_FLOAT32 || ns != v->n))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "GGUF tokenizer.ggml.scores mismatched");
+    if (!v->scores && str_is(v->model, "llama"))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "GGUF tokenizer.ggml.scores missing");
+    if (!gguf_get_arr(g, "tokenizer.ggml.token_type", &tt, &nt, &v->types) &&
+        (tt != GGUF_INT32 || nt != v->n))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "GGUF tokenizer.ggml.token_type mismatched");
+    if (str_is(v->model, "gpt2") &&
+        gguf_get_strs(g, "tokenizer.ggml.merges", &v->merges, &v->n_merges))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "GGUF tokenizer.ggml.merges missing");
+    for (uint64_t i = 0; i < v->n; i++)
+        if (v->pieces[i].len > TOK_MAX_PIECE)
+            return status_fail(AISLE_EFORMAT, err, errlen,
+                               "GGUF token %llu too long",
+                               (unsigned long long)i);
+    return AISLE_OK;
+}
+
+/* Special ids and flags from the metadata; an id out of range is none. */
+static void gguf_vocab_ids(const gguf_file *g, uint64_t n, tok_tokenizer *t) {
+    static const struct {
+        const char *key;
+        size_t at;
+    } ids[] = {
+        {"tokenizer.ggml.bos_token_id", offsetof(tok_tokenizer, bos)},
+        {"tokenizer.ggml.eos_token_id", offsetof(tok_tokenizer, eos)},
+        {"tokenizer.ggml.unknown_token_id", offsetof(tok_tokenizer, unk)},
+        {"tokenizer.ggml.eot_token_id", offsetof(tok_tokenizer, eot)},
+    };
+    uint32_t v;
+    int flag;
+
+    if (t->kind == TOK_BPE) {
+        /* llama.cpp's defaults for gpt2 vocabularies. */
+        t->bos = t->eos = 11;
+        t->unk = -1;
+        t->add_bos = 0;
+        t->add_prefix = 0;
+    }
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        if (!gguf_get_u32(g, ids[i].key, &v))
+            *(int *)((char *)t + ids[i].at) = v < n ? (int)v : -1;
+    if (!gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &flag))
+        t->add_prefix = flag;
+    if (!gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &flag))
+        t->add_bos = flag;
+    if (!gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &flag))
+        t->add_eos = flag;
+}
+
+static int gguf_vocab_build(const gguf_file *g, const gguf_vocab *v,
+                            tok_tokenizer *t, char *err, size_t errlen) {
+    int rc;
+
+    t->kind = str_is(v->model, "gpt2") ? TOK_BPE : TOK_SPM;
+    gguf_vocab_ids(g, v->n, t);
+    /* The pre-tokenizer may force BOS (llama3): before the metadata. */
+    if (t->kind == TOK_BPE &&
+        (rc = tok_bpe_init(t, v->pre.p, (size_t)v->pre.len, v->merges,
+                           v->n_merges, err, errlen)))
+        return rc;
+    if (t->kind == TOK_BPE) {
+        int flag;
+        if (!gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &flag))
+            t->add_bos = flag;
+    }
+    for (uint64_t i = 0; i < v->n; i++) {
+        float score = 0.0f;
+        int32_t type = TOK_NORMAL;
+        if (v->scores)
+            memcpy(&score, (const uint8_t *)v->scores + i * 4, 4);
+        if (v->types)
+            memcpy(&type, (const uint8_t *)v->types + i * 4, 4);
+        if (type < TOK_NORMAL || type > TOK_BYTE)
+            type = TOK_NORMAL;
+        tok_add(t, v->pieces[i].p, (size_t)v->pieces[i].len, score, type,
+                t->kind == TOK_SPM);
+    }
+    if ((rc = tok_finish(t)) || (t->kind == TOK_BPE &&
+                                 (rc = tok_bpe_texts(t))))
+        return status_fail(rc, err, errlen, "out of memory");
+    return AISLE_OK;
 }
 
 int tok_load_gguf(const gguf_file *g, tok_tokenizer **out, char *err,
                   size_t errlen) {
-    gguf_str *pieces = NULL, model;
-    const void *scores = NULL, *types = NULL;
-    uint64_t n = 0, ns = 0, nt = 0;
-    uint32_t st, tt, v;
-    tok_tokenizer *t = NULL;
+    gguf_vocab v = {0};
+    tok_tokenizer *t = NULL; /* the caller's on success */
     size_t arena = 0;
-    int rc = -EINVAL, flag;
+    int rc;
 
     *out = NULL;
-    if (!gguf_get_str(g, "tokenizer.ggml.model", &model) &&
-        !(model.len == 5 && !memcmp(model.p, "llama", 5))) {
-        msg_set(err, errlen, "unsupported GGUF tokenizer model %.*s (want llama)",
-                (int)(model.len > 32 ? 32 : model.len), model.p);
+    if ((rc = gguf_vocab_read(g, &v, err, errlen)))
         goto fail;
-    }
-    if (gguf_get_strs(g, "tokenizer.ggml.tokens", &pieces, &n) || n == 0 ||
-        n > TOK_MAX_VOCAB) {
-        msg_set(err, errlen, "GGUF file has no usable tokenizer.ggml.tokens");
+    for (uint64_t i = 0; i < v.n; i++)
+        arena += (size_t)v.pieces[i].len;
+    rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if (!(t = tok_alloc((int)v.n, arena)) ||
+        (rc = gguf_vocab_build(g, &v, t, err, errlen)))
         goto fail;
-    }
-    if (gguf_get_arr(g, "tokenizer.ggml.scores", &st, &ns, &scores) ||
-        st != GGUF_FLOAT32 || ns != n) {
-        msg_set(err, errlen, "GGUF tokenizer.ggml.scores missing or mismatched");
-        goto fail;
-    }
-    if (!gguf_get_arr(g, "tokenizer.ggml.token_type", &tt, &nt, &types) &&
-        (tt != GGUF_INT32 || nt != n)) {
-        msg_set(err, errlen, "GGUF tokenizer.ggml.token_type mismatched");
-        goto fail;
-    }
-    for (uint64_t i = 0; i < n; i++) {
-        if (pieces[i].len > TOK_MAX_PIECE) {
-            msg_set(err, errlen, "GGUF token %llu too long",
-                    (unsigned long long)i);
-            goto fail;
-        }
-        arena += (size_t)pieces[i].len;
-    }
-    t = tok_alloc((int)n, arena);
-    if (!t) {
-        rc = -ENOMEM;
-        msg_set(err, errlen, "out of memory");
-        goto fail;
-    }
-    if (!gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &v))
-        t->bos = v < n ? (int)v : -1;
-    if (!gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &v))
-        t->eos = v < n ? (int)v : -1;
-    if (!gguf_get_u32(g, "tokenizer.ggml.unknown_token_id", &v))
-        t->unk = v < n ? (int)v : 0;
-    if (!gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &flag))
-        t->add_prefix = flag;
-    for (uint64_t i = 0; i < n; i++) {
-        float score;
-        int32_t type = TOK_NORMAL;
-        memcpy(&score, (const uint8_t *)scores + i * 4, 4);
-        if (types)
-            memcpy(&type, (const uint8_t *)types + i * 4, 4);
-        if (type < TOK_NORMAL || type > TOK_BYTE)
-            type = TOK_NORMAL;
-        if ((int)i == t->bos || (int)i == t->eos)
-            type = TOK_CONTROL;
-        tok_add(t, pieces[i].p, (size_t)pieces[i].len, score, type, 1);
-    }
-    tok_finish(t);
-    free(pieces);
+    free(v.pieces);
+    free(v.merges);
     *out = t;
-    return 0;
+    return AISLE_OK;
 
 fail:
-    free(pieces);
+    free(v.pieces);
+    free(v.merges);
     tok_free(t);
     return rc;
 }
 
+int tok_load_path(const char *path, tok_tokenizer **out, char *err,
+                  size_t errlen) {
+    gguf_image img;
+    gguf_file *g = NULL;
+    int rc;
+
+    *out = NULL;
+    if ((rc = gguf_map(path, &img, err, errlen)))
+        return rc;
+    if (!(rc = gguf_open(img.data, img.size, &g, err, errlen)))
+        rc = tok_load_gguf(g, out, err, errlen);
+    gguf_close(g);
+    gguf_unmap(&img);
+    return rc;
+}
+
 int tok_vocab_size(const tok_tokenizer *t) { return t->n; }
+int tok_kind(const tok_tokenizer *t) { return t->kind; }
+const char *tok_pre(const tok_tokenizer *t) { return t->pre; }
 int tok_bos(const tok_tokenizer *t) { return t->bos; }
 int tok_eos(const tok_tokenizer *t) { return t->eos; }
+int tok_adds_bos(const tok_tokenizer *t) { return t->add_bos && t->bos >= 0; }
+
+int tok_lookup(const tok_tokenizer *t, const char *text, size_t len) {
+    return tok_find(t, text, len);
+}
+
+int tok_is_eog(const tok_tokenizer *t, int id) {
+    /* Turn ends of the chat formats in chat.c, which llama.cpp also stops at. */
+    static const char *const ends[] = {"<|im_end|>", "<|eot_id|>",
+                                       "<|end|>", "<end_of_turn>",
+                                       "<|endoftext|>", "<|eom_id|>",
+                                       "</s>"};
+    if (id < 0 || id >= t->n)
+        return 0;
+    if (id == t->eos || id == t->eot)
+        return 1;
+    if (t->type[id] != TOK_CONTROL && t->type[id] != TOK_USER)
+        return 0;
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++)
+        if (t->len[id] == strlen(ends[i]) &&
+            !memcmp(t->arena + t->off[id], ends[i], t->len[id]))
+            return 1;
+    return 0;
+}
 
 const char *tok_piece(const tok_tokenizer *t, int id, size_t *len) {
     *len = t->len[id];
@@ -369,92 +494,221 @@ const char *tok_piece(const tok_tokenizer *t, int id, size_t *len) {
 float tok_score(const tok_tokenizer *t, int id) { return t->score[id]; }
 int tok_type(const tok_tokenizer *t, int id) { return t->type[id]; }
 
-size_t tok_max_tokens(const char *text) { return strlen(text) + 3; }
+size_t tok_max_tokens(const char *text) { return 2 * strlen(text) + 3; }
 
-/* Id of the merge of a and b, or -1; buf holds 2 * max_len bytes. */
-static int tok_pair(const tok_tokenizer *t, int a, int b, char *buf) {
-    memcpy(buf, t->arena + t->off[a], t->len[a]);
-    memcpy(buf + t->len[a], t->arena + t->off[b], t->len[b]);
-    return tok_find(t, buf, (size_t)t->len[a] + t->len[b]);
+int tok_out_put(tok_out *o, int id) {
+    if (o->n == o->cap)
+        return AISLE_EFULL;
+    o->ids[o->n++] = id;
+    return AISLE_OK;
+}
+
+/* ------------------------------------------------------ SentencePiece */
+
+/* Bytes of the UTF-8 character whose first byte is c (1 for a stray
+ * continuation byte), as llama.cpp splits text into symbols. */
+static size_t utf8_len(unsigned char c) {
+    return c < 0xc0 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+}
+
+/* llama2.c's grouping: a byte and the continuation bytes after it, at
+ * most 4 in all (it differs from llama.cpp's only on broken UTF-8). */
+static size_t llama2c_char_len(const char *p, size_t len) {
+    size_t j = 1;
+    while (j < len && j < 4 && ((uint8_t)p[j] & 0xc0) == 0x80)
+        j++;
+    return j;
+}
+
+typedef struct spm_sym {
+    size_t off, len; /* span of the text */
+    int pair;        /* id of this symbol merged with the next, or -1 */
+} spm_sym;
+
+static void spm_pair(const tok_tokenizer *t, const char *text, spm_sym *s,
+                     size_t i, size_t n) {
+    s[i].pair = i + 1 < n ? tok_find(t, text + s[i].off,
+                                     s[i].len + s[i + 1].len)
+                          : -1;
+}
+
+/* Emits a final symbol: its token, or its bytes as byte tokens. */
+static int spm_emit(const tok_tokenizer *t, const char *p, size_t len,
+                    tok_out *o) {
+    int id = tok_find(t, p, len), rc = AISLE_OK;
+    if (id >= 0)
+        return tok_out_put(o, id);
+    for (size_t k = 0; k < len && !rc; k++) {
+        int b = t->byte_id[(uint8_t)p[k]];
+        rc = tok_out_put(o, b >= 0 ? b : t->unk);
+    }
+    return rc;
+}
+
+/* Encodes text[0..len) (spaces as ' ', the prefix already added). */
+static int spm_encode(const tok_tokenizer *t, const char *text, size_t len,
+                      tok_out *o) {
+    spm_sym *s = malloc((len ? len : 1) * sizeof *s); /* freed here */
+    size_t n = 0;
+    int rc = AISLE_OK;
+
+    if (!s)
+        return AISLE_ENOMEM;
+    for (size_t i = 0; i < len; n++) {
+        size_t l = t->llama2c ? llama2c_char_len(text + i, len - i)
+                              : utf8_len((uint8_t)text[i]);
+        s[n].off = i;
+        s[n].len = l < len - i ? l : len - i;
+        i += s[n].len;
+    }
+    for (size_t i = 0; i < n; i++)
+        spm_pair(t, text, s, i, n);
+    for (;;) {
+        size_t at = 0;
+        int found = 0;
+        for (size_t i = 0; i + 1 < n; i++)
+            if (s[i].pair >= 0 &&
+                (!found || t->score[s[i].pair] > t->score[s[at].pair])) {
+                at = i;
+                found = 1;
+            }
+        if (!found)
+            break;
+        s[at].len += s[at + 1].len;
+        memmove(s + at + 1, s + at + 2, (n - at - 2) * sizeof *s);
+        n--;
+        if (at > 0)
+            spm_pair(t, text, s, at - 1, n);
+        spm_pair(t, text, s, at, n);
+    }
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = spm_emit(t, text + s[i].off, s[i].len, o);
+    free(s);
+    return rc;
+}
+
+/* A SentencePiece fragment with the dummy prefix when it starts the text
+ * or follows a special token, as llama.cpp does. */
+static int spm_fragment(const tok_tokenizer *t, const char *text, size_t len,
+                        int prefix, tok_out *o) {
+    char *buf;
+    int rc;
+
+    if (!prefix || !t->add_prefix)
+        return spm_encode(t, text, len, o);
+    if (!(buf = malloc(len + 1)))
+        return AISLE_ENOMEM;
+    buf[0] = ' ';
+    memcpy(buf + 1, text, len);
+    rc = spm_encode(t, buf, len + 1, o);
+    free(buf);
+    return rc;
+}
+
+/* ------------------------------------------------------------- encode */
+
+/* A piece of the text being encoded: raw text, or a special token. */
+typedef struct frag {
+    size_t off, len;
+    int id; /* -1 for raw text */
+} frag;
+
+/* Splits the raw fragments of f (n, room for cap) at every occurrence of
+ * token id, as llama.cpp does for each special token in turn. */
+static int split_at(const tok_tokenizer *t, const char *text, int id,
+                    frag **f, size_t *n, size_t *cap) {
+    const char *p = t->arena + t->off[id];
+    size_t plen = t->len[id];
+
+    for (size_t i = 0; i < *n; i++) {
+        const char *base, *hit;
+        frag cur = (*f)[i];
+        if (cur.id >= 0 || !(hit = memmem(text + cur.off, cur.len, p, plen)))
+            continue;
+        if (*n + 2 > *cap) {
+            frag *g = realloc(*f, (*cap * 2 + 4) * sizeof *g);
+            if (!g)
+                return AISLE_ENOMEM;
+            *f = g;
+            *cap = *cap * 2 + 4;
+        }
+        base = text + cur.off;
+        /* [before][token][after]; the after part is scanned next. */
+        memmove(*f + i + 3, *f + i + 1, (*n - i - 1) * sizeof **f);
+        (*f)[i] = (frag){cur.off, (size_t)(hit - base), -1};
+        (*f)[i + 1] = (frag){cur.off + (size_t)(hit - base), plen, id};
+        (*f)[i + 2] = (frag){cur.off + (size_t)(hit - base) + plen,
+                             cur.len - (size_t)(hit - base) - plen, -1};
+        *n += 2;
+        i++;
+    }
+    return AISLE_OK;
+}
+
+/* text as raw fragments and special tokens (those flags allow). The
+ * caller frees *out. */
+static int partition(const tok_tokenizer *t, const char *text, size_t len,
+                     int flags, frag **out, size_t *n) {
+    size_t cap = 4;
+    frag *f = malloc(cap * sizeof *f);
+    int rc = AISLE_OK;
+
+    *out = NULL;
+    if (!f)
+        return AISLE_ENOMEM;
+    f[0] = (frag){0, len, -1};
+    *n = 1;
+    for (int i = 0; i < t->n_special && !rc; i++) {
+        int id = t->special[i];
+        if (t->type[id] == TOK_USER || (flags & TOK_SPECIAL))
+            rc = split_at(t, text, id, &f, n, &cap);
+    }
+    if (rc) {
+        free(f);
+        return rc;
+    }
+    *out = f;
+    return AISLE_OK;
+}
+
+int tok_encode_ex(const tok_tokenizer *t, const char *text, size_t len,
+                  int flags, int *tokens, size_t cap, size_t *n_tokens) {
+    tok_out o = {tokens, 0, cap};
+    frag *f = NULL; /* owned here */
+    size_t nf = 0;
+    int prev_special = 1, rc;
+
+    *n_tokens = 0;
+    if (cap < 2 * len + 3)
+        return AISLE_EFULL; /* the bound tok_max_tokens promises */
+    if ((rc = partition(t, text, len, flags, &f, &nf)))
+        return rc;
+    if ((flags & TOK_ADD_BOS) && tok_adds_bos(t))
+        rc = tok_out_put(&o, t->bos);
+    for (size_t i = 0; i < nf && !rc; i++) {
+        if (f[i].id >= 0) {
+            rc = tok_out_put(&o, f[i].id);
+            prev_special = 1;
+        } else if (f[i].len) {
+            rc = t->kind == TOK_BPE
+                     ? tok_bpe_encode(t, text + f[i].off, f[i].len, &o)
+                     : spm_fragment(t, text + f[i].off, f[i].len,
+                                    prev_special, &o);
+            prev_special = 0;
+        }
+    }
+    if (!rc && (flags & TOK_ADD_EOS) && t->eos >= 0)
+        rc = tok_out_put(&o, t->eos);
+    free(f);
+    *n_tokens = o.n;
+    return rc;
 }
 
 int tok_encode(const tok_tokenizer *t, const char *text, int bos, int eos,
                int *tokens, size_t cap, size_t *n_tokens) {
-    size_t n = 0, len = strlen(text);
-    int *pair = NULL;
-    char *buf = NULL;
-    int rc = -ENOMEM;
-
-    *n_tokens = 0;
-    if (cap < len + 3)
-        return -ENOSPC;
-    buf = malloc((size_t)t->max_len * 2 + 4);
-    pair = malloc((len + 3) * sizeof *pair);
-    if (!buf || !pair)
-        goto fail;
-
-    if (bos && t->bos >= 0)
-        tokens[n++] = t->bos;
-    if (text[0] && t->add_prefix) {
-        if (t->space >= 0)
-            tokens[n++] = t->space;
-        else
-            tokens[n++] = t->byte_id[' '] >= 0 ? t->byte_id[' '] : t->unk;
-    }
-    /* One token per UTF-8 character: a lead byte and up to three
-     * continuation bytes, as llama2.c groups them. */
-    for (size_t i = 0; i < len;) {
-        size_t j = i + 1;
-        int id;
-        while (j < len && ((uint8_t)text[j] & 0xc0) == 0x80 && j - i < 4)
-            j++;
-        id = tok_find(t, text + i, j - i);
-        if (id >= 0) {
-            tokens[n++] = id;
-        } else {
-            for (size_t k = i; k < j; k++) {
-                int b = t->byte_id[(uint8_t)text[k]];
-                tokens[n++] = b >= 0 ? b : t->unk;
-            }
-        }
-        i = j;
-    }
-
-    for (size_t i = 0; i + 1 < n; i++)
-        pair[i] = tok_pair(t, tokens[i], tokens[i + 1], buf);
-    for (;;) {
-        float best = -1e10f;
-        size_t at = 0;
-        int found = 0;
-        for (size_t i = 0; i + 1 < n; i++) {
-            if (pair[i] >= 0 && t->score[pair[i]] > best) {
-                best = t->score[pair[i]];
-                at = i;
-                found = 1;
-            }
-        }
-        if (!found)
-            break;
-        tokens[at] = pair[at];
-        memmove(tokens + at + 1, tokens + at + 2,
-                (n - at - 2) * sizeof *tokens);
-        if (at + 2 < n)
-            memmove(pair + at + 1, pair + at + 2, (n - at - 3) * sizeof *pair);
-        n--;
-        if (at > 0)
-            pair[at - 1] = tok_pair(t, tokens[at - 1], tokens[at], buf);
-        if (at + 1 < n)
-            pair[at] = tok_pair(t, tokens[at], tokens[at + 1], buf);
-    }
-    if (eos && t->eos >= 0)
-        tokens[n++] = t->eos;
-    *n_tokens = n;
-    rc = 0;
-
-fail:
-    free(buf);
-    free(pair);
-    return rc;
+    return tok_encode_ex(t, text, strlen(text),
+                         (bos ? TOK_ADD_BOS : 0) | (eos ? TOK_ADD_EOS : 0),
+                         tokens, cap, n_tokens);
 }
 
 const char *tok_decode(const tok_tokenizer *t, int prev, int token,
@@ -464,6 +718,10 @@ const char *tok_decode(const tok_tokenizer *t, int prev, int token,
     *len = 0;
     if (token < 0 || token >= t->n || t->type[token] == TOK_CONTROL)
         return "";
+    if (t->kind == TOK_BPE) {
+        *len = t->text_len[token];
+        return t->text + t->text_off[token];
+    }
     p = t->arena + t->off[token];
     *len = t->len[token];
     if (t->type[token] == TOK_BYTE) {

@@ -15,6 +15,8 @@
  * wakes up late can never claim a chunk of a job it did not see start. */
 #include "model/tpool.h"
 
+#include "services/base/status.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -114,14 +116,14 @@ static void tpool_destroy(tpool *p) {
 
 int tpool_new(int nthreads, tpool **out) {
     tpool *p;
-    int rc = -ENOMEM;
+    int rc = AISLE_ENOMEM;
 
     *out = NULL;
     if (nthreads < 1 || nthreads > 256)
-        return -EINVAL;
+        return AISLE_EINVAL;
     p = calloc(1, sizeof *p);
     if (!p)
-        return -ENOMEM;
+        return AISLE_ENOMEM;
     p->n = nthreads;
     p->chunks = nthreads * TPOOL_CHUNKS;
     pthread_mutex_init(&p->run_mu, NULL);

@@ -12,8 +12,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#include "ltr/model.h"
-#include "ltr/train.h"
+#include "ranker/ltr/model.h"
+#include "services/experiment/ltr_train.h"
 #include "services/base/clock.h"
 #include "services/base/status.h"
 #include "services/experiment/exposure.h"

@@ -8,6 +8,13 @@
  *       greedy decoding speed from BOS: tok/s over the run and from the
  *       10th-percentile token time, weight and KV bytes per token; then
  *       the speed of a TOKENS-long prompt (run in batches)
+ *   model_bench batch MODEL THREADS TOKENS NSEQ
+ *       NSEQ sequences decoded together (model_batch_step): tokens/s of
+ *       all of them, and of one sequence alone for comparison
+ *   model_bench ttft MODEL THREADS PROMPT SHARED
+ *       time to the first token after a PROMPT-token prompt, cold and
+ *       with its first SHARED tokens (a system prompt) copied from a
+ *       prefilled session
  *
  * Output lines are "key value" pairs so the script can pick them up. */
 #include "model/cli.h"
@@ -285,6 +292,121 @@ done:
     return rc;
 }
 
+static int load_for(const char *cmd, const char *path, int threads,
+                    model **m, tpool **pool) {
+    char err[512];
+    if (model_load(path, m, err, sizeof err)) {
+        fprintf(stderr, "model_bench %s: %s\n", cmd, err);
+        return 1;
+    }
+    if (threads < 1 || (threads > 1 && tpool_new(threads, pool))) {
+        fprintf(stderr, "model_bench %s: bad thread count\n", cmd);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_batch(int argc, char **argv) {
+    model *m = NULL;
+    tpool *pool = NULL;
+    model_batch *b = NULL;
+    model_session *s[MODEL_BATCH] = {0};
+    int threads, tokens, nseq, rc = 1, ids[MODEL_BATCH], vocab;
+    int64_t t0;
+
+    if (argc < 6) {
+        fprintf(stderr, "usage: model_bench batch MODEL THREADS TOKENS NSEQ\n");
+        return 2;
+    }
+    threads = atoi(argv[3]);
+    tokens = atoi(argv[4]);
+    nseq = atoi(argv[5]);
+    if (tokens < 1 || nseq < 1 || nseq > MODEL_BATCH)
+        return 2;
+    if (load_for("batch", argv[2], threads, &m, &pool) ||
+        model_batch_new(m, pool, &b))
+        goto done;
+    vocab = model_get_config(m)->vocab_size;
+    for (int i = 0; i < nseq; i++)
+        if (model_session_new(m, pool, tokens + 2, &s[i]))
+            goto done;
+    for (int i = 0; i < nseq; i++)
+        ids[i] = (1 + 977 * i) % vocab;
+    t0 = gen_now_ns();
+    for (int k = 0; k < tokens; k++) {
+        if (model_batch_step(b, s, ids, nseq))
+            goto done;
+        for (int i = 0; i < nseq; i++) {
+            const float *lg = model_session_logits(s[i]);
+            int best = 0;
+            for (int v = 1; v < vocab; v++)
+                if (lg[v] > lg[best])
+                    best = v;
+            ids[i] = best;
+        }
+    }
+    printf("batch_tok_per_s %.3f\n",
+           (double)tokens * nseq / ((gen_now_ns() - t0) / 1e9));
+    rc = 0;
+done:
+    for (int i = 0; i < nseq && i < MODEL_BATCH; i++)
+        model_session_free(s[i]);
+    model_batch_free(b);
+    tpool_free(pool);
+    model_free(m);
+    return rc;
+}
+
+/* Pushes ids[from..to) into s. */
+static int push_range(model_session *s, int from, int to, int vocab) {
+    for (int i = from; i < to; i++)
+        if (model_session_push(s, (i * 7919 + 3) % vocab))
+            return -1;
+    return 0;
+}
+
+static int cmd_ttft(int argc, char **argv) {
+    model *m = NULL;
+    tpool *pool = NULL;
+    model_session *sys = NULL, *s = NULL;
+    int threads, n, shared, rc = 1, vocab;
+    int64_t t0;
+
+    if (argc < 6) {
+        fprintf(stderr, "usage: model_bench ttft MODEL THREADS PROMPT SHARED\n");
+        return 2;
+    }
+    threads = atoi(argv[3]);
+    n = atoi(argv[4]);
+    shared = atoi(argv[5]);
+    if (n < 1 || shared < 0 || shared >= n)
+        return 2;
+    if (load_for("ttft", argv[2], threads, &m, &pool) ||
+        model_session_new(m, pool, n + 1, &sys) ||
+        model_session_new(m, pool, n + 1, &s))
+        goto done;
+    vocab = model_get_config(m)->vocab_size;
+    t0 = gen_now_ns();
+    if (push_range(s, 0, n, vocab) || !model_session_logits(s))
+        goto done;
+    printf("ttft_cold_ms %.2f\n", (gen_now_ns() - t0) / 1e6);
+    /* The system prompt once, outside the timed part, then a request. */
+    if (push_range(sys, 0, shared, vocab) || !model_session_logits(sys))
+        goto done;
+    t0 = gen_now_ns();
+    if (model_session_copy_prefix(s, sys, shared) ||
+        push_range(s, shared, n, vocab) || !model_session_logits(s))
+        goto done;
+    printf("ttft_cached_ms %.2f\n", (gen_now_ns() - t0) / 1e6);
+    rc = 0;
+done:
+    model_session_free(sys);
+    model_session_free(s);
+    tpool_free(pool);
+    model_free(m);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "mkckpt"))
         return cmd_mkckpt(argc, argv);
@@ -292,8 +414,12 @@ int main(int argc, char **argv) {
         return cmd_bw(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "gen"))
         return cmd_gen(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "batch"))
+        return cmd_batch(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "ttft"))
+        return cmd_ttft(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "convert"))
         return model_cli_convert(argc - 1, argv + 1);
-    fprintf(stderr, "usage: model_bench mkckpt|bw|gen|convert ...\n");
+    fprintf(stderr, "usage: model_bench mkckpt|bw|gen|batch|ttft|convert ...\n");
     return 2;
 }

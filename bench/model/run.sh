@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
-# Decode speed of the engine against the memory-bandwidth bound.
+# Speed of the engine against the memory-bandwidth bound (and llama.cpp).
 #
 # Builds model_bench with Bazel (-c opt), writes a random-weight llama2.c
 # checkpoint of ~110M parameters (dim 768, 12 layers, 12 heads, vocab
-# 32000, seq 1024) and its int8 (Q8 group) export into a temporary
-# directory, removed on exit, then measures:
-#   - greedy decoding tokens/s for fp32 and int8 at 1 and 2 threads,
+# 32000, seq 1024), converts it to GGUF F32, Q8_0 and Q4_K_M (Q4_K
+# matrices, Q6_K embedding) in a temporary directory, removed on exit,
+# then measures for each at 1 and 2 threads:
+#   - greedy decoding tokens/s, and prompt tokens/s for a TOKENS-long
+#     prompt (run in batches of 16),
 #   - streaming-read memory bandwidth at the same thread count, measured
-#     between those runs,
-#   - weight bytes read per token, and the ratio
-#       tokens/s x bytes/token / bandwidth (same thread count).
-# Every figure is the best of REPEAT runs (default 3): the machine is
-# shared, and the best run is the one least disturbed by other work. For
-# the same reason tok/s is also given from the 10th-percentile token time.
+#     between those runs, the weight bytes read per token, and the ratio
+#       tokens/s x bytes/token / bandwidth (same thread count);
+# then, at 1 thread: five sequences decoded together (model_batch_step)
+# against one alone, and the time to first token of a 400-token prompt,
+# cold and with its first 350 tokens (a system prompt) copied from a
+# prefilled session. Every figure is the best of REPEAT runs (default 3):
+# the machine is shared, and the best run is the one least disturbed by
+# other work; tok/s is also given from the 10th-percentile token time.
+#
+# With LLAMA_BENCH naming a llama.cpp llama-bench binary (not built by
+# the project), it runs on the same GGUF files and thread counts and the
+# ratios are printed.
 #
 #   bash bench/model/run.sh              # TOKENS=128 REPEAT=3 by default
 #   MODEL_BENCH=/path/to/model_bench bash bench/model/run.sh  # no Bazel
+#   LLAMA_BENCH=~/llama.cpp/build/bin/llama-bench bash bench/model/run.sh
+#   QWEN=1 bash bench/model/run.sh       # also a Qwen2.5-0.5B-shaped model
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -32,10 +42,23 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/aisle-model-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-echo "== writing a random 110M checkpoint and its int8 export in $tmp"
-"$bin" mkckpt "$tmp/fp32.bin" 768 2048 12 12 12 32000 1024
-"$bin" convert --in "$tmp/fp32.bin" --out "$tmp/int8.bin" --format llama2c \
-    --type q8_0
+# Model shapes: dim hidden layers heads kv_heads vocab seq. QWEN=1 adds a
+# Qwen2.5-0.5B-shaped one (llama architecture: its biases cost nothing
+# measurable; 2 GB of F32, and slow on 2 cores).
+declare -A shape=([110m]="768 2048 12 12 12 32000 1024"
+                  [qwen0.5b]="896 4864 24 14 2 151936 1024")
+shapes="110m${QWEN:+ qwen0.5b}"
+models=()
+for sh in $shapes; do
+    echo "== writing a random $sh checkpoint and its GGUF conversions in $tmp"
+    # shellcheck disable=SC2086 # the shape is a list of numbers
+    "$bin" mkckpt "$tmp/ckpt.bin" ${shape[$sh]}
+    for m in f32 q8_0 q4_k_m; do
+        "$bin" convert --in "$tmp/ckpt.bin" --out "$tmp/$sh-$m.gguf" --type "$m"
+        models+=("$sh-$m")
+    done
+    rm "$tmp/ckpt.bin"
+done
 
 # get KEY CMD...: the value of the "KEY value" line CMD prints.
 get() {
@@ -45,15 +68,16 @@ get() {
 }
 
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (b > a) ? b : a }'; }
+min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == 0 || b < a) ? b : a }'; }
 
+declare -A ours
 echo "== machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '\n%-6s %-7s %8s %8s %10s %10s %12s %9s %9s %8s\n' model threads \
+printf '\n%-16s %-7s %8s %8s %10s %10s %12s %9s %9s %8s\n' model threads \
     tok/s "tok/s*" "MB/token" "bw GB/s" "GB/s used*" "of bound" "bound*" \
     "prompt"
-for m in fp32 int8; do
-    info=$("$bin" gen "$tmp/$m.bin" 1 "$TOKENS")
+for m in "${models[@]}"; do
+    info=$("$bin" gen "$tmp/$m.gguf" 1 8)
     bytes=$(awk '$1 == "weight_bytes_per_token" { print $2 }' <<<"$info")
-    kv=$(awk '$1 == "kv_bytes_per_token" { print $2 }' <<<"$info")
     for t in 1 2; do
         # Bandwidth is measured next to each run: on a shared host it moves
         # with the neighbours' load, and the ratio should compare like with
@@ -61,14 +85,16 @@ for m in fp32 int8; do
         bw=0 tps=0 fast=0 prompt=0
         for _ in $(seq "$REPEAT"); do
             bw=$(max "$bw" "$(get bandwidth_gbs "$bin" bw "$t")")
-            out=$("$bin" gen "$tmp/$m.bin" "$t" "$TOKENS")
+            out=$("$bin" gen "$tmp/$m.gguf" "$t" "$TOKENS")
             tps=$(max "$tps" "$(awk '$1 == "tok_per_s" { print $2 }' <<<"$out")")
             fast=$(max "$fast" "$(awk '$1 == "tok_per_s_p10" { print $2 }' <<<"$out")")
             prompt=$(max "$prompt" "$(awk '$1 == "prompt_tok_per_s" { print $2 }' <<<"$out")")
         done
+        ours[$m.$t.tg]=$tps
+        ours[$m.$t.pp]=$prompt
         awk -v m="$m" -v t="$t" -v tps="$tps" -v f="$fast" -v b="$bytes" \
             -v bw="$bw" -v p="$prompt" \
-            'BEGIN { printf "%-6s %-7s %8.1f %8.1f %10.1f %10.2f %12.2f %8.0f%% %8.0f%% %8.1f\n",
+            'BEGIN { printf "%-16s %-7s %8.1f %8.1f %10.1f %10.2f %12.2f %8.0f%% %8.0f%% %8.1f\n",
                             m, t, tps, f, b / 1e6, bw, f * b / 1e9,
                             100 * tps * b / 1e9 / bw, 100 * f * b / 1e9 / bw, p }'
     done
@@ -79,7 +105,53 @@ echo "speed when no other process takes the CPU (GB/s used* and bound* use"
 echo "it). of bound = tok/s x MB/token / bandwidth (bw GB/s: streaming"
 echo "reads at the same thread count, measured between the runs)."
 echo "prompt: tok/s for a $TOKENS-token prompt, run in batches of 16."
+echo "MB/token counts every matrix once, the embedding table in full since"
+echo "it is also the classifier; the KV cache read by attention is not."
+
 echo
-echo "weight MB/token counts every matrix once, the embedding table in full"
-echo "since it is also the classifier. Attention also reads the KV cache:"
-echo "$kv bytes/token on average over these $TOKENS tokens, not counted."
+echo "== five sequences decoded together (1 thread, $TOKENS steps)"
+for m in 110m-q8_0 110m-q4_k_m; do
+    one=0 five=0
+    for _ in $(seq "$REPEAT"); do
+        one=$(max "$one" "$(get batch_tok_per_s "$bin" batch "$tmp/$m.gguf" 1 "$TOKENS" 1)")
+        five=$(max "$five" "$(get batch_tok_per_s "$bin" batch "$tmp/$m.gguf" 1 "$TOKENS" 5)")
+    done
+    awk -v m="$m" -v a="$one" -v b="$five" \
+        'BEGIN { printf "%-12s one sequence %7.1f tok/s, five together %7.1f tok/s (%.2fx)\n", m, a, b, b / a }'
+done
+
+echo
+echo "== time to first token, 400-token prompt (1 thread)"
+for m in 110m-q8_0 110m-q4_k_m; do
+    cold=0 warm=0
+    for _ in $(seq "$REPEAT"); do
+        out=$("$bin" ttft "$tmp/$m.gguf" 1 400 350)
+        cold=$(min "$cold" "$(awk '$1 == "ttft_cold_ms" { print $2 }' <<<"$out")")
+        warm=$(min "$warm" "$(awk '$1 == "ttft_cached_ms" { print $2 }' <<<"$out")")
+    done
+    echo "$m: cold $cold ms; 350-token system prompt cached: $warm ms"
+done
+
+if [ -n "${LLAMA_BENCH:-}" ]; then
+    echo
+    echo "== llama.cpp: $LLAMA_BENCH (prompt $TOKENS, decode $TOKENS)"
+    printf '%-16s %-7s %10s %10s %8s %10s %10s %8s\n' model threads \
+        "ll pp t/s" "our pp" ratio "ll tg t/s" "our tg" ratio
+    for m in "${models[@]}"; do
+        for t in 1 2; do
+            csv=$("$LLAMA_BENCH" -m "$tmp/$m.gguf" -t "$t" -p "$TOKENS" \
+                -n "$TOKENS" -r "$REPEAT" -o csv)
+            # avg_ts of the prompt row (n_gen 0) and the decode row.
+            read -r pp tg < <(awk -F, '
+                NR == 1 { for (i = 1; i <= NF; i++) { gsub(/"/, "", $i); c[$i] = i } next }
+                { gsub(/"/, "") }
+                $c["n_gen"] == 0 { pp = $c["avg_ts"] }
+                $c["n_prompt"] == 0 { tg = $c["avg_ts"] }
+                END { print pp, tg }' <<<"$csv")
+            awk -v m="$m" -v t="$t" -v lp="$pp" -v lt="$tg" \
+                -v op="${ours[$m.$t.pp]}" -v ot="${ours[$m.$t.tg]}" \
+                'BEGIN { printf "%-16s %-7s %10.1f %10.1f %7.2fx %10.1f %10.1f %7.2fx\n",
+                                m, t, lp, op, op / lp, lt, ot, ot / lt }'
+        done
+    done
+fi

@@ -11,6 +11,24 @@
 
 
 static atomic_int cli_stop;
+static const char *const *cli_origins;
+static int cli_n_origins;
+
+void cli_set_origins(const char *const *origins, int n) {
+    cli_origins = origins;
+    cli_n_origins = n;
+}
+
+void cli_flags_done(void) { cli_set_origins(NULL, 0); }
+
+/* "aisle CMD: " and, for a flag that came from a file, "FILE:LINE: key: ".
+ * getopt_long has just consumed the flag (flags from files are one
+ * "--flag=value" element each), so it is argv[optind - 1]. */
+static void cli_prefix(const char *cmd) {
+    int i = optind - 1;
+    fprintf(stderr, "aisle %s: ", cmd);
+    if (i >= 0 && i < cli_n_origins && cli_origins[i]) fprintf(stderr, "%s: ", cli_origins[i]);
+}
 
 int cli_int(const char *cmd, const char *flag, const char *s, long long min,
             long long max, long long *out) {
@@ -19,8 +37,9 @@ int cli_int(const char *cmd, const char *flag, const char *s, long long min,
     errno = 0;
     v = strtoll(s, &end, 10);
     if (errno || end == s || *end || v < min || v > max) {
-        fprintf(stderr, "aisle %s: --%s must be a whole number in %lld..%lld, not '%s'\n",
-                cmd, flag, min, max, s);
+        cli_prefix(cmd);
+        fprintf(stderr, "--%s must be a whole number in %lld..%lld, not '%s'\n", flag, min,
+                max, s);
         return -1;
     }
     *out = v;
@@ -34,8 +53,8 @@ int cli_double(const char *cmd, const char *flag, const char *s, double min,
     errno = 0;
     v = strtod(s, &end);
     if (errno || end == s || *end || !(v >= min && v <= max)) {
-        fprintf(stderr, "aisle %s: --%s must be a number in %g..%g, not '%s'\n", cmd,
-                flag, min, max, s);
+        cli_prefix(cmd);
+        fprintf(stderr, "--%s must be a number in %g..%g, not '%s'\n", flag, min, max, s);
         return -1;
     }
     *out = v;
@@ -55,7 +74,8 @@ int cli_profile_option(const char *cmd, int c, const char *arg, profile_config *
         return 1;
     case CLI_OPT_KIND_WEIGHTS:
         if (profile_parse_kind_weights(cfg, arg, err, sizeof(err)) == 0) return 1;
-        fprintf(stderr, "aisle %s: --kind-weights: %s\n", cmd, err);
+        cli_prefix(cmd);
+        fprintf(stderr, "--kind-weights: %s\n", err);
         return -1;
     case CLI_OPT_TTL_DAYS:
         if (cli_double(cmd, "profile-ttl-days", arg, 0, 100000, &d)) return -1;
@@ -68,7 +88,7 @@ int cli_profile_option(const char *cmd, int c, const char *arg, profile_config *
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
-    fprintf(stderr, "aisle %s: ", cmd);
+    cli_prefix(cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);

@@ -42,6 +42,15 @@ enum { CLI_OPT_HALF_LIFE = 1000, CLI_OPT_MAX_ITEMS, CLI_OPT_KIND_WEIGHTS, CLI_OP
  * was one, 0 when c is another option, -1 (message printed) on a bad value. */
 int cli_profile_option(const char *cmd, int c, const char *arg, profile_config *cfg);
 
+/* Where each argv element came from, for messages about bad values:
+ * origins[i] ("FILE:LINE: key", or NULL for the command line) for argv[i],
+ * n of them (services/app/config.h sets them). While getopt_long runs, a
+ * message about the flag it just returned starts with that origin; the
+ * flag parsers call cli_flags_done after their loop, so a later message
+ * (a required flag missing) names none. Borrowed; must outlive parsing. */
+void cli_set_origins(const char *const *origins, int n);
+void cli_flags_done(void);
+
 /* Prints "aisle CMD: MESSAGE" and the --help hint; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "services/app/cli.h"
+#include "services/app/config.h"
+#include "services/app/ops.h"
 #include "services/base/clock.h"
 #include "services/app/runtime.h"
 #include "services/base/log.h"
@@ -177,6 +179,9 @@ static const char demo_usage[] =
     "recommendations with reasons, and serves until Ctrl-C.\n"
     "\n"
     "  --listen HOST:PORT     gRPC address (default 127.0.0.1:50051; port 0 picks one)\n"
+    "  --http-listen HOST:PORT  metrics, probes and the console at /console\n"
+    "                         (default 127.0.0.1:9464; port 0 picks one; when the\n"
+    "                         address is taken the demo goes on without it)\n"
     "  --items N              catalog items (default 5000)\n"
     "  --users N              shoppers (default 200)\n"
     "  --signals-per-user N   signals per shopper (default 30)\n"
@@ -184,6 +189,7 @@ static const char demo_usage[] =
     "  --seed N               generator seed (default 1)\n"
     "  --once                 exit after the tour instead of serving on\n"
     "  --log-level LEVEL      debug, info, warn or error (default warn)\n"
+    "  --config FILE          settings from a YAML file (flags given here override it)\n"
     "  -h, --help             show this help\n";
 
 /* Everything the demo starts, stopped in reverse by demo_stop. */
@@ -192,11 +198,13 @@ typedef struct demo {
     long long per_user;
     int once;
     const char *listen;
+    const char *http;
     redisproc rp;
     kafka_mock *mock;
     synth_world *w;
     rd_kafka_t *rk;
     runtime *rt;
+    ops *op; /* the HTTP endpoint, or NULL when its address was taken */
     profile_store *ps;
     demo_ingest *di;
     atomic_int *stop;
@@ -209,13 +217,15 @@ static int demo_flags(int argc, char **argv, demo *d) {
         {"users", required_argument, 0, 'u'},    {"signals-per-user", required_argument, 0, 's'},
         {"dim", required_argument, 0, 'd'},      {"seed", required_argument, 0, 'S'},
         {"once", no_argument, 0, 'o'},           {"log-level", required_argument, 0, 'L'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},           {"http-listen", required_argument, 0, 'H'},
+        {0, 0, 0, 0}};
     static const char *levels[] = {"debug", "info", "warn", "error"};
     int c, level = LOG_WARN;
     long long v;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'l': d->listen = optarg; break;
+        case 'H': d->http = optarg; break;
         case 'i':
             if (cli_int("demo", "items", optarg, 1, 1000000, &v)) return CLI_EXIT_USAGE;
             d->wc.n_items = (size_t)v;
@@ -247,8 +257,10 @@ static int demo_flags(int argc, char **argv, demo *d) {
         default: return cli_usage_error("demo", "unknown or incomplete flag");
         }
     }
+    cli_flags_done();
     if (optind < argc) return cli_usage_error("demo", "unexpected argument '%s'", argv[optind]);
     log_set_level(level);
+    log_set_format(LOG_FORMAT_TEXT); /* a person reads the demo's terminal */
     return 0;
 }
 
@@ -263,6 +275,16 @@ static int demo_infra(demo *d, char *err, size_t errlen) {
         return AISLE_EIO;
     printf("  redis %s, kafka %s\n", d->rp.addr, kafka_mock_bootstraps(d->mock));
     return AISLE_OK;
+}
+
+/* The operator's endpoint and the console, as `aisle serve` has them; a
+ * demo without them is still a demo, so a taken address only warns. */
+static void demo_http(demo *d) {
+    char target[64], why[512];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", runtime_port(d->rt));
+    if (ops_start_serve(d->http ? d->http : "127.0.0.1:9464", d->rp.addr, d->rt, target, &d->op,
+                        why, sizeof(why)) != AISLE_OK)
+        printf("  (no console: %s)\n", why);
 }
 
 /* Streams the catalog through Kafka and starts the serving stack on it. */
@@ -282,6 +304,7 @@ static int demo_serve(demo *d, char *err, size_t errlen) {
     while (!runtime_ready(d->rt) && clock_mono_ms() - t0 < DEMO_WAIT_MS && !atomic_load(d->stop))
         clock_sleep_ms(20);
     if (!runtime_ready(d->rt)) return status_fail(AISLE_EIO, err, errlen, "the catalog did not load");
+    demo_http(d);
     catalog_read_begin(runtime_catalog(d->rt));
     printf("Catalog: %zu products across 12 categories streamed through Kafka in %lld ms\n",
            catalog_count(runtime_catalog(d->rt)), (long long)(clock_mono_ms() - t0));
@@ -330,12 +353,17 @@ static void demo_tour(demo *d) {
     }
     if (d->wc.n_users > 1) demo_shop_tour(runtime_shop(d->rt), cat, d->ps, w, 1);
     printf("\nServing aisle.v1.Recommender on %s (port %d). Try:\n"
-           "  /usr/bin/python3 tests/integration/client.py 127.0.0.1:%d %s\n",
+           "  /usr/bin/python3 tests/integration/client.py 127.0.0.1:%d %s\n"
+           "  bazel-bin/aisle ctl recommend %s --server 127.0.0.1:%d\n",
            d->listen ? d->listen : "127.0.0.1:50051", runtime_port(d->rt), runtime_port(d->rt),
-           w->users[1 % d->wc.n_users].id);
+           w->users[1 % d->wc.n_users].id, w->users[1 % d->wc.n_users].id, runtime_port(d->rt));
+    if (d->op)
+        printf("  the console: http://127.0.0.1:%d/console (metrics at /metrics)\n",
+               ops_port(d->op));
 }
 
 static void demo_stop(demo *d) {
+    ops_stop(d->op);
     runtime_stop(d->rt, 5000);
     if (d->di) {
         atomic_store(&d->di->stop, 1);
@@ -349,11 +377,18 @@ static void demo_stop(demo *d) {
     redisproc_stop(&d->rp);
 }
 
+int demo_check_flags(int argc, char **argv) {
+    demo d = {.per_user = 30};
+    synth_config_default(&d.wc);
+    return demo_flags(argc, argv, &d);
+}
+
 int demo_main(int argc, char **argv) {
     demo d = {.per_user = 30};
     char err[512];
     int rc;
 
+    if ((rc = config_apply("demo", &argc, &argv))) return rc;
     synth_config_default(&d.wc);
     if ((rc = demo_flags(argc, argv, &d))) return rc == CLI_EXIT_HELP ? 0 : rc;
     d.stop = cli_stop_flag();

@@ -11,6 +11,9 @@
 #include "services/devtools/synth.h"
 
 int demo_main(int argc, char **argv);
+/* The demo's flags, checked without running (for `aisle config check`).
+ * Returns 0, or the exit status after printing the error. */
+int demo_check_flags(int argc, char **argv);
 
 /* Produces the first n items of w to aisle.catalog and waits for delivery.
  * Returns 0, or -1 with err set. */

@@ -9,6 +9,8 @@
 #include "embed/cli.h"
 #include "model/cli.h"
 #include "services/app/cli.h"
+#include "services/app/config.h"
+#include "services/app/ctl.h"
 #include "services/base/clock.h"
 #include "services/app/demo.h"
 #include "services/app/expctl.h"
@@ -19,6 +21,7 @@
 #include "services/app/mockctl.h"
 #include "services/app/rank.h"
 #include "services/app/report.h"
+#include "services/app/ops.h"
 #include "services/base/status.h"
 #include "services/shop/shop.h"
 #include "services/devtools/synth.h"
@@ -36,8 +39,9 @@ static const char main_usage[] =
     "  synth       produce a generated catalog and shopper signals to Kafka\n"
     "  embed       offline embedding jobs: 'embed train', 'embed eval'\n"
     "  generate    write text with a llama2.c or GGUF model\n"
-    "  model       model files: 'model convert' (llama2.c checkpoint to GGUF)\n"
-    "  ctl         operator commands to running servers: 'ctl index reload'\n"
+    "  model       model files: 'model convert|tokenize|logits|info'\n"
+    "  ctl         talk to running servers: recommend, profile, shop, index, catalog\n"
+    "  config      the YAML configuration file: 'config check FILE', 'config example'\n"
     "  exp         A/B experiments and run-time toggles: 'exp set', 'exp list', 'exp assign' ...\n"
     "  report      experiment results from exposures and signals\n"
     "  rank        learned ranker: 'rank train' (XGBoost LambdaMART), 'rank check MODEL'\n"
@@ -46,14 +50,27 @@ static const char main_usage[] =
 
 /* Flags every long-running role shares. */
 static int main_log_level(const char *cmd, const char *s) {
-    static const char *names[] = {"debug", "info", "warn", "error"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0) {
-            log_set_level(i);
-            return 0;
-        }
-    return cli_usage_error(cmd, "--log-level must be debug, info, warn or error");
+    int level;
+    if (log_parse_level(s, &level))
+        return cli_usage_error(cmd, "--log-level must be debug, info, warn or error");
+    log_set_level(level);
+    return 0;
 }
+
+static int main_log_format(const char *cmd, const char *s) {
+    int format;
+    if (log_parse_format(s, &format)) return cli_usage_error(cmd, "--log-format must be json or text");
+    log_set_format(format);
+    return 0;
+}
+
+#define MAIN_LOG_USAGE                                                                  \
+    "  --log-level LEVEL      debug, info, warn or error (default info)\n"              \
+    "  --log-format FORMAT    json (one object per line, the default) or text\n"
+
+#define MAIN_HTTP_USAGE(port, what)                                                      \
+    "  --http-listen HOST:PORT  /metrics, /healthz, /readyz" what "\n"                      \
+    "                         (default 127.0.0.1:" port "; port 0 picks a free one)\n"
 
 static const char serve_usage[] =
     "Usage: aisle serve --kafka-brokers LIST --redis HOST:PORT [FLAGS]\n"
@@ -61,6 +78,8 @@ static const char serve_usage[] =
     "Answers the aisle.v1.Recommender gRPC service (and grpc.health.v1) from a live\n"
     "catalog read from Kafka and user profiles read from Redis.\n"
     "\n"
+    "  --config FILE          settings from a YAML file ('aisle config example');\n"
+    "                         the flags given here override it\n"
     "  --listen HOST:PORT     gRPC address (default 127.0.0.1:50051; port 0 picks a free one)\n"
     "  --kafka-brokers LIST   Kafka bootstrap servers, HOST:PORT[,HOST:PORT...] (required)\n"
     "  --redis HOST:PORT      Redis that holds the profiles (required)\n"
@@ -75,7 +94,7 @@ static const char serve_usage[] =
     "  --tls-cert FILE        PEM certificate chain: serve gRPC over TLS (with --tls-key)\n"
     "  --tls-key FILE         PEM private key of --tls-cert; both are read again on SIGHUP\n"
     "  --tls-client-ca FILE   require client certificates that chain to this PEM CA (mTLS)\n"
-    "  --insecure             serve plaintext gRPC (only when asked for: it says so at start)\n"
+    "  --insecure[=true]      serve plaintext gRPC (only when asked for: it says so at start)\n"
     "  --tokens-file FILE     bearer tokens, a line each: ROLE SHA256-HEX (roles app, admin)\n"
     "  --catalog-topic NAME   catalog topic (default aisle.catalog)\n"
     CLI_PROFILE_USAGE
@@ -84,13 +103,17 @@ static const char serve_usage[] =
     "                         without it a deterministic composer writes them\n"
     "  --tokenizer PATH       llama2.c tokenizer.bin for --model (a GGUF model may carry its own)\n"
     "  --model-threads N      threads per model step (default 1)\n"
-    "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+    "  --chat-template NAME   chatml, llama3, zephyr, mistral, gemma or phi3 (default: the\n"
+    "                         GGUF file's own; llama2.c files take plain prompts)\n"
+    MAIN_HTTP_USAGE("9464", ", the console at /console")
+    MAIN_LOG_USAGE
     "  -h, --help             show this help\n";
 
 /* serve's flags into cfg and the model settings. Returns 0 to run, or the
  * exit code (help printed, or a usage error). */
 static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const char **model,
-                            const char **tok, long long *model_threads, long long *grace) {
+                            const char **tok, const char **chat_template,
+                            long long *model_threads, long long *grace, const char **http) {
     static const struct option opts[] = {
         {"listen", required_argument, 0, 'l'},      {"kafka-brokers", required_argument, 0, 'k'},
         {"redis", required_argument, 0, 'r'},       {"dim", required_argument, 0, 'd'},
@@ -102,8 +125,10 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         {"model", required_argument, 0, 'm'},       {"tokenizer", required_argument, 0, 'T'},
         {"model-threads", required_argument, 0, 'M'},
         {"tls-cert", required_argument, 0, 1100},   {"tls-key", required_argument, 0, 1101},
-        {"tls-client-ca", required_argument, 0, 1102}, {"insecure", no_argument, 0, 1103},
+        {"tls-client-ca", required_argument, 0, 1102}, {"insecure", optional_argument, 0, 1103},
         {"tokens-file", required_argument, 0, 1104}, {"stream-threads", required_argument, 0, 1105},
+        {"chat-template", required_argument, 0, 1106},
+        {"http-listen", required_argument, 0, 'H'}, {"log-format", required_argument, 0, 'F'},
         {0, 0, 0, 0}};
     long long v;
     int c;
@@ -136,8 +161,13 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         case 1100: cfg->tls.cert = optarg; break;
         case 1101: cfg->tls.key = optarg; break;
         case 1102: cfg->tls.client_ca = optarg; break;
-        case 1103: cfg->insecure = 1; break;
+        case 1103: /* bare, or =true / =false as the configuration file writes it */
+            if (optarg && strcmp(optarg, "true") && strcmp(optarg, "false"))
+                return cli_usage_error("serve", "--insecure takes true or false");
+            cfg->insecure = !optarg || strcmp(optarg, "true") == 0;
+            break;
         case 1104: cfg->tokens_file = optarg; break;
+        case 1106: *chat_template = optarg; break;
         case 1105:
             if (cli_int("serve", "stream-threads", optarg, 1, 256, &v)) return CLI_EXIT_USAGE;
             cfg->server.stream_threads = (int)v;
@@ -155,6 +185,10 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         case 'L':
             if (main_log_level("serve", optarg)) return CLI_EXIT_USAGE;
             break;
+        case 'F':
+            if (main_log_format("serve", optarg)) return CLI_EXIT_USAGE;
+            break;
+        case 'H': *http = optarg; break;
         case 'h': fputs(serve_usage, stdout); return CLI_EXIT_HELP;
         default:
             switch (cli_profile_option("serve", c, optarg, &cfg->server.profile)) {
@@ -164,53 +198,81 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
             }
         }
     }
+    cli_flags_done();
     if (optind < argc) return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
     if (!cfg->feed.brokers) return cli_usage_error("serve", "--kafka-brokers is required");
     if (!cfg->server.redis) return cli_usage_error("serve", "--redis is required");
     if (*tok && !*model) return cli_usage_error("serve", "--tokenizer needs --model");
-    if (!cfg->tls.cert && !cfg->insecure)
-        return cli_usage_error("serve", "no TLS certificate: give --tls-cert and --tls-key, "
-                                        "or --insecure to serve plaintext");
+    if (*chat_template && !*model) return cli_usage_error("serve", "--chat-template needs --model");
     return 0;
+}
+
+/* Where this process's own gRPC server is reached from inside it: the
+ * listen host, or loopback when it listens on every address. */
+static void main_grpc_target(const char *listen, int port, char *out, size_t len) {
+    const char *colon = strrchr(listen, ':');
+    int n = colon ? (int)(colon - listen) : 0;
+    if (n == 0 || (n == 7 && strncmp(listen, "0.0.0.0", 7) == 0) ||
+        (n == 4 && strncmp(listen, "[::]", 4) == 0))
+        snprintf(out, len, "127.0.0.1:%d", port);
+    else
+        snprintf(out, len, "%.*s:%d", n, listen, port);
 }
 
 static int main_serve(int argc, char **argv) {
     runtime_config cfg;
     shop_engine engine = {0};
-    const char *model_path = NULL, *tok_path = NULL;
+    const char *model_path = NULL, *tok_path = NULL, *chat_template = NULL;
+    const char *http = "127.0.0.1:9464";
     long long model_threads = 1, grace = 10000;
     runtime *rt = NULL;
+    ops *op = NULL;
     atomic_int *stop, *reload;
-    char err[512];
+    char err[512], target[300];
     int rc;
 
+    if ((rc = config_apply("serve", &argc, &argv))) return rc;
     runtime_config_default(&cfg);
-    rc = main_serve_flags(argc, argv, &cfg, &model_path, &tok_path, &model_threads, &grace);
+    rc = main_serve_flags(argc, argv, &cfg, &model_path, &tok_path, &chat_template,
+                          &model_threads, &grace, &http);
     if (rc) return rc == CLI_EXIT_HELP ? 0 : rc;
+    /* Here, not with the flags: a configuration may leave TLS to the
+     * deployment's flags ('config check' of the example passes). */
+    if (!cfg.tls.cert && !cfg.insecure)
+        return cli_usage_error("serve", "no TLS certificate: give --tls-cert and --tls-key, "
+                                        "or --insecure to serve plaintext");
     stop = cli_stop_flag();
     reload = cli_reload_flag();
     if (model_path) {
-        if (shop_engine_load(model_path, tok_path, (int)model_threads, &engine, err,
-                             sizeof(err)) != AISLE_OK)
+        if (shop_engine_load(model_path, tok_path, (int)model_threads, chat_template, &engine,
+                             err, sizeof(err)) != AISLE_OK)
             goto fail;
         cfg.shop.engine = &engine;
         log_info("serve", "Shop answers written by %s", model_path);
     }
     if (runtime_start(&cfg, &rt, err, sizeof(err)) != AISLE_OK) goto fail;
+    main_grpc_target(cfg.server.listen, runtime_port(rt), target, sizeof(target));
+    if (ops_start_serve(http, cfg.server.redis, rt, target, &op, err, sizeof(err)) != AISLE_OK)
+        goto fail;
+    /* The HTTP line first: a caller waiting for "listening" then has both. */
+    printf("aisle serve: http on port %d\n", ops_port(op));
     printf("aisle serve: listening on port %d\n", runtime_port(rt));
     fflush(stdout);
-    log_info("serve", "gRPC on %s (port %d), catalog from %s, profiles in %s",
-             cfg.server.listen, runtime_port(rt), cfg.feed.topic, cfg.server.redis);
+    log_info("serve", "gRPC on %s (port %d), http on %s (port %d), catalog from %s, profiles in %s",
+             cfg.server.listen, runtime_port(rt), http, ops_port(op), cfg.feed.topic,
+             cfg.server.redis);
     while (!atomic_load(stop)) {
         if (atomic_exchange(reload, 0)) runtime_reload_tls(rt);
         clock_sleep_ms(100);
     }
     log_info("serve", "shutting down: in-flight calls get %lld ms", grace);
+    ops_stop(op);
     runtime_stop(rt, (int)grace);
     shop_engine_free(&engine);
     return 0;
 fail:
     log_error("serve", "%s", err);
+    runtime_stop(rt, 0);
     shop_engine_free(&engine);
     return 1;
 }
@@ -223,6 +285,8 @@ static const char ingest_usage[] =
     "that fail to parse or validate go to the dead-letter topic with the reason.\n"
     "Run several to share the partitions.\n"
     "\n"
+    "  --config FILE          settings from a YAML file ('aisle config example');\n"
+    "                         the flags given here override it\n"
     "  --kafka-brokers LIST   Kafka bootstrap servers (required)\n"
     "  --redis HOST:PORT      Redis that holds the profiles (required)\n"
     "  --group NAME           consumer group (default aisle-ingest)\n"
@@ -234,65 +298,94 @@ static const char ingest_usage[] =
     "  --kafka-opt KEY=VALUE  a librdkafka consumer setting, e.g.\n"
     "                         session.timeout.ms=6000 (repeatable)\n"
     CLI_PROFILE_USAGE
-    "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+    MAIN_HTTP_USAGE("9465", "")
+    MAIN_LOG_USAGE
     "  -h, --help             show this help\n";
 
-static int main_ingest(int argc, char **argv) {
+enum { MAIN_MAX_KAFKA_OPTS = 64 };
+
+/* ingest's flags into cfg (kafka_opts: room for MAIN_MAX_KAFKA_OPTS) and
+ * the HTTP address. Returns 0 to run, or the exit code as serve's does. */
+static int main_ingest_flags(int argc, char **argv, ingest_config *cfg, const char **kafka_opts,
+                             const char **http) {
     static const struct option opts[] = {
         {"kafka-brokers", required_argument, 0, 'k'}, {"redis", required_argument, 0, 'r'},
         {"group", required_argument, 0, 'g'},         {"topic", required_argument, 0, 't'},
         {"dlq-topic", required_argument, 0, 'D'},     {"batch", required_argument, 0, 'b'},
         {"catalog-topic", required_argument, 0, 'c'}, {"kafka-opt", required_argument, 0, 'o'},
         {"log-level", required_argument, 0, 'L'},     {"help", no_argument, 0, 'h'},
+        {"http-listen", required_argument, 0, 'H'},   {"log-format", required_argument, 0, 'F'},
         CLI_PROFILE_OPTIONS,                          {0, 0, 0, 0}};
-    enum { MAX_OPTS = 64 };
-    const char *kafka_opts[MAX_OPTS];
-    ingest_config cfg;
     long long v;
     char err[512];
     int c;
 
-    ingest_config_default(&cfg);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'k': cfg.brokers = optarg; break;
-        case 'r': cfg.redis = optarg; break;
-        case 'g': cfg.group = optarg; break;
-        case 't': cfg.topic = optarg; break;
-        case 'D': cfg.dlq_topic = optarg; break;
+        case 'k': cfg->brokers = optarg; break;
+        case 'r': cfg->redis = optarg; break;
+        case 'g': cfg->group = optarg; break;
+        case 't': cfg->topic = optarg; break;
+        case 'D': cfg->dlq_topic = optarg; break;
         case 'b':
             if (cli_int("ingest", "batch", optarg, 1, 100000, &v)) return CLI_EXIT_USAGE;
-            cfg.batch_max = (int)v;
+            cfg->batch_max = (int)v;
             break;
-        case 'c': cfg.catalog_topic = optarg; break;
+        case 'c': cfg->catalog_topic = optarg; break;
         case 'o':
-            if (cfg.n_kafka_opts == MAX_OPTS)
-                return cli_usage_error("ingest", "at most %d --kafka-opt flags", MAX_OPTS);
+            if (cfg->n_kafka_opts == MAIN_MAX_KAFKA_OPTS)
+                return cli_usage_error("ingest", "at most %d --kafka-opt flags",
+                                       MAIN_MAX_KAFKA_OPTS);
             if (ingest_check_kafka_opt(optarg, err, sizeof(err)))
                 return cli_usage_error("ingest", "--kafka-opt: %s", err);
-            kafka_opts[cfg.n_kafka_opts++] = optarg;
-            cfg.kafka_opts = kafka_opts;
+            kafka_opts[cfg->n_kafka_opts++] = optarg;
+            cfg->kafka_opts = kafka_opts;
             break;
         case 'L':
             if (main_log_level("ingest", optarg)) return CLI_EXIT_USAGE;
             break;
-        case 'h': fputs(ingest_usage, stdout); return 0;
+        case 'F':
+            if (main_log_format("ingest", optarg)) return CLI_EXIT_USAGE;
+            break;
+        case 'H': *http = optarg; break;
+        case 'h': fputs(ingest_usage, stdout); return CLI_EXIT_HELP;
         default:
-            switch (cli_profile_option("ingest", c, optarg, &cfg.profile)) {
+            switch (cli_profile_option("ingest", c, optarg, &cfg->profile)) {
             case 1: break;
             case 0: return cli_usage_error("ingest", "unknown or incomplete flag");
             default: return CLI_EXIT_USAGE;
             }
         }
     }
+    cli_flags_done();
     if (optind < argc) return cli_usage_error("ingest", "unexpected argument '%s'", argv[optind]);
-    if (!cfg.brokers) return cli_usage_error("ingest", "--kafka-brokers is required");
-    if (!cfg.redis) return cli_usage_error("ingest", "--redis is required");
-    if (ingest_run(&cfg, NULL, cli_stop_flag(), err, sizeof(err)) != 0) {
+    if (!cfg->brokers) return cli_usage_error("ingest", "--kafka-brokers is required");
+    if (!cfg->redis) return cli_usage_error("ingest", "--redis is required");
+    return 0;
+}
+
+static int main_ingest(int argc, char **argv) {
+    const char *kafka_opts[MAIN_MAX_KAFKA_OPTS], *http = "127.0.0.1:9465";
+    ingest_config cfg;
+    ingest_stats stats = {0};
+    ops *op = NULL;
+    char err[512];
+    int rc;
+
+    if ((rc = config_apply("ingest", &argc, &argv))) return rc;
+    ingest_config_default(&cfg);
+    if ((rc = main_ingest_flags(argc, argv, &cfg, kafka_opts, &http)))
+        return rc == CLI_EXIT_HELP ? 0 : rc;
+    if (ops_start_ingest(http, &cfg, &stats, &op, err, sizeof(err)) != AISLE_OK) {
         log_error("ingest", "%s", err);
         return 1;
     }
-    return 0;
+    printf("aisle ingest: http on port %d\n", ops_port(op));
+    fflush(stdout);
+    rc = ingest_run(&cfg, &stats, cli_stop_flag(), err, sizeof(err));
+    ops_stop(op);
+    if (rc != 0) log_error("ingest", "%s", err);
+    return rc ? 1 : 0;
 }
 
 static const char synth_usage[] =
@@ -309,56 +402,72 @@ static const char synth_usage[] =
     "  --signals-per-user N      signals per shopper (default 30; 0 sends none)\n"
     "  --dim N                   embedding length (default 32)\n"
     "  --seed N                  generator seed (default 1)\n"
+    "  --config FILE             settings from a YAML file (flags given here override it)\n"
     "  -h, --help                show this help\n";
 
-static int main_synth(int argc, char **argv) {
+/* synth's flags into sc, the brokers, the items and the signals per user.
+ * Returns 0 to run, or the exit code as serve's does. */
+static int main_synth_flags(int argc, char **argv, synth_config *sc, const char **brokers,
+                            long long *items, long long *per_user) {
     static const struct option opts[] = {
         {"kafka-brokers", required_argument, 0, 'k'}, {"items", required_argument, 0, 'i'},
         {"creators", required_argument, 0, 'c'},      {"users", required_argument, 0, 'u'},
         {"signals-per-user", required_argument, 0, 's'}, {"dim", required_argument, 0, 'd'},
         {"seed", required_argument, 0, 'S'},          {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    synth_config sc;
-    const char *brokers = NULL;
-    long long items = 5000, v, per_user = 30;
-    synth_world *w = NULL;
-    rd_kafka_t *rk = NULL;
-    char err[512];
-    int c, rc = 1;
+    long long v;
+    int c;
 
-    synth_config_default(&sc);
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'k': brokers = optarg; break;
+        case 'k': *brokers = optarg; break;
         case 'i':
-            if (cli_int("synth", "items", optarg, 0, 10000000, &items)) return CLI_EXIT_USAGE;
+            if (cli_int("synth", "items", optarg, 0, 10000000, items)) return CLI_EXIT_USAGE;
             break;
         case 'c':
             if (cli_int("synth", "creators", optarg, 1, 1000000, &v)) return CLI_EXIT_USAGE;
-            sc.n_creators = (size_t)v;
+            sc->n_creators = (size_t)v;
             break;
         case 'u':
             if (cli_int("synth", "users", optarg, 0, 10000000, &v)) return CLI_EXIT_USAGE;
-            sc.n_users = (size_t)v;
+            sc->n_users = (size_t)v;
             break;
         case 's':
-            if (cli_int("synth", "signals-per-user", optarg, 0, 100000, &per_user))
+            if (cli_int("synth", "signals-per-user", optarg, 0, 100000, per_user))
                 return CLI_EXIT_USAGE;
             break;
         case 'd':
             if (cli_int("synth", "dim", optarg, 1, CATALOG_MAX_DIM, &v)) return CLI_EXIT_USAGE;
-            sc.dim = (int)v;
+            sc->dim = (int)v;
             break;
         case 'S':
             if (cli_int("synth", "seed", optarg, 0, INT64_MAX, &v)) return CLI_EXIT_USAGE;
-            sc.seed = (uint64_t)v;
+            sc->seed = (uint64_t)v;
             break;
-        case 'h': fputs(synth_usage, stdout); return 0;
+        case 'h': fputs(synth_usage, stdout); return CLI_EXIT_HELP;
         default: return cli_usage_error("synth", "unknown or incomplete flag");
         }
     }
+    cli_flags_done();
     if (optind < argc) return cli_usage_error("synth", "unexpected argument '%s'", argv[optind]);
-    if (!brokers) return cli_usage_error("synth", "--kafka-brokers is required");
+    if (!*brokers) return cli_usage_error("synth", "--kafka-brokers is required");
+    return 0;
+}
+
+static int main_synth(int argc, char **argv) {
+    synth_config sc;
+    const char *brokers = NULL;
+    long long items = 5000, per_user = 30;
+    synth_world *w = NULL;
+    rd_kafka_t *rk = NULL;
+    char err[512];
+    int rc;
+
+    if ((rc = config_apply("synth", &argc, &argv))) return rc;
+    synth_config_default(&sc);
+    if ((rc = main_synth_flags(argc, argv, &sc, &brokers, &items, &per_user)))
+        return rc == CLI_EXIT_HELP ? 0 : rc;
+    rc = 1;
     /* The world always has items for signals to point at. */
     sc.n_items = items ? (size_t)items : 5000;
     if (synth_world_new(&sc, &w, err, sizeof(err)) ||
@@ -376,65 +485,84 @@ out:
     return rc;
 }
 
-static const char ctl_usage[] =
-    "Usage: aisle ctl index reload --kafka-brokers LIST [FLAGS]\n"
+static const char config_usage[] =
+    "Usage: aisle config check FILE\n"
+    "       aisle config example\n"
     "\n"
-    "Operator commands, sent to every serve replica over the control topic.\n"
-    "  index reload   load the newest valid snapshot from each replica's --snapshots\n"
-    "                 directory; replicas keep serving during the swap, and one whose\n"
-    "                 newest snapshot is corrupt keeps its current index\n"
-    "\n"
-    "  --kafka-brokers LIST    Kafka bootstrap servers (required)\n"
-    "  --control-topic NAME    control topic (default aisle.control)\n"
-    "  -h, --help              show this help\n";
+    "  check FILE   validate FILE for serve, ingest, ctl, synth and demo and print the effective\n"
+    "               configuration (each value, and whether the file or the default set\n"
+    "               it); an error names the file, the line and the reason; exit 0 when\n"
+    "               valid, 1 when not\n"
+    "  example      print a commented file with every setting and its default\n";
 
-static int main_ctl(int argc, char **argv) {
-    static const struct option opts[] = {{"kafka-brokers", required_argument, 0, 'k'},
-                                         {"control-topic", required_argument, 0, 't'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    const char *brokers = NULL, *topic = KAFKA_TOPIC_CONTROL;
-    static const char cmd[] = "index reload";
-    rd_kafka_t *rk;
-    rd_kafka_resp_err_t e;
-    char err[512];
-    int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'k': brokers = optarg; break;
-        case 't': topic = optarg; break;
-        case 'h': fputs(ctl_usage, stdout); return 0;
-        default: return cli_usage_error("ctl", "unknown or incomplete flag");
+/* Runs cmd's own flag parser over what c gives it. Returns 0 when valid. */
+static int main_config_check_one(const config *c, const char *cmd) {
+    const char *kafka_opts[MAIN_MAX_KAFKA_OPTS], *http = NULL, *model = NULL, *tok = NULL;
+    const char **origins, *brokers = NULL, *chat_template = NULL;
+    long long model_threads, grace, items, per_user;
+    synth_config scfg;
+    runtime_config rcfg;
+    ingest_config icfg;
+    char **argv;
+    int argc, rc;
+
+    if (config_argv(c, cmd, &argc, &argv, &origins) != AISLE_OK) return 1;
+    cli_set_origins(origins, argc);
+    optind = 0; /* a fresh scan for each command */
+    runtime_config_default(&rcfg);
+    ingest_config_default(&icfg);
+    synth_config_default(&scfg);
+    if (strcmp(cmd, "serve") == 0)
+        rc = main_serve_flags(argc, argv, &rcfg, &model, &tok, &chat_template, &model_threads,
+                              &grace, &http);
+    else if (strcmp(cmd, "ingest") == 0)
+        rc = main_ingest_flags(argc, argv, &icfg, kafka_opts, &http);
+    else if (strcmp(cmd, "synth") == 0)
+        rc = main_synth_flags(argc, argv, &scfg, &brokers, &items, &per_user);
+    else if (strcmp(cmd, "demo") == 0)
+        rc = demo_check_flags(argc, argv);
+    else
+        rc = ctl_check_flags(argc, argv);
+    cli_flags_done();
+    return rc;
+}
+
+static int main_config(int argc, char **argv) {
+    static const char *const cmds[] = {"serve", "ingest", "ctl", "synth", "demo"};
+    config *c;
+    char err[1024];
+    int bad = 0;
+
+    if (argc == 2 && strcmp(argv[1], "example") == 0) {
+        config_print_example(stdout);
+        return 0;
+    }
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(config_usage, stdout);
+        return 0;
+    }
+    if (argc != 3 || strcmp(argv[1], "check"))
+        return cli_usage_error("config", "the commands are 'check FILE' and 'example'");
+    if (config_load(argv[2], &c, err, sizeof(err)) != AISLE_OK) {
+        fprintf(stderr, "aisle config: %s\n", err);
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+        if (main_config_check_one(c, cmds[i])) {
+            fprintf(stderr, "aisle config: %s is not a valid configuration for '%s'\n", argv[2],
+                    cmds[i]);
+            bad = 1;
         }
-    }
-    if (argc - optind != 2 || strcmp(argv[optind], "index") || strcmp(argv[optind + 1], "reload"))
-        return cli_usage_error("ctl", "the command is 'index reload'");
-    if (!brokers) return cli_usage_error("ctl", "--kafka-brokers is required");
-    if (!(rk = kafka_producer_new(brokers, err, sizeof(err)))) {
-        log_error("ctl", "%s", err);
-        return 1;
-    }
-    e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE((void *)cmd, sizeof(cmd) - 1),
-                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-    if (!e) e = rd_kafka_flush(rk, 10000);
-    rd_kafka_destroy(rk);
-    if (e) {
-        log_error("ctl", "sending to %s: %s", topic, rd_kafka_err2str(e));
-        return 1;
-    }
-    printf("sent 'index reload' to %s\n", topic);
-    return 0;
+    if (!bad) config_print_effective(c, stdout);
+    config_free(c);
+    return bad;
 }
 
 /* `aisle embed train|eval` and `aisle model convert`: argv[0] is the group
  * name; the module's entry point wants its own subcommand first. */
 static int main_embed(int argc, char **argv) { return embed_cli_main(argc - 1, argv + 1); }
 
-static int main_model(int argc, char **argv) {
-    if (argc >= 2 && strcmp(argv[1], "convert") == 0)
-        return model_cli_convert(argc - 1, argv + 1);
-    return cli_usage_error("model", "the only model command is 'convert'");
-}
+static int main_model(int argc, char **argv) { return model_cli_model(argc, argv); }
 
 int main(int argc, char **argv) {
     static const struct {
@@ -444,9 +572,9 @@ int main(int argc, char **argv) {
         {"serve", main_serve},   {"ingest", main_ingest},         {"demo", demo_main},
         {"synth", main_synth},   {"kafka-mock", mockctl_main},
         {"embed", main_embed},   {"generate", model_cli_generate},
-        {"model", main_model},   {"ctl", main_ctl},
-        {"report", report_main}, {"exp", expctl_main},
-        {"rank", rank_main},
+        {"model", main_model},   {"ctl", ctl_main},
+        {"config", main_config}, {"report", report_main},
+        {"exp", expctl_main},    {"rank", rank_main},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {

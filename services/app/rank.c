@@ -1,13 +1,13 @@
-/* rank: `aisle rank train|check` (see rank.h), over ltr/train.h and
- * ltr/model.h. */
+/* rank: `aisle rank train|check` (see rank.h), over services/experiment/ltr_train.h and
+ * ranker/ltr/model.h. */
 #include "services/app/rank.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "ltr/model.h"
-#include "ltr/train.h"
+#include "ranker/ltr/model.h"
+#include "services/experiment/ltr_train.h"
 #include "services/app/cli.h"
 #include "services/app/report.h"
 #include "services/base/log.h"

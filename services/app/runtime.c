@@ -117,6 +117,7 @@ catalog *runtime_catalog(runtime *rt) { return rt->cat; }
 shop *runtime_shop(runtime *rt) { return rt->sh; }
 int runtime_port(const runtime *rt) { return server_port(rt->srv); }
 int runtime_ready(runtime *rt) { return feed_ready(rt->fd); }
+void runtime_feed_stats(runtime *rt, feed_stats *out) { feed_get_stats(rt->fd, out); }
 
 void runtime_reload_tls(runtime *rt) {
     if (rt->tls) tls_reload(rt->tls);

@@ -43,6 +43,8 @@ shop *runtime_shop(runtime *rt);
 int runtime_port(const runtime *rt);
 /* Whether the catalog has been read to the end of the topic once. */
 int runtime_ready(runtime *rt);
+/* The catalog feed's counters (events applied and skipped). */
+void runtime_feed_stats(runtime *rt, feed_stats *out);
 
 /* Reads the TLS files again before the next handshake (SIGHUP); a no-op
  * for a plaintext server. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "services/base/clock.h"
+#include "services/obs/hooks.h"
 
 #define RCLUSTER_NONE 0xffff      /* a slot no known node serves */
 #define RCLUSTER_MAX_ROUNDS 8     /* redirections followed per command */
@@ -366,6 +367,7 @@ fail:
 
 int rcluster_exec(rcluster *c, redisReply ***replies, size_t *n, char *err,
                   size_t errlen) {
+    int64_t start_us = clock_mono_us();
     *replies = NULL;
     *n = 0;
     if (rcluster_connect(c, err, errlen)) goto fail;
@@ -388,6 +390,7 @@ int rcluster_exec(rcluster *c, redisReply ***replies, size_t *n, char *err,
             c->executed = 1;
             *replies = c->replies;
             *n = c->n_cmds;
+            obs_redis_done(1, start_us);
             return 0;
         }
         for (size_t i = 0; i < n_nodes; i++)
@@ -403,6 +406,7 @@ int rcluster_exec(rcluster *c, redisReply ***replies, size_t *n, char *err,
     snprintf(err, errlen, "redis cluster: still redirected after %d rounds",
              RCLUSTER_MAX_ROUNDS);
 fail:
+    obs_redis_done(0, start_us);
     rcluster_drop_all(c);
     rcluster_reset(c);
     return -1;

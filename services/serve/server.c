@@ -19,6 +19,7 @@
 #include "services/base/clock.h"
 #include "services/base/log.h"
 #include "services/base/status.h"
+#include "services/obs/hooks.h"
 #include "services/serve/auth.h"
 #include "services/serve/grpcstatus.h"
 #include "services/serve/tls.h"
@@ -152,6 +153,7 @@ static void server_request_id(server *s, char *buf, size_t len) {
     uint64_t n = atomic_fetch_add(&s->next_request_id, 1);
     snprintf(buf, len, "%08" PRIx64 "-%06" PRIx64,
              (uint64_t)clock_wall_ms() & 0xffffffffu, n & 0xffffff);
+    log_set_request_id(buf); /* this worker's log lines name the call until obs_rpc_end */
 }
 
 static void server_call_free(server_call *sc);
@@ -241,6 +243,7 @@ int server_stream_send(server_stream *st, const ProtobufCMessage *msg) {
     if (!st->sent_initial) {
         ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
         st->sent_initial = 1;
+        obs_rpc_first_message();
     }
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n++].data.send_message.send_message = bb;
@@ -355,6 +358,7 @@ static void server_run_stream(server_worker *w, server_call *sc) {
     if (!st.close_done)
         grpc_completion_queue_pluck(sc->call_cq, &st.close_tag,
                                     gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    obs_rpc_end(st.rep.status);
     server_call_free(sc);
 }
 
@@ -396,6 +400,7 @@ static void server_answer(server_worker *w, server_call *sc) {
     server_reply rep = {GRPC_STATUS_OK, "", NULL, 0};
     grpc_slice body;
 
+    obs_rpc_begin(sc->method < 0 ? NULL : s->methods[sc->method].def.path);
     if (sc->method < 0) {
         char *path = grpc_slice_to_c_string(sc->details.method);
         server_reply_grpc(&rep, GRPC_STATUS_UNIMPLEMENTED, "method %s is not implemented",
@@ -412,6 +417,7 @@ static void server_answer(server_worker *w, server_call *sc) {
         grpc_slice_unref(body);
     }
     server_send_reply(sc, &rep);
+    obs_rpc_end(rep.status);
     free(rep.body);
 }
 
@@ -564,7 +570,7 @@ static int server_run(server *s, char *err, size_t errlen) {
 
 int server_start(const server_config *cfg, catalog *c, server **out, char *err,
                  size_t errlen) {
-    server *s;
+    server *s = NULL;
     int rc;
     *out = NULL;
     if ((rc = server_alloc(cfg, c, &s, err, errlen)) != AISLE_OK) return rc;

@@ -110,7 +110,7 @@ char *compose_answer(const compose_input *in) {
     return buf_take(&b);
 }
 
-char *compose_prompt(const compose_input *in, const char *query) {
+char *compose_request(const compose_input *in, const char *query) {
     buf b = {0};
     size_t n = 0;
 
@@ -129,7 +129,6 @@ char *compose_prompt(const compose_input *in, const char *query) {
         buf_printf(&b, "[%zu] %s, %s%s%s\n", i + 1, *it->title ? it->title : it->item_id,
                        price, *it->brand ? ", " : "", it->brand);
     }
-    buf_puts(&b, "Answer in two sentences. Name products only as [1], [2].\nAnswer:");
     return buf_take(&b);
 }
 

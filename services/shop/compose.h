@@ -48,10 +48,15 @@ typedef struct compose_input {
  * string the caller frees, or NULL when out of memory. */
 char *compose_answer(const compose_input *in);
 
-/* The model's prompt: the request (brackets and newlines removed, cut to a
- * couple of hundred bytes), the slot list and the instruction. Caller
- * frees; NULL when out of memory. */
-char *compose_prompt(const compose_input *in, const char *query);
+/* What the model is told on every call (the system turn of a chat model;
+ * after the request in a plain prompt). */
+#define COMPOSE_INSTRUCTIONS \
+    "You help a shopper choose. Answer in two sentences. Name products only as [1], [2]."
+
+/* The call's own part of the model's prompt: the request (brackets and
+ * newlines removed, cut to a couple of hundred bytes) and the slot list.
+ * Caller frees; NULL when out of memory. */
+char *compose_request(const compose_input *in, const char *query);
 
 /* Receives repaired text; returns non-zero to stop (the client is gone). */
 typedef int (*compose_emit_fn)(void *ud, const char *text, size_t len);

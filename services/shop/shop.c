@@ -11,6 +11,7 @@
 #include "aisle/v1/aisle.pb-c.h"
 #include "services/base/clock.h"
 #include "services/base/status.h"
+#include "services/obs/hooks.h"
 #include "services/shop/compose.h"
 #include "services/shop/council.h"
 #include "services/base/log.h"
@@ -64,7 +65,7 @@ int shop_new(const shop_config *cfg, shop **out, char *err, size_t errlen) {
 }
 
 int shop_engine_load(const char *model_path, const char *tok_path, int threads,
-                     shop_engine *e, char *err, size_t errlen) {
+                     const char *chat_template, shop_engine *e, char *err, size_t errlen) {
     int rc;
     memset(e, 0, sizeof(*e));
     if ((rc = model_load(model_path, &e->m, err, errlen)) != 0) return rc;
@@ -78,13 +79,17 @@ int shop_engine_load(const char *model_path, const char *tok_path, int threads,
     }
     if (rc == 0 && threads > 1 && tpool_new(threads, &e->pool) != 0) {
         snprintf(err, errlen, "cannot start %d model threads", threads);
-        rc = MODEL_ENOMEM;
+        rc = AISLE_ENOMEM;
     }
+    if (rc == 0)
+        rc = speaker_new(e->m, e->tok, e->pool, COMPOSE_INSTRUCTIONS, chat_template, &e->speaker,
+                         err, errlen);
     if (rc != 0) shop_engine_free(e);
     return rc;
 }
 
 void shop_engine_free(shop_engine *e) {
+    speaker_free(e->speaker);
     tpool_free(e->pool);
     tok_free(e->tok);
     model_free(e->m);
@@ -397,25 +402,22 @@ static int shop_piece(void *ud, const char *text, size_t len) {
  * client is gone. */
 static int shop_speak(shop *s, const shop_sink *o, const compose_input *in, const char *query,
                       const query_vocab *v, int64_t deadline_ms, uint64_t seed) {
-    model_session *sess = NULL;
     shop_talk talk = {NULL, o};
-    char *prompt = compose_prompt(in, query);
+    char *request = compose_request(in, query);
     gen_params p;
     gen_stats gs = {0};
-    int rc = 1, max_seq;
+    int rc = 1;
 
-    if (!prompt || compose_filter_new(in, v, shop_emit, (void *)o, &talk.f) != 0) goto out;
-    max_seq = (int)tok_max_tokens(prompt) + s->cfg.max_tokens;
-    if (model_session_new(s->cfg.engine->m, s->cfg.engine->pool, max_seq, &sess) != 0) goto out;
+    if (!request || compose_filter_new(in, v, shop_emit, (void *)o, &talk.f) != 0) goto out;
     gen_params_init(&p);
     p.temperature = 0.7f;
     p.topp = 0.9f;
     p.seed = seed;
     p.max_tokens = s->cfg.max_tokens;
     p.deadline_ns = (deadline_ms - SHOP_SEND_RESERVE_MS) * 1000000LL;
-    if (gen_feed_text(sess, s->cfg.engine->tok, prompt, 1, &p, &gs) != 0 || gs.reason != GEN_STOP_NONE)
-        goto out; /* no room for the prompt, or out of time already */
-    if (gen_run(sess, s->cfg.engine->tok, &p, shop_piece, &talk, &gs) != 0) goto out;
+    if (speaker_say(s->cfg.engine->speaker, request, &p, shop_piece, &talk, &gs) != AISLE_OK)
+        goto out; /* no room for the prompt: the composer answers */
+    obs_model_generated(gs.n_tokens, gs.elapsed_ns);
     if (o->cancelled(o->ud)) {
         rc = -1;
         goto out;
@@ -426,9 +428,8 @@ static int shop_speak(shop *s, const shop_sink *o, const compose_input *in, cons
               gs.n_tokens, gen_stop_name(gs.reason), compose_filter_cited(talk.f),
               compose_filter_repairs(talk.f), rc == 1 ? ", fell back" : "");
 out:
-    model_session_free(sess);
     compose_filter_free(talk.f);
-    free(prompt);
+    free(request);
     return rc;
 }
 

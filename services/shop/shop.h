@@ -21,6 +21,7 @@
 
 #include "aisle/v1/aisle.pb-c.h"
 #include "model/gen.h"
+#include "services/shop/speaker.h"
 #include "retrieval/catalog.h"
 #include "services/profile/profile.h"
 
@@ -31,15 +32,17 @@
 typedef struct shop_engine {
     model *m;
     tok_tokenizer *tok;
-    tpool *pool; /* NULL when it runs on one thread */
+    tpool *pool;     /* NULL when it runs on one thread */
+    speaker *speaker; /* decodes every call's answer together */
 } shop_engine;
 
 /* Loads the model at model_path with the llama2.c tokenizer at tok_path (or,
- * when tok_path is NULL, the vocabulary inside a GGUF model) and a pool of
- * threads (1 = none). Returns 0, or a negative AISLE_* code with err set.
- * Free with shop_engine_free. */
+ * when tok_path is NULL, the vocabulary inside a GGUF model), a pool of
+ * threads (1 = none) and the speaker that decodes for every call, with the
+ * chat template named (NULL: the file's own). Returns 0, or a negative
+ * AISLE_* code with err set. Free with shop_engine_free. */
 int shop_engine_load(const char *model_path, const char *tok_path, int threads,
-                     shop_engine *e, char *err, size_t errlen);
+                     const char *chat_template, shop_engine *e, char *err, size_t errlen);
 void shop_engine_free(shop_engine *e);
 
 typedef struct shop_config {

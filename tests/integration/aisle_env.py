@@ -38,6 +38,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def shared_dir():
+    """shared/ beside the workspace (datasets, models): found from the real
+    path of this file (the runfiles tree links back into the workspace), or
+    AISLE_SHARED; None when there is none."""
+    if os.environ.get("AISLE_SHARED"):
+        return os.environ["AISLE_SHARED"]
+    d = os.path.dirname(os.path.realpath(__file__))
+    while d != os.path.dirname(d):
+        if os.path.exists(os.path.join(d, "WORKSPACE")):
+            return os.path.join(os.path.dirname(d), "shared")
+        d = os.path.dirname(d)
+    return None
+
+
 def aisle_binary():
     path = os.environ.get("AISLE_BIN") or os.path.join(ROOT, "bazel-bin", "aisle")
     if not os.access(path, os.X_OK):
@@ -93,8 +107,8 @@ class Procs:
 
     def serve(self, brokers, redis_addr, dim, extra=(), timeout=20):
         """Starts aisle serve; dim None leaves it to the snapshot."""
-        argv = [aisle_binary(), "serve", "--listen", "127.0.0.1:0", "--kafka-brokers", brokers,
-                "--redis", redis_addr]
+        argv = [aisle_binary(), "serve", "--listen", "127.0.0.1:0", "--http-listen",
+                "127.0.0.1:0", "--kafka-brokers", brokers, "--redis", redis_addr]
         if "--tls-cert" not in extra:
             argv.append("--insecure")
         if dim is not None:
@@ -104,8 +118,9 @@ class Procs:
         return p, "127.0.0.1:" + port
 
     def ingest(self, brokers, redis_addr, extra=()):
-        p, _ = self.start("ingest", [aisle_binary(), "ingest", "--kafka-brokers", brokers,
-                                     "--redis", redis_addr] + list(extra))
+        p, _ = self.start("ingest", [aisle_binary(), "ingest", "--http-listen", "127.0.0.1:0",
+                                     "--kafka-brokers", brokers, "--redis", redis_addr]
+                          + list(extra))
         return p
 
     def stop(self, p, sig=signal.SIGTERM, timeout=15):

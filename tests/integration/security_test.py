@@ -180,6 +180,23 @@ class Security(unittest.TestCase):
         self.assertIn("reload refused", self.procs.log(self.serve))
         self.assertTrue(self.serve_certificate("server", "ca.pem"))
 
+    def test_bad_tls_files_are_refused_at_start(self):
+        d = self.dir
+        cases = [(["--tls-cert", os.path.join(d, "server.pem"),
+                   "--tls-key", os.path.join(d, "client.key")], "does not match"),
+                 (["--tls-cert", os.path.join(d, "tokens"),
+                   "--tls-key", os.path.join(d, "server.key")], "holds no PEM certificate"),
+                 (["--tls-cert", os.path.join(d, "missing.pem"),
+                   "--tls-key", os.path.join(d, "server.key")], "missing.pem"),
+                 (["--tls-cert", os.path.join(d, "server.pem")], "go together")]
+        for extra, msg in cases:
+            r = subprocess.run([aisle_env.aisle_binary(), "serve", "--listen", "127.0.0.1:0",
+                                "--kafka-brokers", self.brokers, "--redis", self.redis] + extra,
+                               capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(r.returncode, 0, extra)
+            self.assertIn(msg, r.stderr, extra)
+            self.assertNotIn("PRIVATE KEY", r.stderr)
+
     def test_request_size_limit(self):
         with self.channel(self.maddr, client=True) as ch:
             big = self.pb.RecommendRequest(user_id="u" * 200000, limit=3)

@@ -32,17 +32,7 @@ PER_KIND = 8
 MONEY = re.compile(r"[$\u20ac\u00a3]\s?(\d[\d,]*(?:\.\d+)?)")
 
 
-def shared_dir():
-    """shared/ beside the workspace: found from the real path of this file
-    (the runfiles tree links back into the workspace), or AISLE_SHARED."""
-    if os.environ.get("AISLE_SHARED"):
-        return os.environ["AISLE_SHARED"]
-    d = os.path.dirname(os.path.realpath(__file__))
-    while d != os.path.dirname(d):
-        if os.path.exists(os.path.join(d, "WORKSPACE")):
-            return os.path.join(os.path.dirname(d), "shared")
-        d = os.path.dirname(d)
-    return None
+shared_dir = aisle_env.shared_dir
 
 
 def vec(axis, i):

@@ -138,8 +138,61 @@ done:
     free(q8);
 }
 
+/* Path of a file in shared/models/gguf; static storage rotated among 4. */
+static char *gguf(const char *name) {
+    static char slots[4][4096];
+    static int next;
+    char *p = slots[next++ % 4];
+    snprintf(p, 4096, "%s/%s", tu_gguf_dir(), name);
+    return p;
+}
+
+static void test_model_commands(void) {
+    char tokens[4096]; /* tu_tmp's slots are reused by run() */
+
+    snprintf(tokens, sizeof tokens, "%s", tu_tmp("ids.txt"));
+    if (!tu_gguf_dir())
+        return;
+    /* "Hello world" in Llama 2's vocabulary; --special parses <s>. */
+    TEST_CHECK(run(model_cli_model,
+                   ARGV("model", "tokenize", "--model",
+                        gguf("vocab/ggml-vocab-llama-spm.gguf"), "--text",
+                        "Hello world<s>", "--special")) == 0);
+    TEST_CHECK_STR(captured, "1 15043 3186 1\n");
+    TEST_CHECK(run(model_cli_model,
+                   ARGV("model", "tokenize", "--model",
+                        gguf("vocab/ggml-vocab-llama-spm.gguf"), "--text",
+                        "Hello world", "--no-bos")) == 0);
+    TEST_CHECK_STR(captured, "15043 3186\n");
+    TEST_CHECK(run(model_cli_model,
+                   ARGV("model", "tokenize", "--model",
+                        gguf("vocab/ggml-vocab-llama-spm.gguf"))) == 2);
+
+    TEST_REQUIRE(tu_write(tokens, "27 91\n", 6) == 0);
+    TEST_CHECK(run(model_cli_model,
+                   ARGV("model", "logits", "--model", gguf("qwen2-F16.gguf"),
+                        "--tokens-file", tokens, "--top", "2")) == 0);
+    TEST_CHECK(strstr(captured, "{\"pos\": 0, \"top\": [[1887, 18.98") ==
+               captured);
+    TEST_CHECK(strstr(captured, "\n{\"pos\": 1, \"top\": [[") != NULL);
+    TEST_REQUIRE(tu_write(tokens, "27 99999999\n", 12) == 0);
+    TEST_CHECK(run(model_cli_model,
+                   ARGV("model", "logits", "--model", gguf("qwen2-F16.gguf"),
+                        "--tokens-file", tokens)) == 1);
+
+    TEST_CHECK(run(model_cli_model,
+                   ARGV("model", "info", "--model",
+                        gguf("qwen2-Q4_K_M.gguf"))) == 0);
+    TEST_CHECK(strstr(captured, "architecture: qwen2\n") != NULL);
+    TEST_CHECK(strstr(captured, "Q4_K x") != NULL);
+    TEST_CHECK(strstr(captured, "pre-tokenizer qwen2") != NULL);
+    TEST_CHECK(strstr(captured, "chat template: chatml") != NULL);
+    TEST_CHECK(run(model_cli_model, ARGV("model", "nope")) == 2);
+}
+
 int main(void) {
     TEST_RUN(test_generate_usage_errors);
     TEST_RUN(test_generate_and_convert);
+    TEST_RUN(test_model_commands);
     return test_summary();
 }

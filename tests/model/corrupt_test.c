@@ -153,7 +153,7 @@ static void test_legacy_checkpoint(void) {
     check_truncations(src, 512, 4);
     check_header_flips(src, 0, 0);
     TEST_CHECK(load_and_poke(tu_tmp("does-not-exist.bin"), err, sizeof err) ==
-               MODEL_EIO);
+               AISLE_EIO);
     TEST_CHECK(strstr(err, "does-not-exist") != NULL);
 }
 
@@ -268,6 +268,20 @@ static void test_gguf(void) {
     MUTATE(memcpy(copy + at + 4 + 16, &(uint32_t){99}, 4));
     TEST_CHECK(load_and_poke(mod, err, sizeof err) != 0 &&
                strstr(err, "type"));
+    /* A type the engine does not compute with is refused by name; a K-quant
+     * whose 64-value rows are not whole 256-value blocks, as a shape. */
+    MUTATE(memcpy(copy + at + 4 + 16, &(uint32_t){GGUF_T_Q8_K + 1}, 4));
+    TEST_CHECK(load_and_poke(mod, err, sizeof err) != 0 &&
+               strstr(err, "IQ2_XXS"));
+    MUTATE(memcpy(copy + at + 4 + 16, &(uint32_t){GGUF_T_Q4_K}, 4));
+    TEST_CHECK(load_and_poke(mod, err, sizeof err) != 0 &&
+               strstr(err, "whole Q4_K blocks"));
+    at = find(buf, size, "general.architecture");
+    TEST_REQUIRE(at);
+    /* key, value type (4), string length (8), then "llama" */
+    MUTATE(memcpy(copy + at + strlen("general.architecture") + 12, "mamba", 5));
+    TEST_CHECK(load_and_poke(mod, err, sizeof err) != 0 &&
+               strstr(err, "'mamba' is not supported"));
 
     /* Every byte of the metadata and tensor table overwritten in turn:
      * refused or harmless, never a fault. */

@@ -534,7 +534,7 @@ static void test_batched_prompt_matches_stepwise(void) {
         TEST_REQUIRE(model_session_new(m, NULL, 20, &s) == 0);
         for (int i = 0; i < 21; i++)
             TEST_CHECK(model_session_push(s, ids[i]) == 0);
-        TEST_CHECK(model_session_push(s, ids[21]) == MODEL_EFULL);
+        TEST_CHECK(model_session_push(s, ids[21]) == AISLE_EFULL);
         TEST_CHECK(model_session_logits(s) == NULL);
         TEST_CHECK(model_session_pos(s) == 21);
         model_session_free(s);

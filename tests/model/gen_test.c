@@ -260,7 +260,7 @@ static void test_context_and_continuation(void) {
 
     gen_params_init(&p);
     TEST_REQUIRE(model_session_new(m, NULL, 24, &s) == 0);
-    TEST_CHECK(gen_run(s, t, &p, on_text, &k, &st) == MODEL_EINVAL);
+    TEST_CHECK(gen_run(s, t, &p, on_text, &k, &st) == AISLE_EINVAL);
     TEST_CHECK(gen_feed_text(s, t, "Once upon a time", 1, &p, &st) == 0);
     n_prompt = st.n_tokens;
     TEST_CHECK(gen_run(s, t, &p, on_text, &k, &st) == 0);

@@ -4,6 +4,8 @@
 #include "tests/test.h"
 
 #include "model/kern.h"
+#include "model/quant.h"
+#include "services/base/status.h"
 #include "model/tpool.h"
 
 #include <math.h>
@@ -25,6 +27,29 @@ typedef struct mat_case {
     int type, rows, cols, gs;
 } mat_case;
 
+/* n values of a GGUF block type as random bytes, with sane half-precision
+ * scales (any bit pattern is a valid block otherwise). */
+static void *random_blocks(int type, size_t n) {
+    int elems, bytes, nh = 0, at[2];
+    uint8_t *b;
+
+    quant_block(type, &elems, &bytes);
+    b = malloc(n / (size_t)elems * (size_t)bytes);
+    switch (type) {
+    case KERN_Q6_K: nh = 1; at[0] = 208; break;
+    case KERN_Q4_0: case KERN_Q5_0: nh = 1; at[0] = 0; break;
+    default: nh = 2; at[0] = 0; at[1] = 2; break; /* d and min/dmin */
+    }
+    for (size_t k = 0; k < n / (size_t)elems * (size_t)bytes; k++)
+        b[k] = (uint8_t)(frand() * 128 + 128);
+    for (size_t k = 0; k < n / (size_t)elems; k++)
+        for (int i = 0; i < nh; i++) {
+            uint16_t h = kern_f32_to_f16(0.01f + 0.02f * (frand() + 1));
+            memcpy(b + k * (size_t)bytes + at[i], &h, 2);
+        }
+    return b;
+}
+
 /* Builds a matrix of the case's type from random floats; *dense gets the
  * dequantized values the kernels should be multiplying. */
 static void build(const mat_case *c, void **q, float **s, float **dense) {
@@ -45,6 +70,18 @@ static void build(const mat_case *c, void **q, float **s, float **dense) {
         *q = malloc(n);
         *s = malloc(n / (size_t)c->gs * sizeof **s);
         kern_quantize(f, (int)n, c->gs, *q, *s);
+        free(f);
+    } else if (c->type == KERN_BF16) {
+        uint16_t *h = malloc(n * 2);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, &f[i], 4);
+            h[i] = (uint16_t)(u >> 16);
+        }
+        *q = h;
+        free(f);
+    } else if (c->type != KERN_Q8_0) {
+        *q = random_blocks(c->type, n);
         free(f);
     } else {
         uint8_t *b = malloc(n / 32 * KERN_Q8_0_BYTES);
@@ -72,6 +109,9 @@ static void test_matvec_all_levels(void) {
         {KERN_F16, 3, 13, 0},    {KERN_Q8, 29, 64, 64},  {KERN_Q8, 31, 192, 64},
         {KERN_Q8, 17, 96, 32},   {KERN_Q8, 9, 384, 128}, {KERN_Q8, 11, 172, 4},
         {KERN_Q8, 7, 320, 32},   {KERN_Q8_0, 23, 64, 32}, {KERN_Q8_0, 19, 96, 32},
+        {KERN_BF16, 9, 77, 0},   {KERN_Q4_0, 13, 96, 32}, {KERN_Q4_1, 11, 64, 32},
+        {KERN_Q5_0, 7, 160, 32}, {KERN_Q5_1, 9, 96, 32},  {KERN_Q4_K, 10, 512, 256},
+        {KERN_Q5_K, 6, 256, 256}, {KERN_Q6_K, 12, 512, 256},
     };
     int top = kern_set_level(KERN_VNNI_LEVEL);
 
@@ -80,10 +120,11 @@ static void test_matvec_all_levels(void) {
         void *q;
         float *s, *dense, x[512], out[64], want[64];
         int8_t xq[512];
-        float xs[512];
-        kern_act act = {x, c->cols, xq, xs, 0};
+        float xs[512], xsum[512];
+        kern_act act = {x, c->cols, xq, xs, xsum, 0};
         kern_mat w = {c->type, c->rows, c->cols, c->gs, NULL, NULL};
-        int agsz = c->type == KERN_Q8_0 ? 32 : c->gs;
+        kern_mat probe = {c->type, c->rows, c->cols, c->gs, NULL, NULL};
+        int agsz = kern_needs_act(&probe);
 
         build(c, &q, &s, &dense);
         w.q = q;
@@ -253,7 +294,81 @@ static void test_tpool(void) {
     TEST_CHECK(tpool_new(0, &shared_pool) < 0);
 }
 
+/* quant_encode then quant_dequant stays within each format's step. */
+static void test_encode_round_trip(void) {
+    static const struct {
+        int type;
+        float tol;
+    } cases[] = {{KERN_Q8_0, 0.005f}, {KERN_Q4_K, 0.1f}, {KERN_Q6_K, 0.03f}};
+    float x[512], y[512];
+    uint8_t blocks[512 / 32 * 34];
+
+    for (int i = 0; i < 512; i++)
+        x[i] = frand();
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        float worst = 0.0f;
+        TEST_REQUIRE(quant_encode(cases[c].type, x, 512, blocks) == 0);
+        quant_dequant(cases[c].type, blocks, 512, y);
+        for (int i = 0; i < 512; i++)
+            worst = fmaxf(worst, fabsf(x[i] - y[i]));
+        TEST_CHECK(worst < cases[c].tol);
+        if (worst >= cases[c].tol)
+            fprintf(stderr, "%s round trip error %g\n",
+                    kern_type_name(cases[c].type), worst);
+    }
+    TEST_CHECK(quant_encode(KERN_Q5_0, x, 512, blocks) == AISLE_EINVAL);
+    TEST_CHECK(quant_encode(KERN_Q4_K, x, 100, blocks) == AISLE_EINVAL);
+}
+
+/* kern_matvec_n with several activations equals kern_matvec with each. */
+static void test_matvec_n(void) {
+    static const mat_case cases[] = {
+        {KERN_Q8_0, 9, 96, 32},  {KERN_Q4_0, 7, 64, 32},  {KERN_Q5_1, 5, 96, 32},
+        {KERN_Q4_K, 6, 512, 256}, {KERN_Q5_K, 4, 256, 256},
+        {KERN_Q6_K, 5, 256, 256}, {KERN_F32, 5, 64, 0},
+    };
+    int top = kern_set_level(KERN_VNNI_LEVEL);
+
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const mat_case *c = &cases[ci];
+        enum { NX = 3 };
+        void *q;
+        float *s, *dense, x[NX][512], xs[NX][512], xsum[NX][512];
+        float one[16], many[NX * 16];
+        int8_t xq[NX][512];
+        kern_act act[NX];
+        kern_mat w = {c->type, c->rows, c->cols, c->gs, NULL, NULL};
+
+        build(c, &q, &s, &dense);
+        w.q = q;
+        w.s = s;
+        for (int t = 0; t < NX; t++) {
+            for (int j = 0; j < c->cols; j++)
+                x[t][j] = frand();
+            act[t] = (kern_act){x[t], c->cols, xq[t], xs[t], xsum[t], 0};
+            if (kern_needs_act(&w))
+                kern_act_quantize(&act[t], kern_needs_act(&w));
+        }
+        for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
+            kern_set_level(level);
+            kern_matvec_n(&w, act, NX, many, 16, 0, c->rows);
+            for (int t = 0; t < NX; t++) {
+                kern_matvec(&w, &act[t], one, 0, c->rows);
+                for (int r = 0; r < c->rows; r++)
+                    TEST_CHECK(fabsf(one[r] - many[16 * t + r]) <=
+                               1e-4f * (1.0f + fabsf(one[r])));
+            }
+        }
+        kern_set_level(KERN_VNNI_LEVEL);
+        free(q);
+        free(s);
+        free(dense);
+    }
+}
+
 int main(void) {
+    TEST_RUN(test_matvec_n);
+    TEST_RUN(test_encode_round_trip);
     TEST_RUN(test_matvec_all_levels);
     TEST_RUN(test_attention_levels);
     TEST_RUN(test_half_conversions);

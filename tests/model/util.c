@@ -11,49 +11,64 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char stories[PATH_MAX];
-static int stories_state; /* 0 unknown, 1 found, -1 missing */
-
 static int is_dir(const char *p) {
     struct stat st;
     return !stat(p, &st) && S_ISDIR(st.st_mode);
 }
 
-static int try_shared(const char *shared) {
-    if (snprintf(stories, sizeof stories, "%s/models/stories260K", shared) >=
-        (int)sizeof stories)
-        return 0;
-    return is_dir(stories);
-}
-
-const char *tu_stories_dir(void) {
+/* shared/ beside the workspace into out (PATH_MAX bytes): AISLE_SHARED,
+ * else through the runfiles link back to the workspace; 0 or -1. */
+static int find_shared(char *out) {
     const char *env = getenv("AISLE_SHARED");
     const char *srcdir = getenv("TEST_SRCDIR");
     const char *ws = getenv("TEST_WORKSPACE");
     char anchor[PATH_MAX], real[PATH_MAX];
+    char *cut;
 
-    if (stories_state)
-        return stories_state > 0 ? stories : NULL;
-    stories_state = -1;
-    if (env && try_shared(env)) {
-        stories_state = 1;
-        return stories;
+    if (env && is_dir(env)) {
+        snprintf(out, PATH_MAX, "%s", env);
+        return 0;
     }
     snprintf(anchor, sizeof anchor, "%s/%s/tests/model/BUILD",
              srcdir ? srcdir : ".", ws ? ws : "aisle");
-    if (realpath(anchor, real) || realpath("tests/model/BUILD", real)) {
-        char *cut = strstr(real, "/tests/model/BUILD");
-        if (cut) {
-            *cut = '\0';
-            strncat(real, "/../shared", sizeof real - strlen(real) - 1);
-            if (try_shared(real))
-                stories_state = 1;
-        }
-    }
-    if (stories_state < 0)
-        fprintf(stderr, "skip: shared/models/stories260K not found beside "
-                "the workspace (set AISLE_SHARED)\n");
-    return stories_state > 0 ? stories : NULL;
+    if (!realpath(anchor, real) && !realpath("tests/model/BUILD", real))
+        return -1;
+    if (!(cut = strstr(real, "/tests/model/BUILD")))
+        return -1;
+    *cut = '\0';
+    if (snprintf(out, PATH_MAX, "%s/../shared", real) >= PATH_MAX)
+        return -1;
+    return is_dir(out) ? 0 : -1;
+}
+
+/* Directory shared/SUB into dir, remembered in *state (0 unknown, 1 found,
+ * -1 missing, after printing a skip notice). */
+static const char *shared_sub(const char *sub, char *dir, int *state) {
+    char shared[PATH_MAX];
+
+    if (*state)
+        return *state > 0 ? dir : NULL;
+    *state = -1;
+    if (!find_shared(shared) &&
+        snprintf(dir, PATH_MAX, "%s/%s", shared, sub) < PATH_MAX &&
+        is_dir(dir))
+        *state = 1;
+    else
+        fprintf(stderr, "skip: shared/%s not found beside the workspace "
+                "(set AISLE_SHARED)\n", sub);
+    return *state > 0 ? dir : NULL;
+}
+
+const char *tu_stories_dir(void) {
+    static char dir[PATH_MAX];
+    static int state;
+    return shared_sub("models/stories260K", dir, &state);
+}
+
+const char *tu_gguf_dir(void) {
+    static char dir[PATH_MAX];
+    static int state;
+    return shared_sub("models/gguf", dir, &state);
 }
 
 const char *tu_stories(const char *name) {

@@ -9,6 +9,10 @@
  * printing a skip notice when shared/ is not beside the workspace. */
 const char *tu_stories_dir(void);
 
+/* ".../shared/models/gguf" (llama.cpp's reference data), or NULL after a
+ * skip notice. */
+const char *tu_gguf_dir(void);
+
 /* Path of a file in the stories260K directory; static storage. */
 const char *tu_stories(const char *name);
 

@@ -127,7 +127,7 @@ static void test_prompt_lists_slots(void) {
     compose_input in = {&q, items, NULL, 2, COMPOSE_FIT};
     char *s;
     query_parse("", vocab, &q);
-    TEST_REQUIRE((s = compose_prompt(&in, "socks [3]\nplease")) != NULL);
+    TEST_REQUIRE((s = compose_request(&in, "socks [3]\nplease")) != NULL);
     TEST_CHECK(strstr(s, "A shopper asks: socks  3  please\n") != NULL);
     TEST_CHECK(strstr(s, "[1] Stride Ultralight running socks, $12.99, Stride\n"
                          "[2] Loop split shorts, $39.99, Loop\n") != NULL);

@@ -16,7 +16,7 @@
 
 #include "aisle/v1/events.pb-c.h"
 #include "aisle/v1/experiments.pb-c.h"
-#include "ltr/model.h"
+#include "ranker/ltr/model.h"
 
 typedef struct ltr_data ltr_data;
 

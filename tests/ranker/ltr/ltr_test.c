@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ltr/model.h"
-#include "ltr/train.h"
+#include "ranker/ltr/model.h"
+#include "services/experiment/ltr_train.h"
 #include "services/base/status.h"
 #include "services/experiment/exposure.h"
 #include "services/experiment/report.h"

@@ -1,6 +1,6 @@
 /* model: the checked model file, XGBoost scoring and the hot-swap slot
  * (see model.h). */
-#include "ltr/model.h"
+#include "ranker/ltr/model.h"
 
 #include <fcntl.h>
 #include <math.h>

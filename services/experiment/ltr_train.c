@@ -1,6 +1,6 @@
 /* train: the learning-to-rank dataset, LambdaMART training with XGBoost's
  * C API, and NDCG evaluation (see train.h). */
-#include "ltr/train.h"
+#include "services/experiment/ltr_train.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,0 +1,398 @@
+/* tok_bpe.c — byte-level BPE (tokenizer.ggml.model "gpt2") as llama.cpp
+ * runs it.
+ *
+ * Text is first cut into words by the pre-tokenizer's regular expressions,
+ * applied in turn, each splitting every piece the previous ones left into
+ * matches and the gaps between them. The expressions are llama.cpp's,
+ * chosen by the name in tokenizer.ggml.pre; PCRE2 with Unicode properties
+ * runs them. Each word's bytes are spelled as GPT-2's printable characters
+ * (bytes_to_unicode), then adjacent symbols are merged, lowest merge rank
+ * first and leftmost on ties, until no pair has a rank. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+
+#include "model/tok_int.h"
+
+#include "services/base/status.h"
+
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* llama.cpp's pre-tokenizer expressions (llama-vocab.cpp), by family. */
+#define RE_GPT2                                                              \
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|"     \
+    "\\s+(?!\\S)"
+#define RE_LLAMA3_HEAD                                                       \
+    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|"            \
+    "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+#define RE_LLAMA3_TAIL                                                       \
+    "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RE_PORO " ?[^(\\s|.,!?\xe2\x80\xa6\xe3\x80\x82\xef\xbc\x8c\xe3\x80\x81" \
+                "\xe0\xa5\xa4\xdb\x94\xd8\x8c)]+"
+
+typedef struct pre_family {
+    const char *re[TOK_MAX_REGEX];
+    int ignore_merges, add_bos;
+} pre_family;
+
+static const pre_family F_DEFAULT = {
+    {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}, 0, 0};
+static const pre_family F_GPT2 = {{RE_GPT2}, 0, 0};
+static const pre_family F_LLAMA3 = {
+    {RE_LLAMA3_HEAD "\\p{N}{1,3}" RE_LLAMA3_TAIL}, 1, 1};
+static const pre_family F_LLAMA3_REGEX = {
+    {RE_LLAMA3_HEAD "\\p{N}{1,3}" RE_LLAMA3_TAIL}, 0, 0};
+static const pre_family F_QWEN2 = {{RE_LLAMA3_HEAD "\\p{N}" RE_LLAMA3_TAIL},
+                                   0, 0};
+static const pre_family F_STARCODER = {{"\\p{N}", RE_GPT2}, 0, 0};
+static const pre_family F_FALCON = {
+    {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]"}, 0, 0};
+static const pre_family F_PORO = {{RE_PORO}, 0, 0};
+static const pre_family F_VIKING = {{RE_PORO, "\\p{N}"}, 0, 0};
+
+/* tokenizer.ggml.pre names and the expressions llama.cpp maps them to. */
+static const struct {
+    const char *name;
+    const pre_family *f;
+} pre_names[] = {
+    {"default", &F_DEFAULT},
+    {"llama3", &F_LLAMA3},       {"llama-v3", &F_LLAMA3},
+    {"llama-bpe", &F_LLAMA3},    {"falcon3", &F_LLAMA3},
+    {"dbrx", &F_LLAMA3_REGEX},   {"smaug-bpe", &F_LLAMA3_REGEX},
+    {"chatglm-bpe", &F_LLAMA3_REGEX},
+    {"gpt-2", &F_GPT2},          {"mpt", &F_GPT2},
+    {"olmo", &F_GPT2},           {"jais", &F_GPT2},
+    {"phi-2", &F_GPT2},          {"jina-es", &F_GPT2},
+    {"jina-de", &F_GPT2},        {"gigachat", &F_GPT2},
+    {"jina-v1-en", &F_GPT2},     {"jina-v2-es", &F_GPT2},
+    {"jina-v2-de", &F_GPT2},     {"jina-v2-code", &F_GPT2},
+    {"roberta-bpe", &F_GPT2},
+    {"starcoder", &F_STARCODER}, {"refact", &F_STARCODER},
+    {"command-r", &F_STARCODER}, {"smollm", &F_STARCODER},
+    {"codeshell", &F_STARCODER}, {"exaone", &F_STARCODER},
+    {"minerva-7b", &F_STARCODER},
+    {"qwen2", &F_QWEN2},         {"stablelm2", &F_QWEN2},
+    {"deepseek-r1-qwen", &F_QWEN2}, {"megrez", &F_QWEN2},
+    {"falcon", &F_FALCON},
+    {"poro-chat", &F_PORO},      {"bloom", &F_PORO},
+    {"gpt3-finnish", &F_PORO},
+    {"viking", &F_VIKING},
+};
+
+/* GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves,
+ * the other 68 take code points from 256 up, in byte order. */
+static unsigned byte_cp(int b) {
+    static unsigned cp[256];
+    static int ready;
+    if (!ready) { /* idempotent: racing threads write the same values */
+        unsigned next = 256;
+        for (int i = 0; i < 256; i++)
+            cp[i] = (i >= 33 && i <= 126) || (i >= 161 && i <= 172) ||
+                            (i >= 174 && i <= 255)
+                        ? (unsigned)i
+                        : next++;
+        ready = 1;
+    }
+    return cp[b];
+}
+
+/* The byte GPT-2 spells as code point cp (< 0x200), or -1. */
+static int cp_byte(unsigned cp) {
+    static int byte[0x200];
+    static int ready;
+    if (!ready) { /* idempotent, as in byte_cp */
+        for (int i = 0; i < 0x200; i++)
+            byte[i] = -1;
+        for (int b = 0; b < 256; b++)
+            byte[byte_cp(b)] = b;
+        ready = 1;
+    }
+    return byte[cp];
+}
+
+/* UTF-8 of code point c (< 0x800) into p; returns its length. */
+static size_t put_cp(char *p, unsigned c) {
+    if (c < 0x80) {
+        p[0] = (char)c;
+        return 1;
+    }
+    p[0] = (char)(0xc0 | (c >> 6));
+    p[1] = (char)(0x80 | (c & 0x3f));
+    return 2;
+}
+
+static const pre_family *pre_lookup(const char *name, size_t len) {
+    for (size_t i = 0; i < sizeof pre_names / sizeof pre_names[0]; i++)
+        if (strlen(pre_names[i].name) == len &&
+            !memcmp(pre_names[i].name, name, len))
+            return pre_names[i].f;
+    return NULL;
+}
+
+int tok_bpe_init(tok_tokenizer *t, const char *pre, size_t pre_len,
+                 const gguf_str *merges, uint64_t n_merges, char *err,
+                 size_t errlen) {
+    const pre_family *f;
+
+    if (!pre) {
+        pre = "default";
+        pre_len = 7;
+    }
+    if (!(f = pre_lookup(pre, pre_len)))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "unsupported BPE pre-tokenizer '%.*s' "
+                           "(tokenizer.ggml.pre)",
+                           (int)(pre_len > 31 ? 31 : pre_len), pre);
+    snprintf(t->pre, sizeof t->pre, "%.*s", (int)pre_len, pre);
+    t->ignore_merges = f->ignore_merges;
+    t->add_bos = f->add_bos;
+    for (int i = 0; i < TOK_MAX_REGEX && f->re[i]; i++) {
+        int ec;
+        PCRE2_SIZE eo;
+        t->re[i] = pcre2_compile((PCRE2_SPTR)f->re[i], PCRE2_ZERO_TERMINATED,
+                                 PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF,
+                                 &ec, &eo, NULL);
+        if (!t->re[i])
+            return status_fail(AISLE_EINTERNAL, err, errlen,
+                               "pre-tokenizer %s: expression %d does not "
+                               "compile (PCRE2 error %d)", t->pre, i, ec);
+        t->n_re = i + 1;
+    }
+    for (uint64_t r = 0; r < n_merges; r++)
+        if (strmap_put(&t->ranks, merges[r].p, (size_t)merges[r].len,
+                       (size_t)r) != AISLE_OK)
+            return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    return AISLE_OK;
+}
+
+/* Decodes GPT-2 characters back to bytes; other characters (in added
+ * tokens) stay as they are. dst has room for len bytes. */
+static size_t unspell(const char *p, size_t len, char *dst) {
+    size_t k = 0;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)p[i];
+        unsigned cp = c;
+        size_t l = 1;
+        if (c >= 0xc0 && c < 0xe0 && i + 1 < len) {
+            cp = ((c & 0x1fu) << 6) | ((unsigned char)p[i + 1] & 0x3fu);
+            l = 2;
+        }
+        int b = cp < 0x200 ? cp_byte(cp) : -1;
+        if (b >= 0 && (l == 2 || cp < 0x80)) {
+            dst[k++] = (char)b;
+        } else {
+            memcpy(dst + k, p + i, l);
+            k += l;
+        }
+        i += l;
+    }
+    return k;
+}
+
+int tok_bpe_texts(tok_tokenizer *t) {
+    size_t at = 0;
+    t->text = malloc(t->arena_len ? t->arena_len : 1);
+    t->text_off = malloc((size_t)t->n * sizeof *t->text_off);
+    t->text_len = malloc((size_t)t->n * sizeof *t->text_len);
+    if (!t->text || !t->text_off || !t->text_len)
+        return AISLE_ENOMEM;
+    for (int id = 0; id < t->n; id++) {
+        const char *p = t->arena + t->off[id];
+        t->text_off[id] = at;
+        /* User-defined tokens are raw text, not GPT-2 spelling. */
+        if (t->type[id] == TOK_USER) {
+            memcpy(t->text + at, p, t->len[id]);
+            t->text_len[id] = t->len[id];
+        } else {
+            t->text_len[id] = (uint32_t)unspell(p, t->len[id], t->text + at);
+        }
+        at += t->text_len[id];
+    }
+    return AISLE_OK;
+}
+
+void tok_bpe_free(tok_tokenizer *t) {
+    for (int i = 0; i < t->n_re; i++)
+        pcre2_code_free(t->re[i]);
+    strmap_free(&t->ranks);
+    free(t->text);
+    free(t->text_off);
+    free(t->text_len);
+}
+
+/* A word: a span of the text. */
+typedef struct span {
+    size_t off, len;
+} span;
+
+typedef struct spans {
+    span *v;
+    size_t n, cap;
+} spans;
+
+static int spans_put(spans *s, size_t off, size_t len) {
+    if (!len)
+        return AISLE_OK;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        span *v = realloc(s->v, cap * sizeof *v);
+        if (!v)
+            return AISLE_ENOMEM;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = (span){off, len};
+    return AISLE_OK;
+}
+
+/* Splits each span of in by re into matches and gaps, appended to out. */
+static int split_re(const pcre2_code *re, const char *text, const spans *in,
+                    spans *out, pcre2_match_data *md) {
+    int rc = AISLE_OK;
+    for (size_t i = 0; i < in->n && !rc; i++) {
+        PCRE2_SPTR subj = (PCRE2_SPTR)(text + in->v[i].off);
+        size_t len = in->v[i].len, pos = 0;
+        while (pos < len && !rc) {
+            PCRE2_SIZE *ov;
+            int m = pcre2_match(re, subj, len, pos, 0, md, NULL);
+            if (m < 0)
+                break;
+            ov = pcre2_get_ovector_pointer(md);
+            if (ov[1] == ov[0]) { /* no expression here matches empty */
+                pos = ov[0] + 1;
+                continue;
+            }
+            rc = spans_put(out, in->v[i].off + pos, ov[0] - pos);
+            if (!rc)
+                rc = spans_put(out, in->v[i].off + ov[0], ov[1] - ov[0]);
+            pos = ov[1];
+        }
+        if (!rc && pos < len)
+            rc = spans_put(out, in->v[i].off + pos, len - pos);
+    }
+    return rc;
+}
+
+/* The pre-tokenizer's words of text[0..len) into *words (caller frees v). */
+static int pre_split(const tok_tokenizer *t, const char *text, size_t len,
+                     spans *words) {
+    spans a = {0}, b = {0};
+    pcre2_match_data *md = pcre2_match_data_create(4, NULL);
+    int rc = md ? spans_put(&a, 0, len) : AISLE_ENOMEM;
+
+    for (int i = 0; i < t->n_re && !rc; i++) {
+        spans tmp;
+        b.n = 0;
+        rc = split_re(t->re[i], text, &a, &b, md);
+        tmp = a;
+        a = b;
+        b = tmp;
+    }
+    pcre2_match_data_free(md);
+    free(b.v);
+    if (rc) {
+        free(a.v);
+        return rc;
+    }
+    *words = a;
+    return AISLE_OK;
+}
+
+/* Merge rank of the adjacent symbols [a0, a0+al) and [a0+al, +bl) of the
+ * spelled word w, or -1; key has room for the word plus one byte. */
+static long pair_rank(const tok_tokenizer *t, const char *w, size_t a0,
+                      size_t al, size_t bl, char *key) {
+    size_t r;
+    memcpy(key, w + a0, al);
+    key[al] = ' ';
+    memcpy(key + al + 1, w + a0 + al, bl);
+    return strmap_get(&t->ranks, key, al + 1 + bl, &r) == AISLE_OK ? (long)r
+                                                                   : -1;
+}
+
+typedef struct bsym {
+    size_t off, len;
+    long rank; /* of merging with the next symbol; -1 none */
+} bsym;
+
+/* Emits a final symbol: its token, or a token per byte character. */
+static int bpe_emit(const tok_tokenizer *t, const char *p, size_t len,
+                    tok_out *o) {
+    int id = tok_find(t, p, len), rc = AISLE_OK;
+    if (id >= 0)
+        return tok_out_put(o, id);
+    for (size_t k = 0; k < len && !rc;) {
+        size_t l = ((unsigned char)p[k] & 0xe0) == 0xc0 ? 2 : 1;
+        id = tok_find(t, p + k, l);
+        if (id >= 0 || t->unk >= 0)
+            rc = tok_out_put(o, id >= 0 ? id : t->unk);
+        k += l;
+    }
+    return rc;
+}
+
+/* BPE over one spelled word w[0..len) (each byte 1 or 2 characters). */
+static int bpe_word(const tok_tokenizer *t, const char *w, size_t len,
+                    bsym *s, char *key, tok_out *o) {
+    size_t n = 0;
+    int rc = AISLE_OK, id;
+
+    if (t->ignore_merges && (id = tok_find(t, w, len)) >= 0)
+        return tok_out_put(o, id);
+    for (size_t i = 0; i < len; n++) {
+        s[n].off = i;
+        s[n].len = ((unsigned char)w[i] & 0xe0) == 0xc0 ? 2 : 1;
+        i += s[n].len;
+    }
+    for (size_t i = 0; i + 1 < n; i++)
+        s[i].rank = pair_rank(t, w, s[i].off, s[i].len, s[i + 1].len, key);
+    if (n)
+        s[n - 1].rank = -1;
+    for (;;) {
+        size_t at = 0;
+        int found = 0;
+        for (size_t i = 0; i + 1 < n; i++)
+            if (s[i].rank >= 0 && (!found || s[i].rank < s[at].rank)) {
+                at = i;
+                found = 1;
+            }
+        if (!found)
+            break;
+        s[at].len += s[at + 1].len;
+        memmove(s + at + 1, s + at + 2, (n - at - 2) * sizeof *s);
+        n--;
+        s[at].rank = at + 1 < n ? pair_rank(t, w, s[at].off, s[at].len,
+                                            s[at + 1].len, key)
+                                : -1;
+        if (at > 0)
+            s[at - 1].rank = pair_rank(t, w, s[at - 1].off, s[at - 1].len,
+                                       s[at].len, key);
+    }
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = bpe_emit(t, w + s[i].off, s[i].len, o);
+    return rc;
+}
+
+int tok_bpe_encode(const tok_tokenizer *t, const char *text, size_t len,
+                   tok_out *o) {
+    spans words = {0};
+    /* Scratch sized for the longest word: spelled (2 bytes a byte), its
+     * symbols, and a pair key. Freed here. */
+    char *w = malloc(2 * len + 1), *key = malloc(2 * len + 2);
+    bsym *s = malloc((2 * len + 1) * sizeof *s);
+    int rc = w && key && s ? pre_split(t, text, len, &words) : AISLE_ENOMEM;
+
+    for (size_t i = 0; i < words.n && !rc; i++) {
+        size_t wl = 0;
+        for (size_t k = 0; k < words.v[i].len; k++)
+            wl += put_cp(w + wl,
+                         byte_cp((unsigned char)text[words.v[i].off + k]));
+        rc = bpe_word(t, w, wl, s, key, o);
+    }
+    free(words.v);
+    free(w);
+    free(key);
+    free(s);
+    return rc;
+}
