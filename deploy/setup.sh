@@ -11,7 +11,7 @@ PACKAGES=(
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libpcre2-dev
   libgrpc-dev grpc-proto
   libssl-dev openssl clang libclang-rt-14-dev
-  redis-server nghttp2-client
+  redis-server nghttp2-client libxgboost-dev
   python3-grpcio python3-protobuf python3-confluent-kafka
   libmicrohttpd-dev libyaml-dev python3-yaml chromium python3-grpc-tools
 )

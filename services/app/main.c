@@ -13,11 +13,14 @@
 #include "services/app/ctl.h"
 #include "services/base/clock.h"
 #include "services/app/demo.h"
+#include "services/app/expctl.h"
 #include "services/app/runtime.h"
 #include "services/ingest/ingest.h"
 #include "services/kafka/kafka.h"
 #include "services/base/log.h"
 #include "services/app/mockctl.h"
+#include "services/app/rank.h"
+#include "services/app/report.h"
 #include "services/app/ops.h"
 #include "services/base/status.h"
 #include "services/shop/shop.h"
@@ -39,6 +42,9 @@ static const char main_usage[] =
     "  model       model files: 'model convert|tokenize|logits|info'\n"
     "  ctl         talk to running servers: recommend, profile, shop, index, catalog\n"
     "  config      the YAML configuration file: 'config check FILE', 'config example'\n"
+    "  exp         A/B experiments and run-time toggles: 'exp set', 'exp list', 'exp assign' ...\n"
+    "  report      experiment results from exposures and signals\n"
+    "  rank        learned ranker: 'rank train' (XGBoost LambdaMART), 'rank check MODEL'\n"
     "\n"
     "'aisle COMMAND --help' explains each command's flags.\n";
 
@@ -567,7 +573,8 @@ int main(int argc, char **argv) {
         {"synth", main_synth},   {"kafka-mock", mockctl_main},
         {"embed", main_embed},   {"generate", model_cli_generate},
         {"model", main_model},   {"ctl", ctl_main},
-        {"config", main_config},
+        {"config", main_config}, {"report", report_main},
+        {"exp", expctl_main},    {"rank", rank_main},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
