@@ -9,7 +9,7 @@ root=$(cd "$here/../.." && pwd)
 out=${1:-$here/aisle_client/_gen}
 mkdir -p "$out"
 protoc -I"$root/proto" --python_out="$out" "$root/proto/aisle/v1/aisle.proto" \
-  "$root/proto/aisle/v1/events.proto"
+  "$root/proto/aisle/v1/events.proto" "$root/proto/aisle/v1/experiments.proto"
 /usr/bin/python3 -m grpc_tools.protoc -I"$root/proto" --grpc_python_out="$out" \
   "$root/proto/aisle/v1/aisle.proto"
 touch "$out/aisle/__init__.py" "$out/aisle/v1/__init__.py"

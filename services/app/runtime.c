@@ -8,6 +8,7 @@
 #include "services/base/status.h"
 #include "services/serve/auth.h"
 #include "services/serve/snapview.h"
+#include "services/serve/variants.h"
 
 struct runtime {
     catalog *cat;
@@ -16,6 +17,9 @@ struct runtime {
     server *srv;
     tls *tls;              /* NULL for plaintext */
     auth *auth;            /* NULL without a tokens file */
+    exp_watch *exp;        /* the experiment set every call is assigned under */
+    exposure_log *exposures;
+    exp_admin *admin;
     recommender_config rc; /* the handlers' argument: lives as long as srv */
 };
 
@@ -87,6 +91,19 @@ static int runtime_security(const runtime_config *cfg, runtime *rt, char *err, s
     return AISLE_OK;
 }
 
+/* A/B experiments: the watcher on the store, the exposure log on Kafka and
+ * the Admin service. Redis down at start is not fatal: the watcher starts
+ * with no experiments and keeps trying. */
+static int runtime_experiments(const runtime_config *cfg, runtime *rt, char *err, size_t errlen) {
+    int rc;
+    if ((rc = exp_watch_start(cfg->server.redis, 0, 0, &rt->exp, err, errlen)) != AISLE_OK ||
+        (rc = exposure_log_start(cfg->feed.brokers, NULL, 0, &rt->exposures, err, errlen)) !=
+            AISLE_OK ||
+        (rc = exp_admin_new(cfg->server.redis, rt->exp, &rt->admin, err, errlen)) != AISLE_OK)
+        return rc;
+    return AISLE_OK;
+}
+
 int runtime_start(const runtime_config *cfg, runtime **out, char *err, size_t errlen) {
     runtime *rt = calloc(1, sizeof(*rt));
     server_config sc = cfg->server;
@@ -103,8 +120,10 @@ int runtime_start(const runtime_config *cfg, runtime **out, char *err, size_t er
     shc.redis = sc.redis;
     shc.profile = sc.profile;
     if ((rc = shop_new(&shc, &rt->sh, err, errlen)) != AISLE_OK) goto fail;
-    rt->rc = (recommender_config){feed_ready, rt->fd, rt->sh};
+    if ((rc = runtime_experiments(cfg, rt, err, errlen)) != AISLE_OK) goto fail;
+    rt->rc = (recommender_config){feed_ready, rt->fd, rt->sh, rt->exp, rt->exposures};
     recommender_methods(&sc, &rt->rc);
+    variants_admin_methods(&sc, rt->admin);
     if ((rc = server_start(&sc, rt->cat, &rt->srv, err, errlen)) != AISLE_OK) goto fail;
     *out = rt;
     return AISLE_OK;
@@ -126,6 +145,9 @@ void runtime_reload_tls(runtime *rt) {
 void runtime_stop(runtime *rt, int grace_ms) {
     if (!rt) return;
     if (rt->srv) server_stop(rt->srv, grace_ms);
+    if (rt->exposures) exposure_log_stop(rt->exposures, 2000);
+    if (rt->admin) exp_admin_free(rt->admin);
+    if (rt->exp) exp_watch_stop(rt->exp);
     shop_free(rt->sh);
     if (rt->fd) feed_stop(rt->fd);
     catalog_free(rt->cat);

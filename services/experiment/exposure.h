@@ -16,8 +16,9 @@
 
 #include "aisle/v1/experiments.pb-c.h"
 #include "services/experiment/expset.h"
+#include "services/kafka/kafka.h"
 
-#define EXPOSURE_TOPIC "aisle.exposures"
+#define EXPOSURE_TOPIC KAFKA_TOPIC_EXPOSURES
 #define EXPOSURE_QUEUE_DEFAULT 65536
 
 typedef struct exposure_log exposure_log;

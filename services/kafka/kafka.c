@@ -107,6 +107,7 @@ int kafka_mock_start(int n, int partitions, kafka_mock **out, char *err,
         {KAFKA_TOPIC_CATALOG, partitions},
         {KAFKA_TOPIC_DLQ, 1},
         {KAFKA_TOPIC_CONTROL, 1},
+        {KAFKA_TOPIC_EXPOSURES, 4},
     };
     char why[512];
     kafka_mock *m = calloc(1, sizeof(*m));

@@ -12,6 +12,7 @@
 #define KAFKA_TOPIC_CATALOG "aisle.catalog"
 #define KAFKA_TOPIC_DLQ "aisle.signals.dlq"
 #define KAFKA_TOPIC_CONTROL "aisle.control"
+#define KAFKA_TOPIC_EXPOSURES "aisle.exposures"
 
 /* A configuration with bootstrap.servers = brokers and Aisle's defaults.
  * Returns NULL with err set. The caller passes it to rd_kafka_new (which

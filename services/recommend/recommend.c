@@ -463,6 +463,24 @@ static void recommend_creators(const rank_result *rr, const rank_profile *p,
     }
 }
 
+void recommend_overrides_none(recommend_overrides *o) {
+    o->mmr_lambda = -1;
+    o->cap_creator = o->cap_category = -1;
+    for (int i = 0; i < RANK_SRC_COUNT; i++) o->budget[i] = -1;
+}
+
+/* base with o applied, in *tmp. */
+static const rank_settings *recommend_override(const rank_settings *base,
+                                               const recommend_overrides *o, rank_settings *tmp) {
+    *tmp = *base;
+    if (o->mmr_lambda >= 0) tmp->mmr_lambda = o->mmr_lambda;
+    if (o->cap_creator >= 0) tmp->cap_creator = o->cap_creator;
+    if (o->cap_category >= 0) tmp->cap_category = o->cap_category;
+    for (int i = 0; i < RANK_SRC_COUNT; i++)
+        if (o->budget[i] >= 0) tmp->budget[i] = o->budget[i];
+    return tmp;
+}
+
 int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *call,
                           int64_t now_ms, recommend_answer *out, char *err, size_t errlen) {
     recommend_user u;
@@ -492,13 +510,17 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
         }
     }
     limit = call->limit ? call->limit : RECOMMEND_DEFAULT_LIMIT;
+    const rank_settings *settings =
+        scorer_surface(sc ? sc->sc : NULL, call->similar ? "similar" : call->surface);
+    rank_settings changed;
+    if (call->overrides && settings) settings = recommend_override(settings, call->overrides, &changed);
     rank_request rq = {
         .profile = &u.view,
         .popular = recommend_popular_get,
         .popular_arg = &pp,
         .limit = limit,
         .filter = recommend_filter(call->filter, &f) ? &f : NULL,
-        .settings = scorer_surface(sc ? sc->sc : NULL, call->similar ? "similar" : call->surface),
+        .settings = settings,
         .query = call->query,
         .query_vector = call->n_query_vector ? call->query_vector : NULL,
         .context_item_id = call->context_item_id,

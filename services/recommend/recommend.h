@@ -55,6 +55,17 @@ int recommend_rank(catalog *c, profile_store *ps, const recommend_user *u, int l
 int recommend_for(catalog *c, profile_store *ps, const char *user_id, int limit,
                   const rank_filter *filter, rank_result *out, char *err, size_t errlen);
 
+/* Settings an experiment or a toggle changes for one call (-1, or a
+ * negative lambda: keep the surface's). */
+typedef struct recommend_overrides {
+    float mmr_lambda;
+    int cap_creator, cap_category;
+    int budget[RANK_SRC_COUNT];
+} recommend_overrides;
+
+/* Every field "keep the surface's". */
+void recommend_overrides_none(recommend_overrides *o);
+
 /* A Recommend or SimilarItems request as decoded (all borrowed). */
 typedef struct recommend_call {
     const char *user_id; /* may be "" only when similar */
@@ -67,6 +78,7 @@ typedef struct recommend_call {
     const char *surface;
     const char *page_token;
     int similar; /* SimilarItems: context_item_id is the item */
+    const recommend_overrides *overrides; /* NULL: the surface as it is */
 } recommend_call;
 
 #define RECOMMEND_MAX_CREATORS 5 /* creators suggested beside a page */

@@ -12,16 +12,24 @@
 #include "services/base/status.h"
 #include "services/recommend/recommend.h"
 #include "services/serve/auth.h"
+#include "services/serve/variants.h"
 
 /* Runs call and replies with its RecommendResponse, or the failure. */
 static void recommender_answer(const server_call_ctx *ctx, const recommend_call *call,
                                server_reply *rep) {
+    const recommender_config *cfg = ctx->arg;
     Aisle__V1__RecommendResponse out;
     recommend_msgs m = {0};
     recommend_answer a;
+    variants_call v;
+    recommend_call with = *call;
     char err[256];
-    int rc = recommend_answer_call(ctx->cat, ctx->profiles, call, clock_wall_ms(), &a, err,
-                                   sizeof(err));
+    int64_t now = clock_wall_ms();
+    int rc;
+
+    variants_begin(cfg->experiments, call->user_id, &v);
+    with.overrides = &v.ov;
+    rc = recommend_answer_call(ctx->cat, ctx->profiles, &with, now, &a, err, sizeof(err));
     if (rc != AISLE_OK) {
         server_reply_fail(rep, rc, "%s", err);
         goto out;
@@ -33,7 +41,10 @@ static void recommender_answer(const server_call_ctx *ctx, const recommend_call 
         goto out;
     }
     recommend_response(&a, ctx->request_id, &m, &out);
+    variants_respond(&v, &out);
     server_reply_pack(rep, &out.base);
+    variants_log_page(cfg->exposures, &v, ctx->request_id, call->user_id,
+                      call->similar ? "similar_items" : "recommend", &a.rr, now);
     /* Per call, so debug only: an outage is logged by the profile store. */
     log_debug("serve", "recommend request_id=%s user=%s items=%zu degraded=%d",
               ctx->request_id, call->user_id, a.rr.n, a.degraded);
@@ -41,6 +52,7 @@ out:
     free(m.items);
     free(m.ptrs);
     recommend_answer_clear(&a);
+    variants_end(&v);
 }
 
 static void recommender_recommend(const server_call_ctx *ctx, const uint8_t *req, size_t len,

@@ -8,6 +8,8 @@
 #ifndef AISLE_RECOMMENDER_H
 #define AISLE_RECOMMENDER_H
 
+#include "services/experiment/exposure.h"
+#include "services/experiment/watch.h"
 #include "services/serve/server.h"
 #include "services/shop/shop.h"
 
@@ -17,6 +19,8 @@ typedef struct recommender_config {
     int (*ready)(void *arg);
     void *ready_arg;
     shop *shop; /* Recommender/Shop; NULL leaves it unimplemented */
+    exp_watch *experiments;  /* assignments for every call; NULL: none */
+    exposure_log *exposures; /* where served pages are logged; NULL: nowhere */
 } recommender_config;
 
 /* Appends the methods to cfg->methods. rc is borrowed and must outlive the

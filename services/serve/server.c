@@ -125,6 +125,13 @@ void server_reply_fail(server_reply *rep, int code, const char *fmt, ...) {
     va_end(ap);
 }
 
+void server_reply_bytes(server_reply *rep, uint8_t *body, size_t len) {
+    free(rep->body);
+    rep->body = body;
+    rep->len = len;
+    rep->status = GRPC_STATUS_OK;
+}
+
 void server_reply_pack(server_reply *rep, const ProtobufCMessage *msg) {
     size_t len = protobuf_c_message_get_packed_size(msg);
     rep->body = malloc(len ? len : 1);

@@ -46,6 +46,9 @@ typedef void (*server_stream_handler)(const server_call_ctx *ctx, const uint8_t 
 
 /* The answer is msg. */
 void server_reply_pack(server_reply *rep, const ProtobufCMessage *msg);
+/* The answer is len bytes of an already serialized message; the reply
+ * takes body (malloc'ed). */
+void server_reply_bytes(server_reply *rep, uint8_t *body, size_t len);
 /* The call fails with the gRPC status for AISLE_* code and a message. */
 void server_reply_fail(server_reply *rep, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

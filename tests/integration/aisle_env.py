@@ -25,7 +25,8 @@ def protos():
     if _PB_DIR is None:
         _PB_DIR = tempfile.mkdtemp(prefix="aisle-pb-")
         src = os.path.join(ROOT, "proto")
-        files = [os.path.join(src, "aisle", "v1", f) for f in ("aisle.proto", "events.proto")]
+        files = [os.path.join(src, "aisle", "v1", f) for f in ("aisle.proto", "events.proto",
+                                                                 "experiments.proto")]
         subprocess.run(["protoc", "-I", src, "--python_out", _PB_DIR] + files, check=True)
         sys.path.insert(0, _PB_DIR)
     return (importlib.import_module("aisle.v1.aisle_pb2"),

@@ -14,6 +14,7 @@ def aisle_py_test(name, extra_data = [], size = "medium"):
             "//:aisle",
             "//proto:aisle/v1/aisle.proto",
             "//proto:aisle/v1/events.proto",
+            "//proto:aisle/v1/experiments.proto",
         ] + extra_data,
         env = {"AISLE_BIN": "$(location //:aisle)"},
     )

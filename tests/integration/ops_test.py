@@ -198,11 +198,16 @@ class Ops(unittest.TestCase):
         self.assertIn("ok   catalog", body)
         self.assertEqual(http_get(self.ingest_http, "/readyz")[0], 503)
         self.assertEqual(http_get(self.serve_http, "/healthz")[0], 200)  # alive all the same
+        # Recommend degrades to popular items without Redis; GetProfile fails.
+        self.assertTrue(self.recommend("after-redis").degraded)
+        get = self.channel.unary_unary("/aisle.v1.Recommender/GetProfile",
+                                       request_serializer=lambda m: m.SerializeToString(),
+                                       response_deserializer=self.pb.Profile.FromString)
         with self.assertRaises(grpc.RpcError):
-            self.recommend("after-redis")
+            get(self.pb.GetProfileRequest(user_id="after-redis"), timeout=5)
         m = scrape(self.serve_http)
         self.assertGreater(m["aisle_redis_errors_total"], 0)
-        self.assertEqual(m['aisle_rpc_duration_seconds_count{method="Recommend",'
+        self.assertEqual(m['aisle_rpc_duration_seconds_count{method="GetProfile",'
                            'code="UNAVAILABLE"}'], 1)
 
 

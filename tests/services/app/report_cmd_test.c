@@ -138,7 +138,6 @@ static void to_kafka(void *ctx, const Aisle__V1__Exposure *e, const Aisle__V1__S
 static void test_from_kafka(void) {
     kafka_mock *m;
     TEST_REQUIRE(kafka_mock_start(1, 2, &m, err, sizeof(err)) == 0);
-    TEST_REQUIRE(rd_kafka_mock_topic_create(kafka_mock_cluster(m), EXPOSURE_TOPIC, 2, 1) == 0);
     const char *brokers = kafka_mock_bootstraps(m);
     kafka_ctx k = {0};
     TEST_REQUIRE(exposure_log_start(brokers, NULL, 0, &k.log, err, sizeof(err)) == AISLE_OK);

@@ -72,7 +72,6 @@ static int submit(exposure_log *l, const exp_set *s, int i) {
 static void test_records_reach_kafka(void) {
     kafka_mock *m;
     TEST_REQUIRE(kafka_mock_start(1, 1, &m, err, sizeof(err)) == 0);
-    TEST_REQUIRE(rd_kafka_mock_topic_create(kafka_mock_cluster(m), EXPOSURE_TOPIC, 2, 1) == 0);
     exp_set *s = one_experiment();
     exposure_log *l;
     TEST_REQUIRE(s);

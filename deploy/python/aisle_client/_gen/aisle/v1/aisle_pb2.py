@@ -11,47 +11,48 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from aisle.v1 import experiments_pb2 as aisle_dot_v1_dot_experiments__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61isle/v1/aisle.proto\x12\x08\x61isle.v1\"\xf6\x01\n\x06\x46ilter\x12\x17\n\x0fmin_price_cents\x18\x01 \x01(\x03\x12\x17\n\x0fmax_price_cents\x18\x02 \x01(\x03\x12\x12\n\ncategories\x18\x03 \x03(\t\x12\x1a\n\x12\x65xclude_categories\x18\x04 \x03(\t\x12\x0e\n\x06\x62rands\x18\x05 \x03(\t\x12\x16\n\x0e\x65xclude_brands\x18\x06 \x03(\t\x12\x10\n\x08\x63reators\x18\x07 \x03(\t\x12\x18\n\x10\x65xclude_creators\x18\x08 \x03(\t\x12\x18\n\x10\x65xclude_item_ids\x18\t \x03(\t\x12\x1c\n\x14include_out_of_stock\x18\n \x01(\x08\"\xb7\x01\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12 \n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x10.aisle.v1.Filter\x12\r\n\x05query\x18\x04 \x01(\t\x12\x14\n\x0cquery_vector\x18\x05 \x03(\x02\x12\x17\n\x0f\x63ontext_item_id\x18\x06 \x01(\t\x12\x0f\n\x07surface\x18\x07 \x01(\t\x12\x12\n\npage_token\x18\x08 \x01(\t\"\xbb\x01\n\x11RecommendResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.aisle.v1.ScoredItem\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12)\n\x08\x63reators\x18\x04 \x03(\x0b\x32\x17.aisle.v1.ScoredCreator\x12\x10\n\x08\x64\x65graded\x18\x05 \x01(\x08\x12\x17\n\x0f\x64\x65graded_reason\x18\x06 \x01(\t\"Q\n\rScoredCreator\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0f\n\x07reasons\x18\x04 \x03(\t\"|\n\x13SimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12 \n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x10.aisle.v1.Filter\x12\x12\n\npage_token\x18\x05 \x01(\t\"\xbd\x01\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0f\n\x07reasons\x18\x03 \x03(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x12\n\ncreator_id\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x06 \x01(\t\x12\x13\n\x0bprice_cents\x18\x07 \x01(\x03\x12\r\n\x05\x62rand\x18\x08 \x01(\t\x12\x0f\n\x07sources\x18\t \x03(\t\x12\x14\n\x0c\x63reator_name\x18\n \x01(\t\"$\n\x11GetProfileRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"(\n\nWeightedId\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\"\xbf\x02\n\x07Profile\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12#\n\x05items\x18\x02 \x03(\x0b\x32\x14.aisle.v1.WeightedId\x12&\n\x08\x63reators\x18\x03 \x03(\x0b\x32\x14.aisle.v1.WeightedId\x12\x16\n\x0elast_active_ms\x18\x04 \x01(\x03\x12\'\n\tdismissed\x18\x05 \x03(\x0b\x32\x14.aisle.v1.WeightedId\x12(\n\ncategories\x18\x06 \x03(\x0b\x32\x14.aisle.v1.WeightedId\x12$\n\x06\x62rands\x18\x07 \x03(\x0b\x32\x14.aisle.v1.WeightedId\x12\x1f\n\x04seen\x18\x08 \x03(\x0b\x32\x11.aisle.v1.TimedId\x12$\n\tpurchased\x18\t \x03(\x0b\x32\x11.aisle.v1.TimedId\"&\n\x07TimedId\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07last_ms\x18\x02 \x01(\x03\"\'\n\x14\x44\x65leteProfileRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"(\n\x15\x44\x65leteProfileResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"^\n\x0bShopRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12 \n\x04mode\x18\x04 \x01(\x0e\x32\x12.aisle.v1.ShopMode\"\x8d\x01\n\tShopChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12#\n\x05items\x18\x02 \x03(\x0b\x32\x14.aisle.v1.ScoredItem\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x12+\n\x06\x61gents\x18\x04 \x03(\x0b\x32\x1b.aisle.v1.AgentContribution\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"S\n\x11\x41gentContribution\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x10\n\x08item_ids\x18\x03 \x03(\t\x12\x0c\n\x04used\x18\x04 \x01(\x08*;\n\x08ShopMode\x12\x12\n\x0eSHOP_MODE_FAST\x10\x00\x12\x1b\n\x17SHOP_MODE_CONTEMPLATING\x10\x01\x32\xe5\x02\n\x0bRecommender\x12\x44\n\tRecommend\x12\x1a.aisle.v1.RecommendRequest\x1a\x1b.aisle.v1.RecommendResponse\x12<\n\nGetProfile\x12\x1b.aisle.v1.GetProfileRequest\x1a\x11.aisle.v1.Profile\x12P\n\rDeleteProfile\x12\x1e.aisle.v1.DeleteProfileRequest\x1a\x1f.aisle.v1.DeleteProfileResponse\x12\x34\n\x04Shop\x12\x15.aisle.v1.ShopRequest\x1a\x13.aisle.v1.ShopChunk0\x01\x12J\n\x0cSimilarItems\x12\x1d.aisle.v1.SimilarItemsRequest\x1a\x1b.aisle.v1.RecommendResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61isle/v1/aisle.proto\x12\x08\x61isle.v1\x1a\x1a\x61isle/v1/experiments.proto\"\xf6\x01\n\x06\x46ilter\x12\x17\n\x0fmin_price_cents\x18\x01 \x01(\x03\x12\x17\n\x0fmax_price_cents\x18\x02 \x01(\x03\x12\x12\n\ncategories\x18\x03 \x03(\t\x12\x1a\n\x12\x65xclude_categories\x18\x04 \x03(\t\x12\x0e\n\x06\x62rands\x18\x05 \x03(\t\x12\x16\n\x0e\x65xclude_brands\x18\x06 \x03(\t\x12\x10\n\x08\x63reators\x18\x07 \x03(\t\x12\x18\n\x10\x65xclude_creators\x18\x08 \x03(\t\x12\x18\n\x10\x65xclude_item_ids\x18\t \x03(\t\x12\x1c\n\x14include_out_of_stock\x18\n \x01(\x08\"\xb7\x01\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12 \n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x10.aisle.v1.Filter\x12\r\n\x05query\x18\x04 \x01(\t\x12\x14\n\x0cquery_vector\x18\x05 \x03(\x02\x12\x17\n\x0f\x63ontext_item_id\x18\x06 \x01(\t\x12\x0f\n\x07surface\x18\x07 \x01(\t\x12\x12\n\npage_token\x18\x08 \x01(\t\"\xed\x01\n\x11RecommendResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.aisle.v1.ScoredItem\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\x12)\n\x08\x63reators\x18\x04 \x03(\x0b\x32\x17.aisle.v1.ScoredCreator\x12\x10\n\x08\x64\x65graded\x18\x05 \x01(\x08\x12\x17\n\x0f\x64\x65graded_reason\x18\x06 \x01(\t\x12\x30\n\x0b\x61ssignments\x18\x07 \x03(\x0b\x32\x1b.aisle.v1.VariantAssignment\"Q\n\rScoredCreator\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0f\n\x07reasons\x18\x04 \x03(\t\"|\n\x13SimilarItemsRequest\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12 \n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x10.aisle.v1.Filter\x12\x12\n\npage_token\x18\x05 \x01(\t\"\xbd\x01\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0f\n\x07reasons\x18\x03 \x03(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x12\n\ncreator_id\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x06 \x01(\t\x12\x13\n\x0bprice_cents\x18\x07 \x01(\x03\x12\r\n\x05\x62rand\x18\x08 \x01(\t\x12\x0f\n\x07sources\x18\t \x03(\t\x12\x14\n\x0c\x63reator_name\x18\n \x01(\t\"$\n\x11GetProfileRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"(\n\nWeightedId\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\"\xbf\x02\n\x07Profile\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12#\n\x05items\x18\x02 \x03(\x0b\x32\x14.aisle.v1.WeightedId\x12&\n\x08\x63reators\x18\x03 \x03(\x0b\x32\x14.aisle.v1.WeightedId\x12\x16\n\x0elast_active_ms\x18\x04 \x01(\x03\x12\'\n\tdismissed\x18\x05 \x03(\x0b\x32\x14.aisle.v1.WeightedId\x12(\n\ncategories\x18\x06 \x03(\x0b\x32\x14.aisle.v1.WeightedId\x12$\n\x06\x62rands\x18\x07 \x03(\x0b\x32\x14.aisle.v1.WeightedId\x12\x1f\n\x04seen\x18\x08 \x03(\x0b\x32\x11.aisle.v1.TimedId\x12$\n\tpurchased\x18\t \x03(\x0b\x32\x11.aisle.v1.TimedId\"&\n\x07TimedId\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07last_ms\x18\x02 \x01(\x03\"\'\n\x14\x44\x65leteProfileRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"(\n\x15\x44\x65leteProfileResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\"^\n\x0bShopRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12 \n\x04mode\x18\x04 \x01(\x0e\x32\x12.aisle.v1.ShopMode\"\x8d\x01\n\tShopChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12#\n\x05items\x18\x02 \x03(\x0b\x32\x14.aisle.v1.ScoredItem\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x12+\n\x06\x61gents\x18\x04 \x03(\x0b\x32\x1b.aisle.v1.AgentContribution\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"S\n\x11\x41gentContribution\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x10\n\x08item_ids\x18\x03 \x03(\t\x12\x0c\n\x04used\x18\x04 \x01(\x08*;\n\x08ShopMode\x12\x12\n\x0eSHOP_MODE_FAST\x10\x00\x12\x1b\n\x17SHOP_MODE_CONTEMPLATING\x10\x01\x32\xe5\x02\n\x0bRecommender\x12\x44\n\tRecommend\x12\x1a.aisle.v1.RecommendRequest\x1a\x1b.aisle.v1.RecommendResponse\x12<\n\nGetProfile\x12\x1b.aisle.v1.GetProfileRequest\x1a\x11.aisle.v1.Profile\x12P\n\rDeleteProfile\x12\x1e.aisle.v1.DeleteProfileRequest\x1a\x1f.aisle.v1.DeleteProfileResponse\x12\x34\n\x04Shop\x12\x15.aisle.v1.ShopRequest\x1a\x13.aisle.v1.ShopChunk0\x01\x12J\n\x0cSimilarItems\x12\x1d.aisle.v1.SimilarItemsRequest\x1a\x1b.aisle.v1.RecommendResponseb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aisle.v1.aisle_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _SHOPMODE._serialized_start=1910
-  _SHOPMODE._serialized_end=1969
-  _FILTER._serialized_start=35
-  _FILTER._serialized_end=281
-  _RECOMMENDREQUEST._serialized_start=284
-  _RECOMMENDREQUEST._serialized_end=467
-  _RECOMMENDRESPONSE._serialized_start=470
-  _RECOMMENDRESPONSE._serialized_end=657
-  _SCOREDCREATOR._serialized_start=659
-  _SCOREDCREATOR._serialized_end=740
-  _SIMILARITEMSREQUEST._serialized_start=742
-  _SIMILARITEMSREQUEST._serialized_end=866
-  _SCOREDITEM._serialized_start=869
-  _SCOREDITEM._serialized_end=1058
-  _GETPROFILEREQUEST._serialized_start=1060
-  _GETPROFILEREQUEST._serialized_end=1096
-  _WEIGHTEDID._serialized_start=1098
-  _WEIGHTEDID._serialized_end=1138
-  _PROFILE._serialized_start=1141
-  _PROFILE._serialized_end=1460
-  _TIMEDID._serialized_start=1462
-  _TIMEDID._serialized_end=1500
-  _DELETEPROFILEREQUEST._serialized_start=1502
-  _DELETEPROFILEREQUEST._serialized_end=1541
-  _DELETEPROFILERESPONSE._serialized_start=1543
-  _DELETEPROFILERESPONSE._serialized_end=1583
-  _SHOPREQUEST._serialized_start=1585
-  _SHOPREQUEST._serialized_end=1679
-  _SHOPCHUNK._serialized_start=1682
-  _SHOPCHUNK._serialized_end=1823
-  _AGENTCONTRIBUTION._serialized_start=1825
-  _AGENTCONTRIBUTION._serialized_end=1908
-  _RECOMMENDER._serialized_start=1972
-  _RECOMMENDER._serialized_end=2329
+  _SHOPMODE._serialized_start=1988
+  _SHOPMODE._serialized_end=2047
+  _FILTER._serialized_start=63
+  _FILTER._serialized_end=309
+  _RECOMMENDREQUEST._serialized_start=312
+  _RECOMMENDREQUEST._serialized_end=495
+  _RECOMMENDRESPONSE._serialized_start=498
+  _RECOMMENDRESPONSE._serialized_end=735
+  _SCOREDCREATOR._serialized_start=737
+  _SCOREDCREATOR._serialized_end=818
+  _SIMILARITEMSREQUEST._serialized_start=820
+  _SIMILARITEMSREQUEST._serialized_end=944
+  _SCOREDITEM._serialized_start=947
+  _SCOREDITEM._serialized_end=1136
+  _GETPROFILEREQUEST._serialized_start=1138
+  _GETPROFILEREQUEST._serialized_end=1174
+  _WEIGHTEDID._serialized_start=1176
+  _WEIGHTEDID._serialized_end=1216
+  _PROFILE._serialized_start=1219
+  _PROFILE._serialized_end=1538
+  _TIMEDID._serialized_start=1540
+  _TIMEDID._serialized_end=1578
+  _DELETEPROFILEREQUEST._serialized_start=1580
+  _DELETEPROFILEREQUEST._serialized_end=1619
+  _DELETEPROFILERESPONSE._serialized_start=1621
+  _DELETEPROFILERESPONSE._serialized_end=1661
+  _SHOPREQUEST._serialized_start=1663
+  _SHOPREQUEST._serialized_end=1757
+  _SHOPCHUNK._serialized_start=1760
+  _SHOPCHUNK._serialized_end=1901
+  _AGENTCONTRIBUTION._serialized_start=1903
+  _AGENTCONTRIBUTION._serialized_end=1986
+  _RECOMMENDER._serialized_start=2050
+  _RECOMMENDER._serialized_end=2407
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,111 @@
+/* variants: assignment → overrides, responses and exposure records. */
+#include "services/serve/variants.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "services/base/log.h"
+#include "services/base/status.h"
+#include "services/serve/auth.h"
+
+void variants_begin(exp_watch *w, const char *user_id, variants_call *v) {
+    char name[64];
+    memset(v, 0, sizeof(*v));
+    recommend_overrides_none(&v->ov);
+    if (!w || !(v->set = exp_watch_acquire(w))) return;
+    exp_assign(v->set, user_id ? user_id : "", &v->a);
+    v->ov.mmr_lambda = (float)exp_assignment_num(&v->a, "rank.mmr_lambda", -1);
+    v->ov.cap_creator = (int)exp_assignment_num(&v->a, "rank.creator_cap", -1);
+    v->ov.cap_category = (int)exp_assignment_num(&v->a, "rank.category_cap", -1);
+    for (int i = 0; i < RANK_SRC_COUNT; i++) {
+        snprintf(name, sizeof(name), "sources.%s.budget", rank_source_name(i));
+        v->ov.budget[i] = (int)exp_assignment_num(&v->a, name, -1);
+    }
+}
+
+void variants_end(variants_call *v) {
+    if (v->set) exp_set_release(v->set);
+    v->set = NULL;
+}
+
+void variants_respond(variants_call *v, Aisle__V1__RecommendResponse *out) {
+    for (size_t i = 0; v->set && i < v->a.n; i++) {
+        aisle__v1__variant_assignment__init(&v->msgs[i]);
+        /* protobuf-c's fields are not const; packing only reads them. */
+        v->msgs[i].layer = (char *)v->a.picks[i].layer;
+        v->msgs[i].experiment = (char *)v->a.picks[i].experiment;
+        v->msgs[i].variant = (char *)v->a.picks[i].variant;
+        v->ptrs[i] = &v->msgs[i];
+    }
+    out->assignments = v->ptrs;
+    out->n_assignments = v->set ? v->a.n : 0;
+}
+
+void variants_log_page(exposure_log *log, const variants_call *v, const char *request_id,
+                       const char *user_id, const char *surface, const rank_result *rr,
+                       int64_t now_ms) {
+    Aisle__V1__Exposure e = AISLE__V1__EXPOSURE__INIT;
+    Aisle__V1__VariantAssignment storage[EXP_MAX_LAYERS], *vptrs[EXP_MAX_LAYERS];
+    Aisle__V1__ExposureItem *items, **ptrs;
+    if (!log || rr->n == 0) return;
+    items = calloc(rr->n, sizeof(*items));
+    ptrs = calloc(rr->n, sizeof(*ptrs));
+    if (!items || !ptrs) goto out; /* a page not logged, as a full queue would drop it */
+    e.request_id = (char *)request_id;
+    e.user_id = (char *)user_id;
+    e.surface = (char *)surface;
+    e.ts_ms = now_ms;
+    if (v->set) exposure_set_variants(&e, &v->a, storage, vptrs);
+    for (size_t i = 0; i < rr->n; i++) {
+        const rank_hit *h = &rr->hits[i];
+        aisle__v1__exposure_item__init(&items[i]);
+        items[i].item_id = h->item.item_id;
+        items[i].position = (uint32_t)i;
+        items[i].source = (char *)(h->n_sources ? h->source_names[0] : "");
+        items[i].score = h->score;
+        ptrs[i] = &items[i];
+    }
+    e.items = ptrs;
+    e.n_items = rr->n;
+    exposure_log_submit(log, &e);
+out:
+    free(items);
+    free(ptrs);
+}
+
+/* One Admin method: the store and the method's name. */
+typedef struct variants_admin {
+    exp_admin *a;
+    const char *method;
+} variants_admin;
+
+static void variants_admin_call(const server_call_ctx *ctx, const uint8_t *req, size_t len,
+                                server_reply *rep) {
+    const variants_admin *va = ctx->arg;
+    uint8_t *body = NULL;
+    size_t n = 0;
+    char err[512];
+    int rc = exp_admin_call(va->a, va->method, req, len, &body, &n, err, sizeof(err));
+    if (rc != AISLE_OK) {
+        server_reply_fail(rep, rc, "%s", err);
+        return;
+    }
+    server_reply_bytes(rep, body, n);
+    log_info("serve", "admin %s request_id=%s", va->method, ctx->request_id);
+}
+
+void variants_admin_methods(server_config *cfg, exp_admin *a) {
+    static const char *const names[] = {"SetExperiment", "ListExperiments", "DeleteExperiment",
+                                        "SetToggle", "GetAssignment"};
+    static variants_admin args[sizeof(names) / sizeof(names[0])];
+    static char paths[sizeof(names) / sizeof(names[0])][64];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        assert(exp_admin_has(names[i]) && cfg->n_methods < SERVER_MAX_METHODS);
+        args[i] = (variants_admin){a, names[i]};
+        snprintf(paths[i], sizeof(paths[i]), "/aisle.v1.Admin/%s", names[i]);
+        cfg->methods[cfg->n_methods++] =
+            (server_method){paths[i], variants_admin_call, NULL, &args[i], AUTH_ROLE_ADMIN, 0};
+    }
+}

@@ -1,0 +1,47 @@
+/* variants: A/B experiments on the serving path.
+ *
+ * Each Recommend and SimilarItems call takes the replica's current
+ * experiment set (services/experiment/watch.h), assigns the user, turns the
+ * variant's parameters into the pipeline's overrides, names the
+ * assignments in the response, and leaves the served page on the exposure
+ * log (asynchronous and bounded: a full queue drops and counts, a call never
+ * waits). The Admin service's methods are routed here to the store. */
+#ifndef AISLE_VARIANTS_H
+#define AISLE_VARIANTS_H
+
+#include <stdint.h>
+
+#include "aisle/v1/aisle.pb-c.h"
+#include "services/experiment/admin.h"
+#include "services/experiment/expset.h"
+#include "services/experiment/exposure.h"
+#include "services/recommend/recommend.h"
+#include "services/serve/server.h"
+
+/* One call's view of the experiments. */
+typedef struct variants_call {
+    exp_set *set;         /* a reference, released by variants_end; NULL: none */
+    exp_assignment a;
+    recommend_overrides ov;
+    Aisle__V1__VariantAssignment msgs[EXP_MAX_LAYERS];
+    Aisle__V1__VariantAssignment *ptrs[EXP_MAX_LAYERS];
+} variants_call;
+
+/* Assigns user_id under w's current set (w NULL: no experiments) and
+ * fills v->ov from the parameters the assignment sets. */
+void variants_begin(exp_watch *w, const char *user_id, variants_call *v);
+void variants_end(variants_call *v);
+
+/* Points out's assignments at v's (valid until variants_end). */
+void variants_respond(variants_call *v, Aisle__V1__RecommendResponse *out);
+
+/* Logs the page rr served to user_id on surface ("recommend",
+ * "similar_items") under request_id; log NULL: nothing. */
+void variants_log_page(exposure_log *log, const variants_call *v, const char *request_id,
+                       const char *user_id, const char *surface, const rank_result *rr,
+                       int64_t now_ms);
+
+/* Appends the aisle.v1.Admin methods (admin role) on a to cfg; a borrowed. */
+void variants_admin_methods(server_config *cfg, exp_admin *a);
+
+#endif
