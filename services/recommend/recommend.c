@@ -14,7 +14,6 @@
 #include "services/base/status.h"
 #include "services/recommend/pagetoken.h"
 
-#define RECOMMEND_CACHE_MS 1000 /* how long calls share one read of the popular list */
 #define RECOMMEND_SCORER_CHECK_MS 1000 /* how often the scorer file is looked at */
 
 /* Copies n profile entries into the view's entries at dst. */
@@ -121,7 +120,8 @@ static recommend_popset *recommend_cache_take(int64_t now_ms, int64_t max_age_ms
     recommend_popset *s;
     pthread_mutex_lock(&recommend_cache.mu);
     s = recommend_cache.cur;
-    if (s && now_ms - s->at_ms <= max_age_ms) s->refs++;
+    /* A list stamped after now (a call for a later time) is no fresher. */
+    if (s && now_ms >= s->at_ms && now_ms - s->at_ms <= max_age_ms) s->refs++;
     else s = NULL;
     pthread_mutex_unlock(&recommend_cache.mu);
     return s;
@@ -145,41 +145,51 @@ static void recommend_degrade(recommend_answer *a, const char *why) {
              "not personalized: the profile store is unreachable (%s)", why);
 }
 
-/* The popular list for one call, asked of Redis the first time the ranker
- * needs it. With degrade (a whole call's answer), a list read less than
- * RECOMMEND_CACHE_MS ago by any call is used instead of Redis, and a store
- * that fails gives the last good list (or none: the ranker then fills from
- * the catalog) and marks the answer degraded. Without it (recommend_rank),
- * Redis is read and its failure returned. */
+/* The popular list for one call. It is read before the ranker takes the
+ * catalog's lock, never inside it: a slow Redis must not hold the lock,
+ * since catalog events (and, with writers preferred, every request behind
+ * them) would wait for it. A list read less than RECOMMEND_CACHE_MS ago by
+ * any call is used instead of Redis, so a busy replica asks Redis about once
+ * a second. With degrade (a whole call's answer), a store that fails gives
+ * the last good list (or none: the ranker then fills from the catalog) and
+ * marks the answer degraded; without it (recommend_rank), the failure is
+ * kept and returned if the ranker asks for the list. */
 typedef struct recommend_popular {
     profile_store *ps;
     int64_t now_ms;
     recommend_popset *set; /* a reference, dropped by the call's owner */
     int degrade;
     recommend_answer *answer; /* marked degraded; NULL unless degrade */
+    int rc;                   /* the read's failure, for the ranker */
+    char err[256];
 } recommend_popular;
 
+static void recommend_popular_read(recommend_popular *pp) {
+    profile_entry *read = NULL;
+    int got;
+    if ((pp->set = recommend_cache_take(pp->now_ms, RECOMMEND_CACHE_MS))) return;
+    got = pp->answer && pp->answer->degraded
+              ? AISLE_EUNAVAIL /* the store already failed this call */
+              : profile_popular(pp->ps, pp->now_ms, RECOMMEND_POPULAR_ITEMS, &read, pp->err,
+                                sizeof(pp->err));
+    if (got >= 0) {
+        if (!(pp->set = recommend_popset_new(read, (size_t)got, pp->now_ms)))
+            pp->rc = status_fail(AISLE_ENOMEM, pp->err, sizeof(pp->err), "out of memory");
+        else
+            recommend_cache_put(pp->set);
+    } else if (pp->degrade && (got == AISLE_EIO || got == AISLE_EUNAVAIL)) {
+        recommend_degrade(pp->answer, got == AISLE_EIO ? pp->err : "down");
+        pp->set = recommend_cache_take(pp->now_ms, INT64_MAX);
+    } else {
+        pp->rc = got;
+    }
+}
+
+/* The ranker's callback: the list read beforehand, or its failure. */
 static int recommend_popular_get(void *arg, const rank_entry **out, size_t *n, char *err,
                                  size_t errlen) {
     recommend_popular *pp = arg;
-    profile_entry *read = NULL;
-    int got;
-    if (!pp->degrade || !(pp->set = recommend_cache_take(pp->now_ms, RECOMMEND_CACHE_MS))) {
-        got = pp->answer && pp->answer->degraded
-                  ? AISLE_EUNAVAIL /* the store already failed this call */
-                  : profile_popular(pp->ps, pp->now_ms, RECOMMEND_POPULAR_ITEMS, &read, err,
-                                    errlen);
-        if (got >= 0) {
-            if (!(pp->set = recommend_popset_new(read, (size_t)got, pp->now_ms)))
-                return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-            if (pp->degrade) recommend_cache_put(pp->set);
-        } else if (pp->degrade && (got == AISLE_EIO || got == AISLE_EUNAVAIL)) {
-            recommend_degrade(pp->answer, got == AISLE_EIO ? err : "down");
-            pp->set = recommend_cache_take(pp->now_ms, INT64_MAX);
-        } else {
-            return got;
-        }
-    }
+    if (pp->rc != AISLE_OK) return status_fail(pp->rc, err, errlen, "%s", pp->err);
     *out = pp->set ? pp->set->view : NULL;
     *n = pp->set ? pp->set->n : 0;
     return AISLE_OK;
@@ -199,6 +209,7 @@ int recommend_rank(catalog *c, profile_store *ps, const recommend_user *u, int l
                        .popular_arg = &pp,
                        .limit = limit ? limit : RECOMMEND_DEFAULT_LIMIT,
                        .filter = filter};
+    recommend_popular_read(&pp);
     rc = rank_recommend(c, &rq, out, err, errlen);
     recommend_popset_drop(pp.set);
     return rc;
@@ -514,6 +525,7 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
         scorer_surface(sc ? sc->sc : NULL, call->similar ? "similar" : call->surface);
     rank_settings changed;
     if (call->overrides && settings) settings = recommend_override(settings, call->overrides, &changed);
+    recommend_popular_read(&pp);
     rank_request rq = {
         .profile = &u.view,
         .popular = recommend_popular_get,

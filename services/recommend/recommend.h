@@ -22,6 +22,7 @@
 
 #define RECOMMEND_DEFAULT_LIMIT 10
 #define RECOMMEND_POPULAR_ITEMS 200 /* popular list read when filling */
+#define RECOMMEND_CACHE_MS 1000     /* how long calls share one read of it */
 #define RECOMMEND_MAX_FILTER_VALUES 256 /* in one list of a Filter */
 #define RECOMMEND_MAX_FILTER_TOTAL 1024 /* in all its lists together */
 #define RECOMMEND_MAX_QUERY 1000        /* bytes of a request's words */

@@ -279,6 +279,8 @@ static void test_redis_down_while_filling(void) {
     char err[256];
     TEST_REQUIRE(c && ps);
     TEST_REQUIRE(view(ps, "u2", "a0", AISLE__V1__SIGNAL_KIND__CLICK) == 1);
+    /* Past the shared popular list's second, the list must come from Redis. */
+    clock_sleep_ms(RECOMMEND_CACHE_MS + 100);
     TEST_REQUIRE(recommend_user_load(ps, "u2", clock_wall_ms(), &u, err, sizeof(err)) == AISLE_OK);
     redisproc_stop(&rp);
     /* Four unseen items cannot fill ten places: the popular list is asked. */
