@@ -148,21 +148,22 @@ int profile_parse_kind_weights(profile_config *cfg, const char *spec, char *err,
                 strncasecmp(p, profile_kind_names[k], len) == 0)
                 kind = k;
         if (!kind || p[len] != '=') {
-            snprintf(err, errlen, "'%.*s' is not KIND=WEIGHT with a kind of view, click, "
-                     "add_to_cart, purchase, like, follow_creator, dismiss", (int)len, p);
-            return -1;
+            return status_fail(AISLE_EINVAL, err, errlen,
+                               "'%.*s' is not KIND=WEIGHT with a kind of view, click, "
+                               "add_to_cart, purchase, like, follow_creator, dismiss",
+                               (int)len, p);
         }
         v = strtod(p + len + 1, &end);
         if (end == p + len + 1 || (*end && *end != ',') || !(v > 0 && v <= 1000)) {
-            snprintf(err, errlen, "weight of %s must be a number in (0, 1000]",
-                     profile_kind_names[kind]);
-            return -1;
+            return status_fail(AISLE_EINVAL, err, errlen,
+                               "weight of %s must be a number in (0, 1000]",
+                               profile_kind_names[kind]);
         }
         w[kind] = v;
         p = *end ? end + 1 : end;
     }
     memcpy(cfg->kind_weights, w, sizeof(w));
-    return 0;
+    return AISLE_OK;
 }
 
 int profile_store_open(const char *addr, const profile_config *cfg,
@@ -170,31 +171,26 @@ int profile_store_open(const char *addr, const profile_config *cfg,
     static const char *const scripts[PROFILE_NSCRIPTS] = {profile_apply_lua,
                                                           profile_popular_lua};
     profile_store *ps;
+    int rc;
     *out = NULL;
     if (cfg->half_life_s <= 0 || cfg->max_items <= 0 || cfg->max_creators <= 0 ||
         cfg->max_categories <= 0 || cfg->max_seen <= 0 || cfg->max_purchased <= 0 ||
         cfg->event_window <= 0 || cfg->event_window_s <= 0 || cfg->ttl_s < 0) {
-        snprintf(err, errlen, "profile settings must be positive");
-        return -1;
+        return status_fail(AISLE_EINVAL, err, errlen, "profile settings must be positive");
     }
-    for (int k = 1; k < PROFILE_KINDS; k++) {
-        if (!(cfg->kind_weights[k] > 0)) {
-            snprintf(err, errlen, "the weight of %s must be positive", profile_kind_names[k]);
-            return -1;
-        }
-    }
+    for (int k = 1; k < PROFILE_KINDS; k++)
+        if (!(cfg->kind_weights[k] > 0))
+            return status_fail(AISLE_EINVAL, err, errlen, "the weight of %s must be positive",
+                               profile_kind_names[k]);
     ps = calloc(1, sizeof(*ps));
-    if (!ps) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    if (rcluster_open(addr, scripts, PROFILE_NSCRIPTS, &ps->rc, err, errlen)) {
+    if (!ps) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if ((rc = rcluster_open(addr, scripts, PROFILE_NSCRIPTS, &ps->rc, err, errlen)) != 0) {
         free(ps);
-        return -1;
+        return rc;
     }
     ps->cfg = *cfg;
     *out = ps;
-    return 0;
+    return AISLE_OK;
 }
 
 void profile_store_close(profile_store *ps) {
@@ -208,63 +204,31 @@ void profile_store_close(profile_store *ps) {
 static int profile_exec(profile_store *ps, const char *what, redisReply ***r, size_t *n,
                         char *err, size_t errlen) {
     char why[400];
-    if (rcluster_exec(ps->rc, r, n, why, sizeof(why)) == 0) return 0;
-    snprintf(err, errlen, "%s: %s", what, why);
-    return AISLE_EIO;
+    if (rcluster_exec(ps->rc, r, n, why, sizeof(why)) == 0) return AISLE_OK;
+    return status_fail(AISLE_EIO, err, errlen, "%s: %s", what, why);
 }
 
 /* Reports an unexpected reply (an error reply carries Redis's reason). */
 static int profile_bad_reply(const redisReply *r, const char *what, char *err,
                              size_t errlen) {
-    snprintf(err, errlen, "redis: %s: %s", what,
-             r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-    return AISLE_EIO;
+    return status_fail(AISLE_EIO, err, errlen, "redis: %s: %s", what,
+                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
 }
 
-static int profile_check_id(const char *name, const char *v, int required,
-                            char *err, size_t errlen) {
-    size_t n = v ? strlen(v) : 0;
-    if (n == 0) {
-        if (required) snprintf(err, errlen, "%s is empty", name);
-        return required ? -1 : 0;
-    }
-    if (n > PROFILE_MAX_ID) {
-        snprintf(err, errlen, "%s is longer than %d bytes", name,
-                 PROFILE_MAX_ID);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
-            snprintf(err, errlen, "%s contains a control character", name);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-int profile_validate(const Aisle__V1__Signal *s, int64_t now_ms, char *err,
+int profile_check_id(const char *name, const char *v, int required, char *err,
                      size_t errlen) {
-    const int64_t min_ts = 946684800000LL; /* 2000-01-01 */
-    int follow = s->kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR;
-    if (profile_check_id("event_id", s->event_id, 1, err, errlen) ||
-        profile_check_id("user_id", s->user_id, 1, err, errlen) ||
-        profile_check_id("item_id", s->item_id, !follow, err, errlen) ||
-        profile_check_id("creator_id", s->creator_id, follow, err, errlen))
-        return -1;
-    if (s->kind <= 0 || s->kind >= PROFILE_KINDS) {
-        snprintf(err, errlen, "unknown signal kind %d", (int)s->kind);
-        return -1;
-    }
-    if (!isfinite(s->weight) || s->weight < 0 || s->weight > 1000) {
-        snprintf(err, errlen, "weight %g is outside [0, 1000]", s->weight);
-        return -1;
-    }
-    if (s->ts_ms < min_ts || s->ts_ms > now_ms + 86400000LL) {
-        snprintf(err, errlen, "ts_ms %lld is before 2000 or in the future",
-                 (long long)s->ts_ms);
-        return -1;
-    }
-    return 0;
+    size_t n = v ? strlen(v) : 0;
+    if (n == 0)
+        return required ? status_fail(AISLE_EINVAL, err, errlen, "%s is empty", name)
+                        : AISLE_OK;
+    if (n > PROFILE_MAX_ID)
+        return status_fail(AISLE_EINVAL, err, errlen, "%s is longer than %d bytes", name,
+                           PROFILE_MAX_ID);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+            return status_fail(AISLE_EINVAL, err, errlen, "%s contains a control character",
+                               name);
+    return AISLE_OK;
 }
 
 /* (t−L)/H·ln 2: the log-space offset of time t (see the scripts). */
@@ -405,7 +369,7 @@ static int profile_bump_popular(profile_store *ps, const profile_event *ev,
     size_t nr;
 
     if (!pop || !argv || !lens || !num) {
-        snprintf(err, errlen, "out of memory");
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
@@ -438,9 +402,8 @@ static int profile_bump_popular(profile_store *ps, const profile_event *ev,
         argv[argc++] = num[i];
     }
     for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    rc = AISLE_EIO;
     if (rcluster_append(ps->rc, PROFILE_POPULAR_KEY, argc, argv, lens)) {
-        snprintf(err, errlen, "out of memory");
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
     if ((rc = profile_exec(ps, "bumping popularity", &r, &nr, err, errlen)) != 0) goto out;
@@ -465,14 +428,14 @@ int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *er
     int napplied = 0, rc = AISLE_EIO;
 
     if (!order || !applied || !run_start) {
-        snprintf(err, errlen, "out of memory");
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
     if (n == 0) {
         rc = 0;
         goto out;
     }
-    if (rcluster_connect(ps->rc, err, errlen)) goto out;
+    if ((rc = rcluster_connect(ps->rc, err, errlen)) != 0) goto out;
     for (size_t i = 0; i < n; i++) order[i] = i;
     qsort_r(order, n, sizeof(*order), profile_cmp_event, (void *)ev);
     for (size_t i = 0; i < n; i++) {
@@ -490,14 +453,14 @@ int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *er
     a.lens = calloc(3 + PROFILE_NKEYS + 10 + 10 * longest, sizeof(*a.lens));
     a.num = calloc(9 + 4 * longest, sizeof(*a.num));
     if (!a.argv || !a.lens || !a.num) {
-        snprintf(err, errlen, "out of memory");
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
     for (size_t k = 0; k < n_runs; k++) {
         if (profile_queue_run(ps, ev, order + run_start[k], run_start[k + 1] - run_start[k],
                               &a)) {
             rcluster_reset(ps->rc);
-            snprintf(err, errlen, "out of memory");
+            rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
             goto out;
         }
     }
@@ -537,9 +500,9 @@ static int profile_entries_from(const profile_store *ps, const redisReply *r,
     profile_entry *e = NULL;
     *out = NULL;
     *n_out = 0;
-    if (n == 0) return 0;
+    if (n == 0) return AISLE_OK;
     e = calloc(n, sizeof(*e));
-    if (!e) return -1;
+    if (!e) return AISLE_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         const redisReply *k = r->element[2 * i], *v = r->element[2 * i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
@@ -551,10 +514,11 @@ static int profile_entries_from(const profile_store *ps, const redisReply *r,
     }
     *out = e;
     *n_out = n;
-    return 0;
+    return AISLE_OK;
 fail:
+    /* A member or score that is not a string is Redis's fault, not ours. */
     profile_entries_free(e, n);
-    return -1;
+    return AISLE_EFORMAT;
 }
 
 void profile_entries_free(profile_entry *e, size_t n) {
@@ -634,8 +598,11 @@ int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
             rc = profile_bad_reply(r[i], "reading a profile", err, errlen);
             goto fail;
         }
-        if (profile_entries_from(ps, r[i], now_ms, sets[i].decay, sets[i].out, sets[i].n))
-            goto oom;
+        if ((rc = profile_entries_from(ps, r[i], now_ms, sets[i].decay, sets[i].out,
+                                       sets[i].n)) != 0) {
+            status_fmt(err, errlen, "reading a profile: %s", status_str(rc));
+            goto fail;
+        }
     }
     if (r[n_sets]->type == REDIS_REPLY_STRING)
         p->last_active_ms = strtoll(r[n_sets]->str, NULL, 10);
@@ -646,8 +613,7 @@ int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
     return 0;
 oom:
     rcluster_reset(ps->rc);
-    snprintf(err, errlen, "out of memory");
-    rc = AISLE_EIO;
+    rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
 fail:
     profile_clear(p);
     return rc;
@@ -663,8 +629,7 @@ static int profile_one(profile_store *ps, const char *what, int argc, const char
     for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
     if (rcluster_append(ps->rc, argv[1], argc, argv, lens)) {
         rcluster_reset(ps->rc);
-        snprintf(err, errlen, "out of memory");
-        return AISLE_EIO;
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     }
     if ((rc = profile_exec(ps, what, &r, &nr, err, errlen)) != 0) return rc;
     *out = r[0];
@@ -701,9 +666,7 @@ int profile_popular(profile_store *ps, int64_t now_ms, size_t n,
         return rc;
     if (r->type != REDIS_REPLY_ARRAY)
         return profile_bad_reply(r, "reading popular items", err, errlen);
-    if (profile_entries_from(ps, r, now_ms, 1, out, &got) != 0) {
-        snprintf(err, errlen, "out of memory");
-        return AISLE_EIO;
-    }
+    if ((rc = profile_entries_from(ps, r, now_ms, 1, out, &got)) != 0)
+        return status_fail(rc, err, errlen, "reading popular items: %s", status_str(rc));
     return (int)got;
 }

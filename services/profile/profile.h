@@ -104,31 +104,32 @@ void profile_config_default(profile_config *cfg);
 
 /* Sets kind weights from a list such as "view=1,click=2,dismiss=6" (kind
  * names as in events.proto, any case; kinds not named keep their weight;
- * each weight in (0, 1000]). Returns 0, or -1 with err set and cfg
+ * each weight in (0, 1000]). Returns AISLE_OK, or AISLE_EINVAL with err set and cfg
  * unchanged. For the --kind-weights flag of ingest and serve. */
 int profile_parse_kind_weights(profile_config *cfg, const char *spec, char *err,
                                size_t errlen);
 
 /* Prepares a store on Redis at "host:port" (standalone, or a seed node of a
  * Redis Cluster). The store connects on first use and reconnects by itself
- * after an error. Returns 0, or -1 with err set (bad address or settings).
+ * after an error. Returns AISLE_OK, or AISLE_EINVAL (bad address or
+ * settings) or AISLE_ENOMEM with err set.
  * A store whose server is down still opens; calls then fail until it is
  * back. Free with profile_store_close. */
 int profile_store_open(const char *addr, const profile_config *cfg,
                        profile_store **out, char *err, size_t errlen);
 void profile_store_close(profile_store *ps);
 
-/* Checks a decoded signal for what the profile needs: ids present and of
- * sane length, a known kind, a finite weight in [0, 1000], a time between
- * 2000-01-01 and a day past now_ms. Returns 0, or -1 with the reason. */
-int profile_validate(const Aisle__V1__Signal *s, int64_t now_ms, char *err,
+/* Checks an id field (name says which, for the reason): at most
+ * PROFILE_MAX_ID bytes, no control characters, and not empty when required.
+ * Returns AISLE_OK, or AISLE_EINVAL with the reason in err. */
+int profile_check_id(const char *name, const char *v, int required, char *err,
                      size_t errlen);
 
 /* Applies validated events, each atomically and at most once (see the
  * top of this file), one script call per user and origin for the whole
  * batch, and bumps global popularity for the ones newly applied. Events of
  * one user and origin must come in offset order. Returns the number newly
- * applied (duplicates count 0), or AISLE_EIO with err set; then some may
+ * applied (duplicates count 0), or AISLE_EIO (AISLE_ENOMEM) with err set; then some may
  * have been applied and the caller retries the whole batch, which
  * de-duplication makes safe (popularity, an approximate figure, may then
  * miss those). */
@@ -137,7 +138,7 @@ int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *er
 
 /* Reads a user's profile as of now_ms, at most max_items items. Returns 0
  * (an unknown user gives an empty profile), AISLE_EINVAL for a bad
- * user_id or AISLE_EIO, with err set. The caller
+ * user_id, AISLE_EIO or AISLE_ENOMEM, with err set. The caller
  * frees p with profile_clear. */
 int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
                 size_t max_items, profile *p, char *err, size_t errlen);
