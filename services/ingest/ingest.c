@@ -7,9 +7,11 @@
 
 #include "aisle/v1/events.pb-c.h"
 #include "services/base/clock.h"
-#include "services/ingest/facts.h"
-#include "services/kafka/kafka.h"
 #include "services/base/log.h"
+#include "services/base/status.h"
+#include "services/ingest/facts.h"
+#include "services/ingest/signal.h"
+#include "services/kafka/kafka.h"
 
 #define INGEST_FLUSH_MS 5000
 #define INGEST_CATALOG_WAIT_MS 10000 /* catalog read before signals, at most */
@@ -49,11 +51,9 @@ void ingest_config_default(ingest_config *cfg) {
 
 int ingest_check_kafka_opt(const char *opt, char *err, size_t errlen) {
     const char *eq = strchr(opt, '=');
-    if (!eq || eq == opt) {
-        snprintf(err, errlen, "'%s' is not KEY=VALUE", opt);
-        return -1;
-    }
-    return 0;
+    if (!eq || eq == opt)
+        return status_fail(AISLE_EINVAL, err, errlen, "'%s' is not KEY=VALUE", opt);
+    return AISLE_OK;
 }
 
 static void ingest_batch_reset(ingest_batch *b) {
@@ -64,8 +64,8 @@ static void ingest_batch_reset(ingest_batch *b) {
 }
 
 /* Queues a bad message for the dead-letter topic, with where it came from
- * and why it was refused in its headers. Returns 0, or -1 when the producer
- * refused it. */
+ * and why it was refused in its headers. Returns AISLE_OK, or AISLE_EIO when
+ * the producer refused it. */
 static int ingest_dead_letter(ingest_worker *w, const rd_kafka_message_t *m,
                               const char *why) {
     char part[16], off[24];
@@ -84,9 +84,9 @@ static int ingest_dead_letter(ingest_worker *w, const rd_kafka_message_t *m,
         RD_KAFKA_V_HEADER("aisle-error", why, -1), RD_KAFKA_V_END);
     if (e) {
         log_error("ingest", "dead-letter send refused: %s", rd_kafka_err2str(e));
-        return -1;
+        return AISLE_EIO;
     }
-    return 0;
+    return AISLE_OK;
 }
 
 /* Fills the batch's profile events: origin and offset, and the item's
@@ -106,33 +106,24 @@ static void ingest_events(ingest_worker *w, ingest_batch *b) {
     }
 }
 
-/* Decodes and validates each message; bad ones go to the dead-letter topic.
- * Returns 0, or -1 when dead letters could not be queued. */
-static int ingest_sort(ingest_worker *w, ingest_batch *b) {
+/* Decodes and checks each message (services/ingest/signal.h): good ones
+ * join the batch's signals, bad ones are queued for the dead-letter topic.
+ * Returns AISLE_OK, or AISLE_EIO when a dead letter could not be queued. */
+static int ingest_decode_or_dead_letter(ingest_worker *w, ingest_batch *b) {
     int64_t now = clock_wall_ms();
     char why[256];
     for (size_t i = 0; i < b->n_msgs; i++) {
         const rd_kafka_message_t *m = b->msgs[i];
         Aisle__V1__Signal *s;
-        if (!m->payload) {
-            if (ingest_dead_letter(w, m, "message has no value")) return -1;
-            continue;
-        }
-        s = aisle__v1__signal__unpack(NULL, m->len, m->payload);
-        if (!s) {
-            if (ingest_dead_letter(w, m, "value is not a Signal")) return -1;
-            continue;
-        }
-        if (profile_validate(s, now, why, sizeof(why)) != 0) {
-            aisle__v1__signal__free_unpacked(s, NULL);
-            if (ingest_dead_letter(w, m, why)) return -1;
+        if (signal_decode(m->payload, m->len, now, &s, why, sizeof(why)) != AISLE_OK) {
+            if (ingest_dead_letter(w, m, why)) return AISLE_EIO;
             continue;
         }
         b->at[b->n_sigs] = i;
         b->sigs[b->n_sigs++] = s;
     }
     ingest_events(w, b);
-    return 0;
+    return AISLE_OK;
 }
 
 /* Pauses or resumes all assigned partitions, so an outage does not pile up
@@ -148,7 +139,8 @@ static void ingest_pause(ingest_worker *w, int pause) {
 }
 
 /* Applies the batch's signals, retrying with backoff until Redis takes them
- * or a stop is asked for. Returns 0 when applied, -1 when stopped first. */
+ * or a stop is asked for. Returns AISLE_OK when applied, AISLE_ECANCELED when
+ * stopped first. */
 static int ingest_apply(ingest_worker *w, ingest_batch *b) {
     int64_t backoff = 100;
     int paused = 0;
@@ -164,7 +156,7 @@ static int ingest_apply(ingest_worker *w, ingest_batch *b) {
                 ingest_pause(w, 0);
                 log_info("ingest", "profile store is back; resuming");
             }
-            return 0;
+            return AISLE_OK;
         }
         if (w->stats) atomic_fetch_add(&w->stats->redis_retries, 1);
         if (!paused) {
@@ -173,7 +165,7 @@ static int ingest_apply(ingest_worker *w, ingest_batch *b) {
         }
         log_warn("ingest", "%s; retrying in %lld ms", err, (long long)backoff);
         for (int64_t waited = 0; waited < backoff; waited += 100) {
-            if (atomic_load(w->stop)) return -1;
+            if (atomic_load(w->stop)) return AISLE_ECANCELED;
             /* Serve group events while waiting; partitions are paused, so
              * no message arrives here. */
             rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, 100);
@@ -188,9 +180,9 @@ static int ingest_flush_dlq(ingest_worker *w) {
     while (rd_kafka_outq_len(w->dlq) > 0) {
         if (rd_kafka_flush(w->dlq, INGEST_FLUSH_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) break;
         log_warn("ingest", "dead-letter topic is not acknowledging; still trying");
-        if (atomic_load(w->stop)) return -1;
+        if (atomic_load(w->stop)) return AISLE_ECANCELED;
     }
-    return 0;
+    return AISLE_OK;
 }
 
 /* Commits the offsets after the last message of each partition in b. */
@@ -214,10 +206,10 @@ static int ingest_commit(ingest_worker *w, ingest_batch *b) {
          * keeps that harmless. */
         log_warn("ingest", "commit failed: %s", rd_kafka_err2str(e));
         if (w->stats) atomic_fetch_add(&w->stats->commit_failures, 1);
-        return -1;
+        return AISLE_EIO;
     }
     if (w->stats) atomic_fetch_add(&w->stats->committed, b->n_msgs);
-    return 0;
+    return AISLE_OK;
 }
 
 /* Takes up to batch_max messages, waiting at most 100 ms for the first. */
@@ -289,7 +281,7 @@ static rd_kafka_t *ingest_consumer(const ingest_config *cfg, char *err, size_t e
     }
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (!rk) {
-        snprintf(err, errlen, "kafka consumer: %s", why);
+        status_fmt(err, errlen, "kafka consumer: %s", why);
         goto fail;
     }
     return rk;
@@ -316,27 +308,27 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
     size_t nb = cfg->batch_max > 0 ? (size_t)cfg->batch_max : 1;
     rd_kafka_topic_partition_list_t *topics;
     rd_kafka_resp_err_t e;
-    int rc = -1;
+    int rc;
 
-    if (cfg->batch_max <= 0) {
-        snprintf(err, errlen, "batch size must be positive");
-        return -1;
-    }
+    if (cfg->batch_max <= 0)
+        return status_fail(AISLE_EINVAL, err, errlen, "batch size must be positive");
     b.msgs = calloc(nb, sizeof(*b.msgs));
     b.sigs = calloc(nb, sizeof(*b.sigs));
     b.at = calloc(nb, sizeof(*b.at));
     b.events = calloc(nb, sizeof(*b.events));
     b.origins = calloc(nb, sizeof(*b.origins));
     if (!b.msgs || !b.sigs || !b.at || !b.events || !b.origins) {
-        snprintf(err, errlen, "out of memory");
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
-    if (profile_store_open(cfg->redis, &cfg->profile, &w.profiles, err, errlen))
+    if ((rc = profile_store_open(cfg->redis, &cfg->profile, &w.profiles, err, errlen)))
         goto out;
+    rc = AISLE_EINVAL; /* what the Kafka set-up fails with: settings refused */
     if (!(w.dlq = kafka_producer_new(cfg->brokers, err, errlen))) goto out;
     if (cfg->catalog_topic &&
-        facts_open(cfg->brokers, cfg->catalog_topic, &w.facts, err, errlen))
+        (rc = facts_open(cfg->brokers, cfg->catalog_topic, &w.facts, err, errlen)))
         goto out;
+    rc = AISLE_EINVAL;
     if (!(w.consumer = ingest_consumer(cfg, err, errlen))) goto out;
     rd_kafka_poll_set_consumer(w.consumer);
     if (w.facts) ingest_learn_catalog(&w);
@@ -345,7 +337,8 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
     e = rd_kafka_subscribe(w.consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e) {
-        snprintf(err, errlen, "subscribing to %s: %s", cfg->topic, rd_kafka_err2str(e));
+        rc = status_fail(AISLE_EIO, err, errlen, "subscribing to %s: %s", cfg->topic,
+                         rd_kafka_err2str(e));
         goto out;
     }
     log_info("ingest", "consuming %s as group %s into redis %s", cfg->topic,
@@ -359,14 +352,14 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
         if (b.n_msgs == 0) continue;
         /* A batch whose effects are not all confirmed is not committed: the
          * next owner of its partitions reads it again. */
-        if (ingest_sort(&w, &b) == 0 && ingest_apply(&w, &b) == 0 &&
+        if (ingest_decode_or_dead_letter(&w, &b) == 0 && ingest_apply(&w, &b) == 0 &&
             ingest_flush_dlq(&w) == 0) {
             atomic_fetch_add(&w.stats->dead_lettered, b.n_msgs - b.n_sigs);
             ingest_commit(&w, &b);
         }
         ingest_batch_reset(&b);
     }
-    rc = 0;
+    rc = AISLE_OK;
     ingest_log_stats(&w, 1);
     log_info("ingest", "stopping: leaving group %s", cfg->group);
 out:

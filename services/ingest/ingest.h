@@ -9,7 +9,7 @@
  * the replay harmless. While Redis is down the worker pauses its
  * partitions, retries with backoff, commits nothing, and resumes by itself.
  * Each worker also reads the whole catalog topic to learn the category and
- * brand of each item (services/facts.h), and logs its counters now and then. */
+ * brand of each item (services/ingest/facts.h), and logs its counters now and then. */
 #ifndef AISLE_INGEST_H
 #define AISLE_INGEST_H
 
@@ -48,13 +48,14 @@ typedef struct ingest_stats {
 /* Fills the defaults above (brokers and redis stay NULL). */
 void ingest_config_default(ingest_config *cfg);
 
-/* Checks "key=value" for a librdkafka setting. Returns 0, or -1 with err
- * set. For the --kafka-opt flag. */
+/* Checks "key=value" for a librdkafka setting. Returns AISLE_OK, or
+ * AISLE_EINVAL with err set. For the --kafka-opt flag. */
 int ingest_check_kafka_opt(const char *opt, char *err, size_t errlen);
 
 /* Runs until *stop becomes non-zero, then finishes the batch in hand,
- * commits and leaves the group. stats may be NULL. Returns 0 after a clean
- * stop, or -1 with err set when it could not start. */
+ * commits and leaves the group. stats may be NULL. Returns AISLE_OK after a
+ * clean stop, or the code (AISLE_EINVAL: settings; AISLE_ENOMEM, AISLE_EIO)
+ * with err set when it could not start. */
 int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
                char *err, size_t errlen);
 

@@ -1,7 +1,7 @@
 /* Tests for services/profile against a real redis-server child: applying,
  * de-duplication by event id and by offset, decay order, bounds, seen,
  * purchased, categories and brands, TTL, deletion of every key, kind
- * weights, validation, popularity, and errors when Redis is away. */
+ * weights, id checks, popularity, and errors when Redis is away. */
 #include "services/profile/profile.h"
 
 #include <math.h>
@@ -144,32 +144,20 @@ static void test_bounded_across_calls(void) {
     profile_store_close(ps);
 }
 
-static void test_validation(void) {
-    int64_t now = clock_wall_ms();
+static void test_check_id(void) {
     char err[256], big[PROFILE_MAX_ID + 2];
-    Aisle__V1__Signal s = sig("e", "u", AISLE__V1__SIGNAL_KIND__CLICK, "i", now);
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == 0);
-    s.kind = 99;
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "kind"));
-    s.kind = AISLE__V1__SIGNAL_KIND__SIGNAL_KIND_UNSPECIFIED;
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1);
-    s.kind = AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR;
-    s.creator_id = "";
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "creator_id"));
-    s = sig("e", "u", AISLE__V1__SIGNAL_KIND__CLICK, "i", now + 2 * 86400000LL);
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "future"));
-    s.ts_ms = now;
-    s.weight = NAN;
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1);
-    s.weight = 1e6f;
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1);
-    s.weight = 0;
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = 0;
-    s.user_id = big;
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "longer"));
-    s.user_id = "tab\there";
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "control"));
+    TEST_CHECK(profile_check_id("user_id", "u", 1, err, sizeof(err)) == AISLE_OK);
+    TEST_CHECK(profile_check_id("item_id", "", 0, err, sizeof(err)) == AISLE_OK);
+    TEST_CHECK(profile_check_id("user_id", "", 1, err, sizeof(err)) == AISLE_EINVAL &&
+               strstr(err, "user_id is empty"));
+    TEST_CHECK(profile_check_id("user_id", big, 1, err, sizeof(err)) == AISLE_EINVAL &&
+               strstr(err, "longer"));
+    big[sizeof(big) - 2] = 0; /* exactly PROFILE_MAX_ID */
+    TEST_CHECK(profile_check_id("user_id", big, 1, err, sizeof(err)) == AISLE_OK);
+    TEST_CHECK(profile_check_id("user_id", "tab\there", 1, err, sizeof(err)) ==
+                   AISLE_EINVAL && strstr(err, "control"));
 }
 
 static void test_popular_counts_only_new_positive_events(void) {
@@ -366,7 +354,7 @@ int main(void) {
     TEST_RUN(test_apply_dedup_and_order);
     TEST_RUN(test_bounded_and_unknown);
     TEST_RUN(test_bounded_across_calls);
-    TEST_RUN(test_validation);
+    TEST_RUN(test_check_id);
     TEST_RUN(test_popular_counts_only_new_positive_events);
     TEST_RUN(test_redis_down_is_an_error_then_recovers);
     TEST_RUN(test_offsets_catch_replays_beyond_the_id_window);
