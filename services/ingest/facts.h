@@ -13,8 +13,8 @@
 
 typedef struct facts facts;
 
-/* Starts reading topic on brokers. Returns 0, or -1 with err set. Free with
- * facts_close. */
+/* Starts reading topic on brokers. Returns AISLE_OK, or tail_open's code with
+ * err set. Free with facts_close. */
 int facts_open(const char *brokers, const char *topic, facts **out, char *err,
                size_t errlen);
 void facts_close(facts *f);
@@ -24,7 +24,8 @@ void facts_poll(facts *f, int wait_ms);
 /* Non-zero once the whole topic has been read once. */
 int facts_caught_up(const facts *f);
 /* The category and brand of item (NULL when not known); valid until the
- * next facts_poll. Returns 0 when the item is known, -1 when not. */
+ * next facts_poll. Returns AISLE_OK when the item is known, AISLE_ENOTFOUND
+ * when not. */
 int facts_lookup(const facts *f, const char *item, const char **category,
                  const char **brand);
 size_t facts_count(const facts *f);
