@@ -50,9 +50,7 @@ rd_kafka_conf_t *kafka_conf_new(const char *brokers, char *err, size_t errlen) {
     return conf;
 }
 
-rd_kafka_t *kafka_producer_new(const char *brokers, char *err, size_t errlen) {
-    char why[512];
-    rd_kafka_t *rk;
+rd_kafka_conf_t *kafka_producer_conf(const char *brokers, char *err, size_t errlen) {
     rd_kafka_conf_t *conf = kafka_conf_new(brokers, err, errlen);
     if (!conf) return NULL;
     if (kafka_conf_set(conf, "acks", "all", err, errlen) ||
@@ -61,6 +59,14 @@ rd_kafka_t *kafka_producer_new(const char *brokers, char *err, size_t errlen) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    return conf;
+}
+
+rd_kafka_t *kafka_producer_new(const char *brokers, char *err, size_t errlen) {
+    char why[512];
+    rd_kafka_t *rk;
+    rd_kafka_conf_t *conf = kafka_producer_conf(brokers, err, errlen);
+    if (!conf) return NULL;
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
     if (!rk) {
         status_fmt(err, errlen, "kafka producer: %s", why);

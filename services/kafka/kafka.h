@@ -25,6 +25,9 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
 /* A producer with acks=all and idempotence, so a retried send is written
  * once. Returns NULL with err set; free with rd_kafka_destroy. */
 rd_kafka_t *kafka_producer_new(const char *brokers, char *err, size_t errlen);
+/* kafka_producer_new's configuration, for a producer that also wants
+ * callbacks of its own (delivery reports). Returns NULL with err set. */
+rd_kafka_conf_t *kafka_producer_conf(const char *brokers, char *err, size_t errlen);
 
 /* Serializes msg and queues it on topic with key, waiting while the local
  * queue is full. Returns AISLE_OK, or AISLE_ENOMEM or AISLE_EIO (refused) with
