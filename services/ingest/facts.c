@@ -64,6 +64,20 @@ static void facts_put(facts *f, const Aisle__V1__CatalogItem *ci) {
     e->brand = brand;
 }
 
+static int facts_field_ok(const char *v) { return !v || strlen(v) <= FACTS_MAX_FIELD; }
+
+/* What serve's catalog accepts (retrieval/catalog.c refuses an item with a
+ * longer field): a category or brand of megabytes would otherwise be
+ * copied into every viewer's profile. */
+static int facts_acceptable(const Aisle__V1__CatalogItem *ci) {
+    if (!ci->item_id || !*ci->item_id) return 0;
+    if (facts_field_ok(ci->item_id) && facts_field_ok(ci->category) && facts_field_ok(ci->brand))
+        return 1;
+    log_warn("facts", "item %.64s...: a field is longer than %d bytes; not learned",
+             ci->item_id, FACTS_MAX_FIELD);
+    return 0;
+}
+
 void facts_poll(facts *f, int wait_ms) {
     int64_t deadline = clock_mono_ms() + wait_ms + FACTS_POLL_BUDGET_MS;
     int wait = wait_ms;
@@ -74,7 +88,7 @@ void facts_poll(facts *f, int wait_ms) {
         /* Tombstones and deletes keep the facts (see facts.h); what does
          * not parse is serve's to report, here it is just not learned. */
         ci = m->payload ? aisle__v1__catalog_item__unpack(NULL, m->len, m->payload) : NULL;
-        if (ci && !ci->deleted && ci->item_id && *ci->item_id) facts_put(f, ci);
+        if (ci && !ci->deleted && facts_acceptable(ci)) facts_put(f, ci);
         if (ci) aisle__v1__catalog_item__free_unpacked(ci, NULL);
         rd_kafka_message_destroy(m);
         if (clock_mono_ms() >= deadline) return;

@@ -5,11 +5,17 @@
  * and brands, so each ingest worker reads the whole catalog topic (a tail:
  * every partition, no group) into a map and keeps reading it as it changes.
  * A deleted item keeps its facts: signals about it still say something
- * about the user. One facts is used by one thread. */
+ * about the user. An item with an id, category or brand longer than
+ * FACTS_MAX_FIELD bytes is not learned, as serve's catalog refuses it. One
+ * facts is used by one thread. */
 #ifndef AISLE_FACTS_H
 #define AISLE_FACTS_H
 
 #include <stddef.h>
+
+/* The longest field learned: serve's CATALOG_MAX_FIELD (retrieval/catalog.h),
+ * which ingest does not link. */
+#define FACTS_MAX_FIELD 1024
 
 typedef struct facts facts;
 

@@ -1,6 +1,7 @@
 /* Tests for services/ingest/facts on the librdkafka mock cluster: items
  * learned from the catalog topic, replaced by later versions, kept after a
- * delete, and unknown items reported as such. */
+ * delete, refused with an over-long category or brand, and unknown items
+ * reported as such. */
 #include "services/ingest/facts.h"
 
 #include <stdio.h>
@@ -54,6 +55,12 @@ static void test_learn_replace_keep(void) {
     TEST_CHECK(facts_lookup(f, "b", &cat, &brand) == AISLE_OK && brand == NULL);
     TEST_CHECK(facts_lookup(f, "zzz", &cat, &brand) == AISLE_ENOTFOUND && !cat && !brand);
 
+    {
+        static char huge[FACTS_MAX_FIELD + 2];
+        memset(huge, 'x', sizeof(huge) - 1);
+        put(p, "a", huge, "acme", 0); /* refused, as serve refuses it: "a" keeps shoes */
+        put(p, "c", "ok", huge, 0);   /* refused: "c" stays unknown */
+    }
     put(p, "a", "boots", "acme", 0); /* a new version replaces the old */
     put(p, "b", "", "", 1);          /* a delete keeps what was known */
     rd_kafka_flush(p, 10000);
@@ -62,6 +69,7 @@ static void test_learn_replace_keep(void) {
     TEST_CHECK(facts_lookup(f, "a", &cat, &brand) == AISLE_OK && strcmp(brand, "acme") == 0);
     TEST_CHECK(facts_lookup(f, "b", &cat, &brand) == AISLE_OK && strcmp(cat, "hats") == 0);
     TEST_CHECK(facts_count(f) == 2);
+    TEST_CHECK(facts_lookup(f, "c", &cat, &brand) == AISLE_ENOTFOUND);
     TEST_CHECK(facts_caught_up(f));
     facts_close(f);
     rd_kafka_destroy(p);
