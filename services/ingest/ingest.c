@@ -148,6 +148,7 @@ static void ingest_events(ingest_worker *w, ingest_batch *b) {
         e->sig = b->sigs[i];
         e->origin = b->origins[i];
         e->offset = m->offset;
+        e->produced_ms = rd_kafka_message_timestamp(m, NULL);
         e->category = e->brand = NULL;
         if (w->facts && e->sig->item_id && *e->sig->item_id)
             facts_lookup(w->facts, e->sig->item_id, &e->category, &e->brand);

@@ -1,6 +1,7 @@
 /* profile: Redis-backed user profiles (see profile.h for the model). */
 #include "services/profile/profile.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,8 @@
 #include "services/base/clock.h"
 #include "services/profile/rcluster.h"
 
-#define PROFILE_KEY_MAX (PROFILE_MAX_ID + 32)
+/* A key holds the user id escaped (at most three bytes a byte) and a name. */
+#define PROFILE_KEY_MAX (3 * PROFILE_MAX_ID + 32)
 #define PROFILE_POPULAR_KEY "aisle:popular"
 
 /* Scores are kept in log space: a member's score is ln(decayed weight) +
@@ -40,29 +42,36 @@
  * brand; note the item as seen (and purchased). Then raise the origin's
  * mark and the latest activity time, trim each set to its bound by
  * dropping the lightest (oldest) members, forget ids past the window and
- * refresh the TTL. Returns one '1' (applied) or '0' (duplicate) per event.
+ * refresh the TTL. An event produced at or before the user's erasure mark
+ * (meta's field "erased") is skipped like a duplicate, and the TTL never
+ * cuts the mark's keep_s short. Returns one '1' (applied) or '0' (duplicate
+ * or erased) per event.
  * KEYS: items creators dismissed events meta seen purchased categories
  *       brands
  * ARGV: max_items max_creators max_categories max_seen max_purchased
- *       window_count window_cutoff_ms now_ms ttl_s mark, then per event:
+ *       window_count window_cutoff_ms now_ms ttl_s mark keep_s, then per event:
  *       event_id offset ts_ms kind item item_log creator creator_log
- *       category brand  (kind: d dismiss, p purchase, f follow, i other) */
+ *       category brand produced_ms
+ *       (kind: d dismiss, p purchase, f follow, i other) */
 static const char profile_apply_lua[] =
     PROFILE_LUA_LOGADD
     "local mark = ARGV[10]\n"
-    "local meta = redis.call('HMGET', KEYS[5], mark == '' and 'last_ms' or mark, 'last_ms')\n"
+    "local meta = redis.call('HMGET', KEYS[5], mark == '' and 'last_ms' or mark, 'last_ms',\n"
+    "                        'erased')\n"
     "local done = mark ~= '' and tonumber(meta[1] or '-1') or -1\n"
     "local top = done\n"
     "local last = tonumber(meta[2] or '0')\n"
     "local last0 = last\n"
     /* Only a set that gained a member can be over its bound: the others
      * are not counted (a call per set per batch is much of the cost). */
+    "local erased = tonumber(meta[3] or '-1')\n"
     "local grew = {}\n"
     "local function add(k, member, a) if logadd(KEYS[k], member, a) then grew[k] = true end end\n"
     "local out, any = {}, false\n"
-    "for i = 11, #ARGV, 10 do\n"
+    "for i = 12, #ARGV, 11 do\n"
     "  local id, off, ts, kind = ARGV[i], tonumber(ARGV[i+1]), ARGV[i+2], ARGV[i+3]\n"
-    "  if (off >= 0 and off <= done) or redis.call('ZSCORE', KEYS[4], id) then\n"
+    "  if (off >= 0 and off <= done) or tonumber(ARGV[i+10]) <= erased or\n"
+    "     redis.call('ZSCORE', KEYS[4], id) then\n"
     "    out[#out+1] = '0'\n"
     "  else\n"
     "    out[#out+1] = '1'\n"
@@ -96,6 +105,10 @@ static const char profile_apply_lua[] =
     "end\n"
     "if tonumber(ARGV[9]) > 0 then\n"
     "  for k = 1, 9 do redis.call('EXPIRE', KEYS[k], ARGV[9]) end\n"
+    "  local keep = math.ceil((erased + ARGV[11] * 1000 - ARGV[8]) / 1000)\n"
+    "  if erased >= 0 and keep > tonumber(ARGV[9]) then\n"
+    "    redis.call('EXPIRE', KEYS[5], keep)\n"
+    "  end\n"
     "end\n"
     "return table.concat(out)\n";
 
@@ -109,7 +122,25 @@ static const char profile_popular_lua[] =
 
 #define PROFILE_POPULAR_MAX 10000
 
-enum { PROFILE_SCRIPT_APPLY, PROFILE_SCRIPT_POPULAR, PROFILE_NSCRIPTS };
+/* Erasure: every key of the profile goes, and meta keeps only the erasure
+ * mark, the time (Redis's clock, the one clock every writer shares), for
+ * keep_s, the log's retention: a replay of what was produced before cannot
+ * bring the profile back. The mark lives in meta, a key every call already
+ * names, so a slot migration never finds a call's keys half moved. Returns
+ * the number of keys that held something of the profile.
+ * KEYS: as for apply (meta 5th)  ARGV: keep_s */
+static const char profile_delete_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local only_mark = redis.call('HLEN', KEYS[5]) == 1 and\n"
+    "                  redis.call('HEXISTS', KEYS[5], 'erased') == 1\n"
+    "local n = redis.call('DEL', unpack(KEYS))\n"
+    "if only_mark then n = n - 1 end\n"
+    "redis.call('HSET', KEYS[5], 'erased',\n"
+    "           string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000)))\n"
+    "redis.call('EXPIRE', KEYS[5], ARGV[1])\n"
+    "return n\n";
+
+enum { PROFILE_SCRIPT_APPLY, PROFILE_SCRIPT_POPULAR, PROFILE_SCRIPT_DELETE, PROFILE_NSCRIPTS };
 
 struct profile_store {
     profile_config cfg;
@@ -130,6 +161,7 @@ void profile_config_default(profile_config *cfg) {
     cfg->max_purchased = 1000;
     cfg->event_window = 10000;
     cfg->event_window_s = 7 * 24 * 3600.0;
+    cfg->erasure_keep_s = 7 * 24 * 3600.0;
     memcpy(cfg->kind_weights, weights, sizeof(weights));
 }
 
@@ -168,14 +200,15 @@ int profile_parse_kind_weights(profile_config *cfg, const char *spec, char *err,
 
 int profile_store_open(const char *addr, const profile_config *cfg,
                        profile_store **out, char *err, size_t errlen) {
-    static const char *const scripts[PROFILE_NSCRIPTS] = {profile_apply_lua,
-                                                          profile_popular_lua};
+    static const char *const scripts[PROFILE_NSCRIPTS] = {
+        profile_apply_lua, profile_popular_lua, profile_delete_lua};
     profile_store *ps;
     int rc;
     *out = NULL;
     if (cfg->half_life_s <= 0 || cfg->max_items <= 0 || cfg->max_creators <= 0 ||
         cfg->max_categories <= 0 || cfg->max_seen <= 0 || cfg->max_purchased <= 0 ||
-        cfg->event_window <= 0 || cfg->event_window_s <= 0 || cfg->ttl_s < 0) {
+        cfg->event_window <= 0 || cfg->event_window_s <= 0 || cfg->ttl_s < 0 ||
+        cfg->erasure_keep_s <= 0) {
         return status_fail(AISLE_EINVAL, err, errlen, "profile settings must be positive");
     }
     for (int k = 1; k < PROFILE_KINDS; k++)
@@ -247,12 +280,33 @@ enum { PROFILE_KEY_ITEMS, PROFILE_KEY_CREATORS, PROFILE_KEY_DISMISSED,
        PROFILE_KEY_EVENTS, PROFILE_KEY_META, PROFILE_KEY_SEEN, PROFILE_KEY_PURCHASED,
        PROFILE_KEY_CATEGORIES, PROFILE_KEY_BRANDS, PROFILE_NKEYS };
 
+size_t profile_key_tag(const char *user, char *out, size_t outlen) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    assert(outlen > 0);
+    for (const char *p = user; *p; p++) {
+        int esc = *p == '{' || *p == '}' || *p == '%';
+        if (n + (esc ? 3 : 1) >= outlen) break;
+        if (esc) {
+            out[n++] = '%';
+            out[n++] = hex[(unsigned char)*p >> 4];
+            out[n++] = hex[*p & 15];
+        } else {
+            out[n++] = *p;
+        }
+    }
+    out[n] = 0;
+    return n;
+}
+
 static void profile_keys(const char *user, char keys[PROFILE_NKEYS][PROFILE_KEY_MAX]) {
     static const char *names[PROFILE_NKEYS] = {
         "items", "creators", "dismissed", "events", "meta",
         "seen",  "purchased", "categories", "brands"};
+    char tag[3 * PROFILE_MAX_ID + 1];
+    profile_key_tag(user, tag, sizeof(tag));
     for (int i = 0; i < PROFILE_NKEYS; i++)
-        snprintf(keys[i], PROFILE_KEY_MAX, "aisle:u:{%s}:%s", user, names[i]);
+        snprintf(keys[i], PROFILE_KEY_MAX, "aisle:u:{%s}:%s", tag, names[i]);
 }
 
 /* Orders events by user, then origin, then arrival, so that each user's
@@ -314,6 +368,7 @@ static int profile_queue_run(profile_store *ps, const profile_event *ev, const s
     profile_arg_num(a, "%.0f", (double)now);
     profile_arg_num(a, "%.0f", ceil(cfg->ttl_s));
     profile_arg(a, ev[order[0]].origin ? ev[order[0]].origin : "");
+    profile_arg_num(a, "%.0f", ceil(cfg->erasure_keep_s));
     for (size_t i = 0; i < n; i++) {
         const profile_event *e = &ev[order[i]];
         const Aisle__V1__Signal *s = e->sig;
@@ -335,6 +390,7 @@ static int profile_queue_run(profile_store *ps, const profile_event *ev, const s
         profile_arg_num(a, "%.17g", follow ? l : l + log(0.25));
         profile_arg(a, e->category);
         profile_arg(a, e->brand);
+        profile_arg_num(a, "%.0f", (double)(e->produced_ms > 0 ? e->produced_ms : s->ts_ms));
     }
     return rcluster_append(ps->rc, keys[0], a->argc, a->argv, a->lens);
 }
@@ -449,9 +505,9 @@ int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *er
     }
     run_start[n_runs] = n;
     if (n - run_start[n_runs - 1] > longest) longest = n - run_start[n_runs - 1];
-    a.argv = calloc(3 + PROFILE_NKEYS + 10 + 10 * longest, sizeof(*a.argv));
-    a.lens = calloc(3 + PROFILE_NKEYS + 10 + 10 * longest, sizeof(*a.lens));
-    a.num = calloc(9 + 4 * longest, sizeof(*a.num));
+    a.argv = calloc(3 + PROFILE_NKEYS + 11 + 11 * longest, sizeof(*a.argv));
+    a.lens = calloc(3 + PROFILE_NKEYS + 11 + 11 * longest, sizeof(*a.lens));
+    a.num = calloc(10 + 5 * longest, sizeof(*a.num));
     if (!a.argv || !a.lens || !a.num) {
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
@@ -637,19 +693,29 @@ static int profile_one(profile_store *ps, const char *what, int argc, const char
 }
 
 int profile_delete(profile_store *ps, const char *user_id, char *err, size_t errlen) {
-    char keys[PROFILE_NKEYS][PROFILE_KEY_MAX];
-    const char *argv[PROFILE_NKEYS + 1] = {"DEL"};
-    redisReply *r;
+    char keys[PROFILE_NKEYS][PROFILE_KEY_MAX], nkeys[8], keep[24];
+    const char *argv[4 + PROFILE_NKEYS] = {"EVALSHA", NULL, nkeys};
+    size_t lens[4 + PROFILE_NKEYS], nr;
+    redisReply **r;
     int rc;
-    if (profile_check_id("user_id", user_id, 1, err, errlen) != 0) return AISLE_EINVAL;
+    if ((rc = profile_check_id("user_id", user_id, 1, err, errlen)) != AISLE_OK) return rc;
+    if ((rc = rcluster_connect(ps->rc, err, errlen)) != AISLE_OK) return rc;
     profile_keys(user_id, keys);
-    for (int i = 0; i < PROFILE_NKEYS; i++) argv[i + 1] = keys[i];
-    if ((rc = profile_one(ps, "deleting a profile", PROFILE_NKEYS + 1, argv, &r, err,
-                          errlen)) != 0)
+    snprintf(nkeys, sizeof(nkeys), "%d", PROFILE_NKEYS);
+    snprintf(keep, sizeof(keep), "%.0f", ceil(ps->cfg.erasure_keep_s));
+    argv[1] = rcluster_sha(ps->rc, PROFILE_SCRIPT_DELETE);
+    for (int i = 0; i < PROFILE_NKEYS; i++) argv[3 + i] = keys[i];
+    argv[3 + PROFILE_NKEYS] = keep;
+    for (int i = 0; i < 4 + PROFILE_NKEYS; i++) lens[i] = strlen(argv[i]);
+    if (rcluster_append(ps->rc, keys[0], 4 + PROFILE_NKEYS, argv, lens)) {
+        rcluster_reset(ps->rc);
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    }
+    if ((rc = profile_exec(ps, "deleting a profile", &r, &nr, err, errlen)) != AISLE_OK)
         return rc;
-    if (r->type != REDIS_REPLY_INTEGER)
-        return profile_bad_reply(r, "deleting a profile", err, errlen);
-    return r->integer > 0;
+    if (r[0]->type != REDIS_REPLY_INTEGER)
+        return profile_bad_reply(r[0], "deleting a profile", err, errlen);
+    return r[0]->integer > 0;
 }
 
 int profile_popular(profile_store *ps, int64_t now_ms, size_t n,

@@ -1,8 +1,10 @@
 /* profile: user-interest profiles in Redis, shared by `aisle ingest` (which
  * writes them) and `aisle serve` (which reads them).
  *
- * A user's keys share the hash tag {user_id}, so they sit in one Redis
- * Cluster slot and one Lua script can update them atomically. Weights use
+ * A user's keys share the hash tag {user_id}, the id with '{', '}' and '%'
+ * escaped as %7B, %7D and %25 (profile_key_tag), so whatever the id holds
+ * they sit in one Redis Cluster slot and one Lua script can update them
+ * atomically. Weights use
  * forward decay: an event at time t adds w·2^((t−L)/H) for a fixed landmark
  * L and half-life H, and a reader divides by 2^((now−L)/H). Stored scores
  * are the logarithms of those sums, so they never overflow and never need
@@ -57,6 +59,10 @@ typedef struct profile_config {
     int event_window;     /* event ids remembered per user, at most; 10000 */
     double event_window_s; /* how long an id is remembered; default 7 days */
     double ttl_s;         /* inactive users expire after this; 0 (default): never */
+    /* How long an erasure is remembered (profile_delete): at least the
+     * signal topic's retention, so no replay of the log predates it;
+     * default 7 days, Kafka's default retention. */
+    double erasure_keep_s;
     /* Weight of one event of each kind, by Aisle__V1__SignalKind (index 0
      * unused). Defaults: view 1, click 2, add-to-cart 4, purchase 8, like 3,
      * follow 5, dismiss 4 (which goes to the dismissed set). */
@@ -95,6 +101,8 @@ typedef struct profile_event {
     const char *brand;            /* likewise */
     const char *origin;           /* "topic:partition" it was read from, or NULL */
     int64_t offset;               /* its offset there; -1 with no origin */
+    int64_t produced_ms;          /* when it was produced (the log's timestamp);
+                                   * 0: unknown, its ts_ms stands in */
 } profile_event;
 
 typedef struct profile_store profile_store;
@@ -118,6 +126,12 @@ int profile_parse_kind_weights(profile_config *cfg, const char *spec, char *err,
 int profile_store_open(const char *addr, const profile_config *cfg,
                        profile_store **out, char *err, size_t errlen);
 void profile_store_close(profile_store *ps);
+
+/* Writes the hash tag of user's keys into out (outlen bytes, at least
+ * 3 × strlen(user) + 1 for all of it): the id with '{', '}' and '%' written
+ * as %7B, %7D and %25, so that the tag ends where the id does and two ids
+ * never share one. Returns its length. */
+size_t profile_key_tag(const char *user, char *out, size_t outlen);
 
 /* Checks an id field (name says which, for the reason): at most
  * PROFILE_MAX_ID bytes, no control characters, and not empty when required.
@@ -144,9 +158,11 @@ int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
                 size_t max_items, profile *p, char *err, size_t errlen);
 void profile_clear(profile *p);
 
-/* Erases every key of the user. Returns 1 when something was erased, 0 when
- * there was nothing, AISLE_EINVAL or AISLE_EIO with err set. Signals of
- * the user still in flight re-create a profile as they arrive. */
+/* Erases every key of the user and marks the erasure with the time (Redis's
+ * clock) for erasure_keep_s: events produced at or before it are skipped
+ * from then on, whichever consumer replays them, and later ones build a new
+ * profile. Returns 1 when something was erased, 0 when there was nothing,
+ * AISLE_EINVAL, AISLE_ENOMEM or AISLE_EIO with err set. */
 int profile_delete(profile_store *ps, const char *user_id, char *err, size_t errlen);
 
 /* The n most popular items as of now_ms, heaviest first, into *out (caller

@@ -21,7 +21,7 @@ static int apply(profile_store *ps, Aisle__V1__Signal *const *sigs, size_t n) {
     profile_event ev[16];
     char err[256];
     for (size_t i = 0; i < n; i++)
-        ev[i] = (profile_event){sigs[i], NULL, NULL, NULL, -1};
+        ev[i] = (profile_event){sigs[i], NULL, NULL, NULL, -1, 0};
     return profile_apply(ps, ev, n, err, sizeof(err));
 }
 
@@ -134,7 +134,8 @@ static void test_bounded_across_calls(void) {
     profile p;
     TEST_REQUIRE(ps != NULL);
     for (int round = 0; round < 2; round++) {
-        views_make(&v, "cleo", round ? "d" : "c", "y", now);
+        /* The second round comes after the erasure (a later log time). */
+        views_make(&v, "cleo", round ? "d" : "c", "y", now + round * 60000);
         for (int i = 0; i < 8; i++) TEST_CHECK(apply(ps, &v.ptr[i], 1) == 1);
         TEST_REQUIRE(profile_get(ps, "cleo", now, 100, &p, err, sizeof(err)) == 0);
         TEST_CHECK(p.n_items == 3 && strcmp(p.items[2].id, "y5") == 0);
@@ -158,6 +159,51 @@ static void test_check_id(void) {
     TEST_CHECK(profile_check_id("user_id", big, 1, err, sizeof(err)) == AISLE_OK);
     TEST_CHECK(profile_check_id("user_id", "tab\there", 1, err, sizeof(err)) ==
                    AISLE_EINVAL && strstr(err, "control"));
+}
+
+static void test_key_tag_escapes_braces(void) {
+    char tag[64];
+    TEST_CHECK(profile_key_tag("plain", tag, sizeof(tag)) == 5 && strcmp(tag, "plain") == 0);
+    TEST_CHECK(profile_key_tag("}a{b%", tag, sizeof(tag)) == 11 &&
+               strcmp(tag, "%7Da%7Bb%25") == 0);
+    /* Distinct ids, distinct tags: the escape itself is escaped. */
+    profile_key_tag("%7D", tag, sizeof(tag));
+    TEST_CHECK(strcmp(tag, "%257D") == 0);
+    TEST_CHECK(profile_key_tag("abc{", tag, 5) == 3); /* cut before a half escape */
+}
+
+/* An erasure outlives a replay of what came before it: the same events at
+ * the same offsets, or re-read by another group, are skipped; an event
+ * produced after it builds a new profile. A brace in the id changes
+ * nothing. */
+static void test_erasure_outlives_replay(void) {
+    profile_store *ps = open_store(100);
+    int64_t now = clock_wall_ms();
+    const char *user = "}er{ase";
+    Aisle__V1__Signal s[3] = {
+        sig("x1", user, AISLE__V1__SIGNAL_KIND__CLICK, "old1", now - 2000),
+        sig("x2", user, AISLE__V1__SIGNAL_KIND__CLICK, "old2", now - 1000),
+        sig("x3", user, AISLE__V1__SIGNAL_KIND__CLICK, "new", now),
+    };
+    profile_event e[3];
+    profile p;
+    char err[256];
+    TEST_REQUIRE(ps != NULL);
+    for (int i = 0; i < 3; i++)
+        e[i] = (profile_event){&s[i], NULL, NULL, "aisle.signals:1", 10 + i, now - 2000 + i};
+    TEST_REQUIRE(profile_apply(ps, e, 2, err, sizeof(err)) == 2);
+    TEST_CHECK(profile_delete(ps, user, err, sizeof(err)) == 1);
+    TEST_CHECK(profile_apply(ps, e, 2, err, sizeof(err)) == 0);
+    e[0].origin = e[1].origin = "other.topic:0"; /* a replay elsewhere, same log time */
+    TEST_CHECK(profile_apply(ps, e, 2, err, sizeof(err)) == 0);
+    e[2].produced_ms = now + 5000; /* produced after the erasure */
+    TEST_CHECK(profile_apply(ps, &e[2], 1, err, sizeof(err)) == 1);
+    TEST_REQUIRE(profile_get(ps, user, now, 10, &p, err, sizeof(err)) == 0);
+    TEST_CHECK(p.n_items == 1 && strcmp(p.items[0].id, "new") == 0);
+    profile_clear(&p);
+    TEST_CHECK(profile_delete(ps, user, err, sizeof(err)) == 1);
+    TEST_CHECK(profile_delete(ps, user, err, sizeof(err)) == 0);
+    profile_store_close(ps);
 }
 
 static void test_popular_counts_only_new_positive_events(void) {
@@ -223,7 +269,7 @@ static void test_offsets_catch_replays_beyond_the_id_window(void) {
     for (int i = 0; i < 6; i++) {
         snprintf(ev[i], sizeof(ev[i]), "o%d", i);
         s[i] = sig(ev[i], "olga", AISLE__V1__SIGNAL_KIND__VIEW, "same", now);
-        e[i] = (profile_event){&s[i], NULL, NULL, "aisle.signals:3", 100 + i};
+        e[i] = (profile_event){&s[i], NULL, NULL, "aisle.signals:3", 100 + i, 0};
     }
     TEST_CHECK(profile_apply(ps, e, 4, err, sizeof(err)) == 4);
     /* A rebalance replays offsets 100..105: only the two new ones count. */
@@ -249,10 +295,10 @@ static void test_seen_purchased_categories_brands(void) {
         sig("f4", "fay", AISLE__V1__SIGNAL_KIND__DISMISS, "hat", now),
     };
     profile_event e[4] = {
-        {&s[0], "apparel", "Acme", NULL, -1},
-        {&s[1], "kitchen", "Brew", NULL, -1},
-        {&s[2], "kitchen", NULL, NULL, -1},
-        {&s[3], "apparel", "Acme", NULL, -1},
+        {&s[0], "apparel", "Acme", NULL, -1, 0},
+        {&s[1], "kitchen", "Brew", NULL, -1, 0},
+        {&s[2], "kitchen", NULL, NULL, -1, 0},
+        {&s[3], "apparel", "Acme", NULL, -1, 0},
     };
     profile p;
     char err[256];
@@ -272,10 +318,15 @@ static void test_seen_purchased_categories_brands(void) {
     TEST_CHECK_STR(p.brands[0].id, "Brew");
     TEST_CHECK(p.n_dismissed == 1 && p.n_items == 3);
     profile_clear(&p);
-    /* Deleting erases every key of the user. */
+    /* Deleting erases every key of the user; meta keeps the erasure mark. */
     TEST_CHECK(profile_delete(ps, "fay", err, sizeof(err)) == 1);
     redisReply *r = raw("KEYS %s", "aisle:u:{fay}:*");
-    TEST_CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 0);
+    TEST_CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+               strcmp(r->element[0]->str, "aisle:u:{fay}:meta") == 0);
+    if (r) freeReplyObject(r);
+    r = raw("HKEYS %s", "aisle:u:{fay}:meta");
+    TEST_CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+               strcmp(r->element[0]->str, "erased") == 0);
     if (r) freeReplyObject(r);
     TEST_CHECK(profile_delete(ps, "fay", err, sizeof(err)) == 0);
     profile_store_close(ps);
@@ -286,7 +337,7 @@ static void test_ttl_is_set_on_every_key(void) {
     profile_store *ps;
     int64_t now = clock_wall_ms();
     Aisle__V1__Signal s = sig("t1", "tim", AISLE__V1__SIGNAL_KIND__PURCHASE, "pen", now);
-    profile_event e = {&s, "office", "Bic", "aisle.signals:0", 7};
+    profile_event e = {&s, "office", "Bic", "aisle.signals:0", 7, 0};
     char err[256];
     redisReply *keys, *ttl;
     profile_config_default(&cfg);
@@ -355,6 +406,8 @@ int main(void) {
     TEST_RUN(test_bounded_and_unknown);
     TEST_RUN(test_bounded_across_calls);
     TEST_RUN(test_check_id);
+    TEST_RUN(test_key_tag_escapes_braces);
+    TEST_RUN(test_erasure_outlives_replay);
     TEST_RUN(test_popular_counts_only_new_positive_events);
     TEST_RUN(test_redis_down_is_an_error_then_recovers);
     TEST_RUN(test_offsets_catch_replays_beyond_the_id_window);
