@@ -1,20 +1,35 @@
 /* profile: user-interest profiles in Redis, shared by `aisle ingest` (which
  * writes them) and `aisle serve` (which reads them).
  *
- * A user's keys share the hash tag {user_id}, the id with '{', '}' and '%'
- * escaped as %7B, %7D and %25 (profile_key_tag), so whatever the id holds
- * they sit in one Redis Cluster slot and one Lua script can update them
- * atomically. Weights use
- * forward decay: an event at time t adds w·2^((t−L)/H) for a fixed landmark
- * L and half-life H, and a reader divides by 2^((now−L)/H). Stored scores
- * are the logarithms of those sums, so they never overflow and never need
- * rescoring in the background, and the order of a sorted set is the order
- * by decayed weight. Per user: decayed items, creators, categories and
- * brands; dismissed items (negative feedback) apart from positive interest;
- * the seen and purchased items with the time of the latest such event; the
- * last activity time. Every set is bounded, its lightest (oldest) members
- * trimmed, and with a TTL configured all of a user's keys expire after that
- * long without an event.
+ * A user's keys, aisle:u:{tag}:NAME, share the hash tag: the id with '{',
+ * '}' and '%' escaped as %7B, %7D and %25 (profile_key_tag), so whatever
+ * the id holds they sit in one Redis Cluster slot and one Lua script can
+ * update them atomically. Sorted sets: items, creators, dismissed
+ * (negative feedback apart from positive interest), categories and brands
+ * by decayed weight; seen and purchased by the time of the latest such
+ * event; events (ids remembered for de-duplication). A hash, meta: the
+ * last activity time (last_ms), the user's landmark (lm), the count of
+ * applied events (n), the highest offset applied per origin, and after an
+ * erasure its time (erased).
+ *
+ * Weights use forward decay kept linear: an event at time t adds
+ * w·2^((t−lm)/H) for the user's landmark lm (its first event) and half-life
+ * H, one ZINCRBY, and a reader multiplies by 2^(−(now−lm)/H); the order of
+ * a set is the order by decayed weight, and nothing is rescored in the
+ * background. When events run 64 half-lives past lm, the user's sets are
+ * rescaled once to a new landmark, so scores never overflow. Every set is
+ * bounded: each time a user's count of applied events passes a multiple
+ * of 64, its lightest (oldest) members past the bound are trimmed, so a
+ * set holds at most 64 more than its bound and reads return the bound.
+ * With a TTL configured all of a user's keys expire after that long
+ * without an event. One script call carries many users' events when one
+ * node serves every slot, and a slot's in a cluster.
+ *
+ * Erasure (profile_delete) removes the profile and leaves meta's erased
+ * mark for erasure_keep_s, the log's retention: events produced at or
+ * before it are skipped by any replay, later ones build a new profile. The
+ * log itself still holds the erased user's signals until Kafka's retention
+ * removes them; the mark outlives them there.
  *
  * Exactly-once effect. Each event is applied at most once, by two checks
  * made in the same script that applies it:

@@ -256,6 +256,8 @@ int rcluster_connect(rcluster *c, char *err, size_t errlen) {
 
 const char *rcluster_sha(const rcluster *c, size_t i) { return c->sha[i]; }
 
+int rcluster_one_node(const rcluster *c) { return c->mapped && !c->cluster; }
+
 
 int rcluster_append(rcluster *c, const char *key, int argc, const char **argv,
                     const size_t *argvlen) {

@@ -48,6 +48,10 @@ void rcluster_close(rcluster *c);
 int rcluster_connect(rcluster *c, char *err, size_t errlen);
 /* The SHA1 of script i; valid after rcluster_connect succeeded once. */
 const char *rcluster_sha(const rcluster *c, size_t i);
+/* Non-zero when connected to a standalone server, which serves every slot:
+ * one command may then name keys of any slots (a batching caller's
+ * business; everything else routes the same either way). */
+int rcluster_one_node(const rcluster *c);
 
 /* Queues a command routed by key (one of its keys; all keys of one command
  * must share a slot). The arguments are copied. Returns AISLE_OK, or

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <hiredis/hiredis.h>
@@ -159,6 +160,73 @@ static void test_check_id(void) {
     TEST_CHECK(profile_check_id("user_id", big, 1, err, sizeof(err)) == AISLE_OK);
     TEST_CHECK(profile_check_id("user_id", "tab\there", 1, err, sizeof(err)) ==
                    AISLE_EINVAL && strstr(err, "control"));
+}
+
+/* Sets grow past their bound by fewer than 64 members between trims, and
+ * reads never show the surplus. */
+static void test_trimming_is_amortized(void) {
+    profile_store *ps = open_store(5);
+    int64_t now = clock_wall_ms();
+    char ev[100][16], it[100][16], err[256];
+    Aisle__V1__Signal s[100];
+    Aisle__V1__Signal *ptr[1];
+    redisReply *r;
+    profile p;
+    TEST_REQUIRE(ps != NULL);
+    for (int i = 0; i < 100; i++) {
+        snprintf(ev[i], sizeof(ev[i]), "t%d", i);
+        snprintf(it[i], sizeof(it[i]), "it%d", i);
+        s[i] = sig(ev[i], "trim", AISLE__V1__SIGNAL_KIND__VIEW, it[i], now - 100000 + i * 1000);
+        ptr[0] = &s[i];
+        TEST_CHECK(apply(ps, ptr, 1) == 1);
+        r = raw("ZCARD %s", "aisle:u:{trim}:items");
+        TEST_CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer <= 5 + 64);
+        if (r) freeReplyObject(r);
+        TEST_REQUIRE(profile_get(ps, "trim", now, 100, &p, err, sizeof(err)) == 0);
+        TEST_CHECK(p.n_items == (i < 5 ? (size_t)i + 1 : 5));
+        TEST_CHECK(strcmp(p.items[0].id, it[i]) == 0); /* the newest is the heaviest */
+        profile_clear(&p);
+    }
+    r = raw("ZCARD %s", "aisle:u:{trim}:items"); /* trimmed at the 64th: 5 + 36 since */
+    TEST_CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 5 + 36);
+    if (r) freeReplyObject(r);
+    profile_store_close(ps);
+}
+
+/* Events far apart in half-lives move the user's landmark (the sets are
+ * rescaled once), and weights read the same as without. */
+static void test_landmark_moves_with_time(void) {
+    profile_config cfg;
+    profile_store *ps;
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s[2] = {
+        sig("l1", "lena", AISLE__V1__SIGNAL_KIND__CLICK, "old", now - 100000),
+        sig("l2", "lena", AISLE__V1__SIGNAL_KIND__VIEW, "new", now),
+    };
+    Aisle__V1__Signal *ptr[1];
+    profile p;
+    char err[256];
+    redisReply *r;
+    profile_config_default(&cfg);
+    cfg.half_life_s = 1; /* 100 half-lives between the two */
+    TEST_REQUIRE(profile_store_open(rp.addr, &cfg, &ps, err, sizeof(err)) == 0);
+    ptr[0] = &s[0];
+    TEST_REQUIRE(apply(ps, ptr, 1) == 1);
+    ptr[0] = &s[1];
+    TEST_REQUIRE(apply(ps, ptr, 1) == 1);
+    r = raw("HGET %s lm", "aisle:u:{lena}:meta");
+    TEST_CHECK(r && r->type == REDIS_REPLY_STRING && strtoll(r->str, NULL, 10) == now);
+    if (r) freeReplyObject(r);
+    TEST_REQUIRE(profile_get(ps, "lena", now, 10, &p, err, sizeof(err)) == 0);
+    TEST_REQUIRE(p.n_items == 2);
+    TEST_CHECK_STR(p.items[0].id, "new");
+    TEST_CHECK(fabs(p.items[0].weight - 1.0) < 1e-9);
+    TEST_CHECK(fabs(p.items[1].weight / (2.0 * pow(2, -100)) - 1) < 1e-9);
+    profile_clear(&p);
+    profile_store_close(ps);
+    /* Popularity written with this half-life would mislead later tests. */
+    r = raw("DEL %s", "aisle:popular");
+    if (r) freeReplyObject(r);
 }
 
 static void test_key_tag_escapes_braces(void) {
@@ -407,6 +475,8 @@ int main(void) {
     TEST_RUN(test_bounded_across_calls);
     TEST_RUN(test_check_id);
     TEST_RUN(test_key_tag_escapes_braces);
+    TEST_RUN(test_trimming_is_amortized);
+    TEST_RUN(test_landmark_moves_with_time);
     TEST_RUN(test_erasure_outlives_replay);
     TEST_RUN(test_popular_counts_only_new_positive_events);
     TEST_RUN(test_redis_down_is_an_error_then_recovers);
