@@ -68,6 +68,8 @@ static const char profile_apply_lua[] =
     "local H, T = tonumber(ARGV[11]), tonumber(ARGV[12])\n"
     "local bounds = {[1] = ARGV[1], [3] = ARGV[1], [2] = ARGV[2], [8] = ARGV[3],\n"
     "                [9] = ARGV[3], [6] = ARGV[4], [7] = ARGV[5]}\n"
+    /* Redis writes a number argument with 17 digits; integers kept in
+     * meta go as strings, exactly. */
     "local function num(x) return string.format('%.17g', x) end\n"
     "local function trim(key, max)\n"
     "  local n = redis.call('ZCARD', key)\n"
@@ -102,7 +104,7 @@ static const char profile_apply_lua[] =
     "      if not lm then lm = ts\n"
     "      elseif (ts - lm) / H > " PROFILE_REBASE " then rebase(b, (ts - lm) / H); lm = ts end\n"
     "      local f, item = 2 ^ ((ts - lm) / H), ARGV[i + 4]\n"
-    "      local w = num(ARGV[i + 5] * f)\n"
+    "      local w = ARGV[i + 5] * f\n"
     "      if item ~= '' and kind == 'd' then\n"
     "        redis.call('ZINCRBY', KEYS[b + 3], w, item)\n"
     "      elseif item ~= '' then\n"
@@ -113,7 +115,7 @@ static const char profile_apply_lua[] =
     "        if ARGV[i + 9] ~= '' then redis.call('ZINCRBY', KEYS[b + 9], w, ARGV[i + 9]) end\n"
     "      end\n"
     "      if ARGV[i + 6] ~= '' then\n"
-    "        redis.call('ZINCRBY', KEYS[b + 2], num(ARGV[i + 7] * f), ARGV[i + 6])\n"
+    "        redis.call('ZINCRBY', KEYS[b + 2], ARGV[i + 7] * f, ARGV[i + 6])\n"
     "      end\n"
     "      if ts > last then last = ts end\n"
     "      cnt = cnt + 1\n"
@@ -336,10 +338,21 @@ static void profile_keys(const char *user, char keys[PROFILE_NKEYS][PROFILE_KEY_
     static const char *names[PROFILE_NKEYS] = {
         "items", "creators", "dismissed", "events", "meta",
         "seen",  "purchased", "categories", "brands"};
+    static const char prefix[] = "aisle:u:{";
     char tag[3 * PROFILE_MAX_ID + 1];
-    profile_key_tag(user, tag, sizeof(tag));
-    for (int i = 0; i < PROFILE_NKEYS; i++)
-        snprintf(keys[i], PROFILE_KEY_MAX, "aisle:u:{%s}:%s", tag, names[i]);
+    size_t n = profile_key_tag(user, tag, sizeof(tag));
+    for (int i = 0; i < PROFILE_NKEYS; i++) {
+        char *k = keys[i];
+        size_t len = strlen(names[i]);
+        assert(sizeof(prefix) - 1 + n + 2 + len < PROFILE_KEY_MAX);
+        memcpy(k, prefix, sizeof(prefix) - 1);
+        k += sizeof(prefix) - 1;
+        memcpy(k, tag, n);
+        k += n;
+        *k++ = '}';
+        *k++ = ':';
+        memcpy(k, names[i], len + 1);
+    }
 }
 
 /* Orders events by user, then origin, then arrival, so that each user's
@@ -373,16 +386,41 @@ typedef struct profile_args {
     int argc, n_num;
 } profile_args;
 
-static void profile_arg(profile_args *a, const char *s) {
-    a->argv[a->argc] = s ? s : "";
-    a->lens[a->argc] = strlen(a->argv[a->argc]);
+static void profile_arg_len(profile_args *a, const char *s, size_t len) {
+    a->argv[a->argc] = s;
+    a->lens[a->argc] = len;
     a->argc++;
 }
 
-static void profile_arg_num(profile_args *a, const char *fmt, double v) {
-    char *slot = a->num[a->n_num++];
-    snprintf(slot, 32, fmt, v);
-    profile_arg(a, slot);
+static void profile_arg(profile_args *a, const char *s) {
+    profile_arg_len(a, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* Integers in decimal, written by hand: formatting was half of a worker's
+ * time through snprintf. */
+static void profile_arg_int(profile_args *a, int64_t v) {
+    char *slot = a->num[a->n_num++], tmp[24];
+    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    size_t n = 0, len = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) slot[len++] = '-';
+    while (n) slot[len++] = tmp[--n];
+    slot[len] = 0;
+    profile_arg_len(a, slot, len);
+}
+
+/* A weight: exactly, as an integer when it is one (most are). */
+static void profile_arg_num(profile_args *a, double v) {
+    char *slot;
+    if (v == (double)(int64_t)v && fabs(v) < 9007199254740992.0) {
+        profile_arg_int(a, (int64_t)v);
+        return;
+    }
+    slot = a->num[a->n_num++];
+    profile_arg_len(a, slot, (size_t)snprintf(slot, 32, "%.17g", v));
 }
 
 /* One event's arguments (see the script). */
@@ -393,21 +431,21 @@ static void profile_arg_event(const profile_store *ps, const profile_event *e,
     int dismiss = s->kind == AISLE__V1__SIGNAL_KIND__DISMISS;
     double w = profile_event_weight(ps, s);
     profile_arg(a, s->event_id);
-    profile_arg_num(a, "%.0f", e->origin ? (double)e->offset : -1.0);
-    profile_arg_num(a, "%.0f", (double)s->ts_ms);
+    profile_arg_int(a, e->origin ? e->offset : -1);
+    profile_arg_int(a, s->ts_ms);
     profile_arg(a, dismiss ? "d"
                    : follow ? "f"
                    : s->kind == AISLE__V1__SIGNAL_KIND__PURCHASE ? "p"
                                                                 : "i");
     profile_arg(a, follow ? "" : s->item_id);
-    profile_arg_num(a, "%.17g", w);
+    profile_arg_num(a, w);
     /* An item interaction also says a little (a quarter) about its
      * creator; a dismissal says nothing about the creator. */
     profile_arg(a, dismiss ? "" : s->creator_id);
-    profile_arg_num(a, "%.17g", follow ? w : w * 0.25);
+    profile_arg_num(a, follow ? w : w * 0.25);
     profile_arg(a, e->category);
     profile_arg(a, e->brand);
-    profile_arg_num(a, "%.0f", (double)(e->produced_ms > 0 ? e->produced_ms : s->ts_ms));
+    profile_arg_int(a, e->produced_ms > 0 ? e->produced_ms : s->ts_ms);
 }
 
 /* Queues one script call for runs k0..k1-1; run k holds the events
@@ -427,22 +465,22 @@ static int profile_queue_call(profile_store *ps, const profile_event *ev, const 
         profile_keys(ev[order[start[k]]].sig->user_id, keys);
         for (int j = 0; j < PROFILE_NKEYS; j++) profile_arg(a, keys[j]);
     }
-    profile_arg_num(a, "%.0f", cfg->max_items);
-    profile_arg_num(a, "%.0f", cfg->max_creators);
-    profile_arg_num(a, "%.0f", cfg->max_categories);
-    profile_arg_num(a, "%.0f", cfg->max_seen);
-    profile_arg_num(a, "%.0f", cfg->max_purchased);
-    profile_arg_num(a, "%.0f", cfg->event_window);
-    profile_arg_num(a, "%.0f", (double)now - cfg->event_window_s * 1000.0);
-    profile_arg_num(a, "%.0f", (double)now);
-    profile_arg_num(a, "%.0f", ceil(cfg->ttl_s));
-    profile_arg_num(a, "%.0f", ceil(cfg->erasure_keep_s));
-    profile_arg_num(a, "%.17g", cfg->half_life_s * 1000.0);
-    profile_arg_num(a, "%.0f", PROFILE_TRIM_EVERY);
+    profile_arg_int(a, cfg->max_items);
+    profile_arg_int(a, cfg->max_creators);
+    profile_arg_int(a, cfg->max_categories);
+    profile_arg_int(a, cfg->max_seen);
+    profile_arg_int(a, cfg->max_purchased);
+    profile_arg_int(a, cfg->event_window);
+    profile_arg_int(a, now - (int64_t)(cfg->event_window_s * 1000.0));
+    profile_arg_int(a, now);
+    profile_arg_int(a, (int64_t)ceil(cfg->ttl_s));
+    profile_arg_int(a, (int64_t)ceil(cfg->erasure_keep_s));
+    profile_arg_num(a, cfg->half_life_s * 1000.0);
+    profile_arg_int(a, PROFILE_TRIM_EVERY);
     for (size_t k = k0; k < k1; k++) {
         const char *origin = ev[order[start[k]]].origin;
         profile_arg(a, origin ? origin : "");
-        profile_arg_num(a, "%.0f", (double)(start[k + 1] - start[k]));
+        profile_arg_int(a, (int64_t)(start[k + 1] - start[k]));
         for (size_t i = start[k]; i < start[k + 1]; i++) profile_arg_event(ps, &ev[order[i]], a);
     }
     return rcluster_append(ps->rc, a->keys[0], a->argc, a->argv, a->lens);

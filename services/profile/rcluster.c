@@ -2,6 +2,7 @@
  * rcluster.h for the model). */
 #include "services/profile/rcluster.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,8 @@ typedef struct rcluster_node {
 } rcluster_node;
 
 typedef struct rcluster_cmd {
-    char *buf; /* RESP-formatted command, from redisFormatCommandArgv */
-    int len;
+    char *buf; /* RESP-formatted command (rcluster_format), owned */
+    long len;
     int slot;
     int ask_node;      /* node an ASK sent it to for one try, or -1 */
     int sent_to;       /* node whose pipeline holds it this round, or -1 */
@@ -118,7 +119,7 @@ static void rcluster_drop_all(rcluster *c) {
 
 void rcluster_reset(rcluster *c) {
     for (size_t i = 0; i < c->n_cmds; i++) {
-        redisFreeCommand(c->cmds[i].buf);
+        free(c->cmds[i].buf);
         if (c->cmds[i].reply) freeReplyObject(c->cmds[i].reply);
     }
     c->n_cmds = 0;
@@ -259,6 +260,47 @@ const char *rcluster_sha(const rcluster *c, size_t i) { return c->sha[i]; }
 int rcluster_one_node(const rcluster *c) { return c->mapped && !c->cluster; }
 
 
+/* Writes v in decimal at p; returns the end. */
+static char *rcluster_put_uint(char *p, size_t v) {
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n) *p++ = tmp[--n];
+    return p;
+}
+
+/* A command in RESP, into a new buffer *out (free with free). Returns its
+ * length, or -1 when out of memory. hiredis's redisFormatCommandArgv does
+ * the same through sprintf, one call an argument: most of a busy worker's
+ * time, with a script call of thousands of arguments. */
+static long rcluster_format(char **out, int argc, const char **argv, const size_t *lens) {
+    size_t total = 1 + 20 + 2;
+    char *buf, *p;
+    for (int i = 0; i < argc; i++) total += 1 + 20 + 2 + lens[i] + 2;
+    if (!(buf = malloc(total))) return -1;
+    p = buf;
+    *p++ = '*';
+    p = rcluster_put_uint(p, (size_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        *p++ = '$';
+        p = rcluster_put_uint(p, lens[i]);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], lens[i]);
+        p += lens[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    assert((size_t)(p - buf) <= total);
+    *out = buf;
+    return (long)(p - buf);
+}
+
 int rcluster_append(rcluster *c, const char *key, int argc, const char **argv,
                     const size_t *argvlen) {
     rcluster_cmd *cmd;
@@ -274,7 +316,7 @@ int rcluster_append(rcluster *c, const char *key, int argc, const char **argv,
     }
     cmd = &c->cmds[c->n_cmds];
     memset(cmd, 0, sizeof(*cmd));
-    cmd->len = redisFormatCommandArgv(&cmd->buf, argc, argv, argvlen);
+    cmd->len = rcluster_format(&cmd->buf, argc, argv, argvlen);
     if (cmd->len < 0) return AISLE_ENOMEM;
     cmd->slot = rcluster_keyslot(key, strlen(key));
     cmd->ask_node = cmd->sent_to = -1;
