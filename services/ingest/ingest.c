@@ -121,13 +121,16 @@ static int ingest_dead_letter(ingest_worker *w, const ingest_batch *b, size_t i)
 }
 
 /* Delivery report of a dead letter: marks it delivered; one that failed
- * stays undelivered and is sent again before the batch is committed. */
+ * stays undelivered and is sent again before the batch is committed. A
+ * report after a stop gave the batch up (the final flush) changes nothing:
+ * that batch is not committed and will be read again. */
 static void ingest_dlq_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     ingest_worker *w = opaque;
     size_t i = (size_t)(uintptr_t)m->_private;
     const rd_kafka_message_t *src;
     (void)rk;
-    assert(w->batch && i < w->batch->n_msgs);
+    if (!w->batch) return;
+    assert(i < w->batch->n_msgs);
     src = w->batch->msgs[i];
     if (m->err)
         log_warn("ingest", "dead letter of %s[%d]@%lld not delivered: %s",

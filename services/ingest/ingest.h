@@ -1,15 +1,21 @@
 /* ingest: the aisle.signals consumer-group worker behind `aisle ingest`.
  *
- * Signals are read in batches, decoded and validated; good ones are applied
- * to Redis profiles, bad ones are sent to the dead-letter topic with their
- * origin and the reason. Offsets are committed only after both the profile
- * writes and the dead-letter sends are confirmed, so a crash at any point
- * replays at most what was not committed, and the profile store's
- * de-duplication (by offset per user and origin, and by event_id) makes
- * the replay harmless. While Redis is down the worker pauses its
- * partitions, retries with backoff, commits nothing, and resumes by itself.
- * Each worker also reads the whole catalog topic to learn the category and
- * brand of each item (services/ingest/facts.h), and logs its counters now and then. */
+ * Signals are read in batches, decoded and validated (services/ingest/
+ * signal.h); good ones are applied to Redis profiles, bad ones are sent to
+ * the dead-letter topic with their origin and the reason (a value too
+ * large for the producer goes without it, the reason says so). Offsets are
+ * committed only after the profile writes are done and every dead letter's
+ * delivery report has confirmed it (a refused or failed one is sent again),
+ * so a crash at any point replays at most what was not committed, and the
+ * profile store's de-duplication (by offset per user and origin, and by
+ * event_id) makes the replay harmless. No step drops a batch: each waits
+ * and retries until it succeeds, and only a stop ends a batch early,
+ * uncommitted. While Redis or the dead-letter topic is away the worker
+ * pauses its partitions, including any a rebalance assigns meanwhile,
+ * retries with backoff, commits nothing, and resumes by itself. Each
+ * worker also reads the whole catalog topic to learn the category and
+ * brand of each item (services/ingest/facts.h), and logs its counters now
+ * and then. */
 #ifndef AISLE_INGEST_H
 #define AISLE_INGEST_H
 
