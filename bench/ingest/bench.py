@@ -248,6 +248,8 @@ def main():
             print("  redis: %d script calls (%.1f signals a call), %.1f commands a signal, "
                   "%.1f us of Redis a signal" % (calls, total / max(calls, 1), inner / total,
                                                 usec / total))
+            top = sorted(((c, k) for k, (c, _) in stats.items() if k != "evalsha"), reverse=True)
+            print("  per signal: " + ", ".join("%s %.2f" % (k, c / total) for c, k in top[:8]))
 
         mon = subprocess.Popen(["redis-cli", "-p", str(port), "MONITOR"], stdout=subprocess.PIPE,
                                text=True)
