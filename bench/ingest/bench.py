@@ -175,24 +175,29 @@ def drain_run(procs, brokers, redis_addr, port, workers, total):
     return (c1 - c0) / (t1 - t0)
 
 
-def bound(port, sha):
-    """redis-benchmark pipelining the apply script, one event per call, each
-    call a random one of 20,000 users with a fresh random event id (the
+def bound(port, sha, runs=1):
+    """redis-benchmark pipelining the apply script: `runs` events a call,
+    each of a random one of 20,000 users with a fresh random event id (the
     script's arguments as profile.c lays them out: 12 settings, then per
-    run the origin mark and the event count, then 11 per event)."""
-    keys = ["aisle:u:{b__rand_int__}:%s" % k for k in
-            ("items", "creators", "dismissed", "events", "meta", "seen", "purchased",
-             "categories", "brands")]
+    run the origin mark and the event count, then 11 per event). Returns
+    events/s."""
+    keys, tail = [], []
     now = str(int(time.time() * 1000))
+    for r in range(runs):
+        keys += ["aisle:u:{b%d_rand_int__}:%s" % (r, k) for k in
+                 ("items", "creators", "dismissed", "events", "meta", "seen", "purchased",
+                  "categories", "brands")]
+        tail += ["", "1", "e__rand_int__", "-1", now, "i", "i__rand_int__", "1.5", "c1", "0.375",
+                 "cat", "br", now]
+    keys = [k.replace("_rand_int__", "__rand_int__") for k in keys]
     head = ["500", "100", "100", "1000", "1000", "10000", "0", now, "0", "604800",
             "604800000", "64"]
-    event = ["e__rand_int__", "-1", now, "i", "i__rand_int__", "1.5", "c1", "0.375", "cat",
-             "br", now]
-    argv = ["redis-benchmark", "-p", str(port), "-n", "300000", "-P", "64", "-c", "4",
-            "-r", "20000", "-q", "EVALSHA", sha, "9"] + keys + head + ["", "1"] + event
+    argv = ["redis-benchmark", "-p", str(port), "-n", str(300000 // runs), "-P",
+            str(max(1, 64 // runs)), "-c", "4", "-r", "20000", "-q", "EVALSHA", sha,
+            str(9 * runs)] + keys + head + tail
     out = subprocess.run(argv, capture_output=True, text=True, timeout=300).stdout
     rates = re.findall(r"([\d.]+) requests per second", out)
-    return float(rates[-1]) if rates else float("nan")
+    return float(rates[-1]) * runs if rates else float("nan")
 
 
 def commandstats(port):
@@ -264,7 +269,9 @@ def main():
         mon.kill()
         procs.stop(w)
         print("bound, redis-benchmark EVALSHA of the apply script (1 event a call, -P 64): "
-              "%.0f calls/s" % bound(port, sha))
+              "%.0f signals/s" % bound(port, sha))
+        print("bound, the same with 64 users' events a call (as ingest sends them): "
+              "%.0f signals/s" % bound(port, sha, 64))
     finally:
         procs.close()
 
