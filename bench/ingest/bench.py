@@ -175,20 +175,39 @@ def drain_run(procs, brokers, redis_addr, port, workers, total):
     return (c1 - c0) / (t1 - t0)
 
 
-def bound(port, sha):
-    """redis-benchmark pipelining the apply script, one event per call, each
-    call a random one of 20,000 users with a fresh random event id."""
-    keys = ["aisle:u:{b__rand_int__}:%s" % k for k in
-            ("items", "creators", "dismissed", "events", "meta", "seen", "purchased",
-             "categories", "brands")]
+def bound(port, sha, runs=1):
+    """redis-benchmark pipelining the apply script: `runs` events a call,
+    each of a random one of 20,000 users with a fresh random event id (the
+    script's arguments as profile.c lays them out: 12 settings, then per
+    run the origin mark and the event count, then 11 per event). Returns
+    events/s."""
+    keys, tail = [], []
     now = str(int(time.time() * 1000))
-    head = ["500", "100", "100", "1000", "1000", "10000", "0", now, "0", ""]
-    event = ["e__rand_int__", "-1", now, "i", "i__rand_int__", "1.5", "c1", "0.1", "cat", "br"]
-    argv = ["redis-benchmark", "-p", str(port), "-n", "300000", "-P", "64", "-c", "4",
-            "-r", "20000", "-q", "EVALSHA", sha, "9"] + keys + head + event
+    for r in range(runs):
+        keys += ["aisle:u:{b%d_rand_int__}:%s" % (r, k) for k in
+                 ("items", "creators", "dismissed", "events", "meta", "seen", "purchased",
+                  "categories", "brands")]
+        tail += ["", "1", "e__rand_int__", "-1", now, "i", "i__rand_int__", "1.5", "c1", "0.375",
+                 "cat", "br", now]
+    keys = [k.replace("_rand_int__", "__rand_int__") for k in keys]
+    head = ["500", "100", "100", "1000", "1000", "10000", "0", now, "0", "604800",
+            "604800000", "64"]
+    argv = ["redis-benchmark", "-p", str(port), "-n", str(300000 // runs), "-P",
+            str(max(1, 64 // runs)), "-c", "4", "-r", "20000", "-q", "EVALSHA", sha,
+            str(9 * runs)] + keys + head + tail
     out = subprocess.run(argv, capture_output=True, text=True, timeout=300).stdout
     rates = re.findall(r"([\d.]+) requests per second", out)
-    return float(rates[-1]) if rates else float("nan")
+    return float(rates[-1]) * runs if rates else float("nan")
+
+
+def commandstats(port):
+    """Calls per command since the last reset, from INFO commandstats."""
+    out = {}
+    for line in Resp(port).cmd("INFO", "commandstats").splitlines():
+        m = re.match(r"cmdstat_(\w+):calls=(\d+),usec=(\d+)", line)
+        if m:
+            out[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+    return out
 
 
 def main():
@@ -223,22 +242,36 @@ def main():
         total = end_offsets(brokers)
         print("backlog: %d signals in %d partitions" % (total, PARTITIONS))
         for workers in (1, 2):
+            Resp(port).cmd("CONFIG", "RESETSTAT")
             rate = drain_run(procs, brokers, redis_addr, port, workers, total)
             print("sustained with %d worker%s: %.0f signals/s"
                   % (workers, "s" if workers > 1 else "", rate))
+            stats = commandstats(port)
+            inner = sum(c for k, (c, _) in stats.items() if k not in ("evalsha", "info", "config",
+                                                                      "flushall"))
+            calls, usec = stats.get("evalsha", (0, 0))
+            print("  redis: %d script calls (%.1f signals a call), %.1f commands a signal, "
+                  "%.1f us of Redis a signal" % (calls, total / max(calls, 1), inner / total,
+                                                usec / total))
+            top = sorted(((c, k) for k, (c, _) in stats.items() if k != "evalsha"), reverse=True)
+            print("  per signal: " + ", ".join("%s %.2f" % (k, c / total) for c, k in top[:8]))
 
         mon = subprocess.Popen(["redis-cli", "-p", str(port), "MONITOR"], stdout=subprocess.PIPE,
                                text=True)
         w = procs.ingest(brokers, redis_addr, ["--group", "bench-sha"])
         sha = None
         for line in mon.stdout:
-            if '"EVALSHA"' in line and '"9"' in line:
-                sha = line.split('"EVALSHA" "')[1].split('"')[0]
+            words = re.findall(r'"((?:[^"\\]|\\.)*)"', line)
+            # The apply script names nine keys a run; popularity's names one.
+            if len(words) > 2 and words[0] == "EVALSHA" and int(words[2]) % 9 == 0:
+                sha = words[1]
                 break
         mon.kill()
         procs.stop(w)
         print("bound, redis-benchmark EVALSHA of the apply script (1 event a call, -P 64): "
-              "%.0f calls/s" % bound(port, sha))
+              "%.0f signals/s" % bound(port, sha))
+        print("bound, the same with 64 users' events a call (as ingest sends them): "
+              "%.0f signals/s" % bound(port, sha, 64))
     finally:
         procs.close()
 

@@ -1,19 +1,25 @@
 /* ingest: batch loop of the signal consumer (see ingest.h for guarantees). */
 #include "services/ingest/ingest.h"
 
+#include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aisle/v1/events.pb-c.h"
 #include "services/base/clock.h"
-#include "services/ingest/facts.h"
-#include "services/kafka/kafka.h"
 #include "services/base/log.h"
+#include "services/base/status.h"
+#include "services/ingest/facts.h"
+#include "services/ingest/signal.h"
+#include "services/kafka/kafka.h"
 
 #define INGEST_FLUSH_MS 5000
 #define INGEST_CATALOG_WAIT_MS 10000 /* catalog read before signals, at most */
 #define INGEST_ORIGIN_MAX 300        /* "topic:partition" */
+#define INGEST_WHY_MAX 256           /* a dead letter's reason */
+#define INGEST_BACKOFF_MAX_MS 5000
 
 typedef struct ingest_batch {
     rd_kafka_message_t **msgs;
@@ -21,6 +27,10 @@ typedef struct ingest_batch {
     size_t *at;
     profile_event *events;    /* one per good signal */
     char (*origins)[INGEST_ORIGIN_MAX];
+    /* Per message: why it is a dead letter ("" for a good one), and whether
+     * its dead letter's delivery is confirmed (set by the report). */
+    char (*why)[INGEST_WHY_MAX];
+    unsigned char *delivered;
     size_t n_msgs, n_sigs;
 } ingest_batch;
 
@@ -32,6 +42,9 @@ typedef struct ingest_worker {
     rd_kafka_t *dlq;
     profile_store *profiles;
     facts *facts; /* NULL without a catalog topic */
+    ingest_batch *batch;  /* the batch in hand, for the delivery reports */
+    int waiting;          /* partitions paused (Redis or the dead-letter topic is
+                           * away): partitions assigned meanwhile are paused too */
     int64_t next_stats_ms;
     uint64_t last_consumed;
 } ingest_worker;
@@ -49,11 +62,9 @@ void ingest_config_default(ingest_config *cfg) {
 
 int ingest_check_kafka_opt(const char *opt, char *err, size_t errlen) {
     const char *eq = strchr(opt, '=');
-    if (!eq || eq == opt) {
-        snprintf(err, errlen, "'%s' is not KEY=VALUE", opt);
-        return -1;
-    }
-    return 0;
+    if (!eq || eq == opt)
+        return status_fail(AISLE_EINVAL, err, errlen, "'%s' is not KEY=VALUE", opt);
+    return AISLE_OK;
 }
 
 static void ingest_batch_reset(ingest_batch *b) {
@@ -63,30 +74,70 @@ static void ingest_batch_reset(ingest_batch *b) {
     b->n_msgs = b->n_sigs = 0;
 }
 
-/* Queues a bad message for the dead-letter topic, with where it came from
- * and why it was refused in its headers. Returns 0, or -1 when the producer
- * refused it. */
-static int ingest_dead_letter(ingest_worker *w, const rd_kafka_message_t *m,
-                              const char *why) {
-    char part[16], off[24];
+/* The number of dead letters in the batch. */
+static size_t ingest_n_dead(const ingest_batch *b) { return b->n_msgs - b->n_sigs; }
+
+/* Queues message i of the batch for the dead-letter topic, with where it
+ * came from and why it was refused in its headers; its delivery report
+ * finds it again by i. A value too large for the producer goes without it
+ * (the headers say so); a full queue is waited out. Returns AISLE_OK, or
+ * AISLE_EIO when the producer refused it otherwise. */
+static int ingest_dead_letter(ingest_worker *w, const ingest_batch *b, size_t i) {
+    const rd_kafka_message_t *m = b->msgs[i];
+    char part[16], off[24], why[INGEST_WHY_MAX + 96];
+    const void *value = m->payload;
+    size_t len = m->len;
     rd_kafka_resp_err_t e;
     snprintf(part, sizeof(part), "%d", (int)m->partition);
     snprintf(off, sizeof(off), "%lld", (long long)m->offset);
+    snprintf(why, sizeof(why), "%s", b->why[i]);
     log_warn("ingest", "dead-lettering %s[%d]@%lld: %s", rd_kafka_topic_name(m->rkt),
-             (int)m->partition, (long long)m->offset, why);
-    e = rd_kafka_producev(
-        w->dlq, RD_KAFKA_V_TOPIC(w->cfg->dlq_topic),
-        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_KEY(m->key, m->key_len),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADER("aisle-origin-topic", rd_kafka_topic_name(m->rkt), -1),
-        RD_KAFKA_V_HEADER("aisle-origin-partition", part, -1),
-        RD_KAFKA_V_HEADER("aisle-origin-offset", off, -1),
-        RD_KAFKA_V_HEADER("aisle-error", why, -1), RD_KAFKA_V_END);
+             (int)m->partition, (long long)m->offset, b->why[i]);
+    for (;;) {
+        e = rd_kafka_producev(
+            w->dlq, RD_KAFKA_V_TOPIC(w->cfg->dlq_topic), RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)i),
+            RD_KAFKA_V_HEADER("aisle-origin-topic", rd_kafka_topic_name(m->rkt), -1),
+            RD_KAFKA_V_HEADER("aisle-origin-partition", part, -1),
+            RD_KAFKA_V_HEADER("aisle-origin-offset", off, -1),
+            RD_KAFKA_V_HEADER("aisle-error", why, -1), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(w->dlq, 100); /* deliveries make room */
+        } else if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && value) {
+            snprintf(why, sizeof(why), "%s; value of %zu bytes left out: too large for %s",
+                     b->why[i], m->len, w->cfg->dlq_topic);
+            value = NULL;
+            len = 0;
+        } else {
+            break;
+        }
+    }
     if (e) {
         log_error("ingest", "dead-letter send refused: %s", rd_kafka_err2str(e));
-        return -1;
+        return AISLE_EIO;
     }
-    return 0;
+    return AISLE_OK;
+}
+
+/* Delivery report of a dead letter: marks it delivered; one that failed
+ * stays undelivered and is sent again before the batch is committed. A
+ * report after a stop gave the batch up (the final flush) changes nothing:
+ * that batch is not committed and will be read again. */
+static void ingest_dlq_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    ingest_worker *w = opaque;
+    size_t i = (size_t)(uintptr_t)m->_private;
+    const rd_kafka_message_t *src;
+    (void)rk;
+    if (!w->batch) return;
+    assert(i < w->batch->n_msgs);
+    src = w->batch->msgs[i];
+    if (m->err)
+        log_warn("ingest", "dead letter of %s[%d]@%lld not delivered: %s",
+                 rd_kafka_topic_name(src->rkt), (int)src->partition, (long long)src->offset,
+                 rd_kafka_err2str(m->err));
+    else
+        w->batch->delivered[i] = 1;
 }
 
 /* Fills the batch's profile events: origin and offset, and the item's
@@ -100,45 +151,43 @@ static void ingest_events(ingest_worker *w, ingest_batch *b) {
         e->sig = b->sigs[i];
         e->origin = b->origins[i];
         e->offset = m->offset;
+        e->produced_ms = rd_kafka_message_timestamp(m, NULL);
         e->category = e->brand = NULL;
         if (w->facts && e->sig->item_id && *e->sig->item_id)
             facts_lookup(w->facts, e->sig->item_id, &e->category, &e->brand);
     }
 }
 
-/* Decodes and validates each message; bad ones go to the dead-letter topic.
- * Returns 0, or -1 when dead letters could not be queued. */
-static int ingest_sort(ingest_worker *w, ingest_batch *b) {
+/* Decodes and checks each message (services/ingest/signal.h): good ones
+ * join the batch's signals, bad ones get the reason they are refused. */
+static void ingest_decode(ingest_worker *w, ingest_batch *b) {
     int64_t now = clock_wall_ms();
-    char why[256];
     for (size_t i = 0; i < b->n_msgs; i++) {
         const rd_kafka_message_t *m = b->msgs[i];
         Aisle__V1__Signal *s;
-        if (!m->payload) {
-            if (ingest_dead_letter(w, m, "message has no value")) return -1;
+        b->why[i][0] = 0;
+        b->delivered[i] = 0;
+        if (signal_decode(m->payload, m->len, now, &s, b->why[i], INGEST_WHY_MAX) != AISLE_OK)
             continue;
-        }
-        s = aisle__v1__signal__unpack(NULL, m->len, m->payload);
-        if (!s) {
-            if (ingest_dead_letter(w, m, "value is not a Signal")) return -1;
-            continue;
-        }
-        if (profile_validate(s, now, why, sizeof(why)) != 0) {
-            aisle__v1__signal__free_unpacked(s, NULL);
-            if (ingest_dead_letter(w, m, why)) return -1;
-            continue;
-        }
         b->at[b->n_sigs] = i;
         b->sigs[b->n_sigs++] = s;
     }
     ingest_events(w, b);
-    return 0;
+}
+
+/* Queues the dead letters of the batch not delivered yet. Returns AISLE_OK,
+ * or AISLE_EIO when the producer refused one. */
+static int ingest_send_dead_letters(ingest_worker *w, ingest_batch *b) {
+    for (size_t i = 0; i < b->n_msgs; i++)
+        if (b->why[i][0] && !b->delivered[i] && ingest_dead_letter(w, b, i)) return AISLE_EIO;
+    return AISLE_OK;
 }
 
 /* Pauses or resumes all assigned partitions, so an outage does not pile up
  * messages in memory while the consumer keeps its group membership. */
 static void ingest_pause(ingest_worker *w, int pause) {
     rd_kafka_topic_partition_list_t *parts = NULL;
+    w->waiting = pause;
     if (rd_kafka_assignment(w->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
     if (pause)
         rd_kafka_pause_partitions(w->consumer, parts);
@@ -147,11 +196,76 @@ static void ingest_pause(ingest_worker *w, int pause) {
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
+/* Takes a rebalance's partitions (eagerly or incrementally, as the group's
+ * protocol says). While the worker waits, what it is given is paused at
+ * once: a message read now would be dropped and later committed past;
+ * otherwise it is resumed. */
+static void ingest_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                             rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    ingest_worker *w = opaque;
+    int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t fail = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            fail = rd_kafka_assign(rk, parts);
+        /* librdkafka keeps a partition's pause across assignments: one
+         * paused during an earlier wait and revoked before the resume
+         * would come back paused for good. */
+        if (w->waiting)
+            rd_kafka_pause_partitions(rk, parts);
+        else
+            rd_kafka_resume_partitions(rk, parts);
+        log_info("ingest", "assigned %d partitions%s", parts->cnt,
+                 w->waiting ? " (paused while Redis is away)" : "");
+    } else if (cooperative) {
+        error = rd_kafka_incremental_unassign(rk, parts);
+    } else {
+        fail = rd_kafka_assign(rk, NULL);
+    }
+    if (error) {
+        log_error("ingest", "rebalance: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (fail) {
+        log_error("ingest", "rebalance: %s", rd_kafka_err2str(fail));
+    }
+}
+
+/* Waits ms, serving group events (rebalances) meanwhile; the partitions are
+ * paused, so a message that comes anyway was fetched before the pause: its
+ * partition is set back to it, to be read again after the resume. Returns
+ * AISLE_OK, or AISLE_ECANCELED as soon as a stop is asked for. */
+static int ingest_wait(ingest_worker *w, int64_t ms) {
+    for (int64_t waited = 0; waited < ms; waited += 100) {
+        rd_kafka_message_t *m;
+        if (atomic_load(w->stop)) return AISLE_ECANCELED;
+        m = rd_kafka_consumer_poll(w->consumer, 100);
+        if (!m) continue;
+        if (!m->err) {
+            rd_kafka_topic_partition_list_t *at = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(at, rd_kafka_topic_name(m->rkt), m->partition)
+                ->offset = m->offset;
+            rd_kafka_pause_partitions(w->consumer, at);
+            rd_kafka_error_t *error = rd_kafka_seek_partitions(w->consumer, at, 5000);
+            if (error) {
+                log_error("ingest", "rewinding %s[%d]: %s", rd_kafka_topic_name(m->rkt),
+                          (int)m->partition, rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+            }
+            rd_kafka_topic_partition_list_destroy(at);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return AISLE_OK;
+}
+
 /* Applies the batch's signals, retrying with backoff until Redis takes them
- * or a stop is asked for. Returns 0 when applied, -1 when stopped first. */
+ * or a stop is asked for. Returns AISLE_OK when applied, AISLE_ECANCELED when
+ * stopped first. */
 static int ingest_apply(ingest_worker *w, ingest_batch *b) {
     int64_t backoff = 100;
-    int paused = 0;
     char err[512];
     for (;;) {
         int n = profile_apply(w->profiles, b->events, b->n_sigs, err, sizeof(err));
@@ -160,37 +274,45 @@ static int ingest_apply(ingest_worker *w, ingest_batch *b) {
                 atomic_fetch_add(&w->stats->applied, (uint64_t)n);
                 atomic_fetch_add(&w->stats->duplicates, b->n_sigs - (uint64_t)n);
             }
-            if (paused) {
+            if (w->waiting) {
                 ingest_pause(w, 0);
                 log_info("ingest", "profile store is back; resuming");
             }
-            return 0;
+            return AISLE_OK;
         }
         if (w->stats) atomic_fetch_add(&w->stats->redis_retries, 1);
-        if (!paused) {
-            ingest_pause(w, 1);
-            paused = 1;
-        }
+        if (!w->waiting) ingest_pause(w, 1);
         log_warn("ingest", "%s; retrying in %lld ms", err, (long long)backoff);
-        for (int64_t waited = 0; waited < backoff; waited += 100) {
-            if (atomic_load(w->stop)) return -1;
-            /* Serve group events while waiting; partitions are paused, so
-             * no message arrives here. */
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, 100);
-            if (m) rd_kafka_message_destroy(m);
-        }
-        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        if (ingest_wait(w, backoff)) return AISLE_ECANCELED;
+        backoff = backoff * 2 > INGEST_BACKOFF_MAX_MS ? INGEST_BACKOFF_MAX_MS : backoff * 2;
     }
 }
 
-/* Waits for the dead letters to be acknowledged. */
-static int ingest_flush_dlq(ingest_worker *w) {
-    while (rd_kafka_outq_len(w->dlq) > 0) {
-        if (rd_kafka_flush(w->dlq, INGEST_FLUSH_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) break;
-        log_warn("ingest", "dead-letter topic is not acknowledging; still trying");
-        if (atomic_load(w->stop)) return -1;
+/* Waits until every dead letter of the batch is confirmed by its delivery
+ * report; those refused or not delivered are sent again with backoff, the
+ * partitions paused meanwhile. Returns AISLE_OK, or AISLE_ECANCELED when a
+ * stop came first. */
+static int ingest_confirm_dead_letters(ingest_worker *w, ingest_batch *b) {
+    int64_t backoff = 100;
+    for (;;) {
+        size_t missing = 0;
+        while (rd_kafka_outq_len(w->dlq) > 0) {
+            if (rd_kafka_flush(w->dlq, INGEST_FLUSH_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+            log_warn("ingest", "dead-letter topic is not acknowledging; still trying");
+            if (atomic_load(w->stop)) return AISLE_ECANCELED;
+        }
+        for (size_t i = 0; i < b->n_msgs; i++) missing += b->why[i][0] && !b->delivered[i];
+        if (missing == 0) {
+            if (w->waiting) ingest_pause(w, 0);
+            return AISLE_OK;
+        }
+        if (!w->waiting) ingest_pause(w, 1);
+        log_warn("ingest", "%zu dead letters not delivered; sending again in %lld ms", missing,
+                 (long long)backoff);
+        if (ingest_wait(w, backoff)) return AISLE_ECANCELED;
+        backoff = backoff * 2 > INGEST_BACKOFF_MAX_MS ? INGEST_BACKOFF_MAX_MS : backoff * 2;
+        (void)ingest_send_dead_letters(w, b); /* a refusal is counted as missing above */
     }
-    return 0;
 }
 
 /* Commits the offsets after the last message of each partition in b. */
@@ -214,10 +336,25 @@ static int ingest_commit(ingest_worker *w, ingest_batch *b) {
          * keeps that harmless. */
         log_warn("ingest", "commit failed: %s", rd_kafka_err2str(e));
         if (w->stats) atomic_fetch_add(&w->stats->commit_failures, 1);
-        return -1;
+        return AISLE_EIO;
     }
     if (w->stats) atomic_fetch_add(&w->stats->committed, b->n_msgs);
-    return 0;
+    return AISLE_OK;
+}
+
+/* One batch: decode, queue the dead letters (they travel while Redis
+ * works), apply the signals, confirm every dead letter, commit. A step that
+ * fails waits and retries; only a stop ends a batch early, and then nothing
+ * of it is committed: the next owner of its partitions reads it again. */
+static void ingest_process(ingest_worker *w, ingest_batch *b) {
+    ingest_decode(w, b);
+    w->batch = b;
+    (void)ingest_send_dead_letters(w, b); /* a refusal is retried when confirming */
+    if (ingest_apply(w, b) == AISLE_OK && ingest_confirm_dead_letters(w, b) == AISLE_OK) {
+        atomic_fetch_add(&w->stats->dead_lettered, ingest_n_dead(b));
+        ingest_commit(w, b);
+    }
+    w->batch = NULL;
 }
 
 /* Takes up to batch_max messages, waiting at most 100 ms for the first. */
@@ -263,7 +400,8 @@ static void ingest_log_stats(ingest_worker *w, int force) {
 }
 
 /* Builds the consumer: Aisle's settings, then the operator's. */
-static rd_kafka_t *ingest_consumer(const ingest_config *cfg, char *err, size_t errlen) {
+static rd_kafka_t *ingest_consumer(const ingest_config *cfg, ingest_worker *w, char *err,
+                                   size_t errlen) {
     rd_kafka_conf_t *conf = kafka_conf_new(cfg->brokers, err, errlen);
     rd_kafka_t *rk;
     char why[512];
@@ -280,6 +418,8 @@ static rd_kafka_t *ingest_consumer(const ingest_config *cfg, char *err, size_t e
         kafka_conf_set(conf, "session.timeout.ms", "10000", err, errlen) ||
         kafka_conf_set(conf, "heartbeat.interval.ms", "1000", err, errlen))
         goto fail;
+    rd_kafka_conf_set_opaque(conf, w);
+    rd_kafka_conf_set_rebalance_cb(conf, ingest_rebalance);
     for (size_t i = 0; i < cfg->n_kafka_opts; i++) {
         char key[256];
         const char *opt = cfg->kafka_opts[i], *eq = strchr(opt, '=');
@@ -289,13 +429,30 @@ static rd_kafka_t *ingest_consumer(const ingest_config *cfg, char *err, size_t e
     }
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (!rk) {
-        snprintf(err, errlen, "kafka consumer: %s", why);
+        status_fmt(err, errlen, "kafka consumer: %s", why);
         goto fail;
     }
     return rk;
 fail:
     if (conf) rd_kafka_conf_destroy(conf);
     return NULL;
+}
+
+/* The dead-letter producer, whose delivery reports reach w. */
+static rd_kafka_t *ingest_dlq_producer(const ingest_config *cfg, ingest_worker *w, char *err,
+                                       size_t errlen) {
+    rd_kafka_conf_t *conf = kafka_producer_conf(cfg->brokers, err, errlen);
+    rd_kafka_t *rk;
+    char why[512];
+    if (!conf) return NULL;
+    rd_kafka_conf_set_opaque(conf, w);
+    rd_kafka_conf_set_dr_msg_cb(conf, ingest_dlq_report);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+    if (!rk) {
+        status_fmt(err, errlen, "kafka producer: %s", why);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
 }
 
 /* Reads the catalog before the first signal, so early signals get their
@@ -311,33 +468,35 @@ static void ingest_learn_catalog(ingest_worker *w) {
 int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
                char *err, size_t errlen) {
     ingest_stats own = {0};
-    ingest_worker w = {cfg, stats ? stats : &own, stop, NULL, NULL, NULL, NULL, 0, 0};
+    ingest_worker w = {.cfg = cfg, .stats = stats ? stats : &own, .stop = stop};
     ingest_batch b = {0};
     size_t nb = cfg->batch_max > 0 ? (size_t)cfg->batch_max : 1;
     rd_kafka_topic_partition_list_t *topics;
     rd_kafka_resp_err_t e;
-    int rc = -1;
+    int rc;
 
-    if (cfg->batch_max <= 0) {
-        snprintf(err, errlen, "batch size must be positive");
-        return -1;
-    }
+    if (cfg->batch_max <= 0)
+        return status_fail(AISLE_EINVAL, err, errlen, "batch size must be positive");
     b.msgs = calloc(nb, sizeof(*b.msgs));
     b.sigs = calloc(nb, sizeof(*b.sigs));
     b.at = calloc(nb, sizeof(*b.at));
     b.events = calloc(nb, sizeof(*b.events));
     b.origins = calloc(nb, sizeof(*b.origins));
-    if (!b.msgs || !b.sigs || !b.at || !b.events || !b.origins) {
-        snprintf(err, errlen, "out of memory");
+    b.why = calloc(nb, sizeof(*b.why));
+    b.delivered = calloc(nb, 1);
+    if (!b.msgs || !b.sigs || !b.at || !b.events || !b.origins || !b.why || !b.delivered) {
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
-    if (profile_store_open(cfg->redis, &cfg->profile, &w.profiles, err, errlen))
+    if ((rc = profile_store_open(cfg->redis, &cfg->profile, &w.profiles, err, errlen)))
         goto out;
-    if (!(w.dlq = kafka_producer_new(cfg->brokers, err, errlen))) goto out;
+    rc = AISLE_EINVAL; /* what the Kafka set-up fails with: settings refused */
+    if (!(w.dlq = ingest_dlq_producer(cfg, &w, err, errlen))) goto out;
     if (cfg->catalog_topic &&
-        facts_open(cfg->brokers, cfg->catalog_topic, &w.facts, err, errlen))
+        (rc = facts_open(cfg->brokers, cfg->catalog_topic, &w.facts, err, errlen)))
         goto out;
-    if (!(w.consumer = ingest_consumer(cfg, err, errlen))) goto out;
+    rc = AISLE_EINVAL;
+    if (!(w.consumer = ingest_consumer(cfg, &w, err, errlen))) goto out;
     rd_kafka_poll_set_consumer(w.consumer);
     if (w.facts) ingest_learn_catalog(&w);
     topics = rd_kafka_topic_partition_list_new(1);
@@ -345,7 +504,8 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
     e = rd_kafka_subscribe(w.consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e) {
-        snprintf(err, errlen, "subscribing to %s: %s", cfg->topic, rd_kafka_err2str(e));
+        rc = status_fail(AISLE_EIO, err, errlen, "subscribing to %s: %s", cfg->topic,
+                         rd_kafka_err2str(e));
         goto out;
     }
     log_info("ingest", "consuming %s as group %s into redis %s", cfg->topic,
@@ -357,16 +517,10 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
         ingest_log_stats(&w, 0);
         ingest_fill(&w, &b);
         if (b.n_msgs == 0) continue;
-        /* A batch whose effects are not all confirmed is not committed: the
-         * next owner of its partitions reads it again. */
-        if (ingest_sort(&w, &b) == 0 && ingest_apply(&w, &b) == 0 &&
-            ingest_flush_dlq(&w) == 0) {
-            atomic_fetch_add(&w.stats->dead_lettered, b.n_msgs - b.n_sigs);
-            ingest_commit(&w, &b);
-        }
+        ingest_process(&w, &b);
         ingest_batch_reset(&b);
     }
-    rc = 0;
+    rc = AISLE_OK;
     ingest_log_stats(&w, 1);
     log_info("ingest", "stopping: leaving group %s", cfg->group);
 out:
@@ -376,6 +530,8 @@ out:
     free(b.at);
     free(b.events);
     free(b.origins);
+    free(b.why);
+    free(b.delivered);
     if (w.consumer) {
         rd_kafka_consumer_close(w.consumer);
         rd_kafka_destroy(w.consumer);

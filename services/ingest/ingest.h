@@ -1,15 +1,21 @@
 /* ingest: the aisle.signals consumer-group worker behind `aisle ingest`.
  *
- * Signals are read in batches, decoded and validated; good ones are applied
- * to Redis profiles, bad ones are sent to the dead-letter topic with their
- * origin and the reason. Offsets are committed only after both the profile
- * writes and the dead-letter sends are confirmed, so a crash at any point
- * replays at most what was not committed, and the profile store's
- * de-duplication (by offset per user and origin, and by event_id) makes
- * the replay harmless. While Redis is down the worker pauses its
- * partitions, retries with backoff, commits nothing, and resumes by itself.
- * Each worker also reads the whole catalog topic to learn the category and
- * brand of each item (services/facts.h), and logs its counters now and then. */
+ * Signals are read in batches, decoded and validated (services/ingest/
+ * signal.h); good ones are applied to Redis profiles, bad ones are sent to
+ * the dead-letter topic with their origin and the reason (a value too
+ * large for the producer goes without it, the reason says so). Offsets are
+ * committed only after the profile writes are done and every dead letter's
+ * delivery report has confirmed it (a refused or failed one is sent again),
+ * so a crash at any point replays at most what was not committed, and the
+ * profile store's de-duplication (by offset per user and origin, and by
+ * event_id) makes the replay harmless. No step drops a batch: each waits
+ * and retries until it succeeds, and only a stop ends a batch early,
+ * uncommitted. While Redis or the dead-letter topic is away the worker
+ * pauses its partitions, including any a rebalance assigns meanwhile,
+ * retries with backoff, commits nothing, and resumes by itself. Each
+ * worker also reads the whole catalog topic to learn the category and
+ * brand of each item (services/ingest/facts.h), and logs its counters now
+ * and then. */
 #ifndef AISLE_INGEST_H
 #define AISLE_INGEST_H
 
@@ -48,13 +54,14 @@ typedef struct ingest_stats {
 /* Fills the defaults above (brokers and redis stay NULL). */
 void ingest_config_default(ingest_config *cfg);
 
-/* Checks "key=value" for a librdkafka setting. Returns 0, or -1 with err
- * set. For the --kafka-opt flag. */
+/* Checks "key=value" for a librdkafka setting. Returns AISLE_OK, or
+ * AISLE_EINVAL with err set. For the --kafka-opt flag. */
 int ingest_check_kafka_opt(const char *opt, char *err, size_t errlen);
 
 /* Runs until *stop becomes non-zero, then finishes the batch in hand,
- * commits and leaves the group. stats may be NULL. Returns 0 after a clean
- * stop, or -1 with err set when it could not start. */
+ * commits and leaves the group. stats may be NULL. Returns AISLE_OK after a
+ * clean stop, or the code (AISLE_EINVAL: settings; AISLE_ENOMEM, AISLE_EIO)
+ * with err set when it could not start. */
 int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
                char *err, size_t errlen);
 

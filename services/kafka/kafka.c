@@ -29,16 +29,16 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
                    char *err, size_t errlen) {
     char why[256];
     if (rd_kafka_conf_set(conf, key, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka setting %s=%s: %s", key, value, why);
-        return -1;
+        return status_fail(AISLE_EINVAL, err, errlen, "kafka setting %s=%s: %s", key, value,
+                           why);
     }
-    return 0;
+    return AISLE_OK;
 }
 
 rd_kafka_conf_t *kafka_conf_new(const char *brokers, char *err, size_t errlen) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (!conf) {
-        snprintf(err, errlen, "out of memory");
+        status_fmt(err, errlen, "out of memory");
         return NULL;
     }
     rd_kafka_conf_set_log_cb(conf, kafka_log);
@@ -50,9 +50,7 @@ rd_kafka_conf_t *kafka_conf_new(const char *brokers, char *err, size_t errlen) {
     return conf;
 }
 
-rd_kafka_t *kafka_producer_new(const char *brokers, char *err, size_t errlen) {
-    char why[512];
-    rd_kafka_t *rk;
+rd_kafka_conf_t *kafka_producer_conf(const char *brokers, char *err, size_t errlen) {
     rd_kafka_conf_t *conf = kafka_conf_new(brokers, err, errlen);
     if (!conf) return NULL;
     if (kafka_conf_set(conf, "acks", "all", err, errlen) ||
@@ -61,9 +59,17 @@ rd_kafka_t *kafka_producer_new(const char *brokers, char *err, size_t errlen) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    return conf;
+}
+
+rd_kafka_t *kafka_producer_new(const char *brokers, char *err, size_t errlen) {
+    char why[512];
+    rd_kafka_t *rk;
+    rd_kafka_conf_t *conf = kafka_producer_conf(brokers, err, errlen);
+    if (!conf) return NULL;
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
     if (!rk) {
-        snprintf(err, errlen, "kafka producer: %s", why);
+        status_fmt(err, errlen, "kafka producer: %s", why);
         rd_kafka_conf_destroy(conf);
     }
     return rk;
@@ -74,10 +80,7 @@ int kafka_produce_msg(rd_kafka_t *rk, const char *topic, const char *key,
     size_t len = protobuf_c_message_get_packed_size(msg);
     uint8_t *buf = malloc(len ? len : 1);
     rd_kafka_resp_err_t e;
-    if (!buf) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    if (!buf) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     protobuf_c_message_pack(msg, buf);
     for (;;) {
         /* F_FREE hands buf to librdkafka on success. */
@@ -90,11 +93,11 @@ int kafka_produce_msg(rd_kafka_t *rk, const char *topic, const char *key,
     }
     if (e) {
         free(buf);
-        snprintf(err, errlen, "producing to %s: %s", topic, rd_kafka_err2str(e));
-        return -1;
+        return status_fail(AISLE_EIO, err, errlen, "producing to %s: %s", topic,
+                           rd_kafka_err2str(e));
     }
     rd_kafka_poll(rk, 0);
-    return 0;
+    return AISLE_OK;
 }
 
 int kafka_mock_start(int n, int partitions, kafka_mock **out, char *err,
@@ -112,42 +115,44 @@ int kafka_mock_start(int n, int partitions, kafka_mock **out, char *err,
     char why[512];
     kafka_mock *m = calloc(1, sizeof(*m));
     rd_kafka_conf_t *conf = kafka_conf_new(NULL, err, errlen);
+    int rc;
 
     *out = NULL;
     if (n < 1 || n > 16 || partitions < 1 || partitions > 1024) {
-        snprintf(err, errlen, "mock cluster: 1..16 brokers, 1..1024 partitions");
+        rc = status_fail(AISLE_EINVAL, err, errlen,
+                         "mock cluster: 1..16 brokers, 1..1024 partitions");
         goto fail;
     }
     if (!m || !conf) {
-        if (!m) snprintf(err, errlen, "out of memory");
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto fail;
     }
     m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
     if (!m->rk) {
-        snprintf(err, errlen, "kafka mock host: %s", why);
+        rc = status_fail(AISLE_EINTERNAL, err, errlen, "kafka mock host: %s", why);
         goto fail;
     }
     conf = NULL;
     m->cluster = rd_kafka_mock_cluster_new(m->rk, n);
     if (!m->cluster) {
-        snprintf(err, errlen, "cannot start the Kafka mock cluster");
+        rc = status_fail(AISLE_EINTERNAL, err, errlen, "cannot start the Kafka mock cluster");
         goto fail;
     }
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
         rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(
             m->cluster, topics[i].name, topics[i].partitions, n < 3 ? n : 3);
         if (e) {
-            snprintf(err, errlen, "creating topic %s: %s", topics[i].name,
-                     rd_kafka_err2str(e));
+            rc = status_fail(AISLE_EINTERNAL, err, errlen, "creating topic %s: %s",
+                             topics[i].name, rd_kafka_err2str(e));
             goto fail;
         }
     }
     *out = m;
-    return 0;
+    return AISLE_OK;
 fail:
     if (conf) rd_kafka_conf_destroy(conf);
     kafka_mock_stop(m);
-    return -1;
+    return rc;
 }
 
 rd_kafka_mock_cluster_t *kafka_mock_cluster(kafka_mock *m) { return m->cluster; }

@@ -8,6 +8,8 @@
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
 
+#include "services/base/status.h"
+
 #define KAFKA_TOPIC_SIGNALS "aisle.signals"
 #define KAFKA_TOPIC_CATALOG "aisle.catalog"
 #define KAFKA_TOPIC_DLQ "aisle.signals.dlq"
@@ -18,15 +20,19 @@
  * Returns NULL with err set. The caller passes it to rd_kafka_new (which
  * takes ownership on success) or frees it with rd_kafka_conf_destroy. */
 rd_kafka_conf_t *kafka_conf_new(const char *brokers, char *err, size_t errlen);
-/* Sets one property; returns 0, or -1 with err set. */
+/* Sets one property; returns AISLE_OK, or AISLE_EINVAL with err set. */
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
                    char *err, size_t errlen);
 /* A producer with acks=all and idempotence, so a retried send is written
  * once. Returns NULL with err set; free with rd_kafka_destroy. */
 rd_kafka_t *kafka_producer_new(const char *brokers, char *err, size_t errlen);
+/* kafka_producer_new's configuration, for a producer that also wants
+ * callbacks of its own (delivery reports). Returns NULL with err set. */
+rd_kafka_conf_t *kafka_producer_conf(const char *brokers, char *err, size_t errlen);
 
 /* Serializes msg and queues it on topic with key, waiting while the local
- * queue is full. Returns 0, or -1 with err set. Delivery is confirmed by a
+ * queue is full. Returns AISLE_OK, or AISLE_ENOMEM or AISLE_EIO (refused) with
+ * err set. Delivery is confirmed by a
  * later rd_kafka_flush. */
 int kafka_produce_msg(rd_kafka_t *rk, const char *topic, const char *key,
                       const ProtobufCMessage *msg, char *err, size_t errlen);
@@ -36,7 +42,8 @@ typedef struct kafka_mock kafka_mock;
 /* Starts an in-process mock cluster of n brokers on loopback with Aisle's
  * topics created, the signal and catalog topics with `partitions`
  * partitions each (the mock keeps only a few MiB per partition, so large
- * replays need many). Returns 0, or -1 with err set; stop with
+ * replays need many). Returns AISLE_OK, or AISLE_EINVAL (bad counts) or
+ * AISLE_EINTERNAL with err set; stop with
  * kafka_mock_stop. */
 int kafka_mock_start(int n, int partitions, kafka_mock **out, char *err,
                      size_t errlen);

@@ -27,16 +27,16 @@ struct tail {
 };
 
 /* Assigns partitions that appeared since the last call, from t->start;
- * partitions already assigned keep their positions. Returns 0, or -1 when
- * the topic's metadata could not be had (retried later). */
+ * partitions already assigned keep their positions. Returns AISLE_OK, or
+ * AISLE_EIO when the topic's metadata could not be had (retried later). */
 static int tail_assign(tail *t) {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(t->rk, t->topic, NULL);
     rd_kafka_topic_partition_list_t *parts = NULL;
     rd_kafka_resp_err_t e;
-    int n, rc = -1;
+    int n, rc = AISLE_EIO;
 
-    if (!rkt) return -1;
+    if (!rkt) return AISLE_ENOMEM;
     e = rd_kafka_metadata(t->rk, 0, rkt, &md, 5000);
     if (e || md->topic_cnt != 1 || md->topics[0].err) {
         if (!t->warned++)
@@ -47,7 +47,7 @@ static int tail_assign(tail *t) {
     }
     n = md->topics[0].partition_cnt;
     if (n > TAIL_MAX_PARTITIONS) n = TAIL_MAX_PARTITIONS;
-    rc = 0;
+    rc = AISLE_OK;
     if (n <= t->n_assigned) goto out;
     parts = rd_kafka_topic_partition_list_new(n);
     for (int p = 0; p < n; p++)
@@ -61,7 +61,7 @@ static int tail_assign(tail *t) {
     e = rd_kafka_assign(t->rk, parts);
     if (e) {
         log_warn(t->component, "assigning %s: %s", t->topic, rd_kafka_err2str(e));
-        rc = -1;
+        rc = AISLE_EIO;
         goto out;
     }
     log_info(t->component, "reading %d partitions of %s", n, t->topic);
@@ -113,10 +113,11 @@ int tail_open(const char *brokers, const char *topic, int64_t start, const char 
     char why[512], group[96];
     rd_kafka_conf_t *conf = NULL;
     tail *t = calloc(1, sizeof(*t));
+    int rc = AISLE_EINVAL; /* what a refused setting gives */
 
     *out = NULL;
     if (!t || !(t->topic = strdup(topic)) || !(t->component = strdup(component))) {
-        snprintf(err, errlen, "out of memory");
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto fail;
     }
     t->start = start;
@@ -131,17 +132,17 @@ int tail_open(const char *brokers, const char *topic, int64_t start, const char 
         goto fail;
     t->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (!t->rk) {
-        snprintf(err, errlen, "kafka consumer: %s", why);
+        rc = status_fail(AISLE_EINTERNAL, err, errlen, "kafka consumer: %s", why);
         goto fail;
     }
     conf = NULL;
     rd_kafka_poll_set_consumer(t->rk);
     *out = t;
-    return 0;
+    return AISLE_OK;
 fail:
     if (conf) rd_kafka_conf_destroy(conf);
     tail_close(t);
-    return -1;
+    return rc;
 }
 
 void tail_close(tail *t) {

@@ -18,7 +18,8 @@ typedef struct tail tail;
 
 /* Starts reading topic on brokers from start (RD_KAFKA_OFFSET_BEGINNING,
  * or RD_KAFKA_OFFSET_END for only what comes next); component names it in
- * logs. Returns 0, or -1 with err set. Free with tail_close. */
+ * logs. Returns AISLE_OK, or AISLE_EINVAL (a refused setting), AISLE_ENOMEM or
+ * AISLE_EINTERNAL with err set. Free with tail_close. */
 int tail_open(const char *brokers, const char *topic, int64_t start, const char *component,
               tail **out, char *err, size_t errlen);
 /* The next message of the topic, waiting at most timeout_ms; NULL when none

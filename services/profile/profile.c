@@ -1,6 +1,7 @@
 /* profile: Redis-backed user profiles (see profile.h for the model). */
 #include "services/profile/profile.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,8 @@
 #include "services/base/clock.h"
 #include "services/profile/rcluster.h"
 
-#define PROFILE_KEY_MAX (PROFILE_MAX_ID + 32)
+/* A key holds the user id escaped (at most three bytes a byte) and a name. */
+#define PROFILE_KEY_MAX (3 * PROFILE_MAX_ID + 32)
 #define PROFILE_POPULAR_KEY "aisle:popular"
 
 /* Scores are kept in log space: a member's score is ln(decayed weight) +
@@ -33,69 +35,111 @@
     "  if n > max then redis.call('ZREMRANGEBYRANK', key, 0, n - max - 1) end\n" \
     "end\n"
 
-/* A batch of one user's events from one origin, applied atomically. For
- * each event: skip it if its offset is at or below the origin's mark or its
- * id is remembered (a duplicate); else remember its id and add its weight
- * to the item (or to the dismissed set), and to the creator, category and
- * brand; note the item as seen (and purchased). Then raise the origin's
- * mark and the latest activity time, trim each set to its bound by
- * dropping the lightest (oldest) members, forget ids past the window and
- * refresh the TTL. Returns one '1' (applied) or '0' (duplicate) per event.
- * KEYS: items creators dismissed events meta seen purchased categories
- *       brands
+/* Weights are linear against a per-user landmark (meta's field "lm", the
+ * time of the user's first event): an event at time t adds
+ * w·2^((t−lm)/H), so adding is one ZINCRBY, and a reader multiplies by
+ * 2^(−(now−lm)/H). When t runs more than PROFILE_REBASE half-lives past
+ * lm, the user's decayed sets are rescaled once to a landmark at t, so
+ * scores stay far from overflow (2^64 at most, against double's 2^1023). */
+#define PROFILE_REBASE "64"
+
+/* Events of one or more (user, origin) runs, each applied atomically: one
+ * call carries as many runs as share a slot (on a single node, many users).
+ * For each event: skip it if its offset is at or below the origin's mark,
+ * if it was produced at or before the user's erasure mark (meta's field
+ * "erased", set by profile_delete), or if its id is remembered (ZADD NX
+ * says so); else add its weight to the item (or to the dismissed set), the
+ * creator, category and brand, and note the item as seen (and purchased).
+ * Then raise the origin's mark, the latest activity time and the count of
+ * applied events in one HSET. Sets are trimmed to their bounds (lightest,
+ * or oldest, first) and the remembered ids to their window each time the
+ * count passes a multiple of trim_every, so a set holds at most trim_every
+ * members past its bound, which readers never return. The TTL is refreshed
+ * and never cuts the erasure mark's keep_s short. Returns one '1' (applied)
+ * or '0' (duplicate or erased) per event, in order.
+ * KEYS: per run, items creators dismissed events meta seen purchased
+ *       categories brands
  * ARGV: max_items max_creators max_categories max_seen max_purchased
- *       window_count window_cutoff_ms now_ms ttl_s mark, then per event:
- *       event_id offset ts_ms kind item item_log creator creator_log
- *       category brand  (kind: d dismiss, p purchase, f follow, i other) */
+ *       window_count window_cutoff_ms now_ms ttl_s keep_s half_life_ms
+ *       trim_every, then per run: mark n, then n events of
+ *       event_id offset ts_ms kind item w creator creator_w category brand
+ *       produced_ms  (kind: d dismiss, p purchase, f follow, i other) */
 static const char profile_apply_lua[] =
-    PROFILE_LUA_LOGADD
-    "local mark = ARGV[10]\n"
-    "local meta = redis.call('HMGET', KEYS[5], mark == '' and 'last_ms' or mark, 'last_ms')\n"
-    "local done = mark ~= '' and tonumber(meta[1] or '-1') or -1\n"
-    "local top = done\n"
-    "local last = tonumber(meta[2] or '0')\n"
-    "local last0 = last\n"
-    /* Only a set that gained a member can be over its bound: the others
-     * are not counted (a call per set per batch is much of the cost). */
-    "local grew = {}\n"
-    "local function add(k, member, a) if logadd(KEYS[k], member, a) then grew[k] = true end end\n"
-    "local out, any = {}, false\n"
-    "for i = 11, #ARGV, 10 do\n"
-    "  local id, off, ts, kind = ARGV[i], tonumber(ARGV[i+1]), ARGV[i+2], ARGV[i+3]\n"
-    "  if (off >= 0 and off <= done) or redis.call('ZSCORE', KEYS[4], id) then\n"
-    "    out[#out+1] = '0'\n"
-    "  else\n"
-    "    out[#out+1] = '1'\n"
-    "    any = true\n"
-    "    redis.call('ZADD', KEYS[4], ARGV[8], id)\n"
-    "    if off > top then top = off end\n"
-    "    local item, a = ARGV[i+4], tonumber(ARGV[i+5])\n"
-    "    if item ~= '' and kind == 'd' then\n"
-    "      add(3, item, a)\n"
-    "    elseif item ~= '' then\n"
-    "      add(1, item, a)\n"
-    "      if redis.call('ZADD', KEYS[6], 'GT', ts, item) == 1 then grew[6] = true end\n"
-    "      if kind == 'p' and redis.call('ZADD', KEYS[7], 'GT', ts, item) == 1 then\n"
-    "        grew[7] = true\n"
-    "      end\n"
-    "      if ARGV[i+8] ~= '' then add(8, ARGV[i+8], a) end\n"
-    "      if ARGV[i+9] ~= '' then add(9, ARGV[i+9], a) end\n"
-    "    end\n"
-    "    if ARGV[i+6] ~= '' then add(2, ARGV[i+6], tonumber(ARGV[i+7])) end\n"
-    "    if tonumber(ts) > last then last = tonumber(ts) end\n"
-    "  end\n"
-    "end\n"
-    "if top > done then redis.call('HSET', KEYS[5], mark, top) end\n"
-    "if last > last0 then redis.call('HSET', KEYS[5], 'last_ms', last) end\n"
+    "local H, T = tonumber(ARGV[11]), tonumber(ARGV[12])\n"
     "local bounds = {[1] = ARGV[1], [3] = ARGV[1], [2] = ARGV[2], [8] = ARGV[3],\n"
     "                [9] = ARGV[3], [6] = ARGV[4], [7] = ARGV[5]}\n"
-    "for k in pairs(grew) do trim(KEYS[k], tonumber(bounds[k])) end\n"
-    "if any then\n"
-    "  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[7])\n"
-    "  trim(KEYS[4], tonumber(ARGV[6]))\n"
+    /* Redis writes a number argument with 17 digits; integers kept in
+     * meta go as strings, exactly. */
+    "local function num(x) return string.format('%.17g', x) end\n"
+    "local function trim(key, max)\n"
+    "  local n = redis.call('ZCARD', key)\n"
+    "  if n > max then redis.call('ZREMRANGEBYRANK', key, 0, n - max - 1) end\n"
     "end\n"
-    "if tonumber(ARGV[9]) > 0 then\n"
-    "  for k = 1, 9 do redis.call('EXPIRE', KEYS[k], ARGV[9]) end\n"
+    /* Scales the decayed sets of the run's user by 2^-by. */
+    "local function rebase(b, by)\n"
+    "  for _, k in ipairs({1, 2, 3, 8, 9}) do\n"
+    "    local r = redis.call('ZRANGE', KEYS[b + k], 0, -1, 'WITHSCORES')\n"
+    "    local z = {}\n"
+    "    for j = 1, #r, 2 do z[#z + 1] = num(r[j + 1] * 2 ^ -by); z[#z + 1] = r[j] end\n"
+    "    if #z > 0 then redis.call('ZADD', KEYS[b + k], unpack(z)) end\n"
+    "  end\n"
+    "end\n"
+    "local out, a, b = {}, 13, 0\n"
+    "while a <= #ARGV do\n"
+    "  local mark, n = ARGV[a], tonumber(ARGV[a + 1])\n"
+    "  local meta = redis.call('HMGET', KEYS[b + 5], mark == '' and 'last_ms' or mark,\n"
+    "                          'last_ms', 'erased', 'lm', 'n')\n"
+    "  local done = mark ~= '' and tonumber(meta[1] or '-1') or -1\n"
+    "  local top, last, erased = done, tonumber(meta[2] or '0'), tonumber(meta[3] or '-1')\n"
+    "  local lm, cnt = tonumber(meta[4] or ''), tonumber(meta[5] or '0')\n"
+    "  local last0, lm0, cnt0 = last, lm, cnt\n"
+    "  for i = a + 2, a + 1 + 11 * n - 1, 11 do\n"
+    "    local off, ts, kind = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]\n"
+    "    if (off >= 0 and off <= done) or tonumber(ARGV[i + 10]) <= erased or\n"
+    "       redis.call('ZADD', KEYS[b + 4], 'NX', ARGV[8], ARGV[i]) == 0 then\n"
+    "      out[#out + 1] = '0'\n"
+    "    else\n"
+    "      out[#out + 1] = '1'\n"
+    "      if off > top then top = off end\n"
+    "      if not lm then lm = ts\n"
+    "      elseif (ts - lm) / H > " PROFILE_REBASE " then rebase(b, (ts - lm) / H); lm = ts end\n"
+    "      local f, item = 2 ^ ((ts - lm) / H), ARGV[i + 4]\n"
+    "      local w = ARGV[i + 5] * f\n"
+    "      if item ~= '' and kind == 'd' then\n"
+    "        redis.call('ZINCRBY', KEYS[b + 3], w, item)\n"
+    "      elseif item ~= '' then\n"
+    "        redis.call('ZINCRBY', KEYS[b + 1], w, item)\n"
+    "        redis.call('ZADD', KEYS[b + 6], 'GT', ARGV[i + 2], item)\n"
+    "        if kind == 'p' then redis.call('ZADD', KEYS[b + 7], 'GT', ARGV[i + 2], item) end\n"
+    "        if ARGV[i + 8] ~= '' then redis.call('ZINCRBY', KEYS[b + 8], w, ARGV[i + 8]) end\n"
+    "        if ARGV[i + 9] ~= '' then redis.call('ZINCRBY', KEYS[b + 9], w, ARGV[i + 9]) end\n"
+    "      end\n"
+    "      if ARGV[i + 6] ~= '' then\n"
+    "        redis.call('ZINCRBY', KEYS[b + 2], ARGV[i + 7] * f, ARGV[i + 6])\n"
+    "      end\n"
+    "      if ts > last then last = ts end\n"
+    "      cnt = cnt + 1\n"
+    "    end\n"
+    "  end\n"
+    "  local h = {}\n"
+    "  if top > done then h[#h + 1] = mark; h[#h + 1] = num(top) end\n"
+    "  if last > last0 then h[#h + 1] = 'last_ms'; h[#h + 1] = num(last) end\n"
+    "  if lm ~= lm0 then h[#h + 1] = 'lm'; h[#h + 1] = num(lm) end\n"
+    "  if cnt > cnt0 then h[#h + 1] = 'n'; h[#h + 1] = cnt end\n"
+    "  if #h > 0 then redis.call('HSET', KEYS[b + 5], unpack(h)) end\n"
+    "  if math.floor(cnt / T) > math.floor(cnt0 / T) then\n"
+    "    for k, max in pairs(bounds) do trim(KEYS[b + k], tonumber(max)) end\n"
+    "    redis.call('ZREMRANGEBYSCORE', KEYS[b + 4], '-inf', '(' .. ARGV[7])\n"
+    "    trim(KEYS[b + 4], tonumber(ARGV[6]))\n"
+    "  end\n"
+    "  if tonumber(ARGV[9]) > 0 and cnt > cnt0 then\n"
+    "    for k = 1, 9 do redis.call('EXPIRE', KEYS[b + k], ARGV[9]) end\n"
+    "    local keep = math.ceil((erased + ARGV[10] * 1000 - ARGV[8]) / 1000)\n"
+    "    if erased >= 0 and keep > tonumber(ARGV[9]) then\n"
+    "      redis.call('EXPIRE', KEYS[b + 5], keep)\n"
+    "    end\n"
+    "  end\n"
+    "  a, b = a + 2 + 11 * n, b + 9\n"
     "end\n"
     "return table.concat(out)\n";
 
@@ -109,7 +153,25 @@ static const char profile_popular_lua[] =
 
 #define PROFILE_POPULAR_MAX 10000
 
-enum { PROFILE_SCRIPT_APPLY, PROFILE_SCRIPT_POPULAR, PROFILE_NSCRIPTS };
+/* Erasure: every key of the profile goes, and meta keeps only the erasure
+ * mark, the time (Redis's clock, the one clock every writer shares), for
+ * keep_s, the log's retention: a replay of what was produced before cannot
+ * bring the profile back. The mark lives in meta, a key every call already
+ * names, so a slot migration never finds a call's keys half moved. Returns
+ * the number of keys that held something of the profile.
+ * KEYS: as for apply (meta 5th)  ARGV: keep_s */
+static const char profile_delete_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local only_mark = redis.call('HLEN', KEYS[5]) == 1 and\n"
+    "                  redis.call('HEXISTS', KEYS[5], 'erased') == 1\n"
+    "local n = redis.call('DEL', unpack(KEYS))\n"
+    "if only_mark then n = n - 1 end\n"
+    "redis.call('HSET', KEYS[5], 'erased',\n"
+    "           string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000)))\n"
+    "redis.call('EXPIRE', KEYS[5], ARGV[1])\n"
+    "return n\n";
+
+enum { PROFILE_SCRIPT_APPLY, PROFILE_SCRIPT_POPULAR, PROFILE_SCRIPT_DELETE, PROFILE_NSCRIPTS };
 
 struct profile_store {
     profile_config cfg;
@@ -130,6 +192,7 @@ void profile_config_default(profile_config *cfg) {
     cfg->max_purchased = 1000;
     cfg->event_window = 10000;
     cfg->event_window_s = 7 * 24 * 3600.0;
+    cfg->erasure_keep_s = 7 * 24 * 3600.0;
     memcpy(cfg->kind_weights, weights, sizeof(weights));
 }
 
@@ -148,53 +211,50 @@ int profile_parse_kind_weights(profile_config *cfg, const char *spec, char *err,
                 strncasecmp(p, profile_kind_names[k], len) == 0)
                 kind = k;
         if (!kind || p[len] != '=') {
-            snprintf(err, errlen, "'%.*s' is not KIND=WEIGHT with a kind of view, click, "
-                     "add_to_cart, purchase, like, follow_creator, dismiss", (int)len, p);
-            return -1;
+            return status_fail(AISLE_EINVAL, err, errlen,
+                               "'%.*s' is not KIND=WEIGHT with a kind of view, click, "
+                               "add_to_cart, purchase, like, follow_creator, dismiss",
+                               (int)len, p);
         }
         v = strtod(p + len + 1, &end);
         if (end == p + len + 1 || (*end && *end != ',') || !(v > 0 && v <= 1000)) {
-            snprintf(err, errlen, "weight of %s must be a number in (0, 1000]",
-                     profile_kind_names[kind]);
-            return -1;
+            return status_fail(AISLE_EINVAL, err, errlen,
+                               "weight of %s must be a number in (0, 1000]",
+                               profile_kind_names[kind]);
         }
         w[kind] = v;
         p = *end ? end + 1 : end;
     }
     memcpy(cfg->kind_weights, w, sizeof(w));
-    return 0;
+    return AISLE_OK;
 }
 
 int profile_store_open(const char *addr, const profile_config *cfg,
                        profile_store **out, char *err, size_t errlen) {
-    static const char *const scripts[PROFILE_NSCRIPTS] = {profile_apply_lua,
-                                                          profile_popular_lua};
+    static const char *const scripts[PROFILE_NSCRIPTS] = {
+        profile_apply_lua, profile_popular_lua, profile_delete_lua};
     profile_store *ps;
+    int rc;
     *out = NULL;
     if (cfg->half_life_s <= 0 || cfg->max_items <= 0 || cfg->max_creators <= 0 ||
         cfg->max_categories <= 0 || cfg->max_seen <= 0 || cfg->max_purchased <= 0 ||
-        cfg->event_window <= 0 || cfg->event_window_s <= 0 || cfg->ttl_s < 0) {
-        snprintf(err, errlen, "profile settings must be positive");
-        return -1;
+        cfg->event_window <= 0 || cfg->event_window_s <= 0 || cfg->ttl_s < 0 ||
+        cfg->erasure_keep_s <= 0) {
+        return status_fail(AISLE_EINVAL, err, errlen, "profile settings must be positive");
     }
-    for (int k = 1; k < PROFILE_KINDS; k++) {
-        if (!(cfg->kind_weights[k] > 0)) {
-            snprintf(err, errlen, "the weight of %s must be positive", profile_kind_names[k]);
-            return -1;
-        }
-    }
+    for (int k = 1; k < PROFILE_KINDS; k++)
+        if (!(cfg->kind_weights[k] > 0))
+            return status_fail(AISLE_EINVAL, err, errlen, "the weight of %s must be positive",
+                               profile_kind_names[k]);
     ps = calloc(1, sizeof(*ps));
-    if (!ps) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    if (rcluster_open(addr, scripts, PROFILE_NSCRIPTS, &ps->rc, err, errlen)) {
+    if (!ps) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if ((rc = rcluster_open(addr, scripts, PROFILE_NSCRIPTS, &ps->rc, err, errlen)) != 0) {
         free(ps);
-        return -1;
+        return rc;
     }
     ps->cfg = *cfg;
     *out = ps;
-    return 0;
+    return AISLE_OK;
 }
 
 void profile_store_close(profile_store *ps) {
@@ -208,63 +268,31 @@ void profile_store_close(profile_store *ps) {
 static int profile_exec(profile_store *ps, const char *what, redisReply ***r, size_t *n,
                         char *err, size_t errlen) {
     char why[400];
-    if (rcluster_exec(ps->rc, r, n, why, sizeof(why)) == 0) return 0;
-    snprintf(err, errlen, "%s: %s", what, why);
-    return AISLE_EIO;
+    if (rcluster_exec(ps->rc, r, n, why, sizeof(why)) == 0) return AISLE_OK;
+    return status_fail(AISLE_EIO, err, errlen, "%s: %s", what, why);
 }
 
 /* Reports an unexpected reply (an error reply carries Redis's reason). */
 static int profile_bad_reply(const redisReply *r, const char *what, char *err,
                              size_t errlen) {
-    snprintf(err, errlen, "redis: %s: %s", what,
-             r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-    return AISLE_EIO;
+    return status_fail(AISLE_EIO, err, errlen, "redis: %s: %s", what,
+                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
 }
 
-static int profile_check_id(const char *name, const char *v, int required,
-                            char *err, size_t errlen) {
-    size_t n = v ? strlen(v) : 0;
-    if (n == 0) {
-        if (required) snprintf(err, errlen, "%s is empty", name);
-        return required ? -1 : 0;
-    }
-    if (n > PROFILE_MAX_ID) {
-        snprintf(err, errlen, "%s is longer than %d bytes", name,
-                 PROFILE_MAX_ID);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
-            snprintf(err, errlen, "%s contains a control character", name);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-int profile_validate(const Aisle__V1__Signal *s, int64_t now_ms, char *err,
+int profile_check_id(const char *name, const char *v, int required, char *err,
                      size_t errlen) {
-    const int64_t min_ts = 946684800000LL; /* 2000-01-01 */
-    int follow = s->kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR;
-    if (profile_check_id("event_id", s->event_id, 1, err, errlen) ||
-        profile_check_id("user_id", s->user_id, 1, err, errlen) ||
-        profile_check_id("item_id", s->item_id, !follow, err, errlen) ||
-        profile_check_id("creator_id", s->creator_id, follow, err, errlen))
-        return -1;
-    if (s->kind <= 0 || s->kind >= PROFILE_KINDS) {
-        snprintf(err, errlen, "unknown signal kind %d", (int)s->kind);
-        return -1;
-    }
-    if (!isfinite(s->weight) || s->weight < 0 || s->weight > 1000) {
-        snprintf(err, errlen, "weight %g is outside [0, 1000]", s->weight);
-        return -1;
-    }
-    if (s->ts_ms < min_ts || s->ts_ms > now_ms + 86400000LL) {
-        snprintf(err, errlen, "ts_ms %lld is before 2000 or in the future",
-                 (long long)s->ts_ms);
-        return -1;
-    }
-    return 0;
+    size_t n = v ? strlen(v) : 0;
+    if (n == 0)
+        return required ? status_fail(AISLE_EINVAL, err, errlen, "%s is empty", name)
+                        : AISLE_OK;
+    if (n > PROFILE_MAX_ID)
+        return status_fail(AISLE_EINVAL, err, errlen, "%s is longer than %d bytes", name,
+                           PROFILE_MAX_ID);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+            return status_fail(AISLE_EINVAL, err, errlen, "%s contains a control character",
+                               name);
+    return AISLE_OK;
 }
 
 /* (t−L)/H·ln 2: the log-space offset of time t (see the scripts). */
@@ -272,23 +300,59 @@ static double profile_log_time(const profile_store *ps, int64_t t_ms) {
     return (double)(t_ms - PROFILE_LANDMARK_MS) / (ps->cfg.half_life_s * 1000.0) * M_LN2;
 }
 
-/* The log-space score an event adds: ln(kind weight × its multiplier) plus
- * the offset of its time. */
+/* The weight of an event: its kind's, times its multiplier. */
+static double profile_event_weight(const profile_store *ps, const Aisle__V1__Signal *s) {
+    return ps->cfg.kind_weights[s->kind] * (s->weight > 0 ? s->weight : 1.0);
+}
+
+/* The log-space score an event adds to global popularity: the log of its
+ * weight plus the offset of its time. */
 static double profile_event_log(const profile_store *ps, const Aisle__V1__Signal *s) {
-    double w = ps->cfg.kind_weights[s->kind] * (s->weight > 0 ? s->weight : 1.0);
-    return log(w) + profile_log_time(ps, s->ts_ms);
+    return log(profile_event_weight(ps, s)) + profile_log_time(ps, s->ts_ms);
 }
 
 enum { PROFILE_KEY_ITEMS, PROFILE_KEY_CREATORS, PROFILE_KEY_DISMISSED,
        PROFILE_KEY_EVENTS, PROFILE_KEY_META, PROFILE_KEY_SEEN, PROFILE_KEY_PURCHASED,
        PROFILE_KEY_CATEGORIES, PROFILE_KEY_BRANDS, PROFILE_NKEYS };
 
+size_t profile_key_tag(const char *user, char *out, size_t outlen) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    assert(outlen > 0);
+    for (const char *p = user; *p; p++) {
+        int esc = *p == '{' || *p == '}' || *p == '%';
+        if (n + (esc ? 3 : 1) >= outlen) break;
+        if (esc) {
+            out[n++] = '%';
+            out[n++] = hex[(unsigned char)*p >> 4];
+            out[n++] = hex[*p & 15];
+        } else {
+            out[n++] = *p;
+        }
+    }
+    out[n] = 0;
+    return n;
+}
+
 static void profile_keys(const char *user, char keys[PROFILE_NKEYS][PROFILE_KEY_MAX]) {
     static const char *names[PROFILE_NKEYS] = {
         "items", "creators", "dismissed", "events", "meta",
         "seen",  "purchased", "categories", "brands"};
-    for (int i = 0; i < PROFILE_NKEYS; i++)
-        snprintf(keys[i], PROFILE_KEY_MAX, "aisle:u:{%s}:%s", user, names[i]);
+    static const char prefix[] = "aisle:u:{";
+    char tag[3 * PROFILE_MAX_ID + 1];
+    size_t n = profile_key_tag(user, tag, sizeof(tag));
+    for (int i = 0; i < PROFILE_NKEYS; i++) {
+        char *k = keys[i];
+        size_t len = strlen(names[i]);
+        assert(sizeof(prefix) - 1 + n + 2 + len < PROFILE_KEY_MAX);
+        memcpy(k, prefix, sizeof(prefix) - 1);
+        k += sizeof(prefix) - 1;
+        memcpy(k, tag, n);
+        k += n;
+        *k++ = '}';
+        *k++ = ':';
+        memcpy(k, names[i], len + 1);
+    }
 }
 
 /* Orders events by user, then origin, then arrival, so that each user's
@@ -305,74 +369,121 @@ static int profile_cmp_event(const void *pa, const void *pb, void *base) {
     return c ? c : (a > b) - (a < b);
 }
 
+/* Runs (one user, one origin) per script call at most, when one node
+ * serves every slot; in a cluster a call takes the runs of one slot. */
+#define PROFILE_CALL_RUNS 64
+#define PROFILE_TRIM_EVERY 64 /* applied events of a user between trims */
+#define PROFILE_HEAD_ARGS 12  /* the apply script's ARGV before the runs */
+#define PROFILE_EVENT_ARGS 11 /* and per event */
+
 /* Argument storage for one script call: numbers are formatted into `num`,
- * 32 bytes a slot. */
+ * 32 bytes a slot, keys into `keys`, PROFILE_NKEYS a run. */
 typedef struct profile_args {
     const char **argv;
     size_t *lens;
     char (*num)[32];
+    char (*keys)[PROFILE_KEY_MAX];
     int argc, n_num;
 } profile_args;
 
-static void profile_arg(profile_args *a, const char *s) {
-    a->argv[a->argc] = s ? s : "";
-    a->lens[a->argc] = strlen(a->argv[a->argc]);
+static void profile_arg_len(profile_args *a, const char *s, size_t len) {
+    a->argv[a->argc] = s;
+    a->lens[a->argc] = len;
     a->argc++;
 }
 
-static void profile_arg_num(profile_args *a, const char *fmt, double v) {
-    char *slot = a->num[a->n_num++];
-    snprintf(slot, 32, fmt, v);
-    profile_arg(a, slot);
+static void profile_arg(profile_args *a, const char *s) {
+    profile_arg_len(a, s ? s : "", s ? strlen(s) : 0);
 }
 
-/* Queues the script call for events order[0..n-1] (one user, one origin). */
-static int profile_queue_run(profile_store *ps, const profile_event *ev, const size_t *order,
-                             size_t n, profile_args *a) {
+/* Integers in decimal, written by hand: formatting was half of a worker's
+ * time through snprintf. */
+static void profile_arg_int(profile_args *a, int64_t v) {
+    char *slot = a->num[a->n_num++], tmp[24];
+    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    size_t n = 0, len = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) slot[len++] = '-';
+    while (n) slot[len++] = tmp[--n];
+    slot[len] = 0;
+    profile_arg_len(a, slot, len);
+}
+
+/* A weight: exactly, as an integer when it is one (most are). */
+static void profile_arg_num(profile_args *a, double v) {
+    char *slot;
+    if (v == (double)(int64_t)v && fabs(v) < 9007199254740992.0) {
+        profile_arg_int(a, (int64_t)v);
+        return;
+    }
+    slot = a->num[a->n_num++];
+    profile_arg_len(a, slot, (size_t)snprintf(slot, 32, "%.17g", v));
+}
+
+/* One event's arguments (see the script). */
+static void profile_arg_event(const profile_store *ps, const profile_event *e,
+                              profile_args *a) {
+    const Aisle__V1__Signal *s = e->sig;
+    int follow = s->kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR;
+    int dismiss = s->kind == AISLE__V1__SIGNAL_KIND__DISMISS;
+    double w = profile_event_weight(ps, s);
+    profile_arg(a, s->event_id);
+    profile_arg_int(a, e->origin ? e->offset : -1);
+    profile_arg_int(a, s->ts_ms);
+    profile_arg(a, dismiss ? "d"
+                   : follow ? "f"
+                   : s->kind == AISLE__V1__SIGNAL_KIND__PURCHASE ? "p"
+                                                                : "i");
+    profile_arg(a, follow ? "" : s->item_id);
+    profile_arg_num(a, w);
+    /* An item interaction also says a little (a quarter) about its
+     * creator; a dismissal says nothing about the creator. */
+    profile_arg(a, dismiss ? "" : s->creator_id);
+    profile_arg_num(a, follow ? w : w * 0.25);
+    profile_arg(a, e->category);
+    profile_arg(a, e->brand);
+    profile_arg_int(a, e->produced_ms > 0 ? e->produced_ms : s->ts_ms);
+}
+
+/* Queues one script call for runs k0..k1-1; run k holds the events
+ * order[start[k]..start[k+1]-1] (one user, one origin, log order). */
+static int profile_queue_call(profile_store *ps, const profile_event *ev, const size_t *order,
+                              const size_t *start, size_t k0, size_t k1, profile_args *a) {
     const profile_config *cfg = &ps->cfg;
-    const Aisle__V1__Signal *first = ev[order[0]].sig;
-    char keys[PROFILE_NKEYS][PROFILE_KEY_MAX], nkeys[8];
     int64_t now = clock_wall_ms();
+    char nkeys[16];
     a->argc = a->n_num = 0;
-    profile_keys(first->user_id, keys);
-    snprintf(nkeys, sizeof(nkeys), "%d", PROFILE_NKEYS);
+    snprintf(nkeys, sizeof(nkeys), "%zu", PROFILE_NKEYS * (k1 - k0));
     profile_arg(a, "EVALSHA");
     profile_arg(a, rcluster_sha(ps->rc, PROFILE_SCRIPT_APPLY));
     profile_arg(a, nkeys);
-    for (int k = 0; k < PROFILE_NKEYS; k++) profile_arg(a, keys[k]);
-    profile_arg_num(a, "%.0f", cfg->max_items);
-    profile_arg_num(a, "%.0f", cfg->max_creators);
-    profile_arg_num(a, "%.0f", cfg->max_categories);
-    profile_arg_num(a, "%.0f", cfg->max_seen);
-    profile_arg_num(a, "%.0f", cfg->max_purchased);
-    profile_arg_num(a, "%.0f", cfg->event_window);
-    profile_arg_num(a, "%.0f", (double)now - cfg->event_window_s * 1000.0);
-    profile_arg_num(a, "%.0f", (double)now);
-    profile_arg_num(a, "%.0f", ceil(cfg->ttl_s));
-    profile_arg(a, ev[order[0]].origin ? ev[order[0]].origin : "");
-    for (size_t i = 0; i < n; i++) {
-        const profile_event *e = &ev[order[i]];
-        const Aisle__V1__Signal *s = e->sig;
-        int follow = s->kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR;
-        int dismiss = s->kind == AISLE__V1__SIGNAL_KIND__DISMISS;
-        double l = profile_event_log(ps, s);
-        profile_arg(a, s->event_id);
-        profile_arg_num(a, "%.0f", e->origin ? (double)e->offset : -1.0);
-        profile_arg_num(a, "%.0f", (double)s->ts_ms);
-        profile_arg(a, dismiss ? "d"
-                       : follow ? "f"
-                       : s->kind == AISLE__V1__SIGNAL_KIND__PURCHASE ? "p"
-                                                                    : "i");
-        profile_arg(a, follow ? "" : s->item_id);
-        profile_arg_num(a, "%.17g", l);
-        /* An item interaction also says a little (a quarter) about its
-         * creator; a dismissal says nothing about the creator. */
-        profile_arg(a, dismiss ? "" : s->creator_id);
-        profile_arg_num(a, "%.17g", follow ? l : l + log(0.25));
-        profile_arg(a, e->category);
-        profile_arg(a, e->brand);
+    for (size_t k = k0; k < k1; k++) {
+        char (*keys)[PROFILE_KEY_MAX] = &a->keys[(k - k0) * PROFILE_NKEYS];
+        profile_keys(ev[order[start[k]]].sig->user_id, keys);
+        for (int j = 0; j < PROFILE_NKEYS; j++) profile_arg(a, keys[j]);
     }
-    return rcluster_append(ps->rc, keys[0], a->argc, a->argv, a->lens);
+    profile_arg_int(a, cfg->max_items);
+    profile_arg_int(a, cfg->max_creators);
+    profile_arg_int(a, cfg->max_categories);
+    profile_arg_int(a, cfg->max_seen);
+    profile_arg_int(a, cfg->max_purchased);
+    profile_arg_int(a, cfg->event_window);
+    profile_arg_int(a, now - (int64_t)(cfg->event_window_s * 1000.0));
+    profile_arg_int(a, now);
+    profile_arg_int(a, (int64_t)ceil(cfg->ttl_s));
+    profile_arg_int(a, (int64_t)ceil(cfg->erasure_keep_s));
+    profile_arg_num(a, cfg->half_life_s * 1000.0);
+    profile_arg_int(a, PROFILE_TRIM_EVERY);
+    for (size_t k = k0; k < k1; k++) {
+        const char *origin = ev[order[start[k]]].origin;
+        profile_arg(a, origin ? origin : "");
+        profile_arg_int(a, (int64_t)(start[k + 1] - start[k]));
+        for (size_t i = start[k]; i < start[k + 1]; i++) profile_arg_event(ps, &ev[order[i]], a);
+    }
+    return rcluster_append(ps->rc, a->keys[0], a->argc, a->argv, a->lens);
 }
 
 typedef struct profile_pop {
@@ -405,7 +516,7 @@ static int profile_bump_popular(profile_store *ps, const profile_event *ev,
     size_t nr;
 
     if (!pop || !argv || !lens || !num) {
-        snprintf(err, errlen, "out of memory");
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
@@ -438,9 +549,8 @@ static int profile_bump_popular(profile_store *ps, const profile_event *ev,
         argv[argc++] = num[i];
     }
     for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    rc = AISLE_EIO;
     if (rcluster_append(ps->rc, PROFILE_POPULAR_KEY, argc, argv, lens)) {
-        snprintf(err, errlen, "out of memory");
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
     if ((rc = profile_exec(ps, "bumping popularity", &r, &nr, err, errlen)) != 0) goto out;
@@ -454,63 +564,80 @@ out:
     return rc;
 }
 
+/* Whether run k can join a call that starts with run k0: on one node any
+ * run can, in a cluster those of the same slot. */
+static int profile_same_call(const profile_store *ps, const profile_event *ev,
+                             const size_t *order, const size_t *start, size_t k0, size_t k) {
+    char a[3 * PROFILE_MAX_ID + 1], b[3 * PROFILE_MAX_ID + 1];
+    if (k - k0 >= PROFILE_CALL_RUNS) return 0;
+    if (rcluster_one_node(ps->rc)) return 1;
+    size_t la = profile_key_tag(ev[order[start[k0]]].sig->user_id, a, sizeof(a));
+    size_t lb = profile_key_tag(ev[order[start[k]]].sig->user_id, b, sizeof(b));
+    return rcluster_keyslot(a, la) == rcluster_keyslot(b, lb);
+}
+
 int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *err,
                   size_t errlen) {
     size_t *order = calloc(n ? n : 1, sizeof(*order));
     unsigned char *applied = calloc(n ? n : 1, 1);
     size_t *run_start = calloc(n + 1, sizeof(*run_start));
+    size_t *call_start = calloc(n + 1, sizeof(*call_start));
     profile_args a = {0};
-    size_t n_runs = 0, longest = 0, nr;
+    size_t n_runs = 0, n_calls = 0, nr, runs_max;
     redisReply **r;
     int napplied = 0, rc = AISLE_EIO;
 
-    if (!order || !applied || !run_start) {
-        snprintf(err, errlen, "out of memory");
+    if (!order || !applied || !run_start || !call_start) {
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
     if (n == 0) {
         rc = 0;
         goto out;
     }
-    if (rcluster_connect(ps->rc, err, errlen)) goto out;
+    if ((rc = rcluster_connect(ps->rc, err, errlen)) != 0) goto out;
     for (size_t i = 0; i < n; i++) order[i] = i;
     qsort_r(order, n, sizeof(*order), profile_cmp_event, (void *)ev);
     for (size_t i = 0; i < n; i++) {
         const profile_event *e = &ev[order[i]], *p = i ? &ev[order[i - 1]] : NULL;
         if (!p || strcmp(e->sig->user_id, p->sig->user_id) ||
-            profile_cmp_origin(e->origin, p->origin)) {
+            profile_cmp_origin(e->origin, p->origin))
             run_start[n_runs++] = i;
-            if (n_runs > 1 && i - run_start[n_runs - 2] > longest)
-                longest = i - run_start[n_runs - 2];
-        }
     }
     run_start[n_runs] = n;
-    if (n - run_start[n_runs - 1] > longest) longest = n - run_start[n_runs - 1];
-    a.argv = calloc(3 + PROFILE_NKEYS + 10 + 10 * longest, sizeof(*a.argv));
-    a.lens = calloc(3 + PROFILE_NKEYS + 10 + 10 * longest, sizeof(*a.lens));
-    a.num = calloc(9 + 4 * longest, sizeof(*a.num));
-    if (!a.argv || !a.lens || !a.num) {
-        snprintf(err, errlen, "out of memory");
+    for (size_t k = 0; k < n_runs; k++)
+        if (n_calls == 0 || !profile_same_call(ps, ev, order, run_start, call_start[n_calls - 1], k))
+            call_start[n_calls++] = k;
+    call_start[n_calls] = n_runs;
+    runs_max = n_runs < PROFILE_CALL_RUNS ? n_runs : PROFILE_CALL_RUNS;
+    a.argv = calloc(3 + PROFILE_HEAD_ARGS + (PROFILE_NKEYS + 2) * runs_max +
+                    PROFILE_EVENT_ARGS * n, sizeof(*a.argv));
+    a.lens = calloc(3 + PROFILE_HEAD_ARGS + (PROFILE_NKEYS + 2) * runs_max +
+                    PROFILE_EVENT_ARGS * n, sizeof(*a.lens));
+    a.num = calloc(PROFILE_HEAD_ARGS + runs_max + 5 * n, sizeof(*a.num));
+    a.keys = calloc(PROFILE_NKEYS * runs_max, sizeof(*a.keys));
+    if (!a.argv || !a.lens || !a.num || !a.keys) {
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
-    for (size_t k = 0; k < n_runs; k++) {
-        if (profile_queue_run(ps, ev, order + run_start[k], run_start[k + 1] - run_start[k],
-                              &a)) {
+    for (size_t c = 0; c < n_calls; c++) {
+        if (profile_queue_call(ps, ev, order, run_start, call_start[c], call_start[c + 1], &a)) {
             rcluster_reset(ps->rc);
-            snprintf(err, errlen, "out of memory");
+            rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
             goto out;
         }
     }
     if ((rc = profile_exec(ps, "applying signals", &r, &nr, err, errlen)) != 0) goto out;
-    for (size_t k = 0; k < n_runs; k++) {
-        size_t len = run_start[k + 1] - run_start[k];
-        if (r[k]->type != REDIS_REPLY_STRING || r[k]->len != len) {
-            rc = profile_bad_reply(r[k], "applying signals", err, errlen);
+    assert(nr == n_calls);
+    for (size_t c = 0; c < n_calls; c++) {
+        size_t first = run_start[call_start[c]], len = run_start[call_start[c + 1]] - first;
+        if (r[c]->type != REDIS_REPLY_STRING || r[c]->len != len) {
+            rc = profile_bad_reply(r[c], "applying signals", err, errlen);
             goto out;
         }
         for (size_t i = 0; i < len; i++) {
-            applied[order[run_start[k] + i]] = r[k]->str[i] == '1';
-            napplied += r[k]->str[i] == '1';
+            applied[order[first + i]] = r[c]->str[i] == '1';
+            napplied += r[c]->str[i] == '1';
         }
     }
     /* Popularity counts positive interest of newly applied events only, so a
@@ -521,25 +648,35 @@ out:
     free(order);
     free(applied);
     free(run_start);
+    free(call_start);
     free(a.argv);
     free(a.lens);
     free(a.num);
+    free(a.keys);
     return rc;
 }
 
-/* Turns a WITHSCORES array into entries: decayed weights, or with decay 0
- * the scores as they are (times). */
+/* How a sorted set's scores read as weights. */
+typedef enum {
+    PROFILE_AS_TIME,   /* times (ms), as they are */
+    PROFILE_AS_LINEAR, /* linear against the user's landmark (the apply script) */
+    PROFILE_AS_LOG,    /* log space against PROFILE_LANDMARK_MS (popularity) */
+} profile_scale;
+
+/* Turns a WITHSCORES array into entries, weights as of now_ms; lm_ms is
+ * the user's landmark for PROFILE_AS_LINEAR. */
 static int profile_entries_from(const profile_store *ps, const redisReply *r,
-                                int64_t now_ms, int decay, profile_entry **out,
-                                size_t *n_out) {
+                                int64_t now_ms, profile_scale scale, int64_t lm_ms,
+                                profile_entry **out, size_t *n_out) {
     size_t n = r->elements / 2;
-    double now_log = decay ? profile_log_time(ps, now_ms) : 0;
+    double now_log = profile_log_time(ps, now_ms);
+    double factor = exp2(-(double)(now_ms - lm_ms) / (ps->cfg.half_life_s * 1000.0));
     profile_entry *e = NULL;
     *out = NULL;
     *n_out = 0;
-    if (n == 0) return 0;
+    if (n == 0) return AISLE_OK;
     e = calloc(n, sizeof(*e));
-    if (!e) return -1;
+    if (!e) return AISLE_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         const redisReply *k = r->element[2 * i], *v = r->element[2 * i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
@@ -547,14 +684,16 @@ static int profile_entries_from(const profile_store *ps, const redisReply *r,
         e[i].id = strndup(k->str, k->len);
         if (!e[i].id) goto fail;
         e[i].weight = strtod(v->str, NULL);
-        if (decay) e[i].weight = exp(e[i].weight - now_log);
+        if (scale == PROFILE_AS_LINEAR) e[i].weight *= factor;
+        if (scale == PROFILE_AS_LOG) e[i].weight = exp(e[i].weight - now_log);
     }
     *out = e;
     *n_out = n;
-    return 0;
+    return AISLE_OK;
 fail:
+    /* A member or score that is not a string is Redis's fault, not ours. */
     profile_entries_free(e, n);
-    return -1;
+    return AISLE_EFORMAT;
 }
 
 void profile_entries_free(profile_entry *e, size_t n) {
@@ -584,70 +723,86 @@ static int profile_queue_range(profile_store *ps, const char *key, size_t max) {
     return rcluster_append(ps->rc, key, 5, argv, lens);
 }
 
+/* A reply to HMGET last_ms lm: the two times, 0 when missing. */
+static int profile_meta_from(const redisReply *r, int64_t *last_ms, int64_t *lm_ms) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) return AISLE_EFORMAT;
+    *last_ms = r->element[0]->type == REDIS_REPLY_STRING ? strtoll(r->element[0]->str, NULL, 10)
+                                                         : 0;
+    *lm_ms = r->element[1]->type == REDIS_REPLY_STRING ? strtoll(r->element[1]->str, NULL, 10)
+                                                       : 0;
+    return AISLE_OK;
+}
+
 int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
                 size_t max_items, profile *p, char *err, size_t errlen) {
     char keys[PROFILE_NKEYS][PROFILE_KEY_MAX];
     const profile_config *cfg = &ps->cfg;
-    /* Each sorted set read, with its bound, whether it decays, and where
-     * it goes. */
+    size_t items = max_items == 0 ? 1
+                   : max_items < (size_t)cfg->max_items ? max_items : (size_t)cfg->max_items;
+    /* Each sorted set read, with its bound (sets may hold up to
+     * PROFILE_TRIM_EVERY members past it between trims), how its scores
+     * read, and where it goes. */
     const struct {
         int key;
         size_t max;
-        int decay;
+        profile_scale scale;
         profile_entry **out;
         size_t *n;
     } sets[] = {
-        {PROFILE_KEY_ITEMS, max_items, 1, &p->items, &p->n_items},
-        {PROFILE_KEY_CREATORS, (size_t)cfg->max_creators, 1, &p->creators, &p->n_creators},
-        {PROFILE_KEY_DISMISSED, max_items, 1, &p->dismissed, &p->n_dismissed},
-        {PROFILE_KEY_CATEGORIES, (size_t)cfg->max_categories, 1, &p->categories,
-         &p->n_categories},
-        {PROFILE_KEY_BRANDS, (size_t)cfg->max_categories, 1, &p->brands, &p->n_brands},
-        {PROFILE_KEY_SEEN, (size_t)cfg->max_seen, 0, &p->seen, &p->n_seen},
-        {PROFILE_KEY_PURCHASED, (size_t)cfg->max_purchased, 0, &p->purchased,
+        {PROFILE_KEY_ITEMS, items, PROFILE_AS_LINEAR, &p->items, &p->n_items},
+        {PROFILE_KEY_CREATORS, (size_t)cfg->max_creators, PROFILE_AS_LINEAR, &p->creators,
+         &p->n_creators},
+        {PROFILE_KEY_DISMISSED, items, PROFILE_AS_LINEAR, &p->dismissed, &p->n_dismissed},
+        {PROFILE_KEY_CATEGORIES, (size_t)cfg->max_categories, PROFILE_AS_LINEAR,
+         &p->categories, &p->n_categories},
+        {PROFILE_KEY_BRANDS, (size_t)cfg->max_categories, PROFILE_AS_LINEAR, &p->brands,
+         &p->n_brands},
+        {PROFILE_KEY_SEEN, (size_t)cfg->max_seen, PROFILE_AS_TIME, &p->seen, &p->n_seen},
+        {PROFILE_KEY_PURCHASED, (size_t)cfg->max_purchased, PROFILE_AS_TIME, &p->purchased,
          &p->n_purchased},
     };
     const size_t n_sets = sizeof(sets) / sizeof(sets[0]);
-    const char *hget[3];
-    size_t hlens[3], nr;
+    const char *hmget[4];
+    size_t hlens[4], nr;
+    int64_t lm_ms = 0;
     redisReply **r;
     int rc;
 
     memset(p, 0, sizeof(*p));
-    if (profile_check_id("user_id", user_id, 1, err, errlen) != 0)
-        return AISLE_EINVAL;
-    if (max_items == 0) max_items = 1;
+    if ((rc = profile_check_id("user_id", user_id, 1, err, errlen)) != AISLE_OK) return rc;
     profile_keys(user_id, keys);
+    hmget[0] = "HMGET";
+    hmget[1] = keys[PROFILE_KEY_META];
+    hmget[2] = "last_ms";
+    hmget[3] = "lm";
+    for (int i = 0; i < 4; i++) hlens[i] = strlen(hmget[i]);
+    if (rcluster_append(ps->rc, keys[PROFILE_KEY_META], 4, hmget, hlens)) goto oom;
     for (size_t i = 0; i < n_sets; i++) {
         size_t max = sets[i].max ? sets[i].max : 1;
         if (max > (size_t)INT32_MAX) max = INT32_MAX;
         if (profile_queue_range(ps, keys[sets[i].key], max)) goto oom;
     }
-    hget[0] = "HGET";
-    hget[1] = keys[PROFILE_KEY_META];
-    hget[2] = "last_ms";
-    for (int i = 0; i < 3; i++) hlens[i] = strlen(hget[i]);
-    if (rcluster_append(ps->rc, keys[PROFILE_KEY_META], 3, hget, hlens)) goto oom;
     if ((rc = profile_exec(ps, "reading a profile", &r, &nr, err, errlen)) != 0) return rc;
-    for (size_t i = 0; i < n_sets; i++) {
-        if (r[i]->type != REDIS_REPLY_ARRAY) {
-            rc = profile_bad_reply(r[i], "reading a profile", err, errlen);
-            goto fail;
-        }
-        if (profile_entries_from(ps, r[i], now_ms, sets[i].decay, sets[i].out, sets[i].n))
-            goto oom;
-    }
-    if (r[n_sets]->type == REDIS_REPLY_STRING)
-        p->last_active_ms = strtoll(r[n_sets]->str, NULL, 10);
-    else if (r[n_sets]->type != REDIS_REPLY_NIL) {
-        rc = profile_bad_reply(r[n_sets], "reading a profile", err, errlen);
+    if (profile_meta_from(r[0], &p->last_active_ms, &lm_ms) != AISLE_OK) {
+        rc = profile_bad_reply(r[0], "reading a profile", err, errlen);
         goto fail;
     }
-    return 0;
+    for (size_t i = 0; i < n_sets; i++) {
+        const redisReply *ri = r[1 + i];
+        if (ri->type != REDIS_REPLY_ARRAY) {
+            rc = profile_bad_reply(ri, "reading a profile", err, errlen);
+            goto fail;
+        }
+        if ((rc = profile_entries_from(ps, ri, now_ms, sets[i].scale, lm_ms, sets[i].out,
+                                       sets[i].n)) != 0) {
+            status_fmt(err, errlen, "reading a profile: %s", status_str(rc));
+            goto fail;
+        }
+    }
+    return AISLE_OK;
 oom:
     rcluster_reset(ps->rc);
-    snprintf(err, errlen, "out of memory");
-    rc = AISLE_EIO;
+    rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
 fail:
     profile_clear(p);
     return rc;
@@ -663,8 +818,7 @@ static int profile_one(profile_store *ps, const char *what, int argc, const char
     for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
     if (rcluster_append(ps->rc, argv[1], argc, argv, lens)) {
         rcluster_reset(ps->rc);
-        snprintf(err, errlen, "out of memory");
-        return AISLE_EIO;
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     }
     if ((rc = profile_exec(ps, what, &r, &nr, err, errlen)) != 0) return rc;
     *out = r[0];
@@ -672,19 +826,29 @@ static int profile_one(profile_store *ps, const char *what, int argc, const char
 }
 
 int profile_delete(profile_store *ps, const char *user_id, char *err, size_t errlen) {
-    char keys[PROFILE_NKEYS][PROFILE_KEY_MAX];
-    const char *argv[PROFILE_NKEYS + 1] = {"DEL"};
-    redisReply *r;
+    char keys[PROFILE_NKEYS][PROFILE_KEY_MAX], nkeys[8], keep[24];
+    const char *argv[4 + PROFILE_NKEYS] = {"EVALSHA", NULL, nkeys};
+    size_t lens[4 + PROFILE_NKEYS], nr;
+    redisReply **r;
     int rc;
-    if (profile_check_id("user_id", user_id, 1, err, errlen) != 0) return AISLE_EINVAL;
+    if ((rc = profile_check_id("user_id", user_id, 1, err, errlen)) != AISLE_OK) return rc;
+    if ((rc = rcluster_connect(ps->rc, err, errlen)) != AISLE_OK) return rc;
     profile_keys(user_id, keys);
-    for (int i = 0; i < PROFILE_NKEYS; i++) argv[i + 1] = keys[i];
-    if ((rc = profile_one(ps, "deleting a profile", PROFILE_NKEYS + 1, argv, &r, err,
-                          errlen)) != 0)
+    snprintf(nkeys, sizeof(nkeys), "%d", PROFILE_NKEYS);
+    snprintf(keep, sizeof(keep), "%.0f", ceil(ps->cfg.erasure_keep_s));
+    argv[1] = rcluster_sha(ps->rc, PROFILE_SCRIPT_DELETE);
+    for (int i = 0; i < PROFILE_NKEYS; i++) argv[3 + i] = keys[i];
+    argv[3 + PROFILE_NKEYS] = keep;
+    for (int i = 0; i < 4 + PROFILE_NKEYS; i++) lens[i] = strlen(argv[i]);
+    if (rcluster_append(ps->rc, keys[0], 4 + PROFILE_NKEYS, argv, lens)) {
+        rcluster_reset(ps->rc);
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    }
+    if ((rc = profile_exec(ps, "deleting a profile", &r, &nr, err, errlen)) != AISLE_OK)
         return rc;
-    if (r->type != REDIS_REPLY_INTEGER)
-        return profile_bad_reply(r, "deleting a profile", err, errlen);
-    return r->integer > 0;
+    if (r[0]->type != REDIS_REPLY_INTEGER)
+        return profile_bad_reply(r[0], "deleting a profile", err, errlen);
+    return r[0]->integer > 0;
 }
 
 int profile_popular(profile_store *ps, int64_t now_ms, size_t n,
@@ -701,10 +865,8 @@ int profile_popular(profile_store *ps, int64_t now_ms, size_t n,
         return rc;
     if (r->type != REDIS_REPLY_ARRAY)
         return profile_bad_reply(r, "reading popular items", err, errlen);
-    if (profile_entries_from(ps, r, now_ms, 1, out, &got) != 0) {
-        snprintf(err, errlen, "out of memory");
-        return AISLE_EIO;
-    }
+    if ((rc = profile_entries_from(ps, r, now_ms, PROFILE_AS_LOG, 0, out, &got)) != 0)
+        return status_fail(rc, err, errlen, "reading popular items: %s", status_str(rc));
     return (int)got;
 }
 

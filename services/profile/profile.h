@@ -1,18 +1,35 @@
 /* profile: user-interest profiles in Redis, shared by `aisle ingest` (which
  * writes them) and `aisle serve` (which reads them).
  *
- * A user's keys share the hash tag {user_id}, so they sit in one Redis
- * Cluster slot and one Lua script can update them atomically. Weights use
- * forward decay: an event at time t adds w·2^((t−L)/H) for a fixed landmark
- * L and half-life H, and a reader divides by 2^((now−L)/H). Stored scores
- * are the logarithms of those sums, so they never overflow and never need
- * rescoring in the background, and the order of a sorted set is the order
- * by decayed weight. Per user: decayed items, creators, categories and
- * brands; dismissed items (negative feedback) apart from positive interest;
- * the seen and purchased items with the time of the latest such event; the
- * last activity time. Every set is bounded, its lightest (oldest) members
- * trimmed, and with a TTL configured all of a user's keys expire after that
- * long without an event.
+ * A user's keys, aisle:u:{tag}:NAME, share the hash tag: the id with '{',
+ * '}' and '%' escaped as %7B, %7D and %25 (profile_key_tag), so whatever
+ * the id holds they sit in one Redis Cluster slot and one Lua script can
+ * update them atomically. Sorted sets: items, creators, dismissed
+ * (negative feedback apart from positive interest), categories and brands
+ * by decayed weight; seen and purchased by the time of the latest such
+ * event; events (ids remembered for de-duplication). A hash, meta: the
+ * last activity time (last_ms), the user's landmark (lm), the count of
+ * applied events (n), the highest offset applied per origin, and after an
+ * erasure its time (erased).
+ *
+ * Weights use forward decay kept linear: an event at time t adds
+ * w·2^((t−lm)/H) for the user's landmark lm (its first event) and half-life
+ * H, one ZINCRBY, and a reader multiplies by 2^(−(now−lm)/H); the order of
+ * a set is the order by decayed weight, and nothing is rescored in the
+ * background. When events run 64 half-lives past lm, the user's sets are
+ * rescaled once to a new landmark, so scores never overflow. Every set is
+ * bounded: each time a user's count of applied events passes a multiple
+ * of 64, its lightest (oldest) members past the bound are trimmed, so a
+ * set holds at most 64 more than its bound and reads return the bound.
+ * With a TTL configured all of a user's keys expire after that long
+ * without an event. One script call carries many users' events when one
+ * node serves every slot, and a slot's in a cluster.
+ *
+ * Erasure (profile_delete) removes the profile and leaves meta's erased
+ * mark for erasure_keep_s, the log's retention: events produced at or
+ * before it are skipped by any replay, later ones build a new profile. The
+ * log itself still holds the erased user's signals until Kafka's retention
+ * removes them; the mark outlives them there.
  *
  * Exactly-once effect. Each event is applied at most once, by two checks
  * made in the same script that applies it:
@@ -57,6 +74,10 @@ typedef struct profile_config {
     int event_window;     /* event ids remembered per user, at most; 10000 */
     double event_window_s; /* how long an id is remembered; default 7 days */
     double ttl_s;         /* inactive users expire after this; 0 (default): never */
+    /* How long an erasure is remembered (profile_delete): at least the
+     * signal topic's retention, so no replay of the log predates it;
+     * default 7 days, Kafka's default retention. */
+    double erasure_keep_s;
     /* Weight of one event of each kind, by Aisle__V1__SignalKind (index 0
      * unused). Defaults: view 1, click 2, add-to-cart 4, purchase 8, like 3,
      * follow 5, dismiss 4 (which goes to the dismissed set). */
@@ -95,6 +116,8 @@ typedef struct profile_event {
     const char *brand;            /* likewise */
     const char *origin;           /* "topic:partition" it was read from, or NULL */
     int64_t offset;               /* its offset there; -1 with no origin */
+    int64_t produced_ms;          /* when it was produced (the log's timestamp);
+                                   * 0: unknown, its ts_ms stands in */
 } profile_event;
 
 typedef struct profile_store profile_store;
@@ -104,31 +127,38 @@ void profile_config_default(profile_config *cfg);
 
 /* Sets kind weights from a list such as "view=1,click=2,dismiss=6" (kind
  * names as in events.proto, any case; kinds not named keep their weight;
- * each weight in (0, 1000]). Returns 0, or -1 with err set and cfg
+ * each weight in (0, 1000]). Returns AISLE_OK, or AISLE_EINVAL with err set and cfg
  * unchanged. For the --kind-weights flag of ingest and serve. */
 int profile_parse_kind_weights(profile_config *cfg, const char *spec, char *err,
                                size_t errlen);
 
 /* Prepares a store on Redis at "host:port" (standalone, or a seed node of a
  * Redis Cluster). The store connects on first use and reconnects by itself
- * after an error. Returns 0, or -1 with err set (bad address or settings).
+ * after an error. Returns AISLE_OK, or AISLE_EINVAL (bad address or
+ * settings) or AISLE_ENOMEM with err set.
  * A store whose server is down still opens; calls then fail until it is
  * back. Free with profile_store_close. */
 int profile_store_open(const char *addr, const profile_config *cfg,
                        profile_store **out, char *err, size_t errlen);
 void profile_store_close(profile_store *ps);
 
-/* Checks a decoded signal for what the profile needs: ids present and of
- * sane length, a known kind, a finite weight in [0, 1000], a time between
- * 2000-01-01 and a day past now_ms. Returns 0, or -1 with the reason. */
-int profile_validate(const Aisle__V1__Signal *s, int64_t now_ms, char *err,
+/* Writes the hash tag of user's keys into out (outlen bytes, at least
+ * 3 × strlen(user) + 1 for all of it): the id with '{', '}' and '%' written
+ * as %7B, %7D and %25, so that the tag ends where the id does and two ids
+ * never share one. Returns its length. */
+size_t profile_key_tag(const char *user, char *out, size_t outlen);
+
+/* Checks an id field (name says which, for the reason): at most
+ * PROFILE_MAX_ID bytes, no control characters, and not empty when required.
+ * Returns AISLE_OK, or AISLE_EINVAL with the reason in err. */
+int profile_check_id(const char *name, const char *v, int required, char *err,
                      size_t errlen);
 
 /* Applies validated events, each atomically and at most once (see the
  * top of this file), one script call per user and origin for the whole
  * batch, and bumps global popularity for the ones newly applied. Events of
  * one user and origin must come in offset order. Returns the number newly
- * applied (duplicates count 0), or AISLE_EIO with err set; then some may
+ * applied (duplicates count 0), or AISLE_EIO (AISLE_ENOMEM) with err set; then some may
  * have been applied and the caller retries the whole batch, which
  * de-duplication makes safe (popularity, an approximate figure, may then
  * miss those). */
@@ -137,15 +167,17 @@ int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *er
 
 /* Reads a user's profile as of now_ms, at most max_items items. Returns 0
  * (an unknown user gives an empty profile), AISLE_EINVAL for a bad
- * user_id or AISLE_EIO, with err set. The caller
+ * user_id, AISLE_EIO or AISLE_ENOMEM, with err set. The caller
  * frees p with profile_clear. */
 int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
                 size_t max_items, profile *p, char *err, size_t errlen);
 void profile_clear(profile *p);
 
-/* Erases every key of the user. Returns 1 when something was erased, 0 when
- * there was nothing, AISLE_EINVAL or AISLE_EIO with err set. Signals of
- * the user still in flight re-create a profile as they arrive. */
+/* Erases every key of the user and marks the erasure with the time (Redis's
+ * clock) for erasure_keep_s: events produced at or before it are skipped
+ * from then on, whichever consumer replays them, and later ones build a new
+ * profile. Returns 1 when something was erased, 0 when there was nothing,
+ * AISLE_EINVAL, AISLE_ENOMEM or AISLE_EIO with err set. */
 int profile_delete(profile_store *ps, const char *user_id, char *err, size_t errlen);
 
 /* The n most popular items as of now_ms, heaviest first, into *out (caller

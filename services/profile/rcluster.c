@@ -2,11 +2,13 @@
  * rcluster.h for the model). */
 #include "services/profile/rcluster.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "services/base/clock.h"
+#include "services/base/status.h"
 #include "services/obs/hooks.h"
 
 #define RCLUSTER_NONE 0xffff      /* a slot no known node serves */
@@ -22,8 +24,8 @@ typedef struct rcluster_node {
 } rcluster_node;
 
 typedef struct rcluster_cmd {
-    char *buf; /* RESP-formatted command, from redisFormatCommandArgv */
-    int len;
+    char *buf; /* RESP-formatted command (rcluster_format), owned */
+    long len;
     int slot;
     int ask_node;      /* node an ASK sent it to for one try, or -1 */
     int sent_to;       /* node whose pipeline holds it this round, or -1 */
@@ -76,37 +78,32 @@ static int rcluster_parse_addr(const char *addr, char *host, size_t hostlen, int
     const char *colon = strrchr(addr, ':');
     char *end;
     long p;
-    if (!colon || colon == addr || (size_t)(colon - addr) >= hostlen) return -1;
+    if (!colon || colon == addr || (size_t)(colon - addr) >= hostlen) return AISLE_EINVAL;
     p = strtol(colon + 1, &end, 10);
-    if (*end || p <= 0 || p > 65535) return -1;
+    if (*end || p <= 0 || p > 65535) return AISLE_EINVAL;
     memcpy(host, addr, (size_t)(colon - addr));
     host[colon - addr] = 0;
     *port = (int)p;
-    return 0;
+    return AISLE_OK;
 }
 
 int rcluster_open(const char *addr, const char *const *scripts, size_t n_scripts,
                   rcluster **out, char *err, size_t errlen) {
     rcluster *c;
     *out = NULL;
-    if (n_scripts > RCLUSTER_MAX_SCRIPTS) {
-        snprintf(err, errlen, "too many scripts");
-        return -1;
-    }
+    if (n_scripts > RCLUSTER_MAX_SCRIPTS)
+        return status_fail(AISLE_EINVAL, err, errlen, "too many scripts");
     c = calloc(1, sizeof(*c));
-    if (!c) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    if (!c) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     if (rcluster_parse_addr(addr, c->seed_host, sizeof(c->seed_host), &c->seed_port)) {
-        snprintf(err, errlen, "redis address '%s' is not HOST:PORT", addr);
         free(c);
-        return -1;
+        return status_fail(AISLE_EINVAL, err, errlen, "redis address '%s' is not HOST:PORT",
+                           addr);
     }
     c->scripts = scripts;
     c->n_scripts = n_scripts;
     *out = c;
-    return 0;
+    return AISLE_OK;
 }
 
 static void rcluster_drop(rcluster_node *n) {
@@ -123,7 +120,7 @@ static void rcluster_drop_all(rcluster *c) {
 
 void rcluster_reset(rcluster *c) {
     for (size_t i = 0; i < c->n_cmds; i++) {
-        redisFreeCommand(c->cmds[i].buf);
+        free(c->cmds[i].buf);
         if (c->cmds[i].reply) freeReplyObject(c->cmds[i].reply);
     }
     c->n_cmds = 0;
@@ -158,16 +155,16 @@ static int rcluster_node_index(rcluster *c, const char *host, int port) {
 static int rcluster_node_connect(rcluster *c, int i, char *err, size_t errlen) {
     rcluster_node *n = &c->nodes[i];
     struct timeval tv = {2, 0};
-    if (n->ctx) return 0;
+    if (n->ctx) return AISLE_OK;
     n->ctx = redisConnectWithTimeout(n->host, n->port, tv);
     if (!n->ctx || n->ctx->err) {
-        snprintf(err, errlen, "redis %s:%d: %s", n->host, n->port,
-                 n->ctx ? n->ctx->errstr : "out of memory");
+        status_fmt(err, errlen, "redis %s:%d: %s", n->host, n->port,
+                   n->ctx ? n->ctx->errstr : "out of memory");
         rcluster_drop(n);
-        return -1;
+        return AISLE_EIO;
     }
     redisSetTimeout(n->ctx, tv);
-    return 0;
+    return AISLE_OK;
 }
 
 /* Loads every script on node i, learning their hashes the first time. */
@@ -176,18 +173,18 @@ static int rcluster_load_scripts(rcluster *c, int i, char *err, size_t errlen) {
     for (size_t s = 0; s < c->n_scripts; s++) {
         redisReply *r = redisCommand(n->ctx, "SCRIPT LOAD %s", c->scripts[s]);
         if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
-            snprintf(err, errlen, "redis %s:%d: loading a script: %s", n->host, n->port,
-                     r && r->type == REDIS_REPLY_ERROR ? r->str : n->ctx->errstr);
+            status_fmt(err, errlen, "redis %s:%d: loading a script: %s", n->host, n->port,
+                       r && r->type == REDIS_REPLY_ERROR ? r->str : n->ctx->errstr);
             if (r) freeReplyObject(r);
             rcluster_drop(n);
-            return -1;
+            return AISLE_EIO;
         }
         memcpy(c->sha[s], r->str, 41);
         freeReplyObject(r);
     }
     c->have_sha = 1;
     n->needs_scripts = 0;
-    return 0;
+    return AISLE_OK;
 }
 
 /* Fills the slot map from a CLUSTER SLOTS reply given by node `from`. */
@@ -196,36 +193,36 @@ static int rcluster_map(rcluster *c, const redisReply *r, int from) {
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *range = r->element[i], *master;
         int idx;
-        if (range->type != REDIS_REPLY_ARRAY || range->elements < 3) return -1;
+        if (range->type != REDIS_REPLY_ARRAY || range->elements < 3) return AISLE_EFORMAT;
         master = range->element[2];
         if (master->type != REDIS_REPLY_ARRAY || master->elements < 2 ||
             master->element[0]->type != REDIS_REPLY_STRING ||
             master->element[1]->type != REDIS_REPLY_INTEGER)
-            return -1;
+            return AISLE_EFORMAT;
         /* An empty host means "the address you reached me at". */
         idx = rcluster_node_index(c, master->element[0]->len ? master->element[0]->str
                                                               : c->nodes[from].host,
                                   (int)master->element[1]->integer);
-        if (idx < 0) return -1;
+        if (idx < 0) return AISLE_EFULL;
         for (long long s = range->element[0]->integer;
              s <= range->element[1]->integer && s < RCLUSTER_SLOTS; s++)
             if (s >= 0) c->slot_node[s] = (uint16_t)idx;
     }
-    return 0;
+    return AISLE_OK;
 }
 
 /* Asks node i for the topology. Returns 0, or -1 with err set. */
 static int rcluster_refresh_from(rcluster *c, int i, char *err, size_t errlen) {
     redisReply *r;
-    int rc = -1;
-    if (rcluster_node_connect(c, i, err, errlen)) return -1;
-    if (!c->have_sha && rcluster_load_scripts(c, i, err, errlen)) return -1;
+    int rc = AISLE_EIO;
+    if ((rc = rcluster_node_connect(c, i, err, errlen)) != 0) return rc;
+    if (!c->have_sha && (rc = rcluster_load_scripts(c, i, err, errlen)) != 0) return rc;
     r = redisCommand(c->nodes[i].ctx, "CLUSTER SLOTS");
     if (!r) {
-        snprintf(err, errlen, "redis %s:%d: %s", c->nodes[i].host, c->nodes[i].port,
-                 c->nodes[i].ctx->errstr);
+        status_fmt(err, errlen, "redis %s:%d: %s", c->nodes[i].host, c->nodes[i].port,
+                   c->nodes[i].ctx->errstr);
         rcluster_drop(&c->nodes[i]);
-        return -1;
+        return AISLE_EIO;
     }
     if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "cluster support disabled")) {
         /* Standalone: this node owns every slot. */
@@ -236,8 +233,9 @@ static int rcluster_refresh_from(rcluster *c, int i, char *err, size_t errlen) {
         c->cluster = 1;
         rc = 0;
     } else {
-        snprintf(err, errlen, "redis %s:%d: CLUSTER SLOTS: %s", c->nodes[i].host,
-                 c->nodes[i].port, r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+        rc = AISLE_EIO;
+        status_fmt(err, errlen, "redis %s:%d: CLUSTER SLOTS: %s", c->nodes[i].host,
+                   c->nodes[i].port, r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
     }
     freeReplyObject(r);
     c->mapped = rc == 0;
@@ -246,22 +244,63 @@ static int rcluster_refresh_from(rcluster *c, int i, char *err, size_t errlen) {
 
 int rcluster_connect(rcluster *c, char *err, size_t errlen) {
     int seed;
-    if (c->mapped) return 0;
+    if (c->mapped) return AISLE_OK;
     /* The seed first, then every node seen before: any of them may be the
      * one still up. */
     seed = rcluster_node_index(c, c->seed_host, c->seed_port);
-    if (seed < 0) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    if (rcluster_refresh_from(c, seed, err, errlen) == 0) return 0;
+    if (seed < 0) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if (rcluster_refresh_from(c, seed, err, errlen) == 0) return AISLE_OK;
     for (size_t i = 0; i < c->n_nodes; i++)
-        if ((int)i != seed && rcluster_refresh_from(c, (int)i, err, errlen) == 0) return 0;
-    return -1;
+        if ((int)i != seed && rcluster_refresh_from(c, (int)i, err, errlen) == 0)
+            return AISLE_OK;
+    return AISLE_EIO;
 }
 
 const char *rcluster_sha(const rcluster *c, size_t i) { return c->sha[i]; }
 
+int rcluster_one_node(const rcluster *c) { return c->mapped && !c->cluster; }
+
+
+/* Writes v in decimal at p; returns the end. */
+static char *rcluster_put_uint(char *p, size_t v) {
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n) *p++ = tmp[--n];
+    return p;
+}
+
+/* A command in RESP, into a new buffer *out (free with free). Returns its
+ * length, or -1 when out of memory. hiredis's redisFormatCommandArgv does
+ * the same through sprintf, one call an argument: most of a busy worker's
+ * time, with a script call of thousands of arguments. */
+static long rcluster_format(char **out, int argc, const char **argv, const size_t *lens) {
+    size_t total = 1 + 20 + 2;
+    char *buf, *p;
+    for (int i = 0; i < argc; i++) total += 1 + 20 + 2 + lens[i] + 2;
+    if (!(buf = malloc(total))) return -1;
+    p = buf;
+    *p++ = '*';
+    p = rcluster_put_uint(p, (size_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        *p++ = '$';
+        p = rcluster_put_uint(p, lens[i]);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], lens[i]);
+        p += lens[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    assert((size_t)(p - buf) <= total);
+    *out = buf;
+    return (long)(p - buf);
+}
 
 int rcluster_append(rcluster *c, const char *key, int argc, const char **argv,
                     const size_t *argvlen) {
@@ -273,17 +312,17 @@ int rcluster_append(rcluster *c, const char *key, int argc, const char **argv,
         redisReply **view = realloc(c->replies, cap * sizeof(*view));
         if (grown) c->cmds = grown;
         if (view) c->replies = view;
-        if (!grown || !view) return -1;
+        if (!grown || !view) return AISLE_ENOMEM;
         c->cap_cmds = cap;
     }
     cmd = &c->cmds[c->n_cmds];
     memset(cmd, 0, sizeof(*cmd));
-    cmd->len = redisFormatCommandArgv(&cmd->buf, argc, argv, argvlen);
-    if (cmd->len < 0) return -1;
+    cmd->len = rcluster_format(&cmd->buf, argc, argv, argvlen);
+    if (cmd->len < 0) return AISLE_ENOMEM;
     cmd->slot = rcluster_keyslot(key, strlen(key));
     cmd->ask_node = cmd->sent_to = -1;
     c->n_cmds++;
-    return 0;
+    return AISLE_OK;
 }
 
 /* The node a pending command goes to this round, or -1. */
@@ -331,7 +370,7 @@ static int rcluster_round_node(rcluster *c, int i, int *moved, int *tryagain, ch
     for (size_t k = 0; k < c->n_cmds; k++) {
         rcluster_cmd *cmd = &c->cmds[k];
         if (cmd->reply || rcluster_target(c, cmd) != i) continue;
-        if (!sent++ && rcluster_node_connect(c, i, err, errlen)) return -1;
+        if (!sent++ && rcluster_node_connect(c, i, err, errlen)) return AISLE_EIO;
         cmd->asking = cmd->ask_node >= 0;
         if (cmd->asking) redisAppendCommand(n->ctx, "ASKING");
         redisAppendFormattedCommand(n->ctx, cmd->buf, (size_t)cmd->len);
@@ -357,12 +396,11 @@ static int rcluster_round_node(rcluster *c, int i, int *moved, int *tryagain, ch
         else
             cmd->reply = r;
     }
-    if (n->needs_scripts && rcluster_load_scripts(c, i, err, errlen)) return -1;
-    return 0;
+    if (n->needs_scripts && rcluster_load_scripts(c, i, err, errlen)) return AISLE_EIO;
+    return AISLE_OK;
 fail:
-    snprintf(err, errlen, "redis %s:%d: %s", n->host, n->port,
-             n->ctx->err ? n->ctx->errstr : "no reply");
-    return -1;
+    return status_fail(AISLE_EIO, err, errlen, "redis %s:%d: %s", n->host, n->port,
+                       n->ctx->err ? n->ctx->errstr : "no reply");
 }
 
 int rcluster_exec(rcluster *c, redisReply ***replies, size_t *n, char *err,
@@ -379,8 +417,8 @@ int rcluster_exec(rcluster *c, redisReply ***replies, size_t *n, char *err,
         for (size_t k = 0; k < c->n_cmds; k++) {
             if (c->cmds[k].reply) continue;
             if (rcluster_target(c, &c->cmds[k]) < 0) {
-                snprintf(err, errlen, "redis cluster: slot %d is not served",
-                         c->cmds[k].slot);
+                status_fmt(err, errlen, "redis cluster: slot %d is not served",
+                           c->cmds[k].slot);
                 goto fail;
             }
             pending = 1;
@@ -391,7 +429,7 @@ int rcluster_exec(rcluster *c, redisReply ***replies, size_t *n, char *err,
             *replies = c->replies;
             *n = c->n_cmds;
             obs_redis_done(1, start_us);
-            return 0;
+            return AISLE_OK;
         }
         for (size_t i = 0; i < n_nodes; i++)
             if (rcluster_round_node(c, (int)i, &moved, &tryagain, err, errlen)) goto fail;
@@ -403,11 +441,11 @@ int rcluster_exec(rcluster *c, redisReply ***replies, size_t *n, char *err,
         }
         if (tryagain) clock_sleep_ms(RCLUSTER_TRYAGAIN_MS);
     }
-    snprintf(err, errlen, "redis cluster: still redirected after %d rounds",
-             RCLUSTER_MAX_ROUNDS);
+    status_fmt(err, errlen, "redis cluster: still redirected after %d rounds",
+               RCLUSTER_MAX_ROUNDS);
 fail:
     obs_redis_done(0, start_us);
     rcluster_drop_all(c);
     rcluster_reset(c);
-    return -1;
+    return AISLE_EIO;
 }

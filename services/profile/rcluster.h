@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "services/base/status.h"
+
 #define RCLUSTER_SLOTS 16384
 #define RCLUSTER_MAX_SCRIPTS 4
 
@@ -35,27 +37,32 @@ int rcluster_keyslot(const char *key, size_t len);
  * a cluster). scripts (may be NULL) lists up to RCLUSTER_MAX_SCRIPTS Lua
  * sources, borrowed and kept alive by the caller, that rcluster_sha names
  * and that are loaded on each node as needed. Nothing is connected yet.
- * Returns 0, or -1 with err set (a bad address). Free with rcluster_close. */
+ * Returns AISLE_OK, or AISLE_EINVAL (a bad address) or AISLE_ENOMEM with err
+ * set. Free with rcluster_close. */
 int rcluster_open(const char *addr, const char *const *scripts, size_t n_scripts,
                   rcluster **out, char *err, size_t errlen);
 void rcluster_close(rcluster *c);
 
 /* Connects when needed, learns whether the server is a cluster and its slot
- * map, and the scripts' hashes. Returns 0, or -1 with err set. */
+ * map, and the scripts' hashes. Returns AISLE_OK, or AISLE_EIO with err set. */
 int rcluster_connect(rcluster *c, char *err, size_t errlen);
 /* The SHA1 of script i; valid after rcluster_connect succeeded once. */
 const char *rcluster_sha(const rcluster *c, size_t i);
+/* Non-zero when connected to a standalone server, which serves every slot:
+ * one command may then name keys of any slots (a batching caller's
+ * business; everything else routes the same either way). */
+int rcluster_one_node(const rcluster *c);
 
 /* Queues a command routed by key (one of its keys; all keys of one command
- * must share a slot). The arguments are copied. Returns 0, or -1 when out
- * of memory (the queue is then unusable until rcluster_exec or reset). */
+ * must share a slot). The arguments are copied. Returns AISLE_OK, or
+ * AISLE_ENOMEM (the queue is then unusable until rcluster_exec or reset). */
 int rcluster_append(rcluster *c, const char *key, int argc, const char **argv,
                     const size_t *argvlen);
 
 /* Sends every queued command and waits for all replies, following
- * redirections. On 0, *replies holds one reply per queued command, in queue
+ * redirections. On AISLE_OK, *replies holds one reply per queued command, in queue
  * order (error replies included), owned by c until the next rcluster_exec
- * or rcluster_reset. On -1, err says why (a node unreachable, too many
+ * or rcluster_reset. On AISLE_EIO, err says why (a node unreachable, too many
  * redirections); some commands may have run, and the connections involved
  * are dropped and reconnected on the next call. The queue is empty after
  * either. */

@@ -29,9 +29,8 @@ class ClusterTest(unittest.TestCase):
         self.pb, self.ev = aisle_env.protos()
         self.procs = aisle_env.Procs()
         self.dir = tempfile.mkdtemp(prefix="aisle-cluster-")
-        self.ports = []
         try:
-            self.start_cluster()
+            self.ports = sup.start_cluster(self)
             _, self.brokers = self.procs.kafka()
             self.producer = Producer({"bootstrap.servers": self.brokers, "linger.ms": 5})
             seed = "127.0.0.1:%d" % self.ports[0]
@@ -43,25 +42,6 @@ class ClusterTest(unittest.TestCase):
 
     def tearDown(self):
         sup.finish(self)
-
-    def start_cluster(self):
-        for _ in range(3):
-            port = aisle_env.free_port()
-            while port + 10000 > 65535:  # the cluster bus listens at port + 10000
-                port = aisle_env.free_port()
-            self.procs.start("redis-%d" % port, [
-                "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--cluster-enabled", "yes", "--cluster-config-file",
-                os.path.join(self.dir, "nodes-%d.conf" % port), "--dir", self.dir])
-            self.procs.procs[-1].name = "redis"  # a killed server is no failure
-            aisle_env.wait_for(lambda: aisle_env._redis_ping(port), 10, "redis-server")
-            self.ports.append(port)
-        subprocess.run(["redis-cli", "--cluster", "create"] +
-                       ["127.0.0.1:%d" % p for p in self.ports] +
-                       ["--cluster-replicas", "0", "--cluster-yes"],
-                       check=True, capture_output=True, timeout=60)
-        aisle_env.wait_for(lambda: all("cluster_state:ok" in sup.redis_cli(p, "CLUSTER", "INFO")
-                                       for p in self.ports), 20, "the cluster to be ok")
 
     def produce(self, ref, signals):
         for s in signals:

@@ -9,6 +9,7 @@ follow all of it, a dismissal goes to the dismissed set only. Tests run
 ingest and serve with a half-life of 1e9 s, so decay over a test's minute
 changes weights by less than 1e-7 and the sums can be compared directly."""
 
+import os
 import random
 import shutil
 import subprocess
@@ -113,6 +114,42 @@ class ProfileReader:
 
     def close(self):
         self.channel.close()
+
+
+def start_persistent_redis(test, port):
+    """A redis-server on port whose every write is on disk before it is
+    acknowledged (test.dir), so a restart keeps what ingest was told had
+    been written. Its name is "redis": stopping it is no failure."""
+    import aisle_env
+    p, _ = test.procs.start("redis", [
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "yes", "--appendfsync", "always", "--dir", test.dir])
+    aisle_env.wait_for(lambda: aisle_env._redis_ping(port), 10, "redis-server")
+    return p
+
+
+def start_cluster(test, masters=3):
+    """A Redis Cluster of `masters` masters on loopback (files in test.dir);
+    returns their ports once the cluster is ok."""
+    import aisle_env
+    ports = []
+    for _ in range(masters):
+        port = aisle_env.free_port()
+        while port + 10000 > 65535:  # the cluster bus listens at port + 10000
+            port = aisle_env.free_port()
+        test.procs.start("redis-%d" % port, [
+            "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--cluster-enabled", "yes", "--cluster-config-file",
+            os.path.join(test.dir, "nodes-%d.conf" % port), "--dir", test.dir])
+        test.procs.procs[-1].name = "redis"  # a killed server is no failure
+        aisle_env.wait_for(lambda: aisle_env._redis_ping(port), 10, "redis-server")
+        ports.append(port)
+    subprocess.run(["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % p for p in ports] +
+                   ["--cluster-replicas", "0", "--cluster-yes"],
+                   check=True, capture_output=True, timeout=60)
+    aisle_env.wait_for(lambda: all("cluster_state:ok" in redis_cli(p, "CLUSTER", "INFO")
+                                   for p in ports), 20, "the cluster to be ok")
+    return ports
 
 
 def start_shop(test, redis_addr, items, dim):

@@ -1,11 +1,12 @@
 /* Tests for services/profile against a real redis-server child: applying,
  * de-duplication by event id and by offset, decay order, bounds, seen,
  * purchased, categories and brands, TTL, deletion of every key, kind
- * weights, validation, popularity, and errors when Redis is away. */
+ * weights, id checks, popularity, and errors when Redis is away. */
 #include "services/profile/profile.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <hiredis/hiredis.h>
@@ -21,7 +22,7 @@ static int apply(profile_store *ps, Aisle__V1__Signal *const *sigs, size_t n) {
     profile_event ev[16];
     char err[256];
     for (size_t i = 0; i < n; i++)
-        ev[i] = (profile_event){sigs[i], NULL, NULL, NULL, -1};
+        ev[i] = (profile_event){sigs[i], NULL, NULL, NULL, -1, 0};
     return profile_apply(ps, ev, n, err, sizeof(err));
 }
 
@@ -134,7 +135,8 @@ static void test_bounded_across_calls(void) {
     profile p;
     TEST_REQUIRE(ps != NULL);
     for (int round = 0; round < 2; round++) {
-        views_make(&v, "cleo", round ? "d" : "c", "y", now);
+        /* The second round comes after the erasure (a later log time). */
+        views_make(&v, "cleo", round ? "d" : "c", "y", now + round * 60000);
         for (int i = 0; i < 8; i++) TEST_CHECK(apply(ps, &v.ptr[i], 1) == 1);
         TEST_REQUIRE(profile_get(ps, "cleo", now, 100, &p, err, sizeof(err)) == 0);
         TEST_CHECK(p.n_items == 3 && strcmp(p.items[2].id, "y5") == 0);
@@ -144,32 +146,132 @@ static void test_bounded_across_calls(void) {
     profile_store_close(ps);
 }
 
-static void test_validation(void) {
-    int64_t now = clock_wall_ms();
+static void test_check_id(void) {
     char err[256], big[PROFILE_MAX_ID + 2];
-    Aisle__V1__Signal s = sig("e", "u", AISLE__V1__SIGNAL_KIND__CLICK, "i", now);
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == 0);
-    s.kind = 99;
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "kind"));
-    s.kind = AISLE__V1__SIGNAL_KIND__SIGNAL_KIND_UNSPECIFIED;
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1);
-    s.kind = AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR;
-    s.creator_id = "";
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "creator_id"));
-    s = sig("e", "u", AISLE__V1__SIGNAL_KIND__CLICK, "i", now + 2 * 86400000LL);
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "future"));
-    s.ts_ms = now;
-    s.weight = NAN;
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1);
-    s.weight = 1e6f;
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1);
-    s.weight = 0;
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = 0;
-    s.user_id = big;
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "longer"));
-    s.user_id = "tab\there";
-    TEST_CHECK(profile_validate(&s, now, err, sizeof(err)) == -1 && strstr(err, "control"));
+    TEST_CHECK(profile_check_id("user_id", "u", 1, err, sizeof(err)) == AISLE_OK);
+    TEST_CHECK(profile_check_id("item_id", "", 0, err, sizeof(err)) == AISLE_OK);
+    TEST_CHECK(profile_check_id("user_id", "", 1, err, sizeof(err)) == AISLE_EINVAL &&
+               strstr(err, "user_id is empty"));
+    TEST_CHECK(profile_check_id("user_id", big, 1, err, sizeof(err)) == AISLE_EINVAL &&
+               strstr(err, "longer"));
+    big[sizeof(big) - 2] = 0; /* exactly PROFILE_MAX_ID */
+    TEST_CHECK(profile_check_id("user_id", big, 1, err, sizeof(err)) == AISLE_OK);
+    TEST_CHECK(profile_check_id("user_id", "tab\there", 1, err, sizeof(err)) ==
+                   AISLE_EINVAL && strstr(err, "control"));
+}
+
+/* Sets grow past their bound by fewer than 64 members between trims, and
+ * reads never show the surplus. */
+static void test_trimming_is_amortized(void) {
+    profile_store *ps = open_store(5);
+    int64_t now = clock_wall_ms();
+    char ev[100][16], it[100][16], err[256];
+    Aisle__V1__Signal s[100];
+    Aisle__V1__Signal *ptr[1];
+    redisReply *r;
+    profile p;
+    TEST_REQUIRE(ps != NULL);
+    for (int i = 0; i < 100; i++) {
+        snprintf(ev[i], sizeof(ev[i]), "t%d", i);
+        snprintf(it[i], sizeof(it[i]), "it%d", i);
+        s[i] = sig(ev[i], "trim", AISLE__V1__SIGNAL_KIND__VIEW, it[i], now - 100000 + i * 1000);
+        ptr[0] = &s[i];
+        TEST_CHECK(apply(ps, ptr, 1) == 1);
+        r = raw("ZCARD %s", "aisle:u:{trim}:items");
+        TEST_CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer <= 5 + 64);
+        if (r) freeReplyObject(r);
+        TEST_REQUIRE(profile_get(ps, "trim", now, 100, &p, err, sizeof(err)) == 0);
+        TEST_CHECK(p.n_items == (i < 5 ? (size_t)i + 1 : 5));
+        TEST_CHECK(strcmp(p.items[0].id, it[i]) == 0); /* the newest is the heaviest */
+        profile_clear(&p);
+    }
+    r = raw("ZCARD %s", "aisle:u:{trim}:items"); /* trimmed at the 64th: 5 + 36 since */
+    TEST_CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 5 + 36);
+    if (r) freeReplyObject(r);
+    profile_store_close(ps);
+}
+
+/* Events far apart in half-lives move the user's landmark (the sets are
+ * rescaled once), and weights read the same as without. */
+static void test_landmark_moves_with_time(void) {
+    profile_config cfg;
+    profile_store *ps;
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s[2] = {
+        sig("l1", "lena", AISLE__V1__SIGNAL_KIND__CLICK, "old", now - 100000),
+        sig("l2", "lena", AISLE__V1__SIGNAL_KIND__VIEW, "new", now),
+    };
+    Aisle__V1__Signal *ptr[1];
+    profile p;
+    char err[256];
+    redisReply *r;
+    profile_config_default(&cfg);
+    cfg.half_life_s = 1; /* 100 half-lives between the two */
+    TEST_REQUIRE(profile_store_open(rp.addr, &cfg, &ps, err, sizeof(err)) == 0);
+    ptr[0] = &s[0];
+    TEST_REQUIRE(apply(ps, ptr, 1) == 1);
+    ptr[0] = &s[1];
+    TEST_REQUIRE(apply(ps, ptr, 1) == 1);
+    r = raw("HGET %s lm", "aisle:u:{lena}:meta");
+    TEST_CHECK(r && r->type == REDIS_REPLY_STRING && strtoll(r->str, NULL, 10) == now);
+    if (r) freeReplyObject(r);
+    TEST_REQUIRE(profile_get(ps, "lena", now, 10, &p, err, sizeof(err)) == 0);
+    TEST_REQUIRE(p.n_items == 2);
+    TEST_CHECK_STR(p.items[0].id, "new");
+    TEST_CHECK(fabs(p.items[0].weight - 1.0) < 1e-9);
+    TEST_CHECK(fabs(p.items[1].weight / (2.0 * pow(2, -100)) - 1) < 1e-9);
+    profile_clear(&p);
+    profile_store_close(ps);
+    /* Popularity written with this half-life would mislead later tests. */
+    r = raw("DEL %s", "aisle:popular");
+    if (r) freeReplyObject(r);
+}
+
+static void test_key_tag_escapes_braces(void) {
+    char tag[64];
+    TEST_CHECK(profile_key_tag("plain", tag, sizeof(tag)) == 5 && strcmp(tag, "plain") == 0);
+    TEST_CHECK(profile_key_tag("}a{b%", tag, sizeof(tag)) == 11 &&
+               strcmp(tag, "%7Da%7Bb%25") == 0);
+    /* Distinct ids, distinct tags: the escape itself is escaped. */
+    profile_key_tag("%7D", tag, sizeof(tag));
+    TEST_CHECK(strcmp(tag, "%257D") == 0);
+    TEST_CHECK(profile_key_tag("abc{", tag, 5) == 3); /* cut before a half escape */
+}
+
+/* An erasure outlives a replay of what came before it: the same events at
+ * the same offsets, or re-read by another group, are skipped; an event
+ * produced after it builds a new profile. A brace in the id changes
+ * nothing. */
+static void test_erasure_outlives_replay(void) {
+    profile_store *ps = open_store(100);
+    int64_t now = clock_wall_ms();
+    const char *user = "}er{ase";
+    Aisle__V1__Signal s[3] = {
+        sig("x1", user, AISLE__V1__SIGNAL_KIND__CLICK, "old1", now - 2000),
+        sig("x2", user, AISLE__V1__SIGNAL_KIND__CLICK, "old2", now - 1000),
+        sig("x3", user, AISLE__V1__SIGNAL_KIND__CLICK, "new", now),
+    };
+    profile_event e[3];
+    profile p;
+    char err[256];
+    TEST_REQUIRE(ps != NULL);
+    for (int i = 0; i < 3; i++)
+        e[i] = (profile_event){&s[i], NULL, NULL, "aisle.signals:1", 10 + i, now - 2000 + i};
+    TEST_REQUIRE(profile_apply(ps, e, 2, err, sizeof(err)) == 2);
+    TEST_CHECK(profile_delete(ps, user, err, sizeof(err)) == 1);
+    TEST_CHECK(profile_apply(ps, e, 2, err, sizeof(err)) == 0);
+    e[0].origin = e[1].origin = "other.topic:0"; /* a replay elsewhere, same log time */
+    TEST_CHECK(profile_apply(ps, e, 2, err, sizeof(err)) == 0);
+    e[2].produced_ms = now + 5000; /* produced after the erasure */
+    TEST_CHECK(profile_apply(ps, &e[2], 1, err, sizeof(err)) == 1);
+    TEST_REQUIRE(profile_get(ps, user, now, 10, &p, err, sizeof(err)) == 0);
+    TEST_CHECK(p.n_items == 1 && strcmp(p.items[0].id, "new") == 0);
+    profile_clear(&p);
+    TEST_CHECK(profile_delete(ps, user, err, sizeof(err)) == 1);
+    TEST_CHECK(profile_delete(ps, user, err, sizeof(err)) == 0);
+    profile_store_close(ps);
 }
 
 static void test_popular_counts_only_new_positive_events(void) {
@@ -235,7 +337,7 @@ static void test_offsets_catch_replays_beyond_the_id_window(void) {
     for (int i = 0; i < 6; i++) {
         snprintf(ev[i], sizeof(ev[i]), "o%d", i);
         s[i] = sig(ev[i], "olga", AISLE__V1__SIGNAL_KIND__VIEW, "same", now);
-        e[i] = (profile_event){&s[i], NULL, NULL, "aisle.signals:3", 100 + i};
+        e[i] = (profile_event){&s[i], NULL, NULL, "aisle.signals:3", 100 + i, 0};
     }
     TEST_CHECK(profile_apply(ps, e, 4, err, sizeof(err)) == 4);
     /* A rebalance replays offsets 100..105: only the two new ones count. */
@@ -261,10 +363,10 @@ static void test_seen_purchased_categories_brands(void) {
         sig("f4", "fay", AISLE__V1__SIGNAL_KIND__DISMISS, "hat", now),
     };
     profile_event e[4] = {
-        {&s[0], "apparel", "Acme", NULL, -1},
-        {&s[1], "kitchen", "Brew", NULL, -1},
-        {&s[2], "kitchen", NULL, NULL, -1},
-        {&s[3], "apparel", "Acme", NULL, -1},
+        {&s[0], "apparel", "Acme", NULL, -1, 0},
+        {&s[1], "kitchen", "Brew", NULL, -1, 0},
+        {&s[2], "kitchen", NULL, NULL, -1, 0},
+        {&s[3], "apparel", "Acme", NULL, -1, 0},
     };
     profile p;
     char err[256];
@@ -284,10 +386,15 @@ static void test_seen_purchased_categories_brands(void) {
     TEST_CHECK_STR(p.brands[0].id, "Brew");
     TEST_CHECK(p.n_dismissed == 1 && p.n_items == 3);
     profile_clear(&p);
-    /* Deleting erases every key of the user. */
+    /* Deleting erases every key of the user; meta keeps the erasure mark. */
     TEST_CHECK(profile_delete(ps, "fay", err, sizeof(err)) == 1);
     redisReply *r = raw("KEYS %s", "aisle:u:{fay}:*");
-    TEST_CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 0);
+    TEST_CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+               strcmp(r->element[0]->str, "aisle:u:{fay}:meta") == 0);
+    if (r) freeReplyObject(r);
+    r = raw("HKEYS %s", "aisle:u:{fay}:meta");
+    TEST_CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+               strcmp(r->element[0]->str, "erased") == 0);
     if (r) freeReplyObject(r);
     TEST_CHECK(profile_delete(ps, "fay", err, sizeof(err)) == 0);
     profile_store_close(ps);
@@ -298,7 +405,7 @@ static void test_ttl_is_set_on_every_key(void) {
     profile_store *ps;
     int64_t now = clock_wall_ms();
     Aisle__V1__Signal s = sig("t1", "tim", AISLE__V1__SIGNAL_KIND__PURCHASE, "pen", now);
-    profile_event e = {&s, "office", "Bic", "aisle.signals:0", 7};
+    profile_event e = {&s, "office", "Bic", "aisle.signals:0", 7, 0};
     char err[256];
     redisReply *keys, *ttl;
     profile_config_default(&cfg);
@@ -366,7 +473,11 @@ int main(void) {
     TEST_RUN(test_apply_dedup_and_order);
     TEST_RUN(test_bounded_and_unknown);
     TEST_RUN(test_bounded_across_calls);
-    TEST_RUN(test_validation);
+    TEST_RUN(test_check_id);
+    TEST_RUN(test_key_tag_escapes_braces);
+    TEST_RUN(test_trimming_is_amortized);
+    TEST_RUN(test_landmark_moves_with_time);
+    TEST_RUN(test_erasure_outlives_replay);
     TEST_RUN(test_popular_counts_only_new_positive_events);
     TEST_RUN(test_redis_down_is_an_error_then_recovers);
     TEST_RUN(test_offsets_catch_replays_beyond_the_id_window);

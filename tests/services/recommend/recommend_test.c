@@ -57,7 +57,7 @@ static int view(profile_store *ps, const char *user, const char *item, int kind)
     s.item_id = (char *)item;
     s.creator_id = "cr";
     s.ts_ms = clock_wall_ms();
-    profile_event e = {&s, "cat", "", NULL, -1};
+    profile_event e = {&s, "cat", "", NULL, -1, 0};
     return profile_apply(ps, &e, 1, err, sizeof(err));
 }
 
