@@ -280,7 +280,7 @@ static char *rcluster_put_uint(char *p, size_t v) {
 static long rcluster_format(char **out, int argc, const char **argv, const size_t *lens) {
     size_t total = 1 + 20 + 2;
     char *buf, *p;
-    for (int i = 0; i < argc; i++) total += 1 + 20 + 2 + lens[i] + 2;
+    for (int i = 0; i < argc; i++) total += 1 + 20 + 2 + (lens ? lens[i] : strlen(argv[i])) + 2;
     if (!(buf = malloc(total))) return -1;
     p = buf;
     *p++ = '*';
@@ -288,12 +288,13 @@ static long rcluster_format(char **out, int argc, const char **argv, const size_
     *p++ = '\r';
     *p++ = '\n';
     for (int i = 0; i < argc; i++) {
+        size_t len = lens ? lens[i] : strlen(argv[i]);
         *p++ = '$';
-        p = rcluster_put_uint(p, lens[i]);
+        p = rcluster_put_uint(p, len);
         *p++ = '\r';
         *p++ = '\n';
-        memcpy(p, argv[i], lens[i]);
-        p += lens[i];
+        memcpy(p, argv[i], len);
+        p += len;
         *p++ = '\r';
         *p++ = '\n';
     }

@@ -54,7 +54,8 @@ const char *rcluster_sha(const rcluster *c, size_t i);
 int rcluster_one_node(const rcluster *c);
 
 /* Queues a command routed by key (one of its keys; all keys of one command
- * must share a slot). The arguments are copied. Returns AISLE_OK, or
+ * must share a slot). The arguments are copied; argvlen may be NULL when
+ * every argument is a NUL-terminated string. Returns AISLE_OK, or
  * AISLE_ENOMEM (the queue is then unusable until rcluster_exec or reset). */
 int rcluster_append(rcluster *c, const char *key, int argc, const char **argv,
                     const size_t *argvlen);

@@ -74,9 +74,9 @@ class IngestPathsTest(unittest.TestCase):
 
     def worker(self, extra=(), name="ingest"):
         """An aisle ingest; name names its log."""
-        p, _ = self.procs.start(name, [aisle_env.aisle_binary(), "ingest", "--kafka-brokers",
-                                       self.brokers, "--redis", self.redis_addr] +
-                                COMMON + list(extra))
+        p, _ = self.procs.start(name, [aisle_env.aisle_binary(), "ingest", "--http-listen",
+                                       "127.0.0.1:0", "--kafka-brokers", self.brokers,
+                                       "--redis", self.redis_addr] + COMMON + list(extra))
         return p
 
     def produce(self, ref, signals):
