@@ -77,7 +77,7 @@ enum {
     OPT_SHARPEN, OPT_BETA, OPT_NORM_USER, OPT_NORM_ITEM, OPT_LP_LEFT, OPT_LP_RIGHT,
     OPT_LIN_USER, OPT_LIN_ITEM, OPT_SVD_ITERS, OPT_QUIET, OPT_K, OPT_METHOD, OPT_DEGNORM,
     OPT_ORDER, OPT_FLAT, OPT_SHARPEN_TIME, OPT_TUNE, OPT_TUNE_BUDGET, OPT_SERVE_DIM,
-    OPT_SERVE_NEIGHBORS,
+    OPT_SERVE_NEIGHBORS, OPT_CURVE, OPT_TUNE_SAMPLE,
 };
 
 static const struct option train_opts[] = {
@@ -90,6 +90,8 @@ static const struct option train_opts[] = {
     {"method", required_argument, 0, OPT_METHOD},
     {"tune", no_argument, 0, OPT_TUNE},
     {"tune-budget", required_argument, 0, OPT_TUNE_BUDGET},
+    {"tune-sample", required_argument, 0, OPT_TUNE_SAMPLE},
+    {"curve", required_argument, 0, OPT_CURVE},
     {"dim", required_argument, 0, OPT_DIM},
     {"alpha", required_argument, 0, OPT_ALPHA},
     {"neighbors", required_argument, 0, OPT_NEIGHBORS},
@@ -114,13 +116,15 @@ static const struct option train_opts[] = {
 static void train_usage(void) {
     fprintf(stderr,
             "usage: aisle embed train --input FILE [--format lightgcn|tsv|csv] [--catalog FILE]\n"
-            "         --out DIR [--method cheby|sharpened|bspm] [--tune [--tune-budget SEC]]\n"
+            "         --out DIR [--method cheby|sharpened|bspm]\n"
+            "         [--tune [--tune-budget SEC] [--tune-sample USERS]]\n"
             "         [--holdout FRAC --seed S] [--dim K] [--alpha A] [--neighbors M]\n"
-            "         [--sharpen G] [--degnorm B] [--order K] [--flat PHI] [--sharpen-time T]\n"
+            "         [--sharpen G] [--curve C] [--degnorm B] [--order K] [--flat PHI] [--sharpen-time T]\n"
             "         [--beta B] [--norm-user X] [--norm-item X] [--lp-left X] [--lp-right X]\n"
             "         [--lin-user X] [--lin-item X] [--svd-iters N] [--quiet]\n"
             "--tune carves a validation split (20 %%, --seed) from the input, searches the\n"
-            "method's parameters for --tune-budget seconds (default 30) and trains the final\n"
+            "method's parameters for --tune-budget seconds (default 30), scoring each point\n"
+            "on --tune-sample validation users (default 4000, 0 = all), and trains the final\n"
             "model on all of the input; --holdout instead trains on a carve and reports it.\n");
 }
 
@@ -132,6 +136,7 @@ typedef struct {
     uint32_t seed;
     int quiet, tune;
     double tune_budget;
+    uint32_t tune_sample;
     embed_train_params p;
 } train_args;
 
@@ -149,6 +154,7 @@ static int train_param(train_args *a, int c, const char *v) {
     case OPT_FLAT: return parse_double(v, &p->flat) || p->flat <= 0 ? AISLE_EINVAL : AISLE_OK;
     case OPT_ALPHA: return parse_double(v, &p->alpha);
     case OPT_SHARPEN: return parse_double(v, &p->sharpen);
+    case OPT_CURVE: return parse_double(v, &p->curve);
     case OPT_BETA: return parse_double(v, &p->beta);
     case OPT_NORM_USER: return parse_double(v, &p->norm_user);
     case OPT_NORM_ITEM: return parse_double(v, &p->norm_item);
@@ -175,6 +181,7 @@ static int train_flag(train_args *a, int c, const char *v) {
     case OPT_HOLDOUT:
         return parse_double(v, &a->frac) || a->frac <= 0 || a->frac >= 1 ? AISLE_EINVAL : AISLE_OK;
     case OPT_SEED: return parse_u32(v, &a->seed);
+    case OPT_TUNE_SAMPLE: return parse_u32(v, &a->tune_sample);
     case OPT_TUNE_BUDGET:
         return parse_double(v, &a->tune_budget) || a->tune_budget < 0 ? AISLE_EINVAL : AISLE_OK;
     }
@@ -188,6 +195,7 @@ static int train_parse(int argc, char **argv, train_args *a, int *exit_status) {
     memset(a, 0, sizeof(*a));
     a->seed = 1;
     a->tune_budget = 30;
+    a->tune_sample = 4000;
     /* The method sets the defaults that the other flags then override, so
      * it is read first wherever it stands. */
     optind = 0; /* full getopt reset: the CLI may run more than once */
@@ -223,8 +231,8 @@ static int train_parse(int argc, char **argv, train_args *a, int *exit_status) {
 
 /* The parameters, as meta.txt lines. */
 static void meta_params(buf *b, const embed_train_params *p) {
-    buf_printf(b, "method=%s\nparam.dim=%u\nparam.alpha=%g\nparam.sharpen=%g\n",
-               embed_method_name(p->method), p->dim, p->alpha, p->sharpen);
+    buf_printf(b, "method=%s\nparam.dim=%u\nparam.alpha=%g\nparam.sharpen=%g\nparam.curve=%g\n",
+               embed_method_name(p->method), p->dim, p->alpha, p->sharpen, p->curve);
     buf_printf(b, "param.neighbors=%u\nparam.norm_user=%g\nparam.norm_item=%g\n", p->neighbors,
                p->norm_user, p->norm_item);
     buf_printf(b, "param.degnorm=%g\nparam.order=%u\nparam.flat=%g\nparam.sharpen_time=%g\n",
@@ -289,7 +297,7 @@ static void print_tuned(const train_args *a, const train_run *r) {
 /* Tunes (when asked), trains and validates (with --holdout). */
 static int train_fit(train_args *a, train_run *r) {
     if (a->tune) {
-        embed_tune_opts o = {a->tune_budget, 0.2, a->seed, 4000, a->quiet};
+        embed_tune_opts o = {a->tune_budget, 0.2, a->seed, a->tune_sample, a->quiet};
         int rc = embed_tune(&r->train, &a->p, &o, &r->tuned);
         if (rc != AISLE_OK) return rc;
         print_tuned(a, r);

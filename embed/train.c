@@ -68,7 +68,7 @@ void embed_train_defaults(embed_train_params *p, embed_method method) {
 
 uint32_t embed_train_model_dim(const embed_train_params *p) {
     if (p->method == EMBED_METHOD_CHEBY) return p->dim;
-    if (p->method == EMBED_METHOD_SHARPENED && p->sharpen == 0) return p->dim;
+    if (p->method == EMBED_METHOD_SHARPENED && p->sharpen == 0 && p->curve == 0) return p->dim;
     return 2 * p->dim;
 }
 
@@ -174,7 +174,8 @@ static void block_row(embed_model *m, uint32_t i, uint32_t col, const train_spec
 static void fill_sharpened(const embed_train_params *p, const uint32_t *deg,
                            const train_spectrum *s, double *G, embed_model *m) {
     double sh = p->norm_item - p->lin_item;
-    for (uint32_t c = 0; c < s->k; c++) G[c] = -p->sharpen * s->sigma[c] * s->sigma[c];
+    for (uint32_t c = 0; c < s->k; c++)
+        G[c] = s->sigma[c] * s->sigma[c] * (p->curve * spec_t(s, c) - p->sharpen);
     for (uint32_t i = 0; i < m->n_items; i++) {
         /* Items nobody interacted with get zero vectors on the item side. */
         double seen = deg[i] ? 1.0 : 0.0;

@@ -17,7 +17,10 @@
  *   plus alpha * d_i^-lp_left V V^T d_j^lp_right (GF-CF's ideal low-pass),
  *   minus a share `sharpen` of C's own rank-dim part D^s V S^2 V^T D^s
  *   (s = norm_item - lin_item; exact when lin_user = 2 norm_user), which
- *   keeps the low frequencies from being counted twice. Dimension 2*dim.
+ *   keeps the low frequencies from being counted twice; `curve` gives a
+ *   share back in proportion to t, so the removed share is sharpen -
+ *   curve * t (less at the top of the spectrum for curve > 0). Dimension
+ *   2*dim.
  *
  * cheby (EMBED_METHOD_CHEBY): ChebyCF's filter D^-degnorm [h(L) + alpha V
  *   V^T] D^degnorm with h the order-`order` Chebyshev fit of a plateau of
@@ -61,6 +64,7 @@ typedef struct embed_train_params {
     uint32_t dim;        /* rank of the spectral part (0: none) */
     double alpha;        /* weight of the ideal low-pass */
     double sharpen;      /* share of the neighbour term's low ranks removed */
+    double curve;        /* sharpened: share given back in proportion to t */
     double norm_user;    /* exponents of the matrix whose SVD is taken */
     double norm_item;
     double lp_left;      /* sharpened: low-pass degree scaling, query side */
