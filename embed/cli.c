@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "embed/compress.h"
 #include "embed/data.h"
 #include "embed/eval.h"
 #include "embed/snapshot.h"
@@ -92,6 +93,7 @@ static const struct option train_opts[] = {
     {"tune-budget", required_argument, 0, OPT_TUNE_BUDGET},
     {"tune-sample", required_argument, 0, OPT_TUNE_SAMPLE},
     {"curve", required_argument, 0, OPT_CURVE},
+    {"serve-dim", required_argument, 0, OPT_SERVE_DIM},
     {"dim", required_argument, 0, OPT_DIM},
     {"alpha", required_argument, 0, OPT_ALPHA},
     {"neighbors", required_argument, 0, OPT_NEIGHBORS},
@@ -121,11 +123,12 @@ static void train_usage(void) {
             "         [--holdout FRAC --seed S] [--dim K] [--alpha A] [--neighbors M]\n"
             "         [--sharpen G] [--curve C] [--degnorm B] [--order K] [--flat PHI] [--sharpen-time T]\n"
             "         [--beta B] [--norm-user X] [--norm-item X] [--lp-left X] [--lp-right X]\n"
-            "         [--lin-user X] [--lin-item X] [--svd-iters N] [--quiet]\n"
+            "         [--lin-user X] [--lin-item X] [--svd-iters N] [--serve-dim D] [--quiet]\n"
             "--tune carves a validation split (20 %%, --seed) from the input, searches the\n"
             "method's parameters for --tune-budget seconds (default 30), scoring each point\n"
             "on --tune-sample validation users (default 4000, 0 = all), and trains the final\n"
-            "model on all of the input; --holdout instead trains on a carve and reports it.\n");
+            "model on all of the input; --holdout instead trains on a carve and reports it.\n"
+            "--serve-dim D publishes the best rank-D form of the vectors (a faster index).\n");
 }
 
 /* What `embed train` was asked to do. */
@@ -137,6 +140,7 @@ typedef struct {
     int quiet, tune;
     double tune_budget;
     uint32_t tune_sample;
+    uint32_t serve_dim; /* compress the published vectors to this rank (0: no) */
     embed_train_params p;
 } train_args;
 
@@ -182,6 +186,7 @@ static int train_flag(train_args *a, int c, const char *v) {
         return parse_double(v, &a->frac) || a->frac <= 0 || a->frac >= 1 ? AISLE_EINVAL : AISLE_OK;
     case OPT_SEED: return parse_u32(v, &a->seed);
     case OPT_TUNE_SAMPLE: return parse_u32(v, &a->tune_sample);
+    case OPT_SERVE_DIM: return parse_u32(v, &a->serve_dim);
     case OPT_TUNE_BUDGET:
         return parse_double(v, &a->tune_budget) || a->tune_budget < 0 ? AISLE_EINVAL : AISLE_OK;
     }
@@ -305,6 +310,9 @@ static int train_fit(train_args *a, train_run *r) {
     double t1 = embed_now();
     int rc = embed_train(&r->train, &a->p, &r->model, a->quiet);
     if (rc != AISLE_OK) return rc;
+    /* The validation below scores the compressed form: what is served. */
+    if (a->serve_dim > 0 && (rc = embed_model_compress(&r->model, a->serve_dim)) != AISLE_OK)
+        return rc;
     r->train_s = embed_now() - t1;
     if (a->frac <= 0) return AISLE_OK;
     static const int ks[] = {10, 20, 50};
@@ -326,7 +334,7 @@ static char *train_meta(const train_args *a, const train_run *r) {
     buf_printf(&b, "neighbor_entries=%llu\ncreators=%u\n",
                (unsigned long long)m->nb_off[m->n_items], r->creators.count);
     meta_params(&b, &a->p);
-    buf_printf(&b, "train_seconds=%.1f\n", r->train_s);
+    buf_printf(&b, "serve_dim=%u\ntrain_seconds=%.1f\n", a->serve_dim, r->train_s);
     if (a->tune) {
         buf_printf(&b, "tune.budget_seconds=%g\ntune.seconds=%.1f\ntune.points=%u\n",
                    a->tune_budget, r->tuned.seconds, r->tuned.evals);
@@ -383,9 +391,9 @@ static void eval_usage(void) {
     fprintf(stderr, "usage: aisle embed eval --train FILE (--test FILE | --holdout FRAC --seed S)\n"
                     "         --model DIR [--format lightgcn|tsv|csv] [--k 10,20,50]\n"
                     "         [--serve-dim K] [--serve-neighbors M] [--quiet]\n"
-                    "--serve-dim / --serve-neighbors score with only the first K vector\n"
-                    "columns (the top of the spectrum for cheby models) and the M heaviest\n"
-                    "neighbours per item: what a lighter serving form of the snapshot scores.\n");
+                    "--serve-dim / --serve-neighbors score the best rank-K form of the\n"
+                    "snapshot's vectors and its M heaviest neighbours per item: what a\n"
+                    "lighter serving form (train --serve-dim) would score.\n");
 }
 
 typedef struct {
@@ -453,15 +461,12 @@ static int eval_load_model(const eval_args *a, embed_snapshot *snap, char *err, 
     return embed_snapshot_load_newest(a->modelp, snap, a->quiet, err, errlen);
 }
 
-/* Cuts the model to its first `dim` columns and `nb` heaviest neighbours
- * per item, in place (the lists are sorted by weight). */
-static void eval_cut(embed_model *m, uint32_t dim, uint32_t nb) {
+/* Cuts the model to the best rank-`dim` form of its vectors and the `nb`
+ * heaviest neighbours per item, in place (the lists are sorted by weight). */
+static int eval_cut(embed_model *m, uint32_t dim, uint32_t nb) {
     if (dim > 0 && dim < m->dim) {
-        for (size_t i = 0; i < m->n_items; i++) {
-            memmove(m->P + i * dim, m->P + i * m->dim, dim * sizeof(float));
-            memmove(m->Q + i * dim, m->Q + i * m->dim, dim * sizeof(float));
-        }
-        m->dim = dim;
+        int rc = embed_model_compress(m, dim);
+        if (rc != AISLE_OK) return rc;
     }
     uint64_t w = 0;
     for (uint32_t i = 0; i < m->n_items; i++) {
@@ -473,6 +478,7 @@ static void eval_cut(embed_model *m, uint32_t dim, uint32_t nb) {
         w += len;
     }
     m->nb_off[m->n_items] = w;
+    return AISLE_OK;
 }
 
 /* Reads train (and test) through the snapshot's item table so rows agree
@@ -503,12 +509,13 @@ int embed_cli_eval(int argc, char **argv) {
         return 1;
     }
     embed_idmap_init(&users);
-    eval_cut(&snap.model, a.serve_dim, a.serve_nb);
-    if (!a.quiet)
+    rc = eval_cut(&snap.model, a.serve_dim, a.serve_nb);
+    if (rc != AISLE_OK) status_fmt(err, sizeof(err), "compression failed: %s", status_str(rc));
+    if (rc == AISLE_OK && !a.quiet)
         fprintf(stderr, "model %s: %u items, dim %u, %llu neighbour entries\n", snap.dir,
                 snap.model.n_items, snap.model.dim,
                 (unsigned long long)snap.model.nb_off[snap.model.n_items]);
-    rc = eval_data(&a, &snap, &users, &train, &test, err, sizeof(err));
+    if (rc == AISLE_OK) rc = eval_data(&a, &snap, &users, &train, &test, err, sizeof(err));
     if (rc == AISLE_OK) {
         embed_progress prog = {.quiet = a.quiet};
         rc = embed_eval_run(&snap.model, &train, &test, a.ks, a.nk, 1, &res, &prog);

@@ -84,9 +84,7 @@ static int svd_range(const embed_sparse *A, const embed_sparse *At, uint32_t l, 
     return AISLE_OK;
 }
 
-/* Eigenvectors of the l x l Gram matrix G (in place, ascending by value,
- * column major) and the values into lam. */
-static int svd_eig(double *G, int l, double *lam) {
+int embed_sym_eig(double *G, int l, double *lam) {
     int lwork = -1, liwork = -1, info = 0, iq;
     double wq;
     dsyevd_("V", "U", &l, G, &l, lam, &wq, &lwork, &iq, &liwork, &info, 1, 1);
@@ -124,7 +122,7 @@ int embed_svd_topk(const embed_sparse *A, const embed_sparse *At, uint32_t k,
      * eigenvalues. */
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)l, (int)l, (int)n, 1.0, X,
                 (int)l, X, (int)l, 0.0, G, (int)l);
-    if ((rc = svd_eig(G, (int)l, lam)) != AISLE_OK) goto done;
+    if ((rc = embed_sym_eig(G, (int)l, lam)) != AISLE_OK) goto done;
     /* G is symmetric, so column-major eigenvectors read row major are the
      * rows of W^T: eigenvector c is G[c*l .. c*l+l), ascending by value. */
     for (uint32_t r = 0; r < k; r++) {

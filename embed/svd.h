@@ -21,6 +21,11 @@ typedef struct embed_sparse {
 /* Y (A->rows x l, row major) = A X (A->cols x l), in parallel over rows. */
 void embed_sparse_mul(const embed_sparse *A, const double *X, uint32_t l, double *Y);
 
+/* Eigen-decomposition of the symmetric l x l matrix G in place: values
+ * ascending into lam, eigenvector c in G[c*l .. c*l+l). AISLE_OK,
+ * AISLE_ENOMEM or AISLE_EINTERNAL. */
+int embed_sym_eig(double *G, int l, double *lam);
+
 /* Top-k singular values (sigma, descending, k entries) and right singular
  * vectors (V: A->cols x k, row major) of A, given A and its transpose At.
  * Needs k + oversample <= min(rows, cols) (else AISLE_EINVAL). Returns

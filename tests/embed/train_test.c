@@ -2,11 +2,13 @@
  * clusters; the CLI trains, snapshots and evaluates; and, when the shared
  * data sets are beside the workspace, Last.fm trains and evaluates to a
  * sane quality. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "embed/cli.h"
+#include "embed/compress.h"
 #include "embed/data.h"
 #include "embed/eval.h"
 #include "embed/snapshot.h"
@@ -124,6 +126,35 @@ static void test_methods_and_tune(void) {
     embed_idmap_free(&items);
 }
 
+/* Compression at the full rank is an exact change of basis; below it the
+ * scores move, and the columns come best first. */
+static void test_compress(void) {
+    embed_model m;
+    TEST_REQUIRE(embed_model_alloc(&m, 50, 6, 0) == AISLE_OK);
+    uint64_t s = 99;
+    for (size_t e = 0; e < 50 * 6; e++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        m.P[e] = (float)((double)(s >> 40) / (1 << 24) - 0.5);
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        m.Q[e] = (float)((double)(s >> 40) / (1 << 24) - 0.5);
+    }
+    const uint32_t items[] = {3, 17, 42};
+    const float w[] = {1, 2, 0.5f};
+    float before[50], after[50];
+    TEST_REQUIRE(embed_score_user(&m, 3, items, w, before) == AISLE_OK);
+    TEST_REQUIRE(embed_model_compress(&m, 6) == AISLE_OK && m.dim == 6);
+    TEST_REQUIRE(embed_score_user(&m, 3, items, w, after) == AISLE_OK);
+    double err = 0;
+    for (int j = 0; j < 50; j++) err = fmax(err, fabs(before[j] - after[j]));
+    TEST_CHECK(err < 1e-4);
+    TEST_REQUIRE(embed_model_compress(&m, 3) == AISLE_OK && m.dim == 3);
+    TEST_REQUIRE(embed_score_user(&m, 3, items, w, after) == AISLE_OK);
+    err = 0;
+    for (int j = 0; j < 50; j++) err = fmax(err, fabs(before[j] - after[j]));
+    TEST_CHECK(err > 1e-3);
+    embed_model_free(&m);
+}
+
 static void test_cli(void) {
     char path[4200], out[4200];
     const char *data = write_clusters();
@@ -209,6 +240,7 @@ int main(void) {
     snprintf(dir, sizeof(dir), "%s", d);
     TEST_RUN(test_learns_clusters);
     TEST_RUN(test_methods_and_tune);
+    TEST_RUN(test_compress);
     TEST_RUN(test_cli);
     TEST_RUN(test_lastfm);
     tu_rmtree(dir);
