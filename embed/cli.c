@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "embed/blend.h"
 #include "embed/compress.h"
 #include "embed/data.h"
 #include "embed/eval.h"
@@ -78,7 +79,7 @@ enum {
     OPT_SHARPEN, OPT_BETA, OPT_NORM_USER, OPT_NORM_ITEM, OPT_LP_LEFT, OPT_LP_RIGHT,
     OPT_LIN_USER, OPT_LIN_ITEM, OPT_SVD_ITERS, OPT_QUIET, OPT_K, OPT_METHOD, OPT_DEGNORM,
     OPT_ORDER, OPT_FLAT, OPT_SHARPEN_TIME, OPT_TUNE, OPT_TUNE_BUDGET, OPT_SERVE_DIM,
-    OPT_SERVE_NEIGHBORS, OPT_CURVE, OPT_TUNE_SAMPLE,
+    OPT_SERVE_NEIGHBORS, OPT_CURVE, OPT_TUNE_SAMPLE, OPT_BLEND, OPT_BLEND_WEIGHT,
 };
 
 static const struct option train_opts[] = {
@@ -390,16 +391,18 @@ int embed_cli_train(int argc, char **argv) {
 static void eval_usage(void) {
     fprintf(stderr, "usage: aisle embed eval --train FILE (--test FILE | --holdout FRAC --seed S)\n"
                     "         --model DIR [--format lightgcn|tsv|csv] [--k 10,20,50]\n"
-                    "         [--serve-dim K] [--serve-neighbors M] [--quiet]\n"
+                    "         [--serve-dim K] [--serve-neighbors M] [--blend DIR [--blend-weight W]]\n"
+                    "         [--quiet]\n"
                     "--serve-dim / --serve-neighbors score the best rank-K form of the\n"
                     "snapshot's vectors and its M heaviest neighbours per item: what a\n"
-                    "lighter serving form (train --serve-dim) would score.\n");
+                    "lighter serving form (train --serve-dim) would score. --blend scores\n"
+                    "the model plus W times another snapshot's over the same items.\n");
 }
 
 typedef struct {
-    const char *trainp, *testp, *modelp, *fmtname;
+    const char *trainp, *testp, *modelp, *fmtname, *blendp;
     embed_format fmt;
-    double frac;
+    double frac, blend_w;
     uint32_t seed, serve_dim, serve_nb;
     int quiet, ks[EMBED_EVAL_MAXK], nk;
 } eval_args;
@@ -412,6 +415,8 @@ static int eval_parse(int argc, char **argv, eval_args *a, int *exit_status) {
         {"k", required_argument, 0, OPT_K},             {"quiet", no_argument, 0, OPT_QUIET},
         {"serve-dim", required_argument, 0, OPT_SERVE_DIM},
         {"serve-neighbors", required_argument, 0, OPT_SERVE_NEIGHBORS},
+        {"blend", required_argument, 0, OPT_BLEND},
+        {"blend-weight", required_argument, 0, OPT_BLEND_WEIGHT},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0},
     };
     const char *kspec = "10,20,50";
@@ -419,6 +424,7 @@ static int eval_parse(int argc, char **argv, eval_args *a, int *exit_status) {
     memset(a, 0, sizeof(*a));
     a->seed = 1;
     a->serve_nb = UINT32_MAX;
+    a->blend_w = 1.0;
     optind = 0; /* full getopt reset: the CLI may run more than once */
     opterr = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -433,6 +439,8 @@ static int eval_parse(int argc, char **argv, eval_args *a, int *exit_status) {
         case OPT_K: kspec = optarg; break;
         case OPT_SERVE_DIM: bad = parse_u32(optarg, &a->serve_dim); break;
         case OPT_SERVE_NEIGHBORS: bad = parse_u32(optarg, &a->serve_nb); break;
+        case OPT_BLEND: a->blendp = optarg; break;
+        case OPT_BLEND_WEIGHT: bad = parse_double(optarg, &a->blend_w); break;
         case OPT_QUIET: a->quiet = 1; break;
         case 'h': eval_usage(); *exit_status = 0; return 1;
         default: eval_usage(); return *exit_status = 2;
@@ -452,13 +460,43 @@ static int eval_parse(int argc, char **argv, eval_args *a, int *exit_status) {
 }
 
 /* A snapshot directory has a MANIFEST; anything else is a root. */
-static int eval_load_model(const eval_args *a, embed_snapshot *snap, char *err, size_t errlen) {
+static int eval_load_one(const char *path, int quiet, embed_snapshot *snap, char *err,
+                         size_t errlen) {
     char manifest[PATH_MAX];
     struct stat st;
-    int n = snprintf(manifest, sizeof(manifest), "%s/MANIFEST", a->modelp);
+    int n = snprintf(manifest, sizeof(manifest), "%s/MANIFEST", path);
     if (n > 0 && n < (int)sizeof(manifest) && stat(manifest, &st) == 0)
-        return embed_snapshot_load(a->modelp, snap, err, errlen);
-    return embed_snapshot_load_newest(a->modelp, snap, a->quiet, err, errlen);
+        return embed_snapshot_load(path, snap, err, errlen);
+    return embed_snapshot_load_newest(path, snap, quiet, err, errlen);
+}
+
+/* Replaces snap's model by its blend with the model of a->blendp, which
+ * must cover the same items in the same rows. */
+static int eval_blend(const eval_args *a, embed_snapshot *snap, char *err, size_t errlen) {
+    embed_snapshot other;
+    embed_model sum;
+    int rc = eval_load_one(a->blendp, a->quiet, &other, err, errlen);
+    if (rc != AISLE_OK) return rc;
+    int same = other.items.count == snap->items.count;
+    for (uint32_t i = 0; same && i < snap->items.count; i++)
+        same = strcmp(other.items.names[i], snap->items.names[i]) == 0;
+    if (!same) rc = status_fail(AISLE_EINVAL, err, errlen, "%s: other items than %s", other.dir, snap->dir);
+    else rc = embed_model_blend(&snap->model, &other.model, (float)a->blend_w, UINT32_MAX, &sum);
+    if (rc == AISLE_OK) {
+        embed_model_free(&snap->model);
+        snap->model = sum;
+    } else if (same) {
+        status_fmt(err, errlen, "blend failed: %s", status_str(rc));
+    }
+    embed_snapshot_free(&other);
+    return rc;
+}
+
+static int eval_load_model(const eval_args *a, embed_snapshot *snap, char *err, size_t errlen) {
+    int rc = eval_load_one(a->modelp, a->quiet, snap, err, errlen);
+    if (rc == AISLE_OK && a->blendp && (rc = eval_blend(a, snap, err, errlen)) != AISLE_OK)
+        embed_snapshot_free(snap);
+    return rc;
 }
 
 /* Cuts the model to the best rank-`dim` form of its vectors and the `nb`

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "embed/cli.h"
+#include "embed/blend.h"
 #include "embed/compress.h"
 #include "embed/data.h"
 #include "embed/eval.h"
@@ -147,6 +148,24 @@ static void test_compress(void) {
     double err = 0;
     for (int j = 0; j < 50; j++) err = fmax(err, fabs(before[j] - after[j]));
     TEST_CHECK(err < 1e-4);
+    /* A blend scores as the weighted sum, lists merged by item. */
+    m.nb_item = malloc(2 * sizeof(*m.nb_item));
+    m.nb_weight = malloc(2 * sizeof(*m.nb_weight));
+    TEST_REQUIRE(m.nb_item && m.nb_weight);
+    m.nb_item[0] = 7; /* item 3's list: 7 and 9 */
+    m.nb_item[1] = 9;
+    m.nb_weight[0] = 2;
+    m.nb_weight[1] = 1;
+    for (int i = 4; i <= 50; i++) m.nb_off[i] = 2;
+    TEST_REQUIRE(embed_score_user(&m, 3, items, w, after) == AISLE_OK);
+    embed_model sum;
+    TEST_REQUIRE(embed_model_blend(&m, &m, 0.5f, 100, &sum) == AISLE_OK && sum.dim == 12);
+    float blended[50];
+    TEST_REQUIRE(embed_score_user(&sum, 3, items, w, blended) == AISLE_OK);
+    err = 0;
+    for (int j = 0; j < 50; j++) err = fmax(err, fabs(1.5 * after[j] - blended[j]));
+    TEST_CHECK(err < 1e-4);
+    embed_model_free(&sum);
     TEST_REQUIRE(embed_model_compress(&m, 3) == AISLE_OK && m.dim == 3);
     TEST_REQUIRE(embed_score_user(&m, 3, items, w, after) == AISLE_OK);
     err = 0;
