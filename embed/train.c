@@ -231,14 +231,14 @@ static int fill_bspm(const embed_train_params *p, const train_graph *g, const tr
         G[c] = t * embed_bspm_sharpen(p->sharpen_time, t) - t;
     }
     for (uint32_t i = 0; i < n; i++) {
-        double sq = g->deg[i] ? sqrt((double)g->deg[i]) : 0.0;
+        double sq = g->deg[i] ? deg_pow(g->deg[i], p->norm_item) : 0.0;
         for (uint32_t c = 0; c < k; c++) Y[(size_t)i * k + c] = sq * s->V[(size_t)i * k + c];
     }
     bspm_apply(g, p->sharpen_time, k, Y, Z, W, tmp);
     for (uint32_t i = 0; i < n; i++) {
         block_row(m, i, 0, s, G, 1.0, g->deg[i] ? 1.0 : 0.0);
         float *P = m->P + (size_t)i * m->dim + k, *Q = m->Q + (size_t)i * m->dim + k;
-        double pa = p->alpha * deg_pow(g->deg[i], -0.5);
+        double pa = p->alpha * deg_pow(g->deg[i], -p->norm_item);
         for (uint32_t c = 0; c < k; c++) {
             P[c] = (float)(pa * s->V[(size_t)i * k + c]);
             Q[c] = (float)Z[(size_t)i * k + c];
@@ -270,7 +270,7 @@ static train_cooc cooc_of(const embed_train_params *p, double sigma1) {
         c = (train_cooc){2 * p->norm_user, p->norm_item + p->degnorm, p->norm_item - p->degnorm,
                          embed_cheby_h1(&ch) / s2, p->neighbors};
     } else if (p->method == EMBED_METHOD_BSPM) {
-        c = (train_cooc){1.0, 0.5, 0.5, 1.0, p->neighbors};
+        c = (train_cooc){2 * p->norm_user, p->norm_item, p->norm_item, 1.0, p->neighbors};
     }
     return c;
 }

@@ -34,12 +34,12 @@
  *   are never recommended, so it is dropped. Dimension dim.
  *
  * bspm (EMBED_METHOD_BSPM): BSPM-EM, blurring-sharpening with early
- *   merge: F = (L + alpha * D^-1/2 V V^T D^1/2) p(L), L = R~^T R~ with
- *   symmetric normalisation, p one RK4 step of length sharpen_time
+ *   merge: F = (L + alpha * D^-b V V^T D^b) p(L), L = R~^T R~ (b =
+ *   norm_item; the published method has a = b = 1/2), p one RK4 step of length sharpen_time
  *   (filter.h). L p(L) = L + [L p(L) - L]: the first is the neighbour
  *   term, the second goes to the spectrum (G = t p(t) - t). The early-merged
  *   ideal pass is low rank whatever p does, and is computed exactly: P =
- *   alpha D^-1/2 V, Q = p(L) D^1/2 V by sparse products. Dimension 2*dim.
+ *   alpha D^-b V, Q = p(L) D^b V by sparse products. Dimension 2*dim.
  *
  * What is dropped in the cheby and bspm forms is the part of the higher
  * polynomial orders beyond the top `dim` eigenvalues, where t^2 and up are
