@@ -30,28 +30,30 @@ typedef struct {
     {#field, offsetof(embed_train_params, field), 1,                                       \
      (int)(sizeof((double[]){__VA_ARGS__}) / sizeof(double)), {__VA_ARGS__}}
 
-/* Cheap axes first (a low-rank refill and a rescale of the lists), the
- * ones that recount the neighbour lists last. dim is a prefix of the
- * spectrum, so it is searched downwards only from the trained rank. */
+/* The rank first: it is a prefix of the spectrum, so it is searched
+ * downwards only from the trained rank, and on a small catalogue the
+ * defaults' rank is the parameter furthest off. Then the cheap axes (a
+ * low-rank refill and a rescale of the lists), and the ones that recount
+ * the neighbour lists last. */
 static const tune_axis tune_cheby[] = {
+    AXIS_U(dim, 64, 128, 256, 384, 512),
     AXIS_D(alpha, 0.05, 0.1, 0.2, 0.3, 0.5),
     AXIS_D(flat, 1.0, 1.5, 2.0, 3.0),
     AXIS_D(sharpen, 0.0, 0.2, 0.4),
-    AXIS_U(dim, 128, 256, 384, 512),
     AXIS_D(degnorm, 0.2, 0.3, 0.4, 0.5),
 };
 static const tune_axis tune_sharpened[] = {
+    AXIS_U(dim, 64, 128, 192, 256),
     AXIS_D(alpha, 0.1, 0.2, 0.3, 0.5),
     AXIS_D(sharpen, 0.3, 0.5, 0.7),
     AXIS_D(curve, -0.3, 0.0, 0.3, 0.6),
-    AXIS_U(dim, 128, 192, 256),
     AXIS_D(lin_item, 0.3, 0.4, 0.5),
     AXIS_D(beta, -0.1, 0.0, 0.1),
 };
 static const tune_axis tune_bspm[] = {
+    AXIS_U(dim, 128, 256, 384, 448),
     AXIS_D(alpha, 0.1, 0.2, 0.4),
     AXIS_D(sharpen_time, 1.0, 1.5, 2.5, 3.5),
-    AXIS_U(dim, 256, 384, 448),
 };
 
 static const tune_axis *tune_axes(embed_method m, int *n) {
