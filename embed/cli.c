@@ -126,7 +126,7 @@ static void train_usage(void) {
             "         [--beta B] [--norm-user X] [--norm-item X] [--lp-left X] [--lp-right X]\n"
             "         [--lin-user X] [--lin-item X] [--svd-iters N] [--serve-dim D] [--quiet]\n"
             "--tune carves a validation split (20 %%, --seed) from the input, searches the\n"
-            "method's parameters for --tune-budget seconds (default 30), scoring each point\n"
+            "method's parameters for --tune-budget seconds (default 20), scoring each point\n"
             "on --tune-sample validation users (default 4000, 0 = all), and trains the final\n"
             "model on all of the input; --holdout instead trains on a carve and reports it.\n"
             "--serve-dim D publishes the best rank-D form of the vectors (a faster index).\n");
@@ -200,7 +200,7 @@ static int train_parse(int argc, char **argv, train_args *a, int *exit_status) {
     int c;
     memset(a, 0, sizeof(*a));
     a->seed = 1;
-    a->tune_budget = 30;
+    a->tune_budget = 20;
     a->tune_sample = 4000;
     /* The method sets the defaults that the other flags then override, so
      * it is read first wherever it stands. */

@@ -98,6 +98,8 @@ typedef struct {
     uint32_t stride;
     int quiet;
     uint32_t max_dim;
+    double step_s; /* how long the last point took: no point starts that
+                      would end past the deadline */
 } tune_ctx;
 
 static int tune_eval(tune_ctx *c, const embed_train_params *p, uint32_t stride,
@@ -118,12 +120,14 @@ static int tune_pass(tune_ctx *c, const tune_axis *axes, int n_axes, embed_train
         double cur = axis_get(&axes[a], p);
         for (int v = 0; v < axes[a].n; v++) {
             double val = axes[a].values[v];
-            if (val == cur || embed_now() > deadline) continue;
+            if (val == cur || embed_now() + c->step_s > deadline) continue;
             if (axes[a].is_u32 && (val > c->max_dim || p->dim == 0)) continue;
             embed_train_params q = *p;
             embed_eval_result r;
             axis_set(&axes[a], &q, val);
+            double t0 = embed_now();
             int rc = tune_eval(c, &q, c->stride, &r);
+            c->step_s = embed_now() - t0;
             if (rc != AISLE_OK) return rc;
             res->evals++;
             int better = tune_score(&r) > tune_score(best);
@@ -146,11 +150,12 @@ static int tune_search(tune_ctx *c, embed_train_params *p, const embed_tune_opts
     const tune_axis *axes = tune_axes(p->method, &n_axes);
     double t0 = embed_now(), deadline = t0 + opts->budget_s;
     int rc = tune_eval(c, p, c->stride, &res->start);
+    c->step_s = embed_now() - t0;
     if (rc != AISLE_OK) return rc;
     res->evals = 1;
     res->best = res->start;
     /* A second pass only re-checks axes whose best value moved others. */
-    for (int pass = 0; pass < 2 && embed_now() < deadline; pass++) {
+    for (int pass = 0; pass < 2 && embed_now() + c->step_s < deadline; pass++) {
         embed_train_params before = *p;
         if ((rc = tune_pass(c, axes, n_axes, p, &res->best, deadline, res)) != AISLE_OK) return rc;
         if (memcmp(&before, p, sizeof(before)) == 0) break;

@@ -8,8 +8,8 @@
  * only when it raises NDCG@20 on a deterministic sample of the validation
  * users. Every model of the search comes from the same spectrum
  * (embed_trainer), so a step costs one low-rank fill, a neighbour rescale
- * or recount, and one sampled evaluation. The search stops when the time
- * budget is spent; the best point is then evaluated on every validation
+ * or recount, and one sampled evaluation. The search stops before a step
+ * that would end past the time budget (judged by the last step's time); the best point is then evaluated on every validation
  * user, and the caller trains the final model on all the data with it. */
 #ifndef AISLE_EMBED_TUNE_H
 #define AISLE_EMBED_TUNE_H
