@@ -1,4 +1,4 @@
-/* cli: the `aisle embed train|eval|split` commands (see cli.h): argument
+/* cli: the `aisle embed train|eval|split|blend` commands (see cli.h): argument
  * parsing, the wiring of data -> (tune) -> train -> snapshot and snapshot
  * -> eval, and the timing and memory summary. All real work lives in the
  * other modules. */
@@ -470,21 +470,28 @@ static int eval_load_one(const char *path, int quiet, embed_snapshot *snap, char
     return embed_snapshot_load_newest(path, snap, quiet, err, errlen);
 }
 
-/* Replaces snap's model by its blend with the model of a->blendp, which
- * must cover the same items in the same rows. */
-static int eval_blend(const eval_args *a, embed_snapshot *snap, char *err, size_t errlen) {
+/* Replaces snap's model by snap + w * the model of the snapshot at path,
+ * which must cover the same items in the same rows; keep bounds the merged
+ * neighbour lists. The other snapshot's meta is left in *other_meta
+ * (caller frees) when asked for. */
+static int blend_into(embed_snapshot *snap, const char *path, double w, uint32_t keep, int quiet,
+                      char **other_meta, char *err, size_t errlen) {
     embed_snapshot other;
     embed_model sum;
-    int rc = eval_load_one(a->blendp, a->quiet, &other, err, errlen);
+    int rc = eval_load_one(path, quiet, &other, err, errlen);
     if (rc != AISLE_OK) return rc;
     int same = other.items.count == snap->items.count;
     for (uint32_t i = 0; same && i < snap->items.count; i++)
         same = strcmp(other.items.names[i], snap->items.names[i]) == 0;
     if (!same) rc = status_fail(AISLE_EINVAL, err, errlen, "%s: other items than %s", other.dir, snap->dir);
-    else rc = embed_model_blend(&snap->model, &other.model, (float)a->blend_w, UINT32_MAX, &sum);
+    else rc = embed_model_blend(&snap->model, &other.model, (float)w, keep, &sum);
     if (rc == AISLE_OK) {
         embed_model_free(&snap->model);
         snap->model = sum;
+        if (other_meta) {
+            *other_meta = other.meta;
+            other.meta = NULL;
+        }
     } else if (same) {
         status_fmt(err, errlen, "blend failed: %s", status_str(rc));
     }
@@ -494,7 +501,9 @@ static int eval_blend(const eval_args *a, embed_snapshot *snap, char *err, size_
 
 static int eval_load_model(const eval_args *a, embed_snapshot *snap, char *err, size_t errlen) {
     int rc = eval_load_one(a->modelp, a->quiet, snap, err, errlen);
-    if (rc == AISLE_OK && a->blendp && (rc = eval_blend(a, snap, err, errlen)) != AISLE_OK)
+    if (rc == AISLE_OK && a->blendp &&
+        (rc = blend_into(snap, a->blendp, a->blend_w, UINT32_MAX, a->quiet, NULL, err, errlen)) !=
+            AISLE_OK)
         embed_snapshot_free(snap);
     return rc;
 }
@@ -647,10 +656,94 @@ int embed_cli_split(int argc, char **argv) {
     return rc == AISLE_OK ? 0 : 1;
 }
 
+/* ---- blend ------------------------------------------------------------- */
+
+static void blend_usage(void) {
+    fprintf(stderr, "usage: aisle embed blend --model DIR --with DIR [--weight W] [--neighbors M]\n"
+                    "         [--serve-dim D] --out ROOT [--quiet]\n"
+                    "Publishes one snapshot scoring as model + W x with (both trained on the same\n"
+                    "items), its merged neighbour lists cut to M per item (default 1000) and,\n"
+                    "with --serve-dim, its vectors compressed to rank D.\n");
+}
+
+/* meta of the blend: its own keys, then each part's lines prefixed. */
+static char *blend_meta(const embed_snapshot *s, const char *a_meta, const char *b_meta,
+                        double w, uint32_t serve_dim) {
+    buf b = {0};
+    buf_printf(&b, "format=%d\nmethod=blend\nblend.weight=%g\ndim=%u\nneighbor_entries=%llu\n"
+               "serve_dim=%u\n", EMBED_SNAPSHOT_FORMAT, w, s->model.dim,
+               (unsigned long long)s->model.nb_off[s->model.n_items], serve_dim);
+    const char *parts[2] = {a_meta, b_meta}, *prefix[2] = {"a.", "b."};
+    for (int k = 0; k < 2; k++)
+        for (const char *p = parts[k]; p && *p;) {
+            const char *e = strchr(p, '\n');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            buf_printf(&b, "%s%.*s\n", prefix[k], (int)len, p);
+            p += len + (e ? 1 : 0);
+        }
+    return buf_take(&b);
+}
+
+int embed_cli_blend(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},         {"with", required_argument, 0, 'w'},
+        {"weight", required_argument, 0, 'W'},        {"neighbors", required_argument, 0, 'n'},
+        {"serve-dim", required_argument, 0, 'd'},     {"out", required_argument, 0, 'o'},
+        {"quiet", no_argument, 0, 'q'},               {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *a_path = NULL, *b_path = NULL, *out = NULL;
+    double w = 1.0;
+    uint32_t keep = 1000, serve_dim = 0;
+    int quiet = 0, c, bad = 0;
+    optind = 0;
+    opterr = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': a_path = optarg; break;
+        case 'w': b_path = optarg; break;
+        case 'W': bad |= parse_double(optarg, &w) != AISLE_OK; break;
+        case 'n': bad |= parse_u32(optarg, &keep) != AISLE_OK; break;
+        case 'd': bad |= parse_u32(optarg, &serve_dim) != AISLE_OK; break;
+        case 'o': out = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': blend_usage(); return 0;
+        default: blend_usage(); return 2;
+        }
+    }
+    if (bad || !a_path || !b_path || !out || optind != argc) {
+        blend_usage();
+        return 2;
+    }
+    embed_snapshot s;
+    char err[CLI_ERR_LEN] = "", snapdir[PATH_MAX], *b_meta = NULL, *meta = NULL;
+    int rc = eval_load_one(a_path, quiet, &s, err, sizeof(err));
+    if (rc != AISLE_OK) {
+        fprintf(stderr, "embed blend: %s\n", err);
+        return 1;
+    }
+    rc = blend_into(&s, b_path, w, keep, quiet, &b_meta, err, sizeof(err));
+    if (rc == AISLE_OK && serve_dim > 0 && (rc = embed_model_compress(&s.model, serve_dim)) != AISLE_OK)
+        status_fmt(err, sizeof(err), "compression failed: %s", status_str(rc));
+    if (rc == AISLE_OK && !(meta = blend_meta(&s, s.meta, b_meta, w, serve_dim)))
+        rc = status_fail(AISLE_ENOMEM, err, sizeof(err), "out of memory");
+    if (rc == AISLE_OK) {
+        embed_snapshot_parts parts = {&s.model, &s.items, s.item_creator, &s.creators, meta};
+        rc = embed_snapshot_write(out, &parts, snapdir, sizeof(snapdir), err, sizeof(err));
+    }
+    if (rc == AISLE_OK) printf("snapshot %s\n", snapdir);
+    else fprintf(stderr, "embed blend: %s\n", err);
+    free(meta);
+    free(b_meta);
+    embed_snapshot_free(&s);
+    return rc == AISLE_OK ? 0 : 1;
+}
+
 int embed_cli_main(int argc, char **argv) {
     if (argc >= 1 && strcmp(argv[0], "split") == 0) return embed_cli_split(argc, argv);
     if (argc >= 1 && strcmp(argv[0], "train") == 0) return embed_cli_train(argc, argv);
     if (argc >= 1 && strcmp(argv[0], "eval") == 0) return embed_cli_eval(argc, argv);
-    fprintf(stderr, "usage: aisle embed train|eval|split [options]   (--help for each)\n");
+    if (argc >= 1 && strcmp(argv[0], "blend") == 0) return embed_cli_blend(argc, argv);
+    fprintf(stderr, "usage: aisle embed train|eval|split|blend [options]   (--help for each)\n");
     return 2;
 }

@@ -213,6 +213,23 @@ static void test_cli(void) {
     char *cut[] = {"eval", "--train", path, "--format", "tsv", "--holdout", "0.2", "--seed", "3",
                    "--model", out, "--serve-dim", "4", "--serve-neighbors", "5", "--quiet", NULL};
     TEST_CHECK(embed_cli_eval(16, cut) == 0);
+    /* Two snapshots of the same items blend into one, its vectors side by
+     * side, compressed on request. */
+    char broot[4200];
+    snprintf(broot, sizeof(broot), "%s/blended", dir);
+    char *blend[] = {"blend", "--model", out, "--with", croot, "--weight", "0.5", "--out", broot,
+                     "--quiet", NULL};
+    TEST_CHECK(embed_cli_blend(10, blend) == 0);
+    TEST_REQUIRE(embed_snapshot_load_newest(broot, &s, 1, err, sizeof(err)) == AISLE_OK);
+    TEST_CHECK(embed_snapshot_meta_get(s.meta, "method", v, sizeof(v)) == AISLE_OK && strcmp(v, "blend") == 0);
+    TEST_CHECK(embed_snapshot_meta_get(s.meta, "a.method", v, sizeof(v)) == AISLE_OK && strcmp(v, "cheby") == 0);
+    embed_snapshot_free(&s);
+    char *blendcut[] = {"blend", "--model", out, "--with", croot, "--serve-dim", "3", "--out", broot,
+                        "--quiet", NULL};
+    TEST_CHECK(embed_cli_blend(10, blendcut) == 0);
+    TEST_REQUIRE(embed_snapshot_load_newest(broot, &s, 1, err, sizeof(err)) == AISLE_OK);
+    TEST_CHECK(s.model.dim == 3);
+    embed_snapshot_free(&s);
     char *both[] = {"train", "--input", path, "--out", out, "--tune", "--holdout", "0.2", NULL};
     TEST_CHECK(embed_cli_train(8, both) == 2);
     char *badmethod[] = {"train", "--input", path, "--out", out, "--method", "nope", NULL};
