@@ -1,6 +1,7 @@
-/* The `aisle embed train|eval` commands (see cli.h): argument parsing,
- * wiring of data -> train -> snapshot and snapshot -> eval, and the timing
- * and memory summary. All real work lives in the other modules. */
+/* cli: the `aisle embed train|eval|split|blend` commands (see cli.h): argument
+ * parsing, the wiring of data -> (tune) -> train -> snapshot and snapshot
+ * -> eval, and the timing and memory summary. All real work lives in the
+ * other modules. */
 #include "embed/cli.h"
 
 #include <errno.h>
@@ -12,13 +13,17 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "embed/blend.h"
+#include "embed/compress.h"
 #include "embed/data.h"
-#include "embed/err.h"
 #include "embed/eval.h"
 #include "embed/snapshot.h"
 #include "embed/train.h"
+#include "embed/tune.h"
+#include "services/base/buf.h"
+#include "services/base/status.h"
 
-#define CLI_META_LEN 8192
+#define CLI_ERR_LEN 512
 
 static long peak_rss_kb(void) {
     struct rusage ru;
@@ -28,15 +33,15 @@ static long peak_rss_kb(void) {
 static int parse_double(const char *s, double *out) {
     char *end;
     *out = strtod(s, &end);
-    return (end == s || *end != '\0') ? -1 : 0;
+    return (end == s || *end != '\0') ? AISLE_EINVAL : AISLE_OK;
 }
 
 static int parse_u32(const char *s, uint32_t *out) {
     char *end;
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *end != '\0' || s[0] == '-' || v > UINT32_MAX) return -1;
+    if (end == s || *end != '\0' || s[0] == '-' || v > UINT32_MAX) return AISLE_EINVAL;
     *out = (uint32_t)v;
-    return 0;
+    return AISLE_OK;
 }
 
 /* The format named by --format, or guessed from the file name. */
@@ -44,299 +49,550 @@ static int pick_format(const char *name, const char *path, embed_format *fmt) {
     if (name) return embed_format_parse(name, fmt);
     size_t n = strlen(path);
     *fmt = (n > 4 && strcmp(path + n - 4, ".csv") == 0) ? EMBED_FMT_CSV : EMBED_FMT_LIGHTGCN;
-    return 0;
+    return AISLE_OK;
 }
 
 /* Loads a file and optionally carves the holdout split. With frac > 0,
- * *main gets the train part and *valid the held-out part; otherwise *main
- * gets the file and *valid stays empty. */
+ * *main_part gets the train part and *valid the held-out part; otherwise
+ * *main_part gets the file and *valid stays empty. */
 static int load_split(const char *path, embed_format fmt, double frac, uint64_t seed,
                       embed_idmap *users, embed_idmap *items, embed_data *main_part,
-                      embed_data *valid, char *err) {
+                      embed_data *valid, char *err, size_t errlen) {
     embed_data all;
     memset(valid, 0, sizeof(*valid));
-    if (embed_data_load(path, fmt, users, items, &all, err) != 0) return -1;
+    int rc = embed_data_load(path, fmt, users, items, &all, err, errlen);
+    if (rc != AISLE_OK) return rc;
     if (frac <= 0) {
         *main_part = all;
-        return 0;
+        return AISLE_OK;
     }
-    int rc = embed_data_holdout(&all, frac, seed, main_part, valid);
-    if (rc != 0) embed_err_set(err, "%s: holdout split failed (out of memory)", path);
+    rc = embed_data_holdout(&all, frac, seed, main_part, valid);
+    if (rc != AISLE_OK) status_fmt(err, errlen, "%s: holdout split failed (out of memory)", path);
     embed_data_free(&all);
     return rc;
 }
 
-static void train_usage(void) {
-    fprintf(stderr,
-            "usage: aisle embed train --input FILE [--format lightgcn|tsv|csv] [--catalog FILE]\n"
-            "         --out DIR [--holdout FRAC --seed S] [--dim K] [--alpha A]\n"
-            "         [--neighbors M] [--sharpen G] [--beta B] [--norm-user X] [--norm-item X]\n"
-            "         [--lp-left X] [--lp-right X] [--lin-user X] [--lin-item X]\n"
-            "         [--svd-iters N] [--quiet]\n");
-}
+/* ---- train ------------------------------------------------------------- */
 
 enum {
     OPT_FORMAT = 256, OPT_CATALOG, OPT_HOLDOUT, OPT_SEED, OPT_DIM, OPT_ALPHA, OPT_NEIGHBORS,
     OPT_SHARPEN, OPT_BETA, OPT_NORM_USER, OPT_NORM_ITEM, OPT_LP_LEFT, OPT_LP_RIGHT,
-    OPT_LIN_USER, OPT_LIN_ITEM, OPT_SVD_ITERS, OPT_QUIET, OPT_K,
+    OPT_LIN_USER, OPT_LIN_ITEM, OPT_SVD_ITERS, OPT_QUIET, OPT_K, OPT_METHOD, OPT_DEGNORM,
+    OPT_ORDER, OPT_FLAT, OPT_SHARPEN_TIME, OPT_TUNE, OPT_TUNE_BUDGET, OPT_SERVE_DIM,
+    OPT_SERVE_NEIGHBORS, OPT_CURVE, OPT_TUNE_SAMPLE, OPT_BLEND, OPT_BLEND_WEIGHT,
 };
 
-int embed_cli_train(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"input", required_argument, 0, 'i'},         {"out", required_argument, 0, 'o'},
-        {"format", required_argument, 0, OPT_FORMAT}, {"catalog", required_argument, 0, OPT_CATALOG},
-        {"holdout", required_argument, 0, OPT_HOLDOUT}, {"seed", required_argument, 0, OPT_SEED},
-        {"dim", required_argument, 0, OPT_DIM},       {"alpha", required_argument, 0, OPT_ALPHA},
-        {"neighbors", required_argument, 0, OPT_NEIGHBORS},
-        {"sharpen", required_argument, 0, OPT_SHARPEN}, {"beta", required_argument, 0, OPT_BETA},
-        {"norm-user", required_argument, 0, OPT_NORM_USER},
-        {"norm-item", required_argument, 0, OPT_NORM_ITEM},
-        {"lp-left", required_argument, 0, OPT_LP_LEFT}, {"lp-right", required_argument, 0, OPT_LP_RIGHT},
-        {"lin-user", required_argument, 0, OPT_LIN_USER},
-        {"lin-item", required_argument, 0, OPT_LIN_ITEM},
-        {"svd-iters", required_argument, 0, OPT_SVD_ITERS}, {"quiet", no_argument, 0, OPT_QUIET},
-        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
-    };
-    const char *input = NULL, *out = NULL, *fmtname = NULL, *catalog = NULL;
-    double frac = 0;
-    uint32_t seed = 1;
-    int quiet = 0, c, rc = 1;
-    embed_train_params p;
-    embed_train_defaults(&p);
-    optind = 0; /* full getopt reset: the CLI may run more than once */
-    opterr = 1;
-    while ((c = getopt_long(argc, argv, "i:o:h", opts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'i': input = optarg; break;
-        case 'o': out = optarg; break;
-        case OPT_FORMAT: fmtname = optarg; break;
-        case OPT_CATALOG: catalog = optarg; break;
-        case OPT_HOLDOUT: bad = parse_double(optarg, &frac) || frac <= 0 || frac >= 1; break;
-        case OPT_SEED: bad = parse_u32(optarg, &seed); break;
-        case OPT_DIM: bad = parse_u32(optarg, &p.dim) || p.dim > 4096; break;
-        case OPT_NEIGHBORS: bad = parse_u32(optarg, &p.neighbors) || p.neighbors > 100000; break;
-        case OPT_SVD_ITERS: bad = parse_u32(optarg, &p.svd_iters) || p.svd_iters > 50; break;
-        case OPT_ALPHA: bad = parse_double(optarg, &p.alpha); break;
-        case OPT_SHARPEN: bad = parse_double(optarg, &p.sharpen); break;
-        case OPT_BETA: bad = parse_double(optarg, &p.beta); break;
-        case OPT_NORM_USER: bad = parse_double(optarg, &p.norm_user); break;
-        case OPT_NORM_ITEM: bad = parse_double(optarg, &p.norm_item); break;
-        case OPT_LP_LEFT: bad = parse_double(optarg, &p.lp_left); break;
-        case OPT_LP_RIGHT: bad = parse_double(optarg, &p.lp_right); break;
-        case OPT_LIN_USER: bad = parse_double(optarg, &p.lin_user); break;
-        case OPT_LIN_ITEM: bad = parse_double(optarg, &p.lin_item); break;
-        case OPT_QUIET: quiet = 1; break;
-        case 'h': train_usage(); return 0;
-        default: train_usage(); return 2;
-        }
-        if (bad) {
-            fprintf(stderr, "embed train: bad value: %s\n", optarg);
-            return 2;
-        }
-    }
-    embed_format fmt;
-    if (!input || !out || optind != argc || pick_format(fmtname, input, &fmt) != 0) {
-        train_usage();
-        return 2;
-    }
+static const struct option train_opts[] = {
+    {"input", required_argument, 0, 'i'},
+    {"out", required_argument, 0, 'o'},
+    {"format", required_argument, 0, OPT_FORMAT},
+    {"catalog", required_argument, 0, OPT_CATALOG},
+    {"holdout", required_argument, 0, OPT_HOLDOUT},
+    {"seed", required_argument, 0, OPT_SEED},
+    {"method", required_argument, 0, OPT_METHOD},
+    {"tune", no_argument, 0, OPT_TUNE},
+    {"tune-budget", required_argument, 0, OPT_TUNE_BUDGET},
+    {"tune-sample", required_argument, 0, OPT_TUNE_SAMPLE},
+    {"curve", required_argument, 0, OPT_CURVE},
+    {"serve-dim", required_argument, 0, OPT_SERVE_DIM},
+    {"dim", required_argument, 0, OPT_DIM},
+    {"alpha", required_argument, 0, OPT_ALPHA},
+    {"neighbors", required_argument, 0, OPT_NEIGHBORS},
+    {"sharpen", required_argument, 0, OPT_SHARPEN},
+    {"beta", required_argument, 0, OPT_BETA},
+    {"norm-user", required_argument, 0, OPT_NORM_USER},
+    {"norm-item", required_argument, 0, OPT_NORM_ITEM},
+    {"lp-left", required_argument, 0, OPT_LP_LEFT},
+    {"lp-right", required_argument, 0, OPT_LP_RIGHT},
+    {"lin-user", required_argument, 0, OPT_LIN_USER},
+    {"lin-item", required_argument, 0, OPT_LIN_ITEM},
+    {"degnorm", required_argument, 0, OPT_DEGNORM},
+    {"order", required_argument, 0, OPT_ORDER},
+    {"flat", required_argument, 0, OPT_FLAT},
+    {"sharpen-time", required_argument, 0, OPT_SHARPEN_TIME},
+    {"svd-iters", required_argument, 0, OPT_SVD_ITERS},
+    {"quiet", no_argument, 0, OPT_QUIET},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
 
-    char err[EMBED_ERR_LEN], snapdir[PATH_MAX];
-    char *meta = malloc(CLI_META_LEN);
+static void train_usage(void) {
+    fprintf(stderr,
+            "usage: aisle embed train --input FILE [--format lightgcn|tsv|csv] [--catalog FILE]\n"
+            "         --out DIR [--method cheby|sharpened|bspm]\n"
+            "         [--tune [--tune-budget SEC] [--tune-sample USERS]]\n"
+            "         [--holdout FRAC --seed S] [--dim K] [--alpha A] [--neighbors M]\n"
+            "         [--sharpen G] [--curve C] [--degnorm B] [--order K] [--flat PHI] [--sharpen-time T]\n"
+            "         [--beta B] [--norm-user X] [--norm-item X] [--lp-left X] [--lp-right X]\n"
+            "         [--lin-user X] [--lin-item X] [--svd-iters N] [--serve-dim D] [--quiet]\n"
+            "--tune carves a validation split (20 %%, --seed) from the input, searches the\n"
+            "method's parameters for --tune-budget seconds (default 20), scoring each point\n"
+            "on --tune-sample validation users (default 4000, 0 = all), and trains the final\n"
+            "model on all of the input; --holdout instead trains on a carve and reports it.\n"
+            "--serve-dim D publishes the best rank-D form of the vectors (a faster index).\n");
+}
+
+/* What `embed train` was asked to do. */
+typedef struct {
+    const char *input, *out, *fmtname, *catalog;
+    embed_format fmt;
+    double frac;
+    uint32_t seed;
+    int quiet, tune;
+    double tune_budget;
+    uint32_t tune_sample;
+    uint32_t serve_dim; /* compress the published vectors to this rank (0: no) */
+    embed_train_params p;
+} train_args;
+
+/* One parameter flag into a; AISLE_EINVAL for a bad value. */
+static int train_param(train_args *a, int c, const char *v) {
+    embed_train_params *p = &a->p;
+    switch (c) {
+    case OPT_DIM: return parse_u32(v, &p->dim) || p->dim > 4096 ? AISLE_EINVAL : AISLE_OK;
+    case OPT_NEIGHBORS:
+        return parse_u32(v, &p->neighbors) || p->neighbors > 100000 ? AISLE_EINVAL : AISLE_OK;
+    case OPT_SVD_ITERS:
+        return parse_u32(v, &p->svd_iters) || p->svd_iters > 50 ? AISLE_EINVAL : AISLE_OK;
+    case OPT_ORDER:
+        return parse_u32(v, &p->order) || p->order < 1 || p->order > 32 ? AISLE_EINVAL : AISLE_OK;
+    case OPT_FLAT: return parse_double(v, &p->flat) || p->flat <= 0 ? AISLE_EINVAL : AISLE_OK;
+    case OPT_ALPHA: return parse_double(v, &p->alpha);
+    case OPT_SHARPEN: return parse_double(v, &p->sharpen);
+    case OPT_CURVE: return parse_double(v, &p->curve);
+    case OPT_BETA: return parse_double(v, &p->beta);
+    case OPT_NORM_USER: return parse_double(v, &p->norm_user);
+    case OPT_NORM_ITEM: return parse_double(v, &p->norm_item);
+    case OPT_LP_LEFT: return parse_double(v, &p->lp_left);
+    case OPT_LP_RIGHT: return parse_double(v, &p->lp_right);
+    case OPT_LIN_USER: return parse_double(v, &p->lin_user);
+    case OPT_LIN_ITEM: return parse_double(v, &p->lin_item);
+    case OPT_DEGNORM: return parse_double(v, &p->degnorm);
+    case OPT_SHARPEN_TIME: return parse_double(v, &p->sharpen_time);
+    }
+    return AISLE_EINVAL;
+}
+
+/* One non-parameter flag into a. */
+static int train_flag(train_args *a, int c, const char *v) {
+    switch (c) {
+    case 'i': a->input = v; return AISLE_OK;
+    case 'o': a->out = v; return AISLE_OK;
+    case OPT_FORMAT: a->fmtname = v; return AISLE_OK;
+    case OPT_CATALOG: a->catalog = v; return AISLE_OK;
+    case OPT_METHOD: return AISLE_OK; /* read in the first pass */
+    case OPT_TUNE: a->tune = 1; return AISLE_OK;
+    case OPT_QUIET: a->quiet = 1; return AISLE_OK;
+    case OPT_HOLDOUT:
+        return parse_double(v, &a->frac) || a->frac <= 0 || a->frac >= 1 ? AISLE_EINVAL : AISLE_OK;
+    case OPT_SEED: return parse_u32(v, &a->seed);
+    case OPT_TUNE_SAMPLE: return parse_u32(v, &a->tune_sample);
+    case OPT_SERVE_DIM: return parse_u32(v, &a->serve_dim);
+    case OPT_TUNE_BUDGET:
+        return parse_double(v, &a->tune_budget) || a->tune_budget < 0 ? AISLE_EINVAL : AISLE_OK;
+    }
+    return train_param(a, c, v);
+}
+
+/* Parses argv into a: 0 to go on, else the exit status (0 after --help). */
+static int train_parse(int argc, char **argv, train_args *a, int *exit_status) {
+    embed_method method = EMBED_METHOD_SHARPENED;
+    int c;
+    memset(a, 0, sizeof(*a));
+    a->seed = 1;
+    a->tune_budget = 20;
+    a->tune_sample = 4000;
+    /* The method sets the defaults that the other flags then override, so
+     * it is read first wherever it stands. */
+    optind = 0; /* full getopt reset: the CLI may run more than once */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "i:o:h", train_opts, NULL)) != -1)
+        if (c == OPT_METHOD && embed_method_parse(optarg, &method) != AISLE_OK) {
+            fprintf(stderr, "embed train: unknown method: %s\n", optarg);
+            return *exit_status = 2;
+        }
+    embed_train_defaults(&a->p, method);
+    optind = 0;
+    opterr = 1;
+    while ((c = getopt_long(argc, argv, "i:o:h", train_opts, NULL)) != -1) {
+        if (c == 'h') {
+            train_usage();
+            *exit_status = 0;
+            return 1;
+        }
+        if (c == '?' || train_flag(a, c, optarg) != AISLE_OK) {
+            if (c != '?') fprintf(stderr, "embed train: bad value: %s\n", optarg);
+            else train_usage();
+            return *exit_status = 2;
+        }
+    }
+    if (!a->input || !a->out || optind != argc || pick_format(a->fmtname, a->input, &a->fmt) != 0 ||
+        (a->tune && a->frac > 0)) {
+        if (a->tune && a->frac > 0) fprintf(stderr, "embed train: --tune carves its own split; drop --holdout\n");
+        train_usage();
+        return *exit_status = 2;
+    }
+    return 0;
+}
+
+/* The parameters, as meta.txt lines. */
+static void meta_params(buf *b, const embed_train_params *p) {
+    buf_printf(b, "method=%s\nparam.dim=%u\nparam.alpha=%g\nparam.sharpen=%g\nparam.curve=%g\n",
+               embed_method_name(p->method), p->dim, p->alpha, p->sharpen, p->curve);
+    buf_printf(b, "param.neighbors=%u\nparam.norm_user=%g\nparam.norm_item=%g\n", p->neighbors,
+               p->norm_user, p->norm_item);
+    buf_printf(b, "param.degnorm=%g\nparam.order=%u\nparam.flat=%g\nparam.sharpen_time=%g\n",
+               p->degnorm, p->order, p->flat, p->sharpen_time);
+    buf_printf(b, "param.beta=%g\nparam.lp_left=%g\nparam.lp_right=%g\nparam.lin_user=%g\n",
+               p->beta, p->lp_left, p->lp_right, p->lin_user);
+    buf_printf(b, "param.lin_item=%g\nparam.svd_iters=%u\nparam.seed=%llu\n", p->lin_item,
+               p->svd_iters, (unsigned long long)p->seed);
+}
+
+static void meta_figures(buf *b, const char *prefix, const embed_eval_result *r) {
+    for (int q = 0; q < r->nk; q++)
+        buf_printf(b, "%s.recall@%d=%.4f\n%s.ndcg@%d=%.4f\n", prefix, r->k[q], r->recall[q], prefix,
+                   r->k[q], r->ndcg[q]);
+}
+
+/* Everything train produced, for the snapshot and the summary. */
+typedef struct {
     embed_idmap users, items, creators;
-    embed_data train = {0}, valid = {0};
-    embed_model model = {0};
-    uint32_t *item_creator = NULL;
-    embed_idmap_init(&users);
-    embed_idmap_init(&items);
-    embed_idmap_init(&creators);
-    double t0 = embed_now();
-    if (!meta) goto done;
-    if (load_split(input, fmt, frac, seed, &users, &items, &train, &valid, err) != 0) {
-        fprintf(stderr, "embed train: %s\n", err);
-        goto done;
-    }
-    if (!quiet)
-        fprintf(stderr, "read %s: %u users, %u items, %llu interactions (%.1f s)\n", input,
-                train.n_users, train.n_items, (unsigned long long)(train.off[train.n_users] + (valid.off ? valid.off[valid.n_users] : 0)),
-                embed_now() - t0);
-    if (catalog && embed_catalog_load(catalog, &items, &creators, &item_creator, err) != 0) {
-        fprintf(stderr, "embed train: %s\n", err);
-        goto done;
-    }
-    double t1 = embed_now();
-    if (embed_train(&train, &p, &model, quiet) != 0) {
-        fprintf(stderr, "embed train: training failed (out of memory or a LAPACK error)\n");
-        goto done;
-    }
-    double train_s = embed_now() - t1;
-    int len = snprintf(meta, CLI_META_LEN,
-                       "format=%d\nmethod=gfcf-sharpened\ninput=%s\nusers=%u\nitems=%u\n"
-                       "interactions=%llu\ndim=%u\nneighbor_entries=%llu\ncreators=%u\n"
-                       "param.dim=%u\nparam.alpha=%g\nparam.sharpen=%g\nparam.neighbors=%u\n"
-                       "param.beta=%g\nparam.norm_user=%g\nparam.norm_item=%g\n"
-                       "param.lp_left=%g\nparam.lp_right=%g\nparam.lin_user=%g\n"
-                       "param.lin_item=%g\nparam.svd_iters=%u\nparam.seed=%llu\n"
-                       "train_seconds=%.1f\n",
-                       EMBED_SNAPSHOT_FORMAT, input, train.n_users, train.n_items,
-                       (unsigned long long)train.off[train.n_users], model.dim,
-                       (unsigned long long)model.nb_off[model.n_items], creators.count, p.dim,
-                       p.alpha, p.sharpen, p.neighbors, p.beta, p.norm_user, p.norm_item,
-                       p.lp_left, p.lp_right, p.lin_user, p.lin_item, p.svd_iters,
-                       (unsigned long long)p.seed, train_s);
-    if (frac > 0) {
-        int ks[] = {10, 20, 50};
-        embed_eval_result res;
-        embed_progress prog = {.quiet = quiet};
-        if (embed_eval_run(&model, &train, &valid, ks, 3, &res, &prog) != 0) {
-            fprintf(stderr, "embed train: validation failed (out of memory)\n");
-            goto done;
-        }
-        if (!quiet) {
-            printf("validation (holdout %g, seed %u):\n", frac, seed);
-            embed_eval_print(&res, stdout);
-        }
-        len += snprintf(meta + len, CLI_META_LEN - (size_t)len, "holdout=%g\nholdout_seed=%u\n", frac, seed);
-        for (int q = 0; q < res.nk; q++)
-            len += snprintf(meta + len, CLI_META_LEN - (size_t)len,
-                            "valid.recall@%d=%.4f\nvalid.ndcg@%d=%.4f\n", res.k[q], res.recall[q],
-                            res.k[q], res.ndcg[q]);
-    }
-    snprintf(meta + len, CLI_META_LEN - (size_t)len, "peak_rss_kb=%ld\n", peak_rss_kb());
-    embed_snapshot_parts parts = {&model, &items, item_creator, &creators, meta};
-    if (embed_snapshot_write(out, &parts, snapdir, sizeof(snapdir), err) != 0) {
-        fprintf(stderr, "embed train: %s\n", err);
-        goto done;
-    }
-    printf("snapshot %s\n", snapdir);
-    printf("train time %.1f s (total %.1f s), peak RSS %.1f MiB\n", train_s, embed_now() - t0,
-           (double)peak_rss_kb() / 1024.0);
-    rc = 0;
-done:
-    free(meta);
-    free(item_creator);
-    embed_model_free(&model);
-    embed_data_free(&train);
-    embed_data_free(&valid);
-    embed_idmap_free(&users);
-    embed_idmap_free(&items);
-    embed_idmap_free(&creators);
+    embed_data train, valid;
+    embed_model model;
+    uint32_t *item_creator;
+    embed_tune_result tuned;
+    embed_eval_result holdout;
+    double t0, train_s;
+} train_run;
+
+static void train_run_free(train_run *r) {
+    free(r->item_creator);
+    embed_model_free(&r->model);
+    embed_data_free(&r->train);
+    embed_data_free(&r->valid);
+    embed_idmap_free(&r->users);
+    embed_idmap_free(&r->items);
+    embed_idmap_free(&r->creators);
+}
+
+static int train_load(const train_args *a, train_run *r, char *err, size_t errlen) {
+    int rc = load_split(a->input, a->fmt, a->frac, a->seed, &r->users, &r->items, &r->train,
+                        &r->valid, err, errlen);
+    if (rc != AISLE_OK) return rc;
+    if (!a->quiet)
+        fprintf(stderr, "read %s: %u users, %u items, %llu interactions (%.1f s)\n", a->input,
+                r->train.n_users, r->train.n_items,
+                (unsigned long long)(r->train.off[r->train.n_users] +
+                                     (r->valid.off ? r->valid.off[r->valid.n_users] : 0)),
+                embed_now() - r->t0);
+    if (a->catalog)
+        rc = embed_catalog_load(a->catalog, &r->items, &r->creators, &r->item_creator, err, errlen);
     return rc;
 }
 
-static void eval_usage(void) {
-    fprintf(stderr, "usage: aisle embed eval --train FILE (--test FILE | --holdout FRAC --seed S)\n"
-                    "         --model DIR [--format lightgcn|tsv|csv] [--k 10,20,50] [--quiet]\n");
+static void print_tuned(const train_args *a, const train_run *r) {
+    if (a->quiet) return;
+    fprintf(stderr, "tune: %u points in %.1f s; recall@20 %.4f -> %.4f, ndcg@20 %.4f -> %.4f (sample)\n",
+            r->tuned.evals, r->tuned.seconds, r->tuned.start.recall[0], r->tuned.best.recall[0],
+            r->tuned.start.ndcg[0], r->tuned.best.ndcg[0]);
+    printf("validation of the tuned parameters (holdout 0.2, seed %u):\n", a->seed);
+    embed_eval_print(&r->tuned.valid, stdout);
 }
 
-int embed_cli_eval(int argc, char **argv) {
+/* Tunes (when asked), trains and validates (with --holdout). */
+static int train_fit(train_args *a, train_run *r) {
+    if (a->tune) {
+        embed_tune_opts o = {a->tune_budget, 0.2, a->seed, a->tune_sample, a->quiet};
+        int rc = embed_tune(&r->train, &a->p, &o, &r->tuned);
+        if (rc != AISLE_OK) return rc;
+        print_tuned(a, r);
+    }
+    double t1 = embed_now();
+    int rc = embed_train(&r->train, &a->p, &r->model, a->quiet);
+    if (rc != AISLE_OK) return rc;
+    /* The validation below scores the compressed form: what is served. */
+    if (a->serve_dim > 0 && (rc = embed_model_compress(&r->model, a->serve_dim)) != AISLE_OK)
+        return rc;
+    r->train_s = embed_now() - t1;
+    if (a->frac <= 0) return AISLE_OK;
+    static const int ks[] = {10, 20, 50};
+    embed_progress prog = {.quiet = a->quiet};
+    rc = embed_eval_run(&r->model, &r->train, &r->valid, ks, 3, 1, &r->holdout, &prog);
+    if (rc == AISLE_OK && !a->quiet) {
+        printf("validation (holdout %g, seed %u):\n", a->frac, a->seed);
+        embed_eval_print(&r->holdout, stdout);
+    }
+    return rc;
+}
+
+static char *train_meta(const train_args *a, const train_run *r) {
+    buf b = {0};
+    const embed_model *m = &r->model;
+    buf_printf(&b, "format=%d\ninput=%s\nusers=%u\nitems=%u\ninteractions=%llu\ndim=%u\n",
+               EMBED_SNAPSHOT_FORMAT, a->input, r->train.n_users, r->train.n_items,
+               (unsigned long long)r->train.off[r->train.n_users], m->dim);
+    buf_printf(&b, "neighbor_entries=%llu\ncreators=%u\n",
+               (unsigned long long)m->nb_off[m->n_items], r->creators.count);
+    meta_params(&b, &a->p);
+    buf_printf(&b, "serve_dim=%u\ntrain_seconds=%.1f\n", a->serve_dim, r->train_s);
+    if (a->tune) {
+        buf_printf(&b, "tune.budget_seconds=%g\ntune.seconds=%.1f\ntune.points=%u\n",
+                   a->tune_budget, r->tuned.seconds, r->tuned.evals);
+        buf_printf(&b, "tune.holdout=0.2\ntune.holdout_seed=%u\n", a->seed);
+        meta_figures(&b, "tune.valid", &r->tuned.valid);
+    }
+    if (a->frac > 0) {
+        buf_printf(&b, "holdout=%g\nholdout_seed=%u\n", a->frac, a->seed);
+        meta_figures(&b, "valid", &r->holdout);
+    }
+    buf_printf(&b, "peak_rss_kb=%ld\n", peak_rss_kb());
+    return buf_take(&b);
+}
+
+static int train_publish(const train_args *a, train_run *r, char *err, size_t errlen) {
+    char snapdir[PATH_MAX];
+    char *meta = train_meta(a, r);
+    if (!meta) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    embed_snapshot_parts parts = {&r->model, &r->items, r->item_creator, &r->creators, meta};
+    int rc = embed_snapshot_write(a->out, &parts, snapdir, sizeof(snapdir), err, errlen);
+    free(meta);
+    if (rc != AISLE_OK) return rc;
+    printf("snapshot %s\n", snapdir);
+    printf("train time %.1f s (total %.1f s), peak RSS %.1f MiB\n", r->train_s,
+           embed_now() - r->t0, (double)peak_rss_kb() / 1024.0);
+    return AISLE_OK;
+}
+
+int embed_cli_train(int argc, char **argv) {
+    train_args a;
+    train_run r;
+    char err[CLI_ERR_LEN] = "";
+    int status;
+    if (train_parse(argc, argv, &a, &status) != 0) return status;
+    memset(&r, 0, sizeof(r));
+    embed_idmap_init(&r.users);
+    embed_idmap_init(&r.items);
+    embed_idmap_init(&r.creators);
+    r.t0 = embed_now();
+    int rc = train_load(&a, &r, err, sizeof(err));
+    if (rc == AISLE_OK) {
+        rc = train_fit(&a, &r);
+        if (rc != AISLE_OK) status_fmt(err, sizeof(err), "training failed: %s", status_str(rc));
+    }
+    if (rc == AISLE_OK) rc = train_publish(&a, &r, err, sizeof(err));
+    if (rc != AISLE_OK) fprintf(stderr, "embed train: %s\n", err);
+    train_run_free(&r);
+    return rc == AISLE_OK ? 0 : 1;
+}
+
+/* ---- eval -------------------------------------------------------------- */
+
+static void eval_usage(void) {
+    fprintf(stderr, "usage: aisle embed eval --train FILE (--test FILE | --holdout FRAC --seed S)\n"
+                    "         --model DIR [--format lightgcn|tsv|csv] [--k 10,20,50]\n"
+                    "         [--serve-dim K] [--serve-neighbors M] [--blend DIR [--blend-weight W]]\n"
+                    "         [--quiet]\n"
+                    "--serve-dim / --serve-neighbors score the best rank-K form of the\n"
+                    "snapshot's vectors and its M heaviest neighbours per item: what a\n"
+                    "lighter serving form (train --serve-dim) would score. --blend scores\n"
+                    "the model plus W times another snapshot's over the same items.\n");
+}
+
+typedef struct {
+    const char *trainp, *testp, *modelp, *fmtname, *blendp;
+    embed_format fmt;
+    double frac, blend_w;
+    uint32_t seed, serve_dim, serve_nb;
+    int quiet, ks[EMBED_EVAL_MAXK], nk;
+} eval_args;
+
+static int eval_parse(int argc, char **argv, eval_args *a, int *exit_status) {
     static const struct option opts[] = {
-        {"train", required_argument, 0, 't'},         {"test", required_argument, 0, 'T'},
-        {"model", required_argument, 0, 'm'},         {"format", required_argument, 0, OPT_FORMAT},
+        {"train", required_argument, 0, 't'},           {"test", required_argument, 0, 'T'},
+        {"model", required_argument, 0, 'm'},           {"format", required_argument, 0, OPT_FORMAT},
         {"holdout", required_argument, 0, OPT_HOLDOUT}, {"seed", required_argument, 0, OPT_SEED},
-        {"k", required_argument, 0, OPT_K},           {"quiet", no_argument, 0, OPT_QUIET},
-        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0},
+        {"k", required_argument, 0, OPT_K},             {"quiet", no_argument, 0, OPT_QUIET},
+        {"serve-dim", required_argument, 0, OPT_SERVE_DIM},
+        {"serve-neighbors", required_argument, 0, OPT_SERVE_NEIGHBORS},
+        {"blend", required_argument, 0, OPT_BLEND},
+        {"blend-weight", required_argument, 0, OPT_BLEND_WEIGHT},
+        {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0},
     };
-    const char *trainp = NULL, *testp = NULL, *modelp = NULL, *fmtname = NULL, *kspec = "10,20,50";
-    double frac = 0;
-    uint32_t seed = 1;
-    int quiet = 0, c, rc = 1, ks[EMBED_EVAL_MAXK], nk;
+    const char *kspec = "10,20,50";
+    int c;
+    memset(a, 0, sizeof(*a));
+    a->seed = 1;
+    a->serve_nb = UINT32_MAX;
+    a->blend_w = 1.0;
     optind = 0; /* full getopt reset: the CLI may run more than once */
     opterr = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
-        case 't': trainp = optarg; break;
-        case 'T': testp = optarg; break;
-        case 'm': modelp = optarg; break;
-        case OPT_FORMAT: fmtname = optarg; break;
-        case OPT_HOLDOUT: bad = parse_double(optarg, &frac) || frac <= 0 || frac >= 1; break;
-        case OPT_SEED: bad = parse_u32(optarg, &seed); break;
+        case 't': a->trainp = optarg; break;
+        case 'T': a->testp = optarg; break;
+        case 'm': a->modelp = optarg; break;
+        case OPT_FORMAT: a->fmtname = optarg; break;
+        case OPT_HOLDOUT: bad = parse_double(optarg, &a->frac) || a->frac <= 0 || a->frac >= 1; break;
+        case OPT_SEED: bad = parse_u32(optarg, &a->seed); break;
         case OPT_K: kspec = optarg; break;
-        case OPT_QUIET: quiet = 1; break;
-        case 'h': eval_usage(); return 0;
-        default: eval_usage(); return 2;
+        case OPT_SERVE_DIM: bad = parse_u32(optarg, &a->serve_dim); break;
+        case OPT_SERVE_NEIGHBORS: bad = parse_u32(optarg, &a->serve_nb); break;
+        case OPT_BLEND: a->blendp = optarg; break;
+        case OPT_BLEND_WEIGHT: bad = parse_double(optarg, &a->blend_w); break;
+        case OPT_QUIET: a->quiet = 1; break;
+        case 'h': eval_usage(); *exit_status = 0; return 1;
+        default: eval_usage(); return *exit_status = 2;
         }
         if (bad) {
             fprintf(stderr, "embed eval: bad value: %s\n", optarg);
-            return 2;
+            return *exit_status = 2;
         }
     }
-    embed_format fmt;
-    nk = embed_eval_parse_ks(kspec, ks);
-    if (!trainp || !modelp || (!testp) == (frac <= 0) || optind != argc || nk < 0 ||
-        pick_format(fmtname, trainp, &fmt) != 0) {
+    if (!a->trainp || !a->modelp || (!a->testp) == (a->frac <= 0) || optind != argc ||
+        embed_eval_parse_ks(kspec, a->ks, &a->nk) != AISLE_OK ||
+        pick_format(a->fmtname, a->trainp, &a->fmt) != AISLE_OK) {
         eval_usage();
-        return 2;
+        return *exit_status = 2;
     }
+    return 0;
+}
 
-    char err[EMBED_ERR_LEN];
+/* A snapshot directory has a MANIFEST; anything else is a root. */
+static int eval_load_one(const char *path, int quiet, embed_snapshot *snap, char *err,
+                         size_t errlen) {
+    char manifest[PATH_MAX];
+    struct stat st;
+    int n = snprintf(manifest, sizeof(manifest), "%s/MANIFEST", path);
+    if (n > 0 && n < (int)sizeof(manifest) && stat(manifest, &st) == 0)
+        return embed_snapshot_load(path, snap, err, errlen);
+    return embed_snapshot_load_newest(path, snap, quiet, err, errlen);
+}
+
+/* Replaces snap's model by snap + w * the model of the snapshot at path,
+ * which must cover the same items in the same rows; keep bounds the merged
+ * neighbour lists. The other snapshot's meta is left in *other_meta
+ * (caller frees) when asked for. */
+static int blend_into(embed_snapshot *snap, const char *path, double w, uint32_t keep, int quiet,
+                      char **other_meta, char *err, size_t errlen) {
+    embed_snapshot other;
+    embed_model sum;
+    int rc = eval_load_one(path, quiet, &other, err, errlen);
+    if (rc != AISLE_OK) return rc;
+    int same = other.items.count == snap->items.count;
+    for (uint32_t i = 0; same && i < snap->items.count; i++)
+        same = strcmp(other.items.names[i], snap->items.names[i]) == 0;
+    if (!same) rc = status_fail(AISLE_EINVAL, err, errlen, "%s: other items than %s", other.dir, snap->dir);
+    else rc = embed_model_blend(&snap->model, &other.model, (float)w, keep, &sum);
+    if (rc == AISLE_OK) {
+        embed_model_free(&snap->model);
+        snap->model = sum;
+        if (other_meta) {
+            *other_meta = other.meta;
+            other.meta = NULL;
+        }
+    } else if (same) {
+        status_fmt(err, errlen, "blend failed: %s", status_str(rc));
+    }
+    embed_snapshot_free(&other);
+    return rc;
+}
+
+static int eval_load_model(const eval_args *a, embed_snapshot *snap, char *err, size_t errlen) {
+    int rc = eval_load_one(a->modelp, a->quiet, snap, err, errlen);
+    if (rc == AISLE_OK && a->blendp &&
+        (rc = blend_into(snap, a->blendp, a->blend_w, UINT32_MAX, a->quiet, NULL, err, errlen)) !=
+            AISLE_OK)
+        embed_snapshot_free(snap);
+    return rc;
+}
+
+/* Cuts the model to the best rank-`dim` form of its vectors and the `nb`
+ * heaviest neighbours per item, in place (the lists are sorted by weight). */
+static int eval_cut(embed_model *m, uint32_t dim, uint32_t nb) {
+    if (dim > 0 && dim < m->dim) {
+        int rc = embed_model_compress(m, dim);
+        if (rc != AISLE_OK) return rc;
+    }
+    uint64_t w = 0;
+    for (uint32_t i = 0; i < m->n_items; i++) {
+        uint64_t a = m->nb_off[i], len = m->nb_off[i + 1] - a;
+        if (len > nb) len = nb;
+        memmove(m->nb_item + w, m->nb_item + a, len * sizeof(*m->nb_item));
+        memmove(m->nb_weight + w, m->nb_weight + a, len * sizeof(*m->nb_weight));
+        m->nb_off[i] = w;
+        w += len;
+    }
+    m->nb_off[m->n_items] = w;
+    return AISLE_OK;
+}
+
+/* Reads train (and test) through the snapshot's item table so rows agree
+ * with the model; items it does not know get rows past its end. */
+static int eval_data(const eval_args *a, embed_snapshot *snap, embed_idmap *users,
+                     embed_data *train, embed_data *test, char *err, size_t errlen) {
+    int rc = load_split(a->trainp, a->fmt, a->frac, a->seed, users, &snap->items, train, test, err,
+                        errlen);
+    if (rc != AISLE_OK || !a->testp) return rc;
+    embed_format tfmt;
+    if (pick_format(a->fmtname, a->testp, &tfmt) != AISLE_OK)
+        return status_fail(AISLE_EINVAL, err, errlen, "%s: unknown format", a->testp);
+    return embed_data_load(a->testp, tfmt, users, &snap->items, test, err, errlen);
+}
+
+int embed_cli_eval(int argc, char **argv) {
+    eval_args a;
     embed_snapshot snap;
     embed_idmap users;
     embed_data train = {0}, test = {0};
-    embed_idmap_init(&users);
-    /* A snapshot directory has a MANIFEST; anything else is a root. */
-    char manifest[PATH_MAX];
-    struct stat st;
-    int n = snprintf(manifest, sizeof(manifest), "%s/MANIFEST", modelp);
-    int lrc = n > 0 && n < (int)sizeof(manifest) && stat(manifest, &st) == 0 ? embed_snapshot_load(modelp, &snap, err)
-                                       : embed_snapshot_load_newest(modelp, &snap, quiet, err);
-    if (lrc != 0) {
+    embed_eval_result res;
+    char err[CLI_ERR_LEN] = "";
+    int status;
+    if (eval_parse(argc, argv, &a, &status) != 0) return status;
+    int rc = eval_load_model(&a, &snap, err, sizeof(err));
+    if (rc != AISLE_OK) {
         fprintf(stderr, "embed eval: %s\n", err);
-        embed_idmap_free(&users);
         return 1;
     }
-    if (!quiet) fprintf(stderr, "model %s: %u items, dim %u\n", snap.dir, snap.model.n_items, snap.model.dim);
-    /* Files are read through the snapshot's item table so rows agree with
-     * the model; items it does not know get rows past its end. */
-    if (load_split(trainp, fmt, frac, seed, &users, &snap.items, &train, &test, err) != 0) {
-        fprintf(stderr, "embed eval: %s\n", err);
-        goto done;
+    embed_idmap_init(&users);
+    rc = eval_cut(&snap.model, a.serve_dim, a.serve_nb);
+    if (rc != AISLE_OK) status_fmt(err, sizeof(err), "compression failed: %s", status_str(rc));
+    if (rc == AISLE_OK && !a.quiet)
+        fprintf(stderr, "model %s: %u items, dim %u, %llu neighbour entries\n", snap.dir,
+                snap.model.n_items, snap.model.dim,
+                (unsigned long long)snap.model.nb_off[snap.model.n_items]);
+    if (rc == AISLE_OK) rc = eval_data(&a, &snap, &users, &train, &test, err, sizeof(err));
+    if (rc == AISLE_OK) {
+        embed_progress prog = {.quiet = a.quiet};
+        rc = embed_eval_run(&snap.model, &train, &test, a.ks, a.nk, 1, &res, &prog);
+        if (rc != AISLE_OK) status_fmt(err, sizeof(err), "evaluation failed: %s", status_str(rc));
     }
-    if (testp) {
-        embed_format tfmt;
-        if (pick_format(fmtname, testp, &tfmt) != 0 ||
-            embed_data_load(testp, tfmt, &users, &snap.items, &test, err) != 0) {
-            fprintf(stderr, "embed eval: %s\n", err);
-            goto done;
-        }
-    }
-    embed_eval_result res;
-    embed_progress prog = {.quiet = quiet};
-    if (embed_eval_run(&snap.model, &train, &test, ks, nk, &res, &prog) != 0) {
-        fprintf(stderr, "embed eval: out of memory\n");
-        goto done;
-    }
-    embed_eval_print(&res, stdout);
-    rc = 0;
-done:
+    if (rc == AISLE_OK) embed_eval_print(&res, stdout);
+    else fprintf(stderr, "embed eval: %s\n", err);
     embed_data_free(&train);
     embed_data_free(&test);
     embed_idmap_free(&users);
     embed_snapshot_free(&snap);
-    return rc;
+    return rc == AISLE_OK ? 0 : 1;
 }
 
+/* ---- split ------------------------------------------------------------- */
+
 /* Writes d in the LightGCN format ("user item item ..."), one line per user
- * with items, through the id tables. Returns 0, or -1 with err set. */
+ * with items, through the id tables. */
 static int write_lightgcn(const char *path, const embed_data *d, const embed_idmap *users,
-                          const embed_idmap *items, char *err) {
+                          const embed_idmap *items, char *err, size_t errlen) {
     FILE *f = fopen(path, "w");
-    if (!f) {
-        embed_err_set(err, "%s: %s", path, strerror(errno));
-        return -1;
-    }
+    if (!f) return status_fail(AISLE_EIO, err, errlen, "%s: %s", path, strerror(errno));
     for (uint32_t u = 0; u < d->n_users; u++) {
         if (d->off[u] == d->off[u + 1]) continue;
         fputs(users->names[u], f);
         for (uint64_t e = d->off[u]; e < d->off[u + 1]; e++) fprintf(f, " %s", items->names[d->item[e]]);
         fputc('\n', f);
     }
-    if (ferror(f) | fclose(f)) {
-        embed_err_set(err, "%s: write failed", path);
-        return -1;
-    }
-    return 0;
+    if (ferror(f) | fclose(f)) return status_fail(AISLE_EIO, err, errlen, "%s: write failed", path);
+    return AISLE_OK;
 }
 
 static void split_usage(void) {
@@ -361,8 +617,8 @@ int embed_cli_split(int argc, char **argv) {
     embed_format fmt;
     embed_idmap users, items;
     embed_data train = {0}, test = {0};
-    char err[EMBED_ERR_LEN];
-    int c, rc = 1;
+    char err[CLI_ERR_LEN] = "";
+    int c, rc;
     optind = 0;
     opterr = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -383,29 +639,111 @@ int embed_cli_split(int argc, char **argv) {
         }
     }
     if (!input || !train_out || !test_out || frac <= 0 || optind != argc ||
-        pick_format(fmtname, input, &fmt) != 0) {
+        pick_format(fmtname, input, &fmt) != AISLE_OK) {
         split_usage();
         return 2;
     }
     embed_idmap_init(&users);
     embed_idmap_init(&items);
-    if (load_split(input, fmt, frac, seed, &users, &items, &train, &test, err) != 0 ||
-        write_lightgcn(train_out, &train, &users, &items, err) != 0 ||
-        write_lightgcn(test_out, &test, &users, &items, err) != 0)
-        fprintf(stderr, "embed split: %s\n", err);
-    else
-        rc = 0;
+    rc = load_split(input, fmt, frac, seed, &users, &items, &train, &test, err, sizeof(err));
+    if (rc == AISLE_OK) rc = write_lightgcn(train_out, &train, &users, &items, err, sizeof(err));
+    if (rc == AISLE_OK) rc = write_lightgcn(test_out, &test, &users, &items, err, sizeof(err));
+    if (rc != AISLE_OK) fprintf(stderr, "embed split: %s\n", err);
     embed_data_free(&train);
     embed_data_free(&test);
     embed_idmap_free(&users);
     embed_idmap_free(&items);
-    return rc;
+    return rc == AISLE_OK ? 0 : 1;
+}
+
+/* ---- blend ------------------------------------------------------------- */
+
+static void blend_usage(void) {
+    fprintf(stderr, "usage: aisle embed blend --model DIR --with DIR [--weight W] [--neighbors M]\n"
+                    "         [--serve-dim D] --out ROOT [--quiet]\n"
+                    "Publishes one snapshot scoring as model + W x with (both trained on the same\n"
+                    "items), its merged neighbour lists cut to M per item (default 1000) and,\n"
+                    "with --serve-dim, its vectors compressed to rank D.\n");
+}
+
+/* meta of the blend: its own keys, then each part's lines prefixed. */
+static char *blend_meta(const embed_snapshot *s, const char *a_meta, const char *b_meta,
+                        double w, uint32_t serve_dim) {
+    buf b = {0};
+    buf_printf(&b, "format=%d\nmethod=blend\nblend.weight=%g\ndim=%u\nneighbor_entries=%llu\n"
+               "serve_dim=%u\n", EMBED_SNAPSHOT_FORMAT, w, s->model.dim,
+               (unsigned long long)s->model.nb_off[s->model.n_items], serve_dim);
+    const char *parts[2] = {a_meta, b_meta}, *prefix[2] = {"a.", "b."};
+    for (int k = 0; k < 2; k++)
+        for (const char *p = parts[k]; p && *p;) {
+            const char *e = strchr(p, '\n');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            buf_printf(&b, "%s%.*s\n", prefix[k], (int)len, p);
+            p += len + (e ? 1 : 0);
+        }
+    return buf_take(&b);
+}
+
+int embed_cli_blend(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},         {"with", required_argument, 0, 'w'},
+        {"weight", required_argument, 0, 'W'},        {"neighbors", required_argument, 0, 'n'},
+        {"serve-dim", required_argument, 0, 'd'},     {"out", required_argument, 0, 'o'},
+        {"quiet", no_argument, 0, 'q'},               {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *a_path = NULL, *b_path = NULL, *out = NULL;
+    double w = 1.0;
+    uint32_t keep = 1000, serve_dim = 0;
+    int quiet = 0, c, bad = 0;
+    optind = 0;
+    opterr = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': a_path = optarg; break;
+        case 'w': b_path = optarg; break;
+        case 'W': bad |= parse_double(optarg, &w) != AISLE_OK; break;
+        case 'n': bad |= parse_u32(optarg, &keep) != AISLE_OK; break;
+        case 'd': bad |= parse_u32(optarg, &serve_dim) != AISLE_OK; break;
+        case 'o': out = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': blend_usage(); return 0;
+        default: blend_usage(); return 2;
+        }
+    }
+    if (bad || !a_path || !b_path || !out || optind != argc) {
+        blend_usage();
+        return 2;
+    }
+    embed_snapshot s;
+    char err[CLI_ERR_LEN] = "", snapdir[PATH_MAX], *b_meta = NULL, *meta = NULL;
+    int rc = eval_load_one(a_path, quiet, &s, err, sizeof(err));
+    if (rc != AISLE_OK) {
+        fprintf(stderr, "embed blend: %s\n", err);
+        return 1;
+    }
+    rc = blend_into(&s, b_path, w, keep, quiet, &b_meta, err, sizeof(err));
+    if (rc == AISLE_OK && serve_dim > 0 && (rc = embed_model_compress(&s.model, serve_dim)) != AISLE_OK)
+        status_fmt(err, sizeof(err), "compression failed: %s", status_str(rc));
+    if (rc == AISLE_OK && !(meta = blend_meta(&s, s.meta, b_meta, w, serve_dim)))
+        rc = status_fail(AISLE_ENOMEM, err, sizeof(err), "out of memory");
+    if (rc == AISLE_OK) {
+        embed_snapshot_parts parts = {&s.model, &s.items, s.item_creator, &s.creators, meta};
+        rc = embed_snapshot_write(out, &parts, snapdir, sizeof(snapdir), err, sizeof(err));
+    }
+    if (rc == AISLE_OK) printf("snapshot %s\n", snapdir);
+    else fprintf(stderr, "embed blend: %s\n", err);
+    free(meta);
+    free(b_meta);
+    embed_snapshot_free(&s);
+    return rc == AISLE_OK ? 0 : 1;
 }
 
 int embed_cli_main(int argc, char **argv) {
     if (argc >= 1 && strcmp(argv[0], "split") == 0) return embed_cli_split(argc, argv);
     if (argc >= 1 && strcmp(argv[0], "train") == 0) return embed_cli_train(argc, argv);
     if (argc >= 1 && strcmp(argv[0], "eval") == 0) return embed_cli_eval(argc, argv);
-    fprintf(stderr, "usage: aisle embed train|eval|split [options]   (--help for each)\n");
+    if (argc >= 1 && strcmp(argv[0], "blend") == 0) return embed_cli_blend(argc, argv);
+    fprintf(stderr, "usage: aisle embed train|eval|split|blend [options]   (--help for each)\n");
     return 2;
 }

@@ -5,15 +5,17 @@
  * behind. Aggregation happens once, after reading, by a counting sort. */
 #include "embed/data.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "embed/err.h"
+#include "services/base/status.h"
 
 #define DATA_MAX_ID 1024 /* longest id accepted, in bytes */
 
@@ -27,13 +29,13 @@ static int triples_push(data_triples *t, uint32_t u, uint32_t i, float w) {
     if (t->n == t->cap) {
         uint64_t cap = t->cap ? t->cap * 2 : 65536;
         uint32_t *nu = realloc(t->user, cap * sizeof(*nu));
-        if (!nu) return -1;
+        if (!nu) return AISLE_ENOMEM;
         t->user = nu;
         uint32_t *ni = realloc(t->item, cap * sizeof(*ni));
-        if (!ni) return -1;
+        if (!ni) return AISLE_ENOMEM;
         t->item = ni;
         float *nw = realloc(t->weight, cap * sizeof(*nw));
-        if (!nw) return -1;
+        if (!nw) return AISLE_ENOMEM;
         t->weight = nw;
         t->cap = cap;
     }
@@ -41,7 +43,7 @@ static int triples_push(data_triples *t, uint32_t u, uint32_t i, float w) {
     t->item[t->n] = i;
     t->weight[t->n] = w;
     t->n++;
-    return 0;
+    return AISLE_OK;
 }
 
 static void triples_free(data_triples *t) {
@@ -54,8 +56,8 @@ int embed_format_parse(const char *name, embed_format *out) {
     if (strcmp(name, "lightgcn") == 0) *out = EMBED_FMT_LIGHTGCN;
     else if (strcmp(name, "tsv") == 0) *out = EMBED_FMT_TSV;
     else if (strcmp(name, "csv") == 0) *out = EMBED_FMT_CSV;
-    else return -1;
-    return 0;
+    else return AISLE_EINVAL;
+    return AISLE_OK;
 }
 
 /* Kept in step with aisle.v1.SignalKind; the weights are the defaults the
@@ -82,23 +84,23 @@ float embed_kind_weight(const char *kind, size_t len) {
 /* Parses a whole token as a finite, non-negative number. */
 static int parse_weight(const char *s, size_t len, float *out) {
     char buf[64];
-    if (len == 0 || len >= sizeof(buf)) return -1;
+    if (len == 0 || len >= sizeof(buf)) return AISLE_EFORMAT;
     memcpy(buf, s, len);
     buf[len] = '\0';
     char *end;
     errno = 0;
     double v = strtod(buf, &end);
-    if (*end != '\0' || errno || !isfinite(v) || v < 0 || v > 1e30) return -1;
+    if (*end != '\0' || errno || !isfinite(v) || v < 0 || v > 1e30) return AISLE_EFORMAT;
     *out = (float)v;
-    return 0;
+    return AISLE_OK;
 }
 
 static int parse_int64(const char *s, size_t len) {
     size_t i = (len > 0 && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
-    if (i == len || len - i > 19) return -1;
+    if (i == len || len - i > 19) return AISLE_EFORMAT;
     for (; i < len; i++)
-        if (!isdigit((unsigned char)s[i])) return -1;
-    return 0;
+        if (!isdigit((unsigned char)s[i])) return AISLE_EFORMAT;
+    return AISLE_OK;
 }
 
 typedef struct {
@@ -106,7 +108,8 @@ typedef struct {
     size_t len;
 } data_tok;
 
-/* Splits on runs of blanks; returns the count, or -1 past max tokens. */
+/* Splits on runs of blanks; returns the count, or -1 past max tokens (a
+ * count, not a status: the caller grows the array and retries). */
 static int split_ws(char *line, data_tok *tok, int max) {
     int n = 0;
     char *p = line;
@@ -121,7 +124,8 @@ static int split_ws(char *line, data_tok *tok, int max) {
     }
 }
 
-/* Splits on commas, trimming blanks around each field. */
+/* Splits on commas, trimming blanks around each field; the count, or -1
+ * past max fields. */
 static int split_csv(char *line, data_tok *tok, int max) {
     int n = 0;
     char *p = line;
@@ -173,165 +177,180 @@ static void csv_columns(const data_tok *tok, int n, int col[COL_N]) {
 
 #define DATA_MAX_FIELDS 64
 
-static int check_id(const data_tok *t, const char *what, const char *path,
-                    uint64_t lineno, char *err) {
-    if (t->len == 0) {
-        embed_err_set(err, "%s:%llu: empty %s id", path, (unsigned long long)lineno, what);
-        return -1;
-    }
-    if (t->len > DATA_MAX_ID) {
-        embed_err_set(err, "%s:%llu: %s id longer than %d bytes", path,
-                      (unsigned long long)lineno, what, DATA_MAX_ID);
-        return -1;
-    }
-    return 0;
+/* One file being read: where, into what, and the reason when it fails. */
+typedef struct {
+    const char *path;
+    uint64_t lineno;
+    char *err;
+    size_t errlen;
+    embed_idmap *users, *items;
+    data_triples t;
+    data_tok fixed[DATA_MAX_FIELDS];
+    data_tok *tok; /* fixed, or grown for long lightgcn lines (owned) */
+    int tokcap;
+    int col[COL_N]; /* csv: field of each role, from the header */
+    int have_header;
+} data_reader;
+
+/* Fills err with "path:line: reason" and returns code. */
+static int reader_fail(data_reader *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int reader_fail(data_reader *r, int code, const char *fmt, ...) {
+    char why[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    status_fmt(r->err, r->errlen, "%s:%llu: %s", r->path, (unsigned long long)r->lineno, why);
+    return code;
 }
 
-int embed_data_load(const char *path, embed_format fmt, embed_idmap *users,
-                    embed_idmap *items, embed_data *out, char *err) {
-    memset(out, 0, sizeof(*out));
-    data_triples t = {0};
-    data_tok fixed[DATA_MAX_FIELDS];
-    data_tok *tok = fixed; /* lightgcn lines may be long: grown on demand */
-    int tokcap = DATA_MAX_FIELDS;
-    int col[COL_N];
+static int check_id(data_reader *r, const data_tok *t, const char *what) {
+    if (t->len == 0) return reader_fail(r, AISLE_EFORMAT, "empty %s id", what);
+    if (t->len > DATA_MAX_ID)
+        return reader_fail(r, AISLE_EFORMAT, "%s id longer than %d bytes", what, DATA_MAX_ID);
+    return AISLE_OK;
+}
+
+/* Interns both ids and records the interaction. */
+static int reader_push(data_reader *r, const data_tok *user, const data_tok *item, float w) {
+    uint32_t u, i;
+    if (embed_idmap_intern(r->users, user->s, user->len, &u) != AISLE_OK ||
+        embed_idmap_intern(r->items, item->s, item->len, &i) != AISLE_OK ||
+        triples_push(&r->t, u, i, w) != 0)
+        return reader_fail(r, AISLE_ENOMEM, "out of memory");
+    return AISLE_OK;
+}
+
+/* The weight of a csv row: its kind's default times its weight column. */
+static int csv_weight(data_reader *r, const data_tok *tok, int n, float *w) {
+    const int *col = r->col;
+    *w = 1.0f;
+    if (col[COL_KIND] >= 0 && col[COL_KIND] < n) {
+        const data_tok *k = &tok[col[COL_KIND]];
+        *w = embed_kind_weight(k->s, k->len);
+        if (*w < 0) return reader_fail(r, AISLE_EFORMAT, "unknown kind '%.*s'", (int)k->len, k->s);
+    }
+    if (col[COL_WEIGHT] >= 0 && col[COL_WEIGHT] < n && tok[col[COL_WEIGHT]].len) {
+        float x;
+        if (parse_weight(tok[col[COL_WEIGHT]].s, tok[col[COL_WEIGHT]].len, &x) != 0)
+            return reader_fail(r, AISLE_EFORMAT, "weight is not a non-negative number");
+        if (x > 0) *w *= x;
+    }
+    return AISLE_OK;
+}
+
+static int reader_csv_line(data_reader *r, char *line) {
+    data_tok *tok = r->fixed;
+    const int *col = r->col;
+    if (strchr(line, '"'))
+        return reader_fail(r, AISLE_EFORMAT, "quoted CSV fields are not supported");
+    int n = split_csv(line, tok, DATA_MAX_FIELDS);
+    if (n < 0) return reader_fail(r, AISLE_EFORMAT, "more than %d fields", DATA_MAX_FIELDS);
+    if (!r->have_header) {
+        csv_columns(tok, n, r->col);
+        r->have_header = 1;
+        return AISLE_OK;
+    }
+    if (n < 2 || col[COL_USER] >= n || col[COL_ITEM] >= n)
+        return reader_fail(r, AISLE_EFORMAT, "expected user,item[,timestamp[,kind[,weight]]]");
+    const data_tok *ut = &tok[col[COL_USER]], *it = &tok[col[COL_ITEM]];
+    int rc = check_id(r, ut, "user");
+    if (rc == AISLE_OK) rc = check_id(r, it, "item");
+    if (rc != AISLE_OK) return rc;
+    if (col[COL_TS] >= 0 && col[COL_TS] < n && tok[col[COL_TS]].len &&
+        parse_int64(tok[col[COL_TS]].s, tok[col[COL_TS]].len) != 0)
+        return reader_fail(r, AISLE_EFORMAT, "timestamp is not an integer");
+    float w;
+    if ((rc = csv_weight(r, tok, n, &w)) != AISLE_OK) return rc;
+    return w == 0 ? AISLE_OK : reader_push(r, ut, it, w);
+}
+
+/* Splits line into r->tok, growing it for long lines; the field count. */
+static int reader_split_ws(data_reader *r, char *line, int *n) {
+    while ((*n = split_ws(line, r->tok, r->tokcap)) < 0) {
+        if (r->tokcap > (1 << 24)) return reader_fail(r, AISLE_EFORMAT, "line has too many fields");
+        data_tok *grown = malloc((size_t)r->tokcap * 2 * sizeof(*grown));
+        if (!grown) return reader_fail(r, AISLE_ENOMEM, "out of memory");
+        if (r->tok != r->fixed) free(r->tok);
+        r->tok = grown;
+        r->tokcap *= 2;
+    }
+    return AISLE_OK;
+}
+
+/* lightgcn `user item item ...` or tsv `user item [weight]`. */
+static int reader_ws_line(data_reader *r, char *line, embed_format fmt) {
+    int n, rc = reader_split_ws(r, line, &n);
+    if (rc != AISLE_OK) return rc;
+    const data_tok *tok = r->tok;
+    if (fmt == EMBED_FMT_TSV && (n < 2 || n > 3))
+        return reader_fail(r, AISLE_EFORMAT, "expected 'user item [weight]'");
+    for (int k = 0; k < n; k++)
+        if ((rc = check_id(r, &tok[k], k == 0 ? "user" : "item")) != AISLE_OK) return rc;
+    float w = 1.0f;
+    int last = n;
+    if (fmt == EMBED_FMT_TSV && n == 3) {
+        if (parse_weight(tok[2].s, tok[2].len, &w) != 0)
+            return reader_fail(r, AISLE_EFORMAT, "weight is not a non-negative number");
+        if (w == 0) w = 1.0f;
+        last = 2;
+    }
+    if (n == 1) { /* a user without items still gets a row */
+        uint32_t u;
+        if (embed_idmap_intern(r->users, tok[0].s, tok[0].len, &u) != AISLE_OK)
+            return reader_fail(r, AISLE_ENOMEM, "out of memory");
+    }
+    for (int k = 1; k < last; k++)
+        if ((rc = reader_push(r, &tok[0], &tok[k], w)) != AISLE_OK) return rc;
+    return AISLE_OK;
+}
+
+/* Reads every line of f; AISLE_OK at the end of the file. */
+static int reader_lines(data_reader *r, FILE *f, embed_format fmt) {
     char *line = NULL;
     size_t linecap = 0;
-    uint64_t lineno = 0;
-    int have_header = 0;
-    int rc = -1;
-
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        embed_err_set(err, "%s: %s", path, strerror(errno));
-        return -1;
-    }
     ssize_t len;
-    while ((len = getline(&line, &linecap, f)) >= 0) {
-        lineno++;
+    int rc = AISLE_OK;
+    while (rc == AISLE_OK && (len = getline(&line, &linecap, f)) >= 0) {
+        r->lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         if ((size_t)len != strlen(line)) {
-            embed_err_set(err, "%s:%llu: NUL byte in line", path, (unsigned long long)lineno);
-            goto fail;
+            rc = reader_fail(r, AISLE_EFORMAT, "NUL byte in line");
+            break;
         }
         const char *p = line;
         while (*p == ' ' || *p == '\t') p++;
         if (*p == '\0' || *p == '#') continue;
-
-        if (fmt == EMBED_FMT_CSV) {
-            if (strchr(line, '"')) {
-                embed_err_set(err, "%s:%llu: quoted CSV fields are not supported", path,
-                              (unsigned long long)lineno);
-                goto fail;
-            }
-            int n = split_csv(line, tok, DATA_MAX_FIELDS);
-            if (n < 0) {
-                embed_err_set(err, "%s:%llu: more than %d fields", path,
-                              (unsigned long long)lineno, DATA_MAX_FIELDS);
-                goto fail;
-            }
-            if (!have_header) {
-                csv_columns(tok, n, col);
-                have_header = 1;
-                continue;
-            }
-            if (n < 2 || col[COL_USER] >= n || col[COL_ITEM] >= n) {
-                embed_err_set(err, "%s:%llu: expected user,item[,timestamp[,kind[,weight]]]",
-                              path, (unsigned long long)lineno);
-                goto fail;
-            }
-            const data_tok *ut = &tok[col[COL_USER]], *it = &tok[col[COL_ITEM]];
-            if (check_id(ut, "user", path, lineno, err) || check_id(it, "item", path, lineno, err))
-                goto fail;
-            if (col[COL_TS] >= 0 && col[COL_TS] < n && tok[col[COL_TS]].len &&
-                parse_int64(tok[col[COL_TS]].s, tok[col[COL_TS]].len) != 0) {
-                embed_err_set(err, "%s:%llu: timestamp is not an integer", path,
-                              (unsigned long long)lineno);
-                goto fail;
-            }
-            float w = 1.0f;
-            if (col[COL_KIND] >= 0 && col[COL_KIND] < n) {
-                w = embed_kind_weight(tok[col[COL_KIND]].s, tok[col[COL_KIND]].len);
-                if (w < 0) {
-                    embed_err_set(err, "%s:%llu: unknown kind '%.*s'", path,
-                                  (unsigned long long)lineno, (int)tok[col[COL_KIND]].len,
-                                  tok[col[COL_KIND]].s);
-                    goto fail;
-                }
-            }
-            if (col[COL_WEIGHT] >= 0 && col[COL_WEIGHT] < n && tok[col[COL_WEIGHT]].len) {
-                float x;
-                if (parse_weight(tok[col[COL_WEIGHT]].s, tok[col[COL_WEIGHT]].len, &x) != 0) {
-                    embed_err_set(err, "%s:%llu: weight is not a non-negative number", path,
-                                  (unsigned long long)lineno);
-                    goto fail;
-                }
-                if (x > 0) w *= x;
-            }
-            if (w == 0) continue;
-            int64_t u = embed_idmap_intern(users, ut->s, ut->len);
-            int64_t i = embed_idmap_intern(items, it->s, it->len);
-            if (u < 0 || i < 0 || triples_push(&t, (uint32_t)u, (uint32_t)i, w) != 0) goto oom;
-            continue;
-        }
-
-        int n;
-        while ((n = split_ws(line, tok, tokcap)) < 0) {
-            if (tokcap > (1 << 24)) {
-                embed_err_set(err, "%s:%llu: line has too many fields", path,
-                              (unsigned long long)lineno);
-                goto fail;
-            }
-            data_tok *grown = malloc((size_t)tokcap * 2 * sizeof(*grown));
-            if (!grown) goto oom;
-            if (tok != fixed) free(tok);
-            tok = grown;
-            tokcap *= 2;
-        }
-        if (fmt == EMBED_FMT_TSV && (n < 2 || n > 3)) {
-            embed_err_set(err, "%s:%llu: expected 'user item [weight]'", path,
-                          (unsigned long long)lineno);
-            goto fail;
-        }
-        for (int k = 0; k < n; k++)
-            if (check_id(&tok[k], k == 0 ? "user" : "item", path, lineno, err)) goto fail;
-        float w = 1.0f;
-        int last = n;
-        if (fmt == EMBED_FMT_TSV && n == 3) {
-            if (parse_weight(tok[2].s, tok[2].len, &w) != 0) {
-                embed_err_set(err, "%s:%llu: weight is not a non-negative number", path,
-                              (unsigned long long)lineno);
-                goto fail;
-            }
-            if (w == 0) w = 1.0f;
-            last = 2;
-        }
-        int64_t u = embed_idmap_intern(users, tok[0].s, tok[0].len);
-        if (u < 0) goto oom;
-        for (int k = 1; k < last; k++) {
-            int64_t i = embed_idmap_intern(items, tok[k].s, tok[k].len);
-            if (i < 0 || triples_push(&t, (uint32_t)u, (uint32_t)i, w) != 0) goto oom;
-        }
+        rc = fmt == EMBED_FMT_CSV ? reader_csv_line(r, line) : reader_ws_line(r, line, fmt);
     }
-    if (ferror(f)) {
-        embed_err_set(err, "%s: read error: %s", path, strerror(errno));
+    if (rc == AISLE_OK && ferror(f))
+        rc = status_fail(AISLE_EIO, r->err, r->errlen, "%s: read error: %s", r->path, strerror(errno));
+    free(line);
+    return rc;
+}
+
+int embed_data_load(const char *path, embed_format fmt, embed_idmap *users, embed_idmap *items,
+                    embed_data *out, char *err, size_t errlen) {
+    data_reader r = {.path = path, .err = err, .errlen = errlen, .users = users, .items = items};
+    int rc;
+    memset(out, 0, sizeof(*out));
+    r.tok = r.fixed;
+    r.tokcap = DATA_MAX_FIELDS;
+    FILE *f = fopen(path, "r");
+    if (!f) return status_fail(AISLE_EIO, err, errlen, "%s: %s", path, strerror(errno));
+    rc = reader_lines(&r, f, fmt);
+    if (rc != AISLE_OK) goto fail;
+    if (embed_data_from_triples(users->count, items->count, r.t.n, r.t.user, r.t.item,
+                                r.t.weight, out) != AISLE_OK) {
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "%s: out of memory", path);
         goto fail;
     }
-    if (embed_data_from_triples(users->count, items->count, t.n, t.user, t.item, t.weight,
-                                out) != 0)
-        goto oom;
-    out->n_lines = t.n;
-    rc = 0;
-    goto done;
-oom:
-    embed_err_set(err, "%s:%llu: out of memory", path, (unsigned long long)lineno);
+    out->n_lines = r.t.n;
 fail:
-    memset(out, 0, sizeof(*out));
-done:
-    if (tok != fixed) free(tok);
-    free(line);
+    if (r.tok != r.fixed) free(r.tok);
     fclose(f);
-    triples_free(&t);
+    triples_free(&r.t);
     return rc;
 }
 
@@ -350,10 +369,14 @@ int embed_data_from_triples(uint32_t n_users, uint32_t n_items, uint64_t n,
                             const float *weight, embed_data *out) {
     memset(out, 0, sizeof(*out));
     data_entry *ent = NULL;
+    int rc = AISLE_ENOMEM;
     uint64_t *off = calloc((size_t)n_users + 1, sizeof(*off));
     if (!off) goto fail;
     for (uint64_t k = 0; k < n; k++) {
-        if (user[k] >= n_users || item[k] >= n_items) goto fail;
+        if (user[k] >= n_users || item[k] >= n_items) {
+            rc = AISLE_EINVAL;
+            goto fail;
+        }
         off[user[k] + 1]++;
     }
     for (uint32_t u = 0; u < n_users; u++) off[u + 1] += off[u];
@@ -394,14 +417,14 @@ int embed_data_from_triples(uint32_t n_users, uint32_t n_items, uint64_t n,
     out->n_users = n_users;
     out->n_items = n_items;
     out->n_lines = n;
-    return 0;
+    return AISLE_OK;
 fail:
     free(ent);
     free(off);
     free(out->item);
     free(out->weight);
     memset(out, 0, sizeof(*out));
-    return -1;
+    return rc;
 }
 
 static uint64_t splitmix64(uint64_t *s) {
@@ -419,7 +442,8 @@ int embed_data_holdout(const embed_data *src, double frac, uint64_t seed,
     uint8_t *held = calloc(nnz ? nnz : 1, 1);
     uint64_t *perm = NULL;
     uint64_t maxdeg = 1;
-    if (!held || !(frac >= 0 && frac <= 1)) goto fail;
+    assert(frac >= 0 && frac <= 1);
+    if (!held) goto fail;
     for (uint32_t u = 0; u < src->n_users; u++)
         if (src->off[u + 1] - src->off[u] > maxdeg) maxdeg = src->off[u + 1] - src->off[u];
     perm = malloc(maxdeg * sizeof(*perm));
@@ -465,74 +489,81 @@ int embed_data_holdout(const embed_data *src, double frac, uint64_t seed,
     }
     free(held);
     free(perm);
-    return 0;
+    return AISLE_OK;
 fail:
     free(held);
     free(perm);
     embed_data_free(train);
     embed_data_free(valid);
-    return -1;
+    return AISLE_ENOMEM;
 }
 
-int embed_catalog_load(const char *path, const embed_idmap *items,
-                       embed_idmap *creators, uint32_t **item_creator,
-                       char *err) {
-    *item_creator = NULL;
+/* Finds the item and creator columns in a catalog header. */
+static void catalog_columns(const data_tok *tok, int n, int *icol, int *ccol) {
+    for (int k = 0; k < n; k++) {
+        if (tok[k].len == 4 && !strncasecmp(tok[k].s, "item", 4)) *icol = k;
+        if (tok[k].len == 7 && !strncasecmp(tok[k].s, "item_id", 7)) *icol = k;
+        if (tok[k].len == 7 && !strncasecmp(tok[k].s, "creator", 7)) *ccol = k;
+        if (tok[k].len == 10 && !strncasecmp(tok[k].s, "creator_id", 10)) *ccol = k;
+    }
+}
+
+/* Reads the catalog rows of f into map. */
+static int catalog_lines(data_reader *r, FILE *f, const embed_idmap *items,
+                         embed_idmap *creators, uint32_t *map) {
     char *line = NULL;
     size_t linecap = 0;
-    uint64_t lineno = 0;
-    int icol = 0, ccol = 1, have_header = 0;
-    data_tok tok[DATA_MAX_FIELDS];
-    uint32_t *map = malloc(((size_t)items->count + 1) * sizeof(*map));
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        embed_err_set(err, "%s: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!map) {
-        embed_err_set(err, "%s: out of memory", path);
-        goto fail;
-    }
-    for (uint32_t i = 0; i < items->count; i++) map[i] = UINT32_MAX;
     ssize_t len;
-    while ((len = getline(&line, &linecap, f)) >= 0) {
-        lineno++;
+    int icol = 0, ccol = 1, rc = AISLE_OK;
+    while (rc == AISLE_OK && (len = getline(&line, &linecap, f)) >= 0) {
+        r->lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         if (line[0] == '\0' || line[0] == '#') continue;
+        data_tok *tok = r->fixed;
         int n = split_csv(line, tok, DATA_MAX_FIELDS);
-        if (!have_header) {
-            for (int k = 0; k < n; k++) {
-                if (tok[k].len == 4 && !strncasecmp(tok[k].s, "item", 4)) icol = k;
-                if (tok[k].len == 7 && !strncasecmp(tok[k].s, "item_id", 7)) icol = k;
-                if (tok[k].len == 7 && !strncasecmp(tok[k].s, "creator", 7)) ccol = k;
-                if (tok[k].len == 10 && !strncasecmp(tok[k].s, "creator_id", 10)) ccol = k;
-            }
-            have_header = 1;
+        if (!r->have_header) {
+            catalog_columns(tok, n, &icol, &ccol);
+            r->have_header = 1;
             continue;
         }
         if (n < 0 || n <= icol || n <= ccol || tok[icol].len == 0 ||
             tok[icol].len > DATA_MAX_ID || tok[ccol].len > DATA_MAX_ID) {
-            embed_err_set(err, "%s:%llu: expected item,creator", path, (unsigned long long)lineno);
-            goto fail;
+            rc = reader_fail(r, AISLE_EFORMAT, "expected item,creator");
+            break;
         }
-        int64_t i = embed_idmap_find(items, tok[icol].s, tok[icol].len);
-        if (i < 0 || tok[ccol].len == 0) continue;
-        int64_t c = embed_idmap_intern(creators, tok[ccol].s, tok[ccol].len);
-        if (c < 0) {
-            embed_err_set(err, "%s:%llu: out of memory", path, (unsigned long long)lineno);
-            goto fail;
-        }
-        map[i] = (uint32_t)c;
+        uint32_t i, c;
+        if (tok[ccol].len == 0 || embed_idmap_find(items, tok[icol].s, tok[icol].len, &i) != AISLE_OK)
+            continue;
+        if (embed_idmap_intern(creators, tok[ccol].s, tok[ccol].len, &c) != AISLE_OK)
+            rc = reader_fail(r, AISLE_ENOMEM, "out of memory");
+        else
+            map[i] = c;
     }
     free(line);
+    return rc;
+}
+
+int embed_catalog_load(const char *path, const embed_idmap *items, embed_idmap *creators,
+                       uint32_t **item_creator, char *err, size_t errlen) {
+    data_reader r = {.path = path, .err = err, .errlen = errlen};
+    int rc;
+    *item_creator = NULL;
+    uint32_t *map = malloc(((size_t)items->count + 1) * sizeof(*map));
+    if (!map) return status_fail(AISLE_ENOMEM, err, errlen, "%s: out of memory", path);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        rc = status_fail(AISLE_EIO, err, errlen, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    for (uint32_t i = 0; i < items->count; i++) map[i] = UINT32_MAX;
+    rc = catalog_lines(&r, f, items, creators, map);
     fclose(f);
+    if (rc != AISLE_OK) goto fail;
     *item_creator = map;
-    return 0;
+    return AISLE_OK;
 fail:
-    free(line);
     free(map);
-    if (f) fclose(f);
-    return -1;
+    return rc;
 }
 
 void embed_data_free(embed_data *d) {

@@ -1,4 +1,4 @@
-/* Interaction data sets: parsing and the per-user sparse matrix.
+/* data: interaction data sets: parsing and the per-user sparse matrix.
  *
  * Three text formats are read:
  *   lightgcn  `user item item ...` per line (whitespace separated)
@@ -35,7 +35,7 @@ typedef struct embed_data {
     uint64_t n_lines;  /* interactions read (before aggregation) */
 } embed_data;
 
-/* Parses "lightgcn", "tsv" or "csv"; returns -1 for anything else. */
+/* Parses "lightgcn", "tsv" or "csv"; AISLE_EINVAL for anything else. */
 int embed_format_parse(const char *name, embed_format *out);
 
 /* Default weight of a signal kind given by name (view, click, add_to_cart,
@@ -46,13 +46,17 @@ float embed_kind_weight(const char *kind, size_t len);
 /* Reads path into *out, interning ids into users and items (which may
  * already hold rows, e.g. from a train file, so that a test file shares
  * them). n_users/n_items are the map sizes after reading. On success *out
- * owns its arrays (embed_data_free); on failure *out is zeroed, err says
- * why and the maps may hold ids from the lines read before the error. */
+ * owns its arrays (embed_data_free); on failure *out is zeroed, err
+ * (errlen bytes) says why and the maps may hold ids from the lines read
+ * before the error. Returns AISLE_OK, AISLE_EIO (the file), AISLE_EFORMAT
+ * (a bad line) or AISLE_ENOMEM. */
 int embed_data_load(const char *path, embed_format fmt, embed_idmap *users,
-                    embed_idmap *items, embed_data *out, char *err);
+                    embed_idmap *items, embed_data *out, char *err, size_t errlen);
 
-/* Builds *out from n (user, item, weight) triples; rows must be below
- * n_users/n_items. Duplicates add up. Used by the loader and by tests. */
+/* Builds *out from n (user, item, weight) triples (weight may be NULL for
+ * all ones); rows must be below n_users/n_items (else AISLE_EINVAL).
+ * Duplicates add up. AISLE_OK or AISLE_ENOMEM otherwise. Used by the
+ * loader and by tests. */
 int embed_data_from_triples(uint32_t n_users, uint32_t n_items, uint64_t n,
                             const uint32_t *user, const uint32_t *item,
                             const float *weight, embed_data *out);
@@ -60,18 +64,19 @@ int embed_data_from_triples(uint32_t n_users, uint32_t n_items, uint64_t n,
 /* Splits src per user: round(frac * n) of each user's n items, chosen by a
  * PRNG seeded from (seed, user row), go to *valid, the rest to *train. A
  * user keeps at least one train item. Deterministic for a given seed and
- * independent of the order users are processed in. Both outputs are owned
- * by the caller. */
+ * independent of the order users are processed in. frac is in [0, 1]. Both
+ * outputs are owned by the caller. AISLE_OK or AISLE_ENOMEM. */
 int embed_data_holdout(const embed_data *src, double frac, uint64_t seed,
                        embed_data *train, embed_data *valid);
 
 /* Reads a catalog CSV with a header and `item,creator[,...]` columns (by
  * header name item/item_id and creator/creator_id when present). Items not
  * in `items` are ignored; *item_creator (n_items entries, UINT32_MAX for
- * none, caller frees) maps item rows to creator rows interned in creators. */
+ * none, caller frees) maps item rows to creator rows interned in creators.
+ * AISLE_OK, or a code with err (errlen bytes) naming the file and line. */
 int embed_catalog_load(const char *path, const embed_idmap *items,
                        embed_idmap *creators, uint32_t **item_creator,
-                       char *err);
+                       char *err, size_t errlen);
 
 void embed_data_free(embed_data *d);
 

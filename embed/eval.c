@@ -1,4 +1,4 @@
-/* See eval.h. Users are scored in batches so the dense part of the formula
+/* eval: the offline evaluation (see eval.h). Users are scored in batches so the dense part of the formula
  * is one matrix product per batch; the top-K cut of each user's row is a
  * bounded min-heap, run in parallel across the batch. */
 #include "embed/eval.h"
@@ -6,6 +6,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "services/base/status.h"
 
 #define EVAL_BATCH 256
 
@@ -91,100 +93,128 @@ void embed_eval_user(const uint32_t *ranked, uint32_t n_ranked, const uint32_t *
     }
 }
 
-int embed_eval_parse_ks(const char *s, int *ks) {
+int embed_eval_parse_ks(const char *s, int *ks, int *nk) {
     int n = 0;
     while (*s) {
         char *end;
         long v = strtol(s, &end, 10);
-        if (end == s || v < 1 || v > 10000 || n == EMBED_EVAL_MAXK) return -1;
+        if (end == s || v < 1 || v > 10000 || n == EMBED_EVAL_MAXK) return AISLE_EINVAL;
         ks[n++] = (int)v;
         if (*end == ',') end++;
-        else if (*end != '\0') return -1;
+        else if (*end != '\0') return AISLE_EINVAL;
         s = end;
     }
-    return n > 0 ? n : -1;
+    *nk = n;
+    return n > 0 ? AISLE_OK : AISLE_EINVAL;
+}
+
+/* The batch being scored: its users' profiles gathered into one CSR so
+ * the whole batch is one embed_score_batch call. */
+typedef struct {
+    uint64_t off[EVAL_BATCH + 1];
+    uint32_t *item;
+    float *weight;
+    uint64_t cap;
+} eval_batch;
+
+static int batch_gather(eval_batch *b, const embed_data *train, const uint32_t *users,
+                        uint32_t nb) {
+    uint64_t need = 0;
+    for (uint32_t r = 0; r < nb; r++) {
+        b->off[r] = need;
+        need += train->off[users[r] + 1] - train->off[users[r]];
+    }
+    b->off[nb] = need;
+    if (need > b->cap) {
+        uint32_t *ni = realloc(b->item, need * sizeof(*ni));
+        if (!ni) return AISLE_ENOMEM;
+        b->item = ni;
+        float *nw = realloc(b->weight, need * sizeof(*nw));
+        if (!nw) return AISLE_ENOMEM;
+        b->weight = nw;
+        b->cap = need;
+    }
+    for (uint32_t r = 0; r < nb; r++) {
+        uint32_t u = users[r];
+        size_t n = train->off[u + 1] - train->off[u];
+        memcpy(b->item + b->off[r], train->item + train->off[u], n * sizeof(*b->item));
+        memcpy(b->weight + b->off[r], train->weight + train->off[u], n * sizeof(*b->weight));
+    }
+    return AISLE_OK;
+}
+
+/* Ranks each scored row of the batch without the user's train items and
+ * adds its metrics into res's sums. */
+static int batch_rank(const embed_model *m, const embed_data *train, const embed_data *test,
+                      const uint32_t *users, uint32_t nb, float *scores, uint32_t kmax,
+                      embed_eval_result *res) {
+    double rsum[EMBED_EVAL_MAXK] = {0}, nsum[EMBED_EVAL_MAXK] = {0};
+    int fail = 0, nk = res->nk;
+    const int *ks = res->k;
+#pragma omp parallel reduction(+ : rsum[:EMBED_EVAL_MAXK], nsum[:EMBED_EVAL_MAXK]) reduction(| : fail)
+    {
+        eval_cand *heap = malloc(kmax * sizeof(*heap));
+        uint32_t *ranked = malloc(kmax * sizeof(*ranked));
+        if (!heap || !ranked) fail = 1;
+#pragma omp for schedule(dynamic, 8)
+        for (uint32_t r = 0; r < nb; r++) {
+            if (!heap || !ranked) continue;
+            uint32_t u = users[r];
+            float *s = scores + (size_t)r * m->n_items;
+            for (uint64_t e = train->off[u]; e < train->off[u + 1]; e++)
+                if (train->item[e] < m->n_items) s[train->item[e]] = -INFINITY;
+            uint32_t got = eval_top(s, m->n_items, kmax, heap, ranked);
+            embed_eval_user(ranked, got, test->item + test->off[u],
+                            (uint32_t)(test->off[u + 1] - test->off[u]), ks, nk, rsum, nsum);
+        }
+        free(heap);
+        free(ranked);
+    }
+    for (int q = 0; q < nk; q++) {
+        res->recall[q] += rsum[q];
+        res->ndcg[q] += nsum[q];
+    }
+    return fail ? AISLE_ENOMEM : AISLE_OK;
+}
+
+/* Users with test items and a train profile, in row order, into users;
+ * returns their count and counts the others as skipped. */
+static uint32_t eval_users(const embed_data *train, const embed_data *test, uint32_t stride,
+                           uint32_t *users, embed_eval_result *res) {
+    uint32_t n = 0, seen = 0;
+    for (uint32_t u = 0; u < test->n_users; u++) {
+        if (test->off[u + 1] == test->off[u]) continue;
+        if (u >= train->n_users || train->off[u + 1] == train->off[u]) res->n_skipped++;
+        else if (seen++ % stride == 0) users[n++] = u;
+    }
+    return n;
 }
 
 int embed_eval_run(const embed_model *m, const embed_data *train, const embed_data *test,
-                   const int *ks, int nk, embed_eval_result *res, embed_progress *prog) {
+                   const int *ks, int nk, uint32_t stride, embed_eval_result *res,
+                   embed_progress *prog) {
     memset(res, 0, sizeof(*res));
     uint32_t kmax = 0;
-    if (nk < 1 || nk > EMBED_EVAL_MAXK) return -1;
+    if (nk < 1 || nk > EMBED_EVAL_MAXK || stride < 1) return AISLE_EINVAL;
     for (int q = 0; q < nk; q++) {
-        if (ks[q] < 1 || ks[q] > 10000) return -1;
+        if (ks[q] < 1 || ks[q] > 10000) return AISLE_EINVAL;
         res->k[q] = ks[q];
         if ((uint32_t)ks[q] > kmax) kmax = (uint32_t)ks[q];
     }
     res->nk = nk;
-
     uint32_t *users = malloc(((size_t)test->n_users + 1) * sizeof(*users));
-    uint64_t *off = malloc((EVAL_BATCH + 1) * sizeof(*off));
     float *scores = malloc((size_t)EVAL_BATCH * (m->n_items ? m->n_items : 1) * sizeof(float));
-    uint32_t *bitem = NULL; /* the batch's profiles */
-    float *bweight = NULL;
-    uint64_t bcap = 0;
-    int rc = -1;
-    if (!users || !off || !scores) goto done;
-    uint32_t n_eval = 0;
-    for (uint32_t u = 0; u < test->n_users; u++) {
-        if (test->off[u + 1] == test->off[u]) continue;
-        if (u >= train->n_users || train->off[u + 1] == train->off[u]) res->n_skipped++;
-        else users[n_eval++] = u;
-    }
+    eval_batch *b = calloc(1, sizeof(*b));
+    int rc = AISLE_ENOMEM;
+    if (!users || !scores || !b) goto done;
+    uint32_t n_eval = eval_users(train, test, stride, users, res);
     embed_progress_start(prog, "eval", "users", n_eval, prog ? prog->quiet : 1);
     for (uint32_t b0 = 0; b0 < n_eval; b0 += EVAL_BATCH) {
         uint32_t nb = n_eval - b0 < EVAL_BATCH ? n_eval - b0 : EVAL_BATCH;
-        /* Gather the batch's profiles into one CSR so the whole batch is
-         * scored by a single call. */
-        uint64_t need = 0;
-        for (uint32_t r = 0; r < nb; r++) {
-            uint32_t u = users[b0 + r];
-            off[r] = need;
-            need += train->off[u + 1] - train->off[u];
-        }
-        off[nb] = need;
-        if (need > bcap) {
-            uint32_t *ni = realloc(bitem, need * sizeof(*bitem));
-            if (!ni) goto done;
-            bitem = ni;
-            float *nw = realloc(bweight, need * sizeof(*bweight));
-            if (!nw) goto done;
-            bweight = nw;
-            bcap = need;
-        }
-        for (uint32_t r = 0; r < nb; r++) {
-            uint32_t u = users[b0 + r];
-            size_t n = train->off[u + 1] - train->off[u];
-            memcpy(bitem + off[r], train->item + train->off[u], n * sizeof(*bitem));
-            memcpy(bweight + off[r], train->weight + train->off[u], n * sizeof(*bweight));
-        }
-        if (embed_score_batch(m, nb, off, bitem, bweight, scores) != 0) goto done;
-        double rsum[EMBED_EVAL_MAXK] = {0}, nsum[EMBED_EVAL_MAXK] = {0};
-        int fail = 0;
-#pragma omp parallel reduction(+ : rsum[:EMBED_EVAL_MAXK], nsum[:EMBED_EVAL_MAXK]) reduction(| : fail)
-        {
-            eval_cand *heap = malloc(kmax * sizeof(*heap));
-            uint32_t *ranked = malloc(kmax * sizeof(*ranked));
-            if (!heap || !ranked) fail = 1;
-#pragma omp for schedule(dynamic, 8)
-            for (uint32_t r = 0; r < nb; r++) {
-                if (!heap || !ranked) continue;
-                uint32_t u = users[b0 + r];
-                float *s = scores + (size_t)r * m->n_items;
-                for (uint64_t e = train->off[u]; e < train->off[u + 1]; e++)
-                    if (train->item[e] < m->n_items) s[train->item[e]] = -INFINITY;
-                uint32_t got = eval_top(s, m->n_items, kmax, heap, ranked);
-                embed_eval_user(ranked, got, test->item + test->off[u],
-                                (uint32_t)(test->off[u + 1] - test->off[u]), ks, nk, rsum, nsum);
-            }
-            free(heap);
-            free(ranked);
-        }
-        if (fail) goto done;
-        for (int q = 0; q < nk; q++) {
-            res->recall[q] += rsum[q];
-            res->ndcg[q] += nsum[q];
-        }
+        if ((rc = batch_gather(b, train, users + b0, nb)) != AISLE_OK ||
+            (rc = embed_score_batch(m, nb, b->off, b->item, b->weight, scores)) != AISLE_OK ||
+            (rc = batch_rank(m, train, test, users + b0, nb, scores, kmax, res)) != AISLE_OK)
+            goto done;
         embed_progress_set(prog, b0 + nb);
     }
     embed_progress_end(prog);
@@ -193,13 +223,15 @@ int embed_eval_run(const embed_model *m, const embed_data *train, const embed_da
         res->recall[q] /= n_eval;
         res->ndcg[q] /= n_eval;
     }
-    rc = 0;
+    rc = AISLE_OK;
 done:
     free(users);
-    free(off);
     free(scores);
-    free(bitem);
-    free(bweight);
+    if (b) {
+        free(b->item);
+        free(b->weight);
+    }
+    free(b);
     return rc;
 }
 

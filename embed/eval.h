@@ -1,4 +1,4 @@
-/* Offline evaluation with the LightGCN protocol.
+/* eval: offline evaluation with the LightGCN protocol.
  *
  * For every user with test items and a non-empty train profile, all items
  * except the user's train items are ranked by embed_score_batch(); Recall@K
@@ -34,12 +34,15 @@ void embed_eval_user(const uint32_t *ranked, uint32_t n_ranked, const uint32_t *
 
 /* Profiles come from train (weights as stored), relevant items from test;
  * both index users by the same rows. ks: nk values in 1..10000, nk <=
- * EMBED_EVAL_MAXK. Returns 0, or -1 on bad arguments or out of memory. */
+ * EMBED_EVAL_MAXK. stride 1 evaluates every user; stride s every s-th
+ * eligible one (a deterministic sample, for quick comparisons while
+ * tuning). Returns AISLE_OK, AISLE_EINVAL on bad arguments, AISLE_ENOMEM. */
 int embed_eval_run(const embed_model *m, const embed_data *train, const embed_data *test,
-                   const int *ks, int nk, embed_eval_result *res, embed_progress *prog);
+                   const int *ks, int nk, uint32_t stride, embed_eval_result *res,
+                   embed_progress *prog);
 
-/* Parses "10,20,50" into ks; returns the count or -1. */
-int embed_eval_parse_ks(const char *s, int *ks);
+/* Parses "10,20,50" into ks and their count *nk: AISLE_OK or AISLE_EINVAL. */
+int embed_eval_parse_ks(const char *s, int *ks, int *nk);
 
 /* Prints the K / Recall / NDCG table. */
 void embed_eval_print(const embed_eval_result *res, FILE *out);

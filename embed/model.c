@@ -1,4 +1,4 @@
-/* Scoring (see model.h). The dense part is one SGEMM for a batch of users,
+/* model: the scoring formula (see model.h). The dense part is one SGEMM for a batch of users,
  * which is what makes a full-catalogue evaluation affordable; the sparse
  * part walks each profile item's neighbour list. */
 #include "embed/model.h"
@@ -6,6 +6,8 @@
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "services/base/status.h"
 
 int embed_model_alloc(embed_model *m, uint32_t n_items, uint32_t dim, int with_bias) {
     memset(m, 0, sizeof(*m));
@@ -18,9 +20,9 @@ int embed_model_alloc(embed_model *m, uint32_t n_items, uint32_t dim, int with_b
     if (with_bias) m->bias = calloc(n_items ? n_items : 1, sizeof(float));
     if (!m->P || !m->Q || !m->nb_off || (with_bias && !m->bias)) {
         embed_model_free(m);
-        return -1;
+        return AISLE_ENOMEM;
     }
-    return 0;
+    return AISLE_OK;
 }
 
 void embed_model_free(embed_model *m) {
@@ -46,10 +48,10 @@ void embed_model_query(const embed_model *m, uint64_t n, const uint32_t *item,
 int embed_score_batch(const embed_model *m, uint32_t n_users, const uint64_t *off,
                       const uint32_t *item, const float *weight, float *scores) {
     size_t ni = m->n_items;
-    if (n_users == 0) return 0;
+    if (n_users == 0) return AISLE_OK;
     if (m->dim > 0) {
         float *U = malloc((size_t)n_users * m->dim * sizeof(float));
-        if (!U) return -1;
+        if (!U) return AISLE_ENOMEM;
         for (uint32_t r = 0; r < n_users; r++)
             embed_model_query(m, off[r + 1] - off[r], item + off[r], weight + off[r],
                               U + (size_t)r * m->dim);
@@ -72,7 +74,7 @@ int embed_score_batch(const embed_model *m, uint32_t n_users, const uint64_t *of
                 s[m->nb_item[e]] += w * m->nb_weight[e];
         }
     }
-    return 0;
+    return AISLE_OK;
 }
 
 int embed_score_user(const embed_model *m, uint64_t n, const uint32_t *item,

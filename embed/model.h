@@ -1,4 +1,4 @@
-/* The servable item model and the one scoring formula everybody uses.
+/* model: the servable item model and the one scoring formula everybody uses.
  *
  * A user is a profile of (item row, weight) pairs. With per-item query
  * vectors P, item vectors Q (what the FAISS index holds), sparse neighbour
@@ -27,7 +27,8 @@ typedef struct embed_model {
 } embed_model;
 
 /* Allocates P, Q (zeroed), nb_off (zeroed) and, when with_bias, bias;
- * nb_item/nb_weight are left NULL for the caller to fill. Owned by *m. */
+ * nb_item/nb_weight are left NULL for the caller to fill. Owned by *m.
+ * AISLE_OK or AISLE_ENOMEM (then *m is empty). */
 int embed_model_alloc(embed_model *m, uint32_t n_items, uint32_t dim, int with_bias);
 void embed_model_free(embed_model *m);
 
@@ -38,7 +39,7 @@ void embed_model_query(const embed_model *m, uint64_t n, const uint32_t *item,
 
 /* Scores n_users profiles (CSR: profile r is entries off[r]..off[r+1]-1 of
  * item/weight) against every item: scores is n_users x n_items, row major,
- * written by this call. Returns 0, or -1 when out of memory. */
+ * written by this call. Returns AISLE_OK or AISLE_ENOMEM. */
 int embed_score_batch(const embed_model *m, uint32_t n_users, const uint64_t *off,
                       const uint32_t *item, const float *weight, float *scores);
 

@@ -1,4 +1,4 @@
-/* Versioned model snapshots on disk.
+/* snapshot: versioned model snapshots on disk.
  *
  * A snapshot is a directory <root>/snap-YYYYMMDD-HHMMSS-mmm (UTC, so names
  * sort by age) holding:
@@ -53,22 +53,30 @@ typedef struct embed_snapshot_parts {
 } embed_snapshot_parts;
 
 /* Writes a new snapshot under root (created if missing). On success the
- * directory path is copied into out (outlen bytes). */
+ * directory path is copied into out (outlen bytes). Returns AISLE_OK, or
+ * AISLE_EIO / AISLE_ENOMEM / AISLE_EINVAL / AISLE_EINTERNAL (FAISS) with
+ * the reason in err (errlen bytes); nothing is published on failure. */
 int embed_snapshot_write(const char *root, const embed_snapshot_parts *parts, char *out,
-                         size_t outlen, char *err);
+                         size_t outlen, char *err, size_t errlen);
 
 /* Loads and validates the snapshot directory dir into *snap, which the
  * caller releases with embed_snapshot_free(). On failure *snap is empty and
- * err says which file is wrong and how. */
-int embed_snapshot_load(const char *dir, embed_snapshot *snap, char *err);
+ * err (errlen bytes) says which file is wrong and how; AISLE_EFORMAT for a
+ * corrupt snapshot or one of another format version (the message names
+ * it), AISLE_EIO or AISLE_ENOMEM. */
+int embed_snapshot_load(const char *dir, embed_snapshot *snap, char *err, size_t errlen);
 
 void embed_snapshot_free(embed_snapshot *snap);
 
 /* Loads the newest snapshot under root that validates, skipping (and
- * reporting on stderr unless quiet) newer ones that do not. */
-int embed_snapshot_load_newest(const char *root, embed_snapshot *snap, int quiet, char *err);
+ * reporting on stderr unless quiet) newer ones that do not. AISLE_OK,
+ * AISLE_ENOTFOUND (none there), AISLE_EFORMAT (none valid; err has the
+ * newest one's reason) or AISLE_EIO (root unreadable). */
+int embed_snapshot_load_newest(const char *root, embed_snapshot *snap, int quiet, char *err,
+                               size_t errlen);
 
-/* Value of key in meta ("key=value" lines) copied into out, or -1. */
+/* Value of key in meta ("key=value" lines) copied into out: AISLE_OK,
+ * AISLE_ENOTFOUND, or AISLE_EFULL when it does not fit in outlen. */
 int embed_snapshot_meta_get(const char *meta, const char *key, char *out, size_t outlen);
 
 #endif

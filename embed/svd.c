@@ -1,5 +1,6 @@
-/* See svd.h. The block lives row major (one row per matrix row), which
- * makes the sparse products stream whole rows; LAPACK, being column major,
+/* svd: randomized truncated SVD (see svd.h). The block lives row major
+ * (one row per matrix row), which makes the sparse products stream whole
+ * rows; LAPACK, being column major,
  * sees the same buffer as the transposed block, so an LQ factorisation of
  * that view orthonormalises the columns of ours. */
 #include "embed/svd.h"
@@ -8,6 +9,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "services/base/status.h"
 
 /* LAPACK through OpenBLAS; the trailing size_t are gfortran's hidden
  * lengths of the character arguments. */
@@ -19,8 +22,7 @@ void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const 
              double *w, double *work, const int *lwork, int *iwork, const int *liwork,
              int *info, size_t jobz_len, size_t uplo_len);
 
-/* Y (A->rows x l) = A X (A->cols x l). */
-static void svd_spmm(const embed_sparse *A, const double *X, uint32_t l, double *Y) {
+void embed_sparse_mul(const embed_sparse *A, const double *X, uint32_t l, double *Y) {
 #pragma omp parallel for schedule(dynamic, 64)
     for (uint32_t r = 0; r < A->rows; r++) {
         double *y = Y + (size_t)r * l;
@@ -35,22 +37,18 @@ static void svd_spmm(const embed_sparse *A, const double *X, uint32_t l, double 
 
 /* Orthonormalises the l columns of the n x l row-major block X in place. */
 static int svd_orth(double *X, uint32_t n, uint32_t l, double *tau) {
-    int m = (int)l, nn = (int)n, lwork = -1, info = 0;
-    double q;
+    int m = (int)l, nn = (int)n, lwork = -1, lw2 = -1, info = 0;
+    double q, q2;
     dgelqf_(&m, &nn, X, &m, tau, &q, &lwork, &info);
-    if (info) return -1;
-    lwork = (int)q;
-    double q2;
-    int lw2 = -1;
-    dorglq_(&m, &nn, &m, X, &m, tau, &q2, &lw2, &info);
-    if (info) return -1;
-    if ((int)q2 > lwork) lwork = (int)q2;
+    if (!info) dorglq_(&m, &nn, &m, X, &m, tau, &q2, &lw2, &info);
+    if (info) return AISLE_EINTERNAL;
+    lwork = (int)(q2 > q ? q2 : q);
     double *work = malloc((size_t)lwork * sizeof(double));
-    if (!work) return -1;
+    if (!work) return AISLE_ENOMEM;
     dgelqf_(&m, &nn, X, &m, tau, work, &lwork, &info);
     if (!info) dorglq_(&m, &nn, &m, X, &m, tau, work, &lwork, &info);
     free(work);
-    return info ? -1 : 0;
+    return info ? AISLE_EINTERNAL : AISLE_OK;
 }
 
 static uint64_t svd_rand(uint64_t *s) {
@@ -66,50 +64,65 @@ static double svd_gauss(uint64_t *s) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+/* Subspace iteration: leaves in X (cols x l) A^T Y, whose columns span the
+ * top right singular space, Y (rows x l) being orthonormal. */
+static int svd_range(const embed_sparse *A, const embed_sparse *At, uint32_t l, uint32_t iters,
+                     uint64_t seed, double *X, double *Y, double *tau, embed_progress *prog) {
+    uint64_t state = seed;
+    int rc;
+    for (size_t e = 0; e < (size_t)A->cols * l; e++) X[e] = svd_gauss(&state);
+    embed_sparse_mul(A, X, l, Y);
+    if ((rc = svd_orth(Y, A->rows, l, tau)) != AISLE_OK) return rc;
+    for (uint32_t it = 0; it < iters; it++) {
+        embed_sparse_mul(At, Y, l, X);
+        if ((rc = svd_orth(X, A->cols, l, tau)) != AISLE_OK) return rc;
+        embed_sparse_mul(A, X, l, Y);
+        if ((rc = svd_orth(Y, A->rows, l, tau)) != AISLE_OK) return rc;
+        embed_progress_set(prog, 2 * (uint64_t)it + 2);
+    }
+    embed_sparse_mul(At, Y, l, X);
+    return AISLE_OK;
+}
+
+int embed_sym_eig(double *G, int l, double *lam) {
+    int lwork = -1, liwork = -1, info = 0, iq;
+    double wq;
+    dsyevd_("V", "U", &l, G, &l, lam, &wq, &lwork, &iq, &liwork, &info, 1, 1);
+    if (info) return AISLE_EINTERNAL;
+    lwork = (int)wq;
+    liwork = iq;
+    double *dwork = malloc((size_t)lwork * sizeof(double));
+    int *iwork = malloc((size_t)liwork * sizeof(int));
+    int rc = AISLE_ENOMEM;
+    if (dwork && iwork) {
+        dsyevd_("V", "U", &l, G, &l, lam, dwork, &lwork, iwork, &liwork, &info, 1, 1);
+        rc = info ? AISLE_EINTERNAL : AISLE_OK;
+    }
+    free(dwork);
+    free(iwork);
+    return rc;
+}
+
 int embed_svd_topk(const embed_sparse *A, const embed_sparse *At, uint32_t k,
                    uint32_t oversample, uint32_t iters, uint64_t seed, double *sigma,
                    double *V, embed_progress *prog) {
-    uint32_t l = k + oversample;
-    uint32_t n = A->cols, m = A->rows;
-    int rc = -1;
+    uint32_t l = k + oversample, n = A->cols;
+    if (k == 0 || l > n || l > A->rows) return AISLE_EINVAL;
     double *X = malloc((size_t)n * l * sizeof(double));
-    double *Y = malloc((size_t)m * l * sizeof(double));
+    double *Y = malloc((size_t)A->rows * l * sizeof(double));
     double *tau = malloc((size_t)l * sizeof(double));
     double *G = malloc((size_t)l * l * sizeof(double));
     double *lam = malloc((size_t)l * sizeof(double));
     double *W = malloc((size_t)l * k * sizeof(double));
-    double *dwork = NULL;
-    int *iwork = NULL;
-    if (!X || !Y || !tau || !G || !lam || !W || k == 0 || l > n || l > m) goto done;
-
-    uint64_t state = seed;
-    for (size_t e = 0; e < (size_t)n * l; e++) X[e] = svd_gauss(&state);
+    int rc = AISLE_ENOMEM;
+    if (!X || !Y || !tau || !G || !lam || !W) goto done;
     embed_progress_start(prog, "svd", "products", 2 * (uint64_t)iters + 2, prog ? prog->quiet : 1);
-    svd_spmm(A, X, l, Y);
-    if (svd_orth(Y, m, l, tau)) goto done;
-    for (uint32_t it = 0; it < iters; it++) {
-        svd_spmm(At, Y, l, X);
-        if (svd_orth(X, n, l, tau)) goto done;
-        svd_spmm(A, X, l, Y);
-        if (svd_orth(Y, m, l, tau)) goto done;
-        embed_progress_set(prog, 2 * (uint64_t)it + 2);
-    }
-    /* B^T = A^T Y spans the top right singular space; its Gram matrix has
-     * the squared singular values as eigenvalues. */
-    svd_spmm(At, Y, l, X);
+    if ((rc = svd_range(A, At, l, iters, seed, X, Y, tau, prog)) != AISLE_OK) goto done;
+    /* B^T = A^T Y: its Gram matrix has the squared singular values as
+     * eigenvalues. */
     cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)l, (int)l, (int)n, 1.0, X,
                 (int)l, X, (int)l, 0.0, G, (int)l);
-    int nl = (int)l, lwork = -1, liwork = -1, info = 0, iq;
-    double wq;
-    dsyevd_("V", "U", &nl, G, &nl, lam, &wq, &lwork, &iq, &liwork, &info, 1, 1);
-    if (info) goto done;
-    lwork = (int)wq;
-    liwork = iq;
-    dwork = malloc((size_t)lwork * sizeof(double));
-    iwork = malloc((size_t)liwork * sizeof(int));
-    if (!dwork || !iwork) goto done;
-    dsyevd_("V", "U", &nl, G, &nl, lam, dwork, &lwork, iwork, &liwork, &info, 1, 1);
-    if (info) goto done;
+    if ((rc = embed_sym_eig(G, (int)l, lam)) != AISLE_OK) goto done;
     /* G is symmetric, so column-major eigenvectors read row major are the
      * rows of W^T: eigenvector c is G[c*l .. c*l+l), ascending by value. */
     for (uint32_t r = 0; r < k; r++) {
@@ -122,7 +135,6 @@ int embed_svd_topk(const embed_sparse *A, const embed_sparse *At, uint32_t k,
                 (int)l, W, (int)k, 0.0, V, (int)k);
     embed_progress_set(prog, 2 * (uint64_t)iters + 2);
     embed_progress_end(prog);
-    rc = 0;
 done:
     free(X);
     free(Y);
@@ -130,7 +142,5 @@ done:
     free(G);
     free(lam);
     free(W);
-    free(dwork);
-    free(iwork);
     return rc;
 }

@@ -18,10 +18,19 @@ typedef struct embed_sparse {
     const double *val;
 } embed_sparse;
 
+/* Y (A->rows x l, row major) = A X (A->cols x l), in parallel over rows. */
+void embed_sparse_mul(const embed_sparse *A, const double *X, uint32_t l, double *Y);
+
+/* Eigen-decomposition of the symmetric l x l matrix G in place: values
+ * ascending into lam, eigenvector c in G[c*l .. c*l+l). AISLE_OK,
+ * AISLE_ENOMEM or AISLE_EINTERNAL. */
+int embed_sym_eig(double *G, int l, double *lam);
+
 /* Top-k singular values (sigma, descending, k entries) and right singular
  * vectors (V: A->cols x k, row major) of A, given A and its transpose At.
- * Needs k + oversample <= min(rows, cols). Returns 0, or -1 when out of
- * memory or LAPACK fails. Caller owns sigma and V. */
+ * Needs k + oversample <= min(rows, cols) (else AISLE_EINVAL). Returns
+ * AISLE_OK, AISLE_ENOMEM, or AISLE_EINTERNAL when LAPACK fails. The caller
+ * owns sigma (k entries) and V. */
 int embed_svd_topk(const embed_sparse *A, const embed_sparse *At, uint32_t k,
                    uint32_t oversample, uint32_t iters, uint64_t seed, double *sigma,
                    double *V, embed_progress *prog);

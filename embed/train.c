@@ -1,135 +1,278 @@
-/* See train.h. Two independent halves: a randomized SVD for the low-rank
- * part and a sparse co-occurrence pass for the neighbour lists; both are
- * linear in the data apart from sum_u d_u^2 for the co-occurrences. */
+/* train: builds the normalised graph once, takes its truncated SVD, fills
+ * the low-rank columns of P and Q the method asks for, and computes the
+ * neighbour lists by one sparse co-occurrence pass (see train.h). Both
+ * halves are linear in the data apart from sum_u d_u^2 for the
+ * co-occurrences. */
 #include "embed/train.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "embed/filter.h"
 #include "embed/svd.h"
+#include "services/base/status.h"
 
-void embed_train_defaults(embed_train_params *p) {
+static const char *const train_method_names[] = {"sharpened", "cheby", "bspm"};
+
+int embed_method_parse(const char *name, embed_method *out) {
+    for (int k = 0; k < 3; k++)
+        if (strcmp(name, train_method_names[k]) == 0) {
+            *out = (embed_method)k;
+            return AISLE_OK;
+        }
+    return AISLE_EINVAL;
+}
+
+const char *embed_method_name(embed_method m) {
+    assert(m >= EMBED_METHOD_SHARPENED && m <= EMBED_METHOD_BSPM);
+    return train_method_names[m];
+}
+
+void embed_train_defaults(embed_train_params *p, embed_method method) {
     memset(p, 0, sizeof(*p));
-    p->dim = 256;
-    p->alpha = 0.3;
-    p->sharpen = 0.5;
-    p->norm_user = 0.5;
-    p->norm_item = 0.4;
-    p->lp_left = 0.5;
-    p->lp_right = 0.5;
-    p->lin_user = 1.0;
-    p->lin_item = 0.4;
-    p->beta = 0.0;
+    p->method = method;
     p->neighbors = 1000;
     p->svd_iters = 4;
     p->svd_oversample = 64;
     p->seed = 1;
-}
-
-uint32_t *embed_train_degrees(const embed_data *d) {
-    uint32_t *deg = calloc(d->n_items ? d->n_items : 1, sizeof(*deg));
-    if (!deg) return NULL;
-    for (uint64_t e = 0; e < d->off[d->n_users]; e++) deg[d->item[e]]++;
-    return deg;
-}
-
-/* d^-x with empty rows treated as degree 1: they have no entries anyway. */
-static double deg_pow(uint32_t d, double x) { return pow(d ? (double)d : 1.0, x); }
-
-/* The item-major transpose of d's pattern: users of each item. */
-static int train_transpose(const embed_data *d, uint64_t **off, uint32_t **users) {
-    uint64_t nnz = d->off[d->n_users];
-    *off = calloc((size_t)d->n_items + 1, sizeof(**off));
-    *users = malloc((nnz ? nnz : 1) * sizeof(**users));
-    uint64_t *pos = malloc(((size_t)d->n_items + 1) * sizeof(*pos));
-    if (!*off || !*users || !pos) {
-        free(*off);
-        free(*users);
-        free(pos);
-        return -1;
+    p->norm_user = 0.5;
+    p->norm_item = 0.5;
+    p->lp_left = 0.5;
+    p->lp_right = 0.5;
+    p->lin_user = 1.0;
+    p->lin_item = 0.5;
+    p->order = 8;
+    p->flat = 1.5;
+    p->sharpen_time = 2.5;
+    switch (method) {
+    case EMBED_METHOD_SHARPENED:
+        p->dim = 256;
+        p->alpha = 0.3;
+        p->sharpen = 0.5;
+        p->norm_item = 0.4;
+        p->lin_item = 0.4;
+        break;
+    case EMBED_METHOD_CHEBY: /* ChebyCF's Gowalla config: K 8, phi 1.5, eta 512, alpha 0.2, beta 0.4 */
+        p->dim = 512;
+        p->alpha = 0.2;
+        p->degnorm = 0.4;
+        break;
+    case EMBED_METHOD_BSPM: /* BSPM-EM's Gowalla run: factor_dim 448, idl_beta 0.2, rk4 T_s 2.5 */
+        p->dim = 448;
+        p->alpha = 0.2;
+        break;
     }
-    for (uint64_t e = 0; e < nnz; e++) (*off)[d->item[e] + 1]++;
-    for (uint32_t i = 0; i < d->n_items; i++) (*off)[i + 1] += (*off)[i];
-    memcpy(pos, *off, ((size_t)d->n_items + 1) * sizeof(*pos));
-    for (uint32_t u = 0; u < d->n_users; u++)
-        for (uint64_t e = d->off[u]; e < d->off[u + 1]; e++) (*users)[pos[d->item[e]]++] = u;
-    free(pos);
-    return 0;
-}
-
-int embed_train_spectrum(const embed_data *d, const embed_train_params *p, double **sigma,
-                         double **V, embed_progress *prog) {
-    *sigma = NULL;
-    *V = NULL;
-    uint64_t nnz = d->off[d->n_users];
-    uint64_t *toff = NULL;
-    uint32_t *tusers = NULL;
-    double *val = malloc((nnz ? nnz : 1) * sizeof(double));
-    double *tval = malloc((nnz ? nnz : 1) * sizeof(double));
-    uint32_t *deg = embed_train_degrees(d);
-    int rc = -1;
-    if (!val || !tval || !deg || train_transpose(d, &toff, &tusers) != 0) goto done;
-    for (uint32_t u = 0; u < d->n_users; u++) {
-        double su = deg_pow((uint32_t)(d->off[u + 1] - d->off[u]), -p->norm_user);
-        for (uint64_t e = d->off[u]; e < d->off[u + 1]; e++)
-            val[e] = su * deg_pow(deg[d->item[e]], -p->norm_item);
-    }
-    for (uint32_t i = 0; i < d->n_items; i++) {
-        double si = deg_pow(deg[i], -p->norm_item);
-        for (uint64_t e = toff[i]; e < toff[i + 1]; e++) {
-            uint32_t u = tusers[e];
-            tval[e] = si * deg_pow((uint32_t)(d->off[u + 1] - d->off[u]), -p->norm_user);
-        }
-    }
-    embed_sparse A = {d->n_users, d->n_items, d->off, d->item, val};
-    embed_sparse At = {d->n_items, d->n_users, toff, tusers, tval};
-    *sigma = malloc((size_t)p->dim * sizeof(double));
-    *V = malloc((size_t)d->n_items * p->dim * sizeof(double));
-    if (!*sigma || !*V) goto done;
-    rc = embed_svd_topk(&A, &At, p->dim, p->svd_oversample, p->svd_iters, p->seed, *sigma, *V,
-                        prog);
-done:
-    if (rc != 0) {
-        free(*sigma);
-        free(*V);
-        *sigma = NULL;
-        *V = NULL;
-    }
-    free(val);
-    free(tval);
-    free(deg);
-    free(toff);
-    free(tusers);
-    return rc;
 }
 
 uint32_t embed_train_model_dim(const embed_train_params *p) {
-    return p->sharpen != 0 ? 2 * p->dim : p->dim;
+    if (p->method == EMBED_METHOD_CHEBY) return p->dim;
+    if (p->method == EMBED_METHOD_SHARPENED && p->sharpen == 0 && p->curve == 0) return p->dim;
+    return 2 * p->dim;
 }
 
-void embed_train_lowpass(const embed_train_params *p, const uint32_t *deg,
-                         const double *sigma, const double *V, embed_model *m) {
-    uint32_t k = p->dim, D = m->dim;
-    double s = p->norm_item - p->lin_item;
+/* d^x with empty rows treated as degree 1: they have no entries anyway. */
+static double deg_pow(uint32_t d, double x) { return pow(d ? (double)d : 1.0, x); }
+
+/* ---- the normalised graph ---------------------------------------------- */
+
+/* R~ in both orientations, and the degrees. Owns every array. */
+typedef struct {
+    uint32_t *deg;   /* item degrees */
+    uint64_t *toff;  /* item-major transpose: users of each item */
+    uint32_t *tusers;
+    double *val;     /* R~ values, user major (the data's order) */
+    double *tval;    /* R~ values, item major */
+    embed_sparse A;  /* users x items */
+    embed_sparse At; /* items x users */
+} train_graph;
+
+static void graph_free(train_graph *g) {
+    free(g->deg);
+    free(g->toff);
+    free(g->tusers);
+    free(g->val);
+    free(g->tval);
+    memset(g, 0, sizeof(*g));
+}
+
+static uint32_t user_deg(const embed_data *d, uint32_t u) {
+    return (uint32_t)(d->off[u + 1] - d->off[u]);
+}
+
+/* Counting sort of the pattern by item. */
+static void graph_transpose(const embed_data *d, train_graph *g, uint64_t *pos) {
+    uint64_t nnz = d->off[d->n_users];
+    for (uint64_t e = 0; e < nnz; e++) g->toff[d->item[e] + 1]++;
+    for (uint32_t i = 0; i < d->n_items; i++) g->toff[i + 1] += g->toff[i];
+    memcpy(pos, g->toff, ((size_t)d->n_items + 1) * sizeof(*pos));
+    for (uint32_t u = 0; u < d->n_users; u++)
+        for (uint64_t e = d->off[u]; e < d->off[u + 1]; e++) g->tusers[pos[d->item[e]]++] = u;
+}
+
+static int graph_build(const embed_data *d, double nu, double ni, train_graph *g) {
+    uint64_t nnz = d->off[d->n_users];
+    uint64_t *pos = NULL;
+    memset(g, 0, sizeof(*g));
+    g->deg = calloc(d->n_items ? d->n_items : 1, sizeof(*g->deg));
+    g->toff = calloc((size_t)d->n_items + 1, sizeof(*g->toff));
+    g->tusers = malloc((nnz ? nnz : 1) * sizeof(*g->tusers));
+    g->val = malloc((nnz ? nnz : 1) * sizeof(*g->val));
+    g->tval = malloc((nnz ? nnz : 1) * sizeof(*g->tval));
+    pos = malloc(((size_t)d->n_items + 1) * sizeof(*pos));
+    if (!g->deg || !g->toff || !g->tusers || !g->val || !g->tval || !pos) goto fail;
+    for (uint64_t e = 0; e < nnz; e++) g->deg[d->item[e]]++;
+    graph_transpose(d, g, pos);
+    for (uint32_t u = 0; u < d->n_users; u++) {
+        double su = deg_pow(user_deg(d, u), -nu);
+        for (uint64_t e = d->off[u]; e < d->off[u + 1]; e++)
+            g->val[e] = su * deg_pow(g->deg[d->item[e]], -ni);
+    }
+    for (uint32_t i = 0; i < d->n_items; i++) {
+        double si = deg_pow(g->deg[i], -ni);
+        for (uint64_t e = g->toff[i]; e < g->toff[i + 1]; e++)
+            g->tval[e] = si * deg_pow(user_deg(d, g->tusers[e]), -nu);
+    }
+    g->A = (embed_sparse){d->n_users, d->n_items, d->off, d->item, g->val};
+    g->At = (embed_sparse){d->n_items, d->n_users, g->toff, g->tusers, g->tval};
+    free(pos);
+    return AISLE_OK;
+fail:
+    free(pos);
+    graph_free(g);
+    return AISLE_ENOMEM;
+}
+
+/* ---- low-rank blocks ----------------------------------------------------- */
+
+/* The spectrum the low-rank blocks are built from. */
+typedef struct {
+    uint32_t k;
+    const double *sigma; /* k values, descending */
+    const double *V;     /* n_items x k, row major */
+} train_spectrum;
+
+/* t = S^2 / S_1^2 of component c. */
+static double spec_t(const train_spectrum *s, uint32_t c) {
+    double s1 = s->sigma[0] > 0 ? s->sigma[0] : 1;
+    return s->sigma[c] * s->sigma[c] / (s1 * s1);
+}
+
+/* Writes block columns [col, col + k) of P and Q for item i:
+ * P = pa * V[i] * G, Q = qa * V[i] (G may be NULL for ones). */
+static void block_row(embed_model *m, uint32_t i, uint32_t col, const train_spectrum *s,
+                      const double *G, double pa, double qa) {
+    const double *v = s->V + (size_t)i * s->k;
+    float *P = m->P + (size_t)i * m->dim + col, *Q = m->Q + (size_t)i * m->dim + col;
+    for (uint32_t c = 0; c < s->k; c++) {
+        P[c] = (float)(pa * (G ? G[c] : 1.0) * v[c]);
+        Q[c] = (float)(qa * v[c]);
+    }
+}
+
+static void fill_sharpened(const embed_train_params *p, const uint32_t *deg,
+                           const train_spectrum *s, double *G, embed_model *m) {
+    double sh = p->norm_item - p->lin_item;
+    for (uint32_t c = 0; c < s->k; c++)
+        G[c] = s->sigma[c] * s->sigma[c] * (p->curve * spec_t(s, c) - p->sharpen);
     for (uint32_t i = 0; i < m->n_items; i++) {
         /* Items nobody interacted with get zero vectors on the item side. */
         double seen = deg[i] ? 1.0 : 0.0;
-        double pa = p->alpha * deg_pow(deg[i], -p->lp_left);
-        double qa = seen * deg_pow(deg[i], p->lp_right - p->beta);
-        double pb = -p->sharpen * deg_pow(deg[i], s);
-        double qb = seen * deg_pow(deg[i], s - p->beta);
-        const double *v = V + (size_t)i * k;
-        float *P = m->P + (size_t)i * D, *Q = m->Q + (size_t)i * D;
+        block_row(m, i, 0, s, NULL, p->alpha * deg_pow(deg[i], -p->lp_left),
+                  seen * deg_pow(deg[i], p->lp_right - p->beta));
+        if (m->dim == 2 * s->k)
+            block_row(m, i, s->k, s, G, deg_pow(deg[i], sh), seen * deg_pow(deg[i], sh - p->beta));
+    }
+}
+
+static void fill_cheby(const embed_train_params *p, const uint32_t *deg, const train_spectrum *s,
+                       double *G, embed_model *m) {
+    embed_cheby ch;
+    embed_cheby_fit(&ch, p->order, p->flat);
+    double h0 = embed_cheby_h0(&ch), h1 = embed_cheby_h1(&ch);
+    for (uint32_t c = 0; c < s->k; c++) {
+        double t = spec_t(s, c);
+        G[c] = p->alpha + embed_cheby_eval(&ch, t) - h0 - (1 + p->sharpen) * h1 * t;
+    }
+    for (uint32_t i = 0; i < m->n_items; i++) {
+        double seen = deg[i] ? 1.0 : 0.0;
+        block_row(m, i, 0, s, G, deg_pow(deg[i], -p->degnorm), seen * deg_pow(deg[i], p->degnorm));
+    }
+}
+
+/* Z = p(L) Y for BSPM's sharpening polynomial, by Horner's rule over
+ * L Z = R~^T (R~ Z): four sparse round trips, exact. tmp: n_users x k. */
+static void bspm_apply(const train_graph *g, double T, uint32_t k, const double *Y, double *Z,
+                       double *W, double *tmp) {
+    double c[5];
+    size_t n = (size_t)g->At.rows * k;
+    embed_bspm_coef(T, c);
+    for (size_t e = 0; e < n; e++) Z[e] = c[4] * Y[e];
+    for (int j = 3; j >= 0; j--) {
+        embed_sparse_mul(&g->A, Z, k, tmp);
+        embed_sparse_mul(&g->At, tmp, k, W);
+        for (size_t e = 0; e < n; e++) Z[e] = c[j] * Y[e] + W[e];
+    }
+}
+
+static int fill_bspm(const embed_train_params *p, const train_graph *g, const train_spectrum *s,
+                     double *G, embed_model *m) {
+    uint32_t k = s->k, n = m->n_items;
+    size_t cells = (size_t)n * k;
+    double *Y = malloc((cells ? cells : 1) * sizeof(*Y));
+    double *Z = malloc((cells ? cells : 1) * sizeof(*Z));
+    double *W = malloc((cells ? cells : 1) * sizeof(*W));
+    double *tmp = malloc(((size_t)g->A.rows * k + 1) * sizeof(*tmp));
+    int rc = AISLE_ENOMEM;
+    if (!Y || !Z || !W || !tmp) goto done;
+    for (uint32_t c = 0; c < k; c++) {
+        double t = spec_t(s, c);
+        G[c] = t * embed_bspm_sharpen(p->sharpen_time, t) - t;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        double sq = g->deg[i] ? deg_pow(g->deg[i], p->norm_item) : 0.0;
+        for (uint32_t c = 0; c < k; c++) Y[(size_t)i * k + c] = sq * s->V[(size_t)i * k + c];
+    }
+    bspm_apply(g, p->sharpen_time, k, Y, Z, W, tmp);
+    for (uint32_t i = 0; i < n; i++) {
+        block_row(m, i, 0, s, G, 1.0, g->deg[i] ? 1.0 : 0.0);
+        float *P = m->P + (size_t)i * m->dim + k, *Q = m->Q + (size_t)i * m->dim + k;
+        double pa = p->alpha * deg_pow(g->deg[i], -p->norm_item);
         for (uint32_t c = 0; c < k; c++) {
-            P[c] = (float)(pa * v[c]);
-            Q[c] = (float)(qa * v[c]);
-            if (D == 2 * k) {
-                P[k + c] = (float)(pb * sigma[c] * sigma[c] * v[c]);
-                Q[k + c] = (float)(qb * v[c]);
-            }
+            P[c] = (float)(pa * s->V[(size_t)i * k + c]);
+            Q[c] = (float)Z[(size_t)i * k + c];
         }
     }
+    rc = AISLE_OK;
+done:
+    free(Y);
+    free(Z);
+    free(W);
+    free(tmp);
+    return rc;
+}
+
+/* ---- neighbour lists ----------------------------------------------------- */
+
+/* The co-occurrence term: scale * d_i^-el sum_u d_u^-lin_user d_j^-er. */
+typedef struct {
+    double lin_user, el, er, scale;
+    uint32_t keep;
+} train_cooc;
+
+static train_cooc cooc_of(const embed_train_params *p, double sigma1) {
+    train_cooc c = {p->lin_user, p->lin_item, p->lin_item + p->beta, 1.0, p->neighbors};
+    if (p->method == EMBED_METHOD_CHEBY) {
+        embed_cheby ch;
+        embed_cheby_fit(&ch, p->order, p->flat);
+        double s2 = sigma1 > 0 ? sigma1 * sigma1 : 1;
+        c = (train_cooc){2 * p->norm_user, p->norm_item + p->degnorm, p->norm_item - p->degnorm,
+                         embed_cheby_h1(&ch) / s2, p->neighbors};
+    } else if (p->method == EMBED_METHOD_BSPM) {
+        c = (train_cooc){2 * p->norm_user, p->norm_item, p->norm_item, 1.0, p->neighbors};
+    }
+    return c;
 }
 
 typedef struct {
@@ -168,81 +311,42 @@ static void nb_select(train_nb *c, int64_t n, int64_t keep) {
     }
 }
 
-int embed_train_neighbors(const embed_data *d, const embed_train_params *p,
-                          const uint32_t *deg, embed_model *m, embed_progress *prog) {
-    uint32_t n = d->n_items, M = p->neighbors;
-    uint64_t *toff = NULL;
-    uint32_t *tusers = NULL;
-    train_nb *lists = NULL;
-    uint32_t *count = NULL;
-    double *uw = NULL, *col = NULL;
-    int rc = -1, fail = 0;
-    free(m->nb_item);
-    free(m->nb_weight);
-    m->nb_item = NULL;
-    m->nb_weight = NULL;
-    memset(m->nb_off, 0, ((size_t)m->n_items + 1) * sizeof(uint64_t));
-    if (M == 0 || n == 0) return 0;
-    lists = malloc((size_t)n * M * sizeof(*lists));
-    count = calloc(n, sizeof(*count));
-    uw = malloc(((size_t)d->n_users + 1) * sizeof(*uw));
-    col = malloc((size_t)n * sizeof(*col));
-    if (!lists || !count || !uw || !col || train_transpose(d, &toff, &tusers) != 0) goto done;
-    for (uint32_t u = 0; u < d->n_users; u++)
-        uw[u] = deg_pow((uint32_t)(d->off[u + 1] - d->off[u]), -p->lin_user);
-    for (uint32_t j = 0; j < n; j++) col[j] = deg_pow(deg[j], -p->lin_item);
+/* Per-thread scratch of the co-occurrence pass. */
+typedef struct {
+    double *acc;       /* n_items, zero between items */
+    uint32_t *touched; /* items with acc != 0 */
+    train_nb *cand;
+} nb_scratch;
 
-    uint64_t done_items = 0;
-    embed_progress_start(prog, "neighbours", "items", n, prog ? prog->quiet : 1);
-#pragma omp parallel reduction(| : fail)
-    {
-        double *acc = calloc(n, sizeof(*acc));
-        uint32_t *touched = malloc((size_t)n * sizeof(*touched));
-        train_nb *cand = malloc((size_t)n * sizeof(*cand));
-        if (!acc || !touched || !cand) fail = 1;
-#pragma omp for schedule(dynamic, 16)
-        for (uint32_t i = 0; i < n; i++) {
-            if (!acc || !touched || !cand) continue;
-            uint32_t nt = 0;
-            for (uint64_t e = toff[i]; e < toff[i + 1]; e++) {
-                uint32_t u = tusers[e];
-                for (uint64_t f = d->off[u]; f < d->off[u + 1]; f++) {
-                    uint32_t j = d->item[f];
-                    if (acc[j] == 0) touched[nt++] = j;
-                    acc[j] += uw[u];
-                }
-            }
-            /* The de-biased weight decides which neighbours are kept. */
-            double ri = col[i];
-            uint32_t nc = 0;
-            for (uint32_t t = 0; t < nt; t++) {
-                uint32_t j = touched[t];
-                if (j != i)
-                    cand[nc++] = (train_nb){(float)(ri * acc[j] * col[j] * deg_pow(deg[j], -p->beta)), j};
-                acc[j] = 0;
-            }
-            uint32_t keep = nc < M ? nc : M;
-            nb_select(cand, nc, keep);
-            qsort(cand, keep, sizeof(*cand), nb_desc);
-            memcpy(lists + (size_t)i * M, cand, keep * sizeof(*cand));
-            count[i] = keep;
-            if (prog) {
-                uint64_t k;
-#pragma omp atomic capture
-                k = ++done_items;
-                if ((k & 255) == 0) {
-#pragma omp critical
-                    embed_progress_set(prog, k);
-                }
-            }
+/* Item i's list, best first, into out (room for c->keep); returns its
+ * length. uw[u] = d_u^-lin_user, left/right the item exponents' powers. */
+static uint32_t nb_item_list(const embed_data *d, const train_graph *g, const train_cooc *c,
+                             const double *uw, const double *left, const double *right,
+                             uint32_t i, nb_scratch *s, train_nb *out) {
+    uint32_t nt = 0, nc = 0;
+    for (uint64_t e = g->toff[i]; e < g->toff[i + 1]; e++) {
+        uint32_t u = g->tusers[e];
+        for (uint64_t f = d->off[u]; f < d->off[u + 1]; f++) {
+            uint32_t j = d->item[f];
+            if (s->acc[j] == 0) s->touched[nt++] = j;
+            s->acc[j] += uw[u];
         }
-        free(acc);
-        free(touched);
-        free(cand);
     }
-    if (fail) goto done;
-    embed_progress_set(prog, n);
-    embed_progress_end(prog);
+    for (uint32_t t = 0; t < nt; t++) {
+        uint32_t j = s->touched[t];
+        if (j != i) s->cand[nc++] = (train_nb){(float)(c->scale * left[i] * s->acc[j] * right[j]), j};
+        s->acc[j] = 0;
+    }
+    uint32_t keep = nc < c->keep ? nc : c->keep;
+    nb_select(s->cand, nc, keep);
+    qsort(s->cand, keep, sizeof(*s->cand), nb_desc);
+    memcpy(out, s->cand, keep * sizeof(*out));
+    return keep;
+}
+
+/* Packs the per-item lists (stride keep) into m's CSR arrays. */
+static int nb_pack(const train_nb *lists, const uint32_t *count, uint32_t n, uint32_t keep,
+                   embed_model *m) {
     uint64_t total = 0;
     for (uint32_t i = 0; i < n; i++) {
         m->nb_off[i] = total;
@@ -251,53 +355,228 @@ int embed_train_neighbors(const embed_data *d, const embed_train_params *p,
     for (uint32_t i = n; i <= m->n_items; i++) m->nb_off[i] = total;
     m->nb_item = malloc((total ? total : 1) * sizeof(*m->nb_item));
     m->nb_weight = malloc((total ? total : 1) * sizeof(*m->nb_weight));
-    if (!m->nb_item || !m->nb_weight) goto done;
+    if (!m->nb_item || !m->nb_weight) return AISLE_ENOMEM;
     for (uint32_t i = 0; i < n; i++)
         for (uint32_t t = 0; t < count[i]; t++) {
-            m->nb_item[m->nb_off[i] + t] = lists[(size_t)i * M + t].j;
-            m->nb_weight[m->nb_off[i] + t] = lists[(size_t)i * M + t].w;
+            m->nb_item[m->nb_off[i] + t] = lists[(size_t)i * keep + t].j;
+            m->nb_weight[m->nb_off[i] + t] = lists[(size_t)i * keep + t].w;
         }
-    rc = 0;
-done:
-    if (rc != 0) {
-        free(m->nb_item);
-        free(m->nb_weight);
-        m->nb_item = NULL;
-        m->nb_weight = NULL;
-        memset(m->nb_off, 0, ((size_t)m->n_items + 1) * sizeof(uint64_t));
+    return AISLE_OK;
+}
+
+/* Every item's list, in parallel; count[i] its length. */
+static int nb_all_lists(const embed_data *d, const train_graph *g, const train_cooc *c,
+                        const double *uw, const double *left, const double *right,
+                        train_nb *lists, uint32_t *count, embed_progress *prog) {
+    uint32_t n = d->n_items;
+    uint64_t done_items = 0;
+    int fail = 0;
+#pragma omp parallel reduction(| : fail)
+    {
+        nb_scratch s = {calloc(n, sizeof(double)), malloc((size_t)n * sizeof(uint32_t)),
+                        malloc((size_t)n * sizeof(train_nb))};
+        if (!s.acc || !s.touched || !s.cand) fail = 1;
+#pragma omp for schedule(dynamic, 16)
+        for (uint32_t i = 0; i < n; i++) {
+            if (!s.acc || !s.touched || !s.cand) continue;
+            count[i] = nb_item_list(d, g, c, uw, left, right, i, &s, lists + (size_t)i * c->keep);
+            uint64_t k;
+#pragma omp atomic capture
+            k = ++done_items;
+            if ((k & 255) == 0) {
+#pragma omp critical
+                embed_progress_set(prog, k);
+            }
+        }
+        free(s.acc);
+        free(s.touched);
+        free(s.cand);
     }
+    return fail ? AISLE_ENOMEM : AISLE_OK;
+}
+
+/* Fills the neighbour lists of m (empty ones when c->keep is 0). */
+static int train_neighbors(const embed_data *d, const train_graph *g, const train_cooc *c,
+                           embed_model *m, embed_progress *prog) {
+    uint32_t n = d->n_items;
+    train_nb *lists = NULL;
+    uint32_t *count = NULL;
+    double *uw = NULL, *left = NULL, *right = NULL;
+    int rc = AISLE_ENOMEM;
+    assert(!m->nb_item && !m->nb_weight && c->keep > 0);
+    if (n == 0) return AISLE_OK;
+    lists = malloc((size_t)n * c->keep * sizeof(*lists));
+    count = calloc(n, sizeof(*count));
+    uw = malloc(((size_t)d->n_users + 1) * sizeof(*uw));
+    left = malloc((size_t)n * sizeof(*left));
+    right = malloc((size_t)n * sizeof(*right));
+    if (!lists || !count || !uw || !left || !right) goto done;
+    for (uint32_t u = 0; u < d->n_users; u++) uw[u] = deg_pow(user_deg(d, u), -c->lin_user);
+    for (uint32_t j = 0; j < n; j++) {
+        left[j] = deg_pow(g->deg[j], -c->el);
+        right[j] = deg_pow(g->deg[j], -c->er);
+    }
+    embed_progress_start(prog, "neighbours", "items", n, prog->quiet);
+    rc = nb_all_lists(d, g, c, uw, left, right, lists, count, prog);
+    if (rc != AISLE_OK) goto done;
+    embed_progress_set(prog, n);
+    embed_progress_end(prog);
+    rc = nb_pack(lists, count, n, c->keep, m);
+done:
     free(lists);
     free(count);
     free(uw);
-    free(col);
-    free(toff);
-    free(tusers);
+    free(left);
+    free(right);
     return rc;
 }
 
-int embed_train(const embed_data *d, embed_train_params *p, embed_model *m, int quiet) {
-    embed_progress prog;
-    double *sigma = NULL, *V = NULL;
-    uint32_t *deg = embed_train_degrees(d);
-    int rc = -1;
-    memset(m, 0, sizeof(*m));
-    prog.quiet = quiet;
+/* ---- the staged trainer ------------------------------------------------ */
+
+struct embed_trainer {
+    const embed_data *d;  /* borrowed */
+    double norm_user, norm_item;
+    train_graph g;
+    uint32_t k;           /* spectrum size */
+    double *sigma, *V;    /* k values, n_items x k vectors */
+    train_cooc cached;    /* what nb_cache was computed for */
+    embed_model nb_cache; /* only the neighbour arrays are used */
+    int quiet;
+};
+
+/* Lowers the rank to what the data can support. */
+static void train_fit_rank(const embed_data *d, embed_train_params *p) {
     uint32_t room = d->n_users < d->n_items ? d->n_users : d->n_items;
     if (p->dim + p->svd_oversample > room) {
         p->svd_oversample = room / 4 < p->svd_oversample ? room / 4 : p->svd_oversample;
         if (p->dim > room - p->svd_oversample) p->dim = room - p->svd_oversample;
     }
-    if (!deg || embed_model_alloc(m, d->n_items, embed_train_model_dim(p), 0) != 0) goto done;
-    if (p->dim > 0) {
-        if (embed_train_spectrum(d, p, &sigma, &V, &prog) != 0) goto done;
-        embed_train_lowpass(p, deg, sigma, V, m);
+}
+
+int embed_trainer_new(const embed_data *d, embed_train_params *p, int quiet,
+                      embed_trainer **out) {
+    embed_trainer *t = calloc(1, sizeof(*t));
+    embed_progress prog = {.quiet = quiet};
+    int rc = AISLE_ENOMEM;
+    *out = NULL;
+    if (!t) return rc;
+    train_fit_rank(d, p);
+    t->d = d;
+    t->quiet = quiet;
+    t->norm_user = p->norm_user;
+    t->norm_item = p->norm_item;
+    t->k = p->dim;
+    if ((rc = graph_build(d, p->norm_user, p->norm_item, &t->g)) != AISLE_OK) goto fail;
+    if (t->k > 0) {
+        rc = AISLE_ENOMEM;
+        t->sigma = malloc((size_t)t->k * sizeof(*t->sigma));
+        t->V = malloc(((size_t)d->n_items * t->k + 1) * sizeof(*t->V));
+        if (!t->sigma || !t->V) goto fail;
+        rc = embed_svd_topk(&t->g.A, &t->g.At, t->k, p->svd_oversample, p->svd_iters, p->seed,
+                            t->sigma, t->V, &prog);
+        if (rc != AISLE_OK) goto fail;
     }
-    if (embed_train_neighbors(d, p, deg, m, &prog) != 0) goto done;
-    rc = 0;
-done:
-    if (rc != 0) embed_model_free(m);
-    free(sigma);
-    free(V);
-    free(deg);
+    *out = t;
+    return AISLE_OK;
+fail:
+    embed_trainer_free(t);
+    return rc;
+}
+
+void embed_trainer_free(embed_trainer *t) {
+    if (!t) return;
+    graph_free(&t->g);
+    free(t->sigma);
+    free(t->V);
+    embed_model_free(&t->nb_cache);
+    free(t);
+}
+
+/* The first k columns of the trainer's spectrum, as a block of its own
+ * (the spectrum is stored n x K; a narrower view needs its own copy). */
+static int spectrum_view(const embed_trainer *t, uint32_t k, train_spectrum *s, double **own) {
+    *own = NULL;
+    if (k == t->k) {
+        *s = (train_spectrum){k, t->sigma, t->V};
+        return AISLE_OK;
+    }
+    uint32_t n = t->d->n_items;
+    *own = malloc(((size_t)n * k + 1) * sizeof(**own));
+    if (!*own) return AISLE_ENOMEM;
+    for (uint32_t i = 0; i < n; i++)
+        memcpy(*own + (size_t)i * k, t->V + (size_t)i * t->k, k * sizeof(double));
+    *s = (train_spectrum){k, t->sigma, *own};
+    return AISLE_OK;
+}
+
+static int fill_lowrank(const embed_trainer *t, const embed_train_params *p, embed_model *m) {
+    train_spectrum s;
+    double *own = NULL, *G = malloc(((size_t)p->dim + 1) * sizeof(*G));
+    int rc = G ? spectrum_view(t, p->dim, &s, &own) : AISLE_ENOMEM;
+    if (rc == AISLE_OK) {
+        switch (p->method) {
+        case EMBED_METHOD_SHARPENED: fill_sharpened(p, t->g.deg, &s, G, m); break;
+        case EMBED_METHOD_CHEBY: fill_cheby(p, t->g.deg, &s, G, m); break;
+        case EMBED_METHOD_BSPM: rc = fill_bspm(p, &t->g, &s, G, m); break;
+        }
+    }
+    free(own);
+    free(G);
+    return rc;
+}
+
+static int cooc_same_lists(const train_cooc *a, const train_cooc *b) {
+    return a->lin_user == b->lin_user && a->el == b->el && a->er == b->er && a->keep == b->keep;
+}
+
+/* Copies the cached lists into m, scaled to c (same lists, other scale). */
+static int nb_copy(const embed_trainer *t, const train_cooc *c, embed_model *m) {
+    const embed_model *src = &t->nb_cache;
+    uint64_t nnz = src->nb_off[src->n_items];
+    float f = (float)(c->scale / t->cached.scale);
+    memcpy(m->nb_off, src->nb_off, ((size_t)m->n_items + 1) * sizeof(*m->nb_off));
+    m->nb_item = malloc((nnz ? nnz : 1) * sizeof(*m->nb_item));
+    m->nb_weight = malloc((nnz ? nnz : 1) * sizeof(*m->nb_weight));
+    if (!m->nb_item || !m->nb_weight) return AISLE_ENOMEM;
+    memcpy(m->nb_item, src->nb_item, nnz * sizeof(*m->nb_item));
+    for (uint64_t e = 0; e < nnz; e++) m->nb_weight[e] = f * src->nb_weight[e];
+    return AISLE_OK;
+}
+
+int embed_trainer_model(embed_trainer *t, const embed_train_params *p, embed_model *m) {
+    embed_progress prog = {.quiet = t->quiet};
+    int rc;
+    assert(p->dim <= t->k && p->norm_user == t->norm_user && p->norm_item == t->norm_item);
+    rc = embed_model_alloc(m, t->d->n_items, embed_train_model_dim(p), 0);
+    if (rc != AISLE_OK) return rc;
+    if (p->dim > 0 && (rc = fill_lowrank(t, p, m)) != AISLE_OK) goto fail;
+    /* Without a spectrum the scale of L is taken as 1, which it is under
+     * the symmetric normalisation. */
+    train_cooc c = cooc_of(p, t->k > 0 ? t->sigma[0] : 1.0);
+    if (c.keep == 0 || c.scale <= 0) return AISLE_OK;
+    if (!t->nb_cache.nb_item || !cooc_same_lists(&c, &t->cached)) {
+        embed_model_free(&t->nb_cache);
+        t->cached = c;
+        rc = embed_model_alloc(&t->nb_cache, t->d->n_items, 0, 0);
+        if (rc == AISLE_OK) rc = train_neighbors(t->d, &t->g, &c, &t->nb_cache, &prog);
+        if (rc != AISLE_OK) {
+            embed_model_free(&t->nb_cache);
+            goto fail;
+        }
+    }
+    if ((rc = nb_copy(t, &c, m)) != AISLE_OK) goto fail;
+    return AISLE_OK;
+fail:
+    embed_model_free(m);
+    return rc;
+}
+
+int embed_train(const embed_data *d, embed_train_params *p, embed_model *m, int quiet) {
+    embed_trainer *t;
+    memset(m, 0, sizeof(*m));
+    int rc = embed_trainer_new(d, p, quiet, &t);
+    if (rc != AISLE_OK) return rc;
+    rc = embed_trainer_model(t, p, m);
+    embed_trainer_free(t);
     return rc;
 }

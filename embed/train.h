@@ -1,23 +1,49 @@
-/* Training: a closed-form graph filter split into the servable form.
+/* train: closed-form graph filters, each split into the servable form.
  *
- * With the binary interaction matrix R, item degrees d_i and user degrees
- * d_u, the item-item filter is
+ * Every method scores a profile r (a row over items) as r F for an
+ * item-item filter F of the normalised graph. With the binary interaction
+ * matrix R, item degrees d_i and user degrees d_u, R~ = D_U^-norm_user R
+ * D_I^-norm_item, its top-`dim` right singular vectors V and values S
+ * (t = S^2 / S_1^2 in [0, 1]) and the normalised co-occurrences
  *
- *   F(i,j) = [ L(i,j) + alpha * d_i^-lp_left (V V^T)(i,j) d_j^lp_right
- *              - sharpen * (L_k)(i,j) ] * d_j^-beta
- *   L(i,j) = d_i^-lin_item  sum_u R_ui R_uj d_u^-lin_user  d_j^-lin_item
+ *   C(i,j) = d_i^-el  sum_u R_ui R_uj d_u^-lin_user  d_j^-er,
  *
- * where V, S hold the top-`dim` right singular vectors and values of
- * R~ = D_U^-norm_user R D_I^-norm_item (GF-CF's ideal low-pass filter),
- * L is the normalised co-occurrence (GF-CF's linear filter) and L_k its
- * rank-`dim` part: with lin_user = 2 norm_user, L = D^s R~^T R~ D^s for
- * s = norm_item - lin_item, so L_k = D^s V S^2 V^T D^s. Subtracting a share
- * of L_k keeps the neighbour term from counting the low-frequency signal
- * twice (it is already in the low-pass term), which sharpens the ranking.
- * The two low-rank terms become P and Q of embed_model, side by side (so
- * the model dimension is 2*dim when sharpen != 0); L becomes the neighbour
- * lists, kept to the `neighbors` largest entries per item; beta de-biases
- * (beta > 0) or favours (beta < 0) popular items. */
+ * F is written as   scale * C  +  sum of low-rank blocks D^a V G V^T D^b,
+ * which are the neighbour lists N and the columns of P and Q of
+ * embed_model (score(j) = r P Q[j]^T + sum_i r_i N_i(j)). The methods:
+ *
+ * sharpened (EMBED_METHOD_SHARPENED), today's default before ChebyCF-style
+ *   filters: GF-CF's linear term C (el = lin_item, er = lin_item + beta),
+ *   plus alpha * d_i^-lp_left V V^T d_j^lp_right (GF-CF's ideal low-pass),
+ *   minus a share `sharpen` of C's own rank-dim part D^s V S^2 V^T D^s
+ *   (s = norm_item - lin_item; exact when lin_user = 2 norm_user), which
+ *   keeps the low frequencies from being counted twice; `curve` gives a
+ *   share back in proportion to t, so the removed share is sharpen -
+ *   curve * t (less at the top of the spectrum for curve > 0). Dimension
+ *   2*dim.
+ *
+ * cheby (EMBED_METHOD_CHEBY): ChebyCF's filter D^-degnorm [h(L) + alpha V
+ *   V^T] D^degnorm with h the order-`order` Chebyshev fit of a plateau of
+ *   flatness `flat` (embed/filter.h). h's linear part h1 * t is served
+ *   exactly by the neighbour lists (scale = h1 / S_1^2, el = norm_item +
+ *   degnorm, er = norm_item - degnorm, lin_user = 2 norm_user); its higher
+ *   orders and the ideal pass go to the top-dim spectrum: G = alpha +
+ *   h(t) - h(0) - (1 + sharpen) h1 t. sharpen = 0 is ChebyCF; a positive
+ *   share removes some of the neighbour term's low frequencies as above.
+ *   The self loop h(0) I only scores items the user already has, which
+ *   are never recommended, so it is dropped. Dimension dim.
+ *
+ * bspm (EMBED_METHOD_BSPM): BSPM-EM, blurring-sharpening with early
+ *   merge: F = (L + alpha * D^-b V V^T D^b) p(L), L = R~^T R~ (b =
+ *   norm_item; the published method has a = b = 1/2), p one RK4 step of length sharpen_time
+ *   (filter.h). L p(L) = L + [L p(L) - L]: the first is the neighbour
+ *   term, the second goes to the spectrum (G = t p(t) - t). The early-merged
+ *   ideal pass is low rank whatever p does, and is computed exactly: P =
+ *   alpha D^-b V, Q = p(L) D^b V by sparse products. Dimension 2*dim.
+ *
+ * What is dropped in the cheby and bspm forms is the part of the higher
+ * polynomial orders beyond the top `dim` eigenvalues, where t^2 and up are
+ * small; the figures of `embed eval` are those of the served form. */
 #ifndef AISLE_EMBED_TRAIN_H
 #define AISLE_EMBED_TRAIN_H
 
@@ -27,49 +53,65 @@
 #include "embed/model.h"
 #include "embed/progress.h"
 
+typedef enum {
+    EMBED_METHOD_SHARPENED,
+    EMBED_METHOD_CHEBY,
+    EMBED_METHOD_BSPM,
+} embed_method;
+
 typedef struct embed_train_params {
-    uint32_t dim;       /* rank of the low-pass term (0: none) */
-    double alpha;       /* weight of the low-pass term */
-    double sharpen;     /* share of the co-occurrences' low-rank part removed */
-    double norm_user;   /* exponents of the matrix whose SVD is taken */
+    embed_method method;
+    uint32_t dim;        /* rank of the spectral part (0: none) */
+    double alpha;        /* weight of the ideal low-pass */
+    double sharpen;      /* share of the neighbour term's low ranks removed */
+    double curve;        /* sharpened: share given back in proportion to t */
+    double norm_user;    /* exponents of the matrix whose SVD is taken */
     double norm_item;
-    double lp_left;     /* low-pass degree scaling, query side */
-    double lp_right;    /* low-pass degree scaling, item side */
-    double lin_user;    /* exponents of the co-occurrence term */
+    double lp_left;      /* sharpened: low-pass degree scaling, query side */
+    double lp_right;     /* sharpened: low-pass degree scaling, item side */
+    double lin_user;     /* sharpened: exponents of the co-occurrence term */
     double lin_item;
-    double beta;        /* popularity de-biasing of the item side */
-    uint32_t neighbors; /* neighbour list length (0: no linear term) */
-    uint32_t svd_iters; /* subspace iterations */
+    double beta;         /* sharpened: popularity de-biasing of the item side */
+    double degnorm;      /* cheby: degree normalisation power */
+    uint32_t order;      /* cheby: Chebyshev order */
+    double flat;         /* cheby: plateau flatness */
+    double sharpen_time; /* bspm: length of the sharpening step */
+    uint32_t neighbors;  /* neighbour list length (0: no linear term) */
+    uint32_t svd_iters;  /* subspace iterations */
     uint32_t svd_oversample;
     uint64_t seed;
 } embed_train_params;
 
-/* The defaults are the method chosen on the Gowalla validation split. */
-void embed_train_defaults(embed_train_params *p);
+/* "sharpened", "cheby", "bspm" <-> the enum; AISLE_EINVAL for other names. */
+int embed_method_parse(const char *name, embed_method *out);
+const char *embed_method_name(embed_method m);
 
-/* Item degrees (interacting users) of d, n_items entries; caller frees. */
-uint32_t *embed_train_degrees(const embed_data *d);
+/* The defaults of method: for cheby and bspm their published Gowalla
+ * settings, for sharpened the values chosen on the Gowalla validation
+ * split. */
+void embed_train_defaults(embed_train_params *p, embed_method method);
 
-/* Top p->dim singular values and right singular vectors (n_items x dim,
- * row major) of the normalised matrix; caller frees *sigma and *V. */
-int embed_train_spectrum(const embed_data *d, const embed_train_params *p, double **sigma,
-                         double **V, embed_progress *prog);
-
-/* Model dimension for p: dim, or 2*dim when sharpening. */
+/* Model dimension for p. */
 uint32_t embed_train_model_dim(const embed_train_params *p);
 
-/* Fills m->P and m->Q from the spectrum (m allocated with
- * embed_train_model_dim(p)). */
-void embed_train_lowpass(const embed_train_params *p, const uint32_t *deg,
-                         const double *sigma, const double *V, embed_model *m);
+/* Staged training, for searching parameters on one spectrum:
+ * embed_trainer_new builds the graph and takes the SVD at p->dim (lowered
+ * to what the data supports, in place); embed_trainer_model then fills a
+ * model for any p of the same normalisation with p->dim <= that rank. The
+ * neighbour lists are cached: they are recomputed only when the
+ * parameters that choose them change, and rescaled otherwise. d is
+ * borrowed and must outlive the trainer. */
+typedef struct embed_trainer embed_trainer;
+int embed_trainer_new(const embed_data *d, embed_train_params *p, int quiet,
+                      embed_trainer **out);
+/* *m is allocated here and owned by the caller (empty on failure). */
+int embed_trainer_model(embed_trainer *t, const embed_train_params *p, embed_model *m);
+void embed_trainer_free(embed_trainer *t);
 
-/* Fills the neighbour lists of m (replacing any) from d. */
-int embed_train_neighbors(const embed_data *d, const embed_train_params *p,
-                          const uint32_t *deg, embed_model *m, embed_progress *prog);
-
-/* All of the above: *m is allocated here and owned by the caller. On data
- * too small for the requested rank, p->dim and p->svd_oversample are
- * lowered in place so that p describes the model actually trained. */
+/* Trains *m (allocated here, owned by the caller; zeroed on failure). On
+ * data too small for the requested rank, p->dim and p->svd_oversample are
+ * lowered in place so that p describes the model actually trained.
+ * Returns AISLE_OK, AISLE_ENOMEM, or AISLE_EINTERNAL when LAPACK fails. */
 int embed_train(const embed_data *d, embed_train_params *p, embed_model *m, int quiet);
 
 #endif

@@ -3,15 +3,13 @@
 
 #include <string.h>
 
-#include "embed/err.h"
 #include "services/base/status.h"
 
 int snapview_open_newest(const char *dir, snapview *sv, char *err, size_t errlen) {
-    char why[EMBED_ERR_LEN];
     const embed_model *m = &sv->snap.model;
+    int rc;
     memset(sv, 0, sizeof(*sv));
-    if (embed_snapshot_load_newest(dir, &sv->snap, 0, why) != 0)
-        return status_fail(AISLE_ENOTFOUND, err, errlen, "%s", why);
+    if ((rc = embed_snapshot_load_newest(dir, &sv->snap, 0, err, errlen)) != AISLE_OK) return rc;
     sv->view = (catalog_snapshot){
         .version = sv->snap.version,
         .n_items = m->n_items,

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "embed/data.h"
-#include "embed/err.h"
+#include "services/base/status.h"
 #include "tests/embed/util.h"
 #include "tests/test.h"
 
@@ -12,11 +12,11 @@ static const char *dir;
 
 /* Loads text as fmt into fresh maps; returns the loader's status. */
 static int load(const char *text, embed_format fmt, embed_idmap *u, embed_idmap *i,
-                embed_data *d, char *err) {
+                embed_data *d, char *err, size_t errlen) {
     embed_idmap_init(u);
     embed_idmap_init(i);
     const char *path = tu_write(dir, "in.txt", text);
-    return path ? embed_data_load(path, fmt, u, i, d, err) : -1;
+    return path ? embed_data_load(path, fmt, u, i, d, err, errlen) : AISLE_EIO;
 }
 
 static void free_all(embed_idmap *u, embed_idmap *i, embed_data *d) {
@@ -28,8 +28,8 @@ static void free_all(embed_idmap *u, embed_idmap *i, embed_data *d) {
 static void test_lightgcn(void) {
     embed_idmap u, i;
     embed_data d;
-    char err[EMBED_ERR_LEN];
-    TEST_REQUIRE(load("0 5 7 9\n1 7\r\n\n# comment\n2\n", EMBED_FMT_LIGHTGCN, &u, &i, &d, err) == 0);
+    char err[512];
+    TEST_REQUIRE(load("0 5 7 9\n1 7\r\n\n# comment\n2\n", EMBED_FMT_LIGHTGCN, &u, &i, &d, err, sizeof(err)) == 0);
     TEST_CHECK(d.n_users == 3 && d.n_items == 3 && d.n_lines == 4);
     TEST_CHECK(d.off[1] == 3 && d.off[2] == 4 && d.off[3] == 4);
     TEST_CHECK_STR(i.names[d.item[3]], "7");
@@ -40,12 +40,13 @@ static void test_lightgcn(void) {
 static void test_tsv_aggregates(void) {
     embed_idmap u, i;
     embed_data d;
-    char err[EMBED_ERR_LEN];
-    TEST_REQUIRE(load("a x 2\na y\na x 0.5\nb y\t3\n", EMBED_FMT_TSV, &u, &i, &d, err) == 0);
+    char err[512];
+    TEST_REQUIRE(load("a x 2\na y\na x 0.5\nb y\t3\n", EMBED_FMT_TSV, &u, &i, &d, err, sizeof(err)) == 0);
     TEST_CHECK(d.n_users == 2 && d.n_items == 2 && d.n_lines == 4);
     TEST_CHECK(d.off[1] == 2); /* a: x (2 + 0.5), y (1) */
-    int64_t x = embed_idmap_find(&i, "x", 1);
-    TEST_CHECK(d.item[0] == (uint32_t)x && d.weight[0] == 2.5f);
+    uint32_t x;
+    TEST_REQUIRE(embed_idmap_find(&i, "x", 1, &x) == AISLE_OK);
+    TEST_CHECK(d.item[0] == x && d.weight[0] == 2.5f);
     TEST_CHECK(d.weight[2] == 3.0f);
     free_all(&u, &i, &d);
 }
@@ -53,22 +54,23 @@ static void test_tsv_aggregates(void) {
 static void test_csv_header_and_kinds(void) {
     embed_idmap u, i;
     embed_data d;
-    char err[EMBED_ERR_LEN];
+    char err[512];
     /* Columns found by name, in any order; dismiss rows are skipped. */
     TEST_REQUIRE(load("kind,item_id,user_id,ts\nclick,i1,u1,10\npurchase,i2,u1,11\n"
                       "dismiss,i3,u1,12\n,i1,u2,\n",
-                      EMBED_FMT_CSV, &u, &i, &d, err) == 0);
+                      EMBED_FMT_CSV, &u, &i, &d, err, sizeof(err)) == 0);
     TEST_CHECK(d.n_users == 2 && d.n_lines == 3);
     TEST_CHECK(d.off[1] == 2 && d.weight[0] == 2.0f && d.weight[1] == 8.0f);
-    TEST_CHECK(embed_idmap_find(&i, "i3", 2) < 0);
+    uint32_t row;
+    TEST_CHECK(embed_idmap_find(&i, "i3", 2, &row) == AISLE_ENOTFOUND);
     free_all(&u, &i, &d);
     /* Positional when the header names nothing known. */
-    TEST_REQUIRE(load("a,b,c,d,e\nu,i,5,view,3\n", EMBED_FMT_CSV, &u, &i, &d, err) == 0);
+    TEST_REQUIRE(load("a,b,c,d,e\nu,i,5,view,3\n", EMBED_FMT_CSV, &u, &i, &d, err, sizeof(err)) == 0);
     TEST_CHECK(d.n_lines == 1 && d.weight[0] == 3.0f);
     free_all(&u, &i, &d);
     /* MovieLens: rating is a weight, timestamps are integers. */
     TEST_REQUIRE(load("userId,movieId,rating,timestamp\n1,31,2.5,1260759144\n", EMBED_FMT_CSV, &u,
-                      &i, &d, err) == 0);
+                      &i, &d, err, sizeof(err)) == 0);
     TEST_CHECK(d.weight[0] == 2.5f);
     free_all(&u, &i, &d);
 }
@@ -93,8 +95,8 @@ static void test_malformed(void) {
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         embed_idmap u, i;
         embed_data d;
-        char err[EMBED_ERR_LEN] = "";
-        TEST_CHECK(load(cases[k].text, cases[k].fmt, &u, &i, &d, err) == -1);
+        char err[512] = "";
+        TEST_CHECK(load(cases[k].text, cases[k].fmt, &u, &i, &d, err, sizeof(err)) == AISLE_EFORMAT);
         TEST_CHECK(d.off == NULL);
         if (!strstr(err, cases[k].want)) fprintf(stderr, "case %zu: got '%s'\n", k, err);
         TEST_CHECK(strstr(err, cases[k].want) != NULL);
@@ -108,14 +110,14 @@ static void test_malformed(void) {
     strcpy(big + 2000, " 1\n");
     embed_idmap u, i;
     embed_data d;
-    char err[EMBED_ERR_LEN];
-    TEST_CHECK(load(big, EMBED_FMT_LIGHTGCN, &u, &i, &d, err) == -1 && strstr(err, "longer"));
+    char err[512];
+    TEST_CHECK(load(big, EMBED_FMT_LIGHTGCN, &u, &i, &d, err, sizeof(err)) == AISLE_EFORMAT && strstr(err, "longer"));
     free(big);
     embed_idmap_free(&u);
     embed_idmap_free(&i);
     embed_idmap_init(&u);
     embed_idmap_init(&i);
-    TEST_CHECK(embed_data_load("/nonexistent/x", EMBED_FMT_TSV, &u, &i, &d, err) == -1);
+    TEST_CHECK(embed_data_load("/nonexistent/x", EMBED_FMT_TSV, &u, &i, &d, err, sizeof(err)) == AISLE_EIO);
     TEST_CHECK(strstr(err, "/nonexistent/x") != NULL);
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "embed/eval.h"
+#include "services/base/status.h"
 #include "tests/test.h"
 
 #define NEAR(a, b) (fabs((a) - (b)) < 1e-4)
@@ -30,24 +31,24 @@ static void test_run_protocol(void) {
     TEST_REQUIRE(embed_data_from_triples(3, 5, 3, vu, vi, NULL, &test) == 0);
     const int ks[] = {1, 5};
     embed_eval_result res;
-    TEST_REQUIRE(embed_eval_run(&m, &train, &test, ks, 2, &res, NULL) == 0);
+    TEST_REQUIRE(embed_eval_run(&m, &train, &test, ks, 2, 1, &res, NULL) == 0);
     TEST_CHECK(res.n_users == 2 && res.n_skipped == 1);
     TEST_CHECK(NEAR(res.recall[0], 0.5) && NEAR(res.ndcg[0], 0.5));
     TEST_CHECK(NEAR(res.recall[1], 1.0) && NEAR(res.ndcg[1], (1 + 1 / log2(5.0)) / 2));
     const int bad[] = {0};
-    TEST_CHECK(embed_eval_run(&m, &train, &test, bad, 1, &res, NULL) == -1);
+    TEST_CHECK(embed_eval_run(&m, &train, &test, bad, 1, 1, &res, NULL) == AISLE_EINVAL);
     embed_data_free(&train);
     embed_data_free(&test);
     embed_model_free(&m);
 }
 
 static void test_parse_ks(void) {
-    int ks[EMBED_EVAL_MAXK];
-    TEST_CHECK(embed_eval_parse_ks("10,20,50", ks) == 3 && ks[2] == 50);
-    TEST_CHECK(embed_eval_parse_ks("", ks) == -1);
-    TEST_CHECK(embed_eval_parse_ks("10,x", ks) == -1);
-    TEST_CHECK(embed_eval_parse_ks("0", ks) == -1);
-    TEST_CHECK(embed_eval_parse_ks("1,2,3,4,5,6,7,8,9", ks) == -1);
+    int ks[EMBED_EVAL_MAXK], nk;
+    TEST_CHECK(embed_eval_parse_ks("10,20,50", ks, &nk) == AISLE_OK && nk == 3 && ks[2] == 50);
+    TEST_CHECK(embed_eval_parse_ks("", ks, &nk) == AISLE_EINVAL);
+    TEST_CHECK(embed_eval_parse_ks("10,x", ks, &nk) == AISLE_EINVAL);
+    TEST_CHECK(embed_eval_parse_ks("0", ks, &nk) == AISLE_EINVAL);
+    TEST_CHECK(embed_eval_parse_ks("1,2,3,4,5,6,7,8,9", ks, &nk) == AISLE_EINVAL);
 }
 
 int main(void) {

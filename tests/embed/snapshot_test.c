@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "embed/crc32c.h"
-#include "embed/err.h"
 #include "embed/snapshot.h"
+#include "services/base/status.h"
 #include "tests/embed/util.h"
 #include "tests/test.h"
 
@@ -40,10 +40,10 @@ static int fixture_init(fixture *f) {
     f->m.nb_weight[0] = 0.5f;
     f->m.nb_weight[1] = 2.0f;
     f->m.bias[1] = 0.25f;
-    embed_idmap_intern(&f->items, "a", 1);
-    embed_idmap_intern(&f->items, "b", 1);
-    embed_idmap_intern(&f->items, "c", 1);
-    embed_idmap_intern(&f->creators, "cr", 2);
+    uint32_t row;
+    if (embed_idmap_intern(&f->items, "a", 1, &row) || embed_idmap_intern(&f->items, "b", 1, &row) ||
+        embed_idmap_intern(&f->items, "c", 1, &row) || embed_idmap_intern(&f->creators, "cr", 2, &row))
+        return -1;
     f->item_creator[0] = 0;
     f->item_creator[1] = UINT32_MAX;
     f->item_creator[2] = 0;
@@ -58,11 +58,11 @@ static void fixture_free(fixture *f) {
 
 static int write_snapshot(const char *dir, char *out) {
     fixture f;
-    char err[EMBED_ERR_LEN];
+    char err[512];
     int rc = -1;
     if (fixture_init(&f) == 0) {
         embed_snapshot_parts parts = {&f.m, &f.items, f.item_creator, &f.creators, "k=v\nx=1\n"};
-        rc = embed_snapshot_write(dir, &parts, out, 4096, err);
+        rc = embed_snapshot_write(dir, &parts, out, 4096, err, sizeof(err));
         if (rc) fprintf(stderr, "write: %s\n", err);
     }
     fixture_free(&f);
@@ -70,20 +70,21 @@ static int write_snapshot(const char *dir, char *out) {
 }
 
 static void test_round_trip(void) {
-    char dir[4096], err[EMBED_ERR_LEN], v[16];
+    char dir[4096], err[512], v[16];
     TEST_REQUIRE(write_snapshot(root, dir) == 0);
     embed_snapshot s;
-    TEST_REQUIRE(embed_snapshot_load(dir, &s, err) == 0);
+    TEST_REQUIRE(embed_snapshot_load(dir, &s, err, sizeof(err)) == 0);
     TEST_CHECK(s.model.n_items == 3 && s.model.dim == 2);
     TEST_CHECK(s.model.P[3] == 1 && s.model.Q[5] == 6);
     TEST_CHECK(s.model.nb_off[3] == 2 && s.model.nb_item[1] == 0 && s.model.nb_weight[1] == 2.0f);
     TEST_CHECK(s.model.bias && s.model.bias[1] == 0.25f);
-    TEST_CHECK(s.items.count == 3 && embed_idmap_find(&s.items, "c", 1) == 2);
+    uint32_t row;
+    TEST_CHECK(s.items.count == 3 && embed_idmap_find(&s.items, "c", 1, &row) == AISLE_OK && row == 2);
     TEST_CHECK(s.creators.count == 1 && s.item_creator[2] == 0 && s.item_creator[1] == UINT32_MAX);
     TEST_CHECK(s.creator_vec[0] == 1.0f && s.creator_vec[1] == 0.5f); /* mean of P[a], P[c] */
     TEST_CHECK(s.index != NULL && faiss_Index_ntotal(s.index) == 3);
     TEST_CHECK(embed_snapshot_meta_get(s.meta, "x", v, sizeof(v)) == 0 && strcmp(v, "1") == 0);
-    TEST_CHECK(embed_snapshot_meta_get(s.meta, "y", v, sizeof(v)) == -1);
+    TEST_CHECK(embed_snapshot_meta_get(s.meta, "y", v, sizeof(v)) != AISLE_OK);
     TEST_CHECK(strncmp(s.version, "snap-", 5) == 0);
     embed_snapshot_free(&s);
 }
@@ -128,8 +129,8 @@ static int reseal(const char *dir) {
 
 static void expect_refused(const char *dir, const char *want) {
     embed_snapshot s;
-    char err[EMBED_ERR_LEN] = "";
-    TEST_CHECK(embed_snapshot_load(dir, &s, err) == -1);
+    char err[512] = "";
+    TEST_CHECK(embed_snapshot_load(dir, &s, err, sizeof(err)) != AISLE_OK);
     TEST_CHECK(s.index == NULL && s.model.P == NULL);
     if (!strstr(err, want)) fprintf(stderr, "wanted '%s' in '%s'\n", want, err);
     TEST_CHECK(strstr(err, want) != NULL);
@@ -189,25 +190,38 @@ static void test_forged_contents_refused(void) {
     tu_rmtree(dir);
 }
 
+/* A snapshot written by another format version is refused by name. */
+static void test_other_version_refused(void) {
+    char dir[4096], path[4200];
+    TEST_REQUIRE(write_snapshot(root, dir) == 0);
+    snprintf(path, sizeof(path), "%s/MANIFEST", dir);
+    char man[] = "aisle-embed-snapshot 2\n";
+    char text[128];
+    snprintf(text, sizeof(text), "%smanifest-crc %08x\n", man, embed_crc32c(0, man, strlen(man)));
+    TEST_REQUIRE(tu_write(dir, "MANIFEST", text) != NULL);
+    expect_refused(dir, "snapshot format 2, this build reads 1");
+    tu_rmtree(dir);
+}
+
 static void test_newest_skips_broken(void) {
-    char sub[4200], older[4096], newer[4096], err[EMBED_ERR_LEN], path[4200];
+    char sub[4200], older[4096], newer[4096], err[512], path[4200];
     snprintf(sub, sizeof(sub), "%s/newest", root);
     embed_snapshot s;
-    TEST_CHECK(embed_snapshot_load_newest(sub, &s, 1, err) == -1);
+    TEST_CHECK(embed_snapshot_load_newest(sub, &s, 1, err, sizeof(err)) != AISLE_OK);
     TEST_REQUIRE(write_snapshot(sub, older) == 0);
     TEST_REQUIRE(write_snapshot(sub, newer) == 0);
     TEST_CHECK(strcmp(newer, older) > 0);
-    TEST_REQUIRE(embed_snapshot_load_newest(sub, &s, 1, err) == 0);
+    TEST_REQUIRE(embed_snapshot_load_newest(sub, &s, 1, err, sizeof(err)) == 0);
     TEST_CHECK(strcmp(s.dir, newer) == 0);
     embed_snapshot_free(&s);
     snprintf(path, sizeof(path), "%s/P.f32", newer);
     TEST_REQUIRE(truncate(path, 10) == 0);
-    TEST_REQUIRE(embed_snapshot_load_newest(sub, &s, 1, err) == 0);
+    TEST_REQUIRE(embed_snapshot_load_newest(sub, &s, 1, err, sizeof(err)) == 0);
     TEST_CHECK(strcmp(s.dir, older) == 0);
     embed_snapshot_free(&s);
     snprintf(path, sizeof(path), "%s/MANIFEST", older);
     TEST_REQUIRE(unlink(path) == 0);
-    TEST_CHECK(embed_snapshot_load_newest(sub, &s, 1, err) == -1);
+    TEST_CHECK(embed_snapshot_load_newest(sub, &s, 1, err, sizeof(err)) != AISLE_OK);
     TEST_CHECK(strstr(err, "no valid snapshot") != NULL);
 }
 
@@ -218,6 +232,7 @@ int main(void) {
     TEST_RUN(test_round_trip);
     TEST_RUN(test_damage_refused);
     TEST_RUN(test_forged_contents_refused);
+    TEST_RUN(test_other_version_refused);
     TEST_RUN(test_newest_skips_broken);
     tu_rmtree(root);
     return test_summary();

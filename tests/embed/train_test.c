@@ -2,16 +2,20 @@
  * clusters; the CLI trains, snapshots and evaluates; and, when the shared
  * data sets are beside the workspace, Last.fm trains and evaluates to a
  * sane quality. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "embed/cli.h"
+#include "embed/blend.h"
+#include "embed/compress.h"
 #include "embed/data.h"
-#include "embed/err.h"
 #include "embed/eval.h"
 #include "embed/snapshot.h"
 #include "embed/train.h"
+#include "embed/tune.h"
+#include "services/base/status.h"
 #include "tests/embed/util.h"
 #include "tests/test.h"
 
@@ -44,17 +48,17 @@ static const char *write_clusters(void) {
 }
 
 static void test_learns_clusters(void) {
-    char err[EMBED_ERR_LEN];
+    char err[512];
     const char *path = write_clusters();
     TEST_REQUIRE(path);
     embed_idmap users, items;
     embed_idmap_init(&users);
     embed_idmap_init(&items);
     embed_data all, tr, va;
-    TEST_REQUIRE(embed_data_load(path, EMBED_FMT_TSV, &users, &items, &all, err) == 0);
+    TEST_REQUIRE(embed_data_load(path, EMBED_FMT_TSV, &users, &items, &all, err, sizeof(err)) == 0);
     TEST_REQUIRE(embed_data_holdout(&all, 0.2, 1, &tr, &va) == 0);
     embed_train_params p;
-    embed_train_defaults(&p);
+    embed_train_defaults(&p, EMBED_METHOD_SHARPENED);
     p.dim = 8;
     p.neighbors = 30;
     embed_model m;
@@ -62,7 +66,7 @@ static void test_learns_clusters(void) {
     TEST_CHECK(m.dim == 16 && m.n_items == 100);
     const int ks[] = {10};
     embed_eval_result res;
-    TEST_REQUIRE(embed_eval_run(&m, &tr, &va, ks, 1, &res, NULL) == 0);
+    TEST_REQUIRE(embed_eval_run(&m, &tr, &va, ks, 1, 1, &res, NULL) == 0);
     /* Ranking within the right cluster gives about 10/17; chance ~0.11. */
     printf("clusters: recall@10 %.3f ndcg@10 %.3f\n", res.recall[0], res.ndcg[0]);
     TEST_CHECK(res.n_users == 400 && res.recall[0] > 0.4);
@@ -79,6 +83,97 @@ static void test_learns_clusters(void) {
     embed_idmap_free(&items);
 }
 
+/* Every method finds the clusters, in the dimension it announces, and the
+ * search keeps a point at least as good as where it started. */
+static void test_methods_and_tune(void) {
+    char err[512];
+    const char *path = write_clusters();
+    TEST_REQUIRE(path);
+    embed_idmap users, items;
+    embed_idmap_init(&users);
+    embed_idmap_init(&items);
+    embed_data all, tr, va;
+    TEST_REQUIRE(embed_data_load(path, EMBED_FMT_TSV, &users, &items, &all, err, sizeof(err)) == AISLE_OK);
+    TEST_REQUIRE(embed_data_holdout(&all, 0.2, 1, &tr, &va) == AISLE_OK);
+    const embed_method methods[] = {EMBED_METHOD_CHEBY, EMBED_METHOD_BSPM, EMBED_METHOD_SHARPENED};
+    for (int k = 0; k < 3; k++) {
+        embed_train_params p;
+        embed_train_defaults(&p, methods[k]);
+        p.dim = 8;
+        p.neighbors = 30;
+        embed_model m;
+        TEST_REQUIRE(embed_train(&tr, &p, &m, 1) == AISLE_OK);
+        TEST_CHECK(m.dim == embed_train_model_dim(&p));
+        const int ks[] = {10};
+        embed_eval_result res;
+        TEST_REQUIRE(embed_eval_run(&m, &tr, &va, ks, 1, 1, &res, NULL) == AISLE_OK);
+        printf("%s: recall@10 %.3f\n", embed_method_name(methods[k]), res.recall[0]);
+        TEST_CHECK(res.recall[0] > 0.4);
+        embed_model_free(&m);
+    }
+    embed_train_params p;
+    embed_train_defaults(&p, EMBED_METHOD_CHEBY);
+    p.dim = 8;
+    p.neighbors = 30;
+    embed_tune_opts o = {5.0, 0.2, 1, 0, 1};
+    embed_tune_result res;
+    TEST_REQUIRE(embed_tune(&all, &p, &o, &res) == AISLE_OK);
+    TEST_CHECK(res.evals > 1 && res.valid.n_users > 0);
+    TEST_CHECK(res.best.recall[0] + res.best.ndcg[0] >= res.start.recall[0] + res.start.ndcg[0]);
+    embed_data_free(&all);
+    embed_data_free(&tr);
+    embed_data_free(&va);
+    embed_idmap_free(&users);
+    embed_idmap_free(&items);
+}
+
+/* Compression at the full rank is an exact change of basis; below it the
+ * scores move, and the columns come best first. */
+static void test_compress(void) {
+    embed_model m;
+    TEST_REQUIRE(embed_model_alloc(&m, 50, 6, 0) == AISLE_OK);
+    uint64_t s = 99;
+    for (size_t e = 0; e < 50 * 6; e++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        m.P[e] = (float)((double)(s >> 40) / (1 << 24) - 0.5);
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        m.Q[e] = (float)((double)(s >> 40) / (1 << 24) - 0.5);
+    }
+    const uint32_t items[] = {3, 17, 42};
+    const float w[] = {1, 2, 0.5f};
+    float before[50], after[50];
+    TEST_REQUIRE(embed_score_user(&m, 3, items, w, before) == AISLE_OK);
+    TEST_REQUIRE(embed_model_compress(&m, 6) == AISLE_OK && m.dim == 6);
+    TEST_REQUIRE(embed_score_user(&m, 3, items, w, after) == AISLE_OK);
+    double err = 0;
+    for (int j = 0; j < 50; j++) err = fmax(err, fabs(before[j] - after[j]));
+    TEST_CHECK(err < 1e-4);
+    /* A blend scores as the weighted sum, lists merged by item. */
+    m.nb_item = malloc(2 * sizeof(*m.nb_item));
+    m.nb_weight = malloc(2 * sizeof(*m.nb_weight));
+    TEST_REQUIRE(m.nb_item && m.nb_weight);
+    m.nb_item[0] = 7; /* item 3's list: 7 and 9 */
+    m.nb_item[1] = 9;
+    m.nb_weight[0] = 2;
+    m.nb_weight[1] = 1;
+    for (int i = 4; i <= 50; i++) m.nb_off[i] = 2;
+    TEST_REQUIRE(embed_score_user(&m, 3, items, w, after) == AISLE_OK);
+    embed_model sum;
+    TEST_REQUIRE(embed_model_blend(&m, &m, 0.5f, 100, &sum) == AISLE_OK && sum.dim == 12);
+    float blended[50];
+    TEST_REQUIRE(embed_score_user(&sum, 3, items, w, blended) == AISLE_OK);
+    err = 0;
+    for (int j = 0; j < 50; j++) err = fmax(err, fabs(1.5 * after[j] - blended[j]));
+    TEST_CHECK(err < 1e-4);
+    embed_model_free(&sum);
+    TEST_REQUIRE(embed_model_compress(&m, 3) == AISLE_OK && m.dim == 3);
+    TEST_REQUIRE(embed_score_user(&m, 3, items, w, after) == AISLE_OK);
+    err = 0;
+    for (int j = 0; j < 50; j++) err = fmax(err, fabs(before[j] - after[j]));
+    TEST_CHECK(err > 1e-3);
+    embed_model_free(&m);
+}
+
 static void test_cli(void) {
     char path[4200], out[4200];
     const char *data = write_clusters();
@@ -92,20 +187,53 @@ static void test_cli(void) {
                     "--model", out, "--k", "5,10", "--quiet", NULL};
     TEST_CHECK(embed_cli_eval(14, eval) == 0);
     /* A catalog maps items to creators, whose vectors are published. */
-    char cat[4200], croot[4200], err[EMBED_ERR_LEN];
+    char cat[4200], croot[4200], err[512];
     snprintf(cat, sizeof(cat), "%s", tu_write(dir, "catalog.csv", "item_id,title,creator_id\ni1,x,c1\ni2,y,c1\nzz,z,c2\n"));
     snprintf(croot, sizeof(croot), "%s/with-catalog", dir);
     char *withcat[] = {"train", "--input", path, "--format", "tsv", "--catalog", cat, "--out", croot,
                        "--dim", "4", "--quiet", NULL};
     TEST_CHECK(embed_cli_train(12, withcat) == 0);
     embed_snapshot s;
-    TEST_REQUIRE(embed_snapshot_load_newest(croot, &s, 1, err) == 0);
-    int64_t i1 = embed_idmap_find(&s.items, "i1", 2);
-    TEST_CHECK(s.creators.count == 1 && i1 >= 0 && s.item_creator[i1] == 0);
+    TEST_REQUIRE(embed_snapshot_load_newest(croot, &s, 1, err, sizeof(err)) == 0);
+    uint32_t i1;
+    TEST_REQUIRE(embed_idmap_find(&s.items, "i1", 2, &i1) == AISLE_OK);
+    TEST_CHECK(s.creators.count == 1 && s.item_creator[i1] == 0);
     TEST_CHECK(s.creator_vec[0] != 0 || s.creator_vec[1] != 0);
     embed_snapshot_free(&s);
     char *bad[] = {"train", "--input", path, "--out", out, "--dim", "x", NULL};
     TEST_CHECK(embed_cli_train(7, bad) == 2);
+    char *tuned[] = {"train", "--input", path, "--format", "tsv", "--out", out, "--method", "cheby",
+                     "--tune", "--tune-budget", "2", "--dim", "8", "--quiet", NULL};
+    TEST_CHECK(embed_cli_train(15, tuned) == 0);
+    TEST_REQUIRE(embed_snapshot_load_newest(out, &s, 1, err, sizeof(err)) == AISLE_OK);
+    char v[64];
+    TEST_CHECK(embed_snapshot_meta_get(s.meta, "method", v, sizeof(v)) == AISLE_OK && strcmp(v, "cheby") == 0);
+    TEST_CHECK(embed_snapshot_meta_get(s.meta, "tune.valid.recall@20", v, sizeof(v)) == AISLE_OK);
+    embed_snapshot_free(&s);
+    char *cut[] = {"eval", "--train", path, "--format", "tsv", "--holdout", "0.2", "--seed", "3",
+                   "--model", out, "--serve-dim", "4", "--serve-neighbors", "5", "--quiet", NULL};
+    TEST_CHECK(embed_cli_eval(16, cut) == 0);
+    /* Two snapshots of the same items blend into one, its vectors side by
+     * side, compressed on request. */
+    char broot[4200];
+    snprintf(broot, sizeof(broot), "%s/blended", dir);
+    char *blend[] = {"blend", "--model", out, "--with", croot, "--weight", "0.5", "--out", broot,
+                     "--quiet", NULL};
+    TEST_CHECK(embed_cli_blend(10, blend) == 0);
+    TEST_REQUIRE(embed_snapshot_load_newest(broot, &s, 1, err, sizeof(err)) == AISLE_OK);
+    TEST_CHECK(embed_snapshot_meta_get(s.meta, "method", v, sizeof(v)) == AISLE_OK && strcmp(v, "blend") == 0);
+    TEST_CHECK(embed_snapshot_meta_get(s.meta, "a.method", v, sizeof(v)) == AISLE_OK && strcmp(v, "cheby") == 0);
+    embed_snapshot_free(&s);
+    char *blendcut[] = {"blend", "--model", out, "--with", croot, "--serve-dim", "3", "--out", broot,
+                        "--quiet", NULL};
+    TEST_CHECK(embed_cli_blend(10, blendcut) == 0);
+    TEST_REQUIRE(embed_snapshot_load_newest(broot, &s, 1, err, sizeof(err)) == AISLE_OK);
+    TEST_CHECK(s.model.dim == 3);
+    embed_snapshot_free(&s);
+    char *both[] = {"train", "--input", path, "--out", out, "--tune", "--holdout", "0.2", NULL};
+    TEST_CHECK(embed_cli_train(8, both) == 2);
+    char *badmethod[] = {"train", "--input", path, "--out", out, "--method", "nope", NULL};
+    TEST_CHECK(embed_cli_train(7, badmethod) == 2);
     char *missing[] = {"eval", "--train", path, "--model", out, NULL};
     TEST_CHECK(embed_cli_eval(5, missing) == 2);
     char *nofile[] = {"train", "--input", "/nonexistent", "--out", out, "--quiet", NULL};
@@ -115,24 +243,24 @@ static void test_cli(void) {
 static void test_lastfm(void) {
     const char *shared = tu_shared_dir("tests/embed/train_test.c");
     if (!shared) return;
-    char trainp[4200], testp[4200], err[EMBED_ERR_LEN];
+    char trainp[4200], testp[4200], err[512];
     snprintf(trainp, sizeof(trainp), "%s/datasets/lastfm/train.txt", shared);
     snprintf(testp, sizeof(testp), "%s/datasets/lastfm/test.txt", shared);
     embed_idmap users, items;
     embed_idmap_init(&users);
     embed_idmap_init(&items);
     embed_data tr, te;
-    TEST_REQUIRE(embed_data_load(trainp, EMBED_FMT_TSV, &users, &items, &tr, err) == 0);
-    TEST_REQUIRE(embed_data_load(testp, EMBED_FMT_TSV, &users, &items, &te, err) == 0);
+    TEST_REQUIRE(embed_data_load(trainp, EMBED_FMT_TSV, &users, &items, &tr, err, sizeof(err)) == 0);
+    TEST_REQUIRE(embed_data_load(testp, EMBED_FMT_TSV, &users, &items, &te, err, sizeof(err)) == 0);
     embed_train_params p;
-    embed_train_defaults(&p);
+    embed_train_defaults(&p, EMBED_METHOD_SHARPENED);
     p.dim = 64;
     p.neighbors = 200;
     embed_model m;
     TEST_REQUIRE(embed_train(&tr, &p, &m, 1) == 0);
     const int ks[] = {20};
     embed_eval_result res;
-    TEST_REQUIRE(embed_eval_run(&m, &tr, &te, ks, 1, &res, NULL) == 0);
+    TEST_REQUIRE(embed_eval_run(&m, &tr, &te, ks, 1, 1, &res, NULL) == 0);
     printf("lastfm: %u users, recall@20 %.4f ndcg@20 %.4f\n", res.n_users, res.recall[0], res.ndcg[0]);
     TEST_CHECK(res.n_users > 1000 && res.recall[0] > 0.15);
     embed_model_free(&m);
@@ -147,6 +275,8 @@ int main(void) {
     if (!d) return 1;
     snprintf(dir, sizeof(dir), "%s", d);
     TEST_RUN(test_learns_clusters);
+    TEST_RUN(test_methods_and_tune);
+    TEST_RUN(test_compress);
     TEST_RUN(test_cli);
     TEST_RUN(test_lastfm);
     tu_rmtree(dir);

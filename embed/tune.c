@@ -1,0 +1,188 @@
+/* tune: coordinate search over a method's parameters on a validation
+ * carve (see tune.h). The candidate lists are deliberately short and
+ * spread over the ranges the methods are known to work in; the search
+ * never leaves them, so a point it picks is always one of a few dozen that
+ * could be listed in advance. */
+#include "embed/tune.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "embed/progress.h"
+#include "services/base/status.h"
+
+#define TUNE_MAX_VALUES 6
+
+/* One searchable parameter: where it lives in the params and its values. */
+typedef struct {
+    const char *name;
+    size_t offset;   /* of a double, or of a uint32_t when is_u32 */
+    int is_u32;
+    int n;
+    double values[TUNE_MAX_VALUES];
+} tune_axis;
+
+#define AXIS_D(field, ...)                                                                  \
+    {#field, offsetof(embed_train_params, field), 0,                                       \
+     (int)(sizeof((double[]){__VA_ARGS__}) / sizeof(double)), {__VA_ARGS__}}
+#define AXIS_U(field, ...)                                                                  \
+    {#field, offsetof(embed_train_params, field), 1,                                       \
+     (int)(sizeof((double[]){__VA_ARGS__}) / sizeof(double)), {__VA_ARGS__}}
+
+/* The rank first: it is a prefix of the spectrum, so it is searched
+ * downwards only from the trained rank, and on a small catalogue the
+ * defaults' rank is the parameter furthest off. Then the cheap axes (a
+ * low-rank refill and a rescale of the lists), and the ones that recount
+ * the neighbour lists last. */
+static const tune_axis tune_cheby[] = {
+    AXIS_U(dim, 64, 128, 256, 384, 512),
+    AXIS_D(alpha, 0.05, 0.1, 0.2, 0.3, 0.5),
+    AXIS_D(flat, 1.0, 1.5, 2.0, 3.0),
+    AXIS_D(sharpen, 0.0, 0.2, 0.4),
+    AXIS_D(degnorm, 0.2, 0.3, 0.4, 0.5),
+};
+static const tune_axis tune_sharpened[] = {
+    AXIS_U(dim, 64, 128, 192, 256),
+    AXIS_D(alpha, 0.1, 0.2, 0.3, 0.5),
+    AXIS_D(sharpen, 0.3, 0.5, 0.7),
+    AXIS_D(curve, -0.3, 0.0, 0.3, 0.6),
+    AXIS_D(lin_item, 0.3, 0.4, 0.5),
+    AXIS_D(beta, -0.1, 0.0, 0.1),
+};
+static const tune_axis tune_bspm[] = {
+    AXIS_U(dim, 128, 256, 384, 448),
+    AXIS_D(alpha, 0.1, 0.2, 0.4),
+    AXIS_D(sharpen_time, 1.0, 1.5, 2.5, 3.5),
+};
+
+static const tune_axis *tune_axes(embed_method m, int *n) {
+    switch (m) {
+    case EMBED_METHOD_CHEBY: *n = (int)(sizeof(tune_cheby) / sizeof(tune_cheby[0])); return tune_cheby;
+    case EMBED_METHOD_BSPM: *n = (int)(sizeof(tune_bspm) / sizeof(tune_bspm[0])); return tune_bspm;
+    case EMBED_METHOD_SHARPENED: break;
+    }
+    *n = (int)(sizeof(tune_sharpened) / sizeof(tune_sharpened[0]));
+    return tune_sharpened;
+}
+
+static double axis_get(const tune_axis *a, const embed_train_params *p) {
+    const char *base = (const char *)p + a->offset;
+    if (a->is_u32) {
+        uint32_t v;
+        memcpy(&v, base, sizeof(v));
+        return v;
+    }
+    double v;
+    memcpy(&v, base, sizeof(v));
+    return v;
+}
+
+static void axis_set(const tune_axis *a, embed_train_params *p, double v) {
+    char *base = (char *)p + a->offset;
+    if (a->is_u32) {
+        uint32_t u = (uint32_t)v;
+        memcpy(base, &u, sizeof(u));
+    } else {
+        memcpy(base, &v, sizeof(v));
+    }
+}
+
+/* The search's objective: Recall@20 + NDCG@20 (both goals count). */
+static double tune_score(const embed_eval_result *r) { return r->recall[0] + r->ndcg[0]; }
+
+/* The search state shared by its steps. */
+typedef struct {
+    embed_trainer *trainer;
+    const embed_data *train, *valid;
+    uint32_t stride;
+    int quiet;
+    uint32_t max_dim;
+    double step_s; /* how long the last point took: no point starts that
+                      would end past the deadline */
+} tune_ctx;
+
+static int tune_eval(tune_ctx *c, const embed_train_params *p, uint32_t stride,
+                     embed_eval_result *res) {
+    static const int ks[] = {20, 10, 50};
+    embed_model m;
+    int rc = embed_trainer_model(c->trainer, p, &m);
+    if (rc != AISLE_OK) return rc;
+    rc = embed_eval_run(&m, c->train, c->valid, ks, 3, stride, res, NULL);
+    embed_model_free(&m);
+    return rc;
+}
+
+/* One pass over every axis; *best and *p hold the best point. */
+static int tune_pass(tune_ctx *c, const tune_axis *axes, int n_axes, embed_train_params *p,
+                     embed_eval_result *best, double deadline, embed_tune_result *res) {
+    for (int a = 0; a < n_axes; a++) {
+        double cur = axis_get(&axes[a], p);
+        for (int v = 0; v < axes[a].n; v++) {
+            double val = axes[a].values[v];
+            if (val == cur || embed_now() + c->step_s > deadline) continue;
+            if (axes[a].is_u32 && (val > c->max_dim || p->dim == 0)) continue;
+            embed_train_params q = *p;
+            embed_eval_result r;
+            axis_set(&axes[a], &q, val);
+            double t0 = embed_now();
+            int rc = tune_eval(c, &q, c->stride, &r);
+            c->step_s = embed_now() - t0;
+            if (rc != AISLE_OK) return rc;
+            res->evals++;
+            int better = tune_score(&r) > tune_score(best);
+            if (!c->quiet)
+                fprintf(stderr, "tune: %s=%g  recall@20 %.4f ndcg@20 %.4f%s\n", axes[a].name, val,
+                        r.recall[0], r.ndcg[0], better ? "  (best)" : "");
+            if (better) {
+                *p = q;
+                *best = r;
+            }
+        }
+    }
+    return AISLE_OK;
+}
+
+/* The search itself, on a trainer over the carve. */
+static int tune_search(tune_ctx *c, embed_train_params *p, const embed_tune_opts *opts,
+                       embed_tune_result *res) {
+    int n_axes;
+    const tune_axis *axes = tune_axes(p->method, &n_axes);
+    double t0 = embed_now(), deadline = t0 + opts->budget_s;
+    int rc = tune_eval(c, p, c->stride, &res->start);
+    c->step_s = embed_now() - t0;
+    if (rc != AISLE_OK) return rc;
+    res->evals = 1;
+    res->best = res->start;
+    /* A second pass only re-checks axes whose best value moved others. */
+    for (int pass = 0; pass < 2 && embed_now() + c->step_s < deadline; pass++) {
+        embed_train_params before = *p;
+        if ((rc = tune_pass(c, axes, n_axes, p, &res->best, deadline, res)) != AISLE_OK) return rc;
+        if (memcmp(&before, p, sizeof(before)) == 0) break;
+    }
+    res->seconds = embed_now() - t0;
+    return tune_eval(c, p, 1, &res->valid);
+}
+
+int embed_tune(const embed_data *all, embed_train_params *p, const embed_tune_opts *opts,
+               embed_tune_result *res) {
+    embed_data train, valid;
+    tune_ctx c = {.quiet = opts->quiet};
+    memset(res, 0, sizeof(*res));
+    int rc = embed_data_holdout(all, opts->holdout, opts->seed, &train, &valid);
+    if (rc != AISLE_OK) return rc;
+    rc = embed_trainer_new(&train, p, opts->quiet, &c.trainer);
+    if (rc != AISLE_OK) goto done;
+    uint32_t users = 0;
+    for (uint32_t u = 0; u < valid.n_users; u++) users += valid.off[u + 1] > valid.off[u];
+    c.train = &train;
+    c.valid = &valid;
+    c.max_dim = p->dim;
+    c.stride = opts->sample && users > opts->sample ? users / opts->sample : 1;
+    rc = tune_search(&c, p, opts, res);
+done:
+    embed_trainer_free(c.trainer);
+    embed_data_free(&train);
+    embed_data_free(&valid);
+    return rc;
+}
