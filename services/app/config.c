@@ -51,6 +51,9 @@ static const config_key config_keys[] = {
     {"serve.http.listen", CONFIG_SERVE, "http-listen", "127.0.0.1:9464", NULL, 0,
      "/metrics, /healthz and /readyz; port 0 picks a free one"},
     {"serve.threads", CONFIG_SERVE, "threads", "4", NULL, 0, "gRPC worker threads for unary calls"},
+    {"serve.kafka_options", CONFIG_SERVE, "kafka-opt", NULL, "security.protocol=ssl", 1,
+     "librdkafka settings KEY=VALUE for every client serve makes (secrets come from the "
+     "environment)"},
     {"serve.stream_threads", CONFIG_SERVE, "stream-threads", "4", NULL, 0,
      "workers for Shop streams: at most this many run at once"},
     {"serve.tls.cert", CONFIG_SERVE, "tls-cert", NULL, "/etc/aisle-tls/tls.crt", 0,
@@ -95,7 +98,8 @@ static const config_key config_keys[] = {
      "where item categories and brands are learned"},
     {"ingest.batch", CONFIG_INGEST, "batch", "500", NULL, 0, "most messages per batch"},
     {"ingest.kafka_options", CONFIG_INGEST, "kafka-opt", NULL, "session.timeout.ms=6000", 1,
-     "librdkafka consumer settings KEY=VALUE (secrets come from the environment)"},
+     "librdkafka settings KEY=VALUE for every client ingest makes (secrets come from the "
+     "environment)"},
     {"ctl.server", CONFIG_CTL, "server", "127.0.0.1:50051", NULL, 0,
      "the serve replica ctl's gRPC commands talk to"},
     {"ctl.http", CONFIG_CTL, "http", "127.0.0.1:9464", NULL, 0,

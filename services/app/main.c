@@ -103,6 +103,8 @@ static const char serve_usage[] =
     "                         without it a deterministic composer writes them\n"
     "  --tokenizer PATH       llama2.c tokenizer.bin for --model (a GGUF model may carry its own)\n"
     "  --model-threads N      threads per model step (default 1)\n"
+    "  --kafka-opt KEY=VALUE  a librdkafka setting for every client (catalog and control\n"
+    "                         readers, exposure log), e.g. security.protocol=ssl (repeatable)\n"
     "  --chat-template NAME   chatml, llama3, zephyr, mistral, gemma or phi3 (default: the\n"
     "                         GGUF file's own; llama2.c files take plain prompts)\n"
     MAIN_HTTP_USAGE("9464", ", the console at /console")
@@ -111,6 +113,12 @@ static const char serve_usage[] =
 
 /* serve's flags into cfg and the model settings. Returns 0 to run, or the
  * exit code (help printed, or a usage error). */
+enum { MAIN_MAX_KAFKA_OPTS = 64 };
+
+/* serve's --kafka-opt settings, for every Kafka client it makes. */
+static const char *main_serve_kafka_opts[MAIN_MAX_KAFKA_OPTS];
+static size_t main_serve_n_kafka_opts;
+
 static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const char **model,
                             const char **tok, const char **chat_template,
                             long long *model_threads, long long *grace, const char **http) {
@@ -127,7 +135,7 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         {"tls-cert", required_argument, 0, 1100},   {"tls-key", required_argument, 0, 1101},
         {"tls-client-ca", required_argument, 0, 1102}, {"insecure", optional_argument, 0, 1103},
         {"tokens-file", required_argument, 0, 1104}, {"stream-threads", required_argument, 0, 1105},
-        {"chat-template", required_argument, 0, 1106},
+        {"chat-template", required_argument, 0, 1106}, {"kafka-opt", required_argument, 0, 1107},
         {"http-listen", required_argument, 0, 'H'}, {"log-format", required_argument, 0, 'F'},
         {0, 0, 0, 0}};
     long long v;
@@ -168,6 +176,14 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
             break;
         case 1104: cfg->tokens_file = optarg; break;
         case 1106: *chat_template = optarg; break;
+        case 1107:
+            if (main_serve_n_kafka_opts == MAIN_MAX_KAFKA_OPTS)
+                return cli_usage_error("serve", "at most %d --kafka-opt flags",
+                                       MAIN_MAX_KAFKA_OPTS);
+            if (!strchr(optarg, '='))
+                return cli_usage_error("serve", "--kafka-opt takes KEY=VALUE");
+            main_serve_kafka_opts[main_serve_n_kafka_opts++] = optarg;
+            break;
         case 1105:
             if (cli_int("serve", "stream-threads", optarg, 1, 256, &v)) return CLI_EXIT_USAGE;
             cfg->server.stream_threads = (int)v;
@@ -241,6 +257,9 @@ static int main_serve(int argc, char **argv) {
     if (!cfg.tls.cert && !cfg.insecure)
         return cli_usage_error("serve", "no TLS certificate: give --tls-cert and --tls-key, "
                                         "or --insecure to serve plaintext");
+    if (kafka_client_opts_set(main_serve_kafka_opts, main_serve_n_kafka_opts, err,
+                              sizeof(err)) != AISLE_OK)
+        return cli_usage_error("serve", "%s", err);
     stop = cli_stop_flag();
     reload = cli_reload_flag();
     if (model_path) {
@@ -295,14 +314,14 @@ static const char ingest_usage[] =
     "  --batch N              most messages per batch (default 500)\n"
     "  --catalog-topic NAME   where item categories and brands are learned\n"
     "                         (default aisle.catalog)\n"
-    "  --kafka-opt KEY=VALUE  a librdkafka consumer setting, e.g.\n"
+    "  --kafka-opt KEY=VALUE  a librdkafka setting for every client (consumer, dead-letter\n"
+    "                         producer, catalog reader), e.g. security.protocol=sasl_ssl or\n"
     "                         session.timeout.ms=6000 (repeatable)\n"
     CLI_PROFILE_USAGE
     MAIN_HTTP_USAGE("9465", "")
     MAIN_LOG_USAGE
     "  -h, --help             show this help\n";
 
-enum { MAIN_MAX_KAFKA_OPTS = 64 };
 
 /* ingest's flags into cfg (kafka_opts: room for MAIN_MAX_KAFKA_OPTS) and
  * the HTTP address. Returns 0 to run, or the exit code as serve's does. */
@@ -376,6 +395,10 @@ static int main_ingest(int argc, char **argv) {
     ingest_config_default(&cfg);
     if ((rc = main_ingest_flags(argc, argv, &cfg, kafka_opts, &http)))
         return rc == CLI_EXIT_HELP ? 0 : rc;
+    /* The same settings for the dead-letter producer and the catalog
+     * reader as for the consumer (security.protocol, SASL, SSL). */
+    if (kafka_client_opts_set(kafka_opts, cfg.n_kafka_opts, err, sizeof(err)) != AISLE_OK)
+        return cli_usage_error("ingest", "%s", err);
     if (ops_start_ingest(http, &cfg, &stats, &op, err, sizeof(err)) != AISLE_OK) {
         log_error("ingest", "%s", err);
         return 1;

@@ -25,12 +25,67 @@ static void kafka_log(const rd_kafka_t *rk, int level, const char *fac,
         log_debug("kafka", "%s: %s", fac, buf);
 }
 
+/* Whether key's value is a secret: never echoed in a message. */
+static int kafka_secret_key(const char *key) {
+    return strstr(key, "password") || strstr(key, "secret") || strstr(key, ".key") ||
+           strstr(key, "jaas") || strstr(key, "token");
+}
+
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
                    char *err, size_t errlen) {
     char why[256];
     if (rd_kafka_conf_set(conf, key, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        /* librdkafka's reason may quote the value; say only the key then. */
+        if (kafka_secret_key(key))
+            return status_fail(AISLE_EINVAL, err, errlen, "kafka setting %s: refused", key);
         return status_fail(AISLE_EINVAL, err, errlen, "kafka setting %s=%s: %s", key, value,
                            why);
+    }
+    return AISLE_OK;
+}
+
+/* Settings every client of this process gets (security.protocol, SASL,
+ * SSL ...): copied "key=value" strings, set once at start by the command. */
+static struct {
+    char **opts;
+    size_t n;
+} kafka_client;
+
+int kafka_client_opts_set(const char *const *opts, size_t n, char *err, size_t errlen) {
+    char **copy = calloc(n + 1, sizeof(*copy));
+    if (!copy) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (!strchr(opts[i], '=') || !(copy[i] = strdup(opts[i]))) {
+            for (size_t j = 0; j < i; j++) free(copy[j]);
+            free(copy);
+            return status_fail(AISLE_EINVAL, err, errlen, "a kafka setting is KEY=VALUE");
+        }
+    for (size_t i = 0; i < kafka_client.n; i++) free(kafka_client.opts[i]);
+    free(kafka_client.opts);
+    kafka_client.opts = copy;
+    kafka_client.n = n;
+    return AISLE_OK;
+}
+
+/* The process-wide settings, then SASL credentials from the environment. */
+static int kafka_conf_client(rd_kafka_conf_t *conf, char *err, size_t errlen) {
+    static const struct {
+        const char *env, *key;
+    } secrets[] = {{"AISLE_KAFKA_SASL_USERNAME", "sasl.username"},
+                   {"AISLE_KAFKA_SASL_PASSWORD", "sasl.password"}};
+    for (size_t i = 0; i < kafka_client.n; i++) {
+        char *eq = strchr(kafka_client.opts[i], '=');
+        char key[256];
+        size_t kl = (size_t)(eq - kafka_client.opts[i]);
+        if (kl >= sizeof(key)) return status_fail(AISLE_EINVAL, err, errlen, "kafka setting key too long");
+        memcpy(key, kafka_client.opts[i], kl);
+        key[kl] = '\0';
+        if (kafka_conf_set(conf, key, eq + 1, err, errlen) != AISLE_OK) return AISLE_EINVAL;
+    }
+    for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+        const char *v = getenv(secrets[i].env);
+        if (v && *v && kafka_conf_set(conf, secrets[i].key, v, err, errlen) != AISLE_OK)
+            return AISLE_EINVAL;
     }
     return AISLE_OK;
 }
@@ -43,7 +98,8 @@ rd_kafka_conf_t *kafka_conf_new(const char *brokers, char *err, size_t errlen) {
     }
     rd_kafka_conf_set_log_cb(conf, kafka_log);
     if ((brokers && kafka_conf_set(conf, "bootstrap.servers", brokers, err, errlen)) ||
-        kafka_conf_set(conf, "client.id", "aisle", err, errlen)) {
+        kafka_conf_set(conf, "client.id", "aisle", err, errlen) ||
+        (brokers && kafka_conf_client(conf, err, errlen))) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

@@ -20,7 +20,16 @@
  * Returns NULL with err set. The caller passes it to rd_kafka_new (which
  * takes ownership on success) or frees it with rd_kafka_conf_destroy. */
 rd_kafka_conf_t *kafka_conf_new(const char *brokers, char *err, size_t errlen);
-/* Sets one property; returns AISLE_OK, or AISLE_EINVAL with err set. */
+/* Settings (each "key=value", copied) that every Kafka client this process
+ * makes gets after Aisle's own: security.protocol, SASL and SSL settings
+ * reach the consumer, the producers, the catalog and control readers and
+ * ctl alike. AISLE_KAFKA_SASL_USERNAME / _PASSWORD from the environment
+ * become sasl.username / sasl.password. Call before making clients.
+ * Returns AISLE_OK, AISLE_EINVAL or AISLE_ENOMEM with err set. */
+int kafka_client_opts_set(const char *const *opts, size_t n, char *err, size_t errlen);
+
+/* Sets one property; returns AISLE_OK, or AISLE_EINVAL with err set (a
+ * secret's value is never in the message). */
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
                    char *err, size_t errlen);
 /* A producer with acks=all and idempotence, so a retried send is written

@@ -128,7 +128,13 @@ int tail_open(const char *brokers, const char *topic, int64_t start, const char 
     conf = kafka_conf_new(brokers, err, errlen);
     if (!conf || kafka_conf_set(conf, "group.id", group, err, errlen) ||
         kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen) ||
-        kafka_conf_set(conf, "enable.partition.eof", "true", err, errlen))
+        kafka_conf_set(conf, "enable.partition.eof", "true", err, errlen) ||
+        /* An offset out of range (retention deleted what a restart asked
+         * for) must not jump to the end and leave the catalog silently
+         * incomplete: a reader of the whole topic starts again at the
+         * earliest message there is. */
+        kafka_conf_set(conf, "auto.offset.reset",
+                       start == RD_KAFKA_OFFSET_END ? "latest" : "earliest", err, errlen))
         goto fail;
     t->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (!t->rk) {

@@ -152,6 +152,27 @@ static int rcluster_node_index(rcluster *c, const char *host, int port) {
     return (int)c->n_nodes++;
 }
 
+/* AUTH on a new connection when the environment names credentials
+ * (AISLE_REDIS_PASSWORD, and AISLE_REDIS_USER for an ACL user): every node
+ * of a cluster, every connection. Neither value is ever printed. */
+static int rcluster_auth(rcluster_node *n, char *err, size_t errlen) {
+    const char *user = getenv("AISLE_REDIS_USER"), *pass = getenv("AISLE_REDIS_PASSWORD");
+    redisReply *r;
+    int ok;
+    if (!pass || !*pass) return AISLE_OK;
+    r = user && *user ? redisCommand(n->ctx, "AUTH %s %s", user, pass)
+                      : redisCommand(n->ctx, "AUTH %s", pass);
+    ok = r && r->type == REDIS_REPLY_STATUS;
+    if (!ok)
+        status_fmt(err, errlen, "redis %s:%d: AUTH refused%s%s", n->host, n->port,
+                   r && r->type == REDIS_REPLY_ERROR ? ": " : "",
+                   r && r->type == REDIS_REPLY_ERROR ? r->str : "");
+    if (r) freeReplyObject(r);
+    if (ok) return AISLE_OK;
+    rcluster_drop(n);
+    return AISLE_EIO;
+}
+
 static int rcluster_node_connect(rcluster *c, int i, char *err, size_t errlen) {
     rcluster_node *n = &c->nodes[i];
     struct timeval tv = {2, 0};
@@ -164,7 +185,7 @@ static int rcluster_node_connect(rcluster *c, int i, char *err, size_t errlen) {
         return AISLE_EIO;
     }
     redisSetTimeout(n->ctx, tv);
-    return AISLE_OK;
+    return rcluster_auth(n, err, errlen);
 }
 
 /* Loads every script on node i, learning their hashes the first time. */

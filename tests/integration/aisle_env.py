@@ -67,14 +67,14 @@ class Procs:
         self.procs = []
         self.logdir = tempfile.mkdtemp(prefix="aisle-test-logs-")
 
-    def start(self, name, argv, ready_prefix=None, timeout=20, stdin=None):
+    def start(self, name, argv, ready_prefix=None, timeout=20, stdin=None, env=None):
         """Starts argv; with ready_prefix, waits for a stdout line starting
         with it and returns (proc, rest of that line)."""
         # One log per process, also when a test starts two of a kind.
         n = sum(1 for p in self.procs if p.name == name)
         log = open(os.path.join(self.logdir, "%s-%d.log" % (name, n)), "wb")
         p = subprocess.Popen(argv, stdout=subprocess.PIPE if ready_prefix else log,
-                             stderr=log, stdin=stdin, start_new_session=True)
+                             stderr=log, stdin=stdin, start_new_session=True, env=env)
         p.name, p.logfile = name, log.name
         log.close()  # the child holds its own descriptor
         self.procs.append(p)

@@ -215,6 +215,31 @@ class Security(unittest.TestCase):
             # Recommend still answers: the stream workers are not stuck.
             self.assertEqual(self.code_of(lambda: self.recommend(ch, None)), grpc.StatusCode.OK)
 
+    def test_redis_auth_from_the_environment(self):
+        """A Redis with requirepass: serve authenticates on every connection
+        with AISLE_REDIS_PASSWORD, and without it Health says NOT_SERVING."""
+        port = aisle_env.free_port()
+        self.procs.start("redis-auth", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                        "--save", "", "--appendonly", "no",
+                                        "--requirepass", "s3cret-pass"])
+        time.sleep(0.3)
+        addr = "127.0.0.1:%d" % port
+        env = dict(os.environ, AISLE_REDIS_PASSWORD="s3cret-pass")
+        good, gaddr = self.procs.start("serve-auth", [
+            aisle_env.aisle_binary(), "serve", "--insecure", "--listen", "127.0.0.1:0",
+            "--http-listen", "127.0.0.1:0", "--kafka-brokers", self.brokers, "--redis", addr,
+            "--dim", "4"], "aisle serve: listening on port ", env=env)
+        bad, baddr = self.procs.start("serve-noauth", [
+            aisle_env.aisle_binary(), "serve", "--insecure", "--listen", "127.0.0.1:0",
+            "--http-listen", "127.0.0.1:0", "--kafka-brokers", self.brokers, "--redis", addr,
+            "--dim", "4"], "aisle serve: listening on port ")
+        with grpc.insecure_channel("127.0.0.1:" + gaddr) as ch:
+            aisle_env.wait_for(lambda: aisle_env.healthy(ch), 20, "SERVING with AUTH")
+        with grpc.insecure_channel("127.0.0.1:" + baddr) as ch:
+            time.sleep(1)
+            self.assertFalse(aisle_env.healthy(ch))
+        self.assertNotIn("s3cret-pass", self.procs.log(good) + self.procs.log(bad))
+
     def test_z_health_follows_redis(self):
         """Last: the Redis restart costs each worker's connection one call."""
         with self.channel(self.maddr, client=True) as ch:
