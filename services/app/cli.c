@@ -111,14 +111,19 @@ static void cli_on_signal(int sig) {
     }
 }
 
-atomic_int *cli_stop_flag(void) {
+/* Runs fn on sig, with interrupted system calls resumed. */
+static void cli_catch(int sig, void (*fn)(int)) {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = cli_on_signal;
+    sa.sa_handler = fn;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sigaction(sig, &sa, NULL);
+}
+
+atomic_int *cli_stop_flag(void) {
+    cli_catch(SIGINT, cli_on_signal);
+    cli_catch(SIGTERM, cli_on_signal);
     return &cli_stop;
 }
 
@@ -130,11 +135,6 @@ static void cli_on_hup(int sig) {
 }
 
 atomic_int *cli_reload_flag(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = cli_on_hup;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGHUP, &sa, NULL);
+    cli_catch(SIGHUP, cli_on_hup);
     return &cli_reload;
 }

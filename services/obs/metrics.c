@@ -58,7 +58,8 @@ const size_t metrics_n_latency_bounds =
 
 static const char *const metrics_type_names[] = {"counter", "gauge", "histogram"};
 
-static int metrics_valid_name(const char *s) {
+/* Used by assertions only: inline, so builds without them do not warn. */
+static inline int metrics_valid_name(const char *s) {
     if (!*s || (*s >= '0' && *s <= '9')) return 0;
     for (; *s; s++)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
@@ -110,7 +111,7 @@ fail:
 }
 
 /* Whether an existing family was declared the same way. */
-static int metrics_same_labels(const metrics_family *f, const char *labels) {
+static inline int metrics_same_labels(const metrics_family *f, const char *labels) {
     const char *p = labels ? labels : "";
     for (size_t i = 0; i < f->n_labels; i++) {
         size_t n = strlen(f->labels[i]);

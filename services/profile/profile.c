@@ -855,7 +855,7 @@ int profile_popular(profile_store *ps, int64_t now_ms, size_t n,
                     profile_entry **out, char *err, size_t errlen) {
     char stop[24];
     const char *argv[5] = {"ZREVRANGE", PROFILE_POPULAR_KEY, "0", stop, "WITHSCORES"};
-    redisReply *r;
+    redisReply *r = NULL;
     size_t got;
     int rc;
     *out = NULL;

@@ -141,8 +141,9 @@ static void recommend_cache_put(recommend_popset *s) {
 static void recommend_degrade(recommend_answer *a, const char *why) {
     if (a->degraded) return;
     a->degraded = 1;
+    /* The reason is cut to fit beside the sentence around it. */
     snprintf(a->degraded_reason, sizeof(a->degraded_reason),
-             "not personalized: the profile store is unreachable (%s)", why);
+             "not personalized: the profile store is unreachable (%.180s)", why);
 }
 
 /* The popular list for one call. It is read before the ranker takes the

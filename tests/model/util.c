@@ -73,7 +73,8 @@ const char *tu_gguf_dir(void) {
 
 const char *tu_stories(const char *name) {
     static char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", tu_stories_dir(), name);
+    if (snprintf(path, sizeof path, "%s/%s", tu_stories_dir(), name) >= (int)sizeof path)
+        path[0] = '\0'; /* too long: no such file */
     return path;
 }
 
