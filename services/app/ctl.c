@@ -19,6 +19,7 @@
 #include "proto/aisle/v1/events.pb-c.h"
 #include "services/app/cli.h"
 #include "services/app/config.h"
+#include "services/app/expctl.h"
 #include "services/app/pbjson.h"
 #include "services/app/rpc.h"
 #include "services/base/buf.h"
@@ -36,6 +37,7 @@ static const char ctl_usage[] =
     "\n"
     "Over gRPC to --server:\n"
     "  recommend USER             the user's recommendations, with reasons\n"
+    "  similar ITEM [USER]        items like ITEM (USER's seen items left out)\n"
     "  profile get USER           what Aisle knows of the user, heaviest first\n"
     "  profile delete USER        erase every key Aisle keeps for the user\n"
     "  shop USER QUERY...         a shopping answer, streamed as it is written\n"
@@ -43,6 +45,8 @@ static const char ctl_usage[] =
     "  index status               the index kind, size, snapshot and catalog feed\n"
     "  catalog get ITEM           one catalog item's facts\n"
     "  catalog search TEXT...     items whose title, id, brand or category contains TEXT\n"
+    "Experiments (their own flags: 'aisle ctl exp --help'):\n"
+    "  exp --redis HOST:PORT set|list|delete|toggle|holdout|assign|params ...\n"
     "Over Kafka (--kafka-brokers):\n"
     "  track USER KIND ID         send a signal: KIND view, click, add_to_cart, purchase,\n"
     "                             like, dismiss (ID an item) or follow_creator (ID a creator)\n"
@@ -146,25 +150,42 @@ static void ctl_print_items(Aisle__V1__ScoredItem *const *items, size_t n) {
     }
 }
 
-static int ctl_recommend(rpc_client *rc, const ctl_opts *o, const char *user) {
-    Aisle__V1__RecommendRequest req = AISLE__V1__RECOMMEND_REQUEST__INIT;
+/* Calls path with req and prints its RecommendResponse. */
+static int ctl_page(rpc_client *rc, const ctl_opts *o, const char *path,
+                    const ProtobufCMessage *req) {
     Aisle__V1__RecommendResponse *resp;
     char msg[512];
-    int code;
-    req.user_id = (char *)user;
-    req.limit = (int32_t)o->limit;
-    code = rpc_unary(rc, "/aisle.v1.Recommender/Recommend", &req.base,
-                     &aisle__v1__recommend_response__descriptor, (int)o->timeout_ms,
-                     (ProtobufCMessage **)&resp, msg, sizeof(msg));
+    int code = rpc_unary(rc, path, req, &aisle__v1__recommend_response__descriptor,
+                         (int)o->timeout_ms, (ProtobufCMessage **)&resp, msg, sizeof(msg));
     if (code != RPC_OK) return ctl_rpc_exit(code, msg);
     if (o->json) {
         ctl_print_json(&resp->base);
     } else {
         ctl_print_items(resp->items, resp->n_items);
+        for (size_t i = 0; i < resp->n_assignments; i++)
+            printf("experiment %s/%s: %s\n", resp->assignments[i]->layer,
+                   resp->assignments[i]->experiment, resp->assignments[i]->variant);
+        if (resp->degraded) printf("degraded: %s\n", resp->degraded_reason);
         printf("request %s\n", resp->request_id);
     }
     protobuf_c_message_free_unpacked(&resp->base, NULL);
     return 0;
+}
+
+static int ctl_recommend(rpc_client *rc, const ctl_opts *o, const char *user) {
+    Aisle__V1__RecommendRequest req = AISLE__V1__RECOMMEND_REQUEST__INIT;
+    req.user_id = (char *)user;
+    req.limit = (int32_t)o->limit;
+    return ctl_page(rc, o, "/aisle.v1.Recommender/Recommend", &req.base);
+}
+
+/* Items like item (for user, when given: what they have seen is left out). */
+static int ctl_similar(rpc_client *rc, const ctl_opts *o, const char *item, const char *user) {
+    Aisle__V1__SimilarItemsRequest req = AISLE__V1__SIMILAR_ITEMS_REQUEST__INIT;
+    req.item_id = (char *)item;
+    req.user_id = (char *)(user ? user : "");
+    req.limit = (int32_t)o->limit;
+    return ctl_page(rc, o, "/aisle.v1.Recommender/SimilarItems", &req.base);
 }
 
 static void ctl_print_weighted(const char *title, Aisle__V1__WeightedId *const *ids, size_t n) {
@@ -540,6 +561,8 @@ static int ctl_grpc(const ctl_opts *o, int n, char **w) {
     }
     if (ctl_is(n, w, "recommend", NULL, 1))
         status = ctl_recommend(rc, o, w[1]);
+    else if (ctl_is(n, w, "similar", NULL, 1) || ctl_is(n, w, "similar", NULL, 2))
+        status = ctl_similar(rc, o, w[1], n == 3 ? w[2] : NULL);
     else if (ctl_is(n, w, "profile", "get", 1))
         status = ctl_profile_get(rc, o, w[2]);
     else if (ctl_is(n, w, "profile", "delete", 1))
@@ -555,12 +578,15 @@ int ctl_main(int argc, char **argv) {
     char **w;
     int n, rc;
 
+    /* ctl exp ... is the experiments tool, with flags of its own. */
+    if (argc >= 2 && strcmp(argv[1], "exp") == 0) return expctl_main(argc - 1, argv + 1);
     if ((rc = config_apply("ctl", &argc, &argv))) return rc;
     if ((rc = ctl_flags(argc, argv, &o))) return rc == CLI_EXIT_HELP ? 0 : rc;
     log_set_format(LOG_FORMAT_TEXT); /* a person reads what librdkafka or gRPC may say */
     n = argc - optind;
     w = argv + optind;
-    if (ctl_is(n, w, "recommend", NULL, 1) || ctl_is(n, w, "profile", "get", 1) ||
+    if (ctl_is(n, w, "recommend", NULL, 1) || ctl_is(n, w, "similar", NULL, 1) ||
+        ctl_is(n, w, "similar", NULL, 2) || ctl_is(n, w, "profile", "get", 1) ||
         ctl_is(n, w, "profile", "delete", 1) || ctl_is(n, w, "shop", NULL, -2))
         return ctl_grpc(&o, n, w);
     if (ctl_is(n, w, "index", "status", 0)) return ctl_admin(&o, "/api/index", 0);
@@ -568,7 +594,8 @@ int ctl_main(int argc, char **argv) {
     if (ctl_is(n, w, "catalog", "get", 1)) return ctl_catalog_get(&o, w[2]);
     if (ctl_is(n, w, "catalog", "search", -1)) return ctl_catalog_search(&o, n - 2, w + 2);
     if (ctl_is(n, w, "track", NULL, 3)) return ctl_track(&o, w[1], w[2], w[3]);
-    return cli_usage_error("ctl", "unknown command; the commands are recommend USER, profile "
-                                  "get|delete USER, shop USER QUERY, track USER KIND ID, index "
-                                  "status|reload, catalog get ITEM|search TEXT");
+    return cli_usage_error("ctl", "unknown command; the commands are recommend USER, similar "
+                                  "ITEM [USER], profile get|delete USER, shop USER QUERY, track "
+                                  "USER KIND ID, index status|reload, catalog get ITEM|search "
+                                  "TEXT, exp ...");
 }

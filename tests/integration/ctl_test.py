@@ -82,6 +82,15 @@ class Ctl(unittest.TestCase):
         # bought items are left out
         self.assertFalse({"k00", "k01", "k02"} & {it["item_id"] for it in out["items"]})
 
+    def test_similar_and_exp(self):
+        out = json.loads(self.ctl("similar", "k00", "--limit", "3", "--json").stdout)
+        self.assertEqual(len(out["items"]), 3)
+        self.assertNotIn("k00", {it["item_id"] for it in out["items"]})
+        self.assertEqual(self.ctl("similar", "no-such-item").returncode, 4)  # NOT_FOUND
+        r = subprocess.run([aisle_env.aisle_binary(), "ctl", "exp", "--redis", self.redis, "list"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_profile_get_and_delete(self):
         r = self.ctl("profile", "get", USER)
         self.assertEqual(r.returncode, 0, r.stderr)
