@@ -361,11 +361,11 @@ static void server_run_stream(server_worker *w, server_call *sc) {
     ops[n].data.send_status_from_server.status_details =
         st.rep.status == GRPC_STATUS_OK ? NULL : &sc->status_msg;
     n++;
+    obs_rpc_end(st.rep.status); /* before the status leaves, as for unary calls */
     server_stream_batch(&st, ops, n, &st.send_tag);
     if (!st.close_done)
         grpc_completion_queue_pluck(sc->call_cq, &st.close_tag,
                                     gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    obs_rpc_end(st.rep.status);
     server_call_free(sc);
 }
 
@@ -423,8 +423,10 @@ static void server_answer(server_worker *w, server_call *sc) {
         m->unary(&ctx, GRPC_SLICE_START_PTR(body), GRPC_SLICE_LENGTH(body), &rep);
         grpc_slice_unref(body);
     }
-    server_send_reply(sc, &rep);
+    /* Counted before the reply leaves, so a client that has its answer
+     * finds the call in the metrics. */
     obs_rpc_end(rep.status);
+    server_send_reply(sc, &rep);
     free(rep.body);
 }
 
