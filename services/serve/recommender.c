@@ -14,6 +14,17 @@
 #include "services/serve/auth.h"
 #include "services/serve/variants.h"
 
+/* Decodes req as a message of desc, or fails the call with
+ * INVALID_ARGUMENT naming the type. The caller frees the message with
+ * protobuf_c_message_free_unpacked. */
+static void *recommender_decode(const ProtobufCMessageDescriptor *desc, const uint8_t *req,
+                                size_t len, server_reply *rep) {
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, req);
+    if (!m)
+        server_reply_fail(rep, AISLE_EINVAL, "request body is not a valid %s", desc->short_name);
+    return m;
+}
+
 /* Runs call and replies with its RecommendResponse, or the failure. */
 static void recommender_answer(const server_call_ctx *ctx, const recommend_call *call,
                                server_reply *rep) {
@@ -57,11 +68,9 @@ out:
 
 static void recommender_recommend(const server_call_ctx *ctx, const uint8_t *req, size_t len,
                                   server_reply *rep) {
-    Aisle__V1__RecommendRequest *in = aisle__v1__recommend_request__unpack(NULL, len, req);
-    if (!in) {
-        server_reply_fail(rep, AISLE_EINVAL, "request body is not a valid RecommendRequest");
-        return;
-    }
+    Aisle__V1__RecommendRequest *in =
+        recommender_decode(&aisle__v1__recommend_request__descriptor, req, len, rep);
+    if (!in) return;
     recommend_call call = {
         .user_id = in->user_id,
         .limit = in->limit,
@@ -74,16 +83,14 @@ static void recommender_recommend(const server_call_ctx *ctx, const uint8_t *req
         .page_token = in->page_token,
     };
     recommender_answer(ctx, &call, rep);
-    aisle__v1__recommend_request__free_unpacked(in, NULL);
+    protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 
 static void recommender_similar(const server_call_ctx *ctx, const uint8_t *req, size_t len,
                                 server_reply *rep) {
-    Aisle__V1__SimilarItemsRequest *in = aisle__v1__similar_items_request__unpack(NULL, len, req);
-    if (!in) {
-        server_reply_fail(rep, AISLE_EINVAL, "request body is not a valid SimilarItemsRequest");
-        return;
-    }
+    Aisle__V1__SimilarItemsRequest *in =
+        recommender_decode(&aisle__v1__similar_items_request__descriptor, req, len, rep);
+    if (!in) return;
     recommend_call call = {
         .user_id = in->user_id,
         .limit = in->limit,
@@ -95,7 +102,7 @@ static void recommender_similar(const server_call_ctx *ctx, const uint8_t *req, 
         .similar = 1,
     };
     recommender_answer(ctx, &call, rep);
-    aisle__v1__similar_items_request__free_unpacked(in, NULL);
+    protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 
 /* Views n profile entries as WeightedId messages in ids/ptrs (n long). */
@@ -131,12 +138,8 @@ static void recommender_get_profile(const server_call_ctx *ctx, const uint8_t *r
     char err[256];
     int rc;
 
-    in = aisle__v1__get_profile_request__unpack(NULL, len, req);
-    if (!in) {
-        server_reply_fail(rep, AISLE_EINVAL,
-                          "request body is not a valid GetProfileRequest");
-        return;
-    }
+    in = recommender_decode(&aisle__v1__get_profile_request__descriptor, req, len, rep);
+    if (!in) return;
     rc = profile_get(ctx->profiles, in->user_id, clock_wall_ms(), SIZE_MAX >> 1, &p,
                      err, sizeof(err));
     if (rc != 0) {
@@ -180,7 +183,7 @@ out:
     free(tids);
     free(tptrs);
     profile_clear(&p);
-    aisle__v1__get_profile_request__free_unpacked(in, NULL);
+    protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 
 static void recommender_delete_profile(const server_call_ctx *ctx, const uint8_t *req,
@@ -190,12 +193,8 @@ static void recommender_delete_profile(const server_call_ctx *ctx, const uint8_t
     char err[256];
     int rc;
 
-    in = aisle__v1__delete_profile_request__unpack(NULL, len, req);
-    if (!in) {
-        server_reply_fail(rep, AISLE_EINVAL,
-                          "request body is not a valid DeleteProfileRequest");
-        return;
-    }
+    in = recommender_decode(&aisle__v1__delete_profile_request__descriptor, req, len, rep);
+    if (!in) return;
     rc = profile_delete(ctx->profiles, in->user_id, err, sizeof(err));
     if (rc < 0) {
         server_reply_fail(rep, rc, "%s", err);
@@ -204,7 +203,7 @@ static void recommender_delete_profile(const server_call_ctx *ctx, const uint8_t
         server_reply_pack(rep, &out.base);
         log_info("serve", "profile of user %s deleted on request", in->user_id);
     }
-    aisle__v1__delete_profile_request__free_unpacked(in, NULL);
+    protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 
 static void recommender_health(const server_call_ctx *ctx, const uint8_t *req,
@@ -214,12 +213,8 @@ static void recommender_health(const server_call_ctx *ctx, const uint8_t *req,
         GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
     const recommender_config *cfg = ctx->arg;
 
-    in = grpc__health__v1__health_check_request__unpack(NULL, len, req);
-    if (!in) {
-        server_reply_fail(rep, AISLE_EINVAL,
-                          "request body is not a valid HealthCheckRequest");
-        return;
-    }
+    in = recommender_decode(&grpc__health__v1__health_check_request__descriptor, req, len, rep);
+    if (!in) return;
     if (in->service && *in->service && strcmp(in->service, "aisle.v1.Recommender")) {
         server_reply_fail(rep, AISLE_ENOTFOUND, "unknown service '%s'", in->service);
     } else {
@@ -232,7 +227,7 @@ static void recommender_health(const server_call_ctx *ctx, const uint8_t *req,
                         : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
         server_reply_pack(rep, &out.base);
     }
-    grpc__health__v1__health_check_request__free_unpacked(in, NULL);
+    protobuf_c_message_free_unpacked(&in->base, NULL);
 }
 
 
