@@ -638,10 +638,44 @@ bad:
     return status_fail(AISLE_EFORMAT, err, errlen, "%s/bias.f32: malformed", s->dir);
 }
 
+/* Whether the index header at r reads fourcc, then dimension dim and
+ * n entries, trained, inner product: FAISS's write_index_header. */
+static int index_header_is(snap_in *r, const char *fourcc, uint32_t dim, uint64_t n) {
+    const uint8_t *fc = in_bytes(r, 4);
+    uint32_t d = in_u32(r);
+    uint64_t total = in_u64(r);
+    in_u64(r); /* two unused words FAISS writes as 1 << 20 */
+    in_u64(r);
+    const uint8_t *trained = in_bytes(r, 1);
+    uint32_t metric = in_u32(r);
+    return fc && trained && memcmp(fc, fourcc, 4) == 0 && d == dim && total == n &&
+           *trained == 1 && metric == 0;
+}
+
+/* FAISS's reader trusts the sizes in its file (a forged one makes it
+ * allocate or read whatever they say), so the file must first have exactly
+ * the layout that write_index gives the "IDMap2,Flat" inner-product index
+ * this snapshot was written with: the IDMap2 header, the flat index's
+ * header, its n x dim floats, and the n ids. */
+static int index_layout_ok(const uint8_t *buf, size_t n, const embed_model *m) {
+    snap_in r = {buf, n, 0, 0};
+    uint64_t cells = (uint64_t)m->n_items * m->dim;
+    if (cells > SIZE_MAX / sizeof(float) || !index_header_is(&r, "IxM2", m->dim, m->n_items) ||
+        !index_header_is(&r, "IxFI", m->dim, m->n_items) || in_u64(&r) != cells ||
+        !in_bytes(&r, (size_t)cells * sizeof(float)) || in_u64(&r) != m->n_items ||
+        !in_bytes(&r, (size_t)m->n_items * sizeof(int64_t)))
+        return 0;
+    return !r.bad && r.pos == n;
+}
+
 /* Reads the index from memory and takes Q back out of it, so the vectors
  * scored exactly are the ones the index searches. */
 static int parse_index(const uint8_t *buf, size_t n, embed_snapshot *s, char *err, size_t errlen) {
     embed_model *m = &s->model;
+    if (!index_layout_ok(buf, n, m))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s/Q.faiss: not an IDMap2,Flat inner-product index of %u x %u",
+                           s->dir, m->n_items, m->dim);
     FILE *f = fmemopen((void *)buf, n, "rb");
     if (!f || faiss_read_index(f, 0, &s->index) != 0) {
         status_fmt(err, errlen, "%s/Q.faiss: %s", s->dir, f ? faiss_get_last_error() : strerror(errno));

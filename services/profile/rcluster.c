@@ -208,28 +208,43 @@ static int rcluster_load_scripts(rcluster *c, int i, char *err, size_t errlen) {
     return AISLE_OK;
 }
 
-/* Fills the slot map from a CLUSTER SLOTS reply given by node `from`. */
-static int rcluster_map(rcluster *c, const redisReply *r, int from) {
+/* Whether r is an integer reply within [lo, hi]. */
+static int rcluster_int_in(const redisReply *r, long long lo, long long hi) {
+    return r->type == REDIS_REPLY_INTEGER && r->integer >= lo && r->integer <= hi;
+}
+
+int rcluster_slots_parse(rcluster *c, const redisReply *r, const char *from_host) {
+    int rc = AISLE_EFORMAT;
     for (size_t s = 0; s < RCLUSTER_SLOTS; s++) c->slot_node[s] = RCLUSTER_NONE;
+    if (r->type != REDIS_REPLY_ARRAY) goto fail;
     for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *range = r->element[i], *master;
+        const redisReply *range = r->element[i], *master, *host;
         int idx;
-        if (range->type != REDIS_REPLY_ARRAY || range->elements < 3) return AISLE_EFORMAT;
+        if (range->type != REDIS_REPLY_ARRAY || range->elements < 3) goto fail;
         master = range->element[2];
-        if (master->type != REDIS_REPLY_ARRAY || master->elements < 2 ||
-            master->element[0]->type != REDIS_REPLY_STRING ||
-            master->element[1]->type != REDIS_REPLY_INTEGER)
-            return AISLE_EFORMAT;
+        if (!rcluster_int_in(range->element[0], 0, RCLUSTER_SLOTS - 1) ||
+            !rcluster_int_in(range->element[1], range->element[0]->integer,
+                             RCLUSTER_SLOTS - 1) ||
+            master->type != REDIS_REPLY_ARRAY || master->elements < 2 ||
+            !rcluster_int_in(master->element[1], 1, 65535))
+            goto fail;
+        host = master->element[0];
+        /* A host with a NUL inside would name another node than it says. */
+        if (host->type != REDIS_REPLY_STRING || strlen(host->str) != host->len) goto fail;
         /* An empty host means "the address you reached me at". */
-        idx = rcluster_node_index(c, master->element[0]->len ? master->element[0]->str
-                                                              : c->nodes[from].host,
+        idx = rcluster_node_index(c, host->len ? host->str : from_host,
                                   (int)master->element[1]->integer);
-        if (idx < 0) return AISLE_EFULL;
-        for (long long s = range->element[0]->integer;
-             s <= range->element[1]->integer && s < RCLUSTER_SLOTS; s++)
-            if (s >= 0) c->slot_node[s] = (uint16_t)idx;
+        if (idx < 0) {
+            rc = AISLE_EFULL;
+            goto fail;
+        }
+        for (long long s = range->element[0]->integer; s <= range->element[1]->integer; s++)
+            c->slot_node[s] = (uint16_t)idx;
     }
     return AISLE_OK;
+fail:
+    for (size_t s = 0; s < RCLUSTER_SLOTS; s++) c->slot_node[s] = RCLUSTER_NONE;
+    return rc;
 }
 
 /* Asks node i for the topology. Returns 0, or -1 with err set. */
@@ -250,7 +265,7 @@ static int rcluster_refresh_from(rcluster *c, int i, char *err, size_t errlen) {
         for (size_t s = 0; s < RCLUSTER_SLOTS; s++) c->slot_node[s] = (uint16_t)i;
         c->cluster = 0;
         rc = 0;
-    } else if (r->type == REDIS_REPLY_ARRAY && rcluster_map(c, r, i) == 0) {
+    } else if (rcluster_slots_parse(c, r, c->nodes[i].host) == 0) {
         c->cluster = 1;
         rc = 0;
     } else {
@@ -353,13 +368,32 @@ static int rcluster_target(const rcluster *c, const rcluster_cmd *cmd) {
     return c->slot_node[cmd->slot] == RCLUSTER_NONE ? -1 : c->slot_node[cmd->slot];
 }
 
+int rcluster_redirect_parse(const char *msg, int *slot, char *host, size_t hostlen,
+                           int *port) {
+    char addr[300], tail;
+    int kind;
+    if (strncmp(msg, "MOVED ", 6) == 0)
+        kind = RCLUSTER_MOVED;
+    else if (strncmp(msg, "ASK ", 4) == 0)
+        kind = RCLUSTER_ASK;
+    else
+        return 0;
+    /* Exactly "SLOT HOST:PORT": a longer address or trailing words are not
+     * a redirection we understand. */
+    if (sscanf(strchr(msg, ' ') + 1, "%d %299s%c", slot, addr, &tail) != 2 || *slot < 0 ||
+        *slot >= RCLUSTER_SLOTS || strlen(addr) >= sizeof(addr) - 1 ||
+        rcluster_parse_addr(addr, host, hostlen, port))
+        return AISLE_EFORMAT;
+    return kind;
+}
+
 /* Handles a redirection or NOSCRIPT reply to cmd, which stays pending.
  * Returns 1 when it was one (*moved or *tryagain may be set), 0 when r is
  * the command's answer. */
 static int rcluster_redirect(rcluster *c, rcluster_cmd *cmd, int node, const redisReply *r,
                              int *moved, int *tryagain) {
-    char addr[300], host[256];
-    int slot, port, idx;
+    char host[256];
+    int slot, port, idx, kind;
     if (r->type != REDIS_REPLY_ERROR) return 0;
     if (strncmp(r->str, "NOSCRIPT", 8) == 0) {
         c->nodes[node].needs_scripts = 1;
@@ -369,12 +403,9 @@ static int rcluster_redirect(rcluster *c, rcluster_cmd *cmd, int node, const red
         *tryagain = 1;
         return 1;
     }
-    if ((strncmp(r->str, "MOVED ", 6) != 0 && strncmp(r->str, "ASK ", 4) != 0) ||
-        sscanf(strchr(r->str, ' ') + 1, "%d %299s", &slot, addr) != 2 || slot < 0 ||
-        slot >= RCLUSTER_SLOTS || rcluster_parse_addr(addr, host, sizeof(host), &port) ||
-        (idx = rcluster_node_index(c, host, port)) < 0)
-        return 0;
-    if (r->str[0] == 'M') {
+    kind = rcluster_redirect_parse(r->str, &slot, host, sizeof(host), &port);
+    if (kind <= 0 || (idx = rcluster_node_index(c, host, port)) < 0) return 0;
+    if (kind == RCLUSTER_MOVED) {
         c->slot_node[slot] = (uint16_t)idx;
         *moved = 1;
     } else {

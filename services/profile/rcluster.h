@@ -33,6 +33,24 @@ uint16_t rcluster_crc16(const char *buf, size_t len);
  * modulo 16384. */
 int rcluster_keyslot(const char *key, size_t len);
 
+/* The decoders of what a node says (outside input, so they are public for
+ * tests and fuzzing). */
+
+/* Fills c's slot map from a CLUSTER SLOTS reply r given by the node at
+ * from_host (what an empty host in r stands for). Every range must be
+ * integers 0 <= first <= last < RCLUSTER_SLOTS and its master a host string
+ * and a port 1-65535. Returns AISLE_OK; AISLE_EFORMAT for any other shape or
+ * AISLE_EFULL for too many nodes, the map then empty. */
+int rcluster_slots_parse(rcluster *c, const redisReply *r, const char *from_host);
+
+enum { RCLUSTER_MOVED = 1, RCLUSTER_ASK = 2 };
+/* Parses an error reply's text "MOVED SLOT HOST:PORT" or "ASK SLOT
+ * HOST:PORT" into *slot, host (hostlen bytes) and *port. Returns
+ * RCLUSTER_MOVED or RCLUSTER_ASK, 0 when msg is no redirection, or
+ * AISLE_EFORMAT when it starts like one but does not check out. */
+int rcluster_redirect_parse(const char *msg, int *slot, char *host, size_t hostlen,
+                           int *port);
+
 /* Prepares a connection to "host:port" (a standalone server or any node of
  * a cluster). scripts (may be NULL) lists up to RCLUSTER_MAX_SCRIPTS Lua
  * sources, borrowed and kept alive by the caller, that rcluster_sha names

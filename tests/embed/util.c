@@ -1,7 +1,10 @@
 /* See util.h. */
 #include "tests/embed/util.h"
 
+#include "embed/crc32c.h"
+
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,4 +55,38 @@ const char *tu_shared_dir(const char *runfile) {
     }
     printf("SKIP: no workspace root above %s\n", runfile);
     return NULL;
+}
+
+/* Size and CRC-32C of the file at path: 0, or -1 when it cannot be read. */
+static int tu_file_crc(const char *path, size_t *size, uint32_t *crc) {
+    unsigned char buf[1 << 16];
+    size_t n;
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    *size = 0;
+    *crc = 0;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+        *crc = embed_crc32c(*crc, buf, n);
+        *size += n;
+    }
+    fclose(f);
+    return 0;
+}
+
+int tu_reseal(const char *dir) {
+    static const char *names[] = {"meta.txt", "items.bin", "P.f32", "Q.faiss",
+                                  "neighbors.bin", "creators.bin", "bias.f32"};
+    char man[8192], path[PATH_MAX];
+    int len = snprintf(man, sizeof(man), "aisle-embed-snapshot 1\n");
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        size_t n;
+        uint32_t crc;
+        snprintf(path, sizeof(path), "%s/%s", dir, names[k]);
+        if (tu_file_crc(path, &n, &crc) != 0) continue;
+        len += snprintf(man + len, sizeof(man) - (size_t)len, "file %s %zu %08x\n", names[k], n,
+                        crc);
+    }
+    len += snprintf(man + len, sizeof(man) - (size_t)len, "manifest-crc %08x\n",
+                    embed_crc32c(0, man, (size_t)len));
+    return tu_write(dir, "MANIFEST", man) ? 0 : -1;
 }

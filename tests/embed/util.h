@@ -12,6 +12,10 @@ const char *tu_mkdtemp(void);
 const char *tu_write(const char *dir, const char *name, const char *text);
 /* Removes dir and everything below it. */
 void tu_rmtree(const char *dir);
+/* Rewrites dir/MANIFEST with the snapshot files' current sizes and
+ * checksums (files absent are not listed), as a forger would, so that only
+ * the parsers' own checks stand in the way. 0, or -1. */
+int tu_reseal(const char *dir);
 /* <workspace root>/../shared, found from the realpath of the runfile
  * `runfile`, or NULL (with a printed reason) when it is not there. */
 const char *tu_shared_dir(const char *runfile);
