@@ -7,8 +7,8 @@
 #
 # Both first install whatever is missing (deploy/setup.sh, idempotent). The
 # test run builds everything, runs the suite plainly, again under
-# ASan+UBSan, and its thread-safe part under TSan, and ends with one line
-# "N passed, N failed".
+# ASan+UBSan, and its thread-safe part under TSan, mutates each fuzz target
+# for AISLE_CI_FUZZ_SECONDS (10), and ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,17 +20,23 @@ usage() {
 }
 
 # Runs each fuzz target (tests tagged "fuzz") under libFuzzer for $1 seconds
-# from its corpus in the tree. New inputs go to a scratch corpus, never into
-# the tree; a crash stops with the input's path, to be fixed and then kept
+# from its corpus in the tree, counting targets in fuzz_passed and
+# fuzz_failed. New inputs go to a scratch corpus, never into the tree; a
+# crash stops that target with the input's path, to be fixed and then kept
 # in the target's corpus/ as a regression test.
+fuzz_passed=0
+fuzz_failed=0
 fuzz() {
-  local seconds=$1 base="$HOME/.cache/aisle-fuzz" out failed=0
+  local seconds=$1 base="$HOME/.cache/aisle-fuzz" out
   out=$(mktemp -d)
   local targets
   targets=$(bazel query --output=label 'attr(tags, "\bfuzz\b", tests(//...))' 2>/dev/null)
   # No convenience symlinks: they would point the workspace's bazel-* links at
   # this output base, and the ordinary build would then read them as sources.
-  bazel --output_base="$base" build "${BAZEL_FLAGS[@]}" --config=fuzz --symlink_prefix=/ $targets || return 1
+  if ! bazel --output_base="$base" build "${BAZEL_FLAGS[@]}" --config=fuzz --symlink_prefix=/ $targets; then
+    fuzz_failed=$((fuzz_failed + 1))
+    return 1
+  fi
   local bin
   bin=$(bazel --output_base="$base" info --config=fuzz bazel-bin 2>/dev/null)
   for t in $targets; do
@@ -39,15 +45,15 @@ fuzz() {
     echo "== fuzz $t for ${seconds}s"
     if ! "$bin/$pkg/$name" -max_total_time="$seconds" -artifact_prefix="$out/$name/" \
         "$out/$name" "$pkg/corpus/$name" >"$out/$name.log" 2>&1; then
-      failed=$((failed + 1))
+      fuzz_failed=$((fuzz_failed + 1))
       tail -40 "$out/$name.log"
-      echo "fuzz: $t failed; the input is in $out/$name/ (crash-*)"
+      echo "fuzz: $t FAILED; the input is in $out/$name/ (crash-*)"
     else
-      grep -E '^#[0-9]+ +DONE' "$out/$name.log" | tail -1
+      fuzz_passed=$((fuzz_passed + 1))
+      grep -E '^#[0-9]+[[:space:]]+DONE' "$out/$name.log" | tail -1
     fi
   done
-  echo "$(( $(echo $targets | wc -w) - failed )) passed, $failed failed"
-  [ "$failed" -eq 0 ]
+  [ "$fuzz_failed" -eq 0 ]
 }
 
 [ $# -ge 1 ] || usage
@@ -84,12 +90,20 @@ test)
     failed=$((failed + f))
     rm -f "$log"
   done
+  # Then every fuzz target mutates its corpus for a short while (a target
+  # counts once), so a decoder change meets new inputs in every CI run.
+  echo "== fuzz, ${AISLE_CI_FUZZ_SECONDS:-10} s a target"
+  fuzz "${AISLE_CI_FUZZ_SECONDS:-10}"
+  passed=$((passed + fuzz_passed))
+  failed=$((failed + fuzz_failed))
   echo "$passed passed, $failed failed"
   [ "$failed" -eq 0 ]
   ;;
 fuzz)
   [ $# -le 1 ] || usage
   fuzz "${1:-60}"
+  echo "$fuzz_passed passed, $fuzz_failed failed"
+  [ "$fuzz_failed" -eq 0 ]
   ;;
 *)
   usage
