@@ -9,6 +9,7 @@
 
 #include "services/app/pbjson.h"
 #include "services/base/status.h"
+#include "services/serve/auth.h"
 
 enum { ADMIN_SEARCH_MAX = 20 };
 
@@ -112,9 +113,9 @@ static int admin_catalog_search(void *arg, obs_http_request *r, buf *body) {
 
 int admin_routes(obs_http_config *cfg, runtime *rt) {
     const obs_http_route routes[] = {
-        {"/api/index", admin_json, admin_index, rt, NULL},
-        {"/api/catalog/item", admin_json, admin_catalog_item, rt, NULL},
-        {"/api/catalog/search", admin_json, admin_catalog_search, rt, NULL},
+        {"/api/index", admin_json, admin_index, rt, NULL, AUTH_ROLE_APP},
+        {"/api/catalog/item", admin_json, admin_catalog_item, rt, NULL, AUTH_ROLE_APP},
+        {"/api/catalog/search", admin_json, admin_catalog_search, rt, NULL, AUTH_ROLE_APP},
     };
     size_t n = sizeof(routes) / sizeof(routes[0]);
     if (cfg->n_routes + n > OBS_HTTP_MAX_ROUTES) return AISLE_EFULL;

@@ -1,4 +1,5 @@
-/* console: the page and its two gRPC-backed endpoints. */
+/* console: the page and its gRPC-backed endpoints (user, shop,
+ * experiments), which call the server as the operator's own token. */
 #include "services/app/console.h"
 
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include "proto/aisle/v1/aisle.pb-c.h"
 #include "services/app/pbjson.h"
 #include "services/base/status.h"
+#include "services/serve/auth.h"
 
 enum { CONSOLE_TIMEOUT_MS = 10000 };
 
@@ -47,11 +49,11 @@ static int console_user(void *arg, obs_http_request *r, buf *body) {
 
     preq.user_id = rreq.user_id = (char *)(user ? user : "");
     rreq.limit = 10;
-    code = rpc_unary(rc, "/aisle.v1.Recommender/GetProfile", &preq.base,
+    code = rpc_unary(rc, obs_http_bearer(r), "/aisle.v1.Recommender/GetProfile", &preq.base,
                      &aisle__v1__profile__descriptor, CONSOLE_TIMEOUT_MS, &profile, msg,
                      sizeof(msg));
     if (code == RPC_OK)
-        code = rpc_unary(rc, "/aisle.v1.Recommender/Recommend", &rreq.base,
+        code = rpc_unary(rc, obs_http_bearer(r), "/aisle.v1.Recommender/Recommend", &rreq.base,
                          &aisle__v1__recommend_response__descriptor, CONSOLE_TIMEOUT_MS, &recs,
                          msg, sizeof(msg));
     if (code == RPC_OK) {
@@ -64,6 +66,21 @@ static int console_user(void *arg, obs_http_request *r, buf *body) {
     if (profile) protobuf_c_message_free_unpacked(profile, NULL);
     if (recs) protobuf_c_message_free_unpacked(recs, NULL);
     return code == RPC_OK ? 200 : console_error(body, code, msg);
+}
+
+/* The experiment set every replica applies, for the experiments panel. */
+static int console_experiments(void *arg, obs_http_request *r, buf *body) {
+    Aisle__V1__ListExperimentsRequest req = AISLE__V1__LIST_EXPERIMENTS_REQUEST__INIT;
+    ProtobufCMessage *set = NULL;
+    char msg[512];
+    int code = rpc_unary(arg, obs_http_bearer(r), "/aisle.v1.Admin/ListExperiments", &req.base,
+                         &aisle__v1__experiment_set__descriptor, CONSOLE_TIMEOUT_MS, &set, msg,
+                         sizeof(msg));
+    if (code != RPC_OK) return console_error(body, code, msg);
+    pbjson_message(body, set);
+    buf_putc(body, '\n');
+    protobuf_c_message_free_unpacked(set, NULL);
+    return 200;
 }
 
 /* Sends one chunk as a line; non-zero (cancel the call) once the browser
@@ -93,7 +110,7 @@ static void console_shop(void *arg, obs_http_request *r, obs_http_stream *st) {
     req.mode = mode && strcmp(mode, "contemplating") == 0
                    ? AISLE__V1__SHOP_MODE__SHOP_MODE_CONTEMPLATING
                    : AISLE__V1__SHOP_MODE__SHOP_MODE_FAST;
-    code = rpc_stream(rc, "/aisle.v1.Recommender/Shop", &req.base,
+    code = rpc_stream(rc, obs_http_bearer(r), "/aisle.v1.Recommender/Shop", &req.base,
                       &aisle__v1__shop_chunk__descriptor, CONSOLE_TIMEOUT_MS, console_shop_chunk,
                       st, msg, sizeof(msg));
     if (code != RPC_OK) {
@@ -105,9 +122,12 @@ static void console_shop(void *arg, obs_http_request *r, obs_http_stream *st) {
 
 int console_routes(obs_http_config *cfg, rpc_client *rc) {
     const obs_http_route routes[] = {
-        {"/console", "text/html; charset=utf-8", console_page, NULL, NULL},
-        {"/api/user", console_json, console_user, rc, NULL},
-        {"/api/shop", "application/x-ndjson; charset=utf-8", NULL, rc, console_shop},
+        /* The page holds no data; what it shows comes from the guarded
+         * paths, with the operator's own token forwarded to gRPC. */
+        {"/console", "text/html; charset=utf-8", console_page, NULL, NULL, 0},
+        {"/api/user", console_json, console_user, rc, NULL, AUTH_ROLE_APP},
+        {"/api/shop", "application/x-ndjson; charset=utf-8", NULL, rc, console_shop, AUTH_ROLE_APP},
+        {"/api/experiments", console_json, console_experiments, rc, NULL, AUTH_ROLE_ADMIN},
     };
     size_t n = sizeof(routes) / sizeof(routes[0]);
     if (cfg->n_routes + n > OBS_HTTP_MAX_ROUTES) return AISLE_EFULL;

@@ -62,15 +62,32 @@ static const char ctl_usage[] =
     "  --mode MODE             shop: fast (default) or contemplating\n"
     "  --timeout-ms MS         deadline of each call (default 10000)\n"
     "  --json                  JSON instead of tables\n"
-    "  --kafka-brokers LIST    Kafka bootstrap servers (index reload)\n"
+    "  --tls-ca FILE           PEM roots to trust: gRPC over TLS (default: plaintext)\n"
+    "  --tls-cert FILE         PEM client certificate for mTLS (with --tls-key)\n"
+    "  --tls-key FILE          its PEM private key\n"
+    "  --tls-server-name NAME  the name the server's certificate carries, when it is not\n"
+    "                          --server's host\n"
+    "  --kafka-brokers LIST    Kafka bootstrap servers (track, index reload)\n"
+    "  --kafka-opt KEY=VALUE   a librdkafka setting (security.protocol, ssl.*, sasl.*);\n"
+    "                          repeatable\n"
     "  --control-topic NAME    control topic (default aisle.control)\n"
     "  --signal-topic NAME     signal topic for track (default aisle.signals)\n"
-    "  -h, --help              show this help\n";
+    "  -h, --help              show this help\n"
+    "\n"
+    "Secrets come from the environment, never flags: AISLE_TOKEN (a bearer token for\n"
+    "a server with --tokens-file; admin for profile delete), AISLE_KAFKA_SASL_USERNAME\n"
+    "and AISLE_KAFKA_SASL_PASSWORD.\n";
+
+enum { CTL_MAX_KAFKA_OPTS = 64 };
 
 typedef struct ctl_opts {
     const char *brokers, *control_topic, *signal_topic, *server, *http;
     long long limit, timeout_ms;
     int json, contemplating;
+    rpc_options tls;
+    const char *token; /* AISLE_TOKEN, or NULL */
+    const char *kafka_opts[CTL_MAX_KAFKA_OPTS];
+    size_t n_kafka_opts;
 } ctl_opts;
 
 /* The flags into o; the command words stay in argv[optind..]. */
@@ -81,10 +98,14 @@ static int ctl_flags(int argc, char **argv, ctl_opts *o) {
         {"limit", required_argument, 0, 'n'},         {"mode", required_argument, 0, 'm'},
         {"timeout-ms", required_argument, 0, 'T'},    {"json", no_argument, 0, 'j'},
         {"signal-topic", required_argument, 0, 'S'},  {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"tls-ca", required_argument, 0, 'C'},        {"tls-cert", required_argument, 0, 'c'},
+        {"tls-key", required_argument, 0, 'K'},       {"tls-server-name", required_argument, 0, 'N'},
+        {"kafka-opt", required_argument, 0, 'o'},     {0, 0, 0, 0}};
+    const char *token = getenv("AISLE_TOKEN");
     int c;
-    *o = (ctl_opts){NULL,  KAFKA_TOPIC_CONTROL, KAFKA_TOPIC_SIGNALS, "127.0.0.1:50051",
-                    "127.0.0.1:9464", 0, 10000, 0, 0};
+    *o = (ctl_opts){.control_topic = KAFKA_TOPIC_CONTROL, .signal_topic = KAFKA_TOPIC_SIGNALS,
+                    .server = "127.0.0.1:50051", .http = "127.0.0.1:9464", .timeout_ms = 10000,
+                    .token = token && *token ? token : NULL};
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'k': o->brokers = optarg; break;
@@ -105,11 +126,25 @@ static int ctl_flags(int argc, char **argv, ctl_opts *o) {
                 return CLI_EXIT_USAGE;
             break;
         case 'j': o->json = 1; break;
+        case 'C': o->tls.tls_ca = optarg; break;
+        case 'c': o->tls.tls_cert = optarg; break;
+        case 'K': o->tls.tls_key = optarg; break;
+        case 'N': o->tls.server_name = optarg; break;
+        case 'o':
+            if (o->n_kafka_opts == CTL_MAX_KAFKA_OPTS)
+                return cli_usage_error("ctl", "at most %d --kafka-opt flags", CTL_MAX_KAFKA_OPTS);
+            if (!strchr(optarg, '=')) return cli_usage_error("ctl", "--kafka-opt takes KEY=VALUE");
+            o->kafka_opts[o->n_kafka_opts++] = optarg;
+            break;
         case 'h': fputs(ctl_usage, stdout); return CLI_EXIT_HELP;
         default: return cli_usage_error("ctl", "unknown or incomplete flag");
         }
     }
     cli_flags_done();
+    if (!o->tls.tls_cert != !o->tls.tls_key)
+        return cli_usage_error("ctl", "--tls-cert and --tls-key go together");
+    if ((o->tls.tls_cert || o->tls.server_name) && !o->tls.tls_ca)
+        return cli_usage_error("ctl", "--tls-cert and --tls-server-name need --tls-ca");
     return 0;
 }
 
@@ -155,7 +190,7 @@ static int ctl_page(rpc_client *rc, const ctl_opts *o, const char *path,
                     const ProtobufCMessage *req) {
     Aisle__V1__RecommendResponse *resp;
     char msg[512];
-    int code = rpc_unary(rc, path, req, &aisle__v1__recommend_response__descriptor,
+    int code = rpc_unary(rc, o->token, path, req, &aisle__v1__recommend_response__descriptor,
                          (int)o->timeout_ms, (ProtobufCMessage **)&resp, msg, sizeof(msg));
     if (code != RPC_OK) return ctl_rpc_exit(code, msg);
     if (o->json) {
@@ -221,7 +256,7 @@ static int ctl_profile_get(rpc_client *rc, const ctl_opts *o, const char *user) 
     char msg[512];
     int code, empty;
     req.user_id = (char *)user;
-    code = rpc_unary(rc, "/aisle.v1.Recommender/GetProfile", &req.base,
+    code = rpc_unary(rc, o->token, "/aisle.v1.Recommender/GetProfile", &req.base,
                      &aisle__v1__profile__descriptor, (int)o->timeout_ms, (ProtobufCMessage **)&p,
                      msg, sizeof(msg));
     if (code != RPC_OK) return ctl_rpc_exit(code, msg);
@@ -242,7 +277,7 @@ static int ctl_profile_delete(rpc_client *rc, const ctl_opts *o, const char *use
     char msg[512];
     int code, existed;
     req.user_id = (char *)user;
-    code = rpc_unary(rc, "/aisle.v1.Recommender/DeleteProfile", &req.base,
+    code = rpc_unary(rc, o->token, "/aisle.v1.Recommender/DeleteProfile", &req.base,
                      &aisle__v1__delete_profile_response__descriptor, (int)o->timeout_ms,
                      (ProtobufCMessage **)&resp, msg, sizeof(msg));
     if (code != RPC_OK) return ctl_rpc_exit(code, msg);
@@ -288,7 +323,7 @@ static int ctl_shop(rpc_client *rc, const ctl_opts *o, int nwords, char **words)
     req.limit = (int32_t)o->limit;
     req.mode = o->contemplating ? AISLE__V1__SHOP_MODE__SHOP_MODE_CONTEMPLATING
                                 : AISLE__V1__SHOP_MODE__SHOP_MODE_FAST;
-    code = rpc_stream(rc, "/aisle.v1.Recommender/Shop", &req.base,
+    code = rpc_stream(rc, o->token, "/aisle.v1.Recommender/Shop", &req.base,
                       &aisle__v1__shop_chunk__descriptor, (int)o->timeout_ms, ctl_shop_chunk,
                       (void *)o, msg, sizeof(msg));
     buf_free(&query);
@@ -296,9 +331,10 @@ static int ctl_shop(rpc_client *rc, const ctl_opts *o, int nwords, char **words)
 }
 
 /* GET path from the HTTP server at addr (HOST:PORT) into body with its
- * status. Returns AISLE_OK, or AISLE_EUNAVAIL with err set. */
-static int ctl_http_get(const char *addr, const char *path, int timeout_ms, int *status,
-                        buf *body, char *err, size_t errlen) {
+ * status, sending token (NULL: none) as a bearer token. Returns AISLE_OK,
+ * or AISLE_EUNAVAIL with err set. */
+static int ctl_http_get(const char *addr, const char *path, const char *token, int timeout_ms,
+                        int *status, buf *body, char *err, size_t errlen) {
     const char *colon = strrchr(addr, ':');
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
@@ -322,7 +358,9 @@ static int ctl_http_get(const char *addr, const char *path, int timeout_ms, int 
         status_fmt(err, errlen, "http %s: %s", addr, strerror(errno));
         goto out;
     }
-    buf_printf(&raw, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr);
+    buf_printf(&raw, "GET %s HTTP/1.0\r\nHost: %s\r\n", path, addr);
+    if (token) buf_printf(&raw, "Authorization: Bearer %s\r\n", token);
+    buf_puts(&raw, "\r\n");
     if (write(fd, raw.data, raw.len) != (ssize_t)raw.len) {
         status_fmt(err, errlen, "http %s: %s", addr, strerror(errno));
         goto out;
@@ -414,7 +452,7 @@ static int ctl_admin(const ctl_opts *o, const char *path, int list) {
     buf body = {0};
     char err[512];
     int status = 0, rc;
-    if (ctl_http_get(o->http, path, (int)o->timeout_ms, &status, &body, err, sizeof(err))) {
+    if (ctl_http_get(o->http, path, o->token, (int)o->timeout_ms, &status, &body, err, sizeof(err))) {
         fprintf(stderr, "aisle ctl: %s\n", err);
         buf_free(&body);
         return CTL_EXIT_UNAVAILABLE;
@@ -553,10 +591,11 @@ static int ctl_is(int n, char **w, const char *a, const char *b, int nargs) {
 
 /* The gRPC commands, with a channel open for them. */
 static int ctl_grpc(const ctl_opts *o, int n, char **w) {
-    rpc_client *rc = rpc_open(o->server);
+    rpc_client *rc;
+    char err[512];
     int status;
-    if (!rc) {
-        fprintf(stderr, "aisle ctl: out of memory\n");
+    if (rpc_open(o->server, &o->tls, &rc, err, sizeof(err)) != AISLE_OK) {
+        fprintf(stderr, "aisle ctl: %s\n", err);
         return CTL_EXIT_FAILED;
     }
     if (ctl_is(n, w, "recommend", NULL, 1))
@@ -575,6 +614,7 @@ static int ctl_grpc(const ctl_opts *o, int n, char **w) {
 
 int ctl_main(int argc, char **argv) {
     ctl_opts o;
+    char err[512];
     char **w;
     int n, rc;
 
@@ -583,6 +623,8 @@ int ctl_main(int argc, char **argv) {
     if ((rc = config_apply("ctl", &argc, &argv))) return rc;
     if ((rc = ctl_flags(argc, argv, &o))) return rc == CLI_EXIT_HELP ? 0 : rc;
     log_set_format(LOG_FORMAT_TEXT); /* a person reads what librdkafka or gRPC may say */
+    if (kafka_client_opts_set(o.kafka_opts, o.n_kafka_opts, err, sizeof(err)) != AISLE_OK)
+        return cli_usage_error("ctl", "%s", err);
     n = argc - optind;
     w = argv + optind;
     if (ctl_is(n, w, "recommend", NULL, 1) || ctl_is(n, w, "similar", NULL, 1) ||

@@ -280,10 +280,9 @@ static int demo_infra(demo *d, char *err, size_t errlen) {
 /* The operator's endpoint and the console, as `aisle serve` has them; a
  * demo without them is still a demo, so a taken address only warns. */
 static void demo_http(demo *d) {
-    char target[64], why[512];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", runtime_port(d->rt));
-    if (ops_start_serve(d->http ? d->http : "127.0.0.1:9464", d->rp.addr, d->rt, target, &d->op,
-                        why, sizeof(why)) != AISLE_OK)
+    char why[512];
+    if (ops_start_serve(d->http ? d->http : "127.0.0.1:9464", d->rp.addr, d->rt, &d->op, why,
+                        sizeof(why)) != AISLE_OK)
         printf("  (no console: %s)\n", why);
 }
 

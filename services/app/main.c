@@ -223,18 +223,6 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
     return 0;
 }
 
-/* Where this process's own gRPC server is reached from inside it: the
- * listen host, or loopback when it listens on every address. */
-static void main_grpc_target(const char *listen, int port, char *out, size_t len) {
-    const char *colon = strrchr(listen, ':');
-    int n = colon ? (int)(colon - listen) : 0;
-    if (n == 0 || (n == 7 && strncmp(listen, "0.0.0.0", 7) == 0) ||
-        (n == 4 && strncmp(listen, "[::]", 4) == 0))
-        snprintf(out, len, "127.0.0.1:%d", port);
-    else
-        snprintf(out, len, "%.*s:%d", n, listen, port);
-}
-
 static int main_serve(int argc, char **argv) {
     runtime_config cfg;
     shop_engine engine = {0};
@@ -244,7 +232,7 @@ static int main_serve(int argc, char **argv) {
     runtime *rt = NULL;
     ops *op = NULL;
     atomic_int *stop, *reload;
-    char err[512], target[300];
+    char err[512];
     int rc;
 
     if ((rc = config_apply("serve", &argc, &argv))) return rc;
@@ -270,8 +258,7 @@ static int main_serve(int argc, char **argv) {
         log_info("serve", "Shop answers written by %s", model_path);
     }
     if (runtime_start(&cfg, &rt, err, sizeof(err)) != AISLE_OK) goto fail;
-    main_grpc_target(cfg.server.listen, runtime_port(rt), target, sizeof(target));
-    if (ops_start_serve(http, cfg.server.redis, rt, target, &op, err, sizeof(err)) != AISLE_OK)
+    if (ops_start_serve(http, cfg.server.redis, rt, &op, err, sizeof(err)) != AISLE_OK)
         goto fail;
     /* The HTTP line first: a caller waiting for "listening" then has both. */
     printf("aisle serve: http on port %d\n", ops_port(op));

@@ -12,6 +12,7 @@
 #include "services/app/console.h"
 #include "services/app/lag.h"
 #include "services/base/status.h"
+#include "services/serve/auth.h"
 #include "services/obs/hooks.h"
 #include "services/obs/http.h"
 #include "services/obs/metrics.h"
@@ -178,11 +179,24 @@ static void ops_collect_ingest(void *arg) {
     lag_collect(o->lag);
 }
 
+/* The HTTP paths behind a role take the same tokens as gRPC. */
+static int ops_guard(void *arg, const char *bearer, int need) {
+    const auth *a = runtime_auth(arg);
+    int role;
+    if (!a) return 0;
+    if (!bearer) return 401;
+    role = auth_role_of(a, bearer, strlen(bearer));
+    if (role == AUTH_ROLE_NONE) return 401;
+    return role >= need ? 0 : 403;
+}
+
 static int ops_start(ops *o, const char *listen, obs_http_handler ready, ops **out, char *err,
                      size_t errlen) {
     obs_http_config cfg = {.listen = listen,
-                           .routes = {{"/readyz", "text/plain; charset=utf-8", ready, o, NULL}},
-                           .n_routes = 1};
+                           .routes = {{"/readyz", "text/plain; charset=utf-8", ready, o, NULL, 0}},
+                           .n_routes = 1,
+                           .guard = o->rt ? ops_guard : NULL,
+                           .guard_arg = o->rt};
     int rc;
     if (o->rt && ((rc = admin_routes(&cfg, o->rt)) != AISLE_OK ||
                   (rc = console_routes(&cfg, o->rpc)) != AISLE_OK)) {
@@ -209,13 +223,15 @@ static ops *ops_new(const char *redis, runtime *rt, ingest_stats *stats,
     return o;
 }
 
-int ops_start_serve(const char *listen, const char *redis, runtime *rt, const char *grpc_target,
-                    ops **out, char *err, size_t errlen) {
+int ops_start_serve(const char *listen, const char *redis, runtime *rt, ops **out, char *err,
+                    size_t errlen) {
     ops *o = ops_new(redis, rt, NULL, ops_collect_serve);
+    int rc;
     *out = NULL;
-    if (!o || !(o->rpc = rpc_open(grpc_target))) {
+    if (!o) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if ((rc = rpc_open(runtime_local_target(rt), NULL, &o->rpc, err, errlen)) != AISLE_OK) {
         ops_stop(o);
-        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+        return rc;
     }
     return ops_start(o, listen, ops_ready_serve, out, err, errlen);
 }

@@ -18,9 +18,9 @@ typedef struct ops ops;
 
 /* Starts the endpoint on listen for a running serve stack (borrowed; stop
  * the endpoint before the stack), with the admin endpoints and the console,
- * which calls the stack's gRPC server at grpc_target (HOST:PORT). Returns
+ * which calls the stack's gRPC server through its private socket. Returns
  * AISLE_OK, or a negative code with err set. */
-int ops_start_serve(const char *listen, const char *redis, runtime *rt, const char *grpc_target,
+int ops_start_serve(const char *listen, const char *redis, runtime *rt,
                     ops **out, char *err, size_t errlen);
 /* The same for an ingest worker running cfg, whose counters are *stats
  * (both borrowed); it also reports the group's lag (services/app/lag.h). */

@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "services/base/status.h"
+#include "services/serve/tls.h"
+
 struct rpc_client {
     grpc_channel *ch;
 };
@@ -25,6 +28,7 @@ typedef struct rpc_call {
     grpc_slice details;
     grpc_byte_buffer *send;
     char *path;
+    grpc_metadata auth; /* "authorization: Bearer ..." when a token is sent */
 } rpc_call;
 
 const char *rpc_code_name(int code) {
@@ -36,15 +40,57 @@ const char *rpc_code_name(int code) {
     return code >= 0 && code < (int)(sizeof(names) / sizeof(names[0])) ? names[code] : "UNKNOWN";
 }
 
-rpc_client *rpc_open(const char *addr) {
+/* TLS channel credentials from opt's files, or NULL with err set. */
+static grpc_channel_credentials *rpc_tls_credentials(const rpc_options *opt, char *err,
+                                                     size_t errlen) {
+    char *ca = NULL, *cert = NULL, *key = NULL;
+    grpc_channel_credentials *creds = NULL;
+    grpc_ssl_pem_key_cert_pair pair;
+    if (!opt->tls_cert != !opt->tls_key) {
+        status_fmt(err, errlen, "a client certificate needs its key, and a key its certificate");
+        return NULL;
+    }
+    if (tls_read("CA", opt->tls_ca, &ca, err, errlen) != AISLE_OK) goto done;
+    if (opt->tls_cert && (tls_read("certificate", opt->tls_cert, &cert, err, errlen) != AISLE_OK ||
+                          tls_read("key", opt->tls_key, &key, err, errlen) != AISLE_OK))
+        goto done;
+    pair = (grpc_ssl_pem_key_cert_pair){key, cert};
+    /* gRPC copies the PEM strings. */
+    creds = grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL, NULL);
+    if (!creds) status_fmt(err, errlen, "TLS credentials refused");
+done:
+    free(ca);
+    free(cert);
+    if (key) memset(key, 0, strlen(key)); /* a private key does not linger in freed memory */
+    free(key);
+    return creds;
+}
+
+int rpc_open(const char *addr, const rpc_options *opt, rpc_client **out, char *err,
+             size_t errlen) {
     rpc_client *c = calloc(1, sizeof(*c));
     grpc_channel_credentials *creds;
-    if (!c) return NULL;
+    grpc_arg arg;
+    grpc_channel_args args = {0, &arg};
+    *out = NULL;
+    if (!c) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     grpc_init();
-    creds = grpc_insecure_credentials_create();
-    c->ch = grpc_channel_create(addr, creds, NULL);
+    creds = opt && opt->tls_ca ? rpc_tls_credentials(opt, err, errlen)
+                               : grpc_insecure_credentials_create();
+    if (!creds) {
+        free(c);
+        grpc_shutdown();
+        return AISLE_EIO;
+    }
+    if (opt && opt->server_name) {
+        arg = (grpc_arg){GRPC_ARG_STRING, GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+                         {.string = (char *)opt->server_name}};
+        args.num_args = 1;
+    }
+    c->ch = grpc_channel_create(addr, creds, &args);
     grpc_channel_credentials_release(creds);
-    return c;
+    *out = c;
+    return AISLE_OK;
 }
 
 void rpc_close(rpc_client *c) {
@@ -62,10 +108,25 @@ static int rpc_batch(rpc_call *rc, const grpc_op *ops, size_t n) {
     return ev.type == GRPC_OP_COMPLETE && ev.success;
 }
 
+/* Fills rc->auth with the bearer token (its slices released in
+ * rpc_finish). Returns 0, or -1 when out of memory. */
+static int rpc_bearer(rpc_call *rc, const char *token) {
+    size_t n = strlen(token);
+    char *v = malloc(n + 8);
+    if (!v) return -1;
+    memcpy(v, "Bearer ", 7);
+    memcpy(v + 7, token, n + 1);
+    rc->auth.key = grpc_slice_from_static_string("authorization");
+    rc->auth.value = grpc_slice_from_copied_buffer(v, n + 7);
+    memset(v, 0, n + 7);
+    free(v);
+    return 0;
+}
+
 /* Starts the call and sends req with the client's half-close. Returns 0,
  * or -1 when out of memory or the call could not start. */
-static int rpc_start(rpc_client *c, rpc_call *rc, const char *method, const ProtobufCMessage *req,
-                     int timeout_ms) {
+static int rpc_start(rpc_client *c, rpc_call *rc, const char *token, const char *method,
+                     const ProtobufCMessage *req, int timeout_ms) {
     size_t len = protobuf_c_message_get_packed_size(req);
     uint8_t *body = malloc(len ? len : 1);
     grpc_slice s;
@@ -88,6 +149,10 @@ static int rpc_start(rpc_client *c, rpc_call *rc, const char *method, const Prot
                                         NULL);
     memset(ops, 0, sizeof(ops));
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (token && rpc_bearer(rc, token) == 0) {
+        ops[0].data.send_initial_metadata.count = 1;
+        ops[0].data.send_initial_metadata.metadata = &rc->auth;
+    }
     ops[1].op = GRPC_OP_SEND_MESSAGE;
     ops[1].data.send_message.send_message = rc->send;
     ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -146,6 +211,7 @@ static int rpc_finish(rpc_call *rc, int cancel, char *msg, size_t msglen) {
     grpc_slice_unref(rc->details);
     grpc_metadata_array_destroy(&rc->md_initial);
     grpc_metadata_array_destroy(&rc->md_trailing);
+    grpc_slice_unref(rc->auth.value);
     if (rc->send) grpc_byte_buffer_destroy(rc->send);
     if (rc->call) grpc_call_unref(rc->call);
     if (rc->cq) {
@@ -167,14 +233,14 @@ static void rpc_recv_initial(rpc_call *rc) {
     rpc_batch(rc, &op, 1);
 }
 
-int rpc_unary(rpc_client *c, const char *method, const ProtobufCMessage *req,
+int rpc_unary(rpc_client *c, const char *token, const char *method, const ProtobufCMessage *req,
               const ProtobufCMessageDescriptor *resp_desc, int timeout_ms,
               ProtobufCMessage **resp, char *msg, size_t msglen) {
     rpc_call rc;
     int bad = 0, code;
 
     *resp = NULL;
-    if (rpc_start(c, &rc, method, req, timeout_ms) == 0) {
+    if (rpc_start(c, &rc, token, method, req, timeout_ms) == 0) {
         rpc_recv_initial(&rc);
         bad = rpc_recv(&rc, resp_desc, resp) != 0;
     }
@@ -190,14 +256,14 @@ int rpc_unary(rpc_client *c, const char *method, const ProtobufCMessage *req,
     return code;
 }
 
-int rpc_stream(rpc_client *c, const char *method, const ProtobufCMessage *req,
+int rpc_stream(rpc_client *c, const char *token, const char *method, const ProtobufCMessage *req,
                const ProtobufCMessageDescriptor *resp_desc, int timeout_ms, rpc_on_message fn,
                void *arg, char *msg, size_t msglen) {
     rpc_call rc;
     ProtobufCMessage *m = NULL;
     int stop = 0, bad = 0, code;
 
-    if (rpc_start(c, &rc, method, req, timeout_ms) == 0) {
+    if (rpc_start(c, &rc, token, method, req, timeout_ms) == 0) {
         rpc_recv_initial(&rc);
         while (!stop && !(bad = rpc_recv(&rc, resp_desc, &m) != 0) && m) {
             stop = fn(arg, m);

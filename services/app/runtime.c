@@ -1,8 +1,11 @@
 /* runtime: catalog + snapshot + feed + shop + server, in order. */
 #include "services/app/runtime.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "services/base/log.h"
 #include "services/base/status.h"
@@ -21,6 +24,11 @@ struct runtime {
     exposure_log *exposures;
     exp_admin *admin;
     recommender_config rc; /* the handlers' argument: lives as long as srv */
+    /* A directory only this user may enter, holding the gRPC socket the
+     * console calls through (so it needs no TLS client of its own); and
+     * that socket's target, "unix:DIR/grpc.sock". Empty until made. */
+    char local_dir[PATH_MAX];
+    char local_target[PATH_MAX + 32];
 };
 
 void runtime_config_default(runtime_config *cfg) {
@@ -104,6 +112,22 @@ static int runtime_experiments(const runtime_config *cfg, runtime *rt, char *err
     return AISLE_OK;
 }
 
+/* Makes rt's private socket directory (mkdtemp gives it mode 0700) under
+ * $TMPDIR or /tmp. */
+static int runtime_local_socket(runtime *rt, char *err, size_t errlen) {
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp) tmp = "/tmp";
+    if (snprintf(rt->local_dir, sizeof(rt->local_dir), "%s/aisle-serve-XXXXXX", tmp) >=
+            (int)sizeof(rt->local_dir) - 12 || /* room for "/grpc.sock" */
+        !mkdtemp(rt->local_dir)) {
+        rt->local_dir[0] = '\0';
+        return status_fail(AISLE_EIO, err, errlen,
+                           "cannot make a private socket directory under %s", tmp);
+    }
+    snprintf(rt->local_target, sizeof(rt->local_target), "unix:%s/grpc.sock", rt->local_dir);
+    return AISLE_OK;
+}
+
 int runtime_start(const runtime_config *cfg, runtime **out, char *err, size_t errlen) {
     runtime *rt = calloc(1, sizeof(*rt));
     server_config sc = cfg->server;
@@ -115,6 +139,8 @@ int runtime_start(const runtime_config *cfg, runtime **out, char *err, size_t er
     if ((rc = runtime_security(cfg, rt, err, errlen)) != AISLE_OK) goto fail;
     sc.tls = rt->tls;
     sc.auth = rt->auth;
+    if ((rc = runtime_local_socket(rt, err, errlen)) != AISLE_OK) goto fail;
+    sc.local_socket = rt->local_target + 5; /* past "unix:" */
     if ((rc = runtime_catalog_new(cfg, &rt->cat, err, errlen)) != AISLE_OK) goto fail;
     if ((rc = feed_start(&cfg->feed, rt->cat, &rt->fd, err, errlen)) != AISLE_OK) goto fail;
     shc.redis = sc.redis;
@@ -135,6 +161,8 @@ fail:
 catalog *runtime_catalog(runtime *rt) { return rt->cat; }
 shop *runtime_shop(runtime *rt) { return rt->sh; }
 int runtime_port(const runtime *rt) { return server_port(rt->srv); }
+const char *runtime_local_target(const runtime *rt) { return rt->local_target; }
+const auth *runtime_auth(const runtime *rt) { return rt->auth; }
 int runtime_ready(runtime *rt) { return feed_ready(rt->fd); }
 void runtime_feed_stats(runtime *rt, feed_stats *out) { feed_get_stats(rt->fd, out); }
 
@@ -145,6 +173,10 @@ void runtime_reload_tls(runtime *rt) {
 void runtime_stop(runtime *rt, int grace_ms) {
     if (!rt) return;
     if (rt->srv) server_stop(rt->srv, grace_ms);
+    if (rt->local_dir[0]) {
+        unlink(rt->local_target + 5);
+        rmdir(rt->local_dir);
+    }
     if (rt->exposures) exposure_log_stop(rt->exposures, 2000);
     if (rt->admin) exp_admin_free(rt->admin);
     if (rt->exp) exp_watch_stop(rt->exp);

@@ -41,6 +41,12 @@ int runtime_start(const runtime_config *cfg, runtime **out, char *err, size_t er
 catalog *runtime_catalog(runtime *rt);
 shop *runtime_shop(runtime *rt);
 int runtime_port(const runtime *rt);
+/* The gRPC target of the server's private Unix socket ("unix:PATH"), for
+ * this process's own clients: plaintext, in a directory only this user may
+ * enter, under the same tokens as the network port. */
+const char *runtime_local_target(const runtime *rt);
+/* The tokens the server checks, or NULL when it checks none. */
+const struct auth *runtime_auth(const runtime *rt);
 /* Whether the catalog has been read to the end of the topic once. */
 int runtime_ready(runtime *rt);
 /* The catalog feed's counters (events applied and skipped). */

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,7 +27,22 @@ struct obs_http_request {
     struct MHD_Connection *conn;
     char **args; /* name, value, name, value ... (owned) */
     size_t n_args;
+    char *bearer; /* a stream's copy of the bearer token (owned), or NULL */
 };
+
+/* The token after "Bearer " in the Authorization header of conn, or NULL. */
+static const char *obs_http_conn_bearer(struct MHD_Connection *conn) {
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!v || strncasecmp(v, "Bearer ", 7) != 0) return NULL;
+    for (v += 7; *v == ' '; v++) {
+    }
+    return *v ? v : NULL;
+}
+
+const char *obs_http_bearer(obs_http_request *r) {
+    return r->conn ? obs_http_conn_bearer(r->conn) : r->bearer;
+}
 
 const char *obs_http_query(obs_http_request *r, const char *name) {
     if (r->conn) return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
@@ -71,6 +87,8 @@ static enum MHD_Result obs_http_copy_arg(void *cls, enum MHD_ValueKind kind, con
 static void obs_http_args_free(obs_http_request *r) {
     for (size_t i = 0; i < r->n_args; i++) free(r->args[i]);
     free(r->args);
+    if (r->bearer) memset(r->bearer, 0, strlen(r->bearer)); /* no token lingers */
+    free(r->bearer);
 }
 
 static void *obs_http_stream_main(void *arg) {
@@ -110,6 +128,13 @@ static enum MHD_Result obs_http_start_stream(struct MHD_Connection *conn,
         return MHD_NO;
     }
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, obs_http_copy_arg, &st->req);
+    if (obs_http_conn_bearer(conn) && !(st->req.bearer = strdup(obs_http_conn_bearer(conn)))) {
+        close(st->fds[0]);
+        close(st->fds[1]);
+        obs_http_args_free(&st->req);
+        free(st);
+        return MHD_NO;
+    }
     if (pthread_create(&st->thread, NULL, obs_http_stream_main, st) != 0) {
         close(st->fds[0]);
         close(st->fds[1]);
@@ -144,8 +169,8 @@ static int obs_http_healthz(void *arg, obs_http_request *r, buf *body) {
 }
 
 static const obs_http_route obs_http_builtin[] = {
-    {"/metrics", "text/plain; version=0.0.4; charset=utf-8", obs_http_metrics, NULL, NULL},
-    {"/healthz", "text/plain; charset=utf-8", obs_http_healthz, NULL, NULL},
+    {"/metrics", "text/plain; version=0.0.4; charset=utf-8", obs_http_metrics, NULL, NULL, 0},
+    {"/healthz", "text/plain; charset=utf-8", obs_http_healthz, NULL, NULL, 0},
 };
 
 static const obs_http_route *obs_http_find(const obs_http *h, const char *url) {
@@ -177,12 +202,33 @@ static enum MHD_Result obs_http_send(struct MHD_Connection *conn, int status,
     return rc;
 }
 
+/* A guarded route refused: 401 asks for a bearer token, 403 says the
+ * token's role is too low. */
+static enum MHD_Result obs_http_refuse(struct MHD_Connection *conn, int status) {
+    static const char unauth[] = "{\"error\":\"a bearer token is required (Authorization: "
+                                 "Bearer TOKEN)\",\"code\":\"UNAUTHENTICATED\"}\n",
+                      denied[] = "{\"error\":\"this token's role may not use this path\","
+                                 "\"code\":\"PERMISSION_DENIED\"}\n";
+    const char *text = status == MHD_HTTP_FORBIDDEN ? denied : unauth;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), (void *)text,
+                                                               MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result rc;
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (status != MHD_HTTP_FORBIDDEN)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    rc = MHD_queue_response(conn, status == MHD_HTTP_FORBIDDEN ? MHD_HTTP_FORBIDDEN
+                                                               : MHD_HTTP_UNAUTHORIZED, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
 static enum MHD_Result obs_http_answer(void *cls, struct MHD_Connection *conn, const char *url,
                                        const char *method, const char *version,
                                        const char *upload, size_t *upload_len, void **state) {
     obs_http *h = cls;
     const obs_http_route *route;
-    obs_http_request req = {conn, NULL, 0};
+    obs_http_request req = {conn, NULL, 0, NULL};
     buf body = {0};
     int status;
 
@@ -198,6 +244,9 @@ static enum MHD_Result obs_http_answer(void *cls, struct MHD_Connection *conn, c
         buf_printf(&body, "no such path: %s\n", url);
         return obs_http_send(conn, MHD_HTTP_NOT_FOUND, "text/plain", &body);
     }
+    if (route->need && h->cfg.guard &&
+        (status = h->cfg.guard(h->cfg.guard_arg, obs_http_conn_bearer(conn), route->need)) != 0)
+        return obs_http_refuse(conn, status);
     if (route->stream) return obs_http_start_stream(conn, route);
     status = route->fn(route->arg, &req, &body);
     return obs_http_send(conn, status, route->content_type, &body);

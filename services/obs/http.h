@@ -2,7 +2,8 @@
  *
  * Serves GET /metrics (the registry in Prometheus text format 0.0.4) and
  * GET /healthz ("ok" while the process answers at all), plus the routes the
- * caller adds: /readyz with the caller's own checks, JSON for the console.
+ * caller adds: /readyz with the caller's own checks, JSON for the console,
+ * the last behind a guard that checks the request's bearer token.
  * Requests run on libmicrohttpd's threads; a route's handler must be
  * thread-safe. Anything else is 404, and methods other than GET and HEAD
  * are 405. */
@@ -19,6 +20,9 @@ typedef struct obs_http_request obs_http_request;
 
 /* A query parameter of the request ("user" in /x?user=u1), or NULL. */
 const char *obs_http_query(obs_http_request *r, const char *name);
+/* The token of an "Authorization: Bearer TOKEN" header, or NULL; valid
+ * while the handler runs. Never log it. */
+const char *obs_http_bearer(obs_http_request *r);
 
 /* Writes the body into body and returns the HTTP status (200, 503, ...). */
 typedef int (*obs_http_handler)(void *arg, obs_http_request *r, buf *body);
@@ -38,12 +42,20 @@ typedef struct obs_http_route {
     obs_http_handler fn;      /* one of fn and stream */
     void *arg;                /* borrowed; must outlive the server */
     obs_http_stream_handler stream;
+    int need; /* 0: open to anyone; else the role the config's guard must grant */
 } obs_http_route;
+
+/* Whether a request with bearer (NULL when none) may use a route that
+ * needs role need (> 0): 0 yes, else the HTTP status to refuse it with
+ * (401 no or an unknown token, 403 a role too low). */
+typedef int (*obs_http_guard)(void *arg, const char *bearer, int need);
 
 typedef struct obs_http_config {
     const char *listen; /* HOST:PORT (IPv4 address or name); port 0 picks a free one */
     obs_http_route routes[OBS_HTTP_MAX_ROUTES];
     size_t n_routes;
+    obs_http_guard guard; /* NULL: every route is open */
+    void *guard_arg;      /* borrowed; must outlive the server */
 } obs_http_config;
 
 typedef struct obs_http obs_http;

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,6 +533,20 @@ static size_t server_max_request(const server_config *cfg) {
     return max;
 }
 
+/* The plaintext Unix socket beside the network port. */
+static int server_listen_local(server *s, char *err, size_t errlen) {
+    char addr[PATH_MAX + 8];
+    grpc_server_credentials *creds;
+    int ok;
+    if (snprintf(addr, sizeof(addr), "unix:%s", s->cfg.local_socket) >= (int)sizeof(addr))
+        return status_fail(AISLE_EINVAL, err, errlen, "local socket path too long");
+    creds = grpc_insecure_server_credentials_create();
+    ok = grpc_server_add_http2_port(s->gs, addr, creds) != 0;
+    grpc_server_credentials_release(creds);
+    return ok ? AISLE_OK
+              : status_fail(AISLE_EINVAL, err, errlen, "cannot listen on %s", addr);
+}
+
 static int server_listen(server *s, char *err, size_t errlen) {
     grpc_server_credentials *creds;
     grpc_arg arg = {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -555,12 +570,18 @@ static int server_listen(server *s, char *err, size_t errlen) {
     creds = s->cfg.tls ? tls_credentials(s->cfg.tls) : grpc_insecure_server_credentials_create();
     s->port = grpc_server_add_http2_port(s->gs, s->cfg.listen, creds);
     grpc_server_credentials_release(creds);
-    if (s->port != 0) return AISLE_OK;
+    if (s->port == 0) {
+        status_fmt(err, errlen, "cannot listen on %s (bad address or port in use)",
+                   s->cfg.listen);
+        goto fail;
+    }
+    if (s->cfg.local_socket && server_listen_local(s, err, errlen) != AISLE_OK) goto fail;
+    return AISLE_OK;
+fail:
     grpc_server_destroy(s->gs);
     server_queues_destroy(s);
     grpc_shutdown();
-    return status_fail(AISLE_EINVAL, err, errlen,
-                       "cannot listen on %s (bad address or port in use)", s->cfg.listen);
+    return AISLE_EINVAL;
 }
 
 /* Posts the requests every method keeps outstanding and starts the workers. */

@@ -88,6 +88,10 @@ typedef struct server_config {
     profile_config profile;
     struct tls *tls;    /* borrowed, outlives the server; NULL: plaintext */
     struct auth *auth;  /* borrowed; NULL: every caller may call every method */
+    /* A Unix socket path for this host's own tools (the console), served
+     * in plaintext under the same access control, so they need no TLS
+     * client set-up; NULL: none. Its directory is the caller's to guard. */
+    const char *local_socket;
     server_method methods[SERVER_MAX_METHODS];
     size_t n_methods;
 } server_config;

@@ -39,8 +39,7 @@ static void tls_pem_clear(tls_pem *p) {
     memset(p, 0, sizeof(*p));
 }
 
-/* The whole file at path into *out (NUL-terminated). */
-static int tls_read(const char *what, const char *path, char **out, char *err, size_t errlen) {
+int tls_read(const char *what, const char *path, char **out, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     buf b = {0};
     char chunk[4096];

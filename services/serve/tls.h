@@ -36,6 +36,11 @@ grpc_server_credentials *tls_credentials(tls *t);
  * from a signal handler. */
 void tls_reload(tls *t);
 
+/* The whole PEM file at path into *out (NUL-terminated, at most 1 MiB;
+ * the caller frees it); what ("certificate", "CA") names it in err.
+ * AISLE_OK, AISLE_EIO, AISLE_EFORMAT or AISLE_ENOMEM. Clients use it too. */
+int tls_read(const char *what, const char *path, char **out, char *err, size_t errlen);
+
 /* How many reloads took effect; for logs and tests. */
 unsigned tls_generation(tls *t);
 

@@ -107,16 +107,22 @@ class Procs:
         return p, boot
 
     def serve(self, brokers, redis_addr, dim, extra=(), timeout=20):
-        """Starts aisle serve; dim None leaves it to the snapshot."""
+        """Starts aisle serve; dim None leaves it to the snapshot. The
+        process's .http is its HTTP address."""
         argv = [aisle_binary(), "serve", "--listen", "127.0.0.1:0", "--http-listen",
                 "127.0.0.1:0", "--kafka-brokers", brokers, "--redis", redis_addr]
         if "--tls-cert" not in extra:
             argv.append("--insecure")
         if dim is not None:
             argv += ["--dim", str(dim)]
-        p, port = self.start("serve", argv + list(extra), "aisle serve: listening on port ",
-                             timeout)
-        return p, "127.0.0.1:" + port
+        # serve prints its HTTP port, then its gRPC port.
+        p, http = self.start("serve", argv + list(extra), "aisle serve: http on port ", timeout)
+        p.http = "127.0.0.1:" + http
+        line = p.stdout.readline().decode()
+        prefix = "aisle serve: listening on port "
+        if not line.startswith(prefix):
+            raise RuntimeError("serve did not start; log: %s\n%s" % (p.logfile, self.log(p)))
+        return p, "127.0.0.1:" + line[len(prefix):].strip()
 
     def ingest(self, brokers, redis_addr, extra=()):
         p, _ = self.start("ingest", [aisle_binary(), "ingest", "--http-listen", "127.0.0.1:0",

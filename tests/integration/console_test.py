@@ -6,6 +6,7 @@ the answer stream in, searches the catalog, checks what the page shows, and
 saves a screenshot (console.png in Bazel's test outputs, or the log dir)."""
 
 import base64
+import importlib
 import json
 import os
 import socket
@@ -18,6 +19,7 @@ import unittest
 import urllib.request
 import uuid
 
+import grpc
 from confluent_kafka import Producer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -120,6 +122,17 @@ class Console(unittest.TestCase):
                           "--http-listen", "127.0.0.1:0", "--kafka-brokers", brokers,
                           "--redis", redis, "--dim", str(DIM)], "aisle serve: http on port ")
             cls.base = "http://127.0.0.1:" + http
+            grpc_port = cls.serve.stdout.readline().decode().rsplit(" ", 1)[1].strip()
+            xp = importlib.import_module("aisle.v1.experiments_pb2")
+            exp = xp.Experiment(name="one_per_creator", layer="rank", salt="c1", share_bp=10000,
+                                description="a creator cap of one", variants=[xp.Variant(
+                                    name="capped", weight=1, overrides=[xp.ParamOverride(
+                                        param="rank.creator_cap", value="1")])])
+            with grpc.insecure_channel("127.0.0.1:" + grpc_port) as ch:
+                ch.unary_unary("/aisle.v1.Admin/SetExperiment",
+                               request_serializer=xp.SetExperimentRequest.SerializeToString,
+                               response_deserializer=xp.ExperimentSet.FromString)(
+                    xp.SetExperimentRequest(experiment=exp), timeout=10)
             cls.procs.ingest(brokers, redis)
             aisle_env.wait_for(lambda: b'"id":"q01"' in urllib.request.urlopen(
                 cls.base + "/api/user?user=shopper").read(), 20, "the profile", 0.2)
@@ -167,6 +180,13 @@ class Console(unittest.TestCase):
         self.assertIn("Crema kettle", page)   # recommended items, with titles
         self.assertIn("Similar to", page)     # and their reasons
         self.assertRegex(page, r"request [0-9a-f]{8}-")
+        self.assertIn("rank / one_per_creator → capped",
+                      dt.js("document.getElementById('assignments').innerText"))
+        self.assertIn("from ", page)          # each item's sources
+        dt.wait("!!document.querySelector('#exp-out table')", "the experiments panel")
+        exps = dt.js("document.getElementById('exp-out').innerText")
+        self.assertIn("one_per_creator", exps)
+        self.assertIn("rank.creator_cap=1", exps)
 
         # A Shop request: the answer streams into the page.
         dt.js("document.getElementById('shop-q').value = 'a kettle under $30';"

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Transport security and access control on a real server: TLS and mTLS
 handshakes from grpcio with certificates made by openssl at test time, a
-certificate reload on SIGHUP, every role and token case, the request-size
-limit, a Shop call that carries no message (it used to leak its call, which
+certificate reload on SIGHUP, every role and token case (gRPC, and the HTTP
+console's paths), `aisle ctl` over TLS, mTLS and tokens, its Kafka settings,
+the request-size limit, a Shop call that carries no message (it used to leak its call, which
 LeakSanitizer reports at exit under --config=asan), and Health turning
 NOT_SERVING while Redis is down."""
 
@@ -14,6 +15,8 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 import grpc
 
@@ -137,6 +140,90 @@ class Security(unittest.TestCase):
             aisle_env.wait_for(lambda: aisle_env.healthy(ch), 20, "TLS serve to be SERVING")
         # The token never reaches the log.
         self.assertNotIn(APP_TOKEN, self.procs.log(self.serve))
+
+    def http(self, path, token=None, proc=None):
+        """(status, body) of GET path on serve's HTTP address."""
+        req = urllib.request.Request("http://%s%s" % ((proc or self.serve).http, path))
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def test_http_paths_take_the_same_tokens(self):
+        self.assertEqual(self.http("/metrics")[0], 200)  # Prometheus and probes carry none
+        self.assertEqual(self.http("/healthz")[0], 200)
+        self.assertEqual(self.http("/console")[0], 200)  # the page itself holds no data
+        self.assertEqual(self.http("/api/index")[0], 401)
+        self.assertEqual(self.http("/api/index", "not-a-token")[0], 401)
+        self.assertEqual(self.http("/api/index", APP_TOKEN)[0], 200)
+        self.assertEqual(self.http("/api/catalog/search?q=x")[0], 401)
+        self.assertEqual(self.http("/api/experiments", APP_TOKEN)[0], 403)
+        status, body = self.http("/api/experiments", ADMIN_TOKEN)
+        self.assertEqual(status, 200, body)
+        # The console's calls reach the TLS server through its private socket
+        # as the operator's token: the app role may look a user up.
+        status, body = self.http("/api/user?user=u1", APP_TOKEN)
+        self.assertEqual(status, 200, body)
+        self.assertIn('"recommendations"', body)
+        self.assertEqual(self.http("/api/user?user=u1")[0], 401)
+        self.assertNotIn(ADMIN_TOKEN, self.procs.log(self.serve))
+
+    def ctl(self, *args, token=None, env=None):
+        e = dict(os.environ, **(env or {}))
+        e.pop("AISLE_TOKEN", None)
+        if token:
+            e["AISLE_TOKEN"] = token
+        return subprocess.run([aisle_env.aisle_binary(), "ctl"] + list(args), env=e,
+                              capture_output=True, text=True, timeout=30)
+
+    def test_ctl_over_tls_with_tokens(self):
+        tls = ["--server", self.addr, "--tls-ca", os.path.join(self.dir, "ca.pem"),
+               "--tls-server-name", "localhost"]
+        r = self.ctl("recommend", "u1", *tls, token=APP_TOKEN)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.ctl("recommend", "u1", *tls)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("UNAUTHENTICATED", r.stderr)
+        r = self.ctl("profile", "delete", "u9", *tls, token=APP_TOKEN)
+        self.assertIn("PERMISSION_DENIED", r.stderr)
+        r = self.ctl("profile", "delete", "u9", *tls, token=ADMIN_TOKEN)
+        self.assertIn(r.returncode, (0, 4), r.stderr)  # erased, or no such user: allowed
+        # Plaintext to a TLS port does not get through.
+        self.assertNotEqual(self.ctl("recommend", "u1", "--server", self.addr,
+                                     "--timeout-ms", "2000", token=APP_TOKEN).returncode, 0)
+        r = self.ctl("index", "status", "--http", self.serve.http, token=APP_TOKEN)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotEqual(self.ctl("index", "status", "--http", self.serve.http).returncode, 0)
+        self.assertNotIn(APP_TOKEN, r.stdout + r.stderr)
+
+    def test_ctl_over_mtls(self):
+        tls = ["--server", self.maddr, "--tls-ca", os.path.join(self.dir, "ca.pem"),
+               "--tls-server-name", "localhost", "--timeout-ms", "3000"]
+        client = ["--tls-cert", os.path.join(self.dir, "client.pem"),
+                  "--tls-key", os.path.join(self.dir, "client.key")]
+        r = self.ctl("recommend", "u1", *(tls + client))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotEqual(self.ctl("recommend", "u1", *tls).returncode, 0)
+        r = self.ctl("recommend", "u1", *(tls + ["--tls-cert", os.path.join(self.dir, "client.pem")]))
+        self.assertEqual(r.returncode, 2)  # a certificate without its key is a usage error
+        r = self.ctl("recommend", "u1", "--tls-ca", os.path.join(self.dir, "missing.pem"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("missing.pem", r.stderr)
+
+    def test_ctl_kafka_settings(self):
+        secret = "hunter2-do-not-print"
+        r = self.ctl("track", "u1", "view", "i1", "--kafka-brokers", self.brokers,
+                     "--kafka-opt", "security.protocol=carrier-pigeon",
+                     env={"AISLE_KAFKA_SASL_PASSWORD": secret})
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("security.protocol", r.stderr)
+        self.assertNotIn(secret, r.stdout + r.stderr)
+        r = self.ctl("track", "u1", "view", "i1", "--kafka-brokers", self.brokers,
+                     "--kafka-opt", "client.rack=r1")
+        self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_plaintext_client_is_refused(self):
         with grpc.insecure_channel(self.addr) as ch:
