@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """The Python client package (deploy/python): its generated modules match
-proto/, and its helpers (Tracker, recommend, profile, shop streaming,
-delete_profile, errors) and example.py work against a running serve and
-ingest."""
+proto/, and its helpers (Tracker, recommend with filters and pages,
+similar, profile, shop streaming, delete_profile, errors, TLS and tokens)
+and example.py work against a running serve and ingest."""
 
 import filecmp
+import hashlib
 import os
 import subprocess
 import sys
@@ -41,6 +42,17 @@ class PyClient(unittest.TestCase):
                 p.produce("aisle.catalog", key=it.item_id, value=it.SerializeToString())
             p.flush(10)
             _, cls.addr = cls.procs.serve(cls.brokers, redis, DIM)
+            cls.tls = tempfile.mkdtemp(prefix="aisle-pytls-")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                            "2", "-subj", "/CN=localhost", "-addext",
+                            "subjectAltName=DNS:localhost", "-keyout", "key.pem", "-out",
+                            "cert.pem"], cwd=cls.tls, check=True, capture_output=True)
+            with open(os.path.join(cls.tls, "tokens"), "w") as f:
+                f.write("app %s\n" % hashlib.sha256(b"py-app-token").hexdigest())
+            _, cls.tls_addr = cls.procs.serve(cls.brokers, redis, DIM, [
+                "--tls-cert", os.path.join(cls.tls, "cert.pem"),
+                "--tls-key", os.path.join(cls.tls, "key.pem"),
+                "--tokens-file", os.path.join(cls.tls, "tokens")])
             cls.procs.ingest(cls.brokers, redis)
         except Exception:
             cls.procs.close()
@@ -87,6 +99,40 @@ class PyClient(unittest.TestCase):
             with self.assertRaises(AisleError) as e:
                 down.recommend("x")
             self.assertEqual(e.exception.code.name, "UNAVAILABLE")
+
+    def test_filters_pages_and_similar(self):
+        with Client(self.addr) as aisle:
+            seen = []
+            page = aisle.recommend_page("nobody", limit=4, surface="home",
+                                        filter={"max_price_cents": 6500})
+            for _ in range(3):
+                self.assertTrue(page.items)
+                self.assertTrue(all(i.price_cents <= 6500 for i in page.items))
+                seen += [i.item_id for i in page.items]
+                if not page.next_page_token:
+                    break
+                page = aisle.recommend_page("nobody", limit=4, surface="home",
+                                            filter={"max_price_cents": 6500},
+                                            page_token=page.next_page_token)
+            self.assertEqual(len(seen), len(set(seen)))  # no page repeats an item
+            self.assertGreater(len(seen), 4)
+            self.assertTrue(all(i.sources for i in page.items))
+            like = aisle.similar("t03", limit=3)
+            self.assertEqual(len(like.items), 3)
+            self.assertNotIn("t03", [i.item_id for i in like.items])
+            with self.assertRaises(AisleError) as e:
+                aisle.similar("no-such-item")
+            self.assertEqual(e.exception.code.name, "NOT_FOUND")
+
+    def test_tls_and_token(self):
+        ca = os.path.join(self.tls, "cert.pem")
+        with Client(self.tls_addr, token="py-app-token", tls_ca=ca,
+                    server_name="localhost") as aisle:
+            self.assertTrue(aisle.recommend("anyone", limit=2))
+        with Client(self.tls_addr, tls_ca=ca, server_name="localhost") as anon:
+            with self.assertRaises(AisleError) as e:
+                anon.recommend("anyone")
+            self.assertEqual(e.exception.code.name, "UNAUTHENTICATED")
 
     def test_example_runs(self):
         r = subprocess.run([sys.executable, os.path.join(PKG, "example.py"), "--server",
