@@ -280,9 +280,12 @@ static int demo_infra(demo *d, char *err, size_t errlen) {
 /* The operator's endpoint and the console, as `aisle serve` has them; a
  * demo without them is still a demo, so a taken address only warns. */
 static void demo_http(demo *d) {
+    ingest_config watch;
     char why[512];
-    if (ops_start_serve(d->http ? d->http : "127.0.0.1:9464", d->rp.addr, d->rt, &d->op, why,
-                        sizeof(why)) != AISLE_OK)
+    ingest_config_default(&watch);
+    watch.brokers = kafka_mock_bootstraps(d->mock);
+    if (ops_start_serve(d->http ? d->http : "127.0.0.1:9464", d->rp.addr, d->rt, &watch, &d->op,
+                        why, sizeof(why)) != AISLE_OK)
         printf("  (no console: %s)\n", why);
 }
 

@@ -86,11 +86,17 @@ void lag_collect(lag *l) {
         "Messages of the signal topic the consumer group has not committed yet, by partition "
         "(the group's lag: the same from every worker)",
         "partition");
+    metrics_family *done_g = metrics_gauge(
+        "aisle_ingest_consumer_committed_offset",
+        "The consumer group's committed offset in the signal topic, by partition (its rate is "
+        "the group's throughput in messages per second)",
+        "partition");
     int64_t deadline = clock_mono_ms() + LAG_TIMEOUT_MS;
     rd_kafka_topic_partition_list_t *parts = lag_committed(l);
     char id[16];
 
     metrics_clear(g);
+    metrics_clear(done_g);
     if (!parts) {
         log_debug("ingest", "lag of %s unknown: Kafka did not answer in time", l->topic);
         return;
@@ -107,6 +113,7 @@ void lag_collect(lag *l) {
         if (done < 0) done = lo;
         snprintf(id, sizeof(id), "%d", parts->elems[i].partition);
         metrics_set(g, (const char *const[]){id}, (double)(hi > done ? hi - done : 0));
+        metrics_set(done_g, (const char *const[]){id}, (double)done);
     }
     rd_kafka_topic_partition_list_destroy(parts);
 }

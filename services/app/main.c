@@ -107,6 +107,9 @@ static const char serve_usage[] =
     "                         readers, exposure log), e.g. security.protocol=ssl (repeatable)\n"
     "  --chat-template NAME   chatml, llama3, zephyr, mistral, gemma or phi3 (default: the\n"
     "                         GGUF file's own; llama2.c files take plain prompts)\n"
+    "  --ingest-group NAME    the ingest consumer group whose lag /metrics and the console\n"
+    "                         report (default aisle-ingest; \"\" reports none)\n"
+    "  --signal-topic NAME    its signal topic (default aisle.signals)\n"
     MAIN_HTTP_USAGE("9464", ", the console at /console")
     MAIN_LOG_USAGE
     "  -h, --help             show this help\n";
@@ -121,7 +124,8 @@ static size_t main_serve_n_kafka_opts;
 
 static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const char **model,
                             const char **tok, const char **chat_template,
-                            long long *model_threads, long long *grace, const char **http) {
+                            long long *model_threads, long long *grace, const char **http,
+                            ingest_config *watch) {
     static const struct option opts[] = {
         {"listen", required_argument, 0, 'l'},      {"kafka-brokers", required_argument, 0, 'k'},
         {"redis", required_argument, 0, 'r'},       {"dim", required_argument, 0, 'd'},
@@ -137,11 +141,14 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         {"tokens-file", required_argument, 0, 1104}, {"stream-threads", required_argument, 0, 1105},
         {"chat-template", required_argument, 0, 1106}, {"kafka-opt", required_argument, 0, 1107},
         {"http-listen", required_argument, 0, 'H'}, {"log-format", required_argument, 0, 'F'},
+        {"ingest-group", required_argument, 0, 1120}, {"signal-topic", required_argument, 0, 1121},
         {0, 0, 0, 0}};
     long long v;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
+        case 1120: watch->group = optarg; break;
+        case 1121: watch->topic = optarg; break;
         case 'l': cfg->server.listen = optarg; break;
         case 'k': cfg->feed.brokers = optarg; break;
         case 'r': cfg->server.redis = optarg; break;
@@ -225,6 +232,7 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
 
 static int main_serve(int argc, char **argv) {
     runtime_config cfg;
+    ingest_config watch; /* the ingest group serve reports on */
     shop_engine engine = {0};
     const char *model_path = NULL, *tok_path = NULL, *chat_template = NULL;
     const char *http = "127.0.0.1:9464";
@@ -237,8 +245,9 @@ static int main_serve(int argc, char **argv) {
 
     if ((rc = config_apply("serve", &argc, &argv))) return rc;
     runtime_config_default(&cfg);
+    ingest_config_default(&watch);
     rc = main_serve_flags(argc, argv, &cfg, &model_path, &tok_path, &chat_template,
-                          &model_threads, &grace, &http);
+                          &model_threads, &grace, &http, &watch);
     if (rc) return rc == CLI_EXIT_HELP ? 0 : rc;
     /* Here, not with the flags: a configuration may leave TLS to the
      * deployment's flags ('config check' of the example passes). */
@@ -258,7 +267,9 @@ static int main_serve(int argc, char **argv) {
         log_info("serve", "Shop answers written by %s", model_path);
     }
     if (runtime_start(&cfg, &rt, err, sizeof(err)) != AISLE_OK) goto fail;
-    if (ops_start_serve(http, cfg.server.redis, rt, &op, err, sizeof(err)) != AISLE_OK)
+    watch.brokers = cfg.feed.brokers;
+    if (ops_start_serve(http, cfg.server.redis, rt, *watch.group ? &watch : NULL, &op, err,
+                        sizeof(err)) != AISLE_OK)
         goto fail;
     /* The HTTP line first: a caller waiting for "listening" then has both. */
     printf("aisle serve: http on port %d\n", ops_port(op));
@@ -524,7 +535,7 @@ static int main_config_check_one(const config *c, const char *cmd) {
     synth_config_default(&scfg);
     if (strcmp(cmd, "serve") == 0)
         rc = main_serve_flags(argc, argv, &rcfg, &model, &tok, &chat_template, &model_threads,
-                              &grace, &http);
+                              &grace, &http, &icfg);
     else if (strcmp(cmd, "ingest") == 0)
         rc = main_ingest_flags(argc, argv, &icfg, kafka_opts, &http);
     else if (strcmp(cmd, "synth") == 0)

@@ -24,7 +24,7 @@ struct ops {
     const char *redis;
     runtime *rt;          /* serve, or NULL */
     ingest_stats *stats;  /* ingest, or NULL */
-    lag *lag;             /* ingest: owned */
+    lag *lag;             /* the ingest group's lag: owned, or NULL */
     rpc_client *rpc;      /* serve: the console's client of its own server; owned */
     metrics_collector collect;
 };
@@ -150,6 +150,7 @@ static void ops_collect_serve(void *arg) {
                                           "outcome");
     metrics_set(upd, (const char *const[]){"applied"}, (double)fs.applied);
     metrics_set(upd, (const char *const[]){"skipped"}, (double)fs.rejected);
+    if (o->lag) lag_collect(o->lag);
 }
 
 static void ops_collect_ingest(void *arg) {
@@ -223,13 +224,14 @@ static ops *ops_new(const char *redis, runtime *rt, ingest_stats *stats,
     return o;
 }
 
-int ops_start_serve(const char *listen, const char *redis, runtime *rt, ops **out, char *err,
-                    size_t errlen) {
+int ops_start_serve(const char *listen, const char *redis, runtime *rt,
+                    const ingest_config *ingest, ops **out, char *err, size_t errlen) {
     ops *o = ops_new(redis, rt, NULL, ops_collect_serve);
     int rc;
     *out = NULL;
     if (!o) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    if ((rc = rpc_open(runtime_local_target(rt), NULL, &o->rpc, err, errlen)) != AISLE_OK) {
+    if ((rc = rpc_open(runtime_local_target(rt), NULL, &o->rpc, err, errlen)) != AISLE_OK ||
+        (ingest && (rc = lag_new(ingest, &o->lag, err, errlen)) != AISLE_OK)) {
         ops_stop(o);
         return rc;
     }

@@ -18,10 +18,13 @@ typedef struct ops ops;
 
 /* Starts the endpoint on listen for a running serve stack (borrowed; stop
  * the endpoint before the stack), with the admin endpoints and the console,
- * which calls the stack's gRPC server through its private socket. Returns
+ * which calls the stack's gRPC server through its private socket. With
+ * ingest (its brokers, group, topic and client settings; borrowed for the
+ * call; NULL: none) it also reports that ingest group's lag and committed
+ * offsets, so the console can plot ingest beside serving. Returns
  * AISLE_OK, or a negative code with err set. */
 int ops_start_serve(const char *listen, const char *redis, runtime *rt,
-                    ops **out, char *err, size_t errlen);
+                    const ingest_config *ingest, ops **out, char *err, size_t errlen);
 /* The same for an ingest worker running cfg, whose counters are *stats
  * (both borrowed); it also reports the group's lag (services/app/lag.h). */
 int ops_start_ingest(const char *listen, const ingest_config *cfg, ingest_stats *stats,

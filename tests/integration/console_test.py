@@ -202,6 +202,8 @@ class Console(unittest.TestCase):
         self.assertIn("q02", dt.js("document.getElementById('cat-out').innerText"))
 
         dt.wait("document.getElementById('v-rps').textContent !== '–'", "the first plot point")
+        # Ingest beside serving: the group's lag, read from Kafka by serve.
+        dt.wait("document.getElementById('v-lag').textContent === '0'", "the ingest lag plot")
         size = dt.call("Page.getLayoutMetrics")["cssContentSize"]
         shot = base64.b64decode(dt.call(
             "Page.captureScreenshot", format="png", captureBeyondViewport=True,
