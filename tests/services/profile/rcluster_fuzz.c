@@ -3,10 +3,10 @@
  * an error or status is parsed as a MOVED / ASK redirection, and the raw
  * bytes are hashed as a key. Anything must end as a map, a refusal or "no
  * redirection", never a crash or a slot outside the map. */
-#include <assert.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/read.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "services/profile/rcluster.h"
 
@@ -18,8 +18,10 @@ static void rcluster_fuzz_reply(const redisReply *r) {
     if (r->type == REDIS_REPLY_ARRAY) {
         (void)rcluster_slots_parse(c, r, "127.0.0.1");
     } else if (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS) {
-        if (rcluster_redirect_parse(r->str, &slot, host, sizeof(host), &port) > 0)
-            assert(slot >= 0 && slot < RCLUSTER_SLOTS && port > 0 && port <= 65535);
+        /* abort, not assert: the check must hold in optimized builds too. */
+        if (rcluster_redirect_parse(r->str, &slot, host, sizeof(host), &port) > 0 &&
+            (slot < 0 || slot >= RCLUSTER_SLOTS || port <= 0 || port > 65535))
+            abort();
     }
 }
 
@@ -27,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     redisReader *rd = redisReaderCreate();
     void *reply = NULL;
     int slot = rcluster_keyslot((const char *)data, size);
-    assert(slot >= 0 && slot < RCLUSTER_SLOTS);
+    if (slot < 0 || slot >= RCLUSTER_SLOTS) abort();
     if (!rd) return 0;
     if (redisReaderFeed(rd, (const char *)data, size) == REDIS_OK &&
         redisReaderGetReply(rd, &reply) == REDIS_OK && reply) {
