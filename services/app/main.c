@@ -105,6 +105,8 @@ static const char serve_usage[] =
     "  --model-threads N      threads per model step (default 1)\n"
     "  --kafka-opt KEY=VALUE  a librdkafka setting for every client (catalog and control\n"
     "                         readers, exposure log), e.g. security.protocol=ssl (repeatable)\n"
+    "  --exposure-queue N     served pages waiting for Kafka at most; past it they are\n"
+    "                         dropped and counted, never waited for (default 65536)\n"
     "  --chat-template NAME   chatml, llama3, zephyr, mistral, gemma or phi3 (default: the\n"
     "                         GGUF file's own; llama2.c files take plain prompts)\n"
     MAIN_HTTP_USAGE("9464", ", the console at /console")
@@ -136,6 +138,7 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         {"tls-client-ca", required_argument, 0, 1102}, {"insecure", optional_argument, 0, 1103},
         {"tokens-file", required_argument, 0, 1104}, {"stream-threads", required_argument, 0, 1105},
         {"chat-template", required_argument, 0, 1106}, {"kafka-opt", required_argument, 0, 1107},
+        {"exposure-queue", required_argument, 0, 1108},
         {"http-listen", required_argument, 0, 'H'}, {"log-format", required_argument, 0, 'F'},
         {0, 0, 0, 0}};
     long long v;
@@ -187,6 +190,10 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         case 1105:
             if (cli_int("serve", "stream-threads", optarg, 1, 256, &v)) return CLI_EXIT_USAGE;
             cfg->server.stream_threads = (int)v;
+            break;
+        case 1108:
+            if (cli_int("serve", "exposure-queue", optarg, 1, 1 << 24, &v)) return CLI_EXIT_USAGE;
+            cfg->exposure_queue = (size_t)v;
             break;
         case 'c': cfg->feed.topic = optarg; break;
         case 'g':

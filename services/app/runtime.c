@@ -97,7 +97,7 @@ static int runtime_security(const runtime_config *cfg, runtime *rt, char *err, s
 static int runtime_experiments(const runtime_config *cfg, runtime *rt, char *err, size_t errlen) {
     int rc;
     if ((rc = exp_watch_start(cfg->server.redis, 0, 0, &rt->exp, err, errlen)) != AISLE_OK ||
-        (rc = exposure_log_start(cfg->feed.brokers, NULL, 0, &rt->exposures, err, errlen)) !=
+        (rc = exposure_log_start(cfg->feed.brokers, NULL, cfg->exposure_queue, &rt->exposures, err, errlen)) !=
             AISLE_OK ||
         (rc = exp_admin_new(cfg->server.redis, rt->exp, &rt->admin, err, errlen)) != AISLE_OK)
         return rc;
@@ -137,6 +137,9 @@ shop *runtime_shop(runtime *rt) { return rt->sh; }
 int runtime_port(const runtime *rt) { return server_port(rt->srv); }
 int runtime_ready(runtime *rt) { return feed_ready(rt->fd); }
 void runtime_feed_stats(runtime *rt, feed_stats *out) { feed_get_stats(rt->fd, out); }
+void runtime_exposure_stats(runtime *rt, exposure_log_stats *out) {
+    exposure_log_get_stats(rt->exposures, out);
+}
 
 void runtime_reload_tls(runtime *rt) {
     if (rt->tls) tls_reload(rt->tls);

@@ -30,7 +30,7 @@ void variants_end(variants_call *v) {
     v->set = NULL;
 }
 
-void variants_respond(variants_call *v, Aisle__V1__RecommendResponse *out) {
+Aisle__V1__VariantAssignment **variants_assignments(variants_call *v, size_t *n) {
     for (size_t i = 0; v->set && i < v->a.n; i++) {
         aisle__v1__variant_assignment__init(&v->msgs[i]);
         /* protobuf-c's fields are not const; packing only reads them. */
@@ -39,27 +39,31 @@ void variants_respond(variants_call *v, Aisle__V1__RecommendResponse *out) {
         v->msgs[i].variant = (char *)v->a.picks[i].variant;
         v->ptrs[i] = &v->msgs[i];
     }
-    out->assignments = v->ptrs;
-    out->n_assignments = v->set ? v->a.n : 0;
+    *n = v->set ? v->a.n : 0;
+    return v->ptrs;
 }
 
-void variants_log_page(exposure_log *log, const variants_call *v, const char *request_id,
-                       const char *user_id, const char *surface, const rank_result *rr,
-                       int64_t now_ms) {
+void variants_respond(variants_call *v, Aisle__V1__RecommendResponse *out) {
+    out->assignments = variants_assignments(v, &out->n_assignments);
+}
+
+void variants_log_page(exposure_log *log, const variants_call *v, const variants_page *page) {
     Aisle__V1__Exposure e = AISLE__V1__EXPOSURE__INIT;
     Aisle__V1__VariantAssignment storage[EXP_MAX_LAYERS], *vptrs[EXP_MAX_LAYERS];
     Aisle__V1__ExposureItem *items, **ptrs;
-    if (!log || rr->n == 0) return;
-    items = calloc(rr->n, sizeof(*items));
-    ptrs = calloc(rr->n, sizeof(*ptrs));
+    if (!log || page->n == 0) return;
+    items = calloc(page->n, sizeof(*items));
+    ptrs = calloc(page->n, sizeof(*ptrs));
     if (!items || !ptrs) goto out; /* a page not logged, as a full queue would drop it */
-    e.request_id = (char *)request_id;
-    e.user_id = (char *)user_id;
-    e.surface = (char *)surface;
-    e.ts_ms = now_ms;
+    /* protobuf-c's fields are not const; packing only reads them. */
+    e.request_id = (char *)page->request_id;
+    e.user_id = (char *)page->user_id;
+    e.surface = (char *)page->surface;
+    e.mode = (char *)page->mode;
+    e.ts_ms = page->now_ms;
     if (v->set) exposure_set_variants(&e, &v->a, storage, vptrs);
-    for (size_t i = 0; i < rr->n; i++) {
-        const rank_hit *h = &rr->hits[i];
+    for (size_t i = 0; i < page->n; i++) {
+        const rank_hit *h = page->hits[i];
         aisle__v1__exposure_item__init(&items[i]);
         items[i].item_id = h->item.item_id;
         items[i].position = (uint32_t)i;
@@ -68,7 +72,7 @@ void variants_log_page(exposure_log *log, const variants_call *v, const char *re
         ptrs[i] = &items[i];
     }
     e.items = ptrs;
-    e.n_items = rr->n;
+    e.n_items = page->n;
     exposure_log_submit(log, &e);
 out:
     free(items);

@@ -1,6 +1,6 @@
 /* variants: A/B experiments on the serving path.
  *
- * Each Recommend and SimilarItems call takes the replica's current
+ * Each Recommend, SimilarItems and Shop call takes the replica's current
  * experiment set (services/experiment/watch.h), assigns the user, turns the
  * variant's parameters into the pipeline's overrides, names the
  * assignments in the response, and leaves the served page on the exposure
@@ -32,14 +32,24 @@ typedef struct variants_call {
 void variants_begin(exp_watch *w, const char *user_id, variants_call *v);
 void variants_end(variants_call *v);
 
+/* v's assignments as messages, *n of them (valid until variants_end). */
+Aisle__V1__VariantAssignment **variants_assignments(variants_call *v, size_t *n);
 /* Points out's assignments at v's (valid until variants_end). */
 void variants_respond(variants_call *v, Aisle__V1__RecommendResponse *out);
 
-/* Logs the page rr served to user_id on surface ("recommend",
- * "similar_items") under request_id; log NULL: nothing. */
-void variants_log_page(exposure_log *log, const variants_call *v, const char *request_id,
-                       const char *user_id, const char *surface, const rank_result *rr,
-                       int64_t now_ms);
+/* One served answer's products, as the exposure log takes them (all
+ * borrowed). */
+typedef struct variants_page {
+    const char *request_id, *user_id;
+    const char *surface; /* "recommend", "similar_items" or "shop" */
+    const char *mode;    /* Shop's "fast" or "contemplating"; "" otherwise */
+    const rank_hit *const *hits; /* in the order served */
+    size_t n;
+    int64_t now_ms;
+} variants_page;
+
+/* Logs page under v's assignments; log NULL: nothing. */
+void variants_log_page(exposure_log *log, const variants_call *v, const variants_page *page);
 
 /* Appends the aisle.v1.Admin methods (admin role) on a to cfg; a borrowed. */
 void variants_admin_methods(server_config *cfg, exp_admin *a);
