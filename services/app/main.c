@@ -107,6 +107,9 @@ static const char serve_usage[] =
     "                         readers, exposure log), e.g. security.protocol=ssl (repeatable)\n"
     "  --exposure-queue N     served pages waiting for Kafka at most; past it they are\n"
     "                         dropped and counted, never waited for (default 65536)\n"
+    "  --ranker-model FILE    score with this learned ranker ('aisle rank train'), reloaded\n"
+    "                         when the file changes (a refused file keeps the one in use);\n"
+    "                         a variant's ranker.model_file wins, 'none' means hand weights\n"
     "  --chat-template NAME   chatml, llama3, zephyr, mistral, gemma or phi3 (default: the\n"
     "                         GGUF file's own; llama2.c files take plain prompts)\n"
     MAIN_HTTP_USAGE("9464", ", the console at /console")
@@ -139,6 +142,7 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         {"tokens-file", required_argument, 0, 1104}, {"stream-threads", required_argument, 0, 1105},
         {"chat-template", required_argument, 0, 1106}, {"kafka-opt", required_argument, 0, 1107},
         {"exposure-queue", required_argument, 0, 1108},
+        {"ranker-model", required_argument, 0, 1109},
         {"http-listen", required_argument, 0, 'H'}, {"log-format", required_argument, 0, 'F'},
         {0, 0, 0, 0}};
     long long v;
@@ -195,6 +199,7 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
             if (cli_int("serve", "exposure-queue", optarg, 1, 1 << 24, &v)) return CLI_EXIT_USAGE;
             cfg->exposure_queue = (size_t)v;
             break;
+        case 1109: cfg->model_file = optarg; break;
         case 'c': cfg->feed.topic = optarg; break;
         case 'g':
             if (cli_int("serve", "grace-ms", optarg, 0, 3600000, grace)) return CLI_EXIT_USAGE;

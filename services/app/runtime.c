@@ -20,6 +20,7 @@ struct runtime {
     exp_watch *exp;        /* the experiment set every call is assigned under */
     exposure_log *exposures;
     exp_admin *admin;
+    ltr_shelf *models;     /* the learned rankers, the default's and the variants' */
     recommender_config rc; /* the handlers' argument: lives as long as srv */
 };
 
@@ -101,6 +102,8 @@ static int runtime_experiments(const runtime_config *cfg, runtime *rt, char *err
             AISLE_OK ||
         (rc = exp_admin_new(cfg->server.redis, rt->exp, &rt->admin, err, errlen)) != AISLE_OK)
         return rc;
+    if (ltr_shelf_new(RANK_N_FEATURES, 0, &rt->models) != AISLE_OK)
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     return AISLE_OK;
 }
 
@@ -121,7 +124,8 @@ int runtime_start(const runtime_config *cfg, runtime **out, char *err, size_t er
     shc.profile = sc.profile;
     if ((rc = shop_new(&shc, &rt->sh, err, errlen)) != AISLE_OK) goto fail;
     if ((rc = runtime_experiments(cfg, rt, err, errlen)) != AISLE_OK) goto fail;
-    rt->rc = (recommender_config){feed_ready, rt->fd, rt->sh, rt->exp, rt->exposures};
+    rt->rc = (recommender_config){feed_ready, rt->fd,     rt->sh,        rt->exp,
+                                  rt->exposures, rt->models, cfg->model_file};
     recommender_methods(&sc, &rt->rc);
     variants_admin_methods(&sc, rt->admin);
     if ((rc = server_start(&sc, rt->cat, &rt->srv, err, errlen)) != AISLE_OK) goto fail;
@@ -151,6 +155,7 @@ void runtime_stop(runtime *rt, int grace_ms) {
     if (rt->exposures) exposure_log_stop(rt->exposures, 2000);
     if (rt->admin) exp_admin_free(rt->admin);
     if (rt->exp) exp_watch_stop(rt->exp);
+    ltr_shelf_free(rt->models);
     shop_free(rt->sh);
     if (rt->fd) feed_stop(rt->fd);
     catalog_free(rt->cat);

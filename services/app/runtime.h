@@ -27,6 +27,7 @@ typedef struct runtime_config {
     int insecure;           /* plaintext gRPC, asked for explicitly */
     const char *tokens_file; /* bearer tokens and roles; NULL: no access control */
     size_t exposure_queue;   /* exposures waiting for Kafka at most; 0: EXPOSURE_QUEUE_DEFAULT */
+    const char *model_file;  /* the learned ranker scored with by default; NULL: hand weights */
 } runtime_config;
 
 typedef struct runtime runtime;

@@ -51,7 +51,7 @@ static void recommender_answer(const server_call_ctx *ctx, const recommend_call 
     int64_t now = clock_wall_ms();
     int rc;
 
-    variants_begin(cfg->experiments, call->user_id, &v);
+    variants_begin(cfg->experiments, cfg->models, cfg->model_file, call->user_id, &v);
     with.overrides = &v.ov;
     rc = recommend_answer_call(ctx->cat, ctx->profiles, &with, now, &a, err, sizeof(err));
     if (rc != AISLE_OK) {
@@ -280,7 +280,8 @@ static void recommender_shop(const server_call_ctx *ctx, const uint8_t *req, siz
         server_stream_fail(st, AISLE_EINVAL, "request body is not a valid ShopRequest");
         return;
     }
-    variants_begin(cfg->experiments, in->user_id, &v);
+    /* Shop ranks with the hand weights: no model is taken. */
+    variants_begin(cfg->experiments, NULL, NULL, in->user_id, &v);
     recommender_shop_log sl = {cfg, &v, ctx->request_id, in->user_id};
     shop_call call = {.cat = ctx->cat,
                       .profiles = ctx->profiles,

@@ -6,15 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "services/base/clock.h"
 #include "services/base/log.h"
 #include "services/base/status.h"
 #include "services/serve/auth.h"
 
-void variants_begin(exp_watch *w, const char *user_id, variants_call *v) {
+/* Assigns user_id under v->set and takes the pipeline's parameters. */
+static void variants_overrides(variants_call *v, const char *user_id) {
     char name[64];
-    memset(v, 0, sizeof(*v));
-    recommend_overrides_none(&v->ov);
-    if (!w || !(v->set = exp_watch_acquire(w))) return;
     exp_assign(v->set, user_id ? user_id : "", &v->a);
     v->ov.mmr_lambda = (float)exp_assignment_num(&v->a, "rank.mmr_lambda", -1);
     v->ov.cap_creator = (int)exp_assignment_num(&v->a, "rank.creator_cap", -1);
@@ -25,9 +24,27 @@ void variants_begin(exp_watch *w, const char *user_id, variants_call *v) {
     }
 }
 
+/* The model the call scores with: the variant's file, else the default. */
+static void variants_model(ltr_shelf *models, const char *model_file, variants_call *v) {
+    const char *path = v->set ? exp_assignment_text(&v->a, "ranker.model_file", model_file)
+                              : model_file;
+    if (models && path && *path && strcmp(path, "none") != 0)
+        v->ov.model = ltr_shelf_get(models, path, clock_mono_ms());
+}
+
+void variants_begin(exp_watch *w, ltr_shelf *models, const char *model_file,
+                    const char *user_id, variants_call *v) {
+    memset(v, 0, sizeof(*v));
+    recommend_overrides_none(&v->ov);
+    if (w && (v->set = exp_watch_acquire(w))) variants_overrides(v, user_id);
+    variants_model(models, model_file, v);
+}
+
 void variants_end(variants_call *v) {
     if (v->set) exp_set_release(v->set);
+    ltr_model_release(v->ov.model);
     v->set = NULL;
+    v->ov.model = NULL;
 }
 
 Aisle__V1__VariantAssignment **variants_assignments(variants_call *v, size_t *n) {
@@ -69,6 +86,9 @@ void variants_log_page(exposure_log *log, const variants_call *v, const variants
         items[i].position = (uint32_t)i;
         items[i].source = (char *)(h->n_sources ? h->source_names[0] : "");
         items[i].score = h->score;
+        /* What the ranker scored, for training (rank.h's RANK_F_*). */
+        items[i].features = (float *)h->features;
+        items[i].n_features = RANK_N_FEATURES;
         ptrs[i] = &items[i];
     }
     e.items = ptrs;

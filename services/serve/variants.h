@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "aisle/v1/aisle.pb-c.h"
+#include "ranker/ltr/shelf.h"
 #include "services/experiment/admin.h"
 #include "services/experiment/expset.h"
 #include "services/experiment/exposure.h"
@@ -28,8 +29,12 @@ typedef struct variants_call {
 } variants_call;
 
 /* Assigns user_id under w's current set (w NULL: no experiments) and
- * fills v->ov from the parameters the assignment sets. */
-void variants_begin(exp_watch *w, const char *user_id, variants_call *v);
+ * fills v->ov from the parameters the assignment sets. The learned ranker
+ * is the model at the variant's ranker.model_file, else at model_file (the
+ * replica's default; NULL: none), taken from models (NULL: never a model);
+ * "none" names no model: the hand weights. */
+void variants_begin(exp_watch *w, ltr_shelf *models, const char *model_file,
+                    const char *user_id, variants_call *v);
 void variants_end(variants_call *v);
 
 /* v's assignments as messages, *n of them (valid until variants_end). */

@@ -5,11 +5,17 @@ Recommend and Shop name the user's variants and a variant's parameters
 change the page; every served page and Shop answer is on aisle.exposures
 with its request id; a full exposure queue drops pages without holding a
 call, and /metrics counts the drops; an invalid definition is refused with
-the reason and the running set stays."""
+the reason and the running set stays. The learned ranker (`aisle rank
+train`'s model file) is served: a changed file changes the order, a
+corrupt one keeps the model in use, and a variant's ranker.model_file
+against the hand weights changes one user's page."""
 
 import os
+import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 import urllib.request
@@ -17,6 +23,7 @@ import uuid
 
 import grpc
 from confluent_kafka import Consumer, Producer
+from google.protobuf.internal.encoder import _VarintBytes
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aisle_env  # noqa: E402
@@ -47,7 +54,14 @@ class Experiments(unittest.TestCase):
                                         creator_id="c%d" % (i % 4), category="cat%d" % (i % 2),
                                         price_cents=100 + i, in_stock=True, embedding=v)
                 prod.produce("aisle.catalog", key=it.item_id, value=it.SerializeToString())
+            # A shopper of the even items: their personal score is high, the
+            # odd items' near 0 (the learned-ranker test orders by it).
+            for i, item in enumerate(("i00", "i02", "i04")):
+                s = cls.ev.Signal(event_id=uuid.uuid4().hex, user_id="learner", kind=cls.ev.VIEW,
+                                  item_id=item, ts_ms=int(time.time() * 1000) - 1000 + i)
+                prod.produce("aisle.signals", key=s.user_id, value=s.SerializeToString())
             prod.flush(10)
+            cls.procs.ingest(cls.brokers, cls.redis)
             cls.serves = []
             for _ in range(2):
                 _, addr = cls.procs.serve(cls.brokers, cls.redis, DIM)
@@ -198,6 +212,109 @@ class Experiments(unittest.TestCase):
         finally:
             ch.close()
             self.assertEqual(self.procs.stop(p), 0, self.procs.log(p))
+
+    def train(self, d, name, sign):
+        """`aisle rank train` on two days of pages whose clicks go to the
+        item with the highest (sign 1) or lowest (sign -1) personal score
+        (the first feature); returns the model file."""
+        rnd = random.Random(7)
+        exposures, signals = os.path.join(d, name + ".exp"), os.path.join(d, name + ".sig")
+        with open(exposures, "wb") as fe, open(signals, "wb") as fs:
+            for p in range(400):
+                ts = 1700000000000 + (p // 200) * 86400000 + p * 1000
+                e = self.xp.Exposure(request_id="r%d" % p, user_id="t%d" % p, ts_ms=ts)
+                rows = [[rnd.random() for _ in range(11)] for _ in range(8)]
+                for i, f in enumerate(rows):
+                    e.items.add(item_id="x%d" % i, position=i, score=f[0], features=f)
+                best = max(range(8), key=lambda i: sign * rows[i][0])
+                sig = self.ev.Signal(event_id="s%d" % p, user_id=e.user_id, kind=self.ev.CLICK,
+                                     item_id="x%d" % best, ts_ms=ts + 1000)
+                for m, f in ((e, fe), (sig, fs)):
+                    b = m.SerializeToString()
+                    f.write(_VarintBytes(len(b)) + b)
+        out = os.path.join(d, name + ".model")
+        subprocess.run([aisle_env.aisle_binary(), "rank", "train", "--exposures", exposures,
+                        "--signals", signals, "--out", out, "--rounds", "20"], check=True,
+                       stdout=subprocess.DEVNULL)
+        return out
+
+    def test_learned_ranker_is_served(self):
+        xp = self.xp
+        d = tempfile.mkdtemp(prefix="aisle-ltr-")
+        up, down = self.train(d, "up", 1), self.train(d, "down", -1)
+        served = os.path.join(d, "served.model")
+
+        def put(src=None, data=None):  # as a deploy would: a new file renamed over
+            tmp = served + ".tmp"
+            if src:
+                shutil.copyfile(src, tmp)
+            else:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+            os.replace(tmp, served)
+        put(up)
+        try:
+            self.admin(self.serves[0], "DeleteExperiment", xp.DeleteExperimentRequest(name="caps"),
+                       xp.ExperimentSet)
+        except grpc.RpcError:
+            pass  # not set yet
+        _, addr = self.procs.serve(self.brokers, self.redis, DIM, ["--ranker-model", served])
+        ch = grpc.insecure_channel(addr)
+        try:
+            aisle_env.wait_for(lambda: aisle_env.healthy(ch), 30, "serve to be SERVING")
+
+            def page():
+                return [i.item_id for i in self.recommend(ch, "learner", surface="").items]
+            def even(items):
+                return all(int(i[1:]) % 2 == 0 for i in items[:4])
+            aisle_env.wait_for(lambda: even(page()), 20,
+                               "the learner's profile to lead to the even items")
+            by_up = page()
+
+            put(down)  # a changed file: reloaded within about a second
+            aisle_env.wait_for(lambda: page() != by_up, 5, "the new model to change the order")
+            by_down = page()
+            self.assertFalse(any(int(i[1:]) % 2 == 0 for i in by_down[:4]), by_down)
+
+            with open(down, "rb") as f:
+                good = f.read()
+            put(data=good[:len(good) // 2])  # a corrupt file: refused, the model in use stays
+            deadline = time.time() + 2.5
+            while time.time() < deadline:
+                self.assertEqual(page(), by_down)
+                time.sleep(0.1)
+
+            # One user, two variants: the hand weights against the learned model.
+            def variant(name):
+                exp = xp.Experiment(name="ltr", layer="ranker", share_bp=10000, variants=[
+                    xp.Variant(name="hand", overrides=[
+                        xp.ParamOverride(param="ranker.model_file", value="none")]),
+                    xp.Variant(name="learned", overrides=[
+                        xp.ParamOverride(param="ranker.model_file", value=down)])],
+                    allowlist=[xp.AllowEntry(user_id="learner", variant=name)])
+                self.admin(ch, "SetExperiment", xp.SetExperimentRequest(experiment=exp),
+                           xp.ExperimentSet)
+                aisle_env.wait_for(lambda: [a.variant for a in self.recommend(
+                    ch, "learner", surface="").assignments] == [name], 5, "variant " + name)
+                r = self.recommend(ch, "learner", surface="")
+                return r, [i.item_id for i in r.items]
+            _, by_hand = variant("hand")
+            r, by_learned = variant("learned")
+            self.assertNotEqual(by_hand, by_learned)
+            self.assertEqual(by_learned, by_down)
+            self.assertTrue(even(by_hand), by_hand)
+            # What was scored is logged with each item, for the next training.
+            e = self.exposure(r.request_id)
+            self.assertIsNotNone(e)
+            self.assertEqual({len(i.features) for i in e.items}, {11})
+        finally:
+            ch.close()
+            try:
+                self.admin(self.serves[0], "DeleteExperiment",
+                           xp.DeleteExperimentRequest(name="ltr"), xp.ExperimentSet)
+            except grpc.RpcError:
+                pass
+            shutil.rmtree(d)
 
     def test_invalid_definition_is_refused(self):
         xp = self.xp
