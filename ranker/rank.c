@@ -664,7 +664,7 @@ static void rank_features(const rank_state *st, rank_cand *cd, const float *best
  * boost times the profile weight, each other source's share and the
  * affinities times theirs. Terms whose weight is 0 are skipped, so the
  * exact settings give the personal score bit for bit. */
-static float rank_hand_score(const rank_settings *set, const float *f) {
+float rank_hand_score(const rank_settings *set, const float *f) {
     float score = set->weight[RANK_SRC_PROFILE] *
                   (f[RANK_F_PERSONAL] + RANK_CREATOR_BOOST * f[RANK_F_CREATOR]);
     for (int s = RANK_SRC_PROFILE + 1; s < RANK_SRC_COUNT; s++)

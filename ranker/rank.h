@@ -140,6 +140,10 @@ typedef struct rank_settings {
     const char *context_phrase;
 } rank_settings;
 
+/* The settings' hand weights over a candidate's features f (RANK_F_*): the
+ * score the ranker gives without a model. */
+float rank_hand_score(const rank_settings *set, const float *f);
+
 /* The named settings: "" (exact: the profile and popular fill only, no
  * diversity or caps), "home", "product_page", "cart" and "similar" (the
  * SimilarItems call). NULL for an unknown name. */

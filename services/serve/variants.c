@@ -68,7 +68,8 @@ void variants_log_page(exposure_log *log, const variants_call *v, const variants
     Aisle__V1__Exposure e = AISLE__V1__EXPOSURE__INIT;
     Aisle__V1__VariantAssignment storage[EXP_MAX_LAYERS], *vptrs[EXP_MAX_LAYERS];
     Aisle__V1__ExposureItem *items, **ptrs;
-    if (!log || page->n == 0) return;
+    if (!log || page->n == 0 || (v->set && exp_assignment_num(&v->a, "exposures.log", 1) == 0))
+        return;
     items = calloc(page->n, sizeof(*items));
     ptrs = calloc(page->n, sizeof(*ptrs));
     if (!items || !ptrs) goto out; /* a page not logged, as a full queue would drop it */

@@ -53,7 +53,8 @@ typedef struct variants_page {
     int64_t now_ms;
 } variants_page;
 
-/* Logs page under v's assignments; log NULL: nothing. */
+/* Logs page under v's assignments; log NULL, or the toggle exposures.log
+ * off: nothing. */
 void variants_log_page(exposure_log *log, const variants_call *v, const variants_page *page);
 
 /* Appends the aisle.v1.Admin methods (admin role) on a to cfg; a borrowed. */

@@ -11,7 +11,6 @@ corrupt one keeps the model in use, and a variant's ranker.model_file
 against the hand weights changes one user's page."""
 
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -23,7 +22,6 @@ import uuid
 
 import grpc
 from confluent_kafka import Consumer, Producer
-from google.protobuf.internal.encoder import _VarintBytes
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aisle_env  # noqa: E402
@@ -213,35 +211,10 @@ class Experiments(unittest.TestCase):
             ch.close()
             self.assertEqual(self.procs.stop(p), 0, self.procs.log(p))
 
-    def train(self, d, name, sign):
-        """`aisle rank train` on two days of pages whose clicks go to the
-        item with the highest (sign 1) or lowest (sign -1) personal score
-        (the first feature); returns the model file."""
-        rnd = random.Random(7)
-        exposures, signals = os.path.join(d, name + ".exp"), os.path.join(d, name + ".sig")
-        with open(exposures, "wb") as fe, open(signals, "wb") as fs:
-            for p in range(400):
-                ts = 1700000000000 + (p // 200) * 86400000 + p * 1000
-                e = self.xp.Exposure(request_id="r%d" % p, user_id="t%d" % p, ts_ms=ts)
-                rows = [[rnd.random() for _ in range(11)] for _ in range(8)]
-                for i, f in enumerate(rows):
-                    e.items.add(item_id="x%d" % i, position=i, score=f[0], features=f)
-                best = max(range(8), key=lambda i: sign * rows[i][0])
-                sig = self.ev.Signal(event_id="s%d" % p, user_id=e.user_id, kind=self.ev.CLICK,
-                                     item_id="x%d" % best, ts_ms=ts + 1000)
-                for m, f in ((e, fe), (sig, fs)):
-                    b = m.SerializeToString()
-                    f.write(_VarintBytes(len(b)) + b)
-        out = os.path.join(d, name + ".model")
-        subprocess.run([aisle_env.aisle_binary(), "rank", "train", "--exposures", exposures,
-                        "--signals", signals, "--out", out, "--rounds", "20"], check=True,
-                       stdout=subprocess.DEVNULL)
-        return out
-
     def test_learned_ranker_is_served(self):
         xp = self.xp
         d = tempfile.mkdtemp(prefix="aisle-ltr-")
-        up, down = self.train(d, "up", 1), self.train(d, "down", -1)
+        up, down = aisle_env.train_ranker(d, "up", 1), aisle_env.train_ranker(d, "down", -1)
         served = os.path.join(d, "served.model")
 
         def put(src=None, data=None):  # as a deploy would: a new file renamed over
