@@ -437,19 +437,21 @@ static const char synth_usage[] =
     "  --signals-per-user N      signals per shopper (default 30; 0 sends none)\n"
     "  --dim N                   embedding length (default 32)\n"
     "  --seed N                  generator seed (default 1)\n"
+    "  --tastes FILE             also write each shopper's true tastes to FILE, a line each:\n"
+    "                            USER CATEGORY1 CATEGORY2 CREATOR BUDGET_CENTS (simulations)\n"
     "  --config FILE             settings from a YAML file (flags given here override it)\n"
     "  -h, --help                show this help\n";
 
 /* synth's flags into sc, the brokers, the items and the signals per user.
  * Returns 0 to run, or the exit code as serve's does. */
 static int main_synth_flags(int argc, char **argv, synth_config *sc, const char **brokers,
-                            long long *items, long long *per_user) {
+                            long long *items, long long *per_user, const char **tastes) {
     static const struct option opts[] = {
         {"kafka-brokers", required_argument, 0, 'k'}, {"items", required_argument, 0, 'i'},
         {"creators", required_argument, 0, 'c'},      {"users", required_argument, 0, 'u'},
         {"signals-per-user", required_argument, 0, 's'}, {"dim", required_argument, 0, 'd'},
         {"seed", required_argument, 0, 'S'},          {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"tastes", required_argument, 0, 'T'},        {0, 0, 0, 0}};
     long long v;
     int c;
 
@@ -479,6 +481,7 @@ static int main_synth_flags(int argc, char **argv, synth_config *sc, const char 
             if (cli_int("synth", "seed", optarg, 0, INT64_MAX, &v)) return CLI_EXIT_USAGE;
             sc->seed = (uint64_t)v;
             break;
+        case 'T': *tastes = optarg; break;
         case 'h': fputs(synth_usage, stdout); return CLI_EXIT_HELP;
         default: return cli_usage_error("synth", "unknown or incomplete flag");
         }
@@ -489,9 +492,18 @@ static int main_synth_flags(int argc, char **argv, synth_config *sc, const char 
     return 0;
 }
 
+/* Writes w's shoppers' tastes to path; 0, or -1 with err set. */
+static int main_synth_tastes(const synth_world *w, const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "w");
+    int rc = f ? synth_write_tastes(w, f) : -1;
+    if (f && fclose(f) != 0) rc = -1;
+    if (rc) snprintf(err, errlen, "cannot write %s", path);
+    return rc;
+}
+
 static int main_synth(int argc, char **argv) {
     synth_config sc;
-    const char *brokers = NULL;
+    const char *brokers = NULL, *tastes = NULL;
     long long items = 5000, per_user = 30;
     synth_world *w = NULL;
     rd_kafka_t *rk = NULL;
@@ -500,7 +512,7 @@ static int main_synth(int argc, char **argv) {
 
     if ((rc = config_apply("synth", &argc, &argv))) return rc;
     synth_config_default(&sc);
-    if ((rc = main_synth_flags(argc, argv, &sc, &brokers, &items, &per_user)))
+    if ((rc = main_synth_flags(argc, argv, &sc, &brokers, &items, &per_user, &tastes)))
         return rc == CLI_EXIT_HELP ? 0 : rc;
     rc = 1;
     /* The world always has items for signals to point at. */
@@ -508,7 +520,8 @@ static int main_synth(int argc, char **argv) {
     if (synth_world_new(&sc, &w, err, sizeof(err)) ||
         !(rk = kafka_producer_new(brokers, err, sizeof(err))) ||
         demo_produce_catalog(rk, w, (size_t)items, err, sizeof(err)) ||
-        demo_produce_signals(rk, w, (size_t)per_user, sc.seed, err, sizeof(err)))
+        demo_produce_signals(rk, w, (size_t)per_user, sc.seed, err, sizeof(err)) ||
+        (tastes && main_synth_tastes(w, tastes, err, sizeof(err))))
         goto out;
     printf("produced %lld catalog items and %lld signals\n", items,
            per_user * (long long)sc.n_users);
@@ -533,7 +546,7 @@ static const char config_usage[] =
 /* Runs cmd's own flag parser over what c gives it. Returns 0 when valid. */
 static int main_config_check_one(const config *c, const char *cmd) {
     const char *kafka_opts[MAIN_MAX_KAFKA_OPTS], *http = NULL, *model = NULL, *tok = NULL;
-    const char **origins, *brokers = NULL, *chat_template = NULL;
+    const char **origins, *brokers = NULL, *chat_template = NULL, *tastes = NULL;
     long long model_threads, grace, items, per_user;
     synth_config scfg;
     runtime_config rcfg;
@@ -553,7 +566,7 @@ static int main_config_check_one(const config *c, const char *cmd) {
     else if (strcmp(cmd, "ingest") == 0)
         rc = main_ingest_flags(argc, argv, &icfg, kafka_opts, &http);
     else if (strcmp(cmd, "synth") == 0)
-        rc = main_synth_flags(argc, argv, &scfg, &brokers, &items, &per_user);
+        rc = main_synth_flags(argc, argv, &scfg, &brokers, &items, &per_user, &tastes);
     else if (strcmp(cmd, "demo") == 0)
         rc = demo_check_flags(argc, argv);
     else
