@@ -54,7 +54,8 @@ static const config_key config_keys[] = {
     {"serve.kafka_options", CONFIG_SERVE, "kafka-opt", NULL, "security.protocol=ssl", 1,
      "librdkafka settings KEY=VALUE for every client serve makes (secrets come from the "
      "environment)"},
-    {"ranker.model_file", CONFIG_SERVE, "ranker-model", NULL, "/var/lib/aisle/models/ltr.model", 0,
+    {"serve.ranker.model_file", CONFIG_SERVE, "ranker-model", NULL,
+     "/var/lib/aisle/models/ltr.model", 0,
      "learned ranker ('aisle rank train') to score with, reloaded when it changes; unset: the "
      "hand weights (an experiment's ranker.model_file overrides it)"},
     {"serve.exposure_queue", CONFIG_SERVE, "exposure-queue", "65536", NULL, 0,
