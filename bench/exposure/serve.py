@@ -82,7 +82,7 @@ def main():
         configs = [("logging on, hand weights", "on", None),
                    ("logging off, hand weights", "off", None),
                    ("logging on, learned model", "on", model)]
-        stats = {name: [0, 0.0, []] for name, _, _ in configs}
+        stats = {name: [0, 0.0, [], []] for name, _, _ in configs}
         load.run(addr, make, method, 1000, a.procs, a.client_threads, 3)  # warm up
         print("load average before: %s" % loadavg())
         for r in range(a.rounds):
@@ -97,6 +97,7 @@ def main():
                 st[0] += a.calls
                 st[1] += a.calls / rate
                 st[2] += lat
+                st[3].append(rate)
                 if errors:
                     print("  %s: %d errors" % (name, errors))
         print("load average after: %s" % loadavg())
@@ -105,10 +106,11 @@ def main():
               (a.rounds, a.calls, a.items, a.users, a.procs, a.client_threads))
         rates = {}
         for name, _, _ in configs:
-            n, secs, lat = stats[name]
+            n, secs, lat, blocks = stats[name]
             rates[name] = n / secs
-            print("  %-28s %7.0f calls/s  p50 %6.2f ms  p99 %6.2f ms" %
-                  (name, rates[name], load.pct(sorted(lat), 50), load.pct(sorted(lat), 99)))
+            print("  %-28s %7.0f calls/s  p50 %6.2f ms  p99 %6.2f ms  (blocks %s)" %
+                  (name, rates[name], load.pct(sorted(lat), 50), load.pct(sorted(lat), 99),
+                   " ".join("%.0f" % b for b in blocks)))
         on, off = rates[configs[0][0]], rates[configs[1][0]]
         print("exposure logging costs %.1f %% of throughput (goal < 5 %%)" % (100 * (1 - on / off)))
         print("the learned model costs %.1f %% of throughput against the hand weights" %
