@@ -91,6 +91,7 @@ typedef struct rank_cand {
     float score;               /* the combined score */
     unsigned sources;
     int creator; /* index into p->creators, or -1 */
+    float f[RANK_N_FEATURES];
 } rank_cand;
 
 /* Working state of one ranking call; everything here is freed by
@@ -124,6 +125,7 @@ typedef struct rank_state {
     const rank_entry *popular; /* fetched once, owned by the callback */
     size_t n_popular;
     int popular_read;
+    float best[RANK_SRC_COUNT]; /* each source's best raw score over the pool */
     rank_result *out;
     size_t cap;
 } rank_state;
@@ -181,9 +183,10 @@ static int rank_reason(rank_hit *h, const char *fmt, ...) {
     return AISLE_OK;
 }
 
-/* Appends the item in slot with score; the caller adds reasons to the
- * returned hit. NULL when out of memory. */
-static rank_hit *rank_push(rank_state *st, size_t slot, float score, unsigned sources) {
+/* Appends the item in slot with score and features f (copied); the caller
+ * adds reasons to the returned hit. NULL when out of memory. */
+static rank_hit *rank_push(rank_state *st, size_t slot, float score, unsigned sources,
+                           const float *f) {
     const catalog_item *it = catalog_at(st->c, slot);
     rank_hit *h = &st->out->hits[st->out->n];
     h->item.item_id = strdup(it->item_id);
@@ -195,6 +198,7 @@ static rank_hit *rank_push(rank_state *st, size_t slot, float score, unsigned so
     h->item.in_stock = it->in_stock;
     h->score = score;
     h->sources = sources;
+    memcpy(h->features, f, sizeof(h->features));
     for (int s = 0; s < RANK_SRC_COUNT; s++)
         if (sources & 1u << s) h->source_names[h->n_sources++] = rank_source_names[s];
     st->out->n++;
@@ -608,9 +612,9 @@ static int rank_sources(rank_state *st, char *err, size_t errlen) {
     return AISLE_OK;
 }
 
-/* The creator boost of item it: a share of RANK_CREATOR_BOOST by how much
- * the user engages with its creator; sets *creator to the profile index. */
-static float rank_creator_boost(const rank_state *st, const catalog_item *it, int *creator) {
+/* How much the user engages with the item's creator, a share of the top
+ * creator's weight in [0, 1]; sets *creator to the profile index. */
+static float rank_creator_share(const rank_state *st, const catalog_item *it, int *creator) {
     const rank_profile *p = st->p;
     size_t ci;
     double top;
@@ -621,7 +625,7 @@ static float rank_creator_boost(const rank_state *st, const catalog_item *it, in
         return 0.0f;
     top = p->creators[0].weight > 0 ? p->creators[0].weight : 1;
     *creator = (int)ci;
-    return RANK_CREATOR_BOOST * (float)fmin(1.0, p->creators[ci].weight / top);
+    return (float)fmin(1.0, p->creators[ci].weight / top);
 }
 
 /* A share in [0, 1] of the heaviest entry's weight for name in m. */
@@ -633,39 +637,88 @@ static float rank_affinity(const strmap *m, const rank_entry *list, const char *
     return (float)fmin(1.0, list[i].weight / list[0].weight);
 }
 
-/* The combined score of every candidate: the personal score (the offline
- * formula plus the creator boost) times the profile weight, each other
- * source's score over its best, and the category and brand affinities.
- * Terms whose weight is 0 are skipped, so the exact settings give the
- * personal score bit for bit. */
-static void rank_score(rank_state *st) {
-    const rank_settings *set = st->set;
-    float best[RANK_SRC_COUNT] = {0};
+/* Fills cd->f (see RANK_F_* in rank.h) and cd->creator; best holds each
+ * source's best raw score over the pool. The one place features are made:
+ * the pool's, the fill's and so what is logged for training. */
+static void rank_features(const rank_state *st, rank_cand *cd, const float *best) {
+    const catalog_item *it = catalog_at(st->c, cd->slot);
+    float *f = cd->f, share = rank_creator_share(st, it, &cd->creator);
     int d = catalog_dim(st->c);
+    memset(f, 0, sizeof(cd->f));
+    if (st->personal) {
+        f[RANK_F_PERSONAL] =
+            (isnan(cd->search) ? rank_dot(st->u, catalog_vector(st->c, cd->slot), d)
+                               : cd->search) +
+            ((st->ns ? st->ns[cd->slot] : 0.0f) + catalog_bias(st->c, cd->slot)) /
+                (float)st->wsum;
+        f[RANK_F_CREATOR] = share;
+    }
+    for (int s = RANK_SRC_PROFILE + 1; s < RANK_SRC_COUNT; s++)
+        if ((cd->sources & 1u << s) && best[s] > 0)
+            f[RANK_F_SOURCE + s - 1] = cd->raw[s] / best[s];
+    f[RANK_F_CATEGORY] = rank_affinity(&st->categories, st->p->categories, it->category);
+    f[RANK_F_BRAND] = rank_affinity(&st->brands, st->p->brands, it->brand);
+}
+
+/* The settings' hand weights over f: the personal score plus the creator
+ * boost times the profile weight, each other source's share and the
+ * affinities times theirs. Terms whose weight is 0 are skipped, so the
+ * exact settings give the personal score bit for bit. */
+float rank_hand_score(const rank_settings *set, const float *f) {
+    float score = set->weight[RANK_SRC_PROFILE] *
+                  (f[RANK_F_PERSONAL] + RANK_CREATOR_BOOST * f[RANK_F_CREATOR]);
+    for (int s = RANK_SRC_PROFILE + 1; s < RANK_SRC_COUNT; s++)
+        if (set->weight[s] != 0) score += set->weight[s] * f[RANK_F_SOURCE + s - 1];
+    if (set->w_category != 0) score += set->w_category * f[RANK_F_CATEGORY];
+    if (set->w_brand != 0) score += set->w_brand * f[RANK_F_BRAND];
+    return score;
+}
+
+/* Scores the pool with the request's model over its features. */
+static int rank_model_score(rank_state *st, char *err, size_t errlen) {
+    ltr_model *m = st->req->model;
+    float *rows, *out;
+    int rc;
+    if (ltr_model_features(m) != RANK_N_FEATURES)
+        return status_fail(AISLE_EINVAL, err, errlen,
+                           "the ranker model takes %u features; this ranker computes %d",
+                           ltr_model_features(m), RANK_N_FEATURES);
+    if (st->npool == 0) return AISLE_OK;
+    rows = malloc(st->npool * sizeof(st->pool[0].f));
+    out = malloc(st->npool * sizeof(*out));
+    rc = rows && out ? AISLE_OK : status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    for (size_t i = 0; rc == AISLE_OK && i < st->npool; i++)
+        memcpy(rows + i * RANK_N_FEATURES, st->pool[i].f, sizeof(st->pool[i].f));
+    if (rc == AISLE_OK) rc = ltr_model_score(m, rows, st->npool, out, err, errlen);
+    for (size_t i = 0; rc == AISLE_OK && i < st->npool; i++) st->pool[i].score = out[i];
+    free(rows);
+    free(out);
+    return rc;
+}
+
+/* The features of a fill item in slot brought by src with share (of the
+ * popular list's top; 1 for any eligible item), as a candidate's. */
+static void rank_fill_features(const rank_state *st, size_t slot, int src, float share,
+                               float *f) {
+    rank_cand cd = {.slot = slot, .search = NAN, .sources = 1u << src};
+    float best[RANK_SRC_COUNT] = {0};
+    cd.raw[src] = share;
+    best[src] = 1;
+    rank_features(st, &cd, best);
+    memcpy(f, cd.f, sizeof(cd.f));
+}
+
+/* Every candidate's features, then its score: the request's model's, or
+ * the settings' hand weights. */
+static int rank_score(rank_state *st, char *err, size_t errlen) {
     for (size_t i = 0; i < st->npool; i++)
         for (int s = 0; s < RANK_SRC_COUNT; s++)
-            if (st->pool[i].raw[s] > best[s]) best[s] = st->pool[i].raw[s];
+            if (st->pool[i].raw[s] > st->best[s]) st->best[s] = st->pool[i].raw[s];
     for (size_t i = 0; i < st->npool; i++) {
-        rank_cand *cd = &st->pool[i];
-        const catalog_item *it = catalog_at(st->c, cd->slot);
-        float personal = 0.0f, boost = rank_creator_boost(st, it, &cd->creator);
-        if (st->personal) {
-            personal = (isnan(cd->search) ? rank_dot(st->u, catalog_vector(st->c, cd->slot), d)
-                                          : cd->search) +
-                       ((st->ns ? st->ns[cd->slot] : 0.0f) + catalog_bias(st->c, cd->slot)) /
-                           (float)st->wsum;
-            personal += boost;
-        }
-        cd->score = set->weight[RANK_SRC_PROFILE] * personal;
-        for (int s = RANK_SRC_PROFILE + 1; s < RANK_SRC_COUNT; s++)
-            if (set->weight[s] != 0 && (cd->sources & 1u << s) && best[s] > 0)
-                cd->score += set->weight[s] * cd->raw[s] / best[s];
-        if (set->w_category != 0)
-            cd->score += set->w_category *
-                         rank_affinity(&st->categories, st->p->categories, it->category);
-        if (set->w_brand != 0)
-            cd->score += set->w_brand * rank_affinity(&st->brands, st->p->brands, it->brand);
+        rank_features(st, &st->pool[i], st->best);
+        st->pool[i].score = rank_hand_score(st->set, st->pool[i].f);
     }
+    return st->req->model ? rank_model_score(st, err, errlen) : AISLE_OK;
 }
 
 /* Per-page caps: how many of the page share the item's creator, brand,
@@ -752,7 +805,7 @@ static const char *rank_met(const rank_state *st, int i) {
  * waits; cap: one was held back by kind), then the request's filter. */
 static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int cap) {
     const rank_request *req = st->req;
-    rank_hit *h = rank_push(st, cd->slot, cd->score, cd->sources);
+    rank_hit *h = rank_push(st, cd->slot, cd->score, cd->sources, cd->f);
     int because = cd->sources & (1u << RANK_SRC_PROFILE | 1u << RANK_SRC_NEIGHBOURS)
                       ? rank_because(st, cd->slot)
                       : -1;
@@ -882,8 +935,9 @@ static int rank_fill(rank_state *st, rank_caps *caps, char *err, size_t errlen) 
         if (catalog_lookup(st->c, st->popular[i].id, &slot) != AISLE_OK ||
             !rank_eligible(st, slot) || rank_capped(st, caps, slot) >= 0)
             continue;
-        if (!(h = rank_push(st, slot, (float)(st->popular[i].weight / top) * 0.01f,
-                            1u << RANK_SRC_POPULAR)) ||
+        float share = (float)(st->popular[i].weight / top), f[RANK_N_FEATURES];
+        rank_fill_features(st, slot, RANK_SRC_POPULAR, share, f);
+        if (!(h = rank_push(st, slot, share * 0.01f, 1u << RANK_SRC_POPULAR, f)) ||
             rank_reason(h, "Popular right now in %s",
                         *h->item.category ? h->item.category : "the shop") != AISLE_OK ||
             rank_filter_reason(st, h) != AISLE_OK || rank_cap_count(caps, &h->item))
@@ -897,7 +951,9 @@ static int rank_fill(rank_state *st, rank_caps *caps, char *err, size_t errlen) 
             rank_hit *h;
             if (!rank_eligible(st, slot) || (within && rank_capped(st, caps, slot) >= 0))
                 continue;
-            if (!(h = rank_push(st, slot, 0.0f, 1u << RANK_SRC_FILL)) ||
+            float f[RANK_N_FEATURES];
+            rank_fill_features(st, slot, RANK_SRC_FILL, 1.0f, f);
+            if (!(h = rank_push(st, slot, 0.0f, 1u << RANK_SRC_FILL, f)) ||
                 rank_reason(h, "In stock now in %s",
                             *h->item.category ? h->item.category : "the shop") != AISLE_OK ||
                 rank_filter_reason(st, h) != AISLE_OK || rank_cap_count(caps, &h->item))
@@ -997,8 +1053,8 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
     if (!rc && rank_user_vector(&st) != AISLE_OK)
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     if (!rc) rc = rank_sources(&st, err, errlen);
+    if (!rc) rc = rank_score(&st, err, errlen);
     if (!rc) {
-        rank_score(&st);
         if (st.npool) qsort(st.pool, st.npool, sizeof(*st.pool), rank_cand_cmp);
         if (rank_select(&st, &caps) != AISLE_OK)
             rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ranker/ltr/model.h"
 #include "retrieval/catalog.h"
 #include "services/base/status.h"
 
@@ -46,6 +47,24 @@ typedef enum rank_source {
 
 /* "profile", "neighbours", ... (the API's ScoredItem.sources names). */
 const char *rank_source_name(int source);
+
+/* What a candidate is scored on, by the settings' hand weights or by a
+ * learned model alike, and what each served item logs for training
+ * (ExposureItem.features, in this order): one function in rank.c computes
+ * them for both, so a model scores exactly what it was trained on. A new
+ * feature goes at the end (a model over fewer is refused by the loader). */
+enum {
+    RANK_F_PERSONAL, /* the offline formula u·Q[j] + (Σ w_i·N_i(j) + b[j]) / Σ|w|; 0 without
+                        a profile vector */
+    RANK_F_CREATOR,  /* engagement with the item's creator over the top creator's, in [0, 1];
+                        0 without a profile vector */
+    /* RANK_SRC_COUNT - 1 of them, for RANK_SRC_NEIGHBOURS on: that source's score over its
+     * best in the pool (0: it did not bring the item); the fill's is 1 for a fill item. */
+    RANK_F_SOURCE,
+    RANK_F_CATEGORY = RANK_F_SOURCE + RANK_SRC_COUNT - 1, /* category affinity, [0, 1] */
+    RANK_F_BRAND,                                         /* brand affinity, [0, 1] */
+    RANK_N_FEATURES
+};
 
 /* Constraints a result must meet (a shopper's "under $50", "running"). */
 typedef struct rank_filter {
@@ -121,6 +140,10 @@ typedef struct rank_settings {
     const char *context_phrase;
 } rank_settings;
 
+/* The settings' hand weights over a candidate's features f (RANK_F_*): the
+ * score the ranker gives without a model. */
+float rank_hand_score(const rank_settings *set, const float *f);
+
 /* The named settings: "" (exact: the profile and popular fill only, no
  * diversity or caps), "home", "product_page", "cart" and "similar" (the
  * SimilarItems call). NULL for an unknown name. */
@@ -151,6 +174,10 @@ typedef struct rank_request {
      * they are left out. Borrowed. */
     const uint32_t *served;
     size_t n_served;
+    /* A learned ranker over RANK_N_FEATURES features that scores the pool
+     * instead of the settings' weights (sources, MMR and caps stay the
+     * settings'); NULL: the weights. Borrowed. */
+    ltr_model *model;
 } rank_request;
 
 typedef struct rank_hit {
@@ -162,6 +189,7 @@ typedef struct rank_hit {
     /* The same as names (static strings), for the answer's messages. */
     const char *source_names[RANK_SRC_COUNT];
     int n_sources;
+    float features[RANK_N_FEATURES]; /* as scored (see RANK_F_*) */
 } rank_hit;
 
 typedef struct rank_result {
@@ -171,8 +199,9 @@ typedef struct rank_result {
 
 /* Runs the pipeline for req (see the file comment). Returns AISLE_OK;
  * AISLE_ENOTFOUND (the context item is not in the catalog), AISLE_EINVAL
- * (a query vector with a non-finite value), AISLE_ENOMEM or
- * AISLE_EINTERNAL (the index failed) with err set; or the popular
+ * (a query vector with a non-finite value, a model over another number of
+ * features), AISLE_ENOMEM or AISLE_EINTERNAL (the index or the model
+ * failed) with err set; or the popular
  * callback's code. The caller frees out with
  * rank_result_free (also after a failure). */
 int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *err,

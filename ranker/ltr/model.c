@@ -239,15 +239,19 @@ void ltr_slot_free(ltr_slot *s) {
     free(s);
 }
 
-int ltr_slot_load(ltr_slot *s, const char *path, char *err, size_t errlen) {
-    ltr_model *m;
-    int rc = ltr_model_load(path, &m, err, errlen);
-    if (rc != AISLE_OK) return rc;
+void ltr_slot_put(ltr_slot *s, ltr_model *m) {
     pthread_mutex_lock(&s->lock);
     ltr_model *old = s->cur;
     s->cur = m;
     pthread_mutex_unlock(&s->lock);
     ltr_model_release(old);
+}
+
+int ltr_slot_load(ltr_slot *s, const char *path, char *err, size_t errlen) {
+    ltr_model *m;
+    int rc = ltr_model_load(path, &m, err, errlen);
+    if (rc != AISLE_OK) return rc;
+    ltr_slot_put(s, m);
     return AISLE_OK;
 }
 

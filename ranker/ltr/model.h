@@ -51,6 +51,8 @@ int ltr_slot_new(ltr_slot **out);
 void ltr_slot_free(ltr_slot *s);
 /* Loads path and swaps it in; on any error the current model stays. */
 int ltr_slot_load(ltr_slot *s, const char *path, char *err, size_t errlen);
+/* Swaps m in (the slot takes the caller's reference). */
+void ltr_slot_put(ltr_slot *s, ltr_model *m);
 /* The current model (NULL when none was loaded): a reference to release. */
 ltr_model *ltr_slot_acquire(ltr_slot *s);
 

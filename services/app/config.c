@@ -54,6 +54,13 @@ static const config_key config_keys[] = {
     {"serve.kafka_options", CONFIG_SERVE, "kafka-opt", NULL, "security.protocol=ssl", 1,
      "librdkafka settings KEY=VALUE for every client serve makes (secrets come from the "
      "environment)"},
+    {"serve.ranker.model_file", CONFIG_SERVE, "ranker-model", NULL,
+     "/var/lib/aisle/models/ltr.model", 0,
+     "learned ranker ('aisle rank train') to score with, reloaded when it changes; unset: the "
+     "hand weights (an experiment's ranker.model_file overrides it)"},
+    {"serve.exposure_queue", CONFIG_SERVE, "exposure-queue", "65536", NULL, 0,
+     "served pages waiting for the exposure log's Kafka producer at most (more are dropped "
+     "and counted in aisle_exposures_total)"},
     {"serve.stream_threads", CONFIG_SERVE, "stream-threads", "4", NULL, 0,
      "workers for Shop streams: at most this many run at once"},
     {"serve.tls.cert", CONFIG_SERVE, "tls-cert", NULL, "/etc/aisle-tls/tls.crt", 0,

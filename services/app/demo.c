@@ -152,7 +152,8 @@ static void demo_shop_tour(shop *sh, catalog *cat, profile_store *ps, const synt
                            size_t u) {
     const synth_user *us = &w->users[u];
     shop_sink sink = {demo_shop_send, demo_shop_cancelled, demo_shop_fail, NULL};
-    shop_call call = {cat, ps, clock_mono_ms() + 5000, "demo-shop"};
+    shop_call call = {.cat = cat, .profiles = ps, .deadline_ms = clock_mono_ms() + 5000,
+                      .request_id = "demo-shop"};
     Aisle__V1__ShopRequest req = AISLE__V1__SHOP_REQUEST__INIT;
     char query[128];
 

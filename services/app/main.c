@@ -105,6 +105,11 @@ static const char serve_usage[] =
     "  --model-threads N      threads per model step (default 1)\n"
     "  --kafka-opt KEY=VALUE  a librdkafka setting for every client (catalog and control\n"
     "                         readers, exposure log), e.g. security.protocol=ssl (repeatable)\n"
+    "  --exposure-queue N     served pages waiting for Kafka at most; past it they are\n"
+    "                         dropped and counted, never waited for (default 65536)\n"
+    "  --ranker-model FILE    score with this learned ranker ('aisle rank train'), reloaded\n"
+    "                         when the file changes (a refused file keeps the one in use);\n"
+    "                         a variant's ranker.model_file wins, 'none' means hand weights\n"
     "  --chat-template NAME   chatml, llama3, zephyr, mistral, gemma or phi3 (default: the\n"
     "                         GGUF file's own; llama2.c files take plain prompts)\n"
     "  --ingest-group NAME    the ingest consumer group whose lag /metrics and the console\n"
@@ -140,6 +145,8 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         {"tls-client-ca", required_argument, 0, 1102}, {"insecure", optional_argument, 0, 1103},
         {"tokens-file", required_argument, 0, 1104}, {"stream-threads", required_argument, 0, 1105},
         {"chat-template", required_argument, 0, 1106}, {"kafka-opt", required_argument, 0, 1107},
+        {"exposure-queue", required_argument, 0, 1108},
+        {"ranker-model", required_argument, 0, 1109},
         {"http-listen", required_argument, 0, 'H'}, {"log-format", required_argument, 0, 'F'},
         {"ingest-group", required_argument, 0, 1120}, {"signal-topic", required_argument, 0, 1121},
         {0, 0, 0, 0}};
@@ -195,6 +202,11 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
             if (cli_int("serve", "stream-threads", optarg, 1, 256, &v)) return CLI_EXIT_USAGE;
             cfg->server.stream_threads = (int)v;
             break;
+        case 1108:
+            if (cli_int("serve", "exposure-queue", optarg, 1, 1 << 24, &v)) return CLI_EXIT_USAGE;
+            cfg->exposure_queue = (size_t)v;
+            break;
+        case 1109: cfg->model_file = optarg; break;
         case 'c': cfg->feed.topic = optarg; break;
         case 'g':
             if (cli_int("serve", "grace-ms", optarg, 0, 3600000, grace)) return CLI_EXIT_USAGE;
@@ -423,19 +435,21 @@ static const char synth_usage[] =
     "  --signals-per-user N      signals per shopper (default 30; 0 sends none)\n"
     "  --dim N                   embedding length (default 32)\n"
     "  --seed N                  generator seed (default 1)\n"
+    "  --tastes FILE             also write each shopper's true tastes to FILE, a line each:\n"
+    "                            USER CATEGORY1 CATEGORY2 CREATOR BUDGET_CENTS (simulations)\n"
     "  --config FILE             settings from a YAML file (flags given here override it)\n"
     "  -h, --help                show this help\n";
 
 /* synth's flags into sc, the brokers, the items and the signals per user.
  * Returns 0 to run, or the exit code as serve's does. */
 static int main_synth_flags(int argc, char **argv, synth_config *sc, const char **brokers,
-                            long long *items, long long *per_user) {
+                            long long *items, long long *per_user, const char **tastes) {
     static const struct option opts[] = {
         {"kafka-brokers", required_argument, 0, 'k'}, {"items", required_argument, 0, 'i'},
         {"creators", required_argument, 0, 'c'},      {"users", required_argument, 0, 'u'},
         {"signals-per-user", required_argument, 0, 's'}, {"dim", required_argument, 0, 'd'},
         {"seed", required_argument, 0, 'S'},          {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"tastes", required_argument, 0, 'T'},        {0, 0, 0, 0}};
     long long v;
     int c;
 
@@ -465,6 +479,7 @@ static int main_synth_flags(int argc, char **argv, synth_config *sc, const char 
             if (cli_int("synth", "seed", optarg, 0, INT64_MAX, &v)) return CLI_EXIT_USAGE;
             sc->seed = (uint64_t)v;
             break;
+        case 'T': *tastes = optarg; break;
         case 'h': fputs(synth_usage, stdout); return CLI_EXIT_HELP;
         default: return cli_usage_error("synth", "unknown or incomplete flag");
         }
@@ -475,9 +490,18 @@ static int main_synth_flags(int argc, char **argv, synth_config *sc, const char 
     return 0;
 }
 
+/* Writes w's shoppers' tastes to path; 0, or -1 with err set. */
+static int main_synth_tastes(const synth_world *w, const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "w");
+    int rc = f ? synth_write_tastes(w, f) : -1;
+    if (f && fclose(f) != 0) rc = -1;
+    if (rc) snprintf(err, errlen, "cannot write %s", path);
+    return rc;
+}
+
 static int main_synth(int argc, char **argv) {
     synth_config sc;
-    const char *brokers = NULL;
+    const char *brokers = NULL, *tastes = NULL;
     long long items = 5000, per_user = 30;
     synth_world *w = NULL;
     rd_kafka_t *rk = NULL;
@@ -486,7 +510,7 @@ static int main_synth(int argc, char **argv) {
 
     if ((rc = config_apply("synth", &argc, &argv))) return rc;
     synth_config_default(&sc);
-    if ((rc = main_synth_flags(argc, argv, &sc, &brokers, &items, &per_user)))
+    if ((rc = main_synth_flags(argc, argv, &sc, &brokers, &items, &per_user, &tastes)))
         return rc == CLI_EXIT_HELP ? 0 : rc;
     rc = 1;
     /* The world always has items for signals to point at. */
@@ -494,7 +518,8 @@ static int main_synth(int argc, char **argv) {
     if (synth_world_new(&sc, &w, err, sizeof(err)) ||
         !(rk = kafka_producer_new(brokers, err, sizeof(err))) ||
         demo_produce_catalog(rk, w, (size_t)items, err, sizeof(err)) ||
-        demo_produce_signals(rk, w, (size_t)per_user, sc.seed, err, sizeof(err)))
+        demo_produce_signals(rk, w, (size_t)per_user, sc.seed, err, sizeof(err)) ||
+        (tastes && main_synth_tastes(w, tastes, err, sizeof(err))))
         goto out;
     printf("produced %lld catalog items and %lld signals\n", items,
            per_user * (long long)sc.n_users);
@@ -519,7 +544,7 @@ static const char config_usage[] =
 /* Runs cmd's own flag parser over what c gives it. Returns 0 when valid. */
 static int main_config_check_one(const config *c, const char *cmd) {
     const char *kafka_opts[MAIN_MAX_KAFKA_OPTS], *http = NULL, *model = NULL, *tok = NULL;
-    const char **origins, *brokers = NULL, *chat_template = NULL;
+    const char **origins, *brokers = NULL, *chat_template = NULL, *tastes = NULL;
     long long model_threads, grace, items, per_user;
     synth_config scfg;
     runtime_config rcfg;
@@ -539,7 +564,7 @@ static int main_config_check_one(const config *c, const char *cmd) {
     else if (strcmp(cmd, "ingest") == 0)
         rc = main_ingest_flags(argc, argv, &icfg, kafka_opts, &http);
     else if (strcmp(cmd, "synth") == 0)
-        rc = main_synth_flags(argc, argv, &scfg, &brokers, &items, &per_user);
+        rc = main_synth_flags(argc, argv, &scfg, &brokers, &items, &per_user, &tastes);
     else if (strcmp(cmd, "demo") == 0)
         rc = demo_check_flags(argc, argv);
     else

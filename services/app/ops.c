@@ -115,6 +115,25 @@ static void ops_collect_process(void) {
                 NULL, (double)resident * (double)sysconf(_SC_PAGESIZE));
 }
 
+/* The exposure log: what it took, dropped (queue full: the call went on
+ * without waiting), and what Kafka confirmed or failed. */
+static void ops_collect_exposures(runtime *rt) {
+    exposure_log_stats s;
+    metrics_family *ex = metrics_counter(
+        "aisle_exposures_total",
+        "Served pages for the exposure log by outcome: queued, dropped (the bounded queue was "
+        "full or memory short; the call did not wait), delivered or failed (by Kafka)",
+        "outcome");
+    runtime_exposure_stats(rt, &s);
+    metrics_set(ex, (const char *const[]){"queued"}, (double)s.submitted);
+    metrics_set(ex, (const char *const[]){"dropped"}, (double)s.dropped);
+    metrics_set(ex, (const char *const[]){"delivered"}, (double)s.delivered);
+    metrics_set(ex, (const char *const[]){"failed"}, (double)s.failed);
+    metrics_set(metrics_gauge("aisle_exposure_queue_length",
+                              "Exposures waiting on the queue for the Kafka producer", NULL),
+                NULL, (double)s.queued);
+}
+
 static void ops_collect_serve(void *arg) {
     ops *o = arg;
     catalog *c = runtime_catalog(o->rt);
@@ -150,6 +169,7 @@ static void ops_collect_serve(void *arg) {
                                           "outcome");
     metrics_set(upd, (const char *const[]){"applied"}, (double)fs.applied);
     metrics_set(upd, (const char *const[]){"skipped"}, (double)fs.rejected);
+    ops_collect_exposures(o->rt);
     if (o->lag) lag_collect(o->lag);
 }
 

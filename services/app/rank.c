@@ -32,7 +32,9 @@ static const char rank_usage[] =
     "  --rounds N            boosting rounds (default 200)\n"
     "  --max-depth D         tree depth (default 6)\n"
     "  --eta E               learning rate (default 0.1)\n"
-    "  --window-h H          attribution window in hours (default 24)\n";
+    "  --window-h H          attribution window in hours (default 24)\n"
+    "  --holdout-s S         hold out the last S seconds of pages instead of the last day\n"
+    "                        (a simulation that runs for minutes)\n";
 
 static int rank_add_exposure(void *d, const Aisle__V1__Exposure *e) {
     return ltr_data_add_exposure(d, e);
@@ -62,7 +64,8 @@ static int rank_flags(int argc, char **argv, const char **in[3], const char **ou
         {"signals", required_argument, 0, 's'},       {"out", required_argument, 0, 'o'},
         {"rounds", required_argument, 0, 'r'},        {"max-depth", required_argument, 0, 'd'},
         {"eta", required_argument, 0, 'n'},           {"window-h", required_argument, 0, 'w'},
-        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
+        {"holdout-s", required_argument, 0, 'H'},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     long long v;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -85,6 +88,11 @@ static int rank_flags(int argc, char **argv, const char **in[3], const char **ou
         case 'w':
             if (cli_double("rank train", "window-h", optarg, 0.001, 24 * 365, hours))
                 return CLI_EXIT_USAGE;
+            break;
+        case 'H':
+            if (cli_int("rank train", "holdout-s", optarg, 1, 86400 * 365, &v))
+                return CLI_EXIT_USAGE;
+            cfg->holdout_ms = v * 1000;
             break;
         case 'h': fputs(rank_usage, stdout); return CLI_EXIT_HELP;
         default: return cli_usage_error("rank train", "unknown or incomplete flag");
@@ -117,10 +125,11 @@ static int rank_train(int argc, char **argv) {
     if (rc == AISLE_OK) rc = ltr_train(d, &cfg, &m, &res, err, sizeof(err));
     if (rc == AISLE_OK) rc = ltr_model_save(m, out, err, sizeof(err));
     if (rc == AISLE_OK) {
-        printf("trained on %zu pages (%zu items), held out the last day: %zu pages (%zu items)\n",
-               res.train_pages, res.train_rows, res.test_pages, res.test_rows);
+        printf("trained on %zu pages (%zu items), held out the last %s: %zu pages (%zu items)\n",
+               res.train_pages, res.train_rows, cfg.holdout_ms ? "stretch" : "day",
+               res.test_pages, res.test_rows);
         if (res.skipped) printf("skipped %zu pages without the ranker's features\n", res.skipped);
-        printf("NDCG@10 on the held-out day: model %.4f, current ranking %.4f (%+.1f%%)\n",
+        printf("NDCG@10 on the held-out pages: model %.4f, current ranking %.4f (%+.1f%%)\n",
                res.ndcg_model, res.ndcg_current,
                100 * (res.ndcg_model / res.ndcg_current - 1));
         printf("wrote %s (%u features)\n", out, res.n_features);

@@ -23,6 +23,7 @@ struct runtime {
     exp_watch *exp;        /* the experiment set every call is assigned under */
     exposure_log *exposures;
     exp_admin *admin;
+    ltr_shelf *models;     /* the learned rankers, the default's and the variants' */
     recommender_config rc; /* the handlers' argument: lives as long as srv */
     /* A directory only this user may enter, holding the gRPC socket the
      * console calls through (so it needs no TLS client of its own); and
@@ -105,10 +106,12 @@ static int runtime_security(const runtime_config *cfg, runtime *rt, char *err, s
 static int runtime_experiments(const runtime_config *cfg, runtime *rt, char *err, size_t errlen) {
     int rc;
     if ((rc = exp_watch_start(cfg->server.redis, 0, 0, &rt->exp, err, errlen)) != AISLE_OK ||
-        (rc = exposure_log_start(cfg->feed.brokers, NULL, 0, &rt->exposures, err, errlen)) !=
+        (rc = exposure_log_start(cfg->feed.brokers, NULL, cfg->exposure_queue, &rt->exposures, err, errlen)) !=
             AISLE_OK ||
         (rc = exp_admin_new(cfg->server.redis, rt->exp, &rt->admin, err, errlen)) != AISLE_OK)
         return rc;
+    if (ltr_shelf_new(RANK_N_FEATURES, 0, &rt->models) != AISLE_OK)
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     return AISLE_OK;
 }
 
@@ -147,7 +150,8 @@ int runtime_start(const runtime_config *cfg, runtime **out, char *err, size_t er
     shc.profile = sc.profile;
     if ((rc = shop_new(&shc, &rt->sh, err, errlen)) != AISLE_OK) goto fail;
     if ((rc = runtime_experiments(cfg, rt, err, errlen)) != AISLE_OK) goto fail;
-    rt->rc = (recommender_config){feed_ready, rt->fd, rt->sh, rt->exp, rt->exposures};
+    rt->rc = (recommender_config){feed_ready, rt->fd,     rt->sh,        rt->exp,
+                                  rt->exposures, rt->models, cfg->model_file};
     recommender_methods(&sc, &rt->rc);
     variants_admin_methods(&sc, rt->admin);
     if ((rc = server_start(&sc, rt->cat, &rt->srv, err, errlen)) != AISLE_OK) goto fail;
@@ -165,6 +169,9 @@ const char *runtime_local_target(const runtime *rt) { return rt->local_target; }
 const auth *runtime_auth(const runtime *rt) { return rt->auth; }
 int runtime_ready(runtime *rt) { return feed_ready(rt->fd); }
 void runtime_feed_stats(runtime *rt, feed_stats *out) { feed_get_stats(rt->fd, out); }
+void runtime_exposure_stats(runtime *rt, exposure_log_stats *out) {
+    exposure_log_get_stats(rt->exposures, out);
+}
 
 void runtime_reload_tls(runtime *rt) {
     if (rt->tls) tls_reload(rt->tls);
@@ -180,6 +187,7 @@ void runtime_stop(runtime *rt, int grace_ms) {
     if (rt->exposures) exposure_log_stop(rt->exposures, 2000);
     if (rt->admin) exp_admin_free(rt->admin);
     if (rt->exp) exp_watch_stop(rt->exp);
+    ltr_shelf_free(rt->models);
     shop_free(rt->sh);
     if (rt->fd) feed_stop(rt->fd);
     catalog_free(rt->cat);

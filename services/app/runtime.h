@@ -26,6 +26,8 @@ typedef struct runtime_config {
     tls_config tls;         /* cert and key set: gRPC over TLS (client_ca: mTLS) */
     int insecure;           /* plaintext gRPC, asked for explicitly */
     const char *tokens_file; /* bearer tokens and roles; NULL: no access control */
+    size_t exposure_queue;   /* exposures waiting for Kafka at most; 0: EXPOSURE_QUEUE_DEFAULT */
+    const char *model_file;  /* the learned ranker scored with by default; NULL: hand weights */
 } runtime_config;
 
 typedef struct runtime runtime;
@@ -51,6 +53,8 @@ const struct auth *runtime_auth(const runtime *rt);
 int runtime_ready(runtime *rt);
 /* The catalog feed's counters (events applied and skipped). */
 void runtime_feed_stats(runtime *rt, feed_stats *out);
+/* The exposure log's counters (queued, dropped, delivered, failed). */
+void runtime_exposure_stats(runtime *rt, exposure_log_stats *out);
 
 /* Reads the TLS files again before the next handshake (SIGHUP); a no-op
  * for a plaintext server. */

@@ -254,3 +254,14 @@ void synth_next_signal(const synth_world *w, size_t u, uint64_t *rng, int64_t ts
                           event_id, msg);
     }
 }
+
+int synth_write_tastes(const synth_world *w, FILE *f) {
+    for (size_t u = 0; u < w->cfg.n_users; u++) {
+        const synth_user *us = &w->users[u];
+        if (fprintf(f, "%s %s %s c%04zu %lld\n", us->id, synth_category(w, us->cats[0]),
+                    synth_category(w, us->cats[1]), us->fav_creator,
+                    (long long)us->budget_cents) < 0)
+            return -1;
+    }
+    return fflush(f) == 0 ? 0 : -1;
+}

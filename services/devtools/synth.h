@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "aisle/v1/events.pb-c.h"
 
@@ -62,6 +63,12 @@ void synth_world_free(synth_world *w);
 
 /* The name of category k. */
 const char *synth_category(const synth_world *w, int k);
+
+/* Writes every shopper's true tastes to f, a line each: "USER CATEGORY1
+ * CATEGORY2 CREATOR BUDGET_CENTS" (favourite categories, most liked first,
+ * the favourite creator's id and the budget), for simulations that answer
+ * served pages as the shoppers would. Returns 0, or -1 when f fails. */
+int synth_write_tastes(const synth_world *w, FILE *f);
 
 /* Fills msg (initialised by the caller) to describe item i; its strings
  * and embedding point into the world, which must outlive msg. */

@@ -211,13 +211,16 @@ static int ltr_boost(const ltr_split *tr, uint32_t nf, const ltr_train_config *c
     return AISLE_OK;
 }
 
-/* Splits d's pages into training days and the last day. */
-static int ltr_split_days(const ltr_data *d, const int8_t *grades, ltr_split *tr, ltr_split *te,
-                          size_t *skipped) {
+/* Splits d's pages into training days and the last day (or the last
+ * holdout_ms when it is positive). */
+static int ltr_split_days(const ltr_data *d, const int8_t *grades, int64_t holdout_ms,
+                          ltr_split *tr, ltr_split *te, size_t *skipped) {
     int64_t last = INT64_MIN;
     for (size_t i = 0; i < d->n_pages; i++)
         if (d->pages[i].ok && d->pages[i].ts > last) last = d->pages[i].ts;
-    int64_t cut = last >= 0 ? last / LTR_DAY_MS * LTR_DAY_MS : last;
+    int64_t cut = holdout_ms > 0 && last > INT64_MIN + holdout_ms ? last - holdout_ms
+                  : last >= 0                                    ? last / LTR_DAY_MS * LTR_DAY_MS
+                                                                 : last;
     *skipped = 0;
     for (size_t i = 0; i < d->n_pages; i++) {
         const ltr_page *p = &d->pages[i];
@@ -246,7 +249,7 @@ int ltr_train(ltr_data *d, const ltr_train_config *cfg_in, ltr_model **out, ltr_
     float *pred = NULL;
     ltr_model *m = NULL;
     int rc = exp_report_outcomes(d->attrib, INT64_MAX, &grades, &n);
-    if (rc == AISLE_OK) rc = ltr_split_days(d, grades, &tr, &te, &res->skipped);
+    if (rc == AISLE_OK) rc = ltr_split_days(d, grades, cfg.holdout_ms, &tr, &te, &res->skipped);
     if (rc == AISLE_OK && (!d->n_features || ltr_mean_ndcg(&tr, tr.y) == 0 ||
                            ltr_mean_ndcg(&te, te.y) == 0))
         rc = status_fail(AISLE_EINVAL, err, errlen,

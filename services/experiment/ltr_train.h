@@ -4,7 +4,8 @@
  * the features the ranker logged (ExposureItem.features) and a graded
  * label from the strongest outcome attributed to it by the rule of the
  * experiment report: 0 nothing, 1 click, 2 add-to-cart, 3 purchase. The
- * last calendar day (UTC) of exposures is held out; XGBoost's LambdaMART
+ * last calendar day (UTC) of exposures, or the configured last stretch, is
+ * held out; XGBoost's LambdaMART
  * (objective rank:ndcg) trains on the rest, and both the model and the
  * current ranker (the logged scores) are scored by NDCG@10 on the held-out
  * pages that have at least one outcome. */
@@ -25,6 +26,9 @@ typedef struct ltr_train_config {
     int max_depth;     /* 0: 6 */
     double eta;        /* 0: 0.1 */
     int64_t window_ms; /* attribution window; 0: 24 h */
+    /* Hold out the pages of the last holdout_ms of the data instead of its
+     * last calendar day (a simulation that runs for minutes); 0: the day. */
+    int64_t holdout_ms;
 } ltr_train_config;
 
 typedef struct ltr_train_result {

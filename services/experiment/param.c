@@ -21,6 +21,9 @@ static const param_def registry[] = {
     {"shop.mode", PARAM_ENUM, 0, 0, "fast|contemplating", "Shop answer mode"},
     {"shop.model", PARAM_ENUM, 0, 0, "off|on", "language model writes Shop answers"},
     {"retrieval.snapshot", PARAM_NAME, 0, 0, NULL, "learned snapshot to retrieve from"},
+    /* A toggle (a kill switch, and the exposure bench's on/off): set in a
+     * variant, that variant's pages would be missing from its report. */
+    {"exposures.log", PARAM_ENUM, 0, 0, "off|on", "served pages go to aisle.exposures"},
 };
 
 const param_def *param_registry(size_t *n) {

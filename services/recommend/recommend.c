@@ -479,6 +479,7 @@ void recommend_overrides_none(recommend_overrides *o) {
     o->mmr_lambda = -1;
     o->cap_creator = o->cap_category = -1;
     for (int i = 0; i < RANK_SRC_COUNT; i++) o->budget[i] = -1;
+    o->model = NULL;
 }
 
 /* base with o applied, in *tmp. */
@@ -539,6 +540,7 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
         .context_item_id = call->context_item_id,
         .served = served,
         .n_served = n_served,
+        .model = call->overrides ? call->overrides->model : NULL,
     };
     if ((rc = rank_recommend(c, &rq, &out->rr, err, errlen)) != AISLE_OK) goto fail;
     recommend_creators(&out->rr, &u.view, out);

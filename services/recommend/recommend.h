@@ -62,6 +62,7 @@ typedef struct recommend_overrides {
     float mmr_lambda;
     int cap_creator, cap_category;
     int budget[RANK_SRC_COUNT];
+    ltr_model *model; /* the learned ranker to score with (borrowed); NULL: hand weights */
 } recommend_overrides;
 
 /* Every field "keep the surface's". */

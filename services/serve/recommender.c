@@ -25,6 +25,19 @@ static void *recommender_decode(const ProtobufCMessageDescriptor *desc, const ui
     return m;
 }
 
+/* Leaves the page rr served for call on the exposure log. */
+static void recommender_log_page(exposure_log *log, const variants_call *v, const char *request_id,
+                                 const recommend_call *call, const rank_result *rr,
+                                 int64_t now_ms) {
+    const rank_hit **hits = log && rr->n ? malloc(rr->n * sizeof(*hits)) : NULL;
+    if (!hits) return; /* not logged, as a full queue would drop it */
+    for (size_t i = 0; i < rr->n; i++) hits[i] = &rr->hits[i];
+    variants_page page = {request_id, call->user_id, call->similar ? "similar_items" : "recommend",
+                          "", hits, rr->n, now_ms};
+    variants_log_page(log, v, &page);
+    free(hits);
+}
+
 /* Runs call and replies with its RecommendResponse, or the failure. */
 static void recommender_answer(const server_call_ctx *ctx, const recommend_call *call,
                                server_reply *rep) {
@@ -38,7 +51,7 @@ static void recommender_answer(const server_call_ctx *ctx, const recommend_call 
     int64_t now = clock_wall_ms();
     int rc;
 
-    variants_begin(cfg->experiments, call->user_id, &v);
+    variants_begin(cfg->experiments, cfg->models, cfg->model_file, call->user_id, &v);
     with.overrides = &v.ov;
     rc = recommend_answer_call(ctx->cat, ctx->profiles, &with, now, &a, err, sizeof(err));
     if (rc != AISLE_OK) {
@@ -54,8 +67,7 @@ static void recommender_answer(const server_call_ctx *ctx, const recommend_call 
     recommend_response(&a, ctx->request_id, &m, &out);
     variants_respond(&v, &out);
     server_reply_pack(rep, &out.base);
-    variants_log_page(cfg->exposures, &v, ctx->request_id, call->user_id,
-                      call->similar ? "similar_items" : "recommend", &a.rr, now);
+    recommender_log_page(cfg->exposures, &v, ctx->request_id, call, &a.rr, now);
     /* Per call, so debug only: an outage is logged by the profile store. */
     log_debug("serve", "recommend request_id=%s user=%s items=%zu degraded=%d",
               ctx->request_id, call->user_id, a.rr.n, a.degraded);
@@ -241,18 +253,45 @@ static void recommender_stream_fail(void *st, int code, const char *msg) {
     server_stream_fail(st, code, "%s", msg);
 }
 
+/* A Shop call's answer, as the exposure log takes it. */
+typedef struct recommender_shop_log {
+    const recommender_config *cfg;
+    const variants_call *v;
+    const char *request_id, *user_id;
+} recommender_shop_log;
+
+static void recommender_shop_chosen(void *arg, const rank_hit *const *picks, size_t n, int mode) {
+    const recommender_shop_log *sl = arg;
+    variants_page page = {sl->request_id, sl->user_id, "shop",
+                          mode == AISLE__V1__SHOP_MODE__SHOP_MODE_CONTEMPLATING ? "contemplating"
+                                                                                : "fast",
+                          picks, n, clock_wall_ms()};
+    variants_log_page(sl->cfg->exposures, sl->v, &page);
+}
+
 static void recommender_shop(const server_call_ctx *ctx, const uint8_t *req, size_t len,
                              server_stream *st) {
     const recommender_config *cfg = ctx->arg;
     shop_sink o = {recommender_stream_send, recommender_stream_cancelled,
                    recommender_stream_fail, st};
-    shop_call call = {ctx->cat, ctx->profiles, ctx->deadline_ms, ctx->request_id};
+    variants_call v;
     Aisle__V1__ShopRequest *in = aisle__v1__shop_request__unpack(NULL, len, req);
     if (!in) {
         server_stream_fail(st, AISLE_EINVAL, "request body is not a valid ShopRequest");
         return;
     }
+    /* Shop ranks with the hand weights: no model is taken. */
+    variants_begin(cfg->experiments, NULL, NULL, in->user_id, &v);
+    recommender_shop_log sl = {cfg, &v, ctx->request_id, in->user_id};
+    shop_call call = {.cat = ctx->cat,
+                      .profiles = ctx->profiles,
+                      .deadline_ms = ctx->deadline_ms,
+                      .request_id = ctx->request_id,
+                      .chosen = recommender_shop_chosen,
+                      .chosen_arg = &sl};
+    call.assignments = variants_assignments(&v, &call.n_assignments);
     shop_answer(cfg->shop, &call, in, &o);
+    variants_end(&v);
     aisle__v1__shop_request__free_unpacked(in, NULL);
 }
 

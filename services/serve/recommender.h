@@ -8,6 +8,7 @@
 #ifndef AISLE_RECOMMENDER_H
 #define AISLE_RECOMMENDER_H
 
+#include "ranker/ltr/shelf.h"
 #include "services/experiment/exposure.h"
 #include "services/experiment/watch.h"
 #include "services/serve/server.h"
@@ -21,6 +22,8 @@ typedef struct recommender_config {
     shop *shop; /* Recommender/Shop; NULL leaves it unimplemented */
     exp_watch *experiments;  /* assignments for every call; NULL: none */
     exposure_log *exposures; /* where served pages are logged; NULL: nowhere */
+    ltr_shelf *models;       /* learned rankers by path; NULL: hand weights only */
+    const char *model_file;  /* the model scored with unless a variant names one; NULL: none */
 } recommender_config;
 
 /* Appends the methods to cfg->methods. rc is borrowed and must outlive the

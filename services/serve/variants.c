@@ -6,15 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "services/base/clock.h"
 #include "services/base/log.h"
 #include "services/base/status.h"
 #include "services/serve/auth.h"
 
-void variants_begin(exp_watch *w, const char *user_id, variants_call *v) {
+/* Assigns user_id under v->set and takes the pipeline's parameters. */
+static void variants_overrides(variants_call *v, const char *user_id) {
     char name[64];
-    memset(v, 0, sizeof(*v));
-    recommend_overrides_none(&v->ov);
-    if (!w || !(v->set = exp_watch_acquire(w))) return;
     exp_assign(v->set, user_id ? user_id : "", &v->a);
     v->ov.mmr_lambda = (float)exp_assignment_num(&v->a, "rank.mmr_lambda", -1);
     v->ov.cap_creator = (int)exp_assignment_num(&v->a, "rank.creator_cap", -1);
@@ -25,12 +24,30 @@ void variants_begin(exp_watch *w, const char *user_id, variants_call *v) {
     }
 }
 
-void variants_end(variants_call *v) {
-    if (v->set) exp_set_release(v->set);
-    v->set = NULL;
+/* The model the call scores with: the variant's file, else the default. */
+static void variants_model(ltr_shelf *models, const char *model_file, variants_call *v) {
+    const char *path = v->set ? exp_assignment_text(&v->a, "ranker.model_file", model_file)
+                              : model_file;
+    if (models && path && *path && strcmp(path, "none") != 0)
+        v->ov.model = ltr_shelf_get(models, path, clock_mono_ms());
 }
 
-void variants_respond(variants_call *v, Aisle__V1__RecommendResponse *out) {
+void variants_begin(exp_watch *w, ltr_shelf *models, const char *model_file,
+                    const char *user_id, variants_call *v) {
+    memset(v, 0, sizeof(*v));
+    recommend_overrides_none(&v->ov);
+    if (w && (v->set = exp_watch_acquire(w))) variants_overrides(v, user_id);
+    variants_model(models, model_file, v);
+}
+
+void variants_end(variants_call *v) {
+    if (v->set) exp_set_release(v->set);
+    ltr_model_release(v->ov.model);
+    v->set = NULL;
+    v->ov.model = NULL;
+}
+
+Aisle__V1__VariantAssignment **variants_assignments(variants_call *v, size_t *n) {
     for (size_t i = 0; v->set && i < v->a.n; i++) {
         aisle__v1__variant_assignment__init(&v->msgs[i]);
         /* protobuf-c's fields are not const; packing only reads them. */
@@ -39,36 +56,44 @@ void variants_respond(variants_call *v, Aisle__V1__RecommendResponse *out) {
         v->msgs[i].variant = (char *)v->a.picks[i].variant;
         v->ptrs[i] = &v->msgs[i];
     }
-    out->assignments = v->ptrs;
-    out->n_assignments = v->set ? v->a.n : 0;
+    *n = v->set ? v->a.n : 0;
+    return v->ptrs;
 }
 
-void variants_log_page(exposure_log *log, const variants_call *v, const char *request_id,
-                       const char *user_id, const char *surface, const rank_result *rr,
-                       int64_t now_ms) {
+void variants_respond(variants_call *v, Aisle__V1__RecommendResponse *out) {
+    out->assignments = variants_assignments(v, &out->n_assignments);
+}
+
+void variants_log_page(exposure_log *log, const variants_call *v, const variants_page *page) {
     Aisle__V1__Exposure e = AISLE__V1__EXPOSURE__INIT;
     Aisle__V1__VariantAssignment storage[EXP_MAX_LAYERS], *vptrs[EXP_MAX_LAYERS];
     Aisle__V1__ExposureItem *items, **ptrs;
-    if (!log || rr->n == 0) return;
-    items = calloc(rr->n, sizeof(*items));
-    ptrs = calloc(rr->n, sizeof(*ptrs));
+    if (!log || page->n == 0 || (v->set && exp_assignment_num(&v->a, "exposures.log", 1) == 0))
+        return;
+    items = calloc(page->n, sizeof(*items));
+    ptrs = calloc(page->n, sizeof(*ptrs));
     if (!items || !ptrs) goto out; /* a page not logged, as a full queue would drop it */
-    e.request_id = (char *)request_id;
-    e.user_id = (char *)user_id;
-    e.surface = (char *)surface;
-    e.ts_ms = now_ms;
+    /* protobuf-c's fields are not const; packing only reads them. */
+    e.request_id = (char *)page->request_id;
+    e.user_id = (char *)page->user_id;
+    e.surface = (char *)page->surface;
+    e.mode = (char *)page->mode;
+    e.ts_ms = page->now_ms;
     if (v->set) exposure_set_variants(&e, &v->a, storage, vptrs);
-    for (size_t i = 0; i < rr->n; i++) {
-        const rank_hit *h = &rr->hits[i];
+    for (size_t i = 0; i < page->n; i++) {
+        const rank_hit *h = page->hits[i];
         aisle__v1__exposure_item__init(&items[i]);
         items[i].item_id = h->item.item_id;
         items[i].position = (uint32_t)i;
         items[i].source = (char *)(h->n_sources ? h->source_names[0] : "");
         items[i].score = h->score;
+        /* What the ranker scored, for training (rank.h's RANK_F_*). */
+        items[i].features = (float *)h->features;
+        items[i].n_features = RANK_N_FEATURES;
         ptrs[i] = &items[i];
     }
     e.items = ptrs;
-    e.n_items = rr->n;
+    e.n_items = page->n;
     exposure_log_submit(log, &e);
 out:
     free(items);

@@ -1,6 +1,6 @@
 /* variants: A/B experiments on the serving path.
  *
- * Each Recommend and SimilarItems call takes the replica's current
+ * Each Recommend, SimilarItems and Shop call takes the replica's current
  * experiment set (services/experiment/watch.h), assigns the user, turns the
  * variant's parameters into the pipeline's overrides, names the
  * assignments in the response, and leaves the served page on the exposure
@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "aisle/v1/aisle.pb-c.h"
+#include "ranker/ltr/shelf.h"
 #include "services/experiment/admin.h"
 #include "services/experiment/expset.h"
 #include "services/experiment/exposure.h"
@@ -28,18 +29,33 @@ typedef struct variants_call {
 } variants_call;
 
 /* Assigns user_id under w's current set (w NULL: no experiments) and
- * fills v->ov from the parameters the assignment sets. */
-void variants_begin(exp_watch *w, const char *user_id, variants_call *v);
+ * fills v->ov from the parameters the assignment sets. The learned ranker
+ * is the model at the variant's ranker.model_file, else at model_file (the
+ * replica's default; NULL: none), taken from models (NULL: never a model);
+ * "none" names no model: the hand weights. */
+void variants_begin(exp_watch *w, ltr_shelf *models, const char *model_file,
+                    const char *user_id, variants_call *v);
 void variants_end(variants_call *v);
 
+/* v's assignments as messages, *n of them (valid until variants_end). */
+Aisle__V1__VariantAssignment **variants_assignments(variants_call *v, size_t *n);
 /* Points out's assignments at v's (valid until variants_end). */
 void variants_respond(variants_call *v, Aisle__V1__RecommendResponse *out);
 
-/* Logs the page rr served to user_id on surface ("recommend",
- * "similar_items") under request_id; log NULL: nothing. */
-void variants_log_page(exposure_log *log, const variants_call *v, const char *request_id,
-                       const char *user_id, const char *surface, const rank_result *rr,
-                       int64_t now_ms);
+/* One served answer's products, as the exposure log takes them (all
+ * borrowed). */
+typedef struct variants_page {
+    const char *request_id, *user_id;
+    const char *surface; /* "recommend", "similar_items" or "shop" */
+    const char *mode;    /* Shop's "fast" or "contemplating"; "" otherwise */
+    const rank_hit *const *hits; /* in the order served */
+    size_t n;
+    int64_t now_ms;
+} variants_page;
+
+/* Logs page under v's assignments; log NULL, or the toggle exposures.log
+ * off: nothing. */
+void variants_log_page(exposure_log *log, const variants_call *v, const variants_page *page);
 
 /* Appends the aisle.v1.Admin methods (admin role) on a to cfg; a borrowed. */
 void variants_admin_methods(server_config *cfg, exp_admin *a);

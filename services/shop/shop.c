@@ -434,7 +434,7 @@ out:
 }
 
 /* The first chunk: the products, and in contemplating mode the agents. */
-static int shop_send_first(const shop_sink *o, const char *rid, const compose_input *in,
+static int shop_send_first(const shop_sink *o, const shop_call *call, const compose_input *in,
                            council *c) {
     Aisle__V1__ShopChunk ch = AISLE__V1__SHOP_CHUNK__INIT;
     Aisle__V1__ScoredItem items[SHOP_MAX_LIMIT], *iptr[SHOP_MAX_LIMIT];
@@ -463,7 +463,9 @@ static int shop_send_first(const shop_sink *o, const char *rid, const compose_in
     ch.n_items = in->n;
     ch.agents = aptr;
     ch.n_agents = c ? council_size(c) : 0;
-    ch.request_id = (char *)rid;
+    ch.request_id = (char *)call->request_id;
+    ch.assignments = call->assignments;
+    ch.n_assignments = call->n_assignments;
     return o->send(o->ud, &ch);
 }
 
@@ -575,7 +577,8 @@ void shop_answer(shop *s, const shop_call *call, const Aisle__V1__ShopRequest *i
     for (size_t i = 0; !ch.ci.angles && i < ch.rr.n && i < (size_t)limit; i++)
         ch.picks[ch.ci.n++] = &ch.rr.hits[i];
 
-    if (shop_send_first(o, call->request_id, &ch.ci, ch.c) != 0) goto out;
+    if (call->chosen) call->chosen(call->chosen_arg, ch.picks, ch.ci.n, (int)in->mode);
+    if (shop_send_first(o, call, &ch.ci, ch.c) != 0) goto out;
     rc = s->cfg.engine ? shop_speak(s, o, &ch.ci, in->query, sv ? sv->v : NULL, deadline, id)
                        : 1;
     if (rc == 1) rc = shop_send_answer(o, &ch.ci);

@@ -21,6 +21,7 @@
 
 #include "aisle/v1/aisle.pb-c.h"
 #include "model/gen.h"
+#include "ranker/rank.h"
 #include "services/shop/speaker.h"
 #include "retrieval/catalog.h"
 #include "services/profile/profile.h"
@@ -77,13 +78,24 @@ typedef struct shop_sink {
     void *ud;
 } shop_sink;
 
+/* Told the products a call chose, in order, just before the first chunk
+ * goes (the serving layer logs them as an exposure); picks are borrowed
+ * for the duration of the call. mode is the request's ShopMode. */
+typedef void (*shop_chosen_fn)(void *arg, const rank_hit *const *picks, size_t n, int mode);
+
 /* What one call brings: the catalog, this thread's Redis connection, its
- * deadline (clock_mono_ms(); INT64_MAX for none) and its request id. */
+ * deadline (clock_mono_ms(); INT64_MAX for none) and its request id; the
+ * user's experiment assignments, named in the first chunk, and who is told
+ * the choice (both optional). */
 typedef struct shop_call {
     catalog *cat;
     profile_store *profiles; /* used on the calling thread only */
     int64_t deadline_ms;
     const char *request_id;
+    Aisle__V1__VariantAssignment **assignments; /* borrowed; n_assignments of them */
+    size_t n_assignments;
+    shop_chosen_fn chosen; /* NULL: nobody */
+    void *chosen_arg;
 } shop_call;
 
 /* Answers req into o: items first, text, done last; or o->fail with the

@@ -1,14 +1,23 @@
 #!/usr/bin/python3
 """A/B experiments through running servers: an experiment set with the
 Admin service on one replica reaches a second replica within a second;
-Recommend names the user's variants and a variant's parameters change the
-page; every served page is on aisle.exposures with its request id; an
-invalid definition is refused with the reason and the running set stays."""
+Recommend and Shop name the user's variants and a variant's parameters
+change the page; every served page and Shop answer is on aisle.exposures
+with its request id; a full exposure queue drops pages without holding a
+call, and /metrics counts the drops; an invalid definition is refused with
+the reason and the running set stays. The learned ranker (`aisle rank
+train`'s model file) is served: a changed file changes the order, a
+corrupt one keeps the model in use, and a variant's ranker.model_file
+against the hand weights changes one user's page."""
 
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import unittest
+import urllib.request
 import uuid
 
 import grpc
@@ -29,7 +38,11 @@ class Experiments(unittest.TestCase):
         cls.procs = aisle_env.Procs()
         try:
             _, cls.redis = cls.procs.redis()
-            _, cls.brokers = cls.procs.kafka()
+            # Fault commands on its stdin (a broker going down) for the drop test.
+            cls.kafka, boot = cls.procs.start("kafka", [aisle_env.aisle_binary(), "kafka-mock",
+                                                        "--partitions", "4"],
+                                              "bootstrap=", stdin=subprocess.PIPE)
+            cls.brokers = boot
             prod = Producer({"bootstrap.servers": cls.brokers})
             for i in range(40):
                 v = [0.0] * DIM
@@ -39,7 +52,14 @@ class Experiments(unittest.TestCase):
                                         creator_id="c%d" % (i % 4), category="cat%d" % (i % 2),
                                         price_cents=100 + i, in_stock=True, embedding=v)
                 prod.produce("aisle.catalog", key=it.item_id, value=it.SerializeToString())
+            # A shopper of the even items: their personal score is high, the
+            # odd items' near 0 (the learned-ranker test orders by it).
+            for i, item in enumerate(("i00", "i02", "i04")):
+                s = cls.ev.Signal(event_id=uuid.uuid4().hex, user_id="learner", kind=cls.ev.VIEW,
+                                  item_id=item, ts_ms=int(time.time() * 1000) - 1000 + i)
+                prod.produce("aisle.signals", key=s.user_id, value=s.SerializeToString())
             prod.flush(10)
+            cls.procs.ingest(cls.brokers, cls.redis)
             cls.serves = []
             for _ in range(2):
                 _, addr = cls.procs.serve(cls.brokers, cls.redis, DIM)
@@ -68,14 +88,42 @@ class Experiments(unittest.TestCase):
                            response_deserializer=self.pb.RecommendResponse.FromString)
         return f(self.pb.RecommendRequest(user_id=user, limit=8, surface=surface), timeout=5)
 
-    def test_experiment_reaches_both_replicas_and_the_page(self):
+    def mock(self, command):
+        """A fault command to `aisle kafka-mock` (on its stdin), once it is done."""
+        self.kafka.stdin.write((command + "\n").encode())
+        self.kafka.stdin.flush()
+        self.assertEqual(self.kafka.stdout.readline().decode().strip(), "ok")
+
+    def set_caps(self):
+        """Puts every user in the caps experiment's one variant."""
         xp = self.xp
         exp = xp.Experiment(name="caps", layer="rank", salt="caps-1", share_bp=10000,
                             variants=[xp.Variant(name="one_per_creator", weight=1, overrides=[
                                 xp.ParamOverride(param="rank.creator_cap", value="1")])])
+        return self.admin(self.serves[0], "SetExperiment", xp.SetExperimentRequest(experiment=exp),
+                          xp.ExperimentSet)
+
+    def exposure(self, request_id):
+        """The exposure logged for request_id, or None after 20 s."""
+        c = Consumer({"bootstrap.servers": self.brokers, "group.id": uuid.uuid4().hex,
+                      "auto.offset.reset": "earliest"})
+        c.subscribe(["aisle.exposures"])
+        found = None
+        deadline = time.time() + 20
+        while time.time() < deadline and not found:
+            m = c.poll(0.5)
+            if m is None or m.error():
+                continue
+            e = self.xp.Exposure.FromString(m.value())
+            if e.request_id == request_id:
+                found = e
+        c.close()
+        return found
+
+    def test_experiment_reaches_both_replicas_and_the_page(self):
+        xp = self.xp
         t0 = time.time()
-        stored = self.admin(self.serves[0], "SetExperiment", xp.SetExperimentRequest(experiment=exp),
-                            xp.ExperimentSet)
+        stored = self.set_caps()
         self.assertEqual(stored.experiments[0].name, "caps")
 
         def assigned():
@@ -93,23 +141,153 @@ class Experiments(unittest.TestCase):
         self.assertEqual(len(creators), len(set(creators)), creators)
 
         # The page is on the exposure log with its request id.
-        c = Consumer({"bootstrap.servers": self.brokers, "group.id": uuid.uuid4().hex,
-                      "auto.offset.reset": "earliest"})
-        c.subscribe(["aisle.exposures"])
-        found = None
-        deadline = time.time() + 20
-        while time.time() < deadline and not found:
-            m = c.poll(0.5)
-            if m is None or m.error():
-                continue
-            e = xp.Exposure.FromString(m.value())
-            if e.request_id == r.request_id:
-                found = e
-        c.close()
+        found = self.exposure(r.request_id)
         self.assertIsNotNone(found, "no exposure for request %s" % r.request_id)
         self.assertEqual(found.user_id, "u1")
         self.assertEqual([i.item_id for i in found.items], [i.item_id for i in r.items])
         self.assertEqual(found.variants[0].variant, "one_per_creator")
+
+    def test_shop_names_the_variants_and_is_logged(self):
+        xp = self.xp
+        self.set_caps()
+
+        def assigned():
+            a = self.admin(self.serves[0], "GetAssignment",
+                           xp.GetAssignmentRequest(user_id="shopper"), xp.Assignment)
+            return [v.variant for v in a.variants] == ["one_per_creator"]
+        aisle_env.wait_for(assigned, 5, "the replica to apply the experiment")
+        shop = self.serves[0].unary_stream(
+            "/aisle.v1.Recommender/Shop", request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=self.pb.ShopChunk.FromString)
+        for mode, name in ((self.pb.SHOP_MODE_FAST, "fast"),
+                           (self.pb.SHOP_MODE_CONTEMPLATING, "contemplating")):
+            chunks = list(shop(self.pb.ShopRequest(user_id="shopper", query="something nice",
+                                                   limit=4, mode=mode), timeout=20))
+            first = chunks[0]
+            self.assertTrue(first.items, "the first chunk carries the products")
+            self.assertEqual([(a.layer, a.experiment, a.variant) for a in first.assignments],
+                             [("rank", "caps", "one_per_creator")])
+            self.assertFalse(any(c.assignments for c in chunks[1:]), "named once, first")
+            e = self.exposure(first.request_id)
+            self.assertIsNotNone(e, "no exposure for Shop request %s" % first.request_id)
+            self.assertEqual((e.surface, e.mode, e.user_id), ("shop", name, "shopper"))
+            self.assertEqual([i.item_id for i in e.items], [i.item_id for i in first.items])
+            self.assertEqual([i.position for i in e.items], list(range(len(first.items))))
+            self.assertEqual(e.variants[0].variant, "one_per_creator")
+
+    def test_exposure_drops_are_counted(self):
+        # Room for two pages, and librdkafka's own queue holds one: with the
+        # broker away the producer thread waits on that one, the two slots
+        # fill, and every later page is dropped while the calls go on.
+        p, http = self.procs.start(
+            "serve", [aisle_env.aisle_binary(), "serve", "--insecure", "--listen", "127.0.0.1:0",
+                      "--http-listen", "127.0.0.1:0", "--kafka-brokers", self.brokers,
+                      "--redis", self.redis, "--dim", str(DIM), "--exposure-queue", "2",
+                      "--kafka-opt", "queue.buffering.max.messages=1"],
+            "aisle serve: http on port ")
+        addr = "127.0.0.1:" + p.stdout.readline().decode().rsplit(" ", 1)[1].strip()
+        ch = grpc.insecure_channel(addr)
+        try:
+            aisle_env.wait_for(lambda: aisle_env.healthy(ch), 30, "serve to be SERVING")
+
+            def exposures(outcome):
+                with urllib.request.urlopen("http://127.0.0.1:%s/metrics" % http,
+                                            timeout=5) as r:
+                    body = r.read().decode()
+                line = 'aisle_exposures_total{outcome="%s"} ' % outcome
+                return float(next(l for l in body.splitlines() if l.startswith(line))
+                             .split()[-1])
+            self.assertEqual(exposures("dropped"), 0)
+            self.mock("down 1")
+            try:
+                for i in range(20):
+                    r = self.recommend(ch, "dropper%d" % i)
+                    self.assertTrue(r.items, "a call goes on while its page is dropped")
+                # One page in librdkafka, one in the producer thread's hands, two queued.
+                self.assertGreaterEqual(exposures("dropped"), 20 - 4)
+            finally:
+                self.mock("up 1")
+        finally:
+            ch.close()
+            self.assertEqual(self.procs.stop(p), 0, self.procs.log(p))
+
+    def test_learned_ranker_is_served(self):
+        xp = self.xp
+        d = tempfile.mkdtemp(prefix="aisle-ltr-")
+        up, down = aisle_env.train_ranker(d, "up", 1), aisle_env.train_ranker(d, "down", -1)
+        served = os.path.join(d, "served.model")
+
+        def put(src=None, data=None):  # as a deploy would: a new file renamed over
+            tmp = served + ".tmp"
+            if src:
+                shutil.copyfile(src, tmp)
+            else:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+            os.replace(tmp, served)
+        put(up)
+        try:
+            self.admin(self.serves[0], "DeleteExperiment", xp.DeleteExperimentRequest(name="caps"),
+                       xp.ExperimentSet)
+        except grpc.RpcError:
+            pass  # not set yet
+        _, addr = self.procs.serve(self.brokers, self.redis, DIM, ["--ranker-model", served])
+        ch = grpc.insecure_channel(addr)
+        try:
+            aisle_env.wait_for(lambda: aisle_env.healthy(ch), 30, "serve to be SERVING")
+
+            def page():
+                return [i.item_id for i in self.recommend(ch, "learner", surface="").items]
+            def even(items):
+                return all(int(i[1:]) % 2 == 0 for i in items[:4])
+            aisle_env.wait_for(lambda: even(page()), 20,
+                               "the learner's profile to lead to the even items")
+            by_up = page()
+
+            put(down)  # a changed file: reloaded within about a second
+            aisle_env.wait_for(lambda: page() != by_up, 5, "the new model to change the order")
+            by_down = page()
+            self.assertFalse(any(int(i[1:]) % 2 == 0 for i in by_down[:4]), by_down)
+
+            with open(down, "rb") as f:
+                good = f.read()
+            put(data=good[:len(good) // 2])  # a corrupt file: refused, the model in use stays
+            deadline = time.time() + 2.5
+            while time.time() < deadline:
+                self.assertEqual(page(), by_down)
+                time.sleep(0.1)
+
+            # One user, two variants: the hand weights against the learned model.
+            def variant(name):
+                exp = xp.Experiment(name="ltr", layer="ranker", share_bp=10000, variants=[
+                    xp.Variant(name="hand", overrides=[
+                        xp.ParamOverride(param="ranker.model_file", value="none")]),
+                    xp.Variant(name="learned", overrides=[
+                        xp.ParamOverride(param="ranker.model_file", value=down)])],
+                    allowlist=[xp.AllowEntry(user_id="learner", variant=name)])
+                self.admin(ch, "SetExperiment", xp.SetExperimentRequest(experiment=exp),
+                           xp.ExperimentSet)
+                aisle_env.wait_for(lambda: [a.variant for a in self.recommend(
+                    ch, "learner", surface="").assignments] == [name], 5, "variant " + name)
+                r = self.recommend(ch, "learner", surface="")
+                return r, [i.item_id for i in r.items]
+            _, by_hand = variant("hand")
+            r, by_learned = variant("learned")
+            self.assertNotEqual(by_hand, by_learned)
+            self.assertEqual(by_learned, by_down)
+            self.assertTrue(even(by_hand), by_hand)
+            # What was scored is logged with each item, for the next training.
+            e = self.exposure(r.request_id)
+            self.assertIsNotNone(e)
+            self.assertEqual({len(i.features) for i in e.items}, {11})
+        finally:
+            ch.close()
+            try:
+                self.admin(self.serves[0], "DeleteExperiment",
+                           xp.DeleteExperimentRequest(name="ltr"), xp.ExperimentSet)
+            except grpc.RpcError:
+                pass
+            shutil.rmtree(d)
 
     def test_invalid_definition_is_refused(self):
         xp = self.xp

@@ -1,6 +1,7 @@
 /* Tests for ranker/rank over a real catalog: personalization, filters,
  * reasons, creator boost, the popular fallback, the request's sources,
- * MMR, caps and paging's exclusions. */
+ * MMR, caps and paging's exclusions; the features a hit carries are the
+ * ones its score was made of. */
 #include "ranker/rank.h"
 
 #include <math.h>
@@ -123,6 +124,33 @@ static void test_creator_boost_and_reason(void) {
     TEST_REQUIRE(r.n == 1);
     TEST_CHECK(r.hits[0].item.item_id[0] == 'b');
     TEST_CHECK(r.hits[0].n_reasons == 2 && strstr(r.hits[0].reasons[1], "cb") != NULL);
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
+/* The exact settings' score is the personal feature plus the creator
+ * boost, bit for bit; a fill item says so in its features. */
+static void test_features_are_what_was_scored(void) {
+    catalog *c = make_catalog();
+    rank_entry items[] = {{"a0", 1.0}, {"b0", 1.0}};
+    rank_entry creators[] = {{"cb", 5.0}};
+    rank_profile p = {.items = items, .n_items = 2, .creators = creators, .n_creators = 1};
+    rank_result r;
+    int filled = 0;
+    TEST_REQUIRE(c != NULL);
+    TEST_REQUIRE(rank(c, &p, NULL, 0, 30, NULL, &r) == 0);
+    TEST_REQUIRE(r.n > 0);
+    for (size_t i = 0; i < r.n; i++) {
+        const float *f = r.hits[i].features;
+        if (has_source(&r.hits[i], RANK_SRC_FILL)) {
+            filled++;
+            TEST_CHECK(f[RANK_F_SOURCE + RANK_SRC_FILL - 1] == 1.0f);
+            continue;
+        }
+        TEST_CHECK(r.hits[i].score == f[RANK_F_PERSONAL] + 0.05f * f[RANK_F_CREATOR]);
+        TEST_CHECK(f[RANK_F_CREATOR] == (r.hits[i].item.item_id[0] == 'b' ? 1.0f : 0.0f));
+    }
+    TEST_CHECK(filled == 0 || r.n == 17);
     rank_result_free(&r);
     catalog_free(c);
 }
@@ -476,6 +504,7 @@ int main(void) {
     TEST_RUN(test_concurrent_updates);
     TEST_RUN(test_personalized_and_filtered);
     TEST_RUN(test_creator_boost_and_reason);
+    TEST_RUN(test_features_are_what_was_scored);
     TEST_RUN(test_cold_start_uses_popular);
     TEST_RUN(test_dismissed_items_are_left_out_and_repel);
     TEST_RUN(test_filters);

@@ -152,6 +152,12 @@ static void test_train_beats_current(void) {
     /* Logged labels favour the logged order (position bias), so the
      * offline gain understates the online one that test_loop measures. */
     TEST_CHECK(res.ndcg_model > res.ndcg_current + 0.01);
+    /* A held-out stretch of two days instead of the last day. */
+    ltr_train_config two = {.rounds = 5, .holdout_ms = 2 * DAY};
+    ltr_train_result res2;
+    TEST_REQUIRE(ltr_train(d, &two, NULL, &res2, err, sizeof(err)) == AISLE_OK);
+    TEST_CHECK(res2.test_pages > res.test_pages * 3 / 2 &&
+               res2.train_pages + res2.test_pages == res.train_pages + res.test_pages);
     ltr_data_free(d);
     ltr_data *empty;
     TEST_REQUIRE(ltr_data_new(0, &empty) == AISLE_OK);

@@ -1,8 +1,9 @@
 /* Tests for services/synth: determinism and the taste structure the demo
- * and the benchmarks rely on. */
+ * and the benchmarks rely on, and the tastes file simulations read. */
 #include "services/devtools/synth.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +72,34 @@ static void test_signals_follow_tastes(void) {
     synth_world_free(w);
 }
 
+/* A line per shopper naming what their signals follow. */
+static void test_tastes_file(void) {
+    synth_config cfg;
+    synth_world *w;
+    char err[256], line[256], user[32], c1[32], c2[32], creator[32];
+    long long budget;
+    synth_config_default(&cfg);
+    cfg.n_users = 20;
+    TEST_REQUIRE(synth_world_new(&cfg, &w, err, sizeof(err)) == 0);
+    FILE *f = tmpfile();
+    TEST_REQUIRE(f && synth_write_tastes(w, f) == 0);
+    rewind(f);
+    size_t n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        const synth_user *u = &w->users[n];
+        TEST_REQUIRE(n < cfg.n_users);
+        TEST_CHECK(sscanf(line, "%31s %31s %31s %31s %lld", user, c1, c2, creator, &budget) == 5);
+        TEST_CHECK_STR(user, u->id);
+        TEST_CHECK_STR(c1, synth_category(w, u->cats[0]));
+        TEST_CHECK_STR(c2, synth_category(w, u->cats[1]));
+        TEST_CHECK(atoi(creator + 1) == (int)u->fav_creator && budget == u->budget_cents);
+        n++;
+    }
+    TEST_CHECK(n == cfg.n_users);
+    fclose(f);
+    synth_world_free(w);
+}
+
 static void test_bad_sizes(void) {
     synth_config cfg;
     synth_world *w;
@@ -84,6 +113,7 @@ int main(void) {
     TEST_RUN(test_deterministic_and_normalized);
     TEST_RUN(test_categories_cluster);
     TEST_RUN(test_signals_follow_tastes);
+    TEST_RUN(test_tastes_file);
     TEST_RUN(test_bad_sizes);
     return test_summary();
 }

@@ -87,7 +87,8 @@ static long long profile_reads(void) {
 static void ask(shop *sh, catalog *cat, profile_store *ps, const char *user, const char *query,
                 int mode, int limit, sink_log *l) {
     shop_sink o = {sink_send, sink_cancelled, sink_fail, l};
-    shop_call call = {cat, ps, clock_mono_ms() + 5000, "test"};
+    shop_call call = {.cat = cat, .profiles = ps, .deadline_ms = clock_mono_ms() + 5000,
+                      .request_id = "test"};
     Aisle__V1__ShopRequest req = AISLE__V1__SHOP_REQUEST__INIT;
     memset(l, 0, sizeof(*l));
     req.user_id = (char *)user;

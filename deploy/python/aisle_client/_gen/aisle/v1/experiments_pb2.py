@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61isle/v1/experiments.proto\x12\x08\x61isle.v1\"-\n\rParamOverride\x12\r\n\x05param\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"S\n\x07Variant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\r\x12*\n\toverrides\x18\x03 \x03(\x0b\x32\x17.aisle.v1.ParamOverride\".\n\nAllowEntry\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07variant\x18\x02 \x01(\t\"\xbf\x01\n\nExperiment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05layer\x18\x02 \x01(\t\x12\x0c\n\x04salt\x18\x03 \x01(\t\x12\x10\n\x08share_bp\x18\x04 \x01(\r\x12\x11\n\toffset_bp\x18\x05 \x01(\r\x12#\n\x08variants\x18\x06 \x03(\x0b\x32\x11.aisle.v1.Variant\x12\'\n\tallowlist\x18\x07 \x03(\x0b\x32\x14.aisle.v1.AllowEntry\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\")\n\x07Holdout\x12\x0c\n\x04salt\x18\x01 \x01(\t\x12\x10\n\x08share_bp\x18\x02 \x01(\r\"\x99\x01\n\rExperimentSet\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12)\n\x0b\x65xperiments\x18\x02 \x03(\x0b\x32\x14.aisle.v1.Experiment\x12\"\n\x07holdout\x18\x03 \x01(\x0b\x32\x11.aisle.v1.Holdout\x12(\n\x07toggles\x18\x04 \x03(\x0b\x32\x17.aisle.v1.ParamOverride\"G\n\x11VariantAssignment\x12\r\n\x05layer\x18\x01 \x01(\t\x12\x12\n\nexperiment\x18\x02 \x01(\t\x12\x0f\n\x07variant\x18\x03 \x01(\t\"b\n\x0c\x45xposureItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\r\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\x12\x10\n\x08\x66\x65\x61tures\x18\x05 \x03(\x02\"\xd3\x01\n\x08\x45xposure\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07surface\x18\x03 \x01(\t\x12-\n\x08variants\x18\x04 \x03(\x0b\x32\x1b.aisle.v1.VariantAssignment\x12%\n\x05items\x18\x05 \x03(\x0b\x32\x16.aisle.v1.ExposureItem\x12\r\n\x05ts_ms\x18\x06 \x01(\x03\x12\x0f\n\x07holdout\x18\x07 \x01(\x08\x12\x1b\n\x13\x65xperiments_version\x18\x08 \x01(\x04\"@\n\x14SetExperimentRequest\x12(\n\nexperiment\x18\x01 \x01(\x0b\x32\x14.aisle.v1.Experiment\"\x18\n\x16ListExperimentsRequest\"\'\n\x17\x44\x65leteExperimentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"?\n\x10SetToggleRequest\x12\r\n\x05param\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05\x63lear\x18\x03 \x01(\x08\"\'\n\x14GetAssignmentRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\xa3\x01\n\nAssignment\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x1b\n\x13\x65xperiments_version\x18\x02 \x01(\x04\x12\x0f\n\x07holdout\x18\x03 \x01(\x08\x12-\n\x08variants\x18\x04 \x03(\x0b\x32\x1b.aisle.v1.VariantAssignment\x12\'\n\x06params\x18\x05 \x03(\x0b\x32\x17.aisle.v1.ParamOverride2\xf8\x02\n\x05\x41\x64min\x12H\n\rSetExperiment\x12\x1e.aisle.v1.SetExperimentRequest\x1a\x17.aisle.v1.ExperimentSet\x12L\n\x0fListExperiments\x12 .aisle.v1.ListExperimentsRequest\x1a\x17.aisle.v1.ExperimentSet\x12N\n\x10\x44\x65leteExperiment\x12!.aisle.v1.DeleteExperimentRequest\x1a\x17.aisle.v1.ExperimentSet\x12@\n\tSetToggle\x12\x1a.aisle.v1.SetToggleRequest\x1a\x17.aisle.v1.ExperimentSet\x12\x45\n\rGetAssignment\x12\x1e.aisle.v1.GetAssignmentRequest\x1a\x14.aisle.v1.Assignmentb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61isle/v1/experiments.proto\x12\x08\x61isle.v1\"-\n\rParamOverride\x12\r\n\x05param\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"S\n\x07Variant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\r\x12*\n\toverrides\x18\x03 \x03(\x0b\x32\x17.aisle.v1.ParamOverride\".\n\nAllowEntry\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07variant\x18\x02 \x01(\t\"\xbf\x01\n\nExperiment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05layer\x18\x02 \x01(\t\x12\x0c\n\x04salt\x18\x03 \x01(\t\x12\x10\n\x08share_bp\x18\x04 \x01(\r\x12\x11\n\toffset_bp\x18\x05 \x01(\r\x12#\n\x08variants\x18\x06 \x03(\x0b\x32\x11.aisle.v1.Variant\x12\'\n\tallowlist\x18\x07 \x03(\x0b\x32\x14.aisle.v1.AllowEntry\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\")\n\x07Holdout\x12\x0c\n\x04salt\x18\x01 \x01(\t\x12\x10\n\x08share_bp\x18\x02 \x01(\r\"\x99\x01\n\rExperimentSet\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12)\n\x0b\x65xperiments\x18\x02 \x03(\x0b\x32\x14.aisle.v1.Experiment\x12\"\n\x07holdout\x18\x03 \x01(\x0b\x32\x11.aisle.v1.Holdout\x12(\n\x07toggles\x18\x04 \x03(\x0b\x32\x17.aisle.v1.ParamOverride\"G\n\x11VariantAssignment\x12\r\n\x05layer\x18\x01 \x01(\t\x12\x12\n\nexperiment\x18\x02 \x01(\t\x12\x0f\n\x07variant\x18\x03 \x01(\t\"b\n\x0c\x45xposureItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\r\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\x12\x10\n\x08\x66\x65\x61tures\x18\x05 \x03(\x02\"\xe1\x01\n\x08\x45xposure\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07surface\x18\x03 \x01(\t\x12-\n\x08variants\x18\x04 \x03(\x0b\x32\x1b.aisle.v1.VariantAssignment\x12%\n\x05items\x18\x05 \x03(\x0b\x32\x16.aisle.v1.ExposureItem\x12\r\n\x05ts_ms\x18\x06 \x01(\x03\x12\x0f\n\x07holdout\x18\x07 \x01(\x08\x12\x1b\n\x13\x65xperiments_version\x18\x08 \x01(\x04\x12\x0c\n\x04mode\x18\t \x01(\t\"@\n\x14SetExperimentRequest\x12(\n\nexperiment\x18\x01 \x01(\x0b\x32\x14.aisle.v1.Experiment\"\x18\n\x16ListExperimentsRequest\"\'\n\x17\x44\x65leteExperimentRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"?\n\x10SetToggleRequest\x12\r\n\x05param\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05\x63lear\x18\x03 \x01(\x08\"\'\n\x14GetAssignmentRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\xa3\x01\n\nAssignment\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x1b\n\x13\x65xperiments_version\x18\x02 \x01(\x04\x12\x0f\n\x07holdout\x18\x03 \x01(\x08\x12-\n\x08variants\x18\x04 \x03(\x0b\x32\x1b.aisle.v1.VariantAssignment\x12\'\n\x06params\x18\x05 \x03(\x0b\x32\x17.aisle.v1.ParamOverride2\xf8\x02\n\x05\x41\x64min\x12H\n\rSetExperiment\x12\x1e.aisle.v1.SetExperimentRequest\x1a\x17.aisle.v1.ExperimentSet\x12L\n\x0fListExperiments\x12 .aisle.v1.ListExperimentsRequest\x1a\x17.aisle.v1.ExperimentSet\x12N\n\x10\x44\x65leteExperiment\x12!.aisle.v1.DeleteExperimentRequest\x1a\x17.aisle.v1.ExperimentSet\x12@\n\tSetToggle\x12\x1a.aisle.v1.SetToggleRequest\x1a\x17.aisle.v1.ExperimentSet\x12\x45\n\rGetAssignment\x12\x1e.aisle.v1.GetAssignmentRequest\x1a\x14.aisle.v1.Assignmentb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aisle.v1.experiments_pb2', globals())
@@ -37,19 +37,19 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _EXPOSUREITEM._serialized_start=686
   _EXPOSUREITEM._serialized_end=784
   _EXPOSURE._serialized_start=787
-  _EXPOSURE._serialized_end=998
-  _SETEXPERIMENTREQUEST._serialized_start=1000
-  _SETEXPERIMENTREQUEST._serialized_end=1064
-  _LISTEXPERIMENTSREQUEST._serialized_start=1066
-  _LISTEXPERIMENTSREQUEST._serialized_end=1090
-  _DELETEEXPERIMENTREQUEST._serialized_start=1092
-  _DELETEEXPERIMENTREQUEST._serialized_end=1131
-  _SETTOGGLEREQUEST._serialized_start=1133
-  _SETTOGGLEREQUEST._serialized_end=1196
-  _GETASSIGNMENTREQUEST._serialized_start=1198
-  _GETASSIGNMENTREQUEST._serialized_end=1237
-  _ASSIGNMENT._serialized_start=1240
-  _ASSIGNMENT._serialized_end=1403
-  _ADMIN._serialized_start=1406
-  _ADMIN._serialized_end=1782
+  _EXPOSURE._serialized_end=1012
+  _SETEXPERIMENTREQUEST._serialized_start=1014
+  _SETEXPERIMENTREQUEST._serialized_end=1078
+  _LISTEXPERIMENTSREQUEST._serialized_start=1080
+  _LISTEXPERIMENTSREQUEST._serialized_end=1104
+  _DELETEEXPERIMENTREQUEST._serialized_start=1106
+  _DELETEEXPERIMENTREQUEST._serialized_end=1145
+  _SETTOGGLEREQUEST._serialized_start=1147
+  _SETTOGGLEREQUEST._serialized_end=1210
+  _GETASSIGNMENTREQUEST._serialized_start=1212
+  _GETASSIGNMENTREQUEST._serialized_end=1251
+  _ASSIGNMENT._serialized_start=1254
+  _ASSIGNMENT._serialized_end=1417
+  _ADMIN._serialized_start=1420
+  _ADMIN._serialized_end=1796
 # @@protoc_insertion_point(module_scope)
