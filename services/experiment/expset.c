@@ -557,7 +557,7 @@ size_t exp_assignment_params(const exp_assignment *a, const param_value **out, s
 
 double exp_assignment_num(const exp_assignment *a, const char *name, double dflt) {
     const param_value *v = exp_assignment_param(a, name);
-    return v && v->def->type != PARAM_PATH && v->def->type != PARAM_NAME ? v->num : dflt;
+    return v && v->def->type != PARAM_PATH ? v->num : dflt;
 }
 
 const char *exp_assignment_text(const exp_assignment *a, const char *name, const char *dflt) {

@@ -10,17 +10,17 @@
 
 #include "services/base/status.h"
 
-/* One line per parameter. */
+/* One line per parameter, each applied by serve (services/serve/variants.c):
+ * a parameter listed here and not applied would let an experiment report
+ * a difference that was never served. */
 static const param_def registry[] = {
     {"rank.mmr_lambda", PARAM_FLOAT, 0, 1, NULL, "MMR relevance/diversity trade-off"},
     {"rank.creator_cap", PARAM_INT, 0, 100, NULL, "items per creator on a page"},
     {"rank.category_cap", PARAM_INT, 0, 100, NULL, "items per category on a page"},
     {"sources.*.budget", PARAM_INT, 0, 10000, NULL, "candidates taken from a source"},
-    {"ranker.weights_file", PARAM_PATH, 0, 0, NULL, "ranker weights to score with"},
     {"ranker.model_file", PARAM_PATH, 0, 0, NULL, "learned ranker model to score with"},
     {"shop.mode", PARAM_ENUM, 0, 0, "fast|contemplating", "Shop answer mode"},
     {"shop.model", PARAM_ENUM, 0, 0, "off|on", "language model writes Shop answers"},
-    {"retrieval.snapshot", PARAM_NAME, 0, 0, NULL, "learned snapshot to retrieve from"},
     /* A toggle (a kill switch, and the exposure bench's on/off): set in a
      * variant, that variant's pages would be missing from its report. */
     {"exposures.log", PARAM_ENUM, 0, 0, "off|on", "served pages go to aisle.exposures"},
@@ -76,15 +76,13 @@ static int param_number(const param_def *d, const char *value, double *out, char
     return AISLE_OK;
 }
 
-static int param_text(const param_def *d, const char *value, char *err, size_t errlen) {
-    size_t n = strlen(value), max = d->type == PARAM_PATH ? 1024 : 128;
-    int ok = n > 0 && n <= max;
-    for (const char *p = value; ok && *p; p++)
-        ok = d->type == PARAM_PATH ? !iscntrl((unsigned char)*p)
-                                   : (isalnum((unsigned char)*p) || strchr("_.-", *p) != NULL);
+static int param_path(const param_def *d, const char *value, char *err, size_t errlen) {
+    size_t n = strlen(value);
+    int ok = n > 0 && n <= 1024;
+    for (const char *p = value; ok && *p; p++) ok = !iscntrl((unsigned char)*p);
     if (!ok)
-        return status_fail(AISLE_EINVAL, err, errlen, "%s: '%s' is not a valid %s", d->name,
-                           value, d->type == PARAM_PATH ? "path" : "name ([A-Za-z0-9_.-]+)");
+        return status_fail(AISLE_EINVAL, err, errlen, "%s: '%s' is not a valid path", d->name,
+                           value);
     return AISLE_OK;
 }
 
@@ -104,7 +102,7 @@ int param_parse(const char *name, const char *value, param_value *out, char *err
                              value, d->choices);
         num = i;
     } else {
-        rc = param_text(d, value, err, errlen);
+        rc = param_path(d, value, err, errlen);
     }
     if (rc != AISLE_OK) return rc;
     out->name = strdup(name);

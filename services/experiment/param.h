@@ -17,7 +17,6 @@ typedef enum {
     PARAM_INT,   /* an integer in [min, max] */
     PARAM_ENUM,  /* one of the '|'-separated choices */
     PARAM_PATH,  /* a file path: non-empty, no control bytes, at most 1024 bytes */
-    PARAM_NAME,  /* an identifier: [A-Za-z0-9_.-]+, at most 128 bytes */
 } param_type;
 
 typedef struct param_def {

@@ -290,6 +290,8 @@ static void recommender_shop(const server_call_ctx *ctx, const uint8_t *req, siz
                       .chosen = recommender_shop_chosen,
                       .chosen_arg = &sl};
     call.assignments = variants_assignments(&v, &call.n_assignments);
+    call.composer_only = variants_shop_model_off(&v);
+    in->mode = variants_shop_mode(&v, in->mode);
     shop_answer(cfg->shop, &call, in, &o);
     variants_end(&v);
     aisle__v1__shop_request__free_unpacked(in, NULL);

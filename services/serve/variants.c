@@ -40,6 +40,18 @@ void variants_begin(exp_watch *w, ltr_shelf *models, const char *model_file,
     variants_model(models, model_file, v);
 }
 
+int variants_shop_mode(const variants_call *v, int requested) {
+    /* shop.mode's choices, in order: fast|contemplating. */
+    double m = v->set ? exp_assignment_num(&v->a, "shop.mode", -1) : -1;
+    if (m < 0) return requested;
+    return m == 1 ? AISLE__V1__SHOP_MODE__SHOP_MODE_CONTEMPLATING
+                  : AISLE__V1__SHOP_MODE__SHOP_MODE_FAST;
+}
+
+int variants_shop_model_off(const variants_call *v) {
+    return v->set && exp_assignment_num(&v->a, "shop.model", 1) == 0; /* off|on */
+}
+
 void variants_end(variants_call *v) {
     if (v->set) exp_set_release(v->set);
     ltr_model_release(v->ov.model);

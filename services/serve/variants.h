@@ -36,6 +36,11 @@ typedef struct variants_call {
 void variants_begin(exp_watch *w, ltr_shelf *models, const char *model_file,
                     const char *user_id, variants_call *v);
 void variants_end(variants_call *v);
+/* The Shop mode the variant sets (an AISLE__V1__SHOP_MODE__*), else
+ * requested; and whether it turns the language model off (1), on (0) or
+ * leaves it as serve has it (0). */
+int variants_shop_mode(const variants_call *v, int requested);
+int variants_shop_model_off(const variants_call *v);
 
 /* v's assignments as messages, *n of them (valid until variants_end). */
 Aisle__V1__VariantAssignment **variants_assignments(variants_call *v, size_t *n);

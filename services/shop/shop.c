@@ -513,6 +513,11 @@ static int shop_user(const shop_call *call, const char *user_id, recommend_user 
     return AISLE_OK;
 }
 
+/* Whether a language model writes this call's answer. */
+static int shop_speaks(const shop *s, const shop_call *call) {
+    return s->cfg.engine && !call->composer_only;
+}
+
 /* Chooses the products: the sub-agents' merged picks in contemplating
  * mode (with the closest items when none fits), one retrieval in fast
  * mode. user is taken (a council may keep it past the call). */
@@ -530,7 +535,8 @@ static int shop_choose(shop *s, const shop_call *call, const Aisle__V1__ShopRequ
         return rc;
     }
     /* Leave the answer half of what is left when a model writes it. */
-    int64_t budget = s->cfg.engine ? (deadline - now) / 2 : deadline - now - SHOP_SEND_RESERVE_MS;
+    int64_t budget = shop_speaks(s, call) ? (deadline - now) / 2
+                                          : deadline - now - SHOP_SEND_RESERVE_MS;
     if (budget > s->cfg.contemplate_ms) budget = s->cfg.contemplate_ms;
     rc = shop_contemplate(call->cat, s, user, q, limit, now + budget, o, &ch->c, err, errlen);
     if (rc != AISLE_OK) return rc;
@@ -579,8 +585,8 @@ void shop_answer(shop *s, const shop_call *call, const Aisle__V1__ShopRequest *i
 
     if (call->chosen) call->chosen(call->chosen_arg, ch.picks, ch.ci.n, (int)in->mode);
     if (shop_send_first(o, call, &ch.ci, ch.c) != 0) goto out;
-    rc = s->cfg.engine ? shop_speak(s, o, &ch.ci, in->query, sv ? sv->v : NULL, deadline, id)
-                       : 1;
+    rc = shop_speaks(s, call) ? shop_speak(s, o, &ch.ci, in->query, sv ? sv->v : NULL, deadline, id)
+                              : 1;
     if (rc == 1) rc = shop_send_answer(o, &ch.ci);
     if (rc == 0) shop_send_text(o, "", 0, 1);
     log_debug("shop", "request_id=%s user=%s mode=%d items=%zu fit=%d", call->request_id,

@@ -96,6 +96,7 @@ typedef struct shop_call {
     size_t n_assignments;
     shop_chosen_fn chosen; /* NULL: nobody */
     void *chosen_arg;
+    int composer_only; /* the composer writes the answer even with a model loaded */
 } shop_call;
 
 /* Answers req into o: items first, text, done last; or o->fail with the

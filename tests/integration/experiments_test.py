@@ -175,6 +175,32 @@ class Experiments(unittest.TestCase):
             self.assertEqual([i.position for i in e.items], list(range(len(first.items))))
             self.assertEqual(e.variants[0].variant, "one_per_creator")
 
+    def test_shop_mode_variant_is_applied(self):
+        xp = self.xp
+        exp = xp.Experiment(name="deep", layer="shop", salt="deep-1", share_bp=10000,
+                            variants=[xp.Variant(name="think", weight=1, overrides=[
+                                xp.ParamOverride(param="shop.mode", value="contemplating")])])
+        self.admin(self.serves[0], "SetExperiment", xp.SetExperimentRequest(experiment=exp),
+                   xp.ExperimentSet)
+        try:
+            def assigned():
+                a = self.admin(self.serves[0], "GetAssignment",
+                               xp.GetAssignmentRequest(user_id="thinker"), xp.Assignment)
+                return "think" in [v.variant for v in a.variants]
+            aisle_env.wait_for(assigned, 5, "the replica to apply the experiment")
+            shop = self.serves[0].unary_stream(
+                "/aisle.v1.Recommender/Shop", request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=self.pb.ShopChunk.FromString)
+            first = list(shop(self.pb.ShopRequest(user_id="thinker", query="something nice",
+                                                  limit=4, mode=self.pb.SHOP_MODE_FAST),
+                              timeout=20))[0]
+            # Asked for fast; the variant's mode is what was served and logged.
+            self.assertTrue(first.agents, "contemplating mode's sub-agents")
+            self.assertEqual(self.exposure(first.request_id).mode, "contemplating")
+        finally:
+            self.admin(self.serves[0], "DeleteExperiment", xp.DeleteExperimentRequest(name="deep"),
+                       xp.ExperimentSet)
+
     def test_exposure_drops_are_counted(self):
         # Room for two pages, and librdkafka's own queue holds one: with the
         # broker away the producer thread waits on that one, the two slots

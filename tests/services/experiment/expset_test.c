@@ -200,15 +200,14 @@ static void test_allowlist_and_holdout(void) {
 
 static void test_params(void) {
     exp_set *s = put(empty(), "name=src layer=retrieval share=100% variant=v "
-                              "sources.similar.budget=150 retrieval.snapshot=snap-0042 "
-                              "ranker.weights_file=/etc/aisle/w2.txt");
+                              "sources.similar.budget=150 "
+                              "ranker.model_file=/etc/aisle/ltr-2.model");
     TEST_REQUIRE(s);
     exp_assignment a;
     exp_assign(s, "anyone", &a);
     TEST_CHECK(exp_assignment_num(&a, "sources.similar.budget", 50) == 150);
     TEST_CHECK(exp_assignment_num(&a, "sources.creator.budget", 50) == 50);
-    TEST_CHECK_STR(exp_assignment_text(&a, "retrieval.snapshot", ""), "snap-0042");
-    TEST_CHECK_STR(exp_assignment_text(&a, "ranker.weights_file", ""), "/etc/aisle/w2.txt");
+    TEST_CHECK_STR(exp_assignment_text(&a, "ranker.model_file", ""), "/etc/aisle/ltr-2.model");
     exp_set_release(s);
 }
 
