@@ -139,6 +139,7 @@ static void rank_hit_clear(rank_hit *h) {
     free(h->item.creator_id);
     free(h->item.category);
     free(h->item.brand);
+    free(h->item.creator_name);
     for (int i = 0; i < h->n_reasons; i++) free(h->reasons[i]);
     memset(h, 0, sizeof(*h));
 }
@@ -146,8 +147,12 @@ static void rank_hit_clear(rank_hit *h) {
 void rank_result_free(rank_result *r) {
     for (size_t i = 0; i < r->n; i++) rank_hit_clear(&r->hits[i]);
     free(r->hits);
-    r->hits = NULL;
-    r->n = 0;
+    for (size_t i = 0; i < r->n_creators; i++) {
+        free(r->creators[i].id);
+        free(r->creators[i].name);
+    }
+    free(r->creators);
+    memset(r, 0, sizeof(*r));
 }
 
 static void rank_state_free(rank_state *st) {
@@ -191,6 +196,7 @@ static rank_hit *rank_push(rank_state *st, size_t slot, float score, unsigned so
     h->item.creator_id = strdup(it->creator_id);
     h->item.category = strdup(it->category);
     h->item.brand = strdup(it->brand);
+    h->item.creator_name = strdup(it->creator_name);
     h->item.price_cents = it->price_cents;
     h->item.in_stock = it->in_stock;
     h->score = score;
@@ -199,7 +205,7 @@ static rank_hit *rank_push(rank_state *st, size_t slot, float score, unsigned so
         if (sources & 1u << s) h->source_names[h->n_sources++] = rank_source_names[s];
     st->out->n++;
     if (!h->item.item_id || !h->item.title || !h->item.creator_id ||
-        !h->item.category || !h->item.brand ||
+        !h->item.category || !h->item.brand || !h->item.creator_name ||
         strmap_put(&st->taken, it->item_id, strlen(it->item_id), slot) != 0)
         return NULL;
     return h;
@@ -737,6 +743,10 @@ static const char *rank_title(const catalog_item *it) {
     return *it->title ? it->title : it->item_id;
 }
 
+const char *rank_creator_label(const catalog_item *it) {
+    return it->creator_name && *it->creator_name ? it->creator_name : it->creator_id;
+}
+
 /* How the user met profile item i: "viewed", "bought", or engaged with. */
 static const char *rank_met(const rank_state *st, int i) {
     const char *id = st->p->items[i].id;
@@ -763,9 +773,11 @@ static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int ca
         rc = rank_reason(h, "Similar to \"%s\", %s",
                          rank_title(catalog_at(st->c, st->pslots[because])),
                          rank_met(st, because));
+    /* The creators source brings a creator's newest items. */
     if (!rc && cd->creator >= 0 && (st->personal || cd->sources & 1u << RANK_SRC_CREATORS))
-        rc = rank_reason(h, "From %s, a creator you engage with",
-                         st->p->creators[cd->creator].id);
+        rc = rank_reason(h, "%s %s, a creator you engage with",
+                         cd->sources & 1u << RANK_SRC_CREATORS ? "New from" : "From",
+                         rank_creator_label(&h->item));
     if (!rc && cd->sources & 1u << RANK_SRC_CONTEXT)
         rc = rank_reason(h, st->set->context_phrase, rank_title(catalog_at(st->c, st->ctx)));
     if (!rc && cd->sources & 1u << RANK_SRC_QUERY) {
@@ -966,6 +978,52 @@ static int rank_request_parts(rank_state *st, char *err, size_t errlen) {
     return AISLE_OK;
 }
 
+/* Whether creator id may be suggested: not one the profile engages with,
+ * and allowed by the request's creator lists. */
+static int rank_creator_new(const rank_state *st, const char *id) {
+    const rank_filter *f = st->filter;
+    size_t ci;
+    if (strmap_get(&st->creators, id, strlen(id), &ci) == AISLE_OK && st->p->creators[ci].weight > 0)
+        return 0;
+    return !f || ((!f->n_creators || rank_in(f->creators, f->n_creators, id)) &&
+                  !rank_in(f->exclude_creators, f->n_exclude_creators, id) &&
+                  rank_field_is(f->creator_id, id));
+}
+
+/* The creator index's nearest creators to u that are new to the user
+ * (asked deep enough to pass over the ones they engage with). */
+static int rank_suggest_creators(rank_state *st, char *err, size_t errlen) {
+    int want = st->req->creators, k, n, rc = AISLE_OK;
+    creators_hit *hits;
+    if (want <= 0 || !st->personal) return AISLE_OK;
+    if (want > RANK_MAX_CREATORS) want = RANK_MAX_CREATORS;
+    k = want + (int)(st->p->n_creators < 256 ? st->p->n_creators : 256);
+    hits = malloc((size_t)k * sizeof(*hits));
+    st->out->creators = calloc((size_t)want, sizeof(rank_creator));
+    if (!hits || !st->out->creators) {
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+        goto fail;
+    }
+    if ((n = creators_search(catalog_creators(st->c), st->u, k, hits)) < 0) {
+        rc = status_fail(n, err, errlen, "creator search failed");
+        goto fail;
+    }
+    for (int i = 0; i < n && st->out->n_creators < (size_t)want; i++) {
+        rank_creator *cr = &st->out->creators[st->out->n_creators];
+        if (!rank_creator_new(st, hits[i].id)) continue;
+        *cr = (rank_creator){strdup(hits[i].id), strdup(hits[i].name), hits[i].score,
+                             hits[i].n_items};
+        st->out->n_creators++;
+        if (!cr->id || !cr->name) {
+            rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+            goto fail;
+        }
+    }
+fail:
+    free(hits);
+    return rc;
+}
+
 int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *err,
                    size_t errlen) {
     static const rank_profile empty;
@@ -1004,6 +1062,7 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
             rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     }
     if (!rc) rc = rank_fill(&st, &caps, err, errlen);
+    if (!rc) rc = rank_suggest_creators(&st, err, errlen);
     catalog_read_end(c);
     if (rc != AISLE_OK) goto fail;
     assert(out->n <= st.cap);

@@ -30,6 +30,7 @@
 
 #define RANK_MAX_LIMIT 500
 #define RANK_MAX_REASONS 4
+#define RANK_MAX_CREATORS 16 /* creators a request may ask the creator index for */
 
 /* Where a candidate came from; a hit keeps a bit for each. */
 typedef enum rank_source {
@@ -151,6 +152,11 @@ typedef struct rank_request {
      * they are left out. Borrowed. */
     const uint32_t *served;
     size_t n_served;
+    /* Creators to suggest from the catalog's creator index (0 to
+     * RANK_MAX_CREATORS): those nearest the profile vector, leaving out
+     * the creators the profile engages with and those the filter rules
+     * out. None without a personal profile. */
+    int creators;
 } rank_request;
 
 typedef struct rank_hit {
@@ -164,9 +170,19 @@ typedef struct rank_hit {
     int n_sources;
 } rank_hit;
 
+/* A creator the index suggests; strings owned by the result. */
+typedef struct rank_creator {
+    char *id;
+    char *name;     /* display name, "" when the catalog has none */
+    float score;    /* the profile vector · the creator's normalized mean */
+    size_t n_items; /* their live items */
+} rank_creator;
+
 typedef struct rank_result {
     rank_hit *hits; /* best first */
     size_t n;
+    rank_creator *creators; /* best first; rank_request.creators at most */
+    size_t n_creators;
 } rank_result;
 
 /* Runs the pipeline for req (see the file comment). Returns AISLE_OK;
@@ -181,6 +197,8 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
 /* Whether item passes f (NULL passes everything); stock is not f's part
  * here (the ranker checks it with f->include_out_of_stock). */
 int rank_filter_pass(const rank_filter *f, const catalog_item *item);
+/* How a reason names item's creator: the display name, else the id. */
+const char *rank_creator_label(const catalog_item *item);
 void rank_result_free(rank_result *r);
 
 #endif

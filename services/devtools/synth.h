@@ -26,6 +26,7 @@ typedef struct synth_item {
     char id[24];
     char title[96];
     char creator_id[24];
+    char creator_name[40]; /* "Mia Chen" */
     const char *category; /* static strings */
     const char *brand;
     int64_t price_cents;

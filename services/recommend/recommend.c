@@ -436,6 +436,7 @@ static recommend_scorer *recommend_scorer_take(int64_t now_ms) {
 /* One creator's tally over a page. */
 typedef struct recommend_tally {
     const char *id;
+    const char *name;
     float score;
     int n_items;
 } recommend_tally;
@@ -456,14 +457,15 @@ static void recommend_creators(const rank_result *rr, const rank_profile *p,
         size_t k = 0;
         if (!*id) continue;
         while (k < n && strcmp(all[k].id, id)) k++;
-        if (k == n) all[n++] = (recommend_tally){.id = id};
+        if (k == n)
+            all[n++] = (recommend_tally){.id = id, .name = rank_creator_label(&rr->hits[i].item)};
         all[k].score += rr->hits[i].score;
         all[k].n_items++;
     }
     if (n) qsort(all, n, sizeof(all[0]), recommend_tally_cmp);
-    for (size_t k = 0; k < n && k < RECOMMEND_MAX_CREATORS; k++) {
+    for (size_t k = 0; k < n && k < RECOMMEND_PAGE_CREATORS; k++) {
         recommend_creator *c = &a->creators[a->n_creators++];
-        *c = (recommend_creator){.id = all[k].id, .score = all[k].score,
+        *c = (recommend_creator){.id = all[k].id, .name = all[k].name, .score = all[k].score,
                                  .n_items = all[k].n_items};
         for (size_t j = 0; j < p->n_creators && !c->engaged; j++)
             c->engaged = strcmp(p->creators[j].id, c->id) == 0 && p->creators[j].weight > 0;
@@ -472,6 +474,26 @@ static void recommend_creators(const rank_result *rr, const rank_profile *p,
         if (c->engaged)
             snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]),
                      "A creator you engage with");
+    }
+}
+
+/* After the page's creators, the index's (the ranker left out those the
+ * user engages with) that the page does not show already. */
+static void recommend_index_creators(const rank_result *rr, recommend_answer *a) {
+    size_t listed = a->n_creators;
+    for (size_t i = 0; i < rr->n_creators && a->n_creators < RECOMMEND_MAX_CREATORS; i++) {
+        const rank_creator *rc = &rr->creators[i];
+        recommend_creator *c;
+        size_t k = 0;
+        while (k < listed && strcmp(a->creators[k].id, rc->id)) k++;
+        if (k < listed) continue;
+        c = &a->creators[a->n_creators++];
+        *c = (recommend_creator){.id = rc->id, .name = *rc->name ? rc->name : rc->id,
+                                 .score = rc->score};
+        snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]),
+                 "Makes items like the ones you viewed");
+        snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]), "%zu item%s in the shop",
+                 rc->n_items, rc->n_items == 1 ? "" : "s");
     }
 }
 
@@ -539,9 +561,11 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
         .context_item_id = call->context_item_id,
         .served = served,
         .n_served = n_served,
+        .creators = RECOMMEND_INDEX_CREATORS,
     };
     if ((rc = rank_recommend(c, &rq, &out->rr, err, errlen)) != AISLE_OK) goto fail;
     recommend_creators(&out->rr, &u.view, out);
+    recommend_index_creators(&out->rr, out);
     if ((rc = recommend_next_token(fp, now_ms, served, n_served, &out->rr, (size_t)limit,
                                    &out->next_page_token)) != AISLE_OK) {
         status_fmt(err, errlen, "out of memory");
@@ -571,8 +595,7 @@ void recommend_scored_item(Aisle__V1__ScoredItem *out, const rank_hit *h) {
     out->n_reasons = (size_t)h->n_reasons;
     out->title = h->item.title;
     out->creator_id = h->item.creator_id;
-    /* The catalog has no display names yet: the id stands in. */
-    out->creator_name = h->item.creator_id;
+    out->creator_name = (char *)rank_creator_label(&h->item);
     out->category = h->item.category;
     out->price_cents = h->item.price_cents;
     out->brand = h->item.brand;
@@ -593,7 +616,7 @@ void recommend_response(recommend_answer *a, const char *request_id, recommend_m
         aisle__v1__scored_creator__init(sc);
         /* protobuf-c's fields are not const; packing only reads. */
         sc->creator_id = (char *)c->id;
-        sc->name = (char *)c->id; /* no display names in the catalog yet */
+        sc->name = (char *)c->name;
         sc->score = c->score;
         for (int r = 0; r < c->n_reasons; r++) c->reason_ptrs[r] = c->reasons[r];
         sc->reasons = c->reason_ptrs;

@@ -82,13 +82,18 @@ typedef struct recommend_call {
     const recommend_overrides *overrides; /* NULL: the surface as it is */
 } recommend_call;
 
-#define RECOMMEND_MAX_CREATORS 5 /* creators suggested beside a page */
+#define RECOMMEND_PAGE_CREATORS 5  /* the page's own creators listed beside it */
+#define RECOMMEND_INDEX_CREATORS 3 /* then the creator index's new ones */
+#define RECOMMEND_MAX_CREATORS (RECOMMEND_PAGE_CREATORS + RECOMMEND_INDEX_CREATORS)
 
-/* A creator suggested beside a page: the page's items by them and whether
- * the user already engages with them. */
+/* A creator suggested beside a page: one of the page's (its items by them
+ * and whether the user already engages with them), or one the creator
+ * index finds near the user's tastes whom they do not engage with yet. */
 typedef struct recommend_creator {
-    const char *id;  /* borrowed from a hit of the page */
-    float score;     /* the sum of their items' scores on the page */
+    const char *id;   /* borrowed from the answer's rank_result */
+    const char *name; /* likewise: the display name, else the id */
+    float score;      /* the page's: their items' summed scores; the index's:
+                       * the profile vector · their mean item vector */
     int n_items;
     int engaged;
     char reasons[2][96];

@@ -7,7 +7,9 @@ every bound of a request, the filter on every surface, a user with two
 interests seeing both under MMR, a creator cap, ten pages of twenty
 without a repeat, forged and foreign page tokens, the words of a query, a
 query vector, the context item, SimilarItems, and Redis stopped (degraded
-answers) and back (personalized again)."""
+answers) and back (personalized again). Cluster A's creators have display
+names, B's none (their ids stand in); the creator index suggests creators
+near the user's tastes and follows the catalog as items come and go."""
 
 import os
 import signal
@@ -24,6 +26,12 @@ import aisle_env  # noqa: E402
 
 DIM = 8
 N = 150  # items per cluster
+NAMES = ["Mia Chen", "Leo Okafor", "Ava Rossi", "Noah Silva", "Zoe Nakamura"]  # cr-A0..4
+
+
+def creator_name(item_id):
+    """The display name the catalog gives item_id's creator ("" for B)."""
+    return NAMES[int(item_id[1:]) % 5] if item_id[0] == "A" else ""
 
 
 def vec(cluster, i):
@@ -54,6 +62,7 @@ class RecommendApi(unittest.TestCase):
                     it = cls.ev.CatalogItem(
                         item_id="%s%03d" % (c, i), title=title(c, i),
                         creator_id="cr-%s%d" % (c, i % 5),
+                        creator_name=NAMES[i % 5] if c == "A" else "",
                         category="outdoor" if c == "A" else "coffee",
                         brand="Brand%s%d" % (c, i % 3), price_cents=1000 + 100 * i,
                         in_stock=i % 37 != 5, embedding=vec(c, i))
@@ -160,7 +169,7 @@ class RecommendApi(unittest.TestCase):
                     self.assertNotEqual(it.creator_id, "cr-B0")
                     self.assertNotIn(it.item_id, ("A003", "A005", "A001", "B002"))
                     self.assertTrue(it.sources, it)
-                    self.assertEqual(it.creator_name, it.creator_id)
+                    self.assertEqual(it.creator_name, creator_name(it.item_id) or it.creator_id)
                     self.assertTrue(any("Under $80, as you asked" in r or "$80 ceiling" in r
                                         for r in it.reasons), it.reasons)
         # In stock only unless asked: A005 is out of stock (5 % 37 == 5).
@@ -182,13 +191,67 @@ class RecommendApi(unittest.TestCase):
         # Beside the page: its creators, best first, with why.
         r = self.rec(user_id=user, limit=6, surface="home")
         self.assertTrue(r.creators)
-        self.assertEqual(r.creators[0].creator_id, r.creators[0].name)
-        page = {it.creator_id for it in r.items}
+        page = {it.creator_id: it.creator_name for it in r.items}
         for c in r.creators:
-            self.assertIn(c.creator_id, page)
+            if c.creator_id not in page:  # the creator index's: checked below
+                continue
+            self.assertEqual(c.name, page[c.creator_id])
             self.assertTrue(any(x.startswith("Made ") for x in c.reasons), c.reasons)
         self.assertTrue(any("A creator you engage with" in x for c in r.creators
                             for x in c.reasons))
+
+    def test_creator_names_in_items_and_reasons(self):
+        user = self.user_with([("A000", 0), ("A005", 0)])  # both by cr-A0, Mia Chen
+        items = self.rec(user_id=user, limit=20, surface="home").items
+        self.assertTrue(items)
+        for it in items:
+            self.assertEqual(it.creator_name, creator_name(it.item_id) or it.creator_id)
+        mine = [it for it in items if it.creator_id == "cr-A0"]
+        self.assertTrue(mine, [it.creator_id for it in items])
+        self.assertTrue(any(r in ("From Mia Chen, a creator you engage with",
+                                  "New from Mia Chen, a creator you engage with")
+                            for it in mine for r in it.reasons), [it.reasons for it in mine])
+
+    def test_creator_index_suggests_new_creators_and_follows_catalog(self):
+        user = self.user_with([("A000", 0), ("A005", 0)])  # cr-A0 only
+        r = self.rec(user_id=user, limit=1)
+        page = {it.creator_id for it in r.items}
+        suggested = [c for c in r.creators if c.creator_id not in page]
+        self.assertTrue(suggested, r.creators)
+        for c in suggested:
+            self.assertIn("Makes items like the ones you viewed", c.reasons)
+            self.assertNotEqual(c.creator_id, "cr-A0")  # the user engages with them
+            self.assertTrue(c.creator_id.startswith("cr-A"), c.creator_id)  # A-like
+            self.assertEqual(c.name, NAMES[int(c.creator_id[-1])])
+        # A new creator whose items point where the user's do comes first;
+        # when their items are deleted they are gone again.
+        new = ["Z%d" % i for i in range(3)]
+        like = [(x + y) / 2 for x, y in zip(vec("A", 0), vec("A", 5))]  # the user's vector
+        for i, item in enumerate(new):
+            it = self.ev.CatalogItem(item_id=item, title="Trail stove %d" % i,
+                                     creator_id="cr-Z", creator_name="Kai Berg",
+                                     category="outdoor", price_cents=5000, in_stock=True,
+                                     embedding=like)
+            self.producer.produce("aisle.catalog", key=item, value=it.SerializeToString())
+        self.producer.flush(5)
+
+        def first_suggestion():
+            r = self.rec(user_id=user, limit=1, filter=self.pb.Filter(exclude_item_ids=new))
+            page = {it.creator_id for it in r.items}
+            rest = [c for c in r.creators if c.creator_id not in page]
+            return rest[0] if rest else None
+        def first_is(creator):
+            c = first_suggestion()
+            return c is not None and c.creator_id == creator
+        aisle_env.wait_for(lambda: first_is("cr-Z"), 10, "cr-Z to be suggested")
+        self.assertEqual(first_suggestion().name, "Kai Berg")
+        self.assertIn("3 items in the shop", first_suggestion().reasons)
+        for item in new:
+            self.producer.produce("aisle.catalog", key=item,
+                                  value=self.ev.CatalogItem(item_id=item, deleted=True)
+                                  .SerializeToString())
+        self.producer.flush(5)
+        aisle_env.wait_for(lambda: not first_is("cr-Z"), 10, "cr-Z to be gone")
 
     def test_creator_cap_never_exceeded(self):
         user = self.user_with([("A001", 0)])
