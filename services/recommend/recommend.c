@@ -12,6 +12,7 @@
 #include "services/base/clock.h"
 #include "services/base/log.h"
 #include "services/base/status.h"
+#include "services/recommend/listcache.h"
 #include "services/recommend/pagetoken.h"
 
 #define RECOMMEND_SCORER_CHECK_MS 1000 /* how often the scorer file is looked at */
@@ -71,72 +72,8 @@ void recommend_user_clear(recommend_user *u) {
     memset(u, 0, sizeof(*u));
 }
 
-/* A popular list as read at one moment, shared by the calls that use it. */
-typedef struct recommend_popset {
-    int refs;         /* under recommend_cache.mu */
-    profile_entry *e; /* owned */
-    rank_entry *view; /* owned; points into e */
-    size_t n;
-    int64_t at_ms;
-} recommend_popset;
-
-/* The process's last good popular list. */
-static struct {
-    pthread_mutex_t mu;
-    recommend_popset *cur;
-} recommend_cache = {PTHREAD_MUTEX_INITIALIZER, NULL};
-
-static void recommend_popset_drop(recommend_popset *s) {
-    int last;
-    if (!s) return;
-    pthread_mutex_lock(&recommend_cache.mu);
-    last = --s->refs == 0;
-    pthread_mutex_unlock(&recommend_cache.mu);
-    if (!last) return;
-    profile_entries_free(s->e, s->n);
-    free(s->view);
-    free(s);
-}
-
-/* A list over e (n entries, taken over even on failure) with one
- * reference; NULL when out of memory. */
-static recommend_popset *recommend_popset_new(profile_entry *e, size_t n, int64_t now_ms) {
-    recommend_popset *s = calloc(1, sizeof(*s));
-    rank_entry *v = malloc((n + 1) * sizeof(*v));
-    if (!s || !v) {
-        profile_entries_free(e, n);
-        free(s);
-        free(v);
-        return NULL;
-    }
-    recommend_view(e, n, v);
-    *s = (recommend_popset){.refs = 1, .e = e, .view = v, .n = n, .at_ms = now_ms};
-    return s;
-}
-
-/* The shared list with a reference for the caller, when there is one at
- * most max_age_ms old; else NULL. */
-static recommend_popset *recommend_cache_take(int64_t now_ms, int64_t max_age_ms) {
-    recommend_popset *s;
-    pthread_mutex_lock(&recommend_cache.mu);
-    s = recommend_cache.cur;
-    /* A list stamped after now (a call for a later time) is no fresher. */
-    if (s && now_ms >= s->at_ms && now_ms - s->at_ms <= max_age_ms) s->refs++;
-    else s = NULL;
-    pthread_mutex_unlock(&recommend_cache.mu);
-    return s;
-}
-
-/* Shares s (the caller keeps its own reference). */
-static void recommend_cache_put(recommend_popset *s) {
-    recommend_popset *old;
-    pthread_mutex_lock(&recommend_cache.mu);
-    s->refs++;
-    old = recommend_cache.cur;
-    recommend_cache.cur = s;
-    pthread_mutex_unlock(&recommend_cache.mu);
-    recommend_popset_drop(old);
-}
+/* The listcache key of the popular list. */
+#define RECOMMEND_POPULAR_KEY "popular"
 
 static void recommend_degrade(recommend_answer *a, const char *why) {
     if (a->degraded) return;
@@ -158,7 +95,7 @@ static void recommend_degrade(recommend_answer *a, const char *why) {
 typedef struct recommend_popular {
     profile_store *ps;
     int64_t now_ms;
-    recommend_popset *set; /* a reference, dropped by the call's owner */
+    listcache_list *set; /* a reference, dropped by the call's owner */
     int degrade;
     recommend_answer *answer; /* marked degraded; NULL unless degrade */
     int rc;                   /* the read's failure, for the ranker */
@@ -168,19 +105,19 @@ typedef struct recommend_popular {
 static void recommend_popular_read(recommend_popular *pp) {
     profile_entry *read = NULL;
     int got;
-    if ((pp->set = recommend_cache_take(pp->now_ms, RECOMMEND_CACHE_MS))) return;
+    if ((pp->set = listcache_take(RECOMMEND_POPULAR_KEY, pp->now_ms, RECOMMEND_CACHE_MS))) return;
     got = pp->answer && pp->answer->degraded
               ? AISLE_EUNAVAIL /* the store already failed this call */
               : profile_popular(pp->ps, pp->now_ms, RECOMMEND_POPULAR_ITEMS, &read, pp->err,
                                 sizeof(pp->err));
     if (got >= 0) {
-        if (!(pp->set = recommend_popset_new(read, (size_t)got, pp->now_ms)))
+        if (!(pp->set = listcache_list_new(read, (size_t)got, pp->now_ms)))
             pp->rc = status_fail(AISLE_ENOMEM, pp->err, sizeof(pp->err), "out of memory");
         else
-            recommend_cache_put(pp->set);
+            listcache_put(RECOMMEND_POPULAR_KEY, pp->set);
     } else if (pp->degrade && (got == AISLE_EIO || got == AISLE_EUNAVAIL)) {
         recommend_degrade(pp->answer, got == AISLE_EIO ? pp->err : "down");
-        pp->set = recommend_cache_take(pp->now_ms, INT64_MAX);
+        pp->set = listcache_take(RECOMMEND_POPULAR_KEY, pp->now_ms, INT64_MAX);
     } else {
         pp->rc = got;
     }
@@ -212,7 +149,7 @@ int recommend_rank(catalog *c, profile_store *ps, const recommend_user *u, int l
                        .filter = filter};
     recommend_popular_read(&pp);
     rc = rank_recommend(c, &rq, out, err, errlen);
-    recommend_popset_drop(pp.set);
+    listcache_drop(pp.set);
     return rc;
 }
 
@@ -573,7 +510,7 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
     }
     rc = AISLE_OK;
 fail:
-    recommend_popset_drop(pp.set);
+    listcache_drop(pp.set);
     recommend_scorer_drop(sc);
     free(served);
     recommend_user_clear(&u);
