@@ -24,7 +24,8 @@
 enum { RANK_IN_ITEMS = 1, RANK_IN_DISMISSED = 2, RANK_IN_SEEN = 4, RANK_IN_PURCHASED = 8 };
 
 static const char *const rank_source_names[RANK_SRC_COUNT] = {
-    "profile", "neighbours", "creators", "popular", "query", "query_vector", "context", "fill"};
+    "profile", "neighbours", "creators", "popular", "query", "query_vector", "context", "fill",
+    "trending"};
 
 const char *rank_source_name(int source) {
     assert(source >= 0 && source < RANK_SRC_COUNT);
@@ -44,8 +45,8 @@ static const rank_settings rank_surfaces[] = {
      .mmr_lambda = 1,
      .context_phrase = "Similar to \"%s\", the product you are looking at"},
     {.name = "home",
-     .budget = {200, 100, 50, 100, 200, 200, 100, 0},
-     .weight = {1, 0.05f, 0.1f, 0.1f, 2, 2, 1, 0},
+     .budget = {200, 100, 50, 100, 200, 200, 100, 0, [RANK_SRC_TRENDING] = 60},
+     .weight = {1, 0.05f, 0.1f, 0.1f, 2, 2, 1, 0, [RANK_SRC_TRENDING] = 0.1f},
      .w_category = 0.05f,
      .w_brand = 0.03f,
      .mmr_lambda = 0.5f,
@@ -53,15 +54,15 @@ static const rank_settings rank_surfaces[] = {
      .cap_brand = 3,
      .context_phrase = "Similar to \"%s\", the product you are looking at"},
     {.name = "product_page",
-     .budget = {100, 50, 20, 50, 200, 200, 300, 0},
-     .weight = {0.5f, 0.05f, 0.05f, 0.05f, 2, 2, 2, 0},
+     .budget = {100, 50, 20, 50, 200, 200, 300, 0, [RANK_SRC_TRENDING] = 30},
+     .weight = {0.5f, 0.05f, 0.05f, 0.05f, 2, 2, 2, 0, [RANK_SRC_TRENDING] = 0.05f},
      .w_category = 0.02f,
      .mmr_lambda = 0.75f,
      .cap_creator = 4,
      .context_phrase = "Similar to \"%s\", the product you are looking at"},
     {.name = "cart",
-     .budget = {100, 100, 20, 50, 200, 200, 300, 0},
-     .weight = {0.5f, 0.1f, 0.05f, 0.1f, 2, 2, 2, 0},
+     .budget = {100, 100, 20, 50, 200, 200, 300, 0, [RANK_SRC_TRENDING] = 30},
+     .weight = {0.5f, 0.1f, 0.05f, 0.1f, 2, 2, 2, 0, [RANK_SRC_TRENDING] = 0.1f},
      .w_brand = 0.05f,
      .mmr_lambda = 0.5f,
      .cap_creator = 2,
@@ -558,6 +559,29 @@ static int rank_source_popular(rank_state *st, char *err, size_t errlen) {
     return AISLE_OK;
 }
 
+/* Each trending list's heaviest eligible items, the budget shared between
+ * the lists, scored as a share of their list's heaviest. */
+static int rank_source_trending(rank_state *st, char *err, size_t errlen) {
+    const rank_request *req = st->req;
+    int budget = st->set->budget[RANK_SRC_TRENDING], per;
+    if (budget <= 0 || req->n_trending == 0) return AISLE_OK;
+    per = budget / (int)req->n_trending + 1;
+    for (size_t k = 0; k < req->n_trending; k++) {
+        const rank_trending *t = &req->trending[k];
+        double top = t->n && t->items[0].weight > 0 ? t->items[0].weight : 1;
+        for (size_t i = 0, got = 0; i < t->n && got < (size_t)per; i++) {
+            size_t slot;
+            int r;
+            if (catalog_lookup(st->c, t->items[i].id, &slot) != AISLE_OK) continue;
+            if ((r = rank_offer(st, slot, RANK_SRC_TRENDING, (float)(t->items[i].weight / top))) <
+                0)
+                return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+            got += (size_t)r;
+        }
+    }
+    return AISLE_OK;
+}
+
 /* The best lexical matches (st->lex is already scored). */
 static int rank_source_query(rank_state *st, char *err, size_t errlen) {
     size_t limit = catalog_slot_limit(st->c), n = 0;
@@ -605,7 +629,8 @@ static int rank_sources(rank_state *st, char *err, size_t errlen) {
     if ((rc = rank_source_profile(st, err, errlen)) ||
         (rc = rank_source_neighbours(st, err, errlen)) ||
         (rc = rank_source_creators(st, err, errlen)) ||
-        (rc = rank_source_popular(st, err, errlen)) || (rc = rank_source_query(st, err, errlen)) ||
+        (rc = rank_source_popular(st, err, errlen)) ||
+        (rc = rank_source_trending(st, err, errlen)) || (rc = rank_source_query(st, err, errlen)) ||
         (rc = rank_source_context(st, err, errlen)))
         return rc;
     if (st->req->query_vector && st->set->budget[RANK_SRC_VECTOR] > 0)
@@ -787,7 +812,10 @@ static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int ca
     }
     if (!rc && cd->sources & 1u << RANK_SRC_VECTOR)
         rc = rank_reason(h, "Looks like what you searched with");
-    if (!rc && cd->sources & 1u << RANK_SRC_POPULAR)
+    if (!rc && cd->sources & 1u << RANK_SRC_TRENDING)
+        rc = rank_reason(h, "Trending in %s this week",
+                         *h->item.category ? h->item.category : "the shop");
+    else if (!rc && cd->sources & 1u << RANK_SRC_POPULAR)
         rc = rank_reason(h, "Popular right now in %s",
                          *h->item.category ? h->item.category : "the shop");
     if (!rc && variety) rc = rank_reason(h, "Adds variety to this page");

@@ -6,7 +6,8 @@
  * vector (the weighted sum of the profile items' query vectors, dismissed
  * items pulling it away), the neighbours of the profile's heaviest and most
  * recent items, items of the creators the user engages with, the popular
- * list, lexical matches of the request's words (BM25, lexical.h), the
+ * list, the trending lists of a few categories (the caller picks them: the
+ * user's top categories, or the shop's trending ones for a new user), lexical matches of the request's words (BM25, lexical.h), the
  * caller's query vector and the context item's neighbours. Candidates are
  * merged by item; each keeps the sources that brought it. Every candidate
  * passes the same eligibility test (stock, the profile's seen, bought and
@@ -42,6 +43,7 @@ typedef enum rank_source {
     RANK_SRC_VECTOR,     /* the request's query vector */
     RANK_SRC_CONTEXT,    /* the context item's neighbours */
     RANK_SRC_FILL,       /* any eligible item, to fill a short page */
+    RANK_SRC_TRENDING,   /* trending in the user's top categories (or the shop's) */
     RANK_SRC_COUNT
 } rank_source;
 
@@ -138,6 +140,13 @@ uint32_t rank_item_hash(const char *item_id);
 typedef int (*rank_popular_fn)(void *arg, const rank_entry **out, size_t *n, char *err,
                                size_t errlen);
 
+/* One category's trending list, heaviest first; borrowed. */
+typedef struct rank_trending {
+    const char *category;
+    const rank_entry *items;
+    size_t n;
+} rank_trending;
+
 typedef struct rank_request {
     const rank_profile *profile; /* NULL or empty: no personal part */
     rank_popular_fn popular;   /* NULL = no popular list */
@@ -157,6 +166,10 @@ typedef struct rank_request {
      * the creators the profile engages with and those the filter rules
      * out. None without a personal profile. */
     int creators;
+    /* Trending lists for the trending source (its budget is shared
+     * between them); borrowed. */
+    const rank_trending *trending;
+    size_t n_trending;
 } rank_request;
 
 typedef struct rank_hit {

@@ -74,6 +74,10 @@ void recommend_user_clear(recommend_user *u) {
 
 /* The listcache key of the popular list. */
 #define RECOMMEND_POPULAR_KEY "popular"
+/* Trending: the user's top categories (a new user: the shop's trending
+ * ones), each list read this deep. */
+#define RECOMMEND_TRENDING_CATEGORIES 3
+#define RECOMMEND_TRENDING_ITEMS 100
 
 static void recommend_degrade(recommend_answer *a, const char *why) {
     if (a->degraded) return;
@@ -121,6 +125,66 @@ static void recommend_popular_read(recommend_popular *pp) {
     } else {
         pp->rc = got;
     }
+}
+
+/* The trending lists of one call and the references that keep them. */
+typedef struct recommend_trending {
+    rank_trending lists[RECOMMEND_TRENDING_CATEGORIES];
+    size_t n;
+    listcache_list *held[RECOMMEND_TRENDING_CATEGORIES + 1]; /* NULLs, or references */
+} recommend_trending;
+
+/* category's trending list (NULL: the trending categories), from the cache
+ * when it was read in the last RECOMMEND_CACHE_MS, else from the store;
+ * NULL when the store fails (trending is then left out: the popular read
+ * is the one that marks an answer degraded) or memory runs out. */
+static listcache_list *recommend_trending_list(profile_store *ps, const char *category,
+                                               int64_t now_ms) {
+    char key[CATALOG_MAX_FIELD + 32], err[256];
+    profile_entry *e;
+    listcache_list *l;
+    int got;
+    if (category) snprintf(key, sizeof(key), "trending:%s", category);
+    else snprintf(key, sizeof(key), "trending-categories");
+    if ((l = listcache_take(key, now_ms, RECOMMEND_CACHE_MS))) return l;
+    got = category ? profile_trending(ps, category, now_ms, RECOMMEND_TRENDING_ITEMS, &e, err,
+                                      sizeof(err))
+                   : profile_trending_categories(ps, now_ms, RECOMMEND_TRENDING_CATEGORIES, &e,
+                                                 err, sizeof(err));
+    if (got < 0) {
+        log_debug("recommend", "trending left out: %s", err);
+        return NULL;
+    }
+    if ((l = listcache_list_new(e, (size_t)got, now_ms))) listcache_put(key, l);
+    return l;
+}
+
+/* The trending lists for u (its top categories, else the shop's), when
+ * the settings ask for trending and the store answered this call. */
+static void recommend_trending_read(profile_store *ps, const rank_profile *u,
+                                    const rank_settings *set, const recommend_answer *a,
+                                    int64_t now_ms, recommend_trending *t) {
+    const rank_entry *cats = u->categories;
+    size_t n_cats = u->n_categories, h = 0;
+    memset(t, 0, sizeof(*t));
+    if (!set || set->budget[RANK_SRC_TRENDING] <= 0 || a->degraded) return;
+    if (n_cats == 0 && (t->held[h] = recommend_trending_list(ps, NULL, now_ms))) {
+        cats = t->held[h]->view;
+        n_cats = t->held[h++]->n;
+    }
+    for (size_t i = 0; i < n_cats && t->n < RECOMMEND_TRENDING_CATEGORIES; i++) {
+        listcache_list *l;
+        if (strlen(cats[i].id) > CATALOG_MAX_FIELD ||
+            !(l = recommend_trending_list(ps, cats[i].id, now_ms)))
+            continue;
+        t->held[h++] = l;
+        t->lists[t->n++] = (rank_trending){cats[i].id, l->view, l->n};
+    }
+}
+
+static void recommend_trending_drop(recommend_trending *t) {
+    for (size_t i = 0; i < sizeof(t->held) / sizeof(t->held[0]); i++) listcache_drop(t->held[i]);
+    memset(t, 0, sizeof(*t));
 }
 
 /* The ranker's callback: the list read beforehand, or its failure. */
@@ -456,6 +520,7 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
                           int64_t now_ms, recommend_answer *out, char *err, size_t errlen) {
     recommend_user u;
     recommend_popular pp = {.ps = ps, .now_ms = now_ms, .degrade = 1, .answer = out};
+    recommend_trending tr = {0};
     rank_filter f;
     uint32_t *served = NULL;
     size_t n_served = 0;
@@ -486,6 +551,7 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
     rank_settings changed;
     if (call->overrides && settings) settings = recommend_override(settings, call->overrides, &changed);
     recommend_popular_read(&pp);
+    recommend_trending_read(ps, &u.view, settings, out, now_ms, &tr);
     rank_request rq = {
         .profile = &u.view,
         .popular = recommend_popular_get,
@@ -499,6 +565,8 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
         .served = served,
         .n_served = n_served,
         .creators = RECOMMEND_INDEX_CREATORS,
+        .trending = tr.lists,
+        .n_trending = tr.n,
     };
     if ((rc = rank_recommend(c, &rq, &out->rr, err, errlen)) != AISLE_OK) goto fail;
     recommend_creators(&out->rr, &u.view, out);
@@ -510,6 +578,7 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
     }
     rc = AISLE_OK;
 fail:
+    recommend_trending_drop(&tr);
     listcache_drop(pp.set);
     recommend_scorer_drop(sc);
     free(served);

@@ -253,6 +253,28 @@ class RecommendApi(unittest.TestCase):
         self.producer.flush(5)
         aisle_env.wait_for(lambda: not first_is("cr-Z"), 10, "cr-Z to be gone")
 
+    def test_trending_in_the_users_categories_and_for_a_new_user(self):
+        for _ in range(3):  # shoppers make B030 and A020 trend in their categories
+            self.user_with([("B030", 5), ("A020", 5)])
+        user = self.user_with([("B001", 0)])  # a coffee shopper
+
+        def trending(item):
+            items = self.rec(user_id=user, limit=10, surface="home").items
+            return next((it for it in items
+                         if it.item_id == item and "trending" in it.sources), None)
+        aisle_env.wait_for(lambda: trending("B030") is not None, 10, "B030 trending in coffee")
+        self.assertIn("Trending in coffee this week", trending("B030").reasons)
+        # The exact surface has no trending source.
+        self.assertFalse(any("trending" in it.sources
+                             for it in self.rec(user_id=user, limit=10).items))
+        # A new user: the shop's trending categories, both of them on page one.
+        r = self.rec(user_id="cold-" + uuid.uuid4().hex, limit=10, surface="home")
+        self.assertEqual({it.category for it in r.items}, {"outdoor", "coffee"},
+                         [it.item_id for it in r.items])
+        reasons = [x for it in r.items if "trending" in it.sources for x in it.reasons]
+        self.assertIn("Trending in outdoor this week", reasons)
+        self.assertIn("Trending in coffee this week", reasons)
+
     def test_creator_cap_never_exceeded(self):
         user = self.user_with([("A001", 0)])
         token = ""
