@@ -25,7 +25,7 @@ enum { RANK_IN_ITEMS = 1, RANK_IN_DISMISSED = 2, RANK_IN_SEEN = 4, RANK_IN_PURCH
 
 static const char *const rank_source_names[RANK_SRC_COUNT] = {
     "profile", "neighbours", "creators", "popular", "query", "query_vector", "context", "fill",
-    "trending"};
+    "trending", "featured"};
 
 const char *rank_source_name(int source) {
     assert(source >= 0 && source < RANK_SRC_COUNT);
@@ -699,6 +699,26 @@ static void rank_score(rank_state *st) {
     }
 }
 
+/* Multiplies the boosted candidates' scores (a negative score is divided,
+ * so a boost never pushes an item down) and marks them featured: a lookup
+ * per rule, not per candidate. */
+static int rank_boost(rank_state *st) {
+    for (size_t r = 0; r < st->req->n_rules; r++) {
+        const rank_rule *rule = &st->req->rules[r];
+        uint32_t *at;
+        size_t slot;
+        rank_cand *cd;
+        if (rule->boost == 1 || catalog_lookup(st->c, rule->item_id, &slot) != AISLE_OK)
+            continue;
+        if (!(at = rank_at(st, slot))) return AISLE_ENOMEM;
+        if (*at == 0 || *at == UINT32_MAX) continue; /* not a candidate */
+        cd = &st->pool[*at - 1];
+        cd->score = cd->score > 0 ? cd->score * rule->boost : cd->score / rule->boost;
+        cd->sources |= 1u << RANK_SRC_FEATURED;
+    }
+    return AISLE_OK;
+}
+
 /* Per-page caps: how many of the page share the item's creator, brand,
  * category, kept in strmaps of counts. */
 typedef struct rank_caps {
@@ -794,7 +814,8 @@ static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int ca
     char quote[RANK_QUOTE + 4];
     int rc = AISLE_OK;
     if (!h) return AISLE_ENOMEM;
-    if (because >= 0)
+    if (cd->sources & 1u << RANK_SRC_FEATURED) rc = rank_reason(h, "Featured");
+    if (!rc && because >= 0)
         rc = rank_reason(h, "Similar to \"%s\", %s",
                          rank_title(catalog_at(st->c, st->pslots[because])),
                          rank_met(st, because));
@@ -948,6 +969,112 @@ oom:
     return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
 }
 
+/* Gives h the "Featured" reason first (the last goes when all are taken)
+ * and the featured source. */
+static int rank_feature(rank_hit *h) {
+    char *s = strdup("Featured");
+    if (!s) return AISLE_ENOMEM;
+    if (!(h->sources & 1u << RANK_SRC_FEATURED)) {
+        h->sources |= 1u << RANK_SRC_FEATURED;
+        h->source_names[h->n_sources++] = rank_source_names[RANK_SRC_FEATURED];
+    }
+    if (h->n_reasons && strcmp(h->reasons[0], "Featured") == 0) {
+        free(s);
+        return AISLE_OK;
+    }
+    if (h->n_reasons == RANK_MAX_REASONS) free(h->reasons[--h->n_reasons]);
+    memmove(h->reasons + 1, h->reasons, (size_t)h->n_reasons * sizeof(h->reasons[0]));
+    h->reasons[0] = s;
+    h->n_reasons++;
+    return AISLE_OK;
+}
+
+/* The rank of the page's hit of item, or SIZE_MAX. */
+static size_t rank_on_page(const rank_result *out, const char *item) {
+    for (size_t i = 0; i < out->n; i++)
+        if (strcmp(out->hits[i].item.item_id, item) == 0) return i;
+    return SIZE_MAX;
+}
+
+/* Takes the page's last hit that is not pinned (want 0) off the page;
+ * 0 when every hit is pinned. */
+static int rank_unpush_last(rank_state *st, int *want) {
+    rank_result *out = st->out;
+    size_t i = out->n;
+    while (i > 0 && want[i - 1]) i--;
+    if (i == 0) return 0;
+    i--;
+    strmap_del(&st->taken, out->hits[i].item.item_id, strlen(out->hits[i].item.item_id));
+    rank_hit_clear(&out->hits[i]);
+    memmove(out->hits + i, out->hits + i + 1, (out->n - i - 1) * sizeof(*out->hits));
+    memmove(want + i, want + i + 1, (out->n - i - 1) * sizeof(*want));
+    out->n--;
+    return 1;
+}
+
+/* Orders the page: each pinned hit (want[i], its position) at its place,
+ * the others (a pin past a short page's end among them) in their order
+ * around them. A pinned hit takes the best score below it, so it does not
+ * read as worse than what it displaced. was is scratch for n hits, at for
+ * n indexes. */
+static void rank_place(rank_result *out, const int *want, rank_hit *was, size_t *at) {
+    size_t n = out->n, next = 0;
+    float below = -INFINITY;
+    memcpy(was, out->hits, n * sizeof(*was));
+    for (size_t p = 0; p < n; p++) at[p] = SIZE_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (want[i] && (size_t)want[i] <= n) at[want[i] - 1] = i;
+    for (size_t p = 0; p < n; p++) {
+        size_t i = at[p];
+        if (i == SIZE_MAX) {
+            while (want[next] && (size_t)want[next] <= n) next++;
+            i = next++;
+        }
+        assert(i < n);
+        out->hits[p] = was[i];
+    }
+    for (size_t p = n; p-- > 0;) {
+        if (at[p] != SIZE_MAX && below > out->hits[p].score) out->hits[p].score = below;
+        if (out->hits[p].score > below) below = out->hits[p].score;
+    }
+}
+
+/* Puts the surface's pinned items on the page: one already there keeps
+ * its hit, an eligible one comes in (the last hit that is not pinned
+ * leaves when the page is full); then rank_place orders them. An item that
+ * is not eligible (filter, stock, the profile, an earlier page) is not
+ * shown. */
+static int rank_pin(rank_state *st) {
+    rank_result *out = st->out;
+    int *want = calloc(st->cap, sizeof(*want));
+    rank_hit *was = malloc(st->cap * sizeof(*was));
+    size_t *at = malloc(st->cap * sizeof(*at));
+    int rc = AISLE_ENOMEM, pinned = 0;
+    if (!want || !was || !at) goto fail;
+    for (size_t r = 0; r < st->req->n_rules; r++) {
+        const rank_rule *rule = &st->req->rules[r];
+        size_t i, slot;
+        if (rule->pin <= 0 || (size_t)rule->pin > st->cap) continue;
+        if ((i = rank_on_page(out, rule->item_id)) == SIZE_MAX) {
+            if (catalog_lookup(st->c, rule->item_id, &slot) != AISLE_OK ||
+                !rank_eligible(st, slot) || (out->n == st->cap && !rank_unpush_last(st, want)))
+                continue;
+            if (!rank_push(st, slot, 0.0f, 1u << RANK_SRC_FEATURED)) goto fail;
+            i = out->n - 1;
+        }
+        want[i] = rule->pin;
+        pinned = 1;
+        if (rank_feature(&out->hits[i]) != AISLE_OK) goto fail;
+    }
+    if (pinned) rank_place(out, want, was, at);
+    rc = AISLE_OK;
+fail:
+    free(want);
+    free(was);
+    free(at);
+    return rc;
+}
+
 /* Indexes the ids a result must leave out (the profile's items, dismissed,
  * seen and purchased, flagged by kind) and the profile's creators,
  * categories and brands. */
@@ -1085,11 +1212,17 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
     if (!rc) rc = rank_sources(&st, err, errlen);
     if (!rc) {
         rank_score(&st);
+        if (rank_boost(&st) != AISLE_OK)
+            rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    }
+    if (!rc) {
         if (st.npool) qsort(st.pool, st.npool, sizeof(*st.pool), rank_cand_cmp);
         if (rank_select(&st, &caps) != AISLE_OK)
             rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     }
     if (!rc) rc = rank_fill(&st, &caps, err, errlen);
+    if (!rc && st.req->n_rules && rank_pin(&st) != AISLE_OK)
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     if (!rc) rc = rank_suggest_creators(&st, err, errlen);
     catalog_read_end(c);
     if (rc != AISLE_OK) goto fail;

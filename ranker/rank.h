@@ -44,6 +44,7 @@ typedef enum rank_source {
     RANK_SRC_CONTEXT,    /* the context item's neighbours */
     RANK_SRC_FILL,       /* any eligible item, to fill a short page */
     RANK_SRC_TRENDING,   /* trending in the user's top categories (or the shop's) */
+    RANK_SRC_FEATURED,   /* pinned or boosted by the surface's rules */
     RANK_SRC_COUNT
 } rank_source;
 
@@ -140,6 +141,16 @@ uint32_t rank_item_hash(const char *item_id);
 typedef int (*rank_popular_fn)(void *arg, const rank_entry **out, size_t *n, char *err,
                                size_t errlen);
 
+/* A merchandising rule of a surface (ranker/rules.h reads them): the item
+ * is placed at position pin (1-based; 0 = not pinned) of the page when it
+ * is eligible, and its score multiplied by boost (1 = none). Pins overrule
+ * the page's caps; the filters hold. */
+typedef struct rank_rule {
+    char *item_id;
+    int pin;
+    float boost;
+} rank_rule;
+
 /* One category's trending list, heaviest first; borrowed. */
 typedef struct rank_trending {
     const char *category;
@@ -170,6 +181,9 @@ typedef struct rank_request {
      * between them); borrowed. */
     const rank_trending *trending;
     size_t n_trending;
+    /* The surface's rules; borrowed. */
+    const rank_rule *rules;
+    size_t n_rules;
 } rank_request;
 
 typedef struct rank_hit {
