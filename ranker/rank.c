@@ -1009,6 +1009,9 @@ static int rank_unpush_last(rank_state *st, int *want) {
     memmove(out->hits + i, out->hits + i + 1, (out->n - i - 1) * sizeof(*out->hits));
     memmove(want + i, want + i + 1, (out->n - i - 1) * sizeof(*want));
     out->n--;
+    /* rank_push fills a zeroed hit: the moved-from copy must not linger. */
+    memset(&out->hits[out->n], 0, sizeof(*out->hits));
+    want[out->n] = 0;
     return 1;
 }
 

@@ -88,6 +88,12 @@ static const config_key config_keys[] = {
      0, "llama2.c tokenizer.bin for the model (a GGUF model may carry its own)"},
     {"serve.model_threads", CONFIG_SERVE, "model-threads", "1", NULL, 0,
      "threads per model step"},
+    {"recommend.scorer_file", CONFIG_SERVE, "scorer", NULL, "/etc/aisle/scorer.txt", 0,
+     "surfaces' source budgets, feature weights, MMR and caps ('aisle-scorer 1', ranker/scorer.h),"
+     " read again when it changes (unset: the AISLE_SCORER file, else the built-in ones)"},
+    {"recommend.rules_file", CONFIG_SERVE, "rules", NULL, "/etc/aisle/rules.txt", 0,
+     "pinned and boosted items per surface ('aisle-rules 1', ranker/rules.h), read again when "
+     "it changes; refused with its line"},
     {"ingest.http.listen", CONFIG_INGEST, "http-listen", "127.0.0.1:9465", NULL, 0,
      "/metrics, /healthz and /readyz; port 0 picks a free one"},
     {"ingest.group", CONFIG_INGEST, "group", "aisle-ingest", NULL, 0, "consumer group"},
@@ -484,9 +490,9 @@ static const char *config_leaf(const char *key) {
 void config_print_example(FILE *out) {
     fputs("# Aisle configuration: every setting of aisle serve, ingest, ctl, synth and\n"
           "# demo, with its default. Flags given on the command line override the file.\n"
-          "# Secrets never go here: AISLE_KAFKA_SASL_USERNAME and AISLE_KAFKA_SASL_PASSWORD\n"
-          "# come from the environment. Use with 'aisle serve --config FILE'; check a file\n"
-          "# with 'aisle config check FILE'.\n",
+          "# Secrets never go here: AISLE_KAFKA_SASL_USERNAME, AISLE_KAFKA_SASL_PASSWORD and\n"
+          "# AISLE_PAGE_SECRET (the page-token key) come from the environment. Use with\n"
+          "# 'aisle serve --config FILE'; check a file with 'aisle config check FILE'.\n",
           out);
     for (size_t i = 0; i < CONFIG_N_KEYS; i++) {
         const config_key *k = &config_keys[i];

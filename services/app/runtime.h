@@ -26,6 +26,8 @@ typedef struct runtime_config {
     tls_config tls;         /* cert and key set: gRPC over TLS (client_ca: mTLS) */
     int insecure;           /* plaintext gRPC, asked for explicitly */
     const char *tokens_file; /* bearer tokens and roles; NULL: no access control */
+    const char *scorer_file; /* surfaces' settings (ranker/scorer.h); NULL: AISLE_SCORER's */
+    const char *rules_file;  /* pinned and boosted items (ranker/rules.h); NULL: none */
 } runtime_config;
 
 typedef struct runtime runtime;

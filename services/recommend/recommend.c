@@ -2,20 +2,19 @@
  * popular list, paging and the degraded answer. */
 #include "services/recommend/recommend.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "ranker/rules.h"
 #include "ranker/scorer.h"
 #include "services/base/clock.h"
 #include "services/base/log.h"
 #include "services/base/status.h"
+#include "services/recommend/hotfile.h"
 #include "services/recommend/listcache.h"
 #include "services/recommend/pagetoken.h"
 
-#define RECOMMEND_SCORER_CHECK_MS 1000 /* how often the scorer file is looked at */
 
 /* Copies n profile entries into the view's entries at dst. */
 static const rank_entry *recommend_view(const profile_entry *src, size_t n, rank_entry *dst) {
@@ -360,78 +359,37 @@ static int recommend_next_token(uint64_t fp, int64_t now_ms, const uint32_t *ser
     return rc == AISLE_EFULL ? AISLE_OK : rc;
 }
 
-/* The surfaces' settings in use: the scorer file named by AISLE_SCORER
- * (see ranker/scorer.h) when there is one, read again when its time or
- * size changes (looked at no more than once a second); a file that is
- * refused is logged and the settings in use stay. Calls hold a reference,
- * so a reload never pulls settings from under one. */
-typedef struct recommend_scorer {
-    int refs; /* under recommend_scorers.mu */
-    scorer *sc;
-} recommend_scorer;
-
-static struct {
-    pthread_mutex_t mu;
-    recommend_scorer *cur; /* NULL: the built-in settings */
-    int64_t checked_ms;
-    struct timespec mtime;
-    off_t size;
-} recommend_scorers = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static void recommend_scorer_drop(recommend_scorer *s) {
-    int last;
-    if (!s) return;
-    pthread_mutex_lock(&recommend_scorers.mu);
-    last = --s->refs == 0;
-    pthread_mutex_unlock(&recommend_scorers.mu);
-    if (last) {
-        free(s->sc);
-        free(s);
-    }
+/* The settings files (hotfile.h): the scorer's surfaces (ranker/scorer.h;
+ * named by a flag, else AISLE_SCORER) and the merchandising rules
+ * (ranker/rules.h; a flag only). */
+static int recommend_scorer_load(const char *path, void **out, char *err, size_t errlen) {
+    scorer *sc = NULL;
+    int rc = scorer_load(path, &sc, err, errlen);
+    *out = sc;
+    return rc;
 }
 
-/* Loads path when it changed since the last look; under the lock. Returns
- * the settings it replaces (for the caller to drop), or NULL. */
-static recommend_scorer *recommend_scorer_reload(const char *path) {
-    struct stat st;
-    recommend_scorer *fresh, *old;
-    scorer *sc;
-    char err[256];
-    if (stat(path, &st) != 0 ||
-        (st.st_mtim.tv_sec == recommend_scorers.mtime.tv_sec &&
-         st.st_mtim.tv_nsec == recommend_scorers.mtime.tv_nsec &&
-         st.st_size == recommend_scorers.size))
-        return NULL;
-    recommend_scorers.mtime = st.st_mtim;
-    recommend_scorers.size = st.st_size;
-    if (scorer_load(path, &sc, err, sizeof(err)) != AISLE_OK) {
-        log_warn("recommend", "scorer file refused, the settings in use stay: %s", err);
-        return NULL;
-    }
-    if (!(fresh = calloc(1, sizeof(*fresh)))) {
-        free(sc);
-        return NULL;
-    }
-    *fresh = (recommend_scorer){.refs = 1, .sc = sc};
-    old = recommend_scorers.cur;
-    recommend_scorers.cur = fresh;
-    log_info("recommend", "scorer file %s loaded (%zu surfaces)", path, sc->n);
-    return old;
+static int recommend_rules_load(const char *path, void **out, char *err, size_t errlen) {
+    rules *r = NULL;
+    int rc = rules_load(path, &r, err, errlen);
+    *out = r;
+    return rc;
 }
 
-/* The settings in use, with a reference for the caller (NULL: built-in). */
-static recommend_scorer *recommend_scorer_take(int64_t now_ms) {
-    const char *path = getenv("AISLE_SCORER");
-    recommend_scorer *s, *old = NULL;
-    pthread_mutex_lock(&recommend_scorers.mu);
-    if (path && *path && now_ms - recommend_scorers.checked_ms >= RECOMMEND_SCORER_CHECK_MS) {
-        recommend_scorers.checked_ms = now_ms;
-        old = recommend_scorer_reload(path);
-    }
-    if ((s = recommend_scorers.cur)) s->refs++;
-    pthread_mutex_unlock(&recommend_scorers.mu);
-    recommend_scorer_drop(old);
-    return s;
+static void recommend_rules_free(void *r) { rules_free(r); }
+
+static hotfile recommend_scorer_file =
+    HOTFILE_INIT("scorer", "AISLE_SCORER", recommend_scorer_load, free);
+static hotfile recommend_rules_file =
+    HOTFILE_INIT("rules", NULL, recommend_rules_load, recommend_rules_free);
+
+int recommend_settings_files(const char *scorer_path, const char *rules_path, char *err,
+                             size_t errlen) {
+    int rc = AISLE_OK;
+    if (scorer_path && *scorer_path)
+        rc = hotfile_set(&recommend_scorer_file, scorer_path, err, errlen);
+    if (rc == AISLE_OK) rc = hotfile_set(&recommend_rules_file, rules_path, err, errlen);
+    return rc;
 }
 
 /* One creator's tally over a page. */
@@ -524,14 +482,17 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
     rank_filter f;
     uint32_t *served = NULL;
     size_t n_served = 0;
-    recommend_scorer *sc;
+    hotfile_ref *sc, *rl;
+    const scorer *scr;
     uint64_t fp;
     int rc, limit;
 
     memset(out, 0, sizeof(*out));
     memset(&u, 0, sizeof(u));
-    sc = recommend_scorer_take(now_ms);
-    if ((rc = recommend_check(c, sc ? sc->sc : NULL, call, err, errlen)) != AISLE_OK) goto fail;
+    sc = hotfile_take(&recommend_scorer_file, now_ms);
+    rl = hotfile_take(&recommend_rules_file, now_ms);
+    scr = hotfile_data(sc);
+    if ((rc = recommend_check(c, scr, call, err, errlen)) != AISLE_OK) goto fail;
     fp = recommend_fingerprint(call);
     if (*call->page_token && (rc = pagetoken_read(call->page_token, fp, now_ms, &served,
                                                   &n_served, err, errlen)) != AISLE_OK)
@@ -546,8 +507,10 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
         }
     }
     limit = call->limit ? call->limit : RECOMMEND_DEFAULT_LIMIT;
-    const rank_settings *settings =
-        scorer_surface(sc ? sc->sc : NULL, call->similar ? "similar" : call->surface);
+    const char *surface = call->similar ? "similar" : call->surface;
+    const rank_settings *settings = scorer_surface(scr, surface);
+    size_t n_rules;
+    const rank_rule *surface_rules = rules_for(hotfile_data(rl), surface, &n_rules);
     rank_settings changed;
     if (call->overrides && settings) settings = recommend_override(settings, call->overrides, &changed);
     recommend_popular_read(&pp);
@@ -567,6 +530,8 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
         .creators = RECOMMEND_INDEX_CREATORS,
         .trending = tr.lists,
         .n_trending = tr.n,
+        .rules = surface_rules,
+        .n_rules = n_rules,
     };
     if ((rc = rank_recommend(c, &rq, &out->rr, err, errlen)) != AISLE_OK) goto fail;
     recommend_creators(&out->rr, &u.view, out);
@@ -580,7 +545,8 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
 fail:
     recommend_trending_drop(&tr);
     listcache_drop(pp.set);
-    recommend_scorer_drop(sc);
+    hotfile_drop(&recommend_scorer_file, sc);
+    hotfile_drop(&recommend_rules_file, rl);
     free(served);
     recommend_user_clear(&u);
     return rc;

@@ -110,6 +110,15 @@ typedef struct recommend_answer {
     char degraded_reason[256];
 } recommend_answer;
 
+/* Names the scorer file (ranker/scorer.h; NULL or "": AISLE_SCORER names
+ * it, as before) and the merchandising rules file (ranker/rules.h; NULL:
+ * none) the calls use, and loads them now; both are read again when they
+ * change, and a changed file that is refused leaves the one in use
+ * (hotfile.h). Process-wide. Returns AISLE_OK, or AISLE_EIO, AISLE_EFORMAT
+ * or AISLE_ENOMEM with err naming the file (and the line). */
+int recommend_settings_files(const char *scorer_path, const char *rules_path, char *err,
+                             size_t errlen);
+
 /* Answers call over c as of now_ms. Returns AISLE_OK, AISLE_EINVAL (a bound
  * broken, a bad page token), AISLE_ENOTFOUND (the context or similar item
  * is not in the catalog), AISLE_ENOMEM or AISLE_EINTERNAL, with err set;

@@ -9,10 +9,16 @@ without a repeat, forged and foreign page tokens, the words of a query, a
 query vector, the context item, SimilarItems, and Redis stopped (degraded
 answers) and back (personalized again). Cluster A's creators have display
 names, B's none (their ids stand in); the creator index suggests creators
-near the user's tastes and follows the catalog as items come and go."""
+near the user's tastes and follows the catalog as items come and go.
+Trending items come in the user's categories and for a new user. serve
+runs with --scorer (a surface "promo") and --rules (its pinned and boosted
+items), and the rules file is edited while it runs."""
 
 import os
+import shutil
 import signal
+import subprocess
+import tempfile
 import sys
 import time
 import unittest
@@ -47,6 +53,17 @@ def title(cluster, i):
     return "Coffee mug %d" % i
 
 
+# Surface promo (from the scorer file): B100 first, A003 second.
+RULES = "aisle-rules 1\nsurface promo\npin B100 1\npin A003 2  # the season's pick\nend\n"
+
+
+def write(path, text):
+    """Replaces path's text at once, as a deployment would."""
+    with open(path + ".new", "w") as f:
+        f.write(text)
+    os.replace(path + ".new", path)
+
+
 class RecommendApi(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -69,7 +86,14 @@ class RecommendApi(unittest.TestCase):
                     cls.producer.produce("aisle.catalog", key=it.item_id,
                                          value=it.SerializeToString())
             cls.producer.flush(10)
-            cls.serve, cls.addr = cls.procs.serve(cls.brokers, cls.redis_addr(), DIM)
+            cls.tmp = tempfile.mkdtemp(prefix="aisle-recommend-test-")
+            cls.scorer = os.path.join(cls.tmp, "scorer.txt")
+            cls.rules = os.path.join(cls.tmp, "rules.txt")
+            write(cls.scorer, "aisle-scorer 1\nsurface promo\nmmr 0.8\nend\n")
+            write(cls.rules, RULES)
+            cls.serve, cls.addr = cls.procs.serve(
+                cls.brokers, cls.redis_addr(), DIM,
+                extra=["--scorer", cls.scorer, "--rules", cls.rules])
             cls.ingest = cls.procs.ingest(cls.brokers, cls.redis_addr())
             cls.channel = grpc.insecure_channel(cls.addr)
             aisle_env.wait_for(lambda: aisle_env.healthy(cls.channel), 20, "serve to be ready")
@@ -81,6 +105,7 @@ class RecommendApi(unittest.TestCase):
     def tearDownClass(cls):
         cls.channel.close()
         unclean = cls.procs.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
         if unclean:
             raise AssertionError("processes did not stop cleanly:\n" + "\n".join(unclean))
 
@@ -274,6 +299,47 @@ class RecommendApi(unittest.TestCase):
         reasons = [x for it in r.items if "trending" in it.sources for x in it.reasons]
         self.assertIn("Trending in outdoor this week", reasons)
         self.assertIn("Trending in coffee this week", reasons)
+
+    def test_rules_pin_and_boost_on_their_surface(self):
+        user = self.user_with([("A001", 0), ("A002", 0)])
+        items = self.rec(user_id=user, limit=10, surface="promo").items
+        self.assertEqual([it.item_id for it in items[:2]], ["B100", "A003"])
+        for it in items[:2]:
+            self.assertEqual(it.reasons[0], "Featured")
+            self.assertIn("featured", it.sources)
+        self.assertFalse(any("Featured" in it.reasons for it in items[2:]))
+        self.assertGreaterEqual(items[1].score, items[2].score)
+        # Filters hold: B100 left out, A003 keeps its place.
+        items = self.rec(user_id=user, limit=10, surface="promo",
+                         filter=self.pb.Filter(exclude_item_ids=["B100"])).items
+        self.assertNotIn("B100", [it.item_id for it in items])
+        self.assertEqual(items[1].item_id, "A003")
+        # Other surfaces have no rules.
+        self.assertNotIn("B100", [it.item_id for it in self.rec(user_id=user, limit=10).items])
+        # An edit is read while serving: the fifth item, boosted, leads.
+        plain = [it.item_id for it in self.rec(user_id=user, limit=10, surface="promo").items]
+        fifth = plain[4]
+        write(self.rules, RULES.replace("end", "boost %s 100\nend" % fifth))
+
+        def first():
+            return self.rec(user_id=user, limit=10, surface="promo").items[2]
+        aisle_env.wait_for(lambda: first().item_id == fifth, 10, "the boost to be read")
+        self.assertEqual(first().reasons[0], "Featured")
+        # A broken edit is refused and the rules in use stay.
+        write(self.rules, "aisle-rules 1\nsurface promo\npin B100 0\nend\n")
+        time.sleep(1.5)
+        self.assertEqual(self.rec(user_id=user, limit=10, surface="promo").items[0].item_id,
+                         "B100")
+        write(self.rules, RULES)
+        # At start a file that does not check out stops serve, naming its line.
+        bad = os.path.join(self.tmp, "bad.txt")
+        write(bad, "aisle-rules 1\nsurface promo\nboost A001 -2\nend\n")
+        r = subprocess.run([aisle_env.aisle_binary(), "serve", "--insecure", "--listen",
+                            "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--kafka-brokers",
+                            self.brokers, "--redis", self.redis_addr(), "--rules", bad],
+                           capture_output=True, text=True, timeout=20)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(bad + ":3: bad directive 'boost'", r.stderr)
 
     def test_creator_cap_never_exceeded(self):
         user = self.user_with([("A001", 0)])

@@ -100,24 +100,26 @@ static void test_pins_and_boosts_on_the_page(void) {
     catalog *c = make_catalog();
     rank_entry items[] = {{"i9", 1}};
     rank_profile p = {.items = items, .n_items = 1};
-    rank_rule rules[] = {{"i0", 2, 1}, {"x", 1, 1}, {"i3", 0, 50}, {"i8", 5, 1}};
+    rank_rule rules[] = {{"i0", 2, 1}, {"x", 1, 1}, {"i3", 0, 50}, {"i8", 5, 1}, {"i1", 3, 1}};
     rank_request rq = {.profile = &p, .limit = 4, .settings = rank_surface("home"),
-                       .rules = rules, .n_rules = 4};
+                       .rules = rules, .n_rules = 5};
     rank_result r;
     char err[256];
     TEST_REQUIRE(c);
     TEST_REQUIRE(rank_recommend(c, &rq, &r, err, sizeof(err)) == AISLE_OK);
     TEST_REQUIRE(r.n == 4);
-    /* The boost lifts i3 above i8 and i7; i0 is pinned at 2; x is out of
-     * stock, so its pin does not show; i8's pin at 5 is past the page. */
+    /* The boost lifts i3 above i8 and i7; i0 and i1 come in at 2 and 3
+     * (two hits leave the full page); x is out of stock, so its pin does
+     * not show; i8's pin at 5 is past the page. */
     TEST_CHECK_STR(r.hits[0].item.item_id, "i3");
     TEST_CHECK_STR(r.hits[1].item.item_id, "i0");
+    TEST_CHECK_STR(r.hits[2].item.item_id, "i1");
     TEST_CHECK_STR(r.hits[0].reasons[0], "Featured");
     TEST_CHECK_STR(r.hits[1].reasons[0], "Featured");
-    TEST_CHECK(r.hits[1].score <= r.hits[0].score && r.hits[1].score >= r.hits[2].score);
+    TEST_CHECK(r.hits[1].score <= r.hits[0].score && r.hits[2].score >= r.hits[3].score);
     for (size_t i = 0; i < r.n; i++) {
         TEST_CHECK(strcmp(r.hits[i].item.item_id, "x") != 0);
-        TEST_CHECK((i < 2) == has_reason(&r.hits[i], "Featured"));
+        TEST_CHECK((i < 3) == has_reason(&r.hits[i], "Featured"));
     }
     rank_result_free(&r);
     /* A filter holds against a pin. */
