@@ -66,6 +66,12 @@ static const config_key config_keys[] = {
      "true: serve plaintext gRPC without a certificate (a trusted network only)"},
     {"serve.tokens_file", CONFIG_SERVE, "tokens-file", NULL, "/etc/aisle-tokens/tokens", 0,
      "bearer tokens, a line each: ROLE SHA256-HEX (roles app, admin); unset: no access control"},
+    {"serve.scorer_file", CONFIG_SERVE, "scorer", NULL, "/etc/aisle/scorer.txt", 0,
+     "surfaces' source budgets, feature weights, MMR and caps ('aisle-scorer 1', ranker/scorer.h),"
+     " read again when it changes (unset: the AISLE_SCORER file, else the built-in ones)"},
+    {"serve.rules_file", CONFIG_SERVE, "rules", NULL, "/etc/aisle/rules.txt", 0,
+     "pinned and boosted items per surface ('aisle-rules 1', ranker/rules.h), read again when "
+     "it changes; refused with its line"},
     {"serve.chat_template", CONFIG_SERVE, "chat-template", NULL, "chatml", 0,
      "chat template of the model: chatml, llama3, zephyr, mistral, gemma, phi3 (default: the "
      "GGUF file's own)"},
@@ -88,12 +94,6 @@ static const config_key config_keys[] = {
      0, "llama2.c tokenizer.bin for the model (a GGUF model may carry its own)"},
     {"serve.model_threads", CONFIG_SERVE, "model-threads", "1", NULL, 0,
      "threads per model step"},
-    {"recommend.scorer_file", CONFIG_SERVE, "scorer", NULL, "/etc/aisle/scorer.txt", 0,
-     "surfaces' source budgets, feature weights, MMR and caps ('aisle-scorer 1', ranker/scorer.h),"
-     " read again when it changes (unset: the AISLE_SCORER file, else the built-in ones)"},
-    {"recommend.rules_file", CONFIG_SERVE, "rules", NULL, "/etc/aisle/rules.txt", 0,
-     "pinned and boosted items per surface ('aisle-rules 1', ranker/rules.h), read again when "
-     "it changes; refused with its line"},
     {"ingest.http.listen", CONFIG_INGEST, "http-listen", "127.0.0.1:9465", NULL, 0,
      "/metrics, /healthz and /readyz; port 0 picks a free one"},
     {"ingest.group", CONFIG_INGEST, "group", "aisle-ingest", NULL, 0, "consumer group"},
