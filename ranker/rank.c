@@ -700,8 +700,8 @@ static void rank_score(rank_state *st) {
 }
 
 /* Multiplies the boosted candidates' scores (a negative score is divided,
- * so a boost never pushes an item down) and marks them featured: a lookup
- * per rule, not per candidate. */
+ * so a factor above 1 always lifts an item and one below 1 always lowers
+ * it) and marks them featured: a lookup per rule, not per candidate. */
 static int rank_boost(rank_state *st) {
     for (size_t r = 0; r < st->req->n_rules; r++) {
         const rank_rule *rule = &st->req->rules[r];
@@ -1141,7 +1141,8 @@ static int rank_request_parts(rank_state *st, char *err, size_t errlen) {
 static int rank_creator_new(const rank_state *st, const char *id) {
     const rank_filter *f = st->filter;
     size_t ci;
-    if (strmap_get(&st->creators, id, strlen(id), &ci) == AISLE_OK && st->p->creators[ci].weight > 0)
+    if (strmap_get(&st->creators, id, strlen(id), &ci) == AISLE_OK &&
+        st->p->creators[ci].weight > 0)
         return 0;
     return !f || ((!f->n_creators || rank_in(f->creators, f->n_creators, id)) &&
                   !rank_in(f->exclude_creators, f->n_exclude_creators, id) &&

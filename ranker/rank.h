@@ -19,7 +19,11 @@
  * quality bench measures. MMR over item vectors and per-page caps then pick
  * the page; short pages are filled from the popular list, then from any
  * eligible item, so a page is short only when nothing else is eligible.
- * Each result says why it is there. */
+ * The surface's merchandising rules (rank_rule) act last: boosts multiply
+ * candidates' scores before the pick, pins place eligible items on the
+ * finished page. Each result says why it is there. Beside the page, the
+ * catalog's creator index (retrieval/creators.h) suggests creators near
+ * the profile vector whom the user does not engage with yet. */
 #ifndef AISLE_RANK_H
 #define AISLE_RANK_H
 

@@ -5,6 +5,7 @@
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,9 @@ int creators_search(creators *cr, const float *q, int k, creators_hit *out) {
     float *scores = NULL;
     idx_t *labels = NULL;
     int n = 0, rc = AISLE_OK;
+    /* As for the catalog's searches: callers run concurrently already, and
+     * an OpenMP team per call would only spin against them. */
+    omp_set_num_threads(1);
     pthread_mutex_lock(&cr->mu);
     if (cr->dirty) rc = creators_rebuild(cr);
     /* Never more than the index holds: FAISS would leave the surplus unset. */
