@@ -1,8 +1,11 @@
 /* Tests for retrieval/creators through the catalog that keeps it: creator
- * vectors follow upserts, creator changes, deletes and a snapshot swap, and
- * names come from the items. */
+ * vectors follow upserts, creator changes, deletes and a snapshot swap,
+ * names come from the items, and searches run while the catalog changes. */
 #include "retrieval/creators.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "retrieval/catalog.h"
@@ -94,7 +97,38 @@ static void test_snapshot_swap_recounts(void) {
     catalog_free(c);
 }
 
+static atomic_int stop;
+
+/* Searches until told to stop: the index is rebuilt under readers. */
+static void *searcher(void *arg) {
+    catalog *c = arg;
+    creators_hit h[4];
+    while (!atomic_load(&stop)) nearest(c, 1, 0.5f, h);
+    return NULL;
+}
+
+static void test_searches_while_the_catalog_changes(void) {
+    catalog *c = new_catalog();
+    pthread_t t[2];
+    char id[16], creator[16];
+    creators_hit h[4];
+    TEST_REQUIRE(c);
+    atomic_store(&stop, 0);
+    for (int i = 0; i < 2; i++) TEST_REQUIRE(pthread_create(&t[i], NULL, searcher, c) == 0);
+    for (int i = 0; i < 400; i++) {
+        snprintf(id, sizeof(id), "i%d", i % 50);
+        snprintf(creator, sizeof(creator), "c%d", i % 7);
+        TEST_CHECK(put(c, id, creator, "", 1, (float)(i % 5)) == AISLE_OK);
+        if (i % 9 == 0) catalog_delete(c, id);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    TEST_CHECK(nearest(c, 1, 0, h) > 0);
+    catalog_free(c);
+}
+
 int main(void) {
+    TEST_RUN(test_searches_while_the_catalog_changes);
     TEST_RUN(test_means_follow_events);
     TEST_RUN(test_snapshot_swap_recounts);
     return test_summary();
