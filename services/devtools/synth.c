@@ -40,9 +40,9 @@ static const char *synth_last[] = {"Chen",   "Okafor", "Rossi",  "Silva", "Nakam
 #define SYNTH_NFIRST (sizeof(synth_first) / sizeof(synth_first[0]))
 #define SYNTH_NLAST (sizeof(synth_last) / sizeof(synth_last[0]))
 
-/* Creator c's display name, derived from c alone (no draw from the
- * generator, so worlds stay what they were). */
-static void synth_creator_name(size_t c, char *buf, size_t len) {
+/* Derived from c alone (no draw from the generator, so worlds stay what
+ * they were). */
+void synth_creator_name(size_t c, char *buf, size_t len) {
     size_t round = c / (SYNTH_NFIRST * SYNTH_NLAST);
     if (round)
         snprintf(buf, len, "%s %s %zu", synth_first[c % SYNTH_NFIRST],
