@@ -12,8 +12,10 @@
  *   boost ITEM FACTOR           (0, 100]: its score is multiplied
  *   end                         last line: a file cut short is refused
  * An item may have a pin and a boost; two pins at one position, or an item
- * pinned twice, are refused. The exact surface "" has no rules (it is the
- * ranking the quality bench measures), so it cannot be named. */
+ * pinned twice, are refused. Surfaces are named as requests name them
+ * ("similar" is SimilarItems'); the exact surface "" has no rules (it is
+ * the ranking the quality bench measures), so it cannot be named. Pins
+ * overrule the page's caps, never its filters. */
 #ifndef AISLE_RULES_H
 #define AISLE_RULES_H
 
