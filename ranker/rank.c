@@ -24,7 +24,8 @@
 enum { RANK_IN_ITEMS = 1, RANK_IN_DISMISSED = 2, RANK_IN_SEEN = 4, RANK_IN_PURCHASED = 8 };
 
 static const char *const rank_source_names[RANK_SRC_COUNT] = {
-    "profile", "neighbours", "creators", "popular", "query", "query_vector", "context", "fill"};
+    "profile", "neighbours", "creators", "popular", "query", "query_vector", "context", "fill",
+    "trending", "featured"};
 
 const char *rank_source_name(int source) {
     assert(source >= 0 && source < RANK_SRC_COUNT);
@@ -44,8 +45,8 @@ static const rank_settings rank_surfaces[] = {
      .mmr_lambda = 1,
      .context_phrase = "Similar to \"%s\", the product you are looking at"},
     {.name = "home",
-     .budget = {200, 100, 50, 100, 200, 200, 100, 0},
-     .weight = {1, 0.05f, 0.1f, 0.1f, 2, 2, 1, 0},
+     .budget = {200, 100, 50, 100, 200, 200, 100, 0, [RANK_SRC_TRENDING] = 60},
+     .weight = {1, 0.05f, 0.1f, 0.1f, 2, 2, 1, 0, [RANK_SRC_TRENDING] = 0.1f},
      .w_category = 0.05f,
      .w_brand = 0.03f,
      .mmr_lambda = 0.5f,
@@ -53,15 +54,15 @@ static const rank_settings rank_surfaces[] = {
      .cap_brand = 3,
      .context_phrase = "Similar to \"%s\", the product you are looking at"},
     {.name = "product_page",
-     .budget = {100, 50, 20, 50, 200, 200, 300, 0},
-     .weight = {0.5f, 0.05f, 0.05f, 0.05f, 2, 2, 2, 0},
+     .budget = {100, 50, 20, 50, 200, 200, 300, 0, [RANK_SRC_TRENDING] = 30},
+     .weight = {0.5f, 0.05f, 0.05f, 0.05f, 2, 2, 2, 0, [RANK_SRC_TRENDING] = 0.05f},
      .w_category = 0.02f,
      .mmr_lambda = 0.75f,
      .cap_creator = 4,
      .context_phrase = "Similar to \"%s\", the product you are looking at"},
     {.name = "cart",
-     .budget = {100, 100, 20, 50, 200, 200, 300, 0},
-     .weight = {0.5f, 0.1f, 0.05f, 0.1f, 2, 2, 2, 0},
+     .budget = {100, 100, 20, 50, 200, 200, 300, 0, [RANK_SRC_TRENDING] = 30},
+     .weight = {0.5f, 0.1f, 0.05f, 0.1f, 2, 2, 2, 0, [RANK_SRC_TRENDING] = 0.1f},
      .w_brand = 0.05f,
      .mmr_lambda = 0.5f,
      .cap_creator = 2,
@@ -141,6 +142,7 @@ static void rank_hit_clear(rank_hit *h) {
     free(h->item.creator_id);
     free(h->item.category);
     free(h->item.brand);
+    free(h->item.creator_name);
     for (int i = 0; i < h->n_reasons; i++) free(h->reasons[i]);
     memset(h, 0, sizeof(*h));
 }
@@ -148,8 +150,12 @@ static void rank_hit_clear(rank_hit *h) {
 void rank_result_free(rank_result *r) {
     for (size_t i = 0; i < r->n; i++) rank_hit_clear(&r->hits[i]);
     free(r->hits);
-    r->hits = NULL;
-    r->n = 0;
+    for (size_t i = 0; i < r->n_creators; i++) {
+        free(r->creators[i].id);
+        free(r->creators[i].name);
+    }
+    free(r->creators);
+    memset(r, 0, sizeof(*r));
 }
 
 static void rank_state_free(rank_state *st) {
@@ -194,6 +200,7 @@ static rank_hit *rank_push(rank_state *st, size_t slot, float score, unsigned so
     h->item.creator_id = strdup(it->creator_id);
     h->item.category = strdup(it->category);
     h->item.brand = strdup(it->brand);
+    h->item.creator_name = strdup(it->creator_name);
     h->item.price_cents = it->price_cents;
     h->item.in_stock = it->in_stock;
     h->score = score;
@@ -203,7 +210,7 @@ static rank_hit *rank_push(rank_state *st, size_t slot, float score, unsigned so
         if (sources & 1u << s) h->source_names[h->n_sources++] = rank_source_names[s];
     st->out->n++;
     if (!h->item.item_id || !h->item.title || !h->item.creator_id ||
-        !h->item.category || !h->item.brand ||
+        !h->item.category || !h->item.brand || !h->item.creator_name ||
         strmap_put(&st->taken, it->item_id, strlen(it->item_id), slot) != 0)
         return NULL;
     return h;
@@ -556,6 +563,29 @@ static int rank_source_popular(rank_state *st, char *err, size_t errlen) {
     return AISLE_OK;
 }
 
+/* Each trending list's heaviest eligible items, the budget shared between
+ * the lists, scored as a share of their list's heaviest. */
+static int rank_source_trending(rank_state *st, char *err, size_t errlen) {
+    const rank_request *req = st->req;
+    int budget = st->set->budget[RANK_SRC_TRENDING], per;
+    if (budget <= 0 || req->n_trending == 0) return AISLE_OK;
+    per = budget / (int)req->n_trending + 1;
+    for (size_t k = 0; k < req->n_trending; k++) {
+        const rank_trending *t = &req->trending[k];
+        double top = t->n && t->items[0].weight > 0 ? t->items[0].weight : 1;
+        for (size_t i = 0, got = 0; i < t->n && got < (size_t)per; i++) {
+            size_t slot;
+            int r;
+            if (catalog_lookup(st->c, t->items[i].id, &slot) != AISLE_OK) continue;
+            if ((r = rank_offer(st, slot, RANK_SRC_TRENDING, (float)(t->items[i].weight / top))) <
+                0)
+                return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+            got += (size_t)r;
+        }
+    }
+    return AISLE_OK;
+}
+
 /* The best lexical matches (st->lex is already scored). */
 static int rank_source_query(rank_state *st, char *err, size_t errlen) {
     size_t limit = catalog_slot_limit(st->c), n = 0;
@@ -603,7 +633,8 @@ static int rank_sources(rank_state *st, char *err, size_t errlen) {
     if ((rc = rank_source_profile(st, err, errlen)) ||
         (rc = rank_source_neighbours(st, err, errlen)) ||
         (rc = rank_source_creators(st, err, errlen)) ||
-        (rc = rank_source_popular(st, err, errlen)) || (rc = rank_source_query(st, err, errlen)) ||
+        (rc = rank_source_popular(st, err, errlen)) ||
+        (rc = rank_source_trending(st, err, errlen)) || (rc = rank_source_query(st, err, errlen)) ||
         (rc = rank_source_context(st, err, errlen)))
         return rc;
     if (st->req->query_vector && st->set->budget[RANK_SRC_VECTOR] > 0)
@@ -721,6 +752,26 @@ static int rank_score(rank_state *st, char *err, size_t errlen) {
     return st->req->model ? rank_model_score(st, err, errlen) : AISLE_OK;
 }
 
+/* Multiplies the boosted candidates' scores (a negative score is divided,
+ * so a factor above 1 always lifts an item and one below 1 always lowers
+ * it) and marks them featured: a lookup per rule, not per candidate. */
+static int rank_boost(rank_state *st) {
+    for (size_t r = 0; r < st->req->n_rules; r++) {
+        const rank_rule *rule = &st->req->rules[r];
+        uint32_t *at;
+        size_t slot;
+        rank_cand *cd;
+        if (rule->boost == 1 || catalog_lookup(st->c, rule->item_id, &slot) != AISLE_OK)
+            continue;
+        if (!(at = rank_at(st, slot))) return AISLE_ENOMEM;
+        if (*at == 0 || *at == UINT32_MAX) continue; /* not a candidate */
+        cd = &st->pool[*at - 1];
+        cd->score = cd->score > 0 ? cd->score * rule->boost : cd->score / rule->boost;
+        cd->sources |= 1u << RANK_SRC_FEATURED;
+    }
+    return AISLE_OK;
+}
+
 /* Per-page caps: how many of the page share the item's creator, brand,
  * category, kept in strmaps of counts. */
 typedef struct rank_caps {
@@ -790,6 +841,10 @@ static const char *rank_title(const catalog_item *it) {
     return *it->title ? it->title : it->item_id;
 }
 
+const char *rank_creator_label(const catalog_item *it) {
+    return it->creator_name && *it->creator_name ? it->creator_name : it->creator_id;
+}
+
 /* How the user met profile item i: "viewed", "bought", or engaged with. */
 static const char *rank_met(const rank_state *st, int i) {
     const char *id = st->p->items[i].id;
@@ -812,13 +867,16 @@ static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int ca
     char quote[RANK_QUOTE + 4];
     int rc = AISLE_OK;
     if (!h) return AISLE_ENOMEM;
-    if (because >= 0)
+    if (cd->sources & 1u << RANK_SRC_FEATURED) rc = rank_reason(h, "Featured");
+    if (!rc && because >= 0)
         rc = rank_reason(h, "Similar to \"%s\", %s",
                          rank_title(catalog_at(st->c, st->pslots[because])),
                          rank_met(st, because));
+    /* The creators source brings a creator's newest items. */
     if (!rc && cd->creator >= 0 && (st->personal || cd->sources & 1u << RANK_SRC_CREATORS))
-        rc = rank_reason(h, "From %s, a creator you engage with",
-                         st->p->creators[cd->creator].id);
+        rc = rank_reason(h, "%s %s, a creator you engage with",
+                         cd->sources & 1u << RANK_SRC_CREATORS ? "New from" : "From",
+                         rank_creator_label(&h->item));
     if (!rc && cd->sources & 1u << RANK_SRC_CONTEXT)
         rc = rank_reason(h, st->set->context_phrase, rank_title(catalog_at(st->c, st->ctx)));
     if (!rc && cd->sources & 1u << RANK_SRC_QUERY) {
@@ -828,7 +886,10 @@ static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int ca
     }
     if (!rc && cd->sources & 1u << RANK_SRC_VECTOR)
         rc = rank_reason(h, "Looks like what you searched with");
-    if (!rc && cd->sources & 1u << RANK_SRC_POPULAR)
+    if (!rc && cd->sources & 1u << RANK_SRC_TRENDING)
+        rc = rank_reason(h, "Trending in %s this week",
+                         *h->item.category ? h->item.category : "the shop");
+    else if (!rc && cd->sources & 1u << RANK_SRC_POPULAR)
         rc = rank_reason(h, "Popular right now in %s",
                          *h->item.category ? h->item.category : "the shop");
     if (!rc && variety) rc = rank_reason(h, "Adds variety to this page");
@@ -964,6 +1025,117 @@ oom:
     return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
 }
 
+/* Gives h the "Featured" reason first (the last goes when all are taken)
+ * and the featured source. */
+static int rank_feature(rank_hit *h) {
+    char *s = strdup("Featured");
+    if (!s) return AISLE_ENOMEM;
+    if (!(h->sources & 1u << RANK_SRC_FEATURED)) {
+        h->sources |= 1u << RANK_SRC_FEATURED;
+        h->source_names[h->n_sources++] = rank_source_names[RANK_SRC_FEATURED];
+    }
+    if (h->n_reasons && strcmp(h->reasons[0], "Featured") == 0) {
+        free(s);
+        return AISLE_OK;
+    }
+    if (h->n_reasons == RANK_MAX_REASONS) free(h->reasons[--h->n_reasons]);
+    memmove(h->reasons + 1, h->reasons, (size_t)h->n_reasons * sizeof(h->reasons[0]));
+    h->reasons[0] = s;
+    h->n_reasons++;
+    return AISLE_OK;
+}
+
+/* The rank of the page's hit of item, or SIZE_MAX. */
+static size_t rank_on_page(const rank_result *out, const char *item) {
+    for (size_t i = 0; i < out->n; i++)
+        if (strcmp(out->hits[i].item.item_id, item) == 0) return i;
+    return SIZE_MAX;
+}
+
+/* Takes the page's last hit that is not pinned (want 0) off the page;
+ * 0 when every hit is pinned. */
+static int rank_unpush_last(rank_state *st, int *want) {
+    rank_result *out = st->out;
+    size_t i = out->n;
+    while (i > 0 && want[i - 1]) i--;
+    if (i == 0) return 0;
+    i--;
+    strmap_del(&st->taken, out->hits[i].item.item_id, strlen(out->hits[i].item.item_id));
+    rank_hit_clear(&out->hits[i]);
+    memmove(out->hits + i, out->hits + i + 1, (out->n - i - 1) * sizeof(*out->hits));
+    memmove(want + i, want + i + 1, (out->n - i - 1) * sizeof(*want));
+    out->n--;
+    /* rank_push fills a zeroed hit: the moved-from copy must not linger. */
+    memset(&out->hits[out->n], 0, sizeof(*out->hits));
+    want[out->n] = 0;
+    return 1;
+}
+
+/* Orders the page: each pinned hit (want[i], its position) at its place,
+ * the others (a pin past a short page's end among them) in their order
+ * around them. A pinned hit takes the best score below it, so it does not
+ * read as worse than what it displaced. was is scratch for n hits, at for
+ * n indexes. */
+static void rank_place(rank_result *out, const int *want, rank_hit *was, size_t *at) {
+    size_t n = out->n, next = 0;
+    float below = -INFINITY;
+    memcpy(was, out->hits, n * sizeof(*was));
+    for (size_t p = 0; p < n; p++) at[p] = SIZE_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (want[i] && (size_t)want[i] <= n) at[want[i] - 1] = i;
+    for (size_t p = 0; p < n; p++) {
+        size_t i = at[p];
+        if (i == SIZE_MAX) {
+            while (want[next] && (size_t)want[next] <= n) next++;
+            i = next++;
+        }
+        assert(i < n);
+        out->hits[p] = was[i];
+    }
+    for (size_t p = n; p-- > 0;) {
+        if (at[p] != SIZE_MAX && below > out->hits[p].score) out->hits[p].score = below;
+        if (out->hits[p].score > below) below = out->hits[p].score;
+    }
+}
+
+/* Puts the surface's pinned items on the page: one already there keeps
+ * its hit, an eligible one comes in (the last hit that is not pinned
+ * leaves when the page is full); then rank_place orders them. An item that
+ * is not eligible (filter, stock, the profile, an earlier page) is not
+ * shown. */
+static int rank_pin(rank_state *st) {
+    rank_result *out = st->out;
+    int *want = calloc(st->cap, sizeof(*want));
+    rank_hit *was = malloc(st->cap * sizeof(*was));
+    size_t *at = malloc(st->cap * sizeof(*at));
+    int rc = AISLE_ENOMEM, pinned = 0;
+    if (!want || !was || !at) goto fail;
+    for (size_t r = 0; r < st->req->n_rules; r++) {
+        const rank_rule *rule = &st->req->rules[r];
+        size_t i, slot;
+        if (rule->pin <= 0 || (size_t)rule->pin > st->cap) continue;
+        if ((i = rank_on_page(out, rule->item_id)) == SIZE_MAX) {
+            if (catalog_lookup(st->c, rule->item_id, &slot) != AISLE_OK ||
+                !rank_eligible(st, slot) || (out->n == st->cap && !rank_unpush_last(st, want)))
+                continue;
+            float f[RANK_N_FEATURES];
+            rank_fill_features(st, slot, RANK_SRC_FEATURED, 1.0f, f);
+            if (!rank_push(st, slot, 0.0f, 1u << RANK_SRC_FEATURED, f)) goto fail;
+            i = out->n - 1;
+        }
+        want[i] = rule->pin;
+        pinned = 1;
+        if (rank_feature(&out->hits[i]) != AISLE_OK) goto fail;
+    }
+    if (pinned) rank_place(out, want, was, at);
+    rc = AISLE_OK;
+fail:
+    free(want);
+    free(was);
+    free(at);
+    return rc;
+}
+
 /* Indexes the ids a result must leave out (the profile's items, dismissed,
  * seen and purchased, flagged by kind) and the profile's creators,
  * categories and brands. */
@@ -1022,6 +1194,53 @@ static int rank_request_parts(rank_state *st, char *err, size_t errlen) {
     return AISLE_OK;
 }
 
+/* Whether creator id may be suggested: not one the profile engages with,
+ * and allowed by the request's creator lists. */
+static int rank_creator_new(const rank_state *st, const char *id) {
+    const rank_filter *f = st->filter;
+    size_t ci;
+    if (strmap_get(&st->creators, id, strlen(id), &ci) == AISLE_OK &&
+        st->p->creators[ci].weight > 0)
+        return 0;
+    return !f || ((!f->n_creators || rank_in(f->creators, f->n_creators, id)) &&
+                  !rank_in(f->exclude_creators, f->n_exclude_creators, id) &&
+                  rank_field_is(f->creator_id, id));
+}
+
+/* The creator index's nearest creators to u that are new to the user
+ * (asked deep enough to pass over the ones they engage with). */
+static int rank_suggest_creators(rank_state *st, char *err, size_t errlen) {
+    int want = st->req->creators, k, n, rc = AISLE_OK;
+    creators_hit *hits;
+    if (want <= 0 || !st->personal) return AISLE_OK;
+    if (want > RANK_MAX_CREATORS) want = RANK_MAX_CREATORS;
+    k = want + (int)(st->p->n_creators < 256 ? st->p->n_creators : 256);
+    hits = malloc((size_t)k * sizeof(*hits));
+    st->out->creators = calloc((size_t)want, sizeof(rank_creator));
+    if (!hits || !st->out->creators) {
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+        goto fail;
+    }
+    if ((n = creators_search(catalog_creators(st->c), st->u, k, hits)) < 0) {
+        rc = status_fail(n, err, errlen, "creator search failed");
+        goto fail;
+    }
+    for (int i = 0; i < n && st->out->n_creators < (size_t)want; i++) {
+        rank_creator *cr = &st->out->creators[st->out->n_creators];
+        if (!rank_creator_new(st, hits[i].id)) continue;
+        *cr = (rank_creator){strdup(hits[i].id), strdup(hits[i].name), hits[i].score,
+                             hits[i].n_items};
+        st->out->n_creators++;
+        if (!cr->id || !cr->name) {
+            rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+            goto fail;
+        }
+    }
+fail:
+    free(hits);
+    return rc;
+}
+
 int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *err,
                    size_t errlen) {
     static const rank_profile empty;
@@ -1054,12 +1273,17 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     if (!rc) rc = rank_sources(&st, err, errlen);
     if (!rc) rc = rank_score(&st, err, errlen);
+    if (!rc && rank_boost(&st) != AISLE_OK)
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     if (!rc) {
         if (st.npool) qsort(st.pool, st.npool, sizeof(*st.pool), rank_cand_cmp);
         if (rank_select(&st, &caps) != AISLE_OK)
             rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     }
     if (!rc) rc = rank_fill(&st, &caps, err, errlen);
+    if (!rc && st.req->n_rules && rank_pin(&st) != AISLE_OK)
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if (!rc) rc = rank_suggest_creators(&st, err, errlen);
     catalog_read_end(c);
     if (rc != AISLE_OK) goto fail;
     assert(out->n <= st.cap);

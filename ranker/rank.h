@@ -6,7 +6,8 @@
  * vector (the weighted sum of the profile items' query vectors, dismissed
  * items pulling it away), the neighbours of the profile's heaviest and most
  * recent items, items of the creators the user engages with, the popular
- * list, lexical matches of the request's words (BM25, lexical.h), the
+ * list, the trending lists of a few categories (the caller picks them: the
+ * user's top categories, or the shop's trending ones for a new user), lexical matches of the request's words (BM25, lexical.h), the
  * caller's query vector and the context item's neighbours. Candidates are
  * merged by item; each keeps the sources that brought it. Every candidate
  * passes the same eligibility test (stock, the profile's seen, bought and
@@ -18,7 +19,11 @@
  * quality bench measures. MMR over item vectors and per-page caps then pick
  * the page; short pages are filled from the popular list, then from any
  * eligible item, so a page is short only when nothing else is eligible.
- * Each result says why it is there. */
+ * The surface's merchandising rules (rank_rule) act last: boosts multiply
+ * candidates' scores before the pick, pins place eligible items on the
+ * finished page. Each result says why it is there. Beside the page, the
+ * catalog's creator index (retrieval/creators.h) suggests creators near
+ * the profile vector whom the user does not engage with yet. */
 #ifndef AISLE_RANK_H
 #define AISLE_RANK_H
 
@@ -31,6 +36,7 @@
 
 #define RANK_MAX_LIMIT 500
 #define RANK_MAX_REASONS 4
+#define RANK_MAX_CREATORS 16 /* creators a request may ask the creator index for */
 
 /* Where a candidate came from; a hit keeps a bit for each. */
 typedef enum rank_source {
@@ -42,6 +48,8 @@ typedef enum rank_source {
     RANK_SRC_VECTOR,     /* the request's query vector */
     RANK_SRC_CONTEXT,    /* the context item's neighbours */
     RANK_SRC_FILL,       /* any eligible item, to fill a short page */
+    RANK_SRC_TRENDING,   /* trending in the user's top categories (or the shop's) */
+    RANK_SRC_FEATURED,   /* pinned or boosted by the surface's rules */
     RANK_SRC_COUNT
 } rank_source;
 
@@ -160,6 +168,23 @@ uint32_t rank_item_hash(const char *item_id);
 typedef int (*rank_popular_fn)(void *arg, const rank_entry **out, size_t *n, char *err,
                                size_t errlen);
 
+/* A merchandising rule of a surface (ranker/rules.h reads them): the item
+ * is placed at position pin (1-based; 0 = not pinned) of the page when it
+ * is eligible, and its score multiplied by boost (1 = none). Pins overrule
+ * the page's caps; the filters hold. */
+typedef struct rank_rule {
+    char *item_id;
+    int pin;
+    float boost;
+} rank_rule;
+
+/* One category's trending list, heaviest first; borrowed. */
+typedef struct rank_trending {
+    const char *category;
+    const rank_entry *items;
+    size_t n;
+} rank_trending;
+
 typedef struct rank_request {
     const rank_profile *profile; /* NULL or empty: no personal part */
     rank_popular_fn popular;   /* NULL = no popular list */
@@ -178,6 +203,18 @@ typedef struct rank_request {
      * instead of the settings' weights (sources, MMR and caps stay the
      * settings'); NULL: the weights. Borrowed. */
     ltr_model *model;
+    /* Creators to suggest from the catalog's creator index (0 to
+     * RANK_MAX_CREATORS): those nearest the profile vector, leaving out
+     * the creators the profile engages with and those the filter rules
+     * out. None without a personal profile. */
+    int creators;
+    /* Trending lists for the trending source (its budget is shared
+     * between them); borrowed. */
+    const rank_trending *trending;
+    size_t n_trending;
+    /* The surface's rules; borrowed. */
+    const rank_rule *rules;
+    size_t n_rules;
 } rank_request;
 
 typedef struct rank_hit {
@@ -192,9 +229,19 @@ typedef struct rank_hit {
     float features[RANK_N_FEATURES]; /* as scored (see RANK_F_*) */
 } rank_hit;
 
+/* A creator the index suggests; strings owned by the result. */
+typedef struct rank_creator {
+    char *id;
+    char *name;     /* display name, "" when the catalog has none */
+    float score;    /* the profile vector · the creator's normalized mean */
+    size_t n_items; /* their live items */
+} rank_creator;
+
 typedef struct rank_result {
     rank_hit *hits; /* best first */
     size_t n;
+    rank_creator *creators; /* best first; rank_request.creators at most */
+    size_t n_creators;
 } rank_result;
 
 /* Runs the pipeline for req (see the file comment). Returns AISLE_OK;
@@ -210,6 +257,8 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
 /* Whether item passes f (NULL passes everything); stock is not f's part
  * here (the ranker checks it with f->include_out_of_stock). */
 int rank_filter_pass(const rank_filter *f, const catalog_item *item);
+/* How a reason names item's creator: the display name, else the id. */
+const char *rank_creator_label(const catalog_item *item);
 void rank_result_free(rank_result *r);
 
 #endif

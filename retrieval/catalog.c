@@ -48,6 +48,7 @@ struct catalog {
     strmap deleted;      /* ids the catalog topic deleted: a snapshot must not
                           * bring them back */
     FaissIndex *index;   /* ids are slots */
+    creators *creators;  /* creator vectors from the live items' index vectors */
 };
 
 /* FAISS fans single-vector adds and searches out over OpenMP threads. The
@@ -106,7 +107,12 @@ int catalog_new(const catalog_config *cfg, catalog **out, char *err, size_t errl
     c->next_rebuild = cfg->ivf_threshold;
     strmap_init(&c->ids);
     strmap_init(&c->deleted);
+    if (!(c->creators = creators_new(dim))) {
+        free(c);
+        goto oom;
+    }
     if (catalog_lock_init(&c->lock) != 0) {
+        creators_free(c->creators);
         free(c);
         goto oom;
     }
@@ -128,6 +134,7 @@ static void catalog_item_clear(catalog_item *it) {
     free(it->creator_id);
     free(it->category);
     free(it->brand);
+    free(it->creator_name);
     memset(it, 0, sizeof(*it));
 }
 
@@ -153,11 +160,24 @@ void catalog_free(catalog *c) {
     strmap_free(&c->ids);
     strmap_free(&c->deleted);
     if (c->index) faiss_Index_free(c->index);
+    creators_free(c->creators);
     pthread_rwlock_destroy(&c->lock);
     free(c);
 }
 
 int catalog_dim(const catalog *c) { return c->dim; }
+
+creators *catalog_creators(catalog *c) { return c->creators; }
+
+/* Moves slot's index vector in the creator set from was's creator to now's
+ * (either may be NULL: none); write lock held. Out of memory only leaves a
+ * creator out of the suggestions, so it does not fail the event. */
+static void catalog_creators_move(catalog *c, const catalog_item *was, const catalog_item *now,
+                                  size_t slot) {
+    const float *v = c->vecs + slot * (size_t)c->dim;
+    if (was) creators_add(c->creators, was->creator_id, NULL, v, -1);
+    if (now) creators_add(c->creators, now->creator_id, now->creator_name, v, 1);
+}
 
 static int catalog_reserve(catalog *c) {
     if (c->limit < c->cap) return 0;
@@ -287,7 +307,8 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
         catalog_check_field("title", f->title, 0, err, errlen) ||
         catalog_check_field("creator_id", f->creator_id, 0, err, errlen) ||
         catalog_check_field("category", f->category, 0, err, errlen) ||
-        catalog_check_field("brand", f->brand, 0, err, errlen))
+        catalog_check_field("brand", f->brand, 0, err, errlen) ||
+        catalog_check_field("creator_name", f->creator_name, 0, err, errlen))
         return AISLE_EINVAL;
     if (vec_len != 0 && vec_len != (size_t)c->dim)
         return status_fail(AISLE_EINVAL, err, errlen,
@@ -304,10 +325,11 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
     nit.creator_id = catalog_dup(f->creator_id);
     nit.category = catalog_dup(f->category);
     nit.brand = catalog_dup(f->brand);
+    nit.creator_name = catalog_dup(f->creator_name);
     nit.price_cents = f->price_cents;
     nit.in_stock = f->in_stock;
     if (!nit.item_id || !nit.title || !nit.creator_id || !nit.category ||
-        !nit.brand)
+        !nit.brand || !nit.creator_name)
         goto oom;
 
     catalog_one_thread();
@@ -319,6 +341,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
     }
     if (existed && (vec_len == 0 || catalog_covered(c, slot))) {
         /* Facts only: the vector stays (a snapshot's is authoritative). */
+        catalog_creators_move(c, &c->items[slot], &nit, slot);
         catalog_item_clear(&c->items[slot]);
         c->items[slot] = nit;
         pthread_rwlock_unlock(&c->lock);
@@ -330,6 +353,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
             catalog_faiss_err(err, errlen, "removing the old vector");
             goto fail_locked;
         }
+        catalog_creators_move(c, &c->items[slot], NULL, slot);
     } else {
         if (c->n_free == 0 && catalog_reserve(c) != 0) goto oom_locked;
         slot = c->n_free ? c->free_slots[--c->n_free] : c->limit;
@@ -352,6 +376,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
     }
     catalog_item_clear(&c->items[slot]);
     c->items[slot] = nit;
+    catalog_creators_move(c, NULL, &c->items[slot], slot);
     if (!existed) {
         if (slot == c->limit) c->limit++;
         c->count++;
@@ -383,6 +408,7 @@ int catalog_delete(catalog *c, const char *item_id) {
     strmap_put(&c->deleted, item_id, strlen(item_id), 1);
     if (strmap_get(&c->ids, item_id, strlen(item_id), &slot) != AISLE_OK) goto out;
     catalog_remove_from_index(c, slot);
+    catalog_creators_move(c, &c->items[slot], NULL, slot);
     strmap_del(&c->ids, item_id, strlen(item_id));
     catalog_item_clear(&c->items[slot]);
     /* Neighbour lists of a snapshot may name this slot: never reuse it for
@@ -487,8 +513,10 @@ static int catalog_snapshot_slots(catalog *c, const catalog_snapshot *snap, size
         }
         if (c->n_free == 0 && catalog_reserve(c) != 0) return AISLE_ENOMEM;
         slot = c->n_free ? c->free_slots[--c->n_free] : c->limit;
-        catalog_item it = {strdup(id), strdup(""), strdup(""), strdup(""), strdup(""), 0, 1};
+        catalog_item it = {strdup(id), strdup(""), strdup(""), strdup(""), strdup(""), 0, 1,
+                           strdup("")};
         if (!it.item_id || !it.title || !it.creator_id || !it.category || !it.brand ||
+            !it.creator_name ||
             strmap_put(&c->ids, id, strlen(id), slot) != 0) {
             catalog_item_clear(&it);
             if (slot != c->limit) c->n_free++;
@@ -551,12 +579,29 @@ fail:
     return NULL;
 }
 
+/* A creator set over the live items' rows of vecs (a snapshot's new index
+ * vectors), built without the lock like the model; NULL when out of
+ * memory. */
+static creators *catalog_creators_build(const catalog *c, const float *vecs) {
+    creators *cr = creators_new(c->dim);
+    for (size_t slot = 0; cr && slot < c->limit; slot++) {
+        const catalog_item *it = &c->items[slot];
+        if (it->item_id && creators_add(cr, it->creator_id, it->creator_name,
+                                        vecs + slot * (size_t)c->dim, 1) != AISLE_OK) {
+            creators_free(cr);
+            cr = NULL;
+        }
+    }
+    return cr;
+}
+
 int catalog_load_snapshot(catalog *c, const catalog_snapshot *snap, char *err,
                           size_t errlen) {
     size_t *row_slot = NULL;
     float *vecs = NULL, *old_vecs;
     catalog_model *m = NULL, *old_model;
     FaissIndex *idx = NULL, *old_index;
+    creators *cr = NULL, *old_creators;
     int nlist, rc = AISLE_ENOMEM;
 
     if (snap->dim != (uint32_t)c->dim)
@@ -577,6 +622,7 @@ int catalog_load_snapshot(catalog *c, const catalog_snapshot *snap, char *err,
     if (!vecs) goto oom;
     memcpy(vecs, c->vecs, c->limit * (size_t)c->dim * sizeof(float));
     if (!(m = catalog_model_build(c, snap, row_slot, vecs))) goto oom;
+    if (!(cr = catalog_creators_build(c, vecs))) goto oom;
     omp_set_num_threads(omp_get_num_procs()); /* k-means may use every core */
     if (catalog_build_index(c, vecs, &idx, &nlist) != 0) {
         catalog_one_thread();
@@ -589,7 +635,9 @@ int catalog_load_snapshot(catalog *c, const catalog_snapshot *snap, char *err,
     old_vecs = c->vecs;
     old_index = c->index;
     old_model = c->model;
+    old_creators = c->creators;
     c->vecs = vecs;
+    c->creators = cr;
     c->index = idx;
     c->model = m;
     c->nlist = nlist;
@@ -598,8 +646,10 @@ int catalog_load_snapshot(catalog *c, const catalog_snapshot *snap, char *err,
     free(old_vecs);
     faiss_Index_free(old_index);
     catalog_model_free(old_model);
+    creators_free(old_creators);
     vecs = NULL;
     m = NULL;
+    cr = NULL;
     rc = AISLE_OK;
     goto out;
 oom:
@@ -608,5 +658,6 @@ out:
     free(row_slot);
     free(vecs);
     catalog_model_free(m);
+    creators_free(cr);
     return rc;
 }

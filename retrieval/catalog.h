@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "retrieval/creators.h"
 
 #define CATALOG_MAX_DIM 4096
 #define CATALOG_MAX_FIELD 1024 /* longest id, title, brand … accepted */
@@ -45,6 +46,10 @@ typedef struct catalog_item {
     char *brand;
     int64_t price_cents;
     int in_stock;
+    /* The creator's display name; "" (or NULL in fields handed to
+     * catalog_upsert) when the catalog has none. Last, so that positional
+     * initializers written before it still mean what they say. */
+    char *creator_name;
 } catalog_item;
 
 typedef struct catalog catalog;
@@ -90,6 +95,10 @@ int catalog_lookup(const catalog *c, const char *item_id, size_t *slot);
  * AISLE_ENOMEM / AISLE_EINTERNAL. */
 int catalog_search(catalog *c, const float *q, int k, size_t *slots,
                    float *scores);
+/* The creators of the live items and their vector index (creators.h),
+ * kept current by every event and snapshot swap; search it under the read
+ * lock. */
+creators *catalog_creators(catalog *c);
 /* IVF lists in use, or 0 while the index is flat. */
 int catalog_ivf_lists(const catalog *c);
 

@@ -4,7 +4,7 @@
 #     with a learned model against the hand weights, in alternating blocks
 #     of one run (serve.py): calls/s, p99, the relative costs,
 #   - exposure logging in process: the caller's time per submit (p50, p99)
-#     and the process CPU per exposure (10 items with their 11 features,
+#     and the process CPU per exposure (10 items with their 13 features,
 #     producer thread, librdkafka and the in-process Kafka mock broker),
 #   - XGBoost LambdaMART scoring (200 trees, depth 6, the ranker's 11
 #     features) per candidate, in batches of 10, 100 and 500 candidates,

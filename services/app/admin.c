@@ -49,6 +49,8 @@ static void admin_item(buf *out, const catalog_item *it, size_t slot) {
     pbjson_string(out, it->title ? it->title : "");
     buf_puts(out, ",\"creator_id\":");
     pbjson_string(out, it->creator_id ? it->creator_id : "");
+    buf_puts(out, ",\"creator_name\":");
+    pbjson_string(out, it->creator_name ? it->creator_name : "");
     buf_puts(out, ",\"category\":");
     pbjson_string(out, it->category ? it->category : "");
     buf_puts(out, ",\"brand\":");

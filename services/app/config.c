@@ -73,6 +73,12 @@ static const config_key config_keys[] = {
      "true: serve plaintext gRPC without a certificate (a trusted network only)"},
     {"serve.tokens_file", CONFIG_SERVE, "tokens-file", NULL, "/etc/aisle-tokens/tokens", 0,
      "bearer tokens, a line each: ROLE SHA256-HEX (roles app, admin); unset: no access control"},
+    {"serve.scorer_file", CONFIG_SERVE, "scorer", NULL, "/etc/aisle/scorer.txt", 0,
+     "surfaces' source budgets, feature weights, MMR and caps ('aisle-scorer 1', ranker/scorer.h),"
+     " read again when it changes (unset: the AISLE_SCORER file, else the built-in ones)"},
+    {"serve.rules_file", CONFIG_SERVE, "rules", NULL, "/etc/aisle/rules.txt", 0,
+     "pinned and boosted items per surface ('aisle-rules 1', ranker/rules.h), read again when "
+     "it changes; refused with its line"},
     {"serve.chat_template", CONFIG_SERVE, "chat-template", NULL, "chatml", 0,
      "chat template of the model: chatml, llama3, zephyr, mistral, gemma, phi3 (default: the "
      "GGUF file's own)"},
@@ -506,9 +512,9 @@ static const char *config_leaf(const char *key) {
 void config_print_example(FILE *out) {
     fputs("# Aisle configuration: every setting of aisle serve, ingest, ctl, synth and\n"
           "# demo, with its default. Flags given on the command line override the file.\n"
-          "# Secrets never go here: AISLE_KAFKA_SASL_USERNAME and AISLE_KAFKA_SASL_PASSWORD\n"
-          "# come from the environment. Use with 'aisle serve --config FILE'; check a file\n"
-          "# with 'aisle config check FILE'.\n",
+          "# Secrets never go here: AISLE_KAFKA_SASL_USERNAME, AISLE_KAFKA_SASL_PASSWORD and\n"
+          "# AISLE_PAGE_SECRET (the page-token key) come from the environment. Use with\n"
+          "# 'aisle serve --config FILE'; check a file with 'aisle config check FILE'.\n",
           out);
     for (size_t i = 0; i < CONFIG_N_KEYS; i++) {
         const config_key *k = &config_keys[i];

@@ -80,10 +80,11 @@ static void demo_print_user(catalog *cat, profile_store *ps, const synth_world *
                             size_t u, int limit) {
     const synth_user *us = &w->users[u];
     rank_result rr;
-    char err[256];
-    printf("\n%s likes %s and %s (budget about $%lld), favourite creator c%04zu\n", us->id,
+    char err[256], creator[40];
+    synth_creator_name(us->fav_creator, creator, sizeof(creator));
+    printf("\n%s likes %s and %s (budget about $%lld), favourite creator %s (c%04zu)\n", us->id,
            synth_category(w, us->cats[0]), synth_category(w, us->cats[1]),
-           (long long)us->budget_cents / 100, us->fav_creator);
+           (long long)us->budget_cents / 100, creator, us->fav_creator);
     if (recommend_for(cat, ps, us->id, limit, NULL, &rr, err, sizeof(err)) != 0) {
         printf("  (no recommendations: %s)\n", err);
         return;

@@ -96,6 +96,10 @@ static const char serve_usage[] =
     "  --tls-client-ca FILE   require client certificates that chain to this PEM CA (mTLS)\n"
     "  --insecure[=true]      serve plaintext gRPC (only when asked for: it says so at start)\n"
     "  --tokens-file FILE     bearer tokens, a line each: ROLE SHA256-HEX (roles app, admin)\n"
+    "  --scorer FILE          surfaces' budgets, weights, MMR and caps ('aisle-scorer 1' file,\n"
+    "                         read again when it changes; default: AISLE_SCORER's file)\n"
+    "  --rules FILE           pinned and boosted items per surface ('aisle-rules 1' file,\n"
+    "                         read again when it changes)\n"
     "  --catalog-topic NAME   catalog topic (default aisle.catalog)\n"
     CLI_PROFILE_USAGE
     "  --grace-ms MS          time in-flight calls get at shutdown (default 10000)\n"
@@ -149,6 +153,7 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         {"ranker-model", required_argument, 0, 1109},
         {"http-listen", required_argument, 0, 'H'}, {"log-format", required_argument, 0, 'F'},
         {"ingest-group", required_argument, 0, 1120}, {"signal-topic", required_argument, 0, 1121},
+        {"scorer", required_argument, 0, 1110},     {"rules", required_argument, 0, 1111},
         {0, 0, 0, 0}};
     long long v;
     int c;
@@ -189,6 +194,8 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
             cfg->insecure = !optarg || strcmp(optarg, "true") == 0;
             break;
         case 1104: cfg->tokens_file = optarg; break;
+        case 1110: cfg->scorer_file = optarg; break;
+        case 1111: cfg->rules_file = optarg; break;
         case 1106: *chat_template = optarg; break;
         case 1107:
             if (main_serve_n_kafka_opts == MAIN_MAX_KAFKA_OPTS)

@@ -9,6 +9,7 @@
 
 #include "services/base/log.h"
 #include "services/base/status.h"
+#include "services/recommend/recommend.h"
 #include "services/serve/auth.h"
 #include "services/serve/snapview.h"
 #include "services/serve/variants.h"
@@ -140,6 +141,11 @@ int runtime_start(const runtime_config *cfg, runtime **out, char *err, size_t er
     *out = NULL;
     if (!rt) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     if ((rc = runtime_security(cfg, rt, err, errlen)) != AISLE_OK) goto fail;
+    /* A settings file that does not check out stops the start, with its
+     * line; once serving, a bad edit is refused and the one in use stays. */
+    if ((rc = recommend_settings_files(cfg->scorer_file, cfg->rules_file, err, errlen)) !=
+        AISLE_OK)
+        goto fail;
     sc.tls = rt->tls;
     sc.auth = rt->auth;
     if ((rc = runtime_local_socket(rt, err, errlen)) != AISLE_OK) goto fail;

@@ -28,6 +28,8 @@ typedef struct runtime_config {
     const char *tokens_file; /* bearer tokens and roles; NULL: no access control */
     size_t exposure_queue;   /* exposures waiting for Kafka at most; 0: EXPOSURE_QUEUE_DEFAULT */
     const char *model_file;  /* the learned ranker scored with by default; NULL: hand weights */
+    const char *scorer_file; /* surfaces' settings (ranker/scorer.h); NULL: AISLE_SCORER's */
+    const char *rules_file;  /* pinned and boosted items (ranker/rules.h); NULL: none */
 } runtime_config;
 
 typedef struct runtime runtime;

@@ -30,6 +30,28 @@ static const char *synth_adjs[] = {"Classic", "Ultralight", "Everyday", "Pro",
 
 #define SYNTH_NCATS ((int)(sizeof(synth_cats) / sizeof(synth_cats[0])))
 
+/* Creators' display names, first × last: 256 distinct ones before a
+ * number is added. */
+static const char *synth_first[] = {"Mia",  "Leo",  "Ava",   "Noah", "Zoe",  "Omar", "Ines", "Kai",
+                                    "Lena", "Ravi", "Sofia", "Theo", "Yuki", "Ezra", "Nora", "Jonas"};
+static const char *synth_last[] = {"Chen",   "Okafor", "Rossi",  "Silva", "Nakamura", "Berg",
+                                   "Haddad", "Novak",  "Moreau", "Kaur",  "Lindqvist", "Osei",
+                                   "Vargas", "Adler",  "Quinn",  "Sato"};
+#define SYNTH_NFIRST (sizeof(synth_first) / sizeof(synth_first[0]))
+#define SYNTH_NLAST (sizeof(synth_last) / sizeof(synth_last[0]))
+
+/* Derived from c alone (no draw from the generator, so worlds stay what
+ * they were). */
+void synth_creator_name(size_t c, char *buf, size_t len) {
+    size_t round = c / (SYNTH_NFIRST * SYNTH_NLAST);
+    if (round)
+        snprintf(buf, len, "%s %s %zu", synth_first[c % SYNTH_NFIRST],
+                 synth_last[c / SYNTH_NFIRST % SYNTH_NLAST], round + 1);
+    else
+        snprintf(buf, len, "%s %s", synth_first[c % SYNTH_NFIRST],
+                 synth_last[c / SYNTH_NFIRST % SYNTH_NLAST]);
+}
+
 uint64_t synth_rand(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -148,6 +170,7 @@ int synth_world_new(const synth_config *cfg, synth_world **out, char *err,
         it->brand = synth_cats[k].brands[synth_below(&rng, 3)];
         snprintf(it->id, sizeof(it->id), "p%06zu", i);
         snprintf(it->creator_id, sizeof(it->creator_id), "c%04zu", c);
+        synth_creator_name(c, it->creator_name, sizeof(it->creator_name));
         snprintf(it->title, sizeof(it->title), "%s %s %s", it->brand,
                  synth_adjs[synth_below(&rng, sizeof(synth_adjs) / sizeof(synth_adjs[0]))],
                  synth_cats[k].nouns[synth_below(&rng, 4)]);
@@ -198,6 +221,7 @@ void synth_catalog_item(const synth_world *w, size_t i, Aisle__V1__CatalogItem *
     msg->item_id = (char *)it->id;
     msg->title = (char *)it->title;
     msg->creator_id = (char *)it->creator_id;
+    msg->creator_name = (char *)it->creator_name;
     msg->category = (char *)it->category;
     msg->brand = (char *)it->brand;
     msg->price_cents = it->price_cents;

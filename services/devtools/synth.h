@@ -27,6 +27,7 @@ typedef struct synth_item {
     char id[24];
     char title[96];
     char creator_id[24];
+    char creator_name[40]; /* "Mia Chen" */
     const char *category; /* static strings */
     const char *brand;
     int64_t price_cents;
@@ -60,6 +61,9 @@ void synth_config_default(synth_config *cfg);
 int synth_world_new(const synth_config *cfg, synth_world **out, char *err,
                     size_t errlen);
 void synth_world_free(synth_world *w);
+
+/* The display name of creator c ("Mia Chen"), into buf (len bytes). */
+void synth_creator_name(size_t c, char *buf, size_t len);
 
 /* The name of category k. */
 const char *synth_category(const synth_world *w, int k);

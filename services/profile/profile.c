@@ -153,6 +153,17 @@ static const char profile_popular_lua[] =
 
 #define PROFILE_POPULAR_MAX 10000
 
+/* Trending: the same decayed popularity per category (the item's category
+ * from ingest's catalog copy), each list bounded, and the categories
+ * themselves by the same weights, so a new user's page can show the
+ * categories trending now. */
+#define PROFILE_TRENDING_PREFIX "aisle:trending:c:"
+#define PROFILE_TRENDING_CATEGORIES_KEY "aisle:trending:categories"
+#define PROFILE_TRENDING_MAX 1000        /* items kept per category */
+#define PROFILE_TRENDING_CATEGORIES 1000 /* categories kept */
+#define PROFILE_MAX_CATEGORY 1024        /* ingest's facts learn none longer */
+#define PROFILE_TRENDING_KEY_MAX (sizeof(PROFILE_TRENDING_PREFIX) + PROFILE_MAX_CATEGORY)
+
 /* Erasure: every key of the profile goes, and meta keeps only the erasure
  * mark, the time (Redis's clock, the one clock every writer shares), for
  * keep_s, the log's retention: a replay of what was produced before cannot
@@ -487,12 +498,16 @@ static int profile_queue_call(profile_store *ps, const profile_event *ev, const 
 }
 
 typedef struct profile_pop {
-    const char *item;
+    const char *category; /* "" when unknown */
+    const char *item;     /* the member: an item, or the category itself */
     double log_w;
 } profile_pop;
 
+/* By category, then member: one sort groups every key's members. */
 static int profile_cmp_pop(const void *pa, const void *pb) {
-    return strcmp(((const profile_pop *)pa)->item, ((const profile_pop *)pb)->item);
+    const profile_pop *a = pa, *b = pb;
+    int c = strcmp(a->category, b->category);
+    return c ? c : strcmp(a->item, b->item);
 }
 
 /* ln(e^a + e^b) without overflow. */
@@ -501,19 +516,86 @@ static double profile_logadd(double a, double b) {
     return m + log1p(exp(-fabs(a - b)));
 }
 
-/* Adds the newly applied positive item events to global popularity, summed
- * per item first so the one key takes one call per batch. */
+/* Sorts pop[0..n) and sums the weights of equal (category, member) pairs
+ * into one; returns how many remain. */
+static size_t profile_pop_merge(profile_pop *pop, size_t n) {
+    size_t m = 0;
+    if (n == 0) return 0;
+    qsort(pop, n, sizeof(*pop), profile_cmp_pop);
+    for (size_t i = 1; i < n; i++) {
+        if (profile_cmp_pop(&pop[i], &pop[m]) == 0)
+            pop[m].log_w = profile_logadd(pop[m].log_w, pop[i].log_w);
+        else
+            pop[++m] = pop[i];
+    }
+    return m + 1;
+}
+
+/* Queues one call of the popularity script adding pop[0..n) to key,
+ * bounded to max members; argv, lens and num have room for n pairs. */
+static int profile_queue_bump(profile_store *ps, const char *key, int max, const profile_pop *pop,
+                              size_t n, const char **argv, size_t *lens, char (*num)[32]) {
+    int argc = 0;
+    argv[argc++] = "EVALSHA";
+    argv[argc++] = rcluster_sha(ps->rc, PROFILE_SCRIPT_POPULAR);
+    argv[argc++] = "1";
+    argv[argc++] = key;
+    snprintf(num[n], 32, "%d", max);
+    argv[argc++] = num[n];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(num[i], 32, "%.17g", pop[i].log_w);
+        argv[argc++] = pop[i].item;
+        argv[argc++] = num[i];
+    }
+    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    return rcluster_append(ps->rc, key, argc, argv, lens);
+}
+
+/* The trending key of category into key (PROFILE_TRENDING_KEY_MAX). */
+static void profile_trending_key(const char *category, char *key) {
+    snprintf(key, PROFILE_TRENDING_KEY_MAX, "%s%s", PROFILE_TRENDING_PREFIX, category);
+}
+
+/* Queues the trending bumps: each category's items into its own key (one
+ * call a category: the keys need not share a slot) and the categories
+ * themselves into the category list. pop holds the batch's (category,
+ * item) pairs, merged; cats is scratch room for as many. */
+static int profile_queue_trending(profile_store *ps, const profile_pop *pop, size_t n,
+                                  profile_pop *cats, const char **argv, size_t *lens,
+                                  char (*num)[32], size_t *calls) {
+    char key[PROFILE_TRENDING_KEY_MAX];
+    size_t nc = 0;
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i; j < n && strcmp(pop[j].category, pop[i].category) == 0; j++) {
+            if (j == i) cats[nc] = (profile_pop){"", pop[i].category, pop[i].log_w};
+            else cats[nc].log_w = profile_logadd(cats[nc].log_w, pop[j].log_w);
+        }
+        assert(*pop[i].category);
+        profile_trending_key(pop[i].category, key);
+        if (profile_queue_bump(ps, key, PROFILE_TRENDING_MAX, pop + i, j - i, argv, lens, num))
+            return AISLE_ENOMEM;
+        nc++;
+        (*calls)++;
+    }
+    if (nc == 0) return AISLE_OK;
+    (*calls)++;
+    return profile_queue_bump(ps, PROFILE_TRENDING_CATEGORIES_KEY, PROFILE_TRENDING_CATEGORIES,
+                              cats, nc, argv, lens, num);
+}
+
+/* Adds the newly applied positive item events to global popularity and to
+ * their category's trending list, summed per key and item first, in one
+ * round trip: one call for the global key, one a category. */
 static int profile_bump_popular(profile_store *ps, const profile_event *ev,
                                 const unsigned char *applied, size_t n, char *err,
                                 size_t errlen) {
-    profile_pop *pop = calloc(n ? n : 1, sizeof(*pop));
+    profile_pop *pop = calloc(2 * n + 1, sizeof(*pop));
     const char **argv = calloc(3 + 2 * n + 2, sizeof(*argv));
     size_t *lens = calloc(3 + 2 * n + 2, sizeof(*lens));
     char (*num)[32] = calloc(n + 1, sizeof(*num));
-    size_t np = 0, m = 0;
-    int argc = 0, rc = AISLE_EIO;
+    size_t np = 0, nt = 0, nr, calls = 1;
+    int rc = AISLE_EIO;
     redisReply **r;
-    size_t nr;
 
     if (!pop || !argv || !lens || !num) {
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
@@ -524,38 +606,27 @@ static int profile_bump_popular(profile_store *ps, const profile_event *ev,
         if (!applied[i] || s->kind == AISLE__V1__SIGNAL_KIND__DISMISS || !s->item_id ||
             !*s->item_id || s->kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR)
             continue;
-        pop[np].item = s->item_id;
-        pop[np++].log_w = profile_event_log(ps, s);
+        /* pop[0..n) the global list's, pop[n..2n) the trending ones. */
+        pop[np++] = (profile_pop){"", s->item_id, profile_event_log(ps, s)};
+        if (ev[i].category && *ev[i].category)
+            pop[n + nt++] = (profile_pop){ev[i].category, s->item_id, pop[np - 1].log_w};
     }
     rc = 0;
     if (np == 0) goto out;
-    qsort(pop, np, sizeof(*pop), profile_cmp_pop);
-    for (size_t i = 1; i < np; i++) {
-        if (strcmp(pop[i].item, pop[m].item) == 0)
-            pop[m].log_w = profile_logadd(pop[m].log_w, pop[i].log_w);
-        else
-            pop[++m] = pop[i];
-    }
-    np = m + 1;
-    argv[argc++] = "EVALSHA";
-    argv[argc++] = rcluster_sha(ps->rc, PROFILE_SCRIPT_POPULAR);
-    argv[argc++] = "1";
-    argv[argc++] = PROFILE_POPULAR_KEY;
-    snprintf(num[np], 32, "%d", PROFILE_POPULAR_MAX);
-    argv[argc++] = num[np];
-    for (size_t i = 0; i < np; i++) {
-        snprintf(num[i], 32, "%.17g", pop[i].log_w);
-        argv[argc++] = pop[i].item;
-        argv[argc++] = num[i];
-    }
-    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    if (rcluster_append(ps->rc, PROFILE_POPULAR_KEY, argc, argv, lens)) {
+    np = profile_pop_merge(pop, np);
+    nt = profile_pop_merge(pop + n, nt);
+    if (profile_queue_bump(ps, PROFILE_POPULAR_KEY, PROFILE_POPULAR_MAX, pop, np, argv, lens,
+                           num) ||
+        profile_queue_trending(ps, pop + n, nt, pop, argv, lens, num, &calls)) {
+        rcluster_reset(ps->rc);
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
     if ((rc = profile_exec(ps, "bumping popularity", &r, &nr, err, errlen)) != 0) goto out;
-    if (r[0]->type == REDIS_REPLY_ERROR)
-        rc = profile_bad_reply(r[0], "bumping popularity", err, errlen);
+    assert(nr == calls);
+    for (size_t i = 0; i < nr && rc == 0; i++)
+        if (r[i]->type == REDIS_REPLY_ERROR)
+            rc = profile_bad_reply(r[i], "bumping popularity", err, errlen);
 out:
     free(pop);
     free(argv);
@@ -851,23 +922,46 @@ int profile_delete(profile_store *ps, const char *user_id, char *err, size_t err
     return r[0]->integer > 0;
 }
 
-int profile_popular(profile_store *ps, int64_t now_ms, size_t n,
-                    profile_entry **out, char *err, size_t errlen) {
+/* The n heaviest members of the log-space set key as of now_ms (what
+ * names the read in errors). */
+static int profile_top(profile_store *ps, const char *key, const char *what, int64_t now_ms,
+                       size_t n, profile_entry **out, char *err, size_t errlen) {
     char stop[24];
-    const char *argv[5] = {"ZREVRANGE", PROFILE_POPULAR_KEY, "0", stop, "WITHSCORES"};
+    const char *argv[5] = {"ZREVRANGE", key, "0", stop, "WITHSCORES"};
     redisReply *r = NULL;
     size_t got;
     int rc;
     *out = NULL;
     if (n == 0) return 0;
     snprintf(stop, sizeof(stop), "%lld", (long long)n - 1);
-    if ((rc = profile_one(ps, "reading popular items", 5, argv, &r, err, errlen)) != 0)
-        return rc;
-    if (r->type != REDIS_REPLY_ARRAY)
-        return profile_bad_reply(r, "reading popular items", err, errlen);
+    if ((rc = profile_one(ps, what, 5, argv, &r, err, errlen)) != 0) return rc;
+    if (r->type != REDIS_REPLY_ARRAY) return profile_bad_reply(r, what, err, errlen);
     if ((rc = profile_entries_from(ps, r, now_ms, PROFILE_AS_LOG, 0, out, &got)) != 0)
-        return status_fail(rc, err, errlen, "reading popular items: %s", status_str(rc));
+        return status_fail(rc, err, errlen, "%s: %s", what, status_str(rc));
     return (int)got;
+}
+
+int profile_popular(profile_store *ps, int64_t now_ms, size_t n,
+                    profile_entry **out, char *err, size_t errlen) {
+    return profile_top(ps, PROFILE_POPULAR_KEY, "reading popular items", now_ms, n, out, err,
+                       errlen);
+}
+
+int profile_trending(profile_store *ps, const char *category, int64_t now_ms, size_t n,
+                     profile_entry **out, char *err, size_t errlen) {
+    char key[PROFILE_TRENDING_KEY_MAX];
+    *out = NULL;
+    if (!category || !*category || strlen(category) > PROFILE_MAX_CATEGORY)
+        return status_fail(AISLE_EINVAL, err, errlen, "a trending category must have 1..%d bytes",
+                           PROFILE_MAX_CATEGORY);
+    profile_trending_key(category, key);
+    return profile_top(ps, key, "reading trending items", now_ms, n, out, err, errlen);
+}
+
+int profile_trending_categories(profile_store *ps, int64_t now_ms, size_t n,
+                                profile_entry **out, char *err, size_t errlen) {
+    return profile_top(ps, PROFILE_TRENDING_CATEGORIES_KEY, "reading trending categories",
+                       now_ms, n, out, err, errlen);
 }
 
 int profile_ping(profile_store *ps, char *err, size_t errlen) {

@@ -185,6 +185,16 @@ int profile_delete(profile_store *ps, const char *user_id, char *err, size_t err
  * err set. */
 int profile_popular(profile_store *ps, int64_t now_ms, size_t n,
                     profile_entry **out, char *err, size_t errlen);
+/* The same for one category's trending list: positive events of items the
+ * catalog puts in category, decayed like the global list, at most 1,000
+ * items a category. Returns the count, AISLE_EINVAL (an empty or
+ * over-long category) or AISLE_EIO, with err set. */
+int profile_trending(profile_store *ps, const char *category, int64_t now_ms, size_t n,
+                     profile_entry **out, char *err, size_t errlen);
+/* The categories themselves by the same decayed weight, heaviest first
+ * (what is trending for a user with no tastes yet). */
+int profile_trending_categories(profile_store *ps, int64_t now_ms, size_t n,
+                                profile_entry **out, char *err, size_t errlen);
 void profile_entries_free(profile_entry *e, size_t n);
 
 /* Whether the store answers (a PING on the node of one slot). Returns

@@ -2,19 +2,19 @@
  * popular list, paging and the degraded answer. */
 #include "services/recommend/recommend.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "ranker/rules.h"
 #include "ranker/scorer.h"
 #include "services/base/clock.h"
 #include "services/base/log.h"
 #include "services/base/status.h"
+#include "services/recommend/hotfile.h"
+#include "services/recommend/listcache.h"
 #include "services/recommend/pagetoken.h"
 
-#define RECOMMEND_SCORER_CHECK_MS 1000 /* how often the scorer file is looked at */
 
 /* Copies n profile entries into the view's entries at dst. */
 static const rank_entry *recommend_view(const profile_entry *src, size_t n, rank_entry *dst) {
@@ -71,72 +71,12 @@ void recommend_user_clear(recommend_user *u) {
     memset(u, 0, sizeof(*u));
 }
 
-/* A popular list as read at one moment, shared by the calls that use it. */
-typedef struct recommend_popset {
-    int refs;         /* under recommend_cache.mu */
-    profile_entry *e; /* owned */
-    rank_entry *view; /* owned; points into e */
-    size_t n;
-    int64_t at_ms;
-} recommend_popset;
-
-/* The process's last good popular list. */
-static struct {
-    pthread_mutex_t mu;
-    recommend_popset *cur;
-} recommend_cache = {PTHREAD_MUTEX_INITIALIZER, NULL};
-
-static void recommend_popset_drop(recommend_popset *s) {
-    int last;
-    if (!s) return;
-    pthread_mutex_lock(&recommend_cache.mu);
-    last = --s->refs == 0;
-    pthread_mutex_unlock(&recommend_cache.mu);
-    if (!last) return;
-    profile_entries_free(s->e, s->n);
-    free(s->view);
-    free(s);
-}
-
-/* A list over e (n entries, taken over even on failure) with one
- * reference; NULL when out of memory. */
-static recommend_popset *recommend_popset_new(profile_entry *e, size_t n, int64_t now_ms) {
-    recommend_popset *s = calloc(1, sizeof(*s));
-    rank_entry *v = malloc((n + 1) * sizeof(*v));
-    if (!s || !v) {
-        profile_entries_free(e, n);
-        free(s);
-        free(v);
-        return NULL;
-    }
-    recommend_view(e, n, v);
-    *s = (recommend_popset){.refs = 1, .e = e, .view = v, .n = n, .at_ms = now_ms};
-    return s;
-}
-
-/* The shared list with a reference for the caller, when there is one at
- * most max_age_ms old; else NULL. */
-static recommend_popset *recommend_cache_take(int64_t now_ms, int64_t max_age_ms) {
-    recommend_popset *s;
-    pthread_mutex_lock(&recommend_cache.mu);
-    s = recommend_cache.cur;
-    /* A list stamped after now (a call for a later time) is no fresher. */
-    if (s && now_ms >= s->at_ms && now_ms - s->at_ms <= max_age_ms) s->refs++;
-    else s = NULL;
-    pthread_mutex_unlock(&recommend_cache.mu);
-    return s;
-}
-
-/* Shares s (the caller keeps its own reference). */
-static void recommend_cache_put(recommend_popset *s) {
-    recommend_popset *old;
-    pthread_mutex_lock(&recommend_cache.mu);
-    s->refs++;
-    old = recommend_cache.cur;
-    recommend_cache.cur = s;
-    pthread_mutex_unlock(&recommend_cache.mu);
-    recommend_popset_drop(old);
-}
+/* The listcache key of the popular list. */
+#define RECOMMEND_POPULAR_KEY "popular"
+/* Trending: the user's top categories (a new user: the shop's trending
+ * ones), each list read this deep. */
+#define RECOMMEND_TRENDING_CATEGORIES 3
+#define RECOMMEND_TRENDING_ITEMS 100
 
 static void recommend_degrade(recommend_answer *a, const char *why) {
     if (a->degraded) return;
@@ -158,7 +98,7 @@ static void recommend_degrade(recommend_answer *a, const char *why) {
 typedef struct recommend_popular {
     profile_store *ps;
     int64_t now_ms;
-    recommend_popset *set; /* a reference, dropped by the call's owner */
+    listcache_list *set; /* a reference, dropped by the call's owner */
     int degrade;
     recommend_answer *answer; /* marked degraded; NULL unless degrade */
     int rc;                   /* the read's failure, for the ranker */
@@ -168,22 +108,82 @@ typedef struct recommend_popular {
 static void recommend_popular_read(recommend_popular *pp) {
     profile_entry *read = NULL;
     int got;
-    if ((pp->set = recommend_cache_take(pp->now_ms, RECOMMEND_CACHE_MS))) return;
+    if ((pp->set = listcache_take(RECOMMEND_POPULAR_KEY, pp->now_ms, RECOMMEND_CACHE_MS))) return;
     got = pp->answer && pp->answer->degraded
               ? AISLE_EUNAVAIL /* the store already failed this call */
               : profile_popular(pp->ps, pp->now_ms, RECOMMEND_POPULAR_ITEMS, &read, pp->err,
                                 sizeof(pp->err));
     if (got >= 0) {
-        if (!(pp->set = recommend_popset_new(read, (size_t)got, pp->now_ms)))
+        if (!(pp->set = listcache_list_new(read, (size_t)got, pp->now_ms)))
             pp->rc = status_fail(AISLE_ENOMEM, pp->err, sizeof(pp->err), "out of memory");
         else
-            recommend_cache_put(pp->set);
+            listcache_put(RECOMMEND_POPULAR_KEY, pp->set);
     } else if (pp->degrade && (got == AISLE_EIO || got == AISLE_EUNAVAIL)) {
         recommend_degrade(pp->answer, got == AISLE_EIO ? pp->err : "down");
-        pp->set = recommend_cache_take(pp->now_ms, INT64_MAX);
+        pp->set = listcache_take(RECOMMEND_POPULAR_KEY, pp->now_ms, INT64_MAX);
     } else {
         pp->rc = got;
     }
+}
+
+/* The trending lists of one call and the references that keep them. */
+typedef struct recommend_trending {
+    rank_trending lists[RECOMMEND_TRENDING_CATEGORIES];
+    size_t n;
+    listcache_list *held[RECOMMEND_TRENDING_CATEGORIES + 1]; /* NULLs, or references */
+} recommend_trending;
+
+/* category's trending list (NULL: the trending categories), from the cache
+ * when it was read in the last RECOMMEND_CACHE_MS, else from the store;
+ * NULL when the store fails (trending is then left out: the popular read
+ * is the one that marks an answer degraded) or memory runs out. */
+static listcache_list *recommend_trending_list(profile_store *ps, const char *category,
+                                               int64_t now_ms) {
+    char key[CATALOG_MAX_FIELD + 32], err[256];
+    profile_entry *e;
+    listcache_list *l;
+    int got;
+    if (category) snprintf(key, sizeof(key), "trending:%s", category);
+    else snprintf(key, sizeof(key), "trending-categories");
+    if ((l = listcache_take(key, now_ms, RECOMMEND_CACHE_MS))) return l;
+    got = category ? profile_trending(ps, category, now_ms, RECOMMEND_TRENDING_ITEMS, &e, err,
+                                      sizeof(err))
+                   : profile_trending_categories(ps, now_ms, RECOMMEND_TRENDING_CATEGORIES, &e,
+                                                 err, sizeof(err));
+    if (got < 0) {
+        log_debug("recommend", "trending left out: %s", err);
+        return NULL;
+    }
+    if ((l = listcache_list_new(e, (size_t)got, now_ms))) listcache_put(key, l);
+    return l;
+}
+
+/* The trending lists for u (its top categories, else the shop's), when
+ * the settings ask for trending and the store answered this call. */
+static void recommend_trending_read(profile_store *ps, const rank_profile *u,
+                                    const rank_settings *set, const recommend_answer *a,
+                                    int64_t now_ms, recommend_trending *t) {
+    const rank_entry *cats = u->categories;
+    size_t n_cats = u->n_categories, h = 0;
+    memset(t, 0, sizeof(*t));
+    if (!set || set->budget[RANK_SRC_TRENDING] <= 0 || a->degraded) return;
+    if (n_cats == 0 && (t->held[h] = recommend_trending_list(ps, NULL, now_ms))) {
+        cats = t->held[h]->view;
+        n_cats = t->held[h++]->n;
+    }
+    for (size_t i = 0; i < n_cats && t->n < RECOMMEND_TRENDING_CATEGORIES; i++) {
+        listcache_list *l;
+        if (strlen(cats[i].id) > CATALOG_MAX_FIELD ||
+            !(l = recommend_trending_list(ps, cats[i].id, now_ms)))
+            continue;
+        t->held[h++] = l;
+        t->lists[t->n++] = (rank_trending){cats[i].id, l->view, l->n};
+    }
+}
+
+static void recommend_trending_drop(recommend_trending *t) {
+    for (size_t i = 0; i < sizeof(t->held) / sizeof(t->held[0]); i++) listcache_drop(t->held[i]);
+    memset(t, 0, sizeof(*t));
 }
 
 /* The ranker's callback: the list read beforehand, or its failure. */
@@ -212,7 +212,7 @@ int recommend_rank(catalog *c, profile_store *ps, const recommend_user *u, int l
                        .filter = filter};
     recommend_popular_read(&pp);
     rc = rank_recommend(c, &rq, out, err, errlen);
-    recommend_popset_drop(pp.set);
+    listcache_drop(pp.set);
     return rc;
 }
 
@@ -359,83 +359,43 @@ static int recommend_next_token(uint64_t fp, int64_t now_ms, const uint32_t *ser
     return rc == AISLE_EFULL ? AISLE_OK : rc;
 }
 
-/* The surfaces' settings in use: the scorer file named by AISLE_SCORER
- * (see ranker/scorer.h) when there is one, read again when its time or
- * size changes (looked at no more than once a second); a file that is
- * refused is logged and the settings in use stay. Calls hold a reference,
- * so a reload never pulls settings from under one. */
-typedef struct recommend_scorer {
-    int refs; /* under recommend_scorers.mu */
-    scorer *sc;
-} recommend_scorer;
-
-static struct {
-    pthread_mutex_t mu;
-    recommend_scorer *cur; /* NULL: the built-in settings */
-    int64_t checked_ms;
-    struct timespec mtime;
-    off_t size;
-} recommend_scorers = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static void recommend_scorer_drop(recommend_scorer *s) {
-    int last;
-    if (!s) return;
-    pthread_mutex_lock(&recommend_scorers.mu);
-    last = --s->refs == 0;
-    pthread_mutex_unlock(&recommend_scorers.mu);
-    if (last) {
-        free(s->sc);
-        free(s);
-    }
+/* The settings files (hotfile.h): the scorer's surfaces (ranker/scorer.h;
+ * named by a flag, else AISLE_SCORER) and the merchandising rules
+ * (ranker/rules.h; a flag only). */
+static int recommend_scorer_load(const char *path, void **out, char *err, size_t errlen) {
+    scorer *sc = NULL;
+    int rc = scorer_load(path, &sc, err, errlen);
+    *out = sc;
+    return rc;
 }
 
-/* Loads path when it changed since the last look; under the lock. Returns
- * the settings it replaces (for the caller to drop), or NULL. */
-static recommend_scorer *recommend_scorer_reload(const char *path) {
-    struct stat st;
-    recommend_scorer *fresh, *old;
-    scorer *sc;
-    char err[256];
-    if (stat(path, &st) != 0 ||
-        (st.st_mtim.tv_sec == recommend_scorers.mtime.tv_sec &&
-         st.st_mtim.tv_nsec == recommend_scorers.mtime.tv_nsec &&
-         st.st_size == recommend_scorers.size))
-        return NULL;
-    recommend_scorers.mtime = st.st_mtim;
-    recommend_scorers.size = st.st_size;
-    if (scorer_load(path, &sc, err, sizeof(err)) != AISLE_OK) {
-        log_warn("recommend", "scorer file refused, the settings in use stay: %s", err);
-        return NULL;
-    }
-    if (!(fresh = calloc(1, sizeof(*fresh)))) {
-        free(sc);
-        return NULL;
-    }
-    *fresh = (recommend_scorer){.refs = 1, .sc = sc};
-    old = recommend_scorers.cur;
-    recommend_scorers.cur = fresh;
-    log_info("recommend", "scorer file %s loaded (%zu surfaces)", path, sc->n);
-    return old;
+static int recommend_rules_load(const char *path, void **out, char *err, size_t errlen) {
+    rules *r = NULL;
+    int rc = rules_load(path, &r, err, errlen);
+    *out = r;
+    return rc;
 }
 
-/* The settings in use, with a reference for the caller (NULL: built-in). */
-static recommend_scorer *recommend_scorer_take(int64_t now_ms) {
-    const char *path = getenv("AISLE_SCORER");
-    recommend_scorer *s, *old = NULL;
-    pthread_mutex_lock(&recommend_scorers.mu);
-    if (path && *path && now_ms - recommend_scorers.checked_ms >= RECOMMEND_SCORER_CHECK_MS) {
-        recommend_scorers.checked_ms = now_ms;
-        old = recommend_scorer_reload(path);
-    }
-    if ((s = recommend_scorers.cur)) s->refs++;
-    pthread_mutex_unlock(&recommend_scorers.mu);
-    recommend_scorer_drop(old);
-    return s;
+static void recommend_rules_free(void *r) { rules_free(r); }
+
+static hotfile recommend_scorer_file =
+    HOTFILE_INIT("scorer", "AISLE_SCORER", recommend_scorer_load, free);
+static hotfile recommend_rules_file =
+    HOTFILE_INIT("rules", NULL, recommend_rules_load, recommend_rules_free);
+
+int recommend_settings_files(const char *scorer_path, const char *rules_path, char *err,
+                             size_t errlen) {
+    int rc = AISLE_OK;
+    if (scorer_path && *scorer_path)
+        rc = hotfile_set(&recommend_scorer_file, scorer_path, err, errlen);
+    if (rc == AISLE_OK) rc = hotfile_set(&recommend_rules_file, rules_path, err, errlen);
+    return rc;
 }
 
 /* One creator's tally over a page. */
 typedef struct recommend_tally {
     const char *id;
+    const char *name;
     float score;
     int n_items;
 } recommend_tally;
@@ -456,14 +416,15 @@ static void recommend_creators(const rank_result *rr, const rank_profile *p,
         size_t k = 0;
         if (!*id) continue;
         while (k < n && strcmp(all[k].id, id)) k++;
-        if (k == n) all[n++] = (recommend_tally){.id = id};
+        if (k == n)
+            all[n++] = (recommend_tally){.id = id, .name = rank_creator_label(&rr->hits[i].item)};
         all[k].score += rr->hits[i].score;
         all[k].n_items++;
     }
     if (n) qsort(all, n, sizeof(all[0]), recommend_tally_cmp);
-    for (size_t k = 0; k < n && k < RECOMMEND_MAX_CREATORS; k++) {
+    for (size_t k = 0; k < n && k < RECOMMEND_PAGE_CREATORS; k++) {
         recommend_creator *c = &a->creators[a->n_creators++];
-        *c = (recommend_creator){.id = all[k].id, .score = all[k].score,
+        *c = (recommend_creator){.id = all[k].id, .name = all[k].name, .score = all[k].score,
                                  .n_items = all[k].n_items};
         for (size_t j = 0; j < p->n_creators && !c->engaged; j++)
             c->engaged = strcmp(p->creators[j].id, c->id) == 0 && p->creators[j].weight > 0;
@@ -472,6 +433,26 @@ static void recommend_creators(const rank_result *rr, const rank_profile *p,
         if (c->engaged)
             snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]),
                      "A creator you engage with");
+    }
+}
+
+/* After the page's creators, the index's (the ranker left out those the
+ * user engages with) that the page does not show already. */
+static void recommend_index_creators(const rank_result *rr, recommend_answer *a) {
+    size_t listed = a->n_creators;
+    for (size_t i = 0; i < rr->n_creators && a->n_creators < RECOMMEND_MAX_CREATORS; i++) {
+        const rank_creator *rc = &rr->creators[i];
+        recommend_creator *c;
+        size_t k = 0;
+        while (k < listed && strcmp(a->creators[k].id, rc->id)) k++;
+        if (k < listed) continue;
+        c = &a->creators[a->n_creators++];
+        *c = (recommend_creator){.id = rc->id, .name = *rc->name ? rc->name : rc->id,
+                                 .score = rc->score};
+        snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]),
+                 "Makes items like the ones you viewed");
+        snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]), "%zu item%s in the shop",
+                 rc->n_items, rc->n_items == 1 ? "" : "s");
     }
 }
 
@@ -498,17 +479,21 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
                           int64_t now_ms, recommend_answer *out, char *err, size_t errlen) {
     recommend_user u;
     recommend_popular pp = {.ps = ps, .now_ms = now_ms, .degrade = 1, .answer = out};
+    recommend_trending tr = {0};
     rank_filter f;
     uint32_t *served = NULL;
     size_t n_served = 0;
-    recommend_scorer *sc;
+    hotfile_ref *sc, *rl;
+    const scorer *scr;
     uint64_t fp;
     int rc, limit;
 
     memset(out, 0, sizeof(*out));
     memset(&u, 0, sizeof(u));
-    sc = recommend_scorer_take(now_ms);
-    if ((rc = recommend_check(c, sc ? sc->sc : NULL, call, err, errlen)) != AISLE_OK) goto fail;
+    sc = hotfile_take(&recommend_scorer_file, now_ms);
+    rl = hotfile_take(&recommend_rules_file, now_ms);
+    scr = hotfile_data(sc);
+    if ((rc = recommend_check(c, scr, call, err, errlen)) != AISLE_OK) goto fail;
     fp = recommend_fingerprint(call);
     if (*call->page_token && (rc = pagetoken_read(call->page_token, fp, now_ms, &served,
                                                   &n_served, err, errlen)) != AISLE_OK)
@@ -523,11 +508,14 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
         }
     }
     limit = call->limit ? call->limit : RECOMMEND_DEFAULT_LIMIT;
-    const rank_settings *settings =
-        scorer_surface(sc ? sc->sc : NULL, call->similar ? "similar" : call->surface);
+    const char *surface = call->similar ? "similar" : call->surface;
+    const rank_settings *settings = scorer_surface(scr, surface);
+    size_t n_rules;
+    const rank_rule *surface_rules = rules_for(hotfile_data(rl), surface, &n_rules);
     rank_settings changed;
     if (call->overrides && settings) settings = recommend_override(settings, call->overrides, &changed);
     recommend_popular_read(&pp);
+    recommend_trending_read(ps, &u.view, settings, out, now_ms, &tr);
     rank_request rq = {
         .profile = &u.view,
         .popular = recommend_popular_get,
@@ -541,9 +529,15 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
         .served = served,
         .n_served = n_served,
         .model = call->overrides ? call->overrides->model : NULL,
+        .creators = RECOMMEND_INDEX_CREATORS,
+        .trending = tr.lists,
+        .n_trending = tr.n,
+        .rules = surface_rules,
+        .n_rules = n_rules,
     };
     if ((rc = rank_recommend(c, &rq, &out->rr, err, errlen)) != AISLE_OK) goto fail;
     recommend_creators(&out->rr, &u.view, out);
+    recommend_index_creators(&out->rr, out);
     if ((rc = recommend_next_token(fp, now_ms, served, n_served, &out->rr, (size_t)limit,
                                    &out->next_page_token)) != AISLE_OK) {
         status_fmt(err, errlen, "out of memory");
@@ -551,8 +545,10 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
     }
     rc = AISLE_OK;
 fail:
-    recommend_popset_drop(pp.set);
-    recommend_scorer_drop(sc);
+    recommend_trending_drop(&tr);
+    listcache_drop(pp.set);
+    hotfile_drop(&recommend_scorer_file, sc);
+    hotfile_drop(&recommend_rules_file, rl);
     free(served);
     recommend_user_clear(&u);
     return rc;
@@ -573,8 +569,7 @@ void recommend_scored_item(Aisle__V1__ScoredItem *out, const rank_hit *h) {
     out->n_reasons = (size_t)h->n_reasons;
     out->title = h->item.title;
     out->creator_id = h->item.creator_id;
-    /* The catalog has no display names yet: the id stands in. */
-    out->creator_name = h->item.creator_id;
+    out->creator_name = (char *)rank_creator_label(&h->item);
     out->category = h->item.category;
     out->price_cents = h->item.price_cents;
     out->brand = h->item.brand;
@@ -595,7 +590,7 @@ void recommend_response(recommend_answer *a, const char *request_id, recommend_m
         aisle__v1__scored_creator__init(sc);
         /* protobuf-c's fields are not const; packing only reads. */
         sc->creator_id = (char *)c->id;
-        sc->name = (char *)c->id; /* no display names in the catalog yet */
+        sc->name = (char *)c->name;
         sc->score = c->score;
         for (int r = 0; r < c->n_reasons; r++) c->reason_ptrs[r] = c->reasons[r];
         sc->reasons = c->reason_ptrs;

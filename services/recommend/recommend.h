@@ -83,13 +83,18 @@ typedef struct recommend_call {
     const recommend_overrides *overrides; /* NULL: the surface as it is */
 } recommend_call;
 
-#define RECOMMEND_MAX_CREATORS 5 /* creators suggested beside a page */
+#define RECOMMEND_PAGE_CREATORS 5  /* the page's own creators listed beside it */
+#define RECOMMEND_INDEX_CREATORS 3 /* then the creator index's new ones */
+#define RECOMMEND_MAX_CREATORS (RECOMMEND_PAGE_CREATORS + RECOMMEND_INDEX_CREATORS)
 
-/* A creator suggested beside a page: the page's items by them and whether
- * the user already engages with them. */
+/* A creator suggested beside a page: one of the page's (its items by them
+ * and whether the user already engages with them), or one the creator
+ * index finds near the user's tastes whom they do not engage with yet. */
 typedef struct recommend_creator {
-    const char *id;  /* borrowed from a hit of the page */
-    float score;     /* the sum of their items' scores on the page */
+    const char *id;   /* borrowed from the answer's rank_result */
+    const char *name; /* likewise: the display name, else the id */
+    float score;      /* the page's: their items' summed scores; the index's:
+                       * the profile vector · their mean item vector */
     int n_items;
     int engaged;
     char reasons[2][96];
@@ -105,6 +110,15 @@ typedef struct recommend_answer {
     int degraded;
     char degraded_reason[256];
 } recommend_answer;
+
+/* Names the scorer file (ranker/scorer.h; NULL or "": AISLE_SCORER names
+ * it, as before) and the merchandising rules file (ranker/rules.h; NULL:
+ * none) the calls use, and loads them now; both are read again when they
+ * change, and a changed file that is refused leaves the one in use
+ * (hotfile.h). Process-wide. Returns AISLE_OK, or AISLE_EIO, AISLE_EFORMAT
+ * or AISLE_ENOMEM with err naming the file (and the line). */
+int recommend_settings_files(const char *scorer_path, const char *rules_path, char *err,
+                             size_t errlen);
 
 /* Answers call over c as of now_ms. Returns AISLE_OK, AISLE_EINVAL (a bound
  * broken, a bad page token), AISLE_ENOTFOUND (the context or similar item

@@ -55,9 +55,9 @@ int feed_apply_message(catalog *c, const void *key, size_t key_len, const void *
     } else if (ci->deleted) {
         catalog_delete(c, ci->item_id);
     } else {
-        catalog_item fields = {ci->item_id, ci->title, ci->creator_id,
-                               ci->category, ci->brand, ci->price_cents,
-                               ci->in_stock};
+        catalog_item fields = {ci->item_id, ci->title,       ci->creator_id,
+                               ci->category, ci->brand,       ci->price_cents,
+                               ci->in_stock, ci->creator_name};
         rc = catalog_upsert(c, &fields, ci->embedding, ci->n_embedding, err, errlen);
     }
     aisle__v1__catalog_item__free_unpacked(ci, NULL);

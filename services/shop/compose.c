@@ -12,13 +12,14 @@
 #define COMPOSE_PROMPT_QUERY 200 /* request bytes quoted in the prompt */
 #define COMPOSE_MAX_SLOT 9999
 
-/* "Title ($12.99, Brand, by c0001)": how every answer names an item. */
+/* "Title ($12.99, Brand, by Mia Chen)": how every answer names an item
+ * (the creator id while the catalog has no name). */
 static void compose_item(buf *b, const rank_hit *h) {
     char price[48];
     query_money(h->item.price_cents, "$", 0, price, sizeof(price));
     buf_printf(b, "%s (%s", *h->item.title ? h->item.title : h->item.item_id, price);
     if (*h->item.brand) buf_printf(b, ", %s", h->item.brand);
-    if (*h->item.creator_id) buf_printf(b, ", by %s", h->item.creator_id);
+    if (*h->item.creator_id) buf_printf(b, ", by %s", rank_creator_label(&h->item));
     buf_puts(b, ")");
 }
 
@@ -198,8 +199,8 @@ fail:
 static int compose_word_known(const compose_input *in, const char *s, size_t n) {
     for (size_t i = 0; i < in->n; i++) {
         const catalog_item *it = &in->items[i]->item;
-        const char *fields[] = {it->title, it->brand, it->creator_id, it->item_id,
-                                it->category};
+        const char *fields[] = {it->title,    it->brand,    it->creator_id,
+                                it->item_id,  it->category, rank_creator_label(it)};
         for (size_t k = 0; k < sizeof(fields) / sizeof(fields[0]); k++)
             for (const char *p = fields[k]; *p; p++)
                 if (strncasecmp(p, s, n) == 0 &&

@@ -234,7 +234,9 @@ static void shop_agent_summary(council_agent *a) {
     switch (a->kind) {
     case SHOP_BUDGET: snprintf(tail, sizeof(tail), "the cheapest that fit"); break;
     case SHOP_CREATORS:
-        snprintf(tail, sizeof(tail), "by %s, a creator you engage with", a->want.creator_id);
+        /* The pick is by the wanted creator: its catalog facts name them. */
+        snprintf(tail, sizeof(tail), "by %s, a creator you engage with",
+                 rank_creator_label(&h->item));
         break;
     case SHOP_NEW:
         snprintf(tail, sizeof(tail), "in %s, a category you have not explored",

@@ -184,7 +184,12 @@ def wait_for(cond, timeout, what, interval=0.02):
     raise AssertionError("timed out after %gs waiting for %s" % (timeout, what))
 
 
-def train_ranker(d, name, sign, rounds=20, n_features=11):
+# RANK_N_FEATURES in ranker/rank.h: the features serve logs and a served
+# model must take (a model of another count is refused).
+RANKER_FEATURES = 13
+
+
+def train_ranker(d, name, sign, rounds=20, n_features=RANKER_FEATURES):
     """A ranker model file from `aisle rank train` in directory d, trained on
     two days of 200 random pages of 8 items whose clicks go to the item with
     the highest (sign 1) or lowest (sign -1) first feature (the ranker's

@@ -63,6 +63,11 @@ class Config(unittest.TestCase):
         doc = yaml.safe_load(self.example)
         self.assertEqual(doc["serve"]["http"]["listen"], "127.0.0.1:9464")
         self.assertEqual(doc["ingest"]["http"]["listen"], "127.0.0.1:9465")
+        # The settings files, read again when they change; the page-token key
+        # is a secret and only named.
+        self.assertIn("# scorer_file: /etc/aisle/scorer.txt", self.example)
+        self.assertIn("# rules_file: /etc/aisle/rules.txt", self.example)
+        self.assertIn("AISLE_PAGE_SECRET", self.example)
         path = write(self.example)
         r = run("config", "check", path)
         self.assertEqual(r.returncode, 0, r.stderr)

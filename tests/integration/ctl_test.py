@@ -34,7 +34,8 @@ class Ctl(unittest.TestCase):
                 v = [0.0] * DIM
                 v[i % DIM] = 1.0
                 item = cls.ev.CatalogItem(item_id="k%02d" % i, title="Coffee thing %d" % i,
-                                          creator_id="c%d" % (i % 3), category="coffee",
+                                          creator_id="c%d" % (i % 3),
+                                          creator_name="Barista %d" % (i % 3), category="coffee",
                                           price_cents=1000 + 100 * i, in_stock=True,
                                           brand="Crema", embedding=v)
                 producer.produce("aisle.catalog", key=item.item_id, value=item.SerializeToString())
@@ -124,6 +125,7 @@ class Ctl(unittest.TestCase):
         self.assertIsNone(st["snapshot"])
         item = json.loads(self.ctl("catalog", "get", "k05", "--json").stdout)
         self.assertEqual((item["title"], item["price_cents"]), ("Coffee thing 5", 1500))
+        self.assertEqual(item["creator_name"], "Barista 2")
         self.assertIn("title  Coffee thing 5", self.ctl("catalog", "get", "k05").stdout)
         self.assertEqual(self.ctl("catalog", "get", "missing").returncode, 4)
         r = self.ctl("index", "reload")

@@ -305,7 +305,7 @@ class Experiments(unittest.TestCase):
             # What was scored is logged with each item, for the next training.
             e = self.exposure(r.request_id)
             self.assertIsNotNone(e)
-            self.assertEqual({len(i.features) for i in e.items}, {11})
+            self.assertEqual({len(i.features) for i in e.items}, {aisle_env.RANKER_FEATURES})
         finally:
             ch.close()
             try:

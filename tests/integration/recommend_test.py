@@ -7,10 +7,18 @@ every bound of a request, the filter on every surface, a user with two
 interests seeing both under MMR, a creator cap, ten pages of twenty
 without a repeat, forged and foreign page tokens, the words of a query, a
 query vector, the context item, SimilarItems, and Redis stopped (degraded
-answers) and back (personalized again)."""
+answers) and back (personalized again). Cluster A's creators have display
+names, B's none (their ids stand in); the creator index suggests creators
+near the user's tastes and follows the catalog as items come and go.
+Trending items come in the user's categories and for a new user. serve
+runs with --scorer (a surface "promo") and --rules (its pinned and boosted
+items), and the rules file is edited while it runs."""
 
 import os
+import shutil
 import signal
+import subprocess
+import tempfile
 import sys
 import time
 import unittest
@@ -24,6 +32,12 @@ import aisle_env  # noqa: E402
 
 DIM = 8
 N = 150  # items per cluster
+NAMES = ["Mia Chen", "Leo Okafor", "Ava Rossi", "Noah Silva", "Zoe Nakamura"]  # cr-A0..4
+
+
+def creator_name(item_id):
+    """The display name the catalog gives item_id's creator ("" for B)."""
+    return NAMES[int(item_id[1:]) % 5] if item_id[0] == "A" else ""
 
 
 def vec(cluster, i):
@@ -37,6 +51,17 @@ def title(cluster, i):
     if cluster == "A":
         return ("Trail shoe %d" if i % 2 else "Camping tent %d") % i
     return "Coffee mug %d" % i
+
+
+# Surface promo (from the scorer file): B100 first, A003 second.
+RULES = "aisle-rules 1\nsurface promo\npin B100 1\npin A003 2  # the season's pick\nend\n"
+
+
+def write(path, text):
+    """Replaces path's text at once, as a deployment would."""
+    with open(path + ".new", "w") as f:
+        f.write(text)
+    os.replace(path + ".new", path)
 
 
 class RecommendApi(unittest.TestCase):
@@ -54,13 +79,21 @@ class RecommendApi(unittest.TestCase):
                     it = cls.ev.CatalogItem(
                         item_id="%s%03d" % (c, i), title=title(c, i),
                         creator_id="cr-%s%d" % (c, i % 5),
+                        creator_name=NAMES[i % 5] if c == "A" else "",
                         category="outdoor" if c == "A" else "coffee",
                         brand="Brand%s%d" % (c, i % 3), price_cents=1000 + 100 * i,
                         in_stock=i % 37 != 5, embedding=vec(c, i))
                     cls.producer.produce("aisle.catalog", key=it.item_id,
                                          value=it.SerializeToString())
             cls.producer.flush(10)
-            cls.serve, cls.addr = cls.procs.serve(cls.brokers, cls.redis_addr(), DIM)
+            cls.tmp = tempfile.mkdtemp(prefix="aisle-recommend-test-")
+            cls.scorer = os.path.join(cls.tmp, "scorer.txt")
+            cls.rules = os.path.join(cls.tmp, "rules.txt")
+            write(cls.scorer, "aisle-scorer 1\nsurface promo\nmmr 0.8\nend\n")
+            write(cls.rules, RULES)
+            cls.serve, cls.addr = cls.procs.serve(
+                cls.brokers, cls.redis_addr(), DIM,
+                extra=["--scorer", cls.scorer, "--rules", cls.rules])
             cls.ingest = cls.procs.ingest(cls.brokers, cls.redis_addr())
             cls.channel = grpc.insecure_channel(cls.addr)
             aisle_env.wait_for(lambda: aisle_env.healthy(cls.channel), 20, "serve to be ready")
@@ -72,6 +105,7 @@ class RecommendApi(unittest.TestCase):
     def tearDownClass(cls):
         cls.channel.close()
         unclean = cls.procs.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
         if unclean:
             raise AssertionError("processes did not stop cleanly:\n" + "\n".join(unclean))
 
@@ -160,7 +194,7 @@ class RecommendApi(unittest.TestCase):
                     self.assertNotEqual(it.creator_id, "cr-B0")
                     self.assertNotIn(it.item_id, ("A003", "A005", "A001", "B002"))
                     self.assertTrue(it.sources, it)
-                    self.assertEqual(it.creator_name, it.creator_id)
+                    self.assertEqual(it.creator_name, creator_name(it.item_id) or it.creator_id)
                     self.assertTrue(any("Under $80, as you asked" in r or "$80 ceiling" in r
                                         for r in it.reasons), it.reasons)
         # In stock only unless asked: A005 is out of stock (5 % 37 == 5).
@@ -182,13 +216,130 @@ class RecommendApi(unittest.TestCase):
         # Beside the page: its creators, best first, with why.
         r = self.rec(user_id=user, limit=6, surface="home")
         self.assertTrue(r.creators)
-        self.assertEqual(r.creators[0].creator_id, r.creators[0].name)
-        page = {it.creator_id for it in r.items}
+        page = {it.creator_id: it.creator_name for it in r.items}
         for c in r.creators:
-            self.assertIn(c.creator_id, page)
+            if c.creator_id not in page:  # the creator index's: checked below
+                continue
+            self.assertEqual(c.name, page[c.creator_id])
             self.assertTrue(any(x.startswith("Made ") for x in c.reasons), c.reasons)
         self.assertTrue(any("A creator you engage with" in x for c in r.creators
                             for x in c.reasons))
+
+    def test_creator_names_in_items_and_reasons(self):
+        user = self.user_with([("A000", 0), ("A005", 0)])  # both by cr-A0, Mia Chen
+        items = self.rec(user_id=user, limit=20, surface="home").items
+        self.assertTrue(items)
+        for it in items:
+            self.assertEqual(it.creator_name, creator_name(it.item_id) or it.creator_id)
+        mine = [it for it in items if it.creator_id == "cr-A0"]
+        self.assertTrue(mine, [it.creator_id for it in items])
+        self.assertTrue(any(r in ("From Mia Chen, a creator you engage with",
+                                  "New from Mia Chen, a creator you engage with")
+                            for it in mine for r in it.reasons), [it.reasons for it in mine])
+
+    def test_creator_index_suggests_new_creators_and_follows_catalog(self):
+        user = self.user_with([("A000", 0), ("A005", 0)])  # cr-A0 only
+        r = self.rec(user_id=user, limit=1)
+        page = {it.creator_id for it in r.items}
+        suggested = [c for c in r.creators if c.creator_id not in page]
+        self.assertTrue(suggested, r.creators)
+        for c in suggested:
+            self.assertIn("Makes items like the ones you viewed", c.reasons)
+            self.assertNotEqual(c.creator_id, "cr-A0")  # the user engages with them
+            self.assertTrue(c.creator_id.startswith("cr-A"), c.creator_id)  # A-like
+            self.assertEqual(c.name, NAMES[int(c.creator_id[-1])])
+        # A new creator whose items point where the user's do comes first;
+        # when their items are deleted they are gone again.
+        new = ["Z%d" % i for i in range(3)]
+        like = [(x + y) / 2 for x, y in zip(vec("A", 0), vec("A", 5))]  # the user's vector
+        for i, item in enumerate(new):
+            it = self.ev.CatalogItem(item_id=item, title="Trail stove %d" % i,
+                                     creator_id="cr-Z", creator_name="Kai Berg",
+                                     category="outdoor", price_cents=5000, in_stock=True,
+                                     embedding=like)
+            self.producer.produce("aisle.catalog", key=item, value=it.SerializeToString())
+        self.producer.flush(5)
+
+        def first_suggestion():
+            r = self.rec(user_id=user, limit=1, filter=self.pb.Filter(exclude_item_ids=new))
+            page = {it.creator_id for it in r.items}
+            rest = [c for c in r.creators if c.creator_id not in page]
+            return rest[0] if rest else None
+        def first_is(creator):
+            c = first_suggestion()
+            return c is not None and c.creator_id == creator
+        aisle_env.wait_for(lambda: first_is("cr-Z"), 10, "cr-Z to be suggested")
+        self.assertEqual(first_suggestion().name, "Kai Berg")
+        self.assertIn("3 items in the shop", first_suggestion().reasons)
+        for item in new:
+            self.producer.produce("aisle.catalog", key=item,
+                                  value=self.ev.CatalogItem(item_id=item, deleted=True)
+                                  .SerializeToString())
+        self.producer.flush(5)
+        aisle_env.wait_for(lambda: not first_is("cr-Z"), 10, "cr-Z to be gone")
+
+    def test_trending_in_the_users_categories_and_for_a_new_user(self):
+        for _ in range(3):  # shoppers make B030 and A020 trend in their categories
+            self.user_with([("B030", 5), ("A020", 5)])
+        user = self.user_with([("B001", 0)])  # a coffee shopper
+
+        def trending(item):
+            items = self.rec(user_id=user, limit=10, surface="home").items
+            return next((it for it in items
+                         if it.item_id == item and "trending" in it.sources), None)
+        aisle_env.wait_for(lambda: trending("B030") is not None, 10, "B030 trending in coffee")
+        self.assertIn("Trending in coffee this week", trending("B030").reasons)
+        # The exact surface has no trending source.
+        self.assertFalse(any("trending" in it.sources
+                             for it in self.rec(user_id=user, limit=10).items))
+        # A new user: the shop's trending categories, both of them on page one.
+        r = self.rec(user_id="cold-" + uuid.uuid4().hex, limit=10, surface="home")
+        self.assertEqual({it.category for it in r.items}, {"outdoor", "coffee"},
+                         [it.item_id for it in r.items])
+        reasons = [x for it in r.items if "trending" in it.sources for x in it.reasons]
+        self.assertIn("Trending in outdoor this week", reasons)
+        self.assertIn("Trending in coffee this week", reasons)
+
+    def test_rules_pin_and_boost_on_their_surface(self):
+        user = self.user_with([("A001", 0), ("A002", 0)])
+        items = self.rec(user_id=user, limit=10, surface="promo").items
+        self.assertEqual([it.item_id for it in items[:2]], ["B100", "A003"])
+        for it in items[:2]:
+            self.assertEqual(it.reasons[0], "Featured")
+            self.assertIn("featured", it.sources)
+        self.assertFalse(any("Featured" in it.reasons for it in items[2:]))
+        self.assertGreaterEqual(items[1].score, items[2].score)
+        # Filters hold: B100 left out, A003 keeps its place.
+        items = self.rec(user_id=user, limit=10, surface="promo",
+                         filter=self.pb.Filter(exclude_item_ids=["B100"])).items
+        self.assertNotIn("B100", [it.item_id for it in items])
+        self.assertEqual(items[1].item_id, "A003")
+        # Other surfaces have no rules.
+        self.assertNotIn("B100", [it.item_id for it in self.rec(user_id=user, limit=10).items])
+        # An edit is read while serving: the fifth item, boosted, leads.
+        plain = [it.item_id for it in self.rec(user_id=user, limit=10, surface="promo").items]
+        fifth = plain[4]
+        write(self.rules, RULES.replace("end", "boost %s 100\nend" % fifth))
+
+        def first():
+            return self.rec(user_id=user, limit=10, surface="promo").items[2]
+        aisle_env.wait_for(lambda: first().item_id == fifth, 10, "the boost to be read")
+        self.assertEqual(first().reasons[0], "Featured")
+        # A broken edit is refused and the rules in use stay.
+        write(self.rules, "aisle-rules 1\nsurface promo\npin B100 0\nend\n")
+        time.sleep(1.5)
+        self.assertEqual(self.rec(user_id=user, limit=10, surface="promo").items[0].item_id,
+                         "B100")
+        write(self.rules, RULES)
+        # At start a file that does not check out stops serve, naming its line.
+        bad = os.path.join(self.tmp, "bad.txt")
+        write(bad, "aisle-rules 1\nsurface promo\nboost A001 -2\nend\n")
+        r = subprocess.run([aisle_env.aisle_binary(), "serve", "--insecure", "--listen",
+                            "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--kafka-brokers",
+                            self.brokers, "--redis", self.redis_addr(), "--rules", bad],
+                           capture_output=True, text=True, timeout=20)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(bad + ":3: bad directive 'boost'", r.stderr)
 
     def test_creator_cap_never_exceeded(self):
         user = self.user_with([("A001", 0)])

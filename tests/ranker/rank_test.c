@@ -30,7 +30,7 @@ static catalog *make_catalog(void) {
             v[k] = 1;
             snprintf(id, sizeof(id), "%c%d", 'a' + k, i);
             catalog_item it = {id, id, k ? "cb" : "ca", k ? "B" : "A", "", 100,
-                               !(k == 0 && i == 9)};
+                               !(k == 0 && i == 9), ""};
             if (catalog_upsert(c, &it, v, DIM, err, sizeof(err))) return NULL;
         }
     return c;
@@ -213,7 +213,7 @@ static void test_price_floor_and_excluded_categories(void) {
     rank_result r;
     char err[256];
     float v[DIM] = {0, 0, 1, 0};
-    catalog_item lux = {"lux", "lux", "cc", "A", "", 200, 1};
+    catalog_item lux = {"lux", "lux", "cc", "A", "", 200, 1, ""};
     TEST_REQUIRE(c != NULL);
     TEST_REQUIRE(catalog_upsert(c, &lux, v, DIM, err, sizeof(err)) == 0);
     TEST_REQUIRE(rank(c, &p, NULL, 0, 30, &dear, &r) == 0);
@@ -242,7 +242,7 @@ static void test_limit_is_clamped(void) {
     /* Past RANK_MAX_LIMIT eligible items, a larger limit still gives the cap. */
     for (int i = 0; i < RANK_MAX_LIMIT + 30; i++) {
         snprintf(id, sizeof(id), "x%d", i);
-        catalog_item it = {id, id, "cx", "X", "", 100, 1};
+        catalog_item it = {id, id, "cx", "X", "", 100, 1, ""};
         TEST_REQUIRE(catalog_upsert(c, &it, v, DIM, err, sizeof(err)) == AISLE_OK);
     }
     TEST_REQUIRE(rank(c, &p, NULL, 0, RANK_MAX_LIMIT * 10, NULL, &r) == 0);
@@ -336,7 +336,7 @@ static void add_singles(catalog *c, int n) {
     for (int i = 0; i < n; i++) {
         snprintf(id, sizeof(id), "x%d", i);
         snprintf(creator, sizeof(creator), "cx%d", i);
-        catalog_item it = {id, id, creator, "X", "", 100, 1};
+        catalog_item it = {id, id, creator, "X", "", 100, 1, ""};
         TEST_REQUIRE(catalog_upsert(c, &it, v, DIM, err, sizeof(err)) == AISLE_OK);
     }
 }
@@ -414,7 +414,7 @@ static void test_query_words_and_price(void) {
     TEST_REQUIRE(c != NULL);
     for (int i = 0; i < 4; i++) {
         snprintf(id, sizeof(id), "t%d", i);
-        catalog_item it = {id, (char *)titles[i], "ct", "outdoor", "Stride", prices[i], 1};
+        catalog_item it = {id, (char *)titles[i], "ct", "outdoor", "Stride", prices[i], 1, ""};
         TEST_REQUIRE(catalog_upsert(c, &it, v, DIM, err, sizeof(err)) == AISLE_OK);
     }
     TEST_REQUIRE(rank_req(c, (rank_request){.limit = 10, .query = "trail shoes",
@@ -490,7 +490,7 @@ static void test_concurrent_updates(void) {
         float v[DIM] = {0};
         v[round % DIM] = 1;
         snprintf(id, sizeof(id), "n%d", round % 40);
-        catalog_item it = {id, id, "cn", "N", "", 100, round % 3 != 0};
+        catalog_item it = {id, id, "cn", "N", "", 100, round % 3 != 0, ""};
         TEST_CHECK(catalog_upsert(ch.c, &it, v, DIM, err, sizeof(err)) == AISLE_OK);
         if (round % 5 == 0) catalog_delete(ch.c, id);
     }

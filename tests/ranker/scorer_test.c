@@ -100,9 +100,9 @@ static void test_weights_change_the_order(void) {
     catalog *c;
     char err[256];
     float vn[DIM] = {1, 0, 0, 0}, vh[DIM] = {0, 1, 0, 0}, vp[DIM] = {1, 0.1f, 0, 0};
-    catalog_item near = {"near", "near", "c1", "A", "", 100, 1};
-    catalog_item hot = {"hot", "hot", "c2", "B", "", 100, 1};
-    catalog_item mine = {"mine", "mine", "c3", "A", "", 100, 1};
+    catalog_item near = {"near", "near", "c1", "A", "", 100, 1, ""};
+    catalog_item hot = {"hot", "hot", "c2", "B", "", 100, 1, ""};
+    catalog_item mine = {"mine", "mine", "c3", "A", "", 100, 1, ""};
     rank_entry items[] = {{"mine", 1}};
     rank_profile p = {.items = items, .n_items = 1};
     rank_result r;

@@ -28,7 +28,7 @@ static int new_catalog(int dim, size_t ivf_threshold, catalog **c) {
 static int put(catalog *c, const char *id, float x, float y, int in_stock) {
     float v[DIM] = {x, y, 0, 0};
     char err[256];
-    catalog_item it = {(char *)id, "title", "creator", "cat", "brand", 100, in_stock};
+    catalog_item it = {(char *)id, "title", "creator", "cat", "brand", 100, in_stock, ""};
     return catalog_upsert(c, &it, v, DIM, err, sizeof(err));
 }
 
@@ -70,7 +70,7 @@ static void test_invalid_items_are_refused(void) {
     catalog *c;
     char err[256];
     float v[DIM + 1] = {1, 0, 0, 0, 0};
-    catalog_item it = {"x", "t", "", "", "", 5, 1};
+    catalog_item it = {"x", "t", "", "", "", 5, 1, ""};
     TEST_CHECK(new_catalog(0, 0, &c) == -1);
     TEST_CHECK(new_catalog(DIM, 10, &c) == -1);
     TEST_REQUIRE(new_catalog(DIM, 0, &c) == 0);
@@ -121,7 +121,7 @@ static void test_switch_to_ivf(void) {
                          0.3f * noise;
         }
         snprintf(id, sizeof(id), "i%d", i);
-        catalog_item it = {id, "", "", "", "", 1, 1};
+        catalog_item it = {id, "", "", "", "", 1, 1, ""};
         TEST_REQUIRE(catalog_upsert(exact, &it, vecs[i], D, err, sizeof(err)) == 0);
         TEST_REQUIRE(catalog_upsert(ivf, &it, vecs[i], D, err, sizeof(err)) == 0);
     }
@@ -140,7 +140,7 @@ static void test_switch_to_ivf(void) {
     /* Updates and deletes after the switch. */
     float far[D] = {0};
     far[D - 1] = 50;
-    catalog_item moved = {"i5", "", "", "", "", 1, 1};
+    catalog_item moved = {"i5", "", "", "", "", 1, 1, ""};
     TEST_CHECK(catalog_upsert(ivf, &moved, far, D, err, sizeof(err)) == 0);
     TEST_CHECK(catalog_delete(ivf, "i6") == 0);
     size_t slot[1];

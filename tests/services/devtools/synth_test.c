@@ -100,6 +100,29 @@ static void test_tastes_file(void) {
     synth_world_free(w);
 }
 
+/* Creators have names, distinct for the default 200 and the same for
+ * every item of one creator. */
+static void test_creator_names(void) {
+    synth_config cfg;
+    synth_world *w;
+    char err[256], a[40], b[40];
+    synth_config_default(&cfg);
+    TEST_REQUIRE(synth_world_new(&cfg, &w, err, sizeof(err)) == 0);
+    for (size_t i = 0; i < cfg.n_items; i++) {
+        synth_creator_name(strtoul(w->items[i].creator_id + 1, NULL, 10), a, sizeof(a));
+        TEST_CHECK_STR(w->items[i].creator_name, a);
+    }
+    for (size_t c = 1; c < 300; c++) {
+        synth_creator_name(c - 1, a, sizeof(a));
+        synth_creator_name(c, b, sizeof(b));
+        TEST_CHECK(*a && strcmp(a, b) != 0);
+    }
+    synth_creator_name(0, a, sizeof(a));
+    synth_creator_name(256, b, sizeof(b));
+    TEST_CHECK(strcmp(a, b) != 0); /* past first × last, a number tells them apart */
+    synth_world_free(w);
+}
+
 static void test_bad_sizes(void) {
     synth_config cfg;
     synth_world *w;
@@ -114,6 +137,7 @@ int main(void) {
     TEST_RUN(test_categories_cluster);
     TEST_RUN(test_signals_follow_tastes);
     TEST_RUN(test_tastes_file);
+    TEST_RUN(test_creator_names);
     TEST_RUN(test_bad_sizes);
     return test_summary();
 }

@@ -303,6 +303,52 @@ static void test_popular_counts_only_new_positive_events(void) {
     profile_store_close(ps);
 }
 
+static void test_trending_per_category(void) {
+    profile_store *ps = open_store(100);
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s[5] = {
+        sig("t1", "gus", AISLE__V1__SIGNAL_KIND__PURCHASE, "t-mug", now),
+        sig("t2", "hal", AISLE__V1__SIGNAL_KIND__PURCHASE, "t-pot", now),
+        sig("t3", "gus", AISLE__V1__SIGNAL_KIND__CLICK, "t-pot", now),
+        sig("t4", "hal", AISLE__V1__SIGNAL_KIND__VIEW, "t-tee", now),
+        sig("t5", "hal", AISLE__V1__SIGNAL_KIND__DISMISS, "t-hat", now),
+    };
+    profile_event e[5] = {
+        {&s[0], "t-kitchen", NULL, NULL, -1, 0}, {&s[1], "t-kitchen", NULL, NULL, -1, 0},
+        {&s[2], "t-kitchen", NULL, NULL, -1, 0}, {&s[3], "t-apparel", NULL, NULL, -1, 0},
+        {&s[4], "t-apparel", NULL, NULL, -1, 0},
+    };
+    profile_entry *t;
+    char err[256];
+    int n;
+    TEST_REQUIRE(ps != NULL);
+    TEST_REQUIRE(profile_apply(ps, e, 5, err, sizeof(err)) == 5);
+    TEST_CHECK(profile_apply(ps, e, 5, err, sizeof(err)) == 0); /* a replay adds nothing */
+    n = profile_trending(ps, "t-kitchen", now, 10, &t, err, sizeof(err));
+    TEST_REQUIRE(n == 2);
+    TEST_CHECK_STR(t[0].id, "t-pot"); /* purchase 8 + click 2 */
+    TEST_CHECK(fabs(t[0].weight - 10.0) < 1e-6);
+    TEST_CHECK_STR(t[1].id, "t-mug");
+    profile_entries_free(t, (size_t)n);
+    /* Dismissals are not interest. */
+    n = profile_trending(ps, "t-apparel", now, 10, &t, err, sizeof(err));
+    TEST_REQUIRE(n == 1);
+    TEST_CHECK_STR(t[0].id, "t-tee");
+    profile_entries_free(t, (size_t)n);
+    /* Decayed like the global list: an hour's half-life halves it. */
+    n = profile_trending(ps, "t-apparel", now + 3600 * 1000, 10, &t, err, sizeof(err));
+    TEST_REQUIRE(n == 1);
+    TEST_CHECK(fabs(t[0].weight - 0.5) < 1e-6);
+    profile_entries_free(t, (size_t)n);
+    n = profile_trending_categories(ps, now, 10, &t, err, sizeof(err));
+    TEST_REQUIRE(n >= 2);
+    TEST_CHECK_STR(t[0].id, "t-kitchen"); /* 18 in all */
+    profile_entries_free(t, (size_t)n);
+    TEST_CHECK(profile_trending(ps, "t-none", now, 10, &t, err, sizeof(err)) == 0);
+    TEST_CHECK(profile_trending(ps, "", now, 10, &t, err, sizeof(err)) == AISLE_EINVAL);
+    profile_store_close(ps);
+}
+
 static void test_redis_down_is_an_error_then_recovers(void) {
     profile_store *ps = open_store(100);
     int64_t now = clock_wall_ms();
@@ -479,6 +525,7 @@ int main(void) {
     TEST_RUN(test_landmark_moves_with_time);
     TEST_RUN(test_erasure_outlives_replay);
     TEST_RUN(test_popular_counts_only_new_positive_events);
+    TEST_RUN(test_trending_per_category);
     TEST_RUN(test_redis_down_is_an_error_then_recovers);
     TEST_RUN(test_offsets_catch_replays_beyond_the_id_window);
     TEST_RUN(test_seen_purchased_categories_brands);

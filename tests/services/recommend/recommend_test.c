@@ -33,7 +33,7 @@ static catalog *make_catalog(void) {
     for (int i = 0; i < 5; i++) {
         float v[DIM] = {0};
         v[ids[i][0] == 'a' ? 0 : 1] = 1.0f + 0.1f * (float)i;
-        catalog_item it = {(char *)ids[i], (char *)ids[i], "cr", "cat", "", 100, 1};
+        catalog_item it = {(char *)ids[i], (char *)ids[i], "cr", "cat", "", 100, 1, ""};
         if (catalog_upsert(c, &it, v, DIM, err, sizeof(err)) != AISLE_OK) return NULL;
     }
     return c;

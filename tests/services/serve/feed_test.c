@@ -1,6 +1,6 @@
 /* Tests for services/feed against the Kafka mock cluster: upserts, updates,
  * deletes by flag and by tombstone, invalid messages skipped with a count,
- * and readiness once every partition has been read to its end. */
+ * creator names kept and bounded, and readiness once every partition has been read to its end. */
 #include "services/serve/feed.h"
 
 #include <string.h>
@@ -96,6 +96,38 @@ static void test_feed_applies_and_skips(void) {
     catalog_free(c);
 }
 
+/* A creator's display name is carried into the catalog, and refused past
+ * the longest field, like every string of an item. */
+static void test_creator_name_is_kept_and_bounded(void) {
+    Aisle__V1__CatalogItem it = AISLE__V1__CATALOG_ITEM__INIT;
+    float v[DIM] = {1, 0, 0, 0};
+    uint8_t buf[4096];
+    char err[256], name[CATALOG_MAX_FIELD + 2];
+    catalog_config cfg;
+    catalog *c;
+    size_t slot, n;
+    catalog_config_default(&cfg);
+    cfg.dim = DIM;
+    TEST_REQUIRE(catalog_new(&cfg, &c, err, sizeof(err)) == AISLE_OK);
+    it.item_id = "n1";
+    it.creator_id = "c1";
+    it.creator_name = "Mia Chen";
+    it.embedding = v;
+    it.n_embedding = DIM;
+    n = aisle__v1__catalog_item__pack(&it, buf);
+    TEST_CHECK(feed_apply_message(c, "n1", 2, buf, n, err, sizeof(err)) == AISLE_OK);
+    TEST_REQUIRE(catalog_lookup(c, "n1", &slot) == AISLE_OK);
+    TEST_CHECK_STR(catalog_at(c, slot)->creator_name, "Mia Chen");
+    memset(name, 'x', sizeof(name) - 1);
+    name[sizeof(name) - 1] = 0;
+    it.creator_name = name;
+    n = aisle__v1__catalog_item__pack(&it, buf);
+    TEST_CHECK(feed_apply_message(c, "n1", 2, buf, n, err, sizeof(err)) == AISLE_EINVAL);
+    TEST_CHECK(strstr(err, "creator_name is longer than") != NULL);
+    TEST_CHECK_STR(catalog_at(c, slot)->creator_name, "Mia Chen"); /* as it was */
+    catalog_free(c);
+}
+
 static void test_bad_topic_is_not_ready(void) {
     catalog_config cfg;
     catalog *c;
@@ -122,6 +154,7 @@ int main(void) {
         return 1;
     }
     TEST_RUN(test_feed_applies_and_skips);
+    TEST_RUN(test_creator_name_is_kept_and_bounded);
     TEST_RUN(test_bad_topic_is_not_ready);
     rd_kafka_destroy(producer);
     kafka_mock_stop(mock);

@@ -18,7 +18,7 @@ static char *reasons[3] = {"Similar to \"Pacer trail shoes\", which you showed i
 static query_vocab *vocab;
 
 static void hit(int i, char *id, char *title, char *brand, char *creator, long long cents) {
-    hits[i].item = (catalog_item){id, title, creator, "running", brand, cents, 1};
+    hits[i].item = (catalog_item){id, title, creator, "running", brand, cents, 1, ""};
     hits[i].reasons[0] = reasons[i];
     hits[i].n_reasons = 1;
 }
@@ -37,7 +37,7 @@ static int make_vocab(void) {
     for (int i = 0; i < 4; i++) {
         snprintf(id, sizeof(id), "p%d", i);
         snprintf(creator, sizeof(creator), "c000%d", i + 1);
-        catalog_item it = {id, id, creator, "running", (char *)brands[i], 100, 1};
+        catalog_item it = {id, id, creator, "running", (char *)brands[i], 100, 1, ""};
         if (catalog_upsert(c, &it, v, 2, err, sizeof(err))) return -1;
     }
     rc = query_vocab_build(c, &vocab);

@@ -20,7 +20,7 @@ static catalog *query_fuzz_catalog(void) {
     for (int i = 0; i < 3; i++) {
         float v[2] = {1, (float)i};
         catalog_item it = {(char *)names[i][2], "t", (char *)names[i][2], (char *)names[i][0],
-                           (char *)names[i][1], 100, 1};
+                           (char *)names[i][1], 100, 1, ""};
         if (catalog_upsert(c, &it, v, 2, err, sizeof(err)) != AISLE_OK) abort();
     }
     return c;

@@ -25,7 +25,7 @@ static catalog *make_catalog(void) {
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         snprintf(id, sizeof(id), "p%zu", i);
         catalog_item it = {id, id, (char *)rows[i].creator, (char *)rows[i].cat,
-                           (char *)rows[i].brand, 1000, 1};
+                           (char *)rows[i].brand, 1000, 1, ""};
         if (catalog_upsert(c, &it, v, 2, err, sizeof(err))) return NULL;
     }
     return c;

@@ -64,7 +64,7 @@ static catalog *make_catalog(void) {
         snprintf(id, sizeof(id), "i%d", i);
         snprintf(title, sizeof(title), "%s %d", coffee ? "Dripper" : "Speaker", i);
         catalog_item it = {id, title, coffee ? "cr1" : "cr2", coffee ? "coffee" : "audio",
-                           coffee ? "Crema" : "Tone", 1000 * (i % 6 + 1), 1};
+                           coffee ? "Crema" : "Tone", 1000 * (i % 6 + 1), 1, ""};
         if (catalog_upsert(c, &it, v, DIM, err, sizeof(err)) != AISLE_OK) return NULL;
     }
     return c;
