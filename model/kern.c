@@ -159,17 +159,83 @@ void kern_quantize(const float *x, int n, int gs, int8_t *q, float *s) {
     }
 }
 
-void kern_act_quantize(kern_act *a, int gs) {
-    if (a->gs == gs)
-        return;
-    kern_quantize(a->f, a->n, gs, a->q, a->s);
-    for (int g = 0; g < a->n / gs; g++) {
+/* x * m rounded to the nearest integer, ties to even (ggml's
+ * _mm256_round_ps and nearest_int), as an int8; NaN becomes 0. */
+static int8_t act_round(float x, float m) {
+    float v = rintf(x * m);
+    if (!(v >= -127.0f))
+        v = v != v ? 0.0f : -127.0f;
+    return (int8_t)(v > 127.0f ? 127.0f : v);
+}
+
+/* ggml's quantize_row_q8_0 / q8_1 (x86): 32 values per block. The dot
+ * product reads the scale as the half d is stored in, and Q8_1's sum as a
+ * half of the unrounded d times the sum of q. */
+static void act_q8_0(kern_act *a) {
+    for (int g = 0; g < a->n / 32; g++) {
+        const float *x = a->f + (size_t)g * 32;
+        int8_t *q = a->q + (size_t)g * 32;
+        float amax = 0.0f, d, id;
         int32_t t = 0;
-        for (int k = 0; k < gs; k++)
-            t += a->q[g * gs + k];
-        a->sum[g] = a->s[g] * (float)t;
+        for (int i = 0; i < 32; i++)
+            amax = fmaxf(amax, fabsf(x[i]));
+        d = amax / 127.0f;
+        id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        for (int i = 0; i < 32; i++) {
+            q[i] = act_round(x[i], id);
+            t += q[i];
+        }
+        a->s[g] = kern_f16_to_f32(kern_f32_to_f16(d));
+        a->sum[g] = kern_f16_to_f32(kern_f32_to_f16(d * (float)t));
     }
-    a->gs = gs;
+}
+
+/* ggml's quantize_row_q8_K_ref: 256 values per block around the signed
+ * value of largest magnitude, float scale. */
+static void act_q8_k(kern_act *a) {
+    for (int b = 0; b < a->n / 256; b++) {
+        const float *x = a->f + (size_t)b * 256;
+        int8_t *q = a->q + (size_t)b * 256;
+        float amax = 0.0f, max = 0.0f, iscale, d;
+        for (int i = 0; i < 256; i++)
+            if (fabsf(x[i]) > amax) {
+                amax = fabsf(x[i]);
+                max = x[i];
+            }
+        iscale = amax != 0.0f ? -127.0f / max : 0.0f;
+        d = amax != 0.0f ? 1.0f / iscale : 0.0f;
+        for (int g = 0; g < 8; g++) {
+            int32_t t = 0;
+            for (int i = 32 * g; i < 32 * g + 32; i++) {
+                q[i] = act_round(x[i], iscale);
+                t += q[i];
+            }
+            a->s[8 * b + g] = d;
+            a->sum[8 * b + g] = d * (float)t;
+        }
+    }
+}
+
+int kern_act_group(int code) { return code > 0 ? code : 32; }
+
+void kern_act_quantize(kern_act *a, int code) {
+    if (a->gs == code)
+        return;
+    if (code == KERN_ACT_Q8_0) {
+        act_q8_0(a);
+    } else if (code == KERN_ACT_Q8_K) {
+        act_q8_k(a);
+    } else {
+        assert(code > 0);
+        kern_quantize(a->f, a->n, code, a->q, a->s);
+        for (int g = 0; g < a->n / code; g++) {
+            int32_t t = 0;
+            for (int k = 0; k < code; k++)
+                t += a->q[g * code + k];
+            a->sum[g] = a->s[g] * (float)t;
+        }
+    }
+    a->gs = code;
 }
 
 int kern_needs_act(const kern_mat *w) {
@@ -178,7 +244,10 @@ int kern_needs_act(const kern_mat *w) {
     case KERN_F16:
     case KERN_BF16: return 0;
     case KERN_Q8: return w->gs;
-    default: return 32;
+    case KERN_Q4_K:
+    case KERN_Q5_K:
+    case KERN_Q6_K: return KERN_ACT_Q8_K;
+    default: return KERN_ACT_Q8_0;
     }
 }
 
@@ -795,7 +864,7 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
     assert(nx >= 1 && nx <= KERN_MAX_ACTS);
 #ifdef KERN_X86
     if (nx > 1 && kern_level() >= KERN_AVX2_LEVEL &&
-        kern_needs_act(w) == 32 && w->type != KERN_Q8_0) {
+        kern_needs_act(w) < 0 && w->type != KERN_Q8_0) {
         /* The GGUF block types that need unpacking. Q8_0 rows need none:
          * q8_0_rows once per activation is faster, on the same cached
          * rows, with the same arithmetic. */

@@ -51,11 +51,26 @@ typedef struct kern_act {
     int8_t *q;
     float *s;
     float *sum; /* per group: s * (sum of q), for weights with an offset */
-    int gs; /* group size q/s were computed for; 0 = not quantized yet */
+    int gs; /* kern_needs_act code q/s were computed for; 0 = not yet */
 } kern_act;
 
-/* The activation group size type multiplies with: 0 for float types. */
+/* How the activation is quantized for w (kern_needs_act, kern_act.gs): 0
+ * for float types, KERN_Q8's group size, or one of ggml's activation types,
+ * so products give llama.cpp's numbers: ggml multiplies a GGUF block type
+ * with the activation quantized as its vec_dot_type, and on random-weight
+ * models a different rounding of it already changes the top token. */
+#define KERN_ACT_Q8_0 (-1) /* Q8_0 / Q8_1 (the 32-value types): per 32,
+                              d = amax/127 as a half, q = rint(x * 127/amax),
+                              the group sum as a half of d * sum(q) */
+#define KERN_ACT_Q8_K (-2) /* Q8_K (the K-quants): per 256, d = max/-127
+                              with max the value of largest magnitude,
+                              q = min(127, rint(x * -127/max)), float d */
 int kern_needs_act(const kern_mat *w);
+
+/* Values per entry of kern_act.s and .sum for a kern_needs_act code: the
+ * group size for KERN_Q8, else 32 (a Q8_K block's scale repeated for each
+ * of its eight groups), which is what every block kernel reads. */
+int kern_act_group(int code);
 
 /* "Q4_K", ... */
 const char *kern_type_name(int type);
@@ -63,11 +78,10 @@ const char *kern_type_name(int type);
 /* Bytes the matrix occupies, which is what one product streams from memory. */
 size_t kern_mat_bytes(const kern_mat *w);
 
-/* Quantizes a->f with groups of gs values (gs must divide a->n); a no-op when
- * already quantized for that gs. Every matrix type but F32, F16 and BF16
- * needs it before kern_matvec: KERN_Q8 with its own gs, the GGUF block
- * types with 32 (kern_needs_act). */
-void kern_act_quantize(kern_act *a, int gs);
+/* Quantizes a->f as kern_needs_act code `code` asks (the group must divide
+ * a->n); a no-op when already quantized that way. Every matrix type but
+ * F32, F16 and BF16 needs it before kern_matvec. */
+void kern_act_quantize(kern_act *a, int code);
 
 /* out[i] = dot(row i of w, x) for rows r0 <= i < r1. out is indexed by row
  * number, so parts of one product can run on different threads. */

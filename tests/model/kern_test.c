@@ -139,7 +139,8 @@ static void test_matvec_all_levels(void) {
         for (int r = 0; r < c->rows; r++) {
             double acc = 0;
             for (int j = 0; j < c->cols; j++) {
-                double xv = agsz ? (double)xq[j] * xs[j / agsz] : x[j];
+                double xv =
+                    agsz ? (double)xq[j] * xs[j / kern_act_group(agsz)] : x[j];
                 acc += (double)dense[(size_t)r * c->cols + j] * xv;
             }
             want[r] = (float)acc;
