@@ -134,6 +134,115 @@ void kern_softmax(float *x, int n) {
         x[i] /= sum;
 }
 
+/* --------------------------------------------------- ggml's arithmetic */
+
+float kern_expf_ggml(float x) {
+    float z = fmaf(x, 0x1.715476p+0f, 0x1.8p23f), n = z - 0x1.8p23f, b, u, j;
+
+    if (!(fabsf(n) <= 192.0f)) /* also NaN from -inf: exp(-inf) = 0 */
+        return n > 0.0f ? INFINITY : 0.0f;
+    b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    u = b * b;
+    j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+                  fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+             u, fmaf(0x1.ffffecp-1f, b, 1.0f));
+    return ldexpf(j, (int)n); /* _mm512_scalef_ps */
+}
+
+/* _mm512_reduce_add_ps of 16 lanes: halves added, then quarters, ... */
+static float fold16(const float *a) {
+    float t8[8], t4[4];
+    for (int l = 0; l < 8; l++)
+        t8[l] = a[l + 8] + a[l];
+    for (int l = 0; l < 4; l++)
+        t4[l] = t8[l + 4] + t8[l];
+    return (t4[0] + t4[2]) + (t4[1] + t4[3]);
+}
+
+/* GGML_F16_VEC_REDUCE of four 16-lane accumulators (64 lanes). */
+static float fold64(float *a) {
+    for (int l = 0; l < 16; l++) {
+        a[l] += a[l + 32];
+        a[l + 16] += a[l + 48];
+    }
+    for (int l = 0; l < 16; l++)
+        a[l] += a[l + 16];
+    return fold16(a);
+}
+
+/* Value i of x: halves when `half`, else floats. */
+static float value_at(const void *x, int half, int i) {
+    return half ? kern_f16_to_f32(((const uint16_t *)x)[i])
+                : ((const float *)x)[i];
+}
+
+/* kern_dot_half of x (halves or floats, value_at) with y. */
+static float dot_half_any(const void *x, int half, const float *y, int n) {
+    float lanes[64] = {0};
+    int np = n & ~63;
+    double sum;
+
+    for (int i = 0; i < np; i++)
+        lanes[i & 63] += value_at(x, half, i) * y[i];
+    sum = np ? fold64(lanes) : 0.0f;
+    for (int i = np; i < n; i++)
+        sum += (double)(value_at(x, half, i) * y[i]);
+    return (float)sum;
+}
+
+float kern_dot_half(const float *x, const float *y, int n) {
+    return dot_half_any(x, 0, y, n);
+}
+
+void kern_softmax_ggml(float *x, int n, float scale) {
+    float max = -INFINITY, inv;
+    double sum = 0.0;
+
+    for (int i = 0; i < n; i++) {
+        x[i] *= scale;
+        max = fmaxf(max, x[i]);
+    }
+    /* llama.cpp's row is the cache padded to 32 positions with masked
+     * (zero) entries, so every run of 16 is a vector one. */
+    for (int i = 0; i < n; i += 16) {
+        float run[16] = {0};
+        for (int k = 0; k < 16 && i + k < n; k++)
+            run[k] = x[i + k] = kern_expf_ggml(x[i + k] - max);
+        sum += (double)fold16(run);
+    }
+    inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+void kern_mix_half(const float *w, const float *v, size_t stride, int n,
+                   int n_kv, int hs, float *out) {
+    int np = n_kv & ~63, nl = n < np ? n : np;
+
+    assert(n <= n_kv);
+    for (int j0 = 0; j0 < hs; j0 += 16) {
+        int nj = hs - j0 < 16 ? hs - j0 : 16;
+        float lanes[16][64] = {{0}};
+        for (int t = 0; t < nl; t++)
+            for (int j = 0; j < nj; j++)
+                lanes[j][t & 63] += v[(size_t)t * stride + j0 + j] * w[t];
+        for (int j = 0; j < nj; j++) {
+            double sum = np ? fold64(lanes[j]) : 0.0f;
+            for (int t = nl; t < n; t++)
+                sum += (double)(v[(size_t)t * stride + j0 + j] * w[t]);
+            out[j0 + j] = (float)sum;
+        }
+    }
+}
+
+void kern_swiglu_ggml(float *g, const float *u, int n) {
+    int nv = n & ~15;
+    for (int i = 0; i < n; i++) {
+        float e = i < nv ? kern_expf_ggml(-g[i]) : expf(-g[i]);
+        g[i] = g[i] / (1.0f + e) * u[i];
+    }
+}
+
 void kern_quantize(const float *x, int n, int gs, int8_t *q, float *s) {
     for (int g = 0; g < n / gs; g++) {
         const float *xg = x + (size_t)g * gs;
@@ -221,7 +330,11 @@ int kern_act_group(int code) { return code > 0 ? code : 32; }
 void kern_act_quantize(kern_act *a, int code) {
     if (a->gs == code)
         return;
-    if (code == KERN_ACT_Q8_0) {
+    if (code == KERN_ACT_F16) {
+        for (int i = 0; i < a->n; i++)
+            a->s[i] = kern_f16_to_f32(kern_f32_to_f16(a->f[i]));
+        a->f = a->s;
+    } else if (code == KERN_ACT_Q8_0) {
         act_q8_0(a);
     } else if (code == KERN_ACT_Q8_K) {
         act_q8_k(a);
@@ -241,8 +354,8 @@ void kern_act_quantize(kern_act *a, int code) {
 int kern_needs_act(const kern_mat *w) {
     switch (w->type) {
     case KERN_F32:
-    case KERN_F16:
     case KERN_BF16: return 0;
+    case KERN_F16: return KERN_ACT_F16;
     case KERN_Q8: return w->gs;
     case KERN_Q4_K:
     case KERN_Q5_K:
@@ -358,12 +471,9 @@ static void mv_scalar(const kern_mat *w, const kern_act *x, float *out,
         case KERN_F32:
             acc = dot_f32_scalar((const float *)w->q + base, x->f, (int)n);
             break;
-        case KERN_F16: {
-            const uint16_t *h = (const uint16_t *)w->q + base;
-            for (size_t j = 0; j < n; j++)
-                acc += kern_f16_to_f32(h[j]) * x->f[j];
+        case KERN_F16:
+            acc = dot_half_any((const uint16_t *)w->q + base, 1, x->f, (int)n);
             break;
-        }
         case KERN_Q8: {
             const int8_t *q = (const int8_t *)w->q + base;
             const float *s = w->s + base / (size_t)w->gs;
@@ -431,22 +541,30 @@ KERN_AVX2 static float dot_f32_avx2(const float *a, const float *b, int n) {
     return s;
 }
 
+/* A half row times the half-rounded activation (KERN_ACT_F16) in
+ * ggml_vec_dot_f16's order, as dot_half_any: 64 lanes, eight vectors,
+ * folded pairwise, the tail in double. The products are exact, so FMA
+ * changes nothing. */
 KERN_AVX2 static float dot_f16_avx2(const uint16_t *h, const float *x, int n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    int j = 0;
-    float s;
+    __m256 a[8];
+    int np = n & ~63;
+    double sum;
 
-    for (; j + 16 <= n; j += 16) {
-        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + j)));
-        __m256 w1 =
-            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + j + 8)));
-        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + j), a0);
-        a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + j + 8), a1);
-    }
-    s = hsum8(_mm256_add_ps(a0, a1));
-    for (; j < n; j++)
-        s += _cvtsh_ss(h[j]) * x[j];
-    return s;
+    for (int k = 0; k < 8; k++)
+        a[k] = _mm256_setzero_ps();
+    for (int j = 0; j < np; j += 64)
+        for (int k = 0; k < 8; k++)
+            a[k] = _mm256_fmadd_ps(
+                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + j + 8 * k))),
+                _mm256_loadu_ps(x + j + 8 * k), a[k]);
+    for (int k = 0; k < 4; k++)
+        a[k] = _mm256_add_ps(a[k], a[k + 4]);
+    a[0] = _mm256_add_ps(a[0], a[2]);
+    a[1] = _mm256_add_ps(a[1], a[3]);
+    sum = np ? hsum8(_mm256_add_ps(a[0], a[1])) : 0.0f;
+    for (int j = np; j < n; j++)
+        sum += (double)(_cvtsh_ss(h[j]) * x[j]);
+    return (float)sum;
 }
 
 KERN_AVX2 static float dot_bf16_avx2(const uint16_t *h, const float *x, int n) {
@@ -496,10 +614,18 @@ KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
 #define KERN_LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
 
 
+KERN_AVX2 static inline float f16at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
 /* The int8 row loops, instantiated for AVX2 and AVX-VNNI. Two groups per
  * step with separate accumulators keep two dependency chains in flight;
  * q8_row is inlined with a constant gs for the common sizes so the inner
- * loop unrolls. Q8_0 rows are 34-byte blocks with a half-precision scale. */
+ * loop unrolls. Q8_0 rows are 34-byte blocks with a half-precision scale,
+ * summed in one chain of eight lanes as ggml_vec_dot_q8_0_q8_0 sums them
+ * (its order, so the result is llama.cpp's to the last bit). */
 #define KERN_INT8_KERNELS(SUF, TARGET, ACC32)                                 \
     TARGET static inline __attribute__((always_inline)) float q8_row_##SUF(  \
         const int8_t *q, const float *s, const int8_t *xq, const float *xs,  \
@@ -553,34 +679,17 @@ KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
         for (int i = r0; i < r1; i++) {                                       \
             const uint8_t *b =                                                \
                 (const uint8_t *)w->q + (size_t)i * nb * KERN_Q8_0_BYTES;     \
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0;                         \
-            size_t g = 0;                                                     \
-            for (; g + 2 <= nb; g += 2, b += 2 * KERN_Q8_0_BYTES) {           \
-                uint16_t d0, d1;                                              \
-                __m256i z = _mm256_setzero_si256();                           \
-                KERN_PF(b);                                                   \
-                KERN_PF(b + 64);                                              \
-                memcpy(&d0, b, 2);                                            \
-                memcpy(&d1, b + KERN_Q8_0_BYTES, 2);                          \
-                a0 = _mm256_fmadd_ps(                                         \
-                    _mm256_cvtepi32_ps(ACC32(z, KERN_LOAD(b + 2),             \
-                                             KERN_LOAD(x->q + g * 32))),      \
-                    _mm256_set1_ps(_cvtsh_ss(d0) * x->s[g]), a0);             \
-                a1 = _mm256_fmadd_ps(                                         \
-                    _mm256_cvtepi32_ps(ACC32(z, KERN_LOAD(b + 36),            \
-                                             KERN_LOAD(x->q + g * 32 + 32))), \
-                    _mm256_set1_ps(_cvtsh_ss(d1) * x->s[g + 1]), a1);         \
-            }                                                                 \
-            if (g < nb) {                                                     \
-                uint16_t d0;                                                  \
-                memcpy(&d0, b, 2);                                            \
-                a0 = _mm256_fmadd_ps(                                         \
+            __m256 acc = _mm256_setzero_ps();                                 \
+            for (size_t g = 0; g < nb; g++, b += KERN_Q8_0_BYTES) {           \
+                if (!(g & 1))                                                 \
+                    KERN_PF(b);                                               \
+                acc = _mm256_fmadd_ps(                                        \
                     _mm256_cvtepi32_ps(ACC32(_mm256_setzero_si256(),          \
                                              KERN_LOAD(b + 2),                \
                                              KERN_LOAD(x->q + g * 32))),      \
-                    _mm256_set1_ps(_cvtsh_ss(d0) * x->s[g]), a0);             \
+                    _mm256_set1_ps(f16at(b) * x->s[g]), acc);                 \
             }                                                                 \
-            out[i] = hsum8(_mm256_add_ps(a0, a1));                            \
+            out[i] = hsum8(acc);                                              \
         }                                                                     \
     }
 
@@ -614,12 +723,6 @@ KERN_AVX2 static inline __m256i fifth_bits(const uint8_t *p) {
                          2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
     v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
     return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
-}
-
-KERN_AVX2 static inline float f16at(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
 }
 
 /* Unpacking a block into int8 groups of 32: weights w[q] with scales
@@ -864,7 +967,7 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
     assert(nx >= 1 && nx <= KERN_MAX_ACTS);
 #ifdef KERN_X86
     if (nx > 1 && kern_level() >= KERN_AVX2_LEVEL &&
-        kern_needs_act(w) < 0 && w->type != KERN_Q8_0) {
+        w->type >= KERN_Q4_0) {
         /* The GGUF block types that need unpacking. Q8_0 rows need none:
          * q8_0_rows once per activation is faster, on the same cached
          * rows, with the same arithmetic. */

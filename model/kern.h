@@ -65,6 +65,9 @@ typedef struct kern_act {
 #define KERN_ACT_Q8_K (-2) /* Q8_K (the K-quants): per 256, d = max/-127
                               with max the value of largest magnitude,
                               q = min(127, rint(x * -127/max)), float d */
+#define KERN_ACT_F16 (-3) /* F16: the values rounded to half precision,
+                             written to s (which must hold n floats), and
+                             f then points to them */
 int kern_needs_act(const kern_mat *w);
 
 /* Values per entry of kern_act.s and .sum for a kern_needs_act code: the
@@ -109,6 +112,37 @@ void kern_mix(const float *w, const float *v, size_t stride, int n, int hs,
 
 /* x[0..n) = exp(x - max) / sum, in place (n >= 1). */
 void kern_softmax(float *x, int n);
+
+/* llama.cpp's own arithmetic for what the products leave in float, as its
+ * CPU backend does it in the AVX-512 build that made the reference outputs
+ * in shared/models/gguf; GGUF models run on these so that the int8
+ * roundings of the next product see its values to the last bit. Each is
+ * plain C (the order of every sum fixed), so it gives the same bits on
+ * every CPU. */
+
+/* ggml_v_expf: exp by a degree-5 polynomial after a power-of-two split
+ * (within 2 ulps of expf, flushing below -103.97 and above 88.38). */
+float kern_expf_ggml(float x);
+
+/* ggml_vec_dot_f16 of half-precision values held as floats (so each
+ * product is exact): 64-value steps into 64 float lanes folded as
+ * _mm512_reduce_add_ps folds them, the rest added in double. */
+float kern_dot_half(const float *x, const float *y, int n);
+
+/* ggml_soft_max_ext over n scores x * scale (n >= 1), in place: max,
+ * kern_expf_ggml in runs of 16 summed per run then in double, times the
+ * float reciprocal of the sum. */
+void kern_softmax_ggml(float *x, int n, float scale);
+
+/* out[j] = sum over t < n of w[t] * v[t * stride + j] for j < hs, in
+ * ggml_vec_dot_f16's order over a cache of n_kv >= n positions (the rest
+ * weighted 0): llama.cpp multiplies the transposed V cache this way. */
+void kern_mix_half(const float *w, const float *v, size_t stride, int n,
+                   int n_kv, int hs, float *out);
+
+/* g[i] = silu(g[i]) * u[i] as ggml_vec_silu_f32 then ggml_mul compute it:
+ * kern_expf_ggml for each run of 16, expf for the rest. */
+void kern_swiglu_ggml(float *g, const float *u, int n);
 
 /* Symmetric int8 quantization of n values (n % gs == 0): per group,
  * scale = max|x| / 127 and q = round(x / scale). */

@@ -808,16 +808,14 @@ static void matmul(const fwd *f, const float *x, size_t xstride, int len,
     tpool_run(f->pool, mm_part, j);
 }
 
-/* Whether attention runs on half-precision values, as llama.cpp's does for
- * GGUF files: it keeps K and V in half precision and multiplies them with
- * the query and the attention weights converted to half. The same
- * roundings keep the quantized products that follow on its numbers (a
- * last-bit difference in an activation flips int8 roundings, and
- * random-weight models amplify them: top-1 agreement went from 90-96 % to
- * 94-98 %). llama2.c files keep run.c's fp32 attention. */
-static int half_attention(const model *m) {
-    return m->format == MODEL_FMT_GGUF;
-}
+/* Whether the forward pass follows llama.cpp's arithmetic, as for GGUF
+ * files (llama2.c files keep run.c's): attention on half-precision K, V,
+ * query and weights (its K/V cache is F16, and it converts the other
+ * operand of those products to half), its exp, softmax, RMSNorm, RoPE
+ * angles and SiLU, and the order of its sums. A last-bit difference in an
+ * activation flips int8 roundings in the next product, and random-weight
+ * models amplify them (model/README.md, conformance). */
+static int ggml_math(const model *m) { return m->format == MODEL_FMT_GGUF; }
 
 /* x[0..n) rounded to the nearest half-precision value, in place. */
 static void round_f16(float *x, int n) {
@@ -833,6 +831,23 @@ typedef struct att_job {
     float *out;     /* its attention output, all heads */
 } att_job;
 
+/* One head's attention as llama.cpp computes it: scores of the half query
+ * against the half keys, scaled inside its softmax, weights rounded to
+ * half, and the values mixed over its cache of pos + 1 positions padded to
+ * 32. */
+static void att_ggml(const model_session *s, const float *q, size_t hoff,
+                     int pos, float *att, float *out) {
+    const model_config *c = &s->m->cfg;
+    size_t kvd = (size_t)c->kv_dim;
+    int hs = c->head_size, n = pos + 1;
+
+    for (int t = 0; t < n; t++)
+        att[t] = kern_dot_half(q, s->kc + hoff + (size_t)t * kvd, hs);
+    kern_softmax_ggml(att, n, 1.0f / sqrtf((float)hs));
+    round_f16(att, n);
+    kern_mix_half(att, s->vc + hoff, kvd, n, (n + 31) & ~31, hs, out);
+}
+
 static void att_part(void *arg, int part, int nparts) {
     const att_job *j = arg;
     model_session *s = j->s;
@@ -844,23 +859,36 @@ static void att_part(void *arg, int part, int nparts) {
     for (int h = h0; h < h1; h++) {
         float *att = s->att + (size_t)h * s->cap;
         size_t hoff = j->loff + (size_t)(h / kv_mul) * hs;
+        const float *q = j->q + (size_t)h * hs;
 
-        kern_scores(j->q + (size_t)h * hs, s->kc + hoff, (size_t)c->kv_dim,
-                    j->pos + 1, hs, root, att);
+        if (ggml_math(s->m)) {
+            att_ggml(s, q, hoff, j->pos, att, j->out + (size_t)h * hs);
+            continue;
+        }
+        kern_scores(q, s->kc + hoff, (size_t)c->kv_dim, j->pos + 1, hs,
+                    root, att);
         kern_softmax(att, j->pos + 1);
-        if (half_attention(s->m))
-            round_f16(att, j->pos + 1);
         kern_mix(att, s->vc + hoff, (size_t)c->kv_dim, j->pos + 1, hs,
                  j->out + (size_t)h * hs);
     }
 }
 
+/* o = x / rms(x) * w: run.c's float sum of squares, or with ggml
+ * llama.cpp's, in double. */
 static void rmsnorm(float *o, const float *x, const float *w, int n,
-                    float eps) {
+                    float eps, int ggml) {
     float ss = 0.0f;
-    for (int i = 0; i < n; i++)
-        ss += x[i] * x[i];
-    ss = 1.0f / sqrtf(ss / n + eps);
+    if (ggml) {
+        double sum = 0.0;
+        for (int i = 0; i < n; i++)
+            sum += (double)(x[i] * x[i]);
+        ss = (float)(sum / n);
+    } else {
+        for (int i = 0; i < n; i++)
+            ss += x[i] * x[i];
+        ss /= n;
+    }
+    ss = 1.0f / sqrtf(ss + eps);
     for (int i = 0; i < n; i++)
         o[i] = w[i] * (ss * x[i]);
 }
@@ -893,19 +921,25 @@ typedef struct fwd_row {
     int pos;
 } fwd_row;
 
-/* Embeds each row's token and computes its RoPE factors. */
+/* Embeds each row's token and computes its RoPE factors: pair i turns by
+ * pos * theta^(-2i/hs), as run.c computes it or, with ggml, as llama.cpp
+ * does (the angle multiplied by theta^(-2/hs) from one pair to the next). */
 static void fwd_embed(const fwd *f, const int *tokens, const fwd_row *rows,
                       int n) {
     const model_config *c = &f->m->cfg;
     size_t dim = (size_t)c->dim, hs = (size_t)c->head_size;
+    float step = powf(c->rope_theta, -2.0f / (float)hs);
 
     for (int t = 0; t < n; t++) {
+        float *cs = f->sc->rope + hs * t, angle = (float)rows[t].pos;
         kern_mat_row(&f->m->embed, tokens[t], f->sc->x + dim * t);
-        for (size_t i = 0; i < hs; i += 2) {
-            float freq = 1.0f / powf(c->rope_theta, (float)i / (float)hs);
-            float val = rows[t].pos * freq;
-            f->sc->rope[hs * t + i] = cosf(val);
-            f->sc->rope[hs * t + i + 1] = sinf(val);
+        for (size_t i = 0; i < hs; i += 2, angle *= step) {
+            float val = angle;
+            if (!ggml_math(f->m))
+                val = rows[t].pos *
+                      (1.0f / powf(c->rope_theta, (float)i / (float)hs));
+            cs[i] = cosf(val);
+            cs[i + 1] = sinf(val);
         }
     }
 }
@@ -925,12 +959,14 @@ static void fwd_qk(const fwd *f, int l, int t, const fwd_row *row) {
     add_vec(k, model_bias(m, MODEL_B_K, l), c->kv_dim);
     add_vec(v, model_bias(m, MODEL_B_V, l), c->kv_dim);
     for (int h = 0; qn && h < c->n_heads; h++)
-        rmsnorm(q + hs * h, q + hs * h, qn, c->head_size, c->norm_eps);
+        rmsnorm(q + hs * h, q + hs * h, qn, c->head_size, c->norm_eps,
+                ggml_math(m));
     for (int h = 0; kn && h < c->n_kv_heads; h++)
-        rmsnorm(k + hs * h, k + hs * h, kn, c->head_size, c->norm_eps);
+        rmsnorm(k + hs * h, k + hs * h, kn, c->head_size, c->norm_eps,
+                ggml_math(m));
     rope(q, c->q_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox);
     rope(k, c->kv_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox);
-    if (half_attention(m)) {
+    if (ggml_math(m)) {
         round_f16(q, c->q_dim);
         round_f16(k, c->kv_dim);
         round_f16(v, c->kv_dim);
@@ -953,7 +989,7 @@ static void fwd_attention(const fwd *f, int l, const fwd_row *rows, int n) {
 
     for (int t = 0; t < n; t++)
         rmsnorm(sc->xb + xd * t, sc->x + dim * t, m->norm_att[l], c->dim,
-                c->norm_eps);
+                c->norm_eps, ggml_math(m));
     matmul(f, sc->xb, xd, c->dim, n, &qkv);
     for (int t = 0; t < n; t++) {
         size_t loff = (size_t)l * rows[t].s->cap * kvd;
@@ -982,9 +1018,11 @@ static void fwd_ffn(const fwd *f, int l, int n) {
 
     for (int t = 0; t < n; t++)
         rmsnorm(sc->xb + xd * t, sc->x + dim * t, m->norm_ffn[l], c->dim,
-                c->norm_eps);
+                c->norm_eps, ggml_math(m));
     matmul(f, sc->xb, xd, c->dim, n, &up);
-    for (size_t i = 0; i < hid * (size_t)n; i++) {
+    for (int t = 0; ggml_math(m) && t < n; t++)
+        kern_swiglu_ggml(sc->hb + hid * t, sc->hb2 + hid * t, c->hidden_dim);
+    for (size_t i = 0; !ggml_math(m) && i < hid * (size_t)n; i++) {
         float a = sc->hb[i];
         sc->hb[i] = a * (1.0f / (1.0f + expf(-a))) * sc->hb2[i];
     }
@@ -1013,7 +1051,7 @@ static void forward(const fwd *f, const int *tokens, const fwd_row *rows,
                       NULL, 0};
         for (int t = from; t < n; t++)
             rmsnorm(sc->xb + xd * (size_t)(t - from), sc->x + dim * t,
-                    f->m->norm_final, c->dim, c->norm_eps);
+                    f->m->norm_final, c->dim, c->norm_eps, ggml_math(f->m));
         matmul(f, sc->xb, xd, c->dim, n - from, &cls);
     }
 }
