@@ -300,7 +300,9 @@ static void act_q8_0(kern_act *a) {
 }
 
 /* ggml's quantize_row_q8_K_ref: 256 values per block around the signed
- * value of largest magnitude, float scale. */
+ * value of largest magnitude, float scale; sum holds each group's integer
+ * sum (the K-quant kernels multiply it with the integer mins, as ggml
+ * does with its bsums). */
 static void act_q8_k(kern_act *a) {
     for (int b = 0; b < a->n / 256; b++) {
         const float *x = a->f + (size_t)b * 256;
@@ -320,7 +322,7 @@ static void act_q8_k(kern_act *a) {
                 t += q[i];
             }
             a->s[8 * b + g] = d;
-            a->sum[8 * b + g] = d * (float)t;
+            a->sum[8 * b + g] = (float)t; /* exact: |t| <= 32 * 127 */
         }
     }
 }
@@ -432,24 +434,69 @@ void kern_mat_row(const kern_mat *w, int row, float *dst) {
 
 /* ------------------------------------------------------- scalar kernels */
 
-/* Row i of a block-quantized matrix times the int8 activation. */
+/* The sum of eight float lanes in hsum8's order (the SIMD kernels' and
+ * ggml's hsum_float_8). */
+static float hsum8_scalar(const float *l) {
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
+
+/* Row i of a 32-value block matrix times the int8 activation: per block,
+ * eight int32 lanes (lane l: values 4l..4l+3) scaled in one float chain,
+ * as ggml_vec_dot_q4_0_q8_0 and its kin sum them. */
 static float dot_blocks_scalar(const kern_mat *w, int i, const kern_act *x) {
     const uint8_t *row = block_row(w, i);
-    float acc = 0.0f;
+    float acc[8] = {0}, off = 0.0f;
 
     for (int g = 0; g < w->cols / 32; g++) {
         int8_t q[32];
-        const int8_t *xq = x->q + (size_t)g * 32;
-        int32_t s0 = 0, s1 = 0;
+        int32_t lane[8] = {0};
         float a[2], b;
         quant_unpack32(w->type, row, g, q, a, &b);
-        for (int k = 0; k < 16; k++) {
-            s0 += q[k] * xq[k];
-            s1 += q[k + 16] * xq[k + 16];
-        }
-        acc += x->s[g] * (a[0] * (float)s0 + a[1] * (float)s1) + b * x->sum[g];
+        for (int k = 0; k < 32; k++)
+            lane[k / 4] += q[k] * x->q[(size_t)g * 32 + k];
+        for (int l = 0; l < 8; l++)
+            acc[l] = fmaf(a[0] * x->s[g], (float)lane[l], acc[l]);
+        off += b * x->sum[g];
     }
-    return acc;
+    return hsum8_scalar(acc) + off;
+}
+
+/* Row i of a K-quant matrix times a Q8_K activation in the order of
+ * ggml's AVX2 ggml_vec_dot_q{4,5,6}_K_q8_K: per block, eight int32 lanes
+ * of integer scale x product sums, one float FMA per lane; the mins times
+ * the group sums as integers, in four float lanes (Q4_K) or one sum
+ * (Q5_K). */
+static float dot_kquant_scalar(const kern_mat *w, int i, const kern_act *x) {
+    const uint8_t *row = block_row(w, i);
+    float acc[8] = {0}, accm[4] = {0}, summs = 0.0f;
+    int elems, bytes;
+
+    quant_block(w->type, &elems, &bytes);
+
+    for (int k = 0; k < w->cols / 256; k++) {
+        quant_kscales h;
+        int32_t lane[8] = {0}, prod[4] = {0};
+        float xd = x->s[8 * k];
+        quant_k_header(w->type, row + (size_t)k * bytes, &h);
+        for (int g = 0; g < 8; g++) {
+            int8_t q[32];
+            float a[2], b;
+            const int8_t *xq = x->q + (size_t)(8 * k + g) * 32;
+            quant_unpack32(w->type, row, 8 * k + g, q, a, &b);
+            for (int j = 0; j < 32; j++)
+                lane[j / 4] += h.sc[2 * g + j / 16] * (q[j] * xq[j]);
+            prod[g / 2] += h.m[g] * (int32_t)x->sum[8 * k + g];
+        }
+        for (int l = 0; l < 8; l++)
+            acc[l] = fmaf(xd * h.d, (float)lane[l], acc[l]);
+        if (w->type == KERN_Q4_K)
+            for (int l = 0; l < 4; l++)
+                accm[l] = fmaf(-xd * h.dmin, (float)prod[l], accm[l]);
+        else if (w->type == KERN_Q5_K)
+            summs += -xd * h.dmin * (float)(prod[0] + prod[1] + prod[2] + prod[3]);
+    }
+    return hsum8_scalar(acc) + ((accm[0] + accm[2]) + (accm[1] + accm[3])) +
+           summs;
 }
 
 static float dot_f32_scalar(const float *a, const float *b, int n) {
@@ -491,6 +538,11 @@ static void mv_scalar(const kern_mat *w, const kern_act *x, float *out,
                 acc += kern_bf16_to_f32(h[j]) * x->f[j];
             break;
         }
+        case KERN_Q4_K:
+        case KERN_Q5_K:
+        case KERN_Q6_K:
+            acc = dot_kquant_scalar(w, i, x);
+            break;
         default: /* blocks: int8 x int8 per group, as the SIMD kernels */
             acc = dot_blocks_scalar(w, i, x);
             break;
@@ -725,53 +777,27 @@ KERN_AVX2 static inline __m256i fifth_bits(const uint8_t *p) {
     return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
 }
 
-/* Unpacking a block into int8 groups of 32: weights w[q] with scales
- * a0[q] (values 0-15), a1[q] (16-31) and offset bo[q], so that value j of
- * group q is a * w + bo. Returns the number of groups (1, or 8 for the
- * K-quants). */
-KERN_AVX2 static inline int up_q45(int type, const uint8_t *b, __m256i *w,
-                                   float *a0, float *a1, float *bo) {
+/* Unpacking a 32-value block into int8 weights w with its scale a and
+ * offset bo, so that value j is a * w[j] + bo. */
+KERN_AVX2 static inline __m256i up_q45(int type, const uint8_t *b, float *a,
+                                       float *bo) {
     int one = type == KERN_Q4_1 || type == KERN_Q5_1;
     int five = type == KERN_Q5_0 || type == KERN_Q5_1;
     __m256i v = nibbles32(b + 2 + 2 * one + 4 * five);
     if (five)
         v = _mm256_or_si256(v, fifth_bits(b + 2 + 2 * one));
-    w[0] = _mm256_sub_epi8(v, _mm256_set1_epi8(one ? 0 : five ? 16 : 8));
-    a0[0] = a1[0] = f16at(b);
-    bo[0] = one ? f16at(b + 2) : 0.0f;
-    return 1;
+    *a = f16at(b);
+    *bo = one ? f16at(b + 2) : 0.0f;
+    return _mm256_sub_epi8(v, _mm256_set1_epi8(one ? 0 : five ? 16 : 8));
 }
 
-KERN_AVX2 static inline int up_q8_0(const uint8_t *b, __m256i *w, float *a0,
-                                    float *a1, float *bo) {
-    w[0] = KERN_LOAD(b + 2);
-    a0[0] = a1[0] = f16at(b);
-    bo[0] = 0.0f;
-    return 1;
-}
-
-KERN_AVX2 static inline int up_qk45(int type, const uint8_t *b, __m256i *w,
-                                    float *a0, float *a1, float *bo) {
+/* The 256 values of a Q4_K or Q5_K block as eight int8 groups of 32. */
+KERN_AVX2 static inline void up_qk45(int type, const uint8_t *b, __m256i *w) {
     int five = type == KERN_Q5_K;
     const uint8_t *qs = b + (five ? 48 : 16);
     __m256i qh = five ? KERN_LOAD(b + 16) : _mm256_setzero_si256();
     __m256i one = _mm256_set1_epi8(1);
-    float d = f16at(b), dmin = f16at(b + 2);
-    uint32_t u[3], sc_lo, m_lo, sc_hi, m_hi;
-    __m256 scv, mv;
 
-    /* quant_k_scale_min for all eight pairs at once, a byte per pair:
-     * the low 6 bits of bytes 0-7, or the nibbles of bytes 8-11 with the
-     * top 2 bits of bytes 0-7 (moved down to bits 4-5). */
-    memcpy(u, b + 4, 12);
-    sc_lo = u[0] & 0x3f3f3f3fu;
-    m_lo = u[1] & 0x3f3f3f3fu;
-    sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u);
-    m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u);
-    scv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
-        _mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo)));
-    mv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
-        _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo)));
     for (int c = 0; c < 4; c++) {
         __m256i v = KERN_LOAD(qs + 32 * c);
         w[2 * c] = nib_lo(v);
@@ -786,17 +812,11 @@ KERN_AVX2 static inline int up_qk45(int type, const uint8_t *b, __m256i *w,
                 _mm256_or_si256(w[2 * c + 1], _mm256_slli_epi16(b1, 4));
         }
     }
-    _mm256_storeu_ps(a0, _mm256_mul_ps(scv, _mm256_set1_ps(d)));
-    _mm256_storeu_ps(a1, _mm256_mul_ps(scv, _mm256_set1_ps(d)));
-    _mm256_storeu_ps(bo, _mm256_mul_ps(mv, _mm256_set1_ps(-dmin)));
-    return 8;
 }
 
-KERN_AVX2 static inline int up_q6k(const uint8_t *b, __m256i *w, float *a0,
-                                   float *a1, float *bo) {
+/* The 256 values of a Q6_K block, minus 32, as eight int8 groups. */
+KERN_AVX2 static inline void up_q6k(const uint8_t *b, __m256i *w) {
     __m256i m30 = _mm256_set1_epi8(0x30), m32 = _mm256_set1_epi8(32);
-    const int8_t *sc = (const int8_t *)(b + 192);
-    float d = f16at(b + 208);
 
     for (int h = 0; h < 2; h++) {
         __m256i l0 = KERN_LOAD(b + 64 * h), l1 = KERN_LOAD(b + 64 * h + 32),
@@ -812,93 +832,120 @@ KERN_AVX2 static inline int up_q6k(const uint8_t *b, __m256i *w, float *a0,
         for (int q = 0; q < 4; q++)
             o[q] = _mm256_sub_epi8(o[q], m32);
     }
-    for (int q = 0; q < 8; q++) {
-        a0[q] = d * sc[2 * q];
-        a1[q] = d * sc[2 * q + 1];
-        bo[q] = 0.0f;
-    }
-    return 8;
 }
 
-KERN_AVX2 static inline int unpack_block(int type, const uint8_t *b,
-                                         __m256i *w, float *a0, float *a1,
-                                         float *bo) {
-    switch (type) {
-    case KERN_Q8_0: return up_q8_0(b, w, a0, a1, bo);
-    case KERN_Q4_K:
-    case KERN_Q5_K: return up_qk45(type, b, w, a0, a1, bo);
-    case KERN_Q6_K: return up_q6k(b, w, a0, a1, bo);
-    default: return up_q45(type, b, w, a0, a1, bo);
-    }
+KERN_AVX2 static inline float hsum4(__m128 v) {
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
 }
 
-/* Block-quantized rows times nx int8 activations, instantiated for AVX2
- * and AVX-VNNI: each block is unpacked once into int8 groups, and every
- * activation multiplies them into eight int32 lanes (lanes 0-3 hold values
- * 0-15, lanes 4-7 values 16-31, which Q6_K's per-16 scales need), scaled in
- * float. Offsets (the mins of Q4_1, Q5_1, Q4_K, Q5_K) use the activations'
- * group sums. A prompt's batch thus pays for the unpacking once. Each
- * activation's arithmetic is the same whatever nx is, and the same as
- * q8_0_rows for Q8_0, so a sequence's logits do not depend on what it was
- * batched with: with int8 activations a last-bit difference could flip a
- * rounding in the next layer and grow. */
+/* Rows of 32-value blocks (Q4_0, Q4_1, Q5_0, Q5_1) times nx int8
+ * activations, instantiated for AVX2 and AVX-VNNI: each block is unpacked
+ * once and every activation multiplies it into eight int32 lanes, scaled
+ * into one float chain per activation, the offsets (Q4_1, Q5_1) times the
+ * activation's group sums in another: ggml_vec_dot_q4_0_q8_0 and its kin
+ * sum in that order, and an activation's arithmetic never depends on nx,
+ * so a sequence's logits do not depend on what it was batched with.
+ *
+ * The K-quants (Q4_K, Q5_K, Q6_K) multiply a Q8_K activation as ggml's
+ * AVX2 kernels do: per block, eight int32 lanes of integer scale x
+ * product sums, one float FMA per block; the mins times the group sums
+ * as integers, into four float lanes (Q4_K) or one float (Q5_K). */
 #define KERN_BLOCK_KERNELS(SUF, TARGET, ACC32)                                \
     TARGET static void blocks_##SUF(const kern_mat *w, const kern_act *x,    \
                                     int nx, float *out, size_t stride,       \
                                     int r0, int r1) {                         \
-        int elems, bytes, nb, ng = 0, q6 = w->type == KERN_Q6_K;              \
+        int nb = w->cols / 32;                                                \
+        for (int i = r0; i < r1; i++) {                                       \
+            const uint8_t *blk = block_row(w, i);                             \
+            __m256 acc[KERN_MAX_ACTS];                                        \
+            float off[KERN_MAX_ACTS];                                         \
+            int bytes = (int)(kern_mat_bytes(w) / (size_t)w->rows) / nb;      \
+            for (int t = 0; t < nx; t++) {                                    \
+                acc[t] = _mm256_setzero_ps();                                 \
+                off[t] = 0.0f;                                                \
+            }                                                                 \
+            for (int g = 0; g < nb; g++, blk += bytes) {                      \
+                float a, bo;                                                  \
+                __m256i wv = up_q45(w->type, blk, &a, &bo);                   \
+                KERN_PF(blk);                                                 \
+                for (int t = 0; t < nx; t++) {                                \
+                    __m256i p = ACC32(_mm256_setzero_si256(), wv,             \
+                                      KERN_LOAD(x[t].q + 32 * g));            \
+                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a * x[t].s[g]),   \
+                                             _mm256_cvtepi32_ps(p), acc[t]);  \
+                    off[t] += bo * x[t].sum[g];                               \
+                }                                                             \
+            }                                                                 \
+            for (int t = 0; t < nx; t++)                                      \
+                out[stride * (size_t)t + (size_t)i] = hsum8(acc[t]) + off[t]; \
+        }                                                                     \
+    }                                                                         \
+                                                                              \
+    TARGET static void kquant_##SUF(const kern_mat *w, const kern_act *x,    \
+                                    int nx, float *out, size_t stride,       \
+                                    int r0, int r1) {                         \
+        int elems, bytes, nb, q4k = w->type == KERN_Q4_K,                     \
+                              q5k = w->type == KERN_Q5_K;                     \
         quant_block(w->type, &elems, &bytes);                                 \
         nb = w->cols / elems;                                                 \
         for (int i = r0; i < r1; i++) {                                       \
             const uint8_t *blk = block_row(w, i);                             \
-            /* Two accumulators per activation (even and odd groups) so    \
-             * consecutive groups do not wait on each other. */             \
-            __m256 acc[2][KERN_MAX_ACTS], offv[KERN_MAX_ACTS];                \
-            float off[KERN_MAX_ACTS];                                         \
+            __m256 acc[KERN_MAX_ACTS];                                        \
+            __m128 accm[KERN_MAX_ACTS];                                       \
+            float summs[KERN_MAX_ACTS];                                       \
             for (int t = 0; t < nx; t++) {                                    \
-                acc[0][t] = acc[1][t] = offv[t] = _mm256_setzero_ps();        \
-                off[t] = 0.0f;                                                \
+                acc[t] = _mm256_setzero_ps();                                 \
+                accm[t] = _mm_setzero_ps();                                   \
+                summs[t] = 0.0f;                                              \
             }                                                                 \
-            for (int k = 0, g0 = 0; k < nb; k++, blk += bytes, g0 += ng) {    \
-                __m256i wv[8];                                                \
-                float a0[8], a1[8], bo[8];                                    \
-                ng = unpack_block(w->type, blk, wv, a0, a1, bo);              \
+            for (int k = 0; k < nb; k++, blk += bytes) {                      \
+                __m256i wv[8], sc[8];                                         \
+                quant_kscales h;                                              \
                 KERN_PF(blk);                                                 \
+                if (w->type == KERN_Q6_K)                                     \
+                    up_q6k(blk, wv);                                          \
+                else                                                          \
+                    up_qk45(w->type, blk, wv);                                \
+                quant_k_header(w->type, blk, &h);                             \
+                for (int q = 0; q < 8; q++)                                   \
+                    sc[q] = _mm256_setr_epi32(                                \
+                        h.sc[2 * q], h.sc[2 * q], h.sc[2 * q], h.sc[2 * q],   \
+                        h.sc[2 * q + 1], h.sc[2 * q + 1], h.sc[2 * q + 1],    \
+                        h.sc[2 * q + 1]);                                     \
                 for (int t = 0; t < nx; t++) {                                \
-                    const float *xs = x[t].s + g0;                            \
-                    float s0[8], s1[8];                                       \
-                    if (ng == 8) {                                            \
-                        /* A K-quant block: its eight scales times the     \
-                         * activation's and its offsets, at once. */       \
-                        __m256 xv = _mm256_loadu_ps(xs);                      \
-                        _mm256_storeu_ps(s0, _mm256_mul_ps(_mm256_loadu_ps(a0), xv)); \
-                        _mm256_storeu_ps(s1, _mm256_mul_ps(_mm256_loadu_ps(a1), xv)); \
-                        offv[t] = _mm256_fmadd_ps(                            \
-                            _mm256_loadu_ps(bo),                              \
-                            _mm256_loadu_ps(x[t].sum + g0), offv[t]);         \
-                    } else {                                                  \
-                        s0[0] = a0[0] * xs[0];                                \
-                        s1[0] = a1[0] * xs[0];                                \
-                        off[t] += bo[0] * x[t].sum[g0];                       \
-                    }                                                         \
-                    for (int q = 0; q < ng; q++) {                            \
-                        __m256i p = ACC32(_mm256_setzero_si256(), wv[q],      \
-                                          KERN_LOAD(x[t].q + 32 * (g0 + q))); \
-                        /* Q6_K scales each half of a group on its own. */ \
-                        __m256 sv = q6 ? _mm256_set_m128(                     \
-                                             _mm_broadcast_ss(&s1[q]),        \
-                                             _mm_broadcast_ss(&s0[q]))        \
-                                       : _mm256_broadcast_ss(&s0[q]);         \
-                        int h = (g0 + q) & 1;                                 \
-                        acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sv, \
-                                                    acc[h][t]);               \
+                    const int8_t *xq = x[t].q + 256 * (size_t)k;              \
+                    const float *xsum = x[t].sum + 8 * k;                     \
+                    float xd = x[t].s[8 * k];                                 \
+                    __m256i sumi = _mm256_setzero_si256();                    \
+                    for (int q = 0; q < 8; q++)                               \
+                        sumi = _mm256_add_epi32(                              \
+                            sumi, _mm256_mullo_epi32(                         \
+                                      ACC32(_mm256_setzero_si256(), wv[q],    \
+                                            KERN_LOAD(xq + 32 * q)),          \
+                                      sc[q]));                                \
+                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(xd * h.d),        \
+                                             _mm256_cvtepi32_ps(sumi), acc[t]); \
+                    if (q4k || q5k) {                                         \
+                        int32_t p[4];                                         \
+                        float dm = -xd * h.dmin;                              \
+                        for (int l = 0; l < 4; l++)                           \
+                            p[l] = h.m[2 * l] * (int32_t)xsum[2 * l] +        \
+                                   h.m[2 * l + 1] * (int32_t)xsum[2 * l + 1]; \
+                        if (q4k)                                              \
+                            accm[t] = _mm_fmadd_ps(                           \
+                                _mm_set1_ps(dm),                              \
+                                _mm_cvtepi32_ps(_mm_loadu_si128(              \
+                                    (const __m128i *)p)),                     \
+                                accm[t]);                                     \
+                        else                                                  \
+                            summs[t] += dm * (float)(p[0] + p[1] + p[2] + p[3]); \
                     }                                                         \
                 }                                                             \
             }                                                                 \
             for (int t = 0; t < nx; t++)                                      \
                 out[stride * (size_t)t + (size_t)i] =                         \
-                    hsum8(_mm256_add_ps(acc[0][t], acc[1][t])) +              \
-                    hsum8(offv[t]) + off[t];                                  \
+                    hsum8(acc[t]) + hsum4(accm[t]) + summs[t];                \
         }                                                                     \
     }
 
@@ -953,6 +1000,11 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
         case KERN_Q8_0:
             (vnni ? q8_0_rows_vnni : q8_0_rows_avx2)(w, x, out, r0, r1);
             return;
+        case KERN_Q4_K:
+        case KERN_Q5_K:
+        case KERN_Q6_K:
+            (vnni ? kquant_vnni : kquant_avx2)(w, x, 1, out, 0, r0, r1);
+            return;
         default:
             (vnni ? blocks_vnni : blocks_avx2)(w, x, 1, out, 0, r0, r1);
             return;
@@ -971,8 +1023,11 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
         /* The GGUF block types that need unpacking. Q8_0 rows need none:
          * q8_0_rows once per activation is faster, on the same cached
          * rows, with the same arithmetic. */
-        (kern_level() >= KERN_VNNI_LEVEL ? blocks_vnni : blocks_avx2)(
-            w, x, nx, out, stride, r0, r1);
+        int vnni = kern_level() >= KERN_VNNI_LEVEL;
+        if (w->type >= KERN_Q4_K)
+            (vnni ? kquant_vnni : kquant_avx2)(w, x, nx, out, stride, r0, r1);
+        else
+            (vnni ? blocks_vnni : blocks_avx2)(w, x, nx, out, stride, r0, r1);
         return;
     }
 #endif
