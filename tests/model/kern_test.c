@@ -127,7 +127,7 @@ static void test_matvec_all_levels(void) {
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const mat_case *c = &cases[ci];
         void *q;
-        float *s, *dense, x[512], out[64], want[64];
+        float *s, *dense, x[512], out[64], want[64], scalar[64];
         int8_t xq[512];
         float xs[512], xsum[512];
         kern_act act = {x, c->cols, xq, xs, xsum, 0};
@@ -165,6 +165,13 @@ static void test_matvec_all_levels(void) {
                 if (c->type == KERN_Q8_0)
                     tol += 2e-3 * c->cols;
                 TEST_CHECK(fabs(out[r] - want[r]) <= tol);
+                /* GGUF types sum in ggml's order at every level, to the
+                 * bit (llama.cpp's logits depend on it). */
+                if (level == KERN_SCALAR_LEVEL)
+                    scalar[r] = out[r];
+                else if (c->type == KERN_F16 || c->type == KERN_Q8_0 ||
+                         c->type >= KERN_Q4_0)
+                    TEST_CHECK(out[r] == scalar[r]);
             }
         }
         kern_set_level(KERN_VNNI_LEVEL);
