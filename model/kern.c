@@ -834,6 +834,40 @@ KERN_AVX2 static inline void up_q6k(const uint8_t *b, __m256i *w) {
     }
 }
 
+/* A K-quant block's integer scales as maddubs/madd wants them: sc[q]
+ * holds group q's scale for values 0-15 in int16 elements 0-7 and for
+ * 16-31 in 8-15 (the same for Q4_K and Q5_K), m its min; the half scales
+ * d and dmin. quant_k_header with the scale bytes unpacked four at a
+ * time. */
+KERN_AVX2 static inline void kscales(int type, const uint8_t *b, __m256i *sc,
+                                     int32_t *m, float *d, float *dmin) {
+    if (type == KERN_Q6_K) {
+        const int8_t *s = (const int8_t *)(b + 192);
+        for (int q = 0; q < 8; q++) {
+            sc[q] = _mm256_set_m128i(_mm_set1_epi16(s[2 * q + 1]),
+                                     _mm_set1_epi16(s[2 * q]));
+            m[q] = 0;
+        }
+        *d = f16at(b + 208);
+        *dmin = 0.0f;
+    } else {
+        uint32_t u[3], v[4];
+        uint8_t by[16];
+        memcpy(u, b + 4, 12);
+        v[0] = u[0] & 0x3f3f3f3fu;                                /* sc 0-3 */
+        v[1] = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u); /* sc 4-7 */
+        v[2] = u[1] & 0x3f3f3f3fu;                                /* m 0-3 */
+        v[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u);
+        memcpy(by, v, 16);
+        for (int q = 0; q < 8; q++) {
+            sc[q] = _mm256_set1_epi16(by[q]);
+            m[q] = by[8 + q];
+        }
+        *d = f16at(b);
+        *dmin = f16at(b + 2);
+    }
+}
+
 KERN_AVX2 static inline float hsum4(__m128 v) {
     v = _mm_add_ps(v, _mm_movehl_ps(v, v));
     return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
@@ -886,7 +920,7 @@ KERN_AVX2 static inline float hsum4(__m128 v) {
                                     int nx, float *out, size_t stride,       \
                                     int r0, int r1) {                         \
         int elems, bytes, nb, q4k = w->type == KERN_Q4_K,                     \
-                              q5k = w->type == KERN_Q5_K;                     \
+                              q6k = w->type == KERN_Q6_K;                     \
         quant_block(w->type, &elems, &bytes);                                 \
         nb = w->cols / elems;                                                 \
         for (int i = r0; i < r1; i++) {                                       \
@@ -900,38 +934,40 @@ KERN_AVX2 static inline float hsum4(__m128 v) {
                 summs[t] = 0.0f;                                              \
             }                                                                 \
             for (int k = 0; k < nb; k++, blk += bytes) {                      \
-                __m256i wv[8], sc[8];                                         \
-                quant_kscales h;                                              \
+                __m256i wv[8], wa[8], sc[8];                                  \
+                int32_t mn[8];                                                \
+                float d, dmin;                                                \
                 KERN_PF(blk);                                                 \
-                if (w->type == KERN_Q6_K)                                     \
+                if (q6k)                                                      \
                     up_q6k(blk, wv);                                          \
                 else                                                          \
                     up_qk45(w->type, blk, wv);                                \
-                quant_k_header(w->type, blk, &h);                             \
+                kscales(w->type, blk, sc, mn, &d, &dmin);                     \
+                /* maddubs wants one unsigned operand: Q6_K's sign moves   \
+                 * onto the activation. */                                  \
                 for (int q = 0; q < 8; q++)                                   \
-                    sc[q] = _mm256_setr_epi32(                                \
-                        h.sc[2 * q], h.sc[2 * q], h.sc[2 * q], h.sc[2 * q],   \
-                        h.sc[2 * q + 1], h.sc[2 * q + 1], h.sc[2 * q + 1],    \
-                        h.sc[2 * q + 1]);                                     \
+                    wa[q] = q6k ? _mm256_sign_epi8(wv[q], wv[q]) : wv[q];     \
                 for (int t = 0; t < nx; t++) {                                \
                     const int8_t *xq = x[t].q + 256 * (size_t)k;              \
                     const float *xsum = x[t].sum + 8 * k;                     \
                     float xd = x[t].s[8 * k];                                 \
                     __m256i sumi = _mm256_setzero_si256();                    \
-                    for (int q = 0; q < 8; q++)                               \
+                    for (int q = 0; q < 8; q++) {                             \
+                        __m256i xv = KERN_LOAD(xq + 32 * q);                  \
+                        if (q6k)                                              \
+                            xv = _mm256_sign_epi8(xv, wv[q]);                 \
                         sumi = _mm256_add_epi32(                              \
-                            sumi, _mm256_mullo_epi32(                         \
-                                      ACC32(_mm256_setzero_si256(), wv[q],    \
-                                            KERN_LOAD(xq + 32 * q)),          \
-                                      sc[q]));                                \
-                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(xd * h.d),        \
+                            sumi, _mm256_madd_epi16(                          \
+                                      _mm256_maddubs_epi16(wa[q], xv), sc[q])); \
+                    }                                                         \
+                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(xd * d),          \
                                              _mm256_cvtepi32_ps(sumi), acc[t]); \
-                    if (q4k || q5k) {                                         \
+                    if (!q6k) {                                               \
                         int32_t p[4];                                         \
-                        float dm = -xd * h.dmin;                              \
+                        float dm = -xd * dmin;                                \
                         for (int l = 0; l < 4; l++)                           \
-                            p[l] = h.m[2 * l] * (int32_t)xsum[2 * l] +        \
-                                   h.m[2 * l + 1] * (int32_t)xsum[2 * l + 1]; \
+                            p[l] = mn[2 * l] * (int32_t)xsum[2 * l] +         \
+                                   mn[2 * l + 1] * (int32_t)xsum[2 * l + 1];  \
                         if (q4k)                                              \
                             accm[t] = _mm_fmadd_ps(                           \
                                 _mm_set1_ps(dm),                              \
