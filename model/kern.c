@@ -676,8 +676,10 @@ KERN_AVX2 static inline float f16at(const uint8_t *p) {
  * step with separate accumulators keep two dependency chains in flight;
  * q8_row is inlined with a constant gs for the common sizes so the inner
  * loop unrolls. Q8_0 rows are 34-byte blocks with a half-precision scale,
- * summed in one chain of eight lanes as ggml_vec_dot_q8_0_q8_0 sums them
- * (its order, so the result is llama.cpp's to the last bit). */
+ * summed in one chain of eight lanes per activation as
+ * ggml_vec_dot_q8_0_q8_0 sums them (its order, so the result is
+ * llama.cpp's to the last bit); a batch reads each block once for all nx
+ * activations. */
 #define KERN_INT8_KERNELS(SUF, TARGET, ACC32)                                 \
     TARGET static inline __attribute__((always_inline)) float q8_row_##SUF(  \
         const int8_t *q, const float *s, const int8_t *xq, const float *xs,  \
@@ -726,22 +728,28 @@ KERN_AVX2 static inline float f16at(const uint8_t *p) {
     }                                                                         \
                                                                               \
     TARGET static void q8_0_rows_##SUF(const kern_mat *w, const kern_act *x,  \
-                                       float *out, int r0, int r1) {          \
+                                       int nx, float *out, size_t stride,     \
+                                       int r0, int r1) {                      \
         size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK;                        \
         for (int i = r0; i < r1; i++) {                                       \
             const uint8_t *b =                                                \
                 (const uint8_t *)w->q + (size_t)i * nb * KERN_Q8_0_BYTES;     \
-            __m256 acc = _mm256_setzero_ps();                                 \
+            __m256 acc[KERN_MAX_ACTS];                                        \
+            for (int t = 0; t < nx; t++)                                      \
+                acc[t] = _mm256_setzero_ps();                                 \
             for (size_t g = 0; g < nb; g++, b += KERN_Q8_0_BYTES) {           \
+                __m256i wv = KERN_LOAD(b + 2);                                \
+                float d = f16at(b);                                           \
                 if (!(g & 1))                                                 \
                     KERN_PF(b);                                               \
-                acc = _mm256_fmadd_ps(                                        \
-                    _mm256_cvtepi32_ps(ACC32(_mm256_setzero_si256(),          \
-                                             KERN_LOAD(b + 2),                \
-                                             KERN_LOAD(x->q + g * 32))),      \
-                    _mm256_set1_ps(f16at(b) * x->s[g]), acc);                 \
+                for (int t = 0; t < nx; t++)                                  \
+                    acc[t] = _mm256_fmadd_ps(                                 \
+                        _mm256_cvtepi32_ps(ACC32(_mm256_setzero_si256(), wv,  \
+                                                 KERN_LOAD(x[t].q + g * 32))), \
+                        _mm256_set1_ps(d * x[t].s[g]), acc[t]);               \
             }                                                                 \
-            out[i] = hsum8(acc);                                              \
+            for (int t = 0; t < nx; t++)                                      \
+                out[stride * (size_t)t + (size_t)i] = hsum8(acc[t]);          \
         }                                                                     \
     }
 
@@ -1034,7 +1042,7 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
             (vnni ? q8_rows_vnni : q8_rows_avx2)(w, x, out, r0, r1);
             return;
         case KERN_Q8_0:
-            (vnni ? q8_0_rows_vnni : q8_0_rows_avx2)(w, x, out, r0, r1);
+            (vnni ? q8_0_rows_vnni : q8_0_rows_avx2)(w, x, 1, out, 0, r0, r1);
             return;
         case KERN_Q4_K:
         case KERN_Q5_K:
@@ -1054,13 +1062,15 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
                    size_t stride, int r0, int r1) {
     assert(nx >= 1 && nx <= KERN_MAX_ACTS);
 #ifdef KERN_X86
-    if (nx > 1 && kern_level() >= KERN_AVX2_LEVEL &&
-        w->type >= KERN_Q4_0) {
-        /* The GGUF block types that need unpacking. Q8_0 rows need none:
-         * q8_0_rows once per activation is faster, on the same cached
-         * rows, with the same arithmetic. */
+    if (nx > 1 && kern_level() >= KERN_AVX2_LEVEL && w->type >= KERN_Q8_0 &&
+        w->type != KERN_BF16) {
+        /* The GGUF block types: each block is read (and unpacked) once for
+         * all nx activations. */
         int vnni = kern_level() >= KERN_VNNI_LEVEL;
-        if (w->type >= KERN_Q4_K)
+        if (w->type == KERN_Q8_0)
+            (vnni ? q8_0_rows_vnni : q8_0_rows_avx2)(w, x, nx, out, stride, r0,
+                                                     r1);
+        else if (w->type >= KERN_Q4_K)
             (vnni ? kquant_vnni : kquant_avx2)(w, x, nx, out, stride, r0, r1);
         else
             (vnni ? blocks_vnni : blocks_avx2)(w, x, nx, out, stride, r0, r1);
