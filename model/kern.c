@@ -149,6 +149,54 @@ float kern_expf_ggml(float x) {
     return ldexpf(j, (int)n); /* _mm512_scalef_ps */
 }
 
+#ifdef KERN_X86
+/* kern_expf_ggml of eight values with the same operations in AVX2, a
+ * multiply by 2^n standing in for scalef: exact while every result stays
+ * a normal number (|n| <= 125); 0, and nothing written, otherwise. */
+KERN_AVX2 static int expf_ggml8(const float *x, float *y) {
+    __m256 xv = _mm256_loadu_ps(x), r = _mm256_set1_ps(0x1.8p23f);
+    __m256 z = _mm256_fmadd_ps(xv, _mm256_set1_ps(0x1.715476p+0f), r);
+    __m256 n = _mm256_sub_ps(z, r), b, u, j, big;
+
+    big = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), n),
+                        _mm256_set1_ps(125.0f), _CMP_NLE_UQ);
+    if (_mm256_movemask_ps(big))
+        return 0;
+    b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                         _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), xv));
+    u = _mm256_mul_ps(b, b);
+    j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b,
+                                        _mm256_set1_ps(0x1.573e2ep-5f)),
+                        u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b,
+                                        _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b,
+                           _mm256_set1_ps(1.0f)));
+    _mm256_storeu_ps(
+        y, _mm256_mul_ps(j, _mm256_castsi256_ps(_mm256_slli_epi32(
+                                _mm256_add_epi32(_mm256_cvtps_epi32(n),
+                                                 _mm256_set1_epi32(127)),
+                                23))));
+    return 1;
+}
+#endif
+
+/* y[i] = kern_expf_ggml(x[i]) for i < n (in place allowed), eight at a
+ * time where the CPU can. */
+static void expf_ggml_n(const float *x, float *y, int n) {
+    int i = 0;
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL)
+        for (; i + 8 <= n; i += 8)
+            if (!expf_ggml8(x + i, y + i))
+                for (int k = i; k < i + 8; k++)
+                    y[k] = kern_expf_ggml(x[k]);
+#endif
+    for (; i < n; i++)
+        y[i] = kern_expf_ggml(x[i]);
+}
+
 /* _mm512_reduce_add_ps of 16 lanes: halves added, then quarters, ... */
 static float fold16(const float *a) {
     float t8[8], t4[4];
@@ -206,8 +254,11 @@ void kern_softmax_ggml(float *x, int n, float scale) {
      * (zero) entries, so every run of 16 is a vector one. */
     for (int i = 0; i < n; i += 16) {
         float run[16] = {0};
-        for (int k = 0; k < 16 && i + k < n; k++)
-            run[k] = x[i + k] = kern_expf_ggml(x[i + k] - max);
+        int m = n - i < 16 ? n - i : 16;
+        for (int k = 0; k < m; k++)
+            run[k] = x[i + k] - max;
+        expf_ggml_n(run, run, m);
+        memcpy(x + i, run, (size_t)m * sizeof *x);
         sum += (double)fold16(run);
     }
     inv = (float)(1.0 / sum);
@@ -237,9 +288,17 @@ void kern_mix_half(const float *w, const float *v, size_t stride, int n,
 
 void kern_swiglu_ggml(float *g, const float *u, int n) {
     int nv = n & ~15;
-    for (int i = 0; i < n; i++) {
-        float e = i < nv ? kern_expf_ggml(-g[i]) : expf(-g[i]);
-        g[i] = g[i] / (1.0f + e) * u[i];
+    for (int i = 0; i < n; i += 64) {
+        float e[64];
+        int m = n - i < 64 ? n - i : 64, mv = nv - i < m ? nv - i : m;
+        assert(mv >= 0); /* i, a multiple of 16, is at most nv */
+        for (int k = 0; k < m; k++)
+            e[k] = -g[i + k];
+        expf_ggml_n(e, e, mv);
+        for (int k = mv; k < m; k++)
+            e[k] = expf(e[k]);
+        for (int k = 0; k < m; k++)
+            g[i + k] = g[i + k] / (1.0f + e[k]) * u[i + k];
     }
 }
 

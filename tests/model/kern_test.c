@@ -329,6 +329,24 @@ static void test_ggml_math(void) {
     }
     kern_swiglu_ggml(g, u, 40); /* runs of 16, then the rest */
     TEST_CHECK(isfinite(g[0]) && isfinite(g[39]));
+    /* The SIMD exp gives the scalar one's bits, also past its range. */
+    for (int level = KERN_SCALAR_LEVEL; level <= KERN_VNNI_LEVEL; level++) {
+        float gl[40], sl[37];
+        kern_set_level(level);
+        for (int i = 0; i < 40; i++) {
+            gl[i] = (float)(i - 20) * 7.3f;
+            if (i < 37)
+                sl[i] = (float)(i % 9) * 31.0f - 120.0f;
+        }
+        kern_swiglu_ggml(gl, u, 40);
+        kern_softmax_ggml(sl, 37, 0.7f);
+        if (level == KERN_SCALAR_LEVEL) {
+            memcpy(g, gl, sizeof gl);
+            memcpy(w, sl, sizeof sl);
+        }
+        TEST_CHECK(memcmp(g, gl, sizeof gl) == 0);
+        TEST_CHECK(memcmp(w, sl, sizeof sl) == 0);
+    }
 }
 
 /* --------------------------------------------------------------- tpool */
