@@ -238,9 +238,6 @@ static float dot_half_any(const void *x, int half, const float *y, int n) {
     return (float)sum;
 }
 
-float kern_dot_half(const float *x, const float *y, int n) {
-    return dot_half_any(x, 0, y, n);
-}
 
 void kern_softmax_ggml(float *x, int n, float scale) {
     float max = -INFINITY, inv;
@@ -266,23 +263,22 @@ void kern_softmax_ggml(float *x, int n, float scale) {
         x[i] *= inv;
 }
 
-void kern_mix_half(const float *w, const float *v, size_t stride, int n,
-                   int n_kv, int hs, float *out) {
-    int np = n_kv & ~63, nl = n < np ? n : np;
+/* kern_mix_half for the output values j0 <= j < j1, np = n_kv rounded
+ * down to 64: position t < np adds into lane t % 64 of each output, the
+ * lanes fold as in kern_dot_half, the rest add in double. */
+static void mix_half_scalar(const float *w, const float *v, size_t stride,
+                            int n, int np, int j0, int j1, float *out) {
+    int nl = n < np ? n : np;
 
-    assert(n <= n_kv);
-    for (int j0 = 0; j0 < hs; j0 += 16) {
-        int nj = hs - j0 < 16 ? hs - j0 : 16;
-        float lanes[16][64] = {{0}};
+    for (int j = j0; j < j1; j++) {
+        float lanes[64] = {0};
+        double sum;
         for (int t = 0; t < nl; t++)
-            for (int j = 0; j < nj; j++)
-                lanes[j][t & 63] += v[(size_t)t * stride + j0 + j] * w[t];
-        for (int j = 0; j < nj; j++) {
-            double sum = np ? fold64(lanes[j]) : 0.0f;
-            for (int t = nl; t < n; t++)
-                sum += (double)(v[(size_t)t * stride + j0 + j] * w[t]);
-            out[j0 + j] = (float)sum;
-        }
+            lanes[t & 63] += v[(size_t)t * stride + j] * w[t];
+        sum = np ? fold64(lanes) : 0.0f;
+        for (int t = nl; t < n; t++)
+            sum += (double)(v[(size_t)t * stride + j] * w[t]);
+        out[j] = (float)sum;
     }
 }
 
@@ -652,11 +648,14 @@ KERN_AVX2 static float dot_f32_avx2(const float *a, const float *b, int n) {
     return s;
 }
 
-/* A half row times the half-rounded activation (KERN_ACT_F16) in
- * ggml_vec_dot_f16's order, as dot_half_any: 64 lanes, eight vectors,
- * folded pairwise, the tail in double. The products are exact, so FMA
- * changes nothing. */
-KERN_AVX2 static float dot_f16_avx2(const uint16_t *h, const float *x, int n) {
+/* dot_half_any in AVX2, the same sums: a half row times the half-rounded
+ * activation (KERN_ACT_F16), or a query times a key: 64 lanes as eight
+ * vectors, folded pairwise, the tail in double. The products are exact,
+ * so FMA changes nothing. */
+KERN_AVX2 static float dot_half_avx2(const void *x, int half, const float *y,
+                                     int n) {
+    const uint16_t *h = x;
+    const float *f = x;
     __m256 a[8];
     int np = n & ~63;
     double sum;
@@ -666,16 +665,62 @@ KERN_AVX2 static float dot_f16_avx2(const uint16_t *h, const float *x, int n) {
     for (int j = 0; j < np; j += 64)
         for (int k = 0; k < 8; k++)
             a[k] = _mm256_fmadd_ps(
-                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + j + 8 * k))),
-                _mm256_loadu_ps(x + j + 8 * k), a[k]);
+                half ? _mm256_cvtph_ps(
+                           _mm_loadu_si128((const __m128i *)(h + j + 8 * k)))
+                     : _mm256_loadu_ps(f + j + 8 * k),
+                _mm256_loadu_ps(y + j + 8 * k), a[k]);
     for (int k = 0; k < 4; k++)
         a[k] = _mm256_add_ps(a[k], a[k + 4]);
     a[0] = _mm256_add_ps(a[0], a[2]);
     a[1] = _mm256_add_ps(a[1], a[3]);
     sum = np ? hsum8(_mm256_add_ps(a[0], a[1])) : 0.0f;
     for (int j = np; j < n; j++)
-        sum += (double)(_cvtsh_ss(h[j]) * x[j]);
+        sum += (double)(value_at(x, half, j) * y[j]);
     return (float)sum;
+}
+
+/* mix_half_scalar in AVX2 for eight outputs at a time: lane l of the 64
+ * is a vector over the outputs, so every output's sums are the scalar
+ * ones. */
+KERN_AVX2 static void mix_half_avx2(const float *w, const float *v,
+                                    size_t stride, int n, int np, int hs,
+                                    float *out) {
+    int nl = n < np ? n : np, j0 = 0;
+
+    for (; j0 + 8 <= hs; j0 += 8) {
+        __m256 a[64], r;
+        __m256d s0, s1;
+        for (int l = 0; l < 64; l++)
+            a[l] = _mm256_setzero_ps();
+        for (int t = 0; t < nl; t++)
+            a[t & 63] = _mm256_fmadd_ps(
+                _mm256_loadu_ps(v + (size_t)t * stride + j0),
+                _mm256_set1_ps(w[t]), a[t & 63]);
+        for (int l = 0; l < 16; l++) {
+            a[l] = _mm256_add_ps(a[l], a[l + 32]);
+            a[l + 16] = _mm256_add_ps(a[l + 16], a[l + 48]);
+        }
+        for (int l = 0; l < 16; l++)
+            a[l] = _mm256_add_ps(a[l], a[l + 16]);
+        for (int l = 0; l < 8; l++)
+            a[l] = _mm256_add_ps(a[l + 8], a[l]);
+        for (int l = 0; l < 4; l++)
+            a[l] = _mm256_add_ps(a[l + 4], a[l]);
+        r = np ? _mm256_add_ps(_mm256_add_ps(a[0], a[2]),
+                               _mm256_add_ps(a[1], a[3]))
+               : _mm256_setzero_ps();
+        s0 = _mm256_cvtps_pd(_mm256_castps256_ps128(r));
+        s1 = _mm256_cvtps_pd(_mm256_extractf128_ps(r, 1));
+        for (int t = nl; t < n; t++) {
+            __m256 p = _mm256_mul_ps(_mm256_loadu_ps(v + (size_t)t * stride + j0),
+                                     _mm256_set1_ps(w[t]));
+            s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
+            s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
+        }
+        _mm256_storeu_ps(out + j0, _mm256_set_m128(_mm256_cvtpd_ps(s1),
+                                                   _mm256_cvtpd_ps(s0)));
+    }
+    mix_half_scalar(w, v, stride, n, np, j0, hs, out);
 }
 
 KERN_AVX2 static float dot_bf16_avx2(const uint16_t *h, const float *x, int n) {
@@ -704,7 +749,8 @@ KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
         if (w->type == KERN_F32)
             out[i] = dot_f32_avx2((const float *)w->q + base, x->f, (int)n);
         else if (w->type == KERN_F16)
-            out[i] = dot_f16_avx2((const uint16_t *)w->q + base, x->f, (int)n);
+            out[i] = dot_half_avx2((const uint16_t *)w->q + base, 1, x->f,
+                                   (int)n);
         else
             out[i] = dot_bf16_avx2((const uint16_t *)w->q + base, x->f, (int)n);
     }
@@ -1164,4 +1210,24 @@ void kern_mix(const float *w, const float *v, size_t stride, int n, int hs,
     for (int t = 0; t < n; t++)
         for (int j = 0; j < hs; j++)
             out[j] += w[t] * v[(size_t)t * stride + j];
+}
+
+float kern_dot_half(const float *x, const float *y, int n) {
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL)
+        return dot_half_avx2(x, 0, y, n);
+#endif
+    return dot_half_any(x, 0, y, n);
+}
+
+void kern_mix_half(const float *w, const float *v, size_t stride, int n,
+                   int n_kv, int hs, float *out) {
+    assert(n <= n_kv);
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL) {
+        mix_half_avx2(w, v, stride, n, n_kv & ~63, hs, out);
+        return;
+    }
+#endif
+    mix_half_scalar(w, v, stride, n, n_kv & ~63, 0, hs, out);
 }

@@ -329,9 +329,11 @@ static void test_ggml_math(void) {
     }
     kern_swiglu_ggml(g, u, 40); /* runs of 16, then the rest */
     TEST_CHECK(isfinite(g[0]) && isfinite(g[39]));
-    /* The SIMD exp gives the scalar one's bits, also past its range. */
+    /* The SIMD exp gives the scalar one's bits, also past its range; the
+     * SIMD sums give the scalar ones'. */
     for (int level = KERN_SCALAR_LEVEL; level <= KERN_VNNI_LEVEL; level++) {
-        float gl[40], sl[37];
+        float gl[40], sl[37], ml[19], dl = 0;
+        static float m0[19], d0;
         kern_set_level(level);
         for (int i = 0; i < 40; i++) {
             gl[i] = (float)(i - 20) * 7.3f;
@@ -340,12 +342,19 @@ static void test_ggml_math(void) {
         }
         kern_swiglu_ggml(gl, u, 40);
         kern_softmax_ggml(sl, 37, 0.7f);
+        /* 130 positions of 19 values (a cache of 160: lanes and a tail). */
+        kern_mix_half(a, b, 1, 130, 160, 19, ml);
+        for (int n = 1; n <= 200; n += 33)
+            dl += kern_dot_half(a, b, n);
         if (level == KERN_SCALAR_LEVEL) {
             memcpy(g, gl, sizeof gl);
             memcpy(w, sl, sizeof sl);
+            memcpy(m0, ml, sizeof ml);
+            d0 = dl;
         }
         TEST_CHECK(memcmp(g, gl, sizeof gl) == 0);
         TEST_CHECK(memcmp(w, sl, sizeof sl) == 0);
+        TEST_CHECK(memcmp(m0, ml, sizeof ml) == 0 && d0 == dl);
     }
 }
 
