@@ -43,14 +43,17 @@ typedef struct kern_mat {
 } kern_mat;
 
 /* An activation vector and its int8 copy. f, q, s and sum belong to the
- * caller; q holds n bytes, s and sum n/gs floats for the smallest gs in
- * use. */
+ * caller; q holds n bytes, s and sum n / kern_act_group(code) floats for
+ * the codes in use, s n floats where F16 weights are multiplied
+ * (KERN_ACT_F16). */
 typedef struct kern_act {
     const float *f;
     int n;
     int8_t *q;
     float *s;
-    float *sum; /* per group: s * (sum of q), for weights with an offset */
+    float *sum; /* per group, for weights with an offset: s * (sum of q);
+                   KERN_ACT_Q8_0: that as a half; KERN_ACT_Q8_K: the
+                   integer sum of q itself */
     int gs; /* kern_needs_act code q/s were computed for; 0 = not yet */
 } kern_act;
 
