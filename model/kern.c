@@ -134,6 +134,170 @@ void kern_softmax(float *x, int n) {
         x[i] /= sum;
 }
 
+/* --------------------------------------------------- ggml's arithmetic */
+
+float kern_expf_ggml(float x) {
+    float z = fmaf(x, 0x1.715476p+0f, 0x1.8p23f), n = z - 0x1.8p23f, b, u, j;
+
+    if (!(fabsf(n) <= 192.0f)) /* also NaN from -inf: exp(-inf) = 0 */
+        return n > 0.0f ? INFINITY : 0.0f;
+    b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    u = b * b;
+    j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+                  fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+             u, fmaf(0x1.ffffecp-1f, b, 1.0f));
+    return ldexpf(j, (int)n); /* _mm512_scalef_ps */
+}
+
+#ifdef KERN_X86
+/* kern_expf_ggml of eight values with the same operations in AVX2, a
+ * multiply by 2^n standing in for scalef: exact while every result stays
+ * a normal number (|n| <= 125); 0, and nothing written, otherwise. */
+KERN_AVX2 static int expf_ggml8(const float *x, float *y) {
+    __m256 xv = _mm256_loadu_ps(x), r = _mm256_set1_ps(0x1.8p23f);
+    __m256 z = _mm256_fmadd_ps(xv, _mm256_set1_ps(0x1.715476p+0f), r);
+    __m256 n = _mm256_sub_ps(z, r), b, u, j, big;
+
+    big = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), n),
+                        _mm256_set1_ps(125.0f), _CMP_NLE_UQ);
+    if (_mm256_movemask_ps(big))
+        return 0;
+    b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                         _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), xv));
+    u = _mm256_mul_ps(b, b);
+    j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b,
+                                        _mm256_set1_ps(0x1.573e2ep-5f)),
+                        u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b,
+                                        _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b,
+                           _mm256_set1_ps(1.0f)));
+    _mm256_storeu_ps(
+        y, _mm256_mul_ps(j, _mm256_castsi256_ps(_mm256_slli_epi32(
+                                _mm256_add_epi32(_mm256_cvtps_epi32(n),
+                                                 _mm256_set1_epi32(127)),
+                                23))));
+    return 1;
+}
+#endif
+
+/* y[i] = kern_expf_ggml(x[i]) for i < n (in place allowed), eight at a
+ * time where the CPU can. */
+static void expf_ggml_n(const float *x, float *y, int n) {
+    int i = 0;
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL)
+        for (; i + 8 <= n; i += 8)
+            if (!expf_ggml8(x + i, y + i))
+                for (int k = i; k < i + 8; k++)
+                    y[k] = kern_expf_ggml(x[k]);
+#endif
+    for (; i < n; i++)
+        y[i] = kern_expf_ggml(x[i]);
+}
+
+/* _mm512_reduce_add_ps of 16 lanes: halves added, then quarters, ... */
+static float fold16(const float *a) {
+    float t8[8], t4[4];
+    for (int l = 0; l < 8; l++)
+        t8[l] = a[l + 8] + a[l];
+    for (int l = 0; l < 4; l++)
+        t4[l] = t8[l + 4] + t8[l];
+    return (t4[0] + t4[2]) + (t4[1] + t4[3]);
+}
+
+/* GGML_F16_VEC_REDUCE of four 16-lane accumulators (64 lanes). */
+static float fold64(float *a) {
+    for (int l = 0; l < 16; l++) {
+        a[l] += a[l + 32];
+        a[l + 16] += a[l + 48];
+    }
+    for (int l = 0; l < 16; l++)
+        a[l] += a[l + 16];
+    return fold16(a);
+}
+
+/* Value i of x: halves when `half`, else floats. */
+static float value_at(const void *x, int half, int i) {
+    return half ? kern_f16_to_f32(((const uint16_t *)x)[i])
+                : ((const float *)x)[i];
+}
+
+/* kern_dot_half of x (halves or floats, value_at) with y. */
+static float dot_half_any(const void *x, int half, const float *y, int n) {
+    float lanes[64] = {0};
+    int np = n & ~63;
+    double sum;
+
+    for (int i = 0; i < np; i++)
+        lanes[i & 63] += value_at(x, half, i) * y[i];
+    sum = np ? fold64(lanes) : 0.0f;
+    for (int i = np; i < n; i++)
+        sum += (double)(value_at(x, half, i) * y[i]);
+    return (float)sum;
+}
+
+
+void kern_softmax_ggml(float *x, int n, float scale) {
+    float max = -INFINITY, inv;
+    double sum = 0.0;
+
+    for (int i = 0; i < n; i++) {
+        x[i] *= scale;
+        max = fmaxf(max, x[i]);
+    }
+    /* llama.cpp's row is the cache padded to 32 positions with masked
+     * (zero) entries, so every run of 16 is a vector one. */
+    for (int i = 0; i < n; i += 16) {
+        float run[16] = {0};
+        int m = n - i < 16 ? n - i : 16;
+        for (int k = 0; k < m; k++)
+            run[k] = x[i + k] - max;
+        expf_ggml_n(run, run, m);
+        memcpy(x + i, run, (size_t)m * sizeof *x);
+        sum += (double)fold16(run);
+    }
+    inv = (float)(1.0 / sum);
+    for (int i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+/* kern_mix_half for the output values j0 <= j < j1, np = n_kv rounded
+ * down to 64: position t < np adds into lane t % 64 of each output, the
+ * lanes fold as in kern_dot_half, the rest add in double. */
+static void mix_half_scalar(const float *w, const float *v, size_t stride,
+                            int n, int np, int j0, int j1, float *out) {
+    int nl = n < np ? n : np;
+
+    for (int j = j0; j < j1; j++) {
+        float lanes[64] = {0};
+        double sum;
+        for (int t = 0; t < nl; t++)
+            lanes[t & 63] += v[(size_t)t * stride + j] * w[t];
+        sum = np ? fold64(lanes) : 0.0f;
+        for (int t = nl; t < n; t++)
+            sum += (double)(v[(size_t)t * stride + j] * w[t]);
+        out[j] = (float)sum;
+    }
+}
+
+void kern_swiglu_ggml(float *g, const float *u, int n) {
+    int nv = n & ~15;
+    for (int i = 0; i < n; i += 64) {
+        float e[64];
+        int m = n - i < 64 ? n - i : 64, mv = nv - i < m ? nv - i : m;
+        assert(mv >= 0); /* i, a multiple of 16, is at most nv */
+        for (int k = 0; k < m; k++)
+            e[k] = -g[i + k];
+        expf_ggml_n(e, e, mv);
+        for (int k = mv; k < m; k++)
+            e[k] = expf(e[k]);
+        for (int k = 0; k < m; k++)
+            g[i + k] = g[i + k] / (1.0f + e[k]) * u[i + k];
+    }
+}
+
 void kern_quantize(const float *x, int n, int gs, int8_t *q, float *s) {
     for (int g = 0; g < n / gs; g++) {
         const float *xg = x + (size_t)g * gs;
@@ -159,26 +323,101 @@ void kern_quantize(const float *x, int n, int gs, int8_t *q, float *s) {
     }
 }
 
-void kern_act_quantize(kern_act *a, int gs) {
-    if (a->gs == gs)
-        return;
-    kern_quantize(a->f, a->n, gs, a->q, a->s);
-    for (int g = 0; g < a->n / gs; g++) {
+/* x * m rounded to the nearest integer, ties to even (ggml's
+ * _mm256_round_ps and nearest_int), as an int8; NaN becomes 0. */
+static int8_t act_round(float x, float m) {
+    float v = rintf(x * m);
+    if (!(v >= -127.0f))
+        v = v != v ? 0.0f : -127.0f;
+    return (int8_t)(v > 127.0f ? 127.0f : v);
+}
+
+/* ggml's quantize_row_q8_0 / q8_1 (x86): 32 values per block. The dot
+ * product reads the scale as the half d is stored in, and Q8_1's sum as a
+ * half of the unrounded d times the sum of q. */
+static void act_q8_0(kern_act *a) {
+    for (int g = 0; g < a->n / 32; g++) {
+        const float *x = a->f + (size_t)g * 32;
+        int8_t *q = a->q + (size_t)g * 32;
+        float amax = 0.0f, d, id;
         int32_t t = 0;
-        for (int k = 0; k < gs; k++)
-            t += a->q[g * gs + k];
-        a->sum[g] = a->s[g] * (float)t;
+        for (int i = 0; i < 32; i++)
+            amax = fmaxf(amax, fabsf(x[i]));
+        d = amax / 127.0f;
+        id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        for (int i = 0; i < 32; i++) {
+            q[i] = act_round(x[i], id);
+            t += q[i];
+        }
+        a->s[g] = kern_f16_to_f32(kern_f32_to_f16(d));
+        a->sum[g] = kern_f16_to_f32(kern_f32_to_f16(d * (float)t));
     }
-    a->gs = gs;
+}
+
+/* ggml's quantize_row_q8_K_ref: 256 values per block around the signed
+ * value of largest magnitude, float scale; sum holds each group's integer
+ * sum (the K-quant kernels multiply it with the integer mins, as ggml
+ * does with its bsums). */
+static void act_q8_k(kern_act *a) {
+    for (int b = 0; b < a->n / 256; b++) {
+        const float *x = a->f + (size_t)b * 256;
+        int8_t *q = a->q + (size_t)b * 256;
+        float amax = 0.0f, max = 0.0f, iscale, d;
+        for (int i = 0; i < 256; i++)
+            if (fabsf(x[i]) > amax) {
+                amax = fabsf(x[i]);
+                max = x[i];
+            }
+        iscale = amax != 0.0f ? -127.0f / max : 0.0f;
+        d = amax != 0.0f ? 1.0f / iscale : 0.0f;
+        for (int g = 0; g < 8; g++) {
+            int32_t t = 0;
+            for (int i = 32 * g; i < 32 * g + 32; i++) {
+                q[i] = act_round(x[i], iscale);
+                t += q[i];
+            }
+            a->s[8 * b + g] = d;
+            a->sum[8 * b + g] = (float)t; /* exact: |t| <= 32 * 127 */
+        }
+    }
+}
+
+int kern_act_group(int code) { return code > 0 ? code : 32; }
+
+void kern_act_quantize(kern_act *a, int code) {
+    if (a->gs == code)
+        return;
+    if (code == KERN_ACT_F16) {
+        for (int i = 0; i < a->n; i++)
+            a->s[i] = kern_f16_to_f32(kern_f32_to_f16(a->f[i]));
+        a->f = a->s;
+    } else if (code == KERN_ACT_Q8_0) {
+        act_q8_0(a);
+    } else if (code == KERN_ACT_Q8_K) {
+        act_q8_k(a);
+    } else {
+        assert(code > 0);
+        kern_quantize(a->f, a->n, code, a->q, a->s);
+        for (int g = 0; g < a->n / code; g++) {
+            int32_t t = 0;
+            for (int k = 0; k < code; k++)
+                t += a->q[g * code + k];
+            a->sum[g] = a->s[g] * (float)t;
+        }
+    }
+    a->gs = code;
 }
 
 int kern_needs_act(const kern_mat *w) {
     switch (w->type) {
     case KERN_F32:
-    case KERN_F16:
     case KERN_BF16: return 0;
+    case KERN_F16: return KERN_ACT_F16;
     case KERN_Q8: return w->gs;
-    default: return 32;
+    case KERN_Q4_K:
+    case KERN_Q5_K:
+    case KERN_Q6_K: return KERN_ACT_Q8_K;
+    default: return KERN_ACT_Q8_0;
     }
 }
 
@@ -250,24 +489,69 @@ void kern_mat_row(const kern_mat *w, int row, float *dst) {
 
 /* ------------------------------------------------------- scalar kernels */
 
-/* Row i of a block-quantized matrix times the int8 activation. */
+/* The sum of eight float lanes in hsum8's order (the SIMD kernels' and
+ * ggml's hsum_float_8). */
+static float hsum8_scalar(const float *l) {
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
+
+/* Row i of a 32-value block matrix times the int8 activation: per block,
+ * eight int32 lanes (lane l: values 4l..4l+3) scaled in one float chain,
+ * as ggml_vec_dot_q4_0_q8_0 and its kin sum them. */
 static float dot_blocks_scalar(const kern_mat *w, int i, const kern_act *x) {
     const uint8_t *row = block_row(w, i);
-    float acc = 0.0f;
+    float acc[8] = {0}, off = 0.0f;
 
     for (int g = 0; g < w->cols / 32; g++) {
         int8_t q[32];
-        const int8_t *xq = x->q + (size_t)g * 32;
-        int32_t s0 = 0, s1 = 0;
+        int32_t lane[8] = {0};
         float a[2], b;
         quant_unpack32(w->type, row, g, q, a, &b);
-        for (int k = 0; k < 16; k++) {
-            s0 += q[k] * xq[k];
-            s1 += q[k + 16] * xq[k + 16];
-        }
-        acc += x->s[g] * (a[0] * (float)s0 + a[1] * (float)s1) + b * x->sum[g];
+        for (int k = 0; k < 32; k++)
+            lane[k / 4] += q[k] * x->q[(size_t)g * 32 + k];
+        for (int l = 0; l < 8; l++)
+            acc[l] = fmaf(a[0] * x->s[g], (float)lane[l], acc[l]);
+        off += b * x->sum[g];
     }
-    return acc;
+    return hsum8_scalar(acc) + off;
+}
+
+/* Row i of a K-quant matrix times a Q8_K activation in the order of
+ * ggml's AVX2 ggml_vec_dot_q{4,5,6}_K_q8_K: per block, eight int32 lanes
+ * of integer scale x product sums, one float FMA per lane; the mins times
+ * the group sums as integers, in four float lanes (Q4_K) or one sum
+ * (Q5_K). */
+static float dot_kquant_scalar(const kern_mat *w, int i, const kern_act *x) {
+    const uint8_t *row = block_row(w, i);
+    float acc[8] = {0}, accm[4] = {0}, summs = 0.0f;
+    int elems, bytes;
+
+    quant_block(w->type, &elems, &bytes);
+
+    for (int k = 0; k < w->cols / 256; k++) {
+        quant_kscales h;
+        int32_t lane[8] = {0}, prod[4] = {0};
+        float xd = x->s[8 * k];
+        quant_k_header(w->type, row + (size_t)k * bytes, &h);
+        for (int g = 0; g < 8; g++) {
+            int8_t q[32];
+            float a[2], b;
+            const int8_t *xq = x->q + (size_t)(8 * k + g) * 32;
+            quant_unpack32(w->type, row, 8 * k + g, q, a, &b);
+            for (int j = 0; j < 32; j++)
+                lane[j / 4] += h.sc[2 * g + j / 16] * (q[j] * xq[j]);
+            prod[g / 2] += h.m[g] * (int32_t)x->sum[8 * k + g];
+        }
+        for (int l = 0; l < 8; l++)
+            acc[l] = fmaf(xd * h.d, (float)lane[l], acc[l]);
+        if (w->type == KERN_Q4_K)
+            for (int l = 0; l < 4; l++)
+                accm[l] = fmaf(-xd * h.dmin, (float)prod[l], accm[l]);
+        else if (w->type == KERN_Q5_K)
+            summs += -xd * h.dmin * (float)(prod[0] + prod[1] + prod[2] + prod[3]);
+    }
+    return hsum8_scalar(acc) + ((accm[0] + accm[2]) + (accm[1] + accm[3])) +
+           summs;
 }
 
 static float dot_f32_scalar(const float *a, const float *b, int n) {
@@ -289,12 +573,9 @@ static void mv_scalar(const kern_mat *w, const kern_act *x, float *out,
         case KERN_F32:
             acc = dot_f32_scalar((const float *)w->q + base, x->f, (int)n);
             break;
-        case KERN_F16: {
-            const uint16_t *h = (const uint16_t *)w->q + base;
-            for (size_t j = 0; j < n; j++)
-                acc += kern_f16_to_f32(h[j]) * x->f[j];
+        case KERN_F16:
+            acc = dot_half_any((const uint16_t *)w->q + base, 1, x->f, (int)n);
             break;
-        }
         case KERN_Q8: {
             const int8_t *q = (const int8_t *)w->q + base;
             const float *s = w->s + base / (size_t)w->gs;
@@ -312,6 +593,11 @@ static void mv_scalar(const kern_mat *w, const kern_act *x, float *out,
                 acc += kern_bf16_to_f32(h[j]) * x->f[j];
             break;
         }
+        case KERN_Q4_K:
+        case KERN_Q5_K:
+        case KERN_Q6_K:
+            acc = dot_kquant_scalar(w, i, x);
+            break;
         default: /* blocks: int8 x int8 per group, as the SIMD kernels */
             acc = dot_blocks_scalar(w, i, x);
             break;
@@ -362,22 +648,79 @@ KERN_AVX2 static float dot_f32_avx2(const float *a, const float *b, int n) {
     return s;
 }
 
-KERN_AVX2 static float dot_f16_avx2(const uint16_t *h, const float *x, int n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    int j = 0;
-    float s;
+/* dot_half_any in AVX2, the same sums: a half row times the half-rounded
+ * activation (KERN_ACT_F16), or a query times a key: 64 lanes as eight
+ * vectors, folded pairwise, the tail in double. The products are exact,
+ * so FMA changes nothing. */
+KERN_AVX2 static float dot_half_avx2(const void *x, int half, const float *y,
+                                     int n) {
+    const uint16_t *h = x;
+    const float *f = x;
+    __m256 a[8];
+    int np = n & ~63;
+    double sum;
 
-    for (; j + 16 <= n; j += 16) {
-        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + j)));
-        __m256 w1 =
-            _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + j + 8)));
-        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + j), a0);
-        a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + j + 8), a1);
+    for (int k = 0; k < 8; k++)
+        a[k] = _mm256_setzero_ps();
+    for (int j = 0; j < np; j += 64)
+        for (int k = 0; k < 8; k++)
+            a[k] = _mm256_fmadd_ps(
+                half ? _mm256_cvtph_ps(
+                           _mm_loadu_si128((const __m128i *)(h + j + 8 * k)))
+                     : _mm256_loadu_ps(f + j + 8 * k),
+                _mm256_loadu_ps(y + j + 8 * k), a[k]);
+    for (int k = 0; k < 4; k++)
+        a[k] = _mm256_add_ps(a[k], a[k + 4]);
+    a[0] = _mm256_add_ps(a[0], a[2]);
+    a[1] = _mm256_add_ps(a[1], a[3]);
+    sum = np ? hsum8(_mm256_add_ps(a[0], a[1])) : 0.0f;
+    for (int j = np; j < n; j++)
+        sum += (double)(value_at(x, half, j) * y[j]);
+    return (float)sum;
+}
+
+/* mix_half_scalar in AVX2 for eight outputs at a time: lane l of the 64
+ * is a vector over the outputs, so every output's sums are the scalar
+ * ones. */
+KERN_AVX2 static void mix_half_avx2(const float *w, const float *v,
+                                    size_t stride, int n, int np, int hs,
+                                    float *out) {
+    int nl = n < np ? n : np, j0 = 0;
+
+    for (; j0 + 8 <= hs; j0 += 8) {
+        __m256 a[64], r;
+        __m256d s0, s1;
+        for (int l = 0; l < 64; l++)
+            a[l] = _mm256_setzero_ps();
+        for (int t = 0; t < nl; t++)
+            a[t & 63] = _mm256_fmadd_ps(
+                _mm256_loadu_ps(v + (size_t)t * stride + j0),
+                _mm256_set1_ps(w[t]), a[t & 63]);
+        for (int l = 0; l < 16; l++) {
+            a[l] = _mm256_add_ps(a[l], a[l + 32]);
+            a[l + 16] = _mm256_add_ps(a[l + 16], a[l + 48]);
+        }
+        for (int l = 0; l < 16; l++)
+            a[l] = _mm256_add_ps(a[l], a[l + 16]);
+        for (int l = 0; l < 8; l++)
+            a[l] = _mm256_add_ps(a[l + 8], a[l]);
+        for (int l = 0; l < 4; l++)
+            a[l] = _mm256_add_ps(a[l + 4], a[l]);
+        r = np ? _mm256_add_ps(_mm256_add_ps(a[0], a[2]),
+                               _mm256_add_ps(a[1], a[3]))
+               : _mm256_setzero_ps();
+        s0 = _mm256_cvtps_pd(_mm256_castps256_ps128(r));
+        s1 = _mm256_cvtps_pd(_mm256_extractf128_ps(r, 1));
+        for (int t = nl; t < n; t++) {
+            __m256 p = _mm256_mul_ps(_mm256_loadu_ps(v + (size_t)t * stride + j0),
+                                     _mm256_set1_ps(w[t]));
+            s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
+            s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
+        }
+        _mm256_storeu_ps(out + j0, _mm256_set_m128(_mm256_cvtpd_ps(s1),
+                                                   _mm256_cvtpd_ps(s0)));
     }
-    s = hsum8(_mm256_add_ps(a0, a1));
-    for (; j < n; j++)
-        s += _cvtsh_ss(h[j]) * x[j];
-    return s;
+    mix_half_scalar(w, v, stride, n, np, j0, hs, out);
 }
 
 KERN_AVX2 static float dot_bf16_avx2(const uint16_t *h, const float *x, int n) {
@@ -406,7 +749,8 @@ KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
         if (w->type == KERN_F32)
             out[i] = dot_f32_avx2((const float *)w->q + base, x->f, (int)n);
         else if (w->type == KERN_F16)
-            out[i] = dot_f16_avx2((const uint16_t *)w->q + base, x->f, (int)n);
+            out[i] = dot_half_avx2((const uint16_t *)w->q + base, 1, x->f,
+                                   (int)n);
         else
             out[i] = dot_bf16_avx2((const uint16_t *)w->q + base, x->f, (int)n);
     }
@@ -427,10 +771,20 @@ KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
 #define KERN_LOAD(p) _mm256_loadu_si256((const __m256i *)(p))
 
 
+KERN_AVX2 static inline float f16at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
 /* The int8 row loops, instantiated for AVX2 and AVX-VNNI. Two groups per
  * step with separate accumulators keep two dependency chains in flight;
  * q8_row is inlined with a constant gs for the common sizes so the inner
- * loop unrolls. Q8_0 rows are 34-byte blocks with a half-precision scale. */
+ * loop unrolls. Q8_0 rows are 34-byte blocks with a half-precision scale,
+ * summed in one chain of eight lanes per activation as
+ * ggml_vec_dot_q8_0_q8_0 sums them (its order, so the result is
+ * llama.cpp's to the last bit); a batch reads each block once for all nx
+ * activations. */
 #define KERN_INT8_KERNELS(SUF, TARGET, ACC32)                                 \
     TARGET static inline __attribute__((always_inline)) float q8_row_##SUF(  \
         const int8_t *q, const float *s, const int8_t *xq, const float *xs,  \
@@ -479,39 +833,28 @@ KERN_AVX2 static void mv_avx2(const kern_mat *w, const kern_act *x, float *out,
     }                                                                         \
                                                                               \
     TARGET static void q8_0_rows_##SUF(const kern_mat *w, const kern_act *x,  \
-                                       float *out, int r0, int r1) {          \
+                                       int nx, float *out, size_t stride,     \
+                                       int r0, int r1) {                      \
         size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK;                        \
         for (int i = r0; i < r1; i++) {                                       \
             const uint8_t *b =                                                \
                 (const uint8_t *)w->q + (size_t)i * nb * KERN_Q8_0_BYTES;     \
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0;                         \
-            size_t g = 0;                                                     \
-            for (; g + 2 <= nb; g += 2, b += 2 * KERN_Q8_0_BYTES) {           \
-                uint16_t d0, d1;                                              \
-                __m256i z = _mm256_setzero_si256();                           \
-                KERN_PF(b);                                                   \
-                KERN_PF(b + 64);                                              \
-                memcpy(&d0, b, 2);                                            \
-                memcpy(&d1, b + KERN_Q8_0_BYTES, 2);                          \
-                a0 = _mm256_fmadd_ps(                                         \
-                    _mm256_cvtepi32_ps(ACC32(z, KERN_LOAD(b + 2),             \
-                                             KERN_LOAD(x->q + g * 32))),      \
-                    _mm256_set1_ps(_cvtsh_ss(d0) * x->s[g]), a0);             \
-                a1 = _mm256_fmadd_ps(                                         \
-                    _mm256_cvtepi32_ps(ACC32(z, KERN_LOAD(b + 36),            \
-                                             KERN_LOAD(x->q + g * 32 + 32))), \
-                    _mm256_set1_ps(_cvtsh_ss(d1) * x->s[g + 1]), a1);         \
+            __m256 acc[KERN_MAX_ACTS];                                        \
+            for (int t = 0; t < nx; t++)                                      \
+                acc[t] = _mm256_setzero_ps();                                 \
+            for (size_t g = 0; g < nb; g++, b += KERN_Q8_0_BYTES) {           \
+                __m256i wv = KERN_LOAD(b + 2);                                \
+                float d = f16at(b);                                           \
+                if (!(g & 1))                                                 \
+                    KERN_PF(b);                                               \
+                for (int t = 0; t < nx; t++)                                  \
+                    acc[t] = _mm256_fmadd_ps(                                 \
+                        _mm256_cvtepi32_ps(ACC32(_mm256_setzero_si256(), wv,  \
+                                                 KERN_LOAD(x[t].q + g * 32))), \
+                        _mm256_set1_ps(d * x[t].s[g]), acc[t]);               \
             }                                                                 \
-            if (g < nb) {                                                     \
-                uint16_t d0;                                                  \
-                memcpy(&d0, b, 2);                                            \
-                a0 = _mm256_fmadd_ps(                                         \
-                    _mm256_cvtepi32_ps(ACC32(_mm256_setzero_si256(),          \
-                                             KERN_LOAD(b + 2),                \
-                                             KERN_LOAD(x->q + g * 32))),      \
-                    _mm256_set1_ps(_cvtsh_ss(d0) * x->s[g]), a0);             \
-            }                                                                 \
-            out[i] = hsum8(_mm256_add_ps(a0, a1));                            \
+            for (int t = 0; t < nx; t++)                                      \
+                out[stride * (size_t)t + (size_t)i] = hsum8(acc[t]);          \
         }                                                                     \
     }
 
@@ -547,59 +890,27 @@ KERN_AVX2 static inline __m256i fifth_bits(const uint8_t *p) {
     return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
 }
 
-KERN_AVX2 static inline float f16at(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
-/* Unpacking a block into int8 groups of 32: weights w[q] with scales
- * a0[q] (values 0-15), a1[q] (16-31) and offset bo[q], so that value j of
- * group q is a * w + bo. Returns the number of groups (1, or 8 for the
- * K-quants). */
-KERN_AVX2 static inline int up_q45(int type, const uint8_t *b, __m256i *w,
-                                   float *a0, float *a1, float *bo) {
+/* Unpacking a 32-value block into int8 weights w with its scale a and
+ * offset bo, so that value j is a * w[j] + bo. */
+KERN_AVX2 static inline __m256i up_q45(int type, const uint8_t *b, float *a,
+                                       float *bo) {
     int one = type == KERN_Q4_1 || type == KERN_Q5_1;
     int five = type == KERN_Q5_0 || type == KERN_Q5_1;
     __m256i v = nibbles32(b + 2 + 2 * one + 4 * five);
     if (five)
         v = _mm256_or_si256(v, fifth_bits(b + 2 + 2 * one));
-    w[0] = _mm256_sub_epi8(v, _mm256_set1_epi8(one ? 0 : five ? 16 : 8));
-    a0[0] = a1[0] = f16at(b);
-    bo[0] = one ? f16at(b + 2) : 0.0f;
-    return 1;
+    *a = f16at(b);
+    *bo = one ? f16at(b + 2) : 0.0f;
+    return _mm256_sub_epi8(v, _mm256_set1_epi8(one ? 0 : five ? 16 : 8));
 }
 
-KERN_AVX2 static inline int up_q8_0(const uint8_t *b, __m256i *w, float *a0,
-                                    float *a1, float *bo) {
-    w[0] = KERN_LOAD(b + 2);
-    a0[0] = a1[0] = f16at(b);
-    bo[0] = 0.0f;
-    return 1;
-}
-
-KERN_AVX2 static inline int up_qk45(int type, const uint8_t *b, __m256i *w,
-                                    float *a0, float *a1, float *bo) {
+/* The 256 values of a Q4_K or Q5_K block as eight int8 groups of 32. */
+KERN_AVX2 static inline void up_qk45(int type, const uint8_t *b, __m256i *w) {
     int five = type == KERN_Q5_K;
     const uint8_t *qs = b + (five ? 48 : 16);
     __m256i qh = five ? KERN_LOAD(b + 16) : _mm256_setzero_si256();
     __m256i one = _mm256_set1_epi8(1);
-    float d = f16at(b), dmin = f16at(b + 2);
-    uint32_t u[3], sc_lo, m_lo, sc_hi, m_hi;
-    __m256 scv, mv;
 
-    /* quant_k_scale_min for all eight pairs at once, a byte per pair:
-     * the low 6 bits of bytes 0-7, or the nibbles of bytes 8-11 with the
-     * top 2 bits of bytes 0-7 (moved down to bits 4-5). */
-    memcpy(u, b + 4, 12);
-    sc_lo = u[0] & 0x3f3f3f3fu;
-    m_lo = u[1] & 0x3f3f3f3fu;
-    sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u);
-    m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u);
-    scv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
-        _mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo)));
-    mv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
-        _mm_set_epi32(0, 0, (int)m_hi, (int)m_lo)));
     for (int c = 0; c < 4; c++) {
         __m256i v = KERN_LOAD(qs + 32 * c);
         w[2 * c] = nib_lo(v);
@@ -614,17 +925,11 @@ KERN_AVX2 static inline int up_qk45(int type, const uint8_t *b, __m256i *w,
                 _mm256_or_si256(w[2 * c + 1], _mm256_slli_epi16(b1, 4));
         }
     }
-    _mm256_storeu_ps(a0, _mm256_mul_ps(scv, _mm256_set1_ps(d)));
-    _mm256_storeu_ps(a1, _mm256_mul_ps(scv, _mm256_set1_ps(d)));
-    _mm256_storeu_ps(bo, _mm256_mul_ps(mv, _mm256_set1_ps(-dmin)));
-    return 8;
 }
 
-KERN_AVX2 static inline int up_q6k(const uint8_t *b, __m256i *w, float *a0,
-                                   float *a1, float *bo) {
+/* The 256 values of a Q6_K block, minus 32, as eight int8 groups. */
+KERN_AVX2 static inline void up_q6k(const uint8_t *b, __m256i *w) {
     __m256i m30 = _mm256_set1_epi8(0x30), m32 = _mm256_set1_epi8(32);
-    const int8_t *sc = (const int8_t *)(b + 192);
-    float d = f16at(b + 208);
 
     for (int h = 0; h < 2; h++) {
         __m256i l0 = KERN_LOAD(b + 64 * h), l1 = KERN_LOAD(b + 64 * h + 32),
@@ -640,93 +945,156 @@ KERN_AVX2 static inline int up_q6k(const uint8_t *b, __m256i *w, float *a0,
         for (int q = 0; q < 4; q++)
             o[q] = _mm256_sub_epi8(o[q], m32);
     }
-    for (int q = 0; q < 8; q++) {
-        a0[q] = d * sc[2 * q];
-        a1[q] = d * sc[2 * q + 1];
-        bo[q] = 0.0f;
-    }
-    return 8;
 }
 
-KERN_AVX2 static inline int unpack_block(int type, const uint8_t *b,
-                                         __m256i *w, float *a0, float *a1,
-                                         float *bo) {
-    switch (type) {
-    case KERN_Q8_0: return up_q8_0(b, w, a0, a1, bo);
-    case KERN_Q4_K:
-    case KERN_Q5_K: return up_qk45(type, b, w, a0, a1, bo);
-    case KERN_Q6_K: return up_q6k(b, w, a0, a1, bo);
-    default: return up_q45(type, b, w, a0, a1, bo);
+/* A K-quant block's integer scales as maddubs/madd wants them: sc[q]
+ * holds group q's scale for values 0-15 in int16 elements 0-7 and for
+ * 16-31 in 8-15 (the same for Q4_K and Q5_K), m its min; the half scales
+ * d and dmin. quant_k_header with the scale bytes unpacked four at a
+ * time. */
+KERN_AVX2 static inline void kscales(int type, const uint8_t *b, __m256i *sc,
+                                     int32_t *m, float *d, float *dmin) {
+    if (type == KERN_Q6_K) {
+        const int8_t *s = (const int8_t *)(b + 192);
+        for (int q = 0; q < 8; q++) {
+            sc[q] = _mm256_set_m128i(_mm_set1_epi16(s[2 * q + 1]),
+                                     _mm_set1_epi16(s[2 * q]));
+            m[q] = 0;
+        }
+        *d = f16at(b + 208);
+        *dmin = 0.0f;
+    } else {
+        uint32_t u[3], v[4];
+        uint8_t by[16];
+        memcpy(u, b + 4, 12);
+        v[0] = u[0] & 0x3f3f3f3fu;                                /* sc 0-3 */
+        v[1] = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u); /* sc 4-7 */
+        v[2] = u[1] & 0x3f3f3f3fu;                                /* m 0-3 */
+        v[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u);
+        memcpy(by, v, 16);
+        for (int q = 0; q < 8; q++) {
+            sc[q] = _mm256_set1_epi16(by[q]);
+            m[q] = by[8 + q];
+        }
+        *d = f16at(b);
+        *dmin = f16at(b + 2);
     }
 }
 
-/* Block-quantized rows times nx int8 activations, instantiated for AVX2
- * and AVX-VNNI: each block is unpacked once into int8 groups, and every
- * activation multiplies them into eight int32 lanes (lanes 0-3 hold values
- * 0-15, lanes 4-7 values 16-31, which Q6_K's per-16 scales need), scaled in
- * float. Offsets (the mins of Q4_1, Q5_1, Q4_K, Q5_K) use the activations'
- * group sums. A prompt's batch thus pays for the unpacking once. Each
- * activation's arithmetic is the same whatever nx is, and the same as
- * q8_0_rows for Q8_0, so a sequence's logits do not depend on what it was
- * batched with: with int8 activations a last-bit difference could flip a
- * rounding in the next layer and grow. */
+KERN_AVX2 static inline float hsum4(__m128 v) {
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
+}
+
+/* Rows of 32-value blocks (Q4_0, Q4_1, Q5_0, Q5_1) times nx int8
+ * activations, instantiated for AVX2 and AVX-VNNI: each block is unpacked
+ * once and every activation multiplies it into eight int32 lanes, scaled
+ * into one float chain per activation, the offsets (Q4_1, Q5_1) times the
+ * activation's group sums in another: ggml_vec_dot_q4_0_q8_0 and its kin
+ * sum in that order, and an activation's arithmetic never depends on nx,
+ * so a sequence's logits do not depend on what it was batched with.
+ *
+ * The K-quants (Q4_K, Q5_K, Q6_K) multiply a Q8_K activation as ggml's
+ * AVX2 kernels do: per block, eight int32 lanes of integer scale x
+ * product sums, one float FMA per block; the mins times the group sums
+ * as integers, into four float lanes (Q4_K) or one float (Q5_K). */
 #define KERN_BLOCK_KERNELS(SUF, TARGET, ACC32)                                \
     TARGET static void blocks_##SUF(const kern_mat *w, const kern_act *x,    \
                                     int nx, float *out, size_t stride,       \
                                     int r0, int r1) {                         \
-        int elems, bytes, nb, ng = 0, q6 = w->type == KERN_Q6_K;              \
+        int nb = w->cols / 32;                                                \
+        for (int i = r0; i < r1; i++) {                                       \
+            const uint8_t *blk = block_row(w, i);                             \
+            __m256 acc[KERN_MAX_ACTS];                                        \
+            float off[KERN_MAX_ACTS];                                         \
+            int bytes = (int)(kern_mat_bytes(w) / (size_t)w->rows) / nb;      \
+            for (int t = 0; t < nx; t++) {                                    \
+                acc[t] = _mm256_setzero_ps();                                 \
+                off[t] = 0.0f;                                                \
+            }                                                                 \
+            for (int g = 0; g < nb; g++, blk += bytes) {                      \
+                float a, bo;                                                  \
+                __m256i wv = up_q45(w->type, blk, &a, &bo);                   \
+                KERN_PF(blk);                                                 \
+                for (int t = 0; t < nx; t++) {                                \
+                    __m256i p = ACC32(_mm256_setzero_si256(), wv,             \
+                                      KERN_LOAD(x[t].q + 32 * g));            \
+                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a * x[t].s[g]),   \
+                                             _mm256_cvtepi32_ps(p), acc[t]);  \
+                    off[t] += bo * x[t].sum[g];                               \
+                }                                                             \
+            }                                                                 \
+            for (int t = 0; t < nx; t++)                                      \
+                out[stride * (size_t)t + (size_t)i] = hsum8(acc[t]) + off[t]; \
+        }                                                                     \
+    }                                                                         \
+                                                                              \
+    TARGET static void kquant_##SUF(const kern_mat *w, const kern_act *x,    \
+                                    int nx, float *out, size_t stride,       \
+                                    int r0, int r1) {                         \
+        int elems, bytes, nb, q4k = w->type == KERN_Q4_K,                     \
+                              q6k = w->type == KERN_Q6_K;                     \
         quant_block(w->type, &elems, &bytes);                                 \
         nb = w->cols / elems;                                                 \
         for (int i = r0; i < r1; i++) {                                       \
             const uint8_t *blk = block_row(w, i);                             \
-            /* Two accumulators per activation (even and odd groups) so    \
-             * consecutive groups do not wait on each other. */             \
-            __m256 acc[2][KERN_MAX_ACTS], offv[KERN_MAX_ACTS];                \
-            float off[KERN_MAX_ACTS];                                         \
+            __m256 acc[KERN_MAX_ACTS];                                        \
+            __m128 accm[KERN_MAX_ACTS];                                       \
+            float summs[KERN_MAX_ACTS];                                       \
             for (int t = 0; t < nx; t++) {                                    \
-                acc[0][t] = acc[1][t] = offv[t] = _mm256_setzero_ps();        \
-                off[t] = 0.0f;                                                \
+                acc[t] = _mm256_setzero_ps();                                 \
+                accm[t] = _mm_setzero_ps();                                   \
+                summs[t] = 0.0f;                                              \
             }                                                                 \
-            for (int k = 0, g0 = 0; k < nb; k++, blk += bytes, g0 += ng) {    \
-                __m256i wv[8];                                                \
-                float a0[8], a1[8], bo[8];                                    \
-                ng = unpack_block(w->type, blk, wv, a0, a1, bo);              \
+            for (int k = 0; k < nb; k++, blk += bytes) {                      \
+                __m256i wv[8], wa[8], sc[8];                                  \
+                int32_t mn[8];                                                \
+                float d, dmin;                                                \
                 KERN_PF(blk);                                                 \
+                if (q6k)                                                      \
+                    up_q6k(blk, wv);                                          \
+                else                                                          \
+                    up_qk45(w->type, blk, wv);                                \
+                kscales(w->type, blk, sc, mn, &d, &dmin);                     \
+                /* maddubs wants one unsigned operand: Q6_K's sign moves   \
+                 * onto the activation. */                                  \
+                for (int q = 0; q < 8; q++)                                   \
+                    wa[q] = q6k ? _mm256_sign_epi8(wv[q], wv[q]) : wv[q];     \
                 for (int t = 0; t < nx; t++) {                                \
-                    const float *xs = x[t].s + g0;                            \
-                    float s0[8], s1[8];                                       \
-                    if (ng == 8) {                                            \
-                        /* A K-quant block: its eight scales times the     \
-                         * activation's and its offsets, at once. */       \
-                        __m256 xv = _mm256_loadu_ps(xs);                      \
-                        _mm256_storeu_ps(s0, _mm256_mul_ps(_mm256_loadu_ps(a0), xv)); \
-                        _mm256_storeu_ps(s1, _mm256_mul_ps(_mm256_loadu_ps(a1), xv)); \
-                        offv[t] = _mm256_fmadd_ps(                            \
-                            _mm256_loadu_ps(bo),                              \
-                            _mm256_loadu_ps(x[t].sum + g0), offv[t]);         \
-                    } else {                                                  \
-                        s0[0] = a0[0] * xs[0];                                \
-                        s1[0] = a1[0] * xs[0];                                \
-                        off[t] += bo[0] * x[t].sum[g0];                       \
+                    const int8_t *xq = x[t].q + 256 * (size_t)k;              \
+                    const float *xsum = x[t].sum + 8 * k;                     \
+                    float xd = x[t].s[8 * k];                                 \
+                    __m256i sumi = _mm256_setzero_si256();                    \
+                    for (int q = 0; q < 8; q++) {                             \
+                        __m256i xv = KERN_LOAD(xq + 32 * q);                  \
+                        if (q6k)                                              \
+                            xv = _mm256_sign_epi8(xv, wv[q]);                 \
+                        sumi = _mm256_add_epi32(                              \
+                            sumi, _mm256_madd_epi16(                          \
+                                      _mm256_maddubs_epi16(wa[q], xv), sc[q])); \
                     }                                                         \
-                    for (int q = 0; q < ng; q++) {                            \
-                        __m256i p = ACC32(_mm256_setzero_si256(), wv[q],      \
-                                          KERN_LOAD(x[t].q + 32 * (g0 + q))); \
-                        /* Q6_K scales each half of a group on its own. */ \
-                        __m256 sv = q6 ? _mm256_set_m128(                     \
-                                             _mm_broadcast_ss(&s1[q]),        \
-                                             _mm_broadcast_ss(&s0[q]))        \
-                                       : _mm256_broadcast_ss(&s0[q]);         \
-                        int h = (g0 + q) & 1;                                 \
-                        acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sv, \
-                                                    acc[h][t]);               \
+                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(xd * d),          \
+                                             _mm256_cvtepi32_ps(sumi), acc[t]); \
+                    if (!q6k) {                                               \
+                        int32_t p[4];                                         \
+                        float dm = -xd * dmin;                                \
+                        for (int l = 0; l < 4; l++)                           \
+                            p[l] = mn[2 * l] * (int32_t)xsum[2 * l] +         \
+                                   mn[2 * l + 1] * (int32_t)xsum[2 * l + 1];  \
+                        if (q4k)                                              \
+                            accm[t] = _mm_fmadd_ps(                           \
+                                _mm_set1_ps(dm),                              \
+                                _mm_cvtepi32_ps(_mm_loadu_si128(              \
+                                    (const __m128i *)p)),                     \
+                                accm[t]);                                     \
+                        else                                                  \
+                            summs[t] += dm * (float)(p[0] + p[1] + p[2] + p[3]); \
                     }                                                         \
                 }                                                             \
             }                                                                 \
             for (int t = 0; t < nx; t++)                                      \
                 out[stride * (size_t)t + (size_t)i] =                         \
-                    hsum8(_mm256_add_ps(acc[0][t], acc[1][t])) +              \
-                    hsum8(offv[t]) + off[t];                                  \
+                    hsum8(acc[t]) + hsum4(accm[t]) + summs[t];                \
         }                                                                     \
     }
 
@@ -779,7 +1147,12 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
             (vnni ? q8_rows_vnni : q8_rows_avx2)(w, x, out, r0, r1);
             return;
         case KERN_Q8_0:
-            (vnni ? q8_0_rows_vnni : q8_0_rows_avx2)(w, x, out, r0, r1);
+            (vnni ? q8_0_rows_vnni : q8_0_rows_avx2)(w, x, 1, out, 0, r0, r1);
+            return;
+        case KERN_Q4_K:
+        case KERN_Q5_K:
+        case KERN_Q6_K:
+            (vnni ? kquant_vnni : kquant_avx2)(w, x, 1, out, 0, r0, r1);
             return;
         default:
             (vnni ? blocks_vnni : blocks_avx2)(w, x, 1, out, 0, r0, r1);
@@ -794,13 +1167,18 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
                    size_t stride, int r0, int r1) {
     assert(nx >= 1 && nx <= KERN_MAX_ACTS);
 #ifdef KERN_X86
-    if (nx > 1 && kern_level() >= KERN_AVX2_LEVEL &&
-        kern_needs_act(w) == 32 && w->type != KERN_Q8_0) {
-        /* The GGUF block types that need unpacking. Q8_0 rows need none:
-         * q8_0_rows once per activation is faster, on the same cached
-         * rows, with the same arithmetic. */
-        (kern_level() >= KERN_VNNI_LEVEL ? blocks_vnni : blocks_avx2)(
-            w, x, nx, out, stride, r0, r1);
+    if (nx > 1 && kern_level() >= KERN_AVX2_LEVEL && w->type >= KERN_Q8_0 &&
+        w->type != KERN_BF16) {
+        /* The GGUF block types: each block is read (and unpacked) once for
+         * all nx activations. */
+        int vnni = kern_level() >= KERN_VNNI_LEVEL;
+        if (w->type == KERN_Q8_0)
+            (vnni ? q8_0_rows_vnni : q8_0_rows_avx2)(w, x, nx, out, stride, r0,
+                                                     r1);
+        else if (w->type >= KERN_Q4_K)
+            (vnni ? kquant_vnni : kquant_avx2)(w, x, nx, out, stride, r0, r1);
+        else
+            (vnni ? blocks_vnni : blocks_avx2)(w, x, nx, out, stride, r0, r1);
         return;
     }
 #endif
@@ -832,4 +1210,24 @@ void kern_mix(const float *w, const float *v, size_t stride, int n, int hs,
     for (int t = 0; t < n; t++)
         for (int j = 0; j < hs; j++)
             out[j] += w[t] * v[(size_t)t * stride + j];
+}
+
+float kern_dot_half(const float *x, const float *y, int n) {
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL)
+        return dot_half_avx2(x, 0, y, n);
+#endif
+    return dot_half_any(x, 0, y, n);
+}
+
+void kern_mix_half(const float *w, const float *v, size_t stride, int n,
+                   int n_kv, int hs, float *out) {
+    assert(n <= n_kv);
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL) {
+        mix_half_avx2(w, v, stride, n, n_kv & ~63, hs, out);
+        return;
+    }
+#endif
+    mix_half_scalar(w, v, stride, n, n_kv & ~63, 0, hs, out);
 }

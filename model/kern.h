@@ -43,19 +43,40 @@ typedef struct kern_mat {
 } kern_mat;
 
 /* An activation vector and its int8 copy. f, q, s and sum belong to the
- * caller; q holds n bytes, s and sum n/gs floats for the smallest gs in
- * use. */
+ * caller; q holds n bytes, s and sum n / kern_act_group(code) floats for
+ * the codes in use, s n floats where F16 weights are multiplied
+ * (KERN_ACT_F16). */
 typedef struct kern_act {
     const float *f;
     int n;
     int8_t *q;
     float *s;
-    float *sum; /* per group: s * (sum of q), for weights with an offset */
-    int gs; /* group size q/s were computed for; 0 = not quantized yet */
+    float *sum; /* per group, for weights with an offset: s * (sum of q);
+                   KERN_ACT_Q8_0: that as a half; KERN_ACT_Q8_K: the
+                   integer sum of q itself */
+    int gs; /* kern_needs_act code q/s were computed for; 0 = not yet */
 } kern_act;
 
-/* The activation group size type multiplies with: 0 for float types. */
+/* How the activation is quantized for w (kern_needs_act, kern_act.gs): 0
+ * for float types, KERN_Q8's group size, or one of ggml's activation types,
+ * so products give llama.cpp's numbers: ggml multiplies a GGUF block type
+ * with the activation quantized as its vec_dot_type, and on random-weight
+ * models a different rounding of it already changes the top token. */
+#define KERN_ACT_Q8_0 (-1) /* Q8_0 / Q8_1 (the 32-value types): per 32,
+                              d = amax/127 as a half, q = rint(x * 127/amax),
+                              the group sum as a half of d * sum(q) */
+#define KERN_ACT_Q8_K (-2) /* Q8_K (the K-quants): per 256, d = max/-127
+                              with max the value of largest magnitude,
+                              q = min(127, rint(x * -127/max)), float d */
+#define KERN_ACT_F16 (-3) /* F16: the values rounded to half precision,
+                             written to s (which must hold n floats), and
+                             f then points to them */
 int kern_needs_act(const kern_mat *w);
+
+/* Values per entry of kern_act.s and .sum for a kern_needs_act code: the
+ * group size for KERN_Q8, else 32 (a Q8_K block's scale repeated for each
+ * of its eight groups), which is what every block kernel reads. */
+int kern_act_group(int code);
 
 /* "Q4_K", ... */
 const char *kern_type_name(int type);
@@ -63,11 +84,10 @@ const char *kern_type_name(int type);
 /* Bytes the matrix occupies, which is what one product streams from memory. */
 size_t kern_mat_bytes(const kern_mat *w);
 
-/* Quantizes a->f with groups of gs values (gs must divide a->n); a no-op when
- * already quantized for that gs. Every matrix type but F32, F16 and BF16
- * needs it before kern_matvec: KERN_Q8 with its own gs, the GGUF block
- * types with 32 (kern_needs_act). */
-void kern_act_quantize(kern_act *a, int gs);
+/* Quantizes a->f as kern_needs_act code `code` asks (the group must divide
+ * a->n); a no-op when already quantized that way. Every matrix type but
+ * F32, F16 and BF16 needs it before kern_matvec. */
+void kern_act_quantize(kern_act *a, int code);
 
 /* out[i] = dot(row i of w, x) for rows r0 <= i < r1. out is indexed by row
  * number, so parts of one product can run on different threads. */
@@ -95,6 +115,37 @@ void kern_mix(const float *w, const float *v, size_t stride, int n, int hs,
 
 /* x[0..n) = exp(x - max) / sum, in place (n >= 1). */
 void kern_softmax(float *x, int n);
+
+/* llama.cpp's own arithmetic for what the products leave in float, as its
+ * CPU backend does it in the AVX-512 build that made the reference outputs
+ * in shared/models/gguf; GGUF models run on these so that the int8
+ * roundings of the next product see its values to the last bit. Each is
+ * plain C (the order of every sum fixed), so it gives the same bits on
+ * every CPU. */
+
+/* ggml_v_expf: exp by a degree-5 polynomial after a power-of-two split
+ * (within 2 ulps of expf, flushing below -103.97 and above 88.38). */
+float kern_expf_ggml(float x);
+
+/* ggml_vec_dot_f16 of half-precision values held as floats (so each
+ * product is exact): 64-value steps into 64 float lanes folded as
+ * _mm512_reduce_add_ps folds them, the rest added in double. */
+float kern_dot_half(const float *x, const float *y, int n);
+
+/* ggml_soft_max_ext over n scores x * scale (n >= 1), in place: max,
+ * kern_expf_ggml in runs of 16 summed per run then in double, times the
+ * float reciprocal of the sum. */
+void kern_softmax_ggml(float *x, int n, float scale);
+
+/* out[j] = sum over t < n of w[t] * v[t * stride + j] for j < hs, in
+ * ggml_vec_dot_f16's order over a cache of n_kv >= n positions (the rest
+ * weighted 0): llama.cpp multiplies the transposed V cache this way. */
+void kern_mix_half(const float *w, const float *v, size_t stride, int n,
+                   int n_kv, int hs, float *out);
+
+/* g[i] = silu(g[i]) * u[i] as ggml_vec_silu_f32 then ggml_mul compute it:
+ * kern_expf_ggml for each run of 16, expf for the rest. */
+void kern_swiglu_ggml(float *g, const float *u, int n);
 
 /* Symmetric int8 quantization of n values (n % gs == 0): per group,
  * scale = max|x| / 127 and q = round(x / scale). */

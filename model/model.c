@@ -47,7 +47,6 @@ struct model {
     const float *norm_final;
     const float **bias;     /* n_layers * 3 (Q, K, V); NULL entries: none */
     const float **qk_norm;  /* n_layers * 2 (Q, K), qwen3 only */
-    int act_gs;             /* activation group size for int8 weights */
 };
 
 /* Prompt tokens run MODEL_BATCH at a time: each weight row then comes
@@ -359,7 +358,6 @@ static int load_ak42(model *m, const char *path, char *err, size_t errlen) {
                       path, gs, cfg->dim, cfg->hidden_dim);
             return AISLE_EFORMAT;
         }
-        m->act_gs = gs;
         m->embed = take_q8(m, &c, MODEL_W_EMBED, gs);
         for (size_t k = 0; k < N_LAYER_W; k++)
             for (int l = 0; l < cfg->n_layers; l++)
@@ -437,8 +435,6 @@ static int gguf_mat(model *m, const char *name, int kind, kern_mat *out,
     }
     gguf_type_block(t->type, &be, &bb);
     *out = (kern_mat){kt, rows, cols, be > 1 ? (int)be : 0, t->data, NULL};
-    if (kern_needs_act(out))
-        m->act_gs = 32; /* every GGUF block type works in groups of 32 */
     if ((uintptr_t)t->data % (kt == KERN_F32 ? 4 : 2))
         return status_fail(AISLE_EFORMAT, err, errlen,
                            "GGUF tensor %s is misaligned", name);
@@ -781,27 +777,50 @@ typedef struct fwd {
 } fwd;
 
 /* Runs up to three products over the n batch rows of x (rows of length
- * len, `xstride` floats apart). */
+ * len, `xstride` floats apart). Products whose weights want the activation
+ * quantized differently (kern_needs_act) run one at a time. */
 static void matmul(const fwd *f, const float *x, size_t xstride, int len,
                    int n, mm_job *j) {
     const model_config *c = &f->m->cfg;
     kern_act act[MODEL_BATCH];
     size_t hid = (size_t)c->hidden_dim, xd = xb_width(c),
            big = xd > hid ? xd : hid;
-    int quant = 0;
+    int code = kern_needs_act(j->w[0]);
 
     assert(n <= MODEL_BATCH);
-    for (int k = 0; k < j->n; k++)
-        quant |= kern_needs_act(j->w[k]) != 0;
+    for (int k = 1; k < j->n; k++)
+        if (kern_needs_act(j->w[k]) != code) {
+            for (k = 0; k < j->n; k++) {
+                mm_job one = {{j->w[k]}, {j->out[k]}, {j->stride[k]}, 1,
+                              NULL, 0};
+                matmul(f, x, xstride, len, n, &one);
+            }
+            return;
+        }
     for (int t = 0; t < n; t++) {
         act[t] = (kern_act){x + xstride * t, len, f->sc->aq + big * t,
                             f->sc->as + big * t, f->sc->asum + big * t, 0};
-        if (quant)
-            kern_act_quantize(&act[t], f->m->act_gs);
+        if (code)
+            kern_act_quantize(&act[t], code);
     }
     j->x = act;
     j->nx = n;
     tpool_run(f->pool, mm_part, j);
+}
+
+/* Whether the forward pass follows llama.cpp's arithmetic, as for GGUF
+ * files (llama2.c files keep run.c's): attention on half-precision K, V,
+ * query and weights (its K/V cache is F16, and it converts the other
+ * operand of those products to half), its exp, softmax, RMSNorm, RoPE
+ * angles and SiLU, and the order of its sums. A last-bit difference in an
+ * activation flips int8 roundings in the next product, and random-weight
+ * models amplify them (model/README.md, conformance). */
+static int ggml_math(const model *m) { return m->format == MODEL_FMT_GGUF; }
+
+/* x[0..n) rounded to the nearest half-precision value, in place. */
+static void round_f16(float *x, int n) {
+    for (int i = 0; i < n; i++)
+        x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
 }
 
 typedef struct att_job {
@@ -811,6 +830,23 @@ typedef struct att_job {
     const float *q; /* the token's query, all heads */
     float *out;     /* its attention output, all heads */
 } att_job;
+
+/* One head's attention as llama.cpp computes it: scores of the half query
+ * against the half keys, scaled inside its softmax, weights rounded to
+ * half, and the values mixed over its cache of pos + 1 positions padded to
+ * 32. */
+static void att_ggml(const model_session *s, const float *q, size_t hoff,
+                     int pos, float *att, float *out) {
+    const model_config *c = &s->m->cfg;
+    size_t kvd = (size_t)c->kv_dim;
+    int hs = c->head_size, n = pos + 1;
+
+    for (int t = 0; t < n; t++)
+        att[t] = kern_dot_half(q, s->kc + hoff + (size_t)t * kvd, hs);
+    kern_softmax_ggml(att, n, 1.0f / sqrtf((float)hs));
+    round_f16(att, n);
+    kern_mix_half(att, s->vc + hoff, kvd, n, (n + 31) & ~31, hs, out);
+}
 
 static void att_part(void *arg, int part, int nparts) {
     const att_job *j = arg;
@@ -823,21 +859,36 @@ static void att_part(void *arg, int part, int nparts) {
     for (int h = h0; h < h1; h++) {
         float *att = s->att + (size_t)h * s->cap;
         size_t hoff = j->loff + (size_t)(h / kv_mul) * hs;
+        const float *q = j->q + (size_t)h * hs;
 
-        kern_scores(j->q + (size_t)h * hs, s->kc + hoff, (size_t)c->kv_dim,
-                    j->pos + 1, hs, root, att);
+        if (ggml_math(s->m)) {
+            att_ggml(s, q, hoff, j->pos, att, j->out + (size_t)h * hs);
+            continue;
+        }
+        kern_scores(q, s->kc + hoff, (size_t)c->kv_dim, j->pos + 1, hs,
+                    root, att);
         kern_softmax(att, j->pos + 1);
         kern_mix(att, s->vc + hoff, (size_t)c->kv_dim, j->pos + 1, hs,
                  j->out + (size_t)h * hs);
     }
 }
 
+/* o = x / rms(x) * w: run.c's float sum of squares, or with ggml
+ * llama.cpp's, in double. */
 static void rmsnorm(float *o, const float *x, const float *w, int n,
-                    float eps) {
+                    float eps, int ggml) {
     float ss = 0.0f;
-    for (int i = 0; i < n; i++)
-        ss += x[i] * x[i];
-    ss = 1.0f / sqrtf(ss / n + eps);
+    if (ggml) {
+        double sum = 0.0;
+        for (int i = 0; i < n; i++)
+            sum += (double)(x[i] * x[i]);
+        ss = (float)(sum / n);
+    } else {
+        for (int i = 0; i < n; i++)
+            ss += x[i] * x[i];
+        ss /= n;
+    }
+    ss = 1.0f / sqrtf(ss + eps);
     for (int i = 0; i < n; i++)
         o[i] = w[i] * (ss * x[i]);
 }
@@ -870,19 +921,25 @@ typedef struct fwd_row {
     int pos;
 } fwd_row;
 
-/* Embeds each row's token and computes its RoPE factors. */
+/* Embeds each row's token and computes its RoPE factors: pair i turns by
+ * pos * theta^(-2i/hs), as run.c computes it or, with ggml, as llama.cpp
+ * does (the angle multiplied by theta^(-2/hs) from one pair to the next). */
 static void fwd_embed(const fwd *f, const int *tokens, const fwd_row *rows,
                       int n) {
     const model_config *c = &f->m->cfg;
     size_t dim = (size_t)c->dim, hs = (size_t)c->head_size;
+    float step = powf(c->rope_theta, -2.0f / (float)hs);
 
     for (int t = 0; t < n; t++) {
+        float *cs = f->sc->rope + hs * t, angle = (float)rows[t].pos;
         kern_mat_row(&f->m->embed, tokens[t], f->sc->x + dim * t);
-        for (size_t i = 0; i < hs; i += 2) {
-            float freq = 1.0f / powf(c->rope_theta, (float)i / (float)hs);
-            float val = rows[t].pos * freq;
-            f->sc->rope[hs * t + i] = cosf(val);
-            f->sc->rope[hs * t + i + 1] = sinf(val);
+        for (size_t i = 0; i < hs; i += 2, angle *= step) {
+            float val = angle;
+            if (!ggml_math(f->m))
+                val = rows[t].pos *
+                      (1.0f / powf(c->rope_theta, (float)i / (float)hs));
+            cs[i] = cosf(val);
+            cs[i + 1] = sinf(val);
         }
     }
 }
@@ -902,11 +959,18 @@ static void fwd_qk(const fwd *f, int l, int t, const fwd_row *row) {
     add_vec(k, model_bias(m, MODEL_B_K, l), c->kv_dim);
     add_vec(v, model_bias(m, MODEL_B_V, l), c->kv_dim);
     for (int h = 0; qn && h < c->n_heads; h++)
-        rmsnorm(q + hs * h, q + hs * h, qn, c->head_size, c->norm_eps);
+        rmsnorm(q + hs * h, q + hs * h, qn, c->head_size, c->norm_eps,
+                ggml_math(m));
     for (int h = 0; kn && h < c->n_kv_heads; h++)
-        rmsnorm(k + hs * h, k + hs * h, kn, c->head_size, c->norm_eps);
+        rmsnorm(k + hs * h, k + hs * h, kn, c->head_size, c->norm_eps,
+                ggml_math(m));
     rope(q, c->q_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox);
     rope(k, c->kv_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox);
+    if (ggml_math(m)) {
+        round_f16(q, c->q_dim);
+        round_f16(k, c->kv_dim);
+        round_f16(v, c->kv_dim);
+    }
     memcpy(row->s->kc + at, k, kvd * sizeof *k);
     memcpy(row->s->vc + at, v, kvd * sizeof *v);
 }
@@ -925,7 +989,7 @@ static void fwd_attention(const fwd *f, int l, const fwd_row *rows, int n) {
 
     for (int t = 0; t < n; t++)
         rmsnorm(sc->xb + xd * t, sc->x + dim * t, m->norm_att[l], c->dim,
-                c->norm_eps);
+                c->norm_eps, ggml_math(m));
     matmul(f, sc->xb, xd, c->dim, n, &qkv);
     for (int t = 0; t < n; t++) {
         size_t loff = (size_t)l * rows[t].s->cap * kvd;
@@ -954,9 +1018,11 @@ static void fwd_ffn(const fwd *f, int l, int n) {
 
     for (int t = 0; t < n; t++)
         rmsnorm(sc->xb + xd * t, sc->x + dim * t, m->norm_ffn[l], c->dim,
-                c->norm_eps);
+                c->norm_eps, ggml_math(m));
     matmul(f, sc->xb, xd, c->dim, n, &up);
-    for (size_t i = 0; i < hid * (size_t)n; i++) {
+    for (int t = 0; ggml_math(m) && t < n; t++)
+        kern_swiglu_ggml(sc->hb + hid * t, sc->hb2 + hid * t, c->hidden_dim);
+    for (size_t i = 0; !ggml_math(m) && i < hid * (size_t)n; i++) {
         float a = sc->hb[i];
         sc->hb[i] = a * (1.0f / (1.0f + expf(-a))) * sc->hb2[i];
     }
@@ -985,7 +1051,7 @@ static void forward(const fwd *f, const int *tokens, const fwd_row *rows,
                       NULL, 0};
         for (int t = from; t < n; t++)
             rmsnorm(sc->xb + xd * (size_t)(t - from), sc->x + dim * t,
-                    f->m->norm_final, c->dim, c->norm_eps);
+                    f->m->norm_final, c->dim, c->norm_eps, ggml_math(f->m));
         matmul(f, sc->xb, xd, c->dim, n - from, &cls);
     }
 }

@@ -245,6 +245,27 @@ void quant_unpack32(int type, const uint8_t *row, int g, int8_t *w, float *a,
     a[1] = a[0];
 }
 
+void quant_k_header(int type, const uint8_t *blk, quant_kscales *h) {
+    if (type == KERN_Q6_K) {
+        for (int j = 0; j < 16; j++)
+            h->sc[j] = ((const int8_t *)blk)[192 + j];
+        for (int j = 0; j < 8; j++)
+            h->m[j] = 0;
+        h->d = f16(blk + 208);
+        h->dmin = 0.0f;
+        return;
+    }
+    assert(type == KERN_Q4_K || type == KERN_Q5_K);
+    for (int j = 0; j < 8; j++) {
+        int sc, m;
+        quant_k_scale_min(j, blk + 4, &sc, &m);
+        h->sc[2 * j] = h->sc[2 * j + 1] = sc;
+        h->m[j] = m;
+    }
+    h->d = f16(blk);
+    h->dmin = f16(blk + 2);
+}
+
 int quant_kern_type(uint32_t gguf_type) {
     switch (gguf_type) {
     case GGUF_T_F32: return KERN_F32;

@@ -25,6 +25,18 @@ void quant_dequant(int type, const uint8_t *blocks, size_t n, float *y);
 void quant_unpack32(int type, const uint8_t *row, int g, int8_t *w, float *a,
                     float *b);
 
+/* A K-quant block's scales as integers, which is how ggml multiplies them
+ * (an int32 sum per block, then one float product): sc[j] for values
+ * 16j..16j+15 (Q4_K and Q5_K repeat each 32-value scale), the 32-value
+ * groups' mins m (Q6_K: 0), and the block's half scales d and dmin. */
+typedef struct quant_kscales {
+    int sc[16], m[8];
+    float d, dmin;
+} quant_kscales;
+
+/* The header of the Q4_K, Q5_K or Q6_K block at blk. */
+void quant_k_header(int type, const uint8_t *blk, quant_kscales *h);
+
 /* The engine's type (enum kern_type) for a GGUF tensor type; -1 when it
  * has none. */
 int quant_kern_type(uint32_t gguf_type);

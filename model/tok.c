@@ -520,16 +520,39 @@ static size_t llama2c_char_len(const char *p, size_t len) {
     return j;
 }
 
-typedef struct spm_sym {
-    size_t off, len; /* span of the text */
-    int pair;        /* id of this symbol merged with the next, or -1 */
-} spm_sym;
+size_t tok_merge(tok_sym *s, size_t n, tok_rescore_fn rescore, void *ctx) {
+    if (n)
+        s[n - 1].pri = TOK_NO_MERGE;
+    for (;;) {
+        size_t at = 0;
+        for (size_t i = 1; i + 1 < n; i++)
+            if (s[i].pri < s[at].pri)
+                at = i;
+        if (n < 2 || s[at].pri == TOK_NO_MERGE)
+            return n;
+        s[at].len += s[at + 1].len;
+        memmove(s + at + 1, s + at + 2, (n - at - 2) * sizeof *s);
+        n--;
+        if (at + 1 < n)
+            rescore(ctx, s, at);
+        else
+            s[at].pri = TOK_NO_MERGE;
+        if (at > 0)
+            rescore(ctx, s, at - 1);
+    }
+}
 
-static void spm_pair(const tok_tokenizer *t, const char *text, spm_sym *s,
-                     size_t i, size_t n) {
-    s[i].pair = i + 1 < n ? tok_find(t, text + s[i].off,
-                                     s[i].len + s[i + 1].len)
-                          : -1;
+/* What SentencePiece's rescoring needs: the tokenizer and the text. */
+typedef struct spm_ctx {
+    const tok_tokenizer *t;
+    const char *text;
+} spm_ctx;
+
+/* A pair's priority: minus the score of the token spelling it. */
+static void spm_pair(void *arg, tok_sym *s, size_t i) {
+    const spm_ctx *c = arg;
+    int id = tok_find(c->t, c->text + s[i].off, s[i].len + s[i + 1].len);
+    s[i].pri = id >= 0 ? -(double)c->t->score[id] : TOK_NO_MERGE;
 }
 
 /* Emits a final symbol: its token, or its bytes as byte tokens. */
@@ -548,7 +571,8 @@ static int spm_emit(const tok_tokenizer *t, const char *p, size_t len,
 /* Encodes text[0..len) (spaces as ' ', the prefix already added). */
 static int spm_encode(const tok_tokenizer *t, const char *text, size_t len,
                       tok_out *o) {
-    spm_sym *s = malloc((len ? len : 1) * sizeof *s); /* freed here */
+    tok_sym *s = malloc((len ? len : 1) * sizeof *s); /* freed here */
+    spm_ctx c = {t, text};
     size_t n = 0;
     int rc = AISLE_OK;
 
@@ -561,26 +585,9 @@ static int spm_encode(const tok_tokenizer *t, const char *text, size_t len,
         s[n].len = l < len - i ? l : len - i;
         i += s[n].len;
     }
-    for (size_t i = 0; i < n; i++)
-        spm_pair(t, text, s, i, n);
-    for (;;) {
-        size_t at = 0;
-        int found = 0;
-        for (size_t i = 0; i + 1 < n; i++)
-            if (s[i].pair >= 0 &&
-                (!found || t->score[s[i].pair] > t->score[s[at].pair])) {
-                at = i;
-                found = 1;
-            }
-        if (!found)
-            break;
-        s[at].len += s[at + 1].len;
-        memmove(s + at + 1, s + at + 2, (n - at - 2) * sizeof *s);
-        n--;
-        if (at > 0)
-            spm_pair(t, text, s, at - 1, n);
-        spm_pair(t, text, s, at, n);
-    }
+    for (size_t i = 0; i + 1 < n; i++)
+        spm_pair(&c, s, i);
+    n = tok_merge(s, n, spm_pair, &c);
     for (size_t i = 0; i < n && !rc; i++)
         rc = spm_emit(t, text + s[i].off, s[i].len, o);
     free(s);

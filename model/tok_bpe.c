@@ -311,10 +311,20 @@ static long pair_rank(const tok_tokenizer *t, const char *w, size_t a0,
                                                                    : -1;
 }
 
-typedef struct bsym {
-    size_t off, len;
-    long rank; /* of merging with the next symbol; -1 none */
-} bsym;
+/* What BPE's rescoring needs: the tokenizer, the spelled word and a
+ * scratch key. */
+typedef struct bpe_ctx {
+    const tok_tokenizer *t;
+    const char *w;
+    char *key;
+} bpe_ctx;
+
+/* A pair's priority: its merge rank. */
+static void bpe_pair(void *arg, tok_sym *s, size_t i) {
+    const bpe_ctx *c = arg;
+    long r = pair_rank(c->t, c->w, s[i].off, s[i].len, s[i + 1].len, c->key);
+    s[i].pri = r >= 0 ? (double)r : TOK_NO_MERGE;
+}
 
 /* Emits a final symbol: its token, or a token per byte character. */
 static int bpe_emit(const tok_tokenizer *t, const char *p, size_t len,
@@ -334,7 +344,8 @@ static int bpe_emit(const tok_tokenizer *t, const char *p, size_t len,
 
 /* BPE over one spelled word w[0..len) (each byte 1 or 2 characters). */
 static int bpe_word(const tok_tokenizer *t, const char *w, size_t len,
-                    bsym *s, char *key, tok_out *o) {
+                    tok_sym *s, char *key, tok_out *o) {
+    bpe_ctx c = {t, w, key};
     size_t n = 0;
     int rc = AISLE_OK, id;
 
@@ -346,29 +357,8 @@ static int bpe_word(const tok_tokenizer *t, const char *w, size_t len,
         i += s[n].len;
     }
     for (size_t i = 0; i + 1 < n; i++)
-        s[i].rank = pair_rank(t, w, s[i].off, s[i].len, s[i + 1].len, key);
-    if (n)
-        s[n - 1].rank = -1;
-    for (;;) {
-        size_t at = 0;
-        int found = 0;
-        for (size_t i = 0; i + 1 < n; i++)
-            if (s[i].rank >= 0 && (!found || s[i].rank < s[at].rank)) {
-                at = i;
-                found = 1;
-            }
-        if (!found)
-            break;
-        s[at].len += s[at + 1].len;
-        memmove(s + at + 1, s + at + 2, (n - at - 2) * sizeof *s);
-        n--;
-        s[at].rank = at + 1 < n ? pair_rank(t, w, s[at].off, s[at].len,
-                                            s[at + 1].len, key)
-                                : -1;
-        if (at > 0)
-            s[at - 1].rank = pair_rank(t, w, s[at - 1].off, s[at - 1].len,
-                                       s[at].len, key);
-    }
+        bpe_pair(&c, s, i);
+    n = tok_merge(s, n, bpe_pair, &c);
     for (size_t i = 0; i < n && !rc; i++)
         rc = bpe_emit(t, w + s[i].off, s[i].len, o);
     return rc;
@@ -380,7 +370,7 @@ int tok_bpe_encode(const tok_tokenizer *t, const char *text, size_t len,
     /* Scratch sized for the longest word: spelled (2 bytes a byte), its
      * symbols, and a pair key. Freed here. */
     char *w = malloc(2 * len + 1), *key = malloc(2 * len + 2);
-    bsym *s = malloc((2 * len + 1) * sizeof *s);
+    tok_sym *s = malloc((2 * len + 1) * sizeof *s);
     int rc = w && key && s ? pre_split(t, text, len, &words) : AISLE_ENOMEM;
 
     for (size_t i = 0; i < words.n && !rc; i++) {

@@ -4,6 +4,7 @@
 #ifndef AISLE_MODEL_TOK_INT_H
 #define AISLE_MODEL_TOK_INT_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,24 @@ typedef struct tok_out {
 } tok_out;
 
 int tok_out_put(tok_out *o, int id);
+
+/* A symbol of a word being merged: its span of the text and the priority
+ * of merging it with the next symbol (lowest first; TOK_NO_MERGE: none). */
+typedef struct tok_sym {
+    size_t off, len;
+    double pri;
+} tok_sym;
+
+#define TOK_NO_MERGE INFINITY
+
+/* Sets s[i].pri for merging s[i] with s[i + 1] (i + 1 < n). */
+typedef void (*tok_rescore_fn)(void *ctx, tok_sym *s, size_t i);
+
+/* Merges the n symbols at s, the pair of lowest priority first (the
+ * leftmost on ties), as SentencePiece (by score) and BPE (by merge rank)
+ * both do, rescoring the pairs each merge changes; s[i].pri must be set
+ * for i + 1 < n. Returns the number of symbols left. */
+size_t tok_merge(tok_sym *s, size_t n, tok_rescore_fn rescore, void *ctx);
 
 /* BPE: sets up the pre-tokenizer named by pre (NULL: "default"), the
  * merges and the decoded texts. AISLE_OK, AISLE_EFORMAT with a message

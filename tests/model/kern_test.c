@@ -103,6 +103,15 @@ static void build(const mat_case *c, void **q, float **s, float **dense) {
     }
 }
 
+/* Value j of the activation a product multiplies (after
+ * kern_act_quantize with code): the int8 value times its scale, the half
+ * copy, or the float itself. */
+static double act_value(const kern_act *a, int code, int j) {
+    if (code == KERN_ACT_F16 || !code)
+        return a->f[j];
+    return (double)a->q[j] * a->s[j / kern_act_group(code)];
+}
+
 static void test_matvec_all_levels(void) {
     static const mat_case cases[] = {
         {KERN_F32, 37, 64, 0},   {KERN_F32, 5, 77, 0},   {KERN_F16, 33, 96, 0},
@@ -118,7 +127,7 @@ static void test_matvec_all_levels(void) {
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const mat_case *c = &cases[ci];
         void *q;
-        float *s, *dense, x[512], out[64], want[64];
+        float *s, *dense, x[512], out[64], want[64], scalar[64];
         int8_t xq[512];
         float xs[512], xsum[512];
         kern_act act = {x, c->cols, xq, xs, xsum, 0};
@@ -139,7 +148,7 @@ static void test_matvec_all_levels(void) {
         for (int r = 0; r < c->rows; r++) {
             double acc = 0;
             for (int j = 0; j < c->cols; j++) {
-                double xv = agsz ? (double)xq[j] * xs[j / agsz] : x[j];
+                double xv = act_value(&act, agsz, j);
                 acc += (double)dense[(size_t)r * c->cols + j] * xv;
             }
             want[r] = (float)acc;
@@ -156,6 +165,13 @@ static void test_matvec_all_levels(void) {
                 if (c->type == KERN_Q8_0)
                     tol += 2e-3 * c->cols;
                 TEST_CHECK(fabs(out[r] - want[r]) <= tol);
+                /* GGUF types sum in ggml's order at every level, to the
+                 * bit (llama.cpp's logits depend on it). */
+                if (level == KERN_SCALAR_LEVEL)
+                    scalar[r] = out[r];
+                else if (c->type == KERN_F16 || c->type == KERN_Q8_0 ||
+                         c->type >= KERN_Q4_0)
+                    TEST_CHECK(out[r] == scalar[r]);
             }
         }
         kern_set_level(KERN_VNNI_LEVEL);
@@ -230,6 +246,116 @@ static void test_quantize_edges(void) {
     x[41] = 4;
     kern_quantize(x, 64, 32, q, s);
     TEST_CHECK(q[3] == 0 && q[40] == -127 && q[41] == 64);
+}
+
+/* ggml's activation types: Q8_0 with a half scale and ties to even, Q8_K
+ * around the signed value of largest magnitude. */
+static void test_act_codes(void) {
+    float x[256] = {0}, s[256], sum[256];
+    int8_t q[256];
+    kern_act a = {x, 256, q, s, sum, 0};
+
+    x[0] = 127.0f; /* scale 1: x * 127/amax is x */
+    x[1] = 2.5f;
+    x[2] = -3.5f;
+    x[40] = 0.1f; /* a group of its own: scale 0.1/127 as a half */
+    kern_act_quantize(&a, KERN_ACT_Q8_0);
+    TEST_CHECK(q[0] == 127 && q[1] == 2 && q[2] == -4); /* ties to even */
+    TEST_CHECK(s[0] == 1.0f && sum[0] == 125.0f);
+    TEST_CHECK(s[1] == kern_f16_to_f32(kern_f32_to_f16(0.1f / 127.0f)));
+    TEST_CHECK(q[40] == 127);
+
+    x[200] = -254.0f; /* the block's largest, negative: scale 2 */
+    a.gs = 0;
+    kern_act_quantize(&a, KERN_ACT_Q8_K);
+    TEST_CHECK(q[200] == -127 && s[0] == 2.0f && s[7] == 2.0f);
+    TEST_CHECK(q[0] == 64 && q[1] == 1 && q[2] == -2); /* 63.5 -> 64 */
+    x[200] = 254.0f; /* positive: the scale's sign flips with q's */
+    a.gs = 0;
+    kern_act_quantize(&a, KERN_ACT_Q8_K);
+    TEST_CHECK(q[200] == -127 && s[0] == -2.0f && q[0] == -64);
+
+    a.gs = 0;
+    x[3] = 1.0f + ldexpf(1.0f, -12); /* rounds to 1 in half precision */
+    kern_act_quantize(&a, KERN_ACT_F16);
+    TEST_CHECK(a.f == s && s[3] == 1.0f && s[0] == 127.0f);
+}
+
+/* llama.cpp's float arithmetic against plain C forms of the same maths. */
+static void test_ggml_math(void) {
+    float a[200], b[200], w[200], v[200 * 3], mix[3], want[3], g[40], u[40];
+    double d = 0;
+
+    for (float t = -100.0f; t < 88.0f; t += 0.37f) {
+        float e = kern_expf_ggml(t), r = expf(t);
+        TEST_CHECK(fabsf(e - r) <= 3e-7f * r + 1e-37f);
+    }
+    TEST_CHECK(kern_expf_ggml(-INFINITY) == 0.0f);
+    TEST_CHECK(kern_expf_ggml(100.0f) == INFINITY);
+    for (int i = 0; i < 200; i++) {
+        a[i] = kern_f16_to_f32(kern_f32_to_f16(frand()));
+        b[i] = kern_f16_to_f32(kern_f32_to_f16(frand()));
+        if (i < 40)
+            d += (double)(a[i] * b[i]);
+    }
+    /* Under 64 values it is a plain sum in double. */
+    TEST_CHECK(kern_dot_half(a, b, 40) == (float)d);
+    d = 0;
+    for (int i = 0; i < 200; i++)
+        d += (double)a[i] * b[i];
+    TEST_CHECK(fabs(kern_dot_half(a, b, 200) - d) < 1e-4);
+
+    for (int i = 0; i < 37; i++)
+        w[i] = v[i] = frand() * 4;
+    kern_softmax(v, 37);
+    kern_softmax_ggml(w, 37, 1.0f);
+    for (int i = 0; i < 37; i++)
+        TEST_CHECK(fabsf(w[i] - v[i]) < 1e-6f);
+
+    for (int i = 0; i < 200 * 3; i++)
+        v[i] = frand();
+    for (int n = 1; n <= 200; n += 67) {
+        kern_mix(w, v, 3, n < 37 ? n : 37, 3, want);
+        kern_mix_half(w, v, 3, n < 37 ? n : 37, (n + 31) & ~31, 3, mix);
+        for (int j = 0; j < 3; j++)
+            TEST_CHECK(fabsf(mix[j] - want[j]) < 1e-5f);
+    }
+    for (int i = 0; i < 40; i++) {
+        g[i] = frand() * 8;
+        u[i] = frand();
+        want[0] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        kern_swiglu_ggml(g + i, u + i, 1);
+        TEST_CHECK(fabsf(g[i] - want[0]) < 1e-6f);
+    }
+    kern_swiglu_ggml(g, u, 40); /* runs of 16, then the rest */
+    TEST_CHECK(isfinite(g[0]) && isfinite(g[39]));
+    /* The SIMD exp gives the scalar one's bits, also past its range; the
+     * SIMD sums give the scalar ones'. */
+    for (int level = KERN_SCALAR_LEVEL; level <= KERN_VNNI_LEVEL; level++) {
+        float gl[40], sl[37], ml[19], dl = 0;
+        static float m0[19], d0;
+        kern_set_level(level);
+        for (int i = 0; i < 40; i++) {
+            gl[i] = (float)(i - 20) * 7.3f;
+            if (i < 37)
+                sl[i] = (float)(i % 9) * 31.0f - 120.0f;
+        }
+        kern_swiglu_ggml(gl, u, 40);
+        kern_softmax_ggml(sl, 37, 0.7f);
+        /* 130 positions of 19 values (a cache of 160: lanes and a tail). */
+        kern_mix_half(a, b, 1, 130, 160, 19, ml);
+        for (int n = 1; n <= 200; n += 33)
+            dl += kern_dot_half(a, b, n);
+        if (level == KERN_SCALAR_LEVEL) {
+            memcpy(g, gl, sizeof gl);
+            memcpy(w, sl, sizeof sl);
+            memcpy(m0, ml, sizeof ml);
+            d0 = dl;
+        }
+        TEST_CHECK(memcmp(g, gl, sizeof gl) == 0);
+        TEST_CHECK(memcmp(w, sl, sizeof sl) == 0);
+        TEST_CHECK(memcmp(m0, ml, sizeof ml) == 0 && d0 == dl);
+    }
 }
 
 /* --------------------------------------------------------------- tpool */
@@ -373,6 +499,8 @@ int main(void) {
     TEST_RUN(test_attention_levels);
     TEST_RUN(test_half_conversions);
     TEST_RUN(test_quantize_edges);
+    TEST_RUN(test_act_codes);
+    TEST_RUN(test_ggml_math);
     TEST_RUN(test_tpool);
     return test_summary();
 }
