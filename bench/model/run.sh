@@ -49,15 +49,35 @@ declare -A shape=([110m]="768 2048 12 12 12 32000 1024"
                   [qwen0.5b]="896 4864 24 14 2 151936 1024")
 shapes="110m${QWEN:+ qwen0.5b}"
 models=()
+# A SentencePiece-style llama2.c tokenizer.bin of n pieces (<unk>, <s>,
+# </s>, the 256 byte tokens, then filler words), embedded in each GGUF:
+# llama.cpp refuses a file without a vocabulary, and the pieces do not
+# change what either engine computes per token.
+mktok() {
+    /usr/bin/python3 - "$1" "$2" <<'PY'
+import struct, sys
+path, n = sys.argv[1], int(sys.argv[2])
+pieces = [b"<unk>", b"\n<s>\n", b"\n</s>\n"] + [b"<0x%02X>" % i for i in range(256)]
+pieces += [b" w%d" % i for i in range(n - len(pieces))]
+with open(path, "wb") as f:
+    f.write(struct.pack("<i", max(len(p) for p in pieces)))
+    for i, p in enumerate(pieces):
+        f.write(struct.pack("<fi", -float(i), len(p)) + p)
+PY
+}
+
 for sh in $shapes; do
     echo "== writing a random $sh checkpoint and its GGUF conversions in $tmp"
     # shellcheck disable=SC2086 # the shape is a list of numbers
     "$bin" mkckpt "$tmp/ckpt.bin" ${shape[$sh]}
+    # shellcheck disable=SC2086
+    mktok "$tmp/tok.bin" "$(set -- ${shape[$sh]}; echo "$6")"
     for m in f32 q8_0 q4_k_m; do
-        "$bin" convert --in "$tmp/ckpt.bin" --out "$tmp/$sh-$m.gguf" --type "$m"
+        "$bin" convert --in "$tmp/ckpt.bin" --tokenizer "$tmp/tok.bin" \
+            --out "$tmp/$sh-$m.gguf" --type "$m"
         models+=("$sh-$m")
     done
-    rm "$tmp/ckpt.bin"
+    rm "$tmp/ckpt.bin" "$tmp/tok.bin"
 done
 
 # get KEY CMD...: the value of the "KEY value" line CMD prints.
@@ -70,7 +90,22 @@ get() {
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (b > a) ? b : a }'; }
 min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == 0 || b < a) ? b : a }'; }
 
-declare -A ours
+declare -A ours llama
+# llama_run MODEL THREADS: llama.cpp's prompt and decode tok/s on the same
+# file, into llama[MODEL.THREADS.pp|tg].
+llama_run() {
+    local csv pp tg
+    csv=$("$LLAMA_BENCH" -m "$tmp/$1.gguf" -t "$2" -p "$TOKENS" -n "$TOKENS" -r "$REPEAT" -o csv)
+    # avg_ts of the prompt row (n_gen 0) and the decode row (n_prompt 0).
+    read -r pp tg < <(awk -F, '
+        NR == 1 { for (i = 1; i <= NF; i++) { gsub(/"/, "", $i); c[$i] = i } next }
+        { gsub(/"/, "") }
+        $c["n_gen"] == 0 { pp = $c["avg_ts"] }
+        $c["n_prompt"] == 0 { tg = $c["avg_ts"] }
+        END { print pp, tg }' <<<"$csv")
+    llama[$1.$2.pp]=$pp
+    llama[$1.$2.tg]=$tg
+}
 echo "== machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '\n%-16s %-7s %8s %8s %10s %10s %12s %9s %9s %8s\n' model threads \
     tok/s "tok/s*" "MB/token" "bw GB/s" "GB/s used*" "of bound" "bound*" \
@@ -92,6 +127,7 @@ for m in "${models[@]}"; do
         done
         ours[$m.$t.tg]=$tps
         ours[$m.$t.pp]=$prompt
+        [ -z "${LLAMA_BENCH:-}" ] || llama_run "$m" "$t"
         awk -v m="$m" -v t="$t" -v tps="$tps" -v f="$fast" -v b="$bytes" \
             -v bw="$bw" -v p="$prompt" \
             'BEGIN { printf "%-16s %-7s %8.1f %8.1f %10.1f %10.2f %12.2f %8.0f%% %8.0f%% %8.1f\n",
@@ -134,21 +170,13 @@ done
 
 if [ -n "${LLAMA_BENCH:-}" ]; then
     echo
-    echo "== llama.cpp: $LLAMA_BENCH (prompt $TOKENS, decode $TOKENS)"
+    echo "== llama.cpp: $LLAMA_BENCH (prompt $TOKENS, decode $TOKENS; each run"
+    echo "   right after ours on the same file and thread count)"
     printf '%-16s %-7s %10s %10s %8s %10s %10s %8s\n' model threads \
         "ll pp t/s" "our pp" ratio "ll tg t/s" "our tg" ratio
     for m in "${models[@]}"; do
         for t in 1 2; do
-            csv=$("$LLAMA_BENCH" -m "$tmp/$m.gguf" -t "$t" -p "$TOKENS" \
-                -n "$TOKENS" -r "$REPEAT" -o csv)
-            # avg_ts of the prompt row (n_gen 0) and the decode row.
-            read -r pp tg < <(awk -F, '
-                NR == 1 { for (i = 1; i <= NF; i++) { gsub(/"/, "", $i); c[$i] = i } next }
-                { gsub(/"/, "") }
-                $c["n_gen"] == 0 { pp = $c["avg_ts"] }
-                $c["n_prompt"] == 0 { tg = $c["avg_ts"] }
-                END { print pp, tg }' <<<"$csv")
-            awk -v m="$m" -v t="$t" -v lp="$pp" -v lt="$tg" \
+            awk -v m="$m" -v t="$t" -v lp="${llama[$m.$t.pp]}" -v lt="${llama[$m.$t.tg]}" \
                 -v op="${ours[$m.$t.pp]}" -v ot="${ours[$m.$t.tg]}" \
                 'BEGIN { printf "%-16s %-7s %10.1f %10.1f %7.2fx %10.1f %10.1f %7.2fx\n",
                                 m, t, lp, op, op / lp, lt, ot, ot / lt }'
