@@ -108,7 +108,7 @@ def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds):
         p.poll(0)
     probe("warm")
     p.flush(10)
-    aisle_env.wait_for(lambda: r.cmd("ZSCORE", "aisle:u:{probe}:items", "warm") is not None,
+    aisle_env.wait_for(lambda: r.cmd("HGET", "aisle:u:{probe}:profile", "i:warm") is not None,
                        60, "the worker to start applying")
     sent = {}
     done = threading.Event()
@@ -120,7 +120,7 @@ def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds):
             for k in list(sent):
                 pending[k] = sent.pop(k)
             for k, t0 in list(pending.items()):
-                if r.cmd("ZSCORE", "aisle:u:{probe}:items", k) is not None:
+                if r.cmd("HGET", "aisle:u:{probe}:profile", "i:" + k) is not None:
                     delays.append((time.time() - t0) * 1000)
                     del pending[k]
             if done.is_set() and time.time() > end_by:

@@ -52,16 +52,18 @@
  * event at t adds w·2^((t−lm)/H), and a reader multiplies by 2^(−(now−lm)/H);
  * when t runs more than 64 half-lives past lm, the user's decayed fields
  * are rescaled once to a landmark at t, so values stay far from overflow
- * (2^64 at most, against double's 2^1023). Each kind's member count is kept
- * in "#<kind>"; when one passes its bound by a quarter (16 at least), every
- * kind over its bound is trimmed, lightest (oldest) first: trimming reads
- * the whole hash, so it is amortized over that many new members, and
- * readers return at most the bound. The ids are trimmed to their window
- * each time the count of applied events passes a multiple of trim_every.
- * The TTL is refreshed and never cuts the erasure mark's keep_s short.
- * Calls take at most 4000 arguments (Lua's stack), so long lists go in
- * pieces. Returns one '1' (applied) or '0' (duplicate or erased) per event,
- * in order.
+ * (2^64 at most, against double's 2^1023). The count of member fields is
+ * kept in "m"; when it passes the sum of the kinds' bounds by a quarter (16
+ * at least), every kind over its bound is trimmed, lightest (oldest) first:
+ * trimming reads the whole hash, so it is amortized over that many new
+ * members, and readers return at most the bound. The ids are trimmed to
+ * their window each time the count of applied events passes a multiple of
+ * trim_every. The TTL is refreshed and never cuts the erasure mark's keep_s
+ * short. Calls take at most 4000 arguments (Lua's stack), so long lists go
+ * in pieces. The Lua work per event is kept small (globals as locals, a
+ * field's value left as the string Redis gave until an event changes it):
+ * measured, it cost as much as the commands it saves. Returns one '1'
+ * (applied) or '0' (duplicate or erased) per event, in order.
  * KEYS: per run, profile events
  * ARGV: max_items max_creators max_categories max_seen max_purchased
  *       window_count window_cutoff_ms now_ms ttl_s keep_s half_life_ms
@@ -71,14 +73,19 @@
  *       dismissal), seen ("s:ID"), purchased ("p:ID"), creator ("c:ID"),
  *       category ("g:NAME"), brand ("b:NAME"). */
 static const char profile_apply_lua[] =
+    "local tonumber, type, format, rcall = tonumber, type, string.format, redis.call\n"
     "local H, T, now = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[8]\n"
     "local bound = {i = tonumber(ARGV[1]), d = tonumber(ARGV[1]), c = tonumber(ARGV[2]),\n"
     "               g = tonumber(ARGV[3]), b = tonumber(ARGV[3]), s = tonumber(ARGV[4]),\n"
     "               p = tonumber(ARGV[5])}\n"
+    "local total = 0\n"
+    "for _, v in pairs(bound) do total = total + v end\n"
+    "local high = total + math.max(16, math.floor(total / 4))\n"
     "local decayed = {i = true, d = true, c = true, g = true, b = true}\n"
-    "local P, val, dirty, count\n"
-    "local function num(x) return string.format('%.17g', x) end\n"
+    "local P, val, m\n"
+    "local function num(x) return format('%.17g', x) end\n"
     "local function call(cmd, key, list)\n"
+    "  if #list <= 4000 then return redis.call(cmd, key, unpack(list)) end\n"
     "  local r = {}\n"
     "  for s = 1, #list, 4000 do\n"
     "    local part = redis.call(cmd, key, unpack(list, s, math.min(#list, s + 3999)))\n"
@@ -86,27 +93,37 @@ static const char profile_apply_lua[] =
     "  end\n"
     "  return r\n"
     "end\n"
-    "local function put(f, v)\n"
-    "  if val[f] == false then local k = f:sub(1, 1); count[k] = count[k] + 1 end\n"
-    "  val[f] = v\n"
-    "  if not dirty[f] then dirty[f] = true; dirty[#dirty + 1] = f end\n"
+    "local function add(f, x)\n"
+    "  if f ~= '' then\n"
+    "    local v = val[f]\n"
+    "    if not v then m = m + 1; v = 0 end\n"
+    "    val[f] = v + x\n"
+    "  end\n"
     "end\n"
-    "local function add(f, x) if f ~= '' then put(f, (val[f] or 0) + x) end end\n"
     "local function latest(f, t)\n"
-    "  if f ~= '' and (not val[f] or val[f] < t) then put(f, t) end\n"
+    "  if f ~= '' then\n"
+    "    local v = val[f]\n"
+    "    if not v then m = m + 1; val[f] = t\n"
+    "    elseif tonumber(v) < t then val[f] = t end\n"
+    "  end\n"
     "end\n"
     "local function rebase(by)\n"
-    "  local all = redis.call('HGETALL', P)\n"
+    "  local all, h = redis.call('HGETALL', P), {}\n"
     "  for j = 1, #all, 2 do\n"
-    "    if val[all[j]] == nil then val[all[j]] = tonumber(all[j + 1]) end\n"
+    "    local f = all[j]\n"
+    "    if decayed[f:sub(1, 1)] and f:byte(2) == 58 then\n"
+    "      if val[f] then val[f] = val[f] * 2 ^ -by\n"
+    "      else\n"
+    "        h[#h + 1] = f; h[#h + 1] = num(all[j + 1] * 2 ^ -by)\n"
+    "      end\n"
+    "    end\n"
     "  end\n"
-    "  for f, v in pairs(val) do\n"
-    "    if v and decayed[f:sub(1, 1)] and f:byte(2) == 58 then put(f, v * 2 ^ -by) end\n"
-    "  end\n"
+    "  if #h > 0 then call('HSET', P, h) end\n"
     "end\n"
     "local function lighter(x, y) return x[1] < y[1] or (x[1] == y[1] and x[2] < y[2]) end\n"
     "local function trim()\n"
-    "  local all, by, del, h = redis.call('HGETALL', P), {}, {}, {}\n"
+    "  local all, by, del = redis.call('HGETALL', P), {}, {}\n"
+    "  m = 0\n"
     "  for k in pairs(bound) do by[k] = {} end\n"
     "  for j = 1, #all, 2 do\n"
     "    local l = all[j]:byte(2) == 58 and by[all[j]:sub(1, 1)]\n"
@@ -117,35 +134,32 @@ static const char profile_apply_lua[] =
     "      table.sort(l, lighter)\n"
     "      for j = 1, #l - bound[k] do del[#del + 1] = l[j][2] end\n"
     "    end\n"
-    "    h[#h + 1] = '#' .. k; h[#h + 1] = math.min(#l, bound[k])\n"
+    "    m = m + math.min(#l, bound[k])\n"
     "  end\n"
     "  call('HDEL', P, del)\n"
-    "  call('HSET', P, h)\n"
+    "  redis.call('HSET', P, 'm', m)\n"
     "end\n"
     "local out, a, b = {}, 13, 0\n"
     "while a <= #ARGV do\n"
     "  local E, mark, n = KEYS[b + 2], ARGV[a], tonumber(ARGV[a + 1])\n"
-    "  local q = {'last_ms', 'erased', 'lm', 'n', mark == '' and 'n' or mark,\n"
-    "             '#i', '#d', '#c', '#g', '#b', '#s', '#p'}\n"
+    "  local q = {'last_ms', 'erased', 'lm', 'n', 'm', mark == '' and 'n' or mark}\n"
     "  local e0, e1 = a + 2, a + 2 + 12 * (n - 1)\n"
-    "  P, val, dirty, count = KEYS[b + 1], {}, {}, {}\n"
+    "  P, val = KEYS[b + 1], {}\n"
     "  for i = e0, e1, 12 do\n"
     "    for j = i + 6, i + 11 do if ARGV[j] ~= '' then q[#q + 1] = ARGV[j] end end\n"
     "  end\n"
     "  local r = call('HMGET', P, q)\n"
     "  local last, erased = tonumber(r[1] or '0'), tonumber(r[2] or '-1')\n"
     "  local lm, cnt = tonumber(r[3] or ''), tonumber(r[4] or '0')\n"
-    "  local done = mark ~= '' and tonumber(r[5] or '-1') or -1\n"
-    "  local top, last0, lm0, cnt0, count0 = done, last, lm, cnt, {}\n"
-    "  for k = 6, 12 do\n"
-    "    local c = q[k]:sub(2)\n"
-    "    count[c] = tonumber(r[k] or '0'); count0[c] = count[c]\n"
-    "  end\n"
-    "  for k = 13, #q do if val[q[k]] == nil then val[q[k]] = r[k] and tonumber(r[k]) end end\n"
+    "  local m0 = tonumber(r[5] or '0')\n"
+    "  local done = mark ~= '' and tonumber(r[6] or '-1') or -1\n"
+    "  local top, last0, lm0, cnt0 = done, last, lm, cnt\n"
+    "  m = m0\n"
+    "  for k = 7, #q do val[q[k]] = r[k] end\n"
     "  for i = e0, e1, 12 do\n"
     "    local off, ts = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
     "    if (off >= 0 and off <= done) or tonumber(ARGV[i + 3]) <= erased or\n"
-    "       redis.call('ZADD', E, 'NX', now, ARGV[i]) == 0 then\n"
+    "       rcall('ZADD', E, 'NX', now, ARGV[i]) == 0 then\n"
     "      out[#out + 1] = '0'\n"
     "    else\n"
     "      out[#out + 1] = '1'\n"
@@ -161,23 +175,25 @@ static const char profile_apply_lua[] =
     "      cnt = cnt + 1\n"
     "    end\n"
     "  end\n"
-    "  local h, over = {}, false\n"
-    "  for k = 1, #dirty do h[#h + 1] = dirty[k]; h[#h + 1] = num(val[dirty[k]]) end\n"
+    "  local h = {}\n"
+    "  for k = 7, #q do\n"
+    "    local v = val[q[k]]\n"
+    "    if type(v) == 'number' then\n"
+    "      h[#h + 1] = q[k]; h[#h + 1] = num(v); val[q[k]] = nil\n"
+    "    end\n"
+    "  end\n"
     "  if top > done then h[#h + 1] = mark; h[#h + 1] = num(top) end\n"
     "  if last > last0 then h[#h + 1] = 'last_ms'; h[#h + 1] = num(last) end\n"
     "  if lm ~= lm0 then h[#h + 1] = 'lm'; h[#h + 1] = num(lm) end\n"
     "  if cnt > cnt0 then h[#h + 1] = 'n'; h[#h + 1] = cnt end\n"
-    "  for k, c in pairs(count) do\n"
-    "    if c ~= count0[k] then h[#h + 1] = '#' .. k; h[#h + 1] = c end\n"
-    "    over = over or c > bound[k] + math.max(16, math.floor(bound[k] / 4))\n"
-    "  end\n"
-    "  call('HSET', P, h)\n"
-    "  if over then trim() end\n"
+    "  if m ~= m0 then h[#h + 1] = 'm'; h[#h + 1] = m end\n"
+    "  if #h > 0 then call('HSET', P, h) end\n"
+    "  if m > high then trim() end\n"
     "  if math.floor(cnt / T) > math.floor(cnt0 / T) then\n"
     "    redis.call('ZREMRANGEBYSCORE', E, '-inf', '(' .. ARGV[7])\n"
-    "    local m = redis.call('ZCARD', E)\n"
-    "    if m > tonumber(ARGV[6]) then\n"
-    "      redis.call('ZREMRANGEBYRANK', E, 0, m - ARGV[6] - 1)\n"
+    "    local z = redis.call('ZCARD', E)\n"
+    "    if z > tonumber(ARGV[6]) then\n"
+    "      redis.call('ZREMRANGEBYRANK', E, 0, z - ARGV[6] - 1)\n"
     "    end\n"
     "  end\n"
     "  if tonumber(ARGV[9]) > 0 and cnt > cnt0 then\n"

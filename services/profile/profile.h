@@ -14,8 +14,8 @@
  * decayed weight; s (seen) and p (purchased), by the time of the latest
  * such event. Its other fields: o:ORIGIN (the highest offset applied from
  * that topic:partition), last_ms (the last activity time), lm (the user's
- * landmark), n (the count of applied events), #KIND (the count of each
- * kind's members) and, after an erasure, erased (its time).
+ * landmark), n (the count of applied events), m (the count of member
+ * fields) and, after an erasure, erased (its time).
  *
  * Weights use forward decay kept linear: an event at time t adds
  * w·2^((t−lm)/H) for the user's landmark lm (its first event) and half-life
@@ -23,10 +23,10 @@
  * order by decayed weight, and nothing is rescored in the background. When
  * events run 64 half-lives past lm, the user's decayed fields are rescaled
  * once to a new landmark, so values never overflow. Every kind is bounded:
- * when a kind's count passes its bound by a quarter (16 at least), the
- * lightest (oldest) members of every kind over its bound are trimmed, so
- * trimming, which reads the whole hash, is amortized over that many new
- * members, and reads return at most the bound. With a TTL configured both
+ * when the count of members passes the sum of the bounds by a quarter (16
+ * at least), the lightest (oldest) members of every kind over its bound
+ * are trimmed, so trimming, which reads the whole hash, is amortized over
+ * that many new members, and reads return at most each kind's bound. With a TTL configured both
  * keys expire after that long without an event. One script call carries
  * many users' events when one node serves every slot, and a slot's in a
  * cluster.

@@ -162,46 +162,57 @@ static void test_check_id(void) {
                    AISLE_EINVAL && strstr(err, "control"));
 }
 
-/* The items in the profile hash by its own count ("#i") and by its fields. */
-static void item_counts(long long *kept, long long *fields) {
-    redisReply *r = raw("HGET %s #i", "aisle:u:{trim}:profile");
-    *kept = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
+/* The profile hash's count of members ("m"), and its member and item
+ * fields as counted. */
+static void member_counts(long long *m, long long *members, long long *items) {
+    redisReply *r = raw("HGET %s m", "aisle:u:{trim}:profile");
+    *m = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
     if (r) freeReplyObject(r);
     r = raw("HKEYS %s", "aisle:u:{trim}:profile");
-    *fields = 0;
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
-        *fields += strncmp(r->element[i]->str, "i:", 2) == 0;
+    *members = *items = 0;
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const char *f = r->element[i]->str;
+        *members += f[0] && f[1] == ':' && f[0] != 'o';
+        *items += strncmp(f, "i:", 2) == 0;
+    }
     if (r) freeReplyObject(r);
 }
 
-/* A kind grows past its bound (5 items here) by at most 16 members (a
- * quarter when that is more) before it is trimmed back to the bound, and
- * reads never show the surplus. */
+/* The members grow past the sum of the bounds (5 of each kind here, 35) by
+ * at most 16 (a quarter when that is more) before every kind is trimmed
+ * back to its bound, and reads never show the surplus. */
 static void test_trimming_is_amortized(void) {
-    profile_store *ps = open_store(5);
+    profile_config cfg;
+    profile_store *ps;
     int64_t now = clock_wall_ms();
     char ev[100][16], it[100][16], err[256];
     Aisle__V1__Signal s[100];
     Aisle__V1__Signal *ptr[1];
-    long long kept, fields;
+    long long m, members, items;
     profile p;
-    TEST_REQUIRE(ps != NULL);
+    profile_config_default(&cfg);
+    cfg.half_life_s = 3600;
+    cfg.max_items = cfg.max_creators = cfg.max_categories = cfg.max_seen = 5;
+    cfg.max_purchased = 5;
+    TEST_REQUIRE(profile_store_open(rp.addr, &cfg, &ps, err, sizeof(err)) == 0);
     for (int i = 0; i < 100; i++) {
         snprintf(ev[i], sizeof(ev[i]), "t%d", i);
         snprintf(it[i], sizeof(it[i]), "it%d", i);
         s[i] = sig(ev[i], "trim", AISLE__V1__SIGNAL_KIND__VIEW, it[i], now - 100000 + i * 1000);
         ptr[0] = &s[i];
         TEST_CHECK(apply(ps, ptr, 1) == 1);
-        item_counts(&kept, &fields);
-        TEST_CHECK(kept == fields && kept <= 5 + 16);
+        member_counts(&m, &members, &items);
+        TEST_CHECK(m == members && m <= 35 + 16);
         TEST_REQUIRE(profile_get(ps, "trim", now, 100, &p, err, sizeof(err)) == 0);
-        TEST_CHECK(p.n_items == (i < 5 ? (size_t)i + 1 : 5));
+        TEST_CHECK(p.n_items == (i < 5 ? (size_t)i + 1 : 5) && p.n_seen == p.n_items);
         TEST_CHECK(strcmp(p.items[0].id, it[i]) == 0); /* the newest is the heaviest */
         profile_clear(&p);
     }
-    /* Trimmed at the 22nd, 39th, 56th, 73rd and 90th item: 5 + 10 since. */
-    item_counts(&kept, &fields);
-    TEST_CHECK(kept == 15 && fields == 15);
+    /* Each view adds an item and a seen member (the creator is one for
+     * all): 2k + 1 members, trimmed to 11 at the 26th view, then at the
+     * 47th, 68th and 89th; 11 since. */
+    member_counts(&m, &members, &items);
+    TEST_CHECK(m == 33 && members == 33 && items == 16);
     profile_store_close(ps);
 }
 
