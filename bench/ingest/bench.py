@@ -208,6 +208,19 @@ def commandstats(port):
     return out
 
 
+def redis_cpu(port):
+    """Seconds of CPU redis-server has used (INFO cpu, user + system): unlike
+    its commandstats' microseconds, which are wall time inside each call,
+    this does not grow when other work holds the cores."""
+    info = dict(l.split(":", 1) for l in Resp(port).cmd("INFO", "cpu").splitlines()
+                if ":" in l)
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def load():
+    return "load average %.1f" % os.getloadavg()[0]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=int, default=20000)
@@ -227,8 +240,8 @@ def main():
 
         offered, delays, probes = delay_run(procs, ev, brokers, redis_addr, port, a.rate,
                                             a.seconds)
-        print("offered load: %.0f signals/s for %d s, %d probes, %d seen applied"
-              % (offered, a.seconds, probes, len(delays)))
+        print("offered load: %.0f signals/s for %d s, %d probes, %d seen applied (%s)"
+              % (offered, a.seconds, probes, len(delays), load()))
         if delays:
             print("event-to-profile delay: p50 %.1f ms, p99 %.1f ms, max %.1f ms"
                   % (statistics.median(delays), pct(delays, 99), max(delays)))
@@ -239,11 +252,15 @@ def main():
                        check=True, capture_output=True)
         total = end_offsets(brokers)
         print("backlog: %d signals in %d partitions" % (total, PARTITIONS))
+        best = 0
         for workers in (1, 2):
             Resp(port).cmd("CONFIG", "RESETSTAT")
+            cpu0 = redis_cpu(port)
             rate = drain_run(procs, brokers, redis_addr, port, workers, total)
-            print("sustained with %d worker%s: %.0f signals/s"
-                  % (workers, "s" if workers > 1 else "", rate))
+            best = max(best, rate)
+            print("sustained with %d worker%s: %.0f signals/s (%s)"
+                  % (workers, "s" if workers > 1 else "", rate, load()))
+            print("  redis-server CPU: %.1f us a signal" % ((redis_cpu(port) - cpu0) * 1e6 / total))
             stats = commandstats(port)
             inner = sum(c for k, (c, _) in stats.items() if k not in ("evalsha", "info", "config",
                                                                       "flushall"))
@@ -267,9 +284,11 @@ def main():
         mon.kill()
         procs.stop(w)
         print("bound, redis-benchmark EVALSHA of the apply script (1 event a call, -P 64): "
-              "%.0f signals/s" % bound(port, sha))
+              "%.0f signals/s (%s)" % (bound(port, sha), load()))
+        b64 = bound(port, sha, 64)
         print("bound, the same with 64 users' events a call (as ingest sends them): "
-              "%.0f signals/s" % bound(port, sha, 64))
+              "%.0f signals/s (%s); the best sustained rate is %.0f %% of it"
+              % (b64, load(), 100 * best / b64))
     finally:
         procs.close()
 
