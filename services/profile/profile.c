@@ -35,111 +35,174 @@
     "  if n > max then redis.call('ZREMRANGEBYRANK', key, 0, n - max - 1) end\n" \
     "end\n"
 
-/* Weights are linear against a per-user landmark (meta's field "lm", the
- * time of the user's first event): an event at time t adds
- * w·2^((t−lm)/H), so adding is one ZINCRBY, and a reader multiplies by
- * 2^(−(now−lm)/H). When t runs more than PROFILE_REBASE half-lives past
- * lm, the user's decayed sets are rescaled once to a landmark at t, so
- * scores stay far from overflow (2^64 at most, against double's 2^1023). */
-#define PROFILE_REBASE "64"
-
 /* Events of one or more (user, origin) runs, each applied atomically: one
  * call carries as many runs as share a slot (on a single node, many users).
+ * A user is two keys: the hash `profile` (every member, prefixed by its
+ * kind, and the user's meta fields; see profile.h) and the sorted set
+ * `events` (remembered event ids). A run reads every field its events touch
+ * with one HMGET, sums in Lua, and writes them back with one HSET, so Redis
+ * does three commands for a run of one event (HMGET, ZADD NX, HSET) and one
+ * more per further event (its ZADD NX), whatever the event touches.
  * For each event: skip it if its offset is at or below the origin's mark,
- * if it was produced at or before the user's erasure mark (meta's field
- * "erased", set by profile_delete), or if its id is remembered (ZADD NX
- * says so); else add its weight to the item (or to the dismissed set), the
- * creator, category and brand, and note the item as seen (and purchased).
- * Then raise the origin's mark, the latest activity time and the count of
- * applied events in one HSET. Sets are trimmed to their bounds (lightest,
- * or oldest, first) and the remembered ids to their window each time the
- * count passes a multiple of trim_every, so a set holds at most trim_every
- * members past its bound, which readers never return. The TTL is refreshed
- * and never cuts the erasure mark's keep_s short. Returns one '1' (applied)
- * or '0' (duplicate or erased) per event, in order.
- * KEYS: per run, items creators dismissed events meta seen purchased
- *       categories brands
+ * if it was produced at or before the user's erasure mark ("erased", set by
+ * profile_delete), or if its id is remembered (ZADD NX says so); else add
+ * its weights to its item (or dismissed item), creator, category and brand
+ * fields, and raise its seen (and purchased) field to its time. Weights are
+ * linear against the user's landmark lm (the time of the first event): an
+ * event at t adds w·2^((t−lm)/H), and a reader multiplies by 2^(−(now−lm)/H);
+ * when t runs more than 64 half-lives past lm, the user's decayed fields
+ * are rescaled once to a landmark at t, so values stay far from overflow
+ * (2^64 at most, against double's 2^1023). The count of member fields is
+ * kept in "m"; when it passes the sum of the kinds' bounds by a quarter (16
+ * at least), every kind over its bound is trimmed, lightest (oldest) first:
+ * trimming reads the whole hash, so it is amortized over that many new
+ * members, and readers return at most the bound. The ids are trimmed to
+ * their window each time the count of applied events passes a multiple of
+ * trim_every. The TTL is refreshed and never cuts the erasure mark's keep_s
+ * short. Calls take at most 4000 arguments (Lua's stack), so long lists go
+ * in pieces. The Lua work per event is kept small (globals as locals, a
+ * field's value left as the string Redis gave until an event changes it):
+ * measured, it cost as much as the commands it saves. Returns one '1'
+ * (applied) or '0' (duplicate or erased) per event, in order.
+ * KEYS: per run, profile events
  * ARGV: max_items max_creators max_categories max_seen max_purchased
  *       window_count window_cutoff_ms now_ms ttl_s keep_s half_life_ms
- *       trim_every, then per run: mark n, then n events of
- *       event_id offset ts_ms kind item w creator creator_w category brand
- *       produced_ms  (kind: d dismiss, p purchase, f follow, i other) */
+ *       trim_every, then per run: mark field ("o:topic:partition", or ""), n,
+ *       then n events of event_id offset ts_ms produced_ms w creator_w and
+ *       the fields it touches, "" for none: item ("i:ID", or "d:ID" for a
+ *       dismissal), seen ("s:ID"), purchased ("p:ID"), creator ("c:ID"),
+ *       category ("g:NAME"), brand ("b:NAME"). */
 static const char profile_apply_lua[] =
-    "local H, T = tonumber(ARGV[11]), tonumber(ARGV[12])\n"
-    "local bounds = {[1] = ARGV[1], [3] = ARGV[1], [2] = ARGV[2], [8] = ARGV[3],\n"
-    "                [9] = ARGV[3], [6] = ARGV[4], [7] = ARGV[5]}\n"
-    /* Redis writes a number argument with 17 digits; integers kept in
-     * meta go as strings, exactly. */
-    "local function num(x) return string.format('%.17g', x) end\n"
-    "local function trim(key, max)\n"
-    "  local n = redis.call('ZCARD', key)\n"
-    "  if n > max then redis.call('ZREMRANGEBYRANK', key, 0, n - max - 1) end\n"
-    "end\n"
-    /* Scales the decayed sets of the run's user by 2^-by. */
-    "local function rebase(b, by)\n"
-    "  for _, k in ipairs({1, 2, 3, 8, 9}) do\n"
-    "    local r = redis.call('ZRANGE', KEYS[b + k], 0, -1, 'WITHSCORES')\n"
-    "    local z = {}\n"
-    "    for j = 1, #r, 2 do z[#z + 1] = num(r[j + 1] * 2 ^ -by); z[#z + 1] = r[j] end\n"
-    "    if #z > 0 then redis.call('ZADD', KEYS[b + k], unpack(z)) end\n"
+    "local tonumber, type, format, rcall = tonumber, type, string.format, redis.call\n"
+    "local H, T, now = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[8]\n"
+    "local bound = {i = tonumber(ARGV[1]), d = tonumber(ARGV[1]), c = tonumber(ARGV[2]),\n"
+    "               g = tonumber(ARGV[3]), b = tonumber(ARGV[3]), s = tonumber(ARGV[4]),\n"
+    "               p = tonumber(ARGV[5])}\n"
+    "local total = 0\n"
+    "for _, v in pairs(bound) do total = total + v end\n"
+    "local high = total + math.max(16, math.floor(total / 4))\n"
+    "local decayed = {i = true, d = true, c = true, g = true, b = true}\n"
+    "local P, val, m\n"
+    "local function num(x) return format('%.17g', x) end\n"
+    "local function call(cmd, key, list)\n"
+    "  if #list <= 4000 then return redis.call(cmd, key, unpack(list)) end\n"
+    "  local r = {}\n"
+    "  for s = 1, #list, 4000 do\n"
+    "    local part = redis.call(cmd, key, unpack(list, s, math.min(#list, s + 3999)))\n"
+    "    if type(part) == 'table' then for j = 1, #part do r[#r + 1] = part[j] end end\n"
     "  end\n"
+    "  return r\n"
+    "end\n"
+    "local function add(f, x)\n"
+    "  if f ~= '' then\n"
+    "    local v = val[f]\n"
+    "    if not v then m = m + 1; v = 0 end\n"
+    "    val[f] = v + x\n"
+    "  end\n"
+    "end\n"
+    "local function latest(f, t)\n"
+    "  if f ~= '' then\n"
+    "    local v = val[f]\n"
+    "    if not v then m = m + 1; val[f] = t\n"
+    "    elseif tonumber(v) < t then val[f] = t end\n"
+    "  end\n"
+    "end\n"
+    "local function rebase(by)\n"
+    "  local all, h = redis.call('HGETALL', P), {}\n"
+    "  for j = 1, #all, 2 do\n"
+    "    local f = all[j]\n"
+    "    if decayed[f:sub(1, 1)] and f:byte(2) == 58 then\n"
+    "      if val[f] then val[f] = val[f] * 2 ^ -by\n"
+    "      else\n"
+    "        h[#h + 1] = f; h[#h + 1] = num(all[j + 1] * 2 ^ -by)\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  if #h > 0 then call('HSET', P, h) end\n"
+    "end\n"
+    "local function lighter(x, y) return x[1] < y[1] or (x[1] == y[1] and x[2] < y[2]) end\n"
+    "local function trim()\n"
+    "  local all, by, del = redis.call('HGETALL', P), {}, {}\n"
+    "  m = 0\n"
+    "  for k in pairs(bound) do by[k] = {} end\n"
+    "  for j = 1, #all, 2 do\n"
+    "    local l = all[j]:byte(2) == 58 and by[all[j]:sub(1, 1)]\n"
+    "    if l then l[#l + 1] = {tonumber(all[j + 1]), all[j]} end\n"
+    "  end\n"
+    "  for k, l in pairs(by) do\n"
+    "    if #l > bound[k] then\n"
+    "      table.sort(l, lighter)\n"
+    "      for j = 1, #l - bound[k] do del[#del + 1] = l[j][2] end\n"
+    "    end\n"
+    "    m = m + math.min(#l, bound[k])\n"
+    "  end\n"
+    "  call('HDEL', P, del)\n"
+    "  redis.call('HSET', P, 'm', m)\n"
     "end\n"
     "local out, a, b = {}, 13, 0\n"
     "while a <= #ARGV do\n"
-    "  local mark, n = ARGV[a], tonumber(ARGV[a + 1])\n"
-    "  local meta = redis.call('HMGET', KEYS[b + 5], mark == '' and 'last_ms' or mark,\n"
-    "                          'last_ms', 'erased', 'lm', 'n')\n"
-    "  local done = mark ~= '' and tonumber(meta[1] or '-1') or -1\n"
-    "  local top, last, erased = done, tonumber(meta[2] or '0'), tonumber(meta[3] or '-1')\n"
-    "  local lm, cnt = tonumber(meta[4] or ''), tonumber(meta[5] or '0')\n"
-    "  local last0, lm0, cnt0 = last, lm, cnt\n"
-    "  for i = a + 2, a + 1 + 11 * n - 1, 11 do\n"
-    "    local off, ts, kind = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]\n"
-    "    if (off >= 0 and off <= done) or tonumber(ARGV[i + 10]) <= erased or\n"
-    "       redis.call('ZADD', KEYS[b + 4], 'NX', ARGV[8], ARGV[i]) == 0 then\n"
+    "  local E, mark, n = KEYS[b + 2], ARGV[a], tonumber(ARGV[a + 1])\n"
+    "  local q = {'last_ms', 'erased', 'lm', 'n', 'm', mark == '' and 'n' or mark}\n"
+    "  local e0, e1 = a + 2, a + 2 + 12 * (n - 1)\n"
+    "  P, val = KEYS[b + 1], {}\n"
+    "  for i = e0, e1, 12 do\n"
+    "    for j = i + 6, i + 11 do if ARGV[j] ~= '' then q[#q + 1] = ARGV[j] end end\n"
+    "  end\n"
+    "  local r = call('HMGET', P, q)\n"
+    "  local last, erased = tonumber(r[1] or '0'), tonumber(r[2] or '-1')\n"
+    "  local lm, cnt = tonumber(r[3] or ''), tonumber(r[4] or '0')\n"
+    "  local m0 = tonumber(r[5] or '0')\n"
+    "  local done = mark ~= '' and tonumber(r[6] or '-1') or -1\n"
+    "  local top, last0, lm0, cnt0 = done, last, lm, cnt\n"
+    "  m = m0\n"
+    "  for k = 7, #q do val[q[k]] = r[k] end\n"
+    "  for i = e0, e1, 12 do\n"
+    "    local off, ts = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
+    "    if (off >= 0 and off <= done) or tonumber(ARGV[i + 3]) <= erased or\n"
+    "       rcall('ZADD', E, 'NX', now, ARGV[i]) == 0 then\n"
     "      out[#out + 1] = '0'\n"
     "    else\n"
     "      out[#out + 1] = '1'\n"
     "      if off > top then top = off end\n"
     "      if not lm then lm = ts\n"
-    "      elseif (ts - lm) / H > " PROFILE_REBASE " then rebase(b, (ts - lm) / H); lm = ts end\n"
-    "      local f, item = 2 ^ ((ts - lm) / H), ARGV[i + 4]\n"
-    "      local w = ARGV[i + 5] * f\n"
-    "      if item ~= '' and kind == 'd' then\n"
-    "        redis.call('ZINCRBY', KEYS[b + 3], w, item)\n"
-    "      elseif item ~= '' then\n"
-    "        redis.call('ZINCRBY', KEYS[b + 1], w, item)\n"
-    "        redis.call('ZADD', KEYS[b + 6], 'GT', ARGV[i + 2], item)\n"
-    "        if kind == 'p' then redis.call('ZADD', KEYS[b + 7], 'GT', ARGV[i + 2], item) end\n"
-    "        if ARGV[i + 8] ~= '' then redis.call('ZINCRBY', KEYS[b + 8], w, ARGV[i + 8]) end\n"
-    "        if ARGV[i + 9] ~= '' then redis.call('ZINCRBY', KEYS[b + 9], w, ARGV[i + 9]) end\n"
-    "      end\n"
-    "      if ARGV[i + 6] ~= '' then\n"
-    "        redis.call('ZINCRBY', KEYS[b + 2], ARGV[i + 7] * f, ARGV[i + 6])\n"
-    "      end\n"
+    "      elseif (ts - lm) / H > 64 then rebase((ts - lm) / H); lm = ts end\n"
+    "      local f = 2 ^ ((ts - lm) / H)\n"
+    "      local w = ARGV[i + 4] * f\n"
+    "      add(ARGV[i + 6], w); add(ARGV[i + 9], ARGV[i + 5] * f)\n"
+    "      add(ARGV[i + 10], w); add(ARGV[i + 11], w)\n"
+    "      latest(ARGV[i + 7], ts); latest(ARGV[i + 8], ts)\n"
     "      if ts > last then last = ts end\n"
     "      cnt = cnt + 1\n"
     "    end\n"
     "  end\n"
     "  local h = {}\n"
+    "  for k = 7, #q do\n"
+    "    local v = val[q[k]]\n"
+    "    if type(v) == 'number' then\n"
+    "      h[#h + 1] = q[k]; h[#h + 1] = num(v); val[q[k]] = nil\n"
+    "    end\n"
+    "  end\n"
     "  if top > done then h[#h + 1] = mark; h[#h + 1] = num(top) end\n"
     "  if last > last0 then h[#h + 1] = 'last_ms'; h[#h + 1] = num(last) end\n"
     "  if lm ~= lm0 then h[#h + 1] = 'lm'; h[#h + 1] = num(lm) end\n"
     "  if cnt > cnt0 then h[#h + 1] = 'n'; h[#h + 1] = cnt end\n"
-    "  if #h > 0 then redis.call('HSET', KEYS[b + 5], unpack(h)) end\n"
+    "  if m ~= m0 then h[#h + 1] = 'm'; h[#h + 1] = m end\n"
+    "  if #h > 0 then call('HSET', P, h) end\n"
+    "  if m > high then trim() end\n"
     "  if math.floor(cnt / T) > math.floor(cnt0 / T) then\n"
-    "    for k, max in pairs(bounds) do trim(KEYS[b + k], tonumber(max)) end\n"
-    "    redis.call('ZREMRANGEBYSCORE', KEYS[b + 4], '-inf', '(' .. ARGV[7])\n"
-    "    trim(KEYS[b + 4], tonumber(ARGV[6]))\n"
-    "  end\n"
-    "  if tonumber(ARGV[9]) > 0 and cnt > cnt0 then\n"
-    "    for k = 1, 9 do redis.call('EXPIRE', KEYS[b + k], ARGV[9]) end\n"
-    "    local keep = math.ceil((erased + ARGV[10] * 1000 - ARGV[8]) / 1000)\n"
-    "    if erased >= 0 and keep > tonumber(ARGV[9]) then\n"
-    "      redis.call('EXPIRE', KEYS[b + 5], keep)\n"
+    "    redis.call('ZREMRANGEBYSCORE', E, '-inf', '(' .. ARGV[7])\n"
+    "    local z = redis.call('ZCARD', E)\n"
+    "    if z > tonumber(ARGV[6]) then\n"
+    "      redis.call('ZREMRANGEBYRANK', E, 0, z - ARGV[6] - 1)\n"
     "    end\n"
     "  end\n"
-    "  a, b = a + 2 + 11 * n, b + 9\n"
+    "  if tonumber(ARGV[9]) > 0 and cnt > cnt0 then\n"
+    "    local keep = math.ceil((erased + ARGV[10] * 1000 - ARGV[8]) / 1000)\n"
+    "    redis.call('EXPIRE', E, ARGV[9])\n"
+    "    if erased < 0 or keep <= tonumber(ARGV[9]) then keep = ARGV[9] end\n"
+    "    redis.call('EXPIRE', P, keep)\n"
+    "  end\n"
+    "  a, b = a + 2 + 12 * n, b + 2\n"
     "end\n"
     "return table.concat(out)\n";
 
@@ -164,22 +227,22 @@ static const char profile_popular_lua[] =
 #define PROFILE_MAX_CATEGORY 1024        /* ingest's facts learn none longer */
 #define PROFILE_TRENDING_KEY_MAX (sizeof(PROFILE_TRENDING_PREFIX) + PROFILE_MAX_CATEGORY)
 
-/* Erasure: every key of the profile goes, and meta keeps only the erasure
- * mark, the time (Redis's clock, the one clock every writer shares), for
- * keep_s, the log's retention: a replay of what was produced before cannot
- * bring the profile back. The mark lives in meta, a key every call already
- * names, so a slot migration never finds a call's keys half moved. Returns
- * the number of keys that held something of the profile.
- * KEYS: as for apply (meta 5th)  ARGV: keep_s */
+/* Erasure: both keys of the profile go, and the profile hash keeps only
+ * the erasure mark, the time (Redis's clock, the one clock every writer
+ * shares), for keep_s, the log's retention: a replay of what was produced
+ * before cannot bring the profile back. The mark lives in the hash every
+ * call already names, so a slot migration never finds a call's keys half
+ * moved. Returns the number of keys that held something of the profile.
+ * KEYS: as for apply (profile first)  ARGV: keep_s */
 static const char profile_delete_lua[] =
     "local t = redis.call('TIME')\n"
-    "local only_mark = redis.call('HLEN', KEYS[5]) == 1 and\n"
-    "                  redis.call('HEXISTS', KEYS[5], 'erased') == 1\n"
+    "local only_mark = redis.call('HLEN', KEYS[1]) == 1 and\n"
+    "                  redis.call('HEXISTS', KEYS[1], 'erased') == 1\n"
     "local n = redis.call('DEL', unpack(KEYS))\n"
     "if only_mark then n = n - 1 end\n"
-    "redis.call('HSET', KEYS[5], 'erased',\n"
+    "redis.call('HSET', KEYS[1], 'erased',\n"
     "           string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000)))\n"
-    "redis.call('EXPIRE', KEYS[5], ARGV[1])\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
     "return n\n";
 
 enum { PROFILE_SCRIPT_APPLY, PROFILE_SCRIPT_POPULAR, PROFILE_SCRIPT_DELETE, PROFILE_NSCRIPTS };
@@ -322,9 +385,7 @@ static double profile_event_log(const profile_store *ps, const Aisle__V1__Signal
     return log(profile_event_weight(ps, s)) + profile_log_time(ps, s->ts_ms);
 }
 
-enum { PROFILE_KEY_ITEMS, PROFILE_KEY_CREATORS, PROFILE_KEY_DISMISSED,
-       PROFILE_KEY_EVENTS, PROFILE_KEY_META, PROFILE_KEY_SEEN, PROFILE_KEY_PURCHASED,
-       PROFILE_KEY_CATEGORIES, PROFILE_KEY_BRANDS, PROFILE_NKEYS };
+enum { PROFILE_KEY_PROFILE, PROFILE_KEY_EVENTS, PROFILE_NKEYS };
 
 size_t profile_key_tag(const char *user, char *out, size_t outlen) {
     static const char hex[] = "0123456789ABCDEF";
@@ -346,9 +407,7 @@ size_t profile_key_tag(const char *user, char *out, size_t outlen) {
 }
 
 static void profile_keys(const char *user, char keys[PROFILE_NKEYS][PROFILE_KEY_MAX]) {
-    static const char *names[PROFILE_NKEYS] = {
-        "items", "creators", "dismissed", "events", "meta",
-        "seen",  "purchased", "categories", "brands"};
+    static const char *names[PROFILE_NKEYS] = {"profile", "events"};
     static const char prefix[] = "aisle:u:{";
     char tag[3 * PROFILE_MAX_ID + 1];
     size_t n = profile_key_tag(user, tag, sizeof(tag));
@@ -385,15 +444,18 @@ static int profile_cmp_event(const void *pa, const void *pb, void *base) {
 #define PROFILE_CALL_RUNS 64
 #define PROFILE_TRIM_EVERY 64 /* applied events of a user between trims */
 #define PROFILE_HEAD_ARGS 12  /* the apply script's ARGV before the runs */
-#define PROFILE_EVENT_ARGS 11 /* and per event */
+#define PROFILE_EVENT_ARGS 12 /* and per event */
 
 /* Argument storage for one script call: numbers are formatted into `num`,
- * 32 bytes a slot, keys into `keys`, PROFILE_NKEYS a run. */
+ * 32 bytes a slot, keys into `keys`, PROFILE_NKEYS a run, and field names
+ * ("i:ID", ...) into `text`, sized by profile_text_bytes for the batch. */
 typedef struct profile_args {
     const char **argv;
     size_t *lens;
     char (*num)[32];
     char (*keys)[PROFILE_KEY_MAX];
+    char *text;
+    size_t text_used, text_cap;
     int argc, n_num;
 } profile_args;
 
@@ -434,29 +496,56 @@ static void profile_arg_num(profile_args *a, double v) {
     profile_arg_len(a, slot, (size_t)snprintf(slot, 32, "%.17g", v));
 }
 
-/* One event's arguments (see the script). */
+/* A field name, kind ':' name, or "" when name is empty or NULL. */
+static void profile_arg_field(profile_args *a, char kind, const char *name) {
+    size_t len = name ? strlen(name) : 0;
+    char *f = a->text + a->text_used;
+    if (len == 0) {
+        profile_arg_len(a, "", 0);
+        return;
+    }
+    assert(a->text_used + len + 3 <= a->text_cap);
+    f[0] = kind;
+    f[1] = ':';
+    memcpy(f + 2, name, len + 1);
+    a->text_used += len + 3;
+    profile_arg_len(a, f, len + 2);
+}
+
+/* Bytes of field names the event or its run's mark can take (see
+ * profile_arg_event and profile_queue_call). */
+static size_t profile_text_bytes(const profile_event *e) {
+    const Aisle__V1__Signal *s = e->sig;
+    size_t item = s->item_id ? strlen(s->item_id) : 0;
+    return 3 * (item + 3) + (s->creator_id ? strlen(s->creator_id) : 0) +
+           (e->category ? strlen(e->category) : 0) + (e->brand ? strlen(e->brand) : 0) +
+           (e->origin ? strlen(e->origin) : 0) + 4 * 3;
+}
+
+/* One event's arguments (see the script): a follow touches only its
+ * creator, a dismissal only its dismissed item, any other item event its
+ * item, seen (purchased), category and brand, and, with a quarter of its
+ * weight, its creator, about whom it says a little. */
 static void profile_arg_event(const profile_store *ps, const profile_event *e,
                               profile_args *a) {
     const Aisle__V1__Signal *s = e->sig;
     int follow = s->kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR;
     int dismiss = s->kind == AISLE__V1__SIGNAL_KIND__DISMISS;
+    int item = !follow && !dismiss && s->item_id && *s->item_id;
     double w = profile_event_weight(ps, s);
     profile_arg(a, s->event_id);
     profile_arg_int(a, e->origin ? e->offset : -1);
     profile_arg_int(a, s->ts_ms);
-    profile_arg(a, dismiss ? "d"
-                   : follow ? "f"
-                   : s->kind == AISLE__V1__SIGNAL_KIND__PURCHASE ? "p"
-                                                                : "i");
-    profile_arg(a, follow ? "" : s->item_id);
-    profile_arg_num(a, w);
-    /* An item interaction also says a little (a quarter) about its
-     * creator; a dismissal says nothing about the creator. */
-    profile_arg(a, dismiss ? "" : s->creator_id);
-    profile_arg_num(a, follow ? w : w * 0.25);
-    profile_arg(a, e->category);
-    profile_arg(a, e->brand);
     profile_arg_int(a, e->produced_ms > 0 ? e->produced_ms : s->ts_ms);
+    profile_arg_num(a, w);
+    profile_arg_num(a, follow ? w : w * 0.25);
+    profile_arg_field(a, dismiss ? 'd' : 'i', follow ? NULL : s->item_id);
+    profile_arg_field(a, 's', item ? s->item_id : NULL);
+    profile_arg_field(a, 'p', item && s->kind == AISLE__V1__SIGNAL_KIND__PURCHASE
+                                  ? s->item_id : NULL);
+    profile_arg_field(a, 'c', dismiss ? NULL : s->creator_id);
+    profile_arg_field(a, 'g', item ? e->category : NULL);
+    profile_arg_field(a, 'b', item ? e->brand : NULL);
 }
 
 /* Queues one script call for runs k0..k1-1; run k holds the events
@@ -467,6 +556,7 @@ static int profile_queue_call(profile_store *ps, const profile_event *ev, const 
     int64_t now = clock_wall_ms();
     char nkeys[16];
     a->argc = a->n_num = 0;
+    a->text_used = 0;
     snprintf(nkeys, sizeof(nkeys), "%zu", PROFILE_NKEYS * (k1 - k0));
     profile_arg(a, "EVALSHA");
     profile_arg(a, rcluster_sha(ps->rc, PROFILE_SCRIPT_APPLY));
@@ -489,8 +579,7 @@ static int profile_queue_call(profile_store *ps, const profile_event *ev, const 
     profile_arg_num(a, cfg->half_life_s * 1000.0);
     profile_arg_int(a, PROFILE_TRIM_EVERY);
     for (size_t k = k0; k < k1; k++) {
-        const char *origin = ev[order[start[k]]].origin;
-        profile_arg(a, origin ? origin : "");
+        profile_arg_field(a, 'o', ev[order[start[k]]].origin);
         profile_arg_int(a, (int64_t)(start[k + 1] - start[k]));
         for (size_t i = start[k]; i < start[k + 1]; i++) profile_arg_event(ps, &ev[order[i]], a);
     }
@@ -687,7 +776,9 @@ int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *er
                     PROFILE_EVENT_ARGS * n, sizeof(*a.lens));
     a.num = calloc(PROFILE_HEAD_ARGS + runs_max + 5 * n, sizeof(*a.num));
     a.keys = calloc(PROFILE_NKEYS * runs_max, sizeof(*a.keys));
-    if (!a.argv || !a.lens || !a.num || !a.keys) {
+    for (size_t i = 0; i < n; i++) a.text_cap += profile_text_bytes(&ev[i]);
+    a.text = malloc(a.text_cap);
+    if (!a.argv || !a.lens || !a.num || !a.keys || !a.text) {
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
@@ -724,24 +815,34 @@ out:
     free(a.lens);
     free(a.num);
     free(a.keys);
+    free(a.text);
     return rc;
 }
 
-/* How a sorted set's scores read as weights. */
+/* How stored values read as weights. */
 typedef enum {
     PROFILE_AS_TIME,   /* times (ms), as they are */
     PROFILE_AS_LINEAR, /* linear against the user's landmark (the apply script) */
     PROFILE_AS_LOG,    /* log space against PROFILE_LANDMARK_MS (popularity) */
 } profile_scale;
 
-/* Turns a WITHSCORES array into entries, weights as of now_ms; lm_ms is
+/* Turns n stored values in e[].weight into weights as of now_ms; lm_ms is
  * the user's landmark for PROFILE_AS_LINEAR. */
+static void profile_scale_weights(const profile_store *ps, profile_entry *e, size_t n,
+                                  int64_t now_ms, profile_scale scale, int64_t lm_ms) {
+    double now_log = profile_log_time(ps, now_ms);
+    double factor = exp2(-(double)(now_ms - lm_ms) / (ps->cfg.half_life_s * 1000.0));
+    for (size_t i = 0; i < n; i++) {
+        if (scale == PROFILE_AS_LINEAR) e[i].weight *= factor;
+        if (scale == PROFILE_AS_LOG) e[i].weight = exp(e[i].weight - now_log);
+    }
+}
+
+/* Turns a WITHSCORES array into entries, weights as of now_ms. */
 static int profile_entries_from(const profile_store *ps, const redisReply *r,
                                 int64_t now_ms, profile_scale scale, int64_t lm_ms,
                                 profile_entry **out, size_t *n_out) {
     size_t n = r->elements / 2;
-    double now_log = profile_log_time(ps, now_ms);
-    double factor = exp2(-(double)(now_ms - lm_ms) / (ps->cfg.half_life_s * 1000.0));
     profile_entry *e = NULL;
     *out = NULL;
     *n_out = 0;
@@ -755,9 +856,8 @@ static int profile_entries_from(const profile_store *ps, const redisReply *r,
         e[i].id = strndup(k->str, k->len);
         if (!e[i].id) goto fail;
         e[i].weight = strtod(v->str, NULL);
-        if (scale == PROFILE_AS_LINEAR) e[i].weight *= factor;
-        if (scale == PROFILE_AS_LOG) e[i].weight = exp(e[i].weight - now_log);
     }
+    profile_scale_weights(ps, e, n, now_ms, scale, lm_ms);
     *out = e;
     *n_out = n;
     return AISLE_OK;
@@ -784,23 +884,83 @@ void profile_clear(profile *p) {
     memset(p, 0, sizeof(*p));
 }
 
-/* Queues ZREVRANGE key 0 max-1 WITHSCORES. */
-static int profile_queue_range(profile_store *ps, const char *key, size_t max) {
-    char stop[24];
-    const char *argv[5] = {"ZREVRANGE", key, "0", stop, "WITHSCORES"};
-    size_t lens[5];
-    snprintf(stop, sizeof(stop), "%lld", (long long)max - 1);
-    for (int i = 0; i < 5; i++) lens[i] = strlen(argv[i]);
-    return rcluster_append(ps->rc, key, 5, argv, lens);
+/* Queues one command whose key is argv[1], and returns its single reply in
+ * *out, or an error code. */
+static int profile_one(profile_store *ps, const char *what, int argc, const char **argv,
+                       redisReply **out, char *err, size_t errlen) {
+    size_t nr;
+    redisReply **r;
+    int rc;
+    if (rcluster_append(ps->rc, argv[1], argc, argv, NULL)) {
+        rcluster_reset(ps->rc);
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    }
+    if ((rc = profile_exec(ps, what, &r, &nr, err, errlen)) != 0) return rc;
+    *out = r[0];
+    return 0;
 }
 
-/* A reply to HMGET last_ms lm: the two times, 0 when missing. */
-static int profile_meta_from(const redisReply *r, int64_t *last_ms, int64_t *lm_ms) {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) return AISLE_EFORMAT;
-    *last_ms = r->element[0]->type == REDIS_REPLY_STRING ? strtoll(r->element[0]->str, NULL, 10)
-                                                         : 0;
-    *lm_ms = r->element[1]->type == REDIS_REPLY_STRING ? strtoll(r->element[1]->str, NULL, 10)
-                                                       : 0;
+/* A member field of a profile hash, as profile_get sorts them: by kind
+ * (the letter before ':', as in PROFILE_KINDS), heaviest (latest) first,
+ * ties in the reverse order of ids, as ZREVRANGE had them. */
+typedef struct profile_field {
+    int kind;
+    const char *id; /* in the reply, after the prefix */
+    size_t len;
+    double v;
+} profile_field;
+
+#define PROFILE_KINDS_OF_MEMBERS "idcgbsp" /* the order of profile_get's lists */
+
+static int profile_cmp_field(const void *pa, const void *pb) {
+    const profile_field *a = pa, *b = pb;
+    int c;
+    if (a->kind != b->kind) return a->kind - b->kind;
+    if (a->v != b->v) return a->v > b->v ? -1 : 1;
+    c = memcmp(a->id, b->id, a->len < b->len ? a->len : b->len);
+    if (c) return -c;
+    return (a->len < b->len) - (a->len > b->len);
+}
+
+/* The fields of an HGETALL reply: members into f (one slot a pair, *nf of
+ * them), the last activity time and the landmark into *last_ms and *lm_ms
+ * (0 when missing). Returns AISLE_OK, or AISLE_EFORMAT for a reply that is
+ * not pairs of strings. */
+static int profile_fields_from(const redisReply *r, profile_field *f, size_t *nf,
+                               int64_t *last_ms, int64_t *lm_ms) {
+    *nf = 0;
+    *last_ms = *lm_ms = 0;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        const char *kind;
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            return AISLE_EFORMAT;
+        if (strcmp(k->str, "last_ms") == 0) *last_ms = strtoll(v->str, NULL, 10);
+        if (strcmp(k->str, "lm") == 0) *lm_ms = strtoll(v->str, NULL, 10);
+        if (k->len < 2 || k->str[1] != ':' || !k->str[0] ||
+            !(kind = strchr(PROFILE_KINDS_OF_MEMBERS, k->str[0])))
+            continue; /* meta fields, marks ("o:") */
+        f[*nf] = (profile_field){(int)(kind - PROFILE_KINDS_OF_MEMBERS), k->str + 2,
+                                 k->len - 2, strtod(v->str, NULL)};
+        (*nf)++;
+    }
+    return AISLE_OK;
+}
+
+/* Fills one of p's lists from sorted fields f[0..n) of one kind, at most
+ * max of them. Returns AISLE_OK or AISLE_ENOMEM. */
+static int profile_list_from(const profile_field *f, size_t n, size_t max,
+                             profile_entry **out, size_t *n_out) {
+    if (n > max) n = max;
+    if (n == 0) return AISLE_OK;
+    *out = calloc(n, sizeof(**out));
+    if (!*out) return AISLE_ENOMEM;
+    *n_out = n;
+    for (size_t i = 0; i < n; i++) {
+        (*out)[i].id = strndup(f[i].id, f[i].len);
+        if (!(*out)[i].id) return AISLE_ENOMEM;
+        (*out)[i].weight = f[i].v;
+    }
     return AISLE_OK;
 }
 
@@ -810,90 +970,60 @@ int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
     const profile_config *cfg = &ps->cfg;
     size_t items = max_items == 0 ? 1
                    : max_items < (size_t)cfg->max_items ? max_items : (size_t)cfg->max_items;
-    /* Each sorted set read, with its bound (sets may hold up to
-     * PROFILE_TRIM_EVERY members past it between trims), how its scores
-     * read, and where it goes. */
+    /* Each list, by kind as in PROFILE_KINDS_OF_MEMBERS, with its bound
+     * (the hash may hold a quarter more between trims) and how its values
+     * read. */
     const struct {
-        int key;
         size_t max;
         profile_scale scale;
         profile_entry **out;
         size_t *n;
-    } sets[] = {
-        {PROFILE_KEY_ITEMS, items, PROFILE_AS_LINEAR, &p->items, &p->n_items},
-        {PROFILE_KEY_CREATORS, (size_t)cfg->max_creators, PROFILE_AS_LINEAR, &p->creators,
-         &p->n_creators},
-        {PROFILE_KEY_DISMISSED, items, PROFILE_AS_LINEAR, &p->dismissed, &p->n_dismissed},
-        {PROFILE_KEY_CATEGORIES, (size_t)cfg->max_categories, PROFILE_AS_LINEAR,
-         &p->categories, &p->n_categories},
-        {PROFILE_KEY_BRANDS, (size_t)cfg->max_categories, PROFILE_AS_LINEAR, &p->brands,
-         &p->n_brands},
-        {PROFILE_KEY_SEEN, (size_t)cfg->max_seen, PROFILE_AS_TIME, &p->seen, &p->n_seen},
-        {PROFILE_KEY_PURCHASED, (size_t)cfg->max_purchased, PROFILE_AS_TIME, &p->purchased,
-         &p->n_purchased},
+    } lists[] = {
+        {items, PROFILE_AS_LINEAR, &p->items, &p->n_items},
+        {items, PROFILE_AS_LINEAR, &p->dismissed, &p->n_dismissed},
+        {(size_t)cfg->max_creators, PROFILE_AS_LINEAR, &p->creators, &p->n_creators},
+        {(size_t)cfg->max_categories, PROFILE_AS_LINEAR, &p->categories, &p->n_categories},
+        {(size_t)cfg->max_categories, PROFILE_AS_LINEAR, &p->brands, &p->n_brands},
+        {(size_t)cfg->max_seen, PROFILE_AS_TIME, &p->seen, &p->n_seen},
+        {(size_t)cfg->max_purchased, PROFILE_AS_TIME, &p->purchased, &p->n_purchased},
     };
-    const size_t n_sets = sizeof(sets) / sizeof(sets[0]);
-    const char *hmget[4];
-    size_t hlens[4], nr;
-    int64_t lm_ms = 0;
-    redisReply **r;
+    const char *argv[2] = {"HGETALL", NULL};
+    profile_field *f = NULL; /* points into the reply, owned by the store */
+    size_t nf;
+    int64_t lm_ms;
+    redisReply *r;
     int rc;
 
     memset(p, 0, sizeof(*p));
     if ((rc = profile_check_id("user_id", user_id, 1, err, errlen)) != AISLE_OK) return rc;
     profile_keys(user_id, keys);
-    hmget[0] = "HMGET";
-    hmget[1] = keys[PROFILE_KEY_META];
-    hmget[2] = "last_ms";
-    hmget[3] = "lm";
-    for (int i = 0; i < 4; i++) hlens[i] = strlen(hmget[i]);
-    if (rcluster_append(ps->rc, keys[PROFILE_KEY_META], 4, hmget, hlens)) goto oom;
-    for (size_t i = 0; i < n_sets; i++) {
-        size_t max = sets[i].max ? sets[i].max : 1;
-        if (max > (size_t)INT32_MAX) max = INT32_MAX;
-        if (profile_queue_range(ps, keys[sets[i].key], max)) goto oom;
-    }
-    if ((rc = profile_exec(ps, "reading a profile", &r, &nr, err, errlen)) != 0) return rc;
-    if (profile_meta_from(r[0], &p->last_active_ms, &lm_ms) != AISLE_OK) {
-        rc = profile_bad_reply(r[0], "reading a profile", err, errlen);
+    argv[1] = keys[PROFILE_KEY_PROFILE];
+    if ((rc = profile_one(ps, "reading a profile", 2, argv, &r, err, errlen)) != AISLE_OK)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY) return profile_bad_reply(r, "reading a profile", err, errlen);
+    f = calloc(r->elements / 2 + 1, sizeof(*f));
+    if (!f) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if (profile_fields_from(r, f, &nf, &p->last_active_ms, &lm_ms) != AISLE_OK) {
+        rc = profile_bad_reply(r, "reading a profile", err, errlen);
         goto fail;
     }
-    for (size_t i = 0; i < n_sets; i++) {
-        const redisReply *ri = r[1 + i];
-        if (ri->type != REDIS_REPLY_ARRAY) {
-            rc = profile_bad_reply(ri, "reading a profile", err, errlen);
+    qsort(f, nf, sizeof(*f), profile_cmp_field);
+    for (size_t i = 0, k = 0; k < sizeof(lists) / sizeof(lists[0]); k++) {
+        size_t j = i;
+        while (j < nf && f[j].kind == (int)k) j++;
+        if (profile_list_from(f + i, j - i, lists[k].max, lists[k].out, lists[k].n)) {
+            rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
             goto fail;
         }
-        if ((rc = profile_entries_from(ps, ri, now_ms, sets[i].scale, lm_ms, sets[i].out,
-                                       sets[i].n)) != 0) {
-            status_fmt(err, errlen, "reading a profile: %s", status_str(rc));
-            goto fail;
-        }
+        profile_scale_weights(ps, *lists[k].out, *lists[k].n, now_ms, lists[k].scale, lm_ms);
+        i = j;
     }
+    free(f);
     return AISLE_OK;
-oom:
-    rcluster_reset(ps->rc);
-    rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
 fail:
+    free(f);
     profile_clear(p);
     return rc;
-}
-
-/* Queues one command whose key is argv[1], and returns its single reply in
- * *out, or an error code. */
-static int profile_one(profile_store *ps, const char *what, int argc, const char **argv,
-                       redisReply **out, char *err, size_t errlen) {
-    size_t lens[PROFILE_NKEYS + 1], nr;
-    redisReply **r;
-    int rc;
-    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    if (rcluster_append(ps->rc, argv[1], argc, argv, lens)) {
-        rcluster_reset(ps->rc);
-        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    }
-    if ((rc = profile_exec(ps, what, &r, &nr, err, errlen)) != 0) return rc;
-    *out = r[0];
-    return 0;
 }
 
 int profile_delete(profile_store *ps, const char *user_id, char *err, size_t errlen) {

@@ -1,31 +1,37 @@
 /* profile: user-interest profiles in Redis, shared by `aisle ingest` (which
  * writes them) and `aisle serve` (which reads them).
  *
- * A user's keys, aisle:u:{tag}:NAME, share the hash tag: the id with '{',
- * '}' and '%' escaped as %7B, %7D and %25 (profile_key_tag), so whatever
- * the id holds they sit in one Redis Cluster slot and one Lua script can
- * update them atomically. Sorted sets: items, creators, dismissed
- * (negative feedback apart from positive interest), categories and brands
- * by decayed weight; seen and purchased by the time of the latest such
- * event; events (ids remembered for de-duplication). A hash, meta: the
- * last activity time (last_ms), the user's landmark (lm), the count of
- * applied events (n), the highest offset applied per origin, and after an
- * erasure its time (erased).
+ * A user's two keys, aisle:u:{tag}:profile and aisle:u:{tag}:events, share
+ * the hash tag: the id with '{', '}' and '%' escaped as %7B, %7D and %25
+ * (profile_key_tag), so whatever the id holds they sit in one Redis
+ * Cluster slot and one Lua script can update them atomically. `events` is
+ * a sorted set of the event ids remembered for de-duplication. `profile` is
+ * one hash holding everything else, so an event costs one HMGET and one
+ * HSET of its user's fields (shared by all of the user's events in a
+ * batch) and one ZADD NX of its id, and a read is one HGETALL. Its member
+ * fields are KIND:ID: i (items), d (dismissed: negative feedback apart
+ * from positive interest), c (creators), g (categories), b (brands), by
+ * decayed weight; s (seen) and p (purchased), by the time of the latest
+ * such event. Its other fields: o:ORIGIN (the highest offset applied from
+ * that topic:partition), last_ms (the last activity time), lm (the user's
+ * landmark), n (the count of applied events), m (the count of member
+ * fields) and, after an erasure, erased (its time).
  *
  * Weights use forward decay kept linear: an event at time t adds
  * w·2^((t−lm)/H) for the user's landmark lm (its first event) and half-life
- * H, one ZINCRBY, and a reader multiplies by 2^(−(now−lm)/H); the order of
- * a set is the order by decayed weight, and nothing is rescored in the
- * background. When events run 64 half-lives past lm, the user's sets are
- * rescaled once to a new landmark, so scores never overflow. Every set is
- * bounded: each time a user's count of applied events passes a multiple
- * of 64, its lightest (oldest) members past the bound are trimmed, so a
- * set holds at most 64 more than its bound and reads return the bound.
- * With a TTL configured all of a user's keys expire after that long
- * without an event. One script call carries many users' events when one
- * node serves every slot, and a slot's in a cluster.
+ * H, and a reader multiplies by 2^(−(now−lm)/H); the order of a kind is the
+ * order by decayed weight, and nothing is rescored in the background. When
+ * events run 64 half-lives past lm, the user's decayed fields are rescaled
+ * once to a new landmark, so values never overflow. Every kind is bounded:
+ * when the count of members passes the sum of the bounds by a quarter (16
+ * at least), the lightest (oldest) members of every kind over its bound
+ * are trimmed, so trimming, which reads the whole hash, is amortized over
+ * that many new members, and reads return at most each kind's bound. With a TTL configured both
+ * keys expire after that long without an event. One script call carries
+ * many users' events when one node serves every slot, and a slot's in a
+ * cluster.
  *
- * Erasure (profile_delete) removes the profile and leaves meta's erased
+ * Erasure (profile_delete) removes the profile and leaves the hash's erased
  * mark for erasure_keep_s, the log's retention: events produced at or
  * before it are skipped by any replay, later ones build a new profile. The
  * log itself still holds the erased user's signals until Kafka's retention
@@ -155,8 +161,8 @@ int profile_check_id(const char *name, const char *v, int required, char *err,
                      size_t errlen);
 
 /* Applies validated events, each atomically and at most once (see the
- * top of this file), one script call per user and origin for the whole
- * batch, and bumps global popularity for the ones newly applied. Events of
+ * top of this file), a user's events of one origin read and written
+ * together, many users a script call, and bumps global popularity for the ones newly applied. Events of
  * one user and origin must come in offset order. Returns the number newly
  * applied (duplicates count 0), or AISLE_EIO (AISLE_ENOMEM) with err set; then some may
  * have been applied and the caller retries the whole batch, which

@@ -75,10 +75,10 @@ static long long profile_reads(void) {
     redisReply *r = rc && !rc->err ? redisCommand(rc, "INFO commandstats") : NULL;
     long long calls = 0;
     const char *p;
-    /* A profile read is one pipeline with one HMGET of the user's meta hash;
-     * nothing else in a Shop call sends HMGET outside a script. */
-    if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "cmdstat_hmget:calls=")))
-        calls = atoll(p + strlen("cmdstat_hmget:calls="));
+    /* A profile read is one HGETALL of the user's profile hash; nothing
+     * else in a Shop call sends HGETALL outside a script. */
+    if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "cmdstat_hgetall:calls=")))
+        calls = atoll(p + strlen("cmdstat_hgetall:calls="));
     if (r) freeReplyObject(r);
     if (rc) redisFree(rc);
     return calls;
