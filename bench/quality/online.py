@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "tests", "integration"))
@@ -34,19 +34,6 @@ def read_lightgcn(path):
             if len(parts) > 1:
                 users[parts[0]] = parts[1:]
     return users
-
-
-def caught_up(brokers, group, topic):
-    c = Consumer({"bootstrap.servers": brokers, "group.id": group})
-    try:
-        parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        done = 0
-        for tp in c.committed(parts, timeout=10):
-            lo, hi = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
-            done += tp.offset >= hi
-        return done == PARTITIONS
-    finally:
-        c.close()
 
 
 def score(ranked, truth):
@@ -96,7 +83,8 @@ def main():
         prod.flush(120)
         print("replayed %d train interactions of %d users in %.1f s" %
               (n, len(train), time.time() - t0))
-        aisle_env.wait_for(lambda: caught_up(brokers, "aisle-ingest", "aisle.signals"), 900,
+        aisle_env.wait_for(lambda: aisle_env.caught_up(brokers, "aisle-ingest", "aisle.signals",
+                                                             PARTITIONS), 900,
                            "ingest to commit every signal", 1.0)
         print("ingested into Redis profiles after %.1f s" % (time.time() - t0))
 
