@@ -11,7 +11,9 @@ protocol: Recall@K = hits / |test items|, NDCG@K with binary relevance.
 
 import math
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -46,6 +48,31 @@ def score(ranked, truth):
     return out
 
 
+def throughput(addr, users):
+    """Serving speed with the C load generator (AISLE_LOAD, bench/recommend/load.c), the
+    calls spread over every test user, beside the empty method on the same server."""
+    load = os.environ.get("AISLE_LOAD")
+    if not load:
+        print("throughput: AISLE_LOAD is not set (bench/lib.sh sets it); not measured")
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".users") as f:
+        f.write("\n".join(users) + "\n")
+        f.flush()
+        print("throughput (load average %s), limit %d, each call for a test user:" %
+              (" ".join(open("/proc/loadavg").read().split()[:3]), max(KS)))
+        for name, args in (("empty method", ["--method", "health", "--calls", "20000"]),
+                           ("Recommend, closed loop", ["--calls", str(min(len(users), 20000))]),
+                           ("Recommend, open loop at 5000/s", ["--rate", "5000", "--seconds",
+                                                               "10", "--inflight", "2000"])):
+            out = subprocess.run([load, "--addr", addr, "--users-file", f.name, "--limit",
+                                  str(max(KS)), "--warmup", "500"] + args, check=True,
+                                 stdout=subprocess.PIPE, text=True).stdout
+            r = dict(kv.split("=", 1) for kv in out.split())
+            print("  %-32s %7.0f calls/s  p50 %7.2f ms  p99 %7.2f ms  errors %s" %
+                  (name, float(r["calls_per_s"]), float(r["p50_ms"]), float(r["p99_ms"]),
+                   r["errors"]))
+
+
 def main():
     if len(sys.argv) not in (5, 6):
         print(__doc__, file=sys.stderr)
@@ -59,10 +86,13 @@ def main():
         _, redis = procs.redis()
         _, brokers = procs.kafka(partitions=PARTITIONS)
         t0 = time.time()
-        # Exact search, so the served ranking can equal the offline one.
-        _, addr = procs.serve(brokers, redis, None, ["--snapshots", snaps, "--ivf-threshold",
-                                                      "0", "--threads", "2", "--log-level",
-                                                      "warn"], timeout=300)
+        # Exact search by default, so the served ranking can equal the offline
+        # one; SERVE_OPTS names another serving setting (an IVF index, nprobe).
+        serving = os.environ.get("SERVE_OPTS", "--ivf-threshold 0").split()
+        print("serving setting: %s" % " ".join(serving))
+        _, addr = procs.serve(brokers, redis, None, ["--snapshots", snaps, "--threads", "2",
+                                                      "--log-level", "warn"] + serving,
+                              timeout=300)
         procs.ingest(brokers, redis, ["--max-items", "5000", "--batch", "2000",
                                       "--log-level", "warn"])
         prod = Producer({"bootstrap.servers": brokers, "linger.ms": 20,
@@ -105,7 +135,9 @@ def main():
                     sums[k][0] += res[k][0]
                     sums[k][1] += res[k][1]
         dt = time.time() - t1
-        print("online: %d Recommend calls in %.1f s (%.0f/s)" % (len(test), dt, len(test) / dt))
+        print("online: %d Recommend calls in %.1f s (%.0f/s) from Python, for the scores" %
+              (len(test), dt, len(test) / dt))
+        throughput(addr, list(test.keys()))
         offline = {}
         if len(sys.argv) == 6:
             with open(sys.argv[5]) as f:
