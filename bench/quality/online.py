@@ -61,11 +61,11 @@ def throughput(addr, users):
         print("throughput (load average %s), limit %d, each call for a test user:" %
               (" ".join(open("/proc/loadavg").read().split()[:3]), max(KS)))
         for name, args in (("empty method", ["--method", "health", "--calls", "20000"]),
-                           ("Recommend, closed loop", ["--calls", str(min(len(users), 20000))]),
+                           ("Recommend, closed loop", ["--seconds", "20"]),
                            ("Recommend, open loop at 5000/s", ["--rate", "5000", "--seconds",
                                                                "10", "--inflight", "2000"])):
             out = subprocess.run([load, "--addr", addr, "--users-file", f.name, "--limit",
-                                  str(max(KS)), "--warmup", "500"] + args, check=True,
+                                  str(max(KS)), "--warmup", "200"] + args, check=True,
                                  stdout=subprocess.PIPE, text=True).stdout
             r = dict(kv.split("=", 1) for kv in out.split())
             print("  %-32s %7.0f calls/s  p50 %7.2f ms  p99 %7.2f ms  errors %s" %
