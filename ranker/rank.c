@@ -2,7 +2,6 @@
 #include "ranker/rank.h"
 
 #include <assert.h>
-#include <cblas.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include <string.h>
 
 #include "ranker/lexical.h"
+#include "retrieval/vec.h"
 #include "services/base/strmap.h"
 
 #define RANK_CREATOR_BOOST 0.05f
@@ -263,10 +263,8 @@ static int rank_eligible(rank_state *st, size_t slot) {
            !bsearch(&h, st->req->served, st->req->n_served, sizeof(h), rank_hash_cmp);
 }
 
-/* OpenBLAS's dot has SIMD kernels; learned vectors run to 512 floats. */
-static float rank_dot(const float *a, const float *b, int d) {
-    return cblas_sdot(d, a, 1, b, 1);
-}
+/* SIMD kernels (retrieval/vec.h); learned vectors run to 512 floats. */
+static float rank_dot(const float *a, const float *b, int d) { return vec_dot(a, b, d); }
 
 /* The entry of slot in st->at_*, inserting an empty one (value 0) when
  * absent; NULL when out of memory. */

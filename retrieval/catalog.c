@@ -1,12 +1,11 @@
-/* catalog: item table + FAISS inner-product index, one rwlock over both. */
+/* catalog: item table + inner-product index (retrieval/ivf.h, centroids
+ * trained by FAISS), one rwlock over both. */
 #include "retrieval/catalog.h"
 
 #include <faiss/c_api/IndexIVF_c.h>
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/error_c.h>
-#include <faiss/c_api/impl/AuxIndexStructures_c.h>
 #include <faiss/c_api/index_factory_c.h>
-#include <faiss/c_api/utils/distances_c.h>
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -15,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "retrieval/ivf.h"
 #include "services/base/status.h"
 #include "services/base/strmap.h"
 
@@ -47,15 +47,9 @@ struct catalog {
     strmap ids;          /* item_id → slot */
     strmap deleted;      /* ids the catalog topic deleted: a snapshot must not
                           * bring them back */
-    FaissIndex *index;   /* ids are slots */
+    ivf *index;          /* by slot */
     creators *creators;  /* creator vectors from the live items' index vectors */
 };
-
-/* FAISS fans single-vector adds and searches out over OpenMP threads. The
- * callers (server workers, the catalog feed) already run concurrently, and
- * the extra threads only spin against them, so each calling thread asks for
- * a team of one. The setting is per thread and cheap to repeat. */
-static void catalog_one_thread(void) { omp_set_num_threads(1); }
 
 static void catalog_faiss_err(char *err, size_t errlen, const char *what) {
     const char *msg = faiss_get_last_error();
@@ -94,11 +88,8 @@ int catalog_new(const catalog_config *cfg, catalog **out, char *err, size_t errl
         return status_fail(AISLE_EINVAL, err, errlen,
                            "nprobe must be positive and the IVF threshold at least 1000");
     }
-    /* Debian's FAISS is built without SIMD, so its one-query scan is scalar;
-     * its BLAS path (OpenBLAS picks AVX2/AVX-512 kernels at run time) is
-     * several times faster, and single-threaded BLAS keeps requests from
-     * contending for cores. Both settings are process-wide. */
-    faiss_set_distance_compute_blas_threshold(1);
+    /* Single-threaded BLAS (k-means training uses it) keeps the feed from
+     * contending with requests for the cores; the setting is process-wide. */
     openblas_set_num_threads(1);
     c = calloc(1, sizeof(*c));
     if (!c) goto oom;
@@ -116,11 +107,9 @@ int catalog_new(const catalog_config *cfg, catalog **out, char *err, size_t errl
         free(c);
         goto oom;
     }
-    if (faiss_index_factory(&c->index, dim, "IDMap,Flat",
-                            METRIC_INNER_PRODUCT) != 0) {
-        catalog_faiss_err(err, errlen, "creating the vector index");
+    if (ivf_new(dim, 1, NULL, 1, &c->index) != AISLE_OK) {
         catalog_free(c);
-        return AISLE_EINTERNAL;
+        goto oom;
     }
     *out = c;
     return AISLE_OK;
@@ -159,7 +148,7 @@ void catalog_free(catalog *c) {
     free(c->free_slots);
     strmap_free(&c->ids);
     strmap_free(&c->deleted);
-    if (c->index) faiss_Index_free(c->index);
+    ivf_free(c->index);
     creators_free(c->creators);
     pthread_rwlock_destroy(&c->lock);
     free(c);
@@ -208,65 +197,67 @@ static int catalog_check_field(const char *name, const char *v, int required,
     return AISLE_OK;
 }
 
-static int catalog_remove_from_index(catalog *c, size_t slot) {
-    FaissIDSelectorBatch *sel = NULL;
-    idx_t id = (idx_t)slot;
-    size_t removed = 0;
-    if (faiss_IDSelectorBatch_new(&sel, 1, &id) != 0) return -1;
-    int rc = faiss_Index_remove_ids(c->index, (FaissIDSelector *)sel, &removed);
-    faiss_IDSelector_free((FaissIDSelector *)sel);
-    return rc == 0 && removed == 1 ? 0 : -1;
-}
-
 static char *catalog_dup(const char *s) { return strdup(s ? s : ""); }
 
-/* Builds a fresh index over the live slots' rows of vecs: exact below the
- * IVF threshold; above it IVF with about 2·√n lists (a power of two, at
- * least 39 points per list for k-means). Reads the table without the lock,
- * so only the thread that applies catalog events may call it. Returns 0
- * with the index in *out (the caller frees it) and its lists in *nlist (0
- * when exact), or -1. */
-static int catalog_build_index(const catalog *c, const float *vecs, FaissIndex **out,
-                               int *nlist) {
-    size_t n = c->count, j = 0;
-    size_t d = (size_t)c->dim;
-    char desc[32] = "IDMap,Flat";
-    float *x = malloc((n ? n : 1) * d * sizeof(float));
-    idx_t *ids = malloc((n ? n : 1) * sizeof(idx_t));
+/* How many IVF lists n items get: about 2·√n (a power of two, at least
+ * 39 points per list for k-means, at least 16), or 0 for an exact index. */
+static int catalog_lists(const catalog *c, size_t n) {
+    int l = 1;
+    if (!c->cfg.ivf_threshold || n < c->cfg.ivf_threshold) return 0;
+    while ((size_t)l * 2 <= 2 * (size_t)sqrt((double)n) && (size_t)l * 2 * 39 <= n) l *= 2;
+    return l >= 16 ? l : 0;
+}
+
+/* Centroids of nlist lists over the live slots' rows of vecs: FAISS's
+ * k-means as its inner-product IVF index trains them, read back from its
+ * quantizer. nlist * dim floats, malloc'ed (the caller frees them), or NULL. */
+static float *catalog_train(const catalog *c, const float *vecs, int nlist) {
+    size_t d = (size_t)c->dim, j = 0;
+    char desc[32];
     FaissIndex *idx = NULL;
     FaissIndexIVF *as_ivf;
-    int rc = -1;
+    float *x = malloc((c->count ? c->count : 1) * d * sizeof(float));
+    float *cent = malloc((size_t)nlist * d * sizeof(float));
+    for (size_t slot = 0; x && slot < c->limit; slot++)
+        if (c->items[slot].item_id) memcpy(x + j++ * d, vecs + slot * d, d * sizeof(float));
+    snprintf(desc, sizeof(desc), "IVF%d,Flat", nlist);
+    omp_set_num_threads(omp_get_num_procs()); /* k-means may use every core */
+    if (!x || !cent || faiss_index_factory(&idx, c->dim, desc, METRIC_INNER_PRODUCT) != 0 ||
+        faiss_Index_train(idx, (idx_t)j, x) != 0 || !(as_ivf = faiss_IndexIVF_cast(idx)) ||
+        faiss_Index_reconstruct_n(faiss_IndexIVF_quantizer(as_ivf), 0, nlist, cent) != 0) {
+        free(cent);
+        cent = NULL;
+    }
+    if (idx) faiss_Index_free(idx);
+    free(x);
+    return cent;
+}
 
+/* Builds a fresh index over the live slots' rows of vecs: exact below the
+ * IVF threshold, else IVF (catalog_lists). Reads the table without the
+ * lock, so only the thread that applies catalog events may call it.
+ * Returns 0 with the index in *out (the caller frees it) and its lists in
+ * *nlist (0 when exact), or -1. */
+static int catalog_build_index(const catalog *c, const float *vecs, ivf **out, int *nlist) {
+    size_t d = (size_t)c->dim;
+    float *cent = NULL;
+    ivf *idx = NULL;
+    int rc = -1;
     *out = NULL;
-    *nlist = 0;
-    if (c->cfg.ivf_threshold && n >= c->cfg.ivf_threshold) {
-        int l = 1;
-        while ((size_t)l * 2 <= 2 * (size_t)sqrt((double)n) && (size_t)l * 2 * 39 <= n) l *= 2;
-        if (l >= 16) *nlist = l;
-    }
-    if (!x || !ids) goto out;
-    for (size_t slot = 0; slot < c->limit; slot++) {
-        if (!c->items[slot].item_id) continue;
-        memcpy(x + j * d, vecs + slot * d, d * sizeof(float));
-        ids[j++] = (idx_t)slot;
-    }
-    if (*nlist) snprintf(desc, sizeof(desc), "IVF%d,Flat", *nlist);
-    if (faiss_index_factory(&idx, c->dim, desc, METRIC_INNER_PRODUCT) != 0 ||
-        (*nlist && faiss_Index_train(idx, (idx_t)n, x) != 0) ||
-        (n && faiss_Index_add_with_ids(idx, (idx_t)n, x, ids) != 0))
+    *nlist = catalog_lists(c, c->count);
+    if (*nlist && !(cent = catalog_train(c, vecs, *nlist))) goto out;
+    if (ivf_new(c->dim, *nlist ? *nlist : 1, cent,
+                c->cfg.nprobe ? c->cfg.nprobe : *nlist / 16 > 8 ? *nlist / 16 : 8,
+                &idx) != AISLE_OK)
         goto out;
-    if (*nlist) {
-        if (!(as_ivf = faiss_IndexIVF_cast(idx))) goto out;
-        faiss_IndexIVF_set_nprobe(as_ivf, (size_t)(c->cfg.nprobe ? c->cfg.nprobe
-                                                   : *nlist / 16 > 8 ? *nlist / 16 : 8));
-    }
+    for (size_t slot = 0; slot < c->limit; slot++)
+        if (c->items[slot].item_id && ivf_add(idx, slot, vecs + slot * d) != AISLE_OK) goto out;
     *out = idx;
     idx = NULL;
     rc = 0;
 out:
-    if (idx) faiss_Index_free(idx);
-    free(x);
-    free(ids);
+    ivf_free(idx);
+    free(cent);
     return rc;
 }
 
@@ -276,20 +267,17 @@ out:
  * failure the old index stays and the next attempt waits for the catalog to
  * double. */
 static void catalog_rebuild(catalog *c) {
-    FaissIndex *idx, *old;
-    int nlist, rc;
+    ivf *idx, *old;
+    int nlist;
     c->next_rebuild = c->count * 2;
-    omp_set_num_threads(omp_get_num_procs()); /* k-means may use every core */
-    rc = catalog_build_index(c, c->vecs, &idx, &nlist);
-    catalog_one_thread();
-    if (rc != 0) return;
+    if (catalog_build_index(c, c->vecs, &idx, &nlist) != 0) return;
     pthread_rwlock_wrlock(&c->lock);
     old = c->index;
     c->index = idx;
     c->nlist = nlist;
     c->next_rebuild = c->count * 10;
     pthread_rwlock_unlock(&c->lock);
-    faiss_Index_free(old);
+    ivf_free(old);
 }
 
 /* Whether a loaded snapshot supplies slot's vectors. */
@@ -332,7 +320,6 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
         !nit.brand || !nit.creator_name)
         goto oom;
 
-    catalog_one_thread();
     pthread_rwlock_wrlock(&c->lock);
     existed = strmap_get(&c->ids, f->item_id, strlen(f->item_id), &slot) == 0;
     if (!existed && vec_len == 0) {
@@ -347,12 +334,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
         pthread_rwlock_unlock(&c->lock);
         return AISLE_OK;
     }
-    rc = AISLE_EINTERNAL;
     if (existed) {
-        if (catalog_remove_from_index(c, slot) != 0) {
-            catalog_faiss_err(err, errlen, "removing the old vector");
-            goto fail_locked;
-        }
         catalog_creators_move(c, &c->items[slot], NULL, slot);
     } else {
         if (c->n_free == 0 && catalog_reserve(c) != 0) goto oom_locked;
@@ -363,10 +345,9 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
         }
     }
     memcpy(c->vecs + slot * (size_t)c->dim, vec, vec_len * sizeof(float));
-    idx_t id = (idx_t)slot;
-    if (faiss_Index_add_with_ids(c->index, 1, c->vecs + slot * (size_t)c->dim,
-                                 &id) != 0) {
-        catalog_faiss_err(err, errlen, "adding the vector");
+    /* ivf_add replaces an existing item's row. */
+    if ((rc = ivf_add(c->index, slot, c->vecs + slot * (size_t)c->dim)) != AISLE_OK) {
+        status_fail(rc, err, errlen, "no room to index the vector");
         /* The item cannot be searched: drop it rather than keep a stale row. */
         strmap_del(&c->ids, f->item_id, strlen(f->item_id));
         catalog_item_clear(&c->items[slot]);
@@ -400,14 +381,13 @@ fail_locked:
 int catalog_delete(catalog *c, const char *item_id) {
     size_t slot;
     int rc = AISLE_ENOTFOUND;
-    catalog_one_thread();
     pthread_rwlock_wrlock(&c->lock);
     /* Marked even when unknown (a snapshot may know it). Best effort:
      * without memory for the mark a later snapshot could bring the item
      * back, as it did before marks existed. */
     strmap_put(&c->deleted, item_id, strlen(item_id), 1);
     if (strmap_get(&c->ids, item_id, strlen(item_id), &slot) != AISLE_OK) goto out;
-    catalog_remove_from_index(c, slot);
+    ivf_remove(c->index, slot);
     catalog_creators_move(c, &c->items[slot], NULL, slot);
     strmap_del(&c->ids, item_id, strlen(item_id));
     catalog_item_clear(&c->items[slot]);
@@ -444,28 +424,7 @@ int catalog_ivf_lists(const catalog *c) { return c->nlist; }
 
 int catalog_search(catalog *c, const float *q, int k, size_t *slots,
                    float *scores) {
-    idx_t *labels;
-    int n = 0;
-    /* Never ask for more than the index holds: FAISS's BLAS path leaves
-     * the surplus labels unset instead of -1. */
-    if ((idx_t)k > faiss_Index_ntotal(c->index)) k = (int)faiss_Index_ntotal(c->index);
-    if (k <= 0) return 0;
-    catalog_one_thread();
-    labels = malloc((size_t)k * sizeof(*labels));
-    if (!labels) return AISLE_ENOMEM;
-    if (faiss_Index_search(c->index, 1, q, k, scores, labels) != 0) {
-        free(labels);
-        return AISLE_EINTERNAL;
-    }
-    /* FAISS pads with -1 when fewer than k vectors exist. */
-    for (int i = 0; i < k; i++) {
-        if (labels[i] < 0) break;
-        slots[n] = (size_t)labels[i];
-        scores[n] = scores[i];
-        n++;
-    }
-    free(labels);
-    return n;
+    return ivf_search(c->index, q, k, slots, scores);
 }
 
 const float *catalog_query_vector(const catalog *c, size_t slot) {
@@ -600,7 +559,7 @@ int catalog_load_snapshot(catalog *c, const catalog_snapshot *snap, char *err,
     size_t *row_slot = NULL;
     float *vecs = NULL, *old_vecs;
     catalog_model *m = NULL, *old_model;
-    FaissIndex *idx = NULL, *old_index;
+    ivf *idx = NULL, *old_index;
     creators *cr = NULL, *old_creators;
     int nlist, rc = AISLE_ENOMEM;
 
@@ -610,7 +569,6 @@ int catalog_load_snapshot(catalog *c, const catalog_snapshot *snap, char *err,
                            snap->version, snap->dim, c->dim);
     row_slot = malloc((snap->n_items + 1) * sizeof(*row_slot));
     if (!row_slot) goto oom;
-    catalog_one_thread();
     pthread_rwlock_wrlock(&c->lock);
     rc = catalog_snapshot_slots(c, snap, row_slot);
     pthread_rwlock_unlock(&c->lock);
@@ -623,13 +581,10 @@ int catalog_load_snapshot(catalog *c, const catalog_snapshot *snap, char *err,
     memcpy(vecs, c->vecs, c->limit * (size_t)c->dim * sizeof(float));
     if (!(m = catalog_model_build(c, snap, row_slot, vecs))) goto oom;
     if (!(cr = catalog_creators_build(c, vecs))) goto oom;
-    omp_set_num_threads(omp_get_num_procs()); /* k-means may use every core */
     if (catalog_build_index(c, vecs, &idx, &nlist) != 0) {
-        catalog_one_thread();
         catalog_faiss_err(err, errlen, "building the index for the snapshot");
         goto out;
     }
-    catalog_one_thread();
 
     pthread_rwlock_wrlock(&c->lock);
     old_vecs = c->vecs;
@@ -644,7 +599,7 @@ int catalog_load_snapshot(catalog *c, const catalog_snapshot *snap, char *err,
     if (c->cfg.ivf_threshold) c->next_rebuild = nlist ? c->count * 10 : c->cfg.ivf_threshold;
     pthread_rwlock_unlock(&c->lock);
     free(old_vecs);
-    faiss_Index_free(old_index);
+    ivf_free(old_index);
     catalog_model_free(old_model);
     creators_free(old_creators);
     vecs = NULL;

@@ -1,16 +1,17 @@
-/* catalog: the live product table and its FAISS vector index.
+/* catalog: the live product table and its vector index (retrieval/ivf.h).
  *
- * Every item lives in a dense slot; the slot number is also its FAISS id, so
+ * Every item lives in a dense slot; the slot number is also its index id, so
  * a search hit leads straight to the item's facts and vector without another
  * lookup. Catalog events (upserts, deletes, snapshot loads) come from one
  * writer thread and take the write lock only to change what readers see;
  * requests bracket their reads with catalog_read_begin/end and may run
  * concurrently.
  * The vector index is an inner-product index that supports removal, so an
- * update is remove + add and a delete is remove; freed slots are reused.
+ * update replaces a row and a delete removes it; freed slots are reused.
  * Small catalogs use an exact flat index. Once the catalog reaches
  * ivf_threshold items it is rebuilt as an inverted-file (IVF) index with
- * about 2·√n lists, searched through nprobe of them: a scan of a few percent
+ * about 2·√n lists (centroids from FAISS's k-means), searched through nprobe
+ * of them: a scan of a few percent
  * of the vectors instead of all, at a small cost in recall. It is rebuilt
  * again whenever the catalog has grown tenfold since.
  *
@@ -64,7 +65,7 @@ typedef struct catalog_config {
 void catalog_config_default(catalog_config *cfg);
 
 /* Creates an empty catalog. Returns AISLE_OK, AISLE_EINVAL (bad
- * settings), AISLE_ENOMEM or AISLE_EINTERNAL (FAISS), with err set. The caller frees it with catalog_free. */
+ * settings) or AISLE_ENOMEM, with err set. The caller frees it with catalog_free. */
 int catalog_new(const catalog_config *cfg, catalog **out, char *err, size_t errlen);
 void catalog_free(catalog *c);
 int catalog_dim(const catalog *c);
@@ -92,7 +93,7 @@ const float *catalog_vector(const catalog *c, size_t slot);
 int catalog_lookup(const catalog *c, const char *item_id, size_t *slot);
 /* The k best items for query q by inner product, best first, into slots and
  * scores (each k long). Returns how many were found (≤ k), or
- * AISLE_ENOMEM / AISLE_EINTERNAL. */
+ * AISLE_ENOMEM. */
 int catalog_search(catalog *c, const float *q, int k, size_t *slots,
                    float *scores);
 /* The creators of the live items and their vector index (creators.h),

@@ -11,6 +11,8 @@ Prints calls/s and p99 per configuration and the relative costs."""
 
 import argparse
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,9 +22,18 @@ import grpc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
-sys.path.insert(0, os.path.join(HERE, "..", "recommend"))
 import aisle_env  # noqa: E402
-import load  # noqa: E402
+
+
+def load(addr, users, calls, inflight, seed):
+    """One block of Recommend calls (surface home, a user drawn per call)
+    from the C load generator (bench/recommend/load.c, AISLE_LOAD): its
+    key=value figures as a dict."""
+    out = subprocess.run([os.environ["AISLE_LOAD"], "--addr", addr, "--users", str(users),
+                          "--surface", "home", "--calls", str(calls), "--inflight",
+                          str(inflight), "--seed", str(seed)],
+                         check=True, stdout=subprocess.PIPE, text=True).stdout
+    return dict(kv.split("=", 1) for kv in out.split())
 
 
 def loadavg():
@@ -35,8 +46,7 @@ def main():
     ap.add_argument("--users", type=int, default=5000)
     ap.add_argument("--calls", type=int, default=3000, help="calls per block")
     ap.add_argument("--rounds", type=int, default=4, help="blocks of each configuration")
-    ap.add_argument("--procs", type=int, default=2, help="load generator processes")
-    ap.add_argument("--client-threads", type=int, default=4)
+    ap.add_argument("--inflight", type=int, default=16, help="calls the generator keeps in flight")
     a = ap.parse_args()
     pb, _ = aisle_env.protos()
     import importlib
@@ -74,16 +84,11 @@ def main():
             line = 'aisle_exposures_total{outcome="%s"} ' % outcome
             return float(next(x for x in body.splitlines() if x.startswith(line)).split()[-1])
 
-        users, method = a.users, "/aisle.v1.Recommender/Recommend"
-
-        def make(rng):
-            return pb.RecommendRequest(user_id="u%05d" % rng.randrange(users), limit=10,
-                                       surface="home").SerializeToString()
         configs = [("logging on, hand weights", "on", None),
                    ("logging off, hand weights", "off", None),
                    ("logging on, learned model", "on", model)]
         stats = {name: [0, 0.0, [], []] for name, _, _ in configs}
-        load.run(addr, make, method, 1000, a.procs, a.client_threads, 3)  # warm up
+        load(addr, a.users, 1000, a.inflight, 3)  # warm up
         print("load average before: %s" % loadavg())
         for r in range(a.rounds):
             for name, log, m in configs:
@@ -91,26 +96,26 @@ def main():
                 toggle(xp.SetToggleRequest(param="ranker.model_file", value=m or "none"),
                        timeout=5)
                 time.sleep(0.6)  # every replica applies a change within about 200 ms
-                rate, lat, errors = load.run(addr, make, method, a.calls, a.procs,
-                                             a.client_threads, 11 + r)
+                f = load(addr, a.users, a.calls, a.inflight, 11 + r)
+                rate = float(f["calls_per_s"])
                 st = stats[name]
                 st[0] += a.calls
                 st[1] += a.calls / rate
-                st[2] += lat
+                st[2].append((float(f["p50_ms"]), float(f["p99_ms"])))
                 st[3].append(rate)
-                if errors:
-                    print("  %s: %d errors" % (name, errors))
+                if f["errors"] != "0":
+                    print("  %s: %s errors" % (name, f["errors"]))
         print("load average after: %s" % loadavg())
         print("%d blocks of %d calls per configuration, alternating; %d items, %d users, "
-              "surface home; %d client processes x %d threads:" %
-              (a.rounds, a.calls, a.items, a.users, a.procs, a.client_threads))
+              "surface home; %d calls in flight (p50 and p99: the median block's):" %
+              (a.rounds, a.calls, a.items, a.users, a.inflight))
         rates = {}
         for name, _, _ in configs:
             n, secs, lat, blocks = stats[name]
             rates[name] = n / secs
             print("  %-28s %7.0f calls/s  p50 %6.2f ms  p99 %6.2f ms  (blocks %s)" %
-                  (name, rates[name], load.pct(sorted(lat), 50), load.pct(sorted(lat), 99),
-                   " ".join("%.0f" % b for b in blocks)))
+                  (name, rates[name], statistics.median(x[0] for x in lat),
+                   statistics.median(x[1] for x in lat), " ".join("%.0f" % b for b in blocks)))
         on, off = rates[configs[0][0]], rates[configs[1][0]]
         print("exposure logging costs %.1f %% of throughput (goal < 5 %%)" % (100 * (1 - on / off)))
         print("the learned model costs %.1f %% of throughput against the hand weights" %

@@ -11,12 +11,14 @@ protocol: Recall@K = hits / |test items|, NDCG@K with binary relevance.
 
 import math
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "tests", "integration"))
@@ -36,19 +38,6 @@ def read_lightgcn(path):
     return users
 
 
-def caught_up(brokers, group, topic):
-    c = Consumer({"bootstrap.servers": brokers, "group.id": group})
-    try:
-        parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        done = 0
-        for tp in c.committed(parts, timeout=10):
-            lo, hi = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
-            done += tp.offset >= hi
-        return done == PARTITIONS
-    finally:
-        c.close()
-
-
 def score(ranked, truth):
     out = {}
     for k in KS:
@@ -57,6 +46,31 @@ def score(ranked, truth):
         idcg = sum(1 / math.log2(r + 2) for r in range(min(k, len(truth))))
         out[k] = (sum(hits) / len(truth), dcg / idcg)
     return out
+
+
+def throughput(addr, users):
+    """Serving speed with the C load generator (AISLE_LOAD, bench/recommend/load.c), the
+    calls spread over every test user, beside the empty method on the same server."""
+    load = os.environ.get("AISLE_LOAD")
+    if not load:
+        print("throughput: AISLE_LOAD is not set (bench/lib.sh sets it); not measured")
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".users") as f:
+        f.write("\n".join(users) + "\n")
+        f.flush()
+        print("throughput (load average %s), limit %d, each call for a test user:" %
+              (" ".join(open("/proc/loadavg").read().split()[:3]), max(KS)))
+        for name, args in (("empty method", ["--method", "health", "--calls", "20000"]),
+                           ("Recommend, closed loop", ["--seconds", "20"]),
+                           ("Recommend, open loop at 5000/s", ["--rate", "5000", "--seconds",
+                                                               "10", "--inflight", "2000"])):
+            out = subprocess.run([load, "--addr", addr, "--users-file", f.name, "--limit",
+                                  str(max(KS)), "--warmup", "200"] + args, check=True,
+                                 stdout=subprocess.PIPE, text=True).stdout
+            r = dict(kv.split("=", 1) for kv in out.split())
+            print("  %-32s %7.0f calls/s  p50 %7.2f ms  p99 %7.2f ms  errors %s" %
+                  (name, float(r["calls_per_s"]), float(r["p50_ms"]), float(r["p99_ms"]),
+                   r["errors"]))
 
 
 def main():
@@ -72,10 +86,13 @@ def main():
         _, redis = procs.redis()
         _, brokers = procs.kafka(partitions=PARTITIONS)
         t0 = time.time()
-        # Exact search, so the served ranking can equal the offline one.
-        _, addr = procs.serve(brokers, redis, None, ["--snapshots", snaps, "--ivf-threshold",
-                                                      "0", "--threads", "2", "--log-level",
-                                                      "warn"], timeout=300)
+        # Exact search by default, so the served ranking can equal the offline
+        # one; SERVE_OPTS names another serving setting (an IVF index, nprobe).
+        serving = os.environ.get("SERVE_OPTS", "--ivf-threshold 0").split()
+        print("serving setting: %s" % " ".join(serving))
+        _, addr = procs.serve(brokers, redis, None, ["--snapshots", snaps, "--threads", "2",
+                                                      "--log-level", "warn"] + serving,
+                              timeout=300)
         procs.ingest(brokers, redis, ["--max-items", "5000", "--batch", "2000",
                                       "--log-level", "warn"])
         prod = Producer({"bootstrap.servers": brokers, "linger.ms": 20,
@@ -96,7 +113,8 @@ def main():
         prod.flush(120)
         print("replayed %d train interactions of %d users in %.1f s" %
               (n, len(train), time.time() - t0))
-        aisle_env.wait_for(lambda: caught_up(brokers, "aisle-ingest", "aisle.signals"), 900,
+        aisle_env.wait_for(lambda: aisle_env.caught_up(brokers, "aisle-ingest", "aisle.signals",
+                                                             PARTITIONS), 900,
                            "ingest to commit every signal", 1.0)
         print("ingested into Redis profiles after %.1f s" % (time.time() - t0))
 
@@ -109,6 +127,9 @@ def main():
             r = rec(pb.RecommendRequest(user_id=user, limit=max(KS)), timeout=60)
             return score([it.item_id for it in r.items], set(test[user]))
 
+        if os.environ.get("ONLINE_SCORES") == "0":  # speed only: the settings side by side
+            throughput(addr, list(test.keys()))
+            return 0
         t1 = time.time()
         sums = {k: [0.0, 0.0] for k in KS}
         with ThreadPoolExecutor(4) as ex:
@@ -117,7 +138,9 @@ def main():
                     sums[k][0] += res[k][0]
                     sums[k][1] += res[k][1]
         dt = time.time() - t1
-        print("online: %d Recommend calls in %.1f s (%.0f/s)" % (len(test), dt, len(test) / dt))
+        print("online: %d Recommend calls in %.1f s (%.0f/s) from Python, for the scores" %
+              (len(test), dt, len(test) / dt))
+        throughput(addr, list(test.keys()))
         offline = {}
         if len(sys.argv) == 6:
             with open(sys.argv[5]) as f:

@@ -8,7 +8,11 @@
 #
 # Environment: FORMAT (lightgcn|tsv|csv, default from the file name),
 # HOLDOUT (default 0.2), SEED (default 1), OUT (snapshot root, default a
-# temporary directory that is removed afterwards).
+# temporary directory that is removed afterwards), SERVE_OPTS (the online
+# pass's serving setting, default "--ivf-threshold 0": exact search; e.g.
+# "--ivf-threshold 1000 --nprobe 8"). The online pass also measures calls/s
+# and p50/p99 with the C load generator over every test user (ONLINE_SCORES=0
+# online.py ...: that measurement alone).
 set -euo pipefail
 
 usage() { echo "usage: bash bench/quality/run.sh TRAIN [TEST] [-- train options]" >&2; exit 2; }

@@ -4,11 +4,13 @@ mock cluster, aisle serve and aisle ingest; loads a generated catalog and
 shoppers (one profile each) through Kafka; then, in one run against one
 server, drives an empty method (Health/Check: the transport's bound) and
 Recommend in three configurations with a load generator that draws a
-different user for every call (load.py); then measures how long a new
+different user for every call (load.c, closed loop, then open loop at a
+target rate); then measures how long a new
 signal takes to change a user's recommendations."""
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,7 +22,39 @@ from confluent_kafka import Producer
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "tests", "integration"))
 import aisle_env  # noqa: E402
-import load  # noqa: E402
+
+
+PARTITIONS = 32
+
+
+def configs(a):
+    """(row name, load generator arguments) of each configuration."""
+    home = ["--surface", "home", "--filter"]
+    return [
+        ("empty method (Health/Check)", ["--method", "health"]),
+        ("Recommend, surface \"\" (exact: profile + neighbours)", []),
+        ("Recommend, home: 4 sources, filter, MMR, caps", home),
+        ("Recommend, home + query_vector + context item (6 sources)",
+         home + ["--query-dim", str(a.dim), "--context"]),
+    ]
+
+
+def run_load(a, addr, args):
+    """Runs the C load generator (bench/recommend/load.c); its key=value line as a dict."""
+    out = subprocess.run([os.environ["AISLE_LOAD"], "--addr", addr, "--users", str(a.users),
+                          "--items", str(a.items), "--channels", str(a.channels)] + args,
+                         check=True, stdout=subprocess.PIPE, text=True).stdout
+    return dict(kv.split("=", 1) for kv in out.split())
+
+
+def figures(r):
+    return "%7.0f calls/s  p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  errors %s" % (
+        float(r["calls_per_s"]), float(r["p50_ms"]), float(r["p99_ms"]), float(r["p999_ms"]),
+        r["errors"])
+
+
+def load_average():
+    return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
 def pct(xs, p):
@@ -34,18 +68,24 @@ def main():
     ap.add_argument("--users", type=int, default=100000)
     ap.add_argument("--signals-per-user", type=int, default=10)
     ap.add_argument("--dim", type=int, default=32)
-    ap.add_argument("--requests", type=int, default=20000, help="calls per configuration")
-    ap.add_argument("--procs", type=int, default=4, help="load generator processes")
-    ap.add_argument("--client-threads", type=int, default=4, help="threads per process")
+    ap.add_argument("--requests", type=int, default=20000,
+                    help="calls per closed-loop configuration")
+    ap.add_argument("--inflight", type=int, default=64, help="closed loop: calls in flight")
+    ap.add_argument("--channels", type=int, default=4, help="load generator channels")
+    ap.add_argument("--rate", type=int, default=5000,
+                    help="open loop: calls/s for the empty method and the first rows (0: none)")
+    ap.add_argument("--seconds", type=float, default=10, help="open loop: seconds per row")
     ap.add_argument("--threads", type=int, default=4, help="server worker threads")
     ap.add_argument("--delay-trials", type=int, default=50)
     ap.add_argument("--rows", type=int, default=4, help="run only the first N configurations")
+    ap.add_argument("--hold", action="store_true",
+                    help="after loading, keep the servers up for a profiler instead of calling")
     a = ap.parse_args()
     pb, ev = aisle_env.protos()
     procs = aisle_env.Procs()
     try:
         _, redis = procs.redis()
-        _, brokers = procs.kafka(partitions=32)
+        _, brokers = procs.kafka(partitions=PARTITIONS)
         t0 = time.time()
         subprocess.run([aisle_env.aisle_binary(), "synth", "--kafka-brokers", brokers,
                         "--items", str(a.items), "--users", str(a.users),
@@ -67,40 +107,31 @@ def main():
         last = "u%05d" % (a.users - 1)
         aisle_env.wait_for(lambda: len(get_profile(pb.GetProfileRequest(user_id=last)).items) > 0,
                            600, "the signals to be ingested", 0.2)
+        # Every signal in Redis, so ingest is idle while the calls are timed.
+        aisle_env.wait_for(lambda: aisle_env.caught_up(brokers, "aisle-ingest", "aisle.signals",
+                                                       PARTITIONS), 600, "ingest to commit", 0.5)
         print("signals ingested after %.1f s" % (time.time() - t0))
 
-        users = a.users
-
-        def recommend(**kw):
-            return lambda rng: pb.RecommendRequest(
-                user_id="u%05d" % rng.randrange(users), limit=10, **kw).SerializeToString()
-
-        def vector(rng):
-            return [rng.gauss(0, 1) for _ in range(a.dim)]
-
-        filt = pb.Filter(max_price_cents=20000, exclude_categories=["coffee"])
-        configs = [
-            ("empty method (Health/Check)", "/grpc.health.v1.Health/Check", lambda rng: b""),
-            ("Recommend, surface \"\" (exact: profile + neighbours)",
-             "/aisle.v1.Recommender/Recommend", recommend()),
-            ("Recommend, home: 4 sources, filter, MMR, caps",
-             "/aisle.v1.Recommender/Recommend", recommend(surface="home", filter=filt)),
-            ("Recommend, home + query_vector + context item (6 sources)",
-             "/aisle.v1.Recommender/Recommend",
-             lambda rng: pb.RecommendRequest(
-                 user_id="u%05d" % rng.randrange(users), limit=10, surface="home", filter=filt,
-                 query_vector=vector(rng),
-                 context_item_id="p%06d" % rng.randrange(a.items)).SerializeToString()),
-        ]
-        print("%d calls per row, each for a user drawn from %d; %d client processes x %d "
-              "threads; %d server threads; all on this machine's cores:" %
-              (a.requests, users, a.procs, a.client_threads, a.threads))
-        for name, method, make in configs[:a.rows]:
-            load.run(addr, make, method, min(2000, a.requests), a.procs, a.client_threads, 7)
-            rate, lat, errors = load.run(addr, make, method, a.requests, a.procs,
-                                         a.client_threads)
-            print("  %-58s %7.0f calls/s  p50 %6.2f ms  p99 %6.2f ms  errors %d" %
-                  (name, rate, load.pct(lat, 50), load.pct(lat, 99), errors))
+        if a.hold:
+            print("holding: serve (pid %d) at %s, Redis at %s, Kafka at %s; SIGTERM or Ctrl-C "
+                  "to this process ends" % (serve.pid, addr, redis, brokers), flush=True)
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # kill PID stops them all
+            while True:
+                time.sleep(3600)
+        print("load average before the calls: %s" % load_average())
+        print("%d calls per closed-loop row (%d in flight over %d channels), each for a user "
+              "drawn from %d; %d server threads; the load generator on the same cores:" %
+              (a.requests, a.inflight, a.channels, a.users, a.threads))
+        for name, args in configs(a)[:a.rows]:
+            print("  %-62s %s" % (name, figures(run_load(a, addr, args + [
+                "--calls", str(a.requests), "--inflight", str(a.inflight)]))))
+        if a.rate > 0:
+            print("open loop at %d calls/s for %g s (latency from each call's due time):" %
+                  (a.rate, a.seconds))
+        for name, args in configs(a)[:min(a.rows, 3)] if a.rate > 0 else []:
+            print("  %-62s %s" % (name, figures(run_load(a, addr, args + [
+                "--rate", str(a.rate), "--seconds", str(a.seconds), "--inflight", "2000"]))))
+        print("load average after the calls: %s" % load_average())
 
         # Event-to-recommendation delay.
         rec = ch.unary_unary("/aisle.v1.Recommender/Recommend",

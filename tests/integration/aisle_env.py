@@ -166,6 +166,22 @@ def healthy(channel):
         return False
 
 
+def caught_up(brokers, group, topic, partitions):
+    """Whether consumer group has committed every message of topic's
+    partitions (0..partitions-1)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": brokers, "group.id": group})
+    try:
+        parts = [TopicPartition(topic, p) for p in range(partitions)]
+        done = 0
+        for tp in c.committed(parts, timeout=10):
+            lo, hi = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+            done += tp.offset >= hi
+        return done == partitions
+    finally:
+        c.close()
+
+
 def _redis_ping(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:

@@ -1,0 +1,253 @@
+/* ivf: inverted lists in slot space, a slot → (list, position) map for
+ * removal in O(1), and a linear-time selection of the k best. */
+#include "retrieval/ivf.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "retrieval/vec.h"
+#include "services/base/status.h"
+
+#define IVF_ABSENT UINT32_MAX
+#define IVF_CHUNK 256 /* rows scored per vec_dots call: the scores stay on the stack */
+
+typedef struct ivf_list {
+    float *v;       /* n * dim, owned */
+    uint32_t *slot; /* n, owned */
+    size_t n, cap;
+} ivf_list;
+
+struct ivf {
+    int dim, nlist, nprobe;
+    float *centroids; /* nlist * dim, owned; NULL with one list */
+    ivf_list *lists;
+    uint32_t *list_of, *pos; /* by slot: its list (IVF_ABSENT) and place in it */
+    size_t map_cap, count;
+};
+
+/* A candidate: its score and slot. */
+typedef struct ivf_hit {
+    float s;
+    uint32_t slot;
+} ivf_hit;
+
+/* The k best hits seen so far: a buffer of 2k that is cut back to its k
+ * best when full, after which only scores above the k-th best enter. Each
+ * row costs a compare; a cut costs O(k), so the whole is linear (a heap
+ * paid log k for every row that beat its root). */
+typedef struct ivf_top {
+    ivf_hit *h; /* 2k, owned */
+    size_t n, k;
+    float floor; /* the k-th best score at the last cut; -INF before */
+} ivf_top;
+
+static int ivf_hit_cmp(const void *a, const void *b) {
+    const ivf_hit *x = a, *y = b;
+    if (x->s != y->s) return x->s < y->s ? 1 : -1;
+    return (x->slot > y->slot) - (x->slot < y->slot); /* ties in slot order */
+}
+
+/* Moves the k best of h[0..n) to the front, k < n (quickselect, middle
+ * pivot, Hoare partition; signed indices, as j may step below lo). */
+static void ivf_select(ivf_hit *h, size_t n, size_t k) {
+    long lo = 0, hi = (long)n - 1, kk = (long)k;
+    while (lo < hi) {
+        ivf_hit pivot = h[lo + (hi - lo) / 2], t;
+        long i = lo, j = hi;
+        while (i <= j) {
+            while (ivf_hit_cmp(&h[i], &pivot) < 0) i++;
+            while (ivf_hit_cmp(&h[j], &pivot) > 0) j--;
+            if (i <= j) {
+                t = h[i], h[i] = h[j], h[j] = t;
+                i++, j--;
+            }
+        }
+        /* [lo, j] ≥ pivot ≥ [i, hi]: go on in the side holding position k. */
+        if (kk <= j) hi = j;
+        else if (kk >= i) lo = i;
+        else return;
+    }
+}
+
+static void ivf_top_push(ivf_top *t, float s, uint32_t slot) {
+    if (!(s > t->floor)) return;
+    if (t->n == 2 * t->k) {
+        ivf_select(t->h, t->n, t->k);
+        t->n = t->k;
+        t->floor = t->h[0].s;
+        for (size_t i = 1; i < t->k; i++)
+            if (t->h[i].s < t->floor) t->floor = t->h[i].s;
+        if (!(s > t->floor)) return;
+    }
+    t->h[t->n++] = (ivf_hit){s, slot};
+}
+
+/* The k best, best first, into slots and scores; returns how many. */
+static int ivf_top_take(ivf_top *t, size_t *slots, float *scores) {
+    size_t n = t->n < t->k ? t->n : t->k;
+    if (t->n > t->k) ivf_select(t->h, t->n, t->k);
+    qsort(t->h, n, sizeof(*t->h), ivf_hit_cmp);
+    for (size_t i = 0; i < n; i++) {
+        slots[i] = t->h[i].slot;
+        scores[i] = t->h[i].s;
+    }
+    return (int)n;
+}
+
+int ivf_new(int dim, int nlist, const float *centroids, int nprobe, ivf **out) {
+    ivf *x = calloc(1, sizeof(*x));
+    assert(dim > 0 && nlist > 0 && (nlist == 1 || centroids));
+    *out = NULL;
+    if (!x) return AISLE_ENOMEM;
+    x->dim = dim;
+    x->nlist = nlist;
+    x->nprobe = nprobe < 1 ? 1 : nprobe > nlist ? nlist : nprobe;
+    x->lists = calloc((size_t)nlist, sizeof(*x->lists));
+    if (nlist > 1 && (x->centroids = malloc((size_t)nlist * (size_t)dim * sizeof(float))))
+        memcpy(x->centroids, centroids, (size_t)nlist * (size_t)dim * sizeof(float));
+    if (!x->lists || (nlist > 1 && !x->centroids)) {
+        ivf_free(x);
+        return AISLE_ENOMEM;
+    }
+    *out = x;
+    return AISLE_OK;
+}
+
+void ivf_free(ivf *x) {
+    if (!x) return;
+    for (int l = 0; x->lists && l < x->nlist; l++) {
+        free(x->lists[l].v);
+        free(x->lists[l].slot);
+    }
+    free(x->lists);
+    free(x->centroids);
+    free(x->list_of);
+    free(x->pos);
+    free(x);
+}
+
+size_t ivf_count(const ivf *x) { return x->count; }
+
+/* The list whose centroid has the largest inner product with v. */
+static int ivf_nearest(const ivf *x, const float *v) {
+    int best = 0;
+    float bs = 0;
+    for (int l = 0; x->nlist > 1 && l < x->nlist; l++) {
+        float s = vec_dot(v, x->centroids + (size_t)l * (size_t)x->dim, x->dim);
+        if (l == 0 || s > bs) {
+            bs = s;
+            best = l;
+        }
+    }
+    return best;
+}
+
+/* Room for slot in the slot map and one more row in list l. */
+static int ivf_reserve(ivf *x, size_t slot, ivf_list *l) {
+    if (slot >= x->map_cap) {
+        size_t cap = x->map_cap ? x->map_cap : 1024;
+        while (cap <= slot) cap *= 2;
+        uint32_t *lo = realloc(x->list_of, cap * sizeof(*lo));
+        if (lo) x->list_of = lo;
+        uint32_t *po = lo ? realloc(x->pos, cap * sizeof(*po)) : NULL;
+        if (!po) return AISLE_ENOMEM;
+        x->pos = po;
+        memset(x->list_of + x->map_cap, 0xff, (cap - x->map_cap) * sizeof(*lo));
+        x->map_cap = cap;
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        float *v = realloc(l->v, cap * (size_t)x->dim * sizeof(float));
+        if (v) l->v = v;
+        uint32_t *s = v ? realloc(l->slot, cap * sizeof(*s)) : NULL;
+        if (!s) return AISLE_ENOMEM;
+        l->slot = s;
+        l->cap = cap;
+    }
+    return AISLE_OK;
+}
+
+int ivf_add(ivf *x, size_t slot, const float *v) {
+    ivf_list *l;
+    if (slot >= IVF_ABSENT) return AISLE_EINVAL;
+    ivf_remove(x, slot);
+    l = &x->lists[ivf_nearest(x, v)];
+    if (ivf_reserve(x, slot, l) != AISLE_OK) return AISLE_ENOMEM;
+    memcpy(l->v + l->n * (size_t)x->dim, v, (size_t)x->dim * sizeof(float));
+    l->slot[l->n] = (uint32_t)slot;
+    x->list_of[slot] = (uint32_t)(l - x->lists);
+    x->pos[slot] = (uint32_t)l->n++;
+    x->count++;
+    return AISLE_OK;
+}
+
+/* The last row takes the removed one's place. */
+void ivf_remove(ivf *x, size_t slot) {
+    ivf_list *l;
+    size_t p, last;
+    if (slot >= x->map_cap || x->list_of[slot] == IVF_ABSENT) return;
+    l = &x->lists[x->list_of[slot]];
+    p = x->pos[slot];
+    last = --l->n;
+    if (p != last) {
+        memcpy(l->v + p * (size_t)x->dim, l->v + last * (size_t)x->dim,
+               (size_t)x->dim * sizeof(float));
+        l->slot[p] = l->slot[last];
+        x->pos[l->slot[p]] = (uint32_t)p;
+    }
+    x->list_of[slot] = IVF_ABSENT;
+    x->count--;
+}
+
+/* Scores list l's rows against q into t. */
+static void ivf_scan(const ivf *x, const ivf_list *l, const float *q, ivf_top *t) {
+    float s[IVF_CHUNK];
+    for (size_t i = 0; i < l->n; i += IVF_CHUNK) {
+        size_t m = l->n - i < IVF_CHUNK ? l->n - i : IVF_CHUNK;
+        vec_dots(q, l->v + i * (size_t)x->dim, m, x->dim, s);
+        for (size_t j = 0; j < m; j++) ivf_top_push(t, s[j], l->slot[i + j]);
+    }
+}
+
+/* The nprobe lists nearest q, into probe (nprobe entries, in no order:
+ * every one is scanned); returns how many, or AISLE_ENOMEM. */
+static int ivf_probes(const ivf *x, const float *q, size_t *probe) {
+    ivf_top t = {NULL, 0, (size_t)x->nprobe, -INFINITY};
+    float *cs;
+    int n;
+    if (x->nlist == 1) {
+        probe[0] = 0;
+        return 1;
+    }
+    cs = malloc((size_t)x->nlist * sizeof(float));
+    t.h = malloc(2 * t.k * sizeof(*t.h));
+    if (!cs || !t.h) {
+        free(cs);
+        free(t.h);
+        return AISLE_ENOMEM;
+    }
+    vec_dots(q, x->centroids, (size_t)x->nlist, x->dim, cs);
+    for (int l = 0; l < x->nlist; l++) ivf_top_push(&t, cs[l], (uint32_t)l);
+    n = ivf_top_take(&t, probe, cs);
+    free(cs);
+    free(t.h);
+    return n;
+}
+
+int ivf_search(const ivf *x, const float *q, int k, size_t *slots, float *scores) {
+    ivf_top t = {NULL, 0, (size_t)(k > 0 ? k : 0), -INFINITY};
+    size_t *probe;
+    int np;
+    if (k <= 0) return 0;
+    probe = malloc((size_t)x->nprobe * sizeof(*probe));
+    t.h = malloc(2 * t.k * sizeof(*t.h));
+    np = probe && t.h ? ivf_probes(x, q, probe) : AISLE_ENOMEM;
+    for (int p = 0; p < np; p++) ivf_scan(x, &x->lists[probe[p]], q, &t);
+    if (np >= 0) np = ivf_top_take(&t, slots, scores);
+    free(probe);
+    free(t.h);
+    return np;
+}

@@ -1,0 +1,17 @@
+/* vec: inner products of float vectors on the CPU's vector unit (AVX2 when
+ * the CPU has it, chosen at run time), for the index scans and the ranker.
+ * Debian's FAISS is built without SIMD and OpenBLAS may not recognise the
+ * CPU (it then runs its generic kernels), so neither is fast enough for the
+ * thousands of short products a Recommend call needs. */
+#ifndef AISLE_VEC_H
+#define AISLE_VEC_H
+
+#include <stddef.h>
+
+/* a·b over d values. */
+float vec_dot(const float *a, const float *b, int d);
+
+/* out[i] = q·rows[i] for the n rows of d values stored one after another. */
+void vec_dots(const float *q, const float *rows, size_t n, int d, float *out);
+
+#endif
