@@ -351,7 +351,11 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
         /* The item cannot be searched: drop it rather than keep a stale row. */
         strmap_del(&c->ids, f->item_id, strlen(f->item_id));
         catalog_item_clear(&c->items[slot]);
-        c->free_slots[c->n_free++] = slot;
+        /* A new slot past the limit was never handed out (the limit stays),
+         * and one a loaded snapshot's neighbour lists name stays unused, as
+         * after a delete. */
+        if (slot < c->limit && (!c->model || slot >= c->model->n))
+            c->free_slots[c->n_free++] = slot;
         if (existed) c->count--;
         goto fail_locked;
     }

@@ -12,10 +12,11 @@
 #include "services/app/console.h"
 #include "services/app/lag.h"
 #include "services/base/status.h"
-#include "services/serve/auth.h"
 #include "services/obs/hooks.h"
 #include "services/obs/http.h"
 #include "services/obs/metrics.h"
+#include "services/profile/rcluster.h"
+#include "services/serve/auth.h"
 
 enum { OPS_PING_TIMEOUT_MS = 500 };
 
@@ -46,6 +47,7 @@ static int ops_redis_ping(const char *addr, buf *why) {
     memcpy(host, addr, (size_t)(colon - addr));
     host[colon - addr] = '\0';
     c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
+    if (c && !c->err) rcluster_guard_reader(c->reader);
     if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK)
         r = redisCommand(c, "PING");
     ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;

@@ -3,6 +3,8 @@
 #include "services/profile/rcluster.h"
 
 #include <assert.h>
+#include <hiredis/read.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +175,36 @@ static int rcluster_auth(rcluster_node *n, char *err, size_t errlen) {
     return AISLE_EIO;
 }
 
+/* hiredis 0.14 allocates an array reply's element table from the count a
+ * server sends, before any element arrives, and has no limit of its own: a
+ * garbled or hostile "*2092678366" would be a 16 GB calloc. Every reader
+ * rcluster uses creates arrays through this cap instead; past it the reader
+ * fails as out of memory, which the caller sees as the connection failing. */
+static redisReplyObjectFunctions rcluster_reply_fns;
+static void *(*rcluster_default_array)(const redisReadTask *, int);
+static pthread_once_t rcluster_fns_once = PTHREAD_ONCE_INIT;
+
+static void *rcluster_create_array(const redisReadTask *task, int elements) {
+    if (elements < 0 || elements > RCLUSTER_MAX_ARRAY) return NULL;
+    return rcluster_default_array(task, elements);
+}
+
+/* The defaults are hiredis's own, taken from a reader it made (they are not
+ * exported), with createArray wrapped. */
+static void rcluster_fns_init(void) {
+    redisReader *r = redisReaderCreate();
+    assert(r && r->fn); /* hiredis aborts on out of memory at this size anyway */
+    rcluster_reply_fns = *r->fn;
+    rcluster_default_array = r->fn->createArray;
+    rcluster_reply_fns.createArray = rcluster_create_array;
+    redisReaderFree(r);
+}
+
+void rcluster_guard_reader(redisReader *r) {
+    pthread_once(&rcluster_fns_once, rcluster_fns_init);
+    r->fn = &rcluster_reply_fns;
+}
+
 static int rcluster_node_connect(rcluster *c, int i, char *err, size_t errlen) {
     rcluster_node *n = &c->nodes[i];
     struct timeval tv = {2, 0};
@@ -185,6 +217,7 @@ static int rcluster_node_connect(rcluster *c, int i, char *err, size_t errlen) {
         return AISLE_EIO;
     }
     redisSetTimeout(n->ctx, tv);
+    rcluster_guard_reader(n->ctx->reader);
     return rcluster_auth(n, err, errlen);
 }
 

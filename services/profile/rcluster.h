@@ -33,6 +33,15 @@ uint16_t rcluster_crc16(const char *buf, size_t len);
  * modulo 16384. */
 int rcluster_keyslot(const char *key, size_t len);
 
+/* The most elements an array reply may announce (a profile's HGETALL, the
+ * popular list with scores and CLUSTER SLOTS are far below it). */
+#define RCLUSTER_MAX_ARRAY (1 << 20)
+
+/* Makes reader r (a context's, or one of its own) refuse an array reply
+ * announcing more than RCLUSTER_MAX_ARRAY elements, as out of memory,
+ * before hiredis allocates for them. Every rcluster connection has it. */
+void rcluster_guard_reader(redisReader *r);
+
 /* The decoders of what a node says (outside input, so they are public for
  * tests and fuzzing). */
 

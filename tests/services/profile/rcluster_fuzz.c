@@ -31,6 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int slot = rcluster_keyslot((const char *)data, size);
     if (slot < 0 || slot >= RCLUSTER_SLOTS) abort();
     if (!rd) return 0;
+    rcluster_guard_reader(rd); /* as every connection's reader */
     if (redisReaderFeed(rd, (const char *)data, size) == REDIS_OK &&
         redisReaderGetReply(rd, &reply) == REDIS_OK && reply) {
         rcluster_fuzz_reply(reply);

@@ -73,6 +73,23 @@ static void test_cluster_slots(void) {
     rcluster_close(c);
 }
 
+/* A reply announcing more array elements than RCLUSTER_MAX_ARRAY fails
+ * before hiredis allocates for them (a 16 GB calloc, found by fuzzing). */
+static void test_huge_array_refused(void) {
+    static const char huge[] = "*2092678366\r\n:1\r\n", fine[] = "*2\r\n:1\r\n:2\r\n";
+    redisReader *rd = redisReaderCreate();
+    void *r = NULL;
+    TEST_REQUIRE(rd != NULL);
+    rcluster_guard_reader(rd);
+    TEST_CHECK(redisReaderFeed(rd, fine, sizeof(fine) - 1) == REDIS_OK);
+    TEST_CHECK(redisReaderGetReply(rd, &r) == REDIS_OK && r != NULL);
+    if (r) freeReplyObject(r);
+    r = NULL;
+    TEST_CHECK(redisReaderFeed(rd, huge, sizeof(huge) - 1) == REDIS_OK);
+    TEST_CHECK(redisReaderGetReply(rd, &r) == REDIS_ERR && r == NULL);
+    redisReaderFree(rd);
+}
+
 static void test_redirects(void) {
     char host[256];
     int slot = -1, port = -1;
@@ -100,5 +117,6 @@ int main(void) {
     TEST_RUN(test_hash_tags);
     TEST_RUN(test_cluster_slots);
     TEST_RUN(test_redirects);
+    TEST_RUN(test_huge_array_refused);
     return test_summary();
 }

@@ -22,8 +22,8 @@ static int compose_fuzz_emit(void *ud, const char *text, size_t len) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static rank_hit hits[2] = {
-        {.item = {"i1", "Trail Runner 2", "c0001", "running", "Stride", 4999, 1}, .score = 1.0f},
-        {.item = {"i2", "Crema dripper", "c0002", "coffee", "Crema", 2500, 1}, .score = 0.5f},
+        {.item = {"i1", "Trail Runner 2", "c0001", "running", "Stride", 4999, 1, ""}, .score = 1.0f},
+        {.item = {"i2", "Crema dripper", "c0002", "coffee", "Crema", 2500, 1, ""}, .score = 0.5f},
     };
     const rank_hit *items[2] = {&hits[0], &hits[1]};
     query_constraints q;
