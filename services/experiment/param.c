@@ -18,6 +18,8 @@ static const param_def registry[] = {
     {"rank.creator_cap", PARAM_INT, 0, 100, NULL, "items per creator on a page"},
     {"rank.category_cap", PARAM_INT, 0, 100, NULL, "items per category on a page"},
     {"sources.*.budget", PARAM_INT, 0, 10000, NULL, "candidates taken from a source"},
+    {"ranker.weights_file", PARAM_PATH, 0, 0, NULL,
+     "scorer file (ranker/scorer.h: surfaces' weights, budgets, MMR, caps) to rank with"},
     {"ranker.model_file", PARAM_PATH, 0, 0, NULL, "learned ranker model to score with"},
     {"shop.mode", PARAM_ENUM, 0, 0, "fast|contemplating", "Shop answer mode"},
     {"shop.model", PARAM_ENUM, 0, 0, "off|on", "language model writes Shop answers"},

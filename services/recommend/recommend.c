@@ -2,6 +2,7 @@
  * popular list, paging and the degraded answer. */
 #include "services/recommend/recommend.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,6 +384,57 @@ static hotfile recommend_scorer_file =
 static hotfile recommend_rules_file =
     HOTFILE_INIT("rules", NULL, recommend_rules_load, recommend_rules_free);
 
+/* The scorer files experiments name (a variant's ranker.weights_file),
+ * each a hotfile of its own, kept for the process's life: a few distinct
+ * paths at most, each loaded by the first call that names it. */
+#define RECOMMEND_VARIANT_SCORERS 8
+static struct {
+    pthread_mutex_t mu;
+    hotfile files[RECOMMEND_VARIANT_SCORERS];
+    size_t n;
+} recommend_variant_scorers = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* The hotfile of path, made (and loaded) when new; NULL when the table is
+ * full or the file cannot be loaded now (logged; the next call tries
+ * again once it can). */
+static hotfile *recommend_variant_scorer(const char *path) {
+    hotfile *h = NULL;
+    char err[256];
+    pthread_mutex_lock(&recommend_variant_scorers.mu);
+    for (size_t i = 0; i < recommend_variant_scorers.n && !h; i++)
+        if (strcmp(recommend_variant_scorers.files[i].path, path) == 0)
+            h = &recommend_variant_scorers.files[i];
+    if (!h && recommend_variant_scorers.n < RECOMMEND_VARIANT_SCORERS) {
+        hotfile *fresh = &recommend_variant_scorers.files[recommend_variant_scorers.n];
+        *fresh = (hotfile)HOTFILE_INIT("variant scorer", NULL, recommend_scorer_load, free);
+        if (hotfile_set(fresh, path, err, sizeof(err)) == AISLE_OK) {
+            h = fresh;
+            recommend_variant_scorers.n++;
+        } else {
+            log_warn("recommend", "an experiment's scorer file: %s; the server's is used", err);
+            free(fresh->path);
+            pthread_mutex_destroy(&fresh->mu);
+        }
+    }
+    pthread_mutex_unlock(&recommend_variant_scorers.mu);
+    return h;
+}
+
+/* The scorer the call ranks with, a reference on it and its hotfile (to
+ * drop it with): the variant's file when it names one that loads, else the
+ * server's. */
+static const scorer *recommend_scorer_take(const recommend_call *call, int64_t now_ms,
+                                           hotfile **file, hotfile_ref **ref) {
+    const char *path = call->overrides ? call->overrides->scorer_file : NULL;
+    *file = path && *path ? recommend_variant_scorer(path) : NULL;
+    *ref = *file ? hotfile_take(*file, now_ms) : NULL;
+    if (!*ref) {
+        *file = &recommend_scorer_file;
+        *ref = hotfile_take(*file, now_ms);
+    }
+    return hotfile_data(*ref);
+}
+
 int recommend_settings_files(const char *scorer_path, const char *rules_path, char *err,
                              size_t errlen) {
     int rc = AISLE_OK;
@@ -461,6 +513,7 @@ void recommend_overrides_none(recommend_overrides *o) {
     o->cap_creator = o->cap_category = -1;
     for (int i = 0; i < RANK_SRC_COUNT; i++) o->budget[i] = -1;
     o->model = NULL;
+    o->scorer_file = NULL;
 }
 
 /* base with o applied, in *tmp. */
@@ -484,15 +537,15 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
     uint32_t *served = NULL;
     size_t n_served = 0;
     hotfile_ref *sc, *rl;
+    hotfile *scf;
     const scorer *scr;
     uint64_t fp;
     int rc, limit;
 
     memset(out, 0, sizeof(*out));
     memset(&u, 0, sizeof(u));
-    sc = hotfile_take(&recommend_scorer_file, now_ms);
+    scr = recommend_scorer_take(call, now_ms, &scf, &sc);
     rl = hotfile_take(&recommend_rules_file, now_ms);
-    scr = hotfile_data(sc);
     if ((rc = recommend_check(c, scr, call, err, errlen)) != AISLE_OK) goto fail;
     fp = recommend_fingerprint(call);
     if (*call->page_token && (rc = pagetoken_read(call->page_token, fp, now_ms, &served,
@@ -547,7 +600,7 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
 fail:
     recommend_trending_drop(&tr);
     listcache_drop(pp.set);
-    hotfile_drop(&recommend_scorer_file, sc);
+    hotfile_drop(scf, sc);
     hotfile_drop(&recommend_rules_file, rl);
     free(served);
     recommend_user_clear(&u);

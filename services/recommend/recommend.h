@@ -63,6 +63,10 @@ typedef struct recommend_overrides {
     int cap_creator, cap_category;
     int budget[RANK_SRC_COUNT];
     ltr_model *model; /* the learned ranker to score with (borrowed); NULL: hand weights */
+    /* A scorer file (ranker/scorer.h) to take the surfaces from instead of
+     * the server's, loaded on first use and read again when it changes;
+     * NULL, or a file that cannot be loaded: the server's. Borrowed. */
+    const char *scorer_file;
 } recommend_overrides;
 
 /* Every field "keep the surface's". */

@@ -18,6 +18,7 @@ static void variants_overrides(variants_call *v, const char *user_id) {
     v->ov.mmr_lambda = (float)exp_assignment_num(&v->a, "rank.mmr_lambda", -1);
     v->ov.cap_creator = (int)exp_assignment_num(&v->a, "rank.creator_cap", -1);
     v->ov.cap_category = (int)exp_assignment_num(&v->a, "rank.category_cap", -1);
+    v->ov.scorer_file = exp_assignment_text(&v->a, "ranker.weights_file", NULL);
     for (int i = 0; i < RANK_SRC_COUNT; i++) {
         snprintf(name, sizeof(name), "sources.%s.budget", rank_source_name(i));
         v->ov.budget[i] = (int)exp_assignment_num(&v->a, name, -1);

@@ -201,6 +201,35 @@ class Experiments(unittest.TestCase):
             self.admin(self.serves[0], "DeleteExperiment", xp.DeleteExperimentRequest(name="deep"),
                        xp.ExperimentSet)
 
+    def test_scorer_file_variant_is_applied(self):
+        xp = self.xp
+        d = tempfile.mkdtemp(prefix="aisle-scorer-")
+        path = os.path.join(d, "popular.txt")
+        with open(path, "w") as f:  # home ranked by popularity alone, no MMR
+            f.write("aisle-scorer 1\nsurface home\nweight profile 0\nweight neighbours 0\n"
+                    "weight creators 0\nweight trending 0\nweight popular 100\n"
+                    "affinity category 0\naffinity brand 0\nmmr 1\nend\n")
+
+        def page(variant):
+            exp = xp.Experiment(name="weights", layer="scoring", share_bp=10000, variants=[
+                xp.Variant(name="served", overrides=[]),
+                xp.Variant(name="file", overrides=[
+                    xp.ParamOverride(param="ranker.weights_file", value=path)])],
+                allowlist=[xp.AllowEntry(user_id="learner", variant=variant)])
+            self.admin(self.serves[0], "SetExperiment", xp.SetExperimentRequest(experiment=exp),
+                       xp.ExperimentSet)
+            aisle_env.wait_for(lambda: variant in [a.variant for a in self.recommend(
+                self.serves[0], "learner").assignments], 5, "variant " + variant)
+            return [i.item_id for i in self.recommend(self.serves[0], "learner").items]
+        try:
+            served, by_file = page("served"), page("file")
+            self.assertNotEqual(served, by_file, "the variant's scorer file changes the page")
+            self.assertEqual(page("served"), served, "and the other variant keeps serve's")
+        finally:
+            self.admin(self.serves[0], "DeleteExperiment",
+                       xp.DeleteExperimentRequest(name="weights"), xp.ExperimentSet)
+            shutil.rmtree(d)
+
     def test_exposure_drops_are_counted(self):
         # Room for two pages, and librdkafka's own queue holds one: with the
         # broker away the producer thread waits on that one, the two slots
