@@ -48,7 +48,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=4, help="blocks of each configuration")
     ap.add_argument("--inflight", type=int, default=16, help="calls the generator keeps in flight")
     a = ap.parse_args()
-    pb, _ = aisle_env.protos()
+    aisle_env.protos()  # puts the generated modules on the path
     import importlib
     xp = importlib.import_module("aisle.v1.experiments_pb2")
     procs = aisle_env.Procs()
@@ -69,12 +69,7 @@ def main():
         procs.ingest(brokers, redis, ["--log-level", "warn"])
         ch = grpc.insecure_channel(addr)
         aisle_env.wait_for(lambda: aisle_env.healthy(ch), 600, "the catalog to load", 0.2)
-        get_profile = ch.unary_unary("/aisle.v1.Recommender/GetProfile",
-                                     request_serializer=lambda m: m.SerializeToString(),
-                                     response_deserializer=pb.Profile.FromString)
-        last = "u%05d" % (a.users - 1)
-        aisle_env.wait_for(lambda: len(get_profile(pb.GetProfileRequest(user_id=last)).items) > 0,
-                           600, "the signals to be ingested", 0.2)
+        aisle_env.wait_profile(ch, "u%05d" % (a.users - 1))
         toggle = ch.unary_unary("/aisle.v1.Admin/SetToggle",
                                 request_serializer=lambda m: m.SerializeToString(),
                                 response_deserializer=xp.ExperimentSet.FromString)

@@ -131,12 +131,7 @@ def main():
         ch = grpc.insecure_channel(addr)
         aisle_env.wait_for(lambda: aisle_env.healthy(ch), 600, "the catalog to load", 0.2)
         users = ["u%05d" % i for i in range(a.users)]
-        get_profile = ch.unary_unary("/aisle.v1.Recommender/GetProfile",
-                                     request_serializer=lambda m: m.SerializeToString(),
-                                     response_deserializer=pb.Profile.FromString)
-        aisle_env.wait_for(
-            lambda: get_profile(pb.GetProfileRequest(user_id=users[-1])).items, 600,
-            "the shoppers' history to be ingested", 0.2)
+        aisle_env.wait_profile(ch, users[-1])
         # Quiet: the mock cluster stops before this producer is collected.
         shoppers = Shoppers(tastes, ev, Producer({"bootstrap.servers": brokers,
                                                   "linger.ms": 5, "log_level": 0}))

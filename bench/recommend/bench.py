@@ -101,12 +101,7 @@ def main():
         aisle_env.wait_for(lambda: aisle_env.healthy(ch),
                            600, "the catalog to load", 0.2)
         print("catalog of %d items loaded by serve in %.1f s" % (a.items, time.time() - t0))
-        get_profile = ch.unary_unary("/aisle.v1.Recommender/GetProfile",
-                                     request_serializer=lambda m: m.SerializeToString(),
-                                     response_deserializer=pb.Profile.FromString)
-        last = "u%05d" % (a.users - 1)
-        aisle_env.wait_for(lambda: len(get_profile(pb.GetProfileRequest(user_id=last)).items) > 0,
-                           600, "the signals to be ingested", 0.2)
+        aisle_env.wait_profile(ch, "u%05d" % (a.users - 1))
         # Every signal in Redis, so ingest is idle while the calls are timed.
         aisle_env.wait_for(lambda: aisle_env.caught_up(brokers, "aisle-ingest", "aisle.signals",
                                                        PARTITIONS), 600, "ingest to commit", 0.5)

@@ -166,6 +166,18 @@ def healthy(channel):
         return False
 
 
+def wait_profile(channel, user_id, timeout=600):
+    """Waits until GetProfile shows items for user_id (a bench's last
+    generated user: its signals were produced last, so ingest has applied
+    the others)."""
+    pb, _ = protos()
+    get = channel.unary_unary("/aisle.v1.Recommender/GetProfile",
+                              request_serializer=lambda m: m.SerializeToString(),
+                              response_deserializer=pb.Profile.FromString)
+    wait_for(lambda: len(get(pb.GetProfileRequest(user_id=user_id)).items) > 0, timeout,
+             "the signals to be ingested", 0.2)
+
+
 def caught_up(brokers, group, topic, partitions):
     """Whether consumer group has committed every message of topic's
     partitions (0..partitions-1)."""
