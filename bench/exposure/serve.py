@@ -61,11 +61,7 @@ def main():
                         "--items", str(a.items), "--users", str(a.users),
                         "--signals-per-user", "20"], check=True, stdout=subprocess.DEVNULL)
         model = aisle_env.train_ranker(d, "bench", 1, rounds=200)
-        serve, http = procs.start(
-            "serve", [aisle_env.aisle_binary(), "serve", "--insecure", "--listen", "127.0.0.1:0",
-                      "--http-listen", "127.0.0.1:0", "--kafka-brokers", brokers, "--redis", redis,
-                      "--log-level", "warn"], "aisle serve: http on port ")
-        addr = "127.0.0.1:" + serve.stdout.readline().decode().rsplit(" ", 1)[1].strip()
+        serve, addr = procs.serve(brokers, redis, None, ["--log-level", "warn"])
         procs.ingest(brokers, redis, ["--log-level", "warn"])
         ch = grpc.insecure_channel(addr)
         aisle_env.wait_for(lambda: aisle_env.healthy(ch), 600, "the catalog to load", 0.2)
@@ -75,7 +71,7 @@ def main():
                                 response_deserializer=xp.ExperimentSet.FromString)
 
         def exposures(outcome):
-            body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % http).read().decode()
+            body = urllib.request.urlopen("http://%s/metrics" % serve.http).read().decode()
             line = 'aisle_exposures_total{outcome="%s"} ' % outcome
             return float(next(x for x in body.splitlines() if x.startswith(line)).split()[-1])
 

@@ -122,11 +122,7 @@ def main():
                         "--items", str(a.items), "--users", str(a.users),
                         "--signals-per-user", "20", "--tastes", tastes], check=True,
                        stdout=subprocess.DEVNULL)
-        serve, http = procs.start(
-            "serve", [aisle_env.aisle_binary(), "serve", "--insecure", "--listen", "127.0.0.1:0",
-                      "--http-listen", "127.0.0.1:0", "--kafka-brokers", brokers, "--redis", redis,
-                      "--log-level", "warn"], "aisle serve: http on port ")
-        addr = "127.0.0.1:" + serve.stdout.readline().decode().rsplit(" ", 1)[1].strip()
+        serve, addr = procs.serve(brokers, redis, None, ["--log-level", "warn"])
         procs.ingest(brokers, redis, ["--log-level", "warn"])
         ch = grpc.insecure_channel(addr)
         aisle_env.wait_for(lambda: aisle_env.healthy(ch), 600, "the catalog to load", 0.2)
@@ -137,7 +133,7 @@ def main():
                                                   "linger.ms": 5, "log_level": 0}))
 
         def logged():
-            body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % http).read().decode()
+            body = urllib.request.urlopen("http://%s/metrics" % serve.http).read().decode()
             get = {l.split()[0]: float(l.split()[1]) for l in body.splitlines()
                    if l.startswith("aisle_exposures_total")}
             return get['aisle_exposures_total{outcome="queued"}'], \
