@@ -15,65 +15,48 @@
 #define PROFILE_KEY_MAX (3 * PROFILE_MAX_ID + 32)
 #define PROFILE_POPULAR_KEY "aisle:popular"
 
-/* Scores are kept in log space: a member's score is ln(decayed weight) +
- * (t−L)/H·ln 2, so adding weight is a log-sum-exp and nothing overflows
- * however far time runs from the landmark. Negative feedback (DISMISS) has
- * its own set, so every sum stays positive. */
-#define PROFILE_LUA_LOGADD                                                    \
-    "local function logadd(key, member, a)\n"                                 \
-    "  local cur = redis.call('ZSCORE', key, member)\n"                       \
-    "  if cur then\n"                                                         \
-    "    cur = tonumber(cur)\n"                                               \
-    "    local m = math.max(cur, a)\n"                                        \
-    "    a = m + math.log(1 + math.exp(-math.abs(cur - a)))\n"                \
-    "  end\n"                                                                 \
-    "  redis.call('ZADD', key, string.format('%.17g', a), member)\n"          \
-    "  return not cur\n"                                                      \
-    "end\n"                                                                   \
-    "local function trim(key, max)\n"                                         \
-    "  local n = redis.call('ZCARD', key)\n"                                  \
-    "  if n > max then redis.call('ZREMRANGEBYRANK', key, 0, n - max - 1) end\n" \
-    "end\n"
-
-/* Events of one or more (user, origin) runs, each applied atomically: one
- * call carries as many runs as share a slot (on a single node, many users).
+/* Runs of events, one (user, origin) each, applied atomically: one call
+ * carries as many runs as share a slot (on a single node, many users).
  * A user is two keys: the hash `profile` (every member, prefixed by its
  * kind, and the user's meta fields; see profile.h) and the sorted set
- * `events` (remembered event ids). A run reads every field its events touch
- * with one HMGET, sums in Lua, and writes them back with one HSET, so Redis
- * does three commands for a run of one event (HMGET, ZADD NX, HSET) and one
- * more per further event (its ZADD NX), whatever the event touches.
- * For each event: skip it if its offset is at or below the origin's mark,
- * if it was produced at or before the user's erasure mark ("erased", set by
- * profile_delete), or if its id is remembered (ZADD NX says so); else add
- * its weights to its item (or dismissed item), creator, category and brand
- * fields, and raise its seen (and purchased) field to its time. Weights are
- * linear against the user's landmark lm (the time of the first event): an
- * event at t adds w·2^((t−lm)/H), and a reader multiplies by 2^(−(now−lm)/H);
- * when t runs more than 64 half-lives past lm, the user's decayed fields
- * are rescaled once to a landmark at t, so values stay far from overflow
- * (2^64 at most, against double's 2^1023). The count of member fields is
- * kept in "m"; when it passes the sum of the kinds' bounds by a quarter (16
- * at least), every kind over its bound is trimmed, lightest (oldest) first:
+ * `events` (remembered event ids). The worker has already summed the run:
+ * each field the run touches comes once, a decayed one with its weights
+ * summed against the run's first time t_ref, a time (seen, purchased) with
+ * the latest; so the script's work per event is only its checks, and per
+ * field one add. A run reads its meta and fields with one HMGET and writes
+ * them with one HSET; each event costs one ZADD NX of its id.
+ * For each event: it is a duplicate if its offset is at or below the
+ * origin's mark, if it was produced at or before the user's erasure mark
+ * ("erased", set by profile_delete), or if its id is remembered (ZADD NX
+ * says so). The sums hold only when every event of the run is new, so a
+ * run with a duplicate is not applied: its new ids are removed again and
+ * its new events are answered '2', for the worker to send again without
+ * the duplicates (a replay costs a second round trip, the common case
+ * none). Weights are linear against the user's landmark lm (the first
+ * run's t_ref): the run's sums are multiplied by 2^((t_ref−lm)/H), and a
+ * reader multiplies by 2^(−(now−lm)/H); when a run's latest time t_max runs
+ * more than 64 half-lives past lm, the user's decayed fields are rescaled
+ * once to a landmark at t_ref (the worker keeps a run within 32 half-lives),
+ * so values stay far from overflow. The count of member fields is kept in
+ * "m"; when it passes the sum of the kinds' bounds by a quarter (16 at
+ * least), every kind over its bound is trimmed, lightest (oldest) first:
  * trimming reads the whole hash, so it is amortized over that many new
  * members, and readers return at most the bound. The ids are trimmed to
  * their window each time the count of applied events passes a multiple of
  * trim_every. The TTL is refreshed and never cuts the erasure mark's keep_s
  * short. Calls take at most 4000 arguments (Lua's stack), so long lists go
- * in pieces. The Lua work per event is kept small (globals as locals, a
- * field's value left as the string Redis gave until an event changes it):
- * measured, it cost as much as the commands it saves. Returns one '1'
- * (applied) or '0' (duplicate or erased) per event, in order.
+ * in pieces. Returns one character per event, in order: '1' applied, '0'
+ * duplicate or erased, '2' new but held back with its run.
  * KEYS: per run, profile events
  * ARGV: max_items max_creators max_categories max_seen max_purchased
  *       window_count window_cutoff_ms now_ms ttl_s keep_s half_life_ms
- *       trim_every, then per run: mark field ("o:topic:partition", or ""), n,
- *       then n events of event_id offset ts_ms produced_ms w creator_w and
- *       the fields it touches, "" for none: item ("i:ID", or "d:ID" for a
- *       dismissal), seen ("s:ID"), purchased ("p:ID"), creator ("c:ID"),
- *       category ("g:NAME"), brand ("b:NAME"). */
+ *       trim_every, then per run: mark field ("o:topic:partition", or ""),
+ *       n, nf, t_ref, t_max, then n events of event_id offset produced_ms,
+ *       then nf fields of name value: "i:ID", "d:ID" (dismissed), "c:ID",
+ *       "g:NAME", "b:NAME" with a summed weight, "s:ID" (seen) and "p:ID"
+ *       (purchased) with a time. */
 static const char profile_apply_lua[] =
-    "local tonumber, type, format, rcall = tonumber, type, string.format, redis.call\n"
+    "local tonumber, rcall = tonumber, redis.call\n"
     "local H, T, now = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[8]\n"
     "local bound = {i = tonumber(ARGV[1]), d = tonumber(ARGV[1]), c = tonumber(ARGV[2]),\n"
     "               g = tonumber(ARGV[3]), b = tonumber(ARGV[3]), s = tonumber(ARGV[4]),\n"
@@ -82,48 +65,30 @@ static const char profile_apply_lua[] =
     "for _, v in pairs(bound) do total = total + v end\n"
     "local high = total + math.max(16, math.floor(total / 4))\n"
     "local decayed = {i = true, d = true, c = true, g = true, b = true}\n"
-    "local P, val, m\n"
-    "local function num(x) return format('%.17g', x) end\n"
+    "local P\n"
+    "local function num(x) return string.format('%.17g', x) end\n"
     "local function call(cmd, key, list)\n"
-    "  if #list <= 4000 then return redis.call(cmd, key, unpack(list)) end\n"
+    "  if #list <= 4000 then return rcall(cmd, key, unpack(list)) end\n"
     "  local r = {}\n"
     "  for s = 1, #list, 4000 do\n"
-    "    local part = redis.call(cmd, key, unpack(list, s, math.min(#list, s + 3999)))\n"
+    "    local part = rcall(cmd, key, unpack(list, s, math.min(#list, s + 3999)))\n"
     "    if type(part) == 'table' then for j = 1, #part do r[#r + 1] = part[j] end end\n"
     "  end\n"
     "  return r\n"
     "end\n"
-    "local function add(f, x)\n"
-    "  if f ~= '' then\n"
-    "    local v = val[f]\n"
-    "    if not v then m = m + 1; v = 0 end\n"
-    "    val[f] = v + x\n"
-    "  end\n"
-    "end\n"
-    "local function latest(f, t)\n"
-    "  if f ~= '' then\n"
-    "    local v = val[f]\n"
-    "    if not v then m = m + 1; val[f] = t\n"
-    "    elseif tonumber(v) < t then val[f] = t end\n"
-    "  end\n"
-    "end\n"
     "local function rebase(by)\n"
-    "  local all, h = redis.call('HGETALL', P), {}\n"
+    "  local all, h = rcall('HGETALL', P), {}\n"
     "  for j = 1, #all, 2 do\n"
     "    local f = all[j]\n"
     "    if decayed[f:sub(1, 1)] and f:byte(2) == 58 then\n"
-    "      if val[f] then val[f] = val[f] * 2 ^ -by\n"
-    "      else\n"
-    "        h[#h + 1] = f; h[#h + 1] = num(all[j + 1] * 2 ^ -by)\n"
-    "      end\n"
+    "      h[#h + 1] = f; h[#h + 1] = num(all[j + 1] * 2 ^ -by)\n"
     "    end\n"
     "  end\n"
     "  if #h > 0 then call('HSET', P, h) end\n"
     "end\n"
     "local function lighter(x, y) return x[1] < y[1] or (x[1] == y[1] and x[2] < y[2]) end\n"
     "local function trim()\n"
-    "  local all, by, del = redis.call('HGETALL', P), {}, {}\n"
-    "  m = 0\n"
+    "  local all, by, del, m = rcall('HGETALL', P), {}, {}, 0\n"
     "  for k in pairs(bound) do by[k] = {} end\n"
     "  for j = 1, #all, 2 do\n"
     "    local l = all[j]:byte(2) == 58 and by[all[j]:sub(1, 1)]\n"
@@ -137,81 +102,113 @@ static const char profile_apply_lua[] =
     "    m = m + math.min(#l, bound[k])\n"
     "  end\n"
     "  call('HDEL', P, del)\n"
-    "  redis.call('HSET', P, 'm', m)\n"
+    "  rcall('HSET', P, 'm', m)\n"
+    "end\n"
+    /* The checks of a run's events: the verdicts, and the ids newly added
+     * (removed again if the run is held back). */
+    "local function check(E, e0, e1, done, erased)\n"
+    "  local v, added, top = {}, {}, done\n"
+    "  for i = e0, e1, 3 do\n"
+    "    local off = tonumber(ARGV[i + 1])\n"
+    "    if (off >= 0 and off <= done) or tonumber(ARGV[i + 2]) <= erased or\n"
+    "       rcall('ZADD', E, 'NX', now, ARGV[i]) == 0 then\n"
+    "      v[#v + 1] = '0'\n"
+    "    else\n"
+    "      v[#v + 1] = '1'; added[#added + 1] = ARGV[i]\n"
+    "      if off > top then top = off end\n"
+    "    end\n"
+    "  end\n"
+    "  return table.concat(v), added, top\n"
     "end\n"
     "local out, a, b = {}, 13, 0\n"
     "while a <= #ARGV do\n"
-    "  local E, mark, n = KEYS[b + 2], ARGV[a], tonumber(ARGV[a + 1])\n"
+    "  local E, mark, n, nf = KEYS[b + 2], ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])\n"
+    "  local tref, tmax = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])\n"
+    "  local e0, f0 = a + 5, a + 5 + 3 * n\n"
     "  local q = {'last_ms', 'erased', 'lm', 'n', 'm', mark == '' and 'n' or mark}\n"
-    "  local e0, e1 = a + 2, a + 2 + 12 * (n - 1)\n"
-    "  P, val = KEYS[b + 1], {}\n"
-    "  for i = e0, e1, 12 do\n"
-    "    for j = i + 6, i + 11 do if ARGV[j] ~= '' then q[#q + 1] = ARGV[j] end end\n"
-    "  end\n"
+    "  P = KEYS[b + 1]\n"
+    "  for i = f0, f0 + 2 * nf - 1, 2 do q[#q + 1] = ARGV[i] end\n"
     "  local r = call('HMGET', P, q)\n"
     "  local last, erased = tonumber(r[1] or '0'), tonumber(r[2] or '-1')\n"
-    "  local lm, cnt = tonumber(r[3] or ''), tonumber(r[4] or '0')\n"
-    "  local m0 = tonumber(r[5] or '0')\n"
+    "  local lm, cnt0, m0 = tonumber(r[3] or ''), tonumber(r[4] or '0'), tonumber(r[5] or '0')\n"
     "  local done = mark ~= '' and tonumber(r[6] or '-1') or -1\n"
-    "  local top, last0, lm0, cnt0 = done, last, lm, cnt\n"
-    "  m = m0\n"
-    "  for k = 7, #q do val[q[k]] = r[k] end\n"
-    "  for i = e0, e1, 12 do\n"
-    "    local off, ts = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
-    "    if (off >= 0 and off <= done) or tonumber(ARGV[i + 3]) <= erased or\n"
-    "       rcall('ZADD', E, 'NX', now, ARGV[i]) == 0 then\n"
-    "      out[#out + 1] = '0'\n"
-    "    else\n"
-    "      out[#out + 1] = '1'\n"
-    "      if off > top then top = off end\n"
-    "      if not lm then lm = ts\n"
-    "      elseif (ts - lm) / H > 64 then rebase((ts - lm) / H); lm = ts end\n"
-    "      local f = 2 ^ ((ts - lm) / H)\n"
-    "      local w = ARGV[i + 4] * f\n"
-    "      add(ARGV[i + 6], w); add(ARGV[i + 9], ARGV[i + 5] * f)\n"
-    "      add(ARGV[i + 10], w); add(ARGV[i + 11], w)\n"
-    "      latest(ARGV[i + 7], ts); latest(ARGV[i + 8], ts)\n"
-    "      if ts > last then last = ts end\n"
-    "      cnt = cnt + 1\n"
+    "  local v, added, top = check(E, e0, f0 - 1, done, erased)\n"
+    "  if #added < n then\n"
+    "    if #added > 0 then call('ZREM', E, added) end\n"
+    "    out[#out + 1] = (v:gsub('1', '2'))\n"
+    "  else\n"
+    "    local h, m, cnt = {}, m0, cnt0 + n\n"
+    "    out[#out + 1] = v\n"
+    "    if not lm then lm = tref\n"
+    "    elseif (tmax - lm) / H > 64 then\n"
+    "      local by = (tref - lm) / H\n"
+    "      rebase(by)\n"
+    "      for k = 7, #q do\n"
+    "        if r[k] and decayed[q[k]:sub(1, 1)] then r[k] = r[k] * 2 ^ -by end\n"
+    "      end\n"
+    "      lm = tref\n"
+    "    end\n"
+    "    local f = 2 ^ ((tref - lm) / H)\n"
+    "    for k = 7, #q do\n"
+    "      local fld, x, cur = q[k], ARGV[f0 + 2 * (k - 7) + 1], r[k]\n"
+    "      if not cur then m = m + 1 end\n"
+    "      if not decayed[fld:sub(1, 1)] then\n"
+    "        if not cur or tonumber(cur) < tonumber(x) then h[#h + 1] = fld; h[#h + 1] = x end\n"
+    "      else\n"
+    "        h[#h + 1] = fld; h[#h + 1] = num((cur or 0) + x * f)\n"
+    "      end\n"
+    "    end\n"
+    "    if top > done then h[#h + 1] = mark; h[#h + 1] = num(top) end\n"
+    "    if tmax > last then h[#h + 1] = 'last_ms'; h[#h + 1] = num(tmax) end\n"
+    "    if lm ~= tonumber(r[3] or '') then h[#h + 1] = 'lm'; h[#h + 1] = num(lm) end\n"
+    "    h[#h + 1] = 'n'; h[#h + 1] = cnt\n"
+    "    if m ~= m0 then h[#h + 1] = 'm'; h[#h + 1] = m end\n"
+    "    call('HSET', P, h)\n"
+    "    if m > high then trim() end\n"
+    "    if math.floor(cnt / T) > math.floor(cnt0 / T) then\n"
+    "      rcall('ZREMRANGEBYSCORE', E, '-inf', '(' .. ARGV[7])\n"
+    "      local z = rcall('ZCARD', E)\n"
+    "      if z > tonumber(ARGV[6]) then rcall('ZREMRANGEBYRANK', E, 0, z - ARGV[6] - 1) end\n"
+    "    end\n"
+    "    if tonumber(ARGV[9]) > 0 then\n"
+    "      local keep = math.ceil((erased + ARGV[10] * 1000 - ARGV[8]) / 1000)\n"
+    "      rcall('EXPIRE', E, ARGV[9])\n"
+    "      if erased < 0 or keep <= tonumber(ARGV[9]) then keep = ARGV[9] end\n"
+    "      rcall('EXPIRE', P, keep)\n"
     "    end\n"
     "  end\n"
-    "  local h = {}\n"
-    "  for k = 7, #q do\n"
-    "    local v = val[q[k]]\n"
-    "    if type(v) == 'number' then\n"
-    "      h[#h + 1] = q[k]; h[#h + 1] = num(v); val[q[k]] = nil\n"
-    "    end\n"
-    "  end\n"
-    "  if top > done then h[#h + 1] = mark; h[#h + 1] = num(top) end\n"
-    "  if last > last0 then h[#h + 1] = 'last_ms'; h[#h + 1] = num(last) end\n"
-    "  if lm ~= lm0 then h[#h + 1] = 'lm'; h[#h + 1] = num(lm) end\n"
-    "  if cnt > cnt0 then h[#h + 1] = 'n'; h[#h + 1] = cnt end\n"
-    "  if m ~= m0 then h[#h + 1] = 'm'; h[#h + 1] = m end\n"
-    "  if #h > 0 then call('HSET', P, h) end\n"
-    "  if m > high then trim() end\n"
-    "  if math.floor(cnt / T) > math.floor(cnt0 / T) then\n"
-    "    redis.call('ZREMRANGEBYSCORE', E, '-inf', '(' .. ARGV[7])\n"
-    "    local z = redis.call('ZCARD', E)\n"
-    "    if z > tonumber(ARGV[6]) then\n"
-    "      redis.call('ZREMRANGEBYRANK', E, 0, z - ARGV[6] - 1)\n"
-    "    end\n"
-    "  end\n"
-    "  if tonumber(ARGV[9]) > 0 and cnt > cnt0 then\n"
-    "    local keep = math.ceil((erased + ARGV[10] * 1000 - ARGV[8]) / 1000)\n"
-    "    redis.call('EXPIRE', E, ARGV[9])\n"
-    "    if erased < 0 or keep <= tonumber(ARGV[9]) then keep = ARGV[9] end\n"
-    "    redis.call('EXPIRE', P, keep)\n"
-    "  end\n"
-    "  a, b = a + 2 + 12 * n, b + 2\n"
+    "  a, b = f0 + 2 * nf, b + 2\n"
     "end\n"
     "return table.concat(out)\n";
 
-/* Global popularity, bounded to the heaviest `max` items.
- * KEYS: popular  ARGV: max, then pairs of item log_weight */
+/* Popularity scores are kept in log space: a member's score is ln(decayed
+ * weight) + (t−L)/H·ln 2, so adding weight is a log-sum-exp and nothing
+ * overflows however far time runs from the landmark. Negative feedback
+ * (DISMISS) counts for nothing here. */
+/* Adds to one popularity list, bounded to the heaviest `max` members. The
+ * worker has summed the batch per member, so each comes once: one ZMSCORE
+ * reads them all and one ZADD writes them (the log-sum-exp in between),
+ * whatever their number; Lua's stack takes 4000 arguments, so long lists
+ * go in pieces.
+ * KEYS: the list  ARGV: max, then pairs of member log_weight */
 static const char profile_popular_lua[] =
-    PROFILE_LUA_LOGADD
-    "for i = 2, #ARGV, 2 do logadd(KEYS[1], ARGV[i], tonumber(ARGV[i+1])) end\n"
-    "trim(KEYS[1], tonumber(ARGV[1]))\n"
+    "local K, rcall = KEYS[1], redis.call\n"
+    "for s = 2, #ARGV, 3998 do\n"
+    "  local e, names = math.min(#ARGV, s + 3997), {}\n"
+    "  for i = s, e, 2 do names[#names + 1] = ARGV[i] end\n"
+    "  local cur, z = rcall('ZMSCORE', K, unpack(names)), {}\n"
+    "  for j = 1, #names do\n"
+    "    local a, c = tonumber(ARGV[s + 2 * j - 1]), cur[j]\n"
+    "    if c then\n"
+    "      c = tonumber(c)\n"
+    "      a = math.max(c, a) + math.log(1 + math.exp(-math.abs(c - a)))\n"
+    "    end\n"
+    "    z[#z + 1] = string.format('%.17g', a); z[#z + 1] = names[j]\n"
+    "  end\n"
+    "  rcall('ZADD', K, unpack(z))\n"
+    "end\n"
+    "local n, max = rcall('ZCARD', K), tonumber(ARGV[1])\n"
+    "if n > max then rcall('ZREMRANGEBYRANK', K, 0, n - max - 1) end\n"
     "return 1\n";
 
 #define PROFILE_POPULAR_MAX 10000
@@ -444,7 +441,9 @@ static int profile_cmp_event(const void *pa, const void *pb, void *base) {
 #define PROFILE_CALL_RUNS 64
 #define PROFILE_TRIM_EVERY 64 /* applied events of a user between trims */
 #define PROFILE_HEAD_ARGS 12  /* the apply script's ARGV before the runs */
-#define PROFILE_EVENT_ARGS 12 /* and per event */
+#define PROFILE_RUN_ARGS 5    /* per run: mark n nf t_ref t_max */
+#define PROFILE_EVENT_ARGS 15 /* per event at most: 3, and 2 for each field it touches */
+#define PROFILE_RUN_SPAN 32   /* half-lives a run's times may spread over */
 
 /* Argument storage for one script call: numbers are formatted into `num`,
  * 32 bytes a slot, keys into `keys`, PROFILE_NKEYS a run, and field names
@@ -513,7 +512,7 @@ static void profile_arg_field(profile_args *a, char kind, const char *name) {
 }
 
 /* Bytes of field names the event or its run's mark can take (see
- * profile_arg_event and profile_queue_call). */
+ * profile_event_sums and profile_queue_call). */
 static size_t profile_text_bytes(const profile_event *e) {
     const Aisle__V1__Signal *s = e->sig;
     size_t item = s->item_id ? strlen(s->item_id) : 0;
@@ -522,36 +521,77 @@ static size_t profile_text_bytes(const profile_event *e) {
            (e->origin ? strlen(e->origin) : 0) + 4 * 3;
 }
 
-/* One event's arguments (see the script): a follow touches only its
- * creator, a dismissal only its dismissed item, any other item event its
- * item, seen (purchased), category and brand, and, with a quarter of its
- * weight, its creator, about whom it says a little. */
-static void profile_arg_event(const profile_store *ps, const profile_event *e,
-                              profile_args *a) {
+/* What a run adds to one field of the profile hash. */
+typedef struct profile_sum {
+    char kind;        /* the field's prefix letter (see profile.h) */
+    const char *name; /* borrowed from the event */
+    double v;         /* a weight against the run's t_ref, or a time (s, p) */
+} profile_sum;
+
+#define PROFILE_EVENT_FIELDS 6 /* the most fields one event touches */
+
+static int profile_sum_is_time(char kind) { return kind == 's' || kind == 'p'; }
+
+/* The fields event e touches, into out (PROFILE_EVENT_FIELDS at most), with
+ * its weights decayed against t_ref: a follow touches only its creator, a
+ * dismissal only its dismissed item, any other item event its item, seen
+ * (purchased), category and brand, and, with a quarter of its weight, its
+ * creator, about whom it says a little. Returns how many. */
+static size_t profile_event_sums(const profile_store *ps, const profile_event *e, int64_t t_ref,
+                                 profile_sum *out) {
     const Aisle__V1__Signal *s = e->sig;
     int follow = s->kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR;
     int dismiss = s->kind == AISLE__V1__SIGNAL_KIND__DISMISS;
-    int item = !follow && !dismiss && s->item_id && *s->item_id;
-    double w = profile_event_weight(ps, s);
-    profile_arg(a, s->event_id);
-    profile_arg_int(a, e->origin ? e->offset : -1);
-    profile_arg_int(a, s->ts_ms);
-    profile_arg_int(a, e->produced_ms > 0 ? e->produced_ms : s->ts_ms);
-    profile_arg_num(a, w);
-    profile_arg_num(a, follow ? w : w * 0.25);
-    profile_arg_field(a, dismiss ? 'd' : 'i', follow ? NULL : s->item_id);
-    profile_arg_field(a, 's', item ? s->item_id : NULL);
-    profile_arg_field(a, 'p', item && s->kind == AISLE__V1__SIGNAL_KIND__PURCHASE
-                                  ? s->item_id : NULL);
-    profile_arg_field(a, 'c', dismiss ? NULL : s->creator_id);
-    profile_arg_field(a, 'g', item ? e->category : NULL);
-    profile_arg_field(a, 'b', item ? e->brand : NULL);
+    int has_item = s->item_id && *s->item_id, item = !follow && !dismiss && has_item;
+    double w = profile_event_weight(ps, s) *
+               exp2((double)(s->ts_ms - t_ref) / (ps->cfg.half_life_s * 1000.0));
+    double t = (double)s->ts_ms;
+    size_t n = 0;
+    if (!follow && has_item) out[n++] = (profile_sum){dismiss ? 'd' : 'i', s->item_id, w};
+    if (item) out[n++] = (profile_sum){'s', s->item_id, t};
+    if (item && s->kind == AISLE__V1__SIGNAL_KIND__PURCHASE)
+        out[n++] = (profile_sum){'p', s->item_id, t};
+    if (!dismiss && s->creator_id && *s->creator_id)
+        out[n++] = (profile_sum){'c', s->creator_id, follow ? w : w * 0.25};
+    if (item && e->category && *e->category) out[n++] = (profile_sum){'g', e->category, w};
+    if (item && e->brand && *e->brand) out[n++] = (profile_sum){'b', e->brand, w};
+    assert(n <= PROFILE_EVENT_FIELDS);
+    return n;
+}
+
+static int profile_cmp_sum(const void *pa, const void *pb) {
+    const profile_sum *a = pa, *b = pb;
+    return a->kind != b->kind ? a->kind - b->kind : strcmp(a->name, b->name);
+}
+
+/* Sums the fields of the run's events order[i0..i1) into sums (room for
+ * PROFILE_EVENT_FIELDS an event), one entry a field: weights added, times
+ * the latest. Returns how many fields. */
+static size_t profile_run_sums(const profile_store *ps, const profile_event *ev,
+                               const size_t *order, size_t i0, size_t i1, int64_t t_ref,
+                               profile_sum *sums) {
+    size_t n = 0, m = 0;
+    for (size_t i = i0; i < i1; i++) n += profile_event_sums(ps, &ev[order[i]], t_ref, sums + n);
+    if (n == 0) return 0;
+    qsort(sums, n, sizeof(*sums), profile_cmp_sum);
+    for (size_t i = 1; i < n; i++) {
+        profile_sum *s = &sums[m];
+        if (profile_cmp_sum(&sums[i], s) != 0)
+            sums[++m] = sums[i];
+        else if (!profile_sum_is_time(s->kind))
+            s->v += sums[i].v;
+        else if (sums[i].v > s->v)
+            s->v = sums[i].v;
+    }
+    return m + 1;
 }
 
 /* Queues one script call for runs k0..k1-1; run k holds the events
- * order[start[k]..start[k+1]-1] (one user, one origin, log order). */
+ * order[start[k]..start[k+1]-1] (one user, one origin, log order), summed
+ * per field here (see the script). */
 static int profile_queue_call(profile_store *ps, const profile_event *ev, const size_t *order,
-                              const size_t *start, size_t k0, size_t k1, profile_args *a) {
+                              const size_t *start, size_t k0, size_t k1, profile_sum *sums,
+                              profile_args *a) {
     const profile_config *cfg = &ps->cfg;
     int64_t now = clock_wall_ms();
     char nkeys[16];
@@ -579,9 +619,29 @@ static int profile_queue_call(profile_store *ps, const profile_event *ev, const 
     profile_arg_num(a, cfg->half_life_s * 1000.0);
     profile_arg_int(a, PROFILE_TRIM_EVERY);
     for (size_t k = k0; k < k1; k++) {
+        int64_t t_ref = INT64_MAX, t_max = INT64_MIN;
+        size_t nf;
+        for (size_t i = start[k]; i < start[k + 1]; i++) {
+            int64_t t = ev[order[i]].sig->ts_ms;
+            if (t < t_ref) t_ref = t;
+            if (t > t_max) t_max = t;
+        }
+        nf = profile_run_sums(ps, ev, order, start[k], start[k + 1], t_ref, sums);
         profile_arg_field(a, 'o', ev[order[start[k]]].origin);
         profile_arg_int(a, (int64_t)(start[k + 1] - start[k]));
-        for (size_t i = start[k]; i < start[k + 1]; i++) profile_arg_event(ps, &ev[order[i]], a);
+        profile_arg_int(a, (int64_t)nf);
+        profile_arg_int(a, t_ref);
+        profile_arg_int(a, t_max);
+        for (size_t i = start[k]; i < start[k + 1]; i++) {
+            const profile_event *e = &ev[order[i]];
+            profile_arg(a, e->sig->event_id);
+            profile_arg_int(a, e->origin ? e->offset : -1);
+            profile_arg_int(a, e->produced_ms > 0 ? e->produced_ms : e->sig->ts_ms);
+        }
+        for (size_t j = 0; j < nf; j++) {
+            profile_arg_field(a, sums[j].kind, sums[j].name);
+            profile_arg_num(a, sums[j].v);
+        }
     }
     return rcluster_append(ps->rc, a->keys[0], a->argc, a->argv, a->lens);
 }
@@ -736,18 +796,108 @@ static int profile_same_call(const profile_store *ps, const profile_event *ev,
     return rcluster_keyslot(a, la) == rcluster_keyslot(b, lb);
 }
 
-int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *err,
-                  size_t errlen) {
-    size_t *order = calloc(n ? n : 1, sizeof(*order));
-    unsigned char *applied = calloc(n ? n : 1, 1);
+/* Whether event e starts a new run after p (the previous in order): another
+ * user or origin, or times spread over more than PROFILE_RUN_SPAN
+ * half-lives from the run's [*t0, *t1] (the script's sums are decayed
+ * against the run's first time; see there), which it then widens. */
+static int profile_new_run(const profile_store *ps, const profile_event *e,
+                           const profile_event *p, int64_t *t0, int64_t *t1) {
+    int64_t t = e->sig->ts_ms;
+    if (!p || strcmp(e->sig->user_id, p->sig->user_id) ||
+        profile_cmp_origin(e->origin, p->origin) ||
+        (double)((t > *t1 ? t : *t1) - (t < *t0 ? t : *t0)) >
+            PROFILE_RUN_SPAN * ps->cfg.half_life_s * 1000.0) {
+        *t0 = *t1 = t;
+        return 1;
+    }
+    if (t < *t0) *t0 = t;
+    if (t > *t1) *t1 = t;
+    return 0;
+}
+
+/* One round trip of apply calls for the events pick[0..n) (indices into
+ * ev, in arrival order): each gets its verdict in verdict[index], '1'
+ * applied, '0' a duplicate, or '2' held back with a run that held one (to
+ * be sent again). Returns AISLE_OK, or AISLE_EIO (AISLE_ENOMEM) with err
+ * set. */
+static int profile_apply_round(profile_store *ps, const profile_event *ev, const size_t *pick,
+                               size_t n, char *verdict, char *err, size_t errlen) {
+    size_t *order = malloc(n * sizeof(*order));
     size_t *run_start = calloc(n + 1, sizeof(*run_start));
     size_t *call_start = calloc(n + 1, sizeof(*call_start));
+    profile_sum *sums = calloc(PROFILE_EVENT_FIELDS * n, sizeof(*sums));
     profile_args a = {0};
-    size_t n_runs = 0, n_calls = 0, nr, runs_max;
+    size_t n_runs = 0, n_calls = 0, nr, runs_max, args;
+    int64_t t0 = 0, t1 = 0;
     redisReply **r;
-    int napplied = 0, rc = AISLE_EIO;
+    int rc = AISLE_ENOMEM;
 
-    if (!order || !applied || !run_start || !call_start) {
+    if (!order || !run_start || !call_start || !sums) goto fail;
+    memcpy(order, pick, n * sizeof(*order));
+    qsort_r(order, n, sizeof(*order), profile_cmp_event, (void *)ev);
+    for (size_t i = 0; i < n; i++)
+        if (profile_new_run(ps, &ev[order[i]], i ? &ev[order[i - 1]] : NULL, &t0, &t1))
+            run_start[n_runs++] = i;
+    run_start[n_runs] = n;
+    for (size_t k = 0; k < n_runs; k++)
+        if (n_calls == 0 || !profile_same_call(ps, ev, order, run_start, call_start[n_calls - 1], k))
+            call_start[n_calls++] = k;
+    call_start[n_calls] = n_runs;
+    runs_max = n_runs < PROFILE_CALL_RUNS ? n_runs : PROFILE_CALL_RUNS;
+    args = 3 + PROFILE_HEAD_ARGS + (PROFILE_NKEYS + PROFILE_RUN_ARGS) * runs_max +
+           PROFILE_EVENT_ARGS * n;
+    a.argv = calloc(args, sizeof(*a.argv));
+    a.lens = calloc(args, sizeof(*a.lens));
+    a.num = calloc(PROFILE_HEAD_ARGS + 4 * runs_max + (2 + PROFILE_EVENT_FIELDS) * n,
+                   sizeof(*a.num));
+    a.keys = calloc(PROFILE_NKEYS * runs_max, sizeof(*a.keys));
+    for (size_t i = 0; i < n; i++) a.text_cap += profile_text_bytes(&ev[pick[i]]);
+    a.text = malloc(a.text_cap);
+    if (!a.argv || !a.lens || !a.num || !a.keys || !a.text) goto fail;
+    for (size_t c = 0; c < n_calls; c++) {
+        if (profile_queue_call(ps, ev, order, run_start, call_start[c], call_start[c + 1], sums,
+                               &a)) {
+            rcluster_reset(ps->rc);
+            goto fail;
+        }
+    }
+    if ((rc = profile_exec(ps, "applying signals", &r, &nr, err, errlen)) != 0) goto out;
+    assert(nr == n_calls);
+    for (size_t c = 0; c < n_calls; c++) {
+        size_t first = run_start[call_start[c]], len = run_start[call_start[c + 1]] - first;
+        if (r[c]->type != REDIS_REPLY_STRING || r[c]->len != len ||
+            strspn(r[c]->str, "012") != len) {
+            rc = profile_bad_reply(r[c], "applying signals", err, errlen);
+            goto out;
+        }
+        for (size_t i = 0; i < len; i++) verdict[order[first + i]] = r[c]->str[i];
+    }
+    rc = AISLE_OK;
+    goto out;
+fail:
+    rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+out:
+    free(order);
+    free(run_start);
+    free(call_start);
+    free(sums);
+    free(a.argv);
+    free(a.lens);
+    free(a.num);
+    free(a.keys);
+    free(a.text);
+    return rc;
+}
+
+int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *err,
+                  size_t errlen) {
+    char *verdict = calloc(n ? n : 1, 1); /* 0: not sent yet, then the script's */
+    unsigned char *applied = calloc(n ? n : 1, 1);
+    size_t *pick = calloc(n ? n : 1, sizeof(*pick));
+    size_t np = n;
+    int napplied = 0, rc;
+
+    if (!verdict || !applied || !pick) {
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
@@ -756,66 +906,33 @@ int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *er
         goto out;
     }
     if ((rc = rcluster_connect(ps->rc, err, errlen)) != 0) goto out;
-    for (size_t i = 0; i < n; i++) order[i] = i;
-    qsort_r(order, n, sizeof(*order), profile_cmp_event, (void *)ev);
+    for (size_t i = 0; i < n; i++) pick[i] = i;
+    /* Each round settles every event of the runs without a duplicate and
+     * at least one event of every other run, so this ends; a batch with no
+     * replay takes one round. */
+    while (np > 0) {
+        size_t left = 0;
+        if ((rc = profile_apply_round(ps, ev, pick, np, verdict, err, errlen)) != 0) goto out;
+        for (size_t i = 0; i < np; i++)
+            if (verdict[pick[i]] == '2') pick[left++] = pick[i];
+        if (left == np) {
+            rc = status_fail(AISLE_EIO, err, errlen, "redis: applying signals: no event settled");
+            goto out;
+        }
+        np = left;
+    }
     for (size_t i = 0; i < n; i++) {
-        const profile_event *e = &ev[order[i]], *p = i ? &ev[order[i - 1]] : NULL;
-        if (!p || strcmp(e->sig->user_id, p->sig->user_id) ||
-            profile_cmp_origin(e->origin, p->origin))
-            run_start[n_runs++] = i;
-    }
-    run_start[n_runs] = n;
-    for (size_t k = 0; k < n_runs; k++)
-        if (n_calls == 0 || !profile_same_call(ps, ev, order, run_start, call_start[n_calls - 1], k))
-            call_start[n_calls++] = k;
-    call_start[n_calls] = n_runs;
-    runs_max = n_runs < PROFILE_CALL_RUNS ? n_runs : PROFILE_CALL_RUNS;
-    a.argv = calloc(3 + PROFILE_HEAD_ARGS + (PROFILE_NKEYS + 2) * runs_max +
-                    PROFILE_EVENT_ARGS * n, sizeof(*a.argv));
-    a.lens = calloc(3 + PROFILE_HEAD_ARGS + (PROFILE_NKEYS + 2) * runs_max +
-                    PROFILE_EVENT_ARGS * n, sizeof(*a.lens));
-    a.num = calloc(PROFILE_HEAD_ARGS + runs_max + 5 * n, sizeof(*a.num));
-    a.keys = calloc(PROFILE_NKEYS * runs_max, sizeof(*a.keys));
-    for (size_t i = 0; i < n; i++) a.text_cap += profile_text_bytes(&ev[i]);
-    a.text = malloc(a.text_cap);
-    if (!a.argv || !a.lens || !a.num || !a.keys || !a.text) {
-        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-        goto out;
-    }
-    for (size_t c = 0; c < n_calls; c++) {
-        if (profile_queue_call(ps, ev, order, run_start, call_start[c], call_start[c + 1], &a)) {
-            rcluster_reset(ps->rc);
-            rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-            goto out;
-        }
-    }
-    if ((rc = profile_exec(ps, "applying signals", &r, &nr, err, errlen)) != 0) goto out;
-    assert(nr == n_calls);
-    for (size_t c = 0; c < n_calls; c++) {
-        size_t first = run_start[call_start[c]], len = run_start[call_start[c + 1]] - first;
-        if (r[c]->type != REDIS_REPLY_STRING || r[c]->len != len) {
-            rc = profile_bad_reply(r[c], "applying signals", err, errlen);
-            goto out;
-        }
-        for (size_t i = 0; i < len; i++) {
-            applied[order[first + i]] = r[c]->str[i] == '1';
-            napplied += r[c]->str[i] == '1';
-        }
+        applied[i] = verdict[i] == '1';
+        napplied += applied[i];
     }
     /* Popularity counts positive interest of newly applied events only, so a
      * replayed batch does not inflate it. */
     rc = profile_bump_popular(ps, ev, applied, n, err, errlen);
     if (rc == 0) rc = napplied;
 out:
-    free(order);
+    free(verdict);
     free(applied);
-    free(run_start);
-    free(call_start);
-    free(a.argv);
-    free(a.lens);
-    free(a.num);
-    free(a.keys);
-    free(a.text);
+    free(pick);
     return rc;
 }
 

@@ -252,6 +252,71 @@ static void test_landmark_moves_with_time(void) {
     if (r) freeReplyObject(r);
 }
 
+/* The worker sums a user's events per field before the script sees them;
+ * events of one batch far apart in half-lives go in runs of their own, so
+ * the sums stay finite and read as events applied one by one would. A
+ * run held back for a duplicate (here "m2" sent twice) is sent again
+ * without it, and counts each new event once; "m1", applied before, is a
+ * run of its own and counts nothing. */
+static void test_summed_runs(void) {
+    profile_config cfg;
+    profile_store *ps;
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s[4] = {
+        sig("m1", "mona", AISLE__V1__SIGNAL_KIND__CLICK, "old", now - 100000),
+        sig("m2", "mona", AISLE__V1__SIGNAL_KIND__VIEW, "new", now),
+        sig("m3", "mona", AISLE__V1__SIGNAL_KIND__VIEW, "new", now),
+        sig("m2", "mona", AISLE__V1__SIGNAL_KIND__VIEW, "new", now),
+    };
+    Aisle__V1__Signal *ptr[4] = {&s[0], &s[1], &s[2], &s[3]};
+    profile p;
+    char err[256];
+    profile_config_default(&cfg);
+    cfg.half_life_s = 1; /* 100 half-lives between old and new */
+    TEST_REQUIRE(profile_store_open(rp.addr, &cfg, &ps, err, sizeof(err)) == 0);
+    TEST_REQUIRE(apply(ps, ptr, 1) == 1);
+    TEST_CHECK(apply(ps, ptr, 4) == 2);
+    TEST_REQUIRE(profile_get(ps, "mona", now, 10, &p, err, sizeof(err)) == 0);
+    TEST_REQUIRE(p.n_items == 2);
+    TEST_CHECK_STR(p.items[0].id, "new");
+    TEST_CHECK(fabs(p.items[0].weight - 2.0) < 1e-9);
+    TEST_CHECK(fabs(p.items[1].weight / (2.0 * pow(2, -100)) - 1) < 1e-9);
+    TEST_CHECK(p.n_seen == 2 && p.seen[0].weight == (double)now);
+    profile_clear(&p);
+    profile_store_close(ps);
+    redisReply *r = raw("DEL %s", "aisle:popular");
+    if (r) freeReplyObject(r);
+}
+
+/* One batch with more distinct items than one popularity call takes in
+ * one piece (1,999 members): every one of them is counted. */
+static void test_popular_long_batch(void) {
+    enum { N = 2500 };
+    static char ev[N][16], it[N][16];
+    static Aisle__V1__Signal s[N];
+    static profile_event e[N];
+    profile_store *ps = open_store(100);
+    int64_t now = clock_wall_ms();
+    profile_entry *pop;
+    char err[256];
+    int n;
+    TEST_REQUIRE(ps != NULL);
+    for (int i = 0; i < N; i++) {
+        snprintf(ev[i], sizeof(ev[i]), "lb%d", i);
+        snprintf(it[i], sizeof(it[i]), "lb-item%d", i);
+        s[i] = sig(ev[i], i % 2 ? "lb-a" : "lb-b", AISLE__V1__SIGNAL_KIND__VIEW, it[i], now);
+        e[i] = (profile_event){&s[i], NULL, NULL, NULL, -1, 0};
+    }
+    TEST_REQUIRE(profile_apply(ps, e, N, err, sizeof(err)) == N);
+    n = profile_popular(ps, now, 10000, &pop, err, sizeof(err));
+    TEST_REQUIRE(n >= N);
+    int found = 0;
+    for (int i = 0; i < n; i++) found += strncmp(pop[i].id, "lb-item", 7) == 0;
+    TEST_CHECK(found == N);
+    profile_entries_free(pop, (size_t)n);
+    profile_store_close(ps);
+}
+
 static void test_key_tag_escapes_braces(void) {
     char tag[64];
     TEST_CHECK(profile_key_tag("plain", tag, sizeof(tag)) == 5 && strcmp(tag, "plain") == 0);
@@ -547,6 +612,8 @@ int main(void) {
     TEST_RUN(test_key_tag_escapes_braces);
     TEST_RUN(test_trimming_is_amortized);
     TEST_RUN(test_landmark_moves_with_time);
+    TEST_RUN(test_summed_runs);
+    TEST_RUN(test_popular_long_batch);
     TEST_RUN(test_erasure_outlives_replay);
     TEST_RUN(test_popular_counts_only_new_positive_events);
     TEST_RUN(test_trending_per_category);
