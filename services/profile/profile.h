@@ -6,9 +6,15 @@
  * (profile_key_tag), so whatever the id holds they sit in one Redis
  * Cluster slot and one Lua script can update them atomically. `events` is
  * a sorted set of the event ids remembered for de-duplication. `profile` is
- * one hash holding everything else, so an event costs one HMGET and one
- * HSET of its user's fields (shared by all of the user's events in a
- * batch) and one ZADD NX of its id, and a read is one HGETALL. Its member
+ * one hash holding everything else, so a user's events of one batch cost
+ * one HMGET and one HSET of the fields they touch and one ZADD NX an
+ * event id, and a read is one HGETALL. The worker sums those events per
+ * field before sending them (weights added against the run's first time,
+ * seen and purchased times by the latest), so the script's Lua work per
+ * event is only its de-duplication checks; a user's run that holds a
+ * duplicate is held back whole and sent again without it, since its sums
+ * would be wrong. Popularity and trending are one ZMSCORE and one ZADD a
+ * list and batch (Redis 6.2 or later). Its member
  * fields are KIND:ID: i (items), d (dismissed: negative feedback apart
  * from positive interest), c (creators), g (categories), b (brands), by
  * decayed weight; s (seen) and p (purchased), by the time of the latest
@@ -161,9 +167,12 @@ int profile_check_id(const char *name, const char *v, int required, char *err,
                      size_t errlen);
 
 /* Applies validated events, each atomically and at most once (see the
- * top of this file), a user's events of one origin read and written
- * together, many users a script call, and bumps global popularity for the ones newly applied. Events of
- * one user and origin must come in offset order. Returns the number newly
+ * top of this file), a user's events of one origin summed, read and
+ * written together, many users a script call, and bumps global popularity
+ * for the ones newly applied. Two round trips (profiles, then popularity),
+ * and one more for each round of runs held back for a duplicate (a
+ * replay). Events of one user and origin must come in offset order.
+ * Returns the number newly
  * applied (duplicates count 0), or AISLE_EIO (AISLE_ENOMEM) with err set; then some may
  * have been applied and the caller retries the whole batch, which
  * de-duplication makes safe (popularity, an approximate figure, may then
