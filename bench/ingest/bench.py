@@ -6,9 +6,11 @@ the Kafka mock cluster, the workers and the load all share its cores):
    signals/s): probe signals among the load are timed from produce to the
    moment their item shows in Redis;
 2. sustained signals/s with 1 and then 2 workers (one group each) draining
-   a backlog, from committed offsets;
+   a backlog, from committed offsets, with Redis's commands and CPU a
+   signal; with --old BIN, the same drains by that binary (an older build)
+   right after each, so the two compare under the same load;
 3. the bound: redis-benchmark pipelining the same EVALSHA calls (one event
-   per call, which is what batches of many users come to).
+   per user, as a backlog of many users comes to, 1 and 64 users a call).
 Run through bench/ingest/run.sh."""
 
 import argparse
@@ -92,10 +94,15 @@ def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds):
     rnd = random.Random(1)
     now = int(time.time() * 1000)
     n = rate * seconds
-    pool = [ev.Signal(event_id=uuid.uuid4().hex, user_id="u%d" % rnd.randrange(20000),
-                      kind=rnd.choice([1, 2, 3, 5]), item_id="i%d" % rnd.randrange(5000),
-                      creator_id="c%d" % rnd.randrange(200), ts_ms=now).SerializeToString()
-            for _ in range(n)]
+    # Keyed by user, as producers do: the users spread over the partitions.
+    pool = []
+    for _ in range(n):
+        user = "u%d" % rnd.randrange(20000)
+        pool.append((user, ev.Signal(event_id=uuid.uuid4().hex, user_id=user,
+                                     kind=rnd.choice([1, 2, 3, 5]),
+                                     item_id="i%d" % rnd.randrange(5000),
+                                     creator_id="c%d" % rnd.randrange(200),
+                                     ts_ms=now).SerializeToString()))
     w = procs.ingest(brokers, redis_addr, ["--group", "bench-delay"])
     p = Producer({"bootstrap.servers": brokers, "linger.ms": 2, "queue.buffering.max.messages": 1000000})
     r = Resp(port)
@@ -135,7 +142,7 @@ def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds):
     while i < n:
         due = int((time.time() - start) * rate)
         while i < min(due, n):
-            p.produce(TOPIC, key=b"u", value=pool[i])
+            p.produce(TOPIC, key=pool[i][0], value=pool[i][1])
             i += 1
         p.poll(0)
         if (time.time() - start) * 100 > k:
@@ -152,10 +159,12 @@ def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds):
     return offered, delays, k
 
 
-def drain_run(procs, brokers, redis_addr, port, workers, total):
+def drain_run(procs, brokers, redis_addr, port, workers, total, binary):
     Resp(port).cmd("FLUSHALL")
-    group = "bench-drain-%d" % workers
-    ws = [procs.ingest(brokers, redis_addr, ["--group", group]) for _ in range(workers)]
+    group = "bench-drain-%d-%s" % (workers, uuid.uuid4().hex[:8])
+    ws = [procs.start("ingest", [binary, "ingest", "--http-listen", "127.0.0.1:0",
+                                 "--kafka-brokers", brokers, "--redis", redis_addr,
+                                 "--group", group])[0] for _ in range(workers)]
     samples = []
     watcher = Consumer({"bootstrap.servers": brokers, "group.id": group})
     while True:
@@ -176,18 +185,19 @@ def drain_run(procs, brokers, redis_addr, port, workers, total):
 
 
 def bound(port, sha, runs=1):
-    """redis-benchmark pipelining the apply script: `runs` events a call,
-    each of a random one of 20,000 users with a fresh random event id (the
-    script's arguments as profile.c lays them out: 12 settings, then per
-    run the origin mark and the event count, then 12 per event: a view
-    touching its item, seen, creator, category and brand fields). Returns
+    """redis-benchmark pipelining the apply script: `runs` users a call,
+    each a random one of 20,000 with one event under a fresh random event
+    id (the script's arguments as profile.c lays them out: 12 settings,
+    then per run the origin mark, the event and field counts, t_ref and
+    t_max, the event's id, offset and production time, and the summed
+    fields of a view: its item, seen, creator, category and brand). Returns
     events/s."""
     keys, tail = [], []
     now = str(int(time.time() * 1000))
     for r in range(runs):
         keys += ["aisle:u:{b%d__rand_int__}:%s" % (r, k) for k in ("profile", "events")]
-        tail += ["", "1", "e__rand_int__", "-1", now, now, "1", "0.25", "i:i__rand_int__",
-                 "s:i__rand_int__", "", "c:c1", "g:cat", "b:br"]
+        tail += ["", "1", "5", now, now, "e__rand_int__", "-1", now, "i:i__rand_int__", "1",
+                 "s:i__rand_int__", now, "c:c1", "0.25", "g:cat", "1", "b:br", "1"]
     head = ["500", "100", "100", "1000", "1000", "10000", "0", now, "0", "604800",
             "604800000", "64"]
     argv = ["redis-benchmark", "-p", str(port), "-n", str(300000 // runs), "-P",
@@ -226,6 +236,7 @@ def main():
     ap.add_argument("--rate", type=int, default=20000)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--backlog", type=int, default=300000)
+    ap.add_argument("--old", help="an older aisle binary whose drains run right after each")
     a = ap.parse_args()
     _, ev = aisle_env.protos()
     procs = aisle_env.Procs()
@@ -253,13 +264,20 @@ def main():
         total = end_offsets(brokers)
         print("backlog: %d signals in %d partitions" % (total, PARTITIONS))
         best = 0
-        for workers in (1, 2):
+        runs = [(w, b) for w in (1, 2) for b in ([aisle_env.aisle_binary()] + ([a.old] if a.old else []))]
+        rates = {}
+        for workers, binary in runs:
             Resp(port).cmd("CONFIG", "RESETSTAT")
             cpu0 = redis_cpu(port)
-            rate = drain_run(procs, brokers, redis_addr, port, workers, total)
-            best = max(best, rate)
-            print("sustained with %d worker%s: %.0f signals/s (%s)"
-                  % (workers, "s" if workers > 1 else "", rate, load()))
+            rate = drain_run(procs, brokers, redis_addr, port, workers, total, binary)
+            which = "old" if binary == a.old else "new"
+            rates[(workers, which)] = rate
+            if which == "new":
+                best = max(best, rate)
+            print("%s: sustained with %d worker%s: %.0f signals/s (%s)"
+                  % (which, workers, "s" if workers > 1 else "", rate, load()))
+            if which == "old":
+                print("  new/old: %.2f" % (rates[(workers, "new")] / rate))
             print("  redis-server CPU: %.1f us a signal" % ((redis_cpu(port) - cpu0) * 1e6 / total))
             stats = commandstats(port)
             inner = sum(c for k, (c, _) in stats.items() if k not in ("evalsha", "info", "config",
@@ -283,10 +301,10 @@ def main():
                 break
         mon.kill()
         procs.stop(w)
-        print("bound, redis-benchmark EVALSHA of the apply script (1 event a call, -P 64): "
+        print("bound, redis-benchmark EVALSHA of the apply script (1 user a call, -P 64): "
               "%.0f signals/s (%s)" % (bound(port, sha), load()))
         b64 = bound(port, sha, 64)
-        print("bound, the same with 64 users' events a call (as ingest sends them): "
+        print("bound, the same with 64 users a call (as ingest sends them): "
               "%.0f signals/s (%s); the best sustained rate is %.0f %% of it"
               % (b64, load(), 100 * best / b64))
     finally:
