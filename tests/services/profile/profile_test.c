@@ -292,7 +292,7 @@ static void test_summed_runs(void) {
  * one piece (1,999 members): every one of them is counted. */
 static void test_popular_long_batch(void) {
     enum { N = 2500 };
-    static char ev[N][16], it[N][16];
+    static char ev[N][24], it[N][24];
     static Aisle__V1__Signal s[N];
     static profile_event e[N];
     profile_store *ps = open_store(100);
