@@ -532,6 +532,10 @@ typedef struct profile_sum {
 
 static int profile_sum_is_time(char kind) { return kind == 's' || kind == 'p'; }
 
+static profile_sum profile_sum_of(char kind, const char *name, double v) {
+    return (profile_sum){.kind = kind, .name = name, .v = v};
+}
+
 /* The fields event e touches, into out (PROFILE_EVENT_FIELDS at most), with
  * its weights decayed against t_ref: a follow touches only its creator, a
  * dismissal only its dismissed item, any other item event its item, seen
@@ -547,14 +551,14 @@ static size_t profile_event_sums(const profile_store *ps, const profile_event *e
                exp2((double)(s->ts_ms - t_ref) / (ps->cfg.half_life_s * 1000.0));
     double t = (double)s->ts_ms;
     size_t n = 0;
-    if (!follow && has_item) out[n++] = (profile_sum){dismiss ? 'd' : 'i', s->item_id, w};
-    if (item) out[n++] = (profile_sum){'s', s->item_id, t};
+    if (!follow && has_item) out[n++] = profile_sum_of(dismiss ? 'd' : 'i', s->item_id, w);
+    if (item) out[n++] = profile_sum_of('s', s->item_id, t);
     if (item && s->kind == AISLE__V1__SIGNAL_KIND__PURCHASE)
-        out[n++] = (profile_sum){'p', s->item_id, t};
+        out[n++] = profile_sum_of('p', s->item_id, t);
     if (!dismiss && s->creator_id && *s->creator_id)
-        out[n++] = (profile_sum){'c', s->creator_id, follow ? w : w * 0.25};
-    if (item && e->category && *e->category) out[n++] = (profile_sum){'g', e->category, w};
-    if (item && e->brand && *e->brand) out[n++] = (profile_sum){'b', e->brand, w};
+        out[n++] = profile_sum_of('c', s->creator_id, follow ? w : w * 0.25);
+    if (item && e->category && *e->category) out[n++] = profile_sum_of('g', e->category, w);
+    if (item && e->brand && *e->brand) out[n++] = profile_sum_of('b', e->brand, w);
     assert(n <= PROFILE_EVENT_FIELDS);
     return n;
 }
