@@ -224,6 +224,31 @@ static float value_at(const void *x, int half, int i) {
                 : ((const float *)x)[i];
 }
 
+/* ggml_vec_dot_bf16 as its AVX512-BF16 form sums (the activation already
+ * rounded to bf16): per 64 values two accumulators of 16 lanes, lane l
+ * adding values 2l+1 then 2l of each 32 (vdpbf16ps; the products are
+ * exact), folded and added in double, the rest in double. */
+static float dot_bf16_any(const uint16_t *h, const float *x, int n) {
+    float c[2][16] = {{0}};
+    int np = n & ~63;
+    double sum = 0.0;
+
+    for (int i = 0; i < np; i += 32)
+        for (int l = 0; l < 16; l++) {
+            float *acc = &c[(i >> 5) & 1][l];
+            int j = i + 2 * l;
+            *acc += kern_bf16_to_f32(h[j + 1]) * x[j + 1];
+            *acc += kern_bf16_to_f32(h[j]) * x[j];
+        }
+    if (np) {
+        sum += (double)fold16(c[0]);
+        sum += (double)fold16(c[1]);
+    }
+    for (int i = np; i < n; i++)
+        sum += (double)(kern_bf16_to_f32(h[i]) * x[i]);
+    return (float)sum;
+}
+
 /* kern_dot_half of x (halves or floats, value_at) with y. */
 static float dot_half_any(const void *x, int half, const float *y, int n) {
     float lanes[64] = {0};
@@ -382,14 +407,25 @@ static void act_q8_k(kern_act *a) {
     }
 }
 
+/* ggml's fp32 -> bf16: to nearest even, NaN kept quiet. */
+static uint16_t bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 64);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
 int kern_act_group(int code) { return code > 0 ? code : 32; }
 
 void kern_act_quantize(kern_act *a, int code) {
     if (a->gs == code)
         return;
-    if (code == KERN_ACT_F16) {
+    if (code == KERN_ACT_F16 || code == KERN_ACT_BF16) {
         for (int i = 0; i < a->n; i++)
-            a->s[i] = kern_f16_to_f32(kern_f32_to_f16(a->f[i]));
+            a->s[i] = code == KERN_ACT_F16
+                          ? kern_f16_to_f32(kern_f32_to_f16(a->f[i]))
+                          : kern_bf16_to_f32(bf16_round(a->f[i]));
         a->f = a->s;
     } else if (code == KERN_ACT_Q8_0) {
         act_q8_0(a);
@@ -410,9 +446,9 @@ void kern_act_quantize(kern_act *a, int code) {
 
 int kern_needs_act(const kern_mat *w) {
     switch (w->type) {
-    case KERN_F32:
-    case KERN_BF16: return 0;
+    case KERN_F32: return 0;
     case KERN_F16: return KERN_ACT_F16;
+    case KERN_BF16: return KERN_ACT_BF16;
     case KERN_Q8: return w->gs;
     case KERN_Q4_K:
     case KERN_Q5_K:
@@ -587,12 +623,9 @@ static void mv_scalar(const kern_mat *w, const kern_act *x, float *out,
             }
             break;
         }
-        case KERN_BF16: {
-            const uint16_t *h = (const uint16_t *)w->q + base;
-            for (size_t j = 0; j < n; j++)
-                acc += kern_bf16_to_f32(h[j]) * x->f[j];
+        case KERN_BF16:
+            acc = dot_bf16_any((const uint16_t *)w->q + base, x->f, (int)n);
             break;
-        }
         case KERN_Q4_K:
         case KERN_Q5_K:
         case KERN_Q6_K:
@@ -723,19 +756,45 @@ KERN_AVX2 static void mix_half_avx2(const float *w, const float *v,
     mix_half_scalar(w, v, stride, n, np, j0, hs, out);
 }
 
+/* dot_bf16_any in AVX2: each 16-lane accumulator is two vectors over
+ * the even and odd values of 16 (shuffled alike, so vector lane k holds
+ * lane BF16_LANE[k] of the 8), put back in order for the fold. */
+static const int BF16_LANE[8] = {0, 1, 4, 5, 2, 3, 6, 7};
+
 KERN_AVX2 static float dot_bf16_avx2(const uint16_t *h, const float *x, int n) {
-    __m256 a0 = _mm256_setzero_ps();
-    int j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256i w = _mm256_slli_epi32(
-            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + j))),
-            16);
-        a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(w), _mm256_loadu_ps(x + j), a0);
+    __m256 c[4];
+    float lanes[2][16];
+    int np = n & ~63;
+    double sum = 0.0;
+
+    for (int k = 0; k < 4; k++)
+        c[k] = _mm256_setzero_ps();
+    for (int i = 0; i < np; i += 16) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)(h + i));
+        __m256 lo = _mm256_castsi256_ps(_mm256_slli_epi32(
+                   _mm256_cvtepu16_epi32(_mm256_castsi256_si128(w)), 16)),
+               hi = _mm256_castsi256_ps(_mm256_slli_epi32(
+                   _mm256_cvtepu16_epi32(_mm256_extracti128_si256(w, 1)), 16));
+        __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+        __m256 *acc = &c[(i >> 4) & 3];
+        *acc = _mm256_fmadd_ps(_mm256_shuffle_ps(lo, hi, 0xdd),
+                               _mm256_shuffle_ps(x0, x1, 0xdd), *acc);
+        *acc = _mm256_fmadd_ps(_mm256_shuffle_ps(lo, hi, 0x88),
+                               _mm256_shuffle_ps(x0, x1, 0x88), *acc);
     }
-    float s = hsum8(a0);
-    for (; j < n; j++)
-        s += kern_bf16_to_f32(h[j]) * x[j];
-    return s;
+    for (int k = 0; k < 4; k++) {
+        float v[8];
+        _mm256_storeu_ps(v, c[k]);
+        for (int l = 0; l < 8; l++)
+            lanes[k >> 1][8 * (k & 1) + BF16_LANE[l]] = v[l];
+    }
+    if (np) {
+        sum += (double)fold16(lanes[0]);
+        sum += (double)fold16(lanes[1]);
+    }
+    for (int i = np; i < n; i++)
+        sum += (double)(kern_bf16_to_f32(h[i]) * x[i]);
+    return (float)sum;
 }
 
 /* fp32, fp16 and bf16 rows. */

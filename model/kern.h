@@ -71,6 +71,8 @@ typedef struct kern_act {
 #define KERN_ACT_F16 (-3) /* F16: the values rounded to half precision,
                              written to s (which must hold n floats), and
                              f then points to them */
+#define KERN_ACT_BF16 (-4) /* BF16: the values rounded to bfloat16 (to
+                              nearest even), in s as for KERN_ACT_F16 */
 int kern_needs_act(const kern_mat *w);
 
 /* Values per entry of kern_act.s and .sum for a kern_needs_act code: the

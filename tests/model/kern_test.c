@@ -107,7 +107,7 @@ static void build(const mat_case *c, void **q, float **s, float **dense) {
  * kern_act_quantize with code): the int8 value times its scale, the half
  * copy, or the float itself. */
 static double act_value(const kern_act *a, int code, int j) {
-    if (code == KERN_ACT_F16 || !code)
+    if (code == KERN_ACT_F16 || code == KERN_ACT_BF16 || !code)
         return a->f[j];
     return (double)a->q[j] * a->s[j / kern_act_group(code)];
 }
@@ -118,7 +118,7 @@ static void test_matvec_all_levels(void) {
         {KERN_F16, 3, 13, 0},    {KERN_Q8, 29, 64, 64},  {KERN_Q8, 31, 192, 64},
         {KERN_Q8, 17, 96, 32},   {KERN_Q8, 9, 384, 128}, {KERN_Q8, 11, 172, 4},
         {KERN_Q8, 7, 320, 32},   {KERN_Q8_0, 23, 64, 32}, {KERN_Q8_0, 19, 96, 32},
-        {KERN_BF16, 9, 77, 0},   {KERN_Q4_0, 13, 96, 32}, {KERN_Q4_1, 11, 64, 32},
+        {KERN_BF16, 9, 77, 0},   {KERN_BF16, 7, 160, 0},   {KERN_Q4_0, 13, 96, 32}, {KERN_Q4_1, 11, 64, 32},
         {KERN_Q5_0, 7, 160, 32}, {KERN_Q5_1, 9, 96, 32},  {KERN_Q4_K, 10, 512, 256},
         {KERN_Q5_K, 6, 256, 256}, {KERN_Q6_K, 12, 512, 256},
     };
@@ -169,7 +169,8 @@ static void test_matvec_all_levels(void) {
                  * bit (llama.cpp's logits depend on it). */
                 if (level == KERN_SCALAR_LEVEL)
                     scalar[r] = out[r];
-                else if (c->type == KERN_F16 || c->type == KERN_Q8_0 ||
+                else if (c->type == KERN_F16 || c->type == KERN_BF16 ||
+                         c->type == KERN_Q8_0 ||
                          c->type >= KERN_Q4_0)
                     TEST_CHECK(out[r] == scalar[r]);
             }
