@@ -547,7 +547,7 @@ static float dot_blocks_scalar(const kern_mat *w, int i, const kern_act *x) {
             lane[k / 4] += q[k] * x->q[(size_t)g * 32 + k];
         for (int l = 0; l < 8; l++)
             acc[l] = fmaf(a[0] * x->s[g], (float)lane[l], acc[l]);
-        off += b * x->sum[g];
+        off = fmaf(b, x->sum[g], off); /* ggml's summs, contracted */
     }
     return hsum8_scalar(acc) + off;
 }
@@ -556,7 +556,7 @@ static float dot_blocks_scalar(const kern_mat *w, int i, const kern_act *x) {
  * ggml's AVX2 ggml_vec_dot_q{4,5,6}_K_q8_K: per block, eight int32 lanes
  * of integer scale x product sums, one float FMA per lane; the mins times
  * the group sums as integers, in four float lanes (Q4_K) or one sum
- * (Q5_K). */
+ * (Q5_K; a fused multiply-add, as gcc compiles ggml's scalar line). */
 static float dot_kquant_scalar(const kern_mat *w, int i, const kern_act *x) {
     const uint8_t *row = block_row(w, i);
     float acc[8] = {0}, accm[4] = {0}, summs = 0.0f;
@@ -584,7 +584,8 @@ static float dot_kquant_scalar(const kern_mat *w, int i, const kern_act *x) {
             for (int l = 0; l < 4; l++)
                 accm[l] = fmaf(-xd * h.dmin, (float)prod[l], accm[l]);
         else if (w->type == KERN_Q5_K)
-            summs += -xd * h.dmin * (float)(prod[0] + prod[1] + prod[2] + prod[3]);
+            summs = fmaf(-xd * h.dmin,
+                         (float)(prod[0] + prod[1] + prod[2] + prod[3]), summs);
     }
     return hsum8_scalar(acc) + ((accm[0] + accm[2]) + (accm[1] + accm[3])) +
            summs;
@@ -1080,7 +1081,7 @@ KERN_AVX2 static inline float hsum4(__m128 v) {
                                       KERN_LOAD(x[t].q + 32 * g));            \
                     acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a * x[t].s[g]),   \
                                              _mm256_cvtepi32_ps(p), acc[t]);  \
-                    off[t] += bo * x[t].sum[g];                               \
+                    off[t] = fmaf(bo, x[t].sum[g], off[t]);                   \
                 }                                                             \
             }                                                                 \
             for (int t = 0; t < nx; t++)                                      \
@@ -1147,7 +1148,8 @@ KERN_AVX2 static inline float hsum4(__m128 v) {
                                     (const __m128i *)p)),                     \
                                 accm[t]);                                     \
                         else                                                  \
-                            summs[t] += dm * (float)(p[0] + p[1] + p[2] + p[3]); \
+                            summs[t] = fmaf(dm, (float)(p[0] + p[1] + p[2] + p[3]), \
+                                            summs[t]);                        \
                     }                                                         \
                 }                                                             \
             }                                                                 \
