@@ -545,11 +545,17 @@ static float dot_blocks_scalar(const kern_mat *w, int i, const kern_act *x) {
         quant_unpack32(w->type, row, g, q, a, &b);
         for (int k = 0; k < 32; k++)
             lane[k / 4] += q[k] * x->q[(size_t)g * 32 + k];
+        if (w->x8) {
+            for (int l = 1; l < 8; l++)
+                lane[0] += lane[l];
+            acc[0] = fmaf((float)lane[0], a[0] * x->s[g], acc[0]);
+            continue;
+        }
         for (int l = 0; l < 8; l++)
             acc[l] = fmaf(a[0] * x->s[g], (float)lane[l], acc[l]);
         off = fmaf(b, x->sum[g], off); /* ggml's summs, contracted */
     }
-    return hsum8_scalar(acc) + off;
+    return w->x8 ? acc[0] : hsum8_scalar(acc) + off;
 }
 
 /* Row i of a K-quant matrix times a Q8_K activation in the order of
@@ -1041,6 +1047,14 @@ KERN_AVX2 static inline void kscales(int type, const uint8_t *b, __m256i *sc,
     }
 }
 
+/* The sum of eight int32 lanes (exact in any order). */
+KERN_AVX2 static inline int32_t hsum8_i32(__m256i v) {
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v),
+                              _mm256_extracti128_si256(v, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1)));
+}
+
 KERN_AVX2 static inline float hsum4(__m128 v) {
     v = _mm_add_ps(v, _mm_movehl_ps(v, v));
     return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
@@ -1079,13 +1093,19 @@ KERN_AVX2 static inline float hsum4(__m128 v) {
                 for (int t = 0; t < nx; t++) {                                \
                     __m256i p = ACC32(_mm256_setzero_si256(), wv,             \
                                       KERN_LOAD(x[t].q + 32 * g));            \
+                    if (w->x8) { /* off[t] is the one float chain */         \
+                        off[t] = fmaf((float)hsum8_i32(p), a * x[t].s[g],     \
+                                      off[t]);                                \
+                        continue;                                             \
+                    }                                                         \
                     acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a * x[t].s[g]),   \
                                              _mm256_cvtepi32_ps(p), acc[t]);  \
                     off[t] = fmaf(bo, x[t].sum[g], off[t]);                   \
                 }                                                             \
             }                                                                 \
             for (int t = 0; t < nx; t++)                                      \
-                out[stride * (size_t)t + (size_t)i] = hsum8(acc[t]) + off[t]; \
+                out[stride * (size_t)t + (size_t)i] =                         \
+                    w->x8 ? off[t] : hsum8(acc[t]) + off[t];                  \
         }                                                                     \
     }                                                                         \
                                                                               \

@@ -40,6 +40,10 @@ typedef struct kern_mat {
                         block (32, or 256 for the K-quants) */
     const void *q;   /* row data; 4-byte aligned for KERN_F32 */
     const float *s;  /* KERN_Q8 scales, rows*cols/gs floats; else NULL */
+    int x8;          /* KERN_Q4_0 only: sum as llama.cpp does the Q4_0 it
+                        repacks to 8-row interleaved blocks on AVX2 CPUs:
+                        per block, its whole integer dot product times both
+                        scales in one float FMA chain */
 } kern_mat;
 
 /* An activation vector and its int8 copy. f, q, s and sum belong to the

@@ -211,7 +211,7 @@ static void kind_shape(const model_config *c, int kind, int *rows, int *cols) {
 }
 
 static kern_mat mat_f32(const model_config *c, int kind, const float *p) {
-    kern_mat w = {KERN_F32, 0, 0, 0, p, NULL};
+    kern_mat w = {.type = KERN_F32, .q = p};
     kind_shape(c, kind, &w.rows, &w.cols);
     return w;
 }
@@ -293,7 +293,7 @@ static int load_legacy(model *m, const char *path, char *err, size_t errlen) {
 
 /* One int8 tensor of the version 2 export: values, then group scales. */
 static kern_mat take_q8(model *m, mcur *c, int kind, int gs) {
-    kern_mat w = {KERN_Q8, 0, 0, gs, NULL, NULL};
+    kern_mat w = {.type = KERN_Q8, .gs = gs};
     uint64_t n;
     kind_shape(&m->cfg, kind, &w.rows, &w.cols);
     n = (uint64_t)w.rows * (uint64_t)w.cols;
@@ -434,7 +434,13 @@ static int gguf_mat(model *m, const char *name, int kind, kern_mat *out,
                            SUPPORTED_TYPES ")", name, t->type);
     }
     gguf_type_block(t->type, &be, &bb);
-    *out = (kern_mat){kt, rows, cols, be > 1 ? (int)be : 0, t->data, NULL};
+    /* llama.cpp repacks the Q4_0 matrices it multiplies (not the
+     * embedding, which it also gathers rows of, nor a classifier tied to
+     * it) when their rows come in eights. */
+    *out = (kern_mat){.type = kt, .rows = rows, .cols = cols,
+                      .gs = be > 1 ? (int)be : 0, .q = t->data,
+                      .x8 = kt == KERN_Q4_0 && kind != MODEL_W_EMBED &&
+                            rows % 8 == 0};
     if ((uintptr_t)t->data % (kt == KERN_F32 ? 4 : 2))
         return status_fail(AISLE_EFORMAT, err, errlen,
                            "GGUF tensor %s is misaligned", name);
