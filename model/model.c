@@ -47,6 +47,11 @@ struct model {
     const float *norm_final;
     const float **bias;     /* n_layers * 3 (Q, K, V); NULL entries: none */
     const float **qk_norm;  /* n_layers * 2 (Q, K), qwen3 only */
+    /* GGUF RoPE scaling: angles times rope_scale (linear scaling), pair i's
+     * divided by rope_freqs[i] (llama's rope_freqs.weight, Llama 3.1/3.2;
+     * NULL: none). */
+    float rope_scale;
+    const float *rope_freqs;
 };
 
 /* Prompt tokens run MODEL_BATCH at a time: each weight row then comes
@@ -482,6 +487,35 @@ static int gguf_arch(model *m, const char *path, char *err, size_t errlen) {
                        path, (int)(a.len > 64 ? 64 : a.len), a.p);
 }
 
+/* RoPE scaling as llama.cpp reads it: `rope.scaling.type` none or linear
+ * (the default), the angles then divided by `rope.scaling.factor` (or the
+ * older `rope.scale_linear`); YaRN and the others are refused. */
+static int gguf_rope_scaling(model *m, const char *path, char *err,
+                             size_t errlen) {
+    char key[96];
+    gguf_str type = {0};
+    float factor = 0.0f;
+
+    m->rope_scale = 1.0f;
+    if (!gguf_get_str(m->gguf, arch_key(m, "rope.scaling.type", key,
+                                        sizeof key), &type) &&
+        !(type.len == 4 && !memcmp(type.p, "none", 4)) &&
+        !(type.len == 6 && !memcmp(type.p, "linear", 6)))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: RoPE scaling '%.*s' is not supported (none, "
+                           "linear)", path, (int)(type.len > 32 ? 32 : type.len),
+                           type.p);
+    gguf_cfg_f32(m, "rope.scale_linear", &factor);
+    gguf_cfg_f32(m, "rope.scaling.factor", &factor);
+    if (factor != 0.0f) {
+        if (!(factor > 0.0f))
+            return status_fail(AISLE_EFORMAT, err, errlen,
+                               "%s: bad RoPE scaling factor", path);
+        m->rope_scale = 1.0f / factor;
+    }
+    return 0;
+}
+
 /* Shapes and constants from "<arch>.*" metadata. */
 static int gguf_config(model *m, const char *path, char *err, size_t errlen) {
     model_config *cfg = &m->cfg;
@@ -519,7 +553,7 @@ static int gguf_config(model *m, const char *path, char *err, size_t errlen) {
     if (rope_dims && rope_dims != cfg->head_size)
         return status_fail(AISLE_EFORMAT, err, errlen,
                            "%s: partial rotary embeddings unsupported", path);
-    return 0;
+    return gguf_rope_scaling(m, path, err, errlen);
 }
 
 /* One layer's tensors; biases are optional (qwen2 has them), the Q/K
@@ -576,6 +610,17 @@ static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
         (rc = gguf_vec(m, "output_norm.weight", cfg->dim, 1, &m->norm_final,
                        err, errlen)))
         return rc;
+    /* Only llama's graph reads the factors (llama.cpp refuses them in a
+     * qwen file as an unused tensor; so do we). */
+    if (cfg->arch == MODEL_ARCH_LLAMA &&
+        (rc = gguf_vec(m, "rope_freqs.weight", cfg->head_size / 2, 0,
+                       &m->rope_freqs, err, errlen)))
+        return rc;
+    if (cfg->arch != MODEL_ARCH_LLAMA &&
+        gguf_find_tensor(m->gguf, "rope_freqs.weight"))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: rope_freqs.weight in a %s file", path,
+                           model_arch_name(cfg->arch));
     cfg->shared_classifier = !gguf_find_tensor(m->gguf, "output.weight");
     if (cfg->shared_classifier)
         m->cls = m->embed;
@@ -944,7 +989,8 @@ static void fwd_embed(const fwd *f, const int *tokens, const fwd_row *rows,
         float *cs = f->sc->rope + hs * t, angle = (float)rows[t].pos;
         kern_mat_row(&f->m->embed, tokens[t], f->sc->x + dim * t);
         for (size_t i = 0; i < hs; i += 2, angle *= step) {
-            float val = angle;
+            const float *ff = f->m->rope_freqs;
+            float val = f->m->rope_scale * (ff ? angle / ff[i / 2] : angle);
             if (!ggml_math(f->m))
                 val = rows[t].pos *
                       (1.0f / powf(c->rope_theta, (float)i / (float)hs));
