@@ -50,8 +50,14 @@ static const pre_family F_FALCON = {
     {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]"}, 0, 0};
 static const pre_family F_PORO = {{RE_PORO}, 0, 0};
 static const pre_family F_VIKING = {{RE_PORO, "\\p{N}"}, 0, 0};
+/* llama.cpp runs the expressions without \p{..} through std::wregex on
+ * the text with every non-ASCII space turned into \v: still \s, but no
+ * longer in a range of the character classes. (?!\s) keeps them out of
+ * the classes whose ranges span one (U+3000 and the U+2000 spaces). */
+#define RE_NOT_SPACE "(?!\\s)"
 /* The CJK ranges both DeepSeek splitters give words of their own. */
-#define RE_DEEPSEEK_CJK "[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+"
+#define RE_DEEPSEEK_CJK                                                      \
+    "(?:" RE_NOT_SPACE "[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff])+"
 static const pre_family F_DEEPSEEK_LLM = {
     {"[\r\n]",
      "\\s?[A-Za-z\u00b5\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u01ba\u01bc-\u01bf"
@@ -71,7 +77,8 @@ static const pre_family F_DEEPSEEK_LLM = {
      "\U00010400-\U0001044f\U000104b0-\U000104d3\U000104d8-\U000104fb"
      "\U00010c80-\U00010cb2\U00010cc0-\U00010cf2\U000118a0-\U000118df"
      "\U0001e900-\U0001e943]+",
-     "\\s?[!-/:-~\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u3000-\u3002]+",
+     "\\s?(?:" RE_NOT_SPACE
+     "[!-/:-~\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u3000-\u3002])+",
      "\\s+$", RE_DEEPSEEK_CJK, "\\p{N}+"},
     0, 0};
 static const pre_family F_DEEPSEEK_CODER = {
