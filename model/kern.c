@@ -224,6 +224,31 @@ static float value_at(const void *x, int half, int i) {
                 : ((const float *)x)[i];
 }
 
+/* ggml_vec_dot_bf16 as its AVX512-BF16 form sums (the activation already
+ * rounded to bf16): per 64 values two accumulators of 16 lanes, lane l
+ * adding values 2l+1 then 2l of each 32 (vdpbf16ps; the products are
+ * exact), folded and added in double, the rest in double. */
+static float dot_bf16_any(const uint16_t *h, const float *x, int n) {
+    float c[2][16] = {{0}};
+    int np = n & ~63;
+    double sum = 0.0;
+
+    for (int i = 0; i < np; i += 32)
+        for (int l = 0; l < 16; l++) {
+            float *acc = &c[(i >> 5) & 1][l];
+            int j = i + 2 * l;
+            *acc += kern_bf16_to_f32(h[j + 1]) * x[j + 1];
+            *acc += kern_bf16_to_f32(h[j]) * x[j];
+        }
+    if (np) {
+        sum += (double)fold16(c[0]);
+        sum += (double)fold16(c[1]);
+    }
+    for (int i = np; i < n; i++)
+        sum += (double)(kern_bf16_to_f32(h[i]) * x[i]);
+    return (float)sum;
+}
+
 /* kern_dot_half of x (halves or floats, value_at) with y. */
 static float dot_half_any(const void *x, int half, const float *y, int n) {
     float lanes[64] = {0};
@@ -382,14 +407,25 @@ static void act_q8_k(kern_act *a) {
     }
 }
 
+/* ggml's fp32 -> bf16: to nearest even, NaN kept quiet. */
+static uint16_t bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 64);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
 int kern_act_group(int code) { return code > 0 ? code : 32; }
 
 void kern_act_quantize(kern_act *a, int code) {
     if (a->gs == code)
         return;
-    if (code == KERN_ACT_F16) {
+    if (code == KERN_ACT_F16 || code == KERN_ACT_BF16) {
         for (int i = 0; i < a->n; i++)
-            a->s[i] = kern_f16_to_f32(kern_f32_to_f16(a->f[i]));
+            a->s[i] = code == KERN_ACT_F16
+                          ? kern_f16_to_f32(kern_f32_to_f16(a->f[i]))
+                          : kern_bf16_to_f32(bf16_round(a->f[i]));
         a->f = a->s;
     } else if (code == KERN_ACT_Q8_0) {
         act_q8_0(a);
@@ -410,9 +446,9 @@ void kern_act_quantize(kern_act *a, int code) {
 
 int kern_needs_act(const kern_mat *w) {
     switch (w->type) {
-    case KERN_F32:
-    case KERN_BF16: return 0;
+    case KERN_F32: return 0;
     case KERN_F16: return KERN_ACT_F16;
+    case KERN_BF16: return KERN_ACT_BF16;
     case KERN_Q8: return w->gs;
     case KERN_Q4_K:
     case KERN_Q5_K:
@@ -509,18 +545,24 @@ static float dot_blocks_scalar(const kern_mat *w, int i, const kern_act *x) {
         quant_unpack32(w->type, row, g, q, a, &b);
         for (int k = 0; k < 32; k++)
             lane[k / 4] += q[k] * x->q[(size_t)g * 32 + k];
+        if (w->x8) {
+            for (int l = 1; l < 8; l++)
+                lane[0] += lane[l];
+            acc[0] = fmaf((float)lane[0], a[0] * x->s[g], acc[0]);
+            continue;
+        }
         for (int l = 0; l < 8; l++)
             acc[l] = fmaf(a[0] * x->s[g], (float)lane[l], acc[l]);
-        off += b * x->sum[g];
+        off = fmaf(b, x->sum[g], off); /* ggml's summs, contracted */
     }
-    return hsum8_scalar(acc) + off;
+    return w->x8 ? acc[0] : hsum8_scalar(acc) + off;
 }
 
 /* Row i of a K-quant matrix times a Q8_K activation in the order of
  * ggml's AVX2 ggml_vec_dot_q{4,5,6}_K_q8_K: per block, eight int32 lanes
  * of integer scale x product sums, one float FMA per lane; the mins times
  * the group sums as integers, in four float lanes (Q4_K) or one sum
- * (Q5_K). */
+ * (Q5_K; a fused multiply-add, as gcc compiles ggml's scalar line). */
 static float dot_kquant_scalar(const kern_mat *w, int i, const kern_act *x) {
     const uint8_t *row = block_row(w, i);
     float acc[8] = {0}, accm[4] = {0}, summs = 0.0f;
@@ -548,7 +590,8 @@ static float dot_kquant_scalar(const kern_mat *w, int i, const kern_act *x) {
             for (int l = 0; l < 4; l++)
                 accm[l] = fmaf(-xd * h.dmin, (float)prod[l], accm[l]);
         else if (w->type == KERN_Q5_K)
-            summs += -xd * h.dmin * (float)(prod[0] + prod[1] + prod[2] + prod[3]);
+            summs = fmaf(-xd * h.dmin,
+                         (float)(prod[0] + prod[1] + prod[2] + prod[3]), summs);
     }
     return hsum8_scalar(acc) + ((accm[0] + accm[2]) + (accm[1] + accm[3])) +
            summs;
@@ -587,12 +630,9 @@ static void mv_scalar(const kern_mat *w, const kern_act *x, float *out,
             }
             break;
         }
-        case KERN_BF16: {
-            const uint16_t *h = (const uint16_t *)w->q + base;
-            for (size_t j = 0; j < n; j++)
-                acc += kern_bf16_to_f32(h[j]) * x->f[j];
+        case KERN_BF16:
+            acc = dot_bf16_any((const uint16_t *)w->q + base, x->f, (int)n);
             break;
-        }
         case KERN_Q4_K:
         case KERN_Q5_K:
         case KERN_Q6_K:
@@ -723,19 +763,45 @@ KERN_AVX2 static void mix_half_avx2(const float *w, const float *v,
     mix_half_scalar(w, v, stride, n, np, j0, hs, out);
 }
 
+/* dot_bf16_any in AVX2: each 16-lane accumulator is two vectors over
+ * the even and odd values of 16 (shuffled alike, so vector lane k holds
+ * lane BF16_LANE[k] of the 8), put back in order for the fold. */
+static const int BF16_LANE[8] = {0, 1, 4, 5, 2, 3, 6, 7};
+
 KERN_AVX2 static float dot_bf16_avx2(const uint16_t *h, const float *x, int n) {
-    __m256 a0 = _mm256_setzero_ps();
-    int j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256i w = _mm256_slli_epi32(
-            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + j))),
-            16);
-        a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(w), _mm256_loadu_ps(x + j), a0);
+    __m256 c[4];
+    float lanes[2][16];
+    int np = n & ~63;
+    double sum = 0.0;
+
+    for (int k = 0; k < 4; k++)
+        c[k] = _mm256_setzero_ps();
+    for (int i = 0; i < np; i += 16) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)(h + i));
+        __m256 lo = _mm256_castsi256_ps(_mm256_slli_epi32(
+                   _mm256_cvtepu16_epi32(_mm256_castsi256_si128(w)), 16)),
+               hi = _mm256_castsi256_ps(_mm256_slli_epi32(
+                   _mm256_cvtepu16_epi32(_mm256_extracti128_si256(w, 1)), 16));
+        __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+        __m256 *acc = &c[(i >> 4) & 3];
+        *acc = _mm256_fmadd_ps(_mm256_shuffle_ps(lo, hi, 0xdd),
+                               _mm256_shuffle_ps(x0, x1, 0xdd), *acc);
+        *acc = _mm256_fmadd_ps(_mm256_shuffle_ps(lo, hi, 0x88),
+                               _mm256_shuffle_ps(x0, x1, 0x88), *acc);
     }
-    float s = hsum8(a0);
-    for (; j < n; j++)
-        s += kern_bf16_to_f32(h[j]) * x[j];
-    return s;
+    for (int k = 0; k < 4; k++) {
+        float v[8];
+        _mm256_storeu_ps(v, c[k]);
+        for (int l = 0; l < 8; l++)
+            lanes[k >> 1][8 * (k & 1) + BF16_LANE[l]] = v[l];
+    }
+    if (np) {
+        sum += (double)fold16(lanes[0]);
+        sum += (double)fold16(lanes[1]);
+    }
+    for (int i = np; i < n; i++)
+        sum += (double)(kern_bf16_to_f32(h[i]) * x[i]);
+    return (float)sum;
 }
 
 /* fp32, fp16 and bf16 rows. */
@@ -981,6 +1047,14 @@ KERN_AVX2 static inline void kscales(int type, const uint8_t *b, __m256i *sc,
     }
 }
 
+/* The sum of eight int32 lanes (exact in any order). */
+KERN_AVX2 static inline int32_t hsum8_i32(__m256i v) {
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v),
+                              _mm256_extracti128_si256(v, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1)));
+}
+
 KERN_AVX2 static inline float hsum4(__m128 v) {
     v = _mm_add_ps(v, _mm_movehl_ps(v, v));
     return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
@@ -1019,13 +1093,19 @@ KERN_AVX2 static inline float hsum4(__m128 v) {
                 for (int t = 0; t < nx; t++) {                                \
                     __m256i p = ACC32(_mm256_setzero_si256(), wv,             \
                                       KERN_LOAD(x[t].q + 32 * g));            \
+                    if (w->x8) { /* off[t] is the one float chain */         \
+                        off[t] = fmaf((float)hsum8_i32(p), a * x[t].s[g],     \
+                                      off[t]);                                \
+                        continue;                                             \
+                    }                                                         \
                     acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a * x[t].s[g]),   \
                                              _mm256_cvtepi32_ps(p), acc[t]);  \
-                    off[t] += bo * x[t].sum[g];                               \
+                    off[t] = fmaf(bo, x[t].sum[g], off[t]);                   \
                 }                                                             \
             }                                                                 \
             for (int t = 0; t < nx; t++)                                      \
-                out[stride * (size_t)t + (size_t)i] = hsum8(acc[t]) + off[t]; \
+                out[stride * (size_t)t + (size_t)i] =                         \
+                    w->x8 ? off[t] : hsum8(acc[t]) + off[t];                  \
         }                                                                     \
     }                                                                         \
                                                                               \
@@ -1088,7 +1168,8 @@ KERN_AVX2 static inline float hsum4(__m128 v) {
                                     (const __m128i *)p)),                     \
                                 accm[t]);                                     \
                         else                                                  \
-                            summs[t] += dm * (float)(p[0] + p[1] + p[2] + p[3]); \
+                            summs[t] = fmaf(dm, (float)(p[0] + p[1] + p[2] + p[3]), \
+                                            summs[t]);                        \
                     }                                                         \
                 }                                                             \
             }                                                                 \

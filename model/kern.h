@@ -40,6 +40,10 @@ typedef struct kern_mat {
                         block (32, or 256 for the K-quants) */
     const void *q;   /* row data; 4-byte aligned for KERN_F32 */
     const float *s;  /* KERN_Q8 scales, rows*cols/gs floats; else NULL */
+    int x8;          /* KERN_Q4_0 only: sum as llama.cpp does the Q4_0 it
+                        repacks to 8-row interleaved blocks on AVX2 CPUs:
+                        per block, its whole integer dot product times both
+                        scales in one float FMA chain */
 } kern_mat;
 
 /* An activation vector and its int8 copy. f, q, s and sum belong to the
@@ -71,6 +75,8 @@ typedef struct kern_act {
 #define KERN_ACT_F16 (-3) /* F16: the values rounded to half precision,
                              written to s (which must hold n floats), and
                              f then points to them */
+#define KERN_ACT_BF16 (-4) /* BF16: the values rounded to bfloat16 (to
+                              nearest even), in s as for KERN_ACT_F16 */
 int kern_needs_act(const kern_mat *w);
 
 /* Values per entry of kern_act.s and .sum for a kern_needs_act code: the

@@ -47,6 +47,11 @@ struct model {
     const float *norm_final;
     const float **bias;     /* n_layers * 3 (Q, K, V); NULL entries: none */
     const float **qk_norm;  /* n_layers * 2 (Q, K), qwen3 only */
+    /* GGUF RoPE scaling: angles times rope_scale (linear scaling), pair i's
+     * divided by rope_freqs[i] (llama's rope_freqs.weight, Llama 3.1/3.2;
+     * NULL: none). */
+    float rope_scale;
+    const float *rope_freqs;
 };
 
 /* Prompt tokens run MODEL_BATCH at a time: each weight row then comes
@@ -211,7 +216,7 @@ static void kind_shape(const model_config *c, int kind, int *rows, int *cols) {
 }
 
 static kern_mat mat_f32(const model_config *c, int kind, const float *p) {
-    kern_mat w = {KERN_F32, 0, 0, 0, p, NULL};
+    kern_mat w = {.type = KERN_F32, .q = p};
     kind_shape(c, kind, &w.rows, &w.cols);
     return w;
 }
@@ -293,7 +298,7 @@ static int load_legacy(model *m, const char *path, char *err, size_t errlen) {
 
 /* One int8 tensor of the version 2 export: values, then group scales. */
 static kern_mat take_q8(model *m, mcur *c, int kind, int gs) {
-    kern_mat w = {KERN_Q8, 0, 0, gs, NULL, NULL};
+    kern_mat w = {.type = KERN_Q8, .gs = gs};
     uint64_t n;
     kind_shape(&m->cfg, kind, &w.rows, &w.cols);
     n = (uint64_t)w.rows * (uint64_t)w.cols;
@@ -434,7 +439,13 @@ static int gguf_mat(model *m, const char *name, int kind, kern_mat *out,
                            SUPPORTED_TYPES ")", name, t->type);
     }
     gguf_type_block(t->type, &be, &bb);
-    *out = (kern_mat){kt, rows, cols, be > 1 ? (int)be : 0, t->data, NULL};
+    /* llama.cpp repacks the Q4_0 matrices it multiplies (not the
+     * embedding, which it also gathers rows of, nor a classifier tied to
+     * it) when their rows come in eights. */
+    *out = (kern_mat){.type = kt, .rows = rows, .cols = cols,
+                      .gs = be > 1 ? (int)be : 0, .q = t->data,
+                      .x8 = kt == KERN_Q4_0 && kind != MODEL_W_EMBED &&
+                            rows % 8 == 0};
     if ((uintptr_t)t->data % (kt == KERN_F32 ? 4 : 2))
         return status_fail(AISLE_EFORMAT, err, errlen,
                            "GGUF tensor %s is misaligned", name);
@@ -476,6 +487,35 @@ static int gguf_arch(model *m, const char *path, char *err, size_t errlen) {
                        path, (int)(a.len > 64 ? 64 : a.len), a.p);
 }
 
+/* RoPE scaling as llama.cpp reads it: `rope.scaling.type` none or linear
+ * (the default), the angles then divided by `rope.scaling.factor` (or the
+ * older `rope.scale_linear`); YaRN and the others are refused. */
+static int gguf_rope_scaling(model *m, const char *path, char *err,
+                             size_t errlen) {
+    char key[96];
+    gguf_str type = {0};
+    float factor = 0.0f;
+
+    m->rope_scale = 1.0f;
+    if (!gguf_get_str(m->gguf, arch_key(m, "rope.scaling.type", key,
+                                        sizeof key), &type) &&
+        !(type.len == 4 && !memcmp(type.p, "none", 4)) &&
+        !(type.len == 6 && !memcmp(type.p, "linear", 6)))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: RoPE scaling '%.*s' is not supported (none, "
+                           "linear)", path, (int)(type.len > 32 ? 32 : type.len),
+                           type.p);
+    gguf_cfg_f32(m, "rope.scale_linear", &factor);
+    gguf_cfg_f32(m, "rope.scaling.factor", &factor);
+    if (factor != 0.0f) {
+        if (!(factor > 0.0f))
+            return status_fail(AISLE_EFORMAT, err, errlen,
+                               "%s: bad RoPE scaling factor", path);
+        m->rope_scale = 1.0f / factor;
+    }
+    return 0;
+}
+
 /* Shapes and constants from "<arch>.*" metadata. */
 static int gguf_config(model *m, const char *path, char *err, size_t errlen) {
     model_config *cfg = &m->cfg;
@@ -513,7 +553,7 @@ static int gguf_config(model *m, const char *path, char *err, size_t errlen) {
     if (rope_dims && rope_dims != cfg->head_size)
         return status_fail(AISLE_EFORMAT, err, errlen,
                            "%s: partial rotary embeddings unsupported", path);
-    return 0;
+    return gguf_rope_scaling(m, path, err, errlen);
 }
 
 /* One layer's tensors; biases are optional (qwen2 has them), the Q/K
@@ -570,6 +610,17 @@ static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
         (rc = gguf_vec(m, "output_norm.weight", cfg->dim, 1, &m->norm_final,
                        err, errlen)))
         return rc;
+    /* Only llama's graph reads the factors (llama.cpp refuses them in a
+     * qwen file as an unused tensor; so do we). */
+    if (cfg->arch == MODEL_ARCH_LLAMA &&
+        (rc = gguf_vec(m, "rope_freqs.weight", cfg->head_size / 2, 0,
+                       &m->rope_freqs, err, errlen)))
+        return rc;
+    if (cfg->arch != MODEL_ARCH_LLAMA &&
+        gguf_find_tensor(m->gguf, "rope_freqs.weight"))
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s: rope_freqs.weight in a %s file", path,
+                           model_arch_name(cfg->arch));
     cfg->shared_classifier = !gguf_find_tensor(m->gguf, "output.weight");
     if (cfg->shared_classifier)
         m->cls = m->embed;
@@ -896,15 +947,19 @@ static void rmsnorm(float *o, const float *x, const float *w, int n,
 /* Rotates the n values of v (whole heads of hs) by the position's angles
  * cs (cos, sin per pair index): consecutive pairs (2i, 2i+1) as llama2.c
  * and GGUF llama files expect, or with neox the halves (i, i + hs/2) as
- * qwen's do. */
-static void rope(float *v, int n, int hs, const float *cs, int neox) {
+ * qwen's do. With ggml, v0's products are fused into the sums, as the
+ * compiler contracts llama.cpp's rope (gcc's default -ffp-contract=fast):
+ * a last-bit difference here flips the half rounding of the cached key
+ * now and then. */
+static void rope(float *v, int n, int hs, const float *cs, int neox,
+                 int ggml) {
     int half = hs / 2;
     for (int h = 0; h < n; h += hs) {
         for (int i = 0; i < half; i++) {
             int a = neox ? h + i : h + 2 * i, b = neox ? a + half : a + 1;
             float v0 = v[a], v1 = v[b], co = cs[2 * i], si = cs[2 * i + 1];
-            v[a] = v0 * co - v1 * si;
-            v[b] = v0 * si + v1 * co;
+            v[a] = ggml ? fmaf(v0, co, -(v1 * si)) : v0 * co - v1 * si;
+            v[b] = ggml ? fmaf(v0, si, v1 * co) : v0 * si + v1 * co;
         }
     }
 }
@@ -934,7 +989,8 @@ static void fwd_embed(const fwd *f, const int *tokens, const fwd_row *rows,
         float *cs = f->sc->rope + hs * t, angle = (float)rows[t].pos;
         kern_mat_row(&f->m->embed, tokens[t], f->sc->x + dim * t);
         for (size_t i = 0; i < hs; i += 2, angle *= step) {
-            float val = angle;
+            const float *ff = f->m->rope_freqs;
+            float val = f->m->rope_scale * (ff ? angle / ff[i / 2] : angle);
             if (!ggml_math(f->m))
                 val = rows[t].pos *
                       (1.0f / powf(c->rope_theta, (float)i / (float)hs));
@@ -964,8 +1020,10 @@ static void fwd_qk(const fwd *f, int l, int t, const fwd_row *row) {
     for (int h = 0; kn && h < c->n_kv_heads; h++)
         rmsnorm(k + hs * h, k + hs * h, kn, c->head_size, c->norm_eps,
                 ggml_math(m));
-    rope(q, c->q_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox);
-    rope(k, c->kv_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox);
+    rope(q, c->q_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox,
+         ggml_math(m));
+    rope(k, c->kv_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox,
+         ggml_math(m));
     if (ggml_math(m)) {
         round_f16(q, c->q_dim);
         round_f16(k, c->kv_dim);

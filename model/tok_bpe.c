@@ -50,6 +50,57 @@ static const pre_family F_FALCON = {
     {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]"}, 0, 0};
 static const pre_family F_PORO = {{RE_PORO}, 0, 0};
 static const pre_family F_VIKING = {{RE_PORO, "\\p{N}"}, 0, 0};
+/* llama.cpp runs the expressions without \p{..} through std::wregex on
+ * the text with every non-ASCII space turned into \v: still \s, but no
+ * longer in a range of the character classes. (?!\s) keeps them out of
+ * the classes whose ranges span one (U+3000 and the U+2000 spaces). */
+#define RE_NOT_SPACE "(?!\\s)"
+/* The CJK ranges both DeepSeek splitters give words of their own. */
+#define RE_DEEPSEEK_CJK                                                      \
+    "(?:" RE_NOT_SPACE "[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff])+"
+static const pre_family F_DEEPSEEK_LLM = {
+    {"[\r\n]",
+     "\\s?[A-Za-z\u00b5\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u01ba\u01bc-\u01bf"
+     "\u01c4-\u0293\u0295-\u02af\u0370-\u0373\u0376\u0377\u037b-\u037d"
+     "\u037f\u0386\u0388-\u038a\u038c\u038e-\u03a1\u03a3-\u03f5"
+     "\u03f7-\u0481\u048a-\u052f\u0531-\u0556\u10a0-\u10c5\u13a0-\u13f5"
+     "\u13f8-\u13fd\u1c90-\u1cba\u1cbd-\u1cbf\u1d00-\u1d2b\u1d6b-\u1d77"
+     "\u1d79-\u1d9a\u1e00-\u1f15\u1f18-\u1f1d\u1f20-\u1f45\u1f48-\u1f4d"
+     "\u1f50-\u1f57\u1f59\u1f5b\u1f5d\u1f5f-\u1f7d\u1f80-\u1fb4"
+     "\u1fb6-\u1fbc\u1fbe\u1fc2-\u1fc4\u1fc6-\u1fcc\u1fd0-\u1fd3"
+     "\u1fd6-\u1fdb\u1fe0-\u1fec\u1ff2-\u1ff4\u1ff6-\u1ffc\u2102\u2107"
+     "\u210a-\u2113\u2115\u2119-\u211d\u2124\u2126\u2128\u212a-\u212d"
+     "\u212f-\u2134\u2139\u213c-\u213f\u2145-\u2149\u214e\u2183\u2184"
+     "\u2c00-\u2c7b\u2c7e-\u2ce4\u2ceb-\u2cee\u2cf2\u2cf3\ua640-\ua66d"
+     "\ua680-\ua69b\ua722-\ua76f\ua771-\ua787\ua78b-\ua78e\uab70-\uabbf"
+     "\ufb00-\ufb06\ufb13-\ufb17\uff21-\uff3a\uff41-\uff5a"
+     "\U00010400-\U0001044f\U000104b0-\U000104d3\U000104d8-\U000104fb"
+     "\U00010c80-\U00010cb2\U00010cc0-\U00010cf2\U000118a0-\U000118df"
+     "\U0001e900-\U0001e943]+",
+     "\\s?(?:" RE_NOT_SPACE
+     "[!-/:-~\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u3000-\u3002])+",
+     "\\s+$", RE_DEEPSEEK_CJK, "\\p{N}+"},
+    0, 0};
+static const pre_family F_DEEPSEEK_CODER = {
+    {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", RE_DEEPSEEK_CJK, "\\p{N}"}, 0, 0};
+/* llama.cpp runs this one on text whose ASCII characters keep its own
+ * categories, in which '~' is neither punctuation nor a symbol. */
+#define RE_NOT_TILDE_PS "(?:(?!~)[\\p{P}\\p{S}])"
+static const pre_family F_DEEPSEEK3 = {
+    {"\\p{N}{1,3}", "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+     "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|"
+     "(?:~|[^\r\n\\p{L}\\p{P}\\p{S}])?[\\p{L}\\p{M}]+|"
+     " ?" RE_NOT_TILDE_PS "+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"},
+    0, 0};
+static const pre_family F_TEKKEN = {
+    {"[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|"
+     "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*|"
+     "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+    1, 1};
+static const pre_family F_CHAMELEON = {
+    {"<sentinel:[0-9]+>", "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z",
+     "([\\t\\n]|    |  )", "\\p{N}", "[\\p{P}!-/:-@\\[-`{-~]", RE_GPT2},
+    0, 1};
 
 /* tokenizer.ggml.pre names and the expressions llama.cpp maps them to. */
 static const struct {
@@ -78,6 +129,10 @@ static const struct {
     {"poro-chat", &F_PORO},      {"bloom", &F_PORO},
     {"gpt3-finnish", &F_PORO},
     {"viking", &F_VIKING},
+    {"deepseek-llm", &F_DEEPSEEK_LLM},
+    {"deepseek-coder", &F_DEEPSEEK_CODER},
+    {"deepseek-v3", &F_DEEPSEEK3},
+    {"tekken", &F_TEKKEN},       {"chameleon", &F_CHAMELEON},
 };
 
 /* GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves,
@@ -151,7 +206,8 @@ int tok_bpe_init(tok_tokenizer *t, const char *pre, size_t pre_len,
         int ec;
         PCRE2_SIZE eo;
         t->re[i] = pcre2_compile((PCRE2_SPTR)f->re[i], PCRE2_ZERO_TERMINATED,
-                                 PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF,
+                                 PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF |
+                                     PCRE2_DOLLAR_ENDONLY,
                                  &ec, &eo, NULL);
         if (!t->re[i])
             return status_fail(AISLE_EINTERNAL, err, errlen,

@@ -11,7 +11,7 @@
 #include "model/tok.h"
 #include "services/base/strmap.h"
 
-#define TOK_MAX_REGEX 4
+#define TOK_MAX_REGEX 6
 
 struct tok_tokenizer {
     int n;

@@ -97,7 +97,8 @@ static void build(const mat_case *c, void **q, float **s, float **dense) {
     }
     *dense = malloc(n * sizeof **dense);
     {
-        kern_mat w = {c->type, c->rows, c->cols, c->gs, *q, *s};
+        kern_mat w = {.type = c->type, .rows = c->rows, .cols = c->cols,
+                      .gs = c->gs, .q = *q, .s = *s};
         for (int r = 0; r < c->rows; r++)
             kern_mat_row(&w, r, *dense + (size_t)r * c->cols);
     }
@@ -107,7 +108,7 @@ static void build(const mat_case *c, void **q, float **s, float **dense) {
  * kern_act_quantize with code): the int8 value times its scale, the half
  * copy, or the float itself. */
 static double act_value(const kern_act *a, int code, int j) {
-    if (code == KERN_ACT_F16 || !code)
+    if (code == KERN_ACT_F16 || code == KERN_ACT_BF16 || !code)
         return a->f[j];
     return (double)a->q[j] * a->s[j / kern_act_group(code)];
 }
@@ -118,9 +119,10 @@ static void test_matvec_all_levels(void) {
         {KERN_F16, 3, 13, 0},    {KERN_Q8, 29, 64, 64},  {KERN_Q8, 31, 192, 64},
         {KERN_Q8, 17, 96, 32},   {KERN_Q8, 9, 384, 128}, {KERN_Q8, 11, 172, 4},
         {KERN_Q8, 7, 320, 32},   {KERN_Q8_0, 23, 64, 32}, {KERN_Q8_0, 19, 96, 32},
-        {KERN_BF16, 9, 77, 0},   {KERN_Q4_0, 13, 96, 32}, {KERN_Q4_1, 11, 64, 32},
-        {KERN_Q5_0, 7, 160, 32}, {KERN_Q5_1, 9, 96, 32},  {KERN_Q4_K, 10, 512, 256},
-        {KERN_Q5_K, 6, 256, 256}, {KERN_Q6_K, 12, 512, 256},
+        {KERN_BF16, 9, 77, 0},   {KERN_BF16, 7, 160, 0}, {KERN_Q4_0, 13, 96, 32},
+        {KERN_Q4_1, 11, 64, 32}, {KERN_Q5_0, 7, 160, 32}, {KERN_Q5_1, 9, 96, 32},
+        {KERN_Q4_K, 10, 512, 256}, {KERN_Q5_K, 6, 256, 256},
+        {KERN_Q6_K, 12, 512, 256},
     };
     int top = kern_set_level(KERN_VNNI_LEVEL);
 
@@ -131,8 +133,9 @@ static void test_matvec_all_levels(void) {
         int8_t xq[512];
         float xs[512], xsum[512];
         kern_act act = {x, c->cols, xq, xs, xsum, 0};
-        kern_mat w = {c->type, c->rows, c->cols, c->gs, NULL, NULL};
-        kern_mat probe = {c->type, c->rows, c->cols, c->gs, NULL, NULL};
+        kern_mat w = {.type = c->type, .rows = c->rows, .cols = c->cols,
+                      .gs = c->gs};
+        kern_mat probe = w;
         int agsz = kern_needs_act(&probe);
 
         build(c, &q, &s, &dense);
@@ -153,7 +156,10 @@ static void test_matvec_all_levels(void) {
             }
             want[r] = (float)acc;
         }
-        for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
+        /* Q4_0 a second time in llama.cpp's repacked order (x8). */
+        for (int v = 0; v < (top + 1) * (c->type == KERN_Q4_0 ? 2 : 1); v++) {
+            int level = v % (top + 1);
+            w.x8 = v > top;
             kern_set_level(level);
             memset(out, 0, sizeof out);
             /* Two disjoint row ranges, as pool parts do. */
@@ -169,7 +175,8 @@ static void test_matvec_all_levels(void) {
                  * bit (llama.cpp's logits depend on it). */
                 if (level == KERN_SCALAR_LEVEL)
                     scalar[r] = out[r];
-                else if (c->type == KERN_F16 || c->type == KERN_Q8_0 ||
+                else if (c->type == KERN_F16 || c->type == KERN_BF16 ||
+                         c->type == KERN_Q8_0 ||
                          c->type >= KERN_Q4_0)
                     TEST_CHECK(out[r] == scalar[r]);
             }
@@ -463,7 +470,8 @@ static void test_matvec_n(void) {
         float one[16], many[NX * 16];
         int8_t xq[NX][512];
         kern_act act[NX];
-        kern_mat w = {c->type, c->rows, c->cols, c->gs, NULL, NULL};
+        kern_mat w = {.type = c->type, .rows = c->rows, .cols = c->cols,
+                      .gs = c->gs};
 
         build(c, &q, &s, &dense);
         w.q = q;
