@@ -22,27 +22,37 @@
 #include <immintrin.h>
 #define KERN_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define KERN_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define KERN_AVX512                                                           \
+    __attribute__((target("avx2,fma,f16c,avxvnni,avx512f,avx512bw,"           \
+                          "avx512vl,avx512vnni")))
 #endif
 
 static int kern_cpu_level;       /* best level this CPU runs */
-static int kern_cap = KERN_VNNI_LEVEL;
+static int kern_cap = KERN_AVX512_LEVEL;
 static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
 
 #ifdef KERN_X86
 /* CPUID and XGETBV directly rather than __builtin_cpu_supports: clang 14
  * knows neither "f16c" nor "avxvnni" there, and the fuzz build uses clang.
- * The OS must save the YMM registers (XCR0 bits 1 and 2) for AVX to work. */
+ * The OS must save the YMM registers (XCR0 bits 1 and 2) for AVX to work,
+ * and the opmask and ZMM registers (bits 5-7) for AVX-512. */
 static void kern_detect(void) {
     unsigned a, b, c, d, xlo, xhi;
-    int avx2, vnni;
+    int avx2, vnni, avx512;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || !(c & bit_FMA) ||
         !(c & bit_F16C))
         return;
     __asm__("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
     if ((xlo & 6) != 6) return;
     avx2 = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_AVX2);
+    /* AVX-512 F, BW, VL (ebx bits 16, 30, 31) and VNNI (ecx bit 11). */
+    avx512 = avx2 && (b & (1u << 16)) && (b & (1u << 30)) && (b & (1u << 31)) &&
+             (c & (1u << 11)) && (xlo & 0xe0) == 0xe0;
     vnni = __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)); /* AVX-VNNI */
-    if (avx2) kern_cpu_level = vnni ? KERN_VNNI_LEVEL : KERN_AVX2_LEVEL;
+    if (avx2)
+        kern_cpu_level = !vnni     ? KERN_AVX2_LEVEL
+                         : avx512 ? KERN_AVX512_LEVEL
+                                  : KERN_VNNI_LEVEL;
 }
 #else
 static void kern_detect(void) {}
@@ -1101,6 +1111,192 @@ KERN_AVX2 static inline float hsum4(__m128 v) {
 KERN_BLOCK_KERNELS(avx2, KERN_AVX2, KERN_ACC32_AVX2)
 KERN_BLOCK_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
 
+/* ------------------------------------------------------- AVX-512 tiles */
+
+/* A batched product (a prompt's tokens, or model_batch_step's sequences)
+ * runs as tiles of R rows x N register columns: each weight block is
+ * loaded once per tile for all N columns and each activation block once
+ * for all R rows, so the arithmetic, not the loads, sets the speed. A
+ * tile keeps every product's own summation order (one accumulator per
+ * row, activation and lane, blocks taken in order), so its results are
+ * the per-row kernels' to the bit. The tile functions are always inlined
+ * with constant R and N, so their accumulators stay in registers. */
+#define KERN_TILE_R 4 /* rows of a Q8_0 tile */
+#define KERN_TILE_N 4 /* register columns of a tile */
+#define KERN_INLINE inline __attribute__((always_inline))
+/* -O2 does not unroll the loops over a tile's rows and columns by itself;
+ * unrolled, its accumulators are registers rather than stack slots. */
+#define KERN_UNROLL _Pragma("GCC unroll 4")
+
+/* Calls TILE for nc (1..KERN_TILE_N) columns as a constant. */
+#define KERN_TILE_COLS(TILE, w, x, nt, nc, out, stride, i, R)                 \
+    do {                                                                      \
+        switch (nc) {                                                         \
+        case 1: TILE(w, x, nt, out, stride, i, R, 1); break;                  \
+        case 2: TILE(w, x, nt, out, stride, i, R, 2); break;                  \
+        case 3: TILE(w, x, nt, out, stride, i, R, 3); break;                  \
+        default: TILE(w, x, nt, out, stride, i, R, 4); break;                 \
+        }                                                                     \
+    } while (0)
+
+/* The tile driver: rows r0..r1 in tiles of TR (then single rows), the
+ * activations in groups of KERN_TILE_N columns of PER activations each. */
+#define KERN_TILE_DRIVER(NAME, TILE, TR, PER)                                 \
+    KERN_AVX512 static void NAME(const kern_mat *w, const kern_act *x,       \
+                                 int nx, float *out, size_t stride, int r0,  \
+                                 int r1) {                                    \
+        for (int t = 0; t < nx; t += KERN_TILE_N * (PER)) {                   \
+            int nt = nx - t < KERN_TILE_N * (PER) ? nx - t                    \
+                                                  : KERN_TILE_N * (PER);      \
+            int nc = (nt + (PER)-1) / (PER), i = r0;                          \
+            float *o = out + stride * (size_t)t;                              \
+            for (; i + (TR) <= r1; i += (TR))                                 \
+                KERN_TILE_COLS(TILE, w, x + t, nt, nc, o, stride, i, TR);     \
+            for (; i < r1; i++)                                               \
+                KERN_TILE_COLS(TILE, w, x + t, nt, nc, o, stride, i, 1);      \
+        }                                                                     \
+    }
+
+/* The two 256-bit halves of v. */
+KERN_AVX512 static KERN_INLINE __m256 lo256(__m512 v) {
+    return _mm512_castps512_ps256(v);
+}
+KERN_AVX512 static KERN_INLINE __m256 hi256(__m512 v) {
+    return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+}
+
+/* Q8_0 rows i..i+R times activations x[0..nt), two to a column: column c
+ * holds activations 2c and 2c+1 (2c again when nt is odd) in its low and
+ * high halves, each half the eight lanes of q8_0_rows' chain for its
+ * activation. vpdpbusd multiplies unsigned by signed bytes, so the
+ * weights go in as w + 128 (w ^ 0x80) and each accumulator starts at
+ * -128 times the sum of its four activation values: the int32 lane is
+ * then exactly the signed sum, as in q8_0_rows. */
+KERN_AVX512 static KERN_INLINE void q8_0_tile(const kern_mat *w,
+                                              const kern_act *x, int nt,
+                                              float *out, size_t stride,
+                                              int i, int R, int N) {
+    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK, rb = nb * KERN_Q8_0_BYTES;
+    const uint8_t *b = (const uint8_t *)w->q + (size_t)i * rb;
+    const __m512i off = _mm512_set1_epi8((char)0x80);
+    const kern_act *xa[KERN_TILE_N], *xb[KERN_TILE_N];
+    __m512 acc[KERN_TILE_R][KERN_TILE_N];
+
+    KERN_UNROLL
+    for (int c = 0; c < N; c++) {
+        xa[c] = &x[2 * c];
+        xb[c] = &x[2 * c + 1 < nt ? 2 * c + 1 : 2 * c];
+        KERN_UNROLL
+        for (int r = 0; r < R; r++)
+            acc[r][c] = _mm512_setzero_ps();
+    }
+    for (size_t g = 0; g < nb; g++, b += KERN_Q8_0_BYTES) {
+        __m512i wv[KERN_TILE_R];
+        __m512 dw[KERN_TILE_R];
+        KERN_UNROLL
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p = b + (size_t)r * rb;
+            wv[r] = _mm512_xor_si512(
+                _mm512_broadcast_i64x4(KERN_LOAD(p + 2)), off);
+            dw[r] = _mm512_set1_ps(f16at(p));
+            if (!(g & 1))
+                KERN_PF(p);
+        }
+        KERN_UNROLL
+        for (int c = 0; c < N; c++) {
+            __m512i xv = _mm512_inserti64x4(
+                _mm512_castsi256_si512(KERN_LOAD(xa[c]->q + 32 * g)),
+                KERN_LOAD(xb[c]->q + 32 * g), 1);
+            __m512i neg = _mm512_sub_epi32(
+                _mm512_setzero_si512(),
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
+            __m512 xs = _mm512_insertf32x4(
+                _mm512_insertf32x4(
+                    _mm512_castps256_ps512(_mm256_set1_ps(xa[c]->s[g])),
+                    _mm_set1_ps(xb[c]->s[g]), 2),
+                _mm_set1_ps(xb[c]->s[g]), 3);
+            KERN_UNROLL
+            for (int r = 0; r < R; r++)
+                acc[r][c] = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg, wv[r], xv)),
+                    _mm512_mul_ps(dw[r], xs), acc[r][c]);
+        }
+    }
+    KERN_UNROLL
+    for (int c = 0; c < N; c++)
+        KERN_UNROLL
+        for (int r = 0; r < R; r++) {
+            out[stride * (size_t)(2 * c) + (size_t)(i + r)] =
+                hsum8(lo256(acc[r][c]));
+            if (2 * c + 1 < nt)
+                out[stride * (size_t)(2 * c + 1) + (size_t)(i + r)] =
+                    hsum8(hi256(acc[r][c]));
+        }
+}
+
+/* F32 rows i..i+R times activations x[0..N), one to a column, in
+ * dot_f32_avx2's order: its four eight-lane accumulators are two 16-lane
+ * ones here (lanes 0-15 and 16-31 of each 32-value step), the 8-value
+ * steps go into the first eight lanes, the sums fold as it folds them
+ * and the last values are added one by one. */
+KERN_AVX512 static KERN_INLINE void f32_tile(const kern_mat *w,
+                                             const kern_act *x, int nt,
+                                             float *out, size_t stride, int i,
+                                             int R, int N) {
+    int n = w->cols, j = 0;
+    const float *wr[2];
+    __m512 lo[2][KERN_TILE_N], hi[2][KERN_TILE_N];
+
+    assert(nt == N && R <= 2);
+    (void)nt;
+    KERN_UNROLL
+    for (int r = 0; r < R; r++) {
+        wr[r] = (const float *)w->q + (size_t)(i + r) * (size_t)n;
+        KERN_UNROLL
+        for (int c = 0; c < N; c++)
+            lo[r][c] = hi[r][c] = _mm512_setzero_ps();
+    }
+    for (; j + 32 <= n; j += 32) {
+        __m512 w0[2], w1[2];
+        KERN_UNROLL
+        for (int r = 0; r < R; r++) {
+            w0[r] = _mm512_loadu_ps(wr[r] + j);
+            w1[r] = _mm512_loadu_ps(wr[r] + j + 16);
+        }
+        KERN_UNROLL
+        for (int c = 0; c < N; c++) {
+            __m512 x0 = _mm512_loadu_ps(x[c].f + j),
+                   x1 = _mm512_loadu_ps(x[c].f + j + 16);
+            KERN_UNROLL
+            for (int r = 0; r < R; r++) {
+                lo[r][c] = _mm512_fmadd_ps(w0[r], x0, lo[r][c]);
+                hi[r][c] = _mm512_fmadd_ps(w1[r], x1, hi[r][c]);
+            }
+        }
+    }
+    for (; j + 8 <= n; j += 8)
+        KERN_UNROLL
+        for (int c = 0; c < N; c++)
+            KERN_UNROLL
+            for (int r = 0; r < R; r++)
+                lo[r][c] = _mm512_mask3_fmadd_ps(
+                    _mm512_maskz_loadu_ps(0xff, wr[r] + j),
+                    _mm512_maskz_loadu_ps(0xff, x[c].f + j), lo[r][c], 0xff);
+    KERN_UNROLL
+    for (int c = 0; c < N; c++)
+        KERN_UNROLL
+        for (int r = 0; r < R; r++) {
+            float s = hsum8(
+                _mm256_add_ps(_mm256_add_ps(lo256(lo[r][c]), hi256(lo[r][c])),
+                              _mm256_add_ps(lo256(hi[r][c]), hi256(hi[r][c]))));
+            for (int k = j; k < n; k++)
+                s += wr[r][k] * x[c].f[k];
+            out[stride * (size_t)c + (size_t)(i + r)] = s;
+        }
+}
+
+KERN_TILE_DRIVER(q8_0_tiles, q8_0_tile, KERN_TILE_R, 2)
+KERN_TILE_DRIVER(f32_tiles, f32_tile, 2, 1)
 
 KERN_AVX2 static void scores_avx2(const float *q, const float *k,
                                   size_t stride, int n, int hs, float div,
@@ -1132,6 +1328,10 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
                  int r1) {
 #ifdef KERN_X86
     int level = kern_level();
+    if (level >= KERN_AVX512_LEVEL && w->type == KERN_F32) {
+        f32_tiles(w, x, 1, out, 0, r0, r1);
+        return;
+    }
     if (level >= KERN_AVX2_LEVEL) {
         int vnni = level >= KERN_VNNI_LEVEL;
         switch (w->type) {
@@ -1167,6 +1367,12 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
                    size_t stride, int r0, int r1) {
     assert(nx >= 1 && nx <= KERN_MAX_ACTS);
 #ifdef KERN_X86
+    if (kern_level() >= KERN_AVX512_LEVEL &&
+        (w->type == KERN_F32 || (nx > 1 && w->type == KERN_Q8_0))) {
+        (w->type == KERN_F32 ? f32_tiles : q8_0_tiles)(w, x, nx, out, stride,
+                                                       r0, r1);
+        return;
+    }
     if (nx > 1 && kern_level() >= KERN_AVX2_LEVEL && w->type >= KERN_Q8_0 &&
         w->type != KERN_BF16) {
         /* The GGUF block types: each block is read (and unpacked) once for

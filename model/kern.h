@@ -5,7 +5,7 @@
  * allocate and never write to weights. An activation vector that multiplies
  * int8 weights is quantized once into a kern_act and reused by every matrix
  * that reads it. Every kernel has a portable scalar version and, on x86-64,
- * SIMD versions (AVX2/FMA/F16C, AVX-VNNI) selected at run time from the
+ * SIMD versions (AVX2/FMA/F16C, AVX-VNNI, AVX-512) selected at run time from the
  * CPU's features. */
 #ifndef AISLE_MODEL_KERN_H
 #define AISLE_MODEL_KERN_H
@@ -159,6 +159,8 @@ uint16_t kern_f32_to_f16(float f); /* round to nearest even */
 #define KERN_SCALAR_LEVEL 0
 #define KERN_AVX2_LEVEL 1 /* AVX2 + FMA + F16C */
 #define KERN_VNNI_LEVEL 2 /* AVX2 + AVX-VNNI int8 dot products */
+#define KERN_AVX512_LEVEL 3 /* + AVX-512 F/BW/VL/VNNI: 512-bit tiles of
+                               rows x activations for the batched products */
 
 /* Caps the kernel level (the CPU's best level is the default) so tests can
  * compare every path; returns the level now in effect. Call it while no
