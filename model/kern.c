@@ -915,7 +915,7 @@ KERN_AVX2 static inline __m256i up_q45(int type, const uint8_t *b, float *a,
 }
 
 /* The 256 values of a Q4_K or Q5_K block as eight int8 groups of 32. */
-KERN_AVX2 static inline void up_qk45(int type, const uint8_t *b, __m256i *w) {
+KERN_AVX2 static inline __attribute__((always_inline)) void up_qk45(int type, const uint8_t *b, __m256i *w) {
     int five = type == KERN_Q5_K;
     const uint8_t *qs = b + (five ? 48 : 16);
     __m256i qh = five ? KERN_LOAD(b + 16) : _mm256_setzero_si256();
@@ -938,7 +938,7 @@ KERN_AVX2 static inline void up_qk45(int type, const uint8_t *b, __m256i *w) {
 }
 
 /* The 256 values of a Q6_K block, minus 32, as eight int8 groups. */
-KERN_AVX2 static inline void up_q6k(const uint8_t *b, __m256i *w) {
+KERN_AVX2 static inline __attribute__((always_inline)) void up_q6k(const uint8_t *b, __m256i *w) {
     __m256i m30 = _mm256_set1_epi8(0x30), m32 = _mm256_set1_epi8(32);
 
     for (int h = 0; h < 2; h++) {
@@ -962,7 +962,7 @@ KERN_AVX2 static inline void up_q6k(const uint8_t *b, __m256i *w) {
  * 16-31 in 8-15 (the same for Q4_K and Q5_K), m its min; the half scales
  * d and dmin. quant_k_header with the scale bytes unpacked four at a
  * time. */
-KERN_AVX2 static inline void kscales(int type, const uint8_t *b, __m256i *sc,
+KERN_AVX2 static inline __attribute__((always_inline)) void kscales(int type, const uint8_t *b, __m256i *sc,
                                      int32_t *m, float *d, float *dmin) {
     if (type == KERN_Q6_K) {
         const int8_t *s = (const int8_t *)(b + 192);
@@ -1127,6 +1127,7 @@ KERN_BLOCK_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
 /* -O2 does not unroll the loops over a tile's rows and columns by itself;
  * unrolled, its accumulators are registers rather than stack slots. */
 #define KERN_UNROLL _Pragma("GCC unroll 4")
+#define KERN_UNROLL8 _Pragma("GCC unroll 8")
 
 /* Calls TILE for nc (1..KERN_TILE_N) columns as a constant. */
 #define KERN_TILE_COLS(TILE, w, x, nt, nc, out, stride, i, R)                 \
@@ -1295,8 +1296,174 @@ KERN_AVX512 static KERN_INLINE void f32_tile(const kern_mat *w,
         }
 }
 
+/* The 32 bytes at a and the 32 at b as one register: two activations'
+ * blocks side by side. */
+KERN_AVX512 static KERN_INLINE __m512i pair_si(const void *a, const void *b) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(KERN_LOAD(a)),
+                              KERN_LOAD(b), 1);
+}
+
+/* a in the low eight lanes, b in the high eight. */
+KERN_AVX512 static KERN_INLINE __m512 pair_ps(float a, float b) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(
+        _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_set1_ps(a))),
+        _mm256_castps_pd(_mm256_set1_ps(b)), 1));
+}
+
+/* A K-quant block's integer scales for kquant_tile, kept in registers:
+ * scz[q] is kscales' sc[q] in both halves, m16 the eight mins as int16 in
+ * both halves; d and dmin as there. */
+KERN_AVX512 static KERN_INLINE void kscales512(int type, const uint8_t *b,
+                                               __m512i *scz, __m256i *m16,
+                                               float *d, float *dmin) {
+    __m512i s16;
+    if (type == KERN_Q6_K) {
+        s16 = _mm512_broadcast_i64x4(_mm256_cvtepi8_epi16(
+            _mm_loadu_si128((const __m128i *)(b + 192))));
+        KERN_UNROLL8
+        for (int q = 0; q < 8; q++) /* 2q for values 0-15, 2q+1 for 16-31 */
+            scz[q] = _mm512_permutexvar_epi16(
+                _mm512_broadcast_i64x4(_mm256_set_m128i(
+                    _mm_set1_epi16((short)(2 * q + 1)),
+                    _mm_set1_epi16((short)(2 * q)))),
+                s16);
+        *m16 = _mm256_setzero_si256();
+        *d = f16at(b + 208);
+        *dmin = 0.0f;
+    } else {
+        uint32_t u[3];
+        __m128i v;
+        memcpy(u, b + 4, 12);
+        v = _mm_setr_epi32(
+            (int)(u[0] & 0x3f3f3f3fu),
+            (int)((u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u)),
+            (int)(u[1] & 0x3f3f3f3fu),
+            (int)(((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u)));
+        s16 = _mm512_broadcast_i64x4(_mm256_cvtepu8_epi16(v));
+        KERN_UNROLL8
+        for (int q = 0; q < 8; q++)
+            scz[q] = _mm512_permutexvar_epi16(_mm512_set1_epi16((short)q), s16);
+        *m16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_srli_si128(v, 8)));
+        *d = f16at(b);
+        *dmin = f16at(b + 2);
+    }
+}
+
+/* K-quant row i times activations x[0..nt), two to a column as in
+ * q8_0_tile, one row to a tile (a block's 256 unpacked values and their
+ * scales fill sixteen registers). Each half's int32 lanes are
+ * kquant_avx2's sums: maddubs of the unsigned weights (Q6_K's offset
+ * by 32 and that 32 times the activation taken off in int16, exact) and
+ * the scales applied by vpdpwssd, which is madd_epi16 and the add in one.
+ * The mins' products with the group sums are int16 madds, exact, into the
+ * same float lanes (Q4_K) or sum (Q5_K) as there. */
+KERN_AVX512 static KERN_INLINE void kquant_tile(const kern_mat *w,
+                                                const kern_act *x, int nt,
+                                                float *out, size_t stride,
+                                                int i, int R, int N,
+                                                int type) {
+    int elems, bytes, nb, q4k = type == KERN_Q4_K, q6k = type == KERN_Q6_K;
+    const uint8_t *blk = block_row(w, i);
+    const kern_act *xa[KERN_TILE_N], *xb[KERN_TILE_N];
+    const __m512i m32 = _mm512_set1_epi8(32);
+    const __m256 neg = _mm256_set1_ps(-0.0f);
+    __m512 acc[KERN_TILE_N];
+    __m256 accm[KERN_TILE_N]; /* Q4_K: the mins' four lanes; Q5_K: lane 0 */
+
+    assert(R == 1);
+    (void)R;
+    assert(type == w->type);
+    quant_block(type, &elems, &bytes);
+    nb = w->cols / elems;
+    KERN_UNROLL
+    for (int c = 0; c < N; c++) {
+        xa[c] = &x[2 * c];
+        xb[c] = &x[2 * c + 1 < nt ? 2 * c + 1 : 2 * c];
+        acc[c] = _mm512_setzero_ps();
+        accm[c] = _mm256_setzero_ps();
+    }
+    for (int k = 0; k < nb; k++, blk += bytes) {
+        __m256i wv[8], m16;
+        __m512i wz[8], scz[8];
+        float d, dmin;
+        KERN_PF(blk);
+        if (q6k)
+            up_q6k(blk, wv);
+        else
+            up_qk45(type, blk, wv);
+        kscales512(type, blk, scz, &m16, &d, &dmin);
+        KERN_UNROLL8
+        for (int q = 0; q < 8; q++) {
+            wz[q] = _mm512_broadcast_i64x4(wv[q]);
+            if (q6k)
+                wz[q] = _mm512_add_epi8(wz[q], m32);
+        }
+        KERN_UNROLL
+        for (int c = 0; c < N; c++) {
+            const int8_t *qa = xa[c]->q + 256 * (size_t)k,
+                         *qb = xb[c]->q + 256 * (size_t)k;
+            float da = xa[c]->s[8 * k], db = xb[c]->s[8 * k];
+            __m512i sumi = _mm512_setzero_si512();
+            KERN_UNROLL8
+            for (int q = 0; q < 8; q++) {
+                __m512i xv = pair_si(qa + 32 * q, qb + 32 * q);
+                __m512i p = _mm512_maddubs_epi16(wz[q], xv);
+                if (q6k)
+                    p = _mm512_sub_epi16(p, _mm512_maddubs_epi16(m32, xv));
+                sumi = _mm512_dpwssd_epi32(sumi, p, scz[q]);
+            }
+            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(pair_ps(da, db),
+                                                   _mm512_set1_ps(d)),
+                                     _mm512_cvtepi32_ps(sumi), acc[c]);
+            if (!q6k) {
+                __m256i s16 = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(
+                    _mm512_castsi512_ps(pair_si(xa[c]->sum + 8 * k,
+                                                xb[c]->sum + 8 * k))));
+                __m256i p = _mm256_madd_epi16(s16, m16);
+                __m256 dm = _mm256_mul_ps(
+                    _mm256_xor_ps(_mm256_set_m128(_mm_set1_ps(db),
+                                                  _mm_set1_ps(da)),
+                                  neg),
+                    _mm256_set1_ps(dmin));
+                if (q4k) {
+                    accm[c] = _mm256_fmadd_ps(dm, _mm256_cvtepi32_ps(p),
+                                              accm[c]);
+                } else {
+                    p = _mm256_hadd_epi32(p, p);
+                    p = _mm256_hadd_epi32(p, p);
+                    accm[c] = _mm256_add_ps(
+                        accm[c], _mm256_mul_ps(dm, _mm256_cvtepi32_ps(p)));
+                }
+            }
+        }
+    }
+    KERN_UNROLL
+    for (int c = 0; c < N; c++) {
+        __m128 ml = _mm256_castps256_ps128(accm[c]),
+               mh = _mm256_extractf128_ps(accm[c], 1), z = _mm_setzero_ps();
+        /* kquant_avx2's hsum8 + hsum4 + summs, the unused part zero. */
+        out[stride * (size_t)(2 * c) + (size_t)i] =
+            hsum8(lo256(acc[c])) + hsum4(q4k ? ml : z) +
+            (q4k ? 0.0f : _mm_cvtss_f32(ml));
+        if (2 * c + 1 < nt)
+            out[stride * (size_t)(2 * c + 1) + (size_t)i] =
+                hsum8(hi256(acc[c])) + hsum4(q4k ? mh : z) +
+                (q4k ? 0.0f : _mm_cvtss_f32(mh));
+    }
+}
+
 KERN_TILE_DRIVER(q8_0_tiles, q8_0_tile, KERN_TILE_R, 2)
 KERN_TILE_DRIVER(f32_tiles, f32_tile, 2, 1)
+/* kquant_tile for each type as a constant, so the type's branches fold. */
+#define KERN_Q4K_TILE(w, x, nt, o, s, i, R, N)                                \
+    kquant_tile(w, x, nt, o, s, i, R, N, KERN_Q4_K)
+#define KERN_Q5K_TILE(w, x, nt, o, s, i, R, N)                                \
+    kquant_tile(w, x, nt, o, s, i, R, N, KERN_Q5_K)
+#define KERN_Q6K_TILE(w, x, nt, o, s, i, R, N)                                \
+    kquant_tile(w, x, nt, o, s, i, R, N, KERN_Q6_K)
+KERN_TILE_DRIVER(q4k_tiles, KERN_Q4K_TILE, 1, 2)
+KERN_TILE_DRIVER(q5k_tiles, KERN_Q5K_TILE, 1, 2)
+KERN_TILE_DRIVER(q6k_tiles, KERN_Q6K_TILE, 1, 2)
 
 KERN_AVX2 static void scores_avx2(const float *q, const float *k,
                                   size_t stride, int n, int hs, float div,
@@ -1368,9 +1535,13 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
     assert(nx >= 1 && nx <= KERN_MAX_ACTS);
 #ifdef KERN_X86
     if (kern_level() >= KERN_AVX512_LEVEL &&
-        (w->type == KERN_F32 || (nx > 1 && w->type == KERN_Q8_0))) {
-        (w->type == KERN_F32 ? f32_tiles : q8_0_tiles)(w, x, nx, out, stride,
-                                                       r0, r1);
+        (w->type == KERN_F32 || (nx > 1 && w->type == KERN_Q8_0) ||
+         (nx > 1 && w->type >= KERN_Q4_K))) {
+        (w->type == KERN_F32    ? f32_tiles
+         : w->type == KERN_Q8_0 ? q8_0_tiles
+         : w->type == KERN_Q4_K ? q4k_tiles
+         : w->type == KERN_Q5_K ? q5k_tiles
+                                : q6k_tiles)(w, x, nx, out, stride, r0, r1);
         return;
     }
     if (nx > 1 && kern_level() >= KERN_AVX2_LEVEL && w->type >= KERN_Q8_0 &&
