@@ -1465,6 +1465,16 @@ KERN_TILE_DRIVER(q4k_tiles, KERN_Q4K_TILE, 1, 2)
 KERN_TILE_DRIVER(q5k_tiles, KERN_Q5K_TILE, 1, 2)
 KERN_TILE_DRIVER(q6k_tiles, KERN_Q6K_TILE, 1, 2)
 
+KERN_AVX2 static void round_f16_avx2(float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(
+                                    _mm256_loadu_ps(x + i),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    for (; i < n; i++)
+        x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
+}
+
 KERN_AVX2 static void scores_avx2(const float *q, const float *k,
                                   size_t stride, int n, int hs, float div,
                                   float *out) {
@@ -1587,6 +1597,17 @@ void kern_mix(const float *w, const float *v, size_t stride, int n, int hs,
     for (int t = 0; t < n; t++)
         for (int j = 0; j < hs; j++)
             out[j] += w[t] * v[(size_t)t * stride + j];
+}
+
+void kern_round_f16(float *x, int n) {
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL) {
+        round_f16_avx2(x, n);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++)
+        x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
 }
 
 float kern_dot_half(const float *x, const float *y, int n) {

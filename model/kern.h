@@ -155,6 +155,10 @@ float kern_f16_to_f32(uint16_t h);
 float kern_bf16_to_f32(uint16_t h);
 uint16_t kern_f32_to_f16(float f); /* round to nearest even */
 
+/* x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i])) for i < n, in place (F16C
+ * where the CPU has it: the same values, NaNs aside, which stay NaNs). */
+void kern_round_f16(float *x, int n);
+
 /* Kernel levels, each including the ones below. */
 #define KERN_SCALAR_LEVEL 0
 #define KERN_AVX2_LEVEL 1 /* AVX2 + FMA + F16C */

@@ -241,6 +241,31 @@ static void test_half_conversions(void) {
     TEST_CHECK(kern_f32_to_f16(-ldexpf(1.0f, -25) * 1.5f) == 0x8001);
 }
 
+/* kern_round_f16 at every level equals the scalar round trip, on values
+ * of every size (subnormal halves, ties, overflow to infinity). */
+static void test_round_f16_levels(void) {
+    enum { N = 4099 };
+    static float x[N], want[N], got[N];
+    int top = kern_set_level(KERN_AVX512_LEVEL), bad = 0;
+
+    for (int i = 0; i < N; i++)
+        x[i] = ldexpf(frand(), (i % 48) - 30);
+    x[0] = 65520.0f;
+    x[1] = 1.0f + ldexpf(1.0f, -11);
+    x[2] = -ldexpf(1.0f, -25) * 1.5f;
+    x[3] = -0.0f;
+    for (int i = 0; i < N; i++)
+        want[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
+    for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
+        kern_set_level(level);
+        memcpy(got, x, sizeof got);
+        kern_round_f16(got, N);
+        bad += memcmp(got, want, sizeof got) != 0;
+    }
+    kern_set_level(KERN_AVX512_LEVEL);
+    TEST_CHECK(bad == 0);
+}
+
 static void test_quantize_edges(void) {
     float x[64] = {0}, s[2];
     int8_t q[64];
@@ -512,6 +537,7 @@ int main(void) {
     TEST_RUN(test_act_codes);
     TEST_RUN(test_ggml_math);
     TEST_RUN(test_tpool);
+    TEST_RUN(test_round_f16_levels);
     /* Last: it draws many random values, and the encoders' error bounds
      * above were set on the sequence they see. */
     TEST_RUN(test_matvec_n);
