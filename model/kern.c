@@ -1454,6 +1454,46 @@ KERN_AVX512 static KERN_INLINE void kquant_tile(const kern_mat *w,
 
 KERN_TILE_DRIVER(q8_0_tiles, q8_0_tile, KERN_TILE_R, 2)
 KERN_TILE_DRIVER(f32_tiles, f32_tile, 2, 1)
+/* kern_scores_half for sixteen keys from k (hs a multiple of 64): each
+ * key's 64 lanes as dot_half_avx2 sums them (four 16-lane registers, the
+ * products exact), folded as fold64 folds them, the last four steps of
+ * the fold (fold16's halves, quarters, pairs) taken for the sixteen keys
+ * at once by shuffles that keep every lane's partners. */
+KERN_AVX512 static void scores16_half512(const float *q, const float *k,
+                                         size_t stride, int hs, float *out) {
+    __m512 f[16], g[8], h[4], u[2], r;
+
+    for (int p = 0; p < 16; p++) {
+        const float *kt = k + (size_t)p * stride;
+        __m512 a[4];
+        for (int l = 0; l < 4; l++)
+            a[l] = _mm512_setzero_ps();
+        for (int j = 0; j < hs; j += 64)
+            for (int l = 0; l < 4; l++)
+                a[l] = _mm512_fmadd_ps(_mm512_loadu_ps(q + j + 16 * l),
+                                       _mm512_loadu_ps(kt + j + 16 * l), a[l]);
+        /* lanes l += l + 32, then l += l + 16 */
+        f[p] = _mm512_add_ps(_mm512_add_ps(a[0], a[2]),
+                             _mm512_add_ps(a[1], a[3]));
+    }
+    for (int i = 0; i < 8; i++) /* halves: two keys' eight sums */
+        g[i] = _mm512_add_ps(_mm512_shuffle_f32x4(f[2 * i], f[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(f[2 * i], f[2 * i + 1], 0xee));
+    for (int i = 0; i < 4; i++) /* quarters: four keys' four sums */
+        h[i] = _mm512_add_ps(_mm512_shuffle_f32x4(g[2 * i], g[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(g[2 * i], g[2 * i + 1], 0xdd));
+    for (int i = 0; i < 2; i++) /* (0 + 2) and (1 + 3) */
+        u[i] = _mm512_add_ps(_mm512_shuffle_ps(h[2 * i], h[2 * i + 1], 0x44),
+                             _mm512_shuffle_ps(h[2 * i], h[2 * i + 1], 0xee));
+    /* their sum; lane 4a + b then holds key a + 4b */
+    r = _mm512_add_ps(_mm512_shuffle_ps(u[0], u[1], 0x88),
+                      _mm512_shuffle_ps(u[0], u[1], 0xdd));
+    _mm512_storeu_ps(out, _mm512_permutexvar_ps(
+                              _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6,
+                                                10, 14, 3, 7, 11, 15),
+                              r));
+}
+
 /* kquant_tile for each type as a constant, so the type's branches fold. */
 #define KERN_Q4K_TILE(w, x, nt, o, s, i, R, N)                                \
     kquant_tile(w, x, nt, o, s, i, R, N, KERN_Q4_K)
@@ -1597,6 +1637,18 @@ void kern_mix(const float *w, const float *v, size_t stride, int n, int hs,
     for (int t = 0; t < n; t++)
         for (int j = 0; j < hs; j++)
             out[j] += w[t] * v[(size_t)t * stride + j];
+}
+
+void kern_scores_half(const float *q, const float *k, size_t stride, int n,
+                      int hs, float *out) {
+    int t = 0;
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX512_LEVEL && hs % 64 == 0)
+        for (; t + 16 <= n; t += 16)
+            scores16_half512(q, k + (size_t)t * stride, stride, hs, out + t);
+#endif
+    for (; t < n; t++)
+        out[t] = kern_dot_half(q, k + (size_t)t * stride, hs);
 }
 
 void kern_round_f16(float *x, int n) {

@@ -132,6 +132,12 @@ float kern_expf_ggml(float x);
  * _mm512_reduce_add_ps folds them, the rest added in double. */
 float kern_dot_half(const float *x, const float *y, int n);
 
+/* out[t] = kern_dot_half(q, k + t * stride, hs) for t < n: a head's
+ * scores against n cached keys, sixteen keys at a time where the CPU has
+ * AVX-512 and hs is a multiple of 64. */
+void kern_scores_half(const float *q, const float *k, size_t stride, int n,
+                      int hs, float *out);
+
 /* ggml_soft_max_ext over n scores x * scale (n >= 1), in place: max,
  * kern_expf_ggml in runs of 16 summed per run then in double, times the
  * float reciprocal of the sum. */

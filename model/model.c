@@ -835,8 +835,7 @@ static void att_ggml(const model_session *s, const float *q, size_t hoff,
     size_t kvd = (size_t)c->kv_dim;
     int hs = c->head_size, n = pos + 1;
 
-    for (int t = 0; t < n; t++)
-        att[t] = kern_dot_half(q, s->kc + hoff + (size_t)t * kvd, hs);
+    kern_scores_half(q, s->kc + hoff, kvd, n, hs, att);
     kern_softmax_ggml(att, n, 1.0f / sqrtf((float)hs));
     kern_round_f16(att, n);
     kern_mix_half(att, s->vc + hoff, kvd, n, (n + 31) & ~31, hs, out);

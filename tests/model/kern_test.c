@@ -220,6 +220,38 @@ static void test_attention_levels(void) {
     kern_set_level(KERN_AVX512_LEVEL);
 }
 
+/* kern_scores_half at every level equals kern_dot_half key by key at the
+ * scalar level, to the bit, for head sizes with and without 64-value
+ * steps and key counts around the 16-key blocks. */
+static void test_scores_half_levels(void) {
+    enum { N = 37, STRIDE = 136 };
+    static const int sizes[] = {32, 64, 128, 80};
+    static float q[STRIDE], k[N * STRIDE], want[N], got[N];
+    int top = kern_set_level(KERN_AVX512_LEVEL);
+
+    for (int i = 0; i < STRIDE; i++)
+        q[i] = frand();
+    for (int i = 0; i < N * STRIDE; i++)
+        k[i] = frand() * 4;
+    kern_set_level(KERN_SCALAR_LEVEL);
+    kern_round_f16(q, STRIDE);
+    kern_round_f16(k, N * STRIDE);
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        int hs = sizes[si];
+        for (int n = 1; n <= N; n += 6) {
+            kern_set_level(KERN_SCALAR_LEVEL);
+            for (int t = 0; t < n; t++)
+                want[t] = kern_dot_half(q, k + (size_t)t * STRIDE, hs);
+            for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
+                kern_set_level(level);
+                kern_scores_half(q, k, STRIDE, n, hs, got);
+                TEST_CHECK(memcmp(got, want, (size_t)n * sizeof *got) == 0);
+            }
+        }
+    }
+    kern_set_level(KERN_AVX512_LEVEL);
+}
+
 static void test_half_conversions(void) {
     int bad = 0;
     /* Every half survives a round trip through float (NaNs stay NaN). */
@@ -538,6 +570,7 @@ int main(void) {
     TEST_RUN(test_ggml_math);
     TEST_RUN(test_tpool);
     TEST_RUN(test_round_f16_levels);
+    TEST_RUN(test_scores_half_levels);
     /* Last: it draws many random values, and the encoders' error bounds
      * above were set on the sequence they see. */
     TEST_RUN(test_matvec_n);
