@@ -1494,6 +1494,60 @@ KERN_AVX512 static void scores16_half512(const float *q, const float *k,
                               r));
 }
 
+/* mix_half_scalar for outputs j0..j0+16*nv (nv <= 4 registers of 16):
+ * lane l of the 64 is summed in registers over its positions l, l + 64,
+ * ... in order (the products are exact, so FMA changes nothing), the
+ * lanes folded as fold64 folds them and the positions past the last
+ * whole 64 added in double, so every output is the scalar one. */
+KERN_AVX512 static void mix_half512(const float *w, const float *v,
+                                    size_t stride, int n, int np, int j0,
+                                    int nv, float *out) {
+    __m512 a[64][4], r[4];
+    int nl = n < np ? n : np;
+
+    for (int l = 0; l < 64; l++) {
+        __m512 acc[4];
+        for (int c = 0; c < nv; c++)
+            acc[c] = _mm512_setzero_ps();
+        for (int t = l; t < nl; t += 64) {
+            const float *vt = v + (size_t)t * stride + j0;
+            __m512 wt = _mm512_set1_ps(w[t]);
+            for (int c = 0; c < nv; c++)
+                acc[c] = _mm512_fmadd_ps(_mm512_loadu_ps(vt + 16 * c), wt,
+                                         acc[c]);
+        }
+        for (int c = 0; c < nv; c++)
+            a[l][c] = acc[c];
+    }
+    for (int c = 0; c < nv; c++) {
+        __m512d s0, s1;
+        for (int l = 0; l < 16; l++) {
+            a[l][c] = _mm512_add_ps(a[l][c], a[l + 32][c]);
+            a[l + 16][c] = _mm512_add_ps(a[l + 16][c], a[l + 48][c]);
+        }
+        for (int l = 0; l < 16; l++)
+            a[l][c] = _mm512_add_ps(a[l][c], a[l + 16][c]);
+        for (int l = 0; l < 8; l++)
+            a[l][c] = _mm512_add_ps(a[l + 8][c], a[l][c]);
+        for (int l = 0; l < 4; l++)
+            a[l][c] = _mm512_add_ps(a[l + 4][c], a[l][c]);
+        r[c] = np ? _mm512_add_ps(_mm512_add_ps(a[0][c], a[2][c]),
+                                  _mm512_add_ps(a[1][c], a[3][c]))
+                  : _mm512_setzero_ps();
+        s0 = _mm512_cvtps_pd(lo256(r[c]));
+        s1 = _mm512_cvtps_pd(hi256(r[c]));
+        for (int t = nl; t < n; t++) {
+            __m512 p = _mm512_mul_ps(
+                _mm512_loadu_ps(v + (size_t)t * stride + j0 + 16 * c),
+                _mm512_set1_ps(w[t]));
+            s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(lo256(p)));
+            s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(hi256(p)));
+        }
+        _mm256_storeu_ps(out + j0 + 16 * c, _mm512_cvtpd_ps(s0));
+        _mm256_storeu_ps(out + j0 + 16 * c + 8, _mm512_cvtpd_ps(s1));
+    }
+}
+
 /* kquant_tile for each type as a constant, so the type's branches fold. */
 #define KERN_Q4K_TILE(w, x, nt, o, s, i, R, N)                                \
     kquant_tile(w, x, nt, o, s, i, R, N, KERN_Q4_K)
@@ -1674,6 +1728,12 @@ void kern_mix_half(const float *w, const float *v, size_t stride, int n,
                    int n_kv, int hs, float *out) {
     assert(n <= n_kv);
 #ifdef KERN_X86
+    if (kern_level() >= KERN_AVX512_LEVEL && hs % 16 == 0) {
+        for (int j0 = 0; j0 < hs; j0 += 64)
+            mix_half512(w, v, stride, n, n_kv & ~63, j0,
+                        hs - j0 < 64 ? (hs - j0) / 16 : 4, out);
+        return;
+    }
     if (kern_level() >= KERN_AVX2_LEVEL) {
         mix_half_avx2(w, v, stride, n, n_kv & ~63, hs, out);
         return;

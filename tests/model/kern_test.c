@@ -252,6 +252,38 @@ static void test_scores_half_levels(void) {
     kern_set_level(KERN_AVX512_LEVEL);
 }
 
+/* kern_mix_half at every level equals the scalar level to the bit, for
+ * head sizes in and out of 16-value registers and caches below, at and
+ * past 64 positions. */
+static void test_mix_half_levels(void) {
+    enum { N = 150, STRIDE = 136 };
+    static const int sizes[] = {32, 64, 128, 80, 13};
+    static float w[N], v[N * STRIDE], want[STRIDE], got[STRIDE];
+    int top = kern_set_level(KERN_AVX512_LEVEL);
+
+    for (int i = 0; i < N; i++)
+        w[i] = frand();
+    for (int i = 0; i < N * STRIDE; i++)
+        v[i] = frand() * 4;
+    kern_set_level(KERN_SCALAR_LEVEL);
+    kern_round_f16(w, N);
+    kern_round_f16(v, N * STRIDE);
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        int hs = sizes[si];
+        for (int n = 1; n <= N; n += 29) {
+            int n_kv = (n + 31) & ~31;
+            kern_set_level(KERN_SCALAR_LEVEL);
+            kern_mix_half(w, v, STRIDE, n, n_kv, hs, want);
+            for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
+                kern_set_level(level);
+                kern_mix_half(w, v, STRIDE, n, n_kv, hs, got);
+                TEST_CHECK(memcmp(got, want, (size_t)hs * sizeof *got) == 0);
+            }
+        }
+    }
+    kern_set_level(KERN_AVX512_LEVEL);
+}
+
 static void test_half_conversions(void) {
     int bad = 0;
     /* Every half survives a round trip through float (NaNs stay NaN). */
@@ -571,6 +603,7 @@ int main(void) {
     TEST_RUN(test_tpool);
     TEST_RUN(test_round_f16_levels);
     TEST_RUN(test_scores_half_levels);
+    TEST_RUN(test_mix_half_levels);
     /* Last: it draws many random values, and the encoders' error bounds
      * above were set on the sequence they see. */
     TEST_RUN(test_matvec_n);
