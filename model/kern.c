@@ -342,50 +342,106 @@ static int8_t act_round(float x, float m) {
     return (int8_t)(v > 127.0f ? 127.0f : v);
 }
 
+#ifdef KERN_X86
+/* The largest magnitude among x[0..n) (n a multiple of 8), NaNs ignored
+ * as fmaxf ignores them: max_ps returns its second operand on a NaN. */
+KERN_AVX2 static float act_amax_avx2(const float *x, int n) {
+    __m256 m = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f);
+    __m128 h;
+    for (int i = 0; i < n; i += 8)
+        m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), m);
+    h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+}
+
+/* act_round of the 32 values x * m into q, returning their sum: rounded
+ * to nearest even, NaN to 0 and clamped to +-127 as act_round does, then
+ * packed in order (packs interleave 128-bit lanes; the permute undoes
+ * it, as in ggml's quantize_row_q8_0). */
+KERN_AVX2 static int32_t act_round32_avx2(const float *x, float m,
+                                          int8_t *q) {
+    __m256 mv = _mm256_set1_ps(m), lo = _mm256_set1_ps(-127.0f),
+           hi = _mm256_set1_ps(127.0f);
+    __m256i v[4], t, b;
+    __m128i h;
+    for (int k = 0; k < 4; k++) {
+        __m256 y = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), mv),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        y = _mm256_and_ps(y, _mm256_cmp_ps(y, y, _CMP_ORD_Q));
+        v[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(y, lo), hi));
+    }
+    t = _mm256_add_epi32(_mm256_add_epi32(v[0], v[1]),
+                         _mm256_add_epi32(v[2], v[3]));
+    b = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]),
+                           _mm256_packs_epi32(v[2], v[3]));
+    _mm256_storeu_si256((__m256i *)q,
+                        _mm256_permutevar8x32_epi32(
+                            b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    h = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1)));
+}
+#endif
+
+/* The largest magnitude among x[0..n), n a multiple of 8. */
+static float act_amax(const float *x, int n) {
+    float amax = 0.0f;
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL)
+        return act_amax_avx2(x, n);
+#endif
+    for (int i = 0; i < n; i++)
+        amax = fmaxf(amax, fabsf(x[i]));
+    return amax;
+}
+
+/* q[i] = act_round(x[i], m) for 32 values; returns the sum of q. */
+static int32_t act_round32(const float *x, float m, int8_t *q) {
+    int32_t t = 0;
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL)
+        return act_round32_avx2(x, m, q);
+#endif
+    for (int i = 0; i < 32; i++) {
+        q[i] = act_round(x[i], m);
+        t += q[i];
+    }
+    return t;
+}
+
 /* ggml's quantize_row_q8_0 / q8_1 (x86): 32 values per block. The dot
  * product reads the scale as the half d is stored in, and Q8_1's sum as a
  * half of the unrounded d times the sum of q. */
 static void act_q8_0(kern_act *a) {
     for (int g = 0; g < a->n / 32; g++) {
         const float *x = a->f + (size_t)g * 32;
-        int8_t *q = a->q + (size_t)g * 32;
-        float amax = 0.0f, d, id;
-        int32_t t = 0;
-        for (int i = 0; i < 32; i++)
-            amax = fmaxf(amax, fabsf(x[i]));
-        d = amax / 127.0f;
-        id = amax != 0.0f ? 127.0f / amax : 0.0f;
-        for (int i = 0; i < 32; i++) {
-            q[i] = act_round(x[i], id);
-            t += q[i];
-        }
+        float amax = act_amax(x, 32), d = amax / 127.0f;
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        int32_t t = act_round32(x, id, a->q + (size_t)g * 32);
         a->s[g] = kern_f16_to_f32(kern_f32_to_f16(d));
         a->sum[g] = kern_f16_to_f32(kern_f32_to_f16(d * (float)t));
     }
 }
 
 /* ggml's quantize_row_q8_K_ref: 256 values per block around the signed
- * value of largest magnitude, float scale; sum holds each group's integer
- * sum (the K-quant kernels multiply it with the integer mins, as ggml
- * does with its bsums). */
+ * value of largest magnitude (the first such), float scale; sum holds
+ * each group's integer sum (the K-quant kernels multiply it with the
+ * integer mins, as ggml does with its bsums). */
 static void act_q8_k(kern_act *a) {
     for (int b = 0; b < a->n / 256; b++) {
         const float *x = a->f + (size_t)b * 256;
-        int8_t *q = a->q + (size_t)b * 256;
-        float amax = 0.0f, max = 0.0f, iscale, d;
-        for (int i = 0; i < 256; i++)
-            if (fabsf(x[i]) > amax) {
-                amax = fabsf(x[i]);
+        float amax = act_amax(x, 256), max = 0.0f, iscale, d;
+        for (int i = 0; amax != 0.0f && i < 256; i++)
+            if (fabsf(x[i]) == amax) {
                 max = x[i];
+                break;
             }
         iscale = amax != 0.0f ? -127.0f / max : 0.0f;
         d = amax != 0.0f ? 1.0f / iscale : 0.0f;
         for (int g = 0; g < 8; g++) {
-            int32_t t = 0;
-            for (int i = 32 * g; i < 32 * g + 32; i++) {
-                q[i] = act_round(x[i], iscale);
-                t += q[i];
-            }
+            int32_t t = act_round32(x + 32 * g, iscale,
+                                    a->q + (size_t)b * 256 + 32 * g);
             a->s[8 * b + g] = d;
             a->sum[8 * b + g] = (float)t; /* exact: |t| <= 32 * 127 */
         }

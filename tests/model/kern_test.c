@@ -284,6 +284,37 @@ static void test_mix_half_levels(void) {
     kern_set_level(KERN_AVX512_LEVEL);
 }
 
+/* kern_act_quantize gives the same int8 values, scales and sums at every
+ * level: random values, exact ties, a zero block, and blocks with a NaN
+ * or an infinity in them. */
+static void test_act_levels(void) {
+    enum { N = 1024 };
+    static const int codes[] = {KERN_ACT_Q8_0, KERN_ACT_Q8_K};
+    static float x[N], s[2][N], sum[2][N];
+    static int8_t q[2][N];
+    int top = kern_set_level(KERN_AVX512_LEVEL);
+
+    for (int i = 0; i < N; i++)
+        x[i] = frand() * (float)(1 + i % 7);
+    for (int i = 0; i < 32; i++)
+        x[32 + i] = (float)(i - 16) + 0.5f; /* ties at 127/16.5 steps */
+    memset(x + 64, 0, 32 * sizeof *x);
+    x[300] = NAN;
+    x[600] = INFINITY;
+    for (size_t ci = 0; ci < 2; ci++)
+        for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
+            int k = level != KERN_SCALAR_LEVEL;
+            kern_act a = {x, N, q[k], s[k], sum[k], 0};
+            kern_set_level(level);
+            kern_act_quantize(&a, codes[ci]);
+            TEST_CHECK(memcmp(q[0], q[1], sizeof q[0]) == 0 || !k);
+            TEST_CHECK(memcmp(s[0], s[1], N / 32 * sizeof(float)) == 0 || !k);
+            TEST_CHECK(memcmp(sum[0], sum[1], N / 32 * sizeof(float)) == 0 ||
+                       !k);
+        }
+    kern_set_level(KERN_AVX512_LEVEL);
+}
+
 static void test_half_conversions(void) {
     int bad = 0;
     /* Every half survives a round trip through float (NaNs stay NaN). */
@@ -604,6 +635,7 @@ int main(void) {
     TEST_RUN(test_round_f16_levels);
     TEST_RUN(test_scores_half_levels);
     TEST_RUN(test_mix_half_levels);
+    TEST_RUN(test_act_levels);
     /* Last: it draws many random values, and the encoders' error bounds
      * above were set on the sequence they see. */
     TEST_RUN(test_matvec_n);
