@@ -1222,6 +1222,20 @@ KERN_AVX512 static KERN_INLINE __m256 hi256(__m512 v) {
     return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
 }
 
+/* The 32 bytes at a and the 32 at b as one register: two activations'
+ * blocks side by side. */
+KERN_AVX512 static KERN_INLINE __m512i pair_si(const void *a, const void *b) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(KERN_LOAD(a)),
+                              KERN_LOAD(b), 1);
+}
+
+/* *a in the low eight lanes, *b in the high eight (two broadcasts). */
+KERN_AVX512 static KERN_INLINE __m512 pair_ps(const float *a, const float *b) {
+    return _mm512_mask_broadcastss_ps(_mm512_set1_ps(*a), 0xff00,
+                                      _mm_load_ss(b));
+}
+
+
 /* Q8_0 rows i..i+R times activations x[0..nt), two to a column: column c
  * holds activations 2c and 2c+1 (2c again when nt is odd) in its low and
  * high halves, each half the eight lanes of q8_0_rows' chain for its
@@ -1261,17 +1275,11 @@ KERN_AVX512 static KERN_INLINE void q8_0_tile(const kern_mat *w,
         }
         KERN_UNROLL
         for (int c = 0; c < N; c++) {
-            __m512i xv = _mm512_inserti64x4(
-                _mm512_castsi256_si512(KERN_LOAD(xa[c]->q + 32 * g)),
-                KERN_LOAD(xb[c]->q + 32 * g), 1);
+            __m512i xv = pair_si(xa[c]->q + 32 * g, xb[c]->q + 32 * g);
             __m512i neg = _mm512_sub_epi32(
                 _mm512_setzero_si512(),
                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
-            __m512 xs = _mm512_insertf32x4(
-                _mm512_insertf32x4(
-                    _mm512_castps256_ps512(_mm256_set1_ps(xa[c]->s[g])),
-                    _mm_set1_ps(xb[c]->s[g]), 2),
-                _mm_set1_ps(xb[c]->s[g]), 3);
+            __m512 xs = pair_ps(xa[c]->s + g, xb[c]->s + g);
             KERN_UNROLL
             for (int r = 0; r < R; r++)
                 acc[r][c] = _mm512_fmadd_ps(
@@ -1350,20 +1358,6 @@ KERN_AVX512 static KERN_INLINE void f32_tile(const kern_mat *w,
                 s += wr[r][k] * x[c].f[k];
             out[stride * (size_t)c + (size_t)(i + r)] = s;
         }
-}
-
-/* The 32 bytes at a and the 32 at b as one register: two activations'
- * blocks side by side. */
-KERN_AVX512 static KERN_INLINE __m512i pair_si(const void *a, const void *b) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(KERN_LOAD(a)),
-                              KERN_LOAD(b), 1);
-}
-
-/* a in the low eight lanes, b in the high eight. */
-KERN_AVX512 static KERN_INLINE __m512 pair_ps(float a, float b) {
-    return _mm512_castpd_ps(_mm512_insertf64x4(
-        _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_set1_ps(a))),
-        _mm256_castps_pd(_mm256_set1_ps(b)), 1));
 }
 
 /* A K-quant block's integer scales for kquant_tile, kept in registers:
@@ -1458,7 +1452,7 @@ KERN_AVX512 static KERN_INLINE void kquant_tile(const kern_mat *w,
         for (int c = 0; c < N; c++) {
             const int8_t *qa = xa[c]->q + 256 * (size_t)k,
                          *qb = xb[c]->q + 256 * (size_t)k;
-            float da = xa[c]->s[8 * k], db = xb[c]->s[8 * k];
+            const float *da = xa[c]->s + 8 * k, *db = xb[c]->s + 8 * k;
             __m512i sumi = _mm512_setzero_si512();
             KERN_UNROLL8
             for (int q = 0; q < 8; q++) {
@@ -1477,8 +1471,8 @@ KERN_AVX512 static KERN_INLINE void kquant_tile(const kern_mat *w,
                                                 xb[c]->sum + 8 * k))));
                 __m256i p = _mm256_madd_epi16(s16, m16);
                 __m256 dm = _mm256_mul_ps(
-                    _mm256_xor_ps(_mm256_set_m128(_mm_set1_ps(db),
-                                                  _mm_set1_ps(da)),
+                    _mm256_xor_ps(_mm256_set_m128(_mm_set1_ps(*db),
+                                                  _mm_set1_ps(*da)),
                                   neg),
                     _mm256_set1_ps(dmin));
                 if (q4k) {
