@@ -1598,6 +1598,120 @@ KERN_AVX512 static void mix_half512(const float *w, const float *v,
     }
 }
 
+/* K-quant rows r0..r1 times one activation, two groups of 32 to a
+ * register: the low half sums the even groups' int32 lanes and the high
+ * half the odd ones', which added give kquant_avx2's sums exactly
+ * (integers); the scales, float chain and mins are as there. The decode
+ * path, where rows stream from memory and fewer instructions per byte
+ * keep more misses in flight. */
+KERN_AVX512 static KERN_INLINE void kquant_rows512(const kern_mat *w,
+                                                   const kern_act *x,
+                                                   float *out, int r0, int r1,
+                                                   int type) {
+    int elems, bytes, nb, q4k = type == KERN_Q4_K, q6k = type == KERN_Q6_K;
+    const __m512i m32 = _mm512_set1_epi8(32);
+
+    assert(type == w->type);
+    quant_block(type, &elems, &bytes);
+    nb = w->cols / elems;
+    for (int i = r0; i < r1; i++) {
+        const uint8_t *blk = block_row(w, i);
+        __m256 acc = _mm256_setzero_ps();
+        __m128 accm = _mm_setzero_ps();
+        float summs = 0.0f;
+        for (int k = 0; k < nb; k++, blk += bytes) {
+            const int8_t *xq = x->q + 256 * (size_t)k;
+            float xd = x->s[8 * k], d, dmin;
+            __m256i wv[8], sum8;
+            __m512i s16, sumi = _mm512_setzero_si512();
+            __m128i m16 = _mm_setzero_si128();
+            KERN_PF(blk);
+            KERN_PF(blk + 64);
+            if (q6k) {
+                up_q6k(blk, wv);
+                s16 = _mm512_broadcast_i64x4(_mm256_cvtepi8_epi16(
+                    _mm_loadu_si128((const __m128i *)(blk + 192))));
+                d = f16at(blk + 208);
+                dmin = 0.0f;
+            } else {
+                uint32_t u[3];
+                __m128i v;
+                up_qk45(type, blk, wv);
+                memcpy(u, blk + 4, 12);
+                v = _mm_setr_epi32(
+                    (int)(u[0] & 0x3f3f3f3fu),
+                    (int)((u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u)),
+                    (int)(u[1] & 0x3f3f3f3fu),
+                    (int)(((u[2] >> 4) & 0x0f0f0f0fu) |
+                          ((u[1] >> 2) & 0x30303030u)));
+                s16 = _mm512_broadcast_i64x4(_mm256_cvtepu8_epi16(v));
+                m16 = _mm_cvtepu8_epi16(_mm_srli_si128(v, 8));
+                d = f16at(blk);
+                dmin = f16at(blk + 2);
+            }
+            KERN_UNROLL
+            for (int c = 0; c < 4; c++) {
+                /* scales of groups 2c (low half) and 2c + 1 (high) */
+                __m512i idx =
+                    q6k ? _mm512_inserti64x4(
+                              _mm512_castsi256_si512(_mm256_set_m128i(
+                                  _mm_set1_epi16((short)(4 * c + 1)),
+                                  _mm_set1_epi16((short)(4 * c)))),
+                              _mm256_set_m128i(_mm_set1_epi16((short)(4 * c + 3)),
+                                               _mm_set1_epi16((short)(4 * c + 2))),
+                              1)
+                        : _mm512_inserti64x4(
+                              _mm512_set1_epi16((short)(2 * c)),
+                              _mm256_set1_epi16((short)(2 * c + 1)), 1);
+                __m512i wz = _mm512_inserti64x4(_mm512_castsi256_si512(wv[2 * c]),
+                                                wv[2 * c + 1], 1);
+                __m512i xv = _mm512_loadu_si512((const void *)(xq + 64 * c));
+                __m512i p;
+                if (q6k)
+                    wz = _mm512_add_epi8(wz, m32);
+                p = _mm512_maddubs_epi16(wz, xv);
+                if (q6k)
+                    p = _mm512_sub_epi16(p, _mm512_maddubs_epi16(m32, xv));
+                sumi = _mm512_dpwssd_epi32(
+                    sumi, p, _mm512_permutexvar_epi16(idx, s16));
+            }
+            sum8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi),
+                                    _mm512_extracti64x4_epi64(sumi, 1));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(xd * d),
+                                  _mm256_cvtepi32_ps(sum8), acc);
+            if (!q6k) {
+                __m128i p = _mm_madd_epi16(
+                    _mm256_cvtepi32_epi16(_mm256_cvtps_epi32(
+                        _mm256_loadu_ps(x->sum + 8 * k))),
+                    m16);
+                float dm = -xd * dmin;
+                if (q4k) {
+                    accm = _mm_fmadd_ps(_mm_set1_ps(dm), _mm_cvtepi32_ps(p),
+                                        accm);
+                } else {
+                    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
+                    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xb1));
+                    summs += dm * (float)_mm_cvtsi128_si32(p);
+                }
+            }
+        }
+        out[i] = hsum8(acc) + hsum4(accm) + summs;
+    }
+}
+
+KERN_AVX512 static void q4k_rows512(const kern_mat *w, const kern_act *x,
+                                    float *out, int r0, int r1) {
+    kquant_rows512(w, x, out, r0, r1, KERN_Q4_K);
+}
+KERN_AVX512 static void q5k_rows512(const kern_mat *w, const kern_act *x,
+                                    float *out, int r0, int r1) {
+    kquant_rows512(w, x, out, r0, r1, KERN_Q5_K);
+}
+KERN_AVX512 static void q6k_rows512(const kern_mat *w, const kern_act *x,
+                                    float *out, int r0, int r1) {
+    kquant_rows512(w, x, out, r0, r1, KERN_Q6_K);
+}
+
 /* kquant_tile for each type as a constant, so the type's branches fold. */
 #define KERN_Q4K_TILE(w, x, nt, o, s, i, R, N)                                \
     kquant_tile(w, x, nt, o, s, i, R, N, KERN_Q4_K)
@@ -1651,6 +1765,12 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
     int level = kern_level();
     if (level >= KERN_AVX512_LEVEL && w->type == KERN_F32) {
         f32_tiles(w, x, 1, out, 0, r0, r1);
+        return;
+    }
+    if (level >= KERN_AVX512_LEVEL && w->type >= KERN_Q4_K) {
+        (w->type == KERN_Q4_K   ? q4k_rows512
+         : w->type == KERN_Q5_K ? q5k_rows512
+                                : q6k_rows512)(w, x, out, r0, r1);
         return;
     }
     if (level >= KERN_AVX2_LEVEL) {
