@@ -1763,8 +1763,10 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
                  int r1) {
 #ifdef KERN_X86
     int level = kern_level();
-    if (level >= KERN_AVX512_LEVEL && w->type == KERN_F32) {
-        f32_tiles(w, x, 1, out, 0, r0, r1);
+    if (level >= KERN_AVX512_LEVEL &&
+        (w->type == KERN_F32 || w->type == KERN_Q8_0)) {
+        /* Tiles of rows for one activation: independent float chains. */
+        (w->type == KERN_F32 ? f32_tiles : q8_0_tiles)(w, x, 1, out, 0, r0, r1);
         return;
     }
     if (level >= KERN_AVX512_LEVEL && w->type >= KERN_Q4_K) {
