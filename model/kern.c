@@ -1360,6 +1360,18 @@ KERN_AVX512 static KERN_INLINE void f32_tile(const kern_mat *w,
         }
 }
 
+/* A Q4_K or Q5_K block's eight 6-bit scales then eight mins as bytes,
+ * unpacked as kscales unpacks them. */
+KERN_AVX512 static KERN_INLINE __m128i kscale_bytes(const uint8_t *b) {
+    uint32_t u[3];
+    memcpy(u, b + 4, 12);
+    return _mm_setr_epi32(
+        (int)(u[0] & 0x3f3f3f3fu),
+        (int)((u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u)),
+        (int)(u[1] & 0x3f3f3f3fu),
+        (int)(((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u)));
+}
+
 /* A K-quant block's integer scales for kquant_tile, kept in registers:
  * scz[q] is kscales' sc[q] in both halves, m16 the eight mins as int16 in
  * both halves; d and dmin as there. */
@@ -1381,14 +1393,7 @@ KERN_AVX512 static KERN_INLINE void kscales512(int type, const uint8_t *b,
         *d = f16at(b + 208);
         *dmin = 0.0f;
     } else {
-        uint32_t u[3];
-        __m128i v;
-        memcpy(u, b + 4, 12);
-        v = _mm_setr_epi32(
-            (int)(u[0] & 0x3f3f3f3fu),
-            (int)((u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u)),
-            (int)(u[1] & 0x3f3f3f3fu),
-            (int)(((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u)));
+        __m128i v = kscale_bytes(b);
         s16 = _mm512_broadcast_i64x4(_mm256_cvtepu8_epi16(v));
         KERN_UNROLL8
         for (int q = 0; q < 8; q++)
@@ -1634,16 +1639,8 @@ KERN_AVX512 static KERN_INLINE void kquant_rows512(const kern_mat *w,
                 d = f16at(blk + 208);
                 dmin = 0.0f;
             } else {
-                uint32_t u[3];
-                __m128i v;
+                __m128i v = kscale_bytes(blk);
                 up_qk45(type, blk, wv);
-                memcpy(u, blk + 4, 12);
-                v = _mm_setr_epi32(
-                    (int)(u[0] & 0x3f3f3f3fu),
-                    (int)((u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u)),
-                    (int)(u[1] & 0x3f3f3f3fu),
-                    (int)(((u[2] >> 4) & 0x0f0f0f0fu) |
-                          ((u[1] >> 2) & 0x30303030u)));
                 s16 = _mm512_broadcast_i64x4(_mm256_cvtepu8_epi16(v));
                 m16 = _mm_cvtepu8_epi16(_mm_srli_si128(v, 8));
                 d = f16at(blk);
