@@ -4,8 +4,10 @@
  * loops are written to keep the memory bus busy: a row is read once, front
  * to back. The SIMD versions are compiled with target attributes rather
  * than a global -m flag so one binary runs everywhere; kern_level() picks
- * AVX2+FMA+F16C, and AVX-VNNI for int8 dot products, from the CPU's
- * features once per process. */
+ * AVX2+FMA+F16C, AVX-VNNI for int8 dot products, and AVX-512 (F, BW, VL,
+ * VNNI) for tiles of rows x activations, from the CPU's features once per
+ * process. A batched product sums each activation's products in the
+ * single product's order, so no result depends on what shares its pass. */
 #include "model/kern.h"
 
 #include "model/quant.h"
