@@ -4,8 +4,10 @@
  * loops are written to keep the memory bus busy: a row is read once, front
  * to back. The SIMD versions are compiled with target attributes rather
  * than a global -m flag so one binary runs everywhere; kern_level() picks
- * AVX2+FMA+F16C, and AVX-VNNI for int8 dot products, from the CPU's
- * features once per process. */
+ * AVX2+FMA+F16C, AVX-VNNI for int8 dot products, and AVX-512 (F, BW, VL,
+ * VNNI) for tiles of rows x activations, from the CPU's features once per
+ * process. A batched product sums each activation's products in the
+ * single product's order, so no result depends on what shares its pass. */
 #include "model/kern.h"
 
 #include "model/quant.h"
@@ -22,27 +24,37 @@
 #include <immintrin.h>
 #define KERN_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define KERN_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define KERN_AVX512                                                           \
+    __attribute__((target("avx2,fma,f16c,avxvnni,avx512f,avx512bw,"           \
+                          "avx512vl,avx512vnni")))
 #endif
 
 static int kern_cpu_level;       /* best level this CPU runs */
-static int kern_cap = KERN_VNNI_LEVEL;
+static int kern_cap = KERN_AVX512_LEVEL;
 static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
 
 #ifdef KERN_X86
 /* CPUID and XGETBV directly rather than __builtin_cpu_supports: clang 14
  * knows neither "f16c" nor "avxvnni" there, and the fuzz build uses clang.
- * The OS must save the YMM registers (XCR0 bits 1 and 2) for AVX to work. */
+ * The OS must save the YMM registers (XCR0 bits 1 and 2) for AVX to work,
+ * and the opmask and ZMM registers (bits 5-7) for AVX-512. */
 static void kern_detect(void) {
     unsigned a, b, c, d, xlo, xhi;
-    int avx2, vnni;
+    int avx2, vnni, avx512;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || !(c & bit_FMA) ||
         !(c & bit_F16C))
         return;
     __asm__("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
     if ((xlo & 6) != 6) return;
     avx2 = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_AVX2);
+    /* AVX-512 F, BW, VL (ebx bits 16, 30, 31) and VNNI (ecx bit 11). */
+    avx512 = avx2 && (b & (1u << 16)) && (b & (1u << 30)) && (b & (1u << 31)) &&
+             (c & (1u << 11)) && (xlo & 0xe0) == 0xe0;
     vnni = __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)); /* AVX-VNNI */
-    if (avx2) kern_cpu_level = vnni ? KERN_VNNI_LEVEL : KERN_AVX2_LEVEL;
+    if (avx2)
+        kern_cpu_level = !vnni     ? KERN_AVX2_LEVEL
+                         : avx512 ? KERN_AVX512_LEVEL
+                                  : KERN_VNNI_LEVEL;
 }
 #else
 static void kern_detect(void) {}
@@ -357,50 +369,106 @@ static int8_t act_round(float x, float m) {
     return (int8_t)(v > 127.0f ? 127.0f : v);
 }
 
+#ifdef KERN_X86
+/* The largest magnitude among x[0..n) (n a multiple of 8), NaNs ignored
+ * as fmaxf ignores them: max_ps returns its second operand on a NaN. */
+KERN_AVX2 static float act_amax_avx2(const float *x, int n) {
+    __m256 m = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f);
+    __m128 h;
+    for (int i = 0; i < n; i += 8)
+        m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), m);
+    h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+}
+
+/* act_round of the 32 values x * m into q, returning their sum: rounded
+ * to nearest even, NaN to 0 and clamped to +-127 as act_round does, then
+ * packed in order (packs interleave 128-bit lanes; the permute undoes
+ * it, as in ggml's quantize_row_q8_0). */
+KERN_AVX2 static int32_t act_round32_avx2(const float *x, float m,
+                                          int8_t *q) {
+    __m256 mv = _mm256_set1_ps(m), lo = _mm256_set1_ps(-127.0f),
+           hi = _mm256_set1_ps(127.0f);
+    __m256i v[4], t, b;
+    __m128i h;
+    for (int k = 0; k < 4; k++) {
+        __m256 y = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), mv),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        y = _mm256_and_ps(y, _mm256_cmp_ps(y, y, _CMP_ORD_Q));
+        v[k] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(y, lo), hi));
+    }
+    t = _mm256_add_epi32(_mm256_add_epi32(v[0], v[1]),
+                         _mm256_add_epi32(v[2], v[3]));
+    b = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]),
+                           _mm256_packs_epi32(v[2], v[3]));
+    _mm256_storeu_si256((__m256i *)q,
+                        _mm256_permutevar8x32_epi32(
+                            b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    h = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1)));
+}
+#endif
+
+/* The largest magnitude among x[0..n), n a multiple of 8. */
+static float act_amax(const float *x, int n) {
+    float amax = 0.0f;
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL)
+        return act_amax_avx2(x, n);
+#endif
+    for (int i = 0; i < n; i++)
+        amax = fmaxf(amax, fabsf(x[i]));
+    return amax;
+}
+
+/* q[i] = act_round(x[i], m) for 32 values; returns the sum of q. */
+static int32_t act_round32(const float *x, float m, int8_t *q) {
+    int32_t t = 0;
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL)
+        return act_round32_avx2(x, m, q);
+#endif
+    for (int i = 0; i < 32; i++) {
+        q[i] = act_round(x[i], m);
+        t += q[i];
+    }
+    return t;
+}
+
 /* ggml's quantize_row_q8_0 / q8_1 (x86): 32 values per block. The dot
  * product reads the scale as the half d is stored in, and Q8_1's sum as a
  * half of the unrounded d times the sum of q. */
 static void act_q8_0(kern_act *a) {
     for (int g = 0; g < a->n / 32; g++) {
         const float *x = a->f + (size_t)g * 32;
-        int8_t *q = a->q + (size_t)g * 32;
-        float amax = 0.0f, d, id;
-        int32_t t = 0;
-        for (int i = 0; i < 32; i++)
-            amax = fmaxf(amax, fabsf(x[i]));
-        d = amax / 127.0f;
-        id = amax != 0.0f ? 127.0f / amax : 0.0f;
-        for (int i = 0; i < 32; i++) {
-            q[i] = act_round(x[i], id);
-            t += q[i];
-        }
+        float amax = act_amax(x, 32), d = amax / 127.0f;
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        int32_t t = act_round32(x, id, a->q + (size_t)g * 32);
         a->s[g] = kern_f16_to_f32(kern_f32_to_f16(d));
         a->sum[g] = kern_f16_to_f32(kern_f32_to_f16(d * (float)t));
     }
 }
 
 /* ggml's quantize_row_q8_K_ref: 256 values per block around the signed
- * value of largest magnitude, float scale; sum holds each group's integer
- * sum (the K-quant kernels multiply it with the integer mins, as ggml
- * does with its bsums). */
+ * value of largest magnitude (the first such), float scale; sum holds
+ * each group's integer sum (the K-quant kernels multiply it with the
+ * integer mins, as ggml does with its bsums). */
 static void act_q8_k(kern_act *a) {
     for (int b = 0; b < a->n / 256; b++) {
         const float *x = a->f + (size_t)b * 256;
-        int8_t *q = a->q + (size_t)b * 256;
-        float amax = 0.0f, max = 0.0f, iscale, d;
-        for (int i = 0; i < 256; i++)
-            if (fabsf(x[i]) > amax) {
-                amax = fabsf(x[i]);
+        float amax = act_amax(x, 256), max = 0.0f, iscale, d;
+        for (int i = 0; amax != 0.0f && i < 256; i++)
+            if (fabsf(x[i]) == amax) {
                 max = x[i];
+                break;
             }
         iscale = amax != 0.0f ? -127.0f / max : 0.0f;
         d = amax != 0.0f ? 1.0f / iscale : 0.0f;
         for (int g = 0; g < 8; g++) {
-            int32_t t = 0;
-            for (int i = 32 * g; i < 32 * g + 32; i++) {
-                q[i] = act_round(x[i], iscale);
-                t += q[i];
-            }
+            int32_t t = act_round32(x + 32 * g, iscale,
+                                    a->q + (size_t)b * 256 + 32 * g);
             a->s[8 * b + g] = d;
             a->sum[8 * b + g] = (float)t; /* exact: |t| <= 32 * 127 */
         }
@@ -971,7 +1039,7 @@ KERN_AVX2 static inline __m256i up_q45(int type, const uint8_t *b, float *a,
 }
 
 /* The 256 values of a Q4_K or Q5_K block as eight int8 groups of 32. */
-KERN_AVX2 static inline void up_qk45(int type, const uint8_t *b, __m256i *w) {
+KERN_AVX2 static inline __attribute__((always_inline)) void up_qk45(int type, const uint8_t *b, __m256i *w) {
     int five = type == KERN_Q5_K;
     const uint8_t *qs = b + (five ? 48 : 16);
     __m256i qh = five ? KERN_LOAD(b + 16) : _mm256_setzero_si256();
@@ -994,7 +1062,7 @@ KERN_AVX2 static inline void up_qk45(int type, const uint8_t *b, __m256i *w) {
 }
 
 /* The 256 values of a Q6_K block, minus 32, as eight int8 groups. */
-KERN_AVX2 static inline void up_q6k(const uint8_t *b, __m256i *w) {
+KERN_AVX2 static inline __attribute__((always_inline)) void up_q6k(const uint8_t *b, __m256i *w) {
     __m256i m30 = _mm256_set1_epi8(0x30), m32 = _mm256_set1_epi8(32);
 
     for (int h = 0; h < 2; h++) {
@@ -1018,7 +1086,7 @@ KERN_AVX2 static inline void up_q6k(const uint8_t *b, __m256i *w) {
  * 16-31 in 8-15 (the same for Q4_K and Q5_K), m its min; the half scales
  * d and dmin. quant_k_header with the scale bytes unpacked four at a
  * time. */
-KERN_AVX2 static inline void kscales(int type, const uint8_t *b, __m256i *sc,
+KERN_AVX2 static inline __attribute__((always_inline)) void kscales(int type, const uint8_t *b, __m256i *sc,
                                      int32_t *m, float *d, float *dmin) {
     if (type == KERN_Q6_K) {
         const int8_t *s = (const int8_t *)(b + 192);
@@ -1182,6 +1250,568 @@ KERN_AVX2 static inline float hsum4(__m128 v) {
 KERN_BLOCK_KERNELS(avx2, KERN_AVX2, KERN_ACC32_AVX2)
 KERN_BLOCK_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
 
+/* ------------------------------------------------------- AVX-512 tiles */
+
+/* A batched product (a prompt's tokens, or model_batch_step's sequences)
+ * runs as tiles of R rows x N register columns: each weight block is
+ * loaded once per tile for all N columns and each activation block once
+ * for all R rows, so the arithmetic, not the loads, sets the speed. A
+ * tile keeps every product's own summation order (one accumulator per
+ * row, activation and lane, blocks taken in order), so its results are
+ * the per-row kernels' to the bit. The tile functions are always inlined
+ * with constant R and N, so their accumulators stay in registers. */
+#define KERN_TILE_R 4 /* rows of a Q8_0 tile */
+#define KERN_TILE_N 4 /* register columns of a tile */
+#define KERN_INLINE inline __attribute__((always_inline))
+/* -O2 does not unroll the loops over a tile's rows and columns by itself;
+ * unrolled, its accumulators are registers rather than stack slots. */
+#define KERN_UNROLL _Pragma("GCC unroll 4")
+#define KERN_UNROLL8 _Pragma("GCC unroll 8")
+
+/* Calls TILE for nc (1..KERN_TILE_N) columns as a constant. */
+#define KERN_TILE_COLS(TILE, w, x, nt, nc, out, stride, i, R)                 \
+    do {                                                                      \
+        switch (nc) {                                                         \
+        case 1: TILE(w, x, nt, out, stride, i, R, 1); break;                  \
+        case 2: TILE(w, x, nt, out, stride, i, R, 2); break;                  \
+        case 3: TILE(w, x, nt, out, stride, i, R, 3); break;                  \
+        default: TILE(w, x, nt, out, stride, i, R, 4); break;                 \
+        }                                                                     \
+    } while (0)
+
+/* The tile driver: rows r0..r1 in tiles of TR (then single rows), the
+ * activations in groups of KERN_TILE_N columns of PER activations each. */
+#define KERN_TILE_DRIVER(NAME, TILE, TR, PER)                                 \
+    KERN_AVX512 static void NAME(const kern_mat *w, const kern_act *x,       \
+                                 int nx, float *out, size_t stride, int r0,  \
+                                 int r1) {                                    \
+        for (int t = 0; t < nx; t += KERN_TILE_N * (PER)) {                   \
+            int nt = nx - t < KERN_TILE_N * (PER) ? nx - t                    \
+                                                  : KERN_TILE_N * (PER);      \
+            int nc = (nt + (PER)-1) / (PER), i = r0;                          \
+            float *o = out + stride * (size_t)t;                              \
+            for (; i + (TR) <= r1; i += (TR))                                 \
+                KERN_TILE_COLS(TILE, w, x + t, nt, nc, o, stride, i, TR);     \
+            for (; i < r1; i++)                                               \
+                KERN_TILE_COLS(TILE, w, x + t, nt, nc, o, stride, i, 1);      \
+        }                                                                     \
+    }
+
+/* The two 256-bit halves of v. */
+KERN_AVX512 static KERN_INLINE __m256 lo256(__m512 v) {
+    return _mm512_castps512_ps256(v);
+}
+KERN_AVX512 static KERN_INLINE __m256 hi256(__m512 v) {
+    return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+}
+
+/* The 32 bytes at a and the 32 at b as one register: two activations'
+ * blocks side by side. */
+KERN_AVX512 static KERN_INLINE __m512i pair_si(const void *a, const void *b) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(KERN_LOAD(a)),
+                              KERN_LOAD(b), 1);
+}
+
+/* *a in the low eight lanes, *b in the high eight (two broadcasts). */
+KERN_AVX512 static KERN_INLINE __m512 pair_ps(const float *a, const float *b) {
+    return _mm512_mask_broadcastss_ps(_mm512_set1_ps(*a), 0xff00,
+                                      _mm_load_ss(b));
+}
+
+
+/* Q8_0 rows i..i+R times activations x[0..nt), two to a column: column c
+ * holds activations 2c and 2c+1 (2c again when nt is odd) in its low and
+ * high halves, each half the eight lanes of q8_0_rows' chain for its
+ * activation. vpdpbusd multiplies unsigned by signed bytes, so the
+ * weights go in as w + 128 (w ^ 0x80) and each accumulator starts at
+ * -128 times the sum of its four activation values: the int32 lane is
+ * then exactly the signed sum, as in q8_0_rows. */
+KERN_AVX512 static KERN_INLINE void q8_0_tile(const kern_mat *w,
+                                              const kern_act *x, int nt,
+                                              float *out, size_t stride,
+                                              int i, int R, int N) {
+    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK, rb = nb * KERN_Q8_0_BYTES;
+    const uint8_t *b = (const uint8_t *)w->q + (size_t)i * rb;
+    const __m512i off = _mm512_set1_epi8((char)0x80);
+    const kern_act *xa[KERN_TILE_N], *xb[KERN_TILE_N];
+    __m512 acc[KERN_TILE_R][KERN_TILE_N];
+
+    KERN_UNROLL
+    for (int c = 0; c < N; c++) {
+        xa[c] = &x[2 * c];
+        xb[c] = &x[2 * c + 1 < nt ? 2 * c + 1 : 2 * c];
+        KERN_UNROLL
+        for (int r = 0; r < R; r++)
+            acc[r][c] = _mm512_setzero_ps();
+    }
+    for (size_t g = 0; g < nb; g++, b += KERN_Q8_0_BYTES) {
+        __m512i wv[KERN_TILE_R];
+        __m512 dw[KERN_TILE_R];
+        KERN_UNROLL
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p = b + (size_t)r * rb;
+            wv[r] = _mm512_xor_si512(
+                _mm512_broadcast_i64x4(KERN_LOAD(p + 2)), off);
+            dw[r] = _mm512_set1_ps(f16at(p));
+            if (!(g & 1))
+                KERN_PF(p);
+        }
+        KERN_UNROLL
+        for (int c = 0; c < N; c++) {
+            __m512i xv = pair_si(xa[c]->q + 32 * g, xb[c]->q + 32 * g);
+            __m512i neg = _mm512_sub_epi32(
+                _mm512_setzero_si512(),
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
+            __m512 xs = pair_ps(xa[c]->s + g, xb[c]->s + g);
+            KERN_UNROLL
+            for (int r = 0; r < R; r++)
+                acc[r][c] = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg, wv[r], xv)),
+                    _mm512_mul_ps(dw[r], xs), acc[r][c]);
+        }
+    }
+    KERN_UNROLL
+    for (int c = 0; c < N; c++)
+        KERN_UNROLL
+        for (int r = 0; r < R; r++) {
+            out[stride * (size_t)(2 * c) + (size_t)(i + r)] =
+                hsum8(lo256(acc[r][c]));
+            if (2 * c + 1 < nt)
+                out[stride * (size_t)(2 * c + 1) + (size_t)(i + r)] =
+                    hsum8(hi256(acc[r][c]));
+        }
+}
+
+/* F32 rows i..i+R times activations x[0..N), one to a column, in
+ * dot_f32_avx2's order: its four eight-lane accumulators are two 16-lane
+ * ones here (lanes 0-15 and 16-31 of each 32-value step), the 8-value
+ * steps go into the first eight lanes, the sums fold as it folds them
+ * and the last values are added one by one. */
+KERN_AVX512 static KERN_INLINE void f32_tile(const kern_mat *w,
+                                             const kern_act *x, int nt,
+                                             float *out, size_t stride, int i,
+                                             int R, int N) {
+    int n = w->cols, j = 0;
+    const float *wr[2];
+    __m512 lo[2][KERN_TILE_N], hi[2][KERN_TILE_N];
+
+    assert(nt == N && R <= 2);
+    (void)nt;
+    KERN_UNROLL
+    for (int r = 0; r < R; r++) {
+        wr[r] = (const float *)w->q + (size_t)(i + r) * (size_t)n;
+        KERN_UNROLL
+        for (int c = 0; c < N; c++)
+            lo[r][c] = hi[r][c] = _mm512_setzero_ps();
+    }
+    for (; j + 32 <= n; j += 32) {
+        __m512 w0[2], w1[2];
+        KERN_UNROLL
+        for (int r = 0; r < R; r++) {
+            w0[r] = _mm512_loadu_ps(wr[r] + j);
+            w1[r] = _mm512_loadu_ps(wr[r] + j + 16);
+        }
+        KERN_UNROLL
+        for (int c = 0; c < N; c++) {
+            __m512 x0 = _mm512_loadu_ps(x[c].f + j),
+                   x1 = _mm512_loadu_ps(x[c].f + j + 16);
+            KERN_UNROLL
+            for (int r = 0; r < R; r++) {
+                lo[r][c] = _mm512_fmadd_ps(w0[r], x0, lo[r][c]);
+                hi[r][c] = _mm512_fmadd_ps(w1[r], x1, hi[r][c]);
+            }
+        }
+    }
+    for (; j + 8 <= n; j += 8)
+        KERN_UNROLL
+        for (int c = 0; c < N; c++)
+            KERN_UNROLL
+            for (int r = 0; r < R; r++)
+                lo[r][c] = _mm512_mask3_fmadd_ps(
+                    _mm512_maskz_loadu_ps(0xff, wr[r] + j),
+                    _mm512_maskz_loadu_ps(0xff, x[c].f + j), lo[r][c], 0xff);
+    KERN_UNROLL
+    for (int c = 0; c < N; c++)
+        KERN_UNROLL
+        for (int r = 0; r < R; r++) {
+            float s = hsum8(
+                _mm256_add_ps(_mm256_add_ps(lo256(lo[r][c]), hi256(lo[r][c])),
+                              _mm256_add_ps(lo256(hi[r][c]), hi256(hi[r][c]))));
+            for (int k = j; k < n; k++)
+                s += wr[r][k] * x[c].f[k];
+            out[stride * (size_t)c + (size_t)(i + r)] = s;
+        }
+}
+
+/* A Q4_K or Q5_K block's eight 6-bit scales then eight mins as bytes,
+ * unpacked as kscales unpacks them. */
+KERN_AVX512 static KERN_INLINE __m128i kscale_bytes(const uint8_t *b) {
+    uint32_t u[3];
+    memcpy(u, b + 4, 12);
+    return _mm_setr_epi32(
+        (int)(u[0] & 0x3f3f3f3fu),
+        (int)((u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u)),
+        (int)(u[1] & 0x3f3f3f3fu),
+        (int)(((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u)));
+}
+
+/* A K-quant block's integer scales for kquant_tile, kept in registers:
+ * scz[q] is kscales' sc[q] in both halves, m16 the eight mins as int16 in
+ * both halves; d and dmin as there. */
+KERN_AVX512 static KERN_INLINE void kscales512(int type, const uint8_t *b,
+                                               __m512i *scz, __m256i *m16,
+                                               float *d, float *dmin) {
+    __m512i s16;
+    if (type == KERN_Q6_K) {
+        s16 = _mm512_broadcast_i64x4(_mm256_cvtepi8_epi16(
+            _mm_loadu_si128((const __m128i *)(b + 192))));
+        KERN_UNROLL8
+        for (int q = 0; q < 8; q++) /* 2q for values 0-15, 2q+1 for 16-31 */
+            scz[q] = _mm512_permutexvar_epi16(
+                _mm512_broadcast_i64x4(_mm256_set_m128i(
+                    _mm_set1_epi16((short)(2 * q + 1)),
+                    _mm_set1_epi16((short)(2 * q)))),
+                s16);
+        *m16 = _mm256_setzero_si256();
+        *d = f16at(b + 208);
+        *dmin = 0.0f;
+    } else {
+        __m128i v = kscale_bytes(b);
+        s16 = _mm512_broadcast_i64x4(_mm256_cvtepu8_epi16(v));
+        KERN_UNROLL8
+        for (int q = 0; q < 8; q++)
+            scz[q] = _mm512_permutexvar_epi16(_mm512_set1_epi16((short)q), s16);
+        *m16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_srli_si128(v, 8)));
+        *d = f16at(b);
+        *dmin = f16at(b + 2);
+    }
+}
+
+/* K-quant row i times activations x[0..nt), two to a column as in
+ * q8_0_tile, one row to a tile (a block's 256 unpacked values and their
+ * scales fill sixteen registers). Each half's int32 lanes are
+ * kquant_avx2's sums: maddubs of the unsigned weights (Q6_K's offset
+ * by 32 and that 32 times the activation taken off in int16, exact) and
+ * the scales applied by vpdpwssd, which is madd_epi16 and the add in one.
+ * The mins' products with the group sums are int16 madds, exact, into the
+ * same float lanes (Q4_K) or sum (Q5_K) as there. */
+KERN_AVX512 static KERN_INLINE void kquant_tile(const kern_mat *w,
+                                                const kern_act *x, int nt,
+                                                float *out, size_t stride,
+                                                int i, int R, int N,
+                                                int type) {
+    int elems, bytes, nb, q4k = type == KERN_Q4_K, q6k = type == KERN_Q6_K;
+    const uint8_t *blk = block_row(w, i);
+    const kern_act *xa[KERN_TILE_N], *xb[KERN_TILE_N];
+    const __m512i m32 = _mm512_set1_epi8(32);
+    const __m256 neg = _mm256_set1_ps(-0.0f);
+    __m512 acc[KERN_TILE_N];
+    __m256 accm[KERN_TILE_N]; /* Q4_K: the mins' four lanes; Q5_K: lane 0 */
+
+    assert(R == 1);
+    (void)R;
+    assert(type == w->type);
+    quant_block(type, &elems, &bytes);
+    nb = w->cols / elems;
+    KERN_UNROLL
+    for (int c = 0; c < N; c++) {
+        xa[c] = &x[2 * c];
+        xb[c] = &x[2 * c + 1 < nt ? 2 * c + 1 : 2 * c];
+        acc[c] = _mm512_setzero_ps();
+        accm[c] = _mm256_setzero_ps();
+    }
+    for (int k = 0; k < nb; k++, blk += bytes) {
+        __m256i wv[8], m16;
+        __m512i wz[8], scz[8];
+        float d, dmin;
+        KERN_PF(blk);
+        if (q6k)
+            up_q6k(blk, wv);
+        else
+            up_qk45(type, blk, wv);
+        kscales512(type, blk, scz, &m16, &d, &dmin);
+        KERN_UNROLL8
+        for (int q = 0; q < 8; q++) {
+            wz[q] = _mm512_broadcast_i64x4(wv[q]);
+            if (q6k)
+                wz[q] = _mm512_add_epi8(wz[q], m32);
+        }
+        KERN_UNROLL
+        for (int c = 0; c < N; c++) {
+            const int8_t *qa = xa[c]->q + 256 * (size_t)k,
+                         *qb = xb[c]->q + 256 * (size_t)k;
+            const float *da = xa[c]->s + 8 * k, *db = xb[c]->s + 8 * k;
+            __m512i sumi = _mm512_setzero_si512();
+            KERN_UNROLL8
+            for (int q = 0; q < 8; q++) {
+                __m512i xv = pair_si(qa + 32 * q, qb + 32 * q);
+                __m512i p = _mm512_maddubs_epi16(wz[q], xv);
+                if (q6k)
+                    p = _mm512_sub_epi16(p, _mm512_maddubs_epi16(m32, xv));
+                sumi = _mm512_dpwssd_epi32(sumi, p, scz[q]);
+            }
+            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(pair_ps(da, db),
+                                                   _mm512_set1_ps(d)),
+                                     _mm512_cvtepi32_ps(sumi), acc[c]);
+            if (!q6k) {
+                __m256i s16 = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(
+                    _mm512_castsi512_ps(pair_si(xa[c]->sum + 8 * k,
+                                                xb[c]->sum + 8 * k))));
+                __m256i p = _mm256_madd_epi16(s16, m16);
+                __m256 dm = _mm256_mul_ps(
+                    _mm256_xor_ps(_mm256_set_m128(_mm_set1_ps(*db),
+                                                  _mm_set1_ps(*da)),
+                                  neg),
+                    _mm256_set1_ps(dmin));
+                if (q4k) {
+                    accm[c] = _mm256_fmadd_ps(dm, _mm256_cvtepi32_ps(p),
+                                              accm[c]);
+                } else {
+                    p = _mm256_hadd_epi32(p, p);
+                    p = _mm256_hadd_epi32(p, p);
+                    accm[c] = _mm256_add_ps(
+                        accm[c], _mm256_mul_ps(dm, _mm256_cvtepi32_ps(p)));
+                }
+            }
+        }
+    }
+    KERN_UNROLL
+    for (int c = 0; c < N; c++) {
+        __m128 ml = _mm256_castps256_ps128(accm[c]),
+               mh = _mm256_extractf128_ps(accm[c], 1), z = _mm_setzero_ps();
+        /* kquant_avx2's hsum8 + hsum4 + summs, the unused part zero. */
+        out[stride * (size_t)(2 * c) + (size_t)i] =
+            hsum8(lo256(acc[c])) + hsum4(q4k ? ml : z) +
+            (q4k ? 0.0f : _mm_cvtss_f32(ml));
+        if (2 * c + 1 < nt)
+            out[stride * (size_t)(2 * c + 1) + (size_t)i] =
+                hsum8(hi256(acc[c])) + hsum4(q4k ? mh : z) +
+                (q4k ? 0.0f : _mm_cvtss_f32(mh));
+    }
+}
+
+KERN_TILE_DRIVER(q8_0_tiles, q8_0_tile, KERN_TILE_R, 2)
+KERN_TILE_DRIVER(f32_tiles, f32_tile, 2, 1)
+/* kern_scores_half for sixteen keys from k (hs a multiple of 64): each
+ * key's 64 lanes as dot_half_avx2 sums them (four 16-lane registers, the
+ * products exact), folded as fold64 folds them, the last four steps of
+ * the fold (fold16's halves, quarters, pairs) taken for the sixteen keys
+ * at once by shuffles that keep every lane's partners. */
+KERN_AVX512 static void scores16_half512(const float *q, const float *k,
+                                         size_t stride, int hs, float *out) {
+    __m512 f[16], g[8], h[4], u[2], r;
+
+    for (int p = 0; p < 16; p++) {
+        const float *kt = k + (size_t)p * stride;
+        __m512 a[4];
+        for (int l = 0; l < 4; l++)
+            a[l] = _mm512_setzero_ps();
+        for (int j = 0; j < hs; j += 64)
+            for (int l = 0; l < 4; l++)
+                a[l] = _mm512_fmadd_ps(_mm512_loadu_ps(q + j + 16 * l),
+                                       _mm512_loadu_ps(kt + j + 16 * l), a[l]);
+        /* lanes l += l + 32, then l += l + 16 */
+        f[p] = _mm512_add_ps(_mm512_add_ps(a[0], a[2]),
+                             _mm512_add_ps(a[1], a[3]));
+    }
+    for (int i = 0; i < 8; i++) /* halves: two keys' eight sums */
+        g[i] = _mm512_add_ps(_mm512_shuffle_f32x4(f[2 * i], f[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(f[2 * i], f[2 * i + 1], 0xee));
+    for (int i = 0; i < 4; i++) /* quarters: four keys' four sums */
+        h[i] = _mm512_add_ps(_mm512_shuffle_f32x4(g[2 * i], g[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(g[2 * i], g[2 * i + 1], 0xdd));
+    for (int i = 0; i < 2; i++) /* (0 + 2) and (1 + 3) */
+        u[i] = _mm512_add_ps(_mm512_shuffle_ps(h[2 * i], h[2 * i + 1], 0x44),
+                             _mm512_shuffle_ps(h[2 * i], h[2 * i + 1], 0xee));
+    /* their sum; lane 4a + b then holds key a + 4b */
+    r = _mm512_add_ps(_mm512_shuffle_ps(u[0], u[1], 0x88),
+                      _mm512_shuffle_ps(u[0], u[1], 0xdd));
+    _mm512_storeu_ps(out, _mm512_permutexvar_ps(
+                              _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6,
+                                                10, 14, 3, 7, 11, 15),
+                              r));
+}
+
+/* mix_half_scalar for outputs j0..j0+16*nv (nv <= 4 registers of 16):
+ * lane l of the 64 is summed in registers over its positions l, l + 64,
+ * ... in order (the products are exact, so FMA changes nothing), the
+ * lanes folded as fold64 folds them and the positions past the last
+ * whole 64 added in double, so every output is the scalar one. */
+KERN_AVX512 static void mix_half512(const float *w, const float *v,
+                                    size_t stride, int n, int np, int j0,
+                                    int nv, float *out) {
+    __m512 a[64][4], r[4];
+    int nl = n < np ? n : np;
+
+    for (int l = 0; l < 64; l++) {
+        __m512 acc[4];
+        for (int c = 0; c < nv; c++)
+            acc[c] = _mm512_setzero_ps();
+        for (int t = l; t < nl; t += 64) {
+            const float *vt = v + (size_t)t * stride + j0;
+            __m512 wt = _mm512_set1_ps(w[t]);
+            for (int c = 0; c < nv; c++)
+                acc[c] = _mm512_fmadd_ps(_mm512_loadu_ps(vt + 16 * c), wt,
+                                         acc[c]);
+        }
+        for (int c = 0; c < nv; c++)
+            a[l][c] = acc[c];
+    }
+    for (int c = 0; c < nv; c++) {
+        __m512d s0, s1;
+        for (int l = 0; l < 16; l++) {
+            a[l][c] = _mm512_add_ps(a[l][c], a[l + 32][c]);
+            a[l + 16][c] = _mm512_add_ps(a[l + 16][c], a[l + 48][c]);
+        }
+        for (int l = 0; l < 16; l++)
+            a[l][c] = _mm512_add_ps(a[l][c], a[l + 16][c]);
+        for (int l = 0; l < 8; l++)
+            a[l][c] = _mm512_add_ps(a[l + 8][c], a[l][c]);
+        for (int l = 0; l < 4; l++)
+            a[l][c] = _mm512_add_ps(a[l + 4][c], a[l][c]);
+        r[c] = np ? _mm512_add_ps(_mm512_add_ps(a[0][c], a[2][c]),
+                                  _mm512_add_ps(a[1][c], a[3][c]))
+                  : _mm512_setzero_ps();
+        s0 = _mm512_cvtps_pd(lo256(r[c]));
+        s1 = _mm512_cvtps_pd(hi256(r[c]));
+        for (int t = nl; t < n; t++) {
+            __m512 p = _mm512_mul_ps(
+                _mm512_loadu_ps(v + (size_t)t * stride + j0 + 16 * c),
+                _mm512_set1_ps(w[t]));
+            s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(lo256(p)));
+            s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(hi256(p)));
+        }
+        _mm256_storeu_ps(out + j0 + 16 * c, _mm512_cvtpd_ps(s0));
+        _mm256_storeu_ps(out + j0 + 16 * c + 8, _mm512_cvtpd_ps(s1));
+    }
+}
+
+/* K-quant rows r0..r1 times one activation, two groups of 32 to a
+ * register: the low half sums the even groups' int32 lanes and the high
+ * half the odd ones', which added give kquant_avx2's sums exactly
+ * (integers); the scales, float chain and mins are as there. The decode
+ * path, where rows stream from memory and fewer instructions per byte
+ * keep more misses in flight. */
+KERN_AVX512 static KERN_INLINE void kquant_rows512(const kern_mat *w,
+                                                   const kern_act *x,
+                                                   float *out, int r0, int r1,
+                                                   int type) {
+    int elems, bytes, nb, q4k = type == KERN_Q4_K, q6k = type == KERN_Q6_K;
+    const __m512i m32 = _mm512_set1_epi8(32);
+
+    assert(type == w->type);
+    quant_block(type, &elems, &bytes);
+    nb = w->cols / elems;
+    for (int i = r0; i < r1; i++) {
+        const uint8_t *blk = block_row(w, i);
+        __m256 acc = _mm256_setzero_ps();
+        __m128 accm = _mm_setzero_ps();
+        float summs = 0.0f;
+        for (int k = 0; k < nb; k++, blk += bytes) {
+            const int8_t *xq = x->q + 256 * (size_t)k;
+            float xd = x->s[8 * k], d, dmin;
+            __m256i wv[8], sum8;
+            __m512i s16, sumi = _mm512_setzero_si512();
+            __m128i m16 = _mm_setzero_si128();
+            KERN_PF(blk);
+            KERN_PF(blk + 64);
+            if (q6k) {
+                up_q6k(blk, wv);
+                s16 = _mm512_broadcast_i64x4(_mm256_cvtepi8_epi16(
+                    _mm_loadu_si128((const __m128i *)(blk + 192))));
+                d = f16at(blk + 208);
+                dmin = 0.0f;
+            } else {
+                __m128i v = kscale_bytes(blk);
+                up_qk45(type, blk, wv);
+                s16 = _mm512_broadcast_i64x4(_mm256_cvtepu8_epi16(v));
+                m16 = _mm_cvtepu8_epi16(_mm_srli_si128(v, 8));
+                d = f16at(blk);
+                dmin = f16at(blk + 2);
+            }
+            KERN_UNROLL
+            for (int c = 0; c < 4; c++) {
+                /* scales of groups 2c (low half) and 2c + 1 (high) */
+                __m512i idx =
+                    q6k ? _mm512_inserti64x4(
+                              _mm512_castsi256_si512(_mm256_set_m128i(
+                                  _mm_set1_epi16((short)(4 * c + 1)),
+                                  _mm_set1_epi16((short)(4 * c)))),
+                              _mm256_set_m128i(_mm_set1_epi16((short)(4 * c + 3)),
+                                               _mm_set1_epi16((short)(4 * c + 2))),
+                              1)
+                        : _mm512_inserti64x4(
+                              _mm512_set1_epi16((short)(2 * c)),
+                              _mm256_set1_epi16((short)(2 * c + 1)), 1);
+                __m512i wz = _mm512_inserti64x4(_mm512_castsi256_si512(wv[2 * c]),
+                                                wv[2 * c + 1], 1);
+                __m512i xv = _mm512_loadu_si512((const void *)(xq + 64 * c));
+                __m512i p;
+                if (q6k)
+                    wz = _mm512_add_epi8(wz, m32);
+                p = _mm512_maddubs_epi16(wz, xv);
+                if (q6k)
+                    p = _mm512_sub_epi16(p, _mm512_maddubs_epi16(m32, xv));
+                sumi = _mm512_dpwssd_epi32(
+                    sumi, p, _mm512_permutexvar_epi16(idx, s16));
+            }
+            sum8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi),
+                                    _mm512_extracti64x4_epi64(sumi, 1));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(xd * d),
+                                  _mm256_cvtepi32_ps(sum8), acc);
+            if (!q6k) {
+                __m128i p = _mm_madd_epi16(
+                    _mm256_cvtepi32_epi16(_mm256_cvtps_epi32(
+                        _mm256_loadu_ps(x->sum + 8 * k))),
+                    m16);
+                float dm = -xd * dmin;
+                if (q4k) {
+                    accm = _mm_fmadd_ps(_mm_set1_ps(dm), _mm_cvtepi32_ps(p),
+                                        accm);
+                } else {
+                    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
+                    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xb1));
+                    summs += dm * (float)_mm_cvtsi128_si32(p);
+                }
+            }
+        }
+        out[i] = hsum8(acc) + hsum4(accm) + summs;
+    }
+}
+
+KERN_AVX512 static void q4k_rows512(const kern_mat *w, const kern_act *x,
+                                    float *out, int r0, int r1) {
+    kquant_rows512(w, x, out, r0, r1, KERN_Q4_K);
+}
+KERN_AVX512 static void q5k_rows512(const kern_mat *w, const kern_act *x,
+                                    float *out, int r0, int r1) {
+    kquant_rows512(w, x, out, r0, r1, KERN_Q5_K);
+}
+KERN_AVX512 static void q6k_rows512(const kern_mat *w, const kern_act *x,
+                                    float *out, int r0, int r1) {
+    kquant_rows512(w, x, out, r0, r1, KERN_Q6_K);
+}
+
+/* kquant_tile for each type as a constant, so the type's branches fold. */
+#define KERN_Q4K_TILE(w, x, nt, o, s, i, R, N)                                \
+    kquant_tile(w, x, nt, o, s, i, R, N, KERN_Q4_K)
+#define KERN_Q5K_TILE(w, x, nt, o, s, i, R, N)                                \
+    kquant_tile(w, x, nt, o, s, i, R, N, KERN_Q5_K)
+#define KERN_Q6K_TILE(w, x, nt, o, s, i, R, N)                                \
+    kquant_tile(w, x, nt, o, s, i, R, N, KERN_Q6_K)
+KERN_TILE_DRIVER(q4k_tiles, KERN_Q4K_TILE, 1, 2)
+KERN_TILE_DRIVER(q5k_tiles, KERN_Q5K_TILE, 1, 2)
+KERN_TILE_DRIVER(q6k_tiles, KERN_Q6K_TILE, 1, 2)
+
+KERN_AVX2 static void round_f16_avx2(float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(
+                                    _mm256_loadu_ps(x + i),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    for (; i < n; i++)
+        x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
+}
 
 KERN_AVX2 static void scores_avx2(const float *q, const float *k,
                                   size_t stride, int n, int hs, float div,
@@ -1213,6 +1843,18 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
                  int r1) {
 #ifdef KERN_X86
     int level = kern_level();
+    if (level >= KERN_AVX512_LEVEL &&
+        (w->type == KERN_F32 || w->type == KERN_Q8_0)) {
+        /* Tiles of rows for one activation: independent float chains. */
+        (w->type == KERN_F32 ? f32_tiles : q8_0_tiles)(w, x, 1, out, 0, r0, r1);
+        return;
+    }
+    if (level >= KERN_AVX512_LEVEL && w->type >= KERN_Q4_K) {
+        (w->type == KERN_Q4_K   ? q4k_rows512
+         : w->type == KERN_Q5_K ? q5k_rows512
+                                : q6k_rows512)(w, x, out, r0, r1);
+        return;
+    }
     if (level >= KERN_AVX2_LEVEL) {
         int vnni = level >= KERN_VNNI_LEVEL;
         switch (w->type) {
@@ -1248,6 +1890,16 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
                    size_t stride, int r0, int r1) {
     assert(nx >= 1 && nx <= KERN_MAX_ACTS);
 #ifdef KERN_X86
+    if (kern_level() >= KERN_AVX512_LEVEL &&
+        (w->type == KERN_F32 || (nx > 1 && w->type == KERN_Q8_0) ||
+         (nx > 1 && w->type >= KERN_Q4_K))) {
+        (w->type == KERN_F32    ? f32_tiles
+         : w->type == KERN_Q8_0 ? q8_0_tiles
+         : w->type == KERN_Q4_K ? q4k_tiles
+         : w->type == KERN_Q5_K ? q5k_tiles
+                                : q6k_tiles)(w, x, nx, out, stride, r0, r1);
+        return;
+    }
     if (nx > 1 && kern_level() >= KERN_AVX2_LEVEL && w->type >= KERN_Q8_0 &&
         w->type != KERN_BF16) {
         /* The GGUF block types: each block is read (and unpacked) once for
@@ -1293,6 +1945,29 @@ void kern_mix(const float *w, const float *v, size_t stride, int n, int hs,
             out[j] += w[t] * v[(size_t)t * stride + j];
 }
 
+void kern_scores_half(const float *q, const float *k, size_t stride, int n,
+                      int hs, float *out) {
+    int t = 0;
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX512_LEVEL && hs % 64 == 0)
+        for (; t + 16 <= n; t += 16)
+            scores16_half512(q, k + (size_t)t * stride, stride, hs, out + t);
+#endif
+    for (; t < n; t++)
+        out[t] = kern_dot_half(q, k + (size_t)t * stride, hs);
+}
+
+void kern_round_f16(float *x, int n) {
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL) {
+        round_f16_avx2(x, n);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++)
+        x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
+}
+
 float kern_dot_half(const float *x, const float *y, int n) {
 #ifdef KERN_X86
     if (kern_level() >= KERN_AVX2_LEVEL)
@@ -1305,6 +1980,12 @@ void kern_mix_half(const float *w, const float *v, size_t stride, int n,
                    int n_kv, int hs, float *out) {
     assert(n <= n_kv);
 #ifdef KERN_X86
+    if (kern_level() >= KERN_AVX512_LEVEL && hs % 16 == 0) {
+        for (int j0 = 0; j0 < hs; j0 += 64)
+            mix_half512(w, v, stride, n, n_kv & ~63, j0,
+                        hs - j0 < 64 ? (hs - j0) / 16 : 4, out);
+        return;
+    }
     if (kern_level() >= KERN_AVX2_LEVEL) {
         mix_half_avx2(w, v, stride, n, n_kv & ~63, hs, out);
         return;

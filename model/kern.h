@@ -5,7 +5,7 @@
  * allocate and never write to weights. An activation vector that multiplies
  * int8 weights is quantized once into a kern_act and reused by every matrix
  * that reads it. Every kernel has a portable scalar version and, on x86-64,
- * SIMD versions (AVX2/FMA/F16C, AVX-VNNI) selected at run time from the
+ * SIMD versions (AVX2/FMA/F16C, AVX-VNNI, AVX-512) selected at run time from the
  * CPU's features. */
 #ifndef AISLE_MODEL_KERN_H
 #define AISLE_MODEL_KERN_H
@@ -138,6 +138,12 @@ float kern_expf_ggml(float x);
  * _mm512_reduce_add_ps folds them, the rest added in double. */
 float kern_dot_half(const float *x, const float *y, int n);
 
+/* out[t] = kern_dot_half(q, k + t * stride, hs) for t < n: a head's
+ * scores against n cached keys, sixteen keys at a time where the CPU has
+ * AVX-512 and hs is a multiple of 64. */
+void kern_scores_half(const float *q, const float *k, size_t stride, int n,
+                      int hs, float *out);
+
 /* ggml_soft_max_ext over n scores x * scale (n >= 1), in place: max,
  * kern_expf_ggml in runs of 16 summed per run then in double, times the
  * float reciprocal of the sum. */
@@ -161,10 +167,16 @@ float kern_f16_to_f32(uint16_t h);
 float kern_bf16_to_f32(uint16_t h);
 uint16_t kern_f32_to_f16(float f); /* round to nearest even */
 
+/* x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i])) for i < n, in place (F16C
+ * where the CPU has it: the same values, NaNs aside, which stay NaNs). */
+void kern_round_f16(float *x, int n);
+
 /* Kernel levels, each including the ones below. */
 #define KERN_SCALAR_LEVEL 0
 #define KERN_AVX2_LEVEL 1 /* AVX2 + FMA + F16C */
 #define KERN_VNNI_LEVEL 2 /* AVX2 + AVX-VNNI int8 dot products */
+#define KERN_AVX512_LEVEL 3 /* + AVX-512 F/BW/VL/VNNI: 512-bit tiles of
+                               rows x activations for the batched products */
 
 /* Caps the kernel level (the CPU's best level is the default) so tests can
  * compare every path; returns the level now in effect. Call it while no

@@ -868,12 +868,6 @@ static void matmul(const fwd *f, const float *x, size_t xstride, int len,
  * models amplify them (model/README.md, conformance). */
 static int ggml_math(const model *m) { return m->format == MODEL_FMT_GGUF; }
 
-/* x[0..n) rounded to the nearest half-precision value, in place. */
-static void round_f16(float *x, int n) {
-    for (int i = 0; i < n; i++)
-        x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
-}
-
 typedef struct att_job {
     model_session *s;
     size_t loff;    /* this layer's offset in the caches */
@@ -892,10 +886,9 @@ static void att_ggml(const model_session *s, const float *q, size_t hoff,
     size_t kvd = (size_t)c->kv_dim;
     int hs = c->head_size, n = pos + 1;
 
-    for (int t = 0; t < n; t++)
-        att[t] = kern_dot_half(q, s->kc + hoff + (size_t)t * kvd, hs);
+    kern_scores_half(q, s->kc + hoff, kvd, n, hs, att);
     kern_softmax_ggml(att, n, 1.0f / sqrtf((float)hs));
-    round_f16(att, n);
+    kern_round_f16(att, n);
     kern_mix_half(att, s->vc + hoff, kvd, n, (n + 31) & ~31, hs, out);
 }
 
@@ -1025,9 +1018,9 @@ static void fwd_qk(const fwd *f, int l, int t, const fwd_row *row) {
     rope(k, c->kv_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox,
          ggml_math(m));
     if (ggml_math(m)) {
-        round_f16(q, c->q_dim);
-        round_f16(k, c->kv_dim);
-        round_f16(v, c->kv_dim);
+        kern_round_f16(q, c->q_dim);
+        kern_round_f16(k, c->kv_dim);
+        kern_round_f16(v, c->kv_dim);
     }
     memcpy(row->s->kc + at, k, kvd * sizeof *k);
     memcpy(row->s->vc + at, v, kvd * sizeof *v);

@@ -124,12 +124,12 @@ static void test_matvec_all_levels(void) {
         {KERN_Q4_K, 10, 512, 256}, {KERN_Q5_K, 6, 256, 256},
         {KERN_Q6_K, 12, 512, 256},
     };
-    int top = kern_set_level(KERN_VNNI_LEVEL);
+    int top = kern_set_level(KERN_AVX512_LEVEL);
 
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const mat_case *c = &cases[ci];
         void *q;
-        float *s, *dense, x[512], out[64], want[64], scalar[64];
+        float *s, *dense, x[512], out[64], want[64], scalar[64], avx2[64];
         int8_t xq[512];
         float xs[512], xsum[512];
         kern_act act = {x, c->cols, xq, xs, xsum, 0};
@@ -175,13 +175,18 @@ static void test_matvec_all_levels(void) {
                  * bit (llama.cpp's logits depend on it). */
                 if (level == KERN_SCALAR_LEVEL)
                     scalar[r] = out[r];
+                /* F32 keeps the AVX2 kernel's order in the AVX-512 one. */
+                else if (c->type == KERN_F32 && level == KERN_AVX2_LEVEL)
+                    avx2[r] = out[r];
+                else if (c->type == KERN_F32)
+                    TEST_CHECK(out[r] == avx2[r]);
                 else if (c->type == KERN_F16 || c->type == KERN_BF16 ||
                          c->type == KERN_Q8_0 ||
                          c->type >= KERN_Q4_0)
                     TEST_CHECK(out[r] == scalar[r]);
             }
         }
-        kern_set_level(KERN_VNNI_LEVEL);
+        kern_set_level(KERN_AVX512_LEVEL);
         free(q);
         free(s);
         free(dense);
@@ -191,7 +196,7 @@ static void test_matvec_all_levels(void) {
 static void test_attention_levels(void) {
     enum { N = 9, HS = 13, STRIDE = 40 };
     float q[HS], k[N * STRIDE], v[N * STRIDE], w[N], got[N], mix[HS];
-    int top = kern_set_level(KERN_VNNI_LEVEL);
+    int top = kern_set_level(KERN_AVX512_LEVEL);
 
     for (int i = 0; i < HS; i++)
         q[i] = frand();
@@ -219,7 +224,102 @@ static void test_attention_levels(void) {
             TEST_CHECK(fabs(mix[i] - want) < 1e-5);
         }
     }
-    kern_set_level(KERN_VNNI_LEVEL);
+    kern_set_level(KERN_AVX512_LEVEL);
+}
+
+/* kern_scores_half at every level equals kern_dot_half key by key at the
+ * scalar level, to the bit, for head sizes with and without 64-value
+ * steps and key counts around the 16-key blocks. */
+static void test_scores_half_levels(void) {
+    enum { N = 37, STRIDE = 136 };
+    static const int sizes[] = {32, 64, 128, 80};
+    static float q[STRIDE], k[N * STRIDE], want[N], got[N];
+    int top = kern_set_level(KERN_AVX512_LEVEL);
+
+    for (int i = 0; i < STRIDE; i++)
+        q[i] = frand();
+    for (int i = 0; i < N * STRIDE; i++)
+        k[i] = frand() * 4;
+    kern_set_level(KERN_SCALAR_LEVEL);
+    kern_round_f16(q, STRIDE);
+    kern_round_f16(k, N * STRIDE);
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        int hs = sizes[si];
+        for (int n = 1; n <= N; n += 6) {
+            kern_set_level(KERN_SCALAR_LEVEL);
+            for (int t = 0; t < n; t++)
+                want[t] = kern_dot_half(q, k + (size_t)t * STRIDE, hs);
+            for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
+                kern_set_level(level);
+                kern_scores_half(q, k, STRIDE, n, hs, got);
+                TEST_CHECK(memcmp(got, want, (size_t)n * sizeof *got) == 0);
+            }
+        }
+    }
+    kern_set_level(KERN_AVX512_LEVEL);
+}
+
+/* kern_mix_half at every level equals the scalar level to the bit, for
+ * head sizes in and out of 16-value registers and caches below, at and
+ * past 64 positions. */
+static void test_mix_half_levels(void) {
+    enum { N = 150, STRIDE = 136 };
+    static const int sizes[] = {32, 64, 128, 80, 13};
+    static float w[N], v[N * STRIDE], want[STRIDE], got[STRIDE];
+    int top = kern_set_level(KERN_AVX512_LEVEL);
+
+    for (int i = 0; i < N; i++)
+        w[i] = frand();
+    for (int i = 0; i < N * STRIDE; i++)
+        v[i] = frand() * 4;
+    kern_set_level(KERN_SCALAR_LEVEL);
+    kern_round_f16(w, N);
+    kern_round_f16(v, N * STRIDE);
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        int hs = sizes[si];
+        for (int n = 1; n <= N; n += 29) {
+            int n_kv = (n + 31) & ~31;
+            kern_set_level(KERN_SCALAR_LEVEL);
+            kern_mix_half(w, v, STRIDE, n, n_kv, hs, want);
+            for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
+                kern_set_level(level);
+                kern_mix_half(w, v, STRIDE, n, n_kv, hs, got);
+                TEST_CHECK(memcmp(got, want, (size_t)hs * sizeof *got) == 0);
+            }
+        }
+    }
+    kern_set_level(KERN_AVX512_LEVEL);
+}
+
+/* kern_act_quantize gives the same int8 values, scales and sums at every
+ * level: random values, exact ties, a zero block, and blocks with a NaN
+ * or an infinity in them. */
+static void test_act_levels(void) {
+    enum { N = 1024 };
+    static const int codes[] = {KERN_ACT_Q8_0, KERN_ACT_Q8_K};
+    static float x[N], s[2][N], sum[2][N];
+    static int8_t q[2][N];
+    int top = kern_set_level(KERN_AVX512_LEVEL);
+
+    for (int i = 0; i < N; i++)
+        x[i] = frand() * (float)(1 + i % 7);
+    for (int i = 0; i < 32; i++)
+        x[32 + i] = (float)(i - 16) + 0.5f; /* ties at 127/16.5 steps */
+    memset(x + 64, 0, 32 * sizeof *x);
+    x[300] = NAN;
+    x[600] = INFINITY;
+    for (size_t ci = 0; ci < 2; ci++)
+        for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
+            int k = level != KERN_SCALAR_LEVEL;
+            kern_act a = {x, N, q[k], s[k], sum[k], 0};
+            kern_set_level(level);
+            kern_act_quantize(&a, codes[ci]);
+            TEST_CHECK(memcmp(q[0], q[1], sizeof q[0]) == 0 || !k);
+            TEST_CHECK(memcmp(s[0], s[1], N / 32 * sizeof(float)) == 0 || !k);
+            TEST_CHECK(memcmp(sum[0], sum[1], N / 32 * sizeof(float)) == 0 ||
+                       !k);
+        }
+    kern_set_level(KERN_AVX512_LEVEL);
 }
 
 static void test_half_conversions(void) {
@@ -241,6 +341,31 @@ static void test_half_conversions(void) {
     TEST_CHECK(kern_f32_to_f16(1.0f + 3 * ldexpf(1.0f, -11)) == 0x3c02);
     TEST_CHECK(kern_f32_to_f16(ldexpf(1.0f, -26)) == 0);
     TEST_CHECK(kern_f32_to_f16(-ldexpf(1.0f, -25) * 1.5f) == 0x8001);
+}
+
+/* kern_round_f16 at every level equals the scalar round trip, on values
+ * of every size (subnormal halves, ties, overflow to infinity). */
+static void test_round_f16_levels(void) {
+    enum { N = 4099 };
+    static float x[N], want[N], got[N];
+    int top = kern_set_level(KERN_AVX512_LEVEL), bad = 0;
+
+    for (int i = 0; i < N; i++)
+        x[i] = ldexpf(frand(), (i % 48) - 30);
+    x[0] = 65520.0f;
+    x[1] = 1.0f + ldexpf(1.0f, -11);
+    x[2] = -ldexpf(1.0f, -25) * 1.5f;
+    x[3] = -0.0f;
+    for (int i = 0; i < N; i++)
+        want[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
+    for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
+        kern_set_level(level);
+        memcpy(got, x, sizeof got);
+        kern_round_f16(got, N);
+        bad += memcmp(got, want, sizeof got) != 0;
+    }
+    kern_set_level(KERN_AVX512_LEVEL);
+    TEST_CHECK(bad == 0);
 }
 
 static void test_quantize_edges(void) {
@@ -453,18 +578,22 @@ static void test_encode_round_trip(void) {
     TEST_CHECK(quant_encode(KERN_Q4_K, x, 100, blocks) == AISLE_EINVAL);
 }
 
-/* kern_matvec_n with several activations equals kern_matvec with each. */
+/* kern_matvec_n with several activations equals kern_matvec with each,
+ * to the bit: a batch (tiles of rows x activations at the AVX-512 level,
+ * of every width up to KERN_MAX_ACTS, with row counts that leave partial
+ * tiles) never changes a sequence's numbers. */
 static void test_matvec_n(void) {
     static const mat_case cases[] = {
         {KERN_Q8_0, 9, 96, 32},  {KERN_Q4_0, 7, 64, 32},  {KERN_Q5_1, 5, 96, 32},
         {KERN_Q4_K, 6, 512, 256}, {KERN_Q5_K, 4, 256, 256},
-        {KERN_Q6_K, 5, 256, 256}, {KERN_F32, 5, 64, 0},
+        {KERN_Q6_K, 5, 256, 256}, {KERN_F32, 5, 64, 0},  {KERN_F32, 7, 77, 0},
+        {KERN_Q8_0, 11, 256, 32}, {KERN_Q4_K, 7, 256, 256},
     };
-    int top = kern_set_level(KERN_VNNI_LEVEL);
+    int top = kern_set_level(KERN_AVX512_LEVEL);
 
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const mat_case *c = &cases[ci];
-        enum { NX = 3 };
+        enum { NX = KERN_MAX_ACTS };
         void *q;
         float *s, *dense, x[NX][512], xs[NX][512], xsum[NX][512];
         float one[16], many[NX * 16];
@@ -485,15 +614,17 @@ static void test_matvec_n(void) {
         }
         for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
             kern_set_level(level);
-            kern_matvec_n(&w, act, NX, many, 16, 0, c->rows);
-            for (int t = 0; t < NX; t++) {
-                kern_matvec(&w, &act[t], one, 0, c->rows);
-                for (int r = 0; r < c->rows; r++)
-                    TEST_CHECK(fabsf(one[r] - many[16 * t + r]) <=
-                               1e-4f * (1.0f + fabsf(one[r])));
+            for (int nx = 1; nx <= NX; nx++) {
+                /* Rows from 1, as a pool part that does not start a tile. */
+                kern_matvec_n(&w, act, nx, many, 16, 1, c->rows);
+                for (int t = 0; t < nx; t++) {
+                    kern_matvec(&w, &act[t], one, 0, c->rows);
+                    for (int r = 1; r < c->rows; r++)
+                        TEST_CHECK(one[r] == many[16 * t + r]);
+                }
             }
         }
-        kern_set_level(KERN_VNNI_LEVEL);
+        kern_set_level(KERN_AVX512_LEVEL);
         free(q);
         free(s);
         free(dense);
@@ -501,7 +632,6 @@ static void test_matvec_n(void) {
 }
 
 int main(void) {
-    TEST_RUN(test_matvec_n);
     TEST_RUN(test_encode_round_trip);
     TEST_RUN(test_matvec_all_levels);
     TEST_RUN(test_attention_levels);
@@ -510,5 +640,12 @@ int main(void) {
     TEST_RUN(test_act_codes);
     TEST_RUN(test_ggml_math);
     TEST_RUN(test_tpool);
+    TEST_RUN(test_round_f16_levels);
+    TEST_RUN(test_scores_half_levels);
+    TEST_RUN(test_mix_half_levels);
+    TEST_RUN(test_act_levels);
+    /* Last: it draws many random values, and the encoders' error bounds
+     * above were set on the sequence they see. */
+    TEST_RUN(test_matvec_n);
     return test_summary();
 }
