@@ -20,8 +20,15 @@
 #define RANK_SEED_RECENT 1    /* the most recently seen item likewise (a search each) */
 #define RANK_QUOTE 60         /* longest query quoted in a reason */
 
-/* How the profile's ids are marked in rank_state.seen. */
-enum { RANK_IN_ITEMS = 1, RANK_IN_DISMISSED = 2, RANK_IN_SEEN = 4, RANK_IN_PURCHASED = 8 };
+/* How slots are marked in rank_state.marks: the profile's ids by kind,
+ * and the items already in the result. */
+enum {
+    RANK_IN_ITEMS = 1,
+    RANK_IN_DISMISSED = 2,
+    RANK_IN_SEEN = 4,
+    RANK_IN_PURCHASED = 8,
+    RANK_TAKEN = 16
+};
 
 static const char *const rank_source_names[RANK_SRC_COUNT] = {
     "profile", "neighbours", "creators", "popular", "query", "query_vector", "context", "fill",
@@ -95,6 +102,15 @@ typedef struct rank_cand {
     float f[RANK_N_FEATURES];
 } rank_cand;
 
+/* Catalog slot → a uint32_t, open addressing sized to what it holds
+ * rather than the catalog (a dense array would be touched anew on every
+ * call); owned by the call's state. */
+typedef struct rank_slotmap {
+    size_t *keys; /* slot + 1; 0 = empty */
+    uint32_t *vals;
+    size_t cap, n; /* cap a power of two */
+} rank_slotmap;
+
 /* Working state of one ranking call; everything here is freed by
  * rank_state_free. */
 typedef struct rank_state {
@@ -103,11 +119,10 @@ typedef struct rank_state {
     const rank_profile *p;
     const rank_filter *filter;
     const rank_settings *set;
-    strmap seen;       /* profile ids → RANK_IN_* flags */
+    rank_slotmap marks; /* slot → RANK_IN_* and RANK_TAKEN flags (ids compared once, as slots) */
     strmap creators;   /* creator id → index into p->creators */
     strmap categories; /* category → index into p->categories */
     strmap brands;     /* brand → index into p->brands */
-    strmap taken;      /* item ids already in the result */
     size_t *pslots;    /* catalog slot of each profile item, or SIZE_MAX */
     float *u;          /* user vector */
     double wsum;
@@ -115,12 +130,7 @@ typedef struct rank_state {
     float *ns;         /* Σ_i w_i·N_i(j) by slot; NULL when no neighbours */
     float *lex;        /* BM25 by slot when the request has words */
     size_t ctx;        /* the context item's slot, or SIZE_MAX */
-    /* Slots offered so far → pool index + 1, or UINT32_MAX when not
-     * eligible: open addressing, sized to the offers rather than the
-     * catalog (a dense array would be touched anew on every call). */
-    size_t *at_keys;   /* slot + 1; 0 = empty */
-    uint32_t *at_vals;
-    size_t at_cap, at_n; /* at_cap a power of two */
+    rank_slotmap at;   /* slots offered so far → pool index + 1, or UINT32_MAX when not eligible */
     rank_cand *pool;
     size_t npool, poolcap;
     const rank_entry *popular; /* fetched once, owned by the callback */
@@ -159,17 +169,17 @@ void rank_result_free(rank_result *r) {
 }
 
 static void rank_state_free(rank_state *st) {
-    strmap_free(&st->seen);
+    free(st->marks.keys);
+    free(st->marks.vals);
     strmap_free(&st->creators);
     strmap_free(&st->categories);
     strmap_free(&st->brands);
-    strmap_free(&st->taken);
     free(st->pslots);
     free(st->u);
     free(st->ns);
     free(st->lex);
-    free(st->at_keys);
-    free(st->at_vals);
+    free(st->at.keys);
+    free(st->at.vals);
     free(st->pool);
 }
 
@@ -189,12 +199,66 @@ static int rank_reason(rank_hit *h, const char *fmt, ...) {
     return AISLE_OK;
 }
 
+static size_t rank_slotmap_home(size_t key, size_t cap) {
+    return (size_t)((key * 0x9E3779B97F4A7C15ULL) & (cap - 1));
+}
+
+/* slot's value in m, or NULL when absent. */
+static uint32_t *rank_slotmap_find(const rank_slotmap *m, size_t slot) {
+    for (size_t i = m->cap ? rank_slotmap_home(slot + 1, m->cap) : 0; m->cap && m->keys[i];
+         i = (i + 1) & (m->cap - 1))
+        if (m->keys[i] == slot + 1) return &m->vals[i];
+    return NULL;
+}
+
+/* The value of slot in m, 0 when absent. */
+static uint32_t rank_slotmap_get(const rank_slotmap *m, size_t slot) {
+    const uint32_t *v = rank_slotmap_find(m, slot);
+    return v ? *v : 0;
+}
+
+/* The value of slot in m, inserting 0 when absent; NULL when out of
+ * memory. */
+static uint32_t *rank_slotmap_at(rank_slotmap *m, size_t slot) {
+    size_t mask, i;
+    if (2 * (m->n + 1) > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 256;
+        size_t *keys = calloc(cap, sizeof(*keys));
+        uint32_t *vals = malloc(cap * sizeof(*vals));
+        if (!keys || !vals) {
+            free(keys);
+            free(vals);
+            return NULL;
+        }
+        for (size_t j = 0; j < m->cap; j++) {
+            if (!m->keys[j]) continue;
+            for (i = rank_slotmap_home(m->keys[j], cap); keys[i]; i = (i + 1) & (cap - 1))
+                ;
+            keys[i] = m->keys[j];
+            vals[i] = m->vals[j];
+        }
+        free(m->keys);
+        free(m->vals);
+        m->keys = keys;
+        m->vals = vals;
+        m->cap = cap;
+    }
+    mask = m->cap - 1;
+    for (i = rank_slotmap_home(slot + 1, m->cap); m->keys[i]; i = (i + 1) & mask)
+        if (m->keys[i] == slot + 1) return &m->vals[i];
+    m->keys[i] = slot + 1;
+    m->vals[i] = 0;
+    m->n++;
+    return &m->vals[i];
+}
+
 /* Appends the item in slot with score and features f (copied); the caller
  * adds reasons to the returned hit. NULL when out of memory. */
 static rank_hit *rank_push(rank_state *st, size_t slot, float score, unsigned sources,
                            const float *f) {
     const catalog_item *it = catalog_at(st->c, slot);
     rank_hit *h = &st->out->hits[st->out->n];
+    uint32_t *mark;
     h->item.item_id = strdup(it->item_id);
     h->item.title = strdup(it->title);
     h->item.creator_id = strdup(it->creator_id);
@@ -211,8 +275,9 @@ static rank_hit *rank_push(rank_state *st, size_t slot, float score, unsigned so
     st->out->n++;
     if (!h->item.item_id || !h->item.title || !h->item.creator_id ||
         !h->item.category || !h->item.brand || !h->item.creator_name ||
-        strmap_put(&st->taken, it->item_id, strlen(it->item_id), slot) != 0)
+        !(mark = rank_slotmap_at(&st->marks, slot)))
         return NULL;
+    *mark |= RANK_TAKEN;
     return h;
 }
 
@@ -250,13 +315,10 @@ static int rank_hash_cmp(const void *a, const void *b) {
  * through here, so no path lets an excluded item through. */
 static int rank_eligible(rank_state *st, size_t slot) {
     const catalog_item *it = catalog_at(st->c, slot);
-    size_t dummy;
     uint32_t h;
     if (!it || (!it->in_stock && !(st->filter && st->filter->include_out_of_stock)) ||
-        !rank_filter_pass(st->filter, it) || (st->lex && st->lex[slot] <= 0) ||
-        slot == st->ctx ||
-        strmap_get(&st->seen, it->item_id, strlen(it->item_id), &dummy) == 0 ||
-        strmap_get(&st->taken, it->item_id, strlen(it->item_id), &dummy) == 0)
+        slot == st->ctx || (st->lex && st->lex[slot] <= 0) ||
+        rank_slotmap_get(&st->marks, slot) || !rank_filter_pass(st->filter, it))
         return 0;
     h = rank_item_hash(it->item_id);
     return !st->req->n_served ||
@@ -266,42 +328,6 @@ static int rank_eligible(rank_state *st, size_t slot) {
 /* SIMD kernels (retrieval/vec.h); learned vectors run to 512 floats. */
 static float rank_dot(const float *a, const float *b, int d) { return vec_dot(a, b, d); }
 
-/* The entry of slot in st->at_*, inserting an empty one (value 0) when
- * absent; NULL when out of memory. */
-static uint32_t *rank_at(rank_state *st, size_t slot) {
-    size_t mask, i;
-    if (2 * (st->at_n + 1) > st->at_cap) {
-        size_t cap = st->at_cap ? st->at_cap * 2 : 1024;
-        size_t *keys = calloc(cap, sizeof(*keys));
-        uint32_t *vals = malloc(cap * sizeof(*vals));
-        if (!keys || !vals) {
-            free(keys);
-            free(vals);
-            return NULL;
-        }
-        for (size_t j = 0; j < st->at_cap; j++) {
-            if (!st->at_keys[j]) continue;
-            for (i = (st->at_keys[j] * 0x9E3779B97F4A7C15ULL) & (cap - 1); keys[i];
-                 i = (i + 1) & (cap - 1))
-                ;
-            keys[i] = st->at_keys[j];
-            vals[i] = st->at_vals[j];
-        }
-        free(st->at_keys);
-        free(st->at_vals);
-        st->at_keys = keys;
-        st->at_vals = vals;
-        st->at_cap = cap;
-    }
-    mask = st->at_cap - 1;
-    for (i = ((slot + 1) * 0x9E3779B97F4A7C15ULL) & mask; st->at_keys[i]; i = (i + 1) & mask)
-        if (st->at_keys[i] == slot + 1) return &st->at_vals[i];
-    st->at_keys[i] = slot + 1;
-    st->at_vals[i] = 0;
-    st->at_n++;
-    return &st->at_vals[i];
-}
-
 /* Offers slot to the pool from source src with score. Returns 1 when the
  * item is (now or already) a candidate, 0 when it is not eligible, or
  * AISLE_ENOMEM. */
@@ -309,7 +335,7 @@ static int rank_offer(rank_state *st, size_t slot, int src, float score) {
     rank_cand *cd;
     uint32_t *at;
     if (slot >= catalog_slot_limit(st->c)) return 0;
-    if (!(at = rank_at(st, slot))) return AISLE_ENOMEM;
+    if (!(at = rank_slotmap_at(&st->at, slot))) return AISLE_ENOMEM;
     if (*at == UINT32_MAX) return 0;
     if (!*at) {
         if (!rank_eligible(st, slot)) {
@@ -364,7 +390,7 @@ static int rank_offer_search(rank_state *st, const float *q, int k, int src, int
             int got = rank_offer(st, slots[i], src, scores[i]);
             if (got < 0) rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
             else if (got && src == RANK_SRC_PROFILE)
-                st->pool[*rank_at(st, slots[i]) - 1].search = scores[i];
+                st->pool[*rank_slotmap_at(&st->at, slots[i]) - 1].search = scores[i];
             eligible += got > 0;
         }
         if (!deepen || (size_t)eligible >= st->cap || n < k || k >= RANK_MAX_CANDIDATES) break;
@@ -507,30 +533,56 @@ static int rank_source_neighbours(rank_state *st, char *err, size_t errlen) {
     return rc;
 }
 
+/* A creator's item for the creators source: its slot and the creator's share. */
+typedef struct rank_made {
+    uint32_t slot;
+    float share;
+} rank_made;
+
+static int rank_made_newest(const void *a, const void *b) {
+    uint32_t x = ((const rank_made *)a)->slot, y = ((const rank_made *)b)->slot;
+    return (x < y) - (x > y);
+}
+
 /* Items of the creators the user engages with most, newest slots first
- * (slots are handed out as items arrive), scored by the creator's weight. */
+ * (slots are handed out as items arrive) among the catalog's newest
+ * RANK_CREATOR_SCAN, scored by the creator's weight. The creator index
+ * keeps each creator's slots, so a call reads those few creators' items
+ * rather than the newest slots of the whole catalog. */
 static int rank_source_creators(rank_state *st, char *err, size_t errlen) {
     const rank_profile *p = st->p;
-    size_t limit = catalog_slot_limit(st->c), top = p->n_creators, ci;
+    size_t limit = catalog_slot_limit(st->c), top = p->n_creators, n = 0, cap = 0;
+    size_t oldest = limit > RANK_CREATOR_SCAN ? limit - RANK_CREATOR_SCAN : 0;
     int budget = st->set->budget[RANK_SRC_CREATORS], got = 0;
-    double heaviest;
+    rank_made *items = NULL;
     if (budget <= 0 || top == 0 || p->creators[0].weight <= 0) return AISLE_OK;
     if (top > RANK_TOP_CREATORS) top = RANK_TOP_CREATORS;
-    heaviest = p->creators[0].weight;
-    for (size_t k = 0; k < RANK_CREATOR_SCAN && k < limit && got < budget; k++) {
-        size_t slot = limit - 1 - k;
-        const catalog_item *it = catalog_at(st->c, slot);
-        int r;
-        if (!it || !*it->creator_id ||
-            strmap_get(&st->creators, it->creator_id, strlen(it->creator_id), &ci) ||
-            ci >= top || p->creators[ci].weight <= 0)
-            continue;
-        if ((r = rank_offer(st, slot, RANK_SRC_CREATORS,
-                            (float)(p->creators[ci].weight / heaviest))) < 0)
-            return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    for (size_t ci = 0; ci < top; ci++) {
+        const uint32_t *slots;
+        size_t m = p->creators[ci].weight > 0
+                       ? creators_slots(catalog_creators(st->c), p->creators[ci].id, &slots)
+                       : 0;
+        if (n + m > cap) {
+            rank_made *g = realloc(items, (cap = 2 * (n + m)) * sizeof(*g));
+            if (!g) goto oom;
+            items = g;
+        }
+        for (size_t e = 0; e < m; e++)
+            if (slots[e] >= oldest)
+                items[n++] = (rank_made){
+                    slots[e], (float)(p->creators[ci].weight / p->creators[0].weight)};
+    }
+    if (n) qsort(items, n, sizeof(*items), rank_made_newest);
+    for (size_t i = 0; i < n && got < budget; i++) {
+        int r = rank_offer(st, items[i].slot, RANK_SRC_CREATORS, items[i].share);
+        if (r < 0) goto oom;
         got += r;
     }
+    free(items);
     return AISLE_OK;
+oom:
+    free(items);
+    return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
 }
 
 /* The popular list, asked of the callback once per call. */
@@ -761,7 +813,7 @@ static int rank_boost(rank_state *st) {
         rank_cand *cd;
         if (rule->boost == 1 || catalog_lookup(st->c, rule->item_id, &slot) != AISLE_OK)
             continue;
-        if (!(at = rank_at(st, slot))) return AISLE_ENOMEM;
+        if (!(at = rank_slotmap_at(&st->at, slot))) return AISLE_ENOMEM;
         if (*at == 0 || *at == UINT32_MAX) continue; /* not a candidate */
         cd = &st->pool[*at - 1];
         cd->score = cd->score > 0 ? cd->score * rule->boost : cd->score / rule->boost;
@@ -845,9 +897,7 @@ const char *rank_creator_label(const catalog_item *it) {
 
 /* How the user met profile item i: "viewed", "bought", or engaged with. */
 static const char *rank_met(const rank_state *st, int i) {
-    const char *id = st->p->items[i].id;
-    size_t flags = 0;
-    strmap_get(&st->seen, id, strlen(id), &flags);
+    uint32_t flags = rank_slotmap_get(&st->marks, st->pslots[i]);
     return flags & RANK_IN_PURCHASED ? "which you bought"
            : flags & RANK_IN_SEEN    ? "which you viewed"
                                      : "which you showed interest in";
@@ -1054,11 +1104,14 @@ static size_t rank_on_page(const rank_result *out, const char *item) {
  * 0 when every hit is pinned. */
 static int rank_unpush_last(rank_state *st, int *want) {
     rank_result *out = st->out;
-    size_t i = out->n;
+    size_t i = out->n, slot;
+    uint32_t *mark;
     while (i > 0 && want[i - 1]) i--;
     if (i == 0) return 0;
     i--;
-    strmap_del(&st->taken, out->hits[i].item.item_id, strlen(out->hits[i].item.item_id));
+    if (catalog_lookup(st->c, out->hits[i].item.item_id, &slot) == AISLE_OK &&
+        (mark = rank_slotmap_find(&st->marks, slot)))
+        *mark &= ~(uint32_t)RANK_TAKEN;
     rank_hit_clear(&out->hits[i]);
     memmove(out->hits + i, out->hits + i + 1, (out->n - i - 1) * sizeof(*out->hits));
     memmove(want + i, want + i + 1, (out->n - i - 1) * sizeof(*want));
@@ -1134,15 +1187,16 @@ fail:
     return rc;
 }
 
-/* Indexes the ids a result must leave out (the profile's items, dismissed,
- * seen and purchased, flagged by kind) and the profile's creators,
- * categories and brands. */
+/* Marks the slots a result must leave out (the profile's items, dismissed,
+ * seen and purchased, flagged by kind; ids the catalog lacks cannot be
+ * offered) and indexes the profile's creators, categories and brands.
+ * Needs the catalog's read lock. */
 static int rank_index_profile(rank_state *st) {
     const rank_profile *p = st->p;
     const struct {
         const rank_entry *e;
         size_t n;
-        size_t flag;
+        uint32_t flag;
     } left_out[] = {{p->items, p->n_items, RANK_IN_ITEMS},
                     {p->dismissed, p->n_dismissed, RANK_IN_DISMISSED},
                     /* Seen and purchased sets outlast the weighted items
@@ -1158,11 +1212,11 @@ static int rank_index_profile(rank_state *st) {
                  {&st->brands, p->brands, p->n_brands}};
     for (size_t k = 0; k < sizeof(left_out) / sizeof(left_out[0]); k++)
         for (size_t i = 0; i < left_out[k].n; i++) {
-            const char *id = left_out[k].e[i].id;
-            size_t flags = 0;
-            strmap_get(&st->seen, id, strlen(id), &flags);
-            if (strmap_put(&st->seen, id, strlen(id), flags | left_out[k].flag))
-                return AISLE_ENOMEM;
+            uint32_t *mark;
+            size_t slot;
+            if (catalog_lookup(st->c, left_out[k].e[i].id, &slot) != AISLE_OK) continue;
+            if (!(mark = rank_slotmap_at(&st->marks, slot))) return AISLE_ENOMEM;
+            *mark |= left_out[k].flag;
         }
     for (size_t k = 0; k < sizeof(named) / sizeof(named[0]); k++)
         for (size_t i = 0; i < named[k].n; i++)
@@ -1261,12 +1315,14 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
     caps.max[1] = st.set->cap_brand;
     caps.max[2] = st.set->cap_category;
     out->hits = calloc(st.cap, sizeof(rank_hit));
-    if (!out->hits || rank_index_profile(&st) != AISLE_OK) {
+    if (!out->hits) {
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto fail;
     }
     catalog_read_begin(c);
-    rc = rank_request_parts(&st, err, errlen);
+    rc = rank_index_profile(&st) != AISLE_OK
+             ? status_fail(AISLE_ENOMEM, err, errlen, "out of memory")
+             : rank_request_parts(&st, err, errlen);
     if (!rc && rank_user_vector(&st) != AISLE_OK)
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     if (!rc) rc = rank_sources(&st, err, errlen);

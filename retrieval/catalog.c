@@ -164,8 +164,8 @@ creators *catalog_creators(catalog *c) { return c->creators; }
 static void catalog_creators_move(catalog *c, const catalog_item *was, const catalog_item *now,
                                   size_t slot) {
     const float *v = c->vecs + slot * (size_t)c->dim;
-    if (was) creators_add(c->creators, was->creator_id, NULL, v, -1);
-    if (now) creators_add(c->creators, now->creator_id, now->creator_name, v, 1);
+    if (was) creators_add(c->creators, was->creator_id, NULL, v, slot, -1);
+    if (now) creators_add(c->creators, now->creator_id, now->creator_name, v, slot, 1);
 }
 
 static int catalog_reserve(catalog *c) {
@@ -550,7 +550,7 @@ static creators *catalog_creators_build(const catalog *c, const float *vecs) {
     for (size_t slot = 0; cr && slot < c->limit; slot++) {
         const catalog_item *it = &c->items[slot];
         if (it->item_id && creators_add(cr, it->creator_id, it->creator_name,
-                                        vecs + slot * (size_t)c->dim, 1) != AISLE_OK) {
+                                        vecs + slot * (size_t)c->dim, slot, 1) != AISLE_OK) {
             creators_free(cr);
             cr = NULL;
         }
