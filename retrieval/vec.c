@@ -2,17 +2,27 @@
  * and picked per call from the CPU's features. */
 #include "retrieval/vec.h"
 
+#include <immintrin.h>
 #include <string.h>
 
 /* Eight floats: GCC and clang lower it to one AVX register or two SSE ones. */
 typedef float vec_v8 __attribute__((vector_size(32)));
 
-/* Two accumulators hide the add latency; loads go through memcpy since rows
- * need not be 32-byte aligned. */
-static inline __attribute__((always_inline)) float vec_dot_body(const float *a, const float *b,
-                                                                int d) {
+/* The lanes' sum in one fixed tree, ((0+1)+(2+3))+((4+5)+(6+7)): the
+ * order AVX2's horizontal adds give four rows at once (vec_dots4_avx2), so
+ * a score is the same bits whichever kernel computed it. */
+static inline __attribute__((always_inline)) float vec_lanes(const vec_v8 *v) {
+    const vec_v8 s = *v;
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* a·b over the first d - d % 8 values into *out's lanes, in two
+ * accumulators (they hide the add latency) folded into one; loads go
+ * through memcpy since rows need not be 32-byte aligned. (By pointer: a
+ * vector return would change the ABI of the baseline build.) */
+static inline __attribute__((always_inline)) void vec_acc(const float *a, const float *b, int d,
+                                                          vec_v8 *out) {
     vec_v8 s0 = {0}, s1 = {0}, x, y;
-    float s = 0;
     int j = 0;
     for (; j + 16 <= d; j += 16) {
         memcpy(&x, a + j, sizeof(x));
@@ -26,17 +36,44 @@ static inline __attribute__((always_inline)) float vec_dot_body(const float *a, 
         memcpy(&x, a + j, sizeof(x));
         memcpy(&y, b + j, sizeof(y));
         s0 += x * y;
-        j += 8;
     }
-    s0 += s1;
-    for (int l = 0; l < 8; l++) s += s0[l];
-    for (; j < d; j++) s += a[j] * b[j];
+    *out = s0 + s1;
+}
+
+/* The values past the last full eight, added last. */
+static inline __attribute__((always_inline)) float vec_tail(float s, const float *a,
+                                                            const float *b, int d) {
+    for (int j = d - d % 8; j < d; j++) s += a[j] * b[j];
     return s;
+}
+
+static inline __attribute__((always_inline)) float vec_dot_body(const float *a, const float *b,
+                                                                int d) {
+    vec_v8 s;
+    vec_acc(a, b, d, &s);
+    return vec_tail(vec_lanes(&s), a, b, d);
+}
+
+/* Four rows' lane sums at once: three horizontal adds and one add of the
+ * halves replace four scalar trees (the reduction, not the products, is
+ * most of a short row's cost). Each row's sum is vec_lanes' tree. */
+__attribute__((target("avx2,fma"))) static void vec_dots4_avx2(const float *q, const float *rows,
+                                                                int d, float *out) {
+    size_t n = (size_t)d;
+    vec_v8 a[4];
+    for (int i = 0; i < 4; i++) vec_acc(q, rows + (size_t)i * n, d, &a[i]);
+    __m256 u = _mm256_hadd_ps(_mm256_hadd_ps((__m256)a[0], (__m256)a[1]),
+                              _mm256_hadd_ps((__m256)a[2], (__m256)a[3]));
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
+    _mm_storeu_ps(out, r);
+    for (int i = 0; d % 8 && i < 4; i++) out[i] = vec_tail(out[i], q, rows + (size_t)i * n, d);
 }
 
 __attribute__((target("avx2,fma"))) static void vec_dots_avx2(const float *q, const float *rows,
                                                                size_t n, int d, float *out) {
-    for (size_t i = 0; i < n; i++) out[i] = vec_dot_body(q, rows + i * (size_t)d, d);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vec_dots4_avx2(q, rows + i * (size_t)d, d, out + i);
+    for (; i < n; i++) out[i] = vec_dot_body(q, rows + i * (size_t)d, d);
 }
 
 static void vec_dots_base(const float *q, const float *rows, size_t n, int d, float *out) {

@@ -32,6 +32,21 @@ static void test_dot_matches_plain_sum(void) {
     }
 }
 
+/* Rows scored four at a time give the same bits as one at a time, at
+ * every length (a search hit's score and the ranker's own product of the
+ * same pair must agree exactly). */
+static void test_dots_match_dot_bit_for_bit(void) {
+    enum { ROWS = 11, MAXD = 70 };
+    static float rows[ROWS * MAXD];
+    float q[MAXD], out[ROWS];
+    for (int j = 0; j < ROWS * MAXD; j++) rows[j] = uniform();
+    for (int j = 0; j < MAXD; j++) q[j] = uniform();
+    for (int d = 1; d <= MAXD; d++) {
+        vec_dots(q, rows, ROWS, d, out);
+        for (int i = 0; i < ROWS; i++) TEST_CHECK(out[i] == vec_dot(q, rows + i * d, d));
+    }
+}
+
 /* One list is exact: the k best by brute force, best first. */
 static void test_exact_search_is_brute_force(void) {
     enum { N = 700, D = 13, K = 25 };
@@ -83,6 +98,7 @@ static void test_remove_and_replace(void) {
 
 int main(void) {
     TEST_RUN(test_dot_matches_plain_sum);
+    TEST_RUN(test_dots_match_dot_bit_for_bit);
     TEST_RUN(test_exact_search_is_brute_force);
     TEST_RUN(test_remove_and_replace);
     return test_summary();
