@@ -27,7 +27,8 @@ enum {
     RANK_IN_DISMISSED = 2,
     RANK_IN_SEEN = 4,
     RANK_IN_PURCHASED = 8,
-    RANK_TAKEN = 16
+    RANK_TAKEN = 16,
+    RANK_EXCLUDED = 32 /* the request's exclude_item_ids */
 };
 
 static const char *const rank_source_names[RANK_SRC_COUNT] = {
@@ -111,6 +112,26 @@ typedef struct rank_slotmap {
     size_t cap, n; /* cap a power of two */
 } rank_slotmap;
 
+/* The request's filter with its strings resolved to catalog keys once a
+ * call, each list sorted for bsearch; prices and stock stay the filter's.
+ * The excluded item ids are marked by slot instead (RANK_EXCLUDED). */
+enum { RANK_KF_CATEGORY, RANK_KF_BRAND, RANK_KF_CREATOR, RANK_KF_KINDS };
+typedef struct rank_keyfilter {
+    const rank_filter *f;          /* NULL: passes everything */
+    uint32_t one[RANK_KF_KINDS];   /* the single-value fields; 0 = any */
+    uint32_t *in[RANK_KF_KINDS];   /* the include lists (owned); NULL = any */
+    size_t n_in[RANK_KF_KINDS];
+    uint32_t *out[RANK_KF_KINDS];  /* the exclude lists (owned) */
+    size_t n_out[RANK_KF_KINDS];
+} rank_keyfilter;
+
+static void rank_keyfilter_free(rank_keyfilter *kf) {
+    for (int k = 0; k < RANK_KF_KINDS; k++) {
+        free(kf->in[k]);
+        free(kf->out[k]);
+    }
+}
+
 /* Working state of one ranking call; everything here is freed by
  * rank_state_free. */
 typedef struct rank_state {
@@ -120,9 +141,10 @@ typedef struct rank_state {
     const rank_filter *filter;
     const rank_settings *set;
     rank_slotmap marks; /* slot → RANK_IN_* and RANK_TAKEN flags (ids compared once, as slots) */
-    strmap creators;   /* creator id → index into p->creators */
-    strmap categories; /* category → index into p->categories */
-    strmap brands;     /* brand → index into p->brands */
+    /* Catalog keys (catalog_key) of the profile's creators, categories
+     * and brands → index + 1 into p->creators, p->categories, p->brands. */
+    rank_slotmap creators, categories, brands;
+    rank_keyfilter kf; /* the request's filter as catalog keys */
     size_t *pslots;    /* catalog slot of each profile item, or SIZE_MAX */
     float *u;          /* user vector */
     double wsum;
@@ -171,9 +193,12 @@ void rank_result_free(rank_result *r) {
 static void rank_state_free(rank_state *st) {
     free(st->marks.keys);
     free(st->marks.vals);
-    strmap_free(&st->creators);
-    strmap_free(&st->categories);
-    strmap_free(&st->brands);
+    rank_slotmap *maps[] = {&st->creators, &st->categories, &st->brands};
+    for (size_t k = 0; k < sizeof(maps) / sizeof(maps[0]); k++) {
+        free(maps[k]->keys);
+        free(maps[k]->vals);
+    }
+    rank_keyfilter_free(&st->kf);
     free(st->pslots);
     free(st->u);
     free(st->ns);
@@ -281,29 +306,66 @@ static rank_hit *rank_push(rank_state *st, size_t slot, float score, unsigned so
     return h;
 }
 
-static int rank_field_is(const char *want, const char *have) {
-    return !want || !*want || strcmp(want, have) == 0;
+static int rank_key_cmp(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
 }
 
-static int rank_in(const char *const *list, size_t n, const char *s) {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(list[i], s) == 0) return 1;
-    return 0;
+static int rank_key_in(const uint32_t *list, size_t n, uint32_t key) {
+    return n && bsearch(&key, list, n, sizeof(key), rank_key_cmp) != NULL;
 }
 
-int rank_filter_pass(const rank_filter *f, const catalog_item *it) {
+/* names[0..n) as sorted catalog keys into *out (owned); a name no item has
+ * had becomes CATALOG_NO_KEY, which matches nothing. AISLE_ENOMEM. */
+static int rank_keys(const catalog *c, const char *const *names, size_t n, uint32_t **out) {
+    *out = NULL;
+    if (!n) return AISLE_OK;
+    if (!(*out = malloc(n * sizeof(**out)))) return AISLE_ENOMEM;
+    for (size_t i = 0; i < n; i++) (*out)[i] = catalog_key(c, names[i]);
+    qsort(*out, n, sizeof(**out), rank_key_cmp);
+    return AISLE_OK;
+}
+
+/* Resolves f's strings into kf (catalog read lock held). */
+static int rank_keyfilter_init(const catalog *c, const rank_filter *f, rank_keyfilter *kf) {
+    memset(kf, 0, sizeof(*kf));
+    kf->f = f;
+    if (!f) return AISLE_OK;
+    const char *one[RANK_KF_KINDS] = {f->category, f->brand, f->creator_id};
+    const char *const *in[RANK_KF_KINDS] = {f->categories, f->brands, f->creators};
+    const size_t n_in[RANK_KF_KINDS] = {f->n_categories, f->n_brands, f->n_creators};
+    const char *const *out[RANK_KF_KINDS] = {f->exclude_categories, f->exclude_brands,
+                                             f->exclude_creators};
+    const size_t n_out[RANK_KF_KINDS] = {f->n_exclude_categories, f->n_exclude_brands,
+                                         f->n_exclude_creators};
+    for (int k = 0; k < RANK_KF_KINDS; k++) {
+        kf->one[k] = catalog_key(c, one[k]);
+        kf->n_in[k] = n_in[k];
+        kf->n_out[k] = n_out[k];
+        if (rank_keys(c, in[k], n_in[k], &kf->in[k]) != AISLE_OK ||
+            rank_keys(c, out[k], n_out[k], &kf->out[k]) != AISLE_OK)
+            return AISLE_ENOMEM;
+    }
+    return AISLE_OK;
+}
+
+/* Whether the item (it, with keys fc) passes the request's filter: prices,
+ * the single fields, the include lists, the exclude lists. Stock and the
+ * excluded item ids are rank_eligible's. */
+static int rank_keyfilter_pass(const rank_keyfilter *kf, const catalog_item *it,
+                               const catalog_facets *fc) {
+    const rank_filter *f = kf->f;
+    const uint32_t have[RANK_KF_KINDS] = {fc->category, fc->brand, fc->creator};
     if (!f) return 1;
-    return (f->max_price_cents <= 0 || it->price_cents <= f->max_price_cents) &&
-           (f->min_price_cents <= 0 || it->price_cents >= f->min_price_cents) &&
-           rank_field_is(f->category, it->category) && rank_field_is(f->brand, it->brand) &&
-           rank_field_is(f->creator_id, it->creator_id) &&
-           (!f->n_categories || rank_in(f->categories, f->n_categories, it->category)) &&
-           (!f->n_brands || rank_in(f->brands, f->n_brands, it->brand)) &&
-           (!f->n_creators || rank_in(f->creators, f->n_creators, it->creator_id)) &&
-           !rank_in(f->exclude_categories, f->n_exclude_categories, it->category) &&
-           !rank_in(f->exclude_brands, f->n_exclude_brands, it->brand) &&
-           !rank_in(f->exclude_creators, f->n_exclude_creators, it->creator_id) &&
-           !rank_in(f->exclude_item_ids, f->n_exclude_item_ids, it->item_id);
+    if ((f->max_price_cents > 0 && it->price_cents > f->max_price_cents) ||
+        (f->min_price_cents > 0 && it->price_cents < f->min_price_cents))
+        return 0;
+    for (int k = 0; k < RANK_KF_KINDS; k++)
+        if ((kf->one[k] && kf->one[k] != have[k]) ||
+            (kf->n_in[k] && !rank_key_in(kf->in[k], kf->n_in[k], have[k])) ||
+            rank_key_in(kf->out[k], kf->n_out[k], have[k]))
+            return 0;
+    return 1;
 }
 
 static int rank_hash_cmp(const void *a, const void *b) {
@@ -318,7 +380,8 @@ static int rank_eligible(rank_state *st, size_t slot) {
     uint32_t h;
     if (!it || (!it->in_stock && !(st->filter && st->filter->include_out_of_stock)) ||
         slot == st->ctx || (st->lex && st->lex[slot] <= 0) ||
-        rank_slotmap_get(&st->marks, slot) || !rank_filter_pass(st->filter, it))
+        rank_slotmap_get(&st->marks, slot) ||
+        !rank_keyfilter_pass(&st->kf, it, catalog_facets_at(st->c, slot)))
         return 0;
     h = rank_item_hash(it->item_id);
     return !st->req->n_served ||
@@ -695,25 +758,23 @@ static int rank_sources(rank_state *st, char *err, size_t errlen) {
 
 /* How much the user engages with the item's creator, a share of the top
  * creator's weight in [0, 1]; sets *creator to the profile index. */
-static float rank_creator_share(const rank_state *st, const catalog_item *it, int *creator) {
+static float rank_creator_share(const rank_state *st, const catalog_facets *fc, int *creator) {
     const rank_profile *p = st->p;
     size_t ci;
     double top;
     *creator = -1;
-    if (!*it->creator_id ||
-        strmap_get(&st->creators, it->creator_id, strlen(it->creator_id), &ci) != AISLE_OK ||
-        p->creators[ci].weight <= 0)
+    if (!fc->creator || !(ci = rank_slotmap_get(&st->creators, fc->creator)) ||
+        p->creators[--ci].weight <= 0)
         return 0.0f;
     top = p->creators[0].weight > 0 ? p->creators[0].weight : 1;
     *creator = (int)ci;
     return (float)fmin(1.0, p->creators[ci].weight / top);
 }
 
-/* A share in [0, 1] of the heaviest entry's weight for name in m. */
-static float rank_affinity(const strmap *m, const rank_entry *list, const char *name) {
+/* A share in [0, 1] of the heaviest entry's weight for key in m. */
+static float rank_affinity(const rank_slotmap *m, const rank_entry *list, uint32_t key) {
     size_t i;
-    if (!*name || strmap_get(m, name, strlen(name), &i) != AISLE_OK || list[0].weight <= 0 ||
-        list[i].weight <= 0)
+    if (!key || !(i = rank_slotmap_get(m, key)) || list[0].weight <= 0 || list[--i].weight <= 0)
         return 0.0f;
     return (float)fmin(1.0, list[i].weight / list[0].weight);
 }
@@ -722,8 +783,8 @@ static float rank_affinity(const strmap *m, const rank_entry *list, const char *
  * source's best raw score over the pool. The one place features are made:
  * the pool's, the fill's and so what is logged for training. */
 static void rank_features(const rank_state *st, rank_cand *cd, const float *best) {
-    const catalog_item *it = catalog_at(st->c, cd->slot);
-    float *f = cd->f, share = rank_creator_share(st, it, &cd->creator);
+    const catalog_facets *fc = catalog_facets_at(st->c, cd->slot);
+    float *f = cd->f, share = rank_creator_share(st, fc, &cd->creator);
     int d = catalog_dim(st->c);
     memset(f, 0, sizeof(cd->f));
     if (st->personal) {
@@ -737,8 +798,8 @@ static void rank_features(const rank_state *st, rank_cand *cd, const float *best
     for (int s = RANK_SRC_PROFILE + 1; s < RANK_SRC_COUNT; s++)
         if ((cd->sources & 1u << s) && best[s] > 0)
             f[RANK_F_SOURCE + s - 1] = cd->raw[s] / best[s];
-    f[RANK_F_CATEGORY] = rank_affinity(&st->categories, st->p->categories, it->category);
-    f[RANK_F_BRAND] = rank_affinity(&st->brands, st->p->brands, it->brand);
+    f[RANK_F_CATEGORY] = rank_affinity(&st->categories, st->p->categories, fc->category);
+    f[RANK_F_BRAND] = rank_affinity(&st->brands, st->p->brands, fc->brand);
 }
 
 /* The settings' hand weights over f: the personal score plus the creator
@@ -823,41 +884,46 @@ static int rank_boost(rank_state *st) {
 }
 
 /* Per-page caps: how many of the page share the item's creator, brand,
- * category, kept in strmaps of counts. */
+ * category, counted by catalog key. */
 typedef struct rank_caps {
-    strmap n[3];
+    rank_slotmap n[3];
     int max[3];
 } rank_caps;
 
 static const char *const rank_cap_names[3] = {"creator", "brand", "category"};
 
-static const char *rank_cap_key(const catalog_item *it, int k) {
-    return k == 0 ? it->creator_id : k == 1 ? it->brand : it->category;
+static uint32_t rank_cap_key(const catalog_facets *fc, int k) {
+    return k == 0 ? fc->creator : k == 1 ? fc->brand : fc->category;
 }
 
 /* The first cap (0 creator, 1 brand, 2 category) slot's item would break,
  * or -1. */
 static int rank_capped(const rank_state *st, const rank_caps *caps, size_t slot) {
-    const catalog_item *it = catalog_at(st->c, slot);
+    const catalog_facets *fc = catalog_facets_at(st->c, slot);
     for (int k = 0; k < 3; k++) {
-        const char *key = rank_cap_key(it, k);
-        size_t n;
-        if (caps->max[k] > 0 && *key && strmap_get(&caps->n[k], key, strlen(key), &n) == 0 &&
-            n >= (size_t)caps->max[k])
+        uint32_t key = rank_cap_key(fc, k);
+        if (caps->max[k] > 0 && key && rank_slotmap_get(&caps->n[k], key) >= (uint32_t)caps->max[k])
             return k;
     }
     return -1;
 }
 
-static int rank_cap_count(rank_caps *caps, const catalog_item *it) {
+static int rank_cap_count(const rank_state *st, rank_caps *caps, size_t slot) {
+    const catalog_facets *fc = catalog_facets_at(st->c, slot);
     for (int k = 0; k < 3; k++) {
-        const char *key = rank_cap_key(it, k);
-        size_t n = 0;
-        if (caps->max[k] <= 0 || !*key) continue;
-        strmap_get(&caps->n[k], key, strlen(key), &n);
-        if (strmap_put(&caps->n[k], key, strlen(key), n + 1)) return AISLE_ENOMEM;
+        uint32_t key = rank_cap_key(fc, k), *n;
+        if (caps->max[k] <= 0 || !key) continue;
+        if (!(n = rank_slotmap_at(&caps->n[k], key))) return AISLE_ENOMEM;
+        ++*n;
     }
     return AISLE_OK;
+}
+
+static void rank_caps_free(rank_caps *caps) {
+    for (int k = 0; k < 3; k++) {
+        free(caps->n[k].keys);
+        free(caps->n[k].vals);
+    }
 }
 
 /* Writes cents as "$49.99" or "$50". */
@@ -957,9 +1023,6 @@ static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int ca
     return rc;
 }
 
-static float rank_cos(const float *a, const float *b, float na, float nb, int d) {
-    return na > 0 && nb > 0 ? rank_dot(a, b, d) / (na * nb) : 0.0f;
-}
 
 /* Picks the page from the pool (sorted best first): MMR over the first
  * RANK_MAX_CANDIDATES — λ·relevance − (1−λ)·(the largest cosine to an item
@@ -970,16 +1033,22 @@ static int rank_select(rank_state *st, rank_caps *caps) {
     const rank_settings *set = st->set;
     size_t win = set->mmr_lambda < 1 ? RANK_MAX_CANDIDATES : 0, np = st->npool;
     int d = catalog_dim(st->c), rc = AISLE_OK;
-    float *maxsim = NULL, *norms = NULL, lo, span, lambda = set->mmr_lambda;
+    float *maxsim = NULL, *norms = NULL, *rows = NULL, *sims = NULL, lo, span,
+          lambda = set->mmr_lambda;
     unsigned char *used = calloc(np + 1, 1);
     if (win > np) win = np;
     if (win) {
         maxsim = calloc(win, sizeof(*maxsim));
         norms = malloc(win * sizeof(*norms));
+        sims = malloc(win * sizeof(*sims));
+        rows = malloc(win * (size_t)d * sizeof(*rows));
     }
-    if (!used || (win && (!maxsim || !norms))) rc = AISLE_ENOMEM;
+    if (!used || (win && (!maxsim || !norms || !sims || !rows))) rc = AISLE_ENOMEM;
+    /* The window's vectors side by side: each pick's similarities are then
+     * one batched scan (vec_dots) rather than a scattered product a row. */
     for (size_t i = 0; i < win && !rc; i++) {
-        const float *v = catalog_vector(st->c, st->pool[i].slot);
+        float *v = rows + i * (size_t)d;
+        memcpy(v, catalog_vector(st->c, st->pool[i].slot), (size_t)d * sizeof(*v));
         norms[i] = sqrtf(rank_dot(v, v, d));
     }
     /* Relevance as a share of the best score, so a second interest at two
@@ -1013,15 +1082,16 @@ static int rank_select(rank_state *st, rank_caps *caps) {
             if (!used[i]) cap_above = rank_capped(st, caps, st->pool[i].slot);
         used[pick] = 1;
         rc = rank_explain(st, &st->pool[pick], pick != first_free, cap_above);
-        if (!rc) rc = rank_cap_count(caps, catalog_at(st->c, st->pool[pick].slot));
-        for (size_t i = 0; !rc && pick < win && i < win; i++) {
-            float s;
-            if (used[i]) continue;
-            s = rank_cos(catalog_vector(st->c, st->pool[i].slot),
-                         catalog_vector(st->c, st->pool[pick].slot), norms[i], norms[pick], d);
-            if (s > maxsim[i]) maxsim[i] = s;
+        if (!rc) rc = rank_cap_count(st, caps, st->pool[pick].slot);
+        if (rc || pick >= win) continue;
+        vec_dots(rows + pick * (size_t)d, rows, win, d, sims);
+        for (size_t i = 0; i < win; i++) {
+            float s = norms[i] > 0 && norms[pick] > 0 ? sims[i] / (norms[i] * norms[pick]) : 0.0f;
+            if (!used[i] && s > maxsim[i]) maxsim[i] = s;
         }
     }
+    free(rows);
+    free(sims);
     free(used);
     free(maxsim);
     free(norms);
@@ -1049,7 +1119,7 @@ static int rank_fill(rank_state *st, rank_caps *caps, char *err, size_t errlen) 
         if (!(h = rank_push(st, slot, share * 0.01f, 1u << RANK_SRC_POPULAR, f)) ||
             rank_reason(h, "Popular right now in %s",
                         *h->item.category ? h->item.category : "the shop") != AISLE_OK ||
-            rank_filter_reason(st, h) != AISLE_OK || rank_cap_count(caps, &h->item))
+            rank_filter_reason(st, h) != AISLE_OK || rank_cap_count(st, caps, slot))
             goto oom;
     }
     /* Any eligible item, within the caps; then, only when nothing else is
@@ -1065,7 +1135,7 @@ static int rank_fill(rank_state *st, rank_caps *caps, char *err, size_t errlen) 
             if (!(h = rank_push(st, slot, 0.0f, 1u << RANK_SRC_FILL, f)) ||
                 rank_reason(h, "In stock now in %s",
                             *h->item.category ? h->item.category : "the shop") != AISLE_OK ||
-                rank_filter_reason(st, h) != AISLE_OK || rank_cap_count(caps, &h->item))
+                rank_filter_reason(st, h) != AISLE_OK || rank_cap_count(st, caps, slot))
                 goto oom;
         }
     return AISLE_OK;
@@ -1188,11 +1258,13 @@ fail:
 }
 
 /* Marks the slots a result must leave out (the profile's items, dismissed,
- * seen and purchased, flagged by kind; ids the catalog lacks cannot be
- * offered) and indexes the profile's creators, categories and brands.
+ * seen and purchased, flagged by kind, and the request's excluded ids; ids
+ * the catalog lacks cannot be offered), indexes the profile's creators,
+ * categories and brands by catalog key and resolves the request's filter.
  * Needs the catalog's read lock. */
 static int rank_index_profile(rank_state *st) {
     const rank_profile *p = st->p;
+    const rank_filter *f = st->filter;
     const struct {
         const rank_entry *e;
         size_t n;
@@ -1204,7 +1276,7 @@ static int rank_index_profile(rank_state *st) {
                     {p->seen, p->n_seen, RANK_IN_SEEN},
                     {p->purchased, p->n_purchased, RANK_IN_PURCHASED}};
     const struct {
-        strmap *m;
+        rank_slotmap *m;
         const rank_entry *e;
         size_t n;
     } named[] = {{&st->creators, p->creators, p->n_creators},
@@ -1218,11 +1290,22 @@ static int rank_index_profile(rank_state *st) {
             if (!(mark = rank_slotmap_at(&st->marks, slot))) return AISLE_ENOMEM;
             *mark |= left_out[k].flag;
         }
+    for (size_t i = 0; f && i < f->n_exclude_item_ids; i++) {
+        uint32_t *mark;
+        size_t slot;
+        if (catalog_lookup(st->c, f->exclude_item_ids[i], &slot) != AISLE_OK) continue;
+        if (!(mark = rank_slotmap_at(&st->marks, slot))) return AISLE_ENOMEM;
+        *mark |= RANK_EXCLUDED;
+    }
     for (size_t k = 0; k < sizeof(named) / sizeof(named[0]); k++)
-        for (size_t i = 0; i < named[k].n; i++)
-            if (strmap_put(named[k].m, named[k].e[i].id, strlen(named[k].e[i].id), i))
-                return AISLE_ENOMEM;
-    return AISLE_OK;
+        for (size_t i = 0; i < named[k].n; i++) {
+            uint32_t key = catalog_key(st->c, named[k].e[i].id), *at;
+            /* A name no item has (or "") never matches an item's key. */
+            if (!key || key == CATALOG_NO_KEY) continue;
+            if (!(at = rank_slotmap_at(named[k].m, key))) return AISLE_ENOMEM;
+            *at = (uint32_t)i + 1;
+        }
+    return rank_keyfilter_init(st->c, f, &st->kf);
 }
 
 /* What the request itself brings: the context item's slot, the lexical
@@ -1249,14 +1332,13 @@ static int rank_request_parts(rank_state *st, char *err, size_t errlen) {
 /* Whether creator id may be suggested: not one the profile engages with,
  * and allowed by the request's creator lists. */
 static int rank_creator_new(const rank_state *st, const char *id) {
-    const rank_filter *f = st->filter;
-    size_t ci;
-    if (strmap_get(&st->creators, id, strlen(id), &ci) == AISLE_OK &&
-        st->p->creators[ci].weight > 0)
-        return 0;
-    return !f || ((!f->n_creators || rank_in(f->creators, f->n_creators, id)) &&
-                  !rank_in(f->exclude_creators, f->n_exclude_creators, id) &&
-                  rank_field_is(f->creator_id, id));
+    const rank_keyfilter *kf = &st->kf;
+    uint32_t key = catalog_key(st->c, id), ci = rank_slotmap_get(&st->creators, key);
+    if (ci && st->p->creators[ci - 1].weight > 0) return 0;
+    return (!kf->one[RANK_KF_CREATOR] || kf->one[RANK_KF_CREATOR] == key) &&
+           (!kf->n_in[RANK_KF_CREATOR] ||
+            rank_key_in(kf->in[RANK_KF_CREATOR], kf->n_in[RANK_KF_CREATOR], key)) &&
+           !rank_key_in(kf->out[RANK_KF_CREATOR], kf->n_out[RANK_KF_CREATOR], key);
 }
 
 /* The creator index's nearest creators to u that are new to the user
@@ -1341,11 +1423,11 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
     catalog_read_end(c);
     if (rc != AISLE_OK) goto fail;
     assert(out->n <= st.cap);
-    for (int k = 0; k < 3; k++) strmap_free(&caps.n[k]);
+    rank_caps_free(&caps);
     rank_state_free(&st);
     return AISLE_OK;
 fail:
-    for (int k = 0; k < 3; k++) strmap_free(&caps.n[k]);
+    rank_caps_free(&caps);
     rank_state_free(&st);
     rank_result_free(out);
     return rc;

@@ -254,9 +254,6 @@ typedef struct rank_result {
 int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *err,
                    size_t errlen);
 
-/* Whether item passes f (NULL passes everything); stock is not f's part
- * here (the ranker checks it with f->include_out_of_stock). */
-int rank_filter_pass(const rank_filter *f, const catalog_item *item);
 /* How a reason names item's creator: the display name, else the id. */
 const char *rank_creator_label(const catalog_item *item);
 void rank_result_free(rank_result *r);

@@ -6,6 +6,7 @@
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/index_factory_c.h>
+#include <assert.h>
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -44,6 +45,9 @@ struct catalog {
     size_t count;        /* live items */
     size_t *free_slots;  /* stack of reusable slots, at most cap */
     size_t n_free;
+    catalog_facets *facets; /* cap entries: each slot's interned fields */
+    strmap keys;         /* interned category, brand and creator strings → key (1, 2 ...);
+                          * never shrinks: keys stay valid while the catalog lives */
     strmap ids;          /* item_id → slot */
     strmap deleted;      /* ids the catalog topic deleted: a snapshot must not
                           * bring them back */
@@ -97,6 +101,7 @@ int catalog_new(const catalog_config *cfg, catalog **out, char *err, size_t errl
     c->dim = dim;
     c->next_rebuild = cfg->ivf_threshold;
     strmap_init(&c->ids);
+    strmap_init(&c->keys);
     strmap_init(&c->deleted);
     if (!(c->creators = creators_new(dim))) {
         free(c);
@@ -146,6 +151,8 @@ void catalog_free(catalog *c) {
     free(c->items);
     free(c->vecs);
     free(c->free_slots);
+    free(c->facets);
+    strmap_free(&c->keys);
     strmap_free(&c->ids);
     strmap_free(&c->deleted);
     ivf_free(c->index);
@@ -181,6 +188,10 @@ static int catalog_reserve(catalog *c) {
     size_t *nf = realloc(c->free_slots, ncap * sizeof(*nf));
     if (!nf) return -1;
     c->free_slots = nf;
+    catalog_facets *fc = realloc(c->facets, ncap * sizeof(*fc));
+    if (!fc) return -1;
+    c->facets = fc;
+    memset(c->facets + c->cap, 0, (ncap - c->cap) * sizeof(*fc));
     c->cap = ncap;
     return 0;
 }
@@ -198,6 +209,41 @@ static int catalog_check_field(const char *name, const char *v, int required,
 }
 
 static char *catalog_dup(const char *s) { return strdup(s ? s : ""); }
+
+/* The key of s, interned when new (0 for ""); write lock held. Returns
+ * AISLE_OK or AISLE_ENOMEM. */
+static int catalog_intern(catalog *c, const char *s, uint32_t *key) {
+    size_t k, len = strlen(s);
+    *key = 0;
+    if (!len) return AISLE_OK;
+    if (strmap_get(&c->keys, s, len, &k) != AISLE_OK) {
+        k = c->keys.used + 1; /* never deleted from, so keys stay distinct */
+        if (k >= CATALOG_NO_KEY || strmap_put(&c->keys, s, len, k) != AISLE_OK)
+            return AISLE_ENOMEM;
+    }
+    *key = (uint32_t)k;
+    return AISLE_OK;
+}
+
+/* it's interned fields into *fc; write lock held. */
+static int catalog_intern_item(catalog *c, const catalog_item *it, catalog_facets *fc) {
+    if (catalog_intern(c, it->category, &fc->category) != AISLE_OK ||
+        catalog_intern(c, it->brand, &fc->brand) != AISLE_OK ||
+        catalog_intern(c, it->creator_id, &fc->creator) != AISLE_OK)
+        return AISLE_ENOMEM;
+    return AISLE_OK;
+}
+
+uint32_t catalog_key(const catalog *c, const char *s) {
+    size_t k;
+    if (!s || !*s) return 0;
+    return strmap_get(&c->keys, s, strlen(s), &k) == AISLE_OK ? (uint32_t)k : CATALOG_NO_KEY;
+}
+
+const catalog_facets *catalog_facets_at(const catalog *c, size_t slot) {
+    assert(slot < c->limit);
+    return &c->facets[slot];
+}
 
 /* How many IVF lists n items get: about 2·√n (a power of two, at least
  * 39 points per list for k-means, at least 16), or 0 for an exact index. */
@@ -288,6 +334,7 @@ static int catalog_covered(const catalog *c, size_t slot) {
 int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
                    size_t vec_len, char *err, size_t errlen) {
     catalog_item nit = {0};
+    catalog_facets fc;
     size_t slot;
     int existed, rc;
 
@@ -321,6 +368,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
         goto oom;
 
     pthread_rwlock_wrlock(&c->lock);
+    if (catalog_intern_item(c, &nit, &fc) != AISLE_OK) goto oom_locked;
     existed = strmap_get(&c->ids, f->item_id, strlen(f->item_id), &slot) == 0;
     if (!existed && vec_len == 0) {
         rc = status_fail(AISLE_EINVAL, err, errlen, "a new item needs an embedding");
@@ -331,6 +379,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
         catalog_creators_move(c, &c->items[slot], &nit, slot);
         catalog_item_clear(&c->items[slot]);
         c->items[slot] = nit;
+        c->facets[slot] = fc;
         pthread_rwlock_unlock(&c->lock);
         return AISLE_OK;
     }
@@ -361,6 +410,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
     }
     catalog_item_clear(&c->items[slot]);
     c->items[slot] = nit;
+    c->facets[slot] = fc;
     catalog_creators_move(c, NULL, &c->items[slot], slot);
     if (!existed) {
         if (slot == c->limit) c->limit++;
@@ -487,6 +537,7 @@ static int catalog_snapshot_slots(catalog *c, const catalog_snapshot *snap, size
         }
         memset(c->vecs + slot * (size_t)c->dim, 0, (size_t)c->dim * sizeof(float));
         c->items[slot] = it;
+        c->facets[slot] = (catalog_facets){0};
         if (slot == c->limit) c->limit++;
         c->count++;
         row_slot[r] = slot;
