@@ -150,6 +150,10 @@ typedef struct rank_state {
     double wsum;
     int personal;      /* whether u means anything */
     float *ns;         /* Σ_i w_i·N_i(j) by slot; NULL when no neighbours */
+    /* The profile search's last (lowest) score when it returned all it was
+     * asked for: no item it left out has a larger u·Q[j] (with IVF, nearly
+     * none). NAN when it did not, or did not run. */
+    float floor;
     float *lex;        /* BM25 by slot when the request has words */
     size_t ctx;        /* the context item's slot, or SIZE_MAX */
     rank_slotmap at;   /* slots offered so far → pool index + 1, or UINT32_MAX when not eligible */
@@ -448,6 +452,7 @@ static int rank_offer_search(rank_state *st, const float *q, int k, int src, int
             rc = status_fail(AISLE_EINTERNAL, err, errlen, "vector search failed");
             break;
         }
+        if (src == RANK_SRC_PROFILE) st->floor = n == k && n > 0 ? scores[n - 1] : NAN;
         eligible = 0;
         for (int i = 0; i < n && rc == AISLE_OK; i++) {
             int got = rank_offer(st, slots[i], src, scores[i]);
@@ -850,12 +855,115 @@ static void rank_fill_features(const rank_state *st, size_t slot, int src, float
     memcpy(f, cd.f, sizeof(cd.f));
 }
 
+/* Adds score to the min-heap h of at most cap of the best scores seen. */
+static void rank_heap_push(float *h, size_t *n, size_t cap, float score) {
+    size_t i;
+    if (*n == cap) {
+        if (!(score > h[0])) return;
+        /* Replace the root and sift down. */
+        for (i = 0;;) {
+            size_t l = 2 * i + 1, r = l + 1, m = i;
+            float least = score;
+            if (l < *n && h[l] < least) {
+                m = l;
+                least = h[l];
+            }
+            if (r < *n && h[r] < least) m = r;
+            if (m == i) break;
+            h[i] = h[m];
+            i = m;
+        }
+        h[i] = score;
+        return;
+    }
+    for (i = (*n)++; i > 0 && h[(i - 1) / 2] > score; i = (i - 1) / 2) h[i] = h[(i - 1) / 2];
+    h[i] = score;
+}
+
+/* Whether the page is simply the pool's top scores under the settings'
+ * hand weights (no model, MMR, caps or boosts) and the profile search gave
+ * a floor: then a candidate only the neighbour lists brought scores at most
+ * what it would with u·Q[j] at the floor, which rank_score_bounded uses to
+ * skip most of the full-dimension products. */
+static int rank_can_bound(const rank_state *st) {
+    const rank_settings *set = st->set;
+    return !st->req->model && set->mmr_lambda >= 1 && !set->cap_creator && !set->cap_brand &&
+           !set->cap_category && !st->req->n_rules && set->weight[RANK_SRC_PROFILE] >= 0 &&
+           st->personal && !isnan(st->floor);
+}
+
+/* A neighbour-only candidate's place in the pool and its bound. */
+typedef struct rank_bound {
+    uint32_t at;
+    float score;
+} rank_bound;
+
+static int rank_bound_desc(const void *a, const void *b) {
+    float x = ((const rank_bound *)a)->score, y = ((const rank_bound *)b)->score;
+    return (x < y) - (x > y);
+}
+
+/* The threshold pass. Every candidate but the neighbour-only ones is
+ * scored in full. A neighbour-only one is scored first with the search's
+ * floor in place of u·Q[j] (an upper bound: the hand score rises with the
+ * personal score, and float addition is monotone); in order of that bound,
+ * each gets its real product until the bound falls below the page's
+ * st->cap-th best real score, and the rest leave the pool: they cannot
+ * reach the page. The page, and each survivor's score and features, are
+ * what scoring the whole pool gives. */
+static int rank_score_bounded(rank_state *st, char *err, size_t errlen) {
+    const unsigned only_nb = 1u << RANK_SRC_NEIGHBOURS;
+    rank_bound *nb = malloc((st->npool + 1) * sizeof(*nb));
+    float *top = malloc((st->cap + 1) * sizeof(*top)); /* a min-heap of the best real scores */
+    size_t n_nb = 0, n_top = 0, kept = 0;
+    unsigned char *keep = calloc(st->npool + 1, 1);
+    if (!nb || !top || !keep) {
+        free(nb);
+        free(top);
+        free(keep);
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    }
+    for (size_t i = 0; i < st->npool; i++) {
+        rank_cand *cd = &st->pool[i];
+        int bounded = cd->sources == only_nb && isnan(cd->search);
+        if (bounded) cd->search = st->floor;
+        rank_features(st, cd, st->best);
+        cd->score = rank_hand_score(st->set, cd->f);
+        if (bounded) {
+            cd->search = NAN;
+            nb[n_nb++] = (rank_bound){(uint32_t)i, cd->score};
+        } else {
+            keep[i] = 1;
+            rank_heap_push(top, &n_top, st->cap, cd->score);
+        }
+    }
+    if (n_nb) qsort(nb, n_nb, sizeof(*nb), rank_bound_desc);
+    for (size_t k = 0; k < n_nb && (n_top < st->cap || !(nb[k].score < top[0])); k++) {
+        rank_cand *cd = &st->pool[nb[k].at];
+        rank_features(st, cd, st->best);
+        cd->score = rank_hand_score(st->set, cd->f);
+        keep[nb[k].at] = 1;
+        rank_heap_push(top, &n_top, st->cap, cd->score);
+    }
+    /* Survivors keep their order, so ties sort as they would in the whole
+     * pool. (Pool indexes in st->at are stale from here: nothing after
+     * scoring reads them when rank_can_bound holds, as there are no boosts.) */
+    for (size_t i = 0; i < st->npool; i++)
+        if (keep[i]) st->pool[kept++] = st->pool[i];
+    st->npool = kept;
+    free(nb);
+    free(top);
+    free(keep);
+    return AISLE_OK;
+}
+
 /* Every candidate's features, then its score: the request's model's, or
  * the settings' hand weights. */
 static int rank_score(rank_state *st, char *err, size_t errlen) {
     for (size_t i = 0; i < st->npool; i++)
         for (int s = 0; s < RANK_SRC_COUNT; s++)
             if (st->pool[i].raw[s] > st->best[s]) st->best[s] = st->pool[i].raw[s];
+    if (rank_can_bound(st)) return rank_score_bounded(st, err, errlen);
     for (size_t i = 0; i < st->npool; i++) {
         rank_features(st, &st->pool[i], st->best);
         st->pool[i].score = rank_hand_score(st->set, st->pool[i].f);
@@ -1391,6 +1499,7 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
     st.filter = req->filter;
     st.set = req->settings ? req->settings : rank_surface("");
     st.ctx = SIZE_MAX;
+    st.floor = NAN;
     st.out = out;
     st.cap = limit < 1 ? 1 : limit > RANK_MAX_LIMIT ? RANK_MAX_LIMIT : (size_t)limit;
     caps.max[0] = st.set->cap_creator;
