@@ -167,6 +167,39 @@ typedef struct rank_state {
     size_t cap;
 } rank_state;
 
+/* A candidate's place in the pool and a score of it (its own, or a bound),
+ * so sorting moves eight bytes rather than a candidate. */
+typedef struct rank_bound {
+    uint32_t at;
+    float score;
+} rank_bound;
+
+/* Best first; equal scores keep their pool order (a stable sort's). */
+static int rank_bound_desc(const void *a, const void *b) {
+    const rank_bound *x = a, *y = b;
+    if (x->score != y->score) return (x->score < y->score) - (x->score > y->score);
+    return (x->at > y->at) - (x->at < y->at);
+}
+
+/* Sorts the pool best first, as a stable sort of the candidates would. */
+static int rank_sort_pool(rank_state *st) {
+    rank_bound *order = malloc((st->npool + 1) * sizeof(*order));
+    rank_cand *sorted = malloc((st->poolcap + 1) * sizeof(*sorted));
+    if (!order || !sorted) {
+        free(order);
+        free(sorted);
+        return AISLE_ENOMEM;
+    }
+    for (size_t i = 0; i < st->npool; i++)
+        order[i] = (rank_bound){(uint32_t)i, st->pool[i].score};
+    qsort(order, st->npool, sizeof(*order), rank_bound_desc);
+    for (size_t i = 0; i < st->npool; i++) sorted[i] = st->pool[order[i].at];
+    free(st->pool);
+    st->pool = sorted;
+    free(order);
+    return AISLE_OK;
+}
+
 static int rank_cand_cmp(const void *a, const void *b) {
     const rank_cand *x = a, *y = b;
     return (x->score < y->score) - (x->score > y->score);
@@ -387,9 +420,9 @@ static int rank_eligible(rank_state *st, size_t slot) {
         rank_slotmap_get(&st->marks, slot) ||
         !rank_keyfilter_pass(&st->kf, it, catalog_facets_at(st->c, slot)))
         return 0;
+    if (!st->req->n_served) return 1;
     h = rank_item_hash(it->item_id);
-    return !st->req->n_served ||
-           !bsearch(&h, st->req->served, st->req->n_served, sizeof(h), rank_hash_cmp);
+    return !bsearch(&h, st->req->served, st->req->n_served, sizeof(h), rank_hash_cmp);
 }
 
 /* SIMD kernels (retrieval/vec.h); learned vectors run to 512 floats. */
@@ -892,16 +925,7 @@ static int rank_can_bound(const rank_state *st) {
            st->personal && !isnan(st->floor);
 }
 
-/* A neighbour-only candidate's place in the pool and its bound. */
-typedef struct rank_bound {
-    uint32_t at;
-    float score;
-} rank_bound;
 
-static int rank_bound_desc(const void *a, const void *b) {
-    float x = ((const rank_bound *)a)->score, y = ((const rank_bound *)b)->score;
-    return (x < y) - (x > y);
-}
 
 /* The threshold pass. Every candidate but the neighbour-only ones is
  * scored in full. A neighbour-only one is scored first with the search's
@@ -1520,11 +1544,8 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
     if (!rc) rc = rank_score(&st, err, errlen);
     if (!rc && rank_boost(&st) != AISLE_OK)
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    if (!rc) {
-        if (st.npool) qsort(st.pool, st.npool, sizeof(*st.pool), rank_cand_cmp);
-        if (rank_select(&st, &caps) != AISLE_OK)
-            rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    }
+    if (!rc && (rank_sort_pool(&st) != AISLE_OK || rank_select(&st, &caps) != AISLE_OK))
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     if (!rc) rc = rank_fill(&st, &caps, err, errlen);
     if (!rc && st.req->n_rules && rank_pin(&st) != AISLE_OK)
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
