@@ -80,6 +80,107 @@ static void vec_dots_base(const float *q, const float *rows, size_t n, int d, fl
     for (size_t i = 0; i < n; i++) out[i] = vec_dot_body(q, rows + i * (size_t)d, d);
 }
 
+/* q·row over a row of d half floats, in vec_acc's order: eight values
+ * at a time widened by F16C into the same two accumulators. */
+__attribute__((target("avx2,fma,f16c"))) static inline float vec_dot_half_avx2(
+    const float *q, const uint16_t *row, int d) {
+    vec_v8 s0 = {0}, s1 = {0}, x, y;
+    int j = 0;
+    for (; j + 16 <= d; j += 16) {
+        memcpy(&x, q + j, sizeof(x));
+        y = (vec_v8)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + j)));
+        s0 += x * y;
+        memcpy(&x, q + j + 8, sizeof(x));
+        y = (vec_v8)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + j + 8)));
+        s1 += x * y;
+    }
+    if (j + 8 <= d) {
+        memcpy(&x, q + j, sizeof(x));
+        y = (vec_v8)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + j)));
+        s0 += x * y;
+        j += 8;
+    }
+    s0 += s1;
+    float s = vec_lanes(&s0);
+    for (; j < d; j++) s += q[j] * _cvtsh_ss(row[j]);
+    return s;
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void vec_dots_half_avx2(const float *q,
+                                                                        const uint16_t *rows,
+                                                                        size_t n, int d,
+                                                                        float *out) {
+    for (size_t i = 0; i < n; i++) out[i] = vec_dot_half_avx2(q, rows + i * (size_t)d, d);
+}
+
+float vec_from_half(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, x;
+    float f;
+    if (e == 0) { /* zero or subnormal: m · 2^-24, exact in a float */
+        f = (float)m * (1.0f / 16777216.0f);
+        memcpy(&x, &f, sizeof(x));
+        x |= sign;
+    } else if (e == 31) {
+        x = sign | 0x7f800000u | (m << 13);
+    } else {
+        x = sign | ((e + 112) << 23) | (m << 13);
+    }
+    memcpy(&f, &x, sizeof(f));
+    return f;
+}
+
+uint16_t vec_to_half(float f) {
+    uint32_t x, sign, mant, h, rem, halfway;
+    int e;
+    memcpy(&x, &f, sizeof(x));
+    sign = (x >> 16) & 0x8000;
+    mant = x & 0x7fffff;
+    e = (int)((x >> 23) & 0xff) - 127 + 15;
+    if (((x >> 23) & 0xff) == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+    if (e <= 0) { /* a subnormal half (or zero): m = 1.mant >> (14 - e) */
+        if (e < -10) return (uint16_t)sign;
+        mant |= 0x800000;
+        h = mant >> (14 - e);
+        rem = mant & ((1u << (14 - e)) - 1);
+        halfway = 1u << (13 - e);
+    } else {
+        h = ((uint32_t)e << 10) | (mant >> 13);
+        rem = mant & 0x1fff;
+        halfway = 0x1000;
+    }
+    if (rem > halfway || (rem == halfway && (h & 1))) h++; /* to nearest, ties to even */
+    if (h >= 0x7c00) h = 0x7bff; /* the largest finite half, not infinity */
+    return (uint16_t)(sign | h);
+}
+
+static void vec_dots_half_base(const float *q, const uint16_t *rows, size_t n, int d,
+                               float *out) {
+    for (size_t i = 0; i < n; i++) {
+        const uint16_t *r = rows + i * (size_t)d;
+        vec_v8 s0 = {0}, s1 = {0}, x, y;
+        float s;
+        int j = 0;
+        for (; j + 8 <= d; j += 8) {
+            memcpy(&x, q + j, sizeof(x));
+            for (int l = 0; l < 8; l++) y[l] = vec_from_half(r[j + l]);
+            if (j % 16) s1 += x * y;
+            else s0 += x * y;
+        }
+        s0 += s1;
+        s = vec_lanes(&s0);
+        for (; j < d; j++) s += q[j] * vec_from_half(r[j]);
+        out[i] = s;
+    }
+}
+
+void vec_dots_half(const float *q, const uint16_t *rows, size_t n, int d, float *out) {
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        vec_dots_half_avx2(q, rows, n, d, out);
+    else
+        vec_dots_half_base(q, rows, n, d, out);
+}
+
 void vec_dots(const float *q, const float *rows, size_t n, int d, float *out) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         vec_dots_avx2(q, rows, n, d, out);
