@@ -16,7 +16,13 @@
  * features with the settings' weights; with the exact settings (surface "")
  * it is the offline job's formula, u·Q[j] + (Σ_i w_i·N_i(j) + b[j]) / Σ|w|,
  * plus a small boost for followed creators, and the order is the one the
- * quality bench measures. MMR over item vectors and per-page caps then pick
+ * quality bench measures. Where the page is just the pool's top scores (no
+ * model, MMR, caps or boosts), a threshold pass scores the candidates only
+ * the neighbour lists brought with the profile search's last score in
+ * place of u·Q[j] (a bound) and computes u·Q[j] only for those whose bound
+ * still beats the page's last real score. Per candidate the pipeline
+ * compares catalog keys and slots (retrieval/catalog.h's facets), not
+ * strings. MMR over item vectors and per-page caps then pick
  * the page; short pages are filled from the popular list, then from any
  * eligible item, so a page is short only when nothing else is eligible.
  * The surface's merchandising rules (rank_rule) act last: boosts multiply
