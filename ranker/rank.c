@@ -156,7 +156,7 @@ typedef struct rank_state {
     float floor;
     float *lex;        /* BM25 by slot when the request has words */
     size_t ctx;        /* the context item's slot, or SIZE_MAX */
-    rank_slotmap at;   /* slots offered so far → pool index + 1, or UINT32_MAX when not eligible */
+    rank_slotmap at; /* slots offered so far → pool index + 1, or UINT32_MAX: not eligible */
     rank_cand *pool;
     size_t npool, poolcap;
     const rank_entry *popular; /* fetched once, owned by the callback */
@@ -1154,7 +1154,6 @@ static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int ca
     if (!rc) rc = rank_filter_reason(st, h);
     return rc;
 }
-
 
 /* Picks the page from the pool (sorted best first): MMR over the first
  * RANK_MAX_CANDIDATES — λ·relevance − (1−λ)·(the largest cosine to an item
