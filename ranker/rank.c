@@ -20,8 +20,16 @@
 #define RANK_SEED_RECENT 1    /* the most recently seen item likewise (a search each) */
 #define RANK_QUOTE 60         /* longest query quoted in a reason */
 
-/* How the profile's ids are marked in rank_state.seen. */
-enum { RANK_IN_ITEMS = 1, RANK_IN_DISMISSED = 2, RANK_IN_SEEN = 4, RANK_IN_PURCHASED = 8 };
+/* How slots are marked in rank_state.marks: the profile's ids by kind,
+ * and the items already in the result. */
+enum {
+    RANK_IN_ITEMS = 1,
+    RANK_IN_DISMISSED = 2,
+    RANK_IN_SEEN = 4,
+    RANK_IN_PURCHASED = 8,
+    RANK_TAKEN = 16,
+    RANK_EXCLUDED = 32 /* the request's exclude_item_ids */
+};
 
 static const char *const rank_source_names[RANK_SRC_COUNT] = {
     "profile", "neighbours", "creators", "popular", "query", "query_vector", "context", "fill",
@@ -95,6 +103,35 @@ typedef struct rank_cand {
     float f[RANK_N_FEATURES];
 } rank_cand;
 
+/* Catalog slot → a uint32_t, open addressing sized to what it holds
+ * rather than the catalog (a dense array would be touched anew on every
+ * call); owned by the call's state. */
+typedef struct rank_slotmap {
+    size_t *keys; /* slot + 1; 0 = empty */
+    uint32_t *vals;
+    size_t cap, n; /* cap a power of two */
+} rank_slotmap;
+
+/* The request's filter with its strings resolved to catalog keys once a
+ * call, each list sorted for bsearch; prices and stock stay the filter's.
+ * The excluded item ids are marked by slot instead (RANK_EXCLUDED). */
+enum { RANK_KF_CATEGORY, RANK_KF_BRAND, RANK_KF_CREATOR, RANK_KF_KINDS };
+typedef struct rank_keyfilter {
+    const rank_filter *f;          /* NULL: passes everything */
+    uint32_t one[RANK_KF_KINDS];   /* the single-value fields; 0 = any */
+    uint32_t *in[RANK_KF_KINDS];   /* the include lists (owned); NULL = any */
+    size_t n_in[RANK_KF_KINDS];
+    uint32_t *out[RANK_KF_KINDS];  /* the exclude lists (owned) */
+    size_t n_out[RANK_KF_KINDS];
+} rank_keyfilter;
+
+static void rank_keyfilter_free(rank_keyfilter *kf) {
+    for (int k = 0; k < RANK_KF_KINDS; k++) {
+        free(kf->in[k]);
+        free(kf->out[k]);
+    }
+}
+
 /* Working state of one ranking call; everything here is freed by
  * rank_state_free. */
 typedef struct rank_state {
@@ -103,24 +140,23 @@ typedef struct rank_state {
     const rank_profile *p;
     const rank_filter *filter;
     const rank_settings *set;
-    strmap seen;       /* profile ids → RANK_IN_* flags */
-    strmap creators;   /* creator id → index into p->creators */
-    strmap categories; /* category → index into p->categories */
-    strmap brands;     /* brand → index into p->brands */
-    strmap taken;      /* item ids already in the result */
+    rank_slotmap marks; /* slot → RANK_IN_* and RANK_TAKEN flags (ids compared once, as slots) */
+    /* Catalog keys (catalog_key) of the profile's creators, categories
+     * and brands → index + 1 into p->creators, p->categories, p->brands. */
+    rank_slotmap creators, categories, brands;
+    rank_keyfilter kf; /* the request's filter as catalog keys */
     size_t *pslots;    /* catalog slot of each profile item, or SIZE_MAX */
     float *u;          /* user vector */
     double wsum;
     int personal;      /* whether u means anything */
     float *ns;         /* Σ_i w_i·N_i(j) by slot; NULL when no neighbours */
+    /* The profile search's last (lowest) score when it returned all it was
+     * asked for: no item it left out has a larger u·Q[j] (with IVF, nearly
+     * none). NAN when it did not, or did not run. */
+    float floor;
     float *lex;        /* BM25 by slot when the request has words */
     size_t ctx;        /* the context item's slot, or SIZE_MAX */
-    /* Slots offered so far → pool index + 1, or UINT32_MAX when not
-     * eligible: open addressing, sized to the offers rather than the
-     * catalog (a dense array would be touched anew on every call). */
-    size_t *at_keys;   /* slot + 1; 0 = empty */
-    uint32_t *at_vals;
-    size_t at_cap, at_n; /* at_cap a power of two */
+    rank_slotmap at; /* slots offered so far → pool index + 1, or UINT32_MAX: not eligible */
     rank_cand *pool;
     size_t npool, poolcap;
     const rank_entry *popular; /* fetched once, owned by the callback */
@@ -130,6 +166,39 @@ typedef struct rank_state {
     rank_result *out;
     size_t cap;
 } rank_state;
+
+/* A candidate's place in the pool and a score of it (its own, or a bound),
+ * so sorting moves eight bytes rather than a candidate. */
+typedef struct rank_bound {
+    uint32_t at;
+    float score;
+} rank_bound;
+
+/* Best first; equal scores keep their pool order (a stable sort's). */
+static int rank_bound_desc(const void *a, const void *b) {
+    const rank_bound *x = a, *y = b;
+    if (x->score != y->score) return (x->score < y->score) - (x->score > y->score);
+    return (x->at > y->at) - (x->at < y->at);
+}
+
+/* Sorts the pool best first, as a stable sort of the candidates would. */
+static int rank_sort_pool(rank_state *st) {
+    rank_bound *order = malloc((st->npool + 1) * sizeof(*order));
+    rank_cand *sorted = malloc((st->poolcap + 1) * sizeof(*sorted));
+    if (!order || !sorted) {
+        free(order);
+        free(sorted);
+        return AISLE_ENOMEM;
+    }
+    for (size_t i = 0; i < st->npool; i++)
+        order[i] = (rank_bound){(uint32_t)i, st->pool[i].score};
+    qsort(order, st->npool, sizeof(*order), rank_bound_desc);
+    for (size_t i = 0; i < st->npool; i++) sorted[i] = st->pool[order[i].at];
+    free(st->pool);
+    st->pool = sorted;
+    free(order);
+    return AISLE_OK;
+}
 
 static int rank_cand_cmp(const void *a, const void *b) {
     const rank_cand *x = a, *y = b;
@@ -159,17 +228,20 @@ void rank_result_free(rank_result *r) {
 }
 
 static void rank_state_free(rank_state *st) {
-    strmap_free(&st->seen);
-    strmap_free(&st->creators);
-    strmap_free(&st->categories);
-    strmap_free(&st->brands);
-    strmap_free(&st->taken);
+    free(st->marks.keys);
+    free(st->marks.vals);
+    rank_slotmap *maps[] = {&st->creators, &st->categories, &st->brands};
+    for (size_t k = 0; k < sizeof(maps) / sizeof(maps[0]); k++) {
+        free(maps[k]->keys);
+        free(maps[k]->vals);
+    }
+    rank_keyfilter_free(&st->kf);
     free(st->pslots);
     free(st->u);
     free(st->ns);
     free(st->lex);
-    free(st->at_keys);
-    free(st->at_vals);
+    free(st->at.keys);
+    free(st->at.vals);
     free(st->pool);
 }
 
@@ -189,12 +261,66 @@ static int rank_reason(rank_hit *h, const char *fmt, ...) {
     return AISLE_OK;
 }
 
+static size_t rank_slotmap_home(size_t key, size_t cap) {
+    return (size_t)((key * 0x9E3779B97F4A7C15ULL) & (cap - 1));
+}
+
+/* slot's value in m, or NULL when absent. */
+static uint32_t *rank_slotmap_find(const rank_slotmap *m, size_t slot) {
+    for (size_t i = m->cap ? rank_slotmap_home(slot + 1, m->cap) : 0; m->cap && m->keys[i];
+         i = (i + 1) & (m->cap - 1))
+        if (m->keys[i] == slot + 1) return &m->vals[i];
+    return NULL;
+}
+
+/* The value of slot in m, 0 when absent. */
+static uint32_t rank_slotmap_get(const rank_slotmap *m, size_t slot) {
+    const uint32_t *v = rank_slotmap_find(m, slot);
+    return v ? *v : 0;
+}
+
+/* The value of slot in m, inserting 0 when absent; NULL when out of
+ * memory. */
+static uint32_t *rank_slotmap_at(rank_slotmap *m, size_t slot) {
+    size_t mask, i;
+    if (2 * (m->n + 1) > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 256;
+        size_t *keys = calloc(cap, sizeof(*keys));
+        uint32_t *vals = malloc(cap * sizeof(*vals));
+        if (!keys || !vals) {
+            free(keys);
+            free(vals);
+            return NULL;
+        }
+        for (size_t j = 0; j < m->cap; j++) {
+            if (!m->keys[j]) continue;
+            for (i = rank_slotmap_home(m->keys[j], cap); keys[i]; i = (i + 1) & (cap - 1))
+                ;
+            keys[i] = m->keys[j];
+            vals[i] = m->vals[j];
+        }
+        free(m->keys);
+        free(m->vals);
+        m->keys = keys;
+        m->vals = vals;
+        m->cap = cap;
+    }
+    mask = m->cap - 1;
+    for (i = rank_slotmap_home(slot + 1, m->cap); m->keys[i]; i = (i + 1) & mask)
+        if (m->keys[i] == slot + 1) return &m->vals[i];
+    m->keys[i] = slot + 1;
+    m->vals[i] = 0;
+    m->n++;
+    return &m->vals[i];
+}
+
 /* Appends the item in slot with score and features f (copied); the caller
  * adds reasons to the returned hit. NULL when out of memory. */
 static rank_hit *rank_push(rank_state *st, size_t slot, float score, unsigned sources,
                            const float *f) {
     const catalog_item *it = catalog_at(st->c, slot);
     rank_hit *h = &st->out->hits[st->out->n];
+    uint32_t *mark;
     h->item.item_id = strdup(it->item_id);
     h->item.title = strdup(it->title);
     h->item.creator_id = strdup(it->creator_id);
@@ -211,34 +337,72 @@ static rank_hit *rank_push(rank_state *st, size_t slot, float score, unsigned so
     st->out->n++;
     if (!h->item.item_id || !h->item.title || !h->item.creator_id ||
         !h->item.category || !h->item.brand || !h->item.creator_name ||
-        strmap_put(&st->taken, it->item_id, strlen(it->item_id), slot) != 0)
+        !(mark = rank_slotmap_at(&st->marks, slot)))
         return NULL;
+    *mark |= RANK_TAKEN;
     return h;
 }
 
-static int rank_field_is(const char *want, const char *have) {
-    return !want || !*want || strcmp(want, have) == 0;
+static int rank_key_cmp(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
 }
 
-static int rank_in(const char *const *list, size_t n, const char *s) {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(list[i], s) == 0) return 1;
-    return 0;
+static int rank_key_in(const uint32_t *list, size_t n, uint32_t key) {
+    return n && bsearch(&key, list, n, sizeof(key), rank_key_cmp) != NULL;
 }
 
-int rank_filter_pass(const rank_filter *f, const catalog_item *it) {
+/* names[0..n) as sorted catalog keys into *out (owned); a name no item has
+ * had becomes CATALOG_NO_KEY, which matches nothing. AISLE_ENOMEM. */
+static int rank_keys(const catalog *c, const char *const *names, size_t n, uint32_t **out) {
+    *out = NULL;
+    if (!n) return AISLE_OK;
+    if (!(*out = malloc(n * sizeof(**out)))) return AISLE_ENOMEM;
+    for (size_t i = 0; i < n; i++) (*out)[i] = catalog_key(c, names[i]);
+    qsort(*out, n, sizeof(**out), rank_key_cmp);
+    return AISLE_OK;
+}
+
+/* Resolves f's strings into kf (catalog read lock held). */
+static int rank_keyfilter_init(const catalog *c, const rank_filter *f, rank_keyfilter *kf) {
+    memset(kf, 0, sizeof(*kf));
+    kf->f = f;
+    if (!f) return AISLE_OK;
+    const char *one[RANK_KF_KINDS] = {f->category, f->brand, f->creator_id};
+    const char *const *in[RANK_KF_KINDS] = {f->categories, f->brands, f->creators};
+    const size_t n_in[RANK_KF_KINDS] = {f->n_categories, f->n_brands, f->n_creators};
+    const char *const *out[RANK_KF_KINDS] = {f->exclude_categories, f->exclude_brands,
+                                             f->exclude_creators};
+    const size_t n_out[RANK_KF_KINDS] = {f->n_exclude_categories, f->n_exclude_brands,
+                                         f->n_exclude_creators};
+    for (int k = 0; k < RANK_KF_KINDS; k++) {
+        kf->one[k] = catalog_key(c, one[k]);
+        kf->n_in[k] = n_in[k];
+        kf->n_out[k] = n_out[k];
+        if (rank_keys(c, in[k], n_in[k], &kf->in[k]) != AISLE_OK ||
+            rank_keys(c, out[k], n_out[k], &kf->out[k]) != AISLE_OK)
+            return AISLE_ENOMEM;
+    }
+    return AISLE_OK;
+}
+
+/* Whether the item (it, with keys fc) passes the request's filter: prices,
+ * the single fields, the include lists, the exclude lists. Stock and the
+ * excluded item ids are rank_eligible's. */
+static int rank_keyfilter_pass(const rank_keyfilter *kf, const catalog_item *it,
+                               const catalog_facets *fc) {
+    const rank_filter *f = kf->f;
+    const uint32_t have[RANK_KF_KINDS] = {fc->category, fc->brand, fc->creator};
     if (!f) return 1;
-    return (f->max_price_cents <= 0 || it->price_cents <= f->max_price_cents) &&
-           (f->min_price_cents <= 0 || it->price_cents >= f->min_price_cents) &&
-           rank_field_is(f->category, it->category) && rank_field_is(f->brand, it->brand) &&
-           rank_field_is(f->creator_id, it->creator_id) &&
-           (!f->n_categories || rank_in(f->categories, f->n_categories, it->category)) &&
-           (!f->n_brands || rank_in(f->brands, f->n_brands, it->brand)) &&
-           (!f->n_creators || rank_in(f->creators, f->n_creators, it->creator_id)) &&
-           !rank_in(f->exclude_categories, f->n_exclude_categories, it->category) &&
-           !rank_in(f->exclude_brands, f->n_exclude_brands, it->brand) &&
-           !rank_in(f->exclude_creators, f->n_exclude_creators, it->creator_id) &&
-           !rank_in(f->exclude_item_ids, f->n_exclude_item_ids, it->item_id);
+    if ((f->max_price_cents > 0 && it->price_cents > f->max_price_cents) ||
+        (f->min_price_cents > 0 && it->price_cents < f->min_price_cents))
+        return 0;
+    for (int k = 0; k < RANK_KF_KINDS; k++)
+        if ((kf->one[k] && kf->one[k] != have[k]) ||
+            (kf->n_in[k] && !rank_key_in(kf->in[k], kf->n_in[k], have[k])) ||
+            rank_key_in(kf->out[k], kf->n_out[k], have[k]))
+            return 0;
+    return 1;
 }
 
 static int rank_hash_cmp(const void *a, const void *b) {
@@ -250,57 +414,19 @@ static int rank_hash_cmp(const void *a, const void *b) {
  * through here, so no path lets an excluded item through. */
 static int rank_eligible(rank_state *st, size_t slot) {
     const catalog_item *it = catalog_at(st->c, slot);
-    size_t dummy;
     uint32_t h;
     if (!it || (!it->in_stock && !(st->filter && st->filter->include_out_of_stock)) ||
-        !rank_filter_pass(st->filter, it) || (st->lex && st->lex[slot] <= 0) ||
-        slot == st->ctx ||
-        strmap_get(&st->seen, it->item_id, strlen(it->item_id), &dummy) == 0 ||
-        strmap_get(&st->taken, it->item_id, strlen(it->item_id), &dummy) == 0)
+        slot == st->ctx || (st->lex && st->lex[slot] <= 0) ||
+        rank_slotmap_get(&st->marks, slot) ||
+        !rank_keyfilter_pass(&st->kf, it, catalog_facets_at(st->c, slot)))
         return 0;
+    if (!st->req->n_served) return 1;
     h = rank_item_hash(it->item_id);
-    return !st->req->n_served ||
-           !bsearch(&h, st->req->served, st->req->n_served, sizeof(h), rank_hash_cmp);
+    return !bsearch(&h, st->req->served, st->req->n_served, sizeof(h), rank_hash_cmp);
 }
 
 /* SIMD kernels (retrieval/vec.h); learned vectors run to 512 floats. */
 static float rank_dot(const float *a, const float *b, int d) { return vec_dot(a, b, d); }
-
-/* The entry of slot in st->at_*, inserting an empty one (value 0) when
- * absent; NULL when out of memory. */
-static uint32_t *rank_at(rank_state *st, size_t slot) {
-    size_t mask, i;
-    if (2 * (st->at_n + 1) > st->at_cap) {
-        size_t cap = st->at_cap ? st->at_cap * 2 : 1024;
-        size_t *keys = calloc(cap, sizeof(*keys));
-        uint32_t *vals = malloc(cap * sizeof(*vals));
-        if (!keys || !vals) {
-            free(keys);
-            free(vals);
-            return NULL;
-        }
-        for (size_t j = 0; j < st->at_cap; j++) {
-            if (!st->at_keys[j]) continue;
-            for (i = (st->at_keys[j] * 0x9E3779B97F4A7C15ULL) & (cap - 1); keys[i];
-                 i = (i + 1) & (cap - 1))
-                ;
-            keys[i] = st->at_keys[j];
-            vals[i] = st->at_vals[j];
-        }
-        free(st->at_keys);
-        free(st->at_vals);
-        st->at_keys = keys;
-        st->at_vals = vals;
-        st->at_cap = cap;
-    }
-    mask = st->at_cap - 1;
-    for (i = ((slot + 1) * 0x9E3779B97F4A7C15ULL) & mask; st->at_keys[i]; i = (i + 1) & mask)
-        if (st->at_keys[i] == slot + 1) return &st->at_vals[i];
-    st->at_keys[i] = slot + 1;
-    st->at_vals[i] = 0;
-    st->at_n++;
-    return &st->at_vals[i];
-}
 
 /* Offers slot to the pool from source src with score. Returns 1 when the
  * item is (now or already) a candidate, 0 when it is not eligible, or
@@ -309,7 +435,7 @@ static int rank_offer(rank_state *st, size_t slot, int src, float score) {
     rank_cand *cd;
     uint32_t *at;
     if (slot >= catalog_slot_limit(st->c)) return 0;
-    if (!(at = rank_at(st, slot))) return AISLE_ENOMEM;
+    if (!(at = rank_slotmap_at(&st->at, slot))) return AISLE_ENOMEM;
     if (*at == UINT32_MAX) return 0;
     if (!*at) {
         if (!rank_eligible(st, slot)) {
@@ -359,12 +485,13 @@ static int rank_offer_search(rank_state *st, const float *q, int k, int src, int
             rc = status_fail(AISLE_EINTERNAL, err, errlen, "vector search failed");
             break;
         }
+        if (src == RANK_SRC_PROFILE) st->floor = n == k && n > 0 ? scores[n - 1] : NAN;
         eligible = 0;
         for (int i = 0; i < n && rc == AISLE_OK; i++) {
             int got = rank_offer(st, slots[i], src, scores[i]);
             if (got < 0) rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
             else if (got && src == RANK_SRC_PROFILE)
-                st->pool[*rank_at(st, slots[i]) - 1].search = scores[i];
+                st->pool[*rank_slotmap_at(&st->at, slots[i]) - 1].search = scores[i];
             eligible += got > 0;
         }
         if (!deepen || (size_t)eligible >= st->cap || n < k || k >= RANK_MAX_CANDIDATES) break;
@@ -507,30 +634,56 @@ static int rank_source_neighbours(rank_state *st, char *err, size_t errlen) {
     return rc;
 }
 
+/* A creator's item for the creators source: its slot and the creator's share. */
+typedef struct rank_made {
+    uint32_t slot;
+    float share;
+} rank_made;
+
+static int rank_made_newest(const void *a, const void *b) {
+    uint32_t x = ((const rank_made *)a)->slot, y = ((const rank_made *)b)->slot;
+    return (x < y) - (x > y);
+}
+
 /* Items of the creators the user engages with most, newest slots first
- * (slots are handed out as items arrive), scored by the creator's weight. */
+ * (slots are handed out as items arrive) among the catalog's newest
+ * RANK_CREATOR_SCAN, scored by the creator's weight. The creator index
+ * keeps each creator's slots, so a call reads those few creators' items
+ * rather than the newest slots of the whole catalog. */
 static int rank_source_creators(rank_state *st, char *err, size_t errlen) {
     const rank_profile *p = st->p;
-    size_t limit = catalog_slot_limit(st->c), top = p->n_creators, ci;
+    size_t limit = catalog_slot_limit(st->c), top = p->n_creators, n = 0, cap = 0;
+    size_t oldest = limit > RANK_CREATOR_SCAN ? limit - RANK_CREATOR_SCAN : 0;
     int budget = st->set->budget[RANK_SRC_CREATORS], got = 0;
-    double heaviest;
+    rank_made *items = NULL;
     if (budget <= 0 || top == 0 || p->creators[0].weight <= 0) return AISLE_OK;
     if (top > RANK_TOP_CREATORS) top = RANK_TOP_CREATORS;
-    heaviest = p->creators[0].weight;
-    for (size_t k = 0; k < RANK_CREATOR_SCAN && k < limit && got < budget; k++) {
-        size_t slot = limit - 1 - k;
-        const catalog_item *it = catalog_at(st->c, slot);
-        int r;
-        if (!it || !*it->creator_id ||
-            strmap_get(&st->creators, it->creator_id, strlen(it->creator_id), &ci) ||
-            ci >= top || p->creators[ci].weight <= 0)
-            continue;
-        if ((r = rank_offer(st, slot, RANK_SRC_CREATORS,
-                            (float)(p->creators[ci].weight / heaviest))) < 0)
-            return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    for (size_t ci = 0; ci < top; ci++) {
+        const uint32_t *slots;
+        size_t m = p->creators[ci].weight > 0
+                       ? creators_slots(catalog_creators(st->c), p->creators[ci].id, &slots)
+                       : 0;
+        if (n + m > cap) {
+            rank_made *g = realloc(items, (cap = 2 * (n + m)) * sizeof(*g));
+            if (!g) goto oom;
+            items = g;
+        }
+        for (size_t e = 0; e < m; e++)
+            if (slots[e] >= oldest)
+                items[n++] = (rank_made){
+                    slots[e], (float)(p->creators[ci].weight / p->creators[0].weight)};
+    }
+    if (n) qsort(items, n, sizeof(*items), rank_made_newest);
+    for (size_t i = 0; i < n && got < budget; i++) {
+        int r = rank_offer(st, items[i].slot, RANK_SRC_CREATORS, items[i].share);
+        if (r < 0) goto oom;
         got += r;
     }
+    free(items);
     return AISLE_OK;
+oom:
+    free(items);
+    return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
 }
 
 /* The popular list, asked of the callback once per call. */
@@ -643,25 +796,23 @@ static int rank_sources(rank_state *st, char *err, size_t errlen) {
 
 /* How much the user engages with the item's creator, a share of the top
  * creator's weight in [0, 1]; sets *creator to the profile index. */
-static float rank_creator_share(const rank_state *st, const catalog_item *it, int *creator) {
+static float rank_creator_share(const rank_state *st, const catalog_facets *fc, int *creator) {
     const rank_profile *p = st->p;
     size_t ci;
     double top;
     *creator = -1;
-    if (!*it->creator_id ||
-        strmap_get(&st->creators, it->creator_id, strlen(it->creator_id), &ci) != AISLE_OK ||
-        p->creators[ci].weight <= 0)
+    if (!fc->creator || !(ci = rank_slotmap_get(&st->creators, fc->creator)) ||
+        p->creators[--ci].weight <= 0)
         return 0.0f;
     top = p->creators[0].weight > 0 ? p->creators[0].weight : 1;
     *creator = (int)ci;
     return (float)fmin(1.0, p->creators[ci].weight / top);
 }
 
-/* A share in [0, 1] of the heaviest entry's weight for name in m. */
-static float rank_affinity(const strmap *m, const rank_entry *list, const char *name) {
+/* A share in [0, 1] of the heaviest entry's weight for key in m. */
+static float rank_affinity(const rank_slotmap *m, const rank_entry *list, uint32_t key) {
     size_t i;
-    if (!*name || strmap_get(m, name, strlen(name), &i) != AISLE_OK || list[0].weight <= 0 ||
-        list[i].weight <= 0)
+    if (!key || !(i = rank_slotmap_get(m, key)) || list[0].weight <= 0 || list[--i].weight <= 0)
         return 0.0f;
     return (float)fmin(1.0, list[i].weight / list[0].weight);
 }
@@ -670,8 +821,8 @@ static float rank_affinity(const strmap *m, const rank_entry *list, const char *
  * source's best raw score over the pool. The one place features are made:
  * the pool's, the fill's and so what is logged for training. */
 static void rank_features(const rank_state *st, rank_cand *cd, const float *best) {
-    const catalog_item *it = catalog_at(st->c, cd->slot);
-    float *f = cd->f, share = rank_creator_share(st, it, &cd->creator);
+    const catalog_facets *fc = catalog_facets_at(st->c, cd->slot);
+    float *f = cd->f, share = rank_creator_share(st, fc, &cd->creator);
     int d = catalog_dim(st->c);
     memset(f, 0, sizeof(cd->f));
     if (st->personal) {
@@ -685,8 +836,8 @@ static void rank_features(const rank_state *st, rank_cand *cd, const float *best
     for (int s = RANK_SRC_PROFILE + 1; s < RANK_SRC_COUNT; s++)
         if ((cd->sources & 1u << s) && best[s] > 0)
             f[RANK_F_SOURCE + s - 1] = cd->raw[s] / best[s];
-    f[RANK_F_CATEGORY] = rank_affinity(&st->categories, st->p->categories, it->category);
-    f[RANK_F_BRAND] = rank_affinity(&st->brands, st->p->brands, it->brand);
+    f[RANK_F_CATEGORY] = rank_affinity(&st->categories, st->p->categories, fc->category);
+    f[RANK_F_BRAND] = rank_affinity(&st->brands, st->p->brands, fc->brand);
 }
 
 /* The settings' hand weights over f: the personal score plus the creator
@@ -737,12 +888,106 @@ static void rank_fill_features(const rank_state *st, size_t slot, int src, float
     memcpy(f, cd.f, sizeof(cd.f));
 }
 
+/* Adds score to the min-heap h of at most cap of the best scores seen. */
+static void rank_heap_push(float *h, size_t *n, size_t cap, float score) {
+    size_t i;
+    if (*n == cap) {
+        if (!(score > h[0])) return;
+        /* Replace the root and sift down. */
+        for (i = 0;;) {
+            size_t l = 2 * i + 1, r = l + 1, m = i;
+            float least = score;
+            if (l < *n && h[l] < least) {
+                m = l;
+                least = h[l];
+            }
+            if (r < *n && h[r] < least) m = r;
+            if (m == i) break;
+            h[i] = h[m];
+            i = m;
+        }
+        h[i] = score;
+        return;
+    }
+    for (i = (*n)++; i > 0 && h[(i - 1) / 2] > score; i = (i - 1) / 2) h[i] = h[(i - 1) / 2];
+    h[i] = score;
+}
+
+/* Whether the page is simply the pool's top scores under the settings'
+ * hand weights (no model, MMR, caps or boosts) and the profile search gave
+ * a floor: then a candidate only the neighbour lists brought scores at most
+ * what it would with u·Q[j] at the floor, which rank_score_bounded uses to
+ * skip most of the full-dimension products. */
+static int rank_can_bound(const rank_state *st) {
+    const rank_settings *set = st->set;
+    return !st->req->model && set->mmr_lambda >= 1 && !set->cap_creator && !set->cap_brand &&
+           !set->cap_category && !st->req->n_rules && set->weight[RANK_SRC_PROFILE] >= 0 &&
+           st->personal && !isnan(st->floor);
+}
+
+
+
+/* The threshold pass. Every candidate but the neighbour-only ones is
+ * scored in full. A neighbour-only one is scored first with the search's
+ * floor in place of u·Q[j] (an upper bound: the hand score rises with the
+ * personal score, and float addition is monotone); in order of that bound,
+ * each gets its real product until the bound falls below the page's
+ * st->cap-th best real score, and the rest leave the pool: they cannot
+ * reach the page. The page, and each survivor's score and features, are
+ * what scoring the whole pool gives. */
+static int rank_score_bounded(rank_state *st, char *err, size_t errlen) {
+    const unsigned only_nb = 1u << RANK_SRC_NEIGHBOURS;
+    rank_bound *nb = malloc((st->npool + 1) * sizeof(*nb));
+    float *top = malloc((st->cap + 1) * sizeof(*top)); /* a min-heap of the best real scores */
+    size_t n_nb = 0, n_top = 0, kept = 0;
+    unsigned char *keep = calloc(st->npool + 1, 1);
+    if (!nb || !top || !keep) {
+        free(nb);
+        free(top);
+        free(keep);
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    }
+    for (size_t i = 0; i < st->npool; i++) {
+        rank_cand *cd = &st->pool[i];
+        int bounded = cd->sources == only_nb && isnan(cd->search);
+        if (bounded) cd->search = st->floor;
+        rank_features(st, cd, st->best);
+        cd->score = rank_hand_score(st->set, cd->f);
+        if (bounded) {
+            cd->search = NAN;
+            nb[n_nb++] = (rank_bound){(uint32_t)i, cd->score};
+        } else {
+            keep[i] = 1;
+            rank_heap_push(top, &n_top, st->cap, cd->score);
+        }
+    }
+    if (n_nb) qsort(nb, n_nb, sizeof(*nb), rank_bound_desc);
+    for (size_t k = 0; k < n_nb && (n_top < st->cap || !(nb[k].score < top[0])); k++) {
+        rank_cand *cd = &st->pool[nb[k].at];
+        rank_features(st, cd, st->best);
+        cd->score = rank_hand_score(st->set, cd->f);
+        keep[nb[k].at] = 1;
+        rank_heap_push(top, &n_top, st->cap, cd->score);
+    }
+    /* Survivors keep their order, so ties sort as they would in the whole
+     * pool. (Pool indexes in st->at are stale from here: nothing after
+     * scoring reads them when rank_can_bound holds, as there are no boosts.) */
+    for (size_t i = 0; i < st->npool; i++)
+        if (keep[i]) st->pool[kept++] = st->pool[i];
+    st->npool = kept;
+    free(nb);
+    free(top);
+    free(keep);
+    return AISLE_OK;
+}
+
 /* Every candidate's features, then its score: the request's model's, or
  * the settings' hand weights. */
 static int rank_score(rank_state *st, char *err, size_t errlen) {
     for (size_t i = 0; i < st->npool; i++)
         for (int s = 0; s < RANK_SRC_COUNT; s++)
             if (st->pool[i].raw[s] > st->best[s]) st->best[s] = st->pool[i].raw[s];
+    if (rank_can_bound(st)) return rank_score_bounded(st, err, errlen);
     for (size_t i = 0; i < st->npool; i++) {
         rank_features(st, &st->pool[i], st->best);
         st->pool[i].score = rank_hand_score(st->set, st->pool[i].f);
@@ -761,7 +1006,7 @@ static int rank_boost(rank_state *st) {
         rank_cand *cd;
         if (rule->boost == 1 || catalog_lookup(st->c, rule->item_id, &slot) != AISLE_OK)
             continue;
-        if (!(at = rank_at(st, slot))) return AISLE_ENOMEM;
+        if (!(at = rank_slotmap_at(&st->at, slot))) return AISLE_ENOMEM;
         if (*at == 0 || *at == UINT32_MAX) continue; /* not a candidate */
         cd = &st->pool[*at - 1];
         cd->score = cd->score > 0 ? cd->score * rule->boost : cd->score / rule->boost;
@@ -771,41 +1016,46 @@ static int rank_boost(rank_state *st) {
 }
 
 /* Per-page caps: how many of the page share the item's creator, brand,
- * category, kept in strmaps of counts. */
+ * category, counted by catalog key. */
 typedef struct rank_caps {
-    strmap n[3];
+    rank_slotmap n[3];
     int max[3];
 } rank_caps;
 
 static const char *const rank_cap_names[3] = {"creator", "brand", "category"};
 
-static const char *rank_cap_key(const catalog_item *it, int k) {
-    return k == 0 ? it->creator_id : k == 1 ? it->brand : it->category;
+static uint32_t rank_cap_key(const catalog_facets *fc, int k) {
+    return k == 0 ? fc->creator : k == 1 ? fc->brand : fc->category;
 }
 
 /* The first cap (0 creator, 1 brand, 2 category) slot's item would break,
  * or -1. */
 static int rank_capped(const rank_state *st, const rank_caps *caps, size_t slot) {
-    const catalog_item *it = catalog_at(st->c, slot);
+    const catalog_facets *fc = catalog_facets_at(st->c, slot);
     for (int k = 0; k < 3; k++) {
-        const char *key = rank_cap_key(it, k);
-        size_t n;
-        if (caps->max[k] > 0 && *key && strmap_get(&caps->n[k], key, strlen(key), &n) == 0 &&
-            n >= (size_t)caps->max[k])
+        uint32_t key = rank_cap_key(fc, k);
+        if (caps->max[k] > 0 && key && rank_slotmap_get(&caps->n[k], key) >= (uint32_t)caps->max[k])
             return k;
     }
     return -1;
 }
 
-static int rank_cap_count(rank_caps *caps, const catalog_item *it) {
+static int rank_cap_count(const rank_state *st, rank_caps *caps, size_t slot) {
+    const catalog_facets *fc = catalog_facets_at(st->c, slot);
     for (int k = 0; k < 3; k++) {
-        const char *key = rank_cap_key(it, k);
-        size_t n = 0;
-        if (caps->max[k] <= 0 || !*key) continue;
-        strmap_get(&caps->n[k], key, strlen(key), &n);
-        if (strmap_put(&caps->n[k], key, strlen(key), n + 1)) return AISLE_ENOMEM;
+        uint32_t key = rank_cap_key(fc, k), *n;
+        if (caps->max[k] <= 0 || !key) continue;
+        if (!(n = rank_slotmap_at(&caps->n[k], key))) return AISLE_ENOMEM;
+        ++*n;
     }
     return AISLE_OK;
+}
+
+static void rank_caps_free(rank_caps *caps) {
+    for (int k = 0; k < 3; k++) {
+        free(caps->n[k].keys);
+        free(caps->n[k].vals);
+    }
 }
 
 /* Writes cents as "$49.99" or "$50". */
@@ -845,9 +1095,7 @@ const char *rank_creator_label(const catalog_item *it) {
 
 /* How the user met profile item i: "viewed", "bought", or engaged with. */
 static const char *rank_met(const rank_state *st, int i) {
-    const char *id = st->p->items[i].id;
-    size_t flags = 0;
-    strmap_get(&st->seen, id, strlen(id), &flags);
+    uint32_t flags = rank_slotmap_get(&st->marks, st->pslots[i]);
     return flags & RANK_IN_PURCHASED ? "which you bought"
            : flags & RANK_IN_SEEN    ? "which you viewed"
                                      : "which you showed interest in";
@@ -907,10 +1155,6 @@ static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int ca
     return rc;
 }
 
-static float rank_cos(const float *a, const float *b, float na, float nb, int d) {
-    return na > 0 && nb > 0 ? rank_dot(a, b, d) / (na * nb) : 0.0f;
-}
-
 /* Picks the page from the pool (sorted best first): MMR over the first
  * RANK_MAX_CANDIDATES — λ·relevance − (1−λ)·(the largest cosine to an item
  * already picked) — then the rest in score order, never breaking a cap.
@@ -920,16 +1164,22 @@ static int rank_select(rank_state *st, rank_caps *caps) {
     const rank_settings *set = st->set;
     size_t win = set->mmr_lambda < 1 ? RANK_MAX_CANDIDATES : 0, np = st->npool;
     int d = catalog_dim(st->c), rc = AISLE_OK;
-    float *maxsim = NULL, *norms = NULL, lo, span, lambda = set->mmr_lambda;
+    float *maxsim = NULL, *norms = NULL, *rows = NULL, *sims = NULL, lo, span,
+          lambda = set->mmr_lambda;
     unsigned char *used = calloc(np + 1, 1);
     if (win > np) win = np;
     if (win) {
         maxsim = calloc(win, sizeof(*maxsim));
         norms = malloc(win * sizeof(*norms));
+        sims = malloc(win * sizeof(*sims));
+        rows = malloc(win * (size_t)d * sizeof(*rows));
     }
-    if (!used || (win && (!maxsim || !norms))) rc = AISLE_ENOMEM;
+    if (!used || (win && (!maxsim || !norms || !sims || !rows))) rc = AISLE_ENOMEM;
+    /* The window's vectors side by side: each pick's similarities are then
+     * one batched scan (vec_dots) rather than a scattered product a row. */
     for (size_t i = 0; i < win && !rc; i++) {
-        const float *v = catalog_vector(st->c, st->pool[i].slot);
+        float *v = rows + i * (size_t)d;
+        memcpy(v, catalog_vector(st->c, st->pool[i].slot), (size_t)d * sizeof(*v));
         norms[i] = sqrtf(rank_dot(v, v, d));
     }
     /* Relevance as a share of the best score, so a second interest at two
@@ -963,15 +1213,16 @@ static int rank_select(rank_state *st, rank_caps *caps) {
             if (!used[i]) cap_above = rank_capped(st, caps, st->pool[i].slot);
         used[pick] = 1;
         rc = rank_explain(st, &st->pool[pick], pick != first_free, cap_above);
-        if (!rc) rc = rank_cap_count(caps, catalog_at(st->c, st->pool[pick].slot));
-        for (size_t i = 0; !rc && pick < win && i < win; i++) {
-            float s;
-            if (used[i]) continue;
-            s = rank_cos(catalog_vector(st->c, st->pool[i].slot),
-                         catalog_vector(st->c, st->pool[pick].slot), norms[i], norms[pick], d);
-            if (s > maxsim[i]) maxsim[i] = s;
+        if (!rc) rc = rank_cap_count(st, caps, st->pool[pick].slot);
+        if (rc || pick >= win) continue;
+        vec_dots(rows + pick * (size_t)d, rows, win, d, sims);
+        for (size_t i = 0; i < win; i++) {
+            float s = norms[i] > 0 && norms[pick] > 0 ? sims[i] / (norms[i] * norms[pick]) : 0.0f;
+            if (!used[i] && s > maxsim[i]) maxsim[i] = s;
         }
     }
+    free(rows);
+    free(sims);
     free(used);
     free(maxsim);
     free(norms);
@@ -999,7 +1250,7 @@ static int rank_fill(rank_state *st, rank_caps *caps, char *err, size_t errlen) 
         if (!(h = rank_push(st, slot, share * 0.01f, 1u << RANK_SRC_POPULAR, f)) ||
             rank_reason(h, "Popular right now in %s",
                         *h->item.category ? h->item.category : "the shop") != AISLE_OK ||
-            rank_filter_reason(st, h) != AISLE_OK || rank_cap_count(caps, &h->item))
+            rank_filter_reason(st, h) != AISLE_OK || rank_cap_count(st, caps, slot))
             goto oom;
     }
     /* Any eligible item, within the caps; then, only when nothing else is
@@ -1015,7 +1266,7 @@ static int rank_fill(rank_state *st, rank_caps *caps, char *err, size_t errlen) 
             if (!(h = rank_push(st, slot, 0.0f, 1u << RANK_SRC_FILL, f)) ||
                 rank_reason(h, "In stock now in %s",
                             *h->item.category ? h->item.category : "the shop") != AISLE_OK ||
-                rank_filter_reason(st, h) != AISLE_OK || rank_cap_count(caps, &h->item))
+                rank_filter_reason(st, h) != AISLE_OK || rank_cap_count(st, caps, slot))
                 goto oom;
         }
     return AISLE_OK;
@@ -1054,11 +1305,14 @@ static size_t rank_on_page(const rank_result *out, const char *item) {
  * 0 when every hit is pinned. */
 static int rank_unpush_last(rank_state *st, int *want) {
     rank_result *out = st->out;
-    size_t i = out->n;
+    size_t i = out->n, slot;
+    uint32_t *mark;
     while (i > 0 && want[i - 1]) i--;
     if (i == 0) return 0;
     i--;
-    strmap_del(&st->taken, out->hits[i].item.item_id, strlen(out->hits[i].item.item_id));
+    if (catalog_lookup(st->c, out->hits[i].item.item_id, &slot) == AISLE_OK &&
+        (mark = rank_slotmap_find(&st->marks, slot)))
+        *mark &= ~(uint32_t)RANK_TAKEN;
     rank_hit_clear(&out->hits[i]);
     memmove(out->hits + i, out->hits + i + 1, (out->n - i - 1) * sizeof(*out->hits));
     memmove(want + i, want + i + 1, (out->n - i - 1) * sizeof(*want));
@@ -1134,15 +1388,18 @@ fail:
     return rc;
 }
 
-/* Indexes the ids a result must leave out (the profile's items, dismissed,
- * seen and purchased, flagged by kind) and the profile's creators,
- * categories and brands. */
+/* Marks the slots a result must leave out (the profile's items, dismissed,
+ * seen and purchased, flagged by kind, and the request's excluded ids; ids
+ * the catalog lacks cannot be offered), indexes the profile's creators,
+ * categories and brands by catalog key and resolves the request's filter.
+ * Needs the catalog's read lock. */
 static int rank_index_profile(rank_state *st) {
     const rank_profile *p = st->p;
+    const rank_filter *f = st->filter;
     const struct {
         const rank_entry *e;
         size_t n;
-        size_t flag;
+        uint32_t flag;
     } left_out[] = {{p->items, p->n_items, RANK_IN_ITEMS},
                     {p->dismissed, p->n_dismissed, RANK_IN_DISMISSED},
                     /* Seen and purchased sets outlast the weighted items
@@ -1150,7 +1407,7 @@ static int rank_index_profile(rank_state *st) {
                     {p->seen, p->n_seen, RANK_IN_SEEN},
                     {p->purchased, p->n_purchased, RANK_IN_PURCHASED}};
     const struct {
-        strmap *m;
+        rank_slotmap *m;
         const rank_entry *e;
         size_t n;
     } named[] = {{&st->creators, p->creators, p->n_creators},
@@ -1158,17 +1415,28 @@ static int rank_index_profile(rank_state *st) {
                  {&st->brands, p->brands, p->n_brands}};
     for (size_t k = 0; k < sizeof(left_out) / sizeof(left_out[0]); k++)
         for (size_t i = 0; i < left_out[k].n; i++) {
-            const char *id = left_out[k].e[i].id;
-            size_t flags = 0;
-            strmap_get(&st->seen, id, strlen(id), &flags);
-            if (strmap_put(&st->seen, id, strlen(id), flags | left_out[k].flag))
-                return AISLE_ENOMEM;
+            uint32_t *mark;
+            size_t slot;
+            if (catalog_lookup(st->c, left_out[k].e[i].id, &slot) != AISLE_OK) continue;
+            if (!(mark = rank_slotmap_at(&st->marks, slot))) return AISLE_ENOMEM;
+            *mark |= left_out[k].flag;
         }
+    for (size_t i = 0; f && i < f->n_exclude_item_ids; i++) {
+        uint32_t *mark;
+        size_t slot;
+        if (catalog_lookup(st->c, f->exclude_item_ids[i], &slot) != AISLE_OK) continue;
+        if (!(mark = rank_slotmap_at(&st->marks, slot))) return AISLE_ENOMEM;
+        *mark |= RANK_EXCLUDED;
+    }
     for (size_t k = 0; k < sizeof(named) / sizeof(named[0]); k++)
-        for (size_t i = 0; i < named[k].n; i++)
-            if (strmap_put(named[k].m, named[k].e[i].id, strlen(named[k].e[i].id), i))
-                return AISLE_ENOMEM;
-    return AISLE_OK;
+        for (size_t i = 0; i < named[k].n; i++) {
+            uint32_t key = catalog_key(st->c, named[k].e[i].id), *at;
+            /* A name no item has (or "") never matches an item's key. */
+            if (!key || key == CATALOG_NO_KEY) continue;
+            if (!(at = rank_slotmap_at(named[k].m, key))) return AISLE_ENOMEM;
+            *at = (uint32_t)i + 1;
+        }
+    return rank_keyfilter_init(st->c, f, &st->kf);
 }
 
 /* What the request itself brings: the context item's slot, the lexical
@@ -1195,14 +1463,13 @@ static int rank_request_parts(rank_state *st, char *err, size_t errlen) {
 /* Whether creator id may be suggested: not one the profile engages with,
  * and allowed by the request's creator lists. */
 static int rank_creator_new(const rank_state *st, const char *id) {
-    const rank_filter *f = st->filter;
-    size_t ci;
-    if (strmap_get(&st->creators, id, strlen(id), &ci) == AISLE_OK &&
-        st->p->creators[ci].weight > 0)
-        return 0;
-    return !f || ((!f->n_creators || rank_in(f->creators, f->n_creators, id)) &&
-                  !rank_in(f->exclude_creators, f->n_exclude_creators, id) &&
-                  rank_field_is(f->creator_id, id));
+    const rank_keyfilter *kf = &st->kf;
+    uint32_t key = catalog_key(st->c, id), ci = rank_slotmap_get(&st->creators, key);
+    if (ci && st->p->creators[ci - 1].weight > 0) return 0;
+    return (!kf->one[RANK_KF_CREATOR] || kf->one[RANK_KF_CREATOR] == key) &&
+           (!kf->n_in[RANK_KF_CREATOR] ||
+            rank_key_in(kf->in[RANK_KF_CREATOR], kf->n_in[RANK_KF_CREATOR], key)) &&
+           !rank_key_in(kf->out[RANK_KF_CREATOR], kf->n_out[RANK_KF_CREATOR], key);
 }
 
 /* The creator index's nearest creators to u that are new to the user
@@ -1255,29 +1522,29 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
     st.filter = req->filter;
     st.set = req->settings ? req->settings : rank_surface("");
     st.ctx = SIZE_MAX;
+    st.floor = NAN;
     st.out = out;
     st.cap = limit < 1 ? 1 : limit > RANK_MAX_LIMIT ? RANK_MAX_LIMIT : (size_t)limit;
     caps.max[0] = st.set->cap_creator;
     caps.max[1] = st.set->cap_brand;
     caps.max[2] = st.set->cap_category;
     out->hits = calloc(st.cap, sizeof(rank_hit));
-    if (!out->hits || rank_index_profile(&st) != AISLE_OK) {
+    if (!out->hits) {
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto fail;
     }
     catalog_read_begin(c);
-    rc = rank_request_parts(&st, err, errlen);
+    rc = rank_index_profile(&st) != AISLE_OK
+             ? status_fail(AISLE_ENOMEM, err, errlen, "out of memory")
+             : rank_request_parts(&st, err, errlen);
     if (!rc && rank_user_vector(&st) != AISLE_OK)
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     if (!rc) rc = rank_sources(&st, err, errlen);
     if (!rc) rc = rank_score(&st, err, errlen);
     if (!rc && rank_boost(&st) != AISLE_OK)
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    if (!rc) {
-        if (st.npool) qsort(st.pool, st.npool, sizeof(*st.pool), rank_cand_cmp);
-        if (rank_select(&st, &caps) != AISLE_OK)
-            rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    }
+    if (!rc && (rank_sort_pool(&st) != AISLE_OK || rank_select(&st, &caps) != AISLE_OK))
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     if (!rc) rc = rank_fill(&st, &caps, err, errlen);
     if (!rc && st.req->n_rules && rank_pin(&st) != AISLE_OK)
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
@@ -1285,11 +1552,11 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
     catalog_read_end(c);
     if (rc != AISLE_OK) goto fail;
     assert(out->n <= st.cap);
-    for (int k = 0; k < 3; k++) strmap_free(&caps.n[k]);
+    rank_caps_free(&caps);
     rank_state_free(&st);
     return AISLE_OK;
 fail:
-    for (int k = 0; k < 3; k++) strmap_free(&caps.n[k]);
+    rank_caps_free(&caps);
     rank_state_free(&st);
     rank_result_free(out);
     return rc;

@@ -16,7 +16,13 @@
  * features with the settings' weights; with the exact settings (surface "")
  * it is the offline job's formula, u·Q[j] + (Σ_i w_i·N_i(j) + b[j]) / Σ|w|,
  * plus a small boost for followed creators, and the order is the one the
- * quality bench measures. MMR over item vectors and per-page caps then pick
+ * quality bench measures. Where the page is just the pool's top scores (no
+ * model, MMR, caps or boosts), a threshold pass scores the candidates only
+ * the neighbour lists brought with the profile search's last score in
+ * place of u·Q[j] (a bound) and computes u·Q[j] only for those whose bound
+ * still beats the page's last real score. Per candidate the pipeline
+ * compares catalog keys and slots (retrieval/catalog.h's facets), not
+ * strings. MMR over item vectors and per-page caps then pick
  * the page; short pages are filled from the popular list, then from any
  * eligible item, so a page is short only when nothing else is eligible.
  * The surface's merchandising rules (rank_rule) act last: boosts multiply
@@ -254,9 +260,6 @@ typedef struct rank_result {
 int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *err,
                    size_t errlen);
 
-/* Whether item passes f (NULL passes everything); stock is not f's part
- * here (the ranker checks it with f->include_out_of_stock). */
-int rank_filter_pass(const rank_filter *f, const catalog_item *item);
 /* How a reason names item's creator: the display name, else the id. */
 const char *rank_creator_label(const catalog_item *item);
 void rank_result_free(rank_result *r);

@@ -6,6 +6,7 @@
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/index_factory_c.h>
+#include <assert.h>
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "retrieval/ivf.h"
+#include "retrieval/vec.h"
 #include "services/base/status.h"
 #include "services/base/strmap.h"
 
@@ -44,6 +46,9 @@ struct catalog {
     size_t count;        /* live items */
     size_t *free_slots;  /* stack of reusable slots, at most cap */
     size_t n_free;
+    catalog_facets *facets; /* cap entries: each slot's interned fields */
+    strmap keys;         /* interned category, brand and creator strings → key (1, 2 ...);
+                          * never shrinks: keys stay valid while the catalog lives */
     strmap ids;          /* item_id → slot */
     strmap deleted;      /* ids the catalog topic deleted: a snapshot must not
                           * bring them back */
@@ -97,6 +102,7 @@ int catalog_new(const catalog_config *cfg, catalog **out, char *err, size_t errl
     c->dim = dim;
     c->next_rebuild = cfg->ivf_threshold;
     strmap_init(&c->ids);
+    strmap_init(&c->keys);
     strmap_init(&c->deleted);
     if (!(c->creators = creators_new(dim))) {
         free(c);
@@ -146,6 +152,8 @@ void catalog_free(catalog *c) {
     free(c->items);
     free(c->vecs);
     free(c->free_slots);
+    free(c->facets);
+    strmap_free(&c->keys);
     strmap_free(&c->ids);
     strmap_free(&c->deleted);
     ivf_free(c->index);
@@ -164,8 +172,8 @@ creators *catalog_creators(catalog *c) { return c->creators; }
 static void catalog_creators_move(catalog *c, const catalog_item *was, const catalog_item *now,
                                   size_t slot) {
     const float *v = c->vecs + slot * (size_t)c->dim;
-    if (was) creators_add(c->creators, was->creator_id, NULL, v, -1);
-    if (now) creators_add(c->creators, now->creator_id, now->creator_name, v, 1);
+    if (was) creators_add(c->creators, was->creator_id, NULL, v, slot, -1);
+    if (now) creators_add(c->creators, now->creator_id, now->creator_name, v, slot, 1);
 }
 
 static int catalog_reserve(catalog *c) {
@@ -181,6 +189,10 @@ static int catalog_reserve(catalog *c) {
     size_t *nf = realloc(c->free_slots, ncap * sizeof(*nf));
     if (!nf) return -1;
     c->free_slots = nf;
+    catalog_facets *fc = realloc(c->facets, ncap * sizeof(*fc));
+    if (!fc) return -1;
+    c->facets = fc;
+    memset(c->facets + c->cap, 0, (ncap - c->cap) * sizeof(*fc));
     c->cap = ncap;
     return 0;
 }
@@ -198,6 +210,41 @@ static int catalog_check_field(const char *name, const char *v, int required,
 }
 
 static char *catalog_dup(const char *s) { return strdup(s ? s : ""); }
+
+/* The key of s, interned when new (0 for ""); write lock held. Returns
+ * AISLE_OK or AISLE_ENOMEM. */
+static int catalog_intern(catalog *c, const char *s, uint32_t *key) {
+    size_t k, len = strlen(s);
+    *key = 0;
+    if (!len) return AISLE_OK;
+    if (strmap_get(&c->keys, s, len, &k) != AISLE_OK) {
+        k = c->keys.used + 1; /* never deleted from, so keys stay distinct */
+        if (k >= CATALOG_NO_KEY || strmap_put(&c->keys, s, len, k) != AISLE_OK)
+            return AISLE_ENOMEM;
+    }
+    *key = (uint32_t)k;
+    return AISLE_OK;
+}
+
+/* it's interned fields into *fc; write lock held. */
+static int catalog_intern_item(catalog *c, const catalog_item *it, catalog_facets *fc) {
+    if (catalog_intern(c, it->category, &fc->category) != AISLE_OK ||
+        catalog_intern(c, it->brand, &fc->brand) != AISLE_OK ||
+        catalog_intern(c, it->creator_id, &fc->creator) != AISLE_OK)
+        return AISLE_ENOMEM;
+    return AISLE_OK;
+}
+
+uint32_t catalog_key(const catalog *c, const char *s) {
+    size_t k;
+    if (!s || !*s) return 0;
+    return strmap_get(&c->keys, s, strlen(s), &k) == AISLE_OK ? (uint32_t)k : CATALOG_NO_KEY;
+}
+
+const catalog_facets *catalog_facets_at(const catalog *c, size_t slot) {
+    assert(slot < c->limit);
+    return &c->facets[slot];
+}
 
 /* How many IVF lists n items get: about 2·√n (a power of two, at least
  * 39 points per list for k-means, at least 16), or 0 for an exact index. */
@@ -288,6 +335,7 @@ static int catalog_covered(const catalog *c, size_t slot) {
 int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
                    size_t vec_len, char *err, size_t errlen) {
     catalog_item nit = {0};
+    catalog_facets fc;
     size_t slot;
     int existed, rc;
 
@@ -321,6 +369,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
         goto oom;
 
     pthread_rwlock_wrlock(&c->lock);
+    if (catalog_intern_item(c, &nit, &fc) != AISLE_OK) goto oom_locked;
     existed = strmap_get(&c->ids, f->item_id, strlen(f->item_id), &slot) == 0;
     if (!existed && vec_len == 0) {
         rc = status_fail(AISLE_EINVAL, err, errlen, "a new item needs an embedding");
@@ -331,6 +380,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
         catalog_creators_move(c, &c->items[slot], &nit, slot);
         catalog_item_clear(&c->items[slot]);
         c->items[slot] = nit;
+        c->facets[slot] = fc;
         pthread_rwlock_unlock(&c->lock);
         return AISLE_OK;
     }
@@ -361,6 +411,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
     }
     catalog_item_clear(&c->items[slot]);
     c->items[slot] = nit;
+    c->facets[slot] = fc;
     catalog_creators_move(c, NULL, &c->items[slot], slot);
     if (!existed) {
         if (slot == c->limit) c->limit++;
@@ -426,9 +477,44 @@ int catalog_lookup(const catalog *c, const char *item_id, size_t *slot) {
 
 int catalog_ivf_lists(const catalog *c) { return c->nlist; }
 
+/* A search hit re-scored with its float vector. */
+typedef struct catalog_hit {
+    float s;
+    size_t slot;
+} catalog_hit;
+
+static int catalog_hit_cmp(const void *a, const void *b) {
+    const catalog_hit *x = a, *y = b;
+    if (x->s != y->s) return x->s < y->s ? 1 : -1;
+    return (x->slot > y->slot) - (x->slot < y->slot); /* ties in slot order, as ivf's */
+}
+
+/* With lists, the index scores half rows: it is asked a quarter deeper and
+ * its hits are re-scored with the float vectors, so callers get real
+ * inner products (the ranker uses them as scores, and as a bound). */
 int catalog_search(catalog *c, const float *q, int k, size_t *slots,
                    float *scores) {
-    return ivf_search(c->index, q, k, slots, scores);
+    int deeper = k + k / 4 + 8, n;
+    size_t *got;
+    float *approx;
+    catalog_hit *h;
+    if (k <= 0 || ivf_exact(c->index)) return ivf_search(c->index, q, k, slots, scores);
+    got = malloc((size_t)deeper * sizeof(*got));
+    approx = malloc((size_t)deeper * sizeof(*approx));
+    h = malloc((size_t)deeper * sizeof(*h));
+    n = got && approx && h ? ivf_search(c->index, q, deeper, got, approx) : AISLE_ENOMEM;
+    for (int i = 0; i < n; i++)
+        h[i] = (catalog_hit){vec_dot(q, c->vecs + got[i] * (size_t)c->dim, c->dim), got[i]};
+    if (n > 0) qsort(h, (size_t)n, sizeof(*h), catalog_hit_cmp);
+    if (n > k) n = k;
+    for (int i = 0; i < n; i++) {
+        slots[i] = h[i].slot;
+        scores[i] = h[i].s;
+    }
+    free(got);
+    free(approx);
+    free(h);
+    return n;
 }
 
 const float *catalog_query_vector(const catalog *c, size_t slot) {
@@ -487,6 +573,7 @@ static int catalog_snapshot_slots(catalog *c, const catalog_snapshot *snap, size
         }
         memset(c->vecs + slot * (size_t)c->dim, 0, (size_t)c->dim * sizeof(float));
         c->items[slot] = it;
+        c->facets[slot] = (catalog_facets){0};
         if (slot == c->limit) c->limit++;
         c->count++;
         row_slot[r] = slot;
@@ -550,7 +637,7 @@ static creators *catalog_creators_build(const catalog *c, const float *vecs) {
     for (size_t slot = 0; cr && slot < c->limit; slot++) {
         const catalog_item *it = &c->items[slot];
         if (it->item_id && creators_add(cr, it->creator_id, it->creator_name,
-                                        vecs + slot * (size_t)c->dim, 1) != AISLE_OK) {
+                                        vecs + slot * (size_t)c->dim, slot, 1) != AISLE_OK) {
             creators_free(cr);
             cr = NULL;
         }

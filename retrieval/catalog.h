@@ -55,6 +55,17 @@ typedef struct catalog_item {
 
 typedef struct catalog catalog;
 
+/* An item's category, brand and creator id as keys the catalog interns
+ * when an item brings a new string: equal keys are equal strings, 0 is
+ * the empty string. So a request compares a few integers per candidate
+ * (filters, caps, affinities) and resolves its own strings once
+ * (catalog_key). */
+typedef struct catalog_facets {
+    uint32_t category, brand, creator;
+} catalog_facets;
+
+#define CATALOG_NO_KEY UINT32_MAX /* catalog_key of a string no item has had */
+
 typedef struct catalog_config {
     int dim;              /* floats per vector */
     size_t ivf_threshold; /* items at which to switch to IVF; 0 = never */
@@ -89,6 +100,12 @@ size_t catalog_slot_limit(const catalog *c);  /* slots are < this */
 /* The item in slot, or NULL when the slot is free. */
 const catalog_item *catalog_at(const catalog *c, size_t slot);
 const float *catalog_vector(const catalog *c, size_t slot);
+/* slot's interned fields (slot < catalog_slot_limit; a free slot's are
+ * stale: check catalog_at first). */
+const catalog_facets *catalog_facets_at(const catalog *c, size_t slot);
+/* The key of s: 0 for NULL or "", CATALOG_NO_KEY when no item has ever had
+ * it as its category, brand or creator id. */
+uint32_t catalog_key(const catalog *c, const char *s);
 /* AISLE_OK with *slot set, or AISLE_ENOTFOUND. */
 int catalog_lookup(const catalog *c, const char *item_id, size_t *slot);
 /* The k best items for query q by inner product, best first, into slots and

@@ -2,11 +2,13 @@
  * over their normalized means (see creators.h). */
 #include "retrieval/creators.h"
 
+#include <assert.h>
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +20,8 @@ typedef struct creators_entry {
     char *name;   /* owned; "" until the catalog gives one */
     double *sum;  /* owned: dim values */
     size_t n_items;
+    uint32_t *slots; /* owned: the live items' catalog slots, n_items of them, in no order */
+    size_t slots_cap;
 } creators_entry;
 
 struct creators {
@@ -50,6 +54,7 @@ void creators_free(creators *cr) {
         free(cr->entries[i].id);
         free(cr->entries[i].name);
         free(cr->entries[i].sum);
+        free(cr->entries[i].slots);
     }
     free(cr->entries);
     strmap_free(&cr->ids);
@@ -83,11 +88,37 @@ static creators_entry *creators_entry_for(creators *cr, const char *id) {
     return &cr->entries[cr->n++];
 }
 
+/* Adds slot to e's list, or takes it out (the last entry takes its place:
+ * a linear find, over one creator's items). Returns 1, 0 when taking out a
+ * slot the list lacks (its add ran out of memory: the sum never had it
+ * either), or AISLE_ENOMEM with e as it was. */
+static int creators_slot(creators_entry *e, size_t slot, int sign) {
+    if (sign < 0) {
+        for (size_t i = 0; i < e->n_items; i++)
+            if (e->slots[i] == slot) {
+                e->slots[i] = e->slots[e->n_items - 1];
+                return 1;
+            }
+        return 0;
+    }
+    if (e->n_items == e->slots_cap) {
+        size_t cap = e->slots_cap ? e->slots_cap * 2 : 4;
+        uint32_t *grown = realloc(e->slots, cap * sizeof(*grown));
+        if (!grown) return AISLE_ENOMEM;
+        e->slots = grown;
+        e->slots_cap = cap;
+    }
+    e->slots[e->n_items] = (uint32_t)slot;
+    return 1;
+}
+
 int creators_add(creators *cr, const char *creator_id, const char *name, const float *vec,
-                 int sign) {
+                 size_t slot, int sign) {
     creators_entry *e;
     size_t at;
+    int got;
     if (!creator_id || !*creator_id) return AISLE_OK;
+    assert(slot < UINT32_MAX);
     if (sign < 0) {
         if (strmap_get(&cr->ids, creator_id, strlen(creator_id), &at) != AISLE_OK)
             return AISLE_OK;
@@ -102,6 +133,7 @@ int creators_add(creators *cr, const char *creator_id, const char *name, const f
         free(e->name);
         e->name = copy;
     }
+    if ((got = creators_slot(e, slot, sign)) <= 0) return got;
     for (int j = 0; j < cr->dim; j++) e->sum[j] += sign > 0 ? vec[j] : -(double)vec[j];
     if (sign > 0 && e->n_items++ == 0) cr->live++;
     if (sign < 0 && --e->n_items == 0) {
@@ -111,6 +143,15 @@ int creators_add(creators *cr, const char *creator_id, const char *name, const f
     }
     cr->dirty = 1;
     return AISLE_OK;
+}
+
+size_t creators_slots(const creators *cr, const char *creator_id, const uint32_t **slots) {
+    size_t at;
+    *slots = NULL;
+    if (!*creator_id || strmap_get(&cr->ids, creator_id, strlen(creator_id), &at) != AISLE_OK)
+        return 0;
+    *slots = cr->entries[at].slots;
+    return cr->entries[at].n_items;
 }
 
 size_t creators_count(const creators *cr) { return cr->live; }

@@ -22,6 +22,7 @@
 #define AISLE_CREATORS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct creators creators;
 
@@ -39,13 +40,21 @@ typedef struct creators_hit {
 creators *creators_new(int dim);
 void creators_free(creators *cr);
 
-/* Adds (sign 1) or takes away (sign -1) one item's vector from creator_id's
- * sum; a non-empty name becomes the creator's display name. An empty
- * creator_id is ignored, and so is taking away from an unknown creator.
- * Returns AISLE_OK or AISLE_ENOMEM (the set is then unchanged: that
- * creator is only missing from suggestions). */
+/* Adds (sign 1) or takes away (sign -1) one item, in catalog slot slot,
+ * with its vector: the vector goes into (or out of) creator_id's sum, the
+ * slot into (or out of) its item list; a non-empty name becomes the
+ * creator's display name. An empty creator_id is ignored, and so is taking
+ * away from an unknown creator. Returns AISLE_OK or AISLE_ENOMEM (the set
+ * is then unchanged: that creator is only missing from suggestions and
+ * the creators source). */
 int creators_add(creators *cr, const char *creator_id, const char *name, const float *vec,
-                 int sign);
+                 size_t slot, int sign);
+
+/* The catalog slots of creator_id's live items, in no order, into *slots
+ * (the set's; valid while the catalog's read lock is held); returns how
+ * many (0 for an unknown or empty creator id). So the ranker's creators
+ * source reads one creator's items instead of scanning the catalog. */
+size_t creators_slots(const creators *cr, const char *creator_id, const uint32_t **slots);
 
 /* Creators with live items. */
 size_t creators_count(const creators *cr);

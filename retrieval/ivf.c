@@ -15,13 +15,14 @@
 #define IVF_CHUNK 256 /* rows scored per vec_dots call: the scores stay on the stack */
 
 typedef struct ivf_list {
-    float *v;       /* n * dim, owned */
+    void *v;        /* n * dim floats, or halves when the index has lists; owned */
     uint32_t *slot; /* n, owned */
     size_t n, cap;
 } ivf_list;
 
 struct ivf {
     int dim, nlist, nprobe;
+    size_t row; /* bytes a row takes: dim floats, or dim halves with more than one list */
     float *centroids; /* nlist * dim, owned; NULL with one list */
     ivf_list *lists;
     uint32_t *list_of, *pos; /* by slot: its list (IVF_ABSENT) and place in it */
@@ -104,6 +105,7 @@ int ivf_new(int dim, int nlist, const float *centroids, int nprobe, ivf **out) {
     if (!x) return AISLE_ENOMEM;
     x->dim = dim;
     x->nlist = nlist;
+    x->row = (size_t)dim * (nlist > 1 ? sizeof(uint16_t) : sizeof(float));
     x->nprobe = nprobe < 1 ? 1 : nprobe > nlist ? nlist : nprobe;
     x->lists = calloc((size_t)nlist, sizeof(*x->lists));
     if (nlist > 1 && (x->centroids = malloc((size_t)nlist * (size_t)dim * sizeof(float))))
@@ -130,6 +132,8 @@ void ivf_free(ivf *x) {
 }
 
 size_t ivf_count(const ivf *x) { return x->count; }
+
+int ivf_exact(const ivf *x) { return x->nlist == 1; }
 
 /* The list whose centroid has the largest inner product with v. */
 static int ivf_nearest(const ivf *x, const float *v) {
@@ -160,7 +164,7 @@ static int ivf_reserve(ivf *x, size_t slot, ivf_list *l) {
     }
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
-        float *v = realloc(l->v, cap * (size_t)x->dim * sizeof(float));
+        void *v = realloc(l->v, cap * x->row);
         if (v) l->v = v;
         uint32_t *s = v ? realloc(l->slot, cap * sizeof(*s)) : NULL;
         if (!s) return AISLE_ENOMEM;
@@ -176,7 +180,12 @@ int ivf_add(ivf *x, size_t slot, const float *v) {
     ivf_remove(x, slot);
     l = &x->lists[ivf_nearest(x, v)];
     if (ivf_reserve(x, slot, l) != AISLE_OK) return AISLE_ENOMEM;
-    memcpy(l->v + l->n * (size_t)x->dim, v, (size_t)x->dim * sizeof(float));
+    if (x->nlist > 1) {
+        uint16_t *h = (uint16_t *)((char *)l->v + l->n * x->row);
+        for (int j = 0; j < x->dim; j++) h[j] = vec_to_half(v[j]);
+    } else {
+        memcpy((char *)l->v + l->n * x->row, v, x->row);
+    }
     l->slot[l->n] = (uint32_t)slot;
     x->list_of[slot] = (uint32_t)(l - x->lists);
     x->pos[slot] = (uint32_t)l->n++;
@@ -193,8 +202,7 @@ void ivf_remove(ivf *x, size_t slot) {
     p = x->pos[slot];
     last = --l->n;
     if (p != last) {
-        memcpy(l->v + p * (size_t)x->dim, l->v + last * (size_t)x->dim,
-               (size_t)x->dim * sizeof(float));
+        memcpy((char *)l->v + p * x->row, (char *)l->v + last * x->row, x->row);
         l->slot[p] = l->slot[last];
         x->pos[l->slot[p]] = (uint32_t)p;
     }
@@ -207,7 +215,10 @@ static void ivf_scan(const ivf *x, const ivf_list *l, const float *q, ivf_top *t
     float s[IVF_CHUNK];
     for (size_t i = 0; i < l->n; i += IVF_CHUNK) {
         size_t m = l->n - i < IVF_CHUNK ? l->n - i : IVF_CHUNK;
-        vec_dots(q, l->v + i * (size_t)x->dim, m, x->dim, s);
+        if (x->nlist > 1)
+            vec_dots_half(q, (const uint16_t *)l->v + i * (size_t)x->dim, m, x->dim, s);
+        else
+            vec_dots(q, (const float *)l->v + i * (size_t)x->dim, m, x->dim, s);
         for (size_t j = 0; j < m; j++) ivf_top_push(t, s[j], l->slot[i + j]);
     }
 }

@@ -2,7 +2,11 @@
  * Each vector lives in the list of its nearest centroid (by inner product),
  * the lists' vectors stored contiguously; a search scores the nprobe lists
  * whose centroids are nearest the query with vec_dots and keeps the k best.
- * One list (no centroids) is an exact search. FAISS trains the centroids
+ * One list (no centroids) is an exact search. With more lists the rows
+ * are kept as half floats (retrieval/vec.h): a scan is bound by the bytes
+ * it reads, not the products, so it runs nearly twice as fast; the scores
+ * are then approximate (about three decimal digits), and the catalog
+ * re-scores what a search returns with its float vectors. FAISS trains the centroids
  * (retrieval/catalog.c); scanning here instead of in FAISS uses the vector
  * unit, which Debian's FAISS build leaves idle.
  *
@@ -27,9 +31,12 @@ int ivf_add(ivf *x, size_t slot, const float *v);
 /* Removes slot; nothing when it is absent. */
 void ivf_remove(ivf *x, size_t slot);
 size_t ivf_count(const ivf *x);
+/* Whether scores are exact (one list of float rows). */
+int ivf_exact(const ivf *x);
 
 /* The (at most) k vectors with the largest inner product with q, best
- * first, into slots and scores. Returns how many, or AISLE_ENOMEM. */
+ * first (ties by slot), into slots and scores (from the half rows when
+ * the index has lists: see above). Returns how many, or AISLE_ENOMEM. */
 int ivf_search(const ivf *x, const float *q, int k, size_t *slots, float *scores);
 
 #endif

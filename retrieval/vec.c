@@ -2,17 +2,27 @@
  * and picked per call from the CPU's features. */
 #include "retrieval/vec.h"
 
+#include <immintrin.h>
 #include <string.h>
 
 /* Eight floats: GCC and clang lower it to one AVX register or two SSE ones. */
 typedef float vec_v8 __attribute__((vector_size(32)));
 
-/* Two accumulators hide the add latency; loads go through memcpy since rows
- * need not be 32-byte aligned. */
-static inline __attribute__((always_inline)) float vec_dot_body(const float *a, const float *b,
-                                                                int d) {
+/* The lanes' sum in one fixed tree, ((0+1)+(2+3))+((4+5)+(6+7)): the
+ * order AVX2's horizontal adds give four rows at once (vec_dots4_avx2), so
+ * a score is the same bits whichever kernel computed it. */
+static inline __attribute__((always_inline)) float vec_lanes(const vec_v8 *v) {
+    const vec_v8 s = *v;
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/* a·b over the first d - d % 8 values into *out's lanes, in two
+ * accumulators (they hide the add latency) folded into one; loads go
+ * through memcpy since rows need not be 32-byte aligned. (By pointer: a
+ * vector return would change the ABI of the baseline build.) */
+static inline __attribute__((always_inline)) void vec_acc(const float *a, const float *b, int d,
+                                                          vec_v8 *out) {
     vec_v8 s0 = {0}, s1 = {0}, x, y;
-    float s = 0;
     int j = 0;
     for (; j + 16 <= d; j += 16) {
         memcpy(&x, a + j, sizeof(x));
@@ -26,21 +36,149 @@ static inline __attribute__((always_inline)) float vec_dot_body(const float *a, 
         memcpy(&x, a + j, sizeof(x));
         memcpy(&y, b + j, sizeof(y));
         s0 += x * y;
-        j += 8;
     }
-    s0 += s1;
-    for (int l = 0; l < 8; l++) s += s0[l];
-    for (; j < d; j++) s += a[j] * b[j];
+    *out = s0 + s1;
+}
+
+/* The values past the last full eight, added last. */
+static inline __attribute__((always_inline)) float vec_tail(float s, const float *a,
+                                                            const float *b, int d) {
+    for (int j = d - d % 8; j < d; j++) s += a[j] * b[j];
     return s;
+}
+
+static inline __attribute__((always_inline)) float vec_dot_body(const float *a, const float *b,
+                                                                int d) {
+    vec_v8 s;
+    vec_acc(a, b, d, &s);
+    return vec_tail(vec_lanes(&s), a, b, d);
+}
+
+/* Four rows' lane sums at once: three horizontal adds and one add of the
+ * halves replace four scalar trees (the reduction, not the products, is
+ * most of a short row's cost). Each row's sum is vec_lanes' tree. */
+__attribute__((target("avx2,fma"))) static void vec_dots4_avx2(const float *q, const float *rows,
+                                                                int d, float *out) {
+    size_t n = (size_t)d;
+    vec_v8 a[4];
+    for (int i = 0; i < 4; i++) vec_acc(q, rows + (size_t)i * n, d, &a[i]);
+    __m256 u = _mm256_hadd_ps(_mm256_hadd_ps((__m256)a[0], (__m256)a[1]),
+                              _mm256_hadd_ps((__m256)a[2], (__m256)a[3]));
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
+    _mm_storeu_ps(out, r);
+    for (int i = 0; d % 8 && i < 4; i++) out[i] = vec_tail(out[i], q, rows + (size_t)i * n, d);
 }
 
 __attribute__((target("avx2,fma"))) static void vec_dots_avx2(const float *q, const float *rows,
                                                                size_t n, int d, float *out) {
-    for (size_t i = 0; i < n; i++) out[i] = vec_dot_body(q, rows + i * (size_t)d, d);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vec_dots4_avx2(q, rows + i * (size_t)d, d, out + i);
+    for (; i < n; i++) out[i] = vec_dot_body(q, rows + i * (size_t)d, d);
 }
 
 static void vec_dots_base(const float *q, const float *rows, size_t n, int d, float *out) {
     for (size_t i = 0; i < n; i++) out[i] = vec_dot_body(q, rows + i * (size_t)d, d);
+}
+
+/* q·row over a row of d half floats, in vec_acc's order: eight values
+ * at a time widened by F16C into the same two accumulators. */
+__attribute__((target("avx2,fma,f16c"))) static inline float vec_dot_half_avx2(
+    const float *q, const uint16_t *row, int d) {
+    vec_v8 s0 = {0}, s1 = {0}, x, y;
+    int j = 0;
+    for (; j + 16 <= d; j += 16) {
+        memcpy(&x, q + j, sizeof(x));
+        y = (vec_v8)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + j)));
+        s0 += x * y;
+        memcpy(&x, q + j + 8, sizeof(x));
+        y = (vec_v8)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + j + 8)));
+        s1 += x * y;
+    }
+    if (j + 8 <= d) {
+        memcpy(&x, q + j, sizeof(x));
+        y = (vec_v8)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + j)));
+        s0 += x * y;
+        j += 8;
+    }
+    s0 += s1;
+    float s = vec_lanes(&s0);
+    for (; j < d; j++) s += q[j] * _cvtsh_ss(row[j]);
+    return s;
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void vec_dots_half_avx2(const float *q,
+                                                                        const uint16_t *rows,
+                                                                        size_t n, int d,
+                                                                        float *out) {
+    for (size_t i = 0; i < n; i++) out[i] = vec_dot_half_avx2(q, rows + i * (size_t)d, d);
+}
+
+float vec_from_half(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, x;
+    float f;
+    if (e == 0) { /* zero or subnormal: m · 2^-24, exact in a float */
+        f = (float)m * (1.0f / 16777216.0f);
+        memcpy(&x, &f, sizeof(x));
+        x |= sign;
+    } else if (e == 31) {
+        x = sign | 0x7f800000u | (m << 13);
+    } else {
+        x = sign | ((e + 112) << 23) | (m << 13);
+    }
+    memcpy(&f, &x, sizeof(f));
+    return f;
+}
+
+uint16_t vec_to_half(float f) {
+    uint32_t x, sign, mant, h, rem, halfway;
+    int e;
+    memcpy(&x, &f, sizeof(x));
+    sign = (x >> 16) & 0x8000;
+    mant = x & 0x7fffff;
+    e = (int)((x >> 23) & 0xff) - 127 + 15;
+    if (((x >> 23) & 0xff) == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+    if (e <= 0) { /* a subnormal half (or zero): m = 1.mant >> (14 - e) */
+        if (e < -10) return (uint16_t)sign;
+        mant |= 0x800000;
+        h = mant >> (14 - e);
+        rem = mant & ((1u << (14 - e)) - 1);
+        halfway = 1u << (13 - e);
+    } else {
+        h = ((uint32_t)e << 10) | (mant >> 13);
+        rem = mant & 0x1fff;
+        halfway = 0x1000;
+    }
+    if (rem > halfway || (rem == halfway && (h & 1))) h++; /* to nearest, ties to even */
+    if (h >= 0x7c00) h = 0x7bff; /* the largest finite half, not infinity */
+    return (uint16_t)(sign | h);
+}
+
+static void vec_dots_half_base(const float *q, const uint16_t *rows, size_t n, int d,
+                               float *out) {
+    for (size_t i = 0; i < n; i++) {
+        const uint16_t *r = rows + i * (size_t)d;
+        vec_v8 s0 = {0}, s1 = {0}, x, y;
+        float s;
+        int j = 0;
+        for (; j + 8 <= d; j += 8) {
+            memcpy(&x, q + j, sizeof(x));
+            for (int l = 0; l < 8; l++) y[l] = vec_from_half(r[j + l]);
+            if (j % 16) s1 += x * y;
+            else s0 += x * y;
+        }
+        s0 += s1;
+        s = vec_lanes(&s0);
+        for (; j < d; j++) s += q[j] * vec_from_half(r[j]);
+        out[i] = s;
+    }
+}
+
+void vec_dots_half(const float *q, const uint16_t *rows, size_t n, int d, float *out) {
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        vec_dots_half_avx2(q, rows, n, d, out);
+    else
+        vec_dots_half_base(q, rows, n, d, out);
 }
 
 void vec_dots(const float *q, const float *rows, size_t n, int d, float *out) {

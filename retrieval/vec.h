@@ -7,11 +7,21 @@
 #define AISLE_VEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* a·b over d values. */
 float vec_dot(const float *a, const float *b, int d);
 
 /* out[i] = q·rows[i] for the n rows of d values stored one after another. */
 void vec_dots(const float *q, const float *rows, size_t n, int d, float *out);
+
+/* out[i] = q·rows[i] for n rows of d IEEE half floats (binary16): half
+ * the bytes of a float row, for scans that memory bounds. */
+void vec_dots_half(const float *q, const uint16_t *rows, size_t n, int d, float *out);
+
+/* f as the nearest half float (ties to even; past the largest finite
+ * half, that half), and back (exact). */
+uint16_t vec_to_half(float f);
+float vec_from_half(uint16_t h);
 
 #endif

@@ -448,6 +448,74 @@ static void test_served_items_are_left_out(void) {
     catalog_free(c);
 }
 
+/* The exact surface's threshold pass (only the neighbour-only candidates
+ * that can still reach the page get their u·Q[j]) gives the page that
+ * scoring the whole pool gives: the same items, scores and features as
+ * the same settings with a creator cap no page can reach, which turns the
+ * pass off. A learned snapshot over 400 items with random vectors,
+ * neighbour lists and biases. */
+static void test_threshold_pass_keeps_the_page(void) {
+    enum { N = 400, NB = 60, D = 8 };
+    static float P[N * D], Q[N * D], w[N * NB], bias[N];
+    static uint64_t off[N + 1];
+    static uint32_t nbi[N * NB];
+    static char ids[N][16];
+    const char *idp[N];
+    uint64_t rng = 99;
+    catalog *c;
+    catalog_config cfg;
+    char err[256];
+    catalog_config_default(&cfg);
+    cfg.dim = D;
+    TEST_REQUIRE(catalog_new(&cfg, &c, err, sizeof(err)) == AISLE_OK);
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < D; j++) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            P[i * D + j] = (float)(rng >> 40) / (float)(1 << 24) - 0.5f;
+            Q[i * D + j] = P[i * D + j] * 0.5f + (float)((rng >> 20) & 1023) / 4096.0f;
+        }
+        for (int e = 0; e < NB; e++) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            nbi[i * NB + e] = (uint32_t)((rng >> 33) % N);
+            w[i * NB + e] = (float)((rng >> 13) & 255) / 512.0f;
+        }
+        off[i + 1] = (uint64_t)(i + 1) * NB;
+        bias[i] = (float)(i % 7) / 50.0f;
+        snprintf(ids[i], sizeof(ids[i]), "s%03d", i);
+        idp[i] = ids[i];
+        catalog_item it = {.item_id = ids[i], .title = ids[i], .creator_id = i % 3 ? "cx" : "cy",
+                           .category = "", .brand = "", .price_cents = 100, .in_stock = 1,
+                           .creator_name = ""};
+        TEST_REQUIRE(catalog_upsert(c, &it, Q + i * D, D, err, sizeof(err)) == AISLE_OK);
+    }
+    catalog_snapshot snap = {.version = "t", .n_items = N, .dim = D, .item_ids = idp, .P = P,
+                             .Q = Q, .nb_off = off, .nb_item = nbi, .nb_weight = w,
+                             .bias = bias};
+    TEST_REQUIRE(catalog_load_snapshot(c, &snap, err, sizeof(err)) == AISLE_OK);
+    rank_entry items[] = {{"s001", 3}, {"s050", 2}, {"s123", 1.5}, {"s300", 1}, {"s399", 0.5}};
+    rank_entry creators[] = {{"cy", 2}};
+    rank_profile p = {.items = items, .n_items = 5, .creators = creators, .n_creators = 1};
+    rank_settings whole = *rank_surface("");
+    whole.cap_creator = RANK_MAX_LIMIT;
+    for (int limit = 1; limit <= 60; limit += 59) {
+        rank_result a, b;
+        TEST_REQUIRE(rank_req(c, (rank_request){.profile = &p, .limit = limit}, &a, err) ==
+                     AISLE_OK);
+        TEST_REQUIRE(rank_req(c, (rank_request){.profile = &p, .limit = limit, .settings = &whole},
+                              &b, err) == AISLE_OK);
+        TEST_CHECK(a.n == (size_t)limit && a.n == b.n);
+        for (size_t i = 0; i < a.n && i < b.n; i++) {
+            TEST_CHECK_STR(a.hits[i].item.item_id, b.hits[i].item.item_id);
+            TEST_CHECK(a.hits[i].score == b.hits[i].score);
+            TEST_CHECK(memcmp(a.hits[i].features, b.hits[i].features, sizeof(a.hits[i].features)) ==
+                       0);
+        }
+        rank_result_free(&a);
+        rank_result_free(&b);
+    }
+    catalog_free(c);
+}
+
 static void test_surfaces_by_name(void) {
     TEST_CHECK(rank_surface("") != NULL && rank_surface(NULL) == rank_surface(""));
     TEST_CHECK(rank_surface("home") && rank_surface("product_page") && rank_surface("cart"));
@@ -516,6 +584,7 @@ int main(void) {
     TEST_RUN(test_query_words_and_price);
     TEST_RUN(test_served_items_are_left_out);
     TEST_RUN(test_surfaces_by_name);
+    TEST_RUN(test_threshold_pass_keeps_the_page);
     TEST_RUN(test_limit_is_clamped);
     TEST_RUN(test_popular_failure_keeps_its_code);
     return test_summary();

@@ -3,6 +3,7 @@
  * right, probes confined to the nearest lists. */
 #include "retrieval/ivf.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -29,6 +30,43 @@ static void test_dot_matches_plain_sum(void) {
     for (int d = 1; d <= 80; d++) {
         float want = plain_dot(a, b, d), got = vec_dot(a, b, d);
         TEST_CHECK(got - want < 1e-4f && want - got < 1e-4f);
+    }
+}
+
+/* Rows scored four at a time give the same bits as one at a time, at
+ * every length (a search hit's score and the ranker's own product of the
+ * same pair must agree exactly). */
+static void test_dots_match_dot_bit_for_bit(void) {
+    enum { ROWS = 11, MAXD = 70 };
+    static float rows[ROWS * MAXD];
+    float q[MAXD], out[ROWS];
+    for (int j = 0; j < ROWS * MAXD; j++) rows[j] = uniform();
+    for (int j = 0; j < MAXD; j++) q[j] = uniform();
+    for (int d = 1; d <= MAXD; d++) {
+        vec_dots(q, rows, ROWS, d, out);
+        for (int i = 0; i < ROWS; i++) TEST_CHECK(out[i] == vec_dot(q, rows + i * d, d));
+    }
+}
+
+/* Every finite half survives the trip through a float; floats round to
+ * the nearest half (ties to even); half rows score within the halves'
+ * precision of the float product. */
+static void test_half_floats(void) {
+    enum { D = 37 };
+    uint16_t rows[3 * D];
+    float q[D], v[3 * D], out[3];
+    for (uint32_t h = 0; h < 0x10000; h++)
+        if ((h & 0x7c00) != 0x7c00) TEST_CHECK(vec_to_half(vec_from_half((uint16_t)h)) == h);
+    TEST_CHECK(vec_to_half(1.0f) == 0x3c00 && vec_to_half(-2.0f) == 0xc000);
+    TEST_CHECK(vec_to_half(1.0f + 1.0f / 2048) == 0x3c00);     /* a tie: to even */
+    TEST_CHECK(vec_to_half(1.0f + 3.0f / 2048) == 0x3c02);     /* a tie: to even, up */
+    TEST_CHECK(vec_to_half(1e9f) == 0x7bff && vec_to_half(1e-9f) == 0);
+    for (int j = 0; j < D; j++) q[j] = uniform();
+    for (int j = 0; j < 3 * D; j++) rows[j] = vec_to_half(v[j] = uniform());
+    vec_dots_half(q, rows, 3, D, out);
+    for (int i = 0; i < 3; i++) {
+        float want = plain_dot(q, v + i * D, D);
+        TEST_CHECK(fabsf(out[i] - want) < 2e-3f);
     }
 }
 
@@ -83,6 +121,8 @@ static void test_remove_and_replace(void) {
 
 int main(void) {
     TEST_RUN(test_dot_matches_plain_sum);
+    TEST_RUN(test_dots_match_dot_bit_for_bit);
+    TEST_RUN(test_half_floats);
     TEST_RUN(test_exact_search_is_brute_force);
     TEST_RUN(test_remove_and_replace);
     return test_summary();
