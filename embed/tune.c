@@ -49,10 +49,8 @@ static const tune_axis tune_sharpened[] = {
     AXIS_D(alpha, 0.1, 0.2, 0.3, 0.5),
     AXIS_D(sharpen, 0.3, 0.5, 0.7),
     AXIS_D(curve, -0.3, 0.0, 0.3, 0.6),
-    AXIS_D(lp_left, 0.3, 0.4, 0.5, 0.6),
-    AXIS_D(lp_right, 0.3, 0.4, 0.5, 0.6, 0.7),
-    AXIS_D(beta, -0.1, 0.0, 0.1),
     AXIS_D(lin_item, 0.3, 0.4, 0.5),
+    AXIS_D(beta, -0.1, 0.0, 0.1),
 };
 static const tune_axis tune_bspm[] = {
     AXIS_U(dim, 128, 256, 384, 448),
