@@ -34,7 +34,8 @@ typedef struct {
  * downwards only from the trained rank, and on a small catalogue the
  * defaults' rank is the parameter furthest off. Then the cheap axes (a
  * low-rank refill and a rescale of the lists), and the ones that recount
- * the neighbour lists last. */
+ * the neighbour lists last, except sharpened's lin_user (how much a heavy
+ * user's co-occurrences count), which moves its figures the most. */
 static const tune_axis tune_cheby[] = {
     AXIS_U(dim, 64, 128, 256, 384, 512),
     AXIS_D(alpha, 0.05, 0.1, 0.2, 0.3, 0.5),
@@ -44,6 +45,7 @@ static const tune_axis tune_cheby[] = {
 };
 static const tune_axis tune_sharpened[] = {
     AXIS_U(dim, 64, 128, 192, 256),
+    AXIS_D(lin_user, 0.6, 0.7, 0.8, 0.9, 1.0),
     AXIS_D(alpha, 0.1, 0.2, 0.3, 0.5),
     AXIS_D(sharpen, 0.3, 0.5, 0.7),
     AXIS_D(curve, -0.3, 0.0, 0.3, 0.6),
