@@ -2,7 +2,9 @@
  * and picked per call from the CPU's features. */
 #include "retrieval/vec.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
+#include <stdatomic.h>
 #include <string.h>
 
 /* Eight floats: GCC and clang lower it to one AVX register or two SSE ones. */
@@ -173,9 +175,21 @@ static void vec_dots_half_base(const float *q, const uint16_t *rows, size_t n, i
     }
 }
 
+/* F16C from CPUID, since clang 14's __builtin_cpu_supports does not know
+ * "f16c"; asked once, because CPUID traps to the hypervisor on a VM. */
+static int vec_has_f16c(void) {
+    static atomic_int known = -1;
+    int v = atomic_load_explicit(&known, memory_order_relaxed);
+    unsigned a, b, c, d;
+    if (v < 0) {
+        v = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+        atomic_store_explicit(&known, v, memory_order_relaxed);
+    }
+    return v;
+}
+
 void vec_dots_half(const float *q, const uint16_t *rows, size_t n, int d, float *out) {
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && vec_has_f16c())
         vec_dots_half_avx2(q, rows, n, d, out);
     else
         vec_dots_half_base(q, rows, n, d, out);
