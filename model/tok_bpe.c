@@ -12,6 +12,7 @@
 
 #include "model/tok_int.h"
 
+#include "services/base/grow.h"
 #include "services/base/status.h"
 
 #include <pcre2.h>
@@ -290,14 +291,8 @@ typedef struct spans {
 static int spans_put(spans *s, size_t off, size_t len) {
     if (!len)
         return AISLE_OK;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        span *v = realloc(s->v, cap * sizeof *v);
-        if (!v)
-            return AISLE_ENOMEM;
-        s->v = v;
-        s->cap = cap;
-    }
+    if (GROW_ROOM(s->v, s->n, s->cap, 16))
+        return AISLE_ENOMEM;
     s->v[s->n++] = (span){off, len};
     return AISLE_OK;
 }

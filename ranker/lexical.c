@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "services/base/grow.h"
 #include "services/base/status.h"
 
 #define LEXICAL_K1 1.2f
@@ -99,13 +100,9 @@ long lexical_score(const catalog *c, const char *query, float *scores) {
                 hit = 1;
             }
         if (!hit) continue;
-        if (nm == cap) {
-            lexical_match *g = realloc(m, (cap = cap ? cap * 2 : 256) * sizeof(*m));
-            if (!g) {
-                free(m);
-                return AISLE_ENOMEM;
-            }
-            m = g;
+        if (GROW_ROOM(m, nm, cap, 256)) {
+            free(m);
+            return AISLE_ENOMEM;
         }
         m[nm++] = cur;
     }

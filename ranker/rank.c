@@ -10,6 +10,7 @@
 
 #include "ranker/lexical.h"
 #include "retrieval/vec.h"
+#include "services/base/grow.h"
 #include "services/base/strmap.h"
 
 #define RANK_CREATOR_BOOST 0.05f
@@ -442,13 +443,7 @@ static int rank_offer(rank_state *st, size_t slot, int src, float score) {
             *at = UINT32_MAX;
             return 0;
         }
-        if (st->npool == st->poolcap) {
-            size_t cap = st->poolcap ? st->poolcap * 2 : 256;
-            rank_cand *g = realloc(st->pool, cap * sizeof(*g));
-            if (!g) return AISLE_ENOMEM;
-            st->pool = g;
-            st->poolcap = cap;
-        }
+        if (GROW_ROOM(st->pool, st->npool, st->poolcap, 256)) return AISLE_ENOMEM;
         cd = &st->pool[st->npool++];
         memset(cd, 0, sizeof(*cd));
         cd->slot = slot;

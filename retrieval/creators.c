@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "services/base/grow.h"
 #include "services/base/status.h"
 #include "services/base/strmap.h"
 
@@ -68,13 +69,7 @@ static creators_entry *creators_entry_for(creators *cr, const char *id) {
     size_t at, len = strlen(id);
     creators_entry e = {0};
     if (strmap_get(&cr->ids, id, len, &at) == AISLE_OK) return &cr->entries[at];
-    if (cr->n == cr->cap) {
-        size_t cap = cr->cap ? cr->cap * 2 : 64;
-        creators_entry *grown = realloc(cr->entries, cap * sizeof(*grown));
-        if (!grown) return NULL;
-        cr->entries = grown;
-        cr->cap = cap;
-    }
+    if (GROW_ROOM(cr->entries, cr->n, cr->cap, 64)) return NULL;
     e.id = strdup(id);
     e.name = strdup("");
     e.sum = calloc((size_t)cr->dim, sizeof(double));
@@ -101,13 +96,7 @@ static int creators_slot(creators_entry *e, size_t slot, int sign) {
             }
         return 0;
     }
-    if (e->n_items == e->slots_cap) {
-        size_t cap = e->slots_cap ? e->slots_cap * 2 : 4;
-        uint32_t *grown = realloc(e->slots, cap * sizeof(*grown));
-        if (!grown) return AISLE_ENOMEM;
-        e->slots = grown;
-        e->slots_cap = cap;
-    }
+    if (GROW_ROOM(e->slots, e->n_items, e->slots_cap, 4)) return AISLE_ENOMEM;
     e->slots[e->n_items] = (uint32_t)slot;
     return 1;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "services/base/grow.h"
 #include "services/base/status.h"
 #include "services/base/strmap.h"
 #include "services/experiment/stats.h"
@@ -55,18 +56,6 @@ struct exp_report {
     exp_report_exp *res; /* the last compute's */
     size_t n_res;
 };
-
-/* Makes room for one more element in *p (of *cap, n used). */
-static int report_grow(void **p, size_t *cap, size_t n, size_t size) {
-    if (n < *cap) return AISLE_OK;
-    size_t c = *cap ? *cap * 2 : 64;
-    void *q = realloc(*p, c * size);
-    if (!q) return AISLE_ENOMEM;
-    *p = q;
-    *cap = c;
-    return AISLE_OK;
-}
-#define GROW(arr, n, cap) report_grow((void **)&(arr), &(cap), (n), sizeof(*(arr)))
 
 /* The index of key in m, added as *count++ when new. */
 static int report_id(strmap *m, size_t *count, const char *key, size_t len, uint32_t *out) {
@@ -123,7 +112,7 @@ static int report_var(exp_report *r, const char *exp, const char *var, rvar *out
     int rc = report_id(&r->exps, &r->n_defs, exp, strlen(exp), &out->exp);
     if (rc == AISLE_OK && r->n_defs > before) {
         r->n_defs = before; /* counted again once the slot exists */
-        rc = GROW(r->defs, r->n_defs, r->cap_defs);
+        rc = GROW_ROOM(r->defs, r->n_defs, r->cap_defs, 64);
         if (rc == AISLE_OK) {
             memset(&r->defs[before], 0, sizeof(r->defs[before]));
             r->defs[before].name = strdup(exp);
@@ -156,20 +145,20 @@ int exp_report_add_exposure(exp_report *r, const Aisle__V1__Exposure *e) {
                    (uint32_t)e->n_variants};
     int rc = report_id(&r->users, &r->n_users, e->user_id, strlen(e->user_id), &x.user);
     for (size_t i = 0; rc == AISLE_OK && i < e->n_items; i++) {
-        rc = GROW(r->item_pool, r->n_ip, r->cap_ip);
+        rc = GROW_ROOM(r->item_pool, r->n_ip, r->cap_ip, 64);
         if (rc == AISLE_OK)
             rc = report_id(&r->items, &r->n_items, e->items[i]->item_id,
                            strlen(e->items[i]->item_id), &r->item_pool[r->n_ip]);
         if (rc == AISLE_OK) r->n_ip++;
     }
     for (size_t i = 0; rc == AISLE_OK && i < e->n_variants; i++) {
-        rc = GROW(r->var_pool, r->n_vp, r->cap_vp);
+        rc = GROW_ROOM(r->var_pool, r->n_vp, r->cap_vp, 64);
         if (rc == AISLE_OK)
             rc = report_var(r, e->variants[i]->experiment, e->variants[i]->variant,
                             &r->var_pool[r->n_vp]);
         if (rc == AISLE_OK) r->n_vp++;
     }
-    if (rc == AISLE_OK) rc = GROW(r->ex, r->n_ex, r->cap_ex);
+    if (rc == AISLE_OK) rc = GROW_ROOM(r->ex, r->n_ex, r->cap_ex, 64);
     if (rc != AISLE_OK) return AISLE_ENOMEM;
     r->ex[r->n_ex++] = x;
     return AISLE_OK;
@@ -191,7 +180,7 @@ int exp_report_add_signal(exp_report *r, const Aisle__V1__Signal *s) {
     rsignal x = {s->ts_ms, 0, 0, kind};
     if (report_id(&r->users, &r->n_users, s->user_id, strlen(s->user_id), &x.user) ||
         report_id(&r->items, &r->n_items, s->item_id, strlen(s->item_id), &x.item) ||
-        GROW(r->sig, r->n_sig, r->cap_sig))
+        GROW_ROOM(r->sig, r->n_sig, r->cap_sig, 64))
         return AISLE_ENOMEM;
     r->sig[r->n_sig++] = x;
     return AISLE_OK;

@@ -9,6 +9,7 @@
 
 #include "aisle/v1/events.pb-c.h"
 #include "services/base/clock.h"
+#include "services/base/grow.h"
 #include "services/base/log.h"
 #include "services/base/status.h"
 #include "services/base/strmap.h"
@@ -36,13 +37,7 @@ static char *facts_dup(const char *s) { return s && *s ? strdup(s) : NULL; }
 static facts_entry *facts_entry_for(facts *f, const char *item) {
     size_t at, len = strlen(item);
     if (strmap_get(&f->index, item, len, &at) == AISLE_OK) return &f->entries[at];
-    if (f->n == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 1024;
-        facts_entry *grown = realloc(f->entries, cap * sizeof(*grown));
-        if (!grown) return NULL;
-        f->entries = grown;
-        f->cap = cap;
-    }
+    if (GROW_ROOM(f->entries, f->n, f->cap, 1024)) return NULL;
     if (strmap_put(&f->index, item, len, f->n) != AISLE_OK) return NULL;
     memset(&f->entries[f->n], 0, sizeof(f->entries[f->n]));
     return &f->entries[f->n++];
