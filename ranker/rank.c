@@ -168,23 +168,13 @@ typedef struct rank_state {
     size_t cap;
 } rank_state;
 
-/* A candidate's place in the pool and a score of it (its own, or a bound),
- * so sorting moves eight bytes rather than a candidate. */
-typedef struct rank_bound {
-    uint32_t at;
-    float score;
-} rank_bound;
-
-/* Best first; equal scores keep their pool order (a stable sort's). */
-static int rank_bound_desc(const void *a, const void *b) {
-    const rank_bound *x = a, *y = b;
-    if (x->score != y->score) return (x->score < y->score) - (x->score > y->score);
-    return (x->at > y->at) - (x->at < y->at);
-}
 
 /* Sorts the pool best first, as a stable sort of the candidates would. */
 static int rank_sort_pool(rank_state *st) {
-    rank_bound *order = malloc((st->npool + 1) * sizeof(*order));
+    /* A score and a place in the pool (vec_hit's id), so sorting moves
+     * eight bytes rather than a candidate; equal scores keep their pool
+     * order, as a stable sort would. */
+    vec_hit *order = malloc((st->npool + 1) * sizeof(*order));
     rank_cand *sorted = malloc((st->poolcap + 1) * sizeof(*sorted));
     if (!order || !sorted) {
         free(order);
@@ -192,9 +182,9 @@ static int rank_sort_pool(rank_state *st) {
         return AISLE_ENOMEM;
     }
     for (size_t i = 0; i < st->npool; i++)
-        order[i] = (rank_bound){(uint32_t)i, st->pool[i].score};
-    qsort(order, st->npool, sizeof(*order), rank_bound_desc);
-    for (size_t i = 0; i < st->npool; i++) sorted[i] = st->pool[order[i].at];
+        order[i] = (vec_hit){st->pool[i].score, (uint32_t)i};
+    qsort(order, st->npool, sizeof(*order), vec_hit_desc);
+    for (size_t i = 0; i < st->npool; i++) sorted[i] = st->pool[order[i].id];
     free(st->pool);
     st->pool = sorted;
     free(order);
@@ -344,13 +334,14 @@ static rank_hit *rank_push(rank_state *st, size_t slot, float score, unsigned so
     return h;
 }
 
-static int rank_key_cmp(const void *a, const void *b) {
+/* Ascending uint32_t: catalog keys, and the page-token hashes of served items. */
+static int rank_u32_cmp(const void *a, const void *b) {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
 }
 
 static int rank_key_in(const uint32_t *list, size_t n, uint32_t key) {
-    return n && bsearch(&key, list, n, sizeof(key), rank_key_cmp) != NULL;
+    return n && bsearch(&key, list, n, sizeof(key), rank_u32_cmp) != NULL;
 }
 
 /* names[0..n) as sorted catalog keys into *out (owned); a name no item has
@@ -360,7 +351,7 @@ static int rank_keys(const catalog *c, const char *const *names, size_t n, uint3
     if (!n) return AISLE_OK;
     if (!(*out = malloc(n * sizeof(**out)))) return AISLE_ENOMEM;
     for (size_t i = 0; i < n; i++) (*out)[i] = catalog_key(c, names[i]);
-    qsort(*out, n, sizeof(**out), rank_key_cmp);
+    qsort(*out, n, sizeof(**out), rank_u32_cmp);
     return AISLE_OK;
 }
 
@@ -406,11 +397,6 @@ static int rank_keyfilter_pass(const rank_keyfilter *kf, const catalog_item *it,
     return 1;
 }
 
-static int rank_hash_cmp(const void *a, const void *b) {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Whether slot may be recommended at all: every source and the fill go
  * through here, so no path lets an excluded item through. */
 static int rank_eligible(rank_state *st, size_t slot) {
@@ -423,7 +409,7 @@ static int rank_eligible(rank_state *st, size_t slot) {
         return 0;
     if (!st->req->n_served) return 1;
     h = rank_item_hash(it->item_id);
-    return !bsearch(&h, st->req->served, st->req->n_served, sizeof(h), rank_hash_cmp);
+    return !bsearch(&h, st->req->served, st->req->n_served, sizeof(h), rank_u32_cmp);
 }
 
 /* SIMD kernels (retrieval/vec.h); learned vectors run to 512 floats. */
@@ -932,7 +918,7 @@ static int rank_can_bound(const rank_state *st) {
  * what scoring the whole pool gives. */
 static int rank_score_bounded(rank_state *st, char *err, size_t errlen) {
     const unsigned only_nb = 1u << RANK_SRC_NEIGHBOURS;
-    rank_bound *nb = malloc((st->npool + 1) * sizeof(*nb));
+    vec_hit *nb = malloc((st->npool + 1) * sizeof(*nb)); /* bounds by pool place */
     float *top = malloc((st->cap + 1) * sizeof(*top)); /* a min-heap of the best real scores */
     size_t n_nb = 0, n_top = 0, kept = 0;
     unsigned char *keep = calloc(st->npool + 1, 1);
@@ -950,18 +936,18 @@ static int rank_score_bounded(rank_state *st, char *err, size_t errlen) {
         cd->score = rank_hand_score(st->set, cd->f);
         if (bounded) {
             cd->search = NAN;
-            nb[n_nb++] = (rank_bound){(uint32_t)i, cd->score};
+            nb[n_nb++] = (vec_hit){cd->score, (uint32_t)i};
         } else {
             keep[i] = 1;
             rank_heap_push(top, &n_top, st->cap, cd->score);
         }
     }
-    if (n_nb) qsort(nb, n_nb, sizeof(*nb), rank_bound_desc);
+    if (n_nb) qsort(nb, n_nb, sizeof(*nb), vec_hit_desc);
     for (size_t k = 0; k < n_nb && (n_top < st->cap || !(nb[k].score < top[0])); k++) {
-        rank_cand *cd = &st->pool[nb[k].at];
+        rank_cand *cd = &st->pool[nb[k].id];
         rank_features(st, cd, st->best);
         cd->score = rank_hand_score(st->set, cd->f);
-        keep[nb[k].at] = 1;
+        keep[nb[k].id] = 1;
         rank_heap_push(top, &n_top, st->cap, cd->score);
     }
     /* Survivors keep their order, so ties sort as they would in the whole

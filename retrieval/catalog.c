@@ -477,17 +477,6 @@ int catalog_lookup(const catalog *c, const char *item_id, size_t *slot) {
 
 int catalog_ivf_lists(const catalog *c) { return c->nlist; }
 
-/* A search hit re-scored with its float vector. */
-typedef struct catalog_hit {
-    float s;
-    size_t slot;
-} catalog_hit;
-
-static int catalog_hit_cmp(const void *a, const void *b) {
-    const catalog_hit *x = a, *y = b;
-    if (x->s != y->s) return x->s < y->s ? 1 : -1;
-    return (x->slot > y->slot) - (x->slot < y->slot); /* ties in slot order, as ivf's */
-}
 
 /* With lists, the index scores half rows: it is asked a quarter deeper and
  * its hits are re-scored with the float vectors, so callers get real
@@ -497,19 +486,19 @@ int catalog_search(catalog *c, const float *q, int k, size_t *slots,
     int deeper = k + k / 4 + 8, n;
     size_t *got;
     float *approx;
-    catalog_hit *h;
+    vec_hit *h; /* the hits re-scored with their float vectors; id: the slot */
     if (k <= 0 || ivf_exact(c->index)) return ivf_search(c->index, q, k, slots, scores);
     got = malloc((size_t)deeper * sizeof(*got));
     approx = malloc((size_t)deeper * sizeof(*approx));
     h = malloc((size_t)deeper * sizeof(*h));
     n = got && approx && h ? ivf_search(c->index, q, deeper, got, approx) : AISLE_ENOMEM;
     for (int i = 0; i < n; i++)
-        h[i] = (catalog_hit){vec_dot(q, c->vecs + got[i] * (size_t)c->dim, c->dim), got[i]};
-    if (n > 0) qsort(h, (size_t)n, sizeof(*h), catalog_hit_cmp);
+        h[i] = (vec_hit){vec_dot(q, c->vecs + got[i] * (size_t)c->dim, c->dim), (uint32_t)got[i]};
+    if (n > 0) qsort(h, (size_t)n, sizeof(*h), vec_hit_desc);
     if (n > k) n = k;
     for (int i = 0; i < n; i++) {
-        slots[i] = h[i].slot;
-        scores[i] = h[i].s;
+        slots[i] = h[i].id;
+        scores[i] = h[i].score;
     }
     free(got);
     free(approx);

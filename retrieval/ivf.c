@@ -29,38 +29,27 @@ struct ivf {
     size_t map_cap, count;
 };
 
-/* A candidate: its score and slot. */
-typedef struct ivf_hit {
-    float s;
-    uint32_t slot;
-} ivf_hit;
-
 /* The k best hits seen so far: a buffer of 2k that is cut back to its k
  * best when full, after which only scores above the k-th best enter. Each
  * row costs a compare; a cut costs O(k), so the whole is linear (a heap
  * paid log k for every row that beat its root). */
 typedef struct ivf_top {
-    ivf_hit *h; /* 2k, owned */
+    vec_hit *h; /* 2k, owned; id: the slot */
     size_t n, k;
     float floor; /* the k-th best score at the last cut; -INF before */
 } ivf_top;
 
-static int ivf_hit_cmp(const void *a, const void *b) {
-    const ivf_hit *x = a, *y = b;
-    if (x->s != y->s) return x->s < y->s ? 1 : -1;
-    return (x->slot > y->slot) - (x->slot < y->slot); /* ties in slot order */
-}
 
 /* Moves the k best of h[0..n) to the front, k < n (quickselect, middle
  * pivot, Hoare partition; signed indices, as j may step below lo). */
-static void ivf_select(ivf_hit *h, size_t n, size_t k) {
+static void ivf_select(vec_hit *h, size_t n, size_t k) {
     long lo = 0, hi = (long)n - 1, kk = (long)k;
     while (lo < hi) {
-        ivf_hit pivot = h[lo + (hi - lo) / 2], t;
+        vec_hit pivot = h[lo + (hi - lo) / 2], t;
         long i = lo, j = hi;
         while (i <= j) {
-            while (ivf_hit_cmp(&h[i], &pivot) < 0) i++;
-            while (ivf_hit_cmp(&h[j], &pivot) > 0) j--;
+            while (vec_hit_desc(&h[i], &pivot) < 0) i++;
+            while (vec_hit_desc(&h[j], &pivot) > 0) j--;
             if (i <= j) {
                 t = h[i], h[i] = h[j], h[j] = t;
                 i++, j--;
@@ -78,22 +67,22 @@ static void ivf_top_push(ivf_top *t, float s, uint32_t slot) {
     if (t->n == 2 * t->k) {
         ivf_select(t->h, t->n, t->k);
         t->n = t->k;
-        t->floor = t->h[0].s;
+        t->floor = t->h[0].score;
         for (size_t i = 1; i < t->k; i++)
-            if (t->h[i].s < t->floor) t->floor = t->h[i].s;
+            if (t->h[i].score < t->floor) t->floor = t->h[i].score;
         if (!(s > t->floor)) return;
     }
-    t->h[t->n++] = (ivf_hit){s, slot};
+    t->h[t->n++] = (vec_hit){s, slot};
 }
 
 /* The k best, best first, into slots and scores; returns how many. */
 static int ivf_top_take(ivf_top *t, size_t *slots, float *scores) {
     size_t n = t->n < t->k ? t->n : t->k;
     if (t->n > t->k) ivf_select(t->h, t->n, t->k);
-    qsort(t->h, n, sizeof(*t->h), ivf_hit_cmp);
+    qsort(t->h, n, sizeof(*t->h), vec_hit_desc);
     for (size_t i = 0; i < n; i++) {
-        slots[i] = t->h[i].slot;
-        scores[i] = t->h[i].s;
+        slots[i] = t->h[i].id;
+        scores[i] = t->h[i].score;
     }
     return (int)n;
 }

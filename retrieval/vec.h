@@ -24,4 +24,20 @@ void vec_dots_half(const float *q, const uint16_t *rows, size_t n, int d, float 
 uint16_t vec_to_half(float f);
 float vec_from_half(uint16_t h);
 
+/* A score and what it scores (an index row's slot, a ranker pool's
+ * place): what the index scans and the ranker sort. */
+typedef struct vec_hit {
+    float score;
+    uint32_t id;
+} vec_hit;
+
+/* qsort's order for hits: best first, equal scores by id, so every sort
+ * of the same hits gives the same order (inline: index selection calls it
+ * per row). */
+static inline int vec_hit_desc(const void *a, const void *b) {
+    const vec_hit *x = a, *y = b;
+    if (x->score != y->score) return (x->score < y->score) - (x->score > y->score);
+    return (x->id > y->id) - (x->id < y->id);
+}
+
 #endif
