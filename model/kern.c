@@ -236,6 +236,20 @@ static float value_at(const void *x, int half, int i) {
                 : ((const float *)x)[i];
 }
 
+/* The end both BF16 forms share: the two 16-lane accumulators folded and
+ * added in double, then the values past the last 64, in double. */
+static float dot_bf16_finish(float lanes[2][16], int np, const uint16_t *h, const float *x,
+                             int n) {
+    double sum = 0.0;
+    if (np) {
+        sum += (double)fold16(lanes[0]);
+        sum += (double)fold16(lanes[1]);
+    }
+    for (int i = np; i < n; i++)
+        sum += (double)(kern_bf16_to_f32(h[i]) * x[i]);
+    return (float)sum;
+}
+
 /* ggml_vec_dot_bf16 as its AVX512-BF16 form sums (the activation already
  * rounded to bf16): per 64 values two accumulators of 16 lanes, lane l
  * adding values 2l+1 then 2l of each 32 (vdpbf16ps; the products are
@@ -243,7 +257,6 @@ static float value_at(const void *x, int half, int i) {
 static float dot_bf16_any(const uint16_t *h, const float *x, int n) {
     float c[2][16] = {{0}};
     int np = n & ~63;
-    double sum = 0.0;
 
     for (int i = 0; i < np; i += 32)
         for (int l = 0; l < 16; l++) {
@@ -252,13 +265,7 @@ static float dot_bf16_any(const uint16_t *h, const float *x, int n) {
             *acc += kern_bf16_to_f32(h[j + 1]) * x[j + 1];
             *acc += kern_bf16_to_f32(h[j]) * x[j];
         }
-    if (np) {
-        sum += (double)fold16(c[0]);
-        sum += (double)fold16(c[1]);
-    }
-    for (int i = np; i < n; i++)
-        sum += (double)(kern_bf16_to_f32(h[i]) * x[i]);
-    return (float)sum;
+    return dot_bf16_finish(c, np, h, x, n);
 }
 
 /* kern_dot_half of x (halves or floats, value_at) with y. */
@@ -840,7 +847,6 @@ KERN_AVX2 static float dot_bf16_avx2(const uint16_t *h, const float *x, int n) {
     __m256 c[4];
     float lanes[2][16];
     int np = n & ~63;
-    double sum = 0.0;
 
     for (int k = 0; k < 4; k++)
         c[k] = _mm256_setzero_ps();
@@ -863,13 +869,7 @@ KERN_AVX2 static float dot_bf16_avx2(const uint16_t *h, const float *x, int n) {
         for (int l = 0; l < 8; l++)
             lanes[k >> 1][8 * (k & 1) + BF16_LANE[l]] = v[l];
     }
-    if (np) {
-        sum += (double)fold16(lanes[0]);
-        sum += (double)fold16(lanes[1]);
-    }
-    for (int i = np; i < n; i++)
-        sum += (double)(kern_bf16_to_f32(h[i]) * x[i]);
-    return (float)sum;
+    return dot_bf16_finish(lanes, np, h, x, n);
 }
 
 /* fp32, fp16 and bf16 rows. */
