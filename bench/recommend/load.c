@@ -28,6 +28,7 @@
 
 #include "aisle/v1/aisle.pb-c.h"
 #include "services/base/clock.h"
+#include "services/base/grow.h"
 
 #define LOAD_CODES 17        /* gRPC status codes 0..16 */
 #define LOAD_MAX_CHANNELS 64
@@ -109,22 +110,17 @@ static const char *load_method_path(const char *m) {
 static long load_read_users(const char *path, char ***out) {
     FILE *f = fopen(path, "r");
     char line[1 << 16], **ids = NULL;
-    long n = 0, cap = 0;
+    size_t n = 0, cap = 0;
     if (!f) return -1;
     while (fgets(line, sizeof(line), f)) {
         char *w = strtok(line, " \t\r\n");
         if (!w) continue;
-        if (n == cap) {
-            char **g = realloc(ids, (size_t)(cap = cap ? cap * 2 : 1024) * sizeof(*g));
-            if (!g) break;
-            ids = g;
-        }
-        if (!(ids[n] = strdup(w))) break;
+        if (GROW_ROOM(ids, n, cap, 1024) || !(ids[n] = strdup(w))) break;
         n++;
     }
     fclose(f);
     *out = ids;
-    return n;
+    return (long)n;
 }
 
 /* One request's bytes as a slice (owned by the caller). */
@@ -178,13 +174,7 @@ static int load_bodies_build(const load_opts *o, load_bodies *b) {
 }
 
 static int load_stats_add(load_stats *st, int64_t us) {
-    if (st->n == st->cap) {
-        size_t cap = st->cap ? st->cap * 2 : 1 << 16;
-        int64_t *g = realloc(st->lat_us, cap * sizeof(*g));
-        if (!g) return -1;
-        st->lat_us = g;
-        st->cap = cap;
-    }
+    if (GROW_ROOM(st->lat_us, st->n, st->cap, 1 << 16)) return -1;
     st->lat_us[st->n++] = us;
     return 0;
 }
