@@ -145,6 +145,7 @@ typedef struct rank_state {
     /* Catalog keys (catalog_key) of the profile's creators, categories
      * and brands → index + 1 into p->creators, p->categories, p->brands. */
     rank_slotmap creators, categories, brands;
+    rank_slotmap followed; /* index into p->creators → 1 when the user follows them */
     rank_keyfilter kf; /* the request's filter as catalog keys */
     size_t *pslots;    /* catalog slot of each profile item, or SIZE_MAX */
     float *u;          /* user vector */
@@ -221,7 +222,7 @@ void rank_result_free(rank_result *r) {
 static void rank_state_free(rank_state *st) {
     free(st->marks.keys);
     free(st->marks.vals);
-    rank_slotmap *maps[] = {&st->creators, &st->categories, &st->brands};
+    rank_slotmap *maps[] = {&st->creators, &st->categories, &st->brands, &st->followed};
     for (size_t k = 0; k < sizeof(maps) / sizeof(maps[0]); k++) {
         free(maps[k]->keys);
         free(maps[k]->vals);
@@ -1101,9 +1102,12 @@ static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int ca
                          rank_met(st, because));
     /* The creators source brings a creator's newest items. */
     if (!rc && cd->creator >= 0 && (st->personal || cd->sources & 1u << RANK_SRC_CREATORS))
-        rc = rank_reason(h, "%s %s, a creator you engage with",
+        rc = rank_reason(h, "%s %s, %s",
                          cd->sources & 1u << RANK_SRC_CREATORS ? "New from" : "From",
-                         rank_creator_label(&h->item));
+                         rank_creator_label(&h->item),
+                         rank_slotmap_get(&st->followed, (size_t)cd->creator)
+                             ? "whom you follow"
+                             : "a creator you engage with");
     if (!rc && cd->sources & 1u << RANK_SRC_CONTEXT)
         rc = rank_reason(h, st->set->context_phrase, rank_title(catalog_at(st->c, st->ctx)));
     if (!rc && cd->sources & 1u << RANK_SRC_QUERY) {
@@ -1369,6 +1373,21 @@ fail:
     return rc;
 }
 
+/* Marks the profile's creators the user follows (st->followed, by index
+ * into p->creators), for the reason that says so; a followed creator the
+ * creators list has trimmed away brings nothing to mark. Needs the
+ * creators indexed (st->creators). */
+static int rank_follows_init(rank_state *st) {
+    for (size_t i = 0; i < st->p->n_follows; i++) {
+        uint32_t key = catalog_key(st->c, st->p->follows[i].id), ci, *at;
+        if (!key || key == CATALOG_NO_KEY || !(ci = rank_slotmap_get(&st->creators, key)))
+            continue;
+        if (!(at = rank_slotmap_at(&st->followed, ci - 1))) return AISLE_ENOMEM;
+        *at = 1;
+    }
+    return AISLE_OK;
+}
+
 /* Marks the slots a result must leave out (the profile's items, dismissed,
  * seen and purchased, flagged by kind, and the request's excluded ids; ids
  * the catalog lacks cannot be offered), indexes the profile's creators,
@@ -1377,6 +1396,7 @@ fail:
 static int rank_index_profile(rank_state *st) {
     const rank_profile *p = st->p;
     const rank_filter *f = st->filter;
+    int rc;
     const struct {
         const rank_entry *e;
         size_t n;
@@ -1417,6 +1437,7 @@ static int rank_index_profile(rank_state *st) {
             if (!(at = rank_slotmap_at(named[k].m, key))) return AISLE_ENOMEM;
             *at = (uint32_t)i + 1;
         }
+    if ((rc = rank_follows_init(st)) != AISLE_OK) return rc;
     return rank_keyfilter_init(st->c, f, &st->kf);
 }
 

@@ -132,6 +132,8 @@ typedef struct rank_profile {
     size_t n_categories;
     const rank_entry *brands;
     size_t n_brands;
+    const rank_entry *follows; /* creators followed (weight: the time) */
+    size_t n_follows;
 } rank_profile;
 
 /* Pipeline settings (a surface: home, product page, cart ...). */

@@ -247,7 +247,8 @@ static void ctl_print_profile(const Aisle__V1__Profile *p) {
     ctl_print_weighted("categories", p->categories, p->n_categories);
     ctl_print_weighted("brands", p->brands, p->n_brands);
     ctl_print_weighted("dismissed", p->dismissed, p->n_dismissed);
-    printf("seen %zu items, purchased %zu\n", p->n_seen, p->n_purchased);
+    printf("seen %zu items, purchased %zu, follows %zu creators\n", p->n_seen, p->n_purchased,
+           p->n_follows);
 }
 
 static int ctl_profile_get(rpc_client *rc, const ctl_opts *o, const char *user) {

@@ -53,14 +53,14 @@
  *       trim_every, then per run: mark field ("o:topic:partition", or ""),
  *       n, nf, t_ref, t_max, then n events of event_id offset produced_ms,
  *       then nf fields of name value: "i:ID", "d:ID" (dismissed), "c:ID",
- *       "g:NAME", "b:NAME" with a summed weight, "s:ID" (seen) and "p:ID"
- *       (purchased) with a time. */
+ *       "g:NAME", "b:NAME" with a summed weight, "s:ID" (seen), "p:ID"
+ *       (purchased) and "f:ID" (followed creator) with a time. */
 static const char profile_apply_lua[] =
     "local tonumber, rcall = tonumber, redis.call\n"
     "local H, T, now = tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[8]\n"
     "local bound = {i = tonumber(ARGV[1]), d = tonumber(ARGV[1]), c = tonumber(ARGV[2]),\n"
     "               g = tonumber(ARGV[3]), b = tonumber(ARGV[3]), s = tonumber(ARGV[4]),\n"
-    "               p = tonumber(ARGV[5])}\n"
+    "               p = tonumber(ARGV[5]), f = tonumber(ARGV[2])}\n"
     "local total = 0\n"
     "for _, v in pairs(bound) do total = total + v end\n"
     "local high = total + math.max(16, math.floor(total / 4))\n"
@@ -530,7 +530,7 @@ typedef struct profile_sum {
 
 #define PROFILE_EVENT_FIELDS 6 /* the most fields one event touches */
 
-static int profile_sum_is_time(char kind) { return kind == 's' || kind == 'p'; }
+static int profile_sum_is_time(char kind) { return kind == 's' || kind == 'p' || kind == 'f'; }
 
 static profile_sum profile_sum_of(char kind, const char *name, double v) {
     return (profile_sum){.kind = kind, .name = name, .v = v};
@@ -540,7 +540,9 @@ static profile_sum profile_sum_of(char kind, const char *name, double v) {
  * its weights decayed against t_ref: a follow touches only its creator, a
  * dismissal only its dismissed item, any other item event its item, seen
  * (purchased), category and brand, and, with a quarter of its weight, its
- * creator, about whom it says a little. Returns how many. */
+ * creator, about whom it says a little. A follow also marks its creator
+ * followed (f), by its time, which the creator's decayed weight cannot
+ * tell apart from engagement. Returns how many. */
 static size_t profile_event_sums(const profile_store *ps, const profile_event *e, int64_t t_ref,
                                  profile_sum *out) {
     const Aisle__V1__Signal *s = e->sig;
@@ -557,6 +559,7 @@ static size_t profile_event_sums(const profile_store *ps, const profile_event *e
         out[n++] = profile_sum_of('p', s->item_id, t);
     if (!dismiss && s->creator_id && *s->creator_id)
         out[n++] = profile_sum_of('c', s->creator_id, follow ? w : w * 0.25);
+    if (follow && s->creator_id && *s->creator_id) out[n++] = profile_sum_of('f', s->creator_id, t);
     if (item && e->category && *e->category) out[n++] = profile_sum_of('g', e->category, w);
     if (item && e->brand && *e->brand) out[n++] = profile_sum_of('b', e->brand, w);
     assert(n <= PROFILE_EVENT_FIELDS);
@@ -1002,6 +1005,7 @@ void profile_clear(profile *p) {
     profile_entries_free(p->brands, p->n_brands);
     profile_entries_free(p->seen, p->n_seen);
     profile_entries_free(p->purchased, p->n_purchased);
+    profile_entries_free(p->follows, p->n_follows);
     memset(p, 0, sizeof(*p));
 }
 
@@ -1031,7 +1035,7 @@ typedef struct profile_field {
     double v;
 } profile_field;
 
-#define PROFILE_KINDS_OF_MEMBERS "idcgbsp" /* the order of profile_get's lists */
+#define PROFILE_KINDS_OF_MEMBERS "idcgbspf" /* the order of profile_get's lists */
 
 static int profile_cmp_field(const void *pa, const void *pb) {
     const profile_field *a = pa, *b = pb;
@@ -1107,6 +1111,7 @@ int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
         {(size_t)cfg->max_categories, PROFILE_AS_LINEAR, &p->brands, &p->n_brands},
         {(size_t)cfg->max_seen, PROFILE_AS_TIME, &p->seen, &p->n_seen},
         {(size_t)cfg->max_purchased, PROFILE_AS_TIME, &p->purchased, &p->n_purchased},
+        {(size_t)cfg->max_creators, PROFILE_AS_TIME, &p->follows, &p->n_follows},
     };
     const char *argv[2] = {"HGETALL", NULL};
     profile_field *f = NULL; /* points into the reply, owned by the store */

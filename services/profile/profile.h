@@ -17,8 +17,8 @@
  * list and batch (Redis 6.2 or later). Its member
  * fields are KIND:ID: i (items), d (dismissed: negative feedback apart
  * from positive interest), c (creators), g (categories), b (brands), by
- * decayed weight; s (seen) and p (purchased), by the time of the latest
- * such event. Its other fields: o:ORIGIN (the highest offset applied from
+ * decayed weight; s (seen), p (purchased) and f (creators followed), by
+ * the time of the latest such event. Its other fields: o:ORIGIN (the highest offset applied from
  * that topic:partition), last_ms (the last activity time), lm (the user's
  * landmark), n (the count of applied events), m (the count of member
  * fields) and, after an erasure, erased (its time).
@@ -118,6 +118,8 @@ typedef struct profile {
     size_t n_seen;
     profile_entry *purchased;
     size_t n_purchased;
+    profile_entry *follows; /* creators followed, at most max_creators */
+    size_t n_follows;
     int64_t last_active_ms; /* 0 when the user is unknown */
 } profile;
 

@@ -17,15 +17,19 @@
 #include "services/recommend/pagetoken.h"
 
 
-/* Copies n profile entries into the view's entries at dst. */
-static const rank_entry *recommend_view(const profile_entry *src, size_t n, rank_entry *dst) {
-    for (size_t i = 0; i < n; i++) dst[i] = (rank_entry){src[i].id, src[i].weight};
-    return dst;
+/* Copies n profile entries into the view's entries at *dst, moving *dst
+ * past them; returns where they start. */
+static const rank_entry *recommend_view(const profile_entry *src, size_t n, rank_entry **dst) {
+    rank_entry *start = *dst;
+    for (size_t i = 0; i < n; i++) start[i] = (rank_entry){src[i].id, src[i].weight};
+    *dst += n;
+    return start;
 }
 
 int recommend_user_load(profile_store *ps, const char *user_id, int64_t now_ms,
                         recommend_user *u, char *err, size_t errlen) {
     const profile *p = &u->p;
+    rank_profile *v = &u->view;
     rank_entry *e;
     int rc;
 
@@ -36,33 +40,21 @@ int recommend_user_load(profile_store *ps, const char *user_id, int64_t now_ms,
     if ((rc = profile_get(ps, user_id, now_ms, SIZE_MAX >> 1, &u->p, err, errlen)) != AISLE_OK)
         return rc;
     e = u->mem = malloc((p->n_items + p->n_creators + p->n_dismissed + p->n_seen +
-                         p->n_purchased + p->n_categories + p->n_brands + 1) *
+                         p->n_purchased + p->n_categories + p->n_brands + p->n_follows + 1) *
                         sizeof(*e));
     if (!e) {
         recommend_user_clear(u);
         return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     }
-    u->view = (rank_profile){
-        .items = recommend_view(p->items, p->n_items, e),
-        .n_items = p->n_items,
-        .creators = recommend_view(p->creators, p->n_creators, e + p->n_items),
-        .n_creators = p->n_creators,
-        .dismissed = recommend_view(p->dismissed, p->n_dismissed,
-                                    e + p->n_items + p->n_creators),
-        .n_dismissed = p->n_dismissed,
-        .seen = recommend_view(p->seen, p->n_seen,
-                               e + p->n_items + p->n_creators + p->n_dismissed),
-        .n_seen = p->n_seen,
-        .purchased = recommend_view(p->purchased, p->n_purchased,
-                                    e + p->n_items + p->n_creators + p->n_dismissed +
-                                        p->n_seen),
-        .n_purchased = p->n_purchased,
-    };
-    e += p->n_items + p->n_creators + p->n_dismissed + p->n_seen + p->n_purchased;
-    u->view.categories = recommend_view(p->categories, p->n_categories, e);
-    u->view.n_categories = p->n_categories;
-    u->view.brands = recommend_view(p->brands, p->n_brands, e + p->n_categories);
-    u->view.n_brands = p->n_brands;
+    /* One statement each: the order of e's moves is the order written. */
+    v->items = recommend_view(p->items, v->n_items = p->n_items, &e);
+    v->creators = recommend_view(p->creators, v->n_creators = p->n_creators, &e);
+    v->dismissed = recommend_view(p->dismissed, v->n_dismissed = p->n_dismissed, &e);
+    v->seen = recommend_view(p->seen, v->n_seen = p->n_seen, &e);
+    v->purchased = recommend_view(p->purchased, v->n_purchased = p->n_purchased, &e);
+    v->categories = recommend_view(p->categories, v->n_categories = p->n_categories, &e);
+    v->brands = recommend_view(p->brands, v->n_brands = p->n_brands, &e);
+    v->follows = recommend_view(p->follows, v->n_follows = p->n_follows, &e);
     return AISLE_OK;
 }
 
@@ -458,7 +450,7 @@ static int recommend_tally_cmp(const void *a, const void *b) {
 }
 
 /* The page's creators, by the summed scores of their items on it; those the
- * user engages with say so. Linear scans: a page holds at most 500 items. */
+ * user follows or engages with say so. Linear scans: a page holds at most 500 items. */
 static void recommend_creators(const rank_result *rr, const rank_profile *p,
                                recommend_answer *a) {
     recommend_tally all[RANK_MAX_LIMIT];
@@ -476,15 +468,18 @@ static void recommend_creators(const rank_result *rr, const rank_profile *p,
     if (n) qsort(all, n, sizeof(all[0]), recommend_tally_cmp);
     for (size_t k = 0; k < n && k < RECOMMEND_PAGE_CREATORS; k++) {
         recommend_creator *c = &a->creators[a->n_creators++];
+        int followed = 0;
         *c = (recommend_creator){.id = all[k].id, .name = all[k].name, .score = all[k].score,
                                  .n_items = all[k].n_items};
         for (size_t j = 0; j < p->n_creators && !c->engaged; j++)
             c->engaged = strcmp(p->creators[j].id, c->id) == 0 && p->creators[j].weight > 0;
         snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]),
                  "Made %d of the items above", c->n_items);
+        for (size_t j = 0; j < p->n_follows && !followed; j++)
+            followed = strcmp(p->follows[j].id, c->id) == 0;
         if (c->engaged)
-            snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]),
-                     "A creator you engage with");
+            snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]), "%s",
+                     followed ? "A creator you follow" : "A creator you engage with");
     }
 }
 

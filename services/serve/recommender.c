@@ -159,7 +159,7 @@ static void recommender_get_profile(const server_call_ctx *ctx, const uint8_t *r
         goto out;
     }
     nw = p.n_items + p.n_creators + p.n_dismissed + p.n_categories + p.n_brands;
-    nt = p.n_seen + p.n_purchased;
+    nt = p.n_seen + p.n_purchased + p.n_follows;
     ids = calloc(nw + 1, sizeof(*ids));
     ptrs = calloc(nw + 1, sizeof(*ptrs));
     tids = calloc(nt + 1, sizeof(*tids));
@@ -188,6 +188,10 @@ static void recommender_get_profile(const server_call_ctx *ctx, const uint8_t *r
     recommender_timed(p.purchased, p.n_purchased, tids + p.n_seen, tptrs + p.n_seen);
     out.purchased = tptrs + p.n_seen;
     out.n_purchased = p.n_purchased;
+    recommender_timed(p.follows, p.n_follows, tids + p.n_seen + p.n_purchased,
+                      tptrs + p.n_seen + p.n_purchased);
+    out.follows = tptrs + p.n_seen + p.n_purchased;
+    out.n_follows = p.n_follows;
     server_reply_pack(rep, &out.base);
 out:
     free(ids);

@@ -237,6 +237,26 @@ class RecommendApi(unittest.TestCase):
                                   "New from Mia Chen, a creator you engage with")
                             for it in mine for r in it.reasons), [it.reasons for it in mine])
 
+    def test_followed_creator_is_named_as_followed(self):
+        user = self.user_with([("A000", 0)])  # by cr-A0, Mia Chen
+        s = self.ev.Signal(event_id=uuid.uuid4().hex, user_id=user, kind=self.ev.FOLLOW_CREATOR,
+                           creator_id="cr-A0", ts_ms=int(time.time() * 1000))
+        self.producer.produce("aisle.signals", key=user, value=s.SerializeToString())
+        self.producer.flush(5)
+        aisle_env.wait_for(lambda: [f.id for f in self.call(
+            "GetProfile", self.pb.GetProfileRequest(user_id=user), self.pb.Profile).follows]
+            == ["cr-A0"], 10, "the follow")
+        mine = [it for it in self.rec(user_id=user, limit=20, surface="home").items
+                if it.creator_id == "cr-A0"]
+        self.assertTrue(mine)
+        self.assertTrue(any(r in ("From Mia Chen, whom you follow",
+                                  "New from Mia Chen, whom you follow")
+                            for it in mine for r in it.reasons), [it.reasons for it in mine])
+        self.assertFalse(any("engage with" in r for it in mine for r in it.reasons))
+        r = self.rec(user_id=user, limit=20, surface="home")
+        self.assertIn("A creator you follow",
+                      [x for c in r.creators if c.creator_id == "cr-A0" for x in c.reasons])
+
     def test_creator_index_suggests_new_creators_and_follows_catalog(self):
         user = self.user_with([("A000", 0), ("A005", 0)])  # cr-A0 only
         r = self.rec(user_id=user, limit=1)

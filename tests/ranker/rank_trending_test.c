@@ -93,6 +93,14 @@ static void test_creators_suggested_and_named(void) {
      * the creators source: co1's newest). */
     TEST_CHECK(has_reason(find(&r, "o9"), "New from Outdoor 1, a creator you engage with"));
     rank_result_free(&r);
+    /* A creator the user follows is called so. */
+    p.follows = engaged;
+    p.n_follows = 1;
+    TEST_REQUIRE(rank_recommend(c, &rq, &r, err, sizeof(err)) == AISLE_OK);
+    TEST_CHECK(has_reason(find(&r, "o9"), "New from Outdoor 1, whom you follow"));
+    rank_result_free(&r);
+    p.follows = NULL;
+    p.n_follows = 0;
     /* The request's creator filter holds for suggestions too. */
     const char *no_co0[] = {"co0"};
     rank_filter f = {.exclude_creators = no_co0, .n_exclude_creators = 1};
