@@ -94,6 +94,12 @@ typedef struct profile_config {
      * unused). Defaults: view 1, click 2, add-to-cart 4, purchase 8, like 3,
      * follow 5, dismiss 4 (which goes to the dismissed set). */
     double kind_weights[PROFILE_KINDS];
+    /* 1 (default): write with the AISLE.APPLY command where Redis has
+     * loaded the aisle_redis.so module (redis_module.c), the same write
+     * without Lua; where a node answers that it does not know the command,
+     * the store falls back to the script for good (managed Redis without
+     * modules). 0: the script always. */
+    int use_module;
 } profile_config;
 
 typedef struct profile_entry {

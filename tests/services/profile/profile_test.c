@@ -599,6 +599,45 @@ static void test_bad_addresses(void) {
     TEST_CHECK(profile_store_open("h:1", &cfg, &ps, err, sizeof(err)) == -1);
 }
 
+/* The write the run asked for is the one Redis saw: AISLE.APPLY with the
+ * module loaded (AISLE_REDIS_MODULE), the script without it; and a store
+ * told not to use the module writes with the script even where it is. */
+static void test_write_path(void) {
+    const char *module = getenv("AISLE_REDIS_MODULE");
+    int with_module = module && *module;
+    profile_store *ps = open_store(10);
+    profile_config cfg;
+    profile_store *lua;
+    Aisle__V1__Signal a = sig("wp-1", "wp-user", 1, "wp-item", clock_wall_ms()),
+                      b = sig("wp-2", "wp-user", 1, "wp-item", clock_wall_ms());
+    Aisle__V1__Signal *one[] = {&a}, *two[] = {&b};
+    redisReply *r;
+    char err[256];
+    TEST_CHECK(ps != NULL);
+    freeReplyObject(raw("CONFIG RESETSTAT", NULL));
+    TEST_CHECK(apply(ps, one, 1) == 1);
+    r = raw("INFO %s", "commandstats");
+    TEST_CHECK(r && r->type == REDIS_REPLY_STRING);
+    TEST_CHECK((strstr(r->str, "cmdstat_aisle.apply:") != NULL) == with_module);
+    /* The popularity script is one EVALSHA either way. */
+    TEST_CHECK(strstr(r->str, with_module ? "cmdstat_evalsha:calls=1," : "cmdstat_evalsha:calls=2,"));
+    freeReplyObject(r);
+    profile_config_default(&cfg);
+    cfg.half_life_s = 3600;
+    cfg.use_module = 0;
+    TEST_CHECK(profile_store_open(rp.addr, &cfg, &lua, err, sizeof(err)) == 0);
+    freeReplyObject(raw("CONFIG RESETSTAT", NULL));
+    TEST_CHECK(apply(lua, two, 1) == 1);
+    TEST_CHECK(apply(ps, two, 1) == 0); /* either write sees the other's ids */
+    r = raw("INFO %s", "commandstats");
+    /* Two from the script store; without the module ps's duplicate is a third. */
+    TEST_CHECK(r && strstr(r->str, with_module ? "cmdstat_evalsha:calls=2,"
+                                               : "cmdstat_evalsha:calls=3,"));
+    freeReplyObject(r);
+    profile_store_close(lua);
+    profile_store_close(ps);
+}
+
 int main(void) {
     char err[256];
     if (redisproc_start(&rp, err, sizeof(err)) != 0) {
@@ -623,6 +662,7 @@ int main(void) {
     TEST_RUN(test_ttl_is_set_on_every_key);
     TEST_RUN(test_kind_weights);
     TEST_RUN(test_bad_addresses);
+    TEST_RUN(test_write_path);
     redisproc_stop(&rp);
     return test_summary();
 }
