@@ -10,6 +10,7 @@
 
 #include "services/base/clock.h"
 #include "services/base/log.h"
+#include "services/profile/numfmt.h"
 #include "services/profile/rcluster.h"
 
 /* A key holds the user id escaped (at most three bytes a byte) and a name. */
@@ -488,15 +489,10 @@ static void profile_arg_int(profile_args *a, int64_t v) {
     profile_arg_len(a, slot, len);
 }
 
-/* A weight: exactly, as an integer when it is one (most are). */
+/* A weight, exactly (services/profile/numfmt.h). */
 static void profile_arg_num(profile_args *a, double v) {
-    char *slot;
-    if (v == (double)(int64_t)v && fabs(v) < 9007199254740992.0) {
-        profile_arg_int(a, (int64_t)v);
-        return;
-    }
-    slot = a->num[a->n_num++];
-    profile_arg_len(a, slot, (size_t)snprintf(slot, 32, "%.17g", v));
+    char *slot = a->num[a->n_num++];
+    profile_arg_len(a, slot, numfmt_double(slot, v));
 }
 
 /* A field name, kind ':' name, or "" when name is empty or NULL. */
@@ -704,7 +700,7 @@ static int profile_queue_bump(profile_store *ps, const char *key, int max, const
     snprintf(num[n], 32, "%d", max);
     argv[argc++] = num[n];
     for (size_t i = 0; i < n; i++) {
-        snprintf(num[i], 32, "%.17g", pop[i].log_w);
+        numfmt_double(num[i], pop[i].log_w);
         argv[argc++] = pop[i].item;
         argv[argc++] = num[i];
     }
