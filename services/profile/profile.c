@@ -693,8 +693,12 @@ static size_t profile_pop_merge(profile_pop *pop, size_t n) {
 static int profile_queue_bump(profile_store *ps, const char *key, int max, const profile_pop *pop,
                               size_t n, const char **argv, size_t *lens, char (*num)[32]) {
     int argc = 0;
-    argv[argc++] = "EVALSHA";
-    argv[argc++] = rcluster_sha(ps->rc, PROFILE_SCRIPT_POPULAR);
+    if (ps->module) {
+        argv[argc++] = "AISLE.POPULAR";
+    } else {
+        argv[argc++] = "EVALSHA";
+        argv[argc++] = rcluster_sha(ps->rc, PROFILE_SCRIPT_POPULAR);
+    }
     argv[argc++] = "1";
     argv[argc++] = key;
     snprintf(num[n], 32, "%d", max);
@@ -740,6 +744,24 @@ static int profile_queue_trending(profile_store *ps, const profile_pop *pop, siz
                               cats, nc, argv, lens, num);
 }
 
+/* Whether a node refused a module command as unknown (no module there):
+ * the store then writes with the scripts for good, and the calls are sent
+ * again. Nothing of a refused command ran; calls that another node
+ * took read as duplicates when resent. */
+static int profile_module_refused(profile_store *ps, redisReply **r, size_t n) {
+    static const char unknown[] = "ERR unknown command";
+    if (!ps->module) return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i]->type == REDIS_REPLY_ERROR && strncmp(r[i]->str, unknown, sizeof(unknown) - 1) == 0) {
+            ps->module = 0;
+            log_warn("profile", "redis has no AISLE.APPLY (aisle_redis.so not loaded): "
+                                "writing with the Lua script");
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Adds the newly applied positive item events to global popularity and to
  * their category's trending list, summed per key and item first, in one
  * round trip: one call for the global key, one a category. */
@@ -781,6 +803,10 @@ static int profile_bump_popular(profile_store *ps, const profile_event *ev,
     }
     if ((rc = profile_exec(ps, "bumping popularity", &r, &nr, err, errlen)) != 0) goto out;
     assert(nr == calls);
+    if (profile_module_refused(ps, r, nr)) {
+        rc = profile_bump_popular(ps, ev, applied, n, err, errlen); /* now with the script */
+        goto out;
+    }
     for (size_t i = 0; i < nr && rc == 0; i++)
         if (r[i]->type == REDIS_REPLY_ERROR)
             rc = profile_bad_reply(r[i], "bumping popularity", err, errlen);
@@ -824,24 +850,6 @@ static int profile_new_run(const profile_store *ps, const profile_event *e,
 }
 
 #define PROFILE_RESEND 1 /* profile_apply_round: send the round again */
-
-/* Whether a node refused the module's command as unknown (no module
- * there): the store then writes with the script for good, and the round is
- * sent again. Nothing of a refused command ran; calls that another node
- * took read as duplicates when resent. */
-static int profile_module_refused(profile_store *ps, redisReply **r, size_t n) {
-    static const char unknown[] = "ERR unknown command";
-    if (!ps->module) return 0;
-    for (size_t i = 0; i < n; i++) {
-        if (r[i]->type == REDIS_REPLY_ERROR && strncmp(r[i]->str, unknown, sizeof(unknown) - 1) == 0) {
-            ps->module = 0;
-            log_warn("profile", "redis has no AISLE.APPLY (aisle_redis.so not loaded): "
-                                "writing with the Lua script");
-            return 1;
-        }
-    }
-    return 0;
-}
 
 /* One round trip of apply calls for the events pick[0..n) (indices into
  * ev, in arrival order): each gets its verdict in verdict[index], '1'

@@ -1,8 +1,9 @@
-/* redis_module: the profile write as a native Redis command, AISLE.APPLY,
- * built as a module (aisle_redis.so) that redis-server loads with
- * --loadmodule. It takes exactly the apply script's keys and arguments and
- * gives its reply (see profile_apply_lua in profile.c, which stays the
- * write wherever modules are not allowed), with the same exactly-once
+/* redis_module: the profile write as native Redis commands, AISLE.APPLY
+ * and AISLE.POPULAR, built as a module (aisle_redis.so) that redis-server
+ * loads with --loadmodule. Each takes exactly its script's keys and
+ * arguments and gives its reply (see profile_apply_lua and
+ * profile_popular_lua in profile.c, which stay the write wherever modules
+ * are not allowed), with the same exactly-once
  * checks and the same hash layout, so a store may switch between the two
  * at any call. Why: the script's interpreter work per event (arguments
  * turned into Lua strings and numbers, formatting, one redis.call per
@@ -10,6 +11,7 @@
  * in the user's hash through the key API, with no command dispatch.
  *
  *   AISLE.APPLY numkeys key... arg...
+ *   AISLE.POPULAR 1 key max member log_weight...
  *
  * It runs inside redis-server, so it links nothing of Aisle's but the
  * number formatting it shares with the store (numfmt.h): the module API
@@ -425,6 +427,38 @@ fail:
     return RedisModule_ReplyWithError(ctx, why);
 }
 
+/* AISLE.POPULAR 1 key max member log_weight...: the popularity script's
+ * write (profile_popular_lua): each member's log-space weight added by
+ * log-sum-exp, the list then bounded to its max heaviest. */
+static int popular_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    RedisModuleKey *k;
+    long long max, n;
+    RedisModule_AutoMemory(ctx);
+    if (argc < 4 || argc % 2 || RedisModule_StringToLongLong(argv[3], &max) != REDISMODULE_OK ||
+        max < 0)
+        return RedisModule_ReplyWithError(ctx, "ERR bad AISLE.POPULAR arguments");
+    k = RedisModule_OpenKey(ctx, argv[2], REDISMODULE_READ | REDISMODULE_WRITE);
+    if (apply_wrongtype(k, REDISMODULE_KEYTYPE_ZSET))
+        return RedisModule_ReplyWithError(ctx, REDISMODULE_ERRORMSG_WRONGTYPE);
+    for (int i = 4; i < argc; i += 2) {
+        double a, c;
+        if (apply_parse(argv[i + 1], &a) || isnan(a))
+            return RedisModule_ReplyWithError(ctx, "ERR bad AISLE.POPULAR weight");
+        if (RedisModule_ZsetScore(k, argv[i], &c) == REDISMODULE_OK)
+            a = fmax(a, c) + log1p(exp(-fabs(c - a)));
+        RedisModule_ZsetAdd(k, a, argv[i], NULL);
+    }
+    n = (long long)RedisModule_ValueLength(k);
+    RedisModule_CloseKey(k);
+    if (n > max) {
+        char stop[32];
+        snprintf(stop, sizeof(stop), "%lld", n - max - 1);
+        RedisModule_Call(ctx, "ZREMRANGEBYRANK", "scc", argv[2], "0", stop);
+    }
+    RedisModule_ReplicateVerbatim(ctx);
+    return RedisModule_ReplyWithLongLong(ctx, 1);
+}
+
 /* Key positions for Redis Cluster and ACLs: the numkeys keys after it. */
 static int apply_keys(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     long long numkeys;
@@ -440,11 +474,19 @@ static int apply_entry(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) 
     return apply_command(ctx, argv, argc);
 }
 
+static int popular_entry(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (RedisModule_IsKeysPositionRequest(ctx)) return apply_keys(ctx, argv, argc);
+    return popular_command(ctx, argv, argc);
+}
+
 int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     (void)argv;
     (void)argc;
     if (RedisModule_Init(ctx, "aisle", 1, REDISMODULE_APIVER_1) == REDISMODULE_ERR)
         return REDISMODULE_ERR;
-    return RedisModule_CreateCommand(ctx, "aisle.apply", apply_entry,
+    if (RedisModule_CreateCommand(ctx, "aisle.apply", apply_entry, "write deny-oom getkeys-api",
+                                  0, 0, 0) == REDISMODULE_ERR)
+        return REDISMODULE_ERR;
+    return RedisModule_CreateCommand(ctx, "aisle.popular", popular_entry,
                                      "write deny-oom getkeys-api", 0, 0, 0);
 }
