@@ -113,7 +113,10 @@ def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds, binary):
     p = Producer({"bootstrap.servers": brokers, "linger.ms": 2, "queue.buffering.max.messages": 1000000})
     r = Resp(port)
     # Warm-up: wait until the worker has its partitions and applies.
-    probe_user = "probe"
+    # A probe user of its own a run: a later run must not find this one's
+    # probes already applied.
+    probe_user = "probe-%s" % uuid.uuid4().hex[:8]
+    probe_key = "aisle:u:{%s}:profile" % probe_user
     def probe(tag):
         s = ev.Signal(event_id=uuid.uuid4().hex, user_id=probe_user, kind=1, item_id=tag,
                       creator_id="c", ts_ms=int(time.time() * 1000))
@@ -121,7 +124,7 @@ def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds, binary):
         p.poll(0)
     probe("warm")
     p.flush(10)
-    aisle_env.wait_for(lambda: r.cmd("HGET", "aisle:u:{probe}:profile", "i:warm") is not None,
+    aisle_env.wait_for(lambda: r.cmd("HGET", probe_key, "i:warm") is not None,
                        60, "the worker to start applying")
     sent = {}
     done = threading.Event()
@@ -133,7 +136,7 @@ def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds, binary):
             for k in list(sent):
                 pending[k] = sent.pop(k)
             for k, t0 in list(pending.items()):
-                if r.cmd("HGET", "aisle:u:{probe}:profile", "i:" + k) is not None:
+                if r.cmd("HGET", probe_key, "i:" + k) is not None:
                     delays.append((time.time() - t0) * 1000)
                     del pending[k]
             if done.is_set() and time.time() > end_by:
@@ -181,13 +184,22 @@ def drain_run(procs, brokers, redis_addr, port, workers, total, binary):
                 break
         time.sleep(0.25)
     watcher.close()
+    cpu = sum(proc_cpu(w.pid) for w in ws)
     for w in ws:
         procs.stop(w)
     # From the first commit on: the group's join and the catalog read are
     # start-up, not throughput.
     t0, c0 = next((t, c) for t, c in samples if c > 0)
     t1, c1 = samples[-1]
-    return (c1 - c0) / (t1 - t0)
+    return (c1 - c0) / (t1 - t0), cpu
+
+
+def proc_cpu(pid):
+    """Seconds of CPU process pid has used (user + system, /proc): like
+    redis_cpu, it does not grow while other work holds the cores."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bound(port, cmd, runs=1):
@@ -322,14 +334,16 @@ def main():
             for which, binary, addr, p in kinds:
                 Resp(p).cmd("CONFIG", "RESETSTAT")
                 cpu0 = redis_cpu(p)
-                rate = rates[which] = drain_run(procs, brokers, addr, p, workers, total, binary)
+                rate, worker_cpu = drain_run(procs, brokers, addr, p, workers, total, binary)
+                rates[which] = rate
                 if which == "new":
                     best = max(best, rate)
                 print("%s: sustained with %d worker%s: %.0f signals/s (%s)%s"
                       % (which, workers, "s" if workers > 1 else "", rate, load(),
                          "" if which == "new" else "; new/%s %.2f" % (which, rates["new"] / rate)))
-                print("  redis-server CPU: %.1f us a signal"
-                      % ((redis_cpu(p) - cpu0) * 1e6 / total))
+                print("  CPU a signal: redis-server %.1f us, the worker%s %.1f us"
+                      % ((redis_cpu(p) - cpu0) * 1e6 / total, "s" if workers > 1 else "",
+                         worker_cpu * 1e6 / total))
                 write_stats(p, total)
 
         sha = apply_sha(procs, brokers, lua_addr, lua_port)

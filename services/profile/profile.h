@@ -37,6 +37,14 @@
  * many users' events when one node serves every slot, and a slot's in a
  * cluster.
  *
+ * The write is one of two with the same checks, effect and layout: the
+ * native commands AISLE.APPLY and AISLE.POPULAR of the aisle_redis.so
+ * module (redis_module.c; no Lua: a field is one lookup through Redis's
+ * key API), where Redis loads it, or the Lua scripts (profile.c) where it
+ * does not, as on a managed Redis (profile_config.use_module). The module
+ * stores numbers as numfmt.h writes them, the scripts as %.17g does: both
+ * read back to the same doubles.
+ *
  * Erasure (profile_delete) removes the profile and leaves the hash's erased
  * mark for erasure_keep_s, the log's retention: events produced at or
  * before it are skipped by any replay, later ones build a new profile. The
