@@ -50,7 +50,7 @@ enum {
 /* The call's settings, parsed once. */
 typedef struct apply_head {
     double v[APPLY_HEAD];
-    double bound[128]; /* per kind letter; 0: not a member kind */
+    double bound[256]; /* per kind letter (a byte); 0: not a bounded kind */
     double high;       /* member count that triggers a trim */
 } apply_head;
 
@@ -112,7 +112,7 @@ static int apply_head_parse(RedisModuleString **argv, apply_head *h) {
     for (int i = 0; i < APPLY_HEAD; i++)
         if (apply_parse(argv[i], &h->v[i])) return -1;
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-        h->bound[(int)kinds[i].kind] = h->v[kinds[i].at];
+        h->bound[(unsigned char)kinds[i].kind] = h->v[kinds[i].at];
         total += h->v[kinds[i].at];
     }
     h->high = total + fmax(16, floor(total / 4));
@@ -197,7 +197,7 @@ static void apply_trim(RedisModuleCtx *ctx, const apply_head *h, RedisModuleKey 
     apply_members(ctx, p, &s);
     qsort(s.m, s.n, sizeof(*s.m), apply_cmp_member);
     for (size_t i = 0, j; i < s.n; i = j) {
-        double bound = h->bound[(unsigned char)s.m[i].name[0] & 127];
+        double bound = h->bound[(unsigned char)s.m[i].name[0]];
         for (j = i; j < s.n && s.m[j].name[0] == s.m[i].name[0]; j++) {
         }
         if (bound <= 0) continue;
@@ -432,10 +432,10 @@ fail:
  * log-sum-exp, the list then bounded to its max heaviest. */
 static int popular_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     RedisModuleKey *k;
-    long long max, n;
+    long long numkeys, max, n;
     RedisModule_AutoMemory(ctx);
-    if (argc < 4 || argc % 2 || RedisModule_StringToLongLong(argv[3], &max) != REDISMODULE_OK ||
-        max < 0)
+    if (argc < 4 || argc % 2 || RedisModule_StringToLongLong(argv[1], &numkeys) != REDISMODULE_OK ||
+        numkeys != 1 || RedisModule_StringToLongLong(argv[3], &max) != REDISMODULE_OK || max < 0)
         return RedisModule_ReplyWithError(ctx, "ERR bad AISLE.POPULAR arguments");
     k = RedisModule_OpenKey(ctx, argv[2], REDISMODULE_READ | REDISMODULE_WRITE);
     if (apply_wrongtype(k, REDISMODULE_KEYTYPE_ZSET))

@@ -638,6 +638,34 @@ static void test_write_path(void) {
     profile_store_close(ps);
 }
 
+/* The module's commands answer bad arguments with an error, never
+ * touching the keys, and the server stays up. */
+static void test_module_refuses_bad_arguments(void) {
+    static const char *const bad[] = {
+        "AISLE.APPLY %s",
+        "AISLE.APPLY 3 a b c %s",
+        "AISLE.APPLY 2 a b 1 1 1 1 1 1 1 1 1 1 1 %s",  /* a head argument not a number */
+        "AISLE.APPLY 2 a b 1 1 1 1 1 1 1 1 1 1 1 1 o:t:0 %s 0 1 1", /* a run cut short */
+        "AISLE.APPLY 2 a b 1 1 1 1 1 1 1 1 1 1 1 1 o:t:0 1 0 1 1 e x %s",
+        "AISLE.POPULAR 2 k 10 m %s",
+        "AISLE.POPULAR 1 k 10 m %s",
+    };
+    const char *module = getenv("AISLE_REDIS_MODULE");
+    redisReply *r;
+    if (!module || !*module) return;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r = raw(bad[i], "x");
+        TEST_CHECK(r && r->type == REDIS_REPLY_ERROR);
+        if (r) freeReplyObject(r);
+    }
+    r = raw("EXISTS %s", "a");
+    TEST_CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+    if (r) freeReplyObject(r);
+    r = raw("PING %s", "up");
+    TEST_CHECK(r && r->type == REDIS_REPLY_STRING);
+    if (r) freeReplyObject(r);
+}
+
 int main(void) {
     char err[256];
     if (redisproc_start(&rp, err, sizeof(err)) != 0) {
@@ -663,6 +691,7 @@ int main(void) {
     TEST_RUN(test_kind_weights);
     TEST_RUN(test_bad_addresses);
     TEST_RUN(test_write_path);
+    TEST_RUN(test_module_refuses_bad_arguments);
     redisproc_stop(&rp);
     return test_summary();
 }
