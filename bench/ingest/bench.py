@@ -251,11 +251,11 @@ def load():
 
 
 def write_stats(port, total):
-    """The write's calls (AISLE.APPLY and EVALSHA: the apply and popularity
-    writes) and the commands run inside them, a signal, from INFO
+    """The write's calls (AISLE.APPLY and AISLE.POPULAR, or the scripts'
+    EVALSHA) and the commands run inside them, a signal, from INFO
     commandstats since the last reset."""
     stats = commandstats(port)
-    outer = {k: v for k, v in stats.items() if k in ("aisle.apply", "evalsha")}
+    outer = {k: v for k, v in stats.items() if k in ("aisle.apply", "aisle.popular", "evalsha")}
     inner = {k: v for k, v in stats.items()
              if k not in outer and k not in ("info", "config", "flushall")}
     calls = sum(c for c, _ in outer.values())
