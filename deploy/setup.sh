@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Aisle needs on a Debian bookworm machine, idempotently:
 # Debian packages that are missing, then libfaiss_c.a, which Debian ships
-# headers for but no library, built from Debian's own faiss source package.
+# headers for but no library, built from Debian's own faiss source package,
+# and redismodule.h (the Redis module API that services/profile's
+# aisle_redis.so is built against), which no Debian -dev package ships,
+# from Debian's redis source package, the version redis-server runs.
 # Every step checks before it acts, so a second run does nothing.
 set -euo pipefail
 
@@ -16,6 +19,7 @@ PACKAGES=(
   libmicrohttpd-dev libyaml-dev python3-yaml chromium python3-grpc-tools
 )
 FAISS_C_LIB=/usr/local/lib/libfaiss_c.a
+REDIS_MODULE_H=/usr/local/include/redismodule.h
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -33,23 +37,35 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 
-if [ ! -f "$FAISS_C_LIB" ]; then
-  log "building $FAISS_C_LIB from Debian's faiss source package"
-  # apt-get source needs a deb-src entry for the mirror apt already uses.
-  src=/etc/apt/sources.list.d/aisle-deb-src.sources
-  if ! grep -rqs '^Types:.*deb-src\|^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    mirror=$(grep -hm1 '^URIs:' /etc/apt/sources.list.d/debian.sources 2>/dev/null | awk '{print $2}')
-    as_root tee "$src" >/dev/null <<SRC
+# apt-get source needs a deb-src entry for the mirror apt already uses.
+need_deb_src() {
+  local src=/etc/apt/sources.list.d/aisle-deb-src.sources mirror
+  grep -rqs '^Types:.*deb-src\|^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/ && return
+  mirror=$(grep -hm1 '^URIs:' /etc/apt/sources.list.d/debian.sources 2>/dev/null | awk '{print $2}')
+  as_root tee "$src" >/dev/null <<SRC
 Types: deb-src
 URIs: ${mirror:-http://deb.debian.org/debian}
 Suites: bookworm
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-    as_root apt-get update -q >/dev/null
-  fi
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
+  as_root apt-get update -q >/dev/null
+}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if [ ! -f "$REDIS_MODULE_H" ]; then
+  log "installing $REDIS_MODULE_H from Debian's redis source package"
+  need_deb_src
+  (cd "$work" && apt-get source -q --download-only redis >/dev/null 2>&1)
+  tar -xzf "$work"/redis_*.orig.tar.gz -C "$work" --wildcards '*/src/redismodule.h'
+  as_root install -m 0644 "$work"/redis-*/src/redismodule.h "$REDIS_MODULE_H"
+fi
+
+if [ ! -f "$FAISS_C_LIB" ]; then
+  log "building $FAISS_C_LIB from Debian's faiss source package"
+  need_deb_src
   (cd "$work" && apt-get source -q faiss >/dev/null 2>&1)
   cdir=$(echo "$work"/faiss-*/c_api)
   objs=()

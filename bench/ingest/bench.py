@@ -7,10 +7,13 @@ the Kafka mock cluster, the workers and the load all share its cores):
    moment their item shows in Redis;
 2. sustained signals/s with 1 and then 2 workers (one group each) draining
    a backlog, from committed offsets, with Redis's commands and CPU a
-   signal; with --old BIN, the same drains by that binary (an older build)
-   right after each, so the two compare under the same load;
-3. the bound: redis-benchmark pipelining the same EVALSHA calls (one event
-   per user, as a backlog of many users comes to, 1 and 64 users a call).
+   signal: the worker writing with AISLE.APPLY (Redis with aisle_redis.so,
+   AISLE_REDIS_MODULE), then the same binary on a Redis without the module
+   (the Lua script's write), and with --old BIN that binary (an older
+   build), right after each, so they compare under the same load;
+3. the bound: redis-benchmark pipelining the same write calls, AISLE.APPLY
+   and the script's EVALSHA (one event per user, as a backlog of many users
+   comes to, 1 and 64 users a call).
 Run through bench/ingest/run.sh."""
 
 import argparse
@@ -89,8 +92,9 @@ def end_offsets(brokers):
         c.close()
 
 
-def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds):
-    """Offered load at `rate`/s with a probe every 10 ms; returns delays (ms)."""
+def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds, binary):
+    """Offered load at `rate`/s with a probe every 10 ms into one worker
+    (`binary`); returns delays (ms)."""
     rnd = random.Random(1)
     now = int(time.time() * 1000)
     n = rate * seconds
@@ -103,11 +107,16 @@ def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds):
                                      item_id="i%d" % rnd.randrange(5000),
                                      creator_id="c%d" % rnd.randrange(200),
                                      ts_ms=now).SerializeToString()))
-    w = procs.ingest(brokers, redis_addr, ["--group", "bench-delay"])
+    w = procs.start("ingest", [binary, "ingest", "--http-listen", "127.0.0.1:0",
+                               "--kafka-brokers", brokers, "--redis", redis_addr,
+                               "--group", "bench-delay"])[0]
     p = Producer({"bootstrap.servers": brokers, "linger.ms": 2, "queue.buffering.max.messages": 1000000})
     r = Resp(port)
     # Warm-up: wait until the worker has its partitions and applies.
-    probe_user = "probe"
+    # A probe user of its own a run: a later run must not find this one's
+    # probes already applied.
+    probe_user = "probe-%s" % uuid.uuid4().hex[:8]
+    probe_key = "aisle:u:{%s}:profile" % probe_user
     def probe(tag):
         s = ev.Signal(event_id=uuid.uuid4().hex, user_id=probe_user, kind=1, item_id=tag,
                       creator_id="c", ts_ms=int(time.time() * 1000))
@@ -115,7 +124,7 @@ def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds):
         p.poll(0)
     probe("warm")
     p.flush(10)
-    aisle_env.wait_for(lambda: r.cmd("HGET", "aisle:u:{probe}:profile", "i:warm") is not None,
+    aisle_env.wait_for(lambda: r.cmd("HGET", probe_key, "i:warm") is not None,
                        60, "the worker to start applying")
     sent = {}
     done = threading.Event()
@@ -127,7 +136,7 @@ def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds):
             for k in list(sent):
                 pending[k] = sent.pop(k)
             for k, t0 in list(pending.items()):
-                if r.cmd("HGET", "aisle:u:{probe}:profile", "i:" + k) is not None:
+                if r.cmd("HGET", probe_key, "i:" + k) is not None:
                     delays.append((time.time() - t0) * 1000)
                     del pending[k]
             if done.is_set() and time.time() > end_by:
@@ -175,17 +184,27 @@ def drain_run(procs, brokers, redis_addr, port, workers, total, binary):
                 break
         time.sleep(0.25)
     watcher.close()
+    cpu = sum(proc_cpu(w.pid) for w in ws)
     for w in ws:
         procs.stop(w)
     # From the first commit on: the group's join and the catalog read are
     # start-up, not throughput.
     t0, c0 = next((t, c) for t, c in samples if c > 0)
     t1, c1 = samples[-1]
-    return (c1 - c0) / (t1 - t0)
+    return (c1 - c0) / (t1 - t0), cpu
 
 
-def bound(port, sha, runs=1):
-    """redis-benchmark pipelining the apply script: `runs` users a call,
+def proc_cpu(pid):
+    """Seconds of CPU process pid has used (user + system, /proc): like
+    redis_cpu, it does not grow while other work holds the cores."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bound(port, cmd, runs=1):
+    """redis-benchmark pipelining the write `cmd` (["AISLE.APPLY"] or
+    ["EVALSHA", sha]): `runs` users a call,
     each a random one of 20,000 with one event under a fresh random event
     id (the script's arguments as profile.c lays them out: 12 settings,
     then per run the origin mark, the event and field counts, t_ref and
@@ -201,7 +220,7 @@ def bound(port, sha, runs=1):
     head = ["500", "100", "100", "1000", "1000", "10000", "0", now, "0", "604800",
             "604800000", "64"]
     argv = ["redis-benchmark", "-p", str(port), "-n", str(300000 // runs), "-P",
-            str(max(1, 64 // runs)), "-c", "4", "-r", "20000", "-q", "EVALSHA", sha,
+            str(max(1, 64 // runs)), "-c", "4", "-r", "20000", "-q"] + cmd + [
             str(2 * runs)] + keys + head + tail
     out = subprocess.run(argv, capture_output=True, text=True, timeout=300).stdout
     rates = re.findall(r"([\d.]+) requests per second", out)
@@ -212,7 +231,7 @@ def commandstats(port):
     """Calls per command since the last reset, from INFO commandstats."""
     out = {}
     for line in Resp(port).cmd("INFO", "commandstats").splitlines():
-        m = re.match(r"cmdstat_(\w+):calls=(\d+),usec=(\d+)", line)
+        m = re.match(r"cmdstat_([\w.|]+):calls=(\d+),usec=(\d+)", line)
         if m:
             out[m.group(1)] = (int(m.group(2)), int(m.group(3)))
     return out
@@ -231,82 +250,114 @@ def load():
     return "load average %.1f" % os.getloadavg()[0]
 
 
+def write_stats(port, total):
+    """The write's calls (AISLE.APPLY and AISLE.POPULAR, or the scripts'
+    EVALSHA) and the commands run inside them, a signal, from INFO
+    commandstats since the last reset."""
+    stats = commandstats(port)
+    outer = {k: v for k, v in stats.items() if k in ("aisle.apply", "aisle.popular", "evalsha")}
+    inner = {k: v for k, v in stats.items()
+             if k not in outer and k not in ("info", "config", "flushall")}
+    calls = sum(c for c, _ in outer.values())
+    usec = sum(u for _, u in outer.values())
+    print("  redis: %d write calls (%s; %.1f signals a call), %.2f commands inside them a "
+          "signal, %.1f us of Redis a signal"
+          % (calls, ", ".join("%s %d" % kv for kv in sorted((k, c) for k, (c, _) in
+                                                            outer.items())),
+             total / max(calls, 1), sum(c for c, _ in inner.values()) / total, usec / total))
+    top = sorted(((c, k) for k, (c, _) in inner.items()), reverse=True)
+    if top:
+        print("  inside, a signal: " + ", ".join("%s %.2f" % (k, c / total) for c, k in top[:8]))
+
+
+def apply_sha(procs, brokers, redis_addr, port):
+    """The apply script's SHA1, as a worker on a Redis without the module
+    sends it (the script names two keys a run; popularity's names one)."""
+    mon = subprocess.Popen(["redis-cli", "-p", str(port), "MONITOR"], stdout=subprocess.PIPE,
+                           text=True)
+    w = procs.ingest(brokers, redis_addr, ["--group", "bench-sha"])
+    sha = None
+    for line in mon.stdout:
+        words = re.findall(r'"((?:[^"\\]|\\.)*)"', line)
+        if len(words) > 2 and words[0] == "EVALSHA" and int(words[2]) % 2 == 0:
+            sha = words[1]
+            break
+    mon.kill()
+    procs.stop(w)
+    return sha
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=int, default=20000)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--backlog", type=int, default=300000)
-    ap.add_argument("--old", help="an older aisle binary whose drains run right after each")
+    ap.add_argument("--old", help="an older aisle binary whose runs follow the new one's")
     a = ap.parse_args()
     _, ev = aisle_env.protos()
     procs = aisle_env.Procs()
+    new = aisle_env.aisle_binary()
     try:
+        # The module's Redis (AISLE.APPLY), and one without it (the script).
         _, redis_addr = procs.redis()
         port = int(redis_addr.split(":")[1])
-        _, brokers = procs.start("kafka", [aisle_env.aisle_binary(), "kafka-mock",
+        _, lua_addr = procs.redis(module=False)
+        lua_port = int(lua_addr.split(":")[1])
+        _, brokers = procs.start("kafka", [new, "kafka-mock",
                                            "--partitions", str(PARTITIONS)], "bootstrap=")
-        subprocess.run([aisle_env.aisle_binary(), "synth", "--kafka-brokers", brokers,
+        subprocess.run([new, "synth", "--kafka-brokers", brokers,
                         "--items", "5000", "--users", "1", "--signals-per-user", "0"],
                        check=True, capture_output=True)
 
-        offered, delays, probes = delay_run(procs, ev, brokers, redis_addr, port, a.rate,
-                                            a.seconds)
-        print("offered load: %.0f signals/s for %d s, %d probes, %d seen applied (%s)"
-              % (offered, a.seconds, probes, len(delays), load()))
-        if delays:
-            print("event-to-profile delay: p50 %.1f ms, p99 %.1f ms, max %.1f ms"
-                  % (statistics.median(delays), pct(delays, 99), max(delays)))
+        # One group: the old binary's run goes on from where the new one's ended.
+        for which, binary in [("new", new)] + ([("old", a.old)] if a.old else []):
+            offered, delays, probes = delay_run(procs, ev, brokers, redis_addr, port, a.rate,
+                                                a.seconds, binary)
+            print("%s: offered load %.0f signals/s for %d s, %d probes, %d seen applied (%s)"
+                  % (which, offered, a.seconds, probes, len(delays), load()))
+            if delays:
+                print("  event-to-profile delay: p50 %.1f ms, p99 %.1f ms, max %.1f ms"
+                      % (statistics.median(delays), pct(delays, 99), max(delays)))
 
         users = max(1, a.backlog // 20)
-        subprocess.run([aisle_env.aisle_binary(), "synth", "--kafka-brokers", brokers,
+        subprocess.run([new, "synth", "--kafka-brokers", brokers,
                         "--items", "0", "--users", str(users), "--signals-per-user", "20"],
                        check=True, capture_output=True)
         total = end_offsets(brokers)
         print("backlog: %d signals in %d partitions" % (total, PARTITIONS))
         best = 0
-        runs = [(w, b) for w in (1, 2) for b in ([aisle_env.aisle_binary()] + ([a.old] if a.old else []))]
-        rates = {}
-        for workers, binary in runs:
-            Resp(port).cmd("CONFIG", "RESETSTAT")
-            cpu0 = redis_cpu(port)
-            rate = drain_run(procs, brokers, redis_addr, port, workers, total, binary)
-            which = "old" if binary == a.old else "new"
-            rates[(workers, which)] = rate
-            if which == "new":
-                best = max(best, rate)
-            print("%s: sustained with %d worker%s: %.0f signals/s (%s)"
-                  % (which, workers, "s" if workers > 1 else "", rate, load()))
-            if which == "old":
-                print("  new/old: %.2f" % (rates[(workers, "new")] / rate))
-            print("  redis-server CPU: %.1f us a signal" % ((redis_cpu(port) - cpu0) * 1e6 / total))
-            stats = commandstats(port)
-            inner = sum(c for k, (c, _) in stats.items() if k not in ("evalsha", "info", "config",
-                                                                      "flushall"))
-            calls, usec = stats.get("evalsha", (0, 0))
-            print("  redis: %d script calls (%.1f signals a call), %.1f commands a signal, "
-                  "%.1f us of Redis a signal" % (calls, total / max(calls, 1), inner / total,
-                                                usec / total))
-            top = sorted(((c, k) for k, (c, _) in stats.items() if k != "evalsha"), reverse=True)
-            print("  per signal: " + ", ".join("%s %.2f" % (k, c / total) for c, k in top[:8]))
+        kinds = [("new", new, redis_addr, port), ("new, script", new, lua_addr, lua_port)]
+        if a.old:
+            kinds.append(("old", a.old, redis_addr, port))
+        for workers in (1, 2):
+            rates = {}
+            for which, binary, addr, p in kinds:
+                Resp(p).cmd("CONFIG", "RESETSTAT")
+                cpu0 = redis_cpu(p)
+                rate, worker_cpu = drain_run(procs, brokers, addr, p, workers, total, binary)
+                rates[which] = rate
+                if which == "new":
+                    best = max(best, rate)
+                print("%s: sustained with %d worker%s: %.0f signals/s (%s)%s"
+                      % (which, workers, "s" if workers > 1 else "", rate, load(),
+                         "" if which == "new" else "; new/%s %.2f" % (which, rates["new"] / rate)))
+                print("  CPU a signal: redis-server %.1f us, the worker%s %.1f us"
+                      % ((redis_cpu(p) - cpu0) * 1e6 / total, "s" if workers > 1 else "",
+                         worker_cpu * 1e6 / total))
+                write_stats(p, total)
 
-        mon = subprocess.Popen(["redis-cli", "-p", str(port), "MONITOR"], stdout=subprocess.PIPE,
-                               text=True)
-        w = procs.ingest(brokers, redis_addr, ["--group", "bench-sha"])
-        sha = None
-        for line in mon.stdout:
-            words = re.findall(r'"((?:[^"\\]|\\.)*)"', line)
-            # The apply script names two keys a run; popularity's names one.
-            if len(words) > 2 and words[0] == "EVALSHA" and int(words[2]) % 2 == 0:
-                sha = words[1]
-                break
-        mon.kill()
-        procs.stop(w)
-        print("bound, redis-benchmark EVALSHA of the apply script (1 user a call, -P 64): "
-              "%.0f signals/s (%s)" % (bound(port, sha), load()))
-        b64 = bound(port, sha, 64)
-        print("bound, the same with 64 users a call (as ingest sends them): "
-              "%.0f signals/s (%s); the best sustained rate is %.0f %% of it"
-              % (b64, load(), 100 * best / b64))
+        sha = apply_sha(procs, brokers, lua_addr, lua_port)
+        for name, cmd, p in [("AISLE.APPLY", ["AISLE.APPLY"], port),
+                             ("the script's EVALSHA", ["EVALSHA", sha], lua_port)]:
+            Resp(p).cmd("FLUSHALL")
+            b1 = bound(p, cmd)
+            Resp(p).cmd("FLUSHALL")
+            b64 = bound(p, cmd, 64)
+            print("bound, redis-benchmark %s: %.0f signals/s with 1 user a call (-P 64), "
+                  "%.0f with 64 users a call (as ingest sends them) (%s)"
+                  % (name, b1, b64, load()))
+            if cmd == ["AISLE.APPLY"]:
+                print("  the best sustained rate (new) is %.0f %% of it" % (100 * best / b64))
     finally:
         procs.close()
 

@@ -107,6 +107,9 @@ static const config_key config_keys[] = {
      "threads per model step"},
     {"ingest.http.listen", CONFIG_INGEST, "http-listen", "127.0.0.1:9465", NULL, 0,
      "/metrics, /healthz and /readyz; port 0 picks a free one"},
+    {"ingest.redis_write", CONFIG_INGEST, "redis-write", "module", NULL, 0,
+     "module: AISLE.APPLY where Redis loads aisle_redis.so, else the Lua script; script: the "
+     "script always (managed Redis without modules)"},
     {"ingest.group", CONFIG_INGEST, "group", "aisle-ingest", NULL, 0, "consumer group"},
     {"ingest.topic", CONFIG_INGEST, "topic", "aisle.signals", NULL, 0, "signal topic"},
     {"ingest.dlq_topic", CONFIG_INGEST, "dlq-topic", "aisle.signals.dlq", NULL, 0,

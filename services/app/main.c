@@ -325,6 +325,9 @@ static const char ingest_usage[] =
     "                         the flags given here override it\n"
     "  --kafka-brokers LIST   Kafka bootstrap servers (required)\n"
     "  --redis HOST:PORT      Redis that holds the profiles (required)\n"
+    "  --redis-write HOW      module: the AISLE.APPLY command where Redis loads\n"
+    "                         aisle_redis.so, else the Lua script (the default);\n"
+    "                         script: the Lua script always\n"
     "  --group NAME           consumer group (default aisle-ingest)\n"
     "  --topic NAME           signal topic (default aisle.signals)\n"
     "  --dlq-topic NAME       dead-letter topic (default aisle.signals.dlq)\n"
@@ -351,7 +354,8 @@ static int main_ingest_flags(int argc, char **argv, ingest_config *cfg, const ch
         {"catalog-topic", required_argument, 0, 'c'}, {"kafka-opt", required_argument, 0, 'o'},
         {"log-level", required_argument, 0, 'L'},     {"help", no_argument, 0, 'h'},
         {"http-listen", required_argument, 0, 'H'},   {"log-format", required_argument, 0, 'F'},
-        CLI_PROFILE_OPTIONS,                          {0, 0, 0, 0}};
+        {"redis-write", required_argument, 0, 'W'},   CLI_PROFILE_OPTIONS,
+        {0, 0, 0, 0}};
     long long v;
     char err[512];
     int c;
@@ -384,6 +388,11 @@ static int main_ingest_flags(int argc, char **argv, ingest_config *cfg, const ch
             if (main_log_format("ingest", optarg)) return CLI_EXIT_USAGE;
             break;
         case 'H': *http = optarg; break;
+        case 'W':
+            if (strcmp(optarg, "module") && strcmp(optarg, "script"))
+                return cli_usage_error("ingest", "--redis-write must be module or script");
+            cfg->profile.use_module = strcmp(optarg, "module") == 0;
+            break;
         case 'h': fputs(ingest_usage, stdout); return CLI_EXIT_HELP;
         default:
             switch (cli_profile_option("ingest", c, optarg, &cfg->profile)) {

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -70,9 +71,12 @@ int redisproc_start(redisproc *rp, char *err, size_t errlen) {
             dup2(devnull, STDIN_FILENO);
             dup2(devnull, STDOUT_FILENO);
         }
+        /* AISLE_REDIS_MODULE names aisle_redis.so to load (the profile
+         * write without Lua; tests run with and without it). */
+        const char *module = getenv("AISLE_REDIS_MODULE");
         execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
                "--save", "", "--appendonly", "no", "--loglevel", "warning",
-               (char *)NULL);
+               module && *module ? "--loadmodule" : (char *)NULL, module, (char *)NULL);
         fprintf(stderr, "cannot run redis-server: %s\n", strerror(errno));
         _exit(127);
     }

@@ -3,7 +3,8 @@
  * The demo must run on a bare machine with nothing configured, so it starts
  * its own Redis on a free loopback port, without persistence, and stops it
  * on the way out. The child is put in its own process group and asked to
- * die with its parent, so even a crashed demo leaves no stray server. */
+ * die with its parent, so even a crashed demo leaves no stray server. With
+ * AISLE_REDIS_MODULE set it loads that module (aisle_redis.so). */
 #ifndef AISLE_REDISPROC_H
 #define AISLE_REDISPROC_H
 

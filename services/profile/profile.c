@@ -9,6 +9,8 @@
 #include <strings.h>
 
 #include "services/base/clock.h"
+#include "services/base/log.h"
+#include "services/profile/numfmt.h"
 #include "services/profile/rcluster.h"
 
 /* A key holds the user id escaped (at most three bytes a byte) and a name. */
@@ -247,6 +249,7 @@ enum { PROFILE_SCRIPT_APPLY, PROFILE_SCRIPT_POPULAR, PROFILE_SCRIPT_DELETE, PROF
 struct profile_store {
     profile_config cfg;
     rcluster *rc;
+    int module; /* writing with AISLE.APPLY (cfg.use_module, until refused) */
 };
 
 static const char *const profile_kind_names[PROFILE_KINDS] = {
@@ -264,6 +267,7 @@ void profile_config_default(profile_config *cfg) {
     cfg->event_window = 10000;
     cfg->event_window_s = 7 * 24 * 3600.0;
     cfg->erasure_keep_s = 7 * 24 * 3600.0;
+    cfg->use_module = 1;
     memcpy(cfg->kind_weights, weights, sizeof(weights));
 }
 
@@ -324,6 +328,7 @@ int profile_store_open(const char *addr, const profile_config *cfg,
         return rc;
     }
     ps->cfg = *cfg;
+    ps->module = cfg->use_module;
     *out = ps;
     return AISLE_OK;
 }
@@ -484,15 +489,10 @@ static void profile_arg_int(profile_args *a, int64_t v) {
     profile_arg_len(a, slot, len);
 }
 
-/* A weight: exactly, as an integer when it is one (most are). */
+/* A weight, exactly (services/profile/numfmt.h). */
 static void profile_arg_num(profile_args *a, double v) {
-    char *slot;
-    if (v == (double)(int64_t)v && fabs(v) < 9007199254740992.0) {
-        profile_arg_int(a, (int64_t)v);
-        return;
-    }
-    slot = a->num[a->n_num++];
-    profile_arg_len(a, slot, (size_t)snprintf(slot, 32, "%.17g", v));
+    char *slot = a->num[a->n_num++];
+    profile_arg_len(a, slot, numfmt_double(slot, v));
 }
 
 /* A field name, kind ':' name, or "" when name is empty or NULL. */
@@ -605,8 +605,12 @@ static int profile_queue_call(profile_store *ps, const profile_event *ev, const 
     a->argc = a->n_num = 0;
     a->text_used = 0;
     snprintf(nkeys, sizeof(nkeys), "%zu", PROFILE_NKEYS * (k1 - k0));
-    profile_arg(a, "EVALSHA");
-    profile_arg(a, rcluster_sha(ps->rc, PROFILE_SCRIPT_APPLY));
+    if (ps->module) {
+        profile_arg(a, "AISLE.APPLY");
+    } else {
+        profile_arg(a, "EVALSHA");
+        profile_arg(a, rcluster_sha(ps->rc, PROFILE_SCRIPT_APPLY));
+    }
     profile_arg(a, nkeys);
     for (size_t k = k0; k < k1; k++) {
         char (*keys)[PROFILE_KEY_MAX] = &a->keys[(k - k0) * PROFILE_NKEYS];
@@ -692,14 +696,18 @@ static size_t profile_pop_merge(profile_pop *pop, size_t n) {
 static int profile_queue_bump(profile_store *ps, const char *key, int max, const profile_pop *pop,
                               size_t n, const char **argv, size_t *lens, char (*num)[32]) {
     int argc = 0;
-    argv[argc++] = "EVALSHA";
-    argv[argc++] = rcluster_sha(ps->rc, PROFILE_SCRIPT_POPULAR);
+    if (ps->module) {
+        argv[argc++] = "AISLE.POPULAR";
+    } else {
+        argv[argc++] = "EVALSHA";
+        argv[argc++] = rcluster_sha(ps->rc, PROFILE_SCRIPT_POPULAR);
+    }
     argv[argc++] = "1";
     argv[argc++] = key;
     snprintf(num[n], 32, "%d", max);
     argv[argc++] = num[n];
     for (size_t i = 0; i < n; i++) {
-        snprintf(num[i], 32, "%.17g", pop[i].log_w);
+        numfmt_double(num[i], pop[i].log_w);
         argv[argc++] = pop[i].item;
         argv[argc++] = num[i];
     }
@@ -737,6 +745,24 @@ static int profile_queue_trending(profile_store *ps, const profile_pop *pop, siz
     (*calls)++;
     return profile_queue_bump(ps, PROFILE_TRENDING_CATEGORIES_KEY, PROFILE_TRENDING_CATEGORIES,
                               cats, nc, argv, lens, num);
+}
+
+/* Whether a node refused a module command as unknown (no module there):
+ * the store then writes with the scripts for good, and the calls are sent
+ * again. Nothing of a refused command ran; calls that another node
+ * took read as duplicates when resent. */
+static int profile_module_refused(profile_store *ps, redisReply **r, size_t n) {
+    static const char unknown[] = "ERR unknown command";
+    if (!ps->module) return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i]->type == REDIS_REPLY_ERROR && strncmp(r[i]->str, unknown, sizeof(unknown) - 1) == 0) {
+            ps->module = 0;
+            log_warn("profile", "redis has no AISLE.APPLY (aisle_redis.so not loaded): "
+                                "writing with the Lua script");
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Adds the newly applied positive item events to global popularity and to
@@ -780,6 +806,10 @@ static int profile_bump_popular(profile_store *ps, const profile_event *ev,
     }
     if ((rc = profile_exec(ps, "bumping popularity", &r, &nr, err, errlen)) != 0) goto out;
     assert(nr == calls);
+    if (profile_module_refused(ps, r, nr)) {
+        rc = profile_bump_popular(ps, ev, applied, n, err, errlen); /* now with the script */
+        goto out;
+    }
     for (size_t i = 0; i < nr && rc == 0; i++)
         if (r[i]->type == REDIS_REPLY_ERROR)
             rc = profile_bad_reply(r[i], "bumping popularity", err, errlen);
@@ -822,11 +852,14 @@ static int profile_new_run(const profile_store *ps, const profile_event *e,
     return 0;
 }
 
+#define PROFILE_RESEND 1 /* profile_apply_round: send the round again */
+
 /* One round trip of apply calls for the events pick[0..n) (indices into
  * ev, in arrival order): each gets its verdict in verdict[index], '1'
  * applied, '0' a duplicate, or '2' held back with a run that held one (to
- * be sent again). Returns AISLE_OK, or AISLE_EIO (AISLE_ENOMEM) with err
- * set. */
+ * be sent again). Returns AISLE_OK, PROFILE_RESEND when the module's
+ * command was refused (nothing settled), or AISLE_EIO (AISLE_ENOMEM) with
+ * err set. */
 static int profile_apply_round(profile_store *ps, const profile_event *ev, const size_t *pick,
                                size_t n, char *verdict, char *err, size_t errlen) {
     size_t *order = malloc(n * sizeof(*order));
@@ -870,6 +903,10 @@ static int profile_apply_round(profile_store *ps, const profile_event *ev, const
     }
     if ((rc = profile_exec(ps, "applying signals", &r, &nr, err, errlen)) != 0) goto out;
     assert(nr == n_calls);
+    if (profile_module_refused(ps, r, nr)) {
+        rc = PROFILE_RESEND;
+        goto out;
+    }
     for (size_t c = 0; c < n_calls; c++) {
         size_t first = run_start[call_start[c]], len = run_start[call_start[c + 1]] - first;
         if (r[c]->type != REDIS_REPLY_STRING || r[c]->len != len ||
@@ -919,7 +956,8 @@ int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *er
      * replay takes one round. */
     while (np > 0) {
         size_t left = 0;
-        if ((rc = profile_apply_round(ps, ev, pick, np, verdict, err, errlen)) != 0) goto out;
+        if ((rc = profile_apply_round(ps, ev, pick, np, verdict, err, errlen)) < 0) goto out;
+        if (rc == PROFILE_RESEND) continue;
         for (size_t i = 0; i < np; i++)
             if (verdict[pick[i]] == '2') pick[left++] = pick[i];
         if (left == np) {

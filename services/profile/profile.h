@@ -37,6 +37,14 @@
  * many users' events when one node serves every slot, and a slot's in a
  * cluster.
  *
+ * The write is one of two with the same checks, effect and layout: the
+ * native commands AISLE.APPLY and AISLE.POPULAR of the aisle_redis.so
+ * module (redis_module.c; no Lua: a field is one lookup through Redis's
+ * key API), where Redis loads it, or the Lua scripts (profile.c) where it
+ * does not, as on a managed Redis (profile_config.use_module). The module
+ * stores numbers as numfmt.h writes them, the scripts as %.17g does: both
+ * read back to the same doubles.
+ *
  * Erasure (profile_delete) removes the profile and leaves the hash's erased
  * mark for erasure_keep_s, the log's retention: events produced at or
  * before it are skipped by any replay, later ones build a new profile. The
@@ -94,6 +102,12 @@ typedef struct profile_config {
      * unused). Defaults: view 1, click 2, add-to-cart 4, purchase 8, like 3,
      * follow 5, dismiss 4 (which goes to the dismissed set). */
     double kind_weights[PROFILE_KINDS];
+    /* 1 (default): write with the AISLE.APPLY command where Redis has
+     * loaded the aisle_redis.so module (redis_module.c), the same write
+     * without Lua; where a node answers that it does not know the command,
+     * the store falls back to the script for good (managed Redis without
+     * modules). 0: the script always. */
+    int use_module;
 } profile_config;
 
 typedef struct profile_entry {

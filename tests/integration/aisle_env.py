@@ -53,6 +53,14 @@ def shared_dir():
     return None
 
 
+def redis_module_args():
+    """["--loadmodule", PATH] for every redis-server a test starts when
+    AISLE_REDIS_MODULE names aisle_redis.so (the profile write as a native
+    command), else []: tests run against both writes."""
+    path = os.environ.get("AISLE_REDIS_MODULE")
+    return ["--loadmodule", os.path.abspath(path)] if path else []
+
+
 def aisle_binary():
     path = os.environ.get("AISLE_BIN") or os.path.join(ROOT, "bazel-bin", "aisle")
     if not os.access(path, os.X_OK):
@@ -93,10 +101,13 @@ class Procs:
         with open(p.logfile, errors="replace") as f:
             return f.read()[-4000:]
 
-    def redis(self):
+    def redis(self, module=True):
+        """A redis-server, with the module when the run has one and module
+        is true."""
         port = free_port()
         p, _ = self.start("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                                    "--save", "", "--appendonly", "no"])
+                                    "--save", "", "--appendonly", "no"] +
+                                   (redis_module_args() if module else []))
         addr = "127.0.0.1:%d" % port
         wait_for(lambda: _redis_ping(port), 10, "redis-server to answer")
         return p, addr

@@ -1,20 +1,31 @@
 """The one shape every integration test has: a Python unittest file run by
 Debian's python3 (run_python.sh) against the aisle binary, with the shared
-helpers and the protos it compiles for its gRPC and Kafka clients."""
+helpers and the protos it compiles for its gRPC and Kafka clients.
 
-def aisle_py_test(name, extra_data = [], size = "medium"):
+Every redis-server a test starts loads aisle_redis.so (the profile write as
+a native command) unless redis_module is False, which runs the same test
+file (src, default the test's name) against the Lua script's write."""
+
+_MODULE = "//services/profile:aisle_redis.so"
+
+def aisle_py_test(name, extra_data = [], size = "medium", src = None, redis_module = True):
+    src = src or name
+    env = {"AISLE_BIN": "$(location //:aisle)"}
+    if redis_module:
+        env["AISLE_REDIS_MODULE"] = "$(location %s)" % _MODULE
     native.sh_test(
         name = name,
         size = size,
         srcs = ["run_python.sh"],
-        args = ["$(location %s.py)" % name],
+        args = ["$(location %s.py)" % src],
         data = [
             "aisle_env.py",
-            name + ".py",
+            src + ".py",
+            _MODULE,
             "//:aisle",
             "//proto:aisle/v1/aisle.proto",
             "//proto:aisle/v1/events.proto",
             "//proto:aisle/v1/experiments.proto",
         ] + extra_data,
-        env = {"AISLE_BIN": "$(location //:aisle)"},
+        env = env,
     )

@@ -58,7 +58,8 @@ class FaultTest(unittest.TestCase):
         # loses nothing ingest was told had been written.
         p, _ = self.procs.start("redis", [
             "redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir])
+            "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir] +
+            aisle_env.redis_module_args())
         aisle_env.wait_for(lambda: aisle_env._redis_ping(self.redis_port), 10, "redis-server")
         return p
 
@@ -179,6 +180,12 @@ class FaultTest(unittest.TestCase):
                        for f in os.listdir(self.procs.logdir) if f.startswith("ingest"))
         print("ingest logs: %d Redis retries, %d resumes" % (logs.count("retrying in"),
               logs.count("profile store is back")), file=sys.stderr)
+        # The write under test: AISLE.APPLY where Redis loads the module
+        # (also after its restart), else the script.
+        module = bool(aisle_env.redis_module_args())
+        stats = "\n".join(sup.redis_cli(self.redis_port, "INFO", "commandstats"))
+        self.assertEqual("cmdstat_aisle.apply:" in stats, module)
+        self.assertEqual("writing with the Lua script" in logs, not module)
 
 
 if __name__ == "__main__":

@@ -123,7 +123,8 @@ def start_persistent_redis(test, port):
     import aisle_env
     p, _ = test.procs.start("redis", [
         "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-        "--appendonly", "yes", "--appendfsync", "always", "--dir", test.dir])
+        "--appendonly", "yes", "--appendfsync", "always", "--dir", test.dir] +
+        aisle_env.redis_module_args())
     aisle_env.wait_for(lambda: aisle_env._redis_ping(port), 10, "redis-server")
     return p
 
@@ -140,7 +141,8 @@ def start_cluster(test, masters=3):
         test.procs.start("redis-%d" % port, [
             "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--cluster-enabled", "yes", "--cluster-config-file",
-            os.path.join(test.dir, "nodes-%d.conf" % port), "--dir", test.dir])
+            os.path.join(test.dir, "nodes-%d.conf" % port), "--dir", test.dir] +
+            aisle_env.redis_module_args())
         test.procs.procs[-1].name = "redis"  # a killed server is no failure
         aisle_env.wait_for(lambda: aisle_env._redis_ping(port), 10, "redis-server")
         ports.append(port)

@@ -628,6 +628,73 @@ static void test_bad_addresses(void) {
     TEST_CHECK(profile_store_open("h:1", &cfg, &ps, err, sizeof(err)) == -1);
 }
 
+/* The write the run asked for is the one Redis saw: AISLE.APPLY with the
+ * module loaded (AISLE_REDIS_MODULE), the script without it; and a store
+ * told not to use the module writes with the script even where it is. */
+static void test_write_path(void) {
+    const char *module = getenv("AISLE_REDIS_MODULE");
+    int with_module = module && *module;
+    profile_store *ps = open_store(10);
+    profile_config cfg;
+    profile_store *lua;
+    Aisle__V1__Signal a = sig("wp-1", "wp-user", 1, "wp-item", clock_wall_ms()),
+                      b = sig("wp-2", "wp-user", 1, "wp-item", clock_wall_ms());
+    Aisle__V1__Signal *one[] = {&a}, *two[] = {&b};
+    redisReply *r;
+    char err[256];
+    TEST_CHECK(ps != NULL);
+    freeReplyObject(raw("CONFIG RESETSTAT", NULL));
+    TEST_CHECK(apply(ps, one, 1) == 1);
+    r = raw("INFO %s", "commandstats");
+    TEST_CHECK(r && r->type == REDIS_REPLY_STRING);
+    TEST_CHECK((strstr(r->str, "cmdstat_aisle.apply:calls=1,") != NULL) == with_module);
+    TEST_CHECK((strstr(r->str, "cmdstat_aisle.popular:calls=1,") != NULL) == with_module);
+    TEST_CHECK((strstr(r->str, "cmdstat_evalsha:calls=2,") != NULL) == !with_module);
+    freeReplyObject(r);
+    profile_config_default(&cfg);
+    cfg.half_life_s = 3600;
+    cfg.use_module = 0;
+    TEST_CHECK(profile_store_open(rp.addr, &cfg, &lua, err, sizeof(err)) == 0);
+    freeReplyObject(raw("CONFIG RESETSTAT", NULL));
+    TEST_CHECK(apply(lua, two, 1) == 1);
+    TEST_CHECK(apply(ps, two, 1) == 0); /* either write sees the other's ids */
+    r = raw("INFO %s", "commandstats");
+    /* Two from the script store; without the module ps's duplicate is a third. */
+    TEST_CHECK(r && strstr(r->str, with_module ? "cmdstat_evalsha:calls=2,"
+                                               : "cmdstat_evalsha:calls=3,"));
+    freeReplyObject(r);
+    profile_store_close(lua);
+    profile_store_close(ps);
+}
+
+/* The module's commands answer bad arguments with an error, never
+ * touching the keys, and the server stays up. */
+static void test_module_refuses_bad_arguments(void) {
+    static const char *const bad[] = {
+        "AISLE.APPLY %s",
+        "AISLE.APPLY 3 a b c %s",
+        "AISLE.APPLY 2 a b 1 1 1 1 1 1 1 1 1 1 1 %s",  /* a head argument not a number */
+        "AISLE.APPLY 2 a b 1 1 1 1 1 1 1 1 1 1 1 1 o:t:0 %s 0 1 1", /* a run cut short */
+        "AISLE.APPLY 2 a b 1 1 1 1 1 1 1 1 1 1 1 1 o:t:0 1 0 1 1 e x %s",
+        "AISLE.POPULAR 2 k 10 m %s",
+        "AISLE.POPULAR 1 k 10 m %s",
+    };
+    const char *module = getenv("AISLE_REDIS_MODULE");
+    redisReply *r;
+    if (!module || !*module) return;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r = raw(bad[i], "x");
+        TEST_CHECK(r && r->type == REDIS_REPLY_ERROR);
+        if (r) freeReplyObject(r);
+    }
+    r = raw("EXISTS %s", "a");
+    TEST_CHECK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+    if (r) freeReplyObject(r);
+    r = raw("PING %s", "up");
+    TEST_CHECK(r && r->type == REDIS_REPLY_STRING);
+    if (r) freeReplyObject(r);
+}
+
 int main(void) {
     char err[256];
     if (redisproc_start(&rp, err, sizeof(err)) != 0) {
@@ -653,6 +720,8 @@ int main(void) {
     TEST_RUN(test_ttl_is_set_on_every_key);
     TEST_RUN(test_kind_weights);
     TEST_RUN(test_bad_addresses);
+    TEST_RUN(test_write_path);
+    TEST_RUN(test_module_refuses_bad_arguments);
     redisproc_stop(&rp);
     return test_summary();
 }
