@@ -106,7 +106,7 @@ static int apply_head_parse(RedisModuleString **argv, apply_head *h) {
     } kinds[] = {{'i', APPLY_MAX_ITEMS},      {'d', APPLY_MAX_ITEMS},
                  {'c', APPLY_MAX_CREATORS},   {'g', APPLY_MAX_CATEGORIES},
                  {'b', APPLY_MAX_CATEGORIES}, {'s', APPLY_MAX_SEEN},
-                 {'p', APPLY_MAX_PURCHASED}};
+                 {'p', APPLY_MAX_PURCHASED},  {'f', APPLY_MAX_CREATORS}};
     double total = 0;
     memset(h, 0, sizeof(*h));
     for (int i = 0; i < APPLY_HEAD; i++)
