@@ -39,4 +39,22 @@ int ivf_exact(const ivf *x);
  * the index has lists: see above). Returns how many, or AISLE_ENOMEM. */
 int ivf_search(const ivf *x, const float *q, int k, size_t *slots, float *scores);
 
+#define IVF_MAX_BATCH 32 /* searches in one ivf_search_batch */
+
+/* One search of a batch: the query (dim floats), the k wanted and room for
+ * k hits (borrowed); n is set to how many were found. */
+typedef struct ivf_query {
+    const float *q;
+    int k;
+    size_t *slots;
+    float *scores;
+    int n;
+} ivf_query;
+
+/* Runs nq (≤ IVF_MAX_BATCH) searches, each giving what ivf_search gives
+ * for it, in one pass over the lists: a list that several of them probe is
+ * read once (one request's profile vector, its seed items and its context
+ * item probe many of the same lists). AISLE_OK, or AISLE_ENOMEM. */
+int ivf_search_batch(const ivf *x, ivf_query *qs, size_t nq);
+
 #endif
