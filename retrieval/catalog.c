@@ -79,6 +79,7 @@ void catalog_config_default(catalog_config *cfg) {
     cfg->dim = 32;
     cfg->ivf_threshold = 20000;
     cfg->nprobe = 0;
+    cfg->max_neighbours = 0;
 }
 
 int catalog_new(const catalog_config *cfg, catalog **out, char *err, size_t errlen) {
@@ -618,6 +619,7 @@ static catalog_model *catalog_model_build(const catalog *c, const catalog_snapsh
                                           const size_t *row_slot, float *vecs) {
     const catalog_snapshot *em = snap;
     size_t d = (size_t)c->dim, n = c->limit;
+    uint64_t keep = c->cfg.max_neighbours ? c->cfg.max_neighbours : UINT64_MAX;
     catalog_model *m = calloc(1, sizeof(*m));
     if (!m) return NULL;
     m->n = n;
@@ -633,7 +635,8 @@ static catalog_model *catalog_model_build(const catalog *c, const catalog_snapsh
         goto fail;
     memcpy(m->P, vecs, n * d * sizeof(float));
     /* Rows of deleted items (row_slot SIZE_MAX) are left out, and so are
-     * neighbour entries that point at them. */
+     * neighbour entries that point at them; of the rest a list keeps its
+     * first cfg.max_neighbours. */
     for (uint32_t r = 0; r < em->n_items; r++) {
         size_t slot = row_slot[r];
         if (slot == SIZE_MAX) continue;
@@ -641,14 +644,14 @@ static catalog_model *catalog_model_build(const catalog *c, const catalog_snapsh
         memcpy(m->P + slot * d, em->P + (size_t)r * d, d * sizeof(float));
         m->covered[slot] = 1;
         if (m->bias) m->bias[slot] = em->bias[r];
-        for (uint64_t e = em->nb_off[r]; e < em->nb_off[r + 1]; e++)
+        for (uint64_t e = em->nb_off[r]; e < em->nb_off[r + 1] && m->nb_off[slot + 1] < keep; e++)
             m->nb_off[slot + 1] += row_slot[em->nb_item[e]] != SIZE_MAX;
     }
     for (size_t s = 0; s < n; s++) m->nb_off[s + 1] += m->nb_off[s];
     for (uint32_t r = 0; r < em->n_items; r++) {
         if (row_slot[r] == SIZE_MAX) continue;
-        uint64_t o = m->nb_off[row_slot[r]];
-        for (uint64_t e = em->nb_off[r]; e < em->nb_off[r + 1]; e++) {
+        uint64_t o = m->nb_off[row_slot[r]], end = m->nb_off[row_slot[r] + 1];
+        for (uint64_t e = em->nb_off[r]; e < em->nb_off[r + 1] && o < end; e++) {
             if (row_slot[em->nb_item[e]] == SIZE_MAX) continue;
             m->nb_slot[o] = (uint32_t)row_slot[em->nb_item[e]];
             m->nb_w[o++] = em->nb_weight[e];

@@ -76,9 +76,14 @@ typedef struct catalog_config {
     int dim;              /* floats per vector */
     size_t ivf_threshold; /* items at which to switch to IVF; 0 = never */
     int nprobe;           /* IVF lists searched; 0 = lists/16, at least 8 */
+    /* Entries kept of each snapshot item's neighbour list, its first (a
+     * snapshot's lists come heaviest first); 0 = all. Shorter lists make a
+     * call cheaper (the profile source reads every entry of the user's
+     * items' lists) at some cost in recall: a serving setting of its own. */
+    size_t max_neighbours;
 } catalog_config;
 
-/* dim 32, IVF from 20,000 items, automatic nprobe. */
+/* dim 32, IVF from 20,000 items, automatic nprobe, whole neighbour lists. */
 void catalog_config_default(catalog_config *cfg);
 
 /* Creates an empty catalog. Returns AISLE_OK, AISLE_EINVAL (bad
@@ -167,7 +172,7 @@ typedef struct catalog_snapshot {
     const float *P;              /* n_items x dim */
     const float *Q;              /* n_items x dim */
     const uint64_t *nb_off;      /* n_items + 1 */
-    const uint32_t *nb_item;     /* rows, each < n_items */
+    const uint32_t *nb_item;     /* rows, each < n_items; each list heaviest first */
     const float *nb_weight;
     const float *bias;           /* n_items, or NULL */
 } catalog_snapshot;
