@@ -229,20 +229,21 @@ static void ivf_scan(const ivf *x, const ivf_list *l, const ivf_query *qs, uint3
 }
 
 /* The nprobe lists nearest q, into probe (nprobe entries, best first);
- * returns how many, or AISLE_ENOMEM. cs is scratch for nlist floats. */
-static int ivf_probes(const ivf *x, const float *q, size_t *probe, float *cs) {
-    ivf_top t = IVF_TOP_INIT(x->nprobe);
-    int n;
+ * returns how many. All the centroids are scored at once, then one
+ * selection keeps the nearest (an incremental top would cut its buffer
+ * every nprobe lists). cs is scratch for nlist floats, h for nlist hits. */
+static int ivf_probes(const ivf *x, const float *q, size_t *probe, float *cs, vec_hit *h) {
+    size_t n = (size_t)x->nprobe;
     if (x->nlist == 1) {
         probe[0] = 0;
         return 1;
     }
-    if (!(t.h = malloc(2 * t.k * sizeof(*t.h)))) return AISLE_ENOMEM;
     vec_dots(q, x->centroids, (size_t)x->nlist, x->dim, cs);
-    for (int l = 0; l < x->nlist; l++) ivf_top_push(&t, cs[l], (uint32_t)l);
-    n = ivf_top_take(&t, probe, cs);
-    free(t.h);
-    return n;
+    for (int l = 0; l < x->nlist; l++) h[l] = (vec_hit){cs[l], (uint32_t)l};
+    if (n < (size_t)x->nlist) ivf_select(h, (size_t)x->nlist, n);
+    vec_hits_sort(h, n);
+    for (size_t p = 0; p < n; p++) probe[p] = h[p].id;
+    return (int)n;
 }
 
 /* Each query's probes, and for each list the mask of queries probing it;
@@ -251,11 +252,11 @@ static int ivf_plan(const ivf *x, const ivf_query *qs, size_t nq, uint32_t *mask
                     size_t *order, size_t *n_order) {
     size_t *probe = malloc((size_t)x->nprobe * sizeof(*probe));
     float *cs = malloc((size_t)x->nlist * sizeof(*cs));
-    int rc = probe && cs ? AISLE_OK : AISLE_ENOMEM;
+    vec_hit *h = malloc((size_t)x->nlist * sizeof(*h));
+    int rc = probe && cs && h ? AISLE_OK : AISLE_ENOMEM;
     *n_order = 0;
     for (size_t b = 0; b < nq && rc == AISLE_OK; b++) {
-        int np = qs[b].k > 0 ? ivf_probes(x, qs[b].q, probe, cs) : 0;
-        if (np < 0) rc = np;
+        int np = qs[b].k > 0 ? ivf_probes(x, qs[b].q, probe, cs, h) : 0;
         for (int p = 0; p < np; p++) {
             if (!mask[probe[p]]) order[(*n_order)++] = probe[p];
             mask[probe[p]] |= 1u << b;
@@ -263,6 +264,7 @@ static int ivf_plan(const ivf *x, const ivf_query *qs, size_t nq, uint32_t *mask
     }
     free(probe);
     free(cs);
+    free(h);
     return rc;
 }
 
