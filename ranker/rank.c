@@ -632,6 +632,20 @@ static float rank_prune_threshold(const rank_state *st, float *heap) {
     return n == st->cap ? heap[0] : -INFINITY;
 }
 
+/* At least rank_score_bounded's bound of the neighbour-only candidate j,
+ * from its sums alone: the creator share and the affinities at their most
+ * helpful values (the hand score rises with each, and float arithmetic is
+ * monotone), so it reads none of the profile's maps. */
+static float rank_loose_bound(const rank_state *st, size_t j) {
+    const rank_settings *set = st->set;
+    float f[RANK_N_FEATURES] = {0};
+    f[RANK_F_PERSONAL] = st->floor + (st->ns[j] + catalog_bias(st->c, j)) / (float)st->wsum;
+    f[RANK_F_CREATOR] = 1;
+    f[RANK_F_CATEGORY] = set->w_category > 0;
+    f[RANK_F_BRAND] = set->w_brand > 0;
+    return rank_hand_score(set, f);
+}
+
 /* Offers each item of the profile items' neighbour lists, in slot order
  * of first appearance, with its sum st->ns[j]. When rank_can_prune holds,
  * a neighbour-only candidate whose bound (rank_score_bounded's: the
@@ -660,6 +674,14 @@ static int rank_offer_neighbours(rank_state *st, char *err, size_t errlen) {
                 rank_cand cd = {.slot = j, .search = st->floor,
                                 .sources = 1u << RANK_SRC_NEIGHBOURS};
                 done[j] = 1;
+                /* Most fall below even the loose bound: they cost no
+                 * lookups, and an eligibility test only when they would
+                 * raise the neighbour feature's scale. */
+                if (rank_loose_bound(st, j) < t) {
+                    if (st->ns[j] > st->pruned_best && rank_eligible(st, j))
+                        st->pruned_best = st->ns[j];
+                    continue;
+                }
                 if (!rank_eligible(st, j)) continue;
                 cd.raw[RANK_SRC_NEIGHBOURS] = st->ns[j];
                 rank_features(st, &cd, st->best);
