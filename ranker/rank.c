@@ -527,13 +527,30 @@ static int rank_depth(const rank_state *st, int budget) {
     return k > RANK_MAX_CANDIDATES ? RANK_MAX_CANDIDATES : (int)k;
 }
 
-/* Weight of j in slot's neighbour list, 0 when absent. */
+/* Weight of j in slot's neighbour list, 0 when absent. The list is in
+ * weight order, so it is scanned whole, eight entries a step without a
+ * branch (the entries are distinct: at most one matches); a learned
+ * snapshot's lists run to a thousand entries and each hit on the page asks
+ * for every profile item's. */
 static float rank_neighbour_weight(const catalog *c, size_t slot, size_t j) {
+    typedef uint32_t u32x8 __attribute__((vector_size(32)));
     const uint32_t *nb;
     const float *w;
-    size_t n;
+    size_t n, e = 0;
+    u32x8 want = {0}, any = {0};
     catalog_neighbours(c, slot, &nb, &w, &n);
-    for (size_t e = 0; e < n; e++)
+    want += (uint32_t)j;
+    for (; e + 8 <= n; e += 8) {
+        u32x8 v;
+        memcpy(&v, nb + e, sizeof(v));
+        any |= (u32x8)(v == want);
+    }
+    for (int l = 0; l < 8; l++)
+        if (any[l]) {
+            for (e = 0; nb[e] != j; e++) ;
+            return w[e];
+        }
+    for (; e < n; e++)
         if (nb[e] == j) return w[e];
     return 0.0f;
 }
@@ -1113,12 +1130,15 @@ static int rank_score_bounded(rank_state *st, char *err, size_t errlen) {
             rank_heap_push(top, &n_top, st->cap, cd->score);
         }
     }
-    vec_hits_sort(nb, n_nb);
-    for (size_t k = 0; k < n_nb && (n_top < st->cap || !(nb[k].score < top[0])); k++) {
-        rank_cand *cd = &st->pool[nb[k].id];
+    /* In bound order, popped from a heap: the loop stops after the few
+     * that can still reach the page. */
+    vec_hits_heap(nb, n_nb);
+    while (n_nb && (n_top < st->cap || !(nb[0].score < top[0]))) {
+        vec_hit b = vec_hits_pop(nb, &n_nb);
+        rank_cand *cd = &st->pool[b.id];
         rank_features(st, cd, st->best);
         cd->score = rank_hand_score(st->set, cd->f);
-        keep[nb[k].id] = 1;
+        keep[b.id] = 1;
         rank_heap_push(top, &n_top, st->cap, cd->score);
     }
     /* Survivors keep their order, so ties sort as they would in the whole

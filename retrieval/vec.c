@@ -297,3 +297,28 @@ void vec_hits_sort(vec_hit *h, size_t n) {
         h[j] = x;
     }
 }
+
+/* Moves h[i] down the heap of n hits to its place. */
+static void vec_hits_sift(vec_hit *h, size_t n, size_t i) {
+    vec_hit x = h[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && vec_hit_before(&h[c + 1], &h[c])) c++;
+        if (!vec_hit_before(&h[c], &x)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+}
+
+void vec_hits_heap(vec_hit *h, size_t n) {
+    for (size_t i = n / 2; i-- > 0;) vec_hits_sift(h, n, i);
+}
+
+vec_hit vec_hits_pop(vec_hit *h, size_t *n) {
+    vec_hit top = h[0];
+    h[0] = h[--*n];
+    if (*n) vec_hits_sift(h, *n, 0);
+    return top;
+}

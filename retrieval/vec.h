@@ -46,4 +46,11 @@ static inline int vec_hit_desc(const void *a, const void *b) {
  * merge buffer cost more than the comparisons. */
 void vec_hits_sort(vec_hit *h, size_t n);
 
+/* Arranges h[0..n) as a heap whose pops (vec_hits_pop) come in
+ * vec_hits_sort's order: for a consumer that usually stops after the first
+ * few of thousands, O(n) up front and O(log n) a pop instead of a sort. */
+void vec_hits_heap(vec_hit *h, size_t n);
+/* The best hit of the heap h of *n (> 0) hits, which loses it. */
+vec_hit vec_hits_pop(vec_hit *h, size_t *n);
+
 #endif

@@ -139,12 +139,12 @@ static void test_remove_and_replace(void) {
     ivf_free(x);
 }
 
-/* vec_hits_sort gives qsort's order at every length around its
+/* vec_hits_sort, and a heap's pops, give qsort's order at every length around its
  * insertion cut-off and on long runs of equal scores (ties by id), sorted,
  * reversed and shuffled input alike. */
 static void test_hits_sort_is_qsort(void) {
     enum { MAXN = 700 };
-    static vec_hit a[MAXN], b[MAXN];
+    static vec_hit a[MAXN], b[MAXN], c[MAXN];
     int ok = 1;
     for (int n = 0; n < MAXN && ok; n += n < 40 ? 1 : 97)
         for (int shape = 0; shape < 4 && ok; shape++) {
@@ -156,9 +156,16 @@ static void test_hits_sort_is_qsort(void) {
                 a[i] = (vec_hit){s, (uint32_t)((i * 7919u) % (unsigned)MAXN)};
             }
             memcpy(b, a, sizeof(a[0]) * (size_t)n);
+            memcpy(c, a, sizeof(a[0]) * (size_t)n);
             qsort(a, (size_t)n, sizeof(a[0]), vec_hit_desc);
             vec_hits_sort(b, (size_t)n);
             ok = memcmp(a, b, sizeof(a[0]) * (size_t)n) == 0;
+            /* The heap pops in the same order. */
+            vec_hits_heap(c, (size_t)n);
+            for (size_t i = 0, m = (size_t)n; ok && i < (size_t)n; i++) {
+                vec_hit x = vec_hits_pop(c, &m);
+                ok = x.id == a[i].id && x.score == a[i].score;
+            }
         }
     TEST_CHECK(ok);
 }
