@@ -6,7 +6,10 @@
  * are kept as half floats (retrieval/vec.h): a scan is bound by the bytes
  * it reads, not the products, so it runs nearly twice as fast; the scores
  * are then approximate (about three decimal digits), and the catalog
- * re-scores what a search returns with its float vectors. FAISS trains the centroids
+ * re-scores what a search returns with its float vectors. Searches may come
+ * in a batch (one request's few queries): every list any of them probes is
+ * read once and scored for each query that probes it, and the k kept are
+ * the k best by (score, slot) whatever the order lists are read in. FAISS trains the centroids
  * (retrieval/catalog.c); scanning here instead of in FAISS uses the vector
  * unit, which Debian's FAISS build leaves idle.
  *
