@@ -20,6 +20,9 @@
 #define RANK_SEED_ITEMS 1     /* heaviest profile items whose neighbours are asked */
 #define RANK_SEED_RECENT 1    /* the most recently seen item likewise (a search each) */
 #define RANK_QUOTE 60         /* longest query quoted in a reason */
+/* Vector searches a call plans: the profile vector, the seeds, the context
+ * item and the query vector. */
+#define RANK_MAX_PLANNED (3 + RANK_SEED_ITEMS + RANK_SEED_RECENT)
 
 /* How slots are marked in rank_state.marks: the profile's ids by kind,
  * and the items already in the result. */
@@ -152,11 +155,20 @@ typedef struct rank_state {
     double wsum;
     int personal;      /* whether u means anything */
     float *ns;         /* Σ_i w_i·N_i(j) by slot; NULL when no neighbours */
+    /* The best Σ_i w_i·N_i(j) of the eligible neighbour-only candidates the
+     * profile source left out of the pool (rank_prune_threshold), for the
+     * neighbour feature's scale; 0 when none. */
+    float pruned_best;
     /* The profile search's last (lowest) score when it returned all it was
      * asked for: no item it left out has a larger u·Q[j] (with IVF, nearly
      * none). NAN when it did not, or did not run. */
     float floor;
     float *lex;        /* BM25 by slot when the request has words */
+    /* The first round of every vector search the sources will make, run
+     * as one batch before them (rank_plan_searches); rank_offer_search
+     * takes its answer from here when query and depth match. Arrays owned. */
+    catalog_query planned[RANK_MAX_PLANNED];
+    size_t n_planned;
     size_t ctx;        /* the context item's slot, or SIZE_MAX */
     rank_slotmap at; /* slots offered so far → pool index + 1, or UINT32_MAX: not eligible */
     rank_cand *pool;
@@ -184,7 +196,7 @@ static int rank_sort_pool(rank_state *st) {
     }
     for (size_t i = 0; i < st->npool; i++)
         order[i] = (vec_hit){st->pool[i].score, (uint32_t)i};
-    qsort(order, st->npool, sizeof(*order), vec_hit_desc);
+    vec_hits_sort(order, st->npool);
     for (size_t i = 0; i < st->npool; i++) sorted[i] = st->pool[order[i].id];
     free(st->pool);
     st->pool = sorted;
@@ -232,6 +244,10 @@ static void rank_state_free(rank_state *st) {
     free(st->u);
     free(st->ns);
     free(st->lex);
+    for (size_t i = 0; i < st->n_planned; i++) {
+        free(st->planned[i].slots);
+        free(st->planned[i].scores);
+    }
     free(st->at.keys);
     free(st->at.vals);
     free(st->pool);
@@ -382,13 +398,12 @@ static int rank_keyfilter_init(const catalog *c, const rank_filter *f, rank_keyf
 /* Whether the item (it, with keys fc) passes the request's filter: prices,
  * the single fields, the include lists, the exclude lists. Stock and the
  * excluded item ids are rank_eligible's. */
-static int rank_keyfilter_pass(const rank_keyfilter *kf, const catalog_item *it,
-                               const catalog_facets *fc) {
+static int rank_keyfilter_pass(const rank_keyfilter *kf, const catalog_facets *fc) {
     const rank_filter *f = kf->f;
     const uint32_t have[RANK_KF_KINDS] = {fc->category, fc->brand, fc->creator};
     if (!f) return 1;
-    if ((f->max_price_cents > 0 && it->price_cents > f->max_price_cents) ||
-        (f->min_price_cents > 0 && it->price_cents < f->min_price_cents))
+    if ((f->max_price_cents > 0 && fc->price_cents > f->max_price_cents) ||
+        (f->min_price_cents > 0 && fc->price_cents < f->min_price_cents))
         return 0;
     for (int k = 0; k < RANK_KF_KINDS; k++)
         if ((kf->one[k] && kf->one[k] != have[k]) ||
@@ -399,17 +414,19 @@ static int rank_keyfilter_pass(const rank_keyfilter *kf, const catalog_item *it,
 }
 
 /* Whether slot may be recommended at all: every source and the fill go
- * through here, so no path lets an excluded item through. */
+ * through here, so no path lets an excluded item through. It reads the
+ * slot's packed facets, not the item table: one cache line a candidate. */
 static int rank_eligible(rank_state *st, size_t slot) {
-    const catalog_item *it = catalog_at(st->c, slot);
+    const catalog_facets *fc;
     uint32_t h;
-    if (!it || (!it->in_stock && !(st->filter && st->filter->include_out_of_stock)) ||
+    if (slot >= catalog_slot_limit(st->c)) return 0;
+    fc = catalog_facets_at(st->c, slot);
+    if (!fc->live || (!fc->in_stock && !(st->filter && st->filter->include_out_of_stock)) ||
         slot == st->ctx || (st->lex && st->lex[slot] <= 0) ||
-        rank_slotmap_get(&st->marks, slot) ||
-        !rank_keyfilter_pass(&st->kf, it, catalog_facets_at(st->c, slot)))
+        rank_slotmap_get(&st->marks, slot) || !rank_keyfilter_pass(&st->kf, fc))
         return 0;
     if (!st->req->n_served) return 1;
-    h = rank_item_hash(it->item_id);
+    h = rank_item_hash(catalog_at(st->c, slot)->item_id);
     return !bsearch(&h, st->req->served, st->req->n_served, sizeof(h), rank_u32_cmp);
 }
 
@@ -444,6 +461,13 @@ static int rank_offer(rank_state *st, size_t slot, int src, float score) {
     return 1;
 }
 
+/* The planned search of q at depth k, or NULL. */
+static const catalog_query *rank_planned(const rank_state *st, const float *q, int k) {
+    for (size_t i = 0; i < st->n_planned; i++)
+        if (st->planned[i].q == q && st->planned[i].k == k) return &st->planned[i];
+    return NULL;
+}
+
 /* Offers the k best items by inner product with q from source src (the
  * profile source keeps each hit's search score); with deepen, searches
  * again four times deeper while fewer than a page of the hits were
@@ -451,21 +475,32 @@ static int rank_offer(rank_state *st, size_t slot, int src, float score) {
  * costs a deeper search only when it does. */
 static int rank_offer_search(rank_state *st, const float *q, int k, int src, int deepen,
                              char *err, size_t errlen) {
-    size_t *slots = NULL;
-    float *scores = NULL;
+    size_t *own_slots = NULL;
+    float *own_scores = NULL;
     int n, eligible, rc = AISLE_OK;
     for (; k > 0 && rc == AISLE_OK; k = k * 4 < RANK_MAX_CANDIDATES ? k * 4 : RANK_MAX_CANDIDATES) {
-        free(slots);
-        free(scores);
-        slots = malloc((size_t)k * sizeof(*slots));
-        scores = malloc((size_t)k * sizeof(*scores));
-        if (!slots || !scores) {
-            rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-            break;
-        }
-        if ((n = catalog_search(st->c, q, k, slots, scores)) < 0) {
-            rc = status_fail(AISLE_EINTERNAL, err, errlen, "vector search failed");
-            break;
+        const catalog_query *pre = rank_planned(st, q, k);
+        const size_t *slots;
+        const float *scores;
+        if (pre) {
+            slots = pre->slots;
+            scores = pre->scores;
+            n = pre->n;
+        } else {
+            free(own_slots);
+            free(own_scores);
+            own_slots = malloc((size_t)k * sizeof(*own_slots));
+            own_scores = malloc((size_t)k * sizeof(*own_scores));
+            if (!own_slots || !own_scores) {
+                rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+                break;
+            }
+            if ((n = catalog_search(st->c, q, k, own_slots, own_scores)) < 0) {
+                rc = status_fail(AISLE_EINTERNAL, err, errlen, "vector search failed");
+                break;
+            }
+            slots = own_slots;
+            scores = own_scores;
         }
         if (src == RANK_SRC_PROFILE) st->floor = n == k && n > 0 ? scores[n - 1] : NAN;
         eligible = 0;
@@ -478,8 +513,8 @@ static int rank_offer_search(rank_state *st, const float *q, int k, int src, int
         }
         if (!deepen || (size_t)eligible >= st->cap || n < k || k >= RANK_MAX_CANDIDATES) break;
     }
-    free(slots);
-    free(scores);
+    free(own_slots);
+    free(own_scores);
     return rc;
 }
 
@@ -493,13 +528,30 @@ static int rank_depth(const rank_state *st, int budget) {
     return k > RANK_MAX_CANDIDATES ? RANK_MAX_CANDIDATES : (int)k;
 }
 
-/* Weight of j in slot's neighbour list, 0 when absent. */
+/* Weight of j in slot's neighbour list, 0 when absent. The list is in
+ * weight order, so it is scanned whole, eight entries a step without a
+ * branch (the entries are distinct: at most one matches); a learned
+ * snapshot's lists run to a thousand entries and each hit on the page asks
+ * for every profile item's. */
 static float rank_neighbour_weight(const catalog *c, size_t slot, size_t j) {
+    typedef uint32_t u32x8 __attribute__((vector_size(32)));
     const uint32_t *nb;
     const float *w;
-    size_t n;
+    size_t n, e = 0;
+    u32x8 want = {0}, any = {0};
     catalog_neighbours(c, slot, &nb, &w, &n);
-    for (size_t e = 0; e < n; e++)
+    want += (uint32_t)j;
+    for (; e + 8 <= n; e += 8) {
+        u32x8 v;
+        memcpy(&v, nb + e, sizeof(v));
+        any |= (u32x8)(v == want);
+    }
+    for (int l = 0; l < 8; l++)
+        if (any[l]) {
+            for (e = 0; nb[e] != j; e++) ;
+            return w[e];
+        }
+    for (; e < n; e++)
         if (nb[e] == j) return w[e];
     return 0.0f;
 }
@@ -560,6 +612,111 @@ static int rank_user_vector(rank_state *st) {
     return AISLE_OK;
 }
 
+static void rank_features(const rank_state *st, rank_cand *cd, const float *best);
+static int rank_can_bound(const rank_state *st);
+static void rank_heap_push(float *h, size_t *n, size_t cap, float score);
+
+/* Whether the profile source may leave a neighbour-only candidate out of
+ * the pool: the page is the pool's top (rank_can_bound), no other source
+ * runs for this request (none can bring the item later) and the settings
+ * do not weigh the neighbour share (its scale, the pool's best, is not
+ * known yet). The exact surface without words, vector or context item
+ * qualifies: the quality bench's and a learned snapshot's surface. */
+static int rank_can_prune(const rank_state *st) {
+    const rank_settings *set = st->set;
+    const rank_request *req = st->req;
+    const int later[] = {RANK_SRC_NEIGHBOURS, RANK_SRC_CREATORS, RANK_SRC_POPULAR,
+                         RANK_SRC_TRENDING};
+    if (!rank_can_bound(st) || set->weight[RANK_SRC_NEIGHBOURS] != 0) return 0;
+    for (size_t k = 0; k < sizeof(later) / sizeof(later[0]); k++)
+        if (set->budget[later[k]] > 0) return 0;
+    return !(st->lex && set->budget[RANK_SRC_QUERY] > 0) &&
+           !(req->query_vector && set->budget[RANK_SRC_VECTOR] > 0) &&
+           !(st->ctx != SIZE_MAX && set->budget[RANK_SRC_CONTEXT] > 0);
+}
+
+/* The page's last hand score among the candidates pooled so far (the
+ * profile search's hits, whose scores are final), or -INF when fewer than
+ * a page are. rank_score_bounded drops any neighbour-only candidate whose
+ * bound falls below its page, which holds these scores or better ones, so
+ * one below this threshold cannot reach the page either. */
+static float rank_prune_threshold(const rank_state *st, float *heap) {
+    size_t n = 0;
+    for (size_t i = 0; i < st->npool; i++) {
+        rank_cand cd = st->pool[i];
+        rank_features(st, &cd, st->best);
+        rank_heap_push(heap, &n, st->cap, rank_hand_score(st->set, cd.f));
+    }
+    return n == st->cap ? heap[0] : -INFINITY;
+}
+
+/* At least rank_score_bounded's bound of the neighbour-only candidate j,
+ * from its sums alone: the creator share and the affinities at their most
+ * helpful values (the hand score rises with each, and float arithmetic is
+ * monotone), so it reads none of the profile's maps. */
+static float rank_loose_bound(const rank_state *st, size_t j) {
+    const rank_settings *set = st->set;
+    float f[RANK_N_FEATURES] = {0};
+    f[RANK_F_PERSONAL] = st->floor + (st->ns[j] + catalog_bias(st->c, j)) / (float)st->wsum;
+    f[RANK_F_CREATOR] = 1;
+    f[RANK_F_CATEGORY] = set->w_category > 0;
+    f[RANK_F_BRAND] = set->w_brand > 0;
+    return rank_hand_score(set, f);
+}
+
+/* Offers each item of the profile items' neighbour lists, in slot order
+ * of first appearance, with its sum st->ns[j]. When rank_can_prune holds,
+ * a neighbour-only candidate whose bound (rank_score_bounded's: the
+ * search's floor for u·Q[j]) is below rank_prune_threshold is left out
+ * before it costs a place in the pool: on a learned snapshot most of the
+ * thousands of neighbours are. */
+static int rank_offer_neighbours(rank_state *st, char *err, size_t errlen) {
+    const rank_profile *p = st->p;
+    size_t limit = catalog_slot_limit(st->c);
+    int prune = rank_can_prune(st);
+    float *heap = prune ? malloc((st->cap + 1) * sizeof(*heap)) : NULL, t = -INFINITY;
+    unsigned char *done = prune ? calloc(limit + 1, 1) : NULL; /* left out already */
+    int rc = AISLE_OK;
+    if (prune && (!heap || !done)) rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    if (rc == AISLE_OK && prune) t = rank_prune_threshold(st, heap);
+    for (size_t i = 0; i < p->n_items && rc == AISLE_OK; i++) {
+        const uint32_t *nb;
+        const float *w;
+        size_t m;
+        if (st->pslots[i] == SIZE_MAX) continue;
+        catalog_neighbours(st->c, st->pslots[i], &nb, &w, &m);
+        for (size_t e = 0; e < m && rc == AISLE_OK; e++) {
+            size_t j = nb[e];
+            if (j >= limit || (done && done[j])) continue;
+            if (t > -INFINITY && !rank_slotmap_find(&st->at, j)) {
+                rank_cand cd = {.slot = j, .search = st->floor,
+                                .sources = 1u << RANK_SRC_NEIGHBOURS};
+                done[j] = 1;
+                /* Most fall below even the loose bound: they cost no
+                 * lookups, and an eligibility test only when they would
+                 * raise the neighbour feature's scale. */
+                if (rank_loose_bound(st, j) < t) {
+                    if (st->ns[j] > st->pruned_best && rank_eligible(st, j))
+                        st->pruned_best = st->ns[j];
+                    continue;
+                }
+                if (!rank_eligible(st, j)) continue;
+                cd.raw[RANK_SRC_NEIGHBOURS] = st->ns[j];
+                rank_features(st, &cd, st->best);
+                if (rank_hand_score(st->set, cd.f) < t) {
+                    if (st->ns[j] > st->pruned_best) st->pruned_best = st->ns[j];
+                    continue;
+                }
+            }
+            if (rank_offer(st, j, RANK_SRC_NEIGHBOURS, st->ns[j]) < 0)
+                rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+        }
+    }
+    free(heap);
+    free(done);
+    return rc;
+}
+
 /* The profile source: the index's top hits for u, then every item in a
  * profile item's neighbour list, with Σ_i w_i·N_i(j) into st->ns. With
  * non-negative neighbour weights nothing outside both can beat the last
@@ -584,32 +741,30 @@ static int rank_source_profile(rank_state *st, char *err, size_t errlen) {
             st->ns[nb[e]] += (float)p->items[i].weight * w[e];
         }
     }
-    /* Offered after the sums, in slot order of first appearance. */
-    for (size_t i = 0; i < p->n_items && rc == AISLE_OK && st->ns; i++) {
-        const uint32_t *nb;
-        const float *w;
-        size_t m;
-        if (st->pslots[i] == SIZE_MAX) continue;
-        catalog_neighbours(st->c, st->pslots[i], &nb, &w, &m);
-        for (size_t e = 0; e < m && rc == AISLE_OK; e++)
-            if (nb[e] < limit && rank_offer(st, nb[e], RANK_SRC_NEIGHBOURS, st->ns[nb[e]]) < 0)
-                rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    }
-    return rc;
+    return rc == AISLE_OK && st->ns ? rank_offer_neighbours(st, err, errlen) : rc;
+}
+
+/* The seeds of the neighbours source (the heaviest and the most
+ * recently seen profile items the catalog knows) into seeds; returns how
+ * many, and the depth each is searched to in *per. */
+static size_t rank_neighbour_seeds(const rank_state *st, size_t *seeds, int *per) {
+    const rank_profile *p = st->p;
+    size_t n = 0, slot;
+    for (size_t i = 0; i < p->n_items && n < RANK_SEED_ITEMS; i++)
+        if (st->pslots[i] != SIZE_MAX) seeds[n++] = st->pslots[i];
+    for (size_t i = 0; i < p->n_seen && n < RANK_SEED_ITEMS + RANK_SEED_RECENT; i++)
+        if (catalog_lookup(st->c, p->seen[i].id, &slot) == AISLE_OK) seeds[n++] = slot;
+    *per = st->set->budget[RANK_SRC_NEIGHBOURS] / (int)(n ? n : 1) + 1;
+    return n;
 }
 
 /* Nearest items by vector to the heaviest and the most recently seen
  * profile items: item-to-item neighbours that need no learned lists. */
 static int rank_source_neighbours(rank_state *st, char *err, size_t errlen) {
-    const rank_profile *p = st->p;
-    int budget = st->set->budget[RANK_SRC_NEIGHBOURS], per, rc = AISLE_OK;
-    size_t seeds[RANK_SEED_ITEMS + RANK_SEED_RECENT], n = 0, slot;
-    if (budget <= 0 || !st->personal) return AISLE_OK;
-    for (size_t i = 0; i < p->n_items && n < RANK_SEED_ITEMS; i++)
-        if (st->pslots[i] != SIZE_MAX) seeds[n++] = st->pslots[i];
-    for (size_t i = 0; i < p->n_seen && n < RANK_SEED_ITEMS + RANK_SEED_RECENT; i++)
-        if (catalog_lookup(st->c, p->seen[i].id, &slot) == AISLE_OK) seeds[n++] = slot;
-    per = budget / (int)(n ? n : 1) + 1;
+    size_t seeds[RANK_SEED_ITEMS + RANK_SEED_RECENT], n;
+    int per, rc = AISLE_OK;
+    if (st->set->budget[RANK_SRC_NEIGHBOURS] <= 0 || !st->personal) return AISLE_OK;
+    n = rank_neighbour_seeds(st, seeds, &per);
     for (size_t i = 0; i < n && rc == AISLE_OK; i++)
         rc = rank_offer_search(st, catalog_vector(st->c, seeds[i]), per, RANK_SRC_NEIGHBOURS,
                                0, err, errlen);
@@ -761,9 +916,42 @@ static int rank_source_context(rank_state *st, char *err, size_t errlen) {
                              errlen);
 }
 
+/* Adds the search of q at depth k to the plan. */
+static void rank_plan(rank_state *st, const float *q, int k) {
+    assert(st->n_planned < RANK_MAX_PLANNED);
+    st->planned[st->n_planned++] = (catalog_query){.q = q, .k = k};
+}
+
+/* Runs, as one batch, the first round of each search the sources below
+ * will make (the same queries at the same depths): the index's lists
+ * that several of them probe are read once. */
+static int rank_plan_searches(rank_state *st, char *err, size_t errlen) {
+    const rank_settings *set = st->set;
+    size_t seeds[RANK_SEED_ITEMS + RANK_SEED_RECENT], n;
+    int per;
+    if (st->personal) rank_plan(st, st->u, rank_depth(st, set->budget[RANK_SRC_PROFILE]));
+    if (set->budget[RANK_SRC_NEIGHBOURS] > 0 && st->personal) {
+        n = rank_neighbour_seeds(st, seeds, &per);
+        for (size_t i = 0; i < n; i++) rank_plan(st, catalog_vector(st->c, seeds[i]), per);
+    }
+    if (st->ctx != SIZE_MAX && set->budget[RANK_SRC_CONTEXT] > 0)
+        rank_plan(st, catalog_vector(st->c, st->ctx), set->budget[RANK_SRC_CONTEXT]);
+    if (st->req->query_vector && set->budget[RANK_SRC_VECTOR] > 0)
+        rank_plan(st, st->req->query_vector, set->budget[RANK_SRC_VECTOR]);
+    for (size_t i = 0; i < st->n_planned; i++) {
+        catalog_query *q = &st->planned[i];
+        q->slots = malloc((size_t)q->k * sizeof(*q->slots) + 1);
+        q->scores = malloc((size_t)q->k * sizeof(*q->scores) + 1);
+        if (!q->slots || !q->scores) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    }
+    if (st->n_planned && catalog_search_batch(st->c, st->planned, st->n_planned) != AISLE_OK)
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    return AISLE_OK;
+}
+
 static int rank_sources(rank_state *st, char *err, size_t errlen) {
     int rc;
-    if ((rc = rank_source_profile(st, err, errlen)) ||
+    if ((rc = rank_plan_searches(st, err, errlen)) || (rc = rank_source_profile(st, err, errlen)) ||
         (rc = rank_source_neighbours(st, err, errlen)) ||
         (rc = rank_source_creators(st, err, errlen)) ||
         (rc = rank_source_popular(st, err, errlen)) ||
@@ -943,12 +1131,15 @@ static int rank_score_bounded(rank_state *st, char *err, size_t errlen) {
             rank_heap_push(top, &n_top, st->cap, cd->score);
         }
     }
-    if (n_nb) qsort(nb, n_nb, sizeof(*nb), vec_hit_desc);
-    for (size_t k = 0; k < n_nb && (n_top < st->cap || !(nb[k].score < top[0])); k++) {
-        rank_cand *cd = &st->pool[nb[k].id];
+    /* In bound order, popped from a heap: the loop stops after the few
+     * that can still reach the page. */
+    vec_hits_heap(nb, n_nb);
+    while (n_nb && (n_top < st->cap || !(nb[0].score < top[0]))) {
+        vec_hit b = vec_hits_pop(nb, &n_nb);
+        rank_cand *cd = &st->pool[b.id];
         rank_features(st, cd, st->best);
         cd->score = rank_hand_score(st->set, cd->f);
-        keep[nb[k].id] = 1;
+        keep[b.id] = 1;
         rank_heap_push(top, &n_top, st->cap, cd->score);
     }
     /* Survivors keep their order, so ties sort as they would in the whole
@@ -966,6 +1157,7 @@ static int rank_score_bounded(rank_state *st, char *err, size_t errlen) {
 /* Every candidate's features, then its score: the request's model's, or
  * the settings' hand weights. */
 static int rank_score(rank_state *st, char *err, size_t errlen) {
+    st->best[RANK_SRC_NEIGHBOURS] = st->pruned_best;
     for (size_t i = 0; i < st->npool; i++)
         for (int s = 0; s < RANK_SRC_COUNT; s++)
             if (st->pool[i].raw[s] > st->best[s]) st->best[s] = st->pool[i].raw[s];

@@ -20,7 +20,14 @@
  * model, MMR, caps or boosts), a threshold pass scores the candidates only
  * the neighbour lists brought with the profile search's last score in
  * place of u·Q[j] (a bound) and computes u·Q[j] only for those whose bound
- * still beats the page's last real score. Per candidate the pipeline
+ * still beats the page's last real score; when no other source runs for
+ * the request (the exact surface without words, vector or context item: a
+ * learned snapshot's thousands of neighbour entries), a neighbour-only
+ * candidate whose bound is below the profile search's own page does not
+ * even enter the pool. The first round of every vector search the sources
+ * make (the profile vector, the seed items, the context item, the query
+ * vector) runs as one batch before them (catalog_search_batch), so index
+ * lists that several probe are read once. Per candidate the pipeline
  * compares catalog keys and slots (retrieval/catalog.h's facets), not
  * strings. MMR over item vectors and per-page caps then pick
  * the page; short pages are filled from the popular list, then from any

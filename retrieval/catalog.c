@@ -79,6 +79,7 @@ void catalog_config_default(catalog_config *cfg) {
     cfg->dim = 32;
     cfg->ivf_threshold = 20000;
     cfg->nprobe = 0;
+    cfg->max_neighbours = 0;
 }
 
 int catalog_new(const catalog_config *cfg, catalog **out, char *err, size_t errlen) {
@@ -226,8 +227,11 @@ static int catalog_intern(catalog *c, const char *s, uint32_t *key) {
     return AISLE_OK;
 }
 
-/* it's interned fields into *fc; write lock held. */
+/* it's interned fields, stock and price into *fc; write lock held. */
 static int catalog_intern_item(catalog *c, const catalog_item *it, catalog_facets *fc) {
+    fc->live = 1;
+    fc->in_stock = it->in_stock != 0;
+    fc->price_cents = it->price_cents;
     if (catalog_intern(c, it->category, &fc->category) != AISLE_OK ||
         catalog_intern(c, it->brand, &fc->brand) != AISLE_OK ||
         catalog_intern(c, it->creator_id, &fc->creator) != AISLE_OK)
@@ -401,6 +405,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
         /* The item cannot be searched: drop it rather than keep a stale row. */
         strmap_del(&c->ids, f->item_id, strlen(f->item_id));
         catalog_item_clear(&c->items[slot]);
+        c->facets[slot].live = 0;
         /* A new slot past the limit was never handed out (the limit stays),
          * and one a loaded snapshot's neighbour lists name stays unused, as
          * after a delete. */
@@ -446,6 +451,7 @@ int catalog_delete(catalog *c, const char *item_id) {
     catalog_creators_move(c, &c->items[slot], NULL, slot);
     strmap_del(&c->ids, item_id, strlen(item_id));
     catalog_item_clear(&c->items[slot]);
+    c->facets[slot].live = 0;
     /* Neighbour lists of a snapshot may name this slot: never reuse it for
      * another item while that snapshot is loaded. */
     if (!c->model || slot >= c->model->n) c->free_slots[c->n_free++] = slot;
@@ -481,29 +487,73 @@ int catalog_ivf_lists(const catalog *c) { return c->nlist; }
 /* With lists, the index scores half rows: it is asked a quarter deeper and
  * its hits are re-scored with the float vectors, so callers get real
  * inner products (the ranker uses them as scores, and as a bound). */
+/* Re-scores a batch query's n approximate hits (asked deeper than its
+ * caller's k) with the float vectors and keeps the k best of them in
+ * *want, best first. h is scratch for n hits. */
+static void catalog_rescore(const catalog *c, const ivf_query *got, vec_hit *h,
+                            catalog_query *want) {
+    int n = got->n;
+    /* The rows lie scattered over the table: ask for all of them before
+     * the first product, so their cache misses overlap rather than queue. */
+    for (int i = 0; i < n; i++) {
+        const float *v = c->vecs + got->slots[i] * (size_t)c->dim;
+        __builtin_prefetch(v);
+        if (c->dim > 16) __builtin_prefetch(v + 16);
+    }
+    for (int i = 0; i < n; i++)
+        h[i] = (vec_hit){vec_dot(got->q, c->vecs + got->slots[i] * (size_t)c->dim, c->dim),
+                         (uint32_t)got->slots[i]};
+    if (n > 0) vec_hits_sort(h, (size_t)n);
+    if (n > want->k) n = want->k;
+    for (int i = 0; i < n; i++) {
+        want->slots[i] = h[i].id;
+        want->scores[i] = h[i].score;
+    }
+    want->n = n;
+}
+
+int catalog_search_batch(catalog *c, catalog_query *qs, size_t nq) {
+    ivf_query deep[CATALOG_MAX_BATCH];
+    size_t total = 0, at = 0;
+    size_t *slots = NULL;
+    float *scores = NULL;
+    vec_hit *h = NULL;
+    int rc = AISLE_ENOMEM, exact = ivf_exact(c->index);
+    assert(nq <= CATALOG_MAX_BATCH);
+    /* With lists the rows are half floats: ask each a little deeper and
+     * re-score in float, so the k kept are the float order's. */
+    for (size_t b = 0; b < nq; b++) {
+        int k = qs[b].k > 0 ? qs[b].k : 0;
+        deep[b] = (ivf_query){qs[b].q, exact ? k : k + k / 4 + 8, NULL, NULL, 0};
+        if (!k) deep[b].k = 0;
+        total += (size_t)deep[b].k;
+    }
+    slots = malloc((total + 1) * sizeof(*slots));
+    scores = malloc((total + 1) * sizeof(*scores));
+    h = malloc((total + 1) * sizeof(*h));
+    if (!slots || !scores || !h) goto fail;
+    for (size_t b = 0; b < nq; b++) {
+        deep[b].slots = exact ? qs[b].slots : slots + at;
+        deep[b].scores = exact ? qs[b].scores : scores + at;
+        at += (size_t)deep[b].k;
+    }
+    if ((rc = ivf_search_batch(c->index, deep, nq)) != AISLE_OK) goto fail;
+    for (size_t b = 0; b < nq; b++) {
+        if (exact) qs[b].n = deep[b].n;
+        else catalog_rescore(c, &deep[b], h, &qs[b]);
+    }
+fail:
+    free(slots);
+    free(scores);
+    free(h);
+    return rc;
+}
+
 int catalog_search(catalog *c, const float *q, int k, size_t *slots,
                    float *scores) {
-    int deeper = k + k / 4 + 8, n;
-    size_t *got;
-    float *approx;
-    vec_hit *h; /* the hits re-scored with their float vectors; id: the slot */
-    if (k <= 0 || ivf_exact(c->index)) return ivf_search(c->index, q, k, slots, scores);
-    got = malloc((size_t)deeper * sizeof(*got));
-    approx = malloc((size_t)deeper * sizeof(*approx));
-    h = malloc((size_t)deeper * sizeof(*h));
-    n = got && approx && h ? ivf_search(c->index, q, deeper, got, approx) : AISLE_ENOMEM;
-    for (int i = 0; i < n; i++)
-        h[i] = (vec_hit){vec_dot(q, c->vecs + got[i] * (size_t)c->dim, c->dim), (uint32_t)got[i]};
-    if (n > 0) qsort(h, (size_t)n, sizeof(*h), vec_hit_desc);
-    if (n > k) n = k;
-    for (int i = 0; i < n; i++) {
-        slots[i] = h[i].id;
-        scores[i] = h[i].score;
-    }
-    free(got);
-    free(approx);
-    free(h);
-    return n;
+    catalog_query one = {q, k, slots, scores, 0};
+    int rc = catalog_search_batch(c, &one, 1);
+    return rc < 0 ? rc : one.n;
 }
 
 const float *catalog_query_vector(const catalog *c, size_t slot) {
@@ -562,7 +612,7 @@ static int catalog_snapshot_slots(catalog *c, const catalog_snapshot *snap, size
         }
         memset(c->vecs + slot * (size_t)c->dim, 0, (size_t)c->dim * sizeof(float));
         c->items[slot] = it;
-        c->facets[slot] = (catalog_facets){0};
+        c->facets[slot] = (catalog_facets){.live = 1, .in_stock = 1};
         if (slot == c->limit) c->limit++;
         c->count++;
         row_slot[r] = slot;
@@ -576,6 +626,7 @@ static catalog_model *catalog_model_build(const catalog *c, const catalog_snapsh
                                           const size_t *row_slot, float *vecs) {
     const catalog_snapshot *em = snap;
     size_t d = (size_t)c->dim, n = c->limit;
+    uint64_t keep = c->cfg.max_neighbours ? c->cfg.max_neighbours : UINT64_MAX;
     catalog_model *m = calloc(1, sizeof(*m));
     if (!m) return NULL;
     m->n = n;
@@ -591,7 +642,8 @@ static catalog_model *catalog_model_build(const catalog *c, const catalog_snapsh
         goto fail;
     memcpy(m->P, vecs, n * d * sizeof(float));
     /* Rows of deleted items (row_slot SIZE_MAX) are left out, and so are
-     * neighbour entries that point at them. */
+     * neighbour entries that point at them; of the rest a list keeps its
+     * first cfg.max_neighbours. */
     for (uint32_t r = 0; r < em->n_items; r++) {
         size_t slot = row_slot[r];
         if (slot == SIZE_MAX) continue;
@@ -599,14 +651,14 @@ static catalog_model *catalog_model_build(const catalog *c, const catalog_snapsh
         memcpy(m->P + slot * d, em->P + (size_t)r * d, d * sizeof(float));
         m->covered[slot] = 1;
         if (m->bias) m->bias[slot] = em->bias[r];
-        for (uint64_t e = em->nb_off[r]; e < em->nb_off[r + 1]; e++)
+        for (uint64_t e = em->nb_off[r]; e < em->nb_off[r + 1] && m->nb_off[slot + 1] < keep; e++)
             m->nb_off[slot + 1] += row_slot[em->nb_item[e]] != SIZE_MAX;
     }
     for (size_t s = 0; s < n; s++) m->nb_off[s + 1] += m->nb_off[s];
     for (uint32_t r = 0; r < em->n_items; r++) {
         if (row_slot[r] == SIZE_MAX) continue;
-        uint64_t o = m->nb_off[row_slot[r]];
-        for (uint64_t e = em->nb_off[r]; e < em->nb_off[r + 1]; e++) {
+        uint64_t o = m->nb_off[row_slot[r]], end = m->nb_off[row_slot[r] + 1];
+        for (uint64_t e = em->nb_off[r]; e < em->nb_off[r + 1] && o < end; e++) {
             if (row_slot[em->nb_item[e]] == SIZE_MAX) continue;
             m->nb_slot[o] = (uint32_t)row_slot[em->nb_item[e]];
             m->nb_w[o++] = em->nb_weight[e];

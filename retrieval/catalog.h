@@ -62,6 +62,12 @@ typedef struct catalog catalog;
  * (catalog_key). */
 typedef struct catalog_facets {
     uint32_t category, brand, creator;
+    /* The item's stock, and whether the slot holds an item at all, beside
+     * its price: every candidate's eligibility test reads these, and one
+     * packed row per slot costs it one cache line where the item table's
+     * entry (and the facets after it) cost two. */
+    uint8_t live, in_stock;
+    int64_t price_cents;
 } catalog_facets;
 
 #define CATALOG_NO_KEY UINT32_MAX /* catalog_key of a string no item has had */
@@ -70,9 +76,14 @@ typedef struct catalog_config {
     int dim;              /* floats per vector */
     size_t ivf_threshold; /* items at which to switch to IVF; 0 = never */
     int nprobe;           /* IVF lists searched; 0 = lists/16, at least 8 */
+    /* Entries kept of each snapshot item's neighbour list, its first (a
+     * snapshot's lists come heaviest first); 0 = all. Shorter lists make a
+     * call cheaper (the profile source reads every entry of the user's
+     * items' lists) at some cost in recall: a serving setting of its own. */
+    size_t max_neighbours;
 } catalog_config;
 
-/* dim 32, IVF from 20,000 items, automatic nprobe. */
+/* dim 32, IVF from 20,000 items, automatic nprobe, whole neighbour lists. */
 void catalog_config_default(catalog_config *cfg);
 
 /* Creates an empty catalog. Returns AISLE_OK, AISLE_EINVAL (bad
@@ -100,8 +111,8 @@ size_t catalog_slot_limit(const catalog *c);  /* slots are < this */
 /* The item in slot, or NULL when the slot is free. */
 const catalog_item *catalog_at(const catalog *c, size_t slot);
 const float *catalog_vector(const catalog *c, size_t slot);
-/* slot's interned fields (slot < catalog_slot_limit; a free slot's are
- * stale: check catalog_at first). */
+/* slot's interned fields, stock and price (slot < catalog_slot_limit; a
+ * free slot's live is 0 and the rest stale). */
 const catalog_facets *catalog_facets_at(const catalog *c, size_t slot);
 /* The key of s: 0 for NULL or "", CATALOG_NO_KEY when no item has ever had
  * it as its category, brand or creator id. */
@@ -113,6 +124,24 @@ int catalog_lookup(const catalog *c, const char *item_id, size_t *slot);
  * AISLE_ENOMEM. */
 int catalog_search(catalog *c, const float *q, int k, size_t *slots,
                    float *scores);
+
+#define CATALOG_MAX_BATCH 16 /* searches in one catalog_search_batch */
+
+/* One search of a batch: what catalog_search takes, and n, set to how
+ * many hits it found (0 when k ≤ 0). Arrays borrowed. */
+typedef struct catalog_query {
+    const float *q;
+    int k;
+    size_t *slots;
+    float *scores;
+    int n;
+} catalog_query;
+
+/* Runs nq (≤ CATALOG_MAX_BATCH) searches, each with catalog_search's
+ * answer, in one pass over the index's lists (retrieval/ivf.h): the few
+ * searches of one request share the lists they probe. Returns AISLE_OK or
+ * AISLE_ENOMEM. */
+int catalog_search_batch(catalog *c, catalog_query *qs, size_t nq);
 /* The creators of the live items and their vector index (creators.h),
  * kept current by every event and snapshot swap; search it under the read
  * lock. */
@@ -143,7 +172,7 @@ typedef struct catalog_snapshot {
     const float *P;              /* n_items x dim */
     const float *Q;              /* n_items x dim */
     const uint64_t *nb_off;      /* n_items + 1 */
-    const uint32_t *nb_item;     /* rows, each < n_items */
+    const uint32_t *nb_item;     /* rows, each < n_items; each list heaviest first */
     const float *nb_weight;
     const float *bias;           /* n_items, or NULL */
 } catalog_snapshot;

@@ -36,8 +36,13 @@ struct ivf {
 typedef struct ivf_top {
     vec_hit *h; /* 2k, owned; id: the slot */
     size_t n, k;
-    float floor; /* the k-th best score at the last cut; -INF before */
+    /* The k-th best hit at the last cut (by vec_hit_desc, ties by slot, so
+     * the k best do not depend on the order rows arrive in: a batch scans
+     * lists in another order than a lone search); -INF before. */
+    vec_hit floor;
 } ivf_top;
+
+#define IVF_TOP_INIT(k_) {NULL, 0, (size_t)(k_), {-INFINITY, UINT32_MAX}}
 
 
 /* Moves the k best of h[0..n) to the front, k < n (quickselect, middle
@@ -62,15 +67,20 @@ static void ivf_select(vec_hit *h, size_t n, size_t k) {
     }
 }
 
+/* Whether (s, slot) goes before the floor. */
+static inline int ivf_top_beats(const ivf_top *t, float s, uint32_t slot) {
+    return s > t->floor.score || (s == t->floor.score && slot < t->floor.id);
+}
+
 static void ivf_top_push(ivf_top *t, float s, uint32_t slot) {
-    if (!(s > t->floor)) return;
+    if (!ivf_top_beats(t, s, slot)) return;
     if (t->n == 2 * t->k) {
         ivf_select(t->h, t->n, t->k);
         t->n = t->k;
-        t->floor = t->h[0].score;
+        t->floor = t->h[0];
         for (size_t i = 1; i < t->k; i++)
-            if (t->h[i].score < t->floor) t->floor = t->h[i].score;
-        if (!(s > t->floor)) return;
+            if (vec_hit_desc(&t->h[i], &t->floor) > 0) t->floor = t->h[i];
+        if (!ivf_top_beats(t, s, slot)) return;
     }
     t->h[t->n++] = (vec_hit){s, slot};
 }
@@ -79,7 +89,7 @@ static void ivf_top_push(ivf_top *t, float s, uint32_t slot) {
 static int ivf_top_take(ivf_top *t, size_t *slots, float *scores) {
     size_t n = t->n < t->k ? t->n : t->k;
     if (t->n > t->k) ivf_select(t->h, t->n, t->k);
-    qsort(t->h, n, sizeof(*t->h), vec_hit_desc);
+    vec_hits_sort(t->h, n);
     for (size_t i = 0; i < n; i++) {
         slots[i] = t->h[i].id;
         scores[i] = t->h[i].score;
@@ -199,55 +209,91 @@ void ivf_remove(ivf *x, size_t slot) {
     x->count--;
 }
 
-/* Scores list l's rows against q into t. */
-static void ivf_scan(const ivf *x, const ivf_list *l, const float *q, ivf_top *t) {
+/* Scores list l's rows against each query whose bit is in mask, into
+ * its top: a chunk of rows is read from memory once and stays in the
+ * first-level cache for the queries after the first. */
+static void ivf_scan(const ivf *x, const ivf_list *l, const ivf_query *qs, uint32_t mask,
+                     ivf_top *tops) {
     float s[IVF_CHUNK];
     for (size_t i = 0; i < l->n; i += IVF_CHUNK) {
         size_t m = l->n - i < IVF_CHUNK ? l->n - i : IVF_CHUNK;
-        if (x->nlist > 1)
-            vec_dots_half(q, (const uint16_t *)l->v + i * (size_t)x->dim, m, x->dim, s);
-        else
-            vec_dots(q, (const float *)l->v + i * (size_t)x->dim, m, x->dim, s);
-        for (size_t j = 0; j < m; j++) ivf_top_push(t, s[j], l->slot[i + j]);
+        for (uint32_t left = mask; left; left &= left - 1) {
+            int b = __builtin_ctz(left);
+            if (x->nlist > 1)
+                vec_dots_half(qs[b].q, (const uint16_t *)l->v + i * (size_t)x->dim, m, x->dim, s);
+            else
+                vec_dots(qs[b].q, (const float *)l->v + i * (size_t)x->dim, m, x->dim, s);
+            for (size_t j = 0; j < m; j++) ivf_top_push(&tops[b], s[j], l->slot[i + j]);
+        }
     }
 }
 
-/* The nprobe lists nearest q, into probe (nprobe entries, in no order:
- * every one is scanned); returns how many, or AISLE_ENOMEM. */
-static int ivf_probes(const ivf *x, const float *q, size_t *probe) {
-    ivf_top t = {NULL, 0, (size_t)x->nprobe, -INFINITY};
-    float *cs;
-    int n;
+/* The nprobe lists nearest q, into probe (nprobe entries, best first);
+ * returns how many. All the centroids are scored at once, then one
+ * selection keeps the nearest (an incremental top would cut its buffer
+ * every nprobe lists). cs is scratch for nlist floats, h for nlist hits. */
+static int ivf_probes(const ivf *x, const float *q, size_t *probe, float *cs, vec_hit *h) {
+    size_t n = (size_t)x->nprobe;
     if (x->nlist == 1) {
         probe[0] = 0;
         return 1;
     }
-    cs = malloc((size_t)x->nlist * sizeof(float));
-    t.h = malloc(2 * t.k * sizeof(*t.h));
-    if (!cs || !t.h) {
-        free(cs);
-        free(t.h);
-        return AISLE_ENOMEM;
-    }
     vec_dots(q, x->centroids, (size_t)x->nlist, x->dim, cs);
-    for (int l = 0; l < x->nlist; l++) ivf_top_push(&t, cs[l], (uint32_t)l);
-    n = ivf_top_take(&t, probe, cs);
+    for (int l = 0; l < x->nlist; l++) h[l] = (vec_hit){cs[l], (uint32_t)l};
+    if (n < (size_t)x->nlist) ivf_select(h, (size_t)x->nlist, n);
+    vec_hits_sort(h, n);
+    for (size_t p = 0; p < n; p++) probe[p] = h[p].id;
+    return (int)n;
+}
+
+/* Each query's probes, and for each list the mask of queries probing it;
+ * order gets the lists in the order they are first probed. */
+static int ivf_plan(const ivf *x, const ivf_query *qs, size_t nq, uint32_t *mask,
+                    size_t *order, size_t *n_order) {
+    size_t *probe = malloc((size_t)x->nprobe * sizeof(*probe));
+    float *cs = malloc((size_t)x->nlist * sizeof(*cs));
+    vec_hit *h = malloc((size_t)x->nlist * sizeof(*h));
+    int rc = probe && cs && h ? AISLE_OK : AISLE_ENOMEM;
+    *n_order = 0;
+    for (size_t b = 0; b < nq && rc == AISLE_OK; b++) {
+        int np = qs[b].k > 0 ? ivf_probes(x, qs[b].q, probe, cs, h) : 0;
+        for (int p = 0; p < np; p++) {
+            if (!mask[probe[p]]) order[(*n_order)++] = probe[p];
+            mask[probe[p]] |= 1u << b;
+        }
+    }
+    free(probe);
     free(cs);
-    free(t.h);
-    return n;
+    free(h);
+    return rc;
+}
+
+int ivf_search_batch(const ivf *x, ivf_query *qs, size_t nq) {
+    ivf_top tops[IVF_MAX_BATCH];
+    uint32_t *mask = calloc((size_t)x->nlist, sizeof(*mask));
+    size_t *order = malloc((size_t)x->nlist * sizeof(*order)), n_order = 0;
+    int rc = mask && order ? AISLE_OK : AISLE_ENOMEM;
+    assert(nq <= IVF_MAX_BATCH);
+    for (size_t b = 0; b < nq; b++) {
+        tops[b] = (ivf_top)IVF_TOP_INIT(qs[b].k > 0 ? qs[b].k : 0);
+        qs[b].n = 0;
+        if (qs[b].k > 0 && !(tops[b].h = malloc(2 * tops[b].k * sizeof(vec_hit))))
+            rc = AISLE_ENOMEM;
+    }
+    if (rc == AISLE_OK) rc = ivf_plan(x, qs, nq, mask, order, &n_order);
+    for (size_t i = 0; rc == AISLE_OK && i < n_order; i++)
+        ivf_scan(x, &x->lists[order[i]], qs, mask[order[i]], tops);
+    for (size_t b = 0; b < nq; b++) {
+        if (rc == AISLE_OK && qs[b].k > 0) qs[b].n = ivf_top_take(&tops[b], qs[b].slots, qs[b].scores);
+        free(tops[b].h);
+    }
+    free(mask);
+    free(order);
+    return rc;
 }
 
 int ivf_search(const ivf *x, const float *q, int k, size_t *slots, float *scores) {
-    ivf_top t = {NULL, 0, (size_t)(k > 0 ? k : 0), -INFINITY};
-    size_t *probe;
-    int np;
-    if (k <= 0) return 0;
-    probe = malloc((size_t)x->nprobe * sizeof(*probe));
-    t.h = malloc(2 * t.k * sizeof(*t.h));
-    np = probe && t.h ? ivf_probes(x, q, probe) : AISLE_ENOMEM;
-    for (int p = 0; p < np; p++) ivf_scan(x, &x->lists[probe[p]], q, &t);
-    if (np >= 0) np = ivf_top_take(&t, slots, scores);
-    free(probe);
-    free(t.h);
-    return np;
+    ivf_query one = {q, k, slots, scores, 0};
+    int rc = ivf_search_batch(x, &one, 1);
+    return rc < 0 ? rc : one.n;
 }

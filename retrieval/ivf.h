@@ -6,7 +6,10 @@
  * are kept as half floats (retrieval/vec.h): a scan is bound by the bytes
  * it reads, not the products, so it runs nearly twice as fast; the scores
  * are then approximate (about three decimal digits), and the catalog
- * re-scores what a search returns with its float vectors. FAISS trains the centroids
+ * re-scores what a search returns with its float vectors. Searches may come
+ * in a batch (one request's few queries): every list any of them probes is
+ * read once and scored for each query that probes it, and the k kept are
+ * the k best by (score, slot) whatever the order lists are read in. FAISS trains the centroids
  * (retrieval/catalog.c); scanning here instead of in FAISS uses the vector
  * unit, which Debian's FAISS build leaves idle.
  *
@@ -38,5 +41,23 @@ int ivf_exact(const ivf *x);
  * first (ties by slot), into slots and scores (from the half rows when
  * the index has lists: see above). Returns how many, or AISLE_ENOMEM. */
 int ivf_search(const ivf *x, const float *q, int k, size_t *slots, float *scores);
+
+#define IVF_MAX_BATCH 32 /* searches in one ivf_search_batch */
+
+/* One search of a batch: the query (dim floats), the k wanted and room for
+ * k hits (borrowed); n is set to how many were found. */
+typedef struct ivf_query {
+    const float *q;
+    int k;
+    size_t *slots;
+    float *scores;
+    int n;
+} ivf_query;
+
+/* Runs nq (≤ IVF_MAX_BATCH) searches, each giving what ivf_search gives
+ * for it, in one pass over the lists: a list that several of them probe is
+ * read once (one request's profile vector, its seed items and its context
+ * item probe many of the same lists). AISLE_OK, or AISLE_ENOMEM. */
+int ivf_search_batch(const ivf *x, ivf_query *qs, size_t nq);
 
 #endif

@@ -3,6 +3,7 @@
 #include "retrieval/vec.h"
 
 #include <cpuid.h>
+#include <stdlib.h>
 #include <immintrin.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -84,8 +85,11 @@ static void vec_dots_base(const float *q, const float *rows, size_t n, int d, fl
 
 /* q·row over a row of d half floats, in vec_acc's order: eight values
  * at a time widened by F16C into the same two accumulators. */
-__attribute__((target("avx2,fma,f16c"))) static inline float vec_dot_half_avx2(
-    const float *q, const uint16_t *row, int d) {
+/* q·row's lanes over the first d - d % 8 half floats of row into *out,
+ * in vec_acc's order: eight values at a time widened by F16C into the same
+ * two accumulators; returns how many values that covered. */
+__attribute__((target("avx2,fma,f16c"))) static inline __attribute__((always_inline)) int
+vec_acc_half_avx2(const float *q, const uint16_t *row, int d, vec_v8 *out) {
     vec_v8 s0 = {0}, s1 = {0}, x, y;
     int j = 0;
     for (; j + 16 <= d; j += 16) {
@@ -102,17 +106,49 @@ __attribute__((target("avx2,fma,f16c"))) static inline float vec_dot_half_avx2(
         s0 += x * y;
         j += 8;
     }
-    s0 += s1;
-    float s = vec_lanes(&s0);
+    *out = s0 + s1;
+    return j;
+}
+
+/* The half values past the last full eight, added last. */
+__attribute__((target("avx2,fma,f16c"))) static inline __attribute__((always_inline)) float
+vec_tail_half_avx2(float s, const float *q, const uint16_t *row, int j, int d) {
     for (; j < d; j++) s += q[j] * _cvtsh_ss(row[j]);
     return s;
+}
+
+__attribute__((target("avx2,fma,f16c"))) static inline float vec_dot_half_avx2(
+    const float *q, const uint16_t *row, int d) {
+    vec_v8 s;
+    int j = vec_acc_half_avx2(q, row, d, &s);
+    return vec_tail_half_avx2(vec_lanes(&s), q, row, j, d);
+}
+
+/* Four half rows at once, reduced as vec_dots4_avx2 reduces float rows
+ * (the same tree, so the same bits as one row at a time): a short row's
+ * lane sum, not its products, is most of what a scan pays. */
+__attribute__((target("avx2,fma,f16c"))) static void vec_dots4_half_avx2(const float *q,
+                                                                         const uint16_t *rows,
+                                                                         int d, float *out) {
+    size_t n = (size_t)d;
+    vec_v8 a[4];
+    int j = 0;
+    for (int i = 0; i < 4; i++) j = vec_acc_half_avx2(q, rows + (size_t)i * n, d, &a[i]);
+    __m256 u = _mm256_hadd_ps(_mm256_hadd_ps((__m256)a[0], (__m256)a[1]),
+                              _mm256_hadd_ps((__m256)a[2], (__m256)a[3]));
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
+    _mm_storeu_ps(out, r);
+    for (int i = 0; j < d && i < 4; i++)
+        out[i] = vec_tail_half_avx2(out[i], q, rows + (size_t)i * n, j, d);
 }
 
 __attribute__((target("avx2,fma,f16c"))) static void vec_dots_half_avx2(const float *q,
                                                                         const uint16_t *rows,
                                                                         size_t n, int d,
                                                                         float *out) {
-    for (size_t i = 0; i < n; i++) out[i] = vec_dot_half_avx2(q, rows + i * (size_t)d, d);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vec_dots4_half_avx2(q, rows + i * (size_t)d, d, out + i);
+    for (; i < n; i++) out[i] = vec_dot_half_avx2(q, rows + i * (size_t)d, d);
 }
 
 float vec_from_half(uint16_t h) {
@@ -206,4 +242,83 @@ float vec_dot(const float *a, const float *b, int d) {
     float s;
     vec_dots(a, b, 1, d, &s);
     return s;
+}
+
+/* Whether x goes before y. */
+static inline int vec_hit_before(const vec_hit *x, const vec_hit *y) {
+    return x->score > y->score || (x->score == y->score && x->id < y->id);
+}
+
+#define VEC_SORT_SMALL 16
+
+/* Quicksort (median of three, the smaller side first) down to runs of
+ * VEC_SORT_SMALL, which one insertion pass then finishes; past a depth of
+ * 2·log2 n (an order that defeats the pivots) a range goes to qsort, so
+ * the worst case stays n·log n. */
+static void vec_hits_quick(vec_hit *h, size_t n, int depth) {
+    while (n > VEC_SORT_SMALL) {
+        vec_hit *a = h, *m = h + n / 2, *z = h + n - 1, t, pivot;
+        size_t i = 0, j = n - 1;
+        if (depth-- == 0) {
+            qsort(h, n, sizeof(*h), vec_hit_desc);
+            return;
+        }
+        if (vec_hit_before(m, a)) t = *m, *m = *a, *a = t;
+        if (vec_hit_before(z, m)) t = *z, *z = *m, *m = t;
+        if (vec_hit_before(m, a)) t = *m, *m = *a, *a = t;
+        pivot = *m;
+        /* Hoare partition: h[0..j] before or equal to pivot, h[i..n) after. */
+        for (;;) {
+            while (vec_hit_before(&h[i], &pivot)) i++;
+            while (vec_hit_before(&pivot, &h[j])) j--;
+            if (i >= j) break;
+            t = h[i], h[i] = h[j], h[j] = t;
+            i++, j--;
+        }
+        if (j + 1 < n - j - 1) {
+            vec_hits_quick(h, j + 1, depth);
+            h += j + 1;
+            n -= j + 1;
+        } else {
+            vec_hits_quick(h + j + 1, n - j - 1, depth);
+            n = j + 1;
+        }
+    }
+}
+
+void vec_hits_sort(vec_hit *h, size_t n) {
+    int depth = 0;
+    for (size_t m = n; m > 1; m >>= 1) depth += 2;
+    vec_hits_quick(h, n, depth);
+    for (size_t i = 1; i < n; i++) {
+        vec_hit x = h[i];
+        size_t j = i;
+        for (; j > 0 && vec_hit_before(&x, &h[j - 1]); j--) h[j] = h[j - 1];
+        h[j] = x;
+    }
+}
+
+/* Moves h[i] down the heap of n hits to its place. */
+static void vec_hits_sift(vec_hit *h, size_t n, size_t i) {
+    vec_hit x = h[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && vec_hit_before(&h[c + 1], &h[c])) c++;
+        if (!vec_hit_before(&h[c], &x)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+}
+
+void vec_hits_heap(vec_hit *h, size_t n) {
+    for (size_t i = n / 2; i-- > 0;) vec_hits_sift(h, n, i);
+}
+
+vec_hit vec_hits_pop(vec_hit *h, size_t *n) {
+    vec_hit top = h[0];
+    h[0] = h[--*n];
+    if (*n) vec_hits_sift(h, *n, 0);
+    return top;
 }

@@ -40,4 +40,17 @@ static inline int vec_hit_desc(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* Sorts h[0..n) into vec_hit_desc's order, as qsort would, with the
+ * comparison inlined: the index's selections and the ranker's pools sort
+ * a few hundred hits a search, where qsort's call per comparison and its
+ * merge buffer cost more than the comparisons. */
+void vec_hits_sort(vec_hit *h, size_t n);
+
+/* Arranges h[0..n) as a heap whose pops (vec_hits_pop) come in
+ * vec_hits_sort's order: for a consumer that usually stops after the first
+ * few of thousands, O(n) up front and O(log n) a pop instead of a sort. */
+void vec_hits_heap(vec_hit *h, size_t n);
+/* The best hit of the heap h of *n (> 0) hits, which loses it. */
+vec_hit vec_hits_pop(vec_hit *h, size_t *n);
+
 #endif

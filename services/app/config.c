@@ -99,6 +99,8 @@ static const config_key config_keys[] = {
      "catalog size at which the exact index becomes IVF (0 keeps it exact)"},
     {"serve.nprobe", CONFIG_SERVE, "nprobe", NULL, "16", 0,
      "IVF lists searched per query (default lists/16, at least 8)"},
+    {"serve.max_neighbors", CONFIG_SERVE, "max-neighbors", "0", NULL, 0,
+     "entries kept of each snapshot item's neighbour list, the heaviest (0: all)"},
     {"serve.model", CONFIG_SERVE, "model", NULL, "/var/lib/aisle/models/shop.gguf", 0,
      "language model (llama2.c or GGUF) that writes Shop answers; unset: the composer"},
     {"serve.tokenizer", CONFIG_SERVE, "tokenizer", NULL, "/var/lib/aisle/models/tokenizer.bin",

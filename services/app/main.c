@@ -89,6 +89,7 @@ static const char serve_usage[] =
     "  --ivf-threshold N      catalog size at which the exact index becomes IVF\n"
     "                         (default 20000; 0 keeps it exact)\n"
     "  --nprobe N             IVF lists searched per query (default lists/16, at least 8)\n"
+    "  --max-neighbors N      keep each snapshot item's N heaviest neighbours (default 0: all)\n"
     "  --threads N            gRPC worker threads for unary calls (default 4)\n"
     "  --stream-threads N     workers for Shop streams: at most N run at once (default 4)\n"
     "  --tls-cert FILE        PEM certificate chain: serve gRPC over TLS (with --tls-key)\n"
@@ -154,6 +155,7 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         {"http-listen", required_argument, 0, 'H'}, {"log-format", required_argument, 0, 'F'},
         {"ingest-group", required_argument, 0, 1120}, {"signal-topic", required_argument, 0, 1121},
         {"scorer", required_argument, 0, 1110},     {"rules", required_argument, 0, 1111},
+        {"max-neighbors", required_argument, 0, 1122},
         {0, 0, 0, 0}};
     long long v;
     int c;
@@ -180,6 +182,10 @@ static int main_serve_flags(int argc, char **argv, runtime_config *cfg, const ch
         case 'P':
             if (cli_int("serve", "nprobe", optarg, 1, 65536, &v)) return CLI_EXIT_USAGE;
             cfg->catalog.nprobe = (int)v;
+            break;
+        case 1122:
+            if (cli_int("serve", "max-neighbors", optarg, 0, 1000000, &v)) return CLI_EXIT_USAGE;
+            cfg->catalog.max_neighbours = (size_t)v;
             break;
         case 't':
             if (cli_int("serve", "threads", optarg, 1, 256, &v)) return CLI_EXIT_USAGE;

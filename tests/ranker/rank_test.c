@@ -449,7 +449,8 @@ static void test_served_items_are_left_out(void) {
 }
 
 /* The exact surface's threshold pass (only the neighbour-only candidates
- * that can still reach the page get their u·Q[j]) gives the page that
+ * that can still reach the page get their u·Q[j], and those whose bound is
+ * below the search hits' page never enter the pool) gives the page that
  * scoring the whole pool gives: the same items, scores and features as
  * the same settings with a creator cap no page can reach, which turns the
  * pass off. A learned snapshot over 400 items with random vectors,

@@ -196,6 +196,46 @@ static void test_snapshot_keeps_deletions(void) {
     catalog_free(c);
 }
 
+/* max_neighbours keeps the first (heaviest) entries of each list that
+ * still point at live items; packed facets follow stock, price and
+ * deletion. */
+static void test_neighbour_cap_and_facets(void) {
+    static const char *ids[] = {"a", "b", "c", "d"};
+    static const float P[4 * DIM] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
+    static const uint64_t nb_off[5] = {0, 3, 3, 3, 3};
+    static const uint32_t nb_item[3] = {3, 1, 2};
+    static const float nb_w[3] = {0.9f, 0.5f, 0.1f};
+    catalog_snapshot snap = {"snap-1", 4, DIM, ids, P, P, nb_off, nb_item, nb_w, NULL};
+    catalog_config cfg;
+    catalog *c;
+    size_t slot, sb, n;
+    const uint32_t *nb;
+    const float *w;
+    char err[256];
+    catalog_config_default(&cfg);
+    cfg.dim = DIM;
+    cfg.ivf_threshold = 0;
+    cfg.max_neighbours = 2;
+    TEST_REQUIRE(catalog_new(&cfg, &c, err, sizeof(err)) == AISLE_OK);
+    TEST_REQUIRE(put(c, "d", 0, 1, 0) == 0);
+    TEST_CHECK(catalog_delete(c, "d") == AISLE_OK);
+    TEST_REQUIRE(put(c, "b", 0, 1, 0) == 0);
+    TEST_CHECK(catalog_load_snapshot(c, &snap, err, sizeof(err)) == AISLE_OK);
+    catalog_read_begin(c);
+    TEST_REQUIRE(catalog_lookup(c, "a", &slot) == AISLE_OK && catalog_lookup(c, "b", &sb) == 0);
+    catalog_neighbours(c, slot, &nb, &w, &n);
+    TEST_CHECK(n == 2 && nb[0] == sb && w[0] == 0.5f && w[1] == 0.1f); /* d is gone */
+    TEST_CHECK(catalog_facets_at(c, slot)->live && catalog_facets_at(c, slot)->in_stock);
+    TEST_CHECK(catalog_facets_at(c, sb)->live && !catalog_facets_at(c, sb)->in_stock &&
+               catalog_facets_at(c, sb)->price_cents == 100);
+    catalog_read_end(c);
+    TEST_CHECK(catalog_delete(c, "b") == AISLE_OK);
+    catalog_read_begin(c);
+    TEST_CHECK(!catalog_facets_at(c, sb)->live);
+    catalog_read_end(c);
+    catalog_free(c);
+}
+
 /* Readers that keep the read lock held in overlapping turns (requests
  * under load) must not keep a catalog event out for good. */
 typedef struct reader_arg {
@@ -245,6 +285,7 @@ static void test_writer_is_not_starved(void) {
 
 int main(void) {
     TEST_RUN(test_snapshot_keeps_deletions);
+    TEST_RUN(test_neighbour_cap_and_facets);
     TEST_RUN(test_writer_is_not_starved);
     TEST_RUN(test_upsert_search_update_delete);
     TEST_RUN(test_invalid_items_are_refused);

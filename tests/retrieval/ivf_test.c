@@ -1,11 +1,13 @@
 /* Tests for retrieval/ivf and retrieval/vec: exact answers against a brute
  * force over odd dimensions, removal and replacement keeping the slot map
- * right, probes confined to the nearest lists. */
+ * right, probes confined to the nearest lists, the hit sort giving
+ * qsort's order. */
 #include "retrieval/ivf.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "retrieval/vec.h"
 #include "services/base/status.h"
@@ -45,6 +47,24 @@ static void test_dots_match_dot_bit_for_bit(void) {
     for (int d = 1; d <= MAXD; d++) {
         vec_dots(q, rows, ROWS, d, out);
         for (int i = 0; i < ROWS; i++) TEST_CHECK(out[i] == vec_dot(q, rows + i * d, d));
+    }
+}
+
+/* Half rows, four at a time or one, score the same bits as the float
+ * product of the widened rows, at every length. */
+static void test_half_dots_match_dot_bit_for_bit(void) {
+    enum { ROWS = 11, MAXD = 70 };
+    static uint16_t rows[ROWS * MAXD];
+    static float wide[ROWS * MAXD];
+    float q[MAXD], out[ROWS], one;
+    for (int j = 0; j < MAXD; j++) q[j] = uniform();
+    for (int d = 1; d <= MAXD; d++) {
+        for (int j = 0; j < ROWS * d; j++) wide[j] = vec_from_half(rows[j] = vec_to_half(uniform()));
+        vec_dots_half(q, rows, ROWS, d, out);
+        for (int i = 0; i < ROWS; i++) {
+            vec_dots_half(q, rows + i * d, 1, d, &one);
+            TEST_CHECK(out[i] == one && out[i] == vec_dot(q, wide + i * d, d));
+        }
     }
 }
 
@@ -119,11 +139,44 @@ static void test_remove_and_replace(void) {
     ivf_free(x);
 }
 
+/* vec_hits_sort, and a heap's pops, give qsort's order at every length around its
+ * insertion cut-off and on long runs of equal scores (ties by id), sorted,
+ * reversed and shuffled input alike. */
+static void test_hits_sort_is_qsort(void) {
+    enum { MAXN = 700 };
+    static vec_hit a[MAXN], b[MAXN], c[MAXN];
+    int ok = 1;
+    for (int n = 0; n < MAXN && ok; n += n < 40 ? 1 : 97)
+        for (int shape = 0; shape < 4 && ok; shape++) {
+            for (int i = 0; i < n; i++) {
+                float s = shape == 0   ? uniform()
+                          : shape == 1 ? (float)(i % 5)
+                          : shape == 2 ? (float)i
+                                       : (float)(n - i);
+                a[i] = (vec_hit){s, (uint32_t)((i * 7919u) % (unsigned)MAXN)};
+            }
+            memcpy(b, a, sizeof(a[0]) * (size_t)n);
+            memcpy(c, a, sizeof(a[0]) * (size_t)n);
+            qsort(a, (size_t)n, sizeof(a[0]), vec_hit_desc);
+            vec_hits_sort(b, (size_t)n);
+            ok = memcmp(a, b, sizeof(a[0]) * (size_t)n) == 0;
+            /* The heap pops in the same order. */
+            vec_hits_heap(c, (size_t)n);
+            for (size_t i = 0, m = (size_t)n; ok && i < (size_t)n; i++) {
+                vec_hit x = vec_hits_pop(c, &m);
+                ok = x.id == a[i].id && x.score == a[i].score;
+            }
+        }
+    TEST_CHECK(ok);
+}
+
 int main(void) {
     TEST_RUN(test_dot_matches_plain_sum);
     TEST_RUN(test_dots_match_dot_bit_for_bit);
+    TEST_RUN(test_half_dots_match_dot_bit_for_bit);
     TEST_RUN(test_half_floats);
     TEST_RUN(test_exact_search_is_brute_force);
     TEST_RUN(test_remove_and_replace);
+    TEST_RUN(test_hits_sort_is_qsort);
     return test_summary();
 }

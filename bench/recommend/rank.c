@@ -1,0 +1,182 @@
+/* rank: the ranker alone (rank_recommend in this process, no transport, no
+ * Redis) on the synthetic shop of bench/recommend: 100,000 items with
+ * facts and vectors (IVF), profiles drawn from each shopper's signals, a
+ * popular list and three trending lists. Times each surface's calls by the
+ * calling thread's CPU clock in rounds that interleave the surfaces, so a
+ * busy machine slows them alike; prints one "key=value" line a surface
+ * with the median and best round's µs a call. Build it at two commits to
+ * compare them on the same machine minutes (the figures are per process).
+ *
+ *   rank [ITEMS [USERS [CALLS [ROUNDS]]]]   # 100000 2000 500 7 by default */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ranker/rank.h"
+#include "retrieval/catalog.h"
+#include "services/devtools/synth.h"
+
+#define DIM 32
+#define SIGNALS 10 /* per shopper, as bench/recommend's synth run */
+#define MAX_ROUNDS 32
+
+/* One shopper's profile view and the entries it points into. */
+typedef struct rank_user {
+    rank_entry items[SIGNALS], seen[SIGNALS], creators[SIGNALS], cats[SIGNALS];
+    rank_profile p;
+} rank_user;
+
+static double rank_cpu_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+/* Adds weight to id in list (n entries), keeping the list heaviest first. */
+static void rank_add(rank_entry *list, size_t *n, const char *id, double w) {
+    size_t i = 0;
+    while (i < *n && strcmp(list[i].id, id) != 0) i++;
+    if (i == *n) list[(*n)++] = (rank_entry){id, 0};
+    list[i].weight += w;
+    for (; i > 0 && list[i].weight > list[i - 1].weight; i--) {
+        rank_entry t = list[i];
+        list[i] = list[i - 1];
+        list[i - 1] = t;
+    }
+}
+
+static void rank_user_build(const synth_world *w, size_t u, rank_user *ru) {
+    static const double kind_w[] = {0, 1, 2, 3, 4, 5, 8, 4};
+    uint64_t rng = 1000 + u;
+    char event_id[32];
+    memset(ru, 0, sizeof(*ru));
+    for (int s = 0; s < SIGNALS; s++) {
+        Aisle__V1__Signal msg = AISLE__V1__SIGNAL__INIT;
+        synth_next_signal(w, u, &rng, 0, event_id, &msg);
+        if (!msg.item_id || !*msg.item_id) continue;
+        double wt = (size_t)msg.kind < sizeof(kind_w) / sizeof(kind_w[0]) ? kind_w[msg.kind] : 1;
+        size_t i = (size_t)atol(msg.item_id + 1);
+        if (i >= w->cfg.n_items) continue;
+        rank_add(ru->items, &ru->p.n_items, w->items[i].id, wt);
+        rank_add(ru->seen, &ru->p.n_seen, w->items[i].id, 1);
+        rank_add(ru->creators, &ru->p.n_creators, w->items[i].creator_id, wt);
+        rank_add(ru->cats, &ru->p.n_categories, w->items[i].category, wt);
+    }
+    ru->p.items = ru->items;
+    ru->p.seen = ru->seen;
+    ru->p.creators = ru->creators;
+    ru->p.categories = ru->cats;
+}
+
+static const rank_entry *popular;
+static size_t n_popular;
+
+static int rank_popular(void *arg, const rank_entry **out, size_t *n, char *err, size_t errlen) {
+    (void)arg, (void)err, (void)errlen;
+    *out = popular;
+    *n = n_popular;
+    return 0;
+}
+
+static int rank_dcmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    size_t n_items = argc > 1 ? (size_t)atol(argv[1]) : 100000;
+    size_t n_users = argc > 2 ? (size_t)atol(argv[2]) : 2000;
+    int calls = argc > 3 ? atoi(argv[3]) : 500, rounds = argc > 4 ? atoi(argv[4]) : 7;
+    synth_config sc;
+    synth_world *w;
+    catalog_config cfg;
+    catalog *c;
+    char err[256];
+    static const char *exclude[] = {"coffee"};
+    rank_filter filter = {.max_price_cents = 20000, .exclude_categories = exclude,
+                          .n_exclude_categories = 1};
+    if (rounds > MAX_ROUNDS) rounds = MAX_ROUNDS;
+    synth_config_default(&sc);
+    sc.n_items = n_items;
+    sc.n_users = n_users;
+    sc.dim = DIM;
+    catalog_config_default(&cfg);
+    cfg.dim = DIM;
+    if (synth_world_new(&sc, &w, err, sizeof(err)) != 0 ||
+        catalog_new(&cfg, &c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "rank: %s\n", err);
+        return 1;
+    }
+    for (size_t i = 0; i < n_items; i++) {
+        const synth_item *s = &w->items[i];
+        catalog_item it = {.item_id = (char *)s->id, .title = (char *)s->title,
+                           .creator_id = (char *)s->creator_id, .category = (char *)s->category,
+                           .brand = (char *)s->brand, .price_cents = s->price_cents,
+                           .in_stock = s->in_stock, .creator_name = (char *)s->creator_name};
+        if (catalog_upsert(c, &it, s->vec, DIM, err, sizeof(err)) != 0) {
+            fprintf(stderr, "rank: %s\n", err);
+            return 1;
+        }
+    }
+    rank_user *users = calloc(n_users, sizeof(*users));
+    rank_entry *pop = calloc(200, sizeof(*pop)), *trend = calloc(3 * 100, sizeof(*trend));
+    float *qv = calloc((size_t)n_users * DIM, sizeof(float));
+    if (!users || !pop || !trend || !qv) return 1;
+    for (size_t u = 0; u < n_users; u++) rank_user_build(w, u, &users[u]);
+    for (size_t i = 0; i < 200; i++) pop[i] = (rank_entry){w->items[(i * 7919) % n_items].id, 200.0 - (double)i};
+    popular = pop;
+    n_popular = 200;
+    rank_trending tr[3];
+    for (int k = 0; k < 3; k++) {
+        size_t lo = w->cat_start[k], n = w->cat_start[k + 1] - lo;
+        for (size_t i = 0; i < 100 && i < n; i++)
+            trend[k * 100 + i] = (rank_entry){w->items[w->by_cat[lo + i * 13 % n]].id, 100.0 - (double)i};
+        tr[k] = (rank_trending){synth_category(w, k), trend + k * 100, n < 100 ? n : 100};
+    }
+    uint64_t rng = 3;
+    for (size_t j = 0; j < (size_t)n_users * DIM; j++) qv[j] = (float)(synth_rand(&rng) % 2001) / 1000.0f - 1.0f;
+    const struct {
+        const char *name, *surface;
+        int filter, extra;
+    } rows[] = {{"exact", "", 0, 0}, {"home", "home", 1, 0}, {"home_qv_ctx", "home", 1, 1}};
+    enum { NROWS = sizeof(rows) / sizeof(rows[0]) };
+    double us[NROWS][MAX_ROUNDS];
+    for (int r = 0; r < rounds; r++)
+        for (int k = 0; k < NROWS; k++) {
+            double t0 = rank_cpu_us();
+            for (int i = 0; i < calls; i++) {
+                size_t u = (size_t)(synth_rand(&rng) % n_users);
+                char ctx[24];
+                rank_result out;
+                snprintf(ctx, sizeof(ctx), "p%06zu", (size_t)(synth_rand(&rng) % n_items));
+                rank_request rq = {.profile = &users[u].p, .popular = rank_popular, .limit = 10,
+                                   .filter = rows[k].filter ? &filter : NULL,
+                                   .settings = rank_surface(rows[k].surface),
+                                   .query_vector = rows[k].extra ? qv + u * DIM : NULL,
+                                   .context_item_id = rows[k].extra ? ctx : NULL,
+                                   .creators = 3, .trending = tr, .n_trending = 3};
+                if (rank_recommend(c, &rq, &out, err, sizeof(err)) != 0) {
+                    fprintf(stderr, "rank: %s\n", err);
+                    return 1;
+                }
+                rank_result_free(&out);
+            }
+            us[k][r] = (rank_cpu_us() - t0) / calls;
+        }
+    for (int k = 0; k < NROWS; k++) {
+        double best = us[k][0];
+        for (int r = 1; r < rounds; r++) best = us[k][r] < best ? us[k][r] : best;
+        qsort(us[k], (size_t)rounds, sizeof(double), rank_dcmp);
+        printf("surface=%s items=%zu users=%zu calls=%d rounds=%d us_median=%.1f us_best=%.1f\n",
+               rows[k].name, n_items, n_users, calls, rounds, us[k][rounds / 2], best);
+    }
+    free(users);
+    free(pop);
+    free(trend);
+    free(qv);
+    catalog_free(c);
+    synth_world_free(w);
+    return 0;
+}
