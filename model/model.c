@@ -10,6 +10,8 @@
  * nearly all the time, are split across the session's thread pool. */
 #include "model/model.h"
 
+#include "model/gemm.h"
+
 #include "model/quant.h"
 #include "services/base/status.h"
 
@@ -55,7 +57,11 @@ struct model {
 };
 
 /* Prompt tokens run MODEL_BATCH at a time: each weight row then comes
- * from DRAM once per batch instead of once per token. */
+ * from DRAM once per batch instead of once per token. A batch of at least
+ * MODEL_PREFILL_MIN of them runs its products in gemm.h's orders (a prompt
+ * is compute-bound); shorter ones, decoding and model_batch_step keep
+ * kern.h's, so a sequence decodes the same alone or in a batch. */
+#define MODEL_PREFILL_MIN 16
 #define MM_ROWS 16 /* rows a product keeps in cache while it serves a batch */
 _Static_assert(MODEL_BATCH <= KERN_MAX_ACTS, "a batch is one kern_matvec_n");
 
@@ -67,6 +73,7 @@ typedef struct scratch {
     float *x, *xb, *xb2, *hb, *hb2, *q, *k, *v, *rope;
     int8_t *aq;
     float *as, *asum;
+    void *gbuf; /* gemm_prepare's buffer for a prompt's products */
     float *logits;
     int nlog;
 } scratch;
@@ -699,6 +706,7 @@ static void scratch_free(scratch *sc) {
     free(sc->aq);
     free(sc->as);
     free(sc->asum);
+    free(sc->gbuf);
     free(sc->logits);
     memset(sc, 0, sizeof *sc);
 }
@@ -722,11 +730,12 @@ static int scratch_new(const model_config *c, int nlog, scratch *sc) {
     sc->aq = calloc(B * big, 1);
     sc->as = calloc(B * big, sizeof(float));
     sc->asum = calloc(B * big, sizeof(float));
+    sc->gbuf = aligned_alloc(64, gemm_buf_bytes((int)big)); /* size: 64s */
     sc->logits = calloc((size_t)nlog * (size_t)c->vocab_size, sizeof(float));
     sc->nlog = nlog;
     if (!sc->x || !sc->xb || !sc->xb2 || !sc->hb || !sc->hb2 || !sc->q ||
         !sc->k || !sc->v || !sc->rope || !sc->aq || !sc->as || !sc->asum ||
-        !sc->logits) {
+        !sc->gbuf || !sc->logits) {
         scratch_free(sc);
         return AISLE_ENOMEM;
     }
@@ -793,11 +802,30 @@ typedef struct mm_job {
     int n;
     const kern_act *x; /* one activation per batch row */
     int nx;
+    const void *gbuf; /* a prompt's: gemm_prepare's buffer; else NULL */
 } mm_job;
 
+/* Rows r0..r1 of product k of j: gemm.h's form for a prompt where it has
+ * one; else, for a batch, slices of MM_ROWS rows, each serving every
+ * batch row while it is cached. */
+static void mm_rows(const mm_job *j, int k, int64_t r0, int64_t r1) {
+    int64_t step = j->nx == 1 ? r1 - r0 : MM_ROWS;
+
+    if (j->gbuf && gemm_handles(j->w[k])) {
+        if (r0 < r1)
+            gemm_rows(j->w[k], j->x, j->nx, j->gbuf, j->out[k], j->stride[k],
+                      (int)r0, (int)r1);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r += step) {
+        int64_t e = r + step < r1 ? r + step : r1;
+        kern_matvec_n(j->w[k], j->x, j->nx, j->out[k], j->stride[k], (int)r,
+                      (int)e);
+    }
+}
+
 /* Part `part` of the rows of up to three products sharing one input, so
- * Q/K/V and gate/up each take a single trip through the pool. For a batch,
- * each slice of MM_ROWS rows serves every batch row while it is cached. */
+ * Q/K/V and gate/up each take a single trip through the pool. */
 static void mm_part(void *arg, int part, int nparts) {
     const mm_job *j = arg;
     int64_t total = 0, lo, hi, base = 0;
@@ -808,23 +836,20 @@ static void mm_part(void *arg, int part, int nparts) {
     hi = total * (part + 1) / nparts;
     for (int k = 0; k < j->n; k++) {
         int64_t rows = j->w[k]->rows;
-        int64_t r0 = lo - base < 0 ? 0 : lo - base;
-        int64_t r1 = hi - base > rows ? rows : hi - base;
-        int64_t step = j->nx == 1 ? r1 - r0 : MM_ROWS;
-        for (int64_t r = r0; r < r1; r += step) {
-            int64_t e = r + step < r1 ? r + step : r1;
-            kern_matvec_n(j->w[k], j->x, j->nx, j->out[k], j->stride[k],
-                          (int)r, (int)e);
-        }
+        mm_rows(j, k, lo - base < 0 ? 0 : lo - base,
+                hi - base > rows ? rows : hi - base);
         base += rows;
     }
 }
 
-/* One forward pass: the model, its pool and the scratch it runs in. */
+/* One forward pass: the model, its pool, the scratch it runs in, and
+ * whether its rows are a prompt's (MODEL_PREFILL_MIN or more tokens of one
+ * session), whose products may take gemm.h's orders. */
 typedef struct fwd {
     const model *m;
     tpool *pool;
     scratch *sc;
+    int prefill;
 } fwd;
 
 /* Runs up to three products over the n batch rows of x (rows of length
@@ -843,7 +868,7 @@ static void matmul(const fwd *f, const float *x, size_t xstride, int len,
         if (kern_needs_act(j->w[k]) != code) {
             for (k = 0; k < j->n; k++) {
                 mm_job one = {{j->w[k]}, {j->out[k]}, {j->stride[k]}, 1,
-                              NULL, 0};
+                              NULL, 0, NULL};
                 matmul(f, x, xstride, len, n, &one);
             }
             return;
@@ -856,6 +881,12 @@ static void matmul(const fwd *f, const float *x, size_t xstride, int len,
     }
     j->x = act;
     j->nx = n;
+    j->gbuf = NULL;
+    for (int k = 0; f->prefill && k < j->n; k++)
+        if (gemm_handles(j->w[k]))
+            j->gbuf = f->sc->gbuf;
+    if (j->gbuf)
+        gemm_prepare(act, n, code, f->sc->gbuf);
     tpool_run(f->pool, mm_part, j);
 }
 
@@ -1035,8 +1066,10 @@ static void fwd_attention(const fwd *f, int l, const fwd_row *rows, int n) {
            qd = (size_t)c->q_dim;
     mm_job qkv = {{model_weight(m, MODEL_W_Q, l), model_weight(m, MODEL_W_K, l),
                    model_weight(m, MODEL_W_V, l)},
-                  {sc->q, sc->k, sc->v}, {qd, kvd, kvd}, 3, NULL, 0};
-    mm_job o = {{model_weight(m, MODEL_W_O, l)}, {sc->xb2}, {dim}, 1, NULL, 0};
+                  {sc->q, sc->k, sc->v}, {qd, kvd, kvd}, 3, NULL, 0,
+                  NULL};
+    mm_job o = {{model_weight(m, MODEL_W_O, l)}, {sc->xb2}, {dim}, 1,
+                NULL, 0, NULL};
 
     for (int t = 0; t < n; t++)
         rmsnorm(sc->xb + xd * t, sc->x + dim * t, m->norm_att[l], c->dim,
@@ -1063,9 +1096,9 @@ static void fwd_ffn(const fwd *f, int l, int n) {
     scratch *sc = f->sc;
     size_t dim = (size_t)c->dim, xd = xb_width(c), hid = (size_t)c->hidden_dim;
     mm_job up = {{model_weight(m, MODEL_W_GATE, l), model_weight(m, MODEL_W_UP, l)},
-                 {sc->hb, sc->hb2}, {hid, hid}, 2, NULL, 0};
+                 {sc->hb, sc->hb2}, {hid, hid}, 2, NULL, 0, NULL};
     mm_job down = {{model_weight(m, MODEL_W_DOWN, l)}, {sc->xb2}, {dim}, 1,
-                   NULL, 0};
+                   NULL, 0, NULL};
 
     for (int t = 0; t < n; t++)
         rmsnorm(sc->xb + xd * t, sc->x + dim * t, m->norm_ffn[l], c->dim,
@@ -1099,7 +1132,7 @@ static void forward(const fwd *f, const int *tokens, const fwd_row *rows,
     }
     if (from < n) {
         mm_job cls = {{&f->m->cls}, {sc->logits}, {(size_t)c->vocab_size}, 1,
-                      NULL, 0};
+                      NULL, 0, NULL};
         for (int t = from; t < n; t++)
             rmsnorm(sc->xb + xd * (size_t)(t - from), sc->x + dim * t,
                     f->m->norm_final, c->dim, c->norm_eps, ggml_math(f->m));
@@ -1109,7 +1142,7 @@ static void forward(const fwd *f, const int *tokens, const fwd_row *rows,
 
 /* Runs every pending token; 0 or AISLE_EFULL. */
 static int flush(model_session *s, int want_logits) {
-    fwd f = {s->m, s->pool, &s->sc};
+    fwd f = {s->m, s->pool, &s->sc, s->npend >= MODEL_PREFILL_MIN};
     fwd_row rows[MODEL_BATCH];
 
     if (s->kv + s->npend > s->cap)
@@ -1148,7 +1181,7 @@ float *model_session_logits(model_session *s) {
 }
 
 float *model_forward(model_session *s, int token, int pos) {
-    fwd f = {s->m, s->pool, &s->sc};
+    fwd f = {s->m, s->pool, &s->sc, 0};
     fwd_row row = {s, pos};
 
     if (token < 0 || token >= s->m->cfg.vocab_size || pos < 0 ||
@@ -1205,7 +1238,7 @@ static int batch_check(const model_batch *b, model_session *const *seqs,
 
 int model_batch_step(model_batch *b, model_session *const *seqs,
                      const int *tokens, int n) {
-    fwd f = {b->m, b->pool, &b->sc};
+    fwd f = {b->m, b->pool, &b->sc, 0};
     fwd_row rows[MODEL_BATCH];
     size_t vocab = (size_t)b->m->cfg.vocab_size;
     int rc = batch_check(b, seqs, tokens, n);
