@@ -28,26 +28,34 @@
 #define AMX_WBYTES 34      /* a Q8_0 block: half scale, 32 int8 */
 #define AMX_BQ (AMX_BLOCK * AMX_TOKENS) /* packed bytes per block */
 
-size_t amx_pack_bytes(int cols) {
-    size_t nb = (size_t)cols / AMX_BLOCK;
+/* Bytes of one group of AMX_TOKENS packed activations. */
+static size_t amx_group_bytes(int cols) {
+    size_t nb = ((size_t)cols + AMX_BLOCK - 1) / AMX_BLOCK; /* never 0 */
     return nb * AMX_BQ + nb * AMX_TOKENS * sizeof(float);
+}
+
+size_t amx_pack_bytes(int cols, int nx) {
+    return amx_group_bytes(cols) * (size_t)((nx + AMX_TOKENS - 1) / AMX_TOKENS);
 }
 
 void amx_pack_q8_0(const kern_act *x, int nx, void *buf) {
     int nb = x[0].n / AMX_BLOCK;
-    int8_t *q = buf;
-    float *d = (float *)(q + (size_t)nb * AMX_BQ);
 
-    assert(nx >= 1 && nx <= AMX_TOKENS && x[0].gs == KERN_ACT_Q8_0);
-    memset(buf, 0, amx_pack_bytes(x[0].n));
-    for (int m = 0; m < nx; m++)
+    assert(nx >= 1 && nx <= AMX_MAX_TOKENS && x[0].gs == KERN_ACT_Q8_0);
+    memset(buf, 0, amx_pack_bytes(x[0].n, nx));
+    for (int t = 0; t < nx; t++) {
+        int m = t % AMX_TOKENS;
+        int8_t *q = (int8_t *)buf + amx_group_bytes(x[0].n) *
+                                        (size_t)(t / AMX_TOKENS);
+        float *d = (float *)(q + (size_t)nb * AMX_BQ);
         for (int b = 0; b < nb; b++) {
-            const int8_t *src = x[m].q + (size_t)b * AMX_BLOCK;
+            const int8_t *src = x[t].q + (size_t)b * AMX_BLOCK;
             int8_t *dst = q + (size_t)b * AMX_BQ + 4 * m;
             for (int k = 0; k < AMX_BLOCK / 4; k++)
                 memcpy(dst + 64 * k, src + 4 * k, 4);
-            d[(size_t)b * AMX_TOKENS + m] = x[m].s[b];
+            d[(size_t)b * AMX_TOKENS + m] = x[t].s[b];
         }
+    }
 }
 
 #ifdef AMX_X86
@@ -117,18 +125,23 @@ AMX_TARGET static AMX_INLINE void amx_scale(__m512 *acc, const int32_t *sums,
             _mm512_mul_ps(_mm512_set1_ps(dw[n]), vda), acc[n]);
 }
 
+/* Where the next tile's weights are being prefetched: the 16 rows of a
+ * tile are one run of 16 * rb bytes, read as 16 interleaved streams that
+ * the hardware prefetcher does not follow, so the run after it (up to
+ * end) is prefetched in even steps while the tile is multiplied with
+ * every group of tokens. */
+typedef struct amx_pf {
+    const uint8_t *at, *end;
+    size_t step; /* lines per block pair */
+} amx_pf;
+
 /* The 16 rows from w0 (row stride rb bytes, nb blocks) times the packed
- * tokens, into res[n][m]. The 16 rows are one run of 16 * rb bytes, read
- * as 16 interleaved streams that the hardware prefetcher does not follow;
- * the run after them (the next tile's, for rows that exist: pf_end) is
- * prefetched in even steps meanwhile. */
+ * tokens, into res[n][m]. */
 AMX_TARGET static void amx_tile16(const uint8_t *w0, size_t rb, int nb,
                                   const int8_t *pq, const float *pd,
-                                  const uint8_t *pf_end, float res[16][16]) {
+                                  amx_pf *pf, float res[16][16]) {
     _Alignas(64) int32_t s0[256], s1[256];
     __m512 acc[16];
-    const uint8_t *pf = w0 + 16 * rb;
-    size_t pf_step = (16 * rb / 64 + (size_t)nb / 2) / ((size_t)nb / 2 + 1) + 1;
     __m512i idx = _mm512_mullo_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
                           15),
@@ -140,8 +153,8 @@ AMX_TARGET static void amx_tile16(const uint8_t *w0, size_t rb, int nb,
         acc[n] = _mm512_setzero_ps();
     for (; b + 2 <= nb; b += 2) {
         const uint8_t *p = w0 + (size_t)b * AMX_WBYTES;
-        for (size_t i = 0; i < pf_step && pf < pf_end; i++, pf += 64)
-            _mm_prefetch((const char *)pf, _MM_HINT_T0);
+        for (size_t i = 0; i < pf->step && pf->at < pf->end; i++, pf->at += 64)
+            _mm_prefetch((const char *)pf->at, _MM_HINT_T0);
         _tile_zero(0);
         _tile_zero(3);
         _tile_loadd(1, p + 2, rb);
@@ -186,27 +199,36 @@ AMX_TARGET static void amx_store(float res[16][16], int nx, float *out,
                               _mm512_i32gather_ps(idx, &res[0][m], 4));
 }
 
-/* Tiles of 16 rows from r0; a tile that would run past the matrix starts
- * 16 rows before its end instead (each row's sums are the same in any
- * tile), and only rows in [r0, r1) are written. */
+/* Tiles of 16 rows from r0, each times every group of tokens while its
+ * rows are in cache (the first group prefetches the next tile's); a tile
+ * that would run past the matrix starts 16 rows before its end instead
+ * (each row's sums are the same in any tile), and only rows in [r0, r1)
+ * are written. */
 AMX_TARGET void amx_q8_0_rows(const kern_mat *w, const void *buf, int nx,
                               float *out, size_t stride, int r0, int r1) {
     int nb = w->cols / AMX_BLOCK;
-    size_t rb = (size_t)nb * AMX_WBYTES;
-    const int8_t *pq = buf;
-    const float *pd = (const float *)(pq + (size_t)nb * AMX_BQ);
+    size_t rb = (size_t)nb * AMX_WBYTES, gb = amx_group_bytes(w->cols);
     const uint8_t *q = w->q;
+    /* Block pairs over all groups of tokens: the prefetch's steps. */
+    size_t passes = (size_t)(nb > 1 ? nb / 2 : 1) * (size_t)((nx + 15) / 16);
+    amx_pf pf = {NULL, q + rb * (size_t)(r1 + 15 < w->rows ? r1 + 15 : w->rows),
+                 (16 * rb / 64 + passes - 1) / passes};
     _Alignas(64) float res[16][16];
 
-    assert(w->type == KERN_Q8_0 && w->rows >= 16 && nx <= AMX_TOKENS);
+    assert(w->type == KERN_Q8_0 && w->rows >= 16 && nx <= AMX_MAX_TOKENS);
     amx_config();
     for (int r = r0; r < r1; r += 16) {
         int base = r + 16 <= w->rows ? r : w->rows - 16;
-        amx_tile16(q + rb * (size_t)base, rb, nb, pq, pd,
-                   q + rb * (size_t)(r1 + 15 < w->rows ? r1 + 15 : w->rows),
-                   res);
-        amx_store(res, nx, out + base, stride, r - base,
-                  (r1 < base + 16 ? r1 : base + 16) - base);
+        pf.at = q + rb * (size_t)(base + 16);
+        for (int t = 0; t < nx; t += AMX_TOKENS) {
+            const int8_t *pq =
+                (const int8_t *)buf + gb * (size_t)(t / AMX_TOKENS);
+            amx_tile16(q + rb * (size_t)base, rb, nb, pq,
+                       (const float *)(pq + (size_t)nb * AMX_BQ), &pf, res);
+            amx_store(res, nx - t < 16 ? nx - t : 16,
+                      out + stride * (size_t)t + base, stride, r - base,
+                      (r1 < base + 16 ? r1 : base + 16) - base);
+        }
     }
     _tile_release();
 }

@@ -16,21 +16,23 @@
 #include <stdint.h>
 
 #define AMX_TOKENS 16 /* activations per tile: the tile's 16 columns */
+#define AMX_MAX_TOKENS 64 /* activations per product: four tiles' worth */
 
 /* Whether the CPU and kernel let this process use AMX-INT8: CPUID, the OS
  * enabling the tile state (XCR0), and the kernel granting it (Linux
  * arch_prctl ARCH_REQ_XCOMP_PERM), asked once per process. 0 elsewhere. */
 int amx_detect(void);
 
-/* Bytes of the packed activations for rows of `cols` values (a multiple
- * of 32): amx_pack_q8_0's q and then its d. */
-size_t amx_pack_bytes(int cols);
+/* Bytes of nx packed activations of rows of `cols` values (a multiple of
+ * 64, and never 0). */
+size_t amx_pack_bytes(int cols, int nx);
 
-/* Packs nx <= AMX_TOKENS activations quantized as KERN_ACT_Q8_0 (all of
- * x[t].n values) into buf (amx_pack_bytes(x[0].n) bytes, 64-byte aligned,
- * the caller's): per 32-value block, TDPBSSD's B operand (8 rows of 64
- * bytes, row k holding token m's values 4k..4k+3 at bytes 4m..4m+3) and
- * the 16 tokens' scales; tokens past nx are zero. */
+/* Packs nx <= AMX_MAX_TOKENS activations quantized as KERN_ACT_Q8_0 (all
+ * of x[t].n values) into buf (amx_pack_bytes(x[0].n, nx) bytes, 64-byte
+ * aligned, the caller's), in groups of AMX_TOKENS: per group and 32-value
+ * block, TDPBSSD's B operand (8 rows of 64 bytes, row k holding token m's
+ * values 4k..4k+3 at bytes 4m..4m+3), then the group's 16 scales per
+ * block; tokens past nx are zero. */
 void amx_pack_q8_0(const kern_act *x, int nx, void *buf);
 
 /* out[t * stride + i] for t < nx, r0 <= i < r1: row i of the Q8_0 matrix w

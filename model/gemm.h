@@ -19,17 +19,19 @@
 
 #include <stddef.h>
 
-/* Bytes of the buffer gemm_prepare fills, for activations of up to cols
- * values (a multiple of 64 bytes, so consecutive buffers stay aligned). */
-size_t gemm_buf_bytes(int cols);
+#define GEMM_MAX_TOKENS 64 /* activations per product */
+
+/* Bytes of the buffer gemm_prepare fills, for nx activations of up to cols
+ * values. */
+size_t gemm_buf_bytes(int cols, int nx);
 
 /* Whether gemm_rows has a prompt form of its own for w at the current
  * kernel level (kern_set_level, AISLE_KERNEL). */
 int gemm_handles(const kern_mat *w);
 
-/* Readies nx <= KERN_MAX_ACTS activations, quantized as `code`
+/* Readies nx <= GEMM_MAX_TOKENS activations, quantized as `code`
  * (kern_needs_act) for every matrix gemm_rows will multiply them with:
- * buf (gemm_buf_bytes(x[0].n), 64-byte aligned, the caller's) then holds
+ * buf (gemm_buf_bytes(x[0].n, nx), 64-byte aligned, the caller's) then holds
  * what those forms read, e.g. the AMX tile layout. */
 void gemm_prepare(const kern_act *x, int nx, int code, void *buf);
 

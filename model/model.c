@@ -56,16 +56,18 @@ struct model {
     const float *rope_freqs;
 };
 
-/* Prompt tokens run MODEL_BATCH at a time: each weight row then comes
- * from DRAM once per batch instead of once per token. A batch of at least
- * MODEL_PREFILL_MIN of them runs its products in gemm.h's orders (a prompt
- * is compute-bound); shorter ones, decoding and model_batch_step keep
- * kern.h's, so a sequence decodes the same alone or in a batch. */
+/* A session's pushed tokens run up to MODEL_PREFILL at a time: each
+ * weight row then comes from DRAM once per batch instead of once per
+ * token, and a prompt's products are compute-bound. A batch of at least
+ * MODEL_PREFILL_MIN of them runs its products in gemm.h's orders; shorter
+ * ones, decoding and model_batch_step keep kern.h's, so a sequence decodes
+ * the same alone or in a batch. */
+#define MODEL_PREFILL 64
 #define MODEL_PREFILL_MIN 16
+_Static_assert(MODEL_PREFILL >= MODEL_BATCH, "a step's rows fit a session's");
 #define MM_ROWS 16 /* rows a product keeps in cache while it serves a batch */
-_Static_assert(MODEL_BATCH <= KERN_MAX_ACTS, "a batch is one kern_matvec_n");
 
-/* Per-row working memory of a forward pass over up to MODEL_BATCH rows:
+/* Per-row working memory of a forward pass over up to MODEL_PREFILL rows:
  * residual stream, normed input (also the attention output), product
  * output, FFN halves, query, new keys and values, RoPE factors, the int8
  * copy of a product's input, and logits for nlog rows. */
@@ -85,7 +87,7 @@ struct model_session {
     scratch sc;              /* sc.logits (one row) are the session's */
     float *att, *kc, *vc;
     int kv;                  /* positions held in the KV cache */
-    int pend[MODEL_BATCH];   /* pushed tokens not yet run */
+    int pend[MODEL_PREFILL]; /* pushed tokens not yet run */
     int npend;
     int last;
     int logits_ok;
@@ -711,9 +713,11 @@ static void scratch_free(scratch *sc) {
     memset(sc, 0, sizeof *sc);
 }
 
-/* Allocates sc for MODEL_BATCH rows and nlog rows of logits. */
-static int scratch_new(const model_config *c, int nlog, scratch *sc) {
-    size_t B = MODEL_BATCH, dim = (size_t)c->dim, xd = xb_width(c),
+/* Allocates sc for `rows` rows (MODEL_PREFILL for a session, MODEL_BATCH
+ * for a model_batch) and nlog rows of logits. */
+static int scratch_new(const model_config *c, int rows, int nlog,
+                       scratch *sc) {
+    size_t B = (size_t)rows, dim = (size_t)c->dim, xd = xb_width(c),
            hid = (size_t)c->hidden_dim, kvd = (size_t)c->kv_dim,
            big = xd > hid ? xd : hid;
 
@@ -730,7 +734,7 @@ static int scratch_new(const model_config *c, int nlog, scratch *sc) {
     sc->aq = calloc(B * big, 1);
     sc->as = calloc(B * big, sizeof(float));
     sc->asum = calloc(B * big, sizeof(float));
-    sc->gbuf = aligned_alloc(64, gemm_buf_bytes((int)big)); /* size: 64s */
+    sc->gbuf = aligned_alloc(64, gemm_buf_bytes((int)big, rows)); /* 64s */
     sc->logits = calloc((size_t)nlog * (size_t)c->vocab_size, sizeof(float));
     sc->nlog = nlog;
     if (!sc->x || !sc->xb || !sc->xb2 || !sc->hb || !sc->hb2 || !sc->q ||
@@ -759,7 +763,7 @@ int model_session_new(const model *m, tpool *pool, int max_seq,
     s->att = calloc((size_t)c->n_heads * cap, sizeof(float));
     s->kc = calloc(kv, sizeof(float));
     s->vc = calloc(kv, sizeof(float));
-    if (!s->att || !s->kc || !s->vc || scratch_new(c, 1, &s->sc)) {
+    if (!s->att || !s->kc || !s->vc || scratch_new(c, MODEL_PREFILL, 1, &s->sc)) {
         model_session_free(s);
         return AISLE_ENOMEM;
     }
@@ -807,7 +811,7 @@ typedef struct mm_job {
 
 /* Rows r0..r1 of product k of j: gemm.h's form for a prompt where it has
  * one; else, for a batch, slices of MM_ROWS rows, each serving every
- * batch row while it is cached. */
+ * batch row (KERN_MAX_ACTS at a time) while it is cached. */
 static void mm_rows(const mm_job *j, int k, int64_t r0, int64_t r1) {
     int64_t step = j->nx == 1 ? r1 - r0 : MM_ROWS;
 
@@ -819,8 +823,11 @@ static void mm_rows(const mm_job *j, int k, int64_t r0, int64_t r1) {
     }
     for (int64_t r = r0; r < r1; r += step) {
         int64_t e = r + step < r1 ? r + step : r1;
-        kern_matvec_n(j->w[k], j->x, j->nx, j->out[k], j->stride[k], (int)r,
-                      (int)e);
+        for (int t = 0; t < j->nx; t += KERN_MAX_ACTS)
+            kern_matvec_n(j->w[k], j->x + t,
+                          j->nx - t < KERN_MAX_ACTS ? j->nx - t : KERN_MAX_ACTS,
+                          j->out[k] + j->stride[k] * (size_t)t, j->stride[k],
+                          (int)r, (int)e);
     }
 }
 
@@ -858,12 +865,12 @@ typedef struct fwd {
 static void matmul(const fwd *f, const float *x, size_t xstride, int len,
                    int n, mm_job *j) {
     const model_config *c = &f->m->cfg;
-    kern_act act[MODEL_BATCH];
+    kern_act act[MODEL_PREFILL];
     size_t hid = (size_t)c->hidden_dim, xd = xb_width(c),
            big = xd > hid ? xd : hid;
     int code = kern_needs_act(j->w[0]);
 
-    assert(n <= MODEL_BATCH);
+    assert(n <= MODEL_PREFILL);
     for (int k = 1; k < j->n; k++)
         if (kern_needs_act(j->w[k]) != code) {
             for (k = 0; k < j->n; k++) {
@@ -1115,7 +1122,7 @@ static void fwd_ffn(const fwd *f, int l, int n) {
         sc->x[i] += sc->xb2[i];
 }
 
-/* Runs tokens[t] at rows[t] for t < n (n <= MODEL_BATCH, positions within
+/* Runs tokens[t] at rows[t] for t < n (n <= MODEL_PREFILL, positions within
  * each session's capacity), and the logits of rows from..n-1 into
  * sc->logits (from == n: none). */
 static void forward(const fwd *f, const int *tokens, const fwd_row *rows,
@@ -1124,7 +1131,7 @@ static void forward(const fwd *f, const int *tokens, const fwd_row *rows,
     scratch *sc = f->sc;
     size_t dim = (size_t)c->dim, xd = xb_width(c);
 
-    assert(n >= 1 && n <= MODEL_BATCH && n - from <= sc->nlog);
+    assert(n >= 1 && n <= MODEL_PREFILL && n - from <= sc->nlog);
     fwd_embed(f, tokens, rows, n);
     for (int l = 0; l < c->n_layers; l++) {
         fwd_attention(f, l, rows, n);
@@ -1143,7 +1150,7 @@ static void forward(const fwd *f, const int *tokens, const fwd_row *rows,
 /* Runs every pending token; 0 or AISLE_EFULL. */
 static int flush(model_session *s, int want_logits) {
     fwd f = {s->m, s->pool, &s->sc, s->npend >= MODEL_PREFILL_MIN};
-    fwd_row rows[MODEL_BATCH];
+    fwd_row rows[MODEL_PREFILL];
 
     if (s->kv + s->npend > s->cap)
         return AISLE_EFULL;
@@ -1163,7 +1170,7 @@ int model_session_push(model_session *s, int token) {
      * a second one cannot. */
     if (s->kv + s->npend > s->cap)
         return AISLE_EFULL;
-    if (s->npend == MODEL_BATCH && (rc = flush(s, 0)))
+    if (s->npend == MODEL_PREFILL && (rc = flush(s, 0)))
         return rc;
     s->pend[s->npend++] = token;
     s->last = token;
@@ -1201,7 +1208,7 @@ int model_batch_new(const model *m, tpool *pool, model_batch **out) {
     model_batch *b = calloc(1, sizeof *b); /* the caller's on success */
 
     *out = NULL;
-    if (!b || scratch_new(&m->cfg, MODEL_BATCH, &b->sc)) {
+    if (!b || scratch_new(&m->cfg, MODEL_BATCH, MODEL_BATCH, &b->sc)) {
         free(b);
         return AISLE_ENOMEM;
     }
