@@ -4,7 +4,7 @@
  * A prompt batch reuses each weight row for all its tokens, so the work is
  * compute-bound and the form that keeps the most multiply-adds in flight
  * per load wins: F32 runs tiles of 4 rows × 4 tokens (16 accumulators,
- * 8 loads per 16 FMAs), Q8_0 the AMX tiles of amx.c. */
+ * 8 loads per 16 FMAs), the block types the AMX tiles of amx.c. */
 #include "model/gemm.h"
 
 #include "model/amx.h"
@@ -31,14 +31,15 @@ size_t gemm_buf_bytes(int cols, int nx) { return amx_pack_bytes(cols, nx); }
 
 int gemm_handles(const kern_mat *w) {
     int level = kern_get_level();
-    if (w->type == KERN_Q8_0)
+    if (amx_type(w->type))
         return level >= KERN_AMX_LEVEL && w->rows >= 16;
     return w->type == KERN_F32 && level >= KERN_AVX512_LEVEL;
 }
 
 void gemm_prepare(const kern_act *x, int nx, int code, void *buf) {
-    if (code == KERN_ACT_Q8_0 && kern_get_level() >= KERN_AMX_LEVEL)
-        amx_pack_q8_0(x, nx, buf);
+    if ((code == KERN_ACT_Q8_0 || code == KERN_ACT_Q8_K) &&
+        kern_get_level() >= KERN_AMX_LEVEL)
+        amx_pack(x, nx, buf);
 }
 
 #ifdef GEMM_X86
@@ -148,8 +149,8 @@ void gemm_rows(const kern_mat *w, const kern_act *x, int nx, const void *buf,
                float *out, size_t stride, int r0, int r1) {
     assert(gemm_handles(w) && nx >= 1 && nx <= GEMM_MAX_TOKENS);
 #ifdef GEMM_X86
-    if (w->type == KERN_Q8_0) {
-        amx_q8_0_rows(w, buf, nx, out, stride, r0, r1);
+    if (w->type != KERN_F32) {
+        amx_rows(w, buf, nx, out, stride, r0, r1);
         return;
     }
     f32_rows(w, x, nx, out, stride, r0, r1);

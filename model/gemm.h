@@ -4,11 +4,12 @@
  * tokens) may sum in an order of its own, as llama.cpp's own prefill
  * does; decoding and model_batch_step keep kern.h's order. Where this
  * module has a faster form for a weight type at the current kernel level
- * (Q8_0 on AMX tiles, amx.h; F32 by an AVX-512 register-blocked kernel)
+ * (the block types but Q6_K on AMX tiles, amx.h; F32 by an AVX-512
+ * register-blocked kernel)
  * gemm_rows runs it, and everything else stays on kern_matvec_n. Every
  * form sums each (row, token) product independently of the other rows and
  * tokens, of the split over threads and of the batch size:
- *   Q8_0 (AMX): amx.h's order.
+ *   block types (AMX): amx.h's order.
  *   F32 (AVX-512): 16 lanes, lane j summing w[k] * x[k] for k = j mod 16
  *   by fmaf in order of k, then folded: lane j += lane j + 8, then + 4,
  *   + 2, + 1, lane 0 the result. */
