@@ -177,7 +177,8 @@ AMX_TARGET static AMX_INLINE void amx_scale(__m512 *acc, const int32_t *sums,
 }
 
 /* ng groups of s times one group of tokens (packed: pq, its d_a and
- * d_a * qsum from group g0 on), added to res[n][m]. */
+ * d_a * qsum from group g0 on), added to res[n][m] (g0 > 0) or into it
+ * (g0 == 0). */
 AMX_TARGET static void amx_chunk(const amx_src *s, int ng, const int8_t *pq,
                                  const float *pd, const float *ps, int g0,
                                  amx_pf *pf, float res[16][16]) {
@@ -191,7 +192,7 @@ AMX_TARGET static void amx_chunk(const amx_src *s, int ng, const int8_t *pq,
 
     AMX_UNROLL
     for (int n = 0; n < 16; n++)
-        acc[n] = _mm512_load_ps(res[n]);
+        acc[n] = g0 ? _mm512_load_ps(res[n]) : _mm512_setzero_ps();
     for (; g + 2 <= ng; g += 2) {
         size_t at = (size_t)(g0 + g);
         for (size_t i = 0; i < pf->step && pf->at < pf->end; i++, pf->at += 64)
@@ -310,7 +311,6 @@ AMX_TARGET void amx_rows(const kern_mat *w, const void *buf, int nx,
     for (int r = r0; r < r1; r += 16) {
         int base = r + 16 <= w->rows ? r : w->rows - 16;
         pf.at = q + rb * (size_t)(base + 16);
-        memset(res, 0, sizeof res);
         for (int g0 = 0; g0 < nb; g0 += chunk) {
             int ng = nb - g0 < chunk ? nb - g0 : chunk;
             amx_src s = amx_source(w, rb, base, g0, ng, &u);

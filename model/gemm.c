@@ -24,6 +24,7 @@
 
 #define GEMM_R 4 /* F32 tile: rows */
 #define GEMM_T 4 /* F32 tile: tokens */
+#define GEMM_SLICE 4 /* F32 rows that stay in L1 while every token passes */
 
 _Static_assert(GEMM_MAX_TOKENS <= AMX_MAX_TOKENS, "AMX takes every batch");
 
@@ -125,8 +126,8 @@ GEMM_AVX512 static void f32_rows(const kern_mat *w, const kern_act *x, int nx,
     const float *q = w->q;
     const char *end = (const char *)(q + (size_t)r1 * (size_t)w->cols);
 
-    for (int s = r0; s < r1; s += 16) {
-        int e = s + 16 < r1 ? s + 16 : r1;
+    for (int s = r0; s < r1; s += GEMM_SLICE) {
+        int e = s + GEMM_SLICE < r1 ? s + GEMM_SLICE : r1;
         const char *pf = (const char *)(q + (size_t)e * (size_t)w->cols);
         for (int t = 0; t < nx; t += GEMM_T) {
             float *o = out + stride * (size_t)t;
