@@ -10,7 +10,6 @@
 #include "model/amx.h"
 
 #include <assert.h>
-#include <pthread.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define GEMM_X86 1

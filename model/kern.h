@@ -178,8 +178,8 @@ void kern_round_f16(float *x, int n);
 #define KERN_AVX512_LEVEL 3 /* + AVX-512 F/BW/VL/VNNI: 512-bit tiles of
                                rows x activations for the batched products */
 #define KERN_AMX_LEVEL 4 /* + AMX-INT8 tiles, granted by the OS (amx.h):
-                            only a prompt's Q8_0 products use them
-                            (gemm.h) */
+                            only a prompt's Q8_0 and Q4_K products use
+                            them (gemm.h) */
 
 /* Caps the kernel level (the CPU's best level is the default, or the cap
  * that the environment variable AISLE_KERNEL names: scalar, avx2, vnni,

@@ -11,7 +11,6 @@
 #include "model/model.h"
 
 #include "model/gemm.h"
-
 #include "model/quant.h"
 #include "services/base/status.h"
 
@@ -734,7 +733,8 @@ static int scratch_new(const model_config *c, int rows, int nlog,
     sc->aq = calloc(B * big, 1);
     sc->as = calloc(B * big, sizeof(float));
     sc->asum = calloc(B * big, sizeof(float));
-    sc->gbuf = aligned_alloc(64, gemm_buf_bytes((int)big, rows)); /* 64s */
+    /* gemm_buf_bytes is a multiple of 64, as aligned_alloc needs. */
+    sc->gbuf = aligned_alloc(64, gemm_buf_bytes((int)big, rows));
     sc->logits = calloc((size_t)nlog * (size_t)c->vocab_size, sizeof(float));
     sc->nlog = nlog;
     if (!sc->x || !sc->xb || !sc->xb2 || !sc->hb || !sc->hb2 || !sc->q ||
@@ -763,7 +763,8 @@ int model_session_new(const model *m, tpool *pool, int max_seq,
     s->att = calloc((size_t)c->n_heads * cap, sizeof(float));
     s->kc = calloc(kv, sizeof(float));
     s->vc = calloc(kv, sizeof(float));
-    if (!s->att || !s->kc || !s->vc || scratch_new(c, MODEL_PREFILL, 1, &s->sc)) {
+    if (!s->att || !s->kc || !s->vc ||
+        scratch_new(c, MODEL_PREFILL, 1, &s->sc)) {
         model_session_free(s);
         return AISLE_ENOMEM;
     }
