@@ -10,12 +10,14 @@
  * single product's order, so no result depends on what shares its pass. */
 #include "model/kern.h"
 
+#include "model/amx.h"
 #include "model/quant.h"
 #include "services/base/status.h"
 
 #include <assert.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -30,7 +32,8 @@
 #endif
 
 static int kern_cpu_level;       /* best level this CPU runs */
-static int kern_cap = KERN_AVX512_LEVEL;
+static int kern_cap = KERN_AMX_LEVEL;
+static int kern_env_cap = KERN_AMX_LEVEL; /* AISLE_KERNEL's */
 static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
 
 #ifdef KERN_X86
@@ -38,7 +41,7 @@ static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
  * knows neither "f16c" nor "avxvnni" there, and the fuzz build uses clang.
  * The OS must save the YMM registers (XCR0 bits 1 and 2) for AVX to work,
  * and the opmask and ZMM registers (bits 5-7) for AVX-512. */
-static void kern_detect(void) {
+static void kern_cpu_detect(void) {
     unsigned a, b, c, d, xlo, xhi;
     int avx2, vnni, avx512;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || !(c & bit_FMA) ||
@@ -55,16 +58,37 @@ static void kern_detect(void) {
         kern_cpu_level = !vnni     ? KERN_AVX2_LEVEL
                          : avx512 ? KERN_AVX512_LEVEL
                                   : KERN_VNNI_LEVEL;
+    /* Only asked for when it would be used: the grant is for the life of
+     * the process. */
+    if (kern_cpu_level == KERN_AVX512_LEVEL && kern_env_cap >= KERN_AMX_LEVEL &&
+        amx_detect())
+        kern_cpu_level = KERN_AMX_LEVEL;
 }
 #else
-static void kern_detect(void) {}
+static void kern_cpu_detect(void) {}
 #endif
+
+/* AISLE_KERNEL caps the level for the process (an unknown name is left
+ * alone), then the CPU is asked what it runs. */
+static void kern_detect(void) {
+    static const char *const names[] = {"scalar", "avx2", "vnni", "avx512",
+                                        "amx"};
+    const char *e = getenv("AISLE_KERNEL");
+    for (int i = 0; e && i <= KERN_AMX_LEVEL; i++)
+        if (!strcmp(e, names[i]))
+            kern_env_cap = i;
+    kern_cpu_detect();
+}
 
 /* The kernel level in effect. */
 static int kern_level(void) {
+    int level;
     pthread_once(&kern_once, kern_detect);
-    return kern_cpu_level < kern_cap ? kern_cpu_level : kern_cap;
+    level = kern_cpu_level < kern_cap ? kern_cpu_level : kern_cap;
+    return level < kern_env_cap ? level : kern_env_cap;
 }
+
+int kern_get_level(void) { return kern_level(); }
 
 int kern_set_level(int level) {
     kern_cap = level;

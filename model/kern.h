@@ -177,10 +177,17 @@ void kern_round_f16(float *x, int n);
 #define KERN_VNNI_LEVEL 2 /* AVX2 + AVX-VNNI int8 dot products */
 #define KERN_AVX512_LEVEL 3 /* + AVX-512 F/BW/VL/VNNI: 512-bit tiles of
                                rows x activations for the batched products */
+#define KERN_AMX_LEVEL 4 /* + AMX-INT8 tiles, granted by the OS (amx.h):
+                            only a prompt's Q8_0 and Q4_K products use
+                            them (gemm.h) */
 
-/* Caps the kernel level (the CPU's best level is the default) so tests can
- * compare every path; returns the level now in effect. Call it while no
- * product runs. */
+/* Caps the kernel level (the CPU's best level is the default, or the cap
+ * that the environment variable AISLE_KERNEL names: scalar, avx2, vnni,
+ * avx512 or amx) so tests can compare every path; returns the level now in
+ * effect. Call it while no product runs. */
 int kern_set_level(int level);
+
+/* The level in effect. */
+int kern_get_level(void);
 
 #endif

@@ -10,6 +10,7 @@
  * nearly all the time, are split across the session's thread pool. */
 #include "model/model.h"
 
+#include "model/gemm.h"
 #include "model/quant.h"
 #include "services/base/status.h"
 
@@ -54,12 +55,18 @@ struct model {
     const float *rope_freqs;
 };
 
-/* Prompt tokens run MODEL_BATCH at a time: each weight row then comes
- * from DRAM once per batch instead of once per token. */
+/* A session's pushed tokens run up to MODEL_PREFILL at a time: each
+ * weight row then comes from DRAM once per batch instead of once per
+ * token, and a prompt's products are compute-bound. A batch of at least
+ * MODEL_PREFILL_MIN of them runs its products in gemm.h's orders; shorter
+ * ones, decoding and model_batch_step keep kern.h's, so a sequence decodes
+ * the same alone or in a batch. */
+#define MODEL_PREFILL 64
+#define MODEL_PREFILL_MIN 16
+_Static_assert(MODEL_PREFILL >= MODEL_BATCH, "a step's rows fit a session's");
 #define MM_ROWS 16 /* rows a product keeps in cache while it serves a batch */
-_Static_assert(MODEL_BATCH <= KERN_MAX_ACTS, "a batch is one kern_matvec_n");
 
-/* Per-row working memory of a forward pass over up to MODEL_BATCH rows:
+/* Per-row working memory of a forward pass over up to MODEL_PREFILL rows:
  * residual stream, normed input (also the attention output), product
  * output, FFN halves, query, new keys and values, RoPE factors, the int8
  * copy of a product's input, and logits for nlog rows. */
@@ -67,6 +74,7 @@ typedef struct scratch {
     float *x, *xb, *xb2, *hb, *hb2, *q, *k, *v, *rope;
     int8_t *aq;
     float *as, *asum;
+    void *gbuf; /* gemm_prepare's buffer for a prompt's products */
     float *logits;
     int nlog;
 } scratch;
@@ -78,7 +86,7 @@ struct model_session {
     scratch sc;              /* sc.logits (one row) are the session's */
     float *att, *kc, *vc;
     int kv;                  /* positions held in the KV cache */
-    int pend[MODEL_BATCH];   /* pushed tokens not yet run */
+    int pend[MODEL_PREFILL]; /* pushed tokens not yet run */
     int npend;
     int last;
     int logits_ok;
@@ -699,13 +707,16 @@ static void scratch_free(scratch *sc) {
     free(sc->aq);
     free(sc->as);
     free(sc->asum);
+    free(sc->gbuf);
     free(sc->logits);
     memset(sc, 0, sizeof *sc);
 }
 
-/* Allocates sc for MODEL_BATCH rows and nlog rows of logits. */
-static int scratch_new(const model_config *c, int nlog, scratch *sc) {
-    size_t B = MODEL_BATCH, dim = (size_t)c->dim, xd = xb_width(c),
+/* Allocates sc for `rows` rows (MODEL_PREFILL for a session, MODEL_BATCH
+ * for a model_batch) and nlog rows of logits. */
+static int scratch_new(const model_config *c, int rows, int nlog,
+                       scratch *sc) {
+    size_t B = (size_t)rows, dim = (size_t)c->dim, xd = xb_width(c),
            hid = (size_t)c->hidden_dim, kvd = (size_t)c->kv_dim,
            big = xd > hid ? xd : hid;
 
@@ -722,11 +733,13 @@ static int scratch_new(const model_config *c, int nlog, scratch *sc) {
     sc->aq = calloc(B * big, 1);
     sc->as = calloc(B * big, sizeof(float));
     sc->asum = calloc(B * big, sizeof(float));
+    /* gemm_buf_bytes is a multiple of 64, as aligned_alloc needs. */
+    sc->gbuf = aligned_alloc(64, gemm_buf_bytes((int)big, rows));
     sc->logits = calloc((size_t)nlog * (size_t)c->vocab_size, sizeof(float));
     sc->nlog = nlog;
     if (!sc->x || !sc->xb || !sc->xb2 || !sc->hb || !sc->hb2 || !sc->q ||
         !sc->k || !sc->v || !sc->rope || !sc->aq || !sc->as || !sc->asum ||
-        !sc->logits) {
+        !sc->gbuf || !sc->logits) {
         scratch_free(sc);
         return AISLE_ENOMEM;
     }
@@ -750,7 +763,8 @@ int model_session_new(const model *m, tpool *pool, int max_seq,
     s->att = calloc((size_t)c->n_heads * cap, sizeof(float));
     s->kc = calloc(kv, sizeof(float));
     s->vc = calloc(kv, sizeof(float));
-    if (!s->att || !s->kc || !s->vc || scratch_new(c, 1, &s->sc)) {
+    if (!s->att || !s->kc || !s->vc ||
+        scratch_new(c, MODEL_PREFILL, 1, &s->sc)) {
         model_session_free(s);
         return AISLE_ENOMEM;
     }
@@ -793,11 +807,33 @@ typedef struct mm_job {
     int n;
     const kern_act *x; /* one activation per batch row */
     int nx;
+    const void *gbuf; /* a prompt's: gemm_prepare's buffer; else NULL */
 } mm_job;
 
+/* Rows r0..r1 of product k of j: gemm.h's form for a prompt where it has
+ * one; else, for a batch, slices of MM_ROWS rows, each serving every
+ * batch row (KERN_MAX_ACTS at a time) while it is cached. */
+static void mm_rows(const mm_job *j, int k, int64_t r0, int64_t r1) {
+    int64_t step = j->nx == 1 ? r1 - r0 : MM_ROWS;
+
+    if (j->gbuf && gemm_handles(j->w[k])) {
+        if (r0 < r1)
+            gemm_rows(j->w[k], j->x, j->nx, j->gbuf, j->out[k], j->stride[k],
+                      (int)r0, (int)r1);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r += step) {
+        int64_t e = r + step < r1 ? r + step : r1;
+        for (int t = 0; t < j->nx; t += KERN_MAX_ACTS)
+            kern_matvec_n(j->w[k], j->x + t,
+                          j->nx - t < KERN_MAX_ACTS ? j->nx - t : KERN_MAX_ACTS,
+                          j->out[k] + j->stride[k] * (size_t)t, j->stride[k],
+                          (int)r, (int)e);
+    }
+}
+
 /* Part `part` of the rows of up to three products sharing one input, so
- * Q/K/V and gate/up each take a single trip through the pool. For a batch,
- * each slice of MM_ROWS rows serves every batch row while it is cached. */
+ * Q/K/V and gate/up each take a single trip through the pool. */
 static void mm_part(void *arg, int part, int nparts) {
     const mm_job *j = arg;
     int64_t total = 0, lo, hi, base = 0;
@@ -808,23 +844,20 @@ static void mm_part(void *arg, int part, int nparts) {
     hi = total * (part + 1) / nparts;
     for (int k = 0; k < j->n; k++) {
         int64_t rows = j->w[k]->rows;
-        int64_t r0 = lo - base < 0 ? 0 : lo - base;
-        int64_t r1 = hi - base > rows ? rows : hi - base;
-        int64_t step = j->nx == 1 ? r1 - r0 : MM_ROWS;
-        for (int64_t r = r0; r < r1; r += step) {
-            int64_t e = r + step < r1 ? r + step : r1;
-            kern_matvec_n(j->w[k], j->x, j->nx, j->out[k], j->stride[k],
-                          (int)r, (int)e);
-        }
+        mm_rows(j, k, lo - base < 0 ? 0 : lo - base,
+                hi - base > rows ? rows : hi - base);
         base += rows;
     }
 }
 
-/* One forward pass: the model, its pool and the scratch it runs in. */
+/* One forward pass: the model, its pool, the scratch it runs in, and
+ * whether its rows are a prompt's (MODEL_PREFILL_MIN or more tokens of one
+ * session), whose products may take gemm.h's orders. */
 typedef struct fwd {
     const model *m;
     tpool *pool;
     scratch *sc;
+    int prefill;
 } fwd;
 
 /* Runs up to three products over the n batch rows of x (rows of length
@@ -833,17 +866,17 @@ typedef struct fwd {
 static void matmul(const fwd *f, const float *x, size_t xstride, int len,
                    int n, mm_job *j) {
     const model_config *c = &f->m->cfg;
-    kern_act act[MODEL_BATCH];
+    kern_act act[MODEL_PREFILL];
     size_t hid = (size_t)c->hidden_dim, xd = xb_width(c),
            big = xd > hid ? xd : hid;
     int code = kern_needs_act(j->w[0]);
 
-    assert(n <= MODEL_BATCH);
+    assert(n <= MODEL_PREFILL);
     for (int k = 1; k < j->n; k++)
         if (kern_needs_act(j->w[k]) != code) {
             for (k = 0; k < j->n; k++) {
                 mm_job one = {{j->w[k]}, {j->out[k]}, {j->stride[k]}, 1,
-                              NULL, 0};
+                              NULL, 0, NULL};
                 matmul(f, x, xstride, len, n, &one);
             }
             return;
@@ -856,6 +889,12 @@ static void matmul(const fwd *f, const float *x, size_t xstride, int len,
     }
     j->x = act;
     j->nx = n;
+    j->gbuf = NULL;
+    for (int k = 0; f->prefill && k < j->n; k++)
+        if (gemm_handles(j->w[k]))
+            j->gbuf = f->sc->gbuf;
+    if (j->gbuf)
+        gemm_prepare(act, n, code, f->sc->gbuf);
     tpool_run(f->pool, mm_part, j);
 }
 
@@ -1035,8 +1074,10 @@ static void fwd_attention(const fwd *f, int l, const fwd_row *rows, int n) {
            qd = (size_t)c->q_dim;
     mm_job qkv = {{model_weight(m, MODEL_W_Q, l), model_weight(m, MODEL_W_K, l),
                    model_weight(m, MODEL_W_V, l)},
-                  {sc->q, sc->k, sc->v}, {qd, kvd, kvd}, 3, NULL, 0};
-    mm_job o = {{model_weight(m, MODEL_W_O, l)}, {sc->xb2}, {dim}, 1, NULL, 0};
+                  {sc->q, sc->k, sc->v}, {qd, kvd, kvd}, 3, NULL, 0,
+                  NULL};
+    mm_job o = {{model_weight(m, MODEL_W_O, l)}, {sc->xb2}, {dim}, 1,
+                NULL, 0, NULL};
 
     for (int t = 0; t < n; t++)
         rmsnorm(sc->xb + xd * t, sc->x + dim * t, m->norm_att[l], c->dim,
@@ -1063,9 +1104,9 @@ static void fwd_ffn(const fwd *f, int l, int n) {
     scratch *sc = f->sc;
     size_t dim = (size_t)c->dim, xd = xb_width(c), hid = (size_t)c->hidden_dim;
     mm_job up = {{model_weight(m, MODEL_W_GATE, l), model_weight(m, MODEL_W_UP, l)},
-                 {sc->hb, sc->hb2}, {hid, hid}, 2, NULL, 0};
+                 {sc->hb, sc->hb2}, {hid, hid}, 2, NULL, 0, NULL};
     mm_job down = {{model_weight(m, MODEL_W_DOWN, l)}, {sc->xb2}, {dim}, 1,
-                   NULL, 0};
+                   NULL, 0, NULL};
 
     for (int t = 0; t < n; t++)
         rmsnorm(sc->xb + xd * t, sc->x + dim * t, m->norm_ffn[l], c->dim,
@@ -1082,7 +1123,7 @@ static void fwd_ffn(const fwd *f, int l, int n) {
         sc->x[i] += sc->xb2[i];
 }
 
-/* Runs tokens[t] at rows[t] for t < n (n <= MODEL_BATCH, positions within
+/* Runs tokens[t] at rows[t] for t < n (n <= MODEL_PREFILL, positions within
  * each session's capacity), and the logits of rows from..n-1 into
  * sc->logits (from == n: none). */
 static void forward(const fwd *f, const int *tokens, const fwd_row *rows,
@@ -1091,7 +1132,7 @@ static void forward(const fwd *f, const int *tokens, const fwd_row *rows,
     scratch *sc = f->sc;
     size_t dim = (size_t)c->dim, xd = xb_width(c);
 
-    assert(n >= 1 && n <= MODEL_BATCH && n - from <= sc->nlog);
+    assert(n >= 1 && n <= MODEL_PREFILL && n - from <= sc->nlog);
     fwd_embed(f, tokens, rows, n);
     for (int l = 0; l < c->n_layers; l++) {
         fwd_attention(f, l, rows, n);
@@ -1099,7 +1140,7 @@ static void forward(const fwd *f, const int *tokens, const fwd_row *rows,
     }
     if (from < n) {
         mm_job cls = {{&f->m->cls}, {sc->logits}, {(size_t)c->vocab_size}, 1,
-                      NULL, 0};
+                      NULL, 0, NULL};
         for (int t = from; t < n; t++)
             rmsnorm(sc->xb + xd * (size_t)(t - from), sc->x + dim * t,
                     f->m->norm_final, c->dim, c->norm_eps, ggml_math(f->m));
@@ -1109,8 +1150,8 @@ static void forward(const fwd *f, const int *tokens, const fwd_row *rows,
 
 /* Runs every pending token; 0 or AISLE_EFULL. */
 static int flush(model_session *s, int want_logits) {
-    fwd f = {s->m, s->pool, &s->sc};
-    fwd_row rows[MODEL_BATCH];
+    fwd f = {s->m, s->pool, &s->sc, s->npend >= MODEL_PREFILL_MIN};
+    fwd_row rows[MODEL_PREFILL];
 
     if (s->kv + s->npend > s->cap)
         return AISLE_EFULL;
@@ -1130,7 +1171,7 @@ int model_session_push(model_session *s, int token) {
      * a second one cannot. */
     if (s->kv + s->npend > s->cap)
         return AISLE_EFULL;
-    if (s->npend == MODEL_BATCH && (rc = flush(s, 0)))
+    if (s->npend == MODEL_PREFILL && (rc = flush(s, 0)))
         return rc;
     s->pend[s->npend++] = token;
     s->last = token;
@@ -1148,7 +1189,7 @@ float *model_session_logits(model_session *s) {
 }
 
 float *model_forward(model_session *s, int token, int pos) {
-    fwd f = {s->m, s->pool, &s->sc};
+    fwd f = {s->m, s->pool, &s->sc, 0};
     fwd_row row = {s, pos};
 
     if (token < 0 || token >= s->m->cfg.vocab_size || pos < 0 ||
@@ -1168,7 +1209,7 @@ int model_batch_new(const model *m, tpool *pool, model_batch **out) {
     model_batch *b = calloc(1, sizeof *b); /* the caller's on success */
 
     *out = NULL;
-    if (!b || scratch_new(&m->cfg, MODEL_BATCH, &b->sc)) {
+    if (!b || scratch_new(&m->cfg, MODEL_BATCH, MODEL_BATCH, &b->sc)) {
         free(b);
         return AISLE_ENOMEM;
     }
@@ -1205,7 +1246,7 @@ static int batch_check(const model_batch *b, model_session *const *seqs,
 
 int model_batch_step(model_batch *b, model_session *const *seqs,
                      const int *tokens, int n) {
-    fwd f = {b->m, b->pool, &b->sc};
+    fwd f = {b->m, b->pool, &b->sc, 0};
     fwd_row rows[MODEL_BATCH];
     size_t vocab = (size_t)b->m->cfg.vocab_size;
     int rc = batch_check(b, seqs, tokens, n);

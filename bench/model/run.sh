@@ -7,7 +7,7 @@
 # matrices, Q6_K embedding) in a temporary directory, removed on exit,
 # then measures for each at 1 and 2 threads:
 #   - greedy decoding tokens/s, and prompt tokens/s for a TOKENS-long
-#     prompt (run in batches of 16),
+#     prompt (run in batches of up to 64),
 #   - streaming-read memory bandwidth at the same thread count, measured
 #     between those runs, the weight bytes read per token, and the ratio
 #       tokens/s x bytes/token / bandwidth (same thread count);
@@ -140,7 +140,7 @@ echo "tok/s: whole run; tok/s*: from the 10th-percentile token time, the"
 echo "speed when no other process takes the CPU (GB/s used* and bound* use"
 echo "it). of bound = tok/s x MB/token / bandwidth (bw GB/s: streaming"
 echo "reads at the same thread count, measured between the runs)."
-echo "prompt: tok/s for a $TOKENS-token prompt, run in batches of 16."
+echo "prompt: tok/s for a $TOKENS-token prompt, run in batches of up to 64."
 echo "MB/token counts every matrix once, the embedding table in full since"
 echo "it is also the classifier; the KV cache read by attention is not."
 

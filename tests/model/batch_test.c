@@ -109,7 +109,9 @@ static void check_prefix(const model *m, tpool *pool) {
         TEST_CHECK(model_session_push(sys, (11 * k + 5) % vocab) == 0);
         TEST_CHECK(model_session_push(full, (11 * k + 5) % vocab) == 0);
     }
-    TEST_REQUIRE(model_session_logits(sys));
+    /* Both run the system prompt as one batch (a prompt's batch sums in an
+     * order of its own, model/gemm.h), then the user part as another. */
+    TEST_REQUIRE(model_session_logits(sys) && model_session_logits(full));
     TEST_CHECK(model_session_copy_prefix(a, sys, nsys) == 0);
     TEST_CHECK(model_session_pos(a) == nsys);
     /* The whole prefix: its prediction comes along. */

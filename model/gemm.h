@@ -1,0 +1,44 @@
+/* gemm.h — products for a prompt: many tokens of one sequence at once.
+ *
+ * A prefilled prompt (model.c runs it in batches of up to MODEL_BATCH
+ * tokens) may sum in an order of its own, as llama.cpp's own prefill
+ * does; decoding and model_batch_step keep kern.h's order. Where this
+ * module has a faster form for a weight type at the current kernel level
+ * (the block types but Q6_K on AMX tiles, amx.h; F32 by an AVX-512
+ * register-blocked kernel)
+ * gemm_rows runs it, and everything else stays on kern_matvec_n. Every
+ * form sums each (row, token) product independently of the other rows and
+ * tokens, of the split over threads and of the batch size:
+ *   block types (AMX): amx.h's order.
+ *   F32 (AVX-512): 16 lanes, lane j summing w[k] * x[k] for k = j mod 16
+ *   by fmaf in order of k, then folded: lane j += lane j + 8, then + 4,
+ *   + 2, + 1, lane 0 the result. */
+#ifndef AISLE_MODEL_GEMM_H
+#define AISLE_MODEL_GEMM_H
+
+#include "model/kern.h"
+
+#include <stddef.h>
+
+#define GEMM_MAX_TOKENS 64 /* activations per product */
+
+/* Bytes of the buffer gemm_prepare fills, for nx activations of up to cols
+ * values. */
+size_t gemm_buf_bytes(int cols, int nx);
+
+/* Whether gemm_rows has a prompt form of its own for w at the current
+ * kernel level (kern_set_level, AISLE_KERNEL). */
+int gemm_handles(const kern_mat *w);
+
+/* Readies nx <= GEMM_MAX_TOKENS activations, quantized as `code`
+ * (kern_needs_act) for every matrix gemm_rows will multiply them with:
+ * buf (gemm_buf_bytes(x[0].n, nx), 64-byte aligned, the caller's) then holds
+ * what those forms read, e.g. the AMX tile layout. */
+void gemm_prepare(const kern_act *x, int nx, int code, void *buf);
+
+/* out[t * stride + i] = row i of w times x[t], t < nx, r0 <= i < r1, for a
+ * w that gemm_handles, x and buf as gemm_prepare left them. */
+void gemm_rows(const kern_mat *w, const kern_act *x, int nx, const void *buf,
+               float *out, size_t stride, int r0, int r1);
+
+#endif
