@@ -1262,6 +1262,8 @@ KERN_BLOCK_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
  * with constant R and N, so their accumulators stay in registers. */
 #define KERN_TILE_R 4 /* rows of a Q8_0 tile */
 #define KERN_TILE_N 4 /* register columns of a tile */
+#define KERN_DEC_R 8  /* rows of a Q8_0 decode tile, two to a register */
+#define KERN_DEC_G 64 /* blocks whose scales a decode tile copies at once */
 #define KERN_INLINE inline __attribute__((always_inline))
 /* -O2 does not unroll the loops over a tile's rows and columns by itself;
  * unrolled, its accumulators are registers rather than stack slots. */
@@ -1380,6 +1382,95 @@ KERN_AVX512 static KERN_INLINE void q8_0_tile(const kern_mat *w,
                 out[stride * (size_t)(2 * c + 1) + (size_t)(i + r)] =
                     hsum8(hi256(acc[r][c]));
         }
+}
+
+/* Q8_0 rows i..i+R (R <= 8) times one activation, two rows to a
+ * register: the low half of pair p holds row i+2p's eight lanes of
+ * q8_0_rows' chain, the high half row i+2p+1's (row i+R-1 again when R is
+ * odd), so each 512-bit instruction does two rows' work where q8_0_tile
+ * with one activation would do one row's twice. The rows' half scales
+ * are first copied side by side (KERN_DEC_G blocks at a time; scalar
+ * loads and stores, which leave the vector ports to the products), then
+ * converted eight at a time: picked out of the blocks in the vector loop
+ * they cost more than the products. Each row's float chain, scale
+ * product (weight's times activation's) and fold are q8_0_rows', so the
+ * results are its to the bit. The tile after next is prefetched, front to
+ * back (its rows are contiguous), so every row of it is asked for a
+ * tile's time or more before it is read: decoding streams each matrix
+ * once. */
+KERN_AVX512 static KERN_INLINE void q8_0_dec(const kern_mat *w,
+                                             const kern_act *x, float *out,
+                                             int i, int R) {
+    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK, rb = nb * KERN_Q8_0_BYTES;
+    const uint8_t *row = (const uint8_t *)w->q + (size_t)i * rb;
+    const char *pf = (const char *)row + 2 * KERN_DEC_R * rb;
+    const __m512i off = _mm512_set1_epi8((char)0x80);
+    const uint8_t *at[KERN_DEC_R];
+    uint16_t sc[KERN_DEC_G][KERN_DEC_R] = {{0}};
+    int P = (R + 1) / 2;
+    __m512 acc[KERN_DEC_R / 2];
+    __m512i idx[KERN_DEC_R / 2];
+
+    assert(R >= 1 && R <= KERN_DEC_R);
+    KERN_UNROLL8
+    for (int r = 0; r < KERN_DEC_R; r++)
+        at[r] = row + (size_t)(r < R ? r : R - 1) * rb;
+    KERN_UNROLL
+    for (int p = 0; p < P; p++) {
+        acc[p] = _mm512_setzero_ps();
+        idx[p] = _mm512_inserti64x4(_mm512_set1_epi32(2 * p),
+                                    _mm256_set1_epi32(2 * p + 1 < R ? 2 * p + 1
+                                                                    : R - 1),
+                                    1);
+    }
+    for (size_t g0 = 0; g0 < nb; g0 += KERN_DEC_G) {
+        size_t ng = nb - g0 < KERN_DEC_G ? nb - g0 : KERN_DEC_G;
+        for (size_t g = 0; g < ng; g++)
+            KERN_UNROLL8
+            for (int r = 0; r < R; r++)
+                memcpy(&sc[g][r], at[r] + (g0 + g) * KERN_Q8_0_BYTES, 2);
+        for (size_t g = g0; g < g0 + ng; g++, pf += KERN_DEC_R * KERN_Q8_0_BYTES) {
+            const size_t o = g * KERN_Q8_0_BYTES + 2;
+            __m512i xv = _mm512_broadcast_i64x4(KERN_LOAD(x->q + 32 * g));
+            __m512i neg = _mm512_sub_epi32(
+                _mm512_setzero_si512(),
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
+            __m512 d = _mm512_castps256_ps512(_mm256_mul_ps(
+                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sc[g - g0])),
+                _mm256_set1_ps(x->s[g])));
+            /* 8 x 34 bytes a block step: five lines cover them */
+            KERN_UNROLL
+            for (int l = 0; l < 5; l++)
+                _mm_prefetch(pf + 64 * l, _MM_HINT_T0);
+            KERN_UNROLL
+            for (int p = 0; p < P; p++) {
+                __m512i wv = _mm512_xor_si512(
+                    pair_si(at[2 * p] + o, at[2 * p + 1] + o), off);
+                acc[p] = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg, wv, xv)),
+                    _mm512_permutexvar_ps(idx[p], d), acc[p]);
+            }
+        }
+    }
+    KERN_UNROLL
+    for (int p = 0; p < P; p++) {
+        out[i + 2 * p] = hsum8(lo256(acc[p]));
+        if (2 * p + 1 < R)
+            out[i + 2 * p + 1] = hsum8(hi256(acc[p]));
+    }
+}
+
+/* kern_matvec of Q8_0 rows r0..r1: tiles of KERN_DEC_R rows, then pairs,
+ * then the last row. */
+KERN_AVX512 static void q8_0_dec_rows(const kern_mat *w, const kern_act *x,
+                                      float *out, int r0, int r1) {
+    int i = r0;
+    for (; i + KERN_DEC_R <= r1; i += KERN_DEC_R)
+        q8_0_dec(w, x, out, i, KERN_DEC_R);
+    for (; i + 2 <= r1; i += 2)
+        q8_0_dec(w, x, out, i, 2);
+    if (i < r1)
+        q8_0_dec(w, x, out, i, 1);
 }
 
 /* F32 rows i..i+R times activations x[0..N), one to a column, in
@@ -1843,10 +1934,13 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
                  int r1) {
 #ifdef KERN_X86
     int level = kern_level();
-    if (level >= KERN_AVX512_LEVEL &&
-        (w->type == KERN_F32 || w->type == KERN_Q8_0)) {
+    if (level >= KERN_AVX512_LEVEL && w->type == KERN_Q8_0) {
+        q8_0_dec_rows(w, x, out, r0, r1);
+        return;
+    }
+    if (level >= KERN_AVX512_LEVEL && w->type == KERN_F32) {
         /* Tiles of rows for one activation: independent float chains. */
-        (w->type == KERN_F32 ? f32_tiles : q8_0_tiles)(w, x, 1, out, 0, r0, r1);
+        f32_tiles(w, x, 1, out, 0, r0, r1);
         return;
     }
     if (level >= KERN_AVX512_LEVEL && w->type >= KERN_Q4_K) {
