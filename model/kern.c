@@ -1654,15 +1654,11 @@ KERN_AVX512 static KERN_INLINE void kquant_tile(const kern_mat *w,
                                                   _mm_set1_ps(*da)),
                                   neg),
                     _mm256_set1_ps(dmin));
-                if (q4k) {
-                    accm[c] = _mm256_fmadd_ps(dm, _mm256_cvtepi32_ps(p),
-                                              accm[c]);
-                } else {
+                if (!q4k) {
                     p = _mm256_hadd_epi32(p, p);
                     p = _mm256_hadd_epi32(p, p);
-                    accm[c] = _mm256_add_ps(
-                        accm[c], _mm256_mul_ps(dm, _mm256_cvtepi32_ps(p)));
                 }
+                accm[c] = _mm256_fmadd_ps(dm, _mm256_cvtepi32_ps(p), accm[c]);
             }
         }
     }
@@ -1862,7 +1858,7 @@ KERN_AVX512 static KERN_INLINE void kquant_rows512(const kern_mat *w,
                 } else {
                     p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
                     p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xb1));
-                    summs += dm * (float)_mm_cvtsi128_si32(p);
+                    summs = fmaf(dm, (float)_mm_cvtsi128_si32(p), summs);
                 }
             }
         }
