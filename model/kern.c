@@ -1260,7 +1260,6 @@ KERN_BLOCK_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
  * row, activation and lane, blocks taken in order), so its results are
  * the per-row kernels' to the bit. The tile functions are always inlined
  * with constant R and N, so their accumulators stay in registers. */
-#define KERN_TILE_R 4 /* rows of a Q8_0 tile */
 #define KERN_TILE_N 4 /* register columns of a tile */
 #define KERN_KQ_N 8  /* activations of a K-quant tile */
 #define KERN_DEC_R 8  /* rows of a Q8_0 decode tile, two to a register */
@@ -1322,107 +1321,53 @@ KERN_AVX512 static KERN_INLINE __m512 pair_ps(const float *a, const float *b) {
 }
 
 
-/* Q8_0 rows i..i+R times activations x[0..nt), two to a column: column c
- * holds activations 2c and 2c+1 (2c again when nt is odd) in its low and
- * high halves, each half the eight lanes of q8_0_rows' chain for its
- * activation. vpdpbusd multiplies unsigned by signed bytes, so the
+/* Q8_0 rows i..i+R times activations x[0..N) (R <= 8 for one
+ * activation, R <= 4 and N <= KERN_KQ_N for more), two rows to a
+ * register: the low half of pair p holds row i+2p's eight lanes of
+ * q8_0_rows' chain for an activation, the high half row i+2p+1's (row
+ * i+R-1 again when R is odd); weights are loaded once per block for
+ * all N and each activation block (broadcast to both halves) once for
+ * all R rows. vpdpbusd multiplies unsigned by signed bytes, so the
  * weights go in as w + 128 (w ^ 0x80) and each accumulator starts at
  * -128 times the sum of its four activation values: the int32 lane is
- * then exactly the signed sum, as in q8_0_rows. */
-KERN_AVX512 static KERN_INLINE void q8_0_tile(const kern_mat *w,
-                                              const kern_act *x, int nt,
-                                              float *out, size_t stride,
-                                              int i, int R, int N) {
-    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK, rb = nb * KERN_Q8_0_BYTES;
-    const uint8_t *b = (const uint8_t *)w->q + (size_t)i * rb;
-    const __m512i off = _mm512_set1_epi8((char)0x80);
-    const kern_act *xa[KERN_TILE_N], *xb[KERN_TILE_N];
-    __m512 acc[KERN_TILE_R][KERN_TILE_N];
-
-    KERN_UNROLL
-    for (int c = 0; c < N; c++) {
-        xa[c] = &x[2 * c];
-        xb[c] = &x[2 * c + 1 < nt ? 2 * c + 1 : 2 * c];
-        KERN_UNROLL
-        for (int r = 0; r < R; r++)
-            acc[r][c] = _mm512_setzero_ps();
-    }
-    for (size_t g = 0; g < nb; g++, b += KERN_Q8_0_BYTES) {
-        __m512i wv[KERN_TILE_R];
-        __m512 dw[KERN_TILE_R];
-        KERN_UNROLL
-        for (int r = 0; r < R; r++) {
-            const uint8_t *p = b + (size_t)r * rb;
-            wv[r] = _mm512_xor_si512(
-                _mm512_broadcast_i64x4(KERN_LOAD(p + 2)), off);
-            dw[r] = _mm512_set1_ps(f16at(p));
-            if (!(g & 1))
-                KERN_PF(p);
-        }
-        KERN_UNROLL
-        for (int c = 0; c < N; c++) {
-            __m512i xv = pair_si(xa[c]->q + 32 * g, xb[c]->q + 32 * g);
-            __m512i neg = _mm512_sub_epi32(
-                _mm512_setzero_si512(),
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
-            __m512 xs = pair_ps(xa[c]->s + g, xb[c]->s + g);
-            KERN_UNROLL
-            for (int r = 0; r < R; r++)
-                acc[r][c] = _mm512_fmadd_ps(
-                    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg, wv[r], xv)),
-                    _mm512_mul_ps(dw[r], xs), acc[r][c]);
-        }
-    }
-    KERN_UNROLL
-    for (int c = 0; c < N; c++)
-        KERN_UNROLL
-        for (int r = 0; r < R; r++) {
-            out[stride * (size_t)(2 * c) + (size_t)(i + r)] =
-                hsum8(lo256(acc[r][c]));
-            if (2 * c + 1 < nt)
-                out[stride * (size_t)(2 * c + 1) + (size_t)(i + r)] =
-                    hsum8(hi256(acc[r][c]));
-        }
-}
-
-/* Q8_0 rows i..i+R (R <= 8) times one activation, two rows to a
- * register: the low half of pair p holds row i+2p's eight lanes of
- * q8_0_rows' chain, the high half row i+2p+1's (row i+R-1 again when R is
- * odd), so each 512-bit instruction does two rows' work where q8_0_tile
- * with one activation would do one row's twice. The rows' half scales
- * are first copied side by side (KERN_DEC_G blocks at a time; scalar
- * loads and stores, which leave the vector ports to the products), then
- * converted eight at a time: picked out of the blocks in the vector loop
- * they cost more than the products. Each row's float chain, scale
+ * then exactly the signed sum, as in q8_0_rows. The rows' half
+ * scales are first copied side by side (KERN_DEC_G blocks at a time;
+ * scalar loads and stores, which leave the vector ports to the products),
+ * then converted eight at a time: picked out of the blocks in the vector
+ * loop they cost more than the products. Each row's float chain, scale
  * product (weight's times activation's) and fold are q8_0_rows', so the
  * results are its to the bit. The tile after next is prefetched, front to
  * back (its rows are contiguous), so every row of it is asked for a
  * tile's time or more before it is read: decoding streams each matrix
  * once. */
 KERN_AVX512 static KERN_INLINE void q8_0_dec(const kern_mat *w,
-                                             const kern_act *x, float *out,
-                                             int i, int R) {
+                                             const kern_act *x, int N,
+                                             float *out, size_t stride, int i,
+                                             int R) {
     size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK, rb = nb * KERN_Q8_0_BYTES;
     const uint8_t *row = (const uint8_t *)w->q + (size_t)i * rb;
-    const char *pf = (const char *)row + 2 * KERN_DEC_R * rb;
+    const char *pf = (const char *)row + 2 * (size_t)R * rb;
     const __m512i off = _mm512_set1_epi8((char)0x80);
     const uint8_t *at[KERN_DEC_R];
     uint16_t sc[KERN_DEC_G][KERN_DEC_R] = {{0}};
     int P = (R + 1) / 2;
-    __m512 acc[KERN_DEC_R / 2];
+    __m512 acc[KERN_DEC_R / 2][KERN_KQ_N];
     __m512i idx[KERN_DEC_R / 2];
 
-    assert(R >= 1 && R <= KERN_DEC_R);
+    assert(R >= 1 && N >= 1 && (N == 1 ? R <= KERN_DEC_R : R <= 4) &&
+           N <= KERN_KQ_N);
     KERN_UNROLL8
     for (int r = 0; r < KERN_DEC_R; r++)
         at[r] = row + (size_t)(r < R ? r : R - 1) * rb;
     KERN_UNROLL
     for (int p = 0; p < P; p++) {
-        acc[p] = _mm512_setzero_ps();
         idx[p] = _mm512_inserti64x4(_mm512_set1_epi32(2 * p),
                                     _mm256_set1_epi32(2 * p + 1 < R ? 2 * p + 1
                                                                     : R - 1),
                                     1);
+        KERN_UNROLL8
+        for (int c = 0; c < N; c++)
+            acc[p][c] = _mm512_setzero_ps();
     }
     for (size_t g0 = 0; g0 < nb; g0 += KERN_DEC_G) {
         size_t ng = nb - g0 < KERN_DEC_G ? nb - g0 : KERN_DEC_G;
@@ -1430,48 +1375,99 @@ KERN_AVX512 static KERN_INLINE void q8_0_dec(const kern_mat *w,
             KERN_UNROLL8
             for (int r = 0; r < R; r++)
                 memcpy(&sc[g][r], at[r] + (g0 + g) * KERN_Q8_0_BYTES, 2);
-        for (size_t g = g0; g < g0 + ng; g++, pf += KERN_DEC_R * KERN_Q8_0_BYTES) {
+        for (size_t g = g0; g < g0 + ng; g++, pf += (size_t)R * KERN_Q8_0_BYTES) {
             const size_t o = g * KERN_Q8_0_BYTES + 2;
-            __m512i xv = _mm512_broadcast_i64x4(KERN_LOAD(x->q + 32 * g));
-            __m512i neg = _mm512_sub_epi32(
-                _mm512_setzero_si512(),
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
-            __m512 d = _mm512_castps256_ps512(_mm256_mul_ps(
-                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sc[g - g0])),
-                _mm256_set1_ps(x->s[g])));
-            /* 8 x 34 bytes a block step: five lines cover them */
-            KERN_UNROLL
-            for (int l = 0; l < 5; l++)
-                _mm_prefetch(pf + 64 * l, _MM_HINT_T0);
+            __m256 dw = _mm256_cvtph_ps(
+                _mm_loadu_si128((const __m128i *)sc[g - g0]));
+            __m512i wv[KERN_DEC_R / 2];
+            __m512 d[KERN_DEC_R / 2];
+            /* one activation: its scale taken into the rows' at once */
+            if (N == 1)
+                dw = _mm256_mul_ps(dw, _mm256_set1_ps(x->s[g]));
+            /* R x 34 bytes a block step, in lines */
+            for (int l = 0; l < R * KERN_Q8_0_BYTES; l += 64)
+                _mm_prefetch(pf + l, _MM_HINT_T0);
             KERN_UNROLL
             for (int p = 0; p < P; p++) {
-                __m512i wv = _mm512_xor_si512(
+                wv[p] = _mm512_xor_si512(
                     pair_si(at[2 * p] + o, at[2 * p + 1] + o), off);
-                acc[p] = _mm512_fmadd_ps(
-                    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg, wv, xv)),
-                    _mm512_permutexvar_ps(idx[p], d), acc[p]);
+                d[p] = _mm512_permutexvar_ps(idx[p],
+                                             _mm512_castps256_ps512(dw));
+            }
+            KERN_UNROLL8
+            for (int c = 0; c < N; c++) {
+                __m512i xv =
+                    _mm512_broadcast_i64x4(KERN_LOAD(x[c].q + 32 * g));
+                __m512i neg = _mm512_sub_epi32(
+                    _mm512_setzero_si512(),
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
+                KERN_UNROLL
+                for (int p = 0; p < P; p++)
+                    acc[p][c] = _mm512_fmadd_ps(
+                        _mm512_cvtepi32_ps(
+                            _mm512_dpbusd_epi32(neg, wv[p], xv)),
+                        N == 1 ? d[p]
+                               : _mm512_mul_ps(d[p],
+                                               _mm512_set1_ps(x[c].s[g])),
+                        acc[p][c]);
             }
         }
     }
-    KERN_UNROLL
-    for (int p = 0; p < P; p++) {
-        out[i + 2 * p] = hsum8(lo256(acc[p]));
-        if (2 * p + 1 < R)
-            out[i + 2 * p + 1] = hsum8(hi256(acc[p]));
-    }
+    KERN_UNROLL8
+    for (int c = 0; c < N; c++)
+        KERN_UNROLL
+        for (int p = 0; p < P; p++) {
+            out[stride * (size_t)c + (size_t)(i + 2 * p)] =
+                hsum8(lo256(acc[p][c]));
+            if (2 * p + 1 < R)
+                out[stride * (size_t)c + (size_t)(i + 2 * p + 1)] =
+                    hsum8(hi256(acc[p][c]));
+        }
 }
 
-/* kern_matvec of Q8_0 rows r0..r1: tiles of KERN_DEC_R rows, then pairs,
- * then the last row. */
-KERN_AVX512 static void q8_0_dec_rows(const kern_mat *w, const kern_act *x,
-                                      float *out, int r0, int r1) {
-    int i = r0;
-    for (; i + KERN_DEC_R <= r1; i += KERN_DEC_R)
-        q8_0_dec(w, x, out, i, KERN_DEC_R);
-    for (; i + 2 <= r1; i += 2)
-        q8_0_dec(w, x, out, i, 2);
-    if (i < r1)
-        q8_0_dec(w, x, out, i, 1);
+/* Q8_0 rows r0..r1 times nx activations: for one, q8_0_dec tiles of
+ * KERN_DEC_R rows; for more, tiles of four rows for each group of up to
+ * KERN_KQ_N activations, N a constant for each width; then pairs of
+ * rows, then the last row. */
+#define KERN_Q8_TAIL(n)                                                       \
+    do {                                                                      \
+        int i = r0;                                                           \
+        for (; i + T <= r1; i += T)                                           \
+            q8_0_dec(w, x + t, n, o, stride, i, T);                           \
+        for (; i + 2 <= r1; i += 2)                                           \
+            q8_0_dec(w, x + t, n, o, stride, i, 2);                           \
+        if (i < r1)                                                           \
+            q8_0_dec(w, x + t, n, o, stride, i, 1);                           \
+    } while (0)
+#define KERN_Q8_CASE(n)                                                       \
+    case n:                                                                   \
+        KERN_Q8_TAIL(n);                                                      \
+        break
+KERN_AVX512 static void q8_0_rows512(const kern_mat *w, const kern_act *x,
+                                     int nx, float *out, size_t stride,
+                                     int r0, int r1) {
+    for (int t = 0; t < nx; t += KERN_KQ_N) {
+        int n = nx - t < KERN_KQ_N ? nx - t : KERN_KQ_N;
+        float *o = out + stride * (size_t)t;
+        if (n == 1) {
+            enum { T = KERN_DEC_R };
+            KERN_Q8_TAIL(1);
+            continue;
+        }
+        {
+            enum { T = 4 };
+            switch (n) {
+                KERN_Q8_CASE(2);
+                KERN_Q8_CASE(3);
+                KERN_Q8_CASE(4);
+                KERN_Q8_CASE(5);
+                KERN_Q8_CASE(6);
+                KERN_Q8_CASE(7);
+            default:
+                KERN_Q8_TAIL(8);
+            }
+        }
+    }
 }
 
 /* F32 rows i..i+R times activations x[0..N), one to a column, in
@@ -1784,7 +1780,6 @@ KERN_AVX512 static KERN_INLINE void kq_tile(const kern_mat *w,
         }
 }
 
-KERN_TILE_DRIVER(q8_0_tiles, q8_0_tile, KERN_TILE_R, 2)
 KERN_TILE_DRIVER(f32_tiles, f32_tile, 2, 1)
 /* kern_scores_half for sixteen keys from k (hs a multiple of 64): each
  * key's 64 lanes as dot_half_avx2 sums them (four 16-lane registers, the
@@ -1954,7 +1949,7 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
 #ifdef KERN_X86
     int level = kern_level();
     if (level >= KERN_AVX512_LEVEL && w->type == KERN_Q8_0) {
-        q8_0_dec_rows(w, x, out, r0, r1);
+        q8_0_rows512(w, x, 1, out, 0, r0, r1);
         return;
     }
     if (level >= KERN_AVX512_LEVEL && w->type == KERN_F32) {
@@ -2007,7 +2002,7 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
         (w->type == KERN_F32 || (nx > 1 && w->type == KERN_Q8_0) ||
          (nx > 1 && w->type >= KERN_Q4_K))) {
         (w->type == KERN_F32    ? f32_tiles
-         : w->type == KERN_Q8_0 ? q8_0_tiles
+         : w->type == KERN_Q8_0 ? q8_0_rows512
          : w->type == KERN_Q4_K ? q4k_tiles
          : w->type == KERN_Q5_K ? q5k_tiles
                                 : q6k_tiles)(w, x, nx, out, stride, r0, r1);

@@ -588,6 +588,7 @@ static void test_matvec_n(void) {
         {KERN_Q4_K, 6, 512, 256}, {KERN_Q5_K, 4, 256, 256}, {KERN_Q5_K, 7, 512, 256},
         {KERN_Q6_K, 5, 256, 256}, {KERN_F32, 5, 64, 0},  {KERN_F32, 7, 77, 0},
         {KERN_Q8_0, 11, 256, 32}, {KERN_Q4_K, 7, 256, 256},
+        {KERN_Q8_0, 16, 64, 32},  {KERN_Q6_K, 16, 256, 256},
     };
     int top = kern_set_level(KERN_AVX512_LEVEL);
 
