@@ -24,12 +24,14 @@
 #include <immintrin.h>
 #define KERN_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define KERN_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+/* Not AVX-VNNI: Ice Lake and Cascade Lake have AVX-512 VNNI without it. */
 #define KERN_AVX512                                                           \
-    __attribute__((target("avx2,fma,f16c,avxvnni,avx512f,avx512bw,"           \
-                          "avx512vl,avx512vnni")))
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,"          \
+                          "avx512vnni")))
 #endif
 
 static int kern_cpu_level;       /* best level this CPU runs */
+static int kern_avxvnni;         /* it has AVX-VNNI (VEX vpdpbusd) */
 static int kern_cap = KERN_AVX512_LEVEL;
 static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
 
@@ -51,20 +53,31 @@ static void kern_detect(void) {
     avx512 = avx2 && (b & (1u << 16)) && (b & (1u << 30)) && (b & (1u << 31)) &&
              (c & (1u << 11)) && (xlo & 0xe0) == 0xe0;
     vnni = __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)); /* AVX-VNNI */
+    kern_avxvnni = avx2 && vnni;
     if (avx2)
-        kern_cpu_level = !vnni     ? KERN_AVX2_LEVEL
-                         : avx512 ? KERN_AVX512_LEVEL
-                                  : KERN_VNNI_LEVEL;
+        kern_cpu_level = avx512 ? KERN_AVX512_LEVEL
+                         : vnni ? KERN_VNNI_LEVEL
+                                : KERN_AVX2_LEVEL;
 }
 #else
 static void kern_detect(void) {}
 #endif
 
-/* The kernel level in effect. */
+/* The kernel level in effect (AVX2 for the VNNI level on an AVX-512 CPU
+ * without AVX-VNNI). */
 static int kern_level(void) {
+    int l;
     pthread_once(&kern_once, kern_detect);
-    return kern_cpu_level < kern_cap ? kern_cpu_level : kern_cap;
+    l = kern_cpu_level < kern_cap ? kern_cpu_level : kern_cap;
+    return l == KERN_VNNI_LEVEL && !kern_avxvnni ? KERN_AVX2_LEVEL : l;
 }
+
+#ifdef KERN_X86
+/* Whether the 256-bit int8 kernels may use AVX-VNNI at this level. */
+static int kern_vnni(int level) {
+    return level >= KERN_VNNI_LEVEL && kern_avxvnni;
+}
+#endif
 
 int kern_set_level(int level) {
     kern_cap = level;
@@ -1964,7 +1977,7 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
         return;
     }
     if (level >= KERN_AVX2_LEVEL) {
-        int vnni = level >= KERN_VNNI_LEVEL;
+        int vnni = kern_vnni(level);
         switch (w->type) {
         case KERN_F32:
         case KERN_F16:
@@ -2012,7 +2025,7 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
         w->type != KERN_BF16) {
         /* The GGUF block types: each block is read (and unpacked) once for
          * all nx activations. */
-        int vnni = kern_level() >= KERN_VNNI_LEVEL;
+        int vnni = kern_vnni(kern_level());
         if (w->type == KERN_Q8_0)
             (vnni ? q8_0_rows_vnni : q8_0_rows_avx2)(w, x, nx, out, stride, r0,
                                                      r1);
