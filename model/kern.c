@@ -1284,31 +1284,67 @@ KERN_BLOCK_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
 #define KERN_UNROLL8 _Pragma("GCC unroll 8")
 
 /* Calls TILE for nc (1..KERN_TILE_N) columns as a constant. */
-#define KERN_TILE_COLS(TILE, w, x, nt, nc, out, stride, i, R)                 \
+#define KERN_TILE_COLS(TILE, w, x, nc, out, stride, i, R)                     \
     do {                                                                      \
         switch (nc) {                                                         \
-        case 1: TILE(w, x, nt, out, stride, i, R, 1); break;                  \
-        case 2: TILE(w, x, nt, out, stride, i, R, 2); break;                  \
-        case 3: TILE(w, x, nt, out, stride, i, R, 3); break;                  \
-        default: TILE(w, x, nt, out, stride, i, R, 4); break;                 \
+        case 1: TILE(w, x, 1, out, stride, i, R, 1); break;                   \
+        case 2: TILE(w, x, 2, out, stride, i, R, 2); break;                   \
+        case 3: TILE(w, x, 3, out, stride, i, R, 3); break;                   \
+        default: TILE(w, x, 4, out, stride, i, R, 4); break;                  \
         }                                                                     \
     } while (0)
 
-/* The tile driver: rows r0..r1 in tiles of TR (then single rows), the
- * activations in groups of KERN_TILE_N columns of PER activations each. */
-#define KERN_TILE_DRIVER(NAME, TILE, TR, PER)                                 \
+/* The F32 tile driver: rows r0..r1 in tiles of TR (then single rows), the
+ * activations in groups of KERN_TILE_N columns. */
+#define KERN_TILE_DRIVER(NAME, TILE, TR)                                      \
     KERN_AVX512 static void NAME(const kern_mat *w, const kern_act *x,       \
                                  int nx, float *out, size_t stride, int r0,  \
                                  int r1) {                                    \
-        for (int t = 0; t < nx; t += KERN_TILE_N * (PER)) {                   \
-            int nt = nx - t < KERN_TILE_N * (PER) ? nx - t                    \
-                                                  : KERN_TILE_N * (PER);      \
-            int nc = (nt + (PER)-1) / (PER), i = r0;                          \
+        for (int t = 0; t < nx; t += KERN_TILE_N) {                           \
+            int nc = nx - t < KERN_TILE_N ? nx - t : KERN_TILE_N, i = r0;     \
             float *o = out + stride * (size_t)t;                              \
             for (; i + (TR) <= r1; i += (TR))                                 \
-                KERN_TILE_COLS(TILE, w, x + t, nt, nc, o, stride, i, TR);     \
+                KERN_TILE_COLS(TILE, w, x + t, nc, o, stride, i, TR);         \
             for (; i < r1; i++)                                               \
-                KERN_TILE_COLS(TILE, w, x + t, nt, nc, o, stride, i, 1);      \
+                KERN_TILE_COLS(TILE, w, x + t, nc, o, stride, i, 1);          \
+        }                                                                     \
+    }
+
+/* The driver of the Q8_0 and K-quant tiles: the activations in groups of
+ * up to KERN_KQ_N, each group's rows r0..r1 in tiles of TR1 rows (one
+ * activation) or TRN (more), then pairs, then the last row;
+ * TILE(w, x, n, out, stride, i, R) with n and R constants. */
+#define KERN_WIDE_ROWS(TILE, n, TR)                                           \
+    do {                                                                      \
+        int i = r0;                                                           \
+        for (; i + (TR) <= r1; i += (TR))                                     \
+            TILE(w, x + t, n, o, stride, i, TR);                              \
+        for (; i + 2 <= r1; i += 2)                                           \
+            TILE(w, x + t, n, o, stride, i, 2);                               \
+        if (i < r1)                                                           \
+            TILE(w, x + t, n, o, stride, i, 1);                               \
+    } while (0)
+#define KERN_WIDE_CASE(TILE, n, TR)                                           \
+    case n:                                                                   \
+        KERN_WIDE_ROWS(TILE, n, TR);                                          \
+        break
+#define KERN_WIDE_DRIVER(NAME, TILE, TR1, TRN)                                \
+    KERN_AVX512 static void NAME(const kern_mat *w, const kern_act *x,       \
+                                 int nx, float *out, size_t stride, int r0,  \
+                                 int r1) {                                    \
+        for (int t = 0; t < nx; t += KERN_KQ_N) {                             \
+            float *o = out + stride * (size_t)t;                              \
+            switch (nx - t < KERN_KQ_N ? nx - t : KERN_KQ_N) {                \
+                KERN_WIDE_CASE(TILE, 1, TR1);                                 \
+                KERN_WIDE_CASE(TILE, 2, TRN);                                 \
+                KERN_WIDE_CASE(TILE, 3, TRN);                                 \
+                KERN_WIDE_CASE(TILE, 4, TRN);                                 \
+                KERN_WIDE_CASE(TILE, 5, TRN);                                 \
+                KERN_WIDE_CASE(TILE, 6, TRN);                                 \
+                KERN_WIDE_CASE(TILE, 7, TRN);                                 \
+            default:                                                          \
+                KERN_WIDE_ROWS(TILE, 8, TRN);                                 \
+            }                                                                 \
         }                                                                     \
     }
 
@@ -1438,50 +1474,7 @@ KERN_AVX512 static KERN_INLINE void q8_0_dec(const kern_mat *w,
         }
 }
 
-/* Q8_0 rows r0..r1 times nx activations: for one, q8_0_dec tiles of
- * KERN_DEC_R rows; for more, tiles of four rows for each group of up to
- * KERN_KQ_N activations, N a constant for each width; then pairs of
- * rows, then the last row. */
-#define KERN_Q8_TAIL(n)                                                       \
-    do {                                                                      \
-        int i = r0;                                                           \
-        for (; i + T <= r1; i += T)                                           \
-            q8_0_dec(w, x + t, n, o, stride, i, T);                           \
-        for (; i + 2 <= r1; i += 2)                                           \
-            q8_0_dec(w, x + t, n, o, stride, i, 2);                           \
-        if (i < r1)                                                           \
-            q8_0_dec(w, x + t, n, o, stride, i, 1);                           \
-    } while (0)
-#define KERN_Q8_CASE(n)                                                       \
-    case n:                                                                   \
-        KERN_Q8_TAIL(n);                                                      \
-        break
-KERN_AVX512 static void q8_0_rows512(const kern_mat *w, const kern_act *x,
-                                     int nx, float *out, size_t stride,
-                                     int r0, int r1) {
-    for (int t = 0; t < nx; t += KERN_KQ_N) {
-        int n = nx - t < KERN_KQ_N ? nx - t : KERN_KQ_N;
-        float *o = out + stride * (size_t)t;
-        if (n == 1) {
-            enum { T = KERN_DEC_R };
-            KERN_Q8_TAIL(1);
-            continue;
-        }
-        {
-            enum { T = 4 };
-            switch (n) {
-                KERN_Q8_CASE(2);
-                KERN_Q8_CASE(3);
-                KERN_Q8_CASE(4);
-                KERN_Q8_CASE(5);
-                KERN_Q8_CASE(6);
-                KERN_Q8_CASE(7);
-            default:
-                KERN_Q8_TAIL(8);
-            }
-        }
-    }
-}
+KERN_WIDE_DRIVER(q8_0_rows512, q8_0_dec, KERN_DEC_R, 4)
 
 /* F32 rows i..i+R times activations x[0..N), one to a column, in
  * dot_f32_avx2's order: its four eight-lane accumulators are two 16-lane
@@ -1716,16 +1709,15 @@ KERN_AVX512 static KERN_INLINE void kq_mins(const kern_act *x, int N, int k,
  * lanes; Q5_K: their sum, fused into one float) run four activations to
  * a register, one 128-bit slot each. */
 KERN_AVX512 static KERN_INLINE void kq_tile(const kern_mat *w,
-                                            const kern_act *x, int nt,
-                                            float *out, size_t stride, int i,
-                                            int R, int N, int type) {
+                                            const kern_act *x, float *out,
+                                            size_t stride, int i, int R,
+                                            int N, int type) {
     int elems, bytes, nb, q4k = type == KERN_Q4_K, q6k = type == KERN_Q6_K;
     const uint8_t *blk[2];
     const __m512i m32 = _mm512_set1_epi8(32);
     __m512 acc[KERN_KQ_N], accm[2][KERN_KQ_N / 4];
 
-    assert(R >= 1 && R <= 2 && N == nt && type == w->type);
-    (void)nt;
+    assert(R >= 1 && R <= 2 && type == w->type);
     quant_block(type, &elems, &bytes);
     nb = w->cols / elems;
     blk[0] = block_row(w, i);
@@ -1793,7 +1785,7 @@ KERN_AVX512 static KERN_INLINE void kq_tile(const kern_mat *w,
         }
 }
 
-KERN_TILE_DRIVER(f32_tiles, f32_tile, 2, 1)
+KERN_TILE_DRIVER(f32_tiles, f32_tile, 2)
 /* kern_scores_half for sixteen keys from k (hs a multiple of 64): each
  * key's 64 lanes as dot_half_avx2 sums them (four 16-lane registers, the
  * products exact), folded as fold64 folds them, the last four steps of
@@ -1888,38 +1880,13 @@ KERN_AVX512 static void mix_half512(const float *w, const float *v,
     }
 }
 
-/* kq_tile over rows r0..r1 (in pairs) for each group of up to KERN_KQ_N
- * of the nx activations, N a constant for each width. */
-#define KERN_KQ_CASE(n, TYPE)                                                     \
-    case n:                                                                   \
-        kq_tile(w, x + t, n, o, stride, i, R, n, TYPE);                       \
-        break
-#define KERN_KQ_DRIVER(NAME, TYPE)                                            \
-    KERN_AVX512 static void NAME(const kern_mat *w, const kern_act *x,       \
-                                 int nx, float *out, size_t stride, int r0,  \
-                                 int r1) {                                    \
-        for (int t = 0; t < nx; t += KERN_KQ_N) {                             \
-            int n = nx - t < KERN_KQ_N ? nx - t : KERN_KQ_N;                  \
-            float *o = out + stride * (size_t)t;                              \
-            for (int i = r0; i < r1; i += 2) {                                \
-                int R = r1 - i < 2 ? 1 : 2;                                   \
-                switch (n) {                                                  \
-                    KERN_KQ_CASE(1, TYPE);                                          \
-                    KERN_KQ_CASE(2, TYPE);                                          \
-                    KERN_KQ_CASE(3, TYPE);                                          \
-                    KERN_KQ_CASE(4, TYPE);                                          \
-                    KERN_KQ_CASE(5, TYPE);                                          \
-                    KERN_KQ_CASE(6, TYPE);                                          \
-                    KERN_KQ_CASE(7, TYPE);                                          \
-                default:                                                      \
-                    kq_tile(w, x + t, 8, o, stride, i, R, 8, TYPE);           \
-                }                                                             \
-            }                                                                 \
-        }                                                                     \
-    }
-KERN_KQ_DRIVER(q4k_tiles, KERN_Q4_K)
-KERN_KQ_DRIVER(q5k_tiles, KERN_Q5_K)
-KERN_KQ_DRIVER(q6k_tiles, KERN_Q6_K)
+/* kq_tile for each type as a constant, so the type's branches fold. */
+#define KERN_Q4K_TILE(w, x, n, o, s, i, R) kq_tile(w, x, o, s, i, R, n, KERN_Q4_K)
+#define KERN_Q5K_TILE(w, x, n, o, s, i, R) kq_tile(w, x, o, s, i, R, n, KERN_Q5_K)
+#define KERN_Q6K_TILE(w, x, n, o, s, i, R) kq_tile(w, x, o, s, i, R, n, KERN_Q6_K)
+KERN_WIDE_DRIVER(q4k_tiles, KERN_Q4K_TILE, 2, 2)
+KERN_WIDE_DRIVER(q5k_tiles, KERN_Q5K_TILE, 2, 2)
+KERN_WIDE_DRIVER(q6k_tiles, KERN_Q6K_TILE, 2, 2)
 
 KERN_AVX2 static void round_f16_avx2(float *x, int n) {
     int i = 0;
