@@ -26,12 +26,14 @@
 #include <immintrin.h>
 #define KERN_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define KERN_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+/* Not AVX-VNNI: Ice Lake and Cascade Lake have AVX-512 VNNI without it. */
 #define KERN_AVX512                                                           \
-    __attribute__((target("avx2,fma,f16c,avxvnni,avx512f,avx512bw,"           \
-                          "avx512vl,avx512vnni")))
+    __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,"          \
+                          "avx512vnni")))
 #endif
 
 static int kern_cpu_level;       /* best level this CPU runs */
+static int kern_avxvnni;         /* it has AVX-VNNI (VEX vpdpbusd) */
 static int kern_cap = KERN_AMX_LEVEL;
 static int kern_env_cap = KERN_AMX_LEVEL; /* AISLE_KERNEL's */
 static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
@@ -54,10 +56,11 @@ static void kern_cpu_detect(void) {
     avx512 = avx2 && (b & (1u << 16)) && (b & (1u << 30)) && (b & (1u << 31)) &&
              (c & (1u << 11)) && (xlo & 0xe0) == 0xe0;
     vnni = __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)); /* AVX-VNNI */
+    kern_avxvnni = avx2 && vnni;
     if (avx2)
-        kern_cpu_level = !vnni     ? KERN_AVX2_LEVEL
-                         : avx512 ? KERN_AVX512_LEVEL
-                                  : KERN_VNNI_LEVEL;
+        kern_cpu_level = avx512 ? KERN_AVX512_LEVEL
+                         : vnni ? KERN_VNNI_LEVEL
+                                : KERN_AVX2_LEVEL;
     /* Only asked for when it would be used: the grant is for the life of
      * the process. */
     if (kern_cpu_level == KERN_AVX512_LEVEL && kern_env_cap >= KERN_AMX_LEVEL &&
@@ -80,15 +83,23 @@ static void kern_detect(void) {
     kern_cpu_detect();
 }
 
-/* The kernel level in effect. */
+/* The kernel level in effect (AVX2 for the VNNI level on an AVX-512 CPU
+ * without AVX-VNNI). */
 static int kern_level(void) {
-    int level;
+    int l;
     pthread_once(&kern_once, kern_detect);
-    level = kern_cpu_level < kern_cap ? kern_cpu_level : kern_cap;
-    return level < kern_env_cap ? level : kern_env_cap;
+    l = kern_cpu_level < kern_cap ? kern_cpu_level : kern_cap;
+    l = l < kern_env_cap ? l : kern_env_cap;
+    return l == KERN_VNNI_LEVEL && !kern_avxvnni ? KERN_AVX2_LEVEL : l;
 }
 
 int kern_get_level(void) { return kern_level(); }
+#ifdef KERN_X86
+/* Whether the 256-bit int8 kernels may use AVX-VNNI at this level. */
+static int kern_vnni(int level) {
+    return level >= KERN_VNNI_LEVEL && kern_avxvnni;
+}
+#endif
 
 int kern_set_level(int level) {
     kern_cap = level;
@@ -1284,8 +1295,10 @@ KERN_BLOCK_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
  * row, activation and lane, blocks taken in order), so its results are
  * the per-row kernels' to the bit. The tile functions are always inlined
  * with constant R and N, so their accumulators stay in registers. */
-#define KERN_TILE_R 4 /* rows of a Q8_0 tile */
 #define KERN_TILE_N 4 /* register columns of a tile */
+#define KERN_KQ_N 8  /* activations of a K-quant tile */
+#define KERN_DEC_R 8  /* rows of a Q8_0 decode tile, two to a register */
+#define KERN_DEC_G 64 /* blocks whose scales a decode tile copies at once */
 #define KERN_INLINE inline __attribute__((always_inline))
 /* -O2 does not unroll the loops over a tile's rows and columns by itself;
  * unrolled, its accumulators are registers rather than stack slots. */
@@ -1293,31 +1306,67 @@ KERN_BLOCK_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
 #define KERN_UNROLL8 _Pragma("GCC unroll 8")
 
 /* Calls TILE for nc (1..KERN_TILE_N) columns as a constant. */
-#define KERN_TILE_COLS(TILE, w, x, nt, nc, out, stride, i, R)                 \
+#define KERN_TILE_COLS(TILE, w, x, nc, out, stride, i, R)                     \
     do {                                                                      \
         switch (nc) {                                                         \
-        case 1: TILE(w, x, nt, out, stride, i, R, 1); break;                  \
-        case 2: TILE(w, x, nt, out, stride, i, R, 2); break;                  \
-        case 3: TILE(w, x, nt, out, stride, i, R, 3); break;                  \
-        default: TILE(w, x, nt, out, stride, i, R, 4); break;                 \
+        case 1: TILE(w, x, 1, out, stride, i, R, 1); break;                   \
+        case 2: TILE(w, x, 2, out, stride, i, R, 2); break;                   \
+        case 3: TILE(w, x, 3, out, stride, i, R, 3); break;                   \
+        default: TILE(w, x, 4, out, stride, i, R, 4); break;                  \
         }                                                                     \
     } while (0)
 
-/* The tile driver: rows r0..r1 in tiles of TR (then single rows), the
- * activations in groups of KERN_TILE_N columns of PER activations each. */
-#define KERN_TILE_DRIVER(NAME, TILE, TR, PER)                                 \
+/* The F32 tile driver: rows r0..r1 in tiles of TR (then single rows), the
+ * activations in groups of KERN_TILE_N columns. */
+#define KERN_TILE_DRIVER(NAME, TILE, TR)                                      \
     KERN_AVX512 static void NAME(const kern_mat *w, const kern_act *x,       \
                                  int nx, float *out, size_t stride, int r0,  \
                                  int r1) {                                    \
-        for (int t = 0; t < nx; t += KERN_TILE_N * (PER)) {                   \
-            int nt = nx - t < KERN_TILE_N * (PER) ? nx - t                    \
-                                                  : KERN_TILE_N * (PER);      \
-            int nc = (nt + (PER)-1) / (PER), i = r0;                          \
+        for (int t = 0; t < nx; t += KERN_TILE_N) {                           \
+            int nc = nx - t < KERN_TILE_N ? nx - t : KERN_TILE_N, i = r0;     \
             float *o = out + stride * (size_t)t;                              \
             for (; i + (TR) <= r1; i += (TR))                                 \
-                KERN_TILE_COLS(TILE, w, x + t, nt, nc, o, stride, i, TR);     \
+                KERN_TILE_COLS(TILE, w, x + t, nc, o, stride, i, TR);         \
             for (; i < r1; i++)                                               \
-                KERN_TILE_COLS(TILE, w, x + t, nt, nc, o, stride, i, 1);      \
+                KERN_TILE_COLS(TILE, w, x + t, nc, o, stride, i, 1);          \
+        }                                                                     \
+    }
+
+/* The driver of the Q8_0 and K-quant tiles: the activations in groups of
+ * up to KERN_KQ_N, each group's rows r0..r1 in tiles of TR1 rows (one
+ * activation) or TRN (more), then pairs, then the last row;
+ * TILE(w, x, n, out, stride, i, R) with n and R constants. */
+#define KERN_WIDE_ROWS(TILE, n, TR)                                           \
+    do {                                                                      \
+        int i = r0;                                                           \
+        for (; i + (TR) <= r1; i += (TR))                                     \
+            TILE(w, x + t, n, o, stride, i, TR);                              \
+        for (; i + 2 <= r1; i += 2)                                           \
+            TILE(w, x + t, n, o, stride, i, 2);                               \
+        if (i < r1)                                                           \
+            TILE(w, x + t, n, o, stride, i, 1);                               \
+    } while (0)
+#define KERN_WIDE_CASE(TILE, n, TR)                                           \
+    case n:                                                                   \
+        KERN_WIDE_ROWS(TILE, n, TR);                                          \
+        break
+#define KERN_WIDE_DRIVER(NAME, TILE, TR1, TRN)                                \
+    KERN_AVX512 static void NAME(const kern_mat *w, const kern_act *x,       \
+                                 int nx, float *out, size_t stride, int r0,  \
+                                 int r1) {                                    \
+        for (int t = 0; t < nx; t += KERN_KQ_N) {                             \
+            float *o = out + stride * (size_t)t;                              \
+            switch (nx - t < KERN_KQ_N ? nx - t : KERN_KQ_N) {                \
+                KERN_WIDE_CASE(TILE, 1, TR1);                                 \
+                KERN_WIDE_CASE(TILE, 2, TRN);                                 \
+                KERN_WIDE_CASE(TILE, 3, TRN);                                 \
+                KERN_WIDE_CASE(TILE, 4, TRN);                                 \
+                KERN_WIDE_CASE(TILE, 5, TRN);                                 \
+                KERN_WIDE_CASE(TILE, 6, TRN);                                 \
+                KERN_WIDE_CASE(TILE, 7, TRN);                                 \
+            default:                                                          \
+                KERN_WIDE_ROWS(TILE, 8, TRN);                                 \
+            }                                                                 \
         }                                                                     \
     }
 
@@ -1343,68 +1392,111 @@ KERN_AVX512 static KERN_INLINE __m512 pair_ps(const float *a, const float *b) {
 }
 
 
-/* Q8_0 rows i..i+R times activations x[0..nt), two to a column: column c
- * holds activations 2c and 2c+1 (2c again when nt is odd) in its low and
- * high halves, each half the eight lanes of q8_0_rows' chain for its
- * activation. vpdpbusd multiplies unsigned by signed bytes, so the
+/* Q8_0 rows i..i+R times activations x[0..N) (R <= 8 for one
+ * activation, R <= 4 and N <= KERN_KQ_N for more), two rows to a
+ * register: the low half of pair p holds row i+2p's eight lanes of
+ * q8_0_rows' chain for an activation, the high half row i+2p+1's (row
+ * i+R-1 again when R is odd); weights are loaded once per block for
+ * all N and each activation block (broadcast to both halves) once for
+ * all R rows. vpdpbusd multiplies unsigned by signed bytes, so the
  * weights go in as w + 128 (w ^ 0x80) and each accumulator starts at
  * -128 times the sum of its four activation values: the int32 lane is
- * then exactly the signed sum, as in q8_0_rows. */
-KERN_AVX512 static KERN_INLINE void q8_0_tile(const kern_mat *w,
-                                              const kern_act *x, int nt,
-                                              float *out, size_t stride,
-                                              int i, int R, int N) {
+ * then exactly the signed sum, as in q8_0_rows. The rows' half
+ * scales are first copied side by side (KERN_DEC_G blocks at a time;
+ * scalar loads and stores, which leave the vector ports to the products),
+ * then converted eight at a time: picked out of the blocks in the vector
+ * loop they cost more than the products. Each row's float chain, scale
+ * product (weight's times activation's) and fold are q8_0_rows', so the
+ * results are its to the bit. The tile after next is prefetched, front to
+ * back (its rows are contiguous), so every row of it is asked for a
+ * tile's time or more before it is read: decoding streams each matrix
+ * once. */
+KERN_AVX512 static KERN_INLINE void q8_0_dec(const kern_mat *w,
+                                             const kern_act *x, int N,
+                                             float *out, size_t stride, int i,
+                                             int R) {
     size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK, rb = nb * KERN_Q8_0_BYTES;
-    const uint8_t *b = (const uint8_t *)w->q + (size_t)i * rb;
+    const uint8_t *row = (const uint8_t *)w->q + (size_t)i * rb;
+    const char *pf = (const char *)row + 2 * (size_t)R * rb;
     const __m512i off = _mm512_set1_epi8((char)0x80);
-    const kern_act *xa[KERN_TILE_N], *xb[KERN_TILE_N];
-    __m512 acc[KERN_TILE_R][KERN_TILE_N];
+    const uint8_t *at[KERN_DEC_R];
+    uint16_t sc[KERN_DEC_G][KERN_DEC_R] = {{0}};
+    int P = (R + 1) / 2;
+    __m512 acc[KERN_DEC_R / 2][KERN_KQ_N];
+    __m512i idx[KERN_DEC_R / 2];
 
+    assert(R >= 1 && N >= 1 && (N == 1 ? R <= KERN_DEC_R : R <= 4) &&
+           N <= KERN_KQ_N);
+    KERN_UNROLL8
+    for (int r = 0; r < KERN_DEC_R; r++)
+        at[r] = row + (size_t)(r < R ? r : R - 1) * rb;
     KERN_UNROLL
-    for (int c = 0; c < N; c++) {
-        xa[c] = &x[2 * c];
-        xb[c] = &x[2 * c + 1 < nt ? 2 * c + 1 : 2 * c];
-        KERN_UNROLL
-        for (int r = 0; r < R; r++)
-            acc[r][c] = _mm512_setzero_ps();
+    for (int p = 0; p < P; p++) {
+        idx[p] = _mm512_inserti64x4(_mm512_set1_epi32(2 * p),
+                                    _mm256_set1_epi32(2 * p + 1 < R ? 2 * p + 1
+                                                                    : R - 1),
+                                    1);
+        KERN_UNROLL8
+        for (int c = 0; c < N; c++)
+            acc[p][c] = _mm512_setzero_ps();
     }
-    for (size_t g = 0; g < nb; g++, b += KERN_Q8_0_BYTES) {
-        __m512i wv[KERN_TILE_R];
-        __m512 dw[KERN_TILE_R];
-        KERN_UNROLL
-        for (int r = 0; r < R; r++) {
-            const uint8_t *p = b + (size_t)r * rb;
-            wv[r] = _mm512_xor_si512(
-                _mm512_broadcast_i64x4(KERN_LOAD(p + 2)), off);
-            dw[r] = _mm512_set1_ps(f16at(p));
-            if (!(g & 1))
-                KERN_PF(p);
-        }
-        KERN_UNROLL
-        for (int c = 0; c < N; c++) {
-            __m512i xv = pair_si(xa[c]->q + 32 * g, xb[c]->q + 32 * g);
-            __m512i neg = _mm512_sub_epi32(
-                _mm512_setzero_si512(),
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
-            __m512 xs = pair_ps(xa[c]->s + g, xb[c]->s + g);
-            KERN_UNROLL
+    for (size_t g0 = 0; g0 < nb; g0 += KERN_DEC_G) {
+        size_t ng = nb - g0 < KERN_DEC_G ? nb - g0 : KERN_DEC_G;
+        for (size_t g = 0; g < ng; g++)
+            KERN_UNROLL8
             for (int r = 0; r < R; r++)
-                acc[r][c] = _mm512_fmadd_ps(
-                    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg, wv[r], xv)),
-                    _mm512_mul_ps(dw[r], xs), acc[r][c]);
+                memcpy(&sc[g][r], at[r] + (g0 + g) * KERN_Q8_0_BYTES, 2);
+        for (size_t g = g0; g < g0 + ng; g++, pf += (size_t)R * KERN_Q8_0_BYTES) {
+            const size_t o = g * KERN_Q8_0_BYTES + 2;
+            __m256 dw = _mm256_cvtph_ps(
+                _mm_loadu_si128((const __m128i *)sc[g - g0]));
+            __m512i wv[KERN_DEC_R / 2];
+            __m512 d[KERN_DEC_R / 2];
+            /* one activation: its scale taken into the rows' at once */
+            if (N == 1)
+                dw = _mm256_mul_ps(dw, _mm256_set1_ps(x->s[g]));
+            /* R x 34 bytes a block step, in lines */
+            for (int l = 0; l < R * KERN_Q8_0_BYTES; l += 64)
+                _mm_prefetch(pf + l, _MM_HINT_T0);
+            KERN_UNROLL
+            for (int p = 0; p < P; p++) {
+                wv[p] = _mm512_xor_si512(
+                    pair_si(at[2 * p] + o, at[2 * p + 1] + o), off);
+                d[p] = _mm512_permutexvar_ps(idx[p],
+                                             _mm512_castps256_ps512(dw));
+            }
+            KERN_UNROLL8
+            for (int c = 0; c < N; c++) {
+                __m512i xv =
+                    _mm512_broadcast_i64x4(KERN_LOAD(x[c].q + 32 * g));
+                __m512i neg = _mm512_sub_epi32(
+                    _mm512_setzero_si512(),
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
+                KERN_UNROLL
+                for (int p = 0; p < P; p++)
+                    acc[p][c] = _mm512_fmadd_ps(
+                        _mm512_cvtepi32_ps(
+                            _mm512_dpbusd_epi32(neg, wv[p], xv)),
+                        N == 1 ? d[p]
+                               : _mm512_mul_ps(d[p],
+                                               _mm512_set1_ps(x[c].s[g])),
+                        acc[p][c]);
+            }
         }
     }
-    KERN_UNROLL
+    KERN_UNROLL8
     for (int c = 0; c < N; c++)
         KERN_UNROLL
-        for (int r = 0; r < R; r++) {
-            out[stride * (size_t)(2 * c) + (size_t)(i + r)] =
-                hsum8(lo256(acc[r][c]));
-            if (2 * c + 1 < nt)
-                out[stride * (size_t)(2 * c + 1) + (size_t)(i + r)] =
-                    hsum8(hi256(acc[r][c]));
+        for (int p = 0; p < P; p++) {
+            out[stride * (size_t)c + (size_t)(i + 2 * p)] =
+                hsum8(lo256(acc[p][c]));
+            if (2 * p + 1 < R)
+                out[stride * (size_t)c + (size_t)(i + 2 * p + 1)] =
+                    hsum8(hi256(acc[p][c]));
         }
 }
+
+KERN_WIDE_DRIVER(q8_0_rows512, q8_0_dec, KERN_DEC_R, 4)
 
 /* F32 rows i..i+R times activations x[0..N), one to a column, in
  * dot_f32_avx2's order: its four eight-lane accumulators are two 16-lane
@@ -1479,143 +1571,243 @@ KERN_AVX512 static KERN_INLINE __m128i kscale_bytes(const uint8_t *b) {
         (int)(((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u)));
 }
 
-/* A K-quant block's integer scales for kquant_tile, kept in registers:
- * scz[q] is kscales' sc[q] in both halves, m16 the eight mins as int16 in
- * both halves; d and dmin as there. */
-KERN_AVX512 static KERN_INLINE void kscales512(int type, const uint8_t *b,
-                                               __m512i *scz, __m256i *m16,
-                                               float *d, float *dmin) {
+/* A K-quant block's 256 values as four registers of two 32-value groups,
+ * register j holding group 2j in its low half and 2j + 1 in its high half
+ * (each half a group of kquant_avx2's up_qk45/up_q6k), as unsigned bytes:
+ * Q6_K's six bits not less 32, which kq_tile takes off in int16. One
+ * variable shift per register gives each half its own nibble or bit. */
+KERN_AVX512 static KERN_INLINE void kq_unpack(int type, const uint8_t *b,
+                                              __m512i *wz) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m256i z = _mm256_setzero_si256();
+    if (type == KERN_Q6_K) {
+        const __m512i m30 = _mm512_set1_epi8(0x30);
+        /* quant.c's layout: 128 bytes of low nibbles, 64 of high bits */
+        KERN_UNROLL
+        for (int h = 0; h < 2; h++) {
+            __m512i l = _mm512_loadu_si512((const void *)(b + 64 * h));
+            __m512i qh = _mm512_broadcast_i64x4(KERN_LOAD(b + 128 + 32 * h));
+            wz[2 * h] = _mm512_or_si512(
+                _mm512_and_si512(l, m4),
+                _mm512_and_si512(
+                    _mm512_sllv_epi16(qh, _mm512_inserti64x4(
+                                              _mm512_set1_epi16(4),
+                                              _mm256_set1_epi16(2), 1)),
+                    m30));
+            wz[2 * h + 1] = _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                _mm512_and_si512(
+                    _mm512_srlv_epi16(qh, _mm512_inserti64x4(
+                                              _mm512_castsi256_si512(z),
+                                              _mm256_set1_epi16(2), 1)),
+                    m30));
+        }
+        return;
+    }
+    KERN_UNROLL
+    for (int c = 0; c < 4; c++) {
+        const uint8_t *qs = b + (type == KERN_Q5_K ? 48 : 16);
+        __m512i v = _mm512_broadcast_i64x4(KERN_LOAD(qs + 32 * c));
+        wz[c] = _mm512_and_si512(
+            _mm512_srlv_epi16(v, _mm512_inserti64x4(_mm512_castsi256_si512(z),
+                                                    _mm256_set1_epi16(4), 1)),
+            m4);
+        if (type == KERN_Q5_K) {
+            /* bit 2c of each high-bit byte to bit 4 (low half), 2c+1 (high) */
+            __m512i qh = _mm512_broadcast_i64x4(KERN_LOAD(b + 16)), bit;
+            bit = c < 2 ? _mm512_sllv_epi16(
+                              qh, _mm512_inserti64x4(
+                                      _mm512_set1_epi16((short)(4 - 2 * c)),
+                                      _mm256_set1_epi16((short)(3 - 2 * c)), 1))
+                        : _mm512_srlv_epi16(
+                              qh, _mm512_inserti64x4(
+                                      _mm512_set1_epi16((short)(2 * c - 4)),
+                                      _mm256_set1_epi16((short)(2 * c - 3)), 1));
+            wz[c] = _mm512_or_si512(
+                wz[c], _mm512_and_si512(bit, _mm512_set1_epi8(0x10)));
+        }
+    }
+}
+
+/* The int16 scales of kq_unpack's register j for vpdpwssd (Q4_K/Q5_K:
+ * group 2j's scale in the low half, 2j+1's in the high; Q6_K: a scale
+ * per 16 values), the mins as int16 (Q4_K/Q5_K) and d, dmin, as kscales
+ * reads them. */
+KERN_AVX512 static KERN_INLINE void kq_scales(int type, const uint8_t *b,
+                                              __m512i *scz, __m128i *m16,
+                                              float *d, float *dmin) {
     __m512i s16;
     if (type == KERN_Q6_K) {
-        s16 = _mm512_broadcast_i64x4(_mm256_cvtepi8_epi16(
+        s16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(
             _mm_loadu_si128((const __m128i *)(b + 192))));
-        KERN_UNROLL8
-        for (int q = 0; q < 8; q++) /* 2q for values 0-15, 2q+1 for 16-31 */
-            scz[q] = _mm512_permutexvar_epi16(
-                _mm512_broadcast_i64x4(_mm256_set_m128i(
-                    _mm_set1_epi16((short)(2 * q + 1)),
-                    _mm_set1_epi16((short)(2 * q)))),
+        KERN_UNROLL
+        for (int j = 0; j < 4; j++)
+            scz[j] = _mm512_permutexvar_epi16(
+                _mm512_inserti64x4(
+                    _mm512_castsi256_si512(_mm256_set_m128i(
+                        _mm_set1_epi16((short)(4 * j + 1)),
+                        _mm_set1_epi16((short)(4 * j)))),
+                    _mm256_set_m128i(_mm_set1_epi16((short)(4 * j + 3)),
+                                     _mm_set1_epi16((short)(4 * j + 2))),
+                    1),
                 s16);
-        *m16 = _mm256_setzero_si256();
+        *m16 = _mm_setzero_si128();
         *d = f16at(b + 208);
         *dmin = 0.0f;
-    } else {
+        return;
+    }
+    {
         __m128i v = kscale_bytes(b);
-        s16 = _mm512_broadcast_i64x4(_mm256_cvtepu8_epi16(v));
-        KERN_UNROLL8
-        for (int q = 0; q < 8; q++)
-            scz[q] = _mm512_permutexvar_epi16(_mm512_set1_epi16((short)q), s16);
-        *m16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_srli_si128(v, 8)));
+        s16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(v));
+        KERN_UNROLL
+        for (int j = 0; j < 4; j++)
+            scz[j] = _mm512_permutexvar_epi16(
+                _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * j)),
+                                   _mm256_set1_epi16((short)(2 * j + 1)), 1),
+                s16);
+        *m16 = _mm_cvtepu8_epi16(_mm_srli_si128(v, 8));
         *d = f16at(b);
         *dmin = f16at(b + 2);
     }
 }
 
-/* K-quant row i times activations x[0..nt), two to a column as in
- * q8_0_tile, one row to a tile (a block's 256 unpacked values and their
- * scales fill sixteen registers). Each half's int32 lanes are
- * kquant_avx2's sums: maddubs of the unsigned weights (Q6_K's offset
- * by 32 and that 32 times the activation taken off in int16, exact) and
- * the scales applied by vpdpwssd, which is madd_epi16 and the add in one.
- * The mins' products with the group sums are int16 madds, exact, into the
- * same float lanes (Q4_K) or sum (Q5_K) as there. */
-KERN_AVX512 static KERN_INLINE void kquant_tile(const kern_mat *w,
-                                                const kern_act *x, int nt,
-                                                float *out, size_t stride,
-                                                int i, int R, int N,
-                                                int type) {
-    int elems, bytes, nb, q4k = type == KERN_Q4_K, q6k = type == KERN_Q6_K;
-    const uint8_t *blk = block_row(w, i);
-    const kern_act *xa[KERN_TILE_N], *xb[KERN_TILE_N];
-    const __m512i m32 = _mm512_set1_epi8(32);
-    const __m256 neg = _mm256_set1_ps(-0.0f);
-    __m512 acc[KERN_TILE_N];
-    __m256 accm[KERN_TILE_N]; /* Q4_K: the mins' four lanes; Q5_K: lane 0 */
+/* Block k's group sums of activations c0..c0+3 (the last one, N - 1,
+ * again past it) as int16, one activation to a 128-bit slot. */
+KERN_AVX512 static KERN_INLINE __m512i kq_sums(const kern_act *x, int N,
+                                               int c0, int k) {
+    __m256i h[2];
+    KERN_UNROLL
+    for (int p = 0; p < 2; p++) {
+        int a = c0 + 2 * p, b = a + 1;
+        h[p] = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(_mm512_castsi512_ps(
+            pair_si(x[a < N ? a : N - 1].sum + 8 * k,
+                    x[b < N ? b : N - 1].sum + 8 * k))));
+    }
+    return _mm512_inserti64x4(_mm512_castsi256_si512(h[0]), h[1], 1);
+}
 
-    assert(R == 1);
-    (void)R;
-    assert(type == w->type);
-    quant_block(type, &elems, &bytes);
-    nb = w->cols / elems;
+/* The mins of block k of two rows (m16, dmin) times the group sums of
+ * activations x[0..N) into accm[row][c / 4], slot c % 4: Q4_K's four
+ * float lanes, or (q4k 0, Q5_K) their integer sum in every lane, fused
+ * into one float, with -xd * dmin as kquant_avx2 forms it. */
+KERN_AVX512 static KERN_INLINE void kq_mins(const kern_act *x, int N, int k,
+                                            const __m512i *m16,
+                                            const float *dmin,
+                                            __m512 (*accm)[KERN_KQ_N / 4],
+                                            int q4k) {
+    const __m512i slot = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
+                                           2, 3, 3, 3, 3);
     KERN_UNROLL
-    for (int c = 0; c < N; c++) {
-        xa[c] = &x[2 * c];
-        xb[c] = &x[2 * c + 1 < nt ? 2 * c + 1 : 2 * c];
-        acc[c] = _mm512_setzero_ps();
-        accm[c] = _mm256_setzero_ps();
-    }
-    for (int k = 0; k < nb; k++, blk += bytes) {
-        __m256i wv[8], m16;
-        __m512i wz[8], scz[8];
-        float d, dmin;
-        KERN_PF(blk);
-        if (q6k)
-            up_q6k(blk, wv);
-        else
-            up_qk45(type, blk, wv);
-        kscales512(type, blk, scz, &m16, &d, &dmin);
-        KERN_UNROLL8
-        for (int q = 0; q < 8; q++) {
-            wz[q] = _mm512_broadcast_i64x4(wv[q]);
-            if (q6k)
-                wz[q] = _mm512_add_epi8(wz[q], m32);
-        }
+    for (int g = 0; g < (N + 3) / 4; g++) {
+        __m512i s16 = kq_sums(x, N, 4 * g, k);
+        float v[4];
+        __m512 xdm;
+        for (int s = 0; s < 4; s++)
+            v[s] = -x[4 * g + s < N ? 4 * g + s : N - 1].s[8 * k];
+        xdm = _mm512_permutexvar_ps(slot,
+                                    _mm512_castps128_ps512(_mm_loadu_ps(v)));
         KERN_UNROLL
-        for (int c = 0; c < N; c++) {
-            const int8_t *qa = xa[c]->q + 256 * (size_t)k,
-                         *qb = xb[c]->q + 256 * (size_t)k;
-            const float *da = xa[c]->s + 8 * k, *db = xb[c]->s + 8 * k;
-            __m512i sumi = _mm512_setzero_si512();
-            KERN_UNROLL8
-            for (int q = 0; q < 8; q++) {
-                __m512i xv = pair_si(qa + 32 * q, qb + 32 * q);
-                __m512i p = _mm512_maddubs_epi16(wz[q], xv);
-                if (q6k)
-                    p = _mm512_sub_epi16(p, _mm512_maddubs_epi16(m32, xv));
-                sumi = _mm512_dpwssd_epi32(sumi, p, scz[q]);
+        for (int r = 0; r < 2; r++) {
+            __m512i p = _mm512_madd_epi16(m16[r], s16);
+            if (!q4k) {
+                p = _mm512_add_epi32(p, _mm512_shuffle_epi32(p, 0x4e));
+                p = _mm512_add_epi32(p, _mm512_shuffle_epi32(p, 0xb1));
             }
-            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(pair_ps(da, db),
-                                                   _mm512_set1_ps(d)),
-                                     _mm512_cvtepi32_ps(sumi), acc[c]);
-            if (!q6k) {
-                __m256i s16 = _mm512_cvtepi32_epi16(_mm512_cvtps_epi32(
-                    _mm512_castsi512_ps(pair_si(xa[c]->sum + 8 * k,
-                                                xb[c]->sum + 8 * k))));
-                __m256i p = _mm256_madd_epi16(s16, m16);
-                __m256 dm = _mm256_mul_ps(
-                    _mm256_xor_ps(_mm256_set_m128(_mm_set1_ps(*db),
-                                                  _mm_set1_ps(*da)),
-                                  neg),
-                    _mm256_set1_ps(dmin));
-                if (q4k) {
-                    accm[c] = _mm256_fmadd_ps(dm, _mm256_cvtepi32_ps(p),
-                                              accm[c]);
-                } else {
-                    p = _mm256_hadd_epi32(p, p);
-                    p = _mm256_hadd_epi32(p, p);
-                    accm[c] = _mm256_add_ps(
-                        accm[c], _mm256_mul_ps(dm, _mm256_cvtepi32_ps(p)));
-                }
-            }
+            accm[r][g] = _mm512_fmadd_ps(
+                _mm512_mul_ps(xdm, _mm512_set1_ps(dmin[r])),
+                _mm512_cvtepi32_ps(p), accm[r][g]);
         }
-    }
-    KERN_UNROLL
-    for (int c = 0; c < N; c++) {
-        __m128 ml = _mm256_castps256_ps128(accm[c]),
-               mh = _mm256_extractf128_ps(accm[c], 1), z = _mm_setzero_ps();
-        /* kquant_avx2's hsum8 + hsum4 + summs, the unused part zero. */
-        out[stride * (size_t)(2 * c) + (size_t)i] =
-            hsum8(lo256(acc[c])) + hsum4(q4k ? ml : z) +
-            (q4k ? 0.0f : _mm_cvtss_f32(ml));
-        if (2 * c + 1 < nt)
-            out[stride * (size_t)(2 * c + 1) + (size_t)i] =
-                hsum8(hi256(acc[c])) + hsum4(q4k ? mh : z) +
-                (q4k ? 0.0f : _mm_cvtss_f32(mh));
     }
 }
 
-KERN_TILE_DRIVER(q8_0_tiles, q8_0_tile, KERN_TILE_R, 2)
-KERN_TILE_DRIVER(f32_tiles, f32_tile, 2, 1)
+/* K-quant rows i and i+1 (i again when R is 1) times activations
+ * x[0..N) (N <= KERN_KQ_N), one activation to a column: a block is
+ * unpacked once for all of them and each activation's 64-value runs are
+ * read once for both rows. Per row and activation the int32 lanes are
+ * kquant_avx2's sums (each register's two halves added at the end:
+ * integers, so exact), then one float FMA per block with xd * d, as
+ * there; the two rows' eight lanes share a register (row i low, i+1
+ * high). The mins times the activation's group sums (Q4_K: four float
+ * lanes; Q5_K: their sum, fused into one float) run four activations to
+ * a register, one 128-bit slot each. */
+KERN_AVX512 static KERN_INLINE void kq_tile(const kern_mat *w,
+                                            const kern_act *x, float *out,
+                                            size_t stride, int i, int R,
+                                            int N, int type) {
+    int elems, bytes, nb, q4k = type == KERN_Q4_K, q6k = type == KERN_Q6_K;
+    const uint8_t *blk[2];
+    const __m512i m32 = _mm512_set1_epi8(32);
+    __m512 acc[KERN_KQ_N], accm[2][KERN_KQ_N / 4];
+
+    assert(R >= 1 && R <= 2 && type == w->type);
+    quant_block(type, &elems, &bytes);
+    nb = w->cols / elems;
+    blk[0] = block_row(w, i);
+    blk[1] = block_row(w, R == 2 ? i + 1 : i);
+    KERN_UNROLL8
+    for (int c = 0; c < N; c++)
+        acc[c] = _mm512_setzero_ps();
+    KERN_UNROLL
+    for (int g = 0; g < (N + 3) / 4; g++)
+        accm[0][g] = accm[1][g] = _mm512_setzero_ps();
+    for (int k = 0; k < nb; k++) {
+        __m512i wz[2][4], scz[2][4], m16[2];
+        __m512 dd;
+        float d[2], dmin[2];
+        KERN_UNROLL
+        for (int r = 0; r < 2; r++) {
+            const uint8_t *b = blk[r] + (size_t)k * bytes;
+            __m128i m;
+            for (int l = 0; l < bytes; l += 64)
+                KERN_PF(b + l);
+            kq_unpack(type, b, wz[r]);
+            kq_scales(type, b, scz[r], &m, &d[r], &dmin[r]);
+            m16[r] = _mm512_broadcast_i32x4(m);
+        }
+        dd = pair_ps(&d[0], &d[1]);
+        KERN_UNROLL8
+        for (int c = 0; c < N; c++) {
+            const int8_t *xq = x[c].q + 256 * (size_t)k;
+            __m512i s0 = _mm512_setzero_si512(), s1 = s0, t;
+            KERN_UNROLL
+            for (int j = 0; j < 4; j++) {
+                __m512i xv = _mm512_loadu_si512((const void *)(xq + 64 * j));
+                __m512i p0 = _mm512_maddubs_epi16(wz[0][j], xv),
+                        p1 = _mm512_maddubs_epi16(wz[1][j], xv);
+                if (q6k) {
+                    __m512i o = _mm512_maddubs_epi16(m32, xv);
+                    p0 = _mm512_sub_epi16(p0, o);
+                    p1 = _mm512_sub_epi16(p1, o);
+                }
+                s0 = _mm512_dpwssd_epi32(s0, p0, scz[0][j]);
+                s1 = _mm512_dpwssd_epi32(s1, p1, scz[1][j]);
+            }
+            t = _mm512_add_epi32(_mm512_shuffle_i64x2(s0, s1, 0x44),
+                                 _mm512_shuffle_i64x2(s0, s1, 0xee));
+            acc[c] = _mm512_fmadd_ps(
+                _mm512_mul_ps(_mm512_set1_ps(x[c].s[8 * k]), dd),
+                _mm512_cvtepi32_ps(t), acc[c]);
+        }
+        if (!q6k)
+            kq_mins(x, N, k, m16, dmin, accm, q4k);
+    }
+    KERN_UNROLL8
+    for (int c = 0; c < N; c++)
+        KERN_UNROLL
+        for (int r = 0; r < R; r++) {
+            float m[16];
+            __m128 ms;
+            _mm512_storeu_ps(m, accm[r][c / 4]);
+            ms = _mm_loadu_ps(m + 4 * (c % 4));
+            /* kquant_avx2's hsum8 + hsum4 + summs, the unused part zero */
+            out[stride * (size_t)c + (size_t)(i + r)] =
+                hsum8(r ? hi256(acc[c]) : lo256(acc[c])) +
+                hsum4(q4k ? ms : _mm_setzero_ps()) +
+                (q4k || q6k ? 0.0f : _mm_cvtss_f32(ms));
+        }
+}
+
+KERN_TILE_DRIVER(f32_tiles, f32_tile, 2)
 /* kern_scores_half for sixteen keys from k (hs a multiple of 64): each
  * key's 64 lanes as dot_half_avx2 sums them (four 16-lane registers, the
  * products exact), folded as fold64 folds them, the last four steps of
@@ -1710,122 +1902,13 @@ KERN_AVX512 static void mix_half512(const float *w, const float *v,
     }
 }
 
-/* K-quant rows r0..r1 times one activation, two groups of 32 to a
- * register: the low half sums the even groups' int32 lanes and the high
- * half the odd ones', which added give kquant_avx2's sums exactly
- * (integers); the scales, float chain and mins are as there. The decode
- * path, where rows stream from memory and fewer instructions per byte
- * keep more misses in flight. */
-KERN_AVX512 static KERN_INLINE void kquant_rows512(const kern_mat *w,
-                                                   const kern_act *x,
-                                                   float *out, int r0, int r1,
-                                                   int type) {
-    int elems, bytes, nb, q4k = type == KERN_Q4_K, q6k = type == KERN_Q6_K;
-    const __m512i m32 = _mm512_set1_epi8(32);
-
-    assert(type == w->type);
-    quant_block(type, &elems, &bytes);
-    nb = w->cols / elems;
-    for (int i = r0; i < r1; i++) {
-        const uint8_t *blk = block_row(w, i);
-        __m256 acc = _mm256_setzero_ps();
-        __m128 accm = _mm_setzero_ps();
-        float summs = 0.0f;
-        for (int k = 0; k < nb; k++, blk += bytes) {
-            const int8_t *xq = x->q + 256 * (size_t)k;
-            float xd = x->s[8 * k], d, dmin;
-            __m256i wv[8], sum8;
-            __m512i s16, sumi = _mm512_setzero_si512();
-            __m128i m16 = _mm_setzero_si128();
-            KERN_PF(blk);
-            KERN_PF(blk + 64);
-            if (q6k) {
-                up_q6k(blk, wv);
-                s16 = _mm512_broadcast_i64x4(_mm256_cvtepi8_epi16(
-                    _mm_loadu_si128((const __m128i *)(blk + 192))));
-                d = f16at(blk + 208);
-                dmin = 0.0f;
-            } else {
-                __m128i v = kscale_bytes(blk);
-                up_qk45(type, blk, wv);
-                s16 = _mm512_broadcast_i64x4(_mm256_cvtepu8_epi16(v));
-                m16 = _mm_cvtepu8_epi16(_mm_srli_si128(v, 8));
-                d = f16at(blk);
-                dmin = f16at(blk + 2);
-            }
-            KERN_UNROLL
-            for (int c = 0; c < 4; c++) {
-                /* scales of groups 2c (low half) and 2c + 1 (high) */
-                __m512i idx =
-                    q6k ? _mm512_inserti64x4(
-                              _mm512_castsi256_si512(_mm256_set_m128i(
-                                  _mm_set1_epi16((short)(4 * c + 1)),
-                                  _mm_set1_epi16((short)(4 * c)))),
-                              _mm256_set_m128i(_mm_set1_epi16((short)(4 * c + 3)),
-                                               _mm_set1_epi16((short)(4 * c + 2))),
-                              1)
-                        : _mm512_inserti64x4(
-                              _mm512_set1_epi16((short)(2 * c)),
-                              _mm256_set1_epi16((short)(2 * c + 1)), 1);
-                __m512i wz = _mm512_inserti64x4(_mm512_castsi256_si512(wv[2 * c]),
-                                                wv[2 * c + 1], 1);
-                __m512i xv = _mm512_loadu_si512((const void *)(xq + 64 * c));
-                __m512i p;
-                if (q6k)
-                    wz = _mm512_add_epi8(wz, m32);
-                p = _mm512_maddubs_epi16(wz, xv);
-                if (q6k)
-                    p = _mm512_sub_epi16(p, _mm512_maddubs_epi16(m32, xv));
-                sumi = _mm512_dpwssd_epi32(
-                    sumi, p, _mm512_permutexvar_epi16(idx, s16));
-            }
-            sum8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi),
-                                    _mm512_extracti64x4_epi64(sumi, 1));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(xd * d),
-                                  _mm256_cvtepi32_ps(sum8), acc);
-            if (!q6k) {
-                __m128i p = _mm_madd_epi16(
-                    _mm256_cvtepi32_epi16(_mm256_cvtps_epi32(
-                        _mm256_loadu_ps(x->sum + 8 * k))),
-                    m16);
-                float dm = -xd * dmin;
-                if (q4k) {
-                    accm = _mm_fmadd_ps(_mm_set1_ps(dm), _mm_cvtepi32_ps(p),
-                                        accm);
-                } else {
-                    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
-                    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xb1));
-                    summs += dm * (float)_mm_cvtsi128_si32(p);
-                }
-            }
-        }
-        out[i] = hsum8(acc) + hsum4(accm) + summs;
-    }
-}
-
-KERN_AVX512 static void q4k_rows512(const kern_mat *w, const kern_act *x,
-                                    float *out, int r0, int r1) {
-    kquant_rows512(w, x, out, r0, r1, KERN_Q4_K);
-}
-KERN_AVX512 static void q5k_rows512(const kern_mat *w, const kern_act *x,
-                                    float *out, int r0, int r1) {
-    kquant_rows512(w, x, out, r0, r1, KERN_Q5_K);
-}
-KERN_AVX512 static void q6k_rows512(const kern_mat *w, const kern_act *x,
-                                    float *out, int r0, int r1) {
-    kquant_rows512(w, x, out, r0, r1, KERN_Q6_K);
-}
-
-/* kquant_tile for each type as a constant, so the type's branches fold. */
-#define KERN_Q4K_TILE(w, x, nt, o, s, i, R, N)                                \
-    kquant_tile(w, x, nt, o, s, i, R, N, KERN_Q4_K)
-#define KERN_Q5K_TILE(w, x, nt, o, s, i, R, N)                                \
-    kquant_tile(w, x, nt, o, s, i, R, N, KERN_Q5_K)
-#define KERN_Q6K_TILE(w, x, nt, o, s, i, R, N)                                \
-    kquant_tile(w, x, nt, o, s, i, R, N, KERN_Q6_K)
-KERN_TILE_DRIVER(q4k_tiles, KERN_Q4K_TILE, 1, 2)
-KERN_TILE_DRIVER(q5k_tiles, KERN_Q5K_TILE, 1, 2)
-KERN_TILE_DRIVER(q6k_tiles, KERN_Q6K_TILE, 1, 2)
+/* kq_tile for each type as a constant, so the type's branches fold. */
+#define KERN_Q4K_TILE(w, x, n, o, s, i, R) kq_tile(w, x, o, s, i, R, n, KERN_Q4_K)
+#define KERN_Q5K_TILE(w, x, n, o, s, i, R) kq_tile(w, x, o, s, i, R, n, KERN_Q5_K)
+#define KERN_Q6K_TILE(w, x, n, o, s, i, R) kq_tile(w, x, o, s, i, R, n, KERN_Q6_K)
+KERN_WIDE_DRIVER(q4k_tiles, KERN_Q4K_TILE, 2, 2)
+KERN_WIDE_DRIVER(q5k_tiles, KERN_Q5K_TILE, 2, 2)
+KERN_WIDE_DRIVER(q6k_tiles, KERN_Q6K_TILE, 2, 2)
 
 KERN_AVX2 static void round_f16_avx2(float *x, int n) {
     int i = 0;
@@ -1867,20 +1950,23 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
                  int r1) {
 #ifdef KERN_X86
     int level = kern_level();
-    if (level >= KERN_AVX512_LEVEL &&
-        (w->type == KERN_F32 || w->type == KERN_Q8_0)) {
+    if (level >= KERN_AVX512_LEVEL && w->type == KERN_Q8_0) {
+        q8_0_rows512(w, x, 1, out, 0, r0, r1);
+        return;
+    }
+    if (level >= KERN_AVX512_LEVEL && w->type == KERN_F32) {
         /* Tiles of rows for one activation: independent float chains. */
-        (w->type == KERN_F32 ? f32_tiles : q8_0_tiles)(w, x, 1, out, 0, r0, r1);
+        f32_tiles(w, x, 1, out, 0, r0, r1);
         return;
     }
     if (level >= KERN_AVX512_LEVEL && w->type >= KERN_Q4_K) {
-        (w->type == KERN_Q4_K   ? q4k_rows512
-         : w->type == KERN_Q5_K ? q5k_rows512
-                                : q6k_rows512)(w, x, out, r0, r1);
+        (w->type == KERN_Q4_K   ? q4k_tiles
+         : w->type == KERN_Q5_K ? q5k_tiles
+                                : q6k_tiles)(w, x, 1, out, 0, r0, r1);
         return;
     }
     if (level >= KERN_AVX2_LEVEL) {
-        int vnni = level >= KERN_VNNI_LEVEL;
+        int vnni = kern_vnni(level);
         switch (w->type) {
         case KERN_F32:
         case KERN_F16:
@@ -1918,7 +2004,7 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
         (w->type == KERN_F32 || (nx > 1 && w->type == KERN_Q8_0) ||
          (nx > 1 && w->type >= KERN_Q4_K))) {
         (w->type == KERN_F32    ? f32_tiles
-         : w->type == KERN_Q8_0 ? q8_0_tiles
+         : w->type == KERN_Q8_0 ? q8_0_rows512
          : w->type == KERN_Q4_K ? q4k_tiles
          : w->type == KERN_Q5_K ? q5k_tiles
                                 : q6k_tiles)(w, x, nx, out, stride, r0, r1);
@@ -1928,7 +2014,7 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
         w->type != KERN_BF16) {
         /* The GGUF block types: each block is read (and unpacked) once for
          * all nx activations. */
-        int vnni = kern_level() >= KERN_VNNI_LEVEL;
+        int vnni = kern_vnni(kern_level());
         if (w->type == KERN_Q8_0)
             (vnni ? q8_0_rows_vnni : q8_0_rows_avx2)(w, x, nx, out, stride, r0,
                                                      r1);

@@ -174,9 +174,12 @@ void kern_round_f16(float *x, int n);
 /* Kernel levels, each including the ones below. */
 #define KERN_SCALAR_LEVEL 0
 #define KERN_AVX2_LEVEL 1 /* AVX2 + FMA + F16C */
-#define KERN_VNNI_LEVEL 2 /* AVX2 + AVX-VNNI int8 dot products */
-#define KERN_AVX512_LEVEL 3 /* + AVX-512 F/BW/VL/VNNI: 512-bit tiles of
-                               rows x activations for the batched products */
+#define KERN_VNNI_LEVEL 2 /* AVX2 + AVX-VNNI int8 dot products (AVX2's on
+                             a CPU without AVX-VNNI) */
+#define KERN_AVX512_LEVEL 3 /* + AVX-512 F/BW/VL/VNNI, which is all it needs
+                               (Ice Lake, Cascade Lake: no AVX-VNNI): 512-bit
+                               tiles of rows x activations for F32, Q8_0 and
+                               the K-quants; other types as the VNNI level */
 #define KERN_AMX_LEVEL 4 /* + AMX-INT8 tiles, granted by the OS (amx.h):
                             only a prompt's Q8_0 and Q4_K products use
                             them (gemm.h) */

@@ -121,7 +121,7 @@ static void test_matvec_all_levels(void) {
         {KERN_Q8, 7, 320, 32},   {KERN_Q8_0, 23, 64, 32}, {KERN_Q8_0, 19, 96, 32},
         {KERN_BF16, 9, 77, 0},   {KERN_BF16, 7, 160, 0}, {KERN_Q4_0, 13, 96, 32},
         {KERN_Q4_1, 11, 64, 32}, {KERN_Q5_0, 7, 160, 32}, {KERN_Q5_1, 9, 96, 32},
-        {KERN_Q4_K, 10, 512, 256}, {KERN_Q5_K, 6, 256, 256},
+        {KERN_Q4_K, 10, 512, 256}, {KERN_Q5_K, 6, 256, 256}, {KERN_Q5_K, 9, 512, 256},
         {KERN_Q6_K, 12, 512, 256},
     };
     int top = kern_set_level(KERN_AVX512_LEVEL);
@@ -585,9 +585,10 @@ static void test_encode_round_trip(void) {
 static void test_matvec_n(void) {
     static const mat_case cases[] = {
         {KERN_Q8_0, 9, 96, 32},  {KERN_Q4_0, 7, 64, 32},  {KERN_Q5_1, 5, 96, 32},
-        {KERN_Q4_K, 6, 512, 256}, {KERN_Q5_K, 4, 256, 256},
+        {KERN_Q4_K, 6, 512, 256}, {KERN_Q5_K, 4, 256, 256}, {KERN_Q5_K, 7, 512, 256},
         {KERN_Q6_K, 5, 256, 256}, {KERN_F32, 5, 64, 0},  {KERN_F32, 7, 77, 0},
         {KERN_Q8_0, 11, 256, 32}, {KERN_Q4_K, 7, 256, 256},
+        {KERN_Q8_0, 16, 64, 32},  {KERN_Q6_K, 16, 256, 256},
     };
     int top = kern_set_level(KERN_AVX512_LEVEL);
 
