@@ -139,8 +139,8 @@ static void train_usage(void) {
             "(default %u, 0 = all) against every item, until the points together have\n"
             "scored --tune-work (user, item) pairs (default %g, 0 = no limit; at most two\n"
             "passes); --tune-budget SEC (default none) also stops it by the clock. It then\n"
-            "trains the final\n"
-            "model on all of the input; --holdout instead trains on a carve and reports it.\n"
+            "trains the final model on all of the input; --holdout instead trains on a\n"
+            "carve and reports it.\n"
             "--serve-dim D publishes the best rank-D form of the vectors (a faster index).\n",
             TRAIN_TUNE_SAMPLE, TRAIN_TUNE_WORK);
 }

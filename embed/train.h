@@ -104,7 +104,7 @@ uint32_t embed_train_model_dim(const embed_train_params *p);
  * borrowed and must outlive the trainer; so is warm (NULL: none), the
  * singular vectors of related data to start the SVD from, with which it
  * runs EMBED_WARM_ITERS iterations instead of p->svd_iters. */
-#define EMBED_WARM_ITERS 1
+#define EMBED_WARM_ITERS 2
 typedef struct embed_trainer embed_trainer;
 int embed_trainer_new(const embed_data *d, embed_train_params *p, const embed_svd_start *warm,
                       int quiet, embed_trainer **out);

@@ -123,13 +123,12 @@ static int tune_can_step(const tune_ctx *c, embed_tune_result *res) {
     return 1;
 }
 
-static int tune_eval(tune_ctx *c, const embed_train_params *p, uint32_t stride,
-                     embed_eval_result *res) {
+static int tune_eval(tune_ctx *c, const embed_train_params *p, embed_eval_result *res) {
     static const int ks[] = {20, 10, 50};
     embed_model m;
     int rc = embed_trainer_model(c->trainer, p, &m);
     if (rc != AISLE_OK) return rc;
-    rc = embed_eval_run(&m, c->train, c->valid, ks, 3, stride, res, NULL);
+    rc = embed_eval_run(&m, c->train, c->valid, ks, 3, c->stride, res, NULL);
     embed_model_free(&m);
     return rc;
 }
@@ -148,7 +147,7 @@ static int tune_pass(tune_ctx *c, const tune_axis *axes, int n_axes, embed_train
             embed_eval_result r;
             axis_set(&axes[a], &q, val);
             double t0 = embed_now();
-            int rc = tune_eval(c, &q, c->stride, &r);
+            int rc = tune_eval(c, &q, &r);
             c->step_s = embed_now() - t0;
             if (rc != AISLE_OK) return rc;
             res->evals++;
@@ -173,7 +172,7 @@ static int tune_search(tune_ctx *c, embed_train_params *p, const embed_tune_opts
     const tune_axis *axes = tune_axes(p->method, &n_axes);
     double t0 = embed_now();
     c->deadline = opts->budget_s > 0 ? t0 + opts->budget_s : 0;
-    int rc = tune_eval(c, p, c->stride, &res->start);
+    int rc = tune_eval(c, p, &res->start);
     c->step_s = embed_now() - t0;
     if (rc != AISLE_OK) return rc;
     res->evals = 1;
@@ -206,7 +205,8 @@ int embed_tune(const embed_data *all, embed_train_params *p, const embed_tune_op
     c.valid = &valid;
     c.max_dim = p->dim;
     c.stride = opts->sample && users > opts->sample ? users / opts->sample : 1;
-    c.point_work = (double)((users + c.stride - 1) / c.stride) * (train.n_items ? train.n_items : 1);
+    c.point_work = (double)((users + c.stride - 1) / c.stride) * train.n_items;
+    if (c.point_work < 1) c.point_work = 1;
     rc = tune_search(&c, p, opts, res);
     if (rc == AISLE_OK) embed_trainer_take_spectrum(c.trainer, &res->spectrum, &res->spectrum_k);
 done:
