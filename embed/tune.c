@@ -108,9 +108,12 @@ typedef struct {
                         would end past the deadline */
 } tune_ctx;
 
-/* The points the budget allows (0: no limit), for the progress lines. */
+/* The points the budget allows (0: no limit), for the progress lines; the
+ * start is scored whatever the budget. */
 static uint32_t tune_max_points(const tune_ctx *c) {
-    return c->work > 0 ? (uint32_t)(c->work / c->point_work) : 0;
+    if (c->work <= 0) return 0;
+    double n = c->work / c->point_work;
+    return n < 1 ? 1 : n > 1e9 ? 1000000000u : (uint32_t)n;
 }
 
 /* Whether the budget allows another point; notes a stop by the clock. */
