@@ -120,8 +120,8 @@ static const struct option train_opts[] = {
 /* The search's defaults: enough users per point that its figures move by
  * less than the differences the search acts on, and enough work for one
  * pass over sharpened's 20 points on Gowalla (3,318 sampled users x
- * 40,981 items each), which fits the 2-minute goal; smaller catalogues
- * get both passes. */
+ * 40,981 items each; about 130 s of search on two cores at load 3);
+ * smaller catalogues get both passes. */
 #define TRAIN_TUNE_SAMPLE 3000u
 #define TRAIN_TUNE_WORK 2.8e9
 
