@@ -52,6 +52,7 @@
 #include "embed/data.h"
 #include "embed/model.h"
 #include "embed/progress.h"
+#include "embed/svd.h"
 
 typedef enum {
     EMBED_METHOD_SHARPENED,
@@ -100,12 +101,18 @@ uint32_t embed_train_model_dim(const embed_train_params *p);
  * model for any p of the same normalisation with p->dim <= that rank. The
  * neighbour lists are cached: they are recomputed only when the
  * parameters that choose them change, and rescaled otherwise. d is
- * borrowed and must outlive the trainer. */
+ * borrowed and must outlive the trainer; so is warm (NULL: none), the
+ * singular vectors of related data to start the SVD from, with which it
+ * runs EMBED_WARM_ITERS iterations instead of p->svd_iters. */
+#define EMBED_WARM_ITERS 2
 typedef struct embed_trainer embed_trainer;
-int embed_trainer_new(const embed_data *d, embed_train_params *p, int quiet,
-                      embed_trainer **out);
+int embed_trainer_new(const embed_data *d, embed_train_params *p, const embed_svd_start *warm,
+                      int quiet, embed_trainer **out);
 /* *m is allocated here and owned by the caller (empty on failure). */
 int embed_trainer_model(embed_trainer *t, const embed_train_params *p, embed_model *m);
+/* Moves the trainer's spectrum out: *V (n_items x *k, row major) is then
+ * owned by the caller (free()), and the trainer can make no more models. */
+void embed_trainer_take_spectrum(embed_trainer *t, double **V, uint32_t *k);
 void embed_trainer_free(embed_trainer *t);
 
 /* Trains *m (allocated here, owned by the caller; zeroed on failure). On
@@ -113,5 +120,8 @@ void embed_trainer_free(embed_trainer *t);
  * lowered in place so that p describes the model actually trained.
  * Returns AISLE_OK, AISLE_ENOMEM, or AISLE_EINTERNAL when LAPACK fails. */
 int embed_train(const embed_data *d, embed_train_params *p, embed_model *m, int quiet);
+/* The same from a warm start (see embed_trainer_new; NULL: none). */
+int embed_train_warm(const embed_data *d, embed_train_params *p, const embed_svd_start *warm,
+                     embed_model *m, int quiet);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "embed/progress.h"
@@ -100,42 +101,64 @@ typedef struct {
     uint32_t stride;
     int quiet;
     uint32_t max_dim;
-    double step_s; /* how long the last point took: no point starts that
-                      would end past the deadline */
+    double work;      /* the budget, in scored (user, item) pairs (0: none) */
+    double point_work; /* what one point scores: sample users x items */
+    double deadline; /* the wall-clock cap (0: none) */
+    double step_s;   /* how long the last point took: no point starts that
+                        would end past the deadline */
 } tune_ctx;
 
-static int tune_eval(tune_ctx *c, const embed_train_params *p, uint32_t stride,
-                     embed_eval_result *res) {
+/* The points the budget allows (0: no limit), for the progress lines; the
+ * start is scored whatever the budget. */
+static uint32_t tune_max_points(const tune_ctx *c) {
+    if (c->work <= 0) return 0;
+    double n = c->work / c->point_work;
+    return n < 1 ? 1 : n > 1e9 ? 1000000000u : (uint32_t)n;
+}
+
+/* Whether the budget allows another point; notes a stop by the clock. */
+static int tune_can_step(const tune_ctx *c, embed_tune_result *res) {
+    if (c->work > 0 && (double)(res->evals + 1) * c->point_work > c->work) return 0;
+    if (c->deadline > 0 && embed_now() + c->step_s > c->deadline) {
+        res->out_of_time = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static int tune_eval(tune_ctx *c, const embed_train_params *p, embed_eval_result *res) {
     static const int ks[] = {20, 10, 50};
     embed_model m;
     int rc = embed_trainer_model(c->trainer, p, &m);
     if (rc != AISLE_OK) return rc;
-    rc = embed_eval_run(&m, c->train, c->valid, ks, 3, stride, res, NULL);
+    rc = embed_eval_run(&m, c->train, c->valid, ks, 3, c->stride, res, NULL);
     embed_model_free(&m);
     return rc;
 }
 
 /* One pass over every axis; *best and *p hold the best point. */
 static int tune_pass(tune_ctx *c, const tune_axis *axes, int n_axes, embed_train_params *p,
-                     embed_eval_result *best, double deadline, embed_tune_result *res) {
+                     embed_eval_result *best, embed_tune_result *res) {
     for (int a = 0; a < n_axes; a++) {
         double cur = axis_get(&axes[a], p);
         for (int v = 0; v < axes[a].n; v++) {
             double val = axes[a].values[v];
-            if (val == cur || embed_now() + c->step_s > deadline) continue;
+            if (val == cur) continue;
             if (axes[a].is_u32 && (val > c->max_dim || p->dim == 0)) continue;
+            if (!tune_can_step(c, res)) return AISLE_OK;
             embed_train_params q = *p;
             embed_eval_result r;
             axis_set(&axes[a], &q, val);
             double t0 = embed_now();
-            int rc = tune_eval(c, &q, c->stride, &r);
+            int rc = tune_eval(c, &q, &r);
             c->step_s = embed_now() - t0;
             if (rc != AISLE_OK) return rc;
             res->evals++;
             int better = tune_score(&r) > tune_score(best);
             if (!c->quiet)
-                fprintf(stderr, "tune: %s=%g  recall@20 %.4f ndcg@20 %.4f%s\n", axes[a].name, val,
-                        r.recall[0], r.ndcg[0], better ? "  (best)" : "");
+                fprintf(stderr, "tune %u/%u (%.1f s): %s=%g  recall@20 %.4f ndcg@20 %.4f%s\n",
+                        res->evals, tune_max_points(c), c->step_s, axes[a].name, val, r.recall[0],
+                        r.ndcg[0], better ? "  (best)" : "");
             if (better) {
                 *p = q;
                 *best = r;
@@ -150,30 +173,34 @@ static int tune_search(tune_ctx *c, embed_train_params *p, const embed_tune_opts
                        embed_tune_result *res) {
     int n_axes;
     const tune_axis *axes = tune_axes(p->method, &n_axes);
-    double t0 = embed_now(), deadline = t0 + opts->budget_s;
-    int rc = tune_eval(c, p, c->stride, &res->start);
+    double t0 = embed_now();
+    c->deadline = opts->budget_s > 0 ? t0 + opts->budget_s : 0;
+    int rc = tune_eval(c, p, &res->start);
     c->step_s = embed_now() - t0;
     if (rc != AISLE_OK) return rc;
     res->evals = 1;
     res->best = res->start;
+    if (!c->quiet)
+        fprintf(stderr, "tune 1/%u (%.1f s): start  recall@20 %.4f ndcg@20 %.4f\n",
+                tune_max_points(c), c->step_s, res->start.recall[0], res->start.ndcg[0]);
     /* A second pass only re-checks axes whose best value moved others. */
-    for (int pass = 0; pass < 2 && embed_now() + c->step_s < deadline; pass++) {
+    for (int pass = 0; pass < 2 && tune_can_step(c, res); pass++) {
         embed_train_params before = *p;
-        if ((rc = tune_pass(c, axes, n_axes, p, &res->best, deadline, res)) != AISLE_OK) return rc;
+        if ((rc = tune_pass(c, axes, n_axes, p, &res->best, res)) != AISLE_OK) return rc;
         if (memcmp(&before, p, sizeof(before)) == 0) break;
     }
     res->seconds = embed_now() - t0;
-    return tune_eval(c, p, 1, &res->valid);
+    return AISLE_OK;
 }
 
 int embed_tune(const embed_data *all, embed_train_params *p, const embed_tune_opts *opts,
                embed_tune_result *res) {
     embed_data train, valid;
-    tune_ctx c = {.quiet = opts->quiet};
+    tune_ctx c = {.quiet = opts->quiet, .work = opts->work};
     memset(res, 0, sizeof(*res));
     int rc = embed_data_holdout(all, opts->holdout, opts->seed, &train, &valid);
     if (rc != AISLE_OK) return rc;
-    rc = embed_trainer_new(&train, p, opts->quiet, &c.trainer);
+    rc = embed_trainer_new(&train, p, NULL, opts->quiet, &c.trainer);
     if (rc != AISLE_OK) goto done;
     uint32_t users = 0;
     for (uint32_t u = 0; u < valid.n_users; u++) users += valid.off[u + 1] > valid.off[u];
@@ -181,10 +208,19 @@ int embed_tune(const embed_data *all, embed_train_params *p, const embed_tune_op
     c.valid = &valid;
     c.max_dim = p->dim;
     c.stride = opts->sample && users > opts->sample ? users / opts->sample : 1;
+    c.point_work = (double)((users + c.stride - 1) / c.stride) * train.n_items;
+    if (c.point_work < 1) c.point_work = 1;
     rc = tune_search(&c, p, opts, res);
+    if (rc == AISLE_OK) embed_trainer_take_spectrum(c.trainer, &res->spectrum, &res->spectrum_k);
 done:
     embed_trainer_free(c.trainer);
     embed_data_free(&train);
     embed_data_free(&valid);
     return rc;
+}
+
+void embed_tune_result_free(embed_tune_result *res) {
+    free(res->spectrum);
+    res->spectrum = NULL;
+    res->spectrum_k = 0;
 }

@@ -5,12 +5,19 @@
  * from the data it is given, takes the spectrum of the carve once, and
  * walks the method's few parameters one at a time (coordinate search over
  * short candidate lists, starting from the defaults), keeping a change
- * only when it raises NDCG@20 on a deterministic sample of the validation
- * users. Every model of the search comes from the same spectrum
+ * only when it raises Recall@20 + NDCG@20 on a deterministic sample of the
+ * validation users. Every model of the search comes from the same spectrum
  * (embed_trainer), so a step costs one low-rank fill, a neighbour rescale
- * or recount, and one sampled evaluation. The search stops before a step
- * that would end past the time budget (judged by the last step's time); the best point is then evaluated on every validation
- * user, and the caller trains the final model on all the data with it. */
+ * or recount, and one sampled evaluation.
+ *
+ * The budget is a measure of work, not time, so the choice does not depend
+ * on how loaded the machine is: the (user, item) pairs scored, summed over
+ * the points, each of which scores the sample's users against every item.
+ * A small catalogue thus gets more points than a large one in the same
+ * budget. An optional wall-clock cap can stop it sooner: no point starts
+ * that would end past it (judged by the last point's time). The chosen point's figures are
+ * those of the sample. The carve's spectrum is handed back so that the
+ * caller's final training on all the data can start its SVD from it. */
 #ifndef AISLE_EMBED_TUNE_H
 #define AISLE_EMBED_TUNE_H
 
@@ -21,8 +28,10 @@
 #include "embed/train.h"
 
 typedef struct embed_tune_opts {
-    double budget_s;   /* wall-clock budget of the search (the final full
-                          validation and the caller's training come on top) */
+    double work;       /* (user, item) pairs scored at most, over all the
+                          points, the start included (0: no limit) */
+    double budget_s;   /* wall-clock cap of the search (0: none; the carve's
+                          SVD before it and the final training come on top) */
     double holdout;    /* share of each user's items carved out */
     uint64_t seed;     /* of the carve */
     uint32_t sample;   /* validation users per search step (0: all) */
@@ -31,17 +40,22 @@ typedef struct embed_tune_opts {
 
 typedef struct embed_tune_result {
     uint32_t evals;            /* points evaluated */
+    int out_of_time;           /* the wall-clock cap ended the search */
     double seconds;            /* search time */
-    embed_eval_result valid;   /* the chosen point on every validation user */
     embed_eval_result start;   /* the defaults, on the search sample */
     embed_eval_result best;    /* the chosen point, on the search sample */
+    double *spectrum;          /* the carve's right singular vectors,
+                                  n_items x spectrum_k (owned; NULL if none) */
+    uint32_t spectrum_k;
 } embed_tune_result;
 
 /* Searches from *p (the method's defaults, or what the caller set) and
  * leaves the best point found in *p. all is every interaction; it is
- * carved here and left unchanged. AISLE_OK, AISLE_ENOMEM or
- * AISLE_EINTERNAL (LAPACK). */
+ * carved here and left unchanged. *res is filled here and released by
+ * embed_tune_result_free (also after a failure). AISLE_OK, AISLE_ENOMEM
+ * or AISLE_EINTERNAL (LAPACK). */
 int embed_tune(const embed_data *all, embed_train_params *p, const embed_tune_opts *opts,
                embed_tune_result *res);
+void embed_tune_result_free(embed_tune_result *res);
 
 #endif

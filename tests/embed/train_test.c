@@ -115,11 +115,21 @@ static void test_methods_and_tune(void) {
     embed_train_defaults(&p, EMBED_METHOD_CHEBY);
     p.dim = 8;
     p.neighbors = 30;
-    embed_tune_opts o = {5.0, 0.2, 1, 0, 1};
+    /* A budget of six points: the start and five steps, whatever the clock. */
+    embed_tune_opts o = {.holdout = 0.2, .seed = 1, .quiet = 1};
+    embed_data tc, vc;
+    TEST_REQUIRE(embed_data_holdout(&all, 0.2, 1, &tc, &vc) == AISLE_OK);
+    uint32_t vusers = 0;
+    for (uint32_t u = 0; u < vc.n_users; u++) vusers += vc.off[u + 1] > vc.off[u];
+    o.work = 6.5 * vusers * all.n_items;
+    embed_data_free(&tc);
+    embed_data_free(&vc);
     embed_tune_result res;
     TEST_REQUIRE(embed_tune(&all, &p, &o, &res) == AISLE_OK);
-    TEST_CHECK(res.evals > 1 && res.valid.n_users > 0);
+    TEST_CHECK(res.evals == 6 && !res.out_of_time && res.best.n_users > 0);
     TEST_CHECK(res.best.recall[0] + res.best.ndcg[0] >= res.start.recall[0] + res.start.ndcg[0]);
+    TEST_CHECK(res.spectrum && res.spectrum_k == p.dim);
+    embed_tune_result_free(&res);
     embed_data_free(&all);
     embed_data_free(&tr);
     embed_data_free(&va);
@@ -203,12 +213,14 @@ static void test_cli(void) {
     char *bad[] = {"train", "--input", path, "--out", out, "--dim", "x", NULL};
     TEST_CHECK(embed_cli_train(7, bad) == 2);
     char *tuned[] = {"train", "--input", path, "--format", "tsv", "--out", out, "--method", "cheby",
-                     "--tune", "--tune-budget", "2", "--dim", "8", "--quiet", NULL};
+                     "--tune", "--tune-work", "2e5", "--dim", "8", "--quiet", NULL};
     TEST_CHECK(embed_cli_train(15, tuned) == 0);
     TEST_REQUIRE(embed_snapshot_load_newest(out, &s, 1, err, sizeof(err)) == AISLE_OK);
     char v[64];
     TEST_CHECK(embed_snapshot_meta_get(s.meta, "method", v, sizeof(v)) == AISLE_OK && strcmp(v, "cheby") == 0);
     TEST_CHECK(embed_snapshot_meta_get(s.meta, "tune.valid.recall@20", v, sizeof(v)) == AISLE_OK);
+    /* 400 validation users x 100 items a point: the budget holds five. */
+    TEST_CHECK(embed_snapshot_meta_get(s.meta, "tune.points", v, sizeof(v)) == AISLE_OK && strcmp(v, "5") == 0);
     embed_snapshot_free(&s);
     char *cut[] = {"eval", "--train", path, "--format", "tsv", "--holdout", "0.2", "--seed", "3",
                    "--model", out, "--serve-dim", "4", "--serve-neighbors", "5", "--quiet", NULL};
