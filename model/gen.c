@@ -94,7 +94,7 @@ static void text_byte(gen_text *o, unsigned char c) {
 static int text_emit(gen_text *o, size_t n) {
     if (!n)
         return 0;
-    if (o->cb(o->ud, o->text.data, n)) {
+    if (o->cb && o->cb(o->ud, o->text.data, n)) {
         o->stopped = GEN_STOP_CALLBACK;
         return -1;
     }

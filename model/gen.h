@@ -101,7 +101,8 @@ int gen_feed_tokens(model_session *s, const int *tokens, int n,
 int gen_feed_text(model_session *s, const tok_tokenizer *t, const char *text,
                   int bos, const gen_params *p, gen_stats *st);
 
-/* Samples until a stop condition; see the file comment. Sampled tokens
+/* Samples until a stop condition; see the file comment. cb receives the
+ * text as it is decoded (NULL: none is wanted). Sampled tokens
  * stay in the session, so a later feed continues the same sequence.
  * Returns 0 with the reason in st (may be NULL), or a negative MODEL_E*
  * code (AISLE_EINVAL when nothing was fed, AISLE_ENOMEM). */

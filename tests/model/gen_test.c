@@ -278,6 +278,9 @@ static void test_context_and_continuation(void) {
     TEST_CHECK(gen_run(s, t, &p, on_text, &k2, &st) == 0);
     TEST_CHECK(st.reason == GEN_STOP_BUDGET && st.n_tokens == 5);
     TEST_CHECK(model_session_pos(s) > 10);
+    /* Without a callback the tokens are sampled all the same. */
+    TEST_CHECK(gen_run(s, t, &p, NULL, NULL, &st) == 0);
+    TEST_CHECK(st.reason == GEN_STOP_BUDGET && st.n_tokens == 5);
     model_session_free(s);
 }
 
