@@ -16,14 +16,6 @@
 #define NSEQ 5
 #define STEPS 12
 
-static int argmax(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = i;
-    return b;
-}
-
 static float max_diff(const float *a, const float *b, int n) {
     float d = 0.0f;
     for (int i = 0; i < n; i++)
@@ -54,7 +46,7 @@ static void check_batch(const model *m, tpool *pool) {
             TEST_REQUIRE(lg);
             memcpy(want + ((size_t)i * STEPS + s) * vocab, lg,
                    (size_t)vocab * sizeof(float));
-            TEST_CHECK(model_session_push(alone[i], argmax(lg, vocab)) == 0);
+            TEST_CHECK(model_session_push(alone[i], tu_argmax(lg, vocab)) == 0);
         }
     }
     {
@@ -64,14 +56,14 @@ static void check_batch(const model *m, tpool *pool) {
             const float *lg = model_session_logits(tog[i]);
             TEST_REQUIRE(lg);
             worst = fmaxf(worst, max_diff(lg, want + (size_t)i * STEPS * vocab, vocab));
-            tokens[i] = argmax(lg, vocab);
+            tokens[i] = tu_argmax(lg, vocab);
         }
         for (int s = 1; s < STEPS; s++) {
             TEST_REQUIRE(model_batch_step(b, tog, tokens, NSEQ) == 0);
             for (int i = 0; i < NSEQ; i++) {
                 const float *lg = model_session_logits(tog[i]);
                 worst = fmaxf(worst, max_diff(lg, want + ((size_t)i * STEPS + s) * vocab, vocab));
-                tokens[i] = argmax(lg, vocab);
+                tokens[i] = tu_argmax(lg, vocab);
             }
         }
     }

@@ -10,6 +10,7 @@
 #include "model/gemm.h"
 #include "model/kern.h"
 #include "model/quant.h"
+#include "tests/model/util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -71,24 +72,6 @@ static float ref_amx(int type, const uint8_t *w, size_t rb, int cols, int row,
     return acc;
 }
 
-/* Random blocks of a type with sane half scales (any other bytes are a
- * valid block): the scales' offsets, per type. */
-static void *random_blocks(int type, size_t n, size_t *rbytes, int cols) {
-    int elems, bytes, at[2] = {0, 2}, nh = type == KERN_Q8_0 ? 1 : 2;
-    uint8_t *b;
-    quant_block(type, &elems, &bytes);
-    b = malloc(n / (size_t)elems * (size_t)bytes);
-    for (size_t k = 0; k < n / (size_t)elems * (size_t)bytes; k++)
-        b[k] = (uint8_t)(frand() * 128 + 128);
-    for (size_t k = 0; k < n / (size_t)elems; k++)
-        for (int i = 0; i < nh; i++) {
-            uint16_t h = kern_f32_to_f16(0.01f + 0.02f * (frand() + 1));
-            memcpy(b + k * (size_t)bytes + at[i], &h, 2);
-        }
-    *rbytes = (size_t)(cols / elems) * (size_t)bytes;
-    return b;
-}
-
 /* gemm.h's F32 order. */
 static float ref_f32(const float *w, const float *x, int n) {
     float lane[16] = {0};
@@ -118,8 +101,12 @@ static void check_case(int type, int rows, int cols, int nx, int r0, int r1) {
 
     for (size_t i = 0; i < n; i++)
         f[i] = frand();
-    if (type != KERN_F32)
-        q = random_blocks(type, n, &rb, cols);
+    if (type != KERN_F32) {
+        int elems, bytes;
+        quant_block(type, &elems, &bytes);
+        q = tu_random_blocks(type, n, frand);
+        rb = (size_t)(cols / elems) * (size_t)bytes;
+    }
     w = (kern_mat){.type = type, .rows = rows, .cols = cols,
                    .gs = type == KERN_F32 ? 0 : type >= KERN_Q4_K ? 256 : 32,
                    .q = q};

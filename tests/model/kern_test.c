@@ -5,6 +5,7 @@
 
 #include "model/kern.h"
 #include "model/quant.h"
+#include "tests/model/util.h"
 #include "services/base/status.h"
 #include "model/tpool.h"
 
@@ -26,29 +27,6 @@ static float frand(void) { /* [-1, 1) */
 typedef struct mat_case {
     int type, rows, cols, gs;
 } mat_case;
-
-/* n values of a GGUF block type as random bytes, with sane half-precision
- * scales (any bit pattern is a valid block otherwise). */
-static void *random_blocks(int type, size_t n) {
-    int elems, bytes, nh = 0, at[2];
-    uint8_t *b;
-
-    quant_block(type, &elems, &bytes);
-    b = malloc(n / (size_t)elems * (size_t)bytes);
-    switch (type) {
-    case KERN_Q6_K: nh = 1; at[0] = 208; break;
-    case KERN_Q4_0: case KERN_Q5_0: nh = 1; at[0] = 0; break;
-    default: nh = 2; at[0] = 0; at[1] = 2; break; /* d and min/dmin */
-    }
-    for (size_t k = 0; k < n / (size_t)elems * (size_t)bytes; k++)
-        b[k] = (uint8_t)(frand() * 128 + 128);
-    for (size_t k = 0; k < n / (size_t)elems; k++)
-        for (int i = 0; i < nh; i++) {
-            uint16_t h = kern_f32_to_f16(0.01f + 0.02f * (frand() + 1));
-            memcpy(b + k * (size_t)bytes + at[i], &h, 2);
-        }
-    return b;
-}
 
 /* Builds a matrix of the case's type from random floats; *dense gets the
  * dequantized values the kernels should be multiplying. */
@@ -81,7 +59,7 @@ static void build(const mat_case *c, void **q, float **s, float **dense) {
         *q = h;
         free(f);
     } else if (c->type != KERN_Q8_0) {
-        *q = random_blocks(c->type, n);
+        *q = tu_random_blocks(c->type, n, frand);
         free(f);
     } else {
         uint8_t *b = malloc(n / 32 * KERN_Q8_0_BYTES);

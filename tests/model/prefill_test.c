@@ -17,14 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int argmax(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b])
-            b = i;
-    return b;
-}
-
 /* Agreement of logits with the decoded ones, summed over positions. */
 typedef struct agree {
     int positions, top1;
@@ -40,7 +32,7 @@ static void agree_add(agree *a, const float *got, const float *want, int n) {
         hi = fmaxf(hi, want[i]);
     }
     a->positions++;
-    a->top1 += argmax(got, n) == argmax(want, n);
+    a->top1 += tu_argmax(got, n) == tu_argmax(want, n);
     a->mad += d / n;
     a->spread += hi - lo;
 }

@@ -4,7 +4,11 @@
  * clone lives. AISLE_SHARED overrides the search. */
 #include "tests/model/util.h"
 
+#include "model/kern.h"
+#include "model/quant.h"
+
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,4 +137,33 @@ int tu_copy_prefix(const char *src, const char *dst, size_t n) {
     rc = tu_write(dst, buf, n < size ? n : size);
     free(buf);
     return rc;
+}
+
+void *tu_random_blocks(int type, size_t n, float (*rand)(void)) {
+    int elems, bytes, nh = 0, at[2];
+    uint8_t *b;
+
+    quant_block(type, &elems, &bytes);
+    b = malloc(n / (size_t)elems * (size_t)bytes);
+    switch (type) {
+    case KERN_Q6_K: nh = 1; at[0] = 208; break;
+    case KERN_Q4_0: case KERN_Q5_0: nh = 1; at[0] = 0; break;
+    default: nh = 2; at[0] = 0; at[1] = 2; break; /* d and min/dmin */
+    }
+    for (size_t k = 0; k < n / (size_t)elems * (size_t)bytes; k++)
+        b[k] = (uint8_t)(rand() * 128 + 128);
+    for (size_t k = 0; k < n / (size_t)elems; k++)
+        for (int i = 0; i < nh; i++) {
+            uint16_t h = kern_f32_to_f16(0.01f + 0.02f * (rand() + 1));
+            memcpy(b + k * (size_t)bytes + at[i], &h, 2);
+        }
+    return b;
+}
+
+int tu_argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b])
+            b = i;
+    return b;
 }

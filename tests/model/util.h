@@ -1,5 +1,6 @@
 /* util.h — shared helpers for the model tests: locating shared/ (models
- * live beside the repository, not in it) and scratch files. */
+ * live beside the repository, not in it), scratch files, random weight
+ * blocks and the top logit. */
 #ifndef AISLE_TESTS_MODEL_UTIL_H
 #define AISLE_TESTS_MODEL_UTIL_H
 
@@ -26,5 +27,13 @@ int tu_copy_prefix(const char *src, const char *dst, size_t n);
 /* Reads a whole file into a malloc'd buffer (caller frees); NULL on error. */
 unsigned char *tu_read(const char *path, size_t *size);
 int tu_write(const char *path, const void *data, size_t size);
+
+/* n values of a GGUF block type as random bytes drawn from rand (values in
+ * [-1, 1)), with sane half-precision scales (any bit pattern is a valid
+ * block otherwise); malloc'd, the caller frees. */
+void *tu_random_blocks(int type, size_t n, float (*rand)(void));
+
+/* Index of the largest of x[0..n), the first on ties. */
+int tu_argmax(const float *x, int n);
 
 #endif
