@@ -1267,6 +1267,12 @@ const char *rank_creator_label(const catalog_item *it) {
     return it->creator_name && *it->creator_name ? it->creator_name : it->creator_id;
 }
 
+int rank_profile_follows(const rank_profile *p, const char *creator_id) {
+    for (size_t i = 0; i < p->n_follows; i++)
+        if (strcmp(p->follows[i].id, creator_id) == 0) return 1;
+    return 0;
+}
+
 /* How the user met profile item i: "viewed", "bought", or engaged with. */
 static const char *rank_met(const rank_state *st, int i) {
     uint32_t flags = rank_slotmap_get(&st->marks, st->pslots[i]);

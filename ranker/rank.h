@@ -271,6 +271,8 @@ int rank_recommend(catalog *c, const rank_request *req, rank_result *out, char *
 
 /* How a reason names item's creator: the display name, else the id. */
 const char *rank_creator_label(const catalog_item *item);
+/* Whether p follows creator_id (a linear scan: at most max_creators). */
+int rank_profile_follows(const rank_profile *p, const char *creator_id);
 void rank_result_free(rank_result *r);
 
 #endif

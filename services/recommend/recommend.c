@@ -468,18 +468,16 @@ static void recommend_creators(const rank_result *rr, const rank_profile *p,
     if (n) qsort(all, n, sizeof(all[0]), recommend_tally_cmp);
     for (size_t k = 0; k < n && k < RECOMMEND_PAGE_CREATORS; k++) {
         recommend_creator *c = &a->creators[a->n_creators++];
-        int followed = 0;
         *c = (recommend_creator){.id = all[k].id, .name = all[k].name, .score = all[k].score,
                                  .n_items = all[k].n_items};
         for (size_t j = 0; j < p->n_creators && !c->engaged; j++)
             c->engaged = strcmp(p->creators[j].id, c->id) == 0 && p->creators[j].weight > 0;
         snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]),
                  "Made %d of the items above", c->n_items);
-        for (size_t j = 0; j < p->n_follows && !followed; j++)
-            followed = strcmp(p->follows[j].id, c->id) == 0;
         if (c->engaged)
             snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]), "%s",
-                     followed ? "A creator you follow" : "A creator you engage with");
+                     rank_profile_follows(p, c->id) ? "A creator you follow"
+                                                    : "A creator you engage with");
     }
 }
 

@@ -235,8 +235,10 @@ static void shop_agent_summary(council_agent *a) {
     case SHOP_BUDGET: snprintf(tail, sizeof(tail), "the cheapest that fit"); break;
     case SHOP_CREATORS:
         /* The pick is by the wanted creator: its catalog facts name them. */
-        snprintf(tail, sizeof(tail), "by %s, a creator you engage with",
-                 rank_creator_label(&h->item));
+        snprintf(tail, sizeof(tail), "by %s, %s", rank_creator_label(&h->item),
+                 rank_profile_follows(&a->user->view, h->item.creator_id)
+                     ? "whom you follow"
+                     : "a creator you engage with");
         break;
     case SHOP_NEW:
         snprintf(tail, sizeof(tail), "in %s, a category you have not explored",
@@ -285,20 +287,32 @@ static void shop_skip(council_agent *a, const char *why) {
     snprintf(a->summary, sizeof(a->summary), "%c%s: %s.", a->angle[0] - 32, a->angle + 1, why);
 }
 
-/* Gives each angle what it looks for, from the user's profile: their top
- * creator, the categories they know, the brand they return to. */
+/* The creator the creators angle looks for: the heaviest one the user
+ * follows, else the one they followed last, else their heaviest; NULL when
+ * the profile names none. */
+static const char *shop_favourite_creator(const rank_profile *p) {
+    for (size_t i = 0; i < p->n_creators; i++)
+        if (p->creators[i].weight > 0 && rank_profile_follows(p, p->creators[i].id))
+            return p->creators[i].id;
+    if (p->n_follows) return p->follows[0].id;
+    return p->n_creators ? p->creators[0].id : NULL;
+}
+
+/* Gives each angle what it looks for, from the user's profile: their
+ * favourite creator, the categories they know, the brand they return to. */
 static void shop_angles_from_profile(council *c, catalog *cat, const rank_profile *p) {
     council_agent *creators = council_agent_at(c, SHOP_CREATORS);
     council_agent *fresh = council_agent_at(c, SHOP_NEW);
     council_agent *brand = council_agent_at(c, SHOP_BRAND);
+    const char *fav = shop_favourite_creator(p);
     double best = 0;
 
     if (*creators->want.creator_id)
         shop_skip(creators, "you named a creator already");
-    else if (!p->n_creators || strlen(p->creators[0].id) >= QUERY_MAX_NAME)
+    else if (!fav || strlen(fav) >= QUERY_MAX_NAME)
         shop_skip(creators, "no favourite creator yet");
     else
-        strcpy(creators->want.creator_id, p->creators[0].id);
+        strcpy(creators->want.creator_id, fav);
     if (!p->n_items) shop_skip(fresh, "no history yet, so everything is new");
     if (*brand->want.brand) shop_skip(brand, "you named a brand already");
 

@@ -169,6 +169,33 @@ class Shop(unittest.TestCase):
         self.assertEqual(len(ids), len(set(ids)), "no item twice")
         print("CONTEMPLATING answer:\n" + text, file=sys.stderr)
 
+    def test_creators_agent_prefers_a_followed_creator(self):
+        # Two purchases by cr0 and one by cr2, whom the shopper follows: the
+        # favourite-creators agent looks for cr2 and says why.
+        user = "follower-" + uuid.uuid4().hex[:8]
+        producer = Producer({"bootstrap.servers": self.brokers, "linger.ms": 1})
+        now = int(time.time() * 1000)
+        for item in ("st0", "st1", "cr3"):
+            s = self.ev.Signal(event_id=uuid.uuid4().hex, user_id=user, kind=self.ev.PURCHASE,
+                               item_id=item, creator_id=self.items[item].creator_id, ts_ms=now)
+            producer.produce("aisle.signals", key=user, value=s.SerializeToString())
+        s = self.ev.Signal(event_id=uuid.uuid4().hex, user_id=user,
+                           kind=self.ev.FOLLOW_CREATOR, creator_id="cr2", ts_ms=now)
+        producer.produce("aisle.signals", key=user, value=s.SerializeToString())
+        producer.flush(10)
+        call = self.channel.unary_unary("/aisle.v1.Recommender/GetProfile",
+                                        request_serializer=lambda m: m.SerializeToString(),
+                                        response_deserializer=self.pb.Profile.FromString)
+        aisle_env.wait_for(lambda: [f.id for f in call(
+            self.pb.GetProfileRequest(user_id=user), timeout=2).follows] == ["cr2"],
+            20, "the follow")
+        chunks = list(self.shop(user_id=user, query="coffee", limit=4,
+                                mode=self.pb.SHOP_MODE_CONTEMPLATING))
+        _, agents, _ = self.check_stream(chunks)
+        creators = [a for a in agents if a.agent == "favourite creators"]
+        self.assertEqual(len(creators), 1)
+        self.assertIn("by cr2, whom you follow", creators[0].summary)
+
     def test_nothing_fits_offers_the_closest_labelled(self):
         chunks = list(self.shop(user_id=self.user, query="running under $1", limit=2))
         items, _, text = self.check_stream(chunks, [100])
