@@ -164,6 +164,13 @@ class Procs:
                 unclean.append("%s (exit %s): %s" % (p.name, rc, self.log(p)[-1500:]))
         return unclean
 
+    def close_checked(self, ignore=()):
+        """close(), raising AssertionError when an aisle process (other than
+        those whose names start with one of ignore) did not exit cleanly."""
+        unclean = [u for u in self.close() if not u.startswith(tuple(ignore))]
+        if unclean:
+            raise AssertionError("processes did not stop cleanly:\n" + "\n".join(unclean))
+
 
 def healthy(channel):
     """Whether grpc.health.v1 says SERVING (the catalog has loaded)."""

@@ -155,9 +155,7 @@ class Console(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        unclean = [u for u in cls.procs.close() if not u.startswith("chromium")]
-        if unclean:
-            raise AssertionError("processes did not stop cleanly:\n" + "\n".join(unclean))
+        cls.procs.close_checked(ignore=("chromium",))
 
     def test_console_in_a_browser(self):
         dt = self.dt

@@ -62,9 +62,7 @@ class Ctl(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        unclean = cls.procs.close()
-        if unclean:
-            raise AssertionError("processes did not stop cleanly:\n" + "\n".join(unclean))
+        cls.procs.close_checked()
 
     @classmethod
     def ctl(cls, *args, server=None):

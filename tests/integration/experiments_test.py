@@ -74,9 +74,7 @@ class Experiments(unittest.TestCase):
     def tearDownClass(cls):
         for ch in cls.serves:
             ch.close()
-        unclean = cls.procs.close()
-        if unclean:
-            raise AssertionError("processes did not stop cleanly:\n" + "\n".join(unclean))
+        cls.procs.close_checked()
 
     def admin(self, ch, method, req, resp):
         return ch.unary_unary("/aisle.v1.Admin/" + method, request_serializer=req.SerializeToString,

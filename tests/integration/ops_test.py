@@ -96,9 +96,7 @@ class Ops(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.channel.close()
-        unclean = cls.procs.close()
-        if unclean:
-            raise AssertionError("processes did not stop cleanly:\n" + "\n".join(unclean))
+        cls.procs.close_checked()
 
     def recommend(self, user):
         call = self.channel.unary_unary("/aisle.v1.Recommender/Recommend",

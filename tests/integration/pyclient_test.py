@@ -60,9 +60,7 @@ class PyClient(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        unclean = cls.procs.close()
-        if unclean:
-            raise AssertionError("processes did not stop cleanly:\n" + "\n".join(unclean))
+        cls.procs.close_checked()
 
     def test_generated_modules_match_the_proto(self):
         out = tempfile.mkdtemp(prefix="aisle-gen-")

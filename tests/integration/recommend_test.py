@@ -104,10 +104,10 @@ class RecommendApi(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.channel.close()
-        unclean = cls.procs.close()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-        if unclean:
-            raise AssertionError("processes did not stop cleanly:\n" + "\n".join(unclean))
+        try:
+            cls.procs.close_checked()
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
 
     @classmethod
     def redis_addr(cls):

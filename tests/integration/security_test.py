@@ -90,9 +90,7 @@ class Security(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        unclean = cls.procs.close()
-        if unclean:
-            raise AssertionError("processes did not stop cleanly:\n" + "\n".join(unclean))
+        cls.procs.close_checked()
 
     def channel(self, addr=None, ca="ca.pem", client=False):
         creds = grpc.ssl_channel_credentials(

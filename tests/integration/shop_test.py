@@ -95,9 +95,7 @@ class Shop(unittest.TestCase):
         cls.channel.close()
         if cls.model_addr:
             cls.model_channel.close()
-        unclean = cls.procs.close()
-        if unclean:
-            raise AssertionError("processes did not stop cleanly:\n" + "\n".join(unclean))
+        cls.procs.close_checked()
 
     @classmethod
     def profile_ready(cls):
