@@ -21,7 +21,9 @@
  * the time of the latest such event. Its other fields: o:ORIGIN (the highest offset applied from
  * that topic:partition), last_ms (the last activity time), lm (the user's
  * landmark), n (the count of applied events), m (the count of member
- * fields) and, after an erasure, erased (its time).
+ * fields) and erased (the time of the user's erasure, -1 for none),
+ * written first when a profile is new, so that lookups of a small hash (a
+ * listpack, searched from its front) find them at once.
  *
  * Weights use forward decay kept linear: an event at time t adds
  * w·2^((t−lm)/H) for the user's landmark lm (its first event) and half-life

@@ -362,6 +362,30 @@ static void test_erasure_outlives_replay(void) {
     profile_store_close(ps);
 }
 
+/* A new profile's meta fields come first, in the same order from either
+ * write: a small hash is a listpack, searched from its front, so each
+ * run's lookups of them (and of "erased", -1 for a user never erased)
+ * stop within a few entries. */
+static void test_meta_fields_come_first(void) {
+    static const char *const first[] = {"erased", "lm", "n", "m", "last_ms", "o:aisle.signals:3"};
+    profile_store *ps = open_store(100);
+    Aisle__V1__Signal s = sig("mf1", "meta-first", AISLE__V1__SIGNAL_KIND__CLICK, "it",
+                              clock_wall_ms());
+    profile_event e = {&s, "cat", "brand", "aisle.signals:3", 7, 0};
+    redisReply *r;
+    char err[256];
+    TEST_REQUIRE(ps != NULL);
+    TEST_REQUIRE(profile_apply(ps, &e, 1, err, sizeof(err)) == 1);
+    r = raw("HKEYS %s", "aisle:u:{meta-first}:profile");
+    TEST_REQUIRE(r && r->type == REDIS_REPLY_ARRAY && r->elements > 6);
+    for (size_t i = 0; i < 6; i++) TEST_CHECK_STR(r->element[i]->str, first[i]);
+    freeReplyObject(r);
+    r = raw("HGET %s erased", "aisle:u:{meta-first}:profile");
+    TEST_CHECK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "-1") == 0);
+    if (r) freeReplyObject(r);
+    profile_store_close(ps);
+}
+
 static void test_popular_counts_only_new_positive_events(void) {
     profile_store *ps = open_store(100);
     int64_t now = clock_wall_ms();
@@ -711,6 +735,7 @@ int main(void) {
     TEST_RUN(test_summed_runs);
     TEST_RUN(test_popular_long_batch);
     TEST_RUN(test_erasure_outlives_replay);
+    TEST_RUN(test_meta_fields_come_first);
     TEST_RUN(test_popular_counts_only_new_positive_events);
     TEST_RUN(test_trending_per_category);
     TEST_RUN(test_redis_down_is_an_error_then_recovers);
