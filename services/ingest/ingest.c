@@ -20,6 +20,9 @@
 #define INGEST_ORIGIN_MAX 300        /* "topic:partition" */
 #define INGEST_WHY_MAX 256           /* a dead letter's reason */
 #define INGEST_BACKOFF_MAX_MS 5000
+/* Commits sent and not answered yet, at most: past it a batch waits for
+ * the answers (a slow coordinator then paces the worker). */
+#define INGEST_COMMITS_IN_FLIGHT 16
 
 typedef struct ingest_batch {
     rd_kafka_message_t **msgs;
@@ -45,6 +48,8 @@ typedef struct ingest_worker {
     ingest_batch *batch;  /* the batch in hand, for the delivery reports */
     int waiting;          /* partitions paused (Redis or the dead-letter topic is
                            * away): partitions assigned meanwhile are paused too */
+    rd_kafka_queue_t *commits; /* where the answers to our commits arrive */
+    int commits_in_flight;
     int64_t next_stats_ms;
     uint64_t last_consumed;
 } ingest_worker;
@@ -315,8 +320,39 @@ static int ingest_confirm_dead_letters(ingest_worker *w, ingest_batch *b) {
     }
 }
 
-/* Commits the offsets after the last message of each partition in b. */
-static int ingest_commit(ingest_worker *w, ingest_batch *b) {
+/* The answer to one commit (served from w->commits): opaque carries the
+ * number of messages it covers. */
+static void ingest_committed(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                             rd_kafka_topic_partition_list_t *offsets, void *opaque) {
+    ingest_worker *w = rd_kafka_opaque(rk);
+    (void)offsets;
+    assert(w->commits_in_flight > 0);
+    w->commits_in_flight--;
+    if (e) {
+        /* After a rebalance the new owner replays these; de-duplication
+         * keeps that harmless. */
+        log_warn("ingest", "commit failed: %s", rd_kafka_err2str(e));
+        atomic_fetch_add(&w->stats->commit_failures, 1);
+        return;
+    }
+    atomic_fetch_add(&w->stats->committed, (uint64_t)(uintptr_t)opaque);
+}
+
+/* Serves the answers to commits; waits up to ms for them while more than
+ * max are outstanding. */
+static void ingest_serve_commits(ingest_worker *w, int max, int64_t ms) {
+    int64_t deadline = clock_mono_ms() + ms;
+    rd_kafka_queue_poll_callback(w->commits, 0);
+    while (w->commits_in_flight > max && clock_mono_ms() < deadline)
+        rd_kafka_queue_poll_callback(w->commits, 100);
+}
+
+/* Commits the offsets after the last message of each partition in b,
+ * without waiting for the answer: the profile writes it follows are done,
+ * so an answer lost to a crash only means a replay, which de-duplication
+ * makes harmless, and the next batch need not wait a round trip to the
+ * group coordinator (on a busy broker, as long as the batch's writes). */
+static void ingest_commit(ingest_worker *w, ingest_batch *b) {
     rd_kafka_topic_partition_list_t *offs =
         rd_kafka_topic_partition_list_new((int)b->n_msgs);
     rd_kafka_resp_err_t e;
@@ -329,17 +365,16 @@ static int ingest_commit(ingest_worker *w, ingest_batch *b) {
                                                    m->partition);
         if (m->offset + 1 > tp->offset) tp->offset = m->offset + 1;
     }
-    e = rd_kafka_commit(w->consumer, offs, 0);
+    ingest_serve_commits(w, INGEST_COMMITS_IN_FLIGHT - 1, INGEST_FLUSH_MS);
+    e = rd_kafka_commit_queue(w->consumer, offs, w->commits, ingest_committed,
+                              (void *)(uintptr_t)b->n_msgs);
     rd_kafka_topic_partition_list_destroy(offs);
     if (e) {
-        /* After a rebalance the new owner replays these; de-duplication
-         * keeps that harmless. */
-        log_warn("ingest", "commit failed: %s", rd_kafka_err2str(e));
-        if (w->stats) atomic_fetch_add(&w->stats->commit_failures, 1);
-        return AISLE_EIO;
+        log_warn("ingest", "commit refused: %s", rd_kafka_err2str(e));
+        atomic_fetch_add(&w->stats->commit_failures, 1);
+        return;
     }
-    if (w->stats) atomic_fetch_add(&w->stats->committed, b->n_msgs);
-    return AISLE_OK;
+    w->commits_in_flight++;
 }
 
 /* One batch: decode, queue the dead letters (they travel while Redis
@@ -498,6 +533,10 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
     rc = AISLE_EINVAL;
     if (!(w.consumer = ingest_consumer(cfg, &w, err, errlen))) goto out;
     rd_kafka_poll_set_consumer(w.consumer);
+    if (!(w.commits = rd_kafka_queue_new(w.consumer))) {
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+        goto out;
+    }
     if (w.facts) ingest_learn_catalog(&w);
     topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, cfg->topic, RD_KAFKA_PARTITION_UA);
@@ -514,6 +553,7 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
 
     while (!atomic_load(stop)) {
         if (w.facts) facts_poll(w.facts, 0);
+        ingest_serve_commits(&w, INGEST_COMMITS_IN_FLIGHT, 0);
         ingest_log_stats(&w, 0);
         ingest_fill(&w, &b);
         if (b.n_msgs == 0) continue;
@@ -521,6 +561,7 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
         ingest_batch_reset(&b);
     }
     rc = AISLE_OK;
+    ingest_serve_commits(&w, 0, INGEST_FLUSH_MS); /* the last answers, before leaving */
     ingest_log_stats(&w, 1);
     log_info("ingest", "stopping: leaving group %s", cfg->group);
 out:
@@ -534,6 +575,7 @@ out:
     free(b.delivered);
     if (w.consumer) {
         rd_kafka_consumer_close(w.consumer);
+        if (w.commits) rd_kafka_queue_destroy(w.commits); /* before the handle it holds */
         rd_kafka_destroy(w.consumer);
     }
     facts_close(w.facts);
