@@ -23,6 +23,10 @@
 /* Commits sent and not answered yet, at most: past it a batch waits for
  * the answers (a slow coordinator then paces the worker). */
 #define INGEST_COMMITS_IN_FLIGHT 16
+/* Popularity summed this long before it is written (profile.h): a busy
+ * worker then writes each popular list about 5 times a second, not once a
+ * batch; an idle one writes it at once. */
+#define INGEST_POPULAR_DELAY_MS 200
 
 typedef struct ingest_batch {
     rd_kafka_message_t **msgs;
@@ -50,6 +54,7 @@ typedef struct ingest_worker {
                            * away): partitions assigned meanwhile are paused too */
     rd_kafka_queue_t *commits; /* where the answers to our commits arrive */
     int commits_in_flight;
+    int popular_failing; /* the last popularity write failed (logged once) */
     int64_t next_stats_ms;
     uint64_t last_consumed;
 } ingest_worker;
@@ -63,6 +68,7 @@ void ingest_config_default(ingest_config *cfg) {
     cfg->batch_max = 500;
     cfg->stats_interval_ms = 10000;
     profile_config_default(&cfg->profile);
+    cfg->profile.popular_delay_ms = INGEST_POPULAR_DELAY_MS;
 }
 
 int ingest_check_kafka_opt(const char *opt, char *err, size_t errlen) {
@@ -410,6 +416,19 @@ static void ingest_fill(ingest_worker *w, ingest_batch *b) {
     if (w->stats) atomic_fetch_add(&w->stats->consumed, b->n_msgs);
 }
 
+/* Writes the popularity summed so far (force: all of it, else what is
+ * due); a failure is logged once until a write succeeds, and the sums are
+ * kept for the next try. */
+static void ingest_flush_popular(ingest_worker *w, int force) {
+    char err[512];
+    if (profile_flush(w->profiles, force, err, sizeof(err)) == AISLE_OK) {
+        w->popular_failing = 0;
+    } else if (!w->popular_failing) {
+        w->popular_failing = 1;
+        log_warn("ingest", "%s; popularity kept for the next try", err);
+    }
+}
+
 /* Logs the counters every stats_interval_ms, for operators and tests. */
 static void ingest_log_stats(ingest_worker *w, int force) {
     ingest_stats *s = w->stats;
@@ -556,11 +575,15 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
         ingest_serve_commits(&w, INGEST_COMMITS_IN_FLIGHT, 0);
         ingest_log_stats(&w, 0);
         ingest_fill(&w, &b);
-        if (b.n_msgs == 0) continue;
+        if (b.n_msgs == 0) {
+            ingest_flush_popular(&w, 1); /* idle: what is summed goes now */
+            continue;
+        }
         ingest_process(&w, &b);
         ingest_batch_reset(&b);
     }
     rc = AISLE_OK;
+    ingest_flush_popular(&w, 1);
     ingest_serve_commits(&w, 0, INGEST_FLUSH_MS); /* the last answers, before leaving */
     ingest_log_stats(&w, 1);
     log_info("ingest", "stopping: leaving group %s", cfg->group);

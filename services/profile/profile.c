@@ -9,7 +9,9 @@
 #include <strings.h>
 
 #include "services/base/clock.h"
+#include "services/base/grow.h"
 #include "services/base/log.h"
+#include "services/base/strmap.h"
 #include "services/profile/numfmt.h"
 #include "services/profile/rcluster.h"
 
@@ -221,6 +223,7 @@ static const char profile_popular_lua[] =
     "return 1\n";
 
 #define PROFILE_POPULAR_MAX 10000
+#define PROFILE_PENDING_MAX 50000 /* pending pairs written however young */
 
 /* Trending: the same decayed popularity per category (the item's category
  * from ingest's catalog copy), each list bounded, and the categories
@@ -253,10 +256,29 @@ static const char profile_delete_lua[] =
 
 enum { PROFILE_SCRIPT_APPLY, PROFILE_SCRIPT_POPULAR, PROFILE_SCRIPT_DELETE, PROFILE_NSCRIPTS };
 
+/* One (list, item) pair of popularity to add: category "" for the global
+ * list, else that category's trending list. */
+typedef struct profile_pop {
+    const char *category; /* "" when unknown */
+    const char *item;     /* the member: an item, or the category itself */
+    double log_w;
+} profile_pop;
+
+/* Popularity summed in the store until it is written (profile_flush): the
+ * pairs, each owning one block "category\0item\0" that both names point
+ * into, and where each pair is by that key. */
+typedef struct profile_pending {
+    profile_pop *pop;
+    size_t n, cap;
+    strmap at;
+    int64_t since_ms; /* monotonic time of the oldest pair */
+} profile_pending;
+
 struct profile_store {
     profile_config cfg;
     rcluster *rc;
     int module; /* writing with AISLE.APPLY (cfg.use_module, until refused) */
+    profile_pending pend;
 };
 
 static const char *const profile_kind_names[PROFILE_KINDS] = {
@@ -340,8 +362,18 @@ int profile_store_open(const char *addr, const profile_config *cfg,
     return AISLE_OK;
 }
 
+/* Drops every pending pair. */
+static void profile_pending_clear(profile_pending *p) {
+    for (size_t i = 0; i < p->n; i++) free((char *)p->pop[i].category);
+    strmap_free(&p->at);
+    strmap_init(&p->at);
+    p->n = 0;
+}
+
 void profile_store_close(profile_store *ps) {
     if (!ps) return;
+    profile_pending_clear(&ps->pend);
+    free(ps->pend.pop);
     rcluster_close(ps->rc);
     free(ps);
 }
@@ -664,12 +696,6 @@ static int profile_queue_call(profile_store *ps, const profile_event *ev, const 
     return rcluster_append(ps->rc, a->keys[0], a->argc, a->argv, a->lens);
 }
 
-typedef struct profile_pop {
-    const char *category; /* "" when unknown */
-    const char *item;     /* the member: an item, or the category itself */
-    double log_w;
-} profile_pop;
-
 /* By category, then member: one sort groups every key's members. */
 static int profile_cmp_pop(const void *pa, const void *pb) {
     const profile_pop *a = pa, *b = pb;
@@ -681,21 +707,6 @@ static int profile_cmp_pop(const void *pa, const void *pb) {
 static double profile_logadd(double a, double b) {
     double m = a > b ? a : b;
     return m + log1p(exp(-fabs(a - b)));
-}
-
-/* Sorts pop[0..n) and sums the weights of equal (category, member) pairs
- * into one; returns how many remain. */
-static size_t profile_pop_merge(profile_pop *pop, size_t n) {
-    size_t m = 0;
-    if (n == 0) return 0;
-    qsort(pop, n, sizeof(*pop), profile_cmp_pop);
-    for (size_t i = 1; i < n; i++) {
-        if (profile_cmp_pop(&pop[i], &pop[m]) == 0)
-            pop[m].log_w = profile_logadd(pop[m].log_w, pop[i].log_w);
-        else
-            pop[++m] = pop[i];
-    }
-    return m + 1;
 }
 
 /* Queues one call of the popularity script adding pop[0..n) to key,
@@ -772,60 +783,111 @@ static int profile_module_refused(profile_store *ps, redisReply **r, size_t n) {
     return 0;
 }
 
-/* Adds the newly applied positive item events to global popularity and to
- * their category's trending list, summed per key and item first, in one
- * round trip: one call for the global key, one a category. */
-static int profile_bump_popular(profile_store *ps, const profile_event *ev,
+/* Adds log_w to the pending pair (category, item), a new one when it is
+ * not there yet. Returns AISLE_OK or AISLE_ENOMEM (nothing added). */
+static int profile_pending_add(profile_pending *p, const char *category, const char *item,
+                               double log_w) {
+    size_t cl = strlen(category), il = strlen(item), at;
+    char *block = malloc(cl + il + 2); /* owned by the pair, or freed here */
+    if (!block) return AISLE_ENOMEM;
+    memcpy(block, category, cl + 1);
+    memcpy(block + cl + 1, item, il + 1);
+    if (strmap_get(&p->at, block, cl + il + 1, &at) == AISLE_OK) {
+        p->pop[at].log_w = profile_logadd(p->pop[at].log_w, log_w);
+        free(block);
+        return AISLE_OK;
+    }
+    if (GROW_ROOM(p->pop, p->n, p->cap, 256) || strmap_put(&p->at, block, cl + il + 1, p->n)) {
+        free(block);
+        return AISLE_ENOMEM;
+    }
+    if (p->n == 0) p->since_ms = clock_mono_ms();
+    p->pop[p->n++] = (profile_pop){block, block + cl + 1, log_w};
+    return AISLE_OK;
+}
+
+/* Adds the newly applied positive item events to the pending popularity:
+ * global, and their category's trending list. Returns AISLE_OK or
+ * AISLE_ENOMEM with err set. */
+static int profile_pend_popular(profile_store *ps, const profile_event *ev,
                                 const unsigned char *applied, size_t n, char *err,
                                 size_t errlen) {
-    profile_pop *pop = calloc(2 * n + 1, sizeof(*pop));
-    const char **argv = calloc(3 + 2 * n + 2, sizeof(*argv));
-    size_t *lens = calloc(3 + 2 * n + 2, sizeof(*lens));
-    char (*num)[32] = calloc(n + 1, sizeof(*num));
-    size_t np = 0, nt = 0, nr, calls = 1;
-    int rc = AISLE_EIO;
-    redisReply **r;
-
-    if (!pop || !argv || !lens || !num) {
-        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < n; i++) {
         const Aisle__V1__Signal *s = ev[i].sig;
+        double log_w;
         if (!applied[i] || s->kind == AISLE__V1__SIGNAL_KIND__DISMISS || !s->item_id ||
             !*s->item_id || s->kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR)
             continue;
-        /* pop[0..n) the global list's, pop[n..2n) the trending ones. */
-        pop[np++] = (profile_pop){"", s->item_id, profile_event_log(ps, s)};
-        if (ev[i].category && *ev[i].category)
-            pop[n + nt++] = (profile_pop){ev[i].category, s->item_id, pop[np - 1].log_w};
+        log_w = profile_event_log(ps, s);
+        if (profile_pending_add(&ps->pend, "", s->item_id, log_w) ||
+            (ev[i].category && *ev[i].category &&
+             profile_pending_add(&ps->pend, ev[i].category, s->item_id, log_w)))
+            return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     }
-    rc = 0;
-    if (np == 0) goto out;
-    np = profile_pop_merge(pop, np);
-    nt = profile_pop_merge(pop + n, nt);
-    if (profile_queue_bump(ps, PROFILE_POPULAR_KEY, PROFILE_POPULAR_MAX, pop, np, argv, lens,
-                           num) ||
-        profile_queue_trending(ps, pop + n, nt, pop, argv, lens, num, &calls)) {
-        rcluster_reset(ps->rc);
+    return AISLE_OK;
+}
+
+/* Writes the pending popularity in one round trip: one call for the global
+ * list, one a category; kept for the next try when that fails. */
+static int profile_write_popular(profile_store *ps, char *err, size_t errlen) {
+    profile_pending *p = &ps->pend;
+    profile_pop *cats = calloc(p->n + 1, sizeof(*cats));
+    const char **argv = calloc(3 + 2 * p->n + 2, sizeof(*argv));
+    size_t *lens = calloc(3 + 2 * p->n + 2, sizeof(*lens));
+    char (*num)[32] = calloc(p->n + 1, sizeof(*num));
+    size_t ng = 0, nr, calls = 1;
+    int rc;
+    redisReply **r;
+
+    if (!cats || !argv || !lens || !num) {
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
-    if ((rc = profile_exec(ps, "bumping popularity", &r, &nr, err, errlen)) != 0) goto out;
-    assert(nr == calls);
-    if (profile_module_refused(ps, r, nr)) {
-        rc = profile_bump_popular(ps, ev, applied, n, err, errlen); /* now with the script */
-        goto out;
+    /* The global list's pairs (category "") sort first. */
+    qsort(p->pop, p->n, sizeof(*p->pop), profile_cmp_pop);
+    while (ng < p->n && !*p->pop[ng].category) ng++;
+    if (profile_queue_bump(ps, PROFILE_POPULAR_KEY, PROFILE_POPULAR_MAX, p->pop, ng, argv, lens,
+                           num) ||
+        profile_queue_trending(ps, p->pop + ng, p->n - ng, cats, argv, lens, num, &calls)) {
+        rcluster_reset(ps->rc);
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    } else if ((rc = profile_exec(ps, "bumping popularity", &r, &nr, err, errlen)) == 0) {
+        assert(nr == calls);
+        if (profile_module_refused(ps, r, nr)) {
+            rc = profile_write_popular(ps, err, errlen); /* now with the script */
+            goto out;
+        }
+        for (size_t i = 0; i < nr && rc == 0; i++)
+            if (r[i]->type == REDIS_REPLY_ERROR)
+                rc = profile_bad_reply(r[i], "bumping popularity", err, errlen);
     }
-    for (size_t i = 0; i < nr && rc == 0; i++)
-        if (r[i]->type == REDIS_REPLY_ERROR)
-            rc = profile_bad_reply(r[i], "bumping popularity", err, errlen);
+    /* The pairs were keyed by index, which the sort moved: a failed write
+     * keeps them with a fresh map. */
+    if (rc == 0) {
+        profile_pending_clear(p);
+    } else {
+        strmap_free(&p->at);
+        strmap_init(&p->at);
+        for (size_t i = 0; i < p->n && rc != AISLE_ENOMEM; i++)
+            if (strmap_put(&p->at, p->pop[i].category,
+                           strlen(p->pop[i].category) + 1 + strlen(p->pop[i].item), i))
+                rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    }
 out:
-    free(pop);
+    free(cats);
     free(argv);
     free(lens);
     free(num);
     return rc;
+}
+
+int profile_flush(profile_store *ps, int force, char *err, size_t errlen) {
+    int64_t age;
+    if (ps->pend.n == 0) return AISLE_OK;
+    age = clock_mono_ms() - ps->pend.since_ms;
+    if (!force && age < ps->cfg.popular_delay_ms && ps->pend.n < PROFILE_PENDING_MAX)
+        return AISLE_OK;
+    return profile_write_popular(ps, err, errlen);
 }
 
 /* Whether run k can join a call that starts with run k0: on one node any
@@ -978,8 +1040,9 @@ int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *er
         napplied += applied[i];
     }
     /* Popularity counts positive interest of newly applied events only, so a
-     * replayed batch does not inflate it. */
-    rc = profile_bump_popular(ps, ev, applied, n, err, errlen);
+     * replayed batch does not inflate it; it is written when due. */
+    rc = profile_pend_popular(ps, ev, applied, n, err, errlen);
+    if (rc == 0) rc = profile_flush(ps, 0, err, errlen);
     if (rc == 0) rc = napplied;
 out:
     free(verdict);
