@@ -85,6 +85,32 @@ static void ingest_batch_reset(ingest_batch *b) {
     b->n_msgs = b->n_sigs = 0;
 }
 
+/* Room for nb messages in b. Returns AISLE_OK or AISLE_ENOMEM (free b
+ * with ingest_batch_free either way). */
+static int ingest_batch_alloc(ingest_batch *b, size_t nb) {
+    b->msgs = calloc(nb, sizeof(*b->msgs));
+    b->sigs = calloc(nb, sizeof(*b->sigs));
+    b->at = calloc(nb, sizeof(*b->at));
+    b->events = calloc(nb, sizeof(*b->events));
+    b->origins = calloc(nb, sizeof(*b->origins));
+    b->why = calloc(nb, sizeof(*b->why));
+    b->delivered = calloc(nb, 1);
+    return b->msgs && b->sigs && b->at && b->events && b->origins && b->why && b->delivered
+               ? AISLE_OK
+               : AISLE_ENOMEM;
+}
+
+static void ingest_batch_free(ingest_batch *b) {
+    ingest_batch_reset(b);
+    free(b->msgs);
+    free(b->sigs);
+    free(b->at);
+    free(b->events);
+    free(b->origins);
+    free(b->why);
+    free(b->delivered);
+}
+
 /* The number of dead letters in the batch. */
 static size_t ingest_n_dead(const ingest_batch *b) { return b->n_msgs - b->n_sigs; }
 
@@ -273,13 +299,16 @@ static int ingest_wait(ingest_worker *w, int64_t ms) {
 }
 
 /* Applies the batch's signals, retrying with backoff until Redis takes them
- * or a stop is asked for. Returns AISLE_OK when applied, AISLE_ECANCELED when
- * stopped first. */
-static int ingest_apply(ingest_worker *w, ingest_batch *b) {
+ * or a stop is asked for; sent: their first write is in flight
+ * (profile_apply_send), to be finished first. Returns AISLE_OK when
+ * applied, AISLE_ECANCELED when stopped first. */
+static int ingest_apply(ingest_worker *w, ingest_batch *b, int sent) {
     int64_t backoff = 100;
     char err[512];
     for (;;) {
-        int n = profile_apply(w->profiles, b->events, b->n_sigs, err, sizeof(err));
+        int n = sent ? profile_apply_finish(w->profiles, b->events, b->n_sigs, err, sizeof(err))
+                     : profile_apply(w->profiles, b->events, b->n_sigs, err, sizeof(err));
+        sent = 0;
         if (n >= 0) {
             if (w->stats) {
                 atomic_fetch_add(&w->stats->applied, (uint64_t)n);
@@ -383,21 +412,6 @@ static void ingest_commit(ingest_worker *w, ingest_batch *b) {
     w->commits_in_flight++;
 }
 
-/* One batch: decode, queue the dead letters (they travel while Redis
- * works), apply the signals, confirm every dead letter, commit. A step that
- * fails waits and retries; only a stop ends a batch early, and then nothing
- * of it is committed: the next owner of its partitions reads it again. */
-static void ingest_process(ingest_worker *w, ingest_batch *b) {
-    ingest_decode(w, b);
-    w->batch = b;
-    (void)ingest_send_dead_letters(w, b); /* a refusal is retried when confirming */
-    if (ingest_apply(w, b) == AISLE_OK && ingest_confirm_dead_letters(w, b) == AISLE_OK) {
-        atomic_fetch_add(&w->stats->dead_lettered, ingest_n_dead(b));
-        ingest_commit(w, b);
-    }
-    w->batch = NULL;
-}
-
 /* Takes up to batch_max messages, waiting at most 100 ms for the first. */
 static void ingest_fill(ingest_worker *w, ingest_batch *b) {
     int timeout = 100;
@@ -414,6 +428,36 @@ static void ingest_fill(ingest_worker *w, ingest_batch *b) {
         b->msgs[b->n_msgs++] = m;
     }
     if (w->stats) atomic_fetch_add(&w->stats->consumed, b->n_msgs);
+}
+
+/* Reads a batch into the empty b and decodes it. */
+static void ingest_take(ingest_worker *w, ingest_batch *b) {
+    assert(b->n_msgs == 0);
+    ingest_fill(w, b);
+    if (b->n_msgs) ingest_decode(w, b);
+}
+
+/* One decoded batch: queue the dead letters (they travel while Redis
+ * works), send the signals' writes and, while Redis works on them, read
+ * and decode the next batch into the empty `next` (not while Redis is
+ * away); then finish the writes, confirm every dead letter, commit. The
+ * next batch's writes go only after this one's are done, so a user's
+ * events still reach Redis in log order. A step that fails waits and
+ * retries; only a stop ends a batch early, and then nothing of it is
+ * committed: the next owner of its partitions reads it again. */
+static void ingest_process(ingest_worker *w, ingest_batch *b, ingest_batch *next) {
+    char err[512];
+    int sent;
+    w->batch = b;
+    (void)ingest_send_dead_letters(w, b); /* a refusal is retried when confirming */
+    sent = !w->waiting &&
+           profile_apply_send(w->profiles, b->events, b->n_sigs, err, sizeof(err)) == AISLE_OK;
+    if (sent && !atomic_load(w->stop)) ingest_take(w, next);
+    if (ingest_apply(w, b, sent) == AISLE_OK && ingest_confirm_dead_letters(w, b) == AISLE_OK) {
+        atomic_fetch_add(&w->stats->dead_lettered, ingest_n_dead(b));
+        ingest_commit(w, b);
+    }
+    w->batch = NULL;
 }
 
 /* Writes the popularity summed so far (force: all of it, else what is
@@ -523,7 +567,7 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
                char *err, size_t errlen) {
     ingest_stats own = {0};
     ingest_worker w = {.cfg = cfg, .stats = stats ? stats : &own, .stop = stop};
-    ingest_batch b = {0};
+    ingest_batch b[2] = {{0}}, *cur = &b[0], *next = &b[1], *t;
     size_t nb = cfg->batch_max > 0 ? (size_t)cfg->batch_max : 1;
     rd_kafka_topic_partition_list_t *topics;
     rd_kafka_resp_err_t e;
@@ -531,14 +575,7 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
 
     if (cfg->batch_max <= 0)
         return status_fail(AISLE_EINVAL, err, errlen, "batch size must be positive");
-    b.msgs = calloc(nb, sizeof(*b.msgs));
-    b.sigs = calloc(nb, sizeof(*b.sigs));
-    b.at = calloc(nb, sizeof(*b.at));
-    b.events = calloc(nb, sizeof(*b.events));
-    b.origins = calloc(nb, sizeof(*b.origins));
-    b.why = calloc(nb, sizeof(*b.why));
-    b.delivered = calloc(nb, 1);
-    if (!b.msgs || !b.sigs || !b.at || !b.events || !b.origins || !b.why || !b.delivered) {
+    if (ingest_batch_alloc(&b[0], nb) || ingest_batch_alloc(&b[1], nb)) {
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
@@ -574,13 +611,16 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
         if (w.facts) facts_poll(w.facts, 0);
         ingest_serve_commits(&w, INGEST_COMMITS_IN_FLIGHT, 0);
         ingest_log_stats(&w, 0);
-        ingest_fill(&w, &b);
-        if (b.n_msgs == 0) {
+        if (cur->n_msgs == 0) ingest_take(&w, cur); /* else read while the last was written */
+        if (cur->n_msgs == 0) {
             ingest_flush_popular(&w, 1); /* idle: what is summed goes now */
             continue;
         }
-        ingest_process(&w, &b);
-        ingest_batch_reset(&b);
+        ingest_process(&w, cur, next);
+        ingest_batch_reset(cur);
+        t = cur;
+        cur = next;
+        next = t;
     }
     rc = AISLE_OK;
     ingest_flush_popular(&w, 1);
@@ -588,14 +628,8 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
     ingest_log_stats(&w, 1);
     log_info("ingest", "stopping: leaving group %s", cfg->group);
 out:
-    ingest_batch_reset(&b);
-    free(b.msgs);
-    free(b.sigs);
-    free(b.at);
-    free(b.events);
-    free(b.origins);
-    free(b.why);
-    free(b.delivered);
+    ingest_batch_free(&b[0]);
+    ingest_batch_free(&b[1]);
     if (w.consumer) {
         rd_kafka_consumer_close(w.consumer);
         if (w.commits) rd_kafka_queue_destroy(w.commits); /* before the handle it holds */

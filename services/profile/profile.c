@@ -274,11 +274,20 @@ typedef struct profile_pending {
     int64_t since_ms; /* monotonic time of the oldest pair */
 } profile_pending;
 
+/* A round of apply calls queued or in flight, and how its replies map back
+ * to events: order holds the events' indices by run, run_start[k] where
+ * run k begins in it, call_start[c] the first run of call c. */
+typedef struct profile_round {
+    size_t *order, *run_start, *call_start; /* owned */
+    size_t n_calls;
+} profile_round;
+
 struct profile_store {
     profile_config cfg;
     rcluster *rc;
     int module; /* writing with AISLE.APPLY (cfg.use_module, until refused) */
     profile_pending pend;
+    profile_round flight; /* sent by profile_apply_send, read by _finish */
 };
 
 static const char *const profile_kind_names[PROFILE_KINDS] = {
@@ -370,8 +379,16 @@ static void profile_pending_clear(profile_pending *p) {
     p->n = 0;
 }
 
+static void profile_round_free(profile_round *rd) {
+    free(rd->order);
+    free(rd->run_start);
+    free(rd->call_start);
+    memset(rd, 0, sizeof(*rd));
+}
+
 void profile_store_close(profile_store *ps) {
     if (!ps) return;
+    profile_round_free(&ps->flight);
     profile_pending_clear(&ps->pend);
     free(ps->pend.pop);
     rcluster_close(ps->rc);
@@ -921,37 +938,37 @@ static int profile_new_run(const profile_store *ps, const profile_event *e,
     return 0;
 }
 
-#define PROFILE_RESEND 1 /* profile_apply_round: send the round again */
+#define PROFILE_RESEND 1 /* profile_round_read: send the round again */
 
-/* One round trip of apply calls for the events pick[0..n) (indices into
- * ev, in arrival order): each gets its verdict in verdict[index], '1'
- * applied, '0' a duplicate, or '2' held back with a run that held one (to
- * be sent again). Returns AISLE_OK, PROFILE_RESEND when the module's
- * command was refused (nothing settled), or AISLE_EIO (AISLE_ENOMEM) with
- * err set. */
-static int profile_apply_round(profile_store *ps, const profile_event *ev, const size_t *pick,
-                               size_t n, char *verdict, char *err, size_t errlen) {
-    size_t *order = malloc(n * sizeof(*order));
-    size_t *run_start = calloc(n + 1, sizeof(*run_start));
-    size_t *call_start = calloc(n + 1, sizeof(*call_start));
+/* Queues one round of apply calls for the events pick[0..n) (indices into
+ * ev, in arrival order; NULL: all of ev[0..n)) into rd, which says how
+ * the replies map back. Returns AISLE_OK, or AISLE_ENOMEM with err set
+ * (nothing queued, rd empty). */
+static int profile_round_queue(profile_store *ps, const profile_event *ev, const size_t *pick,
+                               size_t n, profile_round *rd, char *err, size_t errlen) {
     profile_sum *sums = calloc(PROFILE_EVENT_FIELDS * n, sizeof(*sums));
     profile_args a = {0};
-    size_t n_runs = 0, n_calls = 0, nr, runs_max, args;
+    size_t n_runs = 0, runs_max, args;
     int64_t t0 = 0, t1 = 0;
-    redisReply **r;
     int rc = AISLE_ENOMEM;
 
-    if (!order || !run_start || !call_start || !sums) goto fail;
-    memcpy(order, pick, n * sizeof(*order));
-    qsort_r(order, n, sizeof(*order), profile_cmp_event, (void *)ev);
+    rd->order = malloc(n * sizeof(*rd->order));
+    rd->run_start = calloc(n + 1, sizeof(*rd->run_start));
+    rd->call_start = calloc(n + 1, sizeof(*rd->call_start));
+    rd->n_calls = 0;
+    if (!rd->order || !rd->run_start || !rd->call_start || !sums) goto out;
+    for (size_t i = 0; i < n; i++) rd->order[i] = pick ? pick[i] : i;
+    qsort_r(rd->order, n, sizeof(*rd->order), profile_cmp_event, (void *)ev);
     for (size_t i = 0; i < n; i++)
-        if (profile_new_run(ps, &ev[order[i]], i ? &ev[order[i - 1]] : NULL, &t0, &t1))
-            run_start[n_runs++] = i;
-    run_start[n_runs] = n;
+        if (profile_new_run(ps, &ev[rd->order[i]], i ? &ev[rd->order[i - 1]] : NULL, &t0, &t1))
+            rd->run_start[n_runs++] = i;
+    rd->run_start[n_runs] = n;
     for (size_t k = 0; k < n_runs; k++)
-        if (n_calls == 0 || !profile_same_call(ps, ev, order, run_start, call_start[n_calls - 1], k))
-            call_start[n_calls++] = k;
-    call_start[n_calls] = n_runs;
+        if (rd->n_calls == 0 ||
+            !profile_same_call(ps, ev, rd->order, rd->run_start,
+                               rd->call_start[rd->n_calls - 1], k))
+            rd->call_start[rd->n_calls++] = k;
+    rd->call_start[rd->n_calls] = n_runs;
     runs_max = n_runs < PROFILE_CALL_RUNS ? n_runs : PROFILE_CALL_RUNS;
     args = 3 + PROFILE_HEAD_ARGS + (PROFILE_NKEYS + PROFILE_RUN_ARGS) * runs_max +
            PROFILE_EVENT_ARGS * n;
@@ -960,39 +977,22 @@ static int profile_apply_round(profile_store *ps, const profile_event *ev, const
     a.num = calloc(PROFILE_HEAD_ARGS + 4 * runs_max + (2 + PROFILE_EVENT_FIELDS) * n,
                    sizeof(*a.num));
     a.keys = calloc(PROFILE_NKEYS * runs_max, sizeof(*a.keys));
-    for (size_t i = 0; i < n; i++) a.text_cap += profile_text_bytes(&ev[pick[i]]);
+    for (size_t i = 0; i < n; i++) a.text_cap += profile_text_bytes(&ev[rd->order[i]]);
     a.text = malloc(a.text_cap);
-    if (!a.argv || !a.lens || !a.num || !a.keys || !a.text) goto fail;
-    for (size_t c = 0; c < n_calls; c++) {
-        if (profile_queue_call(ps, ev, order, run_start, call_start[c], call_start[c + 1], sums,
-                               &a)) {
+    if (!a.argv || !a.lens || !a.num || !a.keys || !a.text) goto out;
+    for (size_t c = 0; c < rd->n_calls; c++) {
+        if (profile_queue_call(ps, ev, rd->order, rd->run_start, rd->call_start[c],
+                               rd->call_start[c + 1], sums, &a)) {
             rcluster_reset(ps->rc);
-            goto fail;
-        }
-    }
-    if ((rc = profile_exec(ps, "applying signals", &r, &nr, err, errlen)) != 0) goto out;
-    assert(nr == n_calls);
-    if (profile_module_refused(ps, r, nr)) {
-        rc = PROFILE_RESEND;
-        goto out;
-    }
-    for (size_t c = 0; c < n_calls; c++) {
-        size_t first = run_start[call_start[c]], len = run_start[call_start[c + 1]] - first;
-        if (r[c]->type != REDIS_REPLY_STRING || r[c]->len != len ||
-            strspn(r[c]->str, "012") != len) {
-            rc = profile_bad_reply(r[c], "applying signals", err, errlen);
             goto out;
         }
-        for (size_t i = 0; i < len; i++) verdict[order[first + i]] = r[c]->str[i];
     }
     rc = AISLE_OK;
-    goto out;
-fail:
-    rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
 out:
-    free(order);
-    free(run_start);
-    free(call_start);
+    if (rc) {
+        profile_round_free(rd);
+        status_fail(rc, err, errlen, "out of memory");
+    }
     free(sums);
     free(a.argv);
     free(a.lens);
@@ -1002,15 +1002,67 @@ out:
     return rc;
 }
 
-int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *err,
-                  size_t errlen) {
+/* Reads the replies of the round rd (queued, or sent by rcluster_send) and
+ * frees it: each event gets its verdict in verdict[index], '1' applied,
+ * '0' a duplicate, or '2' held back with a run that held one (to be sent
+ * again). Returns AISLE_OK, PROFILE_RESEND when the module's command was
+ * refused (nothing settled), or AISLE_EIO with err set. */
+static int profile_round_read(profile_store *ps, profile_round *rd, char *verdict, char *err,
+                              size_t errlen) {
+    redisReply **r;
+    size_t nr;
+    int rc;
+    if ((rc = profile_exec(ps, "applying signals", &r, &nr, err, errlen)) != 0) goto out;
+    assert(nr == rd->n_calls);
+    if (profile_module_refused(ps, r, nr)) {
+        rc = PROFILE_RESEND;
+        goto out;
+    }
+    for (size_t c = 0; c < rd->n_calls; c++) {
+        size_t first = rd->run_start[rd->call_start[c]],
+               len = rd->run_start[rd->call_start[c + 1]] - first;
+        if (r[c]->type != REDIS_REPLY_STRING || r[c]->len != len ||
+            strspn(r[c]->str, "012") != len) {
+            rc = profile_bad_reply(r[c], "applying signals", err, errlen);
+            goto out;
+        }
+        for (size_t i = 0; i < len; i++) verdict[rd->order[first + i]] = r[c]->str[i];
+    }
+out:
+    profile_round_free(rd);
+    return rc;
+}
+
+int profile_apply_send(profile_store *ps, const profile_event *ev, size_t n, char *err,
+                       size_t errlen) {
+    char why[400];
+    int rc;
+    assert(!ps->flight.order);
+    if (n == 0) return AISLE_OK;
+    if ((rc = rcluster_connect(ps->rc, err, errlen)) != 0 ||
+        (rc = profile_round_queue(ps, ev, NULL, n, &ps->flight, err, errlen)) != 0)
+        return rc;
+    if (rcluster_send(ps->rc, why, sizeof(why)) != AISLE_OK) {
+        profile_round_free(&ps->flight);
+        return status_fail(AISLE_EIO, err, errlen, "applying signals: %s", why);
+    }
+    return AISLE_OK;
+}
+
+int profile_apply_finish(profile_store *ps, const profile_event *ev, size_t n, char *err,
+                         size_t errlen) {
     char *verdict = calloc(n ? n : 1, 1); /* 0: not sent yet, then the script's */
     unsigned char *applied = calloc(n ? n : 1, 1);
     size_t *pick = calloc(n ? n : 1, sizeof(*pick));
     size_t np = n;
     int napplied = 0, rc;
+    profile_round rd = ps->flight; /* the first round, in flight; freed by its read */
 
+    assert(n == 0 || rd.order);
+    memset(&ps->flight, 0, sizeof(ps->flight));
     if (!verdict || !applied || !pick) {
+        profile_round_free(&rd);
+        rcluster_reset(ps->rc); /* its replies are not read: the connection is dropped */
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
@@ -1018,14 +1070,15 @@ int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *er
         rc = 0;
         goto out;
     }
-    if ((rc = rcluster_connect(ps->rc, err, errlen)) != 0) goto out;
     for (size_t i = 0; i < n; i++) pick[i] = i;
     /* Each round settles every event of the runs without a duplicate and
      * at least one event of every other run, so this ends; a batch with no
      * replay takes one round. */
     while (np > 0) {
         size_t left = 0;
-        if ((rc = profile_apply_round(ps, ev, pick, np, verdict, err, errlen)) < 0) goto out;
+        if (!rd.order && (rc = profile_round_queue(ps, ev, pick, np, &rd, err, errlen)) != 0)
+            goto out;
+        if ((rc = profile_round_read(ps, &rd, verdict, err, errlen)) < 0) goto out;
         if (rc == PROFILE_RESEND) continue;
         for (size_t i = 0; i < np; i++)
             if (verdict[pick[i]] == '2') pick[left++] = pick[i];
@@ -1049,6 +1102,12 @@ out:
     free(applied);
     free(pick);
     return rc;
+}
+
+int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *err,
+                  size_t errlen) {
+    int rc = profile_apply_send(ps, ev, n, err, errlen);
+    return rc < 0 ? rc : profile_apply_finish(ps, ev, n, err, errlen);
 }
 
 /* How stored values read as weights. */

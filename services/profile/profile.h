@@ -203,6 +203,19 @@ int profile_check_id(const char *name, const char *v, int required, char *err,
 int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *err,
                   size_t errlen);
 
+/* profile_apply in two halves, for a caller with other work while Redis
+ * works (the worker reads and decodes its next batch): _send queues the
+ * events' first round of writes and sends it without waiting; _finish,
+ * with the same events unchanged meanwhile, reads the replies, sends any
+ * further rounds and returns what profile_apply returns. Nothing else may
+ * use the store in between, and every _send that returned AISLE_OK must
+ * be followed by _finish. _send returns AISLE_OK, or AISLE_EIO
+ * (AISLE_ENOMEM) with err set: nothing was sent, nothing to finish. */
+int profile_apply_send(profile_store *ps, const profile_event *ev, size_t n, char *err,
+                       size_t errlen);
+int profile_apply_finish(profile_store *ps, const profile_event *ev, size_t n, char *err,
+                         size_t errlen);
+
 /* Writes the popularity profile_apply has summed (see popular_delay_ms)
  * when it is due, or at once when force is non-zero; for a caller going
  * idle or stopping. Returns AISLE_OK (nothing due is OK too), or AISLE_EIO
