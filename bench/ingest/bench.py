@@ -13,7 +13,12 @@ the Kafka mock cluster, the workers and the load all share its cores):
    build), right after each, so they compare under the same load;
 3. the bound: redis-benchmark pipelining the same write calls, AISLE.APPLY
    and the script's EVALSHA (one event per user, as a backlog of many users
-   comes to, 1 and 64 users a call).
+   comes to, 1 and 64 users a call);
+4. the bound of each stage alone: a bare consumer (librdkafka, through
+   confluent_kafka) draining the backlog from the mock cluster, with the
+   CPU the mock and the consumer spent a message; and, from each drain,
+   the signals/s the worker's CPU a signal and Redis's would allow if
+   either had a core to itself.
 Run through bench/ingest/run.sh."""
 
 import argparse
@@ -194,6 +199,29 @@ def drain_run(procs, brokers, redis_addr, port, workers, total, binary):
     return (c1 - c0) / (t1 - t0), cpu
 
 
+def consume_bound(brokers, total, mock_pid):
+    """A bare consumer of a fresh group draining the backlog (messages/s
+    from its first message on), and the CPU a message of the mock cluster
+    and of this process (the consumer's librdkafka threads and the Python
+    loop: an upper bound of the client's share)."""
+    c = Consumer({"bootstrap.servers": brokers, "group.id": "bench-bare-" + uuid.uuid4().hex[:8],
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([TOPIC])
+    n, t0, first = 0, None, 0
+    mock0, me0 = proc_cpu(mock_pid), time.process_time()
+    deadline = time.time() + 300
+    while n < total and time.time() < deadline:
+        got = c.consume(10000, 1.0)
+        if got and t0 is None:
+            t0, first = time.time(), len(got)
+        n += sum(1 for m in got if not m.error())
+    rate = (n - first) / (time.time() - t0) if t0 else float("nan")
+    cpu = ((proc_cpu(mock_pid) - mock0) * 1e6 / max(n, 1),
+           (time.process_time() - me0) * 1e6 / max(n, 1))
+    c.close()
+    return rate, cpu
+
+
 def proc_cpu(pid):
     """Seconds of CPU process pid has used (user + system, /proc): like
     redis_cpu, it does not grow while other work holds the cores."""
@@ -287,12 +315,25 @@ def apply_sha(procs, brokers, redis_addr, port):
     return sha
 
 
+def mock_with_catalog(procs, binary):
+    """A Kafka mock cluster holding a catalog of 5,000 items; returns the
+    process and its bootstrap address."""
+    kafka, brokers = procs.start("kafka", [binary, "kafka-mock", "--partitions", str(PARTITIONS)],
+                                 "bootstrap=")
+    subprocess.run([binary, "synth", "--kafka-brokers", brokers,
+                    "--items", "5000", "--users", "1", "--signals-per-user", "0"],
+                   check=True, capture_output=True)
+    return kafka, brokers
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=int, default=20000)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--backlog", type=int, default=300000)
     ap.add_argument("--old", help="an older aisle binary whose runs follow the new one's")
+    ap.add_argument("--old-module", help="the older binary's aisle_redis.so: its runs then "
+                    "write into a Redis loading that one")
     a = ap.parse_args()
     _, ev = aisle_env.protos()
     procs = aisle_env.Procs()
@@ -303,32 +344,45 @@ def main():
         port = int(redis_addr.split(":")[1])
         _, lua_addr = procs.redis(module=False)
         lua_port = int(lua_addr.split(":")[1])
-        _, brokers = procs.start("kafka", [new, "kafka-mock",
-                                           "--partitions", str(PARTITIONS)], "bootstrap=")
-        subprocess.run([new, "synth", "--kafka-brokers", brokers,
-                        "--items", "5000", "--users", "1", "--signals-per-user", "0"],
-                       check=True, capture_output=True)
+        old_addr, old_port = redis_addr, port
+        if a.old_module:
+            old_port = aisle_env.free_port()
+            procs.start("redis", ["redis-server", "--port", str(old_port), "--bind", "127.0.0.1",
+                                  "--save", "", "--appendonly", "no", "--loadmodule",
+                                  os.path.abspath(a.old_module)])
+            aisle_env.wait_for(lambda: aisle_env._redis_ping(old_port), 10, "redis-server")
+            old_addr = "127.0.0.1:%d" % old_port
+        kafka, brokers = mock_with_catalog(procs, new)
 
         # One group: the old binary's run goes on from where the new one's ended.
         for which, binary in [("new", new)] + ([("old", a.old)] if a.old else []):
-            offered, delays, probes = delay_run(procs, ev, brokers, redis_addr, port, a.rate,
-                                                a.seconds, binary)
+            addr, p = (redis_addr, port) if which == "new" else (old_addr, old_port)
+            offered, delays, probes = delay_run(procs, ev, brokers, addr, p, a.rate, a.seconds,
+                                                binary)
             print("%s: offered load %.0f signals/s for %d s, %d probes, %d seen applied (%s)"
                   % (which, offered, a.seconds, probes, len(delays), load()))
             if delays:
                 print("  event-to-profile delay: p50 %.1f ms, p99 %.1f ms, max %.1f ms"
                       % (statistics.median(delays), pct(delays, 99), max(delays)))
 
+        # The backlog in a mock cluster of its own: the delay runs' many small
+        # message sets make the mock's fetches slow (it scans them for an
+        # offset), which would cap the drains below the worker's rate.
+        procs.stop(kafka)
+        kafka, brokers = mock_with_catalog(procs, new)
         users = max(1, a.backlog // 20)
         subprocess.run([new, "synth", "--kafka-brokers", brokers,
                         "--items", "0", "--users", str(users), "--signals-per-user", "20"],
                        check=True, capture_output=True)
         total = end_offsets(brokers)
         print("backlog: %d signals in %d partitions" % (total, PARTITIONS))
+        rate, (mock_us, client_us) = consume_bound(brokers, total, kafka.pid)
+        print("stage bound, a bare consumer draining it: %.0f messages/s; CPU a message: "
+              "the mock %.1f us, the consumer %.1f us (%s)" % (rate, mock_us, client_us, load()))
         best = 0
         kinds = [("new", new, redis_addr, port), ("new, script", new, lua_addr, lua_port)]
         if a.old:
-            kinds.append(("old", a.old, redis_addr, port))
+            kinds.append(("old", a.old, old_addr, old_port))
         for workers in (1, 2):
             rates = {}
             for which, binary, addr, p in kinds:
@@ -341,9 +395,11 @@ def main():
                 print("%s: sustained with %d worker%s: %.0f signals/s (%s)%s"
                       % (which, workers, "s" if workers > 1 else "", rate, load(),
                          "" if which == "new" else "; new/%s %.2f" % (which, rates["new"] / rate)))
-                print("  CPU a signal: redis-server %.1f us, the worker%s %.1f us"
-                      % ((redis_cpu(p) - cpu0) * 1e6 / total, "s" if workers > 1 else "",
-                         worker_cpu * 1e6 / total))
+                redis_us, worker_us = (redis_cpu(p) - cpu0) * 1e6 / total, worker_cpu * 1e6 / total
+                print("  CPU a signal: redis-server %.1f us, the worker%s %.1f us; stage bounds "
+                      "at a core each: Redis %.0f signals/s, the worker%s %.0f"
+                      % (redis_us, "s" if workers > 1 else "", worker_us, 1e6 / redis_us,
+                         "s" if workers > 1 else "", 1e6 / worker_us))
                 write_stats(p, total)
 
         sha = apply_sha(procs, brokers, lua_addr, lua_port)

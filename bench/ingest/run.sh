@@ -2,9 +2,11 @@
 # Ingest throughput (1 and 2 workers), event-to-profile delay at a fixed
 # offered load, and redis-benchmark's rate for the same write calls as the
 # bound: the worker's AISLE.APPLY (Redis loading aisle_redis.so) against the
-# Lua script's write (a Redis without it), and with --old an older binary.
+# Lua script's write (a Redis without it), and with --old an older binary
+# (with --old-module, writing into a Redis loading its own aisle_redis.so).
 # Prints figures; asserts nothing.
 #   bash bench/ingest/run.sh [--rate N] [--seconds N] [--backlog N] [--old AISLE]
+#                            [--old-module SO]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . bench/lib.sh

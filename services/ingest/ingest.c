@@ -20,6 +20,13 @@
 #define INGEST_ORIGIN_MAX 300        /* "topic:partition" */
 #define INGEST_WHY_MAX 256           /* a dead letter's reason */
 #define INGEST_BACKOFF_MAX_MS 5000
+/* Commits sent and not answered yet, at most: past it a batch waits for
+ * the answers (a slow coordinator then paces the worker). */
+#define INGEST_COMMITS_IN_FLIGHT 16
+/* Popularity summed this long before it is written (profile.h): a busy
+ * worker then writes each popular list about 5 times a second, not once a
+ * batch; an idle one writes it at once. */
+#define INGEST_POPULAR_DELAY_MS 200
 
 typedef struct ingest_batch {
     rd_kafka_message_t **msgs;
@@ -45,6 +52,9 @@ typedef struct ingest_worker {
     ingest_batch *batch;  /* the batch in hand, for the delivery reports */
     int waiting;          /* partitions paused (Redis or the dead-letter topic is
                            * away): partitions assigned meanwhile are paused too */
+    rd_kafka_queue_t *commits; /* where the answers to our commits arrive */
+    int commits_in_flight;
+    int popular_failing; /* the last popularity write failed (logged once) */
     int64_t next_stats_ms;
     uint64_t last_consumed;
 } ingest_worker;
@@ -58,6 +68,7 @@ void ingest_config_default(ingest_config *cfg) {
     cfg->batch_max = 500;
     cfg->stats_interval_ms = 10000;
     profile_config_default(&cfg->profile);
+    cfg->profile.popular_delay_ms = INGEST_POPULAR_DELAY_MS;
 }
 
 int ingest_check_kafka_opt(const char *opt, char *err, size_t errlen) {
@@ -72,6 +83,32 @@ static void ingest_batch_reset(ingest_batch *b) {
     for (size_t i = 0; i < b->n_sigs; i++)
         aisle__v1__signal__free_unpacked(b->sigs[i], NULL);
     b->n_msgs = b->n_sigs = 0;
+}
+
+/* Room for nb messages in b. Returns AISLE_OK or AISLE_ENOMEM (free b
+ * with ingest_batch_free either way). */
+static int ingest_batch_alloc(ingest_batch *b, size_t nb) {
+    b->msgs = calloc(nb, sizeof(*b->msgs));
+    b->sigs = calloc(nb, sizeof(*b->sigs));
+    b->at = calloc(nb, sizeof(*b->at));
+    b->events = calloc(nb, sizeof(*b->events));
+    b->origins = calloc(nb, sizeof(*b->origins));
+    b->why = calloc(nb, sizeof(*b->why));
+    b->delivered = calloc(nb, 1);
+    return b->msgs && b->sigs && b->at && b->events && b->origins && b->why && b->delivered
+               ? AISLE_OK
+               : AISLE_ENOMEM;
+}
+
+static void ingest_batch_free(ingest_batch *b) {
+    ingest_batch_reset(b);
+    free(b->msgs);
+    free(b->sigs);
+    free(b->at);
+    free(b->events);
+    free(b->origins);
+    free(b->why);
+    free(b->delivered);
 }
 
 /* The number of dead letters in the batch. */
@@ -262,13 +299,16 @@ static int ingest_wait(ingest_worker *w, int64_t ms) {
 }
 
 /* Applies the batch's signals, retrying with backoff until Redis takes them
- * or a stop is asked for. Returns AISLE_OK when applied, AISLE_ECANCELED when
- * stopped first. */
-static int ingest_apply(ingest_worker *w, ingest_batch *b) {
+ * or a stop is asked for; sent: their first write is in flight
+ * (profile_apply_send), to be finished first. Returns AISLE_OK when
+ * applied, AISLE_ECANCELED when stopped first. */
+static int ingest_apply(ingest_worker *w, ingest_batch *b, int sent) {
     int64_t backoff = 100;
     char err[512];
     for (;;) {
-        int n = profile_apply(w->profiles, b->events, b->n_sigs, err, sizeof(err));
+        int n = sent ? profile_apply_finish(w->profiles, b->events, b->n_sigs, err, sizeof(err))
+                     : profile_apply(w->profiles, b->events, b->n_sigs, err, sizeof(err));
+        sent = 0;
         if (n >= 0) {
             if (w->stats) {
                 atomic_fetch_add(&w->stats->applied, (uint64_t)n);
@@ -315,8 +355,39 @@ static int ingest_confirm_dead_letters(ingest_worker *w, ingest_batch *b) {
     }
 }
 
-/* Commits the offsets after the last message of each partition in b. */
-static int ingest_commit(ingest_worker *w, ingest_batch *b) {
+/* The answer to one commit (served from w->commits): opaque carries the
+ * number of messages it covers. */
+static void ingest_committed(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                             rd_kafka_topic_partition_list_t *offsets, void *opaque) {
+    ingest_worker *w = rd_kafka_opaque(rk);
+    (void)offsets;
+    assert(w->commits_in_flight > 0);
+    w->commits_in_flight--;
+    if (e) {
+        /* After a rebalance the new owner replays these; de-duplication
+         * keeps that harmless. */
+        log_warn("ingest", "commit failed: %s", rd_kafka_err2str(e));
+        atomic_fetch_add(&w->stats->commit_failures, 1);
+        return;
+    }
+    atomic_fetch_add(&w->stats->committed, (uint64_t)(uintptr_t)opaque);
+}
+
+/* Serves the answers to commits; waits up to ms for them while more than
+ * max are outstanding. */
+static void ingest_serve_commits(ingest_worker *w, int max, int64_t ms) {
+    int64_t deadline = clock_mono_ms() + ms;
+    rd_kafka_queue_poll_callback(w->commits, 0);
+    while (w->commits_in_flight > max && clock_mono_ms() < deadline)
+        rd_kafka_queue_poll_callback(w->commits, 100);
+}
+
+/* Commits the offsets after the last message of each partition in b,
+ * without waiting for the answer: the profile writes it follows are done,
+ * so an answer lost to a crash only means a replay, which de-duplication
+ * makes harmless, and the next batch need not wait a round trip to the
+ * group coordinator (on a busy broker, as long as the batch's writes). */
+static void ingest_commit(ingest_worker *w, ingest_batch *b) {
     rd_kafka_topic_partition_list_t *offs =
         rd_kafka_topic_partition_list_new((int)b->n_msgs);
     rd_kafka_resp_err_t e;
@@ -329,32 +400,16 @@ static int ingest_commit(ingest_worker *w, ingest_batch *b) {
                                                    m->partition);
         if (m->offset + 1 > tp->offset) tp->offset = m->offset + 1;
     }
-    e = rd_kafka_commit(w->consumer, offs, 0);
+    ingest_serve_commits(w, INGEST_COMMITS_IN_FLIGHT - 1, INGEST_FLUSH_MS);
+    e = rd_kafka_commit_queue(w->consumer, offs, w->commits, ingest_committed,
+                              (void *)(uintptr_t)b->n_msgs);
     rd_kafka_topic_partition_list_destroy(offs);
     if (e) {
-        /* After a rebalance the new owner replays these; de-duplication
-         * keeps that harmless. */
-        log_warn("ingest", "commit failed: %s", rd_kafka_err2str(e));
-        if (w->stats) atomic_fetch_add(&w->stats->commit_failures, 1);
-        return AISLE_EIO;
+        log_warn("ingest", "commit refused: %s", rd_kafka_err2str(e));
+        atomic_fetch_add(&w->stats->commit_failures, 1);
+        return;
     }
-    if (w->stats) atomic_fetch_add(&w->stats->committed, b->n_msgs);
-    return AISLE_OK;
-}
-
-/* One batch: decode, queue the dead letters (they travel while Redis
- * works), apply the signals, confirm every dead letter, commit. A step that
- * fails waits and retries; only a stop ends a batch early, and then nothing
- * of it is committed: the next owner of its partitions reads it again. */
-static void ingest_process(ingest_worker *w, ingest_batch *b) {
-    ingest_decode(w, b);
-    w->batch = b;
-    (void)ingest_send_dead_letters(w, b); /* a refusal is retried when confirming */
-    if (ingest_apply(w, b) == AISLE_OK && ingest_confirm_dead_letters(w, b) == AISLE_OK) {
-        atomic_fetch_add(&w->stats->dead_lettered, ingest_n_dead(b));
-        ingest_commit(w, b);
-    }
-    w->batch = NULL;
+    w->commits_in_flight++;
 }
 
 /* Takes up to batch_max messages, waiting at most 100 ms for the first. */
@@ -373,6 +428,49 @@ static void ingest_fill(ingest_worker *w, ingest_batch *b) {
         b->msgs[b->n_msgs++] = m;
     }
     if (w->stats) atomic_fetch_add(&w->stats->consumed, b->n_msgs);
+}
+
+/* Reads a batch into the empty b and decodes it. */
+static void ingest_take(ingest_worker *w, ingest_batch *b) {
+    assert(b->n_msgs == 0);
+    ingest_fill(w, b);
+    if (b->n_msgs) ingest_decode(w, b);
+}
+
+/* One decoded batch: queue the dead letters (they travel while Redis
+ * works), send the signals' writes and, while Redis works on them, read
+ * and decode the next batch into the empty `next` (not while Redis is
+ * away); then finish the writes, confirm every dead letter, commit. The
+ * next batch's writes go only after this one's are done, so a user's
+ * events still reach Redis in log order. A step that fails waits and
+ * retries; only a stop ends a batch early, and then nothing of it is
+ * committed: the next owner of its partitions reads it again. */
+static void ingest_process(ingest_worker *w, ingest_batch *b, ingest_batch *next) {
+    char err[512];
+    int sent;
+    w->batch = b;
+    (void)ingest_send_dead_letters(w, b); /* a refusal is retried when confirming */
+    sent = !w->waiting &&
+           profile_apply_send(w->profiles, b->events, b->n_sigs, err, sizeof(err)) == AISLE_OK;
+    if (sent && !atomic_load(w->stop)) ingest_take(w, next);
+    if (ingest_apply(w, b, sent) == AISLE_OK && ingest_confirm_dead_letters(w, b) == AISLE_OK) {
+        atomic_fetch_add(&w->stats->dead_lettered, ingest_n_dead(b));
+        ingest_commit(w, b);
+    }
+    w->batch = NULL;
+}
+
+/* Writes the popularity summed so far (force: all of it, else what is
+ * due); a failure is logged once until a write succeeds, and the sums are
+ * kept for the next try. */
+static void ingest_flush_popular(ingest_worker *w, int force) {
+    char err[512];
+    if (profile_flush(w->profiles, force, err, sizeof(err)) == AISLE_OK) {
+        w->popular_failing = 0;
+    } else if (!w->popular_failing) {
+        w->popular_failing = 1;
+        log_warn("ingest", "%s; popularity kept for the next try", err);
+    }
 }
 
 /* Logs the counters every stats_interval_ms, for operators and tests. */
@@ -469,7 +567,7 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
                char *err, size_t errlen) {
     ingest_stats own = {0};
     ingest_worker w = {.cfg = cfg, .stats = stats ? stats : &own, .stop = stop};
-    ingest_batch b = {0};
+    ingest_batch b[2] = {{0}}, *cur = &b[0], *next = &b[1], *t;
     size_t nb = cfg->batch_max > 0 ? (size_t)cfg->batch_max : 1;
     rd_kafka_topic_partition_list_t *topics;
     rd_kafka_resp_err_t e;
@@ -477,14 +575,7 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
 
     if (cfg->batch_max <= 0)
         return status_fail(AISLE_EINVAL, err, errlen, "batch size must be positive");
-    b.msgs = calloc(nb, sizeof(*b.msgs));
-    b.sigs = calloc(nb, sizeof(*b.sigs));
-    b.at = calloc(nb, sizeof(*b.at));
-    b.events = calloc(nb, sizeof(*b.events));
-    b.origins = calloc(nb, sizeof(*b.origins));
-    b.why = calloc(nb, sizeof(*b.why));
-    b.delivered = calloc(nb, 1);
-    if (!b.msgs || !b.sigs || !b.at || !b.events || !b.origins || !b.why || !b.delivered) {
+    if (ingest_batch_alloc(&b[0], nb) || ingest_batch_alloc(&b[1], nb)) {
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
@@ -498,6 +589,10 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
     rc = AISLE_EINVAL;
     if (!(w.consumer = ingest_consumer(cfg, &w, err, errlen))) goto out;
     rd_kafka_poll_set_consumer(w.consumer);
+    if (!(w.commits = rd_kafka_queue_new(w.consumer))) {
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+        goto out;
+    }
     if (w.facts) ingest_learn_catalog(&w);
     topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, cfg->topic, RD_KAFKA_PARTITION_UA);
@@ -514,26 +609,30 @@ int ingest_run(const ingest_config *cfg, ingest_stats *stats, atomic_int *stop,
 
     while (!atomic_load(stop)) {
         if (w.facts) facts_poll(w.facts, 0);
+        ingest_serve_commits(&w, INGEST_COMMITS_IN_FLIGHT, 0);
         ingest_log_stats(&w, 0);
-        ingest_fill(&w, &b);
-        if (b.n_msgs == 0) continue;
-        ingest_process(&w, &b);
-        ingest_batch_reset(&b);
+        if (cur->n_msgs == 0) ingest_take(&w, cur); /* else read while the last was written */
+        if (cur->n_msgs == 0) {
+            ingest_flush_popular(&w, 1); /* idle: what is summed goes now */
+            continue;
+        }
+        ingest_process(&w, cur, next);
+        ingest_batch_reset(cur);
+        t = cur;
+        cur = next;
+        next = t;
     }
     rc = AISLE_OK;
+    ingest_flush_popular(&w, 1);
+    ingest_serve_commits(&w, 0, INGEST_FLUSH_MS); /* the last answers, before leaving */
     ingest_log_stats(&w, 1);
     log_info("ingest", "stopping: leaving group %s", cfg->group);
 out:
-    ingest_batch_reset(&b);
-    free(b.msgs);
-    free(b.sigs);
-    free(b.at);
-    free(b.events);
-    free(b.origins);
-    free(b.why);
-    free(b.delivered);
+    ingest_batch_free(&b[0]);
+    ingest_batch_free(&b[1]);
     if (w.consumer) {
         rd_kafka_consumer_close(w.consumer);
+        if (w.commits) rd_kafka_queue_destroy(w.commits); /* before the handle it holds */
         rd_kafka_destroy(w.consumer);
     }
     facts_close(w.facts);

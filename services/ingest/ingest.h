@@ -10,7 +10,11 @@
  * profile store's de-duplication (by offset per user and origin, and by
  * event_id) makes the replay harmless. No step drops a batch: each waits
  * and retries until it succeeds, and only a stop ends a batch early,
- * uncommitted. While Redis or the dead-letter topic is away the worker
+ * uncommitted. A commit is sent without waiting for its answer (the
+ * writes it follows are done; a lost answer only means a replay), at most
+ * 16 outstanding. Popularity and trending are summed for 200 ms (or until
+ * the worker is idle) and written together (profile_flush): approximate
+ * figures, whose sums a crash may lose. While Redis or the dead-letter topic is away the worker
  * pauses its partitions, including any a rebalance assigns meanwhile,
  * retries with backoff, commits nothing, and resumes by itself. Each
  * worker also reads the whole catalog topic to learn the category and

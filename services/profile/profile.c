@@ -9,7 +9,9 @@
 #include <strings.h>
 
 #include "services/base/clock.h"
+#include "services/base/grow.h"
 #include "services/base/log.h"
+#include "services/base/strmap.h"
 #include "services/profile/numfmt.h"
 #include "services/profile/rcluster.h"
 
@@ -26,7 +28,12 @@
  * summed against the run's first time t_ref, a time (seen, purchased) with
  * the latest; so the script's work per event is only its checks, and per
  * field one add. A run reads its meta and fields with one HMGET and writes
- * them with one HSET; each event costs one ZADD NX of its id.
+ * them with one HSET; each event costs one ZADD NX of its id. A new
+ * profile gets its meta fields first (erased, -1 when the user was never
+ * erased, then lm n m last_ms and the mark): a small hash is a listpack,
+ * searched from the front, so the lookups every run makes find them within
+ * a few entries instead of past every member, and "erased" no longer
+ * misses (a miss scans the whole hash).
  * For each event: it is a duplicate if its offset is at or below the
  * origin's mark, if it was produced at or before the user's erasure mark
  * ("erased", set by profile_delete), or if its id is remembered (ZADD NX
@@ -139,7 +146,7 @@ static const char profile_apply_lua[] =
     "    if #added > 0 then call('ZREM', E, added) end\n"
     "    out[#out + 1] = (v:gsub('1', '2'))\n"
     "  else\n"
-    "    local h, m, cnt = {}, m0, cnt0 + n\n"
+    "    local fm, m, cnt = {}, m0, cnt0 + n\n"
     "    out[#out + 1] = v\n"
     "    if not lm then lm = tref\n"
     "    elseif (tmax - lm) / H > 64 then\n"
@@ -155,16 +162,18 @@ static const char profile_apply_lua[] =
     "      local fld, x, cur = q[k], ARGV[f0 + 2 * (k - 7) + 1], r[k]\n"
     "      if not cur then m = m + 1 end\n"
     "      if not decayed[fld:sub(1, 1)] then\n"
-    "        if not cur or tonumber(cur) < tonumber(x) then h[#h + 1] = fld; h[#h + 1] = x end\n"
+    "        if not cur or tonumber(cur) < tonumber(x) then fm[#fm + 1] = fld; fm[#fm + 1] = x end\n"
     "      else\n"
-    "        h[#h + 1] = fld; h[#h + 1] = num((cur or 0) + x * f)\n"
+    "        fm[#fm + 1] = fld; fm[#fm + 1] = num((cur or 0) + x * f)\n"
     "      end\n"
     "    end\n"
-    "    if top > done then h[#h + 1] = mark; h[#h + 1] = num(top) end\n"
-    "    if tmax > last then h[#h + 1] = 'last_ms'; h[#h + 1] = num(tmax) end\n"
+    /* A new profile's meta fields go first, as the module places them. */
+    "    local h = r[3] and {} or {'erased', r[2] or '-1'}\n"
     "    if lm ~= tonumber(r[3] or '') then h[#h + 1] = 'lm'; h[#h + 1] = num(lm) end\n"
-    "    h[#h + 1] = 'n'; h[#h + 1] = cnt\n"
-    "    if m ~= m0 then h[#h + 1] = 'm'; h[#h + 1] = m end\n"
+    "    h[#h + 1] = 'n'; h[#h + 1] = cnt; h[#h + 1] = 'm'; h[#h + 1] = m\n"
+    "    if tmax > last then h[#h + 1] = 'last_ms'; h[#h + 1] = num(tmax) end\n"
+    "    if top > done then h[#h + 1] = mark; h[#h + 1] = num(top) end\n"
+    "    for j = 1, #fm do h[#h + 1] = fm[j] end\n"
     "    call('HSET', P, h)\n"
     "    if m > high then trim() end\n"
     "    if math.floor(cnt / T) > math.floor(cnt0 / T) then\n"
@@ -214,6 +223,7 @@ static const char profile_popular_lua[] =
     "return 1\n";
 
 #define PROFILE_POPULAR_MAX 10000
+#define PROFILE_PENDING_MAX 50000 /* pending pairs written however young */
 
 /* Trending: the same decayed popularity per category (the item's category
  * from ingest's catalog copy), each list bounded, and the categories
@@ -246,10 +256,38 @@ static const char profile_delete_lua[] =
 
 enum { PROFILE_SCRIPT_APPLY, PROFILE_SCRIPT_POPULAR, PROFILE_SCRIPT_DELETE, PROFILE_NSCRIPTS };
 
+/* One (list, item) pair of popularity to add: category "" for the global
+ * list, else that category's trending list. */
+typedef struct profile_pop {
+    const char *category; /* "" when unknown */
+    const char *item;     /* the member: an item, or the category itself */
+    double log_w;
+} profile_pop;
+
+/* Popularity summed in the store until it is written (profile_flush): the
+ * pairs, each owning one block "category\0item\0" that both names point
+ * into, and where each pair is by that key. */
+typedef struct profile_pending {
+    profile_pop *pop;
+    size_t n, cap;
+    strmap at;
+    int64_t since_ms; /* monotonic time of the oldest pair */
+} profile_pending;
+
+/* A round of apply calls queued or in flight, and how its replies map back
+ * to events: order holds the events' indices by run, run_start[k] where
+ * run k begins in it, call_start[c] the first run of call c. */
+typedef struct profile_round {
+    size_t *order, *run_start, *call_start; /* owned */
+    size_t n_calls;
+} profile_round;
+
 struct profile_store {
     profile_config cfg;
     rcluster *rc;
     int module; /* writing with AISLE.APPLY (cfg.use_module, until refused) */
+    profile_pending pend;
+    profile_round flight; /* sent by profile_apply_send, read by _finish */
 };
 
 static const char *const profile_kind_names[PROFILE_KINDS] = {
@@ -333,8 +371,26 @@ int profile_store_open(const char *addr, const profile_config *cfg,
     return AISLE_OK;
 }
 
+/* Drops every pending pair. */
+static void profile_pending_clear(profile_pending *p) {
+    for (size_t i = 0; i < p->n; i++) free((char *)p->pop[i].category);
+    strmap_free(&p->at);
+    strmap_init(&p->at);
+    p->n = 0;
+}
+
+static void profile_round_free(profile_round *rd) {
+    free(rd->order);
+    free(rd->run_start);
+    free(rd->call_start);
+    memset(rd, 0, sizeof(*rd));
+}
+
 void profile_store_close(profile_store *ps) {
     if (!ps) return;
+    profile_round_free(&ps->flight);
+    profile_pending_clear(&ps->pend);
+    free(ps->pend.pop);
     rcluster_close(ps->rc);
     free(ps);
 }
@@ -657,12 +713,6 @@ static int profile_queue_call(profile_store *ps, const profile_event *ev, const 
     return rcluster_append(ps->rc, a->keys[0], a->argc, a->argv, a->lens);
 }
 
-typedef struct profile_pop {
-    const char *category; /* "" when unknown */
-    const char *item;     /* the member: an item, or the category itself */
-    double log_w;
-} profile_pop;
-
 /* By category, then member: one sort groups every key's members. */
 static int profile_cmp_pop(const void *pa, const void *pb) {
     const profile_pop *a = pa, *b = pb;
@@ -674,21 +724,6 @@ static int profile_cmp_pop(const void *pa, const void *pb) {
 static double profile_logadd(double a, double b) {
     double m = a > b ? a : b;
     return m + log1p(exp(-fabs(a - b)));
-}
-
-/* Sorts pop[0..n) and sums the weights of equal (category, member) pairs
- * into one; returns how many remain. */
-static size_t profile_pop_merge(profile_pop *pop, size_t n) {
-    size_t m = 0;
-    if (n == 0) return 0;
-    qsort(pop, n, sizeof(*pop), profile_cmp_pop);
-    for (size_t i = 1; i < n; i++) {
-        if (profile_cmp_pop(&pop[i], &pop[m]) == 0)
-            pop[m].log_w = profile_logadd(pop[m].log_w, pop[i].log_w);
-        else
-            pop[++m] = pop[i];
-    }
-    return m + 1;
 }
 
 /* Queues one call of the popularity script adding pop[0..n) to key,
@@ -765,60 +800,111 @@ static int profile_module_refused(profile_store *ps, redisReply **r, size_t n) {
     return 0;
 }
 
-/* Adds the newly applied positive item events to global popularity and to
- * their category's trending list, summed per key and item first, in one
- * round trip: one call for the global key, one a category. */
-static int profile_bump_popular(profile_store *ps, const profile_event *ev,
+/* Adds log_w to the pending pair (category, item), a new one when it is
+ * not there yet. Returns AISLE_OK or AISLE_ENOMEM (nothing added). */
+static int profile_pending_add(profile_pending *p, const char *category, const char *item,
+                               double log_w) {
+    size_t cl = strlen(category), il = strlen(item), at;
+    char *block = malloc(cl + il + 2); /* owned by the pair, or freed here */
+    if (!block) return AISLE_ENOMEM;
+    memcpy(block, category, cl + 1);
+    memcpy(block + cl + 1, item, il + 1);
+    if (strmap_get(&p->at, block, cl + il + 1, &at) == AISLE_OK) {
+        p->pop[at].log_w = profile_logadd(p->pop[at].log_w, log_w);
+        free(block);
+        return AISLE_OK;
+    }
+    if (GROW_ROOM(p->pop, p->n, p->cap, 256) || strmap_put(&p->at, block, cl + il + 1, p->n)) {
+        free(block);
+        return AISLE_ENOMEM;
+    }
+    if (p->n == 0) p->since_ms = clock_mono_ms();
+    p->pop[p->n++] = (profile_pop){block, block + cl + 1, log_w};
+    return AISLE_OK;
+}
+
+/* Adds the newly applied positive item events to the pending popularity:
+ * global, and their category's trending list. Returns AISLE_OK or
+ * AISLE_ENOMEM with err set. */
+static int profile_pend_popular(profile_store *ps, const profile_event *ev,
                                 const unsigned char *applied, size_t n, char *err,
                                 size_t errlen) {
-    profile_pop *pop = calloc(2 * n + 1, sizeof(*pop));
-    const char **argv = calloc(3 + 2 * n + 2, sizeof(*argv));
-    size_t *lens = calloc(3 + 2 * n + 2, sizeof(*lens));
-    char (*num)[32] = calloc(n + 1, sizeof(*num));
-    size_t np = 0, nt = 0, nr, calls = 1;
-    int rc = AISLE_EIO;
-    redisReply **r;
-
-    if (!pop || !argv || !lens || !num) {
-        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < n; i++) {
         const Aisle__V1__Signal *s = ev[i].sig;
+        double log_w;
         if (!applied[i] || s->kind == AISLE__V1__SIGNAL_KIND__DISMISS || !s->item_id ||
             !*s->item_id || s->kind == AISLE__V1__SIGNAL_KIND__FOLLOW_CREATOR)
             continue;
-        /* pop[0..n) the global list's, pop[n..2n) the trending ones. */
-        pop[np++] = (profile_pop){"", s->item_id, profile_event_log(ps, s)};
-        if (ev[i].category && *ev[i].category)
-            pop[n + nt++] = (profile_pop){ev[i].category, s->item_id, pop[np - 1].log_w};
+        log_w = profile_event_log(ps, s);
+        if (profile_pending_add(&ps->pend, "", s->item_id, log_w) ||
+            (ev[i].category && *ev[i].category &&
+             profile_pending_add(&ps->pend, ev[i].category, s->item_id, log_w)))
+            return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     }
-    rc = 0;
-    if (np == 0) goto out;
-    np = profile_pop_merge(pop, np);
-    nt = profile_pop_merge(pop + n, nt);
-    if (profile_queue_bump(ps, PROFILE_POPULAR_KEY, PROFILE_POPULAR_MAX, pop, np, argv, lens,
-                           num) ||
-        profile_queue_trending(ps, pop + n, nt, pop, argv, lens, num, &calls)) {
-        rcluster_reset(ps->rc);
+    return AISLE_OK;
+}
+
+/* Writes the pending popularity in one round trip: one call for the global
+ * list, one a category; kept for the next try when that fails. */
+static int profile_write_popular(profile_store *ps, char *err, size_t errlen) {
+    profile_pending *p = &ps->pend;
+    profile_pop *cats = calloc(p->n + 1, sizeof(*cats));
+    const char **argv = calloc(3 + 2 * p->n + 2, sizeof(*argv));
+    size_t *lens = calloc(3 + 2 * p->n + 2, sizeof(*lens));
+    char (*num)[32] = calloc(p->n + 1, sizeof(*num));
+    size_t ng = 0, nr, calls = 1;
+    int rc;
+    redisReply **r;
+
+    if (!cats || !argv || !lens || !num) {
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
-    if ((rc = profile_exec(ps, "bumping popularity", &r, &nr, err, errlen)) != 0) goto out;
-    assert(nr == calls);
-    if (profile_module_refused(ps, r, nr)) {
-        rc = profile_bump_popular(ps, ev, applied, n, err, errlen); /* now with the script */
-        goto out;
+    /* The global list's pairs (category "") sort first. */
+    qsort(p->pop, p->n, sizeof(*p->pop), profile_cmp_pop);
+    while (ng < p->n && !*p->pop[ng].category) ng++;
+    if (profile_queue_bump(ps, PROFILE_POPULAR_KEY, PROFILE_POPULAR_MAX, p->pop, ng, argv, lens,
+                           num) ||
+        profile_queue_trending(ps, p->pop + ng, p->n - ng, cats, argv, lens, num, &calls)) {
+        rcluster_reset(ps->rc);
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    } else if ((rc = profile_exec(ps, "bumping popularity", &r, &nr, err, errlen)) == 0) {
+        assert(nr == calls);
+        if (profile_module_refused(ps, r, nr)) {
+            rc = profile_write_popular(ps, err, errlen); /* now with the script */
+            goto out;
+        }
+        for (size_t i = 0; i < nr && rc == 0; i++)
+            if (r[i]->type == REDIS_REPLY_ERROR)
+                rc = profile_bad_reply(r[i], "bumping popularity", err, errlen);
     }
-    for (size_t i = 0; i < nr && rc == 0; i++)
-        if (r[i]->type == REDIS_REPLY_ERROR)
-            rc = profile_bad_reply(r[i], "bumping popularity", err, errlen);
+    /* The pairs were keyed by index, which the sort moved: a failed write
+     * keeps them with a fresh map. */
+    if (rc == 0) {
+        profile_pending_clear(p);
+    } else {
+        strmap_free(&p->at);
+        strmap_init(&p->at);
+        for (size_t i = 0; i < p->n && rc != AISLE_ENOMEM; i++)
+            if (strmap_put(&p->at, p->pop[i].category,
+                           strlen(p->pop[i].category) + 1 + strlen(p->pop[i].item), i))
+                rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    }
 out:
-    free(pop);
+    free(cats);
     free(argv);
     free(lens);
     free(num);
     return rc;
+}
+
+int profile_flush(profile_store *ps, int force, char *err, size_t errlen) {
+    int64_t age;
+    if (ps->pend.n == 0) return AISLE_OK;
+    age = clock_mono_ms() - ps->pend.since_ms;
+    if (!force && age < ps->cfg.popular_delay_ms && ps->pend.n < PROFILE_PENDING_MAX)
+        return AISLE_OK;
+    return profile_write_popular(ps, err, errlen);
 }
 
 /* Whether run k can join a call that starts with run k0: on one node any
@@ -852,37 +938,37 @@ static int profile_new_run(const profile_store *ps, const profile_event *e,
     return 0;
 }
 
-#define PROFILE_RESEND 1 /* profile_apply_round: send the round again */
+#define PROFILE_RESEND 1 /* profile_round_read: send the round again */
 
-/* One round trip of apply calls for the events pick[0..n) (indices into
- * ev, in arrival order): each gets its verdict in verdict[index], '1'
- * applied, '0' a duplicate, or '2' held back with a run that held one (to
- * be sent again). Returns AISLE_OK, PROFILE_RESEND when the module's
- * command was refused (nothing settled), or AISLE_EIO (AISLE_ENOMEM) with
- * err set. */
-static int profile_apply_round(profile_store *ps, const profile_event *ev, const size_t *pick,
-                               size_t n, char *verdict, char *err, size_t errlen) {
-    size_t *order = malloc(n * sizeof(*order));
-    size_t *run_start = calloc(n + 1, sizeof(*run_start));
-    size_t *call_start = calloc(n + 1, sizeof(*call_start));
+/* Queues one round of apply calls for the events pick[0..n) (indices into
+ * ev, in arrival order; NULL: all of ev[0..n)) into rd, which says how
+ * the replies map back. Returns AISLE_OK, or AISLE_ENOMEM with err set
+ * (nothing queued, rd empty). */
+static int profile_round_queue(profile_store *ps, const profile_event *ev, const size_t *pick,
+                               size_t n, profile_round *rd, char *err, size_t errlen) {
     profile_sum *sums = calloc(PROFILE_EVENT_FIELDS * n, sizeof(*sums));
     profile_args a = {0};
-    size_t n_runs = 0, n_calls = 0, nr, runs_max, args;
+    size_t n_runs = 0, runs_max, args;
     int64_t t0 = 0, t1 = 0;
-    redisReply **r;
     int rc = AISLE_ENOMEM;
 
-    if (!order || !run_start || !call_start || !sums) goto fail;
-    memcpy(order, pick, n * sizeof(*order));
-    qsort_r(order, n, sizeof(*order), profile_cmp_event, (void *)ev);
+    rd->order = malloc(n * sizeof(*rd->order));
+    rd->run_start = calloc(n + 1, sizeof(*rd->run_start));
+    rd->call_start = calloc(n + 1, sizeof(*rd->call_start));
+    rd->n_calls = 0;
+    if (!rd->order || !rd->run_start || !rd->call_start || !sums) goto out;
+    for (size_t i = 0; i < n; i++) rd->order[i] = pick ? pick[i] : i;
+    qsort_r(rd->order, n, sizeof(*rd->order), profile_cmp_event, (void *)ev);
     for (size_t i = 0; i < n; i++)
-        if (profile_new_run(ps, &ev[order[i]], i ? &ev[order[i - 1]] : NULL, &t0, &t1))
-            run_start[n_runs++] = i;
-    run_start[n_runs] = n;
+        if (profile_new_run(ps, &ev[rd->order[i]], i ? &ev[rd->order[i - 1]] : NULL, &t0, &t1))
+            rd->run_start[n_runs++] = i;
+    rd->run_start[n_runs] = n;
     for (size_t k = 0; k < n_runs; k++)
-        if (n_calls == 0 || !profile_same_call(ps, ev, order, run_start, call_start[n_calls - 1], k))
-            call_start[n_calls++] = k;
-    call_start[n_calls] = n_runs;
+        if (rd->n_calls == 0 ||
+            !profile_same_call(ps, ev, rd->order, rd->run_start,
+                               rd->call_start[rd->n_calls - 1], k))
+            rd->call_start[rd->n_calls++] = k;
+    rd->call_start[rd->n_calls] = n_runs;
     runs_max = n_runs < PROFILE_CALL_RUNS ? n_runs : PROFILE_CALL_RUNS;
     args = 3 + PROFILE_HEAD_ARGS + (PROFILE_NKEYS + PROFILE_RUN_ARGS) * runs_max +
            PROFILE_EVENT_ARGS * n;
@@ -891,39 +977,22 @@ static int profile_apply_round(profile_store *ps, const profile_event *ev, const
     a.num = calloc(PROFILE_HEAD_ARGS + 4 * runs_max + (2 + PROFILE_EVENT_FIELDS) * n,
                    sizeof(*a.num));
     a.keys = calloc(PROFILE_NKEYS * runs_max, sizeof(*a.keys));
-    for (size_t i = 0; i < n; i++) a.text_cap += profile_text_bytes(&ev[pick[i]]);
+    for (size_t i = 0; i < n; i++) a.text_cap += profile_text_bytes(&ev[rd->order[i]]);
     a.text = malloc(a.text_cap);
-    if (!a.argv || !a.lens || !a.num || !a.keys || !a.text) goto fail;
-    for (size_t c = 0; c < n_calls; c++) {
-        if (profile_queue_call(ps, ev, order, run_start, call_start[c], call_start[c + 1], sums,
-                               &a)) {
+    if (!a.argv || !a.lens || !a.num || !a.keys || !a.text) goto out;
+    for (size_t c = 0; c < rd->n_calls; c++) {
+        if (profile_queue_call(ps, ev, rd->order, rd->run_start, rd->call_start[c],
+                               rd->call_start[c + 1], sums, &a)) {
             rcluster_reset(ps->rc);
-            goto fail;
-        }
-    }
-    if ((rc = profile_exec(ps, "applying signals", &r, &nr, err, errlen)) != 0) goto out;
-    assert(nr == n_calls);
-    if (profile_module_refused(ps, r, nr)) {
-        rc = PROFILE_RESEND;
-        goto out;
-    }
-    for (size_t c = 0; c < n_calls; c++) {
-        size_t first = run_start[call_start[c]], len = run_start[call_start[c + 1]] - first;
-        if (r[c]->type != REDIS_REPLY_STRING || r[c]->len != len ||
-            strspn(r[c]->str, "012") != len) {
-            rc = profile_bad_reply(r[c], "applying signals", err, errlen);
             goto out;
         }
-        for (size_t i = 0; i < len; i++) verdict[order[first + i]] = r[c]->str[i];
     }
     rc = AISLE_OK;
-    goto out;
-fail:
-    rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
 out:
-    free(order);
-    free(run_start);
-    free(call_start);
+    if (rc) {
+        profile_round_free(rd);
+        status_fail(rc, err, errlen, "out of memory");
+    }
     free(sums);
     free(a.argv);
     free(a.lens);
@@ -933,15 +1002,67 @@ out:
     return rc;
 }
 
-int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *err,
-                  size_t errlen) {
+/* Reads the replies of the round rd (queued, or sent by rcluster_send) and
+ * frees it: each event gets its verdict in verdict[index], '1' applied,
+ * '0' a duplicate, or '2' held back with a run that held one (to be sent
+ * again). Returns AISLE_OK, PROFILE_RESEND when the module's command was
+ * refused (nothing settled), or AISLE_EIO with err set. */
+static int profile_round_read(profile_store *ps, profile_round *rd, char *verdict, char *err,
+                              size_t errlen) {
+    redisReply **r;
+    size_t nr;
+    int rc;
+    if ((rc = profile_exec(ps, "applying signals", &r, &nr, err, errlen)) != 0) goto out;
+    assert(nr == rd->n_calls);
+    if (profile_module_refused(ps, r, nr)) {
+        rc = PROFILE_RESEND;
+        goto out;
+    }
+    for (size_t c = 0; c < rd->n_calls; c++) {
+        size_t first = rd->run_start[rd->call_start[c]],
+               len = rd->run_start[rd->call_start[c + 1]] - first;
+        if (r[c]->type != REDIS_REPLY_STRING || r[c]->len != len ||
+            strspn(r[c]->str, "012") != len) {
+            rc = profile_bad_reply(r[c], "applying signals", err, errlen);
+            goto out;
+        }
+        for (size_t i = 0; i < len; i++) verdict[rd->order[first + i]] = r[c]->str[i];
+    }
+out:
+    profile_round_free(rd);
+    return rc;
+}
+
+int profile_apply_send(profile_store *ps, const profile_event *ev, size_t n, char *err,
+                       size_t errlen) {
+    char why[400];
+    int rc;
+    assert(!ps->flight.order);
+    if (n == 0) return AISLE_OK;
+    if ((rc = rcluster_connect(ps->rc, err, errlen)) != 0 ||
+        (rc = profile_round_queue(ps, ev, NULL, n, &ps->flight, err, errlen)) != 0)
+        return rc;
+    if (rcluster_send(ps->rc, why, sizeof(why)) != AISLE_OK) {
+        profile_round_free(&ps->flight);
+        return status_fail(AISLE_EIO, err, errlen, "applying signals: %s", why);
+    }
+    return AISLE_OK;
+}
+
+int profile_apply_finish(profile_store *ps, const profile_event *ev, size_t n, char *err,
+                         size_t errlen) {
     char *verdict = calloc(n ? n : 1, 1); /* 0: not sent yet, then the script's */
     unsigned char *applied = calloc(n ? n : 1, 1);
     size_t *pick = calloc(n ? n : 1, sizeof(*pick));
     size_t np = n;
     int napplied = 0, rc;
+    profile_round rd = ps->flight; /* the first round, in flight; freed by its read */
 
+    assert(n == 0 || rd.order);
+    memset(&ps->flight, 0, sizeof(ps->flight));
     if (!verdict || !applied || !pick) {
+        profile_round_free(&rd);
+        rcluster_reset(ps->rc); /* its replies are not read: the connection is dropped */
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         goto out;
     }
@@ -949,14 +1070,15 @@ int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *er
         rc = 0;
         goto out;
     }
-    if ((rc = rcluster_connect(ps->rc, err, errlen)) != 0) goto out;
     for (size_t i = 0; i < n; i++) pick[i] = i;
     /* Each round settles every event of the runs without a duplicate and
      * at least one event of every other run, so this ends; a batch with no
      * replay takes one round. */
     while (np > 0) {
         size_t left = 0;
-        if ((rc = profile_apply_round(ps, ev, pick, np, verdict, err, errlen)) < 0) goto out;
+        if (!rd.order && (rc = profile_round_queue(ps, ev, pick, np, &rd, err, errlen)) != 0)
+            goto out;
+        if ((rc = profile_round_read(ps, &rd, verdict, err, errlen)) < 0) goto out;
         if (rc == PROFILE_RESEND) continue;
         for (size_t i = 0; i < np; i++)
             if (verdict[pick[i]] == '2') pick[left++] = pick[i];
@@ -971,14 +1093,21 @@ int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *er
         napplied += applied[i];
     }
     /* Popularity counts positive interest of newly applied events only, so a
-     * replayed batch does not inflate it. */
-    rc = profile_bump_popular(ps, ev, applied, n, err, errlen);
+     * replayed batch does not inflate it; it is written when due. */
+    rc = profile_pend_popular(ps, ev, applied, n, err, errlen);
+    if (rc == 0) rc = profile_flush(ps, 0, err, errlen);
     if (rc == 0) rc = napplied;
 out:
     free(verdict);
     free(applied);
     free(pick);
     return rc;
+}
+
+int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *err,
+                  size_t errlen) {
+    int rc = profile_apply_send(ps, ev, n, err, errlen);
+    return rc < 0 ? rc : profile_apply_finish(ps, ev, n, err, errlen);
 }
 
 /* How stored values read as weights. */

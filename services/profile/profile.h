@@ -21,7 +21,9 @@
  * the time of the latest such event. Its other fields: o:ORIGIN (the highest offset applied from
  * that topic:partition), last_ms (the last activity time), lm (the user's
  * landmark), n (the count of applied events), m (the count of member
- * fields) and, after an erasure, erased (its time).
+ * fields) and erased (the time of the user's erasure, -1 for none),
+ * written first when a profile is new, so that lookups of a small hash (a
+ * listpack, searched from its front) find them at once.
  *
  * Weights use forward decay kept linear: an event at time t adds
  * w·2^((t−lm)/H) for the user's landmark lm (its first event) and half-life
@@ -108,6 +110,11 @@ typedef struct profile_config {
      * the store falls back to the script for good (managed Redis without
      * modules). 0: the script always. */
     int use_module;
+    /* Popularity and trending are summed in the store for up to this long
+     * (ms) and written together (profile_flush), one call a list for many
+     * batches instead of one each: less Redis work, as the lists see each
+     * item once. 0 (default): written with every profile_apply. */
+    int popular_delay_ms;
 } profile_config;
 
 typedef struct profile_entry {
@@ -185,16 +192,35 @@ int profile_check_id(const char *name, const char *v, int required, char *err,
 /* Applies validated events, each atomically and at most once (see the
  * top of this file), a user's events of one origin summed, read and
  * written together, many users a script call, and bumps global popularity
- * for the ones newly applied. Two round trips (profiles, then popularity),
- * and one more for each round of runs held back for a duplicate (a
+ * for the ones newly applied (summed over popular_delay_ms first). One
+ * round trip, two when popularity is due, and one more for each round of runs held back for a duplicate (a
  * replay). Events of one user and origin must come in offset order.
  * Returns the number newly
  * applied (duplicates count 0), or AISLE_EIO (AISLE_ENOMEM) with err set; then some may
  * have been applied and the caller retries the whole batch, which
  * de-duplication makes safe (popularity, an approximate figure, may then
- * miss those). */
+ * miss those; a popularity write that failed is kept and tried again). */
 int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *err,
                   size_t errlen);
+
+/* profile_apply in two halves, for a caller with other work while Redis
+ * works (the worker reads and decodes its next batch): _send queues the
+ * events' first round of writes and sends it without waiting; _finish,
+ * with the same events unchanged meanwhile, reads the replies, sends any
+ * further rounds and returns what profile_apply returns. Nothing else may
+ * use the store in between, and every _send that returned AISLE_OK must
+ * be followed by _finish. _send returns AISLE_OK, or AISLE_EIO
+ * (AISLE_ENOMEM) with err set: nothing was sent, nothing to finish. */
+int profile_apply_send(profile_store *ps, const profile_event *ev, size_t n, char *err,
+                       size_t errlen);
+int profile_apply_finish(profile_store *ps, const profile_event *ev, size_t n, char *err,
+                         size_t errlen);
+
+/* Writes the popularity profile_apply has summed (see popular_delay_ms)
+ * when it is due, or at once when force is non-zero; for a caller going
+ * idle or stopping. Returns AISLE_OK (nothing due is OK too), or AISLE_EIO
+ * or AISLE_ENOMEM with err set: the sums are kept for the next try. */
+int profile_flush(profile_store *ps, int force, char *err, size_t errlen);
 
 /* Reads a user's profile as of now_ms, at most max_items items. Returns 0
  * (an unknown user gives an empty profile), AISLE_EINVAL for a bad

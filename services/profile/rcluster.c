@@ -50,6 +50,7 @@ struct rcluster {
     rcluster_cmd *cmds;
     size_t n_cmds, cap_cmds;
     int executed; /* the queue holds the last exec's commands and replies */
+    int sent;     /* the queue's first round is in the sockets (rcluster_send) */
     redisReply **replies; /* view handed to the caller of rcluster_exec */
 };
 
@@ -127,6 +128,7 @@ void rcluster_reset(rcluster *c) {
     }
     c->n_cmds = 0;
     c->executed = 0;
+    c->sent = 0;
 }
 
 void rcluster_close(rcluster *c) {
@@ -375,6 +377,7 @@ static long rcluster_format(char **out, int argc, const char **argv, const size_
 int rcluster_append(rcluster *c, const char *key, int argc, const char **argv,
                     const size_t *argvlen) {
     rcluster_cmd *cmd;
+    assert(!c->sent); /* a sent queue is read by rcluster_exec first */
     if (c->executed) rcluster_reset(c);
     if (c->n_cmds == c->cap_cmds) {
         size_t cap = c->cap_cmds ? c->cap_cmds * 2 : 64;
@@ -447,12 +450,12 @@ static int rcluster_redirect(rcluster *c, rcluster_cmd *cmd, int node, const red
     return 1;
 }
 
-/* Sends the pending commands of node i and reads their replies. Returns
- * 0, or -1 with err set when the exchange failed. */
-static int rcluster_round_node(rcluster *c, int i, int *moved, int *tryagain, char *err,
-                               size_t errlen) {
+/* Queues the pending commands of node i on its connection; with flush,
+ * writes them out too (else the first read does). Returns how many, or
+ * AISLE_EIO with err set. */
+static int rcluster_send_node(rcluster *c, int i, int flush, char *err, size_t errlen) {
     rcluster_node *n = &c->nodes[i];
-    size_t sent = 0;
+    int sent = 0, done = 0;
     for (size_t k = 0; k < c->n_cmds; k++) {
         rcluster_cmd *cmd = &c->cmds[k];
         if (cmd->reply || rcluster_target(c, cmd) != i) continue;
@@ -462,9 +465,21 @@ static int rcluster_round_node(rcluster *c, int i, int *moved, int *tryagain, ch
         redisAppendFormattedCommand(n->ctx, cmd->buf, (size_t)cmd->len);
         cmd->sent_to = i;
     }
+    while (flush && sent && !done)
+        if (redisBufferWrite(n->ctx, &done) != REDIS_OK)
+            return status_fail(AISLE_EIO, err, errlen, "redis %s:%d: %s", n->host, n->port,
+                               n->ctx->errstr);
+    return sent;
+}
+
+/* Reads the replies of the commands sent to node i. Returns 0, or -1 with
+ * err set when the exchange failed. */
+static int rcluster_recv_node(rcluster *c, int i, int *moved, int *tryagain, char *err,
+                              size_t errlen) {
+    rcluster_node *n = &c->nodes[i];
     /* Replies are matched by sent_to, not by target: a MOVED read here can
      * re-route later commands of this very pipeline. */
-    for (size_t k = 0; k < c->n_cmds && sent; k++) {
+    for (size_t k = 0; k < c->n_cmds; k++) {
         rcluster_cmd *cmd = &c->cmds[k];
         redisReply *r = NULL;
         if (cmd->sent_to != i) continue;
@@ -487,6 +502,24 @@ static int rcluster_round_node(rcluster *c, int i, int *moved, int *tryagain, ch
 fail:
     return status_fail(AISLE_EIO, err, errlen, "redis %s:%d: %s", n->host, n->port,
                        n->ctx->err ? n->ctx->errstr : "no reply");
+}
+
+int rcluster_send(rcluster *c, char *err, size_t errlen) {
+    assert(!c->sent && !c->executed);
+    if (rcluster_connect(c, err, errlen)) goto fail;
+    for (size_t k = 0; k < c->n_cmds; k++)
+        if (rcluster_target(c, &c->cmds[k]) < 0) {
+            status_fmt(err, errlen, "redis cluster: slot %d is not served", c->cmds[k].slot);
+            goto fail;
+        }
+    for (size_t i = 0; i < c->n_nodes; i++)
+        if (rcluster_send_node(c, (int)i, 1, err, errlen) < 0) goto fail;
+    c->sent = 1;
+    return AISLE_OK;
+fail:
+    rcluster_drop_all(c);
+    rcluster_reset(c);
+    return AISLE_EIO;
 }
 
 int rcluster_exec(rcluster *c, redisReply ***replies, size_t *n, char *err,
@@ -518,7 +551,10 @@ int rcluster_exec(rcluster *c, redisReply ***replies, size_t *n, char *err,
             return AISLE_OK;
         }
         for (size_t i = 0; i < n_nodes; i++)
-            if (rcluster_round_node(c, (int)i, &moved, &tryagain, err, errlen)) goto fail;
+            if ((!c->sent && rcluster_send_node(c, (int)i, 0, err, errlen) < 0) ||
+                rcluster_recv_node(c, (int)i, &moved, &tryagain, err, errlen))
+                goto fail;
+        c->sent = 0; /* later rounds send what is still pending */
         /* The MOVED reply already fixed its slot; a fresh map fixes the
          * others that moved with it. */
         if (moved && c->cluster) {

@@ -96,6 +96,13 @@ int rcluster_append(rcluster *c, const char *key, int argc, const char **argv,
  * either. */
 int rcluster_exec(rcluster *c, redisReply ***replies, size_t *n, char *err,
                   size_t errlen);
+/* Writes every queued command to its node without waiting for the
+ * replies, so the caller can work while Redis does; the next call must be
+ * rcluster_exec, which reads them (and follows redirections as always) or
+ * rcluster_reset. Returns AISLE_OK, or AISLE_EIO with err set: the
+ * connections are then dropped and the queue emptied, as after a failed
+ * rcluster_exec. */
+int rcluster_send(rcluster *c, char *err, size_t errlen);
 /* Empties the queue and frees the last replies. */
 void rcluster_reset(rcluster *c);
 

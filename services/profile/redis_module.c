@@ -295,6 +295,20 @@ static void apply_expire(const apply_head *h, apply_run *r, double erased) {
     RedisModule_SetExpire(r->p, (mstime_t)(keep * 1000));
 }
 
+/* A new profile's meta fields, placed before its first members: a small
+ * hash is a listpack, searched from its front, so the fields every run
+ * reads (and "erased", which would otherwise miss, scanning it all) are
+ * found within a few entries however many members follow. Their values
+ * are set by apply_meta. The script writes the same order. */
+static void apply_place_meta(RedisModuleCtx *ctx, apply_run *r, double erased) {
+    size_t len;
+    RedisModule_HashSet(r->p, REDISMODULE_HASH_CFIELDS, "erased", apply_num(ctx, erased), "lm",
+                        apply_num(ctx, 0), "n", apply_num(ctx, 0), "m", apply_num(ctx, 0),
+                        "last_ms", apply_num(ctx, 0), NULL);
+    RedisModule_StringPtrLen(r->argv[0], &len);
+    if (len) RedisModule_HashSet(r->p, REDISMODULE_HASH_NONE, r->argv[0], apply_num(ctx, -1), NULL);
+}
+
 /* Writes the run's meta fields after its members. */
 static void apply_meta(RedisModuleCtx *ctx, apply_run *r, const double *meta, double lm,
                        double top, double done, double m) {
@@ -307,9 +321,7 @@ static void apply_meta(RedisModuleCtx *ctx, apply_run *r, const double *meta, do
     if (isnan(meta[2]) || lm != meta[2])
         RedisModule_HashSet(r->p, REDISMODULE_HASH_CFIELDS, "lm", apply_num(ctx, lm), NULL);
     RedisModule_HashSet(r->p, REDISMODULE_HASH_CFIELDS, "n", apply_num(ctx, meta[3] + r->n),
-                        NULL);
-    if (m != meta[4])
-        RedisModule_HashSet(r->p, REDISMODULE_HASH_CFIELDS, "m", apply_num(ctx, m), NULL);
+                        "m", apply_num(ctx, m), NULL);
 }
 
 /* Reads the run's meta fields: last_ms erased lm n m into meta (lm NaN
@@ -341,6 +353,7 @@ static int apply_one(RedisModuleCtx *ctx, const apply_head *h, apply_run *r, cha
     }
     lm = meta[2];
     if (isnan(lm)) {
+        apply_place_meta(ctx, r, meta[1]);
         lm = r->tref;
     } else if ((r->tmax - lm) / h->v[APPLY_HALF_LIFE] > APPLY_REBASE_HALF_LIVES) {
         /* Before the run's fields are read, so they read rescaled too. */

@@ -73,13 +73,18 @@ class Procs:
 
     def __init__(self):
         self.procs = []
+        self.started = {}  # name -> how many were started, for their logs' names
         self.logdir = tempfile.mkdtemp(prefix="aisle-test-logs-")
 
     def start(self, name, argv, ready_prefix=None, timeout=20, stdin=None, env=None):
         """Starts argv; with ready_prefix, waits for a stdout line starting
         with it and returns (proc, rest of that line)."""
-        # One log per process, also when a test starts two of a kind.
-        n = sum(1 for p in self.procs if p.name == name)
+        # One log per process, also when a test starts two of a kind. Counted
+        # by starts, not by self.procs: a test removes a process it killed
+        # on purpose, and its replacement must not truncate a live one's log
+        # (both would then write into one file at their own offsets).
+        n = self.started.get(name, 0)
+        self.started[name] = n + 1
         log = open(os.path.join(self.logdir, "%s-%d.log" % (name, n)), "wb")
         p = subprocess.Popen(argv, stdout=subprocess.PIPE if ready_prefix else log,
                              stderr=log, stdin=stdin, start_new_session=True, env=env)

@@ -186,10 +186,10 @@ class FaultTest(unittest.TestCase):
         module = bool(aisle_env.redis_module_args())
         stats = "\n".join(sup.redis_cli(self.redis_port, "INFO", "commandstats"))
         # (Without the module nothing else can have applied the events the
-        # checks above counted, so the script did. Its fallback's log line
-        # is not asserted: in about half the runs no worker's log held it,
-        # a cause not found yet.)
+        # checks above counted, so the script did, and every worker says it
+        # fell back.)
         self.assertEqual("cmdstat_aisle.apply:" in stats, module)
+        self.assertEqual("writing with the Lua script" in logs, not module)
 
 
 if __name__ == "__main__":

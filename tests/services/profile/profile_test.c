@@ -362,6 +362,68 @@ static void test_erasure_outlives_replay(void) {
     profile_store_close(ps);
 }
 
+/* A new profile's meta fields come first, in the same order from either
+ * write: a small hash is a listpack, searched from its front, so each
+ * run's lookups of them (and of "erased", -1 for a user never erased)
+ * stop within a few entries. */
+static void test_meta_fields_come_first(void) {
+    static const char *const first[] = {"erased", "lm", "n", "m", "last_ms", "o:aisle.signals:3"};
+    profile_store *ps = open_store(100);
+    Aisle__V1__Signal s = sig("mf1", "meta-first", AISLE__V1__SIGNAL_KIND__CLICK, "it",
+                              clock_wall_ms());
+    profile_event e = {&s, "cat", "brand", "aisle.signals:3", 7, 0};
+    redisReply *r;
+    char err[256];
+    TEST_REQUIRE(ps != NULL);
+    TEST_REQUIRE(profile_apply(ps, &e, 1, err, sizeof(err)) == 1);
+    r = raw("HKEYS %s", "aisle:u:{meta-first}:profile");
+    TEST_REQUIRE(r && r->type == REDIS_REPLY_ARRAY && r->elements > 6);
+    for (size_t i = 0; i < 6; i++) TEST_CHECK_STR(r->element[i]->str, first[i]);
+    freeReplyObject(r);
+    r = raw("HGET %s erased", "aisle:u:{meta-first}:profile");
+    TEST_CHECK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "-1") == 0);
+    if (r) freeReplyObject(r);
+    profile_store_close(ps);
+}
+
+/* Weight of item in the global popular list as of now_ms, 0 when absent. */
+static double popular_weight(profile_store *ps, const char *item, int64_t now_ms) {
+    profile_entry *pop;
+    char err[256];
+    double w = 0;
+    int n = profile_popular(ps, now_ms, 10000, &pop, err, sizeof(err));
+    for (int i = 0; i < n; i++)
+        if (strcmp(pop[i].id, item) == 0) w = pop[i].weight;
+    if (n > 0) profile_entries_free(pop, (size_t)n);
+    return w;
+}
+
+/* With popular_delay_ms, popularity is summed across calls and written
+ * once by profile_flush (forced, or when due), the same sums as call by
+ * call. */
+static void test_popular_summed_until_flushed(void) {
+    profile_config cfg;
+    profile_store *ps;
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s[2] = {sig("pd1", "pd-a", AISLE__V1__SIGNAL_KIND__PURCHASE, "pd-hot", now),
+                              sig("pd2", "pd-b", AISLE__V1__SIGNAL_KIND__CLICK, "pd-hot", now)};
+    Aisle__V1__Signal *one[] = {&s[0]}, *two[] = {&s[1]};
+    char err[256];
+    profile_config_default(&cfg);
+    cfg.half_life_s = 3600;
+    cfg.popular_delay_ms = 60000;
+    TEST_REQUIRE(profile_store_open(rp.addr, &cfg, &ps, err, sizeof(err)) == 0);
+    TEST_CHECK(apply(ps, one, 1) == 1);
+    TEST_CHECK(apply(ps, two, 1) == 1);
+    TEST_CHECK(profile_flush(ps, 0, err, sizeof(err)) == AISLE_OK); /* not due yet */
+    TEST_CHECK(popular_weight(ps, "pd-hot", now) == 0);
+    TEST_CHECK(profile_flush(ps, 1, err, sizeof(err)) == AISLE_OK);
+    TEST_CHECK(fabs(popular_weight(ps, "pd-hot", now) - 10.0) < 1e-6); /* purchase 8 + click 2 */
+    TEST_CHECK(profile_flush(ps, 1, err, sizeof(err)) == AISLE_OK); /* nothing left */
+    TEST_CHECK(fabs(popular_weight(ps, "pd-hot", now) - 10.0) < 1e-6);
+    profile_store_close(ps);
+}
+
 static void test_popular_counts_only_new_positive_events(void) {
     profile_store *ps = open_store(100);
     int64_t now = clock_wall_ms();
@@ -711,7 +773,9 @@ int main(void) {
     TEST_RUN(test_summed_runs);
     TEST_RUN(test_popular_long_batch);
     TEST_RUN(test_erasure_outlives_replay);
+    TEST_RUN(test_meta_fields_come_first);
     TEST_RUN(test_popular_counts_only_new_positive_events);
+    TEST_RUN(test_popular_summed_until_flushed);
     TEST_RUN(test_trending_per_category);
     TEST_RUN(test_redis_down_is_an_error_then_recovers);
     TEST_RUN(test_offsets_catch_replays_beyond_the_id_window);
