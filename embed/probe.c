@@ -25,6 +25,12 @@ struct embed_probe {
     float *prod[PROBE_TERMS]; /* n_users x n_items each, row major */
     float *coef[PROBE_TERMS]; /* the current point's item factors */
     embed_model lists;        /* the current point's neighbour lists */
+    /* A half-cached point (another lin_item): A from the cache, its
+     * second block by a product per batch of rows against vs. */
+    int half;
+    embed_train_params point;
+    float *vs;                /* n_items x dim: e1_j V_j */
+    float *rows[PROBE_TERMS]; /* one batch's user rows */
 };
 
 static const int probe_ks[] = {20, 10, 50};
@@ -55,6 +61,8 @@ int embed_probe_new(embed_trainer *t, const embed_data *train, const embed_data 
     return AISLE_OK;
 }
 
+static void probe_half_free(embed_probe *pr);
+
 static void probe_drop_cache(embed_probe *pr) {
     for (int b = 0; b < PROBE_TERMS; b++) {
         free(pr->prod[b]);
@@ -66,6 +74,7 @@ static void probe_drop_cache(embed_probe *pr) {
 void embed_probe_free(embed_probe *pr) {
     if (!pr) return;
     probe_drop_cache(pr);
+    probe_half_free(pr);
     for (int b = 0; b < PROBE_TERMS; b++) free(pr->coef[b]);
     free(pr->users);
     embed_model_free(&pr->lists);
@@ -87,13 +96,23 @@ static int probe_same_key(const embed_train_params *a, const embed_train_params 
            a->dim == b->dim && x.user_exp[0] == y.user_exp[0] && x.user_exp[1] == y.user_exp[1];
 }
 
-/* Whether p is scored from the cache (building it first when p shares
- * the base's key). */
-static int probe_use_cache(const embed_probe *pr, const embed_train_params *p) {
+/* How a point is scored: by its model, from the cache (building it first
+ * when p shares the base's key), or half from it (the cache's rank and
+ * first user-side exponent, another second: lin_item). */
+enum { PROBE_MODEL, PROBE_CACHED, PROBE_HALF };
+
+static int probe_mode(const embed_probe *pr, const embed_train_params *p) {
     double bytes = (double)PROBE_TERMS * pr->n_users * pr->n_items * sizeof(float);
-    if (p->dim == 0 || bytes > EMBED_PROBE_MAX_BYTES) return 0;
-    if (pr->cached && probe_same_key(&pr->key, p)) return 1;
-    return pr->has_base && probe_same_key(&pr->base, p);
+    if (p->dim == 0 || bytes > EMBED_PROBE_MAX_BYTES) return PROBE_MODEL;
+    if (pr->cached && probe_same_key(&pr->key, p)) return PROBE_CACHED;
+    if (pr->has_base && probe_same_key(&pr->base, p)) return PROBE_CACHED;
+    embed_sharp_blocks x, y;
+    embed_sharpened_blocks(&pr->key, &x);
+    embed_sharpened_blocks(p, &y);
+    if (pr->cached && p->method == EMBED_METHOD_SHARPENED && p->dim == pr->key.dim &&
+        x.user_exp[0] == y.user_exp[0])
+        return PROBE_HALF;
+    return PROBE_MODEL;
 }
 
 /* The three user-side blocks of one batch (rows X, Y S^2, Y S^2 t; n x k
@@ -180,6 +199,21 @@ static void probe_coefs(embed_probe *pr, const embed_train_params *p) {
     }
 }
 
+/* A half-cached batch's second block, added into scores: the rows
+ * y (curve S^2 t - sharpen S^2) against vs. */
+static void probe_half_block(embed_probe *pr, uint32_t first, uint32_t n, float *scores) {
+    const embed_train_params *p = &pr->point;
+    embed_trainer_view v = embed_trainer_spectrum(pr->t);
+    embed_sharp_blocks sb;
+    uint32_t k = p->dim;
+    embed_sharpened_blocks(p, &sb);
+    probe_user_rows(pr, &v, &sb, k, first, n, pr->rows);
+    for (size_t e = 0; e < (size_t)n * k; e++)
+        pr->rows[1][e] = (float)(p->curve * pr->rows[2][e] - p->sharpen * pr->rows[1][e]);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)pr->n_items, (int)k, 1.0f,
+                pr->rows[1], (int)k, pr->vs, (int)k, 1.0f, scores, (int)pr->n_items);
+}
+
 /* A cached point's batch: the neighbour sums, plus the combination. */
 static int probe_score(void *ctx, uint32_t first, uint32_t n, const uint64_t *off,
                        const uint32_t *item, const float *weight, float *scores) {
@@ -187,15 +221,49 @@ static int probe_score(void *ctx, uint32_t first, uint32_t n, const uint64_t *of
     size_t ni = pr->n_items;
     int rc = embed_score_batch(&pr->lists, n, off, item, weight, scores);
     if (rc != AISLE_OK) return rc;
+    if (pr->half) probe_half_block(pr, first, n, scores);
     const float *c0 = pr->coef[0], *c1 = pr->coef[1], *c2 = pr->coef[2];
+    int half = pr->half;
 #pragma omp parallel for schedule(static)
     for (uint32_t r = 0; r < n; r++) {
         size_t row = (size_t)(first + r) * ni;
         const float *a = pr->prod[0] + row, *b = pr->prod[1] + row, *c = pr->prod[2] + row;
         float *s = scores + (size_t)r * ni;
-        for (size_t j = 0; j < ni; j++) s[j] += c0[j] * a[j] + c1[j] * b[j] + c2[j] * c[j];
+        if (half)
+            for (size_t j = 0; j < ni; j++) s[j] += c0[j] * a[j];
+        else
+            for (size_t j = 0; j < ni; j++) s[j] += c0[j] * a[j] + c1[j] * b[j] + c2[j] * c[j];
     }
     return AISLE_OK;
+}
+
+/* The buffers of a half-cached point: vs = e1_j V_j (the factors of
+ * probe_coefs, before sharpen's sign) and one batch of rows. */
+static int probe_half_alloc(embed_probe *pr, const embed_train_params *p) {
+    embed_trainer_view v = embed_trainer_spectrum(pr->t);
+    embed_sharp_blocks sb;
+    uint32_t k = p->dim;
+    embed_sharpened_blocks(p, &sb);
+    pr->vs = malloc(((size_t)pr->n_items * k + 1) * sizeof(float));
+    for (int b = 0; b < PROBE_TERMS; b++)
+        pr->rows[b] = malloc(((size_t)PROBE_BATCH * k + 1) * sizeof(float));
+    if (!pr->vs || !pr->rows[0] || !pr->rows[1] || !pr->rows[2]) return AISLE_ENOMEM;
+    for (uint32_t j = 0; j < pr->n_items; j++) {
+        double e1 = v.deg[j] ? probe_pow(v.deg[j], sb.item_exp[1]) : 0.0;
+        for (uint32_t c = 0; c < k; c++)
+            pr->vs[(size_t)j * k + c] = (float)(e1 * v.V[(size_t)j * v.k + c]);
+    }
+    return AISLE_OK;
+}
+
+static void probe_half_free(embed_probe *pr) {
+    free(pr->vs);
+    pr->vs = NULL;
+    for (int b = 0; b < PROBE_TERMS; b++) {
+        free(pr->rows[b]);
+        pr->rows[b] = NULL;
+    }
+    pr->half = 0;
 }
 
 /* A point scored by its model (another key, or no cache). */
@@ -210,15 +278,21 @@ static int probe_plain(embed_probe *pr, const embed_train_params *p, embed_eval_
 
 /* p's score on the sample, by the cache or by its model. */
 static int probe_run(embed_probe *pr, const embed_train_params *p, embed_eval_result *res) {
-    if (!probe_use_cache(pr, p)) return probe_plain(pr, p, res);
-    int rc = AISLE_OK;
-    if (!pr->cached || !probe_same_key(&pr->key, p)) rc = probe_build(pr, p);
+    int mode = probe_mode(pr, p), rc = AISLE_OK;
+    if (mode == PROBE_MODEL) return probe_plain(pr, p, res);
+    if (mode == PROBE_CACHED && (!pr->cached || !probe_same_key(&pr->key, p)))
+        rc = probe_build(pr, p);
+    if (rc == AISLE_OK && mode == PROBE_HALF) rc = probe_half_alloc(pr, p);
     if (rc == AISLE_OK) rc = embed_trainer_neighbors(pr->t, p, &pr->lists);
-    if (rc != AISLE_OK) return rc;
-    probe_coefs(pr, p);
-    embed_eval_scorer sc = {probe_score, pr, pr->n_items};
-    rc = embed_eval_run_scorer(&sc, pr->train, pr->valid, probe_ks, 3, pr->stride, res, NULL);
+    if (rc == AISLE_OK) {
+        probe_coefs(pr, p);
+        pr->half = mode == PROBE_HALF;
+        pr->point = *p;
+        embed_eval_scorer sc = {probe_score, pr, pr->n_items};
+        rc = embed_eval_run_scorer(&sc, pr->train, pr->valid, probe_ks, 3, pr->stride, res, NULL);
+    }
     embed_model_free(&pr->lists);
+    probe_half_free(pr);
     return rc;
 }
 

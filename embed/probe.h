@@ -15,9 +15,10 @@
  * with the same key costs an elementwise combination, its neighbour sums
  * and the top-K cut: the full-width product of every point (3,318 users x
  * 40,981 items x 512 on Gowalla) is what made a search point expensive.
- * Points with another key (another rank or lin_item) and the other
- * methods are scored by their model, as before; the figures are the same
- * up to float rounding either way.
+ * A point with another lin_item keeps A and takes its second block by one
+ * product of half the width per batch; points of another rank and the
+ * other methods are scored by their model, as before. The figures are
+ * the same up to float rounding whichever way a point is scored.
  *
  * The cache is 3 x sample x items floats (1.6 GB for Gowalla's default
  * sample); above EMBED_PROBE_MAX_BYTES it is not built and every point is

@@ -160,9 +160,10 @@ static void test_probe_matches_models(void) {
     TEST_REQUIRE(embed_trainer_new(&tr, &base, NULL, 1, &t) == AISLE_OK);
     TEST_REQUIRE(embed_probe_new(t, &tr, &va, 2, &pr) == AISLE_OK);
     embed_probe_set_base(pr, &base);
-    /* alpha, sharpen, curve, beta, lin_user: cached; dim, lin_item: not. */
-    embed_train_params pts[8];
-    for (int k = 0; k < 8; k++) pts[k] = base;
+    /* alpha, sharpen, curve, beta, lin_user: cached; lin_item: half
+     * cached; dim: by the model. */
+    embed_train_params pts[9];
+    for (int k = 0; k < 9; k++) pts[k] = base;
     pts[1].alpha = 0.1;
     pts[2].sharpen = 0;
     pts[2].curve = 0;
@@ -171,8 +172,10 @@ static void test_probe_matches_models(void) {
     pts[5].lin_user = 0.6;
     pts[6].dim = 4;
     pts[7].lin_item = 0.3;
+    pts[8].lin_item = 0.5;
+    pts[8].curve = 0.3;
     const int ks[] = {20, 10, 50};
-    for (int k = 0; k < 8; k++) {
+    for (int k = 0; k < 9; k++) {
         embed_eval_result got, want;
         embed_model m;
         TEST_REQUIRE(embed_probe_eval(pr, &pts[k], &got) == AISLE_OK);
