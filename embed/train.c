@@ -271,18 +271,19 @@ done:
 typedef struct {
     double lin_user, el, er, scale;
     uint32_t keep;
+    int sorted; /* each list heaviest first (else the same entries in any order) */
 } train_cooc;
 
 static train_cooc cooc_of(const embed_train_params *p, double sigma1) {
-    train_cooc c = {p->lin_user, p->lin_item, p->lin_item + p->beta, 1.0, p->neighbors};
+    train_cooc c = {p->lin_user, p->lin_item, p->lin_item + p->beta, 1.0, p->neighbors, 1};
     if (p->method == EMBED_METHOD_CHEBY) {
         embed_cheby ch;
         embed_cheby_fit(&ch, p->order, p->flat);
         double s2 = sigma1 > 0 ? sigma1 * sigma1 : 1;
         c = (train_cooc){2 * p->norm_user, p->norm_item + p->degnorm, p->norm_item - p->degnorm,
-                         embed_cheby_h1(&ch) / s2, p->neighbors};
+                         embed_cheby_h1(&ch) / s2, p->neighbors, 1};
     } else if (p->method == EMBED_METHOD_BSPM) {
-        c = (train_cooc){2 * p->norm_user, p->norm_item, p->norm_item, 1.0, p->neighbors};
+        c = (train_cooc){2 * p->norm_user, p->norm_item, p->norm_item, 1.0, p->neighbors, 1};
     }
     return c;
 }
@@ -292,34 +293,10 @@ typedef struct {
     uint32_t j;
 } train_nb;
 
-/* a comes before b in a list: heavier, or as heavy and a lower row. */
-static int nb_before(train_nb a, train_nb b) { return a.w > b.w || (a.w == b.w && a.j < b.j); }
-
-/* Restores the heap below i: no entry comes after its parent. */
-static void nb_sift(train_nb *c, uint32_t n, uint32_t i) {
-    for (;;) {
-        uint32_t l = 2 * i + 1, m = l;
-        if (l >= n) return;
-        if (l + 1 < n && nb_before(c[l], c[l + 1])) m = l + 1;
-        if (!nb_before(c[i], c[m])) return;
-        train_nb t = c[i];
-        c[i] = c[m];
-        c[m] = t;
-        i = m;
-    }
-}
-
-/* Sorts c[0..n) into list order by a heap sort whose comparison the
- * compiler inlines (qsort's calls through a pointer were a seventh of
- * the CPU time of a Gowalla --tune). */
-static void nb_sort(train_nb *c, uint32_t n) {
-    for (uint32_t i = n / 2; i-- > 0;) nb_sift(c, n, i);
-    for (uint32_t end = n; end > 1; end--) {
-        train_nb t = c[0];
-        c[0] = c[end - 1];
-        c[end - 1] = t;
-        nb_sift(c, end - 1, 0);
-    }
+static int nb_desc(const void *a, const void *b) {
+    const train_nb *x = a, *y = b;
+    if (x->w != y->w) return x->w < y->w ? 1 : -1;
+    return (x->j > y->j) - (x->j < y->j);
 }
 
 /* Moves the `keep` largest of c[0..n) to the front, in any order: Hoare's
@@ -375,7 +352,7 @@ static uint32_t nb_item_list(const embed_data *d, const train_graph *g, const tr
     }
     uint32_t keep = nc < c->keep ? nc : c->keep;
     nb_select(s->cand, nc, keep);
-    nb_sort(s->cand, keep);
+    if (c->sorted) qsort(s->cand, keep, sizeof(*s->cand), nb_desc);
     memcpy(out, s->cand, keep * sizeof(*out));
     return keep;
 }
@@ -478,6 +455,7 @@ struct embed_trainer {
     train_cooc cached[2];    /* what each nb_cache was computed for */
     embed_model nb_cache[2]; /* only the neighbour arrays are used */
     int pinned;              /* the slot a miss must not replace (-1: none) */
+    int unordered;           /* lists need no order (embed_trainer_unordered_lists) */
     int quiet;
 };
 
@@ -604,7 +582,14 @@ static int nb_slot(const embed_trainer *t, const train_cooc *c) {
 static train_cooc trainer_cooc(const embed_trainer *t, const embed_train_params *p) {
     /* Without a spectrum the scale of L is taken as 1, which it is under
      * the symmetric normalisation. */
-    return cooc_of(p, t->k > 0 ? t->sigma[0] : 1.0);
+    train_cooc c = cooc_of(p, t->k > 0 ? t->sigma[0] : 1.0);
+    c.sorted = !t->unordered;
+    return c;
+}
+
+void embed_trainer_unordered_lists(embed_trainer *t) {
+    assert(!t->nb_cache[0].nb_item && !t->nb_cache[1].nb_item);
+    t->unordered = 1;
 }
 
 /* Adds p's neighbour lists to m (nothing when p has none). Two sets are

@@ -124,6 +124,11 @@ int embed_trainer_model(embed_trainer *t, const embed_train_params *p, embed_mod
  * and owned by the caller, empty on failure): the sparse half of a point,
  * for scorers that compute the low-rank half themselves (embed/probe.h). */
 int embed_trainer_neighbors(embed_trainer *t, const embed_train_params *p, embed_model *m);
+/* From now on (before any model), each neighbour list holds the same
+ * entries in no particular order: a scorer only sums them, and sorting
+ * every list was a seventh of a Gowalla --tune's CPU. The tuner's
+ * trainer, whose models are never published, asks for it. */
+void embed_trainer_unordered_lists(embed_trainer *t);
 /* Keeps p's neighbour lists, if the trainer holds them, through the next
  * recounts: the search's best point, which it returns to. */
 void embed_trainer_pin(embed_trainer *t, const embed_train_params *p);

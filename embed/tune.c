@@ -243,6 +243,7 @@ int embed_tune(const embed_data *all, embed_train_params *p, const embed_tune_op
     if (rc != AISLE_OK) return rc;
     rc = embed_trainer_new(&train, p, NULL, opts->quiet, &trainer);
     if (rc != AISLE_OK) goto done;
+    embed_trainer_unordered_lists(trainer);
     uint32_t users = 0;
     for (uint32_t u = 0; u < valid.n_users; u++) users += valid.off[u + 1] > valid.off[u];
     c.max_dim = p->dim;
