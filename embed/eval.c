@@ -145,7 +145,7 @@ static int batch_gather(eval_batch *b, const embed_data *train, const uint32_t *
 
 /* Ranks each scored row of the batch without the user's train items and
  * adds its metrics into res's sums. */
-static int batch_rank(const embed_model *m, const embed_data *train, const embed_data *test,
+static int batch_rank(uint32_t n_items, const embed_data *train, const embed_data *test,
                       const uint32_t *users, uint32_t nb, float *scores, uint32_t kmax,
                       embed_eval_result *res) {
     double rsum[EMBED_EVAL_MAXK] = {0}, nsum[EMBED_EVAL_MAXK] = {0};
@@ -160,10 +160,10 @@ static int batch_rank(const embed_model *m, const embed_data *train, const embed
         for (uint32_t r = 0; r < nb; r++) {
             if (!heap || !ranked) continue;
             uint32_t u = users[r];
-            float *s = scores + (size_t)r * m->n_items;
+            float *s = scores + (size_t)r * n_items;
             for (uint64_t e = train->off[u]; e < train->off[u + 1]; e++)
-                if (train->item[e] < m->n_items) s[train->item[e]] = -INFINITY;
-            uint32_t got = eval_top(s, m->n_items, kmax, heap, ranked);
+                if (train->item[e] < n_items) s[train->item[e]] = -INFINITY;
+            uint32_t got = eval_top(s, n_items, kmax, heap, ranked);
             embed_eval_user(ranked, got, test->item + test->off[u],
                             (uint32_t)(test->off[u + 1] - test->off[u]), ks, nk, rsum, nsum);
         }
@@ -177,24 +177,37 @@ static int batch_rank(const embed_model *m, const embed_data *train, const embed
     return fail ? AISLE_ENOMEM : AISLE_OK;
 }
 
-/* Users with test items and a train profile, in row order, into users;
- * returns their count and counts the others as skipped. */
-static uint32_t eval_users(const embed_data *train, const embed_data *test, uint32_t stride,
-                           uint32_t *users, embed_eval_result *res) {
+uint32_t embed_eval_users(const embed_data *train, const embed_data *test, uint32_t stride,
+                          uint32_t *users, uint32_t *skipped) {
     uint32_t n = 0, seen = 0;
+    *skipped = 0;
     for (uint32_t u = 0; u < test->n_users; u++) {
         if (test->off[u + 1] == test->off[u]) continue;
-        if (u >= train->n_users || train->off[u + 1] == train->off[u]) res->n_skipped++;
+        if (u >= train->n_users || train->off[u + 1] == train->off[u]) ++*skipped;
         else if (seen++ % stride == 0) users[n++] = u;
     }
     return n;
 }
 
+/* The model's own scorer: the reference formula. */
+static int eval_model_scorer(void *ctx, uint32_t first, uint32_t n, const uint64_t *off,
+                             const uint32_t *item, const float *weight, float *scores) {
+    (void)first;
+    return embed_score_batch(ctx, n, off, item, weight, scores);
+}
+
 int embed_eval_run(const embed_model *m, const embed_data *train, const embed_data *test,
                    const int *ks, int nk, uint32_t stride, embed_eval_result *res,
                    embed_progress *prog) {
+    embed_eval_scorer sc = {eval_model_scorer, (void *)m, m->n_items};
+    return embed_eval_run_scorer(&sc, train, test, ks, nk, stride, res, prog);
+}
+
+int embed_eval_run_scorer(const embed_eval_scorer *sc, const embed_data *train,
+                          const embed_data *test, const int *ks, int nk, uint32_t stride,
+                          embed_eval_result *res, embed_progress *prog) {
     memset(res, 0, sizeof(*res));
-    uint32_t kmax = 0;
+    uint32_t kmax = 0, n_items = sc->n_items;
     if (nk < 1 || nk > EMBED_EVAL_MAXK || stride < 1) return AISLE_EINVAL;
     for (int q = 0; q < nk; q++) {
         if (ks[q] < 1 || ks[q] > 10000) return AISLE_EINVAL;
@@ -203,17 +216,17 @@ int embed_eval_run(const embed_model *m, const embed_data *train, const embed_da
     }
     res->nk = nk;
     uint32_t *users = malloc(((size_t)test->n_users + 1) * sizeof(*users));
-    float *scores = malloc((size_t)EVAL_BATCH * (m->n_items ? m->n_items : 1) * sizeof(float));
+    float *scores = malloc((size_t)EVAL_BATCH * (n_items ? n_items : 1) * sizeof(float));
     eval_batch *b = calloc(1, sizeof(*b));
     int rc = AISLE_ENOMEM;
     if (!users || !scores || !b) goto done;
-    uint32_t n_eval = eval_users(train, test, stride, users, res);
+    uint32_t n_eval = embed_eval_users(train, test, stride, users, &res->n_skipped);
     embed_progress_start(prog, "eval", "users", n_eval, prog ? prog->quiet : 1);
     for (uint32_t b0 = 0; b0 < n_eval; b0 += EVAL_BATCH) {
         uint32_t nb = n_eval - b0 < EVAL_BATCH ? n_eval - b0 : EVAL_BATCH;
         if ((rc = batch_gather(b, train, users + b0, nb)) != AISLE_OK ||
-            (rc = embed_score_batch(m, nb, b->off, b->item, b->weight, scores)) != AISLE_OK ||
-            (rc = batch_rank(m, train, test, users + b0, nb, scores, kmax, res)) != AISLE_OK)
+            (rc = sc->score(sc->ctx, b0, nb, b->off, b->item, b->weight, scores)) != AISLE_OK ||
+            (rc = batch_rank(n_items, train, test, users + b0, nb, scores, kmax, res)) != AISLE_OK)
             goto done;
         embed_progress_set(prog, b0 + nb);
     }

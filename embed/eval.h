@@ -41,6 +41,28 @@ int embed_eval_run(const embed_model *m, const embed_data *train, const embed_da
                    const int *ks, int nk, uint32_t stride, embed_eval_result *res,
                    embed_progress *prog);
 
+/* The users embed_eval_run scores with this stride, in its order, into
+ * users (room for test->n_users); returns their count. *skipped: test
+ * users without a train profile. */
+uint32_t embed_eval_users(const embed_data *train, const embed_data *test, uint32_t stride,
+                          uint32_t *users, uint32_t *skipped);
+
+/* Another way to score a batch, for the tuner's cached points
+ * (embed/probe.h): score fills n rows of n_items scores for the profiles
+ * (CSR off/item/weight) of the users at positions first .. first + n - 1
+ * of embed_eval_users' list, and returns an AISLE_* code. */
+typedef struct {
+    int (*score)(void *ctx, uint32_t first, uint32_t n, const uint64_t *off,
+                 const uint32_t *item, const float *weight, float *scores);
+    void *ctx;
+    uint32_t n_items;
+} embed_eval_scorer;
+
+/* embed_eval_run with the scores of sc in place of a model's. */
+int embed_eval_run_scorer(const embed_eval_scorer *sc, const embed_data *train,
+                          const embed_data *test, const int *ks, int nk, uint32_t stride,
+                          embed_eval_result *res, embed_progress *prog);
+
 /* Parses "10,20,50" into ks and their count *nk: AISLE_OK or AISLE_EINVAL. */
 int embed_eval_parse_ks(const char *s, int *ks, int *nk);
 

@@ -176,18 +176,25 @@ static void block_row(embed_model *m, uint32_t i, uint32_t col, const train_spec
     }
 }
 
+void embed_sharpened_blocks(const embed_train_params *p, embed_sharp_blocks *b) {
+    double sh = p->norm_item - p->lin_item;
+    *b = (embed_sharp_blocks){{-p->lp_left, sh}, {p->lp_right - p->beta, sh - p->beta}};
+}
+
 static void fill_sharpened(const embed_train_params *p, const uint32_t *deg,
                            const train_spectrum *s, double *G, embed_model *m) {
-    double sh = p->norm_item - p->lin_item;
+    embed_sharp_blocks b;
+    embed_sharpened_blocks(p, &b);
     for (uint32_t c = 0; c < s->k; c++)
         G[c] = s->sigma[c] * s->sigma[c] * (p->curve * spec_t(s, c) - p->sharpen);
     for (uint32_t i = 0; i < m->n_items; i++) {
         /* Items nobody interacted with get zero vectors on the item side. */
         double seen = deg[i] ? 1.0 : 0.0;
-        block_row(m, i, 0, s, NULL, p->alpha * deg_pow(deg[i], -p->lp_left),
-                  seen * deg_pow(deg[i], p->lp_right - p->beta));
+        block_row(m, i, 0, s, NULL, p->alpha * deg_pow(deg[i], b.user_exp[0]),
+                  seen * deg_pow(deg[i], b.item_exp[0]));
         if (m->dim == 2 * s->k)
-            block_row(m, i, s->k, s, G, deg_pow(deg[i], sh), seen * deg_pow(deg[i], sh - p->beta));
+            block_row(m, i, s->k, s, G, deg_pow(deg[i], b.user_exp[1]),
+                      seen * deg_pow(deg[i], b.item_exp[1]));
     }
 }
 
@@ -264,18 +271,19 @@ done:
 typedef struct {
     double lin_user, el, er, scale;
     uint32_t keep;
+    int sorted; /* each list heaviest first (else the same entries in any order) */
 } train_cooc;
 
 static train_cooc cooc_of(const embed_train_params *p, double sigma1) {
-    train_cooc c = {p->lin_user, p->lin_item, p->lin_item + p->beta, 1.0, p->neighbors};
+    train_cooc c = {p->lin_user, p->lin_item, p->lin_item + p->beta, 1.0, p->neighbors, 1};
     if (p->method == EMBED_METHOD_CHEBY) {
         embed_cheby ch;
         embed_cheby_fit(&ch, p->order, p->flat);
         double s2 = sigma1 > 0 ? sigma1 * sigma1 : 1;
         c = (train_cooc){2 * p->norm_user, p->norm_item + p->degnorm, p->norm_item - p->degnorm,
-                         embed_cheby_h1(&ch) / s2, p->neighbors};
+                         embed_cheby_h1(&ch) / s2, p->neighbors, 1};
     } else if (p->method == EMBED_METHOD_BSPM) {
-        c = (train_cooc){2 * p->norm_user, p->norm_item, p->norm_item, 1.0, p->neighbors};
+        c = (train_cooc){2 * p->norm_user, p->norm_item, p->norm_item, 1.0, p->neighbors, 1};
     }
     return c;
 }
@@ -344,7 +352,7 @@ static uint32_t nb_item_list(const embed_data *d, const train_graph *g, const tr
     }
     uint32_t keep = nc < c->keep ? nc : c->keep;
     nb_select(s->cand, nc, keep);
-    qsort(s->cand, keep, sizeof(*s->cand), nb_desc);
+    if (c->sorted) qsort(s->cand, keep, sizeof(*s->cand), nb_desc);
     memcpy(out, s->cand, keep * sizeof(*out));
     return keep;
 }
@@ -444,8 +452,10 @@ struct embed_trainer {
     train_graph g;
     uint32_t k;           /* spectrum size */
     double *sigma, *V;    /* k values, n_items x k vectors */
-    train_cooc cached;    /* what nb_cache was computed for */
-    embed_model nb_cache; /* only the neighbour arrays are used */
+    train_cooc cached[2];    /* what each nb_cache was computed for */
+    embed_model nb_cache[2]; /* only the neighbour arrays are used */
+    int pinned;              /* the slot a miss must not replace (-1: none) */
+    int unordered;           /* lists need no order (embed_trainer_unordered_lists) */
     int quiet;
 };
 
@@ -474,6 +484,7 @@ int embed_trainer_new(const embed_data *d, embed_train_params *p, const embed_sv
     train_fit_rank(d, p);
     t->d = d;
     t->quiet = quiet;
+    t->pinned = -1;
     t->norm_user = p->norm_user;
     t->norm_item = p->norm_item;
     t->k = p->dim;
@@ -505,7 +516,8 @@ void embed_trainer_free(embed_trainer *t) {
     graph_free(&t->g);
     free(t->sigma);
     free(t->V);
-    embed_model_free(&t->nb_cache);
+    embed_model_free(&t->nb_cache[0]);
+    embed_model_free(&t->nb_cache[1]);
     free(t);
 }
 
@@ -546,11 +558,11 @@ static int cooc_same_lists(const train_cooc *a, const train_cooc *b) {
     return a->lin_user == b->lin_user && a->el == b->el && a->er == b->er && a->keep == b->keep;
 }
 
-/* Copies the cached lists into m, scaled to c (same lists, other scale). */
-static int nb_copy(const embed_trainer *t, const train_cooc *c, embed_model *m) {
-    const embed_model *src = &t->nb_cache;
+/* Copies the lists of slot into m, scaled to c (same lists, other scale). */
+static int nb_copy(const embed_trainer *t, int slot, const train_cooc *c, embed_model *m) {
+    const embed_model *src = &t->nb_cache[slot];
     uint64_t nnz = src->nb_off[src->n_items];
-    float f = (float)(c->scale / t->cached.scale);
+    float f = (float)(c->scale / t->cached[slot].scale);
     memcpy(m->nb_off, src->nb_off, ((size_t)m->n_items + 1) * sizeof(*m->nb_off));
     m->nb_item = malloc((nnz ? nnz : 1) * sizeof(*m->nb_item));
     m->nb_weight = malloc((nnz ? nnz : 1) * sizeof(*m->nb_weight));
@@ -560,33 +572,76 @@ static int nb_copy(const embed_trainer *t, const train_cooc *c, embed_model *m) 
     return AISLE_OK;
 }
 
-int embed_trainer_model(embed_trainer *t, const embed_train_params *p, embed_model *m) {
+/* The slot holding c's lists, or -1. */
+static int nb_slot(const embed_trainer *t, const train_cooc *c) {
+    for (int s = 0; s < 2; s++)
+        if (t->nb_cache[s].nb_item && cooc_same_lists(c, &t->cached[s])) return s;
+    return -1;
+}
+
+static train_cooc trainer_cooc(const embed_trainer *t, const embed_train_params *p) {
+    /* Without a spectrum the scale of L is taken as 1, which it is under
+     * the symmetric normalisation. */
+    train_cooc c = cooc_of(p, t->k > 0 ? t->sigma[0] : 1.0);
+    c.sorted = !t->unordered;
+    return c;
+}
+
+void embed_trainer_unordered_lists(embed_trainer *t) {
+    assert(!t->nb_cache[0].nb_item && !t->nb_cache[1].nb_item);
+    t->unordered = 1;
+}
+
+/* Adds p's neighbour lists to m (nothing when p has none). Two sets are
+ * kept, so a search returning to its best point after a losing one that
+ * recounted (another lin_user) does not recount again. */
+static int trainer_lists(embed_trainer *t, const embed_train_params *p, embed_model *m) {
     embed_progress prog = {.quiet = t->quiet};
+    train_cooc c = trainer_cooc(t, p);
+    if (c.keep == 0 || c.scale <= 0) return AISLE_OK;
+    int slot = nb_slot(t, &c);
+    if (slot < 0) {
+        slot = t->pinned == 0 ? 1 : 0;
+        embed_model_free(&t->nb_cache[slot]);
+        t->cached[slot] = c;
+        int rc = embed_model_alloc(&t->nb_cache[slot], t->d->n_items, 0, 0);
+        if (rc == AISLE_OK) rc = train_neighbors(t->d, &t->g, &c, &t->nb_cache[slot], &prog);
+        if (rc != AISLE_OK) {
+            embed_model_free(&t->nb_cache[slot]);
+            return rc;
+        }
+    }
+    return nb_copy(t, slot, &c, m);
+}
+
+void embed_trainer_pin(embed_trainer *t, const embed_train_params *p) {
+    train_cooc c = trainer_cooc(t, p);
+    t->pinned = nb_slot(t, &c);
+}
+
+int embed_trainer_model(embed_trainer *t, const embed_train_params *p, embed_model *m) {
     int rc;
     assert(p->dim <= t->k && p->norm_user == t->norm_user && p->norm_item == t->norm_item);
     assert(t->V || t->k == 0);
     rc = embed_model_alloc(m, t->d->n_items, embed_train_model_dim(p), 0);
     if (rc != AISLE_OK) return rc;
     if (p->dim > 0 && (rc = fill_lowrank(t, p, m)) != AISLE_OK) goto fail;
-    /* Without a spectrum the scale of L is taken as 1, which it is under
-     * the symmetric normalisation. */
-    train_cooc c = cooc_of(p, t->k > 0 ? t->sigma[0] : 1.0);
-    if (c.keep == 0 || c.scale <= 0) return AISLE_OK;
-    if (!t->nb_cache.nb_item || !cooc_same_lists(&c, &t->cached)) {
-        embed_model_free(&t->nb_cache);
-        t->cached = c;
-        rc = embed_model_alloc(&t->nb_cache, t->d->n_items, 0, 0);
-        if (rc == AISLE_OK) rc = train_neighbors(t->d, &t->g, &c, &t->nb_cache, &prog);
-        if (rc != AISLE_OK) {
-            embed_model_free(&t->nb_cache);
-            goto fail;
-        }
-    }
-    if ((rc = nb_copy(t, &c, m)) != AISLE_OK) goto fail;
+    if ((rc = trainer_lists(t, p, m)) != AISLE_OK) goto fail;
     return AISLE_OK;
 fail:
     embed_model_free(m);
     return rc;
+}
+
+int embed_trainer_neighbors(embed_trainer *t, const embed_train_params *p, embed_model *m) {
+    assert(p->norm_user == t->norm_user && p->norm_item == t->norm_item);
+    int rc = embed_model_alloc(m, t->d->n_items, 0, 0);
+    if (rc == AISLE_OK && (rc = trainer_lists(t, p, m)) != AISLE_OK) embed_model_free(m);
+    return rc;
+}
+
+embed_trainer_view embed_trainer_spectrum(const embed_trainer *t) {
+    return (embed_trainer_view){t->k, t->sigma, t->V, t->g.deg};
 }
 
 int embed_train(const embed_data *d, embed_train_params *p, embed_model *m, int quiet) {

@@ -95,6 +95,16 @@ void embed_train_defaults(embed_train_params *p, embed_method method);
 /* Model dimension for p. */
 uint32_t embed_train_model_dim(const embed_train_params *p);
 
+/* sharpened's low-rank part, as the two blocks fill_sharpened writes:
+ * block b scores (sum_i r_i d_i^user_exp[b] V_i g_b) . V_j seen_j
+ * d_j^item_exp[b] over the top-dim spectrum, with g_0 = alpha and g_1 =
+ * S^2 (curve t - sharpen) per component (seen_j = 0 for items nobody
+ * has). Shared with embed/probe.c, which scores points from it. */
+typedef struct {
+    double user_exp[2], item_exp[2];
+} embed_sharp_blocks;
+void embed_sharpened_blocks(const embed_train_params *p, embed_sharp_blocks *b);
+
 /* Staged training, for searching parameters on one spectrum:
  * embed_trainer_new builds the graph and takes the SVD at p->dim (lowered
  * to what the data supports, in place); embed_trainer_model then fills a
@@ -110,6 +120,27 @@ int embed_trainer_new(const embed_data *d, embed_train_params *p, const embed_sv
                       int quiet, embed_trainer **out);
 /* *m is allocated here and owned by the caller (empty on failure). */
 int embed_trainer_model(embed_trainer *t, const embed_train_params *p, embed_model *m);
+/* Only p's neighbour lists, in a model of dimension 0 (*m allocated here
+ * and owned by the caller, empty on failure): the sparse half of a point,
+ * for scorers that compute the low-rank half themselves (embed/probe.h). */
+int embed_trainer_neighbors(embed_trainer *t, const embed_train_params *p, embed_model *m);
+/* From now on (before any model), each neighbour list holds the same
+ * entries in no particular order: a scorer only sums them, and sorting
+ * every list was a seventh of a Gowalla --tune's CPU. The tuner's
+ * trainer, whose models are never published, asks for it. */
+void embed_trainer_unordered_lists(embed_trainer *t);
+/* Keeps p's neighbour lists, if the trainer holds them, through the next
+ * recounts: the search's best point, which it returns to. */
+void embed_trainer_pin(embed_trainer *t, const embed_train_params *p);
+/* What the trainer's spectrum is, borrowed (valid until the trainer is
+ * freed or its spectrum taken): k values sigma, descending, the vectors V
+ * (n_items x k, row major) and the item degrees. */
+typedef struct {
+    uint32_t k;
+    const double *sigma, *V;
+    const uint32_t *deg;
+} embed_trainer_view;
+embed_trainer_view embed_trainer_spectrum(const embed_trainer *t);
 /* Moves the trainer's spectrum out: *V (n_items x *k, row major) is then
  * owned by the caller (free()), and the trainer can make no more models. */
 void embed_trainer_take_spectrum(embed_trainer *t, double **V, uint32_t *k);

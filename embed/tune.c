@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "embed/probe.h"
 #include "embed/progress.h"
 #include "services/base/status.h"
 
@@ -96,9 +97,7 @@ static double tune_score(const embed_eval_result *r) { return r->recall[0] + r->
 
 /* The search state shared by its steps. */
 typedef struct {
-    embed_trainer *trainer;
-    const embed_data *train, *valid;
-    uint32_t stride;
+    embed_probe *probe;
     int quiet;
     uint32_t max_dim;
     double work;      /* the budget, in scored (user, item) pairs (0: none) */
@@ -126,44 +125,82 @@ static int tune_can_step(const tune_ctx *c, embed_tune_result *res) {
     return 1;
 }
 
-static int tune_eval(tune_ctx *c, const embed_train_params *p, embed_eval_result *res) {
-    static const int ks[] = {20, 10, 50};
-    embed_model m;
-    int rc = embed_trainer_model(c->trainer, p, &m);
+/* tune_try's answer when the budget allows no more points (not an
+ * AISLE_* code: it never leaves this file). */
+#define TUNE_SPENT 1
+
+/* Scores *p with axis ax set to val and keeps it in *p and *best when it
+ * is better (*better says so). AISLE_OK, TUNE_SPENT or an AISLE_* error. */
+static int tune_try(tune_ctx *c, const tune_axis *ax, double val, embed_train_params *p,
+                    embed_eval_result *best, embed_tune_result *res, int *better) {
+    *better = 0;
+    if (!tune_can_step(c, res)) return TUNE_SPENT;
+    embed_train_params q = *p;
+    embed_eval_result r;
+    axis_set(ax, &q, val);
+    double t0 = embed_now();
+    int rc = embed_probe_eval(c->probe, &q, &r);
+    c->step_s = embed_now() - t0;
     if (rc != AISLE_OK) return rc;
-    rc = embed_eval_run(&m, c->train, c->valid, ks, 3, c->stride, res, NULL);
-    embed_model_free(&m);
-    return rc;
+    res->evals++;
+    *better = tune_score(&r) > tune_score(best);
+    if (!c->quiet)
+        fprintf(stderr, "tune %u/%u (%.1f s): %s=%g  recall@20 %.4f ndcg@20 %.4f%s\n", res->evals,
+                tune_max_points(c), c->step_s, ax->name, val, r.recall[0], r.ndcg[0],
+                *better ? "  (best)" : "");
+    if (*better) {
+        *p = q;
+        *best = r;
+        embed_probe_set_base(c->probe, p);
+    }
+    return AISLE_OK;
+}
+
+/* Whether val may be tried: a rank above the trained one, or any rank
+ * without a spectrum, may not. */
+static int tune_allowed(const tune_ctx *c, const tune_axis *ax, double val,
+                        const embed_train_params *p) {
+    return !ax->is_u32 || (val <= c->max_dim && p->dim > 0);
+}
+
+/* One axis as a line search. Its values ascend and, near an optimum, the
+ * figures rise towards it from both sides, so the walk steps down from the
+ * current value while that improves, and up (likewise) only when the first
+ * step down did not: two points for an axis already at its best, instead
+ * of every value. A current value not in the list (the caller's own) has
+ * every value tried. */
+static int tune_walk(tune_ctx *c, const tune_axis *ax, embed_train_params *p,
+                     embed_eval_result *best, embed_tune_result *res) {
+    double cur = axis_get(ax, p);
+    int at = -1, better, rc;
+    for (int v = 0; v < ax->n; v++)
+        if (ax->values[v] == cur) at = v;
+    if (at < 0) {
+        for (int v = 0; v < ax->n; v++) {
+            if (!tune_allowed(c, ax, ax->values[v], p)) continue;
+            if ((rc = tune_try(c, ax, ax->values[v], p, best, res, &better)) != AISLE_OK) return rc;
+        }
+        return AISLE_OK;
+    }
+    for (int dir = -1; dir <= 1; dir += 2) {
+        int moved = 0;
+        for (int v = at + dir; v >= 0 && v < ax->n; v += dir) {
+            if (!tune_allowed(c, ax, ax->values[v], p)) break;
+            if ((rc = tune_try(c, ax, ax->values[v], p, best, res, &better)) != AISLE_OK) return rc;
+            if (!better) break;
+            moved = 1;
+        }
+        if (moved) break;
+    }
+    return AISLE_OK;
 }
 
 /* One pass over every axis; *best and *p hold the best point. */
 static int tune_pass(tune_ctx *c, const tune_axis *axes, int n_axes, embed_train_params *p,
                      embed_eval_result *best, embed_tune_result *res) {
     for (int a = 0; a < n_axes; a++) {
-        double cur = axis_get(&axes[a], p);
-        for (int v = 0; v < axes[a].n; v++) {
-            double val = axes[a].values[v];
-            if (val == cur) continue;
-            if (axes[a].is_u32 && (val > c->max_dim || p->dim == 0)) continue;
-            if (!tune_can_step(c, res)) return AISLE_OK;
-            embed_train_params q = *p;
-            embed_eval_result r;
-            axis_set(&axes[a], &q, val);
-            double t0 = embed_now();
-            int rc = tune_eval(c, &q, &r);
-            c->step_s = embed_now() - t0;
-            if (rc != AISLE_OK) return rc;
-            res->evals++;
-            int better = tune_score(&r) > tune_score(best);
-            if (!c->quiet)
-                fprintf(stderr, "tune %u/%u (%.1f s): %s=%g  recall@20 %.4f ndcg@20 %.4f%s\n",
-                        res->evals, tune_max_points(c), c->step_s, axes[a].name, val, r.recall[0],
-                        r.ndcg[0], better ? "  (best)" : "");
-            if (better) {
-                *p = q;
-                *best = r;
-            }
-        }
+        int rc = tune_walk(c, &axes[a], p, best, res);
+        if (rc != AISLE_OK) return rc;
     }
     return AISLE_OK;
 }
@@ -175,7 +212,8 @@ static int tune_search(tune_ctx *c, embed_train_params *p, const embed_tune_opts
     const tune_axis *axes = tune_axes(p->method, &n_axes);
     double t0 = embed_now();
     c->deadline = opts->budget_s > 0 ? t0 + opts->budget_s : 0;
-    int rc = tune_eval(c, p, &res->start);
+    embed_probe_set_base(c->probe, p);
+    int rc = embed_probe_eval(c->probe, p, &res->start);
     c->step_s = embed_now() - t0;
     if (rc != AISLE_OK) return rc;
     res->evals = 1;
@@ -186,7 +224,9 @@ static int tune_search(tune_ctx *c, embed_train_params *p, const embed_tune_opts
     /* A second pass only re-checks axes whose best value moved others. */
     for (int pass = 0; pass < 2 && tune_can_step(c, res); pass++) {
         embed_train_params before = *p;
-        if ((rc = tune_pass(c, axes, n_axes, p, &res->best, res)) != AISLE_OK) return rc;
+        rc = tune_pass(c, axes, n_axes, p, &res->best, res);
+        if (rc == TUNE_SPENT) break;
+        if (rc != AISLE_OK) return rc;
         if (memcmp(&before, p, sizeof(before)) == 0) break;
     }
     res->seconds = embed_now() - t0;
@@ -196,24 +236,27 @@ static int tune_search(tune_ctx *c, embed_train_params *p, const embed_tune_opts
 int embed_tune(const embed_data *all, embed_train_params *p, const embed_tune_opts *opts,
                embed_tune_result *res) {
     embed_data train, valid;
+    embed_trainer *trainer = NULL;
     tune_ctx c = {.quiet = opts->quiet, .work = opts->work};
     memset(res, 0, sizeof(*res));
     int rc = embed_data_holdout(all, opts->holdout, opts->seed, &train, &valid);
     if (rc != AISLE_OK) return rc;
-    rc = embed_trainer_new(&train, p, NULL, opts->quiet, &c.trainer);
+    rc = embed_trainer_new(&train, p, NULL, opts->quiet, &trainer);
     if (rc != AISLE_OK) goto done;
+    embed_trainer_unordered_lists(trainer);
     uint32_t users = 0;
     for (uint32_t u = 0; u < valid.n_users; u++) users += valid.off[u + 1] > valid.off[u];
-    c.train = &train;
-    c.valid = &valid;
     c.max_dim = p->dim;
-    c.stride = opts->sample && users > opts->sample ? users / opts->sample : 1;
-    c.point_work = (double)((users + c.stride - 1) / c.stride) * train.n_items;
+    uint32_t stride = opts->sample && users > opts->sample ? users / opts->sample : 1;
+    c.point_work = (double)((users + stride - 1) / stride) * train.n_items;
     if (c.point_work < 1) c.point_work = 1;
+    if ((rc = embed_probe_new(trainer, &train, &valid, stride, &c.probe)) != AISLE_OK) goto done;
     rc = tune_search(&c, p, opts, res);
-    if (rc == AISLE_OK) embed_trainer_take_spectrum(c.trainer, &res->spectrum, &res->spectrum_k);
+    /* The probe's cache goes before the final training needs the room. */
+    embed_probe_free(c.probe);
+    if (rc == AISLE_OK) embed_trainer_take_spectrum(trainer, &res->spectrum, &res->spectrum_k);
 done:
-    embed_trainer_free(c.trainer);
+    embed_trainer_free(trainer);
     embed_data_free(&train);
     embed_data_free(&valid);
     return rc;

@@ -6,9 +6,11 @@
  * walks the method's few parameters one at a time (coordinate search over
  * short candidate lists, starting from the defaults), keeping a change
  * only when it raises Recall@20 + NDCG@20 on a deterministic sample of the
- * validation users. Every model of the search comes from the same spectrum
- * (embed_trainer), so a step costs one low-rank fill, a neighbour rescale
- * or recount, and one sampled evaluation.
+ * validation users. Each axis is a line search: from the current value it
+ * steps down while that improves, and up only when the first step down did
+ * not. Every model of the search comes from the same spectrum
+ * (embed_trainer), and the points are scored by embed_probe, which for
+ * most of them needs no matrix product (probe.h).
  *
  * The budget is a measure of work, not time, so the choice does not depend
  * on how loaded the machine is: the (user, item) pairs scored, summed over

@@ -12,6 +12,7 @@
 #include "embed/compress.h"
 #include "embed/data.h"
 #include "embed/eval.h"
+#include "embed/probe.h"
 #include "embed/snapshot.h"
 #include "embed/train.h"
 #include "embed/tune.h"
@@ -130,6 +131,64 @@ static void test_methods_and_tune(void) {
     TEST_CHECK(res.best.recall[0] + res.best.ndcg[0] >= res.start.recall[0] + res.start.ndcg[0]);
     TEST_CHECK(res.spectrum && res.spectrum_k == p.dim);
     embed_tune_result_free(&res);
+    embed_data_free(&all);
+    embed_data_free(&tr);
+    embed_data_free(&va);
+    embed_idmap_free(&users);
+    embed_idmap_free(&items);
+}
+
+/* The tuner's probe scores a point as its model does, from the cache for
+ * points sharing the base's rank and user-side exponents and by the model
+ * otherwise, whichever order they come in. */
+static void test_probe_matches_models(void) {
+    char err[512];
+    const char *path = write_clusters();
+    TEST_REQUIRE(path);
+    embed_idmap users, items;
+    embed_idmap_init(&users);
+    embed_idmap_init(&items);
+    embed_data all, tr, va;
+    TEST_REQUIRE(embed_data_load(path, EMBED_FMT_TSV, &users, &items, &all, err, sizeof(err)) == AISLE_OK);
+    TEST_REQUIRE(embed_data_holdout(&all, 0.2, 1, &tr, &va) == AISLE_OK);
+    embed_train_params base;
+    embed_train_defaults(&base, EMBED_METHOD_SHARPENED);
+    base.dim = 8;
+    base.neighbors = 30;
+    embed_trainer *t;
+    embed_probe *pr;
+    TEST_REQUIRE(embed_trainer_new(&tr, &base, NULL, 1, &t) == AISLE_OK);
+    TEST_REQUIRE(embed_probe_new(t, &tr, &va, 2, &pr) == AISLE_OK);
+    embed_probe_set_base(pr, &base);
+    /* alpha, sharpen, curve, beta, lin_user: cached; lin_item: half
+     * cached; dim: by the model. */
+    embed_train_params pts[9];
+    for (int k = 0; k < 9; k++) pts[k] = base;
+    pts[1].alpha = 0.1;
+    pts[2].sharpen = 0;
+    pts[2].curve = 0;
+    pts[3].curve = -0.3;
+    pts[4].beta = -0.1;
+    pts[5].lin_user = 0.6;
+    pts[6].dim = 4;
+    pts[7].lin_item = 0.3;
+    pts[8].lin_item = 0.5;
+    pts[8].curve = 0.3;
+    const int ks[] = {20, 10, 50};
+    for (int k = 0; k < 9; k++) {
+        embed_eval_result got, want;
+        embed_model m;
+        TEST_REQUIRE(embed_probe_eval(pr, &pts[k], &got) == AISLE_OK);
+        TEST_REQUIRE(embed_trainer_model(t, &pts[k], &m) == AISLE_OK);
+        TEST_REQUIRE(embed_eval_run(&m, &tr, &va, ks, 3, 2, &want, NULL) == AISLE_OK);
+        embed_model_free(&m);
+        TEST_CHECK(got.n_users == want.n_users && got.n_users > 0);
+        for (int q = 0; q < 3; q++)
+            TEST_CHECK(fabs(got.recall[q] - want.recall[q]) < 1e-6 &&
+                       fabs(got.ndcg[q] - want.ndcg[q]) < 1e-6);
+    }
+    embed_probe_free(pr);
+    embed_trainer_free(t);
     embed_data_free(&all);
     embed_data_free(&tr);
     embed_data_free(&va);
@@ -288,6 +347,7 @@ int main(void) {
     snprintf(dir, sizeof(dir), "%s", d);
     TEST_RUN(test_learns_clusters);
     TEST_RUN(test_methods_and_tune);
+    TEST_RUN(test_probe_matches_models);
     TEST_RUN(test_compress);
     TEST_RUN(test_cli);
     TEST_RUN(test_lastfm);
