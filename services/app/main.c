@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "embed/blascore.h"
 #include "embed/cli.h"
 #include "model/cli.h"
 #include "services/app/cli.h"
@@ -644,6 +645,7 @@ int main(int argc, char **argv) {
         {"config", main_config}, {"report", report_main},
         {"exp", expctl_main},    {"rank", rank_main},
     };
+    blascore_fix(argv);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         fputs(main_usage, argc < 2 ? stderr : stdout);
