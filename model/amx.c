@@ -46,21 +46,34 @@ size_t amx_pack_bytes(int cols, int nx) {
     return amx_group_bytes(cols) * (size_t)((nx + AMX_TOKENS - 1) / AMX_TOKENS);
 }
 
-void amx_pack(const kern_act *x, int nx, void *buf) {
-    int nb = x[0].n / AMX_BLOCK;
+void amx_pack(const kern_act *x, int nx, int t0, int t1, void *buf) {
+    /* The range that ends the batch also zeroes its last tile's unused
+     * columns. Rows of other ranges may still be being quantized, so only
+     * this range's are read. */
+    int nb, end = t1 < nx ? t1 : (nx + AMX_TOKENS - 1) / AMX_TOKENS * AMX_TOKENS;
 
-    assert(nx >= 1 && nx <= AMX_MAX_TOKENS &&
-           (x[0].gs == KERN_ACT_Q8_0 || x[0].gs == KERN_ACT_Q8_K));
-    memset(buf, 0, amx_pack_bytes(x[0].n, nx));
-    for (int t = 0; t < nx; t++) {
+    assert(nx >= 1 && nx <= AMX_MAX_TOKENS && 0 <= t0 && t0 <= t1 &&
+           t1 <= nx);
+    if (t0 == t1)
+        return;
+    assert(x[t0].gs == KERN_ACT_Q8_0 || x[t0].gs == KERN_ACT_Q8_K);
+    nb = x[t0].n / AMX_BLOCK;
+    for (int t = t0; t < end; t++) {
         int m = t % AMX_TOKENS;
-        int8_t *q = (int8_t *)buf + amx_group_bytes(x[0].n) *
+        int8_t *q = (int8_t *)buf + amx_group_bytes(x[t0].n) *
                                         (size_t)(t / AMX_TOKENS);
         float *d = (float *)(q + (size_t)nb * AMX_BQ), *ds = d + nb * 16;
         for (int b = 0; b < nb; b++) {
-            const int8_t *src = x[t].q + (size_t)b * AMX_BLOCK;
             int8_t *dst = q + (size_t)b * AMX_BQ + 4 * m;
             int32_t qsum = 0;
+            if (t >= nx) {
+                for (int k = 0; k < AMX_BLOCK / 4; k++)
+                    memset(dst + 64 * k, 0, 4);
+                d[(size_t)b * AMX_TOKENS + m] = 0.0f;
+                ds[(size_t)b * AMX_TOKENS + m] = 0.0f;
+                continue;
+            }
+            const int8_t *src = x[t].q + (size_t)b * AMX_BLOCK;
             for (int k = 0; k < AMX_BLOCK / 4; k++)
                 memcpy(dst + 64 * k, src + 4 * k, 4);
             for (int k = 0; k < AMX_BLOCK; k++)

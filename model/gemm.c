@@ -36,10 +36,11 @@ int gemm_handles(const kern_mat *w) {
     return w->type == KERN_F32 && level >= KERN_AVX512_LEVEL;
 }
 
-void gemm_prepare(const kern_act *x, int nx, int code, void *buf) {
+void gemm_prepare(const kern_act *x, int nx, int t0, int t1, int code,
+                  void *buf) {
     if ((code == KERN_ACT_Q8_0 || code == KERN_ACT_Q8_K) &&
         kern_get_level() >= KERN_AMX_LEVEL)
-        amx_pack(x, nx, buf);
+        amx_pack(x, nx, t0, t1, buf);
 }
 
 #ifdef GEMM_X86
