@@ -746,6 +746,13 @@ static int scratch_new(const model_config *c, int rows, int nlog,
     return AISLE_OK;
 }
 
+/* Floats per head of a session's scores: its capacity rounded up to 8,
+ * so kern_round_f16 runs whole vectors (its scalar tail converts in
+ * software). */
+static size_t att_stride(const model_session *s) {
+    return ((size_t)s->cap + 7) & ~(size_t)7;
+}
+
 int model_session_new(const model *m, tpool *pool, int max_seq,
                       model_session **out) {
     const model_config *c = &m->cfg;
@@ -760,7 +767,7 @@ int model_session_new(const model *m, tpool *pool, int max_seq,
     s->cap = max_seq > 0 && max_seq < c->seq_len ? max_seq : c->seq_len;
     cap = (size_t)s->cap;
     kv = (size_t)c->n_layers * cap * (size_t)c->kv_dim;
-    s->att = calloc((size_t)c->n_heads * cap, sizeof(float));
+    s->att = calloc((size_t)c->n_heads * att_stride(s), sizeof(float));
     s->kc = calloc(kv, sizeof(float));
     s->vc = calloc(kv, sizeof(float));
     if (!s->att || !s->kc || !s->vc ||
@@ -975,7 +982,8 @@ static void att_ggml(const model_session *s, const float *q, size_t hoff,
 
     kern_scores_half(q, s->kc + hoff, kvd, n, hs, att);
     kern_softmax_ggml(att, n, 1.0f / sqrtf((float)hs));
-    kern_round_f16(att, n);
+    /* whole vectors: the scores past n are scratch (att_stride) */
+    kern_round_f16(att, (n + 7) & ~7);
     kern_mix_half(att, s->vc + hoff, kvd, n, (n + 31) & ~31, hs, out);
 }
 
@@ -984,7 +992,7 @@ static void att_row(const att_job *j, int h, int t) {
     model_session *s = j->s;
     const model_config *c = &s->m->cfg;
     int hs = c->head_size, pos = j->pos + t;
-    float *att = s->att + (size_t)h * s->cap;
+    float *att = s->att + (size_t)h * att_stride(s);
     size_t hoff = j->loff + (size_t)(h / (c->n_heads / c->n_kv_heads)) * hs;
     const float *q = j->q + (size_t)c->q_dim * t + (size_t)h * hs;
     float *out = j->out + xb_width(c) * t + (size_t)h * hs;
