@@ -137,15 +137,16 @@ AMX_TARGET static void amx_config(void) {
 
 /* A chunk of weight groups for 16 rows, as the tile loads read them:
  * group g's int8 at q + g * gstride, row n's at + n * rstride; each row's
- * scale a either unpacked (a[g][n]) or, for Q8_0 (a NULL), the half in
- * the 2 bytes before the row's values; the offsets b[g][n] (NULL: none). */
+ * scale a[g][n] and offset b[g][n] (NULL: none), unpacked once for all
+ * the groups of tokens. */
 typedef struct amx_src {
     const uint8_t *q;
     size_t gstride, rstride;
     const float (*a)[16], (*b)[16];
 } amx_src;
 
-/* An unpacked chunk (amx_src's storage for Q4_K). */
+/* An unpacked chunk (amx_src's storage: Q4_K's values and scales, Q8_0's
+ * scales). */
 typedef struct amx_unpacked {
     _Alignas(64) int8_t q[AMX_CHUNK][16][AMX_BLOCK];
     float a[AMX_CHUNK][16], b[AMX_CHUNK][16];
@@ -165,18 +166,10 @@ typedef struct amx_pf {
  * and the offset term: amx.h's order. */
 AMX_TARGET static AMX_INLINE void amx_scale(__m512 *acc, const int32_t *sums,
                                             const amx_src *s, int g,
-                                            __m512i idx, const float *da,
+                                            const float *da,
                                             const float *dsum) {
-    _Alignas(64) float dw[16];
-    const float *a = dw;
+    const float *a = s->a[g];
     __m512 vda = _mm512_loadu_ps(da), vds = _mm512_loadu_ps(dsum);
-    if (s->a) {
-        a = s->a[g];
-    } else {
-        __m512i h = _mm512_i32gather_epi32(
-            idx, s->q + (size_t)g * s->gstride - 2, 1);
-        _mm512_store_ps(dw, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)));
-    }
     AMX_UNROLL
     for (int n = 0; n < 16; n++)
         acc[n] = _mm512_fmadd_ps(
@@ -197,10 +190,6 @@ AMX_TARGET static void amx_chunk(const amx_src *s, int ng, const int8_t *pq,
                                  amx_pf *pf, float res[16][16]) {
     _Alignas(64) int32_t s0[256], s1[256];
     __m512 acc[16];
-    __m512i idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
-                          15),
-        _mm512_set1_epi32((int)s->rstride));
     int g = 0;
 
     AMX_UNROLL
@@ -221,9 +210,8 @@ AMX_TARGET static void amx_chunk(const amx_src *s, int ng, const int8_t *pq,
         _tile_stored(0, s0, 64);
         _tile_stored(3, s1, 64);
         AMX_BARRIER();
-        amx_scale(acc, s0, s, g, idx, pd + at * AMX_TOKENS,
-                  ps + at * AMX_TOKENS);
-        amx_scale(acc, s1, s, g + 1, idx, pd + (at + 1) * AMX_TOKENS,
+        amx_scale(acc, s0, s, g, pd + at * AMX_TOKENS, ps + at * AMX_TOKENS);
+        amx_scale(acc, s1, s, g + 1, pd + (at + 1) * AMX_TOKENS,
                   ps + (at + 1) * AMX_TOKENS);
     }
     if (g < ng) {
@@ -234,8 +222,7 @@ AMX_TARGET static void amx_chunk(const amx_src *s, int ng, const int8_t *pq,
         _tile_dpbssd(0, 1, 2);
         _tile_stored(0, s0, 64);
         AMX_BARRIER();
-        amx_scale(acc, s0, s, g, idx, pd + at * AMX_TOKENS,
-                  ps + at * AMX_TOKENS);
+        amx_scale(acc, s0, s, g, pd + at * AMX_TOKENS, ps + at * AMX_TOKENS);
     }
     AMX_UNROLL
     for (int n = 0; n < 16; n++)
@@ -280,15 +267,26 @@ AMX_TARGET static void amx_unpack_q4k(const uint8_t *blk, int g, int n,
 }
 
 /* Groups g0..g0+ng-1 of rows base..base+15 of w (rows rb bytes apart) as
- * an amx_src: Q8_0 in place, Q4_K unpacked into u (g0 and ng whole
- * blocks of 8 groups). */
+ * an amx_src: Q8_0's values in place, their half scales (the 2 bytes
+ * before each block's values) converted into u; Q4_K unpacked into u (g0
+ * and ng whole blocks of 8 groups). */
 AMX_TARGET static amx_src amx_source(const kern_mat *w, size_t rb, int base,
                                      int g0, int ng, amx_unpacked *u) {
     const uint8_t *q = (const uint8_t *)w->q + rb * (size_t)base;
 
-    if (w->type == KERN_Q8_0)
-        return (amx_src){q + (size_t)g0 * AMX_WBYTES + 2, AMX_WBYTES, rb,
-                         NULL, NULL};
+    if (w->type == KERN_Q8_0) {
+        const uint8_t *v = q + (size_t)g0 * AMX_WBYTES + 2;
+        __m512i idx = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                              14, 15),
+            _mm512_set1_epi32((int)rb));
+        for (int g = 0; g < ng; g++) {
+            __m512i h = _mm512_i32gather_epi32(
+                idx, v + (size_t)g * AMX_WBYTES - 2, 1);
+            _mm512_store_ps(u->a[g], _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)));
+        }
+        return (amx_src){v, AMX_WBYTES, rb, (const float (*)[16])u->a, NULL};
+    }
     assert(w->type == KERN_Q4_K && g0 % 8 == 0 && ng % 8 == 0);
     for (int n = 0; n < 16; n++)
         for (int g = 0; g < ng; g += 8)
@@ -305,7 +303,6 @@ AMX_TARGET static amx_src amx_source(const kern_mat *w, size_t rb, int base,
 AMX_TARGET void amx_rows(const kern_mat *w, const void *buf, int nx,
                          float *out, size_t stride, int r0, int r1) {
     int nb = w->cols / AMX_BLOCK, elems, bytes, ntg = (nx + 15) / 16;
-    int chunk = w->type == KERN_Q8_0 ? nb : AMX_CHUNK;
     size_t rb, gb = amx_group_bytes(w->cols);
     const uint8_t *q = w->q;
     /* Pairs of groups over all groups of tokens: the prefetch's steps. */
@@ -324,8 +321,8 @@ AMX_TARGET void amx_rows(const kern_mat *w, const void *buf, int nx,
     for (int r = r0; r < r1; r += 16) {
         int base = r + 16 <= w->rows ? r : w->rows - 16;
         pf.at = q + rb * (size_t)(base + 16);
-        for (int g0 = 0; g0 < nb; g0 += chunk) {
-            int ng = nb - g0 < chunk ? nb - g0 : chunk;
+        for (int g0 = 0; g0 < nb; g0 += AMX_CHUNK) {
+            int ng = nb - g0 < AMX_CHUNK ? nb - g0 : AMX_CHUNK;
             amx_src s = amx_source(w, rb, base, g0, ng, &u);
             for (int t = 0; t < ntg; t++) {
                 const int8_t *pq = (const int8_t *)buf + gb * (size_t)t;
