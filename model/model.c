@@ -1037,26 +1037,6 @@ static void rmsnorm(float *o, const float *x, const float *w, int n,
         o[i] = w[i] * (ss * x[i]);
 }
 
-/* Rotates the n values of v (whole heads of hs) by the position's angles
- * cs (cos, sin per pair index): consecutive pairs (2i, 2i+1) as llama2.c
- * and GGUF llama files expect, or with neox the halves (i, i + hs/2) as
- * qwen's do. With ggml, v0's products are fused into the sums, as the
- * compiler contracts llama.cpp's rope (gcc's default -ffp-contract=fast):
- * a last-bit difference here flips the half rounding of the cached key
- * now and then. */
-static void rope(float *v, int n, int hs, const float *cs, int neox,
-                 int ggml) {
-    int half = hs / 2;
-    for (int h = 0; h < n; h += hs) {
-        for (int i = 0; i < half; i++) {
-            int a = neox ? h + i : h + 2 * i, b = neox ? a + half : a + 1;
-            float v0 = v[a], v1 = v[b], co = cs[2 * i], si = cs[2 * i + 1];
-            v[a] = ggml ? fmaf(v0, co, -(v1 * si)) : v0 * co - v1 * si;
-            v[b] = ggml ? fmaf(v0, si, v1 * co) : v0 * si + v1 * co;
-        }
-    }
-}
-
 static void add_vec(float *x, const float *b, int n) {
     if (b)
         for (int i = 0; i < n; i++)
@@ -1110,10 +1090,13 @@ static void fwd_qk(const rows_job *j, int t) {
     for (int h = 0; kn && h < c->n_kv_heads; h++)
         rmsnorm(k + hs * h, k + hs * h, kn, c->head_size, c->norm_eps,
                 ggml_math(m));
-    rope(q, c->q_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox,
-         ggml_math(m));
-    rope(k, c->kv_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox,
-         ggml_math(m));
+    /* RoPE (kern.h); with ggml fused as gcc contracts llama.cpp's: a
+     * last-bit difference here flips the half rounding of the cached key
+     * now and then. */
+    kern_rope(q, c->q_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox,
+              ggml_math(m));
+    kern_rope(k, c->kv_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox,
+              ggml_math(m));
     if (ggml_math(m)) {
         kern_round_f16(q, c->q_dim);
         kern_round_f16(k, c->kv_dim);
