@@ -115,8 +115,8 @@ int amx_detect(void) {
  * they touch memory; this orders the float code's reads after a store. */
 #define AMX_BARRIER() __asm__ volatile("" ::: "memory")
 
-/* Tiles 0 and 3: sums (16 rows × 16 int32); 1 and 4: weights (16 rows ×
- * 32 bytes); 2 and 5: tokens (8 rows × 64 bytes). Two groups in flight. */
+/* Tiles 0-3: sums (16 rows × 16 int32), two pairs of groups; 4 and 5:
+ * weights (16 rows × 32 bytes); 6 and 7: tokens (8 rows × 64 bytes). */
 typedef struct amx_cfg {
     uint8_t palette, start_row, reserved[14];
     uint16_t colsb[16];
@@ -127,11 +127,12 @@ AMX_TARGET static void amx_config(void) {
     amx_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
-    for (int t = 0; t < 6; t += 3) {
+    for (int t = 0; t < 4; t++)
         cfg.colsb[t] = 64, cfg.rows[t] = 16;
-        cfg.colsb[t + 1] = 32, cfg.rows[t + 1] = 16;
-        cfg.colsb[t + 2] = 64, cfg.rows[t + 2] = 8;
-    }
+    for (int t = 4; t < 6; t++)
+        cfg.colsb[t] = 32, cfg.rows[t] = 16;
+    for (int t = 6; t < 8; t++)
+        cfg.colsb[t] = 64, cfg.rows[t] = 8;
     _tile_loadconfig(&cfg);
 }
 
@@ -182,47 +183,77 @@ AMX_TARGET static AMX_INLINE void amx_scale(__m512 *acc, const int32_t *sums,
     }
 }
 
+/* Starts the products of groups g and g + 1 (of the chunk) into sum
+ * tiles C0 and C1, and prefetches the next tile's next lines. Tile
+ * numbers are part of the instructions, hence a macro. */
+#define AMX_ISSUE(C0, C1, g)                                                  \
+    do {                                                                      \
+        size_t at_ = (size_t)(g0 + (g));                                      \
+        for (size_t i_ = 0; i_ < pf->step && pf->at < pf->end;               \
+             i_++, pf->at += 64)                                              \
+            _mm_prefetch((const char *)pf->at, _MM_HINT_T0);                  \
+        _tile_zero(C0);                                                       \
+        _tile_zero(C1);                                                       \
+        _tile_loadd(4, s->q + (size_t)(g) * s->gstride, s->rstride);          \
+        _tile_loadd(6, pq + at_ * AMX_BQ, 64);                                \
+        _tile_dpbssd(C0, 4, 6);                                               \
+        _tile_loadd(5, s->q + (size_t)((g) + 1) * s->gstride, s->rstride);    \
+        _tile_loadd(7, pq + (at_ + 1) * AMX_BQ, 64);                          \
+        _tile_dpbssd(C1, 5, 7);                                               \
+    } while (0)
+
+/* Stores the sums of groups g and g + 1 from C0 and C1 into sums[0..1]
+ * and scales them into acc. */
+#define AMX_RETIRE(C0, C1, g, sums)                                           \
+    do {                                                                      \
+        size_t at_ = (size_t)(g0 + (g));                                      \
+        AMX_BARRIER();                                                        \
+        _tile_stored(C0, (sums)[0], 64);                                      \
+        _tile_stored(C1, (sums)[1], 64);                                      \
+        AMX_BARRIER();                                                        \
+        amx_scale(acc, (sums)[0], s, (g), pd + at_ * AMX_TOKENS,              \
+                  ps + at_ * AMX_TOKENS);                                     \
+        amx_scale(acc, (sums)[1], s, (g) + 1, pd + (at_ + 1) * AMX_TOKENS,    \
+                  ps + (at_ + 1) * AMX_TOKENS);                               \
+    } while (0)
+
 /* ng groups of s times one group of tokens (packed: pq, its d_a and
  * d_a * qsum from group g0 on), added to res[n][m] (g0 > 0) or into it
- * (g0 == 0). */
+ * (g0 == 0). Pairs of groups are pipelined: the next pair's products run
+ * in one pair of sum tiles while the float code scales the other's. */
 AMX_TARGET static void amx_chunk(const amx_src *s, int ng, const int8_t *pq,
                                  const float *pd, const float *ps, int g0,
                                  amx_pf *pf, float res[16][16]) {
-    _Alignas(64) int32_t s0[256], s1[256];
+    _Alignas(64) int32_t sa[2][256], sb[2][256];
     __m512 acc[16];
-    int g = 0;
+    int np = ng / 2;
 
     AMX_UNROLL
     for (int n = 0; n < 16; n++)
         acc[n] = g0 ? _mm512_load_ps(res[n]) : _mm512_setzero_ps();
-    for (; g + 2 <= ng; g += 2) {
-        size_t at = (size_t)(g0 + g);
-        for (size_t i = 0; i < pf->step && pf->at < pf->end; i++, pf->at += 64)
-            _mm_prefetch((const char *)pf->at, _MM_HINT_T0);
-        _tile_zero(0);
-        _tile_zero(3);
-        _tile_loadd(1, s->q + (size_t)g * s->gstride, s->rstride);
-        _tile_loadd(2, pq + at * AMX_BQ, 64);
-        _tile_loadd(4, s->q + (size_t)(g + 1) * s->gstride, s->rstride);
-        _tile_loadd(5, pq + (at + 1) * AMX_BQ, 64);
-        _tile_dpbssd(0, 1, 2);
-        _tile_dpbssd(3, 4, 5);
-        _tile_stored(0, s0, 64);
-        _tile_stored(3, s1, 64);
-        AMX_BARRIER();
-        amx_scale(acc, s0, s, g, pd + at * AMX_TOKENS, ps + at * AMX_TOKENS);
-        amx_scale(acc, s1, s, g + 1, pd + (at + 1) * AMX_TOKENS,
-                  ps + (at + 1) * AMX_TOKENS);
+    if (np > 0)
+        AMX_ISSUE(0, 1, 0);
+    for (int p = 0; p < np; p += 2) {
+        if (p + 1 < np)
+            AMX_ISSUE(2, 3, 2 * (p + 1));
+        AMX_RETIRE(0, 1, 2 * p, sa);
+        if (p + 1 >= np)
+            break;
+        if (p + 2 < np)
+            AMX_ISSUE(0, 1, 2 * (p + 2));
+        AMX_RETIRE(2, 3, 2 * (p + 1), sb);
     }
-    if (g < ng) {
-        size_t at = (size_t)(g0 + g);
+    if (ng % 2) {
+        size_t at = (size_t)(g0 + ng - 1);
         _tile_zero(0);
-        _tile_loadd(1, s->q + (size_t)g * s->gstride, s->rstride);
-        _tile_loadd(2, pq + at * AMX_BQ, 64);
-        _tile_dpbssd(0, 1, 2);
-        _tile_stored(0, s0, 64);
+        _tile_loadd(4, s->q + (size_t)(ng - 1) * s->gstride, s->rstride);
+        _tile_loadd(6, pq + at * AMX_BQ, 64);
+        _tile_dpbssd(0, 4, 6);
         AMX_BARRIER();
-        amx_scale(acc, s0, s, g, pd + at * AMX_TOKENS, ps + at * AMX_TOKENS);
+        _tile_stored(0, sa[0], 64);
+        AMX_BARRIER();
+        amx_scale(acc, sa[0], s, ng - 1, pd + at * AMX_TOKENS,
+                  ps + at * AMX_TOKENS);
     }
     AMX_UNROLL
     for (int n = 0; n < 16; n++)
