@@ -279,8 +279,9 @@ AMX_TARGET static void amx_store(float res[16][16], int nx, float *out,
  * d * sc and offsets -dmin * m. */
 AMX_TARGET static void amx_unpack_q4k(const uint8_t *blk, int g, int n,
                                       amx_unpacked *u) {
-    float d = kern_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8)),
-          dmin = kern_f16_to_f32((uint16_t)(blk[2] | blk[3] << 8));
+    /* F16C: kern_f16_to_f32's values, without its software path */
+    float d = _cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)),
+          dmin = _cvtsh_ss((unsigned short)(blk[2] | blk[3] << 8));
     __m256i lo4 = _mm256_set1_epi8(0x0f);
     for (int j = 0; j < 4; j++) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * j));
