@@ -973,14 +973,18 @@ typedef struct att_job {
 /* One head's attention as llama.cpp computes it: scores of the half query
  * against the half keys, scaled inside its softmax, weights rounded to
  * half, and the values mixed over its cache of pos + 1 positions padded to
- * 32. */
+ * 32. The cache holds `avail` >= pos + 1 keys (a prompt's batch has
+ * written the later rows' too): the scores of up to 15 of them past pos
+ * are computed as scratch, so whole runs of 16 keys take the vector form
+ * (each key's score is the same in either form). */
 static void att_ggml(const model_session *s, const float *q, size_t hoff,
-                     int pos, float *att, float *out) {
+                     int pos, int avail, float *att, float *out) {
     const model_config *c = &s->m->cfg;
     size_t kvd = (size_t)c->kv_dim;
-    int hs = c->head_size, n = pos + 1;
+    int hs = c->head_size, n = pos + 1, ns = (n + 15) & ~15;
 
-    kern_scores_half(q, s->kc + hoff, kvd, n, hs, att);
+    assert(avail >= n && avail <= s->cap);
+    kern_scores_half(q, s->kc + hoff, kvd, ns < avail ? ns : avail, hs, att);
     kern_softmax_ggml(att, n, 1.0f / sqrtf((float)hs));
     /* whole vectors: the scores past n are scratch (att_stride) */
     kern_round_f16(att, (n + 7) & ~7);
@@ -998,7 +1002,7 @@ static void att_row(const att_job *j, int h, int t) {
     float *out = j->out + xb_width(c) * t + (size_t)h * hs;
 
     if (ggml_math(s->m)) {
-        att_ggml(s, q, hoff, pos, att, out);
+        att_ggml(s, q, hoff, pos, j->pos + j->n, att, out);
         return;
     }
     /* scores are divided by sqrt(hs), as run.c does */
