@@ -46,21 +46,34 @@ size_t amx_pack_bytes(int cols, int nx) {
     return amx_group_bytes(cols) * (size_t)((nx + AMX_TOKENS - 1) / AMX_TOKENS);
 }
 
-void amx_pack(const kern_act *x, int nx, void *buf) {
-    int nb = x[0].n / AMX_BLOCK;
+void amx_pack(const kern_act *x, int nx, int t0, int t1, void *buf) {
+    /* The range that ends the batch also zeroes its last tile's unused
+     * columns. Rows of other ranges may still be being quantized, so only
+     * this range's are read. */
+    int nb, end = t1 < nx ? t1 : (nx + AMX_TOKENS - 1) / AMX_TOKENS * AMX_TOKENS;
 
-    assert(nx >= 1 && nx <= AMX_MAX_TOKENS &&
-           (x[0].gs == KERN_ACT_Q8_0 || x[0].gs == KERN_ACT_Q8_K));
-    memset(buf, 0, amx_pack_bytes(x[0].n, nx));
-    for (int t = 0; t < nx; t++) {
+    assert(nx >= 1 && nx <= AMX_MAX_TOKENS && 0 <= t0 && t0 <= t1 &&
+           t1 <= nx);
+    if (t0 == t1)
+        return;
+    assert(x[t0].gs == KERN_ACT_Q8_0 || x[t0].gs == KERN_ACT_Q8_K);
+    nb = x[t0].n / AMX_BLOCK;
+    for (int t = t0; t < end; t++) {
         int m = t % AMX_TOKENS;
-        int8_t *q = (int8_t *)buf + amx_group_bytes(x[0].n) *
+        int8_t *q = (int8_t *)buf + amx_group_bytes(x[t0].n) *
                                         (size_t)(t / AMX_TOKENS);
         float *d = (float *)(q + (size_t)nb * AMX_BQ), *ds = d + nb * 16;
         for (int b = 0; b < nb; b++) {
-            const int8_t *src = x[t].q + (size_t)b * AMX_BLOCK;
             int8_t *dst = q + (size_t)b * AMX_BQ + 4 * m;
             int32_t qsum = 0;
+            if (t >= nx) {
+                for (int k = 0; k < AMX_BLOCK / 4; k++)
+                    memset(dst + 64 * k, 0, 4);
+                d[(size_t)b * AMX_TOKENS + m] = 0.0f;
+                ds[(size_t)b * AMX_TOKENS + m] = 0.0f;
+                continue;
+            }
+            const int8_t *src = x[t].q + (size_t)b * AMX_BLOCK;
             for (int k = 0; k < AMX_BLOCK / 4; k++)
                 memcpy(dst + 64 * k, src + 4 * k, 4);
             for (int k = 0; k < AMX_BLOCK; k++)
@@ -102,8 +115,8 @@ int amx_detect(void) {
  * they touch memory; this orders the float code's reads after a store. */
 #define AMX_BARRIER() __asm__ volatile("" ::: "memory")
 
-/* Tiles 0 and 3: sums (16 rows × 16 int32); 1 and 4: weights (16 rows ×
- * 32 bytes); 2 and 5: tokens (8 rows × 64 bytes). Two groups in flight. */
+/* Tiles 0-3: sums (16 rows × 16 int32), two pairs of groups; 4 and 5:
+ * weights (16 rows × 32 bytes); 6 and 7: tokens (8 rows × 64 bytes). */
 typedef struct amx_cfg {
     uint8_t palette, start_row, reserved[14];
     uint16_t colsb[16];
@@ -114,25 +127,27 @@ AMX_TARGET static void amx_config(void) {
     amx_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
-    for (int t = 0; t < 6; t += 3) {
+    for (int t = 0; t < 4; t++)
         cfg.colsb[t] = 64, cfg.rows[t] = 16;
-        cfg.colsb[t + 1] = 32, cfg.rows[t + 1] = 16;
-        cfg.colsb[t + 2] = 64, cfg.rows[t + 2] = 8;
-    }
+    for (int t = 4; t < 6; t++)
+        cfg.colsb[t] = 32, cfg.rows[t] = 16;
+    for (int t = 6; t < 8; t++)
+        cfg.colsb[t] = 64, cfg.rows[t] = 8;
     _tile_loadconfig(&cfg);
 }
 
 /* A chunk of weight groups for 16 rows, as the tile loads read them:
  * group g's int8 at q + g * gstride, row n's at + n * rstride; each row's
- * scale a either unpacked (a[g][n]) or, for Q8_0 (a NULL), the half in
- * the 2 bytes before the row's values; the offsets b[g][n] (NULL: none). */
+ * scale a[g][n] and offset b[g][n] (NULL: none), unpacked once for all
+ * the groups of tokens. */
 typedef struct amx_src {
     const uint8_t *q;
     size_t gstride, rstride;
     const float (*a)[16], (*b)[16];
 } amx_src;
 
-/* An unpacked chunk (amx_src's storage for Q4_K). */
+/* An unpacked chunk (amx_src's storage: Q4_K's values and scales, Q8_0's
+ * scales). */
 typedef struct amx_unpacked {
     _Alignas(64) int8_t q[AMX_CHUNK][16][AMX_BLOCK];
     float a[AMX_CHUNK][16], b[AMX_CHUNK][16];
@@ -152,18 +167,10 @@ typedef struct amx_pf {
  * and the offset term: amx.h's order. */
 AMX_TARGET static AMX_INLINE void amx_scale(__m512 *acc, const int32_t *sums,
                                             const amx_src *s, int g,
-                                            __m512i idx, const float *da,
+                                            const float *da,
                                             const float *dsum) {
-    _Alignas(64) float dw[16];
-    const float *a = dw;
+    const float *a = s->a[g];
     __m512 vda = _mm512_loadu_ps(da), vds = _mm512_loadu_ps(dsum);
-    if (s->a) {
-        a = s->a[g];
-    } else {
-        __m512i h = _mm512_i32gather_epi32(
-            idx, s->q + (size_t)g * s->gstride - 2, 1);
-        _mm512_store_ps(dw, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)));
-    }
     AMX_UNROLL
     for (int n = 0; n < 16; n++)
         acc[n] = _mm512_fmadd_ps(
@@ -176,52 +183,76 @@ AMX_TARGET static AMX_INLINE void amx_scale(__m512 *acc, const int32_t *sums,
     }
 }
 
+/* Starts the products of groups g and g + 1 (of the chunk) into sum
+ * tiles C0 and C1, and prefetches the next tile's next lines. Tile
+ * numbers are part of the instructions, hence a macro. */
+#define AMX_ISSUE(C0, C1, g)                                                  \
+    do {                                                                      \
+        size_t at_ = (size_t)(g0 + (g));                                      \
+        for (size_t i_ = 0; i_ < pf->step && pf->at < pf->end;               \
+             i_++, pf->at += 64)                                              \
+            _mm_prefetch((const char *)pf->at, _MM_HINT_T0);                  \
+        _tile_zero(C0);                                                       \
+        _tile_zero(C1);                                                       \
+        _tile_loadd(4, s->q + (size_t)(g) * s->gstride, s->rstride);          \
+        _tile_loadd(6, pq + at_ * AMX_BQ, 64);                                \
+        _tile_dpbssd(C0, 4, 6);                                               \
+        _tile_loadd(5, s->q + (size_t)((g) + 1) * s->gstride, s->rstride);    \
+        _tile_loadd(7, pq + (at_ + 1) * AMX_BQ, 64);                          \
+        _tile_dpbssd(C1, 5, 7);                                               \
+    } while (0)
+
+/* Stores the sums of groups g and g + 1 from C0 and C1 into sums[0..1]
+ * and scales them into acc. */
+#define AMX_RETIRE(C0, C1, g, sums)                                           \
+    do {                                                                      \
+        size_t at_ = (size_t)(g0 + (g));                                      \
+        AMX_BARRIER();                                                        \
+        _tile_stored(C0, (sums)[0], 64);                                      \
+        _tile_stored(C1, (sums)[1], 64);                                      \
+        AMX_BARRIER();                                                        \
+        amx_scale(acc, (sums)[0], s, (g), pd + at_ * AMX_TOKENS,              \
+                  ps + at_ * AMX_TOKENS);                                     \
+        amx_scale(acc, (sums)[1], s, (g) + 1, pd + (at_ + 1) * AMX_TOKENS,    \
+                  ps + (at_ + 1) * AMX_TOKENS);                               \
+    } while (0)
+
 /* ng groups of s times one group of tokens (packed: pq, its d_a and
  * d_a * qsum from group g0 on), added to res[n][m] (g0 > 0) or into it
- * (g0 == 0). */
+ * (g0 == 0). Pairs of groups are pipelined: the next pair's products run
+ * in one pair of sum tiles while the float code scales the other's. */
 AMX_TARGET static void amx_chunk(const amx_src *s, int ng, const int8_t *pq,
                                  const float *pd, const float *ps, int g0,
                                  amx_pf *pf, float res[16][16]) {
-    _Alignas(64) int32_t s0[256], s1[256];
+    _Alignas(64) int32_t sa[2][256], sb[2][256];
     __m512 acc[16];
-    __m512i idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
-                          15),
-        _mm512_set1_epi32((int)s->rstride));
-    int g = 0;
+    int np = ng / 2;
 
     AMX_UNROLL
     for (int n = 0; n < 16; n++)
         acc[n] = g0 ? _mm512_load_ps(res[n]) : _mm512_setzero_ps();
-    for (; g + 2 <= ng; g += 2) {
-        size_t at = (size_t)(g0 + g);
-        for (size_t i = 0; i < pf->step && pf->at < pf->end; i++, pf->at += 64)
-            _mm_prefetch((const char *)pf->at, _MM_HINT_T0);
-        _tile_zero(0);
-        _tile_zero(3);
-        _tile_loadd(1, s->q + (size_t)g * s->gstride, s->rstride);
-        _tile_loadd(2, pq + at * AMX_BQ, 64);
-        _tile_loadd(4, s->q + (size_t)(g + 1) * s->gstride, s->rstride);
-        _tile_loadd(5, pq + (at + 1) * AMX_BQ, 64);
-        _tile_dpbssd(0, 1, 2);
-        _tile_dpbssd(3, 4, 5);
-        _tile_stored(0, s0, 64);
-        _tile_stored(3, s1, 64);
-        AMX_BARRIER();
-        amx_scale(acc, s0, s, g, idx, pd + at * AMX_TOKENS,
-                  ps + at * AMX_TOKENS);
-        amx_scale(acc, s1, s, g + 1, idx, pd + (at + 1) * AMX_TOKENS,
-                  ps + (at + 1) * AMX_TOKENS);
+    if (np > 0)
+        AMX_ISSUE(0, 1, 0);
+    for (int p = 0; p < np; p += 2) {
+        if (p + 1 < np)
+            AMX_ISSUE(2, 3, 2 * (p + 1));
+        AMX_RETIRE(0, 1, 2 * p, sa);
+        if (p + 1 >= np)
+            break;
+        if (p + 2 < np)
+            AMX_ISSUE(0, 1, 2 * (p + 2));
+        AMX_RETIRE(2, 3, 2 * (p + 1), sb);
     }
-    if (g < ng) {
-        size_t at = (size_t)(g0 + g);
+    if (ng % 2) {
+        size_t at = (size_t)(g0 + ng - 1);
         _tile_zero(0);
-        _tile_loadd(1, s->q + (size_t)g * s->gstride, s->rstride);
-        _tile_loadd(2, pq + at * AMX_BQ, 64);
-        _tile_dpbssd(0, 1, 2);
-        _tile_stored(0, s0, 64);
+        _tile_loadd(4, s->q + (size_t)(ng - 1) * s->gstride, s->rstride);
+        _tile_loadd(6, pq + at * AMX_BQ, 64);
+        _tile_dpbssd(0, 4, 6);
         AMX_BARRIER();
-        amx_scale(acc, s0, s, g, idx, pd + at * AMX_TOKENS,
+        _tile_stored(0, sa[0], 64);
+        AMX_BARRIER();
+        amx_scale(acc, sa[0], s, ng - 1, pd + at * AMX_TOKENS,
                   ps + at * AMX_TOKENS);
     }
     AMX_UNROLL
@@ -248,8 +279,9 @@ AMX_TARGET static void amx_store(float res[16][16], int nx, float *out,
  * d * sc and offsets -dmin * m. */
 AMX_TARGET static void amx_unpack_q4k(const uint8_t *blk, int g, int n,
                                       amx_unpacked *u) {
-    float d = kern_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8)),
-          dmin = kern_f16_to_f32((uint16_t)(blk[2] | blk[3] << 8));
+    /* F16C: kern_f16_to_f32's values, without its software path */
+    float d = _cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)),
+          dmin = _cvtsh_ss((unsigned short)(blk[2] | blk[3] << 8));
     __m256i lo4 = _mm256_set1_epi8(0x0f);
     for (int j = 0; j < 4; j++) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * j));
@@ -267,15 +299,26 @@ AMX_TARGET static void amx_unpack_q4k(const uint8_t *blk, int g, int n,
 }
 
 /* Groups g0..g0+ng-1 of rows base..base+15 of w (rows rb bytes apart) as
- * an amx_src: Q8_0 in place, Q4_K unpacked into u (g0 and ng whole
- * blocks of 8 groups). */
+ * an amx_src: Q8_0's values in place, their half scales (the 2 bytes
+ * before each block's values) converted into u; Q4_K unpacked into u (g0
+ * and ng whole blocks of 8 groups). */
 AMX_TARGET static amx_src amx_source(const kern_mat *w, size_t rb, int base,
                                      int g0, int ng, amx_unpacked *u) {
     const uint8_t *q = (const uint8_t *)w->q + rb * (size_t)base;
 
-    if (w->type == KERN_Q8_0)
-        return (amx_src){q + (size_t)g0 * AMX_WBYTES + 2, AMX_WBYTES, rb,
-                         NULL, NULL};
+    if (w->type == KERN_Q8_0) {
+        const uint8_t *v = q + (size_t)g0 * AMX_WBYTES + 2;
+        __m512i idx = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                              14, 15),
+            _mm512_set1_epi32((int)rb));
+        for (int g = 0; g < ng; g++) {
+            __m512i h = _mm512_i32gather_epi32(
+                idx, v + (size_t)g * AMX_WBYTES - 2, 1);
+            _mm512_store_ps(u->a[g], _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)));
+        }
+        return (amx_src){v, AMX_WBYTES, rb, (const float (*)[16])u->a, NULL};
+    }
     assert(w->type == KERN_Q4_K && g0 % 8 == 0 && ng % 8 == 0);
     for (int n = 0; n < 16; n++)
         for (int g = 0; g < ng; g += 8)
@@ -292,7 +335,6 @@ AMX_TARGET static amx_src amx_source(const kern_mat *w, size_t rb, int base,
 AMX_TARGET void amx_rows(const kern_mat *w, const void *buf, int nx,
                          float *out, size_t stride, int r0, int r1) {
     int nb = w->cols / AMX_BLOCK, elems, bytes, ntg = (nx + 15) / 16;
-    int chunk = w->type == KERN_Q8_0 ? nb : AMX_CHUNK;
     size_t rb, gb = amx_group_bytes(w->cols);
     const uint8_t *q = w->q;
     /* Pairs of groups over all groups of tokens: the prefetch's steps. */
@@ -311,8 +353,8 @@ AMX_TARGET void amx_rows(const kern_mat *w, const void *buf, int nx,
     for (int r = r0; r < r1; r += 16) {
         int base = r + 16 <= w->rows ? r : w->rows - 16;
         pf.at = q + rb * (size_t)(base + 16);
-        for (int g0 = 0; g0 < nb; g0 += chunk) {
-            int ng = nb - g0 < chunk ? nb - g0 : chunk;
+        for (int g0 = 0; g0 < nb; g0 += AMX_CHUNK) {
+            int ng = nb - g0 < AMX_CHUNK ? nb - g0 : AMX_CHUNK;
             amx_src s = amx_source(w, rb, base, g0, ng, &u);
             for (int t = 0; t < ntg; t++) {
                 const int8_t *pq = (const int8_t *)buf + gb * (size_t)t;

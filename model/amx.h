@@ -35,14 +35,16 @@ int amx_type(int type);
  * 64, and never 0). */
 size_t amx_pack_bytes(int cols, int nx);
 
-/* Packs nx <= AMX_MAX_TOKENS activations quantized as KERN_ACT_Q8_0 or
- * KERN_ACT_Q8_K (all of x[t].n values, a multiple of 32) into buf
- * (amx_pack_bytes(x[0].n, nx) bytes, 64-byte aligned, the caller's), in
- * groups of AMX_TOKENS: per group and 32-value block, TDPBSSD's B operand
- * (8 rows of 64 bytes, row k holding token m's values 4k..4k+3 at bytes
- * 4m..4m+3), then the 16 tokens' d_a per block, then their d_a * qsum;
- * tokens past nx are zero. */
-void amx_pack(const kern_act *x, int nx, void *buf);
+/* Packs activations t0 <= t < t1 of nx <= AMX_MAX_TOKENS, quantized as
+ * KERN_ACT_Q8_0 or KERN_ACT_Q8_K (all of x[t].n values, a multiple of
+ * 32), into buf (amx_pack_bytes(x[0].n, nx) bytes, 64-byte aligned, the
+ * caller's), in groups of AMX_TOKENS: per group and 32-value block,
+ * TDPBSSD's B operand (8 rows of 64 bytes, row k holding token m's values
+ * 4k..4k+3 at bytes 4m..4m+3), then the 16 tokens' d_a per block, then
+ * their d_a * qsum; tokens past nx are zero (written by the range that
+ * ends at nx). Ranges that cover 0..nx fill buf whatever their split, so
+ * threads may pack disjoint ranges at once. */
+void amx_pack(const kern_act *x, int nx, int t0, int t1, void *buf);
 
 /* out[t * stride + i] for t < nx, r0 <= i < r1: row i of w (amx_type, at
  * least 16 rows) times token t of buf, in amx.h's order. Needs

@@ -3,8 +3,9 @@
  *
  * A prompt batch reuses each weight row for all its tokens, so the work is
  * compute-bound and the form that keeps the most multiply-adds in flight
- * per load wins: F32 runs tiles of 4 rows × 4 tokens (16 accumulators,
- * 8 loads per 16 FMAs), the block types the AMX tiles of amx.c. */
+ * per load wins: F32 runs tiles of 4 rows × 6 tokens (24 accumulators,
+ * 10 loads per 24 FMAs; llama.cpp's tinyBLAS takes the same shape), the
+ * block types the AMX tiles of amx.c. */
 #include "model/gemm.h"
 
 #include "model/amx.h"
@@ -18,11 +19,11 @@
 #endif
 
 /* -O2 leaves a tile's loops rolled and its accumulators on the stack. */
-#define GEMM_UNROLL _Pragma("GCC unroll 4")
+#define GEMM_UNROLL _Pragma("GCC unroll 6")
 #define GEMM_INLINE inline __attribute__((always_inline))
 
 #define GEMM_R 4 /* F32 tile: rows */
-#define GEMM_T 4 /* F32 tile: tokens */
+#define GEMM_T 6 /* F32 tile: tokens */
 #define GEMM_SLICE 4 /* F32 rows that stay in L1 while every token passes */
 
 _Static_assert(GEMM_MAX_TOKENS <= AMX_MAX_TOKENS, "AMX takes every batch");
@@ -36,10 +37,11 @@ int gemm_handles(const kern_mat *w) {
     return w->type == KERN_F32 && level >= KERN_AVX512_LEVEL;
 }
 
-void gemm_prepare(const kern_act *x, int nx, int code, void *buf) {
+void gemm_prepare(const kern_act *x, int nx, int t0, int t1, int code,
+                  void *buf) {
     if ((code == KERN_ACT_Q8_0 || code == KERN_ACT_Q8_K) &&
         kern_get_level() >= KERN_AMX_LEVEL)
-        amx_pack(x, nx, buf);
+        amx_pack(x, nx, t0, t1, buf);
 }
 
 #ifdef GEMM_X86
@@ -117,9 +119,35 @@ GEMM_AVX512 static GEMM_INLINE void f32_tile(const kern_mat *w,
             out[stride * (size_t)t + (size_t)(i + r)] = gemm_fold(acc[r][t]);
 }
 
-/* Slices of 16 rows, and in each slice token groups of GEMM_T (the
- * slice stays in cache while every group passes) times tiles of GEMM_R
- * rows; the tails in smaller tiles of the same order. */
+/* f32_tile for nr rows (GEMM_R or 1) and nt <= GEMM_T tokens, each shape
+ * unrolled for its constants. */
+GEMM_AVX512 static void f32_tile_n(const kern_mat *w, const kern_act *x,
+                                   int nr, int nt, float *out, size_t stride,
+                                   int i, const char **pf, const char *pf_end) {
+#define GEMM_CASE(NT)                                                         \
+    case NT:                                                                  \
+        if (nr == GEMM_R)                                                     \
+            f32_tile(w, x, GEMM_R, NT, out, stride, i, pf, pf_end);           \
+        else                                                                  \
+            f32_tile(w, x, 1, NT, out, stride, i, pf, pf_end);                \
+        break;
+    assert(nr == GEMM_R || nr == 1);
+    switch (nt) {
+        GEMM_CASE(1)
+        GEMM_CASE(2)
+        GEMM_CASE(3)
+        GEMM_CASE(4)
+        GEMM_CASE(5)
+        GEMM_CASE(6)
+    default: assert(!"tile wider than GEMM_T");
+    }
+#undef GEMM_CASE
+}
+_Static_assert(GEMM_T == 6, "f32_tile_n has a case per width");
+
+/* Slices of GEMM_SLICE rows, and in each slice token groups of GEMM_T
+ * (the slice stays in cache while every group passes) times tiles of
+ * GEMM_R rows; the tails in smaller tiles of the same order. */
 GEMM_AVX512 static void f32_rows(const kern_mat *w, const kern_act *x, int nx,
                                  float *out, size_t stride, int r0, int r1) {
     const float *q = w->q;
@@ -130,16 +158,11 @@ GEMM_AVX512 static void f32_rows(const kern_mat *w, const kern_act *x, int nx,
         const char *pf = (const char *)(q + (size_t)e * (size_t)w->cols);
         for (int t = 0; t < nx; t += GEMM_T) {
             float *o = out + stride * (size_t)t;
-            int i = s;
-            if (nx - t >= GEMM_T) {
-                for (; i + GEMM_R <= e; i += GEMM_R)
-                    f32_tile(w, x + t, GEMM_R, GEMM_T, o, stride, i, &pf, end);
-                for (; i < e; i++)
-                    f32_tile(w, x + t, 1, GEMM_T, o, stride, i, &pf, end);
-            } else {
-                for (; i < e; i++)
-                    f32_tile(w, x + t, 1, nx - t, o, stride, i, &pf, end);
-            }
+            int i = s, nt = nx - t < GEMM_T ? nx - t : GEMM_T;
+            for (; i + GEMM_R <= e; i += GEMM_R)
+                f32_tile_n(w, x + t, GEMM_R, nt, o, stride, i, &pf, end);
+            for (; i < e; i++)
+                f32_tile_n(w, x + t, 1, nt, o, stride, i, &pf, end);
         }
     }
 }

@@ -30,11 +30,13 @@ size_t gemm_buf_bytes(int cols, int nx);
  * kernel level (kern_set_level, AISLE_KERNEL). */
 int gemm_handles(const kern_mat *w);
 
-/* Readies nx <= GEMM_MAX_TOKENS activations, quantized as `code`
- * (kern_needs_act) for every matrix gemm_rows will multiply them with:
- * buf (gemm_buf_bytes(x[0].n, nx), 64-byte aligned, the caller's) then holds
- * what those forms read, e.g. the AMX tile layout. */
-void gemm_prepare(const kern_act *x, int nx, int code, void *buf);
+/* Readies activations t0 <= t < t1 of nx <= GEMM_MAX_TOKENS, quantized as
+ * `code` (kern_needs_act) for every matrix gemm_rows will multiply them
+ * with: once ranges covering 0..nx are done (in any split, by any
+ * threads), buf (gemm_buf_bytes(x[0].n, nx), 64-byte aligned, the
+ * caller's) holds what those forms read, e.g. the AMX tile layout. */
+void gemm_prepare(const kern_act *x, int nx, int t0, int t1, int code,
+                  void *buf);
 
 /* out[t * stride + i] = row i of w times x[t], t < nx, r0 <= i < r1, for a
  * w that gemm_handles, x and buf as gemm_prepare left them. */

@@ -2078,6 +2078,74 @@ void kern_round_f16(float *x, int n) {
         x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
 }
 
+/* kern_rope's scalar form. */
+static void rope_scalar(float *v, int n, int hs, const float *cs, int neox,
+                        int ggml) {
+    int half = hs / 2;
+    for (int h = 0; h < n; h += hs) {
+        for (int i = 0; i < half; i++) {
+            int a = neox ? h + i : h + 2 * i, b = neox ? a + half : a + 1;
+            float v0 = v[a], v1 = v[b], co = cs[2 * i], si = cs[2 * i + 1];
+            v[a] = ggml ? fmaf(v0, co, -(v1 * si)) : v0 * co - v1 * si;
+            v[b] = ggml ? fmaf(v0, si, v1 * co) : v0 * si + v1 * co;
+        }
+    }
+}
+
+#ifdef KERN_X86
+/* rope_scalar on eight lanes, the same roundings (one fused or two
+ * rounded products per value, as the scalar code has them). Consecutive
+ * pairs: v and cs share their layout, so each lane takes its pair's v0
+ * and v1 (duplicated even and odd lanes) and the swapped cs; the halves
+ * (neox): cs de-interleaved into cos and sin. hs % 16 == 0. */
+KERN_AVX2 static void rope_avx2(float *v, int n, int hs, const float *cs,
+                                int neox, int ggml) {
+    const __m256 even = _mm256_setr_ps(-0.0f, 0.0f, -0.0f, 0.0f, -0.0f, 0.0f,
+                                       -0.0f, 0.0f);
+    const __m256i lo = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    int half = hs / 2;
+
+    for (int h = 0; h < n; h += hs) {
+        for (int i = 0; !neox && i < hs; i += 8) {
+            __m256 x = _mm256_loadu_ps(v + h + i), c = _mm256_loadu_ps(cs + i);
+            __m256 x0 = _mm256_moveldup_ps(x), x1 = _mm256_movehdup_ps(x);
+            /* even lanes -(v1 * si), odd lanes v1 * co */
+            __m256 p = _mm256_xor_ps(
+                _mm256_mul_ps(x1, _mm256_permute_ps(c, 0xb1)), even);
+            _mm256_storeu_ps(v + h + i,
+                             ggml ? _mm256_fmadd_ps(x0, c, p)
+                                  : _mm256_add_ps(_mm256_mul_ps(x0, c), p));
+        }
+        for (int i = 0; neox && i < half; i += 8) {
+            __m256 c0 = _mm256_permutevar8x32_ps(_mm256_loadu_ps(cs + 2 * i), lo),
+                   c1 = _mm256_permutevar8x32_ps(
+                       _mm256_loadu_ps(cs + 2 * i + 8), lo);
+            __m256 co = _mm256_permute2f128_ps(c0, c1, 0x20),
+                   si = _mm256_permute2f128_ps(c0, c1, 0x31);
+            __m256 v0 = _mm256_loadu_ps(v + h + i),
+                   v1 = _mm256_loadu_ps(v + h + half + i);
+            __m256 p = _mm256_mul_ps(v1, si), r = _mm256_mul_ps(v1, co);
+            _mm256_storeu_ps(v + h + i,
+                             ggml ? _mm256_fmsub_ps(v0, co, p)
+                                  : _mm256_sub_ps(_mm256_mul_ps(v0, co), p));
+            _mm256_storeu_ps(v + h + half + i,
+                             ggml ? _mm256_fmadd_ps(v0, si, r)
+                                  : _mm256_add_ps(_mm256_mul_ps(v0, si), r));
+        }
+    }
+}
+#endif
+
+void kern_rope(float *v, int n, int hs, const float *cs, int neox, int ggml) {
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL && hs % 16 == 0) {
+        rope_avx2(v, n, hs, cs, neox, ggml);
+        return;
+    }
+#endif
+    rope_scalar(v, n, hs, cs, neox, ggml);
+}
+
 float kern_dot_half(const float *x, const float *y, int n) {
 #ifdef KERN_X86
     if (kern_level() >= KERN_AVX2_LEVEL)

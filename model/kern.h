@@ -171,6 +171,15 @@ uint16_t kern_f32_to_f16(float f); /* round to nearest even */
  * where the CPU has it: the same values, NaNs aside, which stay NaNs). */
 void kern_round_f16(float *x, int n);
 
+/* Rotates the n values of v (whole heads of hs, hs even) by a position's
+ * angles cs (cos, sin per pair index i < hs/2): the pairs (2i, 2i+1), or
+ * with neox the halves (i, i + hs/2). With ggml, v0's products are fused
+ * into the sums (v0 * co - v1 * si as fmaf(v0, co, -(v1 * si)), v0 * si +
+ * v1 * co as fmaf(v0, si, v1 * co)), as gcc contracts llama.cpp's rope;
+ * else two rounded products and their sum. The same values at every
+ * level. */
+void kern_rope(float *v, int n, int hs, const float *cs, int neox, int ggml);
+
 /* Kernel levels, each including the ones below. */
 #define KERN_SCALAR_LEVEL 0
 #define KERN_AVX2_LEVEL 1 /* AVX2 + FMA + F16C */

@@ -746,6 +746,13 @@ static int scratch_new(const model_config *c, int rows, int nlog,
     return AISLE_OK;
 }
 
+/* Floats per head of a session's scores: its capacity rounded up to 8,
+ * so kern_round_f16 runs whole vectors (its scalar tail converts in
+ * software). */
+static size_t att_stride(const model_session *s) {
+    return ((size_t)s->cap + 7) & ~(size_t)7;
+}
+
 int model_session_new(const model *m, tpool *pool, int max_seq,
                       model_session **out) {
     const model_config *c = &m->cfg;
@@ -760,7 +767,7 @@ int model_session_new(const model *m, tpool *pool, int max_seq,
     s->cap = max_seq > 0 && max_seq < c->seq_len ? max_seq : c->seq_len;
     cap = (size_t)s->cap;
     kv = (size_t)c->n_layers * cap * (size_t)c->kv_dim;
-    s->att = calloc((size_t)c->n_heads * cap, sizeof(float));
+    s->att = calloc((size_t)c->n_heads * att_stride(s), sizeof(float));
     s->kc = calloc(kv, sizeof(float));
     s->vc = calloc(kv, sizeof(float));
     if (!s->att || !s->kc || !s->vc ||
@@ -860,6 +867,55 @@ typedef struct fwd {
     int prefill;
 } fwd;
 
+/* A batch row: the sequence it extends and its position there. */
+typedef struct fwd_row {
+    model_session *s;
+    int pos;
+} fwd_row;
+
+/* Per-row work of a forward pass: fn(j, t) for every row t < n of layer l.
+ * A prompt's batch splits it over the pool (a trip costs microseconds,
+ * the serial work it spreads milliseconds at 64 rows); a decode step's
+ * few rows run inline. */
+typedef struct rows_job {
+    const fwd *f;
+    int l, n;
+    const fwd_row *rows; /* NULL where fn needs none */
+    void (*fn)(const struct rows_job *j, int t);
+    void *ctx;           /* fn's */
+} rows_job;
+
+static void rows_part(void *arg, int part, int nparts) {
+    const rows_job *j = arg;
+    for (int t = j->n * part / nparts; t < j->n * (part + 1) / nparts; t++)
+        j->fn(j, t);
+}
+
+static void for_rows(const fwd *f, int l, const fwd_row *rows, int n,
+                     void (*fn)(const rows_job *, int), void *ctx) {
+    rows_job j = {f, l, n, rows, fn, ctx};
+    if (f->prefill)
+        tpool_run(f->pool, rows_part, &j);
+    else
+        rows_part(&j, 0, 1);
+}
+
+/* A product's input rows: quantized as `code` (0: none) and, for a
+ * prompt's forms, prepared in gbuf (NULL: none). */
+typedef struct mm_prep {
+    kern_act *act;
+    int code;
+    void *gbuf;
+} mm_prep;
+
+static void prep_row(const rows_job *j, int t) {
+    const mm_prep *p = j->ctx;
+    if (p->code)
+        kern_act_quantize(&p->act[t], p->code);
+    if (p->gbuf)
+        gemm_prepare(p->act, j->n, t, t + 1, p->code, p->gbuf);
+}
+
 /* Runs up to three products over the n batch rows of x (rows of length
  * len, `xstride` floats apart). Products whose weights want the activation
  * quantized differently (kern_needs_act) run one at a time. */
@@ -881,20 +937,16 @@ static void matmul(const fwd *f, const float *x, size_t xstride, int len,
             }
             return;
         }
-    for (int t = 0; t < n; t++) {
+    for (int t = 0; t < n; t++)
         act[t] = (kern_act){x + xstride * t, len, f->sc->aq + big * t,
                             f->sc->as + big * t, f->sc->asum + big * t, 0};
-        if (code)
-            kern_act_quantize(&act[t], code);
-    }
     j->x = act;
     j->nx = n;
     j->gbuf = NULL;
     for (int k = 0; f->prefill && k < j->n; k++)
         if (gemm_handles(j->w[k]))
             j->gbuf = f->sc->gbuf;
-    if (j->gbuf)
-        gemm_prepare(act, n, code, f->sc->gbuf);
+    for_rows(f, 0, NULL, n, prep_row, &(mm_prep){act, code, (void *)j->gbuf});
     tpool_run(f->pool, mm_part, j);
 }
 
@@ -907,53 +959,66 @@ static void matmul(const fwd *f, const float *x, size_t xstride, int len,
  * models amplify them (model/README.md, conformance). */
 static int ggml_math(const model *m) { return m->format == MODEL_FMT_GGUF; }
 
+/* Attention for n rows of one session at positions pos..pos+n-1 (a
+ * prompt's batch, or one row), split over heads: one trip through the
+ * pool for all the rows. */
 typedef struct att_job {
     model_session *s;
     size_t loff;    /* this layer's offset in the caches */
-    int pos;
-    const float *q; /* the token's query, all heads */
-    float *out;     /* its attention output, all heads */
+    int pos, n;
+    const float *q; /* the rows' queries, all heads, q_dim apart */
+    float *out;     /* their attention outputs, xb_width apart */
 } att_job;
 
 /* One head's attention as llama.cpp computes it: scores of the half query
  * against the half keys, scaled inside its softmax, weights rounded to
  * half, and the values mixed over its cache of pos + 1 positions padded to
- * 32. */
+ * 32. The cache holds `avail` >= pos + 1 keys (a prompt's batch has
+ * written the later rows' too): the scores of up to 15 of them past pos
+ * are computed as scratch, so whole runs of 16 keys take the vector form
+ * (each key's score is the same in either form). */
 static void att_ggml(const model_session *s, const float *q, size_t hoff,
-                     int pos, float *att, float *out) {
+                     int pos, int avail, float *att, float *out) {
     const model_config *c = &s->m->cfg;
     size_t kvd = (size_t)c->kv_dim;
-    int hs = c->head_size, n = pos + 1;
+    int hs = c->head_size, n = pos + 1, ns = (n + 15) & ~15;
 
-    kern_scores_half(q, s->kc + hoff, kvd, n, hs, att);
+    assert(avail >= n && avail <= s->cap);
+    kern_scores_half(q, s->kc + hoff, kvd, ns < avail ? ns : avail, hs, att);
     kern_softmax_ggml(att, n, 1.0f / sqrtf((float)hs));
-    kern_round_f16(att, n);
+    /* whole vectors: the scores past n are scratch (att_stride) */
+    kern_round_f16(att, (n + 7) & ~7);
     kern_mix_half(att, s->vc + hoff, kvd, n, (n + 31) & ~31, hs, out);
+}
+
+/* Head h's attention for row t of j: llama.cpp's or run.c's. */
+static void att_row(const att_job *j, int h, int t) {
+    model_session *s = j->s;
+    const model_config *c = &s->m->cfg;
+    int hs = c->head_size, pos = j->pos + t;
+    float *att = s->att + (size_t)h * att_stride(s);
+    size_t hoff = j->loff + (size_t)(h / (c->n_heads / c->n_kv_heads)) * hs;
+    const float *q = j->q + (size_t)c->q_dim * t + (size_t)h * hs;
+    float *out = j->out + xb_width(c) * t + (size_t)h * hs;
+
+    if (ggml_math(s->m)) {
+        att_ggml(s, q, hoff, pos, j->pos + j->n, att, out);
+        return;
+    }
+    /* scores are divided by sqrt(hs), as run.c does */
+    kern_scores(q, s->kc + hoff, (size_t)c->kv_dim, pos + 1, hs,
+                sqrtf((float)hs), att);
+    kern_softmax(att, pos + 1);
+    kern_mix(att, s->vc + hoff, (size_t)c->kv_dim, pos + 1, hs, out);
 }
 
 static void att_part(void *arg, int part, int nparts) {
     const att_job *j = arg;
-    model_session *s = j->s;
-    const model_config *c = &s->m->cfg;
-    int hs = c->head_size, kv_mul = c->n_heads / c->n_kv_heads;
-    int h0 = c->n_heads * part / nparts, h1 = c->n_heads * (part + 1) / nparts;
-    float root = sqrtf((float)hs); /* scores are divided by it, as run.c does */
+    int nh = j->s->m->cfg.n_heads;
 
-    for (int h = h0; h < h1; h++) {
-        float *att = s->att + (size_t)h * s->cap;
-        size_t hoff = j->loff + (size_t)(h / kv_mul) * hs;
-        const float *q = j->q + (size_t)h * hs;
-
-        if (ggml_math(s->m)) {
-            att_ggml(s, q, hoff, j->pos, att, j->out + (size_t)h * hs);
-            continue;
-        }
-        kern_scores(q, s->kc + hoff, (size_t)c->kv_dim, j->pos + 1, hs,
-                    root, att);
-        kern_softmax(att, j->pos + 1);
-        kern_mix(att, s->vc + hoff, (size_t)c->kv_dim, j->pos + 1, hs,
-                 j->out + (size_t)h * hs);
-    }
+    for (int h = nh * part / nparts; h < nh * (part + 1) / nparts; h++)
+        for (int t = 0; t < j->n; t++)
+            att_row(j, h, t);
 }
 
 /* o = x / rms(x) * w: run.c's float sum of squares, or with ggml
@@ -976,37 +1041,11 @@ static void rmsnorm(float *o, const float *x, const float *w, int n,
         o[i] = w[i] * (ss * x[i]);
 }
 
-/* Rotates the n values of v (whole heads of hs) by the position's angles
- * cs (cos, sin per pair index): consecutive pairs (2i, 2i+1) as llama2.c
- * and GGUF llama files expect, or with neox the halves (i, i + hs/2) as
- * qwen's do. With ggml, v0's products are fused into the sums, as the
- * compiler contracts llama.cpp's rope (gcc's default -ffp-contract=fast):
- * a last-bit difference here flips the half rounding of the cached key
- * now and then. */
-static void rope(float *v, int n, int hs, const float *cs, int neox,
-                 int ggml) {
-    int half = hs / 2;
-    for (int h = 0; h < n; h += hs) {
-        for (int i = 0; i < half; i++) {
-            int a = neox ? h + i : h + 2 * i, b = neox ? a + half : a + 1;
-            float v0 = v[a], v1 = v[b], co = cs[2 * i], si = cs[2 * i + 1];
-            v[a] = ggml ? fmaf(v0, co, -(v1 * si)) : v0 * co - v1 * si;
-            v[b] = ggml ? fmaf(v0, si, v1 * co) : v0 * si + v1 * co;
-        }
-    }
-}
-
 static void add_vec(float *x, const float *b, int n) {
     if (b)
         for (int i = 0; i < n; i++)
             x[i] += b[i];
 }
-
-/* A batch row: the sequence it extends and its position there. */
-typedef struct fwd_row {
-    model_session *s;
-    int pos;
-} fwd_row;
 
 /* Embeds each row's token and computes its RoPE factors: pair i turns by
  * pos * theta^(-2i/hs), as run.c computes it or, with ggml, as llama.cpp
@@ -1034,8 +1073,11 @@ static void fwd_embed(const fwd *f, const int *tokens, const fwd_row *rows,
 
 /* Biases, Q/K norms and RoPE on row t's new query and key, then its key and
  * value into the row's cache. */
-static void fwd_qk(const fwd *f, int l, int t, const fwd_row *row) {
+static void fwd_qk(const rows_job *j, int t) {
+    const fwd *f = j->f;
+    const fwd_row *row = &j->rows[t];
     const model *m = f->m;
+    int l = j->l;
     const model_config *c = &m->cfg;
     size_t kvd = (size_t)c->kv_dim, hs = (size_t)c->head_size;
     size_t at = (size_t)l * row->s->cap * kvd + (size_t)row->pos * kvd;
@@ -1052,10 +1094,13 @@ static void fwd_qk(const fwd *f, int l, int t, const fwd_row *row) {
     for (int h = 0; kn && h < c->n_kv_heads; h++)
         rmsnorm(k + hs * h, k + hs * h, kn, c->head_size, c->norm_eps,
                 ggml_math(m));
-    rope(q, c->q_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox,
-         ggml_math(m));
-    rope(k, c->kv_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox,
-         ggml_math(m));
+    /* RoPE (kern.h); with ggml fused as gcc contracts llama.cpp's: a
+     * last-bit difference here flips the half rounding of the cached key
+     * now and then. */
+    kern_rope(q, c->q_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox,
+              ggml_math(m));
+    kern_rope(k, c->kv_dim, c->head_size, f->sc->rope + hs * t, c->rope_neox,
+              ggml_math(m));
     if (ggml_math(m)) {
         kern_round_f16(q, c->q_dim);
         kern_round_f16(k, c->kv_dim);
@@ -1065,7 +1110,49 @@ static void fwd_qk(const fwd *f, int l, int t, const fwd_row *row) {
     memcpy(row->s->vc + at, v, kvd * sizeof *v);
 }
 
-/* Attention block of layer l for n rows, residual included. */
+/* Row t's residual: x += xb2 (the block's output). */
+static void residual_row(const rows_job *j, int t) {
+    const model_config *c = &j->f->m->cfg;
+    float *x = j->f->sc->x + (size_t)c->dim * t;
+    const float *o = j->f->sc->xb2 + (size_t)c->dim * t;
+    for (int i = 0; i < c->dim; i++)
+        x[i] += o[i];
+}
+
+/* Row t's input to the attention block: x normed into xb. */
+static void att_in_row(const rows_job *j, int t) {
+    const model *m = j->f->m;
+    const model_config *c = &m->cfg;
+    rmsnorm(j->f->sc->xb + xb_width(c) * t, j->f->sc->x + (size_t)c->dim * t,
+            m->norm_att[j->l], c->dim, c->norm_eps, ggml_math(m));
+}
+
+/* Row t's attention residual, then its input to the FFN block. */
+static void ffn_in_row(const rows_job *j, int t) {
+    const model *m = j->f->m;
+    const model_config *c = &m->cfg;
+    residual_row(j, t);
+    rmsnorm(j->f->sc->xb + xb_width(c) * t, j->f->sc->x + (size_t)c->dim * t,
+            m->norm_ffn[j->l], c->dim, c->norm_eps, ggml_math(m));
+}
+
+/* Row t's SwiGLU: hb = silu(hb) * hb2, llama.cpp's or run.c's. */
+static void swiglu_row(const rows_job *j, int t) {
+    const model *m = j->f->m;
+    size_t hid = (size_t)m->cfg.hidden_dim;
+    float *g = j->f->sc->hb + hid * t;
+    const float *u = j->f->sc->hb2 + hid * t;
+
+    if (ggml_math(m)) {
+        kern_swiglu_ggml(g, u, (int)hid);
+        return;
+    }
+    for (size_t i = 0; i < hid; i++)
+        g[i] = g[i] * (1.0f / (1.0f + expf(-g[i]))) * u[i];
+}
+
+/* Attention block of layer l for n rows; its residual is added by the
+ * FFN block's first step. */
 static void fwd_attention(const fwd *f, int l, const fwd_row *rows, int n) {
     const model *m = f->m;
     const model_config *c = &m->cfg;
@@ -1079,25 +1166,26 @@ static void fwd_attention(const fwd *f, int l, const fwd_row *rows, int n) {
     mm_job o = {{model_weight(m, MODEL_W_O, l)}, {sc->xb2}, {dim}, 1,
                 NULL, 0, NULL};
 
-    for (int t = 0; t < n; t++)
-        rmsnorm(sc->xb + xd * t, sc->x + dim * t, m->norm_att[l], c->dim,
-                c->norm_eps, ggml_math(m));
+    for_rows(f, l, rows, n, att_in_row, NULL);
     matmul(f, sc->xb, xd, c->dim, n, &qkv);
-    for (int t = 0; t < n; t++) {
-        size_t loff = (size_t)l * rows[t].s->cap * kvd;
-        att_job aj = {rows[t].s, loff, rows[t].pos, sc->q + qd * t,
-                      sc->xb + xd * t};
-        fwd_qk(f, l, t, &rows[t]);
-        /* Causal: a row sees its cache up to its own position, which
-         * includes the rows of its sequence before it in this batch. */
+    for_rows(f, l, rows, n, fwd_qk, NULL);
+    /* Causal: a row sees its cache up to its own position, which includes
+     * the rows of its sequence before it in this batch. Each session's
+     * rows (consecutive positions: a prompt's batch, or a step's one row)
+     * take one job. */
+    for (int t = 0, e; t < n; t = e) {
+        att_job aj;
+        for (e = t + 1; e < n && rows[e].s == rows[t].s; e++)
+            assert(rows[e].pos == rows[t].pos + (e - t));
+        aj = (att_job){rows[t].s, (size_t)l * rows[t].s->cap * kvd,
+                       rows[t].pos, e - t, sc->q + qd * t, sc->xb + xd * t};
         tpool_run(f->pool, att_part, &aj);
     }
     matmul(f, sc->xb, xd, c->q_dim, n, &o);
-    for (size_t i = 0; i < dim * (size_t)n; i++)
-        sc->x[i] += sc->xb2[i];
 }
 
-/* SwiGLU feed-forward block of layer l for n rows, residual included. */
+/* The attention block's residual, then the SwiGLU feed-forward block of
+ * layer l for n rows, its residual included. */
 static void fwd_ffn(const fwd *f, int l, int n) {
     const model *m = f->m;
     const model_config *c = &m->cfg;
@@ -1108,19 +1196,11 @@ static void fwd_ffn(const fwd *f, int l, int n) {
     mm_job down = {{model_weight(m, MODEL_W_DOWN, l)}, {sc->xb2}, {dim}, 1,
                    NULL, 0, NULL};
 
-    for (int t = 0; t < n; t++)
-        rmsnorm(sc->xb + xd * t, sc->x + dim * t, m->norm_ffn[l], c->dim,
-                c->norm_eps, ggml_math(m));
+    for_rows(f, l, NULL, n, ffn_in_row, NULL);
     matmul(f, sc->xb, xd, c->dim, n, &up);
-    for (int t = 0; ggml_math(m) && t < n; t++)
-        kern_swiglu_ggml(sc->hb + hid * t, sc->hb2 + hid * t, c->hidden_dim);
-    for (size_t i = 0; !ggml_math(m) && i < hid * (size_t)n; i++) {
-        float a = sc->hb[i];
-        sc->hb[i] = a * (1.0f / (1.0f + expf(-a))) * sc->hb2[i];
-    }
+    for_rows(f, l, NULL, n, swiglu_row, NULL);
     matmul(f, sc->hb, hid, c->hidden_dim, n, &down);
-    for (size_t i = 0; i < dim * (size_t)n; i++)
-        sc->x[i] += sc->xb2[i];
+    for_rows(f, l, NULL, n, residual_row, NULL);
 }
 
 /* Runs tokens[t] at rows[t] for t < n (n <= MODEL_PREFILL, positions within

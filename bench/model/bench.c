@@ -11,6 +11,9 @@
  *   model_bench batch MODEL THREADS TOKENS NSEQ
  *       NSEQ sequences decoded together (model_batch_step): tokens/s of
  *       all of them, and of one sequence alone for comparison
+ *   model_bench prompt MODEL THREADS TOKENS REPEAT
+ *       prompt speed alone: the best of REPEAT runs of a TOKENS-long
+ *       prompt (after one unmeasured run that faults the weights in)
  *   model_bench ttft MODEL THREADS PROMPT SHARED
  *       time to the first token after a PROMPT-token prompt, cold and
  *       with its first SHARED tokens (a system prompt) copied from a
@@ -407,6 +410,45 @@ done:
     return rc;
 }
 
+static int cmd_prompt(int argc, char **argv) {
+    model *m = NULL;
+    tpool *pool = NULL;
+    model_session *s = NULL;
+    int threads, n, repeat, rc = 1;
+    double best = 0;
+
+    if (argc < 6) {
+        fprintf(stderr, "usage: model_bench prompt MODEL THREADS TOKENS REPEAT\n");
+        return 2;
+    }
+    threads = atoi(argv[3]);
+    n = atoi(argv[4]);
+    repeat = atoi(argv[5]);
+    if (n < 1 || repeat < 1)
+        return 2;
+    if (load_for("prompt", argv[2], threads, &m, &pool) ||
+        model_session_new(m, pool, n + 1, &s))
+        goto done;
+    for (int r = 0; r <= repeat; r++) {
+        int64_t t0 = gen_now_ns();
+        double tps;
+        model_session_reset(s);
+        if (push_range(s, 0, n, model_get_config(m)->vocab_size) ||
+            !model_session_logits(s))
+            goto done;
+        tps = n / ((gen_now_ns() - t0) / 1e9);
+        if (r > 0 && tps > best)
+            best = tps;
+    }
+    printf("prompt_tok_per_s %.3f\n", best);
+    rc = 0;
+done:
+    model_session_free(s);
+    tpool_free(pool);
+    model_free(m);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "mkckpt"))
         return cmd_mkckpt(argc, argv);
@@ -418,8 +460,10 @@ int main(int argc, char **argv) {
         return cmd_batch(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "ttft"))
         return cmd_ttft(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "prompt"))
+        return cmd_prompt(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "convert"))
         return model_cli_convert(argc - 1, argv + 1);
-    fprintf(stderr, "usage: model_bench mkckpt|bw|gen|batch|ttft|convert ...\n");
+    fprintf(stderr, "usage: model_bench mkckpt|bw|gen|batch|ttft|prompt|convert ...\n");
     return 2;
 }

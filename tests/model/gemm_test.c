@@ -117,7 +117,9 @@ static void check_case(int type, int rows, int cols, int nx, int r0, int r1) {
     for (size_t i = 0; i < stride * (size_t)nx; i++)
         out[i] = -12345.0f;
     TEST_REQUIRE(gemm_handles(&w));
-    gemm_prepare(x, nx, code, buf);
+    /* in two ranges, as two threads would */
+    gemm_prepare(x, nx, 0, nx / 2, code, buf);
+    gemm_prepare(x, nx, nx / 2, nx, code, buf);
     gemm_rows(&w, x, nx, buf, out, stride, r0, r1);
     for (int t = 0; t < nx; t++)
         for (int i = 0; i < (int)stride; i++) {

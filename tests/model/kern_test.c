@@ -346,6 +346,37 @@ static void test_round_f16_levels(void) {
     TEST_CHECK(bad == 0);
 }
 
+/* kern_rope at every level equals the scalar level bit for bit, for both
+ * layouts, with and without fused products, on whole heads of sizes the
+ * vector form takes (64, 128) and one it leaves to the scalar (40). */
+static void test_rope_levels(void) {
+    static const int sizes[] = {64, 128, 40};
+    float x[768], cs[128], want[768], got[768];
+    int top = kern_set_level(KERN_AVX512_LEVEL), bad = 0;
+
+    for (int i = 0; i < 768; i++)
+        x[i] = frand() * 3.0f;
+    for (int i = 0; i < 128; i += 2) {
+        cs[i] = cosf(0.37f * (float)i + 0.1f);
+        cs[i + 1] = sinf(0.37f * (float)i + 0.1f);
+    }
+    for (int z = 0; z < 3; z++)
+        for (int mode = 0; mode < 4; mode++) {
+            int hs = sizes[z], n = 640 / hs * hs;
+            kern_set_level(KERN_SCALAR_LEVEL);
+            memcpy(want, x, sizeof want);
+            kern_rope(want, n, hs, cs, mode & 1, mode >> 1);
+            for (int level = KERN_AVX2_LEVEL; level <= top; level++) {
+                kern_set_level(level);
+                memcpy(got, x, sizeof got);
+                kern_rope(got, n, hs, cs, mode & 1, mode >> 1);
+                bad += memcmp(got, want, sizeof got) != 0;
+            }
+        }
+    kern_set_level(KERN_AVX512_LEVEL);
+    TEST_CHECK(bad == 0);
+}
+
 static void test_quantize_edges(void) {
     float x[64] = {0}, s[2];
     int8_t q[64];
@@ -620,6 +651,7 @@ int main(void) {
     TEST_RUN(test_ggml_math);
     TEST_RUN(test_tpool);
     TEST_RUN(test_round_f16_levels);
+    TEST_RUN(test_rope_levels);
     TEST_RUN(test_scores_half_levels);
     TEST_RUN(test_mix_half_levels);
     TEST_RUN(test_act_levels);
