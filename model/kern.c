@@ -633,6 +633,50 @@ void kern_mat_row(const kern_mat *w, int row, float *dst) {
     }
 }
 
+/* The repacked layout (kern.h): per run of KERN_RP_ROWS rows, the
+ * rows' float scales block by block (8 per block, padded to whole cache
+ * lines), then per block the rows' 32 values each, offset by 128. */
+static size_t rp_scale_bytes(size_t nb) {
+    return (nb * KERN_RP_ROWS * sizeof(float) + 63) & ~(size_t)63;
+}
+
+static size_t rp_group_bytes(size_t nb) {
+    return rp_scale_bytes(nb) + nb * KERN_RP_ROWS * KERN_Q8_0_BLOCK;
+}
+
+size_t kern_repack_bytes(const kern_mat *w) {
+    if (w->type != KERN_Q8_0 || w->rows < KERN_RP_ROWS ||
+        kern_level() < KERN_AVX512_LEVEL)
+        return 0;
+    return (size_t)(w->rows / KERN_RP_ROWS) *
+           rp_group_bytes((size_t)w->cols / KERN_Q8_0_BLOCK);
+}
+
+void kern_repack(kern_mat *w, void *dst) {
+    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK, gb = rp_group_bytes(nb);
+    uint8_t *out = dst;
+
+    assert(kern_repack_bytes(w) && (uintptr_t)dst % 64 == 0);
+    for (int g = 0; g < w->rows / KERN_RP_ROWS; g++) {
+        float *sc = (float *)(void *)(out + (size_t)g * gb);
+        uint8_t *qs = out + (size_t)g * gb + rp_scale_bytes(nb);
+        memset(sc, 0, rp_scale_bytes(nb));
+        for (int r = 0; r < KERN_RP_ROWS; r++) {
+            const uint8_t *b = block_row(w, g * KERN_RP_ROWS + r);
+            for (size_t k = 0; k < nb; k++, b += KERN_Q8_0_BYTES) {
+                uint16_t h;
+                uint8_t *v = qs + (k * KERN_RP_ROWS + (size_t)r) *
+                                      KERN_Q8_0_BLOCK;
+                memcpy(&h, b, 2);
+                sc[k * KERN_RP_ROWS + (size_t)r] = kern_f16_to_f32(h);
+                for (int j = 0; j < KERN_Q8_0_BLOCK; j++)
+                    v[j] = (uint8_t)(b[2 + j] ^ 0x80);
+            }
+        }
+    }
+    w->rp = dst;
+}
+
 /* ------------------------------------------------------- scalar kernels */
 
 /* The sum of eight float lanes in hsum8's order (the SIMD kernels' and
@@ -1498,6 +1542,129 @@ KERN_AVX512 static KERN_INLINE void q8_0_dec(const kern_mat *w,
 
 KERN_WIDE_DRIVER(q8_0_rows512, q8_0_dec, KERN_DEC_R, 4)
 
+/* q8_0_dec on kern_repack's copy: rows i..i+R, R = KERN_RP_ROWS for one
+ * activation (four register pairs) or half a run for more (two pairs, up
+ * to KERN_KQ_N activations), i a multiple of R. The same register pairs,
+ * lanes, offset, scale products and fold as q8_0_dec, so the same bits;
+ * but a pair's 64 bytes are one aligned load, the eight float scales one
+ * load, and the run's bytes one stream, prefetched KERN_RP_PF ahead. */
+#define KERN_RP_PF 4096
+KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
+                                            const kern_act *x, int N,
+                                            float *out, size_t stride, int i,
+                                            int R) {
+    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK;
+    const uint8_t *grp =
+        (const uint8_t *)w->rp + (size_t)(i / KERN_RP_ROWS) * rp_group_bytes(nb);
+    const float *sc = (const float *)(const void *)grp + i % KERN_RP_ROWS;
+    const uint8_t *qs = grp + rp_scale_bytes(nb) +
+                        (size_t)(i % KERN_RP_ROWS) * KERN_Q8_0_BLOCK;
+    const __m512i off = _mm512_set1_epi8((char)0x80);
+    int P = R / 2;
+    __m512 acc[KERN_RP_ROWS / 2][KERN_KQ_N];
+    __m512i idx[KERN_RP_ROWS / 2];
+
+    assert(((N == 1 && R == KERN_RP_ROWS) || R == KERN_RP_ROWS / 2) &&
+           N >= 1 && N <= KERN_KQ_N && i % R == 0);
+    KERN_UNROLL
+    for (int p = 0; p < P; p++) {
+        idx[p] = _mm512_inserti64x4(_mm512_set1_epi32(2 * p),
+                                    _mm256_set1_epi32(2 * p + 1), 1);
+        KERN_UNROLL8
+        for (int c = 0; c < N; c++)
+            acc[p][c] = _mm512_setzero_ps();
+    }
+    for (size_t g = 0; g < nb; g++) {
+        const uint8_t *q = qs + g * KERN_RP_ROWS * KERN_Q8_0_BLOCK;
+        __m256 dw = R == KERN_RP_ROWS
+                        ? _mm256_load_ps(sc + g * KERN_RP_ROWS)
+                        : _mm256_castps128_ps256(
+                              _mm_load_ps(sc + g * KERN_RP_ROWS));
+        __m512i wv[KERN_RP_ROWS / 2];
+        __m512 d[KERN_RP_ROWS / 2];
+        if (N == 1)
+            dw = _mm256_mul_ps(dw, _mm256_set1_ps(x->s[g]));
+        for (int l = 0; l < R * KERN_Q8_0_BLOCK; l += 64)
+            _mm_prefetch((const char *)q + KERN_RP_PF + l, _MM_HINT_T0);
+        KERN_UNROLL
+        for (int p = 0; p < P; p++) {
+            wv[p] = _mm512_load_si512((const void *)(q + 64 * p));
+            d[p] = _mm512_permutexvar_ps(idx[p], _mm512_castps256_ps512(dw));
+        }
+        KERN_UNROLL8
+        for (int c = 0; c < N; c++) {
+            __m512i xv = _mm512_broadcast_i64x4(KERN_LOAD(x[c].q + 32 * g));
+            __m512i neg = _mm512_sub_epi32(
+                _mm512_setzero_si512(),
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
+            KERN_UNROLL
+            for (int p = 0; p < P; p++)
+                acc[p][c] = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg, wv[p], xv)),
+                    N == 1 ? d[p]
+                           : _mm512_mul_ps(d[p], _mm512_set1_ps(x[c].s[g])),
+                    acc[p][c]);
+        }
+    }
+    KERN_UNROLL8
+    for (int c = 0; c < N; c++)
+        KERN_UNROLL
+        for (int p = 0; p < P; p++) {
+            out[stride * (size_t)c + (size_t)(i + 2 * p)] =
+                hsum8(lo256(acc[p][c]));
+            out[stride * (size_t)c + (size_t)(i + 2 * p + 1)] =
+                hsum8(hi256(acc[p][c]));
+        }
+}
+
+/* Tiles of rows a..b for activations x + t .. x + t + n (R rows each). */
+#define KERN_RP_TILES(n, R)                                                   \
+    do {                                                                      \
+        for (int i = a; i < b; i += (R))                                      \
+            q8_0_rp(w, x + t, n, o, stride, i, R);                            \
+    } while (0)
+#define KERN_RP_CASE(n)                                                       \
+    case n:                                                                   \
+        KERN_RP_TILES(n, KERN_RP_ROWS / 2);                                   \
+        break
+
+/* Rows r0..r1 of a repacked Q8_0 matrix: the whole tiles from the copy,
+ * the rows before the first and after the last (a pool part's edges, the
+ * rows past the last whole run) by q8_0_rows512 from w->q. */
+KERN_AVX512 static void q8_0_rp_rows(const kern_mat *w, const kern_act *x,
+                                     int nx, float *out, size_t stride,
+                                     int r0, int r1) {
+    int R = nx == 1 ? KERN_RP_ROWS : KERN_RP_ROWS / 2;
+    int full = w->rows / KERN_RP_ROWS * KERN_RP_ROWS;
+    int a = (r0 + R - 1) / R * R, b;
+
+    a = a < r1 ? a : r1;
+    b = a < full ? (r1 < full ? r1 : full) / R * R : a;
+    b = b > a ? b : a;
+    if (r0 < a)
+        q8_0_rows512(w, x, nx, out, stride, r0, a);
+    for (int t = 0; t < nx; t += KERN_KQ_N) {
+        float *o = out + stride * (size_t)t;
+        if (nx == 1) {
+            KERN_RP_TILES(1, KERN_RP_ROWS);
+            break;
+        }
+        switch (nx - t < KERN_KQ_N ? nx - t : KERN_KQ_N) {
+            KERN_RP_CASE(1);
+            KERN_RP_CASE(2);
+            KERN_RP_CASE(3);
+            KERN_RP_CASE(4);
+            KERN_RP_CASE(5);
+            KERN_RP_CASE(6);
+            KERN_RP_CASE(7);
+        default:
+            KERN_RP_CASE(8);
+        }
+    }
+    if (b < r1)
+        q8_0_rows512(w, x, nx, out, stride, b, r1);
+}
+
 /* F32 rows i..i+R times activations x[0..N), one to a column, in
  * dot_f32_avx2's order: its four eight-lane accumulators are two 16-lane
  * ones here (lanes 0-15 and 16-31 of each 32-value step), the 8-value
@@ -1951,7 +2118,7 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
 #ifdef KERN_X86
     int level = kern_level();
     if (level >= KERN_AVX512_LEVEL && w->type == KERN_Q8_0) {
-        q8_0_rows512(w, x, 1, out, 0, r0, r1);
+        (w->rp ? q8_0_rp_rows : q8_0_rows512)(w, x, 1, out, 0, r0, r1);
         return;
     }
     if (level >= KERN_AVX512_LEVEL && w->type == KERN_F32) {
@@ -2004,7 +2171,7 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
         (w->type == KERN_F32 || (nx > 1 && w->type == KERN_Q8_0) ||
          (nx > 1 && w->type >= KERN_Q4_K))) {
         (w->type == KERN_F32    ? f32_tiles
-         : w->type == KERN_Q8_0 ? q8_0_rows512
+         : w->type == KERN_Q8_0 ? (w->rp ? q8_0_rp_rows : q8_0_rows512)
          : w->type == KERN_Q4_K ? q4k_tiles
          : w->type == KERN_Q5_K ? q5k_tiles
                                 : q6k_tiles)(w, x, nx, out, stride, r0, r1);
