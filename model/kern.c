@@ -1394,13 +1394,17 @@ KERN_BLOCK_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
     case n:                                                                   \
         KERN_WIDE_ROWS(TILE, n, TR);                                          \
         break
-#define KERN_WIDE_DRIVER(NAME, TILE, TR1, TRN)                                \
+/* PREP(w, x, n) runs once per group of n activations before its rows
+ * (what a tile takes from the activations alone, kq_prepare). */
+#define KERN_WIDE_DRIVER(NAME, TILE, TR1, TRN, PREP)                          \
     KERN_AVX512 static void NAME(const kern_mat *w, const kern_act *x,       \
                                  int nx, float *out, size_t stride, int r0,  \
                                  int r1) {                                    \
         for (int t = 0; t < nx; t += KERN_KQ_N) {                             \
             float *o = out + stride * (size_t)t;                              \
-            switch (nx - t < KERN_KQ_N ? nx - t : KERN_KQ_N) {                \
+            int nt = nx - t < KERN_KQ_N ? nx - t : KERN_KQ_N;                 \
+            PREP(w, x + t, nt);                                               \
+            switch (nt) {                                                     \
                 KERN_WIDE_CASE(TILE, 1, TR1);                                 \
                 KERN_WIDE_CASE(TILE, 2, TRN);                                 \
                 KERN_WIDE_CASE(TILE, 3, TRN);                                 \
@@ -1540,7 +1544,8 @@ KERN_AVX512 static KERN_INLINE void q8_0_dec(const kern_mat *w,
         }
 }
 
-KERN_WIDE_DRIVER(q8_0_rows512, q8_0_dec, KERN_DEC_R, 4)
+#define KERN_NO_PREP(w, x, n) (void)0
+KERN_WIDE_DRIVER(q8_0_rows512, q8_0_dec, KERN_DEC_R, 4, KERN_NO_PREP)
 
 /* q8_0_dec on kern_repack's copy: rows i..i+R, R = KERN_RP_ROWS for one
  * activation (four register pairs) or half a run for more (two pairs, up
@@ -1853,26 +1858,64 @@ KERN_AVX512 static KERN_INLINE __m512i kq_sums(const kern_act *x, int N,
     return _mm512_inserti64x4(_mm512_castsi256_si512(h[0]), h[1], 1);
 }
 
+/* What the mins of block k take from activations 4g..4g+3 (the last,
+ * N - 1, again past it): their group sums as int16 (kq_sums) and -xd,
+ * one activation to a 128-bit slot. They depend on the activations
+ * alone, so a product forms them once (kq_prepare), not per row pair. */
+typedef struct kq_act {
+    __m512i s16;
+    __m512 xdm;
+} kq_act;
+#define KERN_KQ_G (KERN_KQ_N / 4) /* kq_acts per block */
+#define KERN_KQ_PRE 64 /* blocks kq_prepare holds (16384 values) */
+
+KERN_AVX512 static KERN_INLINE kq_act kq_act_at(const kern_act *x, int N,
+                                                int g, int k) {
+    const __m512i slot = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
+                                           2, 3, 3, 3, 3);
+    float v[4];
+    kq_act a;
+    a.s16 = kq_sums(x, N, 4 * g, k);
+    for (int s = 0; s < 4; s++)
+        v[s] = -x[4 * g + s < N ? 4 * g + s : N - 1].s[8 * k];
+    a.xdm = _mm512_permutexvar_ps(slot,
+                                  _mm512_castps128_ps512(_mm_loadu_ps(v)));
+    return a;
+}
+
+/* kq_act_at for every block of w's rows and activations x[0..N) into
+ * buf (KERN_KQ_PRE * KERN_KQ_G entries), block k's at buf + k * KERN_KQ_G;
+ * NULL where the rows have more blocks than that (kq_tile then forms
+ * them block by block). */
+KERN_AVX512 static const kq_act *kq_prepare(const kern_mat *w,
+                                            const kern_act *x, int N,
+                                            kq_act *buf) {
+    int nb = w->cols / 256;
+    if (nb > KERN_KQ_PRE)
+        return NULL;
+    for (int k = 0; k < nb; k++)
+        for (int g = 0; g < (N + 3) / 4; g++)
+            buf[k * KERN_KQ_G + g] = kq_act_at(x, N, g, k);
+    return buf;
+}
+#define KERN_KQ_PREP(w, x, n)                                                 \
+    kq_act pre_buf[KERN_KQ_PRE * KERN_KQ_G];                                  \
+    const kq_act *pre = kq_prepare(w, x, n, pre_buf)
+
 /* The mins of block k of two rows (m16, dmin) times the group sums of
- * activations x[0..N) into accm[row][c / 4], slot c % 4: Q4_K's four
- * float lanes, or (q4k 0, Q5_K) their integer sum in every lane, fused
- * into one float, with -xd * dmin as kquant_avx2 forms it. */
-KERN_AVX512 static KERN_INLINE void kq_mins(const kern_act *x, int N, int k,
+ * activations x[0..N) (a: block k's kq_acts) into accm[row][c / 4], slot
+ * c % 4: Q4_K's four float lanes, or (q4k 0, Q5_K) their integer sum in
+ * every lane, fused into one float, with -xd * dmin as kquant_avx2 forms
+ * it. */
+KERN_AVX512 static KERN_INLINE void kq_mins(int N, const kq_act *a,
                                             const __m512i *m16,
                                             const float *dmin,
                                             __m512 (*accm)[KERN_KQ_N / 4],
                                             int q4k) {
-    const __m512i slot = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
-                                           2, 3, 3, 3, 3);
     KERN_UNROLL
     for (int g = 0; g < (N + 3) / 4; g++) {
-        __m512i s16 = kq_sums(x, N, 4 * g, k);
-        float v[4];
-        __m512 xdm;
-        for (int s = 0; s < 4; s++)
-            v[s] = -x[4 * g + s < N ? 4 * g + s : N - 1].s[8 * k];
-        xdm = _mm512_permutexvar_ps(slot,
-                                    _mm512_castps128_ps512(_mm_loadu_ps(v)));
+        __m512i s16 = a[g].s16;
+        __m512 xdm = a[g].xdm;
         KERN_UNROLL
         for (int r = 0; r < 2; r++) {
             __m512i p = _mm512_madd_epi16(m16[r], s16);
@@ -1900,7 +1943,8 @@ KERN_AVX512 static KERN_INLINE void kq_mins(const kern_act *x, int N, int k,
 KERN_AVX512 static KERN_INLINE void kq_tile(const kern_mat *w,
                                             const kern_act *x, float *out,
                                             size_t stride, int i, int R,
-                                            int N, int type) {
+                                            int N, int type,
+                                            const kq_act *pre) {
     int elems, bytes, nb, q4k = type == KERN_Q4_K, q6k = type == KERN_Q6_K;
     const uint8_t *blk[2];
     const __m512i m32 = _mm512_set1_epi8(32);
@@ -1955,8 +1999,15 @@ KERN_AVX512 static KERN_INLINE void kq_tile(const kern_mat *w,
                 _mm512_mul_ps(_mm512_set1_ps(x[c].s[8 * k]), dd),
                 _mm512_cvtepi32_ps(t), acc[c]);
         }
-        if (!q6k)
-            kq_mins(x, N, k, m16, dmin, accm, q4k);
+        if (!q6k) {
+            kq_act a[KERN_KQ_G];
+            if (!pre)
+                KERN_UNROLL
+                for (int g = 0; g < (N + 3) / 4; g++)
+                    a[g] = kq_act_at(x, N, g, k);
+            kq_mins(N, pre ? pre + (size_t)k * KERN_KQ_G : a, m16, dmin,
+                    accm, q4k);
+        }
     }
     KERN_UNROLL8
     for (int c = 0; c < N; c++)
@@ -2070,12 +2121,15 @@ KERN_AVX512 static void mix_half512(const float *w, const float *v,
 }
 
 /* kq_tile for each type as a constant, so the type's branches fold. */
-#define KERN_Q4K_TILE(w, x, n, o, s, i, R) kq_tile(w, x, o, s, i, R, n, KERN_Q4_K)
-#define KERN_Q5K_TILE(w, x, n, o, s, i, R) kq_tile(w, x, o, s, i, R, n, KERN_Q5_K)
-#define KERN_Q6K_TILE(w, x, n, o, s, i, R) kq_tile(w, x, o, s, i, R, n, KERN_Q6_K)
-KERN_WIDE_DRIVER(q4k_tiles, KERN_Q4K_TILE, 2, 2)
-KERN_WIDE_DRIVER(q5k_tiles, KERN_Q5K_TILE, 2, 2)
-KERN_WIDE_DRIVER(q6k_tiles, KERN_Q6K_TILE, 2, 2)
+#define KERN_Q4K_TILE(w, x, n, o, s, i, R)                                    \
+    kq_tile(w, x, o, s, i, R, n, KERN_Q4_K, pre)
+#define KERN_Q5K_TILE(w, x, n, o, s, i, R)                                    \
+    kq_tile(w, x, o, s, i, R, n, KERN_Q5_K, pre)
+#define KERN_Q6K_TILE(w, x, n, o, s, i, R)                                    \
+    kq_tile(w, x, o, s, i, R, n, KERN_Q6_K, NULL)
+KERN_WIDE_DRIVER(q4k_tiles, KERN_Q4K_TILE, 2, 2, KERN_KQ_PREP)
+KERN_WIDE_DRIVER(q5k_tiles, KERN_Q5K_TILE, 2, 2, KERN_KQ_PREP)
+KERN_WIDE_DRIVER(q6k_tiles, KERN_Q6K_TILE, 2, 2, KERN_NO_PREP)
 
 KERN_AVX2 static void round_f16_avx2(float *x, int n) {
     int i = 0;

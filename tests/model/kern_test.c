@@ -640,6 +640,54 @@ static void test_matvec_n(void) {
     }
 }
 
+/* K-quant rows longer than the activation terms a batched product
+ * forms up front (64 blocks, kern.c's KERN_KQ_PRE): the tiles then form
+ * them block by block, with the same bits as the scalar level, for one
+ * activation and for a batch. */
+static void test_kquant_long_rows(void) {
+    enum { ROWS = 5, COLS = 66 * 256, NX = 5 };
+    static const int types[] = {KERN_Q4_K, KERN_Q5_K};
+    int top = kern_set_level(KERN_AVX512_LEVEL);
+
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        mat_case c = {types[ti], ROWS, COLS, 256};
+        void *q;
+        float *s, *dense, *x = malloc(NX * COLS * sizeof *x),
+                          *xs = malloc(NX * COLS * sizeof *xs),
+                          *xsum = malloc(NX * COLS * sizeof *xsum);
+        int8_t *xq = malloc(NX * COLS);
+        float want[NX * ROWS], got[NX * ROWS];
+        kern_act act[NX];
+        kern_mat w = {.type = c.type, .rows = ROWS, .cols = COLS, .gs = 256};
+
+        build(&c, &q, &s, &dense);
+        w.q = q;
+        for (int t = 0; t < NX; t++) {
+            for (int j = 0; j < COLS; j++)
+                x[t * COLS + j] = frand();
+            act[t] = (kern_act){x + t * COLS, COLS, xq + t * COLS,
+                                xs + t * COLS, xsum + t * COLS, 0};
+            kern_act_quantize(&act[t], kern_needs_act(&w));
+        }
+        kern_set_level(KERN_SCALAR_LEVEL);
+        kern_matvec_n(&w, act, NX, want, ROWS, 0, ROWS);
+        kern_set_level(top);
+        kern_matvec_n(&w, act, NX, got, ROWS, 0, ROWS);
+        for (int k = 0; k < NX * ROWS; k++)
+            TEST_CHECK(got[k] == want[k]);
+        kern_matvec(&w, &act[0], got, 0, ROWS);
+        for (int r = 0; r < ROWS; r++)
+            TEST_CHECK(got[r] == want[r]);
+        free(q);
+        free(s);
+        free(dense);
+        free(x);
+        free(xs);
+        free(xsum);
+        free(xq);
+    }
+}
+
 int main(void) {
     TEST_RUN(test_encode_round_trip);
     TEST_RUN(test_matvec_all_levels);
@@ -656,5 +704,6 @@ int main(void) {
     /* Last: it draws many random values, and the encoders' error bounds
      * above were set on the sequence they see. */
     TEST_RUN(test_matvec_n);
+    TEST_RUN(test_kquant_long_rows);
     return test_summary();
 }
