@@ -652,6 +652,16 @@ size_t kern_repack_bytes(const kern_mat *w) {
            rp_group_bytes((size_t)w->cols / KERN_Q8_0_BLOCK);
 }
 
+size_t kern_mat_read_bytes(const kern_mat *w) {
+    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK;
+    int runs = w->rows / KERN_RP_ROWS;
+
+    if (!w->rp)
+        return kern_mat_bytes(w);
+    return (size_t)runs * rp_group_bytes(nb) +
+           (size_t)(w->rows - runs * KERN_RP_ROWS) * nb * KERN_Q8_0_BYTES;
+}
+
 void kern_repack(kern_mat *w, void *dst) {
     size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK, gb = rp_group_bytes(nb);
     uint8_t *out = dst;

@@ -128,6 +128,10 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
 size_t kern_repack_bytes(const kern_mat *w);
 void kern_repack(kern_mat *w, void *dst);
 
+/* Bytes a decoding product of w streams: kern_mat_bytes, or with a
+ * repacked copy the copy's bytes and the rows past its last run. */
+size_t kern_mat_read_bytes(const kern_mat *w);
+
 /* Row `row` of w as floats (dequantized), cols values into dst. */
 void kern_mat_row(const kern_mat *w, int row, float *dst);
 

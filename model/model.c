@@ -135,9 +135,9 @@ const char *model_arch_name(int arch) {
 }
 
 size_t model_bytes_per_token(const model *m) {
-    size_t b = kern_mat_bytes(&m->cls);
+    size_t b = kern_mat_read_bytes(&m->cls);
     for (int i = 0; i < m->cfg.n_layers * N_LAYER_W; i++)
-        b += kern_mat_bytes(&m->w[i]);
+        b += kern_mat_read_bytes(&m->w[i]);
     if (!m->cfg.shared_classifier)
         b += kern_mat_bytes(&m->embed) / (size_t)m->embed.rows;
     return b;

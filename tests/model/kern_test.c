@@ -98,8 +98,14 @@ static void *repacked(const kern_mat *w) {
     kern_mat copy = *w;
     void *rp = bytes ? aligned_alloc(64, bytes) : NULL;
 
-    if (rp)
+    if (rp) {
         kern_repack(&copy, rp);
+        /* what a decoding product streams: the copy and the rows past it */
+        TEST_CHECK(kern_mat_read_bytes(&copy) ==
+                   bytes + (size_t)(w->rows % KERN_RP_ROWS) *
+                               (kern_mat_bytes(w) / (size_t)w->rows));
+    }
+    TEST_CHECK(kern_mat_read_bytes(w) == kern_mat_bytes(w));
     return rp;
 }
 
