@@ -1561,10 +1561,11 @@ KERN_WIDE_DRIVER(q8_0_rows512, q8_0_dec, KERN_DEC_R, 4, KERN_NO_PREP)
 
 /* q8_0_dec on kern_repack's copy: rows i..i+R, i a multiple of R, which
  * is KERN_RP_ROWS for a product of one activation (four register pairs)
- * and half a run in a batch (two pairs, up to KERN_KQ_N activations). The same register pairs,
- * lanes, offset, scale products and fold as q8_0_dec, so the same bits;
- * but a pair's 64 bytes are one aligned load, the eight float scales one
- * load, and the run's bytes one stream, prefetched KERN_RP_PF ahead. */
+ * and half a run in a batch (two pairs, up to KERN_KQ_N activations).
+ * The same register pairs, lanes, offset, scale products and fold as
+ * q8_0_dec, so the same bits; but a pair's 64 bytes are one aligned
+ * load, the eight float scales one load, and the run's bytes one stream,
+ * prefetched KERN_RP_PF ahead. */
 #define KERN_RP_PF 4096
 KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
                                             const kern_act *x, int N,
