@@ -633,6 +633,60 @@ void kern_mat_row(const kern_mat *w, int row, float *dst) {
     }
 }
 
+/* The repacked layout (kern.h): per run of KERN_RP_ROWS rows, the
+ * rows' float scales block by block (8 per block, padded to whole cache
+ * lines), then per block the rows' 32 values each, offset by 128. */
+static size_t rp_scale_bytes(size_t nb) {
+    return (nb * KERN_RP_ROWS * sizeof(float) + 63) & ~(size_t)63;
+}
+
+static size_t rp_group_bytes(size_t nb) {
+    return rp_scale_bytes(nb) + nb * KERN_RP_ROWS * KERN_Q8_0_BLOCK;
+}
+
+size_t kern_repack_bytes(const kern_mat *w) {
+    if (w->type != KERN_Q8_0 || w->rows < KERN_RP_ROWS ||
+        kern_level() < KERN_AVX512_LEVEL)
+        return 0;
+    return (size_t)(w->rows / KERN_RP_ROWS) *
+           rp_group_bytes((size_t)w->cols / KERN_Q8_0_BLOCK);
+}
+
+size_t kern_mat_read_bytes(const kern_mat *w) {
+    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK;
+    int runs = w->rows / KERN_RP_ROWS;
+
+    if (!w->rp)
+        return kern_mat_bytes(w);
+    return (size_t)runs * rp_group_bytes(nb) +
+           (size_t)(w->rows - runs * KERN_RP_ROWS) * nb * KERN_Q8_0_BYTES;
+}
+
+void kern_repack(kern_mat *w, void *dst) {
+    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK, gb = rp_group_bytes(nb);
+    uint8_t *out = dst;
+
+    assert(kern_repack_bytes(w) && (uintptr_t)dst % 64 == 0);
+    for (int g = 0; g < w->rows / KERN_RP_ROWS; g++) {
+        float *sc = (float *)(void *)(out + (size_t)g * gb);
+        uint8_t *qs = out + (size_t)g * gb + rp_scale_bytes(nb);
+        memset(sc, 0, rp_scale_bytes(nb));
+        for (int r = 0; r < KERN_RP_ROWS; r++) {
+            const uint8_t *b = block_row(w, g * KERN_RP_ROWS + r);
+            for (size_t k = 0; k < nb; k++, b += KERN_Q8_0_BYTES) {
+                uint16_t h;
+                uint8_t *v = qs + (k * KERN_RP_ROWS + (size_t)r) *
+                                      KERN_Q8_0_BLOCK;
+                memcpy(&h, b, 2);
+                sc[k * KERN_RP_ROWS + (size_t)r] = kern_f16_to_f32(h);
+                for (int j = 0; j < KERN_Q8_0_BLOCK; j++)
+                    v[j] = (uint8_t)(b[2 + j] ^ 0x80);
+            }
+        }
+    }
+    w->rp = dst;
+}
+
 /* ------------------------------------------------------- scalar kernels */
 
 /* The sum of eight float lanes in hsum8's order (the SIMD kernels' and
@@ -763,8 +817,10 @@ static void mv_scalar(const kern_mat *w, const kern_act *x, float *out,
  * more work per byte, the hardware prefetcher alone leaves the misses and
  * the arithmetic serialized; asking for the data 4 KiB ahead keeps enough
  * misses in flight to run near the streaming-read bandwidth (measured:
- * ~90% instead of ~65% of it). The lighter fp32 loop does not gain from
- * it. Prefetches never fault, so running past the end is harmless. */
+ * ~90% instead of ~65% of it). The lighter fp32 loops gained nothing
+ * from it on a quiet machine; the AVX-512 one (f32_tile) takes it, since
+ * with the memory bus shared with other work it streamed 10-25% faster
+ * with it. Prefetches never fault, so running past the end is harmless. */
 #define KERN_PREFETCH 4096
 #define KERN_PF(p) _mm_prefetch((const char *)(p) + KERN_PREFETCH, _MM_HINT_T0)
 
@@ -1350,13 +1406,17 @@ KERN_BLOCK_KERNELS(vnni, KERN_VNNI, KERN_ACC32_VNNI)
     case n:                                                                   \
         KERN_WIDE_ROWS(TILE, n, TR);                                          \
         break
-#define KERN_WIDE_DRIVER(NAME, TILE, TR1, TRN)                                \
+/* PREP(w, x, n) runs once per group of n activations before its rows
+ * (what a tile takes from the activations alone, kq_prepare). */
+#define KERN_WIDE_DRIVER(NAME, TILE, TR1, TRN, PREP)                          \
     KERN_AVX512 static void NAME(const kern_mat *w, const kern_act *x,       \
                                  int nx, float *out, size_t stride, int r0,  \
                                  int r1) {                                    \
         for (int t = 0; t < nx; t += KERN_KQ_N) {                             \
             float *o = out + stride * (size_t)t;                              \
-            switch (nx - t < KERN_KQ_N ? nx - t : KERN_KQ_N) {                \
+            int nt = nx - t < KERN_KQ_N ? nx - t : KERN_KQ_N;                 \
+            PREP(w, x + t, nt);                                               \
+            switch (nt) {                                                     \
                 KERN_WIDE_CASE(TILE, 1, TR1);                                 \
                 KERN_WIDE_CASE(TILE, 2, TRN);                                 \
                 KERN_WIDE_CASE(TILE, 3, TRN);                                 \
@@ -1496,7 +1556,132 @@ KERN_AVX512 static KERN_INLINE void q8_0_dec(const kern_mat *w,
         }
 }
 
-KERN_WIDE_DRIVER(q8_0_rows512, q8_0_dec, KERN_DEC_R, 4)
+#define KERN_NO_PREP(w, x, n) (void)0
+KERN_WIDE_DRIVER(q8_0_rows512, q8_0_dec, KERN_DEC_R, 4, KERN_NO_PREP)
+
+/* q8_0_dec on kern_repack's copy: rows i..i+R, i a multiple of R, which
+ * is KERN_RP_ROWS for a product of one activation (four register pairs)
+ * and half a run in a batch (two pairs, up to KERN_KQ_N activations).
+ * The same register pairs, lanes, offset, scale products and fold as
+ * q8_0_dec, so the same bits; but a pair's 64 bytes are one aligned
+ * load, the eight float scales one load, and the run's bytes one stream,
+ * prefetched KERN_RP_PF ahead. */
+#define KERN_RP_PF 4096
+KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
+                                            const kern_act *x, int N,
+                                            float *out, size_t stride, int i,
+                                            int R) {
+    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK;
+    const uint8_t *grp =
+        (const uint8_t *)w->rp + (size_t)(i / KERN_RP_ROWS) * rp_group_bytes(nb);
+    const float *sc = (const float *)(const void *)grp + i % KERN_RP_ROWS;
+    const uint8_t *qs = grp + rp_scale_bytes(nb) +
+                        (size_t)(i % KERN_RP_ROWS) * KERN_Q8_0_BLOCK;
+    const __m512i off = _mm512_set1_epi8((char)0x80);
+    int P = R / 2;
+    __m512 acc[KERN_RP_ROWS / 2][KERN_KQ_N];
+    __m512i idx[KERN_RP_ROWS / 2];
+
+    assert(((N == 1 && R == KERN_RP_ROWS) || R == KERN_RP_ROWS / 2) &&
+           N >= 1 && N <= KERN_KQ_N && i % R == 0);
+    KERN_UNROLL
+    for (int p = 0; p < P; p++) {
+        idx[p] = _mm512_inserti64x4(_mm512_set1_epi32(2 * p),
+                                    _mm256_set1_epi32(2 * p + 1), 1);
+        KERN_UNROLL8
+        for (int c = 0; c < N; c++)
+            acc[p][c] = _mm512_setzero_ps();
+    }
+    for (size_t g = 0; g < nb; g++) {
+        const uint8_t *q = qs + g * KERN_RP_ROWS * KERN_Q8_0_BLOCK;
+        __m256 dw = R == KERN_RP_ROWS
+                        ? _mm256_load_ps(sc + g * KERN_RP_ROWS)
+                        : _mm256_castps128_ps256(
+                              _mm_load_ps(sc + g * KERN_RP_ROWS));
+        __m512i wv[KERN_RP_ROWS / 2];
+        __m512 d[KERN_RP_ROWS / 2];
+        if (N == 1)
+            dw = _mm256_mul_ps(dw, _mm256_set1_ps(x->s[g]));
+        for (int l = 0; l < R * KERN_Q8_0_BLOCK; l += 64)
+            _mm_prefetch((const char *)q + KERN_RP_PF + l, _MM_HINT_T0);
+        KERN_UNROLL
+        for (int p = 0; p < P; p++) {
+            wv[p] = _mm512_load_si512((const void *)(q + 64 * p));
+            d[p] = _mm512_permutexvar_ps(idx[p], _mm512_castps256_ps512(dw));
+        }
+        KERN_UNROLL8
+        for (int c = 0; c < N; c++) {
+            __m512i xv = _mm512_broadcast_i64x4(KERN_LOAD(x[c].q + 32 * g));
+            __m512i neg = _mm512_sub_epi32(
+                _mm512_setzero_si512(),
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
+            KERN_UNROLL
+            for (int p = 0; p < P; p++)
+                acc[p][c] = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg, wv[p], xv)),
+                    N == 1 ? d[p]
+                           : _mm512_mul_ps(d[p], _mm512_set1_ps(x[c].s[g])),
+                    acc[p][c]);
+        }
+    }
+    KERN_UNROLL8
+    for (int c = 0; c < N; c++)
+        KERN_UNROLL
+        for (int p = 0; p < P; p++) {
+            out[stride * (size_t)c + (size_t)(i + 2 * p)] =
+                hsum8(lo256(acc[p][c]));
+            out[stride * (size_t)c + (size_t)(i + 2 * p + 1)] =
+                hsum8(hi256(acc[p][c]));
+        }
+}
+
+/* Tiles of rows a..b for activations x + t .. x + t + n (R rows each). */
+#define KERN_RP_TILES(n, R)                                                   \
+    do {                                                                      \
+        for (int i = a; i < b; i += (R))                                      \
+            q8_0_rp(w, x + t, n, o, stride, i, R);                            \
+    } while (0)
+#define KERN_RP_CASE(n)                                                       \
+    case n:                                                                   \
+        KERN_RP_TILES(n, KERN_RP_ROWS / 2);                                   \
+        break
+
+/* Rows r0..r1 of a repacked Q8_0 matrix: the whole tiles from the copy,
+ * the rows before the first and after the last (a pool part's edges, the
+ * rows past the last whole run) by q8_0_rows512 from w->q. */
+KERN_AVX512 static void q8_0_rp_rows(const kern_mat *w, const kern_act *x,
+                                     int nx, float *out, size_t stride,
+                                     int r0, int r1) {
+    int R = nx == 1 ? KERN_RP_ROWS : KERN_RP_ROWS / 2;
+    int full = w->rows / KERN_RP_ROWS * KERN_RP_ROWS;
+    int a = (r0 + R - 1) / R * R, b;
+
+    a = a < r1 ? a : r1;
+    b = a < full ? (r1 < full ? r1 : full) / R * R : a;
+    b = b > a ? b : a;
+    if (r0 < a)
+        q8_0_rows512(w, x, nx, out, stride, r0, a);
+    for (int t = 0; t < nx; t += KERN_KQ_N) {
+        float *o = out + stride * (size_t)t;
+        if (nx == 1) {
+            KERN_RP_TILES(1, KERN_RP_ROWS);
+            break;
+        }
+        switch (nx - t < KERN_KQ_N ? nx - t : KERN_KQ_N) {
+            KERN_RP_CASE(1);
+            KERN_RP_CASE(2);
+            KERN_RP_CASE(3);
+            KERN_RP_CASE(4);
+            KERN_RP_CASE(5);
+            KERN_RP_CASE(6);
+            KERN_RP_CASE(7);
+        default:
+            KERN_RP_CASE(8);
+        }
+    }
+    if (b < r1)
+        q8_0_rows512(w, x, nx, out, stride, b, r1);
+}
 
 /* F32 rows i..i+R times activations x[0..N), one to a column, in
  * dot_f32_avx2's order: its four eight-lane accumulators are two 16-lane
@@ -1524,6 +1709,8 @@ KERN_AVX512 static KERN_INLINE void f32_tile(const kern_mat *w,
         __m512 w0[2], w1[2];
         KERN_UNROLL
         for (int r = 0; r < R; r++) {
+            KERN_PF(wr[r] + j);
+            KERN_PF(wr[r] + j + 16);
             w0[r] = _mm512_loadu_ps(wr[r] + j);
             w1[r] = _mm512_loadu_ps(wr[r] + j + 16);
         }
@@ -1686,26 +1873,64 @@ KERN_AVX512 static KERN_INLINE __m512i kq_sums(const kern_act *x, int N,
     return _mm512_inserti64x4(_mm512_castsi256_si512(h[0]), h[1], 1);
 }
 
+/* What the mins of block k take from activations 4g..4g+3 (the last,
+ * N - 1, again past it): their group sums as int16 (kq_sums) and -xd,
+ * one activation to a 128-bit slot. They depend on the activations
+ * alone, so a product forms them once (kq_prepare), not per row pair. */
+typedef struct kq_act {
+    __m512i s16;
+    __m512 xdm;
+} kq_act;
+#define KERN_KQ_G (KERN_KQ_N / 4) /* kq_acts per block */
+#define KERN_KQ_PRE 64 /* blocks kq_prepare holds (16384 values) */
+
+KERN_AVX512 static KERN_INLINE kq_act kq_act_at(const kern_act *x, int N,
+                                                int g, int k) {
+    const __m512i slot = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
+                                           2, 3, 3, 3, 3);
+    float v[4];
+    kq_act a;
+    a.s16 = kq_sums(x, N, 4 * g, k);
+    for (int s = 0; s < 4; s++)
+        v[s] = -x[4 * g + s < N ? 4 * g + s : N - 1].s[8 * k];
+    a.xdm = _mm512_permutexvar_ps(slot,
+                                  _mm512_castps128_ps512(_mm_loadu_ps(v)));
+    return a;
+}
+
+/* kq_act_at for every block of w's rows and activations x[0..N) into
+ * buf (KERN_KQ_PRE * KERN_KQ_G entries), block k's at buf + k * KERN_KQ_G;
+ * NULL where the rows have more blocks than that (kq_tile then forms
+ * them block by block). */
+KERN_AVX512 static const kq_act *kq_prepare(const kern_mat *w,
+                                            const kern_act *x, int N,
+                                            kq_act *buf) {
+    int nb = w->cols / 256;
+    if (nb > KERN_KQ_PRE)
+        return NULL;
+    for (int k = 0; k < nb; k++)
+        for (int g = 0; g < (N + 3) / 4; g++)
+            buf[k * KERN_KQ_G + g] = kq_act_at(x, N, g, k);
+    return buf;
+}
+#define KERN_KQ_PREP(w, x, n)                                                 \
+    kq_act pre_buf[KERN_KQ_PRE * KERN_KQ_G];                                  \
+    const kq_act *pre = kq_prepare(w, x, n, pre_buf)
+
 /* The mins of block k of two rows (m16, dmin) times the group sums of
- * activations x[0..N) into accm[row][c / 4], slot c % 4: Q4_K's four
- * float lanes, or (q4k 0, Q5_K) their integer sum in every lane, fused
- * into one float, with -xd * dmin as kquant_avx2 forms it. */
-KERN_AVX512 static KERN_INLINE void kq_mins(const kern_act *x, int N, int k,
+ * activations x[0..N) (a: block k's kq_acts) into accm[row][c / 4], slot
+ * c % 4: Q4_K's four float lanes, or (q4k 0, Q5_K) their integer sum in
+ * every lane, fused into one float, with -xd * dmin as kquant_avx2 forms
+ * it. */
+KERN_AVX512 static KERN_INLINE void kq_mins(int N, const kq_act *a,
                                             const __m512i *m16,
                                             const float *dmin,
                                             __m512 (*accm)[KERN_KQ_N / 4],
                                             int q4k) {
-    const __m512i slot = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
-                                           2, 3, 3, 3, 3);
     KERN_UNROLL
     for (int g = 0; g < (N + 3) / 4; g++) {
-        __m512i s16 = kq_sums(x, N, 4 * g, k);
-        float v[4];
-        __m512 xdm;
-        for (int s = 0; s < 4; s++)
-            v[s] = -x[4 * g + s < N ? 4 * g + s : N - 1].s[8 * k];
-        xdm = _mm512_permutexvar_ps(slot,
-                                    _mm512_castps128_ps512(_mm_loadu_ps(v)));
+        __m512i s16 = a[g].s16;
+        __m512 xdm = a[g].xdm;
         KERN_UNROLL
         for (int r = 0; r < 2; r++) {
             __m512i p = _mm512_madd_epi16(m16[r], s16);
@@ -1733,7 +1958,8 @@ KERN_AVX512 static KERN_INLINE void kq_mins(const kern_act *x, int N, int k,
 KERN_AVX512 static KERN_INLINE void kq_tile(const kern_mat *w,
                                             const kern_act *x, float *out,
                                             size_t stride, int i, int R,
-                                            int N, int type) {
+                                            int N, int type,
+                                            const kq_act *pre) {
     int elems, bytes, nb, q4k = type == KERN_Q4_K, q6k = type == KERN_Q6_K;
     const uint8_t *blk[2];
     const __m512i m32 = _mm512_set1_epi8(32);
@@ -1788,8 +2014,15 @@ KERN_AVX512 static KERN_INLINE void kq_tile(const kern_mat *w,
                 _mm512_mul_ps(_mm512_set1_ps(x[c].s[8 * k]), dd),
                 _mm512_cvtepi32_ps(t), acc[c]);
         }
-        if (!q6k)
-            kq_mins(x, N, k, m16, dmin, accm, q4k);
+        if (!q6k) {
+            kq_act a[KERN_KQ_G];
+            if (!pre)
+                KERN_UNROLL
+                for (int g = 0; g < (N + 3) / 4; g++)
+                    a[g] = kq_act_at(x, N, g, k);
+            kq_mins(N, pre ? pre + (size_t)k * KERN_KQ_G : a, m16, dmin,
+                    accm, q4k);
+        }
     }
     KERN_UNROLL8
     for (int c = 0; c < N; c++)
@@ -1903,12 +2136,15 @@ KERN_AVX512 static void mix_half512(const float *w, const float *v,
 }
 
 /* kq_tile for each type as a constant, so the type's branches fold. */
-#define KERN_Q4K_TILE(w, x, n, o, s, i, R) kq_tile(w, x, o, s, i, R, n, KERN_Q4_K)
-#define KERN_Q5K_TILE(w, x, n, o, s, i, R) kq_tile(w, x, o, s, i, R, n, KERN_Q5_K)
-#define KERN_Q6K_TILE(w, x, n, o, s, i, R) kq_tile(w, x, o, s, i, R, n, KERN_Q6_K)
-KERN_WIDE_DRIVER(q4k_tiles, KERN_Q4K_TILE, 2, 2)
-KERN_WIDE_DRIVER(q5k_tiles, KERN_Q5K_TILE, 2, 2)
-KERN_WIDE_DRIVER(q6k_tiles, KERN_Q6K_TILE, 2, 2)
+#define KERN_Q4K_TILE(w, x, n, o, s, i, R)                                    \
+    kq_tile(w, x, o, s, i, R, n, KERN_Q4_K, pre)
+#define KERN_Q5K_TILE(w, x, n, o, s, i, R)                                    \
+    kq_tile(w, x, o, s, i, R, n, KERN_Q5_K, pre)
+#define KERN_Q6K_TILE(w, x, n, o, s, i, R)                                    \
+    kq_tile(w, x, o, s, i, R, n, KERN_Q6_K, NULL)
+KERN_WIDE_DRIVER(q4k_tiles, KERN_Q4K_TILE, 2, 2, KERN_KQ_PREP)
+KERN_WIDE_DRIVER(q5k_tiles, KERN_Q5K_TILE, 2, 2, KERN_KQ_PREP)
+KERN_WIDE_DRIVER(q6k_tiles, KERN_Q6K_TILE, 2, 2, KERN_NO_PREP)
 
 KERN_AVX2 static void round_f16_avx2(float *x, int n) {
     int i = 0;
@@ -1951,7 +2187,7 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
 #ifdef KERN_X86
     int level = kern_level();
     if (level >= KERN_AVX512_LEVEL && w->type == KERN_Q8_0) {
-        q8_0_rows512(w, x, 1, out, 0, r0, r1);
+        (w->rp ? q8_0_rp_rows : q8_0_rows512)(w, x, 1, out, 0, r0, r1);
         return;
     }
     if (level >= KERN_AVX512_LEVEL && w->type == KERN_F32) {
@@ -2004,7 +2240,7 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
         (w->type == KERN_F32 || (nx > 1 && w->type == KERN_Q8_0) ||
          (nx > 1 && w->type >= KERN_Q4_K))) {
         (w->type == KERN_F32    ? f32_tiles
-         : w->type == KERN_Q8_0 ? q8_0_rows512
+         : w->type == KERN_Q8_0 ? (w->rp ? q8_0_rp_rows : q8_0_rows512)
          : w->type == KERN_Q4_K ? q4k_tiles
          : w->type == KERN_Q5_K ? q5k_tiles
                                 : q6k_tiles)(w, x, nx, out, stride, r0, r1);

@@ -44,6 +44,8 @@ typedef struct kern_mat {
                         repacks to 8-row interleaved blocks on AVX2 CPUs:
                         per block, its whole integer dot product times both
                         scales in one float FMA chain */
+    const void *rp;  /* KERN_Q8_0 only: kern_repack's copy of the rows, or
+                        NULL */
 } kern_mat;
 
 /* An activation vector and its int8 copy. f, q, s and sum belong to the
@@ -107,6 +109,28 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
 #define KERN_MAX_ACTS 16
 void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
                    size_t stride, int r0, int r1);
+
+/* Load-time repacking of Q8_0 matrices for the AVX-512 tiles: each run
+ * of KERN_RP_ROWS rows is stored with its blocks side by side (the rows'
+ * scales widened to float, then their 32-byte value runs, offset by 128
+ * as vpdpbusd wants them), so a decode tile reads one contiguous stream
+ * instead of eight rows 34 bytes a block apart, and picks no half scale
+ * out of a block. The products are the row kernels' to the bit; rows
+ * past the last whole run, and every product below the AVX-512 level or
+ * of a prompt (gemm.h), read w->q as before.
+ *
+ * kern_repack_bytes: the bytes the copy takes (about 36/34 of the
+ * matrix), or 0 where none is made (another type, fewer than
+ * KERN_RP_ROWS rows, or a level below AVX-512 in effect). kern_repack
+ * writes it to dst (that many bytes, 64-byte aligned; the caller owns it
+ * and keeps it as long as w is used) and points w->rp at it. */
+#define KERN_RP_ROWS 8
+size_t kern_repack_bytes(const kern_mat *w);
+void kern_repack(kern_mat *w, void *dst);
+
+/* Bytes a decoding product of w streams: kern_mat_bytes, or with a
+ * repacked copy the copy's bytes and the rows past its last run. */
+size_t kern_mat_read_bytes(const kern_mat *w);
 
 /* Row `row` of w as floats (dequantized), cols values into dst. */
 void kern_mat_row(const kern_mat *w, int row, float *dst);

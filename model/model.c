@@ -1,8 +1,10 @@
 /* model.c — loading llama2.c and GGUF weights, and the forward pass.
  *
  * Loading maps the file read-only and points kern_mat descriptors into the
- * mapping; nothing is copied, so concurrent sessions (and processes) share
- * one copy of the weights through the page cache. Every extent is checked
+ * mapping, so concurrent sessions (and processes) share one copy of the
+ * weights through the page cache; the one copy made is of Q8_0 matrices,
+ * repacked once per model for the AVX-512 decode tiles (kern_repack),
+ * which every session of the model shares. Every extent is checked
  * against the file size with overflow-checked arithmetic before a pointer
  * is formed. The forward pass follows llama2.c's run.c step for step (the
  * same RMSNorm, pairwise RoPE, attention and SwiGLU arithmetic) so greedy
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define AK42_MAGIC 0x616b3432u
 #define AK42_HEADER 256
@@ -53,6 +56,7 @@ struct model {
      * NULL: none). */
     float rope_scale;
     const float *rope_freqs;
+    void *rp; /* kern_repack's copies of the Q8_0 matrices; owned */
 };
 
 /* A session's pushed tokens run up to MODEL_PREFILL at a time: each
@@ -131,9 +135,9 @@ const char *model_arch_name(int arch) {
 }
 
 size_t model_bytes_per_token(const model *m) {
-    size_t b = kern_mat_bytes(&m->cls);
+    size_t b = kern_mat_read_bytes(&m->cls);
     for (int i = 0; i < m->cfg.n_layers * N_LAYER_W; i++)
-        b += kern_mat_bytes(&m->w[i]);
+        b += kern_mat_read_bytes(&m->w[i]);
     if (!m->cfg.shared_classifier)
         b += kern_mat_bytes(&m->embed) / (size_t)m->embed.rows;
     return b;
@@ -641,6 +645,43 @@ static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
     return 0;
 }
 
+/* Repacks the Q8_0 matrices that products read (every layer's and the
+ * classifier, but not the embedding, whose rows are gathered) into one
+ * buffer the model owns, for the AVX-512 decode tiles (kern_repack). The
+ * buffer asks for transparent huge pages: decoding streams the whole
+ * copy once per token, and on 4 KiB pages it decoded slower than from
+ * the mapped file (whose page cache this kernel keeps in large folios),
+ * although the kernel is faster on cached rows; on 2 MiB pages, faster. */
+#define MODEL_RP_ALIGN ((size_t)2 << 20)
+static int model_repack(model *m, char *err, size_t errlen) {
+    size_t n = (size_t)m->cfg.n_layers * N_LAYER_W, total = 0, at = 0;
+
+    for (size_t k = 0; k <= n; k++)
+        total += kern_repack_bytes(k < n ? &m->w[k] : &m->cls);
+    if (!total)
+        return 0;
+    m->rp = aligned_alloc(MODEL_RP_ALIGN,
+                          (total + MODEL_RP_ALIGN - 1) & ~(MODEL_RP_ALIGN - 1));
+    if (!m->rp)
+        return status_fail(AISLE_ENOMEM, err, errlen,
+                           "out of memory for %zu bytes of repacked weights",
+                           total);
+#ifdef MADV_HUGEPAGE
+    /* advice only: without huge pages the copy still works */
+    (void)madvise(m->rp, total, MADV_HUGEPAGE);
+#endif
+    for (size_t k = 0; k <= n; k++) {
+        kern_mat *w = k < n ? &m->w[k] : &m->cls;
+        size_t bytes = kern_repack_bytes(w);
+        if (bytes) {
+            kern_repack(w, (char *)m->rp + at);
+            at += bytes;
+        }
+    }
+    assert(at == total);
+    return 0;
+}
+
 int model_load(const char *path, model **out, char *err, size_t errlen) {
     model *m = calloc(1, sizeof *m); /* the caller's on success */
     uint32_t magic = 0;
@@ -664,7 +705,7 @@ int model_load(const char *path, model **out, char *err, size_t errlen) {
         rc = load_ak42(m, path, err, errlen);
     else
         rc = load_legacy(m, path, err, errlen);
-    if (rc)
+    if (rc || (rc = model_repack(m, err, errlen)))
         goto fail;
     *out = m;
     return 0;
@@ -684,6 +725,7 @@ void model_free(model *m) {
     free(m->norm_ffn);
     free(m->bias);
     free(m->qk_norm);
+    free(m->rp);
     free(m);
 }
 

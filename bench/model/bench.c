@@ -14,6 +14,9 @@
  *   model_bench prompt MODEL THREADS TOKENS REPEAT
  *       prompt speed alone: the best of REPEAT runs of a TOKENS-long
  *       prompt (after one unmeasured run that faults the weights in)
+ *   model_bench kern MODEL KIND NX REPS
+ *       one product of layer 0's matrix KIND with NX activations, best of
+ *       REPS, in ns per row, and a hash of the outputs' bits
  *   model_bench ttft MODEL THREADS PROMPT SHARED
  *       time to the first token after a PROMPT-token prompt, cold and
  *       with its first SHARED tokens (a system prompt) copied from a
@@ -449,6 +452,89 @@ done:
     return rc;
 }
 
+/* One product of layer 0's matrix KIND (q k v o gate down up, or cls)
+ * with NX random activations, on 1 thread, best of REPS: the kernel's
+ * speed on rows in cache, the one figure that a machine shared with
+ * other work still gives to a few per cent. NX > 1 runs in slices of 16
+ * rows as model_batch_step does. The hash of the outputs (their bits)
+ * shows whether two builds compute the same numbers. */
+static int cmd_kern(int argc, char **argv) {
+    static const char *const kinds[] = {"q", "k", "v", "o", "gate", "down",
+                                        "up", "cls"};
+    static const int kind_ids[] = {MODEL_W_Q, MODEL_W_K, MODEL_W_V,
+                                   MODEL_W_O, MODEL_W_GATE, MODEL_W_DOWN,
+                                   MODEL_W_UP, MODEL_W_CLS};
+    model *m = NULL;
+    tpool *pool = NULL;
+    const kern_mat *w;
+    int kind = -1, nx, reps, rc = 1, n;
+    float *x = NULL, *xs = NULL, *xsum = NULL, *out = NULL;
+    int8_t *xq = NULL;
+    kern_act act[KERN_MAX_ACTS];
+    double best = 1e30;
+    uint64_t hash = 1469598103934665603ull;
+
+    if (argc < 6) {
+        fprintf(stderr, "usage: model_bench kern MODEL KIND NX REPS\n");
+        return 2;
+    }
+    for (int k = 0; k < 8; k++)
+        if (!strcmp(argv[3], kinds[k]))
+            kind = kind_ids[k];
+    nx = atoi(argv[4]);
+    reps = atoi(argv[5]);
+    if (kind < 0 || nx < 1 || nx > KERN_MAX_ACTS || reps < 1)
+        return 2;
+    if (load_for("kern", argv[2], 1, &m, &pool))
+        goto done;
+    w = model_weight(m, kind, 0);
+    n = w->cols;
+    x = malloc((size_t)nx * n * sizeof *x);
+    xs = malloc((size_t)nx * n * sizeof *xs);
+    xsum = malloc((size_t)nx * n * sizeof *xsum);
+    xq = malloc((size_t)nx * n);
+    out = malloc((size_t)nx * w->rows * sizeof *out);
+    if (!x || !xs || !xsum || !xq || !out)
+        goto done;
+    for (int t = 0; t < nx; t++) {
+        for (int j = 0; j < n; j++)
+            x[(size_t)t * n + j] = rand_uniform();
+        act[t] = (kern_act){x + (size_t)t * n, n, xq + (size_t)t * n,
+                            xs + (size_t)t * n, xsum + (size_t)t * n, 0};
+        if (kern_needs_act(w))
+            kern_act_quantize(&act[t], kern_needs_act(w));
+    }
+    for (int r = 0; r < reps; r++) {
+        int64_t t0 = gen_now_ns();
+        for (int r0 = 0; r0 < w->rows; r0 += nx > 1 ? 16 : w->rows) {
+            int r1 = nx > 1 && r0 + 16 < w->rows ? r0 + 16 : w->rows;
+            kern_matvec_n(w, act, nx, out, (size_t)w->rows, r0, r1);
+        }
+        t0 = gen_now_ns() - t0;
+        best = (double)t0 < best ? (double)t0 : best;
+    }
+    for (size_t k = 0; k < (size_t)nx * w->rows; k++) {
+        uint32_t u;
+        memcpy(&u, &out[k], 4);
+        hash = (hash ^ u) * 1099511628211ull;
+    }
+    printf("matrix %s %dx%d %s\n", argv[3], w->rows, n,
+           kern_type_name(w->type));
+    printf("ns_per_row %.2f\n", best / w->rows);
+    printf("ns_per_row_act %.2f\n", best / w->rows / nx);
+    printf("out_hash %016llx\n", (unsigned long long)hash);
+    rc = 0;
+done:
+    free(x);
+    free(xs);
+    free(xsum);
+    free(xq);
+    free(out);
+    tpool_free(pool);
+    model_free(m);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "mkckpt"))
         return cmd_mkckpt(argc, argv);
@@ -462,8 +548,11 @@ int main(int argc, char **argv) {
         return cmd_ttft(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "prompt"))
         return cmd_prompt(argc, argv);
+    if (argc > 1 && !strcmp(argv[1], "kern"))
+        return cmd_kern(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "convert"))
         return model_cli_convert(argc - 1, argv + 1);
-    fprintf(stderr, "usage: model_bench mkckpt|bw|gen|batch|ttft|prompt|convert ...\n");
+    fprintf(stderr,
+            "usage: model_bench mkckpt|bw|gen|batch|ttft|prompt|kern|convert ...\n");
     return 2;
 }

@@ -142,7 +142,9 @@ echo "it). of bound = tok/s x MB/token / bandwidth (bw GB/s: streaming"
 echo "reads at the same thread count, measured between the runs)."
 echo "prompt: tok/s for a $TOKENS-token prompt, run in batches of up to 64."
 echo "MB/token counts every matrix once, the embedding table in full since"
-echo "it is also the classifier; the KV cache read by attention is not."
+echo "it is also the classifier (a Q8_0 matrix as the copy the AVX-512"
+echo "level repacks it to, 36/34 of its bytes); the KV cache read by"
+echo "attention is not."
 
 echo
 echo "== five sequences decoded together (1 thread, $TOKENS steps)"

@@ -91,12 +91,31 @@ static double act_value(const kern_act *a, int code, int j) {
     return (double)a->q[j] * a->s[j / kern_act_group(code)];
 }
 
+/* kern_repack's copy of w (the caller frees it), or NULL where none is
+ * made (not Q8_0, too few rows, no AVX-512); w itself is left as it is. */
+static void *repacked(const kern_mat *w) {
+    size_t bytes = kern_repack_bytes(w);
+    kern_mat copy = *w;
+    void *rp = bytes ? aligned_alloc(64, bytes) : NULL;
+
+    if (rp) {
+        kern_repack(&copy, rp);
+        /* what a decoding product streams: the copy and the rows past it */
+        TEST_CHECK(kern_mat_read_bytes(&copy) ==
+                   bytes + (size_t)(w->rows % KERN_RP_ROWS) *
+                               (kern_mat_bytes(w) / (size_t)w->rows));
+    }
+    TEST_CHECK(kern_mat_read_bytes(w) == kern_mat_bytes(w));
+    return rp;
+}
+
 static void test_matvec_all_levels(void) {
     static const mat_case cases[] = {
         {KERN_F32, 37, 64, 0},   {KERN_F32, 5, 77, 0},   {KERN_F16, 33, 96, 0},
         {KERN_F16, 3, 13, 0},    {KERN_Q8, 29, 64, 64},  {KERN_Q8, 31, 192, 64},
         {KERN_Q8, 17, 96, 32},   {KERN_Q8, 9, 384, 128}, {KERN_Q8, 11, 172, 4},
         {KERN_Q8, 7, 320, 32},   {KERN_Q8_0, 23, 64, 32}, {KERN_Q8_0, 19, 96, 32},
+        {KERN_Q8_0, 40, 512, 32},
         {KERN_BF16, 9, 77, 0},   {KERN_BF16, 7, 160, 0}, {KERN_Q4_0, 13, 96, 32},
         {KERN_Q4_1, 11, 64, 32}, {KERN_Q5_0, 7, 160, 32}, {KERN_Q5_1, 9, 96, 32},
         {KERN_Q4_K, 10, 512, 256}, {KERN_Q5_K, 6, 256, 256}, {KERN_Q5_K, 9, 512, 256},
@@ -116,9 +135,12 @@ static void test_matvec_all_levels(void) {
         kern_mat probe = w;
         int agsz = kern_needs_act(&probe);
 
+        void *rp;
+
         build(c, &q, &s, &dense);
         w.q = q;
         w.s = s;
+        rp = repacked(&w);
         for (int j = 0; j < c->cols; j++)
             x[j] = frand() * 3;
         if (agsz) {
@@ -134,10 +156,13 @@ static void test_matvec_all_levels(void) {
             }
             want[r] = (float)acc;
         }
-        /* Q4_0 a second time in llama.cpp's repacked order (x8). */
-        for (int v = 0; v < (top + 1) * (c->type == KERN_Q4_0 ? 2 : 1); v++) {
+        /* Q4_0 a second time in llama.cpp's repacked order (x8), Q8_0
+         * from its repacked copy (used at the AVX-512 level only). */
+        for (int v = 0; v < (top + 1) * (c->type == KERN_Q4_0 || rp ? 2 : 1);
+             v++) {
             int level = v % (top + 1);
-            w.x8 = v > top;
+            w.x8 = c->type == KERN_Q4_0 && v > top;
+            w.rp = v > top ? rp : NULL;
             kern_set_level(level);
             memset(out, 0, sizeof out);
             /* Two disjoint row ranges, as pool parts do. */
@@ -165,6 +190,7 @@ static void test_matvec_all_levels(void) {
             }
         }
         kern_set_level(KERN_AVX512_LEVEL);
+        free(rp);
         free(q);
         free(s);
         free(dense);
@@ -598,6 +624,7 @@ static void test_matvec_n(void) {
         {KERN_Q6_K, 5, 256, 256}, {KERN_F32, 5, 64, 0},  {KERN_F32, 7, 77, 0},
         {KERN_Q8_0, 11, 256, 32}, {KERN_Q4_K, 7, 256, 256},
         {KERN_Q8_0, 16, 64, 32},  {KERN_Q6_K, 16, 256, 256},
+        {KERN_Q8_0, 15, 512, 32},
     };
     int top = kern_set_level(KERN_AVX512_LEVEL);
 
@@ -610,11 +637,15 @@ static void test_matvec_n(void) {
         int8_t xq[NX][512];
         kern_act act[NX];
         kern_mat w = {.type = c->type, .rows = c->rows, .cols = c->cols,
-                      .gs = c->gs};
+                      .gs = c->gs}, wr;
+        void *rp;
 
         build(c, &q, &s, &dense);
         w.q = q;
         w.s = s;
+        rp = repacked(&w);
+        wr = w;
+        wr.rp = rp;
         for (int t = 0; t < NX; t++) {
             for (int j = 0; j < c->cols; j++)
                 x[t][j] = frand();
@@ -622,11 +653,15 @@ static void test_matvec_n(void) {
             if (kern_needs_act(&w))
                 kern_act_quantize(&act[t], kern_needs_act(&w));
         }
-        for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
+        /* A Q8_0 matrix a second time with the batch (and a single
+         * product, nx 1) from its repacked copy. */
+        for (int v = 0; v < (top + 1) * (rp ? 2 : 1); v++) {
+            int level = v % (top + 1);
             kern_set_level(level);
             for (int nx = 1; nx <= NX; nx++) {
                 /* Rows from 1, as a pool part that does not start a tile. */
-                kern_matvec_n(&w, act, nx, many, 16, 1, c->rows);
+                kern_matvec_n(v > top ? &wr : &w, act, nx, many, 16, 1,
+                              c->rows);
                 for (int t = 0; t < nx; t++) {
                     kern_matvec(&w, &act[t], one, 0, c->rows);
                     for (int r = 1; r < c->rows; r++)
@@ -635,9 +670,58 @@ static void test_matvec_n(void) {
             }
         }
         kern_set_level(KERN_AVX512_LEVEL);
+        free(rp);
         free(q);
         free(s);
         free(dense);
+    }
+}
+
+/* K-quant rows longer than the activation terms a batched product
+ * forms up front (64 blocks, kern.c's KERN_KQ_PRE): the tiles then form
+ * them block by block, with the same bits as the scalar level, for one
+ * activation and for a batch. */
+static void test_kquant_long_rows(void) {
+    enum { ROWS = 5, COLS = 66 * 256, NX = 5 };
+    static const int types[] = {KERN_Q4_K, KERN_Q5_K};
+    int top = kern_set_level(KERN_AVX512_LEVEL);
+
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        mat_case c = {types[ti], ROWS, COLS, 256};
+        void *q;
+        float *s, *dense, *x = malloc(NX * COLS * sizeof *x),
+                          *xs = malloc(NX * COLS * sizeof *xs),
+                          *xsum = malloc(NX * COLS * sizeof *xsum);
+        int8_t *xq = malloc(NX * COLS);
+        float want[NX * ROWS], got[NX * ROWS];
+        kern_act act[NX];
+        kern_mat w = {.type = c.type, .rows = ROWS, .cols = COLS, .gs = 256};
+
+        build(&c, &q, &s, &dense);
+        w.q = q;
+        for (int t = 0; t < NX; t++) {
+            for (int j = 0; j < COLS; j++)
+                x[t * COLS + j] = frand();
+            act[t] = (kern_act){x + t * COLS, COLS, xq + t * COLS,
+                                xs + t * COLS, xsum + t * COLS, 0};
+            kern_act_quantize(&act[t], kern_needs_act(&w));
+        }
+        kern_set_level(KERN_SCALAR_LEVEL);
+        kern_matvec_n(&w, act, NX, want, ROWS, 0, ROWS);
+        kern_set_level(top);
+        kern_matvec_n(&w, act, NX, got, ROWS, 0, ROWS);
+        for (int k = 0; k < NX * ROWS; k++)
+            TEST_CHECK(got[k] == want[k]);
+        kern_matvec(&w, &act[0], got, 0, ROWS);
+        for (int r = 0; r < ROWS; r++)
+            TEST_CHECK(got[r] == want[r]);
+        free(q);
+        free(s);
+        free(dense);
+        free(x);
+        free(xs);
+        free(xsum);
+        free(xq);
     }
 }
 
@@ -658,5 +742,6 @@ int main(void) {
     /* Last: it draws many random values, and the encoders' error bounds
      * above were set on the sequence they see. */
     TEST_RUN(test_matvec_n);
+    TEST_RUN(test_kquant_long_rows);
     return test_summary();
 }
