@@ -15,7 +15,8 @@
 
 #define RANK_CREATOR_BOOST 0.05f
 #define RANK_MAX_CANDIDATES 2000
-#define RANK_TOP_CREATORS 5   /* creators the creators source draws from */
+#define RANK_TOP_CREATORS 5   /* engaged creators the creators source draws from */
+#define RANK_TOP_FOLLOWS 5    /* followed creators it draws from besides, newest follows first */
 #define RANK_CREATOR_SCAN 5000 /* newest slots it looks through */
 #define RANK_SEED_ITEMS 1     /* heaviest profile items whose neighbours are asked */
 #define RANK_SEED_RECENT 1    /* the most recently seen item likewise (a search each) */
@@ -148,7 +149,7 @@ typedef struct rank_state {
     /* Catalog keys (catalog_key) of the profile's creators, categories
      * and brands → index + 1 into p->creators, p->categories, p->brands. */
     rank_slotmap creators, categories, brands;
-    rank_slotmap followed; /* index into p->creators → 1 when the user follows them */
+    rank_slotmap followed; /* catalog key of a creator the user follows → 1 */
     rank_keyfilter kf; /* the request's filter as catalog keys */
     size_t *pslots;    /* catalog slot of each profile item, or SIZE_MAX */
     float *u;          /* user vector */
@@ -782,33 +783,54 @@ static int rank_made_newest(const void *a, const void *b) {
     return (x < y) - (x > y);
 }
 
-/* Items of the creators the user engages with most, newest slots first
- * (slots are handed out as items arrive) among the catalog's newest
- * RANK_CREATOR_SCAN, scored by the creator's weight. The creator index
- * keeps each creator's slots, so a call reads those few creators' items
- * rather than the newest slots of the whole catalog. */
-static int rank_source_creators(rank_state *st, char *err, size_t errlen) {
+/* The creators the creators source draws from, with their shares: the
+ * RANK_TOP_CREATORS the user engages with most (a share of the top one's
+ * weight), then up to RANK_TOP_FOLLOWS followed ones not among them (a
+ * full share: a follow is asked for, not inferred). Returns how many. */
+static size_t rank_made_creators(const rank_state *st, const char **ids, float *shares) {
     const rank_profile *p = st->p;
-    size_t limit = catalog_slot_limit(st->c), top = p->n_creators, n = 0, cap = 0;
+    size_t n = 0, engaged = 0;
+    for (size_t ci = 0; ci < p->n_creators && ci < RANK_TOP_CREATORS; ci++)
+        if (p->creators[ci].weight > 0 && p->creators[0].weight > 0) {
+            ids[n] = p->creators[ci].id;
+            shares[n++] = (float)(p->creators[ci].weight / p->creators[0].weight);
+            engaged = ci + 1;
+        }
+    for (size_t i = 0, f = 0; i < p->n_follows && f < RANK_TOP_FOLLOWS; i++) {
+        uint32_t key = catalog_key(st->c, p->follows[i].id);
+        uint32_t ci = key && key != CATALOG_NO_KEY ? rank_slotmap_get(&st->creators, key) : 0;
+        if (!key || key == CATALOG_NO_KEY || (ci && ci <= engaged)) continue;
+        ids[n] = p->follows[i].id;
+        shares[n++] = 1.0f;
+        f++;
+    }
+    return n;
+}
+
+/* Items of the creators the user engages with most and of those they
+ * follow (rank_made_creators), newest slots first (slots are handed out
+ * as items arrive) among the catalog's newest RANK_CREATOR_SCAN, scored by
+ * the creator's share. The creator index keeps each creator's slots, so a
+ * call reads those few creators' items rather than the newest slots of
+ * the whole catalog. */
+static int rank_source_creators(rank_state *st, char *err, size_t errlen) {
+    const char *ids[RANK_TOP_CREATORS + RANK_TOP_FOLLOWS];
+    float shares[RANK_TOP_CREATORS + RANK_TOP_FOLLOWS];
+    size_t limit = catalog_slot_limit(st->c), n = 0, cap = 0, drawn;
     size_t oldest = limit > RANK_CREATOR_SCAN ? limit - RANK_CREATOR_SCAN : 0;
     int budget = st->set->budget[RANK_SRC_CREATORS], got = 0;
     rank_made *items = NULL;
-    if (budget <= 0 || top == 0 || p->creators[0].weight <= 0) return AISLE_OK;
-    if (top > RANK_TOP_CREATORS) top = RANK_TOP_CREATORS;
-    for (size_t ci = 0; ci < top; ci++) {
+    if (budget <= 0 || !(drawn = rank_made_creators(st, ids, shares))) return AISLE_OK;
+    for (size_t k = 0; k < drawn; k++) {
         const uint32_t *slots;
-        size_t m = p->creators[ci].weight > 0
-                       ? creators_slots(catalog_creators(st->c), p->creators[ci].id, &slots)
-                       : 0;
+        size_t m = creators_slots(catalog_creators(st->c), ids[k], &slots);
         if (n + m > cap) {
             rank_made *g = realloc(items, (cap = 2 * (n + m)) * sizeof(*g));
             if (!g) goto oom;
             items = g;
         }
         for (size_t e = 0; e < m; e++)
-            if (slots[e] >= oldest)
-                items[n++] = (rank_made){
-                    slots[e], (float)(p->creators[ci].weight / p->creators[0].weight)};
+            if (slots[e] >= oldest) items[n++] = (rank_made){slots[e], shares[k]};
     }
     if (n) qsort(items, n, sizeof(*items), rank_made_newest);
     for (size_t i = 0; i < n && got < budget; i++) {
@@ -1284,6 +1306,8 @@ static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int ca
     int because = cd->sources & (1u << RANK_SRC_PROFILE | 1u << RANK_SRC_NEIGHBOURS)
                       ? rank_because(st, cd->slot)
                       : -1;
+    uint32_t creator = catalog_facets_at(st->c, cd->slot)->creator;
+    int followed = creator && rank_slotmap_get(&st->followed, creator) != 0;
     char quote[RANK_QUOTE + 4];
     int rc = AISLE_OK;
     if (!h) return AISLE_ENOMEM;
@@ -1292,14 +1316,14 @@ static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int ca
         rc = rank_reason(h, "Similar to \"%s\", %s",
                          rank_title(catalog_at(st->c, st->pslots[because])),
                          rank_met(st, because));
-    /* The creators source brings a creator's newest items. */
-    if (!rc && cd->creator >= 0 && (st->personal || cd->sources & 1u << RANK_SRC_CREATORS))
+    /* The creators source brings a creator's newest items; a followed
+     * creator is named so whether or not the user engages with them. */
+    if (!rc && (cd->creator >= 0 || followed) &&
+        (st->personal || cd->sources & 1u << RANK_SRC_CREATORS))
         rc = rank_reason(h, "%s %s, %s",
                          cd->sources & 1u << RANK_SRC_CREATORS ? "New from" : "From",
                          rank_creator_label(&h->item),
-                         rank_slotmap_get(&st->followed, (size_t)cd->creator)
-                             ? "whom you follow"
-                             : "a creator you engage with");
+                         followed ? "whom you follow" : "a creator you engage with");
     if (!rc && cd->sources & 1u << RANK_SRC_CONTEXT)
         rc = rank_reason(h, st->set->context_phrase, rank_title(catalog_at(st->c, st->ctx)));
     if (!rc && cd->sources & 1u << RANK_SRC_QUERY) {
@@ -1565,16 +1589,14 @@ fail:
     return rc;
 }
 
-/* Marks the profile's creators the user follows (st->followed, by index
- * into p->creators), for the reason that says so; a followed creator the
- * creators list has trimmed away brings nothing to mark. Needs the
- * creators indexed (st->creators). */
+/* Marks the creators the user follows by catalog key (st->followed), for
+ * the creators source and the reason that says so, whether or not the
+ * profile's creators list (trimmed by weight) still holds them. */
 static int rank_follows_init(rank_state *st) {
     for (size_t i = 0; i < st->p->n_follows; i++) {
-        uint32_t key = catalog_key(st->c, st->p->follows[i].id), ci, *at;
-        if (!key || key == CATALOG_NO_KEY || !(ci = rank_slotmap_get(&st->creators, key)))
-            continue;
-        if (!(at = rank_slotmap_at(&st->followed, ci - 1))) return AISLE_ENOMEM;
+        uint32_t key = catalog_key(st->c, st->p->follows[i].id), *at;
+        if (!key || key == CATALOG_NO_KEY) continue;
+        if (!(at = rank_slotmap_at(&st->followed, key))) return AISLE_ENOMEM;
         *at = 1;
     }
     return AISLE_OK;
@@ -1654,12 +1676,14 @@ static int rank_request_parts(rank_state *st, char *err, size_t errlen) {
     return AISLE_OK;
 }
 
-/* Whether creator id may be suggested: not one the profile engages with,
- * and allowed by the request's creator lists. */
+/* Whether creator id may be suggested: not one the profile engages with
+ * or follows, and allowed by the request's creator lists. */
 static int rank_creator_new(const rank_state *st, const char *id) {
     const rank_keyfilter *kf = &st->kf;
     uint32_t key = catalog_key(st->c, id), ci = rank_slotmap_get(&st->creators, key);
-    if (ci && st->p->creators[ci - 1].weight > 0) return 0;
+    if ((ci && st->p->creators[ci - 1].weight > 0) ||
+        (key && key != CATALOG_NO_KEY && rank_slotmap_get(&st->followed, key)))
+        return 0;
     return (!kf->one[RANK_KF_CREATOR] || kf->one[RANK_KF_CREATOR] == key) &&
            (!kf->n_in[RANK_KF_CREATOR] ||
             rank_key_in(kf->in[RANK_KF_CREATOR], kf->n_in[RANK_KF_CREATOR], key)) &&
@@ -1667,13 +1691,14 @@ static int rank_creator_new(const rank_state *st, const char *id) {
 }
 
 /* The creator index's nearest creators to u that are new to the user
- * (asked deep enough to pass over the ones they engage with). */
+ * (asked deep enough to pass over the ones they engage with or follow). */
 static int rank_suggest_creators(rank_state *st, char *err, size_t errlen) {
     int want = st->req->creators, k, n, rc = AISLE_OK;
     creators_hit *hits;
     if (want <= 0 || !st->personal) return AISLE_OK;
     if (want > RANK_MAX_CREATORS) want = RANK_MAX_CREATORS;
-    k = want + (int)(st->p->n_creators < 256 ? st->p->n_creators : 256);
+    k = want + (int)(st->p->n_creators < 256 ? st->p->n_creators : 256) +
+        (int)(st->p->n_follows < 256 ? st->p->n_follows : 256);
     hits = malloc((size_t)k * sizeof(*hits));
     st->out->creators = calloc((size_t)want, sizeof(rank_creator));
     if (!hits || !st->out->creators) {

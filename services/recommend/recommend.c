@@ -477,7 +477,7 @@ static void recommend_creators(const rank_result *rr, const rank_profile *p,
                  "Made %d of the items above", c->n_items);
         for (size_t j = 0; j < p->n_follows && !followed; j++)
             followed = strcmp(p->follows[j].id, c->id) == 0;
-        if (c->engaged)
+        if (followed || c->engaged)
             snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]), "%s",
                      followed ? "A creator you follow" : "A creator you engage with");
     }
