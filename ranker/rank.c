@@ -938,10 +938,11 @@ static int rank_source_context(rank_state *st, char *err, size_t errlen) {
                              errlen);
 }
 
-/* Adds the search of q at depth k to the plan. */
+/* Adds the search of q at depth k to the plan, once: the heaviest item is
+ * often also the one seen last, and its one search serves both seeds. */
 static void rank_plan(rank_state *st, const float *q, int k) {
     assert(st->n_planned < RANK_MAX_PLANNED);
-    st->planned[st->n_planned++] = (catalog_query){.q = q, .k = k};
+    if (!rank_planned(st, q, k)) st->planned[st->n_planned++] = (catalog_query){.q = q, .k = k};
 }
 
 /* Runs, as one batch, the first round of each search the sources below
