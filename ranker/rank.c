@@ -529,55 +529,6 @@ static int rank_depth(const rank_state *st, int budget) {
     return k > RANK_MAX_CANDIDATES ? RANK_MAX_CANDIDATES : (int)k;
 }
 
-/* Weight of j in slot's neighbour list, 0 when absent. The list is in
- * weight order, so it is scanned whole, eight entries a step without a
- * branch (the entries are distinct: at most one matches); a learned
- * snapshot's lists run to a thousand entries and each hit on the page asks
- * for every profile item's. */
-static float rank_neighbour_weight(const catalog *c, size_t slot, size_t j) {
-    typedef uint32_t u32x8 __attribute__((vector_size(32)));
-    const uint32_t *nb;
-    const float *w;
-    size_t n, e = 0;
-    u32x8 want = {0}, any = {0};
-    catalog_neighbours(c, slot, &nb, &w, &n);
-    want += (uint32_t)j;
-    for (; e + 8 <= n; e += 8) {
-        u32x8 v;
-        memcpy(&v, nb + e, sizeof(v));
-        any |= (u32x8)(v == want);
-    }
-    for (int l = 0; l < 8; l++)
-        if (any[l]) {
-            for (e = 0; nb[e] != j; e++) ;
-            return w[e];
-        }
-    for (; e < n; e++)
-        if (nb[e] == j) return w[e];
-    return 0.0f;
-}
-
-/* The profile item that contributes most to j's score, or -1. */
-static int rank_because(const rank_state *st, size_t j) {
-    const rank_profile *p = st->p;
-    int d = catalog_dim(st->c), best_i = -1;
-    float best = -INFINITY;
-    if (!st->personal) return -1;
-    for (size_t i = 0; i < p->n_items; i++) {
-        float contrib;
-        if (st->pslots[i] == SIZE_MAX || p->items[i].weight <= 0) continue;
-        contrib = (float)p->items[i].weight *
-                  (rank_dot(catalog_query_vector(st->c, st->pslots[i]),
-                            catalog_vector(st->c, j), d) +
-                   rank_neighbour_weight(st->c, st->pslots[i], j));
-        if (contrib > best) {
-            best = contrib;
-            best_i = (int)i;
-        }
-    }
-    return best_i;
-}
-
 /* u = (Σ_i w_i·P[i] − Σ_d w_d·P[d]) / Σ|w| over the profile's items and
  * dismissed items, recording each profile item's slot in st->pslots; sets
  * st->personal when the catalog knows a profile item. */
@@ -1299,14 +1250,13 @@ static const char *rank_met(const rank_state *st, int i) {
 }
 
 /* Appends cand to the result with the reasons that explain it: its
- * sources, then what the page's rules did (variety: a better-scored item
- * waits; cap: one was held back by kind), then the request's filter. */
-static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int cap) {
+ * sources (because: the profile item it is most like, or -1), then what
+ * the page's rules did (variety: a better-scored item waits; cap: one was
+ * held back by kind), then the request's filter. */
+static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int cap,
+                        int because) {
     const rank_request *req = st->req;
     rank_hit *h = rank_push(st, cd->slot, cd->score, cd->sources, cd->f);
-    int because = cd->sources & (1u << RANK_SRC_PROFILE | 1u << RANK_SRC_NEIGHBOURS)
-                      ? rank_because(st, cd->slot)
-                      : -1;
     uint32_t creator = catalog_facets_at(st->c, cd->slot)->creator;
     int followed = creator && rank_slotmap_get(&st->followed, creator) != 0;
     char quote[RANK_QUOTE + 4];
@@ -1357,6 +1307,79 @@ static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int ca
     return rc;
 }
 
+/* A pick of rank_select, explained once the whole page is chosen. */
+typedef struct rank_pick {
+    size_t at;   /* its place in the pool */
+    int variety; /* a better-scored item waits */
+    int cap;     /* the cap that held a better one back, or -1 */
+    int because; /* the profile item it is most like, or -1 */
+} rank_pick;
+
+/* Sets each of the n picks' because: for those the profile or the
+ * neighbours brought, the profile item i that contributes most to the
+ * pick j's score, w_i·(P[i]·Q[j] + N_i(j)) (the first of equals). One walk
+ * of each profile item's neighbour list serves the whole page, a bitmap of
+ * the page's slots passing over the rest: a learned snapshot's lists run
+ * to a thousand entries, and looking each pick up in each of them was the
+ * largest cost of its pages. AISLE_OK or AISLE_ENOMEM. */
+static int rank_becauses(const rank_state *st, rank_pick *picks, size_t n) {
+    const rank_profile *p = st->p;
+    const unsigned mask = 1u << RANK_SRC_PROFILE | 1u << RANK_SRC_NEIGHBOURS;
+    size_t limit = catalog_slot_limit(st->c);
+    int d = catalog_dim(st->c), rc = AISLE_ENOMEM;
+    uint64_t *page = NULL;
+    float *nbw = NULL, *best = NULL;
+    rank_slotmap where = {0}; /* slot → pick + 1 */
+    for (size_t k = 0; k < n; k++) picks[k].because = -1;
+    if (!st->personal || !n) return AISLE_OK;
+    page = calloc(limit / 64 + 1, sizeof(*page));
+    nbw = malloc(n * sizeof(*nbw));
+    best = malloc(n * sizeof(*best));
+    if (!page || !nbw || !best) goto out;
+    for (size_t k = 0; k < n; k++) {
+        const rank_cand *cd = &st->pool[picks[k].at];
+        uint32_t *at;
+        best[k] = -INFINITY;
+        if (!(cd->sources & mask)) continue;
+        if (!(at = rank_slotmap_at(&where, cd->slot))) goto out;
+        *at = (uint32_t)k + 1;
+        page[cd->slot / 64] |= 1ull << cd->slot % 64;
+    }
+    for (size_t i = 0; i < p->n_items; i++) {
+        const uint32_t *nb;
+        const float *w;
+        size_t m;
+        if (st->pslots[i] == SIZE_MAX || p->items[i].weight <= 0) continue;
+        catalog_neighbours(st->c, st->pslots[i], &nb, &w, &m);
+        memset(nbw, 0, n * sizeof(*nbw));
+        /* Backwards, so the first entry of a slot is the one kept. */
+        for (size_t e = m; e-- > 0;)
+            if (nb[e] < limit && page[nb[e] / 64] >> nb[e] % 64 & 1)
+                nbw[rank_slotmap_get(&where, nb[e]) - 1] = w[e];
+        for (size_t k = 0; k < n; k++) {
+            const rank_cand *cd = &st->pool[picks[k].at];
+            float contrib;
+            if (!(cd->sources & mask)) continue;
+            contrib = (float)p->items[i].weight *
+                      (rank_dot(catalog_query_vector(st->c, st->pslots[i]),
+                                catalog_vector(st->c, cd->slot), d) +
+                       nbw[k]);
+            if (contrib > best[k]) {
+                best[k] = contrib;
+                picks[k].because = (int)i;
+            }
+        }
+    }
+    rc = AISLE_OK;
+out:
+    free(page);
+    free(nbw);
+    free(best);
+    free(where.keys);
+    free(where.vals);
+    return rc;
+}
+
 /* Picks the page from the pool (sorted best first): MMR over the first
  * RANK_MAX_CANDIDATES — λ·relevance − (1−λ)·(the largest cosine to an item
  * already picked) — then the rest in score order, never breaking a cap.
@@ -1369,6 +1392,8 @@ static int rank_select(rank_state *st, rank_caps *caps) {
     float *maxsim = NULL, *norms = NULL, *rows = NULL, *sims = NULL, lo, span,
           lambda = set->mmr_lambda;
     unsigned char *used = calloc(np + 1, 1);
+    rank_pick *picks = malloc(st->cap * sizeof(*picks));
+    size_t n_picks = 0;
     if (win > np) win = np;
     if (win) {
         maxsim = calloc(win, sizeof(*maxsim));
@@ -1376,7 +1401,7 @@ static int rank_select(rank_state *st, rank_caps *caps) {
         sims = malloc(win * sizeof(*sims));
         rows = malloc(win * (size_t)d * sizeof(*rows));
     }
-    if (!used || (win && (!maxsim || !norms || !sims || !rows))) rc = AISLE_ENOMEM;
+    if (!used || !picks || (win && (!maxsim || !norms || !sims || !rows))) rc = AISLE_ENOMEM;
     /* The window's vectors side by side: each pick's similarities are then
      * one batched scan (vec_dots) rather than a scattered product a row. */
     for (size_t i = 0; i < win && !rc; i++) {
@@ -1389,7 +1414,8 @@ static int rank_select(rank_state *st, rank_caps *caps) {
      * only when the best is not positive. */
     lo = win && st->pool[0].score <= 0 ? st->pool[win - 1].score : 0;
     span = win && st->pool[0].score - lo > 0 ? st->pool[0].score - lo : 1;
-    while (!rc && st->out->n < st->cap) {
+    assert(st->out->n == 0);
+    while (!rc && n_picks < st->cap) {
         size_t pick = SIZE_MAX, first_free = 0;
         int cap_above = -1;
         float bestv = -INFINITY;
@@ -1414,8 +1440,9 @@ static int rank_select(rank_state *st, rank_caps *caps) {
         for (size_t i = 0; i < pick && cap_above < 0; i++)
             if (!used[i]) cap_above = rank_capped(st, caps, st->pool[i].slot);
         used[pick] = 1;
-        rc = rank_explain(st, &st->pool[pick], pick != first_free, cap_above);
-        if (!rc) rc = rank_cap_count(st, caps, st->pool[pick].slot);
+        picks[n_picks++] = (rank_pick){.at = pick, .variety = pick != first_free,
+                                       .cap = cap_above};
+        rc = rank_cap_count(st, caps, st->pool[pick].slot);
         if (rc || pick >= win) continue;
         vec_dots(rows + pick * (size_t)d, rows, win, d, sims);
         for (size_t i = 0; i < win; i++) {
@@ -1423,6 +1450,11 @@ static int rank_select(rank_state *st, rank_caps *caps) {
             if (!used[i] && s > maxsim[i]) maxsim[i] = s;
         }
     }
+    if (!rc) rc = rank_becauses(st, picks, n_picks);
+    for (size_t k = 0; k < n_picks && !rc; k++)
+        rc = rank_explain(st, &st->pool[picks[k].at], picks[k].variety, picks[k].cap,
+                          picks[k].because);
+    free(picks);
     free(rows);
     free(sims);
     free(used);
