@@ -1330,17 +1330,18 @@ static int rank_becauses(const rank_state *st, rank_pick *picks, size_t n) {
     uint64_t *page = NULL;
     float *nbw = NULL, *best = NULL;
     rank_slotmap where = {0}; /* slot → pick + 1 */
+    int lists = st->ns != NULL; /* whether any profile item has a neighbour list */
     for (size_t k = 0; k < n; k++) picks[k].because = -1;
     if (!st->personal || !n) return AISLE_OK;
-    page = calloc(limit / 64 + 1, sizeof(*page));
-    nbw = malloc(n * sizeof(*nbw));
+    page = lists ? calloc(limit / 64 + 1, sizeof(*page)) : NULL;
+    nbw = calloc(n, sizeof(*nbw));
     best = malloc(n * sizeof(*best));
-    if (!page || !nbw || !best) goto out;
+    if ((lists && !page) || !nbw || !best) goto out;
     for (size_t k = 0; k < n; k++) {
         const rank_cand *cd = &st->pool[picks[k].at];
         uint32_t *at;
         best[k] = -INFINITY;
-        if (!(cd->sources & mask)) continue;
+        if (!(cd->sources & mask) || !lists) continue;
         if (!(at = rank_slotmap_at(&where, cd->slot))) goto out;
         *at = (uint32_t)k + 1;
         page[cd->slot / 64] |= 1ull << cd->slot % 64;
@@ -1351,9 +1352,9 @@ static int rank_becauses(const rank_state *st, rank_pick *picks, size_t n) {
         size_t m;
         if (st->pslots[i] == SIZE_MAX || p->items[i].weight <= 0) continue;
         catalog_neighbours(st->c, st->pslots[i], &nb, &w, &m);
-        memset(nbw, 0, n * sizeof(*nbw));
+        if (lists) memset(nbw, 0, n * sizeof(*nbw));
         /* Backwards, so the first entry of a slot is the one kept. */
-        for (size_t e = m; e-- > 0;)
+        for (size_t e = m; lists && e-- > 0;)
             if (nb[e] < limit && page[nb[e] / 64] >> nb[e] % 64 & 1)
                 nbw[rank_slotmap_get(&where, nb[e]) - 1] = w[e];
         for (size_t k = 0; k < n; k++) {
