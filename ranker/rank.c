@@ -15,7 +15,8 @@
 
 #define RANK_CREATOR_BOOST 0.05f
 #define RANK_MAX_CANDIDATES 2000
-#define RANK_TOP_CREATORS 5   /* creators the creators source draws from */
+#define RANK_TOP_CREATORS 5   /* engaged creators the creators source draws from */
+#define RANK_TOP_FOLLOWS 5    /* followed creators it draws from besides, newest follows first */
 #define RANK_CREATOR_SCAN 5000 /* newest slots it looks through */
 #define RANK_SEED_ITEMS 1     /* heaviest profile items whose neighbours are asked */
 #define RANK_SEED_RECENT 1    /* the most recently seen item likewise (a search each) */
@@ -148,7 +149,7 @@ typedef struct rank_state {
     /* Catalog keys (catalog_key) of the profile's creators, categories
      * and brands → index + 1 into p->creators, p->categories, p->brands. */
     rank_slotmap creators, categories, brands;
-    rank_slotmap followed; /* index into p->creators → 1 when the user follows them */
+    rank_slotmap followed; /* catalog key of a creator the user follows → 1 */
     rank_keyfilter kf; /* the request's filter as catalog keys */
     size_t *pslots;    /* catalog slot of each profile item, or SIZE_MAX */
     float *u;          /* user vector */
@@ -528,55 +529,6 @@ static int rank_depth(const rank_state *st, int budget) {
     return k > RANK_MAX_CANDIDATES ? RANK_MAX_CANDIDATES : (int)k;
 }
 
-/* Weight of j in slot's neighbour list, 0 when absent. The list is in
- * weight order, so it is scanned whole, eight entries a step without a
- * branch (the entries are distinct: at most one matches); a learned
- * snapshot's lists run to a thousand entries and each hit on the page asks
- * for every profile item's. */
-static float rank_neighbour_weight(const catalog *c, size_t slot, size_t j) {
-    typedef uint32_t u32x8 __attribute__((vector_size(32)));
-    const uint32_t *nb;
-    const float *w;
-    size_t n, e = 0;
-    u32x8 want = {0}, any = {0};
-    catalog_neighbours(c, slot, &nb, &w, &n);
-    want += (uint32_t)j;
-    for (; e + 8 <= n; e += 8) {
-        u32x8 v;
-        memcpy(&v, nb + e, sizeof(v));
-        any |= (u32x8)(v == want);
-    }
-    for (int l = 0; l < 8; l++)
-        if (any[l]) {
-            for (e = 0; nb[e] != j; e++) ;
-            return w[e];
-        }
-    for (; e < n; e++)
-        if (nb[e] == j) return w[e];
-    return 0.0f;
-}
-
-/* The profile item that contributes most to j's score, or -1. */
-static int rank_because(const rank_state *st, size_t j) {
-    const rank_profile *p = st->p;
-    int d = catalog_dim(st->c), best_i = -1;
-    float best = -INFINITY;
-    if (!st->personal) return -1;
-    for (size_t i = 0; i < p->n_items; i++) {
-        float contrib;
-        if (st->pslots[i] == SIZE_MAX || p->items[i].weight <= 0) continue;
-        contrib = (float)p->items[i].weight *
-                  (rank_dot(catalog_query_vector(st->c, st->pslots[i]),
-                            catalog_vector(st->c, j), d) +
-                   rank_neighbour_weight(st->c, st->pslots[i], j));
-        if (contrib > best) {
-            best = contrib;
-            best_i = (int)i;
-        }
-    }
-    return best_i;
-}
-
 /* u = (Σ_i w_i·P[i] − Σ_d w_d·P[d]) / Σ|w| over the profile's items and
  * dismissed items, recording each profile item's slot in st->pslots; sets
  * st->personal when the catalog knows a profile item. */
@@ -782,33 +734,54 @@ static int rank_made_newest(const void *a, const void *b) {
     return (x < y) - (x > y);
 }
 
-/* Items of the creators the user engages with most, newest slots first
- * (slots are handed out as items arrive) among the catalog's newest
- * RANK_CREATOR_SCAN, scored by the creator's weight. The creator index
- * keeps each creator's slots, so a call reads those few creators' items
- * rather than the newest slots of the whole catalog. */
-static int rank_source_creators(rank_state *st, char *err, size_t errlen) {
+/* The creators the creators source draws from, with their shares: the
+ * RANK_TOP_CREATORS the user engages with most (a share of the top one's
+ * weight), then up to RANK_TOP_FOLLOWS followed ones not among them (a
+ * full share: a follow is asked for, not inferred). Returns how many. */
+static size_t rank_made_creators(const rank_state *st, const char **ids, float *shares) {
     const rank_profile *p = st->p;
-    size_t limit = catalog_slot_limit(st->c), top = p->n_creators, n = 0, cap = 0;
+    size_t n = 0, engaged = 0;
+    for (size_t ci = 0; ci < p->n_creators && ci < RANK_TOP_CREATORS; ci++)
+        if (p->creators[ci].weight > 0 && p->creators[0].weight > 0) {
+            ids[n] = p->creators[ci].id;
+            shares[n++] = (float)(p->creators[ci].weight / p->creators[0].weight);
+            engaged = ci + 1;
+        }
+    for (size_t i = 0, f = 0; i < p->n_follows && f < RANK_TOP_FOLLOWS; i++) {
+        uint32_t key = catalog_key(st->c, p->follows[i].id);
+        uint32_t ci = key && key != CATALOG_NO_KEY ? rank_slotmap_get(&st->creators, key) : 0;
+        if (!key || key == CATALOG_NO_KEY || (ci && ci <= engaged)) continue;
+        ids[n] = p->follows[i].id;
+        shares[n++] = 1.0f;
+        f++;
+    }
+    return n;
+}
+
+/* Items of the creators the user engages with most and of those they
+ * follow (rank_made_creators), newest slots first (slots are handed out
+ * as items arrive) among the catalog's newest RANK_CREATOR_SCAN, scored by
+ * the creator's share. The creator index keeps each creator's slots, so a
+ * call reads those few creators' items rather than the newest slots of
+ * the whole catalog. */
+static int rank_source_creators(rank_state *st, char *err, size_t errlen) {
+    const char *ids[RANK_TOP_CREATORS + RANK_TOP_FOLLOWS];
+    float shares[RANK_TOP_CREATORS + RANK_TOP_FOLLOWS];
+    size_t limit = catalog_slot_limit(st->c), n = 0, cap = 0, drawn;
     size_t oldest = limit > RANK_CREATOR_SCAN ? limit - RANK_CREATOR_SCAN : 0;
     int budget = st->set->budget[RANK_SRC_CREATORS], got = 0;
     rank_made *items = NULL;
-    if (budget <= 0 || top == 0 || p->creators[0].weight <= 0) return AISLE_OK;
-    if (top > RANK_TOP_CREATORS) top = RANK_TOP_CREATORS;
-    for (size_t ci = 0; ci < top; ci++) {
+    if (budget <= 0 || !(drawn = rank_made_creators(st, ids, shares))) return AISLE_OK;
+    for (size_t k = 0; k < drawn; k++) {
         const uint32_t *slots;
-        size_t m = p->creators[ci].weight > 0
-                       ? creators_slots(catalog_creators(st->c), p->creators[ci].id, &slots)
-                       : 0;
+        size_t m = creators_slots(catalog_creators(st->c), ids[k], &slots);
         if (n + m > cap) {
             rank_made *g = realloc(items, (cap = 2 * (n + m)) * sizeof(*g));
             if (!g) goto oom;
             items = g;
         }
         for (size_t e = 0; e < m; e++)
-            if (slots[e] >= oldest)
-                items[n++] = (rank_made){
-                    slots[e], (float)(p->creators[ci].weight / p->creators[0].weight)};
+            if (slots[e] >= oldest) items[n++] = (rank_made){slots[e], shares[k]};
     }
     if (n) qsort(items, n, sizeof(*items), rank_made_newest);
     for (size_t i = 0; i < n && got < budget; i++) {
@@ -916,10 +889,11 @@ static int rank_source_context(rank_state *st, char *err, size_t errlen) {
                              errlen);
 }
 
-/* Adds the search of q at depth k to the plan. */
+/* Adds the search of q at depth k to the plan, once: the heaviest item is
+ * often also the one seen last, and its one search serves both seeds. */
 static void rank_plan(rank_state *st, const float *q, int k) {
     assert(st->n_planned < RANK_MAX_PLANNED);
-    st->planned[st->n_planned++] = (catalog_query){.q = q, .k = k};
+    if (!rank_planned(st, q, k)) st->planned[st->n_planned++] = (catalog_query){.q = q, .k = k};
 }
 
 /* Runs, as one batch, the first round of each search the sources below
@@ -1282,14 +1256,15 @@ static const char *rank_met(const rank_state *st, int i) {
 }
 
 /* Appends cand to the result with the reasons that explain it: its
- * sources, then what the page's rules did (variety: a better-scored item
- * waits; cap: one was held back by kind), then the request's filter. */
-static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int cap) {
+ * sources (because: the profile item it is most like, or -1), then what
+ * the page's rules did (variety: a better-scored item waits; cap: one was
+ * held back by kind), then the request's filter. */
+static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int cap,
+                        int because) {
     const rank_request *req = st->req;
     rank_hit *h = rank_push(st, cd->slot, cd->score, cd->sources, cd->f);
-    int because = cd->sources & (1u << RANK_SRC_PROFILE | 1u << RANK_SRC_NEIGHBOURS)
-                      ? rank_because(st, cd->slot)
-                      : -1;
+    uint32_t creator = catalog_facets_at(st->c, cd->slot)->creator;
+    int followed = creator && rank_slotmap_get(&st->followed, creator) != 0;
     char quote[RANK_QUOTE + 4];
     int rc = AISLE_OK;
     if (!h) return AISLE_ENOMEM;
@@ -1298,14 +1273,14 @@ static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int ca
         rc = rank_reason(h, "Similar to \"%s\", %s",
                          rank_title(catalog_at(st->c, st->pslots[because])),
                          rank_met(st, because));
-    /* The creators source brings a creator's newest items. */
-    if (!rc && cd->creator >= 0 && (st->personal || cd->sources & 1u << RANK_SRC_CREATORS))
+    /* The creators source brings a creator's newest items; a followed
+     * creator is named so whether or not the user engages with them. */
+    if (!rc && (cd->creator >= 0 || followed) &&
+        (st->personal || cd->sources & 1u << RANK_SRC_CREATORS))
         rc = rank_reason(h, "%s %s, %s",
                          cd->sources & 1u << RANK_SRC_CREATORS ? "New from" : "From",
                          rank_creator_label(&h->item),
-                         rank_slotmap_get(&st->followed, (size_t)cd->creator)
-                             ? "whom you follow"
-                             : "a creator you engage with");
+                         followed ? "whom you follow" : "a creator you engage with");
     if (!rc && cd->sources & 1u << RANK_SRC_CONTEXT)
         rc = rank_reason(h, st->set->context_phrase, rank_title(catalog_at(st->c, st->ctx)));
     if (!rc && cd->sources & 1u << RANK_SRC_QUERY) {
@@ -1338,6 +1313,80 @@ static int rank_explain(rank_state *st, const rank_cand *cd, int variety, int ca
     return rc;
 }
 
+/* A pick of rank_select, explained once the whole page is chosen. */
+typedef struct rank_pick {
+    size_t at;   /* its place in the pool */
+    int variety; /* a better-scored item waits */
+    int cap;     /* the cap that held a better one back, or -1 */
+    int because; /* the profile item it is most like, or -1 */
+} rank_pick;
+
+/* Sets each of the n picks' because: for those the profile or the
+ * neighbours brought, the profile item i that contributes most to the
+ * pick j's score, w_i·(P[i]·Q[j] + N_i(j)) (the first of equals). One walk
+ * of each profile item's neighbour list serves the whole page, a bitmap of
+ * the page's slots passing over the rest: a learned snapshot's lists run
+ * to a thousand entries, and looking each pick up in each of them was the
+ * largest cost of its pages. AISLE_OK or AISLE_ENOMEM. */
+static int rank_becauses(const rank_state *st, rank_pick *picks, size_t n) {
+    const rank_profile *p = st->p;
+    const unsigned mask = 1u << RANK_SRC_PROFILE | 1u << RANK_SRC_NEIGHBOURS;
+    size_t limit = catalog_slot_limit(st->c);
+    int d = catalog_dim(st->c), rc = AISLE_ENOMEM;
+    uint64_t *page = NULL;
+    float *nbw = NULL, *best = NULL;
+    rank_slotmap where = {0}; /* slot → pick + 1 */
+    int lists = st->ns != NULL; /* whether any profile item has a neighbour list */
+    for (size_t k = 0; k < n; k++) picks[k].because = -1;
+    if (!st->personal || !n) return AISLE_OK;
+    page = lists ? calloc(limit / 64 + 1, sizeof(*page)) : NULL;
+    nbw = calloc(n, sizeof(*nbw));
+    best = malloc(n * sizeof(*best));
+    if ((lists && !page) || !nbw || !best) goto out;
+    for (size_t k = 0; k < n; k++) {
+        const rank_cand *cd = &st->pool[picks[k].at];
+        uint32_t *at;
+        best[k] = -INFINITY;
+        if (!(cd->sources & mask) || !lists) continue;
+        if (!(at = rank_slotmap_at(&where, cd->slot))) goto out;
+        *at = (uint32_t)k + 1;
+        page[cd->slot / 64] |= 1ull << cd->slot % 64;
+    }
+    for (size_t i = 0; i < p->n_items; i++) {
+        const uint32_t *nb;
+        const float *w;
+        size_t m;
+        if (st->pslots[i] == SIZE_MAX || p->items[i].weight <= 0) continue;
+        catalog_neighbours(st->c, st->pslots[i], &nb, &w, &m);
+        if (lists) memset(nbw, 0, n * sizeof(*nbw));
+        /* Backwards, so the first entry of a slot is the one kept. */
+        for (size_t e = m; lists && e-- > 0;)
+            if (nb[e] < limit && page[nb[e] / 64] >> nb[e] % 64 & 1)
+                nbw[rank_slotmap_get(&where, nb[e]) - 1] = w[e];
+        for (size_t k = 0; k < n; k++) {
+            const rank_cand *cd = &st->pool[picks[k].at];
+            float contrib;
+            if (!(cd->sources & mask)) continue;
+            contrib = (float)p->items[i].weight *
+                      (rank_dot(catalog_query_vector(st->c, st->pslots[i]),
+                                catalog_vector(st->c, cd->slot), d) +
+                       nbw[k]);
+            if (contrib > best[k]) {
+                best[k] = contrib;
+                picks[k].because = (int)i;
+            }
+        }
+    }
+    rc = AISLE_OK;
+out:
+    free(page);
+    free(nbw);
+    free(best);
+    free(where.keys);
+    free(where.vals);
+    return rc;
+}
+
 /* Picks the page from the pool (sorted best first): MMR over the first
  * RANK_MAX_CANDIDATES — λ·relevance − (1−λ)·(the largest cosine to an item
  * already picked) — then the rest in score order, never breaking a cap.
@@ -1350,6 +1399,8 @@ static int rank_select(rank_state *st, rank_caps *caps) {
     float *maxsim = NULL, *norms = NULL, *rows = NULL, *sims = NULL, lo, span,
           lambda = set->mmr_lambda;
     unsigned char *used = calloc(np + 1, 1);
+    rank_pick *picks = malloc(st->cap * sizeof(*picks));
+    size_t n_picks = 0;
     if (win > np) win = np;
     if (win) {
         maxsim = calloc(win, sizeof(*maxsim));
@@ -1357,7 +1408,7 @@ static int rank_select(rank_state *st, rank_caps *caps) {
         sims = malloc(win * sizeof(*sims));
         rows = malloc(win * (size_t)d * sizeof(*rows));
     }
-    if (!used || (win && (!maxsim || !norms || !sims || !rows))) rc = AISLE_ENOMEM;
+    if (!used || !picks || (win && (!maxsim || !norms || !sims || !rows))) rc = AISLE_ENOMEM;
     /* The window's vectors side by side: each pick's similarities are then
      * one batched scan (vec_dots) rather than a scattered product a row. */
     for (size_t i = 0; i < win && !rc; i++) {
@@ -1370,7 +1421,8 @@ static int rank_select(rank_state *st, rank_caps *caps) {
      * only when the best is not positive. */
     lo = win && st->pool[0].score <= 0 ? st->pool[win - 1].score : 0;
     span = win && st->pool[0].score - lo > 0 ? st->pool[0].score - lo : 1;
-    while (!rc && st->out->n < st->cap) {
+    assert(st->out->n == 0);
+    while (!rc && n_picks < st->cap) {
         size_t pick = SIZE_MAX, first_free = 0;
         int cap_above = -1;
         float bestv = -INFINITY;
@@ -1395,8 +1447,9 @@ static int rank_select(rank_state *st, rank_caps *caps) {
         for (size_t i = 0; i < pick && cap_above < 0; i++)
             if (!used[i]) cap_above = rank_capped(st, caps, st->pool[i].slot);
         used[pick] = 1;
-        rc = rank_explain(st, &st->pool[pick], pick != first_free, cap_above);
-        if (!rc) rc = rank_cap_count(st, caps, st->pool[pick].slot);
+        picks[n_picks++] = (rank_pick){.at = pick, .variety = pick != first_free,
+                                       .cap = cap_above};
+        rc = rank_cap_count(st, caps, st->pool[pick].slot);
         if (rc || pick >= win) continue;
         vec_dots(rows + pick * (size_t)d, rows, win, d, sims);
         for (size_t i = 0; i < win; i++) {
@@ -1404,6 +1457,11 @@ static int rank_select(rank_state *st, rank_caps *caps) {
             if (!used[i] && s > maxsim[i]) maxsim[i] = s;
         }
     }
+    if (!rc) rc = rank_becauses(st, picks, n_picks);
+    for (size_t k = 0; k < n_picks && !rc; k++)
+        rc = rank_explain(st, &st->pool[picks[k].at], picks[k].variety, picks[k].cap,
+                          picks[k].because);
+    free(picks);
     free(rows);
     free(sims);
     free(used);
@@ -1571,16 +1629,14 @@ fail:
     return rc;
 }
 
-/* Marks the profile's creators the user follows (st->followed, by index
- * into p->creators), for the reason that says so; a followed creator the
- * creators list has trimmed away brings nothing to mark. Needs the
- * creators indexed (st->creators). */
+/* Marks the creators the user follows by catalog key (st->followed), for
+ * the creators source and the reason that says so, whether or not the
+ * profile's creators list (trimmed by weight) still holds them. */
 static int rank_follows_init(rank_state *st) {
     for (size_t i = 0; i < st->p->n_follows; i++) {
-        uint32_t key = catalog_key(st->c, st->p->follows[i].id), ci, *at;
-        if (!key || key == CATALOG_NO_KEY || !(ci = rank_slotmap_get(&st->creators, key)))
-            continue;
-        if (!(at = rank_slotmap_at(&st->followed, ci - 1))) return AISLE_ENOMEM;
+        uint32_t key = catalog_key(st->c, st->p->follows[i].id), *at;
+        if (!key || key == CATALOG_NO_KEY) continue;
+        if (!(at = rank_slotmap_at(&st->followed, key))) return AISLE_ENOMEM;
         *at = 1;
     }
     return AISLE_OK;
@@ -1660,12 +1716,14 @@ static int rank_request_parts(rank_state *st, char *err, size_t errlen) {
     return AISLE_OK;
 }
 
-/* Whether creator id may be suggested: not one the profile engages with,
- * and allowed by the request's creator lists. */
+/* Whether creator id may be suggested: not one the profile engages with
+ * or follows, and allowed by the request's creator lists. */
 static int rank_creator_new(const rank_state *st, const char *id) {
     const rank_keyfilter *kf = &st->kf;
     uint32_t key = catalog_key(st->c, id), ci = rank_slotmap_get(&st->creators, key);
-    if (ci && st->p->creators[ci - 1].weight > 0) return 0;
+    if ((ci && st->p->creators[ci - 1].weight > 0) ||
+        (key && key != CATALOG_NO_KEY && rank_slotmap_get(&st->followed, key)))
+        return 0;
     return (!kf->one[RANK_KF_CREATOR] || kf->one[RANK_KF_CREATOR] == key) &&
            (!kf->n_in[RANK_KF_CREATOR] ||
             rank_key_in(kf->in[RANK_KF_CREATOR], kf->n_in[RANK_KF_CREATOR], key)) &&
@@ -1673,13 +1731,14 @@ static int rank_creator_new(const rank_state *st, const char *id) {
 }
 
 /* The creator index's nearest creators to u that are new to the user
- * (asked deep enough to pass over the ones they engage with). */
+ * (asked deep enough to pass over the ones they engage with or follow). */
 static int rank_suggest_creators(rank_state *st, char *err, size_t errlen) {
     int want = st->req->creators, k, n, rc = AISLE_OK;
     creators_hit *hits;
     if (want <= 0 || !st->personal) return AISLE_OK;
     if (want > RANK_MAX_CREATORS) want = RANK_MAX_CREATORS;
-    k = want + (int)(st->p->n_creators < 256 ? st->p->n_creators : 256);
+    k = want + (int)(st->p->n_creators < 256 ? st->p->n_creators : 256) +
+        (int)(st->p->n_follows < 256 ? st->p->n_follows : 256);
     hits = malloc((size_t)k * sizeof(*hits));
     st->out->creators = calloc((size_t)want, sizeof(rank_creator));
     if (!hits || !st->out->creators) {

@@ -5,7 +5,7 @@
  * Sources, each with a budget from the request's settings: the profile
  * vector (the weighted sum of the profile items' query vectors, dismissed
  * items pulling it away), the neighbours of the profile's heaviest and most
- * recent items, items of the creators the user engages with, the popular
+ * recent items, items of the creators the user engages with or follows, the popular
  * list, the trending lists of a few categories (the caller picks them: the
  * user's top categories, or the shop's trending ones for a new user), lexical matches of the request's words (BM25, lexical.h), the
  * caller's query vector and the context item's neighbours. Candidates are
@@ -55,7 +55,7 @@
 typedef enum rank_source {
     RANK_SRC_PROFILE,    /* the profile vector's nearest items */
     RANK_SRC_NEIGHBOURS, /* neighbours of the profile's items */
-    RANK_SRC_CREATORS,   /* items of creators the user engages with */
+    RANK_SRC_CREATORS,   /* items of creators the user engages with or follows */
     RANK_SRC_POPULAR,    /* the popular list */
     RANK_SRC_QUERY,      /* lexical matches of the request's words */
     RANK_SRC_VECTOR,     /* the request's query vector */

@@ -474,10 +474,10 @@ static void recommend_creators(const rank_result *rr, const rank_profile *p,
             c->engaged = strcmp(p->creators[j].id, c->id) == 0 && p->creators[j].weight > 0;
         snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]),
                  "Made %d of the items above", c->n_items);
-        if (c->engaged)
+        int followed = rank_profile_follows(p, c->id);
+        if (followed || c->engaged)
             snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]), "%s",
-                     rank_profile_follows(p, c->id) ? "A creator you follow"
-                                                    : "A creator you engage with");
+                     followed ? "A creator you follow" : "A creator you engage with");
     }
 }
 

@@ -257,6 +257,24 @@ class RecommendApi(unittest.TestCase):
         self.assertIn("A creator you follow",
                       [x for c in r.creators if c.creator_id == "cr-A0" for x in c.reasons])
 
+    def test_followed_creator_feeds_the_page_without_engagement(self):
+        user = self.user_with([("A000", 0)])  # engages cr-A0 only
+        s = self.ev.Signal(event_id=uuid.uuid4().hex, user_id=user, kind=self.ev.FOLLOW_CREATOR,
+                           creator_id="cr-B2", ts_ms=int(time.time() * 1000))
+        self.producer.produce("aisle.signals", key=user, value=s.SerializeToString())
+        self.producer.flush(5)
+        aisle_env.wait_for(lambda: [f.id for f in self.call(
+            "GetProfile", self.pb.GetProfileRequest(user_id=user), self.pb.Profile).follows]
+            == ["cr-B2"], 10, "the follow")
+        r = self.rec(user_id=user, limit=20, surface="home")
+        theirs = [it for it in r.items if it.creator_id == "cr-B2"]
+        self.assertTrue(theirs, [(it.item_id, it.sources) for it in r.items])
+        for it in theirs:
+            self.assertIn("creators", it.sources)
+            self.assertIn("New from cr-B2, whom you follow", it.reasons)
+        self.assertIn("A creator you follow",
+                      [x for c in r.creators if c.creator_id == "cr-B2" for x in c.reasons])
+
     def test_creator_index_suggests_new_creators_and_follows_catalog(self):
         user = self.user_with([("A000", 0), ("A005", 0)])  # cr-A0 only
         r = self.rec(user_id=user, limit=1)

@@ -1,7 +1,8 @@
 /* Tests for ranker/rank's trending source and creator suggestions: lists
  * of several categories share the budget and say "Trending in ... this
  * week"; the creator index suggests creators near the profile that the
- * user does not engage with, and the request's creator filter holds. */
+ * user does not engage with or follow, and the request's creator filter
+ * holds; followed creators feed the creators source. */
 #include "ranker/rank.h"
 
 #include <stdio.h>
@@ -117,8 +118,45 @@ static void test_creators_suggested_and_named(void) {
     catalog_free(c);
 }
 
+/* A followed creator the profile's creators list does not hold (trimmed,
+ * or never engaged with) still feeds the creators source, says so, and is
+ * not suggested as new. */
+static void test_followed_creator_feeds_the_creators_source(void) {
+    catalog *c = make_catalog();
+    rank_entry items[] = {{"o1", 2}, {"o3", 2}}, engaged[] = {{"co1", 5}},
+               follows[] = {{"ck0", 1700000000000.0}};
+    rank_profile p = {.items = items, .n_items = 2, .creators = engaged, .n_creators = 1,
+                      .follows = follows, .n_follows = 1};
+    rank_request rq = {.profile = &p, .limit = 20, .settings = rank_surface("home"),
+                       .creators = 4};
+    rank_result r;
+    char err[256];
+    int from_ck0 = 0;
+    TEST_REQUIRE(c);
+    TEST_REQUIRE(rank_recommend(c, &rq, &r, err, sizeof(err)) == AISLE_OK);
+    for (size_t i = 0; i < r.n; i++) {
+        const rank_hit *h = &r.hits[i];
+        if (strcmp(h->item.creator_id, "ck0") != 0 || !(h->sources & 1u << RANK_SRC_CREATORS))
+            continue;
+        from_ck0++;
+        TEST_CHECK(has_reason(h, "New from ck0, whom you follow"));
+    }
+    TEST_CHECK(from_ck0 > 0);
+    for (size_t i = 0; i < r.n_creators; i++) TEST_CHECK(strcmp(r.creators[i].id, "ck0") != 0);
+    rank_result_free(&r);
+    /* Without the follow, the kitchen creator brings nothing of its own. */
+    p.n_follows = 0;
+    TEST_REQUIRE(rank_recommend(c, &rq, &r, err, sizeof(err)) == AISLE_OK);
+    for (size_t i = 0; i < r.n; i++)
+        TEST_CHECK(strcmp(r.hits[i].item.creator_id, "ck0") != 0 ||
+                   !(r.hits[i].sources & 1u << RANK_SRC_CREATORS));
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
 int main(void) {
     TEST_RUN(test_trending_lists_share_the_budget);
     TEST_RUN(test_creators_suggested_and_named);
+    TEST_RUN(test_followed_creator_feeds_the_creators_source);
     return test_summary();
 }
