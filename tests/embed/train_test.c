@@ -48,16 +48,33 @@ static const char *write_clusters(void) {
     return path;
 }
 
-static void test_learns_clusters(void) {
+/* The clusters, loaded and carved 80/20 (seed 1); 1 on success. Free with
+ * free_clusters. */
+static int load_clusters(embed_idmap *users, embed_idmap *items, embed_data *all,
+                         embed_data *tr, embed_data *va) {
     char err[512];
     const char *path = write_clusters();
-    TEST_REQUIRE(path);
+    embed_idmap_init(users);
+    embed_idmap_init(items);
+    return path &&
+           embed_data_load(path, EMBED_FMT_TSV, users, items, all, err, sizeof(err)) ==
+               AISLE_OK &&
+           embed_data_holdout(all, 0.2, 1, tr, va) == AISLE_OK;
+}
+
+static void free_clusters(embed_idmap *users, embed_idmap *items, embed_data *all,
+                          embed_data *tr, embed_data *va) {
+    embed_data_free(all);
+    embed_data_free(tr);
+    embed_data_free(va);
+    embed_idmap_free(users);
+    embed_idmap_free(items);
+}
+
+static void test_learns_clusters(void) {
     embed_idmap users, items;
-    embed_idmap_init(&users);
-    embed_idmap_init(&items);
     embed_data all, tr, va;
-    TEST_REQUIRE(embed_data_load(path, EMBED_FMT_TSV, &users, &items, &all, err, sizeof(err)) == 0);
-    TEST_REQUIRE(embed_data_holdout(&all, 0.2, 1, &tr, &va) == 0);
+    TEST_REQUIRE(load_clusters(&users, &items, &all, &tr, &va));
     embed_train_params p;
     embed_train_defaults(&p, EMBED_METHOD_SHARPENED);
     p.dim = 8;
@@ -77,25 +94,15 @@ static void test_learns_clusters(void) {
     TEST_REQUIRE(embed_train(&tr, &p, &m, 1) == 0);
     TEST_CHECK(p.dim + p.svd_oversample <= 100 && m.dim == 2 * p.dim);
     embed_model_free(&m);
-    embed_data_free(&all);
-    embed_data_free(&tr);
-    embed_data_free(&va);
-    embed_idmap_free(&users);
-    embed_idmap_free(&items);
+    free_clusters(&users, &items, &all, &tr, &va);
 }
 
 /* Every method finds the clusters, in the dimension it announces, and the
  * search keeps a point at least as good as where it started. */
 static void test_methods_and_tune(void) {
-    char err[512];
-    const char *path = write_clusters();
-    TEST_REQUIRE(path);
     embed_idmap users, items;
-    embed_idmap_init(&users);
-    embed_idmap_init(&items);
     embed_data all, tr, va;
-    TEST_REQUIRE(embed_data_load(path, EMBED_FMT_TSV, &users, &items, &all, err, sizeof(err)) == AISLE_OK);
-    TEST_REQUIRE(embed_data_holdout(&all, 0.2, 1, &tr, &va) == AISLE_OK);
+    TEST_REQUIRE(load_clusters(&users, &items, &all, &tr, &va));
     const embed_method methods[] = {EMBED_METHOD_CHEBY, EMBED_METHOD_BSPM, EMBED_METHOD_SHARPENED};
     for (int k = 0; k < 3; k++) {
         embed_train_params p;
@@ -131,26 +138,16 @@ static void test_methods_and_tune(void) {
     TEST_CHECK(res.best.recall[0] + res.best.ndcg[0] >= res.start.recall[0] + res.start.ndcg[0]);
     TEST_CHECK(res.spectrum && res.spectrum_k == p.dim);
     embed_tune_result_free(&res);
-    embed_data_free(&all);
-    embed_data_free(&tr);
-    embed_data_free(&va);
-    embed_idmap_free(&users);
-    embed_idmap_free(&items);
+    free_clusters(&users, &items, &all, &tr, &va);
 }
 
 /* The tuner's probe scores a point as its model does, from the cache for
  * points sharing the base's rank and user-side exponents and by the model
  * otherwise, whichever order they come in. */
 static void test_probe_matches_models(void) {
-    char err[512];
-    const char *path = write_clusters();
-    TEST_REQUIRE(path);
     embed_idmap users, items;
-    embed_idmap_init(&users);
-    embed_idmap_init(&items);
     embed_data all, tr, va;
-    TEST_REQUIRE(embed_data_load(path, EMBED_FMT_TSV, &users, &items, &all, err, sizeof(err)) == AISLE_OK);
-    TEST_REQUIRE(embed_data_holdout(&all, 0.2, 1, &tr, &va) == AISLE_OK);
+    TEST_REQUIRE(load_clusters(&users, &items, &all, &tr, &va));
     embed_train_params base;
     embed_train_defaults(&base, EMBED_METHOD_SHARPENED);
     base.dim = 8;
@@ -189,11 +186,7 @@ static void test_probe_matches_models(void) {
     }
     embed_probe_free(pr);
     embed_trainer_free(t);
-    embed_data_free(&all);
-    embed_data_free(&tr);
-    embed_data_free(&va);
-    embed_idmap_free(&users);
-    embed_idmap_free(&items);
+    free_clusters(&users, &items, &all, &tr, &va);
 }
 
 /* Compression at the full rank is an exact change of basis; below it the
