@@ -442,15 +442,19 @@ typedef struct recommend_tally {
     const char *name;
     float score;
     int n_items;
+    int followed; /* the user follows them */
 } recommend_tally;
 
+/* Followed creators first, then by score. */
 static int recommend_tally_cmp(const void *a, const void *b) {
     const recommend_tally *x = a, *y = b;
+    if (x->followed != y->followed) return y->followed - x->followed;
     return (x->score < y->score) - (x->score > y->score);
 }
 
-/* The page's creators, by the summed scores of their items on it; those the
- * user follows or engages with say so. Linear scans: a page holds at most 500 items. */
+/* The page's creators, those the user follows first, then by the summed
+ * scores of their items on it; those the user follows or engages with say
+ * so. Linear scans: a page holds at most 500 items. */
 static void recommend_creators(const rank_result *rr, const rank_profile *p,
                                recommend_answer *a) {
     recommend_tally all[RANK_MAX_LIMIT];
@@ -461,7 +465,9 @@ static void recommend_creators(const rank_result *rr, const rank_profile *p,
         if (!*id) continue;
         while (k < n && strcmp(all[k].id, id)) k++;
         if (k == n)
-            all[n++] = (recommend_tally){.id = id, .name = rank_creator_label(&rr->hits[i].item)};
+            all[n++] = (recommend_tally){.id = id,
+                                         .name = rank_creator_label(&rr->hits[i].item),
+                                         .followed = rank_profile_follows(p, id)};
         all[k].score += rr->hits[i].score;
         all[k].n_items++;
     }
@@ -474,10 +480,9 @@ static void recommend_creators(const rank_result *rr, const rank_profile *p,
             c->engaged = strcmp(p->creators[j].id, c->id) == 0 && p->creators[j].weight > 0;
         snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]),
                  "Made %d of the items above", c->n_items);
-        int followed = rank_profile_follows(p, c->id);
-        if (followed || c->engaged)
+        if (all[k].followed || c->engaged)
             snprintf(c->reasons[c->n_reasons++], sizeof(c->reasons[0]), "%s",
-                     followed ? "A creator you follow" : "A creator you engage with");
+                     all[k].followed ? "A creator you follow" : "A creator you engage with");
     }
 }
 

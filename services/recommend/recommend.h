@@ -108,7 +108,8 @@ typedef struct recommend_creator {
 
 typedef struct recommend_answer {
     rank_result rr;
-    recommend_creator creators[RECOMMEND_MAX_CREATORS]; /* best first */
+    recommend_creator creators[RECOMMEND_MAX_CREATORS]; /* the page's (followed first,
+                                                         * then best), then the index's */
     size_t n_creators;
     char *next_page_token; /* owned; NULL when there is no further page */
     int degraded;
