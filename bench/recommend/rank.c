@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ranker/rank.h"
 #include "retrieval/catalog.h"
+#include "services/base/clock.h"
 #include "services/devtools/synth.h"
 
 #define DIM 32
@@ -27,12 +27,6 @@ typedef struct rank_user {
     rank_entry items[SIGNALS], seen[SIGNALS], creators[SIGNALS], cats[SIGNALS];
     rank_profile p;
 } rank_user;
-
-static double rank_cpu_us(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
-}
 
 /* Adds weight to id in list (n entries), keeping the list heaviest first. */
 static void rank_add(rank_entry *list, size_t *n, const char *id, double w) {
@@ -145,7 +139,7 @@ int main(int argc, char **argv) {
     double us[NROWS][MAX_ROUNDS];
     for (int r = 0; r < rounds; r++)
         for (int k = 0; k < NROWS; k++) {
-            double t0 = rank_cpu_us();
+            double t0 = (double)clock_thread_cpu_us();
             for (int i = 0; i < calls; i++) {
                 size_t u = (size_t)(synth_rand(&rng) % n_users);
                 char ctx[24];
@@ -163,7 +157,7 @@ int main(int argc, char **argv) {
                 }
                 rank_result_free(&out);
             }
-            us[k][r] = (rank_cpu_us() - t0) / calls;
+            us[k][r] = ((double)clock_thread_cpu_us() - t0) / calls;
         }
     for (int k = 0; k < NROWS; k++) {
         double best = us[k][0];

@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "ranker/rank.h"
 #include "retrieval/catalog.h"
+#include "services/base/clock.h"
 #include "services/base/strmap.h"
 #include "services/serve/snapview.h"
 
@@ -26,12 +26,6 @@ typedef struct snap_user {
     rank_entry *items; /* owned; ids owned too */
     rank_profile p;
 } snap_user;
-
-static double snap_cpu_us(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
-}
 
 /* Reads up to max users of path; returns how many, or -1. */
 static long snap_users(const char *path, snap_user *u, long max) {
@@ -99,7 +93,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     for (int r = 0; r < rounds; r++) {
-        double t0 = snap_cpu_us();
+        double t0 = (double)clock_thread_cpu_us();
         for (long i = 0; i < n; i++) {
             rank_result out;
             rank_request rq = {.profile = &users[i].p, .limit = 20, .settings = rank_surface("")};
@@ -115,7 +109,7 @@ int main(int argc, char **argv) {
             }
             rank_result_free(&out);
         }
-        us[r] = (snap_cpu_us() - t0) / (double)n;
+        us[r] = ((double)clock_thread_cpu_us() - t0) / (double)n;
     }
     double best = us[0];
     for (int r = 1; r < rounds; r++) best = us[r] < best ? us[r] : best;

@@ -14,6 +14,8 @@ int64_t clock_wall_ms(void) { return clock_us(CLOCK_REALTIME) / 1000; }
 int64_t clock_mono_ms(void) { return clock_us(CLOCK_MONOTONIC) / 1000; }
 int64_t clock_mono_us(void) { return clock_us(CLOCK_MONOTONIC); }
 
+int64_t clock_thread_cpu_us(void) { return clock_us(CLOCK_THREAD_CPUTIME_ID); }
+
 void clock_sleep_ms(int64_t ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {

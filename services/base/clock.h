@@ -1,4 +1,4 @@
-/* clock: wall and monotonic time in milliseconds. Wall time stamps events;
+/* clock: wall and monotonic time (and a thread's CPU time). Wall time stamps events;
  * monotonic time measures delays and deadlines, immune to clock steps. */
 #ifndef AISLE_CLOCK_H
 #define AISLE_CLOCK_H
@@ -8,6 +8,8 @@
 int64_t clock_wall_ms(void);
 int64_t clock_mono_ms(void);
 int64_t clock_mono_us(void);
+/* CPU time the calling thread has used, in microseconds (for benches). */
+int64_t clock_thread_cpu_us(void);
 /* Sleeps ms milliseconds, resuming after signals. */
 void clock_sleep_ms(int64_t ms);
 
