@@ -80,6 +80,7 @@ enum {
     OPT_LIN_USER, OPT_LIN_ITEM, OPT_SVD_ITERS, OPT_QUIET, OPT_K, OPT_METHOD, OPT_DEGNORM,
     OPT_ORDER, OPT_FLAT, OPT_SHARPEN_TIME, OPT_TUNE, OPT_TUNE_BUDGET, OPT_SERVE_DIM,
     OPT_SERVE_NEIGHBORS, OPT_CURVE, OPT_TUNE_SAMPLE, OPT_BLEND, OPT_BLEND_WEIGHT, OPT_TUNE_WORK,
+    OPT_POP,
 };
 
 static const struct option train_opts[] = {
@@ -101,6 +102,7 @@ static const struct option train_opts[] = {
     {"neighbors", required_argument, 0, OPT_NEIGHBORS},
     {"sharpen", required_argument, 0, OPT_SHARPEN},
     {"beta", required_argument, 0, OPT_BETA},
+    {"pop", required_argument, 0, OPT_POP},
     {"norm-user", required_argument, 0, OPT_NORM_USER},
     {"norm-item", required_argument, 0, OPT_NORM_ITEM},
     {"lp-left", required_argument, 0, OPT_LP_LEFT},
@@ -174,6 +176,7 @@ static int train_param(train_args *a, int c, const char *v) {
     case OPT_SHARPEN: return parse_double(v, &p->sharpen);
     case OPT_CURVE: return parse_double(v, &p->curve);
     case OPT_BETA: return parse_double(v, &p->beta);
+    case OPT_POP: return parse_double(v, &p->pop);
     case OPT_NORM_USER: return parse_double(v, &p->norm_user);
     case OPT_NORM_ITEM: return parse_double(v, &p->norm_item);
     case OPT_LP_LEFT: return parse_double(v, &p->lp_left);
@@ -260,6 +263,7 @@ static void meta_params(buf *b, const embed_train_params *p) {
                p->degnorm, p->order, p->flat, p->sharpen_time);
     buf_printf(b, "param.beta=%g\nparam.lp_left=%g\nparam.lp_right=%g\nparam.lin_user=%g\n",
                p->beta, p->lp_left, p->lp_right, p->lin_user);
+    buf_printf(b, "param.pop=%g\n", p->pop);
     buf_printf(b, "param.lin_item=%g\nparam.svd_iters=%u\nparam.seed=%llu\n", p->lin_item,
                p->svd_iters, (unsigned long long)p->seed);
 }

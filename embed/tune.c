@@ -53,6 +53,7 @@ static const tune_axis tune_sharpened[] = {
     AXIS_D(curve, -0.3, 0.0, 0.3, 0.6),
     AXIS_D(lin_item, 0.3, 0.4, 0.5),
     AXIS_D(beta, -0.1, 0.0, 0.1),
+    AXIS_D(pop, 0.0, 0.25, 0.5, 1.0, 2.0),
 };
 static const tune_axis tune_bspm[] = {
     AXIS_U(dim, 128, 256, 384, 448),

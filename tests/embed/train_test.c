@@ -157,10 +157,10 @@ static void test_probe_matches_models(void) {
     TEST_REQUIRE(embed_trainer_new(&tr, &base, NULL, 1, &t) == AISLE_OK);
     TEST_REQUIRE(embed_probe_new(t, &tr, &va, 2, &pr) == AISLE_OK);
     embed_probe_set_base(pr, &base);
-    /* alpha, sharpen, curve, beta, lin_user: cached; lin_item: half
+    /* alpha, sharpen, curve, beta, lin_user, pop: cached; lin_item: half
      * cached; dim: by the model. */
-    embed_train_params pts[9];
-    for (int k = 0; k < 9; k++) pts[k] = base;
+    embed_train_params pts[11];
+    for (int k = 0; k < 11; k++) pts[k] = base;
     pts[1].alpha = 0.1;
     pts[2].sharpen = 0;
     pts[2].curve = 0;
@@ -171,8 +171,11 @@ static void test_probe_matches_models(void) {
     pts[7].lin_item = 0.3;
     pts[8].lin_item = 0.5;
     pts[8].curve = 0.3;
+    pts[9].pop = 0.5;
+    pts[10].pop = 2;
+    pts[10].dim = 4;
     const int ks[] = {20, 10, 50};
-    for (int k = 0; k < 9; k++) {
+    for (int k = 0; k < 11; k++) {
         embed_eval_result got, want;
         embed_model m;
         TEST_REQUIRE(embed_probe_eval(pr, &pts[k], &got) == AISLE_OK);
@@ -186,6 +189,37 @@ static void test_probe_matches_models(void) {
     }
     embed_probe_free(pr);
     embed_trainer_free(t);
+    free_clusters(&users, &items, &all, &tr, &va);
+}
+
+/* The popularity bias is there only when asked for, grows with an item's
+ * degree, and is zero for an item nobody has. */
+static void test_pop_bias(void) {
+    embed_idmap users, items;
+    embed_data all, tr, va;
+    TEST_REQUIRE(load_clusters(&users, &items, &all, &tr, &va));
+    embed_train_params p;
+    embed_train_defaults(&p, EMBED_METHOD_SHARPENED);
+    p.dim = 8;
+    p.neighbors = 30;
+    embed_model m;
+    TEST_REQUIRE(embed_train(&tr, &p, &m, 1) == AISLE_OK);
+    TEST_CHECK(m.bias == NULL);
+    embed_model_free(&m);
+    p.pop = 0.5;
+    TEST_REQUIRE(embed_train(&tr, &p, &m, 1) == AISLE_OK);
+    TEST_REQUIRE(m.bias != NULL);
+    uint32_t *deg = calloc(tr.n_items, sizeof(*deg));
+    TEST_REQUIRE(deg != NULL);
+    for (uint64_t e = 0; e < tr.off[tr.n_users]; e++) deg[tr.item[e]]++;
+    for (uint32_t i = 0; i < tr.n_items; i++)
+        for (uint32_t j = 0; j < tr.n_items; j++)
+            if (deg[i] < deg[j]) TEST_CHECK(m.bias[i] < m.bias[j]);
+    for (uint32_t i = 0; i < tr.n_items; i++)
+        if (deg[i] == 0) TEST_CHECK(m.bias[i] == 0);
+        else TEST_CHECK(m.bias[i] > 0);
+    free(deg);
+    embed_model_free(&m);
     free_clusters(&users, &items, &all, &tr, &va);
 }
 
@@ -341,6 +375,7 @@ int main(void) {
     TEST_RUN(test_learns_clusters);
     TEST_RUN(test_methods_and_tune);
     TEST_RUN(test_probe_matches_models);
+    TEST_RUN(test_pop_bias);
     TEST_RUN(test_compress);
     TEST_RUN(test_cli);
     TEST_RUN(test_lastfm);
