@@ -620,12 +620,17 @@ void embed_trainer_pin(embed_trainer *t, const embed_train_params *p) {
 }
 
 /* b_j = pop * s * log(1 + d_j) / log(1 + d_max), s the mean over items of
- * their heaviest neighbour weight: a user-independent popularity prior
- * whose share of the score shrinks as the profile grows (the other terms
- * are sums over it), so it mostly ranks light users' pages. */
+ * their heaviest neighbour weight times the mean interaction weight (what
+ * one profile entry adds at most, in the data's own weight units): a
+ * user-independent popularity prior whose share of the score shrinks as
+ * the profile grows (the other terms are sums over it), so it mostly ranks
+ * light users' pages. */
 static void trainer_bias(const embed_trainer *t, const embed_train_params *p, embed_model *m) {
     uint32_t n = m->n_items, dmax = 1, lists = 0;
-    double s = 0;
+    uint64_t nnz = t->d->off[t->d->n_users];
+    double s = 0, w = 0;
+    for (uint64_t e = 0; e < nnz; e++) w += t->d->weight[e];
+    w = nnz ? w / (double)nnz : 1.0;
     for (uint32_t i = 0; i < n; i++) {
         float top = 0;
         for (uint64_t e = m->nb_off[i]; e < m->nb_off[i + 1]; e++)
@@ -634,7 +639,7 @@ static void trainer_bias(const embed_trainer *t, const embed_train_params *p, em
         lists += m->nb_off[i + 1] > m->nb_off[i];
         if (t->g.deg[i] > dmax) dmax = t->g.deg[i];
     }
-    s = lists ? s / lists : 1.0;
+    s = w * (lists ? s / lists : 1.0);
     double f = p->pop * s / log1p((double)dmax);
     for (uint32_t i = 0; i < n; i++) m->bias[i] = (float)(f * log1p((double)t->g.deg[i]));
 }
