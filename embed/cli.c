@@ -121,11 +121,10 @@ static const struct option train_opts[] = {
 
 /* The search's defaults: enough users per point that its figures move by
  * less than the differences the search acts on, and enough work for one
- * line-search pass over sharpened's axes on Gowalla (15 points of 3,318
- * sampled users x 40,981 items, the popularity bias last); smaller
- * catalogues get both passes. */
+ * line-search pass over sharpened's axes on Gowalla (16 points of 3,318
+ * sampled users x 40,981 items); smaller catalogues get both passes. */
 #define TRAIN_TUNE_SAMPLE 3000u
-#define TRAIN_TUNE_WORK 2.1e9
+#define TRAIN_TUNE_WORK 2.3e9
 
 static void train_usage(void) {
     fprintf(stderr,
@@ -135,7 +134,8 @@ static void train_usage(void) {
             "         [--holdout FRAC --seed S] [--dim K] [--alpha A] [--neighbors M]\n"
             "         [--sharpen G] [--curve C] [--degnorm B] [--order K] [--flat PHI] [--sharpen-time T]\n"
             "         [--beta B] [--norm-user X] [--norm-item X] [--lp-left X] [--lp-right X]\n"
-            "         [--lin-user X] [--lin-item X] [--svd-iters N] [--serve-dim D] [--quiet]\n"
+            "         [--lin-user X] [--lin-item X] [--pop W] [--svd-iters N] [--serve-dim D]\n"
+            "         [--quiet]\n"
             "--tune carves a validation split (20 %%, --seed) from the input and searches the\n"
             "method's parameters, scoring each point on --tune-sample validation users\n"
             "(default %u, 0 = all) against every item, until the points together have\n"

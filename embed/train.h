@@ -41,6 +41,12 @@
  *   ideal pass is low rank whatever p does, and is computed exactly: P =
  *   alpha D^-b V, Q = p(L) D^b V by sparse products. Dimension 2*dim.
  *
+ * Any method may add the popularity bias b (pop > 0; embed_model's bias):
+ *   b_j = pop * s * log(1 + d_j) / log(1 + d_max), s the mean heaviest
+ *   neighbour weight times the mean interaction weight. It does not grow
+ *   with the profile as the other terms do, so it weighs most on light
+ *   users' pages.
+ *
  * What is dropped in the cheby and bspm forms is the part of the higher
  * polynomial orders beyond the top `dim` eigenvalues, where t^2 and up are
  * small; the figures of `embed eval` are those of the served form. */
