@@ -71,6 +71,25 @@ static void free_clusters(embed_idmap *users, embed_idmap *items, embed_data *al
     embed_idmap_free(items);
 }
 
+/* The popularity bias of a model trained with p.pop > 0 grows with an
+ * item's degree and is zero for an item nobody has. */
+static void check_pop_bias(const embed_data *tr, embed_train_params p) {
+    embed_model m;
+    p.pop = 0.5;
+    TEST_REQUIRE(embed_train(tr, &p, &m, 1) == AISLE_OK);
+    TEST_REQUIRE(m.bias != NULL);
+    uint32_t *deg = calloc(tr->n_items, sizeof(*deg));
+    TEST_REQUIRE(deg != NULL);
+    for (uint64_t e = 0; e < tr->off[tr->n_users]; e++) deg[tr->item[e]]++;
+    for (uint32_t i = 0; i < tr->n_items; i++) {
+        TEST_CHECK(deg[i] ? m.bias[i] > 0 : m.bias[i] == 0);
+        for (uint32_t j = 0; j < tr->n_items; j++)
+            if (deg[i] < deg[j]) TEST_CHECK(m.bias[i] < m.bias[j]);
+    }
+    free(deg);
+    embed_model_free(&m);
+}
+
 static void test_learns_clusters(void) {
     embed_idmap users, items;
     embed_data all, tr, va;
@@ -88,8 +107,11 @@ static void test_learns_clusters(void) {
     /* Ranking within the right cluster gives about 10/17; chance ~0.11. */
     printf("clusters: recall@10 %.3f ndcg@10 %.3f\n", res.recall[0], res.ndcg[0]);
     TEST_CHECK(res.n_users == 400 && res.recall[0] > 0.4);
-    /* Small data lowers the rank instead of failing. */
+    /* No bias unless asked for. */
+    TEST_CHECK(m.bias == NULL);
     embed_model_free(&m);
+    check_pop_bias(&tr, p);
+    /* Small data lowers the rank instead of failing. */
     p.dim = 500;
     TEST_REQUIRE(embed_train(&tr, &p, &m, 1) == 0);
     TEST_CHECK(p.dim + p.svd_oversample <= 100 && m.dim == 2 * p.dim);
@@ -189,37 +211,6 @@ static void test_probe_matches_models(void) {
     }
     embed_probe_free(pr);
     embed_trainer_free(t);
-    free_clusters(&users, &items, &all, &tr, &va);
-}
-
-/* The popularity bias is there only when asked for, grows with an item's
- * degree, and is zero for an item nobody has. */
-static void test_pop_bias(void) {
-    embed_idmap users, items;
-    embed_data all, tr, va;
-    TEST_REQUIRE(load_clusters(&users, &items, &all, &tr, &va));
-    embed_train_params p;
-    embed_train_defaults(&p, EMBED_METHOD_SHARPENED);
-    p.dim = 8;
-    p.neighbors = 30;
-    embed_model m;
-    TEST_REQUIRE(embed_train(&tr, &p, &m, 1) == AISLE_OK);
-    TEST_CHECK(m.bias == NULL);
-    embed_model_free(&m);
-    p.pop = 0.5;
-    TEST_REQUIRE(embed_train(&tr, &p, &m, 1) == AISLE_OK);
-    TEST_REQUIRE(m.bias != NULL);
-    uint32_t *deg = calloc(tr.n_items, sizeof(*deg));
-    TEST_REQUIRE(deg != NULL);
-    for (uint64_t e = 0; e < tr.off[tr.n_users]; e++) deg[tr.item[e]]++;
-    for (uint32_t i = 0; i < tr.n_items; i++)
-        for (uint32_t j = 0; j < tr.n_items; j++)
-            if (deg[i] < deg[j]) TEST_CHECK(m.bias[i] < m.bias[j]);
-    for (uint32_t i = 0; i < tr.n_items; i++)
-        if (deg[i] == 0) TEST_CHECK(m.bias[i] == 0);
-        else TEST_CHECK(m.bias[i] > 0);
-    free(deg);
-    embed_model_free(&m);
     free_clusters(&users, &items, &all, &tr, &va);
 }
 
@@ -375,7 +366,6 @@ int main(void) {
     TEST_RUN(test_learns_clusters);
     TEST_RUN(test_methods_and_tune);
     TEST_RUN(test_probe_matches_models);
-    TEST_RUN(test_pop_bias);
     TEST_RUN(test_compress);
     TEST_RUN(test_cli);
     TEST_RUN(test_lastfm);
