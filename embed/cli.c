@@ -80,6 +80,7 @@ enum {
     OPT_LIN_USER, OPT_LIN_ITEM, OPT_SVD_ITERS, OPT_QUIET, OPT_K, OPT_METHOD, OPT_DEGNORM,
     OPT_ORDER, OPT_FLAT, OPT_SHARPEN_TIME, OPT_TUNE, OPT_TUNE_BUDGET, OPT_SERVE_DIM,
     OPT_SERVE_NEIGHBORS, OPT_CURVE, OPT_TUNE_SAMPLE, OPT_BLEND, OPT_BLEND_WEIGHT, OPT_TUNE_WORK,
+    OPT_POP,
 };
 
 static const struct option train_opts[] = {
@@ -101,6 +102,7 @@ static const struct option train_opts[] = {
     {"neighbors", required_argument, 0, OPT_NEIGHBORS},
     {"sharpen", required_argument, 0, OPT_SHARPEN},
     {"beta", required_argument, 0, OPT_BETA},
+    {"pop", required_argument, 0, OPT_POP},
     {"norm-user", required_argument, 0, OPT_NORM_USER},
     {"norm-item", required_argument, 0, OPT_NORM_ITEM},
     {"lp-left", required_argument, 0, OPT_LP_LEFT},
@@ -119,10 +121,10 @@ static const struct option train_opts[] = {
 
 /* The search's defaults: enough users per point that its figures move by
  * less than the differences the search acts on, and enough work for one
- * line-search pass over sharpened's axes on Gowalla (12 points of 3,318
+ * line-search pass over sharpened's axes on Gowalla (16 points of 3,318
  * sampled users x 40,981 items); smaller catalogues get both passes. */
 #define TRAIN_TUNE_SAMPLE 3000u
-#define TRAIN_TUNE_WORK 1.7e9
+#define TRAIN_TUNE_WORK 2.3e9
 
 static void train_usage(void) {
     fprintf(stderr,
@@ -132,7 +134,8 @@ static void train_usage(void) {
             "         [--holdout FRAC --seed S] [--dim K] [--alpha A] [--neighbors M]\n"
             "         [--sharpen G] [--curve C] [--degnorm B] [--order K] [--flat PHI] [--sharpen-time T]\n"
             "         [--beta B] [--norm-user X] [--norm-item X] [--lp-left X] [--lp-right X]\n"
-            "         [--lin-user X] [--lin-item X] [--svd-iters N] [--serve-dim D] [--quiet]\n"
+            "         [--lin-user X] [--lin-item X] [--pop W] [--svd-iters N] [--serve-dim D]\n"
+            "         [--quiet]\n"
             "--tune carves a validation split (20 %%, --seed) from the input and searches the\n"
             "method's parameters, scoring each point on --tune-sample validation users\n"
             "(default %u, 0 = all) against every item, until the points together have\n"
@@ -174,6 +177,7 @@ static int train_param(train_args *a, int c, const char *v) {
     case OPT_SHARPEN: return parse_double(v, &p->sharpen);
     case OPT_CURVE: return parse_double(v, &p->curve);
     case OPT_BETA: return parse_double(v, &p->beta);
+    case OPT_POP: return parse_double(v, &p->pop);
     case OPT_NORM_USER: return parse_double(v, &p->norm_user);
     case OPT_NORM_ITEM: return parse_double(v, &p->norm_item);
     case OPT_LP_LEFT: return parse_double(v, &p->lp_left);
@@ -260,6 +264,7 @@ static void meta_params(buf *b, const embed_train_params *p) {
                p->degnorm, p->order, p->flat, p->sharpen_time);
     buf_printf(b, "param.beta=%g\nparam.lp_left=%g\nparam.lp_right=%g\nparam.lin_user=%g\n",
                p->beta, p->lp_left, p->lp_right, p->lin_user);
+    buf_printf(b, "param.pop=%g\n", p->pop);
     buf_printf(b, "param.lin_item=%g\nparam.svd_iters=%u\nparam.seed=%llu\n", p->lin_item,
                p->svd_iters, (unsigned long long)p->seed);
 }

@@ -619,14 +619,40 @@ void embed_trainer_pin(embed_trainer *t, const embed_train_params *p) {
     t->pinned = nb_slot(t, &c);
 }
 
+/* b_j = pop * s * log(1 + d_j) / log(1 + d_max), s the mean over items of
+ * their heaviest neighbour weight times the mean interaction weight (what
+ * one profile entry adds at most, in the data's own weight units): a
+ * user-independent popularity prior whose share of the score shrinks as
+ * the profile grows (the other terms are sums over it), so it mostly ranks
+ * light users' pages. */
+static void trainer_bias(const embed_trainer *t, const embed_train_params *p, embed_model *m) {
+    uint32_t n = m->n_items, dmax = 1, lists = 0;
+    uint64_t nnz = t->d->off[t->d->n_users];
+    double s = 0, w = 0;
+    for (uint64_t e = 0; e < nnz; e++) w += t->d->weight[e];
+    w = nnz ? w / (double)nnz : 1.0;
+    for (uint32_t i = 0; i < n; i++) {
+        float top = 0;
+        for (uint64_t e = m->nb_off[i]; e < m->nb_off[i + 1]; e++)
+            if (m->nb_weight[e] > top) top = m->nb_weight[e];
+        s += top;
+        lists += m->nb_off[i + 1] > m->nb_off[i];
+        if (t->g.deg[i] > dmax) dmax = t->g.deg[i];
+    }
+    s = w * (lists ? s / lists : 1.0);
+    double f = p->pop * s / log1p((double)dmax);
+    for (uint32_t i = 0; i < n; i++) m->bias[i] = (float)(f * log1p((double)t->g.deg[i]));
+}
+
 int embed_trainer_model(embed_trainer *t, const embed_train_params *p, embed_model *m) {
     int rc;
     assert(p->dim <= t->k && p->norm_user == t->norm_user && p->norm_item == t->norm_item);
     assert(t->V || t->k == 0);
-    rc = embed_model_alloc(m, t->d->n_items, embed_train_model_dim(p), 0);
+    rc = embed_model_alloc(m, t->d->n_items, embed_train_model_dim(p), p->pop != 0);
     if (rc != AISLE_OK) return rc;
     if (p->dim > 0 && (rc = fill_lowrank(t, p, m)) != AISLE_OK) goto fail;
     if ((rc = trainer_lists(t, p, m)) != AISLE_OK) goto fail;
+    if (m->bias) trainer_bias(t, p, m);
     return AISLE_OK;
 fail:
     embed_model_free(m);
@@ -635,8 +661,9 @@ fail:
 
 int embed_trainer_neighbors(embed_trainer *t, const embed_train_params *p, embed_model *m) {
     assert(p->norm_user == t->norm_user && p->norm_item == t->norm_item);
-    int rc = embed_model_alloc(m, t->d->n_items, 0, 0);
+    int rc = embed_model_alloc(m, t->d->n_items, 0, p->pop != 0);
     if (rc == AISLE_OK && (rc = trainer_lists(t, p, m)) != AISLE_OK) embed_model_free(m);
+    if (rc == AISLE_OK && m->bias) trainer_bias(t, p, m);
     return rc;
 }
 

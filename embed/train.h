@@ -41,6 +41,12 @@
  *   ideal pass is low rank whatever p does, and is computed exactly: P =
  *   alpha D^-b V, Q = p(L) D^b V by sparse products. Dimension 2*dim.
  *
+ * Any method may add the popularity bias b (pop > 0; embed_model's bias):
+ *   b_j = pop * s * log(1 + d_j) / log(1 + d_max), s the mean heaviest
+ *   neighbour weight times the mean interaction weight. It does not grow
+ *   with the profile as the other terms do, so it weighs most on light
+ *   users' pages.
+ *
  * What is dropped in the cheby and bspm forms is the part of the higher
  * polynomial orders beyond the top `dim` eigenvalues, where t^2 and up are
  * small; the figures of `embed eval` are those of the served form. */
@@ -73,6 +79,7 @@ typedef struct embed_train_params {
     double lin_user;     /* sharpened: exponents of the co-occurrence term */
     double lin_item;
     double beta;         /* sharpened: popularity de-biasing of the item side */
+    double pop;          /* weight of the additive popularity bias b (0: none) */
     double degnorm;      /* cheby: degree normalisation power */
     uint32_t order;      /* cheby: Chebyshev order */
     double flat;         /* cheby: plateau flatness */
@@ -120,7 +127,7 @@ int embed_trainer_new(const embed_data *d, embed_train_params *p, const embed_sv
                       int quiet, embed_trainer **out);
 /* *m is allocated here and owned by the caller (empty on failure). */
 int embed_trainer_model(embed_trainer *t, const embed_train_params *p, embed_model *m);
-/* Only p's neighbour lists, in a model of dimension 0 (*m allocated here
+/* Only p's neighbour lists (and its bias, when p->pop is set), in a model of dimension 0 (*m allocated here
  * and owned by the caller, empty on failure): the sparse half of a point,
  * for scorers that compute the low-rank half themselves (embed/probe.h). */
 int embed_trainer_neighbors(embed_trainer *t, const embed_train_params *p, embed_model *m);

@@ -71,6 +71,25 @@ static void free_clusters(embed_idmap *users, embed_idmap *items, embed_data *al
     embed_idmap_free(items);
 }
 
+/* The popularity bias of a model trained with p.pop > 0 grows with an
+ * item's degree and is zero for an item nobody has. */
+static void check_pop_bias(const embed_data *tr, embed_train_params p) {
+    embed_model m;
+    p.pop = 0.5;
+    TEST_REQUIRE(embed_train(tr, &p, &m, 1) == AISLE_OK);
+    TEST_REQUIRE(m.bias != NULL);
+    uint32_t *deg = calloc(tr->n_items, sizeof(*deg));
+    TEST_REQUIRE(deg != NULL);
+    for (uint64_t e = 0; e < tr->off[tr->n_users]; e++) deg[tr->item[e]]++;
+    for (uint32_t i = 0; i < tr->n_items; i++) {
+        TEST_CHECK(deg[i] ? m.bias[i] > 0 : m.bias[i] == 0);
+        for (uint32_t j = 0; j < tr->n_items; j++)
+            if (deg[i] < deg[j]) TEST_CHECK(m.bias[i] < m.bias[j]);
+    }
+    free(deg);
+    embed_model_free(&m);
+}
+
 static void test_learns_clusters(void) {
     embed_idmap users, items;
     embed_data all, tr, va;
@@ -88,8 +107,11 @@ static void test_learns_clusters(void) {
     /* Ranking within the right cluster gives about 10/17; chance ~0.11. */
     printf("clusters: recall@10 %.3f ndcg@10 %.3f\n", res.recall[0], res.ndcg[0]);
     TEST_CHECK(res.n_users == 400 && res.recall[0] > 0.4);
-    /* Small data lowers the rank instead of failing. */
+    /* No bias unless asked for. */
+    TEST_CHECK(m.bias == NULL);
     embed_model_free(&m);
+    check_pop_bias(&tr, p);
+    /* Small data lowers the rank instead of failing. */
     p.dim = 500;
     TEST_REQUIRE(embed_train(&tr, &p, &m, 1) == 0);
     TEST_CHECK(p.dim + p.svd_oversample <= 100 && m.dim == 2 * p.dim);
@@ -157,10 +179,10 @@ static void test_probe_matches_models(void) {
     TEST_REQUIRE(embed_trainer_new(&tr, &base, NULL, 1, &t) == AISLE_OK);
     TEST_REQUIRE(embed_probe_new(t, &tr, &va, 2, &pr) == AISLE_OK);
     embed_probe_set_base(pr, &base);
-    /* alpha, sharpen, curve, beta, lin_user: cached; lin_item: half
+    /* alpha, sharpen, curve, beta, lin_user, pop: cached; lin_item: half
      * cached; dim: by the model. */
-    embed_train_params pts[9];
-    for (int k = 0; k < 9; k++) pts[k] = base;
+    embed_train_params pts[11];
+    for (int k = 0; k < 11; k++) pts[k] = base;
     pts[1].alpha = 0.1;
     pts[2].sharpen = 0;
     pts[2].curve = 0;
@@ -171,8 +193,11 @@ static void test_probe_matches_models(void) {
     pts[7].lin_item = 0.3;
     pts[8].lin_item = 0.5;
     pts[8].curve = 0.3;
+    pts[9].pop = 0.5;
+    pts[10].pop = 2;
+    pts[10].dim = 4;
     const int ks[] = {20, 10, 50};
-    for (int k = 0; k < 9; k++) {
+    for (int k = 0; k < 11; k++) {
         embed_eval_result got, want;
         embed_model m;
         TEST_REQUIRE(embed_probe_eval(pr, &pts[k], &got) == AISLE_OK);
