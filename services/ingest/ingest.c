@@ -179,15 +179,21 @@ static void ingest_dlq_report(rd_kafka_t *rk, const rd_kafka_message_t *m, void 
 }
 
 /* Fills the batch's profile events: origin and offset, and the item's
- * category and brand as the catalog has them now. */
+ * category and brand as the catalog has them now. A fetch hands over a
+ * partition's messages together, so an event shares the origin text of
+ * the one before when they come from the same partition (formatting it
+ * for each was a few per cent of the worker's time). */
 static void ingest_events(ingest_worker *w, ingest_batch *b) {
     for (size_t i = 0; i < b->n_sigs; i++) {
-        const rd_kafka_message_t *m = b->msgs[b->at[i]];
+        const rd_kafka_message_t *m = b->msgs[b->at[i]], *prev = i ? b->msgs[b->at[i - 1]] : NULL;
         profile_event *e = &b->events[i];
-        snprintf(b->origins[i], INGEST_ORIGIN_MAX, "%s:%d", rd_kafka_topic_name(m->rkt),
-                 (int)m->partition);
-        e->sig = b->sigs[i];
         e->origin = b->origins[i];
+        if (prev && prev->rkt == m->rkt && prev->partition == m->partition)
+            e->origin = b->events[i - 1].origin;
+        else
+            snprintf(b->origins[i], INGEST_ORIGIN_MAX, "%s:%d", rd_kafka_topic_name(m->rkt),
+                     (int)m->partition);
+        e->sig = b->sigs[i];
         e->offset = m->offset;
         e->produced_ms = rd_kafka_message_timestamp(m, NULL);
         e->category = e->brand = NULL;
