@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import aisle_env  # noqa: E402
 
 PARTITIONS = 16
+nan = float("nan")
 TOPIC = "aisle.signals"
 
 
@@ -97,9 +98,19 @@ def end_offsets(brokers):
         c.close()
 
 
+# The load's producer linger. Not librdkafka's 5 ms default lowered to 2:
+# the mock cluster finds a fetch's offset by walking the partition's
+# message sets from the oldest, in the one thread that also takes the
+# produce requests, so a message set every 2 ms a partition made each
+# fetch slower through the run until acks took seconds (p99 delay 357 ms
+# quiet, seconds at load 5); at 10 ms it keeps up. Kafka indexes offsets.
+LINGER_MS = 10
+
+
 def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds, binary):
     """Offered load at `rate`/s with a probe every 10 ms into one worker
-    (`binary`); returns delays (ms)."""
+    (`binary`); returns the offered rate, the probes' delays to the profile
+    and to the broker's ack (ms), and the count of probes."""
     rnd = random.Random(1)
     now = int(time.time() * 1000)
     n = rate * seconds
@@ -115,17 +126,22 @@ def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds, binary):
     w = procs.start("ingest", [binary, "ingest", "--http-listen", "127.0.0.1:0",
                                "--kafka-brokers", brokers, "--redis", redis_addr,
                                "--group", "bench-delay"])[0]
-    p = Producer({"bootstrap.servers": brokers, "linger.ms": 2, "queue.buffering.max.messages": 1000000})
+    p = Producer({"bootstrap.servers": brokers, "linger.ms": LINGER_MS,
+                  "queue.buffering.max.messages": 1000000})
     r = Resp(port)
     # Warm-up: wait until the worker has its partitions and applies.
     # A probe user of its own a run: a later run must not find this one's
     # probes already applied.
     probe_user = "probe-%s" % uuid.uuid4().hex[:8]
     probe_key = "aisle:u:{%s}:profile" % probe_user
+    acks = []
+
     def probe(tag):
         s = ev.Signal(event_id=uuid.uuid4().hex, user_id=probe_user, kind=1, item_id=tag,
                       creator_id="c", ts_ms=int(time.time() * 1000))
-        p.produce(TOPIC, key=probe_user, value=s.SerializeToString())
+        t0 = time.time()
+        p.produce(TOPIC, key=probe_user, value=s.SerializeToString(),
+                  on_delivery=lambda err, msg: acks.append((time.time() - t0) * 1000))
         p.poll(0)
     probe("warm")
     p.flush(10)
@@ -170,7 +186,7 @@ def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds, binary):
     done.set()
     t.join()
     procs.stop(w)
-    return offered, delays, k
+    return offered, delays, acks, k
 
 
 def drain_run(procs, brokers, redis_addr, port, workers, total, binary):
@@ -352,23 +368,23 @@ def main():
                                   os.path.abspath(a.old_module)])
             aisle_env.wait_for(lambda: aisle_env._redis_ping(old_port), 10, "redis-server")
             old_addr = "127.0.0.1:%d" % old_port
-        kafka, brokers = mock_with_catalog(procs, new)
-
-        # One group: the old binary's run goes on from where the new one's ended.
+        # A mock cluster for each delay run and for the backlog: the mock's
+        # fetches slow down as its partitions fill with message sets (see
+        # LINGER_MS), so a later run on the same one would be handicapped.
         for which, binary in [("new", new)] + ([("old", a.old)] if a.old else []):
             addr, p = (redis_addr, port) if which == "new" else (old_addr, old_port)
-            offered, delays, probes = delay_run(procs, ev, brokers, addr, p, a.rate, a.seconds,
-                                                binary)
+            kafka, brokers = mock_with_catalog(procs, new)
+            offered, delays, acks, probes = delay_run(procs, ev, brokers, addr, p, a.rate,
+                                                      a.seconds, binary)
+            procs.stop(kafka)
             print("%s: offered load %.0f signals/s for %d s, %d probes, %d seen applied (%s)"
                   % (which, offered, a.seconds, probes, len(delays), load()))
             if delays:
-                print("  event-to-profile delay: p50 %.1f ms, p99 %.1f ms, max %.1f ms"
-                      % (statistics.median(delays), pct(delays, 99), max(delays)))
+                print("  event-to-profile delay: p50 %.1f ms, p99 %.1f ms, max %.1f ms; of it, "
+                      "produce to the broker's ack (linger %d ms): p50 %.1f ms, p99 %.1f ms"
+                      % (statistics.median(delays), pct(delays, 99), max(delays), LINGER_MS,
+                         statistics.median(acks or [nan]), pct(acks or [nan], 99)))
 
-        # The backlog in a mock cluster of its own: the delay runs' many small
-        # message sets make the mock's fetches slow (it scans them for an
-        # offset), which would cap the drains below the worker's rate.
-        procs.stop(kafka)
         kafka, brokers = mock_with_catalog(procs, new)
         users = max(1, a.backlog // 20)
         subprocess.run([new, "synth", "--kafka-brokers", brokers,

@@ -486,6 +486,7 @@ static void profile_keys(const char *user, char keys[PROFILE_NKEYS][PROFILE_KEY_
 /* Orders events by user, then origin, then arrival, so that each user's
  * events of one origin form one run in log order. */
 static int profile_cmp_origin(const char *a, const char *b) {
+    if (a == b) return 0; /* the worker shares one text among a partition's events */
     return strcmp(a ? a : "", b ? b : "");
 }
 static int profile_cmp_event(const void *pa, const void *pb, void *base) {
@@ -805,14 +806,21 @@ static int profile_module_refused(profile_store *ps, redisReply **r, size_t n) {
 static int profile_pending_add(profile_pending *p, const char *category, const char *item,
                                double log_w) {
     size_t cl = strlen(category), il = strlen(item), at;
-    char *block = malloc(cl + il + 2); /* owned by the pair, or freed here */
-    if (!block) return AISLE_ENOMEM;
-    memcpy(block, category, cl + 1);
-    memcpy(block + cl + 1, item, il + 1);
-    if (strmap_get(&p->at, block, cl + il + 1, &at) == AISLE_OK) {
+    /* The key "category\0item" is looked up from the stack where it fits:
+     * most events add to a pair already there, which then costs no
+     * allocation. block: the heap copy a new pair owns, or freed here. */
+    char stack[2 * PROFILE_MAX_ID + 2], *key = stack, *block = NULL;
+    if (cl + il + 2 > sizeof(stack) && !(key = block = malloc(cl + il + 2))) return AISLE_ENOMEM;
+    memcpy(key, category, cl + 1);
+    memcpy(key + cl + 1, item, il + 1);
+    if (strmap_get(&p->at, key, cl + il + 1, &at) == AISLE_OK) {
         p->pop[at].log_w = profile_logadd(p->pop[at].log_w, log_w);
         free(block);
         return AISLE_OK;
+    }
+    if (!block) {
+        if (!(block = malloc(cl + il + 2))) return AISLE_ENOMEM;
+        memcpy(block, key, cl + il + 2);
     }
     if (GROW_ROOM(p->pop, p->n, p->cap, 256) || strmap_put(&p->at, block, cl + il + 1, p->n)) {
         free(block);

@@ -10,6 +10,7 @@ produced log (nothing lost, nothing counted twice) and the dead-letter
 topic holds exactly the bad messages."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,10 +91,10 @@ class FaultTest(unittest.TestCase):
         bad.append((b"bad-empty", None))
         return bad
 
-    def stream(self, ref, signals, bad, seconds):
+    def stream(self, ref, signals, bad, seconds, hurry):
         """Produces signals (and the bad messages spread among them) over
-        about `seconds`."""
-        chunks = 40
+        about `seconds`, the rest at once when hurry is set."""
+        chunks = 300
         per = len(signals) // chunks + 1
         for c in range(chunks):
             for s in signals[c * per:(c + 1) * per]:
@@ -103,10 +104,31 @@ class FaultTest(unittest.TestCase):
                 k, v = bad.pop()
                 self.producer.produce("aisle.signals", key=k, value=v)
             self.producer.poll(0)
-            time.sleep(seconds / chunks)
+            if not hurry.is_set():
+                time.sleep(seconds / chunks)
         for k, v in bad:
             self.producer.produce("aisle.signals", key=k, value=v)
         self.producer.flush(30)
+
+    def write_calls(self):
+        """The profile write's calls Redis has taken since it started."""
+        stats = sup.redis_cli(self.redis_port, "INFO", "commandstats")
+        return sum(int(m.group(1)) for line in stats
+                   for m in [re.match(r"cmdstat_(?:aisle\.apply|evalsha):calls=(\d+)", line)]
+                   if m)
+
+    def wait_writing(self):
+        """Until Redis takes a profile write: the workers are applying."""
+        before = self.write_calls()
+        aisle_env.wait_for(lambda: self.write_calls() > before, 60, "the workers to write",
+                           interval=0.05)
+
+    def wait_assigned(self, p):
+        """Until worker p holds partitions."""
+        def assigned():
+            with open(p.logfile, errors="replace") as f:
+                return re.search(r"assigned [1-9]\d* partitions", f.read())
+        aisle_env.wait_for(assigned, 60, "a worker to be assigned partitions", interval=0.1)
 
     def dead_letters(self, want):
         c = Consumer({"bootstrap.servers": self.brokers, "group.id": uuid.uuid4().hex,
@@ -131,13 +153,23 @@ class FaultTest(unittest.TestCase):
         bad = self.bad_messages()
         bad_keys = {k for k, _ in bad}
         workers = [self.worker(), self.worker()]
-        producer = threading.Thread(target=self.stream, args=(ref, signals, list(bad), 8))
+        hurry = threading.Event()
+        producer = threading.Thread(target=self.stream,
+                                    args=(ref, signals, list(bad), 60, hurry))
         producer.start()
         try:
-            # Faults while the stream runs: each worker is killed mid-stream
-            # and replaced, and Redis dies and comes back in between.
-            for fault in ["kill0", "redis", "broker", "kill1", "commits", "kill0"]:
-                time.sleep(1.2)
+            # Faults while the stream runs and the workers write: Redis dies
+            # and comes back, each worker is killed mid-stream and replaced.
+            # Each waits for a write to land first, a kill also for its
+            # victim to hold partitions: on a timer alone, every fault came
+            # while the group was still forming (the mock coordinator waits
+            # 3 s for members, and a killed member holds its partitions
+            # until its 10 s session ends), so nothing was written until
+            # after the last one and no write ever met Redis down.
+            for fault in ["redis", "broker", "kill0", "commits", "kill1", "kill0"]:
+                if fault.startswith("kill"):
+                    self.wait_assigned(workers[int(fault[-1])])
+                self.wait_writing()
                 if fault == "redis":
                     self.kill(self.redis)
                     time.sleep(1.0)
@@ -154,6 +186,7 @@ class FaultTest(unittest.TestCase):
                     self.kill(workers[i])
                     workers[i] = self.worker()
         finally:
+            hurry.set()
             producer.join()
 
         deadline = time.time() + 60
@@ -178,9 +211,13 @@ class FaultTest(unittest.TestCase):
         self.assertIn("stats: consumed", self.procs.log(workers[0]))
         logs = "".join(open(os.path.join(self.procs.logdir, f), errors="replace").read()
                        for f in os.listdir(self.procs.logdir) if f.startswith("ingest"))
+        retries, resumes = logs.count("retrying in"), logs.count("profile store is back")
         print("ingest logs: %d Redis retries, %d resumes, script fallback logged: %s" % (
-              logs.count("retrying in"), logs.count("profile store is back"),
-              "writing with the Lua script" in logs), file=sys.stderr)
+              retries, resumes, "writing with the Lua script" in logs), file=sys.stderr)
+        # Redis went down while the workers wrote: writes failed, were
+        # retried and went through once it was back.
+        self.assertGreater(retries, 0)
+        self.assertGreater(resumes, 0)
         # The write under test: AISLE.APPLY where Redis loads the module
         # (also after its restart), else the script.
         module = bool(aisle_env.redis_module_args())
