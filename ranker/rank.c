@@ -654,42 +654,55 @@ static float rank_loose_cut(const rank_state *st, float t) {
     return rank_key_float(hi);
 }
 
+/* vec_hits ordered by id alone. */
+static int rank_hit_id_cmp(const void *a, const void *b) {
+    uint32_t x = ((const vec_hit *)a)->id, y = ((const vec_hit *)b)->id;
+    return (x > y) - (x < y);
+}
+
 /* rank_offer_neighbours when rank_can_prune holds: a neighbour-only
  * candidate enters the pool only if its real score may reach the page.
  * Those whose sum passes the loose cut of the page so far are taken in
  * order of their bound (a heap on g), each scored with its real u·Q[j]
  * into the page's min-heap, until the next bound falls below the page's
- * last score; the taken are then offered in order of first appearance, so
- * the pool, and rank_score_bounded's page and ties, are what offering all
- * would give. st->pruned_best becomes the best sum of any eligible listed
- * item: what the pool's best would be had every one entered. */
+ * last score; the taken are then offered in order of first appearance
+ * with that product as their search score (so rank_score_bounded scores
+ * them without computing it again), and the page and its ties are what
+ * offering all would give. st->pruned_best becomes the best sum of any
+ * eligible listed item: what the pool's best would be had every one
+ * entered. taken holds (u·Q[j] or NAN for a search hit, touched index). */
 static int rank_offer_pruned(rank_state *st, float *top, unsigned char *pooled, vec_hit *cand,
-                             uint32_t *taken) {
+                             vec_hit *taken) {
     size_t n_top = rank_prune_threshold(st, top), n_cand = 0, n_taken = 0;
     float cut = n_top == st->cap ? rank_loose_cut(st, top[0]) : -INFINITY;
     for (size_t i = 0; i < st->npool; i++) pooled[st->pool[i].slot] = 1;
     for (size_t k = 0; k < st->n_touched; k++) {
         size_t j = st->touched[k];
+        float g = st->ns[j] + catalog_bias(st->c, j);
         if (st->ns[j] > st->pruned_best && rank_eligible(st, j)) st->pruned_best = st->ns[j];
-        if (pooled[j]) taken[n_taken++] = (uint32_t)k;
-        else if (!(st->ns[j] + catalog_bias(st->c, j) < cut))
-            cand[n_cand++] = (vec_hit){st->ns[j] + catalog_bias(st->c, j), (uint32_t)k};
+        if (pooled[j]) taken[n_taken++] = (vec_hit){NAN, (uint32_t)k};
+        else if (!(g < cut)) cand[n_cand++] = (vec_hit){g, (uint32_t)k};
     }
     vec_hits_heap(cand, n_cand);
     while (n_cand && (n_top < st->cap || !(rank_loose_bound(st, cand[0].score) < top[0]))) {
         uint32_t k = vec_hits_pop(cand, &n_cand).id;
-        rank_cand cd = {.slot = st->touched[k], .search = NAN,
-                        .sources = 1u << RANK_SRC_NEIGHBOURS};
+        rank_cand cd = {.slot = st->touched[k], .sources = 1u << RANK_SRC_NEIGHBOURS};
         if (!rank_eligible(st, cd.slot)) continue;
+        cd.search = rank_dot(st->u, catalog_vector(st->c, cd.slot), catalog_dim(st->c));
         cd.raw[RANK_SRC_NEIGHBOURS] = st->ns[cd.slot];
         rank_features(st, &cd, st->best);
         rank_heap_push(top, &n_top, st->cap, rank_hand_score(st->set, cd.f));
-        taken[n_taken++] = k;
+        taken[n_taken++] = (vec_hit){cd.search, k};
     }
-    qsort(taken, n_taken, sizeof(*taken), rank_u32_cmp);
+    qsort(taken, n_taken, sizeof(*taken), rank_hit_id_cmp);
     for (size_t i = 0; i < n_taken; i++) {
-        size_t j = st->touched[taken[i]];
-        if (rank_offer(st, j, RANK_SRC_NEIGHBOURS, st->ns[j]) < 0) return AISLE_ENOMEM;
+        size_t j = st->touched[taken[i].id];
+        int got = rank_offer(st, j, RANK_SRC_NEIGHBOURS, st->ns[j]);
+        if (got < 0) return AISLE_ENOMEM;
+        if (isnan(taken[i].score)) continue;
+        /* Eligible and not pooled before: rank_offer appended it. */
+        assert(got == 1 && st->pool[st->npool - 1].slot == j);
+        st->pool[st->npool - 1].search = taken[i].score;
     }
     return AISLE_OK;
 }
@@ -702,7 +715,7 @@ static int rank_offer_neighbours(rank_state *st, char *err, size_t errlen) {
     float *top;
     unsigned char *pooled;
     vec_hit *cand;
-    uint32_t *taken;
+    vec_hit *taken;
     int rc = AISLE_OK;
     if (!rank_can_prune(st)) {
         for (size_t k = 0; k < st->n_touched && rc == AISLE_OK; k++)
