@@ -737,41 +737,45 @@ static int rank_offer_neighbours(rank_state *st, char *err, size_t errlen) {
     return rc;
 }
 
+/* Profile item i's neighbour list into *nb, *w; returns its length (0
+ * when the catalog does not know the item). */
+static size_t rank_profile_list(const rank_state *st, size_t i, const uint32_t **nb,
+                                const float **w) {
+    size_t m = 0;
+    if (st->pslots[i] != SIZE_MAX) catalog_neighbours(st->c, st->pslots[i], nb, w, &m);
+    return m;
+}
+
 /* Σ_i w_i·N_i(j) over the profile items' neighbour lists into st->ns by
  * slot, and each listed slot once, in order of first appearance, into
- * st->touched (both owned by st; left NULL when no list has an entry). */
+ * st->touched (both owned by st; left NULL when no list has an entry).
+ * The first-appearance test is branch-free: on a learned snapshot half
+ * of some 27,000 entries a call are firsts, in no predictable order. */
 static int rank_neighbour_sums(rank_state *st) {
     const rank_profile *p = st->p;
+    const uint32_t *nb;
+    const float *w;
     size_t limit = catalog_slot_limit(st->c), total = 0;
-    unsigned char *seen = NULL;
-    for (size_t i = 0; i < p->n_items; i++) {
-        const uint32_t *nb;
-        const float *w;
-        size_t m;
-        if (st->pslots[i] == SIZE_MAX) continue;
-        catalog_neighbours(st->c, st->pslots[i], &nb, &w, &m);
-        total += m;
+    unsigned char *seen;
+    for (size_t i = 0; i < p->n_items; i++) total += rank_profile_list(st, i, &nb, &w);
+    if (!total) return AISLE_OK;
+    st->ns = calloc(limit, sizeof(float));
+    st->touched = malloc(total * sizeof(*st->touched));
+    seen = calloc(limit, 1); /* scratch, freed here */
+    if (!st->ns || !st->touched || !seen) {
+        free(seen);
+        return AISLE_ENOMEM;
     }
     for (size_t i = 0; i < p->n_items; i++) {
-        const uint32_t *nb;
-        const float *w;
-        size_t m;
-        if (st->pslots[i] == SIZE_MAX) continue;
-        catalog_neighbours(st->c, st->pslots[i], &nb, &w, &m);
+        size_t m = rank_profile_list(st, i, &nb, &w);
+        float wt = (float)p->items[i].weight;
         for (size_t e = 0; e < m; e++) {
             size_t j = nb[e];
             if (j >= limit) continue;
-            if (!st->ns && (!(st->ns = calloc(limit, sizeof(float))) ||
-                            !(st->touched = malloc(total * sizeof(*st->touched))) ||
-                            !(seen = calloc(limit, 1)))) {
-                free(seen);
-                return AISLE_ENOMEM;
-            }
-            if (!seen[j]) {
-                seen[j] = 1;
-                st->touched[st->n_touched++] = (uint32_t)j;
-            }
-            st->ns[j] += (float)p->items[i].weight * w[e];
+            st->touched[st->n_touched] = (uint32_t)j;
+            st->n_touched += !seen[j];
+            seen[j] = 1;
+            st->ns[j] += wt * w[e];
         }
     }
     free(seen);
