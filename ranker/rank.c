@@ -159,8 +159,8 @@ typedef struct rank_state {
     float *ns;         /* Σ_i w_i·N_i(j) by slot; NULL when no neighbours */
     uint32_t *touched; /* the slots ns holds, in order of first appearance */
     size_t n_touched;
-    /* The best Σ_i w_i·N_i(j) of the eligible neighbour-only candidates the
-     * profile source left out of the pool (rank_prune_threshold), for the
+    /* When the profile source prunes (rank_offer_pruned), the best
+     * Σ_i w_i·N_i(j) of any eligible listed item, pooled or not, for the
      * neighbour feature's scale; 0 when none. */
     float pruned_best;
     /* The profile search's last (lowest) score when it returned all it was
@@ -710,7 +710,7 @@ static int rank_offer_pruned(rank_state *st, float *top, unsigned char *pooled, 
 /* Offers each item of the profile items' neighbour lists (st->touched, in
  * order of first appearance) with its sum st->ns[j]; when rank_can_prune
  * holds, only those that may reach the page (rank_offer_pruned): on a
- * learned snapshot a few dozen of thousands. */
+ * learned snapshot most of the thousands listed cannot. */
 static int rank_offer_neighbours(rank_state *st, char *err, size_t errlen) {
     float *top;
     unsigned char *pooled;
