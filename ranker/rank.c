@@ -2,6 +2,7 @@
 #include "ranker/rank.h"
 
 #include <assert.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -156,8 +157,10 @@ typedef struct rank_state {
     double wsum;
     int personal;      /* whether u means anything */
     float *ns;         /* Σ_i w_i·N_i(j) by slot; NULL when no neighbours */
-    /* The best Σ_i w_i·N_i(j) of the eligible neighbour-only candidates the
-     * profile source left out of the pool (rank_prune_threshold), for the
+    uint32_t *touched; /* the slots ns holds, in order of first appearance */
+    size_t n_touched;
+    /* When the profile source prunes (rank_offer_pruned), the best
+     * Σ_i w_i·N_i(j) of any eligible listed item, pooled or not, for the
      * neighbour feature's scale; 0 when none. */
     float pruned_best;
     /* The profile search's last (lowest) score when it returned all it was
@@ -244,6 +247,7 @@ static void rank_state_free(rank_state *st) {
     free(st->pslots);
     free(st->u);
     free(st->ns);
+    free(st->touched);
     free(st->lex);
     for (size_t i = 0; i < st->n_planned; i++) {
         free(st->planned[i].slots);
@@ -587,86 +591,195 @@ static int rank_can_prune(const rank_state *st) {
            !(st->ctx != SIZE_MAX && set->budget[RANK_SRC_CONTEXT] > 0);
 }
 
-/* The page's last hand score among the candidates pooled so far (the
- * profile search's hits, whose scores are final), or -INF when fewer than
- * a page are. rank_score_bounded drops any neighbour-only candidate whose
- * bound falls below its page, which holds these scores or better ones, so
- * one below this threshold cannot reach the page either. */
-static float rank_prune_threshold(const rank_state *st, float *heap) {
+/* The hand scores of the candidates pooled so far (the profile search's
+ * hits, whose scores are final) into heap, a min-heap of at most a page
+ * of the best; returns how many it holds. rank_score_bounded drops any
+ * neighbour-only candidate whose bound falls below its page, which holds
+ * these scores or better ones, so one below heap[0] of a full heap cannot
+ * reach the page either. */
+static size_t rank_prune_threshold(const rank_state *st, float *heap) {
     size_t n = 0;
     for (size_t i = 0; i < st->npool; i++) {
         rank_cand cd = st->pool[i];
         rank_features(st, &cd, st->best);
         rank_heap_push(heap, &n, st->cap, rank_hand_score(st->set, cd.f));
     }
-    return n == st->cap ? heap[0] : -INFINITY;
+    return n;
 }
 
-/* At least rank_score_bounded's bound of the neighbour-only candidate j,
- * from its sums alone: the creator share and the affinities at their most
- * helpful values (the hand score rises with each, and float arithmetic is
- * monotone), so it reads none of the profile's maps. */
-static float rank_loose_bound(const rank_state *st, size_t j) {
+/* At least rank_score_bounded's bound of a neighbour-only candidate whose
+ * sum plus bias is g (st->ns[j] + b[j]): the creator share and the
+ * affinities at their most helpful values for this profile (0 when it has
+ * no creators, categories or brands; the hand score rises with each, and
+ * float arithmetic is monotone), so it reads none of the profile's maps.
+ * It rises with g, which rank_loose_cut uses. */
+static float rank_loose_bound(const rank_state *st, float g) {
     const rank_settings *set = st->set;
+    const rank_profile *p = st->p;
     float f[RANK_N_FEATURES] = {0};
-    f[RANK_F_PERSONAL] = st->floor + (st->ns[j] + catalog_bias(st->c, j)) / (float)st->wsum;
-    f[RANK_F_CREATOR] = 1;
-    f[RANK_F_CATEGORY] = set->w_category > 0;
-    f[RANK_F_BRAND] = set->w_brand > 0;
+    f[RANK_F_PERSONAL] = st->floor + g / (float)st->wsum;
+    f[RANK_F_CREATOR] = p->n_creators > 0;
+    f[RANK_F_CATEGORY] = set->w_category > 0 && p->n_categories > 0;
+    f[RANK_F_BRAND] = set->w_brand > 0 && p->n_brands > 0;
     return rank_hand_score(set, f);
 }
 
-/* Offers each item of the profile items' neighbour lists, in slot order
- * of first appearance, with its sum st->ns[j]. When rank_can_prune holds,
- * a neighbour-only candidate whose bound (rank_score_bounded's: the
- * search's floor for u·Q[j]) is below rank_prune_threshold is left out
- * before it costs a place in the pool: on a learned snapshot most of the
- * thousands of neighbours are. */
+/* Floats as unsigned keys in the same order (NaNs aside), and back. */
+static uint32_t rank_float_key(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof(u));
+    return u & 0x80000000u ? ~u : u | 0x80000000u;
+}
+
+static float rank_key_float(uint32_t k) {
+    uint32_t u = k & 0x80000000u ? k & 0x7fffffffu : ~k;
+    float x;
+    memcpy(&x, &u, sizeof(x));
+    return x;
+}
+
+/* A cut c such that every g < c has rank_loose_bound(g) < t: one bisection
+ * over the floats a call, so the pass over thousands of neighbour entries
+ * tests each with one comparison instead of a hand score. -INFINITY when
+ * even the lowest float's bound reaches t. */
+static float rank_loose_cut(const rank_state *st, float t) {
+    uint32_t lo = rank_float_key(-FLT_MAX), hi = rank_float_key(FLT_MAX);
+    if (!(rank_loose_bound(st, -FLT_MAX) < t)) return -INFINITY;
+    if (rank_loose_bound(st, FLT_MAX) < t) return INFINITY;
+    while (hi - lo > 1) { /* loose(lo) < t ≤ loose(hi) */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (rank_loose_bound(st, rank_key_float(mid)) < t) lo = mid;
+        else hi = mid;
+    }
+    return rank_key_float(hi);
+}
+
+/* vec_hits ordered by id alone. */
+static int rank_hit_id_cmp(const void *a, const void *b) {
+    uint32_t x = ((const vec_hit *)a)->id, y = ((const vec_hit *)b)->id;
+    return (x > y) - (x < y);
+}
+
+/* rank_offer_neighbours when rank_can_prune holds: a neighbour-only
+ * candidate enters the pool only if its real score may reach the page.
+ * Those whose sum passes the loose cut of the page so far are taken in
+ * order of their bound (a heap on g), each scored with its real u·Q[j]
+ * into the page's min-heap, until the next bound falls below the page's
+ * last score; the taken are then offered in order of first appearance
+ * with that product as their search score (so rank_score_bounded scores
+ * them without computing it again), and the page and its ties are what
+ * offering all would give. st->pruned_best becomes the best sum of any
+ * eligible listed item: what the pool's best would be had every one
+ * entered. taken holds (u·Q[j] or NAN for a search hit, touched index). */
+static int rank_offer_pruned(rank_state *st, float *top, unsigned char *pooled, vec_hit *cand,
+                             vec_hit *taken) {
+    size_t n_top = rank_prune_threshold(st, top), n_cand = 0, n_taken = 0;
+    float cut = n_top == st->cap ? rank_loose_cut(st, top[0]) : -INFINITY;
+    for (size_t i = 0; i < st->npool; i++) pooled[st->pool[i].slot] = 1;
+    for (size_t k = 0; k < st->n_touched; k++) {
+        size_t j = st->touched[k];
+        float g = st->ns[j] + catalog_bias(st->c, j);
+        if (st->ns[j] > st->pruned_best && rank_eligible(st, j)) st->pruned_best = st->ns[j];
+        if (pooled[j]) taken[n_taken++] = (vec_hit){NAN, (uint32_t)k};
+        else if (!(g < cut)) cand[n_cand++] = (vec_hit){g, (uint32_t)k};
+    }
+    vec_hits_heap(cand, n_cand);
+    while (n_cand && (n_top < st->cap || !(rank_loose_bound(st, cand[0].score) < top[0]))) {
+        uint32_t k = vec_hits_pop(cand, &n_cand).id;
+        rank_cand cd = {.slot = st->touched[k], .sources = 1u << RANK_SRC_NEIGHBOURS};
+        if (!rank_eligible(st, cd.slot)) continue;
+        cd.search = rank_dot(st->u, catalog_vector(st->c, cd.slot), catalog_dim(st->c));
+        cd.raw[RANK_SRC_NEIGHBOURS] = st->ns[cd.slot];
+        rank_features(st, &cd, st->best);
+        rank_heap_push(top, &n_top, st->cap, rank_hand_score(st->set, cd.f));
+        taken[n_taken++] = (vec_hit){cd.search, k};
+    }
+    qsort(taken, n_taken, sizeof(*taken), rank_hit_id_cmp);
+    for (size_t i = 0; i < n_taken; i++) {
+        size_t j = st->touched[taken[i].id];
+        int got = rank_offer(st, j, RANK_SRC_NEIGHBOURS, st->ns[j]);
+        if (got < 0) return AISLE_ENOMEM;
+        if (isnan(taken[i].score)) continue;
+        /* Eligible and not pooled before: rank_offer appended it. */
+        assert(got == 1 && st->pool[st->npool - 1].slot == j);
+        st->pool[st->npool - 1].search = taken[i].score;
+    }
+    return AISLE_OK;
+}
+
+/* Offers each item of the profile items' neighbour lists (st->touched, in
+ * order of first appearance) with its sum st->ns[j]; when rank_can_prune
+ * holds, only those that may reach the page (rank_offer_pruned): on a
+ * learned snapshot most of the thousands listed cannot. */
 static int rank_offer_neighbours(rank_state *st, char *err, size_t errlen) {
-    const rank_profile *p = st->p;
-    size_t limit = catalog_slot_limit(st->c);
-    int prune = rank_can_prune(st);
-    float *heap = prune ? malloc((st->cap + 1) * sizeof(*heap)) : NULL, t = -INFINITY;
-    unsigned char *done = prune ? calloc(limit + 1, 1) : NULL; /* left out already */
+    float *top;
+    unsigned char *pooled;
+    vec_hit *cand;
+    vec_hit *taken;
     int rc = AISLE_OK;
-    if (prune && (!heap || !done)) rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    if (rc == AISLE_OK && prune) t = rank_prune_threshold(st, heap);
-    for (size_t i = 0; i < p->n_items && rc == AISLE_OK; i++) {
-        const uint32_t *nb;
-        const float *w;
-        size_t m;
-        if (st->pslots[i] == SIZE_MAX) continue;
-        catalog_neighbours(st->c, st->pslots[i], &nb, &w, &m);
-        for (size_t e = 0; e < m && rc == AISLE_OK; e++) {
-            size_t j = nb[e];
-            if (j >= limit || (done && done[j])) continue;
-            if (t > -INFINITY && !rank_slotmap_find(&st->at, j)) {
-                rank_cand cd = {.slot = j, .search = st->floor,
-                                .sources = 1u << RANK_SRC_NEIGHBOURS};
-                done[j] = 1;
-                /* Most fall below even the loose bound: they cost no
-                 * lookups, and an eligibility test only when they would
-                 * raise the neighbour feature's scale. */
-                if (rank_loose_bound(st, j) < t) {
-                    if (st->ns[j] > st->pruned_best && rank_eligible(st, j))
-                        st->pruned_best = st->ns[j];
-                    continue;
-                }
-                if (!rank_eligible(st, j)) continue;
-                cd.raw[RANK_SRC_NEIGHBOURS] = st->ns[j];
-                rank_features(st, &cd, st->best);
-                if (rank_hand_score(st->set, cd.f) < t) {
-                    if (st->ns[j] > st->pruned_best) st->pruned_best = st->ns[j];
-                    continue;
-                }
-            }
-            if (rank_offer(st, j, RANK_SRC_NEIGHBOURS, st->ns[j]) < 0)
+    if (!rank_can_prune(st)) {
+        for (size_t k = 0; k < st->n_touched && rc == AISLE_OK; k++)
+            if (rank_offer(st, st->touched[k], RANK_SRC_NEIGHBOURS, st->ns[st->touched[k]]) < 0)
                 rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+        return rc;
+    }
+    /* Scratch of the pruned offer, freed here. */
+    top = malloc((st->cap + 1) * sizeof(*top));
+    pooled = calloc(catalog_slot_limit(st->c) + 1, 1);
+    cand = malloc((st->n_touched + 1) * sizeof(*cand));
+    taken = malloc((st->n_touched + 1) * sizeof(*taken));
+    if (!top || !pooled || !cand || !taken || rank_offer_pruned(st, top, pooled, cand, taken))
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    free(top);
+    free(pooled);
+    free(cand);
+    free(taken);
+    return rc;
+}
+
+/* Profile item i's neighbour list into *nb, *w; returns its length (0
+ * when the catalog does not know the item). */
+static size_t rank_profile_list(const rank_state *st, size_t i, const uint32_t **nb,
+                                const float **w) {
+    size_t m = 0;
+    if (st->pslots[i] != SIZE_MAX) catalog_neighbours(st->c, st->pslots[i], nb, w, &m);
+    return m;
+}
+
+/* Σ_i w_i·N_i(j) over the profile items' neighbour lists into st->ns by
+ * slot, and each listed slot once, in order of first appearance, into
+ * st->touched (both owned by st; left NULL when no list has an entry).
+ * The first-appearance test is branch-free: on a learned snapshot half
+ * of some 27,000 entries a call are firsts, in no predictable order. */
+static int rank_neighbour_sums(rank_state *st) {
+    const rank_profile *p = st->p;
+    const uint32_t *nb;
+    const float *w;
+    size_t limit = catalog_slot_limit(st->c), total = 0;
+    unsigned char *seen;
+    for (size_t i = 0; i < p->n_items; i++) total += rank_profile_list(st, i, &nb, &w);
+    if (!total) return AISLE_OK;
+    st->ns = calloc(limit, sizeof(float));
+    st->touched = malloc(total * sizeof(*st->touched));
+    seen = calloc(limit, 1); /* scratch, freed here */
+    if (!st->ns || !st->touched || !seen) {
+        free(seen);
+        return AISLE_ENOMEM;
+    }
+    for (size_t i = 0; i < p->n_items; i++) {
+        size_t m = rank_profile_list(st, i, &nb, &w);
+        float wt = (float)p->items[i].weight;
+        for (size_t e = 0; e < m; e++) {
+            size_t j = nb[e];
+            if (j >= limit) continue;
+            st->touched[st->n_touched] = (uint32_t)j;
+            st->n_touched += !seen[j];
+            seen[j] = 1;
+            st->ns[j] += wt * w[e];
         }
     }
-    free(heap);
-    free(done);
-    return rc;
+    free(seen);
+    return AISLE_OK;
 }
 
 /* The profile source: the index's top hits for u, then every item in a
@@ -674,25 +787,12 @@ static int rank_offer_neighbours(rank_state *st, char *err, size_t errlen) {
  * non-negative neighbour weights nothing outside both can beat the last
  * index hit on the personal score. */
 static int rank_source_profile(rank_state *st, char *err, size_t errlen) {
-    const rank_profile *p = st->p;
-    size_t limit = catalog_slot_limit(st->c);
     int rc;
     if (!st->personal) return AISLE_OK;
     rc = rank_offer_search(st, st->u, rank_depth(st, st->set->budget[RANK_SRC_PROFILE]),
                            RANK_SRC_PROFILE, 1, err, errlen);
-    for (size_t i = 0; i < p->n_items && rc == AISLE_OK; i++) {
-        const uint32_t *nb;
-        const float *w;
-        size_t m;
-        if (st->pslots[i] == SIZE_MAX) continue;
-        catalog_neighbours(st->c, st->pslots[i], &nb, &w, &m);
-        for (size_t e = 0; e < m; e++) {
-            if (nb[e] >= limit) continue;
-            if (!st->ns && !(st->ns = calloc(limit, sizeof(float))))
-                return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-            st->ns[nb[e]] += (float)p->items[i].weight * w[e];
-        }
-    }
+    if (rc == AISLE_OK && rank_neighbour_sums(st) != AISLE_OK)
+        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     return rc == AISLE_OK && st->ns ? rank_offer_neighbours(st, err, errlen) : rc;
 }
 

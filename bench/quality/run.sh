@@ -10,9 +10,11 @@
 # HOLDOUT (default 0.2), SEED (default 1), OUT (snapshot root, default a
 # temporary directory that is removed afterwards), SERVE_OPTS (the online
 # pass's serving setting, default "--ivf-threshold 0": exact search; e.g.
-# "--ivf-threshold 1000 --nprobe 8"). The online pass also measures calls/s
-# and p50/p99 with the C load generator over every test user (ONLINE_SCORES=0
-# online.py ...: that measurement alone).
+# "--ivf-threshold 1000 --nprobe 8"; several separated by ';' are served in
+# turn against the one replay, "@PATH ..." by another aisle binary). The
+# online pass scores every test user with 64 calls in flight, then measures
+# calls/s and p50/p99 with the C load generator over every test user
+# (ONLINE_SCORES=0 online.py ...: that measurement alone).
 set -euo pipefail
 
 usage() { echo "usage: bash bench/quality/run.sh TRAIN [TEST] [-- train options]" >&2; exit 2; }

@@ -7,7 +7,9 @@
  * call and a checksum of the pages (items and reasons), so two builds can be compared on speed
  * and on answers alike.
  *
- *   snaprank SNAPSHOT_ROOT TRAIN [USERS [ROUNDS [MAX_NEIGHBORS]]]  # 2000 5 0 */
+ *   snaprank SNAPSHOT_ROOT TRAIN [USERS [ROUNDS [MAX_NEIGHBORS [NPROBE]]]]  # 2000 5 0 0
+ *
+ * NPROBE 0 keeps the catalog's default (IVF lists / 16, at least 8). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +73,7 @@ int main(int argc, char **argv) {
     snap_user *users;
     long n;
     if (argc < 3 || want < 1 || rounds < 1 || rounds > MAX_ROUNDS) {
-        fprintf(stderr, "usage: snaprank SNAPSHOT_ROOT TRAIN [USERS [ROUNDS [MAX_NEIGHBORS]]]\n");
+        fprintf(stderr, "usage: snaprank SNAPSHOT_ROOT TRAIN [USERS [ROUNDS [MAX_NEIGHBORS [NPROBE]]]]\n");
         return 2;
     }
     if (snapview_open_newest(argv[1], &sv, err, sizeof(err)) != 0) {
@@ -81,6 +83,7 @@ int main(int argc, char **argv) {
     catalog_config_default(&cfg);
     cfg.dim = (int)sv.view.dim;
     cfg.max_neighbours = argc > 5 ? (size_t)atol(argv[5]) : 0;
+    cfg.nprobe = argc > 6 ? atoi(argv[6]) : 0;
     if (catalog_new(&cfg, &c, err, sizeof(err)) != 0 ||
         catalog_load_snapshot(c, &sv.view, err, sizeof(err)) != 0) {
         fprintf(stderr, "snaprank: %s\n", err);
@@ -114,9 +117,9 @@ int main(int argc, char **argv) {
     double best = us[0];
     for (int r = 1; r < rounds; r++) best = us[r] < best ? us[r] : best;
     qsort(us, (size_t)rounds, sizeof(double), snap_dcmp);
-    printf("snapshot users=%ld rounds=%d max_neighbors=%zu us_median=%.1f us_best=%.1f "
-           "pages=%016llx\n",
-           n, rounds, cfg.max_neighbours, us[rounds / 2], best, (unsigned long long)sum);
+    printf("snapshot users=%ld rounds=%d max_neighbors=%zu nprobe=%d us_median=%.1f "
+           "us_best=%.1f pages=%016llx\n",
+           n, rounds, cfg.max_neighbours, cfg.nprobe, us[rounds / 2], best, (unsigned long long)sum);
     for (long i = 0; i < n; i++) {
         for (size_t k = 0; k < users[i].p.n_items; k++) free((char *)users[i].items[k].id);
         free(users[i].items);
