@@ -209,6 +209,28 @@ void ivf_remove(ivf *x, size_t slot) {
     x->count--;
 }
 
+/* Offers a chunk's m scores s (rows from slot) to t. Most rows score
+ * below the floor once the first lists are in: a branch-free pass over
+ * the scores (compared with the floor as the chunk starts, which only
+ * rises) lists the few that may enter, and only those pay for a push and
+ * the query's keep. */
+static void ivf_top_chunk(ivf_top *t, const ivf_query *q, const float *s, const uint32_t *slot,
+                          size_t m) {
+    uint16_t pass[IVF_CHUNK];
+    size_t n = 0;
+    float floor = t->floor.score;
+    assert(m <= IVF_CHUNK);
+    for (size_t j = 0; j < m; j++) {
+        pass[n] = (uint16_t)j;
+        n += s[j] >= floor;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t j = pass[i];
+        if (ivf_top_beats(t, s[j], slot[j]) && (!q->keep || q->keep(q->keep_arg, slot[j])))
+            ivf_top_push(t, s[j], slot[j]);
+    }
+}
+
 /* Scores list l's rows against each query whose bit is in mask, into
  * its top: a chunk of rows is read from memory once and stays in the
  * first-level cache for the queries after the first. */
@@ -223,7 +245,7 @@ static void ivf_scan(const ivf *x, const ivf_list *l, const ivf_query *qs, uint3
                 vec_dots_half(qs[b].q, (const uint16_t *)l->v + i * (size_t)x->dim, m, x->dim, s);
             else
                 vec_dots(qs[b].q, (const float *)l->v + i * (size_t)x->dim, m, x->dim, s);
-            for (size_t j = 0; j < m; j++) ivf_top_push(&tops[b], s[j], l->slot[i + j]);
+            ivf_top_chunk(&tops[b], &qs[b], s, l->slot + i, m);
         }
     }
 }
@@ -293,7 +315,7 @@ int ivf_search_batch(const ivf *x, ivf_query *qs, size_t nq) {
 }
 
 int ivf_search(const ivf *x, const float *q, int k, size_t *slots, float *scores) {
-    ivf_query one = {q, k, slots, scores, 0};
+    ivf_query one = {.q = q, .k = k, .slots = slots, .scores = scores};
     int rc = ivf_search_batch(x, &one, 1);
     return rc < 0 ? rc : one.n;
 }
