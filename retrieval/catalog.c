@@ -525,7 +525,8 @@ int catalog_search_batch(catalog *c, catalog_query *qs, size_t nq) {
     for (size_t b = 0; b < nq; b++) {
         int k = qs[b].k > 0 ? qs[b].k : 0;
         deep[b] = (ivf_query){.q = qs[b].q, .k = exact ? k : k + k / 4 + 8,
-                              .keep = qs[b].keep, .keep_arg = qs[b].keep_arg};
+                              .keep = qs[b].keep, .keep_arg = qs[b].keep_arg,
+                              .any_order = !exact};
         if (!k) deep[b].k = 0;
         total += (size_t)deep[b].k;
     }

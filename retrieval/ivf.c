@@ -13,6 +13,7 @@
 
 #define IVF_ABSENT UINT32_MAX
 #define IVF_CHUNK 256 /* rows scored per vec_dots call: the scores stay on the stack */
+#define IVF_ROOM 4    /* the top's buffer, in multiples of k */
 
 typedef struct ivf_list {
     void *v;        /* n * dim floats, or halves when the index has lists; owned */
@@ -29,10 +30,11 @@ struct ivf {
     size_t map_cap, count;
 };
 
-/* The k best hits seen so far: a buffer of 2k that is cut back to its k
- * best when full, after which only scores above the k-th best enter. Each
- * row costs a compare; a cut costs O(k), so the whole is linear (a heap
- * paid log k for every row that beat its root). */
+/* The k best hits seen so far: a buffer of IVF_ROOM·k that is cut back to
+ * its k best when full, after which only scores above the k-th best
+ * enter. Each row costs a compare; a cut costs O(k), so the whole is
+ * linear (a heap paid log k for every row that beat its root). A roomier
+ * buffer cuts less often; its floor lags a little more. */
 typedef struct ivf_top {
     vec_hit *h; /* 2k, owned; id: the slot */
     size_t n, k;
@@ -74,7 +76,7 @@ static inline int ivf_top_beats(const ivf_top *t, float s, uint32_t slot) {
 
 static void ivf_top_push(ivf_top *t, float s, uint32_t slot) {
     if (!ivf_top_beats(t, s, slot)) return;
-    if (t->n == 2 * t->k) {
+    if (t->n == IVF_ROOM * t->k) {
         ivf_select(t->h, t->n, t->k);
         t->n = t->k;
         t->floor = t->h[0];
@@ -85,11 +87,12 @@ static void ivf_top_push(ivf_top *t, float s, uint32_t slot) {
     t->h[t->n++] = (vec_hit){s, slot};
 }
 
-/* The k best, best first, into slots and scores; returns how many. */
-static int ivf_top_take(ivf_top *t, size_t *slots, float *scores) {
+/* The k best, best first unless any_order, into slots and scores;
+ * returns how many. */
+static int ivf_top_take(ivf_top *t, int any_order, size_t *slots, float *scores) {
     size_t n = t->n < t->k ? t->n : t->k;
     if (t->n > t->k) ivf_select(t->h, t->n, t->k);
-    vec_hits_sort(t->h, n);
+    if (!any_order) vec_hits_sort(t->h, n);
     for (size_t i = 0; i < n; i++) {
         slots[i] = t->h[i].id;
         scores[i] = t->h[i].score;
@@ -299,14 +302,15 @@ int ivf_search_batch(const ivf *x, ivf_query *qs, size_t nq) {
     for (size_t b = 0; b < nq; b++) {
         tops[b] = (ivf_top)IVF_TOP_INIT(qs[b].k > 0 ? qs[b].k : 0);
         qs[b].n = 0;
-        if (qs[b].k > 0 && !(tops[b].h = malloc(2 * tops[b].k * sizeof(vec_hit))))
+        if (qs[b].k > 0 && !(tops[b].h = malloc(IVF_ROOM * tops[b].k * sizeof(vec_hit))))
             rc = AISLE_ENOMEM;
     }
     if (rc == AISLE_OK) rc = ivf_plan(x, qs, nq, mask, order, &n_order);
     for (size_t i = 0; rc == AISLE_OK && i < n_order; i++)
         ivf_scan(x, &x->lists[order[i]], qs, mask[order[i]], tops);
     for (size_t b = 0; b < nq; b++) {
-        if (rc == AISLE_OK && qs[b].k > 0) qs[b].n = ivf_top_take(&tops[b], qs[b].slots, qs[b].scores);
+        if (rc == AISLE_OK && qs[b].k > 0)
+            qs[b].n = ivf_top_take(&tops[b], qs[b].any_order, qs[b].slots, qs[b].scores);
         free(tops[b].h);
     }
     free(mask);

@@ -50,7 +50,8 @@ int ivf_search(const ivf *x, const float *q, int k, size_t *slots, float *scores
  * (a filtered search, so a caller whose filter drops most rows need not
  * search deeper and deeper). keep is asked only about rows that would
  * enter the k best so far, so a search where most rows pass pays for few
- * calls. */
+ * calls. With any_order set the hits come in no particular order (for a
+ * caller that re-scores and sorts them itself). */
 typedef struct ivf_query {
     const float *q;
     int k;
@@ -59,6 +60,7 @@ typedef struct ivf_query {
     int n;
     int (*keep)(void *keep_arg, size_t slot);
     void *keep_arg;
+    int any_order;
 } ivf_query;
 
 /* Runs nq (≤ IVF_MAX_BATCH) searches, each giving what ivf_search gives
