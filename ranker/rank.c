@@ -477,6 +477,12 @@ static int rank_keep(void *st, size_t slot) { return rank_eligible(st, slot); }
  * eligible, or AISLE_ENOMEM. */
 static int rank_offer_hits(rank_state *st, const catalog_query *q, int src) {
     int eligible = 0;
+    /* The hits' facets lie scattered over the catalog's table: asking for
+     * them all before the first eligibility test overlaps their cache
+     * misses (the test's load of them was most of its cost). */
+    for (int i = 0; i < q->n; i++)
+        if (q->slots[i] < catalog_slot_limit(st->c))
+            __builtin_prefetch(catalog_facets_at(st->c, q->slots[i]));
     if (src == RANK_SRC_PROFILE) st->floor = q->n == q->k && q->n > 0 ? q->scores[q->n - 1] : NAN;
     for (int i = 0; i < q->n; i++) {
         int got = rank_offer(st, q->slots[i], src, q->scores[i]);
@@ -1135,9 +1141,23 @@ static int rank_score_bounded(rank_state *st, char *err, size_t errlen) {
     return AISLE_OK;
 }
 
+/* Asks for what rank_features reads of each candidate, its facets and
+ * (when the profile search did not score it) its vector, before the first
+ * is read: scattered over the catalog, their cache misses then overlap. */
+static void rank_prefetch_pool(const rank_state *st) {
+    int d = catalog_dim(st->c);
+    for (size_t i = 0; i < st->npool; i++) {
+        const rank_cand *cd = &st->pool[i];
+        __builtin_prefetch(catalog_facets_at(st->c, cd->slot));
+        if (!st->personal || !isnan(cd->search)) continue;
+        for (int j = 0; j < d; j += 16) __builtin_prefetch(catalog_vector(st->c, cd->slot) + j);
+    }
+}
+
 /* Every candidate's features, then its score: the request's model's, or
  * the settings' hand weights. */
 static int rank_score(rank_state *st, char *err, size_t errlen) {
+    rank_prefetch_pool(st);
     st->best[RANK_SRC_NEIGHBOURS] = st->pruned_best;
     for (size_t i = 0; i < st->npool; i++)
         for (int s = 0; s < RANK_SRC_COUNT; s++)
