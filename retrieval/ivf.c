@@ -47,25 +47,49 @@ typedef struct ivf_top {
 #define IVF_TOP_INIT(k_) {NULL, 0, (size_t)(k_), {-INFINITY, UINT32_MAX}}
 
 
-/* Moves the k best of h[0..n) to the front, k < n (quickselect, middle
- * pivot, Hoare partition; signed indices, as j may step below lo). */
+/* Whether x goes before y in vec_hit_desc's order, as a value rather
+ * than a jump. */
+static inline size_t ivf_before(vec_hit x, vec_hit y) {
+    return (size_t)((x.score > y.score) | ((x.score == y.score) & (x.id < y.id)));
+}
+
+/* Puts the median of h[a], h[b], h[c] at h[c]. */
+static void ivf_median_last(vec_hit *h, size_t a, size_t b, size_t c) {
+    vec_hit t;
+    if (ivf_before(h[b], h[a])) t = h[a], h[a] = h[b], h[b] = t;
+    if (ivf_before(h[c], h[b])) t = h[b], h[b] = h[c], h[c] = t;
+    if (ivf_before(h[b], h[a])) t = h[a], h[a] = h[b], h[b] = t;
+    t = h[b], h[b] = h[c], h[c] = t;
+}
+
+/* Moves the k best of h[0..n) to the front, k < n: quickselect with a
+ * median-of-three pivot and a branch-free Lomuto partition. The scores
+ * come in no order, so a partition that jumped on each comparison
+ * mispredicted about half of them; here each step swaps unconditionally
+ * and advances by the comparison's value. */
 static void ivf_select(vec_hit *h, size_t n, size_t k) {
-    long lo = 0, hi = (long)n - 1, kk = (long)k;
-    while (lo < hi) {
-        vec_hit pivot = h[lo + (hi - lo) / 2], t;
-        long i = lo, j = hi;
-        while (i <= j) {
-            while (vec_hit_desc(&h[i], &pivot) < 0) i++;
-            while (vec_hit_desc(&h[j], &pivot) > 0) j--;
-            if (i <= j) {
-                t = h[i], h[i] = h[j], h[j] = t;
-                i++, j--;
-            }
+    size_t lo = 0, hi = n; /* the k-th place lies in [lo, hi) */
+    while (hi - lo > 2) {
+        size_t store = lo;
+        ivf_median_last(h, lo, lo + (hi - lo) / 2, hi - 1);
+        vec_hit pivot = h[hi - 1], t;
+        for (size_t i = lo; i < hi - 1; i++) {
+            vec_hit x = h[i];
+            size_t b = ivf_before(x, pivot);
+            h[i] = h[store];
+            h[store] = x;
+            store += b;
         }
-        /* [lo, j] ≥ pivot ≥ [i, hi]: go on in the side holding position k. */
-        if (kk <= j) hi = j;
-        else if (kk >= i) lo = i;
-        else return;
+        /* [lo, store) go before the pivot, which goes to store. */
+        t = h[store], h[store] = h[hi - 1], h[hi - 1] = t;
+        if (store == k || store + 1 == k) return;
+        if (k < store) hi = store;
+        else lo = store + 1;
+    }
+    if (hi - lo == 2 && ivf_before(h[lo + 1], h[lo])) {
+        vec_hit t = h[lo];
+        h[lo] = h[lo + 1];
+        h[lo + 1] = t;
     }
 }
 
