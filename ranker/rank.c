@@ -1143,13 +1143,15 @@ static int rank_score_bounded(rank_state *st, char *err, size_t errlen) {
 
 /* Asks for what rank_features reads of each candidate, its facets and
  * (when the profile search did not score it) its vector, before the first
- * is read: scattered over the catalog, their cache misses then overlap. */
+ * is read: scattered over the catalog, their cache misses then overlap.
+ * Bounded scoring (rank_score_bounded) reads the vectors of only the few
+ * candidates that may reach the page, so it is asked for none. */
 static void rank_prefetch_pool(const rank_state *st) {
-    int d = catalog_dim(st->c);
+    int d = catalog_dim(st->c), vectors = st->personal && !rank_can_bound(st);
     for (size_t i = 0; i < st->npool; i++) {
         const rank_cand *cd = &st->pool[i];
         __builtin_prefetch(catalog_facets_at(st->c, cd->slot));
-        if (!st->personal || !isnan(cd->search)) continue;
+        if (!vectors || !isnan(cd->search)) continue;
         for (int j = 0; j < d; j += 16) __builtin_prefetch(catalog_vector(st->c, cd->slot) + j);
     }
 }
