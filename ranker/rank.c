@@ -473,54 +473,67 @@ static const catalog_query *rank_planned(const rank_state *st, const float *q, i
     return NULL;
 }
 
+/* Whether slot may be a hit of a filtered search (catalog_query's keep). */
+static int rank_keep(void *st, size_t slot) { return rank_eligible(st, slot); }
+
+/* Offers one search's hits from source src (the profile source keeps
+ * each hit's search score, and the search's floor). Returns how many were
+ * eligible, or AISLE_ENOMEM. */
+static int rank_offer_hits(rank_state *st, const catalog_query *q, int src) {
+    int eligible = 0;
+    /* The hits' facets lie scattered over the catalog's table: asking for
+     * them all before the first eligibility test overlaps their cache
+     * misses (the test's load of them was most of its cost). */
+    for (int i = 0; i < q->n; i++)
+        if (q->slots[i] < catalog_slot_limit(st->c))
+            __builtin_prefetch(catalog_facets_at(st->c, q->slots[i]));
+    if (src == RANK_SRC_PROFILE) st->floor = q->n == q->k && q->n > 0 ? q->scores[q->n - 1] : NAN;
+    for (int i = 0; i < q->n; i++) {
+        int got = rank_offer(st, q->slots[i], src, q->scores[i]);
+        if (got < 0) return AISLE_ENOMEM;
+        if (got && src == RANK_SRC_PROFILE)
+            st->pool[*rank_slotmap_at(&st->at, q->slots[i]) - 1].search = q->scores[i];
+        eligible += got > 0;
+    }
+    return eligible;
+}
+
+/* Runs q now, into arrays of its own (the caller frees them). */
+static int rank_search_now(rank_state *st, catalog_query *q) {
+    q->slots = malloc((size_t)q->k * sizeof(*q->slots));
+    q->scores = malloc((size_t)q->k * sizeof(*q->scores));
+    if (!q->slots || !q->scores) return AISLE_ENOMEM;
+    return catalog_search_batch(st->c, q, 1);
+}
+
 /* Offers the k best items by inner product with q from source src (the
- * profile source keeps each hit's search score); with deepen, searches
- * again four times deeper while fewer than a page of the hits were
- * eligible and the index had more, so a filter that drops most items
- * costs a deeper search only when it does. */
+ * planned search when there is one). With deepen, when fewer than a page
+ * of them were eligible and the index had more, it searches once more
+ * for the best eligible items alone (a filtered search, as deep as the
+ * page when that is deeper): a filter that drops most items costs one
+ * more search of the same lists, only when it does, rather than searches
+ * ever deeper that return what was already refused. */
 static int rank_offer_search(rank_state *st, const float *q, int k, int src, int deepen,
                              char *err, size_t errlen) {
-    size_t *own_slots = NULL;
-    float *own_scores = NULL;
-    int n, eligible, rc = AISLE_OK;
-    for (; k > 0 && rc == AISLE_OK; k = k * 4 < RANK_MAX_CANDIDATES ? k * 4 : RANK_MAX_CANDIDATES) {
-        const catalog_query *pre = rank_planned(st, q, k);
-        const size_t *slots;
-        const float *scores;
-        if (pre) {
-            slots = pre->slots;
-            scores = pre->scores;
-            n = pre->n;
-        } else {
-            free(own_slots);
-            free(own_scores);
-            own_slots = malloc((size_t)k * sizeof(*own_slots));
-            own_scores = malloc((size_t)k * sizeof(*own_scores));
-            if (!own_slots || !own_scores) {
-                rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-                break;
-            }
-            if ((n = catalog_search(st->c, q, k, own_slots, own_scores)) < 0) {
-                rc = status_fail(AISLE_EINTERNAL, err, errlen, "vector search failed");
-                break;
-            }
-            slots = own_slots;
-            scores = own_scores;
-        }
-        if (src == RANK_SRC_PROFILE) st->floor = n == k && n > 0 ? scores[n - 1] : NAN;
-        eligible = 0;
-        for (int i = 0; i < n && rc == AISLE_OK; i++) {
-            int got = rank_offer(st, slots[i], src, scores[i]);
-            if (got < 0) rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-            else if (got && src == RANK_SRC_PROFILE)
-                st->pool[*rank_slotmap_at(&st->at, slots[i]) - 1].search = scores[i];
-            eligible += got > 0;
-        }
-        if (!deepen || (size_t)eligible >= st->cap || n < k || k >= RANK_MAX_CANDIDATES) break;
+    const catalog_query *pre = rank_planned(st, q, k);
+    catalog_query own = {.q = q, .k = k}, deeper = {.q = q, .keep = rank_keep, .keep_arg = st};
+    int got, rc = AISLE_OK;
+    if (k <= 0) return AISLE_OK;
+    if (!pre && (rc = rank_search_now(st, &own)) != AISLE_OK) goto fail;
+    if (!pre) pre = &own;
+    if ((got = rank_offer_hits(st, pre, src)) < 0) rc = got;
+    else if (deepen && (size_t)got < st->cap && pre->n == k) {
+        deeper.k = (size_t)k > st->cap ? k : (int)st->cap;
+        if ((rc = rank_search_now(st, &deeper)) == AISLE_OK &&
+            (got = rank_offer_hits(st, &deeper, src)) < 0)
+            rc = got;
     }
-    free(own_slots);
-    free(own_scores);
-    return rc;
+fail:
+    free(own.slots);
+    free(own.scores);
+    free(deeper.slots);
+    free(deeper.scores);
+    return rc ? status_fail(rc, err, errlen, "out of memory") : AISLE_OK;
 }
 
 /* How deep to search first: a source's budget, never less than the page
@@ -1228,9 +1241,25 @@ static int rank_score_bounded(rank_state *st, char *err, size_t errlen) {
     return AISLE_OK;
 }
 
+/* Asks for what rank_features reads of each candidate, its facets and
+ * (when the profile search did not score it) its vector, before the first
+ * is read: scattered over the catalog, their cache misses then overlap.
+ * Bounded scoring (rank_score_bounded) reads the vectors of only the few
+ * candidates that may reach the page, so it is asked for none. */
+static void rank_prefetch_pool(const rank_state *st) {
+    int d = catalog_dim(st->c), vectors = st->personal && !rank_can_bound(st);
+    for (size_t i = 0; i < st->npool; i++) {
+        const rank_cand *cd = &st->pool[i];
+        __builtin_prefetch(catalog_facets_at(st->c, cd->slot));
+        if (!vectors || !isnan(cd->search)) continue;
+        for (int j = 0; j < d; j += 16) __builtin_prefetch(catalog_vector(st->c, cd->slot) + j);
+    }
+}
+
 /* Every candidate's features, then its score: the request's model's, or
  * the settings' hand weights. */
 static int rank_score(rank_state *st, char *err, size_t errlen) {
+    rank_prefetch_pool(st);
     st->best[RANK_SRC_NEIGHBOURS] = st->pruned_best;
     for (size_t i = 0; i < st->npool; i++)
         for (int s = 0; s < RANK_SRC_COUNT; s++)

@@ -524,7 +524,9 @@ int catalog_search_batch(catalog *c, catalog_query *qs, size_t nq) {
      * re-score in float, so the k kept are the float order's. */
     for (size_t b = 0; b < nq; b++) {
         int k = qs[b].k > 0 ? qs[b].k : 0;
-        deep[b] = (ivf_query){qs[b].q, exact ? k : k + k / 4 + 8, NULL, NULL, 0};
+        deep[b] = (ivf_query){.q = qs[b].q, .k = exact ? k : k + k / 4 + 8,
+                              .keep = qs[b].keep, .keep_arg = qs[b].keep_arg,
+                              .any_order = !exact};
         if (!k) deep[b].k = 0;
         total += (size_t)deep[b].k;
     }
@@ -551,7 +553,7 @@ fail:
 
 int catalog_search(catalog *c, const float *q, int k, size_t *slots,
                    float *scores) {
-    catalog_query one = {q, k, slots, scores, 0};
+    catalog_query one = {.q = q, .k = k, .slots = slots, .scores = scores};
     int rc = catalog_search_batch(c, &one, 1);
     return rc < 0 ? rc : one.n;
 }

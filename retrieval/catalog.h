@@ -128,13 +128,17 @@ int catalog_search(catalog *c, const float *q, int k, size_t *slots,
 #define CATALOG_MAX_BATCH 16 /* searches in one catalog_search_batch */
 
 /* One search of a batch: what catalog_search takes, and n, set to how
- * many hits it found (0 when k ≤ 0). Arrays borrowed. */
+ * many hits it found (0 when k ≤ 0). Arrays borrowed. keep, when set,
+ * makes it a filtered search: the k best of the slots keep accepts
+ * (ivf_query's keep; called under the read lock). */
 typedef struct catalog_query {
     const float *q;
     int k;
     size_t *slots;
     float *scores;
     int n;
+    int (*keep)(void *keep_arg, size_t slot);
+    void *keep_arg;
 } catalog_query;
 
 /* Runs nq (≤ CATALOG_MAX_BATCH) searches, each with catalog_search's

@@ -13,6 +13,7 @@
 
 #define IVF_ABSENT UINT32_MAX
 #define IVF_CHUNK 256 /* rows scored per vec_dots call: the scores stay on the stack */
+#define IVF_ROOM 4    /* the top's buffer, in multiples of k */
 
 typedef struct ivf_list {
     void *v;        /* n * dim floats, or halves when the index has lists; owned */
@@ -29,10 +30,11 @@ struct ivf {
     size_t map_cap, count;
 };
 
-/* The k best hits seen so far: a buffer of 2k that is cut back to its k
- * best when full, after which only scores above the k-th best enter. Each
- * row costs a compare; a cut costs O(k), so the whole is linear (a heap
- * paid log k for every row that beat its root). */
+/* The k best hits seen so far: a buffer of IVF_ROOM·k that is cut back to
+ * its k best when full, after which only scores above the k-th best
+ * enter. Each row costs a compare; a cut costs O(k), so the whole is
+ * linear (a heap paid log k for every row that beat its root). A roomier
+ * buffer cuts less often; its floor lags a little more. */
 typedef struct ivf_top {
     vec_hit *h; /* 2k, owned; id: the slot */
     size_t n, k;
@@ -45,25 +47,49 @@ typedef struct ivf_top {
 #define IVF_TOP_INIT(k_) {NULL, 0, (size_t)(k_), {-INFINITY, UINT32_MAX}}
 
 
-/* Moves the k best of h[0..n) to the front, k < n (quickselect, middle
- * pivot, Hoare partition; signed indices, as j may step below lo). */
+/* Whether x goes before y in vec_hit_desc's order, as a value rather
+ * than a jump. */
+static inline size_t ivf_before(vec_hit x, vec_hit y) {
+    return (size_t)((x.score > y.score) | ((x.score == y.score) & (x.id < y.id)));
+}
+
+/* Puts the median of h[a], h[b], h[c] at h[c]. */
+static void ivf_median_last(vec_hit *h, size_t a, size_t b, size_t c) {
+    vec_hit t;
+    if (ivf_before(h[b], h[a])) t = h[a], h[a] = h[b], h[b] = t;
+    if (ivf_before(h[c], h[b])) t = h[b], h[b] = h[c], h[c] = t;
+    if (ivf_before(h[b], h[a])) t = h[a], h[a] = h[b], h[b] = t;
+    t = h[b], h[b] = h[c], h[c] = t;
+}
+
+/* Moves the k best of h[0..n) to the front, k < n: quickselect with a
+ * median-of-three pivot and a branch-free Lomuto partition. The scores
+ * come in no order, so a partition that jumped on each comparison
+ * mispredicted about half of them; here each step swaps unconditionally
+ * and advances by the comparison's value. */
 static void ivf_select(vec_hit *h, size_t n, size_t k) {
-    long lo = 0, hi = (long)n - 1, kk = (long)k;
-    while (lo < hi) {
-        vec_hit pivot = h[lo + (hi - lo) / 2], t;
-        long i = lo, j = hi;
-        while (i <= j) {
-            while (vec_hit_desc(&h[i], &pivot) < 0) i++;
-            while (vec_hit_desc(&h[j], &pivot) > 0) j--;
-            if (i <= j) {
-                t = h[i], h[i] = h[j], h[j] = t;
-                i++, j--;
-            }
+    size_t lo = 0, hi = n; /* the k-th place lies in [lo, hi) */
+    while (hi - lo > 2) {
+        size_t store = lo;
+        ivf_median_last(h, lo, lo + (hi - lo) / 2, hi - 1);
+        vec_hit pivot = h[hi - 1], t;
+        for (size_t i = lo; i < hi - 1; i++) {
+            vec_hit x = h[i];
+            size_t b = ivf_before(x, pivot);
+            h[i] = h[store];
+            h[store] = x;
+            store += b;
         }
-        /* [lo, j] ≥ pivot ≥ [i, hi]: go on in the side holding position k. */
-        if (kk <= j) hi = j;
-        else if (kk >= i) lo = i;
-        else return;
+        /* [lo, store) go before the pivot, which goes to store. */
+        t = h[store], h[store] = h[hi - 1], h[hi - 1] = t;
+        if (store == k || store + 1 == k) return;
+        if (k < store) hi = store;
+        else lo = store + 1;
+    }
+    if (hi - lo == 2 && ivf_before(h[lo + 1], h[lo])) {
+        vec_hit t = h[lo];
+        h[lo] = h[lo + 1];
+        h[lo + 1] = t;
     }
 }
 
@@ -74,7 +100,7 @@ static inline int ivf_top_beats(const ivf_top *t, float s, uint32_t slot) {
 
 static void ivf_top_push(ivf_top *t, float s, uint32_t slot) {
     if (!ivf_top_beats(t, s, slot)) return;
-    if (t->n == 2 * t->k) {
+    if (t->n == IVF_ROOM * t->k) {
         ivf_select(t->h, t->n, t->k);
         t->n = t->k;
         t->floor = t->h[0];
@@ -85,11 +111,12 @@ static void ivf_top_push(ivf_top *t, float s, uint32_t slot) {
     t->h[t->n++] = (vec_hit){s, slot};
 }
 
-/* The k best, best first, into slots and scores; returns how many. */
-static int ivf_top_take(ivf_top *t, size_t *slots, float *scores) {
+/* The k best, best first unless any_order, into slots and scores;
+ * returns how many. */
+static int ivf_top_take(ivf_top *t, int any_order, size_t *slots, float *scores) {
     size_t n = t->n < t->k ? t->n : t->k;
     if (t->n > t->k) ivf_select(t->h, t->n, t->k);
-    vec_hits_sort(t->h, n);
+    if (!any_order) vec_hits_sort(t->h, n);
     for (size_t i = 0; i < n; i++) {
         slots[i] = t->h[i].id;
         scores[i] = t->h[i].score;
@@ -209,6 +236,28 @@ void ivf_remove(ivf *x, size_t slot) {
     x->count--;
 }
 
+/* Offers a chunk's m scores s (rows from slot) to t. Most rows score
+ * below the floor once the first lists are in: a branch-free pass over
+ * the scores (compared with the floor as the chunk starts, which only
+ * rises) lists the few that may enter, and only those pay for a push and
+ * the query's keep. */
+static void ivf_top_chunk(ivf_top *t, const ivf_query *q, const float *s, const uint32_t *slot,
+                          size_t m) {
+    uint16_t pass[IVF_CHUNK];
+    size_t n = 0;
+    float floor = t->floor.score;
+    assert(m <= IVF_CHUNK);
+    for (size_t j = 0; j < m; j++) {
+        pass[n] = (uint16_t)j;
+        n += s[j] >= floor;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t j = pass[i];
+        if (ivf_top_beats(t, s[j], slot[j]) && (!q->keep || q->keep(q->keep_arg, slot[j])))
+            ivf_top_push(t, s[j], slot[j]);
+    }
+}
+
 /* Scores list l's rows against each query whose bit is in mask, into
  * its top: a chunk of rows is read from memory once and stays in the
  * first-level cache for the queries after the first. */
@@ -223,7 +272,7 @@ static void ivf_scan(const ivf *x, const ivf_list *l, const ivf_query *qs, uint3
                 vec_dots_half(qs[b].q, (const uint16_t *)l->v + i * (size_t)x->dim, m, x->dim, s);
             else
                 vec_dots(qs[b].q, (const float *)l->v + i * (size_t)x->dim, m, x->dim, s);
-            for (size_t j = 0; j < m; j++) ivf_top_push(&tops[b], s[j], l->slot[i + j]);
+            ivf_top_chunk(&tops[b], &qs[b], s, l->slot + i, m);
         }
     }
 }
@@ -277,14 +326,15 @@ int ivf_search_batch(const ivf *x, ivf_query *qs, size_t nq) {
     for (size_t b = 0; b < nq; b++) {
         tops[b] = (ivf_top)IVF_TOP_INIT(qs[b].k > 0 ? qs[b].k : 0);
         qs[b].n = 0;
-        if (qs[b].k > 0 && !(tops[b].h = malloc(2 * tops[b].k * sizeof(vec_hit))))
+        if (qs[b].k > 0 && !(tops[b].h = malloc(IVF_ROOM * tops[b].k * sizeof(vec_hit))))
             rc = AISLE_ENOMEM;
     }
     if (rc == AISLE_OK) rc = ivf_plan(x, qs, nq, mask, order, &n_order);
     for (size_t i = 0; rc == AISLE_OK && i < n_order; i++)
         ivf_scan(x, &x->lists[order[i]], qs, mask[order[i]], tops);
     for (size_t b = 0; b < nq; b++) {
-        if (rc == AISLE_OK && qs[b].k > 0) qs[b].n = ivf_top_take(&tops[b], qs[b].slots, qs[b].scores);
+        if (rc == AISLE_OK && qs[b].k > 0)
+            qs[b].n = ivf_top_take(&tops[b], qs[b].any_order, qs[b].slots, qs[b].scores);
         free(tops[b].h);
     }
     free(mask);
@@ -293,7 +343,7 @@ int ivf_search_batch(const ivf *x, ivf_query *qs, size_t nq) {
 }
 
 int ivf_search(const ivf *x, const float *q, int k, size_t *slots, float *scores) {
-    ivf_query one = {q, k, slots, scores, 0};
+    ivf_query one = {.q = q, .k = k, .slots = slots, .scores = scores};
     int rc = ivf_search_batch(x, &one, 1);
     return rc < 0 ? rc : one.n;
 }

@@ -45,13 +45,22 @@ int ivf_search(const ivf *x, const float *q, int k, size_t *slots, float *scores
 #define IVF_MAX_BATCH 32 /* searches in one ivf_search_batch */
 
 /* One search of a batch: the query (dim floats), the k wanted and room for
- * k hits (borrowed); n is set to how many were found. */
+ * k hits (borrowed); n is set to how many were found. With keep set, only
+ * the slots keep(keep_arg, slot) accepts are hits: the k best of those
+ * (a filtered search, so a caller whose filter drops most rows need not
+ * search deeper and deeper). keep is asked only about rows that would
+ * enter the k best so far, so a search where most rows pass pays for few
+ * calls. With any_order set the hits come in no particular order (for a
+ * caller that re-scores and sorts them itself). */
 typedef struct ivf_query {
     const float *q;
     int k;
     size_t *slots;
     float *scores;
     int n;
+    int (*keep)(void *keep_arg, size_t slot);
+    void *keep_arg;
+    int any_order;
 } ivf_query;
 
 /* Runs nq (≤ IVF_MAX_BATCH) searches, each giving what ivf_search gives

@@ -1,5 +1,5 @@
 /* Tests for retrieval/ivf and retrieval/vec: exact answers against a brute
- * force over odd dimensions, removal and replacement keeping the slot map
+ * force over odd dimensions, a filtered search, removal and replacement keeping the slot map
  * right, probes confined to the nearest lists, the hit sort giving
  * qsort's order. */
 #include "retrieval/ivf.h"
@@ -115,6 +115,40 @@ static void test_exact_search_is_brute_force(void) {
     ivf_free(x);
 }
 
+static int keep_odd(void *arg, size_t slot) {
+    ++*(int *)arg;
+    return slot % 2 == 1;
+}
+
+/* A filtered search gives the k best of the kept slots (those the whole
+ * search would give, filtered, when asked deep enough), and asks keep
+ * about fewer rows than the index holds. */
+static void test_filtered_search_keeps_the_best_kept(void) {
+    enum { N = 3000, D = 8, K = 40 };
+    static float v[N][D];
+    float q[D], sc[K], all_sc[N];
+    size_t slots[K], all[N];
+    int asked = 0, m = 0;
+    ivf *x;
+    TEST_REQUIRE(ivf_new(D, 1, NULL, 1, &x) == AISLE_OK);
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < D; j++) v[i][j] = uniform();
+        TEST_REQUIRE(ivf_add(x, (size_t)i, v[i]) == AISLE_OK);
+    }
+    for (int j = 0; j < D; j++) q[j] = uniform();
+    ivf_query one = {.q = q, .k = K, .slots = slots, .scores = sc, .keep = keep_odd,
+                     .keep_arg = &asked};
+    TEST_REQUIRE(ivf_search_batch(x, &one, 1) == AISLE_OK && one.n == K);
+    TEST_REQUIRE(ivf_search(x, q, N, all, all_sc) == N);
+    for (int i = 0; i < N && m < K; i++)
+        if (all[i] % 2 == 1) {
+            TEST_CHECK(slots[m] == all[i] && sc[m] == all_sc[i]);
+            m++;
+        }
+    TEST_CHECK(m == K && asked > 0 && asked < N);
+    ivf_free(x);
+}
+
 /* Removal moves the last row into the hole; replacing moves lists. */
 static void test_remove_and_replace(void) {
     float cent[2 * 2] = {1, 0, 0, 1}, a[2] = {1, 0.1f}, b[2] = {0.1f, 1}, sc[4];
@@ -176,6 +210,7 @@ int main(void) {
     TEST_RUN(test_half_dots_match_dot_bit_for_bit);
     TEST_RUN(test_half_floats);
     TEST_RUN(test_exact_search_is_brute_force);
+    TEST_RUN(test_filtered_search_keeps_the_best_kept);
     TEST_RUN(test_remove_and_replace);
     TEST_RUN(test_hits_sort_is_qsort);
     return test_summary();
