@@ -633,11 +633,12 @@ void kern_mat_row(const kern_mat *w, int row, float *dst) {
     }
 }
 
-/* The repacked layout (kern.h): per run of KERN_RP_ROWS rows, the
- * rows' float scales block by block (8 per block, padded to whole cache
- * lines), then per block the rows' 32 values each, offset by 128. */
+/* The repacked layout (kern.h): per run of KERN_RP_ROWS (16) rows, the
+ * rows' float scales block by block (16 per block, one cache line), then
+ * per block eight 64-byte registers, register j holding values 4j..4j+3
+ * of each of the 16 rows, offset by 128. */
 static size_t rp_scale_bytes(size_t nb) {
-    return (nb * KERN_RP_ROWS * sizeof(float) + 63) & ~(size_t)63;
+    return nb * KERN_RP_ROWS * sizeof(float);
 }
 
 static size_t rp_group_bytes(size_t nb) {
@@ -670,17 +671,17 @@ void kern_repack(kern_mat *w, void *dst) {
     for (int g = 0; g < w->rows / KERN_RP_ROWS; g++) {
         float *sc = (float *)(void *)(out + (size_t)g * gb);
         uint8_t *qs = out + (size_t)g * gb + rp_scale_bytes(nb);
-        memset(sc, 0, rp_scale_bytes(nb));
         for (int r = 0; r < KERN_RP_ROWS; r++) {
             const uint8_t *b = block_row(w, g * KERN_RP_ROWS + r);
             for (size_t k = 0; k < nb; k++, b += KERN_Q8_0_BYTES) {
                 uint16_t h;
-                uint8_t *v = qs + (k * KERN_RP_ROWS + (size_t)r) *
-                                      KERN_Q8_0_BLOCK;
+                uint8_t *v = qs + k * KERN_RP_ROWS * KERN_Q8_0_BLOCK +
+                             (size_t)r * 4;
                 memcpy(&h, b, 2);
                 sc[k * KERN_RP_ROWS + (size_t)r] = kern_f16_to_f32(h);
                 for (int j = 0; j < KERN_Q8_0_BLOCK; j++)
-                    v[j] = (uint8_t)(b[2 + j] ^ 0x80);
+                    v[(j / 4) * 4 * KERN_RP_ROWS + j % 4] =
+                        (uint8_t)(b[2 + j] ^ 0x80);
             }
         }
     }
@@ -1559,128 +1560,130 @@ KERN_AVX512 static KERN_INLINE void q8_0_dec(const kern_mat *w,
 #define KERN_NO_PREP(w, x, n) (void)0
 KERN_WIDE_DRIVER(q8_0_rows512, q8_0_dec, KERN_DEC_R, 4, KERN_NO_PREP)
 
-/* q8_0_dec on kern_repack's copy: rows i..i+R, i a multiple of R, which
- * is KERN_RP_ROWS for a product of one activation (four register pairs)
- * and half a run in a batch (two pairs, up to KERN_KQ_N activations).
- * The same register pairs, lanes, offset, scale products and fold as
- * q8_0_dec, so the same bits; but a pair's 64 bytes are one aligned
- * load, the eight float scales one load, and the run's bytes one stream,
- * prefetched KERN_RP_PF ahead. */
+/* q8_0_dec's products on kern_repack's copy: the KERN_RP_ROWS rows
+ * i..i+16 times activations x[0..N) (N <= KERN_RP_N). Register j of a
+ * block holds value group j (values 4j..4j+3, vpdpbusd's lane) of all 16
+ * rows, so each of ggml's eight int32 lanes per row, block and activation
+ * is a lane of its own register: one `vpdpbusd` with the activation's
+ * four values broadcast gives lane j of 16 rows, started at −128 × those
+ * values' sum (the weights are offset by 128, so the lanes are exact);
+ * the 16 rows' scale products d_w·d_x are one multiply per block and
+ * activation (not one per two rows), and the lanes fold by hsum8's order
+ * across the eight registers. Same int32 lanes, scale products, FMA chain
+ * and fold as q8_0_dec, so the same bits, with about two thirds of its
+ * vector instructions per row and activation. The group's scales and
+ * values are one stream each, prefetched KERN_RP_PF ahead. */
 #define KERN_RP_PF 4096
+#define KERN_RP_N 3 /* activations of a tile: 24 of the 32 registers sum */
+#define KERN_RP_PRE 32 /* blocks whose offset terms are formed at once */
 KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
                                             const kern_act *x, int N,
-                                            float *out, size_t stride, int i,
-                                            int R) {
+                                            float *out, size_t stride, int i) {
     size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK;
     const uint8_t *grp =
         (const uint8_t *)w->rp + (size_t)(i / KERN_RP_ROWS) * rp_group_bytes(nb);
-    const float *sc = (const float *)(const void *)grp + i % KERN_RP_ROWS;
-    const uint8_t *qs = grp + rp_scale_bytes(nb) +
-                        (size_t)(i % KERN_RP_ROWS) * KERN_Q8_0_BLOCK;
-    const __m512i off = _mm512_set1_epi8((char)0x80);
-    int P = R / 2;
-    __m512 acc[KERN_RP_ROWS / 2][KERN_KQ_N];
-    __m512i idx[KERN_RP_ROWS / 2];
+    const float *sc = (const float *)(const void *)grp;
+    const uint8_t *qs = grp + rp_scale_bytes(nb);
+    const __m256i off = _mm256_set1_epi8((char)0x80);
+    __m512 acc[KERN_RP_N][8];
 
-    assert(((N == 1 && R == KERN_RP_ROWS) || R == KERN_RP_ROWS / 2) &&
-           N >= 1 && N <= KERN_KQ_N && i % R == 0);
+    assert(N >= 1 && N <= KERN_RP_N && i % KERN_RP_ROWS == 0);
     KERN_UNROLL
-    for (int p = 0; p < P; p++) {
-        idx[p] = _mm512_inserti64x4(_mm512_set1_epi32(2 * p),
-                                    _mm256_set1_epi32(2 * p + 1), 1);
-        KERN_UNROLL8
-        for (int c = 0; c < N; c++)
-            acc[p][c] = _mm512_setzero_ps();
-    }
-    for (size_t g = 0; g < nb; g++) {
-        const uint8_t *q = qs + g * KERN_RP_ROWS * KERN_Q8_0_BLOCK;
-        __m256 dw = R == KERN_RP_ROWS
-                        ? _mm256_load_ps(sc + g * KERN_RP_ROWS)
-                        : _mm256_castps128_ps256(
-                              _mm_load_ps(sc + g * KERN_RP_ROWS));
-        __m512i wv[KERN_RP_ROWS / 2];
-        __m512 d[KERN_RP_ROWS / 2];
-        if (N == 1)
-            dw = _mm256_mul_ps(dw, _mm256_set1_ps(x->s[g]));
-        for (int l = 0; l < R * KERN_Q8_0_BLOCK; l += 64)
-            _mm_prefetch((const char *)q + KERN_RP_PF + l, _MM_HINT_T0);
-        KERN_UNROLL
-        for (int p = 0; p < P; p++) {
-            wv[p] = _mm512_load_si512((const void *)(q + 64 * p));
-            d[p] = _mm512_permutexvar_ps(idx[p], _mm512_castps256_ps512(dw));
-        }
-        KERN_UNROLL8
-        for (int c = 0; c < N; c++) {
-            __m512i xv = _mm512_broadcast_i64x4(KERN_LOAD(x[c].q + 32 * g));
-            __m512i neg = _mm512_sub_epi32(
-                _mm512_setzero_si512(),
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
-            KERN_UNROLL
-            for (int p = 0; p < P; p++)
-                acc[p][c] = _mm512_fmadd_ps(
-                    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg, wv[p], xv)),
-                    N == 1 ? d[p]
-                           : _mm512_mul_ps(d[p], _mm512_set1_ps(x[c].s[g])),
-                    acc[p][c]);
-        }
-    }
-    KERN_UNROLL8
     for (int c = 0; c < N; c++)
+        KERN_UNROLL8
+        for (int j = 0; j < 8; j++)
+            acc[c][j] = _mm512_setzero_ps();
+    for (size_t g0 = 0; g0 < nb; g0 += KERN_RP_PRE) {
+        size_t g1 = nb - g0 < KERN_RP_PRE ? nb : g0 + KERN_RP_PRE;
+        /* −128 × each four values' sum, formed for a run of blocks ahead
+         * and broadcast lane by lane from memory: formed block by block,
+         * gcc moved each lane to its broadcast by two shuffles, and a load
+         * right after the store waits on it */
+        int32_t neg[KERN_RP_N][KERN_RP_PRE][8] __attribute__((aligned(32)));
         KERN_UNROLL
-        for (int p = 0; p < P; p++) {
-            out[stride * (size_t)c + (size_t)(i + 2 * p)] =
-                hsum8(lo256(acc[p][c]));
-            out[stride * (size_t)c + (size_t)(i + 2 * p + 1)] =
-                hsum8(hi256(acc[p][c]));
+        for (int c = 0; c < N; c++)
+            for (size_t g = g0; g < g1; g++)
+                _mm256_store_si256(
+                    (__m256i *)(void *)neg[c][g - g0],
+                    _mm256_sub_epi32(
+                        _mm256_setzero_si256(),
+                        _mm256_dpbusd_epi32(_mm256_setzero_si256(), off,
+                                            KERN_LOAD(x[c].q + 32 * g))));
+        for (size_t g = g0; g < g1; g++) {
+            const uint8_t *q = qs + g * KERN_RP_ROWS * KERN_Q8_0_BLOCK;
+            __m512 dw = _mm512_load_ps(sc + g * KERN_RP_ROWS), d[KERN_RP_N];
+            _mm_prefetch((const char *)(sc + g * KERN_RP_ROWS) + KERN_RP_PF,
+                         _MM_HINT_T0);
+            for (int l = 0; l < KERN_RP_ROWS * KERN_Q8_0_BLOCK; l += 64)
+                _mm_prefetch((const char *)q + KERN_RP_PF + l, _MM_HINT_T0);
+            KERN_UNROLL
+            for (int c = 0; c < N; c++)
+                d[c] = _mm512_mul_ps(dw, _mm512_set1_ps(x[c].s[g]));
+            KERN_UNROLL8
+            for (int j = 0; j < 8; j++) {
+                __m512i wv = _mm512_load_si512((const void *)(q + 64 * j));
+                KERN_UNROLL
+                for (int c = 0; c < N; c++) {
+                    int32_t xj;
+                    memcpy(&xj, x[c].q + 32 * g + 4 * j, sizeof xj);
+                    acc[c][j] = _mm512_fmadd_ps(
+                        _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(
+                            _mm512_set1_epi32(neg[c][g - g0][j]), wv,
+                            _mm512_set1_epi32(xj))),
+                        d[c], acc[c][j]);
+                }
+            }
         }
+    }
+    KERN_UNROLL
+    for (int c = 0; c < N; c++) {
+        /* hsum8: (l0 + l4) + (l2 + l6), (l1 + l5) + (l3 + l7), their sum */
+        __m512 t[4];
+        for (int j = 0; j < 4; j++)
+            t[j] = _mm512_add_ps(acc[c][j], acc[c][j + 4]);
+        _mm512_storeu_ps(out + stride * (size_t)c + (size_t)i,
+                         _mm512_add_ps(_mm512_add_ps(t[0], t[2]),
+                                       _mm512_add_ps(t[1], t[3])));
+    }
 }
 
-/* Tiles of rows a..b for activations x + t .. x + t + n (R rows each). */
-#define KERN_RP_TILES(n, R)                                                   \
-    do {                                                                      \
-        for (int i = a; i < b; i += (R))                                      \
-            q8_0_rp(w, x + t, n, o, stride, i, R);                            \
-    } while (0)
+/* Tiles of rows a..b for activations x + t .. x + t + n. */
 #define KERN_RP_CASE(n)                                                       \
     case n:                                                                   \
-        KERN_RP_TILES(n, KERN_RP_ROWS / 2);                                   \
+        for (int i = a; i < b; i += KERN_RP_ROWS)                             \
+            q8_0_rp(w, x + t, n, o, stride, i);                               \
         break
 
 /* Rows r0..r1 of a repacked Q8_0 matrix: the whole tiles from the copy,
  * the rows before the first and after the last (a pool part's edges, the
- * rows past the last whole run) by q8_0_rows512 from w->q. */
+ * rows past the last whole run) by q8_0_rows512 from w->q. A row group's
+ * bytes stay in L1 from one group of KERN_RP_N activations to the next. */
 KERN_AVX512 static void q8_0_rp_rows(const kern_mat *w, const kern_act *x,
                                      int nx, float *out, size_t stride,
                                      int r0, int r1) {
-    int R = nx == 1 ? KERN_RP_ROWS : KERN_RP_ROWS / 2;
-    int full = w->rows / KERN_RP_ROWS * KERN_RP_ROWS;
-    int a = (r0 + R - 1) / R * R, b;
+    const int R = KERN_RP_ROWS;
+    int full = w->rows / R * R;
+    int a0 = (r0 + R - 1) / R * R, b0;
 
-    a = a < r1 ? a : r1;
-    b = a < full ? (r1 < full ? r1 : full) / R * R : a;
-    b = b > a ? b : a;
-    if (r0 < a)
-        q8_0_rows512(w, x, nx, out, stride, r0, a);
-    for (int t = 0; t < nx; t += KERN_KQ_N) {
-        float *o = out + stride * (size_t)t;
-        if (nx == 1) {
-            KERN_RP_TILES(1, KERN_RP_ROWS);
-            break;
-        }
-        switch (nx - t < KERN_KQ_N ? nx - t : KERN_KQ_N) {
-            KERN_RP_CASE(1);
-            KERN_RP_CASE(2);
-            KERN_RP_CASE(3);
-            KERN_RP_CASE(4);
-            KERN_RP_CASE(5);
-            KERN_RP_CASE(6);
-            KERN_RP_CASE(7);
-        default:
-            KERN_RP_CASE(8);
+    a0 = a0 < r1 ? a0 : r1;
+    b0 = a0 < full ? (r1 < full ? r1 : full) / R * R : a0;
+    b0 = b0 > a0 ? b0 : a0;
+    if (r0 < a0)
+        q8_0_rows512(w, x, nx, out, stride, r0, a0);
+    for (int a = a0; a < b0; a += R) {
+        int b = a + R;
+        for (int t = 0; t < nx; t += KERN_RP_N) {
+            float *o = out + stride * (size_t)t;
+            switch (nx - t < KERN_RP_N ? nx - t : KERN_RP_N) {
+                KERN_RP_CASE(1);
+                KERN_RP_CASE(2);
+            default:
+                KERN_RP_CASE(3);
+            }
         }
     }
-    if (b < r1)
-        q8_0_rows512(w, x, nx, out, stride, b, r1);
+    if (b0 < r1)
+        q8_0_rows512(w, x, nx, out, stride, b0, r1);
 }
 
 /* F32 rows i..i+R times activations x[0..N), one to a column, in

@@ -112,10 +112,11 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
 
 /* Load-time repacking of Q8_0 matrices for the AVX-512 tiles: each run
  * of KERN_RP_ROWS rows is stored with its blocks side by side (the rows'
- * scales widened to float, then their 32-byte value runs, offset by 128
- * as vpdpbusd wants them), so a decode tile reads one contiguous stream
- * instead of eight rows 34 bytes a block apart, and picks no half scale
- * out of a block. The products are the row kernels' to the bit; rows
+ * scales widened to float, then per block their values offset by 128 as
+ * vpdpbusd wants them, four values of each of the 16 rows to a 64-byte
+ * register), so a tile reads one contiguous stream instead of 16 rows 34
+ * bytes a block apart, picks no half scale out of a block, and has each
+ * of ggml's int32 lanes in a register of its own. The products are the row kernels' to the bit; rows
  * past the last whole run, and every product below the AVX-512 level or
  * of a prompt (gemm.h), read w->q as before.
  *
@@ -124,7 +125,7 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
  * KERN_RP_ROWS rows, or a level below AVX-512 in effect). kern_repack
  * writes it to dst (that many bytes, 64-byte aligned; the caller owns it
  * and keeps it as long as w is used) and points w->rp at it. */
-#define KERN_RP_ROWS 8
+#define KERN_RP_ROWS 16
 size_t kern_repack_bytes(const kern_mat *w);
 void kern_repack(kern_mat *w, void *dst);
 

@@ -115,7 +115,7 @@ static void test_matvec_all_levels(void) {
         {KERN_F16, 3, 13, 0},    {KERN_Q8, 29, 64, 64},  {KERN_Q8, 31, 192, 64},
         {KERN_Q8, 17, 96, 32},   {KERN_Q8, 9, 384, 128}, {KERN_Q8, 11, 172, 4},
         {KERN_Q8, 7, 320, 32},   {KERN_Q8_0, 23, 64, 32}, {KERN_Q8_0, 19, 96, 32},
-        {KERN_Q8_0, 40, 512, 32},
+        {KERN_Q8_0, 40, 512, 32}, {KERN_Q8_0, 64, 256, 32},
         {KERN_BF16, 9, 77, 0},   {KERN_BF16, 7, 160, 0}, {KERN_Q4_0, 13, 96, 32},
         {KERN_Q4_1, 11, 64, 32}, {KERN_Q5_0, 7, 160, 32}, {KERN_Q5_1, 9, 96, 32},
         {KERN_Q4_K, 10, 512, 256}, {KERN_Q5_K, 6, 256, 256}, {KERN_Q5_K, 9, 512, 256},
@@ -625,15 +625,17 @@ static void test_matvec_n(void) {
         {KERN_Q8_0, 11, 256, 32}, {KERN_Q4_K, 7, 256, 256},
         {KERN_Q8_0, 16, 64, 32},  {KERN_Q6_K, 16, 256, 256},
         {KERN_Q8_0, 15, 512, 32},
+        /* whole runs of kern_repack's KERN_RP_ROWS rows, and rows past them */
+        {KERN_Q8_0, 48, 96, 32},  {KERN_Q8_0, 40, 256, 32},
     };
     int top = kern_set_level(KERN_AVX512_LEVEL);
 
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const mat_case *c = &cases[ci];
-        enum { NX = KERN_MAX_ACTS };
+        enum { NX = KERN_MAX_ACTS, ROWS = 48 };
         void *q;
         float *s, *dense, x[NX][512], xs[NX][512], xsum[NX][512];
-        float one[16], many[NX * 16];
+        float one[ROWS], many[NX * ROWS];
         int8_t xq[NX][512];
         kern_act act[NX];
         kern_mat w = {.type = c->type, .rows = c->rows, .cols = c->cols,
@@ -660,12 +662,12 @@ static void test_matvec_n(void) {
             kern_set_level(level);
             for (int nx = 1; nx <= NX; nx++) {
                 /* Rows from 1, as a pool part that does not start a tile. */
-                kern_matvec_n(v > top ? &wr : &w, act, nx, many, 16, 1,
+                kern_matvec_n(v > top ? &wr : &w, act, nx, many, ROWS, 1,
                               c->rows);
                 for (int t = 0; t < nx; t++) {
                     kern_matvec(&w, &act[t], one, 0, c->rows);
                     for (int r = 1; r < c->rows; r++)
-                        TEST_CHECK(one[r] == many[16 * t + r]);
+                        TEST_CHECK(one[r] == many[ROWS * t + r]);
                 }
             }
         }
