@@ -345,7 +345,7 @@ void kern_softmax_ggml(float *x, int n, float scale) {
 /* kern_mix_half for the output values j0 <= j < j1, np = n_kv rounded
  * down to 64: position t < np adds into lane t % 64 of each output, the
  * lanes fold as in kern_dot_half, the rest add in double. */
-static void mix_half_scalar(const float *w, const float *v, size_t stride,
+static void mix_half_scalar(const float *w, const uint16_t *v, size_t stride,
                             int n, int np, int j0, int j1, float *out) {
     int nl = n < np ? n : np;
 
@@ -353,10 +353,10 @@ static void mix_half_scalar(const float *w, const float *v, size_t stride,
         float lanes[64] = {0};
         double sum;
         for (int t = 0; t < nl; t++)
-            lanes[t & 63] += v[(size_t)t * stride + j] * w[t];
+            lanes[t & 63] += kern_f16_to_f32(v[(size_t)t * stride + j]) * w[t];
         sum = np ? fold64(lanes) : 0.0f;
         for (int t = nl; t < n; t++)
-            sum += (double)(v[(size_t)t * stride + j] * w[t]);
+            sum += (double)(kern_f16_to_f32(v[(size_t)t * stride + j]) * w[t]);
         out[j] = (float)sum;
     }
 }
@@ -886,10 +886,15 @@ KERN_AVX2 static float dot_half_avx2(const void *x, int half, const float *y,
     return (float)sum;
 }
 
+/* Eight cached half values as floats (exact). */
+KERN_AVX2 static inline __m256 half8(const uint16_t *h) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)h));
+}
+
 /* mix_half_scalar in AVX2 for eight outputs at a time: lane l of the 64
  * is a vector over the outputs, so every output's sums are the scalar
  * ones. */
-KERN_AVX2 static void mix_half_avx2(const float *w, const float *v,
+KERN_AVX2 static void mix_half_avx2(const float *w, const uint16_t *v,
                                     size_t stride, int n, int np, int hs,
                                     float *out) {
     int nl = n < np ? n : np, j0 = 0;
@@ -901,7 +906,7 @@ KERN_AVX2 static void mix_half_avx2(const float *w, const float *v,
             a[l] = _mm256_setzero_ps();
         for (int t = 0; t < nl; t++)
             a[t & 63] = _mm256_fmadd_ps(
-                _mm256_loadu_ps(v + (size_t)t * stride + j0),
+                half8(v + (size_t)t * stride + j0),
                 _mm256_set1_ps(w[t]), a[t & 63]);
         for (int l = 0; l < 16; l++) {
             a[l] = _mm256_add_ps(a[l], a[l + 32]);
@@ -919,7 +924,7 @@ KERN_AVX2 static void mix_half_avx2(const float *w, const float *v,
         s0 = _mm256_cvtps_pd(_mm256_castps256_ps128(r));
         s1 = _mm256_cvtps_pd(_mm256_extractf128_ps(r, 1));
         for (int t = nl; t < n; t++) {
-            __m256 p = _mm256_mul_ps(_mm256_loadu_ps(v + (size_t)t * stride + j0),
+            __m256 p = _mm256_mul_ps(half8(v + (size_t)t * stride + j0),
                                      _mm256_set1_ps(w[t]));
             s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
             s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
@@ -2058,9 +2063,14 @@ KERN_TILE_DRIVER(f32_tiles, f32_tile, 2)
  * put three quarters of the scores' and the mix's time on those loads
  * while five sequences decoded together. */
 #define KERN_ATT_PF 16 /* positions ahead */
-KERN_AVX2 static void prefetch_row(const float *p, int bytes) {
+KERN_AVX2 static void prefetch_row(const void *p, int bytes) {
     for (int b = 0; b < bytes; b += 64)
         _mm_prefetch((const char *)p + b, _MM_HINT_T0);
+}
+
+/* Sixteen cached half values as floats (exact). */
+KERN_AVX512 static inline __m512 half16(const uint16_t *h) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
 }
 
 /* kern_scores_half for sixteen keys from k (hs a multiple of 64): each
@@ -2068,19 +2078,19 @@ KERN_AVX2 static void prefetch_row(const float *p, int bytes) {
  * products exact), folded as fold64 folds them, the last four steps of
  * the fold (fold16's halves, quarters, pairs) taken for the sixteen keys
  * at once by shuffles that keep every lane's partners. */
-KERN_AVX512 static void scores16_half512(const float *q, const float *k,
+KERN_AVX512 static void scores16_half512(const float *q, const uint16_t *k,
                                          size_t stride, int hs, float *out) {
     __m512 f[16], g[8], h[4], u[2], r;
 
     for (int p = 0; p < 16; p++) {
-        const float *kt = k + (size_t)p * stride;
+        const uint16_t *kt = k + (size_t)p * stride;
         __m512 a[4];
         for (int l = 0; l < 4; l++)
             a[l] = _mm512_setzero_ps();
         for (int j = 0; j < hs; j += 64)
             for (int l = 0; l < 4; l++)
                 a[l] = _mm512_fmadd_ps(_mm512_loadu_ps(q + j + 16 * l),
-                                       _mm512_loadu_ps(kt + j + 16 * l), a[l]);
+                                       half16(kt + j + 16 * l), a[l]);
         /* lanes l += l + 32, then l += l + 16 */
         f[p] = _mm512_add_ps(_mm512_add_ps(a[0], a[2]),
                              _mm512_add_ps(a[1], a[3]));
@@ -2108,7 +2118,7 @@ KERN_AVX512 static void scores16_half512(const float *q, const float *k,
  * ... in order (the products are exact, so FMA changes nothing), the
  * lanes folded as fold64 folds them and the positions past the last
  * whole 64 added in double, so every output is the scalar one. */
-KERN_AVX512 static void mix_half512(const float *w, const float *v,
+KERN_AVX512 static void mix_half512(const float *w, const uint16_t *v,
                                     size_t stride, int n, int np, int j0,
                                     int nv, float *out) {
     __m512 a[64][4], r[4];
@@ -2119,13 +2129,12 @@ KERN_AVX512 static void mix_half512(const float *w, const float *v,
         for (int c = 0; c < nv; c++)
             acc[c] = _mm512_setzero_ps();
         for (int t = l; t < nl; t += 64) {
-            const float *vt = v + (size_t)t * stride + j0;
+            const uint16_t *vt = v + (size_t)t * stride + j0;
             __m512 wt = _mm512_set1_ps(w[t]);
             if (t + KERN_ATT_PF < n)
-                prefetch_row(vt + KERN_ATT_PF * stride, 64 * nv);
+                prefetch_row(vt + KERN_ATT_PF * stride, 32 * nv);
             for (int c = 0; c < nv; c++)
-                acc[c] = _mm512_fmadd_ps(_mm512_loadu_ps(vt + 16 * c), wt,
-                                         acc[c]);
+                acc[c] = _mm512_fmadd_ps(half16(vt + 16 * c), wt, acc[c]);
         }
         for (int c = 0; c < nv; c++)
             a[l][c] = acc[c];
@@ -2151,10 +2160,9 @@ KERN_AVX512 static void mix_half512(const float *w, const float *v,
             __m512 p;
             if (c == 0 && t + KERN_ATT_PF < n)
                 prefetch_row(v + (size_t)(t + KERN_ATT_PF) * stride + j0,
-                             64 * nv);
-            p = _mm512_mul_ps(
-                _mm512_loadu_ps(v + (size_t)t * stride + j0 + 16 * c),
-                _mm512_set1_ps(w[t]));
+                             32 * nv);
+            p = _mm512_mul_ps(half16(v + (size_t)t * stride + j0 + 16 * c),
+                              _mm512_set1_ps(w[t]));
             s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(lo256(p)));
             s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(hi256(p)));
         }
@@ -2319,7 +2327,17 @@ void kern_mix(const float *w, const float *v, size_t stride, int n, int hs,
             out[j] += w[t] * v[(size_t)t * stride + j];
 }
 
-void kern_scores_half(const float *q, const float *k, size_t stride, int n,
+/* q times one cached half key, as kern_dot_half(q, key as floats) sums
+ * (each product is exact, so which operand is which changes nothing). */
+static float dot_key_half(const float *q, const uint16_t *k, int hs) {
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL)
+        return dot_half_avx2(k, 1, q, hs);
+#endif
+    return dot_half_any(k, 1, q, hs);
+}
+
+void kern_scores_half(const float *q, const uint16_t *k, size_t stride, int n,
                       int hs, float *out) {
     int t = 0;
 #ifdef KERN_X86
@@ -2331,7 +2349,31 @@ void kern_scores_half(const float *q, const float *k, size_t stride, int n,
         }
 #endif
     for (; t < n; t++)
-        out[t] = kern_dot_half(q, k + (size_t)t * stride, hs);
+        out[t] = dot_key_half(q, k + (size_t)t * stride, hs);
+}
+
+#ifdef KERN_X86
+KERN_AVX2 static void to_f16_avx2(const float *x, uint16_t *h, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(void *)(h + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+                                         _MM_FROUND_TO_NEAREST_INT |
+                                             _MM_FROUND_NO_EXC));
+    for (; i < n; i++)
+        h[i] = kern_f32_to_f16(x[i]);
+}
+#endif
+
+void kern_to_f16(const float *x, uint16_t *h, int n) {
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL) {
+        to_f16_avx2(x, h, n);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++)
+        h[i] = kern_f32_to_f16(x[i]);
 }
 
 void kern_round_f16(float *x, int n) {
@@ -2421,7 +2463,7 @@ float kern_dot_half(const float *x, const float *y, int n) {
     return dot_half_any(x, 0, y, n);
 }
 
-void kern_mix_half(const float *w, const float *v, size_t stride, int n,
+void kern_mix_half(const float *w, const uint16_t *v, size_t stride, int n,
                    int n_kv, int hs, float *out) {
     assert(n <= n_kv);
 #ifdef KERN_X86

@@ -163,10 +163,10 @@ float kern_expf_ggml(float x);
  * _mm512_reduce_add_ps folds them, the rest added in double. */
 float kern_dot_half(const float *x, const float *y, int n);
 
-/* out[t] = kern_dot_half(q, k + t * stride, hs) for t < n: a head's
- * scores against n cached keys, sixteen keys at a time where the CPU has
- * AVX-512 and hs is a multiple of 64. */
-void kern_scores_half(const float *q, const float *k, size_t stride, int n,
+/* out[t] = kern_dot_half(q, k + t * stride as floats, hs) for t < n: a
+ * head's scores against n keys of an F16 cache, sixteen keys at a time
+ * where the CPU has AVX-512 and hs is a multiple of 64. */
+void kern_scores_half(const float *q, const uint16_t *k, size_t stride, int n,
                       int hs, float *out);
 
 /* ggml_soft_max_ext over n scores x * scale (n >= 1), in place: max,
@@ -174,10 +174,11 @@ void kern_scores_half(const float *q, const float *k, size_t stride, int n,
  * float reciprocal of the sum. */
 void kern_softmax_ggml(float *x, int n, float scale);
 
-/* out[j] = sum over t < n of w[t] * v[t * stride + j] for j < hs, in
- * ggml_vec_dot_f16's order over a cache of n_kv >= n positions (the rest
- * weighted 0): llama.cpp multiplies the transposed V cache this way. */
-void kern_mix_half(const float *w, const float *v, size_t stride, int n,
+/* out[j] = sum over t < n of w[t] * v[t * stride + j] for j < hs (v an
+ * F16 cache), in ggml_vec_dot_f16's order over a cache of n_kv >= n
+ * positions (the rest weighted 0): llama.cpp multiplies the transposed V
+ * cache this way. */
+void kern_mix_half(const float *w, const uint16_t *v, size_t stride, int n,
                    int n_kv, int hs, float *out);
 
 /* g[i] = silu(g[i]) * u[i] as ggml_vec_silu_f32 then ggml_mul compute it:
@@ -195,6 +196,10 @@ uint16_t kern_f32_to_f16(float f); /* round to nearest even */
 /* x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i])) for i < n, in place (F16C
  * where the CPU has it: the same values, NaNs aside, which stay NaNs). */
 void kern_round_f16(float *x, int n);
+
+/* h[i] = kern_f32_to_f16(x[i]) for i < n (F16C where the CPU has it):
+ * llama.cpp's F16 K/V cache entries. */
+void kern_to_f16(const float *x, uint16_t *h, int n);
 
 /* Rotates the n values of v (whole heads of hs, hs even) by a position's
  * angles cs (cos, sin per pair index i < hs/2): the pairs (2i, 2i+1), or

@@ -238,6 +238,7 @@ static void test_scores_half_levels(void) {
     enum { N = 37, STRIDE = 136 };
     static const int sizes[] = {32, 64, 128, 80};
     static float q[STRIDE], k[N * STRIDE], want[N], got[N];
+    static uint16_t kh[N * STRIDE]; /* k as the F16 cache holds it */
     int top = kern_set_level(KERN_AVX512_LEVEL);
 
     for (int i = 0; i < STRIDE; i++)
@@ -247,6 +248,7 @@ static void test_scores_half_levels(void) {
     kern_set_level(KERN_SCALAR_LEVEL);
     kern_round_f16(q, STRIDE);
     kern_round_f16(k, N * STRIDE);
+    kern_to_f16(k, kh, N * STRIDE);
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         int hs = sizes[si];
         for (int n = 1; n <= N; n += 6) {
@@ -255,7 +257,7 @@ static void test_scores_half_levels(void) {
                 want[t] = kern_dot_half(q, k + (size_t)t * STRIDE, hs);
             for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
                 kern_set_level(level);
-                kern_scores_half(q, k, STRIDE, n, hs, got);
+                kern_scores_half(q, kh, STRIDE, n, hs, got);
                 TEST_CHECK(memcmp(got, want, (size_t)n * sizeof *got) == 0);
             }
         }
@@ -270,6 +272,7 @@ static void test_mix_half_levels(void) {
     enum { N = 150, STRIDE = 136 };
     static const int sizes[] = {32, 64, 128, 80, 13};
     static float w[N], v[N * STRIDE], want[STRIDE], got[STRIDE];
+    static uint16_t v16[N * STRIDE];
     int top = kern_set_level(KERN_AVX512_LEVEL);
 
     for (int i = 0; i < N; i++)
@@ -278,16 +281,16 @@ static void test_mix_half_levels(void) {
         v[i] = frand() * 4;
     kern_set_level(KERN_SCALAR_LEVEL);
     kern_round_f16(w, N);
-    kern_round_f16(v, N * STRIDE);
+    kern_to_f16(v, v16, N * STRIDE);
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         int hs = sizes[si];
         for (int n = 1; n <= N; n += 29) {
             int n_kv = (n + 31) & ~31;
             kern_set_level(KERN_SCALAR_LEVEL);
-            kern_mix_half(w, v, STRIDE, n, n_kv, hs, want);
+            kern_mix_half(w, v16, STRIDE, n, n_kv, hs, want);
             for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
                 kern_set_level(level);
-                kern_mix_half(w, v, STRIDE, n, n_kv, hs, got);
+                kern_mix_half(w, v16, STRIDE, n, n_kv, hs, got);
                 TEST_CHECK(memcmp(got, want, (size_t)hs * sizeof *got) == 0);
             }
         }
@@ -352,6 +355,7 @@ static void test_half_conversions(void) {
 static void test_round_f16_levels(void) {
     enum { N = 4099 };
     static float x[N], want[N], got[N];
+    static uint16_t h[N], hwant[N];
     int top = kern_set_level(KERN_AVX512_LEVEL), bad = 0;
 
     for (int i = 0; i < N; i++)
@@ -360,13 +364,17 @@ static void test_round_f16_levels(void) {
     x[1] = 1.0f + ldexpf(1.0f, -11);
     x[2] = -ldexpf(1.0f, -25) * 1.5f;
     x[3] = -0.0f;
-    for (int i = 0; i < N; i++)
-        want[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
+    for (int i = 0; i < N; i++) {
+        hwant[i] = kern_f32_to_f16(x[i]);
+        want[i] = kern_f16_to_f32(hwant[i]);
+    }
     for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
         kern_set_level(level);
         memcpy(got, x, sizeof got);
         kern_round_f16(got, N);
         bad += memcmp(got, want, sizeof got) != 0;
+        kern_to_f16(x, h, N); /* the F16 cache's entries */
+        bad += memcmp(h, hwant, sizeof h) != 0;
     }
     kern_set_level(KERN_AVX512_LEVEL);
     TEST_CHECK(bad == 0);
@@ -451,6 +459,7 @@ static void test_act_codes(void) {
 /* llama.cpp's float arithmetic against plain C forms of the same maths. */
 static void test_ggml_math(void) {
     float a[200], b[200], w[200], v[200 * 3], mix[3], want[3], g[40], u[40];
+    uint16_t v16[200 * 3], b16[200];
     double d = 0;
 
     for (float t = -100.0f; t < 88.0f; t += 0.37f) {
@@ -480,10 +489,12 @@ static void test_ggml_math(void) {
         TEST_CHECK(fabsf(w[i] - v[i]) < 1e-6f);
 
     for (int i = 0; i < 200 * 3; i++)
-        v[i] = frand();
+        v[i] = kern_f16_to_f32(kern_f32_to_f16(frand()));
+    kern_to_f16(v, v16, 200 * 3);
+    kern_to_f16(b, b16, 200);
     for (int n = 1; n <= 200; n += 67) {
         kern_mix(w, v, 3, n < 37 ? n : 37, 3, want);
-        kern_mix_half(w, v, 3, n < 37 ? n : 37, (n + 31) & ~31, 3, mix);
+        kern_mix_half(w, v16, 3, n < 37 ? n : 37, (n + 31) & ~31, 3, mix);
         for (int j = 0; j < 3; j++)
             TEST_CHECK(fabsf(mix[j] - want[j]) < 1e-5f);
     }
@@ -510,7 +521,7 @@ static void test_ggml_math(void) {
         kern_swiglu_ggml(gl, u, 40);
         kern_softmax_ggml(sl, 37, 0.7f);
         /* 130 positions of 19 values (a cache of 160: lanes and a tail). */
-        kern_mix_half(a, b, 1, 130, 160, 19, ml);
+        kern_mix_half(a, b16, 1, 130, 160, 19, ml);
         for (int n = 1; n <= 200; n += 33)
             dl += kern_dot_half(a, b, n);
         if (level == KERN_SCALAR_LEVEL) {
