@@ -2327,14 +2327,15 @@ void kern_mix(const float *w, const float *v, size_t stride, int n, int hs,
             out[j] += w[t] * v[(size_t)t * stride + j];
 }
 
-/* q times one cached half key, as kern_dot_half(q, key as floats) sums
- * (each product is exact, so which operand is which changes nothing). */
-static float dot_key_half(const float *q, const uint16_t *k, int hs) {
+/* dot_half_any at the level in effect: kern_dot_half, and (x a cached
+ * half key, y the query) a score, the same sums since each product is
+ * exact whichever operand is which. */
+static float dot_half_level(const void *x, int half, const float *y, int n) {
 #ifdef KERN_X86
     if (kern_level() >= KERN_AVX2_LEVEL)
-        return dot_half_avx2(k, 1, q, hs);
+        return dot_half_avx2(x, half, y, n);
 #endif
-    return dot_half_any(k, 1, q, hs);
+    return dot_half_any(x, half, y, n);
 }
 
 void kern_scores_half(const float *q, const uint16_t *k, size_t stride, int n,
@@ -2349,7 +2350,7 @@ void kern_scores_half(const float *q, const uint16_t *k, size_t stride, int n,
         }
 #endif
     for (; t < n; t++)
-        out[t] = dot_key_half(q, k + (size_t)t * stride, hs);
+        out[t] = dot_half_level(k + (size_t)t * stride, 1, q, hs);
 }
 
 #ifdef KERN_X86
@@ -2456,11 +2457,7 @@ void kern_rope(float *v, int n, int hs, const float *cs, int neox, int ggml) {
 }
 
 float kern_dot_half(const float *x, const float *y, int n) {
-#ifdef KERN_X86
-    if (kern_level() >= KERN_AVX2_LEVEL)
-        return dot_half_avx2(x, 0, y, n);
-#endif
-    return dot_half_any(x, 0, y, n);
+    return dot_half_level(x, 0, y, n);
 }
 
 void kern_mix_half(const float *w, const uint16_t *v, size_t stride, int n,
