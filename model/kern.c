@@ -345,7 +345,7 @@ void kern_softmax_ggml(float *x, int n, float scale) {
 /* kern_mix_half for the output values j0 <= j < j1, np = n_kv rounded
  * down to 64: position t < np adds into lane t % 64 of each output, the
  * lanes fold as in kern_dot_half, the rest add in double. */
-static void mix_half_scalar(const float *w, const float *v, size_t stride,
+static void mix_half_scalar(const float *w, const uint16_t *v, size_t stride,
                             int n, int np, int j0, int j1, float *out) {
     int nl = n < np ? n : np;
 
@@ -353,10 +353,10 @@ static void mix_half_scalar(const float *w, const float *v, size_t stride,
         float lanes[64] = {0};
         double sum;
         for (int t = 0; t < nl; t++)
-            lanes[t & 63] += v[(size_t)t * stride + j] * w[t];
+            lanes[t & 63] += kern_f16_to_f32(v[(size_t)t * stride + j]) * w[t];
         sum = np ? fold64(lanes) : 0.0f;
         for (int t = nl; t < n; t++)
-            sum += (double)(v[(size_t)t * stride + j] * w[t]);
+            sum += (double)(kern_f16_to_f32(v[(size_t)t * stride + j]) * w[t]);
         out[j] = (float)sum;
     }
 }
@@ -633,11 +633,12 @@ void kern_mat_row(const kern_mat *w, int row, float *dst) {
     }
 }
 
-/* The repacked layout (kern.h): per run of KERN_RP_ROWS rows, the
- * rows' float scales block by block (8 per block, padded to whole cache
- * lines), then per block the rows' 32 values each, offset by 128. */
+/* The repacked layout (kern.h): per run of KERN_RP_ROWS (16) rows, the
+ * rows' float scales block by block (16 per block, one cache line), then
+ * per block eight 64-byte registers, register j holding values 4j..4j+3
+ * of each of the 16 rows, offset by 128. */
 static size_t rp_scale_bytes(size_t nb) {
-    return (nb * KERN_RP_ROWS * sizeof(float) + 63) & ~(size_t)63;
+    return nb * KERN_RP_ROWS * sizeof(float);
 }
 
 static size_t rp_group_bytes(size_t nb) {
@@ -670,17 +671,17 @@ void kern_repack(kern_mat *w, void *dst) {
     for (int g = 0; g < w->rows / KERN_RP_ROWS; g++) {
         float *sc = (float *)(void *)(out + (size_t)g * gb);
         uint8_t *qs = out + (size_t)g * gb + rp_scale_bytes(nb);
-        memset(sc, 0, rp_scale_bytes(nb));
         for (int r = 0; r < KERN_RP_ROWS; r++) {
             const uint8_t *b = block_row(w, g * KERN_RP_ROWS + r);
             for (size_t k = 0; k < nb; k++, b += KERN_Q8_0_BYTES) {
                 uint16_t h;
-                uint8_t *v = qs + (k * KERN_RP_ROWS + (size_t)r) *
-                                      KERN_Q8_0_BLOCK;
+                uint8_t *v = qs + k * KERN_RP_ROWS * KERN_Q8_0_BLOCK +
+                             (size_t)r * 4;
                 memcpy(&h, b, 2);
                 sc[k * KERN_RP_ROWS + (size_t)r] = kern_f16_to_f32(h);
                 for (int j = 0; j < KERN_Q8_0_BLOCK; j++)
-                    v[j] = (uint8_t)(b[2 + j] ^ 0x80);
+                    v[(j / 4) * 4 * KERN_RP_ROWS + j % 4] =
+                        (uint8_t)(b[2 + j] ^ 0x80);
             }
         }
     }
@@ -885,10 +886,15 @@ KERN_AVX2 static float dot_half_avx2(const void *x, int half, const float *y,
     return (float)sum;
 }
 
+/* Eight cached half values as floats (exact). */
+KERN_AVX2 static inline __m256 half8(const uint16_t *h) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)h));
+}
+
 /* mix_half_scalar in AVX2 for eight outputs at a time: lane l of the 64
  * is a vector over the outputs, so every output's sums are the scalar
  * ones. */
-KERN_AVX2 static void mix_half_avx2(const float *w, const float *v,
+KERN_AVX2 static void mix_half_avx2(const float *w, const uint16_t *v,
                                     size_t stride, int n, int np, int hs,
                                     float *out) {
     int nl = n < np ? n : np, j0 = 0;
@@ -900,7 +906,7 @@ KERN_AVX2 static void mix_half_avx2(const float *w, const float *v,
             a[l] = _mm256_setzero_ps();
         for (int t = 0; t < nl; t++)
             a[t & 63] = _mm256_fmadd_ps(
-                _mm256_loadu_ps(v + (size_t)t * stride + j0),
+                half8(v + (size_t)t * stride + j0),
                 _mm256_set1_ps(w[t]), a[t & 63]);
         for (int l = 0; l < 16; l++) {
             a[l] = _mm256_add_ps(a[l], a[l + 32]);
@@ -918,7 +924,7 @@ KERN_AVX2 static void mix_half_avx2(const float *w, const float *v,
         s0 = _mm256_cvtps_pd(_mm256_castps256_ps128(r));
         s1 = _mm256_cvtps_pd(_mm256_extractf128_ps(r, 1));
         for (int t = nl; t < n; t++) {
-            __m256 p = _mm256_mul_ps(_mm256_loadu_ps(v + (size_t)t * stride + j0),
+            __m256 p = _mm256_mul_ps(half8(v + (size_t)t * stride + j0),
                                      _mm256_set1_ps(w[t]));
             s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
             s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
@@ -1559,128 +1565,130 @@ KERN_AVX512 static KERN_INLINE void q8_0_dec(const kern_mat *w,
 #define KERN_NO_PREP(w, x, n) (void)0
 KERN_WIDE_DRIVER(q8_0_rows512, q8_0_dec, KERN_DEC_R, 4, KERN_NO_PREP)
 
-/* q8_0_dec on kern_repack's copy: rows i..i+R, i a multiple of R, which
- * is KERN_RP_ROWS for a product of one activation (four register pairs)
- * and half a run in a batch (two pairs, up to KERN_KQ_N activations).
- * The same register pairs, lanes, offset, scale products and fold as
- * q8_0_dec, so the same bits; but a pair's 64 bytes are one aligned
- * load, the eight float scales one load, and the run's bytes one stream,
- * prefetched KERN_RP_PF ahead. */
+/* q8_0_dec's products on kern_repack's copy: the KERN_RP_ROWS rows
+ * i..i+16 times activations x[0..N) (N <= KERN_RP_N). Register j of a
+ * block holds value group j (values 4j..4j+3, vpdpbusd's lane) of all 16
+ * rows, so each of ggml's eight int32 lanes per row, block and activation
+ * is a lane of its own register: one `vpdpbusd` with the activation's
+ * four values broadcast gives lane j of 16 rows, started at −128 × those
+ * values' sum (the weights are offset by 128, so the lanes are exact);
+ * the 16 rows' scale products d_w·d_x are one multiply per block and
+ * activation (not one per two rows), and the lanes fold by hsum8's order
+ * across the eight registers. Same int32 lanes, scale products, FMA chain
+ * and fold as q8_0_dec, so the same bits, with about two thirds of its
+ * vector instructions per row and activation. The group's scales and
+ * values are one stream each, prefetched KERN_RP_PF ahead. */
 #define KERN_RP_PF 4096
+#define KERN_RP_N 3 /* activations of a tile: 24 of the 32 registers sum */
+#define KERN_RP_PRE 32 /* blocks whose offset terms are formed at once */
 KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
                                             const kern_act *x, int N,
-                                            float *out, size_t stride, int i,
-                                            int R) {
+                                            float *out, size_t stride, int i) {
     size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK;
     const uint8_t *grp =
         (const uint8_t *)w->rp + (size_t)(i / KERN_RP_ROWS) * rp_group_bytes(nb);
-    const float *sc = (const float *)(const void *)grp + i % KERN_RP_ROWS;
-    const uint8_t *qs = grp + rp_scale_bytes(nb) +
-                        (size_t)(i % KERN_RP_ROWS) * KERN_Q8_0_BLOCK;
-    const __m512i off = _mm512_set1_epi8((char)0x80);
-    int P = R / 2;
-    __m512 acc[KERN_RP_ROWS / 2][KERN_KQ_N];
-    __m512i idx[KERN_RP_ROWS / 2];
+    const float *sc = (const float *)(const void *)grp;
+    const uint8_t *qs = grp + rp_scale_bytes(nb);
+    const __m256i off = _mm256_set1_epi8((char)0x80);
+    __m512 acc[KERN_RP_N][8];
 
-    assert(((N == 1 && R == KERN_RP_ROWS) || R == KERN_RP_ROWS / 2) &&
-           N >= 1 && N <= KERN_KQ_N && i % R == 0);
+    assert(N >= 1 && N <= KERN_RP_N && i % KERN_RP_ROWS == 0);
     KERN_UNROLL
-    for (int p = 0; p < P; p++) {
-        idx[p] = _mm512_inserti64x4(_mm512_set1_epi32(2 * p),
-                                    _mm256_set1_epi32(2 * p + 1), 1);
-        KERN_UNROLL8
-        for (int c = 0; c < N; c++)
-            acc[p][c] = _mm512_setzero_ps();
-    }
-    for (size_t g = 0; g < nb; g++) {
-        const uint8_t *q = qs + g * KERN_RP_ROWS * KERN_Q8_0_BLOCK;
-        __m256 dw = R == KERN_RP_ROWS
-                        ? _mm256_load_ps(sc + g * KERN_RP_ROWS)
-                        : _mm256_castps128_ps256(
-                              _mm_load_ps(sc + g * KERN_RP_ROWS));
-        __m512i wv[KERN_RP_ROWS / 2];
-        __m512 d[KERN_RP_ROWS / 2];
-        if (N == 1)
-            dw = _mm256_mul_ps(dw, _mm256_set1_ps(x->s[g]));
-        for (int l = 0; l < R * KERN_Q8_0_BLOCK; l += 64)
-            _mm_prefetch((const char *)q + KERN_RP_PF + l, _MM_HINT_T0);
-        KERN_UNROLL
-        for (int p = 0; p < P; p++) {
-            wv[p] = _mm512_load_si512((const void *)(q + 64 * p));
-            d[p] = _mm512_permutexvar_ps(idx[p], _mm512_castps256_ps512(dw));
-        }
-        KERN_UNROLL8
-        for (int c = 0; c < N; c++) {
-            __m512i xv = _mm512_broadcast_i64x4(KERN_LOAD(x[c].q + 32 * g));
-            __m512i neg = _mm512_sub_epi32(
-                _mm512_setzero_si512(),
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, xv));
-            KERN_UNROLL
-            for (int p = 0; p < P; p++)
-                acc[p][c] = _mm512_fmadd_ps(
-                    _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(neg, wv[p], xv)),
-                    N == 1 ? d[p]
-                           : _mm512_mul_ps(d[p], _mm512_set1_ps(x[c].s[g])),
-                    acc[p][c]);
-        }
-    }
-    KERN_UNROLL8
     for (int c = 0; c < N; c++)
+        KERN_UNROLL8
+        for (int j = 0; j < 8; j++)
+            acc[c][j] = _mm512_setzero_ps();
+    for (size_t g0 = 0; g0 < nb; g0 += KERN_RP_PRE) {
+        size_t g1 = nb - g0 < KERN_RP_PRE ? nb : g0 + KERN_RP_PRE;
+        /* −128 × each four values' sum, formed for a run of blocks ahead
+         * and broadcast lane by lane from memory: formed block by block,
+         * gcc moved each lane to its broadcast by two shuffles, and a load
+         * right after the store waits on it */
+        int32_t neg[KERN_RP_N][KERN_RP_PRE][8] __attribute__((aligned(32)));
         KERN_UNROLL
-        for (int p = 0; p < P; p++) {
-            out[stride * (size_t)c + (size_t)(i + 2 * p)] =
-                hsum8(lo256(acc[p][c]));
-            out[stride * (size_t)c + (size_t)(i + 2 * p + 1)] =
-                hsum8(hi256(acc[p][c]));
+        for (int c = 0; c < N; c++)
+            for (size_t g = g0; g < g1; g++)
+                _mm256_store_si256(
+                    (__m256i *)(void *)neg[c][g - g0],
+                    _mm256_sub_epi32(
+                        _mm256_setzero_si256(),
+                        _mm256_dpbusd_epi32(_mm256_setzero_si256(), off,
+                                            KERN_LOAD(x[c].q + 32 * g))));
+        for (size_t g = g0; g < g1; g++) {
+            const uint8_t *q = qs + g * KERN_RP_ROWS * KERN_Q8_0_BLOCK;
+            __m512 dw = _mm512_load_ps(sc + g * KERN_RP_ROWS), d[KERN_RP_N];
+            _mm_prefetch((const char *)(sc + g * KERN_RP_ROWS) + KERN_RP_PF,
+                         _MM_HINT_T0);
+            for (int l = 0; l < KERN_RP_ROWS * KERN_Q8_0_BLOCK; l += 64)
+                _mm_prefetch((const char *)q + KERN_RP_PF + l, _MM_HINT_T0);
+            KERN_UNROLL
+            for (int c = 0; c < N; c++)
+                d[c] = _mm512_mul_ps(dw, _mm512_set1_ps(x[c].s[g]));
+            KERN_UNROLL8
+            for (int j = 0; j < 8; j++) {
+                __m512i wv = _mm512_load_si512((const void *)(q + 64 * j));
+                KERN_UNROLL
+                for (int c = 0; c < N; c++) {
+                    int32_t xj;
+                    memcpy(&xj, x[c].q + 32 * g + 4 * j, sizeof xj);
+                    acc[c][j] = _mm512_fmadd_ps(
+                        _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(
+                            _mm512_set1_epi32(neg[c][g - g0][j]), wv,
+                            _mm512_set1_epi32(xj))),
+                        d[c], acc[c][j]);
+                }
+            }
         }
+    }
+    KERN_UNROLL
+    for (int c = 0; c < N; c++) {
+        /* hsum8: (l0 + l4) + (l2 + l6), (l1 + l5) + (l3 + l7), their sum */
+        __m512 t[4];
+        for (int j = 0; j < 4; j++)
+            t[j] = _mm512_add_ps(acc[c][j], acc[c][j + 4]);
+        _mm512_storeu_ps(out + stride * (size_t)c + (size_t)i,
+                         _mm512_add_ps(_mm512_add_ps(t[0], t[2]),
+                                       _mm512_add_ps(t[1], t[3])));
+    }
 }
 
-/* Tiles of rows a..b for activations x + t .. x + t + n (R rows each). */
-#define KERN_RP_TILES(n, R)                                                   \
-    do {                                                                      \
-        for (int i = a; i < b; i += (R))                                      \
-            q8_0_rp(w, x + t, n, o, stride, i, R);                            \
-    } while (0)
+/* Tiles of rows a..b for activations x + t .. x + t + n. */
 #define KERN_RP_CASE(n)                                                       \
     case n:                                                                   \
-        KERN_RP_TILES(n, KERN_RP_ROWS / 2);                                   \
+        for (int i = a; i < b; i += KERN_RP_ROWS)                             \
+            q8_0_rp(w, x + t, n, o, stride, i);                               \
         break
 
 /* Rows r0..r1 of a repacked Q8_0 matrix: the whole tiles from the copy,
  * the rows before the first and after the last (a pool part's edges, the
- * rows past the last whole run) by q8_0_rows512 from w->q. */
+ * rows past the last whole run) by q8_0_rows512 from w->q. A row group's
+ * bytes stay in L1 from one group of KERN_RP_N activations to the next. */
 KERN_AVX512 static void q8_0_rp_rows(const kern_mat *w, const kern_act *x,
                                      int nx, float *out, size_t stride,
                                      int r0, int r1) {
-    int R = nx == 1 ? KERN_RP_ROWS : KERN_RP_ROWS / 2;
-    int full = w->rows / KERN_RP_ROWS * KERN_RP_ROWS;
-    int a = (r0 + R - 1) / R * R, b;
+    const int R = KERN_RP_ROWS;
+    int full = w->rows / R * R;
+    int a0 = (r0 + R - 1) / R * R, b0;
 
-    a = a < r1 ? a : r1;
-    b = a < full ? (r1 < full ? r1 : full) / R * R : a;
-    b = b > a ? b : a;
-    if (r0 < a)
-        q8_0_rows512(w, x, nx, out, stride, r0, a);
-    for (int t = 0; t < nx; t += KERN_KQ_N) {
-        float *o = out + stride * (size_t)t;
-        if (nx == 1) {
-            KERN_RP_TILES(1, KERN_RP_ROWS);
-            break;
-        }
-        switch (nx - t < KERN_KQ_N ? nx - t : KERN_KQ_N) {
-            KERN_RP_CASE(1);
-            KERN_RP_CASE(2);
-            KERN_RP_CASE(3);
-            KERN_RP_CASE(4);
-            KERN_RP_CASE(5);
-            KERN_RP_CASE(6);
-            KERN_RP_CASE(7);
-        default:
-            KERN_RP_CASE(8);
+    a0 = a0 < r1 ? a0 : r1;
+    b0 = a0 < full ? (r1 < full ? r1 : full) / R * R : a0;
+    b0 = b0 > a0 ? b0 : a0;
+    if (r0 < a0)
+        q8_0_rows512(w, x, nx, out, stride, r0, a0);
+    for (int a = a0; a < b0; a += R) {
+        int b = a + R;
+        for (int t = 0; t < nx; t += KERN_RP_N) {
+            float *o = out + stride * (size_t)t;
+            switch (nx - t < KERN_RP_N ? nx - t : KERN_RP_N) {
+                KERN_RP_CASE(1);
+                KERN_RP_CASE(2);
+            default:
+                KERN_RP_CASE(3);
+            }
         }
     }
-    if (b < r1)
-        q8_0_rows512(w, x, nx, out, stride, b, r1);
+    if (b0 < r1)
+        q8_0_rows512(w, x, nx, out, stride, b0, r1);
 }
 
 /* F32 rows i..i+R times activations x[0..N), one to a column, in
@@ -1747,15 +1755,22 @@ KERN_AVX512 static KERN_INLINE void f32_tile(const kern_mat *w,
 }
 
 /* A Q4_K or Q5_K block's eight 6-bit scales then eight mins as bytes,
- * unpacked as kscales unpacks them. */
+ * unpacked as kscales unpacks them: of the 12 bytes' words u0, u1, u2,
+ * (u0 & 0x3f..), (u2 & 0x0f..) | ((u0 >> 2) & 0x30..), (u1 & 0x3f..),
+ * ((u2 >> 4) & 0x0f..) | ((u1 >> 2) & 0x30..), in vector lanes (the
+ * scalar form, with its inserts into a register, took a fifth of a Q4_K
+ * row's work per block for one activation). The 16-byte load reads the
+ * first 4 value bytes too, inside the block. */
 KERN_AVX512 static KERN_INLINE __m128i kscale_bytes(const uint8_t *b) {
-    uint32_t u[3];
-    memcpy(u, b + 4, 12);
-    return _mm_setr_epi32(
-        (int)(u[0] & 0x3f3f3f3fu),
-        (int)((u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u)),
-        (int)(u[1] & 0x3f3f3f3fu),
-        (int)(((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u)));
+    __m128i v = _mm_loadu_si128((const __m128i *)(b + 4));
+    __m128i lo = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)),
+            hi = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0));
+    lo = _mm_and_si128(_mm_srlv_epi32(lo, _mm_setr_epi32(0, 0, 0, 4)),
+                       _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f,
+                                      0x0f0f0f0f));
+    hi = _mm_and_si128(_mm_srli_epi32(hi, 2),
+                       _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+    return _mm_or_si128(lo, hi);
 }
 
 /* A K-quant block's 256 values as four registers of two 32-value groups,
@@ -2041,24 +2056,41 @@ KERN_AVX512 static KERN_INLINE void kq_tile(const kern_mat *w,
 }
 
 KERN_TILE_DRIVER(f32_tiles, f32_tile, 2)
+
+/* Asks for `bytes` bytes from p ahead of their use: attention reads one
+ * head's 64-value slice of each cached position, 3 KiB apart for the 110M
+ * model, which the hardware prefetcher does not follow; `perf annotate`
+ * put three quarters of the scores' and the mix's time on those loads
+ * while five sequences decoded together. */
+#define KERN_ATT_PF 16 /* positions ahead */
+KERN_AVX2 static void prefetch_row(const void *p, int bytes) {
+    for (int b = 0; b < bytes; b += 64)
+        _mm_prefetch((const char *)p + b, _MM_HINT_T0);
+}
+
+/* Sixteen cached half values as floats (exact). */
+KERN_AVX512 static inline __m512 half16(const uint16_t *h) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)h));
+}
+
 /* kern_scores_half for sixteen keys from k (hs a multiple of 64): each
  * key's 64 lanes as dot_half_avx2 sums them (four 16-lane registers, the
  * products exact), folded as fold64 folds them, the last four steps of
  * the fold (fold16's halves, quarters, pairs) taken for the sixteen keys
  * at once by shuffles that keep every lane's partners. */
-KERN_AVX512 static void scores16_half512(const float *q, const float *k,
+KERN_AVX512 static void scores16_half512(const float *q, const uint16_t *k,
                                          size_t stride, int hs, float *out) {
     __m512 f[16], g[8], h[4], u[2], r;
 
     for (int p = 0; p < 16; p++) {
-        const float *kt = k + (size_t)p * stride;
+        const uint16_t *kt = k + (size_t)p * stride;
         __m512 a[4];
         for (int l = 0; l < 4; l++)
             a[l] = _mm512_setzero_ps();
         for (int j = 0; j < hs; j += 64)
             for (int l = 0; l < 4; l++)
                 a[l] = _mm512_fmadd_ps(_mm512_loadu_ps(q + j + 16 * l),
-                                       _mm512_loadu_ps(kt + j + 16 * l), a[l]);
+                                       half16(kt + j + 16 * l), a[l]);
         /* lanes l += l + 32, then l += l + 16 */
         f[p] = _mm512_add_ps(_mm512_add_ps(a[0], a[2]),
                              _mm512_add_ps(a[1], a[3]));
@@ -2086,7 +2118,7 @@ KERN_AVX512 static void scores16_half512(const float *q, const float *k,
  * ... in order (the products are exact, so FMA changes nothing), the
  * lanes folded as fold64 folds them and the positions past the last
  * whole 64 added in double, so every output is the scalar one. */
-KERN_AVX512 static void mix_half512(const float *w, const float *v,
+KERN_AVX512 static void mix_half512(const float *w, const uint16_t *v,
                                     size_t stride, int n, int np, int j0,
                                     int nv, float *out) {
     __m512 a[64][4], r[4];
@@ -2097,11 +2129,12 @@ KERN_AVX512 static void mix_half512(const float *w, const float *v,
         for (int c = 0; c < nv; c++)
             acc[c] = _mm512_setzero_ps();
         for (int t = l; t < nl; t += 64) {
-            const float *vt = v + (size_t)t * stride + j0;
+            const uint16_t *vt = v + (size_t)t * stride + j0;
             __m512 wt = _mm512_set1_ps(w[t]);
+            if (t + KERN_ATT_PF < n)
+                prefetch_row(vt + KERN_ATT_PF * stride, 32 * nv);
             for (int c = 0; c < nv; c++)
-                acc[c] = _mm512_fmadd_ps(_mm512_loadu_ps(vt + 16 * c), wt,
-                                         acc[c]);
+                acc[c] = _mm512_fmadd_ps(half16(vt + 16 * c), wt, acc[c]);
         }
         for (int c = 0; c < nv; c++)
             a[l][c] = acc[c];
@@ -2124,9 +2157,12 @@ KERN_AVX512 static void mix_half512(const float *w, const float *v,
         s0 = _mm512_cvtps_pd(lo256(r[c]));
         s1 = _mm512_cvtps_pd(hi256(r[c]));
         for (int t = nl; t < n; t++) {
-            __m512 p = _mm512_mul_ps(
-                _mm512_loadu_ps(v + (size_t)t * stride + j0 + 16 * c),
-                _mm512_set1_ps(w[t]));
+            __m512 p;
+            if (c == 0 && t + KERN_ATT_PF < n)
+                prefetch_row(v + (size_t)(t + KERN_ATT_PF) * stride + j0,
+                             32 * nv);
+            p = _mm512_mul_ps(half16(v + (size_t)t * stride + j0 + 16 * c),
+                              _mm512_set1_ps(w[t]));
             s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(lo256(p)));
             s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(hi256(p)));
         }
@@ -2291,16 +2327,54 @@ void kern_mix(const float *w, const float *v, size_t stride, int n, int hs,
             out[j] += w[t] * v[(size_t)t * stride + j];
 }
 
-void kern_scores_half(const float *q, const float *k, size_t stride, int n,
+/* dot_half_any at the level in effect: kern_dot_half, and (x a cached
+ * half key, y the query) a score, the same sums since each product is
+ * exact whichever operand is which. */
+static float dot_half_level(const void *x, int half, const float *y, int n) {
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL)
+        return dot_half_avx2(x, half, y, n);
+#endif
+    return dot_half_any(x, half, y, n);
+}
+
+void kern_scores_half(const float *q, const uint16_t *k, size_t stride, int n,
                       int hs, float *out) {
     int t = 0;
 #ifdef KERN_X86
     if (kern_level() >= KERN_AVX512_LEVEL && hs % 64 == 0)
-        for (; t + 16 <= n; t += 16)
+        for (; t + 16 <= n; t += 16) {
+            for (int p = t + 16; p < n && p < t + 32; p++)
+                prefetch_row(k + (size_t)p * stride, hs * (int)sizeof *k);
             scores16_half512(q, k + (size_t)t * stride, stride, hs, out + t);
+        }
 #endif
     for (; t < n; t++)
-        out[t] = kern_dot_half(q, k + (size_t)t * stride, hs);
+        out[t] = dot_half_level(k + (size_t)t * stride, 1, q, hs);
+}
+
+#ifdef KERN_X86
+KERN_AVX2 static void to_f16_avx2(const float *x, uint16_t *h, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(void *)(h + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+                                         _MM_FROUND_TO_NEAREST_INT |
+                                             _MM_FROUND_NO_EXC));
+    for (; i < n; i++)
+        h[i] = kern_f32_to_f16(x[i]);
+}
+#endif
+
+void kern_to_f16(const float *x, uint16_t *h, int n) {
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL) {
+        to_f16_avx2(x, h, n);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++)
+        h[i] = kern_f32_to_f16(x[i]);
 }
 
 void kern_round_f16(float *x, int n) {
@@ -2383,14 +2457,10 @@ void kern_rope(float *v, int n, int hs, const float *cs, int neox, int ggml) {
 }
 
 float kern_dot_half(const float *x, const float *y, int n) {
-#ifdef KERN_X86
-    if (kern_level() >= KERN_AVX2_LEVEL)
-        return dot_half_avx2(x, 0, y, n);
-#endif
-    return dot_half_any(x, 0, y, n);
+    return dot_half_level(x, 0, y, n);
 }
 
-void kern_mix_half(const float *w, const float *v, size_t stride, int n,
+void kern_mix_half(const float *w, const uint16_t *v, size_t stride, int n,
                    int n_kv, int hs, float *out) {
     assert(n <= n_kv);
 #ifdef KERN_X86

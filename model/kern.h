@@ -112,10 +112,11 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
 
 /* Load-time repacking of Q8_0 matrices for the AVX-512 tiles: each run
  * of KERN_RP_ROWS rows is stored with its blocks side by side (the rows'
- * scales widened to float, then their 32-byte value runs, offset by 128
- * as vpdpbusd wants them), so a decode tile reads one contiguous stream
- * instead of eight rows 34 bytes a block apart, and picks no half scale
- * out of a block. The products are the row kernels' to the bit; rows
+ * scales widened to float, then per block their values offset by 128 as
+ * vpdpbusd wants them, four values of each of the 16 rows to a 64-byte
+ * register), so a tile reads one contiguous stream instead of 16 rows 34
+ * bytes a block apart, picks no half scale out of a block, and has each
+ * of ggml's int32 lanes in a register of its own. The products are the row kernels' to the bit; rows
  * past the last whole run, and every product below the AVX-512 level or
  * of a prompt (gemm.h), read w->q as before.
  *
@@ -124,7 +125,7 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
  * KERN_RP_ROWS rows, or a level below AVX-512 in effect). kern_repack
  * writes it to dst (that many bytes, 64-byte aligned; the caller owns it
  * and keeps it as long as w is used) and points w->rp at it. */
-#define KERN_RP_ROWS 8
+#define KERN_RP_ROWS 16
 size_t kern_repack_bytes(const kern_mat *w);
 void kern_repack(kern_mat *w, void *dst);
 
@@ -162,10 +163,10 @@ float kern_expf_ggml(float x);
  * _mm512_reduce_add_ps folds them, the rest added in double. */
 float kern_dot_half(const float *x, const float *y, int n);
 
-/* out[t] = kern_dot_half(q, k + t * stride, hs) for t < n: a head's
- * scores against n cached keys, sixteen keys at a time where the CPU has
- * AVX-512 and hs is a multiple of 64. */
-void kern_scores_half(const float *q, const float *k, size_t stride, int n,
+/* out[t] = kern_dot_half(q, k + t * stride as floats, hs) for t < n: a
+ * head's scores against n keys of an F16 cache, sixteen keys at a time
+ * where the CPU has AVX-512 and hs is a multiple of 64. */
+void kern_scores_half(const float *q, const uint16_t *k, size_t stride, int n,
                       int hs, float *out);
 
 /* ggml_soft_max_ext over n scores x * scale (n >= 1), in place: max,
@@ -173,10 +174,11 @@ void kern_scores_half(const float *q, const float *k, size_t stride, int n,
  * float reciprocal of the sum. */
 void kern_softmax_ggml(float *x, int n, float scale);
 
-/* out[j] = sum over t < n of w[t] * v[t * stride + j] for j < hs, in
- * ggml_vec_dot_f16's order over a cache of n_kv >= n positions (the rest
- * weighted 0): llama.cpp multiplies the transposed V cache this way. */
-void kern_mix_half(const float *w, const float *v, size_t stride, int n,
+/* out[j] = sum over t < n of w[t] * v[t * stride + j] for j < hs (v an
+ * F16 cache), in ggml_vec_dot_f16's order over a cache of n_kv >= n
+ * positions (the rest weighted 0): llama.cpp multiplies the transposed V
+ * cache this way. */
+void kern_mix_half(const float *w, const uint16_t *v, size_t stride, int n,
                    int n_kv, int hs, float *out);
 
 /* g[i] = silu(g[i]) * u[i] as ggml_vec_silu_f32 then ggml_mul compute it:
@@ -194,6 +196,10 @@ uint16_t kern_f32_to_f16(float f); /* round to nearest even */
 /* x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i])) for i < n, in place (F16C
  * where the CPU has it: the same values, NaNs aside, which stay NaNs). */
 void kern_round_f16(float *x, int n);
+
+/* h[i] = kern_f32_to_f16(x[i]) for i < n (F16C where the CPU has it):
+ * llama.cpp's F16 K/V cache entries. */
+void kern_to_f16(const float *x, uint16_t *h, int n);
 
 /* Rotates the n values of v (whole heads of hs, hs even) by a position's
  * angles cs (cos, sin per pair index i < hs/2): the pairs (2i, 2i+1), or

@@ -88,7 +88,12 @@ struct model_session {
     tpool *pool;
     int cap;
     scratch sc;              /* sc.logits (one row) are the session's */
-    float *att, *kc, *vc;
+    float *att;
+    /* The K/V caches, layer by layer, cap positions of kv_dim each: run.c's
+     * floats for llama2.c files (kc, vc), llama.cpp's halves for GGUF (kh,
+     * vh; half the bytes attention reads); the other pair is NULL. */
+    float *kc, *vc;
+    uint16_t *kh, *vh;
     int kv;                  /* positions held in the KV cache */
     int pend[MODEL_PREFILL]; /* pushed tokens not yet run */
     int npend;
@@ -795,6 +800,15 @@ static size_t att_stride(const model_session *s) {
     return ((size_t)s->cap + 7) & ~(size_t)7;
 }
 
+/* Whether the forward pass follows llama.cpp's arithmetic, as for GGUF
+ * files (llama2.c files keep run.c's): attention on half-precision K, V,
+ * query and weights (its K/V cache is F16, and it converts the other
+ * operand of those products to half), its exp, softmax, RMSNorm, RoPE
+ * angles and SiLU, and the order of its sums. A last-bit difference in an
+ * activation flips int8 roundings in the next product, and random-weight
+ * models amplify them (model/README.md, conformance). */
+static int ggml_math(const model *m) { return m->format == MODEL_FMT_GGUF; }
+
 int model_session_new(const model *m, tpool *pool, int max_seq,
                       model_session **out) {
     const model_config *c = &m->cfg;
@@ -810,9 +824,14 @@ int model_session_new(const model *m, tpool *pool, int max_seq,
     cap = (size_t)s->cap;
     kv = (size_t)c->n_layers * cap * (size_t)c->kv_dim;
     s->att = calloc((size_t)c->n_heads * att_stride(s), sizeof(float));
-    s->kc = calloc(kv, sizeof(float));
-    s->vc = calloc(kv, sizeof(float));
-    if (!s->att || !s->kc || !s->vc ||
+    if (ggml_math(m)) {
+        s->kh = calloc(kv, sizeof *s->kh);
+        s->vh = calloc(kv, sizeof *s->vh);
+    } else {
+        s->kc = calloc(kv, sizeof *s->kc);
+        s->vc = calloc(kv, sizeof *s->vc);
+    }
+    if (!s->att || (ggml_math(m) ? !s->kh || !s->vh : !s->kc || !s->vc) ||
         scratch_new(c, MODEL_PREFILL, 1, &s->sc)) {
         model_session_free(s);
         return AISLE_ENOMEM;
@@ -829,6 +848,8 @@ void model_session_free(model_session *s) {
     free(s->att);
     free(s->kc);
     free(s->vc);
+    free(s->kh);
+    free(s->vh);
     free(s);
 }
 
@@ -992,15 +1013,6 @@ static void matmul(const fwd *f, const float *x, size_t xstride, int len,
     tpool_run(f->pool, mm_part, j);
 }
 
-/* Whether the forward pass follows llama.cpp's arithmetic, as for GGUF
- * files (llama2.c files keep run.c's): attention on half-precision K, V,
- * query and weights (its K/V cache is F16, and it converts the other
- * operand of those products to half), its exp, softmax, RMSNorm, RoPE
- * angles and SiLU, and the order of its sums. A last-bit difference in an
- * activation flips int8 roundings in the next product, and random-weight
- * models amplify them (model/README.md, conformance). */
-static int ggml_math(const model *m) { return m->format == MODEL_FMT_GGUF; }
-
 /* Attention for n rows of one session at positions pos..pos+n-1 (a
  * prompt's batch, or one row), split over heads: one trip through the
  * pool for all the rows. */
@@ -1026,11 +1038,11 @@ static void att_ggml(const model_session *s, const float *q, size_t hoff,
     int hs = c->head_size, n = pos + 1, ns = (n + 15) & ~15;
 
     assert(avail >= n && avail <= s->cap);
-    kern_scores_half(q, s->kc + hoff, kvd, ns < avail ? ns : avail, hs, att);
+    kern_scores_half(q, s->kh + hoff, kvd, ns < avail ? ns : avail, hs, att);
     kern_softmax_ggml(att, n, 1.0f / sqrtf((float)hs));
     /* whole vectors: the scores past n are scratch (att_stride) */
     kern_round_f16(att, (n + 7) & ~7);
-    kern_mix_half(att, s->vc + hoff, kvd, n, (n + 31) & ~31, hs, out);
+    kern_mix_half(att, s->vh + hoff, kvd, n, (n + 31) & ~31, hs, out);
 }
 
 /* Head h's attention for row t of j: llama.cpp's or run.c's. */
@@ -1145,8 +1157,9 @@ static void fwd_qk(const rows_job *j, int t) {
               ggml_math(m));
     if (ggml_math(m)) {
         kern_round_f16(q, c->q_dim);
-        kern_round_f16(k, c->kv_dim);
-        kern_round_f16(v, c->kv_dim);
+        kern_to_f16(k, row->s->kh + at, c->kv_dim);
+        kern_to_f16(v, row->s->vh + at, c->kv_dim);
+        return;
     }
     memcpy(row->s->kc + at, k, kvd * sizeof *k);
     memcpy(row->s->vc + at, v, kvd * sizeof *v);
@@ -1403,8 +1416,13 @@ int model_session_copy_prefix(model_session *dst, const model_session *src,
         return AISLE_EINVAL;
     for (int l = 0; l < c->n_layers; l++) {
         size_t so = (size_t)l * src->cap * kvd, d = (size_t)l * dst->cap * kvd;
-        memcpy(dst->kc + d, src->kc + so, (size_t)n * kvd * sizeof(float));
-        memcpy(dst->vc + d, src->vc + so, (size_t)n * kvd * sizeof(float));
+        if (src->kh) {
+            memcpy(dst->kh + d, src->kh + so, (size_t)n * kvd * sizeof *src->kh);
+            memcpy(dst->vh + d, src->vh + so, (size_t)n * kvd * sizeof *src->vh);
+        } else {
+            memcpy(dst->kc + d, src->kc + so, (size_t)n * kvd * sizeof *src->kc);
+            memcpy(dst->vc + d, src->vc + so, (size_t)n * kvd * sizeof *src->vc);
+        }
     }
     model_session_reset(dst);
     dst->kv = n;

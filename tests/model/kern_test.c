@@ -115,7 +115,7 @@ static void test_matvec_all_levels(void) {
         {KERN_F16, 3, 13, 0},    {KERN_Q8, 29, 64, 64},  {KERN_Q8, 31, 192, 64},
         {KERN_Q8, 17, 96, 32},   {KERN_Q8, 9, 384, 128}, {KERN_Q8, 11, 172, 4},
         {KERN_Q8, 7, 320, 32},   {KERN_Q8_0, 23, 64, 32}, {KERN_Q8_0, 19, 96, 32},
-        {KERN_Q8_0, 40, 512, 32},
+        {KERN_Q8_0, 40, 512, 32}, {KERN_Q8_0, 64, 256, 32},
         {KERN_BF16, 9, 77, 0},   {KERN_BF16, 7, 160, 0}, {KERN_Q4_0, 13, 96, 32},
         {KERN_Q4_1, 11, 64, 32}, {KERN_Q5_0, 7, 160, 32}, {KERN_Q5_1, 9, 96, 32},
         {KERN_Q4_K, 10, 512, 256}, {KERN_Q5_K, 6, 256, 256}, {KERN_Q5_K, 9, 512, 256},
@@ -238,6 +238,7 @@ static void test_scores_half_levels(void) {
     enum { N = 37, STRIDE = 136 };
     static const int sizes[] = {32, 64, 128, 80};
     static float q[STRIDE], k[N * STRIDE], want[N], got[N];
+    static uint16_t kh[N * STRIDE]; /* k as the F16 cache holds it */
     int top = kern_set_level(KERN_AVX512_LEVEL);
 
     for (int i = 0; i < STRIDE; i++)
@@ -247,6 +248,7 @@ static void test_scores_half_levels(void) {
     kern_set_level(KERN_SCALAR_LEVEL);
     kern_round_f16(q, STRIDE);
     kern_round_f16(k, N * STRIDE);
+    kern_to_f16(k, kh, N * STRIDE);
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         int hs = sizes[si];
         for (int n = 1; n <= N; n += 6) {
@@ -255,7 +257,7 @@ static void test_scores_half_levels(void) {
                 want[t] = kern_dot_half(q, k + (size_t)t * STRIDE, hs);
             for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
                 kern_set_level(level);
-                kern_scores_half(q, k, STRIDE, n, hs, got);
+                kern_scores_half(q, kh, STRIDE, n, hs, got);
                 TEST_CHECK(memcmp(got, want, (size_t)n * sizeof *got) == 0);
             }
         }
@@ -270,6 +272,7 @@ static void test_mix_half_levels(void) {
     enum { N = 150, STRIDE = 136 };
     static const int sizes[] = {32, 64, 128, 80, 13};
     static float w[N], v[N * STRIDE], want[STRIDE], got[STRIDE];
+    static uint16_t v16[N * STRIDE];
     int top = kern_set_level(KERN_AVX512_LEVEL);
 
     for (int i = 0; i < N; i++)
@@ -278,16 +281,16 @@ static void test_mix_half_levels(void) {
         v[i] = frand() * 4;
     kern_set_level(KERN_SCALAR_LEVEL);
     kern_round_f16(w, N);
-    kern_round_f16(v, N * STRIDE);
+    kern_to_f16(v, v16, N * STRIDE);
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         int hs = sizes[si];
         for (int n = 1; n <= N; n += 29) {
             int n_kv = (n + 31) & ~31;
             kern_set_level(KERN_SCALAR_LEVEL);
-            kern_mix_half(w, v, STRIDE, n, n_kv, hs, want);
+            kern_mix_half(w, v16, STRIDE, n, n_kv, hs, want);
             for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
                 kern_set_level(level);
-                kern_mix_half(w, v, STRIDE, n, n_kv, hs, got);
+                kern_mix_half(w, v16, STRIDE, n, n_kv, hs, got);
                 TEST_CHECK(memcmp(got, want, (size_t)hs * sizeof *got) == 0);
             }
         }
@@ -352,6 +355,7 @@ static void test_half_conversions(void) {
 static void test_round_f16_levels(void) {
     enum { N = 4099 };
     static float x[N], want[N], got[N];
+    static uint16_t h[N], hwant[N];
     int top = kern_set_level(KERN_AVX512_LEVEL), bad = 0;
 
     for (int i = 0; i < N; i++)
@@ -360,13 +364,17 @@ static void test_round_f16_levels(void) {
     x[1] = 1.0f + ldexpf(1.0f, -11);
     x[2] = -ldexpf(1.0f, -25) * 1.5f;
     x[3] = -0.0f;
-    for (int i = 0; i < N; i++)
-        want[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
+    for (int i = 0; i < N; i++) {
+        hwant[i] = kern_f32_to_f16(x[i]);
+        want[i] = kern_f16_to_f32(hwant[i]);
+    }
     for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
         kern_set_level(level);
         memcpy(got, x, sizeof got);
         kern_round_f16(got, N);
         bad += memcmp(got, want, sizeof got) != 0;
+        kern_to_f16(x, h, N); /* the F16 cache's entries */
+        bad += memcmp(h, hwant, sizeof h) != 0;
     }
     kern_set_level(KERN_AVX512_LEVEL);
     TEST_CHECK(bad == 0);
@@ -451,6 +459,7 @@ static void test_act_codes(void) {
 /* llama.cpp's float arithmetic against plain C forms of the same maths. */
 static void test_ggml_math(void) {
     float a[200], b[200], w[200], v[200 * 3], mix[3], want[3], g[40], u[40];
+    uint16_t v16[200 * 3], b16[200];
     double d = 0;
 
     for (float t = -100.0f; t < 88.0f; t += 0.37f) {
@@ -480,10 +489,12 @@ static void test_ggml_math(void) {
         TEST_CHECK(fabsf(w[i] - v[i]) < 1e-6f);
 
     for (int i = 0; i < 200 * 3; i++)
-        v[i] = frand();
+        v[i] = kern_f16_to_f32(kern_f32_to_f16(frand()));
+    kern_to_f16(v, v16, 200 * 3);
+    kern_to_f16(b, b16, 200);
     for (int n = 1; n <= 200; n += 67) {
         kern_mix(w, v, 3, n < 37 ? n : 37, 3, want);
-        kern_mix_half(w, v, 3, n < 37 ? n : 37, (n + 31) & ~31, 3, mix);
+        kern_mix_half(w, v16, 3, n < 37 ? n : 37, (n + 31) & ~31, 3, mix);
         for (int j = 0; j < 3; j++)
             TEST_CHECK(fabsf(mix[j] - want[j]) < 1e-5f);
     }
@@ -510,7 +521,7 @@ static void test_ggml_math(void) {
         kern_swiglu_ggml(gl, u, 40);
         kern_softmax_ggml(sl, 37, 0.7f);
         /* 130 positions of 19 values (a cache of 160: lanes and a tail). */
-        kern_mix_half(a, b, 1, 130, 160, 19, ml);
+        kern_mix_half(a, b16, 1, 130, 160, 19, ml);
         for (int n = 1; n <= 200; n += 33)
             dl += kern_dot_half(a, b, n);
         if (level == KERN_SCALAR_LEVEL) {
@@ -625,15 +636,17 @@ static void test_matvec_n(void) {
         {KERN_Q8_0, 11, 256, 32}, {KERN_Q4_K, 7, 256, 256},
         {KERN_Q8_0, 16, 64, 32},  {KERN_Q6_K, 16, 256, 256},
         {KERN_Q8_0, 15, 512, 32},
+        /* whole runs of kern_repack's KERN_RP_ROWS rows, and rows past them */
+        {KERN_Q8_0, 48, 96, 32},  {KERN_Q8_0, 40, 256, 32},
     };
     int top = kern_set_level(KERN_AVX512_LEVEL);
 
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const mat_case *c = &cases[ci];
-        enum { NX = KERN_MAX_ACTS };
+        enum { NX = KERN_MAX_ACTS, ROWS = 48 };
         void *q;
         float *s, *dense, x[NX][512], xs[NX][512], xsum[NX][512];
-        float one[16], many[NX * 16];
+        float one[ROWS], many[NX * ROWS];
         int8_t xq[NX][512];
         kern_act act[NX];
         kern_mat w = {.type = c->type, .rows = c->rows, .cols = c->cols,
@@ -660,12 +673,12 @@ static void test_matvec_n(void) {
             kern_set_level(level);
             for (int nx = 1; nx <= NX; nx++) {
                 /* Rows from 1, as a pool part that does not start a tile. */
-                kern_matvec_n(v > top ? &wr : &w, act, nx, many, 16, 1,
+                kern_matvec_n(v > top ? &wr : &w, act, nx, many, ROWS, 1,
                               c->rows);
                 for (int t = 0; t < nx; t++) {
                     kern_matvec(&w, &act[t], one, 0, c->rows);
                     for (int r = 1; r < c->rows; r++)
-                        TEST_CHECK(one[r] == many[16 * t + r]);
+                        TEST_CHECK(one[r] == many[ROWS * t + r]);
                 }
             }
         }
