@@ -4,8 +4,10 @@
  * popular list and three trending lists. Times each surface's calls by the
  * calling thread's CPU clock in rounds that interleave the surfaces, so a
  * busy machine slows them alike; prints one "key=value" line a surface
- * with the median and best round's µs a call. Build it at two commits to
- * compare them on the same machine minutes (the figures are per process).
+ * with the median and best round's µs a call, and a digest of the first
+ * round's pages (pagesum.h), the same for two builds that answer alike.
+ * Build it at two commits to compare them on the same machine minutes
+ * (the figures are per process).
  *
  *   rank [ITEMS [USERS [CALLS [ROUNDS]]]]   # 100000 2000 500 7 by default */
 #include <stdint.h>
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/recommend/pagesum.h"
 #include "ranker/rank.h"
 #include "retrieval/catalog.h"
 #include "services/base/clock.h"
@@ -137,6 +140,7 @@ int main(int argc, char **argv) {
     } rows[] = {{"exact", "", 0, 0}, {"home", "home", 1, 0}, {"home_qv_ctx", "home", 1, 1}};
     enum { NROWS = sizeof(rows) / sizeof(rows[0]) };
     double us[NROWS][MAX_ROUNDS];
+    uint64_t sum[NROWS] = {0}; /* the first round's pages, per row */
     for (int r = 0; r < rounds; r++)
         for (int k = 0; k < NROWS; k++) {
             double t0 = (double)clock_thread_cpu_us();
@@ -155,6 +159,7 @@ int main(int argc, char **argv) {
                     fprintf(stderr, "rank: %s\n", err);
                     return 1;
                 }
+                if (r == 0) sum[k] = pagesum_add(sum[k], &out);
                 rank_result_free(&out);
             }
             us[k][r] = ((double)clock_thread_cpu_us() - t0) / calls;
@@ -163,8 +168,10 @@ int main(int argc, char **argv) {
         double best = us[k][0];
         for (int r = 1; r < rounds; r++) best = us[k][r] < best ? us[k][r] : best;
         qsort(us[k], (size_t)rounds, sizeof(double), rank_dcmp);
-        printf("surface=%s items=%zu users=%zu calls=%d rounds=%d us_median=%.1f us_best=%.1f\n",
-               rows[k].name, n_items, n_users, calls, rounds, us[k][rounds / 2], best);
+        printf("surface=%s items=%zu users=%zu calls=%d rounds=%d us_median=%.1f us_best=%.1f "
+               "pages=%016llx\n",
+               rows[k].name, n_items, n_users, calls, rounds, us[k][rounds / 2], best,
+               (unsigned long long)sum[k]);
     }
     free(users);
     free(pop);

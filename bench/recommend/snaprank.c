@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/recommend/pagesum.h"
 #include "ranker/rank.h"
 #include "retrieval/catalog.h"
 #include "services/base/clock.h"
-#include "services/base/strmap.h"
 #include "services/serve/snapview.h"
 
 #define MAX_ROUNDS 32
@@ -104,12 +104,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "snaprank: %s\n", err);
                 return 1;
             }
-            for (size_t k = 0; r == 0 && k < out.n; k++) {
-                const rank_hit *h = &out.hits[k];
-                sum = sum * 31 + strmap_hash(h->item.item_id, strlen(h->item.item_id));
-                for (int q = 0; q < h->n_reasons; q++)
-                    sum = sum * 31 + strmap_hash(h->reasons[q], strlen(h->reasons[q]));
-            }
+            if (r == 0) sum = pagesum_add(sum, &out);
             rank_result_free(&out);
         }
         us[r] = ((double)clock_thread_cpu_us() - t0) / (double)n;
