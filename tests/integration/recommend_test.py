@@ -153,6 +153,16 @@ class RecommendApi(unittest.TestCase):
         aisle_env.wait_for(lambda: self.profile_size(user) == len(items), 10, "the profile")
         return user
 
+    def follow(self, user, creator):
+        """user follows creator; returns once GetProfile lists it alone."""
+        s = self.ev.Signal(event_id=uuid.uuid4().hex, user_id=user, kind=self.ev.FOLLOW_CREATOR,
+                           creator_id=creator, ts_ms=int(time.time() * 1000))
+        self.producer.produce("aisle.signals", key=user, value=s.SerializeToString())
+        self.producer.flush(5)
+        aisle_env.wait_for(lambda: [f.id for f in self.call(
+            "GetProfile", self.pb.GetProfileRequest(user_id=user), self.pb.Profile).follows]
+            == [creator], 10, "the follow")
+
     def profile_size(self, user):
         try:
             return len(self.call("GetProfile", self.pb.GetProfileRequest(user_id=user),
@@ -239,13 +249,7 @@ class RecommendApi(unittest.TestCase):
 
     def test_followed_creator_is_named_as_followed(self):
         user = self.user_with([("A000", 0)])  # by cr-A0, Mia Chen
-        s = self.ev.Signal(event_id=uuid.uuid4().hex, user_id=user, kind=self.ev.FOLLOW_CREATOR,
-                           creator_id="cr-A0", ts_ms=int(time.time() * 1000))
-        self.producer.produce("aisle.signals", key=user, value=s.SerializeToString())
-        self.producer.flush(5)
-        aisle_env.wait_for(lambda: [f.id for f in self.call(
-            "GetProfile", self.pb.GetProfileRequest(user_id=user), self.pb.Profile).follows]
-            == ["cr-A0"], 10, "the follow")
+        self.follow(user, "cr-A0")
         mine = [it for it in self.rec(user_id=user, limit=20, surface="home").items
                 if it.creator_id == "cr-A0"]
         self.assertTrue(mine)
@@ -259,13 +263,7 @@ class RecommendApi(unittest.TestCase):
 
     def test_followed_creator_feeds_the_page_without_engagement(self):
         user = self.user_with([("A000", 0)])  # engages cr-A0 only
-        s = self.ev.Signal(event_id=uuid.uuid4().hex, user_id=user, kind=self.ev.FOLLOW_CREATOR,
-                           creator_id="cr-B2", ts_ms=int(time.time() * 1000))
-        self.producer.produce("aisle.signals", key=user, value=s.SerializeToString())
-        self.producer.flush(5)
-        aisle_env.wait_for(lambda: [f.id for f in self.call(
-            "GetProfile", self.pb.GetProfileRequest(user_id=user), self.pb.Profile).follows]
-            == ["cr-B2"], 10, "the follow")
+        self.follow(user, "cr-B2")
         r = self.rec(user_id=user, limit=20, surface="home")
         theirs = [it for it in r.items if it.creator_id == "cr-B2"]
         self.assertTrue(theirs, [(it.item_id, it.sources) for it in r.items])
