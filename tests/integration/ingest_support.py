@@ -12,6 +12,7 @@ changes weights by less than 1e-7 and the sums can be compared directly."""
 import os
 import random
 import shutil
+import struct
 import subprocess
 import time
 import uuid
@@ -93,6 +94,38 @@ def redis_cli(port, *args, cluster=False):
     if r.returncode != 0:
         raise RuntimeError("redis-cli %s: %s" % (" ".join(map(str, args)), r.stderr))
     return r.stdout.splitlines()
+
+
+def parse_record(b):
+    """A profile record (services/profile/precord.h, the module's layout) as
+    the hash layout's fields: {"i:ID": weight, "o:ORIGIN": offset,
+    "last_ms": .., "erased": .., "lm": .., "n": .., "m": ..}."""
+    if len(b) < 56 or b[:5] != b"AIPR\x01":
+        raise ValueError("not a profile record")
+    count, marks, heap = struct.unpack_from("<III", b, 8)
+    last, erased, lm, n = struct.unpack_from("<dddd", b, 24)
+    base = 56 + 16 * count
+    if len(b) != base + heap:
+        raise ValueError("a profile record of the wrong length")
+    out = {"last_ms": last, "erased": erased, "n": n, "m": count - marks}
+    if lm == lm:  # NaN until the first event
+        out["lm"] = lm
+    for i in range(count):
+        off, length, kind, _, v = struct.unpack_from("<IHBBd", b, 56 + 16 * i)
+        out["%c:%s" % (kind, b[base + off:base + off + length].decode())] = v
+    return out
+
+
+def profile_fields(port, user, cluster=False):
+    """The stored fields of user's profile in either layout (the module's
+    record or the script's hash), as parse_record names them."""
+    key = "aisle:u:{%s}:profile" % user
+    if redis_cli(port, "TYPE", key, cluster=cluster) == ["string"]:
+        argv = ["redis-cli", "-p", str(port)] + (["-c"] if cluster else []) + ["--raw"]
+        r = subprocess.run(argv + ["GET", key], capture_output=True, timeout=30, check=True)
+        return parse_record(r.stdout[:-1])  # --raw ends the value with a newline
+    flat = redis_cli(port, "HGETALL", key, cluster=cluster)
+    return {flat[i]: float(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
 
 class ProfileReader:
