@@ -26,7 +26,8 @@
  * carries as many runs as share a slot (on a single node, many users).
  * A user is two keys: the hash `profile` (every member, prefixed by its
  * kind, and the user's meta fields; see profile.h) and the sorted set
- * `events` (remembered event ids). The worker has already summed the run:
+ * `events` (remembered event ids). A profile the module wrote as a record
+ * (precord.h) is first rewritten as that hash (unrecord). The worker has already summed the run:
  * each field the run touches comes once, a decayed one with its weights
  * summed against the run's first time t_ref, a time (seen, purchased) with
  * the latest; so the script's work per event is only its checks, and per

@@ -396,15 +396,15 @@ static int apply_one(RedisModuleCtx *ctx, const apply_head *h, apply_run *r, cha
                      const char **why) {
     double done = -1, top, lm, erased, n0;
     long long added;
-    precord_field mark;
+    precord_field mark, cur; /* mark's name is the argument's: records move */
     size_t at;
     int has_mark;
     if (apply_open(ctx, r, why)) return -1;
     *why = "ERR bad AISLE.APPLY arguments";
     if ((has_mark = apply_mark(r, &mark)) < 0) return -1;
     if (has_mark && precord_find(r->rec, 'o', mark.name, mark.len, &at)) {
-        precord_field_at(r->rec, at, &mark);
-        done = mark.v;
+        precord_field_at(r->rec, at, &cur);
+        done = cur.v;
     }
     erased = precord_meta(r->rec, PRECORD_ERASED);
     if ((added = apply_check(h, r, done, erased, v, &top)) < 0) return -1;
@@ -431,8 +431,12 @@ static int apply_one(RedisModuleCtx *ctx, const apply_head *h, apply_run *r, cha
     precord_set_meta(r->rec, PRECORD_N, n0 + (double)r->n);
     if (r->tmax > precord_meta(r->rec, PRECORD_LAST_MS))
         precord_set_meta(r->rec, PRECORD_LAST_MS, r->tmax);
-    /* What the grow reserved for fields that were there is given back. */
-    if (precord_size(r->rec) < r->len) RedisModule_StringTruncate(r->p, precord_size(r->rec));
+    /* What the grow reserved for fields that were there is given back
+     * (which may move the string). */
+    if (precord_size(r->rec) < r->len) {
+        RedisModule_StringTruncate(r->p, precord_size(r->rec));
+        r->rec = (unsigned char *)RedisModule_StringDMA(r->p, &r->len, REDISMODULE_WRITE);
+    }
     if ((double)(precord_count(r->rec) - precord_marks(r->rec)) > h->high) apply_trim(h, r);
     apply_expire(h, r, erased);
     if (floor((n0 + r->n) / h->v[APPLY_TRIM_EVERY]) > floor(n0 / h->v[APPLY_TRIM_EVERY])) {
