@@ -25,7 +25,6 @@ import argparse
 import os
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,53 +38,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import aisle_env  # noqa: E402
 import ingest_support  # noqa: E402
+from ingest_support import Resp  # noqa: E402
 
 PARTITIONS = 16
 nan = float("nan")
 TOPIC = "aisle.signals"
-
-
-class Resp:
-    """A minimal blocking Redis client (RESP), for polling from Python."""
-
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port))
-        self.f = self.s.makefile("rb")
-
-    def cmd(self, *args, raw=False):
-        """The reply; bulk strings as bytes when raw, else text."""
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.s.sendall(out)
-        return self.read(raw)
-
-    def has_field(self, key, field):
-        """Whether the profile at key holds field ("i:ID"), in either layout:
-        the module's record (one GET) or the script's hash."""
-        b = self.cmd("GET", key, raw=True)
-        if isinstance(b, bytes):
-            return field in ingest_support.parse_record(b)
-        return b is not None and b.startswith("WRONGTYPE") and \
-            self.cmd("HGET", key, field) is not None
-
-    def read(self, raw=False):
-        line = self.f.readline()[:-2]
-        t, rest = line[:1], line[1:]
-        if t in (b"+", b"-"):
-            return rest.decode()
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            b = self.f.read(n + 2)[:-2]
-            return b if raw else b.decode()
-        if t == b"*":
-            return [self.read(raw) for _ in range(int(rest))]
-        raise RuntimeError("bad reply %r" % line)
 
 
 def pct(xs, p):

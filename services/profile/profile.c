@@ -163,9 +163,14 @@ static const char profile_apply_lua[] =
     "  local e0, f0 = a + 5, a + 5 + 3 * n\n"
     "  local q = {'last_ms', 'erased', 'lm', 'n', 'm', mark == '' and 'n' or mark}\n"
     "  P = KEYS[b + 1]\n"
-    "  if rcall('TYPE', P).ok == 'string' then unrecord() end\n"
     "  for i = f0, f0 + 2 * nf - 1, 2 do q[#q + 1] = ARGV[i] end\n"
-    "  local r = call('HMGET', P, q)\n"
+    /* A record answers HMGET with WRONGTYPE: caught, at no cost when the
+     * profile is a hash. */
+    "  local ok, r = pcall(call, 'HMGET', P, q)\n"
+    "  if not ok then\n"
+    "    if not tostring(r.err or r):find('WRONGTYPE') then error(r) end\n"
+    "    unrecord(); r = call('HMGET', P, q)\n"
+    "  end\n"
     "  local last, erased = tonumber(r[1] or '0'), tonumber(r[2] or '-1')\n"
     "  local lm, cnt0, m0 = tonumber(r[3] or ''), tonumber(r[4] or '0'), tonumber(r[5] or '0')\n"
     "  local done = mark ~= '' and tonumber(r[6] or '-1') or -1\n"

@@ -328,15 +328,22 @@ static void apply_set(apply_run *r, const precord_field *f, int add) {
     else if (cur.v < f->v) precord_set_value(r->rec, at, f->v);
 }
 
-/* Bytes the run's fields and mark may add to the record, at most. */
-static size_t apply_room(const apply_run *r) {
-    size_t room = 0, len;
+/* Bytes the run's absent fields (and its mark, has_mark) add to the
+ * record: reserved exactly, so a run that only updates fields resizes
+ * nothing (a string grown and cut back each run would be reallocated
+ * twice). Returns 0, or -1 for a bad field name. */
+static int apply_room(const apply_run *r, const precord_field *mark, int has_mark,
+                      size_t *room) {
+    precord_field f;
+    size_t at;
+    *room = has_mark && !precord_find(r->rec, 'o', mark->name, mark->len, &at)
+                ? PRECORD_ENTRY + mark->len
+                : 0;
     for (long long i = 0; i < r->nf; i++) {
-        RedisModule_StringPtrLen(r->argv[5 + 3 * r->n + 2 * i], &len);
-        room += PRECORD_ENTRY + len;
+        if (apply_field_name(r->argv[5 + 3 * r->n + 2 * i], "idcgbspf", &f)) return -1;
+        if (!precord_find(r->rec, f.kind, f.name, f.len, &at)) *room += PRECORD_ENTRY + f.len;
     }
-    RedisModule_StringPtrLen(r->argv[0], &len);
-    return room + PRECORD_ENTRY + len;
+    return 0;
 }
 
 /* Adds the run's summed fields: decayed weights times f (the run's time
@@ -397,7 +404,7 @@ static int apply_one(RedisModuleCtx *ctx, const apply_head *h, apply_run *r, cha
     double done = -1, top, lm, erased, n0;
     long long added;
     precord_field mark, cur; /* mark's name is the argument's: records move */
-    size_t at;
+    size_t at, room;
     int has_mark;
     if (apply_open(ctx, r, why)) return -1;
     *why = "ERR bad AISLE.APPLY arguments";
@@ -420,7 +427,8 @@ static int apply_one(RedisModuleCtx *ctx, const apply_head *h, apply_run *r, cha
         apply_rebase(r->rec, (r->tref - lm) / h->v[APPLY_HALF_LIFE]);
         lm = r->tref;
     }
-    apply_grow(r, apply_room(r));
+    if (apply_room(r, &mark, has_mark, &room)) return -1;
+    if (room > 0 || r->rec == r->head) apply_grow(r, room);
     if (apply_fields(r, exp2((r->tref - lm) / h->v[APPLY_HALF_LIFE]))) return -1;
     if (has_mark && top > done) {
         mark.v = top;
@@ -431,8 +439,8 @@ static int apply_one(RedisModuleCtx *ctx, const apply_head *h, apply_run *r, cha
     precord_set_meta(r->rec, PRECORD_N, n0 + (double)r->n);
     if (r->tmax > precord_meta(r->rec, PRECORD_LAST_MS))
         precord_set_meta(r->rec, PRECORD_LAST_MS, r->tmax);
-    /* What the grow reserved for fields that were there is given back
-     * (which may move the string). */
+    /* A field named twice in the run was reserved twice: the rest is given
+     * back (which may move the string). */
     if (precord_size(r->rec) < r->len) {
         RedisModule_StringTruncate(r->p, precord_size(r->rec));
         r->rec = (unsigned char *)RedisModule_StringDMA(r->p, &r->len, REDISMODULE_WRITE);

@@ -12,6 +12,7 @@ changes weights by less than 1e-7 and the sums can be compared directly."""
 import os
 import random
 import shutil
+import socket
 import struct
 import subprocess
 import time
@@ -126,6 +127,50 @@ def profile_fields(port, user, cluster=False):
         return parse_record(r.stdout[:-1])  # --raw ends the value with a newline
     flat = redis_cli(port, "HGETALL", key, cluster=cluster)
     return {flat[i]: float(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+
+
+class Resp:
+    """A minimal blocking Redis client (RESP) for tests and benches that poll
+    or send many commands (redis-cli a command is too slow for that)."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.f = self.s.makefile("rb")
+
+    def cmd(self, *args, raw=False):
+        """The reply; bulk strings as bytes when raw, else text."""
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.s.sendall(out)
+        return self.read(raw)
+
+    def has_field(self, key, field):
+        """Whether the profile at key holds field ("i:ID"), in either layout:
+        the module's record (one GET) or the script's hash."""
+        b = self.cmd("GET", key, raw=True)
+        if isinstance(b, bytes):
+            return field in parse_record(b)
+        return b is not None and b.startswith("WRONGTYPE") and \
+            self.cmd("HGET", key, field) is not None
+
+    def read(self, raw=False):
+        line = self.f.readline()[:-2]
+        t, rest = line[:1], line[1:]
+        if t in (b"+", b"-"):
+            return rest.decode()
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            b = self.f.read(n + 2)[:-2]
+            return b if raw else b.decode()
+        if t == b"*":
+            return [self.read(raw) for _ in range(int(rest))]
+        raise RuntimeError("bad reply %r" % line)
 
 
 class ProfileReader:
