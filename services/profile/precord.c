@@ -1,9 +1,11 @@
-/* precord: the profile record's format (see precord.h). Byte order is
- * written out by shifts, so the record reads the same on any host and no
- * access needs alignment (a Redis string's bytes have none). */
+/* precord: the profile record's format (see precord.h). Every field is
+ * read and written through memcpy and an explicit byte order, so the
+ * record reads the same on any host and no access needs alignment (a
+ * Redis string's bytes have none). */
 #include "services/profile/precord.h"
 
 #include <assert.h>
+#include <endian.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -18,14 +20,41 @@ enum {
     PRECORD_AT_META = 24,
 };
 
+/* Little-endian fields at any alignment: a memcpy and a byte-order
+ * conversion, which compile to one load or store on a little-endian host. */
 static uint64_t precord_get(const unsigned char *p, int bytes) {
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--) v = v << 8 | p[i];
-    return v;
+    uint64_t v8;
+    uint32_t v4;
+    uint16_t v2;
+    switch (bytes) {
+    case 2:
+        memcpy(&v2, p, 2);
+        return le16toh(v2);
+    case 4:
+        memcpy(&v4, p, 4);
+        return le32toh(v4);
+    default:
+        assert(bytes == 8);
+        memcpy(&v8, p, 8);
+        return le64toh(v8);
+    }
 }
 
 static void precord_put(unsigned char *p, int bytes, uint64_t v) {
-    for (int i = 0; i < bytes; i++, v >>= 8) p[i] = (unsigned char)v;
+    uint64_t v8 = htole64(v);
+    uint32_t v4 = htole32((uint32_t)v);
+    uint16_t v2 = htole16((uint16_t)v);
+    switch (bytes) {
+    case 2:
+        memcpy(p, &v2, 2);
+        break;
+    case 4:
+        memcpy(p, &v4, 4);
+        break;
+    default:
+        assert(bytes == 8);
+        memcpy(p, &v8, 8);
+    }
 }
 
 static double precord_get_f64(const unsigned char *p) {
@@ -95,10 +124,8 @@ int precord_cmp(const precord_field *a, const precord_field *b) {
     return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
-int precord_check(const unsigned char *r, size_t len) {
-    size_t count, heap, marks = 0;
-    const unsigned char *names;
-    precord_field prev = {0}, f;
+int precord_check_bounds(const unsigned char *r, size_t len) {
+    size_t count, heap;
     if (len < PRECORD_HEAD || memcmp(r, precord_magic, 4) != 0 ||
         r[PRECORD_AT_VERSION] != PRECORD_VERSION)
         return -1;
@@ -106,11 +133,21 @@ int precord_check(const unsigned char *r, size_t len) {
     heap = precord_heap(r);
     /* 64-bit sizes: neither product nor sum of two u32s can wrap. */
     if (PRECORD_HEAD + PRECORD_ENTRY * count + heap != len) return -1;
-    names = precord_centry(r, count);
     for (size_t i = 0; i < count; i++) {
         const unsigned char *e = precord_centry(r, i);
         if (precord_get(e, 4) + precord_get(e + 4, 2) > heap || e[6] == 0 || e[7] != 0)
             return -1;
+    }
+    return 0;
+}
+
+int precord_check(const unsigned char *r, size_t len) {
+    const unsigned char *names;
+    precord_field prev = {0}, f;
+    size_t marks = 0;
+    if (precord_check_bounds(r, len) != 0) return -1;
+    names = precord_centry(r, precord_count(r));
+    for (size_t i = 0; i < precord_count(r); i++) {
         precord_read(r, names, i, &f);
         if (i > 0 && precord_cmp(&prev, &f) >= 0) return -1;
         marks += f.kind == 'o';

@@ -25,7 +25,11 @@
  *
  * Every read is bounds-checked by precord_check, which a caller runs once
  * on bytes it did not write itself; the other functions assume a record
- * that passed it (asserted). */
+ * that passed it. precord_check_bounds is its cheaper half, for the
+ * module's every write: what it passes is safe to read and edit (every
+ * name inside the heap), only the order may be wrong, which can make a
+ * lookup miss but never read out of bounds; precord_build, which needs the
+ * order, is only given records that passed the whole check. */
 #ifndef AISLE_PRECORD_H
 #define AISLE_PRECORD_H
 
@@ -51,6 +55,9 @@ typedef struct precord_field {
 /* Returns 0 when r[0..len) is a whole, well-formed record of this version,
  * else -1. */
 int precord_check(const unsigned char *r, size_t len);
+/* The same without the order of the index and the count of marks (O(n)
+ * without a compare): 0 when every read stays inside r[0..len). */
+int precord_check_bounds(const unsigned char *r, size_t len);
 
 /* Writes an empty record (PRECORD_HEAD bytes) into r: no fields, erased as
  * given, lm NaN, last_ms and n 0. */

@@ -1,7 +1,8 @@
 /* Fuzz target: bytes read as a profile record (services/profile/precord.h),
  * as the module reads a stored value before editing it and the store does
- * on a read. precord_check must refuse anything malformed; whatever it
- * accepts must be safe to walk, find every field at its own index, rebuild
+ * on a read. What precord_check_bounds accepts must be safe to walk and
+ * search; precord_check must refuse anything malformed, and whatever it
+ * accepts must find every field at its own index, rebuild
  * into a record that checks, and take an insert that keeps it valid. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +15,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     precord_field *f;
     unsigned char *out;
     double meta[PRECORD_NMETA];
+    if (precord_check_bounds(data, size) != 0) return 0;
+    /* What passes the bounds alone is safe to walk and search, in any order. */
+    for (size_t i = 0; i < precord_count(data); i++) {
+        precord_field g;
+        precord_field_at(data, i, &g);
+        (void)precord_find(data, g.kind, g.name, g.len, &at);
+    }
     if (precord_check(data, size) != 0) return 0;
     n = precord_count(data);
     if (!(f = calloc(n + 1, sizeof(*f)))) return 0;

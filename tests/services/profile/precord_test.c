@@ -75,7 +75,8 @@ static void test_rebuild_keeps_the_fields(void) {
 static void test_check_refuses_what_is_malformed(void) {
     unsigned char r[CAP], bad[CAP];
     size_t len = grown(r);
-    for (size_t cut = 0; cut < len; cut++) TEST_CHECK(precord_check(r, cut) != 0);
+    for (size_t cut = 0; cut < len; cut++)
+        TEST_CHECK(precord_check(r, cut) != 0 && precord_check_bounds(r, cut) != 0);
     TEST_CHECK(precord_check(r, len + 1) != 0);
     memcpy(bad, r, len);
     bad[0] = 'X'; /* magic */
@@ -90,6 +91,7 @@ static void test_check_refuses_what_is_malformed(void) {
     memcpy(bad + PRECORD_HEAD, r + PRECORD_HEAD + PRECORD_ENTRY, PRECORD_ENTRY);
     memcpy(bad + PRECORD_HEAD + PRECORD_ENTRY, r + PRECORD_HEAD, PRECORD_ENTRY); /* order */
     TEST_CHECK(precord_check(bad, len) != 0);
+    TEST_CHECK(precord_check_bounds(bad, len) == 0); /* safe to read, only out of order */
     memcpy(bad, r, len);
     bad[12]++; /* marks */
     TEST_CHECK(precord_check(bad, len) != 0);
