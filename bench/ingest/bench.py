@@ -13,7 +13,9 @@ the Kafka mock cluster, the workers and the load all share its cores):
    build), right after each, so they compare under the same load;
 3. the bound: redis-benchmark pipelining the same write calls, AISLE.APPLY
    and the script's EVALSHA (one event per user, as a backlog of many users
-   comes to, 1 and 64 users a call);
+   comes to, 1 and 64 users a call), with Redis's CPU a signal, and with
+   --old-module the older module's AISLE.APPLY on its own Redis (the hash
+   layout before the profile record), in the same run;
 4. the bound of each stage alone: a bare consumer (librdkafka, through
    confluent_kafka) draining the backlog from the mock cluster, with the
    CPU the mock and the consumer spent a message; and, from each drain,
