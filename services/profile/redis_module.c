@@ -118,7 +118,7 @@ static int apply_head_parse(RedisModuleString **argv, apply_head *h) {
     return h->v[APPLY_HALF_LIFE] > 0 && h->v[APPLY_TRIM_EVERY] > 0 ? 0 : -1;
 }
 
-/* A field of an old hash-layout profile, copied out of a scan. */
+/* The fields of a hash-layout profile, copied out of a scan. */
 typedef struct apply_scan {
     RedisModuleCtx *ctx;
     precord_field *f; /* RedisModule_Alloc'd; the caller frees; names auto-freed */
@@ -153,7 +153,8 @@ static const char *const apply_meta_names[PRECORD_NMETA] = {"last_ms", "erased",
 
 /* Rewrites the hash-layout profile open at r->p as a record (the first
  * write of a profile the Lua script or an older module wrote), keeping its
- * expiry. Returns 0, or -1 for a value that is not a number. */
+ * expiry. Returns 0, or -1 for a meta value that is not a number or a
+ * name too long for the record. */
 static int apply_migrate(RedisModuleCtx *ctx, apply_run *r) {
     static const double dflt[PRECORD_NMETA] = {0, -1, NAN, 0};
     double meta[PRECORD_NMETA];
@@ -195,7 +196,8 @@ static int apply_open(RedisModuleCtx *ctx, apply_run *r, const char **why) {
         return 0;
     }
     if (t == REDISMODULE_KEYTYPE_HASH) {
-        *why = "ERR profile hash holds a field that is not a number";
+        *why = "ERR profile hash does not convert to a record (a meta field that is not a "
+               "number, or a name over 65535 bytes)";
         if (apply_migrate(ctx, r)) return -1;
     } else if (t != REDISMODULE_KEYTYPE_STRING) {
         return -1;
