@@ -13,7 +13,9 @@ the Kafka mock cluster, the workers and the load all share its cores):
    build), right after each, so they compare under the same load;
 3. the bound: redis-benchmark pipelining the same write calls, AISLE.APPLY
    and the script's EVALSHA (one event per user, as a backlog of many users
-   comes to, 1 and 64 users a call);
+   comes to, 1 and 64 users a call), with Redis's CPU a signal, and with
+   --old-module the older module's AISLE.APPLY on its own Redis (the hash
+   layout before the profile record), in the same run;
 4. the bound of each stage alone: a bare consumer (librdkafka, through
    confluent_kafka) draining the backlog from the mock cluster, with the
    CPU the mock and the consumer spent a message; and, from each drain,
@@ -25,7 +27,6 @@ import argparse
 import os
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,40 +39,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import aisle_env  # noqa: E402
+import ingest_support  # noqa: E402
+from ingest_support import Resp  # noqa: E402
 
 PARTITIONS = 16
 nan = float("nan")
 TOPIC = "aisle.signals"
-
-
-class Resp:
-    """A minimal blocking Redis client (RESP), for polling from Python."""
-
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port))
-        self.f = self.s.makefile("rb")
-
-    def cmd(self, *args):
-        out = b"*%d\r\n" % len(args)
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.s.sendall(out)
-        return self.read()
-
-    def read(self):
-        line = self.f.readline()[:-2]
-        t, rest = line[:1], line[1:]
-        if t in (b"+", b"-"):
-            return rest.decode()
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            return None if n < 0 else self.f.read(n + 2)[:-2].decode()
-        if t == b"*":
-            return [self.read() for _ in range(int(rest))]
-        raise RuntimeError("bad reply %r" % line)
 
 
 def pct(xs, p):
@@ -145,7 +118,7 @@ def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds, binary):
         p.poll(0)
     probe("warm")
     p.flush(10)
-    aisle_env.wait_for(lambda: r.cmd("HGET", probe_key, "i:warm") is not None,
+    aisle_env.wait_for(lambda: r.has_field(probe_key, "i:warm"),
                        60, "the worker to start applying")
     sent = {}
     done = threading.Event()
@@ -157,7 +130,7 @@ def delay_run(procs, ev, brokers, redis_addr, port, rate, seconds, binary):
             for k in list(sent):
                 pending[k] = sent.pop(k)
             for k, t0 in list(pending.items()):
-                if r.cmd("HGET", probe_key, "i:" + k) is not None:
+                if r.has_field(probe_key, "i:" + k):
                     delays.append((time.time() - t0) * 1000)
                     del pending[k]
             if done.is_set() and time.time() > end_by:
@@ -419,17 +392,27 @@ def main():
                 write_stats(p, total)
 
         sha = apply_sha(procs, brokers, lua_addr, lua_port)
-        for name, cmd, p in [("AISLE.APPLY", ["AISLE.APPLY"], port),
-                             ("the script's EVALSHA", ["EVALSHA", sha], lua_port)]:
-            Resp(p).cmd("FLUSHALL")
-            b1 = bound(p, cmd)
-            Resp(p).cmd("FLUSHALL")
-            b64 = bound(p, cmd, 64)
+        bounds = [("AISLE.APPLY", ["AISLE.APPLY"], port),
+                  ("the script's EVALSHA", ["EVALSHA", sha], lua_port)]
+        if a.old_module:
+            bounds.append(("the old module's AISLE.APPLY", ["AISLE.APPLY"], old_port))
+        b64s = {}
+        for name, cmd, p in bounds:
+            figs = []
+            for runs in (1, 64):
+                Resp(p).cmd("FLUSHALL")
+                cpu0 = redis_cpu(p)
+                b = bound(p, cmd, runs)
+                figs += [b, (redis_cpu(p) - cpu0) * 1e6 / (300000 // runs * runs)]
+            b64s[name] = figs[2]
             print("bound, redis-benchmark %s: %.0f signals/s with 1 user a call (-P 64), "
-                  "%.0f with 64 users a call (as ingest sends them) (%s)"
-                  % (name, b1, b64, load()))
-            if cmd == ["AISLE.APPLY"]:
-                print("  the best sustained rate (new) is %.0f %% of it" % (100 * best / b64))
+                  "%.0f with 64 users a call (as ingest sends them); Redis CPU a signal "
+                  "%.1f us and %.1f us (%s)" % (name, figs[0], figs[2], figs[1], figs[3], load()))
+            if name == "AISLE.APPLY":
+                print("  the best sustained rate (new) is %.0f %% of it" % (100 * best / figs[2]))
+            else:
+                print("  AISLE.APPLY/%s at 64 users a call: %.2f"
+                      % (name, b64s["AISLE.APPLY"] / figs[2]))
     finally:
         procs.close()
 

@@ -13,17 +13,21 @@
 #include "services/base/log.h"
 #include "services/base/strmap.h"
 #include "services/profile/numfmt.h"
+#include "services/profile/precord.h"
 #include "services/profile/rcluster.h"
 
 /* A key holds the user id escaped (at most three bytes a byte) and a name. */
 #define PROFILE_KEY_MAX (3 * PROFILE_MAX_ID + 32)
 #define PROFILE_POPULAR_KEY "aisle:popular"
+#define PROFILE_STR_(x) #x
+#define PROFILE_STR(x) PROFILE_STR_(x)
 
 /* Runs of events, one (user, origin) each, applied atomically: one call
  * carries as many runs as share a slot (on a single node, many users).
  * A user is two keys: the hash `profile` (every member, prefixed by its
  * kind, and the user's meta fields; see profile.h) and the sorted set
- * `events` (remembered event ids). The worker has already summed the run:
+ * `events` (remembered event ids). A profile the module wrote as a record
+ * (precord.h) is first rewritten as that hash (unrecord). The worker has already summed the run:
  * each field the run touches comes once, a decayed one with its weights
  * summed against the run's first time t_ref, a time (seen, purchased) with
  * the latest; so the script's work per event is only its checks, and per
@@ -95,6 +99,29 @@ static const char profile_apply_lua[] =
     "  end\n"
     "  if #h > 0 then call('HSET', P, h) end\n"
     "end\n"
+    /* A profile the module wrote is a record (precord.h): rewritten as the
+     * hash it stands for, its expiry kept, so the script may take over
+     * from the module at any call (a Redis restarted without it). A record
+     * that does not parse is an error, not a guess. */
+    "local function unrecord()\n"
+    "  local s, ttl = rcall('GET', P), rcall('PTTL', P)\n"
+    "  if #s < 56 or s:sub(1, 5) ~= 'AIPR\\1' then error('corrupt profile record') end\n"
+    "  local count, marks, heap = struct.unpack('<I4I4I4', s, 9)\n"
+    "  local last, erased, lm, cnt = struct.unpack('<dddd', s, 25)\n"
+    "  local base = 57 + 16 * count\n"
+    "  if #s ~= base - 1 + heap then error('corrupt profile record') end\n"
+    "  local h = {'erased', num(erased), 'n', num(cnt), 'm', count - marks, 'last_ms', num(last)}\n"
+    "  if lm == lm then h[#h + 1] = 'lm'; h[#h + 1] = num(lm) end\n"
+    "  for i = 0, count - 1 do\n"
+    "    local off, len, kind, _, v = struct.unpack('<I4I2BBd', s, 57 + 16 * i)\n"
+    "    if off + len > heap or kind == 0 then error('corrupt profile record') end\n"
+    "    h[#h + 1] = string.char(kind) .. ':' .. s:sub(base + off, base + off + len - 1)\n"
+    "    h[#h + 1] = num(v)\n"
+    "  end\n"
+    "  rcall('DEL', P)\n"
+    "  call('HSET', P, h)\n"
+    "  if ttl > 0 then rcall('PEXPIRE', P, ttl) end\n"
+    "end\n"
     "local function lighter(x, y) return x[1] < y[1] or (x[1] == y[1] and x[2] < y[2]) end\n"
     "local function trim()\n"
     "  local all, by, del, m = rcall('HGETALL', P), {}, {}, 0\n"
@@ -137,7 +164,13 @@ static const char profile_apply_lua[] =
     "  local q = {'last_ms', 'erased', 'lm', 'n', 'm', mark == '' and 'n' or mark}\n"
     "  P = KEYS[b + 1]\n"
     "  for i = f0, f0 + 2 * nf - 1, 2 do q[#q + 1] = ARGV[i] end\n"
-    "  local r = call('HMGET', P, q)\n"
+    /* A record answers HMGET with WRONGTYPE: caught, at no cost when the
+     * profile is a hash. */
+    "  local ok, r = pcall(call, 'HMGET', P, q)\n"
+    "  if not ok then\n"
+    "    if not tostring(r.err or r):find('WRONGTYPE') then error(r) end\n"
+    "    unrecord(); r = call('HMGET', P, q)\n"
+    "  end\n"
     "  local last, erased = tonumber(r[1] or '0'), tonumber(r[2] or '-1')\n"
     "  local lm, cnt0, m0 = tonumber(r[3] or ''), tonumber(r[4] or '0'), tonumber(r[5] or '0')\n"
     "  local done = mark ~= '' and tonumber(r[6] or '-1') or -1\n"
@@ -236,8 +269,10 @@ static const char profile_popular_lua[] =
 #define PROFILE_MAX_CATEGORY 1024        /* ingest's facts learn none longer */
 #define PROFILE_TRENDING_KEY_MAX (sizeof(PROFILE_TRENDING_PREFIX) + PROFILE_MAX_CATEGORY)
 
-/* Erasure: both keys of the profile go, and the profile hash keeps only
- * the erasure mark, the time (Redis's clock, the one clock every writer
+/* Erasure: both keys of the profile go, and the profile key keeps only
+ * the erasure mark, as a hash whatever the profile's layout was (the
+ * module turns it into a record on its next write; a record with no
+ * fields, PRECORD_HEAD bytes, is such a mark and counts as nothing), the time (Redis's clock, the one clock every writer
  * shares), for keep_s, the log's retention: a replay of what was produced
  * before cannot bring the profile back. The mark lives in the hash every
  * call already names, so a slot migration never finds a call's keys half
@@ -245,8 +280,10 @@ static const char profile_popular_lua[] =
  * KEYS: as for apply (profile first)  ARGV: keep_s */
 static const char profile_delete_lua[] =
     "local t = redis.call('TIME')\n"
-    "local only_mark = redis.call('HLEN', KEYS[1]) == 1 and\n"
-    "                  redis.call('HEXISTS', KEYS[1], 'erased') == 1\n"
+    "local type = redis.call('TYPE', KEYS[1]).ok\n"
+    "local only_mark = (type == 'hash' and redis.call('HLEN', KEYS[1]) == 1 and\n"
+    "                   redis.call('HEXISTS', KEYS[1], 'erased') == 1) or\n"
+    "                  (type == 'string' and redis.call('STRLEN', KEYS[1]) == " PROFILE_STR(PRECORD_HEAD) ")\n"
     "local n = redis.call('DEL', unpack(KEYS))\n"
     "if only_mark then n = n - 1 end\n"
     "redis.call('HSET', KEYS[1], 'erased',\n"
@@ -286,6 +323,9 @@ struct profile_store {
     profile_config cfg;
     rcluster *rc;
     int module; /* writing with AISLE.APPLY (cfg.use_module, until refused) */
+    /* Reading profiles with HGETALL first: the last profile read was a hash
+     * (the Lua script's layout), so most likely the next one is too. */
+    int hash_first;
     profile_pending pend;
     profile_round flight; /* sent by profile_apply_send, read by _finish */
 };
@@ -1247,6 +1287,67 @@ static int profile_fields_from(const redisReply *r, profile_field *f, size_t *nf
     return AISLE_OK;
 }
 
+/* The member fields of a profile record (precord.h) into f (one slot a
+ * record field), its last activity time and landmark into *last_ms and
+ * *lm_ms. Returns AISLE_OK, or AISLE_EFORMAT for a corrupt record. */
+static int profile_fields_from_record(const redisReply *r, profile_field *f, size_t *nf,
+                                      int64_t *last_ms, int64_t *lm_ms) {
+    const unsigned char *rec = (const unsigned char *)r->str;
+    double lm;
+    *nf = 0;
+    if (precord_check(rec, r->len) != 0) return AISLE_EFORMAT;
+    *last_ms = (int64_t)precord_meta(rec, PRECORD_LAST_MS);
+    lm = precord_meta(rec, PRECORD_LM);
+    *lm_ms = isnan(lm) ? 0 : (int64_t)lm;
+    for (size_t i = 0; i < precord_count(rec); i++) {
+        precord_field x;
+        const char *kind;
+        precord_field_at(rec, i, &x);
+        if (!(kind = memchr(PROFILE_KINDS_OF_MEMBERS, x.kind, sizeof(PROFILE_KINDS_OF_MEMBERS) - 1)))
+            continue; /* marks ('o') */
+        f[(*nf)++] = (profile_field){(int)(kind - PROFILE_KINDS_OF_MEMBERS), x.name, x.len, x.v};
+    }
+    return AISLE_OK;
+}
+
+/* Reads the user's profile key as the fields of either layout into *f
+ * (allocated, pointing into the reply, which the store owns; the caller
+ * frees *f): GET for a record, HGETALL for a hash, whichever read last
+ * first, the other when Redis answers WRONGTYPE. A missing profile gives
+ * no fields. Returns AISLE_OK, or AISLE_EIO, AISLE_EFORMAT or AISLE_ENOMEM
+ * with err set. */
+static int profile_read_fields(profile_store *ps, const char *key, profile_field **f,
+                               size_t *nf, int64_t *last_ms, int64_t *lm_ms, char *err,
+                               size_t errlen) {
+    static const char what[] = "reading a profile";
+    const char *argv[2] = {NULL, key};
+    redisReply *r = NULL;
+    int rc;
+    *f = NULL;
+    *nf = 0;
+    *last_ms = *lm_ms = 0;
+    for (int tries = 0; tries < 2; tries++) {
+        argv[0] = ps->hash_first ? "HGETALL" : "GET";
+        if ((rc = profile_one(ps, what, 2, argv, &r, err, errlen)) != AISLE_OK) return rc;
+        if (r->type != REDIS_REPLY_ERROR || strncmp(r->str, "WRONGTYPE", 9) != 0) break;
+        ps->hash_first = !ps->hash_first;
+    }
+    if (r->type == REDIS_REPLY_NIL) return AISLE_OK;
+    if (r->type != (ps->hash_first ? REDIS_REPLY_ARRAY : REDIS_REPLY_STRING))
+        return profile_bad_reply(r, what, err, errlen);
+    if (!(*f = calloc(ps->hash_first ? r->elements / 2 + 1 : r->len / PRECORD_ENTRY + 1,
+                      sizeof(**f))))
+        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
+    rc = ps->hash_first ? profile_fields_from(r, *f, nf, last_ms, lm_ms)
+                        : profile_fields_from_record(r, *f, nf, last_ms, lm_ms);
+    if (rc == AISLE_OK) return AISLE_OK;
+    free(*f);
+    *f = NULL;
+    return ps->hash_first ? profile_bad_reply(r, what, err, errlen)
+                          : status_fail(rc, err, errlen, "redis: %s: a corrupt profile record "
+                                                         "(%zu bytes)", what, r->len);
+}
+
 /* Fills one of p's lists from sorted fields f[0..n) of one kind, at most
  * max of them. Returns AISLE_OK or AISLE_ENOMEM. */
 static int profile_list_from(const profile_field *f, size_t n, size_t max,
@@ -1288,27 +1389,18 @@ int profile_get(profile_store *ps, const char *user_id, int64_t now_ms,
         {(size_t)cfg->max_purchased, PROFILE_AS_TIME, &p->purchased, &p->n_purchased},
         {(size_t)cfg->max_creators, PROFILE_AS_TIME, &p->follows, &p->n_follows},
     };
-    const char *argv[2] = {"HGETALL", NULL};
     profile_field *f = NULL; /* points into the reply, owned by the store */
     size_t nf;
     int64_t lm_ms;
-    redisReply *r;
     int rc;
 
     memset(p, 0, sizeof(*p));
     if ((rc = profile_check_id("user_id", user_id, 1, err, errlen)) != AISLE_OK) return rc;
     profile_keys(user_id, keys);
-    argv[1] = keys[PROFILE_KEY_PROFILE];
-    if ((rc = profile_one(ps, "reading a profile", 2, argv, &r, err, errlen)) != AISLE_OK)
+    if ((rc = profile_read_fields(ps, keys[PROFILE_KEY_PROFILE], &f, &nf, &p->last_active_ms,
+                                  &lm_ms, err, errlen)) != AISLE_OK)
         return rc;
-    if (r->type != REDIS_REPLY_ARRAY) return profile_bad_reply(r, "reading a profile", err, errlen);
-    f = calloc(r->elements / 2 + 1, sizeof(*f));
-    if (!f) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    if (profile_fields_from(r, f, &nf, &p->last_active_ms, &lm_ms) != AISLE_OK) {
-        rc = profile_bad_reply(r, "reading a profile", err, errlen);
-        goto fail;
-    }
-    qsort(f, nf, sizeof(*f), profile_cmp_field);
+    if (nf) qsort(f, nf, sizeof(*f), profile_cmp_field);
     for (size_t i = 0, k = 0; k < sizeof(lists) / sizeof(lists[0]); k++) {
         size_t j = i;
         while (j < nf && f[j].kind == (int)k) j++;

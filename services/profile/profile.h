@@ -5,24 +5,41 @@
  * the hash tag: the id with '{', '}' and '%' escaped as %7B, %7D and %25
  * (profile_key_tag), so whatever the id holds they sit in one Redis
  * Cluster slot and one Lua script can update them atomically. `events` is
- * a sorted set of the event ids remembered for de-duplication. `profile` is
- * one hash holding everything else, so a user's events of one batch cost
- * one HMGET and one HSET of the fields they touch and one ZADD NX an
- * event id, and a read is one HGETALL. The worker sums those events per
+ * a sorted set of the event ids remembered for de-duplication. `profile`
+ * holds everything else, in one of two layouts, and a read understands
+ * both:
+ *  - the module's record (precord.h; AISLE.APPLY writes it): one Redis
+ *    string, a versioned little-endian head (last_ms, erased, lm, n) and a
+ *    sorted index of fixed-width entries (kind, name, double value), which
+ *    the module edits in place; a field is a binary search, not a listpack
+ *    walk. A read is one GET, parsed here, bounds-checked (a corrupt
+ *    record is AISLE_EFORMAT on a read and an error reply on a write).
+ *  - the Lua script's hash (where Redis loads no module): a user's events
+ *    of one batch cost one HMGET and one HSET of the fields they touch,
+ *    and a read is one HGETALL.
+ * Either write takes over the other's layout on its first write of a
+ * profile (the module rewrites a hash as a record, the script a record as
+ * a hash, each keeping the expiry), so a store may switch between them at
+ * any call, and a Redis restarted without the module still reads and
+ * writes every profile. A read tries the layout it read last first and the
+ * other on WRONGTYPE, so either deployment reads in one round trip. In
+ * both, one ZADD NX an event id. The worker sums a user's events per
  * field before sending them (weights added against the run's first time,
- * seen and purchased times by the latest), so the script's Lua work per
+ * seen and purchased times by the latest), so the write's work per
  * event is only its de-duplication checks; a user's run that holds a
  * duplicate is held back whole and sent again without it, since its sums
  * would be wrong. Popularity and trending are one ZMSCORE and one ZADD a
  * list and batch (Redis 6.2 or later). Its member
- * fields are KIND:ID: i (items), d (dismissed: negative feedback apart
+ * fields are KIND:ID (in the record, a kind byte and the ID): i (items), d
+ * (dismissed: negative feedback apart
  * from positive interest), c (creators), g (categories), b (brands), by
  * decayed weight; s (seen), p (purchased) and f (creators followed), by
  * the time of the latest such event. Its other fields: o:ORIGIN (the highest offset applied from
  * that topic:partition), last_ms (the last activity time), lm (the user's
- * landmark), n (the count of applied events), m (the count of member
- * fields) and erased (the time of the user's erasure, -1 for none),
- * written first when a profile is new, so that lookups of a small hash (a
+ * landmark), n (the count of applied events), m (the hash's count of
+ * member fields; the record counts its index) and erased (the time of the
+ * user's erasure, -1 for none); the script writes them first when a
+ * profile is new, so that lookups of a small hash (a
  * listpack, searched from its front) find them at once.
  *
  * Weights use forward decay kept linear: an event at time t adds
@@ -33,22 +50,22 @@
  * once to a new landmark, so values never overflow. Every kind is bounded:
  * when the count of members passes the sum of the bounds by a quarter (16
  * at least), the lightest (oldest) members of every kind over its bound
- * are trimmed, so trimming, which reads the whole hash, is amortized over
- * that many new members, and reads return at most each kind's bound. With a TTL configured both
+ * are trimmed, so trimming, which reads the whole profile (and rebuilds
+ * a record), is amortized over that many new members, and reads return at
+ * most each kind's bound. With a TTL configured both
  * keys expire after that long without an event. One script call carries
  * many users' events when one node serves every slot, and a slot's in a
  * cluster.
  *
- * The write is one of two with the same checks, effect and layout: the
- * native commands AISLE.APPLY and AISLE.POPULAR of the aisle_redis.so
- * module (redis_module.c; no Lua: a field is one lookup through Redis's
- * key API), where Redis loads it, or the Lua scripts (profile.c) where it
- * does not, as on a managed Redis (profile_config.use_module). The module
- * stores numbers as numfmt.h writes them, the scripts as %.17g does: both
- * read back to the same doubles.
+ * The write is one of two with the same checks and effect: the native
+ * commands AISLE.APPLY and AISLE.POPULAR of the aisle_redis.so module
+ * (redis_module.c; no Lua, the record above), where Redis loads it, or the
+ * Lua scripts (profile.c, the hash) where it does not, as on a managed
+ * Redis (profile_config.use_module). The record stores doubles as they
+ * are, the scripts as %.17g text: both read back to the same doubles.
  *
- * Erasure (profile_delete) removes the profile and leaves the hash's erased
- * mark for erasure_keep_s, the log's retention: events produced at or
+ * Erasure (profile_delete) removes the profile and leaves an erased mark
+ * (a hash of that one field, in either layout) for erasure_keep_s, the log's retention: events produced at or
  * before it are skipped by any replay, later ones build a new profile. The
  * log itself still holds the erased user's signals until Kafka's retention
  * removes them; the mark outlives them there.

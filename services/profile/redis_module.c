@@ -3,29 +3,33 @@
  * loads with --loadmodule. Each takes exactly its script's keys and
  * arguments and gives its reply (see profile_apply_lua and
  * profile_popular_lua in profile.c, which stay the write wherever modules
- * are not allowed), with the same exactly-once
- * checks and the same hash layout, so a store may switch between the two
- * at any call. Why: the script's interpreter work per event (arguments
- * turned into Lua strings and numbers, formatting, one redis.call per
- * command) was most of Redis's time per event; here a field is one lookup
- * in the user's hash through the key API, with no command dispatch.
+ * are not allowed), with the same exactly-once checks and effect. Where
+ * the script keeps a user's profile as a hash, the module keeps it as one
+ * binary record (precord.h), a Redis string it edits in place through
+ * RedisModule_StringDMA: a field is a binary search of the record's index
+ * and an 8-byte write, with no listpack walk, no number text and no
+ * command dispatch (the hash's HashGet/HashSet were half of Redis's time
+ * a signal). A hash-layout profile (the script's, or an older module's)
+ * is rewritten as a record on its first write here; the store's read
+ * understands both. The event-id set stays a sorted set.
  *
  *   AISLE.APPLY numkeys key... arg...
  *   AISLE.POPULAR 1 key max member log_weight...
  *
  * It runs inside redis-server, so it links nothing of Aisle's but the
- * number formatting it shares with the store (numfmt.h): the module API
- * (redismodule.h, from Redis's own source; deploy/setup.sh installs it)
- * and libc. Bad arguments are an error reply, never an abort.
- * Deterministic given the data set and the arguments (the clock comes in
- * as an argument), so it is replicated verbatim. */
+ * record's format (precord.h): the module API (redismodule.h, from Redis's
+ * own source; deploy/setup.sh installs it) and libc. Bad arguments and a
+ * corrupt record are an error reply, never an abort. Deterministic given
+ * the data set and the arguments (the clock comes in as an argument), so
+ * it is replicated verbatim; the record is a plain string to RDB, AOF,
+ * replicas and MIGRATE, and loads into a Redis without the module. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "redismodule.h"
-#include "services/profile/numfmt.h"
+#include "services/profile/precord.h"
 
 /* The head arguments, by position after the keys (as the script's ARGV). */
 enum {
@@ -45,7 +49,6 @@ enum {
 };
 
 #define APPLY_REBASE_HALF_LIVES 64 /* as the script: rescale past this many */
-#define APPLY_META 5               /* last_ms erased lm n m, read per run */
 
 /* The call's settings, parsed once. */
 typedef struct apply_head {
@@ -57,8 +60,11 @@ typedef struct apply_head {
 /* One run being applied: its keys and where its arguments lie. */
 typedef struct apply_run {
     RedisModuleString **argv; /* the run's mark, n, nf, t_ref, t_max, events, fields */
-    RedisModuleKey *p, *e;   /* the profile hash and the event-id set, open */
+    RedisModuleKey *p, *e;   /* the profile record and the event-id set, open */
     RedisModuleString *pname, *ename;
+    unsigned char *rec; /* the record's bytes: the key's (StringDMA), or head */
+    size_t len;         /* of the key's string */
+    unsigned char head[PRECORD_HEAD]; /* a new profile, until its first write */
     long long n, nf;
     double tref, tmax;
 } apply_run;
@@ -70,13 +76,6 @@ static int apply_decayed(char kind) {
 /* The kind letter of a member field "K:..." , or 0 for anything else. */
 static char apply_kind(const char *f, size_t len) {
     return len >= 2 && f[1] == ':' ? f[0] : 0;
-}
-
-/* A value as the store formats its arguments (numfmt.h): the same text
- * the script's %.17g reads back to, several times faster. */
-static RedisModuleString *apply_num(RedisModuleCtx *ctx, double x) {
-    char buf[NUMFMT_MAX];
-    return RedisModule_CreateString(ctx, buf, numfmt_double(buf, x));
 }
 
 /* A number argument or stored value; most are integers (offsets, times,
@@ -119,19 +118,12 @@ static int apply_head_parse(RedisModuleString **argv, apply_head *h) {
     return h->v[APPLY_HALF_LIFE] > 0 && h->v[APPLY_TRIM_EVERY] > 0 ? 0 : -1;
 }
 
-/* A member field copied out of a scan, with its value. */
-typedef struct apply_member {
-    RedisModuleString *field;
-    const char *name;
-    size_t len;
-    double v;
-} apply_member;
-
+/* The fields of a hash-layout profile, copied out of a scan. */
 typedef struct apply_scan {
     RedisModuleCtx *ctx;
-    apply_member *m; /* RedisModule_Alloc'd; the caller frees */
+    precord_field *f; /* RedisModule_Alloc'd; the caller frees; names auto-freed */
     size_t n, cap;
-    int oom;
+    int bad;
 } apply_scan;
 
 static void apply_scan_cb(RedisModuleKey *key, RedisModuleString *field,
@@ -142,72 +134,144 @@ static void apply_scan_cb(RedisModuleKey *key, RedisModuleString *field,
     double v;
     (void)key;
     if (!apply_kind(f, len) || apply_parse(value, &v)) return;
+    if (len - 2 > PRECORD_MAX_NAME) s->bad = 1;
+    if (s->bad) return;
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 64;
-        apply_member *m = RedisModule_Realloc(s->m, cap * sizeof(*m));
-        if (!m) {
-            s->oom = 1;
-            return;
-        }
-        s->m = m;
+        precord_field *m = RedisModule_Realloc(s->f, cap * sizeof(*m));
+        s->f = m;
         s->cap = cap;
     }
-    s->m[s->n].field = RedisModule_CreateStringFromString(s->ctx, field);
-    s->m[s->n].name = RedisModule_StringPtrLen(s->m[s->n].field, &s->m[s->n].len);
-    s->m[s->n].v = v;
-    s->n++;
+    f = RedisModule_StringPtrLen(RedisModule_CreateStringFromString(s->ctx, field), &len);
+    s->f[s->n++] = (precord_field){.kind = f[0], .name = f + 2, .len = len - 2, .v = v};
 }
 
-/* Every member field of the hash k with its value into s. */
-static void apply_members(RedisModuleCtx *ctx, RedisModuleKey *k, apply_scan *s) {
+static int apply_cmp_field(const void *a, const void *b) { return precord_cmp(a, b); }
+
+/* The meta fields of the hash layout, by PRECORD_LAST_MS.. order. */
+static const char *const apply_meta_names[PRECORD_NMETA] = {"last_ms", "erased", "lm", "n"};
+
+/* Rewrites the hash-layout profile open at r->p as a record (the first
+ * write of a profile the Lua script or an older module wrote), keeping its
+ * expiry. Returns 0, or -1 for a meta value that is not a number or a
+ * name too long for the record. */
+static int apply_migrate(RedisModuleCtx *ctx, apply_run *r) {
+    static const double dflt[PRECORD_NMETA] = {0, -1, NAN, 0};
+    double meta[PRECORD_NMETA];
+    mstime_t ttl = RedisModule_GetExpire(r->p);
+    apply_scan s = {.ctx = ctx};
     RedisModuleScanCursor *c = RedisModule_ScanCursorCreate();
-    memset(s, 0, sizeof(*s));
-    s->ctx = ctx;
-    while (RedisModule_ScanKey(k, c, apply_scan_cb, s)) {
+    unsigned char *rec;
+    size_t size;
+    for (int i = 0; i < PRECORD_NMETA; i++)
+        if (apply_get(r->p, apply_meta_names[i], dflt[i], &meta[i])) s.bad = 1;
+    while (!s.bad && RedisModule_ScanKey(r->p, c, apply_scan_cb, &s)) {
     }
     RedisModule_ScanCursorDestroy(c);
+    if (s.bad) {
+        RedisModule_Free(s.f);
+        return -1;
+    }
+    qsort(s.f, s.n, sizeof(*s.f), apply_cmp_field);
+    size = precord_build_size(s.f, s.n);
+    rec = RedisModule_Alloc(size);
+    precord_build(rec, meta, s.f, s.n);
+    RedisModule_StringSet(r->p, RedisModule_CreateString(ctx, (const char *)rec, size));
+    RedisModule_Free(rec);
+    RedisModule_Free(s.f);
+    if (ttl != REDISMODULE_NO_EXPIRE) RedisModule_SetExpire(r->p, ttl);
+    return 0;
+}
+
+/* Opens the user's record for reading and writing: r->rec and r->len. A
+ * missing profile reads as the empty record in r->head until its first
+ * write; a hash-layout one is migrated. Returns 0, or -1 with *why. */
+static int apply_open(RedisModuleCtx *ctx, apply_run *r, const char **why) {
+    int t = RedisModule_KeyType(r->p);
+    *why = REDISMODULE_ERRORMSG_WRONGTYPE;
+    if (t == REDISMODULE_KEYTYPE_EMPTY) {
+        precord_init(r->head, -1);
+        r->rec = r->head;
+        r->len = PRECORD_HEAD;
+        return 0;
+    }
+    if (t == REDISMODULE_KEYTYPE_HASH) {
+        *why = "ERR profile hash does not convert to a record (a meta field that is not a "
+               "number, or a name over 65535 bytes)";
+        if (apply_migrate(ctx, r)) return -1;
+    } else if (t != REDISMODULE_KEYTYPE_STRING) {
+        return -1;
+    }
+    r->rec = (unsigned char *)RedisModule_StringDMA(r->p, &r->len, REDISMODULE_WRITE);
+    *why = "ERR corrupt profile record";
+    /* The bounds on every write (the whole check walks every name: a fifth
+     * of Redis's time a signal); the order before a trim rebuilds it. */
+    return r->rec && precord_check_bounds(r->rec, r->len) == 0 ? 0 : -1;
+}
+
+/* Makes room for `more` bytes past the record's end (the empty record
+ * becomes a key here); r->rec moves. */
+static void apply_grow(apply_run *r, size_t more) {
+    size_t used = precord_size(r->rec);
+    int fresh = r->rec == r->head;
+    RedisModule_StringTruncate(r->p, used + more);
+    r->rec = (unsigned char *)RedisModule_StringDMA(r->p, &r->len, REDISMODULE_WRITE);
+    if (fresh) memcpy(r->rec, r->head, PRECORD_HEAD);
 }
 
 /* Rescales the user's decayed fields by 2^-by (a new landmark). */
-static void apply_rebase(RedisModuleCtx *ctx, RedisModuleKey *p, double by) {
-    apply_scan s;
-    apply_members(ctx, p, &s);
-    for (size_t i = 0; i < s.n; i++)
-        if (apply_decayed(s.m[i].name[0]))
-            RedisModule_HashSet(p, REDISMODULE_HASH_NONE, s.m[i].field,
-                                apply_num(ctx, s.m[i].v * exp2(-by)), NULL);
-    RedisModule_Free(s.m);
+static void apply_rebase(unsigned char *rec, double by) {
+    precord_field f;
+    for (size_t i = 0; i < precord_count(rec); i++) {
+        precord_field_at(rec, i, &f);
+        if (apply_decayed(f.kind)) precord_set_value(rec, i, f.v * exp2(-by));
+    }
 }
 
 /* Lightest first, then by name, as the script's sort. */
-static int apply_cmp_member(const void *pa, const void *pb) {
-    const apply_member *a = pa, *b = pb;
-    int c;
-    if (a->name[0] != b->name[0]) return (unsigned char)a->name[0] - (unsigned char)b->name[0];
+static int apply_cmp_lighter(const void *pa, const void *pb) {
+    const precord_field *a = pa, *b = pb;
     if (a->v != b->v) return a->v < b->v ? -1 : 1;
-    c = memcmp(a->name, b->name, a->len < b->len ? a->len : b->len);
-    return c ? c : (a->len > b->len) - (a->len < b->len);
+    return precord_cmp(a, b);
 }
 
-/* Trims every kind over its bound, lightest (oldest) first, and sets the
- * member count to what is left. */
-static void apply_trim(RedisModuleCtx *ctx, const apply_head *h, RedisModuleKey *p) {
-    apply_scan s;
-    double m = 0;
-    apply_members(ctx, p, &s);
-    qsort(s.m, s.n, sizeof(*s.m), apply_cmp_member);
-    for (size_t i = 0, j; i < s.n; i = j) {
-        double bound = h->bound[(unsigned char)s.m[i].name[0]];
-        for (j = i; j < s.n && s.m[j].name[0] == s.m[i].name[0]; j++) {
+/* Trims every kind over its bound, lightest (oldest) first: the record is
+ * rebuilt from what is kept. Returns 0, or -1 for a record out of order. */
+static int apply_trim(const apply_head *h, apply_run *r) {
+    size_t n = precord_count(r->rec), kept = 0;
+    precord_field *f;
+    double meta[PRECORD_NMETA];
+    unsigned char *out;
+    size_t size;
+    if (precord_check(r->rec, r->len) != 0) return -1;
+    f = RedisModule_Alloc((n ? n : 1) * sizeof(*f));
+    for (int k = 0; k < PRECORD_NMETA; k++) meta[k] = precord_meta(r->rec, k);
+    for (size_t i = 0; i < n; i++) precord_field_at(r->rec, i, &f[i]);
+    /* A kind's fields are one range of the index; the lightest of a range
+     * over its bound are dropped, the rest keep their index order. */
+    for (size_t i = 0, j; i < n; i = j) {
+        double bound = h->bound[(unsigned char)f[i].kind];
+        for (j = i; j < n && f[j].kind == f[i].kind; j++) {
         }
-        if (bound <= 0) continue;
-        for (size_t k = i; (double)(j - k) > bound; k++)
-            RedisModule_HashSet(p, REDISMODULE_HASH_NONE, s.m[k].field, REDISMODULE_HASH_DELETE,
-                                NULL);
-        m += fmin((double)(j - i), bound);
+        if (bound > 0 && (double)(j - i) > bound) {
+            qsort(f + i, j - i, sizeof(*f), apply_cmp_lighter);
+            memmove(f + kept, f + i + (j - i - (size_t)bound), (size_t)bound * sizeof(*f));
+            qsort(f + kept, (size_t)bound, sizeof(*f), apply_cmp_field);
+            kept += (size_t)bound;
+        } else {
+            memmove(f + kept, f + i, (j - i) * sizeof(*f));
+            kept += j - i;
+        }
     }
-    RedisModule_HashSet(p, REDISMODULE_HASH_CFIELDS, "m", apply_num(ctx, m), NULL);
-    RedisModule_Free(s.m);
+    size = precord_build_size(f, kept);
+    out = RedisModule_Alloc(size);
+    precord_build(out, meta, f, kept);
+    RedisModule_Free(f);
+    RedisModule_StringTruncate(r->p, size);
+    r->rec = (unsigned char *)RedisModule_StringDMA(r->p, &r->len, REDISMODULE_WRITE);
+    memcpy(r->rec, out, size);
+    RedisModule_Free(out);
+    return 0;
 }
 
 /* The de-duplication checks of the run's events, as the script's: the
@@ -244,28 +308,63 @@ static void apply_hold_back(apply_run *r, char *v) {
     }
 }
 
+/* A "K:NAME" argument as the record's (kind, name); 0, or -1 when it is
+ * not one of kinds. */
+static int apply_field_name(RedisModuleString *s, const char *kinds, precord_field *f) {
+    const char *name = RedisModule_StringPtrLen(s, &f->len);
+    if (!apply_kind(name, f->len) || !strchr(kinds, name[0]) || f->len - 2 > PRECORD_MAX_NAME)
+        return -1;
+    f->kind = name[0];
+    f->name = name + 2;
+    f->len -= 2;
+    return 0;
+}
+
+/* Sets field f (absent: inserted into room made by apply_grow) to f->v,
+ * or, when present and add, adds f->v to it, or, present and not add,
+ * keeps the larger. */
+static void apply_set(apply_run *r, const precord_field *f, int add) {
+    size_t at;
+    precord_field cur;
+    if (!precord_find(r->rec, f->kind, f->name, f->len, &at)) {
+        precord_insert(r->rec, at, f->kind, f->name, f->len, f->v);
+        return;
+    }
+    precord_field_at(r->rec, at, &cur);
+    if (add) precord_set_value(r->rec, at, cur.v + f->v);
+    else if (cur.v < f->v) precord_set_value(r->rec, at, f->v);
+}
+
+/* Bytes the run's absent fields (and its mark, has_mark) add to the
+ * record: reserved exactly, so a run that only updates fields resizes
+ * nothing (a string grown and cut back each run would be reallocated
+ * twice). Returns 0, or -1 for a bad field name. */
+static int apply_room(const apply_run *r, const precord_field *mark, int has_mark,
+                      size_t *room) {
+    precord_field f;
+    size_t at;
+    *room = has_mark && !precord_find(r->rec, 'o', mark->name, mark->len, &at)
+                ? PRECORD_ENTRY + mark->len
+                : 0;
+    for (long long i = 0; i < r->nf; i++) {
+        if (apply_field_name(r->argv[5 + 3 * r->n + 2 * i], "idcgbspf", &f)) return -1;
+        if (!precord_find(r->rec, f.kind, f.name, f.len, &at)) *room += PRECORD_ENTRY + f.len;
+    }
+    return 0;
+}
+
 /* Adds the run's summed fields: decayed weights times f (the run's time
- * against the landmark), times kept when later. Returns the count of
- * fields that are new, or -1 for a bad value. */
-static long long apply_fields(RedisModuleCtx *ctx, apply_run *r, double f) {
-    long long added = 0;
+ * against the landmark), times kept when later. Returns 0, or -1 for a
+ * bad argument. */
+static int apply_fields(apply_run *r, double f) {
     for (long long i = 0; i < r->nf; i++) {
         RedisModuleString **fv = r->argv + 5 + 3 * r->n + 2 * i;
-        RedisModuleString *cur = NULL;
-        size_t len;
-        const char *name = RedisModule_StringPtrLen(fv[0], &len);
-        double x, c = 0;
-        if (apply_parse(fv[1], &x)) return -1;
-        RedisModule_HashGet(r->p, REDISMODULE_HASH_NONE, fv[0], &cur, NULL);
-        if (cur && apply_parse(cur, &c)) return -1;
-        if (!cur) added++;
-        if (apply_decayed(apply_kind(name, len)))
-            RedisModule_HashSet(r->p, REDISMODULE_HASH_NONE, fv[0],
-                                apply_num(ctx, c + x * f), NULL);
-        else if (!cur || c < x)
-            RedisModule_HashSet(r->p, REDISMODULE_HASH_NONE, fv[0], fv[1], NULL);
+        precord_field x;
+        if (apply_field_name(fv[0], "idcgbspf", &x) || apply_parse(fv[1], &x.v)) return -1;
+        if (apply_decayed(x.kind)) x.v *= f;
+        apply_set(r, &x, apply_decayed(x.kind));
     }
-    return added;
+    return 0;
 }
 
 /* Trims the remembered ids to their window (by age, then by count). The
@@ -295,79 +394,69 @@ static void apply_expire(const apply_head *h, apply_run *r, double erased) {
     RedisModule_SetExpire(r->p, (mstime_t)(keep * 1000));
 }
 
-/* A new profile's meta fields, placed before its first members: a small
- * hash is a listpack, searched from its front, so the fields every run
- * reads (and "erased", which would otherwise miss, scanning it all) are
- * found within a few entries however many members follow. Their values
- * are set by apply_meta. The script writes the same order. */
-static void apply_place_meta(RedisModuleCtx *ctx, apply_run *r, double erased) {
+/* The origin's offset mark of the run (argv[0], "o:topic:partition" or
+ * "" for none) into *mark. Returns 1 when there is one, 0 when not, -1
+ * for a bad one. */
+static int apply_mark(apply_run *r, precord_field *mark) {
     size_t len;
-    RedisModule_HashSet(r->p, REDISMODULE_HASH_CFIELDS, "erased", apply_num(ctx, erased), "lm",
-                        apply_num(ctx, 0), "n", apply_num(ctx, 0), "m", apply_num(ctx, 0),
-                        "last_ms", apply_num(ctx, 0), NULL);
-    RedisModule_StringPtrLen(r->argv[0], &len);
-    if (len) RedisModule_HashSet(r->p, REDISMODULE_HASH_NONE, r->argv[0], apply_num(ctx, -1), NULL);
-}
-
-/* Writes the run's meta fields after its members. */
-static void apply_meta(RedisModuleCtx *ctx, apply_run *r, const double *meta, double lm,
-                       double top, double done, double m) {
-    RedisModuleString *mark = r->argv[0];
-    if (top > done)
-        RedisModule_HashSet(r->p, REDISMODULE_HASH_NONE, mark, apply_num(ctx, top), NULL);
-    if (r->tmax > meta[0])
-        RedisModule_HashSet(r->p, REDISMODULE_HASH_CFIELDS, "last_ms", apply_num(ctx, r->tmax),
-                            NULL);
-    if (isnan(meta[2]) || lm != meta[2])
-        RedisModule_HashSet(r->p, REDISMODULE_HASH_CFIELDS, "lm", apply_num(ctx, lm), NULL);
-    RedisModule_HashSet(r->p, REDISMODULE_HASH_CFIELDS, "n", apply_num(ctx, meta[3] + r->n),
-                        "m", apply_num(ctx, m), NULL);
-}
-
-/* Reads the run's meta fields: last_ms erased lm n m into meta (lm NaN
- * when unset) and the origin's mark into *done. Returns 0 or -1. */
-static int apply_read_meta(apply_run *r, double *meta, double *done) {
-    static const char *const names[APPLY_META] = {"last_ms", "erased", "lm", "n", "m"};
-    static const double dflt[APPLY_META] = {0, -1, NAN, 0, 0};
-    size_t len;
-    RedisModuleString *mark = NULL;
-    for (int i = 0; i < APPLY_META; i++)
-        if (apply_get(r->p, names[i], dflt[i], &meta[i])) return -1;
-    *done = -1;
     RedisModule_StringPtrLen(r->argv[0], &len);
     if (len == 0) return 0;
-    RedisModule_HashGet(r->p, REDISMODULE_HASH_NONE, r->argv[0], &mark, NULL);
-    return mark ? apply_parse(mark, done) : 0;
+    return apply_field_name(r->argv[0], "o", mark) ? -1 : 1;
 }
 
 /* Applies one run with its keys open; its verdicts into v. Returns 0, or
- * -1 for a bad argument or stored value. */
-static int apply_one(RedisModuleCtx *ctx, const apply_head *h, apply_run *r, char *v) {
-    double meta[APPLY_META], done, top, lm, m;
-    long long added, fresh;
-    if (apply_read_meta(r, meta, &done)) return -1;
-    if ((added = apply_check(h, r, done, meta[1], v, &top)) < 0) return -1;
+ * -1 for a bad argument or stored value (*why says which). */
+static int apply_one(RedisModuleCtx *ctx, const apply_head *h, apply_run *r, char *v,
+                     const char **why) {
+    double done = -1, top, lm, erased, n0;
+    long long added;
+    precord_field mark, cur; /* mark's name is the argument's: records move */
+    size_t at, room;
+    int has_mark;
+    if (apply_open(ctx, r, why)) return -1;
+    *why = "ERR bad AISLE.APPLY arguments";
+    if ((has_mark = apply_mark(r, &mark)) < 0) return -1;
+    if (has_mark && precord_find(r->rec, 'o', mark.name, mark.len, &at)) {
+        precord_field_at(r->rec, at, &cur);
+        done = cur.v;
+    }
+    erased = precord_meta(r->rec, PRECORD_ERASED);
+    if ((added = apply_check(h, r, done, erased, v, &top)) < 0) return -1;
     if (added < r->n) {
         apply_hold_back(r, v);
         return 0;
     }
-    lm = meta[2];
+    lm = precord_meta(r->rec, PRECORD_LM);
     if (isnan(lm)) {
-        apply_place_meta(ctx, r, meta[1]);
         lm = r->tref;
     } else if ((r->tmax - lm) / h->v[APPLY_HALF_LIFE] > APPLY_REBASE_HALF_LIVES) {
-        /* Before the run's fields are read, so they read rescaled too. */
-        apply_rebase(ctx, r->p, (r->tref - lm) / h->v[APPLY_HALF_LIFE]);
+        /* Before the run's fields are added, so they add to rescaled ones. */
+        apply_rebase(r->rec, (r->tref - lm) / h->v[APPLY_HALF_LIFE]);
         lm = r->tref;
     }
-    if ((fresh = apply_fields(ctx, r, exp2((r->tref - lm) / h->v[APPLY_HALF_LIFE]))) < 0)
+    if (apply_room(r, &mark, has_mark, &room)) return -1;
+    if (room > 0 || r->rec == r->head) apply_grow(r, room);
+    if (apply_fields(r, exp2((r->tref - lm) / h->v[APPLY_HALF_LIFE]))) return -1;
+    if (has_mark && top > done) {
+        mark.v = top;
+        apply_set(r, &mark, 0);
+    }
+    precord_set_meta(r->rec, PRECORD_LM, lm);
+    n0 = precord_meta(r->rec, PRECORD_N);
+    precord_set_meta(r->rec, PRECORD_N, n0 + (double)r->n);
+    if (r->tmax > precord_meta(r->rec, PRECORD_LAST_MS))
+        precord_set_meta(r->rec, PRECORD_LAST_MS, r->tmax);
+    /* A field named twice in the run was reserved twice: the rest is given
+     * back (which may move the string). */
+    if (precord_size(r->rec) < r->len) {
+        RedisModule_StringTruncate(r->p, precord_size(r->rec));
+        r->rec = (unsigned char *)RedisModule_StringDMA(r->p, &r->len, REDISMODULE_WRITE);
+    }
+    *why = "ERR corrupt profile record";
+    if ((double)(precord_count(r->rec) - precord_marks(r->rec)) > h->high && apply_trim(h, r))
         return -1;
-    m = meta[4] + (double)fresh;
-    apply_meta(ctx, r, meta, lm, top, done, m);
-    if (m > h->high) apply_trim(ctx, h, r->p);
-    apply_expire(h, r, meta[1]);
-    if (floor((meta[3] + r->n) / h->v[APPLY_TRIM_EVERY]) >
-        floor(meta[3] / h->v[APPLY_TRIM_EVERY])) {
+    apply_expire(h, r, erased);
+    if (floor((n0 + r->n) / h->v[APPLY_TRIM_EVERY]) > floor(n0 / h->v[APPLY_TRIM_EVERY])) {
         RedisModule_CloseKey(r->e);
         r->e = NULL;
         apply_window(ctx, h, r->ename);
@@ -417,12 +506,11 @@ static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
         r.ename = argv[3 + b];
         r.p = RedisModule_OpenKey(ctx, r.pname, REDISMODULE_READ | REDISMODULE_WRITE);
         r.e = RedisModule_OpenKey(ctx, r.ename, REDISMODULE_READ | REDISMODULE_WRITE);
-        if (apply_wrongtype(r.p, REDISMODULE_KEYTYPE_HASH) ||
-            apply_wrongtype(r.e, REDISMODULE_KEYTYPE_ZSET)) {
+        if (apply_wrongtype(r.e, REDISMODULE_KEYTYPE_ZSET)) {
             why = REDISMODULE_ERRORMSG_WRONGTYPE;
             goto fail;
         }
-        if (apply_one(ctx, &h, &r, out + nout)) goto fail;
+        if (apply_one(ctx, &h, &r, out + nout, &why)) goto fail;
         RedisModule_CloseKey(r.p);
         if (r.e) RedisModule_CloseKey(r.e);
         nout += (size_t)r.n;

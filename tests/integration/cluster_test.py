@@ -86,8 +86,7 @@ class ClusterTest(unittest.TestCase):
             self.assertGreater(int(sup.redis_cli(p, "DBSIZE")[0]), 0, "master %d is empty" % p)
         # Categories and brands were learned from the catalog topic.
         user = USERS[0]
-        fields = sup.redis_cli(self.ports[0], "HKEYS", "aisle:u:{%s}:profile" % user,
-                               cluster=True)
+        fields = list(sup.profile_fields(self.ports[0], user, cluster=True))
         cats = [f[2:] for f in fields if f.startswith("g:")]
         self.assertTrue(cats and all(c.startswith("cat-") for c in cats), fields)
 

@@ -12,6 +12,8 @@ changes weights by less than 1e-7 and the sums can be compared directly."""
 import os
 import random
 import shutil
+import socket
+import struct
 import subprocess
 import time
 import uuid
@@ -93,6 +95,82 @@ def redis_cli(port, *args, cluster=False):
     if r.returncode != 0:
         raise RuntimeError("redis-cli %s: %s" % (" ".join(map(str, args)), r.stderr))
     return r.stdout.splitlines()
+
+
+def parse_record(b):
+    """A profile record (services/profile/precord.h, the module's layout) as
+    the hash layout's fields: {"i:ID": weight, "o:ORIGIN": offset,
+    "last_ms": .., "erased": .., "lm": .., "n": .., "m": ..}."""
+    if len(b) < 56 or b[:5] != b"AIPR\x01":
+        raise ValueError("not a profile record")
+    count, marks, heap = struct.unpack_from("<III", b, 8)
+    last, erased, lm, n = struct.unpack_from("<dddd", b, 24)
+    base = 56 + 16 * count
+    if len(b) != base + heap:
+        raise ValueError("a profile record of the wrong length")
+    out = {"last_ms": last, "erased": erased, "n": n, "m": count - marks}
+    if lm == lm:  # NaN until the first event
+        out["lm"] = lm
+    for i in range(count):
+        off, length, kind, _, v = struct.unpack_from("<IHBBd", b, 56 + 16 * i)
+        out["%c:%s" % (kind, b[base + off:base + off + length].decode())] = v
+    return out
+
+
+def profile_fields(port, user, cluster=False):
+    """The stored fields of user's profile in either layout (the module's
+    record or the script's hash), as parse_record names them."""
+    key = "aisle:u:{%s}:profile" % user
+    if redis_cli(port, "TYPE", key, cluster=cluster) == ["string"]:
+        argv = ["redis-cli", "-p", str(port)] + (["-c"] if cluster else []) + ["--raw"]
+        r = subprocess.run(argv + ["GET", key], capture_output=True, timeout=30, check=True)
+        return parse_record(r.stdout[:-1])  # --raw ends the value with a newline
+    flat = redis_cli(port, "HGETALL", key, cluster=cluster)
+    return {flat[i]: float(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+
+
+class Resp:
+    """A minimal blocking Redis client (RESP) for tests and benches that poll
+    or send many commands (redis-cli a command is too slow for that)."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.f = self.s.makefile("rb")
+
+    def cmd(self, *args, raw=False):
+        """The reply; bulk strings as bytes when raw, else text."""
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.s.sendall(out)
+        return self.read(raw)
+
+    def has_field(self, key, field):
+        """Whether the profile at key holds field ("i:ID"), in either layout:
+        the module's record (one GET) or the script's hash."""
+        b = self.cmd("GET", key, raw=True)
+        if isinstance(b, bytes):
+            return field in parse_record(b)
+        return b is not None and b.startswith("WRONGTYPE") and \
+            self.cmd("HGET", key, field) is not None
+
+    def read(self, raw=False):
+        line = self.f.readline()[:-2]
+        t, rest = line[:1], line[1:]
+        if t in (b"+", b"-"):
+            return rest.decode()
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            b = self.f.read(n + 2)[:-2]
+            return b if raw else b.decode()
+        if t == b"*":
+            return [self.read(raw) for _ in range(int(rest))]
+        raise RuntimeError("bad reply %r" % line)
 
 
 class ProfileReader:

@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
 #include "services/base/clock.h"
 #include "services/devtools/redisproc.h"
+#include "services/profile/precord.h"
 #include "tests/test.h"
 
 static redisproc rp;
@@ -162,20 +164,79 @@ static void test_check_id(void) {
                    AISLE_EINVAL && strstr(err, "control"));
 }
 
-/* The profile hash's count of members ("m"), and its member and item
- * fields as counted. */
-static void member_counts(long long *m, long long *members, long long *items) {
-    redisReply *r = raw("HGET %s m", "aisle:u:{trim}:profile");
-    *m = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
-    if (r) freeReplyObject(r);
-    r = raw("HKEYS %s", "aisle:u:{trim}:profile");
-    *members = *items = 0;
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const char *f = r->element[i]->str;
-        *members += f[0] && f[1] == ':' && f[0] != 'o';
-        *items += strncmp(f, "i:", 2) == 0;
+/* A stored field of a profile key, named as the hash layout names it. */
+typedef struct stored {
+    char name[300];
+    double v;
+} stored;
+
+/* The fields of a profile key in either layout, as the hash layout names
+ * them ("i:ID", "o:ORIGIN", "erased", "m", ...; for a record its head
+ * numbers first, then "m", then its fields in index order), into out (at
+ * most max). Returns how many, or -1 for a key that is neither. */
+static int stored_fields(const char *key, stored *out, size_t max) {
+    static const char *const meta[PRECORD_NMETA] = {"last_ms", "erased", "lm", "n"};
+    redisReply *r = raw("GET %s", key);
+    size_t n = 0;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        const unsigned char *rec = (const unsigned char *)r->str;
+        TEST_CHECK(precord_check(rec, r->len) == 0);
+        if (precord_check(rec, r->len) != 0) {
+            freeReplyObject(r);
+            return -1;
+        }
+        for (int k = 0; k < PRECORD_NMETA && n < max; k++, n++) {
+            snprintf(out[n].name, sizeof(out[n].name), "%s", meta[k]);
+            out[n].v = precord_meta(rec, k);
+        }
+        if (n < max) {
+            snprintf(out[n].name, sizeof(out[n].name), "m");
+            out[n++].v = (double)(precord_count(rec) - precord_marks(rec));
+        }
+        for (size_t i = 0; i < precord_count(rec) && n < max; i++, n++) {
+            precord_field f;
+            precord_field_at(rec, i, &f);
+            snprintf(out[n].name, sizeof(out[n].name), "%c:%.*s", f.kind, (int)f.len, f.name);
+            out[n].v = f.v;
+        }
+        freeReplyObject(r);
+        return (int)n;
     }
     if (r) freeReplyObject(r);
+    r = raw("HGETALL %s", key);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r) freeReplyObject(r);
+        return -1;
+    }
+    for (size_t i = 0; i + 1 < r->elements && n < max; i += 2, n++) {
+        snprintf(out[n].name, sizeof(out[n].name), "%s", r->element[i]->str);
+        out[n].v = strtod(r->element[i + 1]->str, NULL);
+    }
+    freeReplyObject(r);
+    return (int)n;
+}
+
+/* The value of one stored field of key, NAN when absent. */
+static double stored_get(const char *key, const char *name) {
+    stored f[256];
+    int n = stored_fields(key, f, 256);
+    for (int i = 0; i < n; i++)
+        if (strcmp(f[i].name, name) == 0) return f[i].v;
+    return NAN;
+}
+
+/* The profile's count of members ("m"), and its member and item fields
+ * as counted. */
+static void member_counts(long long *m, long long *members, long long *items) {
+    stored f[256];
+    int n = stored_fields("aisle:u:{trim}:profile", f, 256);
+    *m = -1;
+    *members = *items = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(f[i].name, "m") == 0) *m = (long long)f[i].v;
+        *members += f[i].name[0] && f[i].name[1] == ':' && f[i].name[0] != 'o';
+        *items += strncmp(f[i].name, "i:", 2) == 0;
+    }
 }
 
 /* The members grow past the sum of the bounds (5 of each kind here, 35) by
@@ -237,9 +298,7 @@ static void test_landmark_moves_with_time(void) {
     TEST_REQUIRE(apply(ps, ptr, 1) == 1);
     ptr[0] = &s[1];
     TEST_REQUIRE(apply(ps, ptr, 1) == 1);
-    r = raw("HGET %s lm", "aisle:u:{lena}:profile");
-    TEST_CHECK(r && r->type == REDIS_REPLY_STRING && strtoll(r->str, NULL, 10) == now);
-    if (r) freeReplyObject(r);
+    TEST_CHECK(stored_get("aisle:u:{lena}:profile", "lm") == (double)now);
     TEST_REQUIRE(profile_get(ps, "lena", now, 10, &p, err, sizeof(err)) == 0);
     TEST_REQUIRE(p.n_items == 2);
     TEST_CHECK_STR(p.items[0].id, "new");
@@ -362,12 +421,14 @@ static void test_erasure_outlives_replay(void) {
     profile_store_close(ps);
 }
 
-/* A new profile's meta fields come first, in the same order from either
- * write: a small hash is a listpack, searched from its front, so each
- * run's lookups of them (and of "erased", -1 for a user never erased)
- * stop within a few entries. */
+/* A new profile's meta fields: "erased" -1 for a user never erased and
+ * the origin's mark, in either layout; the script's hash writes them
+ * first (a small hash is a listpack, searched from its front, so each
+ * run's lookups of them stop within a few entries), the module's record
+ * keeps them in its head and index. */
 static void test_meta_fields_come_first(void) {
     static const char *const first[] = {"erased", "lm", "n", "m", "last_ms", "o:aisle.signals:3"};
+    static const char key[] = "aisle:u:{meta-first}:profile";
     profile_store *ps = open_store(100);
     Aisle__V1__Signal s = sig("mf1", "meta-first", AISLE__V1__SIGNAL_KIND__CLICK, "it",
                               clock_wall_ms());
@@ -376,13 +437,19 @@ static void test_meta_fields_come_first(void) {
     char err[256];
     TEST_REQUIRE(ps != NULL);
     TEST_REQUIRE(profile_apply(ps, &e, 1, err, sizeof(err)) == 1);
-    r = raw("HKEYS %s", "aisle:u:{meta-first}:profile");
-    TEST_REQUIRE(r && r->type == REDIS_REPLY_ARRAY && r->elements > 6);
-    for (size_t i = 0; i < 6; i++) TEST_CHECK_STR(r->element[i]->str, first[i]);
+    TEST_CHECK(stored_get(key, "erased") == -1);
+    TEST_CHECK(stored_get(key, "o:aisle.signals:3") == 7);
+    r = raw("TYPE %s", key);
+    TEST_REQUIRE(r && r->type == REDIS_REPLY_STATUS);
+    if (strcmp(r->str, "hash") == 0) {
+        freeReplyObject(r);
+        r = raw("HKEYS %s", key);
+        TEST_REQUIRE(r && r->type == REDIS_REPLY_ARRAY && r->elements > 6);
+        for (size_t i = 0; i < 6; i++) TEST_CHECK_STR(r->element[i]->str, first[i]);
+    } else {
+        TEST_CHECK(getenv("AISLE_REDIS_MODULE") && strcmp(r->str, "string") == 0);
+    }
     freeReplyObject(r);
-    r = raw("HGET %s erased", "aisle:u:{meta-first}:profile");
-    TEST_CHECK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "-1") == 0);
-    if (r) freeReplyObject(r);
     profile_store_close(ps);
 }
 
@@ -757,8 +824,196 @@ static void test_module_refuses_bad_arguments(void) {
     if (r) freeReplyObject(r);
 }
 
-int main(void) {
+/* The stored value of key as bytes into buf (at most cap), or -1 when it
+ * is not a string. */
+static long get_bytes(const char *key, char *buf, size_t cap) {
+    redisReply *r = raw("GET %s", key);
+    long n = r && r->type == REDIS_REPLY_STRING && r->len <= cap ? (long)r->len : -1;
+    if (n > 0) memcpy(buf, r->str, (size_t)n);
+    if (r) freeReplyObject(r);
+    return n;
+}
+
+static void set_bytes(const char *key, const char *buf, size_t len) {
+    redisContext *c = redisConnect("127.0.0.1", rp.port);
+    redisReply *r = c && !c->err ? redisCommand(c, "SET %s %b", key, buf, len) : NULL;
+    TEST_CHECK(r && r->type == REDIS_REPLY_STATUS);
+    if (r) freeReplyObject(r);
+    if (c) redisFree(c);
+}
+
+/* Two profiles read the same: every list, id and weight. */
+static int same_profile(const profile *a, const profile *b) {
+    const profile_entry *la[] = {a->items, a->creators, a->categories, a->seen, a->follows},
+                        *lb[] = {b->items, b->creators, b->categories, b->seen, b->follows};
+    const size_t na[] = {a->n_items, a->n_creators, a->n_categories, a->n_seen, a->n_follows},
+                 nb[] = {b->n_items, b->n_creators, b->n_categories, b->n_seen, b->n_follows};
+    if (a->last_active_ms != b->last_active_ms) return 0;
+    for (size_t k = 0; k < sizeof(na) / sizeof(na[0]); k++) {
+        if (na[k] != nb[k]) return 0;
+        for (size_t i = 0; i < na[k]; i++)
+            if (strcmp(la[k][i].id, lb[k][i].id) || fabs(la[k][i].weight - lb[k][i].weight) > 1e-9)
+                return 0;
+    }
+    return 1;
+}
+
+/* A corrupt or truncated profile (a record cut at every length, a bad
+ * magic) is a clear error on read and on write, never a crash, and the
+ * event ids are untouched by the refused write. */
+static void test_corrupt_record_is_an_error(void) {
+    static const char key[] = "aisle:u:{cora}:profile";
+    profile_store *ps = open_store(100);
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s = sig("co1", "cora", AISLE__V1__SIGNAL_KIND__VIEW, "it", now),
+                      s2 = sig("co2", "cora", AISLE__V1__SIGNAL_KIND__VIEW, "it2", now);
+    profile_event e = {&s, "cat", "brand", "aisle.signals:1", 3, 0},
+                  e2 = {&s2, "cat", "brand", "aisle.signals:1", 4, 0};
+    char rec[4096], err[256];
+    long len;
+    profile p;
+    TEST_REQUIRE(ps != NULL);
+    /* The script's hash becomes a record with the module's first write. */
+    TEST_REQUIRE(profile_apply(ps, &e, 1, err, sizeof(err)) == 1);
+    if ((len = get_bytes(key, rec, sizeof(rec))) < 0) {
+        TEST_CHECK(!getenv("AISLE_REDIS_MODULE"));
+        set_bytes(key, "AIPR\1", 5); /* as a module would have left it, broken */
+        len = 0;
+    }
+    for (long cut = 0; cut < len; cut += cut < 64 ? 1 : 7) {
+        set_bytes(key, rec, (size_t)cut);
+        TEST_CHECK(profile_get(ps, "cora", now, 10, &p, err, sizeof(err)) == AISLE_EFORMAT &&
+                   strstr(err, "corrupt"));
+        TEST_CHECK(profile_apply(ps, &e2, 1, err, sizeof(err)) == AISLE_EIO &&
+                   strstr(err, "corrupt"));
+    }
+    if (len > 0) rec[0] = 'X';
+    set_bytes(key, rec, (size_t)(len > 0 ? len : 5));
+    TEST_CHECK(profile_get(ps, "cora", now, 10, &p, err, sizeof(err)) == AISLE_EFORMAT);
+    TEST_CHECK(profile_apply(ps, &e2, 1, err, sizeof(err)) == AISLE_EIO);
+    TEST_CHECK(profile_ping(ps, err, sizeof(err)) == AISLE_OK); /* the server is up */
+    freeReplyObject(raw("DEL %s", key));
+    /* Refused, co2 was not remembered: it applies now. */
+    TEST_CHECK(profile_apply(ps, &e2, 1, err, sizeof(err)) == 1);
+    profile_store_close(ps);
+}
+
+/* Either write takes over a profile the other wrote, in its own layout,
+ * keeping the profile, its marks and its expiry: the script's hash becomes
+ * a record with the module's first write, a record becomes a hash again
+ * with the script's. */
+static void test_layouts_migrate_both_ways(void) {
+    static const char key[] = "aisle:u:{mig}:profile";
+    profile_config cfg;
+    profile_store *lua, *mod;
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s[3] = {sig("mg1", "mig", AISLE__V1__SIGNAL_KIND__VIEW, "a", now - 2000),
+                              sig("mg2", "mig", AISLE__V1__SIGNAL_KIND__CLICK, "b", now - 1000),
+                              sig("mg3", "mig", AISLE__V1__SIGNAL_KIND__PURCHASE, "c", now)};
+    profile_event e[3];
+    profile p, q;
     char err[256];
+    redisReply *r;
+    for (int i = 0; i < 3; i++) e[i] = (profile_event){&s[i], "cat", "br", "aisle.signals:2", i, 0};
+    profile_config_default(&cfg);
+    cfg.half_life_s = 3600;
+    cfg.ttl_s = 5000;
+    cfg.use_module = 0;
+    TEST_REQUIRE(profile_store_open(rp.addr, &cfg, &lua, err, sizeof(err)) == 0);
+    cfg.use_module = 1;
+    TEST_REQUIRE(profile_store_open(rp.addr, &cfg, &mod, err, sizeof(err)) == 0);
+    TEST_REQUIRE(profile_apply(lua, &e[0], 1, err, sizeof(err)) == 1);
+    TEST_REQUIRE(profile_get(lua, "mig", now, 10, &p, err, sizeof(err)) == 0);
+    TEST_CHECK(profile_apply(mod, &e[0], 1, err, sizeof(err)) == 0); /* a replay, by offset */
+    TEST_REQUIRE(profile_get(mod, "mig", now, 10, &q, err, sizeof(err)) == 0);
+    TEST_CHECK(same_profile(&p, &q));
+    profile_clear(&q);
+    r = raw("TYPE %s", key);
+    TEST_CHECK(r && strcmp(r->str, getenv("AISLE_REDIS_MODULE") ? "string" : "hash") == 0);
+    freeReplyObject(r);
+    r = raw("TTL %s", key);
+    TEST_CHECK(r && r->integer > 4000 && r->integer <= 5000);
+    freeReplyObject(r);
+    TEST_CHECK(profile_apply(mod, &e[1], 1, err, sizeof(err)) == 1);
+    TEST_CHECK(profile_apply(lua, &e[1], 1, err, sizeof(err)) == 0);
+    TEST_CHECK(profile_apply(lua, &e[2], 1, err, sizeof(err)) == 1);
+    r = raw("TYPE %s", key);
+    TEST_CHECK(r && strcmp(r->str, "hash") == 0);
+    freeReplyObject(r);
+    profile_clear(&p);
+    TEST_REQUIRE(profile_get(lua, "mig", now, 10, &p, err, sizeof(err)) == 0);
+    TEST_CHECK(p.n_items == 3 && strcmp(p.items[0].id, "c") == 0 &&
+               fabs(p.items[0].weight - 8) < 1e-9);
+    TEST_CHECK(stored_get(key, "o:aisle.signals:2") == 2 && stored_get(key, "n") == 3);
+    profile_clear(&p);
+    profile_store_close(lua);
+    profile_store_close(mod);
+}
+
+/* Restarts the test's redis-server, with the module or without it. The
+ * test runs in its own directory (main), where a SAVE leaves dump.rdb for
+ * the next start to load. */
+static void restart_redis(int with_module, const char *module) {
+    char err[256];
+    redisproc_stop(&rp);
+    if (!with_module) unsetenv("AISLE_REDIS_MODULE");
+    TEST_REQUIRE(redisproc_start(&rp, err, sizeof(err)) == 0);
+    if (module) setenv("AISLE_REDIS_MODULE", module, 1);
+}
+
+/* A profile and its event ids survive a restart from the RDB file and
+ * read the same; a record loads into a Redis without the module too, and
+ * the script then writes on from it. */
+static void test_profile_survives_rdb_restart(void) {
+    const char *env = getenv("AISLE_REDIS_MODULE");
+    char module[4096];
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s[2] = {sig("rd1", "rdb", AISLE__V1__SIGNAL_KIND__VIEW, "x", now),
+                              sig("rd2", "rdb", AISLE__V1__SIGNAL_KIND__LIKE, "y", now)};
+    profile_event e[2] = {{&s[0], "cat", "br", "aisle.signals:5", 10, 0},
+                          {&s[1], "cat", "br", "aisle.signals:5", 11, 0}};
+    profile_store *ps = open_store(100);
+    profile p, q;
+    char err[256];
+    snprintf(module, sizeof(module), "%s", env ? env : "");
+    TEST_REQUIRE(ps != NULL);
+    TEST_REQUIRE(profile_apply(ps, e, 1, err, sizeof(err)) == 1);
+    TEST_REQUIRE(profile_get(ps, "rdb", now, 10, &p, err, sizeof(err)) == 0);
+    profile_store_close(ps);
+    freeReplyObject(raw("SAVE", NULL));
+    for (int with_module = 1; with_module >= 0; with_module--) {
+        restart_redis(with_module, env ? module : NULL);
+        TEST_REQUIRE((ps = open_store(100)) != NULL);
+        TEST_REQUIRE(profile_get(ps, "rdb", now, 10, &q, err, sizeof(err)) == 0);
+        TEST_CHECK(same_profile(&p, &q) && q.n_items == 1);
+        profile_clear(&q);
+        TEST_CHECK(profile_apply(ps, e, 1, err, sizeof(err)) == 0); /* remembered */
+        profile_store_close(ps);
+    }
+    /* Without the module: the script takes the record over. */
+    TEST_REQUIRE((ps = open_store(100)) != NULL);
+    TEST_CHECK(profile_apply(ps, e, 2, err, sizeof(err)) == 1);
+    TEST_REQUIRE(profile_get(ps, "rdb", now, 10, &q, err, sizeof(err)) == 0);
+    TEST_CHECK(q.n_items == 2 && strcmp(q.items[0].id, "y") == 0);
+    profile_clear(&q);
+    profile_clear(&p);
+    profile_store_close(ps);
+    restart_redis(1, env ? module : NULL);
+}
+
+int main(void) {
+    char err[256], module[4096];
+    const char *dir = getenv("TEST_TMPDIR");
+    /* The server's files (dump.rdb) go into the test's own directory; the
+     * module's path, relative to where the test started, is made absolute
+     * first. */
+    if (getenv("AISLE_REDIS_MODULE") && *getenv("AISLE_REDIS_MODULE") &&
+        realpath(getenv("AISLE_REDIS_MODULE"), module))
+        setenv("AISLE_REDIS_MODULE", module, 1);
+    if (dir && chdir(dir) != 0) {
+        fprintf(stderr, "cannot enter %s\n", dir);
+        return 1;
+    }
     if (redisproc_start(&rp, err, sizeof(err)) != 0) {
         fprintf(stderr, "cannot start redis-server: %s\n", err);
         return 1;
@@ -786,6 +1041,9 @@ int main(void) {
     TEST_RUN(test_bad_addresses);
     TEST_RUN(test_write_path);
     TEST_RUN(test_module_refuses_bad_arguments);
+    TEST_RUN(test_corrupt_record_is_an_error);
+    TEST_RUN(test_layouts_migrate_both_ways);
+    TEST_RUN(test_profile_survives_rdb_restart);
     redisproc_stop(&rp);
     return test_summary();
 }

@@ -75,10 +75,13 @@ static long long profile_reads(void) {
     redisReply *r = rc && !rc->err ? redisCommand(rc, "INFO commandstats") : NULL;
     long long calls = 0;
     const char *p;
-    /* A profile read is one HGETALL of the user's profile hash; nothing
-     * else in a Shop call sends HGETALL outside a script. */
-    if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, "cmdstat_hgetall:calls=")))
-        calls = atoll(p + strlen("cmdstat_hgetall:calls="));
+    /* A profile read is one GET of the user's profile record or one
+     * HGETALL of its hash (services/profile); nothing else in a Shop call
+     * sends either outside a script. */
+    static const char *const reads[] = {"cmdstat_get:calls=", "cmdstat_hgetall:calls="};
+    for (size_t i = 0; i < 2; i++)
+        if (r && r->type == REDIS_REPLY_STRING && (p = strstr(r->str, reads[i])))
+            calls += atoll(p + strlen(reads[i]));
     if (r) freeReplyObject(r);
     if (rc) redisFree(rc);
     return calls;
