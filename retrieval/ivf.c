@@ -20,8 +20,9 @@
  * clustered rows (tests/retrieval/ivf_test: the half top, whole), but on
  * the dim-512 Gowalla snapshot the profile vector's scores spread over a
  * third of that error, and 11 % of the half top falls outside twice k
- * (1 % at dim 256); four times k kept more of it at the same Recall@20
- * online, so twice k it is. */
+ * (1 % at dim 256), and Recall@20 online is still the half rows' to four
+ * decimals at both (embed/README.md), since the catalog re-scores in
+ * float and the neighbour sums carry most of a page. */
 #define IVF_Q8_DEEP(k) (2 * (k) + 16)
 
 typedef struct ivf_list {
