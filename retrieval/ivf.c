@@ -1,6 +1,7 @@
 /* ivf: inverted lists in slot space, a slot → (list, position) map for
  * removal in O(1), a linear-time selection of the k best, and with lists
- * a two-step search: quantized rows pick a short list, half rows score it. */
+ * of long rows a two-step search: quantized rows pick a short list, half
+ * rows score it. */
 #include "retrieval/ivf.h"
 
 #include <assert.h>
@@ -24,17 +25,23 @@
  * decimals at both (embed/README.md), since the catalog re-scores in
  * float and the neighbour sums carry most of a page. */
 #define IVF_Q8_DEEP(k) (2 * (k) + 16)
+/* The shortest rows scanned as codes. Below it a row is a cache line or
+ * less and the scan is bound by the work per row (a reduction, the score's
+ * scaling, the re-score), not its bytes: on the synthetic shop (dim 32)
+ * the codes' search took about twice the half rows' CPU. */
+#define IVF_Q8_MIN_DIM 128
 
 typedef struct ivf_list {
     void *v;        /* n * dim floats, or halves when the index has lists; owned */
-    uint8_t *code;  /* with lists: n * dim biased codes (vec_q8), owned; else NULL */
-    float *scale;   /* with lists: n code scales, owned; else NULL */
+    uint8_t *code;  /* with codes (ivf.q8): n * dim biased codes (vec_q8), owned; else NULL */
+    float *scale;   /* with codes: n code scales, owned; else NULL */
     uint32_t *slot; /* n, owned */
     size_t n, cap;
 } ivf_list;
 
 struct ivf {
     int dim, nlist, nprobe;
+    int q8; /* whether rows are also kept as codes and scanned as those */
     size_t row; /* bytes a row takes: dim floats, or dim halves with more than one list */
     float *centroids; /* nlist * dim, owned; NULL with one list */
     ivf_list *lists;
@@ -145,6 +152,7 @@ int ivf_new(int dim, int nlist, const float *centroids, int nprobe, ivf **out) {
     x->nlist = nlist;
     x->row = (size_t)dim * (nlist > 1 ? sizeof(uint16_t) : sizeof(float));
     x->nprobe = nprobe < 1 ? 1 : nprobe > nlist ? nlist : nprobe;
+    x->q8 = nlist > 1 && dim >= IVF_Q8_MIN_DIM;
     x->lists = calloc((size_t)nlist, sizeof(*x->lists));
     if (nlist > 1 && (x->centroids = malloc((size_t)nlist * (size_t)dim * sizeof(float))))
         memcpy(x->centroids, centroids, (size_t)nlist * (size_t)dim * sizeof(float));
@@ -209,7 +217,7 @@ static int ivf_reserve(ivf *x, size_t slot, ivf_list *l) {
         if (v) l->v = v;
         uint32_t *s = v ? realloc(l->slot, cap * sizeof(*s)) : NULL;
         if (s) l->slot = s;
-        if (s && x->nlist > 1) {
+        if (s && x->q8) {
             uint8_t *c = realloc(l->code, cap * (size_t)x->dim);
             if (c) l->code = c;
             float *sc = c ? realloc(l->scale, cap * sizeof(*sc)) : NULL;
@@ -230,10 +238,12 @@ int ivf_add(ivf *x, size_t slot, const float *v) {
     if (ivf_reserve(x, slot, l) != AISLE_OK) return AISLE_ENOMEM;
     if (x->nlist > 1) {
         uint16_t *h = (uint16_t *)((char *)l->v + l->n * x->row);
-        uint8_t *c = l->code + l->n * (size_t)x->dim;
         for (int j = 0; j < x->dim; j++) h[j] = vec_to_half(v[j]);
-        l->scale[l->n] = vec_q8(v, x->dim, (int8_t *)c);
-        for (int j = 0; j < x->dim; j++) c[j] = (uint8_t)(c[j] + 128u);
+        if (x->q8) {
+            uint8_t *c = l->code + l->n * (size_t)x->dim;
+            l->scale[l->n] = vec_q8(v, x->dim, (int8_t *)c);
+            for (int j = 0; j < x->dim; j++) c[j] = (uint8_t)(c[j] + 128u);
+        }
     } else {
         memcpy((char *)l->v + l->n * x->row, v, x->row);
     }
@@ -308,8 +318,8 @@ static void ivf_qcode_of(const float *q, int dim, float *res, ivf_qcode *c) {
 
 /* Scores list l's rows against each query whose bit is in mask, into
  * its top: a chunk of rows is read from memory once and stays in the
- * first-level cache for the queries after the first. With lists the rows
- * read are the codes (a quarter of a float row), scored as the two
+ * first-level cache for the queries after the first. With codes the rows
+ * read are those (a quarter of a float row), scored as the two
  * scales times the exact integer sum, the same bits on every kernel. */
 static void ivf_scan(const ivf *x, const ivf_list *l, const ivf_query *qs,
                      const ivf_qcode *qc, uint32_t mask, ivf_top *tops) {
@@ -320,13 +330,15 @@ static void ivf_scan(const ivf *x, const ivf_list *l, const ivf_query *qs,
         size_t m = l->n - i < IVF_CHUNK ? l->n - i : IVF_CHUNK;
         for (uint32_t left = mask; left; left &= left - 1) {
             int b = __builtin_ctz(left);
-            if (x->nlist > 1) {
+            if (x->q8) {
                 const ivf_qcode *c = &qc[b];
                 vec_dots_q8(c->code[0], l->code + i * d, m, x->dim, dot[0]);
                 vec_dots_q8(c->code[1], l->code + i * d, m, x->dim, dot[1]);
                 for (size_t j = 0; j < m; j++)
                     s[j] = l->scale[i + j] *
                            (c->scale[0] * (float)dot[0][j] + c->scale[1] * (float)dot[1][j]);
+            } else if (x->nlist > 1) {
+                vec_dots_half(qs[b].q, (const uint16_t *)l->v + i * d, m, x->dim, s);
             } else {
                 vec_dots(qs[b].q, (const float *)l->v + i * d, m, x->dim, s);
             }
@@ -405,20 +417,20 @@ static int ivf_plan(const ivf *x, const ivf_query *qs, size_t nq, uint32_t *mask
 int ivf_search_batch(const ivf *x, ivf_query *qs, size_t nq) {
     ivf_top tops[IVF_MAX_BATCH];
     ivf_qcode qc[IVF_MAX_BATCH];
-    int lists = x->nlist > 1;
+    int coded = x->q8;
     uint32_t *mask = calloc((size_t)x->nlist, sizeof(*mask));
     size_t *order = malloc((size_t)x->nlist * sizeof(*order)), n_order = 0;
-    /* With lists: each query's two codes, and one query's residual. */
-    int8_t *codes = lists ? malloc(2 * nq * (size_t)x->dim) : NULL;
-    float *res = lists ? malloc((size_t)x->dim * sizeof(*res)) : NULL;
-    int rc = mask && order && ((codes && res) || !lists) ? AISLE_OK : AISLE_ENOMEM;
+    /* With codes: each query's two codes, and one query's residual. */
+    int8_t *codes = coded ? malloc(2 * nq * (size_t)x->dim) : NULL;
+    float *res = coded ? malloc((size_t)x->dim * sizeof(*res)) : NULL;
+    int rc = mask && order && ((codes && res) || !coded) ? AISLE_OK : AISLE_ENOMEM;
     assert(nq <= IVF_MAX_BATCH);
     for (size_t b = 0; b < nq; b++) {
         size_t k = qs[b].k > 0 ? (size_t)qs[b].k : 0;
-        tops[b] = (ivf_top)IVF_TOP_INIT(lists && k ? IVF_Q8_DEEP(k) : k);
+        tops[b] = (ivf_top)IVF_TOP_INIT(coded && k ? IVF_Q8_DEEP(k) : k);
         qs[b].n = 0;
         if (k && !(tops[b].h = malloc(IVF_ROOM * tops[b].k * sizeof(vec_hit)))) rc = AISLE_ENOMEM;
-        if (rc == AISLE_OK && lists && k) {
+        if (rc == AISLE_OK && coded && k) {
             qc[b].code[0] = codes + 2 * b * (size_t)x->dim;
             qc[b].code[1] = qc[b].code[0] + x->dim;
             ivf_qcode_of(qs[b].q, x->dim, res, &qc[b]);
@@ -428,7 +440,7 @@ int ivf_search_batch(const ivf *x, ivf_query *qs, size_t nq) {
     for (size_t i = 0; rc == AISLE_OK && i < n_order; i++)
         ivf_scan(x, &x->lists[order[i]], qs, qc, mask[order[i]], tops);
     for (size_t b = 0; b < nq; b++) {
-        if (rc == AISLE_OK && lists && qs[b].k > 0)
+        if (rc == AISLE_OK && coded && qs[b].k > 0)
             rc = ivf_rescore(x, &tops[b], qs[b].q, (size_t)qs[b].k);
         if (rc == AISLE_OK && qs[b].k > 0)
             qs[b].n = ivf_top_take(&tops[b], qs[b].any_order, qs[b].slots, qs[b].scores);

@@ -2,8 +2,9 @@
  * Each vector lives in the list of its nearest centroid (by inner product),
  * the lists' vectors stored contiguously; a search scores the nprobe lists
  * whose centroids are nearest the query with vec_dots and keeps the k best.
- * One list (no centroids) is an exact search. With more lists each row
- * is kept twice, as half floats and as 8-bit codes with a scale
+ * One list (no centroids) is an exact search. With more lists rows are
+ * kept as half floats, and from dim 128 (where a scan is bound by bytes,
+ * not by the work per row) also as 8-bit codes with a scale
  * (retrieval/vec.h): a scan is bound by the bytes it reads, so it reads
  * the codes (a quarter of a float row), keeps a short list of
  * candidates (about twice k) and re-scores those from their half rows;
