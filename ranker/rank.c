@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ranker/lexical.h"
+#include "ranker/scratch.h"
 #include "retrieval/vec.h"
 #include "services/base/grow.h"
 #include "services/base/strmap.h"
@@ -156,7 +157,8 @@ typedef struct rank_state {
     float *u;          /* user vector */
     double wsum;
     int personal;      /* whether u means anything */
-    float *ns;         /* Σ_i w_i·N_i(j) by slot; NULL when no neighbours */
+    float *ns;         /* Σ_i w_i·N_i(j) by slot, scr's; NULL when no neighbours */
+    rank_scratch *scr; /* the zeroed arrays ns lies in, taken for the call */
     uint32_t *touched; /* the slots ns holds, in order of first appearance */
     size_t n_touched;
     /* When the profile source prunes (rank_offer_pruned), the best
@@ -250,7 +252,9 @@ static void rank_state_free(rank_state *st) {
     rank_keyfilter_free(&st->kf);
     free(st->pslots);
     free(st->u);
-    free(st->ns);
+    /* ns goes back zeroed: every slot it holds is in touched. */
+    for (size_t k = 0; st->ns && k < st->n_touched; k++) st->ns[st->touched[k]] = 0;
+    rank_scratch_give(st->scr);
     free(st->touched);
     free(st->lex);
     for (size_t i = 0; i < st->n_planned; i++) {
@@ -700,6 +704,7 @@ static int rank_offer_pruned(rank_state *st, float *top, unsigned char *pooled, 
         if (pooled[j]) taken[n_taken++] = (vec_hit){NAN, (uint32_t)k};
         else if (!(g < cut)) cand[n_cand++] = (vec_hit){g, (uint32_t)k};
     }
+    for (size_t i = 0; i < st->npool; i++) pooled[st->pool[i].slot] = 0; /* scratch: zeroed */
     vec_hits_heap(cand, n_cand);
     while (n_cand && (n_top < st->cap || !(rank_loose_bound(st, cand[0].score) < top[0]))) {
         uint32_t k = vec_hits_pop(cand, &n_cand).id;
@@ -740,15 +745,15 @@ static int rank_offer_neighbours(rank_state *st, char *err, size_t errlen) {
                 rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
         return rc;
     }
-    /* Scratch of the pruned offer, freed here. */
+    /* Scratch of the pruned offer, freed here; the marks are the
+     * neighbour sums' (zero between uses). */
     top = malloc((st->cap + 1) * sizeof(*top));
-    pooled = calloc(catalog_slot_limit(st->c) + 1, 1);
+    pooled = st->scr->mark;
     cand = malloc((st->n_touched + 1) * sizeof(*cand));
     taken = malloc((st->n_touched + 1) * sizeof(*taken));
-    if (!top || !pooled || !cand || !taken || rank_offer_pruned(st, top, pooled, cand, taken))
+    if (!top || !cand || !taken || rank_offer_pruned(st, top, pooled, cand, taken))
         rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     free(top);
-    free(pooled);
     free(cand);
     free(taken);
     return rc;
@@ -765,7 +770,9 @@ static size_t rank_profile_list(const rank_state *st, size_t i, const uint32_t *
 
 /* Σ_i w_i·N_i(j) over the profile items' neighbour lists into st->ns by
  * slot, and each listed slot once, in order of first appearance, into
- * st->touched (both owned by st; left NULL when no list has an entry).
+ * st->touched (touched owned by st, ns lent by the thread's scratch,
+ * st->scr, until rank_state_free; both left NULL when no list has an
+ * entry).
  * The first-appearance test is branch-free: on a learned snapshot half
  * of some 27,000 entries a call are firsts, in no predictable order. */
 static int rank_neighbour_sums(rank_state *st) {
@@ -776,13 +783,10 @@ static int rank_neighbour_sums(rank_state *st) {
     unsigned char *seen;
     for (size_t i = 0; i < p->n_items; i++) total += rank_profile_list(st, i, &nb, &w);
     if (!total) return AISLE_OK;
-    st->ns = calloc(limit, sizeof(float));
     st->touched = malloc(total * sizeof(*st->touched));
-    seen = calloc(limit, 1); /* scratch, freed here */
-    if (!st->ns || !st->touched || !seen) {
-        free(seen);
-        return AISLE_ENOMEM;
-    }
+    if (!st->touched || !(st->scr = rank_scratch_take(limit))) return AISLE_ENOMEM;
+    st->ns = st->scr->sum;
+    seen = st->scr->mark; /* zeroed again below */
     for (size_t i = 0; i < p->n_items; i++) {
         size_t m = rank_profile_list(st, i, &nb, &w);
         float wt = (float)p->items[i].weight;
@@ -795,7 +799,7 @@ static int rank_neighbour_sums(rank_state *st) {
             st->ns[j] += wt * w[e];
         }
     }
-    free(seen);
+    for (size_t k = 0; k < st->n_touched; k++) seen[st->touched[k]] = 0;
     return AISLE_OK;
 }
 

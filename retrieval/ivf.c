@@ -1,5 +1,7 @@
 /* ivf: inverted lists in slot space, a slot → (list, position) map for
- * removal in O(1), and a linear-time selection of the k best. */
+ * removal in O(1), a linear-time selection of the k best, and with lists
+ * of long rows a two-step search: quantized rows pick a short list, half
+ * rows score it. */
 #include "retrieval/ivf.h"
 
 #include <assert.h>
@@ -14,15 +16,32 @@
 #define IVF_ABSENT UINT32_MAX
 #define IVF_CHUNK 256 /* rows scored per vec_dots call: the scores stay on the stack */
 #define IVF_ROOM 4    /* the top's buffer, in multiples of k */
+/* Candidates the quantized scan keeps for a search of k, re-scored from
+ * the half rows. The codes' error is about 1 % of the scores' spread on
+ * clustered rows (tests/retrieval/ivf_test: the half top, whole), but on
+ * the dim-512 Gowalla snapshot the profile vector's scores spread over a
+ * third of that error, and 11 % of the half top falls outside twice k
+ * (1 % at dim 256), and Recall@20 online is still the half rows' to four
+ * decimals at both (embed/README.md), since the catalog re-scores in
+ * float and the neighbour sums carry most of a page. */
+#define IVF_Q8_DEEP(k) (2 * (k) + 16)
+/* The shortest rows scanned as codes. Below it a row is a cache line or
+ * less and the scan is bound by the work per row (a reduction, the score's
+ * scaling, the re-score), not its bytes: on the synthetic shop (dim 32)
+ * the codes' search took about twice the half rows' CPU. */
+#define IVF_Q8_MIN_DIM 128
 
 typedef struct ivf_list {
     void *v;        /* n * dim floats, or halves when the index has lists; owned */
+    uint8_t *code;  /* with codes (ivf.q8): n * dim biased codes (vec_q8), owned; else NULL */
+    float *scale;   /* with codes: n code scales, owned; else NULL */
     uint32_t *slot; /* n, owned */
     size_t n, cap;
 } ivf_list;
 
 struct ivf {
     int dim, nlist, nprobe;
+    int q8; /* whether rows are also kept as codes and scanned as those */
     size_t row; /* bytes a row takes: dim floats, or dim halves with more than one list */
     float *centroids; /* nlist * dim, owned; NULL with one list */
     ivf_list *lists;
@@ -133,6 +152,7 @@ int ivf_new(int dim, int nlist, const float *centroids, int nprobe, ivf **out) {
     x->nlist = nlist;
     x->row = (size_t)dim * (nlist > 1 ? sizeof(uint16_t) : sizeof(float));
     x->nprobe = nprobe < 1 ? 1 : nprobe > nlist ? nlist : nprobe;
+    x->q8 = nlist > 1 && dim >= IVF_Q8_MIN_DIM;
     x->lists = calloc((size_t)nlist, sizeof(*x->lists));
     if (nlist > 1 && (x->centroids = malloc((size_t)nlist * (size_t)dim * sizeof(float))))
         memcpy(x->centroids, centroids, (size_t)nlist * (size_t)dim * sizeof(float));
@@ -148,6 +168,8 @@ void ivf_free(ivf *x) {
     if (!x) return;
     for (int l = 0; x->lists && l < x->nlist; l++) {
         free(x->lists[l].v);
+        free(x->lists[l].code);
+        free(x->lists[l].scale);
         free(x->lists[l].slot);
     }
     free(x->lists);
@@ -175,7 +197,8 @@ static int ivf_nearest(const ivf *x, const float *v) {
     return best;
 }
 
-/* Room for slot in the slot map and one more row in list l. */
+/* Room for slot in the slot map and one more row in list l (each array
+ * grown on its own: one that failed keeps the old, still large enough). */
 static int ivf_reserve(ivf *x, size_t slot, ivf_list *l) {
     if (slot >= x->map_cap) {
         size_t cap = x->map_cap ? x->map_cap : 1024;
@@ -193,8 +216,15 @@ static int ivf_reserve(ivf *x, size_t slot, ivf_list *l) {
         void *v = realloc(l->v, cap * x->row);
         if (v) l->v = v;
         uint32_t *s = v ? realloc(l->slot, cap * sizeof(*s)) : NULL;
+        if (s) l->slot = s;
+        if (s && x->q8) {
+            uint8_t *c = realloc(l->code, cap * (size_t)x->dim);
+            if (c) l->code = c;
+            float *sc = c ? realloc(l->scale, cap * sizeof(*sc)) : NULL;
+            if (sc) l->scale = sc;
+            else s = NULL;
+        }
         if (!s) return AISLE_ENOMEM;
-        l->slot = s;
         l->cap = cap;
     }
     return AISLE_OK;
@@ -209,6 +239,11 @@ int ivf_add(ivf *x, size_t slot, const float *v) {
     if (x->nlist > 1) {
         uint16_t *h = (uint16_t *)((char *)l->v + l->n * x->row);
         for (int j = 0; j < x->dim; j++) h[j] = vec_to_half(v[j]);
+        if (x->q8) {
+            uint8_t *c = l->code + l->n * (size_t)x->dim;
+            l->scale[l->n] = vec_q8(v, x->dim, (int8_t *)c);
+            for (int j = 0; j < x->dim; j++) c[j] = (uint8_t)(c[j] + 128u);
+        }
     } else {
         memcpy((char *)l->v + l->n * x->row, v, x->row);
     }
@@ -229,6 +264,11 @@ void ivf_remove(ivf *x, size_t slot) {
     last = --l->n;
     if (p != last) {
         memcpy((char *)l->v + p * x->row, (char *)l->v + last * x->row, x->row);
+        if (l->code) {
+            memcpy(l->code + p * (size_t)x->dim, l->code + last * (size_t)x->dim,
+                   (size_t)x->dim);
+            l->scale[p] = l->scale[last];
+        }
         l->slot[p] = l->slot[last];
         x->pos[l->slot[p]] = (uint32_t)p;
     }
@@ -258,23 +298,80 @@ static void ivf_top_chunk(ivf_top *t, const ivf_query *q, const float *s, const 
     }
 }
 
+/* A query's codes for the quantized scan (with lists), in two parts:
+ * q ≈ scale[0] · code[0] + scale[1] · code[1], the second coding what the
+ * first leaves. A profile vector is dominated by a few large values (the
+ * model's leading directions), so one code of it would give the rest a
+ * handful of levels each; two give the query some 14 bits, and the rows'
+ * own codes are the error left. */
+typedef struct ivf_qcode {
+    int8_t *code[2]; /* dim each, slices of the batch's scratch */
+    float scale[2];
+} ivf_qcode;
+
+/* q's two-part codes into c, with res as dim floats of scratch. */
+static void ivf_qcode_of(const float *q, int dim, float *res, ivf_qcode *c) {
+    c->scale[0] = vec_q8(q, dim, c->code[0]);
+    for (int j = 0; j < dim; j++) res[j] = q[j] - c->scale[0] * (float)c->code[0][j];
+    c->scale[1] = vec_q8(res, dim, c->code[1]);
+}
+
 /* Scores list l's rows against each query whose bit is in mask, into
  * its top: a chunk of rows is read from memory once and stays in the
- * first-level cache for the queries after the first. */
-static void ivf_scan(const ivf *x, const ivf_list *l, const ivf_query *qs, uint32_t mask,
-                     ivf_top *tops) {
+ * first-level cache for the queries after the first. With codes the rows
+ * read are those (a quarter of a float row), scored as the two
+ * scales times the exact integer sum, the same bits on every kernel. */
+static void ivf_scan(const ivf *x, const ivf_list *l, const ivf_query *qs,
+                     const ivf_qcode *qc, uint32_t mask, ivf_top *tops) {
     float s[IVF_CHUNK];
+    int32_t dot[2][IVF_CHUNK];
+    size_t d = (size_t)x->dim;
     for (size_t i = 0; i < l->n; i += IVF_CHUNK) {
         size_t m = l->n - i < IVF_CHUNK ? l->n - i : IVF_CHUNK;
         for (uint32_t left = mask; left; left &= left - 1) {
             int b = __builtin_ctz(left);
-            if (x->nlist > 1)
-                vec_dots_half(qs[b].q, (const uint16_t *)l->v + i * (size_t)x->dim, m, x->dim, s);
-            else
-                vec_dots(qs[b].q, (const float *)l->v + i * (size_t)x->dim, m, x->dim, s);
+            if (x->q8) {
+                const ivf_qcode *c = &qc[b];
+                vec_dots_q8(c->code[0], l->code + i * d, m, x->dim, dot[0]);
+                vec_dots_q8(c->code[1], l->code + i * d, m, x->dim, dot[1]);
+                for (size_t j = 0; j < m; j++)
+                    s[j] = l->scale[i + j] *
+                           (c->scale[0] * (float)dot[0][j] + c->scale[1] * (float)dot[1][j]);
+            } else if (x->nlist > 1) {
+                vec_dots_half(qs[b].q, (const uint16_t *)l->v + i * d, m, x->dim, s);
+            } else {
+                vec_dots(qs[b].q, (const float *)l->v + i * d, m, x->dim, s);
+            }
             ivf_top_chunk(&tops[b], &qs[b], s, l->slot + i, m);
         }
     }
+}
+
+/* Re-scores the quantized scan's candidates t from their half rows into
+ * a top of k: the answer the half rows alone would give whenever their k
+ * best are among the candidates. */
+static int ivf_rescore(const ivf *x, ivf_top *t, const float *q, size_t k) {
+    ivf_top best = IVF_TOP_INIT(k);
+    size_t n = t->n < t->k ? t->n : t->k;
+    if (!(best.h = malloc(IVF_ROOM * k * sizeof(vec_hit)))) return AISLE_ENOMEM;
+    if (t->n > t->k) ivf_select(t->h, t->n, t->k);
+    /* The rows lie scattered over the lists: ask for them all first, so
+     * their cache misses overlap. */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t slot = t->h[i].id;
+        __builtin_prefetch((const uint16_t *)x->lists[x->list_of[slot]].v +
+                           x->pos[slot] * (size_t)x->dim);
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t slot = t->h[i].id;
+        const ivf_list *l = &x->lists[x->list_of[slot]];
+        float s;
+        vec_dots_half(q, (const uint16_t *)l->v + x->pos[slot] * (size_t)x->dim, 1, x->dim, &s);
+        ivf_top_push(&best, s, slot);
+    }
+    free(t->h);
+    *t = best;
+    return AISLE_OK;
 }
 
 /* The nprobe lists nearest q, into probe (nprobe entries, best first);
@@ -319,26 +416,40 @@ static int ivf_plan(const ivf *x, const ivf_query *qs, size_t nq, uint32_t *mask
 
 int ivf_search_batch(const ivf *x, ivf_query *qs, size_t nq) {
     ivf_top tops[IVF_MAX_BATCH];
+    ivf_qcode qc[IVF_MAX_BATCH];
+    int coded = x->q8;
     uint32_t *mask = calloc((size_t)x->nlist, sizeof(*mask));
     size_t *order = malloc((size_t)x->nlist * sizeof(*order)), n_order = 0;
-    int rc = mask && order ? AISLE_OK : AISLE_ENOMEM;
+    /* With codes: each query's two codes, and one query's residual. */
+    int8_t *codes = coded ? malloc(2 * nq * (size_t)x->dim) : NULL;
+    float *res = coded ? malloc((size_t)x->dim * sizeof(*res)) : NULL;
+    int rc = mask && order && ((codes && res) || !coded) ? AISLE_OK : AISLE_ENOMEM;
     assert(nq <= IVF_MAX_BATCH);
     for (size_t b = 0; b < nq; b++) {
-        tops[b] = (ivf_top)IVF_TOP_INIT(qs[b].k > 0 ? qs[b].k : 0);
+        size_t k = qs[b].k > 0 ? (size_t)qs[b].k : 0;
+        tops[b] = (ivf_top)IVF_TOP_INIT(coded && k ? IVF_Q8_DEEP(k) : k);
         qs[b].n = 0;
-        if (qs[b].k > 0 && !(tops[b].h = malloc(IVF_ROOM * tops[b].k * sizeof(vec_hit))))
-            rc = AISLE_ENOMEM;
+        if (k && !(tops[b].h = malloc(IVF_ROOM * tops[b].k * sizeof(vec_hit)))) rc = AISLE_ENOMEM;
+        if (rc == AISLE_OK && coded && k) {
+            qc[b].code[0] = codes + 2 * b * (size_t)x->dim;
+            qc[b].code[1] = qc[b].code[0] + x->dim;
+            ivf_qcode_of(qs[b].q, x->dim, res, &qc[b]);
+        }
     }
     if (rc == AISLE_OK) rc = ivf_plan(x, qs, nq, mask, order, &n_order);
     for (size_t i = 0; rc == AISLE_OK && i < n_order; i++)
-        ivf_scan(x, &x->lists[order[i]], qs, mask[order[i]], tops);
+        ivf_scan(x, &x->lists[order[i]], qs, qc, mask[order[i]], tops);
     for (size_t b = 0; b < nq; b++) {
+        if (rc == AISLE_OK && coded && qs[b].k > 0)
+            rc = ivf_rescore(x, &tops[b], qs[b].q, (size_t)qs[b].k);
         if (rc == AISLE_OK && qs[b].k > 0)
             qs[b].n = ivf_top_take(&tops[b], qs[b].any_order, qs[b].slots, qs[b].scores);
         free(tops[b].h);
     }
     free(mask);
     free(order);
+    free(codes);
+    free(res);
     return rc;
 }
 

@@ -1,9 +1,12 @@
 /* vec: one inner-product body, compiled twice (AVX2+FMA and the baseline)
  * and picked per call from the CPU's features; half rows of a multiple of
- * 16 values also have an AVX-512 body giving the same bits. */
+ * 16 values also have an AVX-512 body giving the same bits; quantized
+ * rows' exact integer sums have AVX-512 VNNI, AVX2 and baseline bodies. */
 #include "retrieval/vec.h"
 
+#include <assert.h>
 #include <cpuid.h>
+#include <math.h>
 #include <stdlib.h>
 #include <immintrin.h>
 #include <stdatomic.h>
@@ -271,6 +274,135 @@ void vec_dots_half(const float *q, const uint16_t *rows, size_t n, int d, float 
         vec_dots_half_avx2(q, rows, n, d, out);
     else
         vec_dots_half_base(q, rows, n, d, out);
+}
+
+float vec_q8(const float *v, int d, int8_t *codes) {
+    float m = 0, inv;
+    for (int j = 0; j < d; j++) m = fmaxf(m, fabsf(v[j]));
+    if (!(m > 0) || !isfinite(m)) {
+        memset(codes, 0, (size_t)d);
+        return 0;
+    }
+    inv = 127.0f / m;
+    for (int j = 0; j < d; j++) {
+        float c = fminf(fmaxf(v[j] * inv, -127.0f), 127.0f);
+        codes[j] = (int8_t)lrintf(c == c ? c : 0);
+    }
+    return m / 127.0f;
+}
+
+/* Σ q[j] over d codes: what the rows' bias of 128 adds to each sum. */
+static int32_t vec_q8_bias(const int8_t *q, int d) {
+    int32_t s = 0;
+    for (int j = 0; j < d; j++) s += q[j];
+    return 128 * s;
+}
+
+static void vec_dots_q8_base(const int8_t *q, const uint8_t *rows, size_t n, int d,
+                             int32_t *out) {
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *r = rows + i * (size_t)d;
+        int32_t s = 0;
+        for (int j = 0; j < d; j++) s += (int32_t)q[j] * ((int32_t)r[j] - 128);
+        out[i] = s;
+    }
+}
+
+/* Sixteen codes at a time widened to 16 bits and multiplied in pairs into
+ * eight 32-bit sums (no saturation: |255 · 127 · 2| fits). */
+__attribute__((target("avx2"))) static void vec_dots_q8_avx2(const int8_t *q,
+                                                             const uint8_t *rows, size_t n,
+                                                             int d, int32_t *out) {
+    int32_t bias = vec_q8_bias(q, d);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *r = rows + i * (size_t)d;
+        __m256i acc = _mm256_setzero_si256();
+        __m128i h;
+        int32_t s;
+        int j = 0;
+        for (; j + 16 <= d; j += 16) {
+            __m256i x = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(r + j)));
+            __m256i y = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + j)));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
+        }
+        h = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+        s = _mm_cvtsi128_si32(h) - bias; /* the bias covers the tail too */
+        for (; j < d; j++) s += (int32_t)q[j] * (int32_t)r[j];
+        out[i] = s;
+    }
+}
+
+/* The load mask for codes j.. of d, 64 a step. */
+static inline uint64_t vec_q8_mask(int j, int d) {
+    return d - j >= 64 ? ~0ULL : (1ULL << (d - j)) - 1;
+}
+
+/* One vpdpbusd per 64 codes (unsigned row bytes by signed query codes,
+ * four products into each 32-bit lane), four rows at once so the
+ * accumulators' latency overlaps; the tail is a masked load (zeros add
+ * nothing). */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void vec_dots_q8_vnni(
+    const int8_t *q, const uint8_t *rows, size_t n, int d, int32_t *out) {
+    int32_t bias = vec_q8_bias(q, d);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const uint8_t *r = rows + i * (size_t)d;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        for (int j = 0; j < d; j += 64) {
+            __mmask64 m = vec_q8_mask(j, d);
+            __m512i x = _mm512_maskz_loadu_epi8(m, q + j);
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_maskz_loadu_epi8(m, r + j), x);
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_maskz_loadu_epi8(m, r + d + j), x);
+            a2 = _mm512_dpbusd_epi32(a2, _mm512_maskz_loadu_epi8(m, r + 2 * d + j), x);
+            a3 = _mm512_dpbusd_epi32(a3, _mm512_maskz_loadu_epi8(m, r + 3 * d + j), x);
+        }
+        out[i] = _mm512_reduce_add_epi32(a0) - bias;
+        out[i + 1] = _mm512_reduce_add_epi32(a1) - bias;
+        out[i + 2] = _mm512_reduce_add_epi32(a2) - bias;
+        out[i + 3] = _mm512_reduce_add_epi32(a3) - bias;
+    }
+    for (; i < n; i++) {
+        const uint8_t *r = rows + i * (size_t)d;
+        __m512i a = _mm512_setzero_si512();
+        for (int j = 0; j < d; j += 64) {
+            __mmask64 m = vec_q8_mask(j, d);
+            a = _mm512_dpbusd_epi32(a, _mm512_maskz_loadu_epi8(m, r + j),
+                                    _mm512_maskz_loadu_epi8(m, q + j));
+        }
+        out[i] = _mm512_reduce_add_epi32(a) - bias;
+    }
+}
+
+/* AVX-512 VNNI from CPUID leaf 7 (ECX bit 11), beside the compiler's
+ * check of AVX-512 F and BW (which also asks whether the OS saves the
+ * registers); asked once, like F16C. */
+vec_isa vec_best_isa(void) {
+    static atomic_int known = -1;
+    int v = atomic_load_explicit(&known, memory_order_relaxed);
+    unsigned a, b, c, d;
+    if (v < 0) {
+        int vnni = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 11));
+        if (vnni && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
+            v = VEC_ISA_VNNI;
+        else
+            v = __builtin_cpu_supports("avx2") ? VEC_ISA_AVX2 : VEC_ISA_BASE;
+        atomic_store_explicit(&known, v, memory_order_relaxed);
+    }
+    return (vec_isa)v;
+}
+
+void vec_dots_q8_isa(vec_isa isa, const int8_t *q, const uint8_t *rows, size_t n, int d,
+                     int32_t *out) {
+    assert(isa <= vec_best_isa());
+    if (isa == VEC_ISA_VNNI) vec_dots_q8_vnni(q, rows, n, d, out);
+    else if (isa == VEC_ISA_AVX2) vec_dots_q8_avx2(q, rows, n, d, out);
+    else vec_dots_q8_base(q, rows, n, d, out);
+}
+
+void vec_dots_q8(const int8_t *q, const uint8_t *rows, size_t n, int d, int32_t *out) {
+    vec_dots_q8_isa(vec_best_isa(), q, rows, n, d, out);
 }
 
 void vec_dots(const float *q, const float *rows, size_t n, int d, float *out) {

@@ -19,6 +19,26 @@ void vec_dots(const float *q, const float *rows, size_t n, int d, float *out);
  * the bytes of a float row, for scans that memory bounds. */
 void vec_dots_half(const float *q, const uint16_t *rows, size_t n, int d, float *out);
 
+/* Quantized rows, for scans that read a quarter of a float row's bytes:
+ * v ≈ scale · c with c in -127..127 (vec_q8; scale = max|v| / 127, 0 for
+ * a zero or non-finite vector, whose codes are then 0). A stored row keeps
+ * its codes biased by 128 (c + 128, one unsigned byte each: the form
+ * AVX-512 VNNI's unsigned-by-signed product takes), a query plain. */
+float vec_q8(const float *v, int d, int8_t *codes);
+
+/* The kernels vec_dots_q8 can run; each gives the same (exact) sums. */
+typedef enum vec_isa { VEC_ISA_BASE, VEC_ISA_AVX2, VEC_ISA_VNNI } vec_isa;
+/* The fastest of them this CPU runs (asked once). */
+vec_isa vec_best_isa(void);
+
+/* out[i] = Σ_j q[j] · (rows[i][j] - 128), exactly, for n biased rows of d
+ * codes stored one after another; the scores are the caller's scale
+ * products, so every kernel ranks the same. _isa runs the given kernel
+ * (≤ vec_best_isa(); the tests compare them). */
+void vec_dots_q8(const int8_t *q, const uint8_t *rows, size_t n, int d, int32_t *out);
+void vec_dots_q8_isa(vec_isa isa, const int8_t *q, const uint8_t *rows, size_t n, int d,
+                     int32_t *out);
+
 /* f as the nearest half float (ties to even; past the largest finite
  * half, that half), and back (exact). */
 uint16_t vec_to_half(float f);

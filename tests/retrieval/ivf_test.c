@@ -1,11 +1,14 @@
 /* Tests for retrieval/ivf and retrieval/vec: exact answers against a brute
- * force over odd dimensions, a filtered search, removal and replacement keeping the slot map
- * right, probes confined to the nearest lists, the hit sort giving
- * qsort's order. */
+ * force over odd dimensions, the quantized kernels' sums against a plain
+ * sum on every kernel, the quantized scan's re-scored top against the
+ * half rows' own, a filtered search, removal and replacement keeping the
+ * slot map right, probes confined to the nearest lists, the hit sort
+ * giving qsort's order. */
 #include "retrieval/ivf.h"
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +91,100 @@ static void test_half_floats(void) {
         float want = plain_dot(q, v + i * D, D);
         TEST_CHECK(fabsf(out[i] - want) < 2e-3f);
     }
+}
+
+/* Every kernel's sums are the plain integer sums, at every length around
+ * the 16- and 64-code steps and over every byte value (the kernels take
+ * any codes, not only vec_q8's). */
+static void test_q8_kernels_match_plain_sum(void) {
+    enum { ROWS = 9, MAXD = 200 };
+    static uint8_t rows[ROWS * MAXD];
+    int8_t q[MAXD];
+    int32_t out[ROWS];
+    int ok = 1;
+    for (int j = 0; j < ROWS * MAXD; j++) rows[j] = (uint8_t)(j % 7 == 0 ? 255 * (j % 2) : (int)((uniform() + 0.5f) * 256));
+    for (int j = 0; j < MAXD; j++) q[j] = (int8_t)(j % 5 == 0 ? (j % 2 ? -128 : 127) : (int)(uniform() * 254));
+    for (int isa = VEC_ISA_BASE; isa <= (int)vec_best_isa(); isa++)
+        for (int d = 1; d <= MAXD; d++) {
+            vec_dots_q8_isa((vec_isa)isa, q, rows, ROWS, d, out);
+            for (int i = 0; i < ROWS; i++) {
+                int32_t want = 0;
+                for (int j = 0; j < d; j++) want += q[j] * (rows[i * d + j] - 128);
+                ok &= out[i] == want;
+            }
+        }
+    TEST_CHECK(ok);
+    printf("q8 kernels checked: base to %d\n", (int)vec_best_isa());
+}
+
+/* Codes are within half a step of the value; the largest magnitude maps
+ * to ±127; a zero or non-finite vector has scale 0 and zero codes. */
+static void test_q8_quantizer(void) {
+    enum { D = 45 };
+    float v[D], scale;
+    int8_t c[D];
+    int big = 0;
+    for (int j = 0; j < D; j++) v[j] = uniform();
+    scale = vec_q8(v, D, c);
+    TEST_REQUIRE(scale > 0);
+    for (int j = 0; j < D; j++) {
+        TEST_CHECK(fabsf(v[j] - scale * c[j]) <= scale * 0.5001f);
+        big += c[j] == 127 || c[j] == -127;
+    }
+    TEST_CHECK(big >= 1);
+    memset(v, 0, sizeof(v));
+    TEST_CHECK(vec_q8(v, D, c) == 0 && c[0] == 0 && c[D - 1] == 0);
+    v[3] = NAN;
+    TEST_CHECK(vec_q8(v, D, c) == 0 && c[3] == 0);
+}
+
+/* With lists of long rows, the quantized scan's candidates re-scored
+ * from the half rows give the half rows' own top (every list probed, so
+ * that top is a brute force over the half rows): the scores returned are
+ * the half scores to the bit, and the rows are the half top's but for
+ * near ties (at most 1 %), none below its k-th score by more than 1 % of
+ * the scores' spread. A seventh of the rows is removed first, so the
+ * codes must move with the rows that fill the holes. */
+static void test_q8_search_matches_half_top(void) {
+    enum { N = 6000, D = 128, NL = 12, K = 60, Q = 40 };
+    static float v[N][D], half[N];
+    static uint16_t h[D];
+    vec_hit all[N];
+    float q[D], sc[K], spread = 0;
+    size_t slots[K];
+    int missed = 0;
+    ivf *x;
+    /* Clustered rows: a centre each list, plus noise. */
+    static float cent[NL][D];
+    for (int l = 0; l < NL; l++)
+        for (int j = 0; j < D; j++) cent[l][j] = uniform();
+    TEST_REQUIRE(ivf_new(D, NL, &cent[0][0], NL, &x) == AISLE_OK);
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < D; j++) v[i][j] = cent[i % NL][j] + 0.6f * uniform();
+        TEST_REQUIRE(ivf_add(x, (size_t)i, v[i]) == AISLE_OK);
+    }
+    for (int i = 3; i < N; i += 7) ivf_remove(x, (size_t)i);
+    for (int t = 0; t < Q; t++) {
+        for (int j = 0; j < D; j++) q[j] = uniform();
+        for (int i = 0; i < N; i++) {
+            for (int j = 0; j < D; j++) h[j] = vec_to_half(v[i][j]);
+            vec_dots_half(q, h, 1, D, &half[i]);
+            all[i] = (vec_hit){i % 7 == 3 ? -INFINITY : half[i], (uint32_t)i};
+        }
+        vec_hits_sort(all, N);
+        spread = all[0].score - all[N - N / 7 - 1].score;
+        TEST_REQUIRE(ivf_search(x, q, K, slots, sc) == K);
+        for (int r = 0; r < K; r++) {
+            int in = 0;
+            TEST_CHECK(sc[r] == half[slots[r]]);
+            TEST_CHECK(sc[r] >= all[K - 1].score - 0.01f * spread);
+            for (int i = 0; i < K; i++) in |= all[i].id == slots[r];
+            missed += !in;
+        }
+    }
+    printf("q8 search: %d of %d top-%d rows not the half top's\n", missed, K * Q, K);
+    TEST_CHECK(missed * 100 <= K * Q); /* at most 1 % */
+    ivf_free(x);
 }
 
 /* One list is exact: the k best by brute force, best first. */
@@ -209,6 +306,9 @@ int main(void) {
     TEST_RUN(test_dots_match_dot_bit_for_bit);
     TEST_RUN(test_half_dots_match_dot_bit_for_bit);
     TEST_RUN(test_half_floats);
+    TEST_RUN(test_q8_kernels_match_plain_sum);
+    TEST_RUN(test_q8_quantizer);
+    TEST_RUN(test_q8_search_matches_half_top);
     TEST_RUN(test_exact_search_is_brute_force);
     TEST_RUN(test_filtered_search_keeps_the_best_kept);
     TEST_RUN(test_remove_and_replace);
