@@ -1577,18 +1577,30 @@ KERN_WIDE_DRIVER(q8_0_rows512, q8_0_dec, KERN_DEC_R, 4, KERN_NO_PREP)
  * across the eight registers. Same int32 lanes, scale products, FMA chain
  * and fold as q8_0_dec, so the same bits, with about two thirds of its
  * vector instructions per row and activation. The group's scales and
- * values are one stream each, prefetched KERN_RP_PF ahead. */
+ * values are one stream each, prefetched KERN_RP_PF ahead by the first
+ * of the group's `npass` passes (one per KERN_RP_N activations).
+ *
+ * With more than one pass, the later ones would find every byte in L1
+ * and leave the memory idle while the first waits on it (five sequences
+ * took the time of their arithmetic plus one sequence's stream), so each
+ * pass also asks for a share of the next group into L2: pass p, block g
+ * with g % npass == p, that block's lines of the next group (`next`;
+ * NULL for the last group of a matrix, and with a single pass). */
+
 #define KERN_RP_PF 4096
 #define KERN_RP_N 3 /* activations of a tile: 24 of the 32 registers sum */
 #define KERN_RP_PRE 32 /* blocks whose offset terms are formed at once */
 KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
                                             const kern_act *x, int N,
-                                            float *out, size_t stride, int i) {
-    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK;
-    const uint8_t *grp =
-        (const uint8_t *)w->rp + (size_t)(i / KERN_RP_ROWS) * rp_group_bytes(nb);
+                                            float *out, size_t stride, int i,
+                                            int pass, int npass) {
+    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK, gb = rp_group_bytes(nb);
+    const uint8_t *grp = (const uint8_t *)w->rp + (size_t)(i / KERN_RP_ROWS) * gb;
+    const uint8_t *next =
+        npass > 1 && i + 2 * KERN_RP_ROWS <= w->rows ? grp + gb : NULL;
     const float *sc = (const float *)(const void *)grp;
     const uint8_t *qs = grp + rp_scale_bytes(nb);
+    int turn = 0; /* g % npass */
     const __m256i off = _mm256_set1_epi8((char)0x80);
     __m512 acc[KERN_RP_N][8];
 
@@ -1617,10 +1629,19 @@ KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
         for (size_t g = g0; g < g1; g++) {
             const uint8_t *q = qs + g * KERN_RP_ROWS * KERN_Q8_0_BLOCK;
             __m512 dw = _mm512_load_ps(sc + g * KERN_RP_ROWS), d[KERN_RP_N];
-            _mm_prefetch((const char *)(sc + g * KERN_RP_ROWS) + KERN_RP_PF,
-                         _MM_HINT_T0);
-            for (int l = 0; l < KERN_RP_ROWS * KERN_Q8_0_BLOCK; l += 64)
-                _mm_prefetch((const char *)q + KERN_RP_PF + l, _MM_HINT_T0);
+            if (pass == 0) {
+                _mm_prefetch((const char *)(sc + g * KERN_RP_ROWS) + KERN_RP_PF,
+                             _MM_HINT_T0);
+                for (int l = 0; l < KERN_RP_ROWS * KERN_Q8_0_BLOCK; l += 64)
+                    _mm_prefetch((const char *)q + KERN_RP_PF + l, _MM_HINT_T0);
+            }
+            if (next && turn == pass) {
+                _mm_prefetch((const char *)(sc + g * KERN_RP_ROWS) + gb,
+                             _MM_HINT_T1);
+                for (int l = 0; l < KERN_RP_ROWS * KERN_Q8_0_BLOCK; l += 64)
+                    _mm_prefetch((const char *)q + gb + l, _MM_HINT_T1);
+            }
+            turn = turn + 1 < npass ? turn + 1 : 0;
             KERN_UNROLL
             for (int c = 0; c < N; c++)
                 d[c] = _mm512_mul_ps(dw, _mm512_set1_ps(x[c].s[g]));
@@ -1652,11 +1673,10 @@ KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
     }
 }
 
-/* Tiles of rows a..b for activations x + t .. x + t + n. */
+/* The tile of rows a.. for activations x + t .. x + t + n, pass t / 3. */
 #define KERN_RP_CASE(n)                                                       \
     case n:                                                                   \
-        for (int i = a; i < b; i += KERN_RP_ROWS)                             \
-            q8_0_rp(w, x + t, n, o, stride, i);                               \
+        q8_0_rp(w, x + t, n, o, stride, a, t / KERN_RP_N, npass);             \
         break
 
 /* Rows r0..r1 of a repacked Q8_0 matrix: the whole tiles from the copy,
@@ -1669,6 +1689,7 @@ KERN_AVX512 static void q8_0_rp_rows(const kern_mat *w, const kern_act *x,
     const int R = KERN_RP_ROWS;
     int full = w->rows / R * R;
     int a0 = (r0 + R - 1) / R * R, b0;
+    int npass = (nx + KERN_RP_N - 1) / KERN_RP_N;
 
     a0 = a0 < r1 ? a0 : r1;
     b0 = a0 < full ? (r1 < full ? r1 : full) / R * R : a0;
@@ -1676,7 +1697,6 @@ KERN_AVX512 static void q8_0_rp_rows(const kern_mat *w, const kern_act *x,
     if (r0 < a0)
         q8_0_rows512(w, x, nx, out, stride, r0, a0);
     for (int a = a0; a < b0; a += R) {
-        int b = a + R;
         for (int t = 0; t < nx; t += KERN_RP_N) {
             float *o = out + stride * (size_t)t;
             switch (nx - t < KERN_RP_N ? nx - t : KERN_RP_N) {
