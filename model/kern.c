@@ -634,11 +634,13 @@ void kern_mat_row(const kern_mat *w, int row, float *dst) {
 }
 
 /* The repacked layout (kern.h): per run of KERN_RP_ROWS (16) rows, the
- * rows' float scales block by block (16 per block, one cache line), then
- * per block eight 64-byte registers, register j holding values 4j..4j+3
- * of each of the 16 rows, offset by 128. */
+ * rows' half scales block by block (16 per block, half a cache line; the
+ * run padded to whole lines), then per block eight 64-byte registers,
+ * register j holding values 4j..4j+3 of each of the 16 rows, offset by
+ * 128. Halves, not floats: decoding streams the copy once per token, and
+ * the scales as floats made it 36/34 of the file's Q8_0 bytes. */
 static size_t rp_scale_bytes(size_t nb) {
-    return nb * KERN_RP_ROWS * sizeof(float);
+    return (nb * KERN_RP_ROWS * sizeof(uint16_t) + 63) & ~(size_t)63;
 }
 
 static size_t rp_group_bytes(size_t nb) {
@@ -669,7 +671,7 @@ void kern_repack(kern_mat *w, void *dst) {
 
     assert(kern_repack_bytes(w) && (uintptr_t)dst % 64 == 0);
     for (int g = 0; g < w->rows / KERN_RP_ROWS; g++) {
-        float *sc = (float *)(void *)(out + (size_t)g * gb);
+        uint16_t *sc = (uint16_t *)(void *)(out + (size_t)g * gb);
         uint8_t *qs = out + (size_t)g * gb + rp_scale_bytes(nb);
         for (int r = 0; r < KERN_RP_ROWS; r++) {
             const uint8_t *b = block_row(w, g * KERN_RP_ROWS + r);
@@ -678,7 +680,7 @@ void kern_repack(kern_mat *w, void *dst) {
                 uint8_t *v = qs + k * KERN_RP_ROWS * KERN_Q8_0_BLOCK +
                              (size_t)r * 4;
                 memcpy(&h, b, 2);
-                sc[k * KERN_RP_ROWS + (size_t)r] = kern_f16_to_f32(h);
+                sc[k * KERN_RP_ROWS + (size_t)r] = h;
                 for (int j = 0; j < KERN_Q8_0_BLOCK; j++)
                     v[(j / 4) * 4 * KERN_RP_ROWS + j % 4] =
                         (uint8_t)(b[2 + j] ^ 0x80);
@@ -1598,7 +1600,7 @@ KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
     const uint8_t *grp = (const uint8_t *)w->rp + (size_t)(i / KERN_RP_ROWS) * gb;
     const uint8_t *next =
         npass > 1 && i + 2 * KERN_RP_ROWS <= w->rows ? grp + gb : NULL;
-    const float *sc = (const float *)(const void *)grp;
+    const uint16_t *sc = (const uint16_t *)(const void *)grp;
     const uint8_t *qs = grp + rp_scale_bytes(nb);
     int turn = 0; /* g % npass */
     const __m256i off = _mm256_set1_epi8((char)0x80);
@@ -1628,7 +1630,10 @@ KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
                                             KERN_LOAD(x[c].q + 32 * g))));
         for (size_t g = g0; g < g1; g++) {
             const uint8_t *q = qs + g * KERN_RP_ROWS * KERN_Q8_0_BLOCK;
-            __m512 dw = _mm512_load_ps(sc + g * KERN_RP_ROWS), d[KERN_RP_N];
+            /* widened from half: exact */
+            __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(
+                       (const __m256i *)(const void *)(sc + g * KERN_RP_ROWS))),
+                   d[KERN_RP_N];
             if (pass == 0) {
                 _mm_prefetch((const char *)(sc + g * KERN_RP_ROWS) + KERN_RP_PF,
                              _MM_HINT_T0);
