@@ -2083,10 +2083,12 @@ KERN_AVX512 static KERN_INLINE void kq_tile(const kern_mat *w,
 KERN_TILE_DRIVER(f32_tiles, f32_tile, 2)
 
 /* Asks for `bytes` bytes from p ahead of their use: attention reads one
- * head's 64-value slice of each cached position, 3 KiB apart for the 110M
- * model, which the hardware prefetcher does not follow; `perf annotate`
- * put three quarters of the scores' and the mix's time on those loads
- * while five sequences decoded together. */
+ * head's slice of each cached position, `stride` values apart. When the
+ * caches held whole positions (3 KiB apart for the 110M model), the
+ * hardware prefetcher did not follow them and `perf annotate` put three
+ * quarters of the scores' and the mix's time on those loads while five
+ * sequences decoded together; model.c's caches now keep each head's
+ * positions contiguous, and the requests cost little beside the stream. */
 #define KERN_ATT_PF 16 /* positions ahead */
 KERN_AVX2 static void prefetch_row(const void *p, int bytes) {
     for (int b = 0; b < bytes; b += 64)
