@@ -634,11 +634,13 @@ void kern_mat_row(const kern_mat *w, int row, float *dst) {
 }
 
 /* The repacked layout (kern.h): per run of KERN_RP_ROWS (16) rows, the
- * rows' float scales block by block (16 per block, one cache line), then
- * per block eight 64-byte registers, register j holding values 4j..4j+3
- * of each of the 16 rows, offset by 128. */
+ * rows' half scales block by block (16 per block, half a cache line; the
+ * run padded to whole lines), then per block eight 64-byte registers,
+ * register j holding values 4j..4j+3 of each of the 16 rows, offset by
+ * 128. Halves, not floats: decoding streams the copy once per token, and
+ * the scales as floats made it 36/34 of the file's Q8_0 bytes. */
 static size_t rp_scale_bytes(size_t nb) {
-    return nb * KERN_RP_ROWS * sizeof(float);
+    return (nb * KERN_RP_ROWS * sizeof(uint16_t) + 63) & ~(size_t)63;
 }
 
 static size_t rp_group_bytes(size_t nb) {
@@ -669,7 +671,7 @@ void kern_repack(kern_mat *w, void *dst) {
 
     assert(kern_repack_bytes(w) && (uintptr_t)dst % 64 == 0);
     for (int g = 0; g < w->rows / KERN_RP_ROWS; g++) {
-        float *sc = (float *)(void *)(out + (size_t)g * gb);
+        uint16_t *sc = (uint16_t *)(void *)(out + (size_t)g * gb);
         uint8_t *qs = out + (size_t)g * gb + rp_scale_bytes(nb);
         for (int r = 0; r < KERN_RP_ROWS; r++) {
             const uint8_t *b = block_row(w, g * KERN_RP_ROWS + r);
@@ -678,7 +680,7 @@ void kern_repack(kern_mat *w, void *dst) {
                 uint8_t *v = qs + k * KERN_RP_ROWS * KERN_Q8_0_BLOCK +
                              (size_t)r * 4;
                 memcpy(&h, b, 2);
-                sc[k * KERN_RP_ROWS + (size_t)r] = kern_f16_to_f32(h);
+                sc[k * KERN_RP_ROWS + (size_t)r] = h;
                 for (int j = 0; j < KERN_Q8_0_BLOCK; j++)
                     v[(j / 4) * 4 * KERN_RP_ROWS + j % 4] =
                         (uint8_t)(b[2 + j] ^ 0x80);
@@ -1577,18 +1579,30 @@ KERN_WIDE_DRIVER(q8_0_rows512, q8_0_dec, KERN_DEC_R, 4, KERN_NO_PREP)
  * across the eight registers. Same int32 lanes, scale products, FMA chain
  * and fold as q8_0_dec, so the same bits, with about two thirds of its
  * vector instructions per row and activation. The group's scales and
- * values are one stream each, prefetched KERN_RP_PF ahead. */
+ * values are one stream each, prefetched KERN_RP_PF ahead by the first
+ * of the group's `npass` passes (one per KERN_RP_N activations).
+ *
+ * With more than one pass, the later ones would find every byte in L1
+ * and leave the memory idle while the first waits on it (five sequences
+ * took the time of their arithmetic plus one sequence's stream), so each
+ * pass also asks for a share of the next group into L2: pass p, block g
+ * with g % npass == p, that block's lines of the next group (`next`;
+ * NULL for the last group of a matrix, and with a single pass). */
+
 #define KERN_RP_PF 4096
 #define KERN_RP_N 3 /* activations of a tile: 24 of the 32 registers sum */
 #define KERN_RP_PRE 32 /* blocks whose offset terms are formed at once */
 KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
                                             const kern_act *x, int N,
-                                            float *out, size_t stride, int i) {
-    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK;
-    const uint8_t *grp =
-        (const uint8_t *)w->rp + (size_t)(i / KERN_RP_ROWS) * rp_group_bytes(nb);
-    const float *sc = (const float *)(const void *)grp;
+                                            float *out, size_t stride, int i,
+                                            int pass, int npass) {
+    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK, gb = rp_group_bytes(nb);
+    const uint8_t *grp = (const uint8_t *)w->rp + (size_t)(i / KERN_RP_ROWS) * gb;
+    const uint8_t *next =
+        npass > 1 && i + 2 * KERN_RP_ROWS <= w->rows ? grp + gb : NULL;
+    const uint16_t *sc = (const uint16_t *)(const void *)grp;
     const uint8_t *qs = grp + rp_scale_bytes(nb);
+    int turn = 0; /* g % npass */
     const __m256i off = _mm256_set1_epi8((char)0x80);
     __m512 acc[KERN_RP_N][8];
 
@@ -1616,11 +1630,23 @@ KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
                                             KERN_LOAD(x[c].q + 32 * g))));
         for (size_t g = g0; g < g1; g++) {
             const uint8_t *q = qs + g * KERN_RP_ROWS * KERN_Q8_0_BLOCK;
-            __m512 dw = _mm512_load_ps(sc + g * KERN_RP_ROWS), d[KERN_RP_N];
-            _mm_prefetch((const char *)(sc + g * KERN_RP_ROWS) + KERN_RP_PF,
-                         _MM_HINT_T0);
-            for (int l = 0; l < KERN_RP_ROWS * KERN_Q8_0_BLOCK; l += 64)
-                _mm_prefetch((const char *)q + KERN_RP_PF + l, _MM_HINT_T0);
+            /* widened from half: exact */
+            __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(
+                       (const __m256i *)(const void *)(sc + g * KERN_RP_ROWS))),
+                   d[KERN_RP_N];
+            if (pass == 0) {
+                _mm_prefetch((const char *)(sc + g * KERN_RP_ROWS) + KERN_RP_PF,
+                             _MM_HINT_T0);
+                for (int l = 0; l < KERN_RP_ROWS * KERN_Q8_0_BLOCK; l += 64)
+                    _mm_prefetch((const char *)q + KERN_RP_PF + l, _MM_HINT_T0);
+            }
+            if (next && turn == pass) {
+                _mm_prefetch((const char *)(sc + g * KERN_RP_ROWS) + gb,
+                             _MM_HINT_T1);
+                for (int l = 0; l < KERN_RP_ROWS * KERN_Q8_0_BLOCK; l += 64)
+                    _mm_prefetch((const char *)q + gb + l, _MM_HINT_T1);
+            }
+            turn = turn + 1 < npass ? turn + 1 : 0;
             KERN_UNROLL
             for (int c = 0; c < N; c++)
                 d[c] = _mm512_mul_ps(dw, _mm512_set1_ps(x[c].s[g]));
@@ -1652,11 +1678,10 @@ KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
     }
 }
 
-/* Tiles of rows a..b for activations x + t .. x + t + n. */
+/* The tile of rows a.. for activations x + t .. x + t + n, pass t / 3. */
 #define KERN_RP_CASE(n)                                                       \
     case n:                                                                   \
-        for (int i = a; i < b; i += KERN_RP_ROWS)                             \
-            q8_0_rp(w, x + t, n, o, stride, i);                               \
+        q8_0_rp(w, x + t, n, o, stride, a, t / KERN_RP_N, npass);             \
         break
 
 /* Rows r0..r1 of a repacked Q8_0 matrix: the whole tiles from the copy,
@@ -1669,6 +1694,7 @@ KERN_AVX512 static void q8_0_rp_rows(const kern_mat *w, const kern_act *x,
     const int R = KERN_RP_ROWS;
     int full = w->rows / R * R;
     int a0 = (r0 + R - 1) / R * R, b0;
+    int npass = (nx + KERN_RP_N - 1) / KERN_RP_N;
 
     a0 = a0 < r1 ? a0 : r1;
     b0 = a0 < full ? (r1 < full ? r1 : full) / R * R : a0;
@@ -1676,7 +1702,6 @@ KERN_AVX512 static void q8_0_rp_rows(const kern_mat *w, const kern_act *x,
     if (r0 < a0)
         q8_0_rows512(w, x, nx, out, stride, r0, a0);
     for (int a = a0; a < b0; a += R) {
-        int b = a + R;
         for (int t = 0; t < nx; t += KERN_RP_N) {
             float *o = out + stride * (size_t)t;
             switch (nx - t < KERN_RP_N ? nx - t : KERN_RP_N) {
@@ -2058,10 +2083,12 @@ KERN_AVX512 static KERN_INLINE void kq_tile(const kern_mat *w,
 KERN_TILE_DRIVER(f32_tiles, f32_tile, 2)
 
 /* Asks for `bytes` bytes from p ahead of their use: attention reads one
- * head's 64-value slice of each cached position, 3 KiB apart for the 110M
- * model, which the hardware prefetcher does not follow; `perf annotate`
- * put three quarters of the scores' and the mix's time on those loads
- * while five sequences decoded together. */
+ * head's slice of each cached position, `stride` values apart. When the
+ * caches held whole positions (3 KiB apart for the 110M model), the
+ * hardware prefetcher did not follow them and `perf annotate` put three
+ * quarters of the scores' and the mix's time on those loads while five
+ * sequences decoded together; model.c's caches now keep each head's
+ * positions contiguous, and the requests cost little beside the stream. */
 #define KERN_ATT_PF 16 /* positions ahead */
 KERN_AVX2 static void prefetch_row(const void *p, int bytes) {
     for (int b = 0; b < bytes; b += 64)

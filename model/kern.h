@@ -112,16 +112,17 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
 
 /* Load-time repacking of Q8_0 matrices for the AVX-512 tiles: each run
  * of KERN_RP_ROWS rows is stored with its blocks side by side (the rows'
- * scales widened to float, then per block their values offset by 128 as
+ * half scales side by side, then per block their values offset by 128 as
  * vpdpbusd wants them, four values of each of the 16 rows to a 64-byte
  * register), so a tile reads one contiguous stream instead of 16 rows 34
  * bytes a block apart, picks no half scale out of a block, and has each
- * of ggml's int32 lanes in a register of its own. The products are the row kernels' to the bit; rows
+ * of ggml's int32 lanes in a register of its own. The products are the
+ * row kernels' to the bit; rows
  * past the last whole run, and every product below the AVX-512 level or
  * of a prompt (gemm.h), read w->q as before.
  *
- * kern_repack_bytes: the bytes the copy takes (about 36/34 of the
- * matrix), or 0 where none is made (another type, fewer than
+ * kern_repack_bytes: the bytes the copy takes (the matrix's, each run's
+ * scales padded to a 64-byte line), or 0 where none is made (another type, fewer than
  * KERN_RP_ROWS rows, or a level below AVX-512 in effect). kern_repack
  * writes it to dst (that many bytes, 64-byte aligned; the caller owns it
  * and keeps it as long as w is used) and points w->rp at it. */

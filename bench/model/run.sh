@@ -143,7 +143,7 @@ echo "reads at the same thread count, measured between the runs)."
 echo "prompt: tok/s for a $TOKENS-token prompt, run in batches of up to 64."
 echo "MB/token counts every matrix once, the embedding table in full since"
 echo "it is also the classifier (a Q8_0 matrix as the copy the AVX-512"
-echo "level repacks it to, 36/34 of its bytes); the KV cache read by"
+echo "level repacks it to, its scales padded to whole lines); the KV cache read by"
 echo "attention is not."
 
 echo
