@@ -1520,35 +1520,59 @@ out:
     return rc;
 }
 
+/* The window's MMR state (rank_select): each item's largest cosine to
+ * the picks so far, kept lazily. folded[i] of the window's picks (wpicks,
+ * in pick order) are in maxsim[i]; the rest are folded in only when i
+ * might be the next pick, so maxsim[i] is a lower bound of the true
+ * largest cosine and the relevance less it an upper bound of i's MMR
+ * value (a subtraction rounds monotonically). Most of a window never
+ * comes close to a pick: a step reads the few vectors that do, where
+ * folding every pick into every item read the whole window each step.
+ * The values compared are the eager fold's, so the page is too. Arrays
+ * owned by rank_select. */
+typedef struct rank_mmr {
+    float *maxsim, *norms; /* norms[i] < 0: not yet computed */
+    size_t *folded;
+    size_t *wpicks, n_wpicks;
+} rank_mmr;
+
+/* Folds the window picks item i has not seen into mmr->maxsim[i]. */
+static void rank_mmr_fold(const rank_state *st, rank_mmr *mmr, size_t i) {
+    int d = catalog_dim(st->c);
+    const float *v = catalog_vector(st->c, st->pool[i].slot);
+    if (mmr->norms[i] < 0) mmr->norms[i] = sqrtf(rank_dot(v, v, d));
+    for (; mmr->folded[i] < mmr->n_wpicks; mmr->folded[i]++) {
+        size_t p = mmr->wpicks[mmr->folded[i]];
+        float s = rank_dot(catalog_vector(st->c, st->pool[p].slot), v, d);
+        s = mmr->norms[i] > 0 && mmr->norms[p] > 0 ? s / (mmr->norms[i] * mmr->norms[p]) : 0.0f;
+        if (s > mmr->maxsim[i]) mmr->maxsim[i] = s;
+    }
+}
+
 /* Picks the page from the pool (sorted best first): MMR over the first
  * RANK_MAX_CANDIDATES — λ·relevance − (1−λ)·(the largest cosine to an item
- * already picked) — then the rest in score order, never breaking a cap.
- * The window is the pool, not a multiple of the page: a second interest
- * may rank below every item of the first. */
+ * already picked, folded in lazily: rank_mmr) — then the rest in score
+ * order, never breaking a cap. The window is the pool, not a multiple of
+ * the page: a second interest may rank below every item of the first. */
 static int rank_select(rank_state *st, rank_caps *caps) {
     const rank_settings *set = st->set;
     size_t win = set->mmr_lambda < 1 ? RANK_MAX_CANDIDATES : 0, np = st->npool;
-    int d = catalog_dim(st->c), rc = AISLE_OK;
-    float *maxsim = NULL, *norms = NULL, *rows = NULL, *sims = NULL, lo, span,
-          lambda = set->mmr_lambda;
+    int rc = AISLE_OK;
+    float lo, span, lambda = set->mmr_lambda;
+    rank_mmr mmr = {0};
     unsigned char *used = calloc(np + 1, 1);
     rank_pick *picks = malloc(st->cap * sizeof(*picks));
     size_t n_picks = 0;
     if (win > np) win = np;
     if (win) {
-        maxsim = calloc(win, sizeof(*maxsim));
-        norms = malloc(win * sizeof(*norms));
-        sims = malloc(win * sizeof(*sims));
-        rows = malloc(win * (size_t)d * sizeof(*rows));
+        mmr.maxsim = calloc(win, sizeof(*mmr.maxsim));
+        mmr.norms = malloc(win * sizeof(*mmr.norms));
+        mmr.folded = calloc(win, sizeof(*mmr.folded));
+        mmr.wpicks = malloc(st->cap * sizeof(*mmr.wpicks));
     }
-    if (!used || !picks || (win && (!maxsim || !norms || !sims || !rows))) rc = AISLE_ENOMEM;
-    /* The window's vectors side by side: each pick's similarities are then
-     * one batched scan (vec_dots) rather than a scattered product a row. */
-    for (size_t i = 0; i < win && !rc; i++) {
-        float *v = rows + i * (size_t)d;
-        memcpy(v, catalog_vector(st->c, st->pool[i].slot), (size_t)d * sizeof(*v));
-        norms[i] = sqrtf(rank_dot(v, v, d));
-    }
+    if (!used || !picks || (win && (!mmr.maxsim || !mmr.norms || !mmr.folded || !mmr.wpicks)))
+        rc = AISLE_ENOMEM;
+    for (size_t i = 0; i < win && !rc; i++) mmr.norms[i] = -1;
     /* Relevance as a share of the best score, so a second interest at two
      * thirds of the first reads as 0.67 however the window ends; min-max
      * only when the best is not positive. */
@@ -1566,9 +1590,13 @@ static int rank_select(rank_state *st, rank_caps *caps) {
         if (first_free >= np) break;
         if (first_free >= win) pick = first_free;
         for (size_t i = first_free; first_free < win && i < win; i++) {
-            float v;
+            float rel, v;
             if (used[i]) continue;
-            v = lambda * (st->pool[i].score - lo) / span - (1 - lambda) * maxsim[i];
+            rel = lambda * (st->pool[i].score - lo) / span;
+            /* The bound first: below the best so far, i cannot be the pick. */
+            if (!(rel - (1 - lambda) * mmr.maxsim[i] > bestv)) continue;
+            rank_mmr_fold(st, &mmr, i);
+            v = rel - (1 - lambda) * mmr.maxsim[i];
             /* Caps are looked up only for a would-be pick: few per step. */
             if (v > bestv && rank_capped(st, caps, st->pool[i].slot) < 0) {
                 bestv = v;
@@ -1583,23 +1611,18 @@ static int rank_select(rank_state *st, rank_caps *caps) {
         picks[n_picks++] = (rank_pick){.at = pick, .variety = pick != first_free,
                                        .cap = cap_above};
         rc = rank_cap_count(st, caps, st->pool[pick].slot);
-        if (rc || pick >= win) continue;
-        vec_dots(rows + pick * (size_t)d, rows, win, d, sims);
-        for (size_t i = 0; i < win; i++) {
-            float s = norms[i] > 0 && norms[pick] > 0 ? sims[i] / (norms[i] * norms[pick]) : 0.0f;
-            if (!used[i] && s > maxsim[i]) maxsim[i] = s;
-        }
+        if (!rc && pick < win) mmr.wpicks[mmr.n_wpicks++] = pick;
     }
     if (!rc) rc = rank_becauses(st, picks, n_picks);
     for (size_t k = 0; k < n_picks && !rc; k++)
         rc = rank_explain(st, &st->pool[picks[k].at], picks[k].variety, picks[k].cap,
                           picks[k].because);
     free(picks);
-    free(rows);
-    free(sims);
     free(used);
-    free(maxsim);
-    free(norms);
+    free(mmr.maxsim);
+    free(mmr.norms);
+    free(mmr.folded);
+    free(mmr.wpicks);
     return rc;
 }
 
