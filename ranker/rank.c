@@ -181,8 +181,7 @@ typedef struct rank_state {
     rank_slotmap at; /* slots offered so far → pool index + 1, or UINT32_MAX: not eligible */
     rank_cand *pool;
     size_t npool, poolcap;
-    const rank_entry *popular; /* fetched once, owned by the callback */
-    size_t n_popular;
+    rank_list popular; /* fetched once, owned by the callback */
     int popular_read;
     float best[RANK_SRC_COUNT]; /* each source's best raw score over the pool */
     rank_result *out;
@@ -913,32 +912,61 @@ oom:
     return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
 }
 
+void rank_list_resolve(catalog *c, rank_list *l, size_t *slots) {
+    catalog_read_begin(c);
+    l->generation = catalog_id_generation(c);
+    for (size_t i = 0; i < l->n; i++)
+        if (catalog_lookup(c, l->items[i].id, &slots[i]) != AISLE_OK) slots[i] = SIZE_MAX;
+    catalog_read_end(c);
+    l->slots = slots;
+}
+
+/* Entry i of l's slot: the one resolved beforehand while it holds, else
+ * looked up. AISLE_OK, or AISLE_ENOTFOUND when the catalog lacks it. */
+static int rank_list_slot(const rank_state *st, const rank_list *l, size_t i, size_t *slot) {
+    if (!l->slots || l->generation != catalog_id_generation(st->c))
+        return catalog_lookup(st->c, l->items[i].id, slot);
+    *slot = l->slots[i];
+    return *slot == SIZE_MAX ? AISLE_ENOTFOUND : AISLE_OK;
+}
+
+/* The share of l's heaviest weight entry i has (a list whose top is not
+ * positive counts weights as they are). */
+static float rank_list_share(const rank_list *l, size_t i) {
+    double top = l->n && l->items[0].weight > 0 ? l->items[0].weight : 1;
+    return (float)(l->items[i].weight / top);
+}
+
 /* The popular list, asked of the callback once per call. */
 static int rank_popular_list(rank_state *st, char *err, size_t errlen) {
     int rc;
     if (st->popular_read || !st->req->popular) return AISLE_OK;
     st->popular_read = 1;
-    rc = st->req->popular(st->req->popular_arg, &st->popular, &st->n_popular, err, errlen);
-    if (rc != AISLE_OK) st->n_popular = 0;
+    rc = st->req->popular(st->req->popular_arg, &st->popular, err, errlen);
+    if (rc != AISLE_OK) memset(&st->popular, 0, sizeof(st->popular));
     return rc;
 }
 
-static int rank_source_popular(rank_state *st, char *err, size_t errlen) {
-    int budget = st->set->budget[RANK_SRC_POPULAR], got = 0, rc;
-    double top;
-    if (budget <= 0) return AISLE_OK;
-    if ((rc = rank_popular_list(st, err, errlen)) != AISLE_OK) return rc;
-    top = st->n_popular && st->popular[0].weight > 0 ? st->popular[0].weight : 1;
-    for (size_t i = 0; i < st->n_popular && got < budget; i++) {
+/* Offers l's heaviest eligible entries, up to budget, from source src,
+ * scored as a share of l's heaviest. */
+static int rank_offer_list(rank_state *st, const rank_list *l, size_t budget, int src, char *err,
+                           size_t errlen) {
+    for (size_t i = 0, got = 0; i < l->n && got < budget; i++) {
         size_t slot;
         int r;
-        if (catalog_lookup(st->c, st->popular[i].id, &slot) != AISLE_OK) continue;
-        if ((r = rank_offer(st, slot, RANK_SRC_POPULAR, (float)(st->popular[i].weight / top))) <
-            0)
+        if (rank_list_slot(st, l, i, &slot) != AISLE_OK) continue;
+        if ((r = rank_offer(st, slot, src, rank_list_share(l, i))) < 0)
             return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-        got += r;
+        got += (size_t)r;
     }
     return AISLE_OK;
+}
+
+static int rank_source_popular(rank_state *st, char *err, size_t errlen) {
+    int budget = st->set->budget[RANK_SRC_POPULAR], rc;
+    if (budget <= 0) return AISLE_OK;
+    if ((rc = rank_popular_list(st, err, errlen)) != AISLE_OK) return rc;
+    return rank_offer_list(st, &st->popular, (size_t)budget, RANK_SRC_POPULAR, err, errlen);
 }
 
 /* Each trending list's heaviest eligible items, the budget shared between
@@ -949,17 +977,9 @@ static int rank_source_trending(rank_state *st, char *err, size_t errlen) {
     if (budget <= 0 || req->n_trending == 0) return AISLE_OK;
     per = budget / (int)req->n_trending + 1;
     for (size_t k = 0; k < req->n_trending; k++) {
-        const rank_trending *t = &req->trending[k];
-        double top = t->n && t->items[0].weight > 0 ? t->items[0].weight : 1;
-        for (size_t i = 0, got = 0; i < t->n && got < (size_t)per; i++) {
-            size_t slot;
-            int r;
-            if (catalog_lookup(st->c, t->items[i].id, &slot) != AISLE_OK) continue;
-            if ((r = rank_offer(st, slot, RANK_SRC_TRENDING, (float)(t->items[i].weight / top))) <
-                0)
-                return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-            got += (size_t)r;
-        }
+        int rc = rank_offer_list(st, &req->trending[k].list, (size_t)per, RANK_SRC_TRENDING, err,
+                                 errlen);
+        if (rc != AISLE_OK) return rc;
     }
     return AISLE_OK;
 }
@@ -1631,18 +1651,16 @@ static int rank_select(rank_state *st, rank_caps *caps) {
  * eligible item. Returns AISLE_OK, AISLE_ENOMEM, or the popular
  * callback's code. */
 static int rank_fill(rank_state *st, rank_caps *caps, char *err, size_t errlen) {
-    double top;
     int rc;
     if (st->out->n < st->cap && (rc = rank_popular_list(st, err, errlen)) != AISLE_OK)
         return rc;
-    top = st->n_popular && st->popular[0].weight > 0 ? st->popular[0].weight : 1;
-    for (size_t i = 0; i < st->n_popular && st->out->n < st->cap; i++) {
+    for (size_t i = 0; i < st->popular.n && st->out->n < st->cap; i++) {
         size_t slot;
         rank_hit *h;
-        if (catalog_lookup(st->c, st->popular[i].id, &slot) != AISLE_OK ||
+        if (rank_list_slot(st, &st->popular, i, &slot) != AISLE_OK ||
             !rank_eligible(st, slot) || rank_capped(st, caps, slot) >= 0)
             continue;
-        float share = (float)(st->popular[i].weight / top), f[RANK_N_FEATURES];
+        float share = rank_list_share(&st->popular, i), f[RANK_N_FEATURES];
         rank_fill_features(st, slot, RANK_SRC_POPULAR, share, f);
         if (!(h = rank_push(st, slot, share * 0.01f, 1u << RANK_SRC_POPULAR, f)) ||
             rank_reason(h, "Popular right now in %s",
