@@ -295,6 +295,25 @@ static uint32_t rank_slotmap_get(const rank_slotmap *m, size_t slot) {
     return v ? *v : 0;
 }
 
+/* Sizes the empty map m for n entries, so that filling it never rehashes.
+ * AISLE_OK, or AISLE_ENOMEM with m still empty. */
+static int rank_slotmap_reserve(rank_slotmap *m, size_t n) {
+    size_t cap = 256;
+    assert(m->cap == 0);
+    while (cap < 2 * (n + 1)) cap *= 2;
+    m->keys = calloc(cap, sizeof(*m->keys));
+    m->vals = malloc(cap * sizeof(*m->vals));
+    if (!m->keys || !m->vals) {
+        free(m->keys);
+        free(m->vals);
+        m->keys = NULL;
+        m->vals = NULL;
+        return AISLE_ENOMEM;
+    }
+    m->cap = cap;
+    return AISLE_OK;
+}
+
 /* The value of slot in m, inserting 0 when absent; NULL when out of
  * memory. */
 static uint32_t *rank_slotmap_at(rank_slotmap *m, size_t slot) {
@@ -1060,8 +1079,26 @@ static int rank_plan_searches(rank_state *st, char *err, size_t errlen) {
     return AISLE_OK;
 }
 
+/* Room for what the sources that run may offer, their budgets and the
+ * profile search's depth (more when the neighbour lists or a filter's
+ * deeper search bring more): the offered map and the pool, sized once,
+ * rather than rehashed and copied as they double their way there. */
+static int rank_reserve(rank_state *st) {
+    const rank_settings *set = st->set;
+    /* The request's own sources run only when it brings their input. */
+    const int off[RANK_SRC_COUNT] = {[RANK_SRC_QUERY] = !st->lex,
+                                     [RANK_SRC_VECTOR] = !st->req->query_vector,
+                                     [RANK_SRC_CONTEXT] = st->ctx == SIZE_MAX};
+    size_t n = (size_t)rank_depth(st, set->budget[RANK_SRC_PROFILE]);
+    for (int s = RANK_SRC_PROFILE + 1; s < RANK_SRC_COUNT; s++)
+        if (set->budget[s] > 0 && !off[s]) n += (size_t)set->budget[s];
+    if (rank_slotmap_reserve(&st->at, n) != AISLE_OK) return AISLE_ENOMEM;
+    return grow_room(&st->pool, &st->poolcap, 0, sizeof(*st->pool), n);
+}
+
 static int rank_sources(rank_state *st, char *err, size_t errlen) {
     int rc;
+    if (rank_reserve(st) != AISLE_OK) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     if ((rc = rank_plan_searches(st, err, errlen)) || (rc = rank_source_profile(st, err, errlen)) ||
         (rc = rank_source_neighbours(st, err, errlen)) ||
         (rc = rank_source_creators(st, err, errlen)) ||
