@@ -1358,6 +1358,10 @@ static int rank_boost(rank_state *st) {
 typedef struct rank_caps {
     rank_slotmap n[3];
     int max[3];
+    /* Keys of each kind at their cap: while none is, no item can break
+     * that cap, and rank_capped looks none of them up (the selection asks
+     * of many items each step). */
+    int full[3];
 } rank_caps;
 
 static const char *const rank_cap_names[3] = {"creator", "brand", "category"};
@@ -1372,7 +1376,8 @@ static int rank_capped(const rank_state *st, const rank_caps *caps, size_t slot)
     const catalog_facets *fc = catalog_facets_at(st->c, slot);
     for (int k = 0; k < 3; k++) {
         uint32_t key = rank_cap_key(fc, k);
-        if (caps->max[k] > 0 && key && rank_slotmap_get(&caps->n[k], key) >= (uint32_t)caps->max[k])
+        if (caps->full[k] && key &&
+            rank_slotmap_get(&caps->n[k], key) >= (uint32_t)caps->max[k])
             return k;
     }
     return -1;
@@ -1384,7 +1389,7 @@ static int rank_cap_count(const rank_state *st, rank_caps *caps, size_t slot) {
         uint32_t key = rank_cap_key(fc, k), *n;
         if (caps->max[k] <= 0 || !key) continue;
         if (!(n = rank_slotmap_at(&caps->n[k], key))) return AISLE_ENOMEM;
-        ++*n;
+        caps->full[k] += ++*n == (uint32_t)caps->max[k];
     }
     return AISLE_OK;
 }
@@ -1619,7 +1624,7 @@ static int rank_select(rank_state *st, rank_caps *caps) {
     rank_mmr mmr = {0};
     unsigned char *used = calloc(np + 1, 1);
     rank_pick *picks = malloc(st->cap * sizeof(*picks));
-    size_t n_picks = 0;
+    size_t n_picks = 0, first_free = 0;
     if (win > np) win = np;
     if (win) {
         mmr.maxsim = calloc(win, sizeof(*mmr.maxsim));
@@ -1637,10 +1642,12 @@ static int rank_select(rank_state *st, rank_caps *caps) {
     span = win && st->pool[0].score - lo > 0 ? st->pool[0].score - lo : 1;
     assert(st->out->n == 0);
     while (!rc && n_picks < st->cap) {
-        size_t pick = SIZE_MAX, first_free = 0;
+        size_t pick = SIZE_MAX;
         int cap_above = -1;
         float bestv = -INFINITY;
-        /* The best-scored item the caps allow; past the window, the pick. */
+        /* The best-scored item the caps allow; past the window, the pick.
+         * It only moves down: an item passed over is used or capped, and
+         * counts only grow. */
         while (first_free < np &&
                (used[first_free] || rank_capped(st, caps, st->pool[first_free].slot) >= 0))
             first_free++;
