@@ -919,6 +919,8 @@ static int rank_source_creators(rank_state *st, char *err, size_t errlen) {
             if (slots[e] >= oldest) items[n++] = (rank_made){slots[e], shares[k]};
     }
     if (n) qsort(items, n, sizeof(*items), rank_made_newest);
+    for (size_t i = 0; i < n && i < 2 * (size_t)budget; i++)
+        __builtin_prefetch(catalog_facets_at(st->c, items[i].slot));
     for (size_t i = 0; i < n && got < budget; i++) {
         int r = rank_offer(st, items[i].slot, RANK_SRC_CREATORS, items[i].share);
         if (r < 0) goto oom;
@@ -940,11 +942,15 @@ void rank_list_resolve(catalog *c, rank_list *l, size_t *slots) {
     l->slots = slots;
 }
 
+/* Whether l's resolved slots still hold. */
+static int rank_list_known(const rank_state *st, const rank_list *l) {
+    return l->slots && l->generation == catalog_id_generation(st->c);
+}
+
 /* Entry i of l's slot: the one resolved beforehand while it holds, else
  * looked up. AISLE_OK, or AISLE_ENOTFOUND when the catalog lacks it. */
 static int rank_list_slot(const rank_state *st, const rank_list *l, size_t i, size_t *slot) {
-    if (!l->slots || l->generation != catalog_id_generation(st->c))
-        return catalog_lookup(st->c, l->items[i].id, slot);
+    if (!rank_list_known(st, l)) return catalog_lookup(st->c, l->items[i].id, slot);
     *slot = l->slots[i];
     return *slot == SIZE_MAX ? AISLE_ENOTFOUND : AISLE_OK;
 }
@@ -970,6 +976,12 @@ static int rank_popular_list(rank_state *st, char *err, size_t errlen) {
  * scored as a share of l's heaviest. */
 static int rank_offer_list(rank_state *st, const rank_list *l, size_t budget, int src, char *err,
                            size_t errlen) {
+    /* As for a search's hits (rank_offer_hits): the facets the eligibility
+     * tests will read, asked for at once, for about as many entries as the
+     * budget takes when the slots are known. */
+    for (size_t i = 0; rank_list_known(st, l) && i < l->n && i < 2 * budget; i++)
+        if (l->slots[i] < catalog_slot_limit(st->c))
+            __builtin_prefetch(catalog_facets_at(st->c, l->slots[i]));
     for (size_t i = 0, got = 0; i < l->n && got < budget; i++) {
         size_t slot;
         int r;
