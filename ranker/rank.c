@@ -384,8 +384,16 @@ static int rank_u32_cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Whether key is in the sorted list of n. A few keys (a shopper's filter
+ * names one or two) are compared in turn: every candidate's eligibility
+ * test asks, and a call of bsearch with its comparator costs more. */
 static int rank_key_in(const uint32_t *list, size_t n, uint32_t key) {
-    return n && bsearch(&key, list, n, sizeof(key), rank_u32_cmp) != NULL;
+    if (n <= 8) {
+        for (size_t i = 0; i < n; i++)
+            if (list[i] == key) return 1;
+        return 0;
+    }
+    return bsearch(&key, list, n, sizeof(key), rank_u32_cmp) != NULL;
 }
 
 /* names[0..n) as sorted catalog keys into *out (owned); a name no item has
@@ -448,9 +456,11 @@ static int rank_eligible(rank_state *st, size_t slot) {
     uint32_t h;
     if (slot >= catalog_slot_limit(st->c)) return 0;
     fc = catalog_facets_at(st->c, slot);
+    /* The filter, which reads only the facets, before the marks' map: in a
+     * filtered search most of the rows asked about fail it. */
     if (!fc->live || (!fc->in_stock && !(st->filter && st->filter->include_out_of_stock)) ||
         slot == st->ctx || (st->lex && st->lex[slot] <= 0) ||
-        rank_slotmap_get(&st->marks, slot) || !rank_keyfilter_pass(&st->kf, fc))
+        !rank_keyfilter_pass(&st->kf, fc) || rank_slotmap_get(&st->marks, slot))
         return 0;
     if (!st->req->n_served) return 1;
     h = rank_item_hash(catalog_at(st->c, slot)->item_id);
