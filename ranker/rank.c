@@ -183,8 +183,7 @@ typedef struct rank_state {
     rank_slotmap at; /* slots offered so far → pool index + 1, or UINT32_MAX: not eligible */
     rank_cand *pool;
     size_t npool, poolcap;
-    const rank_entry *popular; /* fetched once, owned by the callback */
-    size_t n_popular;
+    rank_list popular; /* fetched once, owned by the callback */
     int popular_read;
     float best[RANK_SRC_COUNT]; /* each source's best raw score over the pool */
     rank_result *out;
@@ -300,6 +299,25 @@ static uint32_t rank_slotmap_get(const rank_slotmap *m, size_t slot) {
     return v ? *v : 0;
 }
 
+/* Sizes the empty map m for n entries, so that filling it never rehashes.
+ * AISLE_OK, or AISLE_ENOMEM with m still empty. */
+static int rank_slotmap_reserve(rank_slotmap *m, size_t n) {
+    size_t cap = 256;
+    assert(m->cap == 0);
+    while (cap < 2 * (n + 1)) cap *= 2;
+    m->keys = calloc(cap, sizeof(*m->keys));
+    m->vals = malloc(cap * sizeof(*m->vals));
+    if (!m->keys || !m->vals) {
+        free(m->keys);
+        free(m->vals);
+        m->keys = NULL;
+        m->vals = NULL;
+        return AISLE_ENOMEM;
+    }
+    m->cap = cap;
+    return AISLE_OK;
+}
+
 /* The value of slot in m, inserting 0 when absent; NULL when out of
  * memory. */
 static uint32_t *rank_slotmap_at(rank_slotmap *m, size_t slot) {
@@ -370,8 +388,16 @@ static int rank_u32_cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Whether key is in the sorted list of n. A few keys (a shopper's filter
+ * names one or two) are compared in turn: every candidate's eligibility
+ * test asks, and a call of bsearch with its comparator costs more. */
 static int rank_key_in(const uint32_t *list, size_t n, uint32_t key) {
-    return n && bsearch(&key, list, n, sizeof(key), rank_u32_cmp) != NULL;
+    if (n <= 8) {
+        for (size_t i = 0; i < n; i++)
+            if (list[i] == key) return 1;
+        return 0;
+    }
+    return bsearch(&key, list, n, sizeof(key), rank_u32_cmp) != NULL;
 }
 
 /* names[0..n) as sorted catalog keys into *out (owned); a name no item has
@@ -434,9 +460,11 @@ static int rank_eligible(rank_state *st, size_t slot) {
     uint32_t h;
     if (slot >= catalog_slot_limit(st->c)) return 0;
     fc = catalog_facets_at(st->c, slot);
+    /* The filter, which reads only the facets, before the marks' map: in a
+     * filtered search most of the rows asked about fail it. */
     if (!fc->live || (!fc->in_stock && !(st->filter && st->filter->include_out_of_stock)) ||
         slot == st->ctx || (st->lex && st->lex[slot] <= 0) ||
-        rank_slotmap_get(&st->marks, slot) || !rank_keyfilter_pass(&st->kf, fc))
+        !rank_keyfilter_pass(&st->kf, fc) || rank_slotmap_get(&st->marks, slot))
         return 0;
     if (!st->req->n_served) return 1;
     h = rank_item_hash(catalog_at(st->c, slot)->item_id);
@@ -905,6 +933,8 @@ static int rank_source_creators(rank_state *st, char *err, size_t errlen) {
             if (slots[e] >= oldest) items[n++] = (rank_made){slots[e], shares[k]};
     }
     if (n) qsort(items, n, sizeof(*items), rank_made_newest);
+    for (size_t i = 0; i < n && i < 2 * (size_t)budget; i++)
+        __builtin_prefetch(catalog_facets_at(st->c, items[i].slot));
     for (size_t i = 0; i < n && got < budget; i++) {
         int r = rank_offer(st, items[i].slot, RANK_SRC_CREATORS, items[i].share);
         if (r < 0) goto oom;
@@ -917,32 +947,71 @@ oom:
     return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
 }
 
+void rank_list_resolve(catalog *c, rank_list *l, size_t *slots) {
+    catalog_read_begin(c);
+    l->generation = catalog_id_generation(c);
+    for (size_t i = 0; i < l->n; i++)
+        if (catalog_lookup(c, l->items[i].id, &slots[i]) != AISLE_OK) slots[i] = SIZE_MAX;
+    catalog_read_end(c);
+    l->slots = slots;
+}
+
+/* Whether l's resolved slots still hold. */
+static int rank_list_known(const rank_state *st, const rank_list *l) {
+    return l->slots && l->generation == catalog_id_generation(st->c);
+}
+
+/* Entry i of l's slot: the one resolved beforehand while it holds, else
+ * looked up. AISLE_OK, or AISLE_ENOTFOUND when the catalog lacks it. */
+static int rank_list_slot(const rank_state *st, const rank_list *l, size_t i, size_t *slot) {
+    if (!rank_list_known(st, l)) return catalog_lookup(st->c, l->items[i].id, slot);
+    *slot = l->slots[i];
+    return *slot == SIZE_MAX ? AISLE_ENOTFOUND : AISLE_OK;
+}
+
+/* The share of l's heaviest weight entry i has (a list whose top is not
+ * positive counts weights as they are). */
+static float rank_list_share(const rank_list *l, size_t i) {
+    double top = l->n && l->items[0].weight > 0 ? l->items[0].weight : 1;
+    return (float)(l->items[i].weight / top);
+}
+
 /* The popular list, asked of the callback once per call. */
 static int rank_popular_list(rank_state *st, char *err, size_t errlen) {
     int rc;
     if (st->popular_read || !st->req->popular) return AISLE_OK;
     st->popular_read = 1;
-    rc = st->req->popular(st->req->popular_arg, &st->popular, &st->n_popular, err, errlen);
-    if (rc != AISLE_OK) st->n_popular = 0;
+    rc = st->req->popular(st->req->popular_arg, &st->popular, err, errlen);
+    if (rc != AISLE_OK) memset(&st->popular, 0, sizeof(st->popular));
     return rc;
 }
 
-static int rank_source_popular(rank_state *st, char *err, size_t errlen) {
-    int budget = st->set->budget[RANK_SRC_POPULAR], got = 0, rc;
-    double top;
-    if (budget <= 0) return AISLE_OK;
-    if ((rc = rank_popular_list(st, err, errlen)) != AISLE_OK) return rc;
-    top = st->n_popular && st->popular[0].weight > 0 ? st->popular[0].weight : 1;
-    for (size_t i = 0; i < st->n_popular && got < budget; i++) {
+/* Offers l's heaviest eligible entries, up to budget, from source src,
+ * scored as a share of l's heaviest. */
+static int rank_offer_list(rank_state *st, const rank_list *l, size_t budget, int src, char *err,
+                           size_t errlen) {
+    /* As for a search's hits (rank_offer_hits): the facets the eligibility
+     * tests will read, asked for at once, for about as many entries as the
+     * budget takes when the slots are known. */
+    for (size_t i = 0; rank_list_known(st, l) && i < l->n && i < 2 * budget; i++)
+        if (l->slots[i] < catalog_slot_limit(st->c))
+            __builtin_prefetch(catalog_facets_at(st->c, l->slots[i]));
+    for (size_t i = 0, got = 0; i < l->n && got < budget; i++) {
         size_t slot;
         int r;
-        if (catalog_lookup(st->c, st->popular[i].id, &slot) != AISLE_OK) continue;
-        if ((r = rank_offer(st, slot, RANK_SRC_POPULAR, (float)(st->popular[i].weight / top))) <
-            0)
+        if (rank_list_slot(st, l, i, &slot) != AISLE_OK) continue;
+        if ((r = rank_offer(st, slot, src, rank_list_share(l, i))) < 0)
             return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-        got += r;
+        got += (size_t)r;
     }
     return AISLE_OK;
+}
+
+static int rank_source_popular(rank_state *st, char *err, size_t errlen) {
+    int budget = st->set->budget[RANK_SRC_POPULAR], rc;
+    if (budget <= 0) return AISLE_OK;
+    if ((rc = rank_popular_list(st, err, errlen)) != AISLE_OK) return rc;
+    return rank_offer_list(st, &st->popular, (size_t)budget, RANK_SRC_POPULAR, err, errlen);
 }
 
 /* Each trending list's heaviest eligible items, the budget shared between
@@ -953,17 +1022,9 @@ static int rank_source_trending(rank_state *st, char *err, size_t errlen) {
     if (budget <= 0 || req->n_trending == 0) return AISLE_OK;
     per = budget / (int)req->n_trending + 1;
     for (size_t k = 0; k < req->n_trending; k++) {
-        const rank_trending *t = &req->trending[k];
-        double top = t->n && t->items[0].weight > 0 ? t->items[0].weight : 1;
-        for (size_t i = 0, got = 0; i < t->n && got < (size_t)per; i++) {
-            size_t slot;
-            int r;
-            if (catalog_lookup(st->c, t->items[i].id, &slot) != AISLE_OK) continue;
-            if ((r = rank_offer(st, slot, RANK_SRC_TRENDING, (float)(t->items[i].weight / top))) <
-                0)
-                return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-            got += (size_t)r;
-        }
+        int rc = rank_offer_list(st, &req->trending[k].list, (size_t)per, RANK_SRC_TRENDING, err,
+                                 errlen);
+        if (rc != AISLE_OK) return rc;
     }
     return AISLE_OK;
 }
@@ -1044,8 +1105,26 @@ static int rank_plan_searches(rank_state *st, char *err, size_t errlen) {
     return AISLE_OK;
 }
 
+/* Room for what the sources that run may offer, their budgets and the
+ * profile search's depth (more when the neighbour lists or a filter's
+ * deeper search bring more): the offered map and the pool, sized once,
+ * rather than rehashed and copied as they double their way there. */
+static int rank_reserve(rank_state *st) {
+    const rank_settings *set = st->set;
+    /* The request's own sources run only when it brings their input. */
+    const int off[RANK_SRC_COUNT] = {[RANK_SRC_QUERY] = !st->lex,
+                                     [RANK_SRC_VECTOR] = !st->req->query_vector,
+                                     [RANK_SRC_CONTEXT] = st->ctx == SIZE_MAX};
+    size_t n = (size_t)rank_depth(st, set->budget[RANK_SRC_PROFILE]);
+    for (int s = RANK_SRC_PROFILE + 1; s < RANK_SRC_COUNT; s++)
+        if (set->budget[s] > 0 && !off[s]) n += (size_t)set->budget[s];
+    if (rank_slotmap_reserve(&st->at, n) != AISLE_OK) return AISLE_ENOMEM;
+    return grow_room(&st->pool, &st->poolcap, 0, sizeof(*st->pool), n);
+}
+
 static int rank_sources(rank_state *st, char *err, size_t errlen) {
     int rc;
+    if (rank_reserve(st) != AISLE_OK) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     if ((rc = rank_plan_searches(st, err, errlen)) || (rc = rank_source_profile(st, err, errlen)) ||
         (rc = rank_source_neighbours(st, err, errlen)) ||
         (rc = rank_source_creators(st, err, errlen)) ||
@@ -1305,6 +1384,10 @@ static int rank_boost(rank_state *st) {
 typedef struct rank_caps {
     rank_slotmap n[3];
     int max[3];
+    /* Keys of each kind at their cap: while none is, no item can break
+     * that cap, and rank_capped looks none of them up (the selection asks
+     * of many items each step). */
+    int full[3];
 } rank_caps;
 
 static const char *const rank_cap_names[3] = {"creator", "brand", "category"};
@@ -1319,7 +1402,8 @@ static int rank_capped(const rank_state *st, const rank_caps *caps, size_t slot)
     const catalog_facets *fc = catalog_facets_at(st->c, slot);
     for (int k = 0; k < 3; k++) {
         uint32_t key = rank_cap_key(fc, k);
-        if (caps->max[k] > 0 && key && rank_slotmap_get(&caps->n[k], key) >= (uint32_t)caps->max[k])
+        if (caps->full[k] && key &&
+            rank_slotmap_get(&caps->n[k], key) >= (uint32_t)caps->max[k])
             return k;
     }
     return -1;
@@ -1331,7 +1415,7 @@ static int rank_cap_count(const rank_state *st, rank_caps *caps, size_t slot) {
         uint32_t key = rank_cap_key(fc, k), *n;
         if (caps->max[k] <= 0 || !key) continue;
         if (!(n = rank_slotmap_at(&caps->n[k], key))) return AISLE_ENOMEM;
-        ++*n;
+        caps->full[k] += ++*n == (uint32_t)caps->max[k];
     }
     return AISLE_OK;
 }
@@ -1524,35 +1608,59 @@ out:
     return rc;
 }
 
+/* The window's MMR state (rank_select): each item's largest cosine to
+ * the picks so far, kept lazily. folded[i] of the window's picks (wpicks,
+ * in pick order) are in maxsim[i]; the rest are folded in only when i
+ * might be the next pick, so maxsim[i] is a lower bound of the true
+ * largest cosine and the relevance less it an upper bound of i's MMR
+ * value (a subtraction rounds monotonically). Most of a window never
+ * comes close to a pick: a step reads the few vectors that do, where
+ * folding every pick into every item read the whole window each step.
+ * The values compared are the eager fold's, so the page is too. Arrays
+ * owned by rank_select. */
+typedef struct rank_mmr {
+    float *maxsim, *norms; /* norms[i] < 0: not yet computed */
+    size_t *folded;
+    size_t *wpicks, n_wpicks;
+} rank_mmr;
+
+/* Folds the window picks item i has not seen into mmr->maxsim[i]. */
+static void rank_mmr_fold(const rank_state *st, rank_mmr *mmr, size_t i) {
+    int d = catalog_dim(st->c);
+    const float *v = catalog_vector(st->c, st->pool[i].slot);
+    if (mmr->norms[i] < 0) mmr->norms[i] = sqrtf(rank_dot(v, v, d));
+    for (; mmr->folded[i] < mmr->n_wpicks; mmr->folded[i]++) {
+        size_t p = mmr->wpicks[mmr->folded[i]];
+        float s = rank_dot(catalog_vector(st->c, st->pool[p].slot), v, d);
+        s = mmr->norms[i] > 0 && mmr->norms[p] > 0 ? s / (mmr->norms[i] * mmr->norms[p]) : 0.0f;
+        if (s > mmr->maxsim[i]) mmr->maxsim[i] = s;
+    }
+}
+
 /* Picks the page from the pool (sorted best first): MMR over the first
  * RANK_MAX_CANDIDATES — λ·relevance − (1−λ)·(the largest cosine to an item
- * already picked) — then the rest in score order, never breaking a cap.
- * The window is the pool, not a multiple of the page: a second interest
- * may rank below every item of the first. */
+ * already picked, folded in lazily: rank_mmr) — then the rest in score
+ * order, never breaking a cap. The window is the pool, not a multiple of
+ * the page: a second interest may rank below every item of the first. */
 static int rank_select(rank_state *st, rank_caps *caps) {
     const rank_settings *set = st->set;
     size_t win = set->mmr_lambda < 1 ? RANK_MAX_CANDIDATES : 0, np = st->npool;
-    int d = catalog_dim(st->c), rc = AISLE_OK;
-    float *maxsim = NULL, *norms = NULL, *rows = NULL, *sims = NULL, lo, span,
-          lambda = set->mmr_lambda;
+    int rc = AISLE_OK;
+    float lo, span, lambda = set->mmr_lambda;
+    rank_mmr mmr = {0};
     unsigned char *used = calloc(np + 1, 1);
     rank_pick *picks = malloc(st->cap * sizeof(*picks));
-    size_t n_picks = 0;
+    size_t n_picks = 0, first_free = 0;
     if (win > np) win = np;
     if (win) {
-        maxsim = calloc(win, sizeof(*maxsim));
-        norms = malloc(win * sizeof(*norms));
-        sims = malloc(win * sizeof(*sims));
-        rows = malloc(win * (size_t)d * sizeof(*rows));
+        mmr.maxsim = calloc(win, sizeof(*mmr.maxsim));
+        mmr.norms = malloc(win * sizeof(*mmr.norms));
+        mmr.folded = calloc(win, sizeof(*mmr.folded));
+        mmr.wpicks = malloc(st->cap * sizeof(*mmr.wpicks));
     }
-    if (!used || !picks || (win && (!maxsim || !norms || !sims || !rows))) rc = AISLE_ENOMEM;
-    /* The window's vectors side by side: each pick's similarities are then
-     * one batched scan (vec_dots) rather than a scattered product a row. */
-    for (size_t i = 0; i < win && !rc; i++) {
-        float *v = rows + i * (size_t)d;
-        memcpy(v, catalog_vector(st->c, st->pool[i].slot), (size_t)d * sizeof(*v));
-        norms[i] = sqrtf(rank_dot(v, v, d));
-    }
+    if (!used || !picks || (win && (!mmr.maxsim || !mmr.norms || !mmr.folded || !mmr.wpicks)))
+        rc = AISLE_ENOMEM;
+    for (size_t i = 0; i < win && !rc; i++) mmr.norms[i] = -1;
     /* Relevance as a share of the best score, so a second interest at two
      * thirds of the first reads as 0.67 however the window ends; min-max
      * only when the best is not positive. */
@@ -1560,19 +1668,25 @@ static int rank_select(rank_state *st, rank_caps *caps) {
     span = win && st->pool[0].score - lo > 0 ? st->pool[0].score - lo : 1;
     assert(st->out->n == 0);
     while (!rc && n_picks < st->cap) {
-        size_t pick = SIZE_MAX, first_free = 0;
+        size_t pick = SIZE_MAX;
         int cap_above = -1;
         float bestv = -INFINITY;
-        /* The best-scored item the caps allow; past the window, the pick. */
+        /* The best-scored item the caps allow; past the window, the pick.
+         * It only moves down: an item passed over is used or capped, and
+         * counts only grow. */
         while (first_free < np &&
                (used[first_free] || rank_capped(st, caps, st->pool[first_free].slot) >= 0))
             first_free++;
         if (first_free >= np) break;
         if (first_free >= win) pick = first_free;
         for (size_t i = first_free; first_free < win && i < win; i++) {
-            float v;
+            float rel, v;
             if (used[i]) continue;
-            v = lambda * (st->pool[i].score - lo) / span - (1 - lambda) * maxsim[i];
+            rel = lambda * (st->pool[i].score - lo) / span;
+            /* The bound first: below the best so far, i cannot be the pick. */
+            if (!(rel - (1 - lambda) * mmr.maxsim[i] > bestv)) continue;
+            rank_mmr_fold(st, &mmr, i);
+            v = rel - (1 - lambda) * mmr.maxsim[i];
             /* Caps are looked up only for a would-be pick: few per step. */
             if (v > bestv && rank_capped(st, caps, st->pool[i].slot) < 0) {
                 bestv = v;
@@ -1587,23 +1701,18 @@ static int rank_select(rank_state *st, rank_caps *caps) {
         picks[n_picks++] = (rank_pick){.at = pick, .variety = pick != first_free,
                                        .cap = cap_above};
         rc = rank_cap_count(st, caps, st->pool[pick].slot);
-        if (rc || pick >= win) continue;
-        vec_dots(rows + pick * (size_t)d, rows, win, d, sims);
-        for (size_t i = 0; i < win; i++) {
-            float s = norms[i] > 0 && norms[pick] > 0 ? sims[i] / (norms[i] * norms[pick]) : 0.0f;
-            if (!used[i] && s > maxsim[i]) maxsim[i] = s;
-        }
+        if (!rc && pick < win) mmr.wpicks[mmr.n_wpicks++] = pick;
     }
     if (!rc) rc = rank_becauses(st, picks, n_picks);
     for (size_t k = 0; k < n_picks && !rc; k++)
         rc = rank_explain(st, &st->pool[picks[k].at], picks[k].variety, picks[k].cap,
                           picks[k].because);
     free(picks);
-    free(rows);
-    free(sims);
     free(used);
-    free(maxsim);
-    free(norms);
+    free(mmr.maxsim);
+    free(mmr.norms);
+    free(mmr.folded);
+    free(mmr.wpicks);
     return rc;
 }
 
@@ -1612,18 +1721,16 @@ static int rank_select(rank_state *st, rank_caps *caps) {
  * eligible item. Returns AISLE_OK, AISLE_ENOMEM, or the popular
  * callback's code. */
 static int rank_fill(rank_state *st, rank_caps *caps, char *err, size_t errlen) {
-    double top;
     int rc;
     if (st->out->n < st->cap && (rc = rank_popular_list(st, err, errlen)) != AISLE_OK)
         return rc;
-    top = st->n_popular && st->popular[0].weight > 0 ? st->popular[0].weight : 1;
-    for (size_t i = 0; i < st->n_popular && st->out->n < st->cap; i++) {
+    for (size_t i = 0; i < st->popular.n && st->out->n < st->cap; i++) {
         size_t slot;
         rank_hit *h;
-        if (catalog_lookup(st->c, st->popular[i].id, &slot) != AISLE_OK ||
+        if (rank_list_slot(st, &st->popular, i, &slot) != AISLE_OK ||
             !rank_eligible(st, slot) || rank_capped(st, caps, slot) >= 0)
             continue;
-        float share = (float)(st->popular[i].weight / top), f[RANK_N_FEATURES];
+        float share = rank_list_share(&st->popular, i), f[RANK_N_FEATURES];
         rank_fill_features(st, slot, RANK_SRC_POPULAR, share, f);
         if (!(h = rank_push(st, slot, share * 0.01f, 1u << RANK_SRC_POPULAR, f)) ||
             rank_reason(h, "Popular right now in %s",

@@ -175,13 +175,28 @@ const rank_settings *rank_surface(const char *name);
 /* The 32-bit hash that page tokens keep for each item served. */
 uint32_t rank_item_hash(const char *item_id);
 
-/* Supplies the popular list, heaviest first, when a result needs filling;
- * a profile that fills the list never pays for it. Sets *out to a list the
- * callback's owner keeps (valid until rank_recommend returns) and *n to its
- * length; returns AISLE_OK or a negative AISLE_* code with err set, which
- * rank_recommend passes on. */
-typedef int (*rank_popular_fn)(void *arg, const rank_entry **out, size_t *n, char *err,
-                               size_t errlen);
+/* A weighted list of items, heaviest first (the popular list, a trending
+ * list), borrowed. A list read once and used by many calls may carry each
+ * entry's catalog slot (rank_list_resolve), so that a call reads slots
+ * instead of looking each id up; they are used while the catalog's ids
+ * keep the generation they were read at (catalog_id_generation), and the
+ * ids are looked up otherwise. */
+typedef struct rank_list {
+    const rank_entry *items;
+    size_t n;
+    const size_t *slots; /* n slots (SIZE_MAX: not in the catalog), or NULL */
+    uint64_t generation; /* the catalog_id_generation slots were read at */
+} rank_list;
+
+/* Looks l's ids up in c (taking its read lock) into slots (l->n of them,
+ * the caller's, kept as long as l) and points l->slots at them. */
+void rank_list_resolve(catalog *c, rank_list *l, size_t *slots);
+
+/* Supplies the popular list when a result needs filling; a profile that
+ * fills the list never pays for it. Sets *out to a list the callback's
+ * owner keeps (valid until rank_recommend returns); returns AISLE_OK or a
+ * negative AISLE_* code with err set, which rank_recommend passes on. */
+typedef int (*rank_popular_fn)(void *arg, rank_list *out, char *err, size_t errlen);
 
 /* A merchandising rule of a surface (ranker/rules.h reads them): the item
  * is placed at position pin (1-based; 0 = not pinned) of the page when it
@@ -193,11 +208,10 @@ typedef struct rank_rule {
     float boost;
 } rank_rule;
 
-/* One category's trending list, heaviest first; borrowed. */
+/* One category's trending list; borrowed. */
 typedef struct rank_trending {
     const char *category;
-    const rank_entry *items;
-    size_t n;
+    rank_list list;
 } rank_trending;
 
 typedef struct rank_request {

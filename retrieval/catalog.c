@@ -50,6 +50,7 @@ struct catalog {
     strmap keys;         /* interned category, brand and creator strings → key (1, 2 ...);
                           * never shrinks: keys stay valid while the catalog lives */
     strmap ids;          /* item_id → slot */
+    uint64_t id_gen;     /* bumped (write lock held) whenever ids changes */
     strmap deleted;      /* ids the catalog topic deleted: a snapshot must not
                           * bring them back */
     ivf *index;          /* by slot */
@@ -393,6 +394,7 @@ int catalog_upsert(catalog *c, const catalog_item *f, const float *vec,
     } else {
         if (c->n_free == 0 && catalog_reserve(c) != 0) goto oom_locked;
         slot = c->n_free ? c->free_slots[--c->n_free] : c->limit;
+        c->id_gen++;
         if (strmap_put(&c->ids, f->item_id, strlen(f->item_id), slot) != 0) {
             if (slot != c->limit) c->n_free++;
             goto oom_locked;
@@ -450,6 +452,7 @@ int catalog_delete(catalog *c, const char *item_id) {
     ivf_remove(c->index, slot);
     catalog_creators_move(c, &c->items[slot], NULL, slot);
     strmap_del(&c->ids, item_id, strlen(item_id));
+    c->id_gen++;
     catalog_item_clear(&c->items[slot]);
     c->facets[slot].live = 0;
     /* Neighbour lists of a snapshot may name this slot: never reuse it for
@@ -480,6 +483,8 @@ const float *catalog_vector(const catalog *c, size_t slot) {
 int catalog_lookup(const catalog *c, const char *item_id, size_t *slot) {
     return strmap_get(&c->ids, item_id, strlen(item_id), slot);
 }
+
+uint64_t catalog_id_generation(const catalog *c) { return c->id_gen; }
 
 int catalog_ivf_lists(const catalog *c) { return c->nlist; }
 
@@ -603,6 +608,7 @@ static int catalog_snapshot_slots(catalog *c, const catalog_snapshot *snap, size
         }
         if (c->n_free == 0 && catalog_reserve(c) != 0) return AISLE_ENOMEM;
         slot = c->n_free ? c->free_slots[--c->n_free] : c->limit;
+        c->id_gen++;
         catalog_item it = {strdup(id), strdup(""), strdup(""), strdup(""), strdup(""), 0, 1,
                            strdup("")};
         if (!it.item_id || !it.title || !it.creator_id || !it.category || !it.brand ||

@@ -119,6 +119,11 @@ const catalog_facets *catalog_facets_at(const catalog *c, size_t slot);
 uint32_t catalog_key(const catalog *c, const char *s);
 /* AISLE_OK with *slot set, or AISLE_ENOTFOUND. */
 int catalog_lookup(const catalog *c, const char *item_id, size_t *slot);
+/* A count that changes whenever an item id gains or loses its slot (a new
+ * item, a delete, a snapshot's new items): what catalog_lookup answered
+ * for any id holds while it stays the same, so a list of ids looked up
+ * once serves many requests. */
+uint64_t catalog_id_generation(const catalog *c);
 /* The k best items for query q by inner product, best first, into slots and
  * scores (each k long). Returns how many were found (≤ k), or
  * AISLE_ENOMEM. */

@@ -1,17 +1,15 @@
-/* creators: per-creator vector sums and a lazily rebuilt flat FAISS index
- * over their normalized means (see creators.h). */
+/* creators: per-creator vector sums and a lazily rebuilt flat index over
+ * their normalized means (see creators.h). */
 #include "retrieval/creators.h"
 
 #include <assert.h>
-#include <faiss/c_api/Index_c.h>
-#include <faiss/c_api/index_factory_c.h>
 #include <math.h>
-#include <omp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "retrieval/vec.h"
 #include "services/base/grow.h"
 #include "services/base/status.h"
 #include "services/base/strmap.h"
@@ -31,8 +29,10 @@ struct creators {
     creators_entry *entries; /* n of them, cap allocated; never removed */
     size_t n, cap;
     size_t live;            /* entries with items */
-    pthread_mutex_t mu;     /* guards index and dirty against concurrent searches */
-    FaissIndex *index;      /* ids are positions in entries; NULL until built */
+    pthread_mutex_t mu;     /* guards the index and dirty against concurrent searches */
+    float *means;           /* the index: rows normalized means of dim floats (owned) */
+    uint32_t *rows;         /* position in entries of each row (owned) */
+    size_t n_rows;
     int dirty;              /* the sums changed since the index was built */
 };
 
@@ -59,7 +59,8 @@ void creators_free(creators *cr) {
     }
     free(cr->entries);
     strmap_free(&cr->ids);
-    if (cr->index) faiss_Index_free(cr->index);
+    free(cr->means);
+    free(cr->rows);
     pthread_mutex_destroy(&cr->mu);
     free(cr);
 }
@@ -147,13 +148,18 @@ size_t creators_count(const creators *cr) { return cr->live; }
 
 /* A flat index of the normalized sums of the creators with items; the
  * caller holds cr->mu. Returns AISLE_OK, AISLE_ENOMEM or AISLE_EINTERNAL. */
+/* The index anew from the sums: the normalized mean of each creator with
+ * live items, in entry order. AISLE_OK, or AISLE_ENOMEM with the old
+ * index kept. Under cr->mu. */
 static int creators_rebuild(creators *cr) {
     size_t d = (size_t)cr->dim, m = 0;
     float *x = malloc((cr->n ? cr->n : 1) * d * sizeof(float));
-    idx_t *ids = malloc((cr->n ? cr->n : 1) * sizeof(idx_t));
-    FaissIndex *idx = NULL;
-    int rc = AISLE_ENOMEM;
-    if (!x || !ids) goto out;
+    uint32_t *rows = malloc((cr->n ? cr->n : 1) * sizeof(*rows));
+    if (!x || !rows) {
+        free(x);
+        free(rows);
+        return AISLE_ENOMEM;
+    }
     for (size_t i = 0; i < cr->n; i++) {
         const creators_entry *e = &cr->entries[i];
         double norm = 0;
@@ -161,54 +167,44 @@ static int creators_rebuild(creators *cr) {
         if (e->n_items == 0 || !(norm > 0)) continue;
         norm = sqrt(norm);
         for (size_t j = 0; j < d; j++) x[m * d + j] = (float)(e->sum[j] / norm);
-        ids[m++] = (idx_t)i;
+        rows[m++] = (uint32_t)i;
     }
-    rc = AISLE_EINTERNAL;
-    if (faiss_index_factory(&idx, cr->dim, "IDMap,Flat", METRIC_INNER_PRODUCT) != 0 ||
-        (m && faiss_Index_add_with_ids(idx, (idx_t)m, x, ids) != 0))
-        goto out;
-    if (cr->index) faiss_Index_free(cr->index);
-    cr->index = idx;
-    idx = NULL;
+    free(cr->means);
+    free(cr->rows);
+    cr->means = x;
+    cr->rows = rows;
+    cr->n_rows = m;
     cr->dirty = 0;
-    rc = AISLE_OK;
-out:
-    if (idx) faiss_Index_free(idx);
-    free(x);
-    free(ids);
-    return rc;
+    return AISLE_OK;
 }
 
 int creators_search(creators *cr, const float *q, int k, creators_hit *out) {
     float *scores = NULL;
-    idx_t *labels = NULL;
+    vec_hit *h = NULL;
+    size_t m;
     int n = 0, rc = AISLE_OK;
-    /* As for the catalog's searches: callers run concurrently already, and
-     * an OpenMP team per call would only spin against them. */
-    omp_set_num_threads(1);
     pthread_mutex_lock(&cr->mu);
     if (cr->dirty) rc = creators_rebuild(cr);
-    /* Never more than the index holds: FAISS would leave the surplus unset. */
-    if (rc == AISLE_OK && (idx_t)k > faiss_Index_ntotal(cr->index))
-        k = (int)faiss_Index_ntotal(cr->index);
-    if (rc != AISLE_OK || k <= 0) goto out;
-    scores = malloc((size_t)k * sizeof(*scores));
-    labels = malloc((size_t)k * sizeof(*labels));
-    if (!scores || !labels) {
+    m = cr->n_rows;
+    if (rc != AISLE_OK || k <= 0 || m == 0) goto out;
+    scores = malloc(m * sizeof(*scores));
+    h = malloc(m * sizeof(*h));
+    if (!scores || !h) {
         rc = AISLE_ENOMEM;
         goto out;
     }
-    if (faiss_Index_search(cr->index, 1, q, k, scores, labels) != 0) {
-        rc = AISLE_EINTERNAL;
-        goto out;
-    }
-    for (int i = 0; i < k && labels[i] >= 0; i++) {
-        const creators_entry *e = &cr->entries[labels[i]];
-        out[n++] = (creators_hit){e->id, e->name, scores[i], e->n_items};
+    vec_dots(q, cr->means, m, cr->dim, scores);
+    /* By row on equal scores: the creator first seen first. */
+    for (size_t r = 0; r < m; r++) h[r] = (vec_hit){scores[r], (uint32_t)r};
+    vec_hits_heap(h, m);
+    while (n < k && m > 0) {
+        vec_hit best = vec_hits_pop(h, &m);
+        const creators_entry *e = &cr->entries[cr->rows[best.id]];
+        out[n++] = (creators_hit){e->id, e->name, best.score, e->n_items};
     }
 out:
     pthread_mutex_unlock(&cr->mu);
     free(scores);
-    free(labels);
+    free(h);
     return rc != AISLE_OK ? rc : n;
 }

@@ -1,4 +1,4 @@
-/* creators: a vector for each creator, from their items, and a FAISS
+/* creators: a vector for each creator, from their items, and a flat
  * inner-product index over them, so a profile vector finds the creators
  * whose work is like what the user engages with.
  *
@@ -10,11 +10,12 @@
  * vector at once, so the catalog builds a fresh set from the new vectors
  * beside the old one and swaps it with the index.
  *
- * The FAISS index is rebuilt lazily, by the first search after a change:
- * one event moves a creator's mean, so an incremental index would remove
- * and add that creator on every catalog event, while the rebuild is a flat
- * add of one vector per creator (O(creators·dim), well under a millisecond
- * for thousands) paid at most once per burst of events. Writers (the
+ * The index (the means side by side, scanned with retrieval/vec.h's
+ * kernels: a few thousand products a search) is rebuilt lazily, by the
+ * first search after a change: one event moves a creator's mean, so an
+ * incremental index would redo that creator on every catalog event, while
+ * the rebuild is one vector per creator (O(creators·dim), well under a
+ * millisecond for thousands) paid at most once per burst of events. Writers (the
  * catalog, under its write lock) change the sums; searches (under the
  * catalog's read lock, so the sums stand still) rebuild and search under
  * the set's own mutex. */
@@ -60,8 +61,8 @@ size_t creators_slots(const creators *cr, const char *creator_id, const uint32_t
 size_t creators_count(const creators *cr);
 
 /* The k creators whose vectors have the largest inner product with q (dim
- * floats), best first, into out (k long). Returns how many (≤ k), or
- * AISLE_ENOMEM / AISLE_EINTERNAL (FAISS). */
+ * floats), best first (equal scores: the creator seen first), into out (k
+ * long). Returns how many (≤ k), or AISLE_ENOMEM. */
 int creators_search(creators *cr, const float *q, int k, creators_hit *out);
 
 #endif

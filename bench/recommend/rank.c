@@ -67,13 +67,12 @@ static void rank_user_build(const synth_world *w, size_t u, rank_user *ru) {
     ru->p.categories = ru->cats;
 }
 
-static const rank_entry *popular;
-static size_t n_popular;
+/* The popular list, resolved to slots once as the server's cached lists are. */
+static rank_list popular;
 
-static int rank_popular(void *arg, const rank_entry **out, size_t *n, char *err, size_t errlen) {
+static int rank_popular(void *arg, rank_list *out, char *err, size_t errlen) {
     (void)arg, (void)err, (void)errlen;
     *out = popular;
-    *n = n_popular;
     return 0;
 }
 
@@ -119,18 +118,20 @@ int main(int argc, char **argv) {
     }
     rank_user *users = calloc(n_users, sizeof(*users));
     rank_entry *pop = calloc(200, sizeof(*pop)), *trend = calloc(3 * 100, sizeof(*trend));
+    size_t *slots = calloc(200 + 3 * 100, sizeof(*slots));
     float *qv = calloc((size_t)n_users * DIM, sizeof(float));
-    if (!users || !pop || !trend || !qv) return 1;
+    if (!users || !pop || !trend || !slots || !qv) return 1;
     for (size_t u = 0; u < n_users; u++) rank_user_build(w, u, &users[u]);
     for (size_t i = 0; i < 200; i++) pop[i] = (rank_entry){w->items[(i * 7919) % n_items].id, 200.0 - (double)i};
-    popular = pop;
-    n_popular = 200;
+    popular = (rank_list){.items = pop, .n = 200};
+    rank_list_resolve(c, &popular, slots);
     rank_trending tr[3];
     for (int k = 0; k < 3; k++) {
         size_t lo = w->cat_start[k], n = w->cat_start[k + 1] - lo;
         for (size_t i = 0; i < 100 && i < n; i++)
             trend[k * 100 + i] = (rank_entry){w->items[w->by_cat[lo + i * 13 % n]].id, 100.0 - (double)i};
-        tr[k] = (rank_trending){synth_category(w, k), trend + k * 100, n < 100 ? n : 100};
+        tr[k] = (rank_trending){synth_category(w, k), {.items = trend + k * 100, .n = n < 100 ? n : 100}};
+        rank_list_resolve(c, &tr[k].list, slots + 200 + k * 100);
     }
     uint64_t rng = 3;
     for (size_t j = 0; j < (size_t)n_users * DIM; j++) qv[j] = (float)(synth_rand(&rng) % 2001) / 1000.0f - 1.0f;
@@ -176,6 +177,7 @@ int main(int argc, char **argv) {
     free(users);
     free(pop);
     free(trend);
+    free(slots);
     free(qv);
     catalog_free(c);
     synth_world_free(w);

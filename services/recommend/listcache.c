@@ -12,17 +12,21 @@ static struct {
     listcache_list *lists[LISTCACHE_SLOTS];
 } listcache = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-listcache_list *listcache_list_new(profile_entry *e, size_t n, int64_t now_ms) {
+listcache_list *listcache_list_new(catalog *c, profile_entry *e, size_t n, int64_t now_ms) {
     listcache_list *l = calloc(1, sizeof(*l));
     rank_entry *v = malloc((n + 1) * sizeof(*v));
-    if (!l || !v) {
+    size_t *slots = malloc((n + 1) * sizeof(*slots));
+    if (!l || !v || !slots) {
         profile_entries_free(e, n);
         free(l);
         free(v);
+        free(slots);
         return NULL;
     }
     for (size_t i = 0; i < n; i++) v[i] = (rank_entry){e[i].id, e[i].weight};
-    *l = (listcache_list){.refs = 1, .e = e, .view = v, .n = n, .at_ms = now_ms};
+    *l = (listcache_list){.refs = 1, .e = e, .view = v, .slots = slots, .list = {.items = v, .n = n},
+                          .n = n, .at_ms = now_ms};
+    if (c) rank_list_resolve(c, &l->list, slots);
     return l;
 }
 
@@ -35,6 +39,7 @@ void listcache_drop(listcache_list *l) {
     if (!last) return;
     profile_entries_free(l->e, l->n);
     free(l->view);
+    free(l->slots);
     free(l);
 }
 

@@ -21,14 +21,19 @@
 typedef struct listcache_list {
     int refs;         /* under the cache's lock */
     profile_entry *e; /* owned */
-    rank_entry *view; /* owned; points into e: what the ranker reads */
+    rank_entry *view; /* owned; points into e */
+    size_t *slots;    /* owned: each entry's catalog slot, for list */
+    rank_list list;   /* what the ranker reads: view, n and slots */
     size_t n;
     int64_t at_ms;    /* when it was read */
 } listcache_list;
 
 /* A list over e (n entries, taken over even on failure) read at now_ms,
- * with one reference for the caller; NULL when out of memory. */
-listcache_list *listcache_list_new(profile_entry *e, size_t n, int64_t now_ms);
+ * with one reference for the caller; NULL when out of memory. A list of
+ * items has its ids looked up in c (its read lock taken) once for all the
+ * calls that will use it (rank_list_resolve); c is NULL for a list of
+ * something else (categories). */
+listcache_list *listcache_list_new(catalog *c, profile_entry *e, size_t n, int64_t now_ms);
 /* Drops one reference (l may be NULL); the last frees the list. */
 void listcache_drop(listcache_list *l);
 

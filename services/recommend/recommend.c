@@ -89,6 +89,7 @@ static void recommend_degrade(recommend_answer *a, const char *why) {
  * marks the answer degraded; without it (recommend_rank), the failure is
  * kept and returned if the ranker asks for the list. */
 typedef struct recommend_popular {
+    catalog *c; /* where the list's ids are looked up */
     profile_store *ps;
     int64_t now_ms;
     listcache_list *set; /* a reference, dropped by the call's owner */
@@ -107,7 +108,7 @@ static void recommend_popular_read(recommend_popular *pp) {
               : profile_popular(pp->ps, pp->now_ms, RECOMMEND_POPULAR_ITEMS, &read, pp->err,
                                 sizeof(pp->err));
     if (got >= 0) {
-        if (!(pp->set = listcache_list_new(read, (size_t)got, pp->now_ms)))
+        if (!(pp->set = listcache_list_new(pp->c, read, (size_t)got, pp->now_ms)))
             pp->rc = status_fail(AISLE_ENOMEM, pp->err, sizeof(pp->err), "out of memory");
         else
             listcache_put(RECOMMEND_POPULAR_KEY, pp->set);
@@ -130,8 +131,8 @@ typedef struct recommend_trending {
  * when it was read in the last RECOMMEND_CACHE_MS, else from the store;
  * NULL when the store fails (trending is then left out: the popular read
  * is the one that marks an answer degraded) or memory runs out. */
-static listcache_list *recommend_trending_list(profile_store *ps, const char *category,
-                                               int64_t now_ms) {
+static listcache_list *recommend_trending_list(catalog *c, profile_store *ps,
+                                               const char *category, int64_t now_ms) {
     char key[CATALOG_MAX_FIELD + 32], err[256];
     profile_entry *e;
     listcache_list *l;
@@ -147,30 +148,32 @@ static listcache_list *recommend_trending_list(profile_store *ps, const char *ca
         log_debug("recommend", "trending left out: %s", err);
         return NULL;
     }
-    if ((l = listcache_list_new(e, (size_t)got, now_ms))) listcache_put(key, l);
+    /* The trending categories are not items: nothing to look up. */
+    if ((l = listcache_list_new(category ? c : NULL, e, (size_t)got, now_ms)))
+        listcache_put(key, l);
     return l;
 }
 
 /* The trending lists for u (its top categories, else the shop's), when
  * the settings ask for trending and the store answered this call. */
-static void recommend_trending_read(profile_store *ps, const rank_profile *u,
+static void recommend_trending_read(catalog *c, profile_store *ps, const rank_profile *u,
                                     const rank_settings *set, const recommend_answer *a,
                                     int64_t now_ms, recommend_trending *t) {
     const rank_entry *cats = u->categories;
     size_t n_cats = u->n_categories, h = 0;
     memset(t, 0, sizeof(*t));
     if (!set || set->budget[RANK_SRC_TRENDING] <= 0 || a->degraded) return;
-    if (n_cats == 0 && (t->held[h] = recommend_trending_list(ps, NULL, now_ms))) {
+    if (n_cats == 0 && (t->held[h] = recommend_trending_list(c, ps, NULL, now_ms))) {
         cats = t->held[h]->view;
         n_cats = t->held[h++]->n;
     }
     for (size_t i = 0; i < n_cats && t->n < RECOMMEND_TRENDING_CATEGORIES; i++) {
         listcache_list *l;
         if (strlen(cats[i].id) > CATALOG_MAX_FIELD ||
-            !(l = recommend_trending_list(ps, cats[i].id, now_ms)))
+            !(l = recommend_trending_list(c, ps, cats[i].id, now_ms)))
             continue;
         t->held[h++] = l;
-        t->lists[t->n++] = (rank_trending){cats[i].id, l->view, l->n};
+        t->lists[t->n++] = (rank_trending){cats[i].id, l->list};
     }
 }
 
@@ -180,18 +183,16 @@ static void recommend_trending_drop(recommend_trending *t) {
 }
 
 /* The ranker's callback: the list read beforehand, or its failure. */
-static int recommend_popular_get(void *arg, const rank_entry **out, size_t *n, char *err,
-                                 size_t errlen) {
+static int recommend_popular_get(void *arg, rank_list *out, char *err, size_t errlen) {
     recommend_popular *pp = arg;
     if (pp->rc != AISLE_OK) return status_fail(pp->rc, err, errlen, "%s", pp->err);
-    *out = pp->set ? pp->set->view : NULL;
-    *n = pp->set ? pp->set->n : 0;
+    *out = pp->set ? pp->set->list : (rank_list){0};
     return AISLE_OK;
 }
 
 int recommend_rank(catalog *c, profile_store *ps, const recommend_user *u, int limit,
                    const rank_filter *filter, rank_result *out, char *err, size_t errlen) {
-    recommend_popular pp = {.ps = ps, .now_ms = u->now_ms};
+    recommend_popular pp = {.c = c, .ps = ps, .now_ms = u->now_ms};
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -529,7 +530,7 @@ static const rank_settings *recommend_override(const rank_settings *base,
 int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *call,
                           int64_t now_ms, recommend_answer *out, char *err, size_t errlen) {
     recommend_user u;
-    recommend_popular pp = {.ps = ps, .now_ms = now_ms, .degrade = 1, .answer = out};
+    recommend_popular pp = {.c = c, .ps = ps, .now_ms = now_ms, .degrade = 1, .answer = out};
     recommend_trending tr = {0};
     rank_filter f;
     uint32_t *served = NULL;
@@ -566,7 +567,7 @@ int recommend_answer_call(catalog *c, profile_store *ps, const recommend_call *c
     rank_settings changed;
     if (call->overrides && settings) settings = recommend_override(settings, call->overrides, &changed);
     recommend_popular_read(&pp);
-    recommend_trending_read(ps, &u.view, settings, out, now_ms, &tr);
+    recommend_trending_read(c, ps, &u.view, settings, out, now_ms, &tr);
     rank_request rq = {
         .profile = &u.view,
         .popular = recommend_popular_get,

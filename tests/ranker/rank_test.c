@@ -38,18 +38,16 @@ static catalog *make_catalog(void) {
 
 /* A popular list handed to the ranker on demand, counting the asks. */
 typedef struct pop_list {
-    const rank_entry *e;
-    size_t n;
+    rank_list list;
     int asked;
     int fail; /* the code to fail with, as a store that is down would */
 } pop_list;
 
-static int pop_fetch(void *arg, const rank_entry **out, size_t *n, char *err, size_t errlen) {
+static int pop_fetch(void *arg, rank_list *out, char *err, size_t errlen) {
     pop_list *pl = arg;
     pl->asked++;
     if (pl->fail) return status_fail(pl->fail, err, errlen, "popular list unavailable");
-    *out = pl->e;
-    *n = pl->n;
+    *out = pl->list;
     return AISLE_OK;
 }
 
@@ -60,7 +58,7 @@ static int rank(catalog *c, const rank_profile *p, const rank_entry *pop, size_t
     rank_request rq = {.profile = p, .popular = pop_fetch, .popular_arg = &last_pop,
                        .limit = limit, .filter = f};
     char err[256];
-    last_pop = (pop_list){pop, npop, 0, 0};
+    last_pop = (pop_list){.list = {.items = pop, .n = npop}};
     return rank_recommend(c, &rq, r, err, sizeof(err));
 }
 
@@ -171,6 +169,36 @@ static void test_cold_start_uses_popular(void) {
     catalog_free(c);
 }
 
+/* A popular list resolved to slots once serves calls while the catalog's
+ * ids stay as they were; once an item leaves and another takes its slot,
+ * the ranker looks the ids up again rather than trust the old slots. */
+static void test_resolved_list_follows_the_catalog(void) {
+    catalog *c = make_catalog();
+    rank_profile p = {0};
+    rank_entry pop[] = {{"b3", 10}, {"a2", 8}};
+    size_t slots[2];
+    float v[DIM] = {0, 0, 1, 0};
+    catalog_item fresh = {.item_id = "n1", .title = "n1", .creator_id = "cn", .category = "N",
+                          .brand = "", .price_cents = 100, .in_stock = 1, .creator_name = ""};
+    char err[256];
+    rank_request rq = {.profile = &p, .popular = pop_fetch, .popular_arg = &last_pop,
+                       .limit = 1};
+    rank_result r;
+    TEST_REQUIRE(c != NULL);
+    last_pop = (pop_list){.list = {.items = pop, .n = 2}};
+    rank_list_resolve(c, &last_pop.list, slots);
+    TEST_REQUIRE(rank_recommend(c, &rq, &r, err, sizeof(err)) == AISLE_OK && r.n == 1);
+    TEST_CHECK_STR(r.hits[0].item.item_id, "b3");
+    rank_result_free(&r);
+    /* n1 takes b3's freed slot: the old slots would serve it as popular. */
+    TEST_REQUIRE(catalog_delete(c, "b3") == AISLE_OK);
+    TEST_REQUIRE(catalog_upsert(c, &fresh, v, DIM, err, sizeof(err)) == AISLE_OK);
+    TEST_REQUIRE(rank_recommend(c, &rq, &r, err, sizeof(err)) == AISLE_OK && r.n == 1);
+    TEST_CHECK_STR(r.hits[0].item.item_id, "a2");
+    rank_result_free(&r);
+    catalog_free(c);
+}
+
 static void test_dismissed_items_are_left_out_and_repel(void) {
     catalog *c = make_catalog();
     rank_entry items[] = {{"a0", 1.0}, {"b0", 1.0}};
@@ -264,11 +292,11 @@ static void test_popular_failure_keeps_its_code(void) {
     rank_result r;
     char err[256] = "";
     TEST_REQUIRE(c != NULL);
-    last_pop = (pop_list){NULL, 0, 0, AISLE_EIO};
+    last_pop = (pop_list){.fail = AISLE_EIO};
     TEST_CHECK(rank_recommend(c, &rq, &r, err, sizeof(err)) == AISLE_EIO);
     TEST_CHECK(strstr(err, "unavailable") != NULL);
     TEST_CHECK(r.n == 0 && r.hits == NULL);
-    last_pop = (pop_list){NULL, 0, 0, AISLE_ENOMEM};
+    last_pop = (pop_list){.fail = AISLE_ENOMEM};
     TEST_CHECK(rank_recommend(c, &rq, &r, err, sizeof(err)) == AISLE_ENOMEM);
     catalog_free(c);
 }
@@ -580,6 +608,7 @@ int main(void) {
     TEST_RUN(test_creator_boost_and_reason);
     TEST_RUN(test_features_are_what_was_scored);
     TEST_RUN(test_cold_start_uses_popular);
+    TEST_RUN(test_resolved_list_follows_the_catalog);
     TEST_RUN(test_dismissed_items_are_left_out_and_repel);
     TEST_RUN(test_filters);
     TEST_RUN(test_price_floor_and_excluded_categories);

@@ -50,7 +50,7 @@ static int has_reason(const rank_hit *h, const char *want) {
 static void test_trending_lists_share_the_budget(void) {
     catalog *c = make_catalog();
     rank_entry out[] = {{"o7", 9}, {"o2", 3}, {"gone", 1}}, kit[] = {{"k4", 5}};
-    rank_trending t[] = {{"outdoor", out, 3}, {"kitchen", kit, 1}};
+    rank_trending t[] = {{"outdoor", {.items = out, .n = 3}}, {"kitchen", {.items = kit, .n = 1}}};
     rank_request rq = {.limit = 6, .settings = rank_surface("home"), .trending = t,
                        .n_trending = 2};
     rank_result r;

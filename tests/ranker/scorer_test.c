@@ -85,12 +85,11 @@ static void test_bad_files_are_refused(void) {
 
 static const rank_entry hot_list[] = {{"hot", 10}};
 
-static int pop_fetch(void *arg, const rank_entry **out, size_t *n, char *err, size_t errlen) {
+static int pop_fetch(void *arg, rank_list *out, char *err, size_t errlen) {
     (void)arg;
     (void)err;
     (void)errlen;
-    *out = hot_list;
-    *n = 1;
+    *out = (rank_list){.items = hot_list, .n = 1};
     return AISLE_OK;
 }
 

@@ -45,22 +45,28 @@ static const char *best(catalog *c, float x, float y) {
 static void test_upsert_search_update_delete(void) {
     catalog *c;
     size_t slot;
+    uint64_t gen;
     TEST_REQUIRE(new_catalog(DIM, 0, &c) == 0);
     TEST_CHECK(put(c, "east", 1, 0, 1) == 0);
     TEST_CHECK(put(c, "north", 0, 1, 1) == 0);
     TEST_CHECK(catalog_count(c) == 2);
     TEST_CHECK_STR(best(c, 1, 0.1f), "east");
     TEST_CHECK_STR(best(c, 0.1f, 1), "north");
-    /* An update moves the vector; the count stays. */
+    /* An update moves the vector; the count and the ids' slots stay. */
+    gen = catalog_id_generation(c);
     TEST_CHECK(put(c, "east", 0, 2, 1) == 0);
     TEST_CHECK(catalog_count(c) == 2);
+    TEST_CHECK(catalog_id_generation(c) == gen);
     TEST_CHECK_STR(best(c, 0.1f, 1), "east");
     TEST_CHECK(catalog_delete(c, "east") == 0);
+    TEST_CHECK(catalog_id_generation(c) != gen);
+    gen = catalog_id_generation(c);
     TEST_CHECK(catalog_delete(c, "east") == AISLE_ENOTFOUND);
     TEST_CHECK_STR(best(c, 0.1f, 1), "north");
     TEST_CHECK(catalog_lookup(c, "east", &slot) == AISLE_ENOTFOUND);
     /* The freed slot is reused. */
     TEST_CHECK(put(c, "west", -1, 0, 0) == 0);
+    TEST_CHECK(catalog_id_generation(c) != gen);
     TEST_CHECK(catalog_slot_limit(c) == 2);
     TEST_CHECK(catalog_lookup(c, "west", &slot) == 0 && !catalog_at(c, slot)->in_stock);
     catalog_free(c);
