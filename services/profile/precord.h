@@ -39,6 +39,9 @@
 #define PRECORD_HEAD 56
 #define PRECORD_ENTRY 16
 #define PRECORD_MAX_NAME 65535 /* a name's length is a u16 */
+/* The kinds of member fields (profile.h's KIND:NAME); 'o' is the other,
+ * offset marks. */
+#define PRECORD_MEMBER_KINDS "idcgbspf"
 
 /* The head's numbers, by position. */
 enum { PRECORD_LAST_MS, PRECORD_ERASED, PRECORD_LM, PRECORD_N, PRECORD_NMETA };

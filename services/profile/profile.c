@@ -1250,7 +1250,8 @@ typedef struct profile_field {
     double v;
 } profile_field;
 
-#define PROFILE_KINDS_OF_MEMBERS "idcgbspf" /* the order of profile_get's lists */
+/* The record's member kinds, in the order of profile_get's lists. */
+#define PROFILE_KINDS_OF_MEMBERS PRECORD_MEMBER_KINDS
 
 static int profile_cmp_field(const void *pa, const void *pb) {
     const profile_field *a = pa, *b = pb;

@@ -209,13 +209,18 @@ static int apply_open(RedisModuleCtx *ctx, apply_run *r, const char **why) {
     return r->rec && precord_check_bounds(r->rec, r->len) == 0 ? 0 : -1;
 }
 
+/* Resizes the key's string to size bytes (a missing key becomes one) and
+ * points r->rec and r->len at it again: a resize may move the string. */
+static void apply_resize(apply_run *r, size_t size) {
+    RedisModule_StringTruncate(r->p, size);
+    r->rec = (unsigned char *)RedisModule_StringDMA(r->p, &r->len, REDISMODULE_WRITE);
+}
+
 /* Makes room for `more` bytes past the record's end (the empty record
  * becomes a key here); r->rec moves. */
 static void apply_grow(apply_run *r, size_t more) {
-    size_t used = precord_size(r->rec);
     int fresh = r->rec == r->head;
-    RedisModule_StringTruncate(r->p, used + more);
-    r->rec = (unsigned char *)RedisModule_StringDMA(r->p, &r->len, REDISMODULE_WRITE);
+    apply_resize(r, precord_size(r->rec) + more);
     if (fresh) memcpy(r->rec, r->head, PRECORD_HEAD);
 }
 
@@ -267,8 +272,7 @@ static int apply_trim(const apply_head *h, apply_run *r) {
     out = RedisModule_Alloc(size);
     precord_build(out, meta, f, kept);
     RedisModule_Free(f);
-    RedisModule_StringTruncate(r->p, size);
-    r->rec = (unsigned char *)RedisModule_StringDMA(r->p, &r->len, REDISMODULE_WRITE);
+    apply_resize(r, size);
     memcpy(r->rec, out, size);
     RedisModule_Free(out);
     return 0;
@@ -347,7 +351,7 @@ static int apply_room(const apply_run *r, const precord_field *mark, int has_mar
                 ? PRECORD_ENTRY + mark->len
                 : 0;
     for (long long i = 0; i < r->nf; i++) {
-        if (apply_field_name(r->argv[5 + 3 * r->n + 2 * i], "idcgbspf", &f)) return -1;
+        if (apply_field_name(r->argv[5 + 3 * r->n + 2 * i], PRECORD_MEMBER_KINDS, &f)) return -1;
         if (!precord_find(r->rec, f.kind, f.name, f.len, &at)) *room += PRECORD_ENTRY + f.len;
     }
     return 0;
@@ -360,7 +364,8 @@ static int apply_fields(apply_run *r, double f) {
     for (long long i = 0; i < r->nf; i++) {
         RedisModuleString **fv = r->argv + 5 + 3 * r->n + 2 * i;
         precord_field x;
-        if (apply_field_name(fv[0], "idcgbspf", &x) || apply_parse(fv[1], &x.v)) return -1;
+        if (apply_field_name(fv[0], PRECORD_MEMBER_KINDS, &x) || apply_parse(fv[1], &x.v))
+            return -1;
         if (apply_decayed(x.kind)) x.v *= f;
         apply_set(r, &x, apply_decayed(x.kind));
     }
@@ -448,10 +453,7 @@ static int apply_one(RedisModuleCtx *ctx, const apply_head *h, apply_run *r, cha
         precord_set_meta(r->rec, PRECORD_LAST_MS, r->tmax);
     /* A field named twice in the run was reserved twice: the rest is given
      * back (which may move the string). */
-    if (precord_size(r->rec) < r->len) {
-        RedisModule_StringTruncate(r->p, precord_size(r->rec));
-        r->rec = (unsigned char *)RedisModule_StringDMA(r->p, &r->len, REDISMODULE_WRITE);
-    }
+    if (precord_size(r->rec) < r->len) apply_resize(r, precord_size(r->rec));
     *why = "ERR corrupt profile record";
     if ((double)(precord_count(r->rec) - precord_marks(r->rec)) > h->high && apply_trim(h, r))
         return -1;
