@@ -146,8 +146,6 @@ size_t creators_slots(const creators *cr, const char *creator_id, const uint32_t
 
 size_t creators_count(const creators *cr) { return cr->live; }
 
-/* A flat index of the normalized sums of the creators with items; the
- * caller holds cr->mu. Returns AISLE_OK, AISLE_ENOMEM or AISLE_EINTERNAL. */
 /* The index anew from the sums: the normalized mean of each creator with
  * live items, in entry order. AISLE_OK, or AISLE_ENOMEM with the old
  * index kept. Under cr->mu. */
