@@ -18,7 +18,7 @@
 #define INGEST_FLUSH_MS 5000
 #define INGEST_CATALOG_WAIT_MS 10000 /* catalog read before signals, at most */
 #define INGEST_ORIGIN_MAX 300        /* "topic:partition" */
-#define INGEST_WHY_MAX 256           /* a dead letter's reason */
+#define INGEST_WHY_MAX 512           /* a dead letter's reason (a refusal names two keys) */
 #define INGEST_BACKOFF_MAX_MS 5000
 /* Commits sent and not answered yet, at most: past it a batch waits for
  * the answers (a slow coordinator then paces the worker). */
@@ -34,6 +34,7 @@ typedef struct ingest_batch {
     Aisle__V1__Signal **sigs; /* decoded good signals, sigs[i] from msgs[at[i]] */
     size_t *at;
     profile_event *events;    /* one per good signal */
+    char *refused;            /* per good signal, profile_apply's verdict */
     char (*origins)[INGEST_ORIGIN_MAX];
     /* Per message: why it is a dead letter ("" for a good one), and whether
      * its dead letter's delivery is confirmed (set by the report). */
@@ -93,10 +94,12 @@ static int ingest_batch_alloc(ingest_batch *b, size_t nb) {
     b->sigs = calloc(nb, sizeof(*b->sigs));
     b->at = calloc(nb, sizeof(*b->at));
     b->events = calloc(nb, sizeof(*b->events));
+    b->refused = calloc(nb, 1);
     b->origins = calloc(nb, sizeof(*b->origins));
     b->why = calloc(nb, sizeof(*b->why));
     b->delivered = calloc(nb, 1);
-    return b->msgs && b->sigs && b->at && b->events && b->origins && b->why && b->delivered
+    return b->msgs && b->sigs && b->at && b->events && b->refused && b->origins && b->why &&
+                   b->delivered
                ? AISLE_OK
                : AISLE_ENOMEM;
 }
@@ -107,13 +110,19 @@ static void ingest_batch_free(ingest_batch *b) {
     free(b->sigs);
     free(b->at);
     free(b->events);
+    free(b->refused);
     free(b->origins);
     free(b->why);
     free(b->delivered);
 }
 
-/* The number of dead letters in the batch. */
-static size_t ingest_n_dead(const ingest_batch *b) { return b->n_msgs - b->n_sigs; }
+/* The number of dead letters in the batch: the messages refused on
+ * decoding, and those whose user's profile could not be read. */
+static size_t ingest_n_dead(const ingest_batch *b) {
+    size_t n = 0;
+    for (size_t i = 0; i < b->n_msgs; i++) n += b->why[i][0] != 0;
+    return n;
+}
 
 /* Queues message i of the batch for the dead-letter topic, with where it
  * came from and why it was refused in its headers; its delivery report
@@ -305,6 +314,23 @@ static int ingest_wait(ingest_worker *w, int64_t ms) {
     return AISLE_OK;
 }
 
+/* Turns the signals whose user's profile the apply refused (a key no write
+ * can read) into dead letters naming the key and the check, and queues
+ * them; the rest of the batch is applied, so the partition moves on, and
+ * they are confirmed with the others before the commit (a send refused
+ * now is retried there). Returns how many. */
+static size_t ingest_refuse(ingest_worker *w, ingest_batch *b) {
+    size_t n = 0;
+    for (size_t i = 0; i < b->n_sigs; i++) {
+        size_t m = b->at[i];
+        if (!b->refused[i]) continue;
+        profile_refusal(b->sigs[i]->user_id, b->refused[i], b->why[m], INGEST_WHY_MAX);
+        (void)ingest_dead_letter(w, b, m);
+        n++;
+    }
+    return n;
+}
+
 /* Applies the batch's signals, retrying with backoff until Redis takes them
  * or a stop is asked for; sent: their first write is in flight
  * (profile_apply_send), to be finished first. Returns AISLE_OK when
@@ -313,13 +339,16 @@ static int ingest_apply(ingest_worker *w, ingest_batch *b, int sent) {
     int64_t backoff = 100;
     char err[512];
     for (;;) {
-        int n = sent ? profile_apply_finish(w->profiles, b->events, b->n_sigs, err, sizeof(err))
-                     : profile_apply(w->profiles, b->events, b->n_sigs, err, sizeof(err));
+        int n = sent ? profile_apply_finish(w->profiles, b->events, b->n_sigs, b->refused, err,
+                                            sizeof(err))
+                     : profile_apply(w->profiles, b->events, b->n_sigs, b->refused, err,
+                                     sizeof(err));
         sent = 0;
         if (n >= 0) {
+            size_t refused = ingest_refuse(w, b);
             if (w->stats) {
                 atomic_fetch_add(&w->stats->applied, (uint64_t)n);
-                atomic_fetch_add(&w->stats->duplicates, b->n_sigs - (uint64_t)n);
+                atomic_fetch_add(&w->stats->duplicates, b->n_sigs - refused - (uint64_t)n);
             }
             if (w->waiting) {
                 ingest_pause(w, 0);

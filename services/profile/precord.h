@@ -43,6 +43,17 @@
  * offset marks. */
 #define PRECORD_MEMBER_KINDS "idcgbspf"
 
+/* The verdicts AISLE.APPLY and the apply script give every event of a run
+ * whose profile no write can read, one letter per check that failed (each
+ * event's verdict is otherwise '1' applied, '0' a duplicate, '2' held
+ * back): the run is refused whole and its keys are left as they were, so
+ * the caller can dead-letter its events and the other runs of the call
+ * still apply. Strings, so the script's text can name them too. */
+#define PRECORD_REFUSED_RECORD "r" /* a record failing precord_check */
+#define PRECORD_REFUSED_HASH "h"   /* a hash: a value not a number, a name too long */
+#define PRECORD_REFUSED_TYPE "t"   /* a key of another Redis type */
+#define PRECORD_REFUSED PRECORD_REFUSED_RECORD PRECORD_REFUSED_HASH PRECORD_REFUSED_TYPE
+
 /* The head's numbers, by position. */
 enum { PRECORD_LAST_MS, PRECORD_ERASED, PRECORD_LM, PRECORD_N, PRECORD_NMETA };
 

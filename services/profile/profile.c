@@ -59,7 +59,9 @@
  * trim_every. The TTL is refreshed and never cuts the erasure mark's keep_s
  * short. Calls take at most 4000 arguments (Lua's stack), so long lists go
  * in pieces. Returns one character per event, in order: '1' applied, '0'
- * duplicate or erased, '2' new but held back with its run.
+ * duplicate or erased, '2' new but held back with its run, or, for every
+ * event of a run whose profile it cannot read, the module's letter for
+ * the check that failed (PRECORD_REFUSED_*).
  * KEYS: per run, profile events
  * ARGV: max_items max_creators max_categories max_seen max_purchased
  *       window_count window_cutoff_ms now_ms ttl_s keep_s half_life_ms
@@ -102,19 +104,21 @@ static const char profile_apply_lua[] =
     /* A profile the module wrote is a record (precord.h): rewritten as the
      * hash it stands for, its expiry kept, so the script may take over
      * from the module at any call (a Redis restarted without it). A record
-     * that does not parse is an error, not a guess. */
+     * that does not parse, or a key of another type, is the run's verdict
+     * (the module's letters), the key left as it was: not a guess. */
     "local function unrecord()\n"
+    "  if rcall('TYPE', P).ok ~= 'string' then return '" PRECORD_REFUSED_TYPE "' end\n"
     "  local s, ttl = rcall('GET', P), rcall('PTTL', P)\n"
-    "  if #s < 56 or s:sub(1, 5) ~= 'AIPR\\1' then error('corrupt profile record') end\n"
+    "  if #s < 56 or s:sub(1, 5) ~= 'AIPR\\1' then return '" PRECORD_REFUSED_RECORD "' end\n"
     "  local count, marks, heap = struct.unpack('<I4I4I4', s, 9)\n"
     "  local last, erased, lm, cnt = struct.unpack('<dddd', s, 25)\n"
     "  local base = 57 + 16 * count\n"
-    "  if #s ~= base - 1 + heap then error('corrupt profile record') end\n"
+    "  if #s ~= base - 1 + heap then return '" PRECORD_REFUSED_RECORD "' end\n"
     "  local h = {'erased', num(erased), 'n', num(cnt), 'm', count - marks, 'last_ms', num(last)}\n"
     "  if lm == lm then h[#h + 1] = 'lm'; h[#h + 1] = num(lm) end\n"
     "  for i = 0, count - 1 do\n"
     "    local off, len, kind, _, v = struct.unpack('<I4I2BBd', s, 57 + 16 * i)\n"
-    "    if off + len > heap or kind == 0 then error('corrupt profile record') end\n"
+    "    if off + len > heap or kind == 0 then return '" PRECORD_REFUSED_RECORD "' end\n"
     "    h[#h + 1] = string.char(kind) .. ':' .. s:sub(base + off, base + off + len - 1)\n"
     "    h[#h + 1] = num(v)\n"
     "  end\n"
@@ -167,15 +171,31 @@ static const char profile_apply_lua[] =
     /* A record answers HMGET with WRONGTYPE: caught, at no cost when the
      * profile is a hash. */
     "  local ok, r = pcall(call, 'HMGET', P, q)\n"
+    "  local bad, last, erased, lm, cnt0, m0, done, v, added, top\n"
     "  if not ok then\n"
     "    if not tostring(r.err or r):find('WRONGTYPE') then error(r) end\n"
-    "    unrecord(); r = call('HMGET', P, q)\n"
+    "    bad = unrecord()\n"
+    "    if not bad then r = call('HMGET', P, q) end\n"
     "  end\n"
-    "  local last, erased = tonumber(r[1] or '0'), tonumber(r[2] or '-1')\n"
-    "  local lm, cnt0, m0 = tonumber(r[3] or ''), tonumber(r[4] or '0'), tonumber(r[5] or '0')\n"
-    "  local done = mark ~= '' and tonumber(r[6] or '-1') or -1\n"
-    "  local v, added, top = check(E, e0, f0 - 1, done, erased)\n"
-    "  if #added < n then\n"
+    /* A run whose profile cannot be read is refused whole, before anything
+     * of it is written: a value that is not a number, or an event-id key
+     * of another type (its first ZADD fails; no id was added before). */
+    "  for k = 1, bad and 0 or #q do\n"
+    "    if r[k] and not tonumber(r[k]) then bad = '" PRECORD_REFUSED_HASH "' end\n"
+    "  end\n"
+    "  if not bad then\n"
+    "    last, erased = tonumber(r[1] or '0'), tonumber(r[2] or '-1')\n"
+    "    lm, cnt0, m0 = tonumber(r[3] or ''), tonumber(r[4] or '0'), tonumber(r[5] or '0')\n"
+    "    done = mark ~= '' and tonumber(r[6] or '-1') or -1\n"
+    "    ok, v, added, top = pcall(check, E, e0, f0 - 1, done, erased)\n"
+    "    if not ok then\n"
+    "      if not tostring(v.err or v):find('WRONGTYPE') then error(v) end\n"
+    "      bad = '" PRECORD_REFUSED_TYPE "'\n"
+    "    end\n"
+    "  end\n"
+    "  if bad then\n"
+    "    out[#out + 1] = string.rep(bad, n)\n"
+    "  elseif #added < n then\n"
     "    if #added > 0 then call('ZREM', E, added) end\n"
     "    out[#out + 1] = (v:gsub('1', '2'))\n"
     "  else\n"
@@ -1052,8 +1072,8 @@ out:
 
 /* Reads the replies of the round rd (queued, or sent by rcluster_send) and
  * frees it: each event gets its verdict in verdict[index], '1' applied,
- * '0' a duplicate, or '2' held back with a run that held one (to be sent
- * again). Returns AISLE_OK, PROFILE_RESEND when the module's command was
+ * '0' a duplicate, '2' held back with a run that held one (to be sent
+ * again), or a PRECORD_REFUSED_* letter. Returns AISLE_OK, PROFILE_RESEND when the module's command was
  * refused (nothing settled), or AISLE_EIO with err set. */
 static int profile_round_read(profile_store *ps, profile_round *rd, char *verdict, char *err,
                               size_t errlen) {
@@ -1070,7 +1090,7 @@ static int profile_round_read(profile_store *ps, profile_round *rd, char *verdic
         size_t first = rd->run_start[rd->call_start[c]],
                len = rd->run_start[rd->call_start[c + 1]] - first;
         if (r[c]->type != REDIS_REPLY_STRING || r[c]->len != len ||
-            strspn(r[c]->str, "012") != len) {
+            strspn(r[c]->str, "012" PRECORD_REFUSED) != len) {
             rc = profile_bad_reply(r[c], "applying signals", err, errlen);
             goto out;
         }
@@ -1097,8 +1117,8 @@ int profile_apply_send(profile_store *ps, const profile_event *ev, size_t n, cha
     return AISLE_OK;
 }
 
-int profile_apply_finish(profile_store *ps, const profile_event *ev, size_t n, char *err,
-                         size_t errlen) {
+int profile_apply_finish(profile_store *ps, const profile_event *ev, size_t n, char *refused,
+                         char *err, size_t errlen) {
     char *verdict = calloc(n ? n : 1, 1); /* 0: not sent yet, then the script's */
     unsigned char *applied = calloc(n ? n : 1, 1);
     size_t *pick = calloc(n ? n : 1, sizeof(*pick));
@@ -1139,6 +1159,7 @@ int profile_apply_finish(profile_store *ps, const profile_event *ev, size_t n, c
     for (size_t i = 0; i < n; i++) {
         applied[i] = verdict[i] == '1';
         napplied += applied[i];
+        if (refused) refused[i] = verdict[i] && strchr(PRECORD_REFUSED, verdict[i]) ? verdict[i] : 0;
     }
     /* Popularity counts positive interest of newly applied events only, so a
      * replayed batch does not inflate it; it is written when due. */
@@ -1152,10 +1173,24 @@ out:
     return rc;
 }
 
-int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *err,
-                  size_t errlen) {
+int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *refused,
+                  char *err, size_t errlen) {
     int rc = profile_apply_send(ps, ev, n, err, errlen);
-    return rc < 0 ? rc : profile_apply_finish(ps, ev, n, err, errlen);
+    return rc < 0 ? rc : profile_apply_finish(ps, ev, n, refused, err, errlen);
+}
+
+void profile_refusal(const char *user_id, char verdict, char *out, size_t outlen) {
+    char keys[PROFILE_NKEYS][PROFILE_KEY_MAX];
+    profile_keys(user_id, keys);
+    if (verdict == PRECORD_REFUSED_TYPE[0])
+        snprintf(out, outlen, "profile keys %s, %s: one holds another Redis type", keys[0],
+                 keys[1]);
+    else
+        snprintf(out, outlen, "profile %s: %s", keys[PROFILE_KEY_PROFILE],
+                 verdict == PRECORD_REFUSED_HASH[0]
+                     ? "the hash does not convert (a value that is not a number, or a name "
+                       "over 65535 bytes)"
+                     : "a corrupt profile record (magic, version, length, names, or order)");
 }
 
 /* How stored values read as weights. */

@@ -13,7 +13,8 @@
  *    sorted index of fixed-width entries (kind, name, double value), which
  *    the module edits in place; a field is a binary search, not a listpack
  *    walk. A read is one GET, parsed here, bounds-checked (a corrupt
- *    record is AISLE_EFORMAT on a read and an error reply on a write).
+ *    record is AISLE_EFORMAT on a read and refuses the user's events on a
+ *    write; see profile_apply).
  *  - the Lua script's hash (where Redis loads no module): a user's events
  *    of one batch cost one HMGET and one HSET of the fields they touch,
  *    and a read is one HGETALL.
@@ -212,13 +213,23 @@ int profile_check_id(const char *name, const char *v, int required, char *err,
  * for the ones newly applied (summed over popular_delay_ms first). One
  * round trip, two when popularity is due, and one more for each round of runs held back for a duplicate (a
  * replay). Events of one user and origin must come in offset order.
+ * A user whose profile no write can read (a corrupt record, a hash that
+ * does not convert, a key of another type: only something other than
+ * Aisle writing the keys makes one) has those events refused, its keys
+ * untouched, while the other users' events apply: refused (NULL, or n
+ * bytes) then holds, per event, 0 for one applied or a duplicate, else the
+ * check that failed (PRECORD_REFUSED_*; profile_refusal says it in words).
  * Returns the number newly
- * applied (duplicates count 0), or AISLE_EIO (AISLE_ENOMEM) with err set; then some may
+ * applied (duplicates and refusals count 0), or AISLE_EIO (AISLE_ENOMEM) with err set; then some may
  * have been applied and the caller retries the whole batch, which
  * de-duplication makes safe (popularity, an approximate figure, may then
  * miss those; a popularity write that failed is kept and tried again). */
-int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *err,
-                  size_t errlen);
+int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *refused,
+                  char *err, size_t errlen);
+
+/* Writes into out why user_id's events were refused with verdict (from
+ * profile_apply's refused): the key and the check that failed. */
+void profile_refusal(const char *user_id, char verdict, char *out, size_t outlen);
 
 /* profile_apply in two halves, for a caller with other work while Redis
  * works (the worker reads and decodes its next batch): _send queues the
@@ -230,8 +241,8 @@ int profile_apply(profile_store *ps, const profile_event *ev, size_t n, char *er
  * (AISLE_ENOMEM) with err set: nothing was sent, nothing to finish. */
 int profile_apply_send(profile_store *ps, const profile_event *ev, size_t n, char *err,
                        size_t errlen);
-int profile_apply_finish(profile_store *ps, const profile_event *ev, size_t n, char *err,
-                         size_t errlen);
+int profile_apply_finish(profile_store *ps, const profile_event *ev, size_t n, char *refused,
+                         char *err, size_t errlen);
 
 /* Writes the popularity profile_apply has summed (see popular_delay_ms)
  * when it is due, or at once when force is non-zero; for a caller going

@@ -18,8 +18,11 @@
  *
  * It runs inside redis-server, so it links nothing of Aisle's but the
  * record's format (precord.h): the module API (redismodule.h, from Redis's
- * own source; deploy/setup.sh installs it) and libc. Bad arguments and a
- * corrupt record are an error reply, never an abort. Deterministic given
+ * own source; deploy/setup.sh installs it) and libc. Bad arguments are an
+ * error reply, never an abort; a run whose profile cannot be read (a
+ * corrupt record, a hash that does not convert, a key of another type) is
+ * refused with a verdict naming the check (PRECORD_REFUSED_*), its keys
+ * untouched, and the call's other runs apply. Deterministic given
  * the data set and the arguments (the clock comes in as an argument), so
  * it is replicated verbatim; the record is a plain string to RDB, AOF,
  * replicas and MIGRATE, and loads into a Redis without the module. */
@@ -133,8 +136,10 @@ static void apply_scan_cb(RedisModuleKey *key, RedisModuleString *field,
     const char *f = RedisModule_StringPtrLen(field, &len);
     double v;
     (void)key;
-    if (!apply_kind(f, len) || apply_parse(value, &v)) return;
-    if (len - 2 > PRECORD_MAX_NAME) s->bad = 1;
+    if (!apply_kind(f, len)) return;
+    /* A member the script could not add to either: the hash is refused,
+     * not converted without it. */
+    if (apply_parse(value, &v) || len - 2 > PRECORD_MAX_NAME) s->bad = 1;
     if (s->bad) return;
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 64;
@@ -153,8 +158,8 @@ static const char *const apply_meta_names[PRECORD_NMETA] = {"last_ms", "erased",
 
 /* Rewrites the hash-layout profile open at r->p as a record (the first
  * write of a profile the Lua script or an older module wrote), keeping its
- * expiry. Returns 0, or -1 for a meta value that is not a number or a
- * name too long for the record. */
+ * expiry. Returns 0, or -1 (nothing changed) for a value that is not a
+ * number or a name too long for the record. */
 static int apply_migrate(RedisModuleCtx *ctx, apply_run *r) {
     static const double dflt[PRECORD_NMETA] = {0, -1, NAN, 0};
     double meta[PRECORD_NMETA];
@@ -183,12 +188,18 @@ static int apply_migrate(RedisModuleCtx *ctx, apply_run *r) {
     return 0;
 }
 
+static int apply_wrongtype(RedisModuleKey *k, int type) {
+    int t = RedisModule_KeyType(k);
+    return t != REDISMODULE_KEYTYPE_EMPTY && t != type;
+}
+
 /* Opens the user's record for reading and writing: r->rec and r->len. A
  * missing profile reads as the empty record in r->head until its first
- * write; a hash-layout one is migrated. Returns 0, or -1 with *why. */
-static int apply_open(RedisModuleCtx *ctx, apply_run *r, const char **why) {
+ * write; a hash-layout one is migrated. Returns 0, or the verdict
+ * (PRECORD_REFUSED_*) for keys no write can read, left as they were. */
+static int apply_open(RedisModuleCtx *ctx, const apply_head *h, apply_run *r) {
     int t = RedisModule_KeyType(r->p);
-    *why = REDISMODULE_ERRORMSG_WRONGTYPE;
+    if (apply_wrongtype(r->e, REDISMODULE_KEYTYPE_ZSET)) return PRECORD_REFUSED_TYPE[0];
     if (t == REDISMODULE_KEYTYPE_EMPTY) {
         precord_init(r->head, -1);
         r->rec = r->head;
@@ -196,17 +207,21 @@ static int apply_open(RedisModuleCtx *ctx, apply_run *r, const char **why) {
         return 0;
     }
     if (t == REDISMODULE_KEYTYPE_HASH) {
-        *why = "ERR profile hash does not convert to a record (a meta field that is not a "
-               "number, or a name over 65535 bytes)";
-        if (apply_migrate(ctx, r)) return -1;
+        if (apply_migrate(ctx, r)) return PRECORD_REFUSED_HASH[0];
     } else if (t != REDISMODULE_KEYTYPE_STRING) {
-        return -1;
+        return PRECORD_REFUSED_TYPE[0];
     }
     r->rec = (unsigned char *)RedisModule_StringDMA(r->p, &r->len, REDISMODULE_WRITE);
-    *why = "ERR corrupt profile record";
     /* The bounds on every write (the whole check walks every name: a fifth
-     * of Redis's time a signal); the order before a trim rebuilds it. */
-    return r->rec && precord_check_bounds(r->rec, r->len) == 0 ? 0 : -1;
+     * of Redis's time a signal); the order too when the run may bring a
+     * trim, which rebuilds the record from its order, so that a record out
+     * of order is refused before anything of the run is written. (A marks
+     * count over the count wraps round and takes the whole check.) */
+    if (!r->rec || precord_check_bounds(r->rec, r->len) != 0) return PRECORD_REFUSED_RECORD[0];
+    if ((double)(precord_count(r->rec) - precord_marks(r->rec) + (size_t)r->nf) > h->high &&
+        precord_check(r->rec, r->len) != 0)
+        return PRECORD_REFUSED_RECORD[0];
+    return 0;
 }
 
 /* Resizes the key's string to size bytes (a missing key becomes one) and
@@ -409,18 +424,23 @@ static int apply_mark(apply_run *r, precord_field *mark) {
     return apply_field_name(r->argv[0], "o", mark) ? -1 : 1;
 }
 
-/* Applies one run with its keys open; its verdicts into v. Returns 0, or
- * -1 for a bad argument or stored value (*why says which). */
+/* Applies one run with its keys open; its verdicts into v (a profile no
+ * write can read refuses the run: every event gets the check's letter).
+ * Returns 0, or -1 for a bad argument or a record found out of order by a
+ * trim (*why says which). */
 static int apply_one(RedisModuleCtx *ctx, const apply_head *h, apply_run *r, char *v,
                      const char **why) {
     double done = -1, top, lm, erased, n0;
     long long added;
     precord_field mark, cur; /* mark's name is the argument's: records move */
     size_t at, room;
-    int has_mark;
-    if (apply_open(ctx, r, why)) return -1;
+    int has_mark, refused;
     *why = "ERR bad AISLE.APPLY arguments";
     if ((has_mark = apply_mark(r, &mark)) < 0) return -1;
+    if ((refused = apply_open(ctx, h, r)) != 0) {
+        memset(v, refused, (size_t)r->n);
+        return 0;
+    }
     if (has_mark && precord_find(r->rec, 'o', mark.name, mark.len, &at)) {
         precord_field_at(r->rec, at, &cur);
         done = cur.v;
@@ -480,11 +500,6 @@ static int apply_run_parse(RedisModuleString **argv, int argc, apply_run *r) {
     return (int)(5 + 3 * r->n + 2 * r->nf);
 }
 
-static int apply_wrongtype(RedisModuleKey *k, int type) {
-    int t = RedisModule_KeyType(k);
-    return t != REDISMODULE_KEYTYPE_EMPTY && t != type;
-}
-
 /* AISLE.APPLY numkeys key... head... run...: see the top of the file. */
 static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     long long numkeys;
@@ -508,10 +523,6 @@ static int apply_command(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
         r.ename = argv[3 + b];
         r.p = RedisModule_OpenKey(ctx, r.pname, REDISMODULE_READ | REDISMODULE_WRITE);
         r.e = RedisModule_OpenKey(ctx, r.ename, REDISMODULE_READ | REDISMODULE_WRITE);
-        if (apply_wrongtype(r.e, REDISMODULE_KEYTYPE_ZSET)) {
-            why = REDISMODULE_ERRORMSG_WRONGTYPE;
-            goto fail;
-        }
         if (apply_one(ctx, &h, &r, out + nout, &why)) goto fail;
         RedisModule_CloseKey(r.p);
         if (r.e) RedisModule_CloseKey(r.e);

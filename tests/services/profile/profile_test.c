@@ -4,6 +4,7 @@
  * weights, id checks, popularity, and errors when Redis is away. */
 #include "services/profile/profile.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,7 @@ static int apply(profile_store *ps, Aisle__V1__Signal *const *sigs, size_t n) {
     char err[256];
     for (size_t i = 0; i < n; i++)
         ev[i] = (profile_event){sigs[i], NULL, NULL, NULL, -1, 0};
-    return profile_apply(ps, ev, n, err, sizeof(err));
+    return profile_apply(ps, ev, n, NULL, err, sizeof(err));
 }
 
 /* A raw command on the test server, for looking at keys directly. */
@@ -366,7 +367,7 @@ static void test_popular_long_batch(void) {
         s[i] = sig(ev[i], i % 2 ? "lb-a" : "lb-b", AISLE__V1__SIGNAL_KIND__VIEW, it[i], now);
         e[i] = (profile_event){&s[i], NULL, NULL, NULL, -1, 0};
     }
-    TEST_REQUIRE(profile_apply(ps, e, N, err, sizeof(err)) == N);
+    TEST_REQUIRE(profile_apply(ps, e, N, NULL, err, sizeof(err)) == N);
     n = profile_popular(ps, now, 10000, &pop, err, sizeof(err));
     TEST_REQUIRE(n >= N);
     int found = 0;
@@ -406,13 +407,13 @@ static void test_erasure_outlives_replay(void) {
     TEST_REQUIRE(ps != NULL);
     for (int i = 0; i < 3; i++)
         e[i] = (profile_event){&s[i], NULL, NULL, "aisle.signals:1", 10 + i, now - 2000 + i};
-    TEST_REQUIRE(profile_apply(ps, e, 2, err, sizeof(err)) == 2);
+    TEST_REQUIRE(profile_apply(ps, e, 2, NULL, err, sizeof(err)) == 2);
     TEST_CHECK(profile_delete(ps, user, err, sizeof(err)) == 1);
-    TEST_CHECK(profile_apply(ps, e, 2, err, sizeof(err)) == 0);
+    TEST_CHECK(profile_apply(ps, e, 2, NULL, err, sizeof(err)) == 0);
     e[0].origin = e[1].origin = "other.topic:0"; /* a replay elsewhere, same log time */
-    TEST_CHECK(profile_apply(ps, e, 2, err, sizeof(err)) == 0);
+    TEST_CHECK(profile_apply(ps, e, 2, NULL, err, sizeof(err)) == 0);
     e[2].produced_ms = now + 5000; /* produced after the erasure */
-    TEST_CHECK(profile_apply(ps, &e[2], 1, err, sizeof(err)) == 1);
+    TEST_CHECK(profile_apply(ps, &e[2], 1, NULL, err, sizeof(err)) == 1);
     TEST_REQUIRE(profile_get(ps, user, now, 10, &p, err, sizeof(err)) == 0);
     TEST_CHECK(p.n_items == 1 && strcmp(p.items[0].id, "new") == 0);
     profile_clear(&p);
@@ -436,7 +437,7 @@ static void test_meta_fields_come_first(void) {
     redisReply *r;
     char err[256];
     TEST_REQUIRE(ps != NULL);
-    TEST_REQUIRE(profile_apply(ps, &e, 1, err, sizeof(err)) == 1);
+    TEST_REQUIRE(profile_apply(ps, &e, 1, NULL, err, sizeof(err)) == 1);
     TEST_CHECK(stored_get(key, "erased") == -1);
     TEST_CHECK(stored_get(key, "o:aisle.signals:3") == 7);
     r = raw("TYPE %s", key);
@@ -539,8 +540,8 @@ static void test_trending_per_category(void) {
     char err[256];
     int n;
     TEST_REQUIRE(ps != NULL);
-    TEST_REQUIRE(profile_apply(ps, e, 5, err, sizeof(err)) == 5);
-    TEST_CHECK(profile_apply(ps, e, 5, err, sizeof(err)) == 0); /* a replay adds nothing */
+    TEST_REQUIRE(profile_apply(ps, e, 5, NULL, err, sizeof(err)) == 5);
+    TEST_CHECK(profile_apply(ps, e, 5, NULL, err, sizeof(err)) == 0); /* a replay adds nothing */
     n = profile_trending(ps, "t-kitchen", now, 10, &t, err, sizeof(err));
     TEST_REQUIRE(n == 2);
     TEST_CHECK_STR(t[0].id, "t-pot"); /* purchase 8 + click 2 */
@@ -602,14 +603,14 @@ static void test_offsets_catch_replays_beyond_the_id_window(void) {
         s[i] = sig(ev[i], "olga", AISLE__V1__SIGNAL_KIND__VIEW, "same", now);
         e[i] = (profile_event){&s[i], NULL, NULL, "aisle.signals:3", 100 + i, 0};
     }
-    TEST_CHECK(profile_apply(ps, e, 4, err, sizeof(err)) == 4);
+    TEST_CHECK(profile_apply(ps, e, 4, NULL, err, sizeof(err)) == 4);
     /* A rebalance replays offsets 100..105: only the two new ones count. */
-    TEST_CHECK(profile_apply(ps, e, 6, err, sizeof(err)) == 2);
-    TEST_CHECK(profile_apply(ps, e, 6, err, sizeof(err)) == 0);
+    TEST_CHECK(profile_apply(ps, e, 6, NULL, err, sizeof(err)) == 2);
+    TEST_CHECK(profile_apply(ps, e, 6, NULL, err, sizeof(err)) == 0);
     /* Another origin has its own mark; the id window still catches the
      * last ids re-sent there. */
     e[5].origin = "aisle.signals:4";
-    TEST_CHECK(profile_apply(ps, &e[5], 1, err, sizeof(err)) == 0);
+    TEST_CHECK(profile_apply(ps, &e[5], 1, NULL, err, sizeof(err)) == 0);
     TEST_REQUIRE(profile_get(ps, "olga", now, 10, &p, err, sizeof(err)) == 0);
     TEST_CHECK(p.n_items == 1 && fabs(p.items[0].weight - 6.0) < 1e-6);
     profile_clear(&p);
@@ -634,7 +635,7 @@ static void test_seen_purchased_categories_brands(void) {
     profile p;
     char err[256];
     TEST_REQUIRE(ps != NULL);
-    TEST_REQUIRE(profile_apply(ps, e, 4, err, sizeof(err)) == 4);
+    TEST_REQUIRE(profile_apply(ps, e, 4, NULL, err, sizeof(err)) == 4);
     TEST_REQUIRE(profile_get(ps, "fay", now, 10, &p, err, sizeof(err)) == 0);
     TEST_REQUIRE(p.n_seen == 3 && p.n_purchased == 1);
     TEST_CHECK_STR(p.seen[0].id, "cup"); /* most recent first, with its time */
@@ -682,7 +683,7 @@ static void test_follows(void) {
     s[1].creator_id = "cr2";
     s[2].creator_id = "cr3"; /* viewed, not followed */
     TEST_REQUIRE(ps != NULL);
-    TEST_REQUIRE(profile_apply(ps, e, 3, err, sizeof(err)) == 3);
+    TEST_REQUIRE(profile_apply(ps, e, 3, NULL, err, sizeof(err)) == 3);
     TEST_REQUIRE(profile_get(ps, "gus", now, 10, &p, err, sizeof(err)) == 0);
     TEST_REQUIRE(p.n_follows == 2);
     TEST_CHECK_STR(p.follows[0].id, "cr2"); /* the latest follow first, with its time */
@@ -704,7 +705,7 @@ static void test_ttl_is_set_on_every_key(void) {
     profile_config_default(&cfg);
     cfg.ttl_s = 30 * 86400;
     TEST_REQUIRE(profile_store_open(rp.addr, &cfg, &ps, err, sizeof(err)) == 0);
-    TEST_REQUIRE(profile_apply(ps, &e, 1, err, sizeof(err)) == 1);
+    TEST_REQUIRE(profile_apply(ps, &e, 1, NULL, err, sizeof(err)) == 1);
     keys = raw("KEYS %s", "aisle:u:{tim}:*");
     TEST_REQUIRE(keys && keys->type == REDIS_REPLY_ARRAY);
     TEST_CHECK(keys->elements == 2); /* the profile hash and the event ids */
@@ -858,43 +859,99 @@ static int same_profile(const profile *a, const profile *b) {
     return 1;
 }
 
+/* Applies e[0..n) and checks the verdicts: *want_refused for the events
+ * of user `bad`, 0 for the others; returns what profile_apply returned. */
+static int apply_expecting(profile_store *ps, const profile_event *e, size_t n,
+                           const char *bad, char want_refused) {
+    char refused[8], err[256];
+    int rc;
+    assert(n <= sizeof(refused));
+    memset(refused, '?', sizeof(refused));
+    rc = profile_apply(ps, e, n, refused, err, sizeof(err));
+    for (size_t i = 0; i < n && rc >= 0; i++)
+        TEST_CHECK(refused[i] == (strcmp(e[i].sig->user_id, bad) ? 0 : want_refused));
+    return rc;
+}
+
 /* A corrupt or truncated profile (a record cut at every length, a bad
- * magic) is a clear error on read and on write, never a crash, and the
- * event ids are untouched by the refused write. */
-static void test_corrupt_record_is_an_error(void) {
+ * magic) is a clear error on read, never a crash; on a write its user's
+ * events are refused with the check's verdict while another user's in the
+ * same call apply, and the refused run leaves the record and the event ids
+ * as they were. */
+static void test_corrupt_record_refuses_only_its_user(void) {
     static const char key[] = "aisle:u:{cora}:profile";
     profile_store *ps = open_store(100);
     int64_t now = clock_wall_ms();
     Aisle__V1__Signal s = sig("co1", "cora", AISLE__V1__SIGNAL_KIND__VIEW, "it", now),
-                      s2 = sig("co2", "cora", AISLE__V1__SIGNAL_KIND__VIEW, "it2", now);
+                      s2 = sig("co2", "cora", AISLE__V1__SIGNAL_KIND__VIEW, "it2", now),
+                      g = sig("go1", "gina", AISLE__V1__SIGNAL_KIND__VIEW, "it", now);
     profile_event e = {&s, "cat", "brand", "aisle.signals:1", 3, 0},
-                  e2 = {&s2, "cat", "brand", "aisle.signals:1", 4, 0};
-    char rec[4096], err[256];
+                  two[2] = {{&s2, "cat", "brand", "aisle.signals:1", 4, 0},
+                            {&g, "cat", "brand", "aisle.signals:1", 5, 0}};
+    char rec[4096], back[4096], why[600], err[256];
     long len;
+    int applied = 0;
     profile p;
     TEST_REQUIRE(ps != NULL);
-    /* The script's hash becomes a record with the module's first write. */
-    TEST_REQUIRE(profile_apply(ps, &e, 1, err, sizeof(err)) == 1);
+    TEST_REQUIRE(profile_apply(ps, &e, 1, NULL, err, sizeof(err)) == 1);
     if ((len = get_bytes(key, rec, sizeof(rec))) < 0) {
         TEST_CHECK(!getenv("AISLE_REDIS_MODULE"));
-        set_bytes(key, "AIPR\1", 5); /* as a module would have left it, broken */
+        memcpy(rec, "AIPR\1", 5); /* as a module would have left it, broken */
         len = 0;
     }
     for (long cut = 0; cut < len; cut += cut < 64 ? 1 : 7) {
         set_bytes(key, rec, (size_t)cut);
         TEST_CHECK(profile_get(ps, "cora", now, 10, &p, err, sizeof(err)) == AISLE_EFORMAT &&
                    strstr(err, "corrupt"));
-        TEST_CHECK(profile_apply(ps, &e2, 1, err, sizeof(err)) == AISLE_EIO &&
-                   strstr(err, "corrupt"));
+        /* gina's event applies once, in the first call; cora's never. */
+        applied += apply_expecting(ps, two, 2, "cora", PRECORD_REFUSED_RECORD[0]);
+        TEST_CHECK(get_bytes(key, back, sizeof(back)) == cut && memcmp(back, rec, (size_t)cut) == 0);
     }
+    TEST_CHECK(applied == (len > 0));
     if (len > 0) rec[0] = 'X';
     set_bytes(key, rec, (size_t)(len > 0 ? len : 5));
     TEST_CHECK(profile_get(ps, "cora", now, 10, &p, err, sizeof(err)) == AISLE_EFORMAT);
-    TEST_CHECK(profile_apply(ps, &e2, 1, err, sizeof(err)) == AISLE_EIO);
+    TEST_CHECK(apply_expecting(ps, two, 2, "cora", PRECORD_REFUSED_RECORD[0]) == (len == 0));
     TEST_CHECK(profile_ping(ps, err, sizeof(err)) == AISLE_OK); /* the server is up */
+    TEST_REQUIRE(profile_get(ps, "gina", now, 10, &p, err, sizeof(err)) == 0);
+    TEST_CHECK(p.n_items == 1 && fabs(p.items[0].weight - 1) < 1e-9);
+    profile_clear(&p);
+    profile_refusal("cora", PRECORD_REFUSED_RECORD[0], why, sizeof(why));
+    TEST_CHECK(strstr(why, key) && strstr(why, "corrupt profile record"));
     freeReplyObject(raw("DEL %s", key));
     /* Refused, co2 was not remembered: it applies now. */
-    TEST_CHECK(profile_apply(ps, &e2, 1, err, sizeof(err)) == 1);
+    TEST_CHECK(profile_apply(ps, two, 1, NULL, err, sizeof(err)) == 1);
+    profile_store_close(ps);
+}
+
+/* A hash whose value is not a number, and a profile key of another type,
+ * are refused with their own verdicts by either write. */
+static void test_unreadable_keys_are_refused(void) {
+    static const char key[] = "aisle:u:{hana}:profile";
+    profile_store *ps = open_store(100);
+    int64_t now = clock_wall_ms();
+    Aisle__V1__Signal s = sig("ha1", "hana", AISLE__V1__SIGNAL_KIND__VIEW, "it", now),
+                      g = sig("ha2", "gil", AISLE__V1__SIGNAL_KIND__VIEW, "it", now);
+    profile_event two[2] = {{&s, "cat", "brand", "aisle.signals:2", 4, 0},
+                            {&g, "cat", "brand", "aisle.signals:2", 5, 0}};
+    redisReply *r;
+    char why[600];
+    TEST_REQUIRE(ps != NULL);
+    freeReplyObject(raw("HSET %s n not-a-number", key));
+    TEST_CHECK(apply_expecting(ps, two, 2, "hana", PRECORD_REFUSED_HASH[0]) == 1);
+    r = raw("HGET %s n", key);
+    TEST_CHECK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "not-a-number") == 0);
+    if (r) freeReplyObject(r);
+    freeReplyObject(raw("DEL %s", key));
+    freeReplyObject(raw("RPUSH %s x", key));
+    TEST_CHECK(apply_expecting(ps, two, 2, "hana", PRECORD_REFUSED_TYPE[0]) == 0);
+    freeReplyObject(raw("DEL %s", key));
+    freeReplyObject(raw("SET %s x", "aisle:u:{hana}:events"));
+    TEST_CHECK(apply_expecting(ps, two, 1, "hana", PRECORD_REFUSED_TYPE[0]) == 0);
+    profile_refusal("hana", PRECORD_REFUSED_TYPE[0], why, sizeof(why));
+    TEST_CHECK(strstr(why, "aisle:u:{hana}:events") && strstr(why, "another Redis type"));
+    freeReplyObject(raw("DEL %s", "aisle:u:{hana}:events"));
+    TEST_CHECK(profile_apply(ps, two, 1, NULL, why, sizeof(why)) == 1);
     profile_store_close(ps);
 }
 
@@ -922,9 +979,9 @@ static void test_layouts_migrate_both_ways(void) {
     TEST_REQUIRE(profile_store_open(rp.addr, &cfg, &lua, err, sizeof(err)) == 0);
     cfg.use_module = 1;
     TEST_REQUIRE(profile_store_open(rp.addr, &cfg, &mod, err, sizeof(err)) == 0);
-    TEST_REQUIRE(profile_apply(lua, &e[0], 1, err, sizeof(err)) == 1);
+    TEST_REQUIRE(profile_apply(lua, &e[0], 1, NULL, err, sizeof(err)) == 1);
     TEST_REQUIRE(profile_get(lua, "mig", now, 10, &p, err, sizeof(err)) == 0);
-    TEST_CHECK(profile_apply(mod, &e[0], 1, err, sizeof(err)) == 0); /* a replay, by offset */
+    TEST_CHECK(profile_apply(mod, &e[0], 1, NULL, err, sizeof(err)) == 0); /* a replay, by offset */
     TEST_REQUIRE(profile_get(mod, "mig", now, 10, &q, err, sizeof(err)) == 0);
     TEST_CHECK(same_profile(&p, &q));
     profile_clear(&q);
@@ -934,9 +991,9 @@ static void test_layouts_migrate_both_ways(void) {
     r = raw("TTL %s", key);
     TEST_CHECK(r && r->integer > 4000 && r->integer <= 5000);
     freeReplyObject(r);
-    TEST_CHECK(profile_apply(mod, &e[1], 1, err, sizeof(err)) == 1);
-    TEST_CHECK(profile_apply(lua, &e[1], 1, err, sizeof(err)) == 0);
-    TEST_CHECK(profile_apply(lua, &e[2], 1, err, sizeof(err)) == 1);
+    TEST_CHECK(profile_apply(mod, &e[1], 1, NULL, err, sizeof(err)) == 1);
+    TEST_CHECK(profile_apply(lua, &e[1], 1, NULL, err, sizeof(err)) == 0);
+    TEST_CHECK(profile_apply(lua, &e[2], 1, NULL, err, sizeof(err)) == 1);
     r = raw("TYPE %s", key);
     TEST_CHECK(r && strcmp(r->str, "hash") == 0);
     freeReplyObject(r);
@@ -977,7 +1034,7 @@ static void test_profile_survives_rdb_restart(void) {
     char err[256];
     snprintf(module, sizeof(module), "%s", env ? env : "");
     TEST_REQUIRE(ps != NULL);
-    TEST_REQUIRE(profile_apply(ps, e, 1, err, sizeof(err)) == 1);
+    TEST_REQUIRE(profile_apply(ps, e, 1, NULL, err, sizeof(err)) == 1);
     TEST_REQUIRE(profile_get(ps, "rdb", now, 10, &p, err, sizeof(err)) == 0);
     profile_store_close(ps);
     freeReplyObject(raw("SAVE", NULL));
@@ -987,12 +1044,12 @@ static void test_profile_survives_rdb_restart(void) {
         TEST_REQUIRE(profile_get(ps, "rdb", now, 10, &q, err, sizeof(err)) == 0);
         TEST_CHECK(same_profile(&p, &q) && q.n_items == 1);
         profile_clear(&q);
-        TEST_CHECK(profile_apply(ps, e, 1, err, sizeof(err)) == 0); /* remembered */
+        TEST_CHECK(profile_apply(ps, e, 1, NULL, err, sizeof(err)) == 0); /* remembered */
         profile_store_close(ps);
     }
     /* Without the module: the script takes the record over. */
     TEST_REQUIRE((ps = open_store(100)) != NULL);
-    TEST_CHECK(profile_apply(ps, e, 2, err, sizeof(err)) == 1);
+    TEST_CHECK(profile_apply(ps, e, 2, NULL, err, sizeof(err)) == 1);
     TEST_REQUIRE(profile_get(ps, "rdb", now, 10, &q, err, sizeof(err)) == 0);
     TEST_CHECK(q.n_items == 2 && strcmp(q.items[0].id, "y") == 0);
     profile_clear(&q);
@@ -1041,7 +1098,8 @@ int main(void) {
     TEST_RUN(test_bad_addresses);
     TEST_RUN(test_write_path);
     TEST_RUN(test_module_refuses_bad_arguments);
-    TEST_RUN(test_corrupt_record_is_an_error);
+    TEST_RUN(test_corrupt_record_refuses_only_its_user);
+    TEST_RUN(test_unreadable_keys_are_refused);
     TEST_RUN(test_layouts_migrate_both_ways);
     TEST_RUN(test_profile_survives_rdb_restart);
     redisproc_stop(&rp);

@@ -58,7 +58,7 @@ static int view(profile_store *ps, const char *user, const char *item, int kind)
     s.creator_id = "cr";
     s.ts_ms = clock_wall_ms();
     profile_event e = {&s, "cat", "", NULL, -1, 0};
-    return profile_apply(ps, &e, 1, err, sizeof(err));
+    return profile_apply(ps, &e, 1, NULL, err, sizeof(err));
 }
 
 static void test_one_read_and_view(void) {
