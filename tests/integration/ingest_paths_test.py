@@ -14,8 +14,12 @@ stalled or an erasure undone (issue 13), each reproduced on real parts
 5. an erasure must survive a replay of the log by a new consumer group,
    while signals produced after it build a new profile;
 6. catalog categories and brands longer than serve accepts must not reach
-   profiles."""
+   profiles;
+7. a user whose profile key no write can read (a corrupt record) must have
+   its events dead-lettered with the key and the check in the reason, while
+   every other user's events apply and the partitions move on."""
 
+import operator
 import os
 import subprocess
 import sys
@@ -25,7 +29,7 @@ import unittest
 import uuid
 
 import grpc
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aisle_env  # noqa: E402
@@ -239,6 +243,42 @@ class ErasureReplayTest(IngestPathsTest):
         self.wait_equal(ref, "after a replay by a new group")
         time.sleep(1)
         self.assertEqual(self.reader.mismatches(ref), [])
+
+
+class CorruptProfileTest(IngestPathsTest):
+    def committed(self):
+        """The group's committed offsets and the log's ends, by partition."""
+        c = Consumer({"bootstrap.servers": self.brokers, "group.id": "aisle-ingest"})
+        try:
+            parts = [TopicPartition("aisle.signals", p) for p in range(4)]
+            done = [tp.offset for tp in c.committed(parts, timeout=10)]
+            ends = [c.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
+        finally:
+            c.close()
+        return done, ends
+
+    def test_corrupt_profile_is_dead_lettered_and_the_rest_applies(self):
+        key = "aisle:u:{cp-bad}:profile"
+        broken = b"AIPR\x01 not a whole record"
+        ref = sup.Reference()
+        users = ["cp-user-%d" % i for i in range(20)]
+        sup.Resp(self.redis_port).cmd("SET", key, broken)
+        bad = self.signals(30, ["cp-bad"], seed=9)
+        for s in bad:  # not in the reference: nothing of them may apply
+            self.producer.produce("aisle.signals", key=s.user_id, value=s.SerializeToString())
+        self.produce(ref, self.signals(400, users, seed=10))
+        w = self.worker()
+        self.wait_equal(ref, "every other user's events")
+        letters = self.dead_letters(len(bad))
+        self.assertEqual(len(letters), len(bad), self.procs.log(w))
+        for k, h in letters:
+            self.assertEqual(k, b"cp-bad")
+            self.assertIn(key.encode(), h.get("aisle-error", b""))
+            self.assertIn(b"corrupt profile record", h.get("aisle-error", b""))
+        self.assertEqual(sup.Resp(self.redis_port).cmd("GET", key, raw=True), broken)
+        aisle_env.wait_for(lambda: operator.eq(*self.committed()), 20,
+                           "the offsets to be committed to the log's end", interval=0.5)
+        self.assertEqual(self.procs.stop(w), 0, self.procs.log(w))
 
 
 class CatalogBoundsTest(IngestPathsTest):
