@@ -3,7 +3,10 @@
  * Signals are read in batches, decoded and validated (services/ingest/
  * signal.h); good ones are applied to Redis profiles, bad ones are sent to
  * the dead-letter topic with their origin and the reason (a value too
- * large for the producer goes without it, the reason says so). Offsets are
+ * large for the producer goes without it, the reason says so). So are the
+ * good ones of a user whose profile key no write can read (profile_apply
+ * refuses them; the reason names the key and the check), after the rest
+ * of the batch is applied, so such a key never stalls its partition. Offsets are
  * committed only after the profile writes are done and every dead letter's
  * delivery report has confirmed it (a refused or failed one is sent again),
  * so a crash at any point replays at most what was not committed, and the
