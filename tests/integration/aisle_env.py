@@ -269,3 +269,31 @@ def train_ranker(d, name, sign, rounds=20, n_features=RANKER_FEATURES):
                     signals, "--out", out, "--rounds", str(rounds)], check=True,
                    stdout=subprocess.DEVNULL)
     return out
+
+
+def main():
+    """unittest.main for a test file that bazel may shard (shard_count in
+    BUILD): the file's tests, in name order, are dealt out to the shards in
+    turn, so each shard starts servers for its own share only. Command-line
+    arguments (bazel's --test_arg) pick tests by name as unittest's do."""
+    import unittest
+    total = int(os.environ.get("TEST_TOTAL_SHARDS", "1"))
+    index = int(os.environ.get("TEST_SHARD_INDEX", "0"))
+    if os.environ.get("TEST_SHARD_STATUS_FILE"):
+        open(os.environ["TEST_SHARD_STATUS_FILE"], "w").close()  # says it shards
+    loader = unittest.defaultTestLoader
+    module = sys.modules["__main__"]
+    suite = loader.loadTestsFromNames(sys.argv[1:], module) if sys.argv[1:] else \
+        loader.loadTestsFromModule(module)
+    tests = sorted(_cases(suite), key=lambda t: t.id())
+    mine = unittest.TestSuite(t for i, t in enumerate(tests) if i % total == index)
+    sys.exit(0 if unittest.TextTestRunner(verbosity=2).run(mine).wasSuccessful() else 1)
+
+
+def _cases(suite):
+    """The test cases of a suite, nested suites flattened."""
+    for t in suite:
+        if hasattr(t, "__iter__"):
+            yield from _cases(t)
+        else:
+            yield t

@@ -4,11 +4,16 @@ helpers and the protos it compiles for its gRPC and Kafka clients.
 
 Every redis-server a test starts loads aisle_redis.so (the profile write as
 a native command) unless redis_module is False, which runs the same test
-file (src, default the test's name) against the Lua script's write."""
+file (src, default the test's name) against the Lua script's write; such a
+variant is tagged "lua_variant" (deploy/run.sh leaves those out of its
+ASan pass). shard_count splits a file of independent tests over that many
+shards (aisle_env.main deals them out), so a long file is not one long
+pole at the end of a run."""
 
 _MODULE = "//services/profile:aisle_redis.so"
 
-def aisle_py_test(name, extra_data = [], size = "medium", src = None, redis_module = True):
+def aisle_py_test(name, extra_data = [], size = "medium", src = None, redis_module = True,
+                  shard_count = None):
     src = src or name
     env = {"AISLE_BIN": "$(location //:aisle)"}
     if redis_module:
@@ -28,4 +33,6 @@ def aisle_py_test(name, extra_data = [], size = "medium", src = None, redis_modu
             "//proto:aisle/v1/experiments.proto",
         ] + extra_data,
         env = env,
+        shard_count = shard_count,
+        tags = [] if redis_module else ["lua_variant"],
     )

@@ -87,6 +87,48 @@ def diff(profile, ref, user):
     return "; ".join(out)
 
 
+def dead_letters(brokers, enough=lambda got: True, timeout=15):
+    """The dead letters in aisle.signals.dlq as (key, headers) pairs, read
+    from its start by assignment, not by joining a consumer group (a new
+    group forms on the mock only after its 3 s join delay): once
+    enough(got) holds, everything up to the topic's end, else what came by
+    timeout."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    topic = "aisle.signals.dlq"
+    c = Consumer({"bootstrap.servers": brokers, "group.id": "dlq-reader",
+                  "enable.auto.commit": False})
+    got, parts = [], []
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            if not parts:  # the topic comes with the first dead letter
+                t = c.list_topics(topic, timeout=5).topics.get(topic)
+                parts = [TopicPartition(topic, p, OFFSET_BEGINNING)
+                         for p in (t.partitions if t and not t.error else [])]
+                if parts:
+                    c.assign(parts)
+                else:
+                    time.sleep(0.2)
+                continue
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                got.append((m.key(), dict(m.headers() or [])))
+            elif m is None and enough(got) and _at_end(c, parts):
+                break
+    finally:
+        c.close()
+    return got
+
+
+def _at_end(c, parts):
+    """Whether consumer c has read every assigned partition to its end."""
+    for tp in c.position(parts):
+        hi = c.get_watermark_offsets(tp, timeout=5)[1]
+        if hi > 0 and tp.offset < hi:
+            return False
+    return True
+
+
 def redis_cli(port, *args, cluster=False):
     """Runs one Redis command with redis-cli; returns its output lines."""
     argv = ["redis-cli", "-p", str(port)] + (["-c"] if cluster else []) + ["--raw"]
