@@ -70,16 +70,25 @@ test)
   [ $# -eq 0 ] || usage
   passed=0
   failed=0
-  # One pass per configuration; a target counts once per pass. The
-  # ThreadSanitizer pass takes the tests tagged "tsan" (those that need no
-  # gRPC library, whose own threads TSan cannot see into).
+  # One pass per configuration; a target counts once per pass. The plain
+  # pass builds everything; the sanitizer passes build only what their
+  # tests need (--build_tests_only: no bench or tool binary is run under
+  # them). The ASan pass leaves out the integration tests' Lua variants
+  # (tagged "lua_variant"; tests/integration/BUILD says why the module
+  # variants cover them there). The ThreadSanitizer pass takes the tests
+  # tagged "tsan" (those that need no gRPC library, whose own threads TSan
+  # cannot see into).
   tsan_targets=$(bazel query --output=label 'attr(tags, "\btsan\b", tests(//...))' 2>/dev/null)
   for config in "" "--config=asan" "--config=tsan"; do
     log=$(mktemp)
     targets=//...
+    flags=()
+    [ -n "$config" ] && flags=(--build_tests_only)
+    [ "$config" = "--config=asan" ] && flags+=(--test_tag_filters=-lua_variant)
     [ "$config" = "--config=tsan" ] && targets=$tsan_targets
     echo "== bazel test ${config:-(plain)}"
-    bazel test "${BAZEL_FLAGS[@]}" $config --test_summary=short $targets 2>&1 | tee "$log"
+    bazel test "${BAZEL_FLAGS[@]}" $config "${flags[@]}" --test_summary=short $targets 2>&1 |
+      tee "$log"
     p=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")
     f=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FLAKY|INCOMPLETE)' "$log")
     # A build failure runs no test: count it as a failure, not silence.
