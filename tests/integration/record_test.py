@@ -24,18 +24,27 @@ USERS = 30
 CALLS = 1500
 
 
-def apply_script():
-    """The apply script's text, from profile.c's string literal."""
+def source(name):
+    """The text of services/profile/NAME."""
     here = os.path.dirname(os.path.abspath(__file__))
-    for path in (os.path.join(here, "..", "..", "services", "profile", "profile.c"),
-                 "services/profile/profile.c"):
+    for path in (os.path.join(here, "..", "..", "services", "profile", name),
+                 os.path.join("services", "profile", name)):
         if os.path.exists(path):
-            src = open(path).read()
-            break
-    body = src[src.index("static const char profile_apply_lua[] ="):]
-    body = body[:body.index(";\n")]
-    lits = re.findall(r'^\s*"((?:[^"\\]|\\.)*)"', body, re.M)
-    return "".join(ast.literal_eval('"%s"' % s) for s in lits)
+            with open(path) as f:
+                return f.read()
+    raise FileNotFoundError(name)
+
+
+def apply_script():
+    """The apply script's text, from profile.c's string literals and the
+    precord.h string macros (the verdict letters) spliced among them."""
+    macros = dict(re.findall(r'^#define (PRECORD_\w+) "([^"]*)"', source("precord.h"), re.M))
+    body = source("profile.c")
+    body = body[body.index("static const char profile_apply_lua[] ="):]
+    body = re.sub(r"/\*.*?\*/", "", body[:body.index(";\n")], flags=re.S)
+    toks = re.findall(r'"((?:[^"\\]|\\.)*)"|\b(PRECORD_\w+)\b', body)
+    return "".join(ast.literal_eval('"%s"' % lit) if lit else macros[name]
+                   for lit, name in toks)
 
 
 def check_record(b):
