@@ -10,9 +10,10 @@
  * form sums each (row, token) product independently of the other rows and
  * tokens, of the split over threads and of the batch size:
  *   block types (AMX): amx.h's order.
- *   F32 (AVX-512): 16 lanes, lane j summing w[k] * x[k] for k = j mod 16
- *   by fmaf in order of k, then folded: lane j += lane j + 8, then + 4,
- *   + 2, + 1, lane 0 the result. */
+ *   F32 (AVX-512, GEMM_F32_MIN_TOKENS or more tokens): one fmaf chain,
+ *   acc = fmaf(w[k], x[k], acc) in order of k from 0. With fewer tokens
+ *   (a prompt's classifier row) gemm_handles says no and the product
+ *   keeps kern.h's order, as decoding. */
 #ifndef AISLE_MODEL_GEMM_H
 #define AISLE_MODEL_GEMM_H
 
@@ -21,14 +22,15 @@
 #include <stddef.h>
 
 #define GEMM_MAX_TOKENS 64 /* activations per product */
+#define GEMM_F32_MIN_TOKENS 16 /* F32's form: below, a vector of tokens idles */
 
 /* Bytes of the buffer gemm_prepare fills, for nx activations of up to cols
  * values. */
 size_t gemm_buf_bytes(int cols, int nx);
 
-/* Whether gemm_rows has a prompt form of its own for w at the current
- * kernel level (kern_set_level, AISLE_KERNEL). */
-int gemm_handles(const kern_mat *w);
+/* Whether gemm_rows has a prompt form of its own for w and nx activations
+ * at the current kernel level (kern_set_level, AISLE_KERNEL). */
+int gemm_handles(const kern_mat *w, int nx);
 
 /* Readies activations t0 <= t < t1 of nx <= GEMM_MAX_TOKENS, quantized as
  * `code` (kern_needs_act) for every matrix gemm_rows will multiply them
@@ -38,9 +40,10 @@ int gemm_handles(const kern_mat *w);
 void gemm_prepare(const kern_act *x, int nx, int t0, int t1, int code,
                   void *buf);
 
-/* out[t * stride + i] = row i of w times x[t], t < nx, r0 <= i < r1, for a
- * w that gemm_handles, x and buf as gemm_prepare left them. */
-void gemm_rows(const kern_mat *w, const kern_act *x, int nx, const void *buf,
-               float *out, size_t stride, int r0, int r1);
+/* out[t * stride + i] = row i of w times activation t, t < nx,
+ * r0 <= i < r1, for a w that gemm_handles with nx, from the buf that
+ * gemm_prepare filled. */
+void gemm_rows(const kern_mat *w, int nx, const void *buf, float *out,
+               size_t stride, int r0, int r1);
 
 #endif

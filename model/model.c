@@ -899,9 +899,9 @@ typedef struct mm_job {
 static void mm_rows(const mm_job *j, int k, int64_t r0, int64_t r1) {
     int64_t step = j->nx == 1 ? r1 - r0 : MM_ROWS;
 
-    if (j->gbuf && gemm_handles(j->w[k])) {
+    if (j->gbuf && gemm_handles(j->w[k], j->nx)) {
         if (r0 < r1)
-            gemm_rows(j->w[k], j->x, j->nx, j->gbuf, j->out[k], j->stride[k],
+            gemm_rows(j->w[k], j->nx, j->gbuf, j->out[k], j->stride[k],
                       (int)r0, (int)r1);
         return;
     }
@@ -1020,7 +1020,7 @@ static void matmul(const fwd *f, const float *x, size_t xstride, int len,
     j->nx = n;
     j->gbuf = NULL;
     for (int k = 0; f->prefill && k < j->n; k++)
-        if (gemm_handles(j->w[k]))
+        if (gemm_handles(j->w[k], n))
             j->gbuf = f->sc->gbuf;
     for_rows(f, 0, NULL, n, prep_row, &(mm_prep){act, code, (void *)j->gbuf});
     tpool_run(f->pool, mm_part, j);

@@ -10,7 +10,7 @@
  *       the speed of a TOKENS-long prompt (run in batches)
  *   model_bench batch MODEL THREADS TOKENS NSEQ
  *       NSEQ sequences decoded together (model_batch_step): tokens/s of
- *       all of them, and of one sequence alone for comparison
+ *       all of them over TOKENS steps (after 4 untimed ones, as in gen)
  *   model_bench prompt MODEL THREADS TOKENS REPEAT
  *       prompt speed alone: the best of REPEAT runs of a TOKENS-long
  *       prompt (after one unmeasured run that faults the weights in)
@@ -317,8 +317,8 @@ static int cmd_batch(int argc, char **argv) {
     tpool *pool = NULL;
     model_batch *b = NULL;
     model_session *s[MODEL_BATCH] = {0};
-    int threads, tokens, nseq, rc = 1, ids[MODEL_BATCH], vocab;
-    int64_t t0;
+    int threads, tokens, nseq, rc = 1, ids[MODEL_BATCH], vocab, warm = 4;
+    int64_t t0 = 0;
 
     if (argc < 6) {
         fprintf(stderr, "usage: model_bench batch MODEL THREADS TOKENS NSEQ\n");
@@ -334,12 +334,15 @@ static int cmd_batch(int argc, char **argv) {
         goto done;
     vocab = model_get_config(m)->vocab_size;
     for (int i = 0; i < nseq; i++)
-        if (model_session_new(m, pool, tokens + 2, &s[i]))
+        if (model_session_new(m, pool, warm + tokens + 2, &s[i]))
             goto done;
     for (int i = 0; i < nseq; i++)
         ids[i] = (1 + 977 * i) % vocab;
-    t0 = gen_now_ns();
-    for (int k = 0; k < tokens; k++) {
+    for (int k = 0; k < warm + tokens; k++) {
+        /* As in gen, the first steps are not timed: they fault the
+         * mapped weights in and warm the caches. */
+        if (k == warm)
+            t0 = gen_now_ns();
         if (model_batch_step(b, s, ids, nseq))
             goto done;
         for (int i = 0; i < nseq; i++) {

@@ -12,7 +12,8 @@
 #     between those runs, the weight bytes read per token, and the ratio
 #       tokens/s x bytes/token / bandwidth (same thread count);
 # then, at 1 thread: five sequences decoded together (model_batch_step)
-# against one alone, and the time to first token of a 400-token prompt,
+# against one alone through the same call, alternating in each of ROUNDS
+# rounds (default 5; the median of the rounds' ratios), and the time to first token of a 400-token prompt,
 # cold and with its first 350 tokens (a system prompt) copied from a
 # prefilled session. Every figure is the best of REPEAT runs (default 3):
 # the machine is shared, and the best run is the one least disturbed by
@@ -31,6 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 TOKENS=${TOKENS:-128}
 REPEAT=${REPEAT:-3}
+ROUNDS=${ROUNDS:-5} # rounds of the five-sequence row
 
 if [ -n "${MODEL_BENCH:-}" ]; then
     bin=$MODEL_BENCH # a model_bench built elsewhere (a machine without Bazel)
@@ -147,15 +149,22 @@ echo "level repacks it to, its scales padded to whole lines); the KV cache read 
 echo "attention is not."
 
 echo
-echo "== five sequences decoded together (1 thread, $TOKENS steps)"
+echo "== five sequences decoded together (1 thread, $TOKENS steps; one and"
+echo "   five alternate in each of $ROUNDS rounds, the ratio is the median of"
+echo "   the rounds' ratios, so both sides of each ratio share the minutes)"
 for m in 110m-q8_0 110m-q4_k_m; do
-    one=0 five=0
-    for _ in $(seq "$REPEAT"); do
-        one=$(max "$one" "$(get batch_tok_per_s "$bin" batch "$tmp/$m.gguf" 1 "$TOKENS" 1)")
-        five=$(max "$five" "$(get batch_tok_per_s "$bin" batch "$tmp/$m.gguf" 1 "$TOKENS" 5)")
+    ratios=()
+    for r in $(seq "$ROUNDS"); do
+        one=$(get batch_tok_per_s "$bin" batch "$tmp/$m.gguf" 1 "$TOKENS" 1)
+        five=$(get batch_tok_per_s "$bin" batch "$tmp/$m.gguf" 1 "$TOKENS" 5)
+        ratio=$(awk -v a="$one" -v b="$five" 'BEGIN { printf "%.2f", b / a }')
+        ratios+=("$ratio")
+        echo "$m round $r: one $one tok/s, five $five tok/s (${ratio}x), load $(cut -d' ' -f1 /proc/loadavg)"
     done
-    awk -v m="$m" -v a="$one" -v b="$five" \
-        'BEGIN { printf "%-12s one sequence %7.1f tok/s, five together %7.1f tok/s (%.2fx)\n", m, a, b, b / a }'
+    printf '%s\n' "${ratios[@]}" | sort -g |
+        awk -v m="$m" '{ v[NR] = $1 } END {
+            med = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            printf "%-12s five together / one sequence: median %.2fx of %d rounds\n", m, med, NR }'
 done
 
 echo

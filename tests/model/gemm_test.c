@@ -1,6 +1,7 @@
 /* gemm_test.c — the prompt's product forms (model/gemm.h, model/amx.h)
  * against scalar references written in the orders those headers define,
- * exactly, over odd row counts, column tails, token counts 1-64 and row
+ * exactly, over odd row counts, column tails, token counts 1-64 (F32:
+ * 16-64, from its GEMM_F32_MIN_TOKENS) and row
  * ranges that start and end inside a tile, for F32 and every block type
  * the AMX form takes. Runs without shared/; the AMX
  * cases pass as skipped on a CPU or kernel without AMX-INT8. */
@@ -74,13 +75,10 @@ static float ref_amx(int type, const uint8_t *w, size_t rb, int cols, int row,
 
 /* gemm.h's F32 order. */
 static float ref_f32(const float *w, const float *x, int n) {
-    float lane[16] = {0};
+    float acc = 0.0f;
     for (int k = 0; k < n; k++)
-        lane[k % 16] = fmaf(w[k], x[k], lane[k % 16]);
-    for (int h = 8; h >= 1; h /= 2)
-        for (int j = 0; j < h; j++)
-            lane[j] += lane[j + h];
-    return lane[0];
+        acc = fmaf(w[k], x[k], acc);
+    return acc;
 }
 
 /* The product of w (rows x cols of type `type`, at q) with nx activations
@@ -116,11 +114,11 @@ static void check_case(int type, int rows, int cols, int nx, int r0, int r1) {
             kern_act_quantize(&x[t], code);
     for (size_t i = 0; i < stride * (size_t)nx; i++)
         out[i] = -12345.0f;
-    TEST_REQUIRE(gemm_handles(&w));
+    TEST_REQUIRE(gemm_handles(&w, nx));
     /* in two ranges, as two threads would */
     gemm_prepare(x, nx, 0, nx / 2, code, buf);
     gemm_prepare(x, nx, nx / 2, nx, code, buf);
-    gemm_rows(&w, x, nx, buf, out, stride, r0, r1);
+    gemm_rows(&w, nx, buf, out, stride, r0, r1);
     for (int t = 0; t < nx; t++)
         for (int i = 0; i < (int)stride; i++) {
             float got = out[stride * (size_t)t + (size_t)i], want = -12345.0f;
@@ -184,13 +182,14 @@ static void test_amx(void) {
 
 static void test_f32(void) {
     static const int shape[][2] = {{1, 16}, {5, 7}, {9, 33}, {23, 100},
-                                   {40, 768}, {18, 17}};
+                                   {40, 768}, {18, 17}, {13, 6}};
     if (kern_get_level() < KERN_AVX512_LEVEL) {
         fprintf(stderr, "no AVX-512 here: F32 cases skipped\n");
         return;
     }
     for (size_t s = 0; s < sizeof shape / sizeof *shape; s++)
-        for (int nx = 1; nx <= GEMM_MAX_TOKENS; nx += nx < 17 ? 1 : 9) {
+        for (int nx = GEMM_F32_MIN_TOKENS; nx <= GEMM_MAX_TOKENS;
+             nx += nx < 33 ? 1 : 9) {
             int rows = shape[s][0], cols = shape[s][1];
             check_case(KERN_F32, rows, cols, nx, 0, rows);
             if (rows > 3)
@@ -206,13 +205,16 @@ static void test_levels(void) {
     kern_mat q50 = {.type = KERN_Q5_0, .rows = 32, .cols = 256, .gs = 32};
     int top = kern_set_level(KERN_AMX_LEVEL);
 
-    TEST_CHECK(!gemm_handles(&q6k) && !gemm_handles(&q50));
-    TEST_CHECK(gemm_handles(&q8) == (top >= KERN_AMX_LEVEL));
+    TEST_CHECK(!gemm_handles(&q6k, 16) && !gemm_handles(&q50, 16));
+    TEST_CHECK(gemm_handles(&q8, 1) == (top >= KERN_AMX_LEVEL));
     kern_set_level(KERN_AVX512_LEVEL);
-    TEST_CHECK(!gemm_handles(&q8));
-    TEST_CHECK(gemm_handles(&f32) == (top >= KERN_AVX512_LEVEL));
+    TEST_CHECK(!gemm_handles(&q8, 16));
+    TEST_CHECK(gemm_handles(&f32, GEMM_F32_MIN_TOKENS) ==
+               (top >= KERN_AVX512_LEVEL));
+    /* fewer tokens than a vector's worth: kern.h's form (the classifier) */
+    TEST_CHECK(!gemm_handles(&f32, GEMM_F32_MIN_TOKENS - 1));
     kern_set_level(KERN_VNNI_LEVEL);
-    TEST_CHECK(!gemm_handles(&f32));
+    TEST_CHECK(!gemm_handles(&f32, GEMM_F32_MIN_TOKENS));
     kern_set_level(KERN_AMX_LEVEL);
 }
 
