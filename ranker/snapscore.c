@@ -201,6 +201,24 @@ static size_t snapscore_profile_list(const rank_state *st, size_t i, const uint3
     return m;
 }
 
+/* One list's wt·N(j) (m entries of nb, w) into ns, each slot not yet
+ * seen appended to touched at n; returns the new n. Through st, every
+ * store to seen (bytes, which may alias anything) made the loop load and
+ * store st->n_touched and st->ns again: these locals stay in registers. */
+static size_t snapscore_add_list(float *restrict ns, unsigned char *restrict seen,
+                                 uint32_t *restrict touched, size_t n, const uint32_t *nb,
+                                 const float *w, size_t m, float wt, size_t limit) {
+    for (size_t e = 0; e < m; e++) {
+        size_t j = nb[e];
+        if (j >= limit) continue;
+        touched[n] = (uint32_t)j;
+        n += !seen[j];
+        seen[j] = 1;
+        ns[j] += wt * w[e];
+    }
+    return n;
+}
+
 /* Σ_i w_i·N_i(j) over the profile items' neighbour lists into st->ns by
  * slot, and each listed slot once, in order of first appearance, into
  * st->touched (touched owned by st, ns lent by the thread's scratch,
@@ -222,15 +240,8 @@ static int snapscore_neighbour_sums(rank_state *st) {
     seen = st->scr->mark; /* zeroed again below */
     for (size_t i = 0; i < p->n_items; i++) {
         size_t m = snapscore_profile_list(st, i, &nb, &w);
-        float wt = (float)p->items[i].weight;
-        for (size_t e = 0; e < m; e++) {
-            size_t j = nb[e];
-            if (j >= limit) continue;
-            st->touched[st->n_touched] = (uint32_t)j;
-            st->n_touched += !seen[j];
-            seen[j] = 1;
-            st->ns[j] += wt * w[e];
-        }
+        st->n_touched = snapscore_add_list(st->ns, seen, st->touched, st->n_touched, nb, w, m,
+                                           (float)p->items[i].weight, limit);
     }
     for (size_t k = 0; k < st->n_touched; k++) seen[st->touched[k]] = 0;
     return AISLE_OK;
