@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "ranker/lexical.h"
+#include "ranker/rank_state.h"
 #include "ranker/scratch.h"
+#include "ranker/snapscore.h"
 #include "retrieval/vec.h"
 #include "services/base/grow.h"
 #include "services/base/strmap.h"
@@ -20,12 +22,7 @@
 #define RANK_TOP_CREATORS 5   /* engaged creators the creators source draws from */
 #define RANK_TOP_FOLLOWS 5    /* followed creators it draws from besides, newest follows first */
 #define RANK_CREATOR_SCAN 5000 /* newest slots it looks through */
-#define RANK_SEED_ITEMS 1     /* heaviest profile items whose neighbours are asked */
-#define RANK_SEED_RECENT 1    /* the most recently seen item likewise (a search each) */
 #define RANK_QUOTE 60         /* longest query quoted in a reason */
-/* Vector searches a call plans: the profile vector, the seeds, the context
- * item and the query vector. */
-#define RANK_MAX_PLANNED (3 + RANK_SEED_ITEMS + RANK_SEED_RECENT)
 
 /* How slots are marked in rank_state.marks: the profile's ids by kind,
  * and the items already in the result. */
@@ -99,98 +96,12 @@ uint32_t rank_item_hash(const char *item_id) {
     return (uint32_t)strmap_hash(item_id, strlen(item_id));
 }
 
-/* One item in the pool, with what each source and the profile say of it. */
-typedef struct rank_cand {
-    size_t slot;
-    float raw[RANK_SRC_COUNT]; /* each source's own score (its best) */
-    float search;              /* the profile search's score; NAN when not a hit */
-    float score;               /* the combined score */
-    unsigned sources;
-    int creator; /* index into p->creators, or -1 */
-    float f[RANK_N_FEATURES];
-} rank_cand;
-
-/* Catalog slot → a uint32_t, open addressing sized to what it holds
- * rather than the catalog (a dense array would be touched anew on every
- * call); owned by the call's state. */
-typedef struct rank_slotmap {
-    size_t *keys; /* slot + 1; 0 = empty */
-    uint32_t *vals;
-    size_t cap, n; /* cap a power of two */
-} rank_slotmap;
-
-/* The request's filter with its strings resolved to catalog keys once a
- * call, each list sorted for bsearch; prices and stock stay the filter's.
- * The excluded item ids are marked by slot instead (RANK_EXCLUDED). */
-enum { RANK_KF_CATEGORY, RANK_KF_BRAND, RANK_KF_CREATOR, RANK_KF_KINDS };
-typedef struct rank_keyfilter {
-    const rank_filter *f;          /* NULL: passes everything */
-    uint32_t one[RANK_KF_KINDS];   /* the single-value fields; 0 = any */
-    uint32_t *in[RANK_KF_KINDS];   /* the include lists (owned); NULL = any */
-    size_t n_in[RANK_KF_KINDS];
-    uint32_t *out[RANK_KF_KINDS];  /* the exclude lists (owned) */
-    size_t n_out[RANK_KF_KINDS];
-} rank_keyfilter;
-
 static void rank_keyfilter_free(rank_keyfilter *kf) {
     for (int k = 0; k < RANK_KF_KINDS; k++) {
         free(kf->in[k]);
         free(kf->out[k]);
     }
 }
-
-/* Working state of one ranking call; everything here is freed by
- * rank_state_free. */
-typedef struct rank_state {
-    catalog *c;
-    const rank_request *req;
-    const rank_profile *p;
-    const rank_filter *filter;
-    const rank_settings *set;
-    rank_slotmap marks; /* slot → RANK_IN_* and RANK_TAKEN flags (ids compared once, as slots) */
-    /* Catalog keys (catalog_key) of the profile's creators, categories
-     * and brands → index + 1 into p->creators, p->categories, p->brands. */
-    rank_slotmap creators, categories, brands;
-    rank_slotmap followed; /* catalog key of a creator the user follows → 1 */
-    rank_keyfilter kf; /* the request's filter as catalog keys */
-    size_t *pslots;    /* catalog slot of each profile item, or SIZE_MAX */
-    float *u;          /* user vector */
-    double wsum;
-    int personal;      /* whether u means anything */
-    float *ns;         /* Σ_i w_i·N_i(j) by slot, scr's; NULL when no neighbours */
-    rank_scratch *scr; /* the zeroed arrays ns lies in, taken for the call */
-    uint32_t *touched; /* the slots ns holds, in order of first appearance */
-    size_t n_touched;
-    /* When the profile source prunes (rank_offer_pruned), the best
-     * Σ_i w_i·N_i(j) of any eligible listed item, pooled or not, for the
-     * neighbour feature's scale; 0 when none. */
-    float pruned_best;
-    /* The profile search's last (lowest) score: no item it left out has a
-     * larger u·Q[j] (with IVF, nearly none). An answer shorter than asked
-     * keeps its last score too: exact search then returned every item,
-     * and an IVF's probed lists held no more, the same approximation as a
-     * full answer (a NAN here turned pruning off for those calls: 2.3x
-     * the CPU on a dim-256 Gowalla snapshot at nprobe 8, for the same
-     * Recall@20 online). NAN when it returned nothing or did not run. */
-    float floor;
-    float *lex;        /* BM25 by slot when the request has words */
-    /* The first round of every vector search the sources will make, run
-     * as one batch before them (rank_plan_searches); rank_offer_search
-     * takes its answer from here when query and depth match. Arrays owned. */
-    catalog_query planned[RANK_MAX_PLANNED];
-    size_t n_planned;
-    size_t ctx;        /* the context item's slot, or SIZE_MAX */
-    rank_slotmap at; /* slots offered so far → pool index + 1, or UINT32_MAX: not eligible */
-    rank_cand *pool;
-    size_t npool, poolcap;
-    rank_list popular; /* fetched once, owned by the callback */
-    int popular_read;
-    float best[RANK_SRC_COUNT]; /* each source's best raw score over the pool */
-    rank_result *out;
-    size_t cap;
-} rank_state;
-
-
 /* Sorts the pool best first, as a stable sort of the candidates would. */
 static int rank_sort_pool(rank_state *st) {
     /* A score and a place in the pool (vec_hit's id), so sorting moves
@@ -251,10 +162,7 @@ static void rank_state_free(rank_state *st) {
     rank_keyfilter_free(&st->kf);
     free(st->pslots);
     free(st->u);
-    /* ns goes back zeroed: every slot it holds is in touched. */
-    for (size_t k = 0; st->ns && k < st->n_touched; k++) st->ns[st->touched[k]] = 0;
-    rank_scratch_give(st->scr);
-    free(st->touched);
+    snapscore_release(st);
     free(st->lex);
     for (size_t i = 0; i < st->n_planned; i++) {
         free(st->planned[i].slots);
@@ -455,7 +363,7 @@ static int rank_keyfilter_pass(const rank_keyfilter *kf, const catalog_facets *f
 /* Whether slot may be recommended at all: every source and the fill go
  * through here, so no path lets an excluded item through. It reads the
  * slot's packed facets, not the item table: one cache line a candidate. */
-static int rank_eligible(rank_state *st, size_t slot) {
+int rank_eligible(rank_state *st, size_t slot) {
     const catalog_facets *fc;
     uint32_t h;
     if (slot >= catalog_slot_limit(st->c)) return 0;
@@ -477,7 +385,7 @@ static float rank_dot(const float *a, const float *b, int d) { return vec_dot(a,
 /* Offers slot to the pool from source src with score. Returns 1 when the
  * item is (now or already) a candidate, 0 when it is not eligible, or
  * AISLE_ENOMEM. */
-static int rank_offer(rank_state *st, size_t slot, int src, float score) {
+int rank_offer(rank_state *st, size_t slot, int src, float score) {
     rank_cand *cd;
     uint32_t *at;
     if (slot >= catalog_slot_limit(st->c)) return 0;
@@ -549,8 +457,8 @@ static int rank_search_now(rank_state *st, catalog_query *q) {
  * page when that is deeper): a filter that drops most items costs one
  * more search of the same lists, only when it does, rather than searches
  * ever deeper that return what was already refused. */
-static int rank_offer_search(rank_state *st, const float *q, int k, int src, int deepen,
-                             char *err, size_t errlen) {
+int rank_offer_search(rank_state *st, const float *q, int k, int src, int deepen,
+                      char *err, size_t errlen) {
     const catalog_query *pre = rank_planned(st, q, k);
     catalog_query own = {.q = q, .k = k}, deeper = {.q = q, .keep = rank_keep, .keep_arg = st};
     int got, rc = AISLE_OK;
@@ -574,7 +482,7 @@ fail:
 
 /* How deep to search first: a source's budget, never less than the page
  * plus what the profile and earlier pages leave out. */
-static int rank_depth(const rank_state *st, int budget) {
+int rank_depth(const rank_state *st, int budget) {
     const rank_profile *p = st->p;
     size_t k = st->cap + p->n_items + p->n_dismissed + p->n_seen + p->n_purchased +
                st->req->n_served + 16;
@@ -615,234 +523,6 @@ static int rank_user_vector(rank_state *st) {
     if (st->personal)
         for (int j = 0; j < d; j++) st->u[j] /= (float)st->wsum;
     return AISLE_OK;
-}
-
-static void rank_features(const rank_state *st, rank_cand *cd, const float *best);
-static int rank_can_bound(const rank_state *st);
-static void rank_heap_push(float *h, size_t *n, size_t cap, float score);
-
-/* Whether the profile source may leave a neighbour-only candidate out of
- * the pool: the page is the pool's top (rank_can_bound), no other source
- * runs for this request (none can bring the item later) and the settings
- * do not weigh the neighbour share (its scale, the pool's best, is not
- * known yet). The exact surface without words, vector or context item
- * qualifies: the quality bench's and a learned snapshot's surface. */
-static int rank_can_prune(const rank_state *st) {
-    const rank_settings *set = st->set;
-    const rank_request *req = st->req;
-    const int later[] = {RANK_SRC_NEIGHBOURS, RANK_SRC_CREATORS, RANK_SRC_POPULAR,
-                         RANK_SRC_TRENDING};
-    if (!rank_can_bound(st) || set->weight[RANK_SRC_NEIGHBOURS] != 0) return 0;
-    for (size_t k = 0; k < sizeof(later) / sizeof(later[0]); k++)
-        if (set->budget[later[k]] > 0) return 0;
-    return !(st->lex && set->budget[RANK_SRC_QUERY] > 0) &&
-           !(req->query_vector && set->budget[RANK_SRC_VECTOR] > 0) &&
-           !(st->ctx != SIZE_MAX && set->budget[RANK_SRC_CONTEXT] > 0);
-}
-
-/* The hand scores of the candidates pooled so far (the profile search's
- * hits, whose scores are final) into heap, a min-heap of at most a page
- * of the best; returns how many it holds. rank_score_bounded drops any
- * neighbour-only candidate whose bound falls below its page, which holds
- * these scores or better ones, so one below heap[0] of a full heap cannot
- * reach the page either. */
-static size_t rank_prune_threshold(const rank_state *st, float *heap) {
-    size_t n = 0;
-    for (size_t i = 0; i < st->npool; i++) {
-        rank_cand cd = st->pool[i];
-        rank_features(st, &cd, st->best);
-        rank_heap_push(heap, &n, st->cap, rank_hand_score(st->set, cd.f));
-    }
-    return n;
-}
-
-/* At least rank_score_bounded's bound of a neighbour-only candidate whose
- * sum plus bias is g (st->ns[j] + b[j]): the creator share and the
- * affinities at their most helpful values for this profile (0 when it has
- * no creators, categories or brands; the hand score rises with each, and
- * float arithmetic is monotone), so it reads none of the profile's maps.
- * It rises with g, which rank_loose_cut uses. */
-static float rank_loose_bound(const rank_state *st, float g) {
-    const rank_settings *set = st->set;
-    const rank_profile *p = st->p;
-    float f[RANK_N_FEATURES] = {0};
-    f[RANK_F_PERSONAL] = st->floor + g / (float)st->wsum;
-    f[RANK_F_CREATOR] = p->n_creators > 0;
-    f[RANK_F_CATEGORY] = set->w_category > 0 && p->n_categories > 0;
-    f[RANK_F_BRAND] = set->w_brand > 0 && p->n_brands > 0;
-    return rank_hand_score(set, f);
-}
-
-/* Floats as unsigned keys in the same order (NaNs aside), and back. */
-static uint32_t rank_float_key(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof(u));
-    return u & 0x80000000u ? ~u : u | 0x80000000u;
-}
-
-static float rank_key_float(uint32_t k) {
-    uint32_t u = k & 0x80000000u ? k & 0x7fffffffu : ~k;
-    float x;
-    memcpy(&x, &u, sizeof(x));
-    return x;
-}
-
-/* A cut c such that every g < c has rank_loose_bound(g) < t: one bisection
- * over the floats a call, so the pass over thousands of neighbour entries
- * tests each with one comparison instead of a hand score. -INFINITY when
- * even the lowest float's bound reaches t. */
-static float rank_loose_cut(const rank_state *st, float t) {
-    uint32_t lo = rank_float_key(-FLT_MAX), hi = rank_float_key(FLT_MAX);
-    if (!(rank_loose_bound(st, -FLT_MAX) < t)) return -INFINITY;
-    if (rank_loose_bound(st, FLT_MAX) < t) return INFINITY;
-    while (hi - lo > 1) { /* loose(lo) < t ≤ loose(hi) */
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (rank_loose_bound(st, rank_key_float(mid)) < t) lo = mid;
-        else hi = mid;
-    }
-    return rank_key_float(hi);
-}
-
-/* vec_hits ordered by id alone. */
-static int rank_hit_id_cmp(const void *a, const void *b) {
-    uint32_t x = ((const vec_hit *)a)->id, y = ((const vec_hit *)b)->id;
-    return (x > y) - (x < y);
-}
-
-/* rank_offer_neighbours when rank_can_prune holds: a neighbour-only
- * candidate enters the pool only if its real score may reach the page.
- * Those whose sum passes the loose cut of the page so far are taken in
- * order of their bound (a heap on g), each scored with its real u·Q[j]
- * into the page's min-heap, until the next bound falls below the page's
- * last score; the taken are then offered in order of first appearance
- * with that product as their search score (so rank_score_bounded scores
- * them without computing it again), and the page and its ties are what
- * offering all would give. st->pruned_best becomes the best sum of any
- * eligible listed item: what the pool's best would be had every one
- * entered. taken holds (u·Q[j] or NAN for a search hit, touched index). */
-static int rank_offer_pruned(rank_state *st, float *top, unsigned char *pooled, vec_hit *cand,
-                             vec_hit *taken) {
-    size_t n_top = rank_prune_threshold(st, top), n_cand = 0, n_taken = 0;
-    float cut = n_top == st->cap ? rank_loose_cut(st, top[0]) : -INFINITY;
-    for (size_t i = 0; i < st->npool; i++) pooled[st->pool[i].slot] = 1;
-    for (size_t k = 0; k < st->n_touched; k++) {
-        size_t j = st->touched[k];
-        float g = st->ns[j] + catalog_bias(st->c, j);
-        if (st->ns[j] > st->pruned_best && rank_eligible(st, j)) st->pruned_best = st->ns[j];
-        if (pooled[j]) taken[n_taken++] = (vec_hit){NAN, (uint32_t)k};
-        else if (!(g < cut)) cand[n_cand++] = (vec_hit){g, (uint32_t)k};
-    }
-    for (size_t i = 0; i < st->npool; i++) pooled[st->pool[i].slot] = 0; /* scratch: zeroed */
-    vec_hits_heap(cand, n_cand);
-    while (n_cand && (n_top < st->cap || !(rank_loose_bound(st, cand[0].score) < top[0]))) {
-        uint32_t k = vec_hits_pop(cand, &n_cand).id;
-        rank_cand cd = {.slot = st->touched[k], .sources = 1u << RANK_SRC_NEIGHBOURS};
-        if (!rank_eligible(st, cd.slot)) continue;
-        cd.search = rank_dot(st->u, catalog_vector(st->c, cd.slot), catalog_dim(st->c));
-        cd.raw[RANK_SRC_NEIGHBOURS] = st->ns[cd.slot];
-        rank_features(st, &cd, st->best);
-        rank_heap_push(top, &n_top, st->cap, rank_hand_score(st->set, cd.f));
-        taken[n_taken++] = (vec_hit){cd.search, k};
-    }
-    qsort(taken, n_taken, sizeof(*taken), rank_hit_id_cmp);
-    for (size_t i = 0; i < n_taken; i++) {
-        size_t j = st->touched[taken[i].id];
-        int got = rank_offer(st, j, RANK_SRC_NEIGHBOURS, st->ns[j]);
-        if (got < 0) return AISLE_ENOMEM;
-        if (isnan(taken[i].score)) continue;
-        /* Eligible and not pooled before: rank_offer appended it. */
-        assert(got == 1 && st->pool[st->npool - 1].slot == j);
-        st->pool[st->npool - 1].search = taken[i].score;
-    }
-    return AISLE_OK;
-}
-
-/* Offers each item of the profile items' neighbour lists (st->touched, in
- * order of first appearance) with its sum st->ns[j]; when rank_can_prune
- * holds, only those that may reach the page (rank_offer_pruned): on a
- * learned snapshot most of the thousands listed cannot. */
-static int rank_offer_neighbours(rank_state *st, char *err, size_t errlen) {
-    float *top;
-    unsigned char *pooled;
-    vec_hit *cand;
-    vec_hit *taken;
-    int rc = AISLE_OK;
-    if (!rank_can_prune(st)) {
-        for (size_t k = 0; k < st->n_touched && rc == AISLE_OK; k++)
-            if (rank_offer(st, st->touched[k], RANK_SRC_NEIGHBOURS, st->ns[st->touched[k]]) < 0)
-                rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-        return rc;
-    }
-    /* Scratch of the pruned offer, freed here; the marks are the
-     * neighbour sums' (zero between uses). */
-    top = malloc((st->cap + 1) * sizeof(*top));
-    pooled = st->scr->mark;
-    cand = malloc((st->n_touched + 1) * sizeof(*cand));
-    taken = malloc((st->n_touched + 1) * sizeof(*taken));
-    if (!top || !cand || !taken || rank_offer_pruned(st, top, pooled, cand, taken))
-        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    free(top);
-    free(cand);
-    free(taken);
-    return rc;
-}
-
-/* Profile item i's neighbour list into *nb, *w; returns its length (0
- * when the catalog does not know the item). */
-static size_t rank_profile_list(const rank_state *st, size_t i, const uint32_t **nb,
-                                const float **w) {
-    size_t m = 0;
-    if (st->pslots[i] != SIZE_MAX) catalog_neighbours(st->c, st->pslots[i], nb, w, &m);
-    return m;
-}
-
-/* Σ_i w_i·N_i(j) over the profile items' neighbour lists into st->ns by
- * slot, and each listed slot once, in order of first appearance, into
- * st->touched (touched owned by st, ns lent by the thread's scratch,
- * st->scr, until rank_state_free; both left NULL when no list has an
- * entry).
- * The first-appearance test is branch-free: on a learned snapshot half
- * of some 27,000 entries a call are firsts, in no predictable order. */
-static int rank_neighbour_sums(rank_state *st) {
-    const rank_profile *p = st->p;
-    const uint32_t *nb;
-    const float *w;
-    size_t limit = catalog_slot_limit(st->c), total = 0;
-    unsigned char *seen;
-    for (size_t i = 0; i < p->n_items; i++) total += rank_profile_list(st, i, &nb, &w);
-    if (!total) return AISLE_OK;
-    st->touched = malloc(total * sizeof(*st->touched));
-    if (!st->touched || !(st->scr = rank_scratch_take(limit))) return AISLE_ENOMEM;
-    st->ns = st->scr->sum;
-    seen = st->scr->mark; /* zeroed again below */
-    for (size_t i = 0; i < p->n_items; i++) {
-        size_t m = rank_profile_list(st, i, &nb, &w);
-        float wt = (float)p->items[i].weight;
-        for (size_t e = 0; e < m; e++) {
-            size_t j = nb[e];
-            if (j >= limit) continue;
-            st->touched[st->n_touched] = (uint32_t)j;
-            st->n_touched += !seen[j];
-            seen[j] = 1;
-            st->ns[j] += wt * w[e];
-        }
-    }
-    for (size_t k = 0; k < st->n_touched; k++) seen[st->touched[k]] = 0;
-    return AISLE_OK;
-}
-
-/* The profile source: the index's top hits for u, then every item in a
- * profile item's neighbour list, with Σ_i w_i·N_i(j) into st->ns. With
- * non-negative neighbour weights nothing outside both can beat the last
- * index hit on the personal score. */
-static int rank_source_profile(rank_state *st, char *err, size_t errlen) {
-    int rc;
-    if (!st->personal) return AISLE_OK;
-    rc = rank_offer_search(st, st->u, rank_depth(st, st->set->budget[RANK_SRC_PROFILE]),
-                           RANK_SRC_PROFILE, 1, err, errlen);
-    if (rc == AISLE_OK && rank_neighbour_sums(st) != AISLE_OK)
-        rc = status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    return rc == AISLE_OK && st->ns ? rank_offer_neighbours(st, err, errlen) : rc;
 }
 
 /* The seeds of the neighbours source (the heaviest and the most
@@ -1125,7 +805,7 @@ static int rank_reserve(rank_state *st) {
 static int rank_sources(rank_state *st, char *err, size_t errlen) {
     int rc;
     if (rank_reserve(st) != AISLE_OK) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    if ((rc = rank_plan_searches(st, err, errlen)) || (rc = rank_source_profile(st, err, errlen)) ||
+    if ((rc = rank_plan_searches(st, err, errlen)) || (rc = snapscore_source_profile(st, err, errlen)) ||
         (rc = rank_source_neighbours(st, err, errlen)) ||
         (rc = rank_source_creators(st, err, errlen)) ||
         (rc = rank_source_popular(st, err, errlen)) ||
@@ -1164,7 +844,7 @@ static float rank_affinity(const rank_slotmap *m, const rank_entry *list, uint32
 /* Fills cd->f (see RANK_F_* in rank.h) and cd->creator; best holds each
  * source's best raw score over the pool. The one place features are made:
  * the pool's, the fill's and so what is logged for training. */
-static void rank_features(const rank_state *st, rank_cand *cd, const float *best) {
+void rank_features(const rank_state *st, rank_cand *cd, const float *best) {
     const catalog_facets *fc = catalog_facets_at(st->c, cd->slot);
     float *f = cd->f, share = rank_creator_share(st, fc, &cd->creator);
     int d = catalog_dim(st->c);
@@ -1233,7 +913,7 @@ static void rank_fill_features(const rank_state *st, size_t slot, int src, float
 }
 
 /* Adds score to the min-heap h of at most cap of the best scores seen. */
-static void rank_heap_push(float *h, size_t *n, size_t cap, float score) {
+void rank_heap_push(float *h, size_t *n, size_t cap, float score) {
     size_t i;
     if (*n == cap) {
         if (!(score > h[0])) return;
@@ -1257,84 +937,13 @@ static void rank_heap_push(float *h, size_t *n, size_t cap, float score) {
     h[i] = score;
 }
 
-/* Whether the page is simply the pool's top scores under the settings'
- * hand weights (no model, MMR, caps or boosts) and the profile search gave
- * a floor: then a candidate only the neighbour lists brought scores at most
- * what it would with u·Q[j] at the floor, which rank_score_bounded uses to
- * skip most of the full-dimension products. */
-static int rank_can_bound(const rank_state *st) {
-    const rank_settings *set = st->set;
-    return !st->req->model && set->mmr_lambda >= 1 && !set->cap_creator && !set->cap_brand &&
-           !set->cap_category && !st->req->n_rules && set->weight[RANK_SRC_PROFILE] >= 0 &&
-           st->personal && !isnan(st->floor);
-}
-
-
-
-/* The threshold pass. Every candidate but the neighbour-only ones is
- * scored in full. A neighbour-only one is scored first with the search's
- * floor in place of u·Q[j] (an upper bound: the hand score rises with the
- * personal score, and float addition is monotone); in order of that bound,
- * each gets its real product until the bound falls below the page's
- * st->cap-th best real score, and the rest leave the pool: they cannot
- * reach the page. The page, and each survivor's score and features, are
- * what scoring the whole pool gives. */
-static int rank_score_bounded(rank_state *st, char *err, size_t errlen) {
-    const unsigned only_nb = 1u << RANK_SRC_NEIGHBOURS;
-    vec_hit *nb = malloc((st->npool + 1) * sizeof(*nb)); /* bounds by pool place */
-    float *top = malloc((st->cap + 1) * sizeof(*top)); /* a min-heap of the best real scores */
-    size_t n_nb = 0, n_top = 0, kept = 0;
-    unsigned char *keep = calloc(st->npool + 1, 1);
-    if (!nb || !top || !keep) {
-        free(nb);
-        free(top);
-        free(keep);
-        return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
-    }
-    for (size_t i = 0; i < st->npool; i++) {
-        rank_cand *cd = &st->pool[i];
-        int bounded = cd->sources == only_nb && isnan(cd->search);
-        if (bounded) cd->search = st->floor;
-        rank_features(st, cd, st->best);
-        cd->score = rank_hand_score(st->set, cd->f);
-        if (bounded) {
-            cd->search = NAN;
-            nb[n_nb++] = (vec_hit){cd->score, (uint32_t)i};
-        } else {
-            keep[i] = 1;
-            rank_heap_push(top, &n_top, st->cap, cd->score);
-        }
-    }
-    /* In bound order, popped from a heap: the loop stops after the few
-     * that can still reach the page. */
-    vec_hits_heap(nb, n_nb);
-    while (n_nb && (n_top < st->cap || !(nb[0].score < top[0]))) {
-        vec_hit b = vec_hits_pop(nb, &n_nb);
-        rank_cand *cd = &st->pool[b.id];
-        rank_features(st, cd, st->best);
-        cd->score = rank_hand_score(st->set, cd->f);
-        keep[b.id] = 1;
-        rank_heap_push(top, &n_top, st->cap, cd->score);
-    }
-    /* Survivors keep their order, so ties sort as they would in the whole
-     * pool. (Pool indexes in st->at are stale from here: nothing after
-     * scoring reads them when rank_can_bound holds, as there are no boosts.) */
-    for (size_t i = 0; i < st->npool; i++)
-        if (keep[i]) st->pool[kept++] = st->pool[i];
-    st->npool = kept;
-    free(nb);
-    free(top);
-    free(keep);
-    return AISLE_OK;
-}
-
 /* Asks for what rank_features reads of each candidate, its facets and
  * (when the profile search did not score it) its vector, before the first
  * is read: scattered over the catalog, their cache misses then overlap.
- * Bounded scoring (rank_score_bounded) reads the vectors of only the few
+ * Bounded scoring (snapscore_score_bounded) reads the vectors of only the few
  * candidates that may reach the page, so it is asked for none. */
 static void rank_prefetch_pool(const rank_state *st) {
-    int d = catalog_dim(st->c), vectors = st->personal && !rank_can_bound(st);
+    int d = catalog_dim(st->c), vectors = st->personal && !snapscore_can_bound(st);
     for (size_t i = 0; i < st->npool; i++) {
         const rank_cand *cd = &st->pool[i];
         __builtin_prefetch(catalog_facets_at(st->c, cd->slot));
@@ -1351,7 +960,7 @@ static int rank_score(rank_state *st, char *err, size_t errlen) {
     for (size_t i = 0; i < st->npool; i++)
         for (int s = 0; s < RANK_SRC_COUNT; s++)
             if (st->pool[i].raw[s] > st->best[s]) st->best[s] = st->pool[i].raw[s];
-    if (rank_can_bound(st)) return rank_score_bounded(st, err, errlen);
+    if (snapscore_can_bound(st)) return snapscore_score_bounded(st, err, errlen);
     for (size_t i = 0; i < st->npool; i++) {
         rank_features(st, &st->pool[i], st->best);
         st->pool[i].score = rank_hand_score(st->set, st->pool[i].f);
