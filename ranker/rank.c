@@ -23,6 +23,10 @@
 #define RANK_SEED_ITEMS 1     /* heaviest profile items whose neighbours are asked */
 #define RANK_SEED_RECENT 1    /* the most recently seen item likewise (a search each) */
 #define RANK_QUOTE 60         /* longest query quoted in a reason */
+/* The surfaces' seed_nprobe: item queries find 0.96 of their 51 nearest
+ * in 8 of the synthetic shop's 512 lists, at 0.57 of the 32 lists' CPU
+ * (bench/recommend/index), for a source weighted 0.05 or 0.1. */
+#define RANK_SEED_NPROBE 8
 /* Vector searches a call plans: the profile vector, the seeds, the context
  * item and the query vector. */
 #define RANK_MAX_PLANNED (3 + RANK_SEED_ITEMS + RANK_SEED_RECENT)
@@ -67,6 +71,7 @@ static const rank_settings rank_surfaces[] = {
      .mmr_lambda = 0.5f,
      .cap_creator = 3,
      .cap_brand = 3,
+     .seed_nprobe = RANK_SEED_NPROBE,
      .context_phrase = "Similar to \"%s\", the product you are looking at"},
     {.name = "product_page",
      .budget = {100, 50, 20, 50, 200, 200, 300, 0, [RANK_SRC_TRENDING] = 30},
@@ -74,6 +79,7 @@ static const rank_settings rank_surfaces[] = {
      .w_category = 0.02f,
      .mmr_lambda = 0.75f,
      .cap_creator = 4,
+     .seed_nprobe = RANK_SEED_NPROBE,
      .context_phrase = "Similar to \"%s\", the product you are looking at"},
     {.name = "cart",
      .budget = {100, 100, 20, 50, 200, 200, 300, 0, [RANK_SRC_TRENDING] = 30},
@@ -81,6 +87,7 @@ static const rank_settings rank_surfaces[] = {
      .w_brand = 0.05f,
      .mmr_lambda = 0.5f,
      .cap_creator = 2,
+     .seed_nprobe = RANK_SEED_NPROBE,
      .context_phrase = "Goes with \"%s\" in your cart"},
     {.name = "similar",
      .budget = {0, 0, 0, 0, 200, 200, 400, 0},
@@ -1073,9 +1080,10 @@ static int rank_source_context(rank_state *st, char *err, size_t errlen) {
 
 /* Adds the search of q at depth k to the plan, once: the heaviest item is
  * often also the one seen last, and its one search serves both seeds. */
-static void rank_plan(rank_state *st, const float *q, int k) {
+static void rank_plan(rank_state *st, const float *q, int k, int nprobe) {
     assert(st->n_planned < RANK_MAX_PLANNED);
-    if (!rank_planned(st, q, k)) st->planned[st->n_planned++] = (catalog_query){.q = q, .k = k};
+    if (!rank_planned(st, q, k))
+        st->planned[st->n_planned++] = (catalog_query){.q = q, .k = k, .nprobe = nprobe};
 }
 
 /* Runs, as one batch, the first round of each search the sources below
@@ -1085,15 +1093,16 @@ static int rank_plan_searches(rank_state *st, char *err, size_t errlen) {
     const rank_settings *set = st->set;
     size_t seeds[RANK_SEED_ITEMS + RANK_SEED_RECENT], n;
     int per;
-    if (st->personal) rank_plan(st, st->u, rank_depth(st, set->budget[RANK_SRC_PROFILE]));
+    if (st->personal) rank_plan(st, st->u, rank_depth(st, set->budget[RANK_SRC_PROFILE]), 0);
     if (set->budget[RANK_SRC_NEIGHBOURS] > 0 && st->personal) {
         n = rank_neighbour_seeds(st, seeds, &per);
-        for (size_t i = 0; i < n; i++) rank_plan(st, catalog_vector(st->c, seeds[i]), per);
+        for (size_t i = 0; i < n; i++)
+            rank_plan(st, catalog_vector(st->c, seeds[i]), per, set->seed_nprobe);
     }
     if (st->ctx != SIZE_MAX && set->budget[RANK_SRC_CONTEXT] > 0)
-        rank_plan(st, catalog_vector(st->c, st->ctx), set->budget[RANK_SRC_CONTEXT]);
+        rank_plan(st, catalog_vector(st->c, st->ctx), set->budget[RANK_SRC_CONTEXT], 0);
     if (st->req->query_vector && set->budget[RANK_SRC_VECTOR] > 0)
-        rank_plan(st, st->req->query_vector, set->budget[RANK_SRC_VECTOR]);
+        rank_plan(st, st->req->query_vector, set->budget[RANK_SRC_VECTOR], 0);
     for (size_t i = 0; i < st->n_planned; i++) {
         catalog_query *q = &st->planned[i];
         q->slots = malloc((size_t)q->k * sizeof(*q->slots) + 1);

@@ -158,6 +158,11 @@ typedef struct rank_settings {
     /* MMR: λ·relevance − (1−λ)·max cosine to the items above; 1 = off. */
     float mmr_lambda;
     int cap_creator, cap_brand, cap_category; /* per page; 0 = none */
+    /* Index lists each seed item's search probes (the neighbours source);
+     * 0: the catalog's, as the profile vector's. An item's nearest items
+     * lie in the few lists nearest it (bench/recommend/index prints the
+     * item queries' recall by nprobe). */
+    int seed_nprobe;
     /* How a context item reads in a reason: "the product you are looking
      * at", "in your cart" ... */
     const char *context_phrase;
