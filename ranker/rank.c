@@ -1631,19 +1631,37 @@ typedef struct rank_mmr {
     float *maxsim, *norms; /* norms[i] < 0: not yet computed */
     size_t *folded;
     size_t *wpicks, n_wpicks;
+    /* The window picks' vectors in pick order, side by side, and room for
+     * one item's products with them: an item's unseen picks are folded
+     * in by one vec_dots call over them (the same bits as a product at a
+     * time, retrieval/vec.h) rather than a call a pair. */
+    float *pv, *sims;
 } rank_mmr;
 
 /* Folds the window picks item i has not seen into mmr->maxsim[i]. */
 static void rank_mmr_fold(const rank_state *st, rank_mmr *mmr, size_t i) {
     int d = catalog_dim(st->c);
     const float *v = catalog_vector(st->c, st->pool[i].slot);
+    size_t from = mmr->folded[i], n = mmr->n_wpicks - from;
     if (mmr->norms[i] < 0) mmr->norms[i] = sqrtf(rank_dot(v, v, d));
-    for (; mmr->folded[i] < mmr->n_wpicks; mmr->folded[i]++) {
-        size_t p = mmr->wpicks[mmr->folded[i]];
-        float s = rank_dot(catalog_vector(st->c, st->pool[p].slot), v, d);
-        s = mmr->norms[i] > 0 && mmr->norms[p] > 0 ? s / (mmr->norms[i] * mmr->norms[p]) : 0.0f;
+    if (n) vec_dots(v, mmr->pv + from * (size_t)d, n, d, mmr->sims);
+    for (size_t k = 0; k < n; k++) {
+        size_t p = mmr->wpicks[from + k];
+        float s = mmr->norms[i] > 0 && mmr->norms[p] > 0
+                      ? mmr->sims[k] / (mmr->norms[i] * mmr->norms[p])
+                      : 0.0f;
         if (s > mmr->maxsim[i]) mmr->maxsim[i] = s;
     }
+    mmr->folded[i] = mmr->n_wpicks;
+}
+
+/* Makes window item pick the next window pick: its vector joins mmr->pv
+ * (its norm is known: it was folded before it was picked). */
+static void rank_mmr_pick(const rank_state *st, rank_mmr *mmr, size_t pick) {
+    int d = catalog_dim(st->c);
+    memcpy(mmr->pv + mmr->n_wpicks * (size_t)d, catalog_vector(st->c, st->pool[pick].slot),
+           (size_t)d * sizeof(float));
+    mmr->wpicks[mmr->n_wpicks++] = pick;
 }
 
 /* Picks the page from the pool (sorted best first): MMR over the first
@@ -1666,8 +1684,11 @@ static int rank_select(rank_state *st, rank_caps *caps) {
         mmr.norms = malloc(win * sizeof(*mmr.norms));
         mmr.folded = calloc(win, sizeof(*mmr.folded));
         mmr.wpicks = malloc(st->cap * sizeof(*mmr.wpicks));
+        mmr.pv = malloc(st->cap * (size_t)catalog_dim(st->c) * sizeof(*mmr.pv));
+        mmr.sims = malloc(st->cap * sizeof(*mmr.sims));
     }
-    if (!used || !picks || (win && (!mmr.maxsim || !mmr.norms || !mmr.folded || !mmr.wpicks)))
+    if (!used || !picks ||
+        (win && (!mmr.maxsim || !mmr.norms || !mmr.folded || !mmr.wpicks || !mmr.pv || !mmr.sims)))
         rc = AISLE_ENOMEM;
     for (size_t i = 0; i < win && !rc; i++) mmr.norms[i] = -1;
     /* Relevance as a share of the best score, so a second interest at two
@@ -1692,6 +1713,10 @@ static int rank_select(rank_state *st, rank_caps *caps) {
             float rel, v;
             if (used[i]) continue;
             rel = lambda * (st->pool[i].score - lo) / span;
+            /* rel falls with i (the pool is sorted) and bounds i's value
+             * (maxsim ≥ 0): once it is not above the best so far, no item
+             * after can be the pick. */
+            if (!(rel > bestv)) break;
             /* The bound first: below the best so far, i cannot be the pick. */
             if (!(rel - (1 - lambda) * mmr.maxsim[i] > bestv)) continue;
             rank_mmr_fold(st, &mmr, i);
@@ -1710,7 +1735,7 @@ static int rank_select(rank_state *st, rank_caps *caps) {
         picks[n_picks++] = (rank_pick){.at = pick, .variety = pick != first_free,
                                        .cap = cap_above};
         rc = rank_cap_count(st, caps, st->pool[pick].slot);
-        if (!rc && pick < win) mmr.wpicks[mmr.n_wpicks++] = pick;
+        if (!rc && pick < win) rank_mmr_pick(st, &mmr, pick);
     }
     if (!rc) rc = rank_becauses(st, picks, n_picks);
     for (size_t k = 0; k < n_picks && !rc; k++)
@@ -1722,6 +1747,8 @@ static int rank_select(rank_state *st, rank_caps *caps) {
     free(mmr.norms);
     free(mmr.folded);
     free(mmr.wpicks);
+    free(mmr.pv);
+    free(mmr.sims);
     return rc;
 }
 
