@@ -27,7 +27,9 @@
  * even enter the pool. The first round of every vector search the sources
  * make (the profile vector, the seed items, the context item, the query
  * vector) runs as one batch before them (catalog_search_batch), so index
- * lists that several probe are read once. Per candidate the pipeline
+ * lists that several probe are read once; a seed item's search probes
+ * only the few lists nearest it (the settings' seed_nprobe), where the
+ * profile vector, a mean over many items, probes the catalog's default. Per candidate the pipeline
  * compares catalog keys and slots (retrieval/catalog.h's facets), not
  * strings. MMR over item vectors and per-page caps then pick
  * the page; short pages are filled from the popular list, then from any
