@@ -23,6 +23,10 @@
 #define RANK_TOP_FOLLOWS 5    /* followed creators it draws from besides, newest follows first */
 #define RANK_CREATOR_SCAN 5000 /* newest slots it looks through */
 #define RANK_QUOTE 60         /* longest query quoted in a reason */
+/* The surfaces' seed_nprobe: item queries find 0.96 of their 51 nearest
+ * in 8 of the synthetic shop's 512 lists, at 0.57 of the 32 lists' CPU
+ * (bench/recommend/index), for a source weighted 0.05 or 0.1. */
+#define RANK_SEED_NPROBE 8
 
 /* How slots are marked in rank_state.marks: the profile's ids by kind,
  * and the items already in the result. */
@@ -64,6 +68,7 @@ static const rank_settings rank_surfaces[] = {
      .mmr_lambda = 0.5f,
      .cap_creator = 3,
      .cap_brand = 3,
+     .seed_nprobe = RANK_SEED_NPROBE,
      .context_phrase = "Similar to \"%s\", the product you are looking at"},
     {.name = "product_page",
      .budget = {100, 50, 20, 50, 200, 200, 300, 0, [RANK_SRC_TRENDING] = 30},
@@ -71,6 +76,7 @@ static const rank_settings rank_surfaces[] = {
      .w_category = 0.02f,
      .mmr_lambda = 0.75f,
      .cap_creator = 4,
+     .seed_nprobe = RANK_SEED_NPROBE,
      .context_phrase = "Similar to \"%s\", the product you are looking at"},
     {.name = "cart",
      .budget = {100, 100, 20, 50, 200, 200, 300, 0, [RANK_SRC_TRENDING] = 30},
@@ -78,6 +84,7 @@ static const rank_settings rank_surfaces[] = {
      .w_brand = 0.05f,
      .mmr_lambda = 0.5f,
      .cap_creator = 2,
+     .seed_nprobe = RANK_SEED_NPROBE,
      .context_phrase = "Goes with \"%s\" in your cart"},
     {.name = "similar",
      .budget = {0, 0, 0, 0, 200, 200, 400, 0},
@@ -753,9 +760,10 @@ static int rank_source_context(rank_state *st, char *err, size_t errlen) {
 
 /* Adds the search of q at depth k to the plan, once: the heaviest item is
  * often also the one seen last, and its one search serves both seeds. */
-static void rank_plan(rank_state *st, const float *q, int k) {
+static void rank_plan(rank_state *st, const float *q, int k, int nprobe) {
     assert(st->n_planned < RANK_MAX_PLANNED);
-    if (!rank_planned(st, q, k)) st->planned[st->n_planned++] = (catalog_query){.q = q, .k = k};
+    if (!rank_planned(st, q, k))
+        st->planned[st->n_planned++] = (catalog_query){.q = q, .k = k, .nprobe = nprobe};
 }
 
 /* Runs, as one batch, the first round of each search the sources below
@@ -765,15 +773,16 @@ static int rank_plan_searches(rank_state *st, char *err, size_t errlen) {
     const rank_settings *set = st->set;
     size_t seeds[RANK_SEED_ITEMS + RANK_SEED_RECENT], n;
     int per;
-    if (st->personal) rank_plan(st, st->u, rank_depth(st, set->budget[RANK_SRC_PROFILE]));
+    if (st->personal) rank_plan(st, st->u, rank_depth(st, set->budget[RANK_SRC_PROFILE]), 0);
     if (set->budget[RANK_SRC_NEIGHBOURS] > 0 && st->personal) {
         n = rank_neighbour_seeds(st, seeds, &per);
-        for (size_t i = 0; i < n; i++) rank_plan(st, catalog_vector(st->c, seeds[i]), per);
+        for (size_t i = 0; i < n; i++)
+            rank_plan(st, catalog_vector(st->c, seeds[i]), per, set->seed_nprobe);
     }
     if (st->ctx != SIZE_MAX && set->budget[RANK_SRC_CONTEXT] > 0)
-        rank_plan(st, catalog_vector(st->c, st->ctx), set->budget[RANK_SRC_CONTEXT]);
+        rank_plan(st, catalog_vector(st->c, st->ctx), set->budget[RANK_SRC_CONTEXT], 0);
     if (st->req->query_vector && set->budget[RANK_SRC_VECTOR] > 0)
-        rank_plan(st, st->req->query_vector, set->budget[RANK_SRC_VECTOR]);
+        rank_plan(st, st->req->query_vector, set->budget[RANK_SRC_VECTOR], 0);
     for (size_t i = 0; i < st->n_planned; i++) {
         catalog_query *q = &st->planned[i];
         q->slots = malloc((size_t)q->k * sizeof(*q->slots) + 1);
@@ -1231,19 +1240,37 @@ typedef struct rank_mmr {
     float *maxsim, *norms; /* norms[i] < 0: not yet computed */
     size_t *folded;
     size_t *wpicks, n_wpicks;
+    /* The window picks' vectors in pick order, side by side, and room for
+     * one item's products with them: an item's unseen picks are folded
+     * in by one vec_dots call over them (the same bits as a product at a
+     * time, retrieval/vec.h) rather than a call a pair. */
+    float *pv, *sims;
 } rank_mmr;
 
 /* Folds the window picks item i has not seen into mmr->maxsim[i]. */
 static void rank_mmr_fold(const rank_state *st, rank_mmr *mmr, size_t i) {
     int d = catalog_dim(st->c);
     const float *v = catalog_vector(st->c, st->pool[i].slot);
+    size_t from = mmr->folded[i], n = mmr->n_wpicks - from;
     if (mmr->norms[i] < 0) mmr->norms[i] = sqrtf(rank_dot(v, v, d));
-    for (; mmr->folded[i] < mmr->n_wpicks; mmr->folded[i]++) {
-        size_t p = mmr->wpicks[mmr->folded[i]];
-        float s = rank_dot(catalog_vector(st->c, st->pool[p].slot), v, d);
-        s = mmr->norms[i] > 0 && mmr->norms[p] > 0 ? s / (mmr->norms[i] * mmr->norms[p]) : 0.0f;
+    if (n) vec_dots(v, mmr->pv + from * (size_t)d, n, d, mmr->sims);
+    for (size_t k = 0; k < n; k++) {
+        size_t p = mmr->wpicks[from + k];
+        float s = mmr->norms[i] > 0 && mmr->norms[p] > 0
+                      ? mmr->sims[k] / (mmr->norms[i] * mmr->norms[p])
+                      : 0.0f;
         if (s > mmr->maxsim[i]) mmr->maxsim[i] = s;
     }
+    mmr->folded[i] = mmr->n_wpicks;
+}
+
+/* Makes window item pick the next window pick: its vector joins mmr->pv
+ * (its norm is known: it was folded before it was picked). */
+static void rank_mmr_pick(const rank_state *st, rank_mmr *mmr, size_t pick) {
+    int d = catalog_dim(st->c);
+    memcpy(mmr->pv + mmr->n_wpicks * (size_t)d, catalog_vector(st->c, st->pool[pick].slot),
+           (size_t)d * sizeof(float));
+    mmr->wpicks[mmr->n_wpicks++] = pick;
 }
 
 /* Picks the page from the pool (sorted best first): MMR over the first
@@ -1266,8 +1293,11 @@ static int rank_select(rank_state *st, rank_caps *caps) {
         mmr.norms = malloc(win * sizeof(*mmr.norms));
         mmr.folded = calloc(win, sizeof(*mmr.folded));
         mmr.wpicks = malloc(st->cap * sizeof(*mmr.wpicks));
+        mmr.pv = malloc(st->cap * (size_t)catalog_dim(st->c) * sizeof(*mmr.pv));
+        mmr.sims = malloc(st->cap * sizeof(*mmr.sims));
     }
-    if (!used || !picks || (win && (!mmr.maxsim || !mmr.norms || !mmr.folded || !mmr.wpicks)))
+    if (!used || !picks ||
+        (win && (!mmr.maxsim || !mmr.norms || !mmr.folded || !mmr.wpicks || !mmr.pv || !mmr.sims)))
         rc = AISLE_ENOMEM;
     for (size_t i = 0; i < win && !rc; i++) mmr.norms[i] = -1;
     /* Relevance as a share of the best score, so a second interest at two
@@ -1292,6 +1322,10 @@ static int rank_select(rank_state *st, rank_caps *caps) {
             float rel, v;
             if (used[i]) continue;
             rel = lambda * (st->pool[i].score - lo) / span;
+            /* rel falls with i (the pool is sorted) and bounds i's value
+             * (maxsim ≥ 0): once it is not above the best so far, no item
+             * after can be the pick. */
+            if (!(rel > bestv)) break;
             /* The bound first: below the best so far, i cannot be the pick. */
             if (!(rel - (1 - lambda) * mmr.maxsim[i] > bestv)) continue;
             rank_mmr_fold(st, &mmr, i);
@@ -1310,7 +1344,7 @@ static int rank_select(rank_state *st, rank_caps *caps) {
         picks[n_picks++] = (rank_pick){.at = pick, .variety = pick != first_free,
                                        .cap = cap_above};
         rc = rank_cap_count(st, caps, st->pool[pick].slot);
-        if (!rc && pick < win) mmr.wpicks[mmr.n_wpicks++] = pick;
+        if (!rc && pick < win) rank_mmr_pick(st, &mmr, pick);
     }
     if (!rc) rc = rank_becauses(st, picks, n_picks);
     for (size_t k = 0; k < n_picks && !rc; k++)
@@ -1322,6 +1356,8 @@ static int rank_select(rank_state *st, rank_caps *caps) {
     free(mmr.norms);
     free(mmr.folded);
     free(mmr.wpicks);
+    free(mmr.pv);
+    free(mmr.sims);
     return rc;
 }
 

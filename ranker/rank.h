@@ -27,7 +27,9 @@
  * even enter the pool. The first round of every vector search the sources
  * make (the profile vector, the seed items, the context item, the query
  * vector) runs as one batch before them (catalog_search_batch), so index
- * lists that several probe are read once. Per candidate the pipeline
+ * lists that several probe are read once; a seed item's search probes
+ * only the few lists nearest it (the settings' seed_nprobe), where the
+ * profile vector, a mean over many items, probes the catalog's default. Per candidate the pipeline
  * compares catalog keys and slots (retrieval/catalog.h's facets), not
  * strings. MMR over item vectors and per-page caps then pick
  * the page; short pages are filled from the popular list, then from any
@@ -158,6 +160,11 @@ typedef struct rank_settings {
     /* MMR: λ·relevance − (1−λ)·max cosine to the items above; 1 = off. */
     float mmr_lambda;
     int cap_creator, cap_brand, cap_category; /* per page; 0 = none */
+    /* Index lists each seed item's search probes (the neighbours source);
+     * 0: the catalog's, as the profile vector's. An item's nearest items
+     * lie in the few lists nearest it (bench/recommend/index prints the
+     * item queries' recall by nprobe). */
+    int seed_nprobe;
     /* How a context item reads in a reason: "the product you are looking
      * at", "in your cart" ... */
     const char *context_phrase;

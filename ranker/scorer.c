@@ -56,6 +56,8 @@ static int scorer_directive(void *arg, char **w, int n, char *why, size_t whylen
     if (n == 3 && strcmp(w[0], "affinity") == 0 && strcmp(w[1], "brand") == 0)
         return dirfile_float(w[2], -SCORER_MAX_WEIGHT, SCORER_MAX_WEIGHT, &cur->w_brand);
     if (n == 2 && strcmp(w[0], "mmr") == 0) return dirfile_float(w[1], 0, 1, &cur->mmr_lambda);
+    if (n == 2 && strcmp(w[0], "seed_nprobe") == 0)
+        return dirfile_int(w[1], 0, SCORER_MAX_NPROBE, &cur->seed_nprobe);
     if (n == 3 && strcmp(w[0], "cap") == 0) {
         int *cap = strcmp(w[1], "creator") == 0    ? &cur->cap_creator
                    : strcmp(w[1], "brand") == 0    ? &cur->cap_brand

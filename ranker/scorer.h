@@ -12,6 +12,8 @@
  *   affinity category|brand W
  *   mmr LAMBDA                  0..1; 1 = off
  *   cap creator|brand|category N   per page; 0 = none
+ *   seed_nprobe N               index lists a seed item's search probes,
+ *                               0..65536; 0 = the catalog's
  *   end                         last line: a file cut short is refused
  * Weights are finite numbers in [-100, 100]. Anything else (an unknown
  * directive, a value out of range, a missing header or end) refuses the
@@ -26,6 +28,7 @@
 #define SCORER_VERSION 1
 #define SCORER_MAX_SURFACES 16
 #define SCORER_MAX_NAME 32
+#define SCORER_MAX_NPROBE 65536
 
 typedef struct scorer {
     rank_settings surfaces[SCORER_MAX_SURFACES];

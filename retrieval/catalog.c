@@ -531,7 +531,7 @@ int catalog_search_batch(catalog *c, catalog_query *qs, size_t nq) {
         int k = qs[b].k > 0 ? qs[b].k : 0;
         deep[b] = (ivf_query){.q = qs[b].q, .k = exact ? k : k + k / 4 + 8,
                               .keep = qs[b].keep, .keep_arg = qs[b].keep_arg,
-                              .any_order = !exact};
+                              .any_order = !exact, .nprobe = qs[b].nprobe};
         if (!k) deep[b].k = 0;
         total += (size_t)deep[b].k;
     }

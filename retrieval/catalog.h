@@ -144,6 +144,7 @@ typedef struct catalog_query {
     int n;
     int (*keep)(void *keep_arg, size_t slot);
     void *keep_arg;
+    int nprobe; /* index lists probed (ivf_query's); 0: the catalog's --nprobe */
 } catalog_query;
 
 /* Runs nq (≤ CATALOG_MAX_BATCH) searches, each with catalog_search's

@@ -374,17 +374,18 @@ static int ivf_rescore(const ivf *x, ivf_top *t, const float *q, size_t k) {
     return AISLE_OK;
 }
 
-/* The nprobe lists nearest q, into probe (nprobe entries, best first);
- * returns how many. All the centroids are scored at once, then one
+/* The lists nearest q.q (its nprobe, else the index's), into probe (best
+ * first); returns how many. All the centroids are scored at once, then one
  * selection keeps the nearest (an incremental top would cut its buffer
  * every nprobe lists). cs is scratch for nlist floats, h for nlist hits. */
-static int ivf_probes(const ivf *x, const float *q, size_t *probe, float *cs, vec_hit *h) {
-    size_t n = (size_t)x->nprobe;
+static int ivf_probes(const ivf *x, const ivf_query *q, size_t *probe, float *cs, vec_hit *h) {
+    size_t n = (size_t)(q->nprobe > 0 ? q->nprobe : x->nprobe);
+    if (n > (size_t)x->nlist) n = (size_t)x->nlist;
     if (x->nlist == 1) {
         probe[0] = 0;
         return 1;
     }
-    vec_dots(q, x->centroids, (size_t)x->nlist, x->dim, cs);
+    vec_dots(q->q, x->centroids, (size_t)x->nlist, x->dim, cs);
     for (int l = 0; l < x->nlist; l++) h[l] = (vec_hit){cs[l], (uint32_t)l};
     if (n < (size_t)x->nlist) ivf_select(h, (size_t)x->nlist, n);
     vec_hits_sort(h, n);
@@ -396,13 +397,13 @@ static int ivf_probes(const ivf *x, const float *q, size_t *probe, float *cs, ve
  * order gets the lists in the order they are first probed. */
 static int ivf_plan(const ivf *x, const ivf_query *qs, size_t nq, uint32_t *mask,
                     size_t *order, size_t *n_order) {
-    size_t *probe = malloc((size_t)x->nprobe * sizeof(*probe));
+    size_t *probe = malloc((size_t)x->nlist * sizeof(*probe));
     float *cs = malloc((size_t)x->nlist * sizeof(*cs));
     vec_hit *h = malloc((size_t)x->nlist * sizeof(*h));
     int rc = probe && cs && h ? AISLE_OK : AISLE_ENOMEM;
     *n_order = 0;
     for (size_t b = 0; b < nq && rc == AISLE_OK; b++) {
-        int np = qs[b].k > 0 ? ivf_probes(x, qs[b].q, probe, cs, h) : 0;
+        int np = qs[b].k > 0 ? ivf_probes(x, &qs[b], probe, cs, h) : 0;
         for (int p = 0; p < np; p++) {
             if (!mask[probe[p]]) order[(*n_order)++] = probe[p];
             mask[probe[p]] |= 1u << b;

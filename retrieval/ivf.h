@@ -58,7 +58,10 @@ int ivf_search(const ivf *x, const float *q, int k, size_t *slots, float *scores
  * search deeper and deeper). keep is asked only about rows that would
  * enter the k best so far, so a search where most rows pass pays for few
  * calls. With any_order set the hits come in no particular order (for a
- * caller that re-scores and sorts them itself). */
+ * caller that re-scores and sorts them itself). nprobe, when positive, is
+ * how many lists this query probes (clamped to 1..nlist) instead of the
+ * index's: an item's own neighbours lie in the few lists nearest it, where
+ * a profile vector's spread over many. */
 typedef struct ivf_query {
     const float *q;
     int k;
@@ -68,6 +71,7 @@ typedef struct ivf_query {
     int (*keep)(void *keep_arg, size_t slot);
     void *keep_arg;
     int any_order;
+    int nprobe;
 } ivf_query;
 
 /* Runs nq (≤ IVF_MAX_BATCH) searches, each giving what ivf_search gives

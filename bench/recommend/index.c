@@ -59,19 +59,32 @@ static float *index_queries(const synth_world *w, int nq) {
     return q;
 }
 
-/* Runs the queries on c; answers into ans (nq * k slots); µs per search,
- * the best of INDEX_ROUNDS rounds (the machine is shared). */
+/* nq item-like queries: the vectors of random items, as the seed items'
+ * and the context item's searches ask (rank.c). */
+static float *index_item_queries(const synth_world *w, int nq) {
+    float *q = malloc((size_t)nq * DIM * sizeof(float));
+    uint64_t rng = 7;
+    for (int i = 0; q && i < nq; i++)
+        memcpy(q + (size_t)i * DIM, w->items[synth_rand(&rng) % w->cfg.n_items].vec,
+               DIM * sizeof(float));
+    return q;
+}
+
+/* Runs the queries on c, each probing nprobe lists (0: the catalog's);
+ * answers into ans (nq * k slots); µs per search, the best of
+ * INDEX_ROUNDS rounds (the machine is shared). */
 #define INDEX_ROUNDS 3
-static double index_run(catalog *c, const float *q, int nq, int k, size_t *ans) {
+static double index_run(catalog *c, const float *q, int nq, int k, int nprobe, size_t *ans) {
     float *sc = malloc((size_t)k * sizeof(float));
     double best = -1;
     catalog_read_begin(c);
     for (int r = 0; sc && r < INDEX_ROUNDS; r++) {
         int64_t t0 = clock_mono_us();
         for (int i = 0; i < nq; i++) {
-            size_t *a = ans + (size_t)i * k;
-            int n = catalog_search(c, q + (size_t)i * DIM, k, a, sc);
-            for (int j = n < 0 ? 0 : n; j < k; j++) a[j] = SIZE_MAX; /* fewer found: misses */
+            catalog_query one = {.q = q + (size_t)i * DIM, .k = k, .slots = ans + (size_t)i * k,
+                                 .scores = sc, .nprobe = nprobe};
+            if (catalog_search_batch(c, &one, 1) != 0) one.n = 0;
+            for (int j = one.n; j < k; j++) one.slots[j] = SIZE_MAX; /* fewer found: misses */
         }
         if (best < 0 || (double)(clock_mono_us() - t0) / nq < best)
             best = (double)(clock_mono_us() - t0) / nq;
@@ -129,6 +142,34 @@ static double index_faiss(const synth_world *w, int nlist, int nprobe, const flo
 /* The catalog's nprobe when none is set (retrieval/catalog.c). */
 static int index_default_nprobe(int lists) { return lists / 16 > 8 ? lists / 16 : 8; }
 
+/* Item queries (index_item_queries) on an IVF catalog at each per-query
+ * nprobe of item_probes (0: the catalog's), against the exact catalog ex:
+ * what a seed item's or a context item's search finds in few lists. */
+static int index_items(const synth_world *w, catalog *ex, int nq, int k) {
+    static const int item_probes[] = {0, 2, 4, 8};
+    float *q = index_item_queries(w, nq);
+    size_t *exact = malloc((size_t)nq * k * sizeof(*exact));
+    size_t *got = malloc((size_t)nq * k * sizeof(*got));
+    catalog *c = NULL;
+    int rc = 1;
+    if (!q || !exact || !got || !(c = index_catalog(w, w->cfg.n_items, 0))) goto fail;
+    index_run(ex, q, nq, k, 0, exact);
+    for (size_t i = 0; i < sizeof(item_probes) / sizeof(item_probes[0]); i++) {
+        double us = index_run(c, q, nq, k, item_probes[i], got);
+        printf("setting=ivf_item_queries lists=%d nprobe=%d%s k=%d us_per_search=%.1f "
+               "recall=%.4f\n", catalog_ivf_lists(c),
+               item_probes[i] ? item_probes[i] : index_default_nprobe(catalog_ivf_lists(c)),
+               item_probes[i] ? "" : "(default)", k, us, index_recall(exact, got, nq, k));
+    }
+    rc = 0;
+fail:
+    if (c) catalog_free(c);
+    free(q);
+    free(exact);
+    free(got);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     static const int probes[] = {0, 1, 2, 4, 8, 16, 32};
     synth_config sc;
@@ -151,7 +192,8 @@ int main(int argc, char **argv) {
     got = malloc((size_t)nq * k * sizeof(*got));
     if (!q || !exact || !got || !(c = index_catalog(w, 0, 0))) return 1;
     printf("setting=exact items=%zu k=%d us_per_search=%.1f recall=1\n", sc.n_items, k,
-           index_run(c, q, nq, k, exact));
+           index_run(c, q, nq, k, 0, exact));
+    if (index_items(w, c, nq, k) != 0) return 1;
     catalog_free(c);
     for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
         int lists, np;
@@ -160,7 +202,7 @@ int main(int argc, char **argv) {
         if (!(c = index_catalog(w, sc.n_items, probes[i]))) return 1;
         lists = catalog_ivf_lists(c);
         np = probes[i] ? probes[i] : index_default_nprobe(lists);
-        us = index_run(c, q, nq, k, got);
+        us = index_run(c, q, nq, k, 0, got);
         printf("setting=ivf lists=%d nprobe=%d%s k=%d us_per_search=%.1f recall=%.4f\n", lists,
                np, probes[i] ? "" : "(default)", k, us, index_recall(exact, got, nq, k));
         if (probes[i] == 0) {

@@ -7,7 +7,9 @@
  * with the median and best round's µs a call, and a digest of the first
  * round's pages (pagesum.h), the same for two builds that answer alike.
  * Build it at two commits to compare them on the same machine minutes
- * (the figures are per process).
+ * (the figures are per process). Last, what home's seed_nprobe changes on
+ * its pages: the share of each page that searching the seeds through the
+ * catalog's own nprobe also gives.
  *
  *   rank [ITEMS [USERS [CALLS [ROUNDS]]]]   # 100000 2000 500 7 by default */
 #include <stdint.h>
@@ -79,6 +81,49 @@ static int rank_popular(void *arg, rank_list *out, char *err, size_t errlen) {
 static int rank_dcmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* Share of a's items that b also holds (pages of one request). */
+static double rank_overlap(const rank_result *a, const rank_result *b) {
+    size_t same = 0;
+    for (size_t i = 0; i < a->n; i++)
+        for (size_t j = 0; j < b->n; j++)
+            same += strcmp(a->hits[i].item.item_id, b->hits[j].item.item_id) == 0;
+    return a->n ? (double)same / (double)a->n : 1.0;
+}
+
+/* What home's seed_nprobe costs its pages: calls requests of home, each
+ * also ranked with the seeds searched through the catalog's own nprobe;
+ * prints the mean share of each page the full search's page also holds. */
+static int rank_seed_quality(catalog *c, rank_user *users, size_t n_users, int calls,
+                             const rank_filter *filter, const rank_trending *tr) {
+    rank_settings full = *rank_surface("home");
+    double overlap = 0;
+    uint64_t rng = 11;
+    char err[256];
+    full.seed_nprobe = 0;
+    for (int i = 0; i < calls; i++) {
+        size_t u = (size_t)(synth_rand(&rng) % n_users);
+        rank_result got, ref;
+        rank_request rq = {.profile = &users[u].p, .popular = rank_popular, .limit = 10,
+                           .filter = filter, .settings = rank_surface("home"), .creators = 3,
+                           .trending = tr, .n_trending = 3};
+        if (rank_recommend(c, &rq, &got, err, sizeof(err)) != 0) goto fail;
+        rq.settings = &full;
+        if (rank_recommend(c, &rq, &ref, err, sizeof(err)) != 0) {
+            rank_result_free(&got);
+            goto fail;
+        }
+        overlap += rank_overlap(&got, &ref);
+        rank_result_free(&got);
+        rank_result_free(&ref);
+    }
+    printf("quality=home seed_nprobe=%d calls=%d page_overlap_with_full_seed_search=%.4f\n",
+           rank_surface("home")->seed_nprobe, calls, overlap / calls);
+    return 0;
+fail:
+    fprintf(stderr, "rank: %s\n", err);
+    return 1;
 }
 
 int main(int argc, char **argv) {
@@ -174,6 +219,7 @@ int main(int argc, char **argv) {
                rows[k].name, n_items, n_users, calls, rounds, us[k][rounds / 2], best,
                (unsigned long long)sum[k]);
     }
+    if (rank_seed_quality(c, users, n_users, calls, &filter, tr) != 0) return 1;
     free(users);
     free(pop);
     free(trend);

@@ -32,6 +32,7 @@ static void test_good_file(void) {
                                   "  budget popular 50\n"
                                   "  weight popular 1\n"
                                   "  mmr 0.4\n"
+                                  "  seed_nprobe 0\n"
                                   "  affinity brand 0.2\n"
                                   "end\n");
     scorer *sc;
@@ -44,9 +45,10 @@ static void test_good_file(void) {
     TEST_CHECK(home->weight[RANK_SRC_POPULAR] == 0.5f && home->cap_creator == 2);
     /* What the file does not say stays as built in. */
     TEST_CHECK(home->mmr_lambda == rank_surface("home")->mmr_lambda);
+    TEST_CHECK(home->seed_nprobe == rank_surface("home")->seed_nprobe && home->seed_nprobe > 0);
     TEST_CHECK(home->budget[RANK_SRC_PROFILE] == rank_surface("home")->budget[RANK_SRC_PROFILE]);
     TEST_CHECK(gift->budget[RANK_SRC_POPULAR] == 50 && gift->mmr_lambda == 0.4f &&
-               gift->w_brand == 0.2f);
+               gift->w_brand == 0.2f && gift->seed_nprobe == 0);
     TEST_CHECK_STR(gift->name, "gift");
     TEST_CHECK(scorer_surface(sc, "cart") == rank_surface("cart"));
     TEST_CHECK(scorer_surface(sc, "nope") == NULL && scorer_surface(NULL, "home"));

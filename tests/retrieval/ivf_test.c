@@ -2,7 +2,8 @@
  * force over odd dimensions, the quantized kernels' sums against a plain
  * sum on every kernel, the quantized scan's re-scored top against the
  * half rows' own, a filtered search, removal and replacement keeping the
- * slot map right, probes confined to the nearest lists, the hit sort
+ * slot map right, probes confined to the nearest lists (a query's own
+ * nprobe beside the index's), the hit sort
  * giving qsort's order. */
 #include "retrieval/ivf.h"
 
@@ -270,6 +271,23 @@ static void test_remove_and_replace(void) {
     ivf_free(x);
 }
 
+/* A query's own nprobe overrides the index's, in a batch beside a query
+ * at the index's: the index probes one list, the wide query both. */
+static void test_query_nprobe(void) {
+    float cent[2 * 2] = {1, 0, 0, 1}, a[2] = {1, 0.1f}, b[2] = {0.1f, 1}, sc[2][4];
+    size_t slots[2][4];
+    ivf *x;
+    TEST_REQUIRE(ivf_new(2, 2, cent, 1, &x) == AISLE_OK);
+    TEST_REQUIRE(ivf_add(x, 0, a) == AISLE_OK);
+    TEST_REQUIRE(ivf_add(x, 1, b) == AISLE_OK);
+    ivf_query qs[2] = {{.q = a, .k = 4, .slots = slots[0], .scores = sc[0]},
+                       {.q = a, .k = 4, .slots = slots[1], .scores = sc[1], .nprobe = 99}};
+    TEST_REQUIRE(ivf_search_batch(x, qs, 2) == AISLE_OK);
+    TEST_CHECK(qs[0].n == 1 && slots[0][0] == 0);
+    TEST_CHECK(qs[1].n == 2 && slots[1][0] == 0 && slots[1][1] == 1);
+    ivf_free(x);
+}
+
 /* vec_hits_sort, and a heap's pops, give qsort's order at every length around its
  * insertion cut-off and on long runs of equal scores (ties by id), sorted,
  * reversed and shuffled input alike. */
@@ -312,6 +330,7 @@ int main(void) {
     TEST_RUN(test_exact_search_is_brute_force);
     TEST_RUN(test_filtered_search_keeps_the_best_kept);
     TEST_RUN(test_remove_and_replace);
+    TEST_RUN(test_query_nprobe);
     TEST_RUN(test_hits_sort_is_qsort);
     return test_summary();
 }
