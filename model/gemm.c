@@ -157,12 +157,17 @@ size_t gemm_buf_bytes(int cols, int nx) {
     return a > f ? a : f;
 }
 
+/* Whether F32 products of nx tokens take the packed form at this level:
+ * gemm_handles's answer for an F32 matrix, and when gemm_prepare packs. */
+static int gemm_f32_packed(int level, int nx) {
+    return level >= KERN_AVX512_LEVEL && nx >= GEMM_F32_MIN_TOKENS;
+}
+
 int gemm_handles(const kern_mat *w, int nx) {
     int level = kern_get_level();
     if (amx_type(w->type))
         return level >= KERN_AMX_LEVEL && w->rows >= 16;
-    return w->type == KERN_F32 && level >= KERN_AVX512_LEVEL &&
-           nx >= GEMM_F32_MIN_TOKENS;
+    return w->type == KERN_F32 && gemm_f32_packed(level, nx);
 }
 
 void gemm_prepare(const kern_act *x, int nx, int t0, int t1, int code,
@@ -172,7 +177,7 @@ void gemm_prepare(const kern_act *x, int nx, int t0, int t1, int code,
         level >= KERN_AMX_LEVEL)
         amx_pack(x, nx, t0, t1, buf);
 #ifdef GEMM_X86
-    if (!code && level >= KERN_AVX512_LEVEL && nx >= GEMM_F32_MIN_TOKENS)
+    if (!code && gemm_f32_packed(level, nx))
         f32_pack(x, nx, t0, t1, buf);
 #endif
 }
