@@ -188,6 +188,14 @@ static int apply_migrate(RedisModuleCtx *ctx, apply_run *r) {
     return 0;
 }
 
+/* The record's members, the count a trim bounds (offset marks are not
+ * members): apply_one trims past h->high, and apply_open checks the order
+ * of a record that the run's fields may take there, before the run
+ * writes anything. */
+static size_t apply_members(const unsigned char *rec) {
+    return precord_count(rec) - precord_marks(rec);
+}
+
 static int apply_wrongtype(RedisModuleKey *k, int type) {
     int t = RedisModule_KeyType(k);
     return t != REDISMODULE_KEYTYPE_EMPTY && t != type;
@@ -218,7 +226,7 @@ static int apply_open(RedisModuleCtx *ctx, const apply_head *h, apply_run *r) {
      * of order is refused before anything of the run is written. (A marks
      * count over the count wraps round and takes the whole check.) */
     if (!r->rec || precord_check_bounds(r->rec, r->len) != 0) return PRECORD_REFUSED_RECORD[0];
-    if ((double)(precord_count(r->rec) - precord_marks(r->rec) + (size_t)r->nf) > h->high &&
+    if ((double)(apply_members(r->rec) + (size_t)r->nf) > h->high &&
         precord_check(r->rec, r->len) != 0)
         return PRECORD_REFUSED_RECORD[0];
     return 0;
@@ -475,7 +483,7 @@ static int apply_one(RedisModuleCtx *ctx, const apply_head *h, apply_run *r, cha
      * back (which may move the string). */
     if (precord_size(r->rec) < r->len) apply_resize(r, precord_size(r->rec));
     *why = "ERR corrupt profile record";
-    if ((double)(precord_count(r->rec) - precord_marks(r->rec)) > h->high && apply_trim(h, r))
+    if ((double)apply_members(r->rec) > h->high && apply_trim(h, r))
         return -1;
     apply_expire(h, r, erased);
     if (floor((n0 + r->n) / h->v[APPLY_TRIM_EVERY]) > floor(n0 / h->v[APPLY_TRIM_EVERY])) {
