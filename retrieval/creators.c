@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,18 +30,22 @@ struct creators {
     creators_entry *entries; /* n of them, cap allocated; never removed */
     size_t n, cap;
     size_t live;            /* entries with items */
-    pthread_mutex_t mu;     /* guards the index and dirty against concurrent searches */
+    pthread_mutex_t mu;     /* one search at a time rebuilds the index */
     float *means;           /* the index: rows normalized means of dim floats (owned) */
     uint32_t *rows;         /* position in entries of each row (owned) */
     size_t n_rows;
-    int dirty;              /* the sums changed since the index was built */
+    /* The sums changed since the index was built. Set by writers, who
+     * hold the catalog's lock alone; cleared (release) by the rebuild
+     * once the index is in place, so a search that reads it clear
+     * (acquire) scans an index no one replaces until the next writer. */
+    atomic_int dirty;
 };
 
 creators *creators_new(int dim) {
     creators *cr = calloc(1, sizeof(*cr));
     if (!cr) return NULL;
     cr->dim = dim;
-    cr->dirty = 1;
+    atomic_init(&cr->dirty, 1);
     strmap_init(&cr->ids);
     if (pthread_mutex_init(&cr->mu, NULL) != 0) {
         free(cr);
@@ -131,7 +136,7 @@ int creators_add(creators *cr, const char *creator_id, const char *name, const f
         memset(e->sum, 0, (size_t)cr->dim * sizeof(double));
         cr->live--;
     }
-    cr->dirty = 1;
+    atomic_store_explicit(&cr->dirty, 1, memory_order_relaxed);
     return AISLE_OK;
 }
 
@@ -172,7 +177,7 @@ static int creators_rebuild(creators *cr) {
     cr->means = x;
     cr->rows = rows;
     cr->n_rows = m;
-    cr->dirty = 0;
+    atomic_store_explicit(&cr->dirty, 0, memory_order_release);
     return AISLE_OK;
 }
 
@@ -181,8 +186,14 @@ int creators_search(creators *cr, const float *q, int k, creators_hit *out) {
     vec_hit *h = NULL;
     size_t m;
     int n = 0, rc = AISLE_OK;
-    pthread_mutex_lock(&cr->mu);
-    if (cr->dirty) rc = creators_rebuild(cr);
+    /* The mutex only when the index is stale: searches that find it
+     * current (all but the first after a burst of events) share it
+     * without one, rather than queueing for a lock every call. */
+    if (atomic_load_explicit(&cr->dirty, memory_order_acquire)) {
+        pthread_mutex_lock(&cr->mu);
+        if (atomic_load_explicit(&cr->dirty, memory_order_relaxed)) rc = creators_rebuild(cr);
+        pthread_mutex_unlock(&cr->mu);
+    }
     m = cr->n_rows;
     if (rc != AISLE_OK || k <= 0 || m == 0) goto out;
     scores = malloc(m * sizeof(*scores));
@@ -201,7 +212,6 @@ int creators_search(creators *cr, const float *q, int k, creators_hit *out) {
         out[n++] = (creators_hit){e->id, e->name, best.score, e->n_items};
     }
 out:
-    pthread_mutex_unlock(&cr->mu);
     free(scores);
     free(h);
     return rc != AISLE_OK ? rc : n;

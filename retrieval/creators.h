@@ -17,8 +17,8 @@
  * the rebuild is one vector per creator (O(creators·dim), well under a
  * millisecond for thousands) paid at most once per burst of events. Writers (the
  * catalog, under its write lock) change the sums; searches (under the
- * catalog's read lock, so the sums stand still) rebuild and search under
- * the set's own mutex. */
+ * catalog's read lock, so the sums stand still) search it shared; the
+ * first to find it stale rebuilds it under the set's own mutex. */
 #ifndef AISLE_CREATORS_H
 #define AISLE_CREATORS_H
 

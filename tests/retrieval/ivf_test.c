@@ -289,19 +289,21 @@ static void test_query_nprobe(void) {
 }
 
 /* vec_hits_sort, and a heap's pops, give qsort's order at every length around its
- * insertion cut-off and on long runs of equal scores (ties by id), sorted,
- * reversed and shuffled input alike. */
+ * insertion and radix cut-offs and on long runs of equal scores (ties by id,
+ * -0 with 0), sorted, reversed and shuffled input alike, negative scores too. */
 static void test_hits_sort_is_qsort(void) {
     enum { MAXN = 700 };
     static vec_hit a[MAXN], b[MAXN], c[MAXN];
     int ok = 1;
-    for (int n = 0; n < MAXN && ok; n += n < 40 ? 1 : 97)
-        for (int shape = 0; shape < 4 && ok; shape++) {
+    for (int n = 0; n < MAXN && ok; n += n < 40 || (n > 56 && n < 72) ? 1 : 97)
+        for (int shape = 0; shape < 6 && ok; shape++) {
             for (int i = 0; i < n; i++) {
                 float s = shape == 0   ? uniform()
                           : shape == 1 ? (float)(i % 5)
                           : shape == 2 ? (float)i
-                                       : (float)(n - i);
+                          : shape == 3 ? (float)(n - i)
+                          : shape == 4 ? -1000.0f * (float)(i % 7) + uniform()
+                                       : (i % 3 == 0 ? -0.0f : (float)(i % 3) - 1.0f);
                 a[i] = (vec_hit){s, (uint32_t)((i * 7919u) % (unsigned)MAXN)};
             }
             memcpy(b, a, sizeof(a[0]) * (size_t)n);
