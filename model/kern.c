@@ -818,14 +818,20 @@ static void mv_scalar(const kern_mat *w, const kern_act *x, float *out,
 #ifdef KERN_X86
 /* Weights are read once per token from DRAM. In the int8 loops, which do
  * more work per byte, the hardware prefetcher alone leaves the misses and
- * the arithmetic serialized; asking for the data 4 KiB ahead keeps enough
+ * the arithmetic serialized; asking for the data ahead keeps enough
  * misses in flight to run near the streaming-read bandwidth (measured:
- * ~90% instead of ~65% of it). The lighter fp32 loops gained nothing
- * from it on a quiet machine; the AVX-512 one (f32_tile) takes it, since
- * with the memory bus shared with other work it streamed 10-25% faster
- * with it. Prefetches never fault, so running past the end is harmless. */
-#define KERN_PREFETCH 4096
-#define KERN_PF(p) _mm_prefetch((const char *)(p) + KERN_PREFETCH, _MM_HINT_T0)
+ * ~90% instead of ~65% of it, 4 KiB ahead into L1, on the machine kind
+ * of sessions 1-14). On an AMD EPYC with AVX-512 (Zen 4), a request into
+ * L1 holds one of the core's few L1 miss buffers until DRAM answers,
+ * which capped a decoding stream at 13-14 GB/s of the 32-35 the core
+ * reads: asking 16 KiB ahead into L2 (prefetcht1) lets the L2's larger
+ * queue keep more lines in flight, and the 1-thread decode ran 1.8-1.9x
+ * (F32), 1.2-1.4x (Q8_0, with KERN_RP_PF) and 1.0-1.06x (Q4_K_M) the old
+ * form's speed, the two alternating (bench/model, model/README.md). The
+ * line then reaches L1 from L2 by the hardware's own prefetch or on its
+ * load. Prefetches never fault, so running past the end is harmless. */
+#define KERN_PREFETCH 16384
+#define KERN_PF(p) _mm_prefetch((const char *)(p) + KERN_PREFETCH, _MM_HINT_T1)
 
 KERN_AVX2 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v),
@@ -1589,7 +1595,7 @@ KERN_WIDE_DRIVER(q8_0_rows512, q8_0_dec, KERN_DEC_R, 4, KERN_NO_PREP)
  * with g % npass == p, that block's lines of the next group (`next`;
  * NULL for the last group of a matrix, and with a single pass). */
 
-#define KERN_RP_PF 4096
+#define KERN_RP_PF KERN_PREFETCH /* into L2, as KERN_PF */
 #define KERN_RP_N 3 /* activations of a tile: 24 of the 32 registers sum */
 #define KERN_RP_PRE 32 /* blocks whose offset terms are formed at once */
 KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
@@ -1636,9 +1642,9 @@ KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
                    d[KERN_RP_N];
             if (pass == 0) {
                 _mm_prefetch((const char *)(sc + g * KERN_RP_ROWS) + KERN_RP_PF,
-                             _MM_HINT_T0);
+                             _MM_HINT_T1);
                 for (int l = 0; l < KERN_RP_ROWS * KERN_Q8_0_BLOCK; l += 64)
-                    _mm_prefetch((const char *)q + KERN_RP_PF + l, _MM_HINT_T0);
+                    _mm_prefetch((const char *)q + KERN_RP_PF + l, _MM_HINT_T1);
             }
             if (next && turn == pass) {
                 _mm_prefetch((const char *)(sc + g * KERN_RP_ROWS) + gb,

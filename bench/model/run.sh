@@ -20,8 +20,10 @@
 # other work; tok/s is also given from the 10th-percentile token time.
 #
 # With LLAMA_BENCH naming a llama.cpp llama-bench binary (not built by
-# the project), it runs on the same GGUF files and thread counts and the
-# ratios are printed.
+# the project), it runs on the same GGUF files and thread counts, once
+# right after each of our REPEAT runs, and the ratios printed are the
+# medians of the rounds' ratios (as for the five-sequence row: a ratio
+# compares two runs that shared the same minutes of a shared machine).
 #
 #   bash bench/model/run.sh              # TOKENS=128 REPEAT=3 by default
 #   MODEL_BENCH=/path/to/model_bench bash bench/model/run.sh  # no Bazel
@@ -92,21 +94,24 @@ get() {
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (b > a) ? b : a }'; }
 min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == 0 || b < a) ? b : a }'; }
 
-declare -A ours llama
-# llama_run MODEL THREADS: llama.cpp's prompt and decode tok/s on the same
-# file, into llama[MODEL.THREADS.pp|tg].
+declare -A ours llama rel
+# llama_run MODEL THREADS: one llama.cpp run (-r 1) of the prompt and decode
+# tests on the same file; prints "pp tg" (tok/s).
 llama_run() {
-    local csv pp tg
-    csv=$("$LLAMA_BENCH" -m "$tmp/$1.gguf" -t "$2" -p "$TOKENS" -n "$TOKENS" -r "$REPEAT" -o csv)
+    local csv
+    csv=$("$LLAMA_BENCH" -m "$tmp/$1.gguf" -t "$2" -p "$TOKENS" -n "$TOKENS" -r 1 -o csv)
     # avg_ts of the prompt row (n_gen 0) and the decode row (n_prompt 0).
-    read -r pp tg < <(awk -F, '
+    awk -F, '
         NR == 1 { for (i = 1; i <= NF; i++) { gsub(/"/, "", $i); c[$i] = i } next }
         { gsub(/"/, "") }
         $c["n_gen"] == 0 { pp = $c["avg_ts"] }
         $c["n_prompt"] == 0 { tg = $c["avg_ts"] }
-        END { print pp, tg }' <<<"$csv")
-    llama[$1.$2.pp]=$pp
-    llama[$1.$2.tg]=$tg
+        END { print pp, tg }' <<<"$csv"
+}
+# median of the numbers on stdin, one a line
+median() {
+    sort -g | awk '{ v[NR] = $1 } END {
+        print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 echo "== machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '\n%-16s %-7s %8s %8s %10s %10s %12s %9s %9s %8s\n' model threads \
@@ -119,17 +124,33 @@ for m in "${models[@]}"; do
         # Bandwidth is measured next to each run: on a shared host it moves
         # with the neighbours' load, and the ratio should compare like with
         # like.
-        bw=0 tps=0 fast=0 prompt=0
+        bw=0 tps=0 fast=0 prompt=0 lpp=0 ltg=0 rpp="" rtg=""
         for _ in $(seq "$REPEAT"); do
             bw=$(max "$bw" "$(get bandwidth_gbs "$bin" bw "$t")")
             out=$("$bin" gen "$tmp/$m.gguf" "$t" "$TOKENS")
-            tps=$(max "$tps" "$(awk '$1 == "tok_per_s" { print $2 }' <<<"$out")")
+            otg=$(awk '$1 == "tok_per_s" { print $2 }' <<<"$out")
+            opp=$(awk '$1 == "prompt_tok_per_s" { print $2 }' <<<"$out")
+            tps=$(max "$tps" "$otg")
             fast=$(max "$fast" "$(awk '$1 == "tok_per_s_p10" { print $2 }' <<<"$out")")
-            prompt=$(max "$prompt" "$(awk '$1 == "prompt_tok_per_s" { print $2 }' <<<"$out")")
+            prompt=$(max "$prompt" "$opp")
+            # llama.cpp right after ours in the same round: each round's
+            # ratio compares runs that shared the same minutes.
+            if [ -n "${LLAMA_BENCH:-}" ]; then
+                read -r pp tg < <(llama_run "$m" "$t")
+                lpp=$(max "$lpp" "$pp")
+                ltg=$(max "$ltg" "$tg")
+                rpp+="$(awk -v a="$opp" -v b="$pp" 'BEGIN { print a / b }')"$'\n'
+                rtg+="$(awk -v a="$otg" -v b="$tg" 'BEGIN { print a / b }')"$'\n'
+            fi
         done
         ours[$m.$t.tg]=$tps
         ours[$m.$t.pp]=$prompt
-        [ -z "${LLAMA_BENCH:-}" ] || llama_run "$m" "$t"
+        if [ -n "${LLAMA_BENCH:-}" ]; then
+            llama[$m.$t.pp]=$lpp
+            llama[$m.$t.tg]=$ltg
+            rel[$m.$t.pp]=$(printf %s "$rpp" | median)
+            rel[$m.$t.tg]=$(printf %s "$rtg" | median)
+        fi
         awk -v m="$m" -v t="$t" -v tps="$tps" -v f="$fast" -v b="$bytes" \
             -v bw="$bw" -v p="$prompt" \
             'BEGIN { printf "%-16s %-7s %8.1f %8.1f %10.1f %10.2f %12.2f %8.0f%% %8.0f%% %8.1f\n",
@@ -161,10 +182,8 @@ for m in 110m-q8_0 110m-q4_k_m; do
         ratios+=("$ratio")
         echo "$m round $r: one $one tok/s, five $five tok/s (${ratio}x), load $(cut -d' ' -f1 /proc/loadavg)"
     done
-    printf '%s\n' "${ratios[@]}" | sort -g |
-        awk -v m="$m" '{ v[NR] = $1 } END {
-            med = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-            printf "%-12s five together / one sequence: median %.2fx of %d rounds\n", m, med, NR }'
+    awk -v m="$m" -v med="$(printf '%s\n' "${ratios[@]}" | median)" -v n="$ROUNDS" \
+        'BEGIN { printf "%-12s five together / one sequence: median %.2fx of %d rounds\n", m, med, n }'
 done
 
 echo
@@ -181,16 +200,19 @@ done
 
 if [ -n "${LLAMA_BENCH:-}" ]; then
     echo
-    echo "== llama.cpp: $LLAMA_BENCH (prompt $TOKENS, decode $TOKENS; each run"
-    echo "   right after ours on the same file and thread count)"
+    echo "== llama.cpp: $LLAMA_BENCH (prompt $TOKENS, decode $TOKENS; one"
+    echo "   llama-bench run right after each of ours, on the same file and"
+    echo "   thread count, in each of the $REPEAT rounds; t/s: the best round of"
+    echo "   each; ratio: the median of the rounds' ratios, ours / llama.cpp)"
     printf '%-16s %-7s %10s %10s %8s %10s %10s %8s\n' model threads \
         "ll pp t/s" "our pp" ratio "ll tg t/s" "our tg" ratio
     for m in "${models[@]}"; do
         for t in 1 2; do
             awk -v m="$m" -v t="$t" -v lp="${llama[$m.$t.pp]}" -v lt="${llama[$m.$t.tg]}" \
                 -v op="${ours[$m.$t.pp]}" -v ot="${ours[$m.$t.tg]}" \
+                -v rp="${rel[$m.$t.pp]}" -v rt="${rel[$m.$t.tg]}" \
                 'BEGIN { printf "%-16s %-7s %10.1f %10.1f %7.2fx %10.1f %10.1f %7.2fx\n",
-                                m, t, lp, op, op / lp, lt, ot, ot / lt }'
+                                m, t, lp, op, rp, lt, ot, rt }'
         done
     done
 fi
