@@ -154,6 +154,18 @@ class Snapshots(unittest.TestCase):
         self.assertTrue(1 <= nprobe <= 16)
         self.assertGreaterEqual(float(meta["serve.valid.recall@20"]),
                                 float(meta["serve.valid.recall@20.all_lists"]) * 0.999)
+        # --tune chooses it on a model of the tuned point trained on its carve.
+        tuned = snaps + "-tuned"
+        r = subprocess.run([aisle_env.aisle_binary(), "embed", "train", "--input", data, "--out",
+                            tuned, "--dim", "8", "--neighbors", "20", "--tune",
+                            "--serve-ivf-threshold", "1000", "--quiet"],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        tsnap = sorted(d for d in os.listdir(tuned) if d.startswith("snap-"))[-1]
+        with open(os.path.join(tuned, tsnap, "meta.txt")) as f:
+            tmeta = f.read()
+        self.assertIn("serve_lists=16\n", tmeta)
+        self.assertIn("serve_nprobe=", tmeta)
         procs = aisle_env.Procs()
         try:
             _, redis = procs.redis()
