@@ -39,7 +39,8 @@ static int probe_users_pick(const embed_serve_carve *cv, probe_users *u) {
     uint64_t longest = 0;
     for (uint32_t r = 0; r < n; r++)
         eligible += tr->off[r + 1] > tr->off[r] && va->off[r + 1] > va->off[r];
-    uint32_t stride = (eligible + SERVEPROBE_USERS - 1) / SERVEPROBE_USERS, seen = 0;
+    /* At least 1: a carve with no eligible user picks none. */
+    uint32_t stride = (eligible + SERVEPROBE_USERS - 1) / SERVEPROBE_USERS + !eligible, seen = 0;
     u->n = 0;
     u->row = malloc(((size_t)eligible + 1) * sizeof(uint32_t));
     if (!u->row) return AISLE_ENOMEM;
@@ -138,6 +139,8 @@ int serveprobe_choose(const embed_serve_carve *cv, embed_serve_choice *out, char
         status_fail(rc, err, errlen, "out of memory");
         goto fail;
     }
+    /* No validation user to rank: nothing to choose from. */
+    if (!u.n) goto fail;
     if ((rc = probe_one(cv, &u, SERVEPROBE_ALL, &lists, &all, err, errlen)) != AISLE_OK || !lists)
         goto fail;
     /* Doubling from one list, the first count within the tolerance; every

@@ -21,8 +21,9 @@
  * of this size settles differences of 0.1 % at a few seconds a count. */
 #define SERVEPROBE_USERS 4000u
 
-/* An embed_serve_probe. With a catalog below the IVF threshold out is all
- * 0 (exact search: nothing to choose). AISLE_OK, or AISLE_ENOMEM /
+/* An embed_serve_probe. With a catalog below the IVF threshold, or no
+ * validation user with both a profile and an answer, out is all 0
+ * (nothing to choose). AISLE_OK, or AISLE_ENOMEM /
  * AISLE_EINTERNAL / AISLE_EINVAL from the catalog or ranker, err set. */
 int serveprobe_choose(const embed_serve_carve *carve, embed_serve_choice *out, char *err,
                       size_t errlen);
