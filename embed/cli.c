@@ -80,6 +80,7 @@ enum {
     OPT_LIN_USER, OPT_LIN_ITEM, OPT_SVD_ITERS, OPT_QUIET, OPT_K, OPT_METHOD, OPT_DEGNORM,
     OPT_ORDER, OPT_FLAT, OPT_SHARPEN_TIME, OPT_TUNE, OPT_TUNE_BUDGET, OPT_SERVE_DIM,
     OPT_SERVE_NEIGHBORS, OPT_CURVE, OPT_TUNE_SAMPLE, OPT_BLEND, OPT_BLEND_WEIGHT, OPT_TUNE_WORK,
+    OPT_SERVE_IVF,
     OPT_POP,
 };
 
@@ -97,6 +98,7 @@ static const struct option train_opts[] = {
     {"tune-work", required_argument, 0, OPT_TUNE_WORK},
     {"curve", required_argument, 0, OPT_CURVE},
     {"serve-dim", required_argument, 0, OPT_SERVE_DIM},
+    {"serve-ivf-threshold", required_argument, 0, OPT_SERVE_IVF},
     {"dim", required_argument, 0, OPT_DIM},
     {"alpha", required_argument, 0, OPT_ALPHA},
     {"neighbors", required_argument, 0, OPT_NEIGHBORS},
@@ -125,6 +127,8 @@ static const struct option train_opts[] = {
  * sampled users x 40,981 items); smaller catalogues get both passes. */
 #define TRAIN_TUNE_SAMPLE 3000u
 #define TRAIN_TUNE_WORK 2.3e9
+/* The server's default --ivf-threshold (retrieval/catalog.c). */
+#define TRAIN_SERVE_IVF 20000u
 
 static void train_usage(void) {
     fprintf(stderr,
@@ -135,7 +139,7 @@ static void train_usage(void) {
             "         [--sharpen G] [--curve C] [--degnorm B] [--order K] [--flat PHI] [--sharpen-time T]\n"
             "         [--beta B] [--norm-user X] [--norm-item X] [--lp-left X] [--lp-right X]\n"
             "         [--lin-user X] [--lin-item X] [--pop W] [--svd-iters N] [--serve-dim D]\n"
-            "         [--quiet]\n"
+            "         [--serve-ivf-threshold N] [--quiet]\n"
             "--tune carves a validation split (20 %%, --seed) from the input and searches the\n"
             "method's parameters, scoring each point on --tune-sample validation users\n"
             "(default %u, 0 = all) against every item, until the points together have\n"
@@ -143,8 +147,12 @@ static void train_usage(void) {
             "passes); --tune-budget SEC (default none) also stops it by the clock. It then\n"
             "trains the final model on all of the input; --holdout instead trains on a\n"
             "carve and reports it.\n"
-            "--serve-dim D publishes the best rank-D form of the vectors (a faster index).\n",
-            TRAIN_TUNE_SAMPLE, TRAIN_TUNE_WORK);
+            "--serve-dim D publishes the best rank-D form of the vectors (a faster index).\n"
+            "With a validation carve (--holdout or --tune's), the aisle binary also records\n"
+            "the serving probe count: the fewest IVF lists whose validation Recall@20 through\n"
+            "the server's search and ranker is within 0.1 %% of every list's, for the index a\n"
+            "server with --ivf-threshold N (default %u, serve's) builds.\n",
+            TRAIN_TUNE_SAMPLE, TRAIN_TUNE_WORK, TRAIN_SERVE_IVF);
 }
 
 /* What `embed train` was asked to do. */
@@ -158,6 +166,8 @@ typedef struct {
     uint32_t tune_sample;
     double tune_work;
     uint32_t serve_dim; /* compress the published vectors to this rank (0: no) */
+    uint32_t serve_ivf; /* the server's --ivf-threshold the probe assumes */
+    embed_serve_probe probe; /* NULL: no serving setting is chosen */
     embed_train_params p;
 } train_args;
 
@@ -207,6 +217,9 @@ static int train_flag(train_args *a, int c, const char *v) {
     case OPT_TUNE_WORK:
         return parse_double(v, &a->tune_work) || a->tune_work < 0 ? AISLE_EINVAL : AISLE_OK;
     case OPT_SERVE_DIM: return parse_u32(v, &a->serve_dim);
+    case OPT_SERVE_IVF:
+        return parse_u32(v, &a->serve_ivf) || (a->serve_ivf && a->serve_ivf < 1000) ? AISLE_EINVAL
+                                                                                   : AISLE_OK;
     case OPT_TUNE_BUDGET:
         return parse_double(v, &a->tune_budget) || a->tune_budget < 0 ? AISLE_EINVAL : AISLE_OK;
     }
@@ -221,6 +234,7 @@ static int train_parse(int argc, char **argv, train_args *a, int *exit_status) {
     a->seed = 1;
     a->tune_sample = TRAIN_TUNE_SAMPLE;
     a->tune_work = TRAIN_TUNE_WORK;
+    a->serve_ivf = TRAIN_SERVE_IVF;
     /* The method sets the defaults that the other flags then override, so
      * it is read first wherever it stands. */
     optind = 0; /* full getopt reset: the CLI may run more than once */
@@ -283,6 +297,7 @@ typedef struct {
     uint32_t *item_creator;
     embed_tune_result tuned; /* owns the carve's spectrum until training */
     embed_eval_result holdout;
+    embed_serve_choice serve; /* the probe's; nprobe 0 when none was chosen */
     double t0, train_s;
 } train_run;
 
@@ -323,6 +338,39 @@ static void print_tuned(const train_args *a, const train_run *r) {
     embed_eval_print(&r->tuned.best, stdout);
 }
 
+/* Asks the probe for m's serving setting on the carve (train, valid). */
+static int train_probe(const train_args *a, train_run *r, const embed_model *m,
+                       const embed_data *train, const embed_data *valid) {
+    char err[CLI_ERR_LEN];
+    embed_serve_carve carve = {m, (const char *const *)r->items.names, train, valid,
+                               a->serve_ivf, a->quiet};
+    int rc = a->probe(&carve, &r->serve, err, sizeof(err));
+    if (rc != AISLE_OK) fprintf(stderr, "embed train: serving probe: %s\n", err);
+    else if (!a->quiet && r->serve.nprobe)
+        fprintf(stderr, "serving probe: nprobe %u of %u lists, validation recall@20 %.4f "
+                "(every list %.4f, %u users)\n", r->serve.nprobe, r->serve.lists,
+                r->serve.recall, r->serve.recall_all, r->serve.users);
+    return rc;
+}
+
+/* --tune's final model sees all the data, so its serving setting is chosen
+ * on a model of the tuned parameters trained on the search's carve (the
+ * same split, and the spectrum it was searched on), as served. */
+static int train_probe_carve(const train_args *a, train_run *r) {
+    embed_data train = {0}, valid = {0};
+    embed_model m = {0};
+    embed_train_params p = a->p;
+    embed_svd_start warm = {r->tuned.spectrum, r->tuned.spectrum_k};
+    int rc = embed_data_holdout(&r->train, 0.2, a->seed, &train, &valid);
+    if (rc == AISLE_OK) rc = embed_train_warm(&train, &p, &warm, &m, a->quiet);
+    if (rc == AISLE_OK && a->serve_dim > 0) rc = embed_model_compress(&m, a->serve_dim);
+    if (rc == AISLE_OK) rc = train_probe(a, r, &m, &train, &valid);
+    embed_model_free(&m);
+    embed_data_free(&train);
+    embed_data_free(&valid);
+    return rc;
+}
+
 /* Tunes (when asked), trains and validates (with --holdout). */
 static int train_fit(train_args *a, train_run *r) {
     if (a->tune) {
@@ -331,6 +379,7 @@ static int train_fit(train_args *a, train_run *r) {
         int rc = embed_tune(&r->train, &a->p, &o, &r->tuned);
         if (rc != AISLE_OK) return rc;
         print_tuned(a, r);
+        if (a->probe && (rc = train_probe_carve(a, r)) != AISLE_OK) return rc;
     }
     /* The final SVD starts from the carve's: most of the same data. */
     embed_svd_start warm = {r->tuned.spectrum, r->tuned.spectrum_k};
@@ -350,6 +399,7 @@ static int train_fit(train_args *a, train_run *r) {
         printf("validation (holdout %g, seed %u):\n", a->frac, a->seed);
         embed_eval_print(&r->holdout, stdout);
     }
+    if (rc == AISLE_OK && a->probe) rc = train_probe(a, r, &r->model, &r->train, &r->valid);
     return rc;
 }
 
@@ -363,6 +413,11 @@ static char *train_meta(const train_args *a, const train_run *r) {
                (unsigned long long)m->nb_off[m->n_items], r->creators.count);
     meta_params(&b, &a->p);
     buf_printf(&b, "serve_dim=%u\ntrain_seconds=%.1f\n", a->serve_dim, r->train_s);
+    if (r->serve.nprobe)
+        buf_printf(&b, "serve_lists=%u\nserve_nprobe=%u\nserve.ivf_threshold=%u\n"
+                   "serve.valid_users=%u\nserve.valid.recall@20=%.6f\n"
+                   "serve.valid.recall@20.all_lists=%.6f\n", r->serve.lists, r->serve.nprobe,
+                   a->serve_ivf, r->serve.users, r->serve.recall, r->serve.recall_all);
     if (a->tune) {
         buf_printf(&b, "tune.budget_pairs=%g\ntune.budget_seconds=%g\ntune.seconds=%.1f\n",
                    a->tune_work, a->tune_budget, r->tuned.seconds);
@@ -394,12 +449,15 @@ static int train_publish(const train_args *a, train_run *r, char *err, size_t er
     return AISLE_OK;
 }
 
-int embed_cli_train(int argc, char **argv) {
+int embed_cli_train(int argc, char **argv) { return embed_cli_train_probed(argc, argv, NULL); }
+
+int embed_cli_train_probed(int argc, char **argv, embed_serve_probe probe) {
     train_args a;
     train_run r;
     char err[CLI_ERR_LEN] = "";
     int status;
     if (train_parse(argc, argv, &a, &status) != 0) return status;
+    a.probe = probe;
     memset(&r, 0, sizeof(r));
     embed_idmap_init(&r.users);
     embed_idmap_init(&r.items);
@@ -769,9 +827,11 @@ int embed_cli_blend(int argc, char **argv) {
     return rc == AISLE_OK ? 0 : 1;
 }
 
-int embed_cli_main(int argc, char **argv) {
+int embed_cli_main(int argc, char **argv) { return embed_cli_main_probed(argc, argv, NULL); }
+
+int embed_cli_main_probed(int argc, char **argv, embed_serve_probe probe) {
     if (argc >= 1 && strcmp(argv[0], "split") == 0) return embed_cli_split(argc, argv);
-    if (argc >= 1 && strcmp(argv[0], "train") == 0) return embed_cli_train(argc, argv);
+    if (argc >= 1 && strcmp(argv[0], "train") == 0) return embed_cli_train_probed(argc, argv, probe);
     if (argc >= 1 && strcmp(argv[0], "eval") == 0) return embed_cli_eval(argc, argv);
     if (argc >= 1 && strcmp(argv[0], "blend") == 0) return embed_cli_blend(argc, argv);
     fprintf(stderr, "usage: aisle embed train|eval|split|blend [options]   (--help for each)\n");

@@ -30,6 +30,8 @@
 #define SNAP_MAX_FILES 16
 #define SNAP_MAX_MANIFEST 65536
 #define SNAP_MAX_NAME 1024
+/* IVF lists a serving setting may name (the catalog builds at most 2·√n). */
+#define SNAP_MAX_LISTS 65536u
 
 static const char *const snap_required[] = {"meta.txt", "items.bin", "P.f32", "Q.faiss",
                                             "neighbors.bin", "creators.bin"};
@@ -699,6 +701,29 @@ static int parse_index(const uint8_t *buf, size_t n, embed_snapshot *s, char *er
     return AISLE_OK;
 }
 
+/* meta key as a count in 1..max into *out; absent leaves *out 0. */
+static int meta_count(const char *meta, const char *key, uint32_t max, uint32_t *out) {
+    char v[16], *end;
+    int rc = embed_snapshot_meta_get(meta, key, v, sizeof(v));
+    if (rc == AISLE_ENOTFOUND) return AISLE_OK;
+    if (rc != AISLE_OK || v[0] < '1' || v[0] > '9') return AISLE_EFORMAT;
+    unsigned long n = strtoul(v, &end, 10);
+    if (*end || n > max) return AISLE_EFORMAT;
+    *out = (uint32_t)n;
+    return AISLE_OK;
+}
+
+/* The serving setting, both keys or neither (a probe count means nothing
+ * without the lists it was chosen for). */
+static int parse_serving(embed_snapshot *s, char *err, size_t errlen) {
+    if (meta_count(s->meta, "serve_nprobe", SNAP_MAX_LISTS, &s->serve_nprobe) != AISLE_OK ||
+        meta_count(s->meta, "serve_lists", SNAP_MAX_LISTS, &s->serve_lists) != AISLE_OK ||
+        !s->serve_nprobe != !s->serve_lists || s->serve_nprobe > s->serve_lists)
+        return status_fail(AISLE_EFORMAT, err, errlen,
+                           "%s/meta.txt: malformed serve_nprobe / serve_lists", s->dir);
+    return AISLE_OK;
+}
+
 /* Reads every listed file through its parser, in an order where later
  * parsers check counts set by earlier ones. */
 static int load_files(const char *dir, const snap_entry *ent, int nent, embed_snapshot *snap,
@@ -716,6 +741,7 @@ static int load_files(const char *dir, const snap_entry *ent, int nent, embed_sn
     if (rc != AISLE_OK) return rc;
     buf[meta->size] = '\0';
     snap->meta = (char *)buf;
+    if ((rc = parse_serving(snap, err, errlen)) != AISLE_OK) return rc;
     for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]) && rc == AISLE_OK; k++) {
         const snap_entry *e = find_entry(ent, nent, steps[k].name);
         if (!e) continue; /* only the optional file can be absent here */

@@ -41,6 +41,8 @@ typedef struct embed_snapshot {
     float *creator_vec;     /* creators.count x dim, query side */
     FaissIndex *index;      /* over Q, ids = item rows */
     char *meta;             /* meta.txt, NUL terminated */
+    uint32_t serve_nprobe;  /* meta's serving probe count, chosen for */
+    uint32_t serve_lists;   /* this many IVF lists; both 0 when absent */
 } embed_snapshot;
 
 /* What a trainer publishes. item_creator and creators may be NULL. */
@@ -63,7 +65,10 @@ int embed_snapshot_write(const char *root, const embed_snapshot_parts *parts, ch
  * caller releases with embed_snapshot_free(). On failure *snap is empty and
  * err (errlen bytes) says which file is wrong and how; AISLE_EFORMAT for a
  * corrupt snapshot or one of another format version (the message names
- * it), AISLE_EIO or AISLE_ENOMEM. */
+ * it), AISLE_EIO or AISLE_ENOMEM. meta.txt's serving setting (serve_nprobe
+ * and serve_lists, written since the trainer chooses them) is optional: an
+ * older snapshot has none and loads with both 0; a malformed one is
+ * refused. */
 int embed_snapshot_load(const char *dir, embed_snapshot *snap, char *err, size_t errlen);
 
 void embed_snapshot_free(embed_snapshot *snap);

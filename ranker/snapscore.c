@@ -114,9 +114,83 @@ static int snapscore_hit_id_cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Profile item i's neighbour list into *nb, *w; returns its length (0
+ * when the catalog does not know the item). */
+static size_t snapscore_profile_list(const rank_state *st, size_t i, const uint32_t **nb,
+                                     const float **w) {
+    size_t m = 0;
+    if (st->pslots[i] != SIZE_MAX) catalog_neighbours(st->c, st->pslots[i], nb, w, &m);
+    return m;
+}
+
+/* The hand score of the neighbour-only candidate at slot with its real
+ * u·Q[j] (the product into *search): what the pruned offer's page holds
+ * for it. */
+static float snapscore_real_score(rank_state *st, size_t slot, float *search) {
+    rank_cand cd = {.slot = slot, .sources = 1u << RANK_SRC_NEIGHBOURS};
+    cd.search = *search = vec_dot(st->u, catalog_vector(st->c, slot), catalog_dim(st->c));
+    cd.raw[RANK_SRC_NEIGHBOURS] = st->ns[slot];
+    rank_features(st, &cd, st->best);
+    return rank_hand_score(st->set, cd.f);
+}
+
+/* The eligible, unpooled heads of the profile items' lists (their
+ * heaviest entries, lists come heaviest first; about two pages in all)
+ * into heads as (g, slot), deduplicated through pooled; returns how many. */
+static size_t snapscore_list_heads(rank_state *st, unsigned char *pooled, vec_hit *heads) {
+    const rank_profile *p = st->p;
+    assert(p->n_items > 0); /* the sums ran: some profile item has a list */
+    size_t limit = catalog_slot_limit(st->c), n = 0;
+    size_t per = (2 * st->cap + p->n_items - 1) / p->n_items;
+    for (size_t i = 0; i < p->n_items; i++) {
+        const uint32_t *nb;
+        const float *w;
+        size_t m = snapscore_profile_list(st, i, &nb, &w);
+        for (size_t e = 0; e < m && e < per; e++) {
+            size_t j = nb[e];
+            if (j >= limit || pooled[j] || !rank_eligible(st, j)) continue;
+            pooled[j] = 1;
+            heads[n++] = (vec_hit){st->ns[j] + catalog_bias(st->c, j), (uint32_t)j};
+        }
+    }
+    for (size_t k = 0; k < n; k++) pooled[heads[k].id] = 0;
+    return n;
+}
+
+/* A score t below which no neighbour-only candidate's bound is taken by
+ * the pruned offer's pass, from the lists' heads, which is what lets the
+ * cut leave most of the listed items out of the pass's heap. The pass
+ * takes candidates in order of g while the page's last real score does
+ * not pass their bound; once it reaches a candidate x, it has taken every
+ * head of a larger g, so its page holds the search hits and those heads
+ * at least. So for the k heads of the largest g, scored for real onto a
+ * copy of the search hits' page (top, n_top of st->cap; page is scratch
+ * for st->cap + 1), every x whose bound is below both that page's last
+ * score and the k-th head's bound is one the pass would stop at or before:
+ * t is the best such score over k, -INFINITY when no page fills. The pass
+ * itself still starts from the search hits' page, so the candidates it
+ * takes, and the page, are the same with or without t, even where an
+ * approximate search leaves the bounds short (IVF). */
+static float snapscore_heads_threshold(rank_state *st, const float *top, size_t n_top,
+                                       unsigned char *pooled, vec_hit *heads, float *page) {
+    size_t n_heads = snapscore_list_heads(st, pooled, heads);
+    float t = -INFINITY, search;
+    memcpy(page, top, n_top * sizeof(*page));
+    vec_hits_heap(heads, n_heads);
+    while (n_heads) {
+        vec_hit h = vec_hits_pop(heads, &n_heads);
+        float bound = snapscore_loose_bound(st, h.score);
+        if (!(bound > t)) break; /* no later k does better */
+        rank_heap_push(page, &n_top, st->cap, snapscore_real_score(st, h.id, &search));
+        if (n_top == st->cap) t = fmaxf(t, fminf(page[0], bound));
+    }
+    return t;
+}
+
 /* snapscore_offer_neighbours when snapscore_can_prune holds: a neighbour-only
  * candidate enters the pool only if its real score may reach the page.
- * Those whose sum passes the loose cut of the page so far are taken in
+ * Those whose sum passes the loose cut of the page so far (or of the
+ * lists' heads, snapscore_heads_threshold) are taken in
  * order of their bound (a heap on g), each scored with its real u·Q[j]
  * into the page's min-heap, until the next bound falls below the page's
  * last score; the taken are then offered in order of first appearance
@@ -128,8 +202,10 @@ static int snapscore_hit_id_cmp(const void *a, const void *b) {
 static int snapscore_offer_pruned(rank_state *st, float *top, unsigned char *pooled,
                                   vec_hit *cand, vec_hit *taken) {
     size_t n_top = snapscore_prune_threshold(st, top), n_cand = 0, n_taken = 0;
-    float cut = n_top == st->cap ? snapscore_loose_cut(st, top[0]) : -INFINITY;
     for (size_t i = 0; i < st->npool; i++) pooled[st->pool[i].slot] = 1;
+    float t = snapscore_heads_threshold(st, top, n_top, pooled, cand, top + st->cap + 1);
+    if (n_top == st->cap) t = fmaxf(t, top[0]);
+    float cut = snapscore_loose_cut(st, t);
     for (size_t k = 0; k < st->n_touched; k++) {
         size_t j = st->touched[k];
         float g = st->ns[j] + catalog_bias(st->c, j);
@@ -141,13 +217,10 @@ static int snapscore_offer_pruned(rank_state *st, float *top, unsigned char *poo
     vec_hits_heap(cand, n_cand);
     while (n_cand && (n_top < st->cap || !(snapscore_loose_bound(st, cand[0].score) < top[0]))) {
         uint32_t k = vec_hits_pop(cand, &n_cand).id;
-        rank_cand cd = {.slot = st->touched[k], .sources = 1u << RANK_SRC_NEIGHBOURS};
-        if (!rank_eligible(st, cd.slot)) continue;
-        cd.search = vec_dot(st->u, catalog_vector(st->c, cd.slot), catalog_dim(st->c));
-        cd.raw[RANK_SRC_NEIGHBOURS] = st->ns[cd.slot];
-        rank_features(st, &cd, st->best);
-        rank_heap_push(top, &n_top, st->cap, rank_hand_score(st->set, cd.f));
-        taken[n_taken++] = (vec_hit){cd.search, k};
+        float search;
+        if (!rank_eligible(st, st->touched[k])) continue;
+        rank_heap_push(top, &n_top, st->cap, snapscore_real_score(st, st->touched[k], &search));
+        taken[n_taken++] = (vec_hit){search, k};
     }
     qsort(taken, n_taken, sizeof(*taken), snapscore_hit_id_cmp);
     for (size_t i = 0; i < n_taken; i++) {
@@ -180,7 +253,7 @@ static int snapscore_offer_neighbours(rank_state *st, char *err, size_t errlen) 
     }
     /* Scratch of the pruned offer, freed here; the marks are the
      * neighbour sums' (zero between uses). */
-    top = malloc((st->cap + 1) * sizeof(*top));
+    top = malloc(2 * (st->cap + 1) * sizeof(*top)); /* and the heads' page */
     pooled = st->scr->mark;
     cand = malloc((st->n_touched + 1) * sizeof(*cand));
     taken = malloc((st->n_touched + 1) * sizeof(*taken));
@@ -190,15 +263,6 @@ static int snapscore_offer_neighbours(rank_state *st, char *err, size_t errlen) 
     free(cand);
     free(taken);
     return rc;
-}
-
-/* Profile item i's neighbour list into *nb, *w; returns its length (0
- * when the catalog does not know the item). */
-static size_t snapscore_profile_list(const rank_state *st, size_t i, const uint32_t **nb,
-                                     const float **w) {
-    size_t m = 0;
-    if (st->pslots[i] != SIZE_MAX) catalog_neighbours(st->c, st->pslots[i], nb, w, &m);
-    return m;
 }
 
 /* One list's wt·N(j) (m entries of nb, w) into ns, each slot not yet

@@ -16,6 +16,7 @@
 #include "services/app/demo.h"
 #include "services/app/expctl.h"
 #include "services/app/runtime.h"
+#include "services/app/serveprobe.h"
 #include "services/ingest/ingest.h"
 #include "services/kafka/kafka.h"
 #include "services/base/log.h"
@@ -628,8 +629,11 @@ static int main_config(int argc, char **argv) {
 }
 
 /* `aisle embed train|eval` and `aisle model convert`: argv[0] is the group
- * name; the module's entry point wants its own subcommand first. */
-static int main_embed(int argc, char **argv) { return embed_cli_main(argc - 1, argv + 1); }
+ * name; the module's entry point wants its own subcommand first. Train
+ * chooses the snapshot's serving probe count through the server's path. */
+static int main_embed(int argc, char **argv) {
+    return embed_cli_main_probed(argc - 1, argv + 1, serveprobe_choose);
+}
 
 static int main_model(int argc, char **argv) { return model_cli_model(argc, argv); }
 

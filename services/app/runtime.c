@@ -62,6 +62,9 @@ static int runtime_catalog_new(const runtime_config *cfg, catalog **out, char *e
         } else {
             have = 1;
             cc.dim = (int)sv.view.dim;
+            /* The probe count the trainer chose for this snapshot, unless
+             * --nprobe was given (an older snapshot has none: the default). */
+            if (!cc.nprobe) cc.nprobe = (int)sv.snap.serve_nprobe;
         }
     }
     if ((rc = catalog_new(&cc, out, err, errlen)) == AISLE_OK && have &&
@@ -70,8 +73,9 @@ static int runtime_catalog_new(const runtime_config *cfg, catalog **out, char *e
         *out = NULL;
     }
     if (have && rc == AISLE_OK)
-        log_info("serve", "serving snapshot %s (%u items, %u dimensions)", sv.view.version,
-                 sv.view.n_items, sv.view.dim);
+        log_info("serve", "serving snapshot %s (%u items, %u dimensions, nprobe %d%s)",
+                 sv.view.version, sv.view.n_items, sv.view.dim, cc.nprobe,
+                 cc.nprobe ? "" : ": the catalog's default");
     if (have) snapview_close(&sv);
     return rc;
 }

@@ -56,17 +56,21 @@ static void fixture_free(fixture *f) {
     embed_idmap_free(&f->creators);
 }
 
-static int write_snapshot(const char *dir, char *out) {
+static int write_snapshot_meta(const char *dir, char *out, const char *meta) {
     fixture f;
     char err[512];
     int rc = -1;
     if (fixture_init(&f) == 0) {
-        embed_snapshot_parts parts = {&f.m, &f.items, f.item_creator, &f.creators, "k=v\nx=1\n"};
+        embed_snapshot_parts parts = {&f.m, &f.items, f.item_creator, &f.creators, meta};
         rc = embed_snapshot_write(dir, &parts, out, 4096, err, sizeof(err));
         if (rc) fprintf(stderr, "write: %s\n", err);
     }
     fixture_free(&f);
     return rc;
+}
+
+static int write_snapshot(const char *dir, char *out) {
+    return write_snapshot_meta(dir, out, "k=v\nx=1\n");
 }
 
 static void test_round_trip(void) {
@@ -86,6 +90,7 @@ static void test_round_trip(void) {
     TEST_CHECK(embed_snapshot_meta_get(s.meta, "x", v, sizeof(v)) == 0 && strcmp(v, "1") == 0);
     TEST_CHECK(embed_snapshot_meta_get(s.meta, "y", v, sizeof(v)) != AISLE_OK);
     TEST_CHECK(strncmp(s.version, "snap-", 5) == 0);
+    TEST_CHECK(s.serve_nprobe == 0 && s.serve_lists == 0); /* written before the setting */
     embed_snapshot_free(&s);
 }
 
@@ -189,6 +194,28 @@ static void test_other_version_refused(void) {
     tu_rmtree(dir);
 }
 
+/* The serving setting loads when whole; a half or malformed one refuses
+ * the snapshot. */
+static void test_serving_setting(void) {
+    static const char *const bad[] = {
+        "serve_nprobe=2\n",                  "serve_lists=256\nserve_nprobe=0\n",
+        "serve_lists=256\nserve_nprobe=2x\n", "serve_lists=4\nserve_nprobe=8\n",
+        "serve_lists=-1\nserve_nprobe=1\n",
+    };
+    char dir[4096], err[512];
+    embed_snapshot s;
+    TEST_REQUIRE(write_snapshot_meta(root, dir, "x=1\nserve_lists=256\nserve_nprobe=2\n") == 0);
+    TEST_REQUIRE(embed_snapshot_load(dir, &s, err, sizeof(err)) == 0);
+    TEST_CHECK(s.serve_nprobe == 2 && s.serve_lists == 256);
+    embed_snapshot_free(&s);
+    tu_rmtree(dir);
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        TEST_REQUIRE(write_snapshot_meta(root, dir, bad[k]) == 0);
+        expect_refused(dir, "malformed serve_nprobe");
+        tu_rmtree(dir);
+    }
+}
+
 static void test_newest_skips_broken(void) {
     char sub[4200], older[4096], newer[4096], err[512], path[4200];
     snprintf(sub, sizeof(sub), "%s/newest", root);
@@ -219,6 +246,7 @@ int main(void) {
     TEST_RUN(test_damage_refused);
     TEST_RUN(test_forged_contents_refused);
     TEST_RUN(test_other_version_refused);
+    TEST_RUN(test_serving_setting);
     TEST_RUN(test_newest_skips_broken);
     tu_rmtree(root);
     return test_summary();

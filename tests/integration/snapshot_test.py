@@ -126,6 +126,60 @@ class Snapshots(unittest.TestCase):
             unclean = procs.close()
         self.assertEqual(unclean, [])
 
+    def test_serving_probe_count(self):
+        """With a validation carve, train records the probe count it chose
+        through the server's path for the IVF index serve builds; serve
+        uses it unless --nprobe is given."""
+        work = os.environ.get("TEST_TMPDIR") or "/tmp"
+        snaps = os.path.join(work, "snaps-" + uuid.uuid4().hex[:6])
+        os.makedirs(snaps)
+        data = os.path.join(work, "clusters.txt")
+        rng = random.Random(3)
+        with open(data, "w") as f:  # 12 clusters of 100 items, 50 users each
+            for u in range(600):
+                base = (u % 12) * 100
+                f.write("u%d %s\n" % (u, " ".join("i%d" % (base + i) for i in
+                                                   sorted(rng.sample(range(100), 12)))))
+        r = subprocess.run([aisle_env.aisle_binary(), "embed", "train", "--input", data, "--out",
+                            snaps, "--dim", "8", "--neighbors", "20", "--holdout", "0.2",
+                            "--seed", "1", "--serve-ivf-threshold", "1000"],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("serving probe: nprobe 16 of 16 lists", r.stderr)
+        snap = sorted(d for d in os.listdir(snaps) if d.startswith("snap-"))[-1]
+        with open(os.path.join(snaps, snap, "meta.txt")) as f:
+            meta = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+        self.assertEqual(meta["serve_lists"], "16")
+        nprobe = int(meta["serve_nprobe"])
+        self.assertTrue(1 <= nprobe <= 16)
+        self.assertGreaterEqual(float(meta["serve.valid.recall@20"]),
+                                float(meta["serve.valid.recall@20.all_lists"]) * 0.999)
+        # --tune chooses it on a model of the tuned point trained on its carve.
+        tuned = snaps + "-tuned"
+        r = subprocess.run([aisle_env.aisle_binary(), "embed", "train", "--input", data, "--out",
+                            tuned, "--dim", "8", "--neighbors", "20", "--tune",
+                            "--serve-ivf-threshold", "1000", "--quiet"],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        tsnap = sorted(d for d in os.listdir(tuned) if d.startswith("snap-"))[-1]
+        with open(os.path.join(tuned, tsnap, "meta.txt")) as f:
+            tmeta = f.read()
+        self.assertIn("serve_lists=16\n", tmeta)
+        self.assertIn("serve_nprobe=", tmeta)
+        procs = aisle_env.Procs()
+        try:
+            _, redis = procs.redis()
+            _, brokers = procs.kafka()
+            for extra, want in (([], nprobe), (["--nprobe", "3"], 3)):
+                serve, _ = procs.serve(brokers, redis, None,
+                                       ["--snapshots", snaps, "--ivf-threshold", "1000"] + extra)
+                self.assertIn("dimensions, nprobe %d)" % want,
+                              self.wait_log(procs, serve, "serving snapshot " + snap))
+                procs.stop(serve)
+        finally:
+            unclean = procs.close()
+        self.assertEqual(unclean, [])
+
     def ctl(self, brokers):
         r = subprocess.run([aisle_env.aisle_binary(), "ctl", "index", "reload",
                             "--kafka-brokers", brokers], capture_output=True, text=True,
