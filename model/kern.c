@@ -2489,6 +2489,11 @@ void kern_rope(float *v, int n, int hs, const float *cs, int neox, int ggml) {
     rope_scalar(v, n, hs, cs, neox, ggml);
 }
 
+void kern_prefetch(const void *p, size_t bytes) {
+    for (size_t b = 0; b < bytes; b += 64)
+        __builtin_prefetch((const char *)p + b, 0, 2);
+}
+
 float kern_dot_half(const float *x, const float *y, int n) {
     return dot_half_level(x, 0, y, n);
 }

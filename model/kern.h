@@ -198,6 +198,10 @@ uint16_t kern_f32_to_f16(float f); /* round to nearest even */
  * where the CPU has it: the same values, NaNs aside, which stay NaNs). */
 void kern_round_f16(float *x, int n);
 
+/* Asks for the `bytes` bytes at p into L2 (no effect on any result): for a
+ * stream whose use is a little way off, such as the next head's cache. */
+void kern_prefetch(const void *p, size_t bytes);
+
 /* h[i] = kern_f32_to_f16(x[i]) for i < n (F16C where the CPU has it):
  * llama.cpp's F16 K/V cache entries. */
 void kern_to_f16(const float *x, uint16_t *h, int n);
