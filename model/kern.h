@@ -198,6 +198,11 @@ uint16_t kern_f32_to_f16(float f); /* round to nearest even */
  * where the CPU has it: the same values, NaNs aside, which stay NaNs). */
 void kern_round_f16(float *x, int n);
 
+/* The index of the largest of v[0..n) (n >= 1), the first of equal ones;
+ * a NaN never wins, and a NaN at v[0] is kept (nothing compares above it):
+ * the scalar loop `v[i] > v[best]`'s answer at every level. */
+int kern_argmax(const float *v, int n);
+
 /* Asks for the `bytes` bytes at p into L2 (no effect on any result): for a
  * stream whose use is a little way off, such as the next head's cache. */
 void kern_prefetch(const void *p, size_t bytes);
