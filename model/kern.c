@@ -2334,6 +2334,20 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
         kern_matvec(w, &x[t], out + stride * (size_t)t, r0, r1);
 }
 
+int kern_one_pass(const kern_mat *w, int nx) {
+    if (nx == 1)
+        return 1;
+#ifdef KERN_X86
+    /* kern_matvec_n's AVX-512 forms: q8_0_rp_rows runs tile by tile, every
+     * activation group per tile; the K-quant drivers one group of
+     * KERN_KQ_N over all the rows */
+    if (nx <= KERN_MAX_ACTS && kern_level() >= KERN_AVX512_LEVEL)
+        return (w->type == KERN_Q8_0 && w->rp) ||
+               (w->type >= KERN_Q4_K && nx <= KERN_KQ_N);
+#endif
+    return 0;
+}
+
 void kern_scores(const float *q, const float *k, size_t stride, int n,
                  int hs, float div, float *out) {
 #ifdef KERN_X86

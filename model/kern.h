@@ -110,6 +110,14 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
 void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
                    size_t stride, int r0, int r1);
 
+/* Whether kern_matvec_n(w, x, nx, ...) reads each row of w once for all
+ * nx activations (rows outer): a caller may then give it a whole range of
+ * rows in one call, and what it forms from the activations alone (the
+ * K-quants' mins terms) is formed once per call. Else (0) it passes over
+ * the rows once per group of activations, and a caller keeps the rows
+ * cached between passes by giving it a few at a time. */
+int kern_one_pass(const kern_mat *w, int nx);
+
 /* Load-time repacking of Q8_0 matrices for the AVX-512 tiles: each run
  * of KERN_RP_ROWS rows is stored with its blocks side by side (the rows'
  * half scales side by side, then per block their values offset by 128 as

@@ -894,10 +894,12 @@ typedef struct mm_job {
 } mm_job;
 
 /* Rows r0..r1 of product k of j: gemm.h's form for a prompt where it has
- * one; else, for a batch, slices of MM_ROWS rows, each serving every
- * batch row (KERN_MAX_ACTS at a time) while it is cached. */
+ * one; else, for a batch, one call where the kernel serves every batch
+ * row in one pass over the rows (kern_one_pass: one sequence, a decode
+ * step's few on the AVX-512 forms), or slices of MM_ROWS rows, each
+ * serving every batch row (KERN_MAX_ACTS at a time) while it is cached. */
 static void mm_rows(const mm_job *j, int k, int64_t r0, int64_t r1) {
-    int64_t step = j->nx == 1 ? r1 - r0 : MM_ROWS;
+    int64_t step = kern_one_pass(j->w[k], j->nx) ? r1 - r0 : MM_ROWS;
 
     if (j->gbuf && gemm_handles(j->w[k], j->nx)) {
         if (r0 < r1)
