@@ -2334,6 +2334,20 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
         kern_matvec(w, &x[t], out + stride * (size_t)t, r0, r1);
 }
 
+int kern_one_pass(const kern_mat *w, int nx) {
+    if (nx == 1)
+        return 1;
+#ifdef KERN_X86
+    /* kern_matvec_n's AVX-512 forms: q8_0_rp_rows runs tile by tile, every
+     * activation group per tile; the K-quant drivers one group of
+     * KERN_KQ_N over all the rows */
+    if (nx <= KERN_MAX_ACTS && kern_level() >= KERN_AVX512_LEVEL)
+        return (w->type == KERN_Q8_0 && w->rp) ||
+               (w->type >= KERN_Q4_K && nx <= KERN_KQ_N);
+#endif
+    return 0;
+}
+
 void kern_scores(const float *q, const float *k, size_t stride, int n,
                  int hs, float div, float *out) {
 #ifdef KERN_X86
@@ -2487,6 +2501,61 @@ void kern_rope(float *v, int n, int hs, const float *cs, int neox, int ggml) {
     }
 #endif
     rope_scalar(v, n, hs, cs, neox, ggml);
+}
+
+static int argmax_scalar(const float *v, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}
+
+#ifdef KERN_X86
+/* The largest value first, then the first index holding it: the scalar
+ * loop's chain of dependent compares took about 2 % of a sequence's decode
+ * step over 32,000 logits. maxps keeps m where v[i] is NaN, so NaNs never
+ * win; == matches either zero's sign, as the scalar's `>` keeps the first
+ * of -0 and +0; a NaN at v[0] stays in every lane, matches nothing, and
+ * the answer is 0. */
+KERN_AVX2 static int argmax_avx2(const float *v, int n) {
+    __m256 m = _mm256_set1_ps(v[0]), mv;
+    float lane[8], mx = v[0];
+    int i = 0;
+
+    for (; i + 8 <= n; i += 8)
+        m = _mm256_max_ps(_mm256_loadu_ps(v + i), m);
+    _mm256_storeu_ps(lane, m);
+    for (int l = 0; l < 8; l++)
+        mx = lane[l] > mx ? lane[l] : mx;
+    for (; i < n; i++)
+        mx = v[i] > mx ? v[i] : mx;
+    mv = _mm256_set1_ps(mx);
+    for (i = 0; i + 8 <= n; i += 8) {
+        int hit = _mm256_movemask_ps(
+            _mm256_cmp_ps(_mm256_loadu_ps(v + i), mv, _CMP_EQ_OQ));
+        if (hit)
+            return i + __builtin_ctz((unsigned)hit);
+    }
+    for (; i < n; i++)
+        if (v[i] == mx)
+            return i;
+    return 0;
+}
+#endif
+
+int kern_argmax(const float *v, int n) {
+    assert(n >= 1);
+#ifdef KERN_X86
+    if (kern_level() >= KERN_AVX2_LEVEL)
+        return argmax_avx2(v, n);
+#endif
+    return argmax_scalar(v, n);
+}
+
+void kern_prefetch(const void *p, size_t bytes) {
+    for (size_t b = 0; b < bytes; b += 64)
+        __builtin_prefetch((const char *)p + b, 0, 2);
 }
 
 float kern_dot_half(const float *x, const float *y, int n) {

@@ -110,6 +110,14 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
 void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
                    size_t stride, int r0, int r1);
 
+/* Whether kern_matvec_n(w, x, nx, ...) reads each row of w once for all
+ * nx activations (rows outer): a caller may then give it a whole range of
+ * rows in one call, and what it forms from the activations alone (the
+ * K-quants' mins terms) is formed once per call. Else (0) it passes over
+ * the rows once per group of activations, and a caller keeps the rows
+ * cached between passes by giving it a few at a time. */
+int kern_one_pass(const kern_mat *w, int nx);
+
 /* Load-time repacking of Q8_0 matrices for the AVX-512 tiles: each run
  * of KERN_RP_ROWS rows is stored with its blocks side by side (the rows'
  * half scales side by side, then per block their values offset by 128 as
@@ -197,6 +205,15 @@ uint16_t kern_f32_to_f16(float f); /* round to nearest even */
 /* x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i])) for i < n, in place (F16C
  * where the CPU has it: the same values, NaNs aside, which stay NaNs). */
 void kern_round_f16(float *x, int n);
+
+/* The index of the largest of v[0..n) (n >= 1), the first of equal ones;
+ * a NaN never wins, and a NaN at v[0] is kept (nothing compares above it):
+ * the scalar loop `v[i] > v[best]`'s answer at every level. */
+int kern_argmax(const float *v, int n);
+
+/* Asks for the `bytes` bytes at p into L2 (no effect on any result): for a
+ * stream whose use is a little way off, such as the next head's cache. */
+void kern_prefetch(const void *p, size_t bytes);
 
 /* h[i] = kern_f32_to_f16(x[i]) for i < n (F16C where the CPU has it):
  * llama.cpp's F16 K/V cache entries. */

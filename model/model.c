@@ -894,10 +894,12 @@ typedef struct mm_job {
 } mm_job;
 
 /* Rows r0..r1 of product k of j: gemm.h's form for a prompt where it has
- * one; else, for a batch, slices of MM_ROWS rows, each serving every
- * batch row (KERN_MAX_ACTS at a time) while it is cached. */
+ * one; else, for a batch, one call where the kernel serves every batch
+ * row in one pass over the rows (kern_one_pass: one sequence, a decode
+ * step's few on the AVX-512 forms), or slices of MM_ROWS rows, each
+ * serving every batch row (KERN_MAX_ACTS at a time) while it is cached. */
 static void mm_rows(const mm_job *j, int k, int64_t r0, int64_t r1) {
-    int64_t step = j->nx == 1 ? r1 - r0 : MM_ROWS;
+    int64_t step = kern_one_pass(j->w[k], j->nx) ? r1 - r0 : MM_ROWS;
 
     if (j->gbuf && gemm_handles(j->w[k], j->nx)) {
         if (r0 < r1)
@@ -1078,13 +1080,41 @@ static void att_row(const att_job *j, int h, int t) {
     kern_mix(att, s->vc + hoff, (size_t)hs, pos + 1, hs, out);
 }
 
+/* Asks for KV head kh's keys and values at positions 0..pos+n-1 of j's
+ * layer into L2. A step's weights stream through the caches between one
+ * layer's attention and the next, so every head's cache comes from DRAM:
+ * a few KiB in runs too short for the hardware prefetcher to ramp up, and
+ * five sequences spent about a sixth of a step waiting on them. */
+static void att_prefetch(const att_job *j, int kh) {
+    const model_session *s = j->s;
+    size_t off = kv_at(s, j->l, kh, 0),
+           bytes = (size_t)(j->pos + j->n) * (size_t)s->m->cfg.head_size;
+
+    if (s->kh) {
+        kern_prefetch(s->kh + off, bytes * sizeof *s->kh);
+        kern_prefetch(s->vh + off, bytes * sizeof *s->vh);
+    } else {
+        kern_prefetch(s->kc + off, bytes * sizeof *s->kc);
+        kern_prefetch(s->vc + off, bytes * sizeof *s->vc);
+    }
+}
+
+/* Heads of part `part`, each KV head's cache asked for while the one
+ * before it runs. */
 static void att_part(void *arg, int part, int nparts) {
     const att_job *j = arg;
-    int nh = j->s->m->cfg.n_heads;
+    const model_config *c = &j->s->m->cfg;
+    int nh = c->n_heads, g = c->n_heads / c->n_kv_heads,
+        h0 = nh * part / nparts, h1 = nh * (part + 1) / nparts;
 
-    for (int h = nh * part / nparts; h < nh * (part + 1) / nparts; h++)
+    if (h0 < h1)
+        att_prefetch(j, h0 / g);
+    for (int h = h0; h < h1; h++) {
+        if (h + 1 < h1 && (h + 1) / g != h / g)
+            att_prefetch(j, (h + 1) / g);
         for (int t = 0; t < j->n; t++)
             att_row(j, h, t);
+    }
 }
 
 /* o = x / rms(x) * w: run.c's float sum of squares, or with ggml

@@ -42,13 +42,7 @@ float sampler_rand_f32(uint64_t *state) {
     return (sampler_rand_u32(state) >> 8) / 16777216.0f;
 }
 
-int sampler_argmax(const float *v, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
-}
+int sampler_argmax(const float *v, int n) { return kern_argmax(v, n); }
 
 /* a ranks before b: more probable, or as probable with a smaller id. */
 static int prob_before(const sampler_prob *a, const sampler_prob *b) {

@@ -26,6 +26,7 @@
 #include "model/cli.h"
 #include "model/gen.h"
 #include "model/model.h"
+#include "model/sampler.h"
 #include "model/tpool.h"
 
 #include <math.h>
@@ -247,16 +248,12 @@ static int cmd_gen(int argc, char **argv) {
          i++) {
         const float *logits;
         int64_t t1 = gen_now_ns();
-        int best = 0;
         if (i == warm)
             t0 = t1;
         logits = model_session_logits(s);
         if (!logits)
             goto done;
-        for (int v = 1; v < vocab; v++)
-            if (logits[v] > logits[best])
-                best = v;
-        if (model_session_push(s, best))
+        if (model_session_push(s, sampler_argmax(logits, vocab)))
             goto done;
         if (i >= warm)
             dt[i - warm] = gen_now_ns() - t1;
@@ -345,14 +342,8 @@ static int cmd_batch(int argc, char **argv) {
             t0 = gen_now_ns();
         if (model_batch_step(b, s, ids, nseq))
             goto done;
-        for (int i = 0; i < nseq; i++) {
-            const float *lg = model_session_logits(s[i]);
-            int best = 0;
-            for (int v = 1; v < vocab; v++)
-                if (lg[v] > lg[best])
-                    best = v;
-            ids[i] = best;
-        }
+        for (int i = 0; i < nseq; i++)
+            ids[i] = sampler_argmax(model_session_logits(s[i]), vocab);
     }
     printf("batch_tok_per_s %.3f\n",
            (double)tokens * nseq / ((gen_now_ns() - t0) / 1e9));

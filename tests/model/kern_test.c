@@ -380,6 +380,41 @@ static void test_round_f16_levels(void) {
     TEST_CHECK(bad == 0);
 }
 
+/* kern_argmax at every level gives the scalar loop's index: the first of
+ * ties, zeros of both signs equal, NaNs never chosen unless at v[0], and
+ * every length around the vector width. */
+static void test_argmax_levels(void) {
+    enum { N = 300 };
+    static float v[N];
+    int top = kern_set_level(KERN_AVX512_LEVEL), bad = 0;
+
+    for (int n = 1; n <= N; n += n < 20 ? 1 : 37)
+        for (int k = 0; k < 6; k++) {
+            int want;
+            for (int i = 0; i < n; i++)
+                v[i] = (float)((i * 7919 + k * 104729) % 11) - 10.0f;
+            if (k == 1)
+                v[n / 2] = NAN;
+            if (k == 2)
+                v[0] = NAN;
+            if (k == 3)
+                for (int i = 0; i < n; i++)
+                    v[i] = i % 2 ? 0.0f : -0.0f;
+            if (k == 4)
+                v[n - 1] = INFINITY;
+            want = 0;
+            for (int i = 1; i < n; i++)
+                if (v[i] > v[want])
+                    want = i;
+            for (int level = KERN_SCALAR_LEVEL; level <= top; level++) {
+                kern_set_level(level);
+                bad += kern_argmax(v, n) != want;
+            }
+        }
+    kern_set_level(KERN_AVX512_LEVEL);
+    TEST_CHECK(bad == 0);
+}
+
 /* kern_rope at every level equals the scalar level bit for bit, for both
  * layouts, with and without fused products, on whole heads of sizes the
  * vector form takes (64, 128) and one it leaves to the scalar (40). */
@@ -748,6 +783,7 @@ int main(void) {
     TEST_RUN(test_ggml_math);
     TEST_RUN(test_tpool);
     TEST_RUN(test_round_f16_levels);
+    TEST_RUN(test_argmax_levels);
     TEST_RUN(test_rope_levels);
     TEST_RUN(test_scores_half_levels);
     TEST_RUN(test_mix_half_levels);
