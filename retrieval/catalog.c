@@ -285,6 +285,12 @@ static float *catalog_train(const catalog *c, const float *vecs, int nlist) {
     return cent;
 }
 
+/* The lists an index of nlist lists probes: the setting, else lists/16 and
+ * at least 8 (ivf clamps it to its lists). */
+static int catalog_nprobe(const catalog *c, int nlist) {
+    return c->cfg.nprobe ? c->cfg.nprobe : nlist / 16 > 8 ? nlist / 16 : 8;
+}
+
 /* Builds a fresh index over the live slots' rows of vecs: exact below the
  * IVF threshold, else IVF (catalog_lists). Reads the table without the
  * lock, so only the thread that applies catalog events may call it.
@@ -298,9 +304,7 @@ static int catalog_build_index(const catalog *c, const float *vecs, ivf **out, i
     *out = NULL;
     *nlist = catalog_lists(c, c->count);
     if (*nlist && !(cent = catalog_train(c, vecs, *nlist))) goto out;
-    if (ivf_new(c->dim, *nlist ? *nlist : 1, cent,
-                c->cfg.nprobe ? c->cfg.nprobe : *nlist / 16 > 8 ? *nlist / 16 : 8,
-                &idx) != AISLE_OK)
+    if (ivf_new(c->dim, *nlist ? *nlist : 1, cent, catalog_nprobe(c, *nlist), &idx) != AISLE_OK)
         goto out;
     for (size_t slot = 0; slot < c->limit; slot++)
         if (c->items[slot].item_id && ivf_add(idx, slot, vecs + slot * d) != AISLE_OK) goto out;
@@ -487,6 +491,14 @@ int catalog_lookup(const catalog *c, const char *item_id, size_t *slot) {
 uint64_t catalog_id_generation(const catalog *c) { return c->id_gen; }
 
 int catalog_ivf_lists(const catalog *c) { return c->nlist; }
+
+void catalog_set_nprobe(catalog *c, int nprobe) {
+    assert(nprobe >= 0);
+    pthread_rwlock_wrlock(&c->lock);
+    c->cfg.nprobe = nprobe;
+    if (c->nlist) ivf_set_nprobe(c->index, catalog_nprobe(c, c->nlist));
+    pthread_rwlock_unlock(&c->lock);
+}
 
 
 /* With lists, the index scores half rows: it is asked a quarter deeper and

@@ -158,6 +158,11 @@ int catalog_search_batch(catalog *c, catalog_query *qs, size_t nq);
 creators *catalog_creators(catalog *c);
 /* IVF lists in use, or 0 while the index is flat. */
 int catalog_ivf_lists(const catalog *c);
+/* Sets the lists probed per search (0: the default of catalog_config) for
+ * the current index and every later rebuild; takes the write lock, so
+ * searches in flight finish on the old count. Used to measure one built
+ * index at several counts (services/app/serveprobe.c). */
+void catalog_set_nprobe(catalog *c, int nprobe);
 
 /* Query-side vector of slot: the snapshot's P row when a snapshot covers
  * it, else the index vector. Needs the read lock. */

@@ -143,6 +143,10 @@ static int ivf_top_take(ivf_top *t, int any_order, size_t *slots, float *scores)
     return (int)n;
 }
 
+void ivf_set_nprobe(ivf *x, int nprobe) {
+    x->nprobe = nprobe < 1 ? 1 : nprobe > x->nlist ? x->nlist : nprobe;
+}
+
 int ivf_new(int dim, int nlist, const float *centroids, int nprobe, ivf **out) {
     ivf *x = calloc(1, sizeof(*x));
     assert(dim > 0 && nlist > 0 && (nlist == 1 || centroids));
@@ -151,7 +155,7 @@ int ivf_new(int dim, int nlist, const float *centroids, int nprobe, ivf **out) {
     x->dim = dim;
     x->nlist = nlist;
     x->row = (size_t)dim * (nlist > 1 ? sizeof(uint16_t) : sizeof(float));
-    x->nprobe = nprobe < 1 ? 1 : nprobe > nlist ? nlist : nprobe;
+    ivf_set_nprobe(x, nprobe);
     x->q8 = nlist > 1 && dim >= IVF_Q8_MIN_DIM;
     x->lists = calloc((size_t)nlist, sizeof(*x->lists));
     if (nlist > 1 && (x->centroids = malloc((size_t)nlist * (size_t)dim * sizeof(float))))

@@ -34,6 +34,9 @@ typedef struct ivf ivf;
  * scanned per search (clamped to 1..nlist). AISLE_OK, or AISLE_ENOMEM. */
 int ivf_new(int dim, int nlist, const float *centroids, int nprobe, ivf **out);
 void ivf_free(ivf *x);
+/* Lists scanned per search from now on (clamped as in ivf_new); the caller
+ * excludes concurrent searches. */
+void ivf_set_nprobe(ivf *x, int nprobe);
 
 /* Adds (or replaces) slot's vector v (dim floats, copied). AISLE_OK,
  * AISLE_EINVAL for a slot past 2^32 - 2, or AISLE_ENOMEM (slot then absent). */
