@@ -2,7 +2,6 @@
  * through the catalog and ranker that serve it (see serveprobe.h). */
 #include "services/app/serveprobe.h"
 
-#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +20,8 @@
  * count cost less Recall@20 than on a page of 20. */
 #define SERVEPROBE_LIMIT 50
 #define SERVEPROBE_K 20
-/* What the first catalog asks for: more than any catalog's lists, so that
- * the index probes all of them (ivf clamps the count to its lists). */
+/* The count that probes every list: more than any catalog's lists (ivf
+ * clamps the count to its lists). */
 #define SERVEPROBE_ALL 65536
 
 /* The sample: rows of the carve's users with a profile and an answer,
@@ -110,20 +109,16 @@ static int probe_recall(const embed_serve_carve *cv, catalog *c, const probe_use
     return AISLE_OK;
 }
 
-/* Recall@20 with nprobe lists probed; *lists gets the catalog's list count. */
-static int probe_one(const embed_serve_carve *cv, const probe_users *u, int nprobe, int *lists,
+/* Recall@20 of c with nprobe of its lists probed. */
+static int probe_one(const embed_serve_carve *cv, catalog *c, const probe_users *u, int nprobe,
                      double *recall, char *err, size_t errlen) {
-    catalog *c = NULL;
     int64_t t0 = clock_mono_us();
-    int rc = probe_catalog(cv, nprobe, &c, err, errlen);
-    if (rc == AISLE_OK) {
-        *lists = catalog_ivf_lists(c);
-        if (*lists) rc = probe_recall(cv, c, u, recall, err, errlen);
-    }
-    catalog_free(c);
-    if (rc == AISLE_OK && *lists && !cv->quiet)
+    int lists = catalog_ivf_lists(c), rc;
+    catalog_set_nprobe(c, nprobe);
+    rc = probe_recall(cv, c, u, recall, err, errlen);
+    if (rc == AISLE_OK && !cv->quiet)
         fprintf(stderr, "serving probe: nprobe %d of %d lists, recall@20 %.4f (%.1f s)\n",
-                nprobe < *lists ? nprobe : *lists, *lists, *recall,
+                nprobe < lists ? nprobe : lists, lists, *recall,
                 (double)(clock_mono_us() - t0) / 1e6);
     return rc;
 }
@@ -131,6 +126,7 @@ static int probe_one(const embed_serve_carve *cv, const probe_users *u, int npro
 int serveprobe_choose(const embed_serve_carve *cv, embed_serve_choice *out, char *err,
                       size_t errlen) {
     probe_users u = {0};
+    catalog *c = NULL;
     int lists = 0, nprobe = 1;
     double all = 0, got = 0;
     memset(out, 0, sizeof(*out));
@@ -141,14 +137,15 @@ int serveprobe_choose(const embed_serve_carve *cv, embed_serve_choice *out, char
     }
     /* No validation user to rank: nothing to choose from. */
     if (!u.n) goto fail;
-    if ((rc = probe_one(cv, &u, SERVEPROBE_ALL, &lists, &all, err, errlen)) != AISLE_OK || !lists)
+    /* One index for every count, built as the server builds it. */
+    if ((rc = probe_catalog(cv, SERVEPROBE_ALL, &c, err, errlen)) != AISLE_OK ||
+        !(lists = catalog_ivf_lists(c)) ||
+        (rc = probe_one(cv, c, &u, SERVEPROBE_ALL, &all, err, errlen)) != AISLE_OK)
         goto fail;
     /* Doubling from one list, the first count within the tolerance; every
      * list is, so the walk ends there at the latest. */
     for (; nprobe < lists; nprobe *= 2) {
-        int l;
-        if ((rc = probe_one(cv, &u, nprobe, &l, &got, err, errlen)) != AISLE_OK) goto fail;
-        assert(l == lists);
+        if ((rc = probe_one(cv, c, &u, nprobe, &got, err, errlen)) != AISLE_OK) goto fail;
         if (got >= all * (1.0 - SERVEPROBE_TOLERANCE)) break;
     }
     if (nprobe >= lists) {
@@ -158,6 +155,7 @@ int serveprobe_choose(const embed_serve_carve *cv, embed_serve_choice *out, char
     *out = (embed_serve_choice){.lists = (uint32_t)lists, .nprobe = (uint32_t)nprobe,
                                 .users = u.n, .recall = got, .recall_all = all};
 fail:
+    catalog_free(c);
     free(u.row);
     free(u.items);
     return rc;
