@@ -47,7 +47,7 @@ static int runtime_catalog_new(const runtime_config *cfg, catalog **out, char *e
                                size_t errlen) {
     catalog_config cc = cfg->catalog;
     snapview sv;
-    int have = 0, rc;
+    int have = 0, nprobe = 0, rc;
     char why[512];
 
     if (cfg->feed.snapshot_dir) {
@@ -62,9 +62,6 @@ static int runtime_catalog_new(const runtime_config *cfg, catalog **out, char *e
         } else {
             have = 1;
             cc.dim = (int)sv.view.dim;
-            /* The probe count the trainer chose for this snapshot, unless
-             * --nprobe was given (an older snapshot has none: the default). */
-            if (!cc.nprobe) cc.nprobe = (int)sv.snap.serve_nprobe;
         }
     }
     if ((rc = catalog_new(&cc, out, err, errlen)) == AISLE_OK && have &&
@@ -72,10 +69,12 @@ static int runtime_catalog_new(const runtime_config *cfg, catalog **out, char *e
         catalog_free(*out);
         *out = NULL;
     }
-    if (have && rc == AISLE_OK)
+    if (have && rc == AISLE_OK) {
+        nprobe = snapview_apply_nprobe(&sv, *out, cfg->catalog.nprobe);
         log_info("serve", "serving snapshot %s (%u items, %u dimensions, nprobe %d%s)",
-                 sv.view.version, sv.view.n_items, sv.view.dim, cc.nprobe,
-                 cc.nprobe ? "" : ": the catalog's default");
+                 sv.view.version, sv.view.n_items, sv.view.dim, nprobe,
+                 nprobe ? "" : ": the catalog's default");
+    }
     if (have) snapview_close(&sv);
     return rc;
 }
@@ -140,6 +139,7 @@ int runtime_start(const runtime_config *cfg, runtime **out, char *err, size_t er
     runtime *rt = calloc(1, sizeof(*rt));
     server_config sc = cfg->server;
     shop_config shc = cfg->shop;
+    feed_config fc;
     int rc;
 
     *out = NULL;
@@ -155,7 +155,9 @@ int runtime_start(const runtime_config *cfg, runtime **out, char *err, size_t er
     if ((rc = runtime_local_socket(rt, err, errlen)) != AISLE_OK) goto fail;
     sc.local_socket = rt->local_target + 5; /* past "unix:" */
     if ((rc = runtime_catalog_new(cfg, &rt->cat, err, errlen)) != AISLE_OK) goto fail;
-    if ((rc = feed_start(&cfg->feed, rt->cat, &rt->fd, err, errlen)) != AISLE_OK) goto fail;
+    fc = cfg->feed;
+    fc.nprobe = cfg->catalog.nprobe; /* a reload keeps an operator's --nprobe */
+    if ((rc = feed_start(&fc, rt->cat, &rt->fd, err, errlen)) != AISLE_OK) goto fail;
     shc.redis = sc.redis;
     shc.profile = sc.profile;
     if ((rc = shop_new(&shc, &rt->sh, err, errlen)) != AISLE_OK) goto fail;

@@ -21,6 +21,7 @@ struct feed {
     tail *control; /* from the end: commands sent from now on; may be NULL */
     catalog *cat;
     char *snapshot_dir;
+    int nprobe; /* feed_config's */
     pthread_t thread;
     atomic_int stop;
     atomic_int ready;
@@ -94,7 +95,9 @@ static void feed_reload(feed *f) {
         log_error("feed", "index reload to %s failed, keeping the current index: %s",
                   sv.view.version, err);
     } else {
-        log_info("feed", "index reloaded: now serving snapshot %s", sv.view.version);
+        int nprobe = snapview_apply_nprobe(&sv, f->cat, f->nprobe);
+        log_info("feed", "index reloaded: now serving snapshot %s (nprobe %d%s)", sv.view.version,
+                 nprobe, nprobe ? "" : ": the catalog's default");
     }
     snapview_close(&sv);
 }
@@ -154,6 +157,7 @@ int feed_start(const feed_config *cfg, catalog *c, feed **out, char *err, size_t
         goto fail;
     }
     f->cat = c;
+    f->nprobe = cfg->nprobe;
     if (tail_open(cfg->brokers, cfg->topic, RD_KAFKA_OFFSET_BEGINNING, "feed", &f->catalog,
                   err, errlen) ||
         (cfg->control_topic && tail_open(cfg->brokers, cfg->control_topic, RD_KAFKA_OFFSET_END,

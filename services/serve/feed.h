@@ -30,6 +30,8 @@ typedef struct feed_config {
     const char *topic;         /* default aisle.catalog */
     const char *control_topic; /* default aisle.control; NULL = none */
     const char *snapshot_dir;  /* where reloads look; NULL = none */
+    int nprobe;                /* lists probed after a reload: serve's --nprobe;
+                                * 0 = each snapshot's own count */
 } feed_config;
 
 /* Topics default, the rest NULL. */

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "services/base/log.h"
 #include "services/base/status.h"
 
 int snapview_open_newest(const char *dir, snapview *sv, char *err, size_t errlen) {
@@ -28,4 +29,14 @@ int snapview_open_newest(const char *dir, snapview *sv, char *err, size_t errlen
 void snapview_close(snapview *sv) {
     embed_snapshot_free(&sv->snap);
     memset(sv, 0, sizeof(*sv));
+}
+
+int snapview_apply_nprobe(const snapview *sv, catalog *c, int fixed) {
+    int lists = catalog_ivf_lists(c), nprobe = fixed > 0 ? fixed : (int)sv->snap.serve_nprobe;
+    catalog_set_nprobe(c, nprobe);
+    if (fixed <= 0 && sv->snap.serve_lists && (uint32_t)lists != sv->snap.serve_lists)
+        log_warn("serve", "snapshot %s chose nprobe %u on %u IVF lists, but this catalog built "
+                 "%d lists; give --nprobe to choose the count here", sv->view.version,
+                 sv->snap.serve_nprobe, sv->snap.serve_lists, lists);
+    return nprobe;
 }

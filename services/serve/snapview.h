@@ -22,4 +22,13 @@ typedef struct snapview {
 int snapview_open_newest(const char *dir, snapview *sv, char *err, size_t errlen);
 void snapview_close(snapview *sv);
 
+/* After c has loaded sv: makes c probe the count the trainer chose for the
+ * snapshot (serve_nprobe; 0, the catalog's default, for an older one),
+ * unless the operator fixed one (fixed > 0: serve's --nprobe). Logs a
+ * warning when the snapshot's count was measured on another number of
+ * lists than c built (another IVF threshold or item count), since it may
+ * then not serve the measured Recall. Returns the count now set (0: the
+ * default). */
+int snapview_apply_nprobe(const snapview *sv, catalog *c, int fixed);
+
 #endif
