@@ -378,41 +378,57 @@ static int ivf_rescore(const ivf *x, ivf_top *t, const float *q, size_t k) {
     return AISLE_OK;
 }
 
+/* How many lists q probes: its nprobe, else the index's, at most all. */
+static size_t ivf_nprobe_of(const ivf *x, const ivf_query *q) {
+    size_t n = (size_t)(q->nprobe > 0 ? q->nprobe : x->nprobe);
+    return x->nlist == 1 ? 1 : n < (size_t)x->nlist ? n : (size_t)x->nlist;
+}
+
 /* The lists nearest q.q (its nprobe, else the index's), into probe (best
- * first); returns how many. All the centroids are scored at once, then one
+ * first), ivf_nprobe_of of them. All the centroids are scored at once, then one
  * selection keeps the nearest (an incremental top would cut its buffer
  * every nprobe lists). cs is scratch for nlist floats, h for nlist hits. */
-static int ivf_probes(const ivf *x, const ivf_query *q, size_t *probe, float *cs, vec_hit *h) {
-    size_t n = (size_t)(q->nprobe > 0 ? q->nprobe : x->nprobe);
-    if (n > (size_t)x->nlist) n = (size_t)x->nlist;
+static void ivf_probes(const ivf *x, const ivf_query *q, size_t *probe, float *cs, vec_hit *h) {
+    size_t n = ivf_nprobe_of(x, q);
     if (x->nlist == 1) {
         probe[0] = 0;
-        return 1;
+        return;
     }
     vec_dots(q->q, x->centroids, (size_t)x->nlist, x->dim, cs);
     for (int l = 0; l < x->nlist; l++) h[l] = (vec_hit){cs[l], (uint32_t)l};
     if (n < (size_t)x->nlist) ivf_select(h, (size_t)x->nlist, n);
     vec_hits_sort(h, n);
     for (size_t p = 0; p < n; p++) probe[p] = h[p].id;
-    return (int)n;
 }
 
 /* Each query's probes, and for each list the mask of queries probing it;
- * order gets the lists in the order they are first probed. */
+ * order gets the lists by the best place any query gives them (every
+ * query's nearest list, then every query's second, ...), so each query
+ * meets its own nearest lists early, its top's floor rises at once, and
+ * fewer rows of the lists after pass it (a query whose lists came after
+ * another's met that query's lists first, and kept most of their rows). */
 static int ivf_plan(const ivf *x, const ivf_query *qs, size_t nq, uint32_t *mask,
                     size_t *order, size_t *n_order) {
-    size_t *probe = malloc((size_t)x->nlist * sizeof(*probe));
+    size_t most = 0, np[IVF_MAX_BATCH];
+    for (size_t b = 0; b < nq; b++) {
+        np[b] = qs[b].k > 0 ? ivf_nprobe_of(x, &qs[b]) : 0;
+        if (np[b] > most) most = np[b];
+    }
+    size_t *probe = malloc((nq * most + 1) * sizeof(*probe));
     float *cs = malloc((size_t)x->nlist * sizeof(*cs));
     vec_hit *h = malloc((size_t)x->nlist * sizeof(*h));
     int rc = probe && cs && h ? AISLE_OK : AISLE_ENOMEM;
     *n_order = 0;
-    for (size_t b = 0; b < nq && rc == AISLE_OK; b++) {
-        int np = qs[b].k > 0 ? ivf_probes(x, &qs[b], probe, cs, h) : 0;
-        for (int p = 0; p < np; p++) {
-            if (!mask[probe[p]]) order[(*n_order)++] = probe[p];
-            mask[probe[p]] |= 1u << b;
+    for (size_t b = 0; b < nq && rc == AISLE_OK; b++)
+        if (np[b]) ivf_probes(x, &qs[b], probe + b * most, cs, h);
+    for (size_t p = 0; p < most && rc == AISLE_OK; p++)
+        for (size_t b = 0; b < nq; b++) {
+            size_t l;
+            if (p >= np[b]) continue;
+            l = probe[b * most + p];
+            if (!mask[l]) order[(*n_order)++] = l;
+            mask[l] |= 1u << b;
         }
-    }
     free(probe);
     free(cs);
     free(h);
