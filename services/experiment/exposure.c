@@ -15,6 +15,12 @@
 #include "services/kafka/kafka.h"
 
 #define EXPOSURE_BATCH 512
+/* How often the thread drains a queue holding less than a batch. A record
+ * waits up to this long here and then linger.ms (20) in librdkafka: the
+ * thread is woken early only for a full batch, not for each record, since
+ * a wake-up for every served page cost the serving cores a context switch
+ * a call for nothing that librdkafka would send sooner. */
+#define EXPOSURE_TICK_MS 10
 
 typedef struct exposure_rec {
     uint8_t *bytes; /* owned until handed to librdkafka */
@@ -50,7 +56,7 @@ int exposure_log_submit(exposure_log *l, const Aisle__V1__Exposure *e) {
     if (rc == AISLE_OK && l->n < l->cap) {
         l->ring[(l->head + l->n++) % l->cap] = r;
         l->submitted++;
-        pthread_cond_signal(&l->wake);
+        if (l->n == EXPOSURE_BATCH) pthread_cond_signal(&l->wake);
     } else {
         rc = AISLE_EFULL;
         l->dropped++;
@@ -98,10 +104,10 @@ static void *exposure_main(void *arg) {
     exposure_rec batch[EXPOSURE_BATCH];
     for (;;) {
         pthread_mutex_lock(&l->lock);
-        if (l->n == 0 && !atomic_load(&l->stop)) {
+        if (l->n < EXPOSURE_BATCH && !atomic_load(&l->stop)) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += 100 * 1000000L;
+            until.tv_nsec += EXPOSURE_TICK_MS * 1000000L;
             if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
             pthread_cond_timedwait(&l->wake, &l->lock, &until);
         }

@@ -6,8 +6,9 @@
  * record in the caller's thread and puts it on a bounded queue under a lock
  * held for a few pointer moves; when the queue is full the record is
  * dropped and counted, the call goes on. One thread drains the queue into
- * a librdkafka producer (which batches; linger 20 ms) and counts what
- * Kafka confirmed and what it failed. */
+ * a librdkafka producer (which batches; linger 20 ms) every 10 ms, or as
+ * soon as a batch of 512 waits, and counts what Kafka confirmed and what
+ * it failed. */
 #ifndef AISLE_EXP_EXPOSURE_H
 #define AISLE_EXP_EXPOSURE_H
 
