@@ -1,7 +1,8 @@
 /* ivf: inverted lists in slot space, a slot → (list, position) map for
  * removal in O(1), a linear-time selection of the k best, and with lists
  * of long rows a two-step search: quantized rows pick a short list, half
- * rows score it. */
+ * rows score it; short rows are kept by column in blocks (vec.h), which
+ * scan without a lane sum a row. */
 #include "retrieval/ivf.h"
 
 #include <assert.h>
@@ -14,7 +15,7 @@
 #include "services/base/status.h"
 
 #define IVF_ABSENT UINT32_MAX
-#define IVF_CHUNK 256 /* rows scored per vec_dots call: the scores stay on the stack */
+#define IVF_CHUNK 256 /* rows a kernel call, a multiple of VEC_COLS; the scores stay on the stack */
 #define IVF_ROOM 4    /* the top's buffer, in multiples of k */
 /* Candidates the quantized scan keeps for a search of k, re-scored from
  * the half rows. The codes' error is about 1 % of the scores' spread on
@@ -32,7 +33,10 @@
 #define IVF_Q8_MIN_DIM 128
 
 typedef struct ivf_list {
-    void *v;        /* n * dim floats, or halves when the index has lists; owned */
+    /* n * dim floats, or halves when the index has lists: by column in
+     * blocks of VEC_COLS rows without codes (cap a multiple of VEC_COLS),
+     * else a row after another (the re-score reads single rows); owned */
+    void *v;
     uint8_t *code;  /* with codes (ivf.q8): n * dim biased codes (vec_q8), owned; else NULL */
     float *scale;   /* with codes: n code scales, owned; else NULL */
     uint32_t *slot; /* n, owned */
@@ -42,6 +46,7 @@ typedef struct ivf_list {
 struct ivf {
     int dim, nlist, nprobe;
     int q8; /* whether rows are also kept as codes and scanned as those */
+    int cols; /* whether half rows are kept by column (lists, no codes) */
     size_t row; /* bytes a row takes: dim floats, or dim halves with more than one list */
     float *centroids; /* nlist * dim, owned; NULL with one list */
     ivf_list *lists;
@@ -157,6 +162,7 @@ int ivf_new(int dim, int nlist, const float *centroids, int nprobe, ivf **out) {
     x->row = (size_t)dim * (nlist > 1 ? sizeof(uint16_t) : sizeof(float));
     ivf_set_nprobe(x, nprobe);
     x->q8 = nlist > 1 && dim >= IVF_Q8_MIN_DIM;
+    x->cols = nlist > 1 && !x->q8;
     x->lists = calloc((size_t)nlist, sizeof(*x->lists));
     if (nlist > 1 && (x->centroids = malloc((size_t)nlist * (size_t)dim * sizeof(float))))
         memcpy(x->centroids, centroids, (size_t)nlist * (size_t)dim * sizeof(float));
@@ -216,7 +222,7 @@ static int ivf_reserve(ivf *x, size_t slot, ivf_list *l) {
         x->map_cap = cap;
     }
     if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
+        size_t cap = l->cap ? l->cap * 2 : VEC_COLS;
         void *v = realloc(l->v, cap * x->row);
         if (v) l->v = v;
         uint32_t *s = v ? realloc(l->slot, cap * sizeof(*s)) : NULL;
@@ -234,6 +240,22 @@ static int ivf_reserve(ivf *x, size_t slot, ivf_list *l) {
     return AISLE_OK;
 }
 
+/* Where value j of row p lies among a list's halves. */
+static size_t ivf_half_at(const ivf *x, size_t p, int j) {
+    if (!x->cols) return p * (size_t)x->dim + (size_t)j;
+    return (p / VEC_COLS) * (size_t)x->dim * VEC_COLS + (size_t)j * VEC_COLS + p % VEC_COLS;
+}
+
+/* Copies list l's row from into place to, in either layout. */
+static void ivf_move_row(const ivf *x, ivf_list *l, size_t from, size_t to) {
+    uint16_t *h = l->v;
+    if (!x->cols) {
+        memcpy((char *)l->v + to * x->row, (char *)l->v + from * x->row, x->row);
+        return;
+    }
+    for (int j = 0; j < x->dim; j++) h[ivf_half_at(x, to, j)] = h[ivf_half_at(x, from, j)];
+}
+
 int ivf_add(ivf *x, size_t slot, const float *v) {
     ivf_list *l;
     if (slot >= IVF_ABSENT) return AISLE_EINVAL;
@@ -241,8 +263,8 @@ int ivf_add(ivf *x, size_t slot, const float *v) {
     l = &x->lists[ivf_nearest(x, v)];
     if (ivf_reserve(x, slot, l) != AISLE_OK) return AISLE_ENOMEM;
     if (x->nlist > 1) {
-        uint16_t *h = (uint16_t *)((char *)l->v + l->n * x->row);
-        for (int j = 0; j < x->dim; j++) h[j] = vec_to_half(v[j]);
+        uint16_t *h = l->v;
+        for (int j = 0; j < x->dim; j++) h[ivf_half_at(x, l->n, j)] = vec_to_half(v[j]);
         if (x->q8) {
             uint8_t *c = l->code + l->n * (size_t)x->dim;
             l->scale[l->n] = vec_q8(v, x->dim, (int8_t *)c);
@@ -267,7 +289,7 @@ void ivf_remove(ivf *x, size_t slot) {
     p = x->pos[slot];
     last = --l->n;
     if (p != last) {
-        memcpy((char *)l->v + p * x->row, (char *)l->v + last * x->row, x->row);
+        ivf_move_row(x, l, last, p);
         if (l->code) {
             memcpy(l->code + p * (size_t)x->dim, l->code + last * (size_t)x->dim,
                    (size_t)x->dim);
@@ -341,8 +363,9 @@ static void ivf_scan(const ivf *x, const ivf_list *l, const ivf_query *qs,
                 for (size_t j = 0; j < m; j++)
                     s[j] = l->scale[i + j] *
                            (c->scale[0] * (float)dot[0][j] + c->scale[1] * (float)dot[1][j]);
-            } else if (x->nlist > 1) {
-                vec_dots_half(qs[b].q, (const uint16_t *)l->v + i * d, m, x->dim, s);
+            } else if (x->cols) {
+                /* i is a multiple of VEC_COLS: its block starts at i·d. */
+                vec_dots_half_cols(qs[b].q, (const uint16_t *)l->v + i * d, m, x->dim, s);
             } else {
                 vec_dots(qs[b].q, (const float *)l->v + i * d, m, x->dim, s);
             }
@@ -356,6 +379,7 @@ static void ivf_scan(const ivf *x, const ivf_list *l, const ivf_query *qs,
  * best are among the candidates. */
 static int ivf_rescore(const ivf *x, ivf_top *t, const float *q, size_t k) {
     ivf_top best = IVF_TOP_INIT(k);
+    assert(!x->cols); /* with codes, half rows lie a row after another */
     size_t n = t->n < t->k ? t->n : t->k;
     if (!(best.h = malloc(IVF_ROOM * k * sizeof(vec_hit)))) return AISLE_ENOMEM;
     if (t->n > t->k) ivf_select(t->h, t->n, t->k);

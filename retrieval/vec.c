@@ -1,7 +1,9 @@
 /* vec: one inner-product body, compiled twice (AVX2+FMA and the baseline)
  * and picked per call from the CPU's features; half rows of a multiple of
  * 16 values also have an AVX-512 body giving the same bits; quantized
- * rows' exact integer sums have AVX-512 VNNI, AVX2 and baseline bodies. */
+ * rows' exact integer sums have AVX-512 VNNI, AVX2 and baseline bodies;
+ * half rows kept by column have AVX-512, AVX2 and baseline bodies of one
+ * fused multiply-add chain. */
 #include "retrieval/vec.h"
 
 #include <assert.h>
@@ -274,6 +276,97 @@ void vec_dots_half(const float *q, const uint16_t *rows, size_t n, int d, float 
         vec_dots_half_avx2(q, rows, n, d, out);
     else
         vec_dots_half_base(q, rows, n, d, out);
+}
+
+/* Column blocks (vec_dots_half_cols): block b of blocks' n rows. */
+static inline const uint16_t *vec_block(const uint16_t *blocks, size_t b, int d) {
+    return blocks + b * (size_t)d * VEC_COLS;
+}
+
+/* One block's sixteen halves of a column, widened. */
+__attribute__((target("avx512f,f16c"))) static inline __attribute__((always_inline)) __m512
+vec_cols16(const uint16_t *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const void *)p));
+}
+
+/* Four blocks at once, so four chains of dependent multiply-adds overlap
+ * their latency; a lone block (the list's last few) runs alone. */
+__attribute__((target("avx512f,f16c,fma"))) static void vec_dots_half_cols_avx512(
+    const float *q, const uint16_t *blocks, size_t n, int d, float *out) {
+    size_t nb = (n + VEC_COLS - 1) / VEC_COLS, b = 0;
+    for (; b + 4 <= nb && (b + 4) * VEC_COLS <= n; b += 4) {
+        const uint16_t *p = vec_block(blocks, b, d);
+        size_t step = (size_t)d * VEC_COLS;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int j = 0; j < d; j++, p += VEC_COLS) {
+            __m512 x = _mm512_set1_ps(q[j]);
+            a0 = _mm512_fmadd_ps(x, vec_cols16(p), a0);
+            a1 = _mm512_fmadd_ps(x, vec_cols16(p + step), a1);
+            a2 = _mm512_fmadd_ps(x, vec_cols16(p + 2 * step), a2);
+            a3 = _mm512_fmadd_ps(x, vec_cols16(p + 3 * step), a3);
+        }
+        _mm512_storeu_ps(out + b * VEC_COLS, a0);
+        _mm512_storeu_ps(out + (b + 1) * VEC_COLS, a1);
+        _mm512_storeu_ps(out + (b + 2) * VEC_COLS, a2);
+        _mm512_storeu_ps(out + (b + 3) * VEC_COLS, a3);
+    }
+    for (; b < nb; b++) {
+        const uint16_t *p = vec_block(blocks, b, d);
+        size_t left = n - b * VEC_COLS;
+        __m512 a = _mm512_setzero_ps();
+        for (int j = 0; j < d; j++, p += VEC_COLS)
+            a = _mm512_fmadd_ps(_mm512_set1_ps(q[j]), vec_cols16(p), a);
+        _mm512_mask_storeu_ps(out + b * VEC_COLS,
+                              left >= VEC_COLS ? 0xffff : (__mmask16)((1u << left) - 1), a);
+    }
+}
+
+/* A block as two registers of eight lanes, two blocks at once. */
+__attribute__((target("avx2,f16c,fma"))) static void vec_dots_half_cols_avx2(
+    const float *q, const uint16_t *blocks, size_t n, int d, float *out) {
+    size_t nb = (n + VEC_COLS - 1) / VEC_COLS;
+    for (size_t b = 0; b < nb; b += 2) {
+        int two = b + 1 < nb;
+        const uint16_t *p = vec_block(blocks, b, d), *p2 = two ? vec_block(blocks, b + 1, d) : p;
+        float s[2 * VEC_COLS];
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int j = 0; j < d; j++, p += VEC_COLS, p2 += VEC_COLS) {
+            __m256 x = _mm256_set1_ps(q[j]);
+            a0 = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const void *)p)), a0);
+            a1 = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const void *)(p + 8))), a1);
+            a2 = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const void *)p2)), a2);
+            a3 = _mm256_fmadd_ps(x, _mm256_cvtph_ps(_mm_loadu_si128((const void *)(p2 + 8))), a3);
+        }
+        _mm256_storeu_ps(s, a0);
+        _mm256_storeu_ps(s + 8, a1);
+        _mm256_storeu_ps(s + 16, a2);
+        _mm256_storeu_ps(s + 24, a3);
+        for (size_t r = 0; r < (size_t)(two ? 2 : 1) * VEC_COLS && b * VEC_COLS + r < n; r++)
+            out[b * VEC_COLS + r] = s[r];
+    }
+}
+
+static void vec_dots_half_cols_base(const float *q, const uint16_t *blocks, size_t n, int d,
+                                    float *out) {
+    for (size_t i = 0; i < n; i++) {
+        const uint16_t *p = vec_block(blocks, i / VEC_COLS, d) + i % VEC_COLS;
+        float s = 0;
+        for (int j = 0; j < d; j++) s = fmaf(q[j], vec_from_half(p[(size_t)j * VEC_COLS]), s);
+        out[i] = s;
+    }
+}
+
+void vec_dots_half_cols_isa(vec_isa isa, const float *q, const uint16_t *blocks, size_t n,
+                            int d, float *out) {
+    assert(isa <= vec_best_isa());
+    if (isa == VEC_ISA_VNNI && vec_has_f16c()) vec_dots_half_cols_avx512(q, blocks, n, d, out);
+    else if (isa >= VEC_ISA_AVX2 && __builtin_cpu_supports("fma") && vec_has_f16c())
+        vec_dots_half_cols_avx2(q, blocks, n, d, out);
+    else vec_dots_half_cols_base(q, blocks, n, d, out);
+}
+
+void vec_dots_half_cols(const float *q, const uint16_t *blocks, size_t n, int d, float *out) {
+    vec_dots_half_cols_isa(vec_best_isa(), q, blocks, n, d, out);
 }
 
 float vec_q8(const float *v, int d, int8_t *codes) {

@@ -19,6 +19,18 @@ void vec_dots(const float *q, const float *rows, size_t n, int d, float *out);
  * the bytes of a float row, for scans that memory bounds. */
 void vec_dots_half(const float *q, const uint16_t *rows, size_t n, int d, float *out);
 
+/* The same products for n rows of d half floats stored by column in
+ * blocks of VEC_COLS rows: row r's value j at blocks[(r / VEC_COLS) · d ·
+ * VEC_COLS + j · VEC_COLS + r % VEC_COLS], the last block whole (lanes
+ * past n are read, not written). A block's VEC_COLS scores build side by
+ * side in one register, so a short row costs no lane sum (most of what a
+ * row-major scan of 32 values pays). Each score is the fused multiply-add
+ * chain over j = 0, 1, ... from 0, the same bits on every kernel; _isa
+ * runs the given one (≤ vec_best_isa(); VEC_ISA_VNNI: the AVX-512 one,
+ * which CPUs with VNNI run). */
+#define VEC_COLS 16
+void vec_dots_half_cols(const float *q, const uint16_t *blocks, size_t n, int d, float *out);
+
 /* Quantized rows, for scans that read a quarter of a float row's bytes:
  * v ≈ scale · c with c in -127..127 (vec_q8; scale = max|v| / 127, 0 for
  * a zero or non-finite vector, whose codes are then 0). A stored row keeps
@@ -38,6 +50,8 @@ vec_isa vec_best_isa(void);
 void vec_dots_q8(const int8_t *q, const uint8_t *rows, size_t n, int d, int32_t *out);
 void vec_dots_q8_isa(vec_isa isa, const int8_t *q, const uint8_t *rows, size_t n, int d,
                      int32_t *out);
+void vec_dots_half_cols_isa(vec_isa isa, const float *q, const uint16_t *blocks, size_t n,
+                            int d, float *out);
 
 /* f as the nearest half float (ties to even; past the largest finite
  * half, that half), and back (exact). */

@@ -94,6 +94,78 @@ static void test_half_floats(void) {
     }
 }
 
+/* q·row over a row of d halves as the column kernels define it: one fused
+ * multiply-add after another from 0. */
+static float cols_want(const float *q, const uint16_t *row, int d) {
+    float s = 0;
+    for (int j = 0; j < d; j++) s = fmaf(q[j], vec_from_half(row[j]), s);
+    return s;
+}
+
+/* Every column kernel gives the fused chain's bits, at lengths around its
+ * block and four-block steps, and writes nothing past the n rows. */
+static void test_half_cols_kernels_match_fma_chain(void) {
+    enum { MAXN = 70, MAXD = 40, NB = (MAXN + VEC_COLS - 1) / VEC_COLS };
+    static const size_t ns[] = {1, 15, 16, 17, 48, 63, 64, 65, 70};
+    static uint16_t rows[MAXN * MAXD], blocks[NB * VEC_COLS * MAXD];
+    float q[MAXD], out[MAXN + 1];
+    int ok = 1;
+    for (int j = 0; j < MAXD; j++) q[j] = uniform();
+    for (int isa = VEC_ISA_BASE; isa <= (int)vec_best_isa(); isa++)
+        for (int d = 1; d <= MAXD; d++)
+            for (size_t t = 0; t < sizeof(ns) / sizeof(ns[0]); t++) {
+                size_t n = ns[t];
+                for (size_t i = 0; i < n * (size_t)d; i++) rows[i] = vec_to_half(uniform());
+                for (size_t i = 0; i < n; i++)
+                    for (int j = 0; j < d; j++)
+                        blocks[(i / VEC_COLS) * (size_t)d * VEC_COLS + (size_t)j * VEC_COLS +
+                               i % VEC_COLS] = rows[i * (size_t)d + (size_t)j];
+                out[n] = -1;
+                vec_dots_half_cols_isa((vec_isa)isa, q, blocks, n, d, out);
+                for (size_t i = 0; i < n; i++)
+                    ok &= out[i] == cols_want(q, rows + i * (size_t)d, d);
+                ok &= out[n] == -1;
+            }
+    TEST_CHECK(ok);
+}
+
+/* Short rows in lists are kept by column: after adds, removals from the
+ * middle and the first block, and a row moved to the other list, a search
+ * of every list finds each kept row with its chain score. */
+static void test_cols_lists_keep_rows(void) {
+    enum { D = 24, N = 70 };
+    static float v[N][D], cent[2 * D];
+    float q[D], sc[N];
+    size_t slots[N];
+    int kept[N], ok = 1, n, want = 0;
+    ivf *x;
+    for (int j = 0; j < D; j++) {
+        q[j] = uniform();
+        cent[j] = 1;
+        cent[D + j] = -1;
+    }
+    TEST_REQUIRE(ivf_new(D, 2, cent, 2, &x) == AISLE_OK);
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < D; j++) v[i][j] = uniform() + (i % 3 ? 0.6f : -0.6f);
+        TEST_REQUIRE(ivf_add(x, (size_t)i, v[i]) == AISLE_OK);
+        kept[i] = 1;
+    }
+    for (int i = 0; i < N; i += 7) ivf_remove(x, (size_t)i), kept[i] = 0;
+    ivf_remove(x, 1), kept[1] = 0;
+    for (int j = 0; j < D; j++) v[5][j] = -v[5][j];
+    TEST_REQUIRE(ivf_add(x, 5, v[5]) == AISLE_OK);
+    n = ivf_search(x, q, N, slots, sc);
+    for (int i = 0; i < N; i++) want += kept[i];
+    ok &= n == want;
+    for (int r = 0; r < n; r++) {
+        uint16_t h[D];
+        for (int j = 0; j < D; j++) h[j] = vec_to_half(v[slots[r]][j]);
+        ok &= kept[slots[r]] && sc[r] == cols_want(q, h, D);
+    }
+    TEST_CHECK(ok);
+    ivf_free(x);
+}
+
 /* Every kernel's sums are the plain integer sums, at every length around
  * the 16- and 64-code steps and over every byte value (the kernels take
  * any codes, not only vec_q8's). */
@@ -326,6 +398,8 @@ int main(void) {
     TEST_RUN(test_dots_match_dot_bit_for_bit);
     TEST_RUN(test_half_dots_match_dot_bit_for_bit);
     TEST_RUN(test_half_floats);
+    TEST_RUN(test_half_cols_kernels_match_fma_chain);
+    TEST_RUN(test_cols_lists_keep_rows);
     TEST_RUN(test_q8_kernels_match_plain_sum);
     TEST_RUN(test_q8_quantizer);
     TEST_RUN(test_q8_search_matches_half_top);
