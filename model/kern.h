@@ -138,6 +138,12 @@ int kern_one_pass(const kern_mat *w, int nx);
 size_t kern_repack_bytes(const kern_mat *w);
 void kern_repack(kern_mat *w, void *dst);
 
+/* Run `run` of w's repacked copy (w->rp set): its values (per block the
+ * eight 64-byte registers) and, in *scales, its half scales (16 per
+ * block). For a prompt's form that reads the copy (gemm.c). */
+const uint8_t *kern_rp_run(const kern_mat *w, int run,
+                           const uint16_t **scales);
+
 /* Bytes a decoding product of w streams: kern_mat_bytes, or with a
  * repacked copy the copy's bytes and the rows past its last run. */
 size_t kern_mat_read_bytes(const kern_mat *w);
