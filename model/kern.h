@@ -127,7 +127,7 @@ int kern_one_pass(const kern_mat *w, int nx);
  * of ggml's int32 lanes in a register of its own. The products are the
  * row kernels' to the bit; rows
  * past the last whole run, and every product below the AVX-512 level or
- * of a prompt (gemm.h), read w->q as before.
+ * of a prompt on AMX (gemm.h), read w->q as before.
  *
  * kern_repack_bytes: the bytes the copy takes (the matrix's, each run's
  * scales padded to a 64-byte line), or 0 where none is made (another type, fewer than
