@@ -10,6 +10,8 @@
  * form sums each (row, token) product independently of the other rows and
  * tokens, of the split over threads and of the batch size:
  *   block types (AMX): amx.h's order.
+ *   Q8_0 (AVX-512 VNNI without AMX, a repacked copy, GEMM_Q8_MIN_TOKENS or
+ *   more tokens): amx.h's order too, so the same bits as on AMX.
  *   F32 (AVX-512, GEMM_F32_MIN_TOKENS or more tokens): one fmaf chain,
  *   acc = fmaf(w[k], x[k], acc) in order of k from 0. With fewer tokens
  *   (a prompt's classifier row) gemm_handles says no and the product
@@ -23,6 +25,7 @@
 
 #define GEMM_MAX_TOKENS 64 /* activations per product */
 #define GEMM_F32_MIN_TOKENS 16 /* F32's form: below, a vector of tokens idles */
+#define GEMM_Q8_MIN_TOKENS 16 /* Q8_0 without AMX: below, kern.h's tiles */
 
 /* Bytes of the buffer gemm_prepare fills, for nx activations of up to cols
  * values. */

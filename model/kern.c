@@ -655,6 +655,16 @@ size_t kern_repack_bytes(const kern_mat *w) {
            rp_group_bytes((size_t)w->cols / KERN_Q8_0_BLOCK);
 }
 
+const uint8_t *kern_rp_run(const kern_mat *w, int run,
+                           const uint16_t **scales) {
+    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK;
+    const uint8_t *g = (const uint8_t *)w->rp + (size_t)run * rp_group_bytes(nb);
+
+    assert(w->rp && run >= 0 && run < w->rows / KERN_RP_ROWS);
+    *scales = (const uint16_t *)(const void *)g;
+    return g + rp_scale_bytes(nb);
+}
+
 size_t kern_mat_read_bytes(const kern_mat *w) {
     size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK;
     int runs = w->rows / KERN_RP_ROWS;

@@ -127,7 +127,7 @@ int kern_one_pass(const kern_mat *w, int nx);
  * of ggml's int32 lanes in a register of its own. The products are the
  * row kernels' to the bit; rows
  * past the last whole run, and every product below the AVX-512 level or
- * of a prompt (gemm.h), read w->q as before.
+ * of a prompt on AMX (gemm.h), read w->q as before.
  *
  * kern_repack_bytes: the bytes the copy takes (the matrix's, each run's
  * scales padded to a 64-byte line), or 0 where none is made (another type, fewer than
@@ -137,6 +137,12 @@ int kern_one_pass(const kern_mat *w, int nx);
 #define KERN_RP_ROWS 16
 size_t kern_repack_bytes(const kern_mat *w);
 void kern_repack(kern_mat *w, void *dst);
+
+/* Run `run` of w's repacked copy (w->rp set): its values (per block the
+ * eight 64-byte registers) and, in *scales, its half scales (16 per
+ * block). For a prompt's form that reads the copy (gemm.c). */
+const uint8_t *kern_rp_run(const kern_mat *w, int run,
+                           const uint16_t **scales);
 
 /* Bytes a decoding product of w streams: kern_mat_bytes, or with a
  * repacked copy the copy's bytes and the rows past its last run. */

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 
 #define TPOOL_SPIN 20000 /* polls before a worker blocks (~1 ms) */
-#define TPOOL_CHUNKS 4   /* chunks per thread */
+#define TPOOL_CHUNKS 8   /* chunks per thread */
 
 struct tpool {
     int n;

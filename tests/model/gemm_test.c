@@ -95,6 +95,7 @@ static void check_case(int type, int rows, int cols, int nx, int r0, int r1) {
     float *out = malloc(stride * (size_t)nx * sizeof *out);
     void *buf = aligned_alloc(64, gemm_buf_bytes(cols, nx));
     kern_mat w;
+    void *rp = NULL;
     int code, bad = 0;
 
     for (size_t i = 0; i < n; i++)
@@ -108,6 +109,10 @@ static void check_case(int type, int rows, int cols, int nx, int r0, int r1) {
     w = (kern_mat){.type = type, .rows = rows, .cols = cols,
                    .gs = type == KERN_F32 ? 0 : type >= KERN_Q4_K ? 256 : 32,
                    .q = q};
+    if (type == KERN_Q8_0 && kern_repack_bytes(&w)) {
+        rp = aligned_alloc(64, (kern_repack_bytes(&w) + 63) / 64 * 64);
+        kern_repack(&w, rp);
+    }
     code = kern_needs_act(&w);
     for (int t = 0; t < nx; t++)
         if (code)
@@ -152,6 +157,7 @@ static void check_case(int type, int rows, int cols, int nx, int r0, int r1) {
     TEST_CHECK(bad == 0);
     if (q != f)
         free(q);
+    free(rp);
     free(f);
     free(out);
     free(buf);
@@ -178,6 +184,27 @@ static void test_amx(void) {
             }
     for (int nx = 1; nx <= 16; nx++) /* every width of a tile of tokens */
         check_case(KERN_Q8_0, 40, 96, nx, 0, 40);
+}
+
+/* Q8_0 without AMX: amx.h's order by AVX-512 VNNI on the repacked copy,
+ * with whole runs, rows before and after them, and ranges inside a run. */
+static void test_q8_vnni(void) {
+    static const int shape[][2] = {{16, 256}, {19, 512}, {37, 768},
+                                   {50, 2304}, {32, 64}};
+    if (kern_set_level(KERN_AVX512_LEVEL) < KERN_AVX512_LEVEL) {
+        fprintf(stderr, "no AVX-512 here: Q8_0 VNNI cases skipped\n");
+        kern_set_level(KERN_AMX_LEVEL);
+        return;
+    }
+    for (size_t s = 0; s < sizeof shape / sizeof *shape; s++)
+        for (int nx = GEMM_Q8_MIN_TOKENS; nx <= GEMM_MAX_TOKENS;
+             nx += nx < 25 ? 1 : 13) {
+            int rows = shape[s][0], cols = shape[s][1];
+            check_case(KERN_Q8_0, rows, cols, nx, 0, rows);
+            check_case(KERN_Q8_0, rows, cols, nx, 3, rows - 2);
+            check_case(KERN_Q8_0, rows, cols, nx, rows - 5, rows);
+        }
+    kern_set_level(KERN_AMX_LEVEL);
 }
 
 static void test_f32(void) {
@@ -220,6 +247,7 @@ static void test_levels(void) {
 
 int main(void) {
     TEST_RUN(test_amx);
+    TEST_RUN(test_q8_vnni);
     TEST_RUN(test_f32);
     TEST_RUN(test_levels);
     return test_summary();
