@@ -294,7 +294,7 @@ vec_cols16(const uint16_t *p) {
 __attribute__((target("avx512f,f16c,fma"))) static void vec_dots_half_cols_avx512(
     const float *q, const uint16_t *blocks, size_t n, int d, float *out) {
     size_t nb = (n + VEC_COLS - 1) / VEC_COLS, b = 0;
-    for (; b + 4 <= nb && (b + 4) * VEC_COLS <= n; b += 4) {
+    for (; (b + 4) * VEC_COLS <= n; b += 4) {
         const uint16_t *p = vec_block(blocks, b, d);
         size_t step = (size_t)d * VEC_COLS;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
