@@ -282,11 +282,16 @@ static int gemm_f32_packed(int level, int nx) {
     return level >= KERN_AVX512_LEVEL && nx >= GEMM_F32_MIN_TOKENS;
 }
 
-/* Whether a Q8_0 product of nx tokens takes the VNNI form: AVX-512 but not
- * AMX, and a repacked copy to read. */
+/* Whether Q8_0 products of nx tokens at this level read amx_pack's tokens
+ * by VNNI (AVX-512 but not AMX): when gemm_prepare packs them so. */
+static int gemm_q8_vnni_packed(int level, int nx) {
+    return level == KERN_AVX512_LEVEL && nx >= GEMM_Q8_MIN_TOKENS;
+}
+
+/* Whether a Q8_0 product of nx tokens takes the VNNI form: the level's
+ * packing, and a repacked copy to read. */
 static int gemm_q8_vnni(const kern_mat *w, int level, int nx) {
-    return level == KERN_AVX512_LEVEL && w->type == KERN_Q8_0 && w->rp &&
-           nx >= GEMM_Q8_MIN_TOKENS;
+    return w->type == KERN_Q8_0 && w->rp && gemm_q8_vnni_packed(level, nx);
 }
 
 int gemm_handles(const kern_mat *w, int nx) {
@@ -303,8 +308,7 @@ void gemm_prepare(const kern_act *x, int nx, int t0, int t1, int code,
     int level = kern_get_level();
     if (((code == KERN_ACT_Q8_0 || code == KERN_ACT_Q8_K) &&
          level >= KERN_AMX_LEVEL) ||
-        (code == KERN_ACT_Q8_0 && level == KERN_AVX512_LEVEL &&
-         nx >= GEMM_Q8_MIN_TOKENS))
+        (code == KERN_ACT_Q8_0 && gemm_q8_vnni_packed(level, nx)))
         amx_pack(x, nx, t0, t1, buf); /* also the VNNI form's layout */
 #ifdef GEMM_X86
     if (!code && gemm_f32_packed(level, nx))
