@@ -15,9 +15,9 @@
 #include "services/kafka/kafka.h"
 
 #define EXPOSURE_BATCH 512
-/* How often the thread drains a queue holding less than a batch. A record
+/* How often the thread drains a queue holding fewer than wake_at. A record
  * waits up to this long here and then linger.ms (20) in librdkafka: the
- * thread is woken early only for a full batch, not for each record, since
+ * thread is woken early only when wake_at wait, not for each record, since
  * a wake-up for every served page cost the serving cores a context switch
  * a call for nothing that librdkafka would send sooner. */
 #define EXPOSURE_TICK_MS 10
@@ -35,6 +35,10 @@ struct exposure_log {
     pthread_cond_t wake;
     exposure_rec *ring;
     size_t cap, head, n;
+    /* Records that wake the thread: a batch, or a quarter of a queue too
+     * small for one (at least 1), which then drains as each record comes,
+     * so a full queue drops only what found no room. */
+    size_t wake_at;
     uint64_t submitted, dropped;
     atomic_uint_fast64_t delivered, failed; /* from librdkafka's callback thread */
     atomic_int stop;
@@ -56,7 +60,7 @@ int exposure_log_submit(exposure_log *l, const Aisle__V1__Exposure *e) {
     if (rc == AISLE_OK && l->n < l->cap) {
         l->ring[(l->head + l->n++) % l->cap] = r;
         l->submitted++;
-        if (l->n == EXPOSURE_BATCH) pthread_cond_signal(&l->wake);
+        if (l->n == l->wake_at) pthread_cond_signal(&l->wake);
     } else {
         rc = AISLE_EFULL;
         l->dropped++;
@@ -104,7 +108,7 @@ static void *exposure_main(void *arg) {
     exposure_rec batch[EXPOSURE_BATCH];
     for (;;) {
         pthread_mutex_lock(&l->lock);
-        if (l->n < EXPOSURE_BATCH && !atomic_load(&l->stop)) {
+        if (l->n < l->wake_at && !atomic_load(&l->stop)) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_nsec += EXPOSURE_TICK_MS * 1000000L;
@@ -156,6 +160,7 @@ int exposure_log_start(const char *brokers, const char *topic, size_t capacity,
     exposure_log *l = calloc(1, sizeof(*l));
     if (!l) return status_fail(AISLE_ENOMEM, err, errlen, "out of memory");
     l->cap = capacity ? capacity : EXPOSURE_QUEUE_DEFAULT;
+    l->wake_at = l->cap / 4 < 1 ? 1 : l->cap / 4 > EXPOSURE_BATCH ? EXPOSURE_BATCH : l->cap / 4;
     l->ring = calloc(l->cap, sizeof(*l->ring));
     l->topic = strdup(topic ? topic : EXPOSURE_TOPIC);
     pthread_mutex_init(&l->lock, NULL);

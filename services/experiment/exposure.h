@@ -7,8 +7,8 @@
  * held for a few pointer moves; when the queue is full the record is
  * dropped and counted, the call goes on. One thread drains the queue into
  * a librdkafka producer (which batches; linger 20 ms) every 10 ms, or as
- * soon as a batch of 512 waits, and counts what Kafka confirmed and what
- * it failed. */
+ * soon as a batch of 512 (a quarter of a smaller queue) waits, and counts
+ * what Kafka confirmed and what it failed. */
 #ifndef AISLE_EXP_EXPOSURE_H
 #define AISLE_EXP_EXPOSURE_H
 
