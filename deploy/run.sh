@@ -43,7 +43,8 @@ fuzz() {
     local pkg=${t#//}; pkg=${pkg%%:*}; local name=${t##*:}
     mkdir -p "$out/$name"
     echo "== fuzz $t for ${seconds}s"
-    if ! "$bin/$pkg/$name" -max_total_time="$seconds" -artifact_prefix="$out/$name/" \
+    # TEST_TMPDIR: the scratch files fuzzfile.c writes per process go here too.
+    if ! TEST_TMPDIR="$out" "$bin/$pkg/$name" -max_total_time="$seconds" -artifact_prefix="$out/$name/" \
         "$out/$name" "$pkg/corpus/$name" >"$out/$name.log" 2>&1; then
       fuzz_failed=$((fuzz_failed + 1))
       tail -40 "$out/$name.log"
@@ -53,7 +54,8 @@ fuzz() {
       grep -E '^#[0-9]+[[:space:]]+DONE' "$out/$name.log" | tail -1
     fi
   done
-  [ "$fuzz_failed" -eq 0 ]
+  [ "$fuzz_failed" -eq 0 ] || return 1
+  rm -rf "$out" # kept only for a crash's input
 }
 
 [ $# -ge 1 ] || usage

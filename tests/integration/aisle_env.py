@@ -5,8 +5,10 @@ cluster, aisle serve / ingest) started and stopped around a test.
 Run with Debian's /usr/bin/python3 (python3-grpcio, python3-protobuf,
 python3-confluent-kafka)."""
 
+import atexit
 import importlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +19,14 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _PB_DIR = None
 
+# In a Bazel test the tests' temp files go under TEST_TMPDIR, which Bazel
+# keeps for a look after a failure and wipes before the next run; the
+# system's temp dir would collect them run after run. Not TMPDIR for the
+# children: serve makes its Unix socket there, and TEST_TMPDIR's path is
+# longer than a socket's may be.
+if os.environ.get("TEST_TMPDIR"):
+    tempfile.tempdir = os.environ["TEST_TMPDIR"]
+
 
 def protos():
     """Compiles proto/aisle/v1/*.proto with protoc into a temp dir once and
@@ -24,6 +34,7 @@ def protos():
     global _PB_DIR
     if _PB_DIR is None:
         _PB_DIR = tempfile.mkdtemp(prefix="aisle-pb-")
+        atexit.register(shutil.rmtree, _PB_DIR, True)  # generated, nothing to keep
         src = os.path.join(ROOT, "proto")
         files = [os.path.join(src, "aisle", "v1", f) for f in ("aisle.proto", "events.proto",
                                                                  "experiments.proto")]
@@ -167,6 +178,10 @@ class Procs:
                     f.close()
             if p.name != "redis" and rc != 0:
                 unclean.append("%s (exit %s): %s" % (p.name, rc, self.log(p)[-1500:]))
+        # Outside Bazel (benches, tools) nobody else removes the logs: keep
+        # them only when a process failed, for the path in the message.
+        if not unclean and not os.environ.get("TEST_TMPDIR"):
+            shutil.rmtree(self.logdir, True)
         return unclean
 
     def close_checked(self, ignore=()):
