@@ -319,8 +319,15 @@ static void test_cli(void) {
     TEST_REQUIRE(embed_snapshot_load_newest(broot, &s, 1, err, sizeof(err)) == AISLE_OK);
     TEST_CHECK(s.model.dim == 3);
     embed_snapshot_free(&s);
-    char *both[] = {"train", "--input", path, "--out", out, "--tune", "--holdout", "0.2", NULL};
-    TEST_CHECK(embed_cli_train(8, both) == 2);
+    /* --tune under --holdout searches on the carve's train part alone and
+     * validates what it chose on the carve's held-out part. */
+    char *both[] = {"train", "--input", path, "--format", "tsv", "--out", out, "--tune",
+                    "--tune-work", "2e5", "--holdout", "0.2", "--dim", "8", "--quiet", NULL};
+    TEST_CHECK(embed_cli_train(15, both) == 0);
+    TEST_REQUIRE(embed_snapshot_load_newest(out, &s, 1, err, sizeof(err)) == AISLE_OK);
+    TEST_CHECK(embed_snapshot_meta_get(s.meta, "tune.valid.recall@20", v, sizeof(v)) == AISLE_OK);
+    TEST_CHECK(embed_snapshot_meta_get(s.meta, "valid.recall@20", v, sizeof(v)) == AISLE_OK);
+    embed_snapshot_free(&s);
     char *badmethod[] = {"train", "--input", path, "--out", out, "--method", "nope", NULL};
     TEST_CHECK(embed_cli_train(7, badmethod) == 2);
     char *missing[] = {"eval", "--train", path, "--model", out, NULL};
