@@ -7,7 +7,10 @@
 #   bash bench/quality/run.sh TRAIN [TEST] [-- extra `embed train` options]
 #
 # Environment: FORMAT (lightgcn|tsv|csv, default from the file name),
-# HOLDOUT (default 0.2), SEED (default 1), OUT (snapshot root, default a
+# HOLDOUT (default 0.2), SEED (default 1), TUNE (1: `train --tune`, the
+# parameters searched on a carve of the training data; with no TEST the
+# search sees only the carve's train part; default 0, the method's
+# defaults, which scored higher on Gowalla's seed-1 carve: embed/README.md), OUT (snapshot root, default a
 # temporary directory that is removed afterwards), SERVE_OPTS (the online
 # pass's serving setting, default "--ivf-threshold 0": exact search; e.g.
 # "--ivf-threshold 1000 --nprobe 8"; several separated by ';' are served in
@@ -44,10 +47,11 @@ build_stage() {
 
 # Trains into $OUT; with no TEST the training sees only the carved split.
 train_stage() {
-  local split=()
-  [ -z "$TEST" ] && split=(--holdout "$HOLDOUT" --seed "$SEED")
-  echo "== train: $TRAIN" >&2
-  "$BIN" embed train --input "$TRAIN" "${FMT[@]}" --out "$OUT" "${split[@]}" --quiet "${EXTRA[@]}"
+  local opts=()
+  [ -z "$TEST" ] && opts=(--holdout "$HOLDOUT" --seed "$SEED")
+  [ "${TUNE:-0}" = 1 ] && opts+=(--tune)
+  echo "== train: $TRAIN${opts[*]:+ (${opts[*]})}" >&2
+  "$BIN" embed train --input "$TRAIN" "${FMT[@]}" --out "$OUT" "${opts[@]}" --quiet "${EXTRA[@]}"
 }
 
 offline_eval_stage() {
