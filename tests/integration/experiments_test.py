@@ -231,7 +231,9 @@ class Experiments(unittest.TestCase):
     def test_exposure_drops_are_counted(self):
         # Room for two pages, and librdkafka's own queue holds one: with the
         # broker away the producer thread waits on that one, the two slots
-        # fill, and every later page is dropped while the calls go on.
+        # fill, and every later page is dropped while the calls go on. The
+        # thread takes the whole queue at each wake-up, so it can hold two
+        # pages in hand (when two came in before it ran), not just one.
         p, http = self.procs.start(
             "serve", [aisle_env.aisle_binary(), "serve", "--insecure", "--listen", "127.0.0.1:0",
                       "--http-listen", "127.0.0.1:0", "--kafka-brokers", self.brokers,
@@ -256,8 +258,8 @@ class Experiments(unittest.TestCase):
                 for i in range(20):
                     r = self.recommend(ch, "dropper%d" % i)
                     self.assertTrue(r.items, "a call goes on while its page is dropped")
-                # One page in librdkafka, one in the producer thread's hands, two queued.
-                self.assertGreaterEqual(exposures("dropped"), 20 - 4)
+                # One page in librdkafka, up to two in the thread's hands, two queued.
+                self.assertGreaterEqual(exposures("dropped"), 20 - 5)
             finally:
                 self.mock("up 1")
         finally:
