@@ -14,11 +14,13 @@ SERVE_OPTS is the serving setting (default "--ivf-threshold 0", exact
 search), or several separated by ';', each served in turn against the same
 replayed profiles; a setting that starts with "@PATH" is served by the aisle
 binary at PATH (an old build beside the new, in one run). ONLINE_SCORES=0
-measures speed only.
+measures speed only. HOLD=1 keeps the last setting's server, Redis and
+Kafka up after it (for perf or the load generator by hand) until SIGTERM.
 """
 
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -79,6 +81,22 @@ def throughput(addr, users):
             print("  %-32s %7.0f calls/s  p50 %7.2f ms  p99 %7.2f ms  errors %s" %
                   (name, float(r["calls_per_s"]), float(r["p50_ms"]), float(r["p99_ms"]),
                    r["errors"]))
+
+
+def hold(serve, addr, test):
+    """Leaves the environment up; the test users' ids are written beside it
+    for the load generator's --users-file."""
+    users = os.path.join(tempfile.gettempdir(), "aisle-quality-%d.users" % os.getpid())
+    with open(users, "w") as f:
+        f.write("\n".join(test) + "\n")
+    print("holding: serve (pid %d) at %s, test users in %s; SIGTERM to this process ends"
+          % (serve.pid, addr, users), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # procs.close() still runs
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        os.unlink(users)
 
 
 def settings():
@@ -204,6 +222,8 @@ def main():
             if os.environ.get("ONLINE_SCORES") != "0":
                 report(online_scores(addr, pb, test), len(test), offline)
             throughput(addr, list(test.keys()))
+            if os.environ.get("HOLD") == "1" and (binary, serving) == settings()[-1]:
+                hold(p, addr, test)
             procs.stop(p)
     finally:
         procs.close()
