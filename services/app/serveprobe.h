@@ -6,7 +6,7 @@
  * would (IVF at its --ivf-threshold), ranks a sample of validation users'
  * profiles with rank_recommend (the exact surface, a page of 50 as the
  * quality bench's online pass asks for) and measures its Recall@20: first with every IVF list probed, then with 1, 2, 4, ...
- * lists, and chooses the fewest whose figure is within 0.1 % of every
+ * lists, and chooses the fewest whose figure is within 0.2 % of every
  * list's. embed/ cannot include the ranker (includes point down only), so
  * the aisle binary passes this function in. */
 #ifndef AISLE_APP_SERVEPROBE_H
@@ -18,7 +18,7 @@
 
 /* Validation users ranked per probe count, at most (every one when fewer):
  * the comparison is paired (the same users at every count), so a sample
- * of this size settles differences of 0.1 % at a few seconds a count. */
+ * of this size settles differences of 0.2 % at a few seconds a count. */
 #define SERVEPROBE_USERS 4000u
 
 /* An embed_serve_probe. With a catalog below the IVF threshold, or no
