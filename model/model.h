@@ -93,7 +93,7 @@ const kern_mat *model_weight(const model *m, int kind, int layer);
 const float *model_norm(const model *m, int kind, int layer);
 const float *model_bias(const model *m, int kind, int layer);
 /* Weight bytes one decoding step streams: every matrix (a repacked Q8_0
- * one as its copy, kern_mat_read_bytes) plus one embedding row (the
+ * or Q4_K one as its copy, kern_mat_read_bytes) plus one embedding row (the
  * embedding counts in full when it is the classifier). */
 size_t model_bytes_per_token(const model *m);
 
