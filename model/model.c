@@ -2,8 +2,8 @@
  *
  * Loading maps the file read-only and points kern_mat descriptors into the
  * mapping, so concurrent sessions (and processes) share one copy of the
- * weights through the page cache; the one copy made is of Q8_0 and Q4_K
- * matrices, repacked once per model for the AVX-512 decode tiles
+ * weights through the page cache; the one copy made is of Q8_0, Q4_K and
+ * Q6_K matrices, repacked once per model for the AVX-512 decode tiles
  * (kern_repack), which every session of the model shares. Every extent
  * is checked against the file size with overflow-checked arithmetic
  * before a pointer is formed. The forward pass follows llama2.c's run.c
@@ -57,7 +57,7 @@ struct model {
      * NULL: none). */
     float rope_scale;
     const float *rope_freqs;
-    void *rp; /* kern_repack's copies of the Q8_0 and Q4_K matrices; owned */
+    void *rp; /* kern_repack's copies of the Q8_0/Q4_K/Q6_K matrices; owned */
 };
 
 /* A session's pushed tokens run up to MODEL_PREFILL at a time: each
@@ -651,9 +651,9 @@ static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
     return 0;
 }
 
-/* Repacks the Q8_0 and Q4_K matrices that products read (every layer's
- * and the classifier, but not the embedding, whose rows are gathered)
- * into one buffer the model owns, for the AVX-512 decode tiles
+/* Repacks the Q8_0, Q4_K and Q6_K matrices that products read (every
+ * layer's and the classifier, but not the embedding, whose rows are
+ * gathered) into one buffer the model owns, for the AVX-512 decode tiles
  * (kern_repack). The buffer asks for transparent huge pages: decoding
  * streams the whole copy once per token, and on 4 KiB pages it decoded
  * slower than from the mapped file (whose page cache this kernel keeps in
