@@ -2316,8 +2316,8 @@ KERN_WIDE_DRIVER(q5k_tiles, KERN_Q5K_TILE, 2, 2, KERN_KQ_PREP)
 KERN_WIDE_DRIVER(q6k_tiles, KERN_Q6K_TILE, 2, 2, KERN_NO_PREP)
 
 /* kq_tile's Q4_K and Q6_K products on kern_repack's copy: the quad of
- * rows i..i+3 times activations x[0..N) (N <= KERN_RQ_N), one row to a
- * 128-bit lane. Each lane's four int32 lanes are four of ggml's eight for
+ * rows i..i+3 times activations x[0..N) (N <= KERN_RQ_N(type)), one row
+ * to a 128-bit lane. Each lane's four int32 lanes are four of ggml's eight for
  * that row (accumulator h: lanes 4h..4h+3), so an activation's 16 values
  * broadcast to the four lanes meet the four rows' bytes at once, and the
  * unpacking shared by all activations is a few masks and shifts per 256
@@ -2329,7 +2329,11 @@ KERN_WIDE_DRIVER(q6k_tiles, KERN_Q6K_TILE, 2, 2, KERN_NO_PREP)
  * Q4_K's four lanes of mins times the group sums with -xd * dmin, and its
  * folds (hsum8, hsum4, then + 0), so the same bits. The first pass
  * streams the copy, asking for it KERN_RP_PF ahead into L2. */
-#define KERN_RQ_N 3 /* activations of a pass: 15 of the 32 registers sum */
+/* Activations of a pass: Q4_K's three sum in 15 of the 32 registers (five
+ * in one pass spilled: `model_bench kern` gate five 54-61 → 58-65 ns per
+ * row), Q6_K's five, without mins, in 20 (classifier five 78-80 → 72-73:
+ * one pass, not 3 + 2). */
+#define KERN_RQ_N(type) ((type) == KERN_Q4_K ? 3 : 5)
 KERN_AVX512 static KERN_INLINE void kq_rq(const kern_mat *w,
                                           const kern_act *x, int N,
                                           float *out, size_t stride, int i,
@@ -2348,9 +2352,9 @@ KERN_AVX512 static KERN_INLINE void kq_rq(const kern_mat *w,
             (short)0x800c, (short)0x800d, (short)0x800e, (short)0x800f)),
                   lane = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
                                            3, 3, 3, 3);
-    __m512 acc[KERN_RQ_N][2], accm[KERN_RQ_N];
+    __m512 acc[KERN_RQ_N(KERN_Q6_K)][2], accm[KERN_RQ_N(KERN_Q6_K)];
 
-    assert(N >= 1 && N <= KERN_RQ_N && i % KERN_RQ_ROWS == 0 &&
+    assert(N >= 1 && N <= KERN_RQ_N(type) && i % KERN_RQ_ROWS == 0 &&
            type == w->type && (q4k || type == KERN_Q6_K));
     KERN_UNROLL
     for (int c = 0; c < N; c++)
@@ -2358,7 +2362,7 @@ KERN_AVX512 static KERN_INLINE void kq_rq(const kern_mat *w,
     for (size_t k = 0; k < nb; k++) {
         const uint8_t *vk = v + k * vb;
         __m512i s = _mm512_load_si512((const void *)(sc + k * 64)),
-                isum[KERN_RQ_N][2];
+                isum[KERN_RQ_N(KERN_Q6_K)][2];
         /* the quad's rows' d (then Q4_K's dmin), widened: exact */
         __m512 dd = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(
                    (const __m128i *)(const void *)(dh + k * hb)))),
@@ -2478,18 +2482,33 @@ KERN_AVX512 static KERN_INLINE void kq_rq(const kern_mat *w,
     }
 }
 
-/* The quad at rows a.. for activations x + t .. x + t + n, pass t / 3. */
+/* The quad at rows a.. for activations x + t .. x + t + n, pass
+ * t / KERN_RQ_N(TYPE). */
 #define KERN_RQ_CASE(n, TYPE)                                                 \
     case n:                                                                   \
         kq_rq(w, x + t, n, out + stride * (size_t)t, stride, a,              \
-              t / KERN_RQ_N, TYPE);                                           \
+              t / KERN_RQ_N(TYPE), TYPE);                                     \
         break
 
+/* The cases of passes of up to KERN_RQ_N(T) activations. */
+#define KERN_RQ_UPTO3(T)                                                      \
+    KERN_RQ_CASE(1, T);                                                       \
+    KERN_RQ_CASE(2, T);                                                       \
+    default:                                                                  \
+        KERN_RQ_CASE(3, T)
+#define KERN_RQ_UPTO5(T)                                                      \
+    KERN_RQ_CASE(1, T);                                                       \
+    KERN_RQ_CASE(2, T);                                                       \
+    KERN_RQ_CASE(3, T);                                                       \
+    KERN_RQ_CASE(4, T);                                                       \
+    default:                                                                  \
+        KERN_RQ_CASE(5, T)
+
 /* Rows r0..r1 of a repacked Q4_K or Q6_K matrix: the whole quads of its
- * runs from the copy, every activation pass of a quad while its bytes are
- * in L1, the rows outside them (a pool part's edges, the rows past the
- * last whole run) by the kq_tile driver TILES from w->q. */
-#define KERN_RQ_DRIVER(NAME, TYPE, TILES)                                     \
+ * runs from the copy, every activation pass of a quad (CASES) while its
+ * bytes are in L1, the rows outside them (a pool part's edges, the rows
+ * past the last whole run) by the kq_tile driver TILES from w->q. */
+#define KERN_RQ_DRIVER(NAME, TYPE, TILES, CASES)                              \
     KERN_AVX512 static void NAME(const kern_mat *w, const kern_act *x,       \
                                  int nx, float *out, size_t stride, int r0,  \
                                  int r1) {                                    \
@@ -2503,18 +2522,15 @@ KERN_AVX512 static KERN_INLINE void kq_rq(const kern_mat *w,
         if (r0 < a0)                                                          \
             TILES(w, x, nx, out, stride, r0, a0);                             \
         for (int a = a0; a < b0; a += R)                                      \
-            for (int t = 0; t < nx; t += KERN_RQ_N)                           \
-                switch (nx - t < KERN_RQ_N ? nx - t : KERN_RQ_N) {            \
-                    KERN_RQ_CASE(1, TYPE);                                    \
-                    KERN_RQ_CASE(2, TYPE);                                    \
-                default:                                                      \
-                    KERN_RQ_CASE(3, TYPE);                                    \
+            for (int t = 0; t < nx; t += KERN_RQ_N(TYPE))                     \
+                switch (nx - t < KERN_RQ_N(TYPE) ? nx - t : KERN_RQ_N(TYPE)) {\
+                    CASES(TYPE);                                              \
                 }                                                             \
         if (b0 < r1)                                                          \
             TILES(w, x, nx, out, stride, b0, r1);                             \
     }
-KERN_RQ_DRIVER(q4k_rq_rows, KERN_Q4_K, q4k_tiles)
-KERN_RQ_DRIVER(q6k_rq_rows, KERN_Q6_K, q6k_tiles)
+KERN_RQ_DRIVER(q4k_rq_rows, KERN_Q4_K, q4k_tiles, KERN_RQ_UPTO3)
+KERN_RQ_DRIVER(q6k_rq_rows, KERN_Q6_K, q6k_tiles, KERN_RQ_UPTO5)
 
 KERN_AVX2 static void round_f16_avx2(float *x, int n) {
     int i = 0;
