@@ -633,53 +633,88 @@ void kern_mat_row(const kern_mat *w, int row, float *dst) {
     }
 }
 
-/* The repacked layout (kern.h): per run of KERN_RP_ROWS (16) rows, the
- * rows' half scales block by block (16 per block, half a cache line; the
- * run padded to whole lines), then per block eight 64-byte registers,
- * register j holding values 4j..4j+3 of each of the 16 rows, offset by
- * 128. Halves, not floats: decoding streams the copy once per token, and
- * the scales as floats made it 36/34 of the file's Q8_0 bytes. */
+/* The repacked layouts (kern.h), a run of KERN_RP_ROWS (16) rows each.
+ *
+ * Q8_0: the rows' half scales block by block (16 per block, half a cache
+ * line; the run padded to whole lines), then per block eight 64-byte
+ * registers, register j holding values 4j..4j+3 of each of the 16 rows,
+ * offset by 128. Halves, not floats: decoding streams the copy once per
+ * token, and the scales as floats made it 36/34 of the file's Q8_0 bytes.
+ *
+ * Q4_K and Q6_K: four quads of four rows, each quad's blocks as three
+ * regions: per block 64 bytes of scales, 16 to a row (one 128-bit lane):
+ * Q4_K's eight 6-bit scales then its eight mins as bytes, Q6_K's sixteen
+ * int8 scales as they are; per block the value bytes, in 64-byte
+ * registers that hold 16 bytes of each row, one row to a lane, as the
+ * file has them (Q4_K: register 2c + h holds bytes 32c + 16h .. + 15 of
+ * the 128 value bytes, low nibbles group 2c, high nibbles 2c + 1, ggml's
+ * int32 lanes 4h..4h + 3 of both; Q6_K: register 3(2H + h) + j holds, for
+ * j 0 and 1, bytes 64H + 32j + 16h .. + 15 of the 128 low-nibble bytes
+ * (groups 4H + j and 4H + j + 2), for j 2, bytes 32H + 16h .. + 15 of the
+ * 64 high-bit bytes (two bits for each of groups 4H..4H + 3)); then per
+ * block the rows' half scales d (and Q4_K's dmin), the region padded to a
+ * whole line. The values keep their bits: per quad and block 592 bytes
+ * against the file's 576 (Q4_K), 840 against 840 (Q6_K), plus the
+ * padding. */
+#define KERN_RQ_ROWS 4 /* rows of a quad, one to a 128-bit lane */
+
 static size_t rp_scale_bytes(size_t nb) {
     return (nb * KERN_RP_ROWS * sizeof(uint16_t) + 63) & ~(size_t)63;
 }
 
-static size_t rp_group_bytes(size_t nb) {
+/* Per block of a quad (Q4_K or Q6_K): value bytes and half-scale bytes. */
+static size_t rq_value_bytes(int type) { return type == KERN_Q4_K ? 512 : 768; }
+static size_t rq_half_bytes(int type) { return type == KERN_Q4_K ? 16 : 8; }
+
+/* Bytes of one quad of nb blocks. */
+static size_t rq_quad_bytes(int type, size_t nb) {
+    return nb * (64 + rq_value_bytes(type)) +
+           ((nb * rq_half_bytes(type) + 63) & ~(size_t)63);
+}
+
+/* Bytes of one run of w's copy. */
+static size_t rp_group_bytes(const kern_mat *w) {
+    int elems, bytes;
+    size_t nb;
+    quant_block(w->type, &elems, &bytes);
+    nb = (size_t)(w->cols / elems);
+    if (w->type != KERN_Q8_0)
+        return KERN_RP_ROWS / KERN_RQ_ROWS * rq_quad_bytes(w->type, nb);
     return rp_scale_bytes(nb) + nb * KERN_RP_ROWS * KERN_Q8_0_BLOCK;
 }
 
 size_t kern_repack_bytes(const kern_mat *w) {
-    if (w->type != KERN_Q8_0 || w->rows < KERN_RP_ROWS ||
-        kern_level() < KERN_AVX512_LEVEL)
+    if ((w->type != KERN_Q8_0 && w->type != KERN_Q4_K &&
+         w->type != KERN_Q6_K) ||
+        w->rows < KERN_RP_ROWS || kern_level() < KERN_AVX512_LEVEL)
         return 0;
-    return (size_t)(w->rows / KERN_RP_ROWS) *
-           rp_group_bytes((size_t)w->cols / KERN_Q8_0_BLOCK);
+    return (size_t)(w->rows / KERN_RP_ROWS) * rp_group_bytes(w);
 }
 
 const uint8_t *kern_rp_run(const kern_mat *w, int run,
                            const uint16_t **scales) {
     size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK;
-    const uint8_t *g = (const uint8_t *)w->rp + (size_t)run * rp_group_bytes(nb);
+    const uint8_t *g = (const uint8_t *)w->rp + (size_t)run * rp_group_bytes(w);
 
-    assert(w->rp && run >= 0 && run < w->rows / KERN_RP_ROWS);
+    assert(w->rp && w->type == KERN_Q8_0 && run >= 0 &&
+           run < w->rows / KERN_RP_ROWS);
     *scales = (const uint16_t *)(const void *)g;
     return g + rp_scale_bytes(nb);
 }
 
 size_t kern_mat_read_bytes(const kern_mat *w) {
-    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK;
     int runs = w->rows / KERN_RP_ROWS;
 
     if (!w->rp)
         return kern_mat_bytes(w);
-    return (size_t)runs * rp_group_bytes(nb) +
-           (size_t)(w->rows - runs * KERN_RP_ROWS) * nb * KERN_Q8_0_BYTES;
+    return (size_t)runs * rp_group_bytes(w) +
+           (size_t)(w->rows - runs * KERN_RP_ROWS) *
+               (kern_mat_bytes(w) / (size_t)w->rows);
 }
 
-void kern_repack(kern_mat *w, void *dst) {
-    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK, gb = rp_group_bytes(nb);
-    uint8_t *out = dst;
+static void repack_q8_0(const kern_mat *w, uint8_t *out) {
+    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK, gb = rp_group_bytes(w);
 
-    assert(kern_repack_bytes(w) && (uintptr_t)dst % 64 == 0);
     for (int g = 0; g < w->rows / KERN_RP_ROWS; g++) {
         uint16_t *sc = (uint16_t *)(void *)(out + (size_t)g * gb);
         uint8_t *qs = out + (size_t)g * gb + rp_scale_bytes(nb);
@@ -697,6 +732,61 @@ void kern_repack(kern_mat *w, void *dst) {
             }
         }
     }
+}
+
+/* Q4_K's and Q6_K's quads (the layout above). A Q4_K block: d, dmin
+ * (halves), 12 packed scale bytes, 128 value bytes; Q6_K (quant.c): 128
+ * low-nibble bytes, 64 high-bit bytes, 16 int8 scales, d. */
+static void repack_quads(const kern_mat *w, uint8_t *out) {
+    int q4k = w->type == KERN_Q4_K, elems, bytes;
+    size_t nb, qb, vb = rq_value_bytes(w->type), hb = rq_half_bytes(w->type);
+    int quads = w->rows / KERN_RP_ROWS * (KERN_RP_ROWS / KERN_RQ_ROWS);
+
+    quant_block(w->type, &elems, &bytes);
+    nb = (size_t)(w->cols / elems);
+    qb = rq_quad_bytes(w->type, nb);
+    for (int qd = 0; qd < quads; qd++) {
+        uint8_t *sc = out + (size_t)qd * qb, *v = sc + nb * 64,
+                *dh = v + nb * vb;
+        for (int r = 0; r < KERN_RQ_ROWS; r++) {
+            const uint8_t *b = block_row(w, qd * KERN_RQ_ROWS + r);
+            for (size_t k = 0; k < nb; k++, b += bytes) {
+                uint8_t *s16 = sc + k * 64 + (size_t)r * 16;
+                uint8_t *vr = v + k * vb + (size_t)r * 16;
+                if (q4k) {
+                    for (int j = 0; j < 8; j++) {
+                        int s, m;
+                        quant_k_scale_min(j, b + 4, &s, &m);
+                        s16[j] = (uint8_t)s;
+                        s16[8 + j] = (uint8_t)m;
+                    }
+                    for (int reg = 0; reg < 8; reg++)
+                        memcpy(vr + reg * 64, b + 16 + 16 * reg, 16);
+                    memcpy(dh + k * hb + (size_t)r * 2, b, 2);
+                    memcpy(dh + k * hb + 8 + (size_t)r * 2, b + 2, 2);
+                    continue;
+                }
+                memcpy(s16, b + 192, 16);
+                for (int hr = 0; hr < 4; hr++) { /* 2H + h */
+                    int H = hr / 2, h = hr % 2;
+                    for (int j = 0; j < 2; j++)
+                        memcpy(vr + (3 * hr + j) * 64,
+                               b + 64 * H + 32 * j + 16 * h, 16);
+                    memcpy(vr + (3 * hr + 2) * 64, b + 128 + 32 * H + 16 * h,
+                           16);
+                }
+                memcpy(dh + k * hb + (size_t)r * 2, b + 208, 2);
+            }
+        }
+    }
+}
+
+void kern_repack(kern_mat *w, void *dst) {
+    assert(kern_repack_bytes(w) && (uintptr_t)dst % 64 == 0);
+    if (w->type == KERN_Q8_0)
+        repack_q8_0(w, dst);
+    else
+        repack_quads(w, dst);
     w->rp = dst;
 }
 
@@ -1612,7 +1702,7 @@ KERN_AVX512 static KERN_INLINE void q8_0_rp(const kern_mat *w,
                                             const kern_act *x, int N,
                                             float *out, size_t stride, int i,
                                             int pass, int npass) {
-    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK, gb = rp_group_bytes(nb);
+    size_t nb = (size_t)w->cols / KERN_Q8_0_BLOCK, gb = rp_group_bytes(w);
     const uint8_t *grp = (const uint8_t *)w->rp + (size_t)(i / KERN_RP_ROWS) * gb;
     const uint8_t *next =
         npass > 1 && i + 2 * KERN_RP_ROWS <= w->rows ? grp + gb : NULL;
@@ -2225,6 +2315,223 @@ KERN_WIDE_DRIVER(q4k_tiles, KERN_Q4K_TILE, 2, 2, KERN_KQ_PREP)
 KERN_WIDE_DRIVER(q5k_tiles, KERN_Q5K_TILE, 2, 2, KERN_KQ_PREP)
 KERN_WIDE_DRIVER(q6k_tiles, KERN_Q6K_TILE, 2, 2, KERN_NO_PREP)
 
+/* kq_tile's Q4_K and Q6_K products on kern_repack's copy: the quad of
+ * rows i..i+3 times activations x[0..N) (N <= KERN_RQ_N(type)), one row
+ * to a 128-bit lane. Each lane's four int32 lanes are four of ggml's eight for
+ * that row (accumulator h: lanes 4h..4h+3), so an activation's 16 values
+ * broadcast to the four lanes meet the four rows' bytes at once, and the
+ * unpacking shared by all activations is a few masks and shifts per 256
+ * values, a group's scales one byte shuffle (Q4_K's pre-decoded at load,
+ * not unpacked from their 6-bit fields per block and row). Per row, block
+ * and activation: kquant_avx2's int32 lanes (maddubs pairs times the
+ * scale, exact; Q6_K's values unsigned, less 32 times the activation's
+ * pairs as kq_tile takes it off), its float FMA with xd * d per lane,
+ * Q4_K's four lanes of mins times the group sums with -xd * dmin, and its
+ * folds (hsum8, hsum4, then + 0), so the same bits. The first pass
+ * streams the copy, asking for it KERN_RP_PF ahead into L2. */
+/* Activations of a pass: Q4_K's three sum in 15 of the 32 registers (five
+ * in one pass spilled: `model_bench kern` gate five 54-61 → 58-65 ns per
+ * row), Q6_K's five, without mins, in 20 (classifier five 78-80 → 72-73:
+ * one pass, not 3 + 2). */
+#define KERN_RQ_N(type) ((type) == KERN_Q4_K ? 3 : 5)
+KERN_AVX512 static KERN_INLINE void kq_rq(const kern_mat *w,
+                                          const kern_act *x, int N,
+                                          float *out, size_t stride, int i,
+                                          int pass, int type) {
+    const int q4k = type == KERN_Q4_K, nst = q4k ? 4 : 2;
+    size_t nb = (size_t)w->cols / 256, vb = rq_value_bytes(type),
+           hb = rq_half_bytes(type), qb = rq_quad_bytes(type, nb);
+    const uint8_t *sc =
+                      (const uint8_t *)w->rp + (size_t)(i / KERN_RQ_ROWS) * qb,
+                  *v = sc + nb * 64, *dh = v + nb * vb;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30),
+                  m32 = _mm512_set1_epi8(32),
+                  /* each lane's bytes 8..15 (its row's mins) as int16 */
+        mins = _mm512_broadcast_i32x4(_mm_setr_epi16(
+            (short)0x8008, (short)0x8009, (short)0x800a, (short)0x800b,
+            (short)0x800c, (short)0x800d, (short)0x800e, (short)0x800f)),
+                  lane = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
+                                           3, 3, 3, 3);
+    __m512 acc[KERN_RQ_N(KERN_Q6_K)][2], accm[KERN_RQ_N(KERN_Q6_K)];
+
+    assert(N >= 1 && N <= KERN_RQ_N(type) && i % KERN_RQ_ROWS == 0 &&
+           type == w->type && (q4k || type == KERN_Q6_K));
+    KERN_UNROLL
+    for (int c = 0; c < N; c++)
+        acc[c][0] = acc[c][1] = accm[c] = _mm512_setzero_ps();
+    for (size_t k = 0; k < nb; k++) {
+        const uint8_t *vk = v + k * vb;
+        __m512i s = _mm512_load_si512((const void *)(sc + k * 64)),
+                isum[KERN_RQ_N(KERN_Q6_K)][2];
+        /* the quad's rows' d (then Q4_K's dmin), widened: exact */
+        __m512 dd = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(
+                   (const __m128i *)(const void *)(dh + k * hb)))),
+               dv = _mm512_permutexvar_ps(lane, dd);
+        if (pass == 0) {
+            _mm_prefetch((const char *)(sc + k * 64) + KERN_RP_PF, _MM_HINT_T1);
+            _mm_prefetch((const char *)(dh + k * hb) + KERN_RP_PF, _MM_HINT_T1);
+            for (size_t l = 0; l < vb; l += 64)
+                _mm_prefetch((const char *)vk + KERN_RP_PF + l, _MM_HINT_T1);
+        }
+        KERN_UNROLL
+        for (int c = 0; c < N; c++)
+            isum[c][0] = isum[c][1] = _mm512_setzero_si512();
+        /* Per step and half h (ggml's lanes 4h..4h+3), nw registers of
+         * values: wv[j] holds half h of group grp[j] of each row. Q4_K:
+         * four steps of two groups; Q6_K: two of four (H, the block's
+         * half, the layout's). */
+        KERN_UNROLL
+        for (int st = 0; st < nst; st++) {
+            KERN_UNROLL
+            for (int h = 0; h < 2; h++) {
+                __m512i wv[4], scj[4];
+                int grp[4], nw = q4k ? 2 : 4;
+                if (q4k) {
+                    __m512i p = _mm512_load_si512(
+                        (const void *)(vk + 64 * (2 * st + h)));
+                    wv[0] = _mm512_and_si512(p, m4);
+                    wv[1] = _mm512_and_si512(_mm512_srli_epi16(p, 4), m4);
+                    grp[0] = 2 * st;
+                    grp[1] = 2 * st + 1;
+                } else {
+                    const uint8_t *r = vk + 64 * 3 * (2 * st + h);
+                    __m512i l0 = _mm512_load_si512((const void *)r),
+                            l1 = _mm512_load_si512((const void *)(r + 64)),
+                            qh = _mm512_load_si512((const void *)(r + 128));
+                    /* up_q6k's four groups of the half, not less 32 */
+                    wv[0] = _mm512_or_si512(
+                        _mm512_and_si512(l0, m4),
+                        _mm512_and_si512(_mm512_slli_epi16(qh, 4), m30));
+                    wv[1] = _mm512_or_si512(
+                        _mm512_and_si512(l1, m4),
+                        _mm512_and_si512(_mm512_slli_epi16(qh, 2), m30));
+                    wv[2] = _mm512_or_si512(
+                        _mm512_and_si512(_mm512_srli_epi16(l0, 4), m4),
+                        _mm512_and_si512(qh, m30));
+                    wv[3] = _mm512_or_si512(
+                        _mm512_and_si512(_mm512_srli_epi16(l1, 4), m4),
+                        _mm512_and_si512(_mm512_srli_epi16(qh, 2), m30));
+                    for (int j = 0; j < 4; j++)
+                        grp[j] = 4 * st + j;
+                }
+                KERN_UNROLL
+                for (int j = 0; j < nw; j++)
+                    /* Q4_K: byte grp (zero-extended); Q6_K: byte 2grp + h
+                     * into both bytes, then its sign down the high one */
+                    scj[j] = q4k ? _mm512_shuffle_epi8(
+                                       s, _mm512_set1_epi16(
+                                              (short)(0x8000 | grp[j])))
+                                 : _mm512_srai_epi16(
+                                       _mm512_shuffle_epi8(
+                                           s, _mm512_set1_epi16((short)(
+                                                  0x101 * (2 * grp[j] + h)))),
+                                       8);
+                KERN_UNROLL
+                for (int c = 0; c < N; c++)
+                    KERN_UNROLL
+                    for (int j = 0; j < nw; j++) {
+                        __m512i xv = _mm512_broadcast_i32x4(_mm_loadu_si128(
+                            (const __m128i *)(const void *)(
+                                x[c].q + 256 * k + 32 * grp[j] + 16 * h)));
+                        __m512i p = _mm512_maddubs_epi16(wv[j], xv);
+                        if (!q4k)
+                            p = _mm512_sub_epi16(p,
+                                                 _mm512_maddubs_epi16(m32, xv));
+                        isum[c][h] = _mm512_dpwssd_epi32(isum[c][h], p, scj[j]);
+                    }
+            }
+        }
+        KERN_UNROLL
+        for (int c = 0; c < N; c++) {
+            float xd = x[c].s[8 * k];
+            __m512 dx = _mm512_mul_ps(dv, _mm512_set1_ps(xd));
+            acc[c][0] = _mm512_fmadd_ps(dx, _mm512_cvtepi32_ps(isum[c][0]),
+                                        acc[c][0]);
+            acc[c][1] = _mm512_fmadd_ps(dx, _mm512_cvtepi32_ps(isum[c][1]),
+                                        acc[c][1]);
+            if (q4k) {
+                /* the group sums: integers, exact as int16 */
+                __m512i xs = _mm512_broadcast_i32x4(_mm256_cvtepi32_epi16(
+                    _mm256_cvtps_epi32(_mm256_loadu_ps(x[c].sum + 8 * k))));
+                __m512 dmv = _mm512_permutexvar_ps(
+                    _mm512_add_epi32(lane, _mm512_set1_epi32(4)), dd);
+                accm[c] = _mm512_fmadd_ps(
+                    _mm512_mul_ps(dmv, _mm512_set1_ps(-xd)),
+                    _mm512_cvtepi32_ps(_mm512_madd_epi16(
+                        _mm512_shuffle_epi8(s, mins), xs)),
+                    accm[c]);
+            }
+        }
+    }
+    KERN_UNROLL
+    for (int c = 0; c < N; c++) {
+        /* per lane: hsum8 (lanes l + l + 4, then 0 + 2 and 1 + 3, their
+         * sum), hsum4 ((0 + 2) + (1 + 3); Q6_K's zero), their sum, + 0
+         * (summs) */
+        __m512 a = _mm512_add_ps(acc[c][0], acc[c][1]), m = accm[c];
+        a = _mm512_add_ps(a, _mm512_shuffle_ps(a, a, 0xee));
+        a = _mm512_add_ps(a, _mm512_movehdup_ps(a));
+        m = _mm512_add_ps(m, _mm512_shuffle_ps(m, m, 0xee));
+        m = _mm512_add_ps(m, _mm512_movehdup_ps(m));
+        a = _mm512_add_ps(_mm512_add_ps(a, m), _mm512_setzero_ps());
+        _mm_storeu_ps(out + stride * (size_t)c + (size_t)i,
+                      _mm512_castps512_ps128(_mm512_permutexvar_ps(
+                          _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0,
+                                            0, 0, 0, 0, 0),
+                          a)));
+    }
+}
+
+/* The quad at rows a.. for activations x + t .. x + t + n, pass
+ * t / KERN_RQ_N(TYPE). */
+#define KERN_RQ_CASE(n, TYPE)                                                 \
+    case n:                                                                   \
+        kq_rq(w, x + t, n, out + stride * (size_t)t, stride, a,              \
+              t / KERN_RQ_N(TYPE), TYPE);                                     \
+        break
+
+/* The cases of passes of up to KERN_RQ_N(T) activations. */
+#define KERN_RQ_UPTO3(T)                                                      \
+    KERN_RQ_CASE(1, T);                                                       \
+    KERN_RQ_CASE(2, T);                                                       \
+    default:                                                                  \
+        KERN_RQ_CASE(3, T)
+#define KERN_RQ_UPTO5(T)                                                      \
+    KERN_RQ_CASE(1, T);                                                       \
+    KERN_RQ_CASE(2, T);                                                       \
+    KERN_RQ_CASE(3, T);                                                       \
+    KERN_RQ_CASE(4, T);                                                       \
+    default:                                                                  \
+        KERN_RQ_CASE(5, T)
+
+/* Rows r0..r1 of a repacked Q4_K or Q6_K matrix: the whole quads of its
+ * runs from the copy, every activation pass of a quad (CASES) while its
+ * bytes are in L1, the rows outside them (a pool part's edges, the rows
+ * past the last whole run) by the kq_tile driver TILES from w->q. */
+#define KERN_RQ_DRIVER(NAME, TYPE, TILES, CASES)                              \
+    KERN_AVX512 static void NAME(const kern_mat *w, const kern_act *x,       \
+                                 int nx, float *out, size_t stride, int r0,  \
+                                 int r1) {                                    \
+        const int R = KERN_RQ_ROWS;                                           \
+        int full = w->rows / KERN_RP_ROWS * KERN_RP_ROWS;                     \
+        int a0 = (r0 + R - 1) / R * R, b0;                                    \
+                                                                              \
+        a0 = a0 < r1 ? a0 : r1;                                               \
+        b0 = (r1 < full ? r1 : full) / R * R;                                 \
+        b0 = b0 > a0 ? b0 : a0;                                               \
+        if (r0 < a0)                                                          \
+            TILES(w, x, nx, out, stride, r0, a0);                             \
+        for (int a = a0; a < b0; a += R)                                      \
+            for (int t = 0; t < nx; t += KERN_RQ_N(TYPE))                     \
+                switch (nx - t < KERN_RQ_N(TYPE) ? nx - t : KERN_RQ_N(TYPE)) {\
+                    CASES(TYPE);                                              \
+                }                                                             \
+        if (b0 < r1)                                                          \
+            TILES(w, x, nx, out, stride, b0, r1);                             \
+    }
+KERN_RQ_DRIVER(q4k_rq_rows, KERN_Q4_K, q4k_tiles, KERN_RQ_UPTO3)
+KERN_RQ_DRIVER(q6k_rq_rows, KERN_Q6_K, q6k_tiles, KERN_RQ_UPTO5)
+
 KERN_AVX2 static void round_f16_avx2(float *x, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8)
@@ -2275,9 +2582,10 @@ void kern_matvec(const kern_mat *w, const kern_act *x, float *out, int r0,
         return;
     }
     if (level >= KERN_AVX512_LEVEL && w->type >= KERN_Q4_K) {
-        (w->type == KERN_Q4_K   ? q4k_tiles
+        (w->type == KERN_Q4_K   ? (w->rp ? q4k_rq_rows : q4k_tiles)
          : w->type == KERN_Q5_K ? q5k_tiles
-                                : q6k_tiles)(w, x, 1, out, 0, r0, r1);
+                                : (w->rp ? q6k_rq_rows : q6k_tiles))(
+            w, x, 1, out, 0, r0, r1);
         return;
     }
     if (level >= KERN_AVX2_LEVEL) {
@@ -2320,9 +2628,10 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
          (nx > 1 && w->type >= KERN_Q4_K))) {
         (w->type == KERN_F32    ? f32_tiles
          : w->type == KERN_Q8_0 ? (w->rp ? q8_0_rp_rows : q8_0_rows512)
-         : w->type == KERN_Q4_K ? q4k_tiles
+         : w->type == KERN_Q4_K ? (w->rp ? q4k_rq_rows : q4k_tiles)
          : w->type == KERN_Q5_K ? q5k_tiles
-                                : q6k_tiles)(w, x, nx, out, stride, r0, r1);
+                                : (w->rp ? q6k_rq_rows : q6k_tiles))(
+            w, x, nx, out, stride, r0, r1);
         return;
     }
     if (nx > 1 && kern_level() >= KERN_AVX2_LEVEL && w->type >= KERN_Q8_0 &&
@@ -2348,11 +2657,11 @@ int kern_one_pass(const kern_mat *w, int nx) {
     if (nx == 1)
         return 1;
 #ifdef KERN_X86
-    /* kern_matvec_n's AVX-512 forms: q8_0_rp_rows runs tile by tile, every
-     * activation group per tile; the K-quant drivers one group of
-     * KERN_KQ_N over all the rows */
+    /* kern_matvec_n's AVX-512 forms: q8_0_rp_rows and the kq_rq drivers
+     * run tile by tile, every activation group per tile; the K-quant
+     * drivers one group of KERN_KQ_N over all the rows */
     if (nx <= KERN_MAX_ACTS && kern_level() >= KERN_AVX512_LEVEL)
-        return (w->type == KERN_Q8_0 && w->rp) ||
+        return w->rp ||
                (w->type >= KERN_Q4_K && nx <= KERN_KQ_N);
 #endif
     return 0;

@@ -44,8 +44,8 @@ typedef struct kern_mat {
                         repacks to 8-row interleaved blocks on AVX2 CPUs:
                         per block, its whole integer dot product times both
                         scales in one float FMA chain */
-    const void *rp;  /* KERN_Q8_0 only: kern_repack's copy of the rows, or
-                        NULL */
+    const void *rp;  /* KERN_Q8_0, KERN_Q4_K and KERN_Q6_K only:
+                        kern_repack's copy of the rows, or NULL */
 } kern_mat;
 
 /* An activation vector and its int8 copy. f, q, s and sum belong to the
@@ -118,27 +118,34 @@ void kern_matvec_n(const kern_mat *w, const kern_act *x, int nx, float *out,
  * cached between passes by giving it a few at a time. */
 int kern_one_pass(const kern_mat *w, int nx);
 
-/* Load-time repacking of Q8_0 matrices for the AVX-512 tiles: each run
- * of KERN_RP_ROWS rows is stored with its blocks side by side (the rows'
- * half scales side by side, then per block their values offset by 128 as
- * vpdpbusd wants them, four values of each of the 16 rows to a 64-byte
- * register), so a tile reads one contiguous stream instead of 16 rows 34
- * bytes a block apart, picks no half scale out of a block, and has each
- * of ggml's int32 lanes in a register of its own. The products are the
- * row kernels' to the bit; rows
- * past the last whole run, and every product below the AVX-512 level or
- * of a prompt on AMX (gemm.h), read w->q as before.
+/* Load-time repacking of Q8_0, Q4_K and Q6_K matrices for the AVX-512
+ * tiles: each run of KERN_RP_ROWS rows is stored with its blocks side by
+ * side. Q8_0: the rows' half scales side by side, then per block their
+ * values offset by 128 as vpdpbusd wants them, four values of each of the
+ * 16 rows to a 64-byte register, so a tile reads one contiguous stream
+ * instead of 16 rows 34 bytes a block apart, picks no half scale out of a
+ * block, and has each of ggml's int32 lanes in a register of its own.
+ * Q4_K, Q6_K: quads of four rows, one row to each 128-bit lane of a
+ * register (their value bytes as in the file, the same bits), each
+ * block's scales as bytes (Q4_K's 6-bit scales and mins decoded at load)
+ * and its half scales side by side, so what a block costs all the
+ * activations together is a few masks and shifts and a shuffle per group
+ * (kern.c). The products are the row kernels' to the bit; rows past the
+ * last whole run, and every product below the AVX-512 level or of a
+ * prompt on AMX (gemm.h), read w->q as before.
  *
- * kern_repack_bytes: the bytes the copy takes (the matrix's, each run's
- * scales padded to a 64-byte line), or 0 where none is made (another type, fewer than
- * KERN_RP_ROWS rows, or a level below AVX-512 in effect). kern_repack
- * writes it to dst (that many bytes, 64-byte aligned; the caller owns it
- * and keeps it as long as w is used) and points w->rp at it. */
+ * kern_repack_bytes: the bytes the copy takes (Q8_0: the matrix's, each
+ * run's scales padded to a 64-byte line; Q4_K: 1.03-1.04x the matrix's;
+ * Q6_K: the matrix's and a line's padding per quad), or 0 where none is
+ * made (another type, fewer than KERN_RP_ROWS rows, or a level below
+ * AVX-512 in effect). kern_repack writes it to dst (that many bytes,
+ * 64-byte aligned; the caller owns it and keeps it as long as w is used)
+ * and points w->rp at it. */
 #define KERN_RP_ROWS 16
 size_t kern_repack_bytes(const kern_mat *w);
 void kern_repack(kern_mat *w, void *dst);
 
-/* Run `run` of w's repacked copy (w->rp set): its values (per block the
+/* Run `run` of w's repacked Q8_0 copy (w->rp set): its values (per block the
  * eight 64-byte registers) and, in *scales, its half scales (16 per
  * block). For a prompt's form that reads the copy (gemm.c). */
 const uint8_t *kern_rp_run(const kern_mat *w, int run,

@@ -2,14 +2,15 @@
  *
  * Loading maps the file read-only and points kern_mat descriptors into the
  * mapping, so concurrent sessions (and processes) share one copy of the
- * weights through the page cache; the one copy made is of Q8_0 matrices,
- * repacked once per model for the AVX-512 decode tiles (kern_repack),
- * which every session of the model shares. Every extent is checked
- * against the file size with overflow-checked arithmetic before a pointer
- * is formed. The forward pass follows llama2.c's run.c step for step (the
- * same RMSNorm, pairwise RoPE, attention and SwiGLU arithmetic) so greedy
- * decoding reproduces llama2.c's tokens; the matrix products, which are
- * nearly all the time, are split across the session's thread pool. */
+ * weights through the page cache; the one copy made is of Q8_0, Q4_K and
+ * Q6_K matrices, repacked once per model for the AVX-512 decode tiles
+ * (kern_repack), which every session of the model shares. Every extent
+ * is checked against the file size with overflow-checked arithmetic
+ * before a pointer is formed. The forward pass follows llama2.c's run.c
+ * step for step (the same RMSNorm, pairwise RoPE, attention and SwiGLU
+ * arithmetic) so greedy decoding reproduces llama2.c's tokens; the matrix
+ * products, which are nearly all the time, are split across the
+ * session's thread pool. */
 #include "model/model.h"
 
 #include "model/gemm.h"
@@ -56,7 +57,7 @@ struct model {
      * NULL: none). */
     float rope_scale;
     const float *rope_freqs;
-    void *rp; /* kern_repack's copies of the Q8_0 matrices; owned */
+    void *rp; /* kern_repack's copies of the Q8_0/Q4_K/Q6_K matrices; owned */
 };
 
 /* A session's pushed tokens run up to MODEL_PREFILL at a time: each
@@ -650,13 +651,14 @@ static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
     return 0;
 }
 
-/* Repacks the Q8_0 matrices that products read (every layer's and the
- * classifier, but not the embedding, whose rows are gathered) into one
- * buffer the model owns, for the AVX-512 decode tiles (kern_repack). The
- * buffer asks for transparent huge pages: decoding streams the whole
- * copy once per token, and on 4 KiB pages it decoded slower than from
- * the mapped file (whose page cache this kernel keeps in large folios),
- * although the kernel is faster on cached rows; on 2 MiB pages, faster. */
+/* Repacks the Q8_0, Q4_K and Q6_K matrices that products read (every
+ * layer's and the classifier, but not the embedding, whose rows are
+ * gathered) into one buffer the model owns, for the AVX-512 decode tiles
+ * (kern_repack). The buffer asks for transparent huge pages: decoding
+ * streams the whole copy once per token, and on 4 KiB pages it decoded
+ * slower than from the mapped file (whose page cache this kernel keeps in
+ * large folios), although the kernel is faster on cached rows; on 2 MiB
+ * pages, faster. */
 #define MODEL_RP_ALIGN ((size_t)2 << 20)
 static int model_repack(model *m, char *err, size_t errlen) {
     size_t n = (size_t)m->cfg.n_layers * N_LAYER_W, total = 0, at = 0;

@@ -92,9 +92,9 @@ const gguf_file *model_gguf(const model *m);
 const kern_mat *model_weight(const model *m, int kind, int layer);
 const float *model_norm(const model *m, int kind, int layer);
 const float *model_bias(const model *m, int kind, int layer);
-/* Weight bytes one decoding step streams: every matrix (a repacked Q8_0
- * one as its copy, kern_mat_read_bytes) plus one embedding row (the
- * embedding counts in full when it is the classifier). */
+/* Weight bytes one decoding step streams: every matrix (a repacked Q8_0,
+ * Q4_K or Q6_K one as its copy, kern_mat_read_bytes) plus one embedding
+ * row (the embedding counts in full when it is the classifier). */
 size_t model_bytes_per_token(const model *m);
 
 /* Creates a session for at most max_seq positions (<= 0 or more than the

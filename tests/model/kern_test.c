@@ -92,7 +92,8 @@ static double act_value(const kern_act *a, int code, int j) {
 }
 
 /* kern_repack's copy of w (the caller frees it), or NULL where none is
- * made (not Q8_0, too few rows, no AVX-512); w itself is left as it is. */
+ * made (not Q8_0, Q4_K or Q6_K, too few rows, no AVX-512); w itself is
+ * left as it is. */
 static void *repacked(const kern_mat *w) {
     size_t bytes = kern_repack_bytes(w);
     kern_mat copy = *w;
@@ -120,6 +121,9 @@ static void test_matvec_all_levels(void) {
         {KERN_Q4_1, 11, 64, 32}, {KERN_Q5_0, 7, 160, 32}, {KERN_Q5_1, 9, 96, 32},
         {KERN_Q4_K, 10, 512, 256}, {KERN_Q5_K, 6, 256, 256}, {KERN_Q5_K, 9, 512, 256},
         {KERN_Q6_K, 12, 512, 256},
+        /* Q4_K and Q6_K runs of KERN_RP_ROWS and the rows past them */
+        {KERN_Q4_K, 37, 512, 256}, {KERN_Q4_K, 16, 256, 256},
+        {KERN_Q6_K, 35, 512, 256}, {KERN_Q6_K, 16, 256, 256},
     };
     int top = kern_set_level(KERN_AVX512_LEVEL);
 
@@ -156,8 +160,9 @@ static void test_matvec_all_levels(void) {
             }
             want[r] = (float)acc;
         }
-        /* Q4_0 a second time in llama.cpp's repacked order (x8), Q8_0
-         * from its repacked copy (used at the AVX-512 level only). */
+        /* Q4_0 a second time in llama.cpp's repacked order (x8), Q8_0,
+         * Q4_K and Q6_K from their repacked copies (used at the AVX-512
+         * level only). */
         for (int v = 0; v < (top + 1) * (c->type == KERN_Q4_0 || rp ? 2 : 1);
              v++) {
             int level = v % (top + 1);
@@ -673,6 +678,8 @@ static void test_matvec_n(void) {
         {KERN_Q8_0, 15, 512, 32},
         /* whole runs of kern_repack's KERN_RP_ROWS rows, and rows past them */
         {KERN_Q8_0, 48, 96, 32},  {KERN_Q8_0, 40, 256, 32},
+        {KERN_Q4_K, 48, 256, 256}, {KERN_Q4_K, 35, 512, 256},
+        {KERN_Q6_K, 48, 256, 256}, {KERN_Q6_K, 37, 512, 256},
     };
     int top = kern_set_level(KERN_AVX512_LEVEL);
 
@@ -701,8 +708,8 @@ static void test_matvec_n(void) {
             if (kern_needs_act(&w))
                 kern_act_quantize(&act[t], kern_needs_act(&w));
         }
-        /* A Q8_0 matrix a second time with the batch (and a single
-         * product, nx 1) from its repacked copy. */
+        /* A Q8_0, Q4_K or Q6_K matrix a second time with the batch (and
+         * a single product, nx 1) from its repacked copy. */
         for (int v = 0; v < (top + 1) * (rp ? 2 : 1); v++) {
             int level = v % (top + 1);
             kern_set_level(level);
