@@ -1,10 +1,10 @@
 /* model.c — loading llama2.c and GGUF weights, and the forward pass.
  *
  * Loading maps the file read-only and points kern_mat descriptors into the
- * mapping, so concurrent sessions (and processes) share one copy of the
- * weights through the page cache; the one copy made is of Q8_0, Q4_K and
- * Q6_K matrices, repacked once per model for the AVX-512 decode tiles
- * (kern_repack), which every session of the model shares. Every extent
+ * mapping; the product matrices are then copied once per model onto huge
+ * pages (Q8_0, Q4_K and Q6_K repacked for the AVX-512 decode tiles,
+ * kern_repack; the rest as they are), which every session of the model
+ * shares, and the embedding's rows are read from the mapping. Every extent
  * is checked against the file size with overflow-checked arithmetic
  * before a pointer is formed. The forward pass follows llama2.c's run.c
  * step for step (the same RMSNorm, pairwise RoPE, attention and SwiGLU
@@ -20,10 +20,12 @@
 #include <assert.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define AK42_MAGIC 0x616b3432u
 #define AK42_HEADER 256
@@ -57,7 +59,7 @@ struct model {
      * NULL: none). */
     float rope_scale;
     const float *rope_freqs;
-    void *rp; /* kern_repack's copies of the Q8_0/Q4_K/Q6_K matrices; owned */
+    void *rp; /* the product matrices' copies (model_repack); owned */
 };
 
 /* A session's pushed tokens run up to MODEL_PREFILL at a time: each
@@ -651,20 +653,56 @@ static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
     return 0;
 }
 
-/* Repacks the Q8_0, Q4_K and Q6_K matrices that products read (every
- * layer's and the classifier, but not the embedding, whose rows are
- * gathered) into one buffer the model owns, for the AVX-512 decode tiles
- * (kern_repack). The buffer asks for transparent huge pages: decoding
- * streams the whole copy once per token, and on 4 KiB pages it decoded
- * slower than from the mapped file (whose page cache this kernel keeps in
- * large folios), although the kernel is faster on cached rows; on 2 MiB
- * pages, faster. */
+/* Places the matrices that products read (every layer's and the
+ * classifier, but not the embedding, whose rows are gathered) in one
+ * buffer the model owns: Q8_0, Q4_K and Q6_K repacked for the AVX-512
+ * decode tiles (kern_repack), and every other matrix read straight from
+ * the mapped file copied as it is. The buffer asks for transparent huge
+ * pages: decoding streams every matrix once per token, and on the
+ * mapping's 4 KiB pages (the kernel maps page cache this way: no
+ * MADV_COLLAPSE for it here) each page's start stalls the stream. On
+ * 4 KiB pages the Q8_0 copy decoded slower than from the mapped file,
+ * on 2 MiB pages faster; the F32 file at 1 thread decodes 1.04-1.12x
+ * (median 1.055) from its copy (model/README.md, session 20). */
 #define MODEL_RP_ALIGN ((size_t)2 << 20)
+#define MODEL_COPY_ALIGN ((size_t)64) /* each matrix's start in the buffer */
+
+/* Whether w's rows lie in the mapped file (not in a buffer a loader
+ * made, as the llama2.c int8 loaders do). */
+static int model_in_image(const model *m, const kern_mat *w) {
+    const char *q = w->q, *base = m->img.data;
+    return q >= base && q < base + m->img.size;
+}
+
+/* The bytes w takes in the buffer (0: it stays where it is). */
+static size_t model_copy_bytes(const model *m, const kern_mat *w) {
+    size_t b = kern_repack_bytes(w);
+    if (!b && model_in_image(m, w))
+        b = kern_mat_bytes(w);
+    return (b + MODEL_COPY_ALIGN - 1) & ~(MODEL_COPY_ALIGN - 1);
+}
+
+/* Copies w as it is to dst and points w at it. The mapping's whole pages
+ * under the source leave this process's resident set (advice: the page
+ * cache keeps them, and a later read maps them again), so the model is
+ * resident once, not twice; the embedding's are kept, since its rows are
+ * gathered from the mapping (the classifier when the two are shared). */
+static void model_copy(model *m, kern_mat *w, void *dst) {
+    size_t bytes = kern_mat_bytes(w), page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = ((uintptr_t)w->q + page - 1) & ~(uintptr_t)(page - 1),
+              to = ((uintptr_t)w->q + bytes) & ~(uintptr_t)(page - 1);
+    int shared = w->q == m->embed.q;
+    memcpy(dst, w->q, bytes);
+    if (!shared && to > from)
+        (void)madvise((void *)from, to - from, MADV_DONTNEED);
+    w->q = dst;
+}
+
 static int model_repack(model *m, char *err, size_t errlen) {
     size_t n = (size_t)m->cfg.n_layers * N_LAYER_W, total = 0, at = 0;
 
     for (size_t k = 0; k <= n; k++)
-        total += kern_repack_bytes(k < n ? &m->w[k] : &m->cls);
+        total += model_copy_bytes(m, k < n ? &m->w[k] : &m->cls);
     if (!total)
         return 0;
     m->rp = aligned_alloc(MODEL_RP_ALIGN,
@@ -679,11 +717,14 @@ static int model_repack(model *m, char *err, size_t errlen) {
 #endif
     for (size_t k = 0; k <= n; k++) {
         kern_mat *w = k < n ? &m->w[k] : &m->cls;
-        size_t bytes = kern_repack_bytes(w);
-        if (bytes) {
+        size_t bytes = model_copy_bytes(m, w);
+        if (!bytes)
+            continue;
+        if (kern_repack_bytes(w))
             kern_repack(w, (char *)m->rp + at);
-            at += bytes;
-        }
+        else
+            model_copy(m, w, (char *)m->rp + at);
+        at += bytes;
     }
     assert(at == total);
     return 0;
