@@ -507,6 +507,7 @@ void catalog_set_nprobe(catalog *c, int nprobe) {
 /* Re-scores a batch query's n approximate hits (asked deeper than its
  * caller's k) with the float vectors and keeps the k best of them in
  * *want, best first. h is scratch for n hits. */
+#define CATALOG_RESCORE_GROUP 64 /* rows a vec_dots_at call, on the stack */
 static void catalog_rescore(const catalog *c, const ivf_query *got, vec_hit *h,
                             catalog_query *want) {
     int n = got->n;
@@ -517,9 +518,15 @@ static void catalog_rescore(const catalog *c, const ivf_query *got, vec_hit *h,
         __builtin_prefetch(v);
         if (c->dim > 16) __builtin_prefetch(v + 16);
     }
-    for (int i = 0; i < n; i++)
-        h[i] = (vec_hit){vec_dot(got->q, c->vecs + got->slots[i] * (size_t)c->dim, c->dim),
-                         (uint32_t)got->slots[i]};
+    /* Four rows a call: a short row's cost is mostly its lane sum. */
+    for (int i = 0; i < n; i += CATALOG_RESCORE_GROUP) {
+        const float *at[CATALOG_RESCORE_GROUP];
+        float score[CATALOG_RESCORE_GROUP];
+        int m = n - i < CATALOG_RESCORE_GROUP ? n - i : CATALOG_RESCORE_GROUP;
+        for (int k = 0; k < m; k++) at[k] = c->vecs + got->slots[i + k] * (size_t)c->dim;
+        vec_dots_at(got->q, at, (size_t)m, c->dim, score);
+        for (int k = 0; k < m; k++) h[i + k] = (vec_hit){score[k], (uint32_t)got->slots[i + k]};
+    }
     if (n > 0) vec_hits_sort(h, (size_t)n);
     if (n > want->k) n = want->k;
     for (int i = 0; i < n; i++) {

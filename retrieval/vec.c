@@ -66,23 +66,34 @@ static inline __attribute__((always_inline)) float vec_dot_body(const float *a, 
 /* Four rows' lane sums at once: three horizontal adds and one add of the
  * halves replace four scalar trees (the reduction, not the products, is
  * most of a short row's cost). Each row's sum is vec_lanes' tree. */
-__attribute__((target("avx2,fma"))) static void vec_dots4_avx2(const float *q, const float *rows,
-                                                                int d, float *out) {
-    size_t n = (size_t)d;
+__attribute__((target("avx2,fma"))) static void vec_dots4_avx2(const float *q,
+                                                                const float *const *r, int d,
+                                                                float *out) {
     vec_v8 a[4];
-    for (int i = 0; i < 4; i++) vec_acc(q, rows + (size_t)i * n, d, &a[i]);
+    for (int i = 0; i < 4; i++) vec_acc(q, r[i], d, &a[i]);
     __m256 u = _mm256_hadd_ps(_mm256_hadd_ps((__m256)a[0], (__m256)a[1]),
                               _mm256_hadd_ps((__m256)a[2], (__m256)a[3]));
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
-    _mm_storeu_ps(out, r);
-    for (int i = 0; d % 8 && i < 4; i++) out[i] = vec_tail(out[i], q, rows + (size_t)i * n, d);
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
+    _mm_storeu_ps(out, t);
+    for (int i = 0; d % 8 && i < 4; i++) out[i] = vec_tail(out[i], q, r[i], d);
 }
 
 __attribute__((target("avx2,fma"))) static void vec_dots_avx2(const float *q, const float *rows,
                                                                size_t n, int d, float *out) {
     size_t i = 0;
-    for (; i + 4 <= n; i += 4) vec_dots4_avx2(q, rows + i * (size_t)d, d, out + i);
+    for (; i + 4 <= n; i += 4) {
+        const float *r = rows + i * (size_t)d, *four[4] = {r, r + d, r + 2 * d, r + 3 * d};
+        vec_dots4_avx2(q, four, d, out + i);
+    }
     for (; i < n; i++) out[i] = vec_dot_body(q, rows + i * (size_t)d, d);
+}
+
+__attribute__((target("avx2,fma"))) static void vec_dots_at_avx2(const float *q,
+                                                                  const float *const *rows,
+                                                                  size_t n, int d, float *out) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vec_dots4_avx2(q, rows + i, d, out + i);
+    for (; i < n; i++) out[i] = vec_dot_body(q, rows[i], d);
 }
 
 static void vec_dots_base(const float *q, const float *rows, size_t n, int d, float *out) {
@@ -498,11 +509,22 @@ void vec_dots_q8(const int8_t *q, const uint8_t *rows, size_t n, int d, int32_t 
     vec_dots_q8_isa(vec_best_isa(), q, rows, n, d, out);
 }
 
+static int vec_has_avx2(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
 void vec_dots(const float *q, const float *rows, size_t n, int d, float *out) {
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    if (vec_has_avx2())
         vec_dots_avx2(q, rows, n, d, out);
     else
         vec_dots_base(q, rows, n, d, out);
+}
+
+void vec_dots_at(const float *q, const float *const *rows, size_t n, int d, float *out) {
+    if (vec_has_avx2())
+        vec_dots_at_avx2(q, rows, n, d, out);
+    else
+        for (size_t i = 0; i < n; i++) out[i] = vec_dot_body(q, rows[i], d);
 }
 
 float vec_dot(const float *a, const float *b, int d) {

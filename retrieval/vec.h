@@ -15,6 +15,10 @@ float vec_dot(const float *a, const float *b, int d);
 /* out[i] = q·rows[i] for the n rows of d values stored one after another. */
 void vec_dots(const float *q, const float *rows, size_t n, int d, float *out);
 
+/* The same for n rows given by pointer (scattered over a table): the bits
+ * of vec_dot(q, rows[i], d), four rows at a time. */
+void vec_dots_at(const float *q, const float *const *rows, size_t n, int d, float *out);
+
 /* out[i] = q·rows[i] for n rows of d IEEE half floats (binary16): half
  * the bytes of a float row, for scans that memory bounds. */
 void vec_dots_half(const float *q, const uint16_t *rows, size_t n, int d, float *out);

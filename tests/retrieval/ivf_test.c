@@ -49,8 +49,16 @@ static void test_dots_match_dot_bit_for_bit(void) {
     for (int j = 0; j < ROWS * MAXD; j++) rows[j] = uniform();
     for (int j = 0; j < MAXD; j++) q[j] = uniform();
     for (int d = 1; d <= MAXD; d++) {
+        const float *at[ROWS];
+        float at_out[ROWS];
         vec_dots(q, rows, ROWS, d, out);
-        for (int i = 0; i < ROWS; i++) TEST_CHECK(out[i] == vec_dot(q, rows + i * d, d));
+        /* By pointer, in another order: rows scattered over a table. */
+        for (int i = 0; i < ROWS; i++) at[i] = rows + (size_t)((i * 7) % ROWS) * (size_t)d;
+        vec_dots_at(q, at, ROWS, d, at_out);
+        for (int i = 0; i < ROWS; i++) {
+            TEST_CHECK(out[i] == vec_dot(q, rows + i * d, d));
+            TEST_CHECK(at_out[i] == vec_dot(q, at[i], d));
+        }
     }
 }
 
