@@ -662,8 +662,8 @@ static int load_gguf(model *m, const char *path, char *err, size_t errlen) {
  * mapping's 4 KiB pages (the kernel maps page cache this way: no
  * MADV_COLLAPSE for it here) each page's start stalls the stream. On
  * 4 KiB pages the Q8_0 copy decoded slower than from the mapped file,
- * on 2 MiB pages faster; the F32 file at 1 thread decodes 1.04-1.12x
- * (median 1.055) from its copy (model/README.md, session 20). */
+ * on 2 MiB pages faster; the 110M F32 file at 1 thread decodes
+ * 1.03-1.14x (median 1.11) from its copy (model/README.md, session 20). */
 #define MODEL_RP_ALIGN ((size_t)2 << 20)
 #define MODEL_COPY_ALIGN ((size_t)64) /* each matrix's start in the buffer */
 

@@ -208,7 +208,8 @@ def main():
                                                              PARTITIONS), 900,
                            "ingest to commit every signal", 1.0)
         print("ingested into Redis profiles after %.1f s" % (time.time() - t0))
-        for binary, serving in settings():
+        runs = settings()
+        for i, (binary, serving) in enumerate(runs):
             # Exact search by default, so the served ranking can equal the
             # offline one; other settings name an IVF index, nprobe, a trim.
             print("serving setting: %s%s" % (" ".join(serving),
@@ -222,7 +223,7 @@ def main():
             if os.environ.get("ONLINE_SCORES") != "0":
                 report(online_scores(addr, pb, test), len(test), offline)
             throughput(addr, list(test.keys()))
-            if os.environ.get("HOLD") == "1" and (binary, serving) == settings()[-1]:
+            if os.environ.get("HOLD") == "1" and i == len(runs) - 1:
                 hold(p, addr, test)
             procs.stop(p)
     finally:
