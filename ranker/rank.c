@@ -1166,50 +1166,56 @@ typedef struct rank_pick {
  * of each profile item's neighbour list serves the whole page, a bitmap of
  * the page's slots passing over the rest: a learned snapshot's lists run
  * to a thousand entries, and looking each pick up in each of them was the
- * largest cost of its pages. AISLE_OK or AISLE_ENOMEM. */
+ * largest cost of its pages. The products P[i]·Q[j] of a profile item
+ * with the picks are one vec_dots_at call over the picks' rows (vec_dot's
+ * bits, four rows to a load of P[i]). AISLE_OK or AISLE_ENOMEM. */
 static int rank_becauses(const rank_state *st, rank_pick *picks, size_t n) {
     const rank_profile *p = st->p;
     const unsigned mask = 1u << RANK_SRC_PROFILE | 1u << RANK_SRC_NEIGHBOURS;
     size_t limit = catalog_slot_limit(st->c);
     int d = catalog_dim(st->c), rc = AISLE_ENOMEM;
     uint64_t *page = NULL;
-    float *nbw = NULL, *best = NULL;
-    rank_slotmap where = {0}; /* slot → pick + 1 */
+    float *nbw = NULL, *best = NULL, *dots = NULL;
+    const float **rows = NULL; /* the explained picks' vectors */
+    size_t *ks = NULL, m = 0;  /* and their places in picks */
+    rank_slotmap where = {0};  /* slot → pick + 1 */
     int lists = st->ns != NULL; /* whether any profile item has a neighbour list */
     for (size_t k = 0; k < n; k++) picks[k].because = -1;
     if (!st->personal || !n) return AISLE_OK;
     page = lists ? calloc(limit / 64 + 1, sizeof(*page)) : NULL;
     nbw = calloc(n, sizeof(*nbw));
     best = malloc(n * sizeof(*best));
-    if ((lists && !page) || !nbw || !best) goto out;
+    dots = malloc(n * sizeof(*dots));
+    rows = malloc(n * sizeof(*rows));
+    ks = malloc(n * sizeof(*ks));
+    if ((lists && !page) || !nbw || !best || !dots || !rows || !ks) goto out;
     for (size_t k = 0; k < n; k++) {
         const rank_cand *cd = &st->pool[picks[k].at];
         uint32_t *at;
         best[k] = -INFINITY;
-        if (!(cd->sources & mask) || !lists) continue;
+        if (!(cd->sources & mask)) continue;
+        rows[m] = catalog_vector(st->c, cd->slot);
+        ks[m++] = k;
+        if (!lists) continue;
         if (!(at = rank_slotmap_at(&where, cd->slot))) goto out;
         *at = (uint32_t)k + 1;
         page[cd->slot / 64] |= 1ull << cd->slot % 64;
     }
-    for (size_t i = 0; i < p->n_items; i++) {
+    for (size_t i = 0; i < p->n_items && m; i++) {
         const uint32_t *nb;
         const float *w;
-        size_t m;
+        size_t len;
         if (st->pslots[i] == SIZE_MAX || p->items[i].weight <= 0) continue;
-        catalog_neighbours(st->c, st->pslots[i], &nb, &w, &m);
+        catalog_neighbours(st->c, st->pslots[i], &nb, &w, &len);
         if (lists) memset(nbw, 0, n * sizeof(*nbw));
         /* Backwards, so the first entry of a slot is the one kept. */
-        for (size_t e = m; lists && e-- > 0;)
+        for (size_t e = len; lists && e-- > 0;)
             if (nb[e] < limit && page[nb[e] / 64] >> nb[e] % 64 & 1)
                 nbw[rank_slotmap_get(&where, nb[e]) - 1] = w[e];
-        for (size_t k = 0; k < n; k++) {
-            const rank_cand *cd = &st->pool[picks[k].at];
-            float contrib;
-            if (!(cd->sources & mask)) continue;
-            contrib = (float)p->items[i].weight *
-                      (rank_dot(catalog_query_vector(st->c, st->pslots[i]),
-                                catalog_vector(st->c, cd->slot), d) +
-                       nbw[k]);
+        vec_dots_at(catalog_query_vector(st->c, st->pslots[i]), rows, m, d, dots);
+        for (size_t j = 0; j < m; j++) {
+            size_t k = ks[j];
+            float contrib = (float)p->items[i].weight * (dots[j] + nbw[k]);
             if (contrib > best[k]) {
                 best[k] = contrib;
                 picks[k].because = (int)i;
@@ -1221,6 +1227,9 @@ out:
     free(page);
     free(nbw);
     free(best);
+    free(dots);
+    free(rows);
+    free(ks);
     free(where.keys);
     free(where.vals);
     return rc;
