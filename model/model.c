@@ -685,15 +685,21 @@ static size_t model_copy_bytes(const model *m, const kern_mat *w) {
 /* Copies w as it is to dst and points w at it. The mapping's whole pages
  * under the source leave this process's resident set (advice: the page
  * cache keeps them, and a later read maps them again), so the model is
- * resident once, not twice; the embedding's are kept, since its rows are
- * gathered from the mapping (the classifier when the two are shared). */
+ * resident once, not twice. A classifier tied to the embedding takes the
+ * embedding along: the copy holds the same bytes in the same layout, so
+ * its rows are gathered from there (a repacked classifier's layout is
+ * not the embedding's, which then stays in the mapping). */
 static void model_copy(model *m, kern_mat *w, void *dst) {
     size_t bytes = kern_mat_bytes(w), page = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t from = ((uintptr_t)w->q + page - 1) & ~(uintptr_t)(page - 1),
               to = ((uintptr_t)w->q + bytes) & ~(uintptr_t)(page - 1);
-    int shared = w->q == m->embed.q;
     memcpy(dst, w->q, bytes);
-    if (!shared && to > from)
+    if (w->q == m->embed.q) {
+        assert(w->type == m->embed.type && w->rows == m->embed.rows &&
+               w->cols == m->embed.cols);
+        m->embed.q = dst;
+    }
+    if (to > from)
         (void)madvise((void *)from, to - from, MADV_DONTNEED);
     w->q = dst;
 }
