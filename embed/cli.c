@@ -151,7 +151,7 @@ static void train_usage(void) {
             "--serve-dim D publishes the best rank-D form of the vectors (a faster index).\n"
             "With a validation carve (--holdout or --tune's), the aisle binary also records\n"
             "the serving probe count: the fewest IVF lists whose validation Recall@20 through\n"
-            "the server's search and ranker is within 0.1 %% of every list's, for the index a\n"
+            "the server's search and ranker is within 0.2 %% of every list's, for the index a\n"
             "server with --ivf-threshold N (default %u, serve's) builds.\n",
             TRAIN_TUNE_SAMPLE, TRAIN_TUNE_WORK, TRAIN_SERVE_IVF);
 }
