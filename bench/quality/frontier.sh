@@ -9,9 +9,11 @@
 # under every setting of SETTINGS against one replay of the carve's train
 # interactions (bench/quality/online.py: every test user scored over
 # gRPC, then the C load generator closed loop, 64 calls in flight, beside
-# the empty method). The table it ends with gives each row's Recall@20
-# against the first snapshot's offline figure (the full model's, with the
-# default DIMS), which is the figure the served bound (1 %) is about.
+# the empty method, and the highest offered rate whose p99 stays under
+# SLO_MS, 10 by default: the column p99<10/s). The table it ends with
+# gives each row's Recall@20 against the first snapshot's offline figure
+# (the full model's, with the default DIMS), which is the figure the
+# served bound (1 %) is about.
 #
 #   bash bench/quality/frontier.sh TRAIN [-- extra `embed train` options]
 #
@@ -19,8 +21,10 @@
 # (default "0 256 128"); SETTINGS (';'-separated `aisle serve` options,
 # an empty one being serve's defaults with the snapshot's probed list
 # count; default ";--nprobe 1;--nprobe 4;--max-neighbors 300;--ivf-threshold 0");
-# OUT (a directory that keeps the snapshots and logs; default a temporary
-# one removed afterwards). Takes about 2 minutes a setting on 2 cores.
+# SLO_MS (the p99 bound of the rate search, 10; 0 skips it); OUT (a
+# directory that keeps the snapshots and logs; default a temporary
+# one removed afterwards). Takes about 3 minutes a setting on 2 cores (1
+# without the p99 search: SLO_MS=0).
 set -euo pipefail
 
 usage() { echo "usage: bash bench/quality/frontier.sh TRAIN [-- train options]" >&2; exit 2; }
@@ -51,13 +55,18 @@ bench_aisle_bin "$OUT"
 # summarize DIM LOG BASE_R20: one table row per setting in online.py's LOG.
 summarize() {
   awk -v dim="$1" -v base="$3" '
-    /^serving setting:/ { sub(/^serving setting: */, ""); set = $0 == "" ? "(defaults)" : $0 }
+    function flush() {
+      if (closed != "")
+        printf "%-5s %-32s %7.4f %+7.2f%% %8d %7.1f %7.1f %8s %8d\n", dim, set, r20,
+               100 * (r20 - base) / base, closed, p50, p99, slo, empty
+      closed = ""
+    }
+    /^serving setting:/ { flush(); sub(/^serving setting: */, ""); set = $0 == "" ? "(defaults)" : $0; slo = "-" }
     /^ +20 / { r20 = $2 }
     /empty method/ { empty = $3 }
-    /Recommend, closed loop/ {
-      printf "%-5s %-32s %7.4f %+7.2f%% %8d %7.1f %7.1f %8d\n", dim, set, r20,
-             100 * (r20 - base) / base, $4, $7, $10, empty
-    }' "$2"
+    /Recommend, closed loop/ { closed = $4; p50 = $7; p99 = $10 }
+    /Recommend, p99 under/ { slo = $6 == "none:" ? 0 : $6 }
+    END { flush() }' "$2"
 }
 
 rows=$OUT/rows.txt
@@ -80,5 +89,5 @@ done
 
 echo
 echo "serving frontier (dim 0: as trained; R@20 online, and against dim ${DIMS%% *}'s offline $base)"
-printf "%-5s %-32s %7s %8s %8s %7s %7s %8s\n" dim setting R@20 vs calls/s p50_ms p99_ms empty/s
+printf "%-5s %-32s %7s %8s %8s %7s %7s %8s %8s\n" dim setting R@20 vs calls/s p50_ms p99_ms "p99<${SLO_MS:-10}/s" empty/s
 cat "$rows"

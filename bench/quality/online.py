@@ -6,7 +6,8 @@ Recommend over gRPC for each test user (their train items are left out by
 the server, as the protocol asks), and scores the answers with the LightGCN
 protocol: Recall@K = hits / |test items|, NDCG@K with binary relevance.
 Then measures calls/s and p50/p99 with the C load generator over every
-test user (throughput below).
+test user, and the highest rate whose p99 stays under SLO_MS (throughput
+below).
 
     online.py AISLE_BIN SNAPSHOT_ROOT TRAIN_SPLIT TEST_SPLIT [OFFLINE_TABLE]
 
@@ -21,11 +22,9 @@ Kafka up after it (for perf or the load generator by hand) until SIGTERM.
 import math
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from confluent_kafka import Producer
@@ -33,6 +32,9 @@ from confluent_kafka import Producer
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "tests", "integration"))
 import aisle_env  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import loadgen  # noqa: E402
 
 KS = (10, 20, 50)
 PARTITIONS = 64  # the mock cluster keeps ~5 MiB per partition
@@ -60,27 +62,32 @@ def score(ranked, truth):
 
 def throughput(addr, users):
     """Serving speed with the C load generator (AISLE_LOAD, bench/recommend/load.c), the
-    calls spread over every test user, beside the empty method on the same server."""
-    load = os.environ.get("AISLE_LOAD")
-    if not load:
+    calls spread over every test user, beside the empty method on the same server:
+    closed loop, open loop at 5,000/s, and the highest rate whose p99 stays under
+    SLO_MS (10; 0 skips that search, about a minute)."""
+    if not os.environ.get("AISLE_LOAD"):
         print("throughput: AISLE_LOAD is not set (bench/lib.sh sets it); not measured")
         return
+    slo_ms = float(os.environ.get("SLO_MS", "10"))
     with tempfile.NamedTemporaryFile("w", suffix=".users") as f:
         f.write("\n".join(users) + "\n")
         f.flush()
         print("throughput (load average %s), limit %d, each call for a test user:" %
               (" ".join(open("/proc/loadavg").read().split()[:3]), max(KS)))
+        base = ["--addr", addr, "--users-file", f.name, "--limit", str(max(KS)),
+                "--warmup", "200"]
+        closed = None
         for name, args in (("empty method", ["--method", "health", "--calls", "20000"]),
                            ("Recommend, closed loop", ["--seconds", "20"]),
                            ("Recommend, open loop at 5000/s", ["--rate", "5000", "--seconds",
                                                                "10", "--inflight", "2000"])):
-            out = subprocess.run([load, "--addr", addr, "--users-file", f.name, "--limit",
-                                  str(max(KS)), "--warmup", "200"] + args, check=True,
-                                 stdout=subprocess.PIPE, text=True).stdout
-            r = dict(kv.split("=", 1) for kv in out.split())
-            print("  %-32s %7.0f calls/s  p50 %7.2f ms  p99 %7.2f ms  errors %s" %
-                  (name, float(r["calls_per_s"]), float(r["p50_ms"]), float(r["p99_ms"]),
-                   r["errors"]))
+            r = loadgen.run(base + args)
+            closed = closed or (r if name == "Recommend, closed loop" else None)
+            print("  %-32s %s" % (name, loadgen.figures(r)))
+        if slo_ms > 0:
+            rate, r = loadgen.slo_rate(base, closed["calls_per_s"], slo_ms, 5, 3)
+            print("  %-32s %s" % ("Recommend, p99 under %g ms" % slo_ms,
+                                  loadgen.slo_line(rate, r)))
 
 
 def hold(serve, addr, test):

@@ -16,8 +16,9 @@
 # "--ivf-threshold 1000 --nprobe 8"; several separated by ';' are served in
 # turn against the one replay, "@PATH ..." by another aisle binary). The
 # online pass scores every test user with 64 calls in flight, then measures
-# calls/s and p50/p99 with the C load generator over every test user
-# (ONLINE_SCORES=0 online.py ...: that measurement alone).
+# calls/s and p50/p99 with the C load generator over every test user, and
+# the highest offered rate whose p99 stays under SLO_MS (10; 0 skips that
+# search) (ONLINE_SCORES=0 online.py ...: that measurement alone).
 set -euo pipefail
 
 usage() { echo "usage: bash bench/quality/run.sh TRAIN [TEST] [-- train options]" >&2; exit 2; }

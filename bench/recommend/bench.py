@@ -5,8 +5,9 @@ shoppers (one profile each) through Kafka; then, in one run against one
 server, drives an empty method (Health/Check: the transport's bound) and
 Recommend in three configurations with a load generator that draws a
 different user for every call (load.c, closed loop, then open loop at a
-target rate); then measures how long a new
-signal takes to change a user's recommendations."""
+target rate, and a search for the highest rate whose p99 stays under
+--slo-ms: the goal's own terms); then measures how long a new signal takes
+to change a user's recommendations."""
 
 import argparse
 import os
@@ -22,6 +23,9 @@ from confluent_kafka import Producer
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "tests", "integration"))
 import aisle_env  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import loadgen  # noqa: E402
 
 
 PARTITIONS = 32
@@ -39,18 +43,11 @@ def configs(a):
     ]
 
 
-def run_load(a, addr, args):
-    """Runs the C load generator (bench/recommend/load.c); its key=value line as a dict."""
-    out = subprocess.run([os.environ["AISLE_LOAD"], "--addr", addr, "--users", str(a.users),
-                          "--items", str(a.items), "--channels", str(a.channels)] + args,
-                         check=True, stdout=subprocess.PIPE, text=True).stdout
-    return dict(kv.split("=", 1) for kv in out.split())
-
-
-def figures(r):
-    return "%7.0f calls/s  p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  errors %s" % (
-        float(r["calls_per_s"]), float(r["p50_ms"]), float(r["p99_ms"]), float(r["p999_ms"]),
-        r["errors"])
+def load_argv(a, addr, args):
+    """The load generator's arguments for args: every call for a user drawn
+    from a.users, over a.channels channels."""
+    return ["--addr", addr, "--users", str(a.users), "--items", str(a.items),
+            "--channels", str(a.channels)] + args
 
 
 def load_average():
@@ -75,6 +72,10 @@ def main():
     ap.add_argument("--rate", type=int, default=5000,
                     help="open loop: calls/s for the empty method and the first rows (0: none)")
     ap.add_argument("--seconds", type=float, default=10, help="open loop: seconds per row")
+    ap.add_argument("--slo-ms", type=float, default=10,
+                    help="the p99 bound whose highest sustained rate is searched (0: no search)")
+    ap.add_argument("--slo-steps", type=int, default=6, help="bisection steps of that search")
+    ap.add_argument("--slo-seconds", type=float, default=3, help="seconds a run of that search")
     ap.add_argument("--threads", type=int, default=4, help="server worker threads")
     ap.add_argument("--delay-trials", type=int, default=50)
     ap.add_argument("--rows", type=int, default=4, help="run only the first N configurations")
@@ -117,15 +118,25 @@ def main():
         print("%d calls per closed-loop row (%d in flight over %d channels), each for a user "
               "drawn from %d; %d server threads; the load generator on the same cores:" %
               (a.requests, a.inflight, a.channels, a.users, a.threads))
+        closed = {}
         for name, args in configs(a)[:a.rows]:
-            print("  %-62s %s" % (name, figures(run_load(a, addr, args + [
-                "--calls", str(a.requests), "--inflight", str(a.inflight)]))))
+            closed[name] = loadgen.run(load_argv(a, addr, args + [
+                "--calls", str(a.requests), "--inflight", str(a.inflight)]))
+            print("  %-62s %s" % (name, loadgen.figures(closed[name])))
         if a.rate > 0:
             print("open loop at %d calls/s for %g s (latency from each call's due time):" %
                   (a.rate, a.seconds))
         for name, args in configs(a)[:min(a.rows, 3)] if a.rate > 0 else []:
-            print("  %-62s %s" % (name, figures(run_load(a, addr, args + [
-                "--rate", str(a.rate), "--seconds", str(a.seconds), "--inflight", "2000"]))))
+            print("  %-62s %s" % (name, loadgen.figures(loadgen.run(load_argv(a, addr, args + [
+                "--rate", str(a.rate), "--seconds", str(a.seconds), "--inflight", "2000"])))))
+        if a.slo_ms > 0:
+            print("highest offered rate with p99 under %g ms in 2 of 3 runs of %g s (bisection "
+                  "below each closed-loop rate, %d steps):" % (a.slo_ms, a.slo_seconds,
+                                                                 a.slo_steps))
+        for name, args in configs(a)[:min(a.rows, 3)] if a.slo_ms > 0 else []:
+            rate, r = loadgen.slo_rate(load_argv(a, addr, args), closed[name]["calls_per_s"],
+                                       a.slo_ms, a.slo_steps, a.slo_seconds)
+            print("  %-62s %s" % (name, loadgen.slo_line(rate, r)))
         print("load average after the calls: %s" % load_average())
 
         # Event-to-recommendation delay.
