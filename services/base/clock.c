@@ -21,3 +21,10 @@ void clock_sleep_ms(int64_t ms) {
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
+
+void clock_sleep_until_us(int64_t mono_us) {
+    struct timespec ts = {mono_us / 1000000, (mono_us % 1000000) * 1000};
+    if (mono_us <= 0) return;
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    }
+}
