@@ -76,16 +76,16 @@ def throughput(addr, users):
               (" ".join(open("/proc/loadavg").read().split()[:3]), max(KS)))
         base = ["--addr", addr, "--users-file", f.name, "--limit", str(max(KS)),
                 "--warmup", "200"]
-        closed = None
+        got = {}
         for name, args in (("empty method", ["--method", "health", "--calls", "20000"]),
                            ("Recommend, closed loop", ["--seconds", "20"]),
                            ("Recommend, open loop at 5000/s", ["--rate", "5000", "--seconds",
                                                                "10", "--inflight", "2000"])):
-            r = loadgen.run(base + args)
-            closed = closed or (r if name == "Recommend, closed loop" else None)
-            print("  %-32s %s" % (name, loadgen.figures(r)))
+            got[name] = loadgen.run(base + args)
+            print("  %-32s %s" % (name, loadgen.figures(got[name])))
         if slo_ms > 0:
-            rate, r = loadgen.slo_rate(base, closed["calls_per_s"], slo_ms, 5, 3)
+            rate, r = loadgen.slo_rate(base, got["Recommend, closed loop"]["calls_per_s"],
+                                       slo_ms, 5, 3)
             print("  %-32s %s" % ("Recommend, p99 under %g ms" % slo_ms,
                                   loadgen.slo_line(rate, r)))
 
