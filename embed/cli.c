@@ -148,12 +148,15 @@ static void train_usage(void) {
             "trains the final model on all of the input; --holdout instead trains on a\n"
             "carve and reports it (with --tune: the search sees only the carve's train part,\n"
             "which it carves again, so the report scores the whole procedure on unseen data).\n"
+            "The rank is searched downwards from the trained one: without --dim, --tune of\n"
+            "sharpened starts at %u where the data's smaller side has %u rows or more.\n"
             "--serve-dim D publishes the best rank-D form of the vectors (a faster index).\n"
             "With a validation carve (--holdout or --tune's), the aisle binary also records\n"
             "the serving probe count: the fewest IVF lists whose validation Recall@20 through\n"
             "the server's search and ranker is within 0.2 %% of every list's, for the index a\n"
             "server with --ivf-threshold N (default %u, serve's) builds.\n",
-            TRAIN_TUNE_SAMPLE, TRAIN_TUNE_WORK, TRAIN_SERVE_IVF);
+            TRAIN_TUNE_SAMPLE, TRAIN_TUNE_WORK, EMBED_TUNE_WIDE_RANK, EMBED_TUNE_WIDE_SIDE,
+            TRAIN_SERVE_IVF);
 }
 
 /* What `embed train` was asked to do. */
@@ -163,6 +166,7 @@ typedef struct {
     double frac;
     uint32_t seed;
     int quiet, tune;
+    int dim_set; /* --dim was given: --tune keeps that rank (embed_tune_rank) */
     double tune_budget;
     uint32_t tune_sample;
     double tune_work;
@@ -176,7 +180,9 @@ typedef struct {
 static int train_param(train_args *a, int c, const char *v) {
     embed_train_params *p = &a->p;
     switch (c) {
-    case OPT_DIM: return parse_u32(v, &p->dim) || p->dim > 4096 ? AISLE_EINVAL : AISLE_OK;
+    case OPT_DIM:
+        a->dim_set = 1;
+        return parse_u32(v, &p->dim) || p->dim > 4096 ? AISLE_EINVAL : AISLE_OK;
     case OPT_NEIGHBORS:
         return parse_u32(v, &p->neighbors) || p->neighbors > 100000 ? AISLE_EINVAL : AISLE_OK;
     case OPT_SVD_ITERS:
@@ -375,6 +381,7 @@ static int train_fit(train_args *a, train_run *r) {
     if (a->tune) {
         embed_tune_opts o = {.work = a->tune_work, .budget_s = a->tune_budget, .holdout = 0.2,
                              .seed = a->seed, .sample = a->tune_sample, .quiet = a->quiet};
+        if (!a->dim_set) a->p.dim = embed_tune_rank(&r->train, &a->p);
         int rc = embed_tune(&r->train, &a->p, &o, &r->tuned);
         if (rc != AISLE_OK) return rc;
         print_tuned(a, r);

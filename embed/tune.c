@@ -270,3 +270,11 @@ void embed_tune_result_free(embed_tune_result *res) {
     res->spectrum = NULL;
     res->spectrum_k = 0;
 }
+
+uint32_t embed_tune_rank(const embed_data *all, const embed_train_params *p) {
+    uint32_t side = all->n_users < all->n_items ? all->n_users : all->n_items;
+    if (p->method != EMBED_METHOD_SHARPENED || side < EMBED_TUNE_WIDE_SIDE ||
+        p->dim >= EMBED_TUNE_WIDE_RANK)
+        return p->dim;
+    return EMBED_TUNE_WIDE_RANK;
+}

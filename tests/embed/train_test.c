@@ -163,6 +163,25 @@ static void test_methods_and_tune(void) {
     free_clusters(&users, &items, &all, &tr, &va);
 }
 
+/* A search starts sharpened at the wide rank only on a matrix whose
+ * smaller side is at least EMBED_TUNE_WIDE_SIDE, never lowers a rank, and
+ * leaves the other methods' rank alone. */
+static void test_tune_rank(void) {
+    embed_train_params p;
+    embed_data big = {.n_users = EMBED_TUNE_WIDE_SIDE, .n_items = 40981};
+    embed_data narrow = {.n_users = 610, .n_items = 9724};
+    embed_train_defaults(&p, EMBED_METHOD_SHARPENED);
+    TEST_CHECK(embed_tune_rank(&big, &p) == EMBED_TUNE_WIDE_RANK);
+    TEST_CHECK(embed_tune_rank(&narrow, &p) == p.dim);
+    big.n_items = EMBED_TUNE_WIDE_SIDE - 1; /* the smaller side decides */
+    TEST_CHECK(embed_tune_rank(&big, &p) == p.dim);
+    big.n_items = 40981;
+    p.dim = 768;
+    TEST_CHECK(embed_tune_rank(&big, &p) == 768);
+    embed_train_defaults(&p, EMBED_METHOD_CHEBY);
+    TEST_CHECK(embed_tune_rank(&big, &p) == p.dim);
+}
+
 /* The tuner's probe scores a point as its model does, from the cache for
  * points sharing the base's rank and user-side exponents and by the model
  * otherwise, whichever order they come in. */
@@ -373,6 +392,7 @@ int main(void) {
     TEST_RUN(test_learns_clusters);
     TEST_RUN(test_methods_and_tune);
     TEST_RUN(test_probe_matches_models);
+    TEST_RUN(test_tune_rank);
     TEST_RUN(test_compress);
     TEST_RUN(test_cli);
     TEST_RUN(test_lastfm);
