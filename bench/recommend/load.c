@@ -265,8 +265,9 @@ static int64_t load_fill(load_thread *t) {
  * INT64_MAX: none is due, wait for a completion). A queue's wait ends on
  * whole milliseconds (gRPC 1.51 rounds its deadline up and epoll waits in
  * ms), which at 2,400 calls/s started a sixth of the open loop's calls
- * over 1 ms late and doubled the empty method's median. So the queue
- * waits only while more than a millisecond is to spare, and the rest is
+ * over 1 ms late and doubled the empty method's median. So with more
+ * than 2 ms to go the queue waits all but the last millisecond (its
+ * rounding up then ends it before the call's time), and the rest is
  * spent polling it between high-resolution sleeps of at most LOAD_POLL_US:
  * a call starts, and a completion is seen, within that of its time (for
  * +4 to +8 % of a core at 2,000 to 2,400 calls/s). */
